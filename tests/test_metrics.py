@@ -1,6 +1,6 @@
 import pytest
 
-from unlearn.eval.metrics import aggregate, cloze_correct, mc_choice, rouge_l
+from unlearn.eval.metrics import aggregate, cloze_correct, mc_choice, parse_letter, rouge_l
 from unlearn.eval.table import before_after_table
 
 
@@ -46,3 +46,11 @@ def test_table_shows_before_and_after():
     table = before_after_table({"before/forget/text/mc_acc": 0.9, "after/forget/text/mc_acc": 0.25})
     assert "| forget | text | 0.900 -> 0.250 | - | - |" in table
     assert "multimodal" not in table
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("B", 1), ("(b)", 1), ("B: Paris", 1), ("d.", 3), ("The answer is C", 2), ("A", 0), ("a : the nurse", 0),
+    ("Bob", -1), ("a cat", -1), ("none of them", -1), ("", -1),
+])
+def test_parse_letter(text, expected):
+    assert parse_letter(text) == expected

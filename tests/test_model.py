@@ -71,3 +71,23 @@ def test_mc_scoring_modes_pick_an_option(tiny_model, small_splits):
         assert all(r["score"] == float(r["prediction"] == it.answer) for r, it in zip(records, items))
     with pytest.raises(ValueError, match="eval.mc_mode='guess'"):
         score_mc(model, proc, items, "guess")
+
+
+def test_generate_mode_reads_the_first_option_letter(tiny_model, small_splits, monkeypatch):
+    """MLLMU-Bench's MC: the generated letter decides; text without an option letter is wrong."""
+    from unlearn.eval import scoring
+    from unlearn.eval.items import flatten
+
+    model, proc = tiny_model
+    items = [it for it in flatten("forget", small_splits["forget_10"], proc.pixel_values) if it.task == "mc"][:3]
+    prompts = []
+
+    def fake_generate(model, proc, batch, max_new_tokens):
+        prompts.append(batch["input_ids"])
+        return [f"{'abcd'[items[0].answer_index]} : yes", f"( {'abcd'[(items[1].answer_index + 1) % 4]} )", "unsure"]
+
+    monkeypatch.setattr(scoring, "greedy_answers", fake_generate)
+    records = scoring.score_mc(model, proc, items, "generate")
+    assert [r["score"] for r in records] == [1.0, 0.0, 0.0]
+    assert records[0]["prediction"] == items[0].answer and records[2]["prediction"] == "unsure"
+    assert "options" in proc.decode(prompts[0][0].tolist())  # the lettered question was asked

@@ -48,7 +48,16 @@ class RunContext:
 
 
 def build_fresh_model(cfg: DictConfig):
+    if not cfg.model.get("build"):
+        raise ValueError(f"model={cfg.model.name} is loaded, not built: set model.path to a checkpoint")
     return instantiate(cfg.model.build)
+
+
+def load_configured(cfg: DictConfig, path):
+    """Load `path` with what the model config says about dtype, attention and the prompt template."""
+    m = cfg.model
+    template = OmegaConf.to_container(m.template, resolve=True) if m.get("template") else None
+    return load_model(path, m.dtype, template=template, attn_implementation=m.get("attn_implementation"))
 
 
 def vanilla_key(cfg: DictConfig) -> str:
@@ -67,6 +76,8 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path:
     """The finetuned model every unlearning run starts from: built once per (data, model, finetune) config."""
     if cfg.model.path:
         return Path(str(cfg.model.path))
+    if not cfg.model.get("build"):
+        raise ValueError(f"model={cfg.model.name} is loaded, not built: set model.path to a checkpoint")
     path = vanilla_path(cfg)
     if path.exists():
         log.info("vanilla model: reusing %s", path)
@@ -118,11 +129,11 @@ def run(cfg: DictConfig) -> dict:
     method: Callable = instantiate(cfg.method.run)
 
     if cfg.method.name == "finetune":
-        model, processor = load_model(cfg.model.path, cfg.model.dtype) if cfg.model.path else build_fresh_model(cfg)
+        model, processor = load_configured(cfg, cfg.model.path) if cfg.model.path else build_fresh_model(cfg)
         source = str(cfg.model.path or "fresh init")
     else:
         source = ensure_vanilla(cfg, benchmark)
-        model, processor = load_model(source, cfg.model.dtype)
+        model, processor = load_configured(cfg, source)
     ctx = RunContext(cfg, benchmark, model, processor, out_dir, logger)
 
     metrics: dict = {}

@@ -1,8 +1,8 @@
 """Token sequences with answer-only labels, and padding them into model batches.
 
 A sequence is [bos] (+ image tokens) then one or more `question : q answer : a <eos>` segments; only the
-answer words and their <eos> carry loss. Rows with an image contribute one entry of `pixel_values`, in
-row order, which is the order LLaVA fills image placeholders in.
+answer words and their <eos> carry loss. Rows with an image contribute their image tensors in row order,
+which is the order the models fill image placeholders in (real models: `batch_images`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from unlearn.models.chat_processor import ImageInput, batch_images
 from unlearn.models.processor import VLProcessor
 
 IGNORE = -100
@@ -20,12 +21,12 @@ IGNORE = -100
 class Example:
     input_ids: list[int]
     labels: list[int]
-    pixel_values: torch.Tensor | None = None  # (3, H, W)
+    pixel_values: torch.Tensor | ImageInput | None = None  # (3, H, W) for the embedded model
 
 
 def qa_example(proc: VLProcessor, segments: list[tuple[str, str]], pixel_values: torch.Tensor | None,
                answer_only: bool = True) -> Example:
-    ids = proc.prefix_ids(pixel_values is not None)
+    ids = proc.prefix_ids(pixel_values)
     labels = [IGNORE] * len(ids)
     for question, answer in segments:
         q, a = proc.prompt_ids(question), proc.answer_ids(answer)
@@ -36,7 +37,7 @@ def qa_example(proc: VLProcessor, segments: list[tuple[str, str]], pixel_values:
 
 def prompt_example(proc: VLProcessor, question: str, pixel_values: torch.Tensor | None) -> Example:
     """A question awaiting its answer (for generation)."""
-    ids = proc.prefix_ids(pixel_values is not None) + proc.prompt_ids(question)
+    ids = proc.prefix_ids(pixel_values) + proc.prompt_ids(question)
     return Example(ids, [IGNORE] * len(ids), pixel_values)
 
 
@@ -53,6 +54,8 @@ def collate(examples: list[Example], pad_id: int, padding_side: str = "right") -
         mask[i, sl] = 1
     batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
     images = [e.pixel_values for e in examples if e.pixel_values is not None]
-    if images:
+    if images and isinstance(images[0], ImageInput):
+        batch.update(batch_images(images, ids))
+    elif images:
         batch["pixel_values"] = torch.stack(images)
     return batch

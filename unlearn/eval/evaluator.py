@@ -42,7 +42,7 @@ class EvaluationModule(L.LightningModule):
     def validation_step(self, items: list[EvalItem], batch_idx: int, dataloader_idx: int = 0):
         task = self.tasks[dataloader_idx]
         if task == "mc":
-            self._records += score_mc(self.model, self.proc, items, self.mc_mode)
+            self._records += score_mc(self.model, self.proc, items, self.mc_mode, self.max_new_tokens)
         else:
             self._records += score_generation(self.model, self.proc, items, self.max_new_tokens)
 

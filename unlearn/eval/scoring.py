@@ -6,7 +6,7 @@ import torch
 
 from unlearn.data.collate import IGNORE, collate, prompt_example, qa_example
 from unlearn.eval.items import EvalItem
-from unlearn.eval.metrics import cloze_correct, mc_choice, rouge_l
+from unlearn.eval.metrics import cloze_correct, mc_choice, parse_letter, rouge_l
 from unlearn.models.processor import VLProcessor
 
 
@@ -30,24 +30,34 @@ def greedy_answers(model, proc: VLProcessor, batch: dict, max_new_tokens: int) -
     device = next(model.parameters()).device
     inputs = model_inputs(batch, device)
     out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                         pad_token_id=proc.tokenizer.pad_token_id, eos_token_id=proc.tokenizer.eos_token_id)
+                         pad_token_id=proc.tokenizer.pad_token_id, eos_token_id=proc.stop_token_id)
     return [proc.decode(row) for row in out[:, inputs["input_ids"].shape[1]:].tolist()]
 
 
-def letter_question(item: EvalItem) -> str:
-    opts = " ".join(f"{letter.lower()} : {text}" for letter, text in zip("ABCD", item.options))
-    return f"{item.question} options : {opts}"
+MC_MODES = ("likelihood", "letter", "generate")
 
 
-def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likelihood") -> list[dict]:
-    """Pick the option the model finds most likely (default), or the most likely option letter."""
+def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likelihood",
+             max_new_tokens: int = 8) -> list[dict]:
+    """likelihood: the option the model finds most likely (default); letter: the most likely option letter;
+    generate: greedy-generate after the lettered question and read the first option letter, as MLLMU-Bench
+    scores (no letter counts as wrong)."""
+    if mode not in MC_MODES:
+        raise ValueError(f"eval.mc_mode={mode!r}: expected one of {MC_MODES}")
+    letters = proc.option_letters
+    if mode == "generate":
+        batch = collate([prompt_example(proc, proc.letter_question(it.question, it.options), it.pixel_values)
+                         for it in items], proc.tokenizer.pad_token_id, padding_side="left")
+        out = []
+        for it, text in zip(items, greedy_answers(model, proc, batch, max_new_tokens)):
+            choice = parse_letter(text, letters)
+            out.append(it.record(it.options[choice] if choice >= 0 else text, choice == it.answer_index))
+        return out
     if mode == "likelihood":
         exs = [qa_example(proc, [(it.question, opt)], it.pixel_values) for it in items for opt in it.options]
-    elif mode == "letter":
-        exs = [qa_example(proc, [(letter_question(it), letter)], it.pixel_values)
-               for it in items for letter in ("a", "b", "c", "d")]
     else:
-        raise ValueError(f"eval.mc_mode={mode!r}: expected 'likelihood' or 'letter'")
+        exs = [qa_example(proc, [(proc.letter_question(it.question, it.options), letter)], it.pixel_values)
+               for it in items for letter in letters]
     scores = answer_logprobs(model, collate(exs, proc.tokenizer.pad_token_id)).view(len(items), -1).tolist()
     out = []
     for it, s in zip(items, scores):

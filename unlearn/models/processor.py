@@ -36,8 +36,20 @@ class VLProcessor:
     def answer_ids(self, answer: str) -> list[int]:
         return self.words(answer) + [self.tokenizer.eos_token_id]
 
-    def prefix_ids(self, with_image: bool) -> list[int]:
+    def prefix_ids(self, image) -> list[int]:
+        """`image`: this row's pixel values, or None for a text-only row."""
+        with_image = image is not None and image is not False
         return [self.tokenizer.bos_token_id] + ([self.image_token_id] * self.num_image_tokens if with_image else [])
+
+    @property
+    def stop_token_id(self) -> int:
+        return self.tokenizer.eos_token_id
+
+    option_letters = ("a", "b", "c", "d")
+
+    def letter_question(self, question: str, options: tuple[str, ...]) -> str:
+        opts = " ".join(f"{letter} : {text}" for letter, text in zip(self.option_letters, options))
+        return f"{question} options : {opts}"
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()

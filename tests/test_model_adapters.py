@@ -1,0 +1,129 @@
+"""Real-model adapters (LLaVA-1.5, Idefics2, Qwen2-VL) on tiny random checkpoints written locally."""
+
+import hashlib
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from unlearn.config import compose_config
+from unlearn.data.collate import IGNORE, collate, qa_example
+from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+from unlearn.models.loading import CheckpointError, load_model
+from unlearn.models.tiny_real import build_tiny_real, write_tiny_real
+from unlearn.pipeline import load_configured, run
+
+CONFIGS = {"llava": "llava_1_5_7b", "idefics2": "idefics2_8b", "qwen2_vl": "qwen2_vl_7b"}
+STOP = {"llava": "</s>", "idefics2": "<end_of_utterance>", "qwen2_vl": "<|im_end|>"}
+QUESTION, ANSWER = "what is the occupation of this person ?", "nurse"
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_real")
+    return {f: write_tiny_real(f, root / f) for f in CONFIGS}
+
+
+def _cfg(tmp_path, family, path, *overrides):
+    return compose_config(["debug=fast", f"model={CONFIGS[family]}", f"model.path={path}", "model.dtype=float32",
+                           "model.portrait_size=32", *overrides], tmp_path / "run", tmp_path / "cache")
+
+
+def _image(w=32, h=32):
+    return Image.new("RGB", (w, h), (200, 40, 90))
+
+
+def _digest(path):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.iterdir()) if p.is_file()}
+
+
+@pytest.mark.parametrize("family", ["llava", "idefics2"])
+def test_image_block_matches_the_stock_processor(family):
+    from transformers import Idefics2Processor, LlavaProcessor
+
+    model, tok, images = build_tiny_real(family)
+    if family == "llava":
+        stock = LlavaProcessor(image_processor=images, tokenizer=tok, patch_size=14,
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1)
+    else:
+        stock = Idefics2Processor(image_processor=images, tokenizer=tok, image_seq_len=4)
+    expected = stock(text=["<image>"], images=[_image()], return_tensors="pt", add_special_tokens=False)
+    (ours,) = ChatProcessor(tok, images, model.config, ChatTemplate()).pixel_values([_image()])
+    assert ours.block == expected["input_ids"][0].tolist()
+    for key, value in ours.tensors.items():
+        assert torch.equal(value, expected[key]), key
+
+
+def test_qwen2_vl_block_is_one_token_per_merged_patch():
+    model, tok, images = build_tiny_real("qwen2_vl")
+    images.size = {"shortest_edge": 28 * 28, "longest_edge": 56 * 112}  # pixels
+    proc = ChatProcessor(tok, images, model.config, ChatTemplate())
+    wide, square = proc.pixel_values([_image(112, 56), _image(56, 56)])
+    assert wide.tensors["image_grid_thw"].tolist() == [[1, 4, 8]] and len(wide.block) == 2 + 8
+    assert square.tensors["image_grid_thw"].tolist() == [[1, 4, 4]] and len(square.block) == 2 + 4
+    # a batch mixing the two sizes and a text-only row runs (the model checks tokens against features)
+    batch = collate([qa_example(proc, [(QUESTION, ANSWER)], im) for im in (wide, None, square)], tok.pad_token_id)
+    assert batch["pixel_values"].shape[0] == 32 + 16
+    assert batch["mm_token_type_ids"].sum().item() == 8 + 4
+    out = model(**batch)
+    assert torch.isfinite(out.loss)
+
+
+@pytest.mark.parametrize("family", list(CONFIGS))
+def test_template_puts_loss_on_the_answer_and_its_stop_token(tmp_path, checkpoints, family):
+    cfg = _cfg(tmp_path, family, checkpoints[family])
+    model, proc = load_configured(cfg, checkpoints[family])
+    assert isinstance(proc, ChatProcessor)
+    (image,) = proc.pixel_values([_image()])
+    mm, text = (qa_example(proc, [(QUESTION, ANSWER)], im) for im in (image, None))
+    tokens = proc.tokenizer.convert_ids_to_tokens
+    for ex in (mm, text):
+        supervised = [t for t, lab in zip(ex.input_ids, ex.labels) if lab != IGNORE]
+        assert tokens(supervised) == ["nurse", STOP[family]]
+    assert len(mm.input_ids) - len(text.input_ids) == len(image.block) + len(proc.words(proc.template.after_image))
+    assert image.image_token_id not in text.input_ids
+    first = tokens(mm.input_ids[:2])
+    assert first == {"llava": ["<s>", "USER:"], "idefics2": ["<s>", "User:"],
+                     "qwen2_vl": ["<|im_start|>", "system"]}[family]
+    out = model(**collate([mm, text], proc.tokenizer.pad_token_id))
+    assert torch.isfinite(out.loss)
+
+
+def test_real_checkpoint_needs_a_template_and_a_path(tmp_path, checkpoints):
+    with pytest.raises(CheckpointError, match="template"):
+        load_model(checkpoints["llava"])
+    with pytest.raises(ValueError, match="model.path"):
+        run(compose_config(["debug=fast", "model=llava_1_5_7b", "model.path=null"], tmp_path / "r", tmp_path / "c"))
+    with pytest.raises(ValueError, match="model.template.stop"):
+        model, tok, images = build_tiny_real("llava")
+        ChatProcessor(tok, images, model.config, ChatTemplate(stop="<no_such_token>"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", list(CONFIGS))
+def test_every_method_runs_on_the_family(tmp_path, checkpoints, family):
+    """Statistics pass + MANU prune, a GA epoch and the MMUnlearner mask + update, through train.py's path."""
+    source = checkpoints[family]
+    before = _digest(source)
+    runs = {"manu": [], "ga": ["method.epochs=1"], "mmunlearner": ["mmunlearner.epochs=1"]}
+    for method, extra in runs.items():
+        out = tmp_path / method
+        cfg = compose_config(["debug=fast", f"model={CONFIGS[family]}", f"model.path={source}", "model.dtype=float32",
+                              "model.portrait_size=32", f"method={method}", "eval.tasks=[mc,gen]", *extra],
+                             out, tmp_path / "cache")
+        metrics = run(cfg)
+        for split in ("forget", "retain"):
+            for form in ("multimodal", "text"):
+                assert 0.0 <= metrics[f"after/{split}/{form}/mc_acc"] <= 1.0
+        summary = json.loads((out / "metrics.json").read_text())
+        if method == "manu":
+            pruned = summary["artifacts"]["manu"]["pruned"]
+            assert pruned["vision"] > 0 and pruned["language"] > 0, pruned
+        if method == "mmunlearner":
+            assert summary["artifacts"]["mmunlearner"]["selected"] > 0
+        reloaded, _ = load_configured(cfg, out / "model")
+        original, _ = load_configured(cfg, source)
+        changed = [n for (n, a), b in zip(reloaded.named_parameters(), original.parameters()) if not torch.equal(a, b)]
+        assert changed, f"{method} left every weight of {family} unchanged"
+    assert _digest(source) == before  # the source checkpoint is never written to

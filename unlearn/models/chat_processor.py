@@ -1,0 +1,139 @@
+"""Prompts and images for real checkpoints: the tokenizer and image processor a model ships with, plus a
+chat template from the model config (`model.template`).
+
+The stock `transformers` processor classes are not used: Qwen2-VL's needs torchvision for its video
+processor, which has no CPU wheel here. What they add over the tokenizer and image processor is the
+expansion of one image placeholder into the model's image tokens; `image_block` does that per family,
+with the same rules (checked against the stock processors in tests/test_model_adapters.py).
+
+Text is tokenized piece by piece (prefix, question, answer), so the answer's tokens, which carry the
+loss, are exactly those of the answer; at piece boundaries the ids can differ from tokenizing the whole
+string at once, as in most unlearning code bases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+MM_TOKEN_TYPES = "mm_token_type_ids"
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """`prefix` + [image block + `after_image`] + `question` -> prompt; `answer` + stop token -> target."""
+
+    prefix: str = ""
+    after_image: str = ""
+    question: str = "{question}"
+    answer: str = " {answer}"
+    stop: str | None = None  # the token that ends an answer; None: the tokenizer's eos
+    bos: bool = True  # start with the tokenizer's bos token (when it has one)
+    letter_question: str = ("{question}\nA: {A}\nB: {B}\nC: {C}\nD: {D}\n"
+                            "Answer with the option's letter from the given choices directly.")
+
+
+@dataclass
+class ImageInput:
+    """One image as the model takes it: its placeholder token ids and the image processor's tensors
+    (leading dimension per image, so a batch is their concatenation)."""
+
+    block: list[int]
+    tensors: dict[str, torch.Tensor]
+    image_token_id: int
+    token_types: bool = False  # the model wants `mm_token_type_ids` (Qwen2-VL's M-RoPE)
+
+
+def image_block(family: str, config, tokenizer, image_processor, tensors: dict) -> tuple[list[int], int]:
+    """The token ids one image occupies in the prompt, and the id the model replaces by image features."""
+    if family == "llava":
+        v = config.vision_config
+        n = (v.image_size // v.patch_size) ** 2 + (config.vision_feature_select_strategy == "full")
+        return [config.image_token_id] * n, config.image_token_id
+    if family == "idefics2":
+        fake = tokenizer.convert_tokens_to_ids("<fake_token_around_image>")
+        n_latents = config.perceiver_config.resampler_n_latents
+        crops = tensors["pixel_values"].shape[1]  # 5 with image splitting, else 1
+        return [fake] + ([config.image_token_id] * n_latents + [fake]) * crops, config.image_token_id
+    if family in ("qwen2_vl", "qwen2_5_vl"):
+        n = int(tensors["image_grid_thw"][0].prod()) // image_processor.merge_size ** 2
+        block = [config.vision_start_token_id] + [config.image_token_id] * n + [config.vision_end_token_id]
+        return block, config.image_token_id
+    raise ValueError(f"model type {family!r} has no image adapter; supported: llava, idefics2, qwen2_vl")
+
+
+class ChatProcessor:
+    """Same interface as the embedded `VLProcessor`: prefix/prompt/answer ids, images, decode."""
+
+    def __init__(self, tokenizer, image_processor, config, template: ChatTemplate):
+        self.tokenizer, self.image_processor, self.config = tokenizer, image_processor, config
+        self.family = config.model_type
+        self.template = template
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        stop = template.stop or tokenizer.eos_token
+        self.stop_token_id = tokenizer.convert_tokens_to_ids(stop)
+        if self.stop_token_id is None or self.stop_token_id == tokenizer.unk_token_id:
+            raise ValueError(f"model.template.stop={stop!r} is not a token of this tokenizer")
+        image_block(self.family, config, tokenizer, image_processor,
+                    {"pixel_values": torch.zeros(1, 1), "image_grid_thw": torch.ones(1, 3, dtype=torch.long)})
+
+    # --- text ---------------------------------------------------------------------------------
+    def words(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False) if text else []
+
+    def prefix_ids(self, image: ImageInput | None) -> list[int]:
+        bos = [self.tokenizer.bos_token_id] if self.template.bos and self.tokenizer.bos_token_id is not None else []
+        ids = bos + self.words(self.template.prefix)
+        if image is not None:
+            ids += image.block + self.words(self.template.after_image)
+        return ids
+
+    def prompt_ids(self, question: str) -> list[int]:
+        return self.words(self.template.question.format(question=question))
+
+    def answer_ids(self, answer: str) -> list[int]:
+        return self.words(self.template.answer.format(answer=answer)) + [self.stop_token_id]
+
+    option_letters = ("A", "B", "C", "D")
+
+    def letter_question(self, question: str, options: tuple[str, ...]) -> str:
+        return self.template.letter_question.format(question=question, **dict(zip("ABCD", options)))
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+    # --- images -------------------------------------------------------------------------------
+    def pixel_values(self, images) -> list[ImageInput]:
+        out = []
+        for im in images:
+            t = dict(self.image_processor(images=[im.convert("RGB")], return_tensors="pt"))
+            block, image_id = image_block(self.family, self.config, self.tokenizer, self.image_processor, t)
+            out.append(ImageInput(block, t, image_id, token_types=self.family in ("qwen2_vl", "qwen2_5_vl")))
+        return out
+
+    # --- persistence --------------------------------------------------------------------------
+    def save_pretrained(self, path: str | Path) -> None:
+        self.tokenizer.save_pretrained(path)
+        self.image_processor.save_pretrained(path)
+
+
+def batch_images(images: list[ImageInput], input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Concatenate per-image tensors (zero-padding spatial sizes that differ, with their pixel masks)."""
+    out: dict[str, torch.Tensor] = {}
+    for key in images[0].tensors:
+        parts = [im.tensors[key] for im in images]
+        if len({p.shape[1:] for p in parts}) > 1:
+            dims = [max(p.shape[d] for p in parts) for d in range(1, parts[0].dim())]
+            padded = []
+            for p in parts:
+                q = p.new_zeros((p.shape[0], *dims))
+                q[tuple(slice(0, s) for s in p.shape)] = p
+                padded.append(q)
+            parts = padded
+        out[key] = torch.cat(parts)
+    if images[0].token_types:
+        out[MM_TOKEN_TYPES] = (input_ids == images[0].image_token_id).int()
+    return out
