@@ -127,3 +127,47 @@ def test_every_method_runs_on_the_family(tmp_path, checkpoints, family):
         changed = [n for (n, a), b in zip(reloaded.named_parameters(), original.parameters()) if not torch.equal(a, b)]
         assert changed, f"{method} left every weight of {family} unchanged"
     assert _digest(source) == before  # the source checkpoint is never written to
+
+
+def test_fsdp_config_shards_the_family_blocks(tmp_path, checkpoints):
+    from hydra.utils import instantiate
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    from unlearn.strategies import refuse_fsdp, uses_fsdp
+
+    for family, name in CONFIGS.items():
+        cfg = _cfg(tmp_path, family, checkpoints[family], "trainer=fsdp")
+        assert uses_fsdp(cfg.trainer)
+        strategy = instantiate(cfg.trainer.strategy)
+        assert isinstance(strategy, FSDPStrategy)
+        model, _ = load_configured(cfg, checkpoints[family])
+        wrapped = {type(m) for m in model.modules()} & strategy.kwargs["auto_wrap_policy"]._module_classes
+        assert len(wrapped) == 2, (family, wrapped)  # one language block class, one vision block class
+    with pytest.raises(ValueError, match="method=manu does not run under trainer=fsdp"):
+        refuse_fsdp(cfg, "manu", "use trainer=ddp")
+    assert not uses_fsdp(_cfg(tmp_path, "llava", checkpoints["llava"], "trainer=ddp").trainer)
+
+
+def test_gradient_checkpointing_does_not_double_count_statistics(tmp_path, checkpoints):
+    """Checkpointed blocks rerun their forward in backward, with grad enabled; the hooks skip those calls."""
+    from types import SimpleNamespace
+
+    from callbacks.activation_stats import ActivationStatistics
+
+    cfg = _cfg(tmp_path, "llava", checkpoints["llava"], "model.gradient_checkpointing=true")
+    model, proc = load_configured(cfg, checkpoints["llava"])
+    batch = collate([qa_example(proc, [(QUESTION, ANSWER)], proc.pixel_values([_image()])[0])],
+                    proc.tokenizer.pad_token_id)
+    stats = ActivationStatistics(dict(cfg.model.mlp_modules))
+    stats.attach(model)
+    pass_module = SimpleNamespace(loader_keys=["forget"])
+    stats.on_validation_batch_start(None, pass_module, batch, 0)
+    with torch.no_grad():
+        model.eval()(**batch)
+    counts = {n: m.count.item() for n, m in stats.moments["forget"].items()}
+    model.train()
+    model(**batch).loss.backward()  # a forward, then the recomputed forwards, all in grad mode
+    stats.detach()
+    assert stats.skipped_grad_calls > len(counts)  # the grad-mode forward plus recomputes
+    assert {n: m.count.item() for n, m in stats.moments["forget"].items()} == counts
+    assert counts[next(n for n in counts if "language_model" in n)] == batch["input_ids"].numel()

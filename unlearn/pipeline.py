@@ -57,7 +57,10 @@ def load_configured(cfg: DictConfig, path):
     """Load `path` with what the model config says about dtype, attention and the prompt template."""
     m = cfg.model
     template = OmegaConf.to_container(m.template, resolve=True) if m.get("template") else None
-    return load_model(path, m.dtype, template=template, attn_implementation=m.get("attn_implementation"))
+    model, processor = load_model(path, m.dtype, template=template, attn_implementation=m.get("attn_implementation"))
+    if m.get("gradient_checkpointing"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    return model, processor
 
 
 def vanilla_key(cfg: DictConfig) -> str:

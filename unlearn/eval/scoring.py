@@ -25,11 +25,18 @@ def answer_logprobs(model, batch: dict) -> torch.Tensor:
     return (logp * mask).sum(-1)
 
 
+def _sharded(model) -> bool:
+    """Under FSDP every rank must run the same number of forward passes, even after its answers ended."""
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    return any(isinstance(m, FullyShardedDataParallel) for m in model.modules())
+
+
 @torch.no_grad()
 def greedy_answers(model, proc: VLProcessor, batch: dict, max_new_tokens: int) -> list[str]:
     device = next(model.parameters()).device
     inputs = model_inputs(batch, device)
-    out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+    out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, synced_gpus=_sharded(model),
                          pad_token_id=proc.tokenizer.pad_token_id, eos_token_id=proc.stop_token_id)
     return [proc.decode(row) for row in out[:, inputs["input_ids"].shape[1]:].tolist()]
 

@@ -16,6 +16,7 @@ from callbacks.neuron_pruning import NeuronPruning
 from unlearn.data.collate import collate
 from unlearn.data.sequences import QASequences
 from unlearn.eval.scoring import model_inputs
+from unlearn.strategies import refuse_fsdp
 
 
 class ActivationPass(L.LightningModule):
@@ -53,6 +54,7 @@ def statistics_datasets(ctx, max_retain_people: int | None = None) -> dict:
 
 def run(ctx) -> None:
     m = ctx.cfg.manu
+    refuse_fsdp(ctx.cfg, "manu", "its statistics pass is forward-only, so use trainer=ddp (a 7-8B model fits one GPU)")
     stats = ActivationStatistics(dict(ctx.cfg.model.mlp_modules), tau=m.tau, neuron=m.neuron)
     pruning = NeuronPruning(stats, alpha=m.alpha, score=m.score, weights=dict(m.weights) if m.weights else None,
                             scope=m.scope, mode=m.prune.mode, factor=m.prune.factor, out_dir=ctx.out_dir / "manu")
