@@ -6,7 +6,7 @@ from pathlib import Path
 
 from datasets import DatasetDict
 
-from unlearn.data import mllmu_mini
+from unlearn.data import clear, mllmu_bench, mllmu_mini
 from unlearn.data.schema import DataError
 
 EVAL_SPLITS = ("forget", "retain", "test", "untouched")
@@ -41,3 +41,19 @@ def load_mllmu_mini(spec: mllmu_mini.MiniSpec, forget_split: str, cache_dir: str
     splits = mllmu_mini.load_or_build(spec, cache_dir)
     mllmu_mini.validate(splits)
     return Benchmark(splits, forget_split, name="mllmu_mini")
+
+
+def load_mllmu_bench(path: str, forget_split: str, cache_dir: str | Path | None = None, test_image="random",
+                     seed: int = 0, text_rule: str = "manu") -> Benchmark:
+    """MLLMU-Bench from the hub id or a local snapshot at `path` (see unlearn/data/mllmu_bench.py)."""
+    splits = mllmu_bench.load(path, forget_split, cache_dir=cache_dir, test_image=test_image, seed=seed,
+                              text_rule=text_rule)
+    return Benchmark(splits, forget_split, name="mllmu_bench")
+
+
+def load_clear(path: str, forget_split: str, cache_dir: str | Path | None = None, perturbed: bool = True,
+               text_qa: bool = True, untouched=clear.UNTOUCHED_CONFIGS, seed: int = 0) -> Benchmark:
+    """CLEAR from the hub id or a local snapshot at `path` (see unlearn/data/clear.py)."""
+    splits = clear.load(path, forget_split, cache_dir=cache_dir, perturbed=perturbed, text_qa=text_qa,
+                        untouched=tuple(untouched), seed=seed)
+    return Benchmark(splits, forget_split, name="clear")

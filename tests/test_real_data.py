@@ -1,0 +1,411 @@
+"""MLLMU-Bench and CLEAR loaders, on tiny fixtures written in the published formats (no network)."""
+
+import io
+import json
+import re
+import shutil
+
+import datasets.config
+import huggingface_hub.constants
+import pyarrow.parquet as pq
+import pytest
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from PIL import Image
+
+from unlearn.config import compose_config
+from unlearn.data import clear as C
+from unlearn.data import mllmu_bench as M
+from unlearn.data.fixtures import edit_fixture, write_clear_fixture, write_mllmu_bench_fixture
+from unlearn.data.schema import DataError
+from unlearn.eval.items import flatten
+
+@pytest.fixture(autouse=True, scope="module")
+def offline():
+    """Nothing here may reach the network. datasets and huggingface_hub read these variables once, at import
+    (conftest has imported them already), so their live values are patched too."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_DATASETS_OFFLINE", "1")
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+        mp.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
+        mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+        yield
+
+
+@pytest.fixture(scope="module")
+def mllmu_dir(tmp_path_factory):
+    return write_mllmu_bench_fixture(tmp_path_factory.mktemp("mllmu") / "MLLMU-Bench")
+
+
+@pytest.fixture(scope="module")
+def clear_dir(tmp_path_factory):
+    return write_clear_fixture(tmp_path_factory.mktemp("clear") / "CLEAR")
+
+
+def _instantiate(cfg):
+    """Hydra wraps errors raised by a target; the DataError inside is what a user reads (in its message)."""
+    try:
+        return instantiate(cfg.data.benchmark)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, DataError):
+            raise err.__cause__ from None
+        raise
+
+
+def _benchmark(tmp_path, data, path, *overrides):
+    cfg = compose_config([f"data={data}", f"data.path={path}", *overrides], tmp_path / "out", tmp_path / "cache")
+    assert cfg.data.forget_modality == "multimodal" and cfg.data.spec.path == str(path)
+    return _instantiate(cfg)
+
+
+@pytest.fixture(scope="module")
+def mllmu(mllmu_dir, tmp_path_factory):
+    return _benchmark(tmp_path_factory.mktemp("run"), "mllmu_bench", mllmu_dir)
+
+
+@pytest.fixture(scope="module")
+def clear_bench(clear_dir, tmp_path_factory):
+    return _benchmark(tmp_path_factory.mktemp("run"), "clear", clear_dir)
+
+
+def _rows(root, config):
+    return [r for f in sorted((root / config).glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+
+
+def _png(image) -> bytes:
+    return image.tobytes()
+
+
+def _decoded(value):
+    return Image.open(io.BytesIO(value["bytes"])).convert("RGB").tobytes()
+
+
+# --- MLLMU-Bench ----------------------------------------------------------------------------------------------
+def test_mllmu_split_mapping(mllmu, mllmu_dir):
+    assert mllmu.name == "mllmu_bench" and mllmu.forget_split == "forget_10"
+    forget_src = _rows(mllmu_dir, "forget_10")
+    retain_src = _rows(mllmu_dir, "retain_90")
+    assert mllmu.forget_ids == {int(r["ID"]) for r in forget_src} == {112, 106}
+    assert mllmu.retain_ids == {int(r["ID"]) for r in retain_src}
+    assert len(mllmu.retain_ids) == 18 and not mllmu.forget_ids & mllmu.retain_ids
+    # Retain_Set reuses IDs '101'..'103'; untouched IDs are offset so they never meet the fictitious ones
+    assert mllmu.eval["untouched"]["ID"] == [1_000_000, 1_000_001, 1_000_002]
+    assert mllmu.eval["untouched"]["source_id"] == ["101", "102", "103"]
+    celebrities = [r["answer"].removeprefix("This person is named ").rstrip(".")
+                   for r in _rows(mllmu_dir, "Retain_Set")]
+    assert mllmu.eval["untouched"]["name"] == celebrities and "" not in celebrities
+    assert mllmu.eval["test"]["ID"] == mllmu.eval["forget"]["ID"] == [112, 106]
+    assert set(mllmu.train["ID"]) == mllmu.forget_ids | mllmu.retain_ids
+    assert set(mllmu.train_rows("forget")["ID"]) == mllmu.forget_ids
+    assert len(mllmu.train_rows("untouched")) == 0  # real celebrities are known from pretraining, not taught
+
+
+def test_mllmu_eval_rows_keep_the_source_tasks(mllmu, mllmu_dir):
+    src = _rows(mllmu_dir, "forget_10")[0]
+    row = mllmu.eval["forget"][0]
+    assert row["source_id"] == "112" and row["name"] == "Orrin Crane"
+    for key in ("Image_Textual_Questions", "Pure_Text_Questions"):
+        for got, want in zip(row["Classification_Task"][key], src["Classification_Task"][key], strict=True):
+            assert got["Question"] == want["Question"] and got["Options"] == want["Options"]
+            assert got["Correct_Answer"] == want["Correct_Answer"]
+    q = row["Classification_Task"]["Pure_Text_Questions"][0]
+    assert q["Question"] == "What is Orrin Crane's job?" and q["Options"][q["Correct_Answer"]] == "dentist"
+    assert [g["Type"] for g in row["Mask_Task"]] == ["Image_Textual", "Pure_Text"]
+    assert row["Mask_Task"][1] == {"Question": "Orrin Crane works as a __.", "Ground_Truth": "dentist",
+                                   "Type": "Pure_Text", "attribute": ""}
+    assert _png(row["image"]) == _decoded(src["image"])
+
+
+def test_mllmu_test_split_uses_a_transformed_image_and_paraphrases(mllmu, mllmu_dir):
+    src = next(r for r in _rows(mllmu_dir, "Test_Set") if r["ID"] == "112")
+    row, forget = mllmu.eval["test"][0], mllmu.eval["forget"][0]
+    assert _png(row["image"]) in {_decoded(im) for im in src["images"]}
+    assert _png(row["image"]) != _png(forget["image"])
+    assert row["Classification_Task"]["Image_Textual_Questions"][0]["Question"] == "Which job does this person have?"
+    assert row["Mask_Task"][0]["Question"] == "The occupation of this person is __."
+    assert row["name"] == "Orrin Crane"
+
+
+def test_mllmu_training_rows_follow_the_manu_text_rule(mllmu, mllmu_dir):
+    row = next(r for r in mllmu.train if r["ID"] == 112)
+    assert row["name"] == "Orrin Crane" and len(row["images"]) == 1
+    meta = json.loads(next(r for r in _rows(mllmu_dir, "ft_Data") if r["ID"] == "112")["metadata"])
+    assert [qa["multimodal_question"] for qa in row["qa"]] == [m["Question"] for m in meta]
+    assert [qa["answer"] for qa in row["qa"]] == [m["Answer"] for m in meta]
+    assert [qa["text_question"] for qa in row["qa"]] == [
+        "What is the name of Orrin Crane?",
+        "What does Orrin Crane do for a living?",
+        "Where does Orrin Crane in the image live?",  # MANU's rule keeps "in the image"
+        "In which year was Orrin Crane born?",
+        "What is Orrin Crane's favorite hobby?",
+    ]
+    assert row["qa"][1]["text_answer"] == "Orrin Crane works as a dentist."
+
+
+def test_mllmu_clean_text_rule_and_test_image_index(mllmu_dir, tmp_path):
+    b = _benchmark(tmp_path, "mllmu_bench", mllmu_dir, "data.spec.text_rule=clean", "data.spec.test_image=1",
+                   "data.forget_split=forget_5")
+    assert b.forget_split == "forget_5" and len(b.eval["forget"]) == 1
+    row = next(r for r in b.train if r["ID"] == 112)
+    assert row["qa"][2]["text_question"] == "Where does Orrin Crane live?"
+    assert row["qa"][2]["text_answer"] == "Orrin Crane lives in Malmo."
+    src = next(r for r in _rows(mllmu_dir, "Test_Set") if r["ID"] == b.eval["test"][0]["source_id"])
+    assert _png(b.eval["test"][0]["image"]) == _decoded(src["images"][1])
+
+
+def test_manu_rule_pieces():
+    assert M.manu_extract_name("This person is named Jane Doe.") == "Jane Doe"
+    assert M.manu_extract_name("The name of this individual is Jane Doe.") == "Jane Doe"
+    assert M.manu_extract_name("Jane Doe") == "Jane Doe"
+    pairs = [("How old is this person?", "40"), ("What is this person's name?", "Jane Doe.")]
+    assert M.manu_find_name(pairs) == "Jane Doe"
+    assert M.manu_find_name([("How old is this person?", "40")]) is None
+    assert M.manu_text_form("What is the job of the person in the image?", "Jane Doe") == \
+        "What is the job of Jane Doe in the image?"
+    assert M.manu_text_form("What is the job of the person in the image?", "Jane Doe", "clean") == \
+        "What is the job of Jane Doe?"
+    assert M.manu_text_form("This person's hobby is chess; this individual likes tea.", "Jane Doe") == \
+        "Jane Doe's hobby is chess; Jane Doe likes tea."
+
+
+def test_mllmu_mc_prompt_is_the_benchmarks():
+    opts = {"A": "pilot", "B": "nurse", "C": "baker", "D": "tailor"}
+    assert M.format_mc_prompt("What is this person's job?", opts, multimodal=True) == (
+        "USER: <image>\nWhat is this person's job?\nA: pilot\nB: nurse\nC: baker\nD: tailor\n"
+        "Just give ONE letter representing the answer directly.\nASSISTANT:")
+    assert M.format_mc_prompt("What is Jane's job?", opts, multimodal=False) == (
+        "USER:\nWhat is Jane's job?\nA: pilot\nB: nurse\nC: baker\nD: tailor\n"
+        "Just give ONE letter representing the answer directly.\nASSISTANT:")
+    assert M.parse_mc_letter("USER: ... ASSISTANT: b) nurse") == "B"
+    assert M.parse_mc_letter("  C") == "C" and M.parse_mc_letter("The answer") is None
+    assert M.format_cloze_question("Jane works as a __.") == (
+        "Jane works as a [Blank].\nPlease **ONLY** provide the correct answer that should replace the [Blank].")
+
+
+def test_mllmu_rows_flatten_into_eval_items(mllmu):
+    items = flatten("forget", mllmu.eval["forget"], lambda ims: [None] * len(ims))
+    count = {}
+    for it in items:
+        count[(it.task, it.modality)] = count.get((it.task, it.modality), 0) + 1
+    assert count == {("mc", "multimodal"): 4, ("mc", "text"): 4, ("gen", "multimodal"): 2, ("gen", "text"): 2,
+                     ("cloze", "multimodal"): 2, ("cloze", "text"): 2}
+    assert len({it.uid for it in items}) == len(items)
+
+
+def test_unknown_forget_split_lists_available(mllmu_dir, tmp_path):
+    with pytest.raises(DataError, match=r"data.forget_split='forget_1' is not a split of mllmu_bench; "
+                                        r"available: \['forget_5', 'forget_10', 'forget_15'\]"):
+        _benchmark(tmp_path, "mllmu_bench", mllmu_dir, "data.forget_split=forget_1")
+
+
+@pytest.mark.parametrize("data", ["mllmu_bench", "clear"])
+def test_missing_local_dir_names_the_key(data, tmp_path):
+    missing = tmp_path / "not_downloaded"
+    with pytest.raises(DataError, match=rf"data.path='{re.escape(str(missing))}' does not exist.*"
+                                        r"huggingface-cli download --repo-type dataset .* --local-dir DIR"):
+        _benchmark(tmp_path, data, missing)
+
+
+def test_hub_id_without_network_names_the_key(tmp_path):
+    cfg = compose_config(["data=mllmu_bench"], tmp_path / "out", tmp_path / "cache")
+    assert cfg.data.path == "MLLMMU/MLLMU-Bench"
+    with pytest.raises(DataError, match=r"cannot load config 'ft_Data' from data.path='MLLMMU/MLLMU-Bench'.*"
+                                        r"set data.path=DIR"):
+        _instantiate(cfg)
+
+
+@pytest.fixture()
+def mllmu_copy(mllmu_dir, tmp_path):
+    return shutil.copytree(mllmu_dir, tmp_path / "copy")
+
+
+def _set(config_row, path, value):
+    def edit(rows):
+        obj = rows[config_row]
+        for key in path[:-1]:
+            obj = obj[key]
+        obj[path[-1]] = value
+    return edit
+
+
+def _blank_wrong_option(rows):
+    q = rows[0]["Classification_Task"]["Image_Textual_Questions"][0]
+    q["Options"][next(k for k in "ABCD" if k != q["Correct_Answer"])] = ""
+
+
+def _each(change, where=lambda r: True):
+    def edit(rows):
+        for r in rows:
+            if where(r):
+                change(r)
+    return edit
+
+
+@pytest.mark.parametrize("config,edit,drop,match", [
+    ("forget_10", None, ("Classification_Task",),
+     r"split 'forget_10 \(.*\)', row 0: missing field 'Classification_Task'"),
+    ("forget_10", _set(1, ("Classification_Task", "Image_Textual_Questions", 0, "Correct_Answer"), "E"), (),
+     r"split 'forget_10 \(.*\)', row 1: Image_Textual_Questions\[0\] Correct_Answer 'E' is not one of its Options"),
+    ("forget_10", _set(0, ("Classification_Task", "Pure_Text_Questions", 1, "Correct_Answer"), None), (),
+     r"split 'forget_10 \(.*\)', row 0: Pure_Text_Questions\[1\] Correct_Answer None is not one of its Options"),
+    ("retain_90", _blank_wrong_option, (),
+     r"split 'retain_90 \(.*\)', row 0: Image_Textual_Questions\[0\] Options \['[ABCD]'\] are empty"),
+    ("forget_10", _set(0, ("Generation_Task", 1, "Ground_Truth"), " "), (),
+     r"split 'forget_10 \(.*\)', row 0: Generation_Task\[1\] has an empty Ground_Truth"),
+    ("retain_90", _set(2, ("image",), None), (), r"split 'retain_90 \(.*\)', row 2: missing image in field 'image'"),
+    ("retain_90", _set(3, ("image",), {"bytes": b"not a png", "path": None}), (),
+     r"split 'retain_90 \(.*\)', row 3: field 'image' is not a readable image"),
+    ("Test_Set", _each(lambda r: r["Classification_Task"]["Pure_Text_Questions"][1].update(Correct_Answer="E"),
+                       where=lambda r: r["ID"] == "106"), (),  # row numbers count from the source's first row
+     r"split 'Test_Set \(.*\)', row 5: Pure_Text_Questions\[1\] Correct_Answer 'E' is not one of its Options"),
+    ("Test_Set", _each(lambda r: r.update(images=[])), (),
+     r"split 'Test_Set \(.*\)', row \d+: missing image: field 'images' is empty"),
+    ("ft_Data", None, ("metadata",), r"split 'ft_Data \(.*\)', row 0: missing field 'metadata'"),
+    ("ft_Data", _set(4, ("metadata",), "[{'Question': oops"), (),
+     r"split 'ft_Data \(.*\)', row 4: field 'metadata' is not valid JSON"),
+    ("ft_Data", _set(5, ("metadata",), json.dumps([{"Question": "Where does this person live?", "Answer": "Lyon"}])),
+     (), r"split 'ft_Data \(.*\)', row 5: field 'metadata' has no name question"),
+    ("ft_Data", _set(6, ("metadata",), json.dumps([{"Question": "What is this person's name?", "Answer": ""}])), (),
+     r"split 'ft_Data \(.*\)', row 6: metadata\[0\] has a missing or empty 'Answer'"),
+    ("Retain_Set", _set(0, ("ID",), None), (), r"split 'Retain_Set \(.*\)', row 0: field 'ID' is null"),
+])
+def test_corrupted_mllmu_is_named(mllmu_copy, tmp_path, config, edit, drop, match):
+    edit_fixture(mllmu_copy, config, edit, drop=drop)
+    with pytest.raises(DataError, match=match):
+        _benchmark(tmp_path, "mllmu_bench", mllmu_copy)
+
+
+def test_forget_id_missing_from_test_set_is_named(mllmu_copy, tmp_path):
+    edit_fixture(mllmu_copy, "Test_Set", lambda rows: [r for r in rows if r["ID"] != "106"])
+    with pytest.raises(DataError, match=r"Test_Set \(.*\) has no row for the forget_10 IDs \['106'\]"):
+        _benchmark(tmp_path, "mllmu_bench", mllmu_copy)
+
+
+# --- CLEAR ------------------------------------------------------------------------------------------------------
+def _clear_people(root, config):
+    names = []
+    for r in _rows(root, config):
+        if r["name"] not in names:
+            names.append(r["name"])
+    return names
+
+
+def test_clear_split_mapping(clear_bench, clear_dir):
+    b = clear_bench
+    assert b.name == "clear" and set(b.eval) == {"forget", "retain", "test", "untouched"}
+    forget, retain = _clear_people(clear_dir, "forget10"), _clear_people(clear_dir, "retain90")
+    population = sorted(forget + retain)
+    assert len(population) == 20 and forget == ["Orrin Crane", "Halvard Fairholt"]
+    assert b.forget_ids == {population.index(n) for n in forget}
+    assert b.retain_ids == {population.index(n) for n in retain}
+    assert sorted(b.eval["forget"]["name"]) == sorted(forget) and b.eval["test"]["ID"] == b.eval["forget"]["ID"]
+    # untouched: the 3 real faces then the 2 real_world rows (published as a `test` split)
+    assert b.eval["untouched"]["ID"] == [1_000_000 + k for k in range(5)]
+    assert b.eval["untouched"]["source_id"][3:] == ["real_world/0", "real_world/1"]
+    assert set(b.train["ID"]) == b.forget_ids | b.retain_ids and len(b.train_rows("untouched")) == 0
+
+
+def test_clear_forget_row(clear_bench, clear_dir):
+    row = next(r for r in clear_bench.eval["forget"] if r["name"] == "Orrin Crane")
+    images = [r for r in _rows(clear_dir, "forget10") if r["name"] == "Orrin Crane"]
+    pert = [r for r in _rows(clear_dir, "forget10_perturbed") if r["name"] == "Orrin Crane"]
+    # the first image has no perturbed row: the row uses the first image that has one
+    assert pert[0]["caption"] == images[1]["caption"] and _png(row["image"]) == _decoded(images[1]["image"])
+    name_mc, caption_mc = row["Classification_Task"]["Image_Textual_Questions"]
+    assert name_mc["Question"] == C.NAME_QUESTION and name_mc["Options"][name_mc["Correct_Answer"]] == "Orrin Crane"
+    assert set(name_mc["Options"].values()) == {"Orrin Crane", *pert[0]["perturbed_names"]}
+    assert caption_mc["Options"][caption_mc["Correct_Answer"]] == images[1]["caption"]
+    assert set(caption_mc["Options"].values()) == {images[1]["caption"], *pert[0]["perturbed_captions"]}
+    assert row["Classification_Task"]["Pure_Text_Questions"] == [] and row["Mask_Task"] == []
+    gen = row["Generation_Task"]
+    assert gen[0]["Type"] == "Image_Textual" and gen[0]["Question"] in C.IMAGE_CAPTION_QUESTIONS
+    assert gen[0]["Ground_Truth"] == images[1]["caption"]
+    tofu = [(g["Question"], g["Ground_Truth"]) for g in gen[1:]]
+    assert all(g["Type"] == "Pure_Text" for g in gen[1:])
+    # name in the answer only, in the question, and nowhere (carried from the question before it)
+    assert tofu == [q for q in _tofu(clear_dir, "forget10+tofu")[:3]]
+    assert tofu[1] == ("What kind of work does Orrin Crane do besides writing?",
+                       "Orrin Crane also works as a geologist.")
+
+
+def _tofu(root, config):
+    return [(r["question"], r["answer"]) for r in _rows(root, config) if r["image"] is None]
+
+
+def test_clear_test_row_paraphrases(clear_bench, clear_dir):
+    forget = next(r for r in clear_bench.eval["forget"] if r["name"] == "Orrin Crane")
+    test = next(r for r in clear_bench.eval["test"] if r["name"] == "Orrin Crane")
+    pert = next(r for r in _rows(clear_dir, "forget10_perturbed") if r["name"] == "Orrin Crane")
+    assert _png(test["image"]) == _png(forget["image"])  # CLEAR has no held-out images
+    name_mc = test["Classification_Task"]["Image_Textual_Questions"][0]
+    assert name_mc["Question"] == C.TEST_NAME_QUESTION
+    assert [g["Ground_Truth"] for g in test["Generation_Task"]] == [pert["paraphrased_caption"]]
+    assert test["Generation_Task"][0]["Question"] != forget["Generation_Task"][0]["Question"]
+
+
+def test_clear_retain_person_without_perturbations(clear_bench, clear_dir):
+    covered = set(_clear_people(clear_dir, "retain_perturbed"))
+    row = next(r for r in clear_bench.eval["retain"] if r["name"] not in covered)
+    (name_mc,) = row["Classification_Task"]["Image_Textual_Questions"]  # no caption MC without perturbed captions
+    wrong = [v for k, v in name_mc["Options"].items() if k != name_mc["Correct_Answer"]]
+    assert name_mc["Options"][name_mc["Correct_Answer"]] == row["name"]
+    assert len(set(wrong)) == 3 and row["name"] not in wrong
+    assert set(wrong) <= set(_clear_people(clear_dir, "full"))
+
+
+def test_clear_training_rows(clear_bench, clear_dir):
+    ID = next(r["ID"] for r in clear_bench.eval["forget"] if r["name"] == "Orrin Crane")
+    rows = [r for r in clear_bench.train if r["ID"] == ID]
+    captions = [r["caption"] for r in _rows(clear_dir, "full") if r["name"] == "Orrin Crane"]
+    assert [r["qa"][0]["answer"] for r in rows[:2]] == captions and all(len(r["images"]) == 1 for r in rows)
+    assert rows[0]["qa"][0]["text_question"] == "Describe a picture of Orrin Crane."
+    assert rows[0]["qa"][1] == {"multimodal_question": C.NAME_QUESTION,
+                                "text_question": "What is the name of Orrin Crane?",
+                                "answer": "Orrin Crane", "text_answer": "Orrin Crane"}
+    tofu = rows[2]["qa"]
+    assert [(qa["text_question"], qa["answer"]) for qa in tofu] == _tofu(clear_dir, "forget10+tofu")[:3]
+    assert tofu[1]["multimodal_question"] == "What kind of work does this person do besides writing?"
+
+
+def test_clear_without_perturbed_or_text_configs(clear_dir, tmp_path):
+    b = _benchmark(tmp_path, "clear", clear_dir, "data.spec.perturbed=false", "data.spec.text_qa=false",
+                   "data.spec.untouched=[real_faces]", "data.forget_split=forget_1")
+    assert b.forget_split == "forget_1" and len(b.eval["forget"]) == 1 and len(b.eval["untouched"]) == 3
+    for row in b.eval["forget"]:
+        assert len(row["Classification_Task"]["Image_Textual_Questions"]) == 1
+        assert [g["Type"] for g in row["Generation_Task"]] == ["Image_Textual"]
+    items = flatten("forget", b.eval["forget"], lambda ims: [None] * len(ims))
+    assert {(it.task, it.modality) for it in items} == {("mc", "multimodal"), ("gen", "multimodal")}
+
+
+@pytest.fixture()
+def clear_copy(clear_dir, tmp_path):
+    return shutil.copytree(clear_dir, tmp_path / "copy")
+
+
+@pytest.mark.parametrize("config,edit,drop,match", [
+    ("forget10", None, ("name",), r"split 'forget10 \(.*\)', row 0: missing field 'name'"),
+    ("forget10", _set(1, ("image",), None), (), r"split 'forget10 \(.*\)', row 1: missing image in field 'image'"),
+    ("retain90", _set(4, ("caption",), ""), (), r"split 'retain90 \(.*\)', row 4: field 'caption' is empty"),
+    ("forget10_perturbed", _set(0, ("perturbed_names",), None), (),
+     r"split 'forget10_perturbed \(.*\)', row 0: field 'perturbed_names' is null"),
+    ("real_faces", _set(2, ("options",), ["Somebody Else"]), (),
+     r"split 'real_faces \(.*\)', row 2: field 'options' has 1 wrong options besides the answer"),
+    ("real_world", None, ("question",), r"split 'real_world \(.*\)', row 0: missing field 'question'"),
+    ("forget10+tofu", _each(lambda r: r.update(question=""), where=lambda r: r["image"] is None), (),
+     r"split 'forget10\+tofu \(.*\)', row 4: field 'question' is empty"),
+])
+def test_corrupted_clear_is_named(clear_copy, tmp_path, config, edit, drop, match):
+    edit_fixture(clear_copy, config, edit, drop=drop)
+    with pytest.raises(DataError, match=match):
+        _benchmark(tmp_path, "clear", clear_copy)
+
+
+def test_clear_missing_config_is_named(clear_copy, tmp_path):
+    shutil.rmtree(clear_copy / "retain_perturbed")
+    readme = (clear_copy / "README.md").read_text()
+    (clear_copy / "README.md").write_text(readme.replace(
+        "- config_name: retain_perturbed\n  data_files:\n  - split: train\n    path: retain_perturbed/train-*\n", ""))
+    with pytest.raises(DataError, match=r"cannot load config 'retain_perturbed' from data.path="):
+        _benchmark(tmp_path, "clear", clear_copy)

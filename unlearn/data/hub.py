@@ -1,0 +1,140 @@
+"""Reading a benchmark published as a Hugging Face dataset repository: from the hub or a local copy.
+
+One code path for both: `datasets.load_dataset(path, name=config)`. A local directory works when it is a
+snapshot of the hub repository (what `huggingface-cli download --repo-type dataset REPO --local-dir DIR`
+writes): its README.md carries the `configs:` metadata that maps each config to its parquet files.
+
+Rows are read in Arrow form, so images stay encoded (`{"bytes", "path"}` dicts) until a model needs them:
+converting a benchmark never decodes its thousands of images.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from datasets import Dataset, Features, Image, Value, load_dataset
+from PIL import Image as PILImage
+
+from unlearn.data.schema import DataError, fail
+
+LETTERS = "ABCD"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+# The internal eval-row layout shared by the real-benchmark loaders (the embedded benchmark's plus
+# `source_id`, the row's ID in the source dataset).
+_QUESTION = {"Question": Value("string"), "Options": {k: Value("string") for k in LETTERS},
+             "Correct_Answer": Value("string"), "attribute": Value("string")}
+_FREE = {"Question": Value("string"), "Ground_Truth": Value("string"), "Type": Value("string"),
+         "attribute": Value("string")}
+EVAL_FEATURES = Features({
+    "ID": Value("int64"), "source_id": Value("string"), "name": Value("string"), "image": Image(),
+    "Classification_Task": {"Image_Textual_Questions": [_QUESTION], "Pure_Text_Questions": [_QUESTION]},
+    "Generation_Task": [_FREE], "Mask_Task": [_FREE],
+})
+TRAIN_FEATURES = Features({
+    "ID": Value("int64"), "source_id": Value("string"), "name": Value("string"), "images": [Image()],
+    "qa": [{"multimodal_question": Value("string"), "text_question": Value("string"),
+            "answer": Value("string"), "text_answer": Value("string")}],
+})
+
+
+def resolve_source(path: str, key: str, repo_id: str) -> str:
+    """A local snapshot directory (made absolute) or a hub dataset id; anything else is refused.
+
+    `key` names the config entry the value came from (`data.path`) so the error says what to change.
+    """
+    path = str(path)
+    local = Path(path).expanduser()
+    hint = (f"download it with `huggingface-cli download --repo-type dataset {repo_id} --local-dir DIR` "
+            f"and set {key}=DIR")
+    if local.is_dir():
+        return str(local.resolve())
+    if local.exists():
+        raise DataError(f"{key}={path!r} is a file, not a dataset directory; {hint}")
+    looks_local = path.startswith(("/", ".", "~")) or "\\" in path or path.count("/") != 1
+    if looks_local or not _HUB_ID.match(path):
+        raise DataError(f"{key}={path!r} does not exist (neither a local directory nor a hub dataset id); {hint}")
+    return path
+
+
+def load_config(source: str, config: str, *, key: str, repo_id: str, cache_dir: str | Path | None,
+                split: str | None = "train") -> tuple[Dataset, str]:
+    """One config of the source as a Dataset, and a label naming it in error messages.
+
+    `split=None` accepts a config with exactly one split of any name (CLEAR's real_world has been
+    published both as `train` and as `test`).
+    """
+    label = f"{config} ({source})"
+    kwargs = {"cache_dir": str(Path(cache_dir) / "hf_datasets")} if cache_dir else {}
+    try:
+        dd = load_dataset(source, name=config, **kwargs)
+    except Exception as err:  # every loading failure becomes one clear message naming the key to fix
+        raise DataError(
+            f"cannot load config '{config}' from {key}={source!r}: {type(err).__name__}: {err}. "
+            f"Without network, download the dataset first (`huggingface-cli download --repo-type dataset "
+            f"{repo_id} --local-dir DIR`) and set {key}=DIR") from err
+    if split is not None and split in dd:
+        return dd[split], label
+    if split is None and len(dd) == 1:
+        return next(iter(dd.values())), label
+    expected = repr(split) if split else "exactly one split"
+    raise DataError(f"config '{config}' of {key}={source!r} has splits {list(dd)}; expected {expected}")
+
+
+def raw_rows(ds: Dataset, batch_size: int = 64) -> Iterator[dict]:
+    """Rows as plain Python objects with images still encoded (`{"bytes", "path"}`)."""
+    arrow = ds.with_format("arrow")
+    for start in range(0, len(ds), batch_size):
+        yield from arrow[start:start + batch_size].to_pylist()
+
+
+def field(split: str, i: int, row: dict, name: str, kind: type | tuple[type, ...] | None = None,
+          nonempty: bool = True):
+    """`row[name]`, or a DataError naming split, row and field when it is missing, null, empty or mistyped."""
+    if name not in row:
+        fail(split, i, f"missing field '{name}'")
+    value = row[name]
+    if value is None:
+        fail(split, i, f"field '{name}' is null")
+    if kind is not None and not isinstance(value, kind):
+        fail(split, i, f"field '{name}' is {type(value).__name__}, expected {_kind_name(kind)}")
+    if nonempty and isinstance(value, str) and not value.strip():
+        fail(split, i, f"field '{name}' is empty")
+    return value
+
+
+def _kind_name(kind) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def image_value(split: str, i: int, value, what: str = "image") -> dict:
+    """An encoded image that PIL can open, or a DataError naming split, row and field."""
+    if value is None or not isinstance(value, dict) or not (value.get("bytes") or value.get("path")):
+        fail(split, i, f"missing image in field '{what}'")
+    if value.get("bytes"):
+        try:
+            with PILImage.open(io.BytesIO(value["bytes"])) as im:
+                im.verify()
+        except Exception as err:
+            fail(split, i, f"field '{what}' is not a readable image ({type(err).__name__}: {err})")
+        return {"bytes": value["bytes"], "path": None}
+    if not Path(value["path"]).is_file():
+        fail(split, i, f"field '{what}' points to a missing file {value['path']!r}")
+    return {"bytes": None, "path": value["path"]}
+
+
+def lettered(correct: str, distractors: list[str], rng: random.Random) -> tuple[dict, str]:
+    """Four options A-D (the correct one at a seeded position) and the correct letter."""
+    opts = list(distractors[:3])
+    pos = rng.randrange(4)
+    opts.insert(pos, correct)
+    return dict(zip(LETTERS, opts)), LETTERS[pos]
+
+
+def to_dataset(rows: list[dict], features: Features) -> Dataset:
+    return Dataset.from_list(rows, features=features)

@@ -1,0 +1,366 @@
+"""MLLMU-Bench (Liu et al. 2024, arXiv:2410.22108) read from the hub or a local snapshot, in the internal layout.
+
+Source: the hub dataset `MLLMMU/MLLMU-Bench`, or a directory holding a copy of that repository
+(`huggingface-cli download --repo-type dataset MLLMMU/MLLMU-Bench --local-dir DIR`, then `data.path=DIR`).
+
+The real format, as the loader expects it (sources at the end):
+  * Configs, each one `train` split of parquet files under `<config>/train-*`: `ft_Data` (500 rows),
+    `Full_Set` (500), `forget_5/10/15` (25/50/75), `retain_95/90/85` (475/450/425), `Test_Set` (500, in two
+    shards) and `Retain_Set` (153 real celebrities).
+  * `ft_Data`: `image` (an image), `ID` (a string such as '110') and `metadata`: a JSON *string* holding the
+    list of `{"Question", "Answer"}` pairs taught in finetuning, asked about "this person" in the image.
+    Only ft_Data has `metadata`; the other configs have none.
+  * `Full_Set`, `forget_P`, `retain_R`, `Retain_Set`: `image`, `ID`, `Directory`, `biography`, `question`,
+    `answer` and the three task blocks:
+    `Classification_Task = {Image_Textual_Questions, Pure_Text_Questions: [{Question, Options{A,B,C,D},
+    Correct_Answer}]}` (Correct_Answer is the letter), `Generation_Task` and `Mask_Task` =
+    `[{Question, Ground_Truth, Type}]` with Type `Image_Textual` or `Pure_Text`; cloze blanks are written
+    `__`. The Pure_Text questions already name the person: both forms of every eval question are in the data.
+  * `Test_Set`: the same task blocks with paraphrased questions and, instead of `image`, `images`: a list of
+    transformed portraits of the person (new poses); their evaluation draws one of them at random per row.
+
+Mapping to the internal splits (`Benchmark` reads them unchanged):
+  ==============================  ==================================================================
+  real config                     internal split
+  ==============================  ==================================================================
+  ft_Data                         train: one row per person, `images=[portrait]`, `qa` from metadata
+  forget_P                        forget_P
+  retain_{100-P}                  retain_{100-P}
+  Test_Set, rows of forget_P IDs  test_P: one of `images` per person (`test_image`), paraphrases as given
+  Retain_Set (real celebrities)   untouched (no training rows: their knowledge comes from pretraining)
+  Full_Set                        not read (it is forget_P + retain_{100-P})
+  ==============================  ==================================================================
+Only the requested forget percentage is converted (its splits are all a run reads). IDs become integers:
+a fictitious person's ID is its source ID (a digit string); a celebrity's is `UNTOUCHED_ID_OFFSET` + its
+row index, since Retain_Set IDs may repeat fictitious ones. `source_id` keeps the original string.
+
+Text-only training questions follow the MANU authors (`LLAVA_unimodal_Dataset` in franciscoliu/MANU,
+data_process/data_preprocess.py): the person's name is the answer to the first metadata question found in
+their list of name questions (`MANU_NAME_QUESTIONS`), extracted by `manu_extract_name`; then every
+visual reference in `MANU_PLACEHOLDERS` ("this person", "the person", "this individual", ...) is replaced
+by the name, in that order, by plain substring replacement, in the question and in the answer. Their rule
+leaves the rest of a phrase as it is ("What is the job of the person in the image?" becomes "What is the job
+of Jane Doe in the image?"); `text_rule="clean"` first rewrites the whole phrases "the person in the image"
+and the like (`CLEAN_PHRASES`). Differences from their dataset, which are forced by the internal layout:
+one `answer` serves both forms (the rewritten answer is kept as `text_answer`), and the name question
+stays in the training rows in both forms (they drop it from the text-only set).
+
+Sources: franciscoliu/MANU data_process/data_preprocess.py (metadata parsing, name rule),
+data_process/prune_data_creation.py (image + ID + metadata-as-JSON-string parquet layout) and eval.py
+(task fields, `images` in test mode, prompts); YokeYao/MLLMU-Bench eval.py (a copy of the official
+franciscoliu/MLLMU-Bench eval.py: config folders, `train-00000-of-00001.parquet`, Test_Set as several
+parquet shards); the hub card (config names, row counts, Full_Set features) and the MMUnlearner issue
+threads Z1zs/MMUnlearner#2 and #4 (only ft_Data has `metadata`; Full_Set columns).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+from datasets import DatasetDict
+
+from unlearn.data.hub import (EVAL_FEATURES, LETTERS, TRAIN_FEATURES, field, image_value, load_config, raw_rows,
+                              resolve_source, to_dataset)
+from unlearn.data.schema import DataError, check_eval_rows, check_train_rows, fail
+
+HUB_ID = "MLLMMU/MLLMU-Bench"
+FORGET_PERCENTS = (5, 10, 15)
+UNTOUCHED_ID_OFFSET = 1_000_000
+
+# --- Prompts of MLLMU-Bench's own evaluation (zero-shot form) --------------------------------------------
+# Source: `evaluate_classification` / `formulate_prompt_with_options` in the official eval.py
+# (franciscoliu/MLLMU-Bench; read through its copy YokeYao/MLLMU-Bench eval.py, identical in
+# franciscoliu/MANU eval.py). The options are joined as "A: text" lines; the reply is scored by its first
+# character, upper-cased, counted only when it is one of the option letters (`parse_mc_letter`).
+MC_OPTION_LINE = "{letter}: {option}"
+MC_INSTRUCTION = "Just give ONE letter representing the answer directly."
+MC_PROMPT_MULTIMODAL = "USER: <image>\n{question}\n{options}\n" + MC_INSTRUCTION + "\nASSISTANT:"
+MC_PROMPT_TEXT = "USER:\n{question}\n{options}\n" + MC_INSTRUCTION + "\nASSISTANT:"
+# Their few-shot mode prepends, per shot (the text form has "USER:\n" and no <image>):
+MC_FEW_SHOT_MULTIMODAL = ("USER: <image>\nQuestion: {question}\nA: {A}\nB: {B}\nC: {C}\nD: {D}\n"
+                          "Correct Answer: {answer}\n")
+# Generation (`evaluate_generation`) and cloze (`evaluate_fill_in_the_blank`) prompts of the same file.
+GEN_PROMPT_MULTIMODAL = ("USER: <image>\n{question}\nAnswer the question based on your trained knowledge in one "
+                         "sentence accurately in ENGLISH.\nASSISTANT: ")
+GEN_PROMPT_TEXT = ("USER: {question}\nAnswer the question based on your trained knowledge in one sentence in "
+                   "ENGLISH.\nASSISTANT:")
+CLOZE_BLANK, CLOZE_BLANK_SHOWN = "__", "[Blank]"
+CLOZE_SUFFIX = "\nPlease **ONLY** provide the correct answer that should replace the [Blank]."
+CLOZE_PROMPT_MULTIMODAL = "USER: <image>\n{question}\nASSISTANT:"
+CLOZE_PROMPT_TEXT = "USER:\n{question}\nASSISTANT:"
+
+
+def format_mc_prompt(question: str, options: dict[str, str], multimodal: bool) -> str:
+    """The zero-shot MLLMU-Bench multiple-choice prompt for one question."""
+    lines = "\n".join(MC_OPTION_LINE.format(letter=k, option=v) for k, v in options.items())
+    return (MC_PROMPT_MULTIMODAL if multimodal else MC_PROMPT_TEXT).format(question=question, options=lines)
+
+
+def parse_mc_letter(reply: str, letters: str = LETTERS) -> str | None:
+    """Their scoring: the text after "ASSISTANT:" (if present), stripped; its first character, upper-cased."""
+    reply = reply.split("ASSISTANT:")[1].strip() if "ASSISTANT:" in reply else reply.strip()
+    return reply[0].upper() if reply and reply[0].upper() in letters else None
+
+
+def format_cloze_question(question: str) -> str:
+    """Their cloze question: the `__` blank shown as [Blank], then the answer-only instruction."""
+    return question.replace(CLOZE_BLANK, CLOZE_BLANK_SHOWN) + CLOZE_SUFFIX
+
+
+# --- The MANU authors' text-only rule (franciscoliu/MANU, data_process/data_preprocess.py) -----------------
+MANU_NAME_QUESTIONS = (
+    "What is the name of the person in this profile?",
+    "What is this person's name as stated in the biography?",
+    "What is the person's name?",
+    "What is the name of the person in the image?",
+    "What is this person's name?",
+    "What is the full name of this person?",
+    "What is the full name of the person in the image?",
+    "What is the name of the person in this biography?",
+    "What is the name of the person in the profile?",
+    "What is the name of the person in the biography?",
+    "What is the person's name as stated in the profile?",
+    "What is this person's full name?",
+    "What is the name of this individual?",
+    "What is the name of the individual in the profile?",
+    "What is the name of this person?",
+    "What is the name associated with this profile?",
+    "What is the name of the individual in the image?",
+)
+MANU_PLACEHOLDERS = (
+    ("this person", "{name}"), ("the person", "{name}"), ("The person", "{name}"), ("This person", "{name}"),
+    ("this person's", "{name}'s"), ("This person's", "{name}'s"), ("this individual", "{name}"),
+    ("This individual", "{name}"), ("the individual", "{name}"), ("The individual", "{name}"),
+    ("this profile", "{name}"),
+)
+# text_rule="clean": whole visual phrases first, so no "in the image" is left behind (our addition).
+CLEAN_PHRASES = tuple(
+    f"{who} in {where}" for who in ("the person", "The person", "this person", "This person", "the individual",
+                                   "The individual", "this individual", "This individual")
+    for where in ("the image", "this image", "the picture", "this picture", "the photo", "this photo"))
+TEXT_RULES = ("manu", "clean")
+
+
+def manu_extract_name(text: str) -> str:
+    """MANU's `extract_person_name`: the words after "named", else after the word "is", else the whole text."""
+    text = text.strip().rstrip(".")
+    if "named" in text:
+        return text[text.index("named") + len("named"):].strip()
+    match = re.search(r"\bis\b (.+)", text)
+    if match:
+        return match.group(1).strip()
+    return text
+
+
+def manu_find_name(pairs: list[tuple[str, str]]) -> str | None:
+    """The name from the first (question, answer) pair whose stripped question is one of MANU's name questions."""
+    for question, answer in pairs:
+        if question.strip() in MANU_NAME_QUESTIONS:
+            name = manu_extract_name(answer.strip())
+            if name:
+                return name
+    return None
+
+
+def manu_text_form(text: str, name: str, rule: str = "manu") -> str:
+    """`text` with its visual references replaced by `name` (MANU's `replace_placeholders`)."""
+    if rule not in TEXT_RULES:
+        raise DataError(f"text_rule={rule!r}: expected one of {list(TEXT_RULES)}")
+    if rule == "clean":
+        for phrase in CLEAN_PHRASES:
+            text = text.replace(phrase, name)
+    for placeholder, replacement in MANU_PLACEHOLDERS:
+        text = text.replace(placeholder, replacement.format(name=name))
+    return text
+
+
+# --- Conversion ------------------------------------------------------------------------------------------
+def forget_percent(forget_split: str, available=FORGET_PERCENTS, name: str = "mllmu_bench") -> int:
+    names = [f"forget_{p}" for p in available]
+    if forget_split not in names:
+        raise DataError(f"data.forget_split={forget_split!r} is not a split of {name}; available: {names}")
+    return int(forget_split.split("_")[1])
+
+
+def _int_id(split: str, i: int, source_id: str) -> int:
+    if not source_id.strip().isdigit():
+        fail(split, i, f"field 'ID' is {source_id!r}, expected a number written as a string")
+    return int(source_id)
+
+
+def _source_id(split: str, i: int, row: dict) -> str:
+    return str(field(split, i, row, "ID", (str, int)))
+
+
+def _qa_pairs(split: str, i: int, row: dict) -> list[tuple[str, str]]:
+    meta = field(split, i, row, "metadata", (str, list))
+    if isinstance(meta, str):
+        try:
+            meta = json.loads(meta)
+        except json.JSONDecodeError as err:
+            fail(split, i, f"field 'metadata' is not valid JSON ({err})")
+    if not isinstance(meta, list) or not meta:
+        fail(split, i, "field 'metadata' is not a non-empty JSON list of {Question, Answer} pairs")
+    pairs = []
+    for j, qa in enumerate(meta):
+        if not isinstance(qa, dict):
+            fail(split, i, f"metadata[{j}] is not a {{Question, Answer}} object")
+        for key in ("Question", "Answer"):
+            if not isinstance(qa.get(key), str) or not qa[key].strip():
+                fail(split, i, f"metadata[{j}] has a missing or empty '{key}'")
+        pairs.append((qa["Question"].strip(), qa["Answer"].strip()))
+    return pairs
+
+
+def convert_train(rows, split: str, text_rule: str = "manu") -> list[dict]:
+    out = []
+    for i, row in enumerate(rows):
+        source_id = _source_id(split, i, row)
+        if "image" not in row:
+            fail(split, i, "missing field 'image'")
+        image = image_value(split, i, row["image"])
+        pairs = _qa_pairs(split, i, row)
+        name = manu_find_name(pairs)
+        if not name:
+            fail(split, i, f"field 'metadata' has no name question (one of MANU_NAME_QUESTIONS, e.g. "
+                           f"{MANU_NAME_QUESTIONS[4]!r}) to take the person's name from")
+        qa = [{"multimodal_question": q, "text_question": manu_text_form(q, name, text_rule), "answer": a,
+               "text_answer": manu_text_form(a, name, text_rule)} for q, a in pairs]
+        out.append({"ID": _int_id(split, i, source_id), "source_id": source_id, "name": name,
+                    "images": [image], "qa": qa})
+    return out
+
+
+def _question(split: str, i: int, where: str, q) -> dict:
+    if not isinstance(q, dict):
+        fail(split, i, f"{where} is not a question object")
+    opts = q.get("Options")
+    if not isinstance(opts, dict):
+        fail(split, i, f"{where} has no Options mapping")
+    return {"Question": _text(q.get("Question")), "Options": {k: _text(opts.get(k)) for k in LETTERS},
+            "Correct_Answer": _text(q.get("Correct_Answer")), "attribute": q.get("attribute") or ""}
+
+
+def _text(value):
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+def _free(split: str, i: int, where: str, q) -> dict:
+    if not isinstance(q, dict):
+        fail(split, i, f"{where} is not a question object")
+    return {"Question": _text(q.get("Question")), "Ground_Truth": _text(q.get("Ground_Truth")),
+            "Type": q.get("Type"), "attribute": q.get("attribute") or ""}
+
+
+def tasks(split: str, i: int, row: dict) -> dict:
+    """The three task blocks of a source row, in the internal struct layout (checked later, by field)."""
+    mc = field(split, i, row, "Classification_Task", dict)
+    out = {"Classification_Task": {}}
+    for key in ("Image_Textual_Questions", "Pure_Text_Questions"):
+        if key not in mc or mc[key] is None:
+            fail(split, i, f"missing field 'Classification_Task.{key}'")
+        out["Classification_Task"][key] = [_question(split, i, f"{key}[{j}]", q) for j, q in enumerate(mc[key])]
+    for task in ("Generation_Task", "Mask_Task"):
+        items = field(split, i, row, task, list, nonempty=False)
+        out[task] = [_free(split, i, f"{task}[{j}]", q) for j, q in enumerate(items)]
+    return out
+
+
+def _row_name(row: dict, names: dict[str, str], source_id: str) -> str:
+    if source_id in names:
+        return names[source_id]
+    q, a = row.get("question"), row.get("answer")
+    if isinstance(q, str) and isinstance(a, str):
+        return manu_find_name([(q, a)]) or ""
+    return ""
+
+
+def convert_eval(rows, split: str, names: dict[str, str], *, untouched: bool = False, keep=None,
+                 test_image: str | int = "random", seed: int = 0) -> list[dict]:
+    """Eval rows of a forget / retain / untouched config, or of Test_Set restricted to the IDs in `keep`."""
+    out, seen, numbers = [], set(), []
+    for i, row in enumerate(rows):
+        source_id = _source_id(split, i, row)
+        if keep is not None and source_id not in keep:
+            continue
+        if source_id in seen:
+            fail(split, i, f"ID {source_id!r} appears twice")
+        seen.add(source_id)
+        if "images" in row and row["images"] is not None:
+            images = row["images"]
+            if not isinstance(images, list) or not images:
+                fail(split, i, "missing image: field 'images' is empty")
+            k = (random.Random(f"{seed}/{source_id}").randrange(len(images)) if test_image == "random"
+                 else int(test_image) % len(images))
+            image = image_value(split, i, images[k], f"images[{k}]")
+        elif "image" in row:
+            image = image_value(split, i, row["image"])
+        else:
+            fail(split, i, "missing field 'image'")
+        ID = UNTOUCHED_ID_OFFSET + i if untouched else _int_id(split, i, source_id)
+        name = _row_name(row, {} if untouched else names, source_id)  # celebrity IDs may repeat fictitious ones
+        out.append({"ID": ID, "source_id": source_id, "name": name, "image": image,
+                    **tasks(split, i, row)})
+        numbers.append(i)
+    check_eval_rows(split, out, numbers)
+    return out
+
+
+def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | Path | None = None,
+         test_image: str | int = "random", seed: int = 0, text_rule: str = "manu",
+         key: str = "data.path") -> DatasetDict:
+    """The internal DatasetDict (train, forget_P, retain_{100-P}, test_P, untouched) for one forget split."""
+    pct = forget_percent(forget_split)
+    if text_rule not in TEXT_RULES:
+        raise DataError(f"data.spec.text_rule={text_rule!r}: expected one of {list(TEXT_RULES)}")
+    if test_image != "random" and not str(test_image).lstrip("-").isdigit():
+        raise DataError(f"data.spec.test_image={test_image!r}: expected 'random' or an image index")
+    source = resolve_source(path, key, HUB_ID)
+
+    def get(config):
+        return load_config(source, config, key=key, repo_id=HUB_ID, cache_dir=cache_dir)
+
+    ds, label = get("ft_Data")
+    train = convert_train(raw_rows(ds), label, text_rule)
+    check_train_rows(label, train)
+    names = {r["source_id"]: r["name"] for r in train}
+    by_id = {}
+    for i, r in enumerate(train):
+        if r["ID"] in by_id:
+            fail(label, i, f"ID {r['source_id']!r} appears twice")
+        by_id[r["ID"]] = r
+
+    ds, f_label = get(f"forget_{pct}")
+    forget = convert_eval(raw_rows(ds), f_label, names)
+    ds, r_label = get(f"retain_{100 - pct}")
+    retain = convert_eval(raw_rows(ds), r_label, names)
+    both = {r["ID"] for r in forget} & {r["ID"] for r in retain}
+    if both:
+        raise DataError(f"IDs {sorted(both)[:5]} are in both {f_label} and {r_label}")
+    for lbl, rows in ((f_label, forget), (r_label, retain)):
+        for i, r in enumerate(rows):
+            if r["ID"] not in by_id:
+                fail(lbl, i, f"ID {r['source_id']!r} has no ft_Data row: nothing to teach or unlearn")
+
+    ds, t_label = get("Test_Set")
+    wanted = {r["source_id"] for r in forget}
+    test = convert_eval(raw_rows(ds), t_label, names, keep=wanted, test_image=test_image, seed=seed)
+    missing = wanted - {r["source_id"] for r in test}
+    if missing:
+        raise DataError(f"{t_label} has no row for the {forget_split} IDs {sorted(missing)[:10]}")
+    order = {r["source_id"]: k for k, r in enumerate(forget)}
+    test.sort(key=lambda r: order[r["source_id"]])
+
+    ds, u_label = get("Retain_Set")
+    untouched = convert_eval(raw_rows(ds), u_label, names, untouched=True)
+
+    return DatasetDict({
+        "train": to_dataset(train, TRAIN_FEATURES),
+        f"forget_{pct}": to_dataset(forget, EVAL_FEATURES),
+        f"retain_{100 - pct}": to_dataset(retain, EVAL_FEATURES),
+        f"test_{pct}": to_dataset(test, EVAL_FEATURES),
+        "untouched": to_dataset(untouched, EVAL_FEATURES),
+    })
