@@ -49,8 +49,8 @@ def test_table_shows_before_and_after():
 
 
 @pytest.mark.parametrize("text,expected", [
-    ("B", 1), ("(b)", 1), ("B: Paris", 1), ("d.", 3), ("The answer is C", 2), ("A", 0), ("a : the nurse", 0),
-    ("Bob", -1), ("a cat", -1), ("none of them", -1), ("", -1),
+    ("B", 1), (" b", 1), ("B: Paris", 1), ("d.", 3), ("A", 0), ("a : the nurse", 0), ("C is right", 2),
+    ("The answer is C", -1), ("(b)", -1), ("E", -1), ("", -1), ("   ", -1),
 ])
-def test_parse_letter(text, expected):
+def test_parse_letter_reads_the_first_character_as_mllmu_bench_does(text, expected):
     assert parse_letter(text) == expected

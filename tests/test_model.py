@@ -84,10 +84,10 @@ def test_generate_mode_reads_the_first_option_letter(tiny_model, small_splits, m
 
     def fake_generate(model, proc, batch, max_new_tokens):
         prompts.append(batch["input_ids"])
-        return [f"{'abcd'[items[0].answer_index]} : yes", f"( {'abcd'[(items[1].answer_index + 1) % 4]} )", "unsure"]
+        return [f"{'abcd'[items[0].answer_index]} : yes", f"{'abcd'[(items[1].answer_index + 1) % 4]}", "( a )"]
 
     monkeypatch.setattr(scoring, "greedy_answers", fake_generate)
     records = scoring.score_mc(model, proc, items, "generate")
     assert [r["score"] for r in records] == [1.0, 0.0, 0.0]
-    assert records[0]["prediction"] == items[0].answer and records[2]["prediction"] == "unsure"
+    assert records[0]["prediction"] == items[0].answer and records[2]["prediction"] == "( a )"
     assert "options" in proc.decode(prompts[0][0].tolist())  # the lettered question was asked

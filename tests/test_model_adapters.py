@@ -90,6 +90,26 @@ def test_template_puts_loss_on_the_answer_and_its_stop_token(tmp_path, checkpoin
     assert torch.isfinite(out.loss)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("family,data", [("qwen2_vl", "mllmu_bench"), ("idefics2", "clear")])
+def test_real_benchmark_with_real_family_end_to_end(tmp_path, checkpoints, family, data):
+    """A real-format benchmark (tiny local snapshot) with a real-family model, scored as MLLMU-Bench does."""
+    from unlearn.data.fixtures import write_clear_fixture, write_mllmu_bench_fixture
+
+    write = write_mllmu_bench_fixture if data == "mllmu_bench" else write_clear_fixture
+    root = write(tmp_path / data)
+    cfg = compose_config([f"data={data}", f"data.path={root}", f"model={CONFIGS[family]}",
+                          f"model.path={checkpoints[family]}", "model.dtype=float32", "method=manu", "logger=none",
+                          "eval.max_people=2", "eval.max_new_tokens=3"], tmp_path / "run", tmp_path / "cache")
+    assert cfg.eval.mc_mode == "generate"
+    metrics = run(cfg)
+    items = json.loads((tmp_path / "run" / "items.json").read_text())["after"]
+    assert {(r["split"], r["modality"]) for r in items if r["task"] == "mc"} >= {("forget", "multimodal"),
+                                                                                ("retain", "multimodal")}
+    assert all(0.0 <= v <= 1.0 for k, v in metrics.items() if k.endswith("/mc_acc"))
+    assert metrics["after/forget/multimodal/n_mc_acc"] > 0
+
+
 def test_real_checkpoint_needs_a_template_and_a_path(tmp_path, checkpoints):
     with pytest.raises(CheckpointError, match="template"):
         load_model(checkpoints["llava"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 
 from torchmetrics.functional.text import rouge_score
@@ -31,19 +30,11 @@ def mc_choice(option_scores: list[float]) -> int:
 
 
 def parse_letter(text: str, letters: tuple[str, ...] = ("A", "B", "C", "D")) -> int:
-    """Index of the first option letter standing alone in generated text ("B", "(b)", "B: Paris", "b."),
-    or -1. Case-insensitive; a letter inside a word ("Bob", "a cat") is not a choice."""
-    wanted = [x.lower() for x in letters]
-    for m in re.finditer(r"[A-Za-z]+", text):
-        word = m.group(0).lower()
-        if word in wanted and (len(word) > 1 or not _article(text, m)):
-            return wanted.index(word)
-    return -1
-
-
-def _article(text: str, m: "re.Match") -> bool:
-    """'a' followed by another word ("a cat") is the article, not option A."""
-    return m.group(0).lower() == "a" and bool(re.match(r"\s+[A-Za-z]", text[m.end():]))
+    """MLLMU-Bench's reading of a generated MC answer: the first character of the stripped reply, upper-cased,
+    if it is an option letter (else -1, counted wrong). Source: `evaluate_classification` in its eval.py."""
+    head = text.strip()[:1].upper()
+    wanted = [x.upper() for x in letters]
+    return wanted.index(head) if head and head in wanted else -1
 
 
 def cloze_correct(prediction: str, reference: str) -> bool:

@@ -31,8 +31,9 @@ class ChatTemplate:
     answer: str = " {answer}"
     stop: str | None = None  # the token that ends an answer; None: the tokenizer's eos
     bos: bool = True  # start with the tokenizer's bos token (when it has one)
+    # MLLMU-Bench's zero-shot MC question (`evaluate_classification` in its eval.py), inside the chat turn
     letter_question: str = ("{question}\nA: {A}\nB: {B}\nC: {C}\nD: {D}\n"
-                            "Answer with the option's letter from the given choices directly.")
+                            "Just give ONE letter representing the answer directly.")
 
 
 @dataclass

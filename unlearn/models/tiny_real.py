@@ -21,7 +21,7 @@ FAMILIES = ("llava", "idefics2", "qwen2_vl")
 # words of the chat templates in configs/model/*.yaml, so prompts tokenize without <unk>
 TEMPLATE_WORDS = ["USER:", "ASSISTANT:", "User:", "Assistant:", "system", "user", "assistant", "You", "are",
                   "a", "helpful", "assistant.", "Answer", "with", "the", "option's", "letter", "from", "given",
-                  "choices", "directly.", "A:", "B:", "C:", "D:", "A", "B", "C", "D", "Question:", "Options:"]
+                  "choices", "directly.", "Just", "give", "ONE", "representing", "answer", "A:", "B:", "C:", "D:", "A", "B", "C", "D", "Question:", "Options:"]
 _SPECIAL = {
     "llava": dict(bos="<s>", eos="</s>", pad="<pad>", unk="<unk>", extra=["<image>"]),
     "idefics2": dict(bos="<s>", eos="</s>", pad="<unk>", unk="<unk>",
