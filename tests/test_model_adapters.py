@@ -201,3 +201,16 @@ def test_gpu_scale_bench_runs_at_tiny_shape():
     assert out["finite_loss"] and out["ratio"] > 0
     towers = {name.split(".")[1] for name in out["moments"]["forget"]}
     assert towers == {"vision_tower", "language_model"}
+
+
+def test_real_processor_preprocesses_training_images_on_access(tmp_path, checkpoints, small_benchmark):
+    from unlearn.data.sequences import QASequences
+
+    cfg = _cfg(tmp_path, "idefics2", checkpoints["idefics2"], "+model.image_processor.do_image_splitting=false")
+    _, proc = load_configured(cfg, checkpoints["idefics2"])
+    rows = small_benchmark.train_rows("forget")
+    data = QASequences(rows, proc, "multimodal")
+    assert all(isinstance(im, Image.Image) for bank in data.banks for im in bank)  # kept as images
+    (expected,) = proc.pixel_values([rows[0]["images"][0]])
+    assert data[0].pixel_values.block == expected.block
+    assert torch.equal(data[0].pixel_values.tensors["pixel_values"], expected.tensors["pixel_values"])

@@ -57,7 +57,9 @@ def load_configured(cfg: DictConfig, path):
     """Load `path` with what the model config says about dtype, attention and the prompt template."""
     m = cfg.model
     template = OmegaConf.to_container(m.template, resolve=True) if m.get("template") else None
-    model, processor = load_model(path, m.dtype, template=template, attn_implementation=m.get("attn_implementation"))
+    images = OmegaConf.to_container(m.image_processor, resolve=True) if m.get("image_processor") else None
+    model, processor = load_model(path, m.dtype, template=template, attn_implementation=m.get("attn_implementation"),
+                                  image_processor=images)
     if m.get("gradient_checkpointing"):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     return model, processor

@@ -36,9 +36,15 @@ class QASequences(Dataset):
         self.banks = []
         self.index: list[tuple[int, str, str, str]] = []  # (row, form, question, answer)
         need_images = "multimodal" in forms
+        self.lazy = not getattr(processor, "eager_images", True)
         for r, row in enumerate(rows):
             images = row["images"] if augment else row["images"][:1]
-            self.banks.append(processor.pixel_values(images) if need_images else None)
+            if not need_images:
+                self.banks.append(None)
+            elif not self.lazy:
+                self.banks.append(processor.pixel_values(images))
+            else:  # real models: a preprocessed image is megabytes, so preprocess on access
+                self.banks.append(list(images))
             for qa in row["qa"]:
                 for form in forms:
                     q = qa["multimodal_question"] if form == "multimodal" else qa["text_question"]
@@ -53,4 +59,6 @@ class QASequences(Dataset):
         if form == "multimodal":
             bank = self.banks[r]
             pixels = bank[self.rng.randrange(len(bank))] if self.augment else bank[0]
+            if self.lazy:
+                pixels = self.proc.pixel_values([pixels])[0]
         return qa_example(self.proc, [(question, answer)], pixels, self.answer_only)

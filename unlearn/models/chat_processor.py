@@ -99,6 +99,7 @@ class ChatProcessor:
         return self.words(self.template.answer.format(answer=answer)) + [self.stop_token_id]
 
     option_letters = ("A", "B", "C", "D")
+    eager_images = False  # datasets keep images and preprocess them on access (megabytes each at 336 px+)
 
     def letter_question(self, question: str, options: tuple[str, ...]) -> str:
         return self.template.letter_question.format(question=question, **dict(zip("ABCD", options)))

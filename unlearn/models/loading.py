@@ -20,11 +20,13 @@ class CheckpointError(FileNotFoundError):
 
 
 def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path",
-               template: Mapping | None = None, attn_implementation: str | None = None):
+               template: Mapping | None = None, attn_implementation: str | None = None,
+               image_processor: Mapping | None = None):
     """`path` is a local directory or a hub id; a missing local directory names `key`.
 
     A directory with `vl_processor.json` is the embedded model; anything else is a real checkpoint, read
-    with its own tokenizer and image processor and prompted with `template` (`model.template`).
+    with its own tokenizer and image processor (settings overridden by `image_processor`, e.g.
+    `{do_image_splitting: false}`) and prompted with `template` (`model.template`).
     """
     p = Path(str(path)).expanduser()
     looks_local = p.is_absolute() or str(path).startswith(".") or p.exists()
@@ -41,7 +43,7 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
     if template is None:
         raise CheckpointError(f"{key}={path} is a real checkpoint: its model config needs a `template` "
                               "(see configs/model/llava_1_5_7b.yaml)")
-    processor = ChatProcessor(AutoTokenizer.from_pretrained(str(path)), AutoImageProcessor.from_pretrained(str(path)),
+    processor = ChatProcessor(AutoTokenizer.from_pretrained(str(path)), AutoImageProcessor.from_pretrained(str(path), **dict(image_processor or {})),
                               model.config, ChatTemplate(**dict(template)))
     return model, processor
 
