@@ -1,5 +1,5 @@
-"""One process and two CPU processes (gloo) give the same MANU statistics, mask, pruned weights, metrics and
-MMUnlearner Fisher."""
+"""One process and two CPU processes (gloo) give the same MANU statistics, mask, pruned weights, metrics,
+MMUnlearner Fisher, and MMUnlearner mask and update (two processes with half the batch each)."""
 
 import subprocess
 import sys
@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-SCRIPT = Path(__file__).parent / "scripts" / "manu_pass.py"
+SCRIPTS = Path(__file__).parent / "scripts"
+SCRIPT = SCRIPTS / "manu_pass.py"
 
 
-def _run(devices, tmp_path):
-    out = tmp_path / f"result_{devices}.pt"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--devices", str(devices), "--cache", str(tmp_path / "cache"),
+def _run(devices, tmp_path, script=SCRIPT):
+    out = tmp_path / f"{script.stem}_{devices}.pt"
+    proc = subprocess.run([sys.executable, str(script), "--devices", str(devices), "--cache", str(tmp_path / "cache"),
                            "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return torch.load(out, weights_only=False)
@@ -45,3 +46,39 @@ def test_one_and_two_processes_agree(tmp_path):
         assert a.abs().sum() > 0
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-10)
     assert [r["uid"] for r in one["records"]] == [r["uid"] for r in two["records"]]
+
+
+@pytest.mark.slow
+def test_mmunlearner_update_is_the_same_on_one_and_two_processes(tmp_path):
+    """Global batch 6: one process with 6, two with 3 each; the script's optimisers are plain SGD.
+
+    Tolerance: atol 1e-6 on weights of magnitude <= 1 (about 8 float32 ulps at 1). The two runs sum the same
+    token terms in a different grouping (per-rank partial sums, then DDP's average), so gradients differ by
+    rounding only (~1e-6 relative); SGD turns that into weight differences of lr * that (measured: 4e-9 after
+    the forget step, 2e-8 after two steps). A per-rank token mean instead (ranks here hold 9 and 7 answer
+    tokens) gives 3e-4 and 5e-3. Adam would not do: its first step is lr * g / (|g| + eps), which turns
+    rounding-level differences in near-zero gradients into differences of up to lr.
+    """
+    script = SCRIPTS / "mmunlearner_update.py"
+    one, two = _run(1, tmp_path, script), _run(2, tmp_path, script)
+    assert one["steps"] == two["steps"] == 2
+    assert one["retain_steps"] == two["retain_steps"] and min(one["retain_steps"]) > 1  # global sizes, not shards
+    # the two ranks' first forget batches make up the one-process batch, with different token counts
+    (tokens,), (t0, t1) = one["forget_tokens"], two["forget_tokens"]
+    assert t0 + t1 == tokens and t0 != t1
+    assert one["masks"].keys() == two["masks"].keys()
+    for name, mask in one["masks"].items():
+        assert torch.equal(mask, two["masks"][name]), name
+    selected = sum(int(m.sum()) for m in one["masks"].values())
+    assert 0 < selected < sum(m.numel() for m in one["masks"].values())
+    for run in (one, two):  # the forget step moves masked-in elements only
+        moved = 0
+        for name, mask in run["masks"].items():
+            before, after = run["before"][name], run["after_forget"][name]
+            assert torch.equal(after[~mask], before[~mask]), name
+            moved += int((after[mask] != before[mask]).sum())
+        assert moved > 0.9 * selected, (moved, selected)
+    for stage in ("after_forget", "after"):
+        for name, w in one[stage].items():
+            torch.testing.assert_close(two[stage][name], w, rtol=0, atol=1e-6, msg=f"{stage} {name}")
+    assert any(not torch.equal(w, one["after_forget"][n]) for n, w in one["after"].items())  # retain steps moved

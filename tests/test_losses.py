@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from unlearn.data.collate import IGNORE
 from unlearn.losses import (
     ga_loss,
+    global_mean,
     grad_diff_loss,
     kl_loss,
     kl_retain,
@@ -273,6 +274,76 @@ def test_npo_retain_term_adds_alpha_nll():
     assert got.item() == pytest.approx(base, rel=1e-5)
     with pytest.raises(ValueError, match="retain"):
         npo_loss(cur, ref, labels, beta=1.0, alpha=1.0)
+
+
+# ---------------------------------------------------------------- means over a global batch (DDP)
+
+# LOGITS/LABELS split over two processes by row: rank 0 holds row 0 (2 tokens, NLL sum ln6), rank 1 holds
+# row 1 (1 token, ln4). Global mean (ln6 + ln4) / 3; per-rank token means would average to (ln6/2 + ln4)/2.
+
+def _ranks_mean(world_size, global_count):
+    return lambda total, count: global_mean(total, torch.tensor(global_count), world_size)
+
+
+def test_global_mean_hand_values():
+    assert global_mean(torch.tensor(L6), torch.tensor(3), 2).item() == pytest.approx(2 * L6 / 3, rel=1e-6)
+    assert global_mean(torch.tensor(L4), torch.tensor(3), 2).item() == pytest.approx(2 * L4 / 3, rel=1e-6)
+    with pytest.raises(ValueError, match="no label tokens on any of the 2 processes"):
+        global_mean(torch.tensor(0.0), torch.tensor(0), 2)
+
+
+def test_global_mean_with_one_process_is_the_token_mean_exactly():
+    g = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(3, 5, 7, generator=g), torch.randint(0, 7, (3, 5), generator=g)
+    labels[0, :3] = IGNORE
+    one = lambda total, count: global_mean(total, count, 1)  # noqa: E731
+    for z, y in ((LOGITS, LABELS), (logits, labels)):
+        assert torch.equal(mean_nll(z, y, one), mean_nll(z, y))
+        assert torch.equal(kl_retain(z, z.flip(0), y, one), kl_retain(z, z.flip(0), y))
+        npo = lambda **kw: npo_loss(z, z.flip(0), y, 0.5, z, y, 1.0, **kw)  # noqa: E731
+        assert torch.equal(npo(mean=one), npo())
+
+
+def test_two_ranks_values_average_to_the_global_token_mean():
+    mean = _ranks_mean(2, N_TOKENS)
+    r0 = mean_nll(LOGITS[:1], LABELS[:1], mean)
+    r1 = mean_nll(LOGITS[1:], LABELS[1:], mean)
+    assert r0.item() == pytest.approx(2 * L6 / 3, rel=1e-6) and r1.item() == pytest.approx(2 * L4 / 3, rel=1e-6)
+    assert ((r0 + r1) / 2).item() == pytest.approx((L6 + L4) / 3, rel=1e-6)
+    local = (mean_nll(LOGITS[:1], LABELS[:1]) + mean_nll(LOGITS[1:], LABELS[1:])) / 2  # what DDP did before
+    assert local.item() == pytest.approx((L6 / 2 + L4) / 2, rel=1e-6)
+
+
+def test_two_ranks_ddp_averaged_gradient_is_the_one_process_gradient():
+    # A bias b shared by both ranks (a parameter) added to every logit; d NLL / d b = sum_tokens (p - onehot) / N:
+    # S->2: [1/6, 1/3, -1/2], U->0: [-2/3, 1/3, 1/3], H->1: [1/4, -3/4, 1/2]; sum [-1/4, -1/12, 1/3]; / 3 tokens.
+    expected = torch.tensor([-1 / 12, -1 / 36, 1 / 9])
+
+    def grad(fn):
+        b = torch.zeros(3, requires_grad=True)
+        fn(b).backward()
+        return b.grad
+
+    torch.testing.assert_close(grad(lambda b: mean_nll(LOGITS + b, LABELS)), expected)
+    mean = _ranks_mean(2, N_TOKENS)
+    per_rank = [grad(lambda b, i=i: mean_nll(LOGITS[i:i + 1] + b, LABELS[i:i + 1], mean)) for i in (0, 1)]
+    torch.testing.assert_close((per_rank[0] + per_rank[1]) / 2, expected)  # DDP's all-reduce average
+    # GradDiff on the same split: both of its means are global
+    both = [grad(lambda b, i=i: grad_diff_loss(LOGITS[i:i + 1] + b, LABELS[i:i + 1], LOGITS[i:i + 1] + b,
+                                                LABELS[i:i + 1], gamma=1.0, alpha=2.0, mean=mean)) for i in (0, 1)]
+    torch.testing.assert_close((both[0] + both[1]) / 2, expected)  # -1 * g + 2 * g
+
+
+def test_npo_global_mean_is_over_rows():
+    # rows of test_npo_mean_over_rows_skips_rows_without_labels on two ranks: rank 0 rows 0 and 2 (one counted),
+    # rank 1 row 1; two rows in all.
+    cur = T([U, U, X], [H, X, X], [U, U, X])
+    ref = T([S, S, X], [H, X, X], [S, S, X])
+    labels = lab([IGNORE, 2, 2], [IGNORE, 0, IGNORE], [IGNORE, IGNORE, IGNORE])
+    mean = _ranks_mean(2, 2)
+    r0 = npo_loss(cur[[0, 2]], ref[[0, 2]], labels[[0, 2]], beta=1.0, mean=mean)
+    r1 = npo_loss(cur[1:2], ref[1:2], labels[1:2], beta=1.0, mean=mean)
+    assert ((r0 + r1) / 2).item() == pytest.approx((2 * math.log(13 / 9) + 2 * L2) / 2, rel=1e-5)
 
 
 # ---------------------------------------------------------------- errors

@@ -82,11 +82,12 @@ def test_forget_step_moves_only_masked_in_elements(tiny_model, small_benchmark):
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     pad = proc.tokenizer.pad_token_id
     ds = QASequences(small_benchmark.train_rows("forget"), proc, "multimodal")
-    loader = CombinedLoader({k: DataLoader(ds, batch_size=4, collate_fn=lambda b: collate(b, pad))
-                             for k in ("forget", "retain")}, mode="min_size")
+    loader = CombinedLoader({"forget": DataLoader(ds, batch_size=4, collate_fn=lambda b: collate(b, pad)),
+                             "retain": DataLoader(ds, batch_size=4, collate_fn=lambda b: [collate(b, pad)])},
+                            mode="min_size")
     # retain optimiser with lr 0: only the forget step can move anything
     module = MaskedUnlearning(model, masks, lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.0),
-                              lambda p: torch.optim.AdamW(p, lr=0.0, weight_decay=0.0), retain_steps=1)
+                              lambda p: torch.optim.AdamW(p, lr=0.0, weight_decay=0.0))
     _trainer(max_steps=2).fit(module, loader)
     names = {p: n for n, p in model.named_parameters()}
     moved_in = 0
@@ -153,3 +154,53 @@ def test_run_with_lora_masks_adapters_and_merges_back(tmp_path, small_benchmark)
     assert type(ctx.model) is type(start)
     changed = [n for n, p in ctx.model.named_parameters() if not torch.equal(p, start.get_parameter(n))]
     assert changed and "model.language_model.embed_tokens.weight" not in changed
+
+
+def test_forget_step_is_clipped_then_masked(tiny_model, small_benchmark):
+    from lightning.pytorch.utilities import CombinedLoader
+    from torch.utils.data import DataLoader
+
+    from unlearn.data.sequences import QASequences
+
+    model, proc = tiny_model
+    masks = _masks(model)
+    before = {p: p.detach().clone() for p in masks}
+    pad = proc.tokenizer.pad_token_id
+    ds = QASequences(small_benchmark.train_rows("forget"), proc, "multimodal")
+    loader = CombinedLoader({"forget": DataLoader(ds, batch_size=4, collate_fn=lambda b: collate(b, pad)),
+                             "retain": DataLoader(ds, batch_size=4, collate_fn=lambda b: [collate(b, pad)])},
+                            mode="min_size")
+    # SGD with lr 1: the forget step moves the weights by exactly the clipped, masked gradient
+    module = MaskedUnlearning(model, masks, lambda p: torch.optim.SGD(p, lr=1.0),
+                              lambda p: torch.optim.SGD(p, lr=0.0), clip=0.01)
+    _trainer(max_steps=1).fit(module, loader)
+    step = torch.cat([(p.detach() - before[p]).reshape(-1) for p in masks])
+    assert 0 < step.norm() <= 0.01 * (1 + 1e-4)
+    assert all(torch.equal(p.detach()[~m], before[p][~m]) for p, m in masks.items())
+
+
+def test_two_ranks_batches_make_up_the_one_process_batch():
+    from torch.utils.data import BatchSampler
+
+    from unlearn.data.sampling import EpochShuffle
+
+    one = list(BatchSampler(EpochShuffle(38, 5), 6, drop_last=False))
+    ranks = [list(BatchSampler(EpochShuffle(38, 5, rank=r, world_size=2), 3, drop_last=False)) for r in (0, 1)]
+    assert len(one) == len(ranks[0]) == len(ranks[1]) == 7
+    for k, batch in enumerate(one):
+        assert sorted(ranks[0][k] + ranks[1][k]) == sorted(batch), k
+
+
+def test_retain_steps_depend_on_the_global_batch_only(small_benchmark, tiny_model):
+    from unlearn.methods.mmunlearner import retain_steps_per_forget_step, update_loader
+
+    # 38 forget and 380 retain sequences, global batch 6: 7 forget steps, 380 / 42 -> 9 retain steps each;
+    # from the per-rank batch 3 it would be 380 / 39 -> 10, and the two runs would interleave differently
+    assert retain_steps_per_forget_step(38, 380, 6) == 9
+    assert retain_steps_per_forget_step(38, 380, 3) == 10
+    ctx = SimpleNamespace(benchmark=small_benchmark, processor=tiny_model[1])
+    _, k_one = update_loader(ctx, 6, None, 0, world_size=1)
+    loader, k_two = update_loader(ctx, 3, None, 0, world_size=2)
+    assert k_one == k_two > 1
+    assert loader.iterables["retain"].batch_size == 3 * k_two
+    assert update_loader(ctx, 3, 4, 0, world_size=2)[1] == 4  # an explicit mmunlearner.retain_steps wins

@@ -9,6 +9,10 @@ log p(y|x) = SUM of the answer tokens' log-probs; ref = frozen reference model (
 - NPO:       L = mean_seq -(2/beta) * logsigmoid(-beta * r),  r = log p_theta(y|x) - log p_ref(y|x)
 - NPO+RT:    L = NPO + alpha * NLL(retain)
 
+Every mean (over tokens, or NPO's rows) takes an optional `mean(total, count)`: by default total / count of
+this batch; under DDP, `global_mean` with the count summed over processes, so that DDP's gradient average
+equals the gradient of the mean over the whole global batch (ranks hold different numbers of tokens).
+
 Conventions: labels hold IGNORE (-100) where there is no loss; logits at position t predict the token at
 t+1 (HF causal shift), so the label at position 0 is never scored and the logits at the last position are
 never used. Log-probs are computed in (at least) float32 whatever the logits dtype, because bf16
@@ -17,10 +21,14 @@ log-softmax over a large vocabulary loses the small differences these losses are
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
 from unlearn.data.collate import IGNORE
+
+Mean = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (sum over this batch's items, their count) -> mean
 
 
 def _check(logits: torch.Tensor, labels: torch.Tensor, what: str = "logits") -> None:
@@ -53,6 +61,25 @@ def _n_tokens(mask: torch.Tensor, what: str) -> torch.Tensor:
     return n
 
 
+def _average(total: torch.Tensor, items: torch.Tensor, what: str, mean: Mean | None) -> torch.Tensor:
+    """`mean(total, count of items)`; by default total / count, refusing an empty batch (0/0)."""
+    if mean is not None:
+        return mean(total, items.sum())
+    return total / _n_tokens(items, what)
+
+
+def global_mean(total: torch.Tensor, global_count: torch.Tensor, world_size: int = 1) -> torch.Tensor:
+    """This process's share of a mean over all W processes' items: W * total / global_count.
+
+    DDP averages gradients over the W processes, so the averaged gradient is that of sum_r total_r /
+    global_count, the one-process mean of the whole global batch, however the items fall across processes.
+    The count carries no gradient. W = 1 gives total / count exactly (total * 1 is exact).
+    """
+    if global_count == 0:
+        raise ValueError(f"no label tokens on any of the {world_size} processes: nothing to average over")
+    return total * world_size / global_count.detach()
+
+
 def _float(logits: torch.Tensor) -> torch.Tensor:
     return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
@@ -77,25 +104,27 @@ def sequence_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return -logp.sum(-1)
 
 
-def mean_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def mean_nll(logits: torch.Tensor, labels: torch.Tensor, mean: Mean | None = None) -> torch.Tensor:
     """NLL averaged over every label token of the batch; equals HF's `model(**batch).loss`."""
     logp, mask = token_logprobs(logits, labels)
-    return -logp.sum() / _n_tokens(mask, "mean_nll")
+    return _average(-logp.sum(), mask, "mean_nll", mean)
 
 
-def ga_loss(forget_logits: torch.Tensor, forget_labels: torch.Tensor) -> torch.Tensor:
+def ga_loss(forget_logits: torch.Tensor, forget_labels: torch.Tensor, mean: Mean | None = None) -> torch.Tensor:
     """Gradient ascent: minimise -NLL(forget), i.e. push the forget answers' likelihood down (unbounded)."""
-    return -mean_nll(forget_logits, forget_labels)
+    return -mean_nll(forget_logits, forget_labels, mean)
 
 
 def grad_diff_loss(forget_logits: torch.Tensor, forget_labels: torch.Tensor, retain_logits: torch.Tensor,
-                   retain_labels: torch.Tensor, gamma: float = 1.0, alpha: float = 1.0) -> torch.Tensor:
+                   retain_labels: torch.Tensor, gamma: float = 1.0, alpha: float = 1.0,
+                   mean: Mean | None = None) -> torch.Tensor:
     """-gamma * NLL(forget) + alpha * NLL(retain): ascend on forget while still descending on retain."""
-    return gamma * ga_loss(forget_logits, forget_labels) + alpha * mean_nll(retain_logits, retain_labels)
+    return (gamma * ga_loss(forget_logits, forget_labels, mean)
+            + alpha * mean_nll(retain_logits, retain_labels, mean))
 
 
 def kl_retain(current_logits: torch.Tensor, reference_logits: torch.Tensor,
-              labels: torch.Tensor) -> torch.Tensor:
+              labels: torch.Tensor, mean: Mean | None = None) -> torch.Tensor:
     """KL(p_ref || p_theta) over the vocabulary, averaged over scored (shifted, non-IGNORE) tokens.
 
     The reference is a fixed target (detached): only the current model is pulled towards it. Padding and
@@ -104,24 +133,25 @@ def kl_retain(current_logits: torch.Tensor, reference_logits: torch.Tensor,
     _check(current_logits, labels, "current_logits")
     _same_shape(current_logits, reference_logits, "kl_retain current_logits vs reference_logits")
     _, mask = _shifted(labels)
-    n = _n_tokens(mask, "kl_retain")
     cur = torch.log_softmax(_float(current_logits[:, :-1]), dim=-1)
     ref = torch.log_softmax(_float(reference_logits.detach()[:, :-1]), dim=-1)
     # kl_div(input=log q, target=log p, log_target=True) = p * (log p - log q), summed over the vocabulary
     kl = F.kl_div(cur, ref, reduction="none", log_target=True).sum(-1)
-    return (kl * mask).sum() / n
+    return _average((kl * mask).sum(), mask, "kl_retain", mean)
 
 
 def kl_loss(forget_logits: torch.Tensor, forget_labels: torch.Tensor, retain_logits: torch.Tensor,
-            retain_ref_logits: torch.Tensor, retain_labels: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+            retain_ref_logits: torch.Tensor, retain_labels: torch.Tensor, alpha: float = 1.0,
+            mean: Mean | None = None) -> torch.Tensor:
     """-NLL(forget) + alpha * KL(p_ref || p_theta) on retain: ascend on forget, stay close to ref on retain."""
-    return ga_loss(forget_logits, forget_labels) + alpha * kl_retain(retain_logits, retain_ref_logits,
-                                                                     retain_labels)
+    return ga_loss(forget_logits, forget_labels, mean) + alpha * kl_retain(retain_logits, retain_ref_logits,
+                                                                           retain_labels, mean)
 
 
 def npo_loss(forget_logits: torch.Tensor, forget_ref_logits: torch.Tensor, forget_labels: torch.Tensor,
              beta: float = 0.1, retain_logits: torch.Tensor | None = None,
-             retain_labels: torch.Tensor | None = None, alpha: float = 0.0) -> torch.Tensor:
+             retain_labels: torch.Tensor | None = None, alpha: float = 0.0,
+             mean: Mean | None = None) -> torch.Tensor:
     """NPO (Zhang et al. 2024): mean over rows of -(2/beta) * logsigmoid(-beta * r).
 
     r = log p_theta(y|x) - log p_ref(y|x) with log p the SUM of answer-token log-probs; the reference is
@@ -135,12 +165,11 @@ def npo_loss(forget_logits: torch.Tensor, forget_ref_logits: torch.Tensor, forge
     _same_shape(forget_logits, forget_ref_logits, "npo_loss forget_logits vs forget_ref_logits")
     logp, mask = token_logprobs(forget_logits, forget_labels)
     ref_logp, _ = token_logprobs(forget_ref_logits.detach(), forget_labels)
-    _n_tokens(mask, "npo_loss (forget)")
     rows = mask.any(-1)
     r = (logp.sum(-1) - ref_logp.sum(-1))[rows]
-    loss = (-(2.0 / beta) * F.logsigmoid(-beta * r)).mean()
+    loss = _average((-(2.0 / beta) * F.logsigmoid(-beta * r)).sum(), rows, "npo_loss (forget)", mean)
     if alpha > 0:
         if retain_logits is None or retain_labels is None:
             raise ValueError("npo_loss: alpha > 0 needs both retain_logits and retain_labels")
-        loss = loss + alpha * mean_nll(retain_logits, retain_labels)
+        loss = loss + alpha * mean_nll(retain_logits, retain_labels, mean)
     return loss

@@ -56,20 +56,22 @@ class GradientUnlearning(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         f, r = batch["forget"], batch["retain"]
-        fl = self._logits(self.model, f)
+        fl, mean = self._logits(self.model, f), global_batch_mean(self.trainer)
         if self.loss_name == "ga":
-            loss = losses.ga_loss(fl, f["labels"])
+            loss = losses.ga_loss(fl, f["labels"], mean)
         elif self.loss_name == "grad_diff":
             loss = losses.grad_diff_loss(fl, f["labels"], self._logits(self.model, r), r["labels"],
-                                         self.gamma, self.alpha)
+                                         self.gamma, self.alpha, mean)
         elif self.loss_name == "kl":
             loss = losses.kl_loss(fl, f["labels"], self._logits(self.model, r), self._ref_logits(r), r["labels"],
-                                  self.alpha)
+                                  self.alpha, mean)
         else:
             retain = (self._logits(self.model, r), r["labels"]) if self.alpha > 0 else (None, None)
-            loss = losses.npo_loss(fl, self._ref_logits(f), f["labels"], self.beta, *retain, alpha=self.alpha)
+            loss = losses.npo_loss(fl, self._ref_logits(f), f["labels"], self.beta, *retain, alpha=self.alpha,
+                                   mean=mean)
         check_finite(loss, self.global_step)
-        self.log("unlearn/loss", loss, prog_bar=True, batch_size=f["input_ids"].shape[0])
+        # each process holds W * (its share); their mean is the loss of the whole global batch
+        self.log("unlearn/loss", loss, prog_bar=True, batch_size=f["input_ids"].shape[0], sync_dist=True)
         return loss
 
     def configure_optimizers(self):
@@ -77,6 +79,14 @@ class GradientUnlearning(L.LightningModule):
         if self.scheduler_factory is None:
             return opt
         return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_factory(opt), "interval": "step"}}
+
+
+def global_batch_mean(trainer) -> losses.Mean:
+    """Means over the global batch: item counts summed across processes (1 process: the batch's own)."""
+    def mean(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        n = trainer.strategy.reduce(count.detach().clone(), reduce_op="sum")
+        return losses.global_mean(total, n, trainer.world_size)
+    return mean
 
 
 def paired_loader(ctx, forget_modality: str, batch_size: int, answer_only: bool = True,

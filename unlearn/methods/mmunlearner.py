@@ -10,6 +10,10 @@ followed by `retain_steps` plain descent steps on retain data. With two optimise
 optimiser only holds the unlearned groups and has no weight decay, and a masked-out element's gradient is
 always 0 in forget steps, so its Adam moments stay 0 and it never moves there; retain-step momentum lives
 in the other optimiser. With one optimiser, masked-out elements are restored after each forget step.
+
+Under DDP, `mmunlearner.batch_size` is per process: W processes with batch B/W take the same update steps
+as one process with batch B (same batches, token means over the global batch, same retain/forget ratio).
+The Fisher pass batches by `batch_size` as given, so its mask matches one process at the same value.
 """
 
 from __future__ import annotations
@@ -24,13 +28,16 @@ from lightning.pytorch.utilities import CombinedLoader
 from safetensors.torch import load_file, save_file
 from torch.utils.data import ConcatDataset, DataLoader
 
+from unlearn import losses
 from unlearn.data.collate import collate
 from unlearn.data.sampling import EpochShuffle
 from unlearn.data.sequences import QASequences
 from unlearn.eval.scoring import model_inputs
 from unlearn.io import write_json
+from unlearn.methods.gradient import global_batch_mean, with_lora
 from unlearn.methods.guards import check_finite
 from unlearn.saliency import group_parameters, mask_report, restore_masked_out, saliency_mask, squared_grads
+from unlearn.strategies import refuse_fsdp
 
 log = logging.getLogger(__name__)
 GROUPS = {"vision": ("vision",), "language": ("language",), "both": ("vision", "language")}
@@ -92,15 +99,20 @@ class FisherPass(L.LightningModule):
 
 
 class MaskedUnlearning(L.LightningModule):
+    """Batches are {"forget": batch, "retain": [batch per retain step]}. Manual optimisation; gradients are clipped and masked in `on_before_optimizer_step`, i.e. after DDP has
+    averaged them (during `manual_backward`) and AMP has unscaled them, so every rank steps identically."""
+
     def __init__(self, model, masks: dict, forget_optimizer: Callable, retain_optimizer: Callable,
-                 retain_steps: int, clip: float = 1.0, optimizers: str = "two"):
+                 clip: float = 1.0, optimizers: str = "two"):
         super().__init__()
         if optimizers not in ("one", "two"):
             raise ValueError(f"mmunlearner.optimizers={optimizers!r}: expected 'one' or 'two'")
         self.model, self.masks = model, masks
         self.forget_optimizer, self.retain_optimizer = forget_optimizer, retain_optimizer
-        self.retain_steps, self.clip, self.mode = retain_steps, clip, optimizers
+        self.clip, self.mode = clip, optimizers
+        self.retain_steps_taken: list[int] = []  # per training step
         self.automatic_optimization = False
+        self._phase = "retain"
 
     def on_train_start(self) -> None:
         self.model.train()
@@ -111,43 +123,45 @@ class MaskedUnlearning(L.LightningModule):
             return self.retain_optimizer(trainable)
         return [self.forget_optimizer(list(self.masks)), self.retain_optimizer(trainable)]
 
-    def _loss(self, batch, what: str):
-        out = self.model(**model_inputs(batch, self.device), labels=batch["labels"].to(self.device))
-        return check_finite(out.loss, self.global_step, f"{what} loss")
+    def _nll(self, batch, what: str):
+        logits = self.model(**model_inputs(batch, self.device)).logits
+        nll = losses.mean_nll(logits, batch["labels"].to(self.device), global_batch_mean(self.trainer))
+        return check_finite(nll, self.global_step, f"{what} loss")
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if self._phase == "forget":  # ascend, clip, mask
+            torch.nn.utils.clip_grad_norm_(list(self.masks), self.clip)
+            for p, m in self.masks.items():
+                if p.grad is not None:
+                    p.grad.mul_(m.to(p.grad.device, p.grad.dtype))
+        else:
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]
+                                            if p.grad is not None], self.clip)
 
     def training_step(self, batch, batch_idx):
         opts = self.optimizers()
         opt_f, opt_r = (opts, opts) if self.mode == "one" else opts
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        # forget step: ascend, clip, mask
+        # forget step: gradient ascent, clipped and masked before the step
         snapshot = {p: p.detach().clone() for p in trainable} if self.mode == "one" else None
         opt_f.zero_grad(set_to_none=True)
-        forget_nll = self._loss(batch["forget"], "forget")
+        forget_nll = self._nll(batch["forget"], "forget")
         self.manual_backward(-forget_nll)
-        torch.nn.utils.clip_grad_norm_(list(self.masks), self.clip)
-        for p, m in self.masks.items():
-            if p.grad is not None:
-                p.grad.mul_(m.to(p.grad.device, p.grad.dtype))
+        self._phase = "forget"
         opt_f.step()
+        self._phase = "retain"
         if snapshot is not None:
             restore_masked_out(trainable, self.masks, snapshot)
-        # retain steps: plain descent on everything
-        retain = batch["retain"]
-        size = math.ceil(retain["input_ids"].shape[0] / self.retain_steps)
-        for i in range(0, retain["input_ids"].shape[0], size):
-            chunk = {k: v[i:i + size] for k, v in retain.items() if k != "pixel_values"}
-            if "pixel_values" in retain:  # images belong to the rows that carry image tokens, in order
-                first = int((retain["input_ids"][:i] == self.model.config.image_token_id).any(1).sum())
-                n = int((chunk["input_ids"] == self.model.config.image_token_id).any(1).sum())
-                if n:
-                    chunk["pixel_values"] = retain["pixel_values"][first:first + n]
+        # retain steps: plain descent on everything, one collated chunk each
+        for chunk in batch["retain"]:
             opt_r.zero_grad(set_to_none=True)
-            retain_nll = self._loss(chunk, "retain")
+            retain_nll = self._nll(chunk, "retain")
             self.manual_backward(retain_nll)
-            torch.nn.utils.clip_grad_norm_([p for p in trainable if p.grad is not None], self.clip)
             opt_r.step()
+        self.retain_steps_taken.append(len(batch["retain"]))
+        # each process holds W * (its share): the mean over processes is the global batch's NLL
         self.log_dict({"unlearn/forget_nll": forget_nll.detach(), "unlearn/retain_nll": retain_nll.detach()},
-                      prog_bar=True, batch_size=batch["forget"]["input_ids"].shape[0])
+                      prog_bar=True, batch_size=batch["forget"]["input_ids"].shape[0], sync_dist=True)
 
 
 def fisher_datasets(ctx) -> dict:
@@ -197,16 +211,13 @@ def load_masks(path, model) -> dict:
 
 
 def run(ctx) -> None:
-    from hydra.utils import instantiate
-
     m = ctx.cfg.mmunlearner
+    refuse_fsdp(ctx.cfg, "mmunlearner", "use trainer=ddp, with mmunlearner.lora.enabled=true for 7B+ models")
     if m.groups not in GROUPS:
         raise ValueError(f"mmunlearner.groups={m.groups!r}: expected one of {list(GROUPS)}")
     out = ctx.out_dir / "mmunlearner"
     out.mkdir(parents=True, exist_ok=True)
     if m.lora.enabled:  # saliency and updates live on the adapters; masks are keyed by object, not name
-        from unlearn.methods.gradient import with_lora
-
         ctx.model, _ = with_lora(ctx.model, m.lora, ctx.cfg.model.lora_target_modules, need_reference=False)
     if m.mask_path:
         masks, names = load_masks(m.mask_path, ctx.model), {p: n for n, p in ctx.model.named_parameters()}
@@ -228,21 +239,49 @@ def run(ctx) -> None:
             ctx.logger.log_image(key="mmunlearner/mask_sparsity", images=[str(image)])
     ctx.artifacts["mmunlearner"] = {k: report[k] for k in ("parameters", "elements", "selected", "fraction")}
 
-    proc, pad = ctx.processor, ctx.processor.tokenizer.pad_token_id
-    forget = QASequences(ctx.benchmark.train_rows("forget"), proc, "multimodal")
-    retain = ConcatDataset([QASequences(ctx.benchmark.train_rows("retain"), proc, f) for f in ("multimodal", "text")])
-    forget_batches = math.ceil(len(forget) / m.batch_size)
-    k = m.retain_steps or max(1, round(len(retain) / (m.batch_size * forget_batches)))
-    loader = CombinedLoader({
-        "forget": DataLoader(forget, batch_size=m.batch_size, sampler=EpochShuffle(len(forget), ctx.cfg.seed),
-                             collate_fn=lambda b: collate(b, pad)),
-        "retain": DataLoader(retain, batch_size=m.batch_size * k, sampler=EpochShuffle(len(retain), ctx.cfg.seed + 1),
-                             collate_fn=lambda b: collate(b, pad)),
-    }, mode="min_size")
-    module = MaskedUnlearning(ctx.model, masks, instantiate(m.forget_optimizer), instantiate(m.retain_optimizer),
-                              k, m.clip, m.optimizers)
-    ctx.trainer(max_epochs=m.epochs, gradient_clip_val=None, enable_checkpointing=False,
-                use_distributed_sampler=False).fit(module, loader)  # EpochShuffle shards itself
+    masked_update(ctx, masks, m)
     if m.lora.enabled:
         ctx.model = ctx.model.merge_and_unload()
     ctx.model.eval()
+
+
+def retain_steps_per_forget_step(n_forget: int, n_retain: int, global_batch: int) -> int:
+    """About one pass over the retain data per pass over the forget data. From global sizes and the global
+    batch, so every rank (and every world size at the same global batch) takes the same steps."""
+    forget_steps = math.ceil(n_forget / global_batch)
+    return max(1, round(n_retain / (global_batch * forget_steps)))
+
+
+def update_loader(ctx, batch_size: int, retain_steps: int | None, seed: int,
+                  world_size: int = 1) -> tuple[CombinedLoader, int]:
+    """Forget batches of `batch_size` (per process) beside retain batches of `batch_size * k`, and k."""
+    proc, pad = ctx.processor, ctx.processor.tokenizer.pad_token_id
+    forget = QASequences(ctx.benchmark.train_rows("forget"), proc, "multimodal")
+    retain = ConcatDataset([QASequences(ctx.benchmark.train_rows("retain"), proc, f) for f in ("multimodal", "text")])
+    k = retain_steps or retain_steps_per_forget_step(len(forget), len(retain), batch_size * world_size)
+    loader = CombinedLoader({
+        "forget": DataLoader(forget, batch_size=batch_size, sampler=EpochShuffle(len(forget), seed),
+                             collate_fn=lambda b: collate(b, pad)),
+        "retain": DataLoader(retain, batch_size=batch_size * k, sampler=EpochShuffle(len(retain), seed + 1),
+                             collate_fn=lambda b: chunked(b, pad, batch_size)),
+    }, mode="min_size")
+    return loader, k
+
+
+def chunked(examples: list, pad: int, size: int) -> list[dict]:
+    """The k retain steps' batches, collated separately: image tensors stay with their own rows whatever
+    the model's image layout (LLaVA stacks images, Qwen2-VL concatenates patches)."""
+    return [collate(examples[i:i + size], pad) for i in range(0, len(examples), size)]
+
+
+def masked_update(ctx, masks: dict, m, callbacks=()) -> MaskedUnlearning:
+    """Stage 2 on `ctx.model` with the given masks (`m`: the `mmunlearner` config)."""
+    from hydra.utils import instantiate
+
+    trainer = ctx.trainer(max_epochs=m.epochs, gradient_clip_val=None, enable_checkpointing=False,
+                          use_distributed_sampler=False, callbacks=list(callbacks))  # EpochShuffle shards itself
+    loader, _ = update_loader(ctx, m.batch_size, m.retain_steps, ctx.cfg.seed, trainer.world_size)
+    module = MaskedUnlearning(ctx.model, masks, instantiate(m.forget_optimizer), instantiate(m.retain_optimizer),
+                              m.clip, m.optimizers)
+    trainer.fit(module, loader)
+    return module
