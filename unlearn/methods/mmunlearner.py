@@ -13,7 +13,7 @@ in the other optimiser. With one optimiser, masked-out elements are restored aft
 
 Under DDP, `mmunlearner.batch_size` is per process: W processes with batch B/W take the same update steps
 as one process with batch B (same batches, token means over the global batch, same retain/forget ratio).
-The Fisher pass batches by `batch_size` as given, so its mask matches one process at the same value.
+The Fisher pass uses its own `fisher_batch_size`, fixed whatever the world size, so the mask matches too.
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ def run(ctx) -> None:
         masks, names = load_masks(m.mask_path, ctx.model), {p: n for n, p in ctx.model.named_parameters()}
     else:
         groups = group_parameters(ctx.model, dict(ctx.cfg.model.param_groups))
-        masks, names = compute_masks(ctx, groups, GROUPS[m.groups], m.gamma, m.batch_size)
+        masks, names = compute_masks(ctx, groups, GROUPS[m.groups], m.gamma, m.fisher_batch_size)
     report = mask_report(masks, names)
     if report["selected"] == 0:
         raise ValueError(f"the saliency mask selects no weight (mmunlearner.gamma={m.gamma}); lower gamma")
