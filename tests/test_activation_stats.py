@@ -32,10 +32,10 @@ PATTERNS = {"language": r"layers\.\d+\.mlp\.down_proj"}
 
 
 def _run(stats, model, x, mask, key="forget/text"):
-    stats._key, stats._mask = key, mask
+    stats.begin_batch(key, mask)
     with torch.no_grad():
         model(x)
-    stats._key = stats._mask = None
+    stats.end_batch()
 
 
 def test_hand_computed_statistics_skip_padding():
@@ -61,7 +61,7 @@ def test_grad_mode_forward_is_not_counted():
     model = Toy()
     stats = ActivationStatistics(PATTERNS)
     stats.attach(model)
-    stats._key = "forget/text"
+    stats.begin_batch("forget/text", None)
     model(torch.ones(1, 2, 3))  # grad enabled: a checkpoint recompute would look like this
     assert stats.moments == {} and stats.skipped_grad_calls == 1
     stats.detach()
@@ -128,3 +128,14 @@ def test_scale_mode_scales_only_the_consumer_column():
     assert torch.equal(model.layers[0].mlp.up_proj.weight, torch.eye(3))
     with pytest.raises(ValueError, match="manu.prune.mode"):
         prune_neurons(model, {}, mode="soft")
+
+
+def test_threshold_is_strict_and_leaves_the_activations_alone():
+    from unlearn.manu.moments import Moments
+
+    acts = torch.tensor([[0.5, -0.5, 0.6], [-0.7, 0.0, 0.5000001]])
+    kept = acts.clone()
+    m = Moments.of(acts, 0.5)
+    assert m.above.tolist() == [1.0, 0.0, 2.0]  # |a| == tau is not above it
+    assert torch.equal(acts, kept)  # the in-place counting works on a copy
+    torch.testing.assert_close(m.sum_abs, torch.tensor([1.2, 0.5, 1.1000001], dtype=torch.float64))

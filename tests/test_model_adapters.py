@@ -170,8 +170,6 @@ def test_fsdp_config_shards_the_family_blocks(tmp_path, checkpoints):
 
 def test_gradient_checkpointing_does_not_double_count_statistics(tmp_path, checkpoints):
     """Checkpointed blocks rerun their forward in backward, with grad enabled; the hooks skip those calls."""
-    from types import SimpleNamespace
-
     from callbacks.activation_stats import ActivationStatistics
 
     cfg = _cfg(tmp_path, "llava", checkpoints["llava"], "model.gradient_checkpointing=true")
@@ -180,8 +178,7 @@ def test_gradient_checkpointing_does_not_double_count_statistics(tmp_path, check
                     proc.tokenizer.pad_token_id)
     stats = ActivationStatistics(dict(cfg.model.mlp_modules))
     stats.attach(model)
-    pass_module = SimpleNamespace(loader_keys=["forget"])
-    stats.on_validation_batch_start(None, pass_module, batch, 0)
+    stats.begin_batch("forget", batch["attention_mask"])
     with torch.no_grad():
         model.eval()(**batch)
     counts = {n: m.count.item() for n, m in stats.moments["forget"].items()}
