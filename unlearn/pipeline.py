@@ -47,9 +47,13 @@ class RunContext:
         return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
 
 
-def build_fresh_model(cfg: DictConfig):
+def _require_build(cfg: DictConfig) -> None:
     if not cfg.model.get("build"):
         raise ValueError(f"model={cfg.model.name} is loaded, not built: set model.path to a checkpoint")
+
+
+def build_fresh_model(cfg: DictConfig):
+    _require_build(cfg)
     return instantiate(cfg.model.build)
 
 
@@ -81,8 +85,7 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path:
     """The finetuned model every unlearning run starts from: built once per (data, model, finetune) config."""
     if cfg.model.path:
         return Path(str(cfg.model.path))
-    if not cfg.model.get("build"):
-        raise ValueError(f"model={cfg.model.name} is loaded, not built: set model.path to a checkpoint")
+    _require_build(cfg)  # before vanilla_path, which reads model.build
     path = vanilla_path(cfg)
     if path.exists():
         log.info("vanilla model: reusing %s", path)
