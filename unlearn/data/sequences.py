@@ -36,7 +36,7 @@ class QASequences(Dataset):
         self.banks = []
         self.index: list[tuple[int, str, str, str]] = []  # (row, form, question, answer)
         need_images = "multimodal" in forms
-        self.lazy = not getattr(processor, "eager_images", True)
+        self.lazy = not processor.eager_images
         for r, row in enumerate(rows):
             images = row["images"] if augment else row["images"][:1]
             if not need_images:

@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 
 MM_TOKEN_TYPES = "mm_token_type_ids"
+MROPE_FAMILIES = ("qwen2_vl", "qwen2_5_vl")  # position ids need `mm_token_type_ids`
+FAMILIES = ("llava", "idefics2", *MROPE_FAMILIES)
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,11 @@ def image_block(family: str, config, tokenizer, image_processor, tensors: dict) 
         n_latents = config.perceiver_config.resampler_n_latents
         crops = tensors["pixel_values"].shape[1]  # 5 with image splitting, else 1
         return [fake] + ([config.image_token_id] * n_latents + [fake]) * crops, config.image_token_id
-    if family in ("qwen2_vl", "qwen2_5_vl"):
+    if family in MROPE_FAMILIES:
         n = int(tensors["image_grid_thw"][0].prod()) // image_processor.merge_size ** 2
         block = [config.vision_start_token_id] + [config.image_token_id] * n + [config.vision_end_token_id]
         return block, config.image_token_id
-    raise ValueError(f"model type {family!r} has no image adapter; supported: llava, idefics2, qwen2_vl")
+    raise ValueError(f"model type {family!r} has no image adapter; supported: {FAMILIES}")
 
 
 class ChatProcessor:
@@ -78,8 +80,8 @@ class ChatProcessor:
         self.stop_token_id = tokenizer.convert_tokens_to_ids(stop)
         if self.stop_token_id is None or self.stop_token_id == tokenizer.unk_token_id:
             raise ValueError(f"model.template.stop={stop!r} is not a token of this tokenizer")
-        image_block(self.family, config, tokenizer, image_processor,
-                    {"pixel_values": torch.zeros(1, 1), "image_grid_thw": torch.ones(1, 3, dtype=torch.long)})
+        if self.family not in FAMILIES:
+            raise ValueError(f"model type {self.family!r} has no image adapter; supported: {FAMILIES}")
 
     # --- text ---------------------------------------------------------------------------------
     def words(self, text: str) -> list[int]:
@@ -113,7 +115,7 @@ class ChatProcessor:
         for im in images:
             t = dict(self.image_processor(images=[im.convert("RGB")], return_tensors="pt"))
             block, image_id = image_block(self.family, self.config, self.tokenizer, self.image_processor, t)
-            out.append(ImageInput(block, t, image_id, token_types=self.family in ("qwen2_vl", "qwen2_5_vl")))
+            out.append(ImageInput(block, t, image_id, token_types=self.family in MROPE_FAMILIES))
         return out
 
     # --- persistence --------------------------------------------------------------------------

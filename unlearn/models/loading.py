@@ -43,8 +43,9 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
     if template is None:
         raise CheckpointError(f"{key}={path} is a real checkpoint: its model config needs a `template` "
                               "(see configs/model/llava_1_5_7b.yaml)")
-    processor = ChatProcessor(AutoTokenizer.from_pretrained(str(path)), AutoImageProcessor.from_pretrained(str(path), **dict(image_processor or {})),
-                              model.config, ChatTemplate(**dict(template)))
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    images = AutoImageProcessor.from_pretrained(str(path), **dict(image_processor or {}))
+    processor = ChatProcessor(tokenizer, images, model.config, ChatTemplate(**dict(template)))
     return model, processor
 
 

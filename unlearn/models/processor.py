@@ -38,14 +38,15 @@ class VLProcessor:
 
     def prefix_ids(self, image) -> list[int]:
         """`image`: this row's pixel values, or None for a text-only row."""
-        with_image = image is not None and image is not False
-        return [self.tokenizer.bos_token_id] + ([self.image_token_id] * self.num_image_tokens if with_image else [])
+        images = [self.image_token_id] * self.num_image_tokens if image is not None else []
+        return [self.tokenizer.bos_token_id] + images
 
     @property
     def stop_token_id(self) -> int:
         return self.tokenizer.eos_token_id
 
     option_letters = ("a", "b", "c", "d")
+    eager_images = True  # datasets preprocess every image once: 32 px portraits are a few KB
 
     def letter_question(self, question: str, options: tuple[str, ...]) -> str:
         opts = " ".join(f"{letter} : {text}" for letter, text in zip(self.option_letters, options))
