@@ -29,11 +29,14 @@ def own_tower(key: str) -> str:
 class OfficialActivationStatistics(Callback):
     """`self.stats[key][unit] = {abs, freq, var, rms}`; `self.units[module]` is the unit a module counts under."""
 
-    neuron = "output"
-
     def __init__(self, patterns: Mapping[str, str], pooled: bool = True, clamp: float = OFFICIAL_CLAMP,
-                 tau: float = OFFICIAL_TAU):
+                 tau: float = OFFICIAL_TAU, unit: str = "output"):
+        """unit="output": the hooked Linears' output rows (theirs); "intermediate": the inputs of the matched
+        Linears (fc2 / down_proj: the project's unit), to measure the statistics apart from the unit."""
+        if unit not in ("output", "intermediate"):
+            raise ValueError(f"manu.official.unit={unit!r}: expected 'output' or 'intermediate'")
         self.patterns, self.pooled, self.clamp, self.tau = dict(patterns), bool(pooled), float(clamp), float(tau)
+        self.neuron = "output" if unit == "output" else "input"  # what prune_neurons zeroes
         self.towers: dict[str, str] = {}
         self.units: dict[str, str] = {}
         self.widths: dict[str, int] = {}
@@ -63,9 +66,14 @@ class OfficialActivationStatistics(Callback):
                 raise ValueError(f"model.manu_official_modules matches {name!r}, which is not a Linear")
         self.units = {n: self.unit_of(n) for n in self.towers}
         for name in self.towers:
-            self.widths[self.units[name]] = modules[name].out_features
-            self._handles.append(modules[name].register_forward_hook(
-                lambda m, args, out, name=name: self._record(name, out)))
+            mod = modules[name]
+            if self.neuron == "output":
+                self.widths[self.units[name]] = mod.out_features
+                h = mod.register_forward_hook(lambda m, args, out, name=name: self._record(name, out))
+            else:
+                self.widths[self.units[name]] = mod.in_features
+                h = mod.register_forward_pre_hook(lambda m, args, name=name: self._record(name, args[0]))
+            self._handles.append(h)
 
     def detach(self) -> None:
         for h in self._handles:

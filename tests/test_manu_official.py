@@ -259,3 +259,40 @@ def test_language_activation_not_matching_the_mask_fails_loudly():
     with torch.no_grad(), pytest.raises(ValueError, match="attention mask"):
         model(torch.ones(1, 2, 2), torch.ones(1, 2, 2))
     stats.end_batch()
+
+
+# ---------------------------------------------------------------- configs and the whole method
+def test_official_preset_composes(tmp_path):
+    from unlearn.config import compose_config
+
+    cfg = compose_config(["experiment=manu_official"], tmp_path, tmp_path)
+    assert (cfg.model.name, cfg.data.name, cfg.data.forget_split) == ("llava_1_5_7b", "mllmu_bench", "forget_5")
+    assert cfg.manu.selection == "official" and cfg.manu.alpha == 2 and cfg.manu.batch_size == 4
+    assert compose_config([], tmp_path, tmp_path).manu.selection == "project"
+
+
+@pytest.mark.slow
+def test_train_with_official_selection(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "WANDB_MODE": "disabled", "UNLEARN_CACHE": str(tmp_path / "cache")}
+    run = subprocess.run([sys.executable, "train.py", "debug=fast", "method=manu", "manu.selection=official",
+                          "manu.official.apply_last=1", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    with safe_open(str(tmp_path / "run" / "manu" / "mask.safetensors"), "pt") as f:
+        assert f.metadata()["selection"] == "official" and f.metadata()["neuron"] == "output"
+        names = set(f.keys())
+    # pooled layers, apply_last=1: only the last layer (1 of 2) of each module type carries a mask
+    assert names == {LANG.format(1, p) for p in ("gate_proj", "up_proj", "down_proj")} | \
+        {VISION.format(1, p) for p in ("fc1", "fc2")}
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert summary["artifacts"]["manu"]["selection"] == "official"
+    assert summary["artifacts"]["manu"]["pruned"]["total"]["pruned"] > 0

@@ -74,13 +74,14 @@ def statistics_datasets(ctx, max_retain_people: int | None = None) -> dict:
             for name, rows in (("forget", forget), ("retain", retain)) for form in ("multimodal", "text")}
 
 
-def official_plans(datasets: dict, batch_size: int, chunk_size: int, seed: int) -> dict:
+def official_plans(datasets: dict, batch_size: int, chunk_size: int, seed: int, retain_subset: bool = True) -> dict:
     """The authors' reading order per loader: forget loaders in full, retain loaders only as many batches as
-    the forget set has (a random retain subset of its size), each loader with its own seeded permutations."""
+    the forget set has (a random retain subset of its size; `retain_subset=false`: all of the retain set),
+    each loader with its own seeded permutations."""
     plans = {}
     for i, (key, ds) in enumerate(datasets.items()):
-        forget = datasets[key.replace("retain/", "forget/")]
-        n_batches = -(-len(forget) // batch_size)
+        sized_by = datasets[key.replace("retain/", "forget/")] if retain_subset else ds
+        n_batches = -(-len(sized_by) // batch_size)
         plans[key] = official_batches(len(ds), batch_size, n_batches, chunk_size, seed + i)
     return plans
 
@@ -93,11 +94,12 @@ def run(ctx) -> None:
     plans = None
     if selection == "official":
         o = m.official
-        patterns = ctx.cfg.model.get("manu_official_modules")
+        unit = o.get("unit", "output")
+        patterns = ctx.cfg.model.get("manu_official_modules") if unit == "output" else ctx.cfg.model.mlp_modules
         if not patterns:
             raise ValueError(f"manu.selection=official needs model.manu_official_modules (model {ctx.cfg.model.name})")
-        stats = OfficialActivationStatistics(dict(patterns), pooled=o.pooled_layers, clamp=o.clamp)
-        plans = official_plans(datasets, m.batch_size, o.chunk_size, o.seed)
+        stats = OfficialActivationStatistics(dict(patterns), pooled=o.pooled_layers, clamp=o.clamp, unit=unit)
+        plans = official_plans(datasets, m.batch_size, o.chunk_size, o.seed, o.get("retain_subset", True))
     elif selection == "project":
         stats = ActivationStatistics(dict(ctx.cfg.model.mlp_modules), tau=m.tau, neuron=m.neuron)
     else:
