@@ -296,3 +296,32 @@ def test_train_with_official_selection(tmp_path):
     summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert summary["artifacts"]["manu"]["selection"] == "official"
     assert summary["artifacts"]["manu"]["pruned"]["total"]["pruned"] > 0
+
+
+@pytest.mark.slow
+def test_official_statistics_one_and_two_processes_agree(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent / "scripts" / "manu_official_pass.py"
+
+    def run(devices):
+        out = tmp_path / f"official_{devices}.pt"
+        proc = subprocess.run([sys.executable, str(script), "--devices", str(devices), "--cache",
+                               str(tmp_path / "cache"), "--out", str(out)], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        return torch.load(out, weights_only=False)
+
+    one, two = run(1), run(2)
+    assert min(one["chunks"].values()) >= 2  # the chunked mean of means is exercised
+    assert one["stats"].keys() == two["stats"].keys() == {"forget/multimodal", "forget/text", "retain/multimodal",
+                                                          "retain/text"}
+    for key, units in one["stats"].items():
+        for unit, values in units.items():
+            for k, v in values.items():
+                torch.testing.assert_close(two["stats"][key][unit][k], v, rtol=1e-9, atol=1e-12)
+    assert one["masks"].keys() == two["masks"].keys()
+    for name, mask in one["masks"].items():
+        assert torch.equal(mask, two["masks"][name]), name
+    assert sum(int(m.sum()) for m in one["masks"].values()) > 0
