@@ -26,13 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 OFFICIAL = "manu.selection=official"
 LADDER = [  # (label, overrides, seeded)
     ("project (default)", [], False),
-    ("+ their statistics (project unit, per layer, full retain)",
+    ("+ padding counted", ["manu.mask_padding=false"], False),
+    ("+ their statistics (per position, chunks, clamp, >= threshold; project unit, per layer, full retain)",
      [OFFICIAL, "manu.official.unit=intermediate", "manu.official.pooled_layers=false",
       "manu.official.retain_subset=false"], True),
     ("+ their unit (output rows of every hooked Linear)",
      [OFFICIAL, "manu.official.pooled_layers=false", "manu.official.retain_subset=false"], True),
     ("+ retain subset of forget's size", [OFFICIAL, "manu.official.pooled_layers=false"], True),
-    ("+ pooled layers, last 3 layers (= official)", [OFFICIAL], True),
+    ("+ pooled layers, last 3 layers (= official at the project's batch size 64)", [OFFICIAL], True),
+    ("+ their batch size 4 (= official, as experiment=manu_official)", [OFFICIAL, "manu.batch_size=4"], True),
 ]
 METRICS = [f"after/{s}/{m}/mc_acc" for s in ("forget", "retain") for m in ("multimodal", "text")]
 
@@ -65,7 +67,9 @@ def run_one(overrides: list[str], out: Path, cache: Path) -> dict:
     with safe_open(str(out / "manu" / "mask.safetensors"), "pt") as f:
         neuron = f.metadata()["neuron"]
     masks = load_file(str(out / "manu" / "mask.safetensors"))
+    summary = json.loads((out / "metrics.json").read_text())
     return {"metrics": {k: metrics[k] for k in METRICS}, "neuron": neuron,
+            "pruned": summary["artifacts"]["manu"]["pruned"],
             "units": {t: sorted(v) for t, v in units(masks, neuron).items()}}
 
 
@@ -102,9 +106,9 @@ def main() -> None:
 
     project = next(r for r in done.values() if r["label"] == LADDER[0][0])
     ref = {t: {tuple(u) for u in v} for t, v in project["units"].items()}
-    print("\n| setting | runs | Jaccard vision | Jaccard language | hidden-row share vision / language | "
+    print("\n| setting | runs | pruned vision / language | Jaccard vision | Jaccard language | hidden-row share vision / language | "
           + " | ".join(m.split("/", 1)[1].replace("/mc_acc", "") for m in METRICS) + " |")
-    print("|" + "---|" * (5 + len(METRICS)))
+    print("|" + "---|" * (6 + len(METRICS)))
     for label, _, _ in LADDER:
         rows = [r for r in done.values() if r["label"] == label]
         if not rows:
@@ -116,7 +120,8 @@ def main() -> None:
         jac = {t: [jaccard({tuple(u) for u in r["units"][t]}, ref[t]) for r in rows] for t in ("vision", "language")}
         hidden = {t: [sum(u[1] == "hidden" for u in r["units"][t]) / max(1, len(r["units"][t])) for r in rows]
                   for t in ("vision", "language")}
-        print(f"| {label} | {len(rows)} | {stat(jac['vision'])} | {stat(jac['language'])} | "
+        pruned = {t: [r["pruned"][t]["pruned"] for r in rows] for t in ("vision", "language")}
+        print(f"| {label} | {len(rows)} | {stat(pruned['vision'])} / {stat(pruned['language'])} | {stat(jac['vision'])} | {stat(jac['language'])} | "
               f"{stat(hidden['vision'])} / {stat(hidden['language'])} | "
               + " | ".join(stat([r["metrics"][m] for r in rows]) for m in METRICS) + " |")
 

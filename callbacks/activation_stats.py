@@ -50,10 +50,12 @@ class ActivationStatistics(Callback):
     the authors' selection, which also hooks fc1, gate_proj and up_proj, is `manu.selection=official`).
     """
 
-    def __init__(self, patterns: Mapping[str, str], tau: float = 0.1, neuron: str = "input"):
+    def __init__(self, patterns: Mapping[str, str], tau: float = 0.1, neuron: str = "input",
+                 mask_padding: bool = True):
         if neuron not in ("input", "output"):
             raise ValueError(f"manu.neuron={neuron!r}: expected 'input' or 'output'")
         self.patterns, self.tau, self.neuron = dict(patterns), float(tau), neuron
+        self.mask_padding = bool(mask_padding)  # false: pads count as tokens, as in the MANU authors' code
         self.towers: dict[str, str] = {}
         self.moments: dict[str, dict[str, Moments]] = {}
         self._handles: list = []
@@ -121,6 +123,8 @@ class ActivationStatistics(Callback):
     # --- outside Lightning (benchmarks, tests): attach(), then begin_batch / forward / end_batch ------
     def begin_batch(self, key: str, attention_mask: torch.Tensor | None) -> None:
         """Forwards until `end_batch` count under `key`; language-model padding is read from the mask."""
+        if not self.mask_padding:
+            attention_mask = None
         self._key, self._mask = key, attention_mask
         # token rows, found once per batch: an index_select per module is 4x faster than a boolean index
         self._rows = None if attention_mask is None else attention_mask.reshape(-1).nonzero().squeeze(1)

@@ -251,6 +251,17 @@ def test_vision_activation_shaped_like_the_mask_is_not_masked():
     assert stats.moments["forget/multimodal"]["text"].count.item() == 1  # padding dropped
 
 
+def test_padding_counted_when_asked():
+    model = _Towers()
+    stats = ActivationStatistics({"vision": "vision", "language": "text"}, neuron="output", mask_padding=False)
+    stats.attach(model)
+    stats.begin_batch("forget/text", torch.tensor([[1, 0]]))
+    with torch.no_grad():
+        model(torch.ones(1, 2, 2), torch.ones(1, 2, 2))
+    stats.end_batch()
+    assert stats.moments["forget/text"]["text"].count.item() == 2
+
+
 def test_language_activation_not_matching_the_mask_fails_loudly():
     model = _Towers()
     stats = ActivationStatistics({"vision": "vision", "language": "text"}, neuron="output")

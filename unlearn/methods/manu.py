@@ -101,7 +101,8 @@ def run(ctx) -> None:
         stats = OfficialActivationStatistics(dict(patterns), pooled=o.pooled_layers, clamp=o.clamp, unit=unit)
         plans = official_plans(datasets, m.batch_size, o.chunk_size, o.seed, o.get("retain_subset", True))
     elif selection == "project":
-        stats = ActivationStatistics(dict(ctx.cfg.model.mlp_modules), tau=m.tau, neuron=m.neuron)
+        stats = ActivationStatistics(dict(ctx.cfg.model.mlp_modules), tau=m.tau, neuron=m.neuron,
+                                     mask_padding=m.get("mask_padding", True))
     else:
         raise ValueError(f"manu.selection={selection!r}: expected 'project' or 'official'")
     pruning = NeuronPruning(stats, alpha=m.alpha, score=m.score, weights=dict(m.weights) if m.weights else None,
