@@ -70,6 +70,7 @@ def run_one(overrides: list[str], out: Path, cache: Path) -> dict:
     summary = json.loads((out / "metrics.json").read_text())
     return {"metrics": {k: metrics[k] for k in METRICS}, "neuron": neuron,
             "pruned": summary["artifacts"]["manu"]["pruned"],
+            "clamped": summary["artifacts"]["manu"].get("clamped_on_rank0"),
             "units": {t: sorted(v) for t, v in units(masks, neuron).items()}}
 
 
@@ -124,6 +125,8 @@ def main() -> None:
         print(f"| {label} | {len(rows)} | {stat(pruned['vision'])} / {stat(pruned['language'])} | {stat(jac['vision'])} | {stat(jac['language'])} | "
               f"{stat(hidden['vision'])} / {stat(hidden['language'])} | "
               + " | ".join(stat([r["metrics"][m] for r in rows]) for m in METRICS) + " |")
+    clamped = {r.get("clamped") for r in done.values() if r.get("clamped") is not None}
+    print(f"\nactivations clamped at +-1e3 in the official runs: {sorted(clamped)}")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ class OfficialActivationStatistics(Callback):
         self._key: str | None = None
         self._chunk: int | None = None
         self._batch: dict[str, BatchPositionSums] = {}
+        self.clamped = 0  # activations clipped to +-clamp on this rank
 
     def unit_of(self, name: str) -> str:
         return f"{self.towers[name]}:{name.rpartition('.')[2]}" if self.pooled else name
@@ -90,6 +91,7 @@ class OfficialActivationStatistics(Callback):
                 if unit not in per_key:
                     per_key[unit] = ChunkedStatistics(self.num_chunks[self._key], self.widths[unit])
                 per_key[unit].add_batch(self._chunk, batch)
+                self.clamped += batch.clamped
         self._key, self._chunk, self._batch = None, None, {}
 
     def finalize(self) -> None:
@@ -98,7 +100,7 @@ class OfficialActivationStatistics(Callback):
 
     # --- Lightning ------------------------------------------------------------------------------
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.chunked, self.stats = {}, {}
+        self.chunked, self.stats, self.clamped = {}, {}, 0
         self.num_chunks = dict(pl_module.num_chunks)
         self.attach(pl_module.model)
 

@@ -76,13 +76,16 @@ class BatchPositionSums:
 
     def __init__(self):
         self.rows = 0
+        self.clamped = 0  # activations beyond +-clamp (reported: does the clamp ever bind?)
         self.sums: dict[str, Tensor] | None = None
 
     def add(self, acts: Tensor, clamp: float = OFFICIAL_CLAMP, tau: float = OFFICIAL_TAU) -> None:
         """acts: (rows, positions, n), e.g. (batch, seq, n) or (images, patches, n)."""
         if acts.dim() != 3:
             raise ValueError(f"official statistics need (rows, positions, neurons) activations, got {tuple(acts.shape)}")
-        a = acts.detach().float().clamp(-clamp, clamp).double()
+        a = acts.detach().float()
+        self.clamped += int((a.abs() > clamp).sum())
+        a = a.clamp(-clamp, clamp).double()
         part = {"sum": a.sum(0), "sum_abs": a.abs().sum(0), "sum_sq": (a * a).sum(0),
                 "above": (a.abs() > tau).double().sum(0)}
         if self.sums is None:

@@ -113,3 +113,5 @@ def run(ctx) -> None:
     trainer.validate(module, verbose=False)
     ctx.artifacts["manu"] = {"alpha": m.alpha, "score": m.score, "scope": m.scope, "selection": selection,
                              "pruned": {**pruning.summary["towers"], "total": pruning.summary["total"]}}
+    if selection == "official":
+        ctx.artifacts["manu"]["clamped_on_rank0"] = stats.clamped  # activations beyond +-manu.official.clamp
