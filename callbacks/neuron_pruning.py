@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import Callback
 from safetensors.torch import save_file
 
 from callbacks.activation_stats import ActivationStatistics
+from callbacks.official_stats import OfficialActivationStatistics
 from unlearn.io import write_json
 from unlearn.manu.importance import REFERENCE_WEIGHTS
 from unlearn.manu.neuron_scores import neuron_scores
@@ -39,7 +40,7 @@ class NeuronPruning(Callback):
 
     @property
     def official(self) -> bool:
-        return hasattr(self.stats, "units")  # OfficialActivationStatistics (manu.selection=official)
+        return isinstance(self.stats, OfficialActivationStatistics)  # manu.selection=official
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.official:  # the authors' scores and threshold rule (unlearn.manu.official)

@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from callbacks.activation_stats import match_modules
-from unlearn.manu.official import OFFICIAL_CLAMP, OFFICIAL_TAU, STATS, BatchPositionSums, ChunkedStatistics
+from unlearn.manu.official import OFFICIAL_CLAMP, OFFICIAL_TAU, BatchPositionSums, ChunkedStatistics
 
 
 def own_tower(key: str) -> str:
@@ -56,6 +56,9 @@ class OfficialActivationStatistics(Callback):
     def _record(self, name: str, out: torch.Tensor) -> None:
         if torch.is_grad_enabled() or self._key is None or self.towers[name] != own_tower(self._key):
             return
+        if out.dim() != 3:  # e.g. Qwen2-VL's vision blocks see (patches, n): no batch rows per position
+            raise ValueError(f"manu.selection=official: {name} gives activations of shape {tuple(out.shape)}; "
+                             "their per-position statistics need (rows, positions, neurons)")
         self._batch.setdefault(self.units[name], BatchPositionSums()).add(out, self.clamp, self.tau)
 
     def attach(self, model: torch.nn.Module) -> None:
@@ -125,8 +128,8 @@ class OfficialActivationStatistics(Callback):
     def _all_reduce(self, trainer: L.Trainer, pl_module) -> None:
         """One SUM all-reduce of every (key, own-tower unit) chunk table; a rank that never saw one adds zeros."""
         device = pl_module.device
-        layout = [(k, u) for k in pl_module.loader_keys for u in dict.fromkeys(self.units.values())
-                  if self.towers[next(m for m, v in self.units.items() if v == u)] == own_tower(k)]
+        unit_tower = {u: self.towers[m] for m, u in self.units.items()}
+        layout = [(k, u) for k in pl_module.loader_keys for u, t in unit_tower.items() if t == own_tower(k)]
         for k, u in layout:
             per = self.chunked.setdefault(k, {})
             if u not in per:
@@ -141,5 +144,3 @@ class OfficialActivationStatistics(Callback):
                 setattr(c, attr, flat[i:i + t.numel()].reshape(t.shape).clone())
                 i += t.numel()
 
-
-__all__ = ["OfficialActivationStatistics", "own_tower", "STATS"]

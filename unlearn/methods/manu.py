@@ -94,6 +94,9 @@ def run(ctx) -> None:
     plans = None
     if selection == "official":
         o = m.official
+        if m.score != "reference" or m.scope != "tower":
+            raise ValueError(f"manu.selection=official uses the authors' score and one top-alpha per tower; "
+                             f"manu.score={m.score!r} / manu.scope={m.scope!r} must be 'reference' / 'tower'")
         unit = o.get("unit", "output")
         patterns = ctx.cfg.model.get("manu_official_modules") if unit == "output" else ctx.cfg.model.mlp_modules
         if not patterns:
