@@ -336,3 +336,24 @@ def test_official_statistics_one_and_two_processes_agree(tmp_path):
     for name, mask in one["masks"].items():
         assert torch.equal(mask, two["masks"][name]), name
     assert sum(int(m.sum()) for m in one["masks"].values()) > 0
+
+
+def test_intermediate_unit_hooks_the_inputs(tiny_model):
+    """manu.official.unit=intermediate (for measuring): the project's unit under the authors' statistics."""
+    model, proc = tiny_model
+    model.eval()
+    stats = OfficialActivationStatistics({"language": r"model\.language_model\.layers\.\d+\.mlp\.down_proj"},
+                                         pooled=False, unit="intermediate")
+    stats.attach(model)
+    stats.num_chunks = {"forget/text": 1}
+    batch = collate(_examples(proc, 3, False, 0), proc.tokenizer.pad_token_id)
+    stats.begin_batch("forget/text", 0)
+    with torch.no_grad():
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    stats.end_batch()
+    stats.detach()
+    stats.finalize()
+    width = model.get_submodule(LANG.format(0, "down_proj")).in_features
+    assert stats.neuron == "input" and stats.stats["forget/text"][LANG.format(0, "down_proj")]["abs"].shape == (width,)
+    with pytest.raises(ValueError, match="manu.official.unit"):
+        OfficialActivationStatistics({}, unit="rows")
