@@ -2,7 +2,8 @@
 
 Hooks every MLP module matched by the model's name patterns and adds, per (dataloader key, module),
 the sufficient statistics of its neurons (`unlearn.manu.moments.Moments`). Padding positions are not
-tokens: the language model's activations are masked with the batch's attention mask. At the end of the
+tokens: the activations of modules of the `language` tower (by the `model.mlp_modules` key they matched, not
+by their shape) are masked with the batch's attention mask; vision-tower activations never are. At the end of the
 pass the sums are all-reduced across ranks, so every rank holds the same totals (and computes the same
 mask from them). Hooks are removed at the end of the pass, on error and at teardown.
 """
@@ -45,13 +46,16 @@ class ActivationStatistics(Callback):
     """Collects `self.moments[key][module]` for key in the pass module's `loader_keys`.
 
     neuron="input": the MLP's intermediate unit (input of down_proj / fc2; the default).
-    neuron="output": the hooked Linear's output rows (the MANU authors' choice).
+    neuron="output": the hooked Linear's output rows (of fc2 / down_proj only, as `model.mlp_modules` matches;
+    the authors' selection, which also hooks fc1, gate_proj and up_proj, is `manu.selection=official`).
     """
 
-    def __init__(self, patterns: Mapping[str, str], tau: float = 0.1, neuron: str = "input"):
+    def __init__(self, patterns: Mapping[str, str], tau: float = 0.1, neuron: str = "input",
+                 mask_padding: bool = True):
         if neuron not in ("input", "output"):
             raise ValueError(f"manu.neuron={neuron!r}: expected 'input' or 'output'")
         self.patterns, self.tau, self.neuron = dict(patterns), float(tau), neuron
+        self.mask_padding = bool(mask_padding)  # false: pads count as tokens, as in the MANU authors' code
         self.towers: dict[str, str] = {}
         self.moments: dict[str, dict[str, Moments]] = {}
         self._handles: list = []
@@ -69,7 +73,10 @@ class ActivationStatistics(Callback):
         if self._key is None:
             return
         width = acts.shape[-1]
-        if self._mask is not None and acts.dim() == 3 and acts.shape[:2] == self._mask.shape:
+        if self._mask is not None and self.towers[name] == "language":  # routed by tower, never by shape
+            if acts.shape[:-1] != self._mask.shape:
+                raise ValueError(f"{name}: language activations of shape {tuple(acts.shape)} do not match the "
+                                 f"attention mask {tuple(self._mask.shape)}; padding cannot be masked")
             flat = acts.reshape(-1, width).index_select(0, self._rows.to(acts.device))
         else:  # vision tower: every patch of every image is a token
             flat = acts.reshape(-1, width)
@@ -116,6 +123,8 @@ class ActivationStatistics(Callback):
     # --- outside Lightning (benchmarks, tests): attach(), then begin_batch / forward / end_batch ------
     def begin_batch(self, key: str, attention_mask: torch.Tensor | None) -> None:
         """Forwards until `end_batch` count under `key`; language-model padding is read from the mask."""
+        if not self.mask_padding:
+            attention_mask = None
         self._key, self._mask = key, attention_mask
         # token rows, found once per batch: an index_select per module is 4x faster than a boolean index
         self._rows = None if attention_mask is None else attention_mask.reshape(-1).nonzero().squeeze(1)

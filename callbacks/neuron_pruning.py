@@ -15,8 +15,11 @@ from lightning.pytorch.callbacks import Callback
 from safetensors.torch import save_file
 
 from callbacks.activation_stats import ActivationStatistics
+from callbacks.official_stats import OfficialActivationStatistics
 from unlearn.io import write_json
+from unlearn.manu.importance import REFERENCE_WEIGHTS
 from unlearn.manu.neuron_scores import neuron_scores
+from unlearn.manu.official import official_scores, official_top_k
 from unlearn.manu.prune import prune_neurons
 from unlearn.manu.selection import select_neurons, summarize
 
@@ -26,7 +29,8 @@ log = logging.getLogger(__name__)
 class NeuronPruning(Callback):
     def __init__(self, stats: ActivationStatistics, alpha: float, score: str = "paper",
                  weights: dict | None = None, scope: str = "tower", mode: str = "zero", factor: float = 0.0,
-                 out_dir: str | Path | None = None):
+                 out_dir: str | Path | None = None, apply_last: int = 3):
+        self.apply_last = int(apply_last)  # official + pooled layers: the last N layers get the pooled masks
         self.stats, self.alpha, self.score, self.weights = stats, float(alpha), score, weights
         self.scope, self.mode, self.factor = scope, mode, factor
         self.out_dir = Path(out_dir) if out_dir else None
@@ -34,9 +38,19 @@ class NeuronPruning(Callback):
         self.masks: dict = {}
         self.summary: dict = {}
 
+    @property
+    def official(self) -> bool:
+        return isinstance(self.stats, OfficialActivationStatistics)  # manu.selection=official
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.scores = neuron_scores(self.stats.moments, self.stats.towers, self.score, self.weights)
-        self.masks = select_neurons(self.scores, self.stats.towers, self.alpha, self.scope)
+        if self.official:  # the authors' scores and threshold rule (unlearn.manu.official)
+            weights = dict(self.weights) if self.weights else dict(REFERENCE_WEIGHTS)
+            self.scores = official_scores(self.stats.stats, self.stats.units, self.stats.towers, self.stats.pooled,
+                                          self.apply_last, weights)
+            self.masks = official_top_k(self.scores, self.stats.towers, self.alpha)
+        else:
+            self.scores = neuron_scores(self.stats.moments, self.stats.towers, self.score, self.weights)
+            self.masks = select_neurons(self.scores, self.stats.towers, self.alpha, self.scope)
         prune_neurons(pl_module.model, self.masks, self.stats.neuron, self.mode, self.factor)
         self.summary = summarize(self.masks, self.stats.towers)
         total = sum(int(m.sum()) for m in self.masks.values())
@@ -50,10 +64,12 @@ class NeuronPruning(Callback):
         tmp = self.out_dir / ".mask.safetensors.tmp"
         save_file({n: m.to(dtype=torch.uint8).contiguous() for n, m in self.masks.items()}, str(tmp),
                   metadata={"alpha": str(self.alpha), "score": self.score, "scope": self.scope,
-                            "neuron": self.stats.neuron})
+                            "neuron": self.stats.neuron, "selection": "official" if self.official else "project"})
         tmp.replace(self.out_dir / "mask.safetensors")
         write_json(self.out_dir / "summary.json", {"alpha": self.alpha, "score": self.score, "scope": self.scope,
                                                    "mode": self.mode, "layers": self.summary})
+        if self.official:  # no per-token moments to draw
+            return
         from unlearn.manu.plots import save_heatmaps
 
         images = save_heatmaps(self.stats.moments, self.scores, self.masks, self.stats.towers, self.out_dir)

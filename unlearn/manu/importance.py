@@ -45,19 +45,42 @@ All of this is well defined: every denominator is >= eps > 0 and every sqrt argu
 valid moments no function here returns NaN or inf (non-finite or negative counts / |a| / a^2 sums are
 rejected with ValueError).
 
-Deviations from the authors' code (github.com/franciscoliu/MANU, prune/prune_utility.py):
+Deviations of the default (`manu.selection=project`) from the authors' code (github.com/franciscoliu/MANU,
+prune/prune_utility.py, prune/prune_incremental.py). `manu.selection=official` (`unlearn/manu/official.py`)
+reproduces their selection exactly and is the way to match the paper's numbers; the measured effect of
+each step on the embedded model (alpha 20 %, mask Jaccard with the default, MC per modality, means of
+3 seeds, vanilla MC 1.000) is in docs/manu_official.md and the README's MANU section. There the steps are applied
+cumulatively in the order padding, statistics, unit, retain subset, layers, batch size; each "Measured"
+below is its step's change:
 
-* Their hooks register every layer of a tower under the same few keys (e.g. all vision layers as
-  `vision_fc1_21`), so one key's statistics pool all layers, and the mask computed from them is
-  applied to layers 21-23 only. Here every hooked module has its own statistics, score and mask.
-* They keep padding positions (sequences are zero-padded to the longest and the pads are counted as
-  tokens); here padding is masked out upstream (`callbacks.activation_stats`).
-* Their statistics are computed per sequence position over the batch dimension (std unbiased), then
-  averaged over positions and batches; here they are the population std / RMS / means over all
-  tokens. They also clamp activations to [-1e3, 1e3]; here nothing is clamped.
-* Their hooks fix the modality at registration, so in effect vision modules are scored from the
-  multimodal pass only and language modules from the text-only pass only (two separate top-k's);
-  `neuron_scores(variant="reference")` does the same.
+* Unit: here the MLP's intermediate unit (input of fc2 / down_proj; pruning zeroes its producer rows and
+  consumer column). Theirs: the OUTPUT rows of fc1 and fc2 (vision) and of gate_proj, up_proj and
+  down_proj (language), one global top-alpha over all of a tower's rows, pruning zeroing those rows.
+  (`manu.neuron=output` hooks only the Linears `model.mlp_modules` matches, fc2 / down_proj: not theirs.)
+  Measured: Jaccard with the default 0.86 -> 0.00 (vision: their picks are all fc2 rows, i.e. hidden
+  channels) and 0.79 -> 0.26 (language); retain MC image+text 1.000 -> 0.987, text-only 0.996 -> 0.974,
+  forget MC +0.02 / 0.00.
+* Statistics: here population statistics over all tokens (std = population std). Theirs: per sequence
+  position over the batch rows (std unbiased), averaged over the positions of a chunk of 10 shuffled
+  batches (the loader re-shuffled for every chunk), then a mean of the chunk means; activations clamped
+  to [-1e3, 1e3] (here nothing is clamped). Measured (with their >= threshold rule, on the project's
+  unit): Jaccard 0.86 vision / 0.79 language, MC unchanged (within 0.002); the clamp never binds.
+* Padding: masked out here (`callbacks.activation_stats`, by tower); theirs counts the right-padding
+  (`manu.mask_padding=false`). Measured: Jaccard 1.00 vision / 0.89 language, forget MC image+text -0.02.
+* Retain data: the whole retain set here; theirs reads only as many retain batches as the forget set has
+  (a random retain subset of the forget set's size). Measured (on their unit): Jaccard 0.26 -> 0.25
+  language, MC within 0.01.
+* Layers: per module here. Their hooks register every layer of a tower under the same few keys (e.g.
+  all vision fc1 layers as `vision_fc1_21`, `_22`, `_23`), so a key's statistics pool all layers and the
+  masks reach only layers 21-23 (vision) and 29-31 (language) of LLaVA-1.5-7B. Measured: Jaccard
+  0.25 -> 0.19 language, MC within 0.02 (the tiny model's 2 layers are all within the last 3).
+* Selection: exactly floor(alpha% of N) neurons, ties by module order then index (`selection.py`);
+  theirs prunes every row scoring >= the k-th largest score (more than k on ties). Measured: no ties,
+  exactly k in every run.
+* Batch size: 64 here (`manu.batch_size`), 4 there; it matters only to their per-position statistics.
+  Measured (official otherwise): Jaccard 0.19 -> 0.18 language, MC within 0.02.
+* Same as theirs: the reference score and weights, tau = 0.1, and the modality per tower (vision scored
+  on the multimodal passes, language on the text-only passes, `neuron_scores(variant="reference")`).
 """
 
 from __future__ import annotations
@@ -178,7 +201,9 @@ def reference_score(
 ) -> Tensor:
     """S_n = sum_k w_k (stat_k(forget) / (stat_k(retain) + eps) - 1), as in the authors' code.
 
-    `forget` / `retain` are each set's moments with both modalities pooled (`mm + tx`).
+    `forget` / `retain` are each set's moments of ONE modality, whichever the caller passes: nothing here
+    pools modalities. `neuron_scores` passes a vision module's multimodal moments and a language module's
+    text-only moments, as the authors' hooks do.
     `weights=None` is REFERENCE_WEIGHTS. Negative weights are allowed: nothing divides by them.
     """
     weights = REFERENCE_WEIGHTS if weights is None else weights

@@ -3,7 +3,7 @@
 For an intermediate neuron j of an MLP (the input of `down_proj` / `fc2`): row j of every producer
 Linear of the same MLP (`gate_proj`, `up_proj` / `fc1`, with bias) and column j of the consumer are
 zeroed. In `scale` mode only the consumer column is multiplied by `factor`, so the neuron's contribution
-is scaled by exactly that factor (soft pruning). For an output neuron (the MANU authors' variant) the
+is scaled by exactly that factor (soft pruning). For an output neuron (`manu.neuron=output`, and `manu.selection=official`, the MANU authors' unit) the
 row j of the hooked Linear itself (and its bias) is zeroed or scaled.
 """
 

@@ -13,22 +13,34 @@ from torch.utils.data import DataLoader
 
 from callbacks.activation_stats import ActivationStatistics
 from callbacks.neuron_pruning import NeuronPruning
+from callbacks.official_stats import OfficialActivationStatistics
 from unlearn.data.collate import collate
 from unlearn.data.sequences import QASequences
 from unlearn.eval.scoring import model_inputs
+from unlearn.manu.official import official_batches
 from unlearn.strategies import refuse_fsdp
 
 
 class ActivationPass(L.LightningModule):
-    """A forward-only pass; each rank reads a disjoint shard (no repeated samples, so sums are exact)."""
+    """A forward-only pass; each rank reads a disjoint shard (no repeated samples, so sums are exact).
 
-    def __init__(self, model: torch.nn.Module, datasets: dict, batch_size: int, pad_id: int):
+    `plans` (manu.selection=official): key -> the global list of (chunk, row indices) batches; rank r reads
+    batches r, r + W, ... whole, and `batch_chunks[dataloader_idx][batch_idx]` names each one's chunk.
+    """
+
+    def __init__(self, model: torch.nn.Module, datasets: dict, batch_size: int, pad_id: int,
+                 plans: dict | None = None):
         super().__init__()
         self.model, self.datasets = model, datasets
         self.loader_keys = list(datasets)
         self.batch_size, self.pad_id = batch_size, pad_id
+        self.plans = plans
+        self.num_chunks = {k: 1 + max(c for c, _ in plan) for k, plan in plans.items()} if plans else {}
+        self.batch_chunks: list[list[int]] = []
 
     def val_dataloader(self):
+        if self.plans is not None:
+            return self._planned_loaders()
         loaders = []
         for ds in self.datasets.values():
             sampler = None
@@ -36,6 +48,16 @@ class ActivationPass(L.LightningModule):
                 sampler = UnrepeatedDistributedSampler(ds, num_replicas=self.trainer.world_size,
                                                        rank=self.trainer.global_rank, shuffle=False)
             loaders.append(DataLoader(ds, batch_size=self.batch_size, sampler=sampler,
+                                      collate_fn=lambda b: collate(b, self.pad_id)))
+        return loaders
+
+    def _planned_loaders(self):
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        loaders, self.batch_chunks = [], []
+        for key, ds in self.datasets.items():
+            mine = self.plans[key][rank::world]
+            self.batch_chunks.append([c for c, _ in mine])
+            loaders.append(DataLoader(ds, batch_sampler=[idx for _, idx in mine],
                                       collate_fn=lambda b: collate(b, self.pad_id)))
         return loaders
 
@@ -52,15 +74,47 @@ def statistics_datasets(ctx, max_retain_people: int | None = None) -> dict:
             for name, rows in (("forget", forget), ("retain", retain)) for form in ("multimodal", "text")}
 
 
+def official_plans(datasets: dict, batch_size: int, chunk_size: int, seed: int, retain_subset: bool = True) -> dict:
+    """The authors' reading order per loader: forget loaders in full, retain loaders only as many batches as
+    the forget set has (a random retain subset of its size; `retain_subset=false`: all of the retain set),
+    each loader with its own seeded permutations."""
+    plans = {}
+    for i, (key, ds) in enumerate(datasets.items()):
+        sized_by = datasets[key.replace("retain/", "forget/")] if retain_subset else ds
+        n_batches = -(-len(sized_by) // batch_size)
+        plans[key] = official_batches(len(ds), batch_size, n_batches, chunk_size, seed + i)
+    return plans
+
+
 def run(ctx) -> None:
     m = ctx.cfg.manu
     refuse_fsdp(ctx.cfg, "manu", "its statistics pass is forward-only, so use trainer=ddp (a 7-8B model fits one GPU)")
-    stats = ActivationStatistics(dict(ctx.cfg.model.mlp_modules), tau=m.tau, neuron=m.neuron)
+    selection = m.get("selection", "project")
+    datasets = statistics_datasets(ctx, m.max_retain_people)
+    plans = None
+    if selection == "official":
+        o = m.official
+        if m.score != "reference" or m.scope != "tower":
+            raise ValueError(f"manu.selection=official uses the authors' score and one top-alpha per tower; "
+                             f"manu.score={m.score!r} / manu.scope={m.scope!r} must be 'reference' / 'tower'")
+        unit = o.get("unit", "output")
+        patterns = ctx.cfg.model.get("manu_official_modules") if unit == "output" else ctx.cfg.model.mlp_modules
+        if not patterns:
+            raise ValueError(f"manu.selection=official needs model.manu_official_modules (model {ctx.cfg.model.name})")
+        stats = OfficialActivationStatistics(dict(patterns), pooled=o.pooled_layers, clamp=o.clamp, unit=unit)
+        plans = official_plans(datasets, m.batch_size, o.chunk_size, o.seed, o.get("retain_subset", True))
+    elif selection == "project":
+        stats = ActivationStatistics(dict(ctx.cfg.model.mlp_modules), tau=m.tau, neuron=m.neuron,
+                                     mask_padding=m.get("mask_padding", True))
+    else:
+        raise ValueError(f"manu.selection={selection!r}: expected 'project' or 'official'")
     pruning = NeuronPruning(stats, alpha=m.alpha, score=m.score, weights=dict(m.weights) if m.weights else None,
-                            scope=m.scope, mode=m.prune.mode, factor=m.prune.factor, out_dir=ctx.out_dir / "manu")
-    module = ActivationPass(ctx.model, statistics_datasets(ctx, m.max_retain_people), m.batch_size,
-                            ctx.processor.tokenizer.pad_token_id)
+                            scope=m.scope, mode=m.prune.mode, factor=m.prune.factor, out_dir=ctx.out_dir / "manu",
+                            apply_last=m.official.apply_last if selection == "official" else 0)
+    module = ActivationPass(ctx.model, datasets, m.batch_size, ctx.processor.tokenizer.pad_token_id, plans)
     trainer = ctx.trainer(callbacks=[stats, pruning], use_distributed_sampler=False, enable_model_summary=False)
     trainer.validate(module, verbose=False)
-    ctx.artifacts["manu"] = {"alpha": m.alpha, "score": m.score, "scope": m.scope,
+    ctx.artifacts["manu"] = {"alpha": m.alpha, "score": m.score, "scope": m.scope, "selection": selection,
                              "pruned": {**pruning.summary["towers"], "total": pruning.summary["total"]}}
+    if selection == "official":
+        ctx.artifacts["manu"]["clamped_on_rank0"] = stats.clamped  # activations beyond +-manu.official.clamp

@@ -1,0 +1,359 @@
+"""manu.selection=official against an independent re-implementation of the MANU authors' computation.
+
+`their_*` below is written from the semantics of franciscoliu/MANU prune/prune_utility.py
+(`ActivationCollector` hooks, `collect_feedforward_activations`, `compute_combined_scores_incremental`,
+`compute_top_k_pruning_mask`, `apply_structural_pruning`): stored activations, torch's own mean/std over
+dim 0, lists of per-batch tensors, float32. It shares nothing with `unlearn.manu.official` but the batches.
+"""
+
+from collections import defaultdict
+
+import pytest
+import torch
+from torch import nn
+
+from callbacks.activation_stats import ActivationStatistics
+from callbacks.official_stats import OfficialActivationStatistics
+from unlearn.data.collate import collate, qa_example
+from unlearn.manu.official import (ChunkedStatistics, official_batches, official_scores, official_top_k)
+from unlearn.manu.prune import prune_neurons
+
+VISION = "model.vision_tower.encoder.layers.{}.mlp.{}"
+LANG = "model.language_model.layers.{}.mlp.{}"
+PATTERNS = {"language": r"model\.language_model\.layers\.\d+\.mlp\.(gate_proj|up_proj|down_proj)",
+            "vision": r"model\.vision_tower\.encoder\.layers\.\d+\.mlp\.(fc1|fc2)"}
+WEIGHTS = {"I_abs": 2.0, "I_freq": 0.0, "I_var": 2.0, "I_rms": 2.0}
+
+
+# ---------------------------------------------------------------- their computation, re-implemented
+def their_registrations(model, pooled_targets):
+    """(module, key, modality) in their order; pooled: every layer under the target layers' keys."""
+    regs = []
+    vis = model.model.vision_tower.vision_model.encoder.layers if hasattr(model.model.vision_tower, "vision_model") \
+        else model.model.vision_tower.encoder.layers
+    for i, layer in enumerate(vis):
+        for t in (pooled_targets["vision"] if pooled_targets else [i]):
+            regs += [(layer.mlp.fc1, f"vision_fc1_{t}", "multimodal"), (layer.mlp.fc2, f"vision_fc2_{t}", "multimodal")]
+    for i, layer in enumerate(model.model.language_model.layers):
+        for t in (pooled_targets["language"] if pooled_targets else [i]):
+            regs += [(getattr(layer.mlp, p), f"lang_{p}_{t}", "unimodal") for p in ("gate_proj", "up_proj", "down_proj")]
+    return regs
+
+
+def their_collect(model, regs, chunks, modality):
+    acts = defaultdict(list)
+    handles = [m.register_forward_hook(lambda mod, i, o, key=key: acts[key].append(o.detach()))
+               for m, key, mod_ in regs if mod_ == modality]
+    aggregated = defaultdict(lambda: defaultdict(list))
+    for chunk in chunks:
+        scores = defaultdict(lambda: defaultdict(list))
+        for batch in chunk:
+            acts.clear()
+            with torch.no_grad():
+                if modality == "multimodal":
+                    model(**batch)
+                else:  # their unimodal pass calls the language model alone
+                    model.model.language_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            for key, outs in acts.items():
+                a = torch.cat(outs, dim=0).float().clamp(min=-1e3, max=1e3)
+                scores["I_abs"][key].append(a.abs().mean(dim=0))
+                scores["I_freq"][key].append((a.abs() > 1e-1).float().mean(dim=0))
+                scores["I_var"][key].append(a.std(dim=0))
+                scores["I_rms"][key].append(torch.sqrt((a ** 2).mean(dim=0)))
+        for metric, d in scores.items():
+            for key, lst in d.items():
+                aggregated[metric][key].append(torch.cat(lst).mean(dim=0))
+    for h in handles:
+        h.remove()
+    return {metric: {key: torch.stack(v).mean(dim=0) for key, v in d.items()} for metric, d in aggregated.items()}
+
+
+def their_combined(forget, retain, eps=1e-5):
+    out = {}
+    for metric in forget:
+        for key in forget[metric]:
+            s = WEIGHTS[metric] * (forget[metric][key] / (retain[metric][key] + eps) - 1)
+            out[key] = s if key not in out else out[key] + s
+    return out
+
+
+def their_top_k(scores, pct):
+    flat = torch.cat([s.flatten() for s in scores.values()])
+    k = int((pct / 100) * flat.numel())
+    threshold = torch.topk(flat, k, largest=True).values[-1]
+    return {key: (s >= threshold).float() for key, s in scores.items()}
+
+
+def their_module(key):
+    tower, rest = key.split("_", 1)
+    proj, _, idx = rest.rpartition("_")
+    return VISION.format(idx, proj) if tower == "vision" else LANG.format(idx, proj)
+
+
+# ---------------------------------------------------------------- fixtures
+def _examples(proc, n, image, seed):
+    g = torch.Generator().manual_seed(seed)
+    words = ["nurse", "teacher", "paris", "london", "blue", "green", "red"]
+    out = []
+    for i in range(n):
+        answer = " ".join(words[int(j)] for j in torch.randint(0, len(words), (1 + i % 3,), generator=g))
+        px = torch.rand(3, 32, 32, generator=g) if image else None
+        out.append(qa_example(proc, [("what is this person 's job ?", answer)], px))
+    return out
+
+
+def _batches(examples, plan, pad_id):
+    chunks = defaultdict(list)
+    for c, idx in plan:
+        b = collate([examples[i] for i in idx], pad_id)
+        chunks[c].append({k: v for k, v in b.items() if k != "labels"})
+    return [chunks[c] for c in sorted(chunks)]
+
+
+def _ours(model, pooled, data, apply_last, alpha):
+    stats = OfficialActivationStatistics(PATTERNS, pooled=pooled)
+    stats.attach(model)
+    stats.num_chunks = {k: len(chunks) for k, chunks in data.items()}
+    for key, chunks in data.items():
+        for c, chunk in enumerate(chunks):
+            for batch in chunk:
+                stats.begin_batch(key, c)
+                with torch.no_grad():
+                    model(**{k: v for k, v in batch.items() if not (key.endswith("/text") and k == "pixel_values")})
+                stats.end_batch()
+    stats.detach()
+    stats.finalize()
+    w = {"abs": 2.0, "freq": 0.0, "var": 2.0, "rms": 2.0}
+    scores = official_scores(stats.stats, stats.units, stats.towers, pooled, apply_last, w)
+    return scores, official_top_k(scores, stats.towers, alpha), stats
+
+
+@pytest.mark.parametrize("pooled,apply_last,alpha", [(True, 3, 10.0), (True, 1, 2.0), (False, 0, 20.0)])
+def test_official_selection_equals_the_authors_computation(tiny_model, pooled, apply_last, alpha):
+    model, proc = tiny_model
+    model.eval()
+    pad = proc.tokenizer.pad_token_id
+    n_forget = 7 if pooled else 8  # per layer, a one-row batch has no unbiased std (NaN there, an error here)
+    forget_ex = {m: _examples(proc, n_forget, m == "multimodal", 1) for m in ("multimodal", "text")}
+    retain_ex = {m: _examples(proc, 12, m == "multimodal", 2) for m in ("multimodal", "text")}
+    n_batches = -(-n_forget // 2)  # forget batches at batch size 2; retain reads as many (their num_batches=...)
+    data = {}
+    for i, (name, ex) in enumerate((("forget", forget_ex), ("retain", retain_ex))):
+        for j, m in enumerate(("multimodal", "text")):
+            plan = official_batches(len(ex[m]), 2, n_batches, chunk_size=2, seed=10 * i + j)
+            data[f"{name}/{m}"] = _batches(ex[m], plan, pad)
+    ours_scores, ours, _ = _ours(model, pooled, data, apply_last, alpha)
+
+    n_vis, n_lang = len(model.model.vision_tower.encoder.layers), len(model.model.language_model.layers)
+    targets = {"vision": list(range(n_vis))[-apply_last:], "language": list(range(n_lang))[-apply_last:]} \
+        if pooled else None
+    regs = their_registrations(model, targets)
+    theirs = {}
+    score_of = {}
+    for their_mod, form in (("multimodal", "multimodal"), ("unimodal", "text")):
+        f = their_collect(model, regs, data[f"forget/{form}"], their_mod)
+        r = their_collect(model, regs, data[f"retain/{form}"], their_mod)
+        combined = their_combined(f, r)
+        score_of.update({their_module(k): v for k, v in combined.items()})
+        theirs.update({their_module(k): v.bool() for k, v in their_top_k(combined, alpha).items()})
+
+    assert set(ours) == set(theirs)
+    for name in theirs:
+        torch.testing.assert_close(ours_scores[name].float(), score_of[name], rtol=1e-4, atol=1e-4)
+        assert torch.equal(ours[name].cpu(), theirs[name]), name
+    assert sum(int(m.sum()) for m in ours.values()) > 0
+    if pooled:  # pooled masks reach only the target layers, copies identical
+        assert all(int(n.split(".")[-3]) in targets["vision" if "vision" in n else "language"] for n in ours)
+
+
+def test_official_pruning_zeroes_output_rows_only(tiny_model):
+    model, _ = tiny_model
+    name = LANG.format(0, "gate_proj")
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    mask = torch.zeros(model.get_submodule(name).out_features, dtype=torch.bool)
+    mask[[1, 7]] = True
+    prune_neurons(model, {name: mask}, neuron="output")
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {name + ".weight"}
+    w = model.get_submodule(name).weight
+    assert torch.all(w[[1, 7]] == 0) and torch.equal(w[~mask], before[name + ".weight"][~mask])
+
+
+def test_official_batches_reshuffle_every_chunk_and_cap_the_count():
+    # 6 rows at batch size 2: each permutation has 3 batches; chunk c reads its batches 2c, 2c+1 of a new one
+    plan = official_batches(n_rows=6, batch_size=2, n_batches=5, chunk_size=2, seed=0)
+    g = torch.Generator().manual_seed(0)
+    perms = [torch.randperm(6, generator=g).tolist() for _ in range(3)]
+    assert plan == [(0, perms[0][0:2]), (0, perms[0][2:4]), (1, perms[1][4:6])]
+
+
+def test_official_batches_retain_subset_of_forget_size():
+    plan = official_batches(n_rows=100, batch_size=4, n_batches=3, chunk_size=10, seed=1)
+    rows = [i for _, idx in plan for i in idx]
+    assert len(plan) == 3 and len(rows) == 12 == len(set(rows))
+    assert plan == official_batches(100, 4, 3, 10, seed=1) and plan != official_batches(100, 4, 3, 10, seed=2)
+
+
+def test_chunked_statistics_sum_across_ranks_exactly(tiny_model):
+    """What the DDP all-reduce does (SUM of per-chunk tables) equals one process reading every batch."""
+    model, proc = tiny_model
+    model.eval()
+    ex = _examples(proc, 9, True, 3)
+    plan = official_batches(9, 2, 5, chunk_size=2, seed=0)
+    batches = [(c, {k: v for k, v in collate([ex[i] for i in idx], proc.tokenizer.pad_token_id).items()
+                    if k != "labels"}) for c, idx in plan]
+
+    def read(part):
+        stats = OfficialActivationStatistics(PATTERNS, pooled=True)
+        stats.attach(model)
+        stats.num_chunks = {"forget/multimodal": 3}
+        for c, b in part:
+            stats.begin_batch("forget/multimodal", c)
+            with torch.no_grad():
+                model(**b)
+            stats.end_batch()
+        stats.detach()
+        return stats
+
+    single, r0, r1 = read(batches), read(batches[0::2]), read(batches[1::2])
+    for unit, table in single.chunked["forget/multimodal"].items():
+        a, b = r0.chunked["forget/multimodal"][unit], r1.chunked["forget/multimodal"][unit]
+        merged = ChunkedStatistics(3, table.sums.shape[-1])
+        merged.sums, merged.positions = a.sums + b.sums, a.positions + b.positions
+        for k, v in table.final().items():
+            torch.testing.assert_close(merged.final()[k], v, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- padding routed by tower, not shape
+class _Towers(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.vision = nn.Linear(2, 2, bias=False)
+        self.text = nn.Linear(2, 2, bias=False)
+        for lin in (self.vision, self.text):
+            nn.init.eye_(lin.weight)
+
+    def forward(self, v, t):
+        return self.vision(v), self.text(t)
+
+
+def test_vision_activation_shaped_like_the_mask_is_not_masked():
+    model = _Towers()
+    stats = ActivationStatistics({"vision": "vision", "language": "text"}, tau=0.5, neuron="output")
+    stats.attach(model)
+    mask = torch.tensor([[1, 0]])
+    v = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])  # (1, 2, 2): same leading shape as the mask
+    stats.begin_batch("forget/multimodal", mask)
+    with torch.no_grad():
+        model(v, v.clone())
+    stats.end_batch()
+    assert stats.moments["forget/multimodal"]["vision"].count.item() == 2  # both patches counted
+    assert stats.moments["forget/multimodal"]["text"].count.item() == 1  # padding dropped
+
+
+def test_padding_counted_when_asked():
+    model = _Towers()
+    stats = ActivationStatistics({"vision": "vision", "language": "text"}, neuron="output", mask_padding=False)
+    stats.attach(model)
+    stats.begin_batch("forget/text", torch.tensor([[1, 0]]))
+    with torch.no_grad():
+        model(torch.ones(1, 2, 2), torch.ones(1, 2, 2))
+    stats.end_batch()
+    assert stats.moments["forget/text"]["text"].count.item() == 2
+
+
+def test_language_activation_not_matching_the_mask_fails_loudly():
+    model = _Towers()
+    stats = ActivationStatistics({"vision": "vision", "language": "text"}, neuron="output")
+    stats.attach(model)
+    stats.begin_batch("forget/text", torch.tensor([[1, 0, 1]]))
+    with torch.no_grad(), pytest.raises(ValueError, match="attention mask"):
+        model(torch.ones(1, 2, 2), torch.ones(1, 2, 2))
+    stats.end_batch()
+
+
+# ---------------------------------------------------------------- configs and the whole method
+def test_official_preset_composes(tmp_path):
+    from unlearn.config import compose_config
+
+    cfg = compose_config(["experiment=manu_official"], tmp_path, tmp_path)
+    assert (cfg.model.name, cfg.data.name, cfg.data.forget_split) == ("llava_1_5_7b", "mllmu_bench", "forget_5")
+    assert cfg.manu.selection == "official" and cfg.manu.alpha == 2 and cfg.manu.batch_size == 4
+    assert compose_config([], tmp_path, tmp_path).manu.selection == "project"
+
+
+@pytest.mark.slow
+def test_train_with_official_selection(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "WANDB_MODE": "disabled", "UNLEARN_CACHE": str(tmp_path / "cache")}
+    run = subprocess.run([sys.executable, "train.py", "debug=fast", "method=manu", "manu.selection=official",
+                          "manu.official.apply_last=1", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    with safe_open(str(tmp_path / "run" / "manu" / "mask.safetensors"), "pt") as f:
+        assert f.metadata()["selection"] == "official" and f.metadata()["neuron"] == "output"
+        names = set(f.keys())
+    # pooled layers, apply_last=1: only the last layer (1 of 2) of each module type carries a mask
+    assert names == {LANG.format(1, p) for p in ("gate_proj", "up_proj", "down_proj")} | \
+        {VISION.format(1, p) for p in ("fc1", "fc2")}
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert summary["artifacts"]["manu"]["selection"] == "official"
+    assert summary["artifacts"]["manu"]["pruned"]["total"]["pruned"] > 0
+
+
+@pytest.mark.slow
+def test_official_statistics_one_and_two_processes_agree(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent / "scripts" / "manu_official_pass.py"
+
+    def run(devices):
+        out = tmp_path / f"official_{devices}.pt"
+        proc = subprocess.run([sys.executable, str(script), "--devices", str(devices), "--cache",
+                               str(tmp_path / "cache"), "--out", str(out)], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        return torch.load(out, weights_only=False)
+
+    one, two = run(1), run(2)
+    assert min(one["chunks"].values()) >= 2  # the chunked mean of means is exercised
+    assert one["stats"].keys() == two["stats"].keys() == {"forget/multimodal", "forget/text", "retain/multimodal",
+                                                          "retain/text"}
+    for key, units in one["stats"].items():
+        for unit, values in units.items():
+            for k, v in values.items():
+                torch.testing.assert_close(two["stats"][key][unit][k], v, rtol=1e-9, atol=1e-12)
+    assert one["masks"].keys() == two["masks"].keys()
+    for name, mask in one["masks"].items():
+        assert torch.equal(mask, two["masks"][name]), name
+    assert sum(int(m.sum()) for m in one["masks"].values()) > 0
+
+
+def test_intermediate_unit_hooks_the_inputs(tiny_model):
+    """manu.official.unit=intermediate (for measuring): the project's unit under the authors' statistics."""
+    model, proc = tiny_model
+    model.eval()
+    stats = OfficialActivationStatistics({"language": r"model\.language_model\.layers\.\d+\.mlp\.down_proj"},
+                                         pooled=False, unit="intermediate")
+    stats.attach(model)
+    stats.num_chunks = {"forget/text": 1}
+    batch = collate(_examples(proc, 3, False, 0), proc.tokenizer.pad_token_id)
+    stats.begin_batch("forget/text", 0)
+    with torch.no_grad():
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    stats.end_batch()
+    stats.detach()
+    stats.finalize()
+    width = model.get_submodule(LANG.format(0, "down_proj")).in_features
+    assert stats.neuron == "input" and stats.stats["forget/text"][LANG.format(0, "down_proj")]["abs"].shape == (width,)
+    with pytest.raises(ValueError, match="manu.official.unit"):
+        OfficialActivationStatistics({}, unit="rows")
