@@ -6,7 +6,7 @@ import torch
 
 from unlearn.data.collate import collate
 from unlearn.methods.mmunlearner import FisherPass, MaskedUnlearning, load_masks, save_masks
-from unlearn.saliency import group_parameters, mask_report, restore_masked_out, saliency_mask, squared_grads
+from unlearn.mmunlearner.saliency import group_parameters, mask_report, restore_masked_out, saliency_mask, squared_grads
 
 GROUPS = {"vision": r"model\.(vision_tower|multi_modal_projector)\.", "language": r"model\.language_model\.|lm_head\."}
 
