@@ -1,3 +1,4 @@
+import re
 from types import SimpleNamespace
 
 import lightning as L
@@ -151,9 +152,50 @@ def test_run_with_lora_masks_adapters_and_merges_back(tmp_path, small_benchmark)
     summary = json.loads((tmp_path / "mmunlearner" / "mask_summary.json").read_text())
     assert (tmp_path / "mmunlearner" / "mask_sparsity.png").read_bytes()[:4] == b"\x89PNG"
     assert summary["selected"] > 0 and all("lora_" in name for name in summary["tensors"])
+    # PiSSA init: both factors get gradient, so every adapted module has selected elements in lora_A and lora_B
+    selected = {n for n, t in summary["tensors"].items() if t["selected"] > 0}
+    modules = {n.split(".lora_")[0] for n in summary["tensors"]}
+    assert modules and all(f"{m}.lora_{f}.default.weight" in selected for m in modules for f in "AB")
     assert type(ctx.model) is type(start)
     changed = [n for n, p in ctx.model.named_parameters() if not torch.equal(p, start.get_parameter(n))]
     assert changed and "model.language_model.embed_tokens.weight" not in changed
+
+
+def test_lora_init_that_zeroes_a_factor_is_refused(tiny_model):
+    from omegaconf import OmegaConf
+
+    from unlearn.methods.mmunlearner import with_saliency_lora
+
+    lora = OmegaConf.create({"r": 2, "alpha": 2, "dropout": 0.0, "init": True})
+    with pytest.raises(ValueError, match="mmunlearner.lora.init"):
+        with_saliency_lora(tiny_model[0], lora, ["q_proj"])
+
+
+@pytest.mark.parametrize("mode,key", [("two", "forget_optimizer.weight_decay"), ("one", "retain_optimizer.weight_decay")])
+def test_masked_optimiser_with_weight_decay_is_refused(tiny_model, mode, key):
+    from functools import partial
+
+    model = tiny_model[0]
+    p = next(model.parameters())
+    module = MaskedUnlearning(model, {p: torch.ones_like(p, dtype=torch.bool)}, partial(torch.optim.AdamW, lr=1e-3),
+                              partial(torch.optim.AdamW, lr=1e-3), optimizers=mode)  # torch's default decay: 0.01
+    with pytest.raises(ValueError, match=f"mmunlearner.{key}=0.01"):
+        module.configure_optimizers()
+
+
+def test_eligible_names_keep_only_matching_tensors(tiny_model):
+    from unlearn.mmunlearner.saliency import eligible_parameters
+
+    model = tiny_model[0]
+    groups = group_parameters(model, GROUPS)
+    kept = eligible_parameters(model, groups, "proj|fc|linear|mlp|qkv")
+    names = {p: n for n, p in model.named_parameters()}
+    kept_names = {names[p] for ps in kept.values() for p in ps}
+    assert kept_names and all(re.search("proj|fc|linear|mlp|qkv", n) for n in kept_names)
+    assert not any("norm" in n or "embed" in n or "lm_head" in n for n in kept_names)
+    assert eligible_parameters(model, groups, None) is groups
+    with pytest.raises(ValueError, match="mmunlearner.eligible"):
+        eligible_parameters(model, groups, "nothing_matches")
 
 
 def test_forget_step_is_clipped_then_masked(tiny_model, small_benchmark):

@@ -127,8 +127,7 @@ class MaskedUnlearning(L.LightningModule):
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         if self.mode == "one":
             shared = self.retain_optimizer(trainable)
-            refuse_weight_decay(shared, "mmunlearner.retain_optimizer.weight_decay (optimizers=one: it also takes "
-                                        "the forget steps)")
+            refuse_weight_decay(shared, "mmunlearner.retain_optimizer.weight_decay")  # it takes forget steps too
             return shared
         forget = self.forget_optimizer(list(self.masks))
         refuse_weight_decay(forget, "mmunlearner.forget_optimizer.weight_decay")
