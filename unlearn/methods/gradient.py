@@ -135,10 +135,11 @@ def run(ctx) -> None:
 
 
 def with_lora(model, lora_cfg, target_modules, need_reference: bool):
-    """Wrap `model` with LoRA adapters (peft); the reference is copied first, so it has no adapters."""
+    """Wrap `model` with LoRA adapters (peft); the reference is copied first, so it has no adapters.
+    `target_modules`: module-name suffixes, or one regex string (peft full-matches it against module names)."""
     from peft import LoraConfig, get_peft_model
 
     reference = copy.deepcopy(model) if need_reference else None
     config = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
-                        target_modules=list(target_modules))
+                        target_modules=target_modules if isinstance(target_modules, str) else list(target_modules))
     return get_peft_model(model, config), reference

@@ -303,7 +303,8 @@ def with_saliency_lora(model, lora_cfg, target_modules):
         raise ValueError(f"mmunlearner.lora.init={lora_cfg.init!r} starts lora_B at 0, so no lora_A element "
                          "ever gets gradient or saliency; use pissa, pissa_niter_4 or olora")
     config = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
-                        target_modules=list(target_modules), init_lora_weights=lora_cfg.init)
+                        target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
+                        init_lora_weights=lora_cfg.init)
     return get_peft_model(model, config)
 
 
