@@ -45,3 +45,14 @@ def test_command_line_method_wins_over_the_preset(tmp_path):
     cfg = compose_config(["experiment=mllmu_baselines", "method=npo"], tmp_path, tmp_path / "cache")
     assert cfg.method.loss == "npo" and cfg.method.beta == 0.4 and cfg.method.npo_log_ratio == "token_mean"
     assert cfg.method.lora.enabled and cfg.method.lora.r == 16 and cfg.method.optimizer.lr == 2e-5
+
+
+def test_mllmu_baselines_lora_reaches_only_the_language_model(tmp_path, tiny_model):
+    from unlearn.methods.gradient import with_lora
+
+    cfg = compose_config(["experiment=mllmu_baselines", "model=tiny_llava"], tmp_path, tmp_path / "cache")
+    model, _ = with_lora(tiny_model[0], cfg.method.lora, cfg.model.lora_target_modules, need_reference=False)
+    adapted = {n.split(".lora_A")[0] for n, _ in model.named_parameters() if ".lora_A." in n}
+    assert adapted and all("language_model" in n for n in adapted)
+    assert {n.rsplit(".", 1)[-1] for n in adapted} == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                        "up_proj", "down_proj"}
