@@ -246,3 +246,19 @@ def test_retain_steps_depend_on_the_global_batch_only(small_benchmark, tiny_mode
     assert k_one == k_two > 1
     assert loader.iterables["retain"].batch_size == 3 * k_two
     assert update_loader(ctx, 3, 4, 0, world_size=2)[1] == 4  # an explicit mmunlearner.retain_steps wins
+
+
+@pytest.mark.slow
+def test_lora_run_moves_forget_mc_on_the_embedded_default(tmp_path):
+    """Under peft's default init the mask never reached lora_A and forget MC stayed where it was."""
+    import json
+
+    from .test_cli import train
+
+    run = train(tmp_path, "method=mmunlearner", "mmunlearner.lora.enabled=true", "mmunlearner.epochs=1",
+                "eval.splits=[forget]", name="lora")
+    assert run.returncode == 0, run.stderr[-3000:]
+    m = json.loads((tmp_path / "lora" / "metrics.json").read_text())["metrics"]
+    assert m["after/forget/multimodal/mc_acc"] < m["before/forget/multimodal/mc_acc"]
+    tensors = json.loads((tmp_path / "lora" / "mmunlearner" / "mask_summary.json").read_text())["tensors"]
+    assert any(".lora_A." in n and t["selected"] > 0 for n, t in tensors.items())
