@@ -171,7 +171,8 @@ def test_lora_init_that_zeroes_a_factor_is_refused(tiny_model):
         with_saliency_lora(tiny_model[0], lora, ["q_proj"])
 
 
-@pytest.mark.parametrize("mode,key", [("two", "forget_optimizer.weight_decay"), ("one", "retain_optimizer.weight_decay")])
+@pytest.mark.parametrize("mode,key", [("two", "forget_optimizer.weight_decay"),
+                                      ("one", "retain_optimizer.weight_decay")])
 def test_masked_optimiser_with_weight_decay_is_refused(tiny_model, mode, key):
     from functools import partial
 
