@@ -9,7 +9,11 @@ Stage 2, update: each training step is one forget step (gradient ascent, clip 1.
 followed by `retain_steps` plain descent steps on retain data. With two optimisers (default) the forget
 optimiser only holds the unlearned groups and has no weight decay, and a masked-out element's gradient is
 always 0 in forget steps, so its Adam moments stay 0 and it never moves there; retain-step momentum lives
-in the other optimiser. With one optimiser, masked-out elements are restored after each forget step.
+in the other optimiser. With one optimiser, masked-out elements are restored after each forget step
+(`restore_masked`; the authors' single AdamW does not restore them).
+
+Every choice of the authors' code (Z1zs/MMUnlearner) is a setting: see configs/method/mmunlearner.yaml and
+the preset configs/experiment/mmunlearner_official.yaml.
 
 Under DDP, `mmunlearner.batch_size` is per process: W processes with batch B/W take the same update steps
 as one process with batch B (same batches, token means over the global batch, same retain/forget ratio).
@@ -109,13 +113,15 @@ class MaskedUnlearning(L.LightningModule):
     averaged them (during `manual_backward`) and AMP has unscaled them, so every rank steps identically."""
 
     def __init__(self, model, masks: dict, forget_optimizer: Callable, retain_optimizer: Callable,
-                 clip: float = 1.0, optimizers: str = "two"):
+                 clip: float = 1.0, optimizers: str = "two", restore_masked: bool = True):
+        """`restore_masked` (optimizers=one): put masked-out elements back after each forget step; false is the
+        authors' shared AdamW, whose retain-step momentum moves them in forget steps too."""
         super().__init__()
         if optimizers not in ("one", "two"):
             raise ValueError(f"mmunlearner.optimizers={optimizers!r}: expected 'one' or 'two'")
         self.model, self.masks = model, masks
         self.forget_optimizer, self.retain_optimizer = forget_optimizer, retain_optimizer
-        self.clip, self.mode = clip, optimizers
+        self.clip, self.mode, self.restore_masked = clip, optimizers, restore_masked
         self.retain_steps_taken: list[int] = []  # per training step
         self.automatic_optimization = False
         self._phase = "retain"
@@ -153,7 +159,8 @@ class MaskedUnlearning(L.LightningModule):
         opt_f, opt_r = (opts, opts) if self.mode == "one" else opts
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         # forget step: gradient ascent, clipped and masked before the step
-        snapshot = {p: p.detach().clone() for p in trainable} if self.mode == "one" else None
+        restore = self.mode == "one" and self.restore_masked
+        snapshot = {p: p.detach().clone() for p in trainable} if restore else None
         opt_f.zero_grad(set_to_none=True)
         forget_nll = self._nll(batch["forget"], "forget")
         self.manual_backward(-forget_nll)
@@ -348,6 +355,6 @@ def masked_update(ctx, masks: dict, m, callbacks=()) -> MaskedUnlearning:
     loader, _ = update_loader(ctx, m.batch_size, m.retain_steps, ctx.cfg.seed, trainer.world_size,
                               answer_only(m.update_labels, "mmunlearner.update_labels"), m.retain_text)
     module = MaskedUnlearning(ctx.model, masks, instantiate(m.forget_optimizer), instantiate(m.retain_optimizer),
-                              m.clip, m.optimizers)
+                              m.clip, m.optimizers, m.restore_masked)
     trainer.fit(module, loader)
     return module
