@@ -263,3 +263,21 @@ def test_lora_run_moves_forget_mc_on_the_embedded_default(tmp_path):
     assert m["after/forget/multimodal/mc_acc"] < m["before/forget/multimodal/mc_acc"]
     tensors = json.loads((tmp_path / "lora" / "mmunlearner" / "mask_summary.json").read_text())["tensors"]
     assert any(".lora_A." in n and t["selected"] > 0 for n, t in tensors.items())
+
+
+def test_eval_mc_preserve_set_is_the_text_only_mc_questions(small_benchmark, tiny_model):
+    from types import SimpleNamespace as NS
+
+    from unlearn.methods.mmunlearner import fisher_datasets
+
+    ctx = NS(processor=tiny_model[1], benchmark=small_benchmark)
+    data = fisher_datasets(ctx, answer_labels=True, preserve_text="eval_mc")["text_all"]
+    rows = [r for s in ("forget", "retain") for r in small_benchmark.eval[s]]
+    questions = [q for r in rows for q in r["Classification_Task"]["Pure_Text_Questions"]]
+    assert len(data) == len(questions) > 0
+    q = questions[0]
+    ex = data[0]
+    answer = tiny_model[1].answer_ids(q["Options"][q["Correct_Answer"]])
+    assert ex.pixel_values is None and [t for t in ex.labels if t != -100] == answer
+    with pytest.raises(ValueError, match="mmunlearner.preserve_text"):
+        fisher_datasets(ctx, preserve_text="eval")

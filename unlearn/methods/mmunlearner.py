@@ -33,7 +33,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import ConcatDataset, DataLoader
 
 from unlearn import losses
-from unlearn.data.collate import collate
+from unlearn.data.collate import collate, qa_example
 from unlearn.data.sampling import EpochShuffle
 from unlearn.data.sequences import QASequences
 from unlearn.eval.scoring import model_inputs
@@ -199,21 +199,55 @@ def answer_only(span: str, key: str) -> bool:
     return span == "answer"
 
 
-def fisher_datasets(ctx, answer_labels: bool = True) -> dict:
-    """Forget and retain multimodal QA; the language preserve set adds text-only QA about every person."""
+PRESERVE_TEXT = ("train_qa", "eval_mc")
+
+
+class TextQuestions(torch.utils.data.Dataset):
+    """Text-only (question, answer) pairs as training examples (no image)."""
+
+    def __init__(self, pairs: list[tuple[str, str]], processor, answer_labels: bool = True):
+        self.pairs, self.proc, self.answer_labels = pairs, processor, answer_labels
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int):
+        return qa_example(self.proc, [self.pairs[i]], None, self.answer_labels)
+
+
+def eval_mc_text_pairs(benchmark) -> list[tuple[str, str]]:
+    """The forget and retain people's text-only MC questions of the evaluation set, each answered with its
+    correct option (the authors' text preserve set, as issue 12's port of MLLMU_gen_mask.py reads it)."""
+    pairs = []
+    for split in ("forget", "retain"):
+        for row in benchmark.eval[split]:
+            for q in row["Classification_Task"]["Pure_Text_Questions"]:
+                pairs.append((q["Question"], q["Options"][q["Correct_Answer"]]))
+    return pairs
+
+
+def fisher_datasets(ctx, answer_labels: bool = True, preserve_text: str = "train_qa") -> dict:
+    """Forget and retain multimodal QA; the language preserve set adds text-only questions about every person:
+    the training QA (`train_qa`) or the evaluation set's text-only MC questions (`eval_mc`, the authors')."""
+    if preserve_text not in PRESERVE_TEXT:
+        raise ValueError(f"mmunlearner.preserve_text={preserve_text!r}: expected one of {PRESERVE_TEXT}")
     proc, b = ctx.processor, ctx.benchmark
     retain_mm = QASequences(b.train_rows("retain"), proc, "multimodal", answer_labels)
-    text_all = ConcatDataset([QASequences(b.train_rows(g), proc, "text", answer_labels) for g in ("forget", "retain")])
+    if preserve_text == "eval_mc":
+        text_all = TextQuestions(eval_mc_text_pairs(b), proc, answer_labels)
+    else:
+        text_all = ConcatDataset([QASequences(b.train_rows(g), proc, "text", answer_labels)
+                                  for g in ("forget", "retain")])
     return {"forget": QASequences(b.train_rows("forget"), proc, "multimodal", answer_labels),
             "retain_multimodal": retain_mm, "text_all": text_all}
 
 
 def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma: float, batch_size: int,
-                  answer_labels: bool = True, shuffle_seed: int | None = None):
+                  answer_labels: bool = True, shuffle_seed: int | None = None, preserve_text: str = "train_qa"):
     names = {p: n for n, p in ctx.model.named_parameters()}
     vision, language = groups["vision"], groups["language"]
     params = {"forget": vision + language, "retain_multimodal": vision + language, "text_all": language}
-    module = FisherPass(ctx.model, fisher_datasets(ctx, answer_labels), params, batch_size,
+    module = FisherPass(ctx.model, fisher_datasets(ctx, answer_labels, preserve_text), params, batch_size,
                         ctx.processor.tokenizer.pad_token_id, shuffle_seed)
     ctx.trainer(inference_mode=False, use_distributed_sampler=False, enable_model_summary=False).validate(
         module, verbose=False)
@@ -255,9 +289,6 @@ def run(ctx) -> None:
         raise ValueError(f"mmunlearner.groups={m.groups!r}: expected one of {list(GROUPS)}")
     out = ctx.out_dir / "mmunlearner"
     out.mkdir(parents=True, exist_ok=True)
-    if m.preserve_text != "train_qa":
-        raise ValueError(f"mmunlearner.preserve_text={m.preserve_text!r}: only 'train_qa' is implemented (the "
-                         "authors' 'eval_mc', text-only MC questions of the evaluation set, is not)")
     if m.lora.enabled:  # saliency and updates live on the adapters; masks are keyed by object, not name
         ctx.model = with_saliency_lora(ctx.model, m.lora, ctx.cfg.model.lora_target_modules)
     if m.mask_path:
@@ -267,7 +298,7 @@ def run(ctx) -> None:
                                      m.eligible)
         masks, names = compute_masks(ctx, groups, GROUPS[m.groups], m.gamma, m.fisher_batch_size,
                                      answer_only(m.fisher_labels, "mmunlearner.fisher_labels"),
-                                     ctx.cfg.seed if m.fisher_shuffle else None)
+                                     ctx.cfg.seed if m.fisher_shuffle else None, m.preserve_text)
     report = mask_report(masks, names)
     if report["selected"] == 0:
         raise ValueError(f"the saliency mask selects no weight (mmunlearner.gamma={m.gamma}); lower gamma")
