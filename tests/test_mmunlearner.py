@@ -1,3 +1,4 @@
+import re
 from types import SimpleNamespace
 
 import lightning as L
@@ -6,7 +7,7 @@ import torch
 
 from unlearn.data.collate import collate
 from unlearn.methods.mmunlearner import FisherPass, MaskedUnlearning, load_masks, save_masks
-from unlearn.saliency import group_parameters, mask_report, restore_masked_out, saliency_mask, squared_grads
+from unlearn.mmunlearner.saliency import group_parameters, mask_report, restore_masked_out, saliency_mask, squared_grads
 
 GROUPS = {"vision": r"model\.(vision_tower|multi_modal_projector)\.", "language": r"model\.language_model\.|lm_head\."}
 
@@ -151,9 +152,51 @@ def test_run_with_lora_masks_adapters_and_merges_back(tmp_path, small_benchmark)
     summary = json.loads((tmp_path / "mmunlearner" / "mask_summary.json").read_text())
     assert (tmp_path / "mmunlearner" / "mask_sparsity.png").read_bytes()[:4] == b"\x89PNG"
     assert summary["selected"] > 0 and all("lora_" in name for name in summary["tensors"])
+    # PiSSA init: both factors get gradient, so every adapted module has selected elements in lora_A and lora_B
+    selected = {n for n, t in summary["tensors"].items() if t["selected"] > 0}
+    modules = {n.split(".lora_")[0] for n in summary["tensors"]}
+    assert modules and all(f"{m}.lora_{f}.default.weight" in selected for m in modules for f in "AB")
     assert type(ctx.model) is type(start)
     changed = [n for n, p in ctx.model.named_parameters() if not torch.equal(p, start.get_parameter(n))]
     assert changed and "model.language_model.embed_tokens.weight" not in changed
+
+
+def test_lora_init_that_zeroes_a_factor_is_refused(tiny_model):
+    from omegaconf import OmegaConf
+
+    from unlearn.methods.mmunlearner import with_saliency_lora
+
+    lora = OmegaConf.create({"r": 2, "alpha": 2, "dropout": 0.0, "init": True})
+    with pytest.raises(ValueError, match="mmunlearner.lora.init"):
+        with_saliency_lora(tiny_model[0], lora, ["q_proj"])
+
+
+@pytest.mark.parametrize("mode,key", [("two", "forget_optimizer.weight_decay"),
+                                      ("one", "retain_optimizer.weight_decay")])
+def test_masked_optimiser_with_weight_decay_is_refused(tiny_model, mode, key):
+    from functools import partial
+
+    model = tiny_model[0]
+    p = next(model.parameters())
+    module = MaskedUnlearning(model, {p: torch.ones_like(p, dtype=torch.bool)}, partial(torch.optim.AdamW, lr=1e-3),
+                              partial(torch.optim.AdamW, lr=1e-3), optimizers=mode)  # torch's default decay: 0.01
+    with pytest.raises(ValueError, match=f"mmunlearner.{key}=0.01"):
+        module.configure_optimizers()
+
+
+def test_eligible_names_keep_only_matching_tensors(tiny_model):
+    from unlearn.mmunlearner.saliency import eligible_parameters
+
+    model = tiny_model[0]
+    groups = group_parameters(model, GROUPS)
+    kept = eligible_parameters(model, groups, "proj|fc|linear|mlp|qkv")
+    names = {p: n for n, p in model.named_parameters()}
+    kept_names = {names[p] for ps in kept.values() for p in ps}
+    assert kept_names and all(re.search("proj|fc|linear|mlp|qkv", n) for n in kept_names)
+    assert not any("norm" in n or "embed" in n or "lm_head" in n for n in kept_names)
+    assert eligible_parameters(model, groups, None) is groups
+    with pytest.raises(ValueError, match="mmunlearner.eligible"):
+        eligible_parameters(model, groups, "nothing_matches")
 
 
 def test_forget_step_is_clipped_then_masked(tiny_model, small_benchmark):
@@ -204,3 +247,37 @@ def test_retain_steps_depend_on_the_global_batch_only(small_benchmark, tiny_mode
     assert k_one == k_two > 1
     assert loader.iterables["retain"].batch_size == 3 * k_two
     assert update_loader(ctx, 3, 4, 0, world_size=2)[1] == 4  # an explicit mmunlearner.retain_steps wins
+
+
+@pytest.mark.slow
+def test_lora_run_moves_forget_mc_on_the_embedded_default(tmp_path):
+    """Under peft's default init the mask never reached lora_A and forget MC stayed where it was."""
+    import json
+
+    from .test_cli import train
+
+    run = train(tmp_path, "method=mmunlearner", "mmunlearner.lora.enabled=true", "mmunlearner.epochs=1",
+                "eval.splits=[forget]", name="lora")
+    assert run.returncode == 0, run.stderr[-3000:]
+    m = json.loads((tmp_path / "lora" / "metrics.json").read_text())["metrics"]
+    assert m["after/forget/multimodal/mc_acc"] < m["before/forget/multimodal/mc_acc"]
+    tensors = json.loads((tmp_path / "lora" / "mmunlearner" / "mask_summary.json").read_text())["tensors"]
+    assert any(".lora_A." in n and t["selected"] > 0 for n, t in tensors.items())
+
+
+def test_eval_mc_preserve_set_is_the_text_only_mc_questions(small_benchmark, tiny_model):
+    from types import SimpleNamespace as NS
+
+    from unlearn.methods.mmunlearner import fisher_datasets
+
+    ctx = NS(processor=tiny_model[1], benchmark=small_benchmark)
+    data = fisher_datasets(ctx, answer_labels=True, preserve_text="eval_mc")["text_all"]
+    rows = [r for s in ("forget", "retain") for r in small_benchmark.eval[s]]
+    questions = [q for r in rows for q in r["Classification_Task"]["Pure_Text_Questions"]]
+    assert len(data) == len(questions) > 0
+    q = questions[0]
+    ex = data[0]
+    answer = tiny_model[1].answer_ids(q["Options"][q["Correct_Answer"]])
+    assert ex.pixel_values is None and [t for t in ex.labels if t != -100] == answer
+    with pytest.raises(ValueError, match="mmunlearner.preserve_text"):
+        fisher_datasets(ctx, preserve_text="eval")

@@ -123,15 +123,33 @@ def grad_diff_loss(forget_logits: torch.Tensor, forget_labels: torch.Tensor, ret
             + alpha * mean_nll(retain_logits, retain_labels, mean))
 
 
-def kl_retain(current_logits: torch.Tensor, reference_logits: torch.Tensor,
-              labels: torch.Tensor, mean: Mean | None = None) -> torch.Tensor:
-    """KL(p_ref || p_theta) over the vocabulary, averaged over scored (shifted, non-IGNORE) tokens.
+KL_REDUCTIONS = ("answer_mean", "position_mean", "batch_sum")
 
-    The reference is a fixed target (detached): only the current model is pulled towards it. Padding and
-    prompt positions are left out so that they neither dilute nor dominate the average.
+
+def kl_retain(current_logits: torch.Tensor, reference_logits: torch.Tensor,
+              labels: torch.Tensor, mean: Mean | None = None, reduction: str = "answer_mean") -> torch.Tensor:
+    """KL(p_ref || p_theta) over the vocabulary, reduced over positions by `reduction`:
+
+    - answer_mean (default): mean over scored (shifted, non-IGNORE) tokens; padding and prompt positions
+      neither dilute nor dominate it.
+    - position_mean: mean over every position of the logits, prompt and padding included (open-unlearning's
+      `compute_kl_divergence`: kl_div(batchmean) over logits flattened to (B*T, V)).
+    - batch_sum: sum over every position, divided by the batch size (MLLMU-Bench's KL_Min: kl_div(batchmean)
+      over (B, T, V) logits); larger than position_mean by the sequence length.
+
+    The reference is a fixed target (detached): only the current model is pulled towards it.
     """
+    if reduction not in KL_REDUCTIONS:
+        raise ValueError(f"method.kl_reduction={reduction!r}: expected one of {KL_REDUCTIONS}")
     _check(current_logits, labels, "current_logits")
     _same_shape(current_logits, reference_logits, "kl_retain current_logits vs reference_logits")
+    if reduction != "answer_mean":
+        cur = torch.log_softmax(_float(current_logits), dim=-1)
+        ref = torch.log_softmax(_float(reference_logits.detach()), dim=-1)
+        kl = F.kl_div(cur, ref, reduction="none", log_target=True).sum()
+        b, t = labels.shape
+        items = torch.ones(b * t if reduction == "position_mean" else b, device=labels.device)
+        return _average(kl, items, "kl_retain", mean)
     _, mask = _shifted(labels)
     cur = torch.log_softmax(_float(current_logits[:, :-1]), dim=-1)
     ref = torch.log_softmax(_float(reference_logits.detach()[:, :-1]), dim=-1)
@@ -142,16 +160,19 @@ def kl_retain(current_logits: torch.Tensor, reference_logits: torch.Tensor,
 
 def kl_loss(forget_logits: torch.Tensor, forget_labels: torch.Tensor, retain_logits: torch.Tensor,
             retain_ref_logits: torch.Tensor, retain_labels: torch.Tensor, alpha: float = 1.0,
-            mean: Mean | None = None) -> torch.Tensor:
+            mean: Mean | None = None, reduction: str = "answer_mean") -> torch.Tensor:
     """-NLL(forget) + alpha * KL(p_ref || p_theta) on retain: ascend on forget, stay close to ref on retain."""
     return ga_loss(forget_logits, forget_labels, mean) + alpha * kl_retain(retain_logits, retain_ref_logits,
-                                                                           retain_labels, mean)
+                                                                           retain_labels, mean, reduction)
+
+
+NPO_LOG_RATIOS = ("sequence_sum", "token_mean")
 
 
 def npo_loss(forget_logits: torch.Tensor, forget_ref_logits: torch.Tensor, forget_labels: torch.Tensor,
              beta: float = 0.1, retain_logits: torch.Tensor | None = None,
              retain_labels: torch.Tensor | None = None, alpha: float = 0.0,
-             mean: Mean | None = None) -> torch.Tensor:
+             mean: Mean | None = None, log_ratio: str = "sequence_sum") -> torch.Tensor:
     """NPO (Zhang et al. 2024): mean over rows of -(2/beta) * logsigmoid(-beta * r).
 
     r = log p_theta(y|x) - log p_ref(y|x) with log p the SUM of answer-token log-probs; the reference is
@@ -159,15 +180,25 @@ def npo_loss(forget_logits: torch.Tensor, forget_ref_logits: torch.Tensor, forge
     decaying to 0 once a row is already unlikely (r -> -inf), which is what keeps NPO from collapsing like GA.
     Rows with no label tokens are left out of the mean (their r is 0 by construction, which would only add
     the constant (2/beta) ln 2 and shrink the others' weight). With alpha > 0, adds alpha * NLL(retain).
+
+    `log_ratio`: sequence_sum (above; open-unlearning's `compute_dpo_loss`) or token_mean (MLLMU-Bench's
+    NPO: one ratio per batch from the models' token-mean losses, r = NLL_ref - NLL_theta; under DDP each
+    process's own batch, as its per-device loss, so `mean` is not used for the forget term).
     """
     if beta <= 0:
         raise ValueError(f"npo_loss: beta must be > 0, got {beta}")
+    if log_ratio not in NPO_LOG_RATIOS:
+        raise ValueError(f"method.npo_log_ratio={log_ratio!r}: expected one of {NPO_LOG_RATIOS}")
     _same_shape(forget_logits, forget_ref_logits, "npo_loss forget_logits vs forget_ref_logits")
-    logp, mask = token_logprobs(forget_logits, forget_labels)
-    ref_logp, _ = token_logprobs(forget_ref_logits.detach(), forget_labels)
-    rows = mask.any(-1)
-    r = (logp.sum(-1) - ref_logp.sum(-1))[rows]
-    loss = _average((-(2.0 / beta) * F.logsigmoid(-beta * r)).sum(), rows, "npo_loss (forget)", mean)
+    if log_ratio == "token_mean":
+        r = mean_nll(forget_ref_logits.detach(), forget_labels) - mean_nll(forget_logits, forget_labels)
+        loss = -(2.0 / beta) * F.logsigmoid(-beta * r)
+    else:
+        logp, mask = token_logprobs(forget_logits, forget_labels)
+        ref_logp, _ = token_logprobs(forget_ref_logits.detach(), forget_labels)
+        rows = mask.any(-1)
+        r = (logp.sum(-1) - ref_logp.sum(-1))[rows]
+        loss = _average((-(2.0 / beta) * F.logsigmoid(-beta * r)).sum(), rows, "npo_loss (forget)", mean)
     if alpha > 0:
         if retain_logits is None or retain_labels is None:
             raise ValueError("npo_loss: alpha > 0 needs both retain_logits and retain_labels")

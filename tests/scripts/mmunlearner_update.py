@@ -22,7 +22,7 @@ from unlearn.data.mllmu_mini import MiniSpec, load_or_build  # noqa: E402
 from unlearn.methods.mmunlearner import GROUPS, compute_masks, masked_update  # noqa: E402
 from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava  # noqa: E402
 from unlearn.pipeline import RunContext  # noqa: E402
-from unlearn.saliency import group_parameters  # noqa: E402
+from unlearn.mmunlearner.saliency import group_parameters  # noqa: E402
 
 FISHER_BATCH = 3  # the Fisher's batches are fixed before sharding: the same for any number of processes
 

@@ -30,11 +30,17 @@ FORGET_FORMS = {"multimodal": ("multimodal",), "text": ("text",), "both": ("mult
 class GradientUnlearning(L.LightningModule):
     def __init__(self, model: torch.nn.Module, loss: str, optimizer: Callable, gamma: float = 1.0,
                  alpha: float = 1.0, beta: float = 0.1, reference: torch.nn.Module | None = None,
-                 scheduler: Callable | None = None):
+                 scheduler: Callable | None = None, kl_reduction: str = "answer_mean",
+                 npo_log_ratio: str = "sequence_sum"):
         """`reference`: the frozen starting model for KL / NPO; a copy of `model` when not given."""
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"method.loss={loss!r}: expected one of {LOSSES}")
+        if kl_reduction not in losses.KL_REDUCTIONS:
+            raise ValueError(f"method.kl_reduction={kl_reduction!r}: expected one of {losses.KL_REDUCTIONS}")
+        if npo_log_ratio not in losses.NPO_LOG_RATIOS:
+            raise ValueError(f"method.npo_log_ratio={npo_log_ratio!r}: expected one of {losses.NPO_LOG_RATIOS}")
+        self.kl_reduction, self.npo_log_ratio = kl_reduction, npo_log_ratio
         self.model, self.loss_name, self.optimizer_factory = model, loss, optimizer
         self.gamma, self.alpha, self.beta = gamma, alpha, beta
         self.scheduler_factory = scheduler
@@ -64,11 +70,11 @@ class GradientUnlearning(L.LightningModule):
                                          self.gamma, self.alpha, mean)
         elif self.loss_name == "kl":
             loss = losses.kl_loss(fl, f["labels"], self._logits(self.model, r), self._ref_logits(r), r["labels"],
-                                  self.alpha, mean)
+                                  self.alpha, mean, self.kl_reduction)
         else:
             retain = (self._logits(self.model, r), r["labels"]) if self.alpha > 0 else (None, None)
             loss = losses.npo_loss(fl, self._ref_logits(f), f["labels"], self.beta, *retain, alpha=self.alpha,
-                                   mean=mean)
+                                   mean=mean, log_ratio=self.npo_log_ratio)
         check_finite(loss, self.global_step)
         # each process holds W * (its share); their mean is the loss of the whole global batch
         self.log("unlearn/loss", loss, prog_bar=True, batch_size=f["input_ids"].shape[0], sync_dist=True)
@@ -110,8 +116,13 @@ def run(ctx) -> None:
     model, reference = ctx.model, None
     if m.lora.enabled:
         model, reference = with_lora(ctx.model, m.lora, ctx.cfg.model.lora_target_modules, m.loss in NEEDS_REFERENCE)
+    if m.reference_path:  # e.g. MLLMU-Bench's NPO reference: the vanilla model finetuned on retain data
+        from unlearn.models.loading import load_model
+
+        reference, _ = load_model(m.reference_path, ctx.cfg.model.dtype, key="method.reference_path",
+                                  template=ctx.cfg.model.get("template"))
     module = GradientUnlearning(model, m.loss, instantiate(m.optimizer), m.gamma, m.alpha, m.beta, reference,
-                                instantiate(m.scheduler) if m.scheduler else None)
+                                instantiate(m.scheduler) if m.scheduler else None, m.kl_reduction, m.npo_log_ratio)
     loader = paired_loader(ctx, ctx.cfg.data.forget_modality, m.batch_size, m.answer_only, ctx.cfg.seed)
     checkpoints = ModelCheckpoint(dirpath=ctx.out_dir / "checkpoints", save_last=True, save_top_k=0,
                                   every_n_epochs=1)
@@ -124,10 +135,11 @@ def run(ctx) -> None:
 
 
 def with_lora(model, lora_cfg, target_modules, need_reference: bool):
-    """Wrap `model` with LoRA adapters (peft); the reference is copied first, so it has no adapters."""
+    """Wrap `model` with LoRA adapters (peft); the reference is copied first, so it has no adapters.
+    `target_modules`: module-name suffixes, or one regex string (peft full-matches it against module names)."""
     from peft import LoraConfig, get_peft_model
 
     reference = copy.deepcopy(model) if need_reference else None
     config = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
-                        target_modules=list(target_modules))
+                        target_modules=target_modules if isinstance(target_modules, str) else list(target_modules))
     return get_peft_model(model, config), reference

@@ -9,7 +9,11 @@ Stage 2, update: each training step is one forget step (gradient ascent, clip 1.
 followed by `retain_steps` plain descent steps on retain data. With two optimisers (default) the forget
 optimiser only holds the unlearned groups and has no weight decay, and a masked-out element's gradient is
 always 0 in forget steps, so its Adam moments stay 0 and it never moves there; retain-step momentum lives
-in the other optimiser. With one optimiser, masked-out elements are restored after each forget step.
+in the other optimiser. With one optimiser, masked-out elements are restored after each forget step
+(`restore_masked`; the authors' single AdamW does not restore them).
+
+Every choice of the authors' code (Z1zs/MMUnlearner) is a setting: see configs/method/mmunlearner.yaml and
+the preset configs/experiment/mmunlearner_official.yaml.
 
 Under DDP, `mmunlearner.batch_size` is per process: W processes with batch B/W take the same update steps
 as one process with batch B (same batches, token means over the global batch, same retain/forget ratio).
@@ -29,14 +33,15 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import ConcatDataset, DataLoader
 
 from unlearn import losses
-from unlearn.data.collate import collate
+from unlearn.data.collate import collate, qa_example
 from unlearn.data.sampling import EpochShuffle
 from unlearn.data.sequences import QASequences
 from unlearn.eval.scoring import model_inputs
 from unlearn.io import write_json
-from unlearn.methods.gradient import global_batch_mean, with_lora
+from unlearn.methods.gradient import global_batch_mean
 from unlearn.methods.guards import check_finite
-from unlearn.saliency import group_parameters, mask_report, restore_masked_out, saliency_mask, squared_grads
+from unlearn.mmunlearner.saliency import (eligible_parameters, group_parameters, mask_report, restore_masked_out,
+                                          saliency_mask, squared_grads)
 from unlearn.strategies import refuse_fsdp
 
 log = logging.getLogger(__name__)
@@ -50,19 +55,24 @@ class FisherPass(L.LightningModule):
     summed across ranks before dividing by the total batch count: 1 and W processes agree.
     """
 
-    def __init__(self, model, datasets: dict, params: dict[str, list], batch_size: int, pad_id: int):
+    def __init__(self, model, datasets: dict, params: dict[str, list], batch_size: int, pad_id: int,
+                 shuffle_seed: int | None = None):
+        """`shuffle_seed`: batches drawn from a seeded permutation (the authors shuffle); None: in order."""
         super().__init__()
         self.model, self.datasets, self.params = model, datasets, params
         self.loader_keys = list(datasets)
-        self.batch_size, self.pad_id = batch_size, pad_id
+        self.batch_size, self.pad_id, self.shuffle_seed = batch_size, pad_id, shuffle_seed
         self.sums: dict[str, list[torch.Tensor]] = {}
         self.batches: dict[str, int] = {}
         self.fisher: dict[str, dict[torch.nn.Parameter, torch.Tensor]] = {}
 
     def val_dataloader(self):
         loaders = []
-        for ds in self.datasets.values():
-            batches = [list(range(i, min(i + self.batch_size, len(ds)))) for i in range(0, len(ds), self.batch_size)]
+        for j, ds in enumerate(self.datasets.values()):
+            order = list(range(len(ds)))
+            if self.shuffle_seed is not None:  # the same permutation on every rank
+                order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(self.shuffle_seed + j)).tolist()
+            batches = [order[i:i + self.batch_size] for i in range(0, len(ds), self.batch_size)]
             mine = batches[self.trainer.global_rank::self.trainer.world_size]
             loaders.append(DataLoader(ds, batch_sampler=mine, collate_fn=lambda b: collate(b, self.pad_id)))
         return loaders
@@ -103,13 +113,15 @@ class MaskedUnlearning(L.LightningModule):
     averaged them (during `manual_backward`) and AMP has unscaled them, so every rank steps identically."""
 
     def __init__(self, model, masks: dict, forget_optimizer: Callable, retain_optimizer: Callable,
-                 clip: float = 1.0, optimizers: str = "two"):
+                 clip: float = 1.0, optimizers: str = "two", restore_masked: bool = True):
+        """`restore_masked` (optimizers=one): put masked-out elements back after each forget step; false is the
+        authors' shared AdamW, whose retain-step momentum moves them in forget steps too."""
         super().__init__()
         if optimizers not in ("one", "two"):
             raise ValueError(f"mmunlearner.optimizers={optimizers!r}: expected 'one' or 'two'")
         self.model, self.masks = model, masks
         self.forget_optimizer, self.retain_optimizer = forget_optimizer, retain_optimizer
-        self.clip, self.mode = clip, optimizers
+        self.clip, self.mode, self.restore_masked = clip, optimizers, restore_masked
         self.retain_steps_taken: list[int] = []  # per training step
         self.automatic_optimization = False
         self._phase = "retain"
@@ -120,8 +132,12 @@ class MaskedUnlearning(L.LightningModule):
     def configure_optimizers(self):
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         if self.mode == "one":
-            return self.retain_optimizer(trainable)
-        return [self.forget_optimizer(list(self.masks)), self.retain_optimizer(trainable)]
+            shared = self.retain_optimizer(trainable)
+            refuse_weight_decay(shared, "mmunlearner.retain_optimizer.weight_decay")  # it takes forget steps too
+            return shared
+        forget = self.forget_optimizer(list(self.masks))
+        refuse_weight_decay(forget, "mmunlearner.forget_optimizer.weight_decay")
+        return [forget, self.retain_optimizer(trainable)]
 
     def _nll(self, batch, what: str):
         logits = self.model(**model_inputs(batch, self.device)).logits
@@ -143,7 +159,8 @@ class MaskedUnlearning(L.LightningModule):
         opt_f, opt_r = (opts, opts) if self.mode == "one" else opts
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         # forget step: gradient ascent, clipped and masked before the step
-        snapshot = {p: p.detach().clone() for p in trainable} if self.mode == "one" else None
+        restore = self.mode == "one" and self.restore_masked
+        snapshot = {p: p.detach().clone() for p in trainable} if restore else None
         opt_f.zero_grad(set_to_none=True)
         forget_nll = self._nll(batch["forget"], "forget")
         self.manual_backward(-forget_nll)
@@ -164,19 +181,74 @@ class MaskedUnlearning(L.LightningModule):
                       prog_bar=True, batch_size=batch["forget"]["input_ids"].shape[0], sync_dist=True)
 
 
-def fisher_datasets(ctx) -> dict:
+def refuse_weight_decay(optimizer, key: str) -> None:
+    """Decoupled weight decay shrinks every element an optimiser holds, masked out or not (a gradient mask
+    cannot stop it), so the optimiser that takes forget steps must have none (torch's AdamW defaults to 0.01)."""
+    decay = max(g.get("weight_decay", 0.0) for g in optimizer.param_groups)
+    if decay > 0:
+        raise ValueError(f"{key}={decay}: must be 0, weight decay would move weights the saliency mask "
+                         "leaves out of forget steps")
+
+
+LABEL_SPANS = ("answer", "full")
+
+
+def answer_only(span: str, key: str) -> bool:
+    if span not in LABEL_SPANS:
+        raise ValueError(f"{key}={span!r}: expected one of {LABEL_SPANS}")
+    return span == "answer"
+
+
+PRESERVE_TEXT = ("train_qa", "eval_mc")
+
+
+class TextQuestions(torch.utils.data.Dataset):
+    """Text-only (question, answer) pairs as training examples (no image)."""
+
+    def __init__(self, pairs: list[tuple[str, str]], processor, answer_labels: bool = True):
+        self.pairs, self.proc, self.answer_labels = pairs, processor, answer_labels
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int):
+        return qa_example(self.proc, [self.pairs[i]], None, self.answer_labels)
+
+
+def eval_mc_text_pairs(benchmark) -> list[tuple[str, str]]:
+    """The forget and retain people's text-only MC questions of the evaluation set, each answered with its
+    correct option (the authors' text preserve set, as issue 12's port of MLLMU_gen_mask.py reads it)."""
+    pairs = []
+    for split in ("forget", "retain"):
+        for row in benchmark.eval[split]:
+            for q in row["Classification_Task"]["Pure_Text_Questions"]:
+                pairs.append((q["Question"], q["Options"][q["Correct_Answer"]]))
+    return pairs
+
+
+def fisher_datasets(ctx, answer_labels: bool = True, preserve_text: str = "train_qa") -> dict:
+    """Forget and retain multimodal QA; the language preserve set adds text-only questions about every person:
+    the training QA (`train_qa`) or the evaluation set's text-only MC questions (`eval_mc`, the authors')."""
+    if preserve_text not in PRESERVE_TEXT:
+        raise ValueError(f"mmunlearner.preserve_text={preserve_text!r}: expected one of {PRESERVE_TEXT}")
     proc, b = ctx.processor, ctx.benchmark
-    retain_mm = QASequences(b.train_rows("retain"), proc, "multimodal")
-    text_all = ConcatDataset([QASequences(b.train_rows(g), proc, "text") for g in ("forget", "retain")])
-    return {"forget": QASequences(b.train_rows("forget"), proc, "multimodal"),
+    retain_mm = QASequences(b.train_rows("retain"), proc, "multimodal", answer_labels)
+    if preserve_text == "eval_mc":
+        text_all = TextQuestions(eval_mc_text_pairs(b), proc, answer_labels)
+    else:
+        text_all = ConcatDataset([QASequences(b.train_rows(g), proc, "text", answer_labels)
+                                  for g in ("forget", "retain")])
+    return {"forget": QASequences(b.train_rows("forget"), proc, "multimodal", answer_labels),
             "retain_multimodal": retain_mm, "text_all": text_all}
 
 
-def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma: float, batch_size: int):
+def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma: float, batch_size: int,
+                  answer_labels: bool = True, shuffle_seed: int | None = None, preserve_text: str = "train_qa"):
     names = {p: n for n, p in ctx.model.named_parameters()}
     vision, language = groups["vision"], groups["language"]
     params = {"forget": vision + language, "retain_multimodal": vision + language, "text_all": language}
-    module = FisherPass(ctx.model, fisher_datasets(ctx), params, batch_size, ctx.processor.tokenizer.pad_token_id)
+    module = FisherPass(ctx.model, fisher_datasets(ctx, answer_labels, preserve_text), params, batch_size,
+                        ctx.processor.tokenizer.pad_token_id, shuffle_seed)
     ctx.trainer(inference_mode=False, use_distributed_sampler=False, enable_model_summary=False).validate(
         module, verbose=False)
     f, rm, tx = module.fisher["forget"], module.fisher["retain_multimodal"], module.fisher["text_all"]
@@ -218,19 +290,22 @@ def run(ctx) -> None:
     out = ctx.out_dir / "mmunlearner"
     out.mkdir(parents=True, exist_ok=True)
     if m.lora.enabled:  # saliency and updates live on the adapters; masks are keyed by object, not name
-        ctx.model, _ = with_lora(ctx.model, m.lora, ctx.cfg.model.lora_target_modules, need_reference=False)
+        ctx.model = with_saliency_lora(ctx.model, m.lora, ctx.cfg.model.lora_target_modules)
     if m.mask_path:
         masks, names = load_masks(m.mask_path, ctx.model), {p: n for n, p in ctx.model.named_parameters()}
     else:
-        groups = group_parameters(ctx.model, dict(ctx.cfg.model.param_groups))
-        masks, names = compute_masks(ctx, groups, GROUPS[m.groups], m.gamma, m.fisher_batch_size)
+        groups = eligible_parameters(ctx.model, group_parameters(ctx.model, dict(ctx.cfg.model.param_groups)),
+                                     m.eligible)
+        masks, names = compute_masks(ctx, groups, GROUPS[m.groups], m.gamma, m.fisher_batch_size,
+                                     answer_only(m.fisher_labels, "mmunlearner.fisher_labels"),
+                                     ctx.cfg.seed if m.fisher_shuffle else None, m.preserve_text)
     report = mask_report(masks, names)
     if report["selected"] == 0:
         raise ValueError(f"the saliency mask selects no weight (mmunlearner.gamma={m.gamma}); lower gamma")
     log.info("MMUnlearner mask: %d of %d elements (%.2f%%) in %d tensors", report["selected"], report["elements"],
              100 * report["fraction"], report["parameters"])
     if ctx.is_global_zero:
-        from unlearn.saliency_plots import save_mask_sparsity
+        from unlearn.mmunlearner.plots import save_mask_sparsity
 
         save_masks(masks, names, out / "mask.safetensors")
         write_json(out / "mask_summary.json", report)
@@ -245,6 +320,32 @@ def run(ctx) -> None:
     ctx.model.eval()
 
 
+LORA_INITS_WITH_ZERO_FACTOR = (True, "gaussian")
+
+
+def with_saliency_lora(model, lora_cfg, target_modules):
+    """LoRA adapters whose two factors both receive gradient from the first step.
+
+    peft's default starts B at 0, so dL/dA = B^T (dL/dW) (scaled) is exactly 0: every lora_A element has zero
+    Fisher, the saliency mask can never select one (0/0 counts as 0), and forget steps, masked to lora_B,
+    move only B, a rank-r update of the output side. PiSSA (`init: pissa`, peft's `init_lora_weights`)
+    instead puts the top-r singular directions of W into B and A and subtracts them from the base weight,
+    so the model's function is unchanged (up to rounding), both factors are non-zero, and the Fisher of
+    each factor is that of the base weight's most important subspace: a mask over it is well defined in
+    every adapted module. Any peft initialisation with both factors non-zero (`olora`, `pissa_niter_K`) is
+    accepted; one that zeroes a factor is refused.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    if lora_cfg.init in LORA_INITS_WITH_ZERO_FACTOR:
+        raise ValueError(f"mmunlearner.lora.init={lora_cfg.init!r} starts lora_B at 0, so no lora_A element "
+                         "ever gets gradient or saliency; use pissa, pissa_niter_4 or olora")
+    config = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
+                        target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
+                        init_lora_weights=lora_cfg.init)
+    return get_peft_model(model, config)
+
+
 def retain_steps_per_forget_step(n_forget: int, n_retain: int, global_batch: int) -> int:
     """About one pass over the retain data per pass over the forget data. From global sizes and the global
     batch, so every rank (and every world size at the same global batch) takes the same steps."""
@@ -252,12 +353,14 @@ def retain_steps_per_forget_step(n_forget: int, n_retain: int, global_batch: int
     return max(1, round(n_retain / (global_batch * forget_steps)))
 
 
-def update_loader(ctx, batch_size: int, retain_steps: int | None, seed: int,
-                  world_size: int = 1) -> tuple[CombinedLoader, int]:
-    """Forget batches of `batch_size` (per process) beside retain batches of `batch_size * k`, and k."""
+def update_loader(ctx, batch_size: int, retain_steps: int | None, seed: int, world_size: int = 1,
+                  answer_labels: bool = True, retain_text: bool = True) -> tuple[CombinedLoader, int]:
+    """Forget batches of `batch_size` (per process) beside retain batches of `batch_size * k`, and k.
+    Retain data: multimodal QA, plus text-only QA with `retain_text` (the authors use multimodal only)."""
     proc, pad = ctx.processor, ctx.processor.tokenizer.pad_token_id
-    forget = QASequences(ctx.benchmark.train_rows("forget"), proc, "multimodal")
-    retain = ConcatDataset([QASequences(ctx.benchmark.train_rows("retain"), proc, f) for f in ("multimodal", "text")])
+    forget = QASequences(ctx.benchmark.train_rows("forget"), proc, "multimodal", answer_labels)
+    forms = ("multimodal", "text") if retain_text else ("multimodal",)
+    retain = ConcatDataset([QASequences(ctx.benchmark.train_rows("retain"), proc, f, answer_labels) for f in forms])
     k = retain_steps or retain_steps_per_forget_step(len(forget), len(retain), batch_size * world_size)
     loader = CombinedLoader({
         "forget": DataLoader(forget, batch_size=batch_size, sampler=EpochShuffle(len(forget), seed),
@@ -280,8 +383,9 @@ def masked_update(ctx, masks: dict, m, callbacks=()) -> MaskedUnlearning:
 
     trainer = ctx.trainer(max_epochs=m.epochs, gradient_clip_val=None, enable_checkpointing=False,
                           use_distributed_sampler=False, callbacks=list(callbacks))  # EpochShuffle shards itself
-    loader, _ = update_loader(ctx, m.batch_size, m.retain_steps, ctx.cfg.seed, trainer.world_size)
+    loader, _ = update_loader(ctx, m.batch_size, m.retain_steps, ctx.cfg.seed, trainer.world_size,
+                              answer_only(m.update_labels, "mmunlearner.update_labels"), m.retain_text)
     module = MaskedUnlearning(ctx.model, masks, instantiate(m.forget_optimizer), instantiate(m.retain_optimizer),
-                              m.clip, m.optimizers)
+                              m.clip, m.optimizers, m.restore_masked)
     trainer.fit(module, loader)
     return module

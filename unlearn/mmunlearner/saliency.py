@@ -54,6 +54,24 @@ def group_parameters(model: nn.Module, patterns: dict[str, str]) -> dict[str, li
     return out
 
 
+def eligible_parameters(model: nn.Module, groups: dict[str, list[nn.Parameter]],
+                        pattern: str | None) -> dict[str, list[nn.Parameter]]:
+    """Each group's parameters whose name matches `pattern` (searched); None keeps every one.
+
+    The authors mask only tensors named like a linear layer (`proj|fc|linear|mlp|qkv`: norms, embeddings and
+    lm_head are never updated by forget steps there); None masks every trainable tensor of the groups.
+    """
+    if pattern is None:
+        return groups
+    rx = re.compile(pattern)
+    keep = {p for n, p in model.named_parameters() if rx.search(n)}
+    out = {g: [p for p in ps if p in keep] for g, ps in groups.items()}
+    for g, ps in out.items():
+        if not ps:
+            raise ValueError(f"mmunlearner.eligible={pattern!r} leaves no parameter in group {g!r}")
+    return out
+
+
 def restore_masked_out(params: Iterable[nn.Parameter], masks: dict[nn.Parameter, torch.Tensor],
                        snapshot: dict[nn.Parameter, torch.Tensor]) -> None:
     """Put back the masked-out elements (one-optimiser mode: momentum must not move them)."""

@@ -1,0 +1,58 @@
+"""Every preset in configs/experiment/ composes, resolves, and lands its values (present and future files)."""
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from unlearn.config import CONFIG_DIR, compose_config
+
+PRESETS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+
+
+def _leaves(tree, prefix=""):
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            yield from _leaves(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def test_there_are_presets():
+    assert {"mmunlearner_official", "mllmu_baselines"} <= set(PRESETS)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_composes_resolves_and_sets_its_values(name, tmp_path):
+    path = CONFIG_DIR / "experiment" / f"{name}.yaml"
+    text = path.read_text()
+    assert text.startswith("# @package _global_"), f"{path}: a preset must be global"
+    cfg = compose_config([f"experiment={name}"], tmp_path, tmp_path / "cache")
+    OmegaConf.resolve(cfg)
+    raw = yaml.safe_load(text)
+    for group in raw.pop("defaults", []):
+        (key, choice), = group.items()
+        assert cfg[key.split("/")[-1]].name == choice or key.endswith("method"), (name, key)
+    for key, value in _leaves(raw):
+        assert OmegaConf.select(cfg, key) == value, f"{name}: {key}"
+    # every value names where it comes from, on its line or in a comment line just above
+    lines = text.splitlines()
+    for before, line in zip([""] + lines, lines):
+        if ":" in line and not line.lstrip().startswith(("#", "-")) and not line.rstrip().endswith(":"):
+            assert "#" in line or before.lstrip().startswith("#"), f"{name}: no source comment on {line.strip()!r}"
+
+
+def test_command_line_method_wins_over_the_preset(tmp_path):
+    cfg = compose_config(["experiment=mllmu_baselines", "method=npo"], tmp_path, tmp_path / "cache")
+    assert cfg.method.loss == "npo" and cfg.method.beta == 0.4 and cfg.method.npo_log_ratio == "token_mean"
+    assert cfg.method.lora.enabled and cfg.method.lora.r == 16 and cfg.method.optimizer.lr == 2e-5
+
+
+def test_mllmu_baselines_lora_reaches_only_the_language_model(tmp_path, tiny_model):
+    from unlearn.methods.gradient import with_lora
+
+    cfg = compose_config(["experiment=mllmu_baselines", "model=tiny_llava"], tmp_path, tmp_path / "cache")
+    model, _ = with_lora(tiny_model[0], cfg.method.lora, cfg.model.lora_target_modules, need_reference=False)
+    adapted = {n.split(".lora_A")[0] for n, _ in model.named_parameters() if ".lora_A." in n}
+    assert adapted and all("language_model" in n for n in adapted)
+    assert {n.rsplit(".", 1)[-1] for n in adapted} == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                        "up_proj", "down_proj"}
