@@ -39,6 +39,18 @@ def test_finetune_then_manu(tmp_path):
     assert summary["method"] == "manu" and summary["source_model"] == str(vanilla)
     for f in ("mask.safetensors", "summary.json", "pruned_per_layer.png", "activation_by_modality.png"):
         assert (out / "manu" / f).is_file(), f
+    # raw replies are kept: re-scoring with the run's own scorer gives back its metrics, another scorer writes
+    # its own files beside them
+    items = json.loads((out / "items.json").read_text())
+    assert all("reply" in r for r in items["after"] if r["task"] in ("gen", "cloze"))
+    rescored = subprocess.run([sys.executable, "-m", "unlearn.rescore", str(out), "--scorer", "embedded"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert rescored.returncode == 0, rescored.stderr[-3000:]
+    again = json.loads((out / "metrics_embedded.json").read_text())["metrics"]
+    assert again == pytest.approx({k: v for k, v in summary["metrics"].items() if k in again})
+    assert any(k.endswith("/rougeL") for k in again)
+    from unlearn.rescore import rescore_run
+    assert rescore_run(out, "mllmu_bench").keys() == again.keys()
 
     second = train(tmp_path, "method=manu", "manu.alpha=5", name="manu2")
     assert second.returncode == 0, second.stderr[-3000:]

@@ -177,8 +177,6 @@ def test_mllmu_mc_prompt_is_the_benchmarks():
     assert M.format_mc_prompt("What is Jane's job?", opts, multimodal=False) == (
         "USER:\nWhat is Jane's job?\nA: pilot\nB: nurse\nC: baker\nD: tailor\n"
         "Just give ONE letter representing the answer directly.\nASSISTANT:")
-    assert M.parse_mc_letter("USER: ... ASSISTANT: b) nurse") == "B"
-    assert M.parse_mc_letter("  C") == "C" and M.parse_mc_letter("The answer") is None
     assert M.format_cloze_question("Jane works as a __.") == (
         "Jane works as a [Blank].\nPlease **ONLY** provide the correct answer that should replace the [Blank].")
 

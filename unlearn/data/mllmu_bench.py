@@ -74,7 +74,8 @@ UNTOUCHED_ID_OFFSET = 1_000_000
 # Source: `evaluate_classification` / `formulate_prompt_with_options` in the official eval.py
 # (franciscoliu/MLLMU-Bench; read through its copy YokeYao/MLLMU-Bench eval.py, identical in
 # franciscoliu/MANU eval.py). The options are joined as "A: text" lines; the reply is scored by its first
-# character, upper-cased, counted only when it is one of the option letters (`parse_mc_letter`).
+# character, upper-cased, counted only when it is one of the option letters (unlearn/eval/scorers.py,
+# `mllmu_letter`, the one MC parser, used at run time under eval.scorer=mllmu_bench).
 MC_OPTION_LINE = "{letter}: {option}"
 MC_INSTRUCTION = "Just give ONE letter representing the answer directly."
 MC_PROMPT_MULTIMODAL = "USER: <image>\n{question}\n{options}\n" + MC_INSTRUCTION + "\nASSISTANT:"
@@ -97,12 +98,6 @@ def format_mc_prompt(question: str, options: dict[str, str], multimodal: bool) -
     """The zero-shot MLLMU-Bench multiple-choice prompt for one question."""
     lines = "\n".join(MC_OPTION_LINE.format(letter=k, option=v) for k, v in options.items())
     return (MC_PROMPT_MULTIMODAL if multimodal else MC_PROMPT_TEXT).format(question=question, options=lines)
-
-
-def parse_mc_letter(reply: str, letters: str = LETTERS) -> str | None:
-    """Their scoring: the text after "ASSISTANT:" (if present), stripped; its first character, upper-cased."""
-    reply = reply.split("ASSISTANT:")[1].strip() if "ASSISTANT:" in reply else reply.strip()
-    return reply[0].upper() if reply and reply[0].upper() in letters else None
 
 
 def format_cloze_question(question: str) -> str:

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from unlearn.eval.items import EvalItem
 from unlearn.eval.metrics import aggregate
+from unlearn.eval.scorers import get_scorer
 from unlearn.eval.scoring import score_generation, score_mc
 from unlearn.models.processor import VLProcessor
 
@@ -22,8 +23,10 @@ TASKS = ("mc", "gen", "cloze")
 
 class EvaluationModule(L.LightningModule):
     def __init__(self, model: torch.nn.Module, processor: VLProcessor, items: list[EvalItem], stage: str,
-                 batch_size: int = 32, mc_mode: str = "likelihood", max_new_tokens: int = 12):
+                 batch_size: int = 32, mc_mode: str = "likelihood", max_new_tokens: int = 12,
+                 scorer: str = "embedded"):
         super().__init__()
+        self.scorer = get_scorer(scorer)
         self.model, self.proc, self.stage = model, processor, stage
         self.batch_size, self.mc_mode, self.max_new_tokens = batch_size, mc_mode, max_new_tokens
         self.tasks = [t for t in TASKS if any(it.task == t for it in items)]
@@ -42,9 +45,10 @@ class EvaluationModule(L.LightningModule):
     def validation_step(self, items: list[EvalItem], batch_idx: int, dataloader_idx: int = 0):
         task = self.tasks[dataloader_idx]
         if task == "mc":
-            self._records += score_mc(self.model, self.proc, items, self.mc_mode, self.max_new_tokens)
+            self._records += score_mc(self.model, self.proc, items, self.mc_mode, self.max_new_tokens,
+                                     self.scorer)
         else:
-            self._records += score_generation(self.model, self.proc, items, self.max_new_tokens)
+            self._records += score_generation(self.model, self.proc, items, self.max_new_tokens, self.scorer)
 
     def on_validation_epoch_end(self) -> None:
         records = self._records

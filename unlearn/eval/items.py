@@ -30,11 +30,17 @@ class EvalItem:
     answer_index: int = -1
     pixel_values: torch.Tensor | None = None  # (3, H, W) for multimodal items
 
-    def record(self, prediction: str, score: float) -> dict:
-        """The per-item result kept for drill-down (no tensors, JSON-able)."""
-        return {"uid": self.uid, "split": self.split, "modality": self.modality, "task": self.task,
-                "person": self.person, "attribute": self.attribute, "question": self.question,
-                "answer": self.answer, "prediction": prediction, "score": float(score)}
+    def record(self, prediction: str, score: float, reply: str | None = None) -> dict:
+        """The per-item result kept for drill-down (no tensors, JSON-able). `reply`: the raw generated text
+        of a generated item, kept so that another scorer can re-score the run (`python -m unlearn.rescore`)."""
+        out = {"uid": self.uid, "split": self.split, "modality": self.modality, "task": self.task,
+               "person": self.person, "attribute": self.attribute, "question": self.question,
+               "answer": self.answer, "prediction": prediction, "score": float(score)}
+        if reply is not None:
+            out["reply"] = reply
+            if self.task == "mc":
+                out["options"] = list(self.options)
+        return out
 
 
 def flatten(split: str, rows, pixel_values) -> list[EvalItem]:

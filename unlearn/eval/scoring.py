@@ -6,7 +6,8 @@ import torch
 
 from unlearn.data.collate import IGNORE, collate, prompt_example, qa_example
 from unlearn.eval.items import EvalItem
-from unlearn.eval.metrics import cloze_correct, mc_choice, parse_letter, rouge_l
+from unlearn.eval.metrics import mc_choice
+from unlearn.eval.scorers import SCORERS, Scorer
 from unlearn.models.processor import VLProcessor
 
 
@@ -45,10 +46,10 @@ MC_MODES = ("likelihood", "letter", "generate")
 
 
 def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likelihood",
-             max_new_tokens: int = 8) -> list[dict]:
+             max_new_tokens: int = 8, scorer: Scorer = SCORERS["embedded"]) -> list[dict]:
     """likelihood: the option the model finds most likely (default); letter: the most likely option letter;
-    generate: greedy-generate after the lettered question and read the first option letter, as MLLMU-Bench
-    scores (no letter counts as wrong)."""
+    generate: greedy-generate after the lettered question and read the option letter by `scorer` (no letter
+    counts as wrong); the raw reply is kept in the record."""
     if mode not in MC_MODES:
         raise ValueError(f"eval.mc_mode={mode!r}: expected one of {MC_MODES}")
     letters = proc.option_letters
@@ -57,8 +58,8 @@ def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likel
                          for it in items], proc.tokenizer.pad_token_id, padding_side="left")
         out = []
         for it, text in zip(items, greedy_answers(model, proc, batch, max_new_tokens)):
-            choice = parse_letter(text, letters)
-            out.append(it.record(it.options[choice] if choice >= 0 else text, choice == it.answer_index))
+            choice = scorer.mc_letter(text, letters)
+            out.append(it.record(it.options[choice] if choice >= 0 else text, choice == it.answer_index, reply=text))
         return out
     if mode == "likelihood":
         exs = [qa_example(proc, [(it.question, opt)], it.pixel_values) for it in items for opt in it.options]
@@ -73,9 +74,9 @@ def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likel
     return out
 
 
-def score_generation(model, proc: VLProcessor, items: list[EvalItem], max_new_tokens: int) -> list[dict]:
+def score_generation(model, proc: VLProcessor, items: list[EvalItem], max_new_tokens: int,
+                     scorer: Scorer = SCORERS["embedded"]) -> list[dict]:
     batch = collate([prompt_example(proc, it.question, it.pixel_values) for it in items],
                     proc.tokenizer.pad_token_id, padding_side="left")
     preds = greedy_answers(model, proc, batch, max_new_tokens)
-    return [it.record(p, rouge_l(p, it.answer) if it.task == "gen" else cloze_correct(p, it.answer))
-            for it, p in zip(items, preds)]
+    return [it.record(p, scorer.score(it.task, p, it.answer), reply=p) for it, p in zip(items, preds)]

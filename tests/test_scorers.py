@@ -1,0 +1,137 @@
+"""Scorers: MLLMU-Bench's rules held against a small port of its eval.py, and re-scoring a run."""
+
+import json
+import re
+
+import pytest
+from rouge_score import rouge_scorer
+
+from unlearn.eval.scorers import SCORERS, get_scorer, mllmu_answer, mllmu_cloze, mllmu_letter, mllmu_rouge_l
+from unlearn.rescore import rescore_records, rescore_run
+
+# --- A port of the official scoring, written from eval.py's semantics (franciscoliu/MLLMU-Bench): it sees
+# the decoded prompt plus reply, as their `processor.decode(outputs[0][2:])` does. -------------------------
+_OFFICIAL_ROUGE = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+
+
+def official_response(decoded: str, answer_fallback: bool) -> str:
+    if "ASSISTANT:" in decoded:
+        return decoded.split("ASSISTANT:")[1].strip()
+    if answer_fallback and "Answer:" in decoded:
+        return decoded.split("Answer:")[1].strip()
+    return decoded.strip()
+
+
+def official_mc(decoded: str, correct_letter: str) -> bool:
+    resp = official_response(decoded, answer_fallback=False)
+    predicted = resp[0].upper() if resp and resp[0].upper() in ["A", "B", "C", "D"] else None
+    return predicted == correct_letter
+
+
+def official_gen(decoded: str, ground_truth: str) -> float:
+    return _OFFICIAL_ROUGE.score(ground_truth, official_response(decoded, True))["rougeL"].fmeasure
+
+
+def official_cloze(decoded: str, ground_truth: str) -> bool:
+    return ground_truth.lower() in official_response(decoded, True).lower()
+
+
+# Their LLaVA prompts (one ASSISTANT:, at the end; few-shot examples use "Correct Answer:")
+MC_PROMPT = ("USER: <image>\nQuestion: Who?\nA: x\nB: y\nC: z\nD: w\nCorrect Answer: B\n"
+             "USER: <image>\nWhat is this person's job?\nA: pilot\nB: nurse\nC: baker\nD: tailor\n"
+             "Just give ONE letter representing the answer directly.\nASSISTANT:")
+GEN_PROMPT = ("USER: <image>\nWhere does she live?\nAnswer the question based on your trained knowledge in one "
+              "sentence accurately in ENGLISH.\nASSISTANT: ")
+CLOZE_PROMPT = ("USER:\nShe works as a [Blank].\nCorrect Answer: nurse\nUSER:\nJane works as a [Blank].\n"
+                "Please **ONLY** provide the correct answer that should replace the [Blank].\nASSISTANT:")
+
+OPTIONS = ("pilot", "nurse", "baker", "tailor")
+MC_REPLIES = [" B", "b) nurse", "B: nurse", "The answer is C", "(b)", "ASSISTANT: B", " d.", "", "   ",
+              "E", "C\nASSISTANT: B", "nurse", " Answer: B", "A"]
+GEN_CASES = [("She lives in Malmo.", "She is living in Malmo."), ("lives in malmo", "living in malmo"),
+             ("Jane Doe lives in Oslo", "she lives in oslo"), ("", "lives in malmo"),
+             ("ASSISTANT: lives in malmo", "lives in malmo"), ("She lives in Malmo. ASSISTANT: no", "She lives in Malmo."),
+             ("The runner runs, ran and running!", "a runner running")]
+CLOZE_CASES = [("lawyer", " a lawyer"), ("lawyer", "Lawyer."), ("New York", "she lives in new york city"),
+               ("lawyer", "law yer"), ("1967", "born 1967"), ("lawyer", "ASSISTANT: lawyer"),
+               ("lawyer", "lawyers"), ("teacher", "")]
+
+
+@pytest.mark.parametrize("reply", MC_REPLIES)
+def test_mc_letter_equals_the_official_reading_of_prompt_plus_reply(reply):
+    for letter in "ABCD":
+        ours = mllmu_letter(reply) == "ABCD".index(letter)
+        assert ours == official_mc(MC_PROMPT + reply, letter), (reply, letter)
+
+
+@pytest.mark.parametrize("reply,ground_truth", [(r, g) for g, r in GEN_CASES] + [(g, r) for g, r in GEN_CASES])
+def test_rouge_equals_the_official_stemmed_rouge_l(reply, ground_truth):
+    assert mllmu_rouge_l(reply, ground_truth) == pytest.approx(official_gen(GEN_PROMPT + reply, ground_truth),
+                                                               abs=1e-12)
+
+
+@pytest.mark.parametrize("ground_truth,reply", CLOZE_CASES)
+def test_cloze_equals_the_official_containment(ground_truth, reply):
+    assert mllmu_cloze(reply, ground_truth) == official_cloze(CLOZE_PROMPT + reply, ground_truth)
+
+
+def test_the_two_scorers_differ_where_documented():
+    emb, off = SCORERS["embedded"], SCORERS["mllmu_bench"]
+    # stemming: 0.667 without, 1.0 with
+    assert emb.rouge("lives in malmo", "living in malmo") == pytest.approx(2 / 3)
+    assert off.rouge("lives in malmo", "living in malmo") == pytest.approx(1.0)
+    # cloze: the embedded rule wants the answer first, MLLMU-Bench anywhere
+    assert not emb.cloze("a lawyer", "lawyer") and off.cloze("a lawyer", "lawyer")
+    # a reply that starts with ASSISTANT: is read as "A" by the first-character rule, as nothing by theirs
+    assert emb.mc_letter("ASSISTANT: B", ("A", "B", "C", "D")) == 0
+    assert off.mc_letter("ASSISTANT: B", ("A", "B", "C", "D")) == -1
+    assert mllmu_answer("  nurse ASSISTANT: x") == "nurse"
+
+
+def test_unknown_scorer_names_the_key():
+    with pytest.raises(ValueError, match="eval.scorer='foo'"):
+        get_scorer("foo")
+
+
+def _records():
+    return {"before": [
+        {"uid": "forget/1/gen/text/0", "split": "forget", "modality": "text", "task": "gen", "answer": "living in malmo",
+         "prediction": "lives in malmo", "reply": "lives in malmo", "score": 2 / 3},
+        {"uid": "forget/1/cloze/text/0", "split": "forget", "modality": "text", "task": "cloze", "answer": "lawyer",
+         "prediction": "a lawyer", "reply": "a lawyer", "score": 0.0},
+        {"uid": "forget/1/mc/text/0", "split": "forget", "modality": "text", "task": "mc", "answer": "pilot",
+         "prediction": "pilot", "reply": "ASSISTANT: B", "options": list(OPTIONS), "score": 1.0},
+        {"uid": "forget/1/mc/multimodal/0", "split": "forget", "modality": "multimodal", "task": "mc",
+         "answer": "nurse", "prediction": "nurse", "score": 1.0},  # likelihood MC: no reply, kept as is
+    ]}
+
+
+def test_rescore_run_writes_beside_the_run_and_keeps_its_files(tmp_path):
+    items = _records()
+    (tmp_path / "items.json").write_text(json.dumps(items))
+    (tmp_path / "metrics.json").write_text('{"metrics": {}}')
+    metrics = rescore_run(tmp_path, "mllmu_bench")
+    assert metrics["before/forget/text/rougeL"] == pytest.approx(1.0)
+    assert metrics["before/forget/text/cloze_acc"] == 1.0
+    assert metrics["before/forget/text/mc_acc"] == 0.0  # "ASSISTANT: B" reads as no letter (embedded: "A")
+    assert metrics["before/forget/multimodal/mc_acc"] == 1.0
+    assert json.loads((tmp_path / "items.json").read_text()) == items  # the run's own files are untouched
+    assert (tmp_path / "metrics.json").read_text() == '{"metrics": {}}'
+    saved = json.loads((tmp_path / "metrics_mllmu_bench.json").read_text())
+    assert saved["scorer"] == "mllmu_bench" and saved["metrics"] == pytest.approx(metrics)
+    # re-scoring with the embedded scorer gives back the recorded scores
+    back = rescore_records(items["before"], SCORERS["embedded"])
+    assert [r["score"] for r in back] == pytest.approx([r["score"] for r in items["before"]])
+
+
+def test_rescore_refuses_a_generated_item_without_its_reply():
+    rec = _records()["before"][0]
+    del rec["reply"]
+    with pytest.raises(ValueError, match="forget/1/gen/text/0"):
+        rescore_records([rec], SCORERS["mllmu_bench"])
+
+
+def test_port_sanity_first_character_rule_is_not_a_regex_search():
+    # guards the port itself: their rule reads the first character only
+    assert not official_mc(MC_PROMPT + "The answer is B", "B")
+    assert re.sub(r"\s", "", official_response(CLOZE_PROMPT + " nurse", True)) == "nurse"

@@ -1,0 +1,100 @@
+"""How a generated reply is scored: the embedded benchmark's rules, or MLLMU-Bench's (`eval.scorer`).
+
+A scorer turns (reply, reference) into a score for the three generated tasks: the MC letter, ROUGE-L of a
+generation, and cloze correctness. Replies are what the model generated after the prompt; the prompt is
+never part of them.
+
+`mllmu_bench` follows the official eval.py (franciscoliu/MLLMU-Bench; read through its copy
+YokeYao/MLLMU-Bench eval.py, functions `evaluate_classification`, `evaluate_generation`,
+`evaluate_fill_in_the_blank`). Their code decodes prompt plus reply and keeps
+`text.split("ASSISTANT:")[1].strip()` (generation and cloze fall back to the text after "Answer:", then to
+the whole text). Their LLaVA prompts contain "ASSISTANT:" exactly once, at the end, so on the reply alone
+that is `reply.split("ASSISTANT:")[0]`: a reply that itself starts with "ASSISTANT:" yields an empty
+answer there, and here (tests/test_scorers.py checks the equivalence on prompt plus reply). Then:
+  * MC: the first character of that answer, upper-cased, if it is an option letter (else wrong);
+  * generation: rouge_score's ROUGE-L F-measure with the Porter stemmer, `score(ground_truth, answer)`;
+  * cloze: `ground_truth.lower() in answer.lower()` (containment anywhere in the answer).
+
+`embedded` (the default of data=mllmu_mini) is stricter by choice, because its tiny model answers in
+the benchmark's own words and a loose rule would hide partial forgetting:
+  * MC: the first non-blank character of the reply (the same letter rule, no "ASSISTANT:" handling);
+  * generation: torchmetrics ROUGE-L F-measure without stemming ("lives" and "living" differ);
+  * cloze: the reply must START with the blank's words (case and punctuation ignored): "a lawyer" for
+    "lawyer" is wrong here and right under mllmu_bench.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from unlearn.eval.metrics import cloze_correct, parse_letter, rouge_l
+
+LETTERS = ("A", "B", "C", "D")
+
+
+def mllmu_answer(reply: str) -> str:
+    """The answer MLLMU-Bench's eval.py extracts, computed on the reply alone (see the module docstring).
+
+    Their "Answer:" fallback (generation, cloze) applies only when the decoded text holds no "ASSISTANT:",
+    which never happens with their prompts, so it has no counterpart here.
+    """
+    return reply.split("ASSISTANT:")[0].strip()
+
+
+def mllmu_letter(reply: str, letters: tuple[str, ...] = LETTERS) -> int:
+    """Index of the option MLLMU-Bench reads from a reply (-1: no option letter, counted wrong)."""
+    answer = mllmu_answer(reply)
+    head = answer[:1].upper()
+    wanted = [x.upper() for x in letters]
+    return wanted.index(head) if head and head in wanted else -1
+
+
+_STEMMED_ROUGE = None
+
+
+def mllmu_rouge_l(reply: str, reference: str) -> float:
+    """rouge_score's ROUGE-L F-measure with the Porter stemmer, reference first, as their eval.py calls it."""
+    global _STEMMED_ROUGE
+    if _STEMMED_ROUGE is None:
+        from rouge_score import rouge_scorer
+
+        _STEMMED_ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return float(_STEMMED_ROUGE.score(reference, mllmu_answer(reply))["rougeL"].fmeasure)
+
+
+def mllmu_cloze(reply: str, reference: str) -> bool:
+    """Their containment rule: the lower-cased ground truth anywhere in the lower-cased answer."""
+    return reference.lower() in mllmu_answer(reply).lower()
+
+
+@dataclass(frozen=True)
+class Scorer:
+    name: str
+    mc_letter: Callable[[str, tuple[str, ...]], int]
+    rouge: Callable[[str, str], float]
+    cloze: Callable[[str, str], bool]
+
+    def score(self, task: str, reply: str, answer: str, options: tuple[str, ...] = (),
+              letters: tuple[str, ...] = LETTERS) -> float:
+        """The score of one generated item: MC (generate mode) 1/0, gen ROUGE-L, cloze 1/0."""
+        if task == "mc":
+            choice = self.mc_letter(reply, letters)
+            return float(choice >= 0 and options[choice] == answer)
+        if task == "gen":
+            return self.rouge(reply, answer)
+        if task == "cloze":
+            return float(self.cloze(reply, answer))
+        raise ValueError(f"unknown task {task!r}: expected mc, gen or cloze")
+
+
+SCORERS = {
+    "embedded": Scorer("embedded", parse_letter, rouge_l, cloze_correct),
+    "mllmu_bench": Scorer("mllmu_bench", mllmu_letter, mllmu_rouge_l, mllmu_cloze),
+}
+
+
+def get_scorer(name: str) -> Scorer:
+    if name not in SCORERS:
+        raise ValueError(f"eval.scorer={name!r}: expected one of {sorted(SCORERS)}")
+    return SCORERS[name]

@@ -1,0 +1,65 @@
+"""Re-score a finished run with another scorer, from the raw replies its items.json keeps.
+
+    python -m unlearn.rescore RUN_DIR --scorer mllmu_bench
+
+Writes `metrics_<scorer>.json` and `items_<scorer>.json` beside the run's own files (which stay as they
+are) and prints the before/after table. Items scored without generating (likelihood or letter MC) keep
+their score: no scorer reads them differently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from unlearn.eval.metrics import aggregate
+from unlearn.eval.scorers import SCORERS, Scorer, get_scorer
+from unlearn.eval.table import before_after_table
+from unlearn.io import write_json
+
+
+def rescore_records(records: list[dict], scorer: Scorer, where: str = "items.json") -> list[dict]:
+    """New records with the generated items' scores recomputed by `scorer`."""
+    out = []
+    for r in records:
+        r = dict(r)
+        if r["task"] in ("gen", "cloze") and "reply" not in r:
+            raise ValueError(f"{where}: item {r['uid']!r} has no raw reply (a run from before replies were "
+                             f"kept); it cannot be re-scored")
+        if "reply" in r:
+            r["score"] = scorer.score(r["task"], r["reply"], r["answer"], tuple(r.get("options", ())))
+            if r["task"] == "mc":
+                choice = scorer.mc_letter(r["reply"], ("A", "B", "C", "D"))
+                r["prediction"] = r["options"][choice] if choice >= 0 else r["reply"]
+        out.append(r)
+    return out
+
+
+def rescore_run(run_dir: str | Path, scorer_name: str) -> dict[str, float]:
+    run_dir = Path(run_dir)
+    path = run_dir / "items.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no items.json; is {run_dir} a run directory?")
+    scorer = get_scorer(scorer_name)
+    stages = json.loads(path.read_text())
+    new_items, metrics = {}, {}
+    for stage, records in stages.items():
+        new_items[stage] = rescore_records(records, scorer, str(path))
+        metrics.update(aggregate(new_items[stage], stage))
+    write_json(run_dir / f"items_{scorer.name}.json", new_items)
+    write_json(run_dir / f"metrics_{scorer.name}.json", {"scorer": scorer.name, "metrics": metrics})
+    return metrics
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir")
+    ap.add_argument("--scorer", required=True, choices=sorted(SCORERS))
+    args = ap.parse_args(argv)
+    metrics = rescore_run(args.run_dir, args.scorer)
+    print(f"{args.run_dir} re-scored with {args.scorer}:\n{before_after_table(metrics)}")
+
+
+if __name__ == "__main__":
+    main()
