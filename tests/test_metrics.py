@@ -54,3 +54,22 @@ def test_table_shows_before_and_after():
 ])
 def test_parse_letter_reads_the_first_character_as_mllmu_bench_does(text, expected):
     assert parse_letter(text) == expected
+
+
+def test_second_mc_scoring_has_its_own_key_and_column():
+    recs = [
+        {"split": "forget", "modality": "text", "task": "mc", "score": 1.0},
+        {"split": "forget", "modality": "text", "task": "mc", "score": 0.0, "metric": "mc_acc_generate"},
+    ]
+    out = aggregate(recs, "after")
+    assert out["after/forget/text/mc_acc"] == 1.0 and out["after/forget/text/mc_acc_generate"] == 0.0
+    table = before_after_table(out)
+    assert "| mc_acc | mc_acc_generate | rougeL |" in table and "| forget | text | 1.000 | 0.000 | - | - |" in table
+    assert "mc_acc_generate" not in before_after_table({"after/forget/text/mc_acc": 1.0})
+
+
+def test_mc_also_must_be_another_mode():
+    from unlearn.eval.evaluator import EvaluationModule
+
+    with pytest.raises(ValueError, match="eval.mc_also='likelihood'"):
+        EvaluationModule(None, None, [], "after", mc_mode="likelihood", mc_also="likelihood")

@@ -123,7 +123,7 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
         items += flatten(split, rows, ctx.processor.pixel_values)
     items = [it for it in items if it.task in ecfg.tasks]
     module = EvaluationModule(ctx.model, ctx.processor, items, stage, ecfg.batch_size, ecfg.mc_mode,
-                              ecfg.max_new_tokens, ecfg.scorer)
+                              ecfg.max_new_tokens, ecfg.scorer, ecfg.mc_also)
     trainer = ctx.trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.validate(module, verbose=False)
     return module.metrics, module.records

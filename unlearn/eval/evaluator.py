@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from unlearn.eval.items import EvalItem
 from unlearn.eval.metrics import aggregate
 from unlearn.eval.scorers import get_scorer
-from unlearn.eval.scoring import score_generation, score_mc
+from unlearn.eval.scoring import MC_MODES, score_generation, score_mc
 from unlearn.models.processor import VLProcessor
 
 TASKS = ("mc", "gen", "cloze")
@@ -24,8 +24,12 @@ TASKS = ("mc", "gen", "cloze")
 class EvaluationModule(L.LightningModule):
     def __init__(self, model: torch.nn.Module, processor: VLProcessor, items: list[EvalItem], stage: str,
                  batch_size: int = 32, mc_mode: str = "likelihood", max_new_tokens: int = 12,
-                 scorer: str = "embedded"):
+                 scorer: str = "embedded", mc_also: str | None = None):
         super().__init__()
+        if mc_also is not None and (mc_also not in MC_MODES or mc_also == mc_mode):
+            raise ValueError(f"eval.mc_also={mc_also!r}: expected null or an MC mode other than eval.mc_mode="
+                             f"{mc_mode!r} from {MC_MODES}")
+        self.mc_also = mc_also
         self.scorer = get_scorer(scorer)
         self.model, self.proc, self.stage = model, processor, stage
         self.batch_size, self.mc_mode, self.max_new_tokens = batch_size, mc_mode, max_new_tokens
@@ -47,6 +51,10 @@ class EvaluationModule(L.LightningModule):
         if task == "mc":
             self._records += score_mc(self.model, self.proc, items, self.mc_mode, self.max_new_tokens,
                                      self.scorer)
+            if self.mc_also:  # the same items scored a second way, kept apart by uid and metric name
+                for r in score_mc(self.model, self.proc, items, self.mc_also, self.max_new_tokens, self.scorer):
+                    self._records.append({**r, "uid": f"{r['uid']}#{self.mc_also}",
+                                          "metric": f"mc_acc_{self.mc_also}"})
         else:
             self._records += score_generation(self.model, self.proc, items, self.max_new_tokens, self.scorer)
 

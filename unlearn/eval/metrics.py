@@ -44,11 +44,12 @@ def cloze_correct(prediction: str, reference: str) -> bool:
 
 
 def aggregate(records: list[dict], stage: str) -> dict[str, float]:
-    """Mean score per (split, modality, task) as flat keys; counts go under `.../n_{task}`."""
+    """Mean score per (split, modality, task) as flat keys; counts go under `.../n_{task}`. A record may
+    name its own metric (`mc_acc_generate`: the same MC item scored a second way, eval.mc_also)."""
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     for r in records:
-        key = f"{stage}/{r['split']}/{r['modality']}/{TASK_METRIC[r['task']]}"
+        key = f"{stage}/{r['split']}/{r['modality']}/{r.get('metric') or TASK_METRIC[r['task']]}"
         sums[key] += float(r["score"])
         counts[key] += 1
     out = {k: sums[k] / counts[k] for k in sorted(sums)}

@@ -5,16 +5,19 @@ from __future__ import annotations
 SPLITS = ("forget", "retain", "test", "untouched")
 MODALITIES = ("multimodal", "text")
 METRICS = ("mc_acc", "rougeL", "cloze_acc")
+SECOND_MC = ("mc_acc_generate", "mc_acc_letter")  # eval.mc_also: a column only when it ran
 
 
 def before_after_table(metrics: dict[str, float], stages: tuple[str, str] = ("before", "after")) -> str:
     """Markdown: one row per split x modality, one column per metric as `before -> after`."""
     a, b = stages
-    lines = ["| split | modality | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
+    present = {k.rsplit("/", 1)[-1] for k in metrics}
+    columns = METRICS[:1] + tuple(m for m in SECOND_MC if m in present) + METRICS[1:]
+    lines = ["| split | modality | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
     for split in SPLITS:
         for mod in MODALITIES:
             cells = []
-            for m in METRICS:
+            for m in columns:
                 x, y = metrics.get(f"{a}/{split}/{mod}/{m}"), metrics.get(f"{b}/{split}/{mod}/{m}")
                 if x is None and y is None:
                     cells.append("-")
