@@ -166,7 +166,7 @@ def run(cfg: DictConfig) -> dict:
                 save_model(ctx.model, processor, tmp)
         if cfg.method.name == "finetune" and not cfg.model.path:  # the vanilla model later runs start from
             build_cached_dir(vanilla_path(cfg), lambda tmp: save_model(ctx.model, processor, tmp))
-        summary = {"method": cfg.method.name, "source_model": str(source), "metrics": metrics,
+        summary = {"method": cfg.method.name, "seed": cfg.seed, "source_model": str(source), "metrics": metrics,
                    "artifacts": ctx.artifacts}
         write_json(out_dir / "metrics.json", summary)
         write_json(out_dir / "items.json", records)
