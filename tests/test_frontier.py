@@ -106,7 +106,7 @@ def test_frontier_end_to_end_at_fast_size(tmp_path, monkeypatch):
         assert len(befores) == 1
     for seed in (0, 1):  # the strength knob reaches the method: more neurons pruned at alpha 30 than at 5
         pruned = {a: json.loads((out / "manu" / f"alpha={a}" / f"seed{seed}" / "metrics.json").read_text())
-                  ["artifacts"]["manu"]["pruned"]["total"] for a in (5, 30)}
+                  ["artifacts"]["manu"]["pruned"]["total"]["pruned"] for a in (5, 30)}
         assert pruned[30] > pruned[5] > 0
     table = parse_table(md.read_text())
     assert set(table) >= {"ga", "manu"} and table["ga"]["seeds"] == "2"
