@@ -6,6 +6,7 @@ loading, evaluation, saving and logging so every method is measured the same way
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -129,6 +130,41 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
     return module.metrics, module.records
 
 
+EVAL_TRAINER_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "precision")  # what can move the numbers
+
+
+def before_cache_path(cfg: DictConfig, source) -> Path | None:
+    """Where the cached vanilla model's before-evaluation is kept; None when it must be evaluated afresh.
+
+    Only the built vanilla model qualifies (its directory name is its cache key; a user checkpoint may change
+    in place). The key is every setting that shapes the evaluation: eval and data configs, the trainer's device and precision.
+    """
+    if cfg.model.path or cfg.method.name == "finetune" or not cfg.eval.get("cache_before", False):
+        return None
+    ev = {k: v for k, v in OmegaConf.to_container(cfg.eval, resolve=True).items()
+          if k not in ("before", "cache_before", "relearn")}
+    trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
+    key = config_hash({"eval": ev, "data": OmegaConf.to_container(cfg.data, resolve=True),
+                       "trainer": {k: trainer.get(k) for k in EVAL_TRAINER_KEYS}})
+    return Path(cfg.paths.cache_dir) / "eval_before" / f"{Path(str(source)).name}-{key}.json"
+
+
+def evaluate_before(ctx: RunContext, cache: Path | None) -> tuple[dict, list[dict]]:
+    """The before stage, read from `cache` when an earlier run of the same vanilla model wrote it.
+
+    Why: evaluation is about two thirds of a cached embedded run, and the vanilla model's numbers repeat
+    exactly on one machine; `eval.cache_before=false` always re-evaluates.
+    """
+    if cache is not None and cache.is_file():
+        saved = json.loads(cache.read_text())
+        log.info("before-evaluation: reusing %s", cache)
+        return saved["metrics"], saved["records"]
+    metrics, records = evaluate(ctx, "before")
+    if cache is not None and ctx.is_global_zero:
+        write_json(cache, {"metrics": metrics, "records": records})
+    return metrics, records
+
+
 def run(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
@@ -147,7 +183,7 @@ def run(cfg: DictConfig) -> dict:
     metrics: dict = {}
     records: dict[str, list] = {}
     if cfg.eval.before:
-        m, records["before"] = evaluate(ctx, "before")
+        m, records["before"] = evaluate_before(ctx, before_cache_path(cfg, source))
         metrics.update(m)
     start = time.perf_counter()
     method(ctx)
@@ -166,7 +202,7 @@ def run(cfg: DictConfig) -> dict:
                 save_model(ctx.model, processor, tmp)
         if cfg.method.name == "finetune" and not cfg.model.path:  # the vanilla model later runs start from
             build_cached_dir(vanilla_path(cfg), lambda tmp: save_model(ctx.model, processor, tmp))
-        summary = {"method": cfg.method.name, "source_model": str(source), "metrics": metrics,
+        summary = {"method": cfg.method.name, "seed": cfg.seed, "source_model": str(source), "metrics": metrics,
                    "artifacts": ctx.artifacts}
         write_json(out_dir / "metrics.json", summary)
         write_json(out_dir / "items.json", records)

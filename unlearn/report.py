@@ -23,6 +23,9 @@ Modality gap (per run, from that run's own before and after values):
 Positive: the run forgot more under multimodal questions than under text-only ones (the facts are still
 reachable by name); about 0: forgetting transferred across modalities.
 
+Seeds: runs that differ only by `seed` (recorded in metrics.json) form one setting; when any setting has
+more than one seed, a second table gives mean ± sample std over seeds of the headline MC numbers.
+
 Plots (PNG, next to results.md): forget MC accuracy after unlearning per run and modality against the
 vanilla level, and the forget-drop vs retain-drop trade-off (both MC acc, mean of the two modalities).
 """
@@ -72,6 +75,7 @@ class Run:
     metrics: dict[str, float]
     path: Path
     source_model: str | None = None
+    seed: int | None = None  # metrics.json "seed", else a `seed=` override; None: not recorded
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -125,8 +129,10 @@ def load_run(run_dir: str | Path) -> Run:
         raise ValueError(f"{mfile}: expected an object with a 'metrics' object")
     overrides = _read_overrides(run_dir / OVERRIDES_FILE)
     method = summary.get("method") or _override_value(overrides, "method") or run_dir.name
+    seed = summary.get("seed", _override_value(overrides, "seed"))
     return Run(name=run_name(str(method), overrides), method=str(method), overrides=overrides,
-               metrics=summary["metrics"], path=run_dir, source_model=summary.get("source_model"))
+               metrics=summary["metrics"], path=run_dir, source_model=summary.get("source_model"),
+               seed=None if seed is None else int(seed))
 
 
 def run_name(method: str, overrides: Sequence[str]) -> str:
@@ -291,6 +297,92 @@ def _different_vanilla(runs: Sequence[Run]) -> list[str]:
     return out
 
 
+# ------------------------------------------------------------------------------------------- seeds
+# One taught model is one sample: CPU float kernels differ between machines, so a single run's numbers move
+# by several points. Runs that differ only by `seed` are one setting; report its mean and spread.
+
+SEED_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(
+    (split, mod, f"{MOD_LABEL[mod]} {split} MC {'↓' if split == 'forget' else '↑'}")
+    for mod in MODALITIES for split in ("forget", "retain"))
+
+
+@dataclass
+class SeedGroup:
+    """Runs that share every override but `seed=`."""
+
+    name: str
+    method: str
+    runs: list[Run]
+
+
+def _is_seed_override(o: str) -> bool:
+    return o.split("=", 1)[0].lstrip("+~") == "seed"
+
+
+def group_by_seed(runs: Sequence[Run]) -> list[SeedGroup]:
+    """Groups in order of first appearance; named by the overrides that differ between groups."""
+    keyed: dict[tuple, SeedGroup] = {}
+    bare = {id(r): [o for o in r.overrides if not _is_seed_override(o)] for r in runs}
+    shared = set.intersection(*(set(v) for v in bare.values())) if len(runs) > 1 else set()
+    for r in runs:
+        rest = [o for o in bare[id(r)] if o not in shared]
+        key = (r.method, tuple(sorted(rest)))
+        if key not in keyed:
+            keyed[key] = SeedGroup(run_name(r.method, rest), r.method, [])
+        keyed[key].runs.append(r)
+    return list(keyed.values())
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (n - 1 in the denominator); std None for a single value."""
+    if not values:
+        raise ValueError("mean_std of no values")
+    n = len(values)
+    mean = sum(values) / n
+    if n == 1:
+        return mean, None
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+def aggregate(metric_dicts: Sequence[dict], key: str) -> tuple[float, float | None, int] | None:
+    """(mean, std, n) of `key` over the dicts that have it as a number; None if none has it."""
+    values = [v for v in (metric(m, key) for m in metric_dicts) if v is not None]
+    if not values:
+        return None
+    mean, std = mean_std(values)
+    return mean, std, len(values)
+
+
+def _fmt_spread(agg: tuple[float, float | None, int] | None) -> str:
+    if agg is None:
+        return NA
+    mean, std, _ = agg
+    return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
+
+
+def seed_table(groups: Sequence[SeedGroup]) -> str:
+    """Markdown: mean ± std over seeds of the headline MC numbers; the vanilla row pools every group's seeds.
+
+    Vanilla = before/* over the distinct seeds of all runs (each seed teaches its own vanilla model).
+    """
+    if not groups:
+        raise ValueError("no runs to tabulate")
+    header = ["setting", "seeds"] + [h for _, _, h in SEED_COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(SEED_COLUMNS)]
+    by_seed: dict = {}
+    for g in groups:
+        for r in g.runs:
+            by_seed.setdefault(r.seed if r.seed is not None else id(r), r.metrics)
+    vanilla = list(by_seed.values())
+    lines.append(f"| vanilla | {len(vanilla)} | " + " | ".join(
+        _fmt_spread(aggregate(vanilla, f"before/{s}/{m}/mc_acc")) for s, m, _ in SEED_COLUMNS) + " |")
+    for g in groups:
+        ms = [r.metrics for r in g.runs]
+        lines.append(f"| {_cell_name(g.name)} | {len(g.runs)} | " + " | ".join(
+            _fmt_spread(aggregate(ms, f"after/{s}/{m}/mc_acc")) for s, m, _ in SEED_COLUMNS) + " |")
+    return "\n".join(lines) + "\n\n- mean ± sample std over seeds (runs that differ only by `seed`)."
+
+
 # --------------------------------------------------------------------------------------------- plots
 
 
@@ -414,6 +506,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
         parser.exit(2, f"error: no runs with {METRICS_FILE} under {', '.join(args.dirs)}\n")
     out_dir = Path(args.out) if args.out else default_out_dir(args.dirs[0])
     table = results_table(runs)
+    groups = group_by_seed(runs)
+    if any(len(g.runs) > 1 for g in groups):
+        table += "\n\n## Over seeds\n\n" + seed_table(groups)
     print(table)
     plots = write_plots(runs, out_dir)
     command = "python -m unlearn.report " + shlex.join(args_list)

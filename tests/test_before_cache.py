@@ -1,0 +1,54 @@
+"""The cached before-evaluation: keyed by what shapes an evaluation, never by the method that follows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from unlearn.config import compose_config
+from unlearn.pipeline import before_cache_path
+
+VANILLA = "/cache/vanilla/tiny_llava-abc"
+
+
+def path(tmp_path, *overrides):
+    out = tmp_path / "out" / "-".join(overrides)  # each run has its own output dir, as in real use
+    return before_cache_path(compose_config(["logger=none", *overrides], out, tmp_path / "c"), VANILLA)
+
+
+def test_key_ignores_the_method_and_follows_the_evaluation(tmp_path):
+    base = path(tmp_path, "method=manu")
+    assert base.parent == tmp_path / "c" / "eval_before" and base.name.startswith("tiny_llava-abc-")
+    assert path(tmp_path, "method=ga", "method.optimizer.lr=1e-3") == base
+    assert path(tmp_path, "method=manu", "eval.relearn.enabled=true") == base  # after-stage settings
+    assert path(tmp_path, "method=manu", "eval.tasks=[mc]") != base
+    assert path(tmp_path, "method=manu", "eval.max_people=2") != base
+    assert path(tmp_path, "method=manu", "data.forget_split=forget_5") != base
+    assert path(tmp_path, "method=manu", "trainer.precision=bf16-true") != base
+
+
+def test_no_cache_for_user_checkpoints_teaching_or_when_off(tmp_path):
+    assert path(tmp_path, "model.path=/some/ckpt") is None
+    assert path(tmp_path, "method=finetune") is None
+    assert path(tmp_path, "eval.cache_before=false") is None
+    assert isinstance(path(tmp_path), Path)
+
+
+@pytest.mark.slow
+def test_second_run_reads_the_same_before_numbers(tmp_path, monkeypatch):
+    import json
+
+    from unlearn.pipeline import run
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    cache = tmp_path / "c"
+    first = run(compose_config(["debug=fast", "method=manu", "save_model=false"], tmp_path / "a", cache))
+    (saved,) = (cache / "eval_before").iterdir()
+    saved.write_text(saved.read_text().replace('"before/forget/text/mc_acc": ', '"before/forget/text/mc_acc": 0.5, "x": '))
+    second = run(compose_config(["debug=fast", "method=ga", "save_model=false"], tmp_path / "b", cache))
+    assert second["before/forget/text/mc_acc"] == 0.5  # read from the cache, not re-evaluated
+    assert {k: v for k, v in second.items() if k.startswith("before/") and k != "before/forget/text/mc_acc"} == {
+        k: v for k, v in first.items() if k.startswith("before/") and k != "before/forget/text/mc_acc"}
+    assert json.loads((tmp_path / "b" / "items.json").read_text())["before"] == json.loads(
+        (tmp_path / "a" / "items.json").read_text())["before"]

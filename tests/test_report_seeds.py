@@ -1,0 +1,64 @@
+"""Seed aggregation in unlearn.report: runs that differ only by `seed` become one row of mean ± std."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tests.test_report import GA_AFTER, metrics_for, parse_table, write_run
+from unlearn.report import aggregate, group_by_seed, load_runs, main, mean_std, seed_table
+
+
+def test_mean_std_hand_computed():
+    # mean of 0.8, 0.9, 1.0 = 0.9; squared deviations 0.01 + 0 + 0.01 = 0.02; / (3 - 1) = 0.01; sqrt = 0.1
+    mean, std = mean_std([0.8, 0.9, 1.0])
+    assert mean == pytest.approx(0.9) and std == pytest.approx(0.1)
+    assert mean_std([0.5]) == (0.5, None)
+    assert mean_std([0.2, 0.2]) == (pytest.approx(0.2), 0.0)
+    with pytest.raises(ValueError):
+        mean_std([])
+
+
+def test_aggregate_skips_runs_without_the_key():
+    ms = [{"k": 1.0}, {"k": 0.0}, {"other": 3.0}, {"k": None}]
+    mean, std, n = aggregate(ms, "k")
+    assert (mean, n) == (0.5, 2) and std == pytest.approx(math.sqrt(0.5))
+    assert aggregate(ms, "missing") is None
+
+
+def _seeded_sweep(root):
+    """ga at seeds 0-2 (forget MM 0.2, 0.3, 0.4), ga lr=1e-3 at seed 0, manu alpha=5 at seeds 0-1."""
+    for i, (seed, f) in enumerate([(0, 0.2), (1, 0.3), (2, 0.4)]):
+        write_run(root / f"{i}_ga", "ga", metrics_for({**GA_AFTER, "forget/multimodal/mc_acc": f}, 1.0),
+                  ["method=ga", f"seed={seed}", "logger=none"])
+    write_run(root / "3_ga", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga", "seed=0", "method.optimizer.lr=1e-3",
+                                                               "logger=none"])
+    for i, seed in enumerate([0, 1]):
+        write_run(root / f"{4 + i}_manu", "manu", metrics_for({**GA_AFTER, "retain/text/mc_acc": 0.9 + 0.1 * i}, 1.0),
+                  ["method=manu", "manu.alpha=5", f"seed={seed}", "logger=none"])
+    return root
+
+
+def test_groups_differ_only_by_seed(tmp_path):
+    groups = group_by_seed(load_runs([_seeded_sweep(tmp_path / "sw")]))
+    assert [(g.name, len(g.runs)) for g in groups] == [("ga", 3), ("ga optimizer.lr=1e-3", 1), ("manu alpha=5", 2)]
+    assert [r.seed for r in groups[0].runs] == [0, 1, 2]
+
+
+def test_seed_table_mean_and_std(tmp_path):
+    table = parse_table(seed_table(group_by_seed(load_runs([_seeded_sweep(tmp_path / "sw")]))))
+    assert table["ga"]["seeds"] == "3"
+    assert table["ga"]["MM forget MC ↓"] == "0.300 ± 0.100"
+    assert table["ga optimizer.lr=1e-3"]["MM forget MC ↓"] == "0.200"  # one seed: no spread to print
+    assert table["manu alpha=5"]["text retain MC ↑"] == "0.950 ± 0.071"  # 0.9, 1.0: std sqrt(0.005)
+    assert table["vanilla"]["seeds"] == "3"  # seeds 0, 1, 2 across all groups
+
+
+def test_main_adds_seed_section_only_with_repeated_seeds(tmp_path, capsys):
+    md = main([str(_seeded_sweep(tmp_path / "sw")), "--out", str(tmp_path / "out")])
+    assert "## Over seeds" in md.read_text() and "0.300 ± 0.100" in md.read_text()
+    single = tmp_path / "single"
+    write_run(single / "0_ga", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga"])
+    md = main([str(single), "--out", str(tmp_path / "out2")])
+    assert "Over seeds" not in md.read_text()

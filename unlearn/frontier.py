@@ -1,0 +1,292 @@
+"""Methods compared at equal cost: `python -m unlearn.frontier [--grid full|fast] [--seeds 0 1 2] --out DIR`.
+
+Why: each method at its own default strength is not a comparison (a gentle MANU against a GA that costs
+0.40 of retain accuracy). This module sweeps each method's strength knob at several seeds, then reads,
+per modality, how much a method forgets by the time it has cost a fixed amount of retain accuracy.
+
+Layout written by the sweep (and read by `report`): OUT/<method>/<knob>=<value>/seed<k>/metrics.json,
+plus OUT/frontier.md (table) and OUT/frontier_<modality>.png next to it. `--report-only` redraws from an
+existing OUT without running anything.
+
+Interpolation rule (`forget_drop_at`), per method, seed and modality:
+- the curve is the method's points in order of increasing strength, starting at the origin (strength 0 =
+  the vanilla model: no forget drop, no retain drop);
+- x = retain MC drop, y = forget MC drop (both before - after);
+- the value at budget b is read on the *first* segment, in strength order, whose retain drop reaches b
+  (x_i < b <= x_{i+1}), linearly interpolated on that segment. A non-monotone curve that dips back under b
+  at a stronger setting is not credited: a user raising the strength meets the first crossing first;
+- a curve that never reaches b is "not reached": its value is the forget drop of the strongest setting
+  (what the method gives within the budget over the swept range), flagged, so the table can mark it.
+Only each seed's first run evaluates the vanilla model (eval.before); the others borrow its before/*
+values, since every run of a seed starts from the same cached vanilla model.
+Over seeds: mean ± sample std of the per-seed values; a cell is marked when a seed did not reach b.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from unlearn.eval.table import MODALITIES
+from unlearn.report import MOD_LABEL, _pyplot, _save, _write_atomic, mean_std, metric
+
+log = logging.getLogger(__name__)
+
+BUDGET = 0.05  # retain MC drop at which methods are compared
+METHODS = ("ga", "grad_diff", "kl", "npo", "manu", "mmunlearner")
+# method -> (override key of its strength knob, values weakest first). lr for the gradient baselines (5
+# epochs, the default), alpha (percent of neurons) for MANU, epochs of masked ascent for MMUnlearner.
+GRIDS: dict[str, dict[str, tuple[str, tuple]]] = {
+    "full": {
+        "ga": ("method.optimizer.lr", (5e-5, 1e-4, 2e-4, 5e-4)),
+        "grad_diff": ("method.optimizer.lr", (1e-4, 2e-4, 5e-4, 1e-3, 2e-3)),
+        "kl": ("method.optimizer.lr", (1e-4, 2e-4, 5e-4, 1e-3, 2e-3)),
+        "npo": ("method.optimizer.lr", (5e-5, 1e-4, 2e-4, 5e-4)),
+        "manu": ("manu.alpha", (1, 2, 5, 10, 20, 30)),
+        "mmunlearner": ("mmunlearner.epochs", (1, 2, 3, 5)),
+    },
+    "fast": {  # for the end-to-end test with debug=fast: two strengths of one gradient method and MANU
+        "ga": ("method.optimizer.lr", (1e-4, 1e-3)),
+        "manu": ("manu.alpha", (5, 30)),
+    },
+}
+
+
+# ------------------------------------------------------------------------------------------ the math
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Forget drop read at the budget; `reached` False: the curve never cost the budget (value = strongest)."""
+
+    value: float
+    reached: bool
+
+
+def forget_drop_at(curve: Sequence[tuple[float, float]], budget: float = BUDGET) -> Reading:
+    """Forget drop at retain drop `budget` along `curve` [(retain drop, forget drop)] in strength order.
+
+    The origin (0, 0) is prepended; the first segment that reaches the budget is interpolated (module doc).
+    """
+    if not curve:
+        raise ValueError("forget_drop_at: empty curve (no strengths were run)")
+    if budget <= 0:
+        raise ValueError(f"forget_drop_at: budget must be positive, got {budget}")
+    points = [(0.0, 0.0), *((float(x), float(y)) for x, y in curve)]
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if x0 < budget <= x1:
+            return Reading(y0 + (y1 - y0) * (budget - x0) / (x1 - x0), True)
+    return Reading(points[-1][1], False)
+
+
+def across_seeds(readings: Sequence[Reading]) -> tuple[float, float | None, int]:
+    """(mean, sample std, number of seeds that did not reach the budget)."""
+    mean, std = mean_std([r.value for r in readings])
+    return mean, std, sum(not r.reached for r in readings)
+
+
+# ------------------------------------------------------------------------------------------ the sweep
+
+
+def run_dir(out: Path, method: str, knob: str, value, seed: int) -> Path:
+    return out / method / f"{knob.rsplit('.', 1)[-1]}={value}" / f"seed{seed}"
+
+
+def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache: Path) -> None:
+    """Every (method, strength, seed) run, in process; a run dir with metrics.json is skipped (resumable)."""
+    from unlearn.config import compose_config
+    from unlearn.pipeline import run
+
+    for seed in seeds:
+        first = True  # only a seed's first run evaluates the vanilla model (`load_points` shares its before/*)
+        for method, (knob, values) in GRIDS[grid].items():
+            for value in values:
+                d = run_dir(out, method, knob, value, seed)
+                if (d / "metrics.json").is_file():
+                    first = False
+                    continue
+                before = "true" if first and not _has_before(out, seed) else "false"
+                first = False
+                overrides = [f"method={method}", f"{knob}={value}", f"seed={seed}", "logger=none",
+                             "save_model=false", f"eval.before={before}", *base]
+                start = time.perf_counter()
+                run(compose_config(overrides, d, cache))
+                _write_atomic(d / "overrides.json", lambda f: f.write(json.dumps(overrides).encode()))
+                log.info("%s %s=%s seed %d: %.1f s", method, knob, value, seed, time.perf_counter() - start)
+
+
+def _has_before(out: Path, seed: int) -> bool:
+    return any(_befores(json.loads(f.read_text())["metrics"]) for f in out.glob(f"*/*=*/seed{seed}/metrics.json"))
+
+
+def _befores(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k.startswith("before/")}
+
+
+@dataclass
+class Point:
+    method: str
+    strength: float
+    seed: int
+    metrics: dict
+
+    def drop(self, split: str, mod: str) -> float | None:
+        b = metric(self.metrics, f"before/{split}/{mod}/mc_acc")
+        a = metric(self.metrics, f"after/{split}/{mod}/mc_acc")
+        return None if a is None or b is None else b - a
+
+
+def load_points(out: Path) -> list[Point]:
+    """Every finished run under `out` (layout in the module doc); ValueError naming a malformed file."""
+    points = []
+    for mfile in sorted(out.glob("*/*=*/seed*/metrics.json")):
+        try:
+            summary = json.loads(mfile.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{mfile}: malformed JSON ({e})") from e
+        seed_dir, strength_dir, method_dir = mfile.parent, mfile.parent.parent, mfile.parent.parent.parent
+        points.append(Point(method_dir.name, float(strength_dir.name.split("=", 1)[1]),
+                            int(seed_dir.name.removeprefix("seed")), summary["metrics"]))
+    # Runs of one seed start from one vanilla model, so one run's before/* stand for all (the sweep
+    # evaluates it once per seed: evaluation is about half of a run's time on the embedded model).
+    vanilla: dict[int, dict] = {}
+    for p in points:
+        if _befores(p.metrics):
+            vanilla.setdefault(p.seed, _befores(p.metrics))
+    for p in points:
+        if not _befores(p.metrics) and p.seed in vanilla:
+            p.metrics = {**vanilla[p.seed], **p.metrics}
+    return points
+
+
+def curves(points: Sequence[Point], mod: str) -> dict[str, dict[int, list[tuple[float, float, float]]]]:
+    """{method: {seed: [(strength, retain drop, forget drop)] by strength}} for one modality."""
+    out: dict[str, dict[int, list]] = {}
+    for p in points:
+        r, f = p.drop("retain", mod), p.drop("forget", mod)
+        if r is None or f is None:
+            continue
+        out.setdefault(p.method, {}).setdefault(p.seed, []).append((p.strength, r, f))
+    for by_seed in out.values():
+        for c in by_seed.values():
+            c.sort()
+    return out
+
+
+def frontier_table(points: Sequence[Point], budget: float = BUDGET) -> str:
+    """Markdown: per method and modality, forget MC drop at retain MC drop = budget, mean ± std over seeds."""
+    per_mod = {mod: curves(points, mod) for mod in MODALITIES}
+    methods = [m for m in METHODS if any(m in c for c in per_mod.values())]
+    methods += sorted({m for c in per_mod.values() for m in c} - set(methods))
+    header = ["method", "seeds"] + [f"{MOD_LABEL[mod]} forget drop @ retain drop {budget:g}" for mod in MODALITIES]
+    lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(MODALITIES)]
+    flagged = False
+    for m in methods:
+        cells, n = [], 0
+        for mod in MODALITIES:
+            by_seed = per_mod[mod].get(m, {})
+            n = max(n, len(by_seed))
+            if not by_seed:
+                cells.append("n/a")
+                continue
+            mean, std, missed = across_seeds([forget_drop_at([(r, f) for _, r, f in c], budget)
+                                              for c in by_seed.values()])
+            cell = f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
+            if missed:
+                cell += f" † ({missed}/{len(by_seed)})"
+                flagged = True
+            cells.append(cell)
+        lines.append(f"| {m} | {n} | " + " | ".join(cells) + " |")
+    notes = [f"forget MC drop (before - after) interpolated at retain MC drop {budget:g} along each method's "
+             "strength curve (first crossing from the vanilla origin), mean ± sample std over seeds."]
+    if flagged:
+        notes.append(f"† (k/n): in k of n seeds the strongest setting swept cost less than {budget:g} retain MC; "
+                     "those seeds count with their strongest setting's forget drop.")
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
+
+
+def plot_frontier(points: Sequence[Point], out_dir: Path, budget: float = BUDGET) -> list[Path]:
+    """One PNG per modality: forget drop vs retain drop, mean curve per method with a ±std band over seeds."""
+    plt = _pyplot()
+    paths = []
+    for mod in MODALITIES:
+        fig, ax = plt.subplots(figsize=(6.0, 4.5))
+        for i, (m, by_seed) in enumerate(sorted(curves(points, mod).items())):
+            strengths = sorted({s for c in by_seed.values() for s, _, _ in c})
+            xs, ys, sd = [0.0], [0.0], [0.0]
+            for s in strengths:
+                rs = [r for c in by_seed.values() for st, r, _ in c if st == s]
+                fs = [f for c in by_seed.values() for st, _, f in c if st == s]
+                xs.append(mean_std(rs)[0])
+                mean, std = mean_std(fs)
+                ys.append(mean)
+                sd.append(std or 0.0)
+            color = f"C{i}"
+            ax.plot(xs, ys, marker="o", ms=3, color=color, label=f"{m} ({len(by_seed)} seeds)")
+            ax.fill_between(xs, [y - s for y, s in zip(ys, sd)], [y + s for y, s in zip(ys, sd)], color=color,
+                            alpha=0.15, lw=0)
+        ax.axvline(budget, ls="--", color="grey", lw=1)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_xlabel("retain MC drop (before - after)")
+        ax.set_ylabel("forget MC drop (before - after)")
+        ax.set_title(f"{'image + text' if mod == 'multimodal' else 'text-only'} questions: forgetting vs. cost")
+        ax.legend(fontsize=7, loc="lower right")
+        paths.append(_save(fig, out_dir / f"frontier_{mod}.png"))
+    return paths
+
+
+def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET) -> Path:
+    """frontier.md (table + plots) into `docs` (default: `out`); returns its path."""
+    points = load_points(out)
+    if not points:
+        raise FileNotFoundError(f"no runs under {out} (expected {out}/<method>/<knob>=<value>/seed<k>/metrics.json)")
+    dest = docs or out
+    table = frontier_table(points, budget)
+    plots = plot_frontier(points, dest, budget)
+    images = "\n\n".join(f"![{p.stem}]({os.path.relpath(p, dest)})" for p in plots)
+    text = (f"# Frontier: forgetting at equal retain cost\n\nProduced by (from the repository root):\n\n"
+            f"```bash\n{command}\n```\n\n{table}\n\n{images}\n")
+    md = dest / "frontier.md"
+    _write_atomic(md, lambda f: f.write(text.encode()))
+    print(table)
+    print(f"\nwrote {md}" + "".join(f"\nwrote {p}" for p in plots))
+    return md
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m unlearn.frontier", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="sweep dir (resumable: finished runs are skipped)")
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="full")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--base", action="append", default=[], help="extra override for every run (repeatable)")
+    parser.add_argument("--cache", help="cache dir (default: $UNLEARN_CACHE or ./.cache)")
+    parser.add_argument("--docs", help="where frontier.md and the PNGs go (default: --out)")
+    parser.add_argument("--budget", type=float, default=BUDGET, help="retain MC drop at which to compare")
+    parser.add_argument("--report-only", action="store_true", help="redraw from --out, run nothing")
+    args = parser.parse_args(args_list)
+    out = Path(args.out)
+    if not args.report_only:
+        os.environ.setdefault("WANDB_MODE", "disabled")
+        from unlearn.runtime import quiet_libraries
+
+        quiet_libraries()
+        cache = Path(args.cache or os.environ.get("UNLEARN_CACHE", ".cache"))
+        start = time.perf_counter()
+        sweep(out, args.grid, args.seeds, args.base, cache.resolve())
+        print(f"frontier sweep: {time.perf_counter() - start:.0f} s")
+    return report(out, Path(args.docs) if args.docs else None, "python -m unlearn.frontier " + shlex.join(args_list),
+                  args.budget)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    main()
