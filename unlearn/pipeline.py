@@ -133,6 +133,11 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
 EVAL_TRAINER_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "precision")  # what can move the numbers
 
 
+# Bumped whenever evaluation code changes what a record holds or how it is scored, so a cached before-stage
+# from older code is not reused (2: raw replies kept, eval.scorer, eval.mc_also).
+EVAL_RECORDS_VERSION = 2
+
+
 def before_cache_path(cfg: DictConfig, source) -> Path | None:
     """Where the cached vanilla model's before-evaluation is kept; None when it must be evaluated afresh.
 
@@ -144,7 +149,8 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
     ev = {k: v for k, v in OmegaConf.to_container(cfg.eval, resolve=True).items()
           if k not in ("before", "cache_before", "relearn")}
     trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
-    key = config_hash({"eval": ev, "data": OmegaConf.to_container(cfg.data, resolve=True),
+    key = config_hash({"records": EVAL_RECORDS_VERSION, "eval": ev,
+                       "data": OmegaConf.to_container(cfg.data, resolve=True),
                        "trainer": {k: trainer.get(k) for k in EVAL_TRAINER_KEYS}})
     return Path(cfg.paths.cache_dir) / "eval_before" / f"{Path(str(source)).name}-{key}.json"
 
