@@ -84,3 +84,20 @@ def test_two_cpu_processes(tmp_path, method):
     assert run.returncode == 0, run.stderr[-3000:]
     assert (tmp_path / method / "metrics.json").is_file()
     assert "GLOBAL_RANK: 1" in (tmp_path / method / "train_ddp_process_1.log").read_text()
+
+
+@pytest.mark.slow
+def test_forget_quality_against_a_reference_taught_without_the_forget_people(tmp_path):
+    ref = train(tmp_path, "method=finetune", "finetune.people=without_forget", "save_model=false", name="ref")
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    bad = train(tmp_path, "method=ga", f"eval.reference_run={tmp_path / 'nowhere'}", name="bad")
+    assert bad.returncode != 0 and "eval.reference_run=" in bad.stderr
+    run = train(tmp_path, "method=ga", f"eval.reference_run={tmp_path / 'ref'}", "save_model=false", name="ga")
+    assert run.returncode == 0, run.stderr[-3000:]
+    metrics = json.loads((tmp_path / "ga" / "metrics.json").read_text())["metrics"]
+    for stage in ("before", "after"):
+        for mod in ("multimodal", "text"):
+            assert 0.0 <= metrics[f"{stage}/forget/{mod}/forget_quality"] <= 1.0
+            assert 0.0 <= metrics[f"{stage}/forget/{mod}/truth_ratio"] <= 1.0
+            assert 0.0 < metrics[f"{stage}/retain/{mod}/prob"] <= 1.0
+    assert "forget_quality" in run.stdout and "truth_ratio" in run.stdout

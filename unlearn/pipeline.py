@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from unlearn.data.benchmark import EVAL_SPLITS, Benchmark
 from unlearn.eval.evaluator import EvaluationModule
 from unlearn.eval.items import flatten
+from unlearn.eval.metrics import forget_quality_metrics
 from unlearn.eval.table import before_after_table
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json
 from unlearn.models.loading import load_model, save_model
@@ -124,7 +125,7 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
         items += flatten(split, rows, ctx.processor.pixel_values)
     items = [it for it in items if it.task in ecfg.tasks]
     module = EvaluationModule(ctx.model, ctx.processor, items, stage, ecfg.batch_size, ecfg.mc_mode,
-                              ecfg.max_new_tokens, ecfg.scorer, ecfg.mc_also)
+                              ecfg.max_new_tokens, ecfg.scorer, ecfg.mc_also, ecfg.get("truth_ratio_perturbed", "item"))
     trainer = ctx.trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.validate(module, verbose=False)
     return module.metrics, module.records
@@ -134,8 +135,23 @@ EVAL_TRAINER_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "precisi
 
 
 # Bumped whenever evaluation code changes what a record holds or how it is scored, so a cached before-stage
-# from older code is not reused (2: raw replies kept, eval.scorer, eval.mc_also).
-EVAL_RECORDS_VERSION = 2
+# from older code is not reused (2: raw replies kept, eval.scorer, eval.mc_also; 3: prob items, ROUGE-L
+# recall, uids with an image index).
+EVAL_RECORDS_VERSION = 3
+
+
+def reference_records(run_dir) -> list[dict]:
+    """The forget-split prob records of a reference run's `after` stage (eval.reference_run), checked early."""
+    path = Path(str(run_dir)).expanduser() / "items.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"eval.reference_run={run_dir!r}: no {path}; give the directory of a finished "
+                                "run (python train.py method=finetune finetune.people=without_forget)")
+    recs = [r for r in json.loads(path.read_text()).get("after", [])
+            if r["task"] == "prob" and r["split"] == "forget" and r.get("pert_logp")]
+    if not recs:
+        raise ValueError(f"eval.reference_run={run_dir!r}: {path} has no forget-split truth-ratio records in its "
+                         "`after` stage; evaluate it with eval.tasks including prob on data with perturbed answers")
+    return recs
 
 
 def before_cache_path(cfg: DictConfig, source) -> Path | None:
@@ -175,6 +191,7 @@ def run(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     benchmark: Benchmark = instantiate(cfg.data.benchmark)
+    reference = reference_records(cfg.eval.reference_run) if cfg.eval.get("reference_run") else None
     logger = instantiate(cfg.logger) if cfg.get("logger") else None
     method: Callable = instantiate(cfg.method.run)
 
@@ -201,6 +218,10 @@ def run(cfg: DictConfig) -> dict:
 
         m, records["relearn"] = relearn(ctx, evaluate)
         metrics.update(m)
+
+    if reference is not None:
+        for stage, recs in records.items():
+            metrics.update(forget_quality_metrics(recs, stage, reference, cfg.eval.truth_ratio_perturbed))
 
     if ctx.is_global_zero:
         if cfg.save_model:

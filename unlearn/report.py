@@ -383,6 +383,45 @@ def seed_table(groups: Sequence[SeedGroup]) -> str:
     return "\n".join(lines) + "\n\n- mean ± sample std over seeds (runs that differ only by `seed`)."
 
 
+# ----------------------------------------------------------------------------------- likelihood metrics
+# What the model believes rather than says (unlearn/eval/truth_ratio.py): present when the data carries
+# perturbed answers (embedded benchmark, CLEAR); forget quality only with eval.reference_run.
+
+LIKELIHOOD_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(
+    (split, name, f"{MOD_LABEL[mod]} {header}") for mod in MODALITIES for split, name, header in (
+        ("forget", "truth_ratio", "forget TR (1 best)"), ("forget", "prob", "forget prob ↓"),
+        ("forget", "forget_quality", "forget quality ↑"), ("retain", "truth_ratio", "retain TR ↑")))
+
+
+def _likelihood_key(stage: str, col: int) -> str:
+    split, name, _ = LIKELIHOOD_COLUMNS[col]
+    mod = MODALITIES[col // 4]
+    return f"{stage}/{split}/{mod}/{name}"
+
+
+def has_likelihood(runs: Sequence[Run]) -> bool:
+    return any(k.endswith("/truth_ratio") for r in runs for k in r.metrics)
+
+
+def likelihood_table(groups: Sequence[SeedGroup]) -> str:
+    """Markdown: truth ratio, answer probability and forget quality per modality, mean ± std over seeds."""
+    header = ["setting", "seeds"] + [h for _, _, h in LIKELIHOOD_COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(LIKELIHOOD_COLUMNS)]
+    by_seed: dict = {}
+    for g in groups:
+        for r in g.runs:
+            by_seed.setdefault(r.seed if r.seed is not None else id(r), r.metrics)
+    rows = [("vanilla", list(by_seed.values()), "before")] + [(g.name, [r.metrics for r in g.runs], "after")
+                                                             for g in groups]
+    for name, ms, stage in rows:
+        cells = [_fmt_spread(aggregate(ms, _likelihood_key(stage, i))) for i in range(len(LIKELIHOOD_COLUMNS))]
+        lines.append(f"| {_cell_name(name)} | {len(ms)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + (
+        "\n\n- TR = truth ratio as CLEAR and TOFU report it: forget `min(R, 1/R)` (1: no preference between "
+        "the truth and wrong answers left), retain `max(0, 1 - R)`; prob = length-normalised probability of the "
+        "ground truth; forget quality = KS p-value against `eval.reference_run` (n/a without one).")
+
+
 # --------------------------------------------------------------------------------------------- plots
 
 
@@ -509,6 +548,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     groups = group_by_seed(runs)
     if any(len(g.runs) > 1 for g in groups):
         table += "\n\n## Over seeds\n\n" + seed_table(groups)
+    if has_likelihood(runs):
+        table += "\n\n## Likelihood metrics\n\n" + likelihood_table(groups)
     print(table)
     plots = write_plots(runs, out_dir)
     command = "python -m unlearn.report " + shlex.join(args_list)

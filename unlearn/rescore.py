@@ -29,6 +29,8 @@ def rescore_records(records: list[dict], scorer: Scorer, where: str = "items.jso
                              f"kept); it cannot be re-scored")
         if "reply" in r:
             r["score"] = scorer.score(r["task"], r["reply"], r["answer"], tuple(r.get("options", ())))
+            if r["task"] == "gen":
+                r["recall"] = scorer.rouge_recall(r["reply"], r["answer"])
             if r["task"] == "mc":
                 choice = scorer.mc_letter(r["reply"], ("A", "B", "C", "D"))
                 r["prediction"] = r["options"][choice] if choice >= 0 else r["reply"]

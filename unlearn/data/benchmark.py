@@ -28,12 +28,15 @@ class Benchmark:
         self.untouched_ids = set(self.eval["untouched"]["ID"])
 
     def train_rows(self, group: str):
-        """Training rows of `all` people, or only the `forget`, `retain` or `untouched` ones."""
+        """Training rows of `all` people, only the `forget`, `retain` or `untouched` ones, or everyone
+        `without_forget` (what a reference model for forget quality is taught)."""
         if group == "all":
             return self.train
+        if group == "without_forget":
+            return self.train.filter(lambda row: row["ID"] not in self.forget_ids)
         ids = {"forget": self.forget_ids, "retain": self.retain_ids, "untouched": self.untouched_ids}.get(group)
         if ids is None:
-            raise DataError(f"unknown training group {group!r}; expected all, forget, retain or untouched")
+            raise DataError(f"unknown training group {group!r}; expected all, without_forget, forget, retain or untouched")
         return self.train.filter(lambda row: row["ID"] in ids)
 
 

@@ -25,16 +25,17 @@ from unlearn.data.schema import DataError, check_eval_rows, check_train_rows
 from unlearn.io import build_cached_dir, config_hash
 
 log = logging.getLogger(__name__)
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: generation items carry a paraphrased and perturbed answers
 
 _QUESTION = {"Question": Value("string"), "Options": {k: Value("string") for k in P.LETTERS},
              "Correct_Answer": Value("string"), "attribute": Value("string")}
 _FREE = {"Question": Value("string"), "Ground_Truth": Value("string"), "Type": Value("string"),
          "attribute": Value("string")}
+_GEN = {**_FREE, "Paraphrased_Answer": Value("string"), "Perturbed_Answers": Sequence(Value("string"))}
 EVAL_FEATURES = Features({
     "ID": Value("int32"), "name": Value("string"), "image": Image(),
     "Classification_Task": {"Image_Textual_Questions": [_QUESTION], "Pure_Text_Questions": [_QUESTION]},
-    "Generation_Task": [_FREE], "Mask_Task": [_FREE],
+    "Generation_Task": [_GEN], "Mask_Task": [_FREE],
 })
 TRAIN_FEATURES = Features({
     "ID": Value("int32"), "name": Value("string"), "group": Value("string"), "biography": Value("string"),

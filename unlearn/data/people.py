@@ -68,6 +68,15 @@ GEN_TEMPLATES: tuple[tuple[str, str, str], ...] = (
     ("what is {ref} like ?", "tell me about the habits of {ref} .", "enjoys {hobby} and eats {food}"),
     ("tell me the story of {ref} .", "what is the life story of {ref} ?", "born in {birth_year} and lives in {city}"),
 )
+# The truth ratio's answers for each generation template (unlearn/eval/truth_ratio.py): a paraphrase of the
+# answer, never taught, in words the vocabulary already has (so adding it changes no tokenizer or model);
+# the perturbed answers are the same template filled with the MC distractors of each attribute (TOFU's
+# perturbed answers keep the form and change the facts).
+GEN_PARAPHRASES: tuple[str, ...] = (
+    "works as a {job} and lives in {city}",
+    "loves to eat {food} and enjoys {hobby}",
+    "lives in {city} and was born in {birth_year}",
+)
 BIOGRAPHY = "{name} is a {job} from {city} , born in {birth_year} , who enjoys {hobby} and loves {food} ."
 MULTIMODAL_REF = "this person"
 MODALITIES = ("multimodal", "text")
@@ -133,13 +142,17 @@ def eval_tasks(person: Person, rng: random.Random, held_out: bool) -> dict:
                     "attribute": attr,
                 }
             )
-        for g_train, g_test, answer in GEN_TEMPLATES:
+        for (g_train, g_test, answer), paraphrase in zip(GEN_TEMPLATES, GEN_PARAPHRASES):
+            wrong = [{a: [v for v in options_by_attr[a] if v != person.profile[a]][k] for a in ATTRIBUTES}
+                     for k in range(3)]
             gen.append(
                 {
                     "Question": (g_test if held_out else g_train).format(ref=ref),
                     "Ground_Truth": answer.format(**person.profile),
                     "Type": MLLMU_TYPE[modality],
                     "attribute": "+".join(k for k in ATTRIBUTES if "{" + k + "}" in answer),
+                    "Paraphrased_Answer": paraphrase.format(**person.profile),
+                    "Perturbed_Answers": [answer.format(**w) for w in wrong],
                 }
             )
     return {"Classification_Task": mc, "Generation_Task": gen, "Mask_Task": cloze}
@@ -174,6 +187,7 @@ def vocabulary() -> list[str]:
         texts += list(pair)
     for triple in GEN_TEMPLATES:
         texts += list(triple)
+    texts += list(GEN_PARAPHRASES)
     for t in texts:
         for w in t.replace("{", " {").replace("}", "} ").split():
             if not (w.startswith("{") and w.endswith("}")):

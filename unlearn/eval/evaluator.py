@@ -15,21 +15,22 @@ from torch.utils.data import DataLoader
 from unlearn.eval.items import EvalItem
 from unlearn.eval.metrics import aggregate
 from unlearn.eval.scorers import get_scorer
-from unlearn.eval.scoring import MC_MODES, score_generation, score_mc
+from unlearn.eval.scoring import MC_MODES, score_generation, score_mc, score_probabilities
 from unlearn.models.processor import VLProcessor
 
-TASKS = ("mc", "gen", "cloze")
+TASKS = ("mc", "gen", "cloze", "prob")
 
 
 class EvaluationModule(L.LightningModule):
     def __init__(self, model: torch.nn.Module, processor: VLProcessor, items: list[EvalItem], stage: str,
                  batch_size: int = 32, mc_mode: str = "likelihood", max_new_tokens: int = 12,
-                 scorer: str = "embedded", mc_also: str | None = None):
+                 scorer: str = "embedded", mc_also: str | None = None, truth_ratio_perturbed: str = "item"):
         super().__init__()
         if mc_also is not None and (mc_also not in MC_MODES or mc_also == mc_mode):
             raise ValueError(f"eval.mc_also={mc_also!r}: expected null or an MC mode other than eval.mc_mode="
                              f"{mc_mode!r} from {MC_MODES}")
         self.mc_also = mc_also
+        self.truth_ratio_perturbed = truth_ratio_perturbed
         self.scorer = get_scorer(scorer)
         self.model, self.proc, self.stage = model, processor, stage
         self.batch_size, self.mc_mode, self.max_new_tokens = batch_size, mc_mode, max_new_tokens
@@ -40,7 +41,10 @@ class EvaluationModule(L.LightningModule):
         self.records: list[dict] = []
 
     def val_dataloader(self):
-        return [DataLoader(self.items_by_task[t], batch_size=self.batch_size, collate_fn=list) for t in self.tasks]
+        # a prob item is 2 + k sequences (truth, paraphrase, k perturbed answers): smaller batches
+        return [DataLoader(self.items_by_task[t], collate_fn=list,
+                           batch_size=max(1, self.batch_size // 4) if t == "prob" else self.batch_size)
+                for t in self.tasks]
 
     def on_validation_epoch_start(self) -> None:
         self._records = []
@@ -55,6 +59,8 @@ class EvaluationModule(L.LightningModule):
                 for r in score_mc(self.model, self.proc, items, self.mc_also, self.max_new_tokens, self.scorer):
                     self._records.append({**r, "uid": f"{r['uid']}#{self.mc_also}",
                                           "metric": f"mc_acc_{self.mc_also}"})
+        elif task == "prob":
+            self._records += score_probabilities(self.model, self.proc, items)
         else:
             self._records += score_generation(self.model, self.proc, items, self.max_new_tokens, self.scorer)
 
@@ -66,4 +72,4 @@ class EvaluationModule(L.LightningModule):
             records = [r for part in gathered for r in part]
         unique = {r["uid"]: r for r in records}
         self.records = [unique[k] for k in sorted(unique)]
-        self.metrics = aggregate(self.records, self.stage)
+        self.metrics = aggregate(self.records, self.stage, self.truth_ratio_perturbed)

@@ -1,7 +1,11 @@
 """Flatten MLLMU-Bench-style rows into one evaluation item per (question, form).
 
-The same loader serves the embedded benchmark and MLLMU-Bench: rows carry `Classification_Task`
+The same loader serves the embedded benchmark, MLLMU-Bench and CLEAR: rows carry `Classification_Task`
 (Image_Textual / Pure_Text questions with lettered options), `Generation_Task` and `Mask_Task`.
+A generation question that also carries `Perturbed_Answers` (and usually `Paraphrased_Answer`) yields a
+second item of task `prob`, scored by likelihood: answer probability and truth ratio
+(unlearn/eval/truth_ratio.py). A row may carry `Image_Index` (CLEAR: one row per image of a person); rows
+after a person's first image get `<ID>.<k>` in their uids so every image's items stay apart.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ class EvalItem:
     options: tuple[str, ...] = ()
     answer_index: int = -1
     pixel_values: torch.Tensor | None = None  # (3, H, W) for multimodal items
+    paraphrase: str | None = None  # task prob: the paraphrased answer (the ground truth when none is given)
+    perturbed: tuple[str, ...] = ()  # task prob: wrong answers of the same form
 
     def record(self, prediction: str, score: float, reply: str | None = None) -> dict:
         """The per-item result kept for drill-down (no tensors, JSON-able). `reply`: the raw generated text
@@ -48,20 +54,29 @@ def flatten(split: str, rows, pixel_values) -> list[EvalItem]:
     items: list[EvalItem] = []
     for row in rows:
         pid = int(row["ID"])
+        image_index = int(row.get("Image_Index") or 0)
+        who = f"{pid}" if image_index == 0 else f"{pid}.{image_index}"
         pixels = pixel_values([row["image"]])[0]
         for key, form in MC_KEYS.items():
             for j, q in enumerate(row["Classification_Task"][key]):
                 opts = tuple(q["Options"][k] for k in LETTERS)
                 idx = LETTERS.index(q["Correct_Answer"])
                 items.append(EvalItem(
-                    f"{split}/{pid}/mc/{form}/{j}", split, form, "mc", pid, q.get("attribute") or "",
+                    f"{split}/{who}/mc/{form}/{j}", split, form, "mc", pid, q.get("attribute") or "",
                     q["Question"], opts[idx], opts, idx, pixels if form == "multimodal" else None))
         for task, field in (("gen", "Generation_Task"), ("cloze", "Mask_Task")):
             seen = {"multimodal": 0, "text": 0}
             for q in row[field]:
                 form = FORM_OF_TYPE[q["Type"]]
                 j, seen[form] = seen[form], seen[form] + 1  # per-form index: twin questions share uids
+                pix = pixels if form == "multimodal" else None
                 items.append(EvalItem(
-                    f"{split}/{pid}/{task}/{form}/{j}", split, form, task, pid, q.get("attribute") or "",
-                    q["Question"], q["Ground_Truth"], pixel_values=pixels if form == "multimodal" else None))
+                    f"{split}/{who}/{task}/{form}/{j}", split, form, task, pid, q.get("attribute") or "",
+                    q["Question"], q["Ground_Truth"], pixel_values=pix))
+                if task == "gen" and q.get("Perturbed_Answers"):
+                    items.append(EvalItem(
+                        f"{split}/{who}/prob/{form}/{j}", split, form, "prob", pid, q.get("attribute") or "",
+                        q["Question"], q["Ground_Truth"], pixel_values=pix,
+                        paraphrase=q.get("Paraphrased_Answer") or q["Ground_Truth"],
+                        perturbed=tuple(q["Perturbed_Answers"])))
     return items

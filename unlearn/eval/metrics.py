@@ -6,7 +6,9 @@ from collections import defaultdict
 
 from torchmetrics.functional.text import rouge_score
 
-TASK_METRIC = {"mc": "mc_acc", "gen": "rougeL", "cloze": "cloze_acc"}
+from unlearn.eval.truth_ratio import forget_quality, reported_truth_ratio, truth_ratios
+
+TASK_METRIC = {"mc": "mc_acc", "gen": "rougeL", "cloze": "cloze_acc", "prob": "prob"}
 
 
 def normalize(text: str) -> list[str]:
@@ -18,6 +20,13 @@ def rouge_l(prediction: str, reference: str) -> float:
     if not normalize(prediction) or not normalize(reference):
         return 0.0
     return float(rouge_score(prediction, reference, rouge_keys="rougeL")["rougeL_fmeasure"])
+
+
+def rouge_l_recall(prediction: str, reference: str) -> float:
+    """ROUGE-L recall (torchmetrics, no stemming): how much of the reference the reply recovers."""
+    if not normalize(prediction) or not normalize(reference):
+        return 0.0
+    return float(rouge_score(prediction, reference, rouge_keys="rougeL")["rougeL_recall"])
 
 
 def mc_choice(option_scores: list[float]) -> int:
@@ -43,15 +52,54 @@ def cloze_correct(prediction: str, reference: str) -> bool:
     return bool(ref) and normalize(prediction)[: len(ref)] == ref
 
 
-def aggregate(records: list[dict], stage: str) -> dict[str, float]:
+def aggregate(records: list[dict], stage: str, truth_ratio_perturbed: str = "item") -> dict[str, float]:
     """Mean score per (split, modality, task) as flat keys; counts go under `.../n_{task}`. A record may
-    name its own metric (`mc_acc_generate`: the same MC item scored a second way, eval.mc_also)."""
+    name its own metric (`mc_acc_generate`: the same MC item scored a second way, eval.mc_also). Generation
+    records with a `recall` add `rougeL_recall` (CLEAR's ROUGE); prob records add `truth_ratio`."""
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     for r in records:
-        key = f"{stage}/{r['split']}/{r['modality']}/{r.get('metric') or TASK_METRIC[r['task']]}"
+        where = f"{stage}/{r['split']}/{r['modality']}"
+        key = f"{where}/{r.get('metric') or TASK_METRIC[r['task']]}"
         sums[key] += float(r["score"])
         counts[key] += 1
-    out = {k: sums[k] / counts[k] for k in sorted(sums)}
-    out.update({k.rsplit("/", 1)[0] + f"/n_{k.rsplit('/', 1)[1]}": counts[k] for k in sorted(counts)})
+        if r["task"] == "gen" and "recall" in r:
+            sums[f"{where}/rougeL_recall"] += float(r["recall"])
+            counts[f"{where}/rougeL_recall"] += 1
+    out = {k: sums[k] / counts[k] for k in sums}
+    out.update({k.rsplit("/", 1)[0] + f"/n_{k.rsplit('/', 1)[1]}": counts[k] for k in counts
+                if not k.endswith("/rougeL_recall")})  # as many as the rougeL items
+    out.update(truth_ratio_metrics(records, stage, truth_ratio_perturbed))
+    return dict(sorted(out.items()))
+
+
+def split_truth_ratios(records: list[dict], split: str, modality: str, perturbed: str = "item") -> list[float]:
+    """Per-item truth ratios R of one split and modality, from the prob records (uid order)."""
+    rows = sorted((r for r in records if r["task"] == "prob" and r["split"] == split
+                   and r["modality"] == modality and r.get("pert_logp")), key=lambda r: r["uid"])
+    return truth_ratios([r["para_logp"] for r in rows], [r["pert_logp"] for r in rows], perturbed)
+
+
+def truth_ratio_metrics(records: list[dict], stage: str, perturbed: str = "item") -> dict[str, float]:
+    """`{stage}/{split}/{modality}/truth_ratio`, read as CLEAR and TOFU report it (forget: min(R, 1/R))."""
+    out = {}
+    for split, modality in sorted({(r["split"], r["modality"]) for r in records if r["task"] == "prob"}):
+        ratios = split_truth_ratios(records, split, modality, perturbed)
+        if ratios:
+            out[f"{stage}/{split}/{modality}/truth_ratio"] = reported_truth_ratio(ratios, split)
+    return out
+
+
+def forget_quality_metrics(records: list[dict], stage: str, reference: list[dict],
+                           perturbed: str = "item") -> dict[str, float]:
+    """`{stage}/forget/{modality}/forget_quality` (KS p-value) and `.../forget_ks` (its statistic): this
+    stage's forget-split truth ratios against the reference model's, per modality where both have them."""
+    out = {}
+    for modality in sorted({r["modality"] for r in records if r["task"] == "prob" and r["split"] == "forget"}):
+        mine = split_truth_ratios(records, "forget", modality, perturbed)
+        ref = split_truth_ratios(reference, "forget", modality, perturbed)
+        if mine and ref:
+            p, stat = forget_quality(mine, ref)
+            out[f"{stage}/forget/{modality}/forget_quality"] = p
+            out[f"{stage}/forget/{modality}/forget_ks"] = stat
     return out

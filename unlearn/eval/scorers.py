@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from unlearn.eval.metrics import cloze_correct, parse_letter, rouge_l
+from unlearn.eval.metrics import cloze_correct, parse_letter, rouge_l, rouge_l_recall
 
 LETTERS = ("A", "B", "C", "D")
 
@@ -63,6 +63,17 @@ def mllmu_rouge_l(reply: str, reference: str) -> float:
     return float(_STEMMED_ROUGE.score(reference, mllmu_answer(reply))["rougeL"].fmeasure)
 
 
+def mllmu_rouge_l_recall(reply: str, reference: str) -> float:
+    """The same stemmed ROUGE-L, recall: CLEAR's generation metric (somvy/multimodal_unlearning mm/eval.py,
+    `eval_rouge_recall`: rouge_score with the Porter stemmer, `score(ground_truth, generated).recall`)."""
+    global _STEMMED_ROUGE
+    if _STEMMED_ROUGE is None:
+        from rouge_score import rouge_scorer
+
+        _STEMMED_ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return float(_STEMMED_ROUGE.score(reference, mllmu_answer(reply))["rougeL"].recall)
+
+
 def mllmu_cloze(reply: str, reference: str) -> bool:
     """Their containment rule: the lower-cased ground truth anywhere in the lower-cased answer."""
     return reference.lower() in mllmu_answer(reply).lower()
@@ -74,6 +85,7 @@ class Scorer:
     mc_letter: Callable[[str, tuple[str, ...]], int]
     rouge: Callable[[str, str], float]
     cloze: Callable[[str, str], bool]
+    rouge_recall: Callable[[str, str], float]  # reported beside the F-measure as rougeL_recall
 
     def score(self, task: str, reply: str, answer: str, options: tuple[str, ...] = (),
               letters: tuple[str, ...] = LETTERS) -> float:
@@ -89,8 +101,8 @@ class Scorer:
 
 
 SCORERS = {
-    "embedded": Scorer("embedded", parse_letter, rouge_l, cloze_correct),
-    "mllmu_bench": Scorer("mllmu_bench", mllmu_letter, mllmu_rouge_l, mllmu_cloze),
+    "embedded": Scorer("embedded", parse_letter, rouge_l, cloze_correct, rouge_l_recall),
+    "mllmu_bench": Scorer("mllmu_bench", mllmu_letter, mllmu_rouge_l, mllmu_cloze, mllmu_rouge_l_recall),
 }
 
 

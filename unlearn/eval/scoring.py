@@ -8,6 +8,7 @@ from unlearn.data.collate import IGNORE, collate, prompt_example, qa_example
 from unlearn.eval.items import EvalItem
 from unlearn.eval.metrics import mc_choice
 from unlearn.eval.scorers import SCORERS, Scorer
+from unlearn.eval.truth_ratio import answer_probability
 from unlearn.models.processor import VLProcessor
 
 
@@ -16,14 +17,15 @@ def model_inputs(batch: dict, device) -> dict:
 
 
 @torch.no_grad()
-def answer_logprobs(model, batch: dict) -> torch.Tensor:
-    """Sum of log p(label tokens) per row, in float32."""
+def answer_logprobs(model, batch: dict, per_token: bool = False) -> torch.Tensor:
+    """Sum of log p(label tokens) per row, in float32; `per_token`: divided by the row's answer length."""
     device = next(model.parameters()).device
     logits = model(**model_inputs(batch, device)).logits[:, :-1].float()
     labels = batch["labels"][:, 1:].to(device)
     mask = labels != IGNORE
     logp = torch.log_softmax(logits, dim=-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (logp * mask).sum(-1)
+    total = (logp * mask).sum(-1)
+    return total / mask.sum(-1).clamp(min=1) if per_token else total
 
 
 def _sharded(model) -> bool:
@@ -79,4 +81,24 @@ def score_generation(model, proc: VLProcessor, items: list[EvalItem], max_new_to
     batch = collate([prompt_example(proc, it.question, it.pixel_values) for it in items],
                     proc.tokenizer.pad_token_id, padding_side="left")
     preds = greedy_answers(model, proc, batch, max_new_tokens)
-    return [it.record(p, scorer.score(it.task, p, it.answer), reply=p) for it, p in zip(items, preds)]
+    out = [it.record(p, scorer.score(it.task, p, it.answer), reply=p) for it, p in zip(items, preds)]
+    for it, r in zip(items, out):
+        if it.task == "gen":
+            r["recall"] = scorer.rouge_recall(r["reply"], it.answer)
+    return out
+
+
+def score_probabilities(model, proc: VLProcessor, items: list[EvalItem]) -> list[dict]:
+    """Task prob: per-token mean log-probabilities of the ground truth, the paraphrase and each perturbed
+    answer after the question (the teaching format), kept in the record for the truth ratio and forget
+    quality; the item's score is the answer probability (unlearn/eval/truth_ratio.py)."""
+    answers = [(it.answer, it.paraphrase or it.answer, *it.perturbed) for it in items]
+    exs = [qa_example(proc, [(it.question, a)], it.pixel_values) for it, row in zip(items, answers) for a in row]
+    flat = answer_logprobs(model, collate(exs, proc.tokenizer.pad_token_id), per_token=True).tolist()
+    out, pos = [], 0
+    for it, row in zip(items, answers):
+        gt, para, *pert = flat[pos:pos + len(row)]
+        pos += len(row)
+        out.append({**it.record(it.answer, answer_probability(gt)), "gt_logp": gt, "para_logp": para,
+                    "pert_logp": pert})
+    return out

@@ -6,13 +6,17 @@ SPLITS = ("forget", "retain", "test", "untouched")
 MODALITIES = ("multimodal", "text")
 METRICS = ("mc_acc", "rougeL", "cloze_acc")
 SECOND_MC = ("mc_acc_generate", "mc_acc_letter")  # eval.mc_also: a column only when it ran
+# likelihood metrics (unlearn/eval/truth_ratio.py): columns only where the data has perturbed answers, and
+# forget quality only with eval.reference_run
+LIKELIHOOD = ("rougeL_recall", "prob", "truth_ratio", "forget_quality")
 
 
 def before_after_table(metrics: dict[str, float], stages: tuple[str, str] = ("before", "after")) -> str:
     """Markdown: one row per split x modality, one column per metric as `before -> after`."""
     a, b = stages
     present = {k.rsplit("/", 1)[-1] for k in metrics}
-    columns = METRICS[:1] + tuple(m for m in SECOND_MC if m in present) + METRICS[1:]
+    columns = (METRICS[:1] + tuple(m for m in SECOND_MC if m in present) + METRICS[1:]
+               + tuple(m for m in LIKELIHOOD if m in present))
     lines = ["| split | modality | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
     for split in SPLITS:
         for mod in MODALITIES:

@@ -42,7 +42,8 @@ class FinetuneModule(L.LightningModule):
 
 
 def teach(ctx, fcfg) -> None:
-    """Fit `ctx.model` on every person of the benchmark (forget, retain and untouched), both forms."""
+    """Fit `ctx.model` on every person of the benchmark (forget, retain and untouched), both forms; with
+    `finetune.people=without_forget`, on everyone but the forget people (a reference model)."""
     from torch.utils.data import DataLoader
 
     from unlearn.data.collate import collate
@@ -51,7 +52,10 @@ def teach(ctx, fcfg) -> None:
     from callbacks.memorisation import MemorisationCheck
     from unlearn.eval.items import flatten
 
-    data = QASequences(ctx.benchmark.train_rows("all"), ctx.processor, tuple(fcfg.forms), fcfg.answer_only,
+    people = fcfg.get("people", "all")
+    if people not in ("all", "without_forget"):
+        raise ValueError(f"finetune.people={people!r}: expected all or without_forget")
+    data = QASequences(ctx.benchmark.train_rows(people), ctx.processor, tuple(fcfg.forms), fcfg.answer_only,
                        augment=True, seed=ctx.cfg.seed)
     pad = ctx.processor.tokenizer.pad_token_id
     loader = DataLoader(data, batch_size=fcfg.batch_size, shuffle=True, collate_fn=lambda b: collate(b, pad),
@@ -61,7 +65,7 @@ def teach(ctx, fcfg) -> None:
     callbacks = []
     if fcfg.target_mc_acc is not None:
         probe = []
-        for split in ("forget", "retain"):
+        for split in ("forget", "retain") if people == "all" else ("retain",):  # never probe the untaught
             rows = ctx.benchmark.eval[split]
             probe += flatten(split, rows.select(range(min(fcfg.probe_people, len(rows)))), ctx.processor.pixel_values)
         callbacks.append(MemorisationCheck(probe, ctx.processor, fcfg.target_mc_acc, fcfg.check_every))

@@ -1,0 +1,167 @@
+"""Answer probability, truth ratio and forget quality: hand-computed values, a port of CLEAR's aggregation,
+and the wiring from generation items with perturbed answers to metrics."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from unlearn.eval.metrics import aggregate, forget_quality_metrics, truth_ratio_metrics
+from unlearn.eval.truth_ratio import answer_probability, forget_quality, reported_truth_ratio, truth_ratios
+
+
+def test_truth_ratio_hand_computed():
+    # R = exp(mean(wrong) - paraphrase): exp((-2 - 4) / 2 + 1) = exp(-2)
+    assert truth_ratios([-1.0], [[-2.0, -4.0]]) == pytest.approx([math.exp(-2)])
+    # pooled: one mean (-3) over every wrong answer of the split
+    assert truth_ratios([-1.0, -2.0], [[-2.0], [-4.0]], "pooled") == pytest.approx([math.exp(-2), math.exp(-1)])
+    assert truth_ratios([-1.0, -2.0], [[-2.0], [-4.0]], "item") == pytest.approx([math.exp(-1), math.exp(-2)])
+    assert answer_probability(math.log(0.25)) == pytest.approx(0.25)
+
+
+def test_reported_truth_ratio_reads_forget_and_other_splits_differently():
+    assert reported_truth_ratio([0.5, 2.0], "forget") == pytest.approx(0.5)  # min(R, 1/R): 0.5 and 0.5
+    assert reported_truth_ratio([0.5, 2.0], "retain") == pytest.approx(0.25)  # max(0, 1 - R): 0.5 and 0
+    with pytest.raises(ValueError, match="no truth ratios on split 'forget'"):
+        reported_truth_ratio([], "forget")
+
+
+def test_truth_ratio_refuses_bad_input():
+    with pytest.raises(ValueError, match="eval.truth_ratio_perturbed='mean'"):
+        truth_ratios([0.0], [[0.0]], "mean")
+    with pytest.raises(ValueError, match="no perturbed answers"):
+        truth_ratios([0.0], [[]])
+    with pytest.raises(ValueError, match="1 paraphrase scores but 2"):
+        truth_ratios([0.0], [[0.0], [0.0]])
+
+
+def test_forget_quality_is_the_ks_p_value():
+    assert forget_quality([0.1, 0.2, 0.3], [0.1, 0.2, 0.3]) == pytest.approx((1.0, 0.0))
+    # fully separated samples of 3 and 3: statistic 1, exact two-sided p = 2 / C(6, 3) = 0.1
+    assert forget_quality([1.0, 2.0, 3.0], [4.0, 5.0, 6.0]) == pytest.approx((0.1, 1.0))
+    with pytest.raises(ValueError, match="both the model and the reference"):
+        forget_quality([], [1.0])
+
+
+def _clear_port(para_loss: dict, pert_loss: dict, split_is_forget: bool) -> float:
+    """CLEAR's calculate_metrics.py `compute_model_utility` truth-ratio cell, from its published semantics:
+    per-token *losses*; the wrong answers' mean pooled over the split; exp(pert - para); forget
+    mean(min(tr, 1/tr)), else mean(max(0, 1 - 1/tr))."""
+    paraphrase = np.array(list(para_loss.values()))
+    perturbed = np.array(list(pert_loss.values())).mean()
+    tr = np.exp(perturbed - paraphrase)
+    return float(np.mean(np.minimum(tr, 1 / tr)) if split_is_forget else np.mean(np.maximum(0, 1 - 1 / tr)))
+
+
+def _clear_eval_port(para_loss: list, pert_loss: list) -> list:
+    """CLEAR's eval.py `eval_perturbation_ratio`: exp(paraphrase loss - mean perturbed loss), per item."""
+    return [math.exp(p - sum(w) / len(w)) for p, w in zip(para_loss, pert_loss)]
+
+
+def _records(split, modality, para, pert):
+    return [{"uid": f"{split}/{i}/prob/{modality}/0", "split": split, "modality": modality, "task": "prob",
+             "score": 0.5, "para_logp": p, "pert_logp": w} for i, (p, w) in enumerate(zip(para, pert))]
+
+
+@pytest.mark.parametrize("split", ["forget", "retain"])
+def test_aggregate_equals_the_port_of_clear(split):
+    rng = np.random.default_rng(0)
+    para = (-rng.uniform(0.1, 3.0, 12)).tolist()
+    pert = (-rng.uniform(0.1, 3.0, (12, 3))).tolist()
+    recs = _records(split, "multimodal", para, pert)
+    pooled = truth_ratio_metrics(recs, "after", "pooled")[f"after/{split}/multimodal/truth_ratio"]
+    losses = {i: -p for i, p in enumerate(para)}, {i: [-x for x in w] for i, w in enumerate(pert)}
+    assert pooled == pytest.approx(_clear_port(*losses, split == "forget"), abs=1e-9)
+    # per item, the ratio is exactly eval.py's
+    assert truth_ratios(para, pert) == pytest.approx(_clear_eval_port([-p for p in para],
+                                                                      [[-x for x in w] for w in pert]))
+
+
+def test_aggregate_reports_prob_truth_ratio_and_recall():
+    recs = _records("forget", "text", [-1.0, -1.0], [[-2.0], [0.0]])
+    recs += [{"uid": "forget/0/gen/text/0", "split": "forget", "modality": "text", "task": "gen", "score": 0.4,
+              "recall": 0.5}, {"uid": "forget/1/gen/text/0", "split": "forget", "modality": "text",
+                               "task": "gen", "score": 0.6, "recall": 1.0}]
+    m = aggregate(recs, "after")
+    assert m["after/forget/text/prob"] == pytest.approx(0.5)
+    assert m["after/forget/text/n_prob"] == 2
+    # R = e^-1 and e^1: min(R, 1/R) = e^-1 both
+    assert m["after/forget/text/truth_ratio"] == pytest.approx(math.exp(-1))
+    assert m["after/forget/text/rougeL"] == pytest.approx(0.5)
+    assert m["after/forget/text/rougeL_recall"] == pytest.approx(0.75)
+    assert "after/forget/text/n_rougeL_recall" not in m
+
+
+def test_forget_quality_metrics_per_modality():
+    mine = _records("forget", "multimodal", [-1.0, -1.0, -1.0], [[-2.0], [-3.0], [-4.0]])
+    ref = _records("forget", "multimodal", [-1.0, -1.0, -1.0], [[2.0], [3.0], [4.0]])
+    m = forget_quality_metrics(mine, "after", ref)
+    assert m["after/forget/multimodal/forget_quality"] == pytest.approx(0.1)
+    assert m["after/forget/multimodal/forget_ks"] == pytest.approx(1.0)
+    assert forget_quality_metrics(mine, "after", mine)["after/forget/multimodal/forget_quality"] == 1.0
+    assert forget_quality_metrics(mine, "after", []) == {}  # no reference ratios for that modality
+
+
+def test_embedded_generation_items_carry_a_paraphrase_and_perturbed_answers(small_splits):
+    from unlearn.data import people as P
+
+    row = small_splits["forget_10"][0]
+    for q in row["Generation_Task"]:
+        assert q["Paraphrased_Answer"] and q["Paraphrased_Answer"] != q["Ground_Truth"]
+        assert len(q["Perturbed_Answers"]) == 3 and q["Ground_Truth"] not in q["Perturbed_Answers"]
+        assert len(set(q["Perturbed_Answers"])) == 3
+    # perturbed answers use the MC distractors, so every wrong value is a wrong option of the person's MC
+    options = {v for mcq in row["Classification_Task"]["Pure_Text_Questions"] for v in mcq["Options"].values()}
+    words = {w for q in row["Generation_Task"] for a in q["Perturbed_Answers"] for w in a.split()}
+    assert {w for w in words if any(w in pool for pool in P.POOLS.values())} <= options
+
+
+def test_paraphrases_add_no_word_to_the_vocabulary(monkeypatch):
+    """The tokenizer (and so every cached model) must not change because the truth ratio needs paraphrases."""
+    from unlearn.data import people as P
+
+    with_paraphrases = P.vocabulary()
+    monkeypatch.setattr(P, "GEN_PARAPHRASES", ())
+    assert P.vocabulary() == with_paraphrases
+
+
+def test_flatten_makes_prob_items_and_keeps_image_rows_apart(small_splits, tiny_model):
+    from unlearn.eval.items import flatten
+
+    _, proc = tiny_model
+    row = dict(small_splits["forget_10"][0])
+    items = flatten("forget", [row], proc.pixel_values)
+    prob = [it for it in items if it.task == "prob"]
+    gen = [it for it in items if it.task == "gen"]
+    assert len(prob) == len(gen) and all(it.perturbed and it.paraphrase for it in prob)
+    assert {it.uid.replace("/prob/", "/gen/") for it in prob} == {it.uid for it in gen}
+    second = flatten("forget", [{**row, "Image_Index": 2}], proc.pixel_values)
+    assert all(f"forget/{row['ID']}.2/" in it.uid for it in second)
+    assert not {it.uid for it in items} & {it.uid for it in second}
+    plain = {**row, "Generation_Task": [{k: v for k, v in q.items() if k not in ("Paraphrased_Answer",
+                                                                                  "Perturbed_Answers")}
+                                        for q in row["Generation_Task"]]}
+    assert not [it for it in flatten("forget", [plain], proc.pixel_values) if it.task == "prob"]
+
+
+def test_score_probabilities_matches_a_direct_likelihood(small_splits, tiny_model):
+    from unlearn.data.collate import collate, qa_example
+    from unlearn.eval.items import flatten
+    from unlearn.eval.scoring import score_probabilities
+
+    model, proc = tiny_model
+    model.eval()
+    items = [it for it in flatten("forget", small_splits["forget_10"], proc.pixel_values) if it.task == "prob"][:4]
+    records = score_probabilities(model, proc, items)
+    it, r = items[1], records[1]
+    ex = qa_example(proc, [(it.question, it.perturbed[2])], it.pixel_values)
+    batch = collate([ex], proc.tokenizer.pad_token_id)
+    with torch.no_grad():
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0, :-1]
+    labels = batch["labels"][0, 1:]
+    keep = labels != -100
+    direct = torch.log_softmax(logits.float(), -1)[keep].gather(-1, labels[keep].unsqueeze(-1)).mean().item()
+    assert r["pert_logp"][2] == pytest.approx(direct, abs=1e-4)
+    assert r["score"] == pytest.approx(math.exp(r["gt_logp"]))
+    assert len(r["pert_logp"]) == 3 and r["task"] == "prob"
