@@ -112,6 +112,16 @@ def test_official_generation_limits():
     assert EmbeddedPrompts().limit(gen) == 12 and EmbeddedPrompts(3).limit(gen) == 3
 
 
+def test_replies_stop_where_their_generate_stops(tiny_model):
+    """Their `model.generate(..., do_sample=False)` sets no eos: the checkpoint's generation config decides."""
+    model, proc = tiny_model
+    model.generation_config.eos_token_id = [proc.tokenizer.eos_token_id, 7]
+    assert MllmuBenchPrompts().stop(model, proc) == [proc.tokenizer.eos_token_id, 7]
+    assert EmbeddedPrompts().stop(model, proc) == proc.stop_token_id
+    model.generation_config.eos_token_id = None
+    assert MllmuBenchPrompts().stop(model, proc) == proc.stop_token_id
+
+
 # --- Few-shot: drawn, seeded, excluded from scoring ----------------------------------------------------------
 def _split(split, people, n_mc=2, n_cloze=1):
     items = []

@@ -35,7 +35,8 @@ constants of unlearn/data/mllmu_bench.py. What it does, and so what this module 
     same indices are not scored. Their `--few_shot_data` file is not named in their code; reading it as
     the original-question rows of the evaluated people is ours, and for the celebrities' cloze the shots
     are celebrities of the evaluated set.
-  * Generation limits: 50 new tokens everywhere, except Idefics2's text-only MC: 5.
+  * Generation limits: 50 new tokens everywhere, except Idefics2's text-only MC: 5; replies end where the
+    checkpoint's generation config says (their `model.generate` sets no eos), not at a template's stop token.
   * Replies: they decode prompt plus reply and keep what follows the first "ASSISTANT:" (the shots hold
     none), which `eval.scorer=mllmu_bench` reads from the reply alone (unlearn/eval/scorers.py).
 `eval.few_shot=false` keeps their strings and limits without shots (zero-shot, every item scored).
@@ -156,6 +157,10 @@ class EmbeddedPrompts:
     def limit(self, item: EvalItem) -> int:
         return self.max_new_tokens or EMBEDDED_MAX_NEW_TOKENS
 
+    def stop(self, model, proc):
+        """The end of the model's own turn (its template's stop token)."""
+        return proc.stop_token_id
+
     def scored(self, items: list[EvalItem]) -> list[EvalItem]:
         return items
 
@@ -181,6 +186,11 @@ class MllmuBenchPrompts:
 
     def limit(self, item: EvalItem) -> int:
         return self.max_new_tokens or official_max_new_tokens(self.family, item)
+
+    def stop(self, model, proc):
+        """What their `model.generate` stops at: the checkpoint's generation config (no chat turn to end)."""
+        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        return proc.stop_token_id if eos is None else eos
 
     def scored(self, items: list[EvalItem]) -> list[EvalItem]:
         """Items other than the shots' own questions (same split, task, person, modality, index)."""

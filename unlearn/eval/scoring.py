@@ -35,14 +35,16 @@ def _sharded(model) -> bool:
 
 
 @torch.no_grad()
-def greedy_answers(model, proc: VLProcessor, batch: dict, max_new_tokens: int | list[int]) -> list[str]:
+def greedy_answers(model, proc: VLProcessor, batch: dict, max_new_tokens: int | list[int], stop=None) -> list[str]:
     """Greedy replies; a list of limits (one per row) generates up to the largest and cuts each row at its own,
-    which greedy decoding makes the same as generating each row with its own limit."""
+    which greedy decoding makes the same as generating each row with its own limit. `stop`: the token id(s)
+    that end a reply (default: the processor's)."""
     device = next(model.parameters()).device
     inputs = model_inputs(batch, device)
     limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(inputs["input_ids"])
     out = model.generate(**inputs, max_new_tokens=max(limits), do_sample=False, synced_gpus=_sharded(model),
-                         pad_token_id=proc.tokenizer.pad_token_id, eos_token_id=proc.stop_token_id)
+                         pad_token_id=proc.tokenizer.pad_token_id,
+                         eos_token_id=proc.stop_token_id if stop is None else stop)
     start = inputs["input_ids"].shape[1]
     return [proc.decode(row[start:start + n]) for row, n in zip(out.tolist(), limits)]
 
@@ -64,7 +66,8 @@ def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likel
         batch = collate([prompts.example(proc, it) for it in items], proc.tokenizer.pad_token_id,
                         padding_side="left")
         out = []
-        for it, text in zip(items, greedy_answers(model, proc, batch, [prompts.limit(it) for it in items])):
+        replies = greedy_answers(model, proc, batch, [prompts.limit(it) for it in items], prompts.stop(model, proc))
+        for it, text in zip(items, replies):
             choice = scorer.mc_letter(text, letters)
             out.append(it.record(it.options[choice] if choice >= 0 else text, choice == it.answer_index, reply=text))
         return out
@@ -85,5 +88,5 @@ def score_generation(model, proc: VLProcessor, items: list[EvalItem], max_new_to
                      scorer: Scorer = SCORERS["embedded"], prompts=None) -> list[dict]:
     prompts = prompts or EmbeddedPrompts(max_new_tokens)
     batch = collate([prompts.example(proc, it) for it in items], proc.tokenizer.pad_token_id, padding_side="left")
-    preds = greedy_answers(model, proc, batch, [prompts.limit(it) for it in items])
+    preds = greedy_answers(model, proc, batch, [prompts.limit(it) for it in items], prompts.stop(model, proc))
     return [it.record(p, scorer.score(it.task, p, it.answer), reply=p) for it, p in zip(items, preds)]
