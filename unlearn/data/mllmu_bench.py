@@ -70,7 +70,7 @@ HUB_ID = "MLLMMU/MLLMU-Bench"
 FORGET_PERCENTS = (5, 10, 15)
 UNTOUCHED_ID_OFFSET = 1_000_000
 
-# --- Prompts of MLLMU-Bench's own evaluation (zero-shot form) --------------------------------------------
+# --- Prompts of MLLMU-Bench's own evaluation (rendered at run time by unlearn/eval/protocol.py) --------------
 # Source: `evaluate_classification` / `formulate_prompt_with_options` in the official eval.py
 # (franciscoliu/MLLMU-Bench; read through its copy YokeYao/MLLMU-Bench eval.py, identical in
 # franciscoliu/MANU eval.py). The options are joined as "A: text" lines; the reply is scored by its first
