@@ -6,7 +6,7 @@ Two protocols, chosen by `eval.protocol` (default: `embedded`; `mllmu_bench` for
 processor wraps each question in its own turn (the embedded model: "question : {q} answer :"; a real
 checkpoint: its `model.template`, a chat template); MC (generate mode) asks `proc.letter_question`, generation
 and cloze ask the bare question (the cloze blank stays `__`, no instruction), no few-shot, every item is
-scored, and replies stop at 12 new tokens.
+scored, and replies stop at `eval.max_new_tokens` (default 12) or the template's stop token.
 
 `mllmu_bench` -- MLLMU-Bench's own evaluation, string for string. Source: the official eval.py
 (franciscoliu/MLLMU-Bench, read through its copy YokeYao/MLLMU-Bench eval.py at 5762ad6), functions
@@ -24,10 +24,11 @@ constants of unlearn/data/mllmu_bench.py. What it does, and so what this module 
     `retain_celebrity` mode): `random.sample(id_list, k)` people of the evaluated set, k = 1 for MC and, for
     cloze, 2 on LLaVA and 1 on Idefics2 (SHOT_PEOPLE; the tiny model is a LLaVA; Qwen2-VL, absent from their
     code, takes LLaVA's). MANU's copy of eval.py (franciscoliu/MANU) differs: 1 cloze person on LLaVA and,
-    on Idefics2, only each shot person's first question per type -- not reproduced. EVERY MC
-    (cloze) question of theirs of the item's modality becomes a shot, image shots with the person's image,
-    in the order the people appear in the set. Their draw is unseeded; here it is seeded
-    (`eval.few_shot_seed`, default the run's seed) per (split, task), as they draw once per call.
+    on Idefics2, only each shot person's first question per type -- not reproduced. Every MC (cloze)
+    question of a shot person in the item's modality becomes a shot, each image shot with the person's
+    portrait, people in the order of the set. Their draw is unseeded; here it is seeded
+    (`eval.few_shot_seed`, default the run's seed) per (split, task), as they draw once per call. The
+    celebrities' MC is zero-shot (not in their MC list) and all of it is scored.
   * The shots' questions are not scored (their `few_shot_question_indices`): an item is dropped when a shot
     has the same person, modality and question index -- every MC (cloze) item of the shot people.
   * Test set: the shots come from the few-shot file indexed by the forget IDs, i.e. the forget people's
