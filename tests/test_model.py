@@ -82,7 +82,7 @@ def test_generate_mode_reads_the_first_option_letter(tiny_model, small_splits, m
     items = [it for it in flatten("forget", small_splits["forget_10"], proc.pixel_values) if it.task == "mc"][:3]
     prompts = []
 
-    def fake_generate(model, proc, batch, max_new_tokens):
+    def fake_generate(model, proc, batch, max_new_tokens, stop=None):
         prompts.append(batch["input_ids"])
         return [f"{'abcd'[items[0].answer_index]} : yes", f"{'abcd'[(items[1].answer_index + 1) % 4]}", "( a )"]
 

@@ -91,7 +91,7 @@ def test_template_puts_loss_on_the_answer_and_its_stop_token(tmp_path, checkpoin
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family,data", [("qwen2_vl", "mllmu_bench"), ("idefics2", "clear")])
+@pytest.mark.parametrize("family,data", [("qwen2_vl", "mllmu_bench"), ("idefics2", "clear"), ("llava", "mllmu_bench")])
 def test_real_benchmark_with_real_family_end_to_end(tmp_path, checkpoints, family, data):
     """A real-format benchmark (tiny local snapshot) with a real-family model, scored as MLLMU-Bench does."""
     from unlearn.data.fixtures import write_clear_fixture, write_mllmu_bench_fixture

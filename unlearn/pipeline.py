@@ -22,6 +22,7 @@ from unlearn.data.benchmark import EVAL_SPLITS, Benchmark
 from unlearn.eval.evaluator import EvaluationModule
 from unlearn.eval.items import flatten
 from unlearn.eval.metrics import forget_quality_metrics
+from unlearn.eval.protocol import make_prompts
 from unlearn.eval.table import before_after_table
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json
 from unlearn.models.loading import load_model, save_model
@@ -117,15 +118,25 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
     unknown = set(splits) - set(EVAL_SPLITS)
     if unknown:
         raise ValueError(f"eval.splits has unknown {sorted(unknown)}; choose from {list(EVAL_SPLITS)}")
-    items = []
-    for split in splits:
-        rows = ctx.benchmark.eval[split]
-        if ecfg.max_people:
-            rows = rows.select(range(min(ecfg.max_people, len(rows))))
-        items += flatten(split, rows, ctx.processor.pixel_values)
-    items = [it for it in items if it.task in ecfg.tasks]
+    by_split: dict[str, list] = {}
+
+    def split_items(split: str) -> list:
+        if split not in by_split:
+            rows = ctx.benchmark.eval[split]
+            if ecfg.max_people:
+                rows = rows.select(range(min(ecfg.max_people, len(rows))))
+            by_split[split] = [it for it in flatten(split, rows, ctx.processor.pixel_values) if it.task in ecfg.tasks]
+        return by_split[split]
+
+    evaluated = {split: split_items(split) for split in splits}
+    prompts = make_prompts(ecfg.protocol, ctx.processor, evaluated, split_items, ecfg.few_shot_seed,
+                           ecfg.few_shot, ecfg.max_new_tokens)
+    if getattr(prompts, "shots", None):
+        log.info("%s few-shot people (split/task: IDs), not scored: %s", prompts.name, prompts.shot_people())
+    items = prompts.scored([it for split in splits for it in evaluated[split]])
     module = EvaluationModule(ctx.model, ctx.processor, items, stage, ecfg.batch_size, ecfg.mc_mode,
-                              ecfg.max_new_tokens, ecfg.scorer, ecfg.mc_also, ecfg.get("truth_ratio_perturbed", "item"))
+                              ecfg.max_new_tokens, ecfg.scorer, ecfg.mc_also, prompts,
+                              ecfg.get("truth_ratio_perturbed", "item"))
     trainer = ctx.trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.validate(module, verbose=False)
     return module.metrics, module.records

@@ -21,7 +21,7 @@ IGNORE = -100
 class Example:
     input_ids: list[int]
     labels: list[int]
-    pixel_values: torch.Tensor | ImageInput | None = None  # (3, H, W) for the embedded model
+    pixel_values: torch.Tensor | ImageInput | list | None = None  # (3, H, W) for the embedded model; list: several
 
 
 def qa_example(proc: VLProcessor, segments: list[tuple[str, str]], pixel_values: torch.Tensor | None,
@@ -53,7 +53,12 @@ def collate(examples: list[Example], pad_id: int, padding_side: str = "right") -
         labels[i, sl] = torch.tensor(e.labels)
         mask[i, sl] = 1
     batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
-    images = [e.pixel_values for e in examples if e.pixel_values is not None]
+    images = []
+    for e in examples:  # a row may hold several images (few-shot prompts), in placeholder order
+        if isinstance(e.pixel_values, list):
+            images += e.pixel_values
+        elif e.pixel_values is not None:
+            images.append(e.pixel_values)
     if images and isinstance(images[0], ImageInput):
         batch.update(batch_images(images, ids))
     elif images:

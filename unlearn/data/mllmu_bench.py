@@ -70,7 +70,7 @@ HUB_ID = "MLLMMU/MLLMU-Bench"
 FORGET_PERCENTS = (5, 10, 15)
 UNTOUCHED_ID_OFFSET = 1_000_000
 
-# --- Prompts of MLLMU-Bench's own evaluation (zero-shot form) --------------------------------------------
+# --- Prompts of MLLMU-Bench's own evaluation (rendered at run time by unlearn/eval/protocol.py) --------------
 # Source: `evaluate_classification` / `formulate_prompt_with_options` in the official eval.py
 # (franciscoliu/MLLMU-Bench; read through its copy YokeYao/MLLMU-Bench eval.py, identical in
 # franciscoliu/MANU eval.py). The options are joined as "A: text" lines; the reply is scored by its first
@@ -80,9 +80,10 @@ MC_OPTION_LINE = "{letter}: {option}"
 MC_INSTRUCTION = "Just give ONE letter representing the answer directly."
 MC_PROMPT_MULTIMODAL = "USER: <image>\n{question}\n{options}\n" + MC_INSTRUCTION + "\nASSISTANT:"
 MC_PROMPT_TEXT = "USER:\n{question}\n{options}\n" + MC_INSTRUCTION + "\nASSISTANT:"
-# Their few-shot mode prepends, per shot (the text form has "USER:\n" and no <image>):
+# Their few-shot mode prepends, per shot (unlearn/eval/protocol.py says which shots, and where):
 MC_FEW_SHOT_MULTIMODAL = ("USER: <image>\nQuestion: {question}\nA: {A}\nB: {B}\nC: {C}\nD: {D}\n"
                           "Correct Answer: {answer}\n")
+MC_FEW_SHOT_TEXT = "USER:\nQuestion: {question}\nA: {A}\nB: {B}\nC: {C}\nD: {D}\nCorrect Answer: {answer}\n"
 # Generation (`evaluate_generation`) and cloze (`evaluate_fill_in_the_blank`) prompts of the same file.
 GEN_PROMPT_MULTIMODAL = ("USER: <image>\n{question}\nAnswer the question based on your trained knowledge in one "
                          "sentence accurately in ENGLISH.\nASSISTANT: ")
@@ -92,6 +93,9 @@ CLOZE_BLANK, CLOZE_BLANK_SHOWN = "__", "[Blank]"
 CLOZE_SUFFIX = "\nPlease **ONLY** provide the correct answer that should replace the [Blank]."
 CLOZE_PROMPT_MULTIMODAL = "USER: <image>\n{question}\nASSISTANT:"
 CLOZE_PROMPT_TEXT = "USER:\n{question}\nASSISTANT:"
+# Cloze shots (their question already in the [Blank] form); note "USER:<image>" with no space, unlike the query.
+CLOZE_FEW_SHOT_MULTIMODAL = "USER:<image>\n{question}\nCorrect Answer: {answer}\n"
+CLOZE_FEW_SHOT_TEXT = "USER:\n{question}\nCorrect Answer: {answer}\n"
 
 
 def format_mc_prompt(question: str, options: dict[str, str], multimodal: bool) -> str:

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from unlearn.eval.items import EvalItem
 from unlearn.eval.metrics import aggregate
+from unlearn.eval.protocol import EmbeddedPrompts
 from unlearn.eval.scorers import get_scorer
 from unlearn.eval.scoring import MC_MODES, score_generation, score_mc, score_probabilities
 from unlearn.models.processor import VLProcessor
@@ -24,8 +25,16 @@ TASKS = ("mc", "gen", "cloze", "prob")
 class EvaluationModule(L.LightningModule):
     def __init__(self, model: torch.nn.Module, processor: VLProcessor, items: list[EvalItem], stage: str,
                  batch_size: int = 32, mc_mode: str = "likelihood", max_new_tokens: int = 12,
-                 scorer: str = "embedded", mc_also: str | None = None, truth_ratio_perturbed: str = "item"):
+                 scorer: str = "embedded", mc_also: str | None = None, prompts=None,
+                 truth_ratio_perturbed: str = "item"):
+        """`prompts`: the evaluation protocol (unlearn/eval/protocol.py), which writes the generated items'
+        prompts and limits; None: the embedded protocol with `max_new_tokens`."""
         super().__init__()
+        self.prompts = prompts or EmbeddedPrompts(max_new_tokens)
+        if self.prompts.name != "embedded" and (mc_mode != "generate" or mc_also is not None):
+            raise ValueError(f"eval.protocol={self.prompts.name} reads MC from a generated letter, as its "
+                             f"benchmark does: set eval.mc_mode=generate and eval.mc_also=null (got "
+                             f"eval.mc_mode={mc_mode!r}, eval.mc_also={mc_also!r})")
         if mc_also is not None and (mc_also not in MC_MODES or mc_also == mc_mode):
             raise ValueError(f"eval.mc_also={mc_also!r}: expected null or an MC mode other than eval.mc_mode="
                              f"{mc_mode!r} from {MC_MODES}")
@@ -54,7 +63,7 @@ class EvaluationModule(L.LightningModule):
         task = self.tasks[dataloader_idx]
         if task == "mc":
             self._records += score_mc(self.model, self.proc, items, self.mc_mode, self.max_new_tokens,
-                                     self.scorer)
+                                     self.scorer, self.prompts)
             if self.mc_also:  # the same items scored a second way, kept apart by uid and metric name
                 for r in score_mc(self.model, self.proc, items, self.mc_also, self.max_new_tokens, self.scorer):
                     self._records.append({**r, "uid": f"{r['uid']}#{self.mc_also}",
@@ -62,7 +71,8 @@ class EvaluationModule(L.LightningModule):
         elif task == "prob":
             self._records += score_probabilities(self.model, self.proc, items)
         else:
-            self._records += score_generation(self.model, self.proc, items, self.max_new_tokens, self.scorer)
+            self._records += score_generation(self.model, self.proc, items, self.max_new_tokens, self.scorer,
+                                              self.prompts)
 
     def on_validation_epoch_end(self) -> None:
         records = self._records

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from unlearn.data.collate import IGNORE, collate, prompt_example, qa_example
+from unlearn.data.collate import IGNORE, collate, qa_example
 from unlearn.eval.items import EvalItem
 from unlearn.eval.metrics import mc_choice
+from unlearn.eval.protocol import EmbeddedPrompts
 from unlearn.eval.scorers import SCORERS, Scorer
 from unlearn.eval.truth_ratio import answer_probability
 from unlearn.models.processor import VLProcessor
@@ -36,30 +37,39 @@ def _sharded(model) -> bool:
 
 
 @torch.no_grad()
-def greedy_answers(model, proc: VLProcessor, batch: dict, max_new_tokens: int) -> list[str]:
+def greedy_answers(model, proc: VLProcessor, batch: dict, max_new_tokens: int | list[int], stop=None) -> list[str]:
+    """Greedy replies; a list of limits (one per row) generates up to the largest and cuts each row at its own,
+    which greedy decoding makes the same as generating each row with its own limit. `stop`: the token id(s)
+    that end a reply (default: the processor's)."""
     device = next(model.parameters()).device
     inputs = model_inputs(batch, device)
-    out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, synced_gpus=_sharded(model),
-                         pad_token_id=proc.tokenizer.pad_token_id, eos_token_id=proc.stop_token_id)
-    return [proc.decode(row) for row in out[:, inputs["input_ids"].shape[1]:].tolist()]
+    limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(inputs["input_ids"])
+    out = model.generate(**inputs, max_new_tokens=max(limits), do_sample=False, synced_gpus=_sharded(model),
+                         pad_token_id=proc.tokenizer.pad_token_id,
+                         eos_token_id=proc.stop_token_id if stop is None else stop)
+    start = inputs["input_ids"].shape[1]
+    return [proc.decode(row[start:start + n]) for row, n in zip(out.tolist(), limits)]
 
 
 MC_MODES = ("likelihood", "letter", "generate")
 
 
 def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likelihood",
-             max_new_tokens: int = 8, scorer: Scorer = SCORERS["embedded"]) -> list[dict]:
+             max_new_tokens: int = 8, scorer: Scorer = SCORERS["embedded"], prompts=None) -> list[dict]:
     """likelihood: the option the model finds most likely (default); letter: the most likely option letter;
     generate: greedy-generate after the lettered question and read the option letter by `scorer` (no letter
-    counts as wrong); the raw reply is kept in the record."""
+    counts as wrong); the raw reply is kept in the record. `prompts`: the protocol that writes the generate
+    prompt and its limit (unlearn/eval/protocol.py; default: the embedded one with `max_new_tokens`)."""
     if mode not in MC_MODES:
         raise ValueError(f"eval.mc_mode={mode!r}: expected one of {MC_MODES}")
     letters = proc.option_letters
     if mode == "generate":
-        batch = collate([prompt_example(proc, proc.letter_question(it.question, it.options), it.pixel_values)
-                         for it in items], proc.tokenizer.pad_token_id, padding_side="left")
+        prompts = prompts or EmbeddedPrompts(max_new_tokens)
+        batch = collate([prompts.example(proc, it) for it in items], proc.tokenizer.pad_token_id,
+                        padding_side="left")
         out = []
-        for it, text in zip(items, greedy_answers(model, proc, batch, max_new_tokens)):
+        replies = greedy_answers(model, proc, batch, [prompts.limit(it) for it in items], prompts.stop(model, proc))
+        for it, text in zip(items, replies):
             choice = scorer.mc_letter(text, letters)
             out.append(it.record(it.options[choice] if choice >= 0 else text, choice == it.answer_index, reply=text))
         return out
@@ -77,10 +87,10 @@ def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likel
 
 
 def score_generation(model, proc: VLProcessor, items: list[EvalItem], max_new_tokens: int,
-                     scorer: Scorer = SCORERS["embedded"]) -> list[dict]:
-    batch = collate([prompt_example(proc, it.question, it.pixel_values) for it in items],
-                    proc.tokenizer.pad_token_id, padding_side="left")
-    preds = greedy_answers(model, proc, batch, max_new_tokens)
+                     scorer: Scorer = SCORERS["embedded"], prompts=None) -> list[dict]:
+    prompts = prompts or EmbeddedPrompts(max_new_tokens)
+    batch = collate([prompts.example(proc, it) for it in items], proc.tokenizer.pad_token_id, padding_side="left")
+    preds = greedy_answers(model, proc, batch, [prompts.limit(it) for it in items], prompts.stop(model, proc))
     out = [it.record(p, scorer.score(it.task, p, it.answer), reply=p) for it, p in zip(items, preds)]
     for it, r in zip(items, out):
         if it.task == "gen":

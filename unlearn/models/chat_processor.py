@@ -97,6 +97,14 @@ class ChatProcessor:
     def prompt_ids(self, question: str) -> list[int]:
         return self.words(self.template.question.format(question=question))
 
+    def image_ids(self, image: ImageInput) -> list[int]:
+        """The tokens one image occupies (a prompt rendered elsewhere expands its `<image>` into these)."""
+        return image.block
+
+    @property
+    def adds_bos(self) -> bool:
+        return self.template.bos
+
     def answer_ids(self, answer: str) -> list[int]:
         return self.words(self.template.answer.format(answer=answer)) + [self.stop_token_id]
 

@@ -41,6 +41,13 @@ class VLProcessor:
         images = [self.image_token_id] * self.num_image_tokens if image is not None else []
         return [self.tokenizer.bos_token_id] + images
 
+    def image_ids(self, image) -> list[int]:
+        """The tokens one image occupies (a prompt rendered elsewhere expands its `<image>` into these)."""
+        return [self.image_token_id] * self.num_image_tokens
+
+    family = "llava"  # a tiny LLaVA: evaluation protocols treat it as LLaVA-1.5
+    adds_bos = True
+
     @property
     def stop_token_id(self) -> int:
         return self.tokenizer.eos_token_id

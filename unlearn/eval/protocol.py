@@ -1,0 +1,243 @@
+"""The prompts an evaluation shows the model and how long it may answer: `eval.protocol`.
+
+Two protocols, chosen by `eval.protocol` (default: `embedded`; `mllmu_bench` for data=mllmu_bench):
+
+`embedded` -- the project's own protocol, as the embedded benchmark was built and taught with. The model's
+processor wraps each question in its own turn (the embedded model: "question : {q} answer :"; a real
+checkpoint: its `model.template`, a chat template); MC (generate mode) asks `proc.letter_question`, generation
+and cloze ask the bare question (the cloze blank stays `__`, no instruction), no few-shot, every item is
+scored, and replies stop at `eval.max_new_tokens` (default 12) or the template's stop token.
+
+`mllmu_bench` -- MLLMU-Bench's own evaluation, string for string. Source: the official eval.py
+(franciscoliu/MLLMU-Bench, read through its copy YokeYao/MLLMU-Bench eval.py at 5762ad6), functions
+`evaluate_classification`, `evaluate_generation` and `evaluate_fill_in_the_blank`; the strings are the
+constants of unlearn/data/mllmu_bench.py. What it does, and so what this module does:
+  * The model input is the rendered string itself, tokenized whole with a leading bos (their
+    `processor(images=..., text=prompt)` / `tokenizer(prompt)`), each `<image>` expanded into that image's
+    tokens; no chat template. They use the same raw "USER: ... ASSISTANT:" strings for LLaVA-1.5 and
+    Idefics2; Qwen2-VL is not in their code and gets the same strings here.
+  * MC: "USER: <image>\\n{question}\\nA: ..\\nD: ..\\nJust give ONE letter representing the answer
+    directly.\\nASSISTANT:" ("USER:\\n" for text-only), after the few-shot block. Generation: an instruction
+    line, no few-shot. Cloze: `__` shown as [Blank] plus "Please **ONLY** provide the correct answer ...",
+    after the few-shot block.
+  * Few-shot (MC on forget / retain / test; cloze on those and on the real celebrities, their
+    `retain_celebrity` mode): `random.sample(id_list, k)` people of the evaluated set, k = 1 for MC and, for
+    cloze, 2 on LLaVA and 1 on Idefics2 (SHOT_PEOPLE; the tiny model is a LLaVA; Qwen2-VL, absent from their
+    code, takes LLaVA's). MANU's copy of eval.py (franciscoliu/MANU) differs: 1 cloze person on LLaVA and,
+    on Idefics2, only each shot person's first question per type -- not reproduced. Every MC (cloze)
+    question of a shot person in the item's modality becomes a shot, each image shot with the person's
+    portrait, people in the order of the set. Their draw is unseeded; here it is seeded
+    (`eval.few_shot_seed`, default the run's seed) per (split, task), as they draw once per call. The
+    celebrities' MC is zero-shot (not in their MC list) and all of it is scored.
+  * The shots' questions are not scored (their `few_shot_question_indices`): an item is dropped when a shot
+    has the same person, modality and question index -- every MC (cloze) item of the shot people.
+  * Test set: the shots come from the few-shot file indexed by the forget IDs, i.e. the forget people's
+    original questions and portraits (here: the forget split's rows), while the test paraphrases of the
+    same indices are not scored. Their `--few_shot_data` file is not named in their code; reading it as
+    the original-question rows of the evaluated people is ours, and for the celebrities' cloze the shots
+    are celebrities of the evaluated set.
+  * Generation limits: 50 new tokens everywhere, except Idefics2's text-only MC: 5; replies end where the
+    checkpoint's generation config says (their `model.generate` sets no eos), not at a template's stop token.
+  * Replies: they decode prompt plus reply and keep what follows the first "ASSISTANT:" (the shots hold
+    none), which `eval.scorer=mllmu_bench` reads from the reply alone (unlearn/eval/scorers.py).
+`eval.few_shot=false` keeps their strings and limits without shots (zero-shot, every item scored).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from unlearn.data import mllmu_bench as official
+from unlearn.data.collate import IGNORE, Example, prompt_example
+from unlearn.eval.items import EvalItem
+
+PROTOCOLS = ("embedded", "mllmu_bench")
+EMBEDDED_MAX_NEW_TOKENS = 12
+IMAGE_PLACEHOLDER = "<image>"
+
+# --- MLLMU-Bench's settings (official eval.py) ------------------------------------------------------------
+OFFICIAL_MAX_NEW_TOKENS = 50  # every model.generate call in eval.py ...
+OFFICIAL_TEXT_MC_MAX_NEW_TOKENS = {"idefics2": 5}  # ... but Idefics2's Pure_Text classification
+# people drawn per task (`random.sample(id_list, k)`, model ids llava* / HuggingFaceM4*), as of its newest
+# version (5762ad6, 2025-03-12, which cut LLaVA's MC draw from 2 to 1; cloze stays 2)
+SHOT_PEOPLE = {"mc": {"llava": 1, "idefics2": 1}, "cloze": {"llava": 2, "idefics2": 1}}
+DEFAULT_FAMILY = "llava"  # families their code lacks (Qwen2-VL) take LLaVA's settings
+# the evaluation modes with a few-shot block, per task (their `mode in [...]` lists)
+FEW_SHOT_SPLITS = {"mc": ("forget", "retain", "test"), "cloze": ("forget", "retain", "test", "untouched")}
+SHOT_SOURCE = {"test": "forget"}  # test shots: the forget people's original questions and portraits
+
+
+def check_protocol(name: str) -> str:
+    if name not in PROTOCOLS:
+        raise ValueError(f"eval.protocol={name!r}: expected one of {list(PROTOCOLS)}")
+    return name
+
+
+def family_of(proc) -> str:
+    return getattr(proc, "family", DEFAULT_FAMILY)
+
+
+# --- The official strings -------------------------------------------------------------------------------
+def options_block(options: tuple[str, ...]) -> dict[str, str]:
+    return dict(zip(official.LETTERS, options))
+
+
+def render_mc(question: str, options: tuple[str, ...], multimodal: bool, shots: list[EvalItem] = ()) -> str:
+    shot = official.MC_FEW_SHOT_MULTIMODAL if multimodal else official.MC_FEW_SHOT_TEXT
+    head = "".join(shot.format(question=s.question, answer=official.LETTERS[s.answer_index],
+                               **options_block(s.options)) for s in shots)
+    return head + official.format_mc_prompt(question, options_block(options), multimodal)
+
+
+def render_generation(question: str, multimodal: bool) -> str:
+    return (official.GEN_PROMPT_MULTIMODAL if multimodal else official.GEN_PROMPT_TEXT).format(question=question)
+
+
+def render_cloze(question: str, multimodal: bool, shots: list[EvalItem] = ()) -> str:
+    shot = official.CLOZE_FEW_SHOT_MULTIMODAL if multimodal else official.CLOZE_FEW_SHOT_TEXT
+    head = "".join(shot.format(question=official.format_cloze_question(s.question), answer=s.answer)
+                   for s in shots)
+    query = official.CLOZE_PROMPT_MULTIMODAL if multimodal else official.CLOZE_PROMPT_TEXT
+    return head + query.format(question=official.format_cloze_question(question))
+
+
+def render(item: EvalItem, shots: list[EvalItem] = ()) -> str:
+    """The official prompt of one item, after its shots (same task and modality)."""
+    multimodal = item.modality == "multimodal"
+    if item.task == "mc":
+        return render_mc(item.question, item.options, multimodal, shots)
+    if item.task == "gen":
+        return render_generation(item.question, multimodal)
+    if item.task == "cloze":
+        return render_cloze(item.question, multimodal, shots)
+    raise ValueError(f"unknown task {item.task!r}: expected mc, gen or cloze")
+
+
+def official_max_new_tokens(family: str, item: EvalItem) -> int:
+    if item.task == "mc" and item.modality == "text":
+        return OFFICIAL_TEXT_MC_MAX_NEW_TOKENS.get(family, OFFICIAL_MAX_NEW_TOKENS)
+    return OFFICIAL_MAX_NEW_TOKENS
+
+
+def encode_prompt(proc, text: str, images: list) -> list[int]:
+    """Token ids of a rendered prompt, as their processor makes them: the whole string tokenized, bos first,
+    each `<image>` expanded into its image's tokens (`proc.image_ids`). A tokenizer without an `<image>`
+    token (Qwen2-VL) gets the text between placeholders tokenized piece by piece."""
+    if text.count(IMAGE_PLACEHOLDER) != len(images):
+        raise ValueError(f"prompt has {text.count(IMAGE_PLACEHOLDER)} {IMAGE_PLACEHOLDER} placeholders for "
+                         f"{len(images)} images")
+    tok = proc.tokenizer
+    bos = [tok.bos_token_id] if proc.adds_bos and tok.bos_token_id is not None else []
+    placeholder = tok.convert_tokens_to_ids(IMAGE_PLACEHOLDER)
+    if placeholder is not None and placeholder != tok.unk_token_id:
+        pieces, ids = iter(images), []
+        for t in tok.encode(text, add_special_tokens=False):
+            ids += proc.image_ids(next(pieces)) if t == placeholder else [t]
+        return bos + ids
+    parts = text.split(IMAGE_PLACEHOLDER)
+    ids = proc.words(parts[0])
+    for image, part in zip(images, parts[1:]):
+        ids += proc.image_ids(image) + proc.words(part)
+    return bos + ids
+
+
+# --- Protocols ------------------------------------------------------------------------------------------
+@dataclass
+class EmbeddedPrompts:
+    """The embedded protocol: the processor's own turn around the question (see the module docstring)."""
+
+    max_new_tokens: int | None = None
+    name = "embedded"
+
+    def example(self, proc, item: EvalItem) -> Example:
+        question = proc.letter_question(item.question, item.options) if item.task == "mc" else item.question
+        return prompt_example(proc, question, item.pixel_values)
+
+    def limit(self, item: EvalItem) -> int:
+        return self.max_new_tokens or EMBEDDED_MAX_NEW_TOKENS
+
+    def stop(self, model, proc):
+        """The end of the model's own turn (its template's stop token)."""
+        return proc.stop_token_id
+
+    def scored(self, items: list[EvalItem]) -> list[EvalItem]:
+        return items
+
+
+@dataclass
+class MllmuBenchPrompts:
+    """MLLMU-Bench's protocol. `shots[(split, task, modality)]`: the shot items shown before that split's
+    items of that task and modality; `max_new_tokens`: None for the official limits, else one for all."""
+
+    family: str = DEFAULT_FAMILY
+    shots: dict[tuple[str, str, str], list[EvalItem]] = field(default_factory=dict)
+    max_new_tokens: int | None = None
+    name = "mllmu_bench"
+
+    def text(self, item: EvalItem) -> str:
+        return render(item, self.shots.get((item.split, item.task, item.modality), []))
+
+    def example(self, proc, item: EvalItem) -> Example:
+        shots = self.shots.get((item.split, item.task, item.modality), [])
+        images = [s.pixel_values for s in shots] + [item.pixel_values] if item.modality == "multimodal" else []
+        ids = encode_prompt(proc, render(item, shots), images)
+        return Example(ids, [IGNORE] * len(ids), images or None)
+
+    def limit(self, item: EvalItem) -> int:
+        return self.max_new_tokens or official_max_new_tokens(self.family, item)
+
+    def stop(self, model, proc):
+        """What their `model.generate` stops at: the checkpoint's generation config (no chat turn to end)."""
+        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        return proc.stop_token_id if eos is None else eos
+
+    def scored(self, items: list[EvalItem]) -> list[EvalItem]:
+        """Items other than the shots' own questions (same split, task, person, modality, index)."""
+        used = {(key[0], key[1], s.person, s.modality, s.uid.rsplit("/", 1)[1])
+                for key, shots in self.shots.items() for s in shots}
+        return [it for it in items
+                if (it.split, it.task, it.person, it.modality, it.uid.rsplit("/", 1)[1]) not in used]
+
+    def shot_people(self) -> dict[str, list[int]]:
+        """`split/task` -> the people whose questions are shots (for the log and the report)."""
+        out: dict[str, list[int]] = defaultdict(list)
+        for (split, task, _), shots in sorted(self.shots.items()):
+            for s in shots:
+                if s.person not in out[f"{split}/{task}"]:
+                    out[f"{split}/{task}"].append(s.person)
+        return dict(out)
+
+
+def draw_shot_people(people: list[int], k: int, seed: int, split: str, task: str) -> list[int]:
+    """`random.sample(id_list, k)` as their eval.py draws, seeded per (seed, split, task)."""
+    return random.Random(f"{seed}/{split}/{task}").sample(people, min(k, len(people)))
+
+
+def few_shot(items_by_split: dict[str, list[EvalItem]], source, family: str, seed: int) -> dict:
+    """The shots per (split, task, modality). `source(split)` gives the items shots are taken from: the
+    split's own, or the forget split's for test (SHOT_SOURCE)."""
+    shots: dict[tuple[str, str, str], list[EvalItem]] = {}
+    for split, items in items_by_split.items():
+        people = list(dict.fromkeys(it.person for it in items))  # their id_list: the set's order
+        for task, splits in FEW_SHOT_SPLITS.items():
+            if split not in splits or not any(it.task == task for it in items):
+                continue
+            k = SHOT_PEOPLE[task].get(family, SHOT_PEOPLE[task][DEFAULT_FAMILY])
+            chosen = set(draw_shot_people(people, k, seed, split, task))
+            pool = source(SHOT_SOURCE.get(split, split))
+            for modality in ("multimodal", "text"):
+                shots[(split, task, modality)] = [it for it in pool if it.task == task and it.modality == modality
+                                                  and it.person in chosen]
+    return shots
+
+
+def make_prompts(name: str, proc, items_by_split: dict[str, list[EvalItem]] | None = None, source=None,
+                 seed: int = 0, use_few_shot: bool = True, max_new_tokens: int | None = None):
+    """The protocol object the evaluation calls: `example(proc, item)`, `limit(item)`, `scored(items)`."""
+    if check_protocol(name) == "embedded":
+        return EmbeddedPrompts(max_new_tokens)
+    family = family_of(proc)
+    shots = few_shot(items_by_split or {}, source, family, seed) if use_few_shot else {}
+    return MllmuBenchPrompts(family, shots, max_new_tokens)
