@@ -246,7 +246,8 @@ def test_pipeline_evaluates_the_tiny_model_under_the_mllmu_bench_protocol(tiny_m
     from unlearn.pipeline import RunContext, evaluate
 
     cfg = compose_config(["eval.protocol=mllmu_bench", "eval.mc_mode=generate", "eval.mc_also=null",
-                          "eval.max_people=4", "eval.max_new_tokens=3", "logger=none"], tmp_path / "run",
+                          "eval.max_people=4", "eval.max_new_tokens=3", "logger=none",
+                          "eval.tasks=[mc,gen,cloze]"], tmp_path / "run",
                          tmp_path / "cache")
     assert cfg.eval.scorer == "mllmu_bench"  # the protocol brings its scorer
     model, proc = tiny_model
