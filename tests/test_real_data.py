@@ -319,6 +319,10 @@ def test_clear_forget_row(clear_bench, clear_dir):
     gen = row["Generation_Task"]
     assert gen[0]["Type"] == "Image_Textual" and gen[0]["Question"] in C.IMAGE_CAPTION_QUESTIONS
     assert gen[0]["Ground_Truth"] == images[1]["caption"]
+    # the caption item carries CLEAR's paraphrase and perturbed captions (truth ratio); TOFU QA carries none
+    assert gen[0]["Paraphrased_Answer"] == pert[0]["paraphrased_caption"]
+    assert gen[0]["Perturbed_Answers"] == pert[0]["perturbed_captions"]
+    assert all(g["Perturbed_Answers"] is None and g["Paraphrased_Answer"] is None for g in gen[1:])
     tofu = [(g["Question"], g["Ground_Truth"]) for g in gen[1:]]
     assert all(g["Type"] == "Pure_Text" for g in gen[1:])
     # name in the answer only, in the question, and nowhere (carried from the question before it)

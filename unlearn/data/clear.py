@@ -208,12 +208,25 @@ def _eval_row(ID: int, name: str, images: list[dict], perturbed: dict, qa: list[
         mc.append(_mc(CAPTION_MC_QUESTION, caption, wrong_captions, rng, "caption"))
     k = (ID + test) % len(IMAGE_CAPTION_QUESTIONS)
     gen = [{"Question": IMAGE_CAPTION_QUESTIONS[k], "Ground_Truth": caption, "Type": "Image_Textual",
-            "attribute": "caption"}]
+            "attribute": "caption", **_caption_alternatives(extra, caption)}]
     if not test:
         gen += [{"Question": q, "Ground_Truth": a, "Type": "Pure_Text", "attribute": "tofu"} for q, a in qa]
     return {"ID": ID, "source_id": name, "name": name, "image": pick["image"],
             "Classification_Task": {"Image_Textual_Questions": mc, "Pure_Text_Questions": []},
             "Generation_Task": gen, "Mask_Task": []}
+
+
+def _caption_alternatives(extra: dict, caption: str) -> dict:
+    """Paraphrased_Answer / Perturbed_Answers of a caption item from its `_perturbed` row (CLEAR's truth
+    ratio pairs `paraphrased_caption` with `perturbed_captions`, config/mm/eval.yaml); absent without one."""
+    out = {}
+    para = extra.get("paraphrased_caption")
+    if para and para != caption:
+        out["Paraphrased_Answer"] = para
+    wrong = [c for c in dict.fromkeys(extra.get("perturbed_captions") or []) if c != caption]
+    if wrong:
+        out["Perturbed_Answers"] = wrong
+    return out
 
 
 def _train_rows(ID: int, name: str, images: list[dict], qa: list[tuple[str, str]]) -> list[dict]:
