@@ -72,7 +72,7 @@ from datasets import DatasetDict
 from unlearn.data.hub import (EVAL_FEATURES, TRAIN_FEATURES, field, image_value, lettered, load_config, raw_rows,
                               resolve_source, to_dataset)
 from unlearn.data.mllmu_bench import forget_percent
-from unlearn.data.schema import DataError, check_eval_rows, check_train_rows, fail
+from unlearn.data.schema import BadRows, DataError, check_eval_rows, check_train_rows, fail, split_name
 
 HUB_ID = "therem/CLEAR"
 FORGET_PERCENTS = (1, 5, 10)
@@ -103,35 +103,59 @@ def _pp(p: int) -> str:
     return f"{p:02d}"
 
 
-def _image_rows(rows, split: str) -> dict[str, list[dict]]:
+def _image_row(split: str, i: int, row: dict) -> tuple[str, dict]:
+    name = field(split, i, row, "name", str).strip()
+    caption = field(split, i, row, "caption", str).strip()
+    if "image" not in row:
+        fail(split, i, "missing field 'image'")
+    return name, {"image": image_value(split, i, row["image"]), "caption": caption, "row": i}
+
+
+def _image_rows(rows, split: str, bad: BadRows | None = None) -> dict[str, list[dict]]:
     """name -> that person's images in source order: [{image, caption, row}]."""
+    bad = bad or BadRows()
     people: dict[str, list[dict]] = {}
     for i, row in enumerate(rows):
-        name = field(split, i, row, "name", str).strip()
-        caption = field(split, i, row, "caption", str).strip()
-        if "image" not in row:
-            fail(split, i, "missing field 'image'")
-        people.setdefault(name, []).append({"image": image_value(split, i, row["image"]), "caption": caption,
-                                            "row": i})
+        got = bad.keep(_image_row, split, i, row)
+        if got is not None:
+            people.setdefault(got[0], []).append(got[1])
     if not people:
-        raise DataError(f"split '{split}' has no rows")
+        raise DataError(f"split '{split}' has no usable rows")
     return people
 
 
-def _perturbations(rows, split: str, allowed: set[str]) -> dict[tuple[str, str], dict]:
+def _perturbation(split: str, i: int, row: dict, allowed: set[str], owner: dict[str, str]):
+    caption = field(split, i, row, "caption", str).strip()
+    if "name" in row:
+        name = field(split, i, row, "name", str).strip()
+    else:  # the first revisions of the _perturbed configs had no `name`: the plain config's caption names it
+        name = owner.get(caption)
+        if name is None:
+            fail(split, i, "no field 'name' and the caption matches no image of the plain config",
+                 "no field 'name' (older CLEAR revision) and no plain-config image with this caption")
+    if name not in allowed:
+        return None  # retain_perturbed is shared by every forget percentage: skip who is forgotten here
+    entry = {"paraphrased_caption": field(split, i, row, "paraphrased_caption", str).strip()}
+    for key in ("perturbed_captions", "perturbed_names"):
+        if key == "perturbed_names" and key not in row:
+            continue  # older revisions: wrong names fall back to other people's, drawn with the seed
+        values = field(split, i, row, key, list, nonempty=False)
+        if any(not isinstance(v, str) or not v.strip() for v in values):
+            fail(split, i, f"field '{key}' has an empty or non-text entry")
+        entry[key] = [v.strip() for v in values]
+    return (name, caption), entry
+
+
+def _perturbations(rows, split: str, allowed: set[str], owner: dict[str, str] | None = None,
+                   bad: BadRows | None = None) -> dict[tuple[str, str], dict]:
+    """(name, caption) -> {paraphrased_caption, perturbed_captions[, perturbed_names]}. `owner`: caption ->
+    name of the plain configs, for the revisions without a `name` column."""
+    bad = bad or BadRows()
     out = {}
     for i, row in enumerate(rows):
-        name = field(split, i, row, "name", str).strip()
-        if name not in allowed:
-            continue  # retain_perturbed is shared by every forget percentage: skip who is forgotten here
-        caption = field(split, i, row, "caption", str).strip()
-        entry = {"paraphrased_caption": field(split, i, row, "paraphrased_caption", str).strip()}
-        for key in ("perturbed_captions", "perturbed_names"):
-            values = field(split, i, row, key, list, nonempty=False)
-            if any(not isinstance(v, str) or not v.strip() for v in values):
-                fail(split, i, f"field '{key}' has an empty or non-text entry")
-            entry[key] = [v.strip() for v in values]
-        out[(name, caption)] = entry
+        got = bad.keep(_perturbation, split, i, row, allowed, owner or {})
+        if got is not None:
+            out[got[0]] = got[1]
     return out
 
 
@@ -150,13 +174,17 @@ def _qa_rows(ds) -> list[tuple[int, dict]]:
     return out
 
 
-def _text_qa(ds, split: str, names: list[str]) -> dict[str, list[tuple[str, str]]]:
+def _text_qa(ds, split: str, names: list[str], bad: BadRows | None = None) -> dict[str, list[tuple[str, str]]]:
     """TOFU QA rows (null image) of a `+tofu` config, assigned to people (see the module docstring).
     Its image rows are skipped: they repeat the plain config's images."""
     found = []  # (row, question, answer, owner or None)
+    bad = bad or BadRows()
     for i, row in _qa_rows(ds):
-        question = field(split, i, row, "question", str).strip()
-        answer = field(split, i, row, "answer", str).strip()
+        pair = bad.keep(lambda: (field(split, i, row, "question", str).strip(),
+                                 field(split, i, row, "answer", str).strip()))
+        if pair is None:
+            continue
+        question, answer = pair
         owner = None
         for text in (question, answer):
             hits = [n for n in names if n.lower() in text.lower()]
@@ -195,25 +223,39 @@ def _mc(question: str, correct: str, wrong: list[str], rng: random.Random, attri
     return {"Question": question, "Options": options, "Correct_Answer": letter, "attribute": attribute}
 
 
-def _eval_row(ID: int, name: str, images: list[dict], perturbed: dict, qa: list[tuple[str, str]],
-              population: list[str], seed: int, test: bool) -> dict:
-    pick = next((im for im in images if (name, im["caption"]) in perturbed), images[0])
-    extra = perturbed.get((name, pick["caption"]), {})
-    rng = random.Random(f"{seed}/{'test' if test else 'eval'}/{name}")
-    wrong_names = _distractor_names(name, population, extra.get("perturbed_names"), rng)
-    mc = [_mc(TEST_NAME_QUESTION if test else NAME_QUESTION, name, wrong_names, rng, "name")]
-    caption = extra.get("paraphrased_caption", pick["caption"]) if test else pick["caption"]
-    wrong_captions = [c for c in dict.fromkeys(extra.get("perturbed_captions", [])) if c != caption]
-    if len(wrong_captions) >= 3:
-        mc.append(_mc(CAPTION_MC_QUESTION, caption, wrong_captions, rng, "caption"))
-    k = (ID + test) % len(IMAGE_CAPTION_QUESTIONS)
-    gen = [{"Question": IMAGE_CAPTION_QUESTIONS[k], "Ground_Truth": caption, "Type": "Image_Textual",
-            "attribute": "caption", **_caption_alternatives(extra, caption)}]
-    if not test:
-        gen += [{"Question": q, "Ground_Truth": a, "Type": "Pure_Text", "attribute": "tofu"} for q, a in qa]
-    return {"ID": ID, "source_id": name, "name": name, "image": pick["image"],
-            "Classification_Task": {"Image_Textual_Questions": mc, "Pure_Text_Questions": []},
-            "Generation_Task": gen, "Mask_Task": []}
+def _eval_rows(ID: int, name: str, images: list[dict], perturbed: dict, qa: list[tuple[str, str]],
+               population: list[str], seed: int, test: bool, every_image: bool = True) -> list[dict]:
+    """A person's eval rows: one per image (`every_image`, Image_Index = the image's position among the
+    person's images), or one showing the first image that has perturbations (else the first). Each row holds
+    that image's items; the person's TOFU QA (text-only) goes on the first row only, so it is asked once."""
+    if every_image:
+        picks = list(enumerate(images))
+    else:
+        k = next((k for k, im in enumerate(images) if (name, im["caption"]) in perturbed), 0)
+        picks = [(k, images[k])]
+    rows = []
+    for n, (k, im) in enumerate(picks):
+        extra = perturbed.get((name, im["caption"]), {})
+        where = f"{seed}/{'test' if test else 'eval'}/{name}" + (f"/{k}" if every_image else "")
+        rng = random.Random(where)
+        wrong_names = _distractor_names(name, population, extra.get("perturbed_names"), rng)
+        mc = [_mc(TEST_NAME_QUESTION if test else NAME_QUESTION, name, wrong_names, rng, "name")]
+        caption = extra.get("paraphrased_caption", im["caption"]) if test else im["caption"]
+        wrong_captions = [c for c in dict.fromkeys(extra.get("perturbed_captions", [])) if c != caption]
+        if len(wrong_captions) >= 3:
+            mc.append(_mc(CAPTION_MC_QUESTION, caption, wrong_captions, rng, "caption"))
+        q = (ID + k + test) % len(IMAGE_CAPTION_QUESTIONS) if every_image else (ID + test) % len(IMAGE_CAPTION_QUESTIONS)
+        # test items ask for the paraphrase; its own paraphrase is then the original caption
+        alternatives = _caption_alternatives(
+            {**extra, "paraphrased_caption": im["caption"]} if test and extra else extra, caption)
+        gen = [{"Question": IMAGE_CAPTION_QUESTIONS[q], "Ground_Truth": caption, "Type": "Image_Textual",
+                "attribute": "caption", **alternatives}]
+        if not test and n == 0:
+            gen += [{"Question": q_, "Ground_Truth": a, "Type": "Pure_Text", "attribute": "tofu"} for q_, a in qa]
+        rows.append({"ID": ID, "source_id": name, "name": name, "image": im["image"], "Image_Index": k,
+                     "Classification_Task": {"Image_Textual_Questions": mc, "Pure_Text_Questions": []},
+                     "Generation_Task": gen, "Mask_Task": []})
+    return rows
 
 
 def _caption_alternatives(extra: dict, caption: str) -> dict:
@@ -247,32 +289,48 @@ def _train_rows(ID: int, name: str, images: list[dict], qa: list[tuple[str, str]
     return rows
 
 
-def _untouched_rows(rows, split: str, start: int, question_field: str | None) -> list[dict]:
+def _untouched_row(split: str, i: int, row: dict, ID: int, question_field: str | None) -> dict:
+    answer = field(split, i, row, "answer", str).strip()
+    options = field(split, i, row, "options", list, nonempty=False)
+    wrong = [o.strip() for o in dict.fromkeys(o for o in options if isinstance(o, str)) if o.strip()
+             and o.strip() != answer]
+    if len(wrong) < 3:
+        fail(split, i, f"field 'options' has {len(wrong)} wrong options besides the answer; 3 are needed",
+             "field 'options' has fewer than 3 wrong options besides the answer")
+    question = field(split, i, row, question_field, str).strip() if question_field else NAME_QUESTION
+    if "image" not in row:
+        fail(split, i, "missing field 'image'")
+    image = image_value(split, i, row["image"])
+    config = split_name(split)
+    rng = random.Random(f"{config}/{i}")
+    return {"ID": ID, "source_id": f"{config}/{i}", "name": answer if question_field is None else "",
+            "image": image, "Image_Index": 0,
+            "Classification_Task": {"Image_Textual_Questions": [_mc(question, answer, wrong, rng, "untouched")],
+                                    "Pure_Text_Questions": []},
+            "Generation_Task": [], "Mask_Task": []}
+
+
+def _untouched_rows(rows, split: str, start: int, question_field: str | None,
+                    bad: BadRows | None = None) -> list[dict]:
+    """real_faces / real_world rows as four-option MC. CLEAR's own evaluation (config/mm/eval.yaml) and
+    MMUnlearner's CLEAR_eval.py put the answer among however many `options` a row has; our MC needs
+    four, so a row with fewer than three distinct wrong options is bad (skipped under `skip`)."""
+    bad = bad or BadRows()
     out = []
     for i, row in enumerate(rows):
-        answer = field(split, i, row, "answer", str).strip()
-        options = field(split, i, row, "options", list, nonempty=False)
-        wrong = [o.strip() for o in dict.fromkeys(o for o in options if isinstance(o, str)) if o.strip()
-                 and o.strip() != answer]
-        if len(wrong) < 3:
-            fail(split, i, f"field 'options' has {len(wrong)} wrong options besides the answer; 3 are needed")
-        question = field(split, i, row, question_field, str).strip() if question_field else NAME_QUESTION
-        if "image" not in row:
-            fail(split, i, "missing field 'image'")
-        image = image_value(split, i, row["image"])
-        rng = random.Random(f"{split.split()[0]}/{i}")
-        out.append({"ID": UNTOUCHED_ID_OFFSET + start + len(out), "source_id": f"{split.split()[0]}/{i}",
-                    "name": answer if question_field is None else "", "image": image,
-                    "Classification_Task": {"Image_Textual_Questions": [_mc(question, answer, wrong, rng, "untouched")],
-                                            "Pure_Text_Questions": []},
-                    "Generation_Task": [], "Mask_Task": []})
+        r = bad.keep(_untouched_row, split, i, row, UNTOUCHED_ID_OFFSET + start + len(out), question_field)
+        if r is not None:
+            out.append(r)
     return out
 
 
 def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | Path | None = None,
          perturbed: bool = True, text_qa: bool = True, untouched: tuple[str, ...] | list[str] = UNTOUCHED_CONFIGS,
-         seed: int = 0, key: str = "data.path") -> DatasetDict:
-    """The internal DatasetDict (train, forget_P, retain_{100-P}, test_P, untouched) for one forget split."""
+         seed: int = 0, key: str = "data.path", every_image: bool = True, bad: BadRows | None = None) -> DatasetDict:
+    """The internal DatasetDict (train, forget_P, retain_{100-P}, test_P, untouched) for one forget split.
+    `every_image`: one eval row per image of a person (else one per person). `bad`: the data.on_bad_row
+    policy, which also collects what was skipped (default: error)."""
+    bad = bad or BadRows()
     pct = forget_percent(forget_split, FORGET_PERCENTS, "clear")
     unknown = set(untouched) - set(UNTOUCHED_CONFIGS)
     if unknown:
@@ -285,8 +343,8 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
         return (raw_rows(ds) if rows else ds), label
 
     f_cfg, r_cfg = f"forget{_pp(pct)}", f"retain{_pp(100 - pct)}"
-    forget_people = _image_rows(*get(f_cfg))
-    retain_people = _image_rows(*get(r_cfg))
+    forget_people = _image_rows(*get(f_cfg), bad)
+    retain_people = _image_rows(*get(r_cfg), bad)
     both = set(forget_people) & set(retain_people)
     if both:
         raise DataError(f"people {sorted(both)[:5]} are in both {f_cfg} and {r_cfg} ({source})")
@@ -294,34 +352,34 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
     if len(population) < 4:
         raise DataError(f"{f_cfg} and {r_cfg} have {len(population)} people; four are needed for options A-D")
     ids = {name: k for k, name in enumerate(population)}
+    owner = {im["caption"]: n for people in (forget_people, retain_people) for n, ims in people.items() for im in ims}
 
     f_pert, r_pert = {}, {}
     if perturbed:
-        f_pert = _perturbations(*get(f"{f_cfg}_perturbed"), allowed=set(forget_people))
-        r_pert = _perturbations(*get("retain_perturbed"), allowed=set(retain_people))
+        f_pert = _perturbations(*get(f"{f_cfg}_perturbed"), allowed=set(forget_people), owner=owner, bad=bad)
+        r_pert = _perturbations(*get("retain_perturbed"), allowed=set(retain_people), owner=owner, bad=bad)
     f_qa, r_qa = {}, {}
     if text_qa:
-        f_qa = _text_qa(*get(f"{f_cfg}+tofu", rows=False), names=sorted(forget_people))
-        r_qa = _text_qa(*get(f"{r_cfg}+tofu", rows=False), names=sorted(retain_people))
+        f_qa = _text_qa(*get(f"{f_cfg}+tofu", rows=False), names=sorted(forget_people), bad=bad)
+        r_qa = _text_qa(*get(f"{r_cfg}+tofu", rows=False), names=sorted(retain_people), bad=bad)
 
     def rows_of(people, pert, qa, test=False):
-        return [_eval_row(ids[n], n, people[n], pert, qa.get(n, []), population, seed, test)
-                for n in sorted(people, key=ids.get)]
+        return [r for n in sorted(people, key=ids.get)
+                for r in _eval_rows(ids[n], n, people[n], pert, qa.get(n, []), population, seed, test, every_image)]
 
     splits = {f"forget_{pct}": rows_of(forget_people, f_pert, f_qa),
               f"retain_{100 - pct}": rows_of(retain_people, r_pert, r_qa),
               f"test_{pct}": rows_of(forget_people, f_pert, f_qa, test=True)}
     untouched_rows: list[dict] = []
     for config in untouched:
-        rows, label = get(config, split=None)
+        rows, label = get(config, split=None)  # real_world: published as `test`, now as `train`
         untouched_rows += _untouched_rows(rows, label, len(untouched_rows),
-                                          None if config == "real_faces" else "question")
+                                          None if config == "real_faces" else "question", bad)
     splits["untouched"] = untouched_rows
     train = [r for n in population
              for r in _train_rows(ids[n], n, (forget_people.get(n) or retain_people[n]),
                                   f_qa.get(n) or r_qa.get(n) or [])]
-    check_train_rows("train", train)
-    for name, rows in splits.items():
-        check_eval_rows(name, rows)
+    train = check_train_rows("train", train, bad=bad)
+    splits = {name: check_eval_rows(name, rows, bad=bad) for name, rows in splits.items()}
     return DatasetDict({"train": to_dataset(train, TRAIN_FEATURES),
                         **{name: to_dataset(rows, EVAL_FEATURES) for name, rows in splits.items()}})

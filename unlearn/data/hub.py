@@ -127,10 +127,12 @@ def image_value(split: str, i: int, value, what: str = "image") -> dict:
             with PILImage.open(io.BytesIO(value["bytes"])) as im:
                 im.verify()
         except Exception as err:
-            fail(split, i, f"field '{what}' is not a readable image ({type(err).__name__}: {err})")
+            fail(split, i, f"field '{what}' is not a readable image ({type(err).__name__}: {err})",
+                 f"field '{what}' is not a readable image")
         return {"bytes": value["bytes"], "path": None}
     if not Path(value["path"]).is_file():
-        fail(split, i, f"field '{what}' points to a missing file {value['path']!r}")
+        fail(split, i, f"field '{what}' points to a missing file {value['path']!r}",
+             f"field '{what}' points to a missing file")
     return {"bytes": None, "path": value["path"]}
 
 

@@ -27,7 +27,7 @@ class RowError(DataError):
     def __init__(self, split: str, row: int, msg: str, reason: str | None = None):
         super().__init__(f"split '{split}', row {row}: {msg}")
         self.split, self.row, self.msg = split, row, msg
-        self.reason = reason or re.sub(r"\[\d+\]", "[]", msg)
+        self.reason = re.sub(r"\[\d+\]", "[]", reason or msg)
 
 
 EVAL_FIELDS = ("ID", "name", "image", "Classification_Task", "Generation_Task", "Mask_Task")
@@ -72,6 +72,15 @@ class BadRows:
         if reason not in counts:
             log.warning("data.on_bad_row=skip: %s (first: %s)", reason, err)
         counts[reason] = counts.get(reason, 0) + 1
+
+    def note(self, split: str, reason: str, n: int = 1) -> None:
+        """Count `n` rows left out for a reason no single row carries (e.g. a forget ID with no test row);
+        under `error`, raise a DataError with `reason`."""
+        if self.mode == "error":
+            raise DataError(f"split '{split}': {reason}")
+        self.record(RowError(split, -1, reason), unit="row")
+        if n > 1:
+            self.skipped[split_name(split)][f"row dropped: {reason}"] += n - 1
 
     def keep(self, fn: Callable, *args, **kwargs):
         """`fn(*args, **kwargs)`, or None when it raised a RowError that `skip` drops."""
