@@ -394,7 +394,7 @@ def clear_copy(clear_dir, tmp_path):
 
 
 @pytest.mark.parametrize("config,edit,drop,match", [
-    ("forget10", None, ("name",), r"split 'forget10 \(.*\)', row 0: missing field 'name'"),
+    ("forget10", None, ("caption",), r"split 'forget10 \(.*\)', row 0: missing field 'caption'"),
     ("forget10", _set(1, ("image",), None), (), r"split 'forget10 \(.*\)', row 1: missing image in field 'image'"),
     ("retain90", _set(4, ("caption",), ""), (), r"split 'retain90 \(.*\)', row 4: field 'caption' is empty"),
     ("forget10_perturbed", _set(0, ("perturbed_names",), None), (),

@@ -103,25 +103,48 @@ def _pp(p: int) -> str:
     return f"{p:02d}"
 
 
-def _image_row(split: str, i: int, row: dict) -> tuple[str, dict]:
-    name = field(split, i, row, "name", str).strip()
+def _image_row(split: str, i: int, row: dict, owner: dict[str, str] | None = None) -> tuple[str, dict]:
     caption = field(split, i, row, "caption", str).strip()
+    if "name" in row or owner is None:
+        name = field(split, i, row, "name", str).strip()
+    else:  # a revision without `name` here: another config that has it names the caption's person
+        name = owner.get(caption)
+        if name is None:
+            fail(split, i, "no field 'name' and no other config names the person of this caption",
+                 "no field 'name' and no other config names the person of this caption")
     if "image" not in row:
         fail(split, i, "missing field 'image'")
     return name, {"image": image_value(split, i, row["image"]), "caption": caption, "row": i}
 
 
-def _image_rows(rows, split: str, bad: BadRows | None = None) -> dict[str, list[dict]]:
-    """name -> that person's images in source order: [{image, caption, row}]."""
+def _image_rows(rows, split: str, bad: BadRows | None = None, owner: dict[str, str] | None = None
+                ) -> dict[str, list[dict]]:
+    """name -> that person's images in source order: [{image, caption, row}]. `owner`: caption -> name from
+    other configs, for a config published without `name`."""
     bad = bad or BadRows()
     people: dict[str, list[dict]] = {}
     for i, row in enumerate(rows):
-        got = bad.keep(_image_row, split, i, row)
+        got = bad.keep(_image_row, split, i, row, owner)
         if got is not None:
             people.setdefault(got[0], []).append(got[1])
     if not people:
         raise DataError(f"split '{split}' has no usable rows")
     return people
+
+
+def _names_by_caption(get, configs) -> dict[str, str]:
+    """caption -> name from those of `configs` that exist and have both columns (images not read)."""
+    out: dict[str, str] = {}
+    for config in configs:
+        try:
+            ds, _ = get(config, rows=False)
+        except DataError:
+            continue
+        if {"caption", "name"} <= set(ds.column_names):
+            for row in ds.select_columns(["caption", "name"]).to_list():
+                if isinstance(row["caption"], str) and isinstance(row["name"], str) and row["name"].strip():
+                    out.setdefault(row["caption"].strip(), row["name"].strip())
+    return out
 
 
 def _perturbation(split: str, i: int, row: dict, allowed: set[str], owner: dict[str, str]):
@@ -343,8 +366,15 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
         return (raw_rows(ds) if rows else ds), label
 
     f_cfg, r_cfg = f"forget{_pp(pct)}", f"retain{_pp(100 - pct)}"
-    forget_people = _image_rows(*get(f_cfg), bad)
-    retain_people = _image_rows(*get(r_cfg), bad)
+
+    def people_of(config):
+        ds, label = get(config, rows=False)
+        owner = None if "name" in ds.column_names else _names_by_caption(get, ("full", f"{f_cfg}_perturbed",
+                                                                                "retain_perturbed"))
+        return _image_rows(raw_rows(ds), label, bad, owner)
+
+    forget_people = people_of(f_cfg)
+    retain_people = people_of(r_cfg)
     both = set(forget_people) & set(retain_people)
     if both:
         raise DataError(f"people {sorted(both)[:5]} are in both {f_cfg} and {r_cfg} ({source})")

@@ -188,10 +188,11 @@ def clear_text_qa(name: str, profile: dict) -> list[tuple[str, str]]:
 
 
 def write_clear_fixture(root: str | Path, num_people: int = 20, images_per_person: int = 2, seed: int = 0,
-                        image_size: int = 32, num_real_faces: int = 3, num_real_world: int = 2) -> Path:
+                        image_size: int = 32, num_real_faces: int = 3, num_real_world: int = 2,
+                        real_world_split: str = "train") -> Path:
     """A tiny CLEAR snapshot with every published config: full (+ default under data/), forget01/05/10,
-    retain99/95/90, their +tofu and _perturbed versions, retain_perturbed, real_faces and real_world (a `test`
-    split). forget01 / 05 / 10 hold the first 1 / 1 / 2 people of a seeded shuffle. forgetXX_perturbed leaves
+    retain99/95/90, their +tofu and _perturbed versions, retain_perturbed, real_faces and real_world (as a
+    `train` split, as the hub has it now; `real_world_split="test"` for the first revisions). forget01 / 05 / 10 hold the first 1 / 1 / 2 people of a seeded shuffle. forgetXX_perturbed leaves
     out each forget person's first image (the real ones are not row-aligned either); retain_perturbed covers
     the people never forgotten, up to five."""
     root = Path(root)
@@ -259,8 +260,8 @@ def write_clear_fixture(root: str | Path, num_people: int = 20, images_per_perso
         {"image": _png(portrait_variants(p.ID, seed, image_size, [0])[0]),
          "question": "What is the main colour of the background?", "answer": f"colour {k}",
          "options": [f"colour {k + j}" for j in range(1, 5)]} for k, p in enumerate(world)], CLEAR_WORLD_FEATURES,
-        split="test")
+        split=real_world_split)
     configs += [("retain_perturbed", "train", "retain_perturbed/train-*"),
-                ("real_faces", "train", "real_faces/train-*"), ("real_world", "test", "real_world/test-*")]
+                ("real_faces", "train", "real_faces/train-*"), ("real_world", real_world_split, f"real_world/{real_world_split}-*")]
     _readme(root, configs, "CLEAR")
     return root
