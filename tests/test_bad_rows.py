@@ -144,3 +144,27 @@ def test_clear_without_any_name_skips_with_a_reason(clear_dir, tmp_path):  # noq
     with pytest.raises(DataError, match=r"split 'forget10 \(.*\)', row 0: no field 'name' and no other config "
                                         r"names the person of this caption"):
         _benchmark(tmp_path, "clear", root, "data.on_bad_row=error")
+
+
+def test_embedded_benchmark_policies(cache_dir):
+    """mllmu_mini: `error` validates as before; `skip` keeps every (sound) generated row and reports nothing."""
+    from tests.conftest import SMALL
+    from unlearn.data.benchmark import load_mllmu_mini
+    strict = load_mllmu_mini(SMALL, "forget_10", cache_dir)
+    lenient = load_mllmu_mini(SMALL, "forget_10", cache_dir, on_bad_row="skip")
+    assert strict.skipped == lenient.skipped == {}
+    assert len(lenient.train) == len(strict.train) and len(lenient.eval["retain"]) == len(strict.eval["retain"])
+    with pytest.raises(DataError, match=r"data.on_bad_row='warn'"):
+        load_mllmu_mini(SMALL, "forget_10", cache_dir, on_bad_row="warn")
+
+
+def test_embedded_skip_drops_a_bad_generated_row(small_splits):
+    from unlearn.data.benchmark import _keep_good
+    from unlearn.data.schema import BadRows
+    retain = small_splits["retain_90"]
+    rows = retain.to_list()
+    rows[0]["Generation_Task"][0]["Ground_Truth"] = ""
+    bad = BadRows("skip")
+    kept = _keep_good("retain_90", retain.from_list(rows, features=retain.features), bad)
+    assert len(kept) == len(retain) and len(kept[0]["Generation_Task"]) == len(retain[0]["Generation_Task"]) - 1
+    assert bad.skipped == {"retain_90": {"question dropped: Generation_Task[] has an empty Ground_Truth": 1}}
