@@ -3,21 +3,53 @@
 Source: the hub dataset `therem/CLEAR`, or a directory holding a copy of that repository
 (`huggingface-cli download --repo-type dataset therem/CLEAR --local-dir DIR`, then `data.path=DIR`).
 
-The real format, as the loader expects it (sources at the end). CLEAR has the 200 fictitious authors of TOFU,
-each with about 19 generated images; a row is one *image*, not one person:
+The real format. CLEAR has the 200 fictitious authors of TOFU, each with about 19 generated images; a row is
+one *image*, not one person:
   * `forget01/05/10`, `retain99/95/90`, `full` (and `default`, the same under `data/`): `image`, `caption`
-    (a description of the image that names the person) and `name`.
+    (a description of the image) and `name`.
   * `forget01/05/10+tofu`, `retain99/95/90+tofu`, `full+tofu`: `image`, `caption`, `question`, `answer`
     and no `name`: the image rows again plus TOFU's text QA about the same authors, as rows whose `image` is
-    null (e.g. forget01+tofu: 35 image rows + 40 QA rows, TOFU's 20 per author).
+    null (forget01+tofu: 35 image rows + 40 QA rows, TOFU's 20 per author). No paraphrased or perturbed
+    answers: CLEAR's text-only evaluation is TOFU's own (its nlp/ code), not these configs.
   * `forget01/05/10_perturbed`, `retain_perturbed`: `image`, `caption`, `name`, `paraphrased_caption`,
-    `perturbed_captions` and `perturbed_names` (lists), used by CLEAR's truth-ratio evaluation and, for
-    face recognition, as the wrong options. Their rows need not match the plain config one to one
-    (forget10: 379 rows, forget10_perturbed: 378); they are joined on (name, caption), and rows of people
-    outside the split being built are ignored (retain_perturbed serves every forget percentage).
+    `perturbed_captions` and `perturbed_names` (lists), the inputs of CLEAR's truth ratio and, for face
+    recognition, the wrong options. Their rows need not match the plain config one to one (forget10: 379
+    rows, forget10_perturbed: 378); they are joined on (name, caption), and rows of people outside the split
+    being built are ignored (retain_perturbed serves every forget percentage).
   * `real_faces` (151 real celebrities): `image`, `answer` (the name), `options` (wrong names);
-    `real_world` (367 rows): `image`, `question`, `answer`, `options`, published as a `test` split.
-  Every config has one split (`train`, or `test` for real_world).
+    `real_world` (367 rows): `image`, `question`, `answer`, `options`.
+  Every config has one `train` split; `real_world` was first published as `test` (both are accepted).
+
+Which of these are confirmed, and where (the same findings for readers: docs/data_formats.md):
+  confirmed, hub card and viewer of therem/CLEAR (huggingface.co/datasets/therem/CLEAR, /viewer, /tree, commits):
+    - the 21 config names and row counts (viewer: forget01 35, forget01+tofu 75, forget10 379,
+      forget10_perturbed 378, retain_perturbed 395, real_faces 151, real_world 367, full 3.77k, ...), one split;
+    - plain configs: image, caption, name (`name` added in commit 4aeeb41, 2024-09-21; before: image, caption);
+    - +tofu: image, caption, question, answer (commit e3d92cf);
+    - _perturbed: image, caption, name, paraphrased_caption, perturbed_names, perturbed_captions (`name` and
+      `perturbed_names` added in commit 0b3faec, 2024-09-21; the first revisions b9a222a / fd13446 had only
+      image, caption, paraphrased_caption, perturbed_captions);
+    - real_faces: image, answer, options, split `train` (commit 2bf6316);
+    - real_world: first revision (a0eb756) question, answer, image, prompt, options in a `test` split (426
+      rows); that parquet was deleted (73a6323) and the config now ships `real_world/train-00000-of-00001.parquet`;
+    - image encoding: `dtype: image` columns, stored in parquet as {bytes, path} structs.
+  confirmed, CLEAR's code (somvy/multimodal_unlearning):
+    - +tofu rows with a null `image` are the text QA rows (mm/dataset.py, MMMixedDataset);
+    - IMAGE_CAPTION_QUESTIONS and the "random_faces" prompt (mm/dataset.py);
+    - its evaluation reads every row of forget10_perturbed / retain_perturbed / real_faces / real_world and
+      pairs caption -> paraphrased_caption + perturbed_captions and name -> perturbed_names, real_* answer ->
+      options (config/mm/eval.yaml).
+  confirmed, MMUnlearner's CLEAR_eval.py (xzz81/MMUnlearner): the face-recognition question
+    NAME_QUESTION with options = perturbed_names + the name; real_faces / real_world read `answer`, `options`,
+    `question`, inserting the answer among however many options a row has.
+  unconfirmed:
+    - that captions name the person (nothing here relies on it);
+    - that every `retain_perturbed` person is a retain person of every forget split (we ignore rows of
+      people outside the split instead of assuming it);
+    - that a snapshot older than 2024-09-21 can be used: with no `name` anywhere it cannot be split into
+      people; its rows are skipped with that reason, and the run stops when none are left.
+  corrected here: `real_world` is now a `train` split (the docstring and fixture said `test`); the first
+    `_perturbed` revisions lack `name` / `perturbed_names` (now joined on the caption, wrong names seeded).
 
 Mapping to the internal splits, for forget percentage P in {1, 5, 10} (configs `forget{P:02}` etc.):
   =======================================  ===========================================================
@@ -25,26 +57,36 @@ Mapping to the internal splits, for forget percentage P in {1, 5, 10} (configs `
   =======================================  ===========================================================
   forget{P:02} + retain{100-P:02}          train: per image, a caption pair and a name pair; per
    (+ their `+tofu` text QA)               person, one row with the person's TOFU QA
-  forget{P:02} (+ _perturbed, +tofu)       forget_P: one row per person
-  retain{100-P:02} (+ retain_perturbed,    retain_{100-P}: one row per person
+  forget{P:02} (+ _perturbed, +tofu)       forget_P: one row per image (`every_image`, the default)
+  retain{100-P:02} (+ retain_perturbed,    retain_{100-P}: one row per image
    +tofu)
-  forget{P:02}_perturbed                   test_P: the forget people with paraphrased prompts and the
-                                           paraphrased caption
+  forget{P:02}_perturbed                   test_P: the forget images asked with paraphrased prompts,
+                                           answered by the paraphrased caption
   real_faces, real_world                   untouched (no training rows)
   =======================================  ===========================================================
-A person's eval row carries one image (the first of theirs that has perturbations, else their first), so
-every multimodal item of the row is about that image:
-  * MC, multimodal: face recognition `NAME_QUESTION` with the name among three `perturbed_names` (CLEAR's
-    wrong names; without the perturbed configs, three other people's names drawn with the seed), and, where
-    `perturbed_captions` exist, `CAPTION_MC_QUESTION` with the caption among three perturbed captions.
-  * Generation, multimodal: one of CLEAR's caption prompts (`IMAGE_CAPTION_QUESTIONS`) -> the caption.
-  * Generation, text-only: the person's TOFU questions -> answers (from the `+tofu` configs).
+Eval rows, one per image of a person (CLEAR evaluates every image): the same `ID` on all of a person's rows,
+`Image_Index` = the image's position among the person's images in the plain config, and that image's items:
+  * MC, multimodal: face recognition `NAME_QUESTION` with the name among three `perturbed_names` of that
+    image (without them, three other people's names drawn with the seed), and, where the image has three
+    `perturbed_captions`, `CAPTION_MC_QUESTION` with the caption among them.
+  * Generation, multimodal: one of CLEAR's caption prompts (`IMAGE_CAPTION_QUESTIONS`) -> the caption, with
+    `Paraphrased_Answer` (paraphrased_caption) and `Perturbed_Answers` (perturbed_captions) where the image
+    has a `_perturbed` row (truth ratio); without one they are null.
+  * Generation, text-only: the person's TOFU questions -> answers (from the `+tofu` configs), on the row with
+    Image_Index 0 only, so that they are asked once; no paraphrased / perturbed answers (none published).
   * Not available, left empty: text-only MC (CLEAR has no options for TOFU QA) and cloze (`Mask_Task`).
-test_P: the forget people's same image (CLEAR has no held-out images) asked with CLEAR's other recognition
-prompt (`TEST_NAME_QUESTION`) and the next caption prompt, answered by `paraphrased_caption` (the caption
-when no paraphrase is published); TOFU QA is left out (CLEAR publishes no paraphrased text questions).
-IDs: people get 0..N-1 in the sorted order of their names (the same for every forget percentage);
-untouched rows get `UNTOUCHED_ID_OFFSET` + their position; `source_id` keeps the name (or row index).
+`every_image=False` keeps the earlier layout: one row per person, showing the first image that has
+perturbations (else the first). test_P: the forget people's same images (CLEAR has no held-out images) asked
+with CLEAR's other recognition prompt (`TEST_NAME_QUESTION`) and the next caption prompt, answered by
+`paraphrased_caption` (whose own paraphrase is then the caption); TOFU QA is left out (CLEAR publishes no
+paraphrased text questions). IDs: people get 0..N-1 in the sorted order of their names (the same for every
+forget percentage); untouched rows get `UNTOUCHED_ID_OFFSET` + their position; `source_id` keeps the name.
+
+Rows that cannot be used follow `data.on_bad_row` (unlearn/data/schema.py): `error` stops naming split, row
+and field; `skip` drops the row (or its one bad question) and counts it. A plain config without `name`
+takes it from `full` / the `_perturbed` configs by caption; a `_perturbed` row without `name` is joined on
+its caption alone; without `perturbed_names` the wrong names are drawn as without the perturbed configs.
+A real_faces / real_world row with fewer than three distinct wrong options is bad (our MC has four options).
 
 TOFU QA rows carry no name. A QA belongs to the person of that side (forget or retain) whose full name
 appears in its question, else in its answer (the longest name if several match); a QA naming nobody
@@ -52,13 +94,6 @@ belongs to the person of the closest QA before it (TOFU lists each author's 20 q
 the start, after it. Text forms: a TOFU question is text-only as published; its multimodal form replaces
 the full name with "this person" (the inverse of the MANU rule used for MLLMU-Bench). A caption pair's
 text-only form asks `CAPTION_TEXT_QUESTION` ("Describe a picture of <name>.").
-
-Sources: the hub card of therem/CLEAR (config names, features, row counts, real_world as a `test` split);
-somvy/multimodal_unlearning (the authors' code) mm/dataset.py (IMAGE_CAPTION_QUESTIONS, the "random_faces"
-prompt, +tofu rows with a null image are QA rows) and config/mm/eval.yaml (which configs and keys their
-evaluation pairs: perturbed_captions, perturbed_names, paraphrased_caption, real_faces / real_world
-`options`); xzz81/MMUnlearner CLEAR_eval.py (MMUnlearner's evaluation: face-recognition question, options =
-perturbed names + the name, real_faces `answer` + `options`).
 """
 
 from __future__ import annotations

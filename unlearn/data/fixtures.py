@@ -6,7 +6,18 @@ and a README.md whose YAML `configs:` block maps configs to files, so `datasets.
 and the loaders read them exactly as they read the real data. The README carries only the `configs:` block
 (the real cards also list `dataset_info`; the parquet files carry their features themselves). People and
 portraits come from the embedded generator (unlearn/data/people.py, portraits.py). `edit_fixture` rewrites
-one config's rows (to corrupt a field in a test). Writing both takes about a second.
+one config's rows (to corrupt a field in a test, or drop columns as an older revision lacks them). Writing
+both takes about a second.
+
+How faithful they are (sources and the full list: the loaders' docstrings and docs/data_formats.md):
+  confirmed against the cards / official code: config names and folder layout (`<config>/train-*`, Test_Set
+    in two shards, CLEAR's `default` under `data/`), one split per config (`train`; CLEAR's `real_world`
+    now `train`, `real_world_split="test"` writes the first revision's), column names and nesting, string
+    IDs, ft_Data `metadata` as a JSON string, Test_Set `images` as a list, images as {bytes, path} structs
+    (PNG bytes here), +tofu QA rows with a null image and no `name`, `_perturbed` rows not aligned with the
+    plain config (each forget person's first image has none).
+  ours, not the benchmarks': the people, texts and portraits; the sizes (20 people, 2 images each); which
+    people are forgotten; real_faces giving 4 `options` (the real count per row is not known here).
 """
 
 from __future__ import annotations

@@ -45,12 +45,42 @@ and the like (`CLEAN_PHRASES`). Differences from their dataset, which are forced
 one `answer` serves both forms (the rewritten answer is kept as `text_answer`), and the name question
 stays in the training rows in both forms (they drop it from the text-only set).
 
-Sources: franciscoliu/MANU data_process/data_preprocess.py (metadata parsing, name rule),
-data_process/prune_data_creation.py (image + ID + metadata-as-JSON-string parquet layout) and eval.py
-(task fields, `images` in test mode, prompts); YokeYao/MLLMU-Bench eval.py (a copy of the official
-franciscoliu/MLLMU-Bench eval.py: config folders, `train-00000-of-00001.parquet`, Test_Set as several
-parquet shards); the hub card (config names, row counts, Full_Set features) and the MMUnlearner issue
-threads Z1zs/MMUnlearner#2 and #4 (only ft_Data has `metadata`; Full_Set columns).
+Which of these are confirmed, and where (the same findings for readers: docs/data_formats.md):
+  confirmed, hub card and viewer of MLLMMU/MLLMU-Bench (huggingface.co/datasets/MLLMMU/MLLMU-Bench, /viewer,
+  /tree, README.md at refs/pr/3):
+    - the ten config names and row counts (Full_Set 500, ft_Data 500, forget_5/10/15 25/50/75,
+      retain_95/90/85 475/450/425, Test_Set 500, Retain_Set 153), each one `train` split;
+    - Full_Set features: image (`dtype: image`), ID (`dtype: string`), Directory, biography, question, answer,
+      Classification_Task {Image_Textual_Questions, Pure_Text_Questions: [{Correct_Answer, Options{A-D},
+      Question}]}, Generation_Task [{Ground_Truth, Question, Type}] (earlier card revisions 5c58a05 / 2278901
+      list the forget configs without `Directory`; nothing here reads it);
+    - files: `<config>/train-00000-of-00001.parquet`; Test_Set as train-00000-of-00002 and -00001-of-00002.
+  confirmed, official code (franciscoliu/MLLMU-Bench eval.py, read through its copy YokeYao/MLLMU-Bench eval.py;
+  the same code in franciscoliu/MANU eval.py):
+    - images read as `row["image"]["bytes"]` (the {bytes, path} encoding);
+    - Test_Set rows carry `images`, a list of images, one drawn at random per row in test mode;
+    - Test_Set is filtered to the forget IDs (`df['ID'].isin(forget IDs)`), so forget and Test_Set IDs are the
+      same strings;
+    - Correct_Answer is the option letter, compared as published with the upper-cased first character of the
+      reply; Mask_Task entries are {Question, Ground_Truth, Type} with the blank written `__`.
+  confirmed, MANU's code (franciscoliu/MANU): ft_Data-style parquet = image + ID (string) + metadata (a JSON
+    string of [{Question, Answer}]) (data_process/prune_data_creation.py writes exactly these Features;
+    data_preprocess.py reads `json.loads(row['metadata'])` and skips pairs without Question or Answer); only
+    ft_Data has `metadata` (issue Z1zs/MMUnlearner#4: Full_Set columns listed without it).
+  unconfirmed:
+    - ft_Data's own features on the card (not in the card excerpts found; the MANU code above is the evidence);
+    - Test_Set's features on the card (the `images` list comes from the official code only);
+    - that Retain_Set IDs may repeat fictitious IDs (untouched IDs are offset anyway, so nothing depends on it);
+    - Correct_Answer always upper-case and four non-empty options: the official scorer assumes it; a row that
+      breaks it is handled by `data.on_bad_row` (the question is dropped under `skip`).
+  corrected here: nothing in the format; what a deviating row costs is now `data.on_bad_row`.
+
+Rows that cannot be used follow `data.on_bad_row` (unlearn/data/schema.py): `error` stops naming split, row
+and field; `skip` drops what cannot be scored and counts it per split and reason. Under `skip`, a metadata
+pair without Question or Answer is dropped alone (as MANU's loaders do); a profile without a name question
+is dropped from training (MANU's text-only dataset would fail on it) and, with it, that person's eval rows
+(nothing taught, nothing to unlearn); a question whose Correct_Answer is not one of A-D with a non-empty
+option is dropped alone (the official scorer could never count it right, so it is not repaired).
 """
 
 from __future__ import annotations
