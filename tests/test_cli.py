@@ -37,6 +37,7 @@ def test_finetune_then_manu(tmp_path):
     out = tmp_path / "manu1"
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["method"] == "manu" and summary["source_model"] == str(vanilla)
+    assert summary["skipped_rows"] == {}  # data.on_bad_row: nothing skipped in the embedded benchmark
     for f in ("mask.safetensors", "summary.json", "pruned_per_layer.png", "activation_by_modality.png"):
         assert (out / "manu" / f).is_file(), f
     # raw replies are kept: re-scoring with the run's own scorer gives back its metrics, another scorer writes

@@ -66,6 +66,13 @@ def mllmu(mllmu_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clear_bench(clear_dir, tmp_path_factory):
+    """The one-row-per-person layout (data.spec.every_image=false)."""
+    return _benchmark(tmp_path_factory.mktemp("run"), "clear", clear_dir, "data.spec.every_image=false")
+
+
+@pytest.fixture(scope="module")
+def clear_every(clear_dir, tmp_path_factory):
+    """The default layout: one eval row per image."""
     return _benchmark(tmp_path_factory.mktemp("run"), "clear", clear_dir)
 
 
@@ -271,13 +278,13 @@ def _each(change, where=lambda r: True):
 def test_corrupted_mllmu_is_named(mllmu_copy, tmp_path, config, edit, drop, match):
     edit_fixture(mllmu_copy, config, edit, drop=drop)
     with pytest.raises(DataError, match=match):
-        _benchmark(tmp_path, "mllmu_bench", mllmu_copy)
+        _benchmark(tmp_path, "mllmu_bench", mllmu_copy, "data.on_bad_row=error")
 
 
 def test_forget_id_missing_from_test_set_is_named(mllmu_copy, tmp_path):
     edit_fixture(mllmu_copy, "Test_Set", lambda rows: [r for r in rows if r["ID"] != "106"])
     with pytest.raises(DataError, match=r"Test_Set \(.*\) has no row for the forget_10 IDs \['106'\]"):
-        _benchmark(tmp_path, "mllmu_bench", mllmu_copy)
+        _benchmark(tmp_path, "mllmu_bench", mllmu_copy, "data.on_bad_row=error")
 
 
 # --- CLEAR ------------------------------------------------------------------------------------------------------
@@ -319,6 +326,10 @@ def test_clear_forget_row(clear_bench, clear_dir):
     gen = row["Generation_Task"]
     assert gen[0]["Type"] == "Image_Textual" and gen[0]["Question"] in C.IMAGE_CAPTION_QUESTIONS
     assert gen[0]["Ground_Truth"] == images[1]["caption"]
+    # the caption item carries CLEAR's paraphrase and perturbed captions (truth ratio); TOFU QA carries none
+    assert gen[0]["Paraphrased_Answer"] == pert[0]["paraphrased_caption"]
+    assert gen[0]["Perturbed_Answers"] == pert[0]["perturbed_captions"]
+    assert all(g["Perturbed_Answers"] is None and g["Paraphrased_Answer"] is None for g in gen[1:])
     tofu = [(g["Question"], g["Ground_Truth"]) for g in gen[1:]]
     assert all(g["Type"] == "Pure_Text" for g in gen[1:])
     # name in the answer only, in the question, and nowhere (carried from the question before it)
@@ -368,7 +379,7 @@ def test_clear_training_rows(clear_bench, clear_dir):
 
 def test_clear_without_perturbed_or_text_configs(clear_dir, tmp_path):
     b = _benchmark(tmp_path, "clear", clear_dir, "data.spec.perturbed=false", "data.spec.text_qa=false",
-                   "data.spec.untouched=[real_faces]", "data.forget_split=forget_1")
+                   "data.spec.untouched=[real_faces]", "data.forget_split=forget_1", "data.spec.every_image=false")
     assert b.forget_split == "forget_1" and len(b.eval["forget"]) == 1 and len(b.eval["untouched"]) == 3
     for row in b.eval["forget"]:
         assert len(row["Classification_Task"]["Image_Textual_Questions"]) == 1
@@ -383,7 +394,7 @@ def clear_copy(clear_dir, tmp_path):
 
 
 @pytest.mark.parametrize("config,edit,drop,match", [
-    ("forget10", None, ("name",), r"split 'forget10 \(.*\)', row 0: missing field 'name'"),
+    ("forget10", None, ("caption",), r"split 'forget10 \(.*\)', row 0: missing field 'caption'"),
     ("forget10", _set(1, ("image",), None), (), r"split 'forget10 \(.*\)', row 1: missing image in field 'image'"),
     ("retain90", _set(4, ("caption",), ""), (), r"split 'retain90 \(.*\)', row 4: field 'caption' is empty"),
     ("forget10_perturbed", _set(0, ("perturbed_names",), None), (),
@@ -397,7 +408,13 @@ def clear_copy(clear_dir, tmp_path):
 def test_corrupted_clear_is_named(clear_copy, tmp_path, config, edit, drop, match):
     edit_fixture(clear_copy, config, edit, drop=drop)
     with pytest.raises(DataError, match=match):
-        _benchmark(tmp_path, "clear", clear_copy)
+        _benchmark(tmp_path, "clear", clear_copy, "data.on_bad_row=error")
+
+
+def test_corrupted_clear_raises_under_error(clear_copy, tmp_path):
+    edit_fixture(clear_copy, "forget10", _set(1, ("image",), None))
+    with pytest.raises(DataError, match=r"split 'forget10 \(.*\)', row 1: missing image in field 'image'"):
+        _benchmark(tmp_path, "clear", clear_copy, "data.on_bad_row=error")
 
 
 def test_clear_missing_config_is_named(clear_copy, tmp_path):

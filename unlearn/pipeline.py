@@ -241,7 +241,8 @@ def run(cfg: DictConfig) -> dict:
         if cfg.method.name == "finetune" and not cfg.model.path:  # the vanilla model later runs start from
             build_cached_dir(vanilla_path(cfg), lambda tmp: save_model(ctx.model, processor, tmp))
         summary = {"method": cfg.method.name, "seed": cfg.seed, "source_model": str(source), "metrics": metrics,
-                   "artifacts": ctx.artifacts}
+                   "artifacts": ctx.artifacts,
+                   "skipped_rows": benchmark.skipped}  # data.on_bad_row=skip: {split: {reason: count}}
         write_json(out_dir / "metrics.json", summary)
         write_json(out_dir / "items.json", records)
         table = before_after_table(metrics)

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from datasets import DatasetDict
 
 from unlearn.data import clear, mllmu_bench, mllmu_mini
-from unlearn.data.schema import DataError
+from unlearn.data.schema import BadRows, DataError, check_eval_rows, check_train_rows
 
+log = logging.getLogger(__name__)
 EVAL_SPLITS = ("forget", "retain", "test", "untouched")
 
 
 class Benchmark:
-    def __init__(self, splits: DatasetDict, forget_split: str, name: str = "benchmark"):
+    """`skipped`: what the loader left out under data.on_bad_row=skip, {split: {reason: count}} (empty when
+    nothing was skipped), for the log and metrics.json (`skipped_rows`)."""
+
+    def __init__(self, splits: DatasetDict, forget_split: str, name: str = "benchmark",
+                 skipped: dict[str, dict[str, int]] | None = None):
         self.name = name
+        self.skipped = skipped or {}
         forgets = sorted((s for s in splits if s.startswith("forget_")), key=lambda s: int(s.split("_")[1]))
         if forget_split not in forgets:
             raise DataError(f"data.forget_split={forget_split!r} is not a split of {name}; available: {forgets}")
@@ -40,23 +47,44 @@ class Benchmark:
         return self.train.filter(lambda row: row["ID"] in ids)
 
 
-def load_mllmu_mini(spec: mllmu_mini.MiniSpec, forget_split: str, cache_dir: str | Path) -> Benchmark:
+def load_mllmu_mini(spec: mllmu_mini.MiniSpec, forget_split: str, cache_dir: str | Path,
+                    on_bad_row: str = "error") -> Benchmark:
+    """The embedded benchmark. Its rows are generated, so a bad one is a bug: `error` (the default) stops."""
+    bad = BadRows(on_bad_row)
     splits = mllmu_mini.load_or_build(spec, cache_dir)
-    mllmu_mini.validate(splits)
-    return Benchmark(splits, forget_split, name="mllmu_mini")
+    if bad.mode == "error":
+        mllmu_mini.validate(splits)
+    else:
+        splits = DatasetDict({name: _keep_good(name, ds, bad) for name, ds in splits.items()})
+    return Benchmark(splits, forget_split, name="mllmu_mini", skipped=bad.skipped)
+
+
+def _keep_good(name: str, ds, bad: BadRows):
+    check = check_train_rows if name == "train" else check_eval_rows
+    kept = check(name, ds, bad=bad)
+    return ds if len(kept) == len(ds) and name not in bad.skipped else ds.from_list(kept, features=ds.features)
 
 
 def load_mllmu_bench(path: str, forget_split: str, cache_dir: str | Path | None = None, test_image="random",
-                     seed: int = 0, text_rule: str = "manu") -> Benchmark:
+                     seed: int = 0, text_rule: str = "manu", on_bad_row: str = "error") -> Benchmark:
     """MLLMU-Bench from the hub id or a local snapshot at `path` (see unlearn/data/mllmu_bench.py)."""
+    bad = BadRows(on_bad_row)
     splits = mllmu_bench.load(path, forget_split, cache_dir=cache_dir, test_image=test_image, seed=seed,
-                              text_rule=text_rule)
-    return Benchmark(splits, forget_split, name="mllmu_bench")
+                              text_rule=text_rule, bad=bad)
+    return _benchmark(splits, forget_split, "mllmu_bench", bad)
 
 
 def load_clear(path: str, forget_split: str, cache_dir: str | Path | None = None, perturbed: bool = True,
-               text_qa: bool = True, untouched=clear.UNTOUCHED_CONFIGS, seed: int = 0) -> Benchmark:
+               text_qa: bool = True, untouched=clear.UNTOUCHED_CONFIGS, seed: int = 0, every_image: bool = True,
+               on_bad_row: str = "error") -> Benchmark:
     """CLEAR from the hub id or a local snapshot at `path` (see unlearn/data/clear.py)."""
+    bad = BadRows(on_bad_row)
     splits = clear.load(path, forget_split, cache_dir=cache_dir, perturbed=perturbed, text_qa=text_qa,
-                        untouched=tuple(untouched), seed=seed)
-    return Benchmark(splits, forget_split, name="clear")
+                        untouched=tuple(untouched), seed=seed, every_image=every_image, bad=bad)
+    return _benchmark(splits, forget_split, "clear", bad)
+
+
+def _benchmark(splits: DatasetDict, forget_split: str, name: str, bad: BadRows) -> Benchmark:
+    if bad.skipped:
+        log.warning("%s: data.on_bad_row=skip left out %d rows/questions: %s", name, bad.total(), bad.skipped)
+    return Benchmark(splits, forget_split, name=name, skipped=bad.skipped)

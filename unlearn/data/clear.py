@@ -3,21 +3,53 @@
 Source: the hub dataset `therem/CLEAR`, or a directory holding a copy of that repository
 (`huggingface-cli download --repo-type dataset therem/CLEAR --local-dir DIR`, then `data.path=DIR`).
 
-The real format, as the loader expects it (sources at the end). CLEAR has the 200 fictitious authors of TOFU,
-each with about 19 generated images; a row is one *image*, not one person:
+The real format. CLEAR has the 200 fictitious authors of TOFU, each with about 19 generated images; a row is
+one *image*, not one person:
   * `forget01/05/10`, `retain99/95/90`, `full` (and `default`, the same under `data/`): `image`, `caption`
-    (a description of the image that names the person) and `name`.
+    (a description of the image) and `name`.
   * `forget01/05/10+tofu`, `retain99/95/90+tofu`, `full+tofu`: `image`, `caption`, `question`, `answer`
     and no `name`: the image rows again plus TOFU's text QA about the same authors, as rows whose `image` is
-    null (e.g. forget01+tofu: 35 image rows + 40 QA rows, TOFU's 20 per author).
+    null (forget01+tofu: 35 image rows + 40 QA rows, TOFU's 20 per author). No paraphrased or perturbed
+    answers: CLEAR's text-only evaluation is TOFU's own (its nlp/ code), not these configs.
   * `forget01/05/10_perturbed`, `retain_perturbed`: `image`, `caption`, `name`, `paraphrased_caption`,
-    `perturbed_captions` and `perturbed_names` (lists), used by CLEAR's truth-ratio evaluation and, for
-    face recognition, as the wrong options. Their rows need not match the plain config one to one
-    (forget10: 379 rows, forget10_perturbed: 378); they are joined on (name, caption), and rows of people
-    outside the split being built are ignored (retain_perturbed serves every forget percentage).
+    `perturbed_captions` and `perturbed_names` (lists), the inputs of CLEAR's truth ratio and, for face
+    recognition, the wrong options. Their rows need not match the plain config one to one (forget10: 379
+    rows, forget10_perturbed: 378); they are joined on (name, caption), and rows of people outside the split
+    being built are ignored (retain_perturbed serves every forget percentage).
   * `real_faces` (151 real celebrities): `image`, `answer` (the name), `options` (wrong names);
-    `real_world` (367 rows): `image`, `question`, `answer`, `options`, published as a `test` split.
-  Every config has one split (`train`, or `test` for real_world).
+    `real_world` (367 rows): `image`, `question`, `answer`, `options`.
+  Every config has one `train` split; `real_world` was first published as `test` (both are accepted).
+
+Which of these are confirmed, and where (the same findings for readers: docs/data_formats.md):
+  confirmed, hub card and viewer of therem/CLEAR (huggingface.co/datasets/therem/CLEAR, /viewer, /tree, commits):
+    - the 21 config names and row counts (viewer: forget01 35, forget01+tofu 75, forget10 379,
+      forget10_perturbed 378, retain_perturbed 395, real_faces 151, real_world 367, full 3.77k, ...), one split;
+    - plain configs: image, caption, name (`name` added in commit 4aeeb41, 2024-09-21; before: image, caption);
+    - +tofu: image, caption, question, answer (commit e3d92cf);
+    - _perturbed: image, caption, name, paraphrased_caption, perturbed_names, perturbed_captions (`name` and
+      `perturbed_names` added in commit 0b3faec, 2024-09-21; the first revisions b9a222a / fd13446 had only
+      image, caption, paraphrased_caption, perturbed_captions);
+    - real_faces: image, answer, options, split `train` (commit 2bf6316);
+    - real_world: first revision (a0eb756) question, answer, image, prompt, options in a `test` split (426
+      rows); that parquet was deleted (73a6323) and the config now ships `real_world/train-00000-of-00001.parquet`;
+    - image encoding: `dtype: image` columns, stored in parquet as {bytes, path} structs.
+  confirmed, CLEAR's code (somvy/multimodal_unlearning):
+    - +tofu rows with a null `image` are the text QA rows (mm/dataset.py, MMMixedDataset);
+    - IMAGE_CAPTION_QUESTIONS and the "random_faces" prompt (mm/dataset.py);
+    - its evaluation reads every row of forget10_perturbed / retain_perturbed / real_faces / real_world and
+      pairs caption -> paraphrased_caption + perturbed_captions and name -> perturbed_names, real_* answer ->
+      options (config/mm/eval.yaml).
+  confirmed, MMUnlearner's CLEAR_eval.py (xzz81/MMUnlearner): the face-recognition question
+    NAME_QUESTION with options = perturbed_names + the name; real_faces / real_world read `answer`, `options`,
+    `question`, inserting the answer among however many options a row has.
+  unconfirmed:
+    - that captions name the person (nothing here relies on it);
+    - that every `retain_perturbed` person is a retain person of every forget split (we ignore rows of
+      people outside the split instead of assuming it);
+    - that a snapshot older than 2024-09-21 can be used: with no `name` anywhere it cannot be split into
+      people; its rows are skipped with that reason, and the run stops when none are left.
+  corrected here: `real_world` is now a `train` split (the docstring and fixture said `test`); the first
+    `_perturbed` revisions lack `name` / `perturbed_names` (now joined on the caption, wrong names seeded).
 
 Mapping to the internal splits, for forget percentage P in {1, 5, 10} (configs `forget{P:02}` etc.):
   =======================================  ===========================================================
@@ -25,26 +57,36 @@ Mapping to the internal splits, for forget percentage P in {1, 5, 10} (configs `
   =======================================  ===========================================================
   forget{P:02} + retain{100-P:02}          train: per image, a caption pair and a name pair; per
    (+ their `+tofu` text QA)               person, one row with the person's TOFU QA
-  forget{P:02} (+ _perturbed, +tofu)       forget_P: one row per person
-  retain{100-P:02} (+ retain_perturbed,    retain_{100-P}: one row per person
+  forget{P:02} (+ _perturbed, +tofu)       forget_P: one row per image (`every_image`, the default)
+  retain{100-P:02} (+ retain_perturbed,    retain_{100-P}: one row per image
    +tofu)
-  forget{P:02}_perturbed                   test_P: the forget people with paraphrased prompts and the
-                                           paraphrased caption
+  forget{P:02}_perturbed                   test_P: the forget images asked with paraphrased prompts,
+                                           answered by the paraphrased caption
   real_faces, real_world                   untouched (no training rows)
   =======================================  ===========================================================
-A person's eval row carries one image (the first of theirs that has perturbations, else their first), so
-every multimodal item of the row is about that image:
-  * MC, multimodal: face recognition `NAME_QUESTION` with the name among three `perturbed_names` (CLEAR's
-    wrong names; without the perturbed configs, three other people's names drawn with the seed), and, where
-    `perturbed_captions` exist, `CAPTION_MC_QUESTION` with the caption among three perturbed captions.
-  * Generation, multimodal: one of CLEAR's caption prompts (`IMAGE_CAPTION_QUESTIONS`) -> the caption.
-  * Generation, text-only: the person's TOFU questions -> answers (from the `+tofu` configs).
+Eval rows, one per image of a person (CLEAR evaluates every image): the same `ID` on all of a person's rows,
+`Image_Index` = the image's position among the person's images in the plain config, and that image's items:
+  * MC, multimodal: face recognition `NAME_QUESTION` with the name among three `perturbed_names` of that
+    image (without them, three other people's names drawn with the seed), and, where the image has three
+    `perturbed_captions`, `CAPTION_MC_QUESTION` with the caption among them.
+  * Generation, multimodal: one of CLEAR's caption prompts (`IMAGE_CAPTION_QUESTIONS`) -> the caption, with
+    `Paraphrased_Answer` (paraphrased_caption) and `Perturbed_Answers` (perturbed_captions) where the image
+    has a `_perturbed` row (truth ratio); without one they are null.
+  * Generation, text-only: the person's TOFU questions -> answers (from the `+tofu` configs), on the row with
+    Image_Index 0 only, so that they are asked once; no paraphrased / perturbed answers (none published).
   * Not available, left empty: text-only MC (CLEAR has no options for TOFU QA) and cloze (`Mask_Task`).
-test_P: the forget people's same image (CLEAR has no held-out images) asked with CLEAR's other recognition
-prompt (`TEST_NAME_QUESTION`) and the next caption prompt, answered by `paraphrased_caption` (the caption
-when no paraphrase is published); TOFU QA is left out (CLEAR publishes no paraphrased text questions).
-IDs: people get 0..N-1 in the sorted order of their names (the same for every forget percentage);
-untouched rows get `UNTOUCHED_ID_OFFSET` + their position; `source_id` keeps the name (or row index).
+`every_image=False` keeps the earlier layout: one row per person, showing the first image that has
+perturbations (else the first). test_P: the forget people's same images (CLEAR has no held-out images) asked
+with CLEAR's other recognition prompt (`TEST_NAME_QUESTION`) and the next caption prompt, answered by
+`paraphrased_caption` (whose own paraphrase is then the caption); TOFU QA is left out (CLEAR publishes no
+paraphrased text questions). IDs: people get 0..N-1 in the sorted order of their names (the same for every
+forget percentage); untouched rows get `UNTOUCHED_ID_OFFSET` + their position; `source_id` keeps the name.
+
+Rows that cannot be used follow `data.on_bad_row` (unlearn/data/schema.py): `error` stops naming split, row
+and field; `skip` drops the row (or its one bad question) and counts it. A plain config without `name`
+takes it from `full` / the `_perturbed` configs by caption; a `_perturbed` row without `name` is joined on
+its caption alone; without `perturbed_names` the wrong names are drawn as without the perturbed configs.
+A real_faces / real_world row with fewer than three distinct wrong options is bad (our MC has four options).
 
 TOFU QA rows carry no name. A QA belongs to the person of that side (forget or retain) whose full name
 appears in its question, else in its answer (the longest name if several match); a QA naming nobody
@@ -52,13 +94,6 @@ belongs to the person of the closest QA before it (TOFU lists each author's 20 q
 the start, after it. Text forms: a TOFU question is text-only as published; its multimodal form replaces
 the full name with "this person" (the inverse of the MANU rule used for MLLMU-Bench). A caption pair's
 text-only form asks `CAPTION_TEXT_QUESTION` ("Describe a picture of <name>.").
-
-Sources: the hub card of therem/CLEAR (config names, features, row counts, real_world as a `test` split);
-somvy/multimodal_unlearning (the authors' code) mm/dataset.py (IMAGE_CAPTION_QUESTIONS, the "random_faces"
-prompt, +tofu rows with a null image are QA rows) and config/mm/eval.yaml (which configs and keys their
-evaluation pairs: perturbed_captions, perturbed_names, paraphrased_caption, real_faces / real_world
-`options`); xzz81/MMUnlearner CLEAR_eval.py (MMUnlearner's evaluation: face-recognition question, options =
-perturbed names + the name, real_faces `answer` + `options`).
 """
 
 from __future__ import annotations
@@ -72,7 +107,7 @@ from datasets import DatasetDict
 from unlearn.data.hub import (EVAL_FEATURES, TRAIN_FEATURES, field, image_value, lettered, load_config, raw_rows,
                               resolve_source, to_dataset)
 from unlearn.data.mllmu_bench import forget_percent
-from unlearn.data.schema import DataError, check_eval_rows, check_train_rows, fail
+from unlearn.data.schema import BadRows, DataError, check_eval_rows, check_train_rows, fail, split_name
 
 HUB_ID = "therem/CLEAR"
 FORGET_PERCENTS = (1, 5, 10)
@@ -103,35 +138,82 @@ def _pp(p: int) -> str:
     return f"{p:02d}"
 
 
-def _image_rows(rows, split: str) -> dict[str, list[dict]]:
-    """name -> that person's images in source order: [{image, caption, row}]."""
+def _image_row(split: str, i: int, row: dict, owner: dict[str, str] | None = None) -> tuple[str, dict]:
+    caption = field(split, i, row, "caption", str).strip()
+    if "name" in row or owner is None:
+        name = field(split, i, row, "name", str).strip()
+    else:  # a revision without `name` here: another config that has it names the caption's person
+        name = owner.get(caption)
+        if name is None:
+            fail(split, i, "no field 'name' and no other config names the person of this caption",
+                 "no field 'name' and no other config names the person of this caption")
+    if "image" not in row:
+        fail(split, i, "missing field 'image'")
+    return name, {"image": image_value(split, i, row["image"]), "caption": caption, "row": i}
+
+
+def _image_rows(rows, split: str, bad: BadRows | None = None, owner: dict[str, str] | None = None
+                ) -> dict[str, list[dict]]:
+    """name -> that person's images in source order: [{image, caption, row}]. `owner`: caption -> name from
+    other configs, for a config published without `name`."""
+    bad = bad or BadRows()
     people: dict[str, list[dict]] = {}
     for i, row in enumerate(rows):
-        name = field(split, i, row, "name", str).strip()
-        caption = field(split, i, row, "caption", str).strip()
-        if "image" not in row:
-            fail(split, i, "missing field 'image'")
-        people.setdefault(name, []).append({"image": image_value(split, i, row["image"]), "caption": caption,
-                                            "row": i})
+        got = bad.keep(_image_row, split, i, row, owner)
+        if got is not None:
+            people.setdefault(got[0], []).append(got[1])
     if not people:
-        raise DataError(f"split '{split}' has no rows")
+        raise DataError(f"split '{split}' has no usable rows")
     return people
 
 
-def _perturbations(rows, split: str, allowed: set[str]) -> dict[tuple[str, str], dict]:
+def _names_by_caption(get, configs) -> dict[str, str]:
+    """caption -> name from those of `configs` that exist and have both columns (images not read)."""
+    out: dict[str, str] = {}
+    for config in configs:
+        try:
+            ds, _ = get(config, rows=False)
+        except DataError:
+            continue
+        if {"caption", "name"} <= set(ds.column_names):
+            for row in ds.select_columns(["caption", "name"]).to_list():
+                if isinstance(row["caption"], str) and isinstance(row["name"], str) and row["name"].strip():
+                    out.setdefault(row["caption"].strip(), row["name"].strip())
+    return out
+
+
+def _perturbation(split: str, i: int, row: dict, allowed: set[str], owner: dict[str, str]):
+    caption = field(split, i, row, "caption", str).strip()
+    if "name" in row:
+        name = field(split, i, row, "name", str).strip()
+    else:  # the first revisions of the _perturbed configs had no `name`: the plain config's caption names it
+        name = owner.get(caption)
+        if name is None:
+            fail(split, i, "no field 'name' and the caption matches no image of the plain config",
+                 "no field 'name' (older CLEAR revision) and no plain-config image with this caption")
+    if name not in allowed:
+        return None  # retain_perturbed is shared by every forget percentage: skip who is forgotten here
+    entry = {"paraphrased_caption": field(split, i, row, "paraphrased_caption", str).strip()}
+    for key in ("perturbed_captions", "perturbed_names"):
+        if key == "perturbed_names" and key not in row:
+            continue  # older revisions: wrong names fall back to other people's, drawn with the seed
+        values = field(split, i, row, key, list, nonempty=False)
+        if any(not isinstance(v, str) or not v.strip() for v in values):
+            fail(split, i, f"field '{key}' has an empty or non-text entry")
+        entry[key] = [v.strip() for v in values]
+    return (name, caption), entry
+
+
+def _perturbations(rows, split: str, allowed: set[str], owner: dict[str, str] | None = None,
+                   bad: BadRows | None = None) -> dict[tuple[str, str], dict]:
+    """(name, caption) -> {paraphrased_caption, perturbed_captions[, perturbed_names]}. `owner`: caption ->
+    name of the plain configs, for the revisions without a `name` column."""
+    bad = bad or BadRows()
     out = {}
     for i, row in enumerate(rows):
-        name = field(split, i, row, "name", str).strip()
-        if name not in allowed:
-            continue  # retain_perturbed is shared by every forget percentage: skip who is forgotten here
-        caption = field(split, i, row, "caption", str).strip()
-        entry = {"paraphrased_caption": field(split, i, row, "paraphrased_caption", str).strip()}
-        for key in ("perturbed_captions", "perturbed_names"):
-            values = field(split, i, row, key, list, nonempty=False)
-            if any(not isinstance(v, str) or not v.strip() for v in values):
-                fail(split, i, f"field '{key}' has an empty or non-text entry")
-            entry[key] = [v.strip() for v in values]
-        out[(name, caption)] = entry
+        got = bad.keep(_perturbation, split, i, row, allowed, owner or {})
+        if got is not None:
+            out[got[0]] = got[1]
     return out
 
 
@@ -150,13 +232,17 @@ def _qa_rows(ds) -> list[tuple[int, dict]]:
     return out
 
 
-def _text_qa(ds, split: str, names: list[str]) -> dict[str, list[tuple[str, str]]]:
+def _text_qa(ds, split: str, names: list[str], bad: BadRows | None = None) -> dict[str, list[tuple[str, str]]]:
     """TOFU QA rows (null image) of a `+tofu` config, assigned to people (see the module docstring).
     Its image rows are skipped: they repeat the plain config's images."""
     found = []  # (row, question, answer, owner or None)
+    bad = bad or BadRows()
     for i, row in _qa_rows(ds):
-        question = field(split, i, row, "question", str).strip()
-        answer = field(split, i, row, "answer", str).strip()
+        pair = bad.keep(lambda: (field(split, i, row, "question", str).strip(),
+                                 field(split, i, row, "answer", str).strip()))
+        if pair is None:
+            continue
+        question, answer = pair
         owner = None
         for text in (question, answer):
             hits = [n for n in names if n.lower() in text.lower()]
@@ -195,25 +281,52 @@ def _mc(question: str, correct: str, wrong: list[str], rng: random.Random, attri
     return {"Question": question, "Options": options, "Correct_Answer": letter, "attribute": attribute}
 
 
-def _eval_row(ID: int, name: str, images: list[dict], perturbed: dict, qa: list[tuple[str, str]],
-              population: list[str], seed: int, test: bool) -> dict:
-    pick = next((im for im in images if (name, im["caption"]) in perturbed), images[0])
-    extra = perturbed.get((name, pick["caption"]), {})
-    rng = random.Random(f"{seed}/{'test' if test else 'eval'}/{name}")
-    wrong_names = _distractor_names(name, population, extra.get("perturbed_names"), rng)
-    mc = [_mc(TEST_NAME_QUESTION if test else NAME_QUESTION, name, wrong_names, rng, "name")]
-    caption = extra.get("paraphrased_caption", pick["caption"]) if test else pick["caption"]
-    wrong_captions = [c for c in dict.fromkeys(extra.get("perturbed_captions", [])) if c != caption]
-    if len(wrong_captions) >= 3:
-        mc.append(_mc(CAPTION_MC_QUESTION, caption, wrong_captions, rng, "caption"))
-    k = (ID + test) % len(IMAGE_CAPTION_QUESTIONS)
-    gen = [{"Question": IMAGE_CAPTION_QUESTIONS[k], "Ground_Truth": caption, "Type": "Image_Textual",
-            "attribute": "caption"}]
-    if not test:
-        gen += [{"Question": q, "Ground_Truth": a, "Type": "Pure_Text", "attribute": "tofu"} for q, a in qa]
-    return {"ID": ID, "source_id": name, "name": name, "image": pick["image"],
-            "Classification_Task": {"Image_Textual_Questions": mc, "Pure_Text_Questions": []},
-            "Generation_Task": gen, "Mask_Task": []}
+def _eval_rows(ID: int, name: str, images: list[dict], perturbed: dict, qa: list[tuple[str, str]],
+               population: list[str], seed: int, test: bool, every_image: bool = True) -> list[dict]:
+    """A person's eval rows: one per image (`every_image`, Image_Index = the image's position among the
+    person's images), or one showing the first image that has perturbations (else the first). Each row holds
+    that image's items; the person's TOFU QA (text-only) goes on the first row only, so it is asked once."""
+    if every_image:
+        picks = list(enumerate(images))
+    else:
+        k = next((k for k, im in enumerate(images) if (name, im["caption"]) in perturbed), 0)
+        picks = [(k, images[k])]
+    rows = []
+    for n, (k, im) in enumerate(picks):
+        extra = perturbed.get((name, im["caption"]), {})
+        where = f"{seed}/{'test' if test else 'eval'}/{name}" + (f"/{k}" if every_image else "")
+        rng = random.Random(where)
+        wrong_names = _distractor_names(name, population, extra.get("perturbed_names"), rng)
+        mc = [_mc(TEST_NAME_QUESTION if test else NAME_QUESTION, name, wrong_names, rng, "name")]
+        caption = extra.get("paraphrased_caption", im["caption"]) if test else im["caption"]
+        wrong_captions = [c for c in dict.fromkeys(extra.get("perturbed_captions", [])) if c != caption]
+        if len(wrong_captions) >= 3:
+            mc.append(_mc(CAPTION_MC_QUESTION, caption, wrong_captions, rng, "caption"))
+        q = (ID + k + test) % len(IMAGE_CAPTION_QUESTIONS) if every_image else (ID + test) % len(IMAGE_CAPTION_QUESTIONS)
+        # test items ask for the paraphrase; its own paraphrase is then the original caption
+        alternatives = _caption_alternatives(
+            {**extra, "paraphrased_caption": im["caption"]} if test and extra else extra, caption)
+        gen = [{"Question": IMAGE_CAPTION_QUESTIONS[q], "Ground_Truth": caption, "Type": "Image_Textual",
+                "attribute": "caption", **alternatives}]
+        if not test and n == 0:
+            gen += [{"Question": q_, "Ground_Truth": a, "Type": "Pure_Text", "attribute": "tofu"} for q_, a in qa]
+        rows.append({"ID": ID, "source_id": name, "name": name, "image": im["image"], "Image_Index": k,
+                     "Classification_Task": {"Image_Textual_Questions": mc, "Pure_Text_Questions": []},
+                     "Generation_Task": gen, "Mask_Task": []})
+    return rows
+
+
+def _caption_alternatives(extra: dict, caption: str) -> dict:
+    """Paraphrased_Answer / Perturbed_Answers of a caption item from its `_perturbed` row (CLEAR's truth
+    ratio pairs `paraphrased_caption` with `perturbed_captions`, config/mm/eval.yaml); absent without one."""
+    out = {}
+    para = extra.get("paraphrased_caption")
+    if para and para != caption:
+        out["Paraphrased_Answer"] = para
+    wrong = [c for c in dict.fromkeys(extra.get("perturbed_captions") or []) if c != caption]
+    if wrong:
+        out["Perturbed_Answers"] = wrong
+    return out
 
 
 def _train_rows(ID: int, name: str, images: list[dict], qa: list[tuple[str, str]]) -> list[dict]:
@@ -234,32 +347,48 @@ def _train_rows(ID: int, name: str, images: list[dict], qa: list[tuple[str, str]
     return rows
 
 
-def _untouched_rows(rows, split: str, start: int, question_field: str | None) -> list[dict]:
+def _untouched_row(split: str, i: int, row: dict, ID: int, question_field: str | None) -> dict:
+    answer = field(split, i, row, "answer", str).strip()
+    options = field(split, i, row, "options", list, nonempty=False)
+    wrong = [o.strip() for o in dict.fromkeys(o for o in options if isinstance(o, str)) if o.strip()
+             and o.strip() != answer]
+    if len(wrong) < 3:
+        fail(split, i, f"field 'options' has {len(wrong)} wrong options besides the answer; 3 are needed",
+             "field 'options' has fewer than 3 wrong options besides the answer")
+    question = field(split, i, row, question_field, str).strip() if question_field else NAME_QUESTION
+    if "image" not in row:
+        fail(split, i, "missing field 'image'")
+    image = image_value(split, i, row["image"])
+    config = split_name(split)
+    rng = random.Random(f"{config}/{i}")
+    return {"ID": ID, "source_id": f"{config}/{i}", "name": answer if question_field is None else "",
+            "image": image, "Image_Index": 0,
+            "Classification_Task": {"Image_Textual_Questions": [_mc(question, answer, wrong, rng, "untouched")],
+                                    "Pure_Text_Questions": []},
+            "Generation_Task": [], "Mask_Task": []}
+
+
+def _untouched_rows(rows, split: str, start: int, question_field: str | None,
+                    bad: BadRows | None = None) -> list[dict]:
+    """real_faces / real_world rows as four-option MC. CLEAR's own evaluation (config/mm/eval.yaml) and
+    MMUnlearner's CLEAR_eval.py put the answer among however many `options` a row has; our MC needs
+    four, so a row with fewer than three distinct wrong options is bad (skipped under `skip`)."""
+    bad = bad or BadRows()
     out = []
     for i, row in enumerate(rows):
-        answer = field(split, i, row, "answer", str).strip()
-        options = field(split, i, row, "options", list, nonempty=False)
-        wrong = [o.strip() for o in dict.fromkeys(o for o in options if isinstance(o, str)) if o.strip()
-                 and o.strip() != answer]
-        if len(wrong) < 3:
-            fail(split, i, f"field 'options' has {len(wrong)} wrong options besides the answer; 3 are needed")
-        question = field(split, i, row, question_field, str).strip() if question_field else NAME_QUESTION
-        if "image" not in row:
-            fail(split, i, "missing field 'image'")
-        image = image_value(split, i, row["image"])
-        rng = random.Random(f"{split.split()[0]}/{i}")
-        out.append({"ID": UNTOUCHED_ID_OFFSET + start + len(out), "source_id": f"{split.split()[0]}/{i}",
-                    "name": answer if question_field is None else "", "image": image,
-                    "Classification_Task": {"Image_Textual_Questions": [_mc(question, answer, wrong, rng, "untouched")],
-                                            "Pure_Text_Questions": []},
-                    "Generation_Task": [], "Mask_Task": []})
+        r = bad.keep(_untouched_row, split, i, row, UNTOUCHED_ID_OFFSET + start + len(out), question_field)
+        if r is not None:
+            out.append(r)
     return out
 
 
 def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | Path | None = None,
          perturbed: bool = True, text_qa: bool = True, untouched: tuple[str, ...] | list[str] = UNTOUCHED_CONFIGS,
-         seed: int = 0, key: str = "data.path") -> DatasetDict:
-    """The internal DatasetDict (train, forget_P, retain_{100-P}, test_P, untouched) for one forget split."""
+         seed: int = 0, key: str = "data.path", every_image: bool = True, bad: BadRows | None = None) -> DatasetDict:
+    """The internal DatasetDict (train, forget_P, retain_{100-P}, test_P, untouched) for one forget split.
+    `every_image`: one eval row per image of a person (else one per person). `bad`: the data.on_bad_row
+    policy, which also collects what was skipped (default: error)."""
+    bad = bad or BadRows()
     pct = forget_percent(forget_split, FORGET_PERCENTS, "clear")
     unknown = set(untouched) - set(UNTOUCHED_CONFIGS)
     if unknown:
@@ -272,8 +401,15 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
         return (raw_rows(ds) if rows else ds), label
 
     f_cfg, r_cfg = f"forget{_pp(pct)}", f"retain{_pp(100 - pct)}"
-    forget_people = _image_rows(*get(f_cfg))
-    retain_people = _image_rows(*get(r_cfg))
+
+    def people_of(config):
+        ds, label = get(config, rows=False)
+        owner = None if "name" in ds.column_names else _names_by_caption(get, ("full", f"{f_cfg}_perturbed",
+                                                                                "retain_perturbed"))
+        return _image_rows(raw_rows(ds), label, bad, owner)
+
+    forget_people = people_of(f_cfg)
+    retain_people = people_of(r_cfg)
     both = set(forget_people) & set(retain_people)
     if both:
         raise DataError(f"people {sorted(both)[:5]} are in both {f_cfg} and {r_cfg} ({source})")
@@ -281,34 +417,34 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
     if len(population) < 4:
         raise DataError(f"{f_cfg} and {r_cfg} have {len(population)} people; four are needed for options A-D")
     ids = {name: k for k, name in enumerate(population)}
+    owner = {im["caption"]: n for people in (forget_people, retain_people) for n, ims in people.items() for im in ims}
 
     f_pert, r_pert = {}, {}
     if perturbed:
-        f_pert = _perturbations(*get(f"{f_cfg}_perturbed"), allowed=set(forget_people))
-        r_pert = _perturbations(*get("retain_perturbed"), allowed=set(retain_people))
+        f_pert = _perturbations(*get(f"{f_cfg}_perturbed"), allowed=set(forget_people), owner=owner, bad=bad)
+        r_pert = _perturbations(*get("retain_perturbed"), allowed=set(retain_people), owner=owner, bad=bad)
     f_qa, r_qa = {}, {}
     if text_qa:
-        f_qa = _text_qa(*get(f"{f_cfg}+tofu", rows=False), names=sorted(forget_people))
-        r_qa = _text_qa(*get(f"{r_cfg}+tofu", rows=False), names=sorted(retain_people))
+        f_qa = _text_qa(*get(f"{f_cfg}+tofu", rows=False), names=sorted(forget_people), bad=bad)
+        r_qa = _text_qa(*get(f"{r_cfg}+tofu", rows=False), names=sorted(retain_people), bad=bad)
 
     def rows_of(people, pert, qa, test=False):
-        return [_eval_row(ids[n], n, people[n], pert, qa.get(n, []), population, seed, test)
-                for n in sorted(people, key=ids.get)]
+        return [r for n in sorted(people, key=ids.get)
+                for r in _eval_rows(ids[n], n, people[n], pert, qa.get(n, []), population, seed, test, every_image)]
 
     splits = {f"forget_{pct}": rows_of(forget_people, f_pert, f_qa),
               f"retain_{100 - pct}": rows_of(retain_people, r_pert, r_qa),
               f"test_{pct}": rows_of(forget_people, f_pert, f_qa, test=True)}
     untouched_rows: list[dict] = []
     for config in untouched:
-        rows, label = get(config, split=None)
+        rows, label = get(config, split=None)  # real_world: published as `test`, now as `train`
         untouched_rows += _untouched_rows(rows, label, len(untouched_rows),
-                                          None if config == "real_faces" else "question")
+                                          None if config == "real_faces" else "question", bad)
     splits["untouched"] = untouched_rows
     train = [r for n in population
              for r in _train_rows(ids[n], n, (forget_people.get(n) or retain_people[n]),
                                   f_qa.get(n) or r_qa.get(n) or [])]
-    check_train_rows("train", train)
-    for name, rows in splits.items():
-        check_eval_rows(name, rows)
+    train = check_train_rows("train", train, bad=bad)
+    splits = {name: check_eval_rows(name, rows, bad=bad) for name, rows in splits.items()}
     return DatasetDict({"train": to_dataset(train, TRAIN_FEATURES),
                         **{name: to_dataset(rows, EVAL_FEATURES) for name, rows in splits.items()}})

@@ -6,7 +6,18 @@ and a README.md whose YAML `configs:` block maps configs to files, so `datasets.
 and the loaders read them exactly as they read the real data. The README carries only the `configs:` block
 (the real cards also list `dataset_info`; the parquet files carry their features themselves). People and
 portraits come from the embedded generator (unlearn/data/people.py, portraits.py). `edit_fixture` rewrites
-one config's rows (to corrupt a field in a test). Writing both takes about a second.
+one config's rows (to corrupt a field in a test, or drop columns as an older revision lacks them). Writing
+both takes about a second.
+
+How faithful they are (sources and the full list: the loaders' docstrings and docs/data_formats.md):
+  confirmed against the cards / official code: config names and folder layout (`<config>/train-*`, Test_Set
+    in two shards, CLEAR's `default` under `data/`), one split per config (`train`; CLEAR's `real_world`
+    now `train`, `real_world_split="test"` writes the first revision's), column names and nesting, string
+    IDs, ft_Data `metadata` as a JSON string, Test_Set `images` as a list, images as {bytes, path} structs
+    (PNG bytes here), +tofu QA rows with a null image and no `name`, `_perturbed` rows not aligned with the
+    plain config (each forget person's first image has none).
+  ours, not the benchmarks': the people, texts and portraits; the sizes (20 people, 2 images each); which
+    people are forgotten; real_faces giving 4 `options` (the real count per row is not known here).
 """
 
 from __future__ import annotations
@@ -188,10 +199,11 @@ def clear_text_qa(name: str, profile: dict) -> list[tuple[str, str]]:
 
 
 def write_clear_fixture(root: str | Path, num_people: int = 20, images_per_person: int = 2, seed: int = 0,
-                        image_size: int = 32, num_real_faces: int = 3, num_real_world: int = 2) -> Path:
+                        image_size: int = 32, num_real_faces: int = 3, num_real_world: int = 2,
+                        real_world_split: str = "train") -> Path:
     """A tiny CLEAR snapshot with every published config: full (+ default under data/), forget01/05/10,
-    retain99/95/90, their +tofu and _perturbed versions, retain_perturbed, real_faces and real_world (a `test`
-    split). forget01 / 05 / 10 hold the first 1 / 1 / 2 people of a seeded shuffle. forgetXX_perturbed leaves
+    retain99/95/90, their +tofu and _perturbed versions, retain_perturbed, real_faces and real_world (as a
+    `train` split, as the hub has it now; `real_world_split="test"` for the first revisions). forget01 / 05 / 10 hold the first 1 / 1 / 2 people of a seeded shuffle. forgetXX_perturbed leaves
     out each forget person's first image (the real ones are not row-aligned either); retain_perturbed covers
     the people never forgotten, up to five."""
     root = Path(root)
@@ -259,8 +271,8 @@ def write_clear_fixture(root: str | Path, num_people: int = 20, images_per_perso
         {"image": _png(portrait_variants(p.ID, seed, image_size, [0])[0]),
          "question": "What is the main colour of the background?", "answer": f"colour {k}",
          "options": [f"colour {k + j}" for j in range(1, 5)]} for k, p in enumerate(world)], CLEAR_WORLD_FEATURES,
-        split="test")
+        split=real_world_split)
     configs += [("retain_perturbed", "train", "retain_perturbed/train-*"),
-                ("real_faces", "train", "real_faces/train-*"), ("real_world", "test", "real_world/test-*")]
+                ("real_faces", "train", "real_faces/train-*"), ("real_world", real_world_split, f"real_world/{real_world_split}-*")]
     _readme(root, configs, "CLEAR")
     return root

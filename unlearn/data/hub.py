@@ -24,16 +24,22 @@ from unlearn.data.schema import DataError, fail
 LETTERS = "ABCD"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
-# The internal eval-row layout shared by the real-benchmark loaders (the embedded benchmark's plus
-# `source_id`, the row's ID in the source dataset).
+# The internal eval-row layout shared by the real-benchmark loaders: the embedded benchmark's plus
+#   `source_id`: the row's ID in the source dataset;
+#   `Image_Index`: which of the person's images the row shows (0, 1, ...; CLEAR has one row per image, so
+#     the (ID, Image_Index) pair names a row; 0 for one-image benchmarks);
+#   in each Generation_Task entry, `Paraphrased_Answer` (a text) and `Perturbed_Answers` (wrong answers of
+#     the same form), the inputs of truth-ratio metrics; null where the source publishes none.
 _QUESTION = {"Question": Value("string"), "Options": {k: Value("string") for k in LETTERS},
              "Correct_Answer": Value("string"), "attribute": Value("string")}
 _FREE = {"Question": Value("string"), "Ground_Truth": Value("string"), "Type": Value("string"),
          "attribute": Value("string")}
+_GEN = {**_FREE, "Paraphrased_Answer": Value("string"), "Perturbed_Answers": [Value("string")]}
 EVAL_FEATURES = Features({
     "ID": Value("int64"), "source_id": Value("string"), "name": Value("string"), "image": Image(),
+    "Image_Index": Value("int64"),
     "Classification_Task": {"Image_Textual_Questions": [_QUESTION], "Pure_Text_Questions": [_QUESTION]},
-    "Generation_Task": [_FREE], "Mask_Task": [_FREE],
+    "Generation_Task": [_GEN], "Mask_Task": [_FREE],
 })
 TRAIN_FEATURES = Features({
     "ID": Value("int64"), "source_id": Value("string"), "name": Value("string"), "images": [Image()],
@@ -121,10 +127,12 @@ def image_value(split: str, i: int, value, what: str = "image") -> dict:
             with PILImage.open(io.BytesIO(value["bytes"])) as im:
                 im.verify()
         except Exception as err:
-            fail(split, i, f"field '{what}' is not a readable image ({type(err).__name__}: {err})")
+            fail(split, i, f"field '{what}' is not a readable image ({type(err).__name__}: {err})",
+                 f"field '{what}' is not a readable image")
         return {"bytes": value["bytes"], "path": None}
     if not Path(value["path"]).is_file():
-        fail(split, i, f"field '{what}' points to a missing file {value['path']!r}")
+        fail(split, i, f"field '{what}' points to a missing file {value['path']!r}",
+             f"field '{what}' points to a missing file")
     return {"bytes": None, "path": value["path"]}
 
 
@@ -137,4 +145,8 @@ def lettered(correct: str, distractors: list[str], rng: random.Random) -> tuple[
 
 
 def to_dataset(rows: list[dict], features: Features) -> Dataset:
+    """Rows in `features`' layout; an eval row without `Image_Index` shows image 0 (nested optional fields
+    that a row leaves out become null)."""
+    if "Image_Index" in features:
+        rows = [{"Image_Index": 0, **r} for r in rows]
     return Dataset.from_list(rows, features=features)

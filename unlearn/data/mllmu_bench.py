@@ -45,12 +45,42 @@ and the like (`CLEAN_PHRASES`). Differences from their dataset, which are forced
 one `answer` serves both forms (the rewritten answer is kept as `text_answer`), and the name question
 stays in the training rows in both forms (they drop it from the text-only set).
 
-Sources: franciscoliu/MANU data_process/data_preprocess.py (metadata parsing, name rule),
-data_process/prune_data_creation.py (image + ID + metadata-as-JSON-string parquet layout) and eval.py
-(task fields, `images` in test mode, prompts); YokeYao/MLLMU-Bench eval.py (a copy of the official
-franciscoliu/MLLMU-Bench eval.py: config folders, `train-00000-of-00001.parquet`, Test_Set as several
-parquet shards); the hub card (config names, row counts, Full_Set features) and the MMUnlearner issue
-threads Z1zs/MMUnlearner#2 and #4 (only ft_Data has `metadata`; Full_Set columns).
+Which of these are confirmed, and where (the same findings for readers: docs/data_formats.md):
+  confirmed, hub card and viewer of MLLMMU/MLLMU-Bench (huggingface.co/datasets/MLLMMU/MLLMU-Bench, /viewer,
+  /tree, README.md at refs/pr/3):
+    - the ten config names and row counts (Full_Set 500, ft_Data 500, forget_5/10/15 25/50/75,
+      retain_95/90/85 475/450/425, Test_Set 500, Retain_Set 153), each one `train` split;
+    - Full_Set features: image (`dtype: image`), ID (`dtype: string`), Directory, biography, question, answer,
+      Classification_Task {Image_Textual_Questions, Pure_Text_Questions: [{Correct_Answer, Options{A-D},
+      Question}]}, Generation_Task [{Ground_Truth, Question, Type}] (earlier card revisions 5c58a05 / 2278901
+      list the forget configs without `Directory`; nothing here reads it);
+    - files: `<config>/train-00000-of-00001.parquet`; Test_Set as train-00000-of-00002 and -00001-of-00002.
+  confirmed, official code (franciscoliu/MLLMU-Bench eval.py, read through its copy YokeYao/MLLMU-Bench eval.py;
+  the same code in franciscoliu/MANU eval.py):
+    - images read as `row["image"]["bytes"]` (the {bytes, path} encoding);
+    - Test_Set rows carry `images`, a list of images, one drawn at random per row in test mode;
+    - Test_Set is filtered to the forget IDs (`df['ID'].isin(forget IDs)`), so forget and Test_Set IDs are the
+      same strings;
+    - Correct_Answer is the option letter, compared as published with the upper-cased first character of the
+      reply; Mask_Task entries are {Question, Ground_Truth, Type} with the blank written `__`.
+  confirmed, MANU's code (franciscoliu/MANU): ft_Data-style parquet = image + ID (string) + metadata (a JSON
+    string of [{Question, Answer}]) (data_process/prune_data_creation.py writes exactly these Features;
+    data_preprocess.py reads `json.loads(row['metadata'])` and skips pairs without Question or Answer); only
+    ft_Data has `metadata` (issue Z1zs/MMUnlearner#4: Full_Set columns listed without it).
+  unconfirmed:
+    - ft_Data's own features on the card (not in the card excerpts found; the MANU code above is the evidence);
+    - Test_Set's features on the card (the `images` list comes from the official code only);
+    - that Retain_Set IDs may repeat fictitious IDs (untouched IDs are offset anyway, so nothing depends on it);
+    - Correct_Answer always upper-case and four non-empty options: the official scorer assumes it; a row that
+      breaks it is handled by `data.on_bad_row` (the question is dropped under `skip`).
+  corrected here: nothing in the format; what a deviating row costs is now `data.on_bad_row`.
+
+Rows that cannot be used follow `data.on_bad_row` (unlearn/data/schema.py): `error` stops naming split, row
+and field; `skip` drops what cannot be scored and counts it per split and reason. Under `skip`, a metadata
+pair without Question or Answer is dropped alone (as MANU's loaders do); a profile without a name question
+is dropped from training (MANU's text-only dataset would fail on it) and, with it, that person's eval rows
+(nothing taught, nothing to unlearn); a question whose Correct_Answer is not one of A-D with a non-empty
+option is dropped alone (the official scorer could never count it right, so it is not repaired).
 """
 
 from __future__ import annotations
@@ -64,7 +94,7 @@ from datasets import DatasetDict
 
 from unlearn.data.hub import (EVAL_FEATURES, LETTERS, TRAIN_FEATURES, field, image_value, load_config, raw_rows,
                               resolve_source, to_dataset)
-from unlearn.data.schema import DataError, check_eval_rows, check_train_rows, fail
+from unlearn.data.schema import BadRows, DataError, RowError, check_eval_row, check_train_row, fail
 
 HUB_ID = "MLLMMU/MLLMU-Bench"
 FORGET_PERCENTS = (5, 10, 15)
@@ -186,7 +216,8 @@ def forget_percent(forget_split: str, available=FORGET_PERCENTS, name: str = "ml
 
 def _int_id(split: str, i: int, source_id: str) -> int:
     if not source_id.strip().isdigit():
-        fail(split, i, f"field 'ID' is {source_id!r}, expected a number written as a string")
+        fail(split, i, f"field 'ID' is {source_id!r}, expected a number written as a string",
+             "field 'ID' is not a number written as a string")
     return int(source_id)
 
 
@@ -194,42 +225,65 @@ def _source_id(split: str, i: int, row: dict) -> str:
     return str(field(split, i, row, "ID", (str, int)))
 
 
-def _qa_pairs(split: str, i: int, row: dict) -> list[tuple[str, str]]:
+def _qa_pairs(split: str, i: int, row: dict, bad: BadRows) -> list[tuple[str, str]]:
+    """ft_Data's metadata pairs. Under `skip` a pair without Question or Answer is dropped alone, as MANU's
+    datasets do (`if question and answer`); the row goes when no pair is left."""
     meta = field(split, i, row, "metadata", (str, list))
     if isinstance(meta, str):
         try:
             meta = json.loads(meta)
         except json.JSONDecodeError as err:
-            fail(split, i, f"field 'metadata' is not valid JSON ({err})")
+            fail(split, i, f"field 'metadata' is not valid JSON ({err})", "field 'metadata' is not valid JSON")
     if not isinstance(meta, list) or not meta:
         fail(split, i, "field 'metadata' is not a non-empty JSON list of {Question, Answer} pairs")
     pairs = []
     for j, qa in enumerate(meta):
-        if not isinstance(qa, dict):
-            fail(split, i, f"metadata[{j}] is not a {{Question, Answer}} object")
-        for key in ("Question", "Answer"):
-            if not isinstance(qa.get(key), str) or not qa[key].strip():
-                fail(split, i, f"metadata[{j}] has a missing or empty '{key}'")
+        try:
+            if not isinstance(qa, dict):
+                fail(split, i, f"metadata[{j}] is not a {{Question, Answer}} object")
+            for key in ("Question", "Answer"):
+                if not isinstance(qa.get(key), str) or not qa[key].strip():
+                    fail(split, i, f"metadata[{j}] has a missing or empty '{key}'")
+        except RowError as err:
+            bad.record(err, unit="question")
+            continue
         pairs.append((qa["Question"].strip(), qa["Answer"].strip()))
+    if not pairs:
+        fail(split, i, "field 'metadata' has no usable {Question, Answer} pair")
     return pairs
 
 
-def convert_train(rows, split: str, text_rule: str = "manu") -> list[dict]:
-    out = []
+def _train_row(split: str, i: int, row: dict, text_rule: str, bad: BadRows) -> dict:
+    source_id = _source_id(split, i, row)
+    if "image" not in row:
+        fail(split, i, "missing field 'image'")
+    image = image_value(split, i, row["image"])
+    pairs = _qa_pairs(split, i, row, bad)
+    name = manu_find_name(pairs)
+    if not name:
+        # MANU's text-only dataset has no name to put in the questions either (its replace would fail on
+        # None): the person cannot be taught in both forms, so the row goes (and, with it, their eval rows).
+        fail(split, i, f"field 'metadata' has no name question (one of MANU_NAME_QUESTIONS, e.g. "
+                       f"{MANU_NAME_QUESTIONS[4]!r}) to take the person's name from",
+             "field 'metadata' has no name question")
+    qa = [{"multimodal_question": q, "text_question": manu_text_form(q, name, text_rule), "answer": a,
+           "text_answer": manu_text_form(a, name, text_rule)} for q, a in pairs]
+    return check_train_row(split, i, {"ID": _int_id(split, i, source_id), "source_id": source_id, "name": name,
+                                      "images": [image], "qa": qa})
+
+
+def convert_train(rows, split: str, text_rule: str = "manu", bad: BadRows | None = None) -> list[dict]:
+    bad = bad or BadRows()
+    out, seen = [], set()
     for i, row in enumerate(rows):
-        source_id = _source_id(split, i, row)
-        if "image" not in row:
-            fail(split, i, "missing field 'image'")
-        image = image_value(split, i, row["image"])
-        pairs = _qa_pairs(split, i, row)
-        name = manu_find_name(pairs)
-        if not name:
-            fail(split, i, f"field 'metadata' has no name question (one of MANU_NAME_QUESTIONS, e.g. "
-                           f"{MANU_NAME_QUESTIONS[4]!r}) to take the person's name from")
-        qa = [{"multimodal_question": q, "text_question": manu_text_form(q, name, text_rule), "answer": a,
-               "text_answer": manu_text_form(a, name, text_rule)} for q, a in pairs]
-        out.append({"ID": _int_id(split, i, source_id), "source_id": source_id, "name": name,
-                    "images": [image], "qa": qa})
+        r = bad.keep(_train_row, split, i, row, text_rule, bad)
+        if r is None:
+            continue
+        if r["ID"] in seen:
+            bad.record(RowError(split, i, f"ID {r['source_id']!r} appears twice", "ID appears twice"))
+            continue
+        seen.add(r["ID"])
+        out.append(r)
     return out
 
 
@@ -277,41 +331,58 @@ def _row_name(row: dict, names: dict[str, str], source_id: str) -> str:
     return ""
 
 
+def _eval_row(split: str, i: int, row: dict, names: dict[str, str], untouched: bool, test_image: str | int,
+              seed: int, known: set[int] | None, bad: BadRows) -> dict:
+    source_id = _source_id(split, i, row)
+    if "images" in row and row["images"] is not None:
+        images = row["images"]
+        if not isinstance(images, list) or not images:
+            fail(split, i, "missing image: field 'images' is empty")
+        k = (random.Random(f"{seed}/{source_id}").randrange(len(images)) if test_image == "random"
+             else int(test_image) % len(images))
+        image = image_value(split, i, images[k], f"images[{k}]")
+    elif "image" in row:
+        image = image_value(split, i, row["image"])
+    else:
+        fail(split, i, "missing field 'image'")
+    ID = UNTOUCHED_ID_OFFSET + i if untouched else _int_id(split, i, source_id)
+    if known is not None and ID not in known:
+        fail(split, i, f"ID {source_id!r} has no ft_Data row: nothing to teach or unlearn", "ID has no ft_Data row")
+    name = _row_name(row, {} if untouched else names, source_id)  # celebrity IDs may repeat fictitious ones
+    out = {"ID": ID, "source_id": source_id, "name": name, "image": image, "Image_Index": 0,
+           **tasks(split, i, row)}
+    return check_eval_row(split, i, out, bad)
+
+
 def convert_eval(rows, split: str, names: dict[str, str], *, untouched: bool = False, keep=None,
-                 test_image: str | int = "random", seed: int = 0) -> list[dict]:
-    """Eval rows of a forget / retain / untouched config, or of Test_Set restricted to the IDs in `keep`."""
-    out, seen, numbers = [], set(), []
+                 test_image: str | int = "random", seed: int = 0, known: set[int] | None = None,
+                 bad: BadRows | None = None) -> list[dict]:
+    """Eval rows of a forget / retain / untouched config, or of Test_Set restricted to the IDs in `keep`.
+    `known`: the IDs taught (ft_Data); a row of another ID is bad. Bad rows and questions follow `bad`."""
+    bad = bad or BadRows()
+    out, seen = [], set()
     for i, row in enumerate(rows):
-        source_id = _source_id(split, i, row)
-        if keep is not None and source_id not in keep:
+        if keep is not None:
+            sid = bad.keep(_source_id, split, i, row)
+            if sid is None or sid not in keep:
+                continue
+        r = bad.keep(_eval_row, split, i, row, names, untouched, test_image, seed, known, bad)
+        if r is None:
             continue
-        if source_id in seen:
-            fail(split, i, f"ID {source_id!r} appears twice")
-        seen.add(source_id)
-        if "images" in row and row["images"] is not None:
-            images = row["images"]
-            if not isinstance(images, list) or not images:
-                fail(split, i, "missing image: field 'images' is empty")
-            k = (random.Random(f"{seed}/{source_id}").randrange(len(images)) if test_image == "random"
-                 else int(test_image) % len(images))
-            image = image_value(split, i, images[k], f"images[{k}]")
-        elif "image" in row:
-            image = image_value(split, i, row["image"])
-        else:
-            fail(split, i, "missing field 'image'")
-        ID = UNTOUCHED_ID_OFFSET + i if untouched else _int_id(split, i, source_id)
-        name = _row_name(row, {} if untouched else names, source_id)  # celebrity IDs may repeat fictitious ones
-        out.append({"ID": ID, "source_id": source_id, "name": name, "image": image,
-                    **tasks(split, i, row)})
-        numbers.append(i)
-    check_eval_rows(split, out, numbers)
+        if r["source_id"] in seen:
+            bad.record(RowError(split, i, f"ID {r['source_id']!r} appears twice", "ID appears twice"))
+            continue
+        seen.add(r["source_id"])
+        out.append(r)
     return out
 
 
 def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | Path | None = None,
          test_image: str | int = "random", seed: int = 0, text_rule: str = "manu",
-         key: str = "data.path") -> DatasetDict:
-    """The internal DatasetDict (train, forget_P, retain_{100-P}, test_P, untouched) for one forget split."""
+         key: str = "data.path", bad: BadRows | None = None) -> DatasetDict:
+    """The internal DatasetDict (train, forget_P, retain_{100-P}, test_P, untouched) for one forget split.
+    `bad`: the data.on_bad_row policy, which also collects what was skipped (default: error)."""
+    bad = bad or BadRows()
     pct = forget_percent(forget_split)
     if text_rule not in TEXT_RULES:
         raise DataError(f"data.spec.text_rule={text_rule!r}: expected one of {list(TEXT_RULES)}")
@@ -323,38 +394,31 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
         return load_config(source, config, key=key, repo_id=HUB_ID, cache_dir=cache_dir)
 
     ds, label = get("ft_Data")
-    train = convert_train(raw_rows(ds), label, text_rule)
-    check_train_rows(label, train)
+    train = convert_train(raw_rows(ds), label, text_rule, bad)
     names = {r["source_id"]: r["name"] for r in train}
-    by_id = {}
-    for i, r in enumerate(train):
-        if r["ID"] in by_id:
-            fail(label, i, f"ID {r['source_id']!r} appears twice")
-        by_id[r["ID"]] = r
+    taught = {r["ID"] for r in train}
 
     ds, f_label = get(f"forget_{pct}")
-    forget = convert_eval(raw_rows(ds), f_label, names)
+    forget = convert_eval(raw_rows(ds), f_label, names, known=taught, bad=bad)
     ds, r_label = get(f"retain_{100 - pct}")
-    retain = convert_eval(raw_rows(ds), r_label, names)
+    retain = convert_eval(raw_rows(ds), r_label, names, known=taught, bad=bad)
     both = {r["ID"] for r in forget} & {r["ID"] for r in retain}
     if both:
         raise DataError(f"IDs {sorted(both)[:5]} are in both {f_label} and {r_label}")
-    for lbl, rows in ((f_label, forget), (r_label, retain)):
-        for i, r in enumerate(rows):
-            if r["ID"] not in by_id:
-                fail(lbl, i, f"ID {r['source_id']!r} has no ft_Data row: nothing to teach or unlearn")
 
     ds, t_label = get("Test_Set")
     wanted = {r["source_id"] for r in forget}
-    test = convert_eval(raw_rows(ds), t_label, names, keep=wanted, test_image=test_image, seed=seed)
+    test = convert_eval(raw_rows(ds), t_label, names, keep=wanted, test_image=test_image, seed=seed, bad=bad)
     missing = wanted - {r["source_id"] for r in test}
-    if missing:
+    if missing and bad.mode == "error":
         raise DataError(f"{t_label} has no row for the {forget_split} IDs {sorted(missing)[:10]}")
+    if missing:  # the forget people stay; test_P scores the ones it has
+        bad.note(t_label, f"no usable row for a {forget_split} ID", len(missing))
     order = {r["source_id"]: k for k, r in enumerate(forget)}
     test.sort(key=lambda r: order[r["source_id"]])
 
     ds, u_label = get("Retain_Set")
-    untouched = convert_eval(raw_rows(ds), u_label, names, untouched=True)
+    untouched = convert_eval(raw_rows(ds), u_label, names, untouched=True, bad=bad)
 
     return DatasetDict({
         "train": to_dataset(train, TRAIN_FEATURES),

@@ -1,0 +1,81 @@
+"""CLEAR eval rows one per image (data.spec.every_image, the default), with the caption items' paraphrase and
+perturbed captions for truth ratio."""
+
+import pytest
+
+from tests.test_real_data import _benchmark, _decoded, _png, _rows, clear_dir, offline  # noqa: F401 (fixtures)
+from unlearn.data import clear as C
+
+
+@pytest.fixture(scope="module")
+def every(clear_dir, tmp_path_factory):  # noqa: F811
+    return _benchmark(tmp_path_factory.mktemp("run"), "clear", clear_dir)
+
+
+def _person(split_rows, name):
+    return [r for r in split_rows if r["name"] == name]
+
+
+def test_one_row_per_image_with_that_images_items(every, clear_dir):  # noqa: F811
+    images = [r for r in _rows(clear_dir, "forget10") if r["name"] == "Orrin Crane"]
+    pert = {r["caption"]: r for r in _rows(clear_dir, "forget10_perturbed") if r["name"] == "Orrin Crane"}
+    rows = _person(every.eval["forget"], "Orrin Crane")
+    assert len(every.eval["forget"]) == len(_rows(clear_dir, "forget10")) == 4  # 2 people x 2 images
+    assert [r["Image_Index"] for r in rows] == [0, 1] and len({r["ID"] for r in rows}) == 1
+    for k, (row, src) in enumerate(zip(rows, images, strict=True)):
+        assert _png(row["image"]) == _decoded(src["image"])
+        name_mc = row["Classification_Task"]["Image_Textual_Questions"][0]
+        assert name_mc["Question"] == C.NAME_QUESTION and name_mc["Options"][name_mc["Correct_Answer"]] == "Orrin Crane"
+        caption_item = row["Generation_Task"][0]
+        assert caption_item["Type"] == "Image_Textual" and caption_item["Ground_Truth"] == src["caption"]
+    # image 0 has no _perturbed row in the fixture: seeded wrong names, no caption MC, no truth-ratio inputs
+    assert len(rows[0]["Classification_Task"]["Image_Textual_Questions"]) == 1
+    assert rows[0]["Generation_Task"][0]["Perturbed_Answers"] is None
+    assert rows[0]["Generation_Task"][0]["Paraphrased_Answer"] is None
+    # image 1 has one: its perturbed names are the MC's wrong options, its captions the truth-ratio inputs
+    p = pert[images[1]["caption"]]
+    name_mc, caption_mc = rows[1]["Classification_Task"]["Image_Textual_Questions"]
+    assert set(name_mc["Options"].values()) == {"Orrin Crane", *p["perturbed_names"]}
+    assert caption_mc["Options"][caption_mc["Correct_Answer"]] == images[1]["caption"]
+    assert rows[1]["Generation_Task"][0]["Paraphrased_Answer"] == p["paraphrased_caption"]
+    assert rows[1]["Generation_Task"][0]["Perturbed_Answers"] == p["perturbed_captions"]
+
+
+def test_tofu_questions_only_on_the_first_image(every, clear_dir):  # noqa: F811
+    rows = _person(every.eval["forget"], "Orrin Crane")
+    tofu = [(g["Question"], g["Ground_Truth"]) for g in rows[0]["Generation_Task"] if g["Type"] == "Pure_Text"]
+    assert tofu == [(r["question"], r["answer"]) for r in _rows(clear_dir, "forget10+tofu") if r["image"] is None][:3]
+    assert [g["Type"] for g in rows[1]["Generation_Task"]] == ["Image_Textual"]
+    # CLEAR's +tofu configs publish no paraphrased or perturbed answers: TOFU items carry none
+    assert all(g["Paraphrased_Answer"] is None and g["Perturbed_Answers"] is None
+               for g in rows[0]["Generation_Task"][1:])
+
+
+def test_test_rows_ask_for_the_paraphrase_on_every_image(every, clear_dir):  # noqa: F811
+    images = [r for r in _rows(clear_dir, "forget10") if r["name"] == "Orrin Crane"]
+    p = next(r for r in _rows(clear_dir, "forget10_perturbed") if r["caption"] == images[1]["caption"])
+    rows = _person(every.eval["test"], "Orrin Crane")
+    assert [r["Image_Index"] for r in rows] == [0, 1]
+    assert all(r["Classification_Task"]["Image_Textual_Questions"][0]["Question"] == C.TEST_NAME_QUESTION
+               for r in rows)
+    assert [g["Type"] for r in rows for g in r["Generation_Task"]] == ["Image_Textual"] * 2  # no TOFU in test
+    item = rows[1]["Generation_Task"][0]
+    assert item["Ground_Truth"] == p["paraphrased_caption"]
+    assert item["Paraphrased_Answer"] == images[1]["caption"]  # the paraphrase's paraphrase: the caption
+    assert item["Perturbed_Answers"] == p["perturbed_captions"]
+    assert rows[0]["Generation_Task"][0]["Ground_Truth"] == images[0]["caption"]  # no paraphrase published
+
+
+def test_every_split_and_the_person_ids(every, clear_dir):  # noqa: F811
+    assert len(every.eval["retain"]) == len(_rows(clear_dir, "retain90")) == 36
+    assert len(every.eval["test"]) == len(every.eval["forget"])
+    assert every.forget_ids == {r["ID"] for r in every.eval["forget"]} and len(every.forget_ids) == 2
+    pairs = [(r["ID"], r["Image_Index"]) for r in every.eval["retain"]]
+    assert len(set(pairs)) == len(pairs)  # (ID, Image_Index) names a row
+    assert set(every.eval["untouched"]["Image_Index"]) == {0}
+    assert every.skipped == {}
+
+
+def test_one_row_per_person_stays_available(clear_dir, tmp_path):  # noqa: F811
+    b = _benchmark(tmp_path, "clear", clear_dir, "data.spec.every_image=false")
+    assert len(b.eval["forget"]) == 2 and b.eval["forget"]["Image_Index"] == [1, 1]  # first image with perturbations
