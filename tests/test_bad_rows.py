@@ -90,7 +90,7 @@ def clear_bad(clear_dir, tmp_path):  # noqa: F811
 
 
 def test_clear_skip_reports_exact_counts_and_loads_the_rest(clear_bad, clear_dir, tmp_path):  # noqa: F811
-    b = _benchmark(tmp_path, "clear", clear_bad)  # skip is CLEAR's default
+    b = _benchmark(tmp_path, "clear", clear_bad, "data.retain_images=all")  # skip is CLEAR's default
     assert b.skipped == {
         "forget10": {"row dropped: missing image in field 'image'": 1},
         "retain90": {"row dropped: field 'caption' is empty": 1},

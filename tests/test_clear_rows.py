@@ -67,7 +67,14 @@ def test_test_rows_ask_for_the_paraphrase_on_every_image(every, clear_dir):  # n
 
 
 def test_every_split_and_the_person_ids(every, clear_dir):  # noqa: F811
-    assert len(every.eval["retain"]) == len(_rows(clear_dir, "retain90")) == 36
+    # retain: only the images CLEAR evaluates (those with a retain_perturbed row), at least one per person
+    perturbed = {r["caption"] for r in _rows(clear_dir, "retain_perturbed")}
+    images: dict = {}
+    for k, r in enumerate(_rows(clear_dir, "retain90")):
+        images.setdefault(r["name"], []).append(r["caption"])
+    expected = sum(max(1, sum(c in perturbed for c in caps)) for caps in images.values())
+    assert len(every.eval["retain"]) == expected < len(_rows(clear_dir, "retain90")) == 36
+    assert {r["name"] for r in every.eval["retain"]} == set(images)
     assert len(every.eval["test"]) == len(every.eval["forget"])
     assert every.forget_ids == {r["ID"] for r in every.eval["forget"]} and len(every.forget_ids) == 2
     pairs = [(r["ID"], r["Image_Index"]) for r in every.eval["retain"]]
@@ -79,3 +86,18 @@ def test_every_split_and_the_person_ids(every, clear_dir):  # noqa: F811
 def test_one_row_per_person_stays_available(clear_dir, tmp_path):  # noqa: F811
     b = _benchmark(tmp_path, "clear", clear_dir, "data.spec.every_image=false")
     assert len(b.eval["forget"]) == 2 and b.eval["forget"]["Image_Index"] == [1, 1]  # first image with perturbations
+
+
+def test_clear_items_carry_truth_ratio_inputs_and_unique_uids(every, tiny_model):
+    """What the evaluation reads from per-image rows: distinct uids across a person's images, and a prob item
+    (truth ratio) for each caption that has a _perturbed row."""
+    from unlearn.eval.items import flatten
+
+    _, proc = tiny_model
+    for split in ("forget", "retain", "test"):
+        items = flatten(split, every.eval[split], proc.pixel_values)
+        assert len({it.uid for it in items}) == len(items), split
+        prob = [it for it in items if it.task == "prob"]
+        with_pert = [g for r in every.eval[split] for g in r["Generation_Task"] if g["Perturbed_Answers"]]
+        assert len(prob) == len(with_pert) > 0, split
+        assert all(it.modality == "multimodal" and len(it.perturbed) >= 1 for it in prob)

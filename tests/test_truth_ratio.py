@@ -165,3 +165,14 @@ def test_score_probabilities_matches_a_direct_likelihood(small_splits, tiny_mode
     assert r["pert_logp"][2] == pytest.approx(direct, abs=1e-4)
     assert r["score"] == pytest.approx(math.exp(r["gt_logp"]))
     assert len(r["pert_logp"]) == 3 and r["task"] == "prob"
+
+
+def test_max_people_counts_people_not_image_rows():
+    from datasets import Dataset
+
+    from unlearn.pipeline import first_people
+
+    rows = Dataset.from_list([{"ID": i, "Image_Index": k} for i, k in [(7, 0), (7, 1), (3, 0), (3, 1), (5, 0)]])
+    picked = first_people(rows, 2)
+    assert picked["ID"] == [7, 7, 3, 3] and picked["Image_Index"] == [0, 1, 0, 1]
+    assert first_people(rows, 10)["ID"] == rows["ID"]

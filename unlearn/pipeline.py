@@ -112,6 +112,13 @@ def _barrier() -> None:
         torch.distributed.barrier()
 
 
+def first_people(rows, n: int):
+    """The rows of the first `n` distinct people (CLEAR has one row per image, so rows are not people)."""
+    ids = rows["ID"]
+    keep = set(list(dict.fromkeys(ids))[:n])
+    return rows.select([i for i, pid in enumerate(ids) if pid in keep])
+
+
 def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tuple[dict, list[dict]]:
     ecfg = ctx.cfg.eval
     splits = list(ecfg.splits) if splits is None else splits
@@ -124,7 +131,7 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
         if split not in by_split:
             rows = ctx.benchmark.eval[split]
             if ecfg.max_people:
-                rows = rows.select(range(min(ecfg.max_people, len(rows))))
+                rows = first_people(rows, ecfg.max_people)
             by_split[split] = [it for it in flatten(split, rows, ctx.processor.pixel_values) if it.task in ecfg.tasks]
         return by_split[split]
 

@@ -58,8 +58,9 @@ Mapping to the internal splits, for forget percentage P in {1, 5, 10} (configs `
   forget{P:02} + retain{100-P:02}          train: per image, a caption pair and a name pair; per
    (+ their `+tofu` text QA)               person, one row with the person's TOFU QA
   forget{P:02} (+ _perturbed, +tofu)       forget_P: one row per image (`every_image`, the default)
-  retain{100-P:02} (+ retain_perturbed,    retain_{100-P}: one row per image
-   +tofu)
+  retain{100-P:02} (+ retain_perturbed,    retain_{100-P}: one row per image that has a
+   +tofu)                                  retain_perturbed row (CLEAR's retain evaluation set), at
+                                           least one per person
   forget{P:02}_perturbed                   test_P: the forget images asked with paraphrased prompts,
                                            answered by the paraphrased caption
   real_faces, real_world                   untouched (no training rows)
@@ -72,10 +73,10 @@ Eval rows, one per image of a person (CLEAR evaluates every image): the same `ID
   * Generation, multimodal: one of CLEAR's caption prompts (`IMAGE_CAPTION_QUESTIONS`) -> the caption, with
     `Paraphrased_Answer` (paraphrased_caption) and `Perturbed_Answers` (perturbed_captions) where the image
     has a `_perturbed` row (truth ratio); without one they are null.
-  * Generation, text-only: the person's TOFU questions -> answers (from the `+tofu` configs), on the row with
-    Image_Index 0 only, so that they are asked once; no paraphrased / perturbed answers (none published).
+  * Generation, text-only: the person's TOFU questions -> answers (from the `+tofu` configs), on the
+    person's first row only, so that they are asked once; no paraphrased / perturbed answers (none published).
   * Not available, left empty: text-only MC (CLEAR has no options for TOFU QA) and cloze (`Mask_Task`).
-`every_image=False` keeps the earlier layout: one row per person, showing the first image that has
+`retain_images="all"` (data.retain_images) keeps every retain image. `every_image=False` keeps the earlier layout: one row per person, showing the first image that has
 perturbations (else the first). test_P: the forget people's same images (CLEAR has no held-out images) asked
 with CLEAR's other recognition prompt (`TEST_NAME_QUESTION`) and the next caption prompt, answered by
 `paraphrased_caption` (whose own paraphrase is then the caption); TOFU QA is left out (CLEAR publishes no
@@ -282,12 +283,17 @@ def _mc(question: str, correct: str, wrong: list[str], rng: random.Random, attri
 
 
 def _eval_rows(ID: int, name: str, images: list[dict], perturbed: dict, qa: list[tuple[str, str]],
-               population: list[str], seed: int, test: bool, every_image: bool = True) -> list[dict]:
+               population: list[str], seed: int, test: bool, every_image: bool = True,
+               only_perturbed: bool = False) -> list[dict]:
     """A person's eval rows: one per image (`every_image`, Image_Index = the image's position among the
     person's images), or one showing the first image that has perturbations (else the first). Each row holds
-    that image's items; the person's TOFU QA (text-only) goes on the first row only, so it is asked once."""
+    that image's items; the person's TOFU QA (text-only) goes on the first row only, so it is asked once.
+    `only_perturbed`: of every image, only those with published perturbations (at least the first image) --
+    the retain split, which CLEAR evaluates on `retain_perturbed` alone (395 of about 3,400 retain images)."""
     if every_image:
         picks = list(enumerate(images))
+        if only_perturbed:
+            picks = [(k, im) for k, im in picks if (name, im["caption"]) in perturbed] or picks[:1]
     else:
         k = next((k for k, im in enumerate(images) if (name, im["caption"]) in perturbed), 0)
         picks = [(k, images[k])]
@@ -384,7 +390,8 @@ def _untouched_rows(rows, split: str, start: int, question_field: str | None,
 
 def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | Path | None = None,
          perturbed: bool = True, text_qa: bool = True, untouched: tuple[str, ...] | list[str] = UNTOUCHED_CONFIGS,
-         seed: int = 0, key: str = "data.path", every_image: bool = True, bad: BadRows | None = None) -> DatasetDict:
+         seed: int = 0, key: str = "data.path", every_image: bool = True, bad: BadRows | None = None,
+         retain_images: str = "perturbed") -> DatasetDict:
     """The internal DatasetDict (train, forget_P, retain_{100-P}, test_P, untouched) for one forget split.
     `every_image`: one eval row per image of a person (else one per person). `bad`: the data.on_bad_row
     policy, which also collects what was skipped (default: error)."""
@@ -394,6 +401,8 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
     if unknown:
         raise DataError(f"data.spec.untouched={list(untouched)}: unknown {sorted(unknown)}; choose from "
                         f"{list(UNTOUCHED_CONFIGS)}")
+    if retain_images not in ("perturbed", "all"):
+        raise DataError(f"data.retain_images={retain_images!r}: expected perturbed or all")
     source = resolve_source(path, key, HUB_ID)
 
     def get(config, split="train", rows=True):
@@ -428,12 +437,14 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
         f_qa = _text_qa(*get(f"{f_cfg}+tofu", rows=False), names=sorted(forget_people), bad=bad)
         r_qa = _text_qa(*get(f"{r_cfg}+tofu", rows=False), names=sorted(retain_people), bad=bad)
 
-    def rows_of(people, pert, qa, test=False):
+    def rows_of(people, pert, qa, test=False, only_perturbed=False):
         return [r for n in sorted(people, key=ids.get)
-                for r in _eval_rows(ids[n], n, people[n], pert, qa.get(n, []), population, seed, test, every_image)]
+                for r in _eval_rows(ids[n], n, people[n], pert, qa.get(n, []), population, seed, test, every_image,
+                                    only_perturbed and bool(pert))]
 
     splits = {f"forget_{pct}": rows_of(forget_people, f_pert, f_qa),
-              f"retain_{100 - pct}": rows_of(retain_people, r_pert, r_qa),
+              f"retain_{100 - pct}": rows_of(retain_people, r_pert, r_qa,
+                                             only_perturbed=retain_images == "perturbed"),
               f"test_{pct}": rows_of(forget_people, f_pert, f_qa, test=True)}
     untouched_rows: list[dict] = []
     for config in untouched:
