@@ -62,3 +62,25 @@ def test_main_adds_seed_section_only_with_repeated_seeds(tmp_path, capsys):
     write_run(single / "0_ga", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga"])
     md = main([str(single), "--out", str(tmp_path / "out2")])
     assert "Over seeds" not in md.read_text()
+
+
+def test_likelihood_table_over_seeds_only_when_runs_carry_it(tmp_path):
+    from unlearn.report import has_likelihood, likelihood_table
+
+    root = tmp_path / "lk"
+    for seed, tr in [(0, 0.5), (1, 0.7)]:
+        m = metrics_for(GA_AFTER, 1.0) | {"before/forget/multimodal/truth_ratio": 0.2,
+                                          "after/forget/multimodal/truth_ratio": tr,
+                                          "after/forget/text/forget_quality": 0.01 * (seed + 1)}
+        write_run(root / f"{seed}_ga", "ga", m, ["method=ga", f"seed={seed}"])
+    runs = load_runs([root])
+    assert has_likelihood(runs) and not has_likelihood(load_runs([_seeded_sweep(tmp_path / "sw")]))
+    table = parse_table(likelihood_table(group_by_seed(runs)))
+    assert table["ga"]["MM forget TR (1 best)"] == "0.600 ± 0.141"  # 0.5, 0.7: std sqrt(0.02)
+    assert table["ga"]["text forget quality ↑"] == "0.015 ± 0.007"
+    assert table["vanilla"]["MM forget TR (1 best)"] == "0.200 ± 0.000"
+    assert table["ga"]["MM retain TR ↑"] == "n/a"
+    md = main([str(root), "--out", str(tmp_path / "out")]).read_text()
+    assert "## Likelihood metrics" in md
+    assert "## Likelihood metrics" not in main([str(_seeded_sweep(tmp_path / "sw2")), "--out",
+                                               str(tmp_path / "out2")]).read_text()
