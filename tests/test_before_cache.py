@@ -27,6 +27,13 @@ def test_key_ignores_the_method_and_follows_the_evaluation(tmp_path):
     assert path(tmp_path, "method=manu", "data.forget_split=forget_5") != base
     assert path(tmp_path, "method=manu", "trainer.precision=bf16-true") != base
 
+    import unlearn.pipeline as pipeline  # a new generator version changes the questions under the same config
+    pipeline.GENERATOR_VERSION += 1
+    try:
+        assert path(tmp_path, "method=manu") != base
+    finally:
+        pipeline.GENERATOR_VERSION -= 1
+
 
 def test_no_cache_for_user_checkpoints_teaching_or_when_off(tmp_path):
     assert path(tmp_path, "model.path=/some/ckpt") is None

@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from unlearn.data.benchmark import EVAL_SPLITS, Benchmark
+from unlearn.data.mllmu_mini import GENERATOR_VERSION
 from unlearn.eval.evaluator import EvaluationModule
 from unlearn.eval.items import flatten
 from unlearn.eval.metrics import forget_quality_metrics
@@ -176,14 +177,15 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
     """Where the cached vanilla model's before-evaluation is kept; None when it must be evaluated afresh.
 
     Only the built vanilla model qualifies (its directory name is its cache key; a user checkpoint may change
-    in place). The key is every setting that shapes the evaluation: eval and data configs, the trainer's device and precision.
+    in place). The key is every setting that shapes the evaluation: eval and data configs, the embedded data
+    generator's version (its questions can change under the same config), the trainer's device and precision.
     """
     if cfg.model.path or cfg.method.name == "finetune" or not cfg.eval.get("cache_before", False):
         return None
     ev = {k: v for k, v in OmegaConf.to_container(cfg.eval, resolve=True).items()
           if k not in ("before", "cache_before", "relearn")}
     trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
-    key = config_hash({"records": EVAL_RECORDS_VERSION, "eval": ev,
+    key = config_hash({"records": EVAL_RECORDS_VERSION, "generator": GENERATOR_VERSION, "eval": ev,
                        "data": OmegaConf.to_container(cfg.data, resolve=True),
                        "trainer": {k: trainer.get(k) for k in EVAL_TRAINER_KEYS}})
     return Path(cfg.paths.cache_dir) / "eval_before" / f"{Path(str(source)).name}-{key}.json"

@@ -25,7 +25,7 @@ from unlearn.data.schema import DataError, check_eval_rows, check_train_rows
 from unlearn.io import build_cached_dir, config_hash
 
 log = logging.getLogger(__name__)
-GENERATOR_VERSION = 3  # 3: generation items carry a paraphrased and perturbed answers
+GENERATOR_VERSION = 4  # 3: generation items carry a paraphrase and perturbed answers; 4: in its form
 
 _QUESTION = {"Question": Value("string"), "Options": {k: Value("string") for k in P.LETTERS},
              "Correct_Answer": Value("string"), "attribute": Value("string")}

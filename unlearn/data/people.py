@@ -70,8 +70,9 @@ GEN_TEMPLATES: tuple[tuple[str, str, str], ...] = (
 )
 # The truth ratio's answers for each generation template (unlearn/eval/truth_ratio.py): a paraphrase of the
 # answer, never taught, in words the vocabulary already has (so adding it changes no tokenizer or model);
-# the perturbed answers are the same template filled with the MC distractors of each attribute (TOFU's
-# perturbed answers keep the form and change the facts).
+# the perturbed answers are the paraphrase filled with the MC distractors of each attribute: as in TOFU, they
+# keep the paraphrase's form and change its facts, so the ratio compares facts, not a taught wording with an
+# untaught one (with the taught template for the wrong answers, a vanilla model "prefers" them: R near 1).
 GEN_PARAPHRASES: tuple[str, ...] = (
     "works as a {job} and lives in {city}",
     "loves to eat {food} and enjoys {hobby}",
@@ -152,7 +153,7 @@ def eval_tasks(person: Person, rng: random.Random, held_out: bool) -> dict:
                     "Type": MLLMU_TYPE[modality],
                     "attribute": "+".join(k for k in ATTRIBUTES if "{" + k + "}" in answer),
                     "Paraphrased_Answer": paraphrase.format(**person.profile),
-                    "Perturbed_Answers": [answer.format(**w) for w in wrong],
+                    "Perturbed_Answers": [paraphrase.format(**w) for w in wrong],
                 }
             )
     return {"Classification_Task": mc, "Generation_Task": gen, "Mask_Task": cloze}
