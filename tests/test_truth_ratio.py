@@ -23,6 +23,7 @@ def test_truth_ratio_hand_computed():
 def test_reported_truth_ratio_reads_forget_and_other_splits_differently():
     assert reported_truth_ratio([0.5, 2.0], "forget") == pytest.approx(0.5)  # min(R, 1/R): 0.5 and 0.5
     assert reported_truth_ratio([0.5, 2.0], "retain") == pytest.approx(0.25)  # max(0, 1 - R): 0.5 and 0
+    assert reported_truth_ratio([0.5, 2.0], "test") == pytest.approx(0.5)  # the forget people again
     with pytest.raises(ValueError, match="no truth ratios on split 'forget'"):
         reported_truth_ratio([], "forget")
 

@@ -7,8 +7,9 @@ log-probabilities of the answer given the question (length-normalised, as TOFU a
   * answer probability  P(a | q)^(1/|a|) of the ground truth a;
   * truth ratio         R = exp(mean_i log P(w_i)^(1/|w_i|) - log P(p)^(1/|p|)), the geometric mean of the
                         wrong answers' probabilities over the paraphrase's. R < 1: the model prefers the truth.
-  * reported truth ratio: on the forget split `mean(min(R, 1/R))` (1 is best: no preference left); on every
-    other split `mean(max(0, 1 - R))` (higher is better: the truth is preferred).
+  * reported truth ratio: on the forget people's splits (forget, and test: the same people asked again)
+    `mean(min(R, 1/R))` (1 is best: no preference left); on every other split `mean(max(0, 1 - R))`
+    (higher is better: the truth is preferred).
   * forget quality      the p-value of a two-sample Kolmogorov-Smirnov test between the forget split's R of
                         the evaluated model and of a reference model trained without the forget people
                         (`eval.reference_run`): high means indistinguishable from never having learnt them.
@@ -29,6 +30,7 @@ import math
 from collections.abc import Sequence
 
 PERTURBED_MODES = ("item", "pooled")
+FORGET_PEOPLE_SPLITS = ("forget", "test")  # test: the forget people with held-out questions and images
 
 
 def answer_probability(mean_logp: float) -> float:
@@ -55,10 +57,11 @@ def truth_ratios(para_logp: Sequence[float], pert_logp: Sequence[Sequence[float]
 
 
 def reported_truth_ratio(ratios: Sequence[float], split: str) -> float:
-    """CLEAR/TOFU's reading of a split's ratios: `min(R, 1/R)` on forget, `max(0, 1 - R)` elsewhere."""
+    """CLEAR/TOFU's reading of a split's ratios: `min(R, 1/R)` on the forget people's splits, `max(0, 1 - R)`
+    elsewhere."""
     if not ratios:
         raise ValueError(f"no truth ratios on split {split!r}")
-    if split == "forget":
+    if split in FORGET_PEOPLE_SPLITS:
         vals = [min(r, 1.0 / r) if r > 0 else 0.0 for r in ratios]
     else:
         vals = [max(0.0, 1.0 - r) for r in ratios]
