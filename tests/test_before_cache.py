@@ -52,10 +52,15 @@ def test_second_run_reads_the_same_before_numbers(tmp_path, monkeypatch):
     cache = tmp_path / "c"
     first = run(compose_config(["debug=fast", "method=manu", "save_model=false"], tmp_path / "a", cache))
     (saved,) = (cache / "eval_before").iterdir()
-    saved.write_text(saved.read_text().replace('"before/forget/text/mc_acc": ', '"before/forget/text/mc_acc": 0.5, "x": '))
+    data = json.loads(saved.read_text())
+    marked = 0
+    for r in data["records"]:  # every forget text MC item scored 0.25: a mean no real (0/1) scoring gives
+        if (r["split"], r["modality"], r["task"]) == ("forget", "text", "mc") and "metric" not in r:
+            r["score"], marked = 0.25, marked + 1
+    assert marked
+    saved.write_text(json.dumps(data))
     second = run(compose_config(["debug=fast", "method=ga", "save_model=false"], tmp_path / "b", cache))
-    assert second["before/forget/text/mc_acc"] == 0.5  # read from the cache, not re-evaluated
+    assert second["before/forget/text/mc_acc"] == 0.25  # read from the cache, not re-evaluated
     assert {k: v for k, v in second.items() if k.startswith("before/") and k != "before/forget/text/mc_acc"} == {
         k: v for k, v in first.items() if k.startswith("before/") and k != "before/forget/text/mc_acc"}
-    assert json.loads((tmp_path / "b" / "items.json").read_text())["before"] == json.loads(
-        (tmp_path / "a" / "items.json").read_text())["before"]
+    assert json.loads((tmp_path / "b" / "items.json").read_text())["before"] == data["records"]

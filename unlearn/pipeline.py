@@ -22,7 +22,7 @@ from unlearn.data.benchmark import EVAL_SPLITS, Benchmark
 from unlearn.data.mllmu_mini import GENERATOR_VERSION
 from unlearn.eval.evaluator import EvaluationModule
 from unlearn.eval.items import flatten
-from unlearn.eval.metrics import forget_quality_metrics
+from unlearn.eval.metrics import aggregate, forget_quality_metrics
 from unlearn.eval.protocol import make_prompts
 from unlearn.eval.table import before_after_table
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json
@@ -200,7 +200,9 @@ def evaluate_before(ctx: RunContext, cache: Path | None) -> tuple[dict, list[dic
     if cache is not None and cache.is_file():
         saved = json.loads(cache.read_text())
         log.info("before-evaluation: reusing %s", cache)
-        return saved["metrics"], saved["records"]
+        # metrics are re-aggregated from the records, so a change in aggregation never reads stale numbers
+        return aggregate(saved["records"], "before", ctx.cfg.eval.get("truth_ratio_perturbed", "item")), \
+            saved["records"]
     metrics, records = evaluate(ctx, "before")
     if cache is not None and ctx.is_global_zero:
         write_json(cache, {"metrics": metrics, "records": records})
