@@ -108,6 +108,13 @@ def test_real_benchmark_with_real_family_end_to_end(tmp_path, checkpoints, famil
                                                                                 ("retain", "multimodal")}
     assert all(0.0 <= v <= 1.0 for k, v in metrics.items() if k.endswith("/mc_acc"))
     assert metrics["after/forget/multimodal/n_mc_acc"] > 0
+    if data == "clear":  # CLEAR's own metrics: every image, truth ratio from the perturbed captions, recall
+        assert len({r["uid"] for r in items}) == len(items)
+        assert any("." in r["uid"].split("/")[1] for r in items)  # a person's second image has its own items
+        prob = [r for r in items if r["task"] == "prob"]
+        assert prob and all(len(r["pert_logp"]) >= 1 for r in prob)
+        assert 0.0 <= metrics["after/forget/multimodal/truth_ratio"] <= 1.0
+        assert 0.0 <= metrics["after/forget/multimodal/rougeL_recall"] <= 1.0
 
 
 def test_real_checkpoint_needs_a_template_and_a_path(tmp_path, checkpoints):
