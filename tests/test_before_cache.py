@@ -22,6 +22,7 @@ def test_key_ignores_the_method_and_follows_the_evaluation(tmp_path):
     assert base.parent == tmp_path / "c" / "eval_before" and base.name.startswith("tiny_llava-abc-")
     assert path(tmp_path, "method=ga", "method.optimizer.lr=1e-3") == base
     assert path(tmp_path, "method=manu", "eval.relearn.enabled=true") == base  # after-stage settings
+    assert path(tmp_path, "method=manu", "eval.reference_run=/runs/ref") == base  # read after the evaluation
     assert path(tmp_path, "method=manu", "eval.tasks=[mc]") != base
     assert path(tmp_path, "method=manu", "eval.max_people=2") != base
     assert path(tmp_path, "method=manu", "data.forget_split=forget_5") != base

@@ -183,7 +183,7 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
     if cfg.model.path or cfg.method.name == "finetune" or not cfg.eval.get("cache_before", False):
         return None
     ev = {k: v for k, v in OmegaConf.to_container(cfg.eval, resolve=True).items()
-          if k not in ("before", "cache_before", "relearn")}
+          if k not in ("before", "cache_before", "relearn", "reference_run")}  # not what shapes the records
     trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
     key = config_hash({"records": EVAL_RECORDS_VERSION, "generator": GENERATOR_VERSION, "eval": ev,
                        "data": OmegaConf.to_container(cfg.data, resolve=True),
