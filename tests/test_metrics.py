@@ -73,3 +73,12 @@ def test_mc_also_must_be_another_mode():
 
     with pytest.raises(ValueError, match="eval.mc_also='likelihood'"):
         EvaluationModule(None, None, [], "after", mc_mode="likelihood", mc_also="likelihood")
+
+
+def test_table_numbers_small_p_values_in_e_notation():
+    from unlearn.eval.table import before_after_table, number
+
+    assert number(0.25) == "0.250" and number(0.0) == "0.000" and number(2.5e-07) == "2.5e-07"
+    assert number(0.0004) == "4.0e-04" and number(0.0006) == "0.001"
+    table = before_after_table({"before/forget/text/forget_quality": 8.2e-12, "after/forget/text/forget_quality": 0.31})
+    assert "| forget | text | - | - | - | 8.2e-12 -> 0.310 |" in table

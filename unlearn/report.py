@@ -47,7 +47,7 @@ from pathlib import Path
 
 import yaml
 
-from unlearn.eval.table import MODALITIES
+from unlearn.eval.table import MODALITIES, number
 
 METRICS_FILE = "metrics.json"
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
@@ -357,7 +357,7 @@ def _fmt_spread(agg: tuple[float, float | None, int] | None) -> str:
     if agg is None:
         return NA
     mean, std, _ = agg
-    return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
+    return number(mean) if std is None else f"{number(mean)} ± {number(std)}"
 
 
 def seed_table(groups: Sequence[SeedGroup]) -> str:

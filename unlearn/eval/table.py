@@ -11,6 +11,11 @@ SECOND_MC = ("mc_acc_generate", "mc_acc_letter")  # eval.mc_also: a column only 
 LIKELIHOOD = ("rougeL_recall", "prob", "truth_ratio", "forget_quality")
 
 
+def number(v: float) -> str:
+    """Three decimals; a small non-zero value (forget quality is a p-value, often 1e-6) in e-notation."""
+    return f"{v:.1e}" if 0 < abs(v) < 5e-4 else f"{v:.3f}"
+
+
 def before_after_table(metrics: dict[str, float], stages: tuple[str, str] = ("before", "after")) -> str:
     """Markdown: one row per split x modality, one column per metric as `before -> after`."""
     a, b = stages
@@ -26,9 +31,9 @@ def before_after_table(metrics: dict[str, float], stages: tuple[str, str] = ("be
                 if x is None and y is None:
                     cells.append("-")
                 elif x is None or y is None:
-                    cells.append(f"{(x if y is None else y):.3f}")
+                    cells.append(number(x if y is None else y))
                 else:
-                    cells.append(f"{x:.3f} -> {y:.3f}")
+                    cells.append(f"{number(x)} -> {number(y)}")
             if any(c != "-" for c in cells):
                 lines.append(f"| {split} | {mod} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
