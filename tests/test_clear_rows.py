@@ -39,13 +39,20 @@ def test_one_row_per_image_with_that_images_items(every, clear_dir):  # noqa: F8
     assert caption_mc["Options"][caption_mc["Correct_Answer"]] == images[1]["caption"]
     assert rows[1]["Generation_Task"][0]["Paraphrased_Answer"] == p["paraphrased_caption"]
     assert rows[1]["Generation_Task"][0]["Perturbed_Answers"] == p["perturbed_captions"]
+    # CLEAR's face recognition task (eval.yaml eval_forget_facerec): the name generated with its "random_faces"
+    # prompt, truth ratio of the name against perturbed_names
+    face = rows[1]["Generation_Task"][1]
+    assert (face["Question"], face["Ground_Truth"], face["Paraphrased_Answer"]) == (C.FACE_PROMPT, "Orrin Crane",
+                                                                                    "Orrin Crane")
+    assert face["Perturbed_Answers"] == p["perturbed_names"]
+    assert [g["attribute"] for g in rows[0]["Generation_Task"]][:1] == ["caption"]  # no perturbed names: no face item
 
 
 def test_tofu_questions_only_on_the_first_image(every, clear_dir):  # noqa: F811
     rows = _person(every.eval["forget"], "Orrin Crane")
     tofu = [(g["Question"], g["Ground_Truth"]) for g in rows[0]["Generation_Task"] if g["Type"] == "Pure_Text"]
     assert tofu == [(r["question"], r["answer"]) for r in _rows(clear_dir, "forget10+tofu") if r["image"] is None][:3]
-    assert [g["Type"] for g in rows[1]["Generation_Task"]] == ["Image_Textual"]
+    assert [g["attribute"] for g in rows[1]["Generation_Task"]] == ["caption", "name"]  # no TOFU there
     # CLEAR's +tofu configs publish no paraphrased or perturbed answers: TOFU items carry none
     assert all(g["Paraphrased_Answer"] is None and g["Perturbed_Answers"] is None
                for g in rows[0]["Generation_Task"][1:])
@@ -58,7 +65,7 @@ def test_test_rows_ask_for_the_paraphrase_on_every_image(every, clear_dir):  # n
     assert [r["Image_Index"] for r in rows] == [0, 1]
     assert all(r["Classification_Task"]["Image_Textual_Questions"][0]["Question"] == C.TEST_NAME_QUESTION
                for r in rows)
-    assert [g["Type"] for r in rows for g in r["Generation_Task"]] == ["Image_Textual"] * 2  # no TOFU in test
+    assert [g["attribute"] for r in rows for g in r["Generation_Task"]] == ["caption", "caption", "name"]  # no TOFU
     item = rows[1]["Generation_Task"][0]
     assert item["Ground_Truth"] == p["paraphrased_caption"]
     assert item["Paraphrased_Answer"] == images[1]["caption"]  # the paraphrase's paraphrase: the caption

@@ -329,9 +329,12 @@ def test_clear_forget_row(clear_bench, clear_dir):
     # the caption item carries CLEAR's paraphrase and perturbed captions (truth ratio); TOFU QA carries none
     assert gen[0]["Paraphrased_Answer"] == pert[0]["paraphrased_caption"]
     assert gen[0]["Perturbed_Answers"] == pert[0]["perturbed_captions"]
-    assert all(g["Perturbed_Answers"] is None and g["Paraphrased_Answer"] is None for g in gen[1:])
-    tofu = [(g["Question"], g["Ground_Truth"]) for g in gen[1:]]
-    assert all(g["Type"] == "Pure_Text" for g in gen[1:])
+    # then CLEAR's face recognition item: the name against the perturbed names
+    assert (gen[1]["attribute"], gen[1]["Ground_Truth"]) == ("name", "Orrin Crane")
+    assert gen[1]["Perturbed_Answers"] == pert[0]["perturbed_names"]
+    assert all(g["Perturbed_Answers"] is None and g["Paraphrased_Answer"] is None for g in gen[2:])
+    tofu = [(g["Question"], g["Ground_Truth"]) for g in gen[2:]]
+    assert all(g["Type"] == "Pure_Text" for g in gen[2:])
     # name in the answer only, in the question, and nowhere (carried from the question before it)
     assert tofu == [q for q in _tofu(clear_dir, "forget10+tofu")[:3]]
     assert tofu[1] == ("What kind of work does Orrin Crane do besides writing?",
@@ -349,7 +352,8 @@ def test_clear_test_row_paraphrases(clear_bench, clear_dir):
     assert _png(test["image"]) == _png(forget["image"])  # CLEAR has no held-out images
     name_mc = test["Classification_Task"]["Image_Textual_Questions"][0]
     assert name_mc["Question"] == C.TEST_NAME_QUESTION
-    assert [g["Ground_Truth"] for g in test["Generation_Task"]] == [pert["paraphrased_caption"]]
+    assert [g["Ground_Truth"] for g in test["Generation_Task"]] == [pert["paraphrased_caption"], "Orrin Crane"]
+    assert test["Generation_Task"][1]["Question"] == C.NAME_QUESTION  # forget asks CLEAR's FACE_PROMPT
     assert test["Generation_Task"][0]["Question"] != forget["Generation_Task"][0]["Question"]
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from unlearn.eval.metrics import aggregate, forget_quality_metrics, truth_ratio_metrics
-from unlearn.eval.truth_ratio import answer_probability, forget_quality, reported_truth_ratio, truth_ratios
+from unlearn.eval.truth_ratio import (answer_probability, forget_quality, relative_probability, reported_truth_ratio,
+                                      truth_ratios)
 
 
 def test_truth_ratio_hand_computed():
@@ -18,6 +19,8 @@ def test_truth_ratio_hand_computed():
     assert truth_ratios([-1.0, -2.0], [[-2.0], [-4.0]], "pooled") == pytest.approx([math.exp(-2), math.exp(-1)])
     assert truth_ratios([-1.0, -2.0], [[-2.0], [-4.0]], "item") == pytest.approx([math.exp(-1), math.exp(-2)])
     assert answer_probability(math.log(0.25)) == pytest.approx(0.25)
+    # truth 0.5 against wrong answers 0.25 and 0.25: a share of 0.5
+    assert relative_probability(math.log(0.5), [math.log(0.25), math.log(0.25)]) == pytest.approx(0.5)
 
 
 def test_reported_truth_ratio_reads_forget_and_other_splits_differently():
@@ -62,7 +65,8 @@ def _clear_eval_port(para_loss: list, pert_loss: list) -> list:
 
 def _records(split, modality, para, pert):
     return [{"uid": f"{split}/{i}/prob/{modality}/0", "split": split, "modality": modality, "task": "prob",
-             "score": 0.5, "para_logp": p, "pert_logp": w} for i, (p, w) in enumerate(zip(para, pert))]
+             "score": 0.5, "gt_logp": math.log(0.5), "para_logp": p, "pert_logp": w}
+            for i, (p, w) in enumerate(zip(para, pert))]
 
 
 @pytest.mark.parametrize("split", ["forget", "retain"])
@@ -87,6 +91,9 @@ def test_aggregate_reports_prob_truth_ratio_and_recall():
     m = aggregate(recs, "after")
     assert m["after/forget/text/prob"] == pytest.approx(0.5)
     assert m["after/forget/text/n_prob"] == 2
+    # the truth's share: 0.5 / (0.5 + e^-2) and 0.5 / (0.5 + 1)
+    assert m["after/forget/text/prob_rel"] == pytest.approx((0.5 / (0.5 + math.exp(-2)) + 0.5 / 1.5) / 2)
+    assert "after/forget/text/n_prob_rel" not in m
     # R = e^-1 and e^1: min(R, 1/R) = e^-1 both
     assert m["after/forget/text/truth_ratio"] == pytest.approx(math.exp(-1))
     assert m["after/forget/text/rougeL"] == pytest.approx(0.5)

@@ -73,11 +73,17 @@ Eval rows, one per image of a person (CLEAR evaluates every image): the same `ID
   * Generation, multimodal: one of CLEAR's caption prompts (`IMAGE_CAPTION_QUESTIONS`) -> the caption, with
     `Paraphrased_Answer` (paraphrased_caption) and `Perturbed_Answers` (perturbed_captions) where the image
     has a `_perturbed` row (truth ratio); without one they are null.
+  * Generation, multimodal, where the image has `perturbed_names`: CLEAR's face recognition task
+    (config/mm/eval.yaml `eval_forget_facerec` / `eval_retain_facerec`): `FACE_PROMPT` (its "random_faces"
+    prompt; test: `NAME_QUESTION`) -> the name, `Paraphrased_Answer` the name, `Perturbed_Answers` the
+    perturbed names.
   * Generation, text-only: the person's TOFU questions -> answers (from the `+tofu` configs), on the
     person's first row only, so that they are asked once; no paraphrased / perturbed answers (none published).
   * Not available, left empty: text-only MC (CLEAR has no options for TOFU QA) and cloze (`Mask_Task`).
-`retain_images="all"` (data.retain_images) keeps every retain image. `every_image=False` keeps the earlier layout: one row per person, showing the first image that has
-perturbations (else the first). test_P: the forget people's same images (CLEAR has no held-out images) asked
+`retain_images="all"` (data.retain_images) keeps every retain image. `every_image=False` keeps the earlier
+layout: one row per person, showing the first image that has perturbations (else the first).
+Untouched rows (real_faces, real_world): an MC question (the answer among three of `options`) and, as
+CLEAR's `eval_real_*_wo_options` tasks, a generation item of the answer against the wrong options. test_P: the forget people's same images (CLEAR has no held-out images) asked
 with CLEAR's other recognition prompt (`TEST_NAME_QUESTION`) and the next caption prompt, answered by
 `paraphrased_caption` (whose own paraphrase is then the caption); TOFU QA is left out (CLEAR publishes no
 paraphrased text questions). IDs: people get 0..N-1 in the sorted order of their names (the same for every
@@ -129,6 +135,7 @@ IMAGE_CAPTION_QUESTIONS = (
 )
 NAME_QUESTION = "What is the name of the person in the image?"  # MMUnlearner's CLEAR_eval.py default
 TEST_NAME_QUESTION = "The name of the person on the image is"  # CLEAR's "random_faces" prompt, mm/dataset.py
+FACE_PROMPT = TEST_NAME_QUESTION  # CLEAR's face recognition and real_faces generation ask with it (eval.yaml)
 CAPTION_MC_QUESTION = "Which caption describes this image?"  # ours: CLEAR scores captions by truth ratio
 CAPTION_TEXT_QUESTION = "Describe a picture of {name}."  # ours: text-only form of a caption pair
 NAME_TEXT_QUESTION = "What is the name of {name}?"  # text-only form of the name pair (as the embedded benchmark)
@@ -314,6 +321,11 @@ def _eval_rows(ID: int, name: str, images: list[dict], perturbed: dict, qa: list
             {**extra, "paraphrased_caption": im["caption"]} if test and extra else extra, caption)
         gen = [{"Question": IMAGE_CAPTION_QUESTIONS[q], "Ground_Truth": caption, "Type": "Image_Textual",
                 "attribute": "caption", **alternatives}]
+        names = [n for n in dict.fromkeys(extra.get("perturbed_names") or []) if n and n != name]
+        if names:  # CLEAR's face recognition task: the name generated, its truth ratio against perturbed_names
+            gen.append({"Question": NAME_QUESTION if test else FACE_PROMPT, "Ground_Truth": name,
+                        "Type": "Image_Textual", "attribute": "name", "Paraphrased_Answer": name,
+                        "Perturbed_Answers": names})
         if not test and n == 0:
             gen += [{"Question": q_, "Ground_Truth": a, "Type": "Pure_Text", "attribute": "tofu"} for q_, a in qa]
         rows.append({"ID": ID, "source_id": name, "name": name, "image": im["image"], "Image_Index": k,
@@ -371,7 +383,11 @@ def _untouched_row(split: str, i: int, row: dict, ID: int, question_field: str |
             "image": image, "Image_Index": 0,
             "Classification_Task": {"Image_Textual_Questions": [_mc(question, answer, wrong, rng, "untouched")],
                                     "Pure_Text_Questions": []},
-            "Generation_Task": [], "Mask_Task": []}
+            # CLEAR's real_faces / real_world tasks: the answer generated, its truth ratio against the options
+            "Generation_Task": [{"Question": question if question_field else FACE_PROMPT, "Ground_Truth": answer,
+                                 "Type": "Image_Textual", "attribute": "untouched", "Paraphrased_Answer": answer,
+                                 "Perturbed_Answers": wrong}],
+            "Mask_Task": []}
 
 
 def _untouched_rows(rows, split: str, start: int, question_field: str | None,

@@ -6,7 +6,7 @@ from collections import defaultdict
 
 from torchmetrics.functional.text import rouge_score
 
-from unlearn.eval.truth_ratio import forget_quality, reported_truth_ratio, truth_ratios
+from unlearn.eval.truth_ratio import forget_quality, relative_probability, reported_truth_ratio, truth_ratios
 
 TASK_METRIC = {"mc": "mc_acc", "gen": "rougeL", "cloze": "cloze_acc", "prob": "prob"}
 
@@ -55,7 +55,8 @@ def cloze_correct(prediction: str, reference: str) -> bool:
 def aggregate(records: list[dict], stage: str, truth_ratio_perturbed: str = "item") -> dict[str, float]:
     """Mean score per (split, modality, task) as flat keys; counts go under `.../n_{task}`. A record may
     name its own metric (`mc_acc_generate`: the same MC item scored a second way, eval.mc_also). Generation
-    records with a `recall` add `rougeL_recall` (CLEAR's ROUGE); prob records add `truth_ratio`."""
+    records with a `recall` add `rougeL_recall` (CLEAR's ROUGE); prob records add `prob_rel` and
+    `truth_ratio`."""
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     for r in records:
@@ -66,9 +67,12 @@ def aggregate(records: list[dict], stage: str, truth_ratio_perturbed: str = "ite
         if r["task"] == "gen" and "recall" in r:
             sums[f"{where}/rougeL_recall"] += float(r["recall"])
             counts[f"{where}/rougeL_recall"] += 1
+        if r["task"] == "prob" and r.get("pert_logp"):
+            sums[f"{where}/prob_rel"] += relative_probability(r["gt_logp"], r["pert_logp"])
+            counts[f"{where}/prob_rel"] += 1
     out = {k: sums[k] / counts[k] for k in sums}
     out.update({k.rsplit("/", 1)[0] + f"/n_{k.rsplit('/', 1)[1]}": counts[k] for k in counts
-                if not k.endswith("/rougeL_recall")})  # as many as the rougeL items
+                if not k.endswith(("/rougeL_recall", "/prob_rel"))})  # as many as the rougeL / prob items
     out.update(truth_ratio_metrics(records, stage, truth_ratio_perturbed))
     return dict(sorted(out.items()))
 

@@ -8,7 +8,7 @@ METRICS = ("mc_acc", "rougeL", "cloze_acc")
 SECOND_MC = ("mc_acc_generate", "mc_acc_letter")  # eval.mc_also: a column only when it ran
 # likelihood metrics (unlearn/eval/truth_ratio.py): columns only where the data has perturbed answers, and
 # forget quality only with eval.reference_run
-LIKELIHOOD = ("rougeL_recall", "prob", "truth_ratio", "forget_quality")
+LIKELIHOOD = ("rougeL_recall", "prob", "prob_rel", "truth_ratio", "forget_quality")
 
 
 def number(v: float) -> str:

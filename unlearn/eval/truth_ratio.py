@@ -4,7 +4,9 @@ Why these: ROUGE and accuracy read what a model *says*; these read what it *beli
 paraphrased answer p and perturbed (wrong, same-shape) answers w_1..w_k, all scored as per-token mean
 log-probabilities of the answer given the question (length-normalised, as TOFU and CLEAR do):
 
-  * answer probability  P(a | q)^(1/|a|) of the ground truth a;
+  * answer probability  P(a | q)^(1/|a|) of the ground truth a (`prob`), and its share among the truth and
+                        the wrong answers, `P(a) / (P(a) + sum_i P(w_i))` (`prob_rel`: CLEAR's "Prob." for
+                        face recognition, real faces and real-world questions);
   * truth ratio         R = exp(mean_i log P(w_i)^(1/|w_i|) - log P(p)^(1/|p|)), the geometric mean of the
                         wrong answers' probabilities over the paraphrase's. R < 1: the model prefers the truth.
   * reported truth ratio: on the forget people's splits (forget, and test: the same people asked again)
@@ -36,6 +38,13 @@ FORGET_PEOPLE_SPLITS = ("forget", "test")  # test: the forget people with held-o
 def answer_probability(mean_logp: float) -> float:
     """Length-normalised probability of an answer from its per-token mean log-probability."""
     return math.exp(mean_logp)
+
+
+def relative_probability(gt_logp: float, pert_logp: Sequence[float]) -> float:
+    """The truth's share of the length-normalised probabilities of the truth and the wrong answers: CLEAR's
+    "Prob." for its face recognition and real-world tasks (calculate_metrics.py, the non-`eval_log` branch)."""
+    truth = math.exp(gt_logp)
+    return truth / (truth + sum(math.exp(x) for x in pert_logp))
 
 
 def truth_ratios(para_logp: Sequence[float], pert_logp: Sequence[Sequence[float]],
