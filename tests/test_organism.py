@@ -122,3 +122,27 @@ def test_the_repository_base_matches_the_organism_config(tmp_path):
         pytest.skip("model.base.shipped is null: no base weights in the repository")
     assert (ROOT / shipped / KEY_FILE).read_text().strip() == base_key(cfg), (
         f"{shipped} is stale: rebuild with python -m unlearn.models.base --ship {shipped}")
+
+
+def test_knockout_zeroes_named_blocks_and_removes_its_hooks(tiny_model):
+    import torch
+
+    from bench.organism_knockout import knockouts, modules, zeroed
+
+    model, proc = tiny_model
+    model.eval()
+    labels = knockouts(model)
+    assert {"language mlp: all layers", "vision attn: all layers", "language mlp: layer 1", "projector"} <= set(labels)
+    names = modules(model, labels["language mlp: all layers"])
+    assert names == ["model.language_model.layers.0.mlp", "model.language_model.layers.1.mlp"]
+    ids = torch.tensor([[proc.tokenizer.bos_token_id, *proc.words("what is alara ashdown 's job ?")]])
+    mlp = dict(model.named_modules())[names[0]]
+    with torch.no_grad():
+        plain = model(input_ids=ids).logits
+        with zeroed(model, names):
+            knocked = model(input_ids=ids).logits
+        again = model(input_ids=ids).logits
+    assert not torch.allclose(plain, knocked) and torch.equal(plain, again)  # hooks gone after the block
+    assert not mlp._forward_hooks
+    with pytest.raises(ValueError, match="matches no module"):
+        modules(model, r"model\.nothing")

@@ -102,3 +102,14 @@ class WorldSequences(Dataset):
         prefix = self.proc.prefix_ids(pixels)
         body = self.proc.answer_ids(text)  # the words and the end token, every one a target
         return Example(prefix + body, [IGNORE] * len(prefix) + body, pixels)
+
+
+def eval_rows(spec: WorldSpec, n: int) -> list[dict]:
+    """Benchmark-style evaluation rows (clean portrait, taught templates) for the first `n` world people:
+    what the base has learnt of its world, scored like the benchmark."""
+    rows = []
+    for p in world_people(spec)[:n]:
+        (image,) = portrait_variants(p.ID, spec.seed, spec.image_size, [0])
+        rows.append({"ID": p.ID, "name": p.name, "image": image,
+                     **P.eval_tasks(p, random.Random(f"world-eval-{spec.seed}-{p.ID}"), held_out=False)})
+    return rows

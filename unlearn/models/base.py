@@ -22,7 +22,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from unlearn.io import build_cached_dir, config_hash
+from unlearn.io import build_cached_dir, config_hash, write_json
 
 log = logging.getLogger(__name__)
 KEY_FILE = "base_key.txt"  # written beside the weights: which config a directory of base weights answers
@@ -69,10 +69,24 @@ def _build(cfg: DictConfig, out: Path) -> None:
     start = time.perf_counter()
     model, processor = instantiate(cfg.model.build)
     history = pretrain(model, processor, cfg)
+    seconds = time.perf_counter() - start
+    world = world_mc_accuracy(model, processor, cfg)
     save_model(model, processor, out)
     (out / KEY_FILE).write_text(base_key(cfg) + "\n")
-    log.info("base model pretrained in %.0f s (loss per epoch %s)", time.perf_counter() - start,
-             [round(x, 3) for x in history])
+    write_json(out / "base_history.json", {"key": base_key(cfg), "seconds": seconds, "loss_per_epoch": history,
+                                           "world_mc_acc": world, "threads": torch.get_num_threads()})
+    log.info("base model pretrained in %.0f s (loss per epoch %s; world MC accuracy %s)", seconds,
+             [round(x, 3) for x in history], world)
+
+
+def world_mc_accuracy(model, processor, cfg: DictConfig, people: int = 20) -> dict[str, float]:
+    """MC accuracy on the first `people` world people, per form: how much of its world the base knows."""
+    from callbacks.memorisation import MemorisationCheck
+    from unlearn.data.world import eval_rows
+    from unlearn.eval.items import flatten
+
+    items = flatten("world", eval_rows(instantiate(cfg.model.base.world), people), processor.pixel_values)
+    return MemorisationCheck(items, processor, target=1.0).accuracy(model)
 
 
 @contextlib.contextmanager
