@@ -120,6 +120,7 @@ class _EpochLoss(L.Callback):
         loss = trainer.callback_metrics.get("train/loss")
         if loss is not None:
             self.history.append(float(loss))
+            log.info("base epoch %d/%d: loss %.3f", trainer.current_epoch + 1, trainer.max_epochs, float(loss))
 
 
 def pretrain(model: torch.nn.Module, processor, cfg: DictConfig) -> list[float]:
