@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # a base small enough to pretrain in seconds: 6 world people, one epoch, the debug benchmark
 TINY = ["experiment=organism", "debug=fast", "model.base.epochs=1", "model.base.world.num_people=6",
         "model.base.world.variants=2", "model.build.spec.text_layers=2", "model.base.batch_size=32",
+        "model.base.target_mc_acc=null",
         "model.base.scheduler.pct_start=0.3"]
 
 

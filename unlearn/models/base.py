@@ -79,14 +79,22 @@ def _build(cfg: DictConfig, out: Path) -> None:
              [round(x, 3) for x in history], world)
 
 
-def world_mc_accuracy(model, processor, cfg: DictConfig, people: int = 20) -> dict[str, float]:
-    """MC accuracy on the first `people` world people, per form: how much of its world the base knows."""
-    from callbacks.memorisation import MemorisationCheck
+PROBE_PEOPLE = 20
+
+
+def world_items(processor, cfg: DictConfig):
+    """Evaluation items for the first PROBE_PEOPLE world people (taught templates, clean portraits)."""
     from unlearn.data.world import eval_rows
     from unlearn.eval.items import flatten
 
-    items = flatten("world", eval_rows(instantiate(cfg.model.base.world), people), processor.pixel_values)
-    return MemorisationCheck(items, processor, target=1.0).accuracy(model)
+    return flatten("world", eval_rows(instantiate(cfg.model.base.world), PROBE_PEOPLE), processor.pixel_values)
+
+
+def world_mc_accuracy(model, processor, cfg: DictConfig) -> dict[str, float]:
+    """MC accuracy on the probe world people, per form: how much of its world the base knows."""
+    from callbacks.memorisation import MemorisationCheck
+
+    return MemorisationCheck(world_items(processor, cfg), processor, target=1.0).accuracy(model)
 
 
 @contextlib.contextmanager
@@ -145,8 +153,14 @@ def pretrain(model: torch.nn.Module, processor, cfg: DictConfig) -> list[float]:
         module = FinetuneModule(model, instantiate(b.optimizer), instantiate(b.scheduler) if b.scheduler else None,
                                  config_key="model.base")
         losses = _EpochLoss()
+        callbacks = [losses]
+        if b.get("target_mc_acc") is not None:  # stop once the base knows its world, as stage 2 stops
+            from callbacks.memorisation import MemorisationCheck
+
+            callbacks.append(MemorisationCheck(world_items(processor, cfg), processor, b.target_mc_acc,
+                                               b.check_every))
         trainer = instantiate(cfg.trainer, max_epochs=int(b.epochs), logger=False, enable_checkpointing=False,
-                              callbacks=[losses], enable_progress_bar=False, enable_model_summary=False)
+                              callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False)
         trainer.fit(module, loader)
     model.eval()
     return losses.history
