@@ -1,9 +1,10 @@
 """What the papers lead us to expect, checked on the default vanilla model and on the model organism.
 
 Per model (default | organism) and seed: MANU at alpha 1, 2 and 5 % and GA trained on image+text forget
-data (its default recipe), each from that seed's cached vanilla model (the seed drives stage 2, i.e. the
-vanilla model, and the method). MC accuracy only. Prints mean ± sample std over seeds of the MC drops
-(before - after) and whether each expectation holds:
+data (its default recipe, and at lr 1e-4), plus MANU at 10, 20 and 30 % to see where pruning starts to
+bite; each from that seed's cached vanilla model (the seed drives stage 2, i.e. the vanilla model, and the
+method). MC accuracy only. Prints mean ± sample std over seeds of the MC drops (before - after), to read
+against what the papers lead us to expect:
   MANU at alpha <= 5 %: forget drop >= 0.10 in both modalities with retain drop <= 0.05 (mean of seeds);
   GA on multimodal data: the image+text forget drop >= 2x the text-only one.
 
@@ -25,7 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"default": [], "organism": ["experiment=organism"]}
 SETTINGS = {"manu 1": ["method=manu", "manu.alpha=1"], "manu 2": ["method=manu", "manu.alpha=2"],
             "manu 5": ["method=manu", "manu.alpha=5"],
-            "ga (image+text data)": ["method=ga", "data.forget_modality=multimodal"]}
+            "ga (image+text data)": ["method=ga", "data.forget_modality=multimodal"],
+            # beyond the papers' range, for the frontier: where pruning starts to bite, and a gentler GA
+            "manu 10": ["method=manu", "manu.alpha=10"], "manu 20": ["method=manu", "manu.alpha=20"],
+            "manu 30": ["method=manu", "manu.alpha=30"],
+            "ga lr 1e-4 (image+text data)": ["method=ga", "data.forget_modality=multimodal", "method.optimizer.lr=1e-4"]}
 COLS = ("forget/multimodal", "forget/text", "retain/multimodal", "retain/text")
 
 
