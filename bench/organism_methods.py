@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = {"default": [], "organism": ["experiment=organism"]}
+MODELS = {"default": [], "organism": ["experiment=organism"],
+          "organism_lora": ["experiment=organism", "finetune.lora.enabled=true"]}  # stage 2 by LoRA
 SETTINGS = {"manu 1": ["method=manu", "manu.alpha=1"], "manu 2": ["method=manu", "manu.alpha=2"],
             "manu 5": ["method=manu", "manu.alpha=5"],
             "ga (image+text data)": ["method=ga", "data.forget_modality=multimodal"],
@@ -66,7 +67,7 @@ def summary(rows: list[dict]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True)
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--models", nargs="+", default=["default", "organism"], choices=list(MODELS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--cache", default=os.environ.get("UNLEARN_CACHE", str(ROOT / ".cache")))
     p.add_argument("--table-only", action="store_true")
