@@ -35,7 +35,7 @@ class WorldSpec:
     """`benchmark_people + benchmark_untouched`, `benchmark_seed`: the embedded benchmark's `make_people`
     arguments (`data.spec.num_people`, `num_untouched`, `seed`), whose names the world leaves out."""
 
-    num_people: int = 300
+    num_people: int = 100
     seed: int = 0
     image_size: int = 32
     variants: int = 4
