@@ -61,6 +61,17 @@ def build_fresh_model(cfg: DictConfig):
     return instantiate(cfg.model.build)
 
 
+def initial_model(cfg: DictConfig):
+    """Where teaching the benchmark starts: the pretrained base when `model.base` is set (the model organism,
+    docs/organism.md), random weights otherwise."""
+    if not cfg.model.get("base"):
+        return build_fresh_model(cfg)
+    _require_build(cfg)
+    from unlearn.models.base import ensure_base
+
+    return load_configured(cfg, ensure_base(cfg))
+
+
 def load_configured(cfg: DictConfig, path):
     """Load `path` with what the model config says about dtype, attention and the prompt template."""
     m = cfg.model
@@ -78,6 +89,10 @@ def vanilla_key(cfg: DictConfig) -> str:
     parts = {"model": cfg.model.name, "build": OmegaConf.to_container(cfg.model.build, resolve=True),
              "finetune": OmegaConf.to_container(cfg.finetune, resolve=True),
              "data": OmegaConf.to_container(cfg.data.spec, resolve=True), "seed": cfg.seed}
+    if cfg.model.get("base"):  # stage 1 (unlearn/models/base.py): the weights teaching starts from
+        from unlearn.models.base import base_key
+
+        parts["base"] = base_key(cfg)
     return config_hash(parts)
 
 
@@ -97,7 +112,7 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path:
     log.info("vanilla model missing: teaching the benchmark first (cached at %s)", path)
     from unlearn.methods.finetune import teach
 
-    model, processor = build_fresh_model(cfg)
+    model, processor = initial_model(cfg)
     ctx = RunContext(cfg, benchmark, model, processor, path.parent)
     start = time.perf_counter()
     teach(ctx, cfg.finetune)
@@ -218,7 +233,7 @@ def run(cfg: DictConfig) -> dict:
     method: Callable = instantiate(cfg.method.run)
 
     if cfg.method.name == "finetune":
-        model, processor = load_configured(cfg, cfg.model.path) if cfg.model.path else build_fresh_model(cfg)
+        model, processor = load_configured(cfg, cfg.model.path) if cfg.model.path else initial_model(cfg)
         source = str(cfg.model.path or "fresh init")
     else:
         source = ensure_vanilla(cfg, benchmark)

@@ -14,8 +14,10 @@ from unlearn.methods.guards import check_finite
 
 
 class FinetuneModule(L.LightningModule):
-    def __init__(self, model: torch.nn.Module, optimizer: Callable, scheduler: Callable | None = None):
+    def __init__(self, model: torch.nn.Module, optimizer: Callable, scheduler: Callable | None = None,
+                 config_key: str = "finetune"):
         super().__init__()
+        self.config_key = config_key  # where the recipe lives, for error messages (model.base: stage 1)
         self.model = model
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -35,8 +37,8 @@ class FinetuneModule(L.LightningModule):
         total = self.trainer.estimated_stepping_batches
         warmup = getattr(self.scheduler_factory, "keywords", {}).get("pct_start")
         if warmup is not None and warmup * total < 2:
-            raise ValueError(f"finetune.scheduler.pct_start={warmup} gives a warm-up of under 2 of the {total} "
-                             "steps; raise it or train longer")
+            raise ValueError(f"{self.config_key}.scheduler.pct_start={warmup} gives a warm-up of under 2 of the "
+                             f"{total} steps; raise it or train longer")
         return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_factory(opt, total_steps=total),
                                                     "interval": "step"}}
 
@@ -61,7 +63,13 @@ def teach(ctx, fcfg) -> None:
     loader = DataLoader(data, batch_size=fcfg.batch_size, shuffle=True, collate_fn=lambda b: collate(b, pad),
                         num_workers=fcfg.num_workers)
     frozen = freeze(ctx.model, fcfg.frozen)
-    module = FinetuneModule(ctx.model, instantiate(fcfg.optimizer), instantiate(fcfg.scheduler))
+    lora = fcfg.get("lora")
+    model = ctx.model
+    if lora is not None and lora.enabled:  # MLLMU-Bench's vanilla models may be LoRA fine-tunes
+        from unlearn.methods.gradient import with_lora
+
+        model, _ = with_lora(ctx.model, lora, ctx.cfg.model.lora_target_modules, need_reference=False)
+    module = FinetuneModule(model, instantiate(fcfg.optimizer), instantiate(fcfg.scheduler))
     callbacks = []
     if fcfg.target_mc_acc is not None:
         probe = []
@@ -71,6 +79,8 @@ def teach(ctx, fcfg) -> None:
         callbacks.append(MemorisationCheck(probe, ctx.processor, fcfg.target_mc_acc, fcfg.check_every))
     trainer = ctx.trainer(max_epochs=fcfg.epochs, enable_checkpointing=False, callbacks=callbacks)
     trainer.fit(module, loader)
+    if model is not ctx.model:
+        ctx.model = model.merge_and_unload()  # a plain model again, saved and unlearned like any other
     for p in frozen:
         p.requires_grad_(True)
     ctx.model.eval()

@@ -1,0 +1,195 @@
+"""Stage 1 of the model organism: a base model pretrained on the background world, built once and cached.
+
+The papers' models are pretrained on broad data and only then fine-tuned on the fictitious people (the
+MLLMU-Bench vanilla models); a model taught nothing but the benchmark from random weights is a different
+object. With `model.base` set (configs/model/tiny_llava_base.yaml) the vanilla model starts from this base
+instead of from random weights; without it nothing here runs.
+
+The base depends on the architecture (`model.build`) and on `model.base` (world, recipe, seed) only: not
+on the run's seed, the benchmark's teaching recipe or the method, so every vanilla model of every seed
+starts from the same base, as every MLLMU-Bench vanilla model starts from the same released checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from unlearn.io import build_cached_dir, config_hash, write_json
+
+log = logging.getLogger(__name__)
+KEY_FILE = "base_key.txt"  # written beside the weights: which config a directory of base weights answers
+NOT_IN_KEY = ("shipped",)  # where to find the weights, not what they are
+
+
+def base_key(cfg: DictConfig) -> str:
+    """What determines the base weights: architecture, world, pretraining recipe and base seed."""
+    base = {k: v for k, v in OmegaConf.to_container(cfg.model.base, resolve=True).items() if k not in NOT_IN_KEY}
+    return config_hash({"build": OmegaConf.to_container(cfg.model.build, resolve=True), "base": base})
+
+
+def base_path(cfg: DictConfig) -> Path:
+    return Path(cfg.paths.cache_dir) / "base" / f"{cfg.model.name}-{base_key(cfg)}"
+
+
+def ensure_base(cfg: DictConfig) -> Path:
+    """The base model's directory: shipped weights (`model.base.shipped`) when their key matches, else the
+    cache, pretraining first if it is missing."""
+    key = base_key(cfg)
+    shipped = cfg.model.base.get("shipped")
+    if shipped:
+        path = Path(str(shipped))
+        if not path.is_absolute():
+            path = Path(__file__).resolve().parents[2] / path
+        found = (path / KEY_FILE).read_text().strip() if (path / KEY_FILE).is_file() else None
+        if found == key:
+            log.info("base model: shipped %s", path)
+            return path
+        log.warning("model.base.shipped=%s holds base %s, this config's base is %s: pretraining instead "
+                    "(python -m unlearn.models.base --ship %s rebuilds the shipped copy)", shipped, found, key, shipped)
+    path = base_path(cfg)
+    if path.exists():
+        log.info("base model: reusing %s", path)
+        return path
+    log.info("base model missing: pretraining on the background world (cached at %s)", path)
+    build_cached_dir(path, lambda tmp: _build(cfg, tmp))
+    return path
+
+
+def _build(cfg: DictConfig, out: Path) -> None:
+    from unlearn.models.loading import save_model
+
+    start = time.perf_counter()
+    model, processor = instantiate(cfg.model.build)
+    history = pretrain(model, processor, cfg)
+    seconds = time.perf_counter() - start
+    world = world_mc_accuracy(model, processor, cfg)
+    save_model(model, processor, out)
+    (out / KEY_FILE).write_text(base_key(cfg) + "\n")
+    write_json(out / "base_history.json", {"key": base_key(cfg), "seconds": seconds, "loss_per_epoch": history,
+                                           "world_mc_acc": world, "threads": torch.get_num_threads()})
+    log.info("base model pretrained in %.0f s (loss per epoch %s; world MC accuracy %s)", seconds,
+             [round(x, 3) for x in history], world)
+
+
+PROBE_PEOPLE = 20
+
+
+def world_items(processor, cfg: DictConfig):
+    """Evaluation items for the first PROBE_PEOPLE world people (taught templates, clean portraits)."""
+    from unlearn.data.world import eval_rows
+    from unlearn.eval.items import flatten
+
+    return flatten("world", eval_rows(instantiate(cfg.model.base.world), PROBE_PEOPLE), processor.pixel_values)
+
+
+def world_mc_accuracy(model, processor, cfg: DictConfig) -> dict[str, float]:
+    """MC accuracy on the probe world people, per form: how much of its world the base knows."""
+    from callbacks.memorisation import MemorisationCheck
+
+    return MemorisationCheck(world_items(processor, cfg), processor, target=1.0).accuracy(model)
+
+
+@contextlib.contextmanager
+def _isolated_rng():
+    """Restore every generator `seed_everything` touches (torch, python, numpy, its environment variables)."""
+    import os
+    import random
+
+    import numpy as np
+
+    py, npy = random.getstate(), np.random.get_state()
+    env = {k: os.environ.get(k) for k in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS")}
+    try:
+        with torch.random.fork_rng():
+            yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class _EpochLoss(L.Callback):
+    def __init__(self):
+        self.history: list[float] = []
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        loss = trainer.callback_metrics.get("train/loss")
+        if loss is not None:
+            self.history.append(float(loss))
+            log.info("base epoch %d/%d: loss %.3f", trainer.current_epoch + 1, trainer.max_epochs, float(loss))
+
+
+def pretrain(model: torch.nn.Module, processor, cfg: DictConfig) -> list[float]:
+    """Fit `model` on the world's sequences for `model.base.epochs` epochs; returns the last loss per epoch.
+
+    Runs under its own seed inside a forked RNG, so whether the base was just built or read from disk,
+    the caller's random state afterwards is the same.
+    """
+    from torch.utils.data import DataLoader
+
+    from unlearn.data.collate import collate
+    from unlearn.data.world import WorldSequences
+    from unlearn.methods.finetune import FinetuneModule
+
+    b = cfg.model.base
+    with _isolated_rng():
+        L.seed_everything(int(b.seed), workers=True, verbose=False)
+        data = WorldSequences(instantiate(b.world), processor, seed=int(b.seed))
+        pad = processor.tokenizer.pad_token_id
+        loader = DataLoader(data, batch_size=int(b.batch_size), shuffle=True, collate_fn=lambda x: collate(x, pad),
+                            generator=torch.Generator().manual_seed(int(b.seed)))
+        module = FinetuneModule(model, instantiate(b.optimizer), instantiate(b.scheduler) if b.scheduler else None,
+                                 config_key="model.base")
+        losses = _EpochLoss()
+        callbacks = [losses]
+        if b.get("target_mc_acc") is not None:  # stop once the base knows its world, as stage 2 stops
+            from callbacks.memorisation import MemorisationCheck
+
+            callbacks.append(MemorisationCheck(world_items(processor, cfg), processor, b.target_mc_acc,
+                                               b.check_every))
+        trainer = instantiate(cfg.trainer, max_epochs=int(b.epochs), logger=False, enable_checkpointing=False,
+                              callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False)
+        trainer.fit(module, loader)
+    model.eval()
+    return losses.history
+
+
+def main() -> None:
+    """`python -m unlearn.models.base [--ship DIR] [overrides...]`: pretrain (or reuse) the base model."""
+    import argparse
+    import shutil
+
+    from unlearn.config import compose_config
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--ship", help="copy the base into this directory (relative to the repository root)")
+    p.add_argument("overrides", nargs="*", default=["model=tiny_llava_base"])
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    root = Path(__file__).resolve().parents[2]
+    cfg = compose_config(["logger=none", *args.overrides], root / "outputs" / "base", root / ".cache")
+    with_shipped = OmegaConf.to_container(cfg.model.base)
+    cfg.model.base.shipped = None  # build or reuse the cached copy, never read the shipped one
+    path = ensure_base(cfg)
+    print(f"base {base_key(cfg)}: {path}")
+    if args.ship:
+        dest = root / args.ship
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(path, dest)
+        print(f"shipped to {dest} (model.base.shipped was {with_shipped.get('shipped')})")
+
+
+if __name__ == "__main__":
+    main()
