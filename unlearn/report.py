@@ -360,6 +360,15 @@ def _fmt_spread(agg: tuple[float, float | None, int] | None) -> str:
     return number(mean) if std is None else f"{number(mean)} ± {number(std)}"
 
 
+def vanilla_metrics(groups: Sequence[SeedGroup]) -> list[dict]:
+    """One metrics dict per distinct seed across all groups: each seed teaches its own vanilla model."""
+    by_seed: dict = {}
+    for g in groups:
+        for r in g.runs:
+            by_seed.setdefault(r.seed if r.seed is not None else id(r), r.metrics)
+    return list(by_seed.values())
+
+
 def seed_table(groups: Sequence[SeedGroup]) -> str:
     """Markdown: mean ± std over seeds of the headline MC numbers; the vanilla row pools every group's seeds.
 
@@ -369,11 +378,7 @@ def seed_table(groups: Sequence[SeedGroup]) -> str:
         raise ValueError("no runs to tabulate")
     header = ["setting", "seeds"] + [h for _, _, h in SEED_COLUMNS]
     lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(SEED_COLUMNS)]
-    by_seed: dict = {}
-    for g in groups:
-        for r in g.runs:
-            by_seed.setdefault(r.seed if r.seed is not None else id(r), r.metrics)
-    vanilla = list(by_seed.values())
+    vanilla = vanilla_metrics(groups)
     lines.append(f"| vanilla | {len(vanilla)} | " + " | ".join(
         _fmt_spread(aggregate(vanilla, f"before/{s}/{m}/mc_acc")) for s, m, _ in SEED_COLUMNS) + " |")
     for g in groups:
@@ -407,11 +412,7 @@ def likelihood_table(groups: Sequence[SeedGroup]) -> str:
     """Markdown: truth ratio, answer probability and forget quality per modality, mean ± std over seeds."""
     header = ["setting", "seeds"] + [h for _, _, h in LIKELIHOOD_COLUMNS]
     lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(LIKELIHOOD_COLUMNS)]
-    by_seed: dict = {}
-    for g in groups:
-        for r in g.runs:
-            by_seed.setdefault(r.seed if r.seed is not None else id(r), r.metrics)
-    rows = [("vanilla", list(by_seed.values()), "before")] + [(g.name, [r.metrics for r in g.runs], "after")
+    rows = [("vanilla", vanilla_metrics(groups), "before")] + [(g.name, [r.metrics for r in g.runs], "after")
                                                              for g in groups]
     for name, ms, stage in rows:
         cells = [_fmt_spread(aggregate(ms, _likelihood_key(stage, i))) for i in range(len(LIKELIHOOD_COLUMNS))]

@@ -53,25 +53,25 @@ def mllmu_letter(reply: str, letters: tuple[str, ...] = LETTERS) -> int:
 _STEMMED_ROUGE = None
 
 
-def mllmu_rouge_l(reply: str, reference: str) -> float:
-    """rouge_score's ROUGE-L F-measure with the Porter stemmer, reference first, as their eval.py calls it."""
+def _stemmed_rouge_l(reply: str, reference: str):
+    """rouge_score's stemmed ROUGE-L of the extracted answer against the reference (one scorer, built once)."""
     global _STEMMED_ROUGE
     if _STEMMED_ROUGE is None:
         from rouge_score import rouge_scorer
 
         _STEMMED_ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    return float(_STEMMED_ROUGE.score(reference, mllmu_answer(reply))["rougeL"].fmeasure)
+    return _STEMMED_ROUGE.score(reference, mllmu_answer(reply))["rougeL"]
+
+
+def mllmu_rouge_l(reply: str, reference: str) -> float:
+    """rouge_score's ROUGE-L F-measure with the Porter stemmer, reference first, as their eval.py calls it."""
+    return float(_stemmed_rouge_l(reply, reference).fmeasure)
 
 
 def mllmu_rouge_l_recall(reply: str, reference: str) -> float:
     """The same stemmed ROUGE-L, recall: CLEAR's generation metric (somvy/multimodal_unlearning mm/eval.py,
     `eval_rouge_recall`: rouge_score with the Porter stemmer, `score(ground_truth, generated).recall`)."""
-    global _STEMMED_ROUGE
-    if _STEMMED_ROUGE is None:
-        from rouge_score import rouge_scorer
-
-        _STEMMED_ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    return float(_STEMMED_ROUGE.score(reference, mllmu_answer(reply))["rougeL"].recall)
+    return float(_stemmed_rouge_l(reply, reference).recall)
 
 
 def mllmu_cloze(reply: str, reference: str) -> bool:
