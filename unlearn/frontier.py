@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import shlex
 import sys
@@ -41,6 +42,7 @@ from unlearn.report import MOD_LABEL, _pyplot, _save, _write_atomic, mean_std, m
 log = logging.getLogger(__name__)
 
 BUDGET = 0.05  # retain MC drop at which methods are compared
+TIMING_FILE = "sweep_time.json"  # the last sweep's wall time, printed in results.md
 METHODS = ("ga", "grad_diff", "kl", "npo", "manu", "mmunlearner")
 # method -> (override key of its strength knob, values weakest first). lr for the gradient baselines (5
 # epochs, the default), alpha (percent of neurons) for MANU, epochs of masked ascent for MMUnlearner.
@@ -100,27 +102,99 @@ def run_dir(out: Path, method: str, knob: str, value, seed: int) -> Path:
     return out / method / f"{knob.rsplit('.', 1)[-1]}={value}" / f"seed{seed}"
 
 
-def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache: Path) -> None:
-    """Every (method, strength, seed) run, in process; a run dir with metrics.json is skipped (resumable)."""
+@dataclass(frozen=True)
+class Task:
+    """One (method, strength, seed) run; `before`: it also evaluates the seed's vanilla model."""
+
+    method: str
+    knob: str
+    value: float
+    seed: int
+    before: bool
+
+
+def plan(out: Path, grid: str, seeds: Sequence[int]) -> list[Task]:
+    """The unfinished runs, each seed's vanilla-evaluating run first (a finished run dir is skipped)."""
+    tasks = []
+    for seed in seeds:
+        needs_before = not _has_before(out, seed)
+        for method, (knob, values) in GRIDS[grid].items():
+            for value in values:
+                if (run_dir(out, method, knob, value, seed) / "metrics.json").is_file():
+                    continue
+                tasks.append(Task(method, knob, value, seed, needs_before))
+                needs_before = False
+    return tasks
+
+
+def run_task(task: Task, out: Path, base: Sequence[str], cache: Path) -> float:
+    """Run one task in this process; returns its wall time."""
     from unlearn.config import compose_config
     from unlearn.pipeline import run
 
-    for seed in seeds:
-        first = True  # only a seed's first run evaluates the vanilla model (`load_points` shares its before/*)
-        for method, (knob, values) in GRIDS[grid].items():
-            for value in values:
-                d = run_dir(out, method, knob, value, seed)
-                if (d / "metrics.json").is_file():
-                    first = False
-                    continue
-                before = "true" if first and not _has_before(out, seed) else "false"
-                first = False
-                overrides = [f"method={method}", f"{knob}={value}", f"seed={seed}", "logger=none",
-                             "save_model=false", f"eval.before={before}", *base]
-                start = time.perf_counter()
-                run(compose_config(overrides, d, cache))
-                _write_atomic(d / "overrides.json", lambda f: f.write(json.dumps(overrides).encode()))
-                log.info("%s %s=%s seed %d: %.1f s", method, knob, value, seed, time.perf_counter() - start)
+    d = run_dir(out, task.method, task.knob, task.value, task.seed)
+    overrides = [f"method={task.method}", f"{task.knob}={task.value}", f"seed={task.seed}", "logger=none",
+                 "save_model=false", f"eval.before={'true' if task.before else 'false'}", *base]
+    start = time.perf_counter()
+    run(compose_config(overrides, d, cache))
+    _write_atomic(d / "overrides.json", lambda f: f.write(json.dumps(overrides).encode()))
+    took = time.perf_counter() - start
+    log.info("%s %s=%s seed %d: %.1f s", task.method, task.knob, task.value, task.seed, took)
+    return took
+
+
+def _one_thread_worker() -> None:
+    """Worker start-up: one torch thread each, so `jobs` workers share the cores without oversubscribing."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from unlearn.runtime import quiet_libraries
+
+    quiet_libraries()
+
+
+def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache: Path, jobs: int = 1) -> int:
+    """Every unfinished (method, strength, seed) run (resumable), in this process or in `jobs` workers.
+
+    Workers: each seed's first run (it teaches the seed's vanilla model when it is not cached, and evaluates
+    it) goes first; the seed's other runs are queued once it has finished, so no two workers teach the same
+    model. A tiny model runs about as fast on one thread as on two, so `jobs` = cores is the fastest.
+    Returns the number of runs made.
+    """
+    tasks = plan(out, grid, seeds)
+    if jobs <= 1:
+        for task in tasks:
+            run_task(task, out, base, cache)
+        return len(tasks)
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    from unlearn.config import compose_config
+
+    # the data every run reads, generated once here rather than raced for by the workers
+    from hydra.utils import instantiate
+
+    instantiate(compose_config([*base], out, cache).data.benchmark)
+    firsts: dict[int, Task] = {}
+    for t in tasks:
+        firsts.setdefault(t.seed, t)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_one_thread_worker) as pool:
+        pending = {pool.submit(run_task, t, out, base, cache): t for t in firsts.values()}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            for fut in done:
+                task = pending.pop(fut)
+                if fut.exception() is not None:  # stop the sweep; finished runs stay (resumable)
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise RuntimeError(f"frontier run {task} failed") from fut.exception()
+                if firsts.get(task.seed) is task:
+                    for t in tasks:
+                        if t.seed == task.seed and t is not task:
+                            pending[pool.submit(run_task, t, out, base, cache)] = t
+    return len(tasks)
 
 
 def _has_before(out: Path, seed: int) -> bool:
@@ -243,8 +317,114 @@ def plot_frontier(points: Sequence[Point], out_dir: Path, budget: float = BUDGET
     return paths
 
 
-def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET) -> Path:
-    """frontier.md (table + plots) into `docs` (default: `out`); returns its path."""
+# ------------------------------------------------------------------------- results at the defaults
+
+VANILLA_FLOOR = 0.95  # issue 11: the vanilla model knows every split x modality at least this well, every seed
+STD_CEILING = 0.05  # issue 11: a headline number's std over seeds stays under this
+# (split, metric, header) per modality: the columns of the second table (the headline MC is the first)
+OTHER_COLUMNS = (("untouched", "mc_acc", "untouched MC ↑"), ("test", "mc_acc", "test MC"),
+                 ("forget", "rougeL", "forget ROUGE-L ↓"), ("retain", "rougeL", "retain ROUGE-L ↑"))
+
+
+def default_strengths(base: Sequence[str] = ()) -> dict[str, float]:
+    """Each method's strength knob at its config default (what `python train.py method=M` runs)."""
+    from omegaconf import OmegaConf
+
+    from unlearn.config import compose_config
+
+    out = {}
+    for method, (knob, _) in GRIDS["full"].items():
+        cfg = compose_config([f"method={method}", *base], ".", ".")
+        out[method] = float(OmegaConf.select(cfg, knob, throw_on_missing=True))
+    return out
+
+
+def default_groups(points: Sequence[Point], defaults: dict[str, float]):
+    """report.SeedGroup per method from its runs at the default strength (methods without such runs left out)."""
+    from unlearn.report import Run, SeedGroup
+
+    groups = []
+    for method in [m for m in METHODS if m in defaults] + sorted({p.method for p in points} - set(METHODS)):
+        if method not in defaults:
+            continue
+        runs = [Run(f"{method}", method, [f"seed={p.seed}"], p.metrics, Path("."), seed=p.seed)
+                for p in sorted(points, key=lambda p: p.seed)
+                if p.method == method and math.isclose(p.strength, defaults[method], rel_tol=1e-9)]
+        if runs:
+            knob = GRIDS["full"][method][0].rsplit(".", 1)[-1]
+            groups.append(SeedGroup(f"{method} ({knob} {defaults[method]:g})", method, runs))
+    return groups
+
+
+def spread_table(groups, columns=OTHER_COLUMNS) -> str:
+    """Markdown: vanilla (before/*) and each group (after/*), mean ± std over seeds of `columns` per modality."""
+    from unlearn.report import _fmt_spread, aggregate, vanilla_metrics
+
+    header = ["setting", "seeds"] + [f"{MOD_LABEL[mod]} {h}" for mod in MODALITIES for _, _, h in columns]
+    lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * (len(header) - 2)]
+    rows = [("vanilla", vanilla_metrics(groups), "before")] + [(g.name, [r.metrics for r in g.runs], "after")
+                                                             for g in groups]
+    for name, ms, stage in rows:
+        cells = [_fmt_spread(aggregate(ms, f"{stage}/{split}/{mod}/{m}")) for mod in MODALITIES
+                 for split, m, _ in columns]
+        lines.append(f"| {name} | {len(ms)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -> list[str]:
+    """Issue 11's two robustness criteria, each stated as met or not, with the cells that miss it."""
+    from unlearn.report import SEED_COLUMNS, aggregate, metric, vanilla_metrics
+
+    vanilla = vanilla_metrics(groups)
+    low = [f"{h.rsplit(' ', 1)[0]} {v:.3f}" for ms in vanilla for split, mod, h in SEED_COLUMNS
+           if (v := metric(ms, f"before/{split}/{mod}/mc_acc")) is not None and v < floor]
+    lines = [f"vanilla MC >= {floor:g} in forget and retain x both modalities, in each of {len(vanilla)} seeds: "
+             + ("**met**" if not low else f"**not met** ({', '.join(low)})")]
+    wide = []
+    for g in groups:
+        for split, mod, h in SEED_COLUMNS:
+            agg = aggregate([r.metrics for r in g.runs], f"after/{split}/{mod}/mc_acc")
+            if agg is not None and agg[1] is not None and agg[1] > ceiling:
+                wide.append(f"{g.method} {h.rsplit(' ', 1)[0]} ± {agg[1]:.3f}")
+    lines.append(f"every method's headline MC (forget and retain per modality, default strength) has std <= "
+                 f"{ceiling:g} over seeds: " + ("**met**" if not wide else f"**not met** ({'; '.join(wide)})"))
+    return lines
+
+
+def results_markdown(points: Sequence[Point], frontier: str, images: str, command: str,
+                     defaults: dict[str, float], timing: dict | None) -> str:
+    """docs/results.md: the defaults over seeds, the likelihood metrics, the robustness checks, the frontier."""
+    from unlearn.report import has_likelihood, likelihood_table, seed_table
+
+    groups = default_groups(points, defaults)
+    seeds = sorted({p.seed for p in points})
+    took = "" if not timing else (f" The sweep ({timing['runs']} runs, {timing['jobs']} worker(s)) took "
+                                  f"{timing['wall_s']:.0f} s of wall time.")
+    parts = [f"# Unlearning results\n\nEvery method of the embedded default, over seeds {', '.join(map(str, seeds))}, "
+             f"from one sweep of each method's strength.{took} Produced by (from the repository root):\n\n"
+             f"```bash\n{command}\n```"]
+    if groups:
+        parts.append("## Each method at its default strength\n\nMC accuracy (likelihood over the options), "
+                     "mean ± sample std over seeds; each seed teaches its own vanilla model.\n\n"
+                     + seed_table(groups) + "\n\n" + spread_table(groups) + "\n\n"
+                     + "\n".join(f"- {c}" for c in checks(groups)))
+        runs = [r for g in groups for r in g.runs]
+        if has_likelihood(runs):
+            parts.append("## Likelihood metrics at the default strength\n\n" + likelihood_table(groups))
+    parts.append(f"## At equal cost: the frontier\n\n{frontier}\n\n{images}")
+    return "\n\n".join(parts) + "\n"
+
+
+def _timing(out: Path) -> dict | None:
+    f = out / TIMING_FILE
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
+def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, base: Sequence[str] = ()) -> Path:
+    """frontier.md (table + plots) and results.md (defaults over seeds + frontier) into `docs` (default: `out`).
+
+    Returns frontier.md's path.
+    """
     points = load_points(out)
     if not points:
         raise FileNotFoundError(f"no runs under {out} (expected {out}/<method>/<knob>=<value>/seed<k>/metrics.json)")
@@ -256,8 +436,10 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET) -
             f"```bash\n{command}\n```\n\n{table}\n\n{images}\n")
     md = dest / "frontier.md"
     _write_atomic(md, lambda f: f.write(text.encode()))
-    print(table)
-    print(f"\nwrote {md}" + "".join(f"\nwrote {p}" for p in plots))
+    results = results_markdown(points, table, images, command, default_strengths(base), _timing(out))
+    _write_atomic(dest / "results.md", lambda f: f.write(results.encode()))
+    print(results)
+    print(f"\nwrote {md}\nwrote {dest / 'results.md'}" + "".join(f"\nwrote {p}" for p in plots))
     return md
 
 
@@ -271,6 +453,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--cache", help="cache dir (default: $UNLEARN_CACHE or ./.cache)")
     parser.add_argument("--docs", help="where frontier.md and the PNGs go (default: --out)")
     parser.add_argument("--budget", type=float, default=BUDGET, help="retain MC drop at which to compare")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="worker processes, one torch thread each (default 1: in this process)")
     parser.add_argument("--report-only", action="store_true", help="redraw from --out, run nothing")
     args = parser.parse_args(args_list)
     out = Path(args.out)
@@ -281,10 +465,14 @@ def main(argv: Sequence[str] | None = None) -> Path:
         quiet_libraries()
         cache = Path(args.cache or os.environ.get("UNLEARN_CACHE", ".cache"))
         start = time.perf_counter()
-        sweep(out, args.grid, args.seeds, args.base, cache.resolve())
-        print(f"frontier sweep: {time.perf_counter() - start:.0f} s")
+        ran = sweep(out, args.grid, args.seeds, args.base, cache.resolve(), args.jobs)
+        took = time.perf_counter() - start
+        print(f"frontier sweep: {ran} runs in {took:.0f} s")
+        if ran:
+            timing = {"wall_s": took, "jobs": args.jobs, "runs": ran, "seeds": args.seeds}
+            _write_atomic(out / TIMING_FILE, lambda f: f.write(json.dumps(timing).encode()))
     return report(out, Path(args.docs) if args.docs else None, "python -m unlearn.frontier " + shlex.join(args_list),
-                  args.budget)
+                  args.budget, args.base)
 
 
 if __name__ == "__main__":
