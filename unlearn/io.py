@@ -39,7 +39,12 @@ def atomic_dir(final: str | Path):
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial"))
     try:
         yield tmp
-        os.rename(tmp, final)
+        try:
+            os.rename(tmp, final)
+        except OSError as e:  # another writer finished first: Linux says ENOTEMPTY, not EEXIST
+            if final.exists():
+                raise FileExistsError(f"refusing to overwrite existing directory {final}") from e
+            raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1,0 +1,44 @@
+"""unlearn.io: a cached directory appears whole or not at all, and two builders racing for it both succeed."""
+
+from __future__ import annotations
+
+import pytest
+
+from unlearn.io import atomic_dir, build_cached_dir
+
+
+def test_atomic_dir_appears_only_when_the_block_succeeds(tmp_path):
+    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "art") as tmp:
+        (tmp / "half").write_text("x")
+        raise RuntimeError("build failed")
+    assert not (tmp_path / "art").exists() and list(tmp_path.iterdir()) == []
+    with atomic_dir(tmp_path / "art") as tmp:
+        (tmp / "whole").write_text("x")
+    assert (tmp_path / "art" / "whole").read_text() == "x"
+    with pytest.raises(FileExistsError, match="refusing to overwrite"), atomic_dir(tmp_path / "art"):
+        pass
+
+
+def test_a_builder_that_loses_the_race_keeps_the_winners_directory(tmp_path):
+    final = tmp_path / "data"
+
+    def slow_build(tmp):  # another process finishes `final` while this one is still building
+        (tmp / "mine").write_text("loser")
+        final.mkdir()
+        (final / "theirs").write_text("winner")
+
+    assert build_cached_dir(final, slow_build) == final
+    assert [p.name for p in final.iterdir()] == ["theirs"]  # not replaced, not merged
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]  # the loser's scratch dir is gone
+
+
+def test_an_unrelated_rename_error_still_raises(tmp_path, monkeypatch):
+    import os
+
+    def broken(src, dst):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(os, "rename", broken)
+    with pytest.raises(PermissionError):
+        build_cached_dir(tmp_path / "x", lambda tmp: None)
+    assert list(tmp_path.iterdir()) == []
