@@ -9,7 +9,8 @@ import os
 import pytest
 
 from tests.test_report import parse_table
-from unlearn.frontier import Reading, across_seeds, forget_drop_at, load_points, main
+from unlearn.frontier import (GRIDS, Reading, Task, across_seeds, checks, default_groups, forget_drop_at,
+                              load_points, main, plan)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -90,13 +91,89 @@ def test_report_without_runs_names_the_dir(tmp_path):
         main(["--out", str(tmp_path), "--report-only"])
 
 
+def _run_with(root, method, knob, value, seed, before, after, extra=None):
+    """metrics.json with explicit before/after MC per (split, modality); `before` None: no before/* (borrowed)."""
+    d = root / method / f"{knob}={value}" / f"seed{seed}"
+    d.mkdir(parents=True)
+    m = dict(extra or {})
+    for (split, mod), v in after.items():
+        m[f"after/{split}/{mod}/mc_acc"] = v
+    for (split, mod), v in (before or {}).items():
+        m[f"before/{split}/{mod}/mc_acc"] = v
+    (d / "metrics.json").write_text(json.dumps({"method": method, "seed": seed, "metrics": m}))
+
+
+CELLS = [(s, m) for s in ("forget", "retain") for m in ("multimodal", "text")]
+
+
+def _tables(md: str, title: str) -> list[dict[str, dict[str, str]]]:
+    """The markdown tables of section `## title`, each parsed as {row: {column: cell}}."""
+    section = md.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+    blocks, cur = [], []
+    for line in section.splitlines() + [""]:
+        if line.startswith("|"):
+            cur.append(line)
+        elif cur:
+            blocks.append(parse_table("\n".join(cur)))
+            cur = []
+    return blocks
+
+
+def test_results_md_gives_each_default_over_seeds_and_the_checks(tmp_path):
+    root = tmp_path / "sweep"
+    # vanilla: seed 0 knows everything, seed 1 is at 0.94 on retain text -> the 0.95 floor is not met
+    van = {0: dict.fromkeys(CELLS, 1.0), 1: {**dict.fromkeys(CELLS, 1.0), ("retain", "text"): 0.94}}
+    # ga at its default lr (5e-4): forget MM after 0.1 and 0.3 -> 0.200 ± 0.141 (std > 0.05: flagged)
+    for seed, f in ((0, 0.1), (1, 0.3)):
+        _run_with(root, "ga", "lr", 0.0005, seed, van[seed], {**dict.fromkeys(CELLS, 0.9), ("forget", "multimodal"): f})
+        # a weaker ga strength is on the frontier but not in the defaults table
+        _run_with(root, "ga", "lr", 0.0001, seed, None, dict.fromkeys(CELLS, 0.99))
+    # manu at alpha 20 (the default): identical seeds, std 0
+    for seed in (0, 1):
+        _run_with(root, "manu", "alpha", 20, seed, None, dict.fromkeys(CELLS, 0.8))
+    md = (main(["--out", str(root), "--report-only", "--docs", str(tmp_path / "docs")]).parent / "results.md").read_text()
+    headline = _tables(md, "Each method at its default strength")[0]
+    assert set(headline) == {"vanilla", "ga (lr 0.0005)", "manu (alpha 20)"}
+    assert headline["ga (lr 0.0005)"]["MM forget MC ↓"] == "0.200 ± 0.141"
+    assert headline["ga (lr 0.0005)"]["text forget MC ↓"] == "0.900 ± 0.000"
+    assert headline["manu (alpha 20)"]["seeds"] == "2" and headline["manu (alpha 20)"]["MM retain MC ↑"] == "0.800 ± 0.000"
+    assert headline["vanilla"]["text retain MC ↑"] == "0.970 ± 0.042"  # (1.0, 0.94): mean 0.97, std 0.0424
+    assert "**not met** (text retain 0.940)" in md  # the vanilla floor, naming the cell
+    assert "**not met** (ga MM forget ± 0.141)" in md
+    assert "## At equal cost: the frontier" in md and "frontier_multimodal.png" in md
+
+
+def test_checks_met():
+    from unlearn.frontier import Point
+
+    pts = [Point("manu", 20.0, s, {**{f"before/{a}/{b}/mc_acc": 0.96 for a, b in CELLS},
+                                   **{f"after/{a}/{b}/mc_acc": 0.5 + 0.01 * s for a, b in CELLS}}) for s in (0, 1, 2)]
+    groups = default_groups(pts, {"manu": 20.0})
+    assert [len(g.runs) for g in groups] == [3]
+    assert [c.endswith("**met**") for c in checks(groups)] == [True, True]
+    assert default_groups(pts, {"manu": 5.0}) == []  # no run at the default strength: no row
+
+
+def test_plan_orders_first_runs_and_skips_finished(tmp_path):
+    out = tmp_path / "sweep"
+    tasks = plan(out, "fast", [0, 1])
+    assert len(tasks) == 8 and [t for t in tasks if t.before] == [
+        Task("ga", "method.optimizer.lr", 1e-4, 0, True), Task("ga", "method.optimizer.lr", 1e-4, 1, True)]
+    # seed 0's first run finished with its before/*: seed 0 no longer evaluates the vanilla model
+    _run_with(out, "ga", "lr", 1e-4, 0, dict.fromkeys(CELLS, 1.0), dict.fromkeys(CELLS, 1.0))
+    tasks = plan(out, "fast", [0, 1])
+    assert len(tasks) == 7 and Task("ga", "method.optimizer.lr", 1e-4, 0, True) not in tasks
+    assert [t.seed for t in tasks if t.before] == [1]
+    assert GRIDS["fast"]["ga"][0] == "method.optimizer.lr"
+
+
 @pytest.mark.slow
 def test_frontier_end_to_end_at_fast_size(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     out = tmp_path / "sweep"
     argv = ["--out", str(out), "--grid", "fast", "--seeds", "0", "1", "--base", "debug=fast",
             "--cache", str(tmp_path / "cache")]
-    md = main(argv)
+    md = main([*argv, "--jobs", "2"])  # two single-thread workers, one seed each
     points = load_points(out)
     assert sorted({(p.method, p.seed) for p in points}) == [("ga", 0), ("ga", 1), ("manu", 0), ("manu", 1)]
     assert len(points) == 8
@@ -112,6 +189,6 @@ def test_frontier_end_to_end_at_fast_size(tmp_path, monkeypatch):
     table = parse_table(md.read_text())
     assert set(table) >= {"ga", "manu"} and table["ga"]["seeds"] == "2"
     mtime = os.path.getmtime(out / "ga" / "lr=0.0001" / "seed0" / "metrics.json")
-    main(argv)  # resumable: finished runs are not run again
+    main(argv)  # resumable: finished runs are not run again (in process this time)
     assert os.path.getmtime(out / "ga" / "lr=0.0001" / "seed0" / "metrics.json") == mtime
 

@@ -169,7 +169,7 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
             run_task(task, out, base, cache)
         return len(tasks)
     import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from unlearn.config import compose_config
 
@@ -184,7 +184,7 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
                              initializer=_one_thread_worker) as pool:
         pending = {pool.submit(run_task, t, out, base, cache): t for t in firsts.values()}
         while pending:
-            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 task = pending.pop(fut)
                 if fut.exception() is not None:  # stop the sweep; finished runs stay (resumable)
@@ -376,16 +376,16 @@ def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -
     from unlearn.report import SEED_COLUMNS, aggregate, metric, vanilla_metrics
 
     vanilla = vanilla_metrics(groups)
-    low = [f"{h.rsplit(' ', 1)[0]} {v:.3f}" for ms in vanilla for split, mod, h in SEED_COLUMNS
+    low = [f"{MOD_LABEL[mod]} {split} {v:.3f}" for ms in vanilla for split, mod, _ in SEED_COLUMNS
            if (v := metric(ms, f"before/{split}/{mod}/mc_acc")) is not None and v < floor]
     lines = [f"vanilla MC >= {floor:g} in forget and retain x both modalities, in each of {len(vanilla)} seeds: "
              + ("**met**" if not low else f"**not met** ({', '.join(low)})")]
     wide = []
     for g in groups:
-        for split, mod, h in SEED_COLUMNS:
+        for split, mod, _ in SEED_COLUMNS:
             agg = aggregate([r.metrics for r in g.runs], f"after/{split}/{mod}/mc_acc")
             if agg is not None and agg[1] is not None and agg[1] > ceiling:
-                wide.append(f"{g.method} {h.rsplit(' ', 1)[0]} ± {agg[1]:.3f}")
+                wide.append(f"{g.method} {MOD_LABEL[mod]} {split} ± {agg[1]:.3f}")
     lines.append(f"every method's headline MC (forget and retain per modality, default strength) has std <= "
                  f"{ceiling:g} over seeds: " + ("**met**" if not wide else f"**not met** ({'; '.join(wide)})"))
     return lines
