@@ -236,3 +236,27 @@ def test_names_leave_out_overrides_every_run_shares(tmp_path):
                 path=tmp_path),
             Run(name="", method="ga", overrides=["method=ga", "logger=none"], metrics={}, path=tmp_path)]
     assert [r.name for r in _without_shared_overrides(runs)] == ["manu alpha=5", "ga"]
+
+
+def test_relearn_table_over_seeds(tmp_path):
+    """after -> relearn per split and modality, mean ± std over the seeds of each setting."""
+    from unlearn.report import group_by_seed, has_relearn, relearn_table
+
+    root = tmp_path / "relearn"
+    for i, (seed, after, back) in enumerate(((0, 0.1, 0.3), (1, 0.3, 0.5))):
+        m = metrics_for(GA_AFTER, 1.0)
+        m |= {"after/forget/multimodal/mc_acc": after, "relearn/forget/multimodal/mc_acc": back,
+              "relearn/forget/text/mc_acc": 0.8, "after/test/multimodal/mc_acc": 0.5,
+              "relearn/test/multimodal/mc_acc": 0.6}
+        write_run(root / f"{i}_ga", "ga", m, ["method=ga", f"seed={seed}"])
+    write_run(root / "2_manu", "manu", metrics_for(MANU_AFTER, 1.0), ["method=manu"])  # no attack: no row
+    runs = load_runs([root])
+    assert has_relearn(runs) and not has_relearn(runs[2:])
+    table = parse_table(relearn_table(group_by_seed(runs)))
+    assert set(table) == {"ga"} and table["ga"]["seeds"] == "2"
+    assert table["ga"]["MM forget MC"] == "0.200 ± 0.141 -> 0.400 ± 0.141"
+    assert table["ga"]["text forget MC"] == "0.700 ± 0.000 -> 0.800 ± 0.000"
+    assert table["ga"]["MM test MC"] == "0.500 ± 0.000 -> 0.600 ± 0.000"
+    assert table["ga"]["text test MC"] == "n/a -> n/a"
+    md = main([str(root), "--out", str(tmp_path / "out")]).read_text()
+    assert "## Relearning attack" in md

@@ -423,6 +423,33 @@ def likelihood_table(groups: Sequence[SeedGroup]) -> str:
         "ground truth; forget quality = KS p-value against `eval.reference_run` (n/a without one).")
 
 
+# ----------------------------------------------------------------------------------- relearning attack
+# eval.relearn.enabled: after unlearning, a short fine-tune on a fraction of the forget people, re-evaluated
+# as stage `relearn`. What comes back is the measure: MC after unlearning -> after the attack, per modality.
+
+
+def has_relearn(runs: Sequence[Run]) -> bool:
+    return any(k.startswith("relearn/") for r in runs for k in r.metrics)
+
+
+def relearn_table(groups: Sequence[SeedGroup]) -> str:
+    """Markdown: MC accuracy after unlearning -> after the relearning attack, mean ± std over seeds."""
+    splits = [s for s in ("forget", "test", "retain", "untouched")
+              if any(f"relearn/{s}/{m}/mc_acc" in r.metrics for g in groups for r in g.runs for m in MODALITIES)]
+    cols = [(s, m) for s in splits for m in MODALITIES]
+    header = ["setting", "seeds"] + [f"{MOD_LABEL[m]} {s} MC" for s, m in cols]
+    lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(cols)]
+    for g in groups:
+        ms = [r.metrics for r in g.runs if any(k.startswith("relearn/") for k in r.metrics)]
+        if not ms:
+            continue
+        cells = [f"{_fmt_spread(aggregate(ms, f'after/{s}/{m}/mc_acc'))} -> "
+                 f"{_fmt_spread(aggregate(ms, f'relearn/{s}/{m}/mc_acc'))}" for s, m in cols]
+        lines.append(f"| {_cell_name(g.name)} | {len(ms)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + ("\n\n- MC accuracy after unlearning -> after the relearning attack "
+                               "(`eval.relearn`), mean ± sample std over seeds.")
+
+
 # --------------------------------------------------------------------------------------------- plots
 
 
@@ -551,6 +578,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         table += "\n\n## Over seeds\n\n" + seed_table(groups)
     if has_likelihood(runs):
         table += "\n\n## Likelihood metrics\n\n" + likelihood_table(groups)
+    if has_relearn(runs):
+        table += "\n\n## Relearning attack\n\n" + relearn_table(groups)
     print(table)
     plots = write_plots(runs, out_dir)
     command = "python -m unlearn.report " + shlex.join(args_list)
