@@ -141,6 +141,10 @@ def test_results_md_gives_each_default_over_seeds_and_the_checks(tmp_path):
     assert "**not met** (text retain 0.940)" in md  # the vanilla floor, naming the cell
     assert "**not met** (ga MM forget ± 0.141)" in md
     assert "## At equal cost: the frontier" in md and "frontier_multimodal.png" in md
+    every = _tables(md, "Every swept setting")[0]
+    # rows keyed by method; the last ga row (lr 5e-4): MM forget drop 1 - (0.1, 0.3) = 0.800 ± 0.141
+    assert every["ga"]["strength"] == "lr 0.0005" and every["ga"]["MM forget drop"] == "+0.800 ± 0.141"
+    assert every["manu"]["MM retain drop"] == "+0.200 ± 0.000"
 
 
 def test_checks_met():

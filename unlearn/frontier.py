@@ -287,6 +287,30 @@ def frontier_table(points: Sequence[Point], budget: float = BUDGET) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 
+def points_table(points: Sequence[Point]) -> str:
+    """Markdown: every swept setting's forget and retain MC drops per modality, mean ± std over seeds."""
+    by: dict[tuple[str, float], list[Point]] = {}
+    for p in points:
+        by.setdefault((p.method, p.strength), []).append(p)
+    order = {m: i for i, m in enumerate(METHODS)}
+    cols = [(split, mod) for split in ("forget", "retain") for mod in MODALITIES]
+    header = ["method", "strength", "seeds"] + [f"{MOD_LABEL[mod]} {split} drop" for split, mod in cols]
+    lines = ["| " + " | ".join(header) + " |", "|---|---:|---:|" + "---:|" * len(cols)]
+    for (method, strength), ps in sorted(by.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0])):
+        cells = []
+        for split, mod in cols:
+            values = [d for p in ps if (d := p.drop(split, mod)) is not None]
+            if not values:
+                cells.append("n/a")
+                continue
+            mean, std = mean_std(values)
+            cells.append(f"{mean:+.3f}" if std is None else f"{mean:+.3f} ± {std:.3f}")
+        knob = GRIDS["full"].get(method, ("?",))[0].rsplit(".", 1)[-1]
+        lines.append(f"| {method} | {knob} {strength:g} | {len(ps)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + ("\n\n- MC accuracy drop, before - after (positive: lower after), mean ± sample "
+                               "std over seeds; the points the frontier's curves are drawn through.")
+
+
 def plot_frontier(points: Sequence[Point], out_dir: Path, budget: float = BUDGET) -> list[Path]:
     """One PNG per modality: forget drop vs retain drop, mean curve per method with a ±std band over seeds."""
     plt = _pyplot()
@@ -398,11 +422,17 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
 
     groups = default_groups(points, defaults)
     seeds = sorted({p.seed for p in points})
-    took = "" if not timing else (f" The sweep ({timing['runs']} runs, {timing['jobs']} worker(s)) took "
-                                  f"{timing['wall_s']:.0f} s of wall time.")
-    parts = [f"# Unlearning results\n\nEvery method of the embedded default, over seeds {', '.join(map(str, seeds))}, "
-             f"from one sweep of each method's strength.{took} Produced by (from the repository root):\n\n"
-             f"```bash\n{command}\n```"]
+    intro = (f"# Unlearning results\n\nEvery method over seeds {', '.join(map(str, seeds))}, from one sweep of "
+             f"each method's strength (`unlearn/frontier.py`).")
+    if timing and timing.get("command") and timing["command"] != command:
+        intro += (f" The sweep ({timing['runs']} runs, {timing['jobs']} worker(s), {timing['wall_s']:.0f} s of "
+                  f"wall time):\n\n```bash\n{timing['command']}\n```\n\nThis page, from its runs:")
+    elif timing:
+        intro += (f" The sweep ({timing['runs']} runs, {timing['jobs']} worker(s)) took {timing['wall_s']:.0f} s "
+                  "of wall time. Produced by (from the repository root):")
+    else:
+        intro += " Produced by (from the repository root):"
+    parts = [f"{intro}\n\n```bash\n{command}\n```"]
     if groups:
         parts.append("## Each method at its default strength\n\nMC accuracy (likelihood over the options), "
                      "mean ± sample std over seeds; each seed teaches its own vanilla model.\n\n"
@@ -412,6 +442,7 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
         if has_likelihood(runs):
             parts.append("## Likelihood metrics at the default strength\n\n" + likelihood_table(groups))
     parts.append(f"## At equal cost: the frontier\n\n{frontier}\n\n{images}")
+    parts.append("## Every swept setting\n\n" + points_table(points))
     return "\n\n".join(parts) + "\n"
 
 
@@ -469,7 +500,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         took = time.perf_counter() - start
         print(f"frontier sweep: {ran} runs in {took:.0f} s")
         if ran:
-            timing = {"wall_s": took, "jobs": args.jobs, "runs": ran, "seeds": args.seeds}
+            timing = {"wall_s": took, "jobs": args.jobs, "runs": ran, "seeds": args.seeds,
+                      "command": "python -m unlearn.frontier " + shlex.join(args_list)}
             _write_atomic(out / TIMING_FILE, lambda f: f.write(json.dumps(timing).encode()))
     return report(out, Path(args.docs) if args.docs else None, "python -m unlearn.frontier " + shlex.join(args_list),
                   args.budget, args.base)
