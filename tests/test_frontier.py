@@ -147,6 +147,22 @@ def test_results_md_gives_each_default_over_seeds_and_the_checks(tmp_path):
     assert every["manu"]["MM retain drop"] == "+0.200 ± 0.000"
 
 
+def test_results_md_sums_resumed_sweeps(tmp_path):
+    root = tmp_path / "sweep"
+    _run_with(root, "manu", "alpha", 20, 0, dict.fromkeys(CELLS, 1.0), dict.fromkeys(CELLS, 0.9))
+    # an older single-record file, then a resumed invocation appended as a list
+    (root / "sweep_time.json").write_text(json.dumps([
+        {"wall_s": 100.0, "jobs": 2, "runs": 84, "seeds": [0], "command": "python -m unlearn.frontier --out A"},
+        {"wall_s": 20.4, "jobs": 2, "runs": 12, "seeds": [0], "command": "python -m unlearn.frontier --out A --grid wide"}]))
+    md = (main(["--out", str(root), "--report-only"]).parent / "results.md").read_text()
+    assert "96 runs in 120 s of wall time over 2 invocations" in md
+    assert "--out A --grid wide  # 12 runs, 2 worker(s), 20 s" in md
+    (root / "sweep_time.json").write_text(json.dumps({"wall_s": 5.0, "jobs": 1, "runs": 3, "seeds": [0],
+                                                       "command": "python -m unlearn.frontier --out B"}))
+    md = (main(["--out", str(root), "--report-only"]).parent / "results.md").read_text()
+    assert "3 runs in 5 s of wall time:" in md
+
+
 def test_checks_met():
     from unlearn.frontier import Point
 
@@ -192,7 +208,10 @@ def test_frontier_end_to_end_at_fast_size(tmp_path, monkeypatch):
         assert pruned[30] > pruned[5] > 0
     table = parse_table(md.read_text())
     assert set(table) >= {"ga", "manu"} and table["ga"]["seeds"] == "2"
+    timing = json.loads((out / "sweep_time.json").read_text())
+    assert [(t["runs"], t["jobs"]) for t in timing] == [(8, 2)]
     mtime = os.path.getmtime(out / "ga" / "lr=0.0001" / "seed0" / "metrics.json")
     main(argv)  # resumable: finished runs are not run again (in process this time)
     assert os.path.getmtime(out / "ga" / "lr=0.0001" / "seed0" / "metrics.json") == mtime
+    assert len(json.loads((out / "sweep_time.json").read_text())) == 1  # a sweep that ran nothing is not logged
 

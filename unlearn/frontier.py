@@ -42,7 +42,7 @@ from unlearn.report import MOD_LABEL, _pyplot, _save, _write_atomic, mean_std, m
 log = logging.getLogger(__name__)
 
 BUDGET = 0.05  # retain MC drop at which methods are compared
-TIMING_FILE = "sweep_time.json"  # the last sweep's wall time, printed in results.md
+TIMING_FILE = "sweep_time.json"  # every sweep invocation that ran something: wall time, runs, command
 METHODS = ("ga", "grad_diff", "kl", "npo", "manu", "mmunlearner")
 # method -> (override key of its strength knob, values weakest first). lr for the gradient baselines (5
 # epochs, the default), alpha (percent of neurons) for MANU, epochs of masked ascent for MMUnlearner.
@@ -52,6 +52,16 @@ GRIDS: dict[str, dict[str, tuple[str, tuple]]] = {
         "grad_diff": ("method.optimizer.lr", (1e-4, 2e-4, 5e-4, 1e-3, 2e-3)),
         "kl": ("method.optimizer.lr", (1e-4, 2e-4, 5e-4, 1e-3, 2e-3)),
         "npo": ("method.optimizer.lr", (5e-5, 1e-4, 2e-4, 5e-4)),
+        "manu": ("manu.alpha", (1, 2, 5, 10, 20, 30)),
+        "mmunlearner": ("mmunlearner.epochs", (1, 2, 3, 5)),
+    },
+    # full, reaching lower lrs: on the pretrained organism (experiment=organism) GA and NPO at lr 5e-5
+    # already cost 0.25 of retain MC, so the full grid has no point under the 0.05 budget for them
+    "wide": {
+        "ga": ("method.optimizer.lr", (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4)),
+        "grad_diff": ("method.optimizer.lr", (5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3)),
+        "kl": ("method.optimizer.lr", (5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3)),
+        "npo": ("method.optimizer.lr", (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4)),
         "manu": ("manu.alpha", (1, 2, 5, 10, 20, 30)),
         "mmunlearner": ("mmunlearner.epochs", (1, 2, 3, 5)),
     },
@@ -416,7 +426,7 @@ def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -
 
 
 def results_markdown(points: Sequence[Point], frontier: str, images: str, command: str,
-                     defaults: dict[str, float], timing: dict | None) -> str:
+                     defaults: dict[str, float], timing: Sequence[dict]) -> str:
     """docs/results.md: the defaults over seeds, the likelihood metrics, the robustness checks, the frontier."""
     from unlearn.report import has_likelihood, likelihood_table, seed_table
 
@@ -424,12 +434,13 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
     seeds = sorted({p.seed for p in points})
     intro = (f"# Unlearning results\n\nEvery method over seeds {', '.join(map(str, seeds))}, from one sweep of "
              f"each method's strength (`unlearn/frontier.py`).")
-    if timing and timing.get("command") and timing["command"] != command:
-        intro += (f" The sweep ({timing['runs']} runs, {timing['jobs']} worker(s), {timing['wall_s']:.0f} s of "
-                  f"wall time):\n\n```bash\n{timing['command']}\n```\n\nThis page, from its runs:")
-    elif timing:
-        intro += (f" The sweep ({timing['runs']} runs, {timing['jobs']} worker(s)) took {timing['wall_s']:.0f} s "
-                  "of wall time. Produced by (from the repository root):")
+    if timing:
+        runs, wall = sum(t["runs"] for t in timing), sum(t["wall_s"] for t in timing)
+        intro += (f" The sweep: {runs} runs in {wall:.0f} s of wall time"
+                  + (f" over {len(timing)} invocations (resumed; each ran only the runs it lacked)" if len(timing) > 1
+                     else "") + ":\n\n```bash\n"
+                  + "\n".join(f"{t['command']}  # {t['runs']} runs, {t['jobs']} worker(s), {t['wall_s']:.0f} s"
+                              for t in timing) + "\n```\n\nThis page, from its runs:")
     else:
         intro += " Produced by (from the repository root):"
     parts = [f"{intro}\n\n```bash\n{command}\n```"]
@@ -446,9 +457,13 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
     return "\n\n".join(parts) + "\n"
 
 
-def _timing(out: Path) -> dict | None:
+def _timing(out: Path) -> list[dict]:
+    """The sweep invocations recorded under `out`, oldest first (an older single-record file is one)."""
     f = out / TIMING_FILE
-    return json.loads(f.read_text()) if f.is_file() else None
+    if not f.is_file():
+        return []
+    data = json.loads(f.read_text())
+    return [data] if isinstance(data, dict) else data
 
 
 def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, base: Sequence[str] = ()) -> Path:
@@ -500,8 +515,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         took = time.perf_counter() - start
         print(f"frontier sweep: {ran} runs in {took:.0f} s")
         if ran:
-            timing = {"wall_s": took, "jobs": args.jobs, "runs": ran, "seeds": args.seeds,
-                      "command": "python -m unlearn.frontier " + shlex.join(args_list)}
+            timing = [*_timing(out), {"wall_s": took, "jobs": args.jobs, "runs": ran, "seeds": args.seeds,
+                                      "command": "python -m unlearn.frontier " + shlex.join(args_list)}]
             _write_atomic(out / TIMING_FILE, lambda f: f.write(json.dumps(timing).encode()))
     return report(out, Path(args.docs) if args.docs else None, "python -m unlearn.frontier " + shlex.join(args_list),
                   args.budget, args.base)
