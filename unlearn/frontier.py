@@ -446,7 +446,8 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
     parts = [f"{intro}\n\n```bash\n{command}\n```"]
     if groups:
         parts.append("## Each method at its default strength\n\nMC accuracy (likelihood over the options), "
-                     "mean ± sample std over seeds; each seed teaches its own vanilla model.\n\n"
+                     "mean ± sample std over seeds; each seed has its own vanilla model (its own teaching, or its own "
+                     "stage 2 from one base on the organism).\n\n"
                      + seed_table(groups) + "\n\n" + spread_table(groups) + "\n\n"
                      + "\n".join(f"- {c}" for c in checks(groups)))
         runs = [r for g in groups for r in g.runs]
