@@ -4,9 +4,12 @@ Why: each method at its own default strength is not a comparison (a gentle MANU 
 0.40 of retain accuracy). This module sweeps each method's strength knob at several seeds, then reads,
 per modality, how much a method forgets by the time it has cost a fixed amount of retain accuracy.
 
-Layout written by the sweep (and read by `report`): OUT/<method>/<knob>=<value>/seed<k>/metrics.json,
-plus OUT/frontier.md (table) and OUT/frontier_<modality>.png next to it. `--report-only` redraws from an
-existing OUT without running anything.
+Layout written by the sweep (and read by `report`): OUT/<method>/<knob>=<value>/seed<k>/metrics.json and
+OUT/sweep_time.json (every invocation's runs, wall time and command); the pages go to --docs (default OUT):
+frontier.md (the table), frontier_<modality>.png, and results.md (each method at its default strength over
+seeds with issue 11's robustness checks, the likelihood metrics, the frontier, every swept setting).
+`--report-only` redraws from an existing OUT without running anything; `--jobs N` runs N single-thread
+worker processes.
 
 Interpolation rule (`forget_drop_at`), per method, seed and modality:
 - the curve is the method's points in order of increasing strength, starting at the origin (strength 0 =
@@ -170,8 +173,8 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
 
     Workers: each seed's first run (it teaches the seed's vanilla model when it is not cached, and evaluates
     it) goes first; the seed's other runs are queued once it has finished, so no two workers teach the same
-    model. A tiny model runs about as fast on one thread as on two, so `jobs` = cores is the fastest.
-    Returns the number of runs made.
+    model. One thread per worker, so `jobs` = the number of cores keeps every core busy without
+    oversubscribing it. Returns the number of runs made.
     """
     tasks = plan(out, grid, seeds)
     if jobs <= 1:
@@ -181,12 +184,11 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    from unlearn.config import compose_config
-
-    # the data every run reads, generated once here rather than raced for by the workers
     from hydra.utils import instantiate
 
-    instantiate(compose_config([*base], out, cache).data.benchmark)
+    from unlearn.config import compose_config
+
+    instantiate(compose_config([*base], out, cache).data.benchmark)  # the data, generated once, not raced for
     firsts: dict[int, Task] = {}
     for t in tasks:
         firsts.setdefault(t.seed, t)
