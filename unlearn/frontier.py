@@ -111,6 +111,11 @@ def across_seeds(readings: Sequence[Reading]) -> tuple[float, float | None, int]
 # ------------------------------------------------------------------------------------------ the sweep
 
 
+def knob_name(method: str) -> str:
+    """The strength knob's last key ("lr", "alpha", "epochs"): how runs and tables name a strength."""
+    return GRIDS["full"][method][0].rsplit(".", 1)[-1] if method in GRIDS["full"] else "strength"
+
+
 def run_dir(out: Path, method: str, knob: str, value, seed: int) -> Path:
     return out / method / f"{knob.rsplit('.', 1)[-1]}={value}" / f"seed{seed}"
 
@@ -317,8 +322,7 @@ def points_table(points: Sequence[Point]) -> str:
                 continue
             mean, std = mean_std(values)
             cells.append(f"{mean:+.3f}" if std is None else f"{mean:+.3f} ± {std:.3f}")
-        knob = GRIDS["full"].get(method, ("?",))[0].rsplit(".", 1)[-1]
-        lines.append(f"| {method} | {knob} {strength:g} | {len(ps)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {method} | {knob_name(method)} {strength:g} | {len(ps)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + ("\n\n- MC accuracy drop, before - after (positive: lower after), mean ± sample "
                                "std over seeds; the points the frontier's curves are drawn through.")
 
@@ -380,31 +384,13 @@ def default_groups(points: Sequence[Point], defaults: dict[str, float]):
     from unlearn.report import Run, SeedGroup
 
     groups = []
-    for method in [m for m in METHODS if m in defaults] + sorted({p.method for p in points} - set(METHODS)):
-        if method not in defaults:
-            continue
-        runs = [Run(f"{method}", method, [f"seed={p.seed}"], p.metrics, Path("."), seed=p.seed)
+    for method in (m for m in METHODS if m in defaults):
+        runs = [Run(method, method, [f"seed={p.seed}"], p.metrics, Path("."), seed=p.seed)
                 for p in sorted(points, key=lambda p: p.seed)
                 if p.method == method and math.isclose(p.strength, defaults[method], rel_tol=1e-9)]
         if runs:
-            knob = GRIDS["full"][method][0].rsplit(".", 1)[-1]
-            groups.append(SeedGroup(f"{method} ({knob} {defaults[method]:g})", method, runs))
+            groups.append(SeedGroup(f"{method} ({knob_name(method)} {defaults[method]:g})", method, runs))
     return groups
-
-
-def spread_table(groups, columns=OTHER_COLUMNS) -> str:
-    """Markdown: vanilla (before/*) and each group (after/*), mean ± std over seeds of `columns` per modality."""
-    from unlearn.report import _fmt_spread, aggregate, vanilla_metrics
-
-    header = ["setting", "seeds"] + [f"{MOD_LABEL[mod]} {h}" for mod in MODALITIES for _, _, h in columns]
-    lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * (len(header) - 2)]
-    rows = [("vanilla", vanilla_metrics(groups), "before")] + [(g.name, [r.metrics for r in g.runs], "after")
-                                                             for g in groups]
-    for name, ms, stage in rows:
-        cells = [_fmt_spread(aggregate(ms, f"{stage}/{split}/{mod}/{m}")) for mod in MODALITIES
-                 for split, m, _ in columns]
-        lines.append(f"| {name} | {len(ms)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -> list[str]:
@@ -430,7 +416,7 @@ def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -
 def results_markdown(points: Sequence[Point], frontier: str, images: str, command: str,
                      defaults: dict[str, float], timing: Sequence[dict]) -> str:
     """docs/results.md: the defaults over seeds, the likelihood metrics, the robustness checks, the frontier."""
-    from unlearn.report import has_likelihood, likelihood_table, seed_table
+    from unlearn.report import has_likelihood, likelihood_table, seed_table, spread_table
 
     groups = default_groups(points, defaults)
     seeds = sorted({p.seed for p in points})
@@ -447,11 +433,12 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
         intro += " Produced by (from the repository root):"
     parts = [f"{intro}\n\n```bash\n{command}\n```"]
     if groups:
+        other = spread_table(groups, [f"{MOD_LABEL[mod]} {h}" for mod in MODALITIES for _, _, h in OTHER_COLUMNS],
+                             [f"{split}/{mod}/{m}" for mod in MODALITIES for split, m, _ in OTHER_COLUMNS])
         parts.append("## Each method at its default strength\n\nMC accuracy (likelihood over the options), "
                      "mean ± sample std over seeds; each seed has its own vanilla model (its own teaching, or its own "
                      "stage 2 from one base on the organism).\n\n"
-                     + seed_table(groups) + "\n\n" + spread_table(groups) + "\n\n"
-                     + "\n".join(f"- {c}" for c in checks(groups)))
+                     + seed_table(groups) + "\n\n" + other + "\n\n" + "\n".join(f"- {c}" for c in checks(groups)))
         runs = [r for g in groups for r in g.runs]
         if has_likelihood(runs):
             parts.append("## Likelihood metrics at the default strength\n\n" + likelihood_table(groups))

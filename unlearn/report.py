@@ -369,23 +369,24 @@ def vanilla_metrics(groups: Sequence[SeedGroup]) -> list[dict]:
     return list(by_seed.values())
 
 
-def seed_table(groups: Sequence[SeedGroup]) -> str:
-    """Markdown: mean ± std over seeds of the headline MC numbers; the vanilla row pools every group's seeds.
-
-    Vanilla = before/* over the distinct seeds of all runs (each seed teaches its own vanilla model).
-    """
+def spread_table(groups: Sequence[SeedGroup], headers: Sequence[str], keys: Sequence[str]) -> str:
+    """Markdown lines: a vanilla row (before/<key> over the distinct seeds of all runs: each seed has its own
+    vanilla model) and one row per group (after/<key> over its seeds), each cell mean ± sample std."""
     if not groups:
         raise ValueError("no runs to tabulate")
-    header = ["setting", "seeds"] + [h for _, _, h in SEED_COLUMNS]
-    lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(SEED_COLUMNS)]
-    vanilla = vanilla_metrics(groups)
-    lines.append(f"| vanilla | {len(vanilla)} | " + " | ".join(
-        _fmt_spread(aggregate(vanilla, f"before/{s}/{m}/mc_acc")) for s, m, _ in SEED_COLUMNS) + " |")
-    for g in groups:
-        ms = [r.metrics for r in g.runs]
-        lines.append(f"| {_cell_name(g.name)} | {len(g.runs)} | " + " | ".join(
-            _fmt_spread(aggregate(ms, f"after/{s}/{m}/mc_acc")) for s, m, _ in SEED_COLUMNS) + " |")
-    return "\n".join(lines) + "\n\n- mean ± sample std over seeds (runs that differ only by `seed`)."
+    lines = ["| " + " | ".join(["setting", "seeds", *headers]) + " |", "|---|---:|" + "---:|" * len(headers)]
+    rows = [("vanilla", vanilla_metrics(groups), "before")] + [(g.name, [r.metrics for r in g.runs], "after")
+                                                             for g in groups]
+    for name, ms, stage in rows:
+        cells = [_fmt_spread(aggregate(ms, f"{stage}/{k}")) for k in keys]
+        lines.append(f"| {_cell_name(name)} | {len(ms)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def seed_table(groups: Sequence[SeedGroup]) -> str:
+    """Markdown: mean ± std over seeds of the headline MC numbers; the vanilla row pools every group's seeds."""
+    return spread_table(groups, [h for _, _, h in SEED_COLUMNS], [f"{s}/{m}/mc_acc" for s, m, _ in SEED_COLUMNS]) \
+        + "\n\n- mean ± sample std over seeds (runs that differ only by `seed`)."
 
 
 # ----------------------------------------------------------------------------------- likelihood metrics
@@ -398,10 +399,9 @@ LIKELIHOOD_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(
         ("forget", "forget_quality", "forget quality ↑"), ("retain", "truth_ratio", "retain TR ↑")))
 
 
-def _likelihood_key(stage: str, col: int) -> str:
+def _likelihood_key(col: int) -> str:
     split, name, _ = LIKELIHOOD_COLUMNS[col]
-    mod = MODALITIES[col // 4]
-    return f"{stage}/{split}/{mod}/{name}"
+    return f"{split}/{MODALITIES[col // 4]}/{name}"
 
 
 def has_likelihood(runs: Sequence[Run]) -> bool:
@@ -410,14 +410,9 @@ def has_likelihood(runs: Sequence[Run]) -> bool:
 
 def likelihood_table(groups: Sequence[SeedGroup]) -> str:
     """Markdown: truth ratio, answer probability and forget quality per modality, mean ± std over seeds."""
-    header = ["setting", "seeds"] + [h for _, _, h in LIKELIHOOD_COLUMNS]
-    lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(LIKELIHOOD_COLUMNS)]
-    rows = [("vanilla", vanilla_metrics(groups), "before")] + [(g.name, [r.metrics for r in g.runs], "after")
-                                                             for g in groups]
-    for name, ms, stage in rows:
-        cells = [_fmt_spread(aggregate(ms, _likelihood_key(stage, i))) for i in range(len(LIKELIHOOD_COLUMNS))]
-        lines.append(f"| {_cell_name(name)} | {len(ms)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + (
+    table = spread_table(groups, [h for _, _, h in LIKELIHOOD_COLUMNS],
+                         [_likelihood_key(i) for i in range(len(LIKELIHOOD_COLUMNS))])
+    return table + (
         "\n\n- TR = truth ratio as CLEAR and TOFU report it: forget `min(R, 1/R)` (1: no preference between "
         "the truth and wrong answers left), retain `max(0, 1 - R)`; prob = length-normalised probability of the "
         "ground truth; forget quality = KS p-value against `eval.reference_run` (n/a without one).")
