@@ -38,16 +38,20 @@ def _digest(path):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.iterdir()) if p.is_file()}
 
 
-@pytest.mark.parametrize("family", ["llava", "idefics2"])
-def test_image_block_matches_the_stock_processor(family):
+def stock_processor(family: str, tok, images):
+    """The family's own transformers processor for the tiny stand-in, configured as the real checkpoint's."""
     from transformers import Idefics2Processor, LlavaProcessor
 
-    model, tok, images = build_tiny_real(family)
     if family == "llava":
-        stock = LlavaProcessor(image_processor=images, tokenizer=tok, patch_size=14,
-                               vision_feature_select_strategy="default", num_additional_image_tokens=1)
-    else:
-        stock = Idefics2Processor(image_processor=images, tokenizer=tok, image_seq_len=4)
+        return LlavaProcessor(image_processor=images, tokenizer=tok, patch_size=14,
+                              vision_feature_select_strategy="default", num_additional_image_tokens=1)
+    return Idefics2Processor(image_processor=images, tokenizer=tok, image_seq_len=4)
+
+
+@pytest.mark.parametrize("family", ["llava", "idefics2"])
+def test_image_block_matches_the_stock_processor(family):
+    model, tok, images = build_tiny_real(family)
+    stock = stock_processor(family, tok, images)
     expected = stock(text=["<image>"], images=[_image()], return_tensors="pt", add_special_tokens=False)
     (ours,) = ChatProcessor(tok, images, model.config, ChatTemplate()).pixel_values([_image()])
     assert ours.block == expected["input_ids"][0].tolist()

@@ -202,17 +202,12 @@ def test_embedded_model_gets_the_rendered_string_and_one_image_block_per_placeho
 @pytest.mark.parametrize("family", ["llava", "idefics2"])
 def test_real_families_tokenize_like_their_stock_processor(family):
     """A few-shot prompt with two images: the ids equal LlavaProcessor / Idefics2Processor's on the same string."""
-    from transformers import Idefics2Processor, LlavaProcessor
-
+    from tests.test_model_adapters import stock_processor
     from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
     from unlearn.models.tiny_real import build_tiny_real
 
     model, tok, images = build_tiny_real(family)
-    if family == "llava":
-        stock = LlavaProcessor(image_processor=images, tokenizer=tok, patch_size=14,
-                               vision_feature_select_strategy="default", num_additional_image_tokens=1)
-    else:
-        stock = Idefics2Processor(image_processor=images, tokenizer=tok, image_seq_len=4)
+    stock = stock_processor(family, tok, images)
     proc = ChatProcessor(tok, images, model.config, ChatTemplate())
     pics = [_image((200, 0, 0)), _image((0, 0, 200))]
     text = render(mc(2, "multimodal", "Where was this person born?"),

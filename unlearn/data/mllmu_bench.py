@@ -277,14 +277,18 @@ def convert_train(rows, split: str, text_rule: str = "manu", bad: BadRows | None
     out, seen = [], set()
     for i, row in enumerate(rows):
         r = bad.keep(_train_row, split, i, row, text_rule, bad)
-        if r is None:
-            continue
-        if r["ID"] in seen:
-            bad.record(RowError(split, i, f"ID {r['source_id']!r} appears twice", "ID appears twice"))
-            continue
-        seen.add(r["ID"])
-        out.append(r)
+        if r is not None:
+            _add_once(out, seen, r["ID"], r, split, i, bad)
     return out
+
+
+def _add_once(out: list, seen: set, key, r: dict, split: str, i: int, bad: BadRows) -> None:
+    """Append row `r` unless `key` came before: a person twice in one split is a bad row (named by source ID)."""
+    if key in seen:
+        bad.record(RowError(split, i, f"ID {r['source_id']!r} appears twice", "ID appears twice"))
+        return
+    seen.add(key)
+    out.append(r)
 
 
 def _question(split: str, i: int, where: str, q) -> dict:
@@ -367,13 +371,8 @@ def convert_eval(rows, split: str, names: dict[str, str], *, untouched: bool = F
             if sid is None or sid not in keep:
                 continue
         r = bad.keep(_eval_row, split, i, row, names, untouched, test_image, seed, known, bad)
-        if r is None:
-            continue
-        if r["source_id"] in seen:
-            bad.record(RowError(split, i, f"ID {r['source_id']!r} appears twice", "ID appears twice"))
-            continue
-        seen.add(r["source_id"])
-        out.append(r)
+        if r is not None:
+            _add_once(out, seen, r["source_id"], r, split, i, bad)
     return out
 
 
