@@ -27,6 +27,7 @@ from unlearn.eval.protocol import make_prompts
 from unlearn.eval.table import before_after_table
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json
 from unlearn.models.loading import load_model, save_model
+from unlearn.rng import seeded
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +86,12 @@ def load_configured(cfg: DictConfig, path):
 
 
 def vanilla_key(cfg: DictConfig) -> str:
-    """What determines the vanilla weights: architecture, data, teaching recipe and seed (not adapters)."""
+    """What determines the vanilla weights: architecture, data, teaching recipe and teaching seed (not
+    adapters, not the method's seed). Stored as "seed", the name it had when the run's seed taught, so the
+    models cached before `teach_seed` existed keep their keys."""
     parts = {"model": cfg.model.name, "build": OmegaConf.to_container(cfg.model.build, resolve=True),
              "finetune": OmegaConf.to_container(cfg.finetune, resolve=True),
-             "data": OmegaConf.to_container(cfg.data.spec, resolve=True), "seed": cfg.seed}
+             "data": OmegaConf.to_container(cfg.data.spec, resolve=True), "seed": cfg.teach_seed}
     if cfg.model.get("base"):  # stage 1 (unlearn/models/base.py): the weights teaching starts from
         from unlearn.models.base import base_key
 
@@ -112,10 +115,11 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path:
     log.info("vanilla model missing: teaching the benchmark first (cached at %s)", path)
     from unlearn.methods.finetune import teach
 
-    model, processor = initial_model(cfg)
-    ctx = RunContext(cfg, benchmark, model, processor, path.parent)
     start = time.perf_counter()
-    teach(ctx, cfg.finetune)
+    with seeded(cfg.teach_seed):  # the method then draws from the same state as a run that read the cache
+        model, processor = initial_model(cfg)
+        ctx = RunContext(cfg, benchmark, model, processor, path.parent)
+        teach(ctx, cfg.finetune)
     if ctx.is_global_zero:
         build_cached_dir(path, lambda tmp: save_model(ctx.model, processor, tmp))
         log.info("vanilla model built in %.0f s", time.perf_counter() - start)
@@ -225,7 +229,8 @@ def evaluate_before(ctx: RunContext, cache: Path | None) -> tuple[dict, list[dic
 
 
 def run(cfg: DictConfig) -> dict:
-    L.seed_everything(cfg.seed, workers=True)
+    # method=finetune teaches, so its seed is the teaching seed (the model it writes is cached under it)
+    L.seed_everything(cfg.teach_seed if cfg.method.name == "finetune" else cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     benchmark: Benchmark = instantiate(cfg.data.benchmark)
     reference = reference_records(cfg.eval.reference_run) if cfg.eval.get("reference_run") else None
@@ -266,7 +271,8 @@ def run(cfg: DictConfig) -> dict:
                 save_model(ctx.model, processor, tmp)
         if cfg.method.name == "finetune" and not cfg.model.path:  # the vanilla model later runs start from
             build_cached_dir(vanilla_path(cfg), lambda tmp: save_model(ctx.model, processor, tmp))
-        summary = {"method": cfg.method.name, "seed": cfg.seed, "source_model": str(source), "metrics": metrics,
+        summary = {"method": cfg.method.name, "seed": cfg.seed, "teach_seed": cfg.teach_seed,
+                   "source_model": str(source), "metrics": metrics,
                    "artifacts": ctx.artifacts,
                    "skipped_rows": benchmark.skipped}  # data.on_bad_row=skip: {split: {reason: count}}
         write_json(out_dir / "metrics.json", summary)

@@ -58,7 +58,7 @@ def teach(ctx, fcfg) -> None:
     if people not in ("all", "without_forget"):
         raise ValueError(f"finetune.people={people!r}: expected all or without_forget")
     data = QASequences(ctx.benchmark.train_rows(people), ctx.processor, tuple(fcfg.forms), fcfg.answer_only,
-                       augment=True, seed=ctx.cfg.seed)
+                       augment=True, seed=ctx.cfg.teach_seed)
     pad = ctx.processor.tokenizer.pad_token_id
     loader = DataLoader(data, batch_size=fcfg.batch_size, shuffle=True, collate_fn=lambda b: collate(b, pad),
                         num_workers=fcfg.num_workers)

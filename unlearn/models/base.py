@@ -12,7 +12,6 @@ starts from the same base, as every MLLMU-Bench vanilla model starts from the sa
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from unlearn.io import build_cached_dir, config_hash, write_json
+from unlearn.rng import seeded
 
 log = logging.getLogger(__name__)
 KEY_FILE = "base_key.txt"  # written beside the weights: which config a directory of base weights answers
@@ -97,29 +97,6 @@ def world_mc_accuracy(model, processor, cfg: DictConfig) -> dict[str, float]:
     return MemorisationCheck(world_items(processor, cfg), processor, target=1.0).accuracy(model)
 
 
-@contextlib.contextmanager
-def _isolated_rng():
-    """Restore every generator `seed_everything` touches (torch, python, numpy, its environment variables)."""
-    import os
-    import random
-
-    import numpy as np
-
-    py, npy = random.getstate(), np.random.get_state()
-    env = {k: os.environ.get(k) for k in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS")}
-    try:
-        with torch.random.fork_rng():
-            yield
-    finally:
-        random.setstate(py)
-        np.random.set_state(npy)
-        for k, v in env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 class _EpochLoss(L.Callback):
     def __init__(self):
         self.history: list[float] = []
@@ -144,8 +121,7 @@ def pretrain(model: torch.nn.Module, processor, cfg: DictConfig) -> list[float]:
     from unlearn.methods.finetune import FinetuneModule
 
     b = cfg.model.base
-    with _isolated_rng():
-        L.seed_everything(int(b.seed), workers=True, verbose=False)
+    with seeded(int(b.seed)):
         data = WorldSequences(instantiate(b.world), processor, seed=int(b.seed))
         pad = processor.tokenizer.pad_token_id
         loader = DataLoader(data, batch_size=int(b.batch_size), shuffle=True, collate_fn=lambda x: collate(x, pad),

@@ -1,0 +1,63 @@
+"""`teach_seed` owns the vanilla model (its weights and cache key); `seed` owns the method's draws."""
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from safetensors.torch import load_file
+
+from unlearn.config import compose_config
+from unlearn.pipeline import ensure_vanilla, vanilla_key
+from unlearn.rng import isolated_rng, seeded
+
+
+def _cfg(tmp_path, *overrides, cache="cache"):
+    return compose_config(["logger=none", *overrides], tmp_path / "out", tmp_path / cache)
+
+
+def test_teach_seed_keys_the_vanilla_model_and_defaults_to_seed(tmp_path):
+    for organism in ([], ["experiment=organism"]):
+        key = vanilla_key(_cfg(tmp_path, *organism))
+        assert vanilla_key(_cfg(tmp_path, *organism, "seed=1", "teach_seed=0")) == key
+        assert vanilla_key(_cfg(tmp_path, *organism, "teach_seed=1")) != key
+        assert vanilla_key(_cfg(tmp_path, *organism, "seed=1")) == vanilla_key(_cfg(tmp_path, *organism, "teach_seed=1"))
+
+
+def test_isolated_rng_restores_every_generator():
+    import random
+
+    import numpy as np
+
+    L.seed_everything(7, verbose=False)
+    expected = (torch.rand(2), random.random(), np.random.rand())
+    L.seed_everything(7, verbose=False)
+    with seeded(123):
+        drawn = torch.rand(2)
+    with isolated_rng():
+        torch.rand(5), random.random(), np.random.rand()
+    assert not torch.equal(drawn, expected[0])
+    got = (torch.rand(2), random.random(), np.random.rand())
+    assert torch.equal(got[0], expected[0]) and got[1:] == expected[1:]
+
+
+def _weights(path):
+    (f,) = path.glob("*.safetensors")
+    return load_file(f)
+
+
+def test_teach_seed_alone_decides_the_weights_and_teaching_leaves_the_random_state(tmp_path):
+    fast = ["debug=fast", "finetune.epochs=1"]
+    apart = _cfg(tmp_path, *fast, "seed=3", "teach_seed=5")
+    benchmark = instantiate(apart.data.benchmark)
+    L.seed_everything(3, verbose=False)
+    path = ensure_vanilla(apart, benchmark)  # teaches
+    after_teaching = torch.rand(4)
+    L.seed_everything(3, verbose=False)
+    assert ensure_vanilla(apart, benchmark) == path  # reads the cache
+    assert torch.equal(torch.rand(4), after_teaching)  # the method draws the same either way
+
+    same = _cfg(tmp_path, *fast, "seed=5", cache="cache2")
+    L.seed_everything(5, verbose=False)
+    other = ensure_vanilla(same, instantiate(same.data.benchmark))
+    assert other.name == path.name
+    a, b = _weights(path), _weights(other)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
