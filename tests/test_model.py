@@ -91,3 +91,15 @@ def test_generate_mode_reads_the_first_option_letter(tiny_model, small_splits, m
     assert [r["score"] for r in records] == [1.0, 0.0, 0.0]
     assert records[0]["prediction"] == items[0].answer and records[2]["prediction"] == "( a )"
     assert "options" in proc.decode(prompts[0][0].tolist())  # the lettered question was asked
+
+
+def test_processor_encodes_each_text_once_and_hands_out_copies(tiny_model, monkeypatch):
+    _, proc = tiny_model
+    encode, calls = proc.tokenizer.encode, []
+    monkeypatch.setattr(proc.tokenizer, "encode", lambda text, **kw: calls.append(text) or encode(text, **kw))
+    text = "what colour are the eyes of anna berg ?"
+    first = proc.words(text)
+    assert first == encode(text, add_special_tokens=False)
+    first.append(-1)  # a caller extending its ids must not change what the next caller gets
+    assert proc.words(text) == encode(text, add_special_tokens=False)
+    assert proc.prompt_ids(text) == proc.prompt_ids(text) and calls.count(text) == 1

@@ -55,6 +55,11 @@ class EvaluationModule(L.LightningModule):
                            batch_size=max(1, self.batch_size // 4) if t == "prob" else self.batch_size)
                 for t in self.tasks]
 
+    def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
+        """Items stay where they are: the scorers collate them and move the tensors the model reads. Lightning's
+        default would walk (and copy) every item's fields on every batch."""
+        return batch
+
     def on_validation_epoch_start(self) -> None:
         self._records = []
         self.model.eval()

@@ -25,10 +25,16 @@ class VLProcessor:
         self.mean = np.asarray(mean, dtype=np.float32)
         self.std = np.asarray(std, dtype=np.float32)
         self.image_token_id = tokenizer.convert_tokens_to_ids("<image>")
+        # text -> token ids. An evaluation encodes each question once per option and per stage, and the
+        # benchmark has a few thousand distinct strings: tokenising was a fifth of a cached run
+        self._encoded: dict[str, tuple[int, ...]] = {}
 
     # --- text ---------------------------------------------------------------------------------
     def words(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False)
+        ids = self._encoded.get(text)
+        if ids is None:
+            ids = self._encoded[text] = tuple(self.tokenizer.encode(text, add_special_tokens=False))
+        return list(ids)
 
     def prompt_ids(self, question: str) -> list[int]:
         return self.words(f"question : {question} answer :")
