@@ -37,14 +37,15 @@ class QASequences(Dataset):
         self.index: list[tuple[int, str, str, str]] = []  # (row, form, question, answer)
         need_images = "multimodal" in forms
         self.lazy = not processor.eager_images
+        if hasattr(rows, "select_columns"):  # a Dataset decodes every column it yields: only what is read
+            rows = rows.select_columns(["images", "qa"] if need_images else ["qa"])
         for r, row in enumerate(rows):
-            images = row["images"] if augment else row["images"][:1]
             if not need_images:
                 self.banks.append(None)
-            elif not self.lazy:
-                self.banks.append(processor.pixel_values(images))
-            else:  # real models: a preprocessed image is megabytes, so preprocess on access
-                self.banks.append(list(images))
+            else:
+                images = row["images"] if augment else row["images"][:1]
+                # real models: a preprocessed image is megabytes, so preprocess on access
+                self.banks.append(list(images) if self.lazy else processor.pixel_values(images))
             for qa in row["qa"]:
                 for form in forms:
                     q = qa["multimodal_question"] if form == "multimodal" else qa["text_question"]
