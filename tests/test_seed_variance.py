@@ -1,0 +1,37 @@
+"""bench/seed_variance.py: the spread over seeds split into the taught model's part and the method's."""
+
+import pytest
+
+from bench.seed_variance import split_spread, table
+
+
+def test_split_spread_by_hand():
+    values = {(0, 0): 0.1, (0, 1): 0.3, (1, 0): 0.5, (1, 1): 0.7}
+    s = split_spread(values)
+    assert s["diagonal"] == pytest.approx(0.18 ** 0.5)  # 0.1 and 0.7
+    assert s["all"] == pytest.approx((0.2 / 3) ** 0.5)  # mean 0.4, squares 0.09 + 0.01 + 0.01 + 0.09
+    assert s["within"] == pytest.approx(0.02 ** 0.5)  # each model: 0.1/0.3 and 0.5/0.7
+    assert s["between"] == pytest.approx(0.08 ** 0.5)  # model means 0.2 and 0.6
+
+
+def test_split_spread_without_enough_runs():
+    assert split_spread({(0, 0): 0.5}) == {"diagonal": None, "all": None, "within": None, "between": None}
+    only_diagonal = split_spread({(0, 0): 0.2, (1, 1): 0.4})
+    assert only_diagonal["within"] is None and only_diagonal["between"] == pytest.approx(only_diagonal["diagonal"])
+
+
+def _metrics(before: float, after: float) -> dict:
+    return {f"{stage}/{split}/{mod}/mc_acc": v for stage, v in (("before", before), ("after", after))
+            for split in ("forget", "retain") for mod in ("multimodal", "text")}
+
+
+def test_table_counts_each_vanilla_model_once_and_marks_wide_cells():
+    runs = {("ga", t, s): _metrics(1.0 - 0.01 * t, 0.1 * t + 0.01 * s) for t in (0, 1) for s in (0, 1)}
+    lines = table(runs).splitlines()
+    vanilla = next(line for line in lines if line.startswith("| vanilla | MM forget"))
+    ga = next(line for line in lines if line.startswith("| ga | MM forget"))
+    # vanilla: 1.00 and 0.99 over the two models, so its mean is 0.995 whatever the method seeds
+    assert "| 0.995 |" in vanilla and vanilla.count("n/a") == 1  # within a model: one value per model
+    cells = [c.strip() for c in ga.split("|")[4:8]]
+    assert cells[2] == "0.007"  # within a model: two method seeds 0.01 apart -> 0.01 / sqrt(2)
+    assert cells[3].endswith("*")  # between models: 0.005 and 0.105 -> std 0.071 > 0.05
