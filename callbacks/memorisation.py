@@ -4,6 +4,10 @@ How many epochs the image route to the facts needs varies from seed to seed (tex
 learned first; image answers follow 20-60 epochs later on the embedded default), so a fixed budget
 either wastes minutes or stops short. Every `every` epochs this callback scores multiple-choice accuracy
 on probe people in both forms and stops when both reach `target`.
+
+`anneal_epochs` > 0: instead of stopping there, train that many more epochs with each learning rate falling
+linearly from its value at the stop to zero (`annealed_lr`), so the model ends on a decayed schedule, as
+fine-tuned checkpoints do, rather than wherever the schedule was when the probe was answered.
 """
 
 from __future__ import annotations
@@ -20,13 +24,25 @@ from unlearn.eval.scoring import score_mc
 log = logging.getLogger(__name__)
 
 
+def annealed_lr(lr_at_stop: float, step: int, steps: int) -> float:
+    """The learning rate `step` batches into an anneal of `steps` batches: linear from `lr_at_stop` to 0."""
+    if steps <= 0:
+        raise ValueError(f"annealed_lr: steps must be positive, got {steps}")
+    return lr_at_stop * max(0.0, 1.0 - step / steps)
+
+
 class MemorisationCheck(Callback):
-    def __init__(self, items: list[EvalItem], processor, target: float, every: int = 10, batch_size: int = 64):
+    def __init__(self, items: list[EvalItem], processor, target: float, every: int = 10, batch_size: int = 64,
+                 anneal_epochs: int = 0):
         self.items = [it for it in items if it.task == "mc"]
         if not self.items:
             raise ValueError("finetune.probe_people selects no multiple-choice question")
+        if anneal_epochs < 0:
+            raise ValueError(f"finetune.anneal_epochs={anneal_epochs}: expected 0 (stop at once) or more")
         self.proc, self.target, self.every, self.batch_size = processor, float(target), int(every), batch_size
+        self.anneal_epochs = int(anneal_epochs)
         self.history: list[dict] = []
+        self._anneal: dict | None = None  # from the stop on: lrs at the stop, first step, length, last epoch
 
     def accuracy(self, model) -> dict[str, float]:
         was_training = model.training
@@ -43,8 +59,23 @@ class MemorisationCheck(Callback):
                 acc[form] = sum(scores) / len(scores)
         return acc
 
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        """While annealing, set every learning rate before the step (over whatever the scheduler set)."""
+        a = self._anneal
+        if a is None:
+            return
+        for group, lr in zip(trainer.optimizers[0].param_groups, a["lrs"]):
+            group["lr"] = annealed_lr(lr, trainer.global_step - a["start"], a["steps"])
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
+        if self._anneal is not None:
+            if epoch >= self._anneal["last_epoch"]:
+                log.info("annealed for %d epochs after the probe was answered: stopping at epoch %d",
+                         self.anneal_epochs, epoch)
+                self.history.append({"epoch": epoch, "annealed": True, **self.accuracy(pl_module.model)})
+                trainer.should_stop = True
+            return
         if epoch % self.every and epoch != trainer.max_epochs:
             return
         acc = self.accuracy(pl_module.model)
@@ -52,6 +83,14 @@ class MemorisationCheck(Callback):
         pl_module.log_dict({f"probe/{k}_mc_acc": v for k, v in acc.items()}, rank_zero_only=True)
         log.info("epoch %d: probe MC accuracy %s", epoch, {k: round(v, 3) for k, v in acc.items()})
         done = bool(acc) and min(acc.values()) >= self.target
-        if trainer.strategy.reduce_boolean_decision(done, all=True):
+        if not trainer.strategy.reduce_boolean_decision(done, all=True):
+            return
+        if self.anneal_epochs == 0 or epoch >= trainer.max_epochs:
             log.info("probe accuracy reached %.2f in every form: stopping at epoch %d", self.target, epoch)
             trainer.should_stop = True
+            return
+        log.info("probe accuracy reached %.2f in every form at epoch %d: annealing for %d epochs", self.target,
+                 epoch, self.anneal_epochs)
+        self._anneal = {"lrs": [g["lr"] for g in trainer.optimizers[0].param_groups], "start": trainer.global_step,
+                        "steps": self.anneal_epochs * trainer.num_training_batches,
+                        "last_epoch": epoch + self.anneal_epochs}

@@ -73,3 +73,40 @@ def test_freeze_holds_parameters_and_names_bad_patterns(tiny_model):
     assert len(frozen) == 2 and not any(p.requires_grad for p in frozen)
     with pytest.raises(ValueError, match="finetune.frozen pattern 'nothing_here'"):
         freeze(model, ["nothing_here"])
+
+
+def test_annealed_lr_by_hand():
+    import pytest
+
+    from callbacks.memorisation import annealed_lr
+
+    assert [annealed_lr(0.004, k, 4) for k in range(6)] == pytest.approx([0.004, 0.003, 0.002, 0.001, 0.0, 0.0])
+    with pytest.raises(ValueError, match="steps must be positive"):
+        annealed_lr(0.1, 0, 0)
+
+
+def test_teaching_anneals_to_zero_after_the_probe_is_answered(tmp_path, small_benchmark, tiny_model):
+    import lightning as L
+
+    model, proc = tiny_model
+    seen: list[float] = []
+
+    class Lrs(L.Callback):  # the lr each optimizer step used
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            seen.append(optimizer.param_groups[0]["lr"])
+
+    # target 0: answered at the first check (epoch 2); then 2 annealing epochs, so 4 of the 9 epochs run
+    cfg = _cfg(tmp_path, "finetune.epochs=9", "finetune.check_every=2", "finetune.target_mc_acc=0.0",
+               "finetune.probe_people=1", "finetune.forms=[text]", "+finetune.anneal_epochs=2")
+    ctx = RunContext(cfg, small_benchmark, model, proc, tmp_path)
+    real_trainer = ctx.trainer
+    ctx.trainer = lambda **kw: real_trainer(**{**kw, "callbacks": [*kw.get("callbacks", []), Lrs()]})
+    teach(ctx, cfg.finetune)
+    history = ctx.artifacts["finetune_probe"]
+    assert [h["epoch"] for h in history] == [2, 4] and history[1]["annealed"]
+    per_epoch = len(seen) // 4
+    assert len(seen) == 4 * per_epoch
+    anneal = seen[2 * per_epoch:]
+    steps = len(anneal)
+    lr_at_stop = anneal[0]
+    assert lr_at_stop > 0 and anneal == [lr_at_stop * (1 - k / steps) for k in range(steps)]

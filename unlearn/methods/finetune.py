@@ -76,7 +76,8 @@ def teach(ctx, fcfg) -> None:
         for split in ("forget", "retain") if people == "all" else ("retain",):  # never probe the untaught
             rows = ctx.benchmark.eval[split]
             probe += flatten(split, rows.select(range(min(fcfg.probe_people, len(rows)))), ctx.processor.pixel_values)
-        callbacks.append(MemorisationCheck(probe, ctx.processor, fcfg.target_mc_acc, fcfg.check_every))
+        callbacks.append(MemorisationCheck(probe, ctx.processor, fcfg.target_mc_acc, fcfg.check_every,
+                                           anneal_epochs=fcfg.get("anneal_epochs", 0)))
     trainer = ctx.trainer(max_epochs=fcfg.epochs, enable_checkpointing=False, callbacks=callbacks)
     trainer.fit(module, loader)
     if model is not ctx.model:
