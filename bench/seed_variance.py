@@ -125,9 +125,40 @@ def table(runs: dict[tuple[str, int, int], dict], limit: float = 0.05) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 
+def diagonal_summary(runs: dict[tuple[str, int, int], dict], limit: float = 0.05) -> dict:
+    """Over the teach_seed = seed runs: the taught models, the lowest vanilla MC cell, and over the method
+    cells (method x forget/retain x modality) how many are wider than `limit`, their root-mean-square std
+    (one number for a recipe's spread) and the widest."""
+    diag = {k: v for k, v in runs.items() if k[1] == k[2]}
+    models = sorted({t for _, t, _ in diag})
+    firsts = {t: next(v for k, v in sorted(diag.items()) if k[1] == t) for t in models}
+    vanilla = [metric(firsts[t], f"before/{split}/{mod}/mc_acc") for t in models for split, mod in CELLS]
+    stds = []
+    for method in sorted({m for m, _, _ in diag}):
+        for split, mod in CELLS:
+            vals = [v for (m, _, _), mets in diag.items() if m == method
+                    and (v := metric(mets, f"after/{split}/{mod}/mc_acc")) is not None]
+            if len(vals) > 1:
+                stds.append(mean_std(vals)[1])
+    return {"models": models, "vanilla_min": min(v for v in vanilla if v is not None), "cells": len(stds),
+            "wide": sum(s > limit for s in stds), "rms": math.sqrt(sum(s * s for s in stds) / len(stds)),
+            "max": max(stds)}
+
+
+def compare_table(named: Sequence[tuple[str, dict]], limit: float = 0.05) -> str:
+    """Markdown: one row per teaching recipe (its sweep dir's diagonal), from `diagonal_summary`."""
+    lines = ["| recipe | taught models | lowest vanilla MC cell | cells wider than "
+             f"{limit:g} | RMS std over cells | widest |", "|---|---|---:|---:|---:|---:|"]
+    for name, runs in named:
+        s = diagonal_summary(runs, limit)
+        lines.append(f"| {name} | {len(s['models'])} (seeds {', '.join(map(str, s['models']))}) | "
+                     f"{s['vanilla_min']:.3f} | {s['wide']} of {s['cells']} | {s['rms']:.3f} | {s['max']:.3f} |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=None)
     p.add_argument("--cache", type=Path, default=None, help="default: OUT/cache")
     p.add_argument("--methods", nargs="+", default=list(METHODS))
     p.add_argument("--teach-seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -135,8 +166,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--diagonal", action="store_true", help="only seed = teach_seed (the frontier's pairs)")
     p.add_argument("--docs", type=Path, default=None, help="write the page here (default OUT/seed_variance.md)")
+    p.add_argument("--compare", nargs="+", metavar="NAME=DIR", default=None,
+                   help="print one row per recipe (its sweep dir's teach_seed = seed runs) and run nothing")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for every run (after --)")
     a = p.parse_args(argv)
+    if a.compare:
+        print(compare_table([(n, load(Path(d))) for n, d in (c.split("=", 1) for c in a.compare)]))
+        return
+    if a.out is None:
+        p.error("--out is required unless --compare is given")
     cache = a.cache or a.out / "cache"
     start = time.perf_counter()
     n = sweep(a.out, a.methods, a.teach_seeds, a.seeds, a.overrides, cache, a.jobs, a.diagonal)

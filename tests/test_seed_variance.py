@@ -35,3 +35,20 @@ def test_table_counts_each_vanilla_model_once_and_marks_wide_cells():
     cells = [c.strip() for c in ga.split("|")[4:8]]
     assert cells[2] == "0.007"  # within a model: two method seeds 0.01 apart -> 0.01 / sqrt(2)
     assert cells[3].endswith("*")  # between models: 0.005 and 0.105 -> std 0.071 > 0.05
+
+
+def test_diagonal_summary_by_hand():
+    from bench.seed_variance import compare_table, diagonal_summary
+
+    def metrics(before, forget_mm):
+        m = _metrics(before, 0.5)
+        m["after/forget/multimodal/mc_acc"] = forget_mm
+        return m
+
+    runs = {("ga", 0, 0): metrics(0.96, 0.1), ("ga", 1, 1): metrics(1.0, 0.3),
+            ("ga", 0, 1): metrics(0.96, 0.9)}  # off the diagonal: not counted
+    s = diagonal_summary(runs)
+    assert s["models"] == [0, 1] and s["vanilla_min"] == pytest.approx(0.96) and s["cells"] == 4
+    # one wide cell (0.1 / 0.3 -> std 0.1414), three of 0: RMS = sqrt(0.02 / 4)
+    assert s["wide"] == 1 and s["max"] == pytest.approx(0.02 ** 0.5) and s["rms"] == pytest.approx(0.005 ** 0.5)
+    assert "| now | 2 (seeds 0, 1) | 0.960 | 1 of 4 | 0.071 | 0.141 |" in compare_table([("now", runs)])
