@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -84,3 +85,17 @@ def test_likelihood_table_over_seeds_only_when_runs_carry_it(tmp_path):
     assert "## Likelihood metrics" in md
     assert "## Likelihood metrics" not in main([str(_seeded_sweep(tmp_path / "sw2")), "--out",
                                                str(tmp_path / "out2")]).read_text()
+
+
+def test_vanilla_row_counts_taught_models_not_method_seeds(tmp_path):
+    """Method seeds 0-2 on one model taught with teach_seed=0: one vanilla model, not three."""
+    root = tmp_path / "sw"
+    for seed in range(3):
+        write_run(root / f"{seed}_ga", "ga", metrics_for(GA_AFTER, 1.0),
+                  ["method=ga", f"seed={seed}", "teach_seed=0", "logger=none"])
+        summary = json.loads((root / f"{seed}_ga" / "metrics.json").read_text())
+        (root / f"{seed}_ga" / "metrics.json").write_text(json.dumps({**summary, "seed": seed, "teach_seed": 0}))
+    runs = load_runs([root])
+    assert [(r.seed, r.teach_seed) for r in runs] == [(0, 0), (1, 0), (2, 0)]
+    table = parse_table(seed_table(group_by_seed(runs)))
+    assert table["vanilla"]["seeds"] == "1" and table["ga"]["seeds"] == "3"

@@ -76,6 +76,7 @@ class Run:
     path: Path
     source_model: str | None = None
     seed: int | None = None  # metrics.json "seed", else a `seed=` override; None: not recorded
+    teach_seed: int | None = None  # metrics.json "teach_seed" (which vanilla model), else `seed`
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -130,9 +131,10 @@ def load_run(run_dir: str | Path) -> Run:
     overrides = _read_overrides(run_dir / OVERRIDES_FILE)
     method = summary.get("method") or _override_value(overrides, "method") or run_dir.name
     seed = summary.get("seed", _override_value(overrides, "seed"))
+    teach_seed = summary.get("teach_seed", seed)
     return Run(name=run_name(str(method), overrides), method=str(method), overrides=overrides,
                metrics=summary["metrics"], path=run_dir, source_model=summary.get("source_model"),
-               seed=None if seed is None else int(seed))
+               seed=None if seed is None else int(seed), teach_seed=None if teach_seed is None else int(teach_seed))
 
 
 def run_name(method: str, overrides: Sequence[str]) -> str:
@@ -361,11 +363,12 @@ def _fmt_spread(agg: tuple[float, float | None, int] | None) -> str:
 
 
 def vanilla_metrics(groups: Sequence[SeedGroup]) -> list[dict]:
-    """One metrics dict per distinct seed across all groups: each seed teaches its own vanilla model."""
+    """One metrics dict per vanilla model across all groups: each teaching seed teaches its own."""
     by_seed: dict = {}
     for g in groups:
         for r in g.runs:
-            by_seed.setdefault(r.seed if r.seed is not None else id(r), r.metrics)
+            taught = r.teach_seed if r.teach_seed is not None else r.seed
+            by_seed.setdefault(taught if taught is not None else id(r), r.metrics)
     return list(by_seed.values())
 
 
