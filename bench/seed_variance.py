@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from unlearn.eval.table import MODALITIES
-from unlearn.frontier import METHODS, _one_thread_worker
+from unlearn.frontier import METHODS, worker_pool
 from unlearn.report import MOD_LABEL, mean_std, metric
 
 CELLS = tuple((split, mod) for mod in MODALITIES for split in ("forget", "retain"))
@@ -56,16 +56,7 @@ def sweep(out: Path, methods, teach_seeds, seeds, base, cache: Path, jobs: int, 
         for job in firsts + rest:
             run_one(out, *job, base, cache)
         return len(todo)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from hydra.utils import instantiate
-
-    from unlearn.config import compose_config
-
-    instantiate(compose_config([*base], out, cache).data.benchmark)  # the data, generated once
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_one_thread_worker) as pool:
+    with worker_pool(jobs, out, base, cache) as pool:
         for wave in (w for w in (firsts, rest) if w):
             list(pool.map(run_one, *zip(*((out, m, t, s, base, cache) for m, t, s in wave))))
     return len(todo)
@@ -93,6 +84,13 @@ def split_spread(values: dict[tuple[int, int], float]) -> dict[str, float | None
     }
 
 
+def cell_values(runs: dict[tuple[str, int, int], dict], method: str, key: str,
+                diagonal: bool = False) -> dict[tuple[int, int], float]:
+    """{(teach_seed, seed): `key`} over `method`'s runs (`diagonal`: only teach_seed = seed)."""
+    return {(t, s): v for (m, t, s), mets in runs.items()
+            if m == method and (s == t or not diagonal) and (v := metric(mets, key)) is not None}
+
+
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
@@ -106,10 +104,10 @@ def table(runs: dict[tuple[str, int, int], dict], limit: float = 0.05) -> str:
     for method in methods:
         for split, mod in CELLS:
             key = f"{stage.get(method, 'after')}/{split}/{mod}/mc_acc"
-            vals = {(t, s): v for (m, t, s), mets in runs.items()
-                    if (method == "vanilla" or m == method) and (v := metric(mets, key)) is not None}
-            if method == "vanilla":  # one value per taught model
-                vals = {(t, t): v for (t, _), v in sorted(vals.items())}
+            if method == "vanilla":  # one value per taught model, from any method's runs
+                vals = {(t, t): v for (_, t, _), mets in sorted(runs.items()) if (v := metric(mets, key)) is not None}
+            else:
+                vals = cell_values(runs, method, key)
             if not vals:
                 continue
             spreads = split_spread(vals)
@@ -136,10 +134,9 @@ def diagonal_summary(runs: dict[tuple[str, int, int], dict], limit: float = 0.05
     stds = []
     for method in sorted({m for m, _, _ in diag}):
         for split, mod in CELLS:
-            vals = [v for (m, _, _), mets in diag.items() if m == method
-                    and (v := metric(mets, f"after/{split}/{mod}/mc_acc")) is not None]
+            vals = cell_values(diag, method, f"after/{split}/{mod}/mc_acc")
             if len(vals) > 1:
-                stds.append(mean_std(vals)[1])
+                stds.append(mean_std(list(vals.values()))[1])
     return {"models": models, "vanilla_min": min(v for v in vanilla if v is not None), "cells": len(stds),
             "wide": sum(s > limit for s in stds), "rms": math.sqrt(sum(s * s for s in stds) / len(stds)),
             "max": max(stds)}

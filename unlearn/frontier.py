@@ -49,24 +49,24 @@ TIMING_FILE = "sweep_time.json"  # every sweep invocation that ran something: wa
 METHODS = ("ga", "grad_diff", "kl", "npo", "manu", "mmunlearner")
 # method -> (override key of its strength knob, values weakest first). lr for the gradient baselines (5
 # epochs, the default), alpha (percent of neurons) for MANU, epochs of masked ascent for MMUnlearner.
+_FULL: dict[str, tuple[str, tuple]] = {
+    "ga": ("method.optimizer.lr", (5e-5, 1e-4, 2e-4, 5e-4)),
+    "grad_diff": ("method.optimizer.lr", (1e-4, 2e-4, 5e-4, 1e-3, 2e-3)),
+    "kl": ("method.optimizer.lr", (1e-4, 2e-4, 5e-4, 1e-3, 2e-3)),
+    "npo": ("method.optimizer.lr", (5e-5, 1e-4, 2e-4, 5e-4)),
+    "manu": ("manu.alpha", (1, 2, 5, 10, 20, 30)),
+    "mmunlearner": ("mmunlearner.epochs", (1, 2, 3, 5)),
+}
 GRIDS: dict[str, dict[str, tuple[str, tuple]]] = {
-    "full": {
-        "ga": ("method.optimizer.lr", (5e-5, 1e-4, 2e-4, 5e-4)),
-        "grad_diff": ("method.optimizer.lr", (1e-4, 2e-4, 5e-4, 1e-3, 2e-3)),
-        "kl": ("method.optimizer.lr", (1e-4, 2e-4, 5e-4, 1e-3, 2e-3)),
-        "npo": ("method.optimizer.lr", (5e-5, 1e-4, 2e-4, 5e-4)),
-        "manu": ("manu.alpha", (1, 2, 5, 10, 20, 30)),
-        "mmunlearner": ("mmunlearner.epochs", (1, 2, 3, 5)),
-    },
+    "full": _FULL,
     # full, reaching lower lrs: on the pretrained organism (experiment=organism) GA and NPO at lr 5e-5
     # already cost 0.25 of retain MC, so the full grid has no point under the 0.05 budget for them
     "wide": {
+        **_FULL,
         "ga": ("method.optimizer.lr", (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4)),
         "grad_diff": ("method.optimizer.lr", (5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3)),
         "kl": ("method.optimizer.lr", (5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3)),
         "npo": ("method.optimizer.lr", (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4)),
-        "manu": ("manu.alpha", (1, 2, 5, 10, 20, 30)),
-        "mmunlearner": ("mmunlearner.epochs", (1, 2, 3, 5)),
     },
     "fast": {  # for the end-to-end test with debug=fast: two strengths of one gradient method and MANU
         "ga": ("method.optimizer.lr", (1e-4, 1e-3)),
@@ -173,6 +173,20 @@ def _one_thread_worker() -> None:
     quiet_libraries()
 
 
+def worker_pool(jobs: int, out: Path, base: Sequence[str], cache: Path):
+    """`jobs` spawned single-thread worker processes, after generating the data every run reads here, so the
+    workers do not race to generate it."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from hydra.utils import instantiate
+
+    from unlearn.config import compose_config
+
+    instantiate(compose_config([*base], out, cache).data.benchmark)
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread_worker)
+
+
 def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache: Path, jobs: int = 1) -> int:
     """Every unfinished (method, strength, seed) run (resumable), in this process or in `jobs` workers.
 
@@ -186,19 +200,12 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
         for task in tasks:
             run_task(task, out, base, cache)
         return len(tasks)
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
 
-    from hydra.utils import instantiate
-
-    from unlearn.config import compose_config
-
-    instantiate(compose_config([*base], out, cache).data.benchmark)  # the data, generated once, not raced for
     firsts: dict[int, Task] = {}
     for t in tasks:
         firsts.setdefault(t.seed, t)
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_one_thread_worker) as pool:
+    with worker_pool(jobs, out, base, cache) as pool:
         pending = {pool.submit(run_task, t, out, base, cache): t for t in firsts.values()}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
