@@ -91,14 +91,24 @@ def cell_values(runs: dict[tuple[str, int, int], dict], method: str, key: str,
             if m == method and (s == t or not diagonal) and (v := metric(mets, key)) is not None}
 
 
+def independent_std(p: float, n: int) -> float:
+    """The std over models of an accuracy over `n` questions if each model got each question right with
+    probability `p`, independently of the other models: sqrt(p (1 - p) / n). A reference for the spread a
+    split of n questions can resolve, not a floor: models that forget the same questions spread less."""
+    if n < 1 or not 0.0 <= p <= 1.0:
+        raise ValueError(f"independent_std: needs 0 <= p <= 1 and n >= 1, got p={p}, n={n}")
+    return math.sqrt(p * (1.0 - p) / n)
+
+
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
 def table(runs: dict[tuple[str, int, int], dict], limit: float = 0.05) -> str:
     cols = ["diagonal", "all", "within", "between"]
-    header = ["method", "cell", "mean", "std: teach = seed", "std: all pairs", "within a model", "between models"]
-    lines = ["| " + " | ".join(header) + " |", "|---|---|---:|" + "---:|" * len(cols)]
+    header = ["method", "cell", "mean", "std: teach = seed", "std: all pairs", "within a model", "between models",
+              "independent questions"]
+    lines = ["| " + " | ".join(header) + " |", "|---|---|---:|" + "---:|" * (len(cols) + 1)]
     stage = {"vanilla": "before"}
     methods = ["vanilla"] + [m for m in METHODS if any(k[0] == m for k in runs)]
     for method in methods:
@@ -113,13 +123,18 @@ def table(runs: dict[tuple[str, int, int], dict], limit: float = 0.05) -> str:
             spreads = split_spread(vals)
             cells = [_fmt(spreads[c]) + (" *" if (spreads[c] or 0) > limit else "") for c in cols]
             mean = mean_std(list(vals.values()))[0]
+            counts = [n for mets in runs.values() if (n := metric(mets, key.replace("/mc_acc", "/n_mc_acc")))]
+            cells.append(_fmt(independent_std(mean, round(sum(counts) / len(counts)))) if counts else "n/a")
             lines.append(f"| {method} | {MOD_LABEL[mod]} {split} MC | {mean:.3f} | " + " | ".join(cells) + " |")
     notes = [f"MC accuracy after unlearning (vanilla: before), each method at its default strength; * = wider "
              f"than {limit:g}.",
              "teach = seed: the pairs the frontier runs (a seed teaches the model and draws the method's data).",
              "within a model: root mean over taught models of the std over method seeds (the method's draws);",
              "between models: std over taught models of the mean over method seeds (the taught model).",
-             "vanilla: one value per taught model, so only the between-models column applies."]
+             "vanilla: one value per taught model, so only the between-models column applies.",
+             "independent questions: sqrt(p (1 - p) / n) at the cell's mean p over its n questions, the spread if "
+             "each model got each question right independently (a reference: models that forget the same "
+             "questions spread less)."]
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 
@@ -143,8 +158,9 @@ def diagonal_summary(runs: dict[tuple[str, int, int], dict], limit: float = 0.05
 
 
 def compare_table(named: Sequence[tuple[str, dict]], limit: float = 0.05) -> str:
-    """Markdown: one row per teaching recipe (its sweep dir's diagonal), from `diagonal_summary`."""
-    lines = ["| recipe | taught models | lowest vanilla MC cell | cells wider than "
+    """Markdown: one row per setting (a teaching recipe, the methods' strengths: its sweep dir's diagonal),
+    from `diagonal_summary`."""
+    lines = ["| setting | taught models | lowest vanilla MC cell | cells wider than "
              f"{limit:g} | RMS std over cells | widest |", "|---|---|---:|---:|---:|---:|"]
     for name, runs in named:
         s = diagonal_summary(runs, limit)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.seed_variance import split_spread, table
+from bench.seed_variance import independent_std, split_spread, table
 
 
 def test_split_spread_by_hand():
@@ -20,13 +20,24 @@ def test_split_spread_without_enough_runs():
     assert only_diagonal["within"] is None and only_diagonal["between"] == pytest.approx(only_diagonal["diagonal"])
 
 
-def _metrics(before: float, after: float) -> dict:
-    return {f"{stage}/{split}/{mod}/mc_acc": v for stage, v in (("before", before), ("after", after))
-            for split in ("forget", "retain") for mod in ("multimodal", "text")}
+def _metrics(before: float, after: float, n: int | None = None) -> dict:
+    m = {f"{stage}/{split}/{mod}/mc_acc": v for stage, v in (("before", before), ("after", after))
+         for split in ("forget", "retain") for mod in ("multimodal", "text")}
+    if n is not None:
+        m.update({k.replace("/mc_acc", "/n_mc_acc"): n for k in list(m)})
+    return m
+
+
+def test_independent_std_by_hand():
+    assert independent_std(0.5, 50) == pytest.approx(0.5 / 50 ** 0.5)  # 0.0707
+    assert independent_std(0.9, 100) == pytest.approx(0.03)
+    assert independent_std(1.0, 50) == 0.0
+    with pytest.raises(ValueError, match="p=1.5"):
+        independent_std(1.5, 10)
 
 
 def test_table_counts_each_vanilla_model_once_and_marks_wide_cells():
-    runs = {("ga", t, s): _metrics(1.0 - 0.01 * t, 0.1 * t + 0.01 * s) for t in (0, 1) for s in (0, 1)}
+    runs = {("ga", t, s): _metrics(1.0 - 0.01 * t, 0.1 * t + 0.01 * s, n=25) for t in (0, 1) for s in (0, 1)}
     lines = table(runs).splitlines()
     vanilla = next(line for line in lines if line.startswith("| vanilla | MM forget"))
     ga = next(line for line in lines if line.startswith("| ga | MM forget"))
@@ -35,6 +46,8 @@ def test_table_counts_each_vanilla_model_once_and_marks_wide_cells():
     cells = [c.strip() for c in ga.split("|")[4:8]]
     assert cells[2] == "0.007"  # within a model: two method seeds 0.01 apart -> 0.01 / sqrt(2)
     assert cells[3].endswith("*")  # between models: 0.005 and 0.105 -> std 0.071 > 0.05
+    # independent questions at the mean 0.055 (0, 0.01, 0.1, 0.11) over 25 questions: sqrt(0.055 * 0.945 / 25) = 0.0456
+    assert ga.rstrip(" |").rsplit("|", 1)[1].strip() == "0.046"
 
 
 def test_diagonal_summary_by_hand():
@@ -51,4 +64,5 @@ def test_diagonal_summary_by_hand():
     assert s["models"] == [0, 1] and s["vanilla_min"] == pytest.approx(0.96) and s["cells"] == 4
     # one wide cell (0.1 / 0.3 -> std 0.1414), three of 0: RMS = sqrt(0.02 / 4)
     assert s["wide"] == 1 and s["max"] == pytest.approx(0.02 ** 0.5) and s["rms"] == pytest.approx(0.005 ** 0.5)
+    assert compare_table([("now", runs)]).startswith("| setting |")
     assert "| now | 2 (seeds 0, 1) | 0.960 | 1 of 4 | 0.071 | 0.141 |" in compare_table([("now", runs)])
