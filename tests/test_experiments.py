@@ -56,3 +56,18 @@ def test_mllmu_baselines_lora_reaches_only_the_language_model(tmp_path, tiny_mod
     assert adapted and all("language_model" in n for n in adapted)
     assert {n.rsplit(".", 1)[-1] for n in adapted} == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                                         "up_proj", "down_proj"}
+
+
+@pytest.mark.parametrize("method", ["ga", "grad_diff", "kl", "npo"])
+def test_gradient_lr_follows_the_models_equal_cost_lr(method, tmp_path):
+    def lr(*overrides):
+        cfg = compose_config([f"method={method}", *overrides], tmp_path, tmp_path / "cache")
+        return cfg.method.optimizer.lr, cfg
+
+    value, cfg = lr()
+    assert value == cfg.model.unlearn_lr[method]  # the embedded model's own lr for this method
+    assert lr("experiment=organism")[0] == 5e-4  # the organism pins the lr its pages were measured at
+    assert lr("model=llava_1_5_7b")[0] == 5e-4  # a model without unlearn_lr: the method's fallback
+    assert lr("method.optimizer.lr=3e-3")[0] == 3e-3  # a given lr wins (the frontier's sweep)
+    assert lr("experiment=mllmu_baselines")[0] == 2e-5  # the authors' preset wins
+    assert lr(f"model.unlearn_lr.{method}=7e-5")[0] == 7e-5

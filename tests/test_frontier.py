@@ -9,8 +9,8 @@ import os
 import pytest
 
 from tests.test_report import parse_table
-from unlearn.frontier import (GRIDS, Reading, Task, across_seeds, checks, default_groups, forget_drop_at,
-                              load_points, main, plan)
+from unlearn.frontier import (GRIDS, Reading, Task, across_seeds, checks, default_groups, default_strengths,
+                              forget_drop_at, load_points, main, nearest_125, plan, strength_at)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -121,30 +121,64 @@ def _tables(md: str, title: str) -> list[dict[str, dict[str, str]]]:
 
 def test_results_md_gives_each_default_over_seeds_and_the_checks(tmp_path):
     root = tmp_path / "sweep"
+    lr = default_strengths()["ga"]  # what `python train.py method=ga` runs (model.unlearn_lr.ga)
     # vanilla: seed 0 knows everything, seed 1 is at 0.94 on retain text -> the 0.95 floor is not met
     van = {0: dict.fromkeys(CELLS, 1.0), 1: {**dict.fromkeys(CELLS, 1.0), ("retain", "text"): 0.94}}
-    # ga at its default lr (5e-4): forget MM after 0.1 and 0.3 -> 0.200 ± 0.141 (std > 0.05: flagged)
+    # ga at its default lr: forget MM after 0.1 and 0.3 -> 0.200 ± 0.141 (std > 0.05: flagged)
     for seed, f in ((0, 0.1), (1, 0.3)):
-        _run_with(root, "ga", "lr", 0.0005, seed, van[seed], {**dict.fromkeys(CELLS, 0.9), ("forget", "multimodal"): f})
+        _run_with(root, "ga", "lr", lr, seed, van[seed], {**dict.fromkeys(CELLS, 0.9), ("forget", "multimodal"): f})
         # a weaker ga strength is on the frontier but not in the defaults table
-        _run_with(root, "ga", "lr", 0.0001, seed, None, dict.fromkeys(CELLS, 0.99))
+        _run_with(root, "ga", "lr", lr / 2, seed, None, dict.fromkeys(CELLS, 0.99))
     # manu at alpha 20 (the default): identical seeds, std 0
     for seed in (0, 1):
         _run_with(root, "manu", "alpha", 20, seed, None, dict.fromkeys(CELLS, 0.8))
     md = (main(["--out", str(root), "--report-only", "--docs", str(tmp_path / "docs")]).parent / "results.md").read_text()
     headline = _tables(md, "Each method at its default strength")[0]
-    assert set(headline) == {"vanilla", "ga (lr 0.0005)", "manu (alpha 20)"}
-    assert headline["ga (lr 0.0005)"]["MM forget MC ↓"] == "0.200 ± 0.141"
-    assert headline["ga (lr 0.0005)"]["text forget MC ↓"] == "0.900 ± 0.000"
+    ga = f"ga (lr {lr:g})"
+    assert set(headline) == {"vanilla", ga, "manu (alpha 20)"}
+    assert headline[ga]["MM forget MC ↓"] == "0.200 ± 0.141"
+    assert headline[ga]["text forget MC ↓"] == "0.900 ± 0.000"
     assert headline["manu (alpha 20)"]["seeds"] == "2" and headline["manu (alpha 20)"]["MM retain MC ↑"] == "0.800 ± 0.000"
     assert headline["vanilla"]["text retain MC ↑"] == "0.970 ± 0.042"  # (1.0, 0.94): mean 0.97, std 0.0424
     assert "**not met** (text retain 0.940)" in md  # the vanilla floor, naming the cell
     assert "**not met** (ga MM forget ± 0.141)" in md
     assert "## At equal cost: the frontier" in md and "frontier_multimodal.png" in md
     every = _tables(md, "Every swept setting")[0]
-    # rows keyed by method; the last ga row (lr 5e-4): MM forget drop 1 - (0.1, 0.3) = 0.800 ± 0.141
-    assert every["ga"]["strength"] == "lr 0.0005" and every["ga"]["MM forget drop"] == "+0.800 ± 0.141"
+    # rows keyed by method; the last ga row (the default lr): MM forget drop 1 - (0.1, 0.3) = 0.800 ± 0.141
+    assert every["ga"]["strength"] == f"lr {lr:g}" and every["ga"]["MM forget drop"] == "+0.800 ± 0.141"
     assert every["manu"]["MM retain drop"] == "+0.200 ± 0.000"
+    # mean retain drop, the larger modality: lr/2 -> max(0.01, (0.01 - 0.05) / 2) = 0.01; lr -> max(0.1, 0.07) = 0.1;
+    # 0.05 is reached 0.04 / 0.09 of the way in log lr: lr * 2 ** (4/9 - 1)
+    cost = _tables(md, "Where each method costs 0.05 of retain")[0]
+    assert cost["ga"]["mean retain drop reaches 0.05 at"] == f"{lr * 2 ** (4 / 9 - 1):.2g}"
+    assert cost["ga"]["nearest 1-2-5"] == f"{nearest_125(lr * 2 ** (4 / 9 - 1)):g}"
+    assert cost["ga"]["default"] == f"{lr:g}"
+    assert cost["manu"]["mean retain drop reaches 0.05 at"] == "<= 20"  # its only alpha already costs 0.2
+    assert cost["manu"]["nearest 1-2-5"] == "n/a"
+
+
+def test_strength_at_interpolates_in_log_strength():
+    # cost 0.01 at 1e-4, 0.09 at 4e-4: 0.05 is halfway, in log lr: 2e-4
+    assert strength_at([(1e-4, 0.01), (4e-4, 0.09)]) == (pytest.approx(2e-4), "inside")
+    # the first crossing counts: a later dip under the budget is ignored
+    assert strength_at([(1.0, 0.0), (10.0, 0.05), (100.0, 0.01), (1000.0, 0.2)]) == (pytest.approx(10.0), "inside")
+    assert strength_at([(5.0, 0.06), (10.0, 0.2)]) == (5.0, "below")
+    assert strength_at([(5.0, 0.0), (10.0, 0.049)]) == (10.0, "above")
+    assert strength_at([(2.0, 0.0), (8.0, 0.2)], budget=0.1) == (pytest.approx(4.0), "inside")
+    with pytest.raises(ValueError, match="empty curve"):
+        strength_at([])
+    with pytest.raises(ValueError, match="positive"):
+        strength_at([(0.0, 0.0), (1.0, 0.1)])
+
+
+def test_nearest_125():
+    assert nearest_125(9.2e-5) == 1e-4
+    assert nearest_125(1.5e-4) == 2e-4  # log(2/1.5) = 0.29 < log(1.5/1) = 0.41
+    assert nearest_125(1.4e-4) == 1e-4  # log(1.4) = 0.34 < log(2/1.4) = 0.36
+    assert nearest_125(3.3e-4) == 5e-4 and nearest_125(3.1e-4) == 2e-4  # the boundary sqrt(10) * 1e-4 = 3.16e-4
+    assert nearest_125(7.5e-4) == 1e-3 and nearest_125(30) == 20 and nearest_125(1.0) == 1.0
+    with pytest.raises(ValueError, match="positive"):
+        nearest_125(0.0)
 
 
 def test_results_md_sums_resumed_sweeps(tmp_path):

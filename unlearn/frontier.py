@@ -102,6 +102,35 @@ def forget_drop_at(curve: Sequence[tuple[float, float]], budget: float = BUDGET)
     return Reading(points[-1][1], False)
 
 
+def strength_at(curve: Sequence[tuple[float, float]], budget: float = BUDGET) -> tuple[float, str]:
+    """The strength at which a cost first reaches `budget`, along `curve` [(strength > 0, cost)] in strength order.
+
+    Interpolated in log strength between the two swept strengths around the first crossing (lrs and alphas are
+    swept on a log grid). Returns (strength, "inside"); (weakest strength, "below") when the weakest swept
+    strength already costs the budget; (strongest strength, "above") when no swept strength reaches it.
+    """
+    if not curve:
+        raise ValueError("strength_at: empty curve (no strengths were run)")
+    if any(s <= 0 for s, _ in curve):
+        raise ValueError(f"strength_at: strengths must be positive (log scale), got {[s for s, _ in curve]}")
+    if curve[0][1] >= budget:
+        return float(curve[0][0]), "below"
+    for (s0, c0), (s1, c1) in zip(curve, curve[1:]):
+        if c0 < budget <= c1:
+            t = (budget - c0) / (c1 - c0)
+            return math.exp(math.log(s0) + t * (math.log(s1) - math.log(s0))), "inside"
+    return float(curve[-1][0]), "above"
+
+
+def nearest_125(x: float) -> float:
+    """The value of the 1-2-5 series (..., 1e-4, 2e-4, 5e-4, 1e-3, ...) nearest `x` on a log scale."""
+    if x <= 0:
+        raise ValueError(f"nearest_125: needs a positive value, got {x}")
+    k = math.floor(math.log10(x))
+    candidates = [m * 10.0 ** e for e in (k - 1, k, k + 1) for m in (1, 2, 5)]
+    return float(f"{min(candidates, key=lambda c: abs(math.log(c / x))):.6g}")
+
+
 def across_seeds(readings: Sequence[Reading]) -> tuple[float, float | None, int]:
     """(mean, sample std, number of seeds that did not reach the budget)."""
     mean, std = mean_std([r.value for r in readings])
@@ -311,6 +340,35 @@ def frontier_table(points: Sequence[Point], budget: float = BUDGET) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 
+def equal_cost_table(points: Sequence[Point], defaults: dict[str, float], budget: float = BUDGET) -> str:
+    """Markdown: per method, the strength at which its mean retain MC drop (the larger of the two modalities)
+    first reaches `budget`, its nearest 1-2-5 value, and the config default: the rule the embedded model's
+    gradient-method lrs follow (configs/model/tiny_llava.yaml `unlearn_lr`)."""
+    by: dict[str, dict[float, list[Point]]] = {}
+    for p in points:
+        by.setdefault(p.method, {}).setdefault(p.strength, []).append(p)
+    order = {m: i for i, m in enumerate(METHODS)}
+    lines = ["| method | knob | mean retain drop reaches " + f"{budget:g} at | nearest 1-2-5 | default |",
+             "|---|---|---:|---:|---:|"]
+    for method in sorted(by, key=lambda m: (order.get(m, len(order)), m)):
+        curve = []
+        for strength, ps in sorted(by[method].items()):
+            drops = [mean_std(v)[0] for mod in MODALITIES
+                     if (v := [d for p in ps if (d := p.drop("retain", mod)) is not None])]
+            if drops:
+                curve.append((strength, max(drops)))
+        if not curve:
+            continue
+        value, where = strength_at(curve, budget)
+        cell = {"inside": f"{value:.2g}", "below": f"<= {value:g}", "above": f"> {value:g} (never)"}[where]
+        near = f"{nearest_125(value):g}" if where == "inside" else "n/a"
+        default = f"{defaults[method]:g}" if method in defaults else "n/a"
+        lines.append(f"| {method} | {knob_name(method)} | {cell} | {near} | {default} |")
+    return "\n".join(lines) + (
+        f"\n\n- retain MC drop: mean over seeds at each swept strength, the larger of the two modalities; "
+        "interpolated in log strength between the swept strengths around the first crossing.")
+
+
 def points_table(points: Sequence[Point]) -> str:
     """Markdown: every swept setting's forget and retain MC drops per modality, mean ± std over seeds."""
     by: dict[tuple[str, float], list[Point]] = {}
@@ -450,6 +508,9 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
         if has_likelihood(runs):
             parts.append("## Likelihood metrics at the default strength\n\n" + likelihood_table(groups))
     parts.append(f"## At equal cost: the frontier\n\n{frontier}\n\n{images}")
+    parts.append("## Where each method costs 0.05 of retain\n\nThe embedded model's gradient-method lrs "
+                 "(`model.unlearn_lr`) are the 1-2-5 values nearest these crossings, so its defaults compare the "
+                 "methods at about equal cost.\n\n" + equal_cost_table(points, defaults))
     parts.append("## Every swept setting\n\n" + points_table(points))
     return "\n\n".join(parts) + "\n"
 
