@@ -1,0 +1,163 @@
+"""Does a new sweep reproduce a printed results page within the page's own spread?
+
+Why: issue 11 asks that docs/results.md reproduce on another machine within its printed spread. Float
+kernels differ between processors, so another machine teaches other vanilla models; what can be promised is
+the spread over seeds the page prints, and this is the check a reader runs. Every "mean ± std" cell of the
+printed page is compared with the same cell (same section, table, row and column) of a page generated from
+the new sweep (`python -m unlearn.frontier --out NEW --report-only --docs NEWDOCS` writes it):
+
+    python -m unlearn.reproduce docs/results.md NEWDOCS/results.md [--out report.md]
+
+A cell reproduces when |new mean - printed mean| <= printed std (the issue's reading). With n seeds on
+each side, two sweeps of the same distribution differ by about std * sqrt(2 / n) in their means, so at 3
+seeds about one cell in five lies outside by chance alone; the report prints the share beside that figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+# "0.567 ± 0.042", "+0.153 ± 0.023", "0.060 ± 0.035 † (3/3)", "1.7e-07 ± 2.5e-07"; a lone number has no spread
+_NUMBER = r"[+-]?\d+(?:\.\d+)?(?:e[+-]?\d+)?"
+_CELL = re.compile(rf"^\s*({_NUMBER})(?:\s*±\s*({_NUMBER}))?(?:\s.*)?$")
+
+
+@dataclass(frozen=True)
+class Cell:
+    mean: float
+    std: float | None
+
+
+def parse_cell(text: str) -> Cell | None:
+    """A table cell as (mean, std); None for a cell that is not a number (a label, "n/a")."""
+    m = _CELL.match(text)
+    if not m:
+        return None
+    return Cell(float(m.group(1)), float(m.group(2)) if m.group(2) is not None else None)
+
+
+def page_cells(md: str) -> dict[tuple[str, int, str, str], Cell]:
+    """{(section, table index in the section, row label, column header): cell} over every markdown table."""
+    cells: dict[tuple[str, int, str, str], Cell] = {}
+    section, index, header, in_table = "", -1, [], False
+    for line in md.splitlines():
+        if line.startswith("#"):
+            section, index, in_table = line.lstrip("#").strip(), -1, False
+            continue
+        if not line.startswith("|"):
+            in_table = False
+            continue
+        row = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not in_table:
+            in_table, header, index = True, row, index + 1
+            continue
+        if all(set(c) <= set("-: ") for c in row):  # the separator line
+            continue
+        # the row's label: its leading cells that are not numbers ("ga", "lr 5e-05" in the swept-settings table)
+        n_label = next((i for i, c in enumerate(row) if i and parse_cell(c) is not None), len(row))
+        label = " / ".join(row[:n_label])
+        for column, text in zip(header[n_label:], row[n_label:]):
+            if (cell := parse_cell(text)) is not None:
+                cells[(section, index, label, column)] = cell
+    return cells
+
+
+@dataclass(frozen=True)
+class Comparison:
+    key: tuple[str, int, str, str]
+    printed: Cell
+    new: Cell
+
+    @property
+    def delta(self) -> float:
+        return self.new.mean - self.printed.mean
+
+    @property
+    def within(self) -> bool:
+        return abs(self.delta) <= (self.printed.std or 0.0) + 1e-12
+
+
+def compare(printed: dict, new: dict) -> tuple[list[Comparison], list[tuple]]:
+    """Every printed cell with a spread that the new page also has; and the printed keys it lacks."""
+    pairs, missing = [], []
+    for key, cell in printed.items():
+        if cell.std is None:
+            continue
+        if key in new:
+            pairs.append(Comparison(key, cell, new[key]))
+        else:
+            missing.append(key)
+    return pairs, missing
+
+
+def chance_outside(n_printed: int, n_new: int) -> float:
+    """The share of cells outside ±std by chance alone when both sweeps draw from one normal distribution:
+    P(|mean_a - mean_b| > sigma) with the difference ~ N(0, sigma^2 (1/n_a + 1/n_b))."""
+    z = 1.0 / math.sqrt(1.0 / n_printed + 1.0 / n_new)
+    return math.erfc(z / math.sqrt(2.0))
+
+
+def report(pairs: Sequence[Comparison], missing: Sequence[tuple], seeds: tuple[int, int] | None = None) -> str:
+    by_section: dict[str, list[Comparison]] = {}
+    for p in pairs:
+        by_section.setdefault(p.key[0], []).append(p)
+    lines = ["| section | cells | within the printed spread | outside |", "|---|---:|---:|---:|"]
+    for section, ps in by_section.items():
+        inside = sum(p.within for p in ps)
+        lines.append(f"| {section} | {len(ps)} | {inside} | {len(ps) - inside} |")
+    total, inside = len(pairs), sum(p.within for p in pairs)
+    lines.append(f"| all | {total} | {inside} | {total - inside} |")
+    notes = ["a cell reproduces when |new mean - printed mean| <= the printed std."]
+    if seeds:
+        notes.append(f"with {seeds[0]} and {seeds[1]} seeds, about {chance_outside(*seeds):.0%} of cells lie "
+                     "outside by chance alone when both sweeps draw from one distribution.")
+    if missing:
+        notes.append(f"{len(missing)} printed cells have no counterpart in the new page (first: "
+                     f"{' / '.join(map(str, missing[0]))}).")
+    out = ["\n".join(lines), "\n".join(f"- {n}" for n in notes)]
+    outside = [p for p in pairs if not p.within]
+    if outside:
+        rows = ["| section | row | column | printed | new | difference |", "|---|---|---|---:|---:|---:|"]
+        for p in sorted(outside, key=lambda p: -abs(p.delta) / max(p.printed.std or 1e-9, 1e-9)):
+            std = f" ± {p.new.std:.3g}" if p.new.std is not None else ""
+            rows.append(f"| {p.key[0]} | {p.key[2]} | {p.key[3]} | {p.printed.mean:.3g} ± {p.printed.std:.3g} | "
+                        f"{p.new.mean:.3g}{std} | {p.delta:+.3g} |")
+        out.append("Outside the printed spread:\n\n" + "\n".join(rows))
+    return "\n\n".join(out) + "\n"
+
+
+def _seeds(md: str) -> int | None:
+    m = re.search(r"over seeds ([\d, ]+)", md)
+    return len(m.group(1).replace(" ", "").strip(",").split(",")) if m else None
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("printed", type=Path, help="the printed page (docs/results.md)")
+    p.add_argument("new", type=Path, help="the page generated from the new sweep")
+    p.add_argument("--out", type=Path, help="also write the report here")
+    a = p.parse_args(argv)
+    for path in (a.printed, a.new):
+        if not path.is_file():
+            p.error(f"{path}: no such file")
+    printed_md, new_md = a.printed.read_text(), a.new.read_text()
+    pairs, missing = compare(page_cells(printed_md), page_cells(new_md))
+    if not pairs:
+        p.error(f"{a.printed} and {a.new} share no 'mean ± std' cell: are both results pages?")
+    n = (_seeds(printed_md), _seeds(new_md))
+    text = (f"# Does {a.new} reproduce {a.printed}?\n\n"
+            + report(pairs, missing, n if None not in n else None))  # type: ignore[arg-type]
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(text)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
