@@ -67,7 +67,9 @@ def test_gradient_lr_follows_the_models_equal_cost_lr(method, tmp_path):
     value, cfg = lr()
     assert value == cfg.model.unlearn_lr[method]  # the embedded model's own lr for this method
     assert lr("experiment=organism")[0] == 5e-4  # the organism pins the lr its pages were measured at
-    assert lr("model=llava_1_5_7b")[0] == 5e-4  # a model without unlearn_lr: the method's fallback
+    assert lr("model=llava_1_5_7b")[0] == 2e-5  # the 7-8B models: MLLMU-Bench's baseline lr
+    assert lr("model=qwen2_vl_7b")[0] == 2e-5 and lr("model=idefics2_8b")[0] == 2e-5
+    assert lr("model=llava_1_5_7b", "~model.unlearn_lr")[0] == 5e-4  # a model without unlearn_lr: the fallback
     assert lr("method.optimizer.lr=3e-3")[0] == 3e-3  # a given lr wins (the frontier's sweep)
     assert lr("experiment=mllmu_baselines")[0] == 2e-5  # the authors' preset wins
     assert lr(f"model.unlearn_lr.{method}=7e-5")[0] == 7e-5
