@@ -123,7 +123,7 @@ def report(pairs: Sequence[Comparison], missing: Sequence[tuple], seeds: tuple[i
     outside = [p for p in pairs if not p.within]
     if outside:
         rows = ["| section | row | column | printed | new | difference |", "|---|---|---|---:|---:|---:|"]
-        for p in sorted(outside, key=lambda p: -abs(p.delta) / max(p.printed.std or 1e-9, 1e-9)):
+        for p in sorted(outside, key=lambda p: -abs(p.delta)):  # the largest differences first
             std = f" ± {p.new.std:.3g}" if p.new.std is not None else ""
             rows.append(f"| {p.key[0]} | {p.key[2]} | {p.key[3]} | {p.printed.mean:.3g} ± {p.printed.std:.3g} | "
                         f"{p.new.mean:.3g}{std} | {p.delta:+.3g} |")
