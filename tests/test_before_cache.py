@@ -65,3 +65,7 @@ def test_second_run_reads_the_same_before_numbers(tmp_path, monkeypatch):
     assert {k: v for k, v in second.items() if k.startswith("before/") and k != "before/forget/text/mc_acc"} == {
         k: v for k, v in first.items() if k.startswith("before/") and k != "before/forget/text/mc_acc"}
     assert json.loads((tmp_path / "b" / "items.json").read_text())["before"] == data["records"]
+    # the run dir holds its configuration resolved: the lr GA read from the model's unlearn_lr, not the interpolation
+    resolved = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert resolved["method"]["optimizer"]["lr"] == resolved["model"]["unlearn_lr"]["ga"]
+    assert resolved["teach_seed"] == resolved["seed"] == 0

@@ -275,6 +275,9 @@ def run(cfg: DictConfig) -> dict:
                    "source_model": str(source), "metrics": metrics,
                    "artifacts": ctx.artifacts,
                    "skipped_rows": benchmark.skipped}  # data.on_bad_row=skip: {split: {reason: count}}
+        # the configuration as it ran, interpolations resolved (.hydra/config.yaml keeps them: the lr a method
+        # read from model.unlearn_lr, the seed teaching read from teach_seed)
+        write_json(out_dir / "config.json", OmegaConf.to_container(cfg, resolve=True))
         write_json(out_dir / "metrics.json", summary)
         write_json(out_dir / "items.json", records)
         table = before_after_table(metrics)
