@@ -25,7 +25,7 @@ from pathlib import Path
 
 from unlearn.eval.table import MODALITIES
 from unlearn.frontier import METHODS, worker_pool
-from unlearn.report import MOD_LABEL, mean_std, metric
+from unlearn.report import MOD_LABEL, independent_std, mean_std, metric
 
 CELLS = tuple((split, mod) for mod in MODALITIES for split in ("forget", "retain"))
 
@@ -89,15 +89,6 @@ def cell_values(runs: dict[tuple[str, int, int], dict], method: str, key: str,
     """{(teach_seed, seed): `key`} over `method`'s runs (`diagonal`: only teach_seed = seed)."""
     return {(t, s): v for (m, t, s), mets in runs.items()
             if m == method and (s == t or not diagonal) and (v := metric(mets, key)) is not None}
-
-
-def independent_std(p: float, n: int) -> float:
-    """The std over models of an accuracy over `n` questions if each model got each question right with
-    probability `p`, independently of the other models: sqrt(p (1 - p) / n). A reference for the spread a
-    split of n questions can resolve, not a floor: models that forget the same questions spread less."""
-    if n < 1 or not 0.0 <= p <= 1.0:
-        raise ValueError(f"independent_std: needs 0 <= p <= 1 and n >= 1, got p={p}, n={n}")
-    return math.sqrt(p * (1.0 - p) / n)
 
 
 def _fmt(x: float | None) -> str:

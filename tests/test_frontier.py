@@ -249,3 +249,16 @@ def test_frontier_end_to_end_at_fast_size(tmp_path, monkeypatch):
     assert os.path.getmtime(out / "ga" / "lr=0.0001" / "seed0" / "metrics.json") == mtime
     assert len(json.loads((out / "sweep_time.json").read_text())) == 1  # a sweep that ran nothing is not logged
 
+
+
+def test_checks_name_what_independent_questions_would_spread():
+    from unlearn.frontier import Point
+
+    # forget MM after 0.4 and 0.6 over 50 questions: std 0.141 > 0.05; independent answers at p 0.5: 0.0707
+    pts = [Point("ga", 1e-4, s, {**{f"before/{a}/{b}/mc_acc": 1.0 for a, b in CELLS},
+                                 **{f"after/{a}/{b}/mc_acc": 0.9 for a, b in CELLS},
+                                 "after/forget/multimodal/mc_acc": f, "after/forget/multimodal/n_mc_acc": 50})
+           for s, f in ((0, 0.4), (1, 0.6))]
+    lines = checks(default_groups(pts, {"ga": 1e-4}))
+    assert "**not met** (ga MM forget ± 0.141 (independent questions: ± 0.071))" in lines[1]
+    assert lines[2].startswith("independent questions: sqrt(p (1 - p) / n)")

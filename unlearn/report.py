@@ -335,6 +335,15 @@ def group_by_seed(runs: Sequence[Run]) -> list[SeedGroup]:
     return list(keyed.values())
 
 
+def independent_std(p: float, n: int) -> float:
+    """The std over models of an accuracy over `n` questions if each model got each question right with
+    probability `p`, independently of the other models: sqrt(p (1 - p) / n). A reference for the spread a
+    split of n questions can resolve, not a floor: models that forget the same questions spread less."""
+    if n < 1 or not 0.0 <= p <= 1.0:
+        raise ValueError(f"independent_std: needs 0 <= p <= 1 and n >= 1, got p={p}, n={n}")
+    return math.sqrt(p * (1.0 - p) / n)
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
     """Mean and sample standard deviation (n - 1 in the denominator); std None for a single value."""
     if not values:
