@@ -516,7 +516,7 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
         if has_likelihood(runs):
             parts.append("## Likelihood metrics at the default strength\n\n" + likelihood_table(groups))
     parts.append(f"## At equal cost: the frontier\n\n{frontier}\n\n{images}")
-    parts.append("## Where each method costs 0.05 of retain\n\nThe embedded default model's gradient-method lrs "
+    parts.append(f"## Where each method costs {BUDGET:g} of retain\n\nThe embedded default model's gradient-method lrs "
                  "(`model.unlearn_lr`, configs/model/tiny_llava.yaml) are the 1-2-5 values nearest its crossings "
                  "here, so its defaults compare the methods at about equal cost; the default column is what this "
                  "sweep's configuration runs.\n\n" + equal_cost_table(points, defaults))
