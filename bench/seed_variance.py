@@ -25,7 +25,7 @@ from pathlib import Path
 
 from unlearn.eval.table import MODALITIES
 from unlearn.frontier import METHODS, worker_pool
-from unlearn.report import MOD_LABEL, independent_std, mean_std, metric
+from unlearn.report import MOD_LABEL, independent_std, mean_std, metric, question_count
 
 CELLS = tuple((split, mod) for mod in MODALITIES for split in ("forget", "retain"))
 
@@ -114,8 +114,8 @@ def table(runs: dict[tuple[str, int, int], dict], limit: float = 0.05) -> str:
             spreads = split_spread(vals)
             cells = [_fmt(spreads[c]) + (" *" if (spreads[c] or 0) > limit else "") for c in cols]
             mean = mean_std(list(vals.values()))[0]
-            counts = [n for mets in runs.values() if (n := metric(mets, key.replace("/mc_acc", "/n_mc_acc")))]
-            cells.append(_fmt(independent_std(mean, round(sum(counts) / len(counts)))) if counts else "n/a")
+            n = question_count(list(runs.values()), key)
+            cells.append(_fmt(independent_std(mean, n)) if n else "n/a")
             lines.append(f"| {method} | {MOD_LABEL[mod]} {split} MC | {mean:.3f} | " + " | ".join(cells) + " |")
     notes = [f"MC accuracy after unlearning (vanilla: before), each method at its default strength; * = wider "
              f"than {limit:g}.",

@@ -460,7 +460,7 @@ def default_groups(points: Sequence[Point], defaults: dict[str, float]):
 
 def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -> list[str]:
     """Issue 11's two robustness criteria, each stated as met or not, with the cells that miss it."""
-    from unlearn.report import SEED_COLUMNS, aggregate, independent_std, metric, vanilla_metrics
+    from unlearn.report import SEED_COLUMNS, aggregate, independent_std, metric, question_count, vanilla_metrics
 
     vanilla = vanilla_metrics(groups)
     low = [f"{MOD_LABEL[mod]} {split} {v:.3f}" for ms in vanilla for split, mod, _ in SEED_COLUMNS
@@ -473,9 +473,9 @@ def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -
             agg = aggregate([r.metrics for r in g.runs], f"after/{split}/{mod}/mc_acc")
             if agg is not None and agg[1] is not None and agg[1] > ceiling:
                 cell = f"{g.method} {MOD_LABEL[mod]} {split} ± {agg[1]:.3f}"
-                n = [v for r in g.runs if (v := metric(r.metrics, f"after/{split}/{mod}/n_mc_acc"))]
+                n = question_count([r.metrics for r in g.runs], f"after/{split}/{mod}/mc_acc")
                 if n and 0.0 <= agg[0] <= 1.0:  # what that many questions would spread by if answered independently
-                    cell += f" (independent questions: ± {independent_std(agg[0], round(sum(n) / len(n))):.3f})"
+                    cell += f" (independent questions: ± {independent_std(agg[0], n):.3f})"
                 wide.append(cell)
     lines.append(f"every method's headline MC (forget and retain per modality, default strength) has std <= "
                  f"{ceiling:g} over seeds: " + ("**met**" if not wide else f"**not met** ({'; '.join(wide)})"))

@@ -276,8 +276,9 @@ def run(cfg: DictConfig) -> dict:
                    "artifacts": ctx.artifacts,
                    "skipped_rows": benchmark.skipped}  # data.on_bad_row=skip: {split: {reason: count}}
         # the configuration as it ran, interpolations resolved (.hydra/config.yaml keeps them: the lr a method
-        # read from model.unlearn_lr, the seed teaching read from teach_seed)
-        write_json(out_dir / "config.json", OmegaConf.to_container(cfg, resolve=True))
+        # read from model.unlearn_lr, the seed teaching read from teach_seed); the logger gets the same
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        write_json(out_dir / "config.json", resolved)
         write_json(out_dir / "metrics.json", summary)
         write_json(out_dir / "items.json", records)
         table = before_after_table(metrics)
@@ -287,7 +288,7 @@ def run(cfg: DictConfig) -> dict:
         print(f"\n{cfg.method.name} on {benchmark.name} ({benchmark.forget_split}), source {source}\n{table}\n"
               f"metrics: {out_dir / 'metrics.json'}")
         if logger is not None:
-            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+            logger.log_hyperparams(resolved)
             logger.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
             _log_table(logger, metrics)
             logger.finalize("success")

@@ -344,6 +344,14 @@ def independent_std(p: float, n: int) -> float:
     return math.sqrt(p * (1.0 - p) / n)
 
 
+def question_count(metric_dicts: Sequence[dict], key: str) -> int | None:
+    """How many questions `key` (".../mc_acc") averages over, from its count metric (".../n_mc_acc"), as the
+    rounded mean over the runs; None where no run records it."""
+    prefix, name = key.rsplit("/", 1)
+    counts = [n for m in metric_dicts if (n := metric(m, f"{prefix}/n_{name}"))]
+    return round(sum(counts) / len(counts)) if counts else None
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
     """Mean and sample standard deviation (n - 1 in the denominator); std None for a single value."""
     if not values:
