@@ -1,0 +1,58 @@
+"""A run that ends without the interpreter's teardown still does what a normal exit does for its outputs."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = textwrap.dedent("""
+    import atexit, sys, threading, time
+    from pathlib import Path
+    from unlearn.runtime import exit_without_teardown
+
+    out = Path(sys.argv[1])
+
+    class Module:  # freed only by the interpreter's teardown of this module
+        def __del__(self):
+            print("teardown", flush=True)
+
+    keep = Module()
+    atexit.register(lambda: (out / "atexit").write_text("ran"))
+
+    def late_writer():
+        time.sleep(0.3)
+        (out / "thread").write_text("joined")
+
+    threading.Thread(target=late_writer).start()
+    sys.stdout.write("buffered, no newline")
+    exit_without_teardown(int(sys.argv[2]))
+""")
+
+
+def run_script(tmp_path: Path, code: int, **env) -> subprocess.CompletedProcess:
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    return subprocess.run([sys.executable, str(script), str(tmp_path), str(code)], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT), **env}, timeout=60)
+
+
+def test_fast_exit_joins_threads_runs_atexit_flushes_and_skips_teardown(tmp_path):
+    proc = run_script(tmp_path, 0)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "thread").read_text() == "joined"
+    assert (tmp_path / "atexit").read_text() == "ran"
+    assert proc.stdout == "buffered, no newline"  # flushed, and no module was torn down
+
+
+def test_fast_exit_keeps_the_exit_code(tmp_path):
+    assert run_script(tmp_path, 3).returncode == 3
+
+
+def test_full_exit_on_request_tears_down(tmp_path):
+    proc = run_script(tmp_path, 0, UNLEARN_FULL_EXIT="1")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "atexit").read_text() == "ran"
+    assert proc.stdout == "buffered, no newlineteardown\n"
