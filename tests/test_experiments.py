@@ -66,7 +66,8 @@ def test_gradient_lr_follows_the_models_equal_cost_lr(method, tmp_path):
 
     value, cfg = lr()
     assert value == cfg.model.unlearn_lr[method]  # the embedded model's own lr for this method
-    assert lr("experiment=organism")[0] == 5e-4  # the organism pins the lr its pages were measured at
+    organism, organism_cfg = lr("experiment=organism")  # the organism's own equal-cost lr, not the default's
+    assert organism_cfg.model.name == "tiny_llava_base" and organism == organism_cfg.model.unlearn_lr[method]
     assert lr("model=llava_1_5_7b")[0] == 2e-5  # the 7-8B models: MLLMU-Bench's baseline lr
     assert lr("model=qwen2_vl_7b")[0] == 2e-5 and lr("model=idefics2_8b")[0] == 2e-5
     assert lr("model=llava_1_5_7b", "~model.unlearn_lr")[0] == 5e-4  # a model without unlearn_lr: the fallback
