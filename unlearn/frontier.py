@@ -516,10 +516,11 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
         if has_likelihood(runs):
             parts.append("## Likelihood metrics at the default strength\n\n" + likelihood_table(groups))
     parts.append(f"## At equal cost: the frontier\n\n{frontier}\n\n{images}")
-    parts.append(f"## Where each method costs {BUDGET:g} of retain\n\nThe embedded default model's gradient-method lrs "
-                 "(`model.unlearn_lr`, configs/model/tiny_llava.yaml) are the 1-2-5 values nearest its crossings "
-                 "here, so its defaults compare the methods at about equal cost; the default column is what this "
-                 "sweep's configuration runs.\n\n" + equal_cost_table(points, defaults))
+    parts.append(f"## Where each method costs {BUDGET:g} of retain\n\nA model's gradient-method lrs (`model.unlearn_lr` "
+                 "in its config) are the 1-2-5 values nearest its crossings on its own frontier (the embedded "
+                 "default's: docs/results.md; the organism's: its full-stage-2 frontier), so its defaults compare "
+                 "the methods at about equal cost; the default column is what this sweep's configuration runs."
+                 "\n\n" + equal_cost_table(points, defaults))
     parts.append("## Every swept setting\n\n" + points_table(points))
     return "\n\n".join(parts) + "\n"
 
