@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from unlearn.reproduce import Cell, chance_outside, compare, main, page_cells, parse_cell
+from unlearn.reproduce import (Cell, benjamini_hochberg, chance_outside, compare, main, page_cells, parse_cell,
+                               welch_p)
 
 PRINTED = """# Unlearning results
 
@@ -76,14 +77,38 @@ def test_chance_outside():
     assert chance_outside(100, 100) < 1e-10
 
 
+def test_welch_p_by_hand():
+    # n = 2 and 2, equal stds: t = 1 / sqrt(1/2 + 1/2) = 1 on df = 2, where P(|T| > t) = 1 - t / sqrt(2 + t^2)
+    assert welch_p(Cell(0.0, 1.0), Cell(1.0, 1.0), 2, 2) == pytest.approx(1 - 1 / math.sqrt(3))
+    # one side without spread: df = n_a - 1 = 2, t = 0.2 / sqrt(0.01 / 3)
+    t = 0.2 / math.sqrt(0.01 / 3)
+    assert welch_p(Cell(0.5, 0.1), Cell(0.7, 0.0), 3, 3) == pytest.approx(1 - t / math.sqrt(2 + t * t))
+    assert welch_p(Cell(0.5, 0.1), Cell(0.5, 0.3), 3, 5) == pytest.approx(1.0)  # equal means
+    assert welch_p(Cell(1.0, 0.0), Cell(1.0, 0.0), 3, 3) == 1.0  # no spread anywhere: agree or not
+    assert welch_p(Cell(1.0, 0.0), Cell(0.98, 0.0), 3, 3) == 0.0
+    with pytest.raises(ValueError, match=">= 2 seeds"):
+        welch_p(Cell(0.5, 0.1), Cell(0.6, 0.1), 1, 3)
+
+
+def test_benjamini_hochberg_by_hand():
+    # m = 4, thresholds k * 0.05 / 4 = 0.0125, 0.025, 0.0375, 0.05 against the sorted p-values
+    assert benjamini_hochberg([0.01, 0.04, 0.03, 0.20]) == [True, False, False, False]
+    assert benjamini_hochberg([0.04, 0.01, 0.03, 0.02]) == [True, True, True, True]  # step-up: 0.04 <= 0.05
+    assert benjamini_hochberg([0.5, 0.001]) == [False, True]
+    assert benjamini_hochberg([]) == []
+
+
 def test_cli_reports_and_names_the_cells_outside(tmp_path, capsys):
     printed, new = tmp_path / "printed.md", tmp_path / "new.md"
     printed.write_text(PRINTED)
     new.write_text(PRINTED.replace("Every method over seeds 0, 1, 2", "Every method over seeds 3, 4, 5")
                    .replace("0.973 ± 0.023", "0.940 ± 0.010"))
     text = main([str(printed), str(new), "--out", str(tmp_path / "r.md")])
-    assert "| all | 7 | 6 | 1 |" in text
-    assert "| Each method at its default strength | vanilla | text forget MC ↓ | 0.973 ± 0.023 | 0.94 ± 0.01 | -0.033 |" in text
+    assert "| all | 7 | 6 | 1 | 0 | 0 |" in text  # the one cell outside does not differ at p < 0.05 at 3 seeds
+    p = welch_p(Cell(0.973, 0.023), Cell(0.940, 0.010), 3, 3)
+    assert 0.05 < p < 0.5
+    assert ("| Each method at its default strength | vanilla | text forget MC ↓ | 0.973 ± 0.023 | 0.94 ± 0.01 | "
+            f"-0.033 | {p:.2g} |") in text
     assert "with 3 and 3 seeds, about 22% of cells" in text
     assert (tmp_path / "r.md").read_text() == text
     with pytest.raises(SystemExit):

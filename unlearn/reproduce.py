@@ -11,6 +11,12 @@ the new sweep (`python -m unlearn.frontier --out NEW --report-only --docs NEWDOC
 A cell reproduces when |new mean - printed mean| <= printed std (the issue's reading). With n seeds on
 each side, two sweeps of the same distribution differ by about std * sqrt(2 / n) in their means, so at 3
 seeds about one cell in five lies outside by chance alone; the report prints the share beside that figure.
+
+That reading ignores the new sweep's own spread and how few seeds stand behind either mean, so the report
+also tests each cell: Welch's t-test of the two means from their printed means, sample stds and seed counts.
+When both sweeps draw from one distribution about 5 % of cells differ at p < 0.05 by chance; the cells that
+still differ after the Benjamini-Hochberg procedure (false discovery rate 0.05) are the ones to look at. The
+cells share runs, so they are not independent tests: read the counts as a guide, not as one p-value.
 """
 
 from __future__ import annotations
@@ -102,31 +108,75 @@ def chance_outside(n_printed: int, n_new: int) -> float:
     return math.erfc(z / math.sqrt(2.0))
 
 
+def welch_p(a: Cell, b: Cell, n_a: int, n_b: int) -> float:
+    """Two-sided p-value of Welch's t-test that two cells' means are equal, from each cell's mean, sample std
+    and seed count. With no spread on either side the test is undefined: 1 when the means agree, else 0."""
+    from scipy.stats import t as student_t
+
+    if n_a < 2 or n_b < 2:
+        raise ValueError(f"Welch's t-test needs >= 2 seeds on each side (got {n_a} and {n_b})")
+    var_a, var_b = (a.std or 0.0) ** 2 / n_a, (b.std or 0.0) ** 2 / n_b
+    if var_a + var_b == 0.0:
+        return 1.0 if math.isclose(a.mean, b.mean, rel_tol=0.0, abs_tol=1e-12) else 0.0
+    t = (b.mean - a.mean) / math.sqrt(var_a + var_b)
+    df = (var_a + var_b) ** 2 / (var_a ** 2 / (n_a - 1) + var_b ** 2 / (n_b - 1))
+    return float(2.0 * student_t.sf(abs(t), df))
+
+
+def benjamini_hochberg(p_values: Sequence[float], fdr: float = 0.05) -> list[bool]:
+    """Which hypotheses the Benjamini-Hochberg step-up procedure rejects at false discovery rate `fdr`: the
+    k smallest p-values, k the largest rank with p_(k) <= k * fdr / m."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    m, k = len(p_values), 0
+    for rank, i in enumerate(order, start=1):
+        if p_values[i] <= rank * fdr / m:
+            k = rank
+    rejected = [False] * m
+    for i in order[:k]:
+        rejected[i] = True
+    return rejected
+
+
 def report(pairs: Sequence[Comparison], missing: Sequence[tuple], seeds: tuple[int, int] | None = None) -> str:
-    by_section: dict[str, list[Comparison]] = {}
-    for p in pairs:
-        by_section.setdefault(p.key[0], []).append(p)
-    lines = ["| section | cells | within the printed spread | outside |", "|---|---:|---:|---:|"]
-    for section, ps in by_section.items():
-        inside = sum(p.within for p in ps)
-        lines.append(f"| {section} | {len(ps)} | {inside} | {len(ps) - inside} |")
-    total, inside = len(pairs), sum(p.within for p in pairs)
-    lines.append(f"| all | {total} | {inside} | {total - inside} |")
+    p_values = [welch_p(p.printed, p.new, *seeds) for p in pairs] if seeds else None
+    differ = benjamini_hochberg(p_values) if p_values else None
+    by_section: dict[str, list[int]] = {}
+    for i, p in enumerate(pairs):
+        by_section.setdefault(p.key[0], []).append(i)
+    header = "| section | cells | within the printed spread | outside |"
+    if p_values:
+        header += " differ at p < 0.05 | differ after B-H |"
+    lines = [header, "|---|---:|---:|---:|" + ("---:|---:|" if p_values else "")]
+    for section, idx in [*by_section.items(), ("all", list(range(len(pairs))))]:
+        inside = sum(pairs[i].within for i in idx)
+        row = f"| {section} | {len(idx)} | {inside} | {len(idx) - inside} |"
+        if p_values and differ is not None:
+            row += f" {sum(p_values[i] < 0.05 for i in idx)} | {sum(differ[i] for i in idx)} |"
+        lines.append(row)
     notes = ["a cell reproduces when |new mean - printed mean| <= the printed std."]
     if seeds:
         notes.append(f"with {seeds[0]} and {seeds[1]} seeds, about {chance_outside(*seeds):.0%} of cells lie "
                      "outside by chance alone when both sweeps draw from one distribution.")
+        notes.append("differ: Welch's t-test of the two means (printed means, sample stds and seed counts); about "
+                     "5% of cells differ at p < 0.05 by chance alone; B-H: the cells that still differ after the "
+                     "Benjamini-Hochberg procedure at false discovery rate 0.05. The cells share runs, so the "
+                     "counts are a guide, not independent tests.")
     if missing:
         notes.append(f"{len(missing)} printed cells have no counterpart in the new page (first: "
                      f"{' / '.join(map(str, missing[0]))}).")
     out = ["\n".join(lines), "\n".join(f"- {n}" for n in notes)]
-    outside = [p for p in pairs if not p.within]
+    outside = [i for i, p in enumerate(pairs) if not p.within]
     if outside:
-        rows = ["| section | row | column | printed | new | difference |", "|---|---|---|---:|---:|---:|"]
-        for p in sorted(outside, key=lambda p: -abs(p.delta)):  # the largest differences first
+        rows = ["| section | row | column | printed | new | difference |" + (" Welch p |" if p_values else ""),
+                "|---|---|---|---:|---:|---:|" + ("---:|" if p_values else "")]
+        for i in sorted(outside, key=lambda i: -abs(pairs[i].delta)):  # the largest differences first
+            p = pairs[i]
             std = f" ± {p.new.std:.3g}" if p.new.std is not None else ""
-            rows.append(f"| {p.key[0]} | {p.key[2]} | {p.key[3]} | {p.printed.mean:.3g} ± {p.printed.std:.3g} | "
-                        f"{p.new.mean:.3g}{std} | {p.delta:+.3g} |")
+            row = (f"| {p.key[0]} | {p.key[2]} | {p.key[3]} | {p.printed.mean:.3g} ± {p.printed.std:.3g} | "
+                   f"{p.new.mean:.3g}{std} | {p.delta:+.3g} |")
+            if p_values and differ is not None:
+                row += f" {p_values[i]:.2g}{' (B-H)' if differ[i] else ''} |"
+            rows.append(row)
         out.append("Outside the printed spread:\n\n" + "\n".join(rows))
     return "\n\n".join(out) + "\n"
 
