@@ -219,6 +219,12 @@ def test_plan_orders_first_runs_and_skips_finished(tmp_path):
     assert len(tasks) == 7 and Task("ga", "method.optimizer.lr", 1e-4, 0, True) not in tasks
     assert [t.seed for t in tasks if t.before] == [1]
     assert GRIDS["fast"]["ga"][0] == "method.optimizer.lr"
+    # one method extended in an existing sweep: only its runs; the seed's vanilla is evaluated by its first run
+    manu_only = plan(out, "fast", [0, 1], methods=["manu"])
+    assert [(t.method, t.value, t.seed, t.before) for t in manu_only] == [
+        ("manu", 5, 0, False), ("manu", 30, 0, False), ("manu", 5, 1, True), ("manu", 30, 1, False)]
+    with pytest.raises(ValueError, match="--methods npo: not in grid 'fast'"):
+        plan(out, "fast", [0], methods=["npo"])
 
 
 @pytest.mark.slow
