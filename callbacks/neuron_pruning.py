@@ -29,10 +29,10 @@ log = logging.getLogger(__name__)
 class NeuronPruning(Callback):
     def __init__(self, stats: ActivationStatistics, alpha: float, score: str = "paper",
                  weights: dict | None = None, scope: str = "tower", mode: str = "zero", factor: float = 0.0,
-                 out_dir: str | Path | None = None, apply_last: int = 3):
+                 out_dir: str | Path | None = None, apply_last: int = 3, seed: int = 0):
         self.apply_last = int(apply_last)  # official + pooled layers: the last N layers get the pooled masks
         self.stats, self.alpha, self.score, self.weights = stats, float(alpha), score, weights
-        self.scope, self.mode, self.factor = scope, mode, factor
+        self.scope, self.mode, self.factor, self.seed = scope, mode, factor, int(seed)  # seed: score=random
         self.out_dir = Path(out_dir) if out_dir else None
         self.scores: dict = {}
         self.masks: dict = {}
@@ -49,7 +49,7 @@ class NeuronPruning(Callback):
                                           self.apply_last, weights)
             self.masks = official_top_k(self.scores, self.stats.towers, self.alpha)
         else:
-            self.scores = neuron_scores(self.stats.moments, self.stats.towers, self.score, self.weights)
+            self.scores = neuron_scores(self.stats.moments, self.stats.towers, self.score, self.weights, self.seed)
             self.masks = select_neurons(self.scores, self.stats.towers, self.alpha, self.scope)
         prune_neurons(pl_module.model, self.masks, self.stats.neuron, self.mode, self.factor)
         self.summary = summarize(self.masks, self.stats.towers)

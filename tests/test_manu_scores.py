@@ -348,3 +348,25 @@ def test_summarize():
     assert summary["total"] == {"neurons": 9, "pruned": 3, "fraction": 1 / 3}
     assert json.loads(json.dumps(summary)) == summary
     assert type(summary["towers"]["vision"]["pruned"]) is int
+
+
+def test_random_control_ignores_the_statistics_and_follows_the_seed():
+    from unlearn.manu.neuron_scores import neuron_scores
+
+    def moments(scale):
+        return {k: {"lm.0": Moments.of(scale * torch.arange(12.0).view(3, 4) + i, tau=0.1),
+                    "vis.0": Moments.of(scale * torch.ones(2, 6) * (i + 1), tau=0.1)}
+                for i, k in enumerate(("forget/multimodal", "forget/text", "retain/multimodal", "retain/text"))}
+
+    towers = {"lm.0": "language", "vis.0": "vision"}
+    a = neuron_scores(moments(1.0), towers, "random", seed=3)
+    assert {n: s.shape for n, s in a.items()} == {"lm.0": (4,), "vis.0": (6,)}
+    b = neuron_scores(moments(-7.0), towers, "random", seed=3)  # other activations, the same draw
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    c = neuron_scores(moments(1.0), towers, "random", seed=4)
+    assert not torch.equal(a["lm.0"], c["lm.0"])
+    # the control prunes as many neurons per tower as MANU does at the same alpha
+    masks = select_neurons(a, towers, 50.0)
+    assert int(masks["lm.0"].sum()) == prune_count(50.0, 4) and int(masks["vis.0"].sum()) == prune_count(50.0, 6)
+    with pytest.raises(ValueError, match="manu.score='nope': expected one of paper, reference, random"):
+        neuron_scores(moments(1.0), towers, "nope")

@@ -1,4 +1,4 @@
-"""From gathered moments to one score per neuron: MANU's two scoring variants, per module."""
+"""From gathered moments to one score per neuron: MANU's two scoring variants and an untargeted control."""
 
 from __future__ import annotations
 
@@ -12,12 +12,20 @@ from unlearn.manu.moments import Moments
 KEYS = ("forget/multimodal", "forget/text", "retain/multimodal", "retain/text")
 
 
+VARIANTS = ("paper", "reference", "random")
+
+
 def neuron_scores(moments: Mapping[str, Mapping[str, Moments]], towers: Mapping[str, str],
-                  variant: str = "paper", weights: Mapping[str, float] | None = None) -> dict[str, torch.Tensor]:
+                  variant: str = "paper", weights: Mapping[str, float] | None = None,
+                  seed: int = 0) -> dict[str, torch.Tensor]:
     """paper: S = I(forget) / I(retain), I mixing multimodal and text-only moments (the paper's formulas).
 
     reference: the authors' code, which scores vision-tower neurons from the multimodal passes and
     language-model neurons from the text-only passes (each tower with its own modality), per module here.
+
+    random: the untargeted control, scores uniform in [0, 1) drawn from `seed` whatever the statistics say,
+    so that the top alpha% is as many neurons per tower (or layer) as MANU prunes, chosen at random; what
+    MANU forgets beyond it is what its scores add. The same on every rank (one seeded CPU generator).
     """
     missing = [k for k in KEYS if k not in moments]
     if missing:
@@ -32,4 +40,8 @@ def neuron_scores(moments: Mapping[str, Mapping[str, Moments]], towers: Mapping[
         own = {n: "multimodal" if towers[n] == "vision" else "text" for n in modules}
         return {n: reference_score(moments[f"forget/{own[n]}"][n], moments[f"retain/{own[n]}"][n], w)
                 for n in modules}
-    raise ValueError(f"manu.score={variant!r}: expected 'paper' or 'reference'")
+    if variant == "random":
+        generator = torch.Generator().manual_seed(int(seed))
+        return {n: torch.rand(fm[n].sum.shape, generator=generator, dtype=torch.float64).to(fm[n].sum.device)
+                for n in modules}
+    raise ValueError(f"manu.score={variant!r}: expected one of {', '.join(VARIANTS)}")
