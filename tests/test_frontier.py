@@ -268,3 +268,13 @@ def test_checks_name_what_independent_questions_would_spread():
     lines = checks(default_groups(pts, {"ga": 1e-4}))
     assert "**not met** (ga MM forget ± 0.141 (independent questions: ± 0.071))" in lines[1]
     assert lines[2].startswith("independent questions: sqrt(p (1 - p) / n)")
+
+
+def test_default_strengths_of_a_one_method_sweep_with_that_methods_override():
+    # a control sweep of MANU alone (--methods manu --base manu.score=random): other methods' configs lack
+    # manu.*, so the report reads only the sweep's own methods
+    assert default_strengths(["manu.score=random"], ["manu"]) == {"manu": 20.0}
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException):
+        default_strengths(["manu.score=random"])

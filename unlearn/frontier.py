@@ -440,14 +440,18 @@ OTHER_COLUMNS = (("untouched", "mc_acc", "untouched MC ↑"), ("test", "mc_acc",
                  ("forget", "rougeL", "forget ROUGE-L ↓"), ("retain", "rougeL", "retain ROUGE-L ↑"))
 
 
-def default_strengths(base: Sequence[str] = ()) -> dict[str, float]:
-    """Each method's strength knob at its config default (what `python train.py method=M` runs)."""
+def default_strengths(base: Sequence[str] = (), methods: Sequence[str] | None = None) -> dict[str, float]:
+    """Each method's strength knob at its config default (what `python train.py method=M` runs); `methods`:
+    only these (a sweep's own methods, so that a base override of one method's settings, e.g.
+    manu.score=random, is not applied to another method's config, which lacks the key)."""
     from omegaconf import OmegaConf
 
     from unlearn.config import compose_config
 
     out = {}
     for method, (knob, _) in GRIDS["full"].items():
+        if methods is not None and method not in methods:
+            continue
         cfg = compose_config([f"method={method}", *base], ".", ".")
         out[method] = float(OmegaConf.select(cfg, knob, throw_on_missing=True))
     return out
@@ -559,7 +563,8 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
             f"```bash\n{command}\n```\n\n{table}\n\n{images}\n")
     md = dest / "frontier.md"
     _write_atomic(md, lambda f: f.write(text.encode()))
-    results = results_markdown(points, table, images, command, default_strengths(base), _timing(out))
+    defaults = default_strengths(base, sorted({p.method for p in points}))
+    results = results_markdown(points, table, images, command, defaults, _timing(out))
     _write_atomic(dest / "results.md", lambda f: f.write(results.encode()))
     print(results)
     print(f"\nwrote {md}\nwrote {dest / 'results.md'}" + "".join(f"\nwrote {p}" for p in plots))

@@ -1,0 +1,85 @@
+"""One method's sweep against an untargeted control of it, paired by seed: what the method's targeting adds.
+
+Why: a method's forgetting means little without a control that spends the same budget untargeted. For MANU
+the control is `manu.score=random` (as many neurons per tower, drawn at random): both sweeps run the same
+alphas on the same taught models (the same `seed`s and cache), so each (alpha, seed) pair differs only in
+which neurons were pruned. Prints, per strength, the mean over seeds of the method's and the control's MC
+drops and of their per-seed difference, with the number of seeds where the method forgot at least as much.
+
+    python -m unlearn.frontier --out CONTROL --cache CACHE --jobs 2 --methods manu --base manu.score=random
+    python -m bench.paired_control --method manu --sweep SWEEP --control CONTROL
+
+Results and reading: docs/frontier_evidence.md ("An untargeted control").
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+from unlearn.frontier import load_points
+
+CELLS = (("forget", "multimodal"), ("forget", "text"), ("retain", "multimodal"), ("retain", "text"))
+
+
+def vanilla_befores(points) -> dict[int, dict]:
+    """seed -> the before/* metrics of that seed's vanilla model (one run per seed evaluates it)."""
+    out: dict[int, dict] = {}
+    for p in points:
+        if any(k.startswith("before/") for k in p.metrics):
+            out.setdefault(p.seed, {k: v for k, v in p.metrics.items() if k.startswith("before/")})
+    return out
+
+
+def drops_by_run(points, method: str) -> dict[tuple[float, int], tuple[float, ...]]:
+    """(strength, seed) -> MC drop per cell, every run read against its seed's vanilla model."""
+    befores = vanilla_befores(points)
+    out = {}
+    for p in points:
+        if p.method != method or p.seed not in befores:
+            continue
+        full = {**befores[p.seed], **p.metrics}
+        out[(p.strength, p.seed)] = tuple(full[f"before/{s}/{m}/mc_acc"] - full[f"after/{s}/{m}/mc_acc"]
+                                          for s, m in CELLS)
+    return out
+
+
+def paired_table(method_runs: dict, control_runs: dict) -> str:
+    shared = sorted(set(method_runs) & set(control_runs))
+    if not shared:
+        raise ValueError("the two sweeps share no (strength, seed) run")
+    names = [f"{'MM' if m == 'multimodal' else 'text'} {s}" for s, m in CELLS]
+    lines = ["| strength | seeds | " + " | ".join(f"{n} drop: method / control / paired difference"
+                                                  for n in names) + " | forget: method >= control |",
+             "|---:|---:|" + "---:|" * len(CELLS) + "---:|"]
+    for strength in sorted({s for s, _ in shared}):
+        seeds = [seed for s, seed in shared if s == strength]
+        cells = []
+        for i in range(len(CELLS)):
+            a = [method_runs[(strength, seed)][i] for seed in seeds]
+            b = [control_runs[(strength, seed)][i] for seed in seeds]
+            d = [x - y for x, y in zip(a, b)]
+            cells.append(f"{statistics.mean(a):.3f} / {statistics.mean(b):.3f} / {statistics.mean(d):+.3f}")
+        at_least = sum(all(method_runs[(strength, seed)][i] >= control_runs[(strength, seed)][i] - 1e-9
+                           for i in (0, 1)) for seed in seeds)
+        lines.append(f"| {strength:g} | {len(seeds)} | " + " | ".join(cells) + f" | {at_least} of {len(seeds)} |")
+    return "\n".join(lines) + ("\n\n- MC drop = before - after, mean over seeds; paired difference = method - "
+                               "control on the same taught model, mean over seeds; last column: seeds where the "
+                               "method's forget drop is at least the control's in both modalities.")
+
+
+def main(argv=None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--method", default="manu")
+    parser.add_argument("--sweep", required=True, type=Path, help="the method's frontier sweep dir")
+    parser.add_argument("--control", required=True, type=Path, help="the control's sweep dir")
+    args = parser.parse_args(argv)
+    table = paired_table(drops_by_run(load_points(args.sweep), args.method),
+                         drops_by_run(load_points(args.control), args.method))
+    print(table)
+    return table
+
+
+if __name__ == "__main__":
+    main()
