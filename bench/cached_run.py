@@ -91,7 +91,8 @@ def phases(cache: Path, out: Path) -> dict[str, float]:
 
 def median_and_range(times: list[float]) -> str:
     times = sorted(times)
-    return f"{statistics.median(times):6.2f} s" + (f"  ({times[0]:.2f}-{times[-1]:.2f}, {len(times)} runs)" if len(times) > 1 else "")
+    spread = f"  ({times[0]:.2f}-{times[-1]:.2f}, {len(times)} runs)" if len(times) > 1 else ""
+    return f"{statistics.median(times):6.2f} s{spread}"
 
 
 def main() -> None:
