@@ -278,3 +278,25 @@ def test_default_strengths_of_a_one_method_sweep_with_that_methods_override():
 
     with pytest.raises(ConfigCompositionException):
         default_strengths(["manu.score=random"])
+
+
+def test_frontier_at_equal_untouched_cost_by_hand():
+    from unlearn.frontier import Point, frontier_table
+
+    def point(strength, seed, forget, retain, untouched):
+        m = {}
+        for split, after in (("forget", forget), ("retain", retain), ("untouched", untouched)):
+            for mod in ("multimodal", "text"):
+                m[f"before/{split}/{mod}/mc_acc"], m[f"after/{split}/{mod}/mc_acc"] = 1.0, 1.0 - after
+        return Point("mmunlearner", strength, seed, m)
+
+    # retain never moves (a method that trains on retain); untouched drops 0.02 then 0.10
+    pts = [point(s, seed, f, 0.0, u) for seed in (0, 1) for s, f, u in ((1, 0.2, 0.02), (2, 0.6, 0.10))]
+    # on the untouched axis the first crossing of 0.05 lies between (0.02, 0.2) and (0.10, 0.6): 0.2 + 0.4 * 3/8
+    table = frontier_table(pts, 0.05, cost="untouched")
+    assert "| mmunlearner | 2 | 0.350 ± 0.000 | 0.350 ± 0.000 |" in table
+    assert "forget drop @ untouched drop 0.05" in table
+    # on the retain axis it never crosses: the strongest setting's forget drop, flagged
+    assert "| mmunlearner | 2 | 0.600 ± 0.000 † (2/2) |" in frontier_table(pts, 0.05)
+    with pytest.raises(ValueError, match="--cost 'test'"):
+        frontier_table(pts, 0.05, cost="test")

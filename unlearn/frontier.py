@@ -45,6 +45,9 @@ from unlearn.report import MOD_LABEL, _pyplot, _save, _write_atomic, mean_std, m
 log = logging.getLogger(__name__)
 
 BUDGET = 0.05  # retain MC drop at which methods are compared
+# the cost axis: retain (people the methods keep, and the set GradDiff, KL and MMUnlearner train on) or untouched
+# (knowledge no method sees while unlearning; --cost untouched)
+COSTS = ("retain", "untouched")
 TIMING_FILE = "sweep_time.json"  # every sweep invocation that ran something: wall time, runs, command
 METHODS = ("ga", "grad_diff", "kl", "npo", "manu", "mmunlearner")
 # method -> (override key of its strength knob, values weakest first). lr for the gradient baselines (5
@@ -303,11 +306,13 @@ def load_points(out: Path) -> list[Point]:
     return points
 
 
-def curves(points: Sequence[Point], mod: str) -> dict[str, dict[int, list[tuple[float, float, float]]]]:
-    """{method: {seed: [(strength, retain drop, forget drop)] by strength}} for one modality."""
+def curves(points: Sequence[Point], mod: str,
+           cost: str = "retain") -> dict[str, dict[int, list[tuple[float, float, float]]]]:
+    """{method: {seed: [(strength, cost drop, forget drop)] by strength}} for one modality; the cost drop is
+    the `cost` split's MC drop (retain by default)."""
     out: dict[str, dict[int, list]] = {}
     for p in points:
-        r, f = p.drop("retain", mod), p.drop("forget", mod)
+        r, f = p.drop(cost, mod), p.drop("forget", mod)
         if r is None or f is None:
             continue
         out.setdefault(p.method, {}).setdefault(p.seed, []).append((p.strength, r, f))
@@ -317,12 +322,14 @@ def curves(points: Sequence[Point], mod: str) -> dict[str, dict[int, list[tuple[
     return out
 
 
-def frontier_table(points: Sequence[Point], budget: float = BUDGET) -> str:
-    """Markdown: per method and modality, forget MC drop at retain MC drop = budget, mean ± std over seeds."""
-    per_mod = {mod: curves(points, mod) for mod in MODALITIES}
+def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = "retain") -> str:
+    """Markdown: per method and modality, forget MC drop at `cost` MC drop = budget, mean ± std over seeds."""
+    if cost not in COSTS:
+        raise ValueError(f"--cost {cost!r}: expected one of {', '.join(COSTS)}")
+    per_mod = {mod: curves(points, mod, cost) for mod in MODALITIES}
     methods = [m for m in METHODS if any(m in c for c in per_mod.values())]
     methods += sorted({m for c in per_mod.values() for m in c} - set(methods))
-    header = ["method", "seeds"] + [f"{MOD_LABEL[mod]} forget drop @ retain drop {budget:g}" for mod in MODALITIES]
+    header = ["method", "seeds"] + [f"{MOD_LABEL[mod]} forget drop @ {cost} drop {budget:g}" for mod in MODALITIES]
     lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(MODALITIES)]
     flagged = False
     for m in methods:
@@ -341,10 +348,10 @@ def frontier_table(points: Sequence[Point], budget: float = BUDGET) -> str:
                 flagged = True
             cells.append(cell)
         lines.append(f"| {m} | {n} | " + " | ".join(cells) + " |")
-    notes = [f"forget MC drop (before - after) interpolated at retain MC drop {budget:g} along each method's "
+    notes = [f"forget MC drop (before - after) interpolated at {cost} MC drop {budget:g} along each method's "
              "strength curve (first crossing from the vanilla origin), mean ± sample std over seeds."]
     if flagged:
-        notes.append(f"† (k/n): in k of n seeds the strongest setting swept cost less than {budget:g} retain MC; "
+        notes.append(f"† (k/n): in k of n seeds the strongest setting swept cost less than {budget:g} {cost} MC; "
                      "those seeds count with their strongest setting's forget drop.")
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
@@ -401,13 +408,13 @@ def points_table(points: Sequence[Point]) -> str:
                                "std over seeds; the points the frontier's curves are drawn through.")
 
 
-def plot_frontier(points: Sequence[Point], out_dir: Path, budget: float = BUDGET) -> list[Path]:
-    """One PNG per modality: forget drop vs retain drop, mean curve per method with a ±std band over seeds."""
+def plot_frontier(points: Sequence[Point], out_dir: Path, budget: float = BUDGET, cost: str = "retain") -> list[Path]:
+    """One PNG per modality: forget drop vs `cost` drop, mean curve per method with a ±std band over seeds."""
     plt = _pyplot()
     paths = []
     for mod in MODALITIES:
         fig, ax = plt.subplots(figsize=(6.0, 4.5))
-        for i, (m, by_seed) in enumerate(sorted(curves(points, mod).items())):
+        for i, (m, by_seed) in enumerate(sorted(curves(points, mod, cost).items())):
             strengths = sorted({s for c in by_seed.values() for s, _, _ in c})
             xs, ys, sd = [0.0], [0.0], [0.0]
             for s in strengths:
@@ -423,7 +430,7 @@ def plot_frontier(points: Sequence[Point], out_dir: Path, budget: float = BUDGET
                             alpha=0.15, lw=0)
         ax.axvline(budget, ls="--", color="grey", lw=1)
         ax.axhline(0, color="grey", lw=0.5)
-        ax.set_xlabel("retain MC drop (before - after)")
+        ax.set_xlabel(f"{cost} MC drop (before - after)")
         ax.set_ylabel("forget MC drop (before - after)")
         ax.set_title(f"{'image + text' if mod == 'multimodal' else 'text-only'} questions: forgetting vs. cost")
         ax.legend(fontsize=7, loc="lower right")
@@ -547,8 +554,10 @@ def _timing(out: Path) -> list[dict]:
     return [data] if isinstance(data, dict) else data
 
 
-def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, base: Sequence[str] = ()) -> Path:
-    """frontier.md (table + plots) and results.md (defaults over seeds + frontier) into `docs` (default: `out`).
+def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, base: Sequence[str] = (),
+           cost: str = "retain") -> Path:
+    """frontier.md (table + plots) and results.md (defaults over seeds + frontier) into `docs` (default: `out`);
+    with another `cost` than retain, frontier.md and the plots only (results.md is the retain-cost page).
 
     Returns frontier.md's path.
     """
@@ -556,13 +565,16 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
     if not points:
         raise FileNotFoundError(f"no runs under {out} (expected {out}/<method>/<knob>=<value>/seed<k>/metrics.json)")
     dest = docs or out
-    table = frontier_table(points, budget)
-    plots = plot_frontier(points, dest, budget)
+    table = frontier_table(points, budget, cost)
+    plots = plot_frontier(points, dest, budget, cost)
     images = "\n\n".join(f"![{p.stem}]({os.path.relpath(p, dest)})" for p in plots)
-    text = (f"# Frontier: forgetting at equal retain cost\n\nProduced by (from the repository root):\n\n"
+    text = (f"# Frontier: forgetting at equal {cost} cost\n\nProduced by (from the repository root):\n\n"
             f"```bash\n{command}\n```\n\n{table}\n\n{images}\n")
     md = dest / "frontier.md"
     _write_atomic(md, lambda f: f.write(text.encode()))
+    if cost != "retain":
+        print(text + f"\nwrote {md}" + "".join(f"\nwrote {p}" for p in plots))
+        return md
     defaults = default_strengths(base, sorted({p.method for p in points}))
     results = results_markdown(points, table, images, command, defaults, _timing(out))
     _write_atomic(dest / "results.md", lambda f: f.write(results.encode()))
@@ -582,7 +594,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--base", action="append", default=[], help="extra override for every run (repeatable)")
     parser.add_argument("--cache", help="cache dir (default: $UNLEARN_CACHE or ./.cache)")
     parser.add_argument("--docs", help="where frontier.md and the PNGs go (default: --out)")
-    parser.add_argument("--budget", type=float, default=BUDGET, help="retain MC drop at which to compare")
+    parser.add_argument("--budget", type=float, default=BUDGET, help="cost MC drop at which to compare")
+    parser.add_argument("--cost", choices=COSTS, default="retain",
+                        help="the cost axis: retain MC drop (default) or untouched MC drop (knowledge no method "
+                             "trains on; writes frontier.md and the plots only)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="worker processes, one torch thread each (default 1: in this process)")
     parser.add_argument("--report-only", action="store_true", help="redraw from --out, run nothing")
@@ -603,7 +618,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
                                       "command": "python -m unlearn.frontier " + shlex.join(args_list)}]
             _write_atomic(out / TIMING_FILE, lambda f: f.write(json.dumps(timing).encode()))
     return report(out, Path(args.docs) if args.docs else None, "python -m unlearn.frontier " + shlex.join(args_list),
-                  args.budget, args.base)
+                  args.budget, args.base, args.cost)
 
 
 if __name__ == "__main__":
