@@ -143,6 +143,7 @@ def test_results_md_gives_each_default_over_seeds_and_the_checks(tmp_path):
     assert "**not met** (text retain 0.940)" in md  # the vanilla floor, naming the cell
     assert "**not met** (ga MM forget ± 0.141)" in md
     assert "## At equal cost: the frontier" in md and "frontier_multimodal.png" in md
+    assert "## At equal untouched cost" not in md  # these runs have no untouched metrics
     every = _tables(md, "Every swept setting")[0]
     # rows keyed by method; the last ga row (the default lr): MM forget drop 1 - (0.1, 0.3) = 0.800 ± 0.141
     assert every["ga"]["strength"] == f"lr {lr:g}" and every["ga"]["MM forget drop"] == "+0.800 ± 0.141"
@@ -300,3 +301,9 @@ def test_frontier_at_equal_untouched_cost_by_hand():
     assert "| mmunlearner | 2 | 0.600 ± 0.000 † (2/2) |" in frontier_table(pts, 0.05)
     with pytest.raises(ValueError, match="--cost 'test'"):
         frontier_table(pts, 0.05, cost="test")
+    # results.md carries the untouched-cost table beside the retain one when the runs have untouched metrics
+    from unlearn.frontier import results_markdown
+
+    md = results_markdown(pts, frontier_table(pts), "", "cmd", {}, [])
+    untouched = md.split("## At equal untouched cost")[1].split("\n## ")[0]
+    assert "| mmunlearner | 2 | 0.350 ± 0.000 | 0.350 ± 0.000 |" in untouched

@@ -536,6 +536,11 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
         if has_likelihood(runs):
             parts.append("## Likelihood metrics at the default strength\n\n" + likelihood_table(groups))
     parts.append(f"## At equal cost: the frontier\n\n{frontier}\n\n{images}")
+    if any(p.drop("untouched", mod) is not None for p in points for mod in MODALITIES):
+        parts.append(f"## At equal untouched cost\n\nThe same runs with the cost read on the untouched set (knowledge "
+                     "no method reads while unlearning; GradDiff, KL and MMUnlearner train on the retain set, so the "
+                     "retain axis above measures what they hold on purpose). Plots: `--cost untouched`.\n\n"
+                     + frontier_table(points, BUDGET, "untouched"))
     parts.append(f"## Where each method costs {BUDGET:g} of retain\n\nA model's gradient-method lrs (`model.unlearn_lr` "
                  "in its config) are the 1-2-5 values nearest its crossings on its own frontier (the embedded "
                  "default's: docs/results.md; the organism's: its full-stage-2 frontier), so its defaults compare "
