@@ -23,25 +23,14 @@ from unlearn.frontier import load_points
 CELLS = (("forget", "multimodal"), ("forget", "text"), ("retain", "multimodal"), ("retain", "text"))
 
 
-def vanilla_befores(points) -> dict[int, dict]:
-    """seed -> the before/* metrics of that seed's vanilla model (one run per seed evaluates it)."""
-    out: dict[int, dict] = {}
-    for p in points:
-        if any(k.startswith("before/") for k in p.metrics):
-            out.setdefault(p.seed, {k: v for k, v in p.metrics.items() if k.startswith("before/")})
-    return out
-
-
 def drops_by_run(points, method: str) -> dict[tuple[float, int], tuple[float, ...]]:
-    """(strength, seed) -> MC drop per cell, every run read against its seed's vanilla model."""
-    befores = vanilla_befores(points)
+    """(strength, seed) -> MC drop per cell (`Point.drop`; `load_points` gives every run its seed's vanilla
+    before/* metrics); runs without them are left out."""
     out = {}
     for p in points:
-        if p.method != method or p.seed not in befores:
-            continue
-        full = {**befores[p.seed], **p.metrics}
-        out[(p.strength, p.seed)] = tuple(full[f"before/{s}/{m}/mc_acc"] - full[f"after/{s}/{m}/mc_acc"]
-                                          for s, m in CELLS)
+        drops = tuple(p.drop(split, mod) for split, mod in CELLS)
+        if p.method == method and None not in drops:
+            out[(p.strength, p.seed)] = drops
     return out
 
 

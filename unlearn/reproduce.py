@@ -111,16 +111,14 @@ def chance_outside(n_printed: int, n_new: int) -> float:
 def welch_p(a: Cell, b: Cell, n_a: int, n_b: int) -> float:
     """Two-sided p-value of Welch's t-test that two cells' means are equal, from each cell's mean, sample std
     and seed count. With no spread on either side the test is undefined: 1 when the means agree, else 0."""
-    from scipy.stats import t as student_t
+    from scipy.stats import ttest_ind_from_stats
 
     if n_a < 2 or n_b < 2:
         raise ValueError(f"Welch's t-test needs >= 2 seeds on each side (got {n_a} and {n_b})")
-    var_a, var_b = (a.std or 0.0) ** 2 / n_a, (b.std or 0.0) ** 2 / n_b
-    if var_a + var_b == 0.0:
+    std_a, std_b = a.std or 0.0, b.std or 0.0
+    if std_a == 0.0 and std_b == 0.0:
         return 1.0 if math.isclose(a.mean, b.mean, rel_tol=0.0, abs_tol=1e-12) else 0.0
-    t = (b.mean - a.mean) / math.sqrt(var_a + var_b)
-    df = (var_a + var_b) ** 2 / (var_a ** 2 / (n_a - 1) + var_b ** 2 / (n_b - 1))
-    return float(2.0 * student_t.sf(abs(t), df))
+    return float(ttest_ind_from_stats(a.mean, std_a, n_a, b.mean, std_b, n_b, equal_var=False).pvalue)
 
 
 def benjamini_hochberg(p_values: Sequence[float], fdr: float = 0.05) -> list[bool]:
