@@ -52,11 +52,11 @@ def sweep(out: Path, methods, teach_seeds, seeds, base, cache: Path, jobs: int, 
             if (s == t or not diagonal) and not (run_dir(out, m, t, s) / "metrics.json").is_file()]
     firsts = list({t: (m, t, s) for m, t, s in reversed(todo)}.values())
     rest = [job for job in todo if job not in firsts]
-    if jobs <= 1:
+    if jobs <= 1 or not todo:
         for job in firsts + rest:
             run_one(out, *job, base, cache)
         return len(todo)
-    with worker_pool(jobs, out, base, cache) as pool:
+    with worker_pool(jobs, out, base, cache, todo[0][0]) as pool:
         for wave in (w for w in (firsts, rest) if w):
             list(pool.map(run_one, *zip(*((out, m, t, s, base, cache) for m, t, s in wave))))
     return len(todo)

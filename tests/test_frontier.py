@@ -307,3 +307,14 @@ def test_frontier_at_equal_untouched_cost_by_hand():
     md = results_markdown(pts, frontier_table(pts), "", "cmd", {}, [])
     untouched = md.split("## At equal untouched cost")[1].split("\n## ")[0]
     assert "| mmunlearner | 2 | 0.350 ± 0.000 | 0.350 ± 0.000 |" in untouched
+
+
+def test_worker_pool_composes_with_the_swept_method_so_its_keys_can_be_overridden(tmp_path):
+    # `--methods mmunlearner --base mmunlearner.mask_fraction=0.2 --jobs 2` failed before any run: the data was
+    # prepared with the default method (manu), whose config has no mmunlearner.*
+    from unlearn.frontier import worker_pool
+
+    with worker_pool(1, tmp_path, ["debug=fast", "mmunlearner.mask_fraction=0.2"], tmp_path / "cache",
+                     "mmunlearner"):
+        pass
+    assert any((tmp_path / "cache" / "data").iterdir())

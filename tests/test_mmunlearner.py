@@ -1,3 +1,4 @@
+import math
 import re
 from types import SimpleNamespace
 
@@ -7,7 +8,8 @@ import torch
 
 from unlearn.data.collate import collate
 from unlearn.methods.mmunlearner import FisherPass, MaskedUnlearning, load_masks, save_masks
-from unlearn.mmunlearner.saliency import group_parameters, mask_report, restore_masked_out, saliency_mask, squared_grads
+from unlearn.mmunlearner.saliency import (gamma_for_fraction, group_parameters, mask_report, restore_masked_out,
+                                          saliency_mask, squared_grads)
 
 GROUPS = {"vision": r"model\.(vision_tower|multi_modal_projector)\.", "language": r"model\.language_model\.|lm_head\."}
 
@@ -41,6 +43,36 @@ def test_mask_rule_zero_over_zero_and_ties():
     assert saliency_mask(f, p, 0.5).tolist() == [False, True, True, True, True, True]
     with pytest.raises(ValueError, match="mmunlearner.gamma=0"):
         saliency_mask(f, p, 0)
+
+
+def test_gamma_for_fraction_hand_computed():
+    # ratios F_f / F_p: 0/0 (never), 1, 2, 1/2, 3/0 = inf (always), 0/5 (never); 4 elements reachable of 6
+    f = torch.tensor([0.0, 1.0, 2.0, 1.0, 3.0, 0.0])
+    p = torch.tensor([0.0, 1.0, 1.0, 2.0, 0.0, 5.0])
+    for fraction, gamma, picked in ((2 / 6, 2.0, [2, 4]), (3 / 6, 1.0, [1, 2, 4]), (4 / 6, 0.5, [1, 2, 3, 4])):
+        got = gamma_for_fraction([(f, p)], fraction)
+        assert got == pytest.approx(gamma, rel=1e-6)  # the largest that still selects enough (float32 resolution)
+        assert saliency_mask(f, p, got).nonzero().flatten().tolist() == picked
+    # one element: only the x/0 one is needed, and no finite gamma drops it
+    assert saliency_mask(f, p, gamma_for_fraction([(f, p)], 1 / 6)).nonzero().flatten().tolist() == [4]
+    with pytest.raises(ValueError, match=r"mmunlearner.mask_fraction=0.8.*only 4 of 6"):
+        gamma_for_fraction([(f, p)], 0.8)
+    for bad in (0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="expected a fraction in"):
+            gamma_for_fraction([(f, p)], bad)
+
+
+def test_gamma_for_fraction_is_one_threshold_over_all_tensors():
+    g = torch.Generator().manual_seed(0)
+    pairs = [(torch.rand(n, generator=g), torch.rand(n, generator=g)) for n in (50, 200, 7)]
+    n = sum(f.numel() for f, _ in pairs)
+    for fraction in (0.05, 0.3, 0.9):
+        gamma = gamma_for_fraction(pairs, fraction)
+        count = sum(int(saliency_mask(f, q, gamma).sum()) for f, q in pairs)
+        ratios = torch.cat([f / q for f, q in pairs]).sort(descending=True).values
+        k = math.ceil(fraction * n)  # at least the fraction
+        assert count == k  # continuous ratios: no ties, so exactly the top k over all tensors
+        assert ratios[k - 1] >= gamma > ratios[k]
 
 
 def test_fisher_pass_matches_a_manual_loop(tiny_model, small_benchmark):
@@ -159,6 +191,26 @@ def test_run_with_lora_masks_adapters_and_merges_back(tmp_path, small_benchmark)
     assert type(ctx.model) is type(start)
     changed = [n for n, p in ctx.model.named_parameters() if not torch.equal(p, start.get_parameter(n))]
     assert changed and "model.language_model.embed_tokens.weight" not in changed
+
+
+@pytest.mark.slow
+def test_run_with_mask_fraction_selects_that_fraction(tmp_path, small_benchmark, tiny_model):
+    import copy
+    import json
+
+    from unlearn.methods.mmunlearner import run
+    from unlearn.pipeline import RunContext
+
+    from .test_finetune import _cfg
+
+    model, proc = tiny_model
+    cfg = _cfg(tmp_path, "method=mmunlearner", "mmunlearner.mask_fraction=0.1", "mmunlearner.epochs=1",
+               "mmunlearner.retain_steps=1")
+    ctx = RunContext(cfg, small_benchmark, copy.deepcopy(model), proc, tmp_path)
+    run(ctx)
+    summary = json.loads((tmp_path / "mmunlearner" / "mask_summary.json").read_text())
+    assert 0.1 <= summary["fraction"] < 0.1 + 1e-3  # at least the fraction; only ties could add more
+    assert ctx.artifacts["mmunlearner"]["gamma"] == summary["gamma"] > 0
 
 
 def test_lora_init_that_zeroes_a_factor_is_refused(tiny_model):

@@ -52,8 +52,8 @@ def test_mmunlearner_mask_equals_the_official_rule(tmp_path, small_benchmark, ti
     m = cfg.mmunlearner
     ctx = RunContext(cfg, small_benchmark, model, proc, tmp_path)
     groups = eligible_parameters(model, group_parameters(model, dict(cfg.model.param_groups)), m.eligible)
-    masks, names = compute_masks(ctx, groups, GROUPS["both"], m.gamma, m.fisher_batch_size, answer_labels=False,
-                                 preserve_text=m.preserve_text)
+    masks, names, _ = compute_masks(ctx, groups, GROUPS["both"], m.gamma, m.fisher_batch_size, answer_labels=False,
+                                    preserve_text=m.preserve_text)
 
     # the official computation, by name
     data = fisher_datasets(ctx, answer_labels=False, preserve_text=m.preserve_text)  # eval_mc

@@ -213,9 +213,10 @@ def _one_thread_worker() -> None:
     quiet_libraries()
 
 
-def worker_pool(jobs: int, out: Path, base: Sequence[str], cache: Path):
+def worker_pool(jobs: int, out: Path, base: Sequence[str], cache: Path, method: str):
     """`jobs` spawned single-thread worker processes, after generating the data every run reads here, so the
-    workers do not race to generate it."""
+    workers do not race to generate it. `method`: one the sweep runs, composed with `base`, whose overrides
+    may set that method's keys (`--methods mmunlearner --base mmunlearner.gamma=2`)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -223,7 +224,7 @@ def worker_pool(jobs: int, out: Path, base: Sequence[str], cache: Path):
 
     from unlearn.config import compose_config
 
-    instantiate(compose_config([*base], out, cache).data.benchmark)
+    instantiate(compose_config([f"method={method}", *base], out, cache).data.benchmark)
     return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread_worker)
 
 
@@ -237,7 +238,7 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
     oversubscribing it. Returns the number of runs made.
     """
     tasks = plan(out, grid, seeds, methods)
-    if jobs <= 1:
+    if jobs <= 1 or not tasks:
         for task in tasks:
             run_task(task, out, base, cache)
         return len(tasks)
@@ -246,7 +247,7 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
     firsts: dict[int, Task] = {}
     for t in tasks:
         firsts.setdefault(t.seed, t)
-    with worker_pool(jobs, out, base, cache) as pool:
+    with worker_pool(jobs, out, base, cache, tasks[0].method) as pool:
         pending = {pool.submit(run_task, t, out, base, cache): t for t in firsts.values()}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)

@@ -71,7 +71,7 @@ def main():
     cfg = compose_config(overrides, out_dir, args.cache)
     ctx = RunContext(cfg, bench, model, proc, out_dir)
     groups = group_parameters(model, dict(cfg.model.param_groups))
-    masks, names = compute_masks(ctx, groups, GROUPS["both"], cfg.mmunlearner.gamma, FISHER_BATCH)
+    masks, names, _ = compute_masks(ctx, groups, GROUPS["both"], cfg.mmunlearner.gamma, FISHER_BATCH)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     record = Record(names)
     module = masked_update(ctx, masks, cfg.mmunlearner, callbacks=[record])

@@ -3,7 +3,8 @@
 Stage 1, saliency: diagonal Fisher of the forget data (multimodal QA) against preserve data, per group:
 vision tower + projector preserve retain multimodal QA; the language model preserves retain multimodal QA
 plus text-only QA about every person, forget people included (that is how textual knowledge is kept).
-A weight is unlearned where F_f / F_p >= gamma (0/0 counts as 0: no data, no unlearning).
+A weight is unlearned where F_f / F_p >= gamma (0/0 counts as 0: no data, no unlearning); with
+`mask_fraction`, gamma is the largest that selects that fraction of the unlearned groups.
 
 Stage 2, update: each training step is one forget step (gradient ascent, clip 1.0, gradient times mask)
 followed by `retain_steps` plain descent steps on retain data. With two optimisers (default) the forget
@@ -40,8 +41,8 @@ from unlearn.eval.scoring import model_inputs
 from unlearn.io import write_json
 from unlearn.methods.gradient import global_batch_mean
 from unlearn.methods.guards import check_finite
-from unlearn.mmunlearner.saliency import (eligible_parameters, group_parameters, mask_report, restore_masked_out,
-                                          saliency_mask, squared_grads)
+from unlearn.mmunlearner.saliency import (eligible_parameters, gamma_for_fraction, group_parameters, mask_report,
+                                          restore_masked_out, saliency_mask, squared_grads)
 from unlearn.strategies import refuse_fsdp
 
 log = logging.getLogger(__name__)
@@ -243,7 +244,10 @@ def fisher_datasets(ctx, answer_labels: bool = True, preserve_text: str = "train
 
 
 def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma: float, batch_size: int,
-                  answer_labels: bool = True, shuffle_seed: int | None = None, preserve_text: str = "train_qa"):
+                  answer_labels: bool = True, shuffle_seed: int | None = None, preserve_text: str = "train_qa",
+                  mask_fraction: float | None = None):
+    """The saliency masks of the unlearned groups, their parameters' names and the gamma that made them:
+    `gamma` itself, or with `mask_fraction` the largest gamma that selects that fraction of them all."""
     names = {p: n for n, p in ctx.model.named_parameters()}
     vision, language = groups["vision"], groups["language"]
     params = {"forget": vision + language, "retain_multimodal": vision + language, "text_all": language}
@@ -253,13 +257,14 @@ def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma:
         module, verbose=False)
     f, rm, tx = module.fisher["forget"], module.fisher["retain_multimodal"], module.fisher["text_all"]
     n_rm, n_tx = module.batches["retain_multimodal"], module.batches["text_all"]
-    masks = {}
+    pairs = {}
     for p in vision if "vision" in unlearn else []:
-        masks[p] = saliency_mask(f[p], rm[p], gamma)
+        pairs[p] = (f[p], rm[p])
     for p in language if "language" in unlearn else []:
-        preserve = (rm[p] * n_rm + tx[p] * n_tx) / (n_rm + n_tx)  # mean over all preserve batches
-        masks[p] = saliency_mask(f[p], preserve, gamma)
-    return masks, names
+        pairs[p] = (f[p], (rm[p] * n_rm + tx[p] * n_tx) / (n_rm + n_tx))  # mean over all preserve batches
+    if mask_fraction is not None:
+        gamma = gamma_for_fraction(list(pairs.values()), mask_fraction)
+    return {p: saliency_mask(fp, pp, gamma) for p, (fp, pp) in pairs.items()}, names, gamma
 
 
 def save_masks(masks: dict, names: dict, path) -> None:
@@ -296,12 +301,15 @@ def run(ctx) -> None:
     else:
         groups = eligible_parameters(ctx.model, group_parameters(ctx.model, dict(ctx.cfg.model.param_groups)),
                                      m.eligible)
-        masks, names = compute_masks(ctx, groups, GROUPS[m.groups], m.gamma, m.fisher_batch_size,
-                                     answer_only(m.fisher_labels, "mmunlearner.fisher_labels"),
-                                     ctx.cfg.seed if m.fisher_shuffle else None, m.preserve_text)
+        masks, names, gamma = compute_masks(ctx, groups, GROUPS[m.groups], m.gamma, m.fisher_batch_size,
+                                            answer_only(m.fisher_labels, "mmunlearner.fisher_labels"),
+                                            ctx.cfg.seed if m.fisher_shuffle else None, m.preserve_text,
+                                            m.get("mask_fraction"))
     report = mask_report(masks, names)
     if report["selected"] == 0:
         raise ValueError(f"the saliency mask selects no weight (mmunlearner.gamma={m.gamma}); lower gamma")
+    if not m.mask_path:
+        report["gamma"] = gamma
     log.info("MMUnlearner mask: %d of %d elements (%.2f%%) in %d tensors", report["selected"], report["elements"],
              100 * report["fraction"], report["parameters"])
     if ctx.is_global_zero:
@@ -312,7 +320,8 @@ def run(ctx) -> None:
         image = save_mask_sparsity(report, out / "mask_sparsity.png")
         if hasattr(ctx.logger, "log_image"):
             ctx.logger.log_image(key="mmunlearner/mask_sparsity", images=[str(image)])
-    ctx.artifacts["mmunlearner"] = {k: report[k] for k in ("parameters", "elements", "selected", "fraction")}
+    ctx.artifacts["mmunlearner"] = {k: report[k] for k in ("parameters", "elements", "selected", "fraction", "gamma")
+                                    if k in report}
 
     masked_update(ctx, masks, m)
     if m.lora.enabled:

@@ -8,6 +8,7 @@ parameter dtype (squared fp16 gradients underflow). Masks and Fishers are keyed 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 
@@ -31,6 +32,39 @@ def saliency_mask(forget: torch.Tensor, preserve: torch.Tensor, gamma: float = 1
     if gamma <= 0:
         raise ValueError(f"mmunlearner.gamma={gamma}: must be > 0 (0 would select every weight)")
     return (forget >= gamma * preserve) & (forget > 0)
+
+
+def gamma_for_fraction(pairs: list[tuple[torch.Tensor, torch.Tensor]], fraction: float,
+                       steps: int = 64) -> float:
+    """The largest gamma whose `saliency_mask` selects at least `fraction` of all elements of `pairs`
+    ((F_f, F_p) per tensor), found by bisection on log gamma: one mask size for every model.
+
+    Why: under a fixed gamma the mask's size follows how well the model already fits the forget data
+    against the preserve data, so it differs between taught models (docs/frontier_evidence.md); a fixed
+    fraction (SalUn's top-k saliency rule) holds it equal. Ties at the threshold are all selected, so the
+    mask may exceed the fraction by the tied elements; every element with F_p = 0 < F_f is selected at any
+    gamma, so the fraction cannot go below theirs.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"mmunlearner.mask_fraction={fraction}: expected a fraction in (0, 1]")
+    total = sum(f.numel() for f, _ in pairs)
+    need = math.ceil(fraction * total)
+
+    def selected(gamma: float) -> int:  # the very comparison the mask makes, so the count is the mask's
+        return sum(int(saliency_mask(f, p, gamma).sum()) for f, p in pairs)
+
+    reachable = sum(int((f > 0).sum()) for f, _ in pairs)
+    if reachable < need:
+        raise ValueError(f"mmunlearner.mask_fraction={fraction}: only {reachable} of {total} elements "
+                         f"({reachable / total:.4f}) have a non-zero forget Fisher; lower it")
+    lo, hi = -160.0, 127.0  # log2 gamma: 2^-160 selects every F_f > 0; 2^127 is float32's largest power of 2
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        if selected(2.0 ** mid) >= need:
+            lo = mid
+        else:
+            hi = mid
+    return 2.0 ** lo
 
 
 def mask_report(masks: dict[nn.Parameter, torch.Tensor], names: dict[nn.Parameter, str]) -> dict:
