@@ -213,6 +213,19 @@ def test_run_with_mask_fraction_selects_that_fraction(tmp_path, small_benchmark,
     assert ctx.artifacts["mmunlearner"]["gamma"] == summary["gamma"] > 0
 
 
+def test_mask_fraction_with_a_saved_mask_is_refused(tmp_path, small_benchmark, tiny_model):
+    from unlearn.methods.mmunlearner import run
+    from unlearn.pipeline import RunContext
+
+    from .test_finetune import _cfg
+
+    model, proc = tiny_model
+    cfg = _cfg(tmp_path, "method=mmunlearner", "mmunlearner.mask_fraction=0.1",
+               f"mmunlearner.mask_path={tmp_path / 'mask.safetensors'}")
+    with pytest.raises(ValueError, match="mmunlearner.mask_path=.*mmunlearner.mask_fraction=0.1 cannot size it"):
+        run(RunContext(cfg, small_benchmark, model, proc, tmp_path))
+
+
 def test_lora_init_that_zeroes_a_factor_is_refused(tiny_model):
     from omegaconf import OmegaConf
 

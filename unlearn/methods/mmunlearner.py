@@ -292,6 +292,9 @@ def run(ctx) -> None:
     refuse_fsdp(ctx.cfg, "mmunlearner", "use trainer=ddp, with mmunlearner.lora.enabled=true for 7B+ models")
     if m.groups not in GROUPS:
         raise ValueError(f"mmunlearner.groups={m.groups!r}: expected one of {list(GROUPS)}")
+    if m.mask_path and m.get("mask_fraction") is not None:
+        raise ValueError(f"mmunlearner.mask_path={m.mask_path} reuses a saved mask, so "
+                         f"mmunlearner.mask_fraction={m.mask_fraction} cannot size it: set one of them")
     out = ctx.out_dir / "mmunlearner"
     out.mkdir(parents=True, exist_ok=True)
     if m.lora.enabled:  # saliency and updates live on the adapters; masks are keyed by object, not name
