@@ -46,7 +46,7 @@ def runs(sweep: Path) -> dict[float, list[tuple[float, dict]]]:
     for p in sorted(load_points(sweep), key=lambda p: (p.strength, p.seed)):
         if p.method != "mmunlearner":
             continue
-        summary = sweep / "mmunlearner" / f"epochs={p.strength:g}" / f"seed{p.seed}" / "mmunlearner" / "mask_summary.json"
+        summary = p.path / "mmunlearner" / "mask_summary.json"
         drops = {name: p.drop(split, mod) for split, mod, name in CELLS}
         if None in drops.values():
             continue

@@ -277,6 +277,7 @@ class Point:
     strength: float
     seed: int
     metrics: dict
+    path: Path | None = None  # the run's directory (load_points), for its method's own artifacts
 
     def drop(self, split: str, mod: str) -> float | None:
         b = metric(self.metrics, f"before/{split}/{mod}/mc_acc")
@@ -294,7 +295,7 @@ def load_points(out: Path) -> list[Point]:
             raise ValueError(f"{mfile}: malformed JSON ({e})") from e
         seed_dir, strength_dir, method_dir = mfile.parent, mfile.parent.parent, mfile.parent.parent.parent
         points.append(Point(method_dir.name, float(strength_dir.name.split("=", 1)[1]),
-                            int(seed_dir.name.removeprefix("seed")), summary["metrics"]))
+                            int(seed_dir.name.removeprefix("seed")), summary["metrics"], seed_dir))
     # Runs of one seed start from one vanilla model, so one run's before/* stand for all (the sweep
     # evaluates it once per seed: evaluation is about half of a run's time on the embedded model).
     vanilla: dict[int, dict] = {}
@@ -508,7 +509,7 @@ def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -
 
 
 def results_markdown(points: Sequence[Point], frontier: str, images: str, command: str,
-                     defaults: dict[str, float], timing: Sequence[dict]) -> str:
+                     defaults: dict[str, float], timing: Sequence[dict], budget: float = BUDGET) -> str:
     """docs/results.md: the defaults over seeds, the likelihood metrics, the robustness checks, the frontier."""
     from unlearn.report import has_likelihood, likelihood_table, seed_table, spread_table
 
@@ -541,7 +542,7 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
         parts.append(f"## At equal untouched cost\n\nThe same runs with the cost read on the untouched set (knowledge "
                      "no method reads while unlearning; GradDiff, KL and MMUnlearner train on the retain set, so the "
                      "retain axis above measures what they hold on purpose). Plots: `--cost untouched`.\n\n"
-                     + frontier_table(points, BUDGET, "untouched"))
+                     + frontier_table(points, budget, "untouched"))
     parts.append(f"## Where each method costs {BUDGET:g} of retain\n\nA model's gradient-method lrs (`model.unlearn_lr` "
                  "in its config) are the 1-2-5 values nearest its crossings on its own frontier (the embedded "
                  "default's: docs/results.md; the organism's: its full-stage-2 frontier), so its defaults compare "
@@ -582,7 +583,7 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
         print(text + f"\nwrote {md}" + "".join(f"\nwrote {p}" for p in plots))
         return md
     defaults = default_strengths(base, sorted({p.method for p in points}))
-    results = results_markdown(points, table, images, command, defaults, _timing(out))
+    results = results_markdown(points, table, images, command, defaults, _timing(out), budget)
     _write_atomic(dest / "results.md", lambda f: f.write(results.encode()))
     print(results)
     print(f"\nwrote {md}\nwrote {dest / 'results.md'}" + "".join(f"\nwrote {p}" for p in plots))

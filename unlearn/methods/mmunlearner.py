@@ -301,6 +301,7 @@ def run(ctx) -> None:
         ctx.model = with_saliency_lora(ctx.model, m.lora, ctx.cfg.model.lora_target_modules)
     if m.mask_path:
         masks, names = load_masks(m.mask_path, ctx.model), {p: n for n, p in ctx.model.named_parameters()}
+        gamma = None  # a saved mask: whatever made it is not known here
     else:
         groups = eligible_parameters(ctx.model, group_parameters(ctx.model, dict(ctx.cfg.model.param_groups)),
                                      m.eligible)
@@ -311,7 +312,7 @@ def run(ctx) -> None:
     report = mask_report(masks, names)
     if report["selected"] == 0:
         raise ValueError(f"the saliency mask selects no weight (mmunlearner.gamma={m.gamma}); lower gamma")
-    if not m.mask_path:
+    if gamma is not None:
         report["gamma"] = gamma
     log.info("MMUnlearner mask: %d of %d elements (%.2f%%) in %d tensors", report["selected"], report["elements"],
              100 * report["fraction"], report["parameters"])
