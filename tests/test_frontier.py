@@ -318,3 +318,76 @@ def test_worker_pool_composes_with_the_swept_method_so_its_keys_can_be_overridde
                      "mmunlearner"):
         pass
     assert any((tmp_path / "cache" / "data").iterdir())
+
+
+def _mc_and_rouge_point(method, strength, seed, forget_mc, retain_mc, retain_rouge):
+    """A Point with the given drops (vanilla 1.0) in both modalities: forget and retain MC, retain ROUGE-L."""
+    from unlearn.frontier import Point
+
+    m = {}
+    for mod in ("multimodal", "text"):
+        for key, drop in ((f"forget/{mod}/mc_acc", forget_mc), (f"retain/{mod}/mc_acc", retain_mc),
+                          (f"retain/{mod}/rougeL", retain_rouge)):
+            m[f"before/{key}"], m[f"after/{key}"] = 1.0, 1.0 - drop
+    return Point(method, strength, seed, m)
+
+
+def test_frontier_at_equal_generation_cost_by_hand(tmp_path):
+    from unlearn.frontier import equal_cost_table, frontier_table, results_markdown
+
+    # MC barely moves (0.01, 0.03) while the answers fall apart (ROUGE-L 0.02, then 0.50): a pruning cliff
+    pts = [_mc_and_rouge_point("manu", a, seed, f, r, g) for seed in (0, 1)
+           for a, f, r, g in ((10, 0.04, 0.01, 0.02), (40, 0.10, 0.03, 0.50))]
+    # ROUGE-L axis: 0.05 is 0.03/0.48 of the way from (0.02, 0.04) to (0.50, 0.10): 0.04 + 0.06 * 0.0625
+    table = frontier_table(pts, 0.05, "retain", "rougeL")
+    assert "| manu | 2 | 0.044 ± 0.000 | 0.044 ± 0.000 |" in table
+    assert "forget drop @ retain ROUGE-L drop 0.05" in table and "interpolated at retain ROUGE-L drop" in table
+    # MC axis: never reached, the strongest setting's 0.10, flagged
+    assert "| manu | 2 | 0.100 ± 0.000 † (2/2) | 0.100 ± 0.000 † (2/2) |" in frontier_table(pts, 0.05)
+    with pytest.raises(ValueError, match="--cost-metric 'bleu'"):
+        frontier_table(pts, 0.05, "retain", "bleu")
+    # where the ROUGE-L drop reaches 0.05 in log alpha: 10 * 4 ** (0.03 / 0.48) = 10.905...; MC never does
+    rows = parse_table(equal_cost_table(pts, {"manu": 20.0}))
+    assert rows["manu"]["mean retain drop reaches 0.05 at"] == "> 40 (never)"
+    assert rows["manu"]["mean retain ROUGE-L drop reaches 0.05 at"] == f"{10 * 4 ** (0.03 / 0.48):.2g}" == "11"
+    # the default rule reads the earlier of the two: ROUGE-L's 10.9, nearest 1-2-5 value 10
+    assert rows["manu"]["nearest 1-2-5"] == "10" and rows["manu"]["default"] == "20"
+    md = results_markdown(pts, frontier_table(pts), "", "cmd", {}, [])
+    assert "| manu | 2 | 0.044 ± 0.000 | 0.044 ± 0.000 |" in md.split("## At equal generation cost")[1]
+
+
+def test_equal_cost_table_without_rouge_keeps_its_columns():
+    from unlearn.frontier import Point, equal_cost_table
+
+    m = {f"{s}/{split}/{mod}/mc_acc": v for mod in ("multimodal", "text")
+         for split in ("forget", "retain") for s, v in (("before", 1.0), ("after", 0.9))}
+    text = equal_cost_table([Point("ga", 1e-4, 0, m)], {"ga": 1e-4})
+    assert "ROUGE-L" not in text and parse_table(text)["ga"]["mean retain drop reaches 0.05 at"] == "<= 0.0001"
+
+
+def test_first_crossing_takes_the_cost_that_reaches_the_budget_first():
+    from unlearn.frontier import first_crossing
+
+    assert first_crossing([(2e-4, "inside"), (6e-5, "inside")]) == (6e-5, "inside")
+    assert first_crossing([(5e-5, "below"), (3e-5, "inside")]) == (5e-5, "below")  # below the grid comes first
+    assert first_crossing([(12.0, "above"), (28.0, "inside")]) == (28.0, "inside")  # never reached comes last
+    assert first_crossing([None, (54.0, "inside")]) == (54.0, "inside")  # a metric the runs lack
+    assert first_crossing([None]) is None
+
+
+def test_report_on_the_generation_cost_axis_writes_the_frontier_only(tmp_path):
+    root = tmp_path / "sweep"
+    for seed in (0, 1):
+        for lr, (f, r, g) in ((1e-4, (0.2, 0.0, 0.02)), (1e-3, (0.6, 0.01, 0.10))):
+            _run_with(root, "ga", "lr", lr, seed, None, {}, extra={
+                f"{stage}/{split}/{mod}/{name}": (1.0 if stage == "before" else 1.0 - d)
+                for stage in ("before", "after") for mod in ("multimodal", "text")
+                for split, name, d in (("forget", "mc_acc", f), ("retain", "mc_acc", r), ("retain", "rougeL", g))})
+    docs = tmp_path / "docs"
+    md = main(["--out", str(root), "--report-only", "--docs", str(docs), "--cost-metric", "rougeL"])
+    text = md.read_text()
+    assert text.startswith("# Frontier: forgetting at equal retain ROUGE-L cost")
+    # 0.2 + 0.4 * (0.05 - 0.02) / 0.08 = 0.35 in both seeds
+    assert parse_table(text)["ga"]["MM forget drop @ retain ROUGE-L drop 0.05"] == "0.350 ± 0.000"
+    assert not (docs / "results.md").exists()  # results.md is the retain-MC page
+    assert (docs / "frontier_text.png").read_bytes().startswith(PNG_MAGIC)

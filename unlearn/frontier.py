@@ -14,7 +14,8 @@ worker processes.
 Interpolation rule (`forget_drop_at`), per method, seed and modality:
 - the curve is the method's points in order of increasing strength, starting at the origin (strength 0 =
   the vanilla model: no forget drop, no retain drop);
-- x = retain MC drop, y = forget MC drop (both before - after);
+- x = retain MC drop (or the axis `--cost untouched` / `--cost-metric rougeL` names), y = forget MC drop (both
+  before - after);
 - the value at budget b is read on the *first* segment, in strength order, whose retain drop reaches b
   (x_i < b <= x_{i+1}), linearly interpolated on that segment. A non-monotone curve that dips back under b
   at a stronger setting is not credited: a user raising the strength meets the first crossing first;
@@ -44,10 +45,13 @@ from unlearn.report import MOD_LABEL, _pyplot, _save, _write_atomic, mean_std, m
 
 log = logging.getLogger(__name__)
 
-BUDGET = 0.05  # retain MC drop at which methods are compared
+BUDGET = 0.05  # retain MC drop (or drop on the chosen cost axis) at which methods are compared
 # the cost axis: retain (people the methods keep, and the set GradDiff, KL and MMUnlearner train on) or untouched
 # (knowledge no method sees while unlearning; --cost untouched)
 COSTS = ("retain", "untouched")
+# the metric the cost is read in (--cost-metric): MC accuracy by default; ROUGE-L reads what a model still says
+# about the people it keeps, which MC likelihood does not see (docs/frontier_evidence.md, "Generation cost")
+METRIC_LABEL = {"mc_acc": "MC", "rougeL": "ROUGE-L", "cloze_acc": "cloze"}
 TIMING_FILE = "sweep_time.json"  # every sweep invocation that ran something: wall time, runs, command
 METHODS = ("ga", "grad_diff", "kl", "npo", "manu", "mmunlearner")
 # method -> (override key of its strength knob, values weakest first). lr for the gradient baselines (5
@@ -55,7 +59,8 @@ METHODS = ("ga", "grad_diff", "kl", "npo", "manu", "mmunlearner")
 _FULL: dict[str, tuple[str, tuple]] = {
     "ga": ("method.optimizer.lr", (5e-5, 1e-4, 2e-4, 5e-4)),
     "grad_diff": ("method.optimizer.lr", (1e-4, 2e-4, 5e-4, 1e-3, 2e-3)),
-    "kl": ("method.optimizer.lr", (1e-4, 2e-4, 5e-4, 1e-3, 2e-3)),
+    # KL from 5e-5: on the embedded model its retain ROUGE-L drop already reaches 0.05 near 1e-4
+    "kl": ("method.optimizer.lr", (5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3)),
     "npo": ("method.optimizer.lr", (5e-5, 1e-4, 2e-4, 5e-4)),
     # MANU and MMUnlearner reach far: on the embedded model alpha 30 costs 0.016 of retain MC and 5 epochs of
     # MMUnlearner none, so without the strong end their reading at the budget is only a bound
@@ -279,9 +284,10 @@ class Point:
     metrics: dict
     path: Path | None = None  # the run's directory (load_points), for its method's own artifacts
 
-    def drop(self, split: str, mod: str) -> float | None:
-        b = metric(self.metrics, f"before/{split}/{mod}/mc_acc")
-        a = metric(self.metrics, f"after/{split}/{mod}/mc_acc")
+    def drop(self, split: str, mod: str, name: str = "mc_acc") -> float | None:
+        """before - after of metric `name` on one split and modality (None where the run lacks it)."""
+        b = metric(self.metrics, f"before/{split}/{mod}/{name}")
+        a = metric(self.metrics, f"after/{split}/{mod}/{name}")
         return None if a is None or b is None else b - a
 
 
@@ -308,13 +314,13 @@ def load_points(out: Path) -> list[Point]:
     return points
 
 
-def curves(points: Sequence[Point], mod: str,
-           cost: str = "retain") -> dict[str, dict[int, list[tuple[float, float, float]]]]:
+def curves(points: Sequence[Point], mod: str, cost: str = "retain",
+           cost_metric: str = "mc_acc") -> dict[str, dict[int, list[tuple[float, float, float]]]]:
     """{method: {seed: [(strength, cost drop, forget drop)] by strength}} for one modality; the cost drop is
-    the `cost` split's MC drop (retain by default)."""
+    the `cost` split's drop in `cost_metric` (retain MC by default), the forget drop is always MC's."""
     out: dict[str, dict[int, list]] = {}
     for p in points:
-        r, f = p.drop(cost, mod), p.drop("forget", mod)
+        r, f = p.drop(cost, mod, cost_metric), p.drop("forget", mod)
         if r is None or f is None:
             continue
         out.setdefault(p.method, {}).setdefault(p.seed, []).append((p.strength, r, f))
@@ -324,14 +330,24 @@ def curves(points: Sequence[Point], mod: str,
     return out
 
 
-def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = "retain") -> str:
-    """Markdown: per method and modality, forget MC drop at `cost` MC drop = budget, mean ± std over seeds."""
+def cost_axis(cost: str = "retain", cost_metric: str = "mc_acc") -> str:
+    """How tables and plots name a cost axis: "retain" for retain MC (as the pages always have), "retain ROUGE-L"."""
     if cost not in COSTS:
         raise ValueError(f"--cost {cost!r}: expected one of {', '.join(COSTS)}")
-    per_mod = {mod: curves(points, mod, cost) for mod in MODALITIES}
+    if cost_metric not in METRIC_LABEL:
+        raise ValueError(f"--cost-metric {cost_metric!r}: expected one of {', '.join(METRIC_LABEL)}")
+    return cost if cost_metric == "mc_acc" else f"{cost} {METRIC_LABEL[cost_metric]}"
+
+
+def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = "retain",
+                   cost_metric: str = "mc_acc") -> str:
+    """Markdown: per method and modality, forget MC drop at the `cost` split's `cost_metric` drop = budget,
+    mean ± std over seeds."""
+    axis = cost_axis(cost, cost_metric)
+    per_mod = {mod: curves(points, mod, cost, cost_metric) for mod in MODALITIES}
     methods = [m for m in METHODS if any(m in c for c in per_mod.values())]
     methods += sorted({m for c in per_mod.values() for m in c} - set(methods))
-    header = ["method", "seeds"] + [f"{MOD_LABEL[mod]} forget drop @ {cost} drop {budget:g}" for mod in MODALITIES]
+    header = ["method", "seeds"] + [f"{MOD_LABEL[mod]} forget drop @ {axis} drop {budget:g}" for mod in MODALITIES]
     lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(MODALITIES)]
     flagged = False
     for m in methods:
@@ -350,41 +366,73 @@ def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = 
                 flagged = True
             cells.append(cell)
         lines.append(f"| {m} | {n} | " + " | ".join(cells) + " |")
-    notes = [f"forget MC drop (before - after) interpolated at {cost} MC drop {budget:g} along each method's "
+    label = f"{cost} {METRIC_LABEL[cost_metric]}"
+    notes = [f"forget MC drop (before - after) interpolated at {label} drop {budget:g} along each method's "
              "strength curve (first crossing from the vanilla origin), mean ± sample std over seeds."]
     if flagged:
-        notes.append(f"† (k/n): in k of n seeds the strongest setting swept cost less than {budget:g} {cost} MC; "
+        notes.append(f"† (k/n): in k of n seeds the strongest setting swept cost less than {budget:g} {label}; "
                      "those seeds count with their strongest setting's forget drop.")
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 
+def _crossing(ps_by_strength: dict[float, list[Point]], budget: float, name: str) -> tuple[float, str] | None:
+    """strength_at of one method's mean retain drop in metric `name` (the larger of the two modalities at each
+    swept strength); None when its runs lack that metric."""
+    curve = []
+    for strength, ps in sorted(ps_by_strength.items()):
+        drops = [mean_std(v)[0] for mod in MODALITIES
+                 if (v := [d for p in ps if (d := p.drop("retain", mod, name)) is not None])]
+        if drops:
+            curve.append((strength, max(drops)))
+    return strength_at(curve, budget) if curve else None
+
+
+def _crossing_cell(crossing: tuple[float, str] | None) -> str:
+    if crossing is None:
+        return "n/a"
+    value, where = crossing
+    return {"inside": f"{value:.2g}", "below": f"<= {value:g}", "above": f"> {value:g} (never)"}[where]
+
+
+def first_crossing(crossings: Sequence[tuple[float, str] | None]) -> tuple[float, str] | None:
+    """The weakest of several crossings (None: a metric the runs lack): where the first of the costs reaches the
+    budget. "below" (already at the weakest swept strength) comes first, "above" (never) last."""
+    rank = {"below": 0, "inside": 1, "above": 2}
+    known = [c for c in crossings if c is not None]
+    return min(known, key=lambda c: (rank[c[1]], c[0])) if known else None
+
+
 def equal_cost_table(points: Sequence[Point], defaults: dict[str, float], budget: float = BUDGET) -> str:
-    """Markdown: per method, the strength at which its mean retain MC drop (the larger of the two modalities)
-    first reaches `budget`, its nearest 1-2-5 value, and the config default: the rule the embedded model's
-    gradient-method lrs follow (configs/model/tiny_llava.yaml `unlearn_lr`)."""
+    """Markdown: per method, the strength at which its mean retain MC drop and its mean retain ROUGE-L drop
+    (each the larger of the two modalities) first reach `budget`, the 1-2-5 value nearest the earlier of the
+    two, and the config default: the rule every method's default follows (configs/model/tiny_llava.yaml).
+    Runs without ROUGE-L read MC alone."""
     by: dict[str, dict[float, list[Point]]] = {}
     for p in points:
         by.setdefault(p.method, {}).setdefault(p.strength, []).append(p)
     order = {m: i for i, m in enumerate(METHODS)}
-    lines = ["| method | knob | mean retain drop reaches " + f"{budget:g} at | nearest 1-2-5 | default |",
-             "|---|---|---:|---:|---:|"]
+    rouge = any(p.drop("retain", mod, "rougeL") is not None for p in points for mod in MODALITIES)
+    header = [f"mean retain drop reaches {budget:g} at"] + ([f"mean retain ROUGE-L drop reaches {budget:g} at"]
+                                                            if rouge else [])
+    lines = ["| method | knob | " + " | ".join(header) + " | nearest 1-2-5 | default |",
+             "|---|---|" + "---:|" * (len(header) + 2)]
     for method in sorted(by, key=lambda m: (order.get(m, len(order)), m)):
-        curve = []
-        for strength, ps in sorted(by[method].items()):
-            drops = [mean_std(v)[0] for mod in MODALITIES
-                     if (v := [d for p in ps if (d := p.drop("retain", mod)) is not None])]
-            if drops:
-                curve.append((strength, max(drops)))
-        if not curve:
+        mc = _crossing(by[method], budget, "mc_acc")
+        if mc is None:
             continue
-        value, where = strength_at(curve, budget)
-        cell = {"inside": f"{value:.2g}", "below": f"<= {value:g}", "above": f"> {value:g} (never)"}[where]
+        crossings = [mc, _crossing(by[method], budget, "rougeL")] if rouge else [mc]
+        value, where = first_crossing(crossings)
         near = f"{nearest_125(value):g}" if where == "inside" else "n/a"
         default = f"{defaults[method]:g}" if method in defaults else "n/a"
-        lines.append(f"| {method} | {knob_name(method)} | {cell} | {near} | {default} |")
-    return "\n".join(lines) + (
-        f"\n\n- retain MC drop: mean over seeds at each swept strength, the larger of the two modalities; "
-        "interpolated in log strength between the swept strengths around the first crossing.")
+        cells = " | ".join(_crossing_cell(c) for c in crossings)
+        lines.append(f"| {method} | {knob_name(method)} | {cells} | {near} | {default} |")
+    notes = [f"retain MC drop{' and ROUGE-L drop' if rouge else ''}: mean over seeds at each swept strength, the "
+             "larger of the two modalities; interpolated in log strength between the swept strengths around the "
+             "first crossing."]
+    if rouge:
+        notes.append("nearest 1-2-5: of the earlier crossing, the strength at which the first of the two costs "
+                     "reaches the budget (n/a when that one lies outside the swept range).")
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 
 def points_table(points: Sequence[Point]) -> str:
@@ -410,13 +458,15 @@ def points_table(points: Sequence[Point]) -> str:
                                "std over seeds; the points the frontier's curves are drawn through.")
 
 
-def plot_frontier(points: Sequence[Point], out_dir: Path, budget: float = BUDGET, cost: str = "retain") -> list[Path]:
-    """One PNG per modality: forget drop vs `cost` drop, mean curve per method with a ±std band over seeds."""
+def plot_frontier(points: Sequence[Point], out_dir: Path, budget: float = BUDGET, cost: str = "retain",
+                  cost_metric: str = "mc_acc") -> list[Path]:
+    """One PNG per modality: forget MC drop vs the `cost` split's `cost_metric` drop, mean curve per method with
+    a ±std band over seeds."""
     plt = _pyplot()
     paths = []
     for mod in MODALITIES:
         fig, ax = plt.subplots(figsize=(6.0, 4.5))
-        for i, (m, by_seed) in enumerate(sorted(curves(points, mod, cost).items())):
+        for i, (m, by_seed) in enumerate(sorted(curves(points, mod, cost, cost_metric).items())):
             strengths = sorted({s for c in by_seed.values() for s, _, _ in c})
             xs, ys, sd = [0.0], [0.0], [0.0]
             for s in strengths:
@@ -432,7 +482,7 @@ def plot_frontier(points: Sequence[Point], out_dir: Path, budget: float = BUDGET
                             alpha=0.15, lw=0)
         ax.axvline(budget, ls="--", color="grey", lw=1)
         ax.axhline(0, color="grey", lw=0.5)
-        ax.set_xlabel(f"{cost} MC drop (before - after)")
+        ax.set_xlabel(f"{cost} {METRIC_LABEL[cost_metric]} drop (before - after)")
         ax.set_ylabel("forget MC drop (before - after)")
         ax.set_title(f"{'image + text' if mod == 'multimodal' else 'text-only'} questions: forgetting vs. cost")
         ax.legend(fontsize=7, loc="lower right")
@@ -543,10 +593,18 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
                      "no method reads while unlearning; GradDiff, KL and MMUnlearner train on the retain set, so the "
                      "retain axis above measures what they hold on purpose). Plots: `--cost untouched`.\n\n"
                      + frontier_table(points, budget, "untouched"))
-    parts.append(f"## Where each method costs {BUDGET:g} of retain\n\nA model's gradient-method lrs (`model.unlearn_lr` "
-                 "in its config) are the 1-2-5 values nearest its crossings on its own frontier (the embedded "
-                 "default's: docs/results.md; the organism's: its full-stage-2 frontier), so its defaults compare "
-                 "the methods at about equal cost; the default column is what this sweep's configuration runs."
+    if any(p.drop("retain", mod, "rougeL") is not None for p in points for mod in MODALITIES):
+        parts.append("## At equal generation cost\n\nThe same runs with the cost read as the retain set's generation "
+                     "ROUGE-L: what a model still says about the people it keeps. MC likelihood compares the "
+                     "options against each other, so it can hold while the model's answers fall apart; see where "
+                     "each method's ROUGE-L crossing sits against its MC one below. Plots: `--cost-metric rougeL`."
+                     "\n\n" + frontier_table(points, budget, "retain", "rougeL"))
+    parts.append(f"## Where each method costs {BUDGET:g} of retain\n\nA model's defaults (`model.unlearn_lr` and "
+                 "`model.manu_alpha` in its config) are the 1-2-5 values nearest the strength at which the first of "
+                 f"each method's retain costs, MC or generation ROUGE-L, reaches {BUDGET:g} on the model's own frontier "
+                 "(the embedded default's: docs/results.md; the organism's: its full-stage-2 frontier), so its "
+                 "defaults compare the methods at about equal utility; a method that never reaches it keeps its own "
+                 "default. The default column is what this sweep's configuration runs."
                  "\n\n" + equal_cost_table(points, defaults))
     parts.append("## Every swept setting\n\n" + points_table(points))
     return "\n\n".join(parts) + "\n"
@@ -562,9 +620,9 @@ def _timing(out: Path) -> list[dict]:
 
 
 def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, base: Sequence[str] = (),
-           cost: str = "retain") -> Path:
+           cost: str = "retain", cost_metric: str = "mc_acc") -> Path:
     """frontier.md (table + plots) and results.md (defaults over seeds + frontier) into `docs` (default: `out`);
-    with another `cost` than retain, frontier.md and the plots only (results.md is the retain-cost page).
+    with another cost axis than retain MC, frontier.md and the plots only (results.md is the retain-MC page).
 
     Returns frontier.md's path.
     """
@@ -572,14 +630,14 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
     if not points:
         raise FileNotFoundError(f"no runs under {out} (expected {out}/<method>/<knob>=<value>/seed<k>/metrics.json)")
     dest = docs or out
-    table = frontier_table(points, budget, cost)
-    plots = plot_frontier(points, dest, budget, cost)
+    table = frontier_table(points, budget, cost, cost_metric)
+    plots = plot_frontier(points, dest, budget, cost, cost_metric)
     images = "\n\n".join(f"![{p.stem}]({os.path.relpath(p, dest)})" for p in plots)
-    text = (f"# Frontier: forgetting at equal {cost} cost\n\nProduced by (from the repository root):\n\n"
+    text = (f"# Frontier: forgetting at equal {cost_axis(cost, cost_metric)} cost\n\nProduced by (from the repository root):\n\n"
             f"```bash\n{command}\n```\n\n{table}\n\n{images}\n")
     md = dest / "frontier.md"
     _write_atomic(md, lambda f: f.write(text.encode()))
-    if cost != "retain":
+    if (cost, cost_metric) != ("retain", "mc_acc"):
         print(text + f"\nwrote {md}" + "".join(f"\nwrote {p}" for p in plots))
         return md
     defaults = default_strengths(base, sorted({p.method for p in points}))
@@ -601,10 +659,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--base", action="append", default=[], help="extra override for every run (repeatable)")
     parser.add_argument("--cache", help="cache dir (default: $UNLEARN_CACHE or ./.cache)")
     parser.add_argument("--docs", help="where frontier.md and the PNGs go (default: --out)")
-    parser.add_argument("--budget", type=float, default=BUDGET, help="cost MC drop at which to compare")
+    parser.add_argument("--budget", type=float, default=BUDGET, help="cost drop at which to compare")
     parser.add_argument("--cost", choices=COSTS, default="retain",
                         help="the cost axis: retain MC drop (default) or untouched MC drop (knowledge no method "
                              "trains on; writes frontier.md and the plots only)")
+    parser.add_argument("--cost-metric", choices=sorted(METRIC_LABEL), default="mc_acc",
+                        help="the metric the cost split is read in: MC accuracy (default), generation ROUGE-L or "
+                             "cloze accuracy (other than mc_acc: frontier.md and the plots only)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="worker processes, one torch thread each (default 1: in this process)")
     parser.add_argument("--report-only", action="store_true", help="redraw from --out, run nothing")
@@ -625,7 +686,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
                                       "command": "python -m unlearn.frontier " + shlex.join(args_list)}]
             _write_atomic(out / TIMING_FILE, lambda f: f.write(json.dumps(timing).encode()))
     return report(out, Path(args.docs) if args.docs else None, "python -m unlearn.frontier " + shlex.join(args_list),
-                  args.budget, args.base, args.cost)
+                  args.budget, args.base, args.cost, args.cost_metric)
 
 
 if __name__ == "__main__":
