@@ -292,6 +292,11 @@ class Point:
         return None if a is None or b is None else b - a
 
 
+def measured(points: Sequence[Point], split: str, name: str = "mc_acc") -> bool:
+    """Whether any run has a before and after value of metric `name` on `split` (an older sweep may lack one)."""
+    return any(p.drop(split, mod, name) is not None for p in points for mod in MODALITIES)
+
+
 def load_points(out: Path) -> list[Point]:
     """Every finished run under `out` (layout in the module doc); ValueError naming a malformed file."""
     points = []
@@ -412,7 +417,7 @@ def equal_cost_table(points: Sequence[Point], defaults: dict[str, float], budget
     for p in points:
         by.setdefault(p.method, {}).setdefault(p.strength, []).append(p)
     order = {m: i for i, m in enumerate(METHODS)}
-    rouge = any(p.drop("retain", mod, "rougeL") is not None for p in points for mod in MODALITIES)
+    rouge = measured(points, "retain", "rougeL")
     header = [f"mean retain drop reaches {budget:g} at"] + ([f"mean retain ROUGE-L drop reaches {budget:g} at"]
                                                             if rouge else [])
     lines = ["| method | knob | " + " | ".join(header) + " | nearest 1-2-5 | default |",
@@ -589,12 +594,12 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
         if has_likelihood(runs):
             parts.append("## Likelihood metrics at the default strength\n\n" + likelihood_table(groups))
     parts.append(f"## At equal cost: the frontier\n\n{frontier}\n\n{images}")
-    if any(p.drop("untouched", mod) is not None for p in points for mod in MODALITIES):
+    if measured(points, "untouched"):
         parts.append(f"## At equal untouched cost\n\nThe same runs with the cost read on the untouched set (knowledge "
                      "no method reads while unlearning; GradDiff, KL and MMUnlearner train on the retain set, so the "
                      "retain axis above measures what they hold on purpose). Plots: `--cost untouched`.\n\n"
                      + frontier_table(points, budget, "untouched"))
-    if any(p.drop("retain", mod, "rougeL") is not None for p in points for mod in MODALITIES):
+    if measured(points, "retain", "rougeL"):
         parts.append("## At equal generation cost\n\nThe same runs with the cost read as the retain set's generation "
                      "ROUGE-L: what a model still says about the people it keeps. MC likelihood compares the "
                      "options against each other, so it can hold while the model's answers fall apart; see where "
