@@ -356,6 +356,24 @@ def test_frontier_at_equal_generation_cost_by_hand(tmp_path):
     assert "| manu | 2 | 0.044 ± 0.000 | 0.044 ± 0.000 |" in md.split("## At equal generation cost")[1]
 
 
+def test_equal_cost_table_shows_cloze_but_the_rule_reads_mc_and_rouge():
+    from unlearn.frontier import Point, equal_cost_table
+
+    def point(alpha, mc, rouge, cloze):
+        m = {}
+        for mod in ("multimodal", "text"):
+            for name, drop in (("mc_acc", mc), ("rougeL", rouge), ("cloze_acc", cloze)):
+                m[f"before/retain/{mod}/{name}"], m[f"after/retain/{mod}/{name}"] = 1.0, 1.0 - drop
+        return Point("manu", alpha, 0, m)
+
+    # cloze reaches 0.05 at alpha 2 (halfway in log alpha from 1 to 4), ROUGE-L at 4, MC never
+    rows = parse_table(equal_cost_table([point(1, 0.0, 0.0, 0.0), point(4, 0.01, 0.05, 0.1)], {"manu": 5.0}))
+    assert rows["manu"]["mean retain cloze drop reaches 0.05 at"] == "2"
+    assert rows["manu"]["mean retain ROUGE-L drop reaches 0.05 at"] == "4"
+    assert rows["manu"]["mean retain drop reaches 0.05 at"] == "> 4 (never)"
+    assert rows["manu"]["nearest 1-2-5"] == "5"  # the ROUGE-L crossing's, not cloze's (2)
+
+
 def test_equal_cost_table_without_rouge_keeps_its_columns():
     from unlearn.frontier import Point, equal_cost_table
 
