@@ -7,7 +7,8 @@ each phase of `unlearn.pipeline.run`: loading the data and the model, the cached
 the evaluation after it, and each evaluation task inside it.
 
 Run: `.venv/bin/python -m bench.cached_run [--cache DIR]` (the first call teaches the vanilla model into the
-cache, as `make run` does; keep other work off the machine while it measures). Each fresh-process figure is
+cache, as `make run` does; keep other work off the machine while it measures). What one setting costs:
+`--cache DIR --phases-only --phase-override eval.mc_also=null`, beside the same without the override. Each fresh-process figure is
 the median of `--repeat` interleaved runs, with its range: this shared machine's speed drifts by a quarter
 within a session.
 """
@@ -65,8 +66,9 @@ def wrap(obj, attr: str, table: dict, name: str) -> None:
     setattr(obj, attr, timed_fn)
 
 
-def phases(cache: Path, out: Path) -> dict[str, float]:
-    """One cached run in this process, its phases timed by wrapping the functions that do them."""
+def phases(cache: Path, out: Path, overrides: list[str] = ()) -> dict[str, float]:
+    """One cached run in this process, its phases timed by wrapping the functions that do them; `overrides`:
+    Hydra overrides for that run (e.g. eval.mc_also=null, to see what a setting costs)."""
     from unlearn import pipeline
     from unlearn.config import compose_config
     from unlearn.eval import evaluator
@@ -83,7 +85,7 @@ def phases(cache: Path, out: Path) -> dict[str, float]:
                      ("score_generation", "  generation and cloze"),
                      ("score_probabilities", "  truth-ratio likelihoods")):
         wrap(evaluator, fn, table, name)  # the names the evaluation module calls
-    cfg = compose_config(["method=manu", "logger=none"], out, cache)
+    cfg = compose_config(["method=manu", "logger=none", *overrides], out, cache)
     with timed(table, "whole run (in process)"):
         pipeline.run(cfg)
     return dict(table)
@@ -100,15 +102,21 @@ def main() -> None:
     parser.add_argument("--cache", help="cache dir (default: a temporary one, taught first)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="fresh-process runs of each command, interleaved; the median is printed (default 3)")
+    parser.add_argument("--phase-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="Hydra override for the in-process phase timing only (repeatable)")
+    parser.add_argument("--phases-only", action="store_true",
+                        help="only the in-process phase timing (no fresh-process runs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cache = Path(args.cache).resolve() if args.cache else tmp / "cache"
         env = {**os.environ, "UNLEARN_CACHE": str(cache), "WANDB_MODE": "offline"}
         env.pop(FULL_EXIT_ENV, None)
-        first = train_py(["logger=none"], env, tmp / "first")  # teaches, or reuses --cache
-        rows = [("python train.py logger=none, first in this cache", [first])]
-        commands = [
+        rows: list[tuple[str, list[float]]] = []
+        if not (args.phases_only and args.cache):  # teaches into a new cache, or times the first cached run
+            rows.append(("python train.py logger=none, first in this cache", [train_py(["logger=none"], env,
+                                                                                      tmp / "first")]))
+        commands = [] if args.phases_only else [
             ("python train.py (W&B offline), cached", lambda i: train_py([], env, tmp / f"wandb{i}")),
             ("python train.py logger=none, cached", lambda i: train_py(["logger=none"], env, tmp / f"none{i}")),
             (f"  the same with the interpreter's own exit ({FULL_EXIT_ENV}=1)",
@@ -125,7 +133,9 @@ def main() -> None:
                 times[name].append(command(i))
         rows += [(name, times[name]) for name, _ in commands]
         os.environ.update(UNLEARN_CACHE=str(cache))
-        rows += [(f"in process: {k}", [v]) for k, v in phases(cache, tmp / "phases").items()]
+        label = f" [{' '.join(args.phase_override)}]" if args.phase_override else ""
+        rows += [(f"in process{label}: {k}", [v])
+                 for k, v in phases(cache, tmp / "phases", args.phase_override).items()]
     width = max(len(n) for n, _ in rows)
     for name, seconds in rows:
         print(f"{name:<{width}}  {median_and_range(seconds)}")
