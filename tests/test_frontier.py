@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import pytest
@@ -409,3 +410,10 @@ def test_report_on_the_generation_cost_axis_writes_the_frontier_only(tmp_path):
     assert parse_table(text)["ga"]["MM forget drop @ retain ROUGE-L drop 0.05"] == "0.350 ± 0.000"
     assert not (docs / "results.md").exists()  # results.md is the retain-MC page
     assert (docs / "frontier_text.png").read_bytes().startswith(PNG_MAGIC)
+
+
+@pytest.mark.parametrize("grid,base", [("full", []), ("wide", ["experiment=organism"])])
+def test_every_default_is_a_swept_point(grid, base):
+    # results.md reads each method's default row off the sweep: a default between grid points has no row
+    for method, value in default_strengths(base).items():
+        assert any(math.isclose(value, v, rel_tol=1e-9) for v in GRIDS[grid][method][1]), (method, value)
