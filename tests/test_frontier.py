@@ -417,3 +417,17 @@ def test_every_default_is_a_swept_point(grid, base):
     # results.md reads each method's default row off the sweep: a default between grid points has no row
     for method, value in default_strengths(base).items():
         assert any(math.isclose(value, v, rel_tol=1e-9) for v in GRIDS[grid][method][1]), (method, value)
+
+
+def test_every_swept_setting_lists_retain_rouge_drops_when_measured():
+    from unlearn.frontier import points_table
+
+    # seeds 0 and 1: retain ROUGE-L drops 0.2 and 0.4 -> +0.300 ± 0.141; MC columns as before
+    pts = [_mc_and_rouge_point("manu", 40, seed, 0.1, 0.03, g) for seed, g in ((0, 0.2), (1, 0.4))]
+    row = parse_table(points_table(pts))["manu"]
+    assert row["MM retain ROUGE-L drop"] == row["text retain ROUGE-L drop"] == "+0.300 ± 0.141"
+    assert row["MM retain drop"] == "+0.030 ± 0.000" and row["MM forget drop"] == "+0.100 ± 0.000"
+    mc_only = [_mc_and_rouge_point("manu", 40, 0, 0.1, 0.03, 0.2)]
+    for p in mc_only:
+        p.metrics = {k: v for k, v in p.metrics.items() if "rougeL" not in k}
+    assert not any("ROUGE-L" in col for col in parse_table(points_table(mc_only))["manu"])

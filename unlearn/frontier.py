@@ -449,26 +449,32 @@ def equal_cost_table(points: Sequence[Point], defaults: dict[str, float], budget
 
 
 def points_table(points: Sequence[Point]) -> str:
-    """Markdown: every swept setting's forget and retain MC drops per modality, mean ± std over seeds."""
+    """Markdown: every swept setting's forget and retain MC drops per modality, and its retain ROUGE-L drops
+    when the runs measured them (the generation-cost axis), mean ± std over seeds."""
     by: dict[tuple[str, float], list[Point]] = {}
     for p in points:
         by.setdefault((p.method, p.strength), []).append(p)
     order = {m: i for i, m in enumerate(METHODS)}
-    cols = [(split, mod) for split in ("forget", "retain") for mod in MODALITIES]
-    header = ["method", "strength", "seeds"] + [f"{MOD_LABEL[mod]} {split} drop" for split, mod in cols]
+    cols = [(split, mod, "mc_acc") for split in ("forget", "retain") for mod in MODALITIES]
+    if measured(points, "retain", "rougeL"):
+        cols += [("retain", mod, "rougeL") for mod in MODALITIES]
+    header = ["method", "strength", "seeds"] + [
+        f"{MOD_LABEL[mod]} {split} {'' if name == 'mc_acc' else METRIC_LABEL[name] + ' '}drop"
+        for split, mod, name in cols]
     lines = ["| " + " | ".join(header) + " |", "|---|---:|---:|" + "---:|" * len(cols)]
     for (method, strength), ps in sorted(by.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0])):
         cells = []
-        for split, mod in cols:
-            values = [d for p in ps if (d := p.drop(split, mod)) is not None]
+        for split, mod, name in cols:
+            values = [d for p in ps if (d := p.drop(split, mod, name)) is not None]
             if not values:
                 cells.append("n/a")
                 continue
             mean, std = mean_std(values)
             cells.append(f"{mean:+.3f}" if std is None else f"{mean:+.3f} ± {std:.3f}")
         lines.append(f"| {method} | {knob_name(method)} {strength:g} | {len(ps)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + ("\n\n- MC accuracy drop, before - after (positive: lower after), mean ± sample "
-                               "std over seeds; the points the frontier's curves are drawn through.")
+    return "\n".join(lines) + ("\n\n- MC accuracy drop (and retain ROUGE-L drop where measured), before - after "
+                               "(positive: lower after), mean ± sample std over seeds; the points the frontier's "
+                               "curves are drawn through.")
 
 
 def plot_frontier(points: Sequence[Point], out_dir: Path, budget: float = BUDGET, cost: str = "retain",
