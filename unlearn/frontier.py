@@ -336,13 +336,18 @@ def curves(points: Sequence[Point], mod: str, cost: str = "retain",
     return out
 
 
+def with_metric(words: str, name: str) -> str:
+    """`words` and the metric's label, but MC's: the pages named MC columns before other metrics were read."""
+    return words if name == "mc_acc" else f"{words} {METRIC_LABEL[name]}"
+
+
 def cost_axis(cost: str = "retain", cost_metric: str = "mc_acc") -> str:
     """How tables and plots name a cost axis: "retain" for retain MC (as the pages always have), "retain ROUGE-L"."""
     if cost not in COSTS:
         raise ValueError(f"--cost {cost!r}: expected one of {', '.join(COSTS)}")
     if cost_metric not in METRIC_LABEL:
         raise ValueError(f"--cost-metric {cost_metric!r}: expected one of {', '.join(METRIC_LABEL)}")
-    return cost if cost_metric == "mc_acc" else f"{cost} {METRIC_LABEL[cost_metric]}"
+    return with_metric(cost, cost_metric)
 
 
 def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = "retain",
@@ -424,7 +429,7 @@ def equal_cost_table(points: Sequence[Point], defaults: dict[str, float], budget
         by.setdefault(p.method, {}).setdefault(p.strength, []).append(p)
     order = {m: i for i, m in enumerate(METHODS)}
     names = ["mc_acc"] + [n for n in METRIC_LABEL if n != "mc_acc" and measured(points, "retain", n)]
-    header = [f"mean retain {'' if n == 'mc_acc' else METRIC_LABEL[n] + ' '}drop reaches {budget:g} at" for n in names]
+    header = [f"{with_metric('mean retain', n)} drop reaches {budget:g} at" for n in names]
     lines = ["| method | knob | " + " | ".join(header) + " | nearest 1-2-5 | default |",
              "|---|---|" + "---:|" * (len(header) + 2)]
     for method in sorted(by, key=lambda m: (order.get(m, len(order)), m)):
@@ -458,9 +463,8 @@ def points_table(points: Sequence[Point]) -> str:
     cols = [(split, mod, "mc_acc") for split in ("forget", "retain") for mod in MODALITIES]
     if measured(points, "retain", "rougeL"):
         cols += [("retain", mod, "rougeL") for mod in MODALITIES]
-    header = ["method", "strength", "seeds"] + [
-        f"{MOD_LABEL[mod]} {split} {'' if name == 'mc_acc' else METRIC_LABEL[name] + ' '}drop"
-        for split, mod, name in cols]
+    header = ["method", "strength", "seeds"] + [f"{with_metric(f'{MOD_LABEL[mod]} {split}', name)} drop"
+                                                for split, mod, name in cols]
     lines = ["| " + " | ".join(header) + " |", "|---|---:|---:|" + "---:|" * len(cols)]
     for (method, strength), ps in sorted(by.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0])):
         cells = []
