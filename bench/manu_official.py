@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import statistics
 from pathlib import Path
 
 from safetensors.torch import load_file
+
+from bench.run_log import RunLog, quiet_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFICIAL = "manu.selection=official"
@@ -80,16 +81,10 @@ def main() -> None:
     p.add_argument("--out", default="/tmp/manu_official")
     p.add_argument("--cache", default=os.environ.get("UNLEARN_CACHE", str(ROOT / ".cache")))
     args = p.parse_args()
-    os.environ.setdefault("WANDB_MODE", "disabled")
-    logging.basicConfig(level=logging.WARNING)
+    quiet_sweep()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / "runs.jsonl"
-    done = {}
-    if log.exists():
-        for line in log.read_text().splitlines():
-            r = json.loads(line)
-            done[r["key"]] = r
+    log = RunLog(out)
+    done = {r["key"]: r for r in log.read()}
     seeds = [int(s) for s in args.seeds.split(",")]
     for i, (label, overrides, seeded) in enumerate(LADDER):
         for seed in (seeds if seeded else [None]):
@@ -99,8 +94,7 @@ def main() -> None:
                 continue
             r = run_one(o, out / f"run_{len(done):03d}", Path(args.cache))
             r.update(key=key, label=label, seed=seed)
-            with log.open("a") as f:
-                f.write(json.dumps(r) + "\n")
+            log.append(r)
             done[key] = r
             print(f"{label} seed={seed}: " + ", ".join(f"{k.split('/', 1)[1]} {v:.3f}" for k, v in r["metrics"].items()),
                   flush=True)

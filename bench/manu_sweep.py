@@ -21,10 +21,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import logging
 import os
 import time
 from pathlib import Path
+
+from bench.run_log import RunLog, quiet_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ("forget", "retain", "untouched", "test")
@@ -126,17 +127,10 @@ def main() -> None:
     p.add_argument("--base", action="append", default=[], help="override added to every run (repeatable)")
     p.add_argument("--table-only", action="store_true", help="print the table of runs.jsonl, run nothing")
     args = p.parse_args()
-    os.environ.setdefault("WANDB_MODE", "disabled")
-    logging.basicConfig(level=logging.WARNING)
-
+    quiet_sweep()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / "runs.jsonl"
-    done = {}
-    if log.exists():
-        for line in log.read_text().splitlines():
-            r = json.loads(line)
-            done[(r["key"], r["tasks"])] = r
+    log = RunLog(out)
+    done = {(r["key"], r["tasks"]): r for r in log.read()}
     settings = [[*args.base, *o] for o in grid(args.grid)]
 
     # before-unlearning numbers: one run with eval.before=true (all tasks asked for), shared by all rows
@@ -144,8 +138,7 @@ def main() -> None:
     if before_key not in done and not args.table_only:
         r = run_one([*args.base, "manu.alpha=0"], out / "before", Path(args.cache), args.tasks, before=True)
         r.update(key=before_key[0], tasks=before_key[1])
-        with log.open("a") as f:
-            f.write(json.dumps(r) + "\n")
+        log.append(r)
         done[before_key] = r
     before = {k: v for k, v in done[before_key]["metrics"].items() if k.startswith("before/")}
 
@@ -155,8 +148,7 @@ def main() -> None:
         if (k, args.tasks) not in done and not args.table_only:
             r = run_one(o, out / f"run_{len(done):03d}", Path(args.cache), args.tasks, before=False)
             r.update(key=k, tasks=args.tasks)
-            with log.open("a") as f:
-                f.write(json.dumps(r) + "\n")
+            log.append(r)
             done[(k, args.tasks)] = r
             d = drops(before, r["metrics"])
             print(f"[{i + 1}/{len(settings)}] {k}: forget drop mm {d['forget_mm']:+.3f} txt {d['forget_txt']:+.3f}, "

@@ -15,12 +15,12 @@ Results and reading: docs/organism.md.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import os
 import statistics
 import time
 from pathlib import Path
+
+from bench.run_log import RunLog, quiet_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"default": [], "organism": ["experiment=organism"],
@@ -74,12 +74,10 @@ def main() -> None:
     p.add_argument("--cache", default=os.environ.get("UNLEARN_CACHE", str(ROOT / ".cache")))
     p.add_argument("--table-only", action="store_true")
     args = p.parse_args()
-    os.environ.setdefault("WANDB_MODE", "disabled")
-    logging.basicConfig(level=logging.WARNING)
+    quiet_sweep()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / "runs.jsonl"
-    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    log = RunLog(out)
+    rows = log.read()
     done = {(r["model"], r["setting"], r["seed"]) for r in rows}
     if not args.table_only:
         for seed in args.seeds:
@@ -91,8 +89,7 @@ def main() -> None:
                                 Path(args.cache))
                     r.update(model=model, setting=setting, seed=seed)
                     rows.append(r)
-                    with log.open("a") as f:
-                        f.write(json.dumps(r) + "\n")
+                    log.append(r)
                     print(f"{model} {setting} seed {seed}: drops " + " ".join(f"{c} {r['drops'][c]:+.3f}" for c in COLS)
                           + f" ({r['wall_s']:.0f} s)", flush=True)
     print(summary(rows))
