@@ -99,3 +99,18 @@ def test_vanilla_row_counts_taught_models_not_method_seeds(tmp_path):
     assert [(r.seed, r.teach_seed) for r in runs] == [(0, 0), (1, 0), (2, 0)]
     table = parse_table(seed_table(group_by_seed(runs)))
     assert table["vanilla"]["seeds"] == "1" and table["ga"]["seeds"] == "3"
+
+
+def test_a_repeated_seed_in_one_setting_is_refused_naming_both_runs(tmp_path):
+    """A single default run (seed 0) beside a sweep of the same setting would make seeds [0, 1, 0]."""
+    root = _seeded_sweep(tmp_path / "sw")
+    single = tmp_path / "single"
+    write_run(single / "0_ga", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga", "seed=0", "logger=none"])
+    with pytest.raises(ValueError, match=r"0_ga and .*single/0_ga: the same setting \(ga\) at the same seed 0"):
+        group_by_seed(load_runs([root, single]))
+    # the same seed on another taught model is another sample
+    other = tmp_path / "other"
+    write_run(other / "0_ga", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga", "seed=0", "logger=none"])
+    summary = json.loads((other / "0_ga" / "metrics.json").read_text())
+    (other / "0_ga" / "metrics.json").write_text(json.dumps({**summary, "teach_seed": 7}))
+    assert [len(g.runs) for g in group_by_seed(load_runs([root, other]))][0] == 4

@@ -322,15 +322,26 @@ def _is_seed_override(o: str) -> bool:
 
 
 def group_by_seed(runs: Sequence[Run]) -> list[SeedGroup]:
-    """Groups in order of first appearance; named by the overrides that differ between groups."""
+    """Groups in order of first appearance; named by the overrides that differ between groups.
+
+    Two runs of one group with the same (teach_seed, seed) would count one sample twice in the group's mean and
+    std (a single run beside a sweep of the same setting, or run dirs whose overrides were not recorded), so
+    that raises, naming both run dirs."""
     keyed: dict[tuple, SeedGroup] = {}
     bare = {id(r): [o for o in r.overrides if not _is_seed_override(o)] for r in runs}
     shared = set.intersection(*(set(v) for v in bare.values())) if len(runs) > 1 else set()
+    seen: dict[tuple, Run] = {}
     for r in runs:
         rest = [o for o in bare[id(r)] if o not in shared]
         key = (r.method, tuple(sorted(rest)))
         if key not in keyed:
             keyed[key] = SeedGroup(run_name(r.method, rest), r.method, [])
+        sample = (key, r.teach_seed, r.seed)
+        if sample in seen:
+            raise ValueError(f"{seen[sample].path} and {r.path}: the same setting ({keyed[key].name}) at the same "
+                             f"seed {r.seed} (teach_seed {r.teach_seed}); one sample would count twice in its mean "
+                             "and std: report one of them, or give each its own seed=")
+        seen[sample] = r
         keyed[key].runs.append(r)
     return list(keyed.values())
 
