@@ -135,3 +135,21 @@ def test_port_sanity_first_character_rule_is_not_a_regex_search():
     # guards the port itself: their rule reads the first character only
     assert not official_mc(MC_PROMPT + "The answer is B", "B")
     assert re.sub(r"\s", "", official_response(CLOZE_PROMPT + " nurse", True)) == "nurse"
+
+
+def test_rescore_keeps_the_runs_truth_ratio_setting_and_its_forget_quality(tmp_path):
+    from unlearn.eval.metrics import aggregate
+
+    prob = [{"uid": f"forget/{i}/prob/text/0", "split": "forget", "modality": "text", "task": "prob",
+             "answer": "a", "prediction": "a", "score": 0.5, "gt_logp": -1.0, "para_logp": -1.0,
+             "pert_logp": [-1.0 - i, -2.0, -3.0]} for i in range(3)]
+    (tmp_path / "items.json").write_text(json.dumps({"after": prob}))
+    own = {"after/forget/text/forget_quality": 0.42, "after/forget/text/forget_ks": 0.3}
+    (tmp_path / "metrics.json").write_text(json.dumps({"metrics": own}))
+    (tmp_path / "config.json").write_text(json.dumps({"eval": {"truth_ratio_perturbed": "pooled"}}))
+    pooled, item = aggregate(prob, "after", "pooled"), aggregate(prob, "after", "item")
+    key = "after/forget/text/truth_ratio"
+    assert pooled[key] != pytest.approx(item[key])  # the setting matters for these records
+    metrics = rescore_run(tmp_path, "mllmu_bench")
+    assert metrics[key] == pytest.approx(pooled[key])
+    assert metrics["after/forget/text/forget_quality"] == 0.42  # needs the reference's ratios: carried over

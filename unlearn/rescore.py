@@ -4,19 +4,24 @@
 
 Writes `metrics_<scorer>.json` and `items_<scorer>.json` beside the run's own files (which stay as they
 are) and prints the before/after table. Items scored without generating (likelihood or letter MC) keep
-their score: no scorer reads them differently.
+their score: no scorer reads them differently. The truth ratios are recomputed with the run's own
+`eval.truth_ratio_perturbed` (from its config.json or .hydra/config.yaml), and what needs more than the
+run's items (forget quality reads a reference model's) is carried over from its metrics.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from unlearn.eval.metrics import aggregate
 from unlearn.eval.scorers import SCORERS, Scorer, get_scorer
 from unlearn.eval.table import before_after_table
 from unlearn.io import write_json
+
+log = logging.getLogger(__name__)
 
 
 def rescore_records(records: list[dict], scorer: Scorer, where: str = "items.json") -> list[dict]:
@@ -38,6 +43,22 @@ def rescore_records(records: list[dict], scorer: Scorer, where: str = "items.jso
     return out
 
 
+def truth_ratio_setting(run_dir: Path) -> str:
+    """The run's eval.truth_ratio_perturbed: config.json (resolved), else .hydra/config.yaml, else the default."""
+    resolved, composed = run_dir / "config.json", run_dir / ".hydra" / "config.yaml"
+    if resolved.is_file():
+        cfg = json.loads(resolved.read_text())
+    elif composed.is_file():
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.to_container(OmegaConf.load(composed))
+    else:
+        log.warning("%s: no config.json or .hydra/config.yaml; truth ratios use eval.truth_ratio_perturbed=item",
+                    run_dir)
+        return "item"
+    return (cfg.get("eval") or {}).get("truth_ratio_perturbed", "item")
+
+
 def rescore_run(run_dir: str | Path, scorer_name: str) -> dict[str, float]:
     run_dir = Path(run_dir)
     path = run_dir / "items.json"
@@ -45,10 +66,14 @@ def rescore_run(run_dir: str | Path, scorer_name: str) -> dict[str, float]:
         raise FileNotFoundError(f"{path}: no items.json; is {run_dir} a run directory?")
     scorer = get_scorer(scorer_name)
     stages = json.loads(path.read_text())
-    new_items, metrics = {}, {}
+    perturbed = truth_ratio_setting(run_dir)
+    own = run_dir / "metrics.json"
+    # what the items alone do not give (forget quality: the reference model's ratios) stays as the run had it
+    metrics = dict(json.loads(own.read_text()).get("metrics", {})) if own.is_file() else {}
+    new_items = {}
     for stage, records in stages.items():
         new_items[stage] = rescore_records(records, scorer, str(path))
-        metrics.update(aggregate(new_items[stage], stage))
+        metrics.update(aggregate(new_items[stage], stage, perturbed))
     write_json(run_dir / f"items_{scorer.name}.json", new_items)
     write_json(run_dir / f"metrics_{scorer.name}.json", {"scorer": scorer.name, "metrics": metrics})
     return metrics
