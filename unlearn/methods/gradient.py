@@ -1,19 +1,23 @@
 """Gradient baselines (GA, gradient difference, KL minimisation, NPO) as one Lightning training step.
 
-Each step pairs a forget batch with a retain batch; the loss math lives in `unlearn.losses`, this module
-only runs the models. The reference model (KL, NPO) is a frozen copy of the starting model, held once.
+`method.schedule`: `paired` (default; open-unlearning's trainers) steps on a forget batch and a retain batch
+together, one joint loss; `sequential` (MLLMU-Bench's baselines/*.py) runs, each epoch, a pass over the
+forget data with the forget term alone, then a pass over the retain data with the retain term alone, each
+batch its own optimiser step. The loss math lives in `unlearn.losses`, this module only runs the models.
+The reference model (KL, NPO) is a frozen copy of the starting model, held once.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import CombinedLoader
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from unlearn import losses
 from unlearn.data.collate import collate
@@ -24,6 +28,8 @@ from unlearn.methods.guards import check_finite
 
 LOSSES = ("ga", "grad_diff", "kl", "npo")
 NEEDS_REFERENCE = {"kl", "npo"}
+SCHEDULES = ("paired", "sequential")
+LR_DECAYS = (None, "linear")
 FORGET_FORMS = {"multimodal": ("multimodal",), "text": ("text",), "both": ("multimodal", "text")}
 
 
@@ -31,11 +37,19 @@ class GradientUnlearning(L.LightningModule):
     def __init__(self, model: torch.nn.Module, loss: str, optimizer: Callable, gamma: float = 1.0,
                  alpha: float = 1.0, beta: float = 0.1, reference: torch.nn.Module | None = None,
                  scheduler: Callable | None = None, kl_reduction: str = "answer_mean",
-                 npo_log_ratio: str = "sequence_sum"):
-        """`reference`: the frozen starting model for KL / NPO; a copy of `model` when not given."""
+                 npo_log_ratio: str = "sequence_sum", kl_retain_nll: bool = False, lr_decay: str | None = None):
+        """`reference`: the frozen starting model for KL / NPO; a copy of `model` when not given.
+        `kl_retain_nll`: KL's retain term also descends on the retain NLL (MLLMU-Bench KL_Min.py: NLL + KL).
+        `lr_decay`: linear = the lr falls linearly to 0 over the run's optimiser steps, no warmup (transformers'
+        get_scheduler("linear"), as MLLMU-Bench's GA.py and NPO.py step it every batch)."""
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"method.loss={loss!r}: expected one of {LOSSES}")
+        if lr_decay not in LR_DECAYS:
+            raise ValueError(f"method.lr_decay={lr_decay!r}: expected null or 'linear'")
+        if lr_decay is not None and scheduler is not None:
+            raise ValueError("method.lr_decay and method.scheduler both set: choose one (set the other to null)")
+        self.kl_retain_nll, self.lr_decay = bool(kl_retain_nll), lr_decay
         if kl_reduction not in losses.KL_REDUCTIONS:
             raise ValueError(f"method.kl_reduction={kl_reduction!r}: expected one of {losses.KL_REDUCTIONS}")
         if npo_log_ratio not in losses.NPO_LOG_RATIOS:
@@ -60,31 +74,76 @@ class GradientUnlearning(L.LightningModule):
             self.reference.eval()  # Lightning's module.train() at fit start reaches the reference too
             return self._logits(self.reference, batch)
 
+    @property
+    def has_retain_term(self) -> bool:
+        return self.loss_name in ("grad_diff", "kl") or (self.loss_name == "npo" and self.alpha > 0)
+
     def training_step(self, batch, batch_idx):
-        f, r = batch["forget"], batch["retain"]
-        fl, mean = self._logits(self.model, f), global_batch_mean(self.trainer)
-        if self.loss_name == "ga":
-            loss = losses.ga_loss(fl, f["labels"], mean)
-        elif self.loss_name == "grad_diff":
-            loss = losses.grad_diff_loss(fl, f["labels"], self._logits(self.model, r), r["labels"],
-                                         self.gamma, self.alpha, mean)
-        elif self.loss_name == "kl":
-            loss = losses.kl_loss(fl, f["labels"], self._logits(self.model, r), self._ref_logits(r), r["labels"],
-                                  self.alpha, mean, self.kl_reduction)
+        # paired: {"forget", "retain"}; sequential: one of them, the phase of the epoch this batch belongs to
+        f, r, mean = batch.get("forget"), batch.get("retain"), global_batch_mean(self.trainer)
+        if r is None:
+            loss = self._forget_term(f, mean)
+        elif f is None:
+            loss = self._retain_term(r, mean)
         else:
-            retain = (self._logits(self.model, r), r["labels"]) if self.alpha > 0 else (None, None)
-            loss = losses.npo_loss(fl, self._ref_logits(f), f["labels"], self.beta, *retain, alpha=self.alpha,
-                                   mean=mean, log_ratio=self.npo_log_ratio)
+            loss = self._paired_loss(f, r, mean)
         check_finite(loss, self.global_step)
         # each process holds W * (its share); their mean is the loss of the whole global batch
-        self.log("unlearn/loss", loss, prog_bar=True, batch_size=f["input_ids"].shape[0], sync_dist=True)
+        size = (f if f is not None else r)["input_ids"].shape[0]
+        self.log("unlearn/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
         return loss
+
+    def _paired_loss(self, f, r, mean):
+        fl = self._logits(self.model, f)
+        if self.loss_name == "ga":
+            return losses.ga_loss(fl, f["labels"], mean)
+        if self.loss_name == "grad_diff":
+            return losses.grad_diff_loss(fl, f["labels"], self._logits(self.model, r), r["labels"],
+                                         self.gamma, self.alpha, mean)
+        if self.loss_name == "kl":
+            rl = self._logits(self.model, r)
+            loss = losses.kl_loss(fl, f["labels"], rl, self._ref_logits(r), r["labels"], self.alpha, mean,
+                                  self.kl_reduction)
+            return loss + losses.mean_nll(rl, r["labels"], mean) if self.kl_retain_nll else loss
+        retain = (self._logits(self.model, r), r["labels"]) if self.alpha > 0 else (None, None)
+        return losses.npo_loss(fl, self._ref_logits(f), f["labels"], self.beta, *retain, alpha=self.alpha,
+                               mean=mean, log_ratio=self.npo_log_ratio)
+
+    def _forget_term(self, f, mean):
+        """The loss of a forget-phase step (schedule=sequential): the paired loss without its retain term."""
+        fl = self._logits(self.model, f)
+        if self.loss_name == "npo":
+            return losses.npo_loss(fl, self._ref_logits(f), f["labels"], self.beta, mean=mean,
+                                   log_ratio=self.npo_log_ratio)
+        ascent = losses.ga_loss(fl, f["labels"], mean)
+        return self.gamma * ascent if self.loss_name == "grad_diff" else ascent
+
+    def _retain_term(self, r, mean):
+        """The loss of a retain-phase step (schedule=sequential): the paired loss's retain term alone."""
+        rl = self._logits(self.model, r)
+        if self.loss_name == "kl":
+            term = self.alpha * losses.kl_retain(rl, self._ref_logits(r), r["labels"], mean, self.kl_reduction)
+            return term + losses.mean_nll(rl, r["labels"], mean) if self.kl_retain_nll else term
+        if not self.has_retain_term:
+            raise ValueError(f"method {self.loss_name} (alpha {self.alpha}) has no retain term to step on")
+        return self.alpha * losses.mean_nll(rl, r["labels"], mean)
 
     def configure_optimizers(self):
         opt = self.optimizer_factory([p for p in self.model.parameters() if p.requires_grad])
-        if self.scheduler_factory is None:
+        if self.lr_decay == "linear":
+            total = int(self.trainer.estimated_stepping_batches)
+            scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: linear_decay(step, total))
+        elif self.scheduler_factory is not None:
+            scheduler = self.scheduler_factory(opt)
+        else:
             return opt
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_factory(opt), "interval": "step"}}
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def linear_decay(step: int, total: int) -> float:
+    """The lr factor after `step` optimiser steps of `total`: 1 -> 0 linearly, no warmup (transformers'
+    get_linear_schedule_with_warmup with num_warmup_steps=0)."""
+    return max(0.0, (total - step) / max(1, total))
 
 
 def global_batch_mean(trainer) -> losses.Mean:
@@ -95,18 +154,82 @@ def global_batch_mean(trainer) -> losses.Mean:
     return mean
 
 
+def _unlearning_data(ctx, forget_modality: str, answer_only: bool) -> tuple[Dataset, Dataset]:
+    if forget_modality not in FORGET_FORMS:
+        raise ValueError(f"data.forget_modality={forget_modality!r}: expected one of {list(FORGET_FORMS)}")
+    proc, forms = ctx.processor, FORGET_FORMS[forget_modality]
+    forget = ConcatDataset([QASequences(ctx.benchmark.train_rows("forget"), proc, f, answer_only) for f in forms])
+    retain = ConcatDataset([QASequences(ctx.benchmark.train_rows("retain"), proc, f, answer_only) for f in forms])
+    return forget, retain
+
+
 def paired_loader(ctx, forget_modality: str, batch_size: int, answer_only: bool = True,
                   seed: int = 0) -> CombinedLoader:
     """Forget and retain batches side by side; an epoch is one pass over the forget data."""
-    if forget_modality not in FORGET_FORMS:
-        raise ValueError(f"data.forget_modality={forget_modality!r}: expected one of {list(FORGET_FORMS)}")
-    proc, pad = ctx.processor, ctx.processor.tokenizer.pad_token_id
-    forms = FORGET_FORMS[forget_modality]
-    forget = ConcatDataset([QASequences(ctx.benchmark.train_rows("forget"), proc, f, answer_only) for f in forms])
-    retain = ConcatDataset([QASequences(ctx.benchmark.train_rows("retain"), proc, f, answer_only) for f in forms])
+    forget, retain = _unlearning_data(ctx, forget_modality, answer_only)
+    pad = ctx.processor.tokenizer.pad_token_id
     make = lambda ds, s: DataLoader(ds, batch_size=batch_size, sampler=EpochShuffle(len(ds), s),  # noqa: E731
                                     collate_fn=lambda b: collate(b, pad))
     return CombinedLoader({"forget": make(forget, seed), "retain": make(retain, seed + 1)}, mode="min_size")
+
+
+class PhaseBatches(Sampler[list[int]]):
+    """Batches of a forget-then-retain concatenation: every forget batch of the epoch (its own seeded shuffle,
+    sharded across ranks like EpochShuffle), then every retain batch (indices offset by the forget size), or
+    none when `with_retain` is false. Every rank holds as many batches of each phase, so ranks change phase
+    together."""
+
+    def __init__(self, forget_size: int, retain_size: int, batch_size: int, seed: int = 0,
+                 with_retain: bool = True, rank: int | None = None, world_size: int | None = None):
+        self.forget = EpochShuffle(forget_size, seed, rank, world_size)
+        self.retain = EpochShuffle(retain_size, seed + 1, rank, world_size)
+        self.offset, self.batch_size, self.with_retain = forget_size, batch_size, with_retain
+
+    def set_epoch(self, epoch: int) -> None:
+        self.forget.set_epoch(epoch)
+        self.retain.set_epoch(epoch)
+
+    def _batches(self, order: list[int], offset: int):
+        for i in range(0, len(order), self.batch_size):
+            yield [offset + j for j in order[i:i + self.batch_size]]
+
+    def __iter__(self):
+        yield from self._batches(list(self.forget), 0)
+        if self.with_retain:
+            yield from self._batches(list(self.retain), self.offset)
+
+    def __len__(self) -> int:
+        n = math.ceil(len(self.forget) / self.batch_size)
+        return n + (math.ceil(len(self.retain) / self.batch_size) if self.with_retain else 0)
+
+
+def sequential_loader(ctx, forget_modality: str, batch_size: int, answer_only: bool = True, seed: int = 0,
+                      with_retain: bool = True) -> DataLoader:
+    """method.schedule=sequential: batches {"forget": ...} for a pass over the forget data, then {"retain": ...}
+    for a pass over the retain data (MLLMU-Bench GA_Difference.py, KL_Min.py); `with_retain` false: the forget
+    pass only (GA, NPO without a retain term: GA.py, NPO.py)."""
+    forget, retain = _unlearning_data(ctx, forget_modality, answer_only)
+    pad, n_forget = ctx.processor.tokenizer.pad_token_id, len(forget)
+
+    def phase_collate(items):
+        return {"forget" if items[0][0] < n_forget else "retain": collate([e for _, e in items], pad)}
+
+    both = _Indexed(ConcatDataset([forget, retain]))
+    return DataLoader(both, batch_sampler=PhaseBatches(n_forget, len(retain), batch_size, seed, with_retain),
+                      collate_fn=phase_collate)
+
+
+class _Indexed(Dataset):
+    """(index, item): the collate reads the phase from the index."""
+
+    def __init__(self, ds: Dataset):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        return i, self.ds[i]
 
 
 def run(ctx) -> None:
@@ -122,8 +245,16 @@ def run(ctx) -> None:
         reference, _ = load_model(m.reference_path, ctx.cfg.model.dtype, key="method.reference_path",
                                   template=ctx.cfg.model.get("template"))
     module = GradientUnlearning(model, m.loss, instantiate(m.optimizer), m.gamma, m.alpha, m.beta, reference,
-                                instantiate(m.scheduler) if m.scheduler else None, m.kl_reduction, m.npo_log_ratio)
-    loader = paired_loader(ctx, ctx.cfg.data.forget_modality, m.batch_size, m.answer_only, ctx.cfg.seed)
+                                instantiate(m.scheduler) if m.scheduler else None, m.kl_reduction, m.npo_log_ratio,
+                                m.get("kl_retain_nll", False), m.get("lr_decay"))
+    schedule = m.get("schedule", "paired")
+    if schedule == "paired":
+        loader = paired_loader(ctx, ctx.cfg.data.forget_modality, m.batch_size, m.answer_only, ctx.cfg.seed)
+    elif schedule == "sequential":
+        loader = sequential_loader(ctx, ctx.cfg.data.forget_modality, m.batch_size, m.answer_only, ctx.cfg.seed,
+                                   module.has_retain_term)
+    else:
+        raise ValueError(f"method.schedule={schedule!r}: expected one of {SCHEDULES}")
     checkpoints = ModelCheckpoint(dirpath=ctx.out_dir / "checkpoints", save_last=True, save_top_k=0,
                                   every_n_epochs=1)
     trainer = ctx.trainer(max_epochs=m.epochs, callbacks=[checkpoints], enable_checkpointing=True,
@@ -140,6 +271,8 @@ def with_lora(model, lora_cfg, target_modules, need_reference: bool):
     from peft import LoraConfig, get_peft_model
 
     reference = copy.deepcopy(model) if need_reference else None
+    init = lora_cfg.get("init", True)  # peft's init_lora_weights: true (B = 0) | gaussian | pissa | ...
     config = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
-                        target_modules=target_modules if isinstance(target_modules, str) else list(target_modules))
+                        target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
+                        init_lora_weights=init)
     return get_peft_model(model, config), reference

@@ -1,0 +1,116 @@
+"""MLLMU-Bench's baseline schedules (method.schedule=sequential, method.lr_decay=linear, method.kl_retain_nll),
+held against small plain-PyTorch ports of their training loops (baselines/GA.py, GA_Difference.py, KL_Min.py):
+the same batches through their loop and through ours end at the same weights."""
+
+from __future__ import annotations
+
+import copy
+from types import SimpleNamespace
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+
+from unlearn.eval.scoring import model_inputs
+from unlearn.methods.gradient import GradientUnlearning, PhaseBatches, linear_decay, sequential_loader
+
+
+def _trainer(**kw):
+    return L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                     enable_model_summary=False, enable_checkpointing=False, gradient_clip_val=None, **kw)
+
+
+def test_linear_decay_hand_computed():
+    # transformers' linear schedule without warmup over 4 steps: 1, 3/4, 1/2, 1/4, then 0
+    assert [linear_decay(s, 4) for s in range(6)] == [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+
+
+def test_phase_batches_forget_pass_then_retain_pass():
+    batches = list(PhaseBatches(5, 3, 2, seed=0))
+    forget, retain = batches[:3], batches[3:]
+    assert [len(b) for b in batches] == [2, 2, 1, 2, 1]
+    assert sorted(i for b in forget for i in b) == [0, 1, 2, 3, 4]  # every forget row once, before any retain row
+    assert sorted(i for b in retain for i in b) == [5, 6, 7]  # retain rows, offset by the forget size
+    assert len(PhaseBatches(5, 3, 2)) == 5 and len(PhaseBatches(5, 3, 2, with_retain=False)) == 3
+    assert list(PhaseBatches(5, 3, 2, with_retain=False)) == forget
+    # sharded over 2 ranks: each rank holds as many batches of each phase, so they change phase together
+    shards = [list(PhaseBatches(5, 3, 2, rank=r, world_size=2)) for r in (0, 1)]
+    assert [len(s) for s in shards] == [3, 3]
+    sampler = PhaseBatches(5, 3, 2)
+    sampler.set_epoch(1)
+    assert list(sampler) != batches  # a new epoch, a new order
+
+
+def _their_loop(model, reference, batches, lr, loss_name, decay_steps=None):
+    """Their loops: every forget batch an ascent step on -outputs.loss, then (GA_Difference.py, KL_Min.py) every
+    retain batch a descent step on outputs.loss (+ kl_div(log_softmax(current), softmax(vanilla), batchmean)
+    in KL_Min.py); GA.py steps get_scheduler("linear", num_warmup_steps=0) after every batch."""
+    from transformers import get_scheduler
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, eps=1e-6)
+    sched = get_scheduler("linear", optimizer=opt, num_warmup_steps=0,
+                          num_training_steps=decay_steps) if decay_steps else None
+    model.train()
+    for phase, batch in batches:
+        inputs = model_inputs(batch, "cpu")
+        out = model(**inputs, labels=batch["labels"])
+        if phase == "forget":
+            loss = -out.loss
+        else:
+            loss = out.loss
+            if loss_name == "kl":
+                with torch.no_grad():
+                    ref = reference(**inputs).logits
+                loss = loss + F.kl_div(F.log_softmax(out.logits, dim=-1), F.softmax(ref, dim=-1),
+                                       reduction="batchmean")
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        if sched is not None:
+            sched.step()
+    return model
+
+
+@pytest.mark.parametrize("loss_name,lr_decay", [("grad_diff", None), ("kl", None), ("ga", "linear")])
+def test_sequential_schedule_equals_their_loop(loss_name, lr_decay, tiny_model, small_benchmark):
+    model, proc = tiny_model
+    start = copy.deepcopy(model)
+    ctx = SimpleNamespace(benchmark=small_benchmark, processor=proc)
+    opt = lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.0, eps=1e-6)  # noqa: E731
+    module = GradientUnlearning(model, loss_name, opt, reference=copy.deepcopy(start), kl_reduction="batch_sum",
+                                kl_retain_nll=True, lr_decay=lr_decay)
+    loader = sequential_loader(ctx, "multimodal", 8, answer_only=False, seed=3,
+                               with_retain=module.has_retain_term)
+    batches = [(next(iter(b)), next(iter(b.values()))) for b in loader]  # the epoch's batches, in order
+    phases = [p for p, _ in batches]
+    assert phases == sorted(phases)  # "forget" < "retain": the whole forget pass first
+    assert ("retain" in phases) == (loss_name != "ga")
+    _trainer(max_epochs=1).fit(module, loader)
+    theirs = _their_loop(copy.deepcopy(start), start.eval(), batches, 1e-3, loss_name,
+                         decay_steps=len(batches) if lr_decay else None)
+    ours = dict(model.named_parameters())
+    moved = 0
+    for n, p in theirs.named_parameters():
+        torch.testing.assert_close(ours[n], p, rtol=0, atol=2e-6, msg=n)
+        moved += not torch.equal(p, start.get_parameter(n))
+    assert moved  # the loop changed weights, so the equality is not two untouched models
+    if lr_decay:
+        assert module.trainer.optimizers[0].param_groups[0]["lr"] == 0.0  # decayed to 0 at the last step
+
+
+def test_sequential_npo_without_retain_term_makes_only_the_forget_pass(tiny_model, small_benchmark):
+    model, proc = tiny_model
+    ctx = SimpleNamespace(benchmark=small_benchmark, processor=proc)
+    module = GradientUnlearning(model, "npo", lambda p: torch.optim.SGD(p, lr=0.1), alpha=0.0)
+    assert not module.has_retain_term
+    loader = sequential_loader(ctx, "text", 8, with_retain=module.has_retain_term)
+    assert all(set(b) == {"forget"} for b in loader)
+    assert GradientUnlearning(model, "npo", torch.optim.SGD, alpha=0.5).has_retain_term
+
+
+def test_lr_decay_and_scheduler_together_are_refused(tiny_model):
+    with pytest.raises(ValueError, match="method.lr_decay and method.scheduler"):
+        GradientUnlearning(tiny_model[0], "ga", torch.optim.SGD, scheduler=lambda o: None, lr_decay="linear")
+    with pytest.raises(ValueError, match="method.lr_decay='cosine'"):
+        GradientUnlearning(tiny_model[0], "ga", torch.optim.SGD, lr_decay="cosine")
