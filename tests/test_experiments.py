@@ -1,6 +1,9 @@
 """Every preset in configs/experiment/ composes, resolves, and lands its values (present and future files)."""
 
+import copy
+
 import pytest
+import torch
 import yaml
 from omegaconf import OmegaConf
 
@@ -33,6 +36,8 @@ def test_preset_composes_resolves_and_sets_its_values(name, tmp_path):
         (key, choice), = group.items()
         assert cfg[key.split("/")[-1]].name == choice or key.endswith("method"), (name, key)
     for key, value in _leaves(raw):
+        if isinstance(value, str) and "${" in value:  # a per-method lookup: resolves (checked where it is used)
+            continue
         assert OmegaConf.select(cfg, key) == value, f"{name}: {key}"
     # every value names where it comes from, on its line or in a comment line just above
     lines = text.splitlines()
@@ -47,15 +52,43 @@ def test_command_line_method_wins_over_the_preset(tmp_path):
     assert cfg.method.lora.enabled and cfg.method.lora.r == 16 and cfg.method.optimizer.lr == 2e-5
 
 
-def test_mllmu_baselines_lora_reaches_only_the_language_model(tmp_path, tiny_model):
+def test_mllmu_baselines_lora_reaches_what_theirs_reaches(tmp_path, tiny_model):
+    """Their find_all_linear_names (baselines/GA.py) collects the last name component of every Linear outside the
+    vision tower and projector, drops lm_head, and hands peft those suffixes, which peft matches anywhere: the
+    vision tower's attention projections with the same names get adapters too."""
     from unlearn.methods.gradient import with_lora
 
+    model = tiny_model[0]
     cfg = compose_config(["experiment=mllmu_baselines", "model=tiny_llava"], tmp_path, tmp_path / "cache")
-    model, _ = with_lora(tiny_model[0], cfg.method.lora, cfg.model.lora_target_modules, need_reference=False)
-    adapted = {n.split(".lora_A")[0] for n, _ in model.named_parameters() if ".lora_A." in n}
-    assert adapted and all("language_model" in n for n in adapted)
-    assert {n.rsplit(".", 1)[-1] for n in adapted} == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                                        "up_proj", "down_proj"}
+    linears = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    suffixes = {n.rsplit(".", 1)[-1] for n in linears if "language_model" in n} - {"lm_head"}
+    theirs = {n for n in linears if n.rsplit(".", 1)[-1] in suffixes}
+    assert any("vision" in n for n in theirs)  # the tiny model names its vision attention like theirs
+    adapted, _ = with_lora(copy.deepcopy(model), cfg.method.lora, cfg.model.lora_target_modules, need_reference=False)
+    ours = {n.split(".lora_A")[0].removeprefix("base_model.model.") for n, _ in adapted.named_parameters()
+            if ".lora_A." in n}
+    assert ours == theirs
+    assert cfg.method.lora.dropout == 0.05 and cfg.method.lora.init == "gaussian"
+
+
+@pytest.mark.parametrize("method,alpha,lr_decay,has_retain", [("ga", None, "linear", False),
+                                                              ("grad_diff", 1.0, None, True),
+                                                              ("kl", 1.0, None, True), ("npo", 0.0, "linear", False)])
+def test_mllmu_baselines_per_method_values(method, alpha, lr_decay, has_retain, tmp_path):
+    """NPO.py has no retain term (the preset once set alpha 1.0 for every method, which made MLLMU's NPO into
+    NPO+RT); GA.py and NPO.py decay the lr every batch, GA_Difference.py and KL_Min.py keep it through the epoch."""
+    from unlearn.methods.gradient import GradientUnlearning
+
+    cfg = compose_config(["experiment=mllmu_baselines", f"method={method}"], tmp_path, tmp_path / "cache")
+    OmegaConf.resolve(cfg)
+    assert cfg.method.schedule == "sequential" and cfg.method.lr_decay == lr_decay
+    if alpha is not None:
+        assert cfg.method.alpha == alpha
+    module = GradientUnlearning(torch.nn.Linear(2, 2), cfg.method.loss, torch.optim.SGD, alpha=cfg.method.alpha,
+                                reference=torch.nn.Linear(2, 2))
+    assert module.has_retain_term == has_retain
+    assert cfg.model.dtype == "float32" and cfg.trainer.precision == "32-true"
+    assert cfg.trainer.gradient_clip_val is None and cfg.method.optimizer.eps == 1e-6
 
 
 @pytest.mark.parametrize("method", ["ga", "grad_diff", "kl", "npo"])
