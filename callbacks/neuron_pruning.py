@@ -29,8 +29,10 @@ log = logging.getLogger(__name__)
 class NeuronPruning(Callback):
     def __init__(self, stats: ActivationStatistics, alpha: float, score: str = "paper",
                  weights: dict | None = None, scope: str = "tower", mode: str = "zero", factor: float = 0.0,
-                 out_dir: str | Path | None = None, apply_last: int = 3, seed: int = 0):
-        self.apply_last = int(apply_last)  # official + pooled layers: the last N layers get the pooled masks
+                 out_dir: str | Path | None = None, apply_last: int = 3, seed: int = 0,
+                 layers: dict | None = None):
+        self.apply_last = int(apply_last)  # official + pooled layers: the last N layers get the pooled masks ...
+        self.layers = {t: [int(i) for i in v] for t, v in layers.items()} if layers else None  # ... or these
         self.stats, self.alpha, self.score, self.weights = stats, float(alpha), score, weights
         self.scope, self.mode, self.factor, self.seed = scope, mode, factor, int(seed)  # seed: score=random
         self.out_dir = Path(out_dir) if out_dir else None
@@ -46,7 +48,7 @@ class NeuronPruning(Callback):
         if self.official:  # the authors' scores and threshold rule (unlearn.manu.official)
             weights = dict(self.weights) if self.weights else dict(REFERENCE_WEIGHTS)
             self.scores = official_scores(self.stats.stats, self.stats.units, self.stats.towers, self.stats.pooled,
-                                          self.apply_last, weights)
+                                          self.apply_last, weights, self.layers)
             self.masks = official_top_k(self.scores, self.stats.towers, self.alpha)
         else:
             self.scores = neuron_scores(self.stats.moments, self.stats.towers, self.score, self.weights, self.seed)

@@ -110,7 +110,7 @@ def _batches(examples, plan, pad_id):
     return [chunks[c] for c in sorted(chunks)]
 
 
-def _ours(model, pooled, data, apply_last, alpha):
+def _ours(model, pooled, data, apply_last, alpha, layers=None):
     stats = OfficialActivationStatistics(PATTERNS, pooled=pooled)
     stats.attach(model)
     stats.num_chunks = {k: len(chunks) for k, chunks in data.items()}
@@ -124,12 +124,14 @@ def _ours(model, pooled, data, apply_last, alpha):
     stats.detach()
     stats.finalize()
     w = {"abs": 2.0, "freq": 0.0, "var": 2.0, "rms": 2.0}
-    scores = official_scores(stats.stats, stats.units, stats.towers, pooled, apply_last, w)
+    scores = official_scores(stats.stats, stats.units, stats.towers, pooled, apply_last, w, layers)
     return scores, official_top_k(scores, stats.towers, alpha), stats
 
 
-@pytest.mark.parametrize("pooled,apply_last,alpha", [(True, 3, 10.0), (True, 1, 2.0), (False, 0, 20.0)])
-def test_official_selection_equals_the_authors_computation(tiny_model, pooled, apply_last, alpha):
+@pytest.mark.parametrize("pooled,apply_last,alpha,layers", [(True, 3, 10.0, None), (True, 1, 2.0, None),
+                                                             (False, 0, 20.0, None),
+                                                             (True, 3, 10.0, {"vision": [0], "language": [0]})])
+def test_official_selection_equals_the_authors_computation(tiny_model, pooled, apply_last, alpha, layers):
     model, proc = tiny_model
     model.eval()
     pad = proc.tokenizer.pad_token_id
@@ -142,11 +144,12 @@ def test_official_selection_equals_the_authors_computation(tiny_model, pooled, a
         for j, m in enumerate(("multimodal", "text")):
             plan = official_batches(len(ex[m]), 2, n_batches, chunk_size=2, seed=10 * i + j)
             data[f"{name}/{m}"] = _batches(ex[m], plan, pad)
-    ours_scores, ours, _ = _ours(model, pooled, data, apply_last, alpha)
+    ours_scores, ours, _ = _ours(model, pooled, data, apply_last, alpha, layers)
 
     n_vis, n_lang = len(model.model.vision_tower.encoder.layers), len(model.model.language_model.layers)
     targets = {"vision": list(range(n_vis))[-apply_last:], "language": list(range(n_lang))[-apply_last:]} \
         if pooled else None
+    targets = layers or targets  # their keys name the layers; here the first, not the last
     regs = their_registrations(model, targets)
     theirs = {}
     score_of = {}
@@ -279,6 +282,7 @@ def test_official_preset_composes(tmp_path):
     cfg = compose_config(["experiment=manu_official"], tmp_path, tmp_path)
     assert (cfg.model.name, cfg.data.name, cfg.data.forget_split) == ("llava_1_5_7b", "mllmu_bench", "forget_5")
     assert cfg.manu.selection == "official" and cfg.manu.alpha == 2 and cfg.manu.batch_size == 4
+    assert cfg.manu.official.layers == {"vision": [21, 22, 23], "language": [29, 30, 31]}
     assert compose_config([], tmp_path, tmp_path).manu.selection == "project"
 
 
@@ -357,3 +361,18 @@ def test_intermediate_unit_hooks_the_inputs(tiny_model):
     assert stats.neuron == "input" and stats.stats["forget/text"][LANG.format(0, "down_proj")]["abs"].shape == (width,)
     with pytest.raises(ValueError, match="manu.official.unit"):
         OfficialActivationStatistics({}, unit="rows")
+
+
+def test_pooled_masks_reach_the_layers_their_keys_name():
+    """Their keys are vision_fc1_21.._23 and *_29.._31 on every model: the last 3 of LLaVA-1.5-7B's 24 vision
+    layers, but not of Idefics2-8B's 27, where apply_last=3 would prune 24-26."""
+    from unlearn.manu.official import pooled_targets
+
+    idefics_vision = [f"model.vision_model.encoder.layers.{i}.mlp.fc1" for i in range(27)]
+    llava_vision = [f"model.vision_tower.encoder.layers.{i}.mlp.fc1" for i in range(24)]
+    layer = lambda names: [int(n.split(".")[-3]) for n in names]  # noqa: E731
+    assert layer(pooled_targets(idefics_vision, 3)) == [24, 25, 26]
+    assert layer(pooled_targets(idefics_vision, 3, [21, 22, 23])) == [21, 22, 23]
+    assert layer(pooled_targets(llava_vision, 3)) == layer(pooled_targets(llava_vision, 3, [23, 21, 22])) == [21, 22, 23]
+    with pytest.raises(ValueError, match=r"manu.official.layers.vision=\[21, 22, 23\]: no layer \[21, 22, 23\]"):
+        pooled_targets(idefics_vision[:2], 3, [21, 22, 23], "manu.official.layers.vision")

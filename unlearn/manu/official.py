@@ -23,7 +23,8 @@ this module does under `manu.selection=official`:
   the same keys (`vision_fc1_21`, `_22`, `_23`; language `lang_*_29..31`), so a key's rows at a position
   are the batch rows of ALL layers together, the keys of one module type hold identical statistics,
   and their masks reach only the layers with those indices: the last 3 of LLaVA-1.5-7B's 24 vision /
-  32 language layers (`manu.official.apply_last`). `pooled_layers=false` is their commented-out
+  32 language layers, but 21-23 of Idefics2-8B's 27 vision layers (`manu.official.layers`, set by
+  experiment=manu_official; null: the last `manu.official.apply_last`, for models of other depths). `pooled_layers=false` is their commented-out
   per-layer registration (each layer its own key, every layer pruned).
 * Score: sum_k w_k (stat_k(forget) / (stat_k(retain) + 1e-5) - 1), w = abs 2, freq 0, var 2, rms 2.
 * Selection: per tower, k = int(alpha / 100 * N) over all keys' rows (N counts the pooled copies),
@@ -172,16 +173,26 @@ def layer_index(name: str) -> int:
     return int(digits[-1])
 
 
-def pooled_targets(members: Sequence[str], apply_last: int) -> list[str]:
-    """The modules a pooled key's mask reaches: the last `apply_last` layers (theirs: 21-23 of 24 vision,
-    29-31 of 32 language layers of LLaVA-1.5-7B)."""
+def pooled_targets(members: Sequence[str], apply_last: int, layers: Sequence[int] | None = None,
+                   key: str = "manu.official.layers") -> list[str]:
+    """The modules a pooled key's mask reaches: the layers numbered `layers` when given (their keys name layers
+    21-23 vision and 29-31 language on every model: the last 3 of LLaVA-1.5-7B's 24 / 32, but 21-23 of
+    Idefics2-8B's 27 vision layers), else the last `apply_last` layers."""
     ordered = sorted(members, key=layer_index)
-    return ordered[-apply_last:] if apply_last > 0 else []
+    if layers is None:
+        return ordered[-apply_last:] if apply_last > 0 else []
+    present = {layer_index(m) for m in ordered}
+    if missing := sorted(set(layers) - present):
+        raise ValueError(f"{key}={list(layers)}: no layer {missing} among {ordered[0]} ... {ordered[-1]} "
+                         f"(layers {min(present)}-{max(present)}); set {key}=null to prune the last "
+                         f"manu.official.apply_last layers")
+    return [m for m in ordered if layer_index(m) in set(layers)]
 
 
 def official_scores(stats: Mapping[str, Mapping[str, Mapping[str, Tensor]]], units: Mapping[str, str],
                     towers: Mapping[str, str], pooled: bool, apply_last: int,
-                    weights: Mapping[str, float]) -> dict[str, Tensor]:
+                    weights: Mapping[str, float],
+                    layers: Mapping[str, Sequence[int]] | None = None) -> dict[str, Tensor]:
     """module -> score of its output rows, for every module that will carry a mask.
 
     stats[key][unit] with key forget/multimodal, retain/multimodal (vision) and forget/text, retain/text
@@ -204,7 +215,9 @@ def official_scores(stats: Mapping[str, Mapping[str, Mapping[str, Tensor]]], uni
     for module, unit in units.items():
         members.setdefault(unit, []).append(module)
     for unit, mods in members.items():
-        for m in pooled_targets(mods, apply_last):
+        tower = towers[mods[0]]
+        chosen = None if layers is None else layers[tower]
+        for m in pooled_targets(mods, apply_last, chosen, f"manu.official.layers.{tower}"):
             out[m] = unit_score[unit]
     order = sorted(out, key=lambda m: (towers[m] != "vision", layer_index(m), m))
     return {m: out[m] for m in order}

@@ -111,7 +111,7 @@ def run(ctx) -> None:
     pruning = NeuronPruning(stats, alpha=m.alpha, score=m.score, weights=dict(m.weights) if m.weights else None,
                             scope=m.scope, mode=m.prune.mode, factor=m.prune.factor, out_dir=ctx.out_dir / "manu",
                             apply_last=m.official.apply_last if selection == "official" else 0,
-                            seed=ctx.cfg.seed)
+                            seed=ctx.cfg.seed, layers=m.official.get("layers") if selection == "official" else None)
     module = ActivationPass(ctx.model, datasets, m.batch_size, ctx.processor.tokenizer.pad_token_id, plans)
     trainer = ctx.trainer(callbacks=[stats, pruning], use_distributed_sampler=False, enable_model_summary=False)
     trainer.validate(module, verbose=False)
