@@ -2,7 +2,9 @@
 
 Each rank scores its shard (Lightning's distributed sampler may repeat items to even the shards); the
 per-item records are gathered on every rank and de-duplicated by uid before aggregation, so one and
-several processes report the same numbers.
+several processes report the same numbers in float32. An item's batch mates (which change with the batch
+size and the number of processes) move its padded forward pass by float rounding only: in float32 no greedy
+reply changed against one item at a time, in bfloat16 some can (`python -m bench.batch_invariance`).
 """
 
 from __future__ import annotations

@@ -47,7 +47,8 @@ def parse_letter(text: str, letters: tuple[str, ...] = ("A", "B", "C", "D")) -> 
 
 
 def cloze_correct(prediction: str, reference: str) -> bool:
-    """The generated text starts with the blank's words (case and punctuation ignored)."""
+    """The generated text starts with the blank's words (case, "." and "," ignored; other punctuation counts:
+    "lawyer!" is not "lawyer")."""
     ref = normalize(reference)
     return bool(ref) and normalize(prediction)[: len(ref)] == ref
 

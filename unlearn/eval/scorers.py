@@ -19,7 +19,7 @@ answer there, and here (tests/test_scorers.py checks the equivalence on prompt p
 the benchmark's own words and a loose rule would hide partial forgetting:
   * MC: the first non-blank character of the reply (the same letter rule, no "ASSISTANT:" handling);
   * generation: torchmetrics ROUGE-L F-measure without stemming ("lives" and "living" differ);
-  * cloze: the reply must START with the blank's words (case and punctuation ignored): "a lawyer" for
+  * cloze: the reply must START with the blank's words (case, "." and "," ignored): "a lawyer" for
     "lawyer" is wrong here and right under mllmu_bench.
 """
 
