@@ -1,7 +1,8 @@
 """MMUnlearner's saliency mask: which weights matter more to the forget data than to what must be kept.
 
 Diagonal Fisher = mean over batches of squared gradients of the NLL, accumulated in float32 whatever the
-parameter dtype (squared fp16 gradients underflow). Masks and Fishers are keyed by the parameter
+parameter dtype (squared fp16 gradients underflow), or, with `mmunlearner.fisher_dtype=float16`, squared,
+divided by the batch count and summed in float16 as the authors do (see `official_fp16_mask`). Masks and Fishers are keyed by the parameter
 *object*, never by name, so wrappers that rename parameters (DDP's `module.`, peft's
 `base_model.model.`) cannot make a mask silently match nothing.
 """
@@ -32,6 +33,22 @@ def saliency_mask(forget: torch.Tensor, preserve: torch.Tensor, gamma: float = 1
     if gamma <= 0:
         raise ValueError(f"mmunlearner.gamma={gamma}: must be > 0 (0 would select every weight)")
     return (forget >= gamma * preserve) & (forget > 0)
+
+
+def fp16_fisher_add(acc: torch.Tensor, grad: torch.Tensor, n_batches: int) -> torch.Tensor:
+    """acc + grad ** 2 / n_batches, each operation rounded to float16 (SFRon.py, Mask_Our: the gradient of a
+    float16 model, squared, divided by len(loader), summed). Squares under ~3e-8 (|grad| < ~1.7e-4) are 0."""
+    return acc.to(torch.float16) + grad.to(torch.float16) ** 2 / n_batches
+
+
+def official_fp16_mask(forget: torch.Tensor, preserve: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+    """The authors' rule on float16 Fishers (data_process/SFRon.py, Mask_Our):
+    (F_f + 1e-15) / (F_p + 1e-15) >= gamma, computed in float16. 1e-15 rounds away in float16 (its smallest
+    subnormal is 6e-8), so 0/0 = nan is not selected, x/0 = inf is, and a ratio past 65504 becomes inf."""
+    if gamma <= 0:
+        raise ValueError(f"mmunlearner.gamma={gamma}: must be > 0 (0 would select every weight)")
+    f, p = forget.to(torch.float16), preserve.to(torch.float16)
+    return ((f + 1e-15) / (p + 1e-15)) >= gamma
 
 
 def gamma_for_fraction(pairs: list[tuple[torch.Tensor, torch.Tensor]], fraction: float,
@@ -92,8 +109,12 @@ def eligible_parameters(model: nn.Module, groups: dict[str, list[nn.Parameter]],
                         pattern: str | None) -> dict[str, list[nn.Parameter]]:
     """Each group's parameters whose name matches `pattern` (searched); None keeps every one.
 
-    The authors mask only tensors named like a linear layer (`proj|fc|linear|mlp|qkv`: norms, embeddings and
-    lm_head are never updated by forget steps there); None masks every trainable tensor of the groups.
+    The authors keep mask entries only for tensors named like a linear layer (`proj|fc|linear|mlp|qkv`); the
+    others (norms, embeddings, lm_head) are dropped from the mask, and since their loop masks only
+    `if name in grad_mask`, forget steps give those tensors the full, unmasked (clipped) gradient. Here a
+    tensor left out is outside the mask: with `optimizers=one` and `restore_masked=false` it too takes the
+    full forget gradient, as theirs; with `two` (or `restore_masked=true`) forget steps never move it.
+    None masks every trainable tensor of the groups.
     """
     if pattern is None:
         return groups

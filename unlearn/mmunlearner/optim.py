@@ -1,0 +1,50 @@
+"""transformers' (removed) `AdamW`, the authors' optimiser (MLLMU_manifold.py: `from transformers import AdamW`).
+
+It differs from torch.optim.AdamW in two ways: eps defaults to 1e-6 (torch: 1e-8), and eps is added to
+sqrt(v) before the bias correction is folded into the step size, lr * sqrt(1 - b2^t) / (1 - b1^t), so in
+torch's terms its eps is eps / sqrt(1 - b2^t) (3.2e-5 at step 1 with eps 1e-6). Weight decay (default 0) is
+decoupled and applied after the Adam step, with the updated weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class HFAdamW(torch.optim.Optimizer):
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
+                 weight_decay: float = 0.0, correct_bias: bool = True):
+        if lr < 0 or eps < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
+            raise ValueError(f"HFAdamW: invalid lr={lr}, betas={betas} or eps={eps}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      correct_bias=correct_bias))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(p.grad, alpha=1.0 - beta1)
+                v.mul_(beta2).addcmul_(p.grad, p.grad, value=1.0 - beta2)
+                step_size = group["lr"]
+                if group["correct_bias"]:
+                    step_size *= math.sqrt(1.0 - beta2 ** state["step"]) / (1.0 - beta1 ** state["step"])
+                p.addcdiv_(m, v.sqrt().add_(group["eps"]), value=-step_size)
+                if group["weight_decay"] > 0.0:
+                    p.add_(p, alpha=-group["lr"] * group["weight_decay"])
+        return loss

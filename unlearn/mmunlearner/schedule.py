@@ -1,0 +1,84 @@
+"""Which retain batches follow each forget step, and the batch sampler that walks that schedule.
+
+The authors' loop (Z1zs/MMUnlearner, baselines/MLLMU_manifold.py) runs every retain batch once per epoch and
+takes a forget step before retain batch i whenever i % forget_freq == 0 and forget batches remain, with
+forget_freq = n_retain_batches // n_forget_batches (batch counts, floor). Since forget_freq * n_forget <=
+n_retain, every forget batch is used; the last forget step is followed by the remaining
+n_retain - (n_forget - 1) * forget_freq retain batches (forget_freq to 2 * forget_freq - 1 of them).
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def official_schedule(n_forget: int, n_retain: int) -> list[list[int]]:
+    """The retain batch indices that follow forget batch j, for j = 0 .. n_forget - 1 (batch counts)."""
+    if n_forget < 1:
+        raise ValueError(f"no forget batch to schedule (n_forget={n_forget})")
+    if n_retain < n_forget:  # the authors' forget_freq would be 0 (ZeroDivisionError in i % 0)
+        raise ValueError(f"mmunlearner.retain_steps=null: the official schedule needs at least as many retain "
+                         f"batches ({n_retain}) as forget batches ({n_forget}); set mmunlearner.retain_steps")
+    freq = n_retain // n_forget
+    steps: list[list[int]] = []
+    for i in range(n_retain):
+        if i % freq == 0 and len(steps) < n_forget:
+            steps.append([])
+        steps[-1].append(i)
+    return steps
+
+
+class ScheduledBatches:
+    """A DataLoader batch sampler: per training step, one forget batch and its retain batches.
+
+    Items are (kind, chunk, index) with kind 'forget' or 'retain' and chunk the retain step it belongs to;
+    `forget` and `retain` are per-rank index samplers (EpochShuffle shards itself), chunked into batches of
+    `batch_size`. Per-rank batch counts are ceil(ceil(n / W) / B) = ceil(n / (W B)), the global counts, so
+    every rank and every world size at the same global batch walks the same schedule. Lightning calls
+    `set_epoch` on `batch_sampler.sampler`, which is this object.
+    """
+
+    def __init__(self, forget, retain, batch_size: int):
+        self.forget, self.retain, self.batch_size = forget, retain, batch_size
+        self.sampler = self
+
+    def set_epoch(self, epoch: int) -> None:
+        self.forget.set_epoch(epoch)
+        self.retain.set_epoch(epoch)
+
+    def _batches(self, sampler) -> list[list[int]]:
+        order = list(sampler)
+        return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def __iter__(self):
+        forget, retain = self._batches(self.forget), self._batches(self.retain)
+        for j, chunks in enumerate(official_schedule(len(forget), len(retain))):
+            yield ([("forget", 0, i) for i in forget[j]] +
+                   [("retain", c, i) for c, k in enumerate(chunks) for i in retain[k]])
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.forget) / self.batch_size)
+
+
+class Tagged:
+    """forget and retain examples behind one index space of (kind, chunk, index) items."""
+
+    def __init__(self, forget, retain):
+        self.data = {"forget": forget, "retain": retain}
+
+    def __getitem__(self, item):
+        kind, chunk, i = item
+        return kind, chunk, self.data[kind][i]
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self.data.values())
+
+
+def collate_scheduled(items, collate) -> dict:
+    """{"forget": batch, "retain": [batch per retain step]} from ScheduledBatches' items."""
+    forget = [e for kind, _, e in items if kind == "forget"]
+    chunks: dict[int, list] = {}
+    for kind, c, e in items:
+        if kind == "retain":
+            chunks.setdefault(c, []).append(e)
+    return {"forget": collate(forget), "retain": [collate(chunks[c]) for c in sorted(chunks)]}
