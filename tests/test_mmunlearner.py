@@ -264,7 +264,8 @@ def test_eligible_names_keep_only_matching_tensors(tiny_model):
         eligible_parameters(model, groups, "nothing_matches")
 
 
-def test_forget_step_is_clipped_then_masked(tiny_model, small_benchmark):
+@pytest.mark.parametrize("clip_scope", ["unlearned", "all"])
+def test_forget_step_is_clipped_then_masked(tiny_model, small_benchmark, clip_scope):
     from lightning.pytorch.utilities import CombinedLoader
     from torch.utils.data import DataLoader
 
@@ -280,7 +281,7 @@ def test_forget_step_is_clipped_then_masked(tiny_model, small_benchmark):
                             mode="min_size")
     # SGD with lr 1: the forget step moves the weights by exactly the clipped, masked gradient
     module = MaskedUnlearning(model, masks, lambda p: torch.optim.SGD(p, lr=1.0),
-                              lambda p: torch.optim.SGD(p, lr=0.0), clip=0.01)
+                              lambda p: torch.optim.SGD(p, lr=0.0), clip=0.01, clip_scope=clip_scope)
     _trainer(max_steps=1).fit(module, loader)
     step = torch.cat([(p.detach() - before[p]).reshape(-1) for p in masks])
     assert 0 < step.norm() <= 0.01 * (1 + 1e-4)
@@ -299,19 +300,19 @@ def test_two_ranks_batches_make_up_the_one_process_batch():
         assert sorted(ranks[0][k] + ranks[1][k]) == sorted(batch), k
 
 
-def test_retain_steps_depend_on_the_global_batch_only(small_benchmark, tiny_model):
-    from unlearn.methods.mmunlearner import retain_steps_per_forget_step, update_loader
+def test_retain_schedule_depends_on_the_global_batch_only(small_benchmark, tiny_model):
+    from unlearn.methods.mmunlearner import update_loader
+    from unlearn.mmunlearner.schedule import ScheduledBatches
 
-    # 38 forget and 380 retain sequences, global batch 6: 7 forget steps, 380 / 42 -> 9 retain steps each;
-    # from the per-rank batch 3 it would be 380 / 39 -> 10, and the two runs would interleave differently
-    assert retain_steps_per_forget_step(38, 380, 6) == 9
-    assert retain_steps_per_forget_step(38, 380, 3) == 10
     ctx = SimpleNamespace(benchmark=small_benchmark, processor=tiny_model[1])
     _, k_one = update_loader(ctx, 6, None, 0, world_size=1)
     loader, k_two = update_loader(ctx, 3, None, 0, world_size=2)
-    assert k_one == k_two > 1
-    assert loader.iterables["retain"].batch_size == 3 * k_two
+    assert k_one == k_two > 1  # n_retain_batches // n_forget_batches of the global batch 6
+    assert isinstance(loader.batch_sampler, ScheduledBatches) and loader.batch_sampler.batch_size == 3
     assert update_loader(ctx, 3, 4, 0, world_size=2)[1] == 4  # an explicit mmunlearner.retain_steps wins
+    with pytest.raises(ValueError, match="mmunlearner.retain_steps=null.*at least as many retain batches"):
+        update_loader(SimpleNamespace(benchmark=SimpleNamespace(train_rows=lambda g: small_benchmark.train_rows(
+            "retain" if g == "forget" else "forget")), processor=tiny_model[1]), 6, None, 0, retain_text=False)
 
 
 @pytest.mark.slow

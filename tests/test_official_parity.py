@@ -1,9 +1,11 @@
 """Small plain-PyTorch ports of the official computations, written from the published code's semantics, held
 against the project's under the official settings on the tiny model.
 
-- MMUnlearner (Z1zs/MMUnlearner, data_process/MLLMU_gen_mask.py + MLLMU_manifold.py): per batch
-  `loss.backward()`, Fisher += grad ** 2 by parameter name, divided by the batch count; mask where
-  F_forget / F_preserve >= gamma (0/0 = nan -> not selected), kept only for names with proj|fc|linear|mlp|qkv.
+- MMUnlearner (Z1zs/MMUnlearner, data_process/MLLMU_gen_mask.py + SFRon.py + MLLMU_manifold.py): per batch
+  `loss.backward()`, Fisher += grad ** 2 / n_batches by parameter name (in float16 there: fisher_dtype=float16);
+  the language group's preserve loader is one loader over text-only + retain multimodal QA (mixed batches);
+  mask where (F_forget + 1e-15) / (F_preserve + 1e-15) >= gamma (0/0 = nan -> not selected), kept only for
+  names with proj|fc|linear|mlp|qkv.
 - open-unlearning (locuslab/open-unlearning, src/trainer/utils.py): KL = kl_div(batchmean) over logits
   flattened to (B*T, V); NPO = mean over rows of -(2/beta) logsigmoid(-beta * (sum NLL_ref - sum NLL_cur)).
 - MLLMU-Bench (franciscoliu/MLLMU-Bench, baselines/KL_Min.py, NPO.py): KL = kl_div(batchmean) over (B, T, V);
@@ -21,24 +23,32 @@ from unlearn.eval.scoring import model_inputs
 OFFICIAL_ELIGIBLE = ("proj", "fc", "linear", "mlp", "qkv")
 
 
-def _official_fisher(model, batches, names):
+def _official_fisher(model, batches, names, half=False):
+    """half: SFRon.py's arithmetic, grad ** 2 / len(loader) summed in float16 (their model is float16)."""
     params = dict(model.named_parameters())
-    fisher = {n: torch.zeros(params[n].shape) for n in names}
+    fisher = {n: torch.zeros(params[n].shape, dtype=torch.float16 if half else torch.float32) for n in names}
     for batch in batches:
         model.zero_grad()
         model(**model_inputs(batch, "cpu"), labels=batch["labels"]).loss.backward()
         for n in names:
             if params[n].grad is not None:
-                fisher[n] += params[n].grad.float() ** 2
+                g = params[n].grad
+                fisher[n] = fisher[n] + (g.half() ** 2 / len(batches) if half else g.float() ** 2)
     model.zero_grad()
-    return {n: f / len(batches) for n, f in fisher.items()}, len(batches)
+    return {n: f if half else f / len(batches) for n, f in fisher.items()}, len(batches)
 
 
 def _batches(ds, size, pad):
     return [collate([ds[j] for j in range(i, min(i + size, len(ds)))], pad) for i in range(0, len(ds), size)]
 
 
-def test_mmunlearner_mask_equals_the_official_rule(tmp_path, small_benchmark, tiny_model):
+@pytest.mark.parametrize("preserve_batches,fisher_dtype", [("mixed", "float16"), ("mixed", "float32"),
+                                                           ("separate", "float32")])
+def test_mmunlearner_mask_equals_the_official_rule(tmp_path, small_benchmark, tiny_model, preserve_batches,
+                                                   fisher_dtype):
+    """The preset's (official) mixed / float16, and the float32 and separate-loader variants."""
+    from torch.utils.data import ConcatDataset
+
     from unlearn.methods.mmunlearner import GROUPS, compute_masks, fisher_datasets
     from unlearn.mmunlearner.saliency import eligible_parameters, group_parameters
     from unlearn.pipeline import RunContext
@@ -48,12 +58,14 @@ def test_mmunlearner_mask_equals_the_official_rule(tmp_path, small_benchmark, ti
     model, proc = tiny_model
     model.eval()
     cfg = _cfg(tmp_path, "experiment=mmunlearner_official", "model=tiny_llava", "data=mllmu_mini",
-               "mmunlearner.fisher_shuffle=false")  # the official shuffle is unseeded: same batches, in order
+               "mmunlearner.fisher_shuffle=false",  # the official shuffle is unseeded: same batches, in order
+               f"mmunlearner.preserve_batches={preserve_batches}", f"mmunlearner.fisher_dtype={fisher_dtype}")
     m = cfg.mmunlearner
     ctx = RunContext(cfg, small_benchmark, model, proc, tmp_path)
     groups = eligible_parameters(model, group_parameters(model, dict(cfg.model.param_groups)), m.eligible)
     masks, names, _ = compute_masks(ctx, groups, GROUPS["both"], m.gamma, m.fisher_batch_size, answer_labels=False,
-                                    preserve_text=m.preserve_text)
+                                    preserve_text=m.preserve_text, preserve_batches=m.preserve_batches,
+                                    fisher_dtype=m.fisher_dtype)
 
     # the official computation, by name
     data = fisher_datasets(ctx, answer_labels=False, preserve_text=m.preserve_text)  # eval_mc
@@ -62,14 +74,27 @@ def test_mmunlearner_mask_equals_the_official_rule(tmp_path, small_benchmark, ti
     language = [n for n, _ in model.named_parameters() if n.startswith("model.language_model") or n == "lm_head.weight"]
     eligible = lambda ns: [n for n in ns if any(k in n for k in OFFICIAL_ELIGIBLE)]  # noqa: E731
     vision, language = eligible(vision), eligible(language)
-    f, _ = _official_fisher(model, _batches(data["forget"], 4, pad), vision + language)
-    rm, n_rm = _official_fisher(model, _batches(data["retain_multimodal"], 4, pad), vision + language)
-    tx, n_tx = _official_fisher(model, _batches(data["text_all"], 4, pad), language)
+    half = fisher_dtype == "float16"
+    f, _ = _official_fisher(model, _batches(data["forget"], 4, pad), vision + language, half)
+    rm, n_rm = _official_fisher(model, _batches(data["retain_multimodal"], 4, pad), vision + language, half)
+    if preserve_batches == "mixed":  # MLLMU_gen_mask.py: ConcatDataset([knowledge (text), retain]), one loader
+        mixed = ConcatDataset([data["text_all"], data["retain_multimodal"]])
+        lp, _ = _official_fisher(model, _batches(mixed, 4, pad), language, half)
+    else:
+        tx, n_tx = _official_fisher(model, _batches(data["text_all"], 4, pad), language)
     official, ties = {}, {}
     for n in vision + language:
-        preserve = rm[n] if n in vision else (rm[n] * n_rm + tx[n] * n_tx) / (n_rm + n_tx)
-        official[n] = (f[n] / preserve) >= m.gamma  # nan (0/0) compares False, x/0 = inf compares True
-        ties[n] = (f[n] - m.gamma * preserve).abs() <= 1e-6 * f[n].abs().clamp(min=1e-30)
+        if n in vision:
+            preserve = rm[n]
+        else:
+            preserve = lp[n] if preserve_batches == "mixed" else (rm[n] * n_rm + tx[n] * n_tx) / (n_rm + n_tx)
+        if half:  # SFRon.py: 1e-15 rounds away in float16; 0/0 = nan: False, x/0 = inf: True
+            official[n] = ((f[n] + 1e-15) / (preserve + 1e-15)) >= m.gamma
+        else:  # float32 (not theirs): the rule without their 1e-15, which in float32 would tip noise-level pairs
+            official[n] = (f[n] / preserve) >= m.gamma
+        ties[n] = (f[n].float() - m.gamma * preserve.float()).abs() <= 1e-6 * f[n].float().abs().clamp(min=1e-30)
+        if half:
+            ties[n] = torch.zeros_like(official[n])  # float16 arithmetic on the same gradients: exact
 
     ours = {names[p]: mask for p, mask in masks.items()}
     assert set(ours) == set(official)
@@ -78,6 +103,8 @@ def test_mmunlearner_mask_equals_the_official_rule(tmp_path, small_benchmark, ti
         differ = ours[n] != official[n]
         assert not (differ & ~ties[n]).any(), f"{n}: {int(differ.sum())} elements differ beyond ties"
     assert sum(int(v.sum()) for v in official.values()) > 0
+    if half:  # underflow matters on the tiny model: some float16 preserve Fishers are exactly 0
+        assert any(((rm[n] == 0) & (f[n] > 0)).any() for n in vision)
 
 
 @pytest.fixture()

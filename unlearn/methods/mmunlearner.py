@@ -7,7 +7,9 @@ A weight is unlearned where F_f / F_p >= gamma (0/0 counts as 0: no data, no unl
 `mask_fraction`, gamma is the largest that selects that fraction of the unlearned groups.
 
 Stage 2, update: each training step is one forget step (gradient ascent, clip 1.0, gradient times mask)
-followed by `retain_steps` plain descent steps on retain data. With two optimisers (default) the forget
+followed by `retain_steps` plain descent steps on retain data (null: the authors' schedule, every forget and
+retain batch once per epoch). `apply_mask=false` skips stage 1 and ascends unmasked: what the authors' LLaVA
+script does in effect, since its name-keyed mask matches no parameter of its peft LoRA model. With two optimisers (default) the forget
 optimiser only holds the unlearned groups and has no weight decay, and a masked-out element's gradient is
 always 0 in forget steps, so its Adam moments stay 0 and it never moves there; retain-step momentum lives
 in the other optimiser. With one optimiser, masked-out elements are restored after each forget step
@@ -41,12 +43,23 @@ from unlearn.eval.scoring import model_inputs
 from unlearn.io import write_json
 from unlearn.methods.gradient import global_batch_mean
 from unlearn.methods.guards import check_finite
-from unlearn.mmunlearner.saliency import (eligible_parameters, gamma_for_fraction, group_parameters, mask_report,
-                                          restore_masked_out, saliency_mask, squared_grads)
+from unlearn.mmunlearner.lora import all_linear_targets
+from unlearn.mmunlearner.saliency import (eligible_parameters, fp16_fisher_add, gamma_for_fraction, group_parameters,
+                                          mask_report, official_fp16_mask, restore_masked_out, saliency_mask, squared_grads)
+from unlearn.mmunlearner.schedule import ScheduledBatches, Tagged, collate_scheduled, official_schedule
 from unlearn.strategies import refuse_fsdp
 
 log = logging.getLogger(__name__)
 GROUPS = {"vision": ("vision",), "language": ("language",), "both": ("vision", "language")}
+FISHER_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+PRESERVE_BATCHES = ("separate", "mixed")
+CLIP_SCOPES = ("unlearned", "all")
+
+
+def choice(value, allowed, key: str):
+    if value not in allowed:
+        raise ValueError(f"{key}={value!r}: expected one of {list(allowed)}")
+    return value
 
 
 class FisherPass(L.LightningModule):
@@ -54,17 +67,23 @@ class FisherPass(L.LightningModule):
 
     Batches are fixed before sharding (rank r takes batches r, r + W, ...), and squared gradients are
     summed across ranks before dividing by the total batch count: 1 and W processes agree.
+
+    `dtype=float16` is the authors' accumulation (SFRon.py): per batch grad.half() ** 2 / n_batches, summed in
+    float16, so squares below float16's smallest subnormal (|grad| < ~1.7e-4) and small quotients are 0.
+    On one process it is their arithmetic exactly; under DDP the ranks' float16 partial sums are added in
+    another order (rounding may differ in the last bit).
     """
 
     def __init__(self, model, datasets: dict, params: dict[str, list], batch_size: int, pad_id: int,
-                 shuffle_seed: int | None = None):
+                 shuffle_seed: int | None = None, dtype: torch.dtype = torch.float32):
         """`shuffle_seed`: batches drawn from a seeded permutation (the authors shuffle); None: in order."""
         super().__init__()
         self.model, self.datasets, self.params = model, datasets, params
         self.loader_keys = list(datasets)
-        self.batch_size, self.pad_id, self.shuffle_seed = batch_size, pad_id, shuffle_seed
+        self.batch_size, self.pad_id, self.shuffle_seed, self.acc_dtype = batch_size, pad_id, shuffle_seed, dtype
         self.sums: dict[str, list[torch.Tensor]] = {}
         self.batches: dict[str, int] = {}
+        self.total: dict[str, int] = {}  # each loader's batch count over all ranks
         self.fisher: dict[str, dict[torch.nn.Parameter, torch.Tensor]] = {}
 
     def val_dataloader(self):
@@ -74,13 +93,14 @@ class FisherPass(L.LightningModule):
             if self.shuffle_seed is not None:  # the same permutation on every rank
                 order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(self.shuffle_seed + j)).tolist()
             batches = [order[i:i + self.batch_size] for i in range(0, len(ds), self.batch_size)]
+            self.total[self.loader_keys[j]] = len(batches)
             mine = batches[self.trainer.global_rank::self.trainer.world_size]
             loaders.append(DataLoader(ds, batch_sampler=mine, collate_fn=lambda b: collate(b, self.pad_id)))
         return loaders
 
     def on_validation_epoch_start(self) -> None:
         self.model.eval()
-        self.sums = {k: [torch.zeros(p.shape, dtype=torch.float32, device=p.device) for p in self.params[k]]
+        self.sums = {k: [torch.zeros(p.shape, dtype=self.acc_dtype, device=p.device) for p in self.params[k]]
                      for k in self.loader_keys}
         self.batches = {k: 0 for k in self.loader_keys}
 
@@ -89,21 +109,29 @@ class FisherPass(L.LightningModule):
         with torch.enable_grad():
             loss = check_finite(self.model(**model_inputs(batch, self.device), labels=batch["labels"].to(
                 self.device)).loss, batch_idx, f"Fisher loss on {key}")
-            for acc, sq in zip(self.sums[key], squared_grads(loss, self.params[key])):
-                acc.add_(sq)
+            if self.acc_dtype == torch.float16:  # theirs: acc += grad ** 2 / len(loader), all in float16
+                grads = torch.autograd.grad(loss, self.params[key], allow_unused=True)
+                for acc, g in zip(self.sums[key], grads):
+                    if g is not None:
+                        acc.copy_(fp16_fisher_add(acc, g, self.total[key]))
+            else:
+                for acc, sq in zip(self.sums[key], squared_grads(loss, self.params[key])):
+                    acc.add_(sq)
         self.batches[key] += 1
 
     def on_validation_epoch_end(self) -> None:
         strategy = self.trainer.strategy
         for key in self.loader_keys:
-            flat = torch.cat([s.reshape(-1) for s in self.sums[key]] +
+            flat = torch.cat([s.reshape(-1).float() for s in self.sums[key]] +
                              [torch.tensor([float(self.batches[key])], device=self.device)])
             if self.trainer.world_size > 1:
                 flat = strategy.reduce(flat, reduce_op="sum")
             n = flat[-1].item()
             out, i = {}, 0
             for p in self.params[key]:
-                out[p] = (flat[i:i + p.numel()].reshape(p.shape) / max(n, 1.0)).cpu()
+                part = flat[i:i + p.numel()].reshape(p.shape)
+                # float16 sums are already divided by the batch count
+                out[p] = (part.to(torch.float16) if self.acc_dtype == torch.float16 else part / max(n, 1.0)).cpu()
                 i += p.numel()
             self.fisher[key] = out
             self.batches[key] = int(n)
@@ -113,13 +141,17 @@ class MaskedUnlearning(L.LightningModule):
     """Batches are {"forget": batch, "retain": [batch per retain step]}. Manual optimisation; gradients are clipped and masked in `on_before_optimizer_step`, i.e. after DDP has
     averaged them (during `manual_backward`) and AMP has unscaled them, so every rank steps identically."""
 
-    def __init__(self, model, masks: dict, forget_optimizer: Callable, retain_optimizer: Callable,
-                 clip: float = 1.0, optimizers: str = "two", restore_masked: bool = True):
+    def __init__(self, model, masks: dict | None, forget_optimizer: Callable, retain_optimizer: Callable,
+                 clip: float = 1.0, optimizers: str = "two", restore_masked: bool = True,
+                 clip_scope: str = "unlearned"):
         """`restore_masked` (optimizers=one): put masked-out elements back after each forget step; false is the
-        authors' shared AdamW, whose retain-step momentum moves them in forget steps too."""
+        authors' shared AdamW, whose retain-step momentum moves them in forget steps too.
+        `masks=None` (mmunlearner.apply_mask=false): forget steps ascend on every trainable parameter, unmasked.
+        `clip_scope`: the forget step's gradient norm is clipped over the unlearned (masked) parameters, or over
+        all parameters with a gradient before the mask is applied (`all`, the authors')."""
         super().__init__()
-        if optimizers not in ("one", "two"):
-            raise ValueError(f"mmunlearner.optimizers={optimizers!r}: expected 'one' or 'two'")
+        choice(optimizers, ("one", "two"), "mmunlearner.optimizers")
+        self.clip_scope = choice(clip_scope, CLIP_SCOPES, "mmunlearner.clip_scope")
         self.model, self.masks = model, masks
         self.forget_optimizer, self.retain_optimizer = forget_optimizer, retain_optimizer
         self.clip, self.mode, self.restore_masked = clip, optimizers, restore_masked
@@ -130,14 +162,22 @@ class MaskedUnlearning(L.LightningModule):
     def on_train_start(self) -> None:
         self.model.train()
 
+    def _trainable(self) -> list:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def _unlearned(self) -> list:
+        return self._trainable() if self.masks is None else list(self.masks)
+
     def configure_optimizers(self):
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        trainable = self._trainable()
         if self.mode == "one":
             shared = self.retain_optimizer(trainable)
-            refuse_weight_decay(shared, "mmunlearner.retain_optimizer.weight_decay")  # it takes forget steps too
+            if self.masks is not None:  # no mask: nothing that decay could move against it
+                refuse_weight_decay(shared, "mmunlearner.retain_optimizer.weight_decay")  # it takes forget steps too
             return shared
-        forget = self.forget_optimizer(list(self.masks))
-        refuse_weight_decay(forget, "mmunlearner.forget_optimizer.weight_decay")
+        forget = self.forget_optimizer(self._unlearned())
+        if self.masks is not None:
+            refuse_weight_decay(forget, "mmunlearner.forget_optimizer.weight_decay")
         return [forget, self.retain_optimizer(trainable)]
 
     def _nll(self, batch, what: str):
@@ -147,8 +187,9 @@ class MaskedUnlearning(L.LightningModule):
 
     def on_before_optimizer_step(self, optimizer) -> None:
         if self._phase == "forget":  # ascend, clip, mask
-            torch.nn.utils.clip_grad_norm_(list(self.masks), self.clip)
-            for p, m in self.masks.items():
+            scope = self._unlearned() if self.clip_scope == "unlearned" else self._trainable()
+            torch.nn.utils.clip_grad_norm_([p for p in scope if p.grad is not None], self.clip)
+            for p, m in (self.masks or {}).items():
                 if p.grad is not None:
                     p.grad.mul_(m.to(p.grad.device, p.grad.dtype))
         else:
@@ -160,9 +201,10 @@ class MaskedUnlearning(L.LightningModule):
         opt_f, opt_r = (opts, opts) if self.mode == "one" else opts
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         # forget step: gradient ascent, clipped and masked before the step
-        restore = self.mode == "one" and self.restore_masked
+        restore = self.mode == "one" and self.restore_masked and self.masks is not None
         snapshot = {p: p.detach().clone() for p in trainable} if restore else None
-        opt_f.zero_grad(set_to_none=True)
+        for p in trainable:  # every gradient, not only the forget optimiser's: clip_scope=all reads them all
+            p.grad = None
         forget_nll = self._nll(batch["forget"], "forget")
         self.manual_backward(-forget_nll)
         self._phase = "forget"
@@ -245,26 +287,49 @@ def fisher_datasets(ctx, answer_labels: bool = True, preserve_text: str = "train
 
 def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma: float, batch_size: int,
                   answer_labels: bool = True, shuffle_seed: int | None = None, preserve_text: str = "train_qa",
-                  mask_fraction: float | None = None):
+                  mask_fraction: float | None = None, preserve_batches: str = "separate",
+                  fisher_dtype: str = "float32"):
     """The saliency masks of the unlearned groups, their parameters' names and the gamma that made them:
-    `gamma` itself, or with `mask_fraction` the largest gamma that selects that fraction of them all."""
+    `gamma` itself, or with `mask_fraction` the largest gamma that selects that fraction of them all.
+
+    The language group's preserve Fisher: `separate` runs text-only and retain multimodal QA as two loaders
+    and takes the batch-count-weighted mean of their Fishers (the mean over all preserve batches); `mixed`
+    (the authors', MLLMU_gen_mask.py) runs one loader over ConcatDataset([text-only, retain multimodal]),
+    whose batches (shuffled with fisher_shuffle) mix the two. `fisher_dtype=float16`: the authors' float16
+    accumulation and ratio (FisherPass, official_fp16_mask)."""
+    choice(preserve_batches, PRESERVE_BATCHES, "mmunlearner.preserve_batches")
+    dtype = FISHER_DTYPES[choice(fisher_dtype, FISHER_DTYPES, "mmunlearner.fisher_dtype")]
+    if dtype == torch.float16 and mask_fraction is not None:
+        raise ValueError(f"mmunlearner.mask_fraction={mask_fraction} sizes a mask by the float32 rule; "
+                         "it cannot be used with mmunlearner.fisher_dtype=float16")
     names = {p: n for n, p in ctx.model.named_parameters()}
     vision, language = groups["vision"], groups["language"]
-    params = {"forget": vision + language, "retain_multimodal": vision + language, "text_all": language}
-    module = FisherPass(ctx.model, fisher_datasets(ctx, answer_labels, preserve_text), params, batch_size,
-                        ctx.processor.tokenizer.pad_token_id, shuffle_seed)
+    data = fisher_datasets(ctx, answer_labels, preserve_text)
+    if preserve_batches == "mixed":
+        data = {"forget": data["forget"], "retain_multimodal": data["retain_multimodal"],
+                "language_preserve": ConcatDataset([data["text_all"], data["retain_multimodal"]])}  # their order
+        params = {"forget": vision + language, "retain_multimodal": vision, "language_preserve": language}
+    else:
+        params = {"forget": vision + language, "retain_multimodal": vision + language, "text_all": language}
+    module = FisherPass(ctx.model, data, params, batch_size, ctx.processor.tokenizer.pad_token_id, shuffle_seed,
+                        dtype)
     ctx.trainer(inference_mode=False, use_distributed_sampler=False, enable_model_summary=False).validate(
         module, verbose=False)
-    f, rm, tx = module.fisher["forget"], module.fisher["retain_multimodal"], module.fisher["text_all"]
-    n_rm, n_tx = module.batches["retain_multimodal"], module.batches["text_all"]
+    f, rm = module.fisher["forget"], module.fisher["retain_multimodal"]
     pairs = {}
     for p in vision if "vision" in unlearn else []:
         pairs[p] = (f[p], rm[p])
     for p in language if "language" in unlearn else []:
-        pairs[p] = (f[p], (rm[p] * n_rm + tx[p] * n_tx) / (n_rm + n_tx))  # mean over all preserve batches
+        if preserve_batches == "mixed":
+            pairs[p] = (f[p], module.fisher["language_preserve"][p])
+        else:  # mean over all preserve batches
+            tx, n_rm, n_tx = module.fisher["text_all"], module.batches["retain_multimodal"], module.batches["text_all"]
+            preserve = (rm[p].float() * n_rm + tx[p].float() * n_tx) / (n_rm + n_tx)
+            pairs[p] = (f[p], preserve.to(dtype))
     if mask_fraction is not None:
         gamma = gamma_for_fraction(list(pairs.values()), mask_fraction)
-    return {p: saliency_mask(fp, pp, gamma) for p, (fp, pp) in pairs.items()}, names, gamma
+    rule = official_fp16_mask if dtype == torch.float16 else saliency_mask
+    return {p: rule(fp, pp, gamma) for p, (fp, pp) in pairs.items()}, names, gamma
 
 
 def save_masks(masks: dict, names: dict, path) -> None:
@@ -298,7 +363,19 @@ def run(ctx) -> None:
     out = ctx.out_dir / "mmunlearner"
     out.mkdir(parents=True, exist_ok=True)
     if m.lora.enabled:  # saliency and updates live on the adapters; masks are keyed by object, not name
-        ctx.model = with_saliency_lora(ctx.model, m.lora, ctx.cfg.model.lora_target_modules)
+        targets = m.lora.get("target_modules") or ctx.cfg.model.lora_target_modules
+        ctx.model = with_saliency_lora(ctx.model, m.lora, targets, m.apply_mask)
+    if not m.apply_mask:  # the authors' LLaVA run: their name-keyed mask matches no peft name, so none applies
+        if m.mask_path:
+            raise ValueError(f"mmunlearner.mask_path={m.mask_path} is a mask, and mmunlearner.apply_mask=false "
+                             "applies none: set one of them")
+        log.info("MMUnlearner: mmunlearner.apply_mask=false, no saliency mask: unmasked ascent and descent")
+        ctx.artifacts["mmunlearner"] = {"apply_mask": False}
+        masked_update(ctx, None, m)
+        if m.lora.enabled:
+            ctx.model = ctx.model.merge_and_unload()
+        ctx.model.eval()
+        return
     if m.mask_path:
         masks, names = load_masks(m.mask_path, ctx.model), {p: n for n, p in ctx.model.named_parameters()}
         gamma = None  # a saved mask: whatever made it is not known here
@@ -308,7 +385,7 @@ def run(ctx) -> None:
         masks, names, gamma = compute_masks(ctx, groups, GROUPS[m.groups], m.gamma, m.fisher_batch_size,
                                             answer_only(m.fisher_labels, "mmunlearner.fisher_labels"),
                                             ctx.cfg.seed if m.fisher_shuffle else None, m.preserve_text,
-                                            m.get("mask_fraction"))
+                                            m.get("mask_fraction"), m.preserve_batches, m.fisher_dtype)
     report = mask_report(masks, names)
     if report["selected"] == 0:
         raise ValueError(f"the saliency mask selects no weight (mmunlearner.gamma={m.gamma}); lower gamma")
@@ -336,8 +413,8 @@ def run(ctx) -> None:
 LORA_INITS_WITH_ZERO_FACTOR = (True, "gaussian")
 
 
-def with_saliency_lora(model, lora_cfg, target_modules):
-    """LoRA adapters whose two factors both receive gradient from the first step.
+def with_saliency_lora(model, lora_cfg, target_modules, apply_mask: bool = True):
+    """LoRA adapters whose two factors both receive gradient from the first step (when a mask is applied).
 
     peft's default starts B at 0, so dL/dA = B^T (dL/dW) (scaled) is exactly 0: every lora_A element has zero
     Fisher, the saliency mask can never select one (0/0 counts as 0), and forget steps, masked to lora_B,
@@ -346,35 +423,49 @@ def with_saliency_lora(model, lora_cfg, target_modules):
     so the model's function is unchanged (up to rounding), both factors are non-zero, and the Fisher of
     each factor is that of the base weight's most important subspace: a mask over it is well defined in
     every adapted module. Any peft initialisation with both factors non-zero (`olora`, `pissa_niter_K`) is
-    accepted; one that zeroes a factor is refused.
+    accepted; one that zeroes a factor is refused while a mask is applied. With `apply_mask=false` (no mask,
+    the authors' LLaVA run) any init is accepted, `gaussian` being theirs.
+
+    `target_modules`: a list or regex for peft, or `all_linear`, the authors' find_all_linear_names
+    (`all_linear_targets`: every Linear but lm_head and embeddings, vision tower and projector included).
     """
     from peft import LoraConfig, get_peft_model
 
-    if lora_cfg.init in LORA_INITS_WITH_ZERO_FACTOR:
+    if apply_mask and lora_cfg.init in LORA_INITS_WITH_ZERO_FACTOR:
         raise ValueError(f"mmunlearner.lora.init={lora_cfg.init!r} starts lora_B at 0, so no lora_A element "
-                         "ever gets gradient or saliency; use pissa, pissa_niter_4 or olora")
+                         "ever gets gradient or saliency; use pissa, pissa_niter_4 or olora "
+                         "(or mmunlearner.apply_mask=false, which applies no mask)")
+    if target_modules == "all_linear":
+        target_modules = all_linear_targets(model)
     config = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
                         target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
                         init_lora_weights=lora_cfg.init)
     return get_peft_model(model, config)
 
 
-def retain_steps_per_forget_step(n_forget: int, n_retain: int, global_batch: int) -> int:
-    """About one pass over the retain data per pass over the forget data. From global sizes and the global
-    batch, so every rank (and every world size at the same global batch) takes the same steps."""
-    forget_steps = math.ceil(n_forget / global_batch)
-    return max(1, round(n_retain / (global_batch * forget_steps)))
-
-
 def update_loader(ctx, batch_size: int, retain_steps: int | None, seed: int, world_size: int = 1,
-                  answer_labels: bool = True, retain_text: bool = True) -> tuple[CombinedLoader, int]:
-    """Forget batches of `batch_size` (per process) beside retain batches of `batch_size * k`, and k.
-    Retain data: multimodal QA, plus text-only QA with `retain_text` (the authors use multimodal only)."""
+                  answer_labels: bool = True, retain_text: bool = True):
+    """The update's loader and its retain steps per forget step k.
+
+    `retain_steps=None`: the authors' schedule (`official_schedule`) over global batch counts: every forget
+    batch once and every retain batch once per epoch, forget_freq = n_retain_batches // n_forget_batches retain
+    steps after each forget step, the rest after the last one; k is forget_freq. An int k: each step takes one
+    forget batch and the next k retain batches, and the epoch ends when either set runs out (the rest unused).
+    Batches are `batch_size` per process. Retain data: multimodal QA, plus text-only QA with `retain_text`
+    (the authors use multimodal only)."""
     proc, pad = ctx.processor, ctx.processor.tokenizer.pad_token_id
     forget = QASequences(ctx.benchmark.train_rows("forget"), proc, "multimodal", answer_labels)
     forms = ("multimodal", "text") if retain_text else ("multimodal",)
     retain = ConcatDataset([QASequences(ctx.benchmark.train_rows("retain"), proc, f, answer_labels) for f in forms])
-    k = retain_steps or retain_steps_per_forget_step(len(forget), len(retain), batch_size * world_size)
+    if retain_steps is None:
+        glob = batch_size * world_size
+        n_f, n_r = math.ceil(len(forget) / glob), math.ceil(len(retain) / glob)
+        official_schedule(n_f, n_r)  # refuses fewer retain than forget batches, before training starts
+        k = n_r // n_f
+        sampler = ScheduledBatches(EpochShuffle(len(forget), seed), EpochShuffle(len(retain), seed + 1), batch_size)
+        return DataLoader(Tagged(forget, retain), batch_sampler=sampler,
+                          collate_fn=lambda items: collate_scheduled(items, lambda b: collate(b, pad))), k
+    k = retain_steps
     loader = CombinedLoader({
         "forget": DataLoader(forget, batch_size=batch_size, sampler=EpochShuffle(len(forget), seed),
                              collate_fn=lambda b: collate(b, pad)),
@@ -399,6 +490,6 @@ def masked_update(ctx, masks: dict, m, callbacks=()) -> MaskedUnlearning:
     loader, _ = update_loader(ctx, m.batch_size, m.retain_steps, ctx.cfg.seed, trainer.world_size,
                               answer_only(m.update_labels, "mmunlearner.update_labels"), m.retain_text)
     module = MaskedUnlearning(ctx.model, masks, instantiate(m.forget_optimizer), instantiate(m.retain_optimizer),
-                              m.clip, m.optimizers, m.restore_masked)
+                              m.clip, m.optimizers, m.restore_masked, m.clip_scope)
     trainer.fit(module, loader)
     return module

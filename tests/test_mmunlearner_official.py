@@ -1,0 +1,299 @@
+"""MMUnlearner's official-code settings, each held against a small plain-PyTorch port of the authors' semantics
+(Z1zs/MMUnlearner: baselines/MLLMU_manifold.py, data_process/MLLMU_gen_mask.py, data_process/SFRon.py) or
+against hand-computed values. The ports are written here from what that code does, not copied."""
+
+import copy
+import math
+
+import pytest
+import torch
+
+from unlearn.mmunlearner.schedule import ScheduledBatches, official_schedule
+
+
+def _port_loop_events(n_forget: int, n_retain: int) -> list[tuple[str, int]]:
+    """MLLMU_manifold.py's epoch: for iter in range(len(retain)): a forget step first if iter % forget_freq == 0
+    (next(forget) in a try: once forget is exhausted, nothing), then the next retain batch."""
+    freq = n_retain // n_forget
+    forget, retain, events = iter(range(n_forget)), iter(range(n_retain)), []
+    for i in range(n_retain):
+        if i % freq == 0:
+            try:
+                events.append(("forget", next(forget)))
+            except StopIteration:
+                pass
+        events.append(("retain", next(retain)))
+    return events
+
+
+def _our_events(schedule):
+    return [e for j, chunks in enumerate(schedule) for e in [("forget", j)] + [("retain", i) for i in chunks]]
+
+
+# (75, 425): MLLMU forget_15 at batch 4 (floor 5, round 6); (4, 7): floor 1, round 2; (5, 14): floor 2, round 3
+@pytest.mark.parametrize("n_forget,n_retain", [(75, 425), (4, 7), (5, 14), (3, 3), (1, 5), (7, 20), (19, 107)])
+def test_schedule_equals_the_official_loop(n_forget, n_retain):
+    ours = official_schedule(n_forget, n_retain)
+    assert _our_events(ours) == _port_loop_events(n_forget, n_retain)
+    assert len(ours) == n_forget and sorted(i for c in ours for i in c) == list(range(n_retain))
+
+
+def test_schedule_hand_computed():
+    # 3 forget, 7 retain batches: forget_freq 2, forget steps before retain 0, 2, 4; the last takes 4, 5, 6
+    assert official_schedule(3, 7) == [[0, 1], [2, 3], [4, 5, 6]]
+    with pytest.raises(ValueError, match="mmunlearner.retain_steps=null"):
+        official_schedule(4, 3)
+
+
+class _Order:
+    """An index sampler with set_epoch (a stand-in for EpochShuffle)."""
+
+    def __init__(self, n):
+        self.n, self.epoch = n, 0
+
+    def set_epoch(self, e):
+        self.epoch = e
+
+    def __iter__(self):
+        return iter(torch.randperm(self.n, generator=torch.Generator().manual_seed(self.epoch)).tolist())
+
+    def __len__(self):
+        return self.n
+
+
+def test_scheduled_batches_use_every_batch_each_epoch_and_follow_set_epoch():
+    sampler = ScheduledBatches(_Order(10), _Order(23), 3)  # 4 forget and 8 retain batches: freq 2
+    assert sampler.sampler is sampler and len(sampler) == 4
+    epochs = []
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        steps = list(sampler)
+        assert len(steps) == 4
+        assert sorted(i for s in steps for k, _, i in s if k == "forget") == list(range(10))
+        assert sorted(i for s in steps for k, _, i in s if k == "retain") == list(range(23))
+        assert [len({c for k, c, _ in s if k == "retain"}) for s in steps] == [2, 2, 2, 2]
+        epochs.append(steps)
+    assert epochs[0] != epochs[1]
+
+
+def test_two_ranks_walk_the_one_process_schedule():
+    from unlearn.data.sampling import EpochShuffle
+
+    def steps(bs, **kw):
+        return list(ScheduledBatches(EpochShuffle(14, 3, **kw), EpochShuffle(47, 4, **kw), bs))
+
+    one = steps(6)
+    ranks = [steps(3, rank=r, world_size=2) for r in (0, 1)]
+    assert len(one) == len(ranks[0]) == len(ranks[1]) == 3
+    for k, step in enumerate(one):
+        for kind in ("forget", "retain"):
+            for chunk in {c for t, c, _ in step if t == kind}:
+                pick = lambda s: sorted(i for t, c, i in s if t == kind and c == chunk)  # noqa: E731
+                both, mine = sorted(pick(ranks[0][k]) + pick(ranks[1][k])), pick(one[k])
+                if len(mine) == 6:
+                    assert both == mine, (k, kind, chunk)
+                else:  # the last batch: EpochShuffle pads odd sizes (47) with one index
+                    assert set(mine) <= set(both) and len(both) - len(mine) in (0, 1), (k, kind, chunk)
+
+
+@pytest.mark.parametrize("scope,a,b", [
+    # unlearned: ||a.grad|| = 5 -> [0.6, 0.8], masked -> [0.6, 0]; b (outside the mask) keeps [30, 40]
+    ("unlearned", [0.6, 0.0], [30.0, 40.0]),
+    # all (official): ||(a, b)|| = sqrt(2525) = 50.2494; both scaled by 1 / 50.2494, then a masked
+    ("all", [3 / 2525 ** 0.5, 0.0], [30 / 2525 ** 0.5, 40 / 2525 ** 0.5]),
+])
+def test_clip_scope_hand_computed(scope, a, b):
+    from unlearn.methods.mmunlearner import MaskedUnlearning
+
+    pa, pb = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    module = MaskedUnlearning(torch.nn.ParameterList([pa, pb]), {pa: torch.tensor([True, False])}, None, None,
+                              optimizers="one", restore_masked=False, clip_scope=scope)
+    pa.grad, pb.grad = torch.tensor([3.0, 4.0]), torch.tensor([30.0, 40.0])
+    module._phase = "forget"
+    module.on_before_optimizer_step(None)
+    torch.testing.assert_close(pa.grad, torch.tensor(a), rtol=1e-5, atol=0)
+    torch.testing.assert_close(pb.grad, torch.tensor(b), rtol=1e-5, atol=0)
+    if scope == "all":  # the port: clip_grad_norm_(model.parameters(), 1.0), then p.grad *= mask
+        ga, gb = torch.tensor([3.0, 4.0]), torch.tensor([30.0, 40.0])
+        scale = 1.0 / (torch.cat([ga, gb]).norm() + 1e-6)
+        torch.testing.assert_close(pa.grad, ga * scale * torch.tensor([1.0, 0.0]))
+        torch.testing.assert_close(pb.grad, gb * scale)
+    with pytest.raises(ValueError, match="mmunlearner.clip_scope='some'"):
+        MaskedUnlearning(torch.nn.ParameterList([pa]), {}, None, None, clip_scope="some")
+
+
+def test_fp16_fisher_underflows_as_theirs():
+    from unlearn.mmunlearner.saliency import fp16_fisher_add, official_fp16_mask, saliency_mask
+
+    acc = torch.zeros(3, dtype=torch.float16)
+    acc = fp16_fisher_add(acc, torch.tensor([1e-4, 1e-3, 0.1]), 2)
+    # 1e-4 ** 2 = 1e-8 < 2 ** -25: 0. fp16(1e-3) ** 2 -> 17 * 2 ** -24, / 2 -> 8.5 -> 8 * 2 ** -24 (to even).
+    # fp16(0.1) = 0.0999755859375, squared and halved -> 0.00499725341796875
+    assert acc.dtype == torch.float16 and acc.tolist() == [0.0, 8 * 2.0 ** -24, 0.00499725341796875]
+    # mask: 0/0 = nan -> no; x/0 = inf -> yes (a preserve square that underflowed selects the weight)
+    f = torch.tensor([0.0, 1e-3, 2e-3, 1e-3], dtype=torch.float16)
+    p = torch.tensor([0.0, 0.0, 1e-3, 2e-3], dtype=torch.float16)
+    assert official_fp16_mask(f, p, 1.0).tolist() == [False, True, True, False]
+    # the same gradients in float32: preserve 1e-8 is not 0, so forget 1e-8 against it is a tie (selected),
+    # and in float16 both are 0: 0/0, not selected
+    grads_f, grads_p = torch.tensor([1e-4]), torch.tensor([1e-4])
+    f16 = fp16_fisher_add(torch.zeros(1, dtype=torch.float16), grads_f, 1)
+    p16 = fp16_fisher_add(torch.zeros(1, dtype=torch.float16), grads_p, 1)
+    assert official_fp16_mask(f16, p16).tolist() == [False]
+    assert saliency_mask(grads_f ** 2, grads_p ** 2).tolist() == [True]
+    # port of SFRon.py with a preserve gradient that underflows and a forget one that does not
+    port = ((torch.tensor([1e-3]).half() ** 2 / 1 + 1e-15) / (torch.tensor([1e-4]).half() ** 2 / 1 + 1e-15)) >= 1
+    ours = official_fp16_mask(fp16_fisher_add(torch.zeros(1, dtype=torch.float16), torch.tensor([1e-3]), 1),
+                              fp16_fisher_add(torch.zeros(1, dtype=torch.float16), torch.tensor([1e-4]), 1))
+    assert ours.tolist() == port.tolist() == [True]
+
+
+def test_hf_adamw_first_step_hand_computed():
+    from unlearn.mmunlearner.optim import HFAdamW
+
+    # step 1, g = 1e-4: m = 0.1 g, v = 0.001 g^2, step size lr sqrt(0.001) / 0.1, denominator sqrt(v) + 1e-6:
+    # update = -lr * sqrt(0.001) * 1e-4 / (sqrt(0.001) * 1e-4 + 1e-6) = -0.759746 lr (torch AdamW, eps 1e-6: -0.990 lr)
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = HFAdamW([w], lr=1e-3)
+    assert opt.defaults["eps"] == 1e-6 and opt.defaults["weight_decay"] == 0.0
+    w.grad = torch.tensor([1e-4])
+    opt.step()
+    r = math.sqrt(1e-3) * 1e-4
+    assert w.item() == pytest.approx(-1e-3 * r / (r + 1e-6), rel=1e-5)
+    assert w.item() == pytest.approx(-0.759746e-3, rel=1e-5)
+
+
+def test_all_linear_targets_are_their_find_all_linear_names(tiny_model):
+    from peft import LoraConfig, get_peft_model
+
+    from unlearn.mmunlearner.lora import all_linear_targets
+
+    model = tiny_model[0]
+    ours = all_linear_targets(model)
+    assert ours == ["mlp.down_proj", "mlp.fc1", "mlp.fc2", "mlp.gate_proj", "mlp.up_proj", "multi_modal_projector.linear_1",
+                    "multi_modal_projector.linear_2", "self_attn.k_proj", "self_attn.o_proj", "self_attn.out_proj",
+                    "self_attn.q_proj", "self_attn.v_proj"]
+    linears = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)} - {"lm_head"}
+    wrapped = get_peft_model(model, LoraConfig(r=2, target_modules=ours, init_lora_weights="gaussian"))
+    adapted = {n.split(".lora_A")[0] for n, _ in wrapped.named_parameters() if ".lora_A." in n}
+    assert {n.removeprefix("base_model.model.") for n in adapted} == linears  # vision, projector, language
+
+
+def _official_cfg(tmp_path, *overrides):
+    from .test_finetune import _cfg
+
+    return _cfg(tmp_path, "experiment=mmunlearner_official", "model=tiny_llava", "data=mllmu_mini",
+                "data.forget_split=forget_10", *overrides)
+
+
+def _hf_adamw_port(params, lr, eps=1e-6, betas=(0.9, 0.999)):
+    """transformers.AdamW (v4) step: eps added to sqrt(v), bias correction in the step size; decay 0."""
+    state = {p: [0, torch.zeros_like(p), torch.zeros_like(p)] for p in params}
+
+    def step():
+        with torch.no_grad():
+            for p in params:
+                if p.grad is None:
+                    continue
+                s = state[p]
+                s[0] += 1
+                s[1].mul_(betas[0]).add_(p.grad, alpha=1 - betas[0])
+                s[2].mul_(betas[1]).addcmul_(p.grad, p.grad, value=1 - betas[1])
+                size = lr * math.sqrt(1 - betas[1] ** s[0]) / (1 - betas[0] ** s[0])
+                p.addcdiv_(s[1], s[2].sqrt().add_(eps), value=-size)
+    return step
+
+
+@pytest.mark.slow
+def test_official_lora_run_without_mask_equals_their_loop(tmp_path, small_benchmark, tiny_model):
+    """experiment=mmunlearner_official (apply_mask false): unmasked LoRA ascent / descent, as their loop."""
+    from peft import LoraConfig, get_peft_model
+    from torch.utils.data import ConcatDataset
+
+    from unlearn.data.collate import collate
+    from unlearn.data.sampling import EpochShuffle
+    from unlearn.data.sequences import QASequences
+    from unlearn.methods.mmunlearner import run
+    from unlearn.mmunlearner.lora import all_linear_targets
+    from unlearn.pipeline import RunContext
+
+    start, proc = tiny_model
+    cfg = _official_cfg(tmp_path, "mmunlearner.lora.dropout=0.0", "mmunlearner.forget_optimizer.lr=1e-3",
+                        "mmunlearner.retain_optimizer.lr=1e-3")  # no dropout noise; an lr that moves the tiny model
+    m = cfg.mmunlearner
+    assert not m.apply_mask and m.lora.init == "gaussian" and m.clip_scope == "all" and m.optimizers == "one"
+    ctx = RunContext(cfg, small_benchmark, copy.deepcopy(start), proc, tmp_path)
+    torch.manual_seed(123)
+    run(ctx)
+    assert not (tmp_path / "mmunlearner" / "mask.safetensors").exists() and ctx.artifacts["mmunlearner"] == {
+        "apply_mask": False}
+
+    # the port: their LoRA config, their loop, one optimiser, clip over everything, no mask
+    torch.manual_seed(123)
+    model = get_peft_model(copy.deepcopy(start), LoraConfig(r=16, lora_alpha=16, lora_dropout=0.0,
+                                                            target_modules=all_linear_targets(start),
+                                                            init_lora_weights="gaussian"))
+    model.train()
+    pad = proc.tokenizer.pad_token_id
+    forget = QASequences(small_benchmark.train_rows("forget"), proc, "multimodal", False)
+    retain = ConcatDataset([QASequences(small_benchmark.train_rows("retain"), proc, "multimodal", False)])
+    B = m.batch_size
+
+    def batches(ds, seed):  # the loaders' order: data plumbing, not the method (theirs shuffles unseeded)
+        order = list(EpochShuffle(len(ds), seed))
+        return [collate([ds[i] for i in order[j:j + B]], pad) for j in range(0, len(order), B)]
+
+    fb, rb = batches(forget, cfg.seed), batches(retain, cfg.seed + 1)
+    params = [p for p in model.parameters() if p.requires_grad]
+    step = _hf_adamw_port(params, lr=1e-3)
+
+    def loss_of(batch):
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                     pixel_values=batch.get("pixel_values"), labels=batch["labels"]).loss
+
+    freq, f_iter = len(rb) // len(fb), iter(fb)
+    assert freq > 1 and len(rb) % len(fb)  # a last forget step followed by more retain batches than the others
+    for i, retain_batch in enumerate(rb):
+        if i % freq == 0:
+            try:
+                batch = next(f_iter)
+                (-loss_of(batch)).backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                step()
+                model.zero_grad()
+            except StopIteration:
+                pass
+        loss_of(retain_batch).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        step()
+        model.zero_grad()
+    official = model.merge_and_unload()
+    moved = 0
+    for n, p in official.named_parameters():
+        torch.testing.assert_close(ctx.model.get_parameter(n), p, rtol=1e-4, atol=1e-6, msg=n)
+        moved += not torch.equal(p, start.get_parameter(n))
+    assert moved > 0
+
+
+@pytest.mark.slow
+def test_official_settings_with_apply_mask_still_mask(tmp_path, small_benchmark, tiny_model):
+    import json
+
+    from unlearn.methods.mmunlearner import run
+    from unlearn.pipeline import RunContext
+
+    model, proc = tiny_model
+    cfg = _official_cfg(tmp_path, "mmunlearner.apply_mask=true", "mmunlearner.lora.init=pissa",
+                        "mmunlearner.fisher_shuffle=false")
+    ctx = RunContext(cfg, small_benchmark, copy.deepcopy(model), proc, tmp_path)
+    run(ctx)
+    summary = json.loads((tmp_path / "mmunlearner" / "mask_summary.json").read_text())
+    assert 0 < summary["selected"] < summary["elements"]
+    assert all("lora_" in n and "language_model" in n for n in summary["tensors"])  # groups: language
+    # gaussian init is refused while a mask applies (lora_A could never be selected)
+    cfg = _official_cfg(tmp_path, "mmunlearner.apply_mask=true")
+    with pytest.raises(ValueError, match="mmunlearner.lora.init='gaussian'"):
+        run(RunContext(cfg, small_benchmark, copy.deepcopy(model), proc, tmp_path))
+    cfg = _official_cfg(tmp_path, f"mmunlearner.mask_path={tmp_path / 'mmunlearner' / 'mask.safetensors'}")
+    with pytest.raises(ValueError, match="mmunlearner.apply_mask=false applies none"):
+        run(RunContext(cfg, small_benchmark, copy.deepcopy(model), proc, tmp_path))
