@@ -114,3 +114,17 @@ def test_lr_decay_and_scheduler_together_are_refused(tiny_model):
         GradientUnlearning(tiny_model[0], "ga", torch.optim.SGD, scheduler=lambda o: None, lr_decay="linear")
     with pytest.raises(ValueError, match="method.lr_decay='cosine'"):
         GradientUnlearning(tiny_model[0], "ga", torch.optim.SGD, lr_decay="cosine")
+
+
+def test_paired_epoch_is_one_pass_over_forget_even_when_retain_is_shorter(tiny_model, small_benchmark):
+    from unlearn.methods.gradient import paired_loader
+
+    _, proc = tiny_model
+    rows = {"forget": small_benchmark.train_rows("retain"), "retain": small_benchmark.train_rows("forget")}
+    swapped = SimpleNamespace(train_rows=lambda split: rows[split])  # forget now the larger set
+    loader = paired_loader(SimpleNamespace(benchmark=swapped, processor=proc), "multimodal", 4)
+    forget_batches = len(loader.iterables["forget"])
+    assert len(loader.iterables["retain"]) < forget_batches
+    assert sum(1 for _ in loader) == forget_batches
+    normal = paired_loader(SimpleNamespace(benchmark=small_benchmark, processor=proc), "multimodal", 4)
+    assert sum(1 for _ in normal) == len(normal.iterables["forget"])

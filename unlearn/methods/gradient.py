@@ -165,12 +165,15 @@ def _unlearning_data(ctx, forget_modality: str, answer_only: bool) -> tuple[Data
 
 def paired_loader(ctx, forget_modality: str, batch_size: int, answer_only: bool = True,
                   seed: int = 0) -> CombinedLoader:
-    """Forget and retain batches side by side; an epoch is one pass over the forget data."""
+    """Forget and retain batches side by side; an epoch is one pass over the forget data (retain data cycled
+    when it is the shorter: min_size would end the epoch at the retain data's length)."""
     forget, retain = _unlearning_data(ctx, forget_modality, answer_only)
     pad = ctx.processor.tokenizer.pad_token_id
     make = lambda ds, s: DataLoader(ds, batch_size=batch_size, sampler=EpochShuffle(len(ds), s),  # noqa: E731
                                     collate_fn=lambda b: collate(b, pad))
-    return CombinedLoader({"forget": make(forget, seed), "retain": make(retain, seed + 1)}, mode="min_size")
+    loaders = {"forget": make(forget, seed), "retain": make(retain, seed + 1)}
+    mode = "min_size" if len(loaders["retain"]) >= len(loaders["forget"]) else "max_size_cycle"
+    return CombinedLoader(loaders, mode=mode)
 
 
 class PhaseBatches(Sampler[list[int]]):
