@@ -305,14 +305,34 @@ def test_retain_schedule_depends_on_the_global_batch_only(small_benchmark, tiny_
     from unlearn.mmunlearner.schedule import ScheduledBatches
 
     ctx = SimpleNamespace(benchmark=small_benchmark, processor=tiny_model[1])
-    _, k_one = update_loader(ctx, 6, None, 0, world_size=1)
-    loader, k_two = update_loader(ctx, 3, None, 0, world_size=2)
-    assert k_one == k_two > 1  # n_retain_batches // n_forget_batches of the global batch 6
-    assert isinstance(loader.batch_sampler, ScheduledBatches) and loader.batch_sampler.batch_size == 3
+    for steps in (None, "official"):
+        _, k_one = update_loader(ctx, 6, steps, 0, world_size=1)
+        loader, k_two = update_loader(ctx, 3, steps, 0, world_size=2)
+        assert k_one == k_two > 1  # from the global batch 6's counts
+        assert isinstance(loader.batch_sampler, ScheduledBatches) and loader.batch_sampler.batch_size == 3
     assert update_loader(ctx, 3, 4, 0, world_size=2)[1] == 4  # an explicit mmunlearner.retain_steps wins
-    with pytest.raises(ValueError, match="mmunlearner.retain_steps=null.*at least as many retain batches"):
-        update_loader(SimpleNamespace(benchmark=SimpleNamespace(train_rows=lambda g: small_benchmark.train_rows(
-            "retain" if g == "forget" else "forget")), processor=tiny_model[1]), 6, None, 0, retain_text=False)
+    swapped = SimpleNamespace(benchmark=SimpleNamespace(train_rows=lambda g: small_benchmark.train_rows(
+        "retain" if g == "forget" else "forget")), processor=tiny_model[1])
+    with pytest.raises(ValueError, match="mmunlearner.retain_steps=official.*at least as many retain batches"):
+        update_loader(swapped, 6, "official", 0, retain_text=False)
+    loader, k = update_loader(swapped, 6, None, 0, retain_text=False)  # fewer retain batches: every forget step
+    steps = list(loader.batch_sampler)
+    assert k == 1 and len(steps) == len(loader.batch_sampler) > len({c for s in steps for t, c, _ in s if t == "retain"})
+    with pytest.raises(ValueError, match="mmunlearner.retain_steps='often'"):
+        update_loader(ctx, 6, "often", 0)
+
+
+def test_even_schedule_hand_computed():
+    """null / k: the project's spread. The min_size loader it replaces dropped the forget batches past the retain
+    data when k * n_forget > n_retain (MLLMU forget_15 at batch 4: 75 forget batches, k 6, 71 steps)."""
+    from unlearn.mmunlearner.schedule import even_retain_steps, even_schedule
+
+    assert even_schedule(3, 7, 2) == [[0, 1], [2, 3], [4, 5]]  # retain batch 6 unused
+    assert even_schedule(3, 5, 2) == [[0, 1], [2, 3], [4]]
+    assert even_schedule(3, 3, 2) == [[0, 1], [2], []]  # every forget batch, the last with no retain step
+    assert len(even_schedule(75, 425, 6)) == 75
+    # the embedded default: 190 forget and 3420 retain sequences at 16: 12 and 214 batches, k = round(17.8) = 18
+    assert even_retain_steps(190, 3420, 16) == 18 and even_retain_steps(38, 190, 6) == 5
 
 
 @pytest.mark.slow

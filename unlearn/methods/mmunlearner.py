@@ -25,13 +25,13 @@ The Fisher pass uses its own `fisher_batch_size`, fixed whatever the world size,
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import CombinedLoader
 from safetensors.torch import load_file, save_file
 from torch.utils.data import ConcatDataset, DataLoader
 
@@ -46,7 +46,8 @@ from unlearn.methods.guards import check_finite
 from unlearn.mmunlearner.lora import all_linear_targets
 from unlearn.mmunlearner.saliency import (eligible_parameters, fp16_fisher_add, gamma_for_fraction, group_parameters,
                                           mask_report, official_fp16_mask, restore_masked_out, saliency_mask, squared_grads)
-from unlearn.mmunlearner.schedule import ScheduledBatches, Tagged, collate_scheduled, official_schedule
+from unlearn.mmunlearner.schedule import (ScheduledBatches, Tagged, collate_scheduled, even_retain_steps,
+                                          even_schedule, official_schedule)
 from unlearn.strategies import refuse_fsdp
 
 log = logging.getLogger(__name__)
@@ -220,8 +221,10 @@ class MaskedUnlearning(L.LightningModule):
             opt_r.step()
         self.retain_steps_taken.append(len(batch["retain"]))
         # each process holds W * (its share): the mean over processes is the global batch's NLL
-        self.log_dict({"unlearn/forget_nll": forget_nll.detach(), "unlearn/retain_nll": retain_nll.detach()},
-                      prog_bar=True, batch_size=batch["forget"]["input_ids"].shape[0], sync_dist=True)
+        logged = {"unlearn/forget_nll": forget_nll.detach()}
+        if batch["retain"]:  # the last forget steps may have none (even schedule, k * n_forget > n_retain)
+            logged["unlearn/retain_nll"] = retain_nll.detach()
+        self.log_dict(logged, prog_bar=True, batch_size=batch["forget"]["input_ids"].shape[0], sync_dist=True)
 
 
 def refuse_weight_decay(optimizer, key: str) -> None:
@@ -443,42 +446,35 @@ def with_saliency_lora(model, lora_cfg, target_modules, apply_mask: bool = True)
     return get_peft_model(model, config)
 
 
-def update_loader(ctx, batch_size: int, retain_steps: int | None, seed: int, world_size: int = 1,
+def update_loader(ctx, batch_size: int, retain_steps: int | str | None, seed: int, world_size: int = 1,
                   answer_labels: bool = True, retain_text: bool = True):
-    """The update's loader and its retain steps per forget step k.
+    """The update's loader and its retain steps per forget step k (the official schedule's forget_freq).
 
-    `retain_steps=None`: the authors' schedule (`official_schedule`) over global batch counts: every forget
-    batch once and every retain batch once per epoch, forget_freq = n_retain_batches // n_forget_batches retain
-    steps after each forget step, the rest after the last one; k is forget_freq. An int k: each step takes one
-    forget batch and the next k retain batches, and the epoch ends when either set runs out (the rest unused).
+    Every forget batch is used once per epoch. `retain_steps`: an int k, or null for about one pass over the
+    retain data per epoch (`even_retain_steps`): k retain batches after each forget step (`even_schedule`);
+    `official`: the authors' schedule (`official_schedule`): forget_freq = n_retain_batches // n_forget_batches
+    retain batches after each forget step, every retain batch once, the rest after the last one. Counted in
+    global batches, so every rank and every world size at the same global batch walks the same steps.
     Batches are `batch_size` per process. Retain data: multimodal QA, plus text-only QA with `retain_text`
     (the authors use multimodal only)."""
     proc, pad = ctx.processor, ctx.processor.tokenizer.pad_token_id
     forget = QASequences(ctx.benchmark.train_rows("forget"), proc, "multimodal", answer_labels)
     forms = ("multimodal", "text") if retain_text else ("multimodal",)
     retain = ConcatDataset([QASequences(ctx.benchmark.train_rows("retain"), proc, f, answer_labels) for f in forms])
-    if retain_steps is None:
-        glob = batch_size * world_size
-        n_f, n_r = math.ceil(len(forget) / glob), math.ceil(len(retain) / glob)
+    glob = batch_size * world_size
+    n_f, n_r = math.ceil(len(forget) / glob), math.ceil(len(retain) / glob)
+    if retain_steps == "official":
         official_schedule(n_f, n_r)  # refuses fewer retain than forget batches, before training starts
-        k = n_r // n_f
-        sampler = ScheduledBatches(EpochShuffle(len(forget), seed), EpochShuffle(len(retain), seed + 1), batch_size)
-        return DataLoader(Tagged(forget, retain), batch_sampler=sampler,
-                          collate_fn=lambda items: collate_scheduled(items, lambda b: collate(b, pad))), k
-    k = retain_steps
-    loader = CombinedLoader({
-        "forget": DataLoader(forget, batch_size=batch_size, sampler=EpochShuffle(len(forget), seed),
-                             collate_fn=lambda b: collate(b, pad)),
-        "retain": DataLoader(retain, batch_size=batch_size * k, sampler=EpochShuffle(len(retain), seed + 1),
-                             collate_fn=lambda b: chunked(b, pad, batch_size)),
-    }, mode="min_size")
-    return loader, k
-
-
-def chunked(examples: list, pad: int, size: int) -> list[dict]:
-    """The k retain steps' batches, collated separately: image tensors stay with their own rows whatever
-    the model's image layout (LLaVA stacks images, Qwen2-VL concatenates patches)."""
-    return [collate(examples[i:i + size], pad) for i in range(0, len(examples), size)]
+        k, schedule = n_r // n_f, official_schedule
+    elif retain_steps is None or (isinstance(retain_steps, int) and retain_steps >= 1):
+        k = retain_steps or even_retain_steps(len(forget), len(retain), glob)
+        schedule = functools.partial(even_schedule, k=k)
+    else:
+        raise ValueError(f"mmunlearner.retain_steps={retain_steps!r}: expected null, a positive int or 'official'")
+    sampler = ScheduledBatches(EpochShuffle(len(forget), seed), EpochShuffle(len(retain), seed + 1), batch_size,
+                               schedule)
+    return DataLoader(Tagged(forget, retain), batch_sampler=sampler,
+                      collate_fn=lambda items: collate_scheduled(items, lambda b: collate(b, pad))), k
 
 
 def masked_update(ctx, masks: dict, m, callbacks=()) -> MaskedUnlearning:

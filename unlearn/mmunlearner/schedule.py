@@ -1,5 +1,9 @@
 """Which retain batches follow each forget step, and the batch sampler that walks that schedule.
 
+`even_schedule` (mmunlearner.retain_steps null or k): k retain batches after each forget step, in order, so
+every forget batch is used and the retain data is walked about once per epoch. `official_schedule`
+(mmunlearner.retain_steps=official):
+
 The authors' loop (Z1zs/MMUnlearner, baselines/MLLMU_manifold.py) runs every retain batch once per epoch and
 takes a forget step before retain batch i whenever i % forget_freq == 0 and forget batches remain, with
 forget_freq = n_retain_batches // n_forget_batches (batch counts, floor). Since forget_freq * n_forget <=
@@ -12,12 +16,27 @@ from __future__ import annotations
 import math
 
 
+def even_schedule(n_forget: int, n_retain: int, k: int) -> list[list[int]]:
+    """Retain batches j*k .. j*k + k - 1 (those that exist) after forget batch j: when k * n_forget exceeds
+    n_retain the last forget steps take fewer retain steps or none, when it falls short the last retain
+    batches go unused; no forget batch is ever skipped."""
+    if n_forget < 1 or k < 1:
+        raise ValueError(f"no schedule for {n_forget} forget batches and k={k} retain steps")
+    return [list(range(j * k, min((j + 1) * k, n_retain))) for j in range(n_forget)]
+
+
+def even_retain_steps(n_forget_items: int, n_retain_items: int, global_batch: int) -> int:
+    """k for about one pass over the retain data per pass over the forget data, from the global sizes and the
+    global batch, so every rank (and every world size at the same global batch) takes the same steps."""
+    return max(1, round(n_retain_items / (global_batch * math.ceil(n_forget_items / global_batch))))
+
+
 def official_schedule(n_forget: int, n_retain: int) -> list[list[int]]:
     """The retain batch indices that follow forget batch j, for j = 0 .. n_forget - 1 (batch counts)."""
     if n_forget < 1:
         raise ValueError(f"no forget batch to schedule (n_forget={n_forget})")
     if n_retain < n_forget:  # the authors' forget_freq would be 0 (ZeroDivisionError in i % 0)
-        raise ValueError(f"mmunlearner.retain_steps=null: the official schedule needs at least as many retain "
+        raise ValueError(f"mmunlearner.retain_steps=official: the official schedule needs at least as many retain "
                          f"batches ({n_retain}) as forget batches ({n_forget}); set mmunlearner.retain_steps")
     freq = n_retain // n_forget
     steps: list[list[int]] = []
@@ -38,8 +57,9 @@ class ScheduledBatches:
     `set_epoch` on `batch_sampler.sampler`, which is this object.
     """
 
-    def __init__(self, forget, retain, batch_size: int):
-        self.forget, self.retain, self.batch_size = forget, retain, batch_size
+    def __init__(self, forget, retain, batch_size: int, schedule=official_schedule):
+        """`schedule(n_forget_batches, n_retain_batches)`: the retain batch indices after each forget batch."""
+        self.forget, self.retain, self.batch_size, self.schedule = forget, retain, batch_size, schedule
         self.sampler = self
 
     def set_epoch(self, epoch: int) -> None:
@@ -52,7 +72,7 @@ class ScheduledBatches:
 
     def __iter__(self):
         forget, retain = self._batches(self.forget), self._batches(self.retain)
-        for j, chunks in enumerate(official_schedule(len(forget), len(retain))):
+        for j, chunks in enumerate(self.schedule(len(forget), len(retain))):
             yield ([("forget", 0, i) for i in forget[j]] +
                    [("retain", c, i) for c, k in enumerate(chunks) for i in retain[k]])
 
