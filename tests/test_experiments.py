@@ -89,6 +89,7 @@ def test_mllmu_baselines_per_method_values(method, alpha, lr_decay, has_retain, 
     assert module.has_retain_term == has_retain
     assert cfg.model.dtype == "float32" and cfg.trainer.precision == "32-true"
     assert cfg.trainer.gradient_clip_val is None and cfg.method.optimizer.eps == 1e-6
+    assert cfg.method.optimizer._target_ == "unlearn.optim.HFAdamW"
 
 
 @pytest.mark.parametrize("method", ["ga", "grad_diff", "kl", "npo"])

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from unlearn.eval.scoring import model_inputs
 from unlearn.methods.gradient import GradientUnlearning, PhaseBatches, linear_decay, sequential_loader
+from unlearn.optim import HFAdamW
 
 
 def _trainer(**kw):
@@ -48,7 +49,7 @@ def _their_loop(model, reference, batches, lr, loss_name, decay_steps=None):
     in KL_Min.py); GA.py steps get_scheduler("linear", num_warmup_steps=0) after every batch."""
     from transformers import get_scheduler
 
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, eps=1e-6)
+    opt = HFAdamW(model.parameters(), lr=lr)  # transformers' AdamW, which their files import
     sched = get_scheduler("linear", optimizer=opt, num_warmup_steps=0,
                           num_training_steps=decay_steps) if decay_steps else None
     model.train()
@@ -77,7 +78,7 @@ def test_sequential_schedule_equals_their_loop(loss_name, lr_decay, tiny_model, 
     model, proc = tiny_model
     start = copy.deepcopy(model)
     ctx = SimpleNamespace(benchmark=small_benchmark, processor=proc)
-    opt = lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.0, eps=1e-6)  # noqa: E731
+    opt = lambda p: HFAdamW(p, lr=1e-3)  # noqa: E731  (what experiment=mllmu_baselines instantiates)
     module = GradientUnlearning(model, loss_name, opt, reference=copy.deepcopy(start), kl_reduction="batch_sum",
                                 kl_retain_nll=True, lr_decay=lr_decay)
     loader = sequential_loader(ctx, "multimodal", 8, answer_only=False, seed=3,

@@ -149,7 +149,7 @@ def test_fp16_fisher_underflows_as_theirs():
 
 
 def test_hf_adamw_first_step_hand_computed():
-    from unlearn.mmunlearner.optim import HFAdamW
+    from unlearn.optim import HFAdamW
 
     # step 1, g = 1e-4: m = 0.1 g, v = 0.001 g^2, step size lr sqrt(0.001) / 0.1, denominator sqrt(v) + 1e-6:
     # update = -lr * sqrt(0.001) * 1e-4 / (sqrt(0.001) * 1e-4 + 1e-6) = -0.759746 lr (torch AdamW, eps 1e-6: -0.990 lr)

@@ -1,4 +1,5 @@
-"""transformers' (removed) `AdamW`, the authors' optimiser (MLLMU_manifold.py: `from transformers import AdamW`).
+"""transformers' (removed in v5) `AdamW`, the reference codes' optimiser: MMUnlearner's MLLMU_manifold.py and
+MLLMU-Bench's baselines/*.py both `from transformers import AdamW`.
 
 It differs from torch.optim.AdamW in two ways: eps defaults to 1e-6 (torch: 1e-8), and eps is added to
 sqrt(v) before the bias correction is folded into the step size, lr * sqrt(1 - b2^t) / (1 - b1^t), so in
