@@ -5,39 +5,25 @@ at the same weights, under both step schedules (method.schedule). Lightning's `d
 script for the other ranks.
 """
 
-import argparse
-import os
-import sys
 from pathlib import Path
 
-os.environ.setdefault("WANDB_MODE", "disabled")
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from ddp_script import is_rank_zero, setup  # first: puts the repository on sys.path
 
-import torch  # noqa: E402
+import torch
 
-from unlearn.config import compose_config  # noqa: E402
-from unlearn.data.benchmark import Benchmark  # noqa: E402
-from unlearn.data.mllmu_mini import MiniSpec, load_or_build  # noqa: E402
-from unlearn.methods.gradient import run  # noqa: E402
-from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava  # noqa: E402
-from unlearn.pipeline import RunContext  # noqa: E402
+from unlearn.config import compose_config
+from unlearn.methods.gradient import run
+from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
+from unlearn.pipeline import RunContext
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--devices", type=int, required=True)
-    ap.add_argument("--cache", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--method", default="grad_diff")
-    ap.add_argument("--schedule", default="sequential")
-    ap.add_argument("--global-batch", type=int, default=6)
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    if args.global_batch % args.devices:
-        raise SystemExit(f"--global-batch {args.global_batch} is not a multiple of --devices {args.devices}")
-    splits = load_or_build(MiniSpec(num_people=12, num_untouched=4, seed=0, train_variants=2), args.cache)
-    bench = Benchmark(splits, "forget_15")  # 38 forget and 190 retain sequences: even, so no rank pads its shard
-    model, proc = build_tiny_llava(TinyLlavaSpec())
+    def extra(ap):
+        ap.add_argument("--method", default="grad_diff")
+        ap.add_argument("--schedule", default="sequential")
+
+    # forget_15: 38 forget and 190 retain sequences, both even, so no rank pads its shard
+    args, bench, model, proc = setup(extra, global_batch=True)
     out_dir = Path(args.out).parent / f"run_{args.schedule}_{args.devices}"
     cfg = compose_config(["debug=fast", f"method={args.method}", f"method.schedule={args.schedule}",
                           "trainer=" + ("ddp_sim" if args.devices > 1 else "cpu"), f"trainer.devices={args.devices}",
@@ -46,7 +32,7 @@ def main():
                           "~method.optimizer.weight_decay"], out_dir, args.cache)
     ctx = RunContext(cfg, bench, model, proc, out_dir)
     run(ctx)
-    if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
+    if is_rank_zero():
         torch.save({"weights": {n: p.detach().clone() for n, p in ctx.model.named_parameters()},
                     "start": {n: p.detach().clone() for n, p in build_tiny_llava(TinyLlavaSpec())[0].named_parameters()}},
                    args.out)

@@ -4,46 +4,27 @@ Used by tests/test_ddp.py to check that one process and two (gloo) give the same
 metrics. Lightning's `ddp` launcher re-runs this script for the other ranks.
 """
 
-import argparse
-import os
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-os.environ.setdefault("WANDB_MODE", "disabled")
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from ddp_script import is_rank_zero, setup, trainer_kwargs  # first: puts the repository on sys.path
 
-import lightning as L  # noqa: E402
-import torch  # noqa: E402
+import lightning as L
+import torch
 
-from callbacks.activation_stats import ActivationStatistics  # noqa: E402
-from callbacks.neuron_pruning import NeuronPruning  # noqa: E402
-from unlearn.config import compose_config  # noqa: E402
-from unlearn.data.benchmark import Benchmark  # noqa: E402
-from unlearn.data.mllmu_mini import MiniSpec, load_or_build  # noqa: E402
-from unlearn.eval.evaluator import EvaluationModule  # noqa: E402
-from unlearn.eval.items import flatten  # noqa: E402
-from unlearn.methods.manu import ActivationPass, statistics_datasets  # noqa: E402
-from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava  # noqa: E402
-
+from callbacks.activation_stats import ActivationStatistics
+from callbacks.neuron_pruning import NeuronPruning
+from unlearn.config import compose_config
+from unlearn.eval.evaluator import EvaluationModule
+from unlearn.eval.items import flatten
+from unlearn.methods.manu import ActivationPass, statistics_datasets
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--devices", type=int, required=True)
-    ap.add_argument("--cache", required=True)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    splits = load_or_build(MiniSpec(num_people=12, num_untouched=4, seed=0, train_variants=2), args.cache)
-    bench = Benchmark(splits, "forget_15")
-    model, proc = build_tiny_llava(TinyLlavaSpec())
+    args, bench, model, proc = setup()
     model.eval()
     ctx = SimpleNamespace(benchmark=bench, processor=proc)
-    trainer_kw = dict(accelerator="cpu", devices=args.devices, logger=False, enable_progress_bar=False,
-                      enable_model_summary=False, use_distributed_sampler=False)
-    if args.devices > 1:
-        trainer_kw["strategy"] = "ddp_find_unused_parameters_true"
+    trainer_kw = trainer_kwargs(args.devices)
     patterns = dict(compose_config([], Path(args.out).parent, args.cache).model.mlp_modules)
     stats = ActivationStatistics(patterns, tau=0.1)
     pruning = NeuronPruning(stats, alpha=5.0)
@@ -62,7 +43,7 @@ def main():
     evaluation = EvaluationModule(model, proc, items, "after", batch_size=5, max_new_tokens=3)
     trainer_kw["use_distributed_sampler"] = True
     L.Trainer(**trainer_kw).validate(evaluation, verbose=False)
-    if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
+    if is_rank_zero():
         torch.save({"moments": {k: {n: m.to_dict() for n, m in v.items()} for k, v in stats.moments.items()},
                     "masks": pruning.masks, "metrics": evaluation.metrics,
                     "records": evaluation.records,

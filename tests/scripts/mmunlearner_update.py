@@ -4,25 +4,18 @@ Used by tests/test_ddp.py: one process with the global batch and two processes w
 the same mask and the same weights. Lightning's `ddp` launcher re-runs this script for the other ranks.
 """
 
-import argparse
-import os
-import sys
 from pathlib import Path
 
-os.environ.setdefault("WANDB_MODE", "disabled")
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from ddp_script import is_rank_zero, setup  # first: puts the repository on sys.path
 
-import lightning as L  # noqa: E402
-import torch  # noqa: E402
+import lightning as L
+import torch
 
-from unlearn.config import compose_config  # noqa: E402
-from unlearn.data.benchmark import Benchmark  # noqa: E402
-from unlearn.data.collate import IGNORE  # noqa: E402
-from unlearn.data.mllmu_mini import MiniSpec, load_or_build  # noqa: E402
-from unlearn.methods.mmunlearner import GROUPS, compute_masks, masked_update  # noqa: E402
-from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava  # noqa: E402
-from unlearn.pipeline import RunContext  # noqa: E402
-from unlearn.mmunlearner.saliency import group_parameters  # noqa: E402
+from unlearn.config import compose_config
+from unlearn.data.collate import IGNORE
+from unlearn.methods.mmunlearner import GROUPS, compute_masks, masked_update
+from unlearn.mmunlearner.saliency import group_parameters
+from unlearn.pipeline import RunContext
 
 FISHER_BATCH = 3  # the Fisher's batches are fixed before sharding: the same for any number of processes
 
@@ -46,21 +39,12 @@ class Record(L.Callback):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--devices", type=int, required=True)
-    ap.add_argument("--cache", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--global-batch", type=int, default=6)
-    ap.add_argument("--steps", type=int, default=2)
-    ap.add_argument("--optimizer", default="torch.optim.SGD")
-    ap.add_argument("--lr", type=float, default=0.05)
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    if args.global_batch % args.devices:
-        raise SystemExit(f"--global-batch {args.global_batch} is not a multiple of --devices {args.devices}")
-    splits = load_or_build(MiniSpec(num_people=12, num_untouched=4, seed=0, train_variants=2), args.cache)
-    bench = Benchmark(splits, "forget_15")
-    model, proc = build_tiny_llava(TinyLlavaSpec())
+    def extra(ap):
+        ap.add_argument("--steps", type=int, default=2)
+        ap.add_argument("--optimizer", default="torch.optim.SGD")
+        ap.add_argument("--lr", type=float, default=0.05)
+
+    args, bench, model, proc = setup(extra, global_batch=True)
     out_dir = Path(args.out).parent / f"run_{args.devices}"
     overrides = ["debug=fast", "method=mmunlearner", "trainer=" + ("ddp_sim" if args.devices > 1 else "cpu"),
                  f"trainer.devices={args.devices}", f"+trainer.limit_train_batches={args.steps}",
@@ -75,7 +59,7 @@ def main():
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     record = Record(names)
     module = masked_update(ctx, masks, cfg.mmunlearner, callbacks=[record])
-    if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
+    if is_rank_zero():
         torch.save({"masks": {names[p]: m for p, m in masks.items()}, "before": before,
                     "after_forget": record.after_forget,
                     "after": {n: p.detach().clone() for n, p in model.named_parameters()},

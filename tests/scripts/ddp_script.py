@@ -1,0 +1,57 @@
+"""What the multi-process test scripts share: the repository on sys.path, no W&B, one thread per process, the
+--devices / --cache / --out arguments, the small benchmark (forget_15) and a fresh tiny LLaVA.
+
+The scripts run as `python tests/scripts/<name>.py`, so this folder is on sys.path and `import ddp_script` comes
+first; Lightning's ddp launcher re-runs the same command for the other ranks.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def setup(add_arguments=None, global_batch: bool = False):
+    """(args, benchmark, model, processor). `global_batch`: a --global-batch (default 6) split evenly over
+    --devices, so one process and W take the same steps."""
+    import torch
+
+    from unlearn.data.benchmark import Benchmark
+    from unlearn.data.mllmu_mini import MiniSpec, load_or_build
+    from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--devices", type=int, required=True)
+    ap.add_argument("--cache", required=True)
+    ap.add_argument("--out", required=True)
+    if global_batch:
+        ap.add_argument("--global-batch", type=int, default=6)
+    if add_arguments is not None:
+        add_arguments(ap)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    if global_batch and args.global_batch % args.devices:
+        raise SystemExit(f"--global-batch {args.global_batch} is not a multiple of --devices {args.devices}")
+    splits = load_or_build(MiniSpec(num_people=12, num_untouched=4, seed=0, train_variants=2), args.cache)
+    model, proc = build_tiny_llava(TinyLlavaSpec())
+    return args, Benchmark(splits, "forget_15"), model, proc
+
+
+def trainer_kwargs(devices: int) -> dict:
+    """A plain CPU Trainer's arguments, DDP (gloo) for more than one process."""
+    kw = dict(accelerator="cpu", devices=devices, logger=False, enable_progress_bar=False,
+              enable_model_summary=False, use_distributed_sampler=False)
+    if devices > 1:
+        kw["strategy"] = "ddp_find_unused_parameters_true"
+    return kw
+
+
+def is_rank_zero() -> bool:
+    import torch.distributed as dist
+
+    return not dist.is_initialized() or dist.get_rank() == 0
