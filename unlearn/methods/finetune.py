@@ -9,8 +9,32 @@ import lightning as L
 import torch
 
 from hydra.utils import instantiate
+from torch.utils.data import Dataset
 
 from unlearn.methods.guards import check_finite
+
+# finetune.dtype: what the floating parameters are cast to before teaching (MLLMU-Bench: float32)
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# finetune.precision: the Lightning precisions a teaching run may override the trainer's with
+PRECISIONS = ("32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true")
+
+
+def linear_schedule(optimizer, total_steps: int, warmup_steps: int = 0):
+    """transformers' get_scheduler("linear", num_warmup_steps, num_training_steps), which MLLMU-Bench's finetune.py
+    steps after every batch: the lr rises linearly over `warmup_steps`, then falls linearly to 0 at `total_steps`
+    (Lightning's estimated stepping batches: epochs x batches per epoch)."""
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+        raise ValueError(f"finetune.scheduler.warmup_steps={warmup_steps!r}: expected an integer >= 0")
+    if warmup_steps >= total_steps:
+        raise ValueError(f"finetune.scheduler.warmup_steps={warmup_steps} is not below the {total_steps} steps of "
+                         "the run: the lr would never decay")
+
+    def factor(step: int) -> float:  # the same float operations as transformers' lr lambda
+        if step < warmup_steps:
+            return float(step) / float(max(1, warmup_steps))
+        return max(0.0, float(total_steps - step) / float(max(1, total_steps - warmup_steps)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 class FinetuneModule(L.LightningModule):
@@ -43,6 +67,72 @@ class FinetuneModule(L.LightningModule):
                                                     "interval": "step"}}
 
 
+class PrefixLabels(Dataset):
+    """`finetune.label_prefix=true`: the tokens before the question (bos, the template's "USER: ", the newline
+    after the image) carry loss too, as in MLLMU-Bench's collate, which labels every non-pad token. Image
+    placeholders (the model's image token id) stay unlabelled. Needs answer_only=false, so that the only
+    unlabelled tokens left are the prefix's."""
+
+    def __init__(self, data, processor):
+        self.data, self.proc = data, processor
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i):
+        from unlearn.data.collate import IGNORE
+
+        ex = self.data[i]
+        image_id = getattr(ex.pixel_values, "image_token_id", getattr(self.proc, "image_token_id", None))
+        ex.labels = [t if lab == IGNORE and t != image_id else lab for t, lab in zip(ex.input_ids, ex.labels)]
+        return ex
+
+
+def check_settings(fcfg) -> None:
+    """The optional keys of the finetune config (absent from configs/finetune/default.yaml so that the cached
+    vanilla models of the default recipe keep their keys): a bad value names its key."""
+    people = fcfg.get("people", "all")
+    if people not in ("all", "without_forget"):
+        raise ValueError(f"finetune.people={people!r}: expected all or without_forget")
+    dtype = fcfg.get("dtype")
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(f"finetune.dtype={dtype!r}: expected null (the model's own) or one of {list(DTYPES)}")
+    precision = fcfg.get("precision")
+    if precision is not None and str(precision) not in PRECISIONS:
+        raise ValueError(f"finetune.precision={precision!r}: expected null (the trainer's) or one of {list(PRECISIONS)}")
+    clip = fcfg.get("gradient_clip_val")
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip < 0):
+        raise ValueError(f"finetune.gradient_clip_val={clip!r}: expected null (no clipping) or a number >= 0")
+    label_prefix = fcfg.get("label_prefix", False)
+    if not isinstance(label_prefix, bool):
+        raise ValueError(f"finetune.label_prefix={label_prefix!r}: expected true or false")
+    if label_prefix and fcfg.answer_only:
+        raise ValueError("finetune.label_prefix=true labels the prompt's prefix, which needs finetune.answer_only=false "
+                         "(the question labelled too)")
+    lora = fcfg.get("lora")
+    if lora is not None and lora.get("enabled"):
+        r, alpha, dropout = lora.get("r"), lora.get("alpha"), lora.get("dropout")
+        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+            raise ValueError(f"finetune.lora.r={r!r}: expected an integer >= 1")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
+            raise ValueError(f"finetune.lora.alpha={alpha!r}: expected a number > 0")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"finetune.lora.dropout={dropout!r}: expected a number in [0, 1)")
+        init = lora.get("init", True)
+        if not (isinstance(init, bool) or init in ("gaussian", "eva", "olora", "pissa", "loftq")
+                or str(init).startswith("pissa_niter_")):
+            raise ValueError(f"finetune.lora.init={init!r}: expected true (B = 0), false, gaussian or another of "
+                             "peft's init_lora_weights")
+
+
+def cast_parameters(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Every floating parameter to `dtype`, buffers untouched: what peft's prepare_model_for_kbit_training does to
+    an unquantised fp16/bf16 model (it casts them to float32), which MLLMU-Bench's finetune.py calls."""
+    for p in model.parameters():
+        if p.is_floating_point() and p.dtype != dtype:
+            p.data = p.data.to(dtype)
+
+
 def teach(ctx, fcfg) -> None:
     """Fit `ctx.model` on every person of the benchmark (forget, retain and untouched), both forms; with
     `finetune.people=without_forget`, on everyone but the forget people (a reference model)."""
@@ -54,11 +144,14 @@ def teach(ctx, fcfg) -> None:
     from callbacks.memorisation import MemorisationCheck
     from unlearn.eval.items import flatten
 
+    check_settings(fcfg)
     people = fcfg.get("people", "all")
-    if people not in ("all", "without_forget"):
-        raise ValueError(f"finetune.people={people!r}: expected all or without_forget")
     data = QASequences(ctx.benchmark.train_rows(people), ctx.processor, tuple(fcfg.forms), fcfg.answer_only,
                        augment=True, seed=ctx.cfg.teach_seed)
+    if fcfg.get("label_prefix", False):
+        data = PrefixLabels(data, ctx.processor)
+    if fcfg.get("dtype") is not None:
+        cast_parameters(ctx.model, DTYPES[fcfg.dtype])
     pad = ctx.processor.tokenizer.pad_token_id
     loader = DataLoader(data, batch_size=fcfg.batch_size, shuffle=True, collate_fn=lambda b: collate(b, pad),
                         num_workers=fcfg.num_workers)
@@ -78,7 +171,12 @@ def teach(ctx, fcfg) -> None:
             probe += flatten(split, rows.select(range(min(fcfg.probe_people, len(rows)))), ctx.processor.pixel_values)
         callbacks.append(MemorisationCheck(probe, ctx.processor, fcfg.target_mc_acc, fcfg.check_every,
                                            anneal_epochs=fcfg.get("anneal_epochs", 0)))
-    trainer = ctx.trainer(max_epochs=fcfg.epochs, enable_checkpointing=False, callbacks=callbacks)
+    overrides = {}
+    if fcfg.get("precision") is not None:  # MLLMU-Bench: fp32 throughout (Accelerator() without mixed precision)
+        overrides["precision"] = str(fcfg.precision)
+    if "gradient_clip_val" in fcfg:  # present: this, null = no clipping; absent: the trainer's (1.0)
+        overrides["gradient_clip_val"] = fcfg.gradient_clip_val
+    trainer = ctx.trainer(max_epochs=fcfg.epochs, enable_checkpointing=False, callbacks=callbacks, **overrides)
     trainer.fit(module, loader)
     if model is not ctx.model:
         ctx.model = model.merge_and_unload()  # a plain model again, saved and unlearned like any other
