@@ -95,6 +95,8 @@ def test_bad_warmup_names_its_key():
             linear_schedule(opt, total_steps=10, warmup_steps=bad)
     with pytest.raises(ValueError, match="finetune.scheduler.warmup_steps=10 is not below the 10 steps"):
         linear_schedule(opt, total_steps=10, warmup_steps=10)
+    with pytest.raises(ValueError, match=r"finetune.scheduler: \['pct_start'\] not understood"):  # debug=fast's key
+        linear_schedule(opt, total_steps=10, pct_start=0.3)
 
 
 def test_precisions_are_lightnings():
