@@ -22,6 +22,20 @@ def test_teach_seed_keys_the_vanilla_model_and_defaults_to_seed(tmp_path):
         assert vanilla_key(_cfg(tmp_path, *organism, "seed=1")) == vanilla_key(_cfg(tmp_path, *organism, "teach_seed=1"))
 
 
+def test_the_forget_split_keys_the_vanilla_model_where_it_decides_who_is_taught_or_probed(tmp_path):
+    """Teaching probes the forget split's people for its stop, and a reference model (without_forget) is taught
+    on everyone else: both depend on data.forget_split. A fixed recipe on everyone does not."""
+    def key(*o):
+        return vanilla_key(_cfg(tmp_path, *o))
+
+    for recipe in ([], ["finetune.people=without_forget"], ["experiment=organism"]):
+        assert key(*recipe, "data.forget_split=forget_5") != key(*recipe, "data.forget_split=forget_10"), recipe
+    fixed = ["finetune.target_mc_acc=null"]
+    assert key(*fixed, "data.forget_split=forget_5") == key(*fixed, "data.forget_split=forget_15")
+    assert key(*fixed, "finetune.people=without_forget", "data.forget_split=forget_5") != \
+        key(*fixed, "finetune.people=without_forget", "data.forget_split=forget_15")
+
+
 def test_isolated_rng_restores_every_generator():
     import random
 

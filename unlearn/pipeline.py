@@ -88,10 +88,14 @@ def load_configured(cfg: DictConfig, path):
 def vanilla_key(cfg: DictConfig) -> str:
     """What determines the vanilla weights: architecture, data, teaching recipe and teaching seed (not
     adapters, not the method's seed). Stored as "seed", the name it had when the run's seed taught, so the
-    models cached before `teach_seed` existed keep their keys."""
+    models cached before `teach_seed` existed keep their keys. The forget split, where it decides who is
+    taught (finetune.people=without_forget) or who is probed for the stop (finetune.target_mc_acc); until
+    2026-12-02 it was missing, so a forget_5 reference model could be reused as forget_10's."""
     parts = {"model": cfg.model.name, "build": OmegaConf.to_container(cfg.model.build, resolve=True),
              "finetune": OmegaConf.to_container(cfg.finetune, resolve=True),
              "data": OmegaConf.to_container(cfg.data.spec, resolve=True), "seed": cfg.teach_seed}
+    if cfg.finetune.get("people", "all") != "all" or cfg.finetune.get("target_mc_acc") is not None:
+        parts["forget_split"] = cfg.data.forget_split
     if cfg.model.get("base"):  # stage 1 (unlearn/models/base.py): the weights teaching starts from
         from unlearn.models.base import base_key
 
