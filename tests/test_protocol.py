@@ -138,7 +138,7 @@ def test_few_shot_draw_is_seeded_and_follows_the_official_counts():
     assert draw_shot_people(people, 2, 0, "forget", "cloze") == draw_shot_people(people, 2, 0, "forget", "cloze")
     draws = {tuple(draw_shot_people(people, 2, s, "forget", "cloze")) for s in range(10)}
     assert len(draws) > 5  # the seed moves the draw
-    by_split = {"forget": _split("forget", people), "untouched": _split("untouched", [1, 2, 3])}
+    by_split = {"forget": _split("forget", people), "retain": [], "untouched": _split("untouched", [1, 2, 3])}
     shots = few_shot(by_split, lambda s: by_split[s], "llava", 0)
     people_of = {k: {s.person for s in v} for k, v in shots.items()}
     # eval.py 261-265: one MC person (LLaVA and Idefics2); 500-503: two cloze people on LLaVA, one on Idefics2
@@ -152,6 +152,29 @@ def test_few_shot_draw_is_seeded_and_follows_the_official_counts():
     assert ("untouched", "mc", "multimodal") not in shots and ("untouched", "cloze", "text") in shots
     idefics = few_shot(by_split, lambda s: by_split[s], "idefics2", 0)
     assert len({s.person for s in idefics[("forget", "cloze", "text")]}) == 1
+
+
+def test_celebrity_cloze_shots_are_looked_up_among_the_fictitious_profiles():
+    """eval.py 501-514: the celebrity IDs drawn are looked up in --few_shot_data, Full_Set (the fictitious
+    profiles): no profile with such an ID, no shot and every celebrity item scored; a profile sharing the ID
+    gives its cloze questions, and the celebrity items of those indices are not scored (keyed by ID)."""
+    fictitious = _split("forget", [10, 11]) + _split("retain", [12, 13])
+    split_of = {"forget": [it for it in fictitious if it.split == "forget"],
+                "retain": [it for it in fictitious if it.split == "retain"]}
+    proc = type("P", (), {"family": "llava"})()
+    apart = {"untouched": _split("untouched", [1, 2, 3])}
+    prompts = make_prompts("mllmu_bench", proc, apart, lambda s: {**split_of, **apart}[s], seed=0)
+    assert prompts.shots[("untouched", "cloze", "text")] == []  # zero-shot
+    assert prompts.scored(apart["untouched"]) == apart["untouched"]
+    shared = {"untouched": _split("untouched", [12, 13, 3])}  # two celebrities share a profile's ID
+    prompts = make_prompts("mllmu_bench", proc, shared, lambda s: {**split_of, **shared}[s], seed=0)
+    shots = prompts.shots[("untouched", "cloze", "text")]
+    chosen = set(draw_shot_people([12, 13, 3], 2, 0, "untouched", "cloze"))
+    assert chosen & {12, 13}  # the draw reaches a shared ID, so the lookup is exercised
+    assert {s.person for s in shots} == chosen & {12, 13} and all(s.split == "retain" for s in shots)
+    kept = {it.uid for it in prompts.scored(shared["untouched"])}
+    dropped = [it for it in shared["untouched"] if it.uid not in kept]
+    assert {(it.person, it.task) for it in dropped} == {(p, "cloze") for p in chosen & {12, 13}}
 
 
 def test_shot_questions_are_not_scored_and_test_shots_come_from_the_forget_rows():

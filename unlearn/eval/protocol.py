@@ -31,11 +31,15 @@ constants of unlearn/data/mllmu_bench.py. What it does, and so what this module 
     celebrities' MC is zero-shot (not in their MC list) and all of it is scored.
   * The shots' questions are not scored (their `few_shot_question_indices`): an item is dropped when a shot
     has the same person, modality and question index -- every MC (cloze) item of the shot people.
-  * Test set: the shots come from the few-shot file indexed by the forget IDs, i.e. the forget people's
-    original questions and portraits (here: the forget split's rows), while the test paraphrases of the
-    same indices are not scored. Their `--few_shot_data` file is not named in their code; reading it as
-    the original-question rows of the evaluated people is ours, and for the celebrities' cloze the shots
-    are celebrities of the evaluated set.
+  * Shots are the drawn IDs' rows of their `--few_shot_data` file, which their README and MMUnlearner's
+    MLLMU_eval.sh name as `Full_Set`: every fictitious profile's original questions and portrait (here: the
+    forget and retain splits' rows, which together are Full_Set's people; SHOT_SOURCE). For forget and
+    retain those are the evaluated people's own rows; for test, the forget people's original questions,
+    while the test paraphrases of the same indices are not scored; for the celebrities' cloze, the
+    celebrity IDs drawn are looked up among the fictitious profiles: a profile with the same ID gives its
+    cloze questions as shots (and the celebrity items of those indices are not scored), and without one
+    the prompt is zero-shot and every item is scored. Whether real celebrity IDs ever equal a fictitious
+    profile's is not known here (no data); until 2026-12-02 the celebrities' own questions were the shots.
   * Generation limits: 50 new tokens everywhere, except Idefics2's text-only MC: 5; replies end where the
     checkpoint's generation config says (their `model.generate` sets no eos), not at a template's stop token.
   * Replies: they decode prompt plus reply and keep what follows the first "ASSISTANT:" (the shots hold
@@ -66,7 +70,9 @@ SHOT_PEOPLE = {"mc": {"llava": 1, "idefics2": 1}, "cloze": {"llava": 2, "idefics
 DEFAULT_FAMILY = "llava"  # families their code lacks (Qwen2-VL) take LLaVA's settings
 # the evaluation modes with a few-shot block, per task (their `mode in [...]` lists)
 FEW_SHOT_SPLITS = {"mc": ("forget", "retain", "test"), "cloze": ("forget", "retain", "test", "untouched")}
-SHOT_SOURCE = {"test": "forget"}  # test shots: the forget people's original questions and portraits
+# where a split's shots are looked up: their Full_Set, the fictitious profiles (forget and retain rows); a split
+# whose own people are fictitious finds the drawn people there under their own rows
+SHOT_SOURCE = {"test": ("forget",), "untouched": ("forget", "retain")}
 
 
 def check_protocol(name: str) -> str:
@@ -216,8 +222,8 @@ def draw_shot_people(people: list[int], k: int, seed: int, split: str, task: str
 
 
 def few_shot(items_by_split: dict[str, list[EvalItem]], source, family: str, seed: int) -> dict:
-    """The shots per (split, task, modality). `source(split)` gives the items shots are taken from: the
-    split's own, or the forget split's for test (SHOT_SOURCE)."""
+    """The shots per (split, task, modality). `source(split)` gives a split's items; shots are taken from the
+    split's own, or from the splits SHOT_SOURCE names (test: forget; the celebrities: the fictitious people)."""
     shots: dict[tuple[str, str, str], list[EvalItem]] = {}
     for split, items in items_by_split.items():
         people = list(dict.fromkeys(it.person for it in items))  # their id_list: the set's order
@@ -226,7 +232,7 @@ def few_shot(items_by_split: dict[str, list[EvalItem]], source, family: str, see
                 continue
             k = SHOT_PEOPLE[task].get(family, SHOT_PEOPLE[task][DEFAULT_FAMILY])
             chosen = set(draw_shot_people(people, k, seed, split, task))
-            pool = source(SHOT_SOURCE.get(split, split))
+            pool = [it for s in SHOT_SOURCE.get(split, (split,)) for it in source(s)]
             for modality in ("multimodal", "text"):
                 shots[(split, task, modality)] = [it for it in pool if it.task == task and it.modality == modality
                                                   and it.person in chosen]
