@@ -3,6 +3,7 @@
 import math
 
 import pytest
+import torch
 
 from unlearn.reproduce import (Cell, benjamini_hochberg, chance_outside, compare, main, page_cells, parse_cell,
                                welch_p)
@@ -71,10 +72,22 @@ def test_compare_by_hand():
 
 
 def test_chance_outside():
-    # 3 and 3 seeds: the difference of means has sd sigma * sqrt(2/3); P(|N(0,1)| > sqrt(1.5)) = 0.2207
-    assert chance_outside(3, 3) == pytest.approx(math.erfc(math.sqrt(1.5) / math.sqrt(2)))
-    assert chance_outside(3, 3) == pytest.approx(0.2207, abs=1e-4)
-    assert chance_outside(100, 100) < 1e-10
+    # 3 and 3 seeds: (mean_a - mean_b) / (s_a sqrt(2/3)) is t with 2 df, where P(|T| > t) = 1 - t / sqrt(2 + t^2);
+    # t = sqrt(1.5): 1 - 1.2247 / sqrt(3.5) = 0.3453 (the normal reading, 0.2207, ignored that s_a is an estimate)
+    assert chance_outside(3, 3) == pytest.approx(1 - math.sqrt(1.5) / math.sqrt(3.5))
+    assert chance_outside(3, 3) == pytest.approx(0.3453, abs=1e-4)
+    # many printed seeds: the normal reading, P(|Z| > 1 / sqrt(1/200 + 1/3)) = P(|Z| > 1.7179) = 0.0858
+    assert chance_outside(200, 3) == pytest.approx(math.erfc(1 / math.sqrt(1 / 200 + 1 / 3) / math.sqrt(2)), abs=2e-3)
+    with pytest.raises(ValueError, match="chance_outside"):
+        chance_outside(1, 3)
+
+
+def test_chance_outside_by_simulation():
+    """The share a simulation of two 3-seed sweeps from one normal distribution puts outside ±s_a."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(200_000, 3, generator=g), torch.randn(200_000, 3, generator=g)
+    outside = ((a.mean(1) - b.mean(1)).abs() > a.std(1)).double().mean().item()
+    assert outside == pytest.approx(chance_outside(3, 3), abs=0.005)
 
 
 def test_welch_p_by_hand():
@@ -85,7 +98,7 @@ def test_welch_p_by_hand():
     assert welch_p(Cell(0.5, 0.1), Cell(0.7, 0.0), 3, 3) == pytest.approx(1 - t / math.sqrt(2 + t * t))
     assert welch_p(Cell(0.5, 0.1), Cell(0.5, 0.3), 3, 5) == pytest.approx(1.0)  # equal means
     assert welch_p(Cell(1.0, 0.0), Cell(1.0, 0.0), 3, 3) == 1.0  # no spread anywhere: agree or not
-    assert welch_p(Cell(1.0, 0.0), Cell(0.98, 0.0), 3, 3) == 0.0
+    assert math.isnan(welch_p(Cell(1.0, 0.0), Cell(0.98, 0.0), 3, 3))  # untested: 0.000 may be rounding
     with pytest.raises(ValueError, match=">= 2 seeds"):
         welch_p(Cell(0.5, 0.1), Cell(0.6, 0.1), 1, 3)
 
@@ -96,6 +109,8 @@ def test_benjamini_hochberg_by_hand():
     assert benjamini_hochberg([0.04, 0.01, 0.03, 0.02]) == [True, True, True, True]  # step-up: 0.04 <= 0.05
     assert benjamini_hochberg([0.5, 0.001]) == [False, True]
     assert benjamini_hochberg([]) == []
+    # an untested cell (NaN) is neither rejected nor counted in m: m = 2, thresholds 0.025 and 0.05
+    assert benjamini_hochberg([0.03, math.nan, 0.04]) == [True, False, True]
 
 
 def test_cli_reports_and_names_the_cells_outside(tmp_path, capsys):
@@ -109,7 +124,7 @@ def test_cli_reports_and_names_the_cells_outside(tmp_path, capsys):
     assert 0.05 < p < 0.5
     assert ("| Each method at its default strength | vanilla | text forget MC ↓ | 0.973 ± 0.023 | 0.94 ± 0.01 | "
             f"-0.033 | {p:.2g} |") in text
-    assert "with 3 and 3 seeds, about 22% of cells" in text
+    assert "with 3 and 3 seeds, about 35% of cells" in text
     assert (tmp_path / "r.md").read_text() == text
     with pytest.raises(SystemExit):
         main([str(printed), str(tmp_path / "nowhere.md")])

@@ -9,8 +9,9 @@ the new sweep (`python -m unlearn.frontier --out NEW --report-only --docs NEWDOC
     python -m unlearn.reproduce docs/results.md NEWDOCS/results.md [--out report.md]
 
 A cell reproduces when |new mean - printed mean| <= printed std (the issue's reading). With n seeds on
-each side, two sweeps of the same distribution differ by about std * sqrt(2 / n) in their means, so at 3
-seeds about one cell in five lies outside by chance alone; the report prints the share beside that figure.
+each side, two sweeps of the same distribution differ by about sigma * sqrt(2 / n) in their means, and the
+printed std is itself a 3-seed estimate of sigma, so at 3 seeds about one cell in three lies outside by
+chance alone (a t-distribution with 2 degrees of freedom); the report prints the share beside that figure.
 
 That reading ignores the new sweep's own spread and how few seeds stand behind either mean, so the report
 also tests each cell: Welch's t-test of the two means from their printed means, sample stds and seed counts.
@@ -102,34 +103,42 @@ def compare(printed: dict, new: dict) -> tuple[list[Comparison], list[tuple]]:
 
 
 def chance_outside(n_printed: int, n_new: int) -> float:
-    """The share of cells outside ±std by chance alone when both sweeps draw from one normal distribution:
-    P(|mean_a - mean_b| > sigma) with the difference ~ N(0, sigma^2 (1/n_a + 1/n_b))."""
-    z = 1.0 / math.sqrt(1.0 / n_printed + 1.0 / n_new)
-    return math.erfc(z / math.sqrt(2.0))
+    """The share of cells outside ±(printed std) by chance alone when both sweeps draw from one normal
+    distribution: P(|mean_a - mean_b| > s_a), s_a the printed SAMPLE std of n_a seeds. The difference is
+    N(0, sigma^2 (1/n_a + 1/n_b)) and independent of s_a, so (mean_a - mean_b) / (s_a c), c = sqrt(1/n_a +
+    1/n_b), is Student's t with n_a - 1 degrees of freedom, and the share is P(|T| > 1 / c). (Reading s_a as
+    sigma itself gives P(|Z| > 1 / c), 22 % at 3 and 3 seeds against 35 %: the note of 2026-12-01 quoted it.)"""
+    from scipy.stats import t
+
+    if n_printed < 2 or n_new < 1:
+        raise ValueError(f"chance_outside needs >= 2 printed seeds and >= 1 new (got {n_printed}, {n_new})")
+    return float(2.0 * t.sf(1.0 / math.sqrt(1.0 / n_printed + 1.0 / n_new), df=n_printed - 1))
 
 
 def welch_p(a: Cell, b: Cell, n_a: int, n_b: int) -> float:
     """Two-sided p-value of Welch's t-test that two cells' means are equal, from each cell's mean, sample std
-    and seed count. With no spread on either side the test is undefined: 1 when the means agree, else 0."""
+    and seed count. With no spread on either side the test is undefined: 1 when the means agree, else NaN
+    (untested: a printed 0.000 may be rounding, so a difference there is no evidence at any level)."""
     from scipy.stats import ttest_ind_from_stats
 
     if n_a < 2 or n_b < 2:
         raise ValueError(f"Welch's t-test needs >= 2 seeds on each side (got {n_a} and {n_b})")
     std_a, std_b = a.std or 0.0, b.std or 0.0
     if std_a == 0.0 and std_b == 0.0:
-        return 1.0 if math.isclose(a.mean, b.mean, rel_tol=0.0, abs_tol=1e-12) else 0.0
+        return 1.0 if math.isclose(a.mean, b.mean, rel_tol=0.0, abs_tol=1e-12) else math.nan
     return float(ttest_ind_from_stats(a.mean, std_a, n_a, b.mean, std_b, n_b, equal_var=False).pvalue)
 
 
 def benjamini_hochberg(p_values: Sequence[float], fdr: float = 0.05) -> list[bool]:
     """Which hypotheses the Benjamini-Hochberg step-up procedure rejects at false discovery rate `fdr`: the
-    k smallest p-values, k the largest rank with p_(k) <= k * fdr / m."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    m, k = len(p_values), 0
+    k smallest p-values, k the largest rank with p_(k) <= k * fdr / m. NaN p-values (untested) are left out
+    of m and never rejected."""
+    order = sorted((i for i in range(len(p_values)) if not math.isnan(p_values[i])), key=lambda i: p_values[i])
+    m, k = len(order), 0
     for rank, i in enumerate(order, start=1):
         if p_values[i] <= rank * fdr / m:
             k = rank
-    rejected = [False] * m
+    rejected = [False] * len(p_values)
     for i in order[:k]:
         rejected[i] = True
     return rejected
@@ -159,6 +168,10 @@ def report(pairs: Sequence[Comparison], missing: Sequence[tuple], seeds: tuple[i
                      "5% of cells differ at p < 0.05 by chance alone; B-H: the cells that still differ after the "
                      "Benjamini-Hochberg procedure at false discovery rate 0.05. The cells share runs, so the "
                      "counts are a guide, not independent tests.")
+    untested = sum(math.isnan(p) for p in p_values) if p_values else 0
+    if untested:
+        notes.append(f"{untested} cells have no spread on either side and different means: untested (left out of "
+                     "the p < 0.05 and B-H counts).")
     if missing:
         notes.append(f"{len(missing)} printed cells have no counterpart in the new page (first: "
                      f"{' / '.join(map(str, missing[0]))}).")
