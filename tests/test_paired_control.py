@@ -25,7 +25,16 @@ def test_paired_differences_by_hand():
     # text: method (0.20 + 0.10) / 2 = 0.150, control (0.10 + 0.15) / 2 = 0.125, difference +0.025;
     # seed 1 forgets less text than its control (0.10 < 0.15): 1 of 2 seeds at least as much in both
     assert "| 20 | 2 | 0.200 / 0.075 / +0.125 | 0.150 / 0.125 / +0.025 |" in table
-    assert table.splitlines()[2].endswith("| 1 of 2 |")
+    # paired differences: MM +0.05, +0.20 (mean 0.125, sample sd 0.10607, t = 0.125 / (0.10607 / sqrt 2) = 1.6667
+    # on 1 df: p = 1 - 2 atan(1.6667) / pi = 0.3440); text +0.10, -0.05 (t = 0.025 / 0.075 = 0.3333: p = 0.7952)
+    assert table.splitlines()[2].endswith("| 1 of 2 | 1 of 2 | 0.34 / 0.8 |")
     assert "| 30 |" not in table  # only strengths both sweeps ran
     with pytest.raises(ValueError, match="share no"):
         paired_table(m, {(5, 0): (0.0, 0.0, 0.0, 0.0)})
+
+
+def test_paired_p_is_undefined_without_spread():
+    from bench.paired_control import paired_p
+
+    assert paired_p([0.0, 0.0, 0.0]) is None and paired_p([0.1]) is None
+    assert paired_p([0.1, 0.3]) == pytest.approx(1 - 2 * __import__("math").atan(2.0) / __import__("math").pi)
