@@ -36,9 +36,10 @@ Which of these are confirmed, and where (the same findings for readers: docs/dat
   confirmed, CLEAR's code (somvy/multimodal_unlearning):
     - +tofu rows with a null `image` are the text QA rows (mm/dataset.py, MMMixedDataset);
     - IMAGE_CAPTION_QUESTIONS and the "random_faces" prompt (mm/dataset.py);
-    - its evaluation reads every row of forget10_perturbed / retain_perturbed / real_faces / real_world and
-      pairs caption -> paraphrased_caption + perturbed_captions and name -> perturbed_names, real_* answer ->
-      options (config/mm/eval.yaml).
+    - its evaluation reads forget10_perturbed / retain_perturbed / real_faces / real_world, only their first
+      `ds_size: 300` rows each (config/mm/eval.yaml, mm/eval.py get_dataloader; here every row: not
+      reproduced), and pairs caption -> paraphrased_caption + perturbed_captions and name -> perturbed_names,
+      real_* answer -> options (config/mm/eval.yaml).
   confirmed, MMUnlearner's CLEAR_eval.py (xzz81/MMUnlearner): the face-recognition question
     NAME_QUESTION with options = perturbed_names + the name; real_faces / real_world read `answer`, `options`,
     `question`, inserting the answer among however many options a row has.
