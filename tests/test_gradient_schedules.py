@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from unlearn.eval.scoring import model_inputs
-from unlearn.methods.gradient import GradientUnlearning, PhaseBatches, linear_decay, sequential_loader
-from unlearn.optim import HFAdamW
+from unlearn.methods.gradient import GradientUnlearning, PhaseBatches, sequential_loader
+from unlearn.optim import HFAdamW, linear_schedule
 
 
 def _trainer(**kw):
@@ -24,7 +24,8 @@ def _trainer(**kw):
 
 def test_linear_decay_hand_computed():
     # transformers' linear schedule without warmup over 4 steps: 1, 3/4, 1/2, 1/4, then 0
-    assert [linear_decay(s, 4) for s in range(6)] == [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+    factor = linear_schedule(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), 4).lr_lambdas[0]
+    assert [factor(s) for s in range(6)] == [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
 
 
 def test_phase_batches_forget_pass_then_retain_pass():

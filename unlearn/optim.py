@@ -1,5 +1,6 @@
-"""transformers' (removed in v5) `AdamW`, the reference codes' optimiser: MMUnlearner's MLLMU_manifold.py and
-MLLMU-Bench's baselines/*.py both `from transformers import AdamW`.
+"""What the reference codes optimise with: transformers' (removed in v5) `AdamW`, which MMUnlearner's
+MLLMU_manifold.py and MLLMU-Bench's baselines/*.py and finetune.py import, and transformers' linear schedule,
+which they step after every batch.
 
 It differs from torch.optim.AdamW in two ways: eps defaults to 1e-6 (torch: 1e-8), and eps is added to
 sqrt(v) before the bias correction is folded into the step size, lr * sqrt(1 - b2^t) / (1 - b1^t), so in
@@ -49,3 +50,25 @@ class HFAdamW(torch.optim.Optimizer):
                 if group["weight_decay"] > 0.0:
                     p.add_(p, alpha=-group["lr"] * group["weight_decay"])
         return loss
+
+
+def linear_schedule(optimizer, total_steps: int, warmup_steps: int = 0, key: str = "finetune.scheduler",
+                    **unknown):
+    """transformers' get_scheduler("linear", num_warmup_steps, num_training_steps): the lr rises linearly over
+    `warmup_steps`, then falls linearly to 0 at `total_steps` (Lightning's estimated stepping batches: epochs x
+    batches per epoch). `key`: the config key a bad value is reported under."""
+    if unknown:  # e.g. debug=fast's finetune.scheduler.pct_start, meant for the default's OneCycleLR
+        raise ValueError(f"{key}: {sorted(unknown)} not understood by linear_schedule (warmup_steps "
+                         "only); drop them, e.g. ~finetune.scheduler.pct_start")
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+        raise ValueError(f"{key}.warmup_steps={warmup_steps!r}: expected an integer >= 0")
+    if warmup_steps >= total_steps:
+        raise ValueError(f"{key}.warmup_steps={warmup_steps} is not below the {total_steps} steps of "
+                         "the run: the lr would never decay")
+
+    def factor(step: int) -> float:  # the same float operations as transformers' lr lambda
+        if step < warmup_steps:
+            return float(step) / float(max(1, warmup_steps))
+        return max(0.0, float(total_steps - step) / float(max(1, total_steps - warmup_steps)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -19,27 +19,6 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 PRECISIONS = ("32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true")
 
 
-def linear_schedule(optimizer, total_steps: int, warmup_steps: int = 0, **unknown):
-    """transformers' get_scheduler("linear", num_warmup_steps, num_training_steps), which MLLMU-Bench's finetune.py
-    steps after every batch: the lr rises linearly over `warmup_steps`, then falls linearly to 0 at `total_steps`
-    (Lightning's estimated stepping batches: epochs x batches per epoch)."""
-    if unknown:  # e.g. debug=fast's finetune.scheduler.pct_start, meant for the default's OneCycleLR
-        raise ValueError(f"finetune.scheduler: {sorted(unknown)} not understood by linear_schedule (warmup_steps "
-                         "only); drop them, e.g. ~finetune.scheduler.pct_start")
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-        raise ValueError(f"finetune.scheduler.warmup_steps={warmup_steps!r}: expected an integer >= 0")
-    if warmup_steps >= total_steps:
-        raise ValueError(f"finetune.scheduler.warmup_steps={warmup_steps} is not below the {total_steps} steps of "
-                         "the run: the lr would never decay")
-
-    def factor(step: int) -> float:  # the same float operations as transformers' lr lambda
-        if step < warmup_steps:
-            return float(step) / float(max(1, warmup_steps))
-        return max(0.0, float(total_steps - step) / float(max(1, total_steps - warmup_steps)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 class FinetuneModule(L.LightningModule):
     def __init__(self, model: torch.nn.Module, optimizer: Callable, scheduler: Callable | None = None,
                  config_key: str = "finetune"):

@@ -25,6 +25,7 @@ from unlearn.data.sampling import EpochShuffle
 from unlearn.data.sequences import QASequences
 from unlearn.eval.scoring import model_inputs
 from unlearn.methods.guards import check_finite
+from unlearn.optim import linear_schedule
 
 LOSSES = ("ga", "grad_diff", "kl", "npo")
 NEEDS_REFERENCE = {"kl", "npo"}
@@ -131,19 +132,12 @@ class GradientUnlearning(L.LightningModule):
     def configure_optimizers(self):
         opt = self.optimizer_factory([p for p in self.model.parameters() if p.requires_grad])
         if self.lr_decay == "linear":
-            total = int(self.trainer.estimated_stepping_batches)
-            scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: linear_decay(step, total))
+            scheduler = linear_schedule(opt, int(self.trainer.estimated_stepping_batches), key="method.lr_decay")
         elif self.scheduler_factory is not None:
             scheduler = self.scheduler_factory(opt)
         else:
             return opt
         return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-def linear_decay(step: int, total: int) -> float:
-    """The lr factor after `step` optimiser steps of `total`: 1 -> 0 linearly, no warmup (transformers'
-    get_linear_schedule_with_warmup with num_warmup_steps=0)."""
-    return max(0.0, (total - step) / max(1, total))
 
 
 def global_batch_mean(trainer) -> losses.Mean:
