@@ -16,9 +16,10 @@ from omegaconf import OmegaConf
 
 from unlearn.config import CONFIG_DIR, compose_config
 from unlearn.methods.finetune import PRECISIONS, cast_parameters, check_settings, teach
-from unlearn.optim import linear_schedule
-from unlearn.optim import HFAdamW
+from unlearn.optim import HFAdamW, linear_schedule
 from unlearn.pipeline import RunContext, vanilla_key
+
+from .test_experiments import _leaves
 
 PRESETS = ("mllmu_bench", "mllmu_bench_reference")
 OPTIONAL_KEYS = {"lora", "dtype", "precision", "gradient_clip_val", "label_prefix", "anneal_epochs"}
@@ -26,14 +27,6 @@ OPTIONAL_KEYS = {"lora", "dtype", "precision", "gradient_clip_val", "label_prefi
 
 def _cfg(tmp_path, *overrides):
     return compose_config(list(overrides), tmp_path, tmp_path / "cache")
-
-
-def _leaves(tree, prefix=""):
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            yield from _leaves(v, f"{prefix}{k}.")
-        else:
-            yield f"{prefix}{k}", v
 
 
 @pytest.mark.parametrize("name", PRESETS)
