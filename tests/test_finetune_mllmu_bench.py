@@ -123,7 +123,7 @@ def test_linear_schedule_is_transformers_linear(warmup):
 def test_label_prefix_labels_text_before_the_question_but_not_image_tokens(small_benchmark, tiny_model):
     from unlearn.data.collate import IGNORE
     from unlearn.data.sequences import QASequences
-    from unlearn.methods.finetune import PrefixLabels
+    from unlearn.data.sequences import PrefixLabels
 
     _, proc = tiny_model
     rows = small_benchmark.train_rows("forget")

@@ -130,3 +130,20 @@ def test_paired_epoch_is_one_pass_over_forget_even_when_retain_is_shorter(tiny_m
     assert sum(1 for _ in loader) == forget_batches
     normal = paired_loader(SimpleNamespace(benchmark=small_benchmark, processor=proc), "multimodal", 4)
     assert sum(1 for _ in normal) == len(normal.iterables["forget"])
+
+
+def test_label_prefix_labels_every_text_token(tiny_model, small_benchmark):
+    """MLLMU-Bench's baselines label every non-pad token; here every token but the image placeholders."""
+    from unlearn.methods.gradient import _unlearning_data
+
+    _, proc = tiny_model
+    ctx = SimpleNamespace(benchmark=small_benchmark, processor=proc)
+    forget, _ = _unlearning_data(ctx, "both", answer_only=False, label_prefix=True)
+    image_id = proc.image_token_id
+    for i in (0, len(forget) - 1):  # a multimodal and a text-only sequence
+        ex = forget[i]
+        assert ex.labels == [t if t != image_id else -100 for t in ex.input_ids]
+    plain, _ = _unlearning_data(ctx, "both", answer_only=False)
+    assert plain[0].labels[0] == -100  # without it, bos and "USER: " carry no loss
+    with pytest.raises(ValueError, match="method.label_prefix=true .* method.answer_only=false"):
+        _unlearning_data(ctx, "both", answer_only=True, label_prefix=True)

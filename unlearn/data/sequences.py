@@ -12,7 +12,7 @@ import random
 
 from torch.utils.data import Dataset
 
-from unlearn.data.collate import Example, qa_example
+from unlearn.data.collate import IGNORE, Example, qa_example
 from unlearn.models.processor import VLProcessor
 
 FORMS = ("multimodal", "text")
@@ -63,3 +63,23 @@ class QASequences(Dataset):
             if self.lazy:
                 pixels = self.proc.pixel_values([pixels])[0]
         return qa_example(self.proc, [(question, answer)], pixels, self.answer_only)
+
+
+class PrefixLabels(Dataset):
+    """The tokens before the question (bos, the template's "USER: ", the newline after the image) carry loss
+    too, as in MLLMU-Bench's and MMUnlearner's collates, which label every non-pad token (finetune.label_prefix,
+    method.label_prefix, mmunlearner.label_prefix). Image placeholders (the model's image token id) stay
+    unlabelled. Over sequences with the question labelled (answer_only false), so that the prefix is what is
+    left."""
+
+    def __init__(self, data, processor):
+        self.data, self.proc = data, processor
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i):
+        ex = self.data[i]
+        image_id = getattr(ex.pixel_values, "image_token_id", getattr(self.proc, "image_token_id", None))
+        ex.labels = [t if lab == IGNORE and t != image_id else lab for t, lab in zip(ex.input_ids, ex.labels)]
+        return ex

@@ -9,7 +9,6 @@ import lightning as L
 import torch
 
 from hydra.utils import instantiate
-from torch.utils.data import Dataset
 
 from unlearn.methods.guards import check_finite
 
@@ -47,27 +46,6 @@ class FinetuneModule(L.LightningModule):
                              f"{total} steps; raise it or train longer")
         return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_factory(opt, total_steps=total),
                                                     "interval": "step"}}
-
-
-class PrefixLabels(Dataset):
-    """`finetune.label_prefix=true`: the tokens before the question (bos, the template's "USER: ", the newline
-    after the image) carry loss too, as in MLLMU-Bench's collate, which labels every non-pad token. Image
-    placeholders (the model's image token id) stay unlabelled. Needs answer_only=false, so that the only
-    unlabelled tokens left are the prefix's."""
-
-    def __init__(self, data, processor):
-        self.data, self.proc = data, processor
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, i):
-        from unlearn.data.collate import IGNORE
-
-        ex = self.data[i]
-        image_id = getattr(ex.pixel_values, "image_token_id", getattr(self.proc, "image_token_id", None))
-        ex.labels = [t if lab == IGNORE and t != image_id else lab for t, lab in zip(ex.input_ids, ex.labels)]
-        return ex
 
 
 def check_settings(fcfg) -> None:
@@ -131,6 +109,8 @@ def teach(ctx, fcfg) -> None:
     data = QASequences(ctx.benchmark.train_rows(people), ctx.processor, tuple(fcfg.forms), fcfg.answer_only,
                        augment=True, seed=ctx.cfg.teach_seed)
     if fcfg.get("label_prefix", False):
+        from unlearn.data.sequences import PrefixLabels
+
         data = PrefixLabels(data, ctx.processor)
     if fcfg.get("dtype") is not None:
         cast_parameters(ctx.model, DTYPES[fcfg.dtype])

@@ -22,7 +22,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from unlearn import losses
 from unlearn.data.collate import collate
 from unlearn.data.sampling import EpochShuffle
-from unlearn.data.sequences import QASequences
+from unlearn.data.sequences import PrefixLabels, QASequences
 from unlearn.eval.scoring import model_inputs
 from unlearn.methods.guards import check_finite
 from unlearn.optim import linear_schedule
@@ -148,20 +148,29 @@ def global_batch_mean(trainer) -> losses.Mean:
     return mean
 
 
-def _unlearning_data(ctx, forget_modality: str, answer_only: bool) -> tuple[Dataset, Dataset]:
+def _unlearning_data(ctx, forget_modality: str, answer_only: bool,
+                     label_prefix: bool = False) -> tuple[Dataset, Dataset]:
+    """Forget and retain QA sequences in the forms `data.forget_modality` names; `label_prefix`: the prompt's
+    text before the question is labelled too (method.label_prefix, with answer_only false)."""
     if forget_modality not in FORGET_FORMS:
         raise ValueError(f"data.forget_modality={forget_modality!r}: expected one of {list(FORGET_FORMS)}")
+    if label_prefix and answer_only:
+        raise ValueError("method.label_prefix=true labels the prompt's prefix, which needs method.answer_only=false "
+                         "(the question labelled too)")
     proc, forms = ctx.processor, FORGET_FORMS[forget_modality]
-    forget = ConcatDataset([QASequences(ctx.benchmark.train_rows("forget"), proc, f, answer_only) for f in forms])
-    retain = ConcatDataset([QASequences(ctx.benchmark.train_rows("retain"), proc, f, answer_only) for f in forms])
-    return forget, retain
+
+    def data(split: str) -> Dataset:
+        sequences = [QASequences(ctx.benchmark.train_rows(split), proc, f, answer_only) for f in forms]
+        return ConcatDataset([PrefixLabels(s, proc) if label_prefix else s for s in sequences])
+
+    return data("forget"), data("retain")
 
 
 def paired_loader(ctx, forget_modality: str, batch_size: int, answer_only: bool = True,
-                  seed: int = 0) -> CombinedLoader:
+                  seed: int = 0, label_prefix: bool = False) -> CombinedLoader:
     """Forget and retain batches side by side; an epoch is one pass over the forget data (retain data cycled
     when it is the shorter: min_size would end the epoch at the retain data's length)."""
-    forget, retain = _unlearning_data(ctx, forget_modality, answer_only)
+    forget, retain = _unlearning_data(ctx, forget_modality, answer_only, label_prefix)
     pad = ctx.processor.tokenizer.pad_token_id
     make = lambda ds, s: DataLoader(ds, batch_size=batch_size, sampler=EpochShuffle(len(ds), s),  # noqa: E731
                                     collate_fn=lambda b: collate(b, pad))
@@ -201,11 +210,11 @@ class PhaseBatches(Sampler[list[int]]):
 
 
 def sequential_loader(ctx, forget_modality: str, batch_size: int, answer_only: bool = True, seed: int = 0,
-                      with_retain: bool = True) -> DataLoader:
+                      with_retain: bool = True, label_prefix: bool = False) -> DataLoader:
     """method.schedule=sequential: batches {"forget": ...} for a pass over the forget data, then {"retain": ...}
     for a pass over the retain data (MLLMU-Bench GA_Difference.py, KL_Min.py); `with_retain` false: the forget
     pass only (GA, NPO without a retain term: GA.py, NPO.py)."""
-    forget, retain = _unlearning_data(ctx, forget_modality, answer_only)
+    forget, retain = _unlearning_data(ctx, forget_modality, answer_only, label_prefix)
     pad, n_forget = ctx.processor.tokenizer.pad_token_id, len(forget)
 
     def phase_collate(items):
@@ -244,12 +253,13 @@ def run(ctx) -> None:
     module = GradientUnlearning(model, m.loss, instantiate(m.optimizer), m.gamma, m.alpha, m.beta, reference,
                                 instantiate(m.scheduler) if m.scheduler else None, m.kl_reduction, m.npo_log_ratio,
                                 m.get("kl_retain_nll", False), m.get("lr_decay"))
-    schedule = m.get("schedule", "paired")
+    schedule, prefix = m.get("schedule", "paired"), m.get("label_prefix", False)
     if schedule == "paired":
-        loader = paired_loader(ctx, ctx.cfg.data.forget_modality, m.batch_size, m.answer_only, ctx.cfg.seed)
+        loader = paired_loader(ctx, ctx.cfg.data.forget_modality, m.batch_size, m.answer_only, ctx.cfg.seed,
+                               prefix)
     elif schedule == "sequential":
         loader = sequential_loader(ctx, ctx.cfg.data.forget_modality, m.batch_size, m.answer_only, ctx.cfg.seed,
-                                   module.has_retain_term)
+                                   module.has_retain_term, prefix)
     else:
         raise ValueError(f"method.schedule={schedule!r}: expected one of {SCHEDULES}")
     checkpoints = ModelCheckpoint(dirpath=ctx.out_dir / "checkpoints", save_last=True, save_top_k=0,
