@@ -144,6 +144,7 @@ def test_label_prefix_labels_every_text_token(tiny_model, small_benchmark):
         ex = forget[i]
         assert ex.labels == [t if t != image_id else -100 for t in ex.input_ids]
     plain, _ = _unlearning_data(ctx, "both", answer_only=False)
-    assert plain[0].labels[0] == -100  # without it, bos and "USER: " carry no loss
+    assert plain[0].labels[0] == -100  # without it the prefix (here bos alone; tests/test_model_adapters.py: a
+    # real template's "USER:") carries no label
     with pytest.raises(ValueError, match="method.label_prefix=true .* method.answer_only=false"):
         _unlearning_data(ctx, "both", answer_only=True, label_prefix=True)

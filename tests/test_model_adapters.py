@@ -222,3 +222,25 @@ def test_real_processor_preprocesses_training_images_on_access(tmp_path, checkpo
     (expected,) = proc.pixel_values([rows[0]["images"][0]])
     assert data[0].pixel_values.block == expected.block
     assert torch.equal(data[0].pixel_values.tensors["pixel_values"], expected.tensors["pixel_values"])
+
+
+@pytest.mark.parametrize("family", ["llava", "idefics2"])
+def test_prefix_labels_reach_the_template_text_before_the_question(tmp_path, checkpoints, family):
+    """label_prefix / mmunlearner labels `all`: the reference codes label every non-pad token; on a real template
+    that adds its text before the question ("USER:", the newline after the image), never an image token. (On the
+    embedded model the prefix is bos alone, which no shifted label reads.)"""
+    from unlearn.data.sequences import PrefixLabels
+
+    model, proc = load_configured(_cfg(tmp_path, family, checkpoints[family]), checkpoints[family])
+    (image,) = proc.pixel_values([_image()])
+    ex = qa_example(proc, [(QUESTION, ANSWER)], image, answer_only=False)
+    before = list(ex.labels)
+    after = PrefixLabels([ex], proc)[0].labels
+    tokens = proc.tokenizer.convert_ids_to_tokens
+    added = [t for t, a, b in zip(ex.input_ids, before, after) if a == IGNORE and b != IGNORE]
+    assert {"llava": "USER:", "idefics2": "User:"}[family] in tokens(added)
+    assert image.image_token_id not in added
+    assert all(b == IGNORE for t, b in zip(ex.input_ids, after) if t == image.image_token_id)
+    assert [b for a, b in zip(before, after) if a != IGNORE] == [a for a in before if a != IGNORE]  # the rest kept
+    batch = collate([ex], proc.tokenizer.pad_token_id)
+    assert (batch["labels"][:, 1:] != IGNORE).sum() > sum(a != IGNORE for a in before[1:])  # more tokens scored

@@ -38,7 +38,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 from unlearn import losses
 from unlearn.data.collate import collate, qa_example
 from unlearn.data.sampling import EpochShuffle
-from unlearn.data.sequences import QASequences
+from unlearn.data.sequences import PrefixLabels, QASequences
 from unlearn.eval.scoring import model_inputs
 from unlearn.io import write_json
 from unlearn.methods.gradient import global_batch_mean
@@ -236,13 +236,20 @@ def refuse_weight_decay(optimizer, key: str) -> None:
                          "leaves out of forget steps")
 
 
-LABEL_SPANS = ("answer", "full")
+# answer: the answer tokens; full: question and answer; all: every text token, the prompt's prefix too (the
+# authors' collates label every non-pad token; image placeholders stay unlabelled here)
+LABEL_SPANS = ("answer", "full", "all")
 
 
 def answer_only(span: str, key: str) -> bool:
     if span not in LABEL_SPANS:
         raise ValueError(f"{key}={span!r}: expected one of {LABEL_SPANS}")
     return span == "answer"
+
+
+def with_prefix(ds, proc, span: str):
+    """`ds` with the prompt's prefix labelled too when the span is `all`."""
+    return PrefixLabels(ds, proc) if span == "all" else ds
 
 
 PRESERVE_TEXT = ("train_qa", "eval_mc")
@@ -272,26 +279,28 @@ def eval_mc_text_pairs(benchmark) -> list[tuple[str, str]]:
     return pairs
 
 
-def fisher_datasets(ctx, answer_labels: bool = True, preserve_text: str = "train_qa") -> dict:
+def fisher_datasets(ctx, answer_labels: bool = True, preserve_text: str = "train_qa", prefix: bool = False) -> dict:
     """Forget and retain multimodal QA; the language preserve set adds text-only questions about every person:
-    the training QA (`train_qa`) or the evaluation set's text-only MC questions (`eval_mc`, the authors')."""
+    the training QA (`train_qa`) or the evaluation set's text-only MC questions (`eval_mc`, the authors').
+    `prefix`: the prompt's text before the question is labelled too (fisher_labels=all)."""
     if preserve_text not in PRESERVE_TEXT:
         raise ValueError(f"mmunlearner.preserve_text={preserve_text!r}: expected one of {PRESERVE_TEXT}")
     proc, b = ctx.processor, ctx.benchmark
-    retain_mm = QASequences(b.train_rows("retain"), proc, "multimodal", answer_labels)
+    span = "all" if prefix else ("answer" if answer_labels else "full")
+    retain_mm = with_prefix(QASequences(b.train_rows("retain"), proc, "multimodal", answer_labels), proc, span)
     if preserve_text == "eval_mc":
-        text_all = TextQuestions(eval_mc_text_pairs(b), proc, answer_labels)
+        text_all = with_prefix(TextQuestions(eval_mc_text_pairs(b), proc, answer_labels), proc, span)
     else:
-        text_all = ConcatDataset([QASequences(b.train_rows(g), proc, "text", answer_labels)
+        text_all = ConcatDataset([with_prefix(QASequences(b.train_rows(g), proc, "text", answer_labels), proc, span)
                                   for g in ("forget", "retain")])
-    return {"forget": QASequences(b.train_rows("forget"), proc, "multimodal", answer_labels),
-            "retain_multimodal": retain_mm, "text_all": text_all}
+    forget = with_prefix(QASequences(b.train_rows("forget"), proc, "multimodal", answer_labels), proc, span)
+    return {"forget": forget, "retain_multimodal": retain_mm, "text_all": text_all}
 
 
 def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma: float, batch_size: int,
                   answer_labels: bool = True, shuffle_seed: int | None = None, preserve_text: str = "train_qa",
                   mask_fraction: float | None = None, preserve_batches: str = "separate",
-                  fisher_dtype: str = "float32"):
+                  fisher_dtype: str = "float32", prefix: bool = False):
     """The saliency masks of the unlearned groups, their parameters' names and the gamma that made them:
     `gamma` itself, or with `mask_fraction` the largest gamma that selects that fraction of them all.
 
@@ -307,7 +316,7 @@ def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma:
                          "it cannot be used with mmunlearner.fisher_dtype=float16")
     names = {p: n for n, p in ctx.model.named_parameters()}
     vision, language = groups["vision"], groups["language"]
-    data = fisher_datasets(ctx, answer_labels, preserve_text)
+    data = fisher_datasets(ctx, answer_labels, preserve_text, prefix)
     if preserve_batches == "mixed":
         data = {"forget": data["forget"], "retain_multimodal": data["retain_multimodal"],
                 "language_preserve": ConcatDataset([data["text_all"], data["retain_multimodal"]])}  # their order
@@ -388,7 +397,8 @@ def run(ctx) -> None:
         masks, names, gamma = compute_masks(ctx, groups, GROUPS[m.groups], m.gamma, m.fisher_batch_size,
                                             answer_only(m.fisher_labels, "mmunlearner.fisher_labels"),
                                             ctx.cfg.seed if m.fisher_shuffle else None, m.preserve_text,
-                                            m.get("mask_fraction"), m.preserve_batches, m.fisher_dtype)
+                                            m.get("mask_fraction"), m.preserve_batches, m.fisher_dtype,
+                                            m.fisher_labels == "all")
     report = mask_report(masks, names)
     if report["selected"] == 0:
         raise ValueError(f"the saliency mask selects no weight (mmunlearner.gamma={m.gamma}); lower gamma")
@@ -447,7 +457,7 @@ def with_saliency_lora(model, lora_cfg, target_modules, apply_mask: bool = True)
 
 
 def update_loader(ctx, batch_size: int, retain_steps: int | str | None, seed: int, world_size: int = 1,
-                  answer_labels: bool = True, retain_text: bool = True):
+                  answer_labels: bool = True, retain_text: bool = True, prefix: bool = False):
     """The update's loader and its retain steps per forget step k (the official schedule's forget_freq).
 
     Every forget batch is used once per epoch. `retain_steps`: an int k, or null for about one pass over the
@@ -458,9 +468,11 @@ def update_loader(ctx, batch_size: int, retain_steps: int | str | None, seed: in
     Batches are `batch_size` per process. Retain data: multimodal QA, plus text-only QA with `retain_text`
     (the authors use multimodal only)."""
     proc, pad = ctx.processor, ctx.processor.tokenizer.pad_token_id
-    forget = QASequences(ctx.benchmark.train_rows("forget"), proc, "multimodal", answer_labels)
+    span = "all" if prefix else ("answer" if answer_labels else "full")
+    forget = with_prefix(QASequences(ctx.benchmark.train_rows("forget"), proc, "multimodal", answer_labels), proc, span)
     forms = ("multimodal", "text") if retain_text else ("multimodal",)
-    retain = ConcatDataset([QASequences(ctx.benchmark.train_rows("retain"), proc, f, answer_labels) for f in forms])
+    retain = ConcatDataset([with_prefix(QASequences(ctx.benchmark.train_rows("retain"), proc, f, answer_labels), proc,
+                                        span) for f in forms])
     glob = batch_size * world_size
     n_f, n_r = math.ceil(len(forget) / glob), math.ceil(len(retain) / glob)
     if retain_steps == "official":
@@ -484,7 +496,8 @@ def masked_update(ctx, masks: dict, m, callbacks=()) -> MaskedUnlearning:
     trainer = ctx.trainer(max_epochs=m.epochs, gradient_clip_val=None, enable_checkpointing=False,
                           use_distributed_sampler=False, callbacks=list(callbacks))  # EpochShuffle shards itself
     loader, _ = update_loader(ctx, m.batch_size, m.retain_steps, ctx.cfg.seed, trainer.world_size,
-                              answer_only(m.update_labels, "mmunlearner.update_labels"), m.retain_text)
+                              answer_only(m.update_labels, "mmunlearner.update_labels"), m.retain_text,
+                              m.update_labels == "all")
     module = MaskedUnlearning(ctx.model, masks, instantiate(m.forget_optimizer), instantiate(m.retain_optimizer),
                               m.clip, m.optimizers, m.restore_masked, m.clip_scope)
     trainer.fit(module, loader)
