@@ -24,8 +24,9 @@ this module does under `manu.selection=official`:
   are the batch rows of ALL layers together, the keys of one module type hold identical statistics,
   and their masks reach only the layers with those indices: the last 3 of LLaVA-1.5-7B's 24 vision /
   32 language layers, but 21-23 of Idefics2-8B's 27 vision layers (`manu.official.layers`, set by
-  experiment=manu_official; null: the last `manu.official.apply_last`, for models of other depths). `pooled_layers=false` is their commented-out
-  per-layer registration (each layer its own key, every layer pruned).
+  experiment=manu_official; null: the last `manu.official.apply_last`, for models of other depths).
+  `pooled_layers=false` is their commented-out per-layer registration (each layer its own key, every layer
+  pruned).
 * Score: sum_k w_k (stat_k(forget) / (stat_k(retain) + 1e-5) - 1), w = abs 2, freq 0, var 2, rms 2.
 * Selection: per tower, k = int(alpha / 100 * N) over all keys' rows (N counts the pooled copies),
   threshold = the k-th largest score, and every row scoring >= threshold is pruned (ties: more than k).

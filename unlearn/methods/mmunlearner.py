@@ -7,13 +7,14 @@ A weight is unlearned where F_f / F_p >= gamma (0/0 counts as 0: no data, no unl
 `mask_fraction`, gamma is the largest that selects that fraction of the unlearned groups.
 
 Stage 2, update: each training step is one forget step (gradient ascent, clip 1.0, gradient times mask)
-followed by `retain_steps` plain descent steps on retain data (null: the authors' schedule, every forget and
-retain batch once per epoch). `apply_mask=false` skips stage 1 and ascends unmasked: what the authors' LLaVA
-script does in effect, since its name-keyed mask matches no parameter of its peft LoRA model. With two optimisers (default) the forget
-optimiser only holds the unlearned groups and has no weight decay, and a masked-out element's gradient is
-always 0 in forget steps, so its Adam moments stay 0 and it never moves there; retain-step momentum lives
-in the other optimiser. With one optimiser, masked-out elements are restored after each forget step
-(`restore_masked`; the authors' single AdamW does not restore them).
+followed by `retain_steps` plain descent steps on retain data (null: about one pass over retain per epoch;
+`official`: the authors' schedule, every forget and retain batch once per epoch). `apply_mask=false` skips
+stage 1 and ascends unmasked: what the authors' LLaVA script does in effect, since its name-keyed mask matches
+no parameter of its peft LoRA model. With two optimisers (default) the forget optimiser only holds the
+unlearned groups and has no weight decay, and a masked-out element's gradient is always 0 in forget steps, so
+its Adam moments stay 0 and it never moves there; retain-step momentum lives in the other optimiser. With one
+optimiser, masked-out elements are restored after each forget step (`restore_masked`; the authors' single
+AdamW does not restore them).
 
 Every choice of the authors' code (Z1zs/MMUnlearner) is a setting: see configs/method/mmunlearner.yaml and
 the preset configs/experiment/mmunlearner_official.yaml.
@@ -45,7 +46,8 @@ from unlearn.methods.gradient import global_batch_mean
 from unlearn.methods.guards import check_finite
 from unlearn.mmunlearner.lora import all_linear_targets
 from unlearn.mmunlearner.saliency import (eligible_parameters, fp16_fisher_add, gamma_for_fraction, group_parameters,
-                                          mask_report, official_fp16_mask, restore_masked_out, saliency_mask, squared_grads)
+                                          mask_report, official_fp16_mask, restore_masked_out, saliency_mask,
+                                          squared_grads)
 from unlearn.mmunlearner.schedule import (ScheduledBatches, Tagged, collate_scheduled, even_retain_steps,
                                           even_schedule, official_schedule)
 from unlearn.strategies import refuse_fsdp
@@ -139,8 +141,9 @@ class FisherPass(L.LightningModule):
 
 
 class MaskedUnlearning(L.LightningModule):
-    """Batches are {"forget": batch, "retain": [batch per retain step]}. Manual optimisation; gradients are clipped and masked in `on_before_optimizer_step`, i.e. after DDP has
-    averaged them (during `manual_backward`) and AMP has unscaled them, so every rank steps identically."""
+    """Batches are {"forget": batch, "retain": [batch per retain step]}. Manual optimisation; gradients are
+    clipped and masked in `on_before_optimizer_step`, i.e. after DDP has averaged them (during
+    `manual_backward`) and AMP has unscaled them, so every rank steps identically."""
 
     def __init__(self, model, masks: dict | None, forget_optimizer: Callable, retain_optimizer: Callable,
                  clip: float = 1.0, optimizers: str = "two", restore_masked: bool = True,

@@ -2,8 +2,8 @@
 
 Diagonal Fisher = mean over batches of squared gradients of the NLL, accumulated in float32 whatever the
 parameter dtype (squared fp16 gradients underflow), or, with `mmunlearner.fisher_dtype=float16`, squared,
-divided by the batch count and summed in float16 as the authors do (see `official_fp16_mask`). Masks and Fishers are keyed by the parameter
-*object*, never by name, so wrappers that rename parameters (DDP's `module.`, peft's
+divided by the batch count and summed in float16 as the authors do (see `official_fp16_mask`). Masks and
+Fishers are keyed by the parameter *object*, never by name, so wrappers that rename parameters (DDP's `module.`, peft's
 `base_model.model.`) cannot make a mask silently match nothing.
 """
 
