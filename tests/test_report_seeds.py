@@ -114,3 +114,16 @@ def test_a_repeated_seed_in_one_setting_is_refused_naming_both_runs(tmp_path):
     summary = json.loads((other / "0_ga" / "metrics.json").read_text())
     (other / "0_ga" / "metrics.json").write_text(json.dumps({**summary, "teach_seed": 7}))
     assert [len(g.runs) for g in group_by_seed(load_runs([root, other]))][0] == 4
+
+
+def test_a_cell_fewer_runs_carry_says_how_many(tmp_path):
+    root = tmp_path / "sw"
+    for seed, forget in [(0, 0.2), (1, 0.4), (2, None)]:
+        m = metrics_for({**GA_AFTER, "forget/multimodal/mc_acc": forget}, 1.0)
+        if forget is None:
+            m = {k: v for k, v in m.items() if k != "after/forget/multimodal/mc_acc"}
+        write_run(root / f"{seed}_ga", "ga", m, ["method=ga", f"seed={seed}"])
+    table = parse_table(seed_table(group_by_seed(load_runs([root]))))
+    assert table["ga"]["seeds"] == "3"
+    assert table["ga"]["MM forget MC ↓"] == "0.300 ± 0.141 (2 of 3)"  # 0.2, 0.4: std sqrt(0.02)
+    assert "of" not in table["ga"]["MM retain MC ↑"]

@@ -402,14 +402,19 @@ def vanilla_metrics(groups: Sequence[SeedGroup]) -> list[dict]:
 
 def spread_table(groups: Sequence[SeedGroup], headers: Sequence[str], keys: Sequence[str]) -> str:
     """Markdown lines: a vanilla row (before/<key> over the distinct seeds of all runs: each seed has its own
-    vanilla model) and one row per group (after/<key> over its seeds), each cell mean ± sample std."""
+    vanilla model) and one row per group (after/<key> over its seeds), each cell mean ± sample std; a cell that
+    fewer runs than the row's count carry says how many, "(k of n)"."""
     if not groups:
         raise ValueError("no runs to tabulate")
     lines = ["| " + " | ".join(["setting", "seeds", *headers]) + " |", "|---|---:|" + "---:|" * len(headers)]
     rows = [("vanilla", vanilla_metrics(groups), "before")] + [(g.name, [r.metrics for r in g.runs], "after")
                                                              for g in groups]
     for name, ms, stage in rows:
-        cells = [_fmt_spread(aggregate(ms, f"{stage}/{k}")) for k in keys]
+        cells = []
+        for k in keys:
+            agg = aggregate(ms, f"{stage}/{k}")
+            short = agg is not None and agg[2] < len(ms)
+            cells.append(_fmt_spread(agg) + (f" ({agg[2]} of {len(ms)})" if short else ""))
         lines.append(f"| {_cell_name(name)} | {len(ms)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
