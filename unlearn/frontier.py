@@ -19,8 +19,9 @@ Interpolation rule (`forget_drop_at`), per method, seed and modality:
 - the value at budget b is read on the *first* segment, in strength order, whose retain drop reaches b
   (x_i < b <= x_{i+1}), linearly interpolated on that segment. A non-monotone curve that dips back under b
   at a stronger setting is not credited: a user raising the strength meets the first crossing first;
-- a curve that never reaches b is "not reached": its value is the forget drop of the strongest setting
-  (what the method gives within the budget over the swept range), flagged, so the table can mark it.
+- a curve that never reaches b is "not reached": its value is the forget drop at the strongest swept setting
+  (a lower bound on what the method gives within the budget, if forgetting grows with strength), flagged, so
+  the table can mark it.
 Only each seed's first run evaluates the vanilla model (eval.before); the others borrow its before/*
 values, since every run of a seed starts from the same cached vanilla model.
 Over seeds: mean ± sample std of the per-seed values; a cell is marked when a seed did not reach b.
