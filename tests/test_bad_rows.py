@@ -169,3 +169,29 @@ def test_embedded_skip_drops_a_bad_generated_row(small_splits):
     kept = _keep_good("retain_90", retain.from_list(rows, features=retain.features), bad)
     assert len(kept) == len(retain) and len(kept[0]["Generation_Task"]) == len(retain[0]["Generation_Task"]) - 1
     assert bad.skipped == {"retain_90": {"question dropped: Generation_Task[] has an empty Ground_Truth": 1}}
+
+
+def test_a_bad_row_names_its_parquet_shard_and_row(tmp_path):
+    """Test_Set ships as two shards; the loader numbers rows across them, the message also says which file."""
+    import pyarrow.parquet as pq
+
+    from unlearn.data import mllmu_bench
+    from unlearn.data.fixtures import edit_fixture, write_mllmu_bench_fixture
+    from unlearn.data.schema import BadRows
+
+    root = tmp_path / "mllmu"
+    write_mllmu_bench_fixture(root)
+    second = sorted((root / "Test_Set").glob("*.parquet"))[1]
+    victim = pq.read_table(second).column("ID").to_pylist()[1]  # row 1 of the second shard
+
+    def bad(rows):
+        for r in rows:
+            if r["ID"] == victim:
+                r["Classification_Task"]["Image_Textual_Questions"][0]["Correct_Answer"] = "b"
+
+    edit_fixture(root, "Test_Set", bad)
+    first_rows = pq.ParquetFile(sorted((root / "Test_Set").glob("*.parquet"))[0]).metadata.num_rows
+    forget = next(s for s in ("forget_5", "forget_10", "forget_15")
+                  if victim in pq.read_table(next((root / s).glob("*.parquet"))).column("ID").to_pylist())
+    with pytest.raises(DataError, match=rf"row {first_rows + 1}: Image_Textual_Questions.* \(in {second.name}, row 1\)$"):
+        mllmu_bench.load(str(root), forget, bad=BadRows("error"))

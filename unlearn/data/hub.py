@@ -19,7 +19,7 @@ from pathlib import Path
 from datasets import Dataset, Features, Image, Value, load_dataset
 from PIL import Image as PILImage
 
-from unlearn.data.schema import DataError, fail
+from unlearn.data.schema import DataError, fail, register_locator
 
 LETTERS = "ABCD"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -84,11 +84,37 @@ def load_config(source: str, config: str, *, key: str, repo_id: str, cache_dir: 
             f"Without network, download the dataset first (`huggingface-cli download --repo-type dataset "
             f"{repo_id} --local-dir DIR`) and set {key}=DIR") from err
     if split is not None and split in dd:
+        register_locator(label, _shard_locator(source, config, split))
         return dd[split], label
     if split is None and len(dd) == 1:
+        register_locator(label, _shard_locator(source, config, next(iter(dd))))
         return next(iter(dd.values())), label
     expected = repr(split) if split else "exactly one split"
     raise DataError(f"config '{config}' of {key}={source!r} has splits {list(dd)}; expected {expected}")
+
+
+def _shard_locator(source: str, config: str, split: str):
+    """row i of the loaded split -> "<parquet file>, row j", from a local source's data files, which `datasets`
+    concatenates in their sorted order; called only when a row is reported (None: not a local parquet config)."""
+    shards: list[tuple[str, int]] = []  # (file name, rows), read at the first report (skip mode reports many)
+
+    def locate(i: int) -> str | None:
+        if not Path(source).is_dir():
+            return None
+        if not shards:
+            import pyarrow.parquet as pq
+            from datasets import load_dataset_builder
+
+            files = [str(f) for f in load_dataset_builder(source, name=config).config.data_files[split]]
+            if not files or not all(f.endswith(".parquet") for f in files):
+                return None
+            shards.extend((Path(f).name, pq.ParquetFile(f).metadata.num_rows) for f in files)
+        for name, n in shards:
+            if i < n:
+                return f"{name}, row {i}"
+            i -= n
+        return None
+    return locate
 
 
 def raw_rows(ds: Dataset, batch_size: int = 64) -> Iterator[dict]:

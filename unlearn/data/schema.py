@@ -21,11 +21,29 @@ class DataError(ValueError):
     """A dataset row or split that cannot be used as it is."""
 
 
+# split label -> where its global row i lies in the source's files ("<file>, row j", appended to the message),
+# for the labels whose loader knows their data files (unlearn/data/hub.py: local parquet shards)
+_LOCATORS: dict = {}
+
+
+def register_locator(label: str, locate) -> None:
+    _LOCATORS[label] = locate
+
+
+def _located(split: str, row: int) -> str:
+    locate = _LOCATORS.get(split)
+    try:
+        where = locate(row) if locate is not None else None
+    except Exception:  # a locator that cannot tell must not hide the error it annotates
+        where = None
+    return f" (in {where})" if where else ""
+
+
 class RowError(DataError):
     """One bad row. `reason` is the message without row-specific values, so that counts can group rows."""
 
     def __init__(self, split: str, row: int, msg: str, reason: str | None = None):
-        super().__init__(f"split '{split}', row {row}: {msg}")
+        super().__init__(f"split '{split}', row {row}: {msg}{_located(split, row)}")
         self.split, self.row, self.msg = split, row, msg
         self.reason = re.sub(r"\[\d+\]", "[]", reason or msg)
 
