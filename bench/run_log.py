@@ -47,9 +47,11 @@ class RunLog:
         return records
 
     def append(self, record: dict) -> None:
-        line = json.dumps(record) + "\n"
-        text = self.path.read_text() if self.path.exists() else ""
-        with self.path.open("a") as f:
-            if text and not text.endswith("\n"):  # drop what an interrupted append left, keep the rest
-                f.truncate(len(text.encode()) - len(text.rsplit("\n", 1)[-1].encode()))
-            f.write(line)
+        with self.path.open("a+b") as f:  # appends go to the end; the file is read only after an interrupted one
+            size = f.seek(0, os.SEEK_END)
+            if size:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":  # drop what it left, keep the rest
+                    f.seek(0)
+                    f.truncate(f.read().rfind(b"\n") + 1)
+            f.write((json.dumps(record) + "\n").encode())

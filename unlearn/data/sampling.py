@@ -45,3 +45,8 @@ class EpochShuffle(Sampler[int]):
 
     def __len__(self) -> int:
         return math.ceil(self.size / self._shard()[1])
+
+
+def in_batches(order: list[int], size: int) -> list[list[int]]:
+    """`order` cut into consecutive batches of `size` (the last one shorter), as a DataLoader batches a sampler."""
+    return [order[i:i + size] for i in range(0, len(order), size)]

@@ -21,7 +21,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from unlearn import losses
 from unlearn.data.collate import collate
-from unlearn.data.sampling import EpochShuffle
+from unlearn.data.sampling import EpochShuffle, in_batches
 from unlearn.data.sequences import PrefixLabels, QASequences
 from unlearn.eval.scoring import model_inputs
 from unlearn.methods.guards import check_finite
@@ -195,14 +195,10 @@ class PhaseBatches(Sampler[list[int]]):
         self.forget.set_epoch(epoch)
         self.retain.set_epoch(epoch)
 
-    def _batches(self, order: list[int], offset: int):
-        for i in range(0, len(order), self.batch_size):
-            yield [offset + j for j in order[i:i + self.batch_size]]
-
     def __iter__(self):
-        yield from self._batches(list(self.forget), 0)
+        yield from in_batches(list(self.forget), self.batch_size)
         if self.with_retain:
-            yield from self._batches(list(self.retain), self.offset)
+            yield from ([self.offset + j for j in b] for b in in_batches(list(self.retain), self.batch_size))
 
     def __len__(self) -> int:
         n = math.ceil(len(self.forget) / self.batch_size)

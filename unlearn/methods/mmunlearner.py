@@ -250,9 +250,9 @@ def answer_only(span: str, key: str) -> bool:
     return span == "answer"
 
 
-def with_prefix(ds, proc, span: str):
-    """`ds` with the prompt's prefix labelled too when the span is `all`."""
-    return PrefixLabels(ds, proc) if span == "all" else ds
+def with_prefix(ds, proc, prefix: bool):
+    """`ds` with the prompt's prefix labelled too (the span `all`)."""
+    return PrefixLabels(ds, proc) if prefix else ds
 
 
 PRESERVE_TEXT = ("train_qa", "eval_mc")
@@ -289,14 +289,13 @@ def fisher_datasets(ctx, answer_labels: bool = True, preserve_text: str = "train
     if preserve_text not in PRESERVE_TEXT:
         raise ValueError(f"mmunlearner.preserve_text={preserve_text!r}: expected one of {PRESERVE_TEXT}")
     proc, b = ctx.processor, ctx.benchmark
-    span = "all" if prefix else ("answer" if answer_labels else "full")
-    retain_mm = with_prefix(QASequences(b.train_rows("retain"), proc, "multimodal", answer_labels), proc, span)
+    retain_mm = with_prefix(QASequences(b.train_rows("retain"), proc, "multimodal", answer_labels), proc, prefix)
     if preserve_text == "eval_mc":
-        text_all = with_prefix(TextQuestions(eval_mc_text_pairs(b), proc, answer_labels), proc, span)
+        text_all = with_prefix(TextQuestions(eval_mc_text_pairs(b), proc, answer_labels), proc, prefix)
     else:
-        text_all = ConcatDataset([with_prefix(QASequences(b.train_rows(g), proc, "text", answer_labels), proc, span)
+        text_all = ConcatDataset([with_prefix(QASequences(b.train_rows(g), proc, "text", answer_labels), proc, prefix)
                                   for g in ("forget", "retain")])
-    forget = with_prefix(QASequences(b.train_rows("forget"), proc, "multimodal", answer_labels), proc, span)
+    forget = with_prefix(QASequences(b.train_rows("forget"), proc, "multimodal", answer_labels), proc, prefix)
     return {"forget": forget, "retain_multimodal": retain_mm, "text_all": text_all}
 
 
@@ -380,17 +379,23 @@ def run(ctx) -> None:
     if m.lora.enabled:  # saliency and updates live on the adapters; masks are keyed by object, not name
         targets = m.lora.get("target_modules") or ctx.cfg.model.lora_target_modules
         ctx.model = with_saliency_lora(ctx.model, m.lora, targets, m.apply_mask)
-    if not m.apply_mask:  # the authors' LLaVA run: their name-keyed mask matches no peft name, so none applies
+    if m.apply_mask:
+        masks = saliency_stage(ctx, m, out)
+    else:  # the authors' LLaVA run: their name-keyed mask matches no peft name, so none applies
         if m.mask_path:
             raise ValueError(f"mmunlearner.mask_path={m.mask_path} is a mask, and mmunlearner.apply_mask=false "
                              "applies none: set one of them")
         log.info("MMUnlearner: mmunlearner.apply_mask=false, no saliency mask: unmasked ascent and descent")
         ctx.artifacts["mmunlearner"] = {"apply_mask": False}
-        masked_update(ctx, None, m)
-        if m.lora.enabled:
-            ctx.model = ctx.model.merge_and_unload()
-        ctx.model.eval()
-        return
+        masks = None
+    masked_update(ctx, masks, m)
+    if m.lora.enabled:
+        ctx.model = ctx.model.merge_and_unload()
+    ctx.model.eval()
+
+
+def saliency_stage(ctx, m, out) -> dict:
+    """Stage 1: the mask (computed, or read from mmunlearner.mask_path), reported, saved and logged."""
     if m.mask_path:
         masks, names = load_masks(m.mask_path, ctx.model), {p: n for n, p in ctx.model.named_parameters()}
         gamma = None  # a saved mask: whatever made it is not known here
@@ -419,11 +424,7 @@ def run(ctx) -> None:
             ctx.logger.log_image(key="mmunlearner/mask_sparsity", images=[str(image)])
     ctx.artifacts["mmunlearner"] = {k: report[k] for k in ("parameters", "elements", "selected", "fraction", "gamma")
                                     if k in report}
-
-    masked_update(ctx, masks, m)
-    if m.lora.enabled:
-        ctx.model = ctx.model.merge_and_unload()
-    ctx.model.eval()
+    return masks
 
 
 LORA_INITS_WITH_ZERO_FACTOR = (True, "gaussian")
@@ -471,11 +472,11 @@ def update_loader(ctx, batch_size: int, retain_steps: int | str | None, seed: in
     Batches are `batch_size` per process. Retain data: multimodal QA, plus text-only QA with `retain_text`
     (the authors use multimodal only)."""
     proc, pad = ctx.processor, ctx.processor.tokenizer.pad_token_id
-    span = "all" if prefix else ("answer" if answer_labels else "full")
-    forget = with_prefix(QASequences(ctx.benchmark.train_rows("forget"), proc, "multimodal", answer_labels), proc, span)
+    forget = with_prefix(QASequences(ctx.benchmark.train_rows("forget"), proc, "multimodal", answer_labels), proc,
+                         prefix)
     forms = ("multimodal", "text") if retain_text else ("multimodal",)
     retain = ConcatDataset([with_prefix(QASequences(ctx.benchmark.train_rows("retain"), proc, f, answer_labels), proc,
-                                        span) for f in forms])
+                                        prefix) for f in forms])
     glob = batch_size * world_size
     n_f, n_r = math.ceil(len(forget) / glob), math.ceil(len(retain) / glob)
     if retain_steps == "official":

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 
+from unlearn.data.sampling import in_batches
+
 
 def even_schedule(n_forget: int, n_retain: int, k: int) -> list[list[int]]:
     """Retain batches j*k .. j*k + k - 1 (those that exist) after forget batch j: when k * n_forget exceeds
@@ -66,12 +68,8 @@ class ScheduledBatches:
         self.forget.set_epoch(epoch)
         self.retain.set_epoch(epoch)
 
-    def _batches(self, sampler) -> list[list[int]]:
-        order = list(sampler)
-        return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-
     def __iter__(self):
-        forget, retain = self._batches(self.forget), self._batches(self.retain)
+        forget, retain = in_batches(list(self.forget), self.batch_size), in_batches(list(self.retain), self.batch_size)
         for j, chunks in enumerate(self.schedule(len(forget), len(retain))):
             yield ([("forget", 0, i) for i in forget[j]] +
                    [("retain", c, i) for c, k in enumerate(chunks) for i in retain[k]])
