@@ -38,7 +38,8 @@ class QASequences(Dataset):
         need_images = "multimodal" in forms
         self.lazy = not processor.eager_images
         if hasattr(rows, "select_columns"):  # a Dataset decodes every column it yields: only what is read
-            rows = rows.select_columns(["images", "qa"] if need_images else ["qa"])
+            rows = rows.select_columns([c for c in rows.column_names
+                                        if c in self.columns or (need_images and c == "images")])
         for r, row in enumerate(rows):
             if not need_images:
                 self.banks.append(None)
@@ -46,10 +47,19 @@ class QASequences(Dataset):
                 images = row["images"] if augment else row["images"][:1]
                 # real models: a preprocessed image is megabytes, so preprocess on access
                 self.banks.append(list(images) if self.lazy else processor.pixel_values(images))
-            for qa in row["qa"]:
-                for form in forms:
-                    q = qa["multimodal_question"] if form == "multimodal" else qa["text_question"]
-                    self.index.append((r, form, q, qa["answer"]))
+            per_form = [(form, self.pairs(row, form)) for form in forms]
+            for j in range(max(len(pairs) for _, pairs in per_form)):  # a row's pairs in order, forms interleaved
+                self.index += [(r, form, *pairs[j]) for form, pairs in per_form if j < len(pairs)]
+
+    columns = ("qa",)  # the row columns `pairs` reads
+
+    def pairs(self, row: dict, form: str) -> list[tuple[str, str]]:
+        """(question, answer) pairs of `row` in `form`, in row order."""
+        key = "multimodal_question" if form == "multimodal" else "text_question"
+        return [(qa[key], qa["answer"]) for qa in row["qa"]]
+
+    def example(self, question: str, answer: str, pixels) -> Example:
+        return qa_example(self.proc, [(question, answer)], pixels, self.answer_only)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -62,7 +72,7 @@ class QASequences(Dataset):
             pixels = bank[self.rng.randrange(len(bank))] if self.augment else bank[0]
             if self.lazy:
                 pixels = self.proc.pixel_values([pixels])[0]
-        return qa_example(self.proc, [(question, answer)], pixels, self.answer_only)
+        return self.example(question, answer, pixels)
 
 
 class PrefixLabels(Dataset):

@@ -18,6 +18,7 @@ from unlearn.data.collate import collate
 from unlearn.data.sequences import QASequences
 from unlearn.eval.scoring import model_inputs
 from unlearn.manu.official import official_batches
+from unlearn.manu.official_inputs import INPUTS, OfficialStatisticSequences
 from unlearn.strategies import refuse_fsdp
 
 
@@ -65,12 +66,20 @@ class ActivationPass(L.LightningModule):
         self.model(**model_inputs(batch, self.device))
 
 
-def statistics_datasets(ctx, max_retain_people: int | None = None) -> dict:
+def statistics_datasets(ctx, max_retain_people: int | None = None, inputs: str = "template") -> dict:
+    """forget / retain x multimodal / text-only sequences; `inputs` (manu.inputs): the model's template, or
+    the MANU authors' strings and rows (unlearn/manu/official_inputs.py)."""
     proc = ctx.processor
     forget, retain = ctx.benchmark.train_rows("forget"), ctx.benchmark.train_rows("retain")
     if max_retain_people:
         retain = retain.select(range(min(max_retain_people, len(retain))))
-    return {f"{name}/{form}": QASequences(rows, proc, form)
+    if inputs == "template":
+        make = lambda rows, form: QASequences(rows, proc, form)  # noqa: E731
+    elif inputs == "official":
+        make = lambda rows, form: OfficialStatisticSequences(rows, proc, form, proc.family)  # noqa: E731
+    else:
+        raise ValueError(f"manu.inputs={inputs!r}: expected one of {list(INPUTS)}")
+    return {f"{name}/{form}": make(rows, form)
             for name, rows in (("forget", forget), ("retain", retain)) for form in ("multimodal", "text")}
 
 
@@ -90,7 +99,7 @@ def run(ctx) -> None:
     m = ctx.cfg.manu
     refuse_fsdp(ctx.cfg, "manu", "its statistics pass is forward-only, so use trainer=ddp (a 7-8B model fits one GPU)")
     selection = m.get("selection", "project")
-    datasets = statistics_datasets(ctx, m.max_retain_people)
+    datasets = statistics_datasets(ctx, m.max_retain_people, m.get("inputs", "template"))
     plans = None
     if selection == "official":
         o = m.official
