@@ -7,6 +7,7 @@ import json
 import math
 import os
 
+import numpy as np
 import pytest
 
 from tests.test_report import parse_table
@@ -268,8 +269,33 @@ def test_checks_name_what_independent_questions_would_spread():
                                  "after/forget/multimodal/mc_acc": f, "after/forget/multimodal/n_mc_acc": 50})
            for s, f in ((0, 0.4), (1, 0.6))]
     lines = checks(default_groups(pts, {"ga": 1e-4}))
-    assert "**not met** (ga MM forget ± 0.141 (independent questions: ± 0.071))" in lines[1]
+    # two seeds spread by more than 0.05 when their counts of right answers differ by 4 or more (|d| / 50 /
+    # sqrt(2) > 0.05): P(|X1 - X2| >= 4), X1, X2 ~ Binomial(50, 0.5), summed here by hand
+    pmf = [math.comb(50, k) / 2 ** 50 for k in range(51)]
+    chance = sum(pmf[i] * pmf[j] for i in range(51) for j in range(51) if abs(i - j) >= 4)
+    assert f"**not met** (ga MM forget ± 0.141 (independent questions: ± 0.071, wider than 0.05 with probability " \
+           f"{chance:.2f}))" in lines[1]
     assert lines[2].startswith("independent questions: sqrt(p (1 - p) / n)")
+    # the one cell that records its question count: 0.6 cells expected wide, all within with 1 - that
+    assert f"{chance:.1f} of the 1 method cells would be expected wider than 0.05" in lines[3]
+    assert f"with probability {1 - chance:.2g}" in lines[3]
+
+
+def test_chance_std_above_by_hand():
+    from unlearn.report import chance_std_above
+
+    assert chance_std_above(0.5, 1, 2, 0.5) == pytest.approx(0.5)  # (0, 1) spreads by 0.707; equal pairs by 0
+    assert chance_std_above(0.5, 2, 2, 0.3) == pytest.approx(0.625)  # pairs differing by 0.5 or 1 (0.354, 0.707)
+    assert chance_std_above(0.5, 1, 3, 0.5) == pytest.approx(0.75)  # any 2-1 split spreads by 0.577
+    assert chance_std_above(0.3, 4, 3, 0.0) == pytest.approx(
+        1 - sum((math.comb(4, k) * 0.3 ** k * 0.7 ** (4 - k)) ** 3 for k in range(5)))  # all three equal: 0
+    assert chance_std_above(1.0, 50, 3, 0.05) == 0.0 and chance_std_above(0.0, 50, 3, 0.05) == 0.0
+    # against a simulation: 3 seeds of 50 questions at p 0.65 exceed 0.05 about 61 % of the time
+    rng = np.random.default_rng(0)
+    draws = rng.binomial(50, 0.65, size=(200_000, 3)) / 50
+    assert chance_std_above(0.65, 50, 3, 0.05) == pytest.approx((draws.std(axis=1, ddof=1) > 0.05).mean(), abs=0.005)
+    with pytest.raises(ValueError, match="seeds >= 2"):
+        chance_std_above(0.5, 50, 1, 0.05)
 
 
 def test_default_strengths_of_a_one_method_sweep_with_that_methods_override():

@@ -556,29 +556,43 @@ def default_groups(points: Sequence[Point], defaults: dict[str, float]):
 
 def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -> list[str]:
     """Issue 11's two robustness criteria, each stated as met or not, with the cells that miss it."""
-    from unlearn.report import SEED_COLUMNS, aggregate, independent_std, metric, question_count, vanilla_metrics
+    from unlearn.report import (SEED_COLUMNS, aggregate, chance_std_above, independent_std, metric, question_count,
+                                vanilla_metrics)
 
     vanilla = vanilla_metrics(groups)
     low = [f"{MOD_LABEL[mod]} {split} {v:.3f}" for ms in vanilla for split, mod, _ in SEED_COLUMNS
            if (v := metric(ms, f"before/{split}/{mod}/mc_acc")) is not None and v < floor]
     lines = [f"vanilla MC >= {floor:g} in forget and retain x both modalities, in each of {len(vanilla)} seeds: "
              + ("**met**" if not low else f"**not met** ({', '.join(low)})")]
-    wide = []
+    wide, chances = [], []  # chances: per cell, P(std > ceiling) from independent question draws alone
     for g in groups:
         for split, mod, _ in SEED_COLUMNS:
             agg = aggregate([r.metrics for r in g.runs], f"after/{split}/{mod}/mc_acc")
-            if agg is not None and agg[1] is not None and agg[1] > ceiling:
+            if agg is None or agg[1] is None:
+                continue
+            n = question_count([r.metrics for r in g.runs], f"after/{split}/{mod}/mc_acc")
+            chance = chance_std_above(agg[0], n, len(g.runs), ceiling) if n and 0.0 <= agg[0] <= 1.0 else None
+            if chance is not None:
+                chances.append(chance)
+            if agg[1] > ceiling:
                 cell = f"{g.method} {MOD_LABEL[mod]} {split} ± {agg[1]:.3f}"
-                n = question_count([r.metrics for r in g.runs], f"after/{split}/{mod}/mc_acc")
-                if n and 0.0 <= agg[0] <= 1.0:  # what that many questions would spread by if answered independently
-                    cell += f" (independent questions: ± {independent_std(agg[0], n):.3f})"
+                if chance is not None:  # what that many questions would spread by if answered independently
+                    cell += f" (independent questions: ± {independent_std(agg[0], n):.3f}, wider than {ceiling:g} " \
+                            f"with probability {chance:.2f})"
                 wide.append(cell)
     lines.append(f"every method's headline MC (forget and retain per modality, default strength) has std <= "
                  f"{ceiling:g} over seeds: " + ("**met**" if not wide else f"**not met** ({'; '.join(wide)})"))
     if any("independent questions" in w for w in wide):
         lines.append("independent questions: sqrt(p (1 - p) / n) at the cell's mean p over its n questions, the "
                      "spread if each model answered each question independently at that rate (a reference for "
-                     "what the split resolves; models that forget the same questions spread less).")
+                     "what the split resolves; models that forget the same questions spread less), and the "
+                     f"probability that the sample std over the cell's seeds then exceeds {ceiling:g} "
+                     "(`unlearn.report.chance_std_above`).")
+    if chances:
+        lines.append(f"from those draws alone, with the models otherwise alike, {sum(chances):.1f} of the "
+                     f"{len(chances)} method cells would be expected wider than {ceiling:g}, and all of them within "
+                     f"it with probability {math.prod(1.0 - c for c in chances):.2g}: a reference for how many wide "
+                     "cells the criterion allows at these means and split sizes, not a floor.")
     return lines
 
 

@@ -45,6 +45,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from unlearn.eval.table import MODALITIES, number
@@ -353,6 +354,40 @@ def independent_std(p: float, n: int) -> float:
     if n < 1 or not 0.0 <= p <= 1.0:
         raise ValueError(f"independent_std: needs 0 <= p <= 1 and n >= 1, got p={p}, n={n}")
     return math.sqrt(p * (1.0 - p) / n)
+
+
+def chance_std_above(p: float, n: int, seeds: int, limit: float) -> float:
+    """The probability that the sample std over `seeds` accuracies exceeds `limit` when each is an independent
+    Binomial(n, p) / n: how often a spread criterion fails from the questions' draws alone (the models
+    otherwise alike). Exact: every outcome of the first seeds - 1 draws, the last summed through its cdf.
+
+    The sample std exceeds `limit` iff the last value v leaves the interval where the sum of squares about the
+    mean, (1 - 1/k) v^2 - (2 S / k) v + Q - S^2 / k (S, Q: sum and sum of squares of the others), stays
+    within (k - 1) limit^2."""
+    from scipy.stats import binom
+
+    if seeds < 2 or n < 1 or not 0.0 <= p <= 1.0 or limit < 0:
+        raise ValueError(f"chance_std_above: needs seeds >= 2, n >= 1, 0 <= p <= 1, limit >= 0; got "
+                         f"seeds={seeds}, n={n}, p={p}, limit={limit}")
+    if (n + 1) ** (seeds - 1) > 5_000_000:
+        raise ValueError(f"chance_std_above: {n + 1}^{seeds - 1} outcomes to enumerate; use fewer seeds or questions")
+    k = seeds
+    values = np.arange(n + 1) / n
+    pmf = binom.pmf(np.arange(n + 1), n, p)
+    grids = np.meshgrid(*[values] * (k - 1), indexing="ij")
+    weight = np.ones_like(grids[0])
+    for g in np.meshgrid(*[pmf] * (k - 1), indexing="ij"):
+        weight = weight * g
+    S, Q = sum(grids), sum(g * g for g in grids)
+    a, b, c = 1 - 1 / k, -2 * S / k, Q - S * S / k - (k - 1) * limit ** 2
+    disc = b * b - 4 * a * c
+    root = np.sqrt(np.clip(disc, 0, None))
+    lo, hi = (-b - root) / (2 * a), (-b + root) / (2 * a)
+    # P(v < lo) + P(v > hi) over the last draw's grid (a value within 1e-9 of a root is within the limit)
+    below = binom.cdf(np.ceil(lo * n - 1e-9) - 1, n, p)
+    above = binom.sf(np.floor(hi * n + 1e-9), n, p)
+    outside = np.where(disc >= -1e-12, below + above, 1.0)  # no real root: every v exceeds the limit
+    return float((weight * outside).sum())
 
 
 def question_count(metric_dicts: Sequence[dict], key: str) -> int | None:
