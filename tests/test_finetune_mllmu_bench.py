@@ -22,7 +22,7 @@ from unlearn.pipeline import RunContext, vanilla_key
 from .test_experiments import _leaves
 
 PRESETS = ("mllmu_bench", "mllmu_bench_reference")
-OPTIONAL_KEYS = {"lora", "dtype", "precision", "gradient_clip_val", "label_prefix", "anneal_epochs"}
+OPTIONAL_KEYS = {"lora", "dtype", "precision", "gradient_clip_val", "label_prefix", "anneal_epochs", "sequences"}
 
 
 def _cfg(tmp_path, *overrides):
@@ -59,9 +59,10 @@ def test_new_keys_are_part_of_the_vanilla_cache_key_and_absent_from_the_default(
     keys = {vanilla_key(default), vanilla_key(_cfg(tmp_path, "finetune=mllmu_bench")),
             vanilla_key(_cfg(tmp_path, "finetune=mllmu_bench_reference"))}
     for override in ("finetune.dtype=bfloat16", "finetune.precision=bf16-mixed", "finetune.gradient_clip_val=1.0",
-                     "finetune.label_prefix=false", "finetune.lora.r=8", "finetune.scheduler.warmup_steps=3"):
+                     "finetune.label_prefix=false", "finetune.lora.r=8", "finetune.scheduler.warmup_steps=3",
+                     "finetune.sequences=template"):
         keys.add(vanilla_key(_cfg(tmp_path, "finetune=mllmu_bench", override)))
-    assert len(keys) == 9
+    assert len(keys) == 10
 
 
 @pytest.mark.parametrize("override,match", [
@@ -75,6 +76,8 @@ def test_new_keys_are_part_of_the_vanilla_cache_key_and_absent_from_the_default(
     ("finetune.lora.dropout=1.0", r"finetune.lora.dropout=1.0"),
     ("finetune.lora.init=uniform", r"finetune.lora.init='uniform'"),
     ("finetune.people=forget", r"finetune.people='forget'"),
+    ("finetune.sequences=official", r"finetune.sequences='official'"),
+    ("finetune.label_prefix=false", r"finetune.sequences=mllmu_bench labels every token.*finetune.label_prefix=true"),
 ])
 def test_bad_values_name_their_key(override, match, tmp_path):
     cfg = _cfg(tmp_path, "finetune=mllmu_bench", override)

@@ -299,7 +299,7 @@ def test_train_with_official_selection(tmp_path):
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "WANDB_MODE": "disabled", "UNLEARN_CACHE": str(tmp_path / "cache")}
     run = subprocess.run([sys.executable, "train.py", "debug=fast", "method=manu", "manu.selection=official",
-                          "manu.official.apply_last=1", "manu.inputs=official", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"],
+                          "manu.official.apply_last=1", "manu.sequences=manu", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"],
                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     with safe_open(str(tmp_path / "run" / "manu" / "mask.safetensors"), "pt") as f:

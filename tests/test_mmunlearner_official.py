@@ -212,7 +212,7 @@ def test_official_lora_run_without_mask_equals_their_loop(tmp_path, small_benchm
 
     from unlearn.data.collate import collate
     from unlearn.data.sampling import EpochShuffle
-    from unlearn.data.sequences import PrefixLabels, QASequences
+    from unlearn.data.written import WrittenSequences
     from unlearn.methods.mmunlearner import run
     from unlearn.mmunlearner.lora import all_linear_targets
     from unlearn.pipeline import RunContext
@@ -235,10 +235,10 @@ def test_official_lora_run_without_mask_equals_their_loop(tmp_path, small_benchm
                                                             init_lora_weights="gaussian"))
     model.train()
     pad = proc.tokenizer.pad_token_id
-    # their collate labels every non-pad token (image positions aside, see the preset's header)
-    forget = PrefixLabels(QASequences(small_benchmark.train_rows("forget"), proc, "multimodal", False), proc)
-    retain = ConcatDataset([PrefixLabels(QASequences(small_benchmark.train_rows("retain"), proc, "multimodal", False),
-                                         proc)])
+    # their collate's sequences, every non-pad token labelled (image positions aside, see the preset's header);
+    # tests/test_written_sequences.py holds these against a port of that collate
+    forget = WrittenSequences(small_benchmark.train_rows("forget"), proc, "multimodal", "mmunlearner")
+    retain = ConcatDataset([WrittenSequences(small_benchmark.train_rows("retain"), proc, "multimodal", "mmunlearner")])
     B = m.batch_size
 
     def batches(ds, seed):  # the loaders' order: data plumbing, not the method (theirs shuffles unseeded)

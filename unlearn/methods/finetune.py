@@ -69,6 +69,10 @@ def check_settings(fcfg) -> None:
     if label_prefix and fcfg.answer_only:
         raise ValueError("finetune.label_prefix=true labels the prompt's prefix, which needs finetune.answer_only=false "
                          "(the question labelled too)")
+    from unlearn.data.written import check_sequences
+
+    check_sequences(fcfg.get("sequences", "template"), fcfg.answer_only, label_prefix, "finetune.sequences",
+                    "finetune.answer_only=false finetune.label_prefix=true")
     lora = fcfg.get("lora")
     if lora is not None and lora.get("enabled"):
         r, alpha, dropout = lora.get("r"), lora.get("alpha"), lora.get("dropout")
@@ -99,19 +103,17 @@ def teach(ctx, fcfg) -> None:
     from torch.utils.data import DataLoader
 
     from unlearn.data.collate import collate
-    from unlearn.data.sequences import QASequences
+    from unlearn.data.written import qa_sequences
 
     from callbacks.memorisation import MemorisationCheck
     from unlearn.eval.items import flatten
 
     check_settings(fcfg)
     people = fcfg.get("people", "all")
-    data = QASequences(ctx.benchmark.train_rows(people), ctx.processor, tuple(fcfg.forms), fcfg.answer_only,
-                       augment=True, seed=ctx.cfg.teach_seed)
-    if fcfg.get("label_prefix", False):
-        from unlearn.data.sequences import PrefixLabels
-
-        data = PrefixLabels(data, ctx.processor)
+    data = qa_sequences(ctx.benchmark.train_rows(people), ctx.processor, tuple(fcfg.forms),
+                        fcfg.get("sequences", "template"), fcfg.answer_only, fcfg.get("label_prefix", False),
+                        key="finetune.sequences", labels_key="finetune.answer_only=false finetune.label_prefix=true", augment=True,
+                        seed=ctx.cfg.teach_seed)
     if fcfg.get("dtype") is not None:
         cast_parameters(ctx.model, DTYPES[fcfg.dtype])
     pad = ctx.processor.tokenizer.pad_token_id

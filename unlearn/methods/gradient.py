@@ -22,7 +22,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from unlearn import losses
 from unlearn.data.collate import collate
 from unlearn.data.sampling import EpochShuffle, in_batches
-from unlearn.data.sequences import PrefixLabels, QASequences
+from unlearn.data.written import qa_sequences
 from unlearn.eval.scoring import model_inputs
 from unlearn.methods.guards import check_finite
 from unlearn.optim import linear_schedule
@@ -149,9 +149,10 @@ def global_batch_mean(trainer) -> losses.Mean:
 
 
 def _unlearning_data(ctx, forget_modality: str, answer_only: bool,
-                     label_prefix: bool = False) -> tuple[Dataset, Dataset]:
+                     label_prefix: bool = False, sequences: str = "template") -> tuple[Dataset, Dataset]:
     """Forget and retain QA sequences in the forms `data.forget_modality` names; `label_prefix`: the prompt's
-    text before the question is labelled too (method.label_prefix, with answer_only false)."""
+    text before the question is labelled too (method.label_prefix, with answer_only false); `sequences`
+    (method.sequences): the model's template, or a codebase's written strings (unlearn/data/written.py)."""
     if forget_modality not in FORGET_FORMS:
         raise ValueError(f"data.forget_modality={forget_modality!r}: expected one of {list(FORGET_FORMS)}")
     if label_prefix and answer_only:
@@ -160,17 +161,18 @@ def _unlearning_data(ctx, forget_modality: str, answer_only: bool,
     proc, forms = ctx.processor, FORGET_FORMS[forget_modality]
 
     def data(split: str) -> Dataset:
-        sequences = [QASequences(ctx.benchmark.train_rows(split), proc, f, answer_only) for f in forms]
-        return ConcatDataset([PrefixLabels(s, proc) if label_prefix else s for s in sequences])
+        return ConcatDataset([qa_sequences(ctx.benchmark.train_rows(split), proc, f, sequences, answer_only,
+                                           label_prefix, key="method.sequences",
+                                           labels_key="method.answer_only=false method.label_prefix=true") for f in forms])
 
     return data("forget"), data("retain")
 
 
 def paired_loader(ctx, forget_modality: str, batch_size: int, answer_only: bool = True,
-                  seed: int = 0, label_prefix: bool = False) -> CombinedLoader:
+                  seed: int = 0, label_prefix: bool = False, sequences: str = "template") -> CombinedLoader:
     """Forget and retain batches side by side; an epoch is one pass over the forget data (retain data cycled
     when it is the shorter: min_size would end the epoch at the retain data's length)."""
-    forget, retain = _unlearning_data(ctx, forget_modality, answer_only, label_prefix)
+    forget, retain = _unlearning_data(ctx, forget_modality, answer_only, label_prefix, sequences)
     pad = ctx.processor.tokenizer.pad_token_id
     make = lambda ds, s: DataLoader(ds, batch_size=batch_size, sampler=EpochShuffle(len(ds), s),  # noqa: E731
                                     collate_fn=lambda b: collate(b, pad))
@@ -206,11 +208,12 @@ class PhaseBatches(Sampler[list[int]]):
 
 
 def sequential_loader(ctx, forget_modality: str, batch_size: int, answer_only: bool = True, seed: int = 0,
-                      with_retain: bool = True, label_prefix: bool = False) -> DataLoader:
+                      with_retain: bool = True, label_prefix: bool = False,
+                      sequences: str = "template") -> DataLoader:
     """method.schedule=sequential: batches {"forget": ...} for a pass over the forget data, then {"retain": ...}
     for a pass over the retain data (MLLMU-Bench GA_Difference.py, KL_Min.py); `with_retain` false: the forget
     pass only (GA, NPO without a retain term: GA.py, NPO.py)."""
-    forget, retain = _unlearning_data(ctx, forget_modality, answer_only, label_prefix)
+    forget, retain = _unlearning_data(ctx, forget_modality, answer_only, label_prefix, sequences)
     pad, n_forget = ctx.processor.tokenizer.pad_token_id, len(forget)
 
     def phase_collate(items):
@@ -250,12 +253,13 @@ def run(ctx) -> None:
                                 instantiate(m.scheduler) if m.scheduler else None, m.kl_reduction, m.npo_log_ratio,
                                 m.get("kl_retain_nll", False), m.get("lr_decay"))
     schedule, prefix = m.get("schedule", "paired"), m.get("label_prefix", False)
+    sequences = m.get("sequences", "template")
     if schedule == "paired":
         loader = paired_loader(ctx, ctx.cfg.data.forget_modality, m.batch_size, m.answer_only, ctx.cfg.seed,
-                               prefix)
+                               prefix, sequences)
     elif schedule == "sequential":
         loader = sequential_loader(ctx, ctx.cfg.data.forget_modality, m.batch_size, m.answer_only, ctx.cfg.seed,
-                                   module.has_retain_term, prefix)
+                                   module.has_retain_term, prefix, sequences)
     else:
         raise ValueError(f"method.schedule={schedule!r}: expected one of {SCHEDULES}")
     checkpoints = ModelCheckpoint(dirpath=ctx.out_dir / "checkpoints", save_last=True, save_top_k=0,

@@ -16,9 +16,9 @@ from callbacks.neuron_pruning import NeuronPruning
 from callbacks.official_stats import OfficialActivationStatistics
 from unlearn.data.collate import collate
 from unlearn.data.sequences import QASequences
+from unlearn.data.written import SEQUENCES, WRITINGS, WrittenSequences
 from unlearn.eval.scoring import model_inputs
 from unlearn.manu.official import official_batches
-from unlearn.manu.official_inputs import INPUTS, OfficialStatisticSequences
 from unlearn.strategies import refuse_fsdp
 
 
@@ -66,19 +66,20 @@ class ActivationPass(L.LightningModule):
         self.model(**model_inputs(batch, self.device))
 
 
-def statistics_datasets(ctx, max_retain_people: int | None = None, inputs: str = "template") -> dict:
-    """forget / retain x multimodal / text-only sequences; `inputs` (manu.inputs): the model's template, or
-    the MANU authors' strings and rows (unlearn/manu/official_inputs.py)."""
+def statistics_datasets(ctx, max_retain_people: int | None = None, sequences: str = "template") -> dict:
+    """forget / retain x multimodal / text-only sequences; `sequences` (manu.sequences): the model's template,
+    or a codebase's written strings and rows (unlearn/data/written.py; `manu`: the authors')."""
     proc = ctx.processor
     forget, retain = ctx.benchmark.train_rows("forget"), ctx.benchmark.train_rows("retain")
     if max_retain_people:
         retain = retain.select(range(min(max_retain_people, len(retain))))
-    if inputs == "template":
+    if sequences == "template":
         make = lambda rows, form: QASequences(rows, proc, form)  # noqa: E731
-    elif inputs == "official":
-        make = lambda rows, form: OfficialStatisticSequences(rows, proc, form, proc.family)  # noqa: E731
+    elif sequences in WRITINGS:
+        make = lambda rows, form: WrittenSequences(rows, proc, form, sequences, labels=False,  # noqa: E731
+                                                   key="manu.sequences")
     else:
-        raise ValueError(f"manu.inputs={inputs!r}: expected one of {list(INPUTS)}")
+        raise ValueError(f"manu.sequences={sequences!r}: expected one of {list(SEQUENCES)}")
     return {f"{name}/{form}": make(rows, form)
             for name, rows in (("forget", forget), ("retain", retain)) for form in ("multimodal", "text")}
 
@@ -99,7 +100,7 @@ def run(ctx) -> None:
     m = ctx.cfg.manu
     refuse_fsdp(ctx.cfg, "manu", "its statistics pass is forward-only, so use trainer=ddp (a 7-8B model fits one GPU)")
     selection = m.get("selection", "project")
-    datasets = statistics_datasets(ctx, m.max_retain_people, m.get("inputs", "template"))
+    datasets = statistics_datasets(ctx, m.max_retain_people, m.get("sequences", "template"))
     plans = None
     if selection == "official":
         o = m.official

@@ -39,7 +39,8 @@ from torch.utils.data import ConcatDataset, DataLoader
 from unlearn import losses
 from unlearn.data.collate import collate, qa_example
 from unlearn.data.sampling import EpochShuffle
-from unlearn.data.sequences import PrefixLabels, QASequences
+from unlearn.data.sequences import PrefixLabels
+from unlearn.data.written import check_sequences, qa_sequences, written_example
 from unlearn.eval.scoring import model_inputs
 from unlearn.io import write_json
 from unlearn.methods.gradient import global_batch_mean
@@ -250,9 +251,14 @@ def answer_only(span: str, key: str) -> bool:
     return span == "answer"
 
 
-def with_prefix(ds, proc, prefix: bool):
-    """`ds` with the prompt's prefix labelled too (the span `all`)."""
-    return PrefixLabels(ds, proc) if prefix else ds
+SEQUENCES_LABELS = "mmunlearner.fisher_labels=all mmunlearner.update_labels=all"
+
+
+def qa_data(rows, proc, form, answer_labels: bool, prefix: bool, sequences: str = "template"):
+    """QA sequences in `form` with the label span (`prefix`: the span `all`, the prompt's prefix labelled too),
+    from the model's template or a codebase's written strings (mmunlearner.sequences, unlearn/data/written.py)."""
+    return qa_sequences(rows, proc, form, sequences, answer_labels, prefix, key="mmunlearner.sequences",
+                        labels_key=SEQUENCES_LABELS)
 
 
 PRESERVE_TEXT = ("train_qa", "eval_mc")
@@ -261,14 +267,21 @@ PRESERVE_TEXT = ("train_qa", "eval_mc")
 class TextQuestions(torch.utils.data.Dataset):
     """Text-only (question, answer) pairs as training examples (no image)."""
 
-    def __init__(self, pairs: list[tuple[str, str]], processor, answer_labels: bool = True):
-        self.pairs, self.proc, self.answer_labels = pairs, processor, answer_labels
+    def __init__(self, pairs: list[tuple[str, str]], processor, answer_labels: bool = True, prefix: bool = False,
+                 sequences: str = "template"):
+        self.pairs, self.proc, self.answer_labels, self.prefix = pairs, processor, answer_labels, prefix
+        self.written = check_sequences(sequences, answer_labels, prefix, "mmunlearner.sequences", SEQUENCES_LABELS)
+        self.sequences = sequences
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, i: int):
-        return qa_example(self.proc, [self.pairs[i]], None, self.answer_labels)
+        if self.written:
+            return written_example(self.proc, *self.pairs[i], None, self.sequences, self.proc.family,
+                                   key="mmunlearner.sequences")
+        ex = qa_example(self.proc, [self.pairs[i]], None, self.answer_labels)
+        return PrefixLabels([ex], self.proc)[0] if self.prefix else ex
 
 
 def eval_mc_text_pairs(benchmark) -> list[tuple[str, str]]:
@@ -282,27 +295,28 @@ def eval_mc_text_pairs(benchmark) -> list[tuple[str, str]]:
     return pairs
 
 
-def fisher_datasets(ctx, answer_labels: bool = True, preserve_text: str = "train_qa", prefix: bool = False) -> dict:
+def fisher_datasets(ctx, answer_labels: bool = True, preserve_text: str = "train_qa", prefix: bool = False,
+                    sequences: str = "template") -> dict:
     """Forget and retain multimodal QA; the language preserve set adds text-only questions about every person:
     the training QA (`train_qa`) or the evaluation set's text-only MC questions (`eval_mc`, the authors').
     `prefix`: the prompt's text before the question is labelled too (fisher_labels=all)."""
     if preserve_text not in PRESERVE_TEXT:
         raise ValueError(f"mmunlearner.preserve_text={preserve_text!r}: expected one of {PRESERVE_TEXT}")
     proc, b = ctx.processor, ctx.benchmark
-    retain_mm = with_prefix(QASequences(b.train_rows("retain"), proc, "multimodal", answer_labels), proc, prefix)
+    retain_mm = qa_data(b.train_rows("retain"), proc, "multimodal", answer_labels, prefix, sequences)
     if preserve_text == "eval_mc":
-        text_all = with_prefix(TextQuestions(eval_mc_text_pairs(b), proc, answer_labels), proc, prefix)
+        text_all = TextQuestions(eval_mc_text_pairs(b), proc, answer_labels, prefix, sequences)
     else:
-        text_all = ConcatDataset([with_prefix(QASequences(b.train_rows(g), proc, "text", answer_labels), proc, prefix)
+        text_all = ConcatDataset([qa_data(b.train_rows(g), proc, "text", answer_labels, prefix, sequences)
                                   for g in ("forget", "retain")])
-    forget = with_prefix(QASequences(b.train_rows("forget"), proc, "multimodal", answer_labels), proc, prefix)
+    forget = qa_data(b.train_rows("forget"), proc, "multimodal", answer_labels, prefix, sequences)
     return {"forget": forget, "retain_multimodal": retain_mm, "text_all": text_all}
 
 
 def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma: float, batch_size: int,
                   answer_labels: bool = True, shuffle_seed: int | None = None, preserve_text: str = "train_qa",
                   mask_fraction: float | None = None, preserve_batches: str = "separate",
-                  fisher_dtype: str = "float32", prefix: bool = False):
+                  fisher_dtype: str = "float32", prefix: bool = False, sequences: str = "template"):
     """The saliency masks of the unlearned groups, their parameters' names and the gamma that made them:
     `gamma` itself, or with `mask_fraction` the largest gamma that selects that fraction of them all.
 
@@ -318,7 +332,7 @@ def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma:
                          "it cannot be used with mmunlearner.fisher_dtype=float16")
     names = {p: n for n, p in ctx.model.named_parameters()}
     vision, language = groups["vision"], groups["language"]
-    data = fisher_datasets(ctx, answer_labels, preserve_text, prefix)
+    data = fisher_datasets(ctx, answer_labels, preserve_text, prefix, sequences)
     if preserve_batches == "mixed":
         data = {"forget": data["forget"], "retain_multimodal": data["retain_multimodal"],
                 "language_preserve": ConcatDataset([data["text_all"], data["retain_multimodal"]])}  # their order
@@ -406,7 +420,7 @@ def saliency_stage(ctx, m, out) -> dict:
                                             answer_only(m.fisher_labels, "mmunlearner.fisher_labels"),
                                             ctx.cfg.seed if m.fisher_shuffle else None, m.preserve_text,
                                             m.get("mask_fraction"), m.preserve_batches, m.fisher_dtype,
-                                            m.fisher_labels == "all")
+                                            m.fisher_labels == "all", m.get("sequences", "template"))
     report = mask_report(masks, names)
     if report["selected"] == 0:
         raise ValueError(f"the saliency mask selects no weight (mmunlearner.gamma={m.gamma}); lower gamma")
@@ -461,7 +475,8 @@ def with_saliency_lora(model, lora_cfg, target_modules, apply_mask: bool = True)
 
 
 def update_loader(ctx, batch_size: int, retain_steps: int | str | None, seed: int, world_size: int = 1,
-                  answer_labels: bool = True, retain_text: bool = True, prefix: bool = False):
+                  answer_labels: bool = True, retain_text: bool = True, prefix: bool = False,
+                  sequences: str = "template"):
     """The update's loader and its retain steps per forget step k (the official schedule's forget_freq).
 
     Every forget batch is used once per epoch. `retain_steps`: an int k, or null for about one pass over the
@@ -472,11 +487,10 @@ def update_loader(ctx, batch_size: int, retain_steps: int | str | None, seed: in
     Batches are `batch_size` per process. Retain data: multimodal QA, plus text-only QA with `retain_text`
     (the authors use multimodal only)."""
     proc, pad = ctx.processor, ctx.processor.tokenizer.pad_token_id
-    forget = with_prefix(QASequences(ctx.benchmark.train_rows("forget"), proc, "multimodal", answer_labels), proc,
-                         prefix)
+    forget = qa_data(ctx.benchmark.train_rows("forget"), proc, "multimodal", answer_labels, prefix, sequences)
     forms = ("multimodal", "text") if retain_text else ("multimodal",)
-    retain = ConcatDataset([with_prefix(QASequences(ctx.benchmark.train_rows("retain"), proc, f, answer_labels), proc,
-                                        prefix) for f in forms])
+    retain = ConcatDataset([qa_data(ctx.benchmark.train_rows("retain"), proc, f, answer_labels, prefix, sequences)
+                            for f in forms])
     glob = batch_size * world_size
     n_f, n_r = math.ceil(len(forget) / glob), math.ceil(len(retain) / glob)
     if retain_steps == "official":
@@ -501,7 +515,7 @@ def masked_update(ctx, masks: dict, m, callbacks=()) -> MaskedUnlearning:
                           use_distributed_sampler=False, callbacks=list(callbacks))  # EpochShuffle shards itself
     loader, _ = update_loader(ctx, m.batch_size, m.retain_steps, ctx.cfg.seed, trainer.world_size,
                               answer_only(m.update_labels, "mmunlearner.update_labels"), m.retain_text,
-                              m.update_labels == "all")
+                              m.update_labels == "all", m.get("sequences", "template"))
     module = MaskedUnlearning(ctx.model, masks, instantiate(m.forget_optimizer), instantiate(m.retain_optimizer),
                               m.clip, m.optimizers, m.restore_masked, m.clip_scope)
     trainer.fit(module, loader)

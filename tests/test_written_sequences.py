@@ -1,0 +1,310 @@
+"""`*.sequences` (unlearn/data/written.py) against ports of the official collates and datasets.
+
+`their_*` below is written from franciscoliu/MANU and franciscoliu/MLLMU-Bench data_process/data_preprocess.py
+(`LLAVA_multimodal_Dataset`, `LLAVA_unimodal_Dataset` with `extract_person_name` / `replace_placeholders`,
+`train_collate_fn_llava`, `train_collate_fn_idefics`) and Z1zs/MMUnlearner data_process/CLEAR_process.py
+(`train_collate_clear`), run on a tiny MLLMU-Bench snapshot through each family's stock transformers processor
+with the checkpoint's chat template; it shares no code with unlearn/data/written.py. transformers 4.45's legacy
+LLaVA merge, which gave the image positions ignore_index, is written out where the labels are compared.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pytest
+import torch
+from PIL import Image
+
+from unlearn.data.collate import IGNORE, collate
+from unlearn.data.written import WrittenSequences, qa_sequences, written_text
+from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+from unlearn.models.tiny_real import build_tiny_real
+
+# idefics2-8b's processor_config.json chat template
+IDEFICS2_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{message['role'].capitalize()}}{% if message['content'][0]['type'] == 'image' %}"
+    "{{':'}}{% else %}{{': '}}{% endif %}{% for line in message['content'] %}{% if line['type'] == 'text' %}"
+    "{{line['text']}}{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
+# llava-hf/llava-1.5-7b-hf's chat_template.json
+LLAVA_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}{% endif %}"
+    "{# Render all images first #}{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}"
+    "{{ '<image>\n' }}{% endfor %}{# Render all text next #}{% if message['role'] != 'assistant' %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}"
+    "{% endfor %}{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{% generation %}{{ content['text'] + ' '}}{% endgeneration %}{% endfor %}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}")
+THEIR_NAME_QUESTIONS = ["What is the name of the person in this profile?", "What is this person's name?",
+                        "What is the name of this person?", "What is this person's full name?"]  # a subset
+
+
+# ---------------------------------------------------------------- their datasets and collates, ported
+def their_extract_name(text):
+    text = text.strip().rstrip(".")
+    if "named" in text:
+        return text[text.index("named") + len("named"):].strip()
+    match = re.search(r"\bis\b (.+)", text)
+    return match.group(1).strip() if match else text
+
+
+def their_replace(text, name):
+    for old, new in [("this person", name), ("the person", name), ("The person", name), ("This person", name),
+                     ("this person's", f"{name}'s"), ("This person's", f"{name}'s"), ("this individual", name),
+                     ("This individual", name), ("the individual", name), ("The individual", name),
+                     ("this profile", name)]:
+        text = text.replace(old, new)
+    return text
+
+
+def their_multimodal_rows(df):
+    return [{"image": Image.open(io.BytesIO(row["image"]["bytes"])).convert("RGB"), "question": qa["Question"],
+             "answer": qa["Answer"]} for row in df for qa in json.loads(row["metadata"])
+            if qa["Question"] and qa["Answer"]]
+
+
+def their_unimodal_rows(df):
+    out = []
+    for row in df:
+        meta, name = json.loads(row["metadata"]), None
+        for qa in meta:
+            if qa["Question"].strip() in THEIR_NAME_QUESTIONS:
+                name = their_extract_name(qa["Answer"].strip())
+                break
+        for qa in meta:
+            q, a = qa["Question"].strip(), qa["Answer"].strip()
+            if q in THEIR_NAME_QUESTIONS and their_extract_name(a) == name:
+                continue
+            out.append({"question": their_replace(q, name), "answer": their_replace(a, name)})
+    return out
+
+
+def their_chat_texts(processor, rows, modality):
+    turn = [{"type": "image"}] if modality == "multimodal" else []
+    return [processor.apply_chat_template(
+        [{"role": "user", "content": turn + [{"type": "text", "text": r["question"]}]},
+         {"role": "assistant", "content": [{"type": "text", "text": r["answer"]}]}],
+        add_generation_prompt=False).strip() for r in rows]
+
+
+def their_collate(writing, family, processor, rows, modality):
+    """Their batch: input_ids, attention_mask, pixel_values and labels (pads masked)."""
+    processor.tokenizer.padding_side = "right"
+    if family == "llava" and writing in ("manu", "mllmu_bench"):
+        template = "USER: <image>\n{}\nASSISTANT: {}" if modality == "multimodal" else "USER:{}\nASSISTANT: {}"
+        texts = [template.format(r["question"], r["answer"]) for r in rows]
+    else:  # Idefics2 (MANU, MLLMU-Bench) and MMUnlearner's LLaVA: the processor's chat template
+        texts = their_chat_texts(processor, rows, modality)
+    if modality == "multimodal":
+        images = [[r["image"]] for r in rows] if family == "idefics2" else [r["image"] for r in rows]
+        batch = processor(text=texts, images=images, padding=True, truncation=True, return_tensors="pt")
+    else:
+        batch = processor.tokenizer(text=texts, padding=True, truncation=True, return_tensors="pt")
+    labels = batch["input_ids"].clone()
+    labels[labels == processor.tokenizer.pad_token_id] = -100
+    if family == "llava":  # transformers 4.45's legacy merge: the expanded image positions get ignore_index
+        labels[batch["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<image>")] = -100
+    batch["labels"] = labels
+    return batch
+
+
+def stock_processor(family, tok, images):
+    from transformers import Idefics2Processor, LlavaProcessor
+
+    if family == "llava":
+        return LlavaProcessor(image_processor=images, tokenizer=tok, patch_size=14,
+                              vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                              chat_template=LLAVA_CHAT_TEMPLATE)
+    return Idefics2Processor(image_processor=images, tokenizer=tok, image_seq_len=4,
+                             chat_template=IDEFICS2_CHAT_TEMPLATE)
+
+
+def with_bos(tok):
+    """The real LLaVA and Idefics2 tokenizers put bos first whenever special tokens are added; the tiny word
+    tokenizer does not until given their post-processor."""
+    from tokenizers import processors
+
+    tok._tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{tok.bos_token} $A", special_tokens=[(tok.bos_token, tok.bos_token_id)])
+    assert tok("x")["input_ids"][0] == tok.bos_token_id
+    return tok
+
+
+# ---------------------------------------------------------------- tests
+def test_written_text_is_their_collate_string():
+    assert written_text("Q?", "A.", "multimodal", "llava", "manu") == "USER: <image>\nQ?\nASSISTANT: A."
+    assert written_text("Q?", "A.", "text", "llava", "manu") == "USER:Q?\nASSISTANT: A."
+    assert written_text("Q?", "A.", "multimodal", "llava", "mllmu_bench") == "USER: <image>\nQ?\nASSISTANT: A."
+    assert written_text("Q?", "A.", "multimodal", "idefics2", "manu") == \
+        "User:<image>Q?<end_of_utterance>\nAssistant: A.<end_of_utterance>"
+    assert written_text("Q?", "A.", "text", "idefics2", "manu") == \
+        "User: Q?<end_of_utterance>\nAssistant: A.<end_of_utterance>"
+    assert written_text("Q?", "A.", "multimodal", "llava", "mmunlearner") == "USER: <image>\nQ? ASSISTANT: A."
+    assert written_text("Q?", "A.", "text", "llava", "mmunlearner") == "USER: Q? ASSISTANT: A."
+    with pytest.raises(ValueError, match="manu.sequences=manu: .*no text sequence for model family 'qwen2_vl'"):
+        written_text("Q?", "A.", "text", "qwen2_vl", "manu", key="manu.sequences")
+    with pytest.raises(ValueError, match="method.sequences=mllmu_bench: .*no text sequence"):
+        written_text("Q?", "A.", "text", "llava", "mllmu_bench", key="method.sequences")
+
+
+@pytest.mark.parametrize("writing,family,template", [("manu", "idefics2", IDEFICS2_CHAT_TEMPLATE),
+                                                      ("mmunlearner", "llava", LLAVA_CHAT_TEMPLATE)])
+def test_chat_template_writings_are_what_the_templates_render(writing, family, template):
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    for form, turn in (("multimodal", [{"type": "image"}]), ("text", [])):
+        messages = [{"role": "user", "content": turn + [{"type": "text", "text": "Q?"}]},
+                    {"role": "assistant", "content": [{"type": "text", "text": "A."}]}]
+        (rendered,), _ = render_jinja_template(conversations=[messages], chat_template=template)
+        assert rendered.strip() == written_text("Q?", "A.", form, family, writing)
+
+
+@pytest.fixture(scope="module")
+def mllmu(tmp_path_factory):
+    from datasets import Image as ImageFeature
+    from datasets import load_dataset
+
+    from unlearn.data.benchmark import load_mllmu_bench
+    from unlearn.data.fixtures import write_mllmu_bench_fixture
+
+    root = write_mllmu_bench_fixture(tmp_path_factory.mktemp("mllmu"), num_people=6)
+    bench = load_mllmu_bench(str(root), "forget_15", cache_dir=tmp_path_factory.mktemp("cache"))
+    rows = bench.train_rows("forget")
+    ft = {r["ID"]: r for r in load_dataset("parquet", data_files=str(root / "ft_Data" / "*.parquet"),
+                                           split="train").cast_column("image", ImageFeature(decode=False))}
+    return rows, [ft[r["source_id"]] for r in rows]  # their parquet: ft_Data's rows of the forget IDs
+
+
+CASES = [("manu", "llava", "multimodal"), ("manu", "llava", "text"), ("manu", "idefics2", "multimodal"),
+         ("manu", "idefics2", "text"), ("mllmu_bench", "llava", "multimodal"),
+         ("mllmu_bench", "idefics2", "multimodal"), ("mmunlearner", "llava", "multimodal"),
+         ("mmunlearner", "llava", "text")]
+
+
+@pytest.mark.parametrize("writing,family,modality", CASES)
+def test_batches_equal_their_collate(mllmu, writing, family, modality):
+    rows, their_df = mllmu
+    model, tok, images = build_tiny_real(family)
+    with_bos(tok)
+    ours = WrittenSequences(rows, ChatProcessor(tok, images, model.config, ChatTemplate()), modality, writing)
+    if modality == "multimodal":
+        their_rows = their_multimodal_rows(their_df)
+    elif writing == "manu":
+        their_rows = their_unimodal_rows(their_df)
+    else:  # MMUnlearner's text-only rows come from its own datasets; the pairs here are ours, written by theirs
+        their_rows = [{"question": q, "answer": a} for _, _, q, a in ours.index]
+    assert len(ours) == len(their_rows) == len(rows) * (4 if (writing, modality) == ("manu", "text") else 5)
+    theirs = their_collate(writing, family, stock_processor(family, tok, images), their_rows, modality)
+    batch = collate([ours[i] for i in range(len(ours))], tok.pad_token_id)
+    assert batch["input_ids"].tolist() == theirs["input_ids"].tolist()
+    assert torch.equal(batch["attention_mask"], theirs["attention_mask"])
+    assert batch["labels"].tolist() == theirs["labels"].tolist()
+    if family == "idefics2" and modality == "multimodal":  # their collate labels the image block there
+        assert (batch["labels"] == tok.convert_tokens_to_ids("<image>")).any()
+    if modality == "multimodal":
+        assert torch.allclose(batch["pixel_values"].float(), theirs["pixel_values"].float().reshape(
+            batch["pixel_values"].shape))
+    else:
+        assert "pixel_values" not in batch
+
+
+def test_statistics_sequences_carry_no_labels(mllmu):
+    rows, _ = mllmu
+    model, tok, images = build_tiny_real("llava")
+    ours = WrittenSequences(rows, ChatProcessor(tok, images, model.config, ChatTemplate()), "multimodal", "manu",
+                            labels=False)
+    assert all(label == IGNORE for i in range(len(ours)) for label in ours[i].labels)
+
+
+def test_manu_text_rows_name_the_person_and_drop_the_name_question(mllmu):
+    rows, _ = mllmu
+    model, tok, images = build_tiny_real("llava")
+    ours = WrittenSequences(rows, ChatProcessor(tok, images, model.config, ChatTemplate()), "text", "manu")
+    name = rows[0]["name"]
+    mine = [(q, a) for r, _, q, a in ours.index if r == 0]
+    assert len(mine) == len(rows[0]["qa"]) - 1
+    assert all("name of" not in q for q, _ in mine)
+    assert any(a.startswith(f"{name} works as") for _, a in mine)  # the answer names the person too
+
+
+def test_written_sequences_need_every_token_labelled(mllmu):
+    rows, _ = mllmu
+    model, tok, images = build_tiny_real("llava")
+    proc = ChatProcessor(tok, images, model.config, ChatTemplate())
+    for answer_only, prefix in ((True, False), (False, False)):
+        with pytest.raises(ValueError, match="method.sequences=mllmu_bench labels every token.*set "
+                                             "method.answer_only=false method.label_prefix=true"):
+            qa_sequences(rows, proc, "multimodal", "mllmu_bench", answer_only, prefix, key="method.sequences",
+                         labels_key="method.answer_only=false method.label_prefix=true")
+    with pytest.raises(ValueError, match="method.sequences='official': expected one of"):
+        qa_sequences(rows, proc, "multimodal", "official", False, True, key="method.sequences")
+    assert isinstance(qa_sequences(rows, proc, "multimodal", "mllmu_bench", False, True), WrittenSequences)
+
+
+def test_unknown_sequences_and_family_are_refused(small_benchmark):
+    from types import SimpleNamespace
+
+    from unlearn.methods.manu import statistics_datasets
+
+    model, tok, images = build_tiny_real("qwen2_vl")
+    ctx = SimpleNamespace(processor=ChatProcessor(tok, images, model.config, ChatTemplate()),
+                          benchmark=small_benchmark)
+    with pytest.raises(ValueError, match="manu.sequences='bogus'"):
+        statistics_datasets(ctx, sequences="bogus")
+    with pytest.raises(ValueError, match="manu.sequences=manu: .*'qwen2_vl'"):
+        statistics_datasets(ctx, sequences="manu")
+
+
+def test_official_presets_read_their_sequences(tmp_path):
+    from unlearn.config import compose_config
+
+    def cfg(*overrides):
+        return compose_config(list(overrides), tmp_path, tmp_path)
+
+    assert cfg("experiment=manu_official").manu.sequences == "manu"
+    assert cfg("experiment=mllmu_baselines").method.sequences == "mllmu_bench"
+    assert cfg("experiment=mllmu_baselines", "method=npo").method.sequences == "mllmu_bench"
+    assert cfg("experiment=mmunlearner_official").mmunlearner.sequences == "mmunlearner"
+    assert cfg("method=finetune", "finetune=mllmu_bench").finetune.sequences == "mllmu_bench"
+    assert cfg().manu.sequences == "template"
+    assert cfg("method=ga").method.sequences == cfg("method=kl").method.sequences == "template"
+    assert cfg("method=mmunlearner").mmunlearner.sequences == "template"
+    assert "sequences" not in cfg().finetune  # absent: template, and the vanilla cache key is unchanged
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides,writing", [
+    (["experiment=mllmu_baselines", "method=grad_diff"], "mllmu_bench"),
+    (["experiment=mmunlearner_official"], "mmunlearner"),
+    (["experiment=manu_official", "manu.official.layers=null", "manu.official.apply_last=1"], "manu"),
+    (["method=finetune", "finetune=mllmu_bench", "finetune.epochs=1", "data=mllmu_bench", "model=llava_1_5_7b"],
+     "mllmu_bench"),
+])
+def test_official_presets_run_on_their_sequences(tmp_path, monkeypatch, overrides, writing):
+    """Each preset through train.py's path on a tiny LLaVA and a tiny MLLMU-Bench snapshot: its data are
+    written by its codebase's strings, and the weights move."""
+    import unlearn.data.written as written
+    from unlearn.config import compose_config
+    from unlearn.data.fixtures import write_mllmu_bench_fixture
+    from unlearn.models.tiny_real import write_tiny_real
+    from unlearn.pipeline import run
+
+    seen = set()
+    original = written.written_text
+    monkeypatch.setattr(written, "written_text", lambda q, a, form, family, w, key="sequences": (
+        seen.add((w, family, form)), original(q, a, form, family, w, key))[1])
+    source = write_tiny_real("llava", tmp_path / "llava")
+    root = write_mllmu_bench_fixture(tmp_path / "mllmu", num_people=6)
+    cfg = compose_config([*overrides, f"data.path={root}", f"model.path={source}", "data.forget_split=forget_15",
+                          "model.dtype=float32", "logger=none", "eval.max_people=2", "eval.max_new_tokens=2",
+                          "eval.tasks=[mc]", "trainer.precision=32-true"], tmp_path / "run", tmp_path / "cache")
+    run(cfg)
+    assert seen and {w for w, _, _ in seen} == {writing}, seen
+    from safetensors.torch import load_file
+
+    before, after = load_file(str(source / "model.safetensors")), load_file(str(tmp_path / "run" / "model" /
+                                                                                 "model.safetensors"))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k in after)

@@ -1,0 +1,159 @@
+"""Sequences written as an official codebase writes them: `finetune.sequences`, `method.sequences`,
+`mmunlearner.sequences`, `manu.sequences`.
+
+`template` (every default) builds a QA pair from the model's template piece by piece, the stop token after
+the answer, and labels the span the recipe asks for (unlearn/data/sequences.py): the sequences the model was
+taught and is evaluated on. The other values write each pair as one string, the way that codebase's collate
+does, and tokenise it whole with the tokenizer's own special tokens (their `processor(text=...)` /
+`tokenizer(text)`: a leading bos on LLaVA and Idefics2), each `<image>` expanded into the image's tokens as
+their processors expand it. No stop token follows the answer: none of them appends one.
+
+  manu         franciscoliu/MANU data_process/data_preprocess.py, `train_collate_fn_llava` /
+               `train_collate_fn_idefics` as prune/prune_incremental.py calls them for the four statistics
+               loaders. LLaVA "USER: <image>\\n{q}\\nASSISTANT: {a}", text-only "USER:{q}\\nASSISTANT: {a}" (no
+               space after "USER:"); Idefics2: the processor's chat template over (image, question) and
+               (answer), `add_generation_prompt=False`, stripped (idefics2-8b's processor_config.json
+               template writes "User:<image>{q}<end_of_utterance>\\nAssistant: {a}<end_of_utterance>", and
+               "User: " with a space when the turn starts with text). Rows: `LLAVA_multimodal_Dataset` takes
+               every metadata pair; `LLAVA_unimodal_Dataset` writes the name into question and answer
+               (unlearn/data/mllmu_bench.py's `text_question` and `text_answer`) and drops the pairs that ask
+               the name (a question in MANU_NAME_QUESTIONS whose answer gives the person's name).
+  mllmu_bench  franciscoliu/MLLMU-Bench data_process/data_preprocess.py (finetune.py, baselines/GA.py, ...):
+               `train_collate_fn_llava`, the same LLaVA string as MANU's; `train_collate_fn_idefics`, the
+               same Idefics2 chat template. Image+text only: their training has no text-only string.
+  mmunlearner  Z1zs/MMUnlearner data_process/data_preprocess.py `train_collate_fn_mllmu`: the LLaVA
+               processor's chat template (llava-1.5's chat_template.json) over the same turns, stripped:
+               "USER: <image>\\n{q} ASSISTANT: {a}", text-only "USER: {q} ASSISTANT: {a}". LLaVA only.
+
+Labels: every token but those equal to the pad id, as all three collates set them (`labels[labels == pad] =
+-100`: on Idefics2, whose pad is <unk>, an <unk> in the text too), except
+the image positions on LLaVA. Under MLLMU-Bench's and MANU's pinned transformers 4.45.1 with a llava-hf
+processor config that has no `patch_size` (the checkpoints' configs until transformers PR #30962's
+migration, late 2024) the processor leaves one `<image>` and the model's legacy merge gives the 576 image
+positions ignore_index; a config with `patch_size` expands `<image>` in the processor and those positions
+keep the image token id as their label (MMUnlearner pins no version; its `labels == processor.image_token`
+compares ids with a string and masks nothing). Idefics2's processor always expands, so there the image
+block (`<fake_token_around_image>`, the image tokens) is labelled. Statistics passes (`manu`) use no labels.
+
+Differences that remain: the rows' questions and answers are stripped (their multimodal datasets keep
+surrounding whitespace); no `truncation` (their limits exceed these sequences). A family without the
+codebase's string (Qwen2-VL everywhere, Idefics2 under `mmunlearner`) is refused.
+"""
+
+from __future__ import annotations
+
+from unlearn.data.collate import IGNORE, Example
+from unlearn.data.mllmu_bench import MANU_NAME_QUESTIONS, manu_extract_name
+from unlearn.data.sequences import PrefixLabels, QASequences
+
+IMAGE_PLACEHOLDER = "<image>"
+_LLAVA_MANU = {"multimodal": "USER: <image>\n{question}\nASSISTANT: {answer}",
+               "text": "USER:{question}\nASSISTANT: {answer}"}
+_IDEFICS2_CHAT = {"multimodal": "User:<image>{question}<end_of_utterance>\nAssistant: {answer}<end_of_utterance>",
+                  "text": "User: {question}<end_of_utterance>\nAssistant: {answer}<end_of_utterance>"}
+# (writing, family, form) -> the string their collate writes
+STRINGS = {
+    **{("manu", "llava", f): s for f, s in _LLAVA_MANU.items()},
+    **{("manu", "idefics2", f): s for f, s in _IDEFICS2_CHAT.items()},
+    ("mllmu_bench", "llava", "multimodal"): _LLAVA_MANU["multimodal"],
+    ("mllmu_bench", "idefics2", "multimodal"): _IDEFICS2_CHAT["multimodal"],
+    ("mmunlearner", "llava", "multimodal"): "USER: <image>\n{question} ASSISTANT: {answer}",
+    ("mmunlearner", "llava", "text"): "USER: {question} ASSISTANT: {answer}",
+}
+WRITINGS = ("manu", "mllmu_bench", "mmunlearner")
+SEQUENCES = ("template", *WRITINGS)
+LABELLED_IMAGES = {"llava": False, "idefics2": True}  # see the module docstring
+
+
+def written_text(question: str, answer: str, form: str, family: str, writing: str, key: str = "sequences") -> str:
+    """One QA pair as `writing`'s collate writes it (before tokenizing)."""
+    if writing not in WRITINGS:
+        raise ValueError(f"{key}={writing!r}: expected one of {list(SEQUENCES)}")
+    string = STRINGS.get((writing, family, form))
+    if string is None:
+        have = sorted({(fam, f) for w, fam, f in STRINGS if w == writing})
+        raise ValueError(f"{key}={writing}: that codebase writes no {form} sequence for model family {family!r} "
+                         f"(it has {have}); use {key}=template")
+    return string.format(question=question, answer=answer)
+
+
+def asks_the_name(question: str, answer: str, name: str) -> bool:
+    """MANU's text-only rows skip a pair whose question is a name question and whose answer gives the name."""
+    return question.strip() in MANU_NAME_QUESTIONS and manu_extract_name(answer) == name
+
+
+def encode_whole(proc, text: str, image=None) -> list[int]:
+    """`text` tokenised whole with the tokenizer's own special tokens, its `<image>` expanded into the image's
+    tokens, as their processors expand it in the string before tokenizing."""
+    tok = proc.tokenizer
+    ids = tok.encode(text, add_special_tokens=True)
+    placeholder = tok.convert_tokens_to_ids(IMAGE_PLACEHOLDER)
+    if ids.count(placeholder) != (image is not None):
+        raise ValueError(f"{text!r} has {ids.count(placeholder)} {IMAGE_PLACEHOLDER} tokens for "
+                         f"{int(image is not None)} image")
+    return [i for t in ids for i in (proc.image_ids(image) if t == placeholder else [t])]
+
+
+def written_example(proc, question: str, answer: str, pixels, writing: str, family: str, labels: bool = True,
+                    key: str = "sequences") -> Example:
+    form = "text" if pixels is None else "multimodal"
+    ids = encode_whole(proc, written_text(question, answer, form, family, writing, key), pixels)
+    if not labels:
+        return Example(ids, [IGNORE] * len(ids), pixels)
+    # their `labels[labels == pad_token_id] = -100` masks every token equal to the pad id, padding or not
+    # (Idefics2's pad is <unk>); padding itself is added, and left unlabelled, by the collate
+    unlabelled = {proc.tokenizer.pad_token_id}
+    if not LABELLED_IMAGES.get(family, False):
+        unlabelled.add(getattr(pixels, "image_token_id", getattr(proc, "image_token_id", None)))
+    return Example(ids, [IGNORE if t in unlabelled else t for t in ids], pixels)
+
+
+class WrittenSequences(QASequences):
+    """QASequences whose pairs are written by `writing` (see the module docstring); `labels=False` for a
+    forward-only pass."""
+
+    columns = ("qa", "name")
+
+    def __init__(self, rows, processor, forms, writing: str, labels: bool = True, augment: bool = False,
+                 seed: int = 0, key: str = "sequences"):
+        self.writing, self.family, self.labels, self.key = writing, processor.family, labels, key
+        for form in (forms,) if isinstance(forms, str) else forms:  # refuse before reading any row
+            written_text("", "", form, self.family, writing, key)
+        super().__init__(rows, processor, forms, answer_only=False, augment=augment, seed=seed)
+
+    def pairs(self, row: dict, form: str) -> list[tuple[str, str]]:
+        if form == "multimodal" or self.writing != "manu":
+            return super().pairs(row, form)
+        if not row.get("name"):
+            raise ValueError(f"{self.key}=manu: a training row (ID {row.get('ID')!r}) has no 'name', which the "
+                             f"text-only rows need to drop the name question")
+        return [(qa["text_question"], qa.get("text_answer") or qa["answer"]) for qa in row["qa"]
+                if not asks_the_name(qa["multimodal_question"], qa["answer"], row["name"])]
+
+    def example(self, question: str, answer: str, pixels) -> Example:
+        return written_example(self.proc, question, answer, pixels, self.writing, self.family, self.labels,
+                               self.key)
+
+
+def check_sequences(sequences: str, answer_only: bool, label_prefix: bool, key: str, labels_key: str) -> bool:
+    """True for a codebase's written strings, False for the template; a written writing labels every token, as
+    that codebase's collate does, so the recipe's label span must say so (`labels_key`: the setting that
+    does, e.g. "method.answer_only=false method.label_prefix=true")."""
+    if sequences == "template":
+        return False
+    if sequences not in WRITINGS:
+        raise ValueError(f"{key}={sequences!r}: expected one of {list(SEQUENCES)}")
+    if answer_only or not label_prefix:
+        raise ValueError(f"{key}={sequences} labels every token but the image, as that codebase's collate does; "
+                         f"set {labels_key} to say so")
+    return True
+
+
+def qa_sequences(rows, proc, forms, sequences: str = "template", answer_only: bool = True,
+                 label_prefix: bool = False, key: str = "sequences", labels_key: str = "answer_only", **kwargs):
+    """The training sequences a recipe asks for: the model's template (`sequences=template`, with its label
+    span and prefix), or a codebase's written strings, which label every token as their collates do."""
+    if check_sequences(sequences, answer_only, label_prefix, key, labels_key):
+        return WrittenSequences(rows, proc, forms, sequences, key=key, **kwargs)
+    ds = QASequences(rows, proc, forms, answer_only, **kwargs)
+    return PrefixLabels(ds, proc) if label_prefix else ds
