@@ -24,7 +24,9 @@ constants of unlearn/data/mllmu_bench.py. What it does, and so what this module 
     `retain_celebrity` mode): `random.sample(id_list, k)` people of the evaluated set, k = 1 for MC and, for
     cloze, 2 on LLaVA and 1 on Idefics2 (SHOT_PEOPLE; the tiny model is a LLaVA; Qwen2-VL, absent from their
     code, takes LLaVA's). MANU's copy of eval.py (franciscoliu/MANU) differs: 1 cloze person on LLaVA and,
-    on Idefics2, only each shot person's first question per type -- not reproduced. Every MC (cloze)
+    on Idefics2, only each shot person's first question per type -- not reproduced: that file as published
+    (db6084e) does not parse (an unclosed `few_shot_image_prompts.append({` in its LLaVA cloze shots), so
+    it cannot be what produced MANU's numbers. Every MC (cloze)
     question of a shot person in the item's modality becomes a shot, each image shot with the person's
     portrait, people in the order of the set. Their draw is unseeded; here it is seeded
     (`eval.few_shot_seed`, default the run's seed) per (split, task), as they draw once per call. The
