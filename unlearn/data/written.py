@@ -33,7 +33,7 @@ migration, late 2024) the processor leaves one `<image>` and the model's legacy 
 positions ignore_index; a config with `patch_size` expands `<image>` in the processor and those positions
 keep the image token id as their label (MMUnlearner pins no version; its `labels == processor.image_token`
 compares ids with a string and masks nothing). Idefics2's processor always expands, so there the image
-block (`<fake_token_around_image>`, the image tokens) is labelled. Statistics passes (`manu`) use no labels.
+block (`<fake_token_around_image>`, the image tokens) is labelled. MANU's statistics pass uses no labels.
 
 Differences that remain: the rows' questions and answers are stripped (their multimodal datasets keep
 surrounding whitespace); no `truncation` (their limits exceed these sequences). A family without the
