@@ -278,7 +278,18 @@ def test_checks_name_what_independent_questions_would_spread():
     assert lines[2].startswith("independent questions: sqrt(p (1 - p) / n)")
     # the one cell that records its question count: 0.6 cells expected wide, all within with 1 - that
     assert f"{chance:.1f} of the 1 method cells would be expected wider than 0.05" in lines[3]
-    assert f"with probability {1 - chance:.2g}" in lines[3]
+    assert f"with probability {1 - chance:.2g}, and 1 or more wider with probability {chance:.2g}" in lines[3]
+
+
+def test_at_least_by_hand():
+    from unlearn.report import at_least
+
+    assert at_least([0.5, 0.5], 1) == pytest.approx(0.75)
+    assert at_least([0.5, 0.5], 2) == pytest.approx(0.25)
+    assert at_least([0.2, 0.5, 0.9], 2) == pytest.approx(0.2 * 0.5 + 0.2 * 0.9 + 0.5 * 0.9 - 2 * 0.2 * 0.5 * 0.9)
+    assert at_least([0.3, 0.4], 0) == pytest.approx(1.0) and at_least([0.3], 2) == 0.0 and at_least([], 0) == 1.0
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        at_least([1.5], 1)
 
 
 def test_chance_std_above_by_hand():

@@ -556,8 +556,8 @@ def default_groups(points: Sequence[Point], defaults: dict[str, float]):
 
 def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -> list[str]:
     """Issue 11's two robustness criteria, each stated as met or not, with the cells that miss it."""
-    from unlearn.report import (SEED_COLUMNS, aggregate, chance_std_above, independent_std, metric, question_count,
-                                vanilla_metrics)
+    from unlearn.report import (SEED_COLUMNS, aggregate, at_least, chance_std_above, independent_std, metric,
+                                question_count, vanilla_metrics)
 
     vanilla = vanilla_metrics(groups)
     low = [f"{MOD_LABEL[mod]} {split} {v:.3f}" for ms in vanilla for split, mod, _ in SEED_COLUMNS
@@ -590,9 +590,10 @@ def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -
                      "(`unlearn.report.chance_std_above`).")
     if chances:
         lines.append(f"from those draws alone, with the models otherwise alike, {sum(chances):.1f} of the "
-                     f"{len(chances)} method cells would be expected wider than {ceiling:g}, and all of them within "
-                     f"it with probability {math.prod(1.0 - c for c in chances):.2g}: a reference for how many wide "
-                     "cells the criterion allows at these means and split sizes, not a floor.")
+                     f"{len(chances)} method cells would be expected wider than {ceiling:g}, all of them within it "
+                     f"with probability {math.prod(1.0 - c for c in chances):.2g}, and {len(wide)} or more wider "
+                     f"with probability {at_least(chances, len(wide)):.2g}: a reference for how many wide cells the "
+                     "criterion allows at these means and split sizes, not a floor.")
     return lines
 
 

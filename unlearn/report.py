@@ -390,6 +390,18 @@ def chance_std_above(p: float, n: int, seeds: int, limit: float) -> float:
     return float((weight * outside).sum())
 
 
+def at_least(chances: Sequence[float], k: int) -> float:
+    """P(at least `k` of independent events with these probabilities happen) (the Poisson-binomial tail):
+    whether more cells are wide than independent question draws make likely."""
+    dist = [1.0]  # dist[j]: P(j events so far)
+    for c in chances:
+        if not 0.0 <= c <= 1.0:
+            raise ValueError(f"at_least: a probability must lie in [0, 1], got {c}")
+        dist = [(dist[j] if j < len(dist) else 0.0) * (1 - c) + (dist[j - 1] * c if j >= 1 else 0.0)
+                for j in range(len(dist) + 1)]
+    return float(sum(dist[max(k, 0):]))
+
+
 def question_count(metric_dicts: Sequence[dict], key: str) -> int | None:
     """How many questions `key` (".../mc_acc") averages over, from its count metric (".../n_mc_acc"), as the
     rounded mean over the runs; None where no run records it."""
