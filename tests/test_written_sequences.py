@@ -73,12 +73,14 @@ def their_unimodal_rows(df):
         for qa in meta:
             if qa["Question"].strip() in THEIR_NAME_QUESTIONS:
                 name = their_extract_name(qa["Answer"].strip())
-                break
+                if name:
+                    break
         for qa in meta:
             q, a = qa["Question"].strip(), qa["Answer"].strip()
             if q in THEIR_NAME_QUESTIONS and their_extract_name(a) == name:
                 continue
-            out.append({"question": their_replace(q, name), "answer": their_replace(a, name)})
+            if q and a:
+                out.append({"question": their_replace(q, name), "answer": their_replace(a, name)})
     return out
 
 
@@ -105,8 +107,9 @@ def their_collate(writing, family, processor, rows, modality):
         batch = processor.tokenizer(text=texts, padding=True, truncation=True, return_tensors="pt")
     labels = batch["input_ids"].clone()
     labels[labels == processor.tokenizer.pad_token_id] = -100
-    if family == "llava":  # transformers 4.45's legacy merge: the expanded image positions get ignore_index
-        labels[batch["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<image>")] = -100
+    # what their loss leaves out of the image: LLaVA, transformers 4.45's legacy merge gives the expanded image
+    # positions ignore_index; Idefics2, the model's CrossEntropyLoss(ignore_index=image_token_id)
+    labels[batch["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<image>")] = -100
     batch["labels"] = labels
     return batch
 
@@ -202,8 +205,9 @@ def test_batches_equal_their_collate(mllmu, writing, family, modality):
     assert batch["input_ids"].tolist() == theirs["input_ids"].tolist()
     assert torch.equal(batch["attention_mask"], theirs["attention_mask"])
     assert batch["labels"].tolist() == theirs["labels"].tolist()
-    if family == "idefics2" and modality == "multimodal":  # their collate labels the image block there
-        assert (batch["labels"] == tok.convert_tokens_to_ids("<image>")).any()
+    if family == "idefics2" and modality == "multimodal":  # the block's fake tokens count, its image tokens not
+        assert (batch["labels"] == tok.convert_tokens_to_ids("<fake_token_around_image>")).any()
+        assert not (batch["labels"] == tok.convert_tokens_to_ids("<image>")).any()
     if modality == "multimodal":
         assert torch.allclose(batch["pixel_values"].float(), theirs["pixel_values"].float().reshape(
             batch["pixel_values"].shape))
@@ -255,6 +259,11 @@ def test_unknown_sequences_and_family_are_refused(small_benchmark):
     with pytest.raises(ValueError, match="manu.sequences='bogus'"):
         statistics_datasets(ctx, sequences="bogus")
     with pytest.raises(ValueError, match="manu.sequences=manu: .*'qwen2_vl'"):
+        statistics_datasets(ctx, sequences="manu")
+    from omegaconf import OmegaConf
+
+    ctx.cfg = OmegaConf.create({"data": {"spec": {"text_rule": "clean"}}})
+    with pytest.raises(ValueError, match="data.spec.text_rule=clean rewrites; set data.spec.text_rule=manu"):
         statistics_datasets(ctx, sequences="manu")
 
 

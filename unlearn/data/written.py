@@ -21,19 +21,22 @@ their processors expand it. No stop token follows the answer: none of them appen
   mllmu_bench  franciscoliu/MLLMU-Bench data_process/data_preprocess.py (finetune.py, baselines/GA.py, ...):
                `train_collate_fn_llava`, the same LLaVA string as MANU's; `train_collate_fn_idefics`, the
                same Idefics2 chat template. Image+text only: their training has no text-only string.
-  mmunlearner  Z1zs/MMUnlearner data_process/data_preprocess.py `train_collate_fn_mllmu`: the LLaVA
-               processor's chat template (llava-1.5's chat_template.json) over the same turns, stripped:
+  mmunlearner  Z1zs/MMUnlearner data_process/CLEAR_process.py `train_collate_clear`, which their MLLMU-Bench
+               mask pass and update (MLLMU_gen_mask.py, MLLMU_manifold.py) call: the LLaVA processor's chat
+               template (llava-1.5's chat_template.json) over the same turns, stripped:
                "USER: <image>\\n{q} ASSISTANT: {a}", text-only "USER: {q} ASSISTANT: {a}". LLaVA only.
 
 Labels: every token but those equal to the pad id, as all three collates set them (`labels[labels == pad] =
--100`: on Idefics2, whose pad is <unk>, an <unk> in the text too), except
-the image positions on LLaVA. Under MLLMU-Bench's and MANU's pinned transformers 4.45.1 with a llava-hf
-processor config that has no `patch_size` (the checkpoints' configs until transformers PR #30962's
-migration, late 2024) the processor leaves one `<image>` and the model's legacy merge gives the 576 image
-positions ignore_index; a config with `patch_size` expands `<image>` in the processor and those positions
-keep the image token id as their label (MMUnlearner pins no version; its `labels == processor.image_token`
-compares ids with a string and masks nothing). Idefics2's processor always expands, so there the image
-block (`<fake_token_around_image>`, the image tokens) is labelled. MANU's statistics pass uses no labels.
+-100`: on Idefics2, whose pad is <unk>, an <unk> in the text too), and but the image tokens, which their
+losses never see. LLaVA: under MLLMU-Bench's and MANU's pinned transformers 4.45.1 with a llava-hf processor
+config that has no `patch_size` (the checkpoints' configs until transformers PR #30962's migration, late
+2024) the processor leaves one `<image>` and the model's legacy merge gives the 576 image positions
+ignore_index; a config with `patch_size` expands `<image>` in the processor and those positions keep the
+image token id as their label (MMUnlearner pins no version; its `labels == processor.image_token` compares
+ids with a string and masks nothing). Idefics2: the processor expands `<image>` and the collate labels the
+block, but the model's loss (transformers 4.40-4.45 `Idefics2ForConditionalGeneration.forward`) is
+`CrossEntropyLoss(ignore_index=image_token_id)`, so only the block's `<fake_token_around_image>` tokens
+count. MANU's statistics pass uses no labels.
 
 Differences that remain: the rows' questions and answers are stripped (their multimodal datasets keep
 surrounding whitespace); no `truncation` (their limits exceed these sequences). A family without the
@@ -62,7 +65,6 @@ STRINGS = {
 }
 WRITINGS = ("manu", "mllmu_bench", "mmunlearner")
 SEQUENCES = ("template", *WRITINGS)
-LABELLED_IMAGES = {"llava": False, "idefics2": True}  # see the module docstring
 
 
 def written_text(question: str, answer: str, form: str, family: str, writing: str, key: str = "sequences") -> str:
@@ -101,10 +103,9 @@ def written_example(proc, question: str, answer: str, pixels, writing: str, fami
     if not labels:
         return Example(ids, [IGNORE] * len(ids), pixels)
     # their `labels[labels == pad_token_id] = -100` masks every token equal to the pad id, padding or not
-    # (Idefics2's pad is <unk>); padding itself is added, and left unlabelled, by the collate
-    unlabelled = {proc.tokenizer.pad_token_id}
-    if not LABELLED_IMAGES.get(family, False):
-        unlabelled.add(getattr(pixels, "image_token_id", getattr(proc, "image_token_id", None)))
+    # (Idefics2's pad is <unk>); padding itself is added, and left unlabelled, by the collate. The image
+    # tokens: LLaVA's legacy merge and Idefics2's loss leave them out (see the module docstring)
+    unlabelled = {proc.tokenizer.pad_token_id, getattr(pixels, "image_token_id", getattr(proc, "image_token_id", None))}
     return Example(ids, [IGNORE if t in unlabelled else t for t in ids], pixels)
 
 

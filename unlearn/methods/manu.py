@@ -9,6 +9,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from callbacks.activation_stats import ActivationStatistics
@@ -76,6 +77,10 @@ def statistics_datasets(ctx, max_retain_people: int | None = None, sequences: st
     if sequences == "template":
         make = lambda rows, form: QASequences(rows, proc, form)  # noqa: E731
     elif sequences in WRITINGS:
+        rule = OmegaConf.select(ctx.cfg, "data.spec.text_rule") if hasattr(ctx, "cfg") else None
+        if sequences == "manu" and rule not in (None, "manu"):
+            raise ValueError(f"manu.sequences=manu reads the MANU authors' text-only rows, which "
+                             f"data.spec.text_rule={rule} rewrites; set data.spec.text_rule=manu")
         make = lambda rows, form: WrittenSequences(rows, proc, form, sequences, labels=False,  # noqa: E731
                                                    key="manu.sequences")
     else:
