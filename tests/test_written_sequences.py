@@ -277,6 +277,10 @@ def test_official_presets_read_their_sequences(tmp_path):
     assert cfg("experiment=mllmu_baselines").method.sequences == "mllmu_bench"
     assert cfg("experiment=mllmu_baselines", "method=npo").method.sequences == "mllmu_bench"
     assert cfg("experiment=mmunlearner_official").mmunlearner.sequences == "mmunlearner"
+    assert cfg("experiment=mmunlearner_official").mmunlearner.resize_embeddings == "tokenizer"
+    assert cfg("experiment=mllmu_baselines", "method=npo").method.resize_embeddings is None
+    assert cfg("method=ga").method.resize_embeddings is None
+    assert cfg("method=mmunlearner").mmunlearner.resize_embeddings is None
     assert cfg("method=finetune", "finetune=mllmu_bench").finetune.sequences == "mllmu_bench"
     assert cfg().manu.sequences == "template"
     assert cfg("method=ga").method.sequences == cfg("method=kl").method.sequences == "template"
@@ -317,3 +321,45 @@ def test_official_presets_run_on_their_sequences(tmp_path, monkeypatch, override
     before, after = load_file(str(source / "model.safetensors")), load_file(str(tmp_path / "run" / "model" /
                                                                                  "model.safetensors"))
     assert any(not torch.equal(before[k], after[k]) for k in before if k in after)
+
+
+def test_resize_embeddings_cuts_the_vocabulary_to_the_tokenizer():
+    from unlearn.models.vocab import resize_embeddings
+
+    model, tok, _ = build_tiny_real("llava")
+    model.resize_token_embeddings(len(tok) + 8)  # a padded vocabulary, as llava-1.5-7b-hf's 32064 against 32002
+    kept = model.get_output_embeddings().weight[:len(tok)].clone()
+    resize_embeddings(model, tok, None, "method.resize_embeddings")
+    assert model.get_input_embeddings().weight.shape[0] == len(tok) + 8
+    resize_embeddings(model, tok, "tokenizer", "method.resize_embeddings")
+    assert model.get_input_embeddings().weight.shape[0] == model.get_output_embeddings().weight.shape[0] == len(tok)
+    assert torch.equal(model.get_output_embeddings().weight, kept)  # the first rows kept, the padding rows gone
+    with pytest.raises(ValueError, match="method.resize_embeddings='always'"):
+        resize_embeddings(model, tok, "always", "method.resize_embeddings")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,rows", [("ga", "tokenizer"), ("kl", "padded")])
+def test_mllmu_baselines_resize_as_their_scripts(tmp_path, method, rows):
+    """GA.py and GA_Difference.py cut a padded vocabulary to the tokenizer's length; KL_Min.py and NPO.py do not."""
+    from safetensors import safe_open
+
+    from unlearn.config import compose_config
+    from unlearn.data.fixtures import write_mllmu_bench_fixture
+    from unlearn.pipeline import run
+
+    model, tok, images = build_tiny_real("llava")
+    model.resize_token_embeddings(len(tok) + 8)
+    for part in (model, tok, images):
+        part.save_pretrained(tmp_path / "llava")
+    root = write_mllmu_bench_fixture(tmp_path / "mllmu", num_people=6)
+    cfg = compose_config(["experiment=mllmu_baselines", f"method={method}", f"data.path={root}",
+                          f"model.path={tmp_path / 'llava'}", "data.forget_split=forget_15", "logger=none",
+                          "eval.max_people=2", "eval.max_new_tokens=2", "eval.tasks=[mc]"], tmp_path / "run",
+                         tmp_path / "cache")
+    assert cfg.method.resize_embeddings == ("tokenizer" if rows == "tokenizer" else None)
+    run(cfg)
+    with safe_open(str(tmp_path / "run" / "model" / "model.safetensors"), "pt") as f:
+        (name,) = [k for k in f.keys() if k.endswith("lm_head.weight")]
+        head = f.get_slice(name).get_shape()[0]
+    assert head == (len(tok) if rows == "tokenizer" else len(tok) + 8)

@@ -23,6 +23,7 @@ from unlearn import losses
 from unlearn.data.collate import collate
 from unlearn.data.sampling import EpochShuffle, in_batches
 from unlearn.data.written import qa_sequences
+from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
 from unlearn.methods.guards import check_finite
 from unlearn.optim import linear_schedule
@@ -163,7 +164,8 @@ def _unlearning_data(ctx, forget_modality: str, answer_only: bool,
     def data(split: str) -> Dataset:
         return ConcatDataset([qa_sequences(ctx.benchmark.train_rows(split), proc, f, sequences, answer_only,
                                            label_prefix, key="method.sequences",
-                                           labels_key="method.answer_only=false method.label_prefix=true") for f in forms])
+                                           labels_key="method.answer_only=false method.label_prefix=true")
+                              for f in forms])
 
     return data("forget"), data("retain")
 
@@ -241,6 +243,8 @@ def run(ctx) -> None:
     from hydra.utils import instantiate
 
     m = ctx.cfg.method
+    resize = m.get("resize_embeddings")
+    resize_embeddings(ctx.model, ctx.processor.tokenizer, resize, "method.resize_embeddings")  # before LoRA, as GA.py
     model, reference = ctx.model, None
     if m.lora.enabled:
         model, reference = with_lora(ctx.model, m.lora, ctx.cfg.model.lora_target_modules, m.loss in NEEDS_REFERENCE)
@@ -249,6 +253,7 @@ def run(ctx) -> None:
 
         reference, _ = load_model(m.reference_path, ctx.cfg.model.dtype, key="method.reference_path",
                                   template=ctx.cfg.model.get("template"))
+        resize_embeddings(reference, ctx.processor.tokenizer, resize, "method.resize_embeddings")  # same logits
     module = GradientUnlearning(model, m.loss, instantiate(m.optimizer), m.gamma, m.alpha, m.beta, reference,
                                 instantiate(m.scheduler) if m.scheduler else None, m.kl_reduction, m.npo_log_ratio,
                                 m.get("kl_retain_nll", False), m.get("lr_decay"))

@@ -41,6 +41,7 @@ from unlearn.data.collate import collate, qa_example
 from unlearn.data.sampling import EpochShuffle
 from unlearn.data.sequences import PrefixLabels
 from unlearn.data.written import check_sequences, qa_sequences, written_example
+from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
 from unlearn.io import write_json
 from unlearn.methods.gradient import global_batch_mean
@@ -390,6 +391,7 @@ def run(ctx) -> None:
                          f"mmunlearner.mask_fraction={m.mask_fraction} cannot size it: set one of them")
     out = ctx.out_dir / "mmunlearner"
     out.mkdir(parents=True, exist_ok=True)
+    resize_embeddings(ctx.model, ctx.processor.tokenizer, m.get("resize_embeddings"), "mmunlearner.resize_embeddings")
     if m.lora.enabled:  # saliency and updates live on the adapters; masks are keyed by object, not name
         targets = m.lora.get("target_modules") or ctx.cfg.model.lora_target_modules
         ctx.model = with_saliency_lora(ctx.model, m.lora, targets, m.apply_mask)
