@@ -260,6 +260,17 @@ def test_frontier_end_to_end_at_fast_size(tmp_path, monkeypatch):
 
 
 
+def test_checks_hold_five_seeds_of_a_large_split():
+    from unlearn.frontier import Point
+
+    pts = [Point("ga", 1e-4, s, {**{f"before/{a}/{b}/mc_acc": 1.0 for a, b in CELLS},
+                                 **{f"after/{a}/{b}/mc_acc": 0.5 + 0.04 * s for a, b in CELLS},
+                                 **{f"after/{a}/{b}/n_mc_acc": 450 for a, b in CELLS}}) for s in range(5)]
+    lines = checks(default_groups(pts, {"ga": 1e-4}))
+    assert "of the 4 method cells would be expected wider than 0.05" in lines[3]
+    assert "4 or more wider with probability" in lines[3]
+
+
 def test_checks_name_what_independent_questions_would_spread():
     from unlearn.frontier import Point
 
@@ -307,6 +318,10 @@ def test_chance_std_above_by_hand():
     assert chance_std_above(0.65, 50, 3, 0.05) == pytest.approx((draws.std(axis=1, ddof=1) > 0.05).mean(), abs=0.005)
     with pytest.raises(ValueError, match="seeds >= 2"):
         chance_std_above(0.5, 50, 1, 0.05)
+    # many seeds of a large split: past the grid limit a seeded simulation, close to the enumeration
+    assert chance_std_above(0.7, 100, 4, 0.05, max_grid=1000) == pytest.approx(chance_std_above(0.7, 100, 4, 0.05),
+                                                                              abs=0.003)
+    assert 0.0 <= chance_std_above(0.5, 450, 5, 0.05) <= 1.0  # 451^4 outcomes: no error, the simulation
 
 
 def test_default_strengths_of_a_one_method_sweep_with_that_methods_override():

@@ -363,3 +363,36 @@ def test_mllmu_baselines_resize_as_their_scripts(tmp_path, method, rows):
         (name,) = [k for k in f.keys() if k.endswith("lm_head.weight")]
         head = f.get_slice(name).get_shape()[0]
     assert head == (len(tok) if rows == "tokenizer" else len(tok) + 8)
+
+
+@pytest.mark.parametrize("overrides,match", [
+    (["method=ga", "method.sequences=mllmu_bench"], "method.sequences=mllmu_bench labels every token"),
+    (["method=ga", "method.sequences=official"], "method.sequences='official'"),
+    (["experiment=mmunlearner_official", "mmunlearner.update_labels=answer"], "mmunlearner.update_labels=all"),
+    (["experiment=mmunlearner_official", "mmunlearner.apply_mask=true", "mmunlearner.lora.init=pissa",
+      "mmunlearner.fisher_labels=full"], "mmunlearner.fisher_labels=all"),
+    (["+finetune.sequences=mllmu_bench"], "finetune.sequences=mllmu_bench labels every token"),
+    (["manu.sequences=bogus"], "manu.sequences='bogus'"),
+])
+def test_sequence_settings_are_refused_before_any_model_is_taught(tmp_path, monkeypatch, overrides, match):
+    import unlearn.pipeline as pipeline
+    from unlearn.config import compose_config
+
+    def never(*a, **k):
+        raise AssertionError("data or a model was read before the settings were checked")
+
+    monkeypatch.setattr(pipeline, "ensure_vanilla", never)
+    monkeypatch.setattr(pipeline, "load_configured", never)
+    monkeypatch.setattr(pipeline, "instantiate", never)  # not even the benchmark is read
+    cfg = compose_config([*overrides, "logger=none"], tmp_path / "run", tmp_path / "cache")
+    with pytest.raises(ValueError, match=match):
+        pipeline.run(cfg)
+
+
+def test_text_questions_refuse_a_writing_without_text_at_construction():
+    from unlearn.methods.mmunlearner import TextQuestions
+
+    model, tok, images = build_tiny_real("llava")
+    with pytest.raises(ValueError, match="mmunlearner.sequences=mllmu_bench: .*no text sequence"):
+        TextQuestions([("Q?", "A.")], ChatProcessor(tok, images, model.config, ChatTemplate()), False, True,
+                      "mllmu_bench")

@@ -564,17 +564,18 @@ def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -
            if (v := metric(ms, f"before/{split}/{mod}/mc_acc")) is not None and v < floor]
     lines = [f"vanilla MC >= {floor:g} in forget and retain x both modalities, in each of {len(vanilla)} seeds: "
              + ("**met**" if not low else f"**not met** ({', '.join(low)})")]
-    wide, chances = [], []  # chances: per cell, P(std > ceiling) from independent question draws alone
+    wide, chances, wide_with_chance = [], [], 0  # chances: per cell, P(std > ceiling) from question draws alone
     for g in groups:
         for split, mod, _ in SEED_COLUMNS:
             agg = aggregate([r.metrics for r in g.runs], f"after/{split}/{mod}/mc_acc")
             if agg is None or agg[1] is None:
                 continue
             n = question_count([r.metrics for r in g.runs], f"after/{split}/{mod}/mc_acc")
-            chance = chance_std_above(agg[0], n, len(g.runs), ceiling) if n and 0.0 <= agg[0] <= 1.0 else None
+            chance = chance_std_above(agg[0], n, agg[2], ceiling) if n and 0.0 <= agg[0] <= 1.0 else None
             if chance is not None:
                 chances.append(chance)
             if agg[1] > ceiling:
+                wide_with_chance += chance is not None
                 cell = f"{g.method} {MOD_LABEL[mod]} {split} ± {agg[1]:.3f}"
                 if chance is not None:  # what that many questions would spread by if answered independently
                     cell += f" (independent questions: ± {independent_std(agg[0], n):.3f}, wider than {ceiling:g} " \
@@ -591,9 +592,9 @@ def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -
     if chances:
         lines.append(f"from those draws alone, with the models otherwise alike, {sum(chances):.1f} of the "
                      f"{len(chances)} method cells would be expected wider than {ceiling:g}, all of them within it "
-                     f"with probability {math.prod(1.0 - c for c in chances):.2g}, and {len(wide)} or more wider "
-                     f"with probability {at_least(chances, len(wide)):.2g}: a reference for how many wide cells the "
-                     "criterion allows at these means and split sizes, not a floor.")
+                     f"with probability {math.prod(1.0 - c for c in chances):.2g}, and {wide_with_chance} or more "
+                     f"wider with probability {at_least(chances, wide_with_chance):.2g}: a reference for how many "
+                     "wide cells the criterion allows at these means and split sizes, not a floor.")
     return lines
 
 

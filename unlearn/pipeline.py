@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from unlearn.data.benchmark import EVAL_SPLITS, Benchmark
 from unlearn.data.mllmu_mini import GENERATOR_VERSION
+from unlearn.data.written import check_sequence_settings
 from unlearn.eval.evaluator import EvaluationModule
 from unlearn.eval.items import flatten
 from unlearn.eval.metrics import aggregate, forget_quality_metrics
@@ -235,6 +236,7 @@ def evaluate_before(ctx: RunContext, cache: Path | None) -> tuple[dict, list[dic
 def run(cfg: DictConfig) -> dict:
     # method=finetune teaches, so its seed is the teaching seed (the model it writes is cached under it)
     L.seed_everything(cfg.teach_seed if cfg.method.name == "finetune" else cfg.seed, workers=True)
+    check_sequence_settings(cfg)  # before any data is read or any model taught, loaded or evaluated
     out_dir = Path(cfg.paths.output_dir)
     benchmark: Benchmark = instantiate(cfg.data.benchmark)
     reference = reference_records(cfg.eval.reference_run) if cfg.eval.get("reference_run") else None

@@ -356,10 +356,12 @@ def independent_std(p: float, n: int) -> float:
     return math.sqrt(p * (1.0 - p) / n)
 
 
-def chance_std_above(p: float, n: int, seeds: int, limit: float) -> float:
+def chance_std_above(p: float, n: int, seeds: int, limit: float, max_grid: int = 5_000_000) -> float:
     """The probability that the sample std over `seeds` accuracies exceeds `limit` when each is an independent
     Binomial(n, p) / n: how often a spread criterion fails from the questions' draws alone (the models
-    otherwise alike). Exact: every outcome of the first seeds - 1 draws, the last summed through its cdf.
+    otherwise alike). Every outcome of the first seeds - 1 draws, the last summed through its cdf; outcomes
+    of probability under 1e-15 each are left out (at most 1e-15 x n x seeds of the answer). Past `max_grid`
+    outcomes (many seeds of large splits), a seeded simulation of a million draws instead (to about 1e-3).
 
     The sample std exceeds `limit` iff the last value v leaves the interval where the sum of squares about the
     mean, (1 - 1/k) v^2 - (2 S / k) v + Q - S^2 / k (S, Q: sum and sum of squares of the others), stays
@@ -369,11 +371,14 @@ def chance_std_above(p: float, n: int, seeds: int, limit: float) -> float:
     if seeds < 2 or n < 1 or not 0.0 <= p <= 1.0 or limit < 0:
         raise ValueError(f"chance_std_above: needs seeds >= 2, n >= 1, 0 <= p <= 1, limit >= 0; got "
                          f"seeds={seeds}, n={n}, p={p}, limit={limit}")
-    if (n + 1) ** (seeds - 1) > 5_000_000:
-        raise ValueError(f"chance_std_above: {n + 1}^{seeds - 1} outcomes to enumerate; use fewer seeds or questions")
     k = seeds
-    values = np.arange(n + 1) / n
-    pmf = binom.pmf(np.arange(n + 1), n, p)
+    counts = np.arange(n + 1)
+    pmf = binom.pmf(counts, n, p)
+    keep = pmf >= 1e-15
+    if keep.sum() ** (k - 1) > max_grid:
+        draws = np.random.default_rng(0).binomial(n, p, size=(1_000_000, k)) / n
+        return float((draws.std(axis=1, ddof=1) > limit + 1e-12).mean())
+    values, pmf = counts[keep] / n, pmf[keep]
     grids = np.meshgrid(*[values] * (k - 1), indexing="ij")
     weight = np.ones_like(grids[0])
     for g in np.meshgrid(*[pmf] * (k - 1), indexing="ij"):

@@ -79,6 +79,13 @@ def written_text(question: str, answer: str, form: str, family: str, writing: st
     return string.format(question=question, answer=answer)
 
 
+def check_writing(sequences: str, family: str, forms, key: str = "sequences") -> None:
+    """Refuse, before any data is read, a writing with no string for this model family in one of `forms`."""
+    if sequences != "template":
+        for form in forms:
+            written_text("", "", form, family, sequences, key)
+
+
 def asks_the_name(question: str, answer: str, name: str) -> bool:
     """MANU's text-only rows skip a pair whose question is a name question and whose answer gives the name."""
     return question.strip() in MANU_NAME_QUESTIONS and manu_extract_name(answer) == name
@@ -113,13 +120,12 @@ class WrittenSequences(QASequences):
     """QASequences whose pairs are written by `writing` (see the module docstring); `labels=False` for a
     forward-only pass."""
 
-    columns = ("qa", "name")
+    columns = ("qa", "name", "ID")
 
     def __init__(self, rows, processor, forms, writing: str, labels: bool = True, augment: bool = False,
                  seed: int = 0, key: str = "sequences"):
         self.writing, self.family, self.labels, self.key = writing, processor.family, labels, key
-        for form in (forms,) if isinstance(forms, str) else forms:  # refuse before reading any row
-            written_text("", "", form, self.family, writing, key)
+        check_writing(writing, self.family, (forms,) if isinstance(forms, str) else forms, key)
         super().__init__(rows, processor, forms, answer_only=False, augment=augment, seed=seed)
 
     def pairs(self, row: dict, form: str) -> list[tuple[str, str]]:
@@ -148,6 +154,31 @@ def check_sequences(sequences: str, answer_only: bool, label_prefix: bool, key: 
         raise ValueError(f"{key}={sequences} labels every token but the image, as that codebase's collate does; "
                          f"set {labels_key} to say so")
     return True
+
+
+def check_sequence_settings(cfg) -> None:
+    """Every `*.sequences` a run reads, named and with a label span that labels every token, checked from the
+    config alone: before the vanilla model is taught or the before-evaluation runs. (Whether the model family
+    has that codebase's string is checked where the data is built, once the processor is loaded.)"""
+    fcfg = cfg.get("finetune")
+    if fcfg is not None:  # the vanilla model's teaching, or method=finetune
+        check_sequences(fcfg.get("sequences", "template"), fcfg.get("answer_only", True),
+                        fcfg.get("label_prefix", False), "finetune.sequences",
+                        "finetune.answer_only=false finetune.label_prefix=true")
+    method = cfg.method
+    if "sequences" in method:  # the gradient methods
+        check_sequences(method.sequences, method.get("answer_only", True), method.get("label_prefix", False),
+                        "method.sequences", "method.answer_only=false method.label_prefix=true")
+    if method.name == "mmunlearner":
+        m = cfg.mmunlearner
+        spans = {"update_labels": m.get("update_labels", "answer")}
+        if m.get("apply_mask", True) and not m.get("mask_path"):
+            spans["fisher_labels"] = m.get("fisher_labels", "answer")
+        for name, span in spans.items():
+            check_sequences(m.get("sequences", "template"), span == "answer", span == "all",
+                            "mmunlearner.sequences", f"mmunlearner.{name}=all")
+    if method.name == "manu" and cfg.manu.get("sequences", "template") not in SEQUENCES:
+        raise ValueError(f"manu.sequences={cfg.manu.sequences!r}: expected one of {list(SEQUENCES)}")
 
 
 def qa_sequences(rows, proc, forms, sequences: str = "template", answer_only: bool = True,

@@ -112,8 +112,8 @@ def teach(ctx, fcfg) -> None:
     people = fcfg.get("people", "all")
     data = qa_sequences(ctx.benchmark.train_rows(people), ctx.processor, tuple(fcfg.forms),
                         fcfg.get("sequences", "template"), fcfg.answer_only, fcfg.get("label_prefix", False),
-                        key="finetune.sequences", labels_key="finetune.answer_only=false finetune.label_prefix=true", augment=True,
-                        seed=ctx.cfg.teach_seed)
+                        key="finetune.sequences", labels_key="finetune.answer_only=false finetune.label_prefix=true",
+                        augment=True, seed=ctx.cfg.teach_seed)
     if fcfg.get("dtype") is not None:
         cast_parameters(ctx.model, DTYPES[fcfg.dtype])
     pad = ctx.processor.tokenizer.pad_token_id

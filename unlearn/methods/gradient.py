@@ -22,7 +22,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from unlearn import losses
 from unlearn.data.collate import collate
 from unlearn.data.sampling import EpochShuffle, in_batches
-from unlearn.data.written import qa_sequences
+from unlearn.data.written import check_writing, qa_sequences
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
 from unlearn.methods.guards import check_finite
@@ -243,6 +243,8 @@ def run(ctx) -> None:
     from hydra.utils import instantiate
 
     m = ctx.cfg.method
+    check_writing(m.get("sequences", "template"), ctx.processor.family,  # before a reference model loads
+                  FORGET_FORMS.get(ctx.cfg.data.forget_modality, ()), "method.sequences")
     resize = m.get("resize_embeddings")
     resize_embeddings(ctx.model, ctx.processor.tokenizer, resize, "method.resize_embeddings")  # before LoRA, as GA.py
     model, reference = ctx.model, None

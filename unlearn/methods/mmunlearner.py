@@ -40,7 +40,7 @@ from unlearn import losses
 from unlearn.data.collate import collate, qa_example
 from unlearn.data.sampling import EpochShuffle
 from unlearn.data.sequences import PrefixLabels
-from unlearn.data.written import check_sequences, qa_sequences, written_example
+from unlearn.data.written import check_sequences, check_writing, qa_sequences, written_example
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
 from unlearn.io import write_json
@@ -272,6 +272,7 @@ class TextQuestions(torch.utils.data.Dataset):
                  sequences: str = "template"):
         self.pairs, self.proc, self.answer_labels, self.prefix = pairs, processor, answer_labels, prefix
         self.written = check_sequences(sequences, answer_labels, prefix, "mmunlearner.sequences", SEQUENCES_LABELS)
+        check_writing(sequences, processor.family, ("text",), "mmunlearner.sequences")
         self.sequences = sequences
 
     def __len__(self) -> int:
@@ -391,6 +392,9 @@ def run(ctx) -> None:
                          f"mmunlearner.mask_fraction={m.mask_fraction} cannot size it: set one of them")
     out = ctx.out_dir / "mmunlearner"
     out.mkdir(parents=True, exist_ok=True)
+    text = m.retain_text or (m.get("apply_mask", True) and m.groups != "vision")  # text-only data is read
+    check_writing(m.get("sequences", "template"), ctx.processor.family, ("multimodal", "text") if text else
+                  ("multimodal",), "mmunlearner.sequences")  # before the mask pass
     resize_embeddings(ctx.model, ctx.processor.tokenizer, m.get("resize_embeddings"), "mmunlearner.resize_embeddings")
     if m.lora.enabled:  # saliency and updates live on the adapters; masks are keyed by object, not name
         targets = m.lora.get("target_modules") or ctx.cfg.model.lora_target_modules
