@@ -89,7 +89,11 @@ class PrefixLabels(Dataset):
         return len(self.data)
 
     def __getitem__(self, i):
-        ex = self.data[i]
-        image_id = getattr(ex.pixel_values, "image_token_id", getattr(self.proc, "image_token_id", None))
-        ex.labels = [t if lab == IGNORE and t != image_id else lab for t, lab in zip(ex.input_ids, ex.labels)]
-        return ex
+        return with_prefix_labels(self.data[i], self.proc)
+
+
+def with_prefix_labels(ex: Example, processor) -> Example:
+    """`ex` with every unlabelled token but the image placeholders labelled (see PrefixLabels)."""
+    image_id = getattr(ex.pixel_values, "image_token_id", getattr(processor, "image_token_id", None))
+    ex.labels = [t if lab == IGNORE and t != image_id else lab for t, lab in zip(ex.input_ids, ex.labels)]
+    return ex

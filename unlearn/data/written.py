@@ -142,10 +142,14 @@ class WrittenSequences(QASequences):
                                self.key)
 
 
-def check_sequences(sequences: str, answer_only: bool, label_prefix: bool, key: str, labels_key: str) -> bool:
+def check_sequences(sequences: str, answer_only: bool, label_prefix: bool, key: str,
+                    labels_key: str | None = None) -> bool:
     """True for a codebase's written strings, False for the template; a written writing labels every token, as
     that codebase's collate does, so the recipe's label span must say so (`labels_key`: the setting that
-    does, e.g. "method.answer_only=false method.label_prefix=true")."""
+    does; default, for `key` "<section>.sequences", "<section>.answer_only=false <section>.label_prefix=true")."""
+    if labels_key is None:
+        section = key.rsplit(".", 1)[0]
+        labels_key = f"{section}.answer_only=false {section}.label_prefix=true"
     if sequences == "template":
         return False
     if sequences not in WRITINGS:
@@ -163,12 +167,11 @@ def check_sequence_settings(cfg) -> None:
     fcfg = cfg.get("finetune")
     if fcfg is not None:  # the vanilla model's teaching, or method=finetune
         check_sequences(fcfg.get("sequences", "template"), fcfg.get("answer_only", True),
-                        fcfg.get("label_prefix", False), "finetune.sequences",
-                        "finetune.answer_only=false finetune.label_prefix=true")
+                        fcfg.get("label_prefix", False), "finetune.sequences")
     method = cfg.method
     if "sequences" in method:  # the gradient methods
         check_sequences(method.sequences, method.get("answer_only", True), method.get("label_prefix", False),
-                        "method.sequences", "method.answer_only=false method.label_prefix=true")
+                        "method.sequences")
     if method.name == "mmunlearner":
         m = cfg.mmunlearner
         spans = {"update_labels": m.get("update_labels", "answer")}
@@ -182,7 +185,7 @@ def check_sequence_settings(cfg) -> None:
 
 
 def qa_sequences(rows, proc, forms, sequences: str = "template", answer_only: bool = True,
-                 label_prefix: bool = False, key: str = "sequences", labels_key: str = "answer_only", **kwargs):
+                 label_prefix: bool = False, key: str = "sequences", labels_key: str | None = None, **kwargs):
     """The training sequences a recipe asks for: the model's template (`sequences=template`, with its label
     span and prefix), or a codebase's written strings, which label every token as their collates do."""
     if check_sequences(sequences, answer_only, label_prefix, key, labels_key):

@@ -71,8 +71,7 @@ def check_settings(fcfg) -> None:
                          "(the question labelled too)")
     from unlearn.data.written import check_sequences
 
-    check_sequences(fcfg.get("sequences", "template"), fcfg.answer_only, label_prefix, "finetune.sequences",
-                    "finetune.answer_only=false finetune.label_prefix=true")
+    check_sequences(fcfg.get("sequences", "template"), fcfg.answer_only, label_prefix, "finetune.sequences")
     lora = fcfg.get("lora")
     if lora is not None and lora.get("enabled"):
         r, alpha, dropout = lora.get("r"), lora.get("alpha"), lora.get("dropout")
@@ -112,8 +111,7 @@ def teach(ctx, fcfg) -> None:
     people = fcfg.get("people", "all")
     data = qa_sequences(ctx.benchmark.train_rows(people), ctx.processor, tuple(fcfg.forms),
                         fcfg.get("sequences", "template"), fcfg.answer_only, fcfg.get("label_prefix", False),
-                        key="finetune.sequences", labels_key="finetune.answer_only=false finetune.label_prefix=true",
-                        augment=True, seed=ctx.cfg.teach_seed)
+                        key="finetune.sequences", augment=True, seed=ctx.cfg.teach_seed)
     if fcfg.get("dtype") is not None:
         cast_parameters(ctx.model, DTYPES[fcfg.dtype])
     pad = ctx.processor.tokenizer.pad_token_id

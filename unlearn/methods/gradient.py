@@ -163,9 +163,7 @@ def _unlearning_data(ctx, forget_modality: str, answer_only: bool,
 
     def data(split: str) -> Dataset:
         return ConcatDataset([qa_sequences(ctx.benchmark.train_rows(split), proc, f, sequences, answer_only,
-                                           label_prefix, key="method.sequences",
-                                           labels_key="method.answer_only=false method.label_prefix=true")
-                              for f in forms])
+                                           label_prefix, key="method.sequences") for f in forms])
 
     return data("forget"), data("retain")
 

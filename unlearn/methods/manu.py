@@ -17,7 +17,7 @@ from callbacks.neuron_pruning import NeuronPruning
 from callbacks.official_stats import OfficialActivationStatistics
 from unlearn.data.collate import collate
 from unlearn.data.sequences import QASequences
-from unlearn.data.written import SEQUENCES, WRITINGS, WrittenSequences
+from unlearn.data.written import WrittenSequences
 from unlearn.eval.scoring import model_inputs
 from unlearn.manu.official import official_batches
 from unlearn.strategies import refuse_fsdp
@@ -74,17 +74,15 @@ def statistics_datasets(ctx, max_retain_people: int | None = None, sequences: st
     forget, retain = ctx.benchmark.train_rows("forget"), ctx.benchmark.train_rows("retain")
     if max_retain_people:
         retain = retain.select(range(min(max_retain_people, len(retain))))
+    rule = OmegaConf.select(ctx.cfg, "data.spec.text_rule") if hasattr(ctx, "cfg") else None
+    if sequences == "manu" and rule not in (None, "manu"):
+        raise ValueError(f"manu.sequences=manu reads the MANU authors' text-only rows, which "
+                         f"data.spec.text_rule={rule} rewrites; set data.spec.text_rule=manu")
     if sequences == "template":
         make = lambda rows, form: QASequences(rows, proc, form)  # noqa: E731
-    elif sequences in WRITINGS:
-        rule = OmegaConf.select(ctx.cfg, "data.spec.text_rule") if hasattr(ctx, "cfg") else None
-        if sequences == "manu" and rule not in (None, "manu"):
-            raise ValueError(f"manu.sequences=manu reads the MANU authors' text-only rows, which "
-                             f"data.spec.text_rule={rule} rewrites; set data.spec.text_rule=manu")
+    else:  # an unknown value is refused, naming the key, by the writing's own check
         make = lambda rows, form: WrittenSequences(rows, proc, form, sequences, labels=False,  # noqa: E731
                                                    key="manu.sequences")
-    else:
-        raise ValueError(f"manu.sequences={sequences!r}: expected one of {list(SEQUENCES)}")
     return {f"{name}/{form}": make(rows, form)
             for name, rows in (("forget", forget), ("retain", retain)) for form in ("multimodal", "text")}
 

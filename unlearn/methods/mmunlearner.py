@@ -39,7 +39,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 from unlearn import losses
 from unlearn.data.collate import collate, qa_example
 from unlearn.data.sampling import EpochShuffle
-from unlearn.data.sequences import PrefixLabels
+from unlearn.data.sequences import with_prefix_labels
 from unlearn.data.written import check_sequences, check_writing, qa_sequences, written_example
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
@@ -283,7 +283,7 @@ class TextQuestions(torch.utils.data.Dataset):
             return written_example(self.proc, *self.pairs[i], None, self.sequences, self.proc.family,
                                    key="mmunlearner.sequences")
         ex = qa_example(self.proc, [self.pairs[i]], None, self.answer_labels)
-        return PrefixLabels([ex], self.proc)[0] if self.prefix else ex
+        return with_prefix_labels(ex, self.proc) if self.prefix else ex
 
 
 def eval_mc_text_pairs(benchmark) -> list[tuple[str, str]]:
