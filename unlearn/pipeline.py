@@ -27,7 +27,7 @@ from unlearn.eval.metrics import aggregate, forget_quality_metrics
 from unlearn.eval.protocol import make_prompts
 from unlearn.eval.table import before_after_table
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json
-from unlearn.models.loading import load_model, save_model
+from unlearn.models.loading import load_model, recipe_processor, save_model
 from unlearn.rng import seeded
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,10 @@ class RunContext:
     @property
     def is_global_zero(self) -> bool:
         return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+
+
+# the config sections whose `image_processor` overrides the model's for that recipe's training or statistics data
+RECIPE_SECTIONS = ("finetune", "method", "mmunlearner", "manu")
 
 
 def _require_build(cfg: DictConfig) -> None:
@@ -250,6 +254,8 @@ def run(cfg: DictConfig) -> dict:
         source = ensure_vanilla(cfg, benchmark)
         model, processor = load_configured(cfg, source)
     ctx = RunContext(cfg, benchmark, model, processor, out_dir, logger)
+    for section in RECIPE_SECTIONS:  # a setting the image processor lacks is refused before any evaluation
+        recipe_processor(ctx, section)
 
     metrics: dict = {}
     records: dict[str, list] = {}

@@ -103,13 +103,15 @@ def teach(ctx, fcfg) -> None:
 
     from unlearn.data.collate import collate
     from unlearn.data.written import qa_sequences
+    from unlearn.models.loading import training_processor
 
     from callbacks.memorisation import MemorisationCheck
     from unlearn.eval.items import flatten
 
     check_settings(fcfg)
     people = fcfg.get("people", "all")
-    data = qa_sequences(ctx.benchmark.train_rows(people), ctx.processor, tuple(fcfg.forms),
+    proc = training_processor(ctx.processor, fcfg.get("image_processor"), "finetune.image_processor")
+    data = qa_sequences(ctx.benchmark.train_rows(people), proc, tuple(fcfg.forms),
                         fcfg.get("sequences", "template"), fcfg.answer_only, fcfg.get("label_prefix", False),
                         key="finetune.sequences", augment=True, seed=ctx.cfg.teach_seed)
     if fcfg.get("dtype") is not None:

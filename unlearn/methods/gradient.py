@@ -23,6 +23,7 @@ from unlearn import losses
 from unlearn.data.collate import collate
 from unlearn.data.sampling import EpochShuffle, in_batches
 from unlearn.data.written import check_writing, qa_sequences
+from unlearn.models.loading import recipe_processor
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
 from unlearn.methods.guards import check_finite
@@ -159,7 +160,7 @@ def _unlearning_data(ctx, forget_modality: str, answer_only: bool,
     if label_prefix and answer_only:
         raise ValueError("method.label_prefix=true labels the prompt's prefix, which needs method.answer_only=false "
                          "(the question labelled too)")
-    proc, forms = ctx.processor, FORGET_FORMS[forget_modality]
+    proc, forms = recipe_processor(ctx, "method"), FORGET_FORMS[forget_modality]
 
     def data(split: str) -> Dataset:
         return ConcatDataset([qa_sequences(ctx.benchmark.train_rows(split), proc, f, sequences, answer_only,

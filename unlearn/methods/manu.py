@@ -20,6 +20,7 @@ from unlearn.data.sequences import QASequences
 from unlearn.data.written import WrittenSequences
 from unlearn.eval.scoring import model_inputs
 from unlearn.manu.official import official_batches
+from unlearn.models.loading import recipe_processor
 from unlearn.strategies import refuse_fsdp
 
 
@@ -70,7 +71,7 @@ class ActivationPass(L.LightningModule):
 def statistics_datasets(ctx, max_retain_people: int | None = None, sequences: str = "template") -> dict:
     """forget / retain x multimodal / text-only sequences; `sequences` (manu.sequences): the model's template,
     or a codebase's written strings and rows (unlearn/data/written.py; `manu`: the authors')."""
-    proc = ctx.processor
+    proc = recipe_processor(ctx, "manu")
     forget, retain = ctx.benchmark.train_rows("forget"), ctx.benchmark.train_rows("retain")
     if max_retain_people:
         retain = retain.select(range(min(max_retain_people, len(retain))))

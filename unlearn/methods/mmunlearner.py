@@ -41,6 +41,7 @@ from unlearn.data.collate import collate, qa_example
 from unlearn.data.sampling import EpochShuffle
 from unlearn.data.sequences import with_prefix_labels
 from unlearn.data.written import check_sequences, check_writing, qa_sequences, written_example
+from unlearn.models.loading import recipe_processor
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
 from unlearn.io import write_json
@@ -304,7 +305,7 @@ def fisher_datasets(ctx, answer_labels: bool = True, preserve_text: str = "train
     `prefix`: the prompt's text before the question is labelled too (fisher_labels=all)."""
     if preserve_text not in PRESERVE_TEXT:
         raise ValueError(f"mmunlearner.preserve_text={preserve_text!r}: expected one of {PRESERVE_TEXT}")
-    proc, b = ctx.processor, ctx.benchmark
+    proc, b = recipe_processor(ctx, "mmunlearner"), ctx.benchmark
     retain_mm = qa_data(b.train_rows("retain"), proc, "multimodal", answer_labels, prefix, sequences)
     if preserve_text == "eval_mc":
         text_all = TextQuestions(eval_mc_text_pairs(b), proc, answer_labels, prefix, sequences)
@@ -492,7 +493,7 @@ def update_loader(ctx, batch_size: int, retain_steps: int | str | None, seed: in
     global batches, so every rank and every world size at the same global batch walks the same steps.
     Batches are `batch_size` per process. Retain data: multimodal QA, plus text-only QA with `retain_text`
     (the authors use multimodal only)."""
-    proc, pad = ctx.processor, ctx.processor.tokenizer.pad_token_id
+    proc, pad = recipe_processor(ctx, "mmunlearner"), ctx.processor.tokenizer.pad_token_id
     forget = qa_data(ctx.benchmark.train_rows("forget"), proc, "multimodal", answer_labels, prefix, sequences)
     forms = ("multimodal", "text") if retain_text else ("multimodal",)
     retain = ConcatDataset([qa_data(ctx.benchmark.train_rows("retain"), proc, f, answer_labels, prefix, sequences)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
 
 from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
@@ -45,6 +47,7 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
                               "(see configs/model/llava_1_5_7b.yaml)")
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     images = AutoImageProcessor.from_pretrained(str(path), **dict(image_processor or {}))
+    check_image_settings(images, image_processor, "model.image_processor")  # from_pretrained drops unknown ones
     processor = ChatProcessor(tokenizer, images, model.config, ChatTemplate(**dict(template)))
     return model, processor
 
@@ -52,3 +55,40 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
 def save_model(model, processor, path: str | Path) -> None:
     model.save_pretrained(path)
     processor.save_pretrained(path)
+
+
+def check_image_settings(images, overrides: Mapping | None, key: str) -> None:
+    """Refuse a setting the image processor does not have (transformers drops it without a word)."""
+    known = type(images).valid_kwargs.__annotations__ if hasattr(type(images), "valid_kwargs") else {}
+    unknown = sorted(k for k in (overrides or {}) if k not in known and not hasattr(images, k))
+    if unknown:
+        raise ValueError(f"{key}: {type(images).__name__} has no setting {unknown}")
+
+
+def training_processor(processor, overrides: Mapping | None, key: str):
+    """`processor` with `overrides` over its image processor's settings: what a recipe's training or statistics
+    data read (`key`: its `<section>.image_processor`), while the evaluation keeps `processor`.
+
+    Why: MLLMU-Bench and MANU train and prune Idefics2 with do_image_splitting=False (MLLMU-Bench finetune.py:78,
+    baselines/GA.py:238; MANU prune_incremental.py) but evaluate with the checkpoint's own processor (eval.py:857),
+    which one `model.image_processor` cannot reproduce. The new image processor is built as loading builds one
+    with those settings (`from_dict` over the loaded one's settings)."""
+    if not overrides:
+        return processor
+    overrides = OmegaConf.to_container(overrides, resolve=True) if OmegaConf.is_config(overrides) else dict(overrides)
+    images = getattr(processor, "image_processor", None)
+    if images is None:
+        raise ValueError(f"{key}={overrides}: the embedded model's processor has no image-processor settings "
+                         "(it draws its portraits at model.portrait_size); leave it {}")
+    check_image_settings(images, overrides, key)
+    out = copy.copy(processor)  # the tokenizer, template and config are shared
+    out.image_processor = type(images).from_dict(images.to_dict(), **overrides)
+    return out
+
+
+def recipe_processor(ctx, section: str):
+    """The processor the training or statistics data of recipe `section` (finetune, method, mmunlearner, manu)
+    read: `ctx.processor` with `<section>.image_processor` over its image settings (none without a config)."""
+    cfg = getattr(ctx, "cfg", None)
+    overrides = OmegaConf.select(cfg, f"{section}.image_processor") if cfg is not None else None
+    return training_processor(ctx.processor, overrides, f"{section}.image_processor")
