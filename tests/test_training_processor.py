@@ -76,9 +76,9 @@ def test_the_embedded_processor_has_no_image_settings(tiny_model):
 
 @pytest.mark.parametrize("overrides,key,expected", [
     (["experiment=mllmu_baselines", "model=idefics2_8b"], "method", {"do_image_splitting": False}),
-    (["experiment=mllmu_baselines"], "method", {}),  # LLaVA's CLIP processor has no such setting
+    (["experiment=mllmu_baselines"], "method", None),  # LLaVA's CLIP processor has no such setting
     (["experiment=manu_official", "model=idefics2_8b"], "manu", {"do_image_splitting": False}),
-    (["experiment=manu_official"], "manu", {}),
+    (["experiment=manu_official"], "manu", None),
     (["method=finetune", "finetune=mllmu_bench", "model=idefics2_8b"], "finetune", {"do_image_splitting": False}),
     (["method=finetune", "finetune=mllmu_bench_reference", "model=idefics2_8b"], "finetune",
      {"do_image_splitting": False}),
@@ -91,6 +91,10 @@ def test_presets_set_the_authors_training_image_settings(tmp_path, overrides, ke
     cfg = compose_config(overrides, tmp_path / "run", tmp_path / "cache")
     assert OmegaConf.to_container(cfg[key], resolve=True).get("image_processor") == expected
     assert OmegaConf.to_container(cfg.model, resolve=True).get("image_processor", {}) == {}  # evaluation: as shipped
+    plain = OmegaConf.create({k: v for k, v in OmegaConf.to_container(cfg).items() if k != "hydra"})
+    plain.paths.output_dir = str(tmp_path)
+    OmegaConf.resolve(plain)  # in place too (a plain-dict default of oc.select could not be resolved so)
+    assert plain[key].get("image_processor") == expected
 
 
 TRAINING_STEPS = {  # what reads each recipe's training or statistics data
