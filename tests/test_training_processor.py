@@ -157,3 +157,42 @@ def test_recipes_train_on_unsplit_images_and_evaluate_on_split_ones(tmp_path, mo
     pipeline.run(cfg)
     assert seen["train"] == {1}
     assert seen["eval"] == {5}
+
+
+def test_methods_and_properties_are_not_settings(splitting_idefics2):
+    _, proc = load_model(splitting_idefics2, template=TEMPLATE)
+    for name in ("resize", "preprocess", "backend"):  # attributes, but from_dict would overwrite or fail on them
+        with pytest.raises(ValueError, match=rf"manu.image_processor: .* has no setting \['{name}'\]"):
+            training_processor(proc, {name: 1}, "manu.image_processor")
+    _, loaded = load_model(splitting_idefics2, template=TEMPLATE, image_processor={"do_image_splitting": False,
+                                                                                 "local_files_only": True})
+    assert _crops(loaded) == 1  # a loader argument is no setting, but from_pretrained takes it
+
+
+def test_the_vanilla_key_holds_training_image_settings_only_when_set(tmp_path):
+    from unlearn.pipeline import vanilla_key
+
+    def key(*overrides):
+        return vanilla_key(compose_config(list(overrides), tmp_path / "run", tmp_path / "cache"))
+
+    assert key() == key("finetune.image_processor=null")  # empty: the key of a model taught before the setting
+    assert key() != key("+finetune.image_processor.size=64")
+
+
+def test_a_setting_the_image_processor_lacks_is_refused_before_any_evaluation(tmp_path, monkeypatch,
+                                                                             splitting_idefics2):
+    import unlearn.pipeline as pipeline
+
+    def never(*a, **k):
+        raise AssertionError("evaluated before the recipe's image settings were checked")
+
+    monkeypatch.setattr(pipeline, "evaluate", never)
+    monkeypatch.setattr(pipeline, "evaluate_before", never)
+    from unlearn.data.fixtures import write_mllmu_bench_fixture
+
+    root = write_mllmu_bench_fixture(tmp_path / "mllmu", num_people=6)
+    cfg = compose_config(["experiment=manu_official", "model=idefics2_8b", "model.dtype=float32",
+                          f"model.path={splitting_idefics2}", f"data.path={root}", "logger=none",
+                          "manu.image_processor={do_image_spliting: false}"], tmp_path / "run", tmp_path / "cache")
+    with pytest.raises(ValueError, match=r"manu.image_processor: .* has no setting \['do_image_spliting'\]"):
+        pipeline.run(cfg)

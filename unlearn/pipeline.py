@@ -96,8 +96,11 @@ def vanilla_key(cfg: DictConfig) -> str:
     models cached before `teach_seed` existed keep their keys. The forget split, where it decides who is
     taught (finetune.people=without_forget) or who is probed for the stop (finetune.target_mc_acc); until
     2026-12-02 it was missing, so a forget_5 reference model could be reused as forget_10's."""
+    finetune = OmegaConf.to_container(cfg.finetune, resolve=True)
+    if not finetune.get("image_processor"):  # no training-only image settings: the key models had before it
+        finetune.pop("image_processor", None)
     parts = {"model": cfg.model.name, "build": OmegaConf.to_container(cfg.model.build, resolve=True),
-             "finetune": OmegaConf.to_container(cfg.finetune, resolve=True),
+             "finetune": finetune,
              "data": OmegaConf.to_container(cfg.data.spec, resolve=True), "seed": cfg.teach_seed}
     if cfg.finetune.get("people", "all") != "all" or cfg.finetune.get("target_mc_acc") is not None:
         parts["forget_split"] = cfg.data.forget_split

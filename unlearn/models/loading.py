@@ -47,7 +47,7 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
                               "(see configs/model/llava_1_5_7b.yaml)")
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     images = AutoImageProcessor.from_pretrained(str(path), **dict(image_processor or {}))
-    check_image_settings(images, image_processor, "model.image_processor")  # from_pretrained drops unknown ones
+    check_image_settings(images, image_processor, "model.image_processor", loader_keys=True)  # else dropped silently
     processor = ChatProcessor(tokenizer, images, model.config, ChatTemplate(**dict(template)))
     return model, processor
 
@@ -57,10 +57,16 @@ def save_model(model, processor, path: str | Path) -> None:
     processor.save_pretrained(path)
 
 
-def check_image_settings(images, overrides: Mapping | None, key: str) -> None:
-    """Refuse a setting the image processor does not have (transformers drops it without a word)."""
-    known = type(images).valid_kwargs.__annotations__ if hasattr(type(images), "valid_kwargs") else {}
-    unknown = sorted(k for k in (overrides or {}) if k not in known and not hasattr(images, k))
+# what from_pretrained takes besides settings (model.image_processor only: a loaded processor has no loader)
+LOADER_KEYS = ("use_fast", "backend", "revision", "local_files_only", "trust_remote_code", "cache_dir", "token")
+
+
+def check_image_settings(images, overrides: Mapping | None, key: str, loader_keys: bool = False) -> None:
+    """Refuse a setting the image processor does not have (transformers drops it without a word): one of its
+    typed settings (`valid_kwargs`) or a plain value it holds, never a method or property."""
+    known = set(getattr(type(images), "valid_kwargs", dict).__annotations__)
+    known |= {k for k, v in vars(images).items() if not k.startswith("_") and not callable(v)}
+    unknown = sorted(k for k in (overrides or {}) if k not in known and not (loader_keys and k in LOADER_KEYS))
     if unknown:
         raise ValueError(f"{key}: {type(images).__name__} has no setting {unknown}")
 
