@@ -37,6 +37,8 @@ def test_preset_composes_and_every_value_lands(name, tmp_path):
     raw = yaml.safe_load(text)
     raw.pop("defaults", None)
     for key, value in _leaves(raw):
+        if isinstance(value, str) and value.startswith("${"):  # per model: tests/test_training_processor.py
+            continue
         assert OmegaConf.select(cfg.finetune, key) == value, f"{name}: finetune.{key}"
     check_settings(cfg.finetune)
     # every value names where it comes from, on its line or in a comment line just above
