@@ -357,7 +357,7 @@ def test_eval_mc_preserve_set_is_the_text_only_mc_questions(small_benchmark, tin
     from unlearn.methods.mmunlearner import fisher_datasets
 
     ctx = NS(processor=tiny_model[1], benchmark=small_benchmark)
-    data = fisher_datasets(ctx, answer_labels=True, preserve_text="eval_mc")["text_all"]
+    data = fisher_datasets(ctx, labels="answer", preserve_text="eval_mc")["text_all"]
     rows = [r for s in ("forget", "retain") for r in small_benchmark.eval[s]]
     questions = [q for r in rows for q in r["Classification_Task"]["Pure_Text_Questions"]]
     assert len(data) == len(questions) > 0

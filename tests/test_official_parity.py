@@ -63,12 +63,12 @@ def test_mmunlearner_mask_equals_the_official_rule(tmp_path, small_benchmark, ti
     m = cfg.mmunlearner
     ctx = RunContext(cfg, small_benchmark, model, proc, tmp_path)
     groups = eligible_parameters(model, group_parameters(model, dict(cfg.model.param_groups)), m.eligible)
-    masks, names, _ = compute_masks(ctx, groups, GROUPS["both"], m.gamma, m.fisher_batch_size, answer_labels=False,
+    masks, names, _ = compute_masks(ctx, groups, GROUPS["both"], m.gamma, m.fisher_batch_size, labels="full",
                                     preserve_text=m.preserve_text, preserve_batches=m.preserve_batches,
                                     fisher_dtype=m.fisher_dtype)
 
     # the official computation, by name
-    data = fisher_datasets(ctx, answer_labels=False, preserve_text=m.preserve_text)  # eval_mc
+    data = fisher_datasets(ctx, labels="full", preserve_text=m.preserve_text)  # eval_mc
     pad = proc.tokenizer.pad_token_id
     vision = [n for n, _ in model.named_parameters() if n.startswith(("model.vision_tower", "model.multi_modal_proj"))]
     language = [n for n, _ in model.named_parameters() if n.startswith("model.language_model") or n == "lm_head.weight"]

@@ -394,5 +394,4 @@ def test_text_questions_refuse_a_writing_without_text_at_construction():
 
     model, tok, images = build_tiny_real("llava")
     with pytest.raises(ValueError, match="mmunlearner.sequences=mllmu_bench: .*no text sequence"):
-        TextQuestions([("Q?", "A.")], ChatProcessor(tok, images, model.config, ChatTemplate()), False, True,
-                      "mllmu_bench")
+        TextQuestions([("Q?", "A.")], ChatProcessor(tok, images, model.config, ChatTemplate()), "all", "mllmu_bench")

@@ -247,19 +247,21 @@ def refuse_weight_decay(optimizer, key: str) -> None:
 LABEL_SPANS = ("answer", "full", "all")
 
 
-def answer_only(span: str, key: str) -> bool:
+def label_flags(span: str, key: str) -> tuple[bool, bool]:
+    """A label span as the sequence builders take it: (answer_only, label_prefix)."""
     if span not in LABEL_SPANS:
         raise ValueError(f"{key}={span!r}: expected one of {LABEL_SPANS}")
-    return span == "answer"
+    return span == "answer", span == "all"
 
 
 SEQUENCES_LABELS = "mmunlearner.fisher_labels=all mmunlearner.update_labels=all"
 
 
-def qa_data(rows, proc, form, answer_labels: bool, prefix: bool, sequences: str = "template"):
-    """QA sequences in `form` with the label span (`prefix`: the span `all`, the prompt's prefix labelled too),
-    from the model's template or a codebase's written strings (mmunlearner.sequences, unlearn/data/written.py)."""
-    return qa_sequences(rows, proc, form, sequences, answer_labels, prefix, key="mmunlearner.sequences",
+def qa_data(rows, proc, form, labels: str = "answer", sequences: str = "template",
+            labels_key: str = "mmunlearner.update_labels"):
+    """QA sequences in `form` with the label span `labels` (LABEL_SPANS; `labels_key` names its setting), from
+    the model's template or a codebase's written strings (mmunlearner.sequences, unlearn/data/written.py)."""
+    return qa_sequences(rows, proc, form, sequences, *label_flags(labels, labels_key), key="mmunlearner.sequences",
                         labels_key=SEQUENCES_LABELS)
 
 
@@ -269,10 +271,12 @@ PRESERVE_TEXT = ("train_qa", "eval_mc")
 class TextQuestions(torch.utils.data.Dataset):
     """Text-only (question, answer) pairs as training examples (no image)."""
 
-    def __init__(self, pairs: list[tuple[str, str]], processor, answer_labels: bool = True, prefix: bool = False,
-                 sequences: str = "template"):
-        self.pairs, self.proc, self.answer_labels, self.prefix = pairs, processor, answer_labels, prefix
-        self.written = check_sequences(sequences, answer_labels, prefix, "mmunlearner.sequences", SEQUENCES_LABELS)
+    def __init__(self, pairs: list[tuple[str, str]], processor, labels: str = "answer", sequences: str = "template",
+                 labels_key: str = "mmunlearner.fisher_labels"):
+        self.pairs, self.proc = pairs, processor
+        self.answer_labels, self.prefix = label_flags(labels, labels_key)
+        self.written = check_sequences(sequences, self.answer_labels, self.prefix, "mmunlearner.sequences",
+                                       SEQUENCES_LABELS)
         check_writing(sequences, processor.family, ("text",), "mmunlearner.sequences")
         self.sequences = sequences
 
@@ -298,28 +302,29 @@ def eval_mc_text_pairs(benchmark) -> list[tuple[str, str]]:
     return pairs
 
 
-def fisher_datasets(ctx, answer_labels: bool = True, preserve_text: str = "train_qa", prefix: bool = False,
+def fisher_datasets(ctx, labels: str = "answer", preserve_text: str = "train_qa",
                     sequences: str = "template") -> dict:
     """Forget and retain multimodal QA; the language preserve set adds text-only questions about every person:
     the training QA (`train_qa`) or the evaluation set's text-only MC questions (`eval_mc`, the authors').
-    `prefix`: the prompt's text before the question is labelled too (fisher_labels=all)."""
+    `labels`: the label span (mmunlearner.fisher_labels)."""
     if preserve_text not in PRESERVE_TEXT:
         raise ValueError(f"mmunlearner.preserve_text={preserve_text!r}: expected one of {PRESERVE_TEXT}")
     proc, b = recipe_processor(ctx, "mmunlearner"), ctx.benchmark
-    retain_mm = qa_data(b.train_rows("retain"), proc, "multimodal", answer_labels, prefix, sequences)
+    key = "mmunlearner.fisher_labels"
+    retain_mm = qa_data(b.train_rows("retain"), proc, "multimodal", labels, sequences, key)
     if preserve_text == "eval_mc":
-        text_all = TextQuestions(eval_mc_text_pairs(b), proc, answer_labels, prefix, sequences)
+        text_all = TextQuestions(eval_mc_text_pairs(b), proc, labels, sequences, key)
     else:
-        text_all = ConcatDataset([qa_data(b.train_rows(g), proc, "text", answer_labels, prefix, sequences)
+        text_all = ConcatDataset([qa_data(b.train_rows(g), proc, "text", labels, sequences, key)
                                   for g in ("forget", "retain")])
-    forget = qa_data(b.train_rows("forget"), proc, "multimodal", answer_labels, prefix, sequences)
+    forget = qa_data(b.train_rows("forget"), proc, "multimodal", labels, sequences, key)
     return {"forget": forget, "retain_multimodal": retain_mm, "text_all": text_all}
 
 
 def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma: float, batch_size: int,
-                  answer_labels: bool = True, shuffle_seed: int | None = None, preserve_text: str = "train_qa",
+                  labels: str = "answer", shuffle_seed: int | None = None, preserve_text: str = "train_qa",
                   mask_fraction: float | None = None, preserve_batches: str = "separate",
-                  fisher_dtype: str = "float32", prefix: bool = False, sequences: str = "template"):
+                  fisher_dtype: str = "float32", sequences: str = "template"):
     """The saliency masks of the unlearned groups, their parameters' names and the gamma that made them:
     `gamma` itself, or with `mask_fraction` the largest gamma that selects that fraction of them all.
 
@@ -335,7 +340,7 @@ def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma:
                          "it cannot be used with mmunlearner.fisher_dtype=float16")
     names = {p: n for n, p in ctx.model.named_parameters()}
     vision, language = groups["vision"], groups["language"]
-    data = fisher_datasets(ctx, answer_labels, preserve_text, prefix, sequences)
+    data = fisher_datasets(ctx, labels, preserve_text, sequences)
     if preserve_batches == "mixed":
         data = {"forget": data["forget"], "retain_multimodal": data["retain_multimodal"],
                 "language_preserve": ConcatDataset([data["text_all"], data["retain_multimodal"]])}  # their order
@@ -424,10 +429,9 @@ def saliency_stage(ctx, m, out) -> dict:
         groups = eligible_parameters(ctx.model, group_parameters(ctx.model, dict(ctx.cfg.model.param_groups)),
                                      m.eligible)
         masks, names, gamma = compute_masks(ctx, groups, GROUPS[m.groups], m.gamma, m.fisher_batch_size,
-                                            answer_only(m.fisher_labels, "mmunlearner.fisher_labels"),
-                                            ctx.cfg.seed if m.fisher_shuffle else None, m.preserve_text,
-                                            m.get("mask_fraction"), m.preserve_batches, m.fisher_dtype,
-                                            m.fisher_labels == "all", m.get("sequences", "template"))
+                                            m.fisher_labels, ctx.cfg.seed if m.fisher_shuffle else None,
+                                            m.preserve_text, m.get("mask_fraction"), m.preserve_batches,
+                                            m.fisher_dtype, m.get("sequences", "template"))
     report = mask_report(masks, names)
     if report["selected"] == 0:
         raise ValueError(f"the saliency mask selects no weight (mmunlearner.gamma={m.gamma}); lower gamma")
@@ -482,8 +486,7 @@ def with_saliency_lora(model, lora_cfg, target_modules, apply_mask: bool = True)
 
 
 def update_loader(ctx, batch_size: int, retain_steps: int | str | None, seed: int, world_size: int = 1,
-                  answer_labels: bool = True, retain_text: bool = True, prefix: bool = False,
-                  sequences: str = "template"):
+                  labels: str = "answer", retain_text: bool = True, sequences: str = "template"):
     """The update's loader and its retain steps per forget step k (the official schedule's forget_freq).
 
     Every forget batch is used once per epoch. `retain_steps`: an int k, or null for about one pass over the
@@ -494,10 +497,9 @@ def update_loader(ctx, batch_size: int, retain_steps: int | str | None, seed: in
     Batches are `batch_size` per process. Retain data: multimodal QA, plus text-only QA with `retain_text`
     (the authors use multimodal only)."""
     proc, pad = recipe_processor(ctx, "mmunlearner"), ctx.processor.tokenizer.pad_token_id
-    forget = qa_data(ctx.benchmark.train_rows("forget"), proc, "multimodal", answer_labels, prefix, sequences)
+    forget = qa_data(ctx.benchmark.train_rows("forget"), proc, "multimodal", labels, sequences)
     forms = ("multimodal", "text") if retain_text else ("multimodal",)
-    retain = ConcatDataset([qa_data(ctx.benchmark.train_rows("retain"), proc, f, answer_labels, prefix, sequences)
-                            for f in forms])
+    retain = ConcatDataset([qa_data(ctx.benchmark.train_rows("retain"), proc, f, labels, sequences) for f in forms])
     glob = batch_size * world_size
     n_f, n_r = math.ceil(len(forget) / glob), math.ceil(len(retain) / glob)
     if retain_steps == "official":
@@ -521,8 +523,7 @@ def masked_update(ctx, masks: dict, m, callbacks=()) -> MaskedUnlearning:
     trainer = ctx.trainer(max_epochs=m.epochs, gradient_clip_val=None, enable_checkpointing=False,
                           use_distributed_sampler=False, callbacks=list(callbacks))  # EpochShuffle shards itself
     loader, _ = update_loader(ctx, m.batch_size, m.retain_steps, ctx.cfg.seed, trainer.world_size,
-                              answer_only(m.update_labels, "mmunlearner.update_labels"), m.retain_text,
-                              m.update_labels == "all", m.get("sequences", "template"))
+                              m.update_labels, m.retain_text, m.get("sequences", "template"))
     module = MaskedUnlearning(ctx.model, masks, instantiate(m.forget_optimizer), instantiate(m.retain_optimizer),
                               m.clip, m.optimizers, m.restore_masked, m.clip_scope)
     trainer.fit(module, loader)
