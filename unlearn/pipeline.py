@@ -29,6 +29,7 @@ from unlearn.eval.table import before_after_table
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json
 from unlearn.models.loading import load_model, recipe_processor, save_model
 from unlearn.rng import seeded
+from unlearn.settings import check_run_settings
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +245,7 @@ def run(cfg: DictConfig) -> dict:
     # method=finetune teaches, so its seed is the teaching seed (the model it writes is cached under it)
     L.seed_everything(cfg.teach_seed if cfg.method.name == "finetune" else cfg.seed, workers=True)
     check_sequence_settings(cfg)  # before any data is read or any model taught, loaded or evaluated
+    check_run_settings(cfg)
     out_dir = Path(cfg.paths.output_dir)
     benchmark: Benchmark = instantiate(cfg.data.benchmark)
     reference = reference_records(cfg.eval.reference_run) if cfg.eval.get("reference_run") else None

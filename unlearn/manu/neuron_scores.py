@@ -33,10 +33,10 @@ def neuron_scores(moments: Mapping[str, Mapping[str, Moments]], towers: Mapping[
     modules = list(moments[KEYS[0]])
     fm, ft, rm, rt = (moments[k] for k in KEYS)
     if variant == "paper":
-        w = dict(weights) if weights else dict(PAPER_WEIGHTS)
+        w = {**PAPER_WEIGHTS, **weights} if weights else dict(PAPER_WEIGHTS)  # a partial manu.weights: over these
         return {n: paper_score(fm[n], ft[n], rm[n], rt[n], w) for n in modules}
     if variant == "reference":
-        w = dict(weights) if weights else dict(REFERENCE_WEIGHTS)
+        w = {**REFERENCE_WEIGHTS, **weights} if weights else dict(REFERENCE_WEIGHTS)
         own = {n: "multimodal" if towers[n] == "vision" else "text" for n in modules}
         return {n: reference_score(moments[f"forget/{own[n]}"][n], moments[f"retain/{own[n]}"][n], w)
                 for n in modules}

@@ -72,20 +72,9 @@ def check_settings(fcfg) -> None:
     from unlearn.data.written import check_sequences
 
     check_sequences(fcfg.get("sequences", "template"), fcfg.answer_only, label_prefix, "finetune.sequences")
-    lora = fcfg.get("lora")
-    if lora is not None and lora.get("enabled"):
-        r, alpha, dropout = lora.get("r"), lora.get("alpha"), lora.get("dropout")
-        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-            raise ValueError(f"finetune.lora.r={r!r}: expected an integer >= 1")
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
-            raise ValueError(f"finetune.lora.alpha={alpha!r}: expected a number > 0")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"finetune.lora.dropout={dropout!r}: expected a number in [0, 1)")
-        init = lora.get("init", True)
-        if not (isinstance(init, bool) or init in ("gaussian", "eva", "olora", "pissa", "loftq")
-                or str(init).startswith("pissa_niter_")):
-            raise ValueError(f"finetune.lora.init={init!r}: expected true (B = 0), false, gaussian or another of "
-                             "peft's init_lora_weights")
+    from unlearn.settings import check_lora
+
+    check_lora(fcfg.get("lora"), "finetune.lora")
 
 
 def cast_parameters(model: torch.nn.Module, dtype: torch.dtype) -> None:
@@ -125,7 +114,8 @@ def teach(ctx, fcfg) -> None:
     if lora is not None and lora.enabled:  # MLLMU-Bench's vanilla models may be LoRA fine-tunes
         from unlearn.methods.gradient import with_lora
 
-        model, _ = with_lora(ctx.model, lora, ctx.cfg.model.lora_target_modules, need_reference=False)
+        model, _ = with_lora(ctx.model, lora, lora.get("target_modules") or ctx.cfg.model.lora_target_modules,
+                             need_reference=False)
     module = FinetuneModule(model, instantiate(fcfg.optimizer), instantiate(fcfg.scheduler))
     callbacks = []
     if fcfg.target_mc_acc is not None:

@@ -248,12 +248,14 @@ def run(ctx) -> None:
     resize_embeddings(ctx.model, ctx.processor.tokenizer, resize, "method.resize_embeddings")  # before LoRA, as GA.py
     model, reference = ctx.model, None
     if m.lora.enabled:
-        model, reference = with_lora(ctx.model, m.lora, ctx.cfg.model.lora_target_modules, m.loss in NEEDS_REFERENCE)
+        model, reference = with_lora(ctx.model, m.lora, m.lora.get("target_modules") or ctx.cfg.model.lora_target_modules,
+                                     m.loss in NEEDS_REFERENCE)
     if m.reference_path:  # e.g. MLLMU-Bench's NPO reference: the vanilla model finetuned on retain data
         from unlearn.models.loading import load_model
 
         reference, _ = load_model(m.reference_path, ctx.cfg.model.dtype, key="method.reference_path",
-                                  template=ctx.cfg.model.get("template"))
+                                  template=ctx.cfg.model.get("template"),
+                                  attn_implementation=ctx.cfg.model.get("attn_implementation"))
         resize_embeddings(reference, ctx.processor.tokenizer, resize, "method.resize_embeddings")  # same logits
     module = GradientUnlearning(model, m.loss, instantiate(m.optimizer), m.gamma, m.alpha, m.beta, reference,
                                 instantiate(m.scheduler) if m.scheduler else None, m.kl_reduction, m.npo_log_ratio,

@@ -73,8 +73,10 @@ def statistics_datasets(ctx, max_retain_people: int | None = None, sequences: st
     or a codebase's written strings and rows (unlearn/data/written.py; `manu`: the authors')."""
     proc = recipe_processor(ctx, "manu")
     forget, retain = ctx.benchmark.train_rows("forget"), ctx.benchmark.train_rows("retain")
-    if max_retain_people:
-        retain = retain.select(range(min(max_retain_people, len(retain))))
+    if max_retain_people:  # people, not rows: CLEAR has a row per image
+        from unlearn.pipeline import first_people
+
+        retain = first_people(retain, max_retain_people)
     rule = OmegaConf.select(ctx.cfg, "data.spec.text_rule") if hasattr(ctx, "cfg") else None
     if sequences == "manu" and rule not in (None, "manu"):
         raise ValueError(f"manu.sequences=manu reads the MANU authors' text-only rows, which "

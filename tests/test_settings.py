@@ -1,0 +1,137 @@
+"""Settings a recipe would silently ignore, misread or turn against itself are refused from the config alone,
+naming their key, before any data is read or model taught, loaded or evaluated."""
+
+import pytest
+import torch
+
+from unlearn.config import compose_config
+
+REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the command line: merged, unchecked by Hydra
+    (["method=ga", "+method.shedule=sequential"], r"method has no setting \['shedule'\]"),
+    (["method=mmunlearner", "+mmunlearner.fisher_label=all"], r"mmunlearner has no setting \['fisher_label'\]"),
+    (["method=manu", "+manu.official.chunk=3"], r"manu.official has no setting \['chunk'\]"),
+    (["+eval.taks=[mc]"], r"eval has no setting \['taks'\]"),
+    (["+eval.relearn.step=3"], r"eval.relearn has no setting \['step'\]"),
+    (["eval.tasks=[mc,probs]"], r"eval.tasks has unknown \['probs'\]"),
+    (["eval.batch_size=0"], r"eval.batch_size=0: expected an integer >= 1"),
+    (["eval.max_people=0"], r"eval.max_people=0: expected null \(every person\)"),
+    (["eval.max_new_tokens=0"], r"eval.max_new_tokens=0"),
+    (["eval.relearn.enabled=true", "eval.relearn.steps=0"], r"eval.relearn.steps=0"),
+    (["eval.relearn.enabled=true", "eval.relearn.fraction=1.5"], r"eval.relearn.fraction=1.5"),
+    (["method=ga", "method.epochs=0"], r"method.epochs=0"),
+    (["method=npo", "method.alpha=-1"], r"method.alpha=-1"),
+    (["method=grad_diff", "method.gamma=-1"], r"method.gamma=-1"),
+    (["method=ga", "method.optimizer.lr=null"], r"method.optimizer.lr is null"),
+    (["method=ga", "+method.lora.enable=true"], r"method.lora has no setting \['enable'\]"),
+    (["method=ga", "method.lora.enabled=true", "method.lora.r=0"], r"method.lora.r=0"),
+    (["method=ga", "method.lora.enabled=true", "method.lora.init=gausian"], r"method.lora.init='gausian'"),
+    (["method=mmunlearner", "mmunlearner.clip=-1"], r"mmunlearner.clip=-1"),
+    (["method=mmunlearner", "mmunlearner.clip=null"], r"mmunlearner.clip=None"),
+    (["method=mmunlearner", "mmunlearner.epochs=0"], r"mmunlearner.epochs=0"),
+    (["method=mmunlearner", "mmunlearner.lora.enabled=true", "mmunlearner.lora.dropout=1"],
+     r"mmunlearner.lora.dropout=1"),
+    (["method=manu", "manu.alpha=0"], r"manu.alpha=0"),
+    (["method=manu", "manu.alpha=150"], r"manu.alpha=150"),
+    (["method=manu", "manu.max_retain_people=0"], r"manu.max_retain_people=0"),
+    (["experiment=manu_official", "manu.official.layers=null", "manu.official.apply_last=0"],
+     r"manu.official.apply_last=0"),
+    (["+finetune.precison=32-true"], r"finetune has no setting \['precison'\]"),
+    (["+finetune.lora={enable: true}"], r"finetune.lora has no setting \['enable'\]"),
+    (["finetune.epochs=0"], r"finetune.epochs=0"),
+    (["finetune.target_mc_acc=1.5"], r"finetune.target_mc_acc=1.5"),
+    (["model=llava_1_5_7b", "model.template.question='{q}'"], r"model.template.question='\{q\}' lacks \['question'\]"),
+    (["model=llava_1_5_7b", "+model.template.system=x"], r"model.template has no setting \['system'\]"),
+]
+
+
+@pytest.mark.parametrize("overrides,match", REFUSED)
+def test_bad_settings_are_refused_before_anything_is_read(tmp_path, monkeypatch, overrides, match):
+    import unlearn.pipeline as pipeline
+
+    def never(*a, **k):
+        raise AssertionError("data or a model was read before the settings were checked")
+
+    monkeypatch.setattr(pipeline, "ensure_vanilla", never)
+    monkeypatch.setattr(pipeline, "load_configured", never)
+    monkeypatch.setattr(pipeline, "instantiate", never)
+    cfg = compose_config([*overrides, "logger=none"], tmp_path / "run", tmp_path / "cache")
+    with pytest.raises(ValueError, match=match):
+        pipeline.run(cfg)
+
+
+@pytest.mark.parametrize("overrides", [
+    [], ["method=ga"], ["method=grad_diff"], ["method=kl"], ["method=npo"], ["method=mmunlearner"],
+    ["method=finetune"], ["experiment=organism"], ["experiment=mllmu_baselines"], ["experiment=manu_official"],
+    ["experiment=mmunlearner_official"], ["method=finetune", "finetune=mllmu_bench"], ["finetune=llm"],
+    ["model=idefics2_8b"], ["model=qwen2_vl_7b"], ["eval.relearn.enabled=true"], ["debug=fast"],
+    ["debug=fast", "method=mmunlearner"], ["data=clear"], ["data=mllmu_bench"],
+])
+def test_shipped_configs_pass_the_checks(tmp_path, overrides):
+    from unlearn.settings import check_run_settings
+
+    check_run_settings(compose_config(overrides, tmp_path / "run", tmp_path / "cache"))
+
+
+def test_a_partial_manu_weights_overrides_the_scores_own():
+    from unlearn.manu.moments import Moments
+    from unlearn.manu.neuron_scores import neuron_scores
+
+    torch.manual_seed(0)
+
+    def moments():
+        x = torch.randn(7, 5, dtype=torch.float64)
+        return Moments(count=torch.tensor(7.0, dtype=torch.float64), sum=x.sum(0), sum_abs=x.abs().sum(0),
+                       sum_sq=(x * x).sum(0), above=(x.abs() > 0.1).sum(0).double())
+
+    stats = {k: {"m": moments()} for k in ("forget/multimodal", "forget/text", "retain/multimodal", "retain/text")}
+    for variant, full in (("reference", {"abs": 3.0, "freq": 0.0, "var": 2.0, "rms": 2.0}),
+                          ("paper", {"abs": 3.0, "freq": 1.0, "var": 1.0, "rms": 1.0})):
+        partial = neuron_scores(stats, {"m": "language"}, variant, {"abs": 3.0})["m"]
+        assert torch.equal(partial, neuron_scores(stats, {"m": "language"}, variant, full)["m"])
+        assert not torch.equal(partial, neuron_scores(stats, {"m": "language"}, variant, {"abs": 3.0, "freq": 0,
+                                                                                        "var": 0, "rms": 0})["m"])
+
+
+def test_lora_target_modules_reach_peft_in_the_gradient_methods(tmp_path, monkeypatch, tiny_model, small_benchmark):
+    import copy
+
+    import unlearn.methods.gradient as gradient
+    from unlearn.pipeline import RunContext
+
+    seen = []
+
+    def capture(model, lora_cfg, target_modules, need_reference):
+        seen.append(target_modules)
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(gradient, "with_lora", capture)
+    cfg = compose_config(["method=ga", "method.lora.enabled=true", "method.lora.target_modules=[q_proj]",
+                          "logger=none"], tmp_path / "run", tmp_path / "cache")
+    model, proc = tiny_model
+    with pytest.raises(RuntimeError, match="captured"):
+        gradient.run(RunContext(cfg, small_benchmark, copy.deepcopy(model), proc, tmp_path))
+    assert list(seen[0]) == ["q_proj"]
+
+
+def test_the_reference_model_is_loaded_with_the_models_attention(tmp_path, monkeypatch, tiny_model, small_benchmark):
+    """method.reference_path (MLLMU-Bench's NPO reference) loads as the model does: dtype, template, attention."""
+    import copy
+
+    import unlearn.methods.gradient as gradient
+    import unlearn.models.loading as loading
+    from unlearn.pipeline import RunContext
+
+    seen = {}
+
+    def capture(path, dtype="float32", key="model.path", template=None, attn_implementation=None, **k):
+        seen.update(path=str(path), dtype=dtype, key=key, attn_implementation=attn_implementation)
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(loading, "load_model", capture)
+    cfg = compose_config(["method=npo", f"method.reference_path={tmp_path / 'ref'}", "+model.attn_implementation=eager",
+                          "logger=none"], tmp_path / "run", tmp_path / "cache")
+    model, proc = tiny_model
+    with pytest.raises(RuntimeError, match="captured"):
+        gradient.run(RunContext(cfg, small_benchmark, copy.deepcopy(model), proc, tmp_path))
+    assert seen == {"path": str(tmp_path / "ref"), "dtype": "float32", "key": "method.reference_path",
+                    "attn_implementation": "eager"}

@@ -1,0 +1,208 @@
+"""Run settings checked from the config alone, before any data is read or any model loaded: a value that a
+recipe would silently ignore, misread or turn against itself (a negative clip norm flips gradients, zero
+epochs reports an untouched model as unlearned) is refused, naming its key."""
+
+from __future__ import annotations
+
+import functools
+import math
+import string
+
+LORA_KEYS = ("enabled", "r", "alpha", "dropout", "init", "target_modules")
+LORA_INITS = ("gaussian", "eva", "olora", "pissa", "loftq")
+# finetune keys read with a default (absent from configs/finetune/default.yaml, so that the default recipe's
+# cached vanilla models keep their keys; documented there)
+FINETUNE_OPTIONAL = ("lora", "dtype", "precision", "gradient_clip_val", "label_prefix", "sequences",
+                     "anneal_epochs")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def positive_int(value, key: str) -> None:
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{key}={value!r}: expected an integer >= 1")
+
+
+def optional_positive_int(value, key: str, null_means: str) -> None:
+    if value is not None and (not _is_int(value) or value < 1):
+        raise ValueError(f"{key}={value!r}: expected null ({null_means}) or an integer >= 1")
+
+
+def number(value, key: str, low: float, high: float = math.inf, low_open: bool = False) -> None:
+    """A finite number in [low, high] (`low_open`: (low, high])."""
+    if not _is_number(value) or value > high or value < low or (low_open and value == low):
+        span = f"{'(' if low_open else '['}{low}, {high}]"
+        raise ValueError(f"{key}={value!r}: expected a number in {span}")
+
+
+def known_keys(node, known, key: str) -> None:
+    unknown = sorted(set(node) - set(known))
+    if unknown:
+        raise ValueError(f"{key} has no setting {unknown}; known: {sorted(known)}")
+
+
+def check_lora(lora, key: str) -> None:
+    """A LoRA section (`key`: finetune.lora, method.lora, mmunlearner.lora) peft would refuse late, without
+    the key, or read partly: its keys, and when enabled its rank, alpha, dropout and init."""
+    if lora is None:
+        return
+    known_keys(lora, LORA_KEYS, key)
+    if not lora.get("enabled"):
+        return
+    r, alpha, dropout = lora.get("r"), lora.get("alpha"), lora.get("dropout", 0.0)
+    positive_int(r, f"{key}.r")
+    number(alpha, f"{key}.alpha", 0, low_open=True)
+    if not _is_number(dropout) or not 0 <= dropout < 1:
+        raise ValueError(f"{key}.dropout={dropout!r}: expected a number in [0, 1)")
+    init = lora.get("init", True)
+    if not (isinstance(init, bool) or init in LORA_INITS or str(init).startswith("pissa_niter_")):
+        raise ValueError(f"{key}.init={init!r}: expected true (B = 0), false, or one of peft's init_lora_weights "
+                         f"{list(LORA_INITS)} (or pissa_niter_<n>)")
+
+
+def check_template(template) -> None:
+    """model.template: its keys are ChatTemplate's, and each text keeps the placeholders it is formatted with
+    (a question template without {question} would drop the question from every prompt)."""
+    if not template:
+        return
+    from dataclasses import fields
+
+    from unlearn.models.chat_processor import ChatTemplate
+
+    known_keys(template, [f.name for f in fields(ChatTemplate)], "model.template")
+    needs = {"question": {"question"}, "answer": {"answer"}, "letter_question": {"question", "A", "B", "C", "D"}}
+    for name, wanted in needs.items():
+        if name in template:
+            found = {f for _, f, _, _ in string.Formatter().parse(str(template[name])) if f}
+            if not wanted <= found:
+                raise ValueError(f"model.template.{name}={template[name]!r} lacks {sorted(wanted - found)}")
+
+
+def check_eval(e) -> None:
+    from unlearn.eval.evaluator import TASKS
+
+    unknown = [t for t in e.tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f"eval.tasks has unknown {unknown}; choose from {list(TASKS)}")
+    positive_int(e.batch_size, "eval.batch_size")
+    optional_positive_int(e.get("max_people"), "eval.max_people", "every person")
+    optional_positive_int(e.get("max_new_tokens"), "eval.max_new_tokens", "the protocol's limits")
+    r = e.get("relearn")
+    if r is not None and r.get("enabled"):
+        positive_int(r.steps, "eval.relearn.steps")
+        positive_int(r.batch_size, "eval.relearn.batch_size")
+        number(r.fraction, "eval.relearn.fraction", 0, 1, low_open=True)
+        number(r.lr, "eval.relearn.lr", 0, low_open=True)
+
+
+def check_finetune(f) -> None:
+    from omegaconf import OmegaConf
+
+    from unlearn.config import CONFIG_DIR
+
+    default = OmegaConf.load(CONFIG_DIR / "finetune" / "default.yaml")
+    known_keys(f, [*default, *FINETUNE_OPTIONAL], "finetune")
+    positive_int(f.epochs, "finetune.epochs")
+    positive_int(f.batch_size, "finetune.batch_size")
+    positive_int(f.check_every, "finetune.check_every")
+    positive_int(f.probe_people, "finetune.probe_people")
+    if f.target_mc_acc is not None:
+        number(f.target_mc_acc, "finetune.target_mc_acc", 0, 1, low_open=True)
+    check_lora(f.get("lora"), "finetune.lora")
+
+
+def check_gradient_method(m) -> None:
+    positive_int(m.epochs, "method.epochs")
+    positive_int(m.batch_size, "method.batch_size")
+    number(m.alpha, "method.alpha", 0)  # the retain term's weight: a negative one ascends on retain
+    if m.loss == "grad_diff":
+        number(m.gamma, "method.gamma", 0, low_open=True)  # the forget term's: a negative one descends on forget
+    lr = m.optimizer.get("lr")
+    if lr is None:
+        raise ValueError(f"method.optimizer.lr is null (model.unlearn_lr has no entry {m.name!r}?); give one")
+    check_lora(m.get("lora"), "method.lora")
+
+
+def check_mmunlearner(m) -> None:
+    positive_int(m.epochs, "mmunlearner.epochs")
+    positive_int(m.batch_size, "mmunlearner.batch_size")
+    positive_int(m.fisher_batch_size, "mmunlearner.fisher_batch_size")
+    number(m.clip, "mmunlearner.clip", 0, low_open=True)  # a norm: <= 0 zeroes or flips every gradient
+    check_lora(m.get("lora"), "mmunlearner.lora")
+
+
+def check_manu(m) -> None:
+    number(m.alpha, "manu.alpha", 0, 100, low_open=True)
+    positive_int(m.batch_size, "manu.batch_size")
+    optional_positive_int(m.get("max_retain_people"), "manu.max_retain_people", "every retain person")
+    o = m.get("official")
+    if m.get("selection") == "official" and o is not None and o.get("pooled_layers"):
+        layers = o.get("layers")
+        if layers is None or any(v is None for v in layers.values()):  # some tower prunes its last apply_last
+            positive_int(o.get("apply_last"), "manu.official.apply_last")
+
+
+# the sections whose keys are defined where their defaults live (experiment presets only set them), and the
+# nested sub-sections of fixed shape checked the same way
+DEFINED_IN = {"method": "method", "mmunlearner": "method", "manu": "method", "eval": "."}
+NESTED = {"eval": ("relearn",), "manu": ("official", "prune")}
+
+
+@functools.lru_cache(maxsize=None)
+def defined_keys(section: str) -> dict[str, frozenset]:
+    """The keys some config in the section's own directory sets (configs/method/*.yaml for method, manu and
+    mmunlearner, configs/config.yaml for eval), top level ("") and per nested sub-section. Why: Hydra refuses an
+    unknown key on the command line, but a preset merges any key it writes, so a misspelt
+    `method: {shedule: sequential}` in a copied experiment would run the default schedule without a word."""
+    import yaml
+
+    from unlearn.config import CONFIG_DIR
+
+    where = CONFIG_DIR / DEFINED_IN[section]
+    files = [CONFIG_DIR / "config.yaml"] if DEFINED_IN[section] == "." else sorted(where.glob("*.yaml"))
+    found: dict[str, set] = {"": set(), **{n: set() for n in NESTED.get(section, ())}}
+    for f in files:
+        text = f.read_text()
+        tree = yaml.safe_load(text) or {}
+        if "@package _global_" not in text and f.parent != CONFIG_DIR:
+            tree = {f.parent.name: tree}
+        node = tree.get(section)
+        if isinstance(node, dict):
+            found[""].update(k for k in node if k != "defaults")
+            for nested in found.keys() - {""}:
+                if isinstance(node.get(nested), dict):
+                    found[nested].update(node[nested])
+    return {k: frozenset(v) for k, v in found.items()}
+
+
+def check_known_keys(cfg) -> None:
+    for section in DEFINED_IN:
+        node = cfg.get(section)
+        if node is None or (section == "method" and "loss" not in node):  # manu / mmunlearner: `method` is a stub
+            continue
+        keys = defined_keys(section)
+        known_keys(node, keys[""], section)
+        for nested in NESTED.get(section, ()):
+            if node.get(nested) is not None:
+                known_keys(node[nested], keys[nested], f"{section}.{nested}")
+
+
+def check_run_settings(cfg) -> None:
+    """Every section the run reads, checked before the vanilla model is taught or the before-evaluation runs."""
+    check_known_keys(cfg)
+    check_template(cfg.model.get("template"))
+    check_eval(cfg.eval)
+    if cfg.get("finetune") is not None:
+        check_finetune(cfg.finetune)
+    if "loss" in cfg.method:  # the gradient methods
+        check_gradient_method(cfg.method)
+    if cfg.method.name == "mmunlearner":
+        check_mmunlearner(cfg.mmunlearner)
+    if cfg.method.name == "manu":
+        check_manu(cfg.manu)
