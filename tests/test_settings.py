@@ -135,3 +135,14 @@ def test_the_reference_model_is_loaded_with_the_models_attention(tmp_path, monke
         gradient.run(RunContext(cfg, small_benchmark, copy.deepcopy(model), proc, tmp_path))
     assert seen == {"path": str(tmp_path / "ref"), "dtype": "float32", "key": "method.reference_path",
                     "attn_implementation": "eager"}
+
+
+def test_a_misspelt_optimizer_keyword_names_its_key():
+    import functools
+
+    from unlearn.methods.gradient import GradientUnlearning
+
+    bad = functools.partial(torch.optim.AdamW, lr=1e-3, weight_decy=0.1)
+    module = GradientUnlearning(torch.nn.Linear(2, 2), "ga", bad)
+    with pytest.raises(TypeError, match=r"method.optimizer: .*weight_decy"):
+        module.configure_optimizers()

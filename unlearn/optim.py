@@ -72,3 +72,12 @@ def linear_schedule(optimizer, total_steps: int, warmup_steps: int = 0, key: str
         return max(0.0, float(total_steps - step) / float(max(1, total_steps - warmup_steps)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def make_optimizer(factory, params, key: str):
+    """`factory(params)` with a misspelt keyword named by its config key (`key`, e.g. method.optimizer): the
+    partial Hydra builds raises a bare TypeError, and only when training starts."""
+    try:
+        return factory(params)
+    except TypeError as e:
+        raise TypeError(f"{key}: {e}") from e

@@ -36,7 +36,10 @@ class FinetuneModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        opt = self.optimizer_factory([p for p in self.model.parameters() if p.requires_grad])
+        from unlearn.optim import make_optimizer
+
+        opt = make_optimizer(self.optimizer_factory, [p for p in self.model.parameters() if p.requires_grad],
+                             f"{self.config_key}.optimizer")
         if self.scheduler_factory is None:
             return opt
         total = self.trainer.estimated_stepping_batches

@@ -27,7 +27,7 @@ from unlearn.models.loading import recipe_processor
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
 from unlearn.methods.guards import check_finite
-from unlearn.optim import linear_schedule
+from unlearn.optim import linear_schedule, make_optimizer
 
 LOSSES = ("ga", "grad_diff", "kl", "npo")
 NEEDS_REFERENCE = {"kl", "npo"}
@@ -132,7 +132,8 @@ class GradientUnlearning(L.LightningModule):
         return self.alpha * losses.mean_nll(rl, r["labels"], mean)
 
     def configure_optimizers(self):
-        opt = self.optimizer_factory([p for p in self.model.parameters() if p.requires_grad])
+        opt = make_optimizer(self.optimizer_factory, [p for p in self.model.parameters() if p.requires_grad],
+                             "method.optimizer")
         if self.lr_decay == "linear":
             scheduler = linear_schedule(opt, int(self.trainer.estimated_stepping_batches), key="method.lr_decay")
         elif self.scheduler_factory is not None:

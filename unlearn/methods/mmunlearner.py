@@ -48,6 +48,7 @@ from unlearn.io import write_json
 from unlearn.methods.gradient import global_batch_mean
 from unlearn.methods.guards import check_finite
 from unlearn.mmunlearner.lora import all_linear_targets
+from unlearn.optim import make_optimizer
 from unlearn.mmunlearner.saliency import (eligible_parameters, fp16_fisher_add, gamma_for_fraction, group_parameters,
                                           mask_report, official_fp16_mask, restore_masked_out, saliency_mask,
                                           squared_grads)
@@ -178,14 +179,14 @@ class MaskedUnlearning(L.LightningModule):
     def configure_optimizers(self):
         trainable = self._trainable()
         if self.mode == "one":
-            shared = self.retain_optimizer(trainable)
+            shared = make_optimizer(self.retain_optimizer, trainable, "mmunlearner.retain_optimizer")
             if self.masks is not None:  # no mask: nothing that decay could move against it
                 refuse_weight_decay(shared, "mmunlearner.retain_optimizer.weight_decay")  # it takes forget steps too
             return shared
-        forget = self.forget_optimizer(self._unlearned())
+        forget = make_optimizer(self.forget_optimizer, self._unlearned(), "mmunlearner.forget_optimizer")
         if self.masks is not None:
             refuse_weight_decay(forget, "mmunlearner.forget_optimizer.weight_decay")
-        return [forget, self.retain_optimizer(trainable)]
+        return [forget, make_optimizer(self.retain_optimizer, trainable, "mmunlearner.retain_optimizer")]
 
     def _nll(self, batch, what: str):
         logits = self.model(**model_inputs(batch, self.device)).logits
