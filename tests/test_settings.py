@@ -30,7 +30,7 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["method=mmunlearner", "mmunlearner.epochs=0"], r"mmunlearner.epochs=0"),
     (["method=mmunlearner", "mmunlearner.lora.enabled=true", "mmunlearner.lora.dropout=1"],
      r"mmunlearner.lora.dropout=1"),
-    (["method=manu", "manu.alpha=0"], r"manu.alpha=0"),
+    (["method=manu", "manu.alpha=-1"], r"manu.alpha=-1"),
     (["method=manu", "manu.alpha=150"], r"manu.alpha=150"),
     (["method=manu", "manu.max_retain_people=0"], r"manu.max_retain_people=0"),
     (["experiment=manu_official", "manu.official.layers=null", "manu.official.apply_last=0"],

@@ -138,7 +138,7 @@ def check_mmunlearner(m) -> None:
 
 
 def check_manu(m) -> None:
-    number(m.alpha, "manu.alpha", 0, 100, low_open=True)
+    number(m.alpha, "manu.alpha", 0, 100)  # 0 prunes nothing (bench/manu_sweep.py's before-run)
     positive_int(m.batch_size, "manu.batch_size")
     optional_positive_int(m.get("max_retain_people"), "manu.max_retain_people", "every retain person")
     o = m.get("official")
