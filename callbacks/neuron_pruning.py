@@ -46,7 +46,7 @@ class NeuronPruning(Callback):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.official:  # the authors' scores and threshold rule (unlearn.manu.official)
-            weights = dict(self.weights) if self.weights else dict(REFERENCE_WEIGHTS)
+            weights = {**REFERENCE_WEIGHTS, **self.weights} if self.weights else dict(REFERENCE_WEIGHTS)  # partial: over
             self.scores = official_scores(self.stats.stats, self.stats.units, self.stats.towers, self.stats.pooled,
                                           self.apply_last, weights, self.layers)
             self.masks = official_top_k(self.scores, self.stats.towers, self.alpha)

@@ -39,7 +39,8 @@ def relearn(ctx, evaluate) -> tuple[dict, list[dict]]:
     pad = ctx.processor.tokenizer.pad_token_id
     loader = DataLoader(data, batch_size=rcfg.batch_size, shuffle=True, collate_fn=lambda b: collate(b, pad))
     attacked = copy.deepcopy(ctx.model)
-    module = FinetuneModule(attacked, functools.partial(torch.optim.AdamW, lr=rcfg.lr, weight_decay=0.0))
+    module = FinetuneModule(attacked, functools.partial(torch.optim.AdamW, lr=rcfg.lr, weight_decay=0.0),
+                            config_key="eval.relearn")
     ctx.trainer(max_steps=rcfg.steps, max_epochs=-1, enable_checkpointing=False, logger=False,
                 enable_model_summary=False).fit(module, loader)
     attacked.eval()

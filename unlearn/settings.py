@@ -9,7 +9,7 @@ import math
 import string
 
 LORA_KEYS = ("enabled", "r", "alpha", "dropout", "init", "target_modules")
-LORA_INITS = ("gaussian", "eva", "olora", "pissa", "loftq")
+LORA_INITS = ("gaussian", "eva", "olora", "pissa", "loftq", "corda", "mica", "orthogonal", "lora_ga")  # peft 0.21
 # finetune keys read with a default (absent from configs/finetune/default.yaml, so that the default recipe's
 # cached vanilla models keep their keys; documented there)
 FINETUNE_OPTIONAL = ("lora", "dtype", "precision", "gradient_clip_val", "label_prefix", "sequences",
@@ -112,8 +112,8 @@ def check_finetune(f) -> None:
     positive_int(f.batch_size, "finetune.batch_size")
     positive_int(f.check_every, "finetune.check_every")
     positive_int(f.probe_people, "finetune.probe_people")
-    if f.target_mc_acc is not None:
-        number(f.target_mc_acc, "finetune.target_mc_acc", 0, 1, low_open=True)
+    if f.target_mc_acc is not None:  # 0: stop at the first check; above 1: never (every epoch runs)
+        number(f.target_mc_acc, "finetune.target_mc_acc", 0)
     check_lora(f.get("lora"), "finetune.lora")
 
 
@@ -126,6 +126,7 @@ def check_gradient_method(m) -> None:
     lr = m.optimizer.get("lr")
     if lr is None:
         raise ValueError(f"method.optimizer.lr is null (model.unlearn_lr has no entry {m.name!r}?); give one")
+    number(lr, "method.optimizer.lr", 0, low_open=True)  # 0 would report the vanilla model as unlearned
     check_lora(m.get("lora"), "method.lora")
 
 
@@ -133,7 +134,9 @@ def check_mmunlearner(m) -> None:
     positive_int(m.epochs, "mmunlearner.epochs")
     positive_int(m.batch_size, "mmunlearner.batch_size")
     positive_int(m.fisher_batch_size, "mmunlearner.fisher_batch_size")
-    number(m.clip, "mmunlearner.clip", 0, low_open=True)  # a norm: <= 0 zeroes or flips every gradient
+    if m.clip != math.inf:  # inf: no clipping
+        number(m.clip, "mmunlearner.clip", 0, low_open=True)  # a norm: <= 0 zeroes or flips every gradient
+    number(m.forget_optimizer.get("lr"), "mmunlearner.forget_optimizer.lr", 0, low_open=True)
     check_lora(m.get("lora"), "mmunlearner.lora")
 
 
@@ -144,8 +147,12 @@ def check_manu(m) -> None:
     o = m.get("official")
     if m.get("selection") == "official" and o is not None and o.get("pooled_layers"):
         layers = o.get("layers")
-        if layers is None or any(v is None for v in layers.values()):  # some tower prunes its last apply_last
-            positive_int(o.get("apply_last"), "manu.official.apply_last")
+        if layers is not None and set(layers) != {"vision", "language"}:
+            raise ValueError(f"manu.official.layers={dict(layers)}: give both towers, vision and language "
+                             "(null for a tower: its last manu.official.apply_last layers)")
+        apply_last = o.get("apply_last")
+        if not _is_int(apply_last) or apply_last < 0:  # 0 prunes nothing, as manu.alpha=0
+            raise ValueError(f"manu.official.apply_last={apply_last!r}: expected an integer >= 0")
 
 
 # the sections whose keys are defined where their defaults live (experiment presets only set them), and the
