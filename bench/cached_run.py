@@ -8,7 +8,8 @@ the evaluation after it, and each evaluation task inside it.
 
 Run: `.venv/bin/python -m bench.cached_run [--cache DIR]` (the first call teaches the vanilla model into the
 cache, as `make run` does; keep other work off the machine while it measures). What one setting costs:
-`--cache DIR --phases-only --phase-override eval.mc_also=null`, beside the same without the override. Each fresh-process figure is
+`--cache DIR --phases-only --phase-override eval.mc_also=null`, beside the same without the override (`--threads N`:
+the phases on N torch threads). Each fresh-process figure is
 the median of `--repeat` interleaved runs, with its range: this shared machine's speed drifts by a quarter
 within a session.
 """
@@ -106,7 +107,12 @@ def main() -> None:
                         help="Hydra override for the in-process phase timing only (repeatable)")
     parser.add_argument("--phases-only", action="store_true",
                         help="only the in-process phase timing (no fresh-process runs)")
+    parser.add_argument("--threads", type=int, help="torch threads for the in-process phase timing (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cache = Path(args.cache).resolve() if args.cache else tmp / "cache"

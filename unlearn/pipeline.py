@@ -18,7 +18,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from unlearn.data.benchmark import EVAL_SPLITS, Benchmark
+from unlearn.data.benchmark import EVAL_SPLITS, Benchmark, first_people
 from unlearn.data.mllmu_mini import GENERATOR_VERSION
 from unlearn.data.written import check_sequence_settings
 from unlearn.eval.evaluator import EvaluationModule
@@ -143,13 +143,6 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path:
 def _barrier() -> None:
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
-
-
-def first_people(rows, n: int):
-    """The rows of the first `n` distinct people (CLEAR has one row per image, so rows are not people)."""
-    ids = rows["ID"]
-    keep = set(list(dict.fromkeys(ids))[:n])
-    return rows.select([i for i, pid in enumerate(ids) if pid in keep])
 
 
 def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tuple[dict, list[dict]]:

@@ -47,6 +47,13 @@ class Benchmark:
         return self.train.filter(lambda row: row["ID"] in ids)
 
 
+def first_people(rows, n: int):
+    """The rows of the first `n` distinct people (CLEAR has one row per image, so rows are not people)."""
+    ids = rows["ID"]
+    keep = set(list(dict.fromkeys(ids))[:n])
+    return rows.select([i for i, pid in enumerate(ids) if pid in keep])
+
+
 def load_mllmu_mini(spec: mllmu_mini.MiniSpec, forget_split: str, cache_dir: str | Path,
                     on_bad_row: str = "error") -> Benchmark:
     """The embedded benchmark. Its rows are generated, so a bad one is a bug: `error` (the default) stops

@@ -160,6 +160,19 @@ def check_sequences(sequences: str, answer_only: bool, label_prefix: bool, key: 
     return True
 
 
+# MMUnlearner's label spans (mmunlearner.fisher_labels, update_labels). answer: the answer tokens; full: question
+# and answer; all: every text token, the prompt's prefix too (the authors' collates label every non-pad token;
+# image placeholders stay unlabelled here)
+LABEL_SPANS = ("answer", "full", "all")
+
+
+def label_flags(span: str, key: str) -> tuple[bool, bool]:
+    """A label span as the sequence builders take it: (answer_only, label_prefix)."""
+    if span not in LABEL_SPANS:
+        raise ValueError(f"{key}={span!r}: expected one of {LABEL_SPANS}")
+    return span == "answer", span == "all"
+
+
 def check_sequence_settings(cfg) -> None:
     """Every `*.sequences` a run reads, named and with a label span that labels every token, checked from the
     config alone: before the vanilla model is taught or the before-evaluation runs. (Whether the model family
@@ -178,7 +191,7 @@ def check_sequence_settings(cfg) -> None:
         if m.get("apply_mask", True) and not m.get("mask_path"):
             spans["fisher_labels"] = m.get("fisher_labels", "answer")
         for name, span in spans.items():
-            check_sequences(m.get("sequences", "template"), span == "answer", span == "all",
+            check_sequences(m.get("sequences", "template"), *label_flags(span, f"mmunlearner.{name}"),
                             "mmunlearner.sequences", f"mmunlearner.{name}=all")
     if method.name == "manu" and cfg.manu.get("sequences", "template") not in SEQUENCES:
         raise ValueError(f"manu.sequences={cfg.manu.sequences!r}: expected one of {list(SEQUENCES)}")

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from callbacks.activation_stats import ActivationStatistics
 from callbacks.neuron_pruning import NeuronPruning
 from callbacks.official_stats import OfficialActivationStatistics
+from unlearn.data.benchmark import first_people
 from unlearn.data.collate import collate
 from unlearn.data.sequences import QASequences
 from unlearn.data.written import WrittenSequences
@@ -74,8 +75,6 @@ def statistics_datasets(ctx, max_retain_people: int | None = None, sequences: st
     proc = recipe_processor(ctx, "manu")
     forget, retain = ctx.benchmark.train_rows("forget"), ctx.benchmark.train_rows("retain")
     if max_retain_people:  # people, not rows: CLEAR has a row per image
-        from unlearn.pipeline import first_people
-
         retain = first_people(retain, max_retain_people)
     rule = OmegaConf.select(ctx.cfg, "data.spec.text_rule") if hasattr(ctx, "cfg") else None
     if sequences == "manu" and rule not in (None, "manu"):

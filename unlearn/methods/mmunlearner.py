@@ -40,7 +40,7 @@ from unlearn import losses
 from unlearn.data.collate import collate, qa_example
 from unlearn.data.sampling import EpochShuffle
 from unlearn.data.sequences import with_prefix_labels
-from unlearn.data.written import check_sequences, check_writing, qa_sequences, written_example
+from unlearn.data.written import check_sequences, check_writing, label_flags, qa_sequences, written_example
 from unlearn.models.loading import recipe_processor
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
@@ -243,24 +243,12 @@ def refuse_weight_decay(optimizer, key: str) -> None:
                          "leaves out of forget steps")
 
 
-# answer: the answer tokens; full: question and answer; all: every text token, the prompt's prefix too (the
-# authors' collates label every non-pad token; image placeholders stay unlabelled here)
-LABEL_SPANS = ("answer", "full", "all")
-
-
-def label_flags(span: str, key: str) -> tuple[bool, bool]:
-    """A label span as the sequence builders take it: (answer_only, label_prefix)."""
-    if span not in LABEL_SPANS:
-        raise ValueError(f"{key}={span!r}: expected one of {LABEL_SPANS}")
-    return span == "answer", span == "all"
-
-
 SEQUENCES_LABELS = "mmunlearner.fisher_labels=all mmunlearner.update_labels=all"
 
 
 def qa_data(rows, proc, form, labels: str = "answer", sequences: str = "template",
             labels_key: str = "mmunlearner.update_labels"):
-    """QA sequences in `form` with the label span `labels` (LABEL_SPANS; `labels_key` names its setting), from
+    """QA sequences in `form` with the label span `labels` (written.LABEL_SPANS; `labels_key` names its setting), from
     the model's template or a codebase's written strings (mmunlearner.sequences, unlearn/data/written.py)."""
     return qa_sequences(rows, proc, form, sequences, *label_flags(labels, labels_key), key="mmunlearner.sequences",
                         labels_key=SEQUENCES_LABELS)
