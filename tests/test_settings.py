@@ -44,6 +44,12 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["finetune.target_mc_acc=-0.5"], r"finetune.target_mc_acc=-0.5"),
     (["model=llava_1_5_7b", "model.template.question='{q}'"], r"model.template.question='\{q\}' lacks \['question'\]"),
     (["model=llava_1_5_7b", "+model.template.system=x"], r"model.template has no setting \['system'\]"),
+    (["eval.splits=[forget,retian]"], r"eval.splits has unknown \['retian'\]"),
+    (["eval.relearn.enabled=true", "eval.relearn.data=test"], r"eval.relearn.data='test'"),
+    (["method=npo", "method.beta=0"], r"method.beta=0"),
+    (["method=manu", "manu.tau=-0.1"], r"manu.tau=-0.1"),
+    (["method=manu", "manu.prune.mode=soft"], r"manu.prune.mode='soft'"),
+    (["method=manu", "manu.prune.mode=scale", "manu.prune.factor=2"], r"manu.prune.factor=2"),
 ]
 
 
@@ -149,3 +155,21 @@ def test_a_misspelt_optimizer_keyword_names_its_key():
     module = GradientUnlearning(torch.nn.Linear(2, 2), "ga", bad)
     with pytest.raises(TypeError, match=r"method.optimizer: .*weight_decy"):
         module.configure_optimizers()
+
+
+def test_all_linear_lora_targets_every_linear_of_both_towers_in_the_gradient_methods(tiny_model):
+    """`all_linear` (MMUnlearner's find_all_linear_names) means the same in method.lora and finetune.lora; peft
+    would otherwise full-match the string against module names and find none."""
+    import copy
+
+    from omegaconf import OmegaConf
+
+    from unlearn.methods.gradient import with_lora
+
+    model, _ = tiny_model
+    lora = OmegaConf.create({"r": 2, "alpha": 4, "dropout": 0.0, "init": True})
+    wrapped, _ = with_lora(copy.deepcopy(model), lora, "all_linear", need_reference=False)
+    adapted = {n.rsplit(".lora_A", 1)[0] for n, _ in wrapped.named_parameters() if ".lora_A." in n}
+    linear = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "lm_head" not in n}
+    assert adapted == {f"base_model.model.{n}" for n in linear}
+    assert any("vision_tower" in n for n in adapted) and any("multi_modal_projector" in n for n in adapted)

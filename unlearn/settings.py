@@ -84,17 +84,27 @@ def check_template(template) -> None:
                 raise ValueError(f"model.template.{name}={template[name]!r} lacks {sorted(wanted - found)}")
 
 
+def one_of(value, choices, key: str) -> None:
+    if value not in choices:
+        raise ValueError(f"{key}={value!r}: expected one of {list(choices)}")
+
+
 def check_eval(e) -> None:
+    from unlearn.data.benchmark import EVAL_SPLITS
     from unlearn.eval.evaluator import TASKS
 
     unknown = [t for t in e.tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"eval.tasks has unknown {unknown}; choose from {list(TASKS)}")
+    unknown = [s for s in e.splits if s not in EVAL_SPLITS]
+    if unknown:  # read after the before-evaluation's splits were listed: refused here, before any of it
+        raise ValueError(f"eval.splits has unknown {unknown}; choose from {list(EVAL_SPLITS)}")
     positive_int(e.batch_size, "eval.batch_size")
     optional_positive_int(e.get("max_people"), "eval.max_people", "every person")
     optional_positive_int(e.get("max_new_tokens"), "eval.max_new_tokens", "the protocol's limits")
     r = e.get("relearn")
     if r is not None and r.get("enabled"):
+        one_of(r.data, ("forget", "retain"), "eval.relearn.data")
         positive_int(r.steps, "eval.relearn.steps")
         positive_int(r.batch_size, "eval.relearn.batch_size")
         number(r.fraction, "eval.relearn.fraction", 0, 1, low_open=True)
@@ -123,6 +133,8 @@ def check_gradient_method(m) -> None:
     number(m.alpha, "method.alpha", 0)  # the retain term's weight: a negative one ascends on retain
     if m.loss == "grad_diff":
         number(m.gamma, "method.gamma", 0, low_open=True)  # the forget term's: a negative one descends on forget
+    if m.loss == "npo":  # NPO's temperature divides its loss: refused here, not at the first step after loading
+        number(m.beta, "method.beta", 0, low_open=True)
     lr = m.optimizer.get("lr")
     if lr is None:
         raise ValueError(f"method.optimizer.lr is null (model.unlearn_lr has no entry {m.name!r}?); give one")
@@ -142,6 +154,12 @@ def check_mmunlearner(m) -> None:
 
 def check_manu(m) -> None:
     number(m.alpha, "manu.alpha", 0, 100)  # 0 prunes nothing (bench/manu_sweep.py's before-run)
+    number(m.tau, "manu.tau", 0)  # the frequency statistic's |activation| threshold: below 0 every token counts
+    prune = m.get("prune")
+    if prune is not None:
+        one_of(prune.mode, ("zero", "scale"), "manu.prune.mode")
+        if prune.mode == "scale":  # the share of a pruned neuron's output kept: above 1 amplifies it, below 0 flips it
+            number(prune.factor, "manu.prune.factor", 0, 1)
     positive_int(m.batch_size, "manu.batch_size")
     optional_positive_int(m.get("max_retain_people"), "manu.max_retain_people", "every retain person")
     o = m.get("official")

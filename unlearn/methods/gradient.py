@@ -283,9 +283,14 @@ def run(ctx) -> None:
 
 def with_lora(model, lora_cfg, target_modules, need_reference: bool):
     """Wrap `model` with LoRA adapters (peft); the reference is copied first, so it has no adapters.
-    `target_modules`: module-name suffixes, or one regex string (peft full-matches it against module names)."""
+    `target_modules`: module-name suffixes, one regex string (peft full-matches it against module names), or
+    `all_linear` (every Linear but lm_head and the embeddings, both towers: MMUnlearner's find_all_linear_names)."""
     from peft import LoraConfig, get_peft_model
 
+    from unlearn.mmunlearner.lora import all_linear_targets
+
+    if target_modules == "all_linear":  # peft would full-match the string and find no such module
+        target_modules = all_linear_targets(model)
     reference = copy.deepcopy(model) if need_reference else None
     init = lora_cfg.get("init", True)  # peft's init_lora_weights: true (B = 0) | gaussian | pissa | ...
     config = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
