@@ -173,3 +173,21 @@ def test_all_linear_lora_targets_every_linear_of_both_towers_in_the_gradient_met
     linear = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "lm_head" not in n}
     assert adapted == {f"base_model.model.{n}" for n in linear}
     assert any("vision_tower" in n for n in adapted) and any("multi_modal_projector" in n for n in adapted)
+
+
+@pytest.mark.parametrize("data", ["mllmu_mini", "clear", "mllmu_bench"])
+def test_a_misspelt_data_key_is_warned_by_name_and_shipped_ones_are_not(tmp_path, caplog, data):
+    """A data preset's key the eval reads with a default (data.mc_mode) misspelt leaves the default in force:
+    warned, not refused, since a user's data preset may hold free keys for its own interpolations."""
+    import logging
+
+    from unlearn.settings import check_run_settings
+
+    with caplog.at_level(logging.WARNING, logger="unlearn.settings"):
+        check_run_settings(compose_config([f"data={data}", "+data.truth_ratio_perturbed=all"], tmp_path / "a",
+                                          tmp_path / "cache"))
+    assert not caplog.records
+    with caplog.at_level(logging.WARNING, logger="unlearn.settings"):
+        check_run_settings(compose_config([f"data={data}", "+data.mc_mod=generate"], tmp_path / "b",
+                                          tmp_path / "cache"))
+    assert len(caplog.records) == 1 and "['mc_mod']" in caplog.records[0].getMessage()

@@ -5,8 +5,11 @@ epochs reports an untouched model as unlearned) is refused, naming its key."""
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import string
+
+log = logging.getLogger(__name__)
 
 LORA_KEYS = ("enabled", "r", "alpha", "dropout", "init", "target_modules")
 LORA_INITS = ("gaussian", "eva", "olora", "pissa", "loftq", "corda", "mica", "orthogonal", "lora_ga")  # peft 0.21
@@ -175,7 +178,8 @@ def check_manu(m) -> None:
 
 # the sections whose keys are defined where their defaults live (experiment presets only set them), and the
 # nested sub-sections of fixed shape checked the same way
-DEFINED_IN = {"method": "method", "mmunlearner": "method", "manu": "method", "eval": "."}
+DEFINED_IN = {"method": "method", "mmunlearner": "method", "manu": "method", "eval": ".", "data": "data"}
+REFUSED_UNKNOWN = ("method", "mmunlearner", "manu", "eval")  # data: warned (a user's preset may hold free keys)
 NESTED = {"eval": ("relearn",), "manu": ("official", "prune")}
 
 
@@ -206,8 +210,32 @@ def defined_keys(section: str) -> dict[str, frozenset]:
     return {k: frozenset(v) for k, v in found.items()}
 
 
+def warn_unknown_data_keys(data) -> None:
+    """Top-level `data` keys no shipped data config defines. Not refused: a user's data preset may keep free keys
+    for its own interpolations (CLEAR's `path`). Warned: the eval reads `data.mc_mode`, `data.eval_protocol` and
+    the like with a default (configs/config.yaml), so a misspelt one leaves the default in force without a word."""
+    known = defined_keys("data")[""] | data_keys_read_by_eval()
+    unknown = sorted(set(data) - known)
+    if unknown:
+        log.warning("data has keys that no config in configs/data/ defines and the eval does not read: %s (read only "
+                    "through your own interpolations; a misspelt one leaves its default in force; known: %s)",
+                    unknown, sorted(known))
+
+
+@functools.lru_cache(maxsize=None)
+def data_keys_read_by_eval() -> frozenset:
+    """The data keys configs/config.yaml reads with a default (`${oc.select:data.<key>,...}`)."""
+    import re
+
+    from unlearn.config import CONFIG_DIR
+
+    return frozenset(re.findall(r"oc\.select:data\.(\w+)", (CONFIG_DIR / "config.yaml").read_text()))
+
+
 def check_known_keys(cfg) -> None:
-    for section in DEFINED_IN:
+    if cfg.get("data") is not None:
+        warn_unknown_data_keys(cfg.data)
+    for section in REFUSED_UNKNOWN:
         node = cfg.get(section)
         if node is None or (section == "method" and "loss" not in node):  # manu / mmunlearner: `method` is a stub
             continue
