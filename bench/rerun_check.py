@@ -2,14 +2,16 @@
 
 Why: a results page is made once and read for sessions after; code changes in between (a fix in the
 evaluation, a setting's default) can move what it reports without anyone re-running it. This reruns runs of a
-sweep made by `unlearn.frontier` (their `overrides.json`) the way its workers ran them (in process, one torch
-thread), on the same vanilla models, and prints, per run, how many metrics are bit-identical and the largest
-difference. On one machine the same code repeats itself exactly (shared/NOTES.md), so any difference is the
-code's, or the vanilla model's if `--cache` holds another one.
+sweep made by `unlearn.frontier` (their `overrides.json`) the way the sweep ran them (in process, on one torch
+thread when the sweep used workers, `--jobs` >= 2, else on torch's default), on the same vanilla models, with the
+before-evaluation recomputed rather than read from a cache, and prints per run how many metrics are
+bit-identical, the largest difference, and the metrics only one of the two runs has. On one machine the same
+code repeats itself exactly (shared/NOTES.md), so any difference is the code's.
 
 Run: `python -m bench.rerun_check SWEEP_DIR --cache CACHE [--runs 'manu/alpha=20/seed0' ...] [--out DIR]`
 (`--runs`: globs relative to SWEEP_DIR, default every run at seed 0; CACHE must hold the sweep's vanilla
-models under today's cache keys, e.g. links to them).
+models under today's cache keys, e.g. links to them: a run whose vanilla model is missing is refused, not
+taught afresh).
 """
 
 from __future__ import annotations
@@ -21,27 +23,46 @@ import tempfile
 from pathlib import Path
 
 
-def compare(old: dict, new: dict) -> tuple[int, int, float, str]:
-    """(equal, compared, largest |difference|, its key) over the numeric metrics both runs report, timings
-    excluded (they are the machine's, not the code's)."""
-    keys = [k for k in old if k in new and isinstance(old[k], (int, float)) and isinstance(new[k], (int, float))
-            and not k.startswith("time/")]
+def _numeric(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def compare(old: dict, new: dict) -> tuple[int, int, float, str, list[str]]:
+    """(equal, compared, largest |difference|, its key, keys only one run reports as a number) over the
+    numeric metrics, timings excluded (they are the machine's, not the code's)."""
+    def numeric_keys(m: dict) -> set:
+        return {k for k, v in m.items() if _numeric(v) and not k.startswith("time/")}
+
+    both = sorted(numeric_keys(old) & numeric_keys(new))
+    one_side = sorted(numeric_keys(old) ^ numeric_keys(new))
     equal, worst, worst_key = 0, 0.0, ""
-    for k in keys:
+    for k in both:
         a, b = float(old[k]), float(new[k])
         if a == b or (math.isnan(a) and math.isnan(b)):
             equal += 1
-        elif abs(a - b) > worst or math.isnan(a - b):
+        elif not math.isnan(worst) and (math.isnan(a - b) or abs(a - b) > worst):  # a NaN stays the worst
             worst, worst_key = abs(a - b), k
-    return equal, len(keys), worst, worst_key
+    return equal, len(both), worst, worst_key, one_side
 
 
-def rerun(run_dir: Path, cache: Path, out: Path) -> dict:
+def sweep_threads(sweep: Path) -> int | None:
+    """The torch threads the sweep's runs had: 1 in its workers (`--jobs` >= 2), torch's default otherwise."""
+    timing = sweep / "sweep_time.json"
+    jobs = {entry.get("jobs", 1) for entry in json.loads(timing.read_text())} if timing.is_file() else set()
+    if len(jobs) > 1 and (1 in jobs):
+        raise SystemExit(f"{timing}: the sweep ran with --jobs {sorted(jobs)}; give --threads for the runs checked")
+    return 1 if jobs and min(jobs) >= 2 else None
+
+
+def rerun(overrides: list[str], cache: Path, out: Path) -> dict:
     from unlearn.config import compose_config
-    from unlearn.pipeline import run
+    from unlearn.pipeline import run, vanilla_path
 
-    overrides = json.loads((run_dir / "overrides.json").read_text())
-    return run(compose_config(overrides, out, cache))
+    cfg = compose_config([*overrides, "eval.cache_before=false"], out, cache)
+    if not cfg.model.path and not vanilla_path(cfg).exists():
+        raise SystemExit(f"{vanilla_path(cfg)} is missing: --cache must hold the sweep's vanilla model (a link "
+                         "to it under today's key); teaching a new one would compare another model")
+    return run(cfg)
 
 
 def main() -> None:
@@ -49,32 +70,40 @@ def main() -> None:
     parser.add_argument("sweep", help="a sweep dir of unlearn.frontier")
     parser.add_argument("--cache", required=True, help="cache dir holding the sweep's vanilla models")
     parser.add_argument("--runs", nargs="+", default=["*/*/seed0"], help="globs of run dirs under the sweep")
-    parser.add_argument("--out", help="where the reruns go (default: a temporary dir)")
+    parser.add_argument("--out", help="where the reruns go (default: a temporary dir; never inside the sweep)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: what the sweep's runs had)")
     args = parser.parse_args()
+    sweep = Path(args.sweep).resolve()
+    if args.out and Path(args.out).resolve().is_relative_to(sweep):
+        raise SystemExit(f"--out {args.out} lies inside the sweep: its runs would be compared with themselves")
+    threads = args.threads or sweep_threads(sweep)
     import os
 
-    os.environ["OMP_NUM_THREADS"] = "1"
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 
-    torch.set_num_threads(1)  # as the sweep's workers (unlearn/frontier.py)
+    if threads:
+        torch.set_num_threads(threads)
     from unlearn.runtime import quiet_libraries
 
     quiet_libraries()
-    sweep = Path(args.sweep)
     runs = sorted({d for g in args.runs for d in sweep.glob(g) if (d / "overrides.json").is_file()})
     if not runs:
         raise SystemExit(f"no run with an overrides.json matches {args.runs} under {sweep}")
+    print(f"{len(runs)} runs on {threads or torch.get_num_threads()} torch thread(s)")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or tmp)
         for d in runs:
             rel = d.relative_to(sweep)
-            new = rerun(d, Path(args.cache).resolve(), out / rel)
-            old = json.loads((d / "metrics.json").read_text())["metrics"]
-            rows.append((str(rel), *compare(old, new)))
-    print("| run | metrics bit-identical | largest difference | in |\n|---|---:|---:|---|")
-    for rel, equal, n, worst, key in rows:
-        print(f"| {rel} | {equal} of {n} | {worst:.3g} | {key or '-'} |")
+            old = json.loads((d / "metrics.json").read_text())["metrics"]  # before the rerun writes anything
+            new = rerun(json.loads((d / "overrides.json").read_text()), Path(args.cache).resolve(), out / rel)
+            equal, n, worst, key, one_side = compare(old, new)
+            rows.append(f"| {rel} | {equal} of {n} | {worst:.3g} | {key or '-'} | {', '.join(one_side) or '-'} |")
+            print(rows[-1], flush=True)  # as it goes: a later failing run keeps the earlier rows
+    print("\n| run | metrics bit-identical | largest difference | in | only in one run |\n|---|---:|---:|---|---|")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":

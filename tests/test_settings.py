@@ -50,6 +50,13 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["method=manu", "manu.tau=-0.1"], r"manu.tau=-0.1"),
     (["method=manu", "manu.prune.mode=soft"], r"manu.prune.mode='soft'"),
     (["method=manu", "manu.prune.mode=scale", "manu.prune.factor=2"], r"manu.prune.factor=2"),
+    (["method=manu", "manu.prune=null"], r"manu.prune is null"),
+    (["eval.splits=[]"], r"eval.splits=\[\]: expected a non-empty list"),
+    (["eval.tasks=[mc,mc]"], r"eval.tasks=\['mc', 'mc'\]: a name given twice"),
+    (["eval.splits=forget"], r"eval.splits='forget': expected a non-empty list"),
+    (["eval.relearn.enabled=true", "eval.relearn.splits=[forget,tset]"], r"eval.relearn.splits has unknown \['tset'\]"),
+    (["method=ga", "method.lora.enabled=true", "method.lora.target_modules=[all_linear]"],
+     r"method.lora.target_modules=\['all_linear'\]: all_linear stands alone"),
 ]
 
 

@@ -63,6 +63,10 @@ def check_lora(lora, key: str) -> None:
     number(alpha, f"{key}.alpha", 0, low_open=True)
     if not _is_number(dropout) or not 0 <= dropout < 1:
         raise ValueError(f"{key}.dropout={dropout!r}: expected a number in [0, 1)")
+    targets = lora.get("target_modules")
+    if not isinstance(targets, (str, type(None))) and "all_linear" in list(targets):
+        raise ValueError(f"{key}.target_modules={list(targets)}: all_linear stands alone (target_modules: all_linear); "
+                         "in a list peft reads it as a module name and finds none")
     init = lora.get("init", True)
     if not (isinstance(init, bool) or init in LORA_INITS or str(init).startswith("pissa_niter_")):
         raise ValueError(f"{key}.init={init!r}: expected true (B = 0), false, or one of peft's init_lora_weights "
@@ -92,22 +96,32 @@ def one_of(value, choices, key: str) -> None:
         raise ValueError(f"{key}={value!r}: expected one of {list(choices)}")
 
 
+def names(value, choices, key: str) -> None:
+    """A non-empty list of distinct names from `choices` (an empty one evaluates nothing and reports no metric)."""
+    from omegaconf import ListConfig
+
+    if not isinstance(value, (list, tuple, ListConfig)) or not value:
+        raise ValueError(f"{key}={value!r}: expected a non-empty list from {list(choices)}")
+    unknown = [v for v in value if v not in choices]
+    if unknown:
+        raise ValueError(f"{key} has unknown {unknown}; choose from {list(choices)}")
+    if len(set(value)) < len(value):
+        raise ValueError(f"{key}={list(value)}: a name given twice would be evaluated twice")
+
+
 def check_eval(e) -> None:
     from unlearn.data.benchmark import EVAL_SPLITS
     from unlearn.eval.evaluator import TASKS
 
-    unknown = [t for t in e.tasks if t not in TASKS]
-    if unknown:
-        raise ValueError(f"eval.tasks has unknown {unknown}; choose from {list(TASKS)}")
-    unknown = [s for s in e.splits if s not in EVAL_SPLITS]
-    if unknown:  # read after the before-evaluation's splits were listed: refused here, before any of it
-        raise ValueError(f"eval.splits has unknown {unknown}; choose from {list(EVAL_SPLITS)}")
+    names(e.tasks, TASKS, "eval.tasks")
+    names(e.splits, EVAL_SPLITS, "eval.splits")  # read after the before-evaluation started: refused here instead
     positive_int(e.batch_size, "eval.batch_size")
     optional_positive_int(e.get("max_people"), "eval.max_people", "every person")
     optional_positive_int(e.get("max_new_tokens"), "eval.max_new_tokens", "the protocol's limits")
     r = e.get("relearn")
     if r is not None and r.get("enabled"):
         one_of(r.data, ("forget", "retain"), "eval.relearn.data")
+        names(r.splits, EVAL_SPLITS, "eval.relearn.splits")  # else refused after the unlearning and the attack ran
         positive_int(r.steps, "eval.relearn.steps")
         positive_int(r.batch_size, "eval.relearn.batch_size")
         number(r.fraction, "eval.relearn.fraction", 0, 1, low_open=True)
@@ -159,10 +173,11 @@ def check_manu(m) -> None:
     number(m.alpha, "manu.alpha", 0, 100)  # 0 prunes nothing (bench/manu_sweep.py's before-run)
     number(m.tau, "manu.tau", 0)  # the frequency statistic's |activation| threshold: below 0 every token counts
     prune = m.get("prune")
-    if prune is not None:
-        one_of(prune.mode, ("zero", "scale"), "manu.prune.mode")
-        if prune.mode == "scale":  # the share of a pruned neuron's output kept: above 1 amplifies it, below 0 flips it
-            number(prune.factor, "manu.prune.factor", 0, 1)
+    if prune is None:
+        raise ValueError("manu.prune is null: give {mode: zero} (or {mode: scale, factor: <0-1>})")
+    one_of(prune.get("mode"), ("zero", "scale"), "manu.prune.mode")
+    if prune.mode == "scale":  # the share of a pruned neuron's output kept: above 1 amplifies it, below 0 flips it
+        number(prune.get("factor"), "manu.prune.factor", 0, 1)
     positive_int(m.batch_size, "manu.batch_size")
     optional_positive_int(m.get("max_retain_people"), "manu.max_retain_people", "every retain person")
     o = m.get("official")
