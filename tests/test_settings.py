@@ -198,3 +198,21 @@ def test_a_misspelt_data_key_is_warned_by_name_and_shipped_ones_are_not(tmp_path
         check_run_settings(compose_config([f"data={data}", "+data.mc_mod=generate"], tmp_path / "b",
                                           tmp_path / "cache"))
     assert len(caplog.records) == 1 and "['mc_mod']" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize("data", ["clear", "mllmu_bench"])
+def test_a_misspelt_spec_key_of_a_spec_without_a_class_is_warned(tmp_path, caplog, data):
+    """CLEAR's and MLLMU-Bench's spec is read through interpolations, so a misspelt key there is read by nothing
+    but enters the vanilla cache key; the embedded spec is a class that refuses unknown keys itself."""
+    import logging
+
+    from unlearn.settings import check_run_settings
+
+    with caplog.at_level(logging.WARNING, logger="unlearn.settings"):
+        check_run_settings(compose_config([f"data={data}"], tmp_path / "a", tmp_path / "cache"))
+    assert not caplog.records
+    with caplog.at_level(logging.WARNING, logger="unlearn.settings"):
+        check_run_settings(compose_config([f"data={data}", "+data.spec.text_rul=clean"], tmp_path / "b",
+                                          tmp_path / "cache"))
+    assert len(caplog.records) == 1 and "data.spec" in caplog.records[0].getMessage() \
+        and "['text_rul']" in caplog.records[0].getMessage()

@@ -195,7 +195,7 @@ def check_manu(m) -> None:
 # nested sub-sections of fixed shape checked the same way
 DEFINED_IN = {"method": "method", "mmunlearner": "method", "manu": "method", "eval": ".", "data": "data"}
 REFUSED_UNKNOWN = ("method", "mmunlearner", "manu", "eval")  # data: warned (a user's preset may hold free keys)
-NESTED = {"eval": ("relearn",), "manu": ("official", "prune")}
+NESTED = {"eval": ("relearn",), "manu": ("official", "prune"), "data": ("spec",)}
 
 
 @functools.lru_cache(maxsize=None)
@@ -225,16 +225,32 @@ def defined_keys(section: str) -> dict[str, frozenset]:
     return {k: frozenset(v) for k, v in found.items()}
 
 
-def warn_unknown_data_keys(data) -> None:
-    """Top-level `data` keys no shipped data config defines. Not refused: a user's data preset may keep free keys
+def warn_unknown_data_keys(cfg) -> None:
+    """Top-level `data` keys no shipped data config defines, and `data.spec` keys no data config's spec defines and
+    nothing in the run's config reads (`${data.spec.<key>}`). Not refused: a user's data preset may keep free keys
     for its own interpolations (CLEAR's `path`). Warned: the eval reads `data.mc_mode`, `data.eval_protocol` and
-    the like with a default (configs/config.yaml), so a misspelt one leaves the default in force without a word."""
+    the like with a default (configs/config.yaml), so a misspelt one leaves the default in force without a word;
+    a misspelt spec key of a spec without `_target_` (CLEAR, MLLMU-Bench) is read by nothing, yet enters the vanilla
+    model's cache key. A spec with `_target_` is built by its class, which refuses an unknown key itself."""
+    import re
+
+    from omegaconf import OmegaConf
+
+    data = cfg.data
     known = defined_keys("data")[""] | data_keys_read_by_eval()
     unknown = sorted(set(data) - known)
     if unknown:
         log.warning("data has keys that no config in configs/data/ defines and the eval does not read: %s (read only "
                     "through your own interpolations; a misspelt one leaves its default in force; known: %s)",
                     unknown, sorted(known))
+    spec = data.get("spec")
+    if spec is None or "_target_" in spec:
+        return
+    read = set(re.findall(r"data\.spec\.(\w+)", OmegaConf.to_yaml(cfg)))  # interpolations stay unresolved here
+    unread = sorted(set(spec) - defined_keys("data")["spec"] - read)
+    if unread:
+        log.warning("data.spec has keys that no data config defines and nothing reads: %s (a misspelt one is ignored, "
+                    "but enters the vanilla model's cache key; known: %s)", unread, sorted(defined_keys("data")["spec"]))
 
 
 @functools.lru_cache(maxsize=None)
@@ -249,7 +265,7 @@ def data_keys_read_by_eval() -> frozenset:
 
 def check_known_keys(cfg) -> None:
     if cfg.get("data") is not None:
-        warn_unknown_data_keys(cfg.data)
+        warn_unknown_data_keys(cfg)
     for section in REFUSED_UNKNOWN:
         node = cfg.get(section)
         if node is None or (section == "method" and "loss" not in node):  # manu / mmunlearner: `method` is a stub
