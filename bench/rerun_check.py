@@ -47,7 +47,9 @@ def compare(old: dict, new: dict) -> tuple[int, int, float, str, list[str]]:
 
 def sweep_threads(sweep: Path) -> int | None:
     """The torch threads the sweep's runs had: 1 in its workers (`--jobs` >= 2), torch's default otherwise."""
-    timing = sweep / "sweep_time.json"
+    from unlearn.frontier import TIMING_FILE
+
+    timing = sweep / TIMING_FILE
     jobs = {entry.get("jobs", 1) for entry in json.loads(timing.read_text())} if timing.is_file() else set()
     if len(jobs) > 1 and (1 in jobs):
         raise SystemExit(f"{timing}: the sweep ran with --jobs {sorted(jobs)}; give --threads for the runs checked")

@@ -246,11 +246,12 @@ def warn_unknown_data_keys(cfg) -> None:
     spec = data.get("spec")
     if spec is None or "_target_" in spec:
         return
+    defined = defined_keys("data")["spec"]
     read = set(re.findall(r"data\.spec\.(\w+)", OmegaConf.to_yaml(cfg)))  # interpolations stay unresolved here
-    unread = sorted(set(spec) - defined_keys("data")["spec"] - read)
+    unread = sorted(set(spec) - defined - read)
     if unread:
         log.warning("data.spec has keys that no data config defines and nothing reads: %s (a misspelt one is ignored, "
-                    "but enters the vanilla model's cache key; known: %s)", unread, sorted(defined_keys("data")["spec"]))
+                    "but enters the vanilla model's cache key; known: %s)", unread, sorted(defined))
 
 
 @functools.lru_cache(maxsize=None)

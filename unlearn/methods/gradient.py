@@ -287,13 +287,10 @@ def with_lora(model, lora_cfg, target_modules, need_reference: bool):
     `all_linear` (every Linear but lm_head and the embeddings, both towers: MMUnlearner's find_all_linear_names)."""
     from peft import LoraConfig, get_peft_model
 
-    from unlearn.mmunlearner.lora import all_linear_targets
+    from unlearn.mmunlearner.lora import peft_targets
 
-    if target_modules == "all_linear":  # peft would full-match the string and find no such module
-        target_modules = all_linear_targets(model)
     reference = copy.deepcopy(model) if need_reference else None
     init = lora_cfg.get("init", True)  # peft's init_lora_weights: true (B = 0) | gaussian | pissa | ...
     config = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
-                        target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
-                        init_lora_weights=init)
+                        target_modules=peft_targets(model, target_modules), init_lora_weights=init)
     return get_peft_model(model, config), reference

@@ -47,7 +47,7 @@ from unlearn.eval.scoring import model_inputs
 from unlearn.io import write_json
 from unlearn.methods.gradient import global_batch_mean
 from unlearn.methods.guards import check_finite
-from unlearn.mmunlearner.lora import all_linear_targets
+from unlearn.mmunlearner.lora import peft_targets
 from unlearn.optim import make_optimizer
 from unlearn.mmunlearner.saliency import (eligible_parameters, fp16_fisher_add, gamma_for_fraction, group_parameters,
                                           mask_report, official_fp16_mask, restore_masked_out, saliency_mask,
@@ -466,11 +466,8 @@ def with_saliency_lora(model, lora_cfg, target_modules, apply_mask: bool = True)
         raise ValueError(f"mmunlearner.lora.init={lora_cfg.init!r} starts lora_B at 0, so no lora_A element "
                          "ever gets gradient or saliency; use pissa, pissa_niter_4 or olora "
                          "(or mmunlearner.apply_mask=false, which applies no mask)")
-    if target_modules == "all_linear":
-        target_modules = all_linear_targets(model)
     config = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
-                        target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
-                        init_lora_weights=lora_cfg.init)
+                        target_modules=peft_targets(model, target_modules), init_lora_weights=lora_cfg.init)
     return get_peft_model(model, config)
 
 

@@ -19,3 +19,11 @@ def all_linear_targets(model: nn.Module) -> list[str]:
         keys.add(parts[0] if len(parts) == 1 else ".".join(parts[-2:]))
     keys.discard("lm_head")
     return sorted(keys)
+
+
+def peft_targets(model: nn.Module, target_modules):
+    """`target_modules` as peft's LoraConfig takes it: `all_linear` resolved (`all_linear_targets`; peft would
+    full-match the string and find no module), one regex string kept, any other sequence as a list."""
+    if target_modules == "all_linear":
+        return all_linear_targets(model)
+    return target_modules if isinstance(target_modules, str) else list(target_modules)
