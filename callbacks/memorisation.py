@@ -50,6 +50,8 @@ class MemorisationCheck(Callback):
         records = []
         with torch.no_grad():
             for i in range(0, len(self.items), self.batch_size):
+                # whole rows (score_mc's default), not eval.share_prompt: the probe decides when teaching stops,
+                # so it is part of the vanilla recipe its cache key names
                 records += score_mc(model, self.proc, self.items[i:i + self.batch_size])
         model.train(was_training)
         acc = {}

@@ -96,6 +96,12 @@ def one_of(value, choices, key: str) -> None:
         raise ValueError(f"{key}={value!r}: expected one of {list(choices)}")
 
 
+def boolean(value, key: str) -> None:
+    """A flag: a string such as "false" would read as true."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{key}={value!r}: expected true or false")
+
+
 def names(value, choices, key: str) -> None:
     """A non-empty list of distinct names from `choices` (an empty one evaluates nothing and reports no metric)."""
     from omegaconf import ListConfig
@@ -118,6 +124,7 @@ def check_eval(e) -> None:
     positive_int(e.batch_size, "eval.batch_size")
     optional_positive_int(e.get("max_people"), "eval.max_people", "every person")
     optional_positive_int(e.get("max_new_tokens"), "eval.max_new_tokens", "the protocol's limits")
+    boolean(e.get("share_prompt", True), "eval.share_prompt")
     r = e.get("relearn")
     if r is not None and r.get("enabled"):
         one_of(r.data, ("forget", "retain"), "eval.relearn.data")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from unlearn.data.collate import IGNORE, collate, qa_example
+from unlearn.data.collate import IGNORE, collate, prompt_example, qa_example
 from unlearn.eval.items import EvalItem
 from unlearn.eval.metrics import mc_choice
 from unlearn.eval.protocol import EmbeddedPrompts
 from unlearn.eval.scorers import SCORERS, Scorer
+from unlearn.eval.shared_prompt import answers_after_prompts, shares_prompt
 from unlearn.eval.truth_ratio import answer_probability
 from unlearn.models.processor import VLProcessor
 
@@ -27,6 +28,28 @@ def answer_logprobs(model, batch: dict, per_token: bool = False) -> torch.Tensor
     logp = torch.log_softmax(logits, dim=-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     total = (logp * mask).sum(-1)
     return total / mask.sum(-1).clamp(min=1) if per_token else total
+
+
+def answer_set_logprobs(model, proc: VLProcessor, prompts: list[tuple[str, object]], answers: list[list[str]],
+                        per_token: bool = False, share_prompt: bool = False) -> list[list[float]]:
+    """Log-probabilities of each prompt's answers; a prompt is (question, pixel values or None).
+    `share_prompt`: run each prompt once before its answers (unlearn/eval/shared_prompt.py) on the models that
+    allow it; else (and on the others) every answer is scored as a whole row, as before that existed (the
+    default here, so callers other than the evaluation, such as the teaching probe, keep their numbers)."""
+    pad = proc.tokenizer.pad_token_id
+    counts = [len(row) for row in answers]
+    if share_prompt and shares_prompt(model):
+        batch = collate([prompt_example(proc, q, pv) for q, pv in prompts], pad, padding_side="left")
+        flat = answers_after_prompts(model, batch, [proc.answer_ids(a) for row in answers for a in row], counts,
+                                     pad, per_token)
+    else:
+        exs = [qa_example(proc, [(q, a)], pv) for (q, pv), row in zip(prompts, answers) for a in row]
+        flat = answer_logprobs(model, collate(exs, pad), per_token=per_token)
+    flat, out, pos = flat.tolist(), [], 0
+    for n in counts:
+        out.append(flat[pos:pos + n])
+        pos += n
+    return out
 
 
 def _sharded(model) -> bool:
@@ -55,11 +78,13 @@ MC_MODES = ("likelihood", "letter", "generate")
 
 
 def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likelihood",
-             max_new_tokens: int = 8, scorer: Scorer = SCORERS["embedded"], prompts=None) -> list[dict]:
+             max_new_tokens: int = 8, scorer: Scorer = SCORERS["embedded"], prompts=None,
+             share_prompt: bool = False) -> list[dict]:
     """likelihood: the option the model finds most likely (default); letter: the most likely option letter;
     generate: greedy-generate after the lettered question and read the option letter by `scorer` (no letter
     counts as wrong); the raw reply is kept in the record. `prompts`: the protocol that writes the generate
-    prompt and its limit (unlearn/eval/protocol.py; default: the embedded one with `max_new_tokens`)."""
+    prompt and its limit (unlearn/eval/protocol.py; default: the embedded one with `max_new_tokens`);
+    `share_prompt`: see `answer_set_logprobs`."""
     if mode not in MC_MODES:
         raise ValueError(f"eval.mc_mode={mode!r}: expected one of {MC_MODES}")
     letters = proc.option_letters
@@ -74,11 +99,11 @@ def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likel
             out.append(it.record(it.options[choice] if choice >= 0 else text, choice == it.answer_index, reply=text))
         return out
     if mode == "likelihood":
-        exs = [qa_example(proc, [(it.question, opt)], it.pixel_values) for it in items for opt in it.options]
+        asked = [((it.question, it.pixel_values), list(it.options)) for it in items]
     else:
-        exs = [qa_example(proc, [(proc.letter_question(it.question, it.options), letter)], it.pixel_values)
-               for it in items for letter in letters]
-    scores = answer_logprobs(model, collate(exs, proc.tokenizer.pad_token_id)).view(len(items), -1).tolist()
+        asked = [((proc.letter_question(it.question, it.options), it.pixel_values), list(letters)) for it in items]
+    scores = answer_set_logprobs(model, proc, [p for p, _ in asked], [a for _, a in asked],
+                                 share_prompt=share_prompt)
     out = []
     for it, s in zip(items, scores):
         choice = mc_choice(s)
@@ -98,17 +123,15 @@ def score_generation(model, proc: VLProcessor, items: list[EvalItem], max_new_to
     return out
 
 
-def score_probabilities(model, proc: VLProcessor, items: list[EvalItem]) -> list[dict]:
+def score_probabilities(model, proc: VLProcessor, items: list[EvalItem], share_prompt: bool = False) -> list[dict]:
     """Task prob: per-token mean log-probabilities of the ground truth, the paraphrase and each perturbed
     answer after the question (the teaching format), kept in the record for the truth ratio and forget
     quality; the item's score is the answer probability (unlearn/eval/truth_ratio.py)."""
-    answers = [(it.answer, it.paraphrase or it.answer, *it.perturbed) for it in items]
-    exs = [qa_example(proc, [(it.question, a)], it.pixel_values) for it, row in zip(items, answers) for a in row]
-    flat = answer_logprobs(model, collate(exs, proc.tokenizer.pad_token_id), per_token=True).tolist()
-    out, pos = [], 0
-    for it, row in zip(items, answers):
-        gt, para, *pert = flat[pos:pos + len(row)]
-        pos += len(row)
+    answers = [[it.answer, it.paraphrase or it.answer, *it.perturbed] for it in items]
+    scored = answer_set_logprobs(model, proc, [(it.question, it.pixel_values) for it in items], answers,
+                                 per_token=True, share_prompt=share_prompt)
+    out = []
+    for it, (gt, para, *pert) in zip(items, scored):
         out.append({**it.record(it.answer, answer_probability(gt)), "gt_logp": gt, "para_logp": para,
                     "pert_logp": pert})
     return out
