@@ -4,7 +4,8 @@ Why: a results page is made once and read for sessions after; code changes in be
 evaluation, a setting's default) can move what it reports without anyone re-running it. This reruns runs of a
 sweep made by `unlearn.frontier` (their `overrides.json`) the way the sweep ran them (in process, on one torch
 thread when the sweep used workers, `--jobs` >= 2, else on torch's default), on the same vanilla models, with the
-before-evaluation recomputed rather than read from a cache, and prints per run how many metrics are
+before-evaluation recomputed rather than read from a cache, settings added since at the values the run had
+(`LATER_SETTINGS`), and prints per run how many metrics are
 bit-identical, the largest difference, and the metrics only one of the two runs has. On one machine the same
 code repeats itself exactly (shared/NOTES.md), so any difference is the code's.
 
@@ -56,6 +57,24 @@ def sweep_threads(sweep: Path) -> int | None:
     return 1 if jobs and min(jobs) >= 2 else None
 
 
+# settings added after runs were made, and the value that reproduces those runs: (config path, override)
+LATER_SETTINGS = (("eval.share_prompt", "eval.share_prompt=false"),)  # whole-row likelihoods before it
+
+
+def as_it_ran(overrides: list[str], config: dict | None) -> list[str]:
+    """The run's overrides, plus the old value of each later setting its resolved config (config.json) lacks."""
+    if config is None:
+        return list(overrides)
+    extra = []
+    for path, override in LATER_SETTINGS:
+        node = config
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None and not any(o.split("=", 1)[0].lstrip("+~") == path for o in overrides):
+            extra.append(override)
+    return [*overrides, *extra]
+
+
 def rerun(overrides: list[str], cache: Path, out: Path) -> dict:
     from unlearn.config import compose_config
     from unlearn.pipeline import run, vanilla_path
@@ -100,7 +119,9 @@ def main() -> None:
         for d in runs:
             rel = d.relative_to(sweep)
             old = json.loads((d / "metrics.json").read_text())["metrics"]  # before the rerun writes anything
-            new = rerun(json.loads((d / "overrides.json").read_text()), Path(args.cache).resolve(), out / rel)
+            config = json.loads((d / "config.json").read_text()) if (d / "config.json").is_file() else None
+            overrides = as_it_ran(json.loads((d / "overrides.json").read_text()), config)
+            new = rerun(overrides, Path(args.cache).resolve(), out / rel)
             equal, n, worst, key, one_side = compare(old, new)
             rows.append(f"| {rel} | {equal} of {n} | {worst:.3g} | {key or '-'} | {', '.join(one_side) or '-'} |")
             print(rows[-1], flush=True)  # as it goes: a later failing run keeps the earlier rows

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench.rerun_check import compare, sweep_threads
+from bench.rerun_check import as_it_ran, compare, sweep_threads
 
 
 def test_compare_counts_identical_metrics_and_names_the_largest_difference():
@@ -44,3 +44,11 @@ def test_sweep_threads_follows_the_sweeps_jobs(tmp_path):
     (tmp_path / "sweep_time.json").write_text(json.dumps([{"jobs": 1}, {"jobs": 2}]))
     with pytest.raises(SystemExit, match="--threads"):
         sweep_threads(tmp_path)
+
+
+def test_runs_made_before_a_setting_rerun_at_its_old_value():
+    old = {"eval": {"batch_size": 64}}
+    assert as_it_ran(["method=ga"], old) == ["method=ga", "eval.share_prompt=false"]
+    assert as_it_ran(["method=ga"], {"eval": {"share_prompt": True}}) == ["method=ga"]  # made since: as is
+    assert as_it_ran(["method=ga", "eval.share_prompt=true"], old) == ["method=ga", "eval.share_prompt=true"]
+    assert as_it_ran(["method=ga"], None) == ["method=ga"]  # no config.json: nothing to read
