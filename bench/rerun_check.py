@@ -62,9 +62,9 @@ LATER_SETTINGS = (("eval.share_prompt", "eval.share_prompt=false"),)  # whole-ro
 
 
 def as_it_ran(overrides: list[str], config: dict | None) -> list[str]:
-    """The run's overrides, plus the old value of each later setting its resolved config (config.json) lacks."""
-    if config is None:
-        return list(overrides)
+    """The run's overrides, plus the old value of each later setting its resolved config (config.json) lacks;
+    `config` None: a run from before runs wrote config.json, older than every later setting."""
+    config = config or {}
     extra = []
     for path, override in LATER_SETTINGS:
         node = config

@@ -72,12 +72,15 @@ def main() -> None:
                 results[share] = score(model, proc, prompts, answers, batch, share, per_token)
                 times[share].append(time.perf_counter() - start)
         whole, shared = (torch.tensor([x for row in results[s] for x in row]) for s in (False, True))
-        choices = sum(max(range(len(a)), key=a.__getitem__) != max(range(len(b)), key=b.__getitem__)
-                      for a, b in zip(results[False], results[True]))
         w, s = statistics.median(times[False]), statistics.median(times[True])
-        print(f"{task}: {len(prompts)} prompts, {len(whole)} answers; whole rows {w:.3f} s, shared prompt {s:.3f} s "
-              f"(median of {args.repeat}): {w / s:.2f}x; max |log-prob difference| "
-              f"{(whole - shared).abs().max():.1e}; choices that differ: {choices}")
+        line = (f"{task}: {len(prompts)} prompts, {len(whole)} answers; whole rows {w:.3f} s, shared prompt "
+                f"{s:.3f} s (median of {args.repeat}): {w / s:.2f}x; max |log-prob difference| "
+                f"{(whole - shared).abs().max():.1e}")
+        if task == "mc":  # the option each item's likelihood picks
+            line += "; choices that differ: " + str(sum(
+                max(range(len(a)), key=a.__getitem__) != max(range(len(b)), key=b.__getitem__)
+                for a, b in zip(results[False], results[True])))
+        print(line)
 
 
 if __name__ == "__main__":

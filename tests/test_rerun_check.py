@@ -51,4 +51,4 @@ def test_runs_made_before_a_setting_rerun_at_its_old_value():
     assert as_it_ran(["method=ga"], old) == ["method=ga", "eval.share_prompt=false"]
     assert as_it_ran(["method=ga"], {"eval": {"share_prompt": True}}) == ["method=ga"]  # made since: as is
     assert as_it_ran(["method=ga", "eval.share_prompt=true"], old) == ["method=ga", "eval.share_prompt=true"]
-    assert as_it_ran(["method=ga"], None) == ["method=ga"]  # no config.json: nothing to read
+    assert as_it_ran(["method=ga"], None) == ["method=ga", "eval.share_prompt=false"]  # older than config.json

@@ -79,12 +79,13 @@ def _real(tmp_path, checkpoints, family):
 
 
 @pytest.mark.parametrize("family", ["llava", "idefics2"])
-def test_real_family_shared_prompt_equals_whole_rows(tmp_path, checkpoints, family):
+@pytest.mark.parametrize("per_token", [False, True])
+def test_real_family_shared_prompt_equals_whole_rows(tmp_path, checkpoints, family, per_token):
     model, proc, prompts = _real(tmp_path, checkpoints, family)
     assert shares_prompt(model)
-    whole = whole_rows(model, proc, prompts, ANSWERS, False)
-    torch.testing.assert_close(shared(model, proc, prompts, ANSWERS, False), whole, atol=1e-5, rtol=1e-5)
-    by_prompt = answer_set_logprobs(model, proc, prompts, ANSWERS, share_prompt=True)
+    whole = whole_rows(model, proc, prompts, ANSWERS, per_token)
+    torch.testing.assert_close(shared(model, proc, prompts, ANSWERS, per_token), whole, atol=1e-5, rtol=1e-5)
+    by_prompt = answer_set_logprobs(model, proc, prompts, ANSWERS, per_token, share_prompt=True)
     assert [len(r) for r in by_prompt] == [len(r) for r in ANSWERS]
     torch.testing.assert_close(torch.tensor([x for r in by_prompt for x in r]), whole, atol=1e-5, rtol=1e-5)
 
@@ -142,3 +143,5 @@ def test_mismatched_answers_are_refused(tiny_model):
         answers_after_prompts(model, batch, [[5], [6]], [1, 2], pad)
     with pytest.raises(ValueError, match="no tokens"):
         answers_after_prompts(model, batch, [[5], []], [1, 1], pad)
+    with pytest.raises(ValueError, match="no answers"):
+        answers_after_prompts(model, batch, [], [0, 0], pad)

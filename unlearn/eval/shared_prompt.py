@@ -7,9 +7,10 @@ three quarters of the likelihood tokens on the embedded benchmark, nearly all of
 their key/value cache is copied to each of their answers, and the answers run after it: the same
 log-probabilities up to float rounding (tests/test_shared_prompt.py holds them to whole rows per family).
 
-Memory: the copied cache holds every answer row's prompt, so a batch of B items with k answers each keeps
-B*k prompt caches (on LLaVA-1.5-7B, about 0.3 GB per row in bf16); whole rows instead keep float32 logits over
-every prompt position. `eval.share_prompt=false` scores whole rows.
+Memory: the copied cache holds B*k prompt caches for B items of k answers (on LLaVA-1.5-7B about 0.3 GB per
+answer in bf16), no more than whole rows, whose forward builds the same cache over prompt and answer for every
+row (transformers caches by default) and keeps float32 logits over every position, where this keeps the
+prompt's last one. `eval.share_prompt=false` scores whole rows.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def answers_after_prompts(model: torch.nn.Module, prompts: dict, answers: list[l
     hf = hf_model(model)
     if len(counts) != len(prompts["input_ids"]) or sum(counts) != len(answers):
         raise ValueError(f"{len(prompts['input_ids'])} prompts, counts {counts}, {len(answers)} answers")
+    if not answers:
+        raise ValueError("no answers to score")
     if any(not a for a in answers):
         raise ValueError("an answer has no tokens: nothing to score")
     device = next(model.parameters()).device
