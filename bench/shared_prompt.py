@@ -21,7 +21,7 @@ import torch
 from unlearn.data.benchmark import Benchmark
 from unlearn.data.mllmu_mini import MiniSpec, load_or_build
 from unlearn.eval.items import flatten
-from unlearn.eval.scoring import answer_set_logprobs
+from unlearn.eval.scoring import answer_set_logprobs, truth_ratio_answers
 from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
 
 
@@ -30,8 +30,7 @@ def asked(items, task: str) -> tuple[list, list]:
     chosen = [it for it in items if it.task == task]
     if task == "mc":
         return [(it.question, it.pixel_values) for it in chosen], [list(it.options) for it in chosen]
-    return ([(it.question, it.pixel_values) for it in chosen],
-            [[it.answer, it.paraphrase or it.answer, *it.perturbed] for it in chosen])
+    return [(it.question, it.pixel_values) for it in chosen], [truth_ratio_answers(it) for it in chosen]
 
 
 def score(model, proc, prompts, answers, batch: int, share: bool, per_token: bool) -> list[list[float]]:

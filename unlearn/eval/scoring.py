@@ -99,11 +99,11 @@ def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likel
             out.append(it.record(it.options[choice] if choice >= 0 else text, choice == it.answer_index, reply=text))
         return out
     if mode == "likelihood":
-        asked = [((it.question, it.pixel_values), list(it.options)) for it in items]
+        prompts, answers = [(it.question, it.pixel_values) for it in items], [list(it.options) for it in items]
     else:
-        asked = [((proc.letter_question(it.question, it.options), it.pixel_values), list(letters)) for it in items]
-    scores = answer_set_logprobs(model, proc, [p for p, _ in asked], [a for _, a in asked],
-                                 share_prompt=share_prompt)
+        prompts = [(proc.letter_question(it.question, it.options), it.pixel_values) for it in items]
+        answers = [list(letters)] * len(items)
+    scores = answer_set_logprobs(model, proc, prompts, answers, share_prompt=share_prompt)
     out = []
     for it, s in zip(items, scores):
         choice = mc_choice(s)
@@ -123,13 +123,17 @@ def score_generation(model, proc: VLProcessor, items: list[EvalItem], max_new_to
     return out
 
 
+def truth_ratio_answers(item: EvalItem) -> list[str]:
+    """What task prob scores after the question: the truth, its paraphrase (the truth when none), the perturbed."""
+    return [item.answer, item.paraphrase or item.answer, *item.perturbed]
+
+
 def score_probabilities(model, proc: VLProcessor, items: list[EvalItem], share_prompt: bool = False) -> list[dict]:
     """Task prob: per-token mean log-probabilities of the ground truth, the paraphrase and each perturbed
     answer after the question (the teaching format), kept in the record for the truth ratio and forget
     quality; the item's score is the answer probability (unlearn/eval/truth_ratio.py)."""
-    answers = [[it.answer, it.paraphrase or it.answer, *it.perturbed] for it in items]
-    scored = answer_set_logprobs(model, proc, [(it.question, it.pixel_values) for it in items], answers,
-                                 per_token=True, share_prompt=share_prompt)
+    scored = answer_set_logprobs(model, proc, [(it.question, it.pixel_values) for it in items],
+                                 [truth_ratio_answers(it) for it in items], per_token=True, share_prompt=share_prompt)
     out = []
     for it, (gt, para, *pert) in zip(items, scored):
         out.append({**it.record(it.answer, answer_probability(gt)), "gt_logp": gt, "para_logp": para,

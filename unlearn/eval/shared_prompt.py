@@ -20,6 +20,8 @@ import inspect
 import torch
 from transformers import PreTrainedModel
 
+from unlearn.data.collate import IGNORE, Example, collate
+
 # model_type of the models this was checked on. Qwen2-VL places text after an image by 3-D rotary positions
 # it derives from the whole row, so its answers are scored as whole rows.
 SHARED_PROMPT_MODELS = ("llava", "idefics2")
@@ -38,16 +40,6 @@ def shares_prompt(model: torch.nn.Module) -> bool:
 def _cache_kwarg(hf: PreTrainedModel) -> str:
     """transformers 5 renames forward's `past_key_values` to `cache` (the old name warns, then goes)."""
     return "cache" if "cache" in inspect.signature(type(hf).forward).parameters else "past_key_values"
-
-
-def pad_right(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r)
-        mask[i, :len(r)] = 1
-    return ids, mask
 
 
 @torch.no_grad()
@@ -76,7 +68,8 @@ def answers_after_prompts(model: torch.nn.Module, prompts: dict, answers: list[l
     cache.reorder_cache(rows)  # each answer row gets its own copy of its prompt's keys and values
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).index_select(0, rows)
 
-    ids, answer_mask = (t.to(device) for t in pad_right(answers, pad_id))
+    padded = collate([Example(a, [IGNORE] * len(a)) for a in answers], pad_id)  # right-padded, no images
+    ids, answer_mask = padded["input_ids"].to(device), padded["attention_mask"].to(device)
     after = mask.sum(-1, keepdim=True).index_select(0, rows) + torch.arange(ids.shape[1], device=device)
     out = model(input_ids=ids, attention_mask=torch.cat([mask.index_select(0, rows), answer_mask], dim=1),
                 position_ids=after, use_cache=False, **{_cache_kwarg(hf): cache})
