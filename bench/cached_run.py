@@ -67,9 +67,11 @@ def wrap(obj, attr: str, table: dict, name: str) -> None:
     setattr(obj, attr, timed_fn)
 
 
-def phases(cache: Path, out: Path, overrides: list[str] = ()) -> dict[str, float]:
+def phases(cache: Path, out: Path, overrides: list[str] = (), warm: bool = False) -> dict[str, float]:
     """One cached run in this process, its phases timed by wrapping the functions that do them; `overrides`:
-    Hydra overrides for that run (e.g. eval.mc_also=null, to see what a setting costs)."""
+    Hydra overrides for that run (e.g. eval.mc_also=null, to see what a setting costs). `warm`: one untimed
+    run first, which fills the cache for this process's thread count (its vanilla models have their own key
+    on another count than the fresh processes', unlearn/pipeline.py `teaches_on_cpu`)."""
     from unlearn import pipeline
     from unlearn.config import compose_config
     from unlearn.eval import evaluator
@@ -77,6 +79,8 @@ def phases(cache: Path, out: Path, overrides: list[str] = ()) -> dict[str, float
     from unlearn.runtime import quiet_libraries
 
     quiet_libraries()
+    if warm:
+        pipeline.run(compose_config(["method=manu", "logger=none", *overrides], out / "warm", cache))
     table: dict[str, float] = defaultdict(float)
     wrap(pipeline, "load_configured", table, "load the vanilla model")
     wrap(pipeline, "evaluate_before", table, "before-evaluation (cached)")
@@ -107,7 +111,8 @@ def main() -> None:
                         help="Hydra override for the in-process phase timing only (repeatable)")
     parser.add_argument("--phases-only", action="store_true",
                         help="only the in-process phase timing (no fresh-process runs)")
-    parser.add_argument("--threads", type=int, help="torch threads for the in-process phase timing (default: torch's)")
+    parser.add_argument("--threads", type=int, help="torch threads for the in-process phase timing (default: torch's; "
+                                                    "an untimed run first teaches and evaluates that count's model)")
     args = parser.parse_args()
     if args.threads:
         import torch
@@ -141,7 +146,7 @@ def main() -> None:
         os.environ.update(UNLEARN_CACHE=str(cache))
         label = f" [{' '.join(args.phase_override)}]" if args.phase_override else ""
         rows += [(f"in process{label}: {k}", [v])
-                 for k, v in phases(cache, tmp / "phases", args.phase_override).items()]
+                 for k, v in phases(cache, tmp / "phases", args.phase_override, warm=bool(args.threads)).items()]
     width = max(len(n) for n, _ in rows)
     for name, seconds in rows:
         print(f"{name:<{width}}  {median_and_range(seconds)}")

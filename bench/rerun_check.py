@@ -47,14 +47,19 @@ def compare(old: dict, new: dict) -> tuple[int, int, float, str, list[str]]:
 
 
 def sweep_threads(sweep: Path) -> int | None:
-    """The torch threads the sweep's runs had: 1 in its workers (`--jobs` >= 2), torch's default otherwise."""
+    """The torch threads the sweep's runs had: what its timing says (1 from the thirteenth session on, whatever
+    `--jobs`); before, 1 in its workers (`--jobs` >= 2) and torch's default in process (`--jobs 1`)."""
     from unlearn.frontier import TIMING_FILE
 
     timing = sweep / TIMING_FILE
-    jobs = {entry.get("jobs", 1) for entry in json.loads(timing.read_text())} if timing.is_file() else set()
-    if len(jobs) > 1 and (1 in jobs):
-        raise SystemExit(f"{timing}: the sweep ran with --jobs {sorted(jobs)}; give --threads for the runs checked")
-    return 1 if jobs and min(jobs) >= 2 else None
+    entries = json.loads(timing.read_text()) if timing.is_file() else []
+    # None: torch's default
+    threads = {e.get("threads") or (1 if e.get("jobs", 1) >= 2 else None) for e in entries}
+    if len(threads) > 1:
+        jobs = sorted({e.get("jobs", 1) for e in entries})
+        raise SystemExit(f"{timing}: the sweep's runs had different thread counts (--jobs {jobs}, before and after "
+                         "the thirteenth session); give --threads for the runs checked")
+    return threads.pop() if threads else None
 
 
 # settings added after runs were made, and the value that reproduces those runs: (config path, override)

@@ -38,6 +38,9 @@ def test_finetune_then_manu(tmp_path):
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["method"] == "manu" and summary["source_model"] == str(vanilla)
     assert summary["skipped_rows"] == {}  # data.on_bad_row: nothing skipped in the embedded benchmark
+    # where the floats were made: this run's environment, and the teaching record method=finetune wrote
+    assert summary["source_teaching"]["key"] == vanilla.name
+    assert summary["source_teaching"]["environment"]["cpu_capability"] == summary["environment"]["cpu_capability"]
     for f in ("mask.safetensors", "summary.json", "pruned_per_layer.png", "activation_by_modality.png"):
         assert (out / "manu" / f).is_file(), f
     # raw replies are kept: re-scoring with the run's own scorer gives back its metrics, another scorer writes

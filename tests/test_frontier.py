@@ -230,6 +230,24 @@ def test_plan_orders_first_runs_and_skips_finished(tmp_path):
         plan(out, "fast", [0], methods=["npo"])
 
 
+def test_a_sweep_in_process_runs_on_one_thread_as_the_workers_do(tmp_path, monkeypatch):
+    """--jobs 1 and --jobs 2 make the same runs: a vanilla model taught on two threads differs from one taught
+    on one (unlearn/pipeline.py teaches_on_cpu)."""
+    import torch
+
+    from unlearn import frontier
+
+    seen = []
+    monkeypatch.setattr(frontier, "run_task", lambda task, *a: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert frontier.sweep(tmp_path / "sweep", "fast", [0], [], tmp_path / "cache", jobs=1) == 4
+        assert seen == [1, 1, 1, 1] and torch.get_num_threads() == 2  # restored after the sweep
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.slow
 def test_frontier_end_to_end_at_fast_size(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
@@ -243,6 +261,9 @@ def test_frontier_end_to_end_at_fast_size(tmp_path, monkeypatch):
     for seed in (0, 1):  # one vanilla model per seed, evaluated once; every point gets its before/*
         summaries = [json.loads(f.read_text()) for f in out.glob(f"*/*=*/seed{seed}/metrics.json")]
         assert len({s["source_model"] for s in summaries}) == 1
+        # every run, and the teaching of its vanilla model, on one torch thread (teaching.json)
+        assert {s["environment"]["torch_threads"] for s in summaries} == {1}
+        assert {s["source_teaching"]["environment"]["torch_threads"] for s in summaries} == {1}
         assert sum(any(k.startswith("before/") for k in s["metrics"]) for s in summaries) == 1
         assert all("before/forget/text/mc_acc" in p.metrics for p in points if p.seed == seed)
     for seed in (0, 1):  # the strength knob reaches the method: more neurons pruned at alpha 30 than at 5
@@ -252,7 +273,7 @@ def test_frontier_end_to_end_at_fast_size(tmp_path, monkeypatch):
     table = parse_table(md.read_text())
     assert set(table) >= {"ga", "manu"} and table["ga"]["seeds"] == "2"
     timing = json.loads((out / "sweep_time.json").read_text())
-    assert [(t["runs"], t["jobs"]) for t in timing] == [(8, 2)]
+    assert [(t["runs"], t["jobs"], t["threads"]) for t in timing] == [(8, 2, 1)]
     mtime = os.path.getmtime(out / "ga" / "lr=0.0001" / "seed0" / "metrics.json")
     main(argv)  # resumable: finished runs are not run again (in process this time)
     assert os.path.getmtime(out / "ga" / "lr=0.0001" / "seed0" / "metrics.json") == mtime

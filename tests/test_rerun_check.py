@@ -44,6 +44,14 @@ def test_sweep_threads_follows_the_sweeps_jobs(tmp_path):
     (tmp_path / "sweep_time.json").write_text(json.dumps([{"jobs": 1}, {"jobs": 2}]))
     with pytest.raises(SystemExit, match="--threads"):
         sweep_threads(tmp_path)
+    # from the thirteenth session on the timing says: one thread whatever --jobs
+    (tmp_path / "sweep_time.json").write_text(json.dumps([{"jobs": 1, "threads": 1}, {"jobs": 2, "threads": 1}]))
+    assert sweep_threads(tmp_path) == 1
+    (tmp_path / "sweep_time.json").write_text(json.dumps([{"jobs": 2}, {"jobs": 1, "threads": 1}]))
+    assert sweep_threads(tmp_path) == 1
+    (tmp_path / "sweep_time.json").write_text(json.dumps([{"jobs": 1}, {"jobs": 1, "threads": 1}]))
+    with pytest.raises(SystemExit, match="different thread counts"):
+        sweep_threads(tmp_path)
 
 
 def test_runs_made_before_a_setting_rerun_at_its_old_value():

@@ -9,7 +9,7 @@ OUT/sweep_time.json (every invocation's runs, wall time and command); the pages 
 frontier.md (the table), frontier_<modality>.png, and results.md (each method at its default strength over
 seeds with issue 11's robustness checks, the likelihood metrics, the frontier, every swept setting).
 `--report-only` redraws from an existing OUT without running anything; `--jobs N` runs N single-thread
-worker processes.
+worker processes (`--jobs 1`, the default, runs in this process on one thread: the same runs).
 
 Interpolation rule (`forget_drop_at`), per method, seed and modality:
 - the curve is the method's points in order of increasing strength, starting at the origin (strength 0 =
@@ -38,6 +38,7 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,6 +209,21 @@ def run_task(task: Task, out: Path, base: Sequence[str], cache: Path) -> float:
     return took
 
 
+@contextmanager
+def one_torch_thread():
+    """This process on one torch thread while the sweep runs in it (`--jobs 1`), as every worker is: a
+    vanilla model taught on one thread differs from one taught on two (unlearn/pipeline.py `teaches_on_cpu`),
+    so without it `--jobs 1` and `--jobs 2` made two different sweeps of one command."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _one_thread_worker() -> None:
     """Worker start-up: one torch thread each, so `jobs` workers share the cores without oversubscribing."""
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -242,12 +258,14 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
     Workers: each seed's first run (it teaches the seed's vanilla model when it is not cached, and evaluates
     it) goes first; the seed's other runs are queued once it has finished, so no two workers teach the same
     model. One thread per worker, so `jobs` = the number of cores keeps every core busy without
-    oversubscribing it. Returns the number of runs made.
+    oversubscribing it; one thread in this process too with `jobs` 1, so the runs are the workers'. Returns
+    the number of runs made.
     """
     tasks = plan(out, grid, seeds, methods)
     if jobs <= 1 or not tasks:
-        for task in tasks:
-            run_task(task, out, base, cache)
+        with one_torch_thread():  # as in the workers: the sweep's models and numbers do not depend on --jobs
+            for task in tasks:
+                run_task(task, out, base, cache)
         return len(tasks)
     from concurrent.futures import FIRST_COMPLETED, wait
 
@@ -707,7 +725,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
                         help="the metric the cost split is read in: MC accuracy (default), generation ROUGE-L or "
                              "cloze accuracy (other than mc_acc: frontier.md and the plots only)")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="worker processes, one torch thread each (default 1: in this process)")
+                        help="worker processes, one torch thread each (default 1: in this process, on one thread)")
     parser.add_argument("--report-only", action="store_true", help="redraw from --out, run nothing")
     args = parser.parse_args(args_list)
     out = Path(args.out)
@@ -722,7 +740,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         took = time.perf_counter() - start
         print(f"frontier sweep: {ran} runs in {took:.0f} s")
         if ran:
-            timing = [*_timing(out), {"wall_s": took, "jobs": args.jobs, "runs": ran, "seeds": args.seeds,
+            timing = [*_timing(out), {"wall_s": took, "jobs": args.jobs, "threads": 1, "runs": ran, "seeds": args.seeds,
                                       "command": "python -m unlearn.frontier " + shlex.join(args_list)}]
             _write_atomic(out / TIMING_FILE, lambda f: f.write(json.dumps(timing).encode()))
     return report(out, Path(args.docs) if args.docs else None, "python -m unlearn.frontier " + shlex.join(args_list),

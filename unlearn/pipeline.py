@@ -28,6 +28,7 @@ from unlearn.eval.protocol import make_prompts
 from unlearn.eval.table import before_after_table
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json
 from unlearn.models.loading import load_model, recipe_processor, save_model
+from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part
 from unlearn.rng import seeded
 from unlearn.settings import check_run_settings
 
@@ -96,7 +97,10 @@ def vanilla_key(cfg: DictConfig) -> str:
     adapters, not the method's seed). Stored as "seed", the name it had when the run's seed taught, so the
     models cached before `teach_seed` existed keep their keys. The forget split, where it decides who is
     taught (finetune.people=without_forget) or who is probed for the stop (finetune.target_mc_acc); until
-    2026-12-02 it was missing, so a forget_5 reference model could be reused as forget_10's."""
+    2026-12-02 it was missing, so a forget_5 reference model could be reused as forget_10's. The trainer's
+    settings where they are not trainer=cpu's, and on CPU a torch thread count other than 1: until the
+    thirteenth session (also 2026-12-02) they were missing, so a model taught by two DDP processes, or on two
+    threads, was reused as one taught by one process on one thread (`teaching_trainer`, `teaches_on_cpu`)."""
     finetune = OmegaConf.to_container(cfg.finetune, resolve=True)
     if not finetune.get("image_processor"):  # no training-only image settings: the key models had before it
         finetune.pop("image_processor", None)
@@ -109,7 +113,35 @@ def vanilla_key(cfg: DictConfig) -> str:
         from unlearn.models.base import base_key
 
         parts["base"] = base_key(cfg)
+    trainer = teaching_trainer(cfg)
+    if trainer != PLAIN_CPU_TRAINER:
+        parts["trainer"] = trainer
+    if teaches_on_cpu(cfg) and torch.get_num_threads() != 1:
+        parts["threads"] = torch.get_num_threads()
     return config_hash(parts)
+
+
+# What of the trainer moves the taught weights: the device, the processes and how their gradients meet, the
+# precision, the clipping. trainer=cpu's values are left out of the vanilla key (which held no trainer setting
+# before), so the models cached until then keep their keys; any other value enters it.
+TEACH_TRAINER_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "precision", "gradient_clip_val",
+                      "gradient_clip_algorithm", "accumulate_grad_batches")
+PLAIN_CPU_TRAINER = {"accelerator": "cpu", "devices": 1, "precision": "32-true", "gradient_clip_val": 1.0}
+
+
+def teaching_trainer(cfg: DictConfig) -> dict:
+    trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
+    return {k: trainer[k] for k in TEACH_TRAINER_KEYS if k in trainer}
+
+
+def teaches_on_cpu(cfg: DictConfig) -> bool:
+    """On CPU the torch thread count moves the taught weights too (how the kernels split their sums): one and
+    two threads gave two different seed-0 models on one machine, 2 of 64 tensors equal. So a process on N != 1
+    threads keys its vanilla models by N, and the one-thread models (the frontier's workers', which made
+    docs/results.md) keep the keys they had; otherwise `make run` and a sweep shared one key for two models,
+    and which one a later run read depended on which had run first."""
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
 
 
 def vanilla_path(cfg: DictConfig) -> Path:
@@ -124,6 +156,15 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path:
     path = vanilla_path(cfg)
     if path.exists():
         log.info("vanilla model: reusing %s", path)
+        taught = teaching_record(path).get("environment")
+        if taught is None and teaches_on_cpu(cfg) and torch.get_num_threads() == 1:
+            log.warning("vanilla model %s has no %s (cached before teaching was recorded): it may have been "
+                        "taught on more than one thread, when that count was not yet in the key; delete it to "
+                        "teach this key's one-thread model", path.name, TEACHING_FILE)
+        moved = differences(machine_part(taught), machine_part(run_environment(cfg))) if taught else []
+        if moved:
+            log.warning("vanilla model %s was taught in another float environment (%s): a model taught here "
+                        "would differ, as a model of another seed does", path.name, "; ".join(moved))
         return path
     log.info("vanilla model missing: teaching the benchmark first (cached at %s)", path)
     from unlearn.methods.finetune import teach
@@ -134,10 +175,32 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path:
         ctx = RunContext(cfg, benchmark, model, processor, path.parent)
         teach(ctx, cfg.finetune)
     if ctx.is_global_zero:
-        build_cached_dir(path, lambda tmp: save_model(ctx.model, processor, tmp))
+        save_vanilla(ctx, path, time.perf_counter() - start)
         log.info("vanilla model built in %.0f s", time.perf_counter() - start)
     _barrier()
     return path
+
+
+def run_environment(cfg: DictConfig) -> dict:
+    return float_environment("cpu" if teaches_on_cpu(cfg) else str(cfg.trainer.get("accelerator", "auto")))
+
+
+def save_vanilla(ctx: RunContext, path: Path, seconds: float) -> Path:
+    """The taught model, with how it was taught (`teaching.json`: the probe's history, the seconds, the float
+    environment), into the cache directory its key names; a directory that exists is kept."""
+    def build(tmp: Path) -> None:
+        save_model(ctx.model, ctx.processor, tmp)
+        write_json(tmp / TEACHING_FILE, {"key": path.name, "teach_seed": ctx.cfg.teach_seed, "seconds": seconds,
+                                         "probe": ctx.artifacts.get("finetune_probe"),
+                                         "environment": run_environment(ctx.cfg)})
+
+    return build_cached_dir(path, build)
+
+
+def teaching_record(source) -> dict:
+    """A cached vanilla model's `teaching.json`; {} for a model cached before it existed or a user checkpoint."""
+    path = Path(str(source)) / TEACHING_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _barrier() -> None:
@@ -280,9 +343,11 @@ def run(cfg: DictConfig) -> dict:
             with atomic_dir(out_dir / "model") as tmp:
                 save_model(ctx.model, processor, tmp)
         if cfg.method.name == "finetune" and not cfg.model.path:  # the vanilla model later runs start from
-            build_cached_dir(vanilla_path(cfg), lambda tmp: save_model(ctx.model, processor, tmp))
+            save_vanilla(ctx, vanilla_path(cfg), metrics["time/method_s"])
         summary = {"method": cfg.method.name, "seed": cfg.seed, "teach_seed": cfg.teach_seed,
                    "source_model": str(source), "metrics": metrics,
+                   # where the floats were made: this run's, and its source model's teaching (when recorded)
+                   "environment": run_environment(cfg), "source_teaching": teaching_record(source),
                    "artifacts": ctx.artifacts,
                    "skipped_rows": benchmark.skipped}  # data.on_bad_row=skip: {split: {reason: count}}
         # the configuration as it ran, interpolations resolved (.hydra/config.yaml keeps them: the lr a method

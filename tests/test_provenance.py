@@ -1,0 +1,108 @@
+"""A vanilla model's key names the thread count and trainer it was taught with; teaching.json records the rest."""
+
+import json
+import logging
+from contextlib import contextmanager
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from unlearn.config import compose_config
+from unlearn.io import config_hash
+from unlearn.pipeline import ensure_vanilla, teaching_record, vanilla_key
+from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part
+
+
+def _cfg(tmp_path, *overrides):
+    return compose_config(["logger=none", *overrides], tmp_path / "out", tmp_path / "cache")
+
+
+@contextmanager
+def threads(n):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _key_before_this_change(cfg):
+    """vanilla_key as it was until the thirteenth session (no trainer, no thread count)."""
+    finetune = OmegaConf.to_container(cfg.finetune, resolve=True)
+    if not finetune.get("image_processor"):
+        finetune.pop("image_processor", None)
+    parts = {"model": cfg.model.name, "build": OmegaConf.to_container(cfg.model.build, resolve=True),
+             "finetune": finetune, "data": OmegaConf.to_container(cfg.data.spec, resolve=True),
+             "seed": cfg.teach_seed, "forget_split": cfg.data.forget_split}
+    return config_hash(parts)
+
+
+def test_one_thread_keys_are_the_old_keys_and_other_counts_have_their_own(tmp_path):
+    cfg = _cfg(tmp_path)
+    with threads(1):
+        one = vanilla_key(cfg)
+        assert one == _key_before_this_change(cfg)  # the frontier's models (docs/results.md) stay cached
+    with threads(2):
+        two = vanilla_key(cfg)
+    with threads(3):
+        three = vanilla_key(cfg)
+    assert len({one, two, three}) == 3
+
+
+def test_the_trainer_keys_the_vanilla_model_where_it_is_not_plain_cpu(tmp_path):
+    with threads(1):
+        plain = vanilla_key(_cfg(tmp_path))
+        assert vanilla_key(_cfg(tmp_path, "trainer.log_every_n_steps=3")) == plain  # moves no weight
+        changed = {o: vanilla_key(_cfg(tmp_path, o)) for o in
+                   ("trainer=ddp_sim", "trainer.precision=bf16-mixed", "trainer.gradient_clip_val=0.5",
+                    "+trainer.accumulate_grad_batches=2", "trainer=gpu")}
+    assert plain not in changed.values() and len(set(changed.values())) == len(changed), changed
+    # off CPU the thread count is not part of the key
+    with threads(2):
+        assert vanilla_key(_cfg(tmp_path, "trainer=gpu")) == changed["trainer=gpu"]
+
+
+def test_differences_name_the_entries_that_moved():
+    old = {"cpu": "A", "cpu_capability": "AVX512", "libraries": {"torch": "2.13.0", "peft": None},
+           "torch_threads": 1}
+    new = {"cpu": "A", "cpu_capability": "AVX2", "libraries": {"torch": "2.13.0", "peft": "0.21"},
+           "torch_threads": 2, "gpu": "H200"}
+    assert differences(old, new) == ["cpu_capability: AVX512 -> AVX2", "gpu: None -> H200",
+                                     "libraries.peft: None -> 0.21", "torch_threads: 1 -> 2"]
+    assert differences(old, old) == []
+    # the thread count is in the key, so a reused model is compared on the machine part only
+    assert differences(machine_part(old), machine_part({**old, "torch_threads": 4})) == []
+
+
+def test_teaching_is_recorded_beside_the_weights_and_another_machine_is_warned_of(tmp_path, caplog):
+    cfg = _cfg(tmp_path, "debug=fast", "finetune.epochs=2", "finetune.target_mc_acc=1.0")  # probed, not reached
+    benchmark = instantiate(cfg.data.benchmark)
+    path = ensure_vanilla(cfg, benchmark)
+    record = teaching_record(path)
+    assert record["key"] == path.name and record["teach_seed"] == 0 and record["seconds"] > 0
+    assert [h["epoch"] for h in record["probe"]] == [1, 2]  # the probe's history, one entry per check
+    env = record["environment"]
+    assert env == {**float_environment("cpu"), "torch_threads": torch.get_num_threads()}
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+
+    with caplog.at_level(logging.WARNING, logger="unlearn.pipeline"):
+        ensure_vanilla(cfg, benchmark)
+    assert not [r for r in caplog.records if "float environment" in r.message]
+    doctored = {**record, "environment": {**env, "cpu_capability": "AVX512", "torch_threads": 99}}
+    (path / TEACHING_FILE).write_text(json.dumps(doctored))
+    with caplog.at_level(logging.WARNING, logger="unlearn.pipeline"):
+        assert ensure_vanilla(cfg, benchmark) == path  # still reused: a warning, not a refusal
+    (warning,) = [r.message for r in caplog.records if "float environment" in r.message]
+    assert f"cpu_capability: AVX512 -> {env['cpu_capability']}" in warning and "torch_threads" not in warning
+    assert teaching_record(tmp_path / "nowhere") == {}
+
+    # a model cached before teaching.json existed, read by a one-thread process: it may be a two-thread model
+    # under the one-thread key, and the run says so
+    caplog.clear()
+    with threads(1), caplog.at_level(logging.WARNING, logger="unlearn.pipeline"):
+        one = _cfg(tmp_path, "debug=fast", "finetune.epochs=2", "finetune.target_mc_acc=1.0")
+        (path.parent / f"{path.name.split('-')[0]}-{vanilla_key(one)}").mkdir()
+        ensure_vanilla(one, benchmark)
+    assert any("may have been taught on more than one thread" in r.message for r in caplog.records)

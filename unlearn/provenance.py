@@ -1,0 +1,73 @@
+"""What a taught model's floats came from, beyond its config: the float environment of the process.
+
+Why: on CPU the same recipe and seed give different weights under another processor's kernels, another
+torch thread count or another library version (docs/frontier_evidence.md: one and two threads gave two
+different seed-0 models on one machine, 2 of 64 tensors equal). The cache key names what the user chose;
+this record names where the floats were made, so a reader can tell whether two results pages compare one
+sample of taught models or two.
+"""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+LIBRARIES = ("torch", "transformers", "lightning", "peft")
+TEACHING_FILE = "teaching.json"  # beside a cached vanilla model's weights
+
+
+def cpu_model() -> str | None:
+    """The processor's name from /proc/cpuinfo (platform.processor() is empty on most Linux systems)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def library_versions() -> dict[str, str | None]:
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def float_environment(accelerator: str = "cpu") -> dict:
+    """The settings of this process that move a model's floats, for the record (not for a cache key: the
+    processor and the libraries are the machine's, and a cache lives on one machine)."""
+    env = {"python": platform.python_version(), "libraries": library_versions(), "cpu": cpu_model(),
+           "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch_threads": torch.get_num_threads(),
+           "accelerator": accelerator}
+    if accelerator != "cpu" and torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        env["world_size"] = torch.distributed.get_world_size()
+    return env
+
+
+# what the vanilla key cannot name (the threads and the trainer it does): the machine and its libraries
+MACHINE_KEYS = ("python", "libraries", "cpu", "cpu_capability", "gpu")
+
+
+def machine_part(env: dict) -> dict:
+    return {k: env[k] for k in MACHINE_KEYS if k in env}
+
+
+def differences(recorded: dict, current: dict) -> list[str]:
+    """The float-environment entries in which `current` differs from `recorded`, as 'key: old -> new'."""
+    out = []
+    for key in sorted(set(recorded) | set(current)):
+        old, new = recorded.get(key), current.get(key)
+        if isinstance(old, dict) or isinstance(new, dict):
+            out += [f"{key}.{d}" for d in differences(old or {}, new or {})]
+        elif old != new:
+            out.append(f"{key}: {old} -> {new}")
+    return out
