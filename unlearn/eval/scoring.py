@@ -20,13 +20,20 @@ def model_inputs(batch: dict, device) -> dict:
 
 @torch.no_grad()
 def answer_logprobs(model, batch: dict, per_token: bool = False) -> torch.Tensor:
-    """Sum of log p(label tokens) per row, in float32; `per_token`: divided by the row's answer length."""
+    """Sum of log p(label tokens) per row, in float32; `per_token`: divided by the row's answer length.
+
+    Only the answer positions' logits are cast to float32 and normalised, and no key/value cache is built:
+    over whole rows both grow as rows x length x vocab (or x layers x width), which for a 7B model behind 576
+    image tokens is tens of GB per batch (Qwen2-VL's vocabulary has 152k words). Each position's
+    log-softmax is its own, and the sums run over the same [rows, length] tensor as before, so the values
+    are those of normalising every position (bit for bit on CPU, tests/test_answer_logprobs.py)."""
     device = next(model.parameters()).device
-    logits = model(**model_inputs(batch, device)).logits[:, :-1].float()
+    logits = model(**model_inputs(batch, device), use_cache=False).logits[:, :-1]
     labels = batch["labels"][:, 1:].to(device)
     mask = labels != IGNORE
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    total = (logp * mask).sum(-1)
+    logp = torch.zeros(labels.shape, dtype=torch.float32, device=device)
+    logp[mask] = torch.log_softmax(logits[mask].float(), dim=-1).gather(-1, labels[mask].unsqueeze(-1)).squeeze(-1)
+    total = logp.sum(-1)
     return total / mask.sum(-1).clamp(min=1) if per_token else total
 
 

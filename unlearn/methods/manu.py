@@ -66,7 +66,9 @@ class ActivationPass(L.LightningModule):
         return loaders
 
     def validation_step(self, batch, batch_idx, dataloader_idx=0):
-        self.model(**model_inputs(batch, self.device))
+        # the hooks read the MLPs; the logits over every position and the key/value cache are never read, and
+        # on a 7B model they are rows x length x vocab and layers x rows x length x width
+        self.model(**model_inputs(batch, self.device), use_cache=False, logits_to_keep=1)
 
 
 def statistics_datasets(ctx, max_retain_people: int | None = None, sequences: str = "template") -> dict:
