@@ -114,9 +114,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch threads for the in-process phase timing (default: torch's; "
                                                     "an untimed run first teaches and evaluates that count's model)")
     args = parser.parse_args()
-    if args.threads:
-        import torch
+    import torch
 
+    warm = bool(args.threads) and args.threads != torch.get_num_threads()  # another count: its own model
+    if args.threads:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -146,7 +147,7 @@ def main() -> None:
         os.environ.update(UNLEARN_CACHE=str(cache))
         label = f" [{' '.join(args.phase_override)}]" if args.phase_override else ""
         rows += [(f"in process{label}: {k}", [v])
-                 for k, v in phases(cache, tmp / "phases", args.phase_override, warm=bool(args.threads)).items()]
+                 for k, v in phases(cache, tmp / "phases", args.phase_override, warm=warm).items()]
     width = max(len(n) for n, _ in rows)
     for name, seconds in rows:
         print(f"{name:<{width}}  {median_and_range(seconds)}")

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from unlearn.config import compose_config
 from unlearn.io import config_hash
 from unlearn.pipeline import ensure_vanilla, teaching_record, vanilla_key
-from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part
+from unlearn.provenance import TEACHING_FILE, differences, machine_part
 
 
 def _cfg(tmp_path, *overrides):
@@ -79,20 +79,22 @@ def test_differences_name_the_entries_that_moved():
 def test_teaching_is_recorded_beside_the_weights_and_another_machine_is_warned_of(tmp_path, caplog):
     cfg = _cfg(tmp_path, "debug=fast", "finetune.epochs=2", "finetune.target_mc_acc=1.0")  # probed, not reached
     benchmark = instantiate(cfg.data.benchmark)
-    path = ensure_vanilla(cfg, benchmark)
+    with threads(2):  # a two-thread model, whatever this process started with (its key differs from one thread's)
+        path = ensure_vanilla(cfg, benchmark)
     record = teaching_record(path)
     assert record["key"] == path.name and record["teach_seed"] == 0 and record["seconds"] > 0
     assert [h["epoch"] for h in record["probe"]] == [1, 2]  # the probe's history, one entry per check
     env = record["environment"]
-    assert env == {**float_environment("cpu"), "torch_threads": torch.get_num_threads()}
+    assert env["torch_threads"] == 2 and env["accelerator"] == "cpu"
     assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert env["libraries"]["torch"] == torch.__version__
 
-    with caplog.at_level(logging.WARNING, logger="unlearn.pipeline"):
+    with threads(2), caplog.at_level(logging.WARNING, logger="unlearn.pipeline"):
         ensure_vanilla(cfg, benchmark)
     assert not [r for r in caplog.records if "float environment" in r.message]
     doctored = {**record, "environment": {**env, "cpu_capability": "AVX512", "torch_threads": 99}}
     (path / TEACHING_FILE).write_text(json.dumps(doctored))
-    with caplog.at_level(logging.WARNING, logger="unlearn.pipeline"):
+    with threads(2), caplog.at_level(logging.WARNING, logger="unlearn.pipeline"):
         assert ensure_vanilla(cfg, benchmark) == path  # still reused: a warning, not a refusal
     (warning,) = [r.message for r in caplog.records if "float environment" in r.message]
     assert f"cpu_capability: AVX512 -> {env['cpu_capability']}" in warning and "torch_threads" not in warning
@@ -106,3 +108,26 @@ def test_teaching_is_recorded_beside_the_weights_and_another_machine_is_warned_o
         (path.parent / f"{path.name.split('-')[0]}-{vanilla_key(one)}").mkdir()
         ensure_vanilla(one, benchmark)
     assert any("may have been taught on more than one thread" in r.message for r in caplog.records)
+
+
+def test_finetune_publishes_under_the_key_it_had_before_teaching(tmp_path, monkeypatch):
+    """On CPU under DDP Lightning sets each rank's thread count at its first launch; method=finetune must
+    publish its model under the key the run started with, where the next run (which starts the same way)
+    looks for it."""
+    from unlearn import pipeline
+    from unlearn.methods import finetune
+
+    taught = finetune.teach
+
+    def teach_then_change_threads(ctx, fcfg):  # what Lightning's DDP launcher does to the rank's threads
+        taught(ctx, fcfg)
+        torch.set_num_threads(1)
+
+    monkeypatch.setattr(finetune, "teach", teach_then_change_threads)
+    with threads(2):
+        cfg = _cfg(tmp_path, "debug=fast", "method=finetune", "save_model=false")
+        expected = pipeline.vanilla_path(cfg)
+        pipeline.run(cfg)
+        assert torch.get_num_threads() == 1  # the thread count did change during the run
+    assert list(expected.parent.iterdir()) == [expected]  # not under the one-thread key it ended with
+    assert teaching_record(expected)["key"] == expected.name

@@ -303,6 +303,9 @@ def run(cfg: DictConfig) -> dict:
     check_sequence_settings(cfg)  # before any data is read or any model taught, loaded or evaluated
     check_run_settings(cfg)
     out_dir = Path(cfg.paths.output_dir)
+    # where method=finetune publishes its model: keyed now, before any trainer runs (on CPU under DDP, Lightning
+    # sets each rank's thread count at its first launch, and the key holds this process's count at the start)
+    publish = vanilla_path(cfg) if cfg.method.name == "finetune" and not cfg.model.path else None
     benchmark: Benchmark = instantiate(cfg.data.benchmark)
     reference = reference_records(cfg.eval.reference_run) if cfg.eval.get("reference_run") else None
     logger = instantiate(cfg.logger) if cfg.get("logger") else None
@@ -342,8 +345,8 @@ def run(cfg: DictConfig) -> dict:
         if cfg.save_model:
             with atomic_dir(out_dir / "model") as tmp:
                 save_model(ctx.model, processor, tmp)
-        if cfg.method.name == "finetune" and not cfg.model.path:  # the vanilla model later runs start from
-            save_vanilla(ctx, vanilla_path(cfg), metrics["time/method_s"])
+        if publish is not None:  # the vanilla model later runs start from
+            save_vanilla(ctx, publish, metrics["time/method_s"])
         summary = {"method": cfg.method.name, "seed": cfg.seed, "teach_seed": cfg.teach_seed,
                    "source_model": str(source), "metrics": metrics,
                    # where the floats were made: this run's, and its source model's teaching (when recorded)
