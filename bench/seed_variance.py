@@ -24,8 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from unlearn.eval.table import MODALITIES
-from unlearn.frontier import METHODS, one_torch_thread, worker_pool
+from unlearn.frontier import METHODS, worker_pool
 from unlearn.report import MOD_LABEL, independent_std, mean_std, metric, question_count
+from unlearn.runtime import torch_threads
 
 CELLS = tuple((split, mod) for mod in MODALITIES for split in ("forget", "retain"))
 
@@ -53,7 +54,7 @@ def sweep(out: Path, methods, teach_seeds, seeds, base, cache: Path, jobs: int, 
     firsts = list({t: (m, t, s) for m, t, s in reversed(todo)}.values())
     rest = [job for job in todo if job not in firsts]
     if jobs <= 1 or not todo:
-        with one_torch_thread():  # as in the workers, so --jobs 1 reads and teaches the same one-thread models
+        with torch_threads(1):  # as in the workers, so --jobs 1 reads and teaches the same one-thread models
             for job in firsts + rest:
                 run_one(out, *job, base, cache)
         return len(todo)

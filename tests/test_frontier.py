@@ -237,15 +237,13 @@ def test_a_sweep_in_process_runs_on_one_thread_as_the_workers_do(tmp_path, monke
 
     from unlearn import frontier
 
+    from unlearn.runtime import torch_threads
+
     seen = []
     monkeypatch.setattr(frontier, "run_task", lambda task, *a: seen.append(torch.get_num_threads()))
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with torch_threads(2):
         assert frontier.sweep(tmp_path / "sweep", "fast", [0], [], tmp_path / "cache", jobs=1) == 4
         assert seen == [1, 1, 1, 1] and torch.get_num_threads() == 2  # restored after the sweep
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.mark.slow

@@ -2,7 +2,6 @@
 
 import json
 import logging
-from contextlib import contextmanager
 
 import torch
 from hydra.utils import instantiate
@@ -12,20 +11,11 @@ from unlearn.config import compose_config
 from unlearn.io import config_hash
 from unlearn.pipeline import ensure_vanilla, teaching_record, vanilla_key
 from unlearn.provenance import TEACHING_FILE, differences, machine_part
+from unlearn.runtime import torch_threads as threads
 
 
 def _cfg(tmp_path, *overrides):
     return compose_config(["logger=none", *overrides], tmp_path / "out", tmp_path / "cache")
-
-
-@contextmanager
-def threads(n):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _key_before_this_change(cfg):
@@ -131,3 +121,18 @@ def test_finetune_publishes_under_the_key_it_had_before_teaching(tmp_path, monke
         assert torch.get_num_threads() == 1  # the thread count did change during the run
     assert list(expected.parent.iterdir()) == [expected]  # not under the one-thread key it ended with
     assert teaching_record(expected)["key"] == expected.name
+
+
+def test_same_weights_counts_bit_identical_tensors(tmp_path, tiny_model):
+    from bench.same_weights import same_tensors
+    from unlearn.models.loading import save_model
+
+    model, proc = tiny_model
+    save_model(model, proc, tmp_path / "a")
+    save_model(model, proc, tmp_path / "b")
+    same, total = same_tensors(tmp_path / "a", tmp_path / "b")
+    assert same == total > 10
+    with torch.no_grad():
+        next(model.parameters()).add_(1e-6)
+    save_model(model, proc, tmp_path / "c")
+    assert same_tensors(tmp_path / "a", tmp_path / "c") == (total - 1, total)

@@ -38,7 +38,6 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,21 +208,6 @@ def run_task(task: Task, out: Path, base: Sequence[str], cache: Path) -> float:
     return took
 
 
-@contextmanager
-def one_torch_thread():
-    """This process on one torch thread while the sweep runs in it (`--jobs 1`), as every worker is: a
-    vanilla model taught on one thread differs from one taught on two (unlearn/pipeline.py `teaches_on_cpu`),
-    so without it `--jobs 1` and `--jobs 2` made two different sweeps of one command."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _one_thread_worker() -> None:
     """Worker start-up: one torch thread each, so `jobs` workers share the cores without oversubscribing."""
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -263,7 +247,11 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
     """
     tasks = plan(out, grid, seeds, methods)
     if jobs <= 1 or not tasks:
-        with one_torch_thread():  # as in the workers: the sweep's models and numbers do not depend on --jobs
+        from unlearn.runtime import torch_threads
+
+        # as in the workers: a model taught on two threads differs from one taught on one, so without this
+        # --jobs 1 and --jobs 2 would make two different sweeps of one command
+        with torch_threads(1):
             for task in tasks:
                 run_task(task, out, base, cache)
         return len(tasks)

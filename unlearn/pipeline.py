@@ -116,8 +116,8 @@ def vanilla_key(cfg: DictConfig) -> str:
     trainer = teaching_trainer(cfg)
     if trainer != PLAIN_CPU_TRAINER:
         parts["trainer"] = trainer
-    if teaches_on_cpu(cfg) and torch.get_num_threads() != 1:
-        parts["threads"] = torch.get_num_threads()
+    if keyed_threads(cfg) not in (None, 1):
+        parts["threads"] = keyed_threads(cfg)
     return config_hash(parts)
 
 
@@ -144,6 +144,11 @@ def teaches_on_cpu(cfg: DictConfig) -> bool:
     return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
 
 
+def keyed_threads(cfg: DictConfig) -> int | None:
+    """The torch thread count a vanilla model of `cfg` is keyed by in this process; None off CPU."""
+    return torch.get_num_threads() if teaches_on_cpu(cfg) else None
+
+
 def vanilla_path(cfg: DictConfig) -> Path:
     return Path(cfg.paths.cache_dir) / "vanilla" / f"{cfg.model.name}-{vanilla_key(cfg)}"
 
@@ -157,7 +162,7 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path:
     if path.exists():
         log.info("vanilla model: reusing %s", path)
         taught = teaching_record(path).get("environment")
-        if taught is None and teaches_on_cpu(cfg) and torch.get_num_threads() == 1:
+        if taught is None and keyed_threads(cfg) == 1:
             log.warning("vanilla model %s has no %s (cached before teaching was recorded): it may have been "
                         "taught on more than one thread, when that count was not yet in the key; delete it to "
                         "teach this key's one-thread model", path.name, TEACHING_FILE)

@@ -3,6 +3,7 @@
 import logging
 import os
 import warnings
+from contextlib import contextmanager
 
 
 def quiet_libraries() -> None:
@@ -14,6 +15,20 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
     warnings.filterwarnings("ignore", message=".*isinstance\(treespec, LeafSpec\).*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+
+
+@contextmanager
+def torch_threads(n: int):
+    """This process on `n` torch threads for a while, then back: on CPU the thread count moves taught weights
+    (unlearn/pipeline.py `teaches_on_cpu`), so a sweep in process runs on its workers' one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 FULL_EXIT_ENV = "UNLEARN_FULL_EXIT"

@@ -8,9 +8,8 @@ their key/value cache is copied to each of their answers, and the answers run af
 log-probabilities up to float rounding (tests/test_shared_prompt.py holds them to whole rows per family).
 
 Memory: the copied cache holds B*k prompt caches for B items of k answers (on LLaVA-1.5-7B about 0.3 GB per
-answer in bf16), no more than whole rows, whose forward builds the same cache over prompt and answer for every
-row (transformers caches by default) and keeps float32 logits over every position, where this keeps the
-prompt's last one. `eval.share_prompt=false` scores whole rows.
+answer in bf16). Whole rows keep no cache (`answer_logprobs`), so where memory is short, lower
+`eval.batch_size` or score whole rows: `eval.share_prompt=false`.
 """
 
 from __future__ import annotations
