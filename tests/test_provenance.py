@@ -82,12 +82,13 @@ def test_teaching_is_recorded_beside_the_weights_and_another_machine_is_warned_o
     with threads(2), caplog.at_level(logging.WARNING, logger="unlearn.pipeline"):
         ensure_vanilla(cfg, benchmark)
     assert not [r for r in caplog.records if "float environment" in r.message]
-    doctored = {**record, "environment": {**env, "cpu_capability": "AVX512", "torch_threads": 99}}
+    other = "AVX2" if env["cpu_capability"] == "AVX512" else "AVX512"  # another processor than this one
+    doctored = {**record, "environment": {**env, "cpu_capability": other, "torch_threads": 99}}
     (path / TEACHING_FILE).write_text(json.dumps(doctored))
     with threads(2), caplog.at_level(logging.WARNING, logger="unlearn.pipeline"):
         assert ensure_vanilla(cfg, benchmark) == path  # still reused: a warning, not a refusal
     (warning,) = [r.message for r in caplog.records if "float environment" in r.message]
-    assert f"cpu_capability: AVX512 -> {env['cpu_capability']}" in warning and "torch_threads" not in warning
+    assert f"cpu_capability: {other} -> {env['cpu_capability']}" in warning and "torch_threads" not in warning
     assert teaching_record(tmp_path / "nowhere") == {}
 
     # a model cached before teaching.json existed, read by a one-thread process: it may be a two-thread model
@@ -136,3 +137,4 @@ def test_same_weights_counts_bit_identical_tensors(tmp_path, tiny_model):
         next(model.parameters()).add_(1e-6)
     save_model(model, proc, tmp_path / "c")
     assert same_tensors(tmp_path / "a", tmp_path / "c") == (total - 1, total)
+
