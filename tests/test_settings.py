@@ -16,6 +16,7 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["eval.batch_size=0"], r"eval.batch_size=0: expected an integer >= 1"),
     (["eval.max_people=0"], r"eval.max_people=0: expected null \(every person\)"),
     (["eval.share_prompt=maybe"], r"eval.share_prompt='maybe': expected true or false"),
+    (["eval.shared_cache_gb=0"], r"eval.shared_cache_gb=0: expected a number in \(0"),
     (["eval.max_new_tokens=0"], r"eval.max_new_tokens=0"),
     (["eval.relearn.enabled=true", "eval.relearn.steps=0"], r"eval.relearn.steps=0"),
     (["eval.relearn.enabled=true", "eval.relearn.fraction=1.5"], r"eval.relearn.fraction=1.5"),

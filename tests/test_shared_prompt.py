@@ -1,5 +1,9 @@
 """Answers scored after one pass over their shared prompt equal whole rows, on every family that uses it."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from PIL import Image
@@ -8,7 +12,7 @@ from unlearn.config import compose_config
 from unlearn.data.collate import collate, prompt_example, qa_example
 from unlearn.eval.items import flatten
 from unlearn.eval.scoring import answer_logprobs, answer_set_logprobs, score_mc, score_probabilities
-from unlearn.eval.shared_prompt import answers_after_prompts, shares_prompt
+from unlearn.eval.shared_prompt import answer_passes, answers_after_prompts, cache_bytes, shares_prompt
 from unlearn.models.tiny_real import write_tiny_real
 from unlearn.pipeline import load_configured
 
@@ -25,11 +29,20 @@ def whole_rows(model, proc, prompts, answers, per_token):
     return answer_logprobs(model, collate(exs, proc.tokenizer.pad_token_id), per_token=per_token)
 
 
-def shared(model, proc, prompts, answers, per_token):
+def shared(model, proc, prompts, answers, per_token, cache_gb=None):
     pad = proc.tokenizer.pad_token_id
     batch = collate([prompt_example(proc, q, pv) for q, pv in prompts], pad, padding_side="left")
     return answers_after_prompts(model, batch, [proc.answer_ids(a) for row in answers for a in row],
-                                 [len(row) for row in answers], pad, per_token)
+                                 [len(row) for row in answers], pad, per_token, cache_gb)
+
+
+def prompt_cache_bytes(model, proc, prompts) -> int:
+    """What one prompt's key/value cache takes in this batch (all prompts are padded to one length)."""
+    batch = collate([prompt_example(proc, q, pv) for q, pv in prompts], proc.tokenizer.pad_token_id,
+                    padding_side="left")
+    with torch.no_grad():
+        out = model(**{k: v for k, v in batch.items() if k != "labels"}, use_cache=True, logits_to_keep=1)
+    return cache_bytes(out.past_key_values) // len(prompts)
 
 
 def sharpen(model):
@@ -145,3 +158,86 @@ def test_mismatched_answers_are_refused(tiny_model):
         answers_after_prompts(model, batch, [[5], []], [1, 1], pad)
     with pytest.raises(ValueError, match="no answers"):
         answers_after_prompts(model, batch, [], [0, 0], pad)
+
+
+def test_answer_passes_keep_each_pass_under_the_budget():
+    assert answer_passes(10, 100, None) == 1  # no bound: one pass
+    assert answer_passes(10, 100, 250) == 5  # 2 rows of 100 bytes per pass
+    assert answer_passes(10, 100, 300) == 4  # 3, 3, 3, 1
+    assert answer_passes(10, 100, 1000) == 1  # exactly fits
+    assert answer_passes(10, 100, 999) == 2
+    assert answer_passes(10, 100, 50) == 10  # a row larger than the budget still runs, alone
+    assert answer_passes(1, 10**9, 1) == 1
+    with pytest.raises(ValueError, match="0 answers"):
+        answer_passes(0, 100, 250)
+
+
+@pytest.mark.parametrize("family", ["embedded", "llava", "idefics2"])
+def test_answers_in_passes_under_a_cache_budget_equal_one_pass(tmp_path, checkpoints, tiny_model, small_benchmark,
+                                                               monkeypatch, family):
+    """Split into passes, each answer sees the same prompt cache: the copy one pass grows must not reach the
+    next, and each pass must take its own rows' prompts. Measured on CPU: bit for bit."""
+    if family == "embedded":
+        model, proc = tiny_model
+        sharpen(model)
+        portraits = [it.pixel_values for it in flatten("forget", small_benchmark.eval["forget"], proc.pixel_values)
+                     if it.pixel_values is not None]
+        prompts = prompts_of([portraits[0], portraits[-1]])
+    else:
+        model, proc, prompts = _real(tmp_path, checkpoints, family)
+    per_prompt = prompt_cache_bytes(model, proc, prompts)
+    assert per_prompt > 0
+    one = shared(model, proc, prompts, ANSWERS, False)
+    n = sum(len(r) for r in ANSWERS)
+    calls = _forwards(model, monkeypatch)
+    for rows in (1, 3, n - 1):  # rows per pass: the budget holds `rows` prompt caches and not one more
+        calls.clear()
+        split = shared(model, proc, prompts, ANSWERS, False, cache_gb=(rows + 0.5) * per_prompt / 1e9)
+        assert len(calls) == 1 + -(-n // rows)  # the prompts once, then the answers in passes
+        assert torch.equal(split, one), rows
+    calls.clear()
+    assert torch.equal(shared(model, proc, prompts, ANSWERS, False, cache_gb=4), one)
+    assert len(calls) == 2  # a budget far above the batch: one answer pass, as without a bound
+
+
+def test_ranks_run_the_same_number_of_passes(tmp_path):
+    """Under FSDP each pass gathers the weights on every rank: a rank with fewer answers (here 2 against 9, one
+    row per pass) runs idle passes until the other is done, and its own numbers do not change."""
+    script = Path(__file__).parent / "scripts" / "shared_prompt_in_step.py"
+    out = tmp_path / "in_step.pt"
+    proc = subprocess.run([sys.executable, str(script), "--out", str(out)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    ranks = torch.load(out, weights_only=False)
+    assert [r["answers"] for r in ranks] == [2, 9]
+    assert [r["forwards_alone"] for r in ranks] == [1 + 2, 1 + 9]  # each rank alone: one row per pass
+    assert [r["forwards_in_step"] for r in ranks] == [1 + 9, 1 + 9]
+    for r in ranks:
+        assert torch.equal(r["in_step"], r["alone"])
+
+
+def test_evaluation_passes_its_cache_budget_to_the_scorers(tiny_model, small_benchmark, monkeypatch):
+    """eval.shared_cache_gb reaches both likelihood scorers: MC and truth-ratio sets run in more passes under a
+    small budget, with the same records."""
+    from unlearn.eval.evaluator import EvaluationModule
+
+    model, proc = tiny_model
+    sharpen(model)
+    items = [it for it in flatten("forget", small_benchmark.eval["forget"], proc.pixel_values)
+             if it.task in ("mc", "prob")][:24]
+    calls = _forwards(model, monkeypatch)
+    records = {}
+    for budget in (None, 1e-9):  # 1 byte: one answer row per pass
+        module = EvaluationModule(model, proc, items, "after", batch_size=64, shared_cache_gb=budget)
+        module.on_validation_epoch_start()
+        assert module.tasks == ["mc", "prob"]
+        calls.clear()
+        for i, task in enumerate(module.tasks):
+            module.validation_step(module.items_by_task[task], 0, i)
+        records[budget], passes = module._records, len(calls)
+        if budget is None:
+            assert passes == 2 * len(module.tasks)
+        else:
+            rows = sum(len(it.options) if it.task == "mc" else 2 + len(it.perturbed) for it in items)
+            assert passes == len(module.tasks) + rows
+    assert records[None] == records[1e-9]

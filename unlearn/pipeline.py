@@ -237,7 +237,8 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
     items = prompts.scored([it for split in splits for it in evaluated[split]])
     module = EvaluationModule(ctx.model, ctx.processor, items, stage, ecfg.batch_size, ecfg.mc_mode,
                               ecfg.max_new_tokens, ecfg.scorer, ecfg.mc_also, prompts,
-                              ecfg.get("truth_ratio_perturbed", "item"), ecfg.get("share_prompt", True))
+                              ecfg.get("truth_ratio_perturbed", "item"), ecfg.get("share_prompt", True),
+                              ecfg.get("shared_cache_gb"))
     trainer = ctx.trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.validate(module, verbose=False)
     return module.metrics, module.records

@@ -125,6 +125,8 @@ def check_eval(e) -> None:
     optional_positive_int(e.get("max_people"), "eval.max_people", "every person")
     optional_positive_int(e.get("max_new_tokens"), "eval.max_new_tokens", "the protocol's limits")
     boolean(e.get("share_prompt", True), "eval.share_prompt")
+    if e.get("shared_cache_gb") is not None:  # null: no bound
+        number(e.shared_cache_gb, "eval.shared_cache_gb", 0, low_open=True)
     r = e.get("relearn")
     if r is not None and r.get("enabled"):
         one_of(r.data, ("forget", "retain"), "eval.relearn.data")

@@ -28,10 +28,12 @@ class EvaluationModule(L.LightningModule):
     def __init__(self, model: torch.nn.Module, processor: VLProcessor, items: list[EvalItem], stage: str,
                  batch_size: int = 32, mc_mode: str = "likelihood", max_new_tokens: int = 12,
                  scorer: str = "embedded", mc_also: str | None = None, prompts=None,
-                 truth_ratio_perturbed: str = "item", share_prompt: bool = True):
+                 truth_ratio_perturbed: str = "item", share_prompt: bool = True,
+                 shared_cache_gb: float | None = None):
         """`prompts`: the evaluation protocol (unlearn/eval/protocol.py), which writes the generated items'
         prompts and limits; None: the embedded protocol with `max_new_tokens`. `share_prompt`: score the
-        answers of an MC or truth-ratio item after one pass over their prompt (unlearn/eval/shared_prompt.py)."""
+        answers of an MC or truth-ratio item after one pass over their prompt (unlearn/eval/shared_prompt.py),
+        in passes that hold at most `shared_cache_gb` GB of copied prompt caches (None: no bound)."""
         super().__init__()
         self.prompts = prompts or EmbeddedPrompts(max_new_tokens)
         if self.prompts.name != "embedded" and (mc_mode != "generate" or mc_also is not None):
@@ -43,7 +45,7 @@ class EvaluationModule(L.LightningModule):
                              f"{mc_mode!r} from {MC_MODES}")
         self.mc_also = mc_also
         self.truth_ratio_perturbed = truth_ratio_perturbed
-        self.share_prompt = share_prompt
+        self.share_prompt, self.shared_cache_gb = share_prompt, shared_cache_gb
         self.scorer = get_scorer(scorer)
         self.model, self.proc, self.stage = model, processor, stage
         self.batch_size, self.mc_mode, self.max_new_tokens = batch_size, mc_mode, max_new_tokens
@@ -72,14 +74,15 @@ class EvaluationModule(L.LightningModule):
         task = self.tasks[dataloader_idx]
         if task == "mc":
             self._records += score_mc(self.model, self.proc, items, self.mc_mode, self.max_new_tokens,
-                                     self.scorer, self.prompts, self.share_prompt)
+                                     self.scorer, self.prompts, self.share_prompt, self.shared_cache_gb)
             if self.mc_also:  # the same items scored a second way, kept apart by uid and metric name
                 for r in score_mc(self.model, self.proc, items, self.mc_also, self.max_new_tokens, self.scorer,
-                                  share_prompt=self.share_prompt):
+                                  share_prompt=self.share_prompt, cache_gb=self.shared_cache_gb):
                     self._records.append({**r, "uid": f"{r['uid']}#{self.mc_also}",
                                           "metric": f"mc_acc_{self.mc_also}"})
         elif task == "prob":
-            self._records += score_probabilities(self.model, self.proc, items, self.share_prompt)
+            self._records += score_probabilities(self.model, self.proc, items, self.share_prompt,
+                                                   self.shared_cache_gb)
         else:
             self._records += score_generation(self.model, self.proc, items, self.max_new_tokens, self.scorer,
                                               self.prompts)

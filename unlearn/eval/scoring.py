@@ -9,7 +9,7 @@ from unlearn.eval.items import EvalItem
 from unlearn.eval.metrics import mc_choice
 from unlearn.eval.protocol import EmbeddedPrompts
 from unlearn.eval.scorers import SCORERS, Scorer
-from unlearn.eval.shared_prompt import answers_after_prompts, shares_prompt
+from unlearn.eval.shared_prompt import answers_after_prompts, sharded, shares_prompt
 from unlearn.eval.truth_ratio import answer_probability
 from unlearn.models.processor import VLProcessor
 
@@ -38,17 +38,19 @@ def answer_logprobs(model, batch: dict, per_token: bool = False) -> torch.Tensor
 
 
 def answer_set_logprobs(model, proc: VLProcessor, prompts: list[tuple[str, object]], answers: list[list[str]],
-                        per_token: bool = False, share_prompt: bool = False) -> list[list[float]]:
+                        per_token: bool = False, share_prompt: bool = False,
+                        cache_gb: float | None = None) -> list[list[float]]:
     """Log-probabilities of each prompt's answers; a prompt is (question, pixel values or None).
     `share_prompt`: run each prompt once before its answers (unlearn/eval/shared_prompt.py) on the models that
     allow it; else (and on the others) every answer is scored as a whole row, as before that existed (the
-    default here, so callers other than the evaluation, such as the teaching probe, keep their numbers)."""
+    default here, so callers other than the evaluation, such as the teaching probe, keep their numbers).
+    `cache_gb`: the most GB of copied prompt caches one answer pass of the shared path holds (None: no bound)."""
     pad = proc.tokenizer.pad_token_id
     counts = [len(row) for row in answers]
     if share_prompt and shares_prompt(model):
         batch = collate([prompt_example(proc, q, pv) for q, pv in prompts], pad, padding_side="left")
         flat = answers_after_prompts(model, batch, [proc.answer_ids(a) for row in answers for a in row], counts,
-                                     pad, per_token)
+                                     pad, per_token, cache_gb)
     else:
         exs = [qa_example(proc, [(q, a)], pv) for (q, pv), row in zip(prompts, answers) for a in row]
         flat = answer_logprobs(model, collate(exs, pad), per_token=per_token)
@@ -59,13 +61,6 @@ def answer_set_logprobs(model, proc: VLProcessor, prompts: list[tuple[str, objec
     return out
 
 
-def _sharded(model) -> bool:
-    """Under FSDP every rank must run the same number of forward passes, even after its answers ended."""
-    from torch.distributed.fsdp import FullyShardedDataParallel
-
-    return any(isinstance(m, FullyShardedDataParallel) for m in model.modules())
-
-
 @torch.no_grad()
 def greedy_answers(model, proc: VLProcessor, batch: dict, max_new_tokens: int | list[int], stop=None) -> list[str]:
     """Greedy replies; a list of limits (one per row) generates up to the largest and cuts each row at its own,
@@ -74,7 +69,7 @@ def greedy_answers(model, proc: VLProcessor, batch: dict, max_new_tokens: int | 
     device = next(model.parameters()).device
     inputs = model_inputs(batch, device)
     limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(inputs["input_ids"])
-    out = model.generate(**inputs, max_new_tokens=max(limits), do_sample=False, synced_gpus=_sharded(model),
+    out = model.generate(**inputs, max_new_tokens=max(limits), do_sample=False, synced_gpus=sharded(model),
                          pad_token_id=proc.tokenizer.pad_token_id,
                          eos_token_id=proc.stop_token_id if stop is None else stop)
     start = inputs["input_ids"].shape[1]
@@ -86,12 +81,12 @@ MC_MODES = ("likelihood", "letter", "generate")
 
 def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likelihood",
              max_new_tokens: int = 8, scorer: Scorer = SCORERS["embedded"], prompts=None,
-             share_prompt: bool = False) -> list[dict]:
+             share_prompt: bool = False, cache_gb: float | None = None) -> list[dict]:
     """likelihood: the option the model finds most likely (default); letter: the most likely option letter;
     generate: greedy-generate after the lettered question and read the option letter by `scorer` (no letter
     counts as wrong); the raw reply is kept in the record. `prompts`: the protocol that writes the generate
     prompt and its limit (unlearn/eval/protocol.py; default: the embedded one with `max_new_tokens`);
-    `share_prompt`: see `answer_set_logprobs`."""
+    `share_prompt`, `cache_gb`: see `answer_set_logprobs`."""
     if mode not in MC_MODES:
         raise ValueError(f"eval.mc_mode={mode!r}: expected one of {MC_MODES}")
     letters = proc.option_letters
@@ -110,7 +105,7 @@ def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likel
     else:
         prompts = [(proc.letter_question(it.question, it.options), it.pixel_values) for it in items]
         answers = [list(letters)] * len(items)
-    scores = answer_set_logprobs(model, proc, prompts, answers, share_prompt=share_prompt)
+    scores = answer_set_logprobs(model, proc, prompts, answers, share_prompt=share_prompt, cache_gb=cache_gb)
     out = []
     for it, s in zip(items, scores):
         choice = mc_choice(s)
@@ -135,12 +130,14 @@ def truth_ratio_answers(item: EvalItem) -> list[str]:
     return [item.answer, item.paraphrase or item.answer, *item.perturbed]
 
 
-def score_probabilities(model, proc: VLProcessor, items: list[EvalItem], share_prompt: bool = False) -> list[dict]:
+def score_probabilities(model, proc: VLProcessor, items: list[EvalItem], share_prompt: bool = False,
+                        cache_gb: float | None = None) -> list[dict]:
     """Task prob: per-token mean log-probabilities of the ground truth, the paraphrase and each perturbed
     answer after the question (the teaching format), kept in the record for the truth ratio and forget
     quality; the item's score is the answer probability (unlearn/eval/truth_ratio.py)."""
     scored = answer_set_logprobs(model, proc, [(it.question, it.pixel_values) for it in items],
-                                 [truth_ratio_answers(it) for it in items], per_token=True, share_prompt=share_prompt)
+                                 [truth_ratio_answers(it) for it in items], per_token=True, share_prompt=share_prompt,
+                                 cache_gb=cache_gb)
     out = []
     for it, (gt, para, *pert) in zip(items, scored):
         out.append({**it.record(it.answer, answer_probability(gt)), "gt_logp": gt, "para_logp": para,

@@ -7,14 +7,18 @@ three quarters of the likelihood tokens on the embedded benchmark, nearly all of
 their key/value cache is copied to each of their answers, and the answers run after it: the same
 log-probabilities up to float rounding (tests/test_shared_prompt.py holds them to whole rows per family).
 
-Memory: the copied cache holds B*k prompt caches for B items of k answers (on LLaVA-1.5-7B about 0.3 GB per
-answer in bf16). Whole rows keep no cache (`answer_logprobs`), so where memory is short, lower
-`eval.batch_size` or score whole rows: `eval.share_prompt=false`.
+Memory: each answer row holds its own copy of its prompt's cache, about 0.3 GB in bf16 on LLaVA-1.5-7B (32
+layers x 2 x 4096 x 2 bytes per token, behind 576 image tokens), so the 256 option rows of one MC batch of 64
+would hold about 80 GB. The answers therefore run in as many passes as keep the copies of one pass under
+`cache_gb` (`eval.shared_cache_gb`), measured on the prompt cache itself, so the bound holds for any model,
+image size and prompt length. Whole rows keep no cache (`answer_logprobs`).
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
+import math
 
 import torch
 from transformers import PreTrainedModel
@@ -41,14 +45,65 @@ def _cache_kwarg(hf: PreTrainedModel) -> str:
     return "cache" if "cache" in inspect.signature(type(hf).forward).parameters else "past_key_values"
 
 
+def sharded(model: torch.nn.Module) -> bool:
+    """Under FSDP every rank must run the same number of forward passes, even after its own work ended."""
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    return any(isinstance(m, FullyShardedDataParallel) for m in model.modules())
+
+
+def answer_passes(n_answers: int, bytes_per_answer: int, budget_bytes: float | None) -> int:
+    """How many passes score `n_answers` rows whose prompt caches take `bytes_per_answer` each, no pass
+    holding more than `budget_bytes` of them (None: one pass). A pass holds at least one row, whatever its
+    size."""
+    if n_answers < 1:
+        raise ValueError(f"{n_answers} answers: nothing to score")
+    if budget_bytes is None:
+        return 1
+    rows = max(1, int(budget_bytes // max(1, bytes_per_answer)))
+    return math.ceil(n_answers / rows)
+
+
+def _in_step(passes: int, sync: bool) -> int:
+    """The most passes any rank needs, where ranks must run as many (FSDP gathers weights in every pass)."""
+    import torch.distributed as dist
+
+    if not (sync and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return passes
+    n = torch.tensor([passes], dtype=torch.long)
+    if dist.get_backend() == "nccl":
+        n = n.cuda()
+    dist.all_reduce(n, op=dist.ReduceOp.MAX)
+    return int(n.item())
+
+
+def cache_bytes(cache) -> int:
+    """Bytes of keys and values a cache holds, over all its layers."""
+    return sum(t.nbytes for layer in cache.layers for t in (getattr(layer, "keys", None),
+                                                           getattr(layer, "values", None))
+               if isinstance(t, torch.Tensor))
+
+
+def _select(cache, rows: torch.Tensor):
+    """A cache of the prompts' keys and values at `rows`, leaving `cache` as it was for the next pass: the
+    copy's layers get new tensors (index_select), and the answer pass grows the copy's, not the original's."""
+    chosen = copy.copy(cache)
+    chosen.layers = [copy.copy(layer) for layer in cache.layers]
+    chosen.reorder_cache(rows)
+    return chosen
+
+
 @torch.no_grad()
 def answers_after_prompts(model: torch.nn.Module, prompts: dict, answers: list[list[int]], counts: list[int],
-                          pad_id: int, per_token: bool = False) -> torch.Tensor:
+                          pad_id: int, per_token: bool = False, cache_gb: float | None = None,
+                          sync: bool | None = None) -> torch.Tensor:
     """Sum of log p(answer tokens | prompt) per answer, in float32 (`per_token`: divided by its length).
 
     `prompts`: a collated, left-padded batch of prompts (`unlearn.data.collate.collate`); `answers`: the token
     ids of every answer (each non-empty), those of prompt 0 first; `counts[i]`: how many follow prompt i.
-    Always two forward passes, so ranks under FSDP stay in step.
+    `cache_gb`: the answers run in passes whose copies of their prompts' caches stay under this many GB
+    (None: all in one pass). `sync` (default: whether `model` is FSDP-sharded): ranks agree on the number of
+    passes, a rank with fewer rows running a one-row pass whose result it drops, so they stay in step.
     """
     hf = hf_model(model)
     if len(counts) != len(prompts["input_ids"]) or sum(counts) != len(answers):
@@ -64,14 +119,24 @@ def answers_after_prompts(model: torch.nn.Module, prompts: dict, answers: list[l
     out = model(**inputs, position_ids=positions, use_cache=True, logits_to_keep=1)
     cache = out["cache"] if "cache" in out else out["past_key_values"]
     rows = torch.repeat_interleave(torch.arange(len(counts), device=device), torch.tensor(counts, device=device))
-    cache.reorder_cache(rows)  # each answer row gets its own copy of its prompt's keys and values
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).index_select(0, rows)
+    budget = None if cache_gb is None else cache_gb * 1e9
+    passes = answer_passes(len(answers), cache_bytes(cache) // len(counts), budget)
+    passes = _in_step(passes, sharded(model) if sync is None else sync)
 
     padded = collate([Example(a, [IGNORE] * len(a)) for a in answers], pad_id)  # right-padded, no images
     ids, answer_mask = padded["input_ids"].to(device), padded["attention_mask"].to(device)
-    after = mask.sum(-1, keepdim=True).index_select(0, rows) + torch.arange(ids.shape[1], device=device)
-    out = model(input_ids=ids, attention_mask=torch.cat([mask.index_select(0, rows), answer_mask], dim=1),
-                position_ids=after, use_cache=False, **{_cache_kwarg(hf): cache})
-    logp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    logp = torch.zeros(ids.shape[0], ids.shape[1] - 1, dtype=torch.float32, device=device)
+    for part in torch.arange(len(answers), device=device).tensor_split(passes):
+        idle = len(part) == 0  # this rank has run out of rows: a one-row pass keeps it in step with the others
+        part = torch.zeros(1, dtype=torch.long, device=device) if idle else part
+        at = rows.index_select(0, part)
+        after = mask.sum(-1, keepdim=True).index_select(0, at) + torch.arange(ids.shape[1], device=device)
+        out = model(input_ids=ids[part], attention_mask=torch.cat([mask.index_select(0, at), answer_mask[part]], 1),
+                    position_ids=after, use_cache=False, **{_cache_kwarg(hf): _select(cache, at)})
+        scored = torch.log_softmax(out.logits[:, :-1].float(), dim=-1).gather(-1, ids[part, 1:, None]).squeeze(-1)
+        if not idle:
+            logp[part] = scored
+        del out, scored
     total = first.gather(1, ids[:, :1]).squeeze(1) + (logp * answer_mask[:, 1:]).sum(-1)
     return total / answer_mask.sum(-1) if per_token else total
