@@ -3,6 +3,7 @@
 import json
 import logging
 
+import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -138,3 +139,25 @@ def test_same_weights_counts_bit_identical_tensors(tmp_path, tiny_model):
     save_model(model, proc, tmp_path / "c")
     assert same_tensors(tmp_path / "a", tmp_path / "c") == (total - 1, total)
 
+
+def test_devices_enter_the_keys_as_the_count_this_machine_gives_them(tmp_path, monkeypatch):
+    """trainer=ddp and trainer=fsdp say devices=auto: a teaching on four GPUs and one on eight (twice the
+    effective batch) must not share a vanilla model, nor their evaluations a cached before-stage."""
+    from unlearn.pipeline import before_cache_path, device_count
+
+    assert device_count({"accelerator": "cpu", "devices": "auto"}) == 1
+    assert device_count({"devices": [0, 3]}) == 2 == device_count({"devices": "0,3"}) == device_count({"devices": "2"})
+    assert device_count({"devices": 3}) == 3
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    keys, before = {}, {}
+    for gpus in (4, 8):
+        monkeypatch.setattr(torch.cuda, "device_count", lambda gpus=gpus: gpus)
+        assert device_count({"accelerator": "gpu", "devices": -1}) == gpus
+        assert device_count({"accelerator": "auto", "devices": "auto"}) == gpus
+        cfg = _cfg(tmp_path, "trainer=ddp")
+        keys[gpus], before[gpus] = vanilla_key(cfg), before_cache_path(cfg, tmp_path / "vanilla")
+        if gpus == 8:  # the count, not the word: devices=4 on an eight-GPU machine is the four-GPU teaching
+            assert vanilla_key(_cfg(tmp_path, "trainer=ddp", "trainer.devices=4")) == keys[4]
+    assert keys[4] != keys[8] and before[4] != before[8]
+    with pytest.raises(ValueError, match="trainer.devices='many'"):
+        device_count({"devices": "many"})

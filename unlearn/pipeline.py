@@ -129,9 +129,34 @@ TEACH_TRAINER_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "precis
 PLAIN_CPU_TRAINER = {"accelerator": "cpu", "devices": 1, "precision": "32-true", "gradient_clip_val": 1.0}
 
 
+def device_count(trainer: dict):
+    """`trainer.devices` as the number of processes Lightning starts here: `auto` and -1 count the visible GPUs
+    (on CPU one process), a list or "0,1" its length, "4" the number; so a teaching with `trainer=ddp` on four
+    GPUs and one on eight (twice the effective batch) are keyed apart, and `devices=4` keys as auto on four.
+    Until the fourteenth session (2026-12-02) `auto` entered the keys as the word."""
+    devices = trainer.get("devices", "auto")
+    if isinstance(devices, str) and devices.strip() != "auto":
+        text = devices.strip()
+        if "," in text:
+            return len([d for d in text.split(",") if d.strip()])
+        if not text.lstrip("-").isdigit():
+            raise ValueError(f"trainer.devices={devices!r}: expected auto, a count, -1 or a list of device ids")
+        devices = int(text)  # Lightning reads "4" as 4 and "-1" as -1
+    if isinstance(devices, (list, tuple)):
+        return len(devices)
+    if devices in ("auto", -1):
+        accelerator = str(trainer.get("accelerator", "auto"))
+        on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+        return torch.cuda.device_count() if on_gpu else 1
+    return devices
+
+
 def teaching_trainer(cfg: DictConfig) -> dict:
     trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
-    return {k: trainer[k] for k in TEACH_TRAINER_KEYS if k in trainer}
+    out = {k: trainer[k] for k in TEACH_TRAINER_KEYS if k in trainer}
+    if "devices" in out:
+        out["devices"] = device_count(trainer)
+    return out
 
 
 def teaches_on_cpu(cfg: DictConfig) -> bool:
@@ -281,7 +306,8 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
     trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
     key = config_hash({"records": EVAL_RECORDS_VERSION, "generator": GENERATOR_VERSION, "eval": ev,
                        "data": OmegaConf.to_container(cfg.data, resolve=True),
-                       "trainer": {k: trainer.get(k) for k in EVAL_TRAINER_KEYS}})
+                       "trainer": {k: device_count(trainer) if k == "devices" else trainer.get(k)
+                                   for k in EVAL_TRAINER_KEYS}})
     return Path(cfg.paths.cache_dir) / "eval_before" / f"{Path(str(source)).name}-{key}.json"
 
 
