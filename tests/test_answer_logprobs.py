@@ -57,20 +57,31 @@ def test_real_families(tmp_path, checkpoints, family):  # noqa: F811
     check(model, proc, prompts)
 
 
-def test_no_cache_is_built(tiny_model, small_benchmark, monkeypatch):
-    """The forward is asked for no cache (whole rows never read one: it held every layer's keys and values)."""
+def test_no_cache_is_built_and_logits_only_at_answers(tiny_model, small_benchmark, monkeypatch):
+    """The forward is asked for no cache (whole rows never read one: it held every layer's keys and values)
+    and for logits at the answer positions alone: one row of vocabulary per answer token, not per position."""
     model, proc = tiny_model
     seen = {}
     forward = model.forward
 
     def spy(*args, **kwargs):
         seen.update(kwargs)
-        return forward(*args, **kwargs)
+        out = forward(*args, **kwargs)
+        seen["logits"] = out.logits.shape
+        return out
 
     monkeypatch.setattr(model, "forward", spy)
-    answer_logprobs(model, rows(proc, prompts_of([None])))
+    batch = rows(proc, prompts_of([None]))
+    answer_logprobs(model, batch)
     assert seen.get("use_cache") is False
-
+    answer_tokens = int((batch["labels"][:, 1:] != IGNORE).sum())
+    assert seen["logits"] == (answer_tokens, model.config.text_config.vocab_size)
+    assert answer_tokens < batch["input_ids"].numel() / 2  # the prompts are most of each row
+    # a row with no answer tokens gets no logits and sums to 0
+    first_row = int((batch["labels"][0, 1:] != IGNORE).sum())
+    batch["labels"][0] = IGNORE
+    assert answer_logprobs(model, batch, per_token=True)[0] == 0
+    assert seen["logits"][0] == answer_tokens - first_row
 
 def test_manu_statistics_pass_without_every_logit_gathers_the_same_moments(tmp_path, tiny_model, small_benchmark,
                                                                             monkeypatch):

@@ -22,17 +22,20 @@ def model_inputs(batch: dict, device) -> dict:
 def answer_logprobs(model, batch: dict, per_token: bool = False) -> torch.Tensor:
     """Sum of log p(label tokens) per row, in float32; `per_token`: divided by the row's answer length.
 
-    Only the answer positions' logits are cast to float32 and normalised, and no key/value cache is built:
-    over whole rows both grow as rows x length x vocab (or x layers x width), which for a 7B model behind 576
-    image tokens is tens of GB per batch (Qwen2-VL's vocabulary has 152k words). Each position's
-    log-softmax is its own, and the sums run over the same [rows, length] tensor as before, so the values
-    are those of normalising every position (bit for bit on CPU, tests/test_answer_logprobs.py)."""
+    Logits are computed at the answer positions only (the model's `logits_to_keep`, as a [rows, length] mask:
+    the hidden states there, flattened, meet the output layer), and no key/value cache is built: over whole
+    rows both grow as rows x length x vocab (or x layers x width), which for a 7B model behind 576 image
+    tokens is tens of GB per batch (Qwen2-VL's vocabulary has 152k words). Each position's logits and
+    log-softmax are its own, and the sums run over the same [rows, length] tensor as before, so the values
+    are those of normalising every position (bit for bit on CPU in every family, tests/test_answer_logprobs.py).
+    """
     device = next(model.parameters()).device
-    logits = model(**model_inputs(batch, device), use_cache=False).logits[:, :-1]
     labels = batch["labels"][:, 1:].to(device)
     mask = labels != IGNORE
+    keep = torch.nn.functional.pad(mask, (0, 1))  # position t's logits predict token t + 1
+    logits = model(**model_inputs(batch, device), use_cache=False, logits_to_keep=keep).logits
     logp = torch.zeros(labels.shape, dtype=torch.float32, device=device)
-    logp[mask] = torch.log_softmax(logits[mask].float(), dim=-1).gather(-1, labels[mask].unsqueeze(-1)).squeeze(-1)
+    logp[mask] = torch.log_softmax(logits.float(), dim=-1).gather(-1, labels[mask].unsqueeze(-1)).squeeze(-1)
     total = logp.sum(-1)
     return total / mask.sum(-1).clamp(min=1) if per_token else total
 
