@@ -148,6 +148,8 @@ def test_devices_enter_the_keys_as_the_count_this_machine_gives_them(tmp_path, m
     assert device_count({"accelerator": "cpu", "devices": "auto"}) == 1
     assert device_count({"devices": [0, 3]}) == 2 == device_count({"devices": "0,3"}) == device_count({"devices": "2"})
     assert device_count({"devices": 3}) == 3
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # Lightning's gpu without CUDA: Apple's, one
+    assert device_count({"accelerator": "gpu", "devices": "auto"}) == 1
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     keys, before = {}, {}
     for gpus in (4, 8):

@@ -36,13 +36,16 @@ def shared(model, proc, prompts, answers, per_token, cache_gb=None):
                                  [len(row) for row in answers], pad, per_token, cache_gb)
 
 
-def prompt_cache_bytes(model, proc, prompts) -> int:
-    """What one prompt's key/value cache takes in this batch (all prompts are padded to one length)."""
+def row_cache_bytes(model, proc, prompts, answers) -> int:
+    """What one answer row's copy of its prompt's key/value cache takes at the end of its pass: the prompts are
+    padded to one length P, the answers to one length A, and the copy grows from P to P + A tokens."""
     batch = collate([prompt_example(proc, q, pv) for q, pv in prompts], proc.tokenizer.pad_token_id,
                     padding_side="left")
     with torch.no_grad():
         out = model(**{k: v for k, v in batch.items() if k != "labels"}, use_cache=True, logits_to_keep=1)
-    return cache_bytes(out.past_key_values) // len(prompts)
+    prompt_len = batch["input_ids"].shape[1]
+    answer_len = max(len(proc.answer_ids(a)) for row in answers for a in row)
+    return cache_bytes(out.past_key_values) // len(prompts) * (prompt_len + answer_len) // prompt_len
 
 
 def sharpen(model):
@@ -185,14 +188,14 @@ def test_answers_in_passes_under_a_cache_budget_equal_one_pass(tmp_path, checkpo
         prompts = prompts_of([portraits[0], portraits[-1]])
     else:
         model, proc, prompts = _real(tmp_path, checkpoints, family)
-    per_prompt = prompt_cache_bytes(model, proc, prompts)
-    assert per_prompt > 0
+    per_row = row_cache_bytes(model, proc, prompts, ANSWERS)
+    assert per_row > 0
     one = shared(model, proc, prompts, ANSWERS, False)
     n = sum(len(r) for r in ANSWERS)
     calls = _forwards(model, monkeypatch)
-    for rows in (1, 3, n - 1):  # rows per pass: the budget holds `rows` prompt caches and not one more
+    for rows in (1, 3, n - 1):  # rows per pass: the budget holds `rows` grown copies and not one more
         calls.clear()
-        split = shared(model, proc, prompts, ANSWERS, False, cache_gb=(rows + 0.5) * per_prompt / 1e9)
+        split = shared(model, proc, prompts, ANSWERS, False, cache_gb=(rows + 0.5) * per_row / 1e9)
         assert len(calls) == 1 + -(-n // rows)  # the prompts once, then the answers in passes
         assert torch.equal(split, one), rows
     calls.clear()
@@ -241,3 +244,17 @@ def test_evaluation_passes_its_cache_budget_to_the_scorers(tiny_model, small_ben
             rows = sum(len(it.options) if it.task == "mc" else 2 + len(it.perturbed) for it in items)
             assert passes == len(module.tasks) + rows
     assert records[None] == records[1e-9]
+
+
+def test_a_cache_whose_layers_count_in_place_is_refused_by_name():
+    """A static layer updates its length tensor in place: a shallow copy per pass would corrupt the prompts'
+    cache for the next pass, so it is refused with the setting that avoids it."""
+    from transformers import cache_utils
+
+    from unlearn.eval.shared_prompt import _select
+
+    class Cache:
+        layers = [cache_utils.StaticLayer(max_cache_len=4)]
+
+    with pytest.raises(NotImplementedError, match=r"StaticLayer.*eval.share_prompt=false"):
+        _select(Cache(), torch.tensor([0]))

@@ -147,7 +147,7 @@ def device_count(trainer: dict):
     if devices in ("auto", -1):
         accelerator = str(trainer.get("accelerator", "auto"))
         on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-        return torch.cuda.device_count() if on_gpu else 1
+        return torch.cuda.device_count() if on_gpu and torch.cuda.is_available() else 1  # Apple's gpu: one
     return devices
 
 

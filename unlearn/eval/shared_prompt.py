@@ -9,9 +9,10 @@ log-probabilities up to float rounding (tests/test_shared_prompt.py holds them t
 
 Memory: each answer row holds its own copy of its prompt's cache, about 0.3 GB in bf16 on LLaVA-1.5-7B (32
 layers x 2 x 4096 x 2 bytes per token, behind 576 image tokens), so the 256 option rows of one MC batch of 64
-would hold about 80 GB. The answers therefore run in as many passes as keep the copies of one pass under
-`cache_gb` (`eval.shared_cache_gb`), measured on the prompt cache itself, so the bound holds for any model,
-image size and prompt length. Whole rows keep no cache (`answer_logprobs`).
+would hold about 80 GB. The answers therefore run in as many passes as keep the copies of one pass, grown by
+their answers, within about `cache_gb` (`eval.shared_cache_gb`), measured on the prompt cache itself, so the
+bound holds for any model, image size and prompt length; the prompts' own cache (one batch of them) is outside
+it. Whole rows keep no cache (`answer_logprobs`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import inspect
 import math
 
 import torch
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, cache_utils
 
 from unlearn.data.collate import IGNORE, Example, collate
 
@@ -84,9 +85,20 @@ def cache_bytes(cache) -> int:
                if isinstance(t, torch.Tensor))
 
 
+# layers whose answer pass replaces their tensors rather than writing into them (DummyLayer: nothing cached)
+COPYABLE_LAYERS = tuple(getattr(cache_utils, name) for name in ("DynamicLayer", "DynamicSlidingWindowLayer",
+                                                                "DummyLayer") if hasattr(cache_utils, name))
+
+
 def _select(cache, rows: torch.Tensor):
     """A cache of the prompts' keys and values at `rows`, leaving `cache` as it was for the next pass: the
-    copy's layers get new tensors (index_select), and the answer pass grows the copy's, not the original's."""
+    copy's layers get new tensors (index_select), and the answer pass grows the copy's, not the original's.
+    Dynamic layers only (what LLaVA's and Idefics2's forwards build): a static layer counts its length in a
+    tensor it updates in place, which a shallow copy would share with the original."""
+    odd = {type(layer).__name__ for layer in cache.layers if type(layer) not in COPYABLE_LAYERS}
+    if odd:
+        raise NotImplementedError(f"eval.share_prompt: cache layers {sorted(odd)} cannot be copied per pass; "
+                                  "set eval.share_prompt=false to score whole rows")
     chosen = copy.copy(cache)
     chosen.layers = [copy.copy(layer) for layer in cache.layers]
     chosen.reorder_cache(rows)
@@ -101,8 +113,8 @@ def answers_after_prompts(model: torch.nn.Module, prompts: dict, answers: list[l
 
     `prompts`: a collated, left-padded batch of prompts (`unlearn.data.collate.collate`); `answers`: the token
     ids of every answer (each non-empty), those of prompt 0 first; `counts[i]`: how many follow prompt i.
-    `cache_gb`: the answers run in passes whose copies of their prompts' caches stay under this many GB
-    (None: all in one pass). `sync` (default: whether `model` is FSDP-sharded): ranks agree on the number of
+    `cache_gb`: the answers run in passes whose copies of their prompts' caches, grown by the answers, hold
+    about this many GB at most (None: all in one pass; the prompts' own cache is outside it). `sync` (default: whether `model` is FSDP-sharded): ranks agree on the number of
     passes, a rank with fewer rows running a one-row pass whose result it drops, so they stay in step.
     """
     hf = hf_model(model)
@@ -120,12 +132,12 @@ def answers_after_prompts(model: torch.nn.Module, prompts: dict, answers: list[l
     cache = out["cache"] if "cache" in out else out["past_key_values"]
     rows = torch.repeat_interleave(torch.arange(len(counts), device=device), torch.tensor(counts, device=device))
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).index_select(0, rows)
-    budget = None if cache_gb is None else cache_gb * 1e9
-    passes = answer_passes(len(answers), cache_bytes(cache) // len(counts), budget)
-    passes = _in_step(passes, sharded(model) if sync is None else sync)
-
     padded = collate([Example(a, [IGNORE] * len(a)) for a in answers], pad_id)  # right-padded, no images
     ids, answer_mask = padded["input_ids"].to(device), padded["attention_mask"].to(device)
+    # a row's copy as it ends its pass: the prompt's keys and values, grown by the answer's
+    per_row = cache_bytes(cache) // len(counts) * (mask.shape[1] + ids.shape[1]) // mask.shape[1]
+    passes = answer_passes(len(answers), per_row, None if cache_gb is None else cache_gb * 1e9)
+    passes = _in_step(passes, sharded(model) if sync is None else sync)
     logp = torch.zeros(ids.shape[0], ids.shape[1] - 1, dtype=torch.float32, device=device)
     for part in torch.arange(len(answers), device=device).tensor_split(passes):
         idle = len(part) == 0  # this rank has run out of rows: a one-row pass keeps it in step with the others
