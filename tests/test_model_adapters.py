@@ -244,3 +244,16 @@ def test_prefix_labels_reach_the_template_text_before_the_question(tmp_path, che
     assert [b for a, b in zip(before, after) if a != IGNORE] == [a for a in before if a != IGNORE]  # the rest kept
     batch = collate([ex], proc.tokenizer.pad_token_id)
     assert (batch["labels"][:, 1:] != IGNORE).sum() > sum(a != IGNORE for a in before[1:])  # more tokens scored
+
+
+def test_eval_memory_bench_runs_at_tiny_shape():
+    """bench/eval_memory.py is meant for a lent GPU; on CPU its three ways score one MC batch alike (the shared
+    path in one-row passes bit for bit, whole rows up to float rounding)."""
+    from bench.eval_memory import main
+
+    out = main(["--shape", "tiny", "--device", "cpu", "--dtype", "float32", "--prompts", "5", "--budget", "1e-9"])
+    one, passes, rows = out.values()
+    assert not any(r["oom"] for r in (one, passes, rows))
+    assert len(one["values"]) == 20 and torch.equal(passes["values"], one["values"])
+    torch.testing.assert_close(rows["values"], one["values"], atol=1e-4, rtol=1e-4)
+    assert one["values"].std() > 0  # answers that differ score differently
