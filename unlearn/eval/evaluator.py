@@ -33,7 +33,7 @@ class EvaluationModule(L.LightningModule):
         """`prompts`: the evaluation protocol (unlearn/eval/protocol.py), which writes the generated items'
         prompts and limits; None: the embedded protocol with `max_new_tokens`. `share_prompt`: score the
         answers of an MC or truth-ratio item after one pass over their prompt (unlearn/eval/shared_prompt.py),
-        in passes that hold at most `shared_cache_gb` GB of copied prompt caches (None: no bound)."""
+        in passes that hold about `shared_cache_gb` GB of copied prompt caches at most (None: no bound)."""
         super().__init__()
         self.prompts = prompts or EmbeddedPrompts(max_new_tokens)
         if self.prompts.name != "embedded" and (mc_mode != "generate" or mc_also is not None):

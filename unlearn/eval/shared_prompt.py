@@ -114,8 +114,9 @@ def answers_after_prompts(model: torch.nn.Module, prompts: dict, answers: list[l
     `prompts`: a collated, left-padded batch of prompts (`unlearn.data.collate.collate`); `answers`: the token
     ids of every answer (each non-empty), those of prompt 0 first; `counts[i]`: how many follow prompt i.
     `cache_gb`: the answers run in passes whose copies of their prompts' caches, grown by the answers, hold
-    about this many GB at most (None: all in one pass; the prompts' own cache is outside it). `sync` (default: whether `model` is FSDP-sharded): ranks agree on the number of
-    passes, a rank with fewer rows running a one-row pass whose result it drops, so they stay in step.
+    about this many GB at most (None: all in one pass; the prompts' own cache is outside it).
+    `sync` (default: whether `model` is FSDP-sharded): ranks agree on the number of passes, a rank with fewer
+    rows running one-row passes whose results it drops, so they stay in step.
     """
     hf = hf_model(model)
     if len(counts) != len(prompts["input_ids"]) or sum(counts) != len(answers):
