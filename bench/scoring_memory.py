@@ -65,10 +65,16 @@ print(json.dumps({"rise_mb": (peak - before) / 1024, "seconds": took, "values": 
 """
 
 
-def measure(args: argparse.Namespace, variant: str) -> dict:
-    spec = {**vars(args), "variant": variant}
-    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True, text=True, check=True)
+def run_child(child: str, spec: dict) -> dict:
+    """Run `child` in a fresh process (a clean peak-memory counter) with `spec` as JSON; its last line back."""
+    done = subprocess.run([sys.executable, "-c", child, json.dumps(spec)], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(args: argparse.Namespace, variant: str) -> dict:
+    return run_child(CHILD, {**vars(args), "variant": variant})
 
 
 def main() -> None:

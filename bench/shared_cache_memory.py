@@ -14,9 +14,8 @@ peak resident memory over what it held before the call (`ru_maxrss`), and the ca
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
+
+from bench.scoring_memory import run_child
 
 CHILD = r"""
 import json, resource, sys, time, torch
@@ -51,11 +50,7 @@ print(json.dumps({"rise_mb": (peak - before) / 1024, "seconds": took, "values": 
 
 
 def measure(args: argparse.Namespace, budget: float | None) -> dict:
-    spec = {**vars(args), "budget": budget}
-    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(done.stderr[-3000:])
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child(CHILD, {**vars(args), "budget": budget})
 
 
 def main() -> None:

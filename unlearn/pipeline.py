@@ -151,12 +151,17 @@ def device_count(trainer: dict):
     return devices
 
 
-def teaching_trainer(cfg: DictConfig) -> dict:
+def keyed_trainer(cfg: DictConfig) -> dict:
+    """The trainer config as the cache keys read it: resolved, its devices as a count (`device_count`)."""
     trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
-    out = {k: trainer[k] for k in TEACH_TRAINER_KEYS if k in trainer}
-    if "devices" in out:
-        out["devices"] = device_count(trainer)
-    return out
+    if "devices" in trainer:
+        trainer["devices"] = device_count(trainer)
+    return trainer
+
+
+def teaching_trainer(cfg: DictConfig) -> dict:
+    trainer = keyed_trainer(cfg)
+    return {k: trainer[k] for k in TEACH_TRAINER_KEYS if k in trainer}
 
 
 def teaches_on_cpu(cfg: DictConfig) -> bool:
@@ -303,11 +308,10 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
         return None
     ev = {k: v for k, v in OmegaConf.to_container(cfg.eval, resolve=True).items()
           if k not in ("before", "cache_before", "relearn", "reference_run")}  # not what shapes the records
-    trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer = keyed_trainer(cfg)
     key = config_hash({"records": EVAL_RECORDS_VERSION, "generator": GENERATOR_VERSION, "eval": ev,
                        "data": OmegaConf.to_container(cfg.data, resolve=True),
-                       "trainer": {k: device_count(trainer) if k == "devices" else trainer.get(k)
-                                   for k in EVAL_TRAINER_KEYS}})
+                       "trainer": {k: trainer.get(k) for k in EVAL_TRAINER_KEYS}})
     return Path(cfg.paths.cache_dir) / "eval_before" / f"{Path(str(source)).name}-{key}.json"
 
 

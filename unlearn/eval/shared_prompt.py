@@ -140,11 +140,12 @@ def answers_after_prompts(model: torch.nn.Module, prompts: dict, answers: list[l
     passes = answer_passes(len(answers), per_row, None if cache_gb is None else cache_gb * 1e9)
     passes = _in_step(passes, sharded(model) if sync is None else sync)
     logp = torch.zeros(ids.shape[0], ids.shape[1] - 1, dtype=torch.float32, device=device)
+    prompt_lengths = mask.sum(-1, keepdim=True)
     for part in torch.arange(len(answers), device=device).tensor_split(passes):
         idle = len(part) == 0  # this rank has run out of rows: a one-row pass keeps it in step with the others
         part = torch.zeros(1, dtype=torch.long, device=device) if idle else part
         at = rows.index_select(0, part)
-        after = mask.sum(-1, keepdim=True).index_select(0, at) + torch.arange(ids.shape[1], device=device)
+        after = prompt_lengths.index_select(0, at) + torch.arange(ids.shape[1], device=device)
         out = model(input_ids=ids[part], attention_mask=torch.cat([mask.index_select(0, at), answer_mask[part]], 1),
                     position_ids=after, use_cache=False, **{_cache_kwarg(hf): _select(cache, at)})
         scored = torch.log_softmax(out.logits[:, :-1].float(), dim=-1).gather(-1, ids[part, 1:, None]).squeeze(-1)
