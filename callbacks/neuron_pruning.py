@@ -75,6 +75,13 @@ class NeuronPruning(Callback):
         from unlearn.manu.plots import save_heatmaps
 
         images = save_heatmaps(self.stats.moments, self.scores, self.masks, self.stats.towers, self.out_dir)
-        for logger in trainer.loggers:
-            if hasattr(logger, "log_image"):
-                logger.log_image(key="manu/heatmaps", images=[str(p) for p in images])
+        log_figures(trainer.loggers, images)
+
+
+def log_figures(loggers, images) -> None:
+    """Each figure under its own key (`manu/<file stem>`): W&B draws a list of images at the first one's size,
+    and MANU's figures differ in size."""
+    for logger in loggers:
+        if hasattr(logger, "log_image"):
+            for path in images:
+                logger.log_image(key=f"manu/{Path(path).stem}", images=[str(path)])
