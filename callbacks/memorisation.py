@@ -82,7 +82,9 @@ class MemorisationCheck(Callback):
             return
         acc = self.accuracy(pl_module.model)
         self.history.append({"epoch": epoch, **acc})
-        pl_module.log_dict({f"probe/{k}_mc_acc": v for k, v in acc.items()}, rank_zero_only=True)
+        # every rank scored the whole probe on the same weights, so the mean over ranks is each rank's value;
+        # sync_dist says so to Lightning, which otherwise warns under DDP about an unsynchronised epoch metric
+        pl_module.log_dict({f"probe/{k}_mc_acc": v for k, v in acc.items()}, sync_dist=True)
         log.info("epoch %d: probe MC accuracy %s", epoch, {k: round(v, 3) for k, v in acc.items()})
         done = bool(acc) and min(acc.values()) >= self.target
         if not trainer.strategy.reduce_boolean_decision(done, all=True):

@@ -135,3 +135,45 @@ def test_scheduler_from_config(tiny_model, small_benchmark):
     module = GradientUnlearning(model, "ga", lambda p: torch.optim.SGD(p, lr=0.1), scheduler=sched)
     _trainer(max_steps=2).fit(module, paired_loader(ctx, "text", 8))
     assert module.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("loss", ["ga", "npo"])
+def test_a_loaded_model_trains_in_train_mode_without_lightnings_eval_mode_warning(loss, tiny_model, small_benchmark):
+    """from_pretrained returns eval mode; the model must train in train mode, the reference stay in eval mode,
+    and Lightning's warning about modules in eval mode (printed by every GA run before) not appear."""
+    import warnings
+
+    from unlearn.methods.gradient import frozen_reference_expected
+
+    model, proc = tiny_model
+    model.eval()
+    ctx = SimpleNamespace(benchmark=small_benchmark, processor=proc)
+    modes = []
+
+    class Spy(GradientUnlearning):
+        def training_step(self, batch, batch_idx):
+            modes.append((self.model.training, None if self.reference is None else self.reference.training))
+            return super().training_step(batch, batch_idx)
+
+    module = Spy(model, loss, lambda p: torch.optim.SGD(p, lr=0.1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with frozen_reference_expected(module):
+            _trainer(max_steps=1).fit(module, paired_loader(ctx, "multimodal", 8))
+    assert not [w for w in caught if "eval mode" in str(w.message)]
+    assert modes == [(True, None if loss == "ga" else False)]
+
+
+def test_a_model_left_in_eval_mode_is_refused(tiny_model, small_benchmark):
+    """The check that stands in for the silenced warning."""
+    model, proc = tiny_model
+    ctx = SimpleNamespace(benchmark=small_benchmark, processor=proc)
+
+    class Broken(GradientUnlearning):
+        def on_fit_start(self):
+            super().on_fit_start()
+            self.model.eval()
+
+    module = Broken(model, "npo", lambda p: torch.optim.SGD(p, lr=0.1))
+    with pytest.raises(RuntimeError, match="eval mode at the start of unlearning"):
+        _trainer(max_steps=1).fit(module, paired_loader(ctx, "multimodal", 8))

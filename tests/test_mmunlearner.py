@@ -367,3 +367,36 @@ def test_eval_mc_preserve_set_is_the_text_only_mc_questions(small_benchmark, tin
     assert ex.pixel_values is None and [t for t in ex.labels if t != -100] == answer
     with pytest.raises(ValueError, match="mmunlearner.preserve_text"):
         fisher_datasets(ctx, preserve_text="eval")
+
+
+def test_a_loaded_model_unlearns_in_train_mode_without_lightnings_eval_mode_warning(tiny_model, small_benchmark):
+    """from_pretrained returns eval mode: the masked steps must run in train mode, and Lightning's warning about
+    modules in eval mode (printed by every MMUnlearner run before) not appear."""
+    import warnings
+
+    from lightning.pytorch.utilities import CombinedLoader
+    from torch.utils.data import DataLoader
+
+    from unlearn.data.sequences import QASequences
+
+    model, proc = tiny_model
+    model.eval()
+    pad = proc.tokenizer.pad_token_id
+    ds = QASequences(small_benchmark.train_rows("forget"), proc, "multimodal")
+    loader = CombinedLoader({"forget": DataLoader(ds, batch_size=4, collate_fn=lambda b: collate(b, pad)),
+                             "retain": DataLoader(ds, batch_size=4, collate_fn=lambda b: [collate(b, pad)])},
+                            mode="min_size")
+    modes = []
+
+    class Spy(MaskedUnlearning):
+        def training_step(self, batch, batch_idx):
+            modes.append(self.model.training)
+            return super().training_step(batch, batch_idx)
+
+    module = Spy(model, _masks(model), lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.0),
+                 lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _trainer(max_steps=1).fit(module, loader)
+    assert not [w for w in caught if "eval mode" in str(w.message)]
+    assert modes == [True]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,7 +272,13 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
                               ecfg.get("truth_ratio_perturbed", "item"), ecfg.get("share_prompt", True),
                               ecfg.get("shared_cache_gb"))
     trainer = ctx.trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
-    trainer.validate(module, verbose=False)
+    with warnings.catch_warnings():
+        # Lightning warns that its DistributedSampler pads the ranks' shares to equal length, so that some items
+        # are scored twice; the evaluator gathers the records and keeps one per uid, so no item counts twice
+        # (one and two processes give the same records: tests/test_ddp.py)
+        warnings.filterwarnings("ignore", message=re.escape("Using `DistributedSampler` with the dataloaders. "
+                                                            "During `trainer.validate()`"))
+        trainer.validate(module, verbose=False)
     return module.metrics, module.records
 
 

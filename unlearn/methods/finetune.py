@@ -27,8 +27,10 @@ class FinetuneModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
 
-    def on_train_start(self) -> None:
-        self.model.train()  # from_pretrained returns eval mode; Lightning keeps the mode it finds
+    def on_fit_start(self) -> None:
+        # from_pretrained returns eval mode and Lightning keeps the mode it finds; on fit start, before Lightning
+        # looks for modules left in eval mode (and warns: a relearning attack on a loaded model did)
+        self.model.train()
 
     def training_step(self, batch, batch_idx):
         loss = check_finite(self.model(**batch).loss, self.global_step)

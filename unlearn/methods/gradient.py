@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import lightning as L
 import torch
@@ -66,8 +68,17 @@ class GradientUnlearning(L.LightningModule):
             ref = reference if reference is not None else copy.deepcopy(model)
             self.reference = ref.eval().requires_grad_(False)
 
+    def on_fit_start(self) -> None:
+        # from_pretrained returns eval mode and Lightning keeps the mode it finds; on fit start, before Lightning
+        # looks for modules left in eval mode (every GA run warned about 70)
+        self.model.train()
+        if self.reference is not None:
+            self.reference.eval()
+
     def on_train_start(self) -> None:
-        self.model.train()  # from_pretrained returns eval mode; Lightning keeps the mode it finds
+        stray = [n for n, m in self.named_modules() if not m.training and not n.startswith("reference")]
+        if stray:  # the warning Lightning gives is silenced where there is a reference (frozen_reference_expected)
+            raise RuntimeError(f"modules in eval mode at the start of unlearning: {stray[:5]}")
 
     def _logits(self, model, batch):
         return model(**model_inputs(batch, self.device)).logits
@@ -275,10 +286,22 @@ def run(ctx) -> None:
                                   every_n_epochs=1)
     trainer = ctx.trainer(max_epochs=m.epochs, callbacks=[checkpoints], enable_checkpointing=True,
                           use_distributed_sampler=False)  # EpochShuffle shards itself
-    trainer.fit(module, loader, ckpt_path=m.ckpt_path)
+    with frozen_reference_expected(module):
+        trainer.fit(module, loader, ckpt_path=m.ckpt_path)
     if m.lora.enabled:
         ctx.model = model.merge_and_unload()  # a plain model again: evaluated and saved like any other
     ctx.model.eval()
+
+
+@contextmanager
+def frozen_reference_expected(module: GradientUnlearning):
+    """Lightning warns, as fitting starts, about every module it finds in eval mode; KL's and NPO's frozen
+    reference is in eval mode on purpose, so that warning is silenced for them. The model being unlearned is
+    checked instead: it must be the only thing in train mode."""
+    with warnings.catch_warnings():
+        if module.reference is not None:
+            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        yield
 
 
 def with_lora(model, lora_cfg, target_modules, need_reference: bool):

@@ -167,8 +167,8 @@ class MaskedUnlearning(L.LightningModule):
         self.automatic_optimization = False
         self._phase = "retain"
 
-    def on_train_start(self) -> None:
-        self.model.train()
+    def on_fit_start(self) -> None:
+        self.model.train()  # before Lightning looks for modules left in eval mode (from_pretrained's)
 
     def _trainable(self) -> list:
         return [p for p in self.model.parameters() if p.requires_grad]
