@@ -115,11 +115,10 @@ def test_teaching_anneals_to_zero_after_the_probe_is_answered(tmp_path, small_be
 def test_a_loaded_model_is_finetuned_in_train_mode_without_lightnings_eval_mode_warning(small_benchmark, tiny_model):
     """The relearning attack finetunes a model in from_pretrained's eval mode: it must train in train mode, and
     Lightning's warning about modules in eval mode (printed before) not appear."""
-    import warnings
-
     import lightning as L
     from torch.utils.data import DataLoader
 
+    from tests.modes import eval_mode_warnings
     from unlearn.methods.finetune import FinetuneModule
 
     model, proc = tiny_model
@@ -134,10 +133,8 @@ def test_a_loaded_model_is_finetuned_in_train_mode_without_lightnings_eval_mode_
             return super().training_step(batch, batch_idx)
 
     module = Spy(model, lambda p: torch.optim.SGD(p, lr=0.1))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
-                  enable_checkpointing=False, max_steps=1).fit(
-            module, DataLoader(data, batch_size=4, collate_fn=lambda b: collate(b, pad)))
-    assert not [w for w in caught if "eval mode" in str(w.message)]
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False, max_steps=1)
+    loader = DataLoader(data, batch_size=4, collate_fn=lambda b: collate(b, pad))
+    assert not eval_mode_warnings(lambda: trainer.fit(module, loader))
     assert modes == [True]

@@ -141,8 +141,7 @@ def test_scheduler_from_config(tiny_model, small_benchmark):
 def test_a_loaded_model_trains_in_train_mode_without_lightnings_eval_mode_warning(loss, tiny_model, small_benchmark):
     """from_pretrained returns eval mode; the model must train in train mode, the reference stay in eval mode,
     and Lightning's warning about modules in eval mode (printed by every GA run before) not appear."""
-    import warnings
-
+    from tests.modes import eval_mode_warnings
     from unlearn.methods.gradient import frozen_reference_expected
 
     model, proc = tiny_model
@@ -156,11 +155,12 @@ def test_a_loaded_model_trains_in_train_mode_without_lightnings_eval_mode_warnin
             return super().training_step(batch, batch_idx)
 
     module = Spy(model, loss, lambda p: torch.optim.SGD(p, lr=0.1))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+
+    def fit():
         with frozen_reference_expected(module):
             _trainer(max_steps=1).fit(module, paired_loader(ctx, "multimodal", 8))
-    assert not [w for w in caught if "eval mode" in str(w.message)]
+
+    assert not eval_mode_warnings(fit)
     assert modes == [(True, None if loss == "ga" else False)]
 
 

@@ -372,11 +372,10 @@ def test_eval_mc_preserve_set_is_the_text_only_mc_questions(small_benchmark, tin
 def test_a_loaded_model_unlearns_in_train_mode_without_lightnings_eval_mode_warning(tiny_model, small_benchmark):
     """from_pretrained returns eval mode: the masked steps must run in train mode, and Lightning's warning about
     modules in eval mode (printed by every MMUnlearner run before) not appear."""
-    import warnings
-
     from lightning.pytorch.utilities import CombinedLoader
     from torch.utils.data import DataLoader
 
+    from tests.modes import eval_mode_warnings
     from unlearn.data.sequences import QASequences
 
     model, proc = tiny_model
@@ -395,8 +394,5 @@ def test_a_loaded_model_unlearns_in_train_mode_without_lightnings_eval_mode_warn
 
     module = Spy(model, _masks(model), lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.0),
                  lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.0))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        _trainer(max_steps=1).fit(module, loader)
-    assert not [w for w in caught if "eval mode" in str(w.message)]
+    assert not eval_mode_warnings(lambda: _trainer(max_steps=1).fit(module, loader))
     assert modes == [True]

@@ -72,8 +72,6 @@ class GradientUnlearning(L.LightningModule):
         # from_pretrained returns eval mode and Lightning keeps the mode it finds; on fit start, before Lightning
         # looks for modules left in eval mode (every GA run warned about 70)
         self.model.train()
-        if self.reference is not None:
-            self.reference.eval()
 
     def on_train_start(self) -> None:
         stray = [n for n, m in self.named_modules() if not m.training and not n.startswith("reference")]
@@ -85,7 +83,7 @@ class GradientUnlearning(L.LightningModule):
 
     def _ref_logits(self, batch):
         with torch.no_grad():
-            self.reference.eval()  # Lightning's module.train() at fit start reaches the reference too
+            self.reference.eval()  # whatever put the LightningModule in train mode, the reference never is
             return self._logits(self.reference, batch)
 
     @property
