@@ -177,6 +177,51 @@ def test_celebrity_cloze_shots_are_looked_up_among_the_fictitious_profiles():
     assert {(it.person, it.task) for it in dropped} == {(p, "cloze") for p in chosen & {12, 13}}
 
 
+def _bench_row(source_id, cloze_types):
+    """A row as MLLMU-Bench's parquet holds it: a string ID, a portrait, MC and cloze lists."""
+    import io
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="PNG")
+    mcq = [{"Question": f"q{k}", "Options": dict(zip("ABCD", OPTS)), "Correct_Answer": "A"} for k in range(2)]
+    return {"ID": source_id, "image": {"bytes": buf.getvalue(), "path": None},
+            "Classification_Task": {"Image_Textual_Questions": mcq, "Pure_Text_Questions": mcq},
+            "Generation_Task": [{"Question": "g", "Ground_Truth": "y", "Type": "Pure_Text"}],
+            "Mask_Task": [{"Question": f"{source_id} c{k} __", "Ground_Truth": "x", "Type": t}
+                          for k, t in enumerate(cloze_types)]}
+
+
+def test_celebrity_cloze_shots_through_the_loader_match_by_the_files_id_and_skip_by_list_position():
+    """The loader renumbers celebrities (their IDs may repeat the fictitious ones), so the lookup of
+    eval.py 501-514 must match the file's own ID, not the renumbered person; and 588-592 skip a celebrity's
+    question by its index in the whole Mask_Task list, here a different question than the per-form index."""
+    from unlearn.data import mllmu_bench as mb
+    from unlearn.eval.items import flatten
+
+    fictitious = mb.convert_eval([_bench_row("1", ["Image_Textual", "Pure_Text"]),
+                                  _bench_row("2", ["Image_Textual", "Pure_Text"])], "retain_95", {})
+    celebrities = mb.convert_eval([_bench_row(s, ["Pure_Text", "Pure_Text", "Image_Textual"]) for s in "129"],
+                                  "Retain_Set", {}, untouched=True)
+    assert not {r["ID"] for r in celebrities} & {r["ID"] for r in fictitious}  # renumbered apart
+    pixels = lambda images: [None for _ in images]
+    split_of = {"forget": [], "retain": flatten("retain", fictitious, pixels),
+                "untouched": flatten("untouched", celebrities, pixels)}
+    proc = type("P", (), {"family": "llava"})()
+    prompts = make_prompts("mllmu_bench", proc, {"untouched": split_of["untouched"]}, split_of.__getitem__, seed=0)
+    drawn = draw_shot_people([r["ID"] for r in celebrities], 2, 0, "untouched", "cloze")
+    shared = {r["source_id"] for r in celebrities if r["ID"] in drawn} & {"1", "2"}
+    assert shared  # the seed's draw reaches a celebrity that shares a profile's ID
+    for modality in ("multimodal", "text"):
+        shots = prompts.shots[("untouched", "cloze", modality)]
+        assert shots and {s.split for s in shots} == {"retain"} and {s.source_id for s in shots} == shared
+    cloze = [it for it in split_of["untouched"] if it.task == "cloze"]
+    kept = {it.uid for it in prompts.scored(cloze)}
+    dropped = {(it.source_id, it.modality, it.position) for it in cloze if it.uid not in kept}
+    # a shot profile's text question sits at position 1 of its list, its image one at 0; the celebrity's
+    # position 1 is text (dropped), its position 0 is text and its image question is at 2 (both kept)
+    assert dropped == {(sid, "text", 1) for sid in shared}
+
+
 def test_shot_questions_are_not_scored_and_test_shots_come_from_the_forget_rows():
     forget, test = _split("forget", [1, 2, 3, 4]), _split("test", [1, 2, 3, 4])
     by_split = {"forget": forget, "test": test}

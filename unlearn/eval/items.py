@@ -35,6 +35,21 @@ class EvalItem:
     pixel_values: torch.Tensor | None = None  # (3, H, W) for multimodal items
     paraphrase: str | None = None  # task prob: the paraphrased answer (the ground truth when none is given)
     perturbed: tuple[str, ...] = ()  # task prob: wrong answers of the same form
+    # the row's own ID as its file writes it (MLLMU-Bench: a string; a celebrity's `person` is renumbered,
+    # unlearn/data/mllmu_bench.py), and the question's position in its row's list (MC: its modality's list;
+    # generation and cloze: the one list of both forms). MLLMU-Bench's few-shot lookup and skip read these.
+    source_id: str | None = None
+    position: int | None = None
+
+    @property
+    def profile(self) -> str:
+        """The ID a few-shot lookup matches: the file's own, else the person's number."""
+        return self.source_id if self.source_id is not None else str(self.person)
+
+    @property
+    def index(self) -> int:
+        """The question's position in its row's list (the uid's per-form index where none was recorded)."""
+        return self.position if self.position is not None else int(self.uid.rsplit("/", 1)[1])
 
     def record(self, prediction: str, score: float, reply: str | None = None) -> dict:
         """The per-item result kept for drill-down (no tensors, JSON-able). `reply`: the raw generated text
@@ -54,6 +69,7 @@ def flatten(split: str, rows, pixel_values) -> list[EvalItem]:
     items: list[EvalItem] = []
     for row in rows:
         pid = int(row["ID"])
+        sid = str(row["source_id"]) if row.get("source_id") is not None else None
         image_index = int(row.get("Image_Index") or 0)
         who = f"{pid}" if image_index == 0 else f"{pid}.{image_index}"
         pixels = pixel_values([row["image"]])[0]
@@ -63,20 +79,21 @@ def flatten(split: str, rows, pixel_values) -> list[EvalItem]:
                 idx = LETTERS.index(q["Correct_Answer"])
                 items.append(EvalItem(
                     f"{split}/{who}/mc/{form}/{j}", split, form, "mc", pid, q.get("attribute") or "",
-                    q["Question"], opts[idx], opts, idx, pixels if form == "multimodal" else None))
+                    q["Question"], opts[idx], opts, idx, pixels if form == "multimodal" else None,
+                    source_id=sid, position=j))
         for task, field in (("gen", "Generation_Task"), ("cloze", "Mask_Task")):
             seen = {"multimodal": 0, "text": 0}
-            for q in row[field]:
+            for pos, q in enumerate(row[field]):
                 form = FORM_OF_TYPE[q["Type"]]
                 j, seen[form] = seen[form], seen[form] + 1  # per-form index: twin questions share uids
                 pix = pixels if form == "multimodal" else None
                 items.append(EvalItem(
                     f"{split}/{who}/{task}/{form}/{j}", split, form, task, pid, q.get("attribute") or "",
-                    q["Question"], q["Ground_Truth"], pixel_values=pix))
+                    q["Question"], q["Ground_Truth"], pixel_values=pix, source_id=sid, position=pos))
                 if task == "gen" and q.get("Perturbed_Answers"):
                     items.append(EvalItem(
                         f"{split}/{who}/prob/{form}/{j}", split, form, "prob", pid, q.get("attribute") or "",
                         q["Question"], q["Ground_Truth"], pixel_values=pix,
                         paraphrase=q.get("Paraphrased_Answer") or q["Ground_Truth"],
-                        perturbed=tuple(q["Perturbed_Answers"])))
+                        perturbed=tuple(q["Perturbed_Answers"]), source_id=sid, position=pos))
     return items

@@ -32,16 +32,19 @@ constants of unlearn/data/mllmu_bench.py. What it does, and so what this module 
     (`eval.few_shot_seed`, default the run's seed) per (split, task), as they draw once per call. The
     celebrities' MC is zero-shot (not in their MC list) and all of it is scored.
   * The shots' questions are not scored (their `few_shot_question_indices`): an item is dropped when a shot
-    has the same person, modality and question index -- every MC (cloze) item of the shot people.
+    has the same ID, modality and position in its row's list (MC: the modality's list; cloze: the one
+    Mask_Task list of both forms) -- every MC (cloze) item of the shot people.
   * Shots are the drawn IDs' rows of their `--few_shot_data` file, which their README and MMUnlearner's
     MLLMU_eval.sh name as `Full_Set`: every fictitious profile's original questions and portrait (here: the
     forget and retain splits' rows, which together are Full_Set's people; SHOT_SOURCE). For forget and
     retain those are the evaluated people's own rows; for test, the forget people's original questions,
     while the test paraphrases of the same indices are not scored; for the celebrities' cloze, the
-    celebrity IDs drawn are looked up among the fictitious profiles: a profile with the same ID gives its
-    cloze questions as shots (and the celebrity items of those indices are not scored), and without one
-    the prompt is zero-shot and every item is scored. Whether real celebrity IDs ever equal a fictitious
-    profile's is not known here (no data); until 2026-12-02 the celebrities' own questions were the shots.
+    celebrity IDs drawn are looked up, as their file writes them (`EvalItem.source_id`: the loader
+    renumbers celebrities), among the fictitious profiles: a profile with the same ID gives its cloze
+    questions as shots (and the celebrity items at those positions of the Mask_Task list are not scored),
+    and without one the prompt is zero-shot and every item is scored. Whether real celebrity IDs ever equal a
+    fictitious profile's is not known here (no data); until 2026-12-02 the celebrities' own questions were
+    the shots, and until 2026-12-03 the lookup compared the renumbered IDs, so it never found a profile.
   * Generation limits: 50 new tokens everywhere, except Idefics2's text-only MC: 5; replies end where the
     checkpoint's generation config says (their `model.generate` sets no eos), not at a template's stop token.
   * Replies: they decode prompt plus reply and keep what follows the first "ASSISTANT:" (the shots hold
@@ -202,11 +205,10 @@ class MllmuBenchPrompts:
         return proc.stop_token_id if eos is None else eos
 
     def scored(self, items: list[EvalItem]) -> list[EvalItem]:
-        """Items other than the shots' own questions (same split, task, person, modality, index)."""
-        used = {(key[0], key[1], s.person, s.modality, s.uid.rsplit("/", 1)[1])
-                for key, shots in self.shots.items() for s in shots}
-        return [it for it in items
-                if (it.split, it.task, it.person, it.modality, it.uid.rsplit("/", 1)[1]) not in used]
+        """Items other than the shots' own questions: same split, task, ID, modality and position in the row's
+        list (eval.py 588-592 skips by the row's ID and the question's index in its task list)."""
+        used = {(key[0], key[1], s.profile, s.modality, s.index) for key, shots in self.shots.items() for s in shots}
+        return [it for it in items if (it.split, it.task, it.profile, it.modality, it.index) not in used]
 
     def shot_people(self) -> dict[str, list[int]]:
         """`split/task` -> the people whose questions are shots (for the log and the report)."""
@@ -234,10 +236,12 @@ def few_shot(items_by_split: dict[str, list[EvalItem]], source, family: str, see
                 continue
             k = SHOT_PEOPLE[task].get(family, SHOT_PEOPLE[task][DEFAULT_FAMILY])
             chosen = set(draw_shot_people(people, k, seed, split, task))
+            # their lookup: the drawn IDs, as the file writes them, among the shot file's rows
+            wanted = {it.profile for it in items if it.person in chosen}
             pool = [it for s in SHOT_SOURCE.get(split, (split,)) for it in source(s)]
             for modality in ("multimodal", "text"):
                 shots[(split, task, modality)] = [it for it in pool if it.task == task and it.modality == modality
-                                                  and it.person in chosen]
+                                                  and it.profile in wanted]
     return shots
 
 
