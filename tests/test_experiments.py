@@ -108,3 +108,12 @@ def test_gradient_lr_follows_the_models_equal_cost_lr(method, tmp_path):
     assert lr("method.optimizer.lr=3e-3")[0] == 3e-3  # a given lr wins (the frontier's sweep)
     assert lr("experiment=mllmu_baselines")[0] == 2e-5  # the authors' preset wins
     assert lr(f"model.unlearn_lr.{method}=7e-5")[0] == 7e-5
+
+
+@pytest.mark.parametrize("experiment", ["mllmu_baselines", "mmunlearner_official"])
+@pytest.mark.parametrize("trainer", ["gpu", "ddp"])
+def test_official_presets_compute_in_float32_on_any_trainer(experiment, trainer, tmp_path):
+    """GA.py and MLLMU_manifold.py run Accelerator() without mixed precision: the presets pin 32-true over the
+    bf16-mixed that trainer=gpu and trainer=ddp would otherwise bring."""
+    cfg = compose_config([f"experiment={experiment}", f"trainer={trainer}"], tmp_path, tmp_path / "cache")
+    assert cfg.trainer.precision == "32-true" and cfg.model.dtype == "float32"

@@ -134,6 +134,41 @@ def test_forget_step_moves_only_masked_in_elements(tiny_model, small_benchmark):
             assert torch.equal(p.detach(), before[n]), n  # outside the unlearned groups: never moved
 
 
+def test_one_optimiser_with_restore_keeps_the_ascent_out_of_unmasked_tensors(tiny_model, small_benchmark):
+    """optimizers=one, restore_masked: the restore puts weights back, but a shared AdamW that took the forget
+    ascent into the moments of a tensor outside the mask (here the vision tower and projector) would carry
+    it into the next retain step. Outside the mask one step must then equal the two-optimiser step, whose
+    forget optimiser never holds those tensors."""
+    import copy
+
+    from lightning.pytorch.utilities import CombinedLoader
+    from torch.utils.data import DataLoader
+
+    from unlearn.data.sequences import QASequences
+
+    model, proc = tiny_model
+    pad = proc.tokenizer.pad_token_id
+    forget = QASequences(small_benchmark.train_rows("forget"), proc, "multimodal")
+    retain = QASequences(small_benchmark.train_rows("retain"), proc, "multimodal")
+    adamw = lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.0)
+    after = {}
+    for mode in ("two", "one"):
+        copy_ = copy.deepcopy(model)
+        masks = _masks(copy_)
+        loader = CombinedLoader({"forget": DataLoader(forget, batch_size=4, collate_fn=lambda b: collate(b, pad)),
+                                 "retain": DataLoader(retain, batch_size=4, collate_fn=lambda b: [collate(b, pad)])},
+                                mode="min_size")
+        module = MaskedUnlearning(copy_, masks, adamw, adamw, clip=1e9, optimizers=mode, restore_masked=True)
+        _trainer(max_steps=1).fit(module, loader)
+        after[mode] = {n: (p.detach().clone(), p in masks) for n, p in copy_.named_parameters()}
+    outside = [n for n, (_, masked) in after["two"].items() if not masked]
+    assert any(n.startswith(("vision", "model.vision")) for n in outside)
+    moved = [n for n in outside if not torch.equal(after["two"][n][0], dict(model.named_parameters())[n])]
+    assert moved  # the retain step moves them: the comparison is not of untouched weights
+    assert all(torch.equal(after["one"][n][0], after["two"][n][0]) for n in outside), \
+        [n for n in outside if not torch.equal(after["one"][n][0], after["two"][n][0])][:3]
+
+
 def test_restore_masked_out():
     p = torch.nn.Parameter(torch.tensor([1.0, 2.0, 3.0]))
     q = torch.nn.Parameter(torch.tensor([4.0]))
@@ -143,6 +178,9 @@ def test_restore_masked_out():
         q.add_(10.0)
     restore_masked_out([p, q], {p: torch.tensor([True, False, True])}, snap)
     assert p.tolist() == [11.0, 2.0, 13.0] and q.tolist() == [4.0]
+    # masks are built on the CPU; a model elsewhere (a GPU; here the meta device) takes them to its own
+    far = torch.nn.Parameter(torch.empty(3, device="meta"))
+    restore_masked_out([far], {far: torch.tensor([True, False, True])}, {far: far.detach().clone()})
 
 
 def test_masks_are_keyed_by_parameter_and_survive_renaming(tiny_model, tmp_path):

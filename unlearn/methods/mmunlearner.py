@@ -188,6 +188,10 @@ class MaskedUnlearning(L.LightningModule):
             refuse_weight_decay(forget, "mmunlearner.forget_optimizer.weight_decay")
         return [forget, make_optimizer(self.retain_optimizer, trainable, "mmunlearner.retain_optimizer")]
 
+    def _restores(self) -> bool:
+        """One shared optimiser whose forget steps are undone outside the mask (`restore_masked`)."""
+        return self.mode == "one" and self.restore_masked and self.masks is not None
+
     def _nll(self, batch, what: str):
         logits = self.model(**model_inputs(batch, self.device)).logits
         nll = losses.mean_nll(logits, batch["labels"].to(self.device), global_batch_mean(self.trainer))
@@ -200,6 +204,10 @@ class MaskedUnlearning(L.LightningModule):
             for p, m in (self.masks or {}).items():
                 if p.grad is not None:
                     p.grad.mul_(m.to(p.grad.device, p.grad.dtype))
+            if self._restores():  # the shared optimiser must not take the ascent into the moments of tensors
+                for p in self._trainable():  # outside the mask, which the restore puts back but their moments
+                    if p not in self.masks:  # would carry into the next retain step (a skipped tensor keeps
+                        p.grad = None  # its state)
         else:
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]
                                             if p.grad is not None], self.clip)
@@ -209,8 +217,7 @@ class MaskedUnlearning(L.LightningModule):
         opt_f, opt_r = (opts, opts) if self.mode == "one" else opts
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         # forget step: gradient ascent, clipped and masked before the step
-        restore = self.mode == "one" and self.restore_masked and self.masks is not None
-        snapshot = {p: p.detach().clone() for p in trainable} if restore else None
+        snapshot = {p: p.detach().clone() for p in trainable} if self._restores() else None
         for p in trainable:  # every gradient, not only the forget optimiser's: clip_scope=all reads them all
             p.grad = None
         forget_nll = self._nll(batch["forget"], "forget")

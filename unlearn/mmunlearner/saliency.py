@@ -136,4 +136,4 @@ def restore_masked_out(params: Iterable[nn.Parameter], masks: dict[nn.Parameter,
             if m is None:
                 p.copy_(snapshot[p])
             else:
-                p.copy_(torch.where(m, p, snapshot[p]))
+                p.copy_(torch.where(m.to(p.device), p, snapshot[p]))  # masks are built on the CPU
