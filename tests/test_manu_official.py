@@ -276,6 +276,17 @@ def test_language_activation_not_matching_the_mask_fails_loudly():
 
 
 # ---------------------------------------------------------------- configs and the whole method
+def test_official_statistics_read_manu_tau(tmp_path):
+    """Their frequency threshold is `abs() > 1e-1`, manu.tau's default; a tau given is not ignored."""
+    from unlearn.config import compose_config
+    from unlearn.methods.manu import official_statistics
+
+    cfg = compose_config(["experiment=manu_official", "model=tiny_llava"], tmp_path, tmp_path / "cache")
+    assert official_statistics(cfg.manu, cfg.model).tau == 0.1
+    cfg = compose_config(["manu.selection=official", "manu.tau=0.3"], tmp_path, tmp_path / "cache")
+    assert official_statistics(cfg.manu, cfg.model).tau == 0.3
+
+
 def test_official_preset_composes(tmp_path):
     from unlearn.config import compose_config
 

@@ -111,7 +111,8 @@ def their_collate(writing, family, processor, rows, modality):
     # positions ignore_index; Idefics2, the model's CrossEntropyLoss(ignore_index=image_token_id)
     labels[batch["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<image>")] = -100
     batch["labels"] = labels
-    return batch
+    # their collates hand the model these four and nothing else (Idefics2's pixel_attention_mask is dropped)
+    return {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values", "labels") if k in batch}
 
 
 def stock_processor(family, tok, images):
@@ -202,6 +203,7 @@ def test_batches_equal_their_collate(mllmu, writing, family, modality):
     assert len(ours) == len(their_rows) == len(rows) * (4 if (writing, modality) == ("manu", "text") else 5)
     theirs = their_collate(writing, family, stock_processor(family, tok, images), their_rows, modality)
     batch = collate([ours[i] for i in range(len(ours))], tok.pad_token_id)
+    assert set(batch) == set(theirs)  # what the model is given, no more: no pixel_attention_mask on Idefics2
     assert batch["input_ids"].tolist() == theirs["input_ids"].tolist()
     assert torch.equal(batch["attention_mask"], theirs["attention_mask"])
     assert batch["labels"].tolist() == theirs["labels"].tolist()

@@ -45,6 +45,8 @@ codebase's string (Qwen2-VL everywhere, Idefics2 under `mmunlearner`) is refused
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from unlearn.data.collate import IGNORE, Example
 from unlearn.data.mllmu_bench import MANU_NAME_QUESTIONS, manu_extract_name
 from unlearn.data.sequences import PrefixLabels, QASequences
@@ -103,9 +105,26 @@ def encode_whole(proc, text: str, image=None) -> list[int]:
     return [i for t in ids for i in (proc.image_ids(image) if t == placeholder else [t])]
 
 
+# What of an image their collates hand the model: MLLMU-Bench's and MANU's data_preprocess.py return
+# input_ids, attention_mask, pixel_values and labels only, so Idefics2 runs without the pixel_attention_mask
+# its processor makes (transformers then counts every pixel as real: where a batch's images differ in size,
+# the vision tower attends to the zero padding and places patches on the whole grid). MMUnlearner's collate
+# is LLaVA's only, whose images carry nothing else.
+IMAGE_TENSORS = {"manu": ("pixel_values",), "mllmu_bench": ("pixel_values",)}
+
+
+def their_image(pixels, writing: str):
+    """The image as that codebase's batch carries it (IMAGE_TENSORS)."""
+    keep = IMAGE_TENSORS.get(writing)
+    if pixels is None or keep is None or not hasattr(pixels, "tensors"):
+        return pixels
+    return replace(pixels, tensors={k: v for k, v in pixels.tensors.items() if k in keep})
+
+
 def written_example(proc, question: str, answer: str, pixels, writing: str, family: str, labels: bool = True,
                     key: str = "sequences") -> Example:
     form = "text" if pixels is None else "multimodal"
+    pixels = their_image(pixels, writing)
     ids = encode_whole(proc, written_text(question, answer, form, family, writing, key), pixels)
     if not labels:
         return Example(ids, [IGNORE] * len(ids), pixels)

@@ -49,7 +49,7 @@ Deviations of the default (`manu.selection=project`) from the authors' code (git
 prune/prune_utility.py, prune/prune_incremental.py). `manu.selection=official` (`unlearn/manu/official.py`)
 reproduces their selection exactly and is the way to match the paper's numbers; the measured effect of
 each step on the embedded model (alpha 20 %, mask Jaccard with the default, MC per modality, means of
-3 seeds, vanilla MC 1.000) is in docs/manu_official.md and the README's MANU section. There the steps are applied
+3 seeds, on the seed-0 vanilla model of 2026-12-01) is in docs/manu_official.md and the README's MANU section. There the steps are applied
 cumulatively in the order padding, statistics, unit, retain subset, layers, batch size; each "Measured"
 below is its step's change:
 
@@ -57,28 +57,32 @@ below is its step's change:
   consumer column). Theirs: the OUTPUT rows of fc1 and fc2 (vision) and of gate_proj, up_proj and
   down_proj (language), one global top-alpha over all of a tower's rows, pruning zeroing those rows.
   (`manu.neuron=output` hooks only the Linears `model.mlp_modules` matches, fc2 / down_proj: not theirs.)
-  Measured: Jaccard with the default 0.86 -> 0.00 (vision: their picks are all fc2 rows, i.e. hidden
-  channels) and 0.79 -> 0.26 (language); retain MC image+text 1.000 -> 0.987, text-only 0.996 -> 0.974,
-  forget MC +0.02 / 0.00.
+  Measured: Jaccard with the default 0.93 -> 0.03 (vision: 92-97 % of their picks are fc2 rows, i.e.
+  hidden channels) and 0.76 -> 0.28 (language); retain MC image+text 0.964 -> 0.928, text-only
+  0.961 -> 0.942, forget MC -0.08 / -0.07.
 * Statistics: here population statistics over all tokens (std = population std). Theirs: per sequence
   position over the batch rows (std unbiased), averaged over the positions of a chunk of 10 shuffled
   batches (the loader re-shuffled for every chunk), then a mean of the chunk means; activations clamped
   to [-1e3, 1e3] (here nothing is clamped). Measured (with their >= threshold rule, on the project's
-  unit): Jaccard 0.86 vision / 0.79 language, MC unchanged (within 0.002); the clamp never binds.
+  unit): Jaccard 0.93 vision / 0.76 language, MC within 0.013; the clamp never binds.
 * Padding: masked out here (`callbacks.activation_stats`, by tower); theirs counts the right-padding
-  (`manu.mask_padding=false`). Measured: Jaccard 1.00 vision / 0.89 language, forget MC image+text -0.02.
+  (`manu.mask_padding=false`). Measured: Jaccard 1.00 vision / 0.89 language, MC within 0.002.
 * Retain data: the whole retain set here; theirs reads only as many retain batches as the forget set has
-  (a random retain subset of the forget set's size). Measured (on their unit): Jaccard 0.26 -> 0.25
-  language, MC within 0.01.
+  (a random retain subset of the forget set's size). Measured (on their unit): Jaccard 0.28 -> 0.27
+  language, MC within 0.04.
 * Layers: per module here. Their hooks register every layer of a tower under the same few keys (e.g.
   all vision fc1 layers as `vision_fc1_21`, `_22`, `_23`), so a key's statistics pool all layers and the
-  masks reach only layers 21-23 (vision) and 29-31 (language) of LLaVA-1.5-7B. Measured: Jaccard
-  0.25 -> 0.19 language, MC within 0.02 (the tiny model's 2 layers are all within the last 3).
+  masks reach only layers 21-23 (vision) and 29-31 (language) of LLaVA-1.5-7B (where vision layer 23's
+  masks change nothing: LLaVA reads the image features at the second-to-last layer, and both codes prune it).
+  Measured: Jaccard 0.27 -> 0.20 language, MC within 0.04 (the tiny model's 2 layers are all within the
+  last 3).
 * Selection: exactly floor(alpha% of N) neurons, ties by module order then index (`selection.py`);
-  theirs prunes every row scoring >= the k-th largest score (more than k on ties). Measured: no ties,
-  exactly k in every run.
+  theirs prunes every row scoring >= the k-th largest score (more than k on ties). Pooled layers make
+  ties by construction (each unit's score copied onto every layer its key reaches), so theirs prunes whole
+  units, k rounded up to a multiple of the copies (on the preset's LLaVA vision tower 309 rows for k = 307;
+  on the tiny model k came out a multiple, 76 and 256).
 * Batch size: 64 here (`manu.batch_size`), 4 there; it matters only to their per-position statistics.
-  Measured (official otherwise): Jaccard 0.19 -> 0.18 language, MC within 0.02.
+  Measured (official otherwise): Jaccard 0.20 -> 0.20 language, MC within 0.02.
 * Same as theirs: the reference score and weights, tau = 0.1, and the modality per tower (vision scored
   on the multimodal passes, language on the text-only passes, `neuron_scores(variant="reference")`).
 """

@@ -103,6 +103,17 @@ def official_plans(datasets: dict, batch_size: int, chunk_size: int, seed: int, 
     return plans
 
 
+def official_statistics(m, model_cfg) -> OfficialActivationStatistics:
+    """The authors' statistics callback: their hooked Linears (`model.manu_official_modules`), or the
+    project's unit under their statistics (`manu.official.unit=intermediate`)."""
+    unit = m.official.get("unit", "output")
+    patterns = model_cfg.get("manu_official_modules") if unit == "output" else model_cfg.mlp_modules
+    if not patterns:
+        raise ValueError(f"manu.selection=official needs model.manu_official_modules (model {model_cfg.name})")
+    return OfficialActivationStatistics(dict(patterns), pooled=m.official.pooled_layers, clamp=m.official.clamp,
+                                        tau=m.tau, unit=unit)  # tau: their 0.1 is manu.tau's default
+
+
 def run(ctx) -> None:
     m = ctx.cfg.manu
     refuse_fsdp(ctx.cfg, "manu", "its statistics pass is forward-only, so use trainer=ddp (a 7-8B model fits one GPU)")
@@ -114,11 +125,7 @@ def run(ctx) -> None:
         if m.score != "reference" or m.scope != "tower":
             raise ValueError(f"manu.selection=official uses the authors' score and one top-alpha per tower; "
                              f"manu.score={m.score!r} / manu.scope={m.scope!r} must be 'reference' / 'tower'")
-        unit = o.get("unit", "output")
-        patterns = ctx.cfg.model.get("manu_official_modules") if unit == "output" else ctx.cfg.model.mlp_modules
-        if not patterns:
-            raise ValueError(f"manu.selection=official needs model.manu_official_modules (model {ctx.cfg.model.name})")
-        stats = OfficialActivationStatistics(dict(patterns), pooled=o.pooled_layers, clamp=o.clamp, unit=unit)
+        stats = official_statistics(m, ctx.cfg.model)
         plans = official_plans(datasets, m.batch_size, o.chunk_size, o.seed, o.get("retain_subset", True))
     elif selection == "project":
         stats = ActivationStatistics(dict(ctx.cfg.model.mlp_modules), tau=m.tau, neuron=m.neuron,
