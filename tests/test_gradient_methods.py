@@ -177,3 +177,22 @@ def test_a_model_left_in_eval_mode_is_refused(tiny_model, small_benchmark):
     module = Broken(model, "npo", lambda p: torch.optim.SGD(p, lr=0.1))
     with pytest.raises(RuntimeError, match="eval mode at the start of unlearning"):
         _trainer(max_steps=1).fit(module, paired_loader(ctx, "multimodal", 8))
+
+
+@pytest.mark.parametrize("loss", ["grad_diff", "kl", "npo"])
+def test_gamma_weighs_the_forget_term_of_every_method_that_reads_it(loss, tiny_model, small_benchmark):
+    """open-unlearning's GradDiff (with either retain loss) and NPO: gamma * forget + alpha * retain. Until
+    2026-12-03 KL and NPO ignored method.gamma; now the paired loss and the sequential forget step read it."""
+    model, proc = tiny_model
+    rows = lambda split: QASequences(small_benchmark.train_rows(split), proc, "multimodal")  # noqa: E731
+    f, r = (collate([d[i] for i in range(4)], proc.tokenizer.pad_token_id) for d in (rows("forget"), rows("retain")))
+    model.eval()  # no dropout: the same batch gives the same loss
+    with torch.no_grad():
+        paired, forget = {}, {}
+        for gamma in (1.0, 3.0):
+            module = GradientUnlearning(model, loss, torch.optim.SGD, gamma=gamma, alpha=0.5)
+            paired[gamma] = module._paired_loss(f, r, None).item()
+            forget[gamma] = module._forget_term(f, None).item()
+        retain_only = GradientUnlearning(model, loss, torch.optim.SGD, gamma=1.0, alpha=0.5)._retain_term(r, None).item()
+    assert forget[3.0] == pytest.approx(3 * forget[1.0], rel=1e-5) and abs(forget[1.0]) > 1e-3
+    assert paired[3.0] - retain_only == pytest.approx(3 * (paired[1.0] - retain_only), rel=1e-4)

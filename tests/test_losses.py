@@ -174,6 +174,9 @@ def test_kl_loss_combines_ga_and_kl():
     cur, ref, r_labels = T([U, X]), T([S, X]), lab([IGNORE, 1])
     got = kl_loss(f_logits, f_labels, cur, ref, r_labels, alpha=2.0).item()
     assert got == pytest.approx(-L3 + 2 * KL_SU, rel=1e-5)
+    # open-unlearning's gamma weighs the forget term only
+    got = kl_loss(f_logits, f_labels, cur, ref, r_labels, alpha=2.0, gamma=3.0).item()
+    assert got == pytest.approx(-3 * L3 + 2 * KL_SU, rel=1e-5)
 
 
 # ---------------------------------------------------------------- NPO
@@ -192,6 +195,13 @@ def test_npo_hand_value_uses_sequence_sum():
     cur, ref, labels = T([U, U, X]), T([S, S, X]), lab([IGNORE, 2, 2])
     assert npo_loss(cur, ref, labels, beta=1.0).item() == pytest.approx(2 * math.log(13 / 9), rel=1e-5)
     assert npo_loss(cur, ref, labels, beta=2.0).item() == pytest.approx(math.log(97 / 81), rel=1e-5)
+    # gamma weighs the NPO term, not the retain NLL (open-unlearning's NPO: gamma * forget + alpha * retain);
+    # retain: S then label 2, NLL ln2
+    got = npo_loss(cur, ref, labels, beta=1.0, retain_logits=T([S, X]), retain_labels=lab([IGNORE, 2]),
+                   alpha=0.5, gamma=3.0).item()
+    assert got == pytest.approx(3 * 2 * math.log(13 / 9) + 0.5 * L2, rel=1e-5)
+    got = npo_loss(cur, ref, labels, beta=1.0, log_ratio="token_mean", gamma=3.0).item()
+    assert got == pytest.approx(3 * npo_loss(cur, ref, labels, beta=1.0, log_ratio="token_mean").item(), rel=1e-6)
 
 
 def test_npo_mean_over_rows_skips_rows_without_labels():

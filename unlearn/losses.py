@@ -160,10 +160,11 @@ def kl_retain(current_logits: torch.Tensor, reference_logits: torch.Tensor,
 
 def kl_loss(forget_logits: torch.Tensor, forget_labels: torch.Tensor, retain_logits: torch.Tensor,
             retain_ref_logits: torch.Tensor, retain_labels: torch.Tensor, alpha: float = 1.0,
-            mean: Mean | None = None, reduction: str = "answer_mean") -> torch.Tensor:
-    """-NLL(forget) + alpha * KL(p_ref || p_theta) on retain: ascend on forget, stay close to ref on retain."""
-    return ga_loss(forget_logits, forget_labels, mean) + alpha * kl_retain(retain_logits, retain_ref_logits,
-                                                                           retain_labels, mean, reduction)
+            mean: Mean | None = None, reduction: str = "answer_mean", gamma: float = 1.0) -> torch.Tensor:
+    """-gamma * NLL(forget) + alpha * KL(p_ref || p_theta) on retain: ascend on forget, stay close to ref on
+    retain (open-unlearning's GradDiff with its KL retain loss weighs the two terms gamma and alpha)."""
+    return gamma * ga_loss(forget_logits, forget_labels, mean) + alpha * kl_retain(
+        retain_logits, retain_ref_logits, retain_labels, mean, reduction)
 
 
 NPO_LOG_RATIOS = ("sequence_sum", "token_mean")
@@ -172,14 +173,15 @@ NPO_LOG_RATIOS = ("sequence_sum", "token_mean")
 def npo_loss(forget_logits: torch.Tensor, forget_ref_logits: torch.Tensor, forget_labels: torch.Tensor,
              beta: float = 0.1, retain_logits: torch.Tensor | None = None,
              retain_labels: torch.Tensor | None = None, alpha: float = 0.0,
-             mean: Mean | None = None, log_ratio: str = "sequence_sum") -> torch.Tensor:
-    """NPO (Zhang et al. 2024): mean over rows of -(2/beta) * logsigmoid(-beta * r).
+             mean: Mean | None = None, log_ratio: str = "sequence_sum", gamma: float = 1.0) -> torch.Tensor:
+    """NPO (Zhang et al. 2024): gamma times the mean over rows of -(2/beta) * logsigmoid(-beta * r).
 
     r = log p_theta(y|x) - log p_ref(y|x) with log p the SUM of answer-token log-probs; the reference is
     detached. d L / d r = 2 * sigmoid(beta * r): about 1 (gradient ascent) near the reference and as beta -> 0,
     decaying to 0 once a row is already unlikely (r -> -inf), which is what keeps NPO from collapsing like GA.
     Rows with no label tokens are left out of the mean (their r is 0 by construction, which would only add
-    the constant (2/beta) ln 2 and shrink the others' weight). With alpha > 0, adds alpha * NLL(retain).
+    the constant (2/beta) ln 2 and shrink the others' weight). With alpha > 0, adds alpha * NLL(retain)
+    (open-unlearning's NPO: gamma * forget loss + alpha * retain loss).
 
     `log_ratio`: sequence_sum (above; open-unlearning's `compute_dpo_loss`) or token_mean (MLLMU-Bench's
     NPO: one ratio per batch from the models' token-mean losses, r = NLL_ref - NLL_theta; under DDP each
@@ -199,6 +201,7 @@ def npo_loss(forget_logits: torch.Tensor, forget_ref_logits: torch.Tensor, forge
         rows = mask.any(-1)
         r = (logp.sum(-1) - ref_logp.sum(-1))[rows]
         loss = _average((-(2.0 / beta) * F.logsigmoid(-beta * r)).sum(), rows, "npo_loss (forget)", mean)
+    loss = gamma * loss
     if alpha > 0:
         if retain_logits is None or retain_labels is None:
             raise ValueError("npo_loss: alpha > 0 needs both retain_logits and retain_labels")

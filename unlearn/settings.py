@@ -157,10 +157,19 @@ def check_gradient_method(m) -> None:
     positive_int(m.epochs, "method.epochs")
     positive_int(m.batch_size, "method.batch_size")
     number(m.alpha, "method.alpha", 0)  # the retain term's weight: a negative one ascends on retain
-    if m.loss == "grad_diff":
-        number(m.gamma, "method.gamma", 0, low_open=True)  # the forget term's: a negative one descends on forget
+    if m.loss == "ga":  # GA's loss has no weight to give (open-unlearning's GradAscent): the lr is its scale
+        if m.gamma != 1:
+            raise ValueError(f"method.gamma={m.gamma} is not read by method=ga (its loss is -NLL(forget) alone; "
+                             "scale method.optimizer.lr instead)")
+    else:  # grad_diff, kl, npo: the forget term's weight; a negative one descends on forget
+        number(m.gamma, "method.gamma", 0, low_open=True)
     if m.loss == "npo":  # NPO's temperature divides its loss: refused here, not at the first step after loading
         number(m.beta, "method.beta", 0, low_open=True)
+    if m.get("reference_required") and m.loss in ("kl", "npo") and not m.get("reference_path"):
+        raise ValueError(f"method.reference_path is null, and method.reference_required is true for method={m.name} "
+                         "(experiment=mllmu_baselines: NPO.py requires --oracle_model_id, a model finetuned on the "
+                         "retain data); give method.reference_path=DIR, or method.reference_required=false for a "
+                         "frozen copy of the starting model")
     lr = m.optimizer.get("lr")
     if lr is None:
         raise ValueError(f"method.optimizer.lr is null (model.unlearn_lr has no entry {m.name!r}?); give one")

@@ -115,20 +115,20 @@ class GradientUnlearning(L.LightningModule):
         if self.loss_name == "kl":
             rl = self._logits(self.model, r)
             loss = losses.kl_loss(fl, f["labels"], rl, self._ref_logits(r), r["labels"], self.alpha, mean,
-                                  self.kl_reduction)
+                                  self.kl_reduction, self.gamma)
             return loss + losses.mean_nll(rl, r["labels"], mean) if self.kl_retain_nll else loss
         retain = (self._logits(self.model, r), r["labels"]) if self.alpha > 0 else (None, None)
         return losses.npo_loss(fl, self._ref_logits(f), f["labels"], self.beta, *retain, alpha=self.alpha,
-                               mean=mean, log_ratio=self.npo_log_ratio)
+                               mean=mean, log_ratio=self.npo_log_ratio, gamma=self.gamma)
 
     def _forget_term(self, f, mean):
         """The loss of a forget-phase step (schedule=sequential): the paired loss without its retain term."""
         fl = self._logits(self.model, f)
         if self.loss_name == "npo":
             return losses.npo_loss(fl, self._ref_logits(f), f["labels"], self.beta, mean=mean,
-                                   log_ratio=self.npo_log_ratio)
+                                   log_ratio=self.npo_log_ratio, gamma=self.gamma)
         ascent = losses.ga_loss(fl, f["labels"], mean)
-        return self.gamma * ascent if self.loss_name == "grad_diff" else ascent
+        return ascent if self.loss_name == "ga" else self.gamma * ascent
 
     def _retain_term(self, r, mean):
         """The loss of a retain-phase step (schedule=sequential): the paired loss's retain term alone."""
