@@ -15,7 +15,8 @@ import yaml
 from omegaconf import OmegaConf
 
 from unlearn.config import CONFIG_DIR, compose_config
-from unlearn.methods.finetune import PRECISIONS, cast_parameters, check_settings, teach
+from unlearn.methods.finetune import PRECISIONS, check_settings, teach
+from unlearn.models.precision import cast_parameters
 from unlearn.optim import HFAdamW, linear_schedule
 from unlearn.pipeline import RunContext, vanilla_key
 

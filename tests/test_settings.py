@@ -18,6 +18,9 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["eval.share_prompt=maybe"], r"eval.share_prompt='maybe': expected true or false"),
     (["eval.shared_cache_gb=0"], r"eval.shared_cache_gb=0: expected a number in \(0"),
     (["eval.max_new_tokens=0"], r"eval.max_new_tokens=0"),
+    (["method=kl", "method.reference_dtype=half"], r"method.reference_dtype='half'"),
+    (["eval.dtype=float8"], r"eval.dtype='float8': expected null \(the model's own\)"),
+    (["trainer=fsdp", "eval.dtype=float16"], r"eval.dtype=float16 does not run under trainer=fsdp"),
     (["eval.relearn.enabled=true", "eval.relearn.steps=0"], r"eval.relearn.steps=0"),
     (["eval.relearn.enabled=true", "eval.relearn.fraction=1.5"], r"eval.relearn.fraction=1.5"),
     (["method=ga", "method.epochs=0"], r"method.epochs=0"),
@@ -159,6 +162,11 @@ def test_the_reference_model_is_loaded_with_the_models_attention(tmp_path, monke
         gradient.run(RunContext(cfg, small_benchmark, copy.deepcopy(model), proc, tmp_path))
     assert seen == {"path": str(tmp_path / "ref"), "dtype": "float32", "key": "method.reference_path",
                     "attn_implementation": "eager"}
+    half = compose_config(["method=npo", f"method.reference_path={tmp_path / 'ref'}", "method.reference_dtype=float16",
+                           "logger=none"], tmp_path / "run", tmp_path / "cache")
+    with pytest.raises(RuntimeError, match="captured"):  # NPO.py loads its oracle in float16
+        gradient.run(RunContext(half, small_benchmark, copy.deepcopy(model), proc, tmp_path))
+    assert seen["dtype"] == "float16"
 
 
 def test_a_misspelt_optimizer_keyword_names_its_key():

@@ -30,6 +30,7 @@ from unlearn.eval.protocol import make_prompts
 from unlearn.eval.table import before_after_table
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json
 from unlearn.models.loading import load_model, recipe_processor, save_model
+from unlearn.models.precision import cast_copy, dtype_named
 from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part
 from unlearn.rng import seeded
 from unlearn.settings import check_run_settings
@@ -267,7 +268,7 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
     if getattr(prompts, "shots", None):
         log.info("%s few-shot people (split/task: IDs), not scored: %s", prompts.name, prompts.shot_people())
     items = prompts.scored([it for split in splits for it in evaluated[split]])
-    module = EvaluationModule(ctx.model, ctx.processor, items, stage, ecfg.batch_size, ecfg.mc_mode,
+    module = EvaluationModule(evaluated_model(ctx.model, ecfg.get("dtype")), ctx.processor, items, stage, ecfg.batch_size, ecfg.mc_mode,
                               ecfg.max_new_tokens, ecfg.scorer, ecfg.mc_also, prompts,
                               ecfg.get("truth_ratio_perturbed", "item"), ecfg.get("share_prompt", True),
                               ecfg.get("shared_cache_gb"))
@@ -280,6 +281,17 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
                                                             "During `trainer.validate()`"))
         trainer.validate(module, verbose=False)
     return module.metrics, module.records
+
+
+def evaluated_model(model, dtype: str | None):
+    """The model as the evaluation scores it: itself, or (`eval.dtype`) a copy in that precision, as the
+    official evaluations load the saved checkpoint in float16; the run's own weights are never rounded."""
+    if dtype is None:
+        return model
+    target = dtype_named(dtype, "eval.dtype")
+    if all(p.dtype == target for p in model.parameters() if p.is_floating_point()):
+        return model
+    return cast_copy(model, target).eval()
 
 
 EVAL_TRAINER_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "precision")  # what can move the numbers
@@ -316,6 +328,8 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
         return None
     ev = {k: v for k, v in OmegaConf.to_container(cfg.eval, resolve=True).items()
           if k not in ("before", "cache_before", "relearn", "reference_run")}  # not what shapes the records
+    if ev.get("dtype") is None:  # the model's own precision: the key the caches had before eval.dtype existed
+        ev.pop("dtype", None)
     trainer = keyed_trainer(cfg)
     key = config_hash({"records": EVAL_RECORDS_VERSION, "generator": GENERATOR_VERSION, "eval": ev,
                        "data": OmegaConf.to_container(cfg.data, resolve=True),

@@ -125,6 +125,10 @@ def check_eval(e) -> None:
     optional_positive_int(e.get("max_people"), "eval.max_people", "every person")
     optional_positive_int(e.get("max_new_tokens"), "eval.max_new_tokens", "the protocol's limits")
     boolean(e.get("share_prompt", True), "eval.share_prompt")
+    if e.get("dtype") is not None:
+        from unlearn.models.precision import dtype_named
+
+        dtype_named(e.dtype, "eval.dtype")
     if e.get("shared_cache_gb") is not None:  # null: no bound
         number(e.shared_cache_gb, "eval.shared_cache_gb", 0, low_open=True)
     r = e.get("relearn")
@@ -170,6 +174,10 @@ def check_gradient_method(m) -> None:
                          "(experiment=mllmu_baselines: NPO.py requires --oracle_model_id, a model finetuned on the "
                          "retain data); give method.reference_path=DIR, or method.reference_required=false for a "
                          "frozen copy of the starting model")
+    if m.get("reference_dtype") is not None:
+        from unlearn.models.precision import dtype_named
+
+        dtype_named(m.reference_dtype, "method.reference_dtype")
     lr = m.optimizer.get("lr")
     if lr is None:
         raise ValueError(f"method.optimizer.lr is null (model.unlearn_lr has no entry {m.name!r}?); give one")
@@ -301,6 +309,12 @@ def check_run_settings(cfg) -> None:
     check_known_keys(cfg)
     check_template(cfg.model.get("template"))
     check_eval(cfg.eval)
+    if cfg.eval.get("dtype") is not None:
+        from unlearn.strategies import uses_fsdp
+
+        if uses_fsdp(cfg.trainer):  # the cast copy is made of whole parameters, which FSDP shards
+            raise ValueError(f"eval.dtype={cfg.eval.dtype} does not run under trainer=fsdp; use trainer=ddp or gpu, "
+                             "or eval.dtype=null")
     if cfg.get("finetune") is not None:
         check_finetune(cfg.finetune)
     if "loss" in cfg.method:  # the gradient methods

@@ -11,9 +11,9 @@ import torch
 from hydra.utils import instantiate
 
 from unlearn.methods.guards import check_finite
-
 # finetune.dtype: what the floating parameters are cast to before teaching (MLLMU-Bench: float32)
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from unlearn.models.precision import DTYPES, cast_parameters
+
 # finetune.precision: the Lightning precisions a teaching run may override the trainer's with
 PRECISIONS = ("32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true")
 
@@ -80,14 +80,6 @@ def check_settings(fcfg) -> None:
     from unlearn.settings import check_lora
 
     check_lora(fcfg.get("lora"), "finetune.lora")
-
-
-def cast_parameters(model: torch.nn.Module, dtype: torch.dtype) -> None:
-    """Every floating parameter to `dtype`, buffers untouched: what peft's prepare_model_for_kbit_training does to
-    an unquantised fp16/bf16 model (it casts them to float32), which MLLMU-Bench's finetune.py calls."""
-    for p in model.parameters():
-        if p.is_floating_point() and p.dtype != dtype:
-            p.data = p.data.to(dtype)
 
 
 def teach(ctx, fcfg) -> None:

@@ -26,6 +26,7 @@ from unlearn.data.collate import collate
 from unlearn.data.sampling import EpochShuffle, in_batches
 from unlearn.data.written import check_writing, qa_sequences
 from unlearn.models.loading import recipe_processor
+from unlearn.models.precision import cast_copy, dtype_named
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
 from unlearn.methods.guards import check_finite
@@ -257,13 +258,17 @@ def run(ctx) -> None:
     resize = m.get("resize_embeddings")
     resize_embeddings(ctx.model, ctx.processor.tokenizer, resize, "method.resize_embeddings")  # before LoRA, as GA.py
     model, reference = ctx.model, None
+    ref_dtype = m.get("reference_dtype")
+    if ref_dtype and m.loss in NEEDS_REFERENCE and not m.reference_path:  # before LoRA: a copy without adapters
+        reference = cast_copy(ctx.model, dtype_named(ref_dtype, "method.reference_dtype"))
     if m.lora.enabled:
-        model, reference = with_lora(ctx.model, m.lora, m.lora.get("target_modules") or ctx.cfg.model.lora_target_modules,
-                                     m.loss in NEEDS_REFERENCE)
+        model, lora_reference = with_lora(ctx.model, m.lora, m.lora.get("target_modules") or ctx.cfg.model.lora_target_modules,
+                                          m.loss in NEEDS_REFERENCE and reference is None)
+        reference = reference if reference is not None else lora_reference
     if m.reference_path:  # e.g. MLLMU-Bench's NPO reference: the vanilla model finetuned on retain data
         from unlearn.models.loading import load_model
 
-        reference, _ = load_model(m.reference_path, ctx.cfg.model.dtype, key="method.reference_path",
+        reference, _ = load_model(m.reference_path, ref_dtype or ctx.cfg.model.dtype, key="method.reference_path",
                                   template=ctx.cfg.model.get("template"),
                                   attn_implementation=ctx.cfg.model.get("attn_implementation"))
         resize_embeddings(reference, ctx.processor.tokenizer, resize, "method.resize_embeddings")  # same logits

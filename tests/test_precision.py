@@ -1,0 +1,81 @@
+"""eval.dtype and method.reference_dtype: the official codebases evaluate, and hold their KL / NPO references,
+in float16 while they train in float32; a cast copy stands for the checkpoint they load that way."""
+
+import pytest
+import torch
+
+from unlearn.models.precision import cast_copy
+
+
+def test_a_cast_copy_is_the_checkpoint_loaded_in_that_precision(tiny_model, tmp_path):
+    """from_pretrained(dtype=float16) casts the parameters and keeps the buffers a model computes itself
+    (rotary frequencies in float32); the cast copy holds the same tensors, and the model is left as it was."""
+    from unlearn.models.loading import load_model, save_model
+
+    model, proc = tiny_model
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    copy = cast_copy(model, torch.float16)
+    save_model(model, proc, tmp_path / "m")
+    loaded, _ = load_model(tmp_path / "m", "float16")
+    ours, theirs = dict(copy.named_parameters()), dict(loaded.named_parameters())
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[n], theirs[n]) and ours[n].dtype == torch.float16 for n in ours)
+    buffers = dict(loaded.named_buffers())
+    assert any(b.dtype == torch.float32 for b in buffers.values())  # what module.to(float16) would round
+    assert all(b.dtype == buffers[n].dtype and torch.equal(b, buffers[n]) for n, b in copy.named_buffers())
+    assert not any(p.requires_grad for p in copy.parameters())
+    assert all(p.dtype == torch.float32 and torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+def test_evaluation_in_float16_scores_a_copy_and_leaves_the_model(tiny_model, small_benchmark, tmp_path):
+    from unlearn.config import compose_config
+    from unlearn.pipeline import RunContext, evaluate, evaluated_model
+
+    model, proc = tiny_model
+    assert evaluated_model(model, None) is model and evaluated_model(model, "float32") is model
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    runs = {}
+    for dtype in ("null", "float16"):
+        cfg = compose_config([f"eval.dtype={dtype}", "eval.max_people=4", "eval.tasks=[mc,prob]", "logger=none"],
+                             tmp_path / "run", tmp_path / "cache")
+        runs[dtype] = evaluate(RunContext(cfg, small_benchmark, model, proc, tmp_path), "after", ["retain"])
+    (full, full_records), (half, half_records) = runs["null"], runs["float16"]
+    assert [r["uid"] for r in full_records] == [r["uid"] for r in half_records]
+    # the same questions, scored on rounded weights: likelihoods move a little, not a lot
+    moved = [abs(a["gt_logp"] - b["gt_logp"]) for a, b in zip(full_records, half_records) if "gt_logp" in a]
+    assert moved and max(moved) > 0 and max(moved) < 0.5
+    assert all(p.dtype == torch.float32 and torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_a_float16_reference_is_the_start_cast_and_trains_a_float32_model(lora, tmp_path, monkeypatch, tiny_model,
+                                                                          small_benchmark):
+    """method.reference_dtype=float16 (MLLMU-Bench's KL_Min.py copies its float16 load before upcasting the
+    model it trains): the reference is the starting weights in float16, the model trains in float32."""
+    import copy
+
+    import unlearn.methods.gradient as gradient
+    from unlearn.config import compose_config
+    from unlearn.pipeline import RunContext
+
+    made = []
+
+    class Recorded(gradient.GradientUnlearning):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+    monkeypatch.setattr(gradient, "GradientUnlearning", Recorded)
+    model, proc = tiny_model
+    start = {n: p.detach().to(torch.float16) for n, p in model.named_parameters()}
+    cfg = compose_config(["method=kl", "method.reference_dtype=float16", "method.epochs=1", "method.batch_size=8",
+                          f"method.lora.enabled={str(lora).lower()}", "logger=none"], tmp_path / "run",
+                         tmp_path / "cache")
+    ctx = RunContext(cfg, small_benchmark, copy.deepcopy(model), proc, tmp_path)
+    gradient.run(ctx)
+    module = made[0]
+    ref = dict(module.reference.named_parameters())  # the start's names: no adapters on the reference
+    assert ref.keys() == start.keys()
+    assert all(ref[n].dtype == torch.float16 and torch.equal(ref[n], start[n]) for n in start)
+    assert all(p.dtype == torch.float32 for p in module.model.parameters())
+    assert any(not torch.equal(p.detach().to(torch.float16), start[n]) for n, p in ctx.model.named_parameters())

@@ -1,0 +1,39 @@
+"""Weights in another precision than they were trained in, as the official codebases load them.
+
+MLLMU-Bench's and MMUnlearner's evaluations load the saved checkpoint in float16, and their KL and NPO
+references are float16 models, while their training upcasts to float32. `from_pretrained(torch_dtype=...)`
+casts the parameters and leaves the buffers a model computes for itself (rotary frequencies, made in float32)
+as they are; so do these helpers, where `module.to(dtype)` would round those buffers too.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def dtype_named(name: str, key: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ValueError(f"{key}={name!r}: expected null (the model's own) or one of {list(DTYPES)}")
+    return DTYPES[name]
+
+
+def cast_parameters(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Every floating parameter to `dtype`, buffers untouched: what peft's prepare_model_for_kbit_training does to
+    an unquantised fp16/bf16 model (it casts them to float32), which MLLMU-Bench's finetune.py calls."""
+    for p in model.parameters():
+        if p.is_floating_point() and p.dtype != dtype:
+            p.data = p.data.to(dtype)
+
+
+def cast_copy(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """A frozen copy of `model` whose floating parameters are `dtype` (buffers copied as they are); `model`
+    is left as it was. The cast parameters are handed to the copy directly, so no full-precision copy is
+    ever made: the extra memory is the copy's own size."""
+    memo = {id(p): torch.nn.Parameter(p.detach().to(dtype), requires_grad=False)
+            for p in model.parameters() if p.is_floating_point()}
+    out = copy.deepcopy(model, memo)
+    return out.requires_grad_(False)
