@@ -182,6 +182,24 @@ def test_official_pruning_zeroes_output_rows_only(tiny_model):
     assert torch.all(w[[1, 7]] == 0) and torch.equal(w[~mask], before[name + ".weight"][~mask])
 
 
+def test_official_pruning_zeroes_the_bias_of_an_output_row(tiny_model):
+    """Their prune zeroes a selected row's weight and its bias (CLIP's fc1 / fc2 have one), nothing else."""
+    model, _ = tiny_model
+    name = VISION.format(0, "fc1")
+    layer = model.get_submodule(name)
+    assert layer.bias is not None
+    with torch.no_grad():
+        layer.bias.add_(0.5)  # no bias entry is zero before
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    mask = torch.zeros(layer.out_features, dtype=torch.bool)
+    mask[[0, 3]] = True
+    prune_neurons(model, {name: mask}, neuron="output")
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {name + ".weight", name + ".bias"}
+    assert torch.all(layer.weight[mask] == 0) and torch.all(layer.bias[mask] == 0)
+    assert torch.equal(layer.bias[~mask], before[name + ".bias"][~mask])
+
+
 def test_official_batches_reshuffle_every_chunk_and_cap_the_count():
     # 6 rows at batch size 2: each permutation has 3 batches; chunk c reads its batches 2c, 2c+1 of a new one
     plan = official_batches(n_rows=6, batch_size=2, n_batches=5, chunk_size=2, seed=0)

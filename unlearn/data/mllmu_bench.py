@@ -17,7 +17,9 @@ The real format, as the loader expects it (sources at the end):
     `[{Question, Ground_Truth, Type}]` with Type `Image_Textual` or `Pure_Text`; cloze blanks are written
     `__`. The Pure_Text questions already name the person: both forms of every eval question are in the data.
   * `Test_Set`: the same task blocks with paraphrased questions and, instead of `image`, `images`: a list of
-    transformed portraits of the person (new poses); their evaluation draws one of them at random per row.
+    transformed portraits of the person (new poses); their evaluation draws one of them at random, unseeded,
+    for each row in each task (MC, generation and cloze may show a person different images); here one seeded
+    draw per person serves every task (`test_image`), the same in distribution.
 
 Mapping to the internal splits (`Benchmark` reads them unchanged):
   ==============================  ==================================================================
