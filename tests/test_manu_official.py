@@ -215,6 +215,19 @@ def test_official_batches_retain_subset_of_forget_size():
     assert plan == official_batches(100, 4, 3, 10, seed=1) and plan != official_batches(100, 4, 3, 10, seed=2)
 
 
+def test_official_plans_size_each_retain_form_by_the_same_form_of_forget():
+    """prune_incremental.py: retain multimodal reads num_batches=total_batches_forget_multimodal, retain
+    unimodal total_batches_forget_unimodal; the forget loaders are read whole."""
+    from unlearn.methods.manu import official_plans
+
+    sizes = {"forget/multimodal": 8, "forget/text": 3, "retain/multimodal": 40, "retain/text": 40}
+    plans = official_plans({k: range(n) for k, n in sizes.items()}, batch_size=2, chunk_size=10, seed=0)
+    assert {k: len(v) for k, v in plans.items()} == {"forget/multimodal": 4, "forget/text": 2,
+                                                     "retain/multimodal": 4, "retain/text": 2}
+    whole = official_plans({k: range(n) for k, n in sizes.items()}, 2, 10, 0, retain_subset=False)
+    assert len(whole["retain/multimodal"]) == len(whole["retain/text"]) == 20  # retain_subset=false: in full
+
+
 def test_chunked_statistics_sum_across_ranks_exactly(tiny_model):
     """What the DDP all-reduce does (SUM of per-chunk tables) equals one process reading every batch."""
     model, proc = tiny_model
