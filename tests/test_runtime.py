@@ -56,3 +56,26 @@ def test_full_exit_on_request_tears_down(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "atexit").read_text() == "ran"
     assert proc.stdout == "buffered, no newlineteardown\n"
+
+
+def test_lightning_records_print_once_where_the_root_logger_has_handlers(capfd):
+    """Lightning's package logger has a console handler of its own and propagates to the root, where Hydra's
+    handlers print every record too: each Lightning message came twice ("Seed set to 0")."""
+    import logging
+    import sys
+
+    import lightning as L
+
+    from unlearn.runtime import quiet_libraries
+
+    root = logging.getLogger()
+    handler = logging.StreamHandler(sys.stderr)
+    root.addHandler(handler)
+    try:
+        quiet_libraries()
+        capfd.readouterr()
+        L.seed_everything(0)
+        err = capfd.readouterr().err
+    finally:
+        root.removeHandler(handler)
+    assert err.count("Seed set to 0") == 1, err

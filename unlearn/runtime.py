@@ -15,6 +15,12 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
     warnings.filterwarnings("ignore", message=".*isinstance\(treespec, LeafSpec\).*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    import lightning  # noqa: F401  (the package gives its logger a console handler of its own on import)
+
+    if logging.getLogger().handlers:  # Hydra's handlers print and file Lightning's records already: its own
+        package = logging.getLogger("lightning")  # console handler printed each a second time ("Seed set to 0")
+        for handler in [h for h in package.handlers if type(h) is logging.StreamHandler]:
+            package.removeHandler(handler)
 
 
 @contextmanager
