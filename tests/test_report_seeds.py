@@ -17,6 +17,9 @@ def test_mean_std_hand_computed():
     assert mean == pytest.approx(0.9) and std == pytest.approx(0.1)
     assert mean_std([0.5]) == (0.5, None)
     assert mean_std([0.2, 0.2]) == (pytest.approx(0.2), 0.0)
+    # three seeds at the same accuracy: (0.1 + 0.1 + 0.1) / 3 is not 0.1 in floats, and a std of 1.7e-17
+    # would print as a spread and count as one in unlearn.reproduce's tests
+    assert mean_std([5 / 50] * 3) == (5 / 50, 0.0)
     with pytest.raises(ValueError):
         mean_std([])
 

@@ -423,6 +423,8 @@ def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
     mean = sum(values) / n
     if n == 1:
         return mean, None
+    if all(v == values[0] for v in values):  # sum / n need not give the value back (3 x 0.1): no spread is 0
+        return float(values[0]), 0.0
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
 
 
