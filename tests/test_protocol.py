@@ -334,3 +334,31 @@ def test_pipeline_evaluates_the_tiny_model_under_the_mllmu_bench_protocol(tiny_m
     bad = compose_config(["eval.protocol=mllmu_bench", "logger=none"], tmp_path / "run", tmp_path / "cache")
     with pytest.raises(ValueError, match="eval.mc_mode=generate and eval.mc_also=null"):
         evaluate(RunContext(bad, small_benchmark, model, proc, tmp_path), "before", ["retain"])
+
+
+def test_celebrity_mc_shows_no_shot_but_skips_a_shared_profiles_questions():
+    """eval.py runs the MC lookup in every mode (263-303) and skips the looked-up indices (334, 389); only the
+    few-shot block is limited to forget / retain / test (346). A celebrity sharing the drawn ID with a
+    fictitious profile loses those MC questions, unshown; the others are all scored."""
+    from unlearn.data import mllmu_bench as mb
+    from unlearn.eval.items import flatten
+
+    fictitious = mb.convert_eval([_bench_row("1", ["Pure_Text"]), _bench_row("2", ["Pure_Text"])], "retain_95", {})
+    celebrities = mb.convert_eval([_bench_row(s, ["Pure_Text"]) for s in "129"], "Retain_Set", {}, untouched=True)
+    pixels = lambda images: [None for _ in images]
+    split_of = {"forget": [], "retain": flatten("retain", fictitious, pixels),
+                "untouched": flatten("untouched", celebrities, pixels)}
+    proc = type("P", (), {"family": "llava"})()
+    mc_items = [it for it in split_of["untouched"] if it.task == "mc"]
+    for seed, drawn in ((1, "2"), (0, "9")):  # draw_shot_people: seed 1 draws the second celebrity, 0 the third
+        prompts = make_prompts("mllmu_bench", proc, {"untouched": split_of["untouched"]}, split_of.__getitem__,
+                               seed=seed)
+        drawn_ids = draw_shot_people([r["ID"] for r in celebrities], 1, seed, "untouched", "mc")
+        assert [r["source_id"] for r in celebrities if r["ID"] in drawn_ids] == [drawn]
+        assert ("untouched", "mc", "multimodal") not in prompts.shots  # no few-shot block in celebrity MC
+        dropped = [it for it in mc_items if it not in prompts.scored(mc_items)]
+        if drawn == "9":  # no profile has the ID: every celebrity MC question is scored
+            assert dropped == []
+        else:  # the profile's MC questions, both forms, at their positions in the celebrity sharing its ID
+            assert {(it.source_id, it.modality, it.position) for it in dropped} == {
+                (drawn, m, j) for m in ("multimodal", "text") for j in range(2)}

@@ -30,7 +30,9 @@ constants of unlearn/data/mllmu_bench.py. What it does, and so what this module 
     question of a shot person in the item's modality becomes a shot, each image shot with the person's
     portrait, people in the order of the set. Their draw is unseeded; here it is seeded
     (`eval.few_shot_seed`, default the run's seed) per (split, task), as they draw once per call. The
-    celebrities' MC is zero-shot (not in their MC list) and all of it is scored.
+    celebrities' MC is zero-shot (not in their MC list), but its draw is looked up all the same, and a
+    fictitious profile sharing the drawn ID has its MC question indices skipped in the celebrity's items
+    (until 2026-12-03 all of them were scored).
   * The shots' questions are not scored (their `few_shot_question_indices`): an item is dropped when a shot
     has the same ID, modality and position in its row's list (MC: the modality's list; cloze: the one
     Mask_Task list of both forms) -- every MC (cloze) item of the shot people.
@@ -185,6 +187,8 @@ class MllmuBenchPrompts:
     family: str = DEFAULT_FAMILY
     shots: dict[tuple[str, str, str], list[EvalItem]] = field(default_factory=dict)
     max_new_tokens: int | None = None
+    # the looked-up questions whose items are not scored, shown or not (`shot_lookup`); None: the shots
+    unscored: dict[tuple[str, str, str], list[EvalItem]] | None = None
     name = "mllmu_bench"
 
     def text(self, item: EvalItem) -> str:
@@ -207,7 +211,8 @@ class MllmuBenchPrompts:
     def scored(self, items: list[EvalItem]) -> list[EvalItem]:
         """Items other than the shots' own questions: same split, task, ID, modality and position in the row's
         list (eval.py 588-592 skips by the row's ID and the question's index in its task list)."""
-        used = {(key[0], key[1], s.profile, s.modality, s.index) for key, shots in self.shots.items() for s in shots}
+        looked_up = self.shots if self.unscored is None else self.unscored
+        used = {(key[0], key[1], s.profile, s.modality, s.index) for key, shots in looked_up.items() for s in shots}
         return [it for it in items if (it.split, it.task, it.profile, it.modality, it.index) not in used]
 
     def shot_people(self) -> dict[str, list[int]]:
@@ -226,13 +231,23 @@ def draw_shot_people(people: list[int], k: int, seed: int, split: str, task: str
 
 
 def few_shot(items_by_split: dict[str, list[EvalItem]], source, family: str, seed: int) -> dict:
-    """The shots per (split, task, modality). `source(split)` gives a split's items; shots are taken from the
-    split's own, or from the splits SHOT_SOURCE names (test: forget; the celebrities: the fictitious people)."""
+    """The shots per (split, task, modality): the looked-up questions (`shot_lookup`) of the splits whose
+    prompts show them (FEW_SHOT_SPLITS)."""
+    return {key: found for key, found in shot_lookup(items_by_split, source, family, seed).items()
+            if key[0] in FEW_SHOT_SPLITS[key[1]]}
+
+
+def shot_lookup(items_by_split: dict[str, list[EvalItem]], source, family: str, seed: int) -> dict:
+    """Per (split, task, modality), the questions their eval.py looks up for the drawn shot people, in every
+    mode: shown as shots where the mode has a few-shot block, and never scored either way (the celebrities'
+    MC shows none, yet skips the questions of a profile sharing a drawn ID: eval.py 263-303, 334, 389).
+    `source(split)` gives a split's items; they are looked up among the split's own, or among the splits
+    SHOT_SOURCE names (test: forget; the celebrities: the fictitious people)."""
     shots: dict[tuple[str, str, str], list[EvalItem]] = {}
     for split, items in items_by_split.items():
         people = list(dict.fromkeys(it.person for it in items))  # their id_list: the set's order
-        for task, splits in FEW_SHOT_SPLITS.items():
-            if split not in splits or not any(it.task == task for it in items):
+        for task in FEW_SHOT_SPLITS:
+            if not any(it.task == task for it in items):
                 continue
             k = SHOT_PEOPLE[task].get(family, SHOT_PEOPLE[task][DEFAULT_FAMILY])
             chosen = set(draw_shot_people(people, k, seed, split, task))
@@ -251,5 +266,8 @@ def make_prompts(name: str, proc, items_by_split: dict[str, list[EvalItem]] | No
     if check_protocol(name) == "embedded":
         return EmbeddedPrompts(max_new_tokens)
     family = family_of(proc)
-    shots = few_shot(items_by_split or {}, source, family, seed) if use_few_shot else {}
-    return MllmuBenchPrompts(family, shots, max_new_tokens)
+    if not use_few_shot:
+        return MllmuBenchPrompts(family, {}, max_new_tokens)
+    looked_up = shot_lookup(items_by_split or {}, source, family, seed)
+    shots = {key: found for key, found in looked_up.items() if key[0] in FEW_SHOT_SPLITS[key[1]]}
+    return MllmuBenchPrompts(family, shots, max_new_tokens, unscored=looked_up)
