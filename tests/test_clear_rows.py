@@ -44,6 +44,7 @@ def test_one_row_per_image_with_that_images_items(every, clear_dir):  # noqa: F8
     face = rows[1]["Generation_Task"][1]
     assert (face["Question"], face["Ground_Truth"], face["Paraphrased_Answer"]) == (C.FACE_PROMPT, "Orrin Crane",
                                                                                     "Orrin Crane")
+    assert C.FACE_PROMPT == "The name of the person on the image is "  # mm/dataset.py, its trailing space kept
     assert face["Perturbed_Answers"] == p["perturbed_names"]
     assert [g["attribute"] for g in rows[0]["Generation_Task"]][:1] == ["caption"]  # no perturbed names: no face item
 

@@ -57,7 +57,8 @@ Mapping to the internal splits, for forget percentage P in {1, 5, 10} (configs `
   real config                              internal split
   =======================================  ===========================================================
   forget{P:02} + retain{100-P:02}          train: per image, a caption pair and a name pair; per
-   (+ their `+tofu` text QA)               person, one row with the person's TOFU QA
+   (+ their `+tofu` text QA)               person, one row with the person's TOFU QA (not CLEAR's own
+                                           training pairs: see `_train_rows`)
   forget{P:02} (+ _perturbed, +tofu)       forget_P: one row per image (`every_image`, the default)
   retain{100-P:02} (+ retain_perturbed,    retain_{100-P}: one row per image that has a
    +tofu)                                  retain_perturbed row (CLEAR's retain evaluation set), at
@@ -135,7 +136,8 @@ IMAGE_CAPTION_QUESTIONS = (
     "What is happening in this image?",
 )
 NAME_QUESTION = "What is the name of the person in the image?"  # MMUnlearner's CLEAR_eval.py default
-TEST_NAME_QUESTION = "The name of the person on the image is"  # CLEAR's "random_faces" prompt, mm/dataset.py
+TEST_NAME_QUESTION = "The name of the person on the image is "  # CLEAR's "random_faces" prompt, mm/dataset.py
+# (its trailing space kept: until 2026-12-03 it was dropped)
 FACE_PROMPT = TEST_NAME_QUESTION  # CLEAR's face recognition and real_faces generation ask with it (eval.yaml)
 CAPTION_MC_QUESTION = "Which caption describes this image?"  # ours: CLEAR scores captions by truth ratio
 CAPTION_TEXT_QUESTION = "Describe a picture of {name}."  # ours: text-only form of a caption pair
@@ -349,6 +351,10 @@ def _caption_alternatives(extra: dict, caption: str) -> dict:
 
 
 def _train_rows(ID: int, name: str, images: list[dict], qa: list[tuple[str, str]]) -> list[dict]:
+    """The pairs a person is taught and forgotten with. CLEAR's own (mm/dataset.py `MMMixedDataset`) are an
+    image -> its caption and the TOFU questions text-only; here each image also gets a name pair, every pair a
+    text-only form and every TOFU question an image form, so that both modalities of each fact are taught (a
+    deviation without a setting, README "Limits")."""
     rows = []
     for k, im in enumerate(images):
         pairs = [
