@@ -130,3 +130,36 @@ def test_a_cell_fewer_runs_carry_says_how_many(tmp_path):
     assert table["ga"]["seeds"] == "3"
     assert table["ga"]["MM forget MC ↓"] == "0.300 ± 0.141 (2 of 3)"  # 0.2, 0.4: std sqrt(0.02)
     assert "of" not in table["ga"]["MM retain MC ↑"]
+
+
+def _with_config(run_dir, lr, seed, logger="none", cache="/cache"):
+    """The composed config Hydra saves beside the overrides (interpolations kept)."""
+    import yaml
+
+    config = {"seed": seed, "teach_seed": "${seed}", "logger": None if logger == "none" else {"project": "x"},
+              "paths": {"cache_dir": cache, "output_dir": "${hydra:runtime.output_dir}"},
+              "eval": {"few_shot_seed": "${seed}", "before": True, "dtype": None},
+              "method": {"name": "ga", "optimizer": {"lr": lr}}}
+    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    (run_dir / "metrics.json").write_text(json.dumps({**summary, "seed": seed}))
+
+
+def test_runs_are_grouped_by_the_setting_they_ran_not_by_their_command_line(tmp_path):
+    """The same overrides under two defaults (GA's lr changed default) are two settings; an override that
+    changes nothing, given in one sweep only, does not split one; seeds, paths and loggers are not settings."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    for i, (root, lr, forget) in enumerate([(old, 5e-4, 0.1), (new, 5e-5, 0.8), (new, 5e-5, 0.9)]):
+        seed = i
+        d = root / f"{i}_ga"
+        overrides = ["method=ga", f"seed={seed}"] + (["logger=none"] if root == new else [])
+        write_run(d, "ga", metrics_for({**GA_AFTER, "forget/multimodal/mc_acc": forget}, 1.0), overrides)
+        _with_config(d, lr, seed, logger="none" if root == new else "wandb", cache=str(root))
+    groups = group_by_seed(load_runs([old, new]))
+    assert [(g.name, [r.seed for r in g.runs]) for g in groups] == [
+        ("ga [method.optimizer.lr=0.0005]", [0]), ("ga [method.optimizer.lr=5e-05]", [1, 2])]
+    table = parse_table(seed_table(groups))
+    assert table["ga [method.optimizer.lr=5e-05]"]["MM forget MC ↓"] == "0.850 ± 0.071"  # not 0.6 ± 0.4 merged
+    # the same default under both: one setting over three seeds, whatever each command line said of the logger
+    _with_config(old / "0_ga", 5e-5, 0, logger="wandb", cache=str(old))
+    assert [(g.name, len(g.runs)) for g in group_by_seed(load_runs([old, new]))] == [("ga", 3)]

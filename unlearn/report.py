@@ -52,6 +52,12 @@ from unlearn.eval.table import MODALITIES, number
 
 METRICS_FILE = "metrics.json"
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
+CONFIG_FILE = Path(".hydra") / "config.yaml"  # the composed config, interpolations kept (${seed} stays a string)
+# what a run's config holds that does not make it another setting: the sample it is (seed, teach_seed), where
+# it ran and what it wrote (paths, logger, save_model), whether its before stage was read from the cache, and
+# the checkpoint it resumed from
+NOT_A_SETTING = ("seed", "teach_seed", "paths", "logger", "save_model", "eval.before", "eval.cache_before",
+                 "method.ckpt_path")
 MOD_LABEL = {"multimodal": "MM", "text": "text"}
 # (split, metric, header, arrow): the column group repeated for each modality; arrow = which way is better.
 GROUP: tuple[tuple[str, str, str, str], ...] = (
@@ -78,6 +84,7 @@ class Run:
     source_model: str | None = None
     seed: int | None = None  # metrics.json "seed", else a `seed=` override; None: not recorded
     teach_seed: int | None = None  # metrics.json "teach_seed" (which vanilla model), else `seed`
+    setting: dict | None = None  # `setting_of` its .hydra/config.yaml; None: not recorded
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -130,12 +137,44 @@ def load_run(run_dir: str | Path) -> Run:
     if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
         raise ValueError(f"{mfile}: expected an object with a 'metrics' object")
     overrides = _read_overrides(run_dir / OVERRIDES_FILE)
+    setting = _read_setting(run_dir / CONFIG_FILE)
     method = summary.get("method") or _override_value(overrides, "method") or run_dir.name
     seed = summary.get("seed", _override_value(overrides, "seed"))
     teach_seed = summary.get("teach_seed", seed)
     return Run(name=run_name(str(method), overrides), method=str(method), overrides=overrides,
                metrics=summary["metrics"], path=run_dir, source_model=summary.get("source_model"),
-               seed=None if seed is None else int(seed), teach_seed=None if teach_seed is None else int(teach_seed))
+               seed=None if seed is None else int(seed), teach_seed=None if teach_seed is None else int(teach_seed),
+               setting=setting)
+
+
+def setting_of(config: dict) -> dict[str, object]:
+    """A run's setting: its config flattened to dotted keys, without NOT_A_SETTING and without null values
+    (a key newer code added with a null default reads as absent, as the runs made before it had it)."""
+    out: dict[str, object] = {}
+
+    def walk(node, prefix: str) -> None:
+        if prefix and any(prefix == k or prefix.startswith(k + ".") for k in NOT_A_SETTING):
+            return
+        if isinstance(node, dict) and node:
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else str(k))
+        elif node is not None:
+            out[prefix] = node
+
+    walk(config, "")
+    return out
+
+
+def _read_setting(path: Path) -> dict | None:
+    if not path.is_file():
+        return None  # hydra.output_subdir=null, or a run dir made by hand: grouped by its overrides
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: malformed YAML ({e})") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping (the run's composed config), got {type(data).__name__}")
+    return setting_of(data)
 
 
 def run_name(method: str, overrides: Sequence[str]) -> str:
@@ -311,7 +350,8 @@ SEED_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(
 
 @dataclass
 class SeedGroup:
-    """Runs that share every override but `seed=`."""
+    """Runs of one setting: the same config but for NOT_A_SETTING (where every run recorded its config),
+    else the same overrides but `seed=`."""
 
     name: str
     method: str
@@ -325,6 +365,11 @@ def _is_seed_override(o: str) -> bool:
 def group_by_seed(runs: Sequence[Run]) -> list[SeedGroup]:
     """Groups in order of first appearance; named by the overrides that differ between groups.
 
+    A run that recorded its config (.hydra/config.yaml) is grouped by its setting (`setting_of`): runs started
+    with the same overrides under different defaults (GA's lr has changed default more than once) are two
+    settings, and an override that changes nothing (`logger=none` in one sweep only) does not split one.
+    Groups of one name but different settings get the keys that set them apart appended to it.
+
     Two runs of one group with the same (teach_seed, seed) would count one sample twice in the group's mean and
     std (a single run beside a sweep of the same setting, or run dirs whose overrides were not recorded), so
     that raises, naming both run dirs."""
@@ -334,7 +379,11 @@ def group_by_seed(runs: Sequence[Run]) -> list[SeedGroup]:
     seen: dict[tuple, Run] = {}
     for r in runs:
         rest = [o for o in bare[id(r)] if o not in shared]
-        key = (r.method, tuple(sorted(rest)))
+        if r.setting is not None:
+            key = (r.method, "config", json.dumps(sorted(r.setting.items()), default=str))
+            rest = [o for o in rest if o.split("=", 1)[0].lstrip("+~") not in NOT_A_SETTING]
+        else:
+            key = (r.method, "overrides", tuple(sorted(rest)))
         if key not in keyed:
             keyed[key] = SeedGroup(run_name(r.method, rest), r.method, [])
         sample = (key, r.teach_seed, r.seed)
@@ -344,7 +393,24 @@ def group_by_seed(runs: Sequence[Run]) -> list[SeedGroup]:
                              "and std: report one of them, or give each its own seed=")
         seen[sample] = r
         keyed[key].runs.append(r)
-    return list(keyed.values())
+    return _named_apart(list(keyed.values()))
+
+
+def _named_apart(groups: list[SeedGroup]) -> list[SeedGroup]:
+    """Groups that share a name (same overrides, different settings) get the keys that differ appended."""
+    by_name: dict[str, list[SeedGroup]] = {}
+    for g in groups:
+        by_name.setdefault(g.name, []).append(g)
+    for name, same in by_name.items():
+        if len(same) < 2:
+            continue
+        settings = [g.runs[0].setting or {} for g in same]
+        keys = sorted(set().union(*settings))
+        differ = [k for k in keys if len({json.dumps(s.get(k), default=str) for s in settings}) > 1]
+        for g, s in zip(same, settings):
+            shown = ", ".join(f"{k}={s.get(k)}" for k in differ[:3]) + (", ..." if len(differ) > 3 else "")
+            g.name = f"{name} [{shown}]"
+    return groups
 
 
 def independent_std(p: float, n: int) -> float:
