@@ -418,3 +418,21 @@ def test_pooled_masks_reach_the_layers_their_keys_name():
     assert layer(pooled_targets(llava_vision, 3)) == layer(pooled_targets(llava_vision, 3, [23, 21, 22])) == [21, 22, 23]
     with pytest.raises(ValueError, match=r"manu.official.layers.vision=\[21, 22, 23\]: no layer \[21, 22, 23\]"):
         pooled_targets(idefics_vision[:2], 3, [21, 22, 23], "manu.official.layers.vision")
+
+
+def test_official_pass_with_fewer_batches_than_processes_is_refused_naming_its_batch_size():
+    """The plans deal whole batches to ranks; a rank with none would leave the others waiting in the sums'
+    reduction (Lightning raises on its empty loader): every rank refuses alike, naming manu.batch_size."""
+    from types import SimpleNamespace
+
+    from unlearn.methods.manu import ActivationPass, official_plans
+
+    datasets = {k: list(range(n)) for k, n in (("forget/multimodal", 3), ("retain/multimodal", 9))}
+    plans = official_plans(datasets, batch_size=64, chunk_size=10, seed=0)
+    module = ActivationPass(torch.nn.Linear(1, 1), datasets, 64, 0, plans)
+    module._trainer = SimpleNamespace(global_rank=0, world_size=2)
+    with pytest.raises(ValueError, match=r"statistics pass \(forget/multimodal\): 1 batches for 2 processes.*"
+                                         r"manu.batch_size"):
+        module.val_dataloader()
+    module._trainer = SimpleNamespace(global_rank=0, world_size=1)
+    assert len(module.val_dataloader()) == 2

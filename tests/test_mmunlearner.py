@@ -434,3 +434,27 @@ def test_a_loaded_model_unlearns_in_train_mode_without_lightnings_eval_mode_warn
                  lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.0))
     assert not eval_mode_warnings(lambda: _trainer(max_steps=1).fit(module, loader))
     assert modes == [True]
+
+
+def test_rank_share_deals_whole_batches_and_refuses_a_process_without_one():
+    from unlearn.data.sampling import rank_share
+
+    batches = [[0, 1], [2, 3], [4]]
+    assert [rank_share(batches, r, 2, "pass", "k") for r in (0, 1)] == [[[0, 1], [4]], [[2, 3]]]
+    with pytest.raises(ValueError, match=r"pass: 3 batches for 4 processes.*lower k or run on at most 3"):
+        rank_share(batches, 3, 4, "pass", "k")
+
+
+def test_fisher_pass_with_fewer_batches_than_processes_is_refused_naming_its_batch_size(tiny_model, small_benchmark):
+    """Lightning raises on a rank whose loader is empty and the others wait in the Fisher sums' reduction:
+    every rank refuses alike instead, before any collective."""
+    from unlearn.data.sequences import QASequences
+
+    model, proc = tiny_model
+    ds = QASequences(small_benchmark.train_rows("forget"), proc, "multimodal")
+    module = FisherPass(model, {"forget": ds}, {"forget": list(model.parameters())[:1]}, len(ds),
+                        proc.tokenizer.pad_token_id)
+    module._trainer = SimpleNamespace(global_rank=1, world_size=2)  # one batch, two processes
+    with pytest.raises(ValueError, match=r"the Fisher pass \(forget\): 1 batches for 2 processes.*"
+                                         r"mmunlearner.fisher_batch_size"):
+        module.val_dataloader()

@@ -29,7 +29,8 @@ def test_base_key_follows_world_model_recipe_and_base_seed_only(tmp_path):
     key = base_key(_cfg(tmp_path, "experiment=organism"))
     for change in ("model.base.world.num_people=299", "model.base.world.seed=1", "model.base.epochs=13",
                    "model.base.seed=1", "model.base.optimizer.lr=0.002", "model.build.spec.text_layers=3",
-                   "data.spec.seed=1"):  # the benchmark's names, which the world leaves out, change with it
+                   "data.spec.seed=1",  # the benchmark's names, which the world leaves out, change with it
+                   "trainer=ddp_sim", "trainer.precision=bf16-mixed"):  # pretrained under another trainer
         assert base_key(_cfg(tmp_path, "experiment=organism", change)) != key, change
     for same in ("seed=3", "finetune.optimizer.lr=0.01", "finetune.lora.enabled=true", "method=ga",
                  "data.forget_split=forget_5", "eval.batch_size=8", "model.base.shipped=assets/elsewhere"):

@@ -50,3 +50,16 @@ class EpochShuffle(Sampler[int]):
 def in_batches(order: list[int], size: int) -> list[list[int]]:
     """`order` cut into consecutive batches of `size` (the last one shorter), as a DataLoader batches a sampler."""
     return [order[i:i + size] for i in range(0, len(order), size)]
+
+
+def rank_share(batches: list, rank: int, world: int, what: str, key: str) -> list:
+    """This rank's whole batches of a pass whose batches are fixed before sharding (batch b to rank b mod W).
+
+    A rank left with none would stop Lightning's loop there (a zero-length loader raises), while the others
+    wait in the pass's sum reduction: refused on every rank alike, before any collective, naming the setting.
+    """
+    if len(batches) < world:
+        raise ValueError(f"{what}: {len(batches)} batches for {world} processes, so some process would have none; "
+                         f"lower {key} or run on at most {len(batches)} processes")
+    return batches[rank::world]
+

@@ -17,6 +17,7 @@ from callbacks.neuron_pruning import NeuronPruning
 from callbacks.official_stats import OfficialActivationStatistics
 from unlearn.data.benchmark import first_people
 from unlearn.data.collate import collate
+from unlearn.data.sampling import rank_share
 from unlearn.data.sequences import QASequences
 from unlearn.data.written import WrittenSequences
 from unlearn.eval.scoring import model_inputs
@@ -59,7 +60,7 @@ class ActivationPass(L.LightningModule):
         world, rank = self.trainer.world_size, self.trainer.global_rank
         loaders, self.batch_chunks = [], []
         for key, ds in self.datasets.items():
-            mine = self.plans[key][rank::world]
+            mine = rank_share(self.plans[key], rank, world, f"MANU's statistics pass ({key})", "manu.batch_size")
             self.batch_chunks.append([c for c, _ in mine])
             loaders.append(DataLoader(ds, batch_sampler=[idx for _, idx in mine],
                                       collate_fn=lambda b: collate(b, self.pad_id)))

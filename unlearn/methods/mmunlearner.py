@@ -38,7 +38,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 
 from unlearn import losses
 from unlearn.data.collate import collate, qa_example
-from unlearn.data.sampling import EpochShuffle
+from unlearn.data.sampling import EpochShuffle, rank_share
 from unlearn.data.sequences import with_prefix_labels
 from unlearn.data.written import check_sequences, check_writing, label_flags, qa_sequences, written_example
 from unlearn.models.loading import recipe_processor
@@ -101,7 +101,8 @@ class FisherPass(L.LightningModule):
                 order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(self.shuffle_seed + j)).tolist()
             batches = [order[i:i + self.batch_size] for i in range(0, len(ds), self.batch_size)]
             self.total[self.loader_keys[j]] = len(batches)
-            mine = batches[self.trainer.global_rank::self.trainer.world_size]
+            mine = rank_share(batches, self.trainer.global_rank, self.trainer.world_size,
+                              f"the Fisher pass ({self.loader_keys[j]})", "mmunlearner.fisher_batch_size")
             loaders.append(DataLoader(ds, batch_sampler=mine, collate_fn=lambda b: collate(b, self.pad_id)))
         return loaders
 

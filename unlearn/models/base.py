@@ -30,9 +30,18 @@ NOT_IN_KEY = ("shipped",)  # where to find the weights, not what they are
 
 
 def base_key(cfg: DictConfig) -> str:
-    """What determines the base weights: architecture, world, pretraining recipe and base seed."""
+    """What determines the base weights: architecture, world, pretraining recipe and base seed, and the trainer
+    it is pretrained under where that is not trainer=cpu's (processes, precision, clipping: the vanilla key's
+    rule, so the keys of bases pretrained on one CPU process, the shipped one among them, are unchanged; until
+    2026-12-03 a base pretrained under DDP or bf16 was reused as the one-process base)."""
+    from unlearn.pipeline import PLAIN_CPU_TRAINER, teaching_trainer
+
     base = {k: v for k, v in OmegaConf.to_container(cfg.model.base, resolve=True).items() if k not in NOT_IN_KEY}
-    return config_hash({"build": OmegaConf.to_container(cfg.model.build, resolve=True), "base": base})
+    parts = {"build": OmegaConf.to_container(cfg.model.build, resolve=True), "base": base}
+    trainer = teaching_trainer(cfg)
+    if trainer != PLAIN_CPU_TRAINER:
+        parts["trainer"] = trainer
+    return config_hash(parts)
 
 
 def base_path(cfg: DictConfig) -> Path:
