@@ -502,3 +502,27 @@ def test_every_swept_setting_lists_retain_rouge_drops_when_measured():
     for p in mc_only:
         p.metrics = {k: v for k, v in p.metrics.items() if "rougeL" not in k}
     assert not any("ROUGE-L" in col for col in parse_table(points_table(mc_only))["manu"])
+
+
+def test_an_incomplete_sweep_is_marked_not_read_silently():
+    """A seed without one of a method's strengths (a failed or unfinished run) reads from fewer points; the
+    table marks it rather than printing a cell that looks like the full sweep's."""
+    from unlearn.frontier import Point, frontier_table, incomplete_seeds
+
+    def point(method, strength, seed, forget, retain):
+        m = {}
+        for split, drop in (("forget", forget), ("retain", retain)):
+            for mod in ("multimodal", "text"):
+                m[f"before/{split}/{mod}/mc_acc"], m[f"after/{split}/{mod}/mc_acc"] = 1.0, 1.0 - drop
+        return Point(method, strength, seed, m)
+
+    grid = ((1e-4, 0.2, 0.02), (2e-4, 0.5, 0.04), (4e-4, 0.8, 0.10))
+    full = [point("ga", s, seed, f, r) for seed in (0, 1, 2) for s, f, r in grid]
+    full += [point("npo", s, seed, f, r) for seed in (0, 1, 2) for s, f, r in grid]
+    assert "‡" not in frontier_table(full, 0.05)
+    partial = [p for p in full if not (p.method == "ga" and p.seed == 2 and p.strength == 2e-4)]
+    partial = [p for p in partial if not (p.method == "npo" and p.seed == 1)]  # npo lacks a whole seed
+    table = frontier_table(partial, 0.05)
+    assert "| ga | 3 | " in table and table.count("‡ (1/3)") == 4  # ga and npo, both modalities
+    assert "lack a setting of this method that another seed ran" in table
+    assert incomplete_seeds({0: [(1, 0, 0), (2, 0, 0)], 1: [(1, 0, 0)]}, {0, 1, 2}) == 2

@@ -367,7 +367,7 @@ def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = 
     methods += sorted({m for c in per_mod.values() for m in c} - set(methods))
     header = ["method", "seeds"] + [f"{MOD_LABEL[mod]} forget drop @ {axis} drop {budget:g}" for mod in MODALITIES]
     lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(MODALITIES)]
-    flagged = False
+    flagged = incomplete_seen = False
     for m in methods:
         cells, n = [], 0
         for mod in MODALITIES:
@@ -382,6 +382,10 @@ def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = 
             if missed:
                 cell += f" † ({missed}/{len(by_seed)})"
                 flagged = True
+            lacking = incomplete_seeds(by_seed, {seed for c in per_mod[mod].values() for seed in c})
+            if lacking:
+                cell += f" ‡ ({lacking}/{len({seed for c in per_mod[mod].values() for seed in c})})"
+                incomplete_seen = True
             cells.append(cell)
         lines.append(f"| {m} | {n} | " + " | ".join(cells) + " |")
     label = f"{cost} {METRIC_LABEL[cost_metric]}"
@@ -390,7 +394,18 @@ def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = 
     if flagged:
         notes.append(f"† (k/n): in k of n seeds the strongest setting swept cost less than {budget:g} {label}; "
                      "those seeds count with their strongest setting's forget drop.")
+    if incomplete_seen:
+        notes.append("‡ (k/n): k of the n seeds of the sweep lack a setting of this method that another seed ran "
+                     "(a failed or unfinished run, or one without its before-evaluation), or lack the method "
+                     "altogether; their reading comes from fewer points, or is missing. Rerun them.")
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
+
+
+def incomplete_seeds(by_seed: dict[int, list[tuple[float, float, float]]], seeds: set[int]) -> int:
+    """How many of the sweep's `seeds` lack a strength of this method that another of its seeds ran (or lack
+    the method): a failed or unfinished run leaves a curve with fewer points, which reads differently."""
+    strengths = {s for c in by_seed.values() for s, _, _ in c}
+    return sum(1 for seed in seeds if {s for s, _, _ in by_seed.get(seed, [])} != strengths)
 
 
 def _crossing(ps_by_strength: dict[float, list[Point]], budget: float, name: str) -> tuple[float, str] | None:
