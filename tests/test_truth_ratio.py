@@ -184,3 +184,21 @@ def test_max_people_counts_people_not_image_rows():
     picked = first_people(rows, 2)
     assert picked["ID"] == [7, 7, 3, 3] and picked["Image_Index"] == [0, 1, 0, 1]
     assert first_people(rows, 10)["ID"] == rows["ID"]
+
+
+def test_a_reference_run_on_other_forget_questions_is_refused(small_benchmark, tmp_path):
+    """Forget quality KS-tests this run's forget truth ratios against the reference's: the same questions or
+    the p-value means nothing (a reference on another forget split, benchmark or eval.max_people)."""
+    from unlearn.config import compose_config
+    from unlearn.eval.items import flatten
+    from unlearn.pipeline import check_reference_items
+
+    cfg = compose_config(["eval.reference_run=/runs/ref", "logger=none"], tmp_path / "run", tmp_path / "cache")
+    uids = [it.uid for it in flatten("forget", small_benchmark.eval["forget"], lambda ims: [None] * len(ims))
+            if it.task == "prob"]
+    assert uids
+    check_reference_items([{"uid": u} for u in uids], small_benchmark, cfg)  # the same questions: accepted
+    with pytest.raises(ValueError, match=r"eval.reference_run=/runs/ref: .*1 only here"):
+        check_reference_items([{"uid": u} for u in uids[1:]], small_benchmark, cfg)
+    with pytest.raises(ValueError, match="1 only there, 0 only here"):  # the reference asked someone else too
+        check_reference_items([{"uid": u} for u in [*uids, "forget/999/prob/text/0"]], small_benchmark, cfg)

@@ -317,6 +317,21 @@ def reference_records(run_dir) -> list[dict]:
     return recs
 
 
+def check_reference_items(reference: list[dict], benchmark, cfg: DictConfig) -> None:
+    """Forget quality tests this run's forget truth ratios against the reference's: both must be the same
+    questions (a reference evaluated on another forget split, benchmark or eval.max_people gives a p-value of
+    nothing), checked before anything is taught or unlearned."""
+    rows = benchmark.eval["forget"]
+    if cfg.eval.max_people:
+        rows = first_people(rows, cfg.eval.max_people)
+    ours = {it.uid for it in flatten("forget", rows, lambda images: [None] * len(images)) if it.task == "prob"}
+    theirs = {r["uid"] for r in reference}
+    if ours != theirs:
+        raise ValueError(f"eval.reference_run={cfg.eval.reference_run}: its forget truth-ratio questions are not this "
+                         f"run's ({len(ours & theirs)} shared; {len(theirs - ours)} only there, {len(ours - theirs)} "
+                         "only here): evaluate the reference on the same data, forget split and eval.max_people")
+
+
 def before_cache_path(cfg: DictConfig, source) -> Path | None:
     """Where the cached vanilla model's before-evaluation is kept; None when it must be evaluated afresh.
 
@@ -366,6 +381,8 @@ def run(cfg: DictConfig) -> dict:
     publish = vanilla_path(cfg) if cfg.method.name == "finetune" and not cfg.model.path else None
     benchmark: Benchmark = instantiate(cfg.data.benchmark)
     reference = reference_records(cfg.eval.reference_run) if cfg.eval.get("reference_run") else None
+    if reference is not None:
+        check_reference_items(reference, benchmark, cfg)
     logger = instantiate(cfg.logger) if cfg.get("logger") else None
     method: Callable = instantiate(cfg.method.run)
 
