@@ -526,3 +526,30 @@ def test_an_incomplete_sweep_is_marked_not_read_silently():
     assert "| ga | 3 | " in table and table.count("‡ (1/3)") == 4  # ga and npo, both modalities
     assert "lack a setting of this method that another seed ran" in table
     assert incomplete_seeds({0: [(1, 0, 0), (2, 0, 0)], 1: [(1, 0, 0)]}, {0, 1, 2}) == 2
+
+
+def test_the_plot_shows_each_points_spread_where_the_band_has_no_width(tmp_path, monkeypatch):
+    """A curve at a flat retain cost (MMUnlearner's) runs vertically, where a band over x has no width: each
+    point's ±std over seeds, in both drops, is drawn as error bars."""
+    import unlearn.frontier as frontier
+    from unlearn.frontier import Point, plot_frontier
+
+    def point(strength, seed, forget):
+        m = {}
+        for split, drop in (("forget", forget), ("retain", 0.0)):
+            for mod in ("multimodal", "text"):
+                m[f"before/{split}/{mod}/mc_acc"], m[f"after/{split}/{mod}/mc_acc"] = 1.0, 1.0 - drop
+        return Point("mmunlearner", strength, seed, m)
+
+    figures = []
+    monkeypatch.setattr(frontier, "_save", lambda fig, path: figures.append(fig) or path)
+    pts = [point(s, seed, f) for s in (3, 6) for seed, f in ((0, 0.1 * s / 3), (1, 0.3 * s / 3))]
+    plot_frontier(pts, tmp_path)
+    from matplotlib.container import ErrorbarContainer
+
+    bars = [c for c in figures[0].axes[0].containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 1
+    segments = bars[0].lines[2][1].get_segments()  # the y error bars, one per swept strength
+    # forget drops 0.1, 0.3 (then 0.2, 0.6): sample std 0.1 sqrt 2 (0.2 sqrt 2), each bar 2 std long
+    assert [round(float(seg[1][1] - seg[0][1]), 6) for seg in segments] == [round(0.2 * 2 ** 0.5, 6),
+                                                                            round(0.4 * 2 ** 0.5, 6)]

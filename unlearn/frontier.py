@@ -506,18 +506,20 @@ def points_table(points: Sequence[Point]) -> str:
 def plot_frontier(points: Sequence[Point], out_dir: Path, budget: float = BUDGET, cost: str = "retain",
                   cost_metric: str = "mc_acc") -> list[Path]:
     """One PNG per modality: forget MC drop vs the `cost` split's `cost_metric` drop, mean curve per method with
-    a ±std band over seeds."""
+    a ±std band over seeds and each point's ±std in both drops."""
     plt = _pyplot()
     paths = []
     for mod in MODALITIES:
         fig, ax = plt.subplots(figsize=(6.0, 4.5))
         for i, (m, by_seed) in enumerate(sorted(curves(points, mod, cost, cost_metric).items())):
             strengths = sorted({s for c in by_seed.values() for s, _, _ in c})
-            xs, ys, sd = [0.0], [0.0], [0.0]
+            xs, ys, sd, sdx = [0.0], [0.0], [0.0], [0.0]
             for s in strengths:
                 rs = [r for c in by_seed.values() for st, r, _ in c if st == s]
                 fs = [f for c in by_seed.values() for st, _, f in c if st == s]
-                xs.append(mean_std(rs)[0])
+                mean_x, std_x = mean_std(rs)
+                xs.append(mean_x)
+                sdx.append(std_x or 0.0)
                 mean, std = mean_std(fs)
                 ys.append(mean)
                 sd.append(std or 0.0)
@@ -525,6 +527,10 @@ def plot_frontier(points: Sequence[Point], out_dir: Path, budget: float = BUDGET
             ax.plot(xs, ys, marker="o", ms=3, color=color, label=f"{m} ({len(by_seed)} seeds)")
             ax.fill_between(xs, [y - s for y, s in zip(ys, sd)], [y + s for y, s in zip(ys, sd)], color=color,
                             alpha=0.15, lw=0)
+            # the band has no width where a curve runs steep or turns back (MMUnlearner's, at a flat retain
+            # cost): each point's spread over seeds in both drops shows there too
+            ax.errorbar(xs[1:], ys[1:], xerr=sdx[1:], yerr=sd[1:], fmt="none", ecolor=color, alpha=0.45, lw=0.8,
+                        capsize=2)
         ax.axvline(budget, ls="--", color="grey", lw=1)
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_xlabel(f"{cost} {METRIC_LABEL[cost_metric]} drop (before - after)")
