@@ -163,3 +163,19 @@ def test_runs_are_grouped_by_the_setting_they_ran_not_by_their_command_line(tmp_
     # the same default under both: one setting over three seeds, whatever each command line said of the logger
     _with_config(old / "0_ga", 5e-5, 0, logger="wandb", cache=str(old))
     assert [(g.name, len(g.runs)) for g in group_by_seed(load_runs([old, new]))] == [("ga", 3)]
+
+
+def test_a_group_on_another_vanilla_evaluation_is_named_under_the_seed_table(tmp_path):
+    """The vanilla row takes each teaching seed's first before stage; a group whose before values differ at
+    the same seed (another forget split) is named beneath it instead of read against it."""
+    root = tmp_path / "sw"
+    for seed in (0, 1):
+        write_run(root / f"{seed}_ga", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga", f"seed={seed}"])
+        other = {**metrics_for(GA_AFTER, 1.0), "before/forget/multimodal/mc_acc": 0.8}
+        write_run(root / f"{2 + seed}_ga", "ga", other, ["method=ga", f"seed={seed}", "data.forget_split=forget_5"])
+    table = seed_table(group_by_seed(load_runs([root])))
+    assert "ga data.forget_split=forget_5 evaluated another" in table
+    same = tmp_path / "same"
+    for seed in (0, 1):
+        write_run(same / f"{seed}_ga", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga", f"seed={seed}"])
+    assert "the vanilla row is" not in seed_table(group_by_seed(load_runs([same])))

@@ -536,7 +536,27 @@ def spread_table(groups: Sequence[SeedGroup], headers: Sequence[str], keys: Sequ
             short = agg is not None and agg[2] < len(ms)
             cells.append(_fmt_spread(agg) + (f" ({agg[2]} of {len(ms)})" if short else ""))
         lines.append(f"| {_cell_name(name)} | {len(ms)} | " + " | ".join(cells) + " |")
+    other = other_vanilla(groups, keys)
+    if other:
+        lines.append(f"\n- the vanilla row is each teaching seed's first run's before stage; {', '.join(other)} "
+                     "evaluated another (other before values at the same seed: another data split or eval "
+                     "setting): read their rows against their own before stage, not this row.")
     return "\n".join(lines)
+
+
+def other_vanilla(groups: Sequence[SeedGroup], keys: Sequence[str]) -> list[str]:
+    """The groups whose runs' before values in `keys` differ from the vanilla row's at the same teaching seed."""
+    first: dict = {}
+    out = []
+    for g in groups:
+        for r in g.runs:
+            taught = r.teach_seed if r.teach_seed is not None else r.seed
+            ref = first.setdefault(taught if taught is not None else id(r), r.metrics)
+            if any(a is not None and b is not None and not math.isclose(a, b, abs_tol=1e-9)
+                   for a, b in ((metric(ref, f"before/{k}"), metric(r.metrics, f"before/{k}")) for k in keys)):
+                if g.name not in out:
+                    out.append(g.name)
+    return out
 
 
 def seed_table(groups: Sequence[SeedGroup]) -> str:
