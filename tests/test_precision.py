@@ -25,6 +25,13 @@ def test_a_cast_copy_is_the_checkpoint_loaded_in_that_precision(tiny_model, tmp_
     assert all(b.dtype == buffers[n].dtype and torch.equal(b, buffers[n]) for n, b in copy.named_buffers())
     assert not any(p.requires_grad for p in copy.parameters())
     assert all(p.dtype == torch.float32 and torch.equal(p, before[n]) for n, p in model.named_parameters())
+    # in the model's own precision too the copy is a copy: a reference that moved with the trained model
+    # would make KL's retain term 0 and NPO plain gradient ascent
+    same = cast_copy(model, torch.float32)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    assert all(torch.equal(p, before[n]) for n, p in same.named_parameters())
 
 
 def test_evaluation_in_float16_scores_a_copy_and_leaves_the_model(tiny_model, small_benchmark, tmp_path):

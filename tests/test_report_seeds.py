@@ -179,3 +179,18 @@ def test_a_group_on_another_vanilla_evaluation_is_named_under_the_seed_table(tmp
     for seed in (0, 1):
         write_run(same / f"{seed}_ga", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga", f"seed={seed}"])
     assert "the vanilla row is" not in seed_table(group_by_seed(load_runs([same])))
+
+
+def test_a_setting_reads_keys_newer_code_added_with_empty_defaults_as_absent():
+    """Runs made before a key existed group with runs made after it at its default (null, false or empty);
+    a value set is a setting; seeds, paths and loggers never are."""
+    from unlearn.report import setting_of
+
+    old = {"seed": 0, "method": {"name": "npo", "alpha": 0.0, "optimizer": {"lr": 5e-5}}}
+    new = {"seed": 1, "paths": {"cache_dir": "/c"}, "logger": None,
+           "method": {"name": "npo", "alpha": 0.0, "optimizer": {"lr": 5e-5}, "reference_required": False,
+                      "image_processor": {}, "reference_dtype": None, "targets": []}}
+    assert setting_of(old) == setting_of(new) == {"method.name": "npo", "method.alpha": 0.0,
+                                                   "method.optimizer.lr": 5e-5}
+    new["method"]["reference_required"] = True
+    assert setting_of(new) != setting_of(old)

@@ -256,9 +256,7 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
 
     def split_items(split: str) -> list:
         if split not in by_split:
-            rows = ctx.benchmark.eval[split]
-            if ecfg.max_people:
-                rows = first_people(rows, ecfg.max_people)
+            rows = evaluated_rows(ctx.benchmark, split, ecfg.max_people)
             by_split[split] = [it for it in flatten(split, rows, ctx.processor.pixel_values) if it.task in ecfg.tasks]
         return by_split[split]
 
@@ -283,6 +281,12 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
     return module.metrics, module.records
 
 
+def evaluated_rows(benchmark, split: str, max_people: int | None) -> list:
+    """A split's eval rows as the evaluation reads them (`eval.max_people`: the first N people)."""
+    rows = benchmark.eval[split]
+    return first_people(rows, max_people) if max_people else rows
+
+
 def evaluated_model(model, dtype: str | None):
     """The model as the evaluation scores it: itself, or (`eval.dtype`) a copy in that precision, as the
     official evaluations load the saved checkpoint in float16; the run's own weights are never rounded."""
@@ -299,8 +303,9 @@ EVAL_TRAINER_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "precisi
 
 # Bumped whenever evaluation code changes what a record holds or how it is scored, so a cached before-stage
 # from older code is not reused (2: raw replies kept, eval.scorer, eval.mc_also; 3: prob items, ROUGE-L
-# recall, uids with an image index).
-EVAL_RECORDS_VERSION = 3
+# recall, uids with an image index; 4: the mllmu_bench protocol's celebrity lookup and skips by list position,
+# CLEAR's face prompt with its trailing space).
+EVAL_RECORDS_VERSION = 4
 
 
 def reference_records(run_dir) -> list[dict]:
@@ -321,9 +326,7 @@ def check_reference_items(reference: list[dict], benchmark, cfg: DictConfig) -> 
     """Forget quality tests this run's forget truth ratios against the reference's: both must be the same
     questions (a reference evaluated on another forget split, benchmark or eval.max_people gives a p-value of
     nothing), checked before anything is taught or unlearned."""
-    rows = benchmark.eval["forget"]
-    if cfg.eval.max_people:
-        rows = first_people(rows, cfg.eval.max_people)
+    rows = evaluated_rows(benchmark, "forget", cfg.eval.max_people)
     ours = {it.uid for it in flatten("forget", rows, lambda images: [None] * len(images)) if it.task == "prob"}
     theirs = {r["uid"] for r in reference}
     if ours != theirs:

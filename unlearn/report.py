@@ -23,8 +23,9 @@ Modality gap (per run, from that run's own before and after values):
 Positive: the run forgot more under multimodal questions than under text-only ones (the facts are still
 reachable by name); about 0: forgetting transferred across modalities.
 
-Seeds: runs that differ only by `seed` (recorded in metrics.json) form one setting; when any setting has
-more than one seed, a second table gives mean ± sample std over seeds of the headline MC numbers.
+Seeds: runs whose saved configs differ only by `seed` and `teach_seed` (`group_by_seed`) form one setting;
+when any setting has more than one seed, a second table gives mean ± sample std over seeds of the headline
+MC numbers.
 
 Plots (PNG, next to results.md): forget MC accuracy after unlearning per run and modality against the
 vanilla level, and the forget-drop vs retain-drop trade-off (both MC acc, mean of the two modalities).
@@ -148,21 +149,26 @@ def load_run(run_dir: str | Path) -> Run:
 
 
 def setting_of(config: dict) -> dict[str, object]:
-    """A run's setting: its config flattened to dotted keys, without NOT_A_SETTING and without null values
-    (a key newer code added with a null default reads as absent, as the runs made before it had it)."""
+    """A run's setting: its config flattened to dotted keys, without NOT_A_SETTING and without null, false or
+    empty values (a key newer code added with such a default reads as absent, as the runs made before it
+    had it: `method.reference_required: false`, `method.image_processor: {}`)."""
     out: dict[str, object] = {}
 
     def walk(node, prefix: str) -> None:
-        if prefix and any(prefix == k or prefix.startswith(k + ".") for k in NOT_A_SETTING):
+        if prefix and _not_a_setting(prefix):
             return
         if isinstance(node, dict) and node:
             for k, v in node.items():
                 walk(v, f"{prefix}.{k}" if prefix else str(k))
-        elif node is not None:
+        elif node is not None and node is not False and node != {} and node != []:
             out[prefix] = node
 
     walk(config, "")
     return out
+
+
+def _not_a_setting(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in NOT_A_SETTING)
 
 
 def _read_setting(path: Path) -> dict | None:
@@ -381,7 +387,7 @@ def group_by_seed(runs: Sequence[Run]) -> list[SeedGroup]:
         rest = [o for o in bare[id(r)] if o not in shared]
         if r.setting is not None:
             key = (r.method, "config", json.dumps(sorted(r.setting.items()), default=str))
-            rest = [o for o in rest if o.split("=", 1)[0].lstrip("+~") not in NOT_A_SETTING]
+            rest = [o for o in rest if not _not_a_setting(o.split("=", 1)[0].lstrip("+~"))]
         else:
             key = (r.method, "overrides", tuple(sorted(rest)))
         if key not in keyed:
@@ -515,9 +521,14 @@ def vanilla_metrics(groups: Sequence[SeedGroup]) -> list[dict]:
     by_seed: dict = {}
     for g in groups:
         for r in g.runs:
-            taught = r.teach_seed if r.teach_seed is not None else r.seed
-            by_seed.setdefault(taught if taught is not None else id(r), r.metrics)
+            by_seed.setdefault(_taught(r), r.metrics)
     return list(by_seed.values())
+
+
+def _taught(r: Run):
+    """Which vanilla model a run started from: its teaching seed (else its seed, else itself alone)."""
+    taught = r.teach_seed if r.teach_seed is not None else r.seed
+    return taught if taught is not None else id(r)
 
 
 def spread_table(groups: Sequence[SeedGroup], headers: Sequence[str], keys: Sequence[str]) -> str:
@@ -550,8 +561,7 @@ def other_vanilla(groups: Sequence[SeedGroup], keys: Sequence[str]) -> list[str]
     out = []
     for g in groups:
         for r in g.runs:
-            taught = r.teach_seed if r.teach_seed is not None else r.seed
-            ref = first.setdefault(taught if taught is not None else id(r), r.metrics)
+            ref = first.setdefault(_taught(r), r.metrics)
             if any(a is not None and b is not None and not math.isclose(a, b, abs_tol=1e-9)
                    for a, b in ((metric(ref, f"before/{k}"), metric(r.metrics, f"before/{k}")) for k in keys)):
                 if g.name not in out:
@@ -562,7 +572,7 @@ def other_vanilla(groups: Sequence[SeedGroup], keys: Sequence[str]) -> list[str]
 def seed_table(groups: Sequence[SeedGroup]) -> str:
     """Markdown: mean ± std over seeds of the headline MC numbers; the vanilla row pools every group's seeds."""
     return spread_table(groups, [h for _, _, h in SEED_COLUMNS], [f"{s}/{m}/mc_acc" for s, m, _ in SEED_COLUMNS]) \
-        + "\n\n- mean ± sample std over seeds (runs that differ only by `seed`)."
+        + "\n\n- mean ± sample std over seeds (runs whose settings differ only by `seed` and `teach_seed`)."
 
 
 # ----------------------------------------------------------------------------------- likelihood metrics

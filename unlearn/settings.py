@@ -315,6 +315,12 @@ def check_run_settings(cfg) -> None:
         if uses_fsdp(cfg.trainer):  # the cast copy is made of whole parameters, which FSDP shards
             raise ValueError(f"eval.dtype={cfg.eval.dtype} does not run under trainer=fsdp; use trainer=ddp or gpu, "
                              "or eval.dtype=null")
+    precision = str(cfg.trainer.get("precision", "32-true"))
+    for key, value in (("eval.dtype", cfg.eval.get("dtype")),
+                       ("method.reference_dtype", cfg.method.get("reference_dtype"))):
+        if value is not None and precision not in ("32-true", "32"):  # autocast, or a cast of the whole module
+            raise ValueError(f"{key}={value} needs trainer.precision=32-true (it is {precision}: bf16/16 autocast would "
+                             "compute in its own precision, a *-true precision casts the copy with the model)")
     if cfg.get("finetune") is not None:
         check_finetune(cfg.finetune)
     if "loss" in cfg.method:  # the gradient methods

@@ -58,6 +58,8 @@ def rank_share(batches: list, rank: int, world: int, what: str, key: str) -> lis
     A rank left with none would stop Lightning's loop there (a zero-length loader raises), while the others
     wait in the pass's sum reduction: refused on every rank alike, before any collective, naming the setting.
     """
+    if not batches:
+        raise ValueError(f"{what}: no batches (an empty set)")
     if len(batches) < world:
         raise ValueError(f"{what}: {len(batches)} batches for {world} processes, so some process would have none; "
                          f"lower {key} or run on at most {len(batches)} processes")

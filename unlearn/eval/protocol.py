@@ -233,8 +233,12 @@ def draw_shot_people(people: list[int], k: int, seed: int, split: str, task: str
 def few_shot(items_by_split: dict[str, list[EvalItem]], source, family: str, seed: int) -> dict:
     """The shots per (split, task, modality): the looked-up questions (`shot_lookup`) of the splits whose
     prompts show them (FEW_SHOT_SPLITS)."""
-    return {key: found for key, found in shot_lookup(items_by_split, source, family, seed).items()
-            if key[0] in FEW_SHOT_SPLITS[key[1]]}
+    return shown(shot_lookup(items_by_split, source, family, seed))
+
+
+def shown(looked_up: dict) -> dict:
+    """Of the looked-up questions, those of the splits whose prompts show them (FEW_SHOT_SPLITS)."""
+    return {key: found for key, found in looked_up.items() if key[0] in FEW_SHOT_SPLITS[key[1]]}
 
 
 def shot_lookup(items_by_split: dict[str, list[EvalItem]], source, family: str, seed: int) -> dict:
@@ -269,5 +273,4 @@ def make_prompts(name: str, proc, items_by_split: dict[str, list[EvalItem]] | No
     if not use_few_shot:
         return MllmuBenchPrompts(family, {}, max_new_tokens)
     looked_up = shot_lookup(items_by_split or {}, source, family, seed)
-    shots = {key: found for key, found in looked_up.items() if key[0] in FEW_SHOT_SPLITS[key[1]]}
-    return MllmuBenchPrompts(family, shots, max_new_tokens, unscored=looked_up)
+    return MllmuBenchPrompts(family, shown(looked_up), max_new_tokens, unscored=looked_up)

@@ -33,7 +33,8 @@ def cast_copy(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     """A frozen copy of `model` whose floating parameters are `dtype` (buffers copied as they are); `model`
     is left as it was. The cast parameters are handed to the copy directly, so no full-precision copy is
     ever made: the extra memory is the copy's own size."""
-    memo = {id(p): torch.nn.Parameter(p.detach().to(dtype), requires_grad=False)
+    # copy=True: in its own dtype `.to` hands back the same storage, and the copy would move with the model
+    memo = {id(p): torch.nn.Parameter(p.detach().to(dtype, copy=True), requires_grad=False)
             for p in model.parameters() if p.is_floating_point()}
     out = copy.deepcopy(model, memo)
     return out.requires_grad_(False)
