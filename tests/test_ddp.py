@@ -98,3 +98,20 @@ def test_gradient_update_is_the_same_on_one_and_two_processes(tmp_path, schedule
         torch.testing.assert_close(two["weights"][name], w, rtol=0, atol=1e-6, msg=name)
         moved += not torch.equal(w, one["start"][name])
     assert moved
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["kl", "npo"])
+def test_kl_and_npo_updates_are_the_same_on_one_and_two_processes(tmp_path, method):
+    """KL's retain term (answer-token mean) and NPO's per-row log ratios (a mean over the global batch's rows)
+    at their defaults, paired steps, frozen reference and all: two processes at half the batch end where one
+    does. KL's would fail with per-process token means (checked); NPO's shards hold equal row counts here, so
+    its global row mean is held by tests/test_losses.py, and this holds the rest of its path. (NPO's
+    token_mean ratio, the MLLMU-Bench preset's, is per process by design, as their per-device loss.)"""
+    script = SCRIPTS / "gradient_update.py"
+    one, two = (_run(n, tmp_path, script, "--schedule", "paired", "--method", method) for n in (1, 2))
+    moved = 0
+    for name, w in one["weights"].items():
+        torch.testing.assert_close(two["weights"][name], w, rtol=0, atol=1e-6, msg=name)
+        moved += not torch.equal(w, one["start"][name])
+    assert moved
