@@ -368,6 +368,7 @@ def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = 
     header = ["method", "seeds"] + [f"{MOD_LABEL[mod]} forget drop @ {axis} drop {budget:g}" for mod in MODALITIES]
     lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(MODALITIES)]
     flagged = incomplete_seen = False
+    sweep_seeds = {mod: {seed for c in per_mod[mod].values() for seed in c} for mod in MODALITIES}
     for m in methods:
         cells, n = [], 0
         for mod in MODALITIES:
@@ -382,9 +383,9 @@ def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = 
             if missed:
                 cell += f" † ({missed}/{len(by_seed)})"
                 flagged = True
-            lacking = incomplete_seeds(by_seed, {seed for c in per_mod[mod].values() for seed in c})
+            lacking = incomplete_seeds(by_seed, sweep_seeds[mod])
             if lacking:
-                cell += f" ‡ ({lacking}/{len({seed for c in per_mod[mod].values() for seed in c})})"
+                cell += f" ‡ ({lacking}/{len(sweep_seeds[mod])})"
                 incomplete_seen = True
             cells.append(cell)
         lines.append(f"| {m} | {n} | " + " | ".join(cells) + " |")

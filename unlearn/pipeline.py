@@ -266,8 +266,8 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
     if getattr(prompts, "shots", None):
         log.info("%s few-shot people (split/task: IDs), not scored: %s", prompts.name, prompts.shot_people())
     items = prompts.scored([it for split in splits for it in evaluated[split]])
-    module = EvaluationModule(evaluated_model(ctx.model, ecfg.get("dtype")), ctx.processor, items, stage, ecfg.batch_size, ecfg.mc_mode,
-                              ecfg.max_new_tokens, ecfg.scorer, ecfg.mc_also, prompts,
+    module = EvaluationModule(evaluated_model(ctx.model, ecfg.get("dtype")), ctx.processor, items, stage,
+                              ecfg.batch_size, ecfg.mc_mode, ecfg.max_new_tokens, ecfg.scorer, ecfg.mc_also, prompts,
                               ecfg.get("truth_ratio_perturbed", "item"), ecfg.get("share_prompt", True),
                               ecfg.get("shared_cache_gb"))
     trainer = ctx.trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)

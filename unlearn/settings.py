@@ -125,10 +125,6 @@ def check_eval(e) -> None:
     optional_positive_int(e.get("max_people"), "eval.max_people", "every person")
     optional_positive_int(e.get("max_new_tokens"), "eval.max_new_tokens", "the protocol's limits")
     boolean(e.get("share_prompt", True), "eval.share_prompt")
-    if e.get("dtype") is not None:
-        from unlearn.models.precision import dtype_named
-
-        dtype_named(e.dtype, "eval.dtype")
     if e.get("shared_cache_gb") is not None:  # null: no bound
         number(e.shared_cache_gb, "eval.shared_cache_gb", 0, low_open=True)
     r = e.get("relearn")
@@ -174,10 +170,6 @@ def check_gradient_method(m) -> None:
                          "(experiment=mllmu_baselines: NPO.py requires --oracle_model_id, a model finetuned on the "
                          "retain data); give method.reference_path=DIR, or method.reference_required=false for a "
                          "frozen copy of the starting model")
-    if m.get("reference_dtype") is not None:
-        from unlearn.models.precision import dtype_named
-
-        dtype_named(m.reference_dtype, "method.reference_dtype")
     lr = m.optimizer.get("lr")
     if lr is None:
         raise ValueError(f"method.optimizer.lr is null (model.unlearn_lr has no entry {m.name!r}?); give one")
@@ -304,23 +296,33 @@ def check_known_keys(cfg) -> None:
                 known_keys(node[nested], keys[nested], f"{section}.{nested}")
 
 
+def check_cast_copies(cfg) -> None:
+    """`eval.dtype` and `method.reference_dtype`: copies of the model in another precision, which only a
+    32-true trainer leaves as they are (autocast computes in its own precision, a *-true precision casts the
+    copy with the model), and which FSDP's sharded parameters cannot be copied into."""
+    from unlearn.models.precision import dtype_named
+    from unlearn.strategies import uses_fsdp
+
+    precision = str(cfg.trainer.get("precision", "32-true"))
+    for key, value in (("eval.dtype", cfg.eval.get("dtype")),
+                       ("method.reference_dtype", cfg.method.get("reference_dtype"))):
+        if value is None:
+            continue
+        dtype_named(value, key)
+        if key == "eval.dtype" and uses_fsdp(cfg.trainer):
+            raise ValueError(f"eval.dtype={value} does not run under trainer=fsdp; use trainer=ddp or gpu, "
+                             "or eval.dtype=null")
+        if precision not in ("32-true", "32"):
+            raise ValueError(f"{key}={value} needs trainer.precision=32-true (it is {precision}: bf16/16 autocast "
+                             "would compute in its own precision, a *-true precision casts the copy with the model)")
+
+
 def check_run_settings(cfg) -> None:
     """Every section the run reads, checked before the vanilla model is taught or the before-evaluation runs."""
     check_known_keys(cfg)
     check_template(cfg.model.get("template"))
     check_eval(cfg.eval)
-    if cfg.eval.get("dtype") is not None:
-        from unlearn.strategies import uses_fsdp
-
-        if uses_fsdp(cfg.trainer):  # the cast copy is made of whole parameters, which FSDP shards
-            raise ValueError(f"eval.dtype={cfg.eval.dtype} does not run under trainer=fsdp; use trainer=ddp or gpu, "
-                             "or eval.dtype=null")
-    precision = str(cfg.trainer.get("precision", "32-true"))
-    for key, value in (("eval.dtype", cfg.eval.get("dtype")),
-                       ("method.reference_dtype", cfg.method.get("reference_dtype"))):
-        if value is not None and precision not in ("32-true", "32"):  # autocast, or a cast of the whole module
-            raise ValueError(f"{key}={value} needs trainer.precision=32-true (it is {precision}: bf16/16 autocast would "
-                             "compute in its own precision, a *-true precision casts the copy with the model)")
+    check_cast_copies(cfg)
     if cfg.get("finetune") is not None:
         check_finetune(cfg.finetune)
     if "loss" in cfg.method:  # the gradient methods

@@ -11,8 +11,7 @@ import torch
 from hydra.utils import instantiate
 
 from unlearn.methods.guards import check_finite
-# finetune.dtype: what the floating parameters are cast to before teaching (MLLMU-Bench: float32)
-from unlearn.models.precision import DTYPES, cast_parameters
+from unlearn.models.precision import DTYPES, cast_parameters  # DTYPES: finetune.dtype's values (MLLMU-Bench: float32)
 
 # finetune.precision: the Lightning precisions a teaching run may override the trainer's with
 PRECISIONS = ("32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true")

@@ -216,9 +216,11 @@ class MaskedUnlearning(L.LightningModule):
     def training_step(self, batch, batch_idx):
         opts = self.optimizers()
         opt_f, opt_r = (opts, opts) if self.mode == "one" else opts
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        trainable = self._trainable()
         # forget step: gradient ascent, clipped and masked before the step
-        snapshot = {p: p.detach().clone() for p in trainable} if self._restores() else None
+        # the tensors outside the mask take no forget step at all (on_before_optimizer_step drops their gradients),
+        # so only the masked ones are kept to be put back
+        snapshot = {p: p.detach().clone() for p in self.masks} if self._restores() else None
         for p in trainable:  # every gradient, not only the forget optimiser's: clip_scope=all reads them all
             p.grad = None
         forget_nll = self._nll(batch["forget"], "forget")
@@ -227,7 +229,7 @@ class MaskedUnlearning(L.LightningModule):
         opt_f.step()
         self._phase = "retain"
         if snapshot is not None:
-            restore_masked_out(trainable, self.masks, snapshot)
+            restore_masked_out(snapshot, self.masks, snapshot)
         # retain steps: plain descent on everything, one collated chunk each
         for chunk in batch["retain"]:
             opt_r.zero_grad(set_to_none=True)
