@@ -436,3 +436,96 @@ def test_official_pass_with_fewer_batches_than_processes_is_refused_naming_its_b
         module.val_dataloader()
     module._trainer = SimpleNamespace(global_rank=0, world_size=1)
     assert len(module.val_dataloader()) == 2
+
+
+def their_prune(model, masks):
+    """apply_structural_pruning / apply_mask_to_layer: rows of every module whose key names its own layer."""
+    layers = {"vision": model.model.vision_tower.encoder.layers, "lang": model.model.language_model.layers}
+    for key, mask in masks.items():
+        tower, rest = key.split("_", 1)
+        proj, _, idx = rest.rpartition("_")
+        layer = getattr(layers[tower][int(idx)].mlp, proj)
+        layer.weight.data *= (1 - mask.view(-1, 1).expand_as(layer.weight.data))
+        if layer.bias is not None:
+            layer.bias.data *= (1 - mask)
+
+
+def test_official_preset_at_llava_depth_equals_the_authors_computation(tmp_path):
+    """The preset's fixed keys (vision 21-23, language 29-31) on a LLaVA of LLaVA-1.5-7B's depth (24 vision, 32
+    language layers; tiny width): their hooks pool every layer under those keys, their prune reaches those
+    layers only. The same reading order, scores, masks and pruned weights as ours, end to end."""
+    import copy
+
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    from unlearn.config import compose_config
+    from unlearn.methods.manu import official_plans
+
+    m = compose_config(["experiment=manu_official"], tmp_path, tmp_path).manu
+    layers = {k: list(v) for k, v in m.official.layers.items()}
+    torch.manual_seed(0)
+    image_token, pad = 500, 501
+    vision = CLIPVisionConfig(hidden_size=16, intermediate_size=24, num_hidden_layers=24, num_attention_heads=2,
+                              image_size=28, patch_size=14)
+    text = LlamaConfig(hidden_size=16, intermediate_size=20, num_hidden_layers=32, num_attention_heads=2,
+                       num_key_value_heads=2, vocab_size=502, pad_token_id=pad)
+    model = LlavaForConditionalGeneration(LlavaConfig(vision_config=vision, text_config=text,
+                                                      image_token_id=image_token)).eval()
+    with torch.no_grad():  # nonzero biases, so a pruned row's bias is seen to go too
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.normal_()
+
+    def rows(n, image, seed):
+        g = torch.Generator().manual_seed(seed)
+        out = []
+        for _ in range(n):
+            length = 3 + int(torch.randint(0, 6, (1,), generator=g))
+            ids = [1] + [image_token] * 4 * image + torch.randint(2, 500, (length,), generator=g).tolist()
+            out.append((ids, torch.randn(3, 28, 28, generator=g) * 2 if image else None))
+        return out
+
+    def batch(rs):
+        width = max(len(ids) for ids, _ in rs)
+        b = {"input_ids": torch.full((len(rs), width), pad),
+             "attention_mask": torch.zeros(len(rs), width, dtype=torch.long)}
+        for i, (ids, _) in enumerate(rs):
+            b["input_ids"][i, :len(ids)] = torch.tensor(ids)
+            b["attention_mask"][i, :len(ids)] = 1
+        if rs[0][1] is not None:
+            b["pixel_values"] = torch.stack([px for _, px in rs])
+        return b
+
+    sets = {"forget/multimodal": rows(9, True, 1), "forget/text": rows(7, False, 2),
+            "retain/multimodal": rows(23, True, 3), "retain/text": rows(21, False, 4)}
+    plans = official_plans(sets, batch_size=2, chunk_size=2, seed=5, retain_subset=True)
+    data = {}
+    for key, plan in plans.items():
+        chunks = defaultdict(list)
+        for c, idx in plan:
+            chunks[c].append(batch([sets[key][i] for i in idx]))
+        data[key] = [chunks[c] for c in sorted(chunks)]
+
+    ours_model = copy.deepcopy(model)
+    scores, masks, _ = _ours(ours_model, True, data, m.official.apply_last, 7.0, layers)
+    prune_neurons(ours_model, masks, "output")
+
+    theirs_model = copy.deepcopy(model)
+    regs = their_registrations(theirs_model, layers)
+    their_masks, their_scores = {}, {}
+    for their_mod, form in (("multimodal", "multimodal"), ("unimodal", "text")):
+        combined = their_combined(their_collect(theirs_model, regs, data[f"forget/{form}"], their_mod),
+                                  their_collect(theirs_model, regs, data[f"retain/{form}"], their_mod))
+        their_scores.update(combined)
+        their_masks.update(their_top_k(combined, 7.0))
+    their_prune(theirs_model, their_masks)
+
+    assert len(their_masks) == 3 * 2 + 3 * 3 and set(masks) == {their_module(k) for k in their_masks}
+    for key, mask in their_masks.items():
+        torch.testing.assert_close(scores[their_module(key)].float(), their_scores[key], rtol=1e-4, atol=1e-4)
+        assert torch.equal(masks[their_module(key)].cpu(), mask.bool()), key
+    for (name, p), (_, q) in zip(theirs_model.named_parameters(), ours_model.named_parameters()):
+        assert torch.equal(p, q), name
+    changed = {n.rsplit(".", 1)[0] for n, p in ours_model.named_parameters()
+               if not torch.equal(p, model.get_parameter(n))}
+    assert changed and all(int(n.split(".")[-3]) in layers["vision" if "vision" in n else "language"] for n in changed)
