@@ -109,3 +109,112 @@ def test_clear_items_carry_truth_ratio_inputs_and_unique_uids(every, tiny_model)
         with_pert = [g for r in every.eval[split] for g in r["Generation_Task"] if g["Perturbed_Answers"]]
         assert len(prob) == len(with_pert) > 0, split
         assert all(it.modality == "multimodal" and len(it.perturbed) >= 1 for it in prob)
+
+
+def _their_items(clear_dir, config):  # noqa: F811
+    """CLEAR's MMMixedDataset (mm/dataset.py) over a `+tofu` config, per row: a null `image` is a text QA
+    (question -> answer, no image); an image row is one of IMAGE_CAPTION_QUESTIONS -> the caption, with it."""
+    return [("text", r["question"], r["answer"]) if r["image"] is None else ("multimodal", None, r["caption"])
+            for r in _rows(clear_dir, config)]
+
+
+def _our_items(bench, group, forms, tiny_model):
+    from unlearn.data.sequences import QASequences
+
+    _, proc = tiny_model
+    seqs = QASequences(bench.train_rows(group), proc, forms)
+    return [(form, q, a) for _, form, q, a in seqs.index]
+
+
+@pytest.mark.parametrize("group,config", [("forget", "forget10+tofu"), ("retain", "retain90+tofu")])
+def test_clear_pairs_are_clears_own(clear_dir, tmp_path, tiny_model, group, config):  # noqa: F811
+    """data.spec.train_pairs=clear: the forget (retain) people's pairs, read in both forms, are the items of
+    CLEAR's MMMixedDataset over forget10+tofu (retain90+tofu): each image with a caption prompt -> its caption,
+    each TOFU question text-only; no name pair, no second form of either."""
+    b = _benchmark(tmp_path, "clear", clear_dir, "data.spec.train_pairs=clear")
+    ours = _our_items(b, group, ("multimodal", "text"), tiny_model)
+    theirs = _their_items(clear_dir, config)
+    assert sorted((f, q or "", a) for f, q, a in theirs if f == "text") == \
+        sorted((f, q, a) for f, q, a in ours if f == "text")
+    assert sorted(a for f, _, a in theirs if f == "multimodal") == sorted(a for f, _, a in ours if f == "multimodal")
+    assert all(q in C.IMAGE_CAPTION_QUESTIONS for f, q, _ in ours if f == "multimodal")
+    assert len(ours) == len(theirs) > 0
+
+
+def test_caption_pairs_alone_and_a_form_they_lack_is_refused(clear_dir, tmp_path, tiny_model):  # noqa: F811
+    """train_pairs=captions (MMUnlearner's CLEAR_manifold.py, plain configs in CAPTION_MODE): an image -> its
+    caption and nothing else; asking for its text-only pairs names the setting."""
+    b = _benchmark(tmp_path, "clear", clear_dir, "data.spec.train_pairs=captions")
+    ours = _our_items(b, "forget", ("multimodal", "text"), tiny_model)
+    assert sorted(a for _, _, a in ours) == sorted(r["caption"] for r in _rows(clear_dir, "forget10"))
+    assert {f for f, _, _ in ours} == {"multimodal"}
+    with pytest.raises(ValueError, match="text form.*train_pairs=captions"):
+        _our_items(b, "forget", "text", tiny_model)
+
+
+def test_default_pairs_teach_both_forms_of_each_fact(every, tiny_model):  # noqa: F811
+    ours = _our_items(every, "forget", ("multimodal", "text"), tiny_model)
+    by_form = {f: sorted(a for g, _, a in ours if g == f) for f in ("multimodal", "text")}
+    assert by_form["multimodal"] == by_form["text"] and "Orrin Crane" in by_form["text"]  # the name pair
+
+
+def test_caption_prompt_drawn_once_per_image_and_seeded(clear_dir, tmp_path, tiny_model):  # noqa: F811
+    def prompts(*overrides):
+        b = _benchmark(tmp_path / "_".join(overrides), "clear", clear_dir, "data.spec.train_pairs=captions",
+                       *overrides)
+        return [q for _, q, _ in _our_items(b, "retain", "multimodal", tiny_model)]
+
+    cycle, once = prompts(), prompts("data.spec.caption_prompt=random_once")
+    assert once == prompts("data.spec.caption_prompt=random_once")  # the same draw on every load
+    assert once != prompts("data.spec.caption_prompt=random_once", "data.spec.seed=1")
+    assert once != cycle and set(once) <= set(C.IMAGE_CAPTION_QUESTIONS)
+    # cycle: the k-th prompt for a person's k-th image
+    assert cycle[:2] == list(C.IMAGE_CAPTION_QUESTIONS[:2])
+
+
+def test_unknown_train_pairs_is_refused_naming_the_key(clear_dir, tmp_path):  # noqa: F811
+    from unlearn.data.schema import DataError
+
+    with pytest.raises(DataError, match=r"data.spec.train_pairs='tofu'"):
+        _benchmark(tmp_path, "clear", clear_dir, "data.spec.train_pairs=tofu")
+    with pytest.raises(DataError, match=r"data.spec.caption_prompt='random'"):
+        _benchmark(tmp_path, "clear", clear_dir, "data.spec.caption_prompt=random")
+
+
+def test_new_pair_settings_at_their_defaults_keep_the_cache_keys(tmp_path):
+    """A CLEAR model cached before data.spec.train_pairs / caption_prompt existed keeps its key; another value
+    is another model."""
+    from unlearn.config import compose_config
+    from unlearn.pipeline import vanilla_key
+
+    def key(*overrides, drop=False):
+        cfg = compose_config(["data=clear", "data.path=/nowhere", *overrides], tmp_path, tmp_path)
+        if drop:  # the spec as it was before the two settings
+            from omegaconf import open_dict
+
+            with open_dict(cfg):
+                del cfg.data.spec["train_pairs"], cfg.data.spec["caption_prompt"]
+        return vanilla_key(cfg)
+
+    assert key() == key(drop=True)
+    assert len({key(), key("data.spec.train_pairs=clear"), key("data.spec.caption_prompt=random_once")}) == 3
+
+
+def test_gradient_methods_forget_clears_mixture(clear_dir, tmp_path, tiny_model):  # noqa: F811
+    """data.forget_modality=both over CLEAR's pairs: the forget and retain sets are CLEAR's forget10+tofu and
+    retain90+tofu items (forget.yaml), captions with their images and TOFU questions text-only."""
+    from types import SimpleNamespace
+
+    from unlearn.methods.gradient import _unlearning_data
+
+    _, proc = tiny_model
+    b = _benchmark(tmp_path, "clear", clear_dir, "data.spec.train_pairs=clear")
+    forget, retain = _unlearning_data(SimpleNamespace(benchmark=b, processor=proc), "both", answer_only=True)
+    for data, config in ((forget, "forget10+tofu"), (retain, "retain90+tofu")):
+        theirs = _their_items(clear_dir, config)
+        assert len(data) == len(theirs)
+        with_image = sum(data[i].pixel_values is not None for i in range(len(data)))
+        assert with_image == sum(f == "multimodal" for f, _, _ in theirs) > 0
+    captions = _benchmark(tmp_path / "c", "clear", clear_dir, "data.spec.train_pairs=captions")
+    with pytest.raises(ValueError, match="text form"):
+        _unlearning_data(SimpleNamespace(benchmark=captions, processor=proc), "text", answer_only=True)

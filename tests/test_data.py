@@ -121,6 +121,17 @@ def test_empty_answer_is_named(small_splits):
         check_train_rows("train", [train])
 
 
+def test_a_pair_may_lack_one_form_but_not_both(small_splits):
+    """CLEAR's own pairs (data.spec.train_pairs=clear) have one form each: None there; empty, or both None, is bad."""
+    train = dict(small_splits["train"][3])
+    one_form = [dict(train["qa"][0], text_question=None), dict(train["qa"][1], multimodal_question=None)]
+    assert check_train_rows("train", [dict(train, qa=one_form)])[0]["qa"] == one_form
+    with pytest.raises(DataError, match=r"row 0: qa\[0\] has neither a multimodal_question nor a text_question"):
+        check_train_rows("train", [dict(train, qa=[dict(train["qa"][0], text_question=None, multimodal_question=None)])])
+    with pytest.raises(DataError, match=r"row 0: qa\[0\] has an empty text_question"):
+        check_train_rows("train", [dict(train, qa=[dict(train["qa"][0], text_question=" ")])])
+
+
 def test_bad_correct_answer_is_named(small_splits):
     row = _eval_row(small_splits)
     q = dict(row["Classification_Task"]["Pure_Text_Questions"][2], Correct_Answer="E")

@@ -95,6 +95,17 @@ def load_configured(cfg: DictConfig, path):
     return model, processor
 
 
+# data.spec settings added after models were cached under specs without them: at these values they are left
+# out of the keys, so those models keep their keys (CLEAR's training pairs, 2026-12-03)
+LATER_SPEC_DEFAULTS = {"train_pairs": "both_forms", "caption_prompt": "cycle"}
+
+
+def keyed_spec(spec) -> dict:
+    """`data.spec` as the cache keys read it: LATER_SPEC_DEFAULTS' keys dropped where they hold that value."""
+    spec = OmegaConf.to_container(spec, resolve=True) if isinstance(spec, DictConfig) else dict(spec)
+    return {k: v for k, v in spec.items() if not (k in LATER_SPEC_DEFAULTS and v == LATER_SPEC_DEFAULTS[k])}
+
+
 def vanilla_key(cfg: DictConfig) -> str:
     """What determines the vanilla weights: architecture, data, teaching recipe and teaching seed (not
     adapters, not the method's seed). Stored as "seed", the name it had when the run's seed taught, so the
@@ -109,7 +120,7 @@ def vanilla_key(cfg: DictConfig) -> str:
         finetune.pop("image_processor", None)
     parts = {"model": cfg.model.name, "build": OmegaConf.to_container(cfg.model.build, resolve=True),
              "finetune": finetune,
-             "data": OmegaConf.to_container(cfg.data.spec, resolve=True), "seed": cfg.teach_seed}
+             "data": keyed_spec(cfg.data.spec), "seed": cfg.teach_seed}
     if cfg.finetune.get("people", "all") != "all" or cfg.finetune.get("target_mc_acc") is not None:
         parts["forget_split"] = cfg.data.forget_split
     if cfg.model.get("base"):  # stage 1 (unlearn/models/base.py): the weights teaching starts from
@@ -350,7 +361,7 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
         ev.pop("dtype", None)
     trainer = keyed_trainer(cfg)
     key = config_hash({"records": EVAL_RECORDS_VERSION, "generator": GENERATOR_VERSION, "eval": ev,
-                       "data": OmegaConf.to_container(cfg.data, resolve=True),
+                       "data": {**OmegaConf.to_container(cfg.data, resolve=True), "spec": keyed_spec(cfg.data.spec)},
                        "trainer": {k: trainer.get(k) for k in EVAL_TRAINER_KEYS}})
     return Path(cfg.paths.cache_dir) / "eval_before" / f"{Path(str(source)).name}-{key}.json"
 

@@ -40,7 +40,7 @@ Which of these are confirmed, and where (the same findings for readers: docs/dat
       `ds_size: 300` rows each (config/mm/eval.yaml, mm/eval.py get_dataloader; here every row: not
       reproduced), and pairs caption -> paraphrased_caption + perturbed_captions and name -> perturbed_names,
       real_* answer -> options (config/mm/eval.yaml).
-  confirmed, MMUnlearner's CLEAR_eval.py (xzz81/MMUnlearner): the face-recognition question
+  confirmed, MMUnlearner's CLEAR_eval.py (Z1zs/MMUnlearner): the face-recognition question
     NAME_QUESTION with options = perturbed_names + the name; real_faces / real_world read `answer`, `options`,
     `question`, inserting the answer among however many options a row has.
   unconfirmed:
@@ -57,8 +57,9 @@ Mapping to the internal splits, for forget percentage P in {1, 5, 10} (configs `
   real config                              internal split
   =======================================  ===========================================================
   forget{P:02} + retain{100-P:02}          train: per image, a caption pair and a name pair; per
-   (+ their `+tofu` text QA)               person, one row with the person's TOFU QA (not CLEAR's own
-                                           training pairs: see `_train_rows`)
+   (+ their `+tofu` text QA)               person, one row with the person's TOFU QA; CLEAR's own
+                                           pairs, or captions alone: `data.spec.train_pairs`
+                                           (`_train_rows`)
   forget{P:02} (+ _perturbed, +tofu)       forget_P: one row per image (`every_image`, the default)
   retain{100-P:02} (+ retain_perturbed,    retain_{100-P}: one row per image that has a
    +tofu)                                  retain_perturbed row (CLEAR's retain evaluation set), at
@@ -350,25 +351,45 @@ def _caption_alternatives(extra: dict, caption: str) -> dict:
     return out
 
 
-def _train_rows(ID: int, name: str, images: list[dict], qa: list[tuple[str, str]]) -> list[dict]:
-    """The pairs a person is taught and forgotten with. CLEAR's own (mm/dataset.py `MMMixedDataset`) are an
-    image -> its caption and the TOFU questions text-only; here each image also gets a name pair, every pair a
-    text-only form and every TOFU question an image form, so that both modalities of each fact are taught (a
-    deviation without a setting, README "Limits")."""
+TRAIN_PAIRS = ("both_forms", "clear", "captions")
+CAPTION_PROMPTS = ("cycle", "random_once")
+
+
+def _caption_prompt(name: str, k: int, how: str, seed: int) -> str:
+    """The caption prompt image `k` of `name` is taught with: `cycle`, the k-th of IMAGE_CAPTION_QUESTIONS;
+    `random_once`, one drawn per image, seeded, kept for every epoch (MMUnlearner's CLEAR_process.py draws once,
+    when its dataset is built; CLEAR's MMMixedDataset draws anew on every access: not reproduced)."""
+    if how == "cycle":
+        return IMAGE_CAPTION_QUESTIONS[k % len(IMAGE_CAPTION_QUESTIONS)]
+    return random.Random(f"{seed}/caption_prompt/{name}/{k}").choice(IMAGE_CAPTION_QUESTIONS)
+
+
+def _train_rows(ID: int, name: str, images: list[dict], qa: list[tuple[str, str]], pairs: str = "both_forms",
+                prompt: str = "cycle", seed: int = 0) -> list[dict]:
+    """The pairs a person is taught and forgotten with (`data.spec.train_pairs`), a row per image and one for the
+    person's TOFU questions; a pair without a form has None there.
+      both_forms (ours): per image a caption pair and a name pair, each with a text-only form, and each TOFU
+        question with an image form, so that both modalities of each fact are taught and can be forgotten;
+      clear: CLEAR's own (mm/dataset.py `MMMixedDataset` over the `+tofu` configs): an image -> its caption,
+        and the TOFU questions text-only;
+      captions: MMUnlearner's CLEAR scripts (CLEAR_manifold.py reads the plain configs in CAPTION_MODE): an
+        image -> its caption, nothing else."""
     rows = []
     for k, im in enumerate(images):
-        pairs = [
-            {"multimodal_question": IMAGE_CAPTION_QUESTIONS[k % len(IMAGE_CAPTION_QUESTIONS)],
-             "text_question": CAPTION_TEXT_QUESTION.format(name=name), "answer": im["caption"],
-             "text_answer": im["caption"]},
-            {"multimodal_question": NAME_QUESTION, "text_question": NAME_TEXT_QUESTION.format(name=name),
-             "answer": name, "text_answer": name},
-        ]
-        rows.append({"ID": ID, "source_id": name, "name": name, "images": [im["image"]], "qa": pairs})
-    if qa:
-        pairs = [{"multimodal_question": q.replace(name, MULTIMODAL_REF), "text_question": q, "answer": a,
-                  "text_answer": a} for q, a in qa]
-        rows.append({"ID": ID, "source_id": name, "name": name, "images": [images[0]["image"]], "qa": pairs})
+        caption = {"multimodal_question": _caption_prompt(name, k, prompt, seed), "text_question": None,
+                   "answer": im["caption"], "text_answer": None}
+        if pairs == "both_forms":
+            caption.update(text_question=CAPTION_TEXT_QUESTION.format(name=name), text_answer=im["caption"])
+            qa_pairs = [caption, {"multimodal_question": NAME_QUESTION,
+                                  "text_question": NAME_TEXT_QUESTION.format(name=name), "answer": name,
+                                  "text_answer": name}]
+        else:
+            qa_pairs = [caption]
+        rows.append({"ID": ID, "source_id": name, "name": name, "images": [im["image"]], "qa": qa_pairs})
+    if qa and pairs != "captions":
+        rows.append({"ID": ID, "source_id": name, "name": name, "images": [images[0]["image"]],
+                     "qa": [{"multimodal_question": q.replace(name, MULTIMODAL_REF) if pairs == "both_forms" else None,
+                             "text_question": q, "answer": a, "text_answer": a} for q, a in qa]})
     return rows
 
 
@@ -414,10 +435,12 @@ def _untouched_rows(rows, split: str, start: int, question_field: str | None,
 def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | Path | None = None,
          perturbed: bool = True, text_qa: bool = True, untouched: tuple[str, ...] | list[str] = UNTOUCHED_CONFIGS,
          seed: int = 0, key: str = "data.path", every_image: bool = True, bad: BadRows | None = None,
-         retain_images: str = "perturbed") -> DatasetDict:
+         retain_images: str = "perturbed", train_pairs: str = "both_forms",
+         caption_prompt: str = "cycle") -> DatasetDict:
     """The internal DatasetDict (train, forget_P, retain_{100-P}, test_P, untouched) for one forget split.
     `every_image`: one eval row per image of a person (else one per person). `bad`: the data.on_bad_row
-    policy, which also collects what was skipped (default: error)."""
+    policy, which also collects what was skipped (default: error). `train_pairs`, `caption_prompt`: the
+    training pairs (`_train_rows`)."""
     bad = bad or BadRows()
     pct = forget_percent(forget_split, FORGET_PERCENTS, "clear")
     unknown = set(untouched) - set(UNTOUCHED_CONFIGS)
@@ -426,6 +449,10 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
                         f"{list(UNTOUCHED_CONFIGS)}")
     if retain_images not in ("perturbed", "all"):
         raise DataError(f"data.retain_images={retain_images!r}: expected perturbed or all")
+    if train_pairs not in TRAIN_PAIRS:
+        raise DataError(f"data.spec.train_pairs={train_pairs!r}: expected one of {list(TRAIN_PAIRS)}")
+    if caption_prompt not in CAPTION_PROMPTS:
+        raise DataError(f"data.spec.caption_prompt={caption_prompt!r}: expected one of {list(CAPTION_PROMPTS)}")
     source = resolve_source(path, key, HUB_ID)
 
     def get(config, split="train", rows=True):
@@ -477,7 +504,7 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
     splits["untouched"] = untouched_rows
     train = [r for n in population
              for r in _train_rows(ids[n], n, (forget_people.get(n) or retain_people[n]),
-                                  f_qa.get(n) or r_qa.get(n) or [])]
+                                  f_qa.get(n) or r_qa.get(n) or [], train_pairs, caption_prompt, seed)]
     train = check_train_rows("train", train, bad=bad)
     splits = {name: check_eval_rows(name, rows, bad=bad) for name, rows in splits.items()}
     return DatasetDict({"train": to_dataset(train, TRAIN_FEATURES),

@@ -213,8 +213,12 @@ def check_train_row(split: str, i: int, row: dict) -> dict:
     for j, qa in enumerate(row["qa"]):
         if not (qa.get("answer") or "").strip():
             _fail(split, i, f"qa[{j}] has an empty answer")
-        for form in ("multimodal_question", "text_question"):
-            if not (qa.get(form) or "").strip():
+        # a form may be absent (None: CLEAR's own pairs have one form each), but not empty, and not both
+        forms = [f for f in ("multimodal_question", "text_question") if qa.get(f) is not None]
+        if not forms:
+            _fail(split, i, f"qa[{j}] has neither a multimodal_question nor a text_question")
+        for form in forms:
+            if not isinstance(qa[form], str) or not qa[form].strip():
                 _fail(split, i, f"qa[{j}] has an empty {form}")
     return row
 

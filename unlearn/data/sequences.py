@@ -50,13 +50,17 @@ class QASequences(Dataset):
             per_form = [(form, self.pairs(row, form)) for form in forms]
             for j in range(max(len(pairs) for _, pairs in per_form)):  # a row's pairs in order, forms interleaved
                 self.index += [(r, form, *pairs[j]) for form, pairs in per_form if j < len(pairs)]
+        if self.banks and not self.index:
+            raise ValueError(f"none of these {len(self.banks)} training rows has a pair in {' or '.join(forms)} "
+                             f"form (data=clear: data.spec.train_pairs=clear has no text-only caption and no TOFU "
+                             f"question with an image, data.spec.train_pairs=captions no text-only pair)")
 
     columns = ("qa",)  # the row columns `pairs` reads
 
     def pairs(self, row: dict, form: str) -> list[tuple[str, str]]:
         """(question, answer) pairs of `row` in `form`, in row order."""
         key = "multimodal_question" if form == "multimodal" else "text_question"
-        return [(qa[key], qa["answer"]) for qa in row["qa"]]
+        return [(qa[key], qa["answer"]) for qa in row["qa"] if qa.get(key) is not None]  # None: no such form
 
     def example(self, question: str, answer: str, pixels) -> Example:
         return qa_example(self.proc, [(question, answer)], pixels, self.answer_only)

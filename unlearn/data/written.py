@@ -154,7 +154,8 @@ class WrittenSequences(QASequences):
             raise ValueError(f"{self.key}=manu: a training row (ID {row.get('ID')!r}) has no 'name', which the "
                              f"text-only rows need to drop the name question")
         return [(qa["text_question"], qa.get("text_answer") or qa["answer"]) for qa in row["qa"]
-                if not asks_the_name(qa["multimodal_question"], qa["answer"], row["name"])]
+                if qa.get("text_question") is not None
+                and not asks_the_name(qa.get("multimodal_question") or "", qa["answer"], row["name"])]
 
     def example(self, question: str, answer: str, pixels) -> Example:
         return written_example(self.proc, question, answer, pixels, self.writing, self.family, self.labels,
