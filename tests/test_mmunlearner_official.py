@@ -122,6 +122,41 @@ def test_clip_scope_hand_computed(scope, a, b):
         MaskedUnlearning(torch.nn.ParameterList([pa]), {}, None, None, clip_scope="some")
 
 
+@pytest.mark.parametrize("clip_retain,expected", [(True, [0.6, 0.8]), (False, [3.0, 4.0])])
+def test_retain_step_clipped_unless_clip_retain_false(clip_retain, expected):
+    """MLLMU_manifold.py clips the retain step's norm to 1.0 as the forget step's; CLEAR_manifold.py's retain
+    step is backward, step, with no clip (mmunlearner.clip_retain=false)."""
+    from unlearn.methods.mmunlearner import MaskedUnlearning
+
+    pa = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([pa], lr=0.0)
+    module = MaskedUnlearning(torch.nn.ParameterList([pa]), {pa: torch.tensor([True, False])}, None, None,
+                              clip_retain=clip_retain)
+    pa.grad = torch.tensor([3.0, 4.0])
+    module._phase = "retain"
+    module.on_before_optimizer_step(opt)
+    torch.testing.assert_close(pa.grad, torch.tensor(expected), rtol=1e-5, atol=0)
+    with pytest.raises(ValueError, match="mmunlearner.clip_retain='no'"):
+        MaskedUnlearning(torch.nn.ParameterList([pa]), {}, None, None, clip_retain="no")
+
+
+def test_bf16_fisher_and_rule_as_clear_gen_mask():
+    """CLEAR_gen_mask.py loads Qwen2-VL in bfloat16: SFRon.py's sum and rule run in bfloat16, where 1e-15 is
+    representable, so 0/0 = 1 selects the weight (float16: nan, not selected) and x/0 stays finite."""
+    from unlearn.mmunlearner.saliency import fp16_fisher_add, official_fp16_mask
+
+    acc = fp16_fisher_add(torch.zeros(3, dtype=torch.bfloat16), torch.tensor([1e-4, 1e-3, 0.1]), 2, torch.bfloat16)
+    port = torch.zeros(3, dtype=torch.bfloat16) + torch.tensor([1e-4, 1e-3, 0.1]).bfloat16() ** 2 / 2
+    assert acc.dtype == torch.bfloat16 and torch.equal(acc, port)
+    assert acc[0] > 0  # no underflow in bfloat16 (float16 gives 0 here)
+    f = torch.tensor([0.0, 1e-3, 2e-3, 1e-3])
+    p = torch.tensor([0.0, 0.0, 1e-3, 2e-3])
+    assert official_fp16_mask(f, p, 1.0, torch.bfloat16).tolist() == [True, True, True, False]
+    assert official_fp16_mask(f, p, 1.0).tolist() == [False, True, True, False]  # float16
+    # gamma 2: 0/0 = 1 < 2 is not selected; 2e-3 / 1e-3 = 2 exactly in bfloat16 (a power of two apart): a tie, selected
+    assert official_fp16_mask(f, p, 2.0, torch.bfloat16).tolist() == [False, True, True, False]
+
+
 def test_fp16_fisher_underflows_as_theirs():
     from unlearn.mmunlearner.saliency import fp16_fisher_add, official_fp16_mask, saliency_mask
 

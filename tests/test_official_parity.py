@@ -23,17 +23,18 @@ from unlearn.eval.scoring import model_inputs
 OFFICIAL_ELIGIBLE = ("proj", "fc", "linear", "mlp", "qkv")
 
 
-def _official_fisher(model, batches, names, half=False):
-    """half: SFRon.py's arithmetic, grad ** 2 / len(loader) summed in float16 (their model is float16)."""
+def _official_fisher(model, batches, names, half=None):
+    """half (a dtype): SFRon.py's arithmetic, grad ** 2 / len(loader) summed in the dtype of their model
+    (float16 in MLLMU_gen_mask.py, bfloat16 in CLEAR_gen_mask.py)."""
     params = dict(model.named_parameters())
-    fisher = {n: torch.zeros(params[n].shape, dtype=torch.float16 if half else torch.float32) for n in names}
+    fisher = {n: torch.zeros(params[n].shape, dtype=half or torch.float32) for n in names}
     for batch in batches:
         model.zero_grad()
         model(**model_inputs(batch, "cpu"), labels=batch["labels"]).loss.backward()
         for n in names:
             if params[n].grad is not None:
                 g = params[n].grad
-                fisher[n] = fisher[n] + (g.half() ** 2 / len(batches) if half else g.float() ** 2)
+                fisher[n] = fisher[n] + (g.to(half) ** 2 / len(batches) if half else g.float() ** 2)
     model.zero_grad()
     return {n: f if half else f / len(batches) for n, f in fisher.items()}, len(batches)
 
@@ -43,10 +44,11 @@ def _batches(ds, size, pad):
 
 
 @pytest.mark.parametrize("preserve_batches,fisher_dtype", [("mixed", "float16"), ("mixed", "float32"),
-                                                           ("separate", "float32")])
+                                                           ("separate", "float32"), ("mixed", "bfloat16")])
 def test_mmunlearner_mask_equals_the_official_rule(tmp_path, small_benchmark, tiny_model, preserve_batches,
                                                    fisher_dtype):
-    """The preset's (official) mixed / float16, and the float32 and separate-loader variants."""
+    """The preset's (official) mixed / float16, CLEAR_gen_mask.py's bfloat16, and the float32 and separate-loader
+    variants."""
     from torch.utils.data import ConcatDataset
 
     from unlearn.methods.mmunlearner import GROUPS, compute_masks, fisher_datasets
@@ -74,7 +76,7 @@ def test_mmunlearner_mask_equals_the_official_rule(tmp_path, small_benchmark, ti
     language = [n for n, _ in model.named_parameters() if n.startswith("model.language_model") or n == "lm_head.weight"]
     eligible = lambda ns: [n for n in ns if any(k in n for k in OFFICIAL_ELIGIBLE)]  # noqa: E731
     vision, language = eligible(vision), eligible(language)
-    half = fisher_dtype == "float16"
+    half = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(fisher_dtype)
     f, _ = _official_fisher(model, _batches(data["forget"], 4, pad), vision + language, half)
     rm, n_rm = _official_fisher(model, _batches(data["retain_multimodal"], 4, pad), vision + language, half)
     if preserve_batches == "mixed":  # MLLMU_gen_mask.py: ConcatDataset([knowledge (text), retain]), one loader
@@ -88,7 +90,7 @@ def test_mmunlearner_mask_equals_the_official_rule(tmp_path, small_benchmark, ti
             preserve = rm[n]
         else:
             preserve = lp[n] if preserve_batches == "mixed" else (rm[n] * n_rm + tx[n] * n_tx) / (n_rm + n_tx)
-        if half:  # SFRon.py: 1e-15 rounds away in float16; 0/0 = nan: False, x/0 = inf: True
+        if half:  # SFRon.py: 1e-15 rounds away in float16 (0/0 = nan: False, x/0 = inf: True), not in bfloat16
             official[n] = ((f[n] + 1e-15) / (preserve + 1e-15)) >= m.gamma
         else:  # float32 (not theirs): the rule without their 1e-15, which in float32 would tip noise-level pairs
             official[n] = (f[n] / preserve) >= m.gamma
@@ -103,7 +105,7 @@ def test_mmunlearner_mask_equals_the_official_rule(tmp_path, small_benchmark, ti
         differ = ours[n] != official[n]
         assert not (differ & ~ties[n]).any(), f"{n}: {int(differ.sum())} elements differ beyond ties"
     assert sum(int(v.sum()) for v in official.values()) > 0
-    if half:  # underflow matters on the tiny model: some float16 preserve Fishers are exactly 0
+    if half == torch.float16:  # underflow matters on the tiny model: some float16 preserve Fishers are exactly 0
         assert any(((rm[n] == 0) & (f[n] > 0)).any() for n in vision)
 
 

@@ -49,16 +49,16 @@ from unlearn.methods.gradient import global_batch_mean
 from unlearn.methods.guards import check_finite
 from unlearn.mmunlearner.lora import peft_targets
 from unlearn.optim import make_optimizer
-from unlearn.mmunlearner.saliency import (eligible_parameters, fp16_fisher_add, gamma_for_fraction, group_parameters,
-                                          mask_report, official_fp16_mask, restore_masked_out, saliency_mask,
-                                          squared_grads)
+from unlearn.mmunlearner.saliency import (HALF_DTYPES, eligible_parameters, fp16_fisher_add, gamma_for_fraction,
+                                          group_parameters, mask_report, official_fp16_mask, restore_masked_out,
+                                          saliency_mask, squared_grads)
 from unlearn.mmunlearner.schedule import (ScheduledBatches, Tagged, collate_scheduled, even_retain_steps,
                                           even_schedule, official_schedule)
 from unlearn.strategies import refuse_fsdp
 
 log = logging.getLogger(__name__)
 GROUPS = {"vision": ("vision",), "language": ("language",), "both": ("vision", "language")}
-FISHER_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+FISHER_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 PRESERVE_BATCHES = ("separate", "mixed")
 CLIP_SCOPES = ("unlearned", "all")
 
@@ -75,9 +75,9 @@ class FisherPass(L.LightningModule):
     Batches are fixed before sharding (rank r takes batches r, r + W, ...), and squared gradients are
     summed across ranks before dividing by the total batch count: 1 and W processes agree.
 
-    `dtype=float16` is the authors' accumulation (SFRon.py): per batch grad.half() ** 2 / n_batches, summed in
-    float16, so squares below float16's smallest subnormal (|grad| < ~1.7e-4) and small quotients are 0.
-    On one process it is their arithmetic exactly; under DDP the ranks' float16 partial sums are added in
+    `dtype=float16` (or bfloat16) is the authors' accumulation (SFRon.py): per batch grad ** 2 / n_batches in
+    that dtype, summed in it; in float16 squares below its smallest subnormal (|grad| < ~1.7e-4) and small
+    quotients are 0. On one process it is their arithmetic exactly; under DDP the ranks' half partial sums are added in
     another order (rounding may differ in the last bit).
     """
 
@@ -117,11 +117,11 @@ class FisherPass(L.LightningModule):
         with torch.enable_grad():
             loss = check_finite(self.model(**model_inputs(batch, self.device), labels=batch["labels"].to(
                 self.device)).loss, batch_idx, f"Fisher loss on {key}")
-            if self.acc_dtype == torch.float16:  # theirs: acc += grad ** 2 / len(loader), all in float16
+            if self.acc_dtype in HALF_DTYPES:  # theirs: acc += grad ** 2 / len(loader), all in that dtype
                 grads = torch.autograd.grad(loss, self.params[key], allow_unused=True)
                 for acc, g in zip(self.sums[key], grads):
                     if g is not None:
-                        acc.copy_(fp16_fisher_add(acc, g, self.total[key]))
+                        acc.copy_(fp16_fisher_add(acc, g, self.total[key], self.acc_dtype))
             else:
                 for acc, sq in zip(self.sums[key], squared_grads(loss, self.params[key])):
                     acc.add_(sq)
@@ -138,8 +138,8 @@ class FisherPass(L.LightningModule):
             out, i = {}, 0
             for p in self.params[key]:
                 part = flat[i:i + p.numel()].reshape(p.shape)
-                # float16 sums are already divided by the batch count
-                out[p] = (part.to(torch.float16) if self.acc_dtype == torch.float16 else part / max(n, 1.0)).cpu()
+                # half-precision sums are already divided by the batch count
+                out[p] = (part.to(self.acc_dtype) if self.acc_dtype in HALF_DTYPES else part / max(n, 1.0)).cpu()
                 i += p.numel()
             self.fisher[key] = out
             self.batches[key] = int(n)
@@ -152,18 +152,22 @@ class MaskedUnlearning(L.LightningModule):
 
     def __init__(self, model, masks: dict | None, forget_optimizer: Callable, retain_optimizer: Callable,
                  clip: float = 1.0, optimizers: str = "two", restore_masked: bool = True,
-                 clip_scope: str = "unlearned"):
+                 clip_scope: str = "unlearned", clip_retain: bool = True):
         """`restore_masked` (optimizers=one): put masked-out elements back after each forget step; false is the
         authors' shared AdamW, whose retain-step momentum moves them in forget steps too.
         `masks=None` (mmunlearner.apply_mask=false): forget steps ascend on every trainable parameter, unmasked.
         `clip_scope`: the forget step's gradient norm is clipped over the unlearned (masked) parameters, or over
-        all parameters with a gradient before the mask is applied (`all`, the authors')."""
+        all parameters with a gradient before the mask is applied (`all`, the authors'). `clip_retain`: retain
+        steps are clipped to `clip` too (MLLMU_manifold.py clips both; CLEAR_manifold.py only forget steps)."""
         super().__init__()
         choice(optimizers, ("one", "two"), "mmunlearner.optimizers")
         self.clip_scope = choice(clip_scope, CLIP_SCOPES, "mmunlearner.clip_scope")
         self.model, self.masks = model, masks
         self.forget_optimizer, self.retain_optimizer = forget_optimizer, retain_optimizer
         self.clip, self.mode, self.restore_masked = clip, optimizers, restore_masked
+        if not isinstance(clip_retain, bool):
+            raise ValueError(f"mmunlearner.clip_retain={clip_retain!r}: expected true or false")
+        self.clip_retain = clip_retain
         self.retain_steps_taken: list[int] = []  # per training step
         self.automatic_optimization = False
         self._phase = "retain"
@@ -209,7 +213,7 @@ class MaskedUnlearning(L.LightningModule):
                 for p in self._trainable():  # outside the mask, which the restore puts back but their moments
                     if p not in self.masks:  # would carry into the next retain step (a skipped tensor keeps
                         p.grad = None  # its state)
-        else:
+        elif self.clip_retain:
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]
                                             if p.grad is not None], self.clip)
 
@@ -330,13 +334,13 @@ def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma:
     The language group's preserve Fisher: `separate` runs text-only and retain multimodal QA as two loaders
     and takes the batch-count-weighted mean of their Fishers (the mean over all preserve batches); `mixed`
     (the authors', MLLMU_gen_mask.py) runs one loader over ConcatDataset([text-only, retain multimodal]),
-    whose batches (shuffled with fisher_shuffle) mix the two. `fisher_dtype=float16`: the authors' float16
-    accumulation and ratio (FisherPass, official_fp16_mask)."""
+    whose batches (shuffled with fisher_shuffle) mix the two. `fisher_dtype=float16|bfloat16`: the authors'
+    half-precision accumulation and ratio (FisherPass, official_fp16_mask; bfloat16: CLEAR_gen_mask.py)."""
     choice(preserve_batches, PRESERVE_BATCHES, "mmunlearner.preserve_batches")
     dtype = FISHER_DTYPES[choice(fisher_dtype, FISHER_DTYPES, "mmunlearner.fisher_dtype")]
-    if dtype == torch.float16 and mask_fraction is not None:
+    if dtype in HALF_DTYPES and mask_fraction is not None:
         raise ValueError(f"mmunlearner.mask_fraction={mask_fraction} sizes a mask by the float32 rule; "
-                         "it cannot be used with mmunlearner.fisher_dtype=float16")
+                         f"it cannot be used with mmunlearner.fisher_dtype={fisher_dtype}")
     names = {p: n for n, p in ctx.model.named_parameters()}
     vision, language = groups["vision"], groups["language"]
     data = fisher_datasets(ctx, labels, preserve_text, sequences)
@@ -363,8 +367,9 @@ def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma:
             pairs[p] = (f[p], preserve.to(dtype))
     if mask_fraction is not None:
         gamma = gamma_for_fraction(list(pairs.values()), mask_fraction)
-    rule = official_fp16_mask if dtype == torch.float16 else saliency_mask
-    return {p: rule(fp, pp, gamma) for p, (fp, pp) in pairs.items()}, names, gamma
+    if dtype in HALF_DTYPES:
+        return {p: official_fp16_mask(fp, pp, gamma, dtype) for p, (fp, pp) in pairs.items()}, names, gamma
+    return {p: saliency_mask(fp, pp, gamma) for p, (fp, pp) in pairs.items()}, names, gamma
 
 
 def save_masks(masks: dict, names: dict, path) -> None:
@@ -521,6 +526,6 @@ def masked_update(ctx, masks: dict, m, callbacks=()) -> MaskedUnlearning:
     loader, _ = update_loader(ctx, m.batch_size, m.retain_steps, ctx.cfg.seed, trainer.world_size,
                               m.update_labels, m.retain_text, m.get("sequences", "template"))
     module = MaskedUnlearning(ctx.model, masks, instantiate(m.forget_optimizer), instantiate(m.retain_optimizer),
-                              m.clip, m.optimizers, m.restore_masked, m.clip_scope)
+                              m.clip, m.optimizers, m.restore_masked, m.clip_scope, m.get("clip_retain", True))
     trainer.fit(module, loader)
     return module

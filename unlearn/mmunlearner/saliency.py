@@ -1,8 +1,8 @@
 """MMUnlearner's saliency mask: which weights matter more to the forget data than to what must be kept.
 
 Diagonal Fisher = mean over batches of squared gradients of the NLL, accumulated in float32 whatever the
-parameter dtype (squared fp16 gradients underflow), or, with `mmunlearner.fisher_dtype=float16`, squared,
-divided by the batch count and summed in float16 as the authors do (see `official_fp16_mask`). Masks and
+parameter dtype (squared fp16 gradients underflow), or, with `mmunlearner.fisher_dtype=float16|bfloat16`,
+squared, divided by the batch count and summed in that dtype as the authors do (see `official_fp16_mask`). Masks and
 Fishers are keyed by the parameter *object*, never by name, so wrappers that rename parameters (DDP's `module.`, peft's
 `base_model.model.`) cannot make a mask silently match nothing.
 """
@@ -35,19 +35,28 @@ def saliency_mask(forget: torch.Tensor, preserve: torch.Tensor, gamma: float = 1
     return (forget >= gamma * preserve) & (forget > 0)
 
 
-def fp16_fisher_add(acc: torch.Tensor, grad: torch.Tensor, n_batches: int) -> torch.Tensor:
-    """acc + grad ** 2 / n_batches, each operation rounded to float16 (SFRon.py, Mask_Our: the gradient of a
-    float16 model, squared, divided by len(loader), summed). Squares under ~3e-8 (|grad| < ~1.7e-4) are 0."""
-    return acc.to(torch.float16) + grad.to(torch.float16) ** 2 / n_batches
+HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
-def official_fp16_mask(forget: torch.Tensor, preserve: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
-    """The authors' rule on float16 Fishers (data_process/SFRon.py, Mask_Our):
-    (F_f + 1e-15) / (F_p + 1e-15) >= gamma, computed in float16. 1e-15 rounds away in float16 (its smallest
-    subnormal is 6e-8), so 0/0 = nan is not selected, x/0 = inf is, and a ratio past 65504 becomes inf."""
+def fp16_fisher_add(acc: torch.Tensor, grad: torch.Tensor, n_batches: int,
+                    dtype: torch.dtype = torch.float16) -> torch.Tensor:
+    """acc + grad ** 2 / n_batches, each operation rounded to `dtype` (SFRon.py, Mask_Our: the gradient of a
+    half-precision model, squared, divided by len(loader), summed in the parameters' dtype: float16 in
+    MLLMU_gen_mask.py, bfloat16 in CLEAR_gen_mask.py). In float16, squares under ~3e-8 (|grad| < ~1.7e-4) are 0;
+    bfloat16 keeps float32's range and rounds to 8 significant bits."""
+    return acc.to(dtype) + grad.to(dtype) ** 2 / n_batches
+
+
+def official_fp16_mask(forget: torch.Tensor, preserve: torch.Tensor, gamma: float = 1.0,
+                       dtype: torch.dtype = torch.float16) -> torch.Tensor:
+    """The authors' rule on half-precision Fishers (data_process/SFRon.py, Mask_Our):
+    (F_f + 1e-15) / (F_p + 1e-15) >= gamma, computed in `dtype`. In float16 1e-15 rounds away (its smallest
+    subnormal is 6e-8), so 0/0 = nan is not selected, x/0 = inf is, and a ratio past 65504 becomes inf. In
+    bfloat16 (CLEAR_gen_mask.py) 1e-15 is kept: 0/0 = 1, so a weight no data reaches is selected at gamma <= 1,
+    and x/0 is x * 1e15, finite."""
     if gamma <= 0:
         raise ValueError(f"mmunlearner.gamma={gamma}: must be > 0 (0 would select every weight)")
-    f, p = forget.to(torch.float16), preserve.to(torch.float16)
+    f, p = forget.to(dtype), preserve.to(dtype)
     return ((f + 1e-15) / (p + 1e-15)) >= gamma
 
 
