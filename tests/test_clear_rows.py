@@ -218,3 +218,37 @@ def test_gradient_methods_forget_clears_mixture(clear_dir, tmp_path, tiny_model)
     captions = _benchmark(tmp_path / "c", "clear", clear_dir, "data.spec.train_pairs=captions")
     with pytest.raises(ValueError, match="text form"):
         _unlearning_data(SimpleNamespace(benchmark=captions, processor=proc), "text", answer_only=True)
+
+
+def test_mmunlearner_clear_mask_sets_from_clears_pairs(clear_dir, tmp_path, tiny_model):  # noqa: F811
+    """CLEAR_gen_mask.py's sets: forget = forget captions, vision preserve = retain captions, language preserve =
+    the TOFU text QA of every person (forget people included) mixed with the retain captions. With
+    data.spec.train_pairs=clear, mmunlearner.preserve_text=train_qa and preserve_batches=mixed read the same."""
+    from types import SimpleNamespace
+
+    from unlearn.methods.mmunlearner import fisher_datasets
+
+    _, proc = tiny_model
+    b = _benchmark(tmp_path, "clear", clear_dir, "data.spec.train_pairs=clear")
+    data = fisher_datasets(SimpleNamespace(benchmark=b, processor=proc), labels="all")
+    tok = proc.tokenizer
+
+    def answers(ds):
+        out = []
+        for i in range(len(ds)):
+            ex = ds[i]
+            out.append((ex.pixel_values is not None,
+                        tok.decode([t for t, lab in zip(ex.input_ids, ex.labels) if lab != -100])))
+        return out
+
+    forget, retain = _their_items(clear_dir, "forget10+tofu"), _their_items(clear_dir, "retain90+tofu")
+    assert len(data["forget"]) == sum(f == "multimodal" for f, _, _ in forget)
+    assert len(data["retain_multimodal"]) == sum(f == "multimodal" for f, _, _ in retain)
+    assert all(has_image for has_image, _ in answers(data["forget"]) + answers(data["retain_multimodal"]))
+    text = answers(data["text_all"])
+    assert not any(has_image for has_image, _ in text)
+    tofu = [a for f, _, a in forget + retain if f == "text"]
+    as_read = lambda a: tok.decode(tok(a, add_special_tokens=False)["input_ids"])  # noqa: E731 (the tiny vocabulary)
+    answered = sorted(t.split(" answer : ", 1)[1].removesuffix(" <eos>") for _, t in text)
+    # every person's TOFU answers, the forget people's too, and nothing else
+    assert answered == sorted(as_read(a) for a in tofu) and len(tofu) > 0
