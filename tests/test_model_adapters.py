@@ -257,3 +257,23 @@ def test_eval_memory_bench_runs_at_tiny_shape():
     assert len(one["values"]) == 20 and torch.equal(passes["values"], one["values"])
     torch.testing.assert_close(rows["values"], one["values"], atol=1e-4, rtol=1e-4)
     assert one["values"].std() > 0  # answers that differ score differently
+
+
+@pytest.mark.slow
+def test_mmunlearner_clear_preset_runs_on_a_qwen2_vl_stand_in(tmp_path, checkpoints):
+    """experiment=mmunlearner_clear_official end to end on a tiny Qwen2-VL and a tiny CLEAR snapshot: the mask
+    covers the language group's eligible tensors only, and the run is scored."""
+    from safetensors.torch import load_file
+
+    from unlearn.data.fixtures import write_clear_fixture
+
+    root = write_clear_fixture(tmp_path / "clear")
+    cfg = compose_config(["experiment=mmunlearner_clear_official", f"data.path={root}",
+                          f"model.path={checkpoints['qwen2_vl']}", "model.portrait_size=32", "logger=none",
+                          "eval.max_people=2", "eval.max_new_tokens=3", "data.forget_split=forget_10"],
+                         tmp_path / "run", tmp_path / "cache")
+    metrics = run(cfg)
+    masks = load_file(str(next((tmp_path / "run").rglob("*mask*.safetensors"))))
+    assert masks and all(n.startswith("model.language_model.") for n in masks)
+    assert all(any(k in n for k in ("proj", "fc", "linear", "mlp", "qkv")) for n in masks)
+    assert "after/forget/multimodal/n_mc_acc" in metrics

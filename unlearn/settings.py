@@ -184,6 +184,8 @@ def check_mmunlearner(m) -> None:
     if m.clip != math.inf:  # inf: no clipping
         number(m.clip, "mmunlearner.clip", 0, low_open=True)  # a norm: <= 0 zeroes or flips every gradient
     number(m.forget_optimizer.get("lr"), "mmunlearner.forget_optimizer.lr", 0, low_open=True)
+    boolean(m.get("clip_retain", True), "mmunlearner.clip_retain")
+    one_of(m.get("fisher_dtype", "float32"), ("float32", "float16", "bfloat16"), "mmunlearner.fisher_dtype")
     check_lora(m.get("lora"), "mmunlearner.lora")
 
 
