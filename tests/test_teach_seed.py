@@ -75,3 +75,21 @@ def test_teach_seed_alone_decides_the_weights_and_teaching_leaves_the_random_sta
     assert other.name == path.name
     a, b = _weights(path), _weights(other)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_method_finetune_publishes_the_model_an_unlearning_run_would_teach(tmp_path):
+    """`python train.py method=finetune` (with its before-evaluation, which draws) publishes under the vanilla
+    key the very weights `ensure_vanilla` teaches for that key; until 2026-12-03 only 2 of 64 tensors agreed."""
+    from unlearn.pipeline import run
+
+    fast = ["debug=fast", "finetune.epochs=2"]
+    taught = _cfg(tmp_path, *fast, "method=finetune", "save_model=false", cache="a")
+    assert taught.eval.before
+    run(taught)
+    published = tmp_path / "a" / "vanilla" / f"{taught.model.name}-{vanilla_key(taught)}"
+    cached = _cfg(tmp_path, *fast, cache="b")
+    L.seed_everything(0, verbose=False)
+    path = ensure_vanilla(cached, instantiate(cached.data.benchmark))
+    assert path.name == published.name
+    a, b = _weights(published), _weights(path)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -32,7 +32,7 @@ from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json
 from unlearn.models.loading import load_model, recipe_processor, save_model
 from unlearn.models.precision import cast_copy, dtype_named
 from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part
-from unlearn.rng import seeded
+from unlearn.rng import resumed, rng_state, seeded
 from unlearn.settings import check_run_settings
 
 log = logging.getLogger(__name__)
@@ -400,9 +400,19 @@ def run(cfg: DictConfig) -> dict:
     logger = instantiate(cfg.logger) if cfg.get("logger") else None
     method: Callable = instantiate(cfg.method.run)
 
-    if cfg.method.name == "finetune":
-        model, processor = load_configured(cfg, cfg.model.path) if cfg.model.path else initial_model(cfg)
-        source = str(cfg.model.path or "fresh init")
+    teaching_state = None
+    if cfg.method.name == "finetune" and cfg.model.path:
+        model, processor = load_configured(cfg, cfg.model.path)
+        source = str(cfg.model.path)
+    elif cfg.method.name == "finetune":
+        # as ensure_vanilla teaches: the initial weights drawn under teach_seed, and teaching continuing from
+        # there, whatever the before-evaluation and the logger draw in between; so the model published under
+        # the key is the one an unlearning run would have taught (until 2026-12-03 it was not: eval.before
+        # drew first)
+        with seeded(cfg.teach_seed):
+            model, processor = initial_model(cfg)
+            teaching_state = rng_state()
+        source = "fresh init"
     else:
         source = ensure_vanilla(cfg, benchmark)
         model, processor = load_configured(cfg, source)
@@ -416,7 +426,11 @@ def run(cfg: DictConfig) -> dict:
         m, records["before"] = evaluate_before(ctx, before_cache_path(cfg, source))
         metrics.update(m)
     start = time.perf_counter()
-    method(ctx)
+    if teaching_state is not None:
+        with resumed(teaching_state):
+            method(ctx)
+    else:
+        method(ctx)
     metrics["time/method_s"] = time.perf_counter() - start
     m, records["after"] = evaluate(ctx, "after")
     metrics.update(m)

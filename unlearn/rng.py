@@ -43,3 +43,29 @@ def seeded(seed: int):
     with isolated_rng():
         L.seed_everything(int(seed), workers=True, verbose=False)
         yield
+
+
+def rng_state() -> dict:
+    """Every generator `seeded` sets (torch on the CPU and on each GPU, python, numpy, the environment), so a
+    stage can later continue from this point (`resumed`)."""
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "python": random.getstate(), "numpy": np.random.get_state(),
+            "env": {k: os.environ.get(k) for k in _SEED_ENV}}
+
+
+@contextlib.contextmanager
+def resumed(state: dict):
+    """Inside: the random state `rng_state` captured; outside: the state before."""
+    with isolated_rng():
+        torch.set_rng_state(state["torch"])
+        if state["cuda"]:
+            torch.cuda.set_rng_state_all(state["cuda"])
+        random.setstate(state["python"])
+        np.random.set_state(state["numpy"])
+        for k, v in state["env"].items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
