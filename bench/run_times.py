@@ -6,6 +6,7 @@ Run: `.venv/bin/python -m bench.run_times` (about 3 minutes on 2 cores; uses a f
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ def timed_run(cache: Path, out: Path) -> float:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help, and no stray arguments
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         first = timed_run(tmp / "cache", tmp / "first")
