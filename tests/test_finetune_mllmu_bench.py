@@ -126,6 +126,42 @@ def test_linear_schedule_is_transformers_linear(warmup):
     assert ours == theirs and ours[-1] == 0.0
 
 
+def test_warmup_epochs_is_one_epochs_steps_of_transformers_linear():
+    """CLEAR's finetune.py / forget.py: get_scheduler("linear") with warmup_steps = max_steps // num_epochs; here
+    `warmup_epochs` of the run's `epochs`: 12 steps over 3 epochs warm up over 4."""
+    from transformers import get_scheduler
+
+    def lrs(make):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-5)
+        sched = make(opt)
+        out = []
+        for _ in range(12):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    ours = lrs(lambda o: linear_schedule(o, total_steps=12, warmup_epochs=1, epochs=3))
+    theirs = lrs(lambda o: get_scheduler("linear", optimizer=o, num_warmup_steps=12 // 3, num_training_steps=12))
+    assert ours == theirs
+    assert ours[:5] == pytest.approx([0.0, 2.5e-6, 5e-6, 7.5e-6, 1e-5], rel=1e-12)  # rising over 4 steps
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    with pytest.raises(ValueError, match="finetune.scheduler.warmup_epochs=1 needs the run's epochs"):
+        linear_schedule(opt, total_steps=12, warmup_epochs=1)
+    with pytest.raises(ValueError, match="warmup_epochs=3 is not below the run's 3 epochs"):
+        linear_schedule(opt, total_steps=12, warmup_epochs=3, epochs=3)
+    with pytest.raises(ValueError, match="warmup_steps and warmup_epochs both set"):
+        linear_schedule(opt, total_steps=12, warmup_steps=2, warmup_epochs=1, epochs=3)
+
+
+def test_method_warmup_needs_the_linear_decay():
+    from unlearn.methods.gradient import GradientUnlearning
+
+    with pytest.raises(ValueError, match="method.warmup_epochs=1 warms up the linear decay: it needs method.lr_decay"):
+        GradientUnlearning(torch.nn.Linear(1, 1), "ga", lambda p: torch.optim.SGD(p, lr=1.0), warmup_epochs=1,
+                           epochs=2)
+
+
 def test_label_prefix_labels_text_before_the_question_but_not_image_tokens(small_benchmark, tiny_model):
     from unlearn.data.collate import IGNORE
     from unlearn.data.sequences import QASequences

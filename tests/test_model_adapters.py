@@ -277,3 +277,31 @@ def test_mmunlearner_clear_preset_runs_on_a_qwen2_vl_stand_in(tmp_path, checkpoi
     assert masks and all(n.startswith("model.language_model.") for n in masks)
     assert all(any(k in n for k in ("proj", "fc", "linear", "mlp", "qkv")) for n in masks)
     assert "after/forget/multimodal/n_mc_acc" in metrics
+
+
+@pytest.mark.slow
+def test_clear_presets_teach_and_unlearn_a_qwen2_vl_stand_in(tmp_path, checkpoints):
+    """finetune=clear (LoRA r 8 merged, 2 batches per step, one epoch's warm-up) teaches CLEAR's own pairs, and
+    experiment=clear_baselines (GradDiff, bf16-true, 4 batches per step) unlearns the result, on a tiny Qwen2-VL and
+    a tiny CLEAR snapshot."""
+    from safetensors.torch import load_file
+
+    from unlearn.data.fixtures import write_clear_fixture
+
+    root = write_clear_fixture(tmp_path / "clear")
+    common = [f"data.path={root}", "model.portrait_size=32", "logger=none", "eval.max_people=2",
+              "eval.max_new_tokens=3", "eval.before=false"]
+    teach = compose_config(["method=finetune", "finetune=clear", "model=qwen2_vl_2b",
+                            f"model.path={checkpoints['qwen2_vl']}", "data=clear", "data.spec.train_pairs=clear",
+                            "finetune.epochs=2", *common], tmp_path / "teach", tmp_path / "cache")
+    run(teach)
+    taught = tmp_path / "teach" / "model"
+    weights = {k: v for f in taught.glob("*.safetensors") for k, v in load_file(f).items()}
+    assert weights and not any("lora" in k for k in weights)  # merged back
+    cfg = compose_config(["experiment=clear_baselines", f"model.path={taught}", "method.epochs=2", *common],
+                         tmp_path / "run", tmp_path / "cache")
+    assert (cfg.trainer.accumulate_grad_batches, cfg.method.warmup_epochs, cfg.data.forget_modality) == (4, 1, "both")
+    metrics = run(cfg)
+    assert "after/forget/multimodal/rougeL" in metrics and "after/forget/text/rougeL" in metrics
+    after = {k: v for f in (tmp_path / "run" / "model").glob("*.safetensors") for k, v in load_file(f).items()}
+    assert any(not torch.equal(after[k].float(), weights[k].float()) for k in weights)  # it unlearned something

@@ -53,15 +53,27 @@ class HFAdamW(torch.optim.Optimizer):
 
 
 def linear_schedule(optimizer, total_steps: int, warmup_steps: int = 0, key: str = "finetune.scheduler",
-                    **unknown):
+                    warmup_epochs: int = 0, epochs: int | None = None, **unknown):
     """transformers' get_scheduler("linear", num_warmup_steps, num_training_steps): the lr rises linearly over
     `warmup_steps`, then falls linearly to 0 at `total_steps` (Lightning's estimated stepping batches: epochs x
-    batches per epoch). `key`: the config key a bad value is reported under."""
+    batches per epoch). `warmup_epochs` of the run's `epochs` instead of a count: that share of the steps (CLEAR's
+    finetune.py and forget.py warm up for one epoch). `key`: the config key a bad value is reported under."""
     if unknown:  # e.g. debug=fast's finetune.scheduler.pct_start, meant for the default's OneCycleLR
-        raise ValueError(f"{key}: {sorted(unknown)} not understood by linear_schedule (warmup_steps "
-                         "only); drop them, e.g. ~finetune.scheduler.pct_start")
+        raise ValueError(f"{key}: {sorted(unknown)} not understood by linear_schedule (warmup_steps or "
+                         "warmup_epochs only); drop them, e.g. ~finetune.scheduler.pct_start")
     if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
         raise ValueError(f"{key}.warmup_steps={warmup_steps!r}: expected an integer >= 0")
+    if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
+        raise ValueError(f"{key}.warmup_epochs={warmup_epochs!r}: expected an integer >= 0")
+    if warmup_epochs:
+        if warmup_steps:
+            raise ValueError(f"{key}: warmup_steps and warmup_epochs both set; choose one")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
+            raise ValueError(f"{key}.warmup_epochs={warmup_epochs} needs the run's epochs, got {epochs!r}")
+        if warmup_epochs >= epochs:
+            raise ValueError(f"{key}.warmup_epochs={warmup_epochs} is not below the run's {epochs} epochs: the lr "
+                             "would never decay")
+        warmup_steps = warmup_epochs * total_steps // epochs
     if warmup_steps >= total_steps:
         raise ValueError(f"{key}.warmup_steps={warmup_steps} is not below the {total_steps} steps of "
                          "the run: the lr would never decay")

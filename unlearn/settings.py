@@ -16,7 +16,7 @@ LORA_INITS = ("gaussian", "eva", "olora", "pissa", "loftq", "corda", "mica", "or
 # finetune keys read with a default (absent from configs/finetune/default.yaml, so that the default recipe's
 # cached vanilla models keep their keys; documented there)
 FINETUNE_OPTIONAL = ("lora", "dtype", "precision", "gradient_clip_val", "label_prefix", "sequences",
-                     "anneal_epochs")
+                     "anneal_epochs", "accumulate_grad_batches")
 
 
 def _is_int(value) -> bool:
@@ -151,6 +151,9 @@ def check_finetune(f) -> None:
     if f.target_mc_acc is not None:  # 0: stop at the first check; above 1: never (every epoch runs)
         number(f.target_mc_acc, "finetune.target_mc_acc", 0)
     check_lora(f.get("lora"), "finetune.lora")
+    from unlearn.methods.finetune import check_settings  # its optional keys, before anything is read
+
+    check_settings(f)
 
 
 def check_gradient_method(m) -> None:

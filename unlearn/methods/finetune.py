@@ -67,6 +67,10 @@ def check_settings(fcfg) -> None:
     clip = fcfg.get("gradient_clip_val")
     if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip < 0):
         raise ValueError(f"finetune.gradient_clip_val={clip!r}: expected null (no clipping) or a number >= 0")
+    accumulate = fcfg.get("accumulate_grad_batches")
+    if accumulate is not None and (isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1):
+        raise ValueError(f"finetune.accumulate_grad_batches={accumulate!r}: expected null (the trainer's) or an "
+                         "integer >= 1")
     label_prefix = fcfg.get("label_prefix", False)
     if not isinstance(label_prefix, bool):
         raise ValueError(f"finetune.label_prefix={label_prefix!r}: expected true or false")
@@ -126,6 +130,8 @@ def teach(ctx, fcfg) -> None:
         overrides["precision"] = str(fcfg.precision)
     if "gradient_clip_val" in fcfg:  # present: this, null = no clipping; absent: the trainer's (1.0)
         overrides["gradient_clip_val"] = fcfg.gradient_clip_val
+    if fcfg.get("accumulate_grad_batches") is not None:  # CLEAR's finetune.py: 2
+        overrides["accumulate_grad_batches"] = fcfg.accumulate_grad_batches
     trainer = ctx.trainer(max_epochs=fcfg.epochs, enable_checkpointing=False, callbacks=callbacks, **overrides)
     trainer.fit(module, loader)
     if model is not ctx.model:

@@ -43,11 +43,13 @@ class GradientUnlearning(L.LightningModule):
     def __init__(self, model: torch.nn.Module, loss: str, optimizer: Callable, gamma: float = 1.0,
                  alpha: float = 1.0, beta: float = 0.1, reference: torch.nn.Module | None = None,
                  scheduler: Callable | None = None, kl_reduction: str = "answer_mean",
-                 npo_log_ratio: str = "sequence_sum", kl_retain_nll: bool = False, lr_decay: str | None = None):
+                 npo_log_ratio: str = "sequence_sum", kl_retain_nll: bool = False, lr_decay: str | None = None,
+                 warmup_epochs: int = 0, epochs: int | None = None):
         """`reference`: the frozen starting model for KL / NPO; a copy of `model` when not given.
         `kl_retain_nll`: KL's retain term also descends on the retain NLL (MLLMU-Bench KL_Min.py: NLL + KL).
         `lr_decay`: linear = the lr falls linearly to 0 over the run's optimiser steps, no warmup (transformers'
-        get_scheduler("linear"), as MLLMU-Bench's GA.py and NPO.py step it every batch)."""
+        get_scheduler("linear"), as MLLMU-Bench's GA.py and NPO.py step it every batch); with `warmup_epochs` of
+        the run's `epochs` rising first (CLEAR's forget.py: one epoch)."""
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"method.loss={loss!r}: expected one of {LOSSES}")
@@ -55,7 +57,11 @@ class GradientUnlearning(L.LightningModule):
             raise ValueError(f"method.lr_decay={lr_decay!r}: expected null or 'linear'")
         if lr_decay is not None and scheduler is not None:
             raise ValueError("method.lr_decay and method.scheduler both set: choose one (set the other to null)")
+        if warmup_epochs and lr_decay != "linear":
+            raise ValueError(f"method.warmup_epochs={warmup_epochs} warms up the linear decay: it needs "
+                             f"method.lr_decay=linear (got {lr_decay!r})")
         self.kl_retain_nll, self.lr_decay = bool(kl_retain_nll), lr_decay
+        self.warmup_epochs, self.epochs = warmup_epochs, epochs
         if kl_reduction not in losses.KL_REDUCTIONS:
             raise ValueError(f"method.kl_reduction={kl_reduction!r}: expected one of {losses.KL_REDUCTIONS}")
         if npo_log_ratio not in losses.NPO_LOG_RATIOS:
@@ -145,7 +151,8 @@ class GradientUnlearning(L.LightningModule):
         opt = make_optimizer(self.optimizer_factory, [p for p in self.model.parameters() if p.requires_grad],
                              "method.optimizer")
         if self.lr_decay == "linear":
-            scheduler = linear_schedule(opt, int(self.trainer.estimated_stepping_batches), key="method.lr_decay")
+            scheduler = linear_schedule(opt, int(self.trainer.estimated_stepping_batches), key="method",
+                                        warmup_epochs=self.warmup_epochs, epochs=self.epochs)
         elif self.scheduler_factory is not None:
             scheduler = self.scheduler_factory(opt)
         else:
@@ -274,7 +281,8 @@ def run(ctx) -> None:
         resize_embeddings(reference, ctx.processor.tokenizer, resize, "method.resize_embeddings")  # same logits
     module = GradientUnlearning(model, m.loss, instantiate(m.optimizer), m.gamma, m.alpha, m.beta, reference,
                                 instantiate(m.scheduler) if m.scheduler else None, m.kl_reduction, m.npo_log_ratio,
-                                m.get("kl_retain_nll", False), m.get("lr_decay"))
+                                m.get("kl_retain_nll", False), m.get("lr_decay"), m.get("warmup_epochs", 0),
+                                m.epochs)
     schedule, prefix = m.get("schedule", "paired"), m.get("label_prefix", False)
     sequences = m.get("sequences", "template")
     if schedule == "paired":
