@@ -182,22 +182,32 @@ def test_unknown_train_pairs_is_refused_naming_the_key(clear_dir, tmp_path):  # 
 
 
 def test_new_pair_settings_at_their_defaults_keep_the_cache_keys(tmp_path):
-    """A CLEAR model cached before data.spec.train_pairs / caption_prompt existed keeps its key; another value
-    is another model."""
+    """A CLEAR model cached before data.spec.train_pairs / caption_prompt existed keeps its key, its cached
+    before-evaluation too, and its runs their seed groups; another value is another model."""
     from unlearn.config import compose_config
     from unlearn.pipeline import vanilla_key
 
-    def key(*overrides, drop=False):
+    from omegaconf import OmegaConf, open_dict
+
+    from unlearn.pipeline import before_cache_path
+    from unlearn.report import setting_of
+
+    def cfg_of(*overrides, drop=False):
         cfg = compose_config(["data=clear", "data.path=/nowhere", *overrides], tmp_path, tmp_path)
-        if drop:  # the spec as it was before the two settings
-            from omegaconf import open_dict
-
+        if drop:  # the config as it was before the two settings (the benchmark's arguments read them too)
             with open_dict(cfg):
-                del cfg.data.spec["train_pairs"], cfg.data.spec["caption_prompt"]
-        return vanilla_key(cfg)
+                for part in (cfg.data.spec, cfg.data.benchmark):
+                    del part["train_pairs"], part["caption_prompt"]
+        return cfg
 
-    assert key() == key(drop=True)
-    assert len({key(), key("data.spec.train_pairs=clear"), key("data.spec.caption_prompt=random_once")}) == 3
+    def keys(*overrides, drop=False):
+        cfg = cfg_of(*overrides, drop=drop)
+        return (vanilla_key(cfg), before_cache_path(cfg, tmp_path / "vanilla" / "m").name,
+                setting_of(OmegaConf.to_container(cfg, resolve=True)))
+
+    assert keys() == keys(drop=True)  # the vanilla model, its cached before-evaluation, the report's seed group
+    for changed in ("data.spec.train_pairs=clear", "data.spec.caption_prompt=random_once"):
+        assert all(a != b for a, b in zip(keys(changed), keys())), changed
 
 
 def test_gradient_methods_forget_clears_mixture(clear_dir, tmp_path, tiny_model):  # noqa: F811

@@ -101,9 +101,19 @@ LATER_SPEC_DEFAULTS = {"train_pairs": "both_forms", "caption_prompt": "cycle"}
 
 
 def keyed_spec(spec) -> dict:
-    """`data.spec` as the cache keys read it: LATER_SPEC_DEFAULTS' keys dropped where they hold that value."""
+    """`data.spec` (or `data.benchmark`, which reads them) as the cache keys read it: LATER_SPEC_DEFAULTS' keys
+    dropped where they hold that value."""
     spec = OmegaConf.to_container(spec, resolve=True) if isinstance(spec, DictConfig) else dict(spec)
     return {k: v for k, v in spec.items() if not (k in LATER_SPEC_DEFAULTS and v == LATER_SPEC_DEFAULTS[k])}
+
+
+def keyed_data(data: DictConfig) -> dict:
+    """The whole `data` config as the before-evaluation key reads it (`keyed_spec` on its spec and benchmark)."""
+    out = OmegaConf.to_container(data, resolve=True)
+    for part in ("spec", "benchmark"):
+        if isinstance(out.get(part), dict):
+            out[part] = keyed_spec(out[part])
+    return out
 
 
 def vanilla_key(cfg: DictConfig) -> str:
@@ -361,7 +371,7 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
         ev.pop("dtype", None)
     trainer = keyed_trainer(cfg)
     key = config_hash({"records": EVAL_RECORDS_VERSION, "generator": GENERATOR_VERSION, "eval": ev,
-                       "data": {**OmegaConf.to_container(cfg.data, resolve=True), "spec": keyed_spec(cfg.data.spec)},
+                       "data": keyed_data(cfg.data),
                        "trainer": {k: trainer.get(k) for k in EVAL_TRAINER_KEYS}})
     return Path(cfg.paths.cache_dir) / "eval_before" / f"{Path(str(source)).name}-{key}.json"
 

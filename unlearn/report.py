@@ -150,8 +150,9 @@ def load_run(run_dir: str | Path) -> Run:
 
 # keys added after runs were saved without them, at a default that is not null, false or empty: at that value
 # they read as absent too (2026-12-03)
-LATER_DEFAULTS = {"method.warmup_epochs": 0, "mmunlearner.clip_retain": True, "data.spec.train_pairs": "both_forms",
-                  "data.spec.caption_prompt": "cycle"}
+LATER_DEFAULTS = {"method.warmup_epochs": 0, "mmunlearner.clip_retain": True,
+                  **{f"data.{part}.{k}": v for part in ("spec", "benchmark")
+                     for k, v in (("train_pairs", "both_forms"), ("caption_prompt", "cycle"))}}
 
 
 def setting_of(config: dict) -> dict[str, object]:

@@ -154,6 +154,10 @@ def check_finetune(f) -> None:
     from unlearn.methods.finetune import check_settings  # its optional keys, before anything is read
 
     check_settings(f)
+    warmup = (f.get("scheduler") or {}).get("warmup_epochs") or 0
+    if warmup != 0:
+        positive_int(warmup, "finetune.scheduler.warmup_epochs")
+        warmup_below_epochs(warmup, f.epochs, "finetune.scheduler.warmup_epochs", "finetune.epochs")
 
 
 def check_gradient_method(m) -> None:
@@ -177,7 +181,20 @@ def check_gradient_method(m) -> None:
     if lr is None:
         raise ValueError(f"method.optimizer.lr is null (model.unlearn_lr has no entry {m.name!r}?); give one")
     number(lr, "method.optimizer.lr", 0, low_open=True)  # 0 would report the vanilla model as unlearned
+    warmup = m.get("warmup_epochs", 0)
+    if warmup != 0:
+        positive_int(warmup, "method.warmup_epochs")
+        if m.get("lr_decay") != "linear":
+            raise ValueError(f"method.warmup_epochs={warmup} warms up the linear decay: it needs "
+                             f"method.lr_decay=linear (got {m.get('lr_decay')!r})")
+        warmup_below_epochs(warmup, m.epochs, "method.warmup_epochs", "method.epochs")
     check_lora(m.get("lora"), "method.lora")
+
+
+def warmup_below_epochs(warmup: int, epochs: int, key: str, epochs_key: str) -> None:
+    """A warm-up as long as the run never decays (unlearn.optim.linear_schedule refuses it at the first step)."""
+    if warmup >= epochs:
+        raise ValueError(f"{key}={warmup} is not below {epochs_key}={epochs}: the lr would never decay")
 
 
 def check_mmunlearner(m) -> None:
