@@ -181,7 +181,7 @@ def test_unknown_train_pairs_is_refused_naming_the_key(clear_dir, tmp_path):  # 
         _benchmark(tmp_path, "clear", clear_dir, "data.spec.caption_prompt=random")
 
 
-def test_new_pair_settings_at_their_defaults_keep_the_cache_keys(tmp_path):
+def test_new_clear_settings_at_their_defaults_keep_the_cache_keys(tmp_path):
     """A CLEAR model cached before data.spec.train_pairs / caption_prompt existed keeps its key, its cached
     before-evaluation too, and its runs their seed groups; another value is another model."""
     from unlearn.config import compose_config
@@ -194,10 +194,11 @@ def test_new_pair_settings_at_their_defaults_keep_the_cache_keys(tmp_path):
 
     def cfg_of(*overrides, drop=False):
         cfg = compose_config(["data=clear", "data.path=/nowhere", *overrides], tmp_path, tmp_path)
-        if drop:  # the config as it was before the two settings (the benchmark's arguments read them too)
+        if drop:  # the config as it was before the three settings (the benchmark's arguments read them too)
             with open_dict(cfg):
                 for part in (cfg.data.spec, cfg.data.benchmark):
                     del part["train_pairs"], part["caption_prompt"]
+                del cfg.data["eval_rows"], cfg.data.benchmark["eval_rows"]
         return cfg
 
     def keys(*overrides, drop=False):
@@ -208,6 +209,9 @@ def test_new_pair_settings_at_their_defaults_keep_the_cache_keys(tmp_path):
     assert keys() == keys(drop=True)  # the vanilla model, its cached before-evaluation, the report's seed group
     for changed in ("data.spec.train_pairs=clear", "data.spec.caption_prompt=random_once"):
         assert all(a != b for a, b in zip(keys(changed), keys())), changed
+    # data.eval_rows shapes the evaluation, not what is taught: the same vanilla model, another before-evaluation
+    vanilla, before, setting = keys("data.eval_rows=300")
+    assert vanilla == keys()[0] and before != keys()[1] and setting["data.eval_rows"] == 300
 
 
 def test_gradient_methods_forget_clears_mixture(clear_dir, tmp_path, tiny_model):  # noqa: F811
@@ -262,3 +266,33 @@ def test_mmunlearner_clear_mask_sets_from_clears_pairs(clear_dir, tmp_path, tiny
     answered = sorted(t.split(" answer : ", 1)[1].removesuffix(" <eos>") for _, t in text)
     # every person's TOFU answers, the forget people's too, and nothing else
     assert answered == sorted(as_read(a) for a in tofu) and len(tofu) > 0
+
+
+def test_eval_rows_reads_the_first_rows_of_each_eval_config_as_clears_ds_size(clear_dir, tmp_path):  # noqa: F811
+    """data.eval_rows=N (CLEAR's eval.yaml ds_size: 300): forget and test evaluate the images of the first N rows
+    of forget10_perturbed, retain those of retain_perturbed, untouched the first N rows of real_faces and of
+    real_world; the training rows are untouched."""
+    from unlearn.data.schema import DataError
+
+    n = 1
+    assert len(_rows(clear_dir, "forget10_perturbed")) > n and len(_rows(clear_dir, "retain_perturbed")) > n
+    b = _benchmark(tmp_path, "clear", clear_dir, f"data.eval_rows={n}")
+    full = _benchmark(tmp_path / "full", "clear", clear_dir)
+
+    def images(split_rows):
+        return sorted((r["name"], r["Generation_Task"][0]["Ground_Truth"]) for r in split_rows)
+
+    first_forget = sorted((r["name"], r["caption"]) for r in _rows(clear_dir, "forget10_perturbed")[:n])
+    retain_people = {r["name"] for r in full.eval["retain"]}
+    first_retain = sorted((r["name"], r["caption"]) for r in _rows(clear_dir, "retain_perturbed")[:n]
+                          if r["name"] in retain_people)
+    assert images(b.eval["forget"]) == first_forget and len(b.eval["forget"]) < len(full.eval["forget"])
+    assert images(b.eval["retain"]) == first_retain and 0 < len(b.eval["retain"]) < len(full.eval["retain"])
+    assert [(r["name"], r["Image_Index"]) for r in b.eval["test"]] == [(r["name"], r["Image_Index"])
+                                                                        for r in b.eval["forget"]]
+    assert len(b.eval["untouched"]) == 2 * n < len(full.eval["untouched"])
+    assert b.train.to_list() == full.train.to_list()
+    with pytest.raises(DataError, match="data.eval_rows=2 counts rows of the _perturbed configs"):
+        _benchmark(tmp_path / "one", "clear", clear_dir, "data.eval_rows=2", "data.spec.every_image=false")
+    with pytest.raises(DataError, match=r"data.eval_rows=0: expected null"):
+        _benchmark(tmp_path / "zero", "clear", clear_dir, "data.eval_rows=0")

@@ -100,19 +100,28 @@ def load_configured(cfg: DictConfig, path):
 LATER_SPEC_DEFAULTS = {"train_pairs": "both_forms", "caption_prompt": "cycle"}
 
 
+# top-level data keys (and benchmark arguments) added later, which shape the evaluation only (CLEAR's eval_rows)
+LATER_DATA_DEFAULTS = {"eval_rows": None}
+
+
+def _without(node: dict, defaults: dict) -> dict:
+    return {k: v for k, v in node.items() if not (k in defaults and v == defaults[k])}
+
+
 def keyed_spec(spec) -> dict:
-    """`data.spec` (or `data.benchmark`, which reads them) as the cache keys read it: LATER_SPEC_DEFAULTS' keys
-    dropped where they hold that value."""
+    """`data.spec` as the cache keys read it: LATER_SPEC_DEFAULTS' keys dropped where they hold that value."""
     spec = OmegaConf.to_container(spec, resolve=True) if isinstance(spec, DictConfig) else dict(spec)
-    return {k: v for k, v in spec.items() if not (k in LATER_SPEC_DEFAULTS and v == LATER_SPEC_DEFAULTS[k])}
+    return _without(spec, LATER_SPEC_DEFAULTS)
 
 
 def keyed_data(data: DictConfig) -> dict:
-    """The whole `data` config as the before-evaluation key reads it (`keyed_spec` on its spec and benchmark)."""
-    out = OmegaConf.to_container(data, resolve=True)
-    for part in ("spec", "benchmark"):
-        if isinstance(out.get(part), dict):
-            out[part] = keyed_spec(out[part])
+    """The whole `data` config as the before-evaluation key reads it: the later keys dropped at their defaults,
+    from it, its spec and its benchmark's arguments (which read them)."""
+    out = _without(OmegaConf.to_container(data, resolve=True), LATER_DATA_DEFAULTS)
+    if isinstance(out.get("spec"), dict):
+        out["spec"] = keyed_spec(out["spec"])
+    if isinstance(out.get("benchmark"), dict):
+        out["benchmark"] = _without(out["benchmark"], {**LATER_SPEC_DEFAULTS, **LATER_DATA_DEFAULTS})
     return out
 
 

@@ -83,13 +83,13 @@ def load_mllmu_bench(path: str, forget_split: str, cache_dir: str | Path | None 
 def load_clear(path: str, forget_split: str, cache_dir: str | Path | None = None, perturbed: bool = True,
                text_qa: bool = True, untouched=clear.UNTOUCHED_CONFIGS, seed: int = 0, every_image: bool = True,
                retain_images: str = "perturbed", train_pairs: str = "both_forms", caption_prompt: str = "cycle",
-               on_bad_row: str = "error") -> Benchmark:
+               eval_rows: int | None = None, on_bad_row: str = "error") -> Benchmark:
     """CLEAR from the hub id or a local snapshot at `path` (see unlearn/data/clear.py)."""
     bad = BadRows(on_bad_row)
     splits = clear.load(path, forget_split, cache_dir=cache_dir, perturbed=perturbed, text_qa=text_qa,
                         untouched=tuple(untouched), seed=seed, every_image=every_image,
                         retain_images=retain_images, train_pairs=train_pairs, caption_prompt=caption_prompt,
-                        bad=bad)
+                        eval_rows=eval_rows, bad=bad)
     return _benchmark(splits, forget_split, "clear", bad)
 
 

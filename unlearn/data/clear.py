@@ -110,6 +110,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from itertools import islice
 from pathlib import Path
 
 from datasets import DatasetDict
@@ -217,15 +218,18 @@ def _perturbation(split: str, i: int, row: dict, allowed: set[str], owner: dict[
 
 
 def _perturbations(rows, split: str, allowed: set[str], owner: dict[str, str] | None = None,
-                   bad: BadRows | None = None) -> dict[tuple[str, str], dict]:
+                   bad: BadRows | None = None, first: list | None = None) -> dict[tuple[str, str], dict]:
     """(name, caption) -> {paraphrased_caption, perturbed_captions[, perturbed_names]}. `owner`: caption ->
-    name of the plain configs, for the revisions without a `name` column."""
+    name of the plain configs, for the revisions without a `name` column. `first`: a list that receives the
+    keys of the rows in source order (CLEAR's evaluation reads a config's first `ds_size` rows)."""
     bad = bad or BadRows()
     out = {}
     for i, row in enumerate(rows):
         got = bad.keep(_perturbation, split, i, row, allowed, owner or {})
         if got is not None:
             out[got[0]] = got[1]
+        if first is not None:
+            first.append(got[0] if got is not None else None)
     return out
 
 
@@ -295,13 +299,17 @@ def _mc(question: str, correct: str, wrong: list[str], rng: random.Random, attri
 
 def _eval_rows(ID: int, name: str, images: list[dict], perturbed: dict, qa: list[tuple[str, str]],
                population: list[str], seed: int, test: bool, every_image: bool = True,
-               only_perturbed: bool = False) -> list[dict]:
+               only_perturbed: bool = False, evaluated: set | None = None) -> list[dict]:
     """A person's eval rows: one per image (`every_image`, Image_Index = the image's position among the
     person's images), or one showing the first image that has perturbations (else the first). Each row holds
     that image's items; the person's TOFU QA (text-only) goes on the first row only, so it is asked once.
     `only_perturbed`: of every image, only those with published perturbations (at least the first image) --
-    the retain split, which CLEAR evaluates on `retain_perturbed` alone (395 of about 3,400 retain images)."""
-    if every_image:
+    the retain split, which CLEAR evaluates on `retain_perturbed` alone (395 of about 3,400 retain images).
+    `evaluated`: only the images whose (name, caption) it holds, and none if it holds none of this person's
+    (data.eval_rows: the images of the first rows of the `_perturbed` config, as CLEAR's `ds_size`)."""
+    if evaluated is not None:
+        picks = [(k, im) for k, im in enumerate(images) if (name, im["caption"]) in evaluated]
+    elif every_image:
         picks = list(enumerate(images))
         if only_perturbed:
             picks = [(k, im) for k, im in picks if (name, im["caption"]) in perturbed] or picks[:1]
@@ -436,11 +444,13 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
          perturbed: bool = True, text_qa: bool = True, untouched: tuple[str, ...] | list[str] = UNTOUCHED_CONFIGS,
          seed: int = 0, key: str = "data.path", every_image: bool = True, bad: BadRows | None = None,
          retain_images: str = "perturbed", train_pairs: str = "both_forms",
-         caption_prompt: str = "cycle") -> DatasetDict:
+         caption_prompt: str = "cycle", eval_rows: int | None = None) -> DatasetDict:
     """The internal DatasetDict (train, forget_P, retain_{100-P}, test_P, untouched) for one forget split.
     `every_image`: one eval row per image of a person (else one per person). `bad`: the data.on_bad_row
     policy, which also collects what was skipped (default: error). `train_pairs`, `caption_prompt`: the
-    training pairs (`_train_rows`)."""
+    training pairs (`_train_rows`). `eval_rows`: evaluate only the images of the first `eval_rows` rows of
+    `forget{P}_perturbed` (forget and test) and of `retain_perturbed` (retain), and the first `eval_rows` rows
+    of each untouched config, as CLEAR's evaluation reads each eval config's first `ds_size` (300) rows."""
     bad = bad or BadRows()
     pct = forget_percent(forget_split, FORGET_PERCENTS, "clear")
     unknown = set(untouched) - set(UNTOUCHED_CONFIGS)
@@ -453,6 +463,13 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
         raise DataError(f"data.spec.train_pairs={train_pairs!r}: expected one of {list(TRAIN_PAIRS)}")
     if caption_prompt not in CAPTION_PROMPTS:
         raise DataError(f"data.spec.caption_prompt={caption_prompt!r}: expected one of {list(CAPTION_PROMPTS)}")
+    if eval_rows is not None:
+        if isinstance(eval_rows, bool) or not isinstance(eval_rows, int) or eval_rows < 1:
+            raise DataError(f"data.eval_rows={eval_rows!r}: expected null (every row) or an integer >= 1")
+        if not (perturbed and every_image and retain_images == "perturbed"):
+            raise DataError(f"data.eval_rows={eval_rows} counts rows of the _perturbed configs, one eval row "
+                            "per image: it needs data.spec.perturbed=true, data.spec.every_image=true and "
+                            "data.retain_images=perturbed")
     source = resolve_source(path, key, HUB_ID)
 
     def get(config, split="train", rows=True):
@@ -479,26 +496,34 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
     owner = {im["caption"]: n for people in (forget_people, retain_people) for n, ims in people.items() for im in ims}
 
     f_pert, r_pert = {}, {}
+    f_order, r_order = [], []  # the _perturbed configs' keys in row order (None: a row not read)
     if perturbed:
-        f_pert = _perturbations(*get(f"{f_cfg}_perturbed"), allowed=set(forget_people), owner=owner, bad=bad)
-        r_pert = _perturbations(*get("retain_perturbed"), allowed=set(retain_people), owner=owner, bad=bad)
+        f_pert = _perturbations(*get(f"{f_cfg}_perturbed"), allowed=set(forget_people), owner=owner, bad=bad,
+                                first=f_order)
+        r_pert = _perturbations(*get("retain_perturbed"), allowed=set(retain_people), owner=owner, bad=bad,
+                                first=r_order)
+    f_eval = r_eval = None
+    if eval_rows is not None:
+        f_eval, r_eval = set(f_order[:eval_rows]) - {None}, set(r_order[:eval_rows]) - {None}
     f_qa, r_qa = {}, {}
     if text_qa:
         f_qa = _text_qa(*get(f"{f_cfg}+tofu", rows=False), names=sorted(forget_people), bad=bad)
         r_qa = _text_qa(*get(f"{r_cfg}+tofu", rows=False), names=sorted(retain_people), bad=bad)
 
-    def rows_of(people, pert, qa, test=False, only_perturbed=False):
+    def rows_of(people, pert, qa, test=False, only_perturbed=False, evaluated=None):
         return [r for n in sorted(people, key=ids.get)
                 for r in _eval_rows(ids[n], n, people[n], pert, qa.get(n, []), population, seed, test, every_image,
-                                    only_perturbed and bool(pert))]
+                                    only_perturbed and bool(pert), evaluated)]
 
-    splits = {f"forget_{pct}": rows_of(forget_people, f_pert, f_qa),
+    splits = {f"forget_{pct}": rows_of(forget_people, f_pert, f_qa, evaluated=f_eval),
               f"retain_{100 - pct}": rows_of(retain_people, r_pert, r_qa,
-                                             only_perturbed=retain_images == "perturbed"),
-              f"test_{pct}": rows_of(forget_people, f_pert, f_qa, test=True)}
+                                             only_perturbed=retain_images == "perturbed", evaluated=r_eval),
+              f"test_{pct}": rows_of(forget_people, f_pert, f_qa, test=True, evaluated=f_eval)}
     untouched_rows: list[dict] = []
     for config in untouched:
         rows, label = get(config, split=None)  # real_world: published as `test`, now as `train`
+        if eval_rows is not None:
+            rows = islice(rows, eval_rows)
         untouched_rows += _untouched_rows(rows, label, len(untouched_rows),
                                           None if config == "real_faces" else "question", bad)
     splits["untouched"] = untouched_rows
