@@ -107,22 +107,25 @@ def test_precisions_are_lightnings():
     assert set(PRECISIONS) <= set(get_args(_PRECISION_INPUT_STR))
 
 
+def _lrs(make, lr: float, steps: int = 12) -> list[float]:
+    """The learning rate at each of `steps` steps of the scheduler `make(optimizer)` builds."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    sched = make(opt)
+    out = []
+    for _ in range(steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
 @pytest.mark.parametrize("warmup", [0, 3])
 def test_linear_schedule_is_transformers_linear(warmup):
     from transformers import get_scheduler
 
-    def lrs(make):
-        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2e-5)
-        sched = make(opt)
-        out = []
-        for _ in range(12):
-            out.append(opt.param_groups[0]["lr"])
-            opt.step()
-            sched.step()
-        return out
-
-    ours = lrs(lambda o: linear_schedule(o, total_steps=10, warmup_steps=warmup))
-    theirs = lrs(lambda o: get_scheduler("linear", optimizer=o, num_warmup_steps=warmup, num_training_steps=10))
+    ours = _lrs(lambda o: linear_schedule(o, total_steps=10, warmup_steps=warmup), 2e-5)
+    theirs = _lrs(lambda o: get_scheduler("linear", optimizer=o, num_warmup_steps=warmup, num_training_steps=10),
+                  2e-5)
     assert ours == theirs and ours[-1] == 0.0
 
 
@@ -131,18 +134,9 @@ def test_warmup_epochs_is_one_epochs_steps_of_transformers_linear():
     `warmup_epochs` of the run's `epochs`: 12 steps over 3 epochs warm up over 4."""
     from transformers import get_scheduler
 
-    def lrs(make):
-        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-5)
-        sched = make(opt)
-        out = []
-        for _ in range(12):
-            out.append(opt.param_groups[0]["lr"])
-            opt.step()
-            sched.step()
-        return out
-
-    ours = lrs(lambda o: linear_schedule(o, total_steps=12, warmup_epochs=1, epochs=3))
-    theirs = lrs(lambda o: get_scheduler("linear", optimizer=o, num_warmup_steps=12 // 3, num_training_steps=12))
+    ours = _lrs(lambda o: linear_schedule(o, total_steps=12, warmup_epochs=1, epochs=3), 1e-5)
+    theirs = _lrs(lambda o: get_scheduler("linear", optimizer=o, num_warmup_steps=12 // 3, num_training_steps=12),
+                  1e-5)
     assert ours == theirs
     assert ours[:5] == pytest.approx([0.0, 2.5e-6, 5e-6, 7.5e-6, 1e-5], rel=1e-12)  # rising over 4 steps
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)

@@ -143,43 +143,43 @@ def test_retain_step_clipped_unless_clip_retain_false(clip_retain, expected):
 def test_bf16_fisher_and_rule_as_clear_gen_mask():
     """CLEAR_gen_mask.py loads Qwen2-VL in bfloat16: SFRon.py's sum and rule run in bfloat16, where 1e-15 is
     representable, so 0/0 = 1 selects the weight (float16: nan, not selected) and x/0 stays finite."""
-    from unlearn.mmunlearner.saliency import fp16_fisher_add, official_fp16_mask
+    from unlearn.mmunlearner.saliency import half_fisher_add, official_half_mask
 
-    acc = fp16_fisher_add(torch.zeros(3, dtype=torch.bfloat16), torch.tensor([1e-4, 1e-3, 0.1]), 2, torch.bfloat16)
+    acc = half_fisher_add(torch.zeros(3, dtype=torch.bfloat16), torch.tensor([1e-4, 1e-3, 0.1]), 2, torch.bfloat16)
     port = torch.zeros(3, dtype=torch.bfloat16) + torch.tensor([1e-4, 1e-3, 0.1]).bfloat16() ** 2 / 2
     assert acc.dtype == torch.bfloat16 and torch.equal(acc, port)
     assert acc[0] > 0  # no underflow in bfloat16 (float16 gives 0 here)
     f = torch.tensor([0.0, 1e-3, 2e-3, 1e-3])
     p = torch.tensor([0.0, 0.0, 1e-3, 2e-3])
-    assert official_fp16_mask(f, p, 1.0, torch.bfloat16).tolist() == [True, True, True, False]
-    assert official_fp16_mask(f, p, 1.0).tolist() == [False, True, True, False]  # float16
+    assert official_half_mask(f, p, 1.0, torch.bfloat16).tolist() == [True, True, True, False]
+    assert official_half_mask(f, p, 1.0).tolist() == [False, True, True, False]  # float16
     # gamma 2: 0/0 = 1 < 2 is not selected; 2e-3 / 1e-3 = 2 exactly in bfloat16 (a power of two apart): a tie, selected
-    assert official_fp16_mask(f, p, 2.0, torch.bfloat16).tolist() == [False, True, True, False]
+    assert official_half_mask(f, p, 2.0, torch.bfloat16).tolist() == [False, True, True, False]
 
 
 def test_fp16_fisher_underflows_as_theirs():
-    from unlearn.mmunlearner.saliency import fp16_fisher_add, official_fp16_mask, saliency_mask
+    from unlearn.mmunlearner.saliency import half_fisher_add, official_half_mask, saliency_mask
 
     acc = torch.zeros(3, dtype=torch.float16)
-    acc = fp16_fisher_add(acc, torch.tensor([1e-4, 1e-3, 0.1]), 2)
+    acc = half_fisher_add(acc, torch.tensor([1e-4, 1e-3, 0.1]), 2)
     # 1e-4 ** 2 = 1e-8 < 2 ** -25: 0. fp16(1e-3) ** 2 -> 17 * 2 ** -24, / 2 -> 8.5 -> 8 * 2 ** -24 (to even).
     # fp16(0.1) = 0.0999755859375, squared and halved -> 0.00499725341796875
     assert acc.dtype == torch.float16 and acc.tolist() == [0.0, 8 * 2.0 ** -24, 0.00499725341796875]
     # mask: 0/0 = nan -> no; x/0 = inf -> yes (a preserve square that underflowed selects the weight)
     f = torch.tensor([0.0, 1e-3, 2e-3, 1e-3], dtype=torch.float16)
     p = torch.tensor([0.0, 0.0, 1e-3, 2e-3], dtype=torch.float16)
-    assert official_fp16_mask(f, p, 1.0).tolist() == [False, True, True, False]
+    assert official_half_mask(f, p, 1.0).tolist() == [False, True, True, False]
     # the same gradients in float32: preserve 1e-8 is not 0, so forget 1e-8 against it is a tie (selected),
     # and in float16 both are 0: 0/0, not selected
     grads_f, grads_p = torch.tensor([1e-4]), torch.tensor([1e-4])
-    f16 = fp16_fisher_add(torch.zeros(1, dtype=torch.float16), grads_f, 1)
-    p16 = fp16_fisher_add(torch.zeros(1, dtype=torch.float16), grads_p, 1)
-    assert official_fp16_mask(f16, p16).tolist() == [False]
+    f16 = half_fisher_add(torch.zeros(1, dtype=torch.float16), grads_f, 1)
+    p16 = half_fisher_add(torch.zeros(1, dtype=torch.float16), grads_p, 1)
+    assert official_half_mask(f16, p16).tolist() == [False]
     assert saliency_mask(grads_f ** 2, grads_p ** 2).tolist() == [True]
     # port of SFRon.py with a preserve gradient that underflows and a forget one that does not
     port = ((torch.tensor([1e-3]).half() ** 2 / 1 + 1e-15) / (torch.tensor([1e-4]).half() ** 2 / 1 + 1e-15)) >= 1
-    ours = official_fp16_mask(fp16_fisher_add(torch.zeros(1, dtype=torch.float16), torch.tensor([1e-3]), 1),
-                              fp16_fisher_add(torch.zeros(1, dtype=torch.float16), torch.tensor([1e-4]), 1))
+    ours = official_half_mask(half_fisher_add(torch.zeros(1, dtype=torch.float16), torch.tensor([1e-3]), 1),
+                              half_fisher_add(torch.zeros(1, dtype=torch.float16), torch.tensor([1e-4]), 1))
     assert ours.tolist() == port.tolist() == [True]
 
 

@@ -28,6 +28,7 @@ from unlearn.eval.items import flatten
 from unlearn.eval.metrics import aggregate, forget_quality_metrics
 from unlearn.eval.protocol import make_prompts
 from unlearn.eval.table import before_after_table
+from unlearn import later_keys
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json
 from unlearn.models.loading import load_model, recipe_processor, save_model
 from unlearn.models.precision import cast_copy, dtype_named
@@ -95,33 +96,21 @@ def load_configured(cfg: DictConfig, path):
     return model, processor
 
 
-# data.spec settings added after models were cached under specs without them: at these values they are left
-# out of the keys, so those models keep their keys (CLEAR's training pairs, 2026-12-03)
-LATER_SPEC_DEFAULTS = {"train_pairs": "both_forms", "caption_prompt": "cycle"}
-
-
-# top-level data keys (and benchmark arguments) added later, which shape the evaluation only (CLEAR's eval_rows)
-LATER_DATA_DEFAULTS = {"eval_rows": None}
-
-
-def _without(node: dict, defaults: dict) -> dict:
-    return {k: v for k, v in node.items() if not (k in defaults and v == defaults[k])}
-
-
 def keyed_spec(spec) -> dict:
-    """`data.spec` as the cache keys read it: LATER_SPEC_DEFAULTS' keys dropped where they hold that value."""
+    """`data.spec` as the cache keys read it: the keys added later (unlearn/later_keys.py) dropped at their
+    defaults."""
     spec = OmegaConf.to_container(spec, resolve=True) if isinstance(spec, DictConfig) else dict(spec)
-    return _without(spec, LATER_SPEC_DEFAULTS)
+    return later_keys.without_defaults(spec, later_keys.SPEC)
 
 
 def keyed_data(data: DictConfig) -> dict:
     """The whole `data` config as the before-evaluation key reads it: the later keys dropped at their defaults,
     from it, its spec and its benchmark's arguments (which read them)."""
-    out = _without(OmegaConf.to_container(data, resolve=True), LATER_DATA_DEFAULTS)
+    out = later_keys.without_defaults(OmegaConf.to_container(data, resolve=True), later_keys.DATA)
     if isinstance(out.get("spec"), dict):
         out["spec"] = keyed_spec(out["spec"])
     if isinstance(out.get("benchmark"), dict):
-        out["benchmark"] = _without(out["benchmark"], {**LATER_SPEC_DEFAULTS, **LATER_DATA_DEFAULTS})
+        out["benchmark"] = later_keys.without_defaults(out["benchmark"], {**later_keys.SPEC, **later_keys.DATA})
     return out
 
 

@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from unlearn import later_keys
 from unlearn.eval.table import MODALITIES, number
 
 METRICS_FILE = "metrics.json"
@@ -148,17 +149,12 @@ def load_run(run_dir: str | Path) -> Run:
                setting=setting)
 
 
-# keys added after runs were saved without them, at a default that is not null, false or empty: at that value
-# they read as absent too (2026-12-03)
-LATER_DEFAULTS = {"method.warmup_epochs": 0, "mmunlearner.clip_retain": True,
-                  **{f"data.{part}.{k}": v for part in ("spec", "benchmark")
-                     for k, v in (("train_pairs", "both_forms"), ("caption_prompt", "cycle"))}}
-
-
 def setting_of(config: dict) -> dict[str, object]:
     """A run's setting: its config flattened to dotted keys, without NOT_A_SETTING and without null, false or
     empty values (a key newer code added with such a default reads as absent, as the runs made before it
-    had it: `method.reference_required: false`, `method.image_processor: {}`; LATER_DEFAULTS likewise)."""
+    had it: `method.reference_required: false`, `method.image_processor: {}`; unlearn/later_keys.py's keys at
+    their defaults likewise)."""
+    later = later_keys.DOTTED
     out: dict[str, object] = {}
 
     def walk(node, prefix: str) -> None:
@@ -167,8 +163,8 @@ def setting_of(config: dict) -> dict[str, object]:
         if isinstance(node, dict) and node:
             for k, v in node.items():
                 walk(v, f"{prefix}.{k}" if prefix else str(k))
-        elif prefix in LATER_DEFAULTS:  # absent only at its default (clip_retain false is a setting)
-            default = LATER_DEFAULTS[prefix]
+        elif prefix in later:  # absent only at its default (clip_retain false is a setting)
+            default = later[prefix]
             if not (node == default and type(node) is type(default)):
                 out[prefix] = node
         elif node is not None and node is not False and node != {} and node != []:

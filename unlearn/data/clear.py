@@ -37,8 +37,8 @@ Which of these are confirmed, and where (the same findings for readers: docs/dat
     - +tofu rows with a null `image` are the text QA rows (mm/dataset.py, MMMixedDataset);
     - IMAGE_CAPTION_QUESTIONS and the "random_faces" prompt (mm/dataset.py);
     - its evaluation reads forget10_perturbed / retain_perturbed / real_faces / real_world, only their first
-      `ds_size: 300` rows each (config/mm/eval.yaml, mm/eval.py get_dataloader; here every row: not
-      reproduced), and pairs caption -> paraphrased_caption + perturbed_captions and name -> perturbed_names,
+      `ds_size: 300` rows each (config/mm/eval.yaml, mm/eval.py get_dataloader; here every row unless
+      `eval_rows`, data.eval_rows), and pairs caption -> paraphrased_caption + perturbed_captions and name -> perturbed_names,
       real_* answer -> options (config/mm/eval.yaml).
   confirmed, MMUnlearner's CLEAR_eval.py (Z1zs/MMUnlearner): the face-recognition question
     NAME_QUESTION with options = perturbed_names + the name; real_faces / real_world read `answer`, `options`,

@@ -49,8 +49,8 @@ from unlearn.methods.gradient import global_batch_mean
 from unlearn.methods.guards import check_finite
 from unlearn.mmunlearner.lora import peft_targets
 from unlearn.optim import make_optimizer
-from unlearn.mmunlearner.saliency import (HALF_DTYPES, eligible_parameters, fp16_fisher_add, gamma_for_fraction,
-                                          group_parameters, mask_report, official_fp16_mask, restore_masked_out,
+from unlearn.mmunlearner.saliency import (HALF_DTYPES, eligible_parameters, half_fisher_add, gamma_for_fraction,
+                                          group_parameters, mask_report, official_half_mask, restore_masked_out,
                                           saliency_mask, squared_grads)
 from unlearn.mmunlearner.schedule import (ScheduledBatches, Tagged, collate_scheduled, even_retain_steps,
                                           even_schedule, official_schedule)
@@ -121,7 +121,7 @@ class FisherPass(L.LightningModule):
                 grads = torch.autograd.grad(loss, self.params[key], allow_unused=True)
                 for acc, g in zip(self.sums[key], grads):
                     if g is not None:
-                        acc.copy_(fp16_fisher_add(acc, g, self.total[key], self.acc_dtype))
+                        acc.copy_(half_fisher_add(acc, g, self.total[key], self.acc_dtype))
             else:
                 for acc, sq in zip(self.sums[key], squared_grads(loss, self.params[key])):
                     acc.add_(sq)
@@ -335,7 +335,7 @@ def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma:
     and takes the batch-count-weighted mean of their Fishers (the mean over all preserve batches); `mixed`
     (the authors', MLLMU_gen_mask.py) runs one loader over ConcatDataset([text-only, retain multimodal]),
     whose batches (shuffled with fisher_shuffle) mix the two. `fisher_dtype=float16|bfloat16`: the authors'
-    half-precision accumulation and ratio (FisherPass, official_fp16_mask; bfloat16: CLEAR_gen_mask.py)."""
+    half-precision accumulation and ratio (FisherPass, official_half_mask; bfloat16: CLEAR_gen_mask.py)."""
     choice(preserve_batches, PRESERVE_BATCHES, "mmunlearner.preserve_batches")
     dtype = FISHER_DTYPES[choice(fisher_dtype, FISHER_DTYPES, "mmunlearner.fisher_dtype")]
     if dtype in HALF_DTYPES and mask_fraction is not None:
@@ -368,7 +368,7 @@ def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma:
     if mask_fraction is not None:
         gamma = gamma_for_fraction(list(pairs.values()), mask_fraction)
     if dtype in HALF_DTYPES:
-        return {p: official_fp16_mask(fp, pp, gamma, dtype) for p, (fp, pp) in pairs.items()}, names, gamma
+        return {p: official_half_mask(fp, pp, gamma, dtype) for p, (fp, pp) in pairs.items()}, names, gamma
     return {p: saliency_mask(fp, pp, gamma) for p, (fp, pp) in pairs.items()}, names, gamma
 
 

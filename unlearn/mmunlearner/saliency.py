@@ -2,7 +2,7 @@
 
 Diagonal Fisher = mean over batches of squared gradients of the NLL, accumulated in float32 whatever the
 parameter dtype (squared fp16 gradients underflow), or, with `mmunlearner.fisher_dtype=float16|bfloat16`,
-squared, divided by the batch count and summed in that dtype as the authors do (see `official_fp16_mask`). Masks and
+squared, divided by the batch count and summed in that dtype as the authors do (see `official_half_mask`). Masks and
 Fishers are keyed by the parameter *object*, never by name, so wrappers that rename parameters (DDP's `module.`, peft's
 `base_model.model.`) cannot make a mask silently match nothing.
 """
@@ -38,7 +38,7 @@ def saliency_mask(forget: torch.Tensor, preserve: torch.Tensor, gamma: float = 1
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
-def fp16_fisher_add(acc: torch.Tensor, grad: torch.Tensor, n_batches: int,
+def half_fisher_add(acc: torch.Tensor, grad: torch.Tensor, n_batches: int,
                     dtype: torch.dtype = torch.float16) -> torch.Tensor:
     """acc + grad ** 2 / n_batches, each operation rounded to `dtype` (SFRon.py, Mask_Our: the gradient of a
     half-precision model, squared, divided by len(loader), summed in the parameters' dtype: float16 in
@@ -47,7 +47,7 @@ def fp16_fisher_add(acc: torch.Tensor, grad: torch.Tensor, n_batches: int,
     return acc.to(dtype) + grad.to(dtype) ** 2 / n_batches
 
 
-def official_fp16_mask(forget: torch.Tensor, preserve: torch.Tensor, gamma: float = 1.0,
+def official_half_mask(forget: torch.Tensor, preserve: torch.Tensor, gamma: float = 1.0,
                        dtype: torch.dtype = torch.float16) -> torch.Tensor:
     """The authors' rule on half-precision Fishers (data_process/SFRon.py, Mask_Our):
     (F_f + 1e-15) / (F_p + 1e-15) >= gamma, computed in `dtype`. In float16 1e-15 rounds away (its smallest

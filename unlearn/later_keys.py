@@ -1,0 +1,27 @@
+"""Settings added after models, evaluations and runs were saved without them, with the defaults at which they
+read as absent: so a vanilla model or a cached before-evaluation keeps its cache key (unlearn/pipeline.py), and
+runs made before and after a key existed keep one seed group (unlearn/report.py `setting_of`)."""
+
+# data.spec: CLEAR's training pairs (2026-12-03); the benchmark's arguments read them too
+SPEC = {"train_pairs": "both_forms", "caption_prompt": "cycle"}
+# top-level data keys that shape the evaluation only (CLEAR's eval_rows, 2026-12-03); read by the benchmark too
+DATA = {"eval_rows": None}
+# the rest of a run's config, dotted (2026-12-03)
+RUN = {"method.warmup_epochs": 0, "mmunlearner.clip_retain": True}
+
+
+def _dotted() -> dict[str, object]:
+    out = dict(RUN)
+    out.update({f"data.{k}": v for k, v in DATA.items()})
+    for part in ("spec", "benchmark"):
+        out.update({f"data.{part}.{k}": v for k, v in SPEC.items()})
+    out.update({f"data.benchmark.{k}": v for k, v in DATA.items()})
+    return out
+
+
+DOTTED = _dotted()  # every later key as a dotted path of a saved config, with its default
+
+
+def without_defaults(node: dict, defaults: dict) -> dict:
+    """`node` without the keys of `defaults` that hold their default there."""
+    return {k: v for k, v in node.items() if not (k in defaults and v == defaults[k])}
