@@ -4,7 +4,10 @@
 (`LLAVA_multimodal_Dataset`, `LLAVA_unimodal_Dataset` with `extract_person_name` / `replace_placeholders`,
 `train_collate_fn_llava`, `train_collate_fn_idefics`) and Z1zs/MMUnlearner data_process/CLEAR_process.py
 (`train_collate_clear`), run on a tiny MLLMU-Bench snapshot through each family's stock transformers processor
-with the checkpoint's chat template; it shares no code with unlearn/data/written.py. transformers 4.45's legacy
+with the checkpoint's chat template, and from somvy/multimodal_unlearning (CLEAR) mm/dataset.py
+(`convert_mm_data_to_model_format`, `mm_data_collator_preprocessor`) on a tiny Qwen2-VL, whose stock processor
+needs torchvision (not installed here): its image-token expansion is written out; it shares no code with
+unlearn/data/written.py. transformers 4.45's legacy
 LLaVA merge, which gave the image positions ignore_index, is written out where the labels are compared.
 """
 
@@ -38,6 +41,18 @@ LLAVA_CHAT_TEMPLATE = (
     "{% endfor %}{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
     "{% generation %}{{ content['text'] + ' '}}{% endgeneration %}{% endfor %}{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}")
+# Qwen2-VL-2B-Instruct's chat template (tokenizer_config.json)
+QWEN2_VL_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}"
+    "<|im_end|>\n{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in "
+    "content or 'image_url' in content %}{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}"
+    "Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] "
+    "== 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}"
+    "Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content "
+    "%}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}"
+    "<|im_start|>assistant\n{% endif %}")
 THEIR_NAME_QUESTIONS = ["What is the name of the person in this profile?", "What is this person's name?",
                         "What is the name of this person?", "What is this person's full name?"]  # a subset
 
@@ -115,6 +130,48 @@ def their_collate(writing, family, processor, rows, modality):
     return {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values", "labels") if k in batch}
 
 
+def their_clear_batch(tok, image_processor, rows, padding_side):
+    """CLEAR's collate (mm/dataset.py) over rows {image or None, question, answer}: the chat template rendered
+    with and without the answer, the prompt's tokens counted before the image is expanded, Qwen2VLProcessor's
+    expansion of each <|image_pad|> into grid_t * grid_h * grid_w / merge_size**2 copies, and the label loop."""
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    def render(conversation, add_generation_prompt):
+        (text,), _ = render_jinja_template(conversations=[conversation], chat_template=QWEN2_VL_CHAT_TEMPLATE,
+                                           add_generation_prompt=add_generation_prompt)
+        return text
+
+    full_texts, counts = [], []
+    for r in rows:
+        conversation = [{"role": "user", "content": [{"type": "text", "text": r["question"]}]}]
+        if r.get("image") is not None:
+            conversation[0]["content"].insert(0, {"type": "image"})
+        counts.append(len(tok.tokenize(render(conversation, True), add_special_tokens=True)))
+        conversation.append({"role": "assistant", "content": [{"type": "text", "text": r["answer"]}]})
+        full_texts.append(render(conversation, False))
+    images = [r["image"] for r in rows if r.get("image") is not None]
+    pixels = dict(image_processor(images=images, return_tensors="pt")) if images else {}
+    texts, index = [], 0
+    for text in full_texts:
+        while "<|image_pad|>" in text:
+            n = int(pixels["image_grid_thw"][index].prod()) // image_processor.merge_size ** 2
+            text = text.replace("<|image_pad|>", "<|placeholder|>" * n, 1)
+            index += 1
+        texts.append(text.replace("<|placeholder|>", "<|image_pad|>"))
+    tok.padding_side = padding_side
+    batch = dict(tok(texts, padding="longest", return_tensors="pt"), **pixels)
+    labels = batch["input_ids"].clone()
+    for count, label in zip(counts, labels):
+        real = (label != tok.pad_token_id).nonzero(as_tuple=True)[0]
+        if padding_side == "left":
+            label[:real[0] + count] = -100
+        else:
+            label[real[0]:real[0] + count] = -100
+            label[real[-1] + 1:] = -100
+    batch["labels"] = labels
+    return batch
+
+
 def stock_processor(family, tok, images):
     from transformers import Idefics2Processor, LlavaProcessor
 
@@ -148,6 +205,11 @@ def test_written_text_is_their_collate_string():
         "User: Q?<end_of_utterance>\nAssistant: A.<end_of_utterance>"
     assert written_text("Q?", "A.", "multimodal", "llava", "mmunlearner") == "USER: <image>\nQ? ASSISTANT: A."
     assert written_text("Q?", "A.", "text", "llava", "mmunlearner") == "USER: Q? ASSISTANT: A."
+    assert written_text("Q?", "A.", "multimodal", "qwen2_vl", "clear") == (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<image>Q?<|im_end|>\n"
+        "<|im_start|>assistant\nA.<|im_end|>\n")
+    with pytest.raises(ValueError, match="method.sequences=clear: .*no multimodal sequence for model family 'llava'"):
+        written_text("Q?", "A.", "multimodal", "llava", "clear", key="method.sequences")
     with pytest.raises(ValueError, match="manu.sequences=manu: .*no text sequence for model family 'qwen2_vl'"):
         written_text("Q?", "A.", "text", "qwen2_vl", "manu", key="manu.sequences")
     with pytest.raises(ValueError, match="method.sequences=mllmu_bench: .*no text sequence"):
@@ -164,6 +226,17 @@ def test_chat_template_writings_are_what_the_templates_render(writing, family, t
                     {"role": "assistant", "content": [{"type": "text", "text": "A."}]}]
         (rendered,), _ = render_jinja_template(conversations=[messages], chat_template=template)
         assert rendered.strip() == written_text("Q?", "A.", form, family, writing)
+
+
+def test_clear_writing_is_what_qwen2_vls_template_renders():
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    for form, turn in (("multimodal", [{"type": "image"}]), ("text", [])):
+        messages = [{"role": "user", "content": turn + [{"type": "text", "text": "Q?"}]},
+                    {"role": "assistant", "content": [{"type": "text", "text": "A."}]}]
+        (rendered,), _ = render_jinja_template(conversations=[messages], chat_template=QWEN2_VL_CHAT_TEMPLATE)
+        written = written_text("Q?", "A.", form, "qwen2_vl", "clear")
+        assert rendered == written.replace("<image>", "<|vision_start|><|image_pad|><|vision_end|>")
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +288,36 @@ def test_batches_equal_their_collate(mllmu, writing, family, modality):
             batch["pixel_values"].shape))
     else:
         assert "pixel_values" not in batch
+
+
+@pytest.mark.parametrize("modality", ["multimodal", "text"])
+@pytest.mark.parametrize("padding_side", ["left", "right"])
+def test_clear_batches_equal_their_collate(mllmu, modality, padding_side):
+    """CLEAR's labels start after its count of the prompt's tokens, taken with one <|image_pad|>: on an image
+    pair the prompt's last (image tokens - 1) tokens carry loss, on a text-only pair none of them."""
+    rows, their_df = mllmu
+    model, tok, images = build_tiny_real("qwen2_vl")
+    proc = ChatProcessor(tok, images, model.config, ChatTemplate())
+    ours = WrittenSequences(rows, proc, modality, "clear")
+    if modality == "multimodal":
+        their_rows = their_multimodal_rows(their_df)
+    else:
+        their_rows = [{"question": q, "answer": a} for _, _, q, a in ours.index]
+    assert len(ours) == len(their_rows) == len(rows) * 5
+    theirs = their_clear_batch(tok, images, their_rows, padding_side)
+    examples = [ours[i] for i in range(len(ours))]
+    batch = collate(examples, tok.pad_token_id, padding_side=padding_side)
+    assert batch["input_ids"].tolist() == theirs["input_ids"].tolist()
+    assert torch.equal(batch["attention_mask"], theirs["attention_mask"])
+    assert batch["labels"].tolist() == theirs["labels"].tolist()
+    answer_start = tok.convert_tokens_to_ids("assistant")  # the last prompt token: the answer follows it
+    for ex in examples:
+        prompt_end = len(ex.input_ids) - ex.input_ids[::-1].index(answer_start)
+        labelled = sum(label != IGNORE for label in ex.labels[:prompt_end])
+        assert labelled == (ex.input_ids.count(model.config.image_token_id) - 1 if modality == "multimodal" else 0)
+    if modality == "multimodal":
+        for key in ("pixel_values", "image_grid_thw"):
+            assert torch.equal(batch[key], theirs[key])
 
 
 def test_statistics_sequences_carry_no_labels(mllmu):
@@ -284,6 +387,9 @@ def test_official_presets_read_their_sequences(tmp_path):
     assert cfg("method=ga").method.resize_embeddings is None
     assert cfg("method=mmunlearner").mmunlearner.resize_embeddings is None
     assert cfg("method=finetune", "finetune=mllmu_bench").finetune.sequences == "mllmu_bench"
+    assert cfg("method=finetune", "finetune=clear").finetune.sequences == "clear"
+    for method in ("grad_diff", "ga", "kl"):
+        assert cfg("experiment=clear_baselines", f"method={method}").method.sequences == "clear"
     assert cfg().manu.sequences == "template"
     assert cfg("method=ga").method.sequences == cfg("method=kl").method.sequences == "template"
     assert cfg("method=mmunlearner").mmunlearner.sequences == "template"
@@ -375,6 +481,8 @@ def test_mllmu_baselines_resize_as_their_scripts(tmp_path, method, rows):
       "mmunlearner.fisher_labels=full"], "mmunlearner.fisher_labels=all"),
     (["+finetune.sequences=mllmu_bench"], "finetune.sequences=mllmu_bench labels every token"),
     (["manu.sequences=bogus"], "manu.sequences='bogus'"),
+    (["method=ga", "method.sequences=clear", "method.answer_only=false"], "method.sequences=clear labels what"),
+    (["method=mmunlearner", "mmunlearner.sequences=clear"], "mmunlearner.sequences=clear: CLEAR's collate"),
 ])
 def test_sequence_settings_are_refused_before_any_model_is_taught(tmp_path, monkeypatch, overrides, match):
     import unlearn.pipeline as pipeline

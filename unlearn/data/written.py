@@ -6,7 +6,8 @@ the answer, and labels the span the recipe asks for (unlearn/data/sequences.py):
 taught and is evaluated on. The other values write each pair as one string, the way that codebase's collate
 does, and tokenise it whole with the tokenizer's own special tokens (their `processor(text=...)` /
 `tokenizer(text)`: a leading bos on LLaVA and Idefics2), each `<image>` expanded into the image's tokens as
-their processors expand it. No stop token follows the answer: none of them appends one.
+their processors expand it. No stop token follows the answer but what a chat template writes there (Idefics2's
+<end_of_utterance>, Qwen2-VL's <|im_end|>): none of them appends one.
 
   manu         franciscoliu/MANU data_process/data_preprocess.py, `train_collate_fn_llava` /
                `train_collate_fn_idefics` as prune/prune_incremental.py calls them for the four statistics
@@ -25,9 +26,24 @@ their processors expand it. No stop token follows the answer: none of them appen
                mask pass and update (MLLMU_gen_mask.py, MLLMU_manifold.py) call: the LLaVA processor's chat
                template (llava-1.5's chat_template.json) over the same turns, stripped:
                "USER: <image>\\n{q} ASSISTANT: {a}", text-only "USER: {q} ASSISTANT: {a}". LLaVA only.
+  clear        somvy/multimodal_unlearning (CLEAR) mm/dataset.py `convert_mm_data_to_model_format` and
+               `mm_data_collator_preprocessor`, which its finetune.py and forget.py train on: Qwen2-VL's chat
+               template (its default system prompt) over (image, question) and (answer), not stripped, so the
+               answer is followed by "<|im_end|>\\n". Qwen2-VL only (CLEAR's default model). Its labels are
+               its own (below).
 
-Labels: every token but those equal to the pad id, as all three collates set them (`labels[labels == pad] =
--100`: on Idefics2, whose pad is <unk>, an <unk> in the text too), and but the image tokens, which their
+Labels of `clear`: CLEAR masks as many leading tokens as the prompt has when tokenized alone (its chat
+template with `add_generation_prompt=True`, "...<|im_start|>assistant\\n"), counted before its processor
+repeats `<|image_pad|>` into the image's tokens: on a text-only pair that is the prompt exactly, and the answer,
+"<|im_end|>" and the newline after it carry loss; on an image pair the count falls short by the image's tokens
+less one, so the prompt's last that many tokens carry loss too: the question, the turn markers,
+`<|vision_end|>` and, behind a real image's hundreds of tokens, most `<|image_pad|>` positions (labelled with
+their own id, which Qwen2-VL's loss does not skip). Padding carries none (left padding lies inside the masked
+count; right padding is masked after the last token).
+
+Labels of the other three: every token but those equal to the pad id, as all three collates set them
+(`labels[labels == pad] = -100`: on Idefics2, whose pad is <unk>, an <unk> in the text too), and but the image
+tokens, which their
 losses never see. LLaVA: under MLLMU-Bench's and MANU's pinned transformers 4.45.1 with a llava-hf processor
 config that has no `patch_size` (the checkpoints' configs until transformers PR #30962's migration, late
 2024) the processor leaves one `<image>` and the model's legacy merge gives the 576 image positions
@@ -39,8 +55,9 @@ block, but the model's loss (transformers 4.40-4.45 `Idefics2ForConditionalGener
 count. MANU's statistics pass uses no labels.
 
 Differences that remain: the rows' questions and answers are stripped (their multimodal datasets keep
-surrounding whitespace); no `truncation` (their limits exceed these sequences). A family without the
-codebase's string (Qwen2-VL everywhere, Idefics2 under `mmunlearner`) is refused.
+surrounding whitespace); no `truncation` (their limits exceed these sequences; CLEAR's is 2048 tokens). A
+family without the codebase's string (Qwen2-VL but under `clear`, Idefics2 under `mmunlearner`, anything
+but Qwen2-VL under `clear`) is refused.
 """
 
 from __future__ import annotations
@@ -54,6 +71,8 @@ from unlearn.data.sequences import PrefixLabels, QASequences
 IMAGE_PLACEHOLDER = "<image>"
 _LLAVA_MANU = {"multimodal": "USER: <image>\n{question}\nASSISTANT: {answer}",
                "text": "USER:{question}\nASSISTANT: {answer}"}
+_QWEN2_VL_CHAT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{image}"
+                  "{{question}}<|im_end|>\n<|im_start|>assistant\n{{answer}}<|im_end|>\n")
 _IDEFICS2_CHAT = {"multimodal": "User:<image>{question}<end_of_utterance>\nAssistant: {answer}<end_of_utterance>",
                   "text": "User: {question}<end_of_utterance>\nAssistant: {answer}<end_of_utterance>"}
 # (writing, family, form) -> the string their collate writes
@@ -64,8 +83,14 @@ STRINGS = {
     ("mllmu_bench", "idefics2", "multimodal"): _IDEFICS2_CHAT["multimodal"],
     ("mmunlearner", "llava", "multimodal"): "USER: <image>\n{question} ASSISTANT: {answer}",
     ("mmunlearner", "llava", "text"): "USER: {question} ASSISTANT: {answer}",
+    # Qwen2-VL-Instruct's chat template; <image> stands for its "<|vision_start|><|image_pad|><|vision_end|>"
+    ("clear", "qwen2_vl", "multimodal"): _QWEN2_VL_CHAT.format(image="<image>"),
+    ("clear", "qwen2_vl", "text"): _QWEN2_VL_CHAT.format(image=""),
 }
-WRITINGS = ("manu", "mllmu_bench", "mmunlearner")
+# what a written string's <image> is in the text the official tokenizer reads, where that is not <image> itself
+IMAGE_MARKUP = {"qwen2_vl": "<|vision_start|><|image_pad|><|vision_end|>"}
+ANSWER_FIELD = "{answer}"
+WRITINGS = ("manu", "mllmu_bench", "mmunlearner", "clear")
 SEQUENCES = ("template", *WRITINGS)
 
 
@@ -95,14 +120,32 @@ def asks_the_name(question: str, answer: str, name: str) -> bool:
 
 def encode_whole(proc, text: str, image=None) -> list[int]:
     """`text` tokenised whole with the tokenizer's own special tokens, its `<image>` expanded into the image's
-    tokens, as their processors expand it in the string before tokenizing."""
+    tokens, as their processors expand it in the string before tokenizing. A tokenizer without an `<image>`
+    token (Qwen2-VL, whose image markup begins and ends with special tokens, where a whole-string tokenization
+    splits anyway) reads the text on either side of it apart."""
     tok = proc.tokenizer
-    ids = tok.encode(text, add_special_tokens=True)
     placeholder = tok.convert_tokens_to_ids(IMAGE_PLACEHOLDER)
+    if placeholder is None or placeholder == tok.unk_token_id:
+        parts = text.split(IMAGE_PLACEHOLDER)
+        if len(parts) - 1 != (image is not None):
+            raise ValueError(f"{text!r} has {len(parts) - 1} {IMAGE_PLACEHOLDER} for {int(image is not None)} image")
+        ids = tok.encode(parts[0], add_special_tokens=True)
+        return ids if image is None else ids + proc.image_ids(image) + tok.encode(parts[1], add_special_tokens=False)
+    ids = tok.encode(text, add_special_tokens=True)
     if ids.count(placeholder) != (image is not None):
         raise ValueError(f"{text!r} has {ids.count(placeholder)} {IMAGE_PLACEHOLDER} tokens for "
                          f"{int(image is not None)} image")
     return [i for t in ids for i in (proc.image_ids(image) if t == placeholder else [t])]
+
+
+def clear_prompt_count(proc, question: str, form: str, family: str) -> int:
+    """How many leading tokens CLEAR's collate masks: its prompt (the written string up to the answer) tokenized
+    alone, with the image's markup as its chat template writes it, one `<|image_pad|>` (mm/dataset.py
+    `convert_mm_data_to_model_format`: `len(tokenizer.tokenize(formatted_question, add_special_tokens=True))`)."""
+    string = STRINGS[("clear", family, form)]
+    prompt = string[:string.index(ANSWER_FIELD)].format(question=question)
+    prompt = prompt.replace(IMAGE_PLACEHOLDER, IMAGE_MARKUP.get(family, IMAGE_PLACEHOLDER))
+    return len(proc.tokenizer.encode(prompt, add_special_tokens=True))
 
 
 # What of an image their collates hand the model: MLLMU-Bench's and MANU's data_preprocess.py return
@@ -128,6 +171,9 @@ def written_example(proc, question: str, answer: str, pixels, writing: str, fami
     ids = encode_whole(proc, written_text(question, answer, form, family, writing, key), pixels)
     if not labels:
         return Example(ids, [IGNORE] * len(ids), pixels)
+    if writing == "clear":  # CLEAR's count of the prompt's tokens, taken before the image is expanded
+        masked = clear_prompt_count(proc, question, form, family)
+        return Example(ids, [IGNORE] * masked + ids[masked:], pixels)
     # their `labels[labels == pad_token_id] = -100` masks every token equal to the pad id, padding or not
     # (Idefics2's pad is <unk>); padding itself is added, and left unlabelled, by the collate. The image
     # tokens: LLaVA's legacy merge and Idefics2's loss leave them out (see the module docstring)
@@ -167,13 +213,22 @@ def check_sequences(sequences: str, answer_only: bool, label_prefix: bool, key: 
     """True for a codebase's written strings, False for the template; a written writing labels every token, as
     that codebase's collate does, so the recipe's label span must say so (`labels_key`: the setting that
     does; default, for `key` "<section>.sequences", "<section>.answer_only=false <section>.label_prefix=true")."""
+    section = key.rsplit(".", 1)[0]
     if labels_key is None:
-        section = key.rsplit(".", 1)[0]
         labels_key = f"{section}.answer_only=false {section}.label_prefix=true"
     if sequences == "template":
         return False
     if sequences not in WRITINGS:
         raise ValueError(f"{key}={sequences!r}: expected one of {list(SEQUENCES)}")
+    if sequences == "clear":
+        if section not in ("finetune", "method"):
+            raise ValueError(f"{key}=clear: CLEAR's collate is what its fine-tuning and its unlearning losses read "
+                             f"(finetune.sequences, method.sequences); MMUnlearner's CLEAR scripts write their "
+                             f"own (experiment=mmunlearner_clear_official)")
+        if not answer_only or label_prefix:
+            raise ValueError(f"{key}=clear labels what follows CLEAR's count of the prompt's tokens (meant as the "
+                             f"answer); set {section}.answer_only=true {section}.label_prefix=false to say so")
+        return True
     if answer_only or not label_prefix:
         raise ValueError(f"{key}={sequences} labels every token but the image, as that codebase's collate does; "
                          f"set {labels_key} to say so")
