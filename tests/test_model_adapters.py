@@ -283,7 +283,8 @@ def test_mmunlearner_clear_preset_runs_on_a_qwen2_vl_stand_in(tmp_path, checkpoi
 def test_clear_presets_teach_and_unlearn_a_qwen2_vl_stand_in(tmp_path, checkpoints, monkeypatch):
     """finetune=clear (LoRA r 8 merged, 2 batches per step, one epoch's warm-up) teaches CLEAR's own pairs, and
     experiment=clear_baselines (GradDiff, bf16-true, 4 batches per step) unlearns the result, on a tiny Qwen2-VL and
-    a tiny CLEAR snapshot, both on CLEAR's collate (method.sequences / finetune.sequences=clear)."""
+    a tiny CLEAR snapshot, both on CLEAR's collate (method.sequences / finetune.sequences=clear), evaluated by
+    CLEAR's protocol (eval.protocol=clear)."""
     from safetensors.torch import load_file
 
     import unlearn.data.written as written
@@ -308,7 +309,7 @@ def test_clear_presets_teach_and_unlearn_a_qwen2_vl_stand_in(tmp_path, checkpoin
     assert (cfg.trainer.accumulate_grad_batches, cfg.method.warmup_epochs, cfg.data.forget_modality) == (4, 1, "both")
     metrics = run(cfg)
     assert "after/forget/multimodal/rougeL" in metrics and "after/forget/text/rougeL" in metrics
-    assert seen == {(f"{part}.sequences", "clear", form) for part in ("finetune", "method")
-                    for form in ("multimodal", "text")}
+    assert seen == {(key, "clear", form) for key in ("finetune.sequences", "method.sequences", "eval.protocol")
+                    for form in ("multimodal", "text")}  # eval.protocol=clear: its prompts and likelihood rows
     after = {k: v for f in (tmp_path / "run" / "model").glob("*.safetensors") for k, v in load_file(f).items()}
     assert any(not torch.equal(after[k].float(), weights[k].float()) for k in weights)  # it unlearned something

@@ -66,6 +66,9 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["model=llava_1_5_7b", "+model.template.system=x"], r"model.template has no setting \['system'\]"),
     (["eval.splits=[forget,retian]"], r"eval.splits has unknown \['retian'\]"),
     (["eval.relearn.enabled=true", "eval.relearn.data=test"], r"eval.relearn.data='test'"),
+    (["eval.relearn.data=test"], r"eval.relearn.data='test'"),  # named wrongly though the attack is off
+    (["eval.protocol=clr"], r"eval.protocol='clr': expected one of \['embedded', 'mllmu_bench', 'clear'\]"),
+    (["eval.scorer=rouge"], r"eval.scorer='rouge'"),
     (["method=npo", "method.beta=0"], r"method.beta=0"),
     (["method=manu", "manu.tau=-0.1"], r"manu.tau=-0.1"),
     (["method=manu", "manu.prune.mode=soft"], r"manu.prune.mode='soft'"),

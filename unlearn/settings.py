@@ -118,7 +118,11 @@ def names(value, choices, key: str) -> None:
 def check_eval(e) -> None:
     from unlearn.data.benchmark import EVAL_SPLITS
     from unlearn.eval.evaluator import TASKS
+    from unlearn.eval.protocol import PROTOCOLS
+    from unlearn.eval.scorers import SCORERS
 
+    one_of(e.protocol, PROTOCOLS, "eval.protocol")  # read at the first evaluation: refused here instead
+    one_of(e.scorer, tuple(SCORERS), "eval.scorer")
     names(e.tasks, TASKS, "eval.tasks")
     names(e.splits, EVAL_SPLITS, "eval.splits")  # read after the before-evaluation started: refused here instead
     positive_int(e.batch_size, "eval.batch_size")
@@ -128,8 +132,9 @@ def check_eval(e) -> None:
     if e.get("shared_cache_gb") is not None:  # null: no bound
         number(e.shared_cache_gb, "eval.shared_cache_gb", 0, low_open=True)
     r = e.get("relearn")
+    if r is not None:  # its data named wrongly is refused whether or not the attack is on
+        one_of(r.get("data", "forget"), ("forget", "retain"), "eval.relearn.data")
     if r is not None and r.get("enabled"):
-        one_of(r.data, ("forget", "retain"), "eval.relearn.data")
         names(r.splits, EVAL_SPLITS, "eval.relearn.splits")  # else refused after the unlearning and the attack ran
         positive_int(r.steps, "eval.relearn.steps")
         positive_int(r.batch_size, "eval.relearn.batch_size")

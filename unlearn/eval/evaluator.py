@@ -36,7 +36,9 @@ class EvaluationModule(L.LightningModule):
         in passes that hold about `shared_cache_gb` GB of copied prompt caches at most (None: no bound)."""
         super().__init__()
         self.prompts = prompts or EmbeddedPrompts(max_new_tokens)
-        if self.prompts.name != "embedded" and (mc_mode != "generate" or mc_also is not None):
+        # a protocol whose benchmark has no MC of its own (clear) leaves MC to the embedded protocol
+        self.mc_prompts = getattr(self.prompts, "mc_prompts", self.prompts)
+        if self.mc_prompts.name != "embedded" and (mc_mode != "generate" or mc_also is not None):
             raise ValueError(f"eval.protocol={self.prompts.name} reads MC from a generated letter, as its "
                              f"benchmark does: set eval.mc_mode=generate and eval.mc_also=null (got "
                              f"eval.mc_mode={mc_mode!r}, eval.mc_also={mc_also!r})")
@@ -74,7 +76,7 @@ class EvaluationModule(L.LightningModule):
         task = self.tasks[dataloader_idx]
         if task == "mc":
             self._records += score_mc(self.model, self.proc, items, self.mc_mode, self.max_new_tokens,
-                                     self.scorer, self.prompts, self.share_prompt, self.shared_cache_gb)
+                                     self.scorer, self.mc_prompts, self.share_prompt, self.shared_cache_gb)
             if self.mc_also:  # the same items scored a second way, kept apart by uid and metric name
                 for r in score_mc(self.model, self.proc, items, self.mc_also, self.max_new_tokens, self.scorer,
                                   share_prompt=self.share_prompt, cache_gb=self.shared_cache_gb):
@@ -82,7 +84,7 @@ class EvaluationModule(L.LightningModule):
                                           "metric": f"mc_acc_{self.mc_also}"})
         elif task == "prob":
             self._records += score_probabilities(self.model, self.proc, items, self.share_prompt,
-                                                   self.shared_cache_gb)
+                                                   self.shared_cache_gb, getattr(self.prompts, "prob_labels", "answer"))
         else:
             self._records += score_generation(self.model, self.proc, items, self.max_new_tokens, self.scorer,
                                               self.prompts)

@@ -1,6 +1,7 @@
 """The prompts an evaluation shows the model and how long it may answer: `eval.protocol`.
 
-Two protocols, chosen by `eval.protocol` (default: `embedded`; `mllmu_bench` for data=mllmu_bench):
+Three protocols, chosen by `eval.protocol` (default: `embedded`; `mllmu_bench` for data=mllmu_bench; `clear`
+set by experiment=clear_baselines):
 
 `embedded` -- the project's own protocol, as the embedded benchmark was built and taught with. The model's
 processor wraps each question in its own turn (the embedded model: "question : {q} answer :"; a real
@@ -52,6 +53,25 @@ constants of unlearn/data/mllmu_bench.py. What it does, and so what this module 
   * Replies: they decode prompt plus reply and keep what follows the first "ASSISTANT:" (the shots hold
     none), which `eval.scorer=mllmu_bench` reads from the reply alone (unlearn/eval/scorers.py).
 `eval.few_shot=false` keeps their strings and limits without shots (zero-shot, every item scored).
+
+`clear` -- CLEAR's own evaluation (somvy/multimodal_unlearning mm/eval.py `get_all_evals`,
+`eval_perturbation_ratio`; config/mm/eval.yaml), Qwen2-VL only, as CLEAR's collate (unlearn/data/written.py,
+`clear`) is:
+  * Generation: the item is written as CLEAR's collate writes it (chat template, image, answer), decoded with
+    special tokens skipped, cut before the last occurrence of the decoded answer (`s[:s.rfind(ans)]`: "system\n
+    You are a helpful assistant.\nuser\n{question}\nassistant\n" on a real Qwen2-VL), and that text is
+    tokenized alone, so the model generates without the image and without its chat markers. 300 new tokens
+    (eval.yaml `generation.max_new_tokens`), ending where the checkpoint's generation config says (their
+    `model.generate` names no eos). Scored with `eval.scorer=clear` (calculate_metrics.py: stemmed ROUGE-L
+    recall of the reply as decoded).
+  * Likelihoods (task prob: answer probability, truth ratio, forget quality): the image, question and answer
+    as CLEAR's collate labels them, so that on image items the question and most image tokens enter the
+    per-token means of the truth, its paraphrase and the perturbed answers alike (their gt, paraphrased and
+    perturbed losses are the collate's labels' summed loss over their count); whole rows (no shared prompt).
+  * MC: CLEAR's evaluation has none; MC items keep the embedded protocol (eval.mc_mode as set).
+  Not reproduced: the caption prompts, which CLEAR redraws on every access, so that the truth, paraphrase and
+  perturbed rows of one image are asked with different prompts (here the item's one prompt); truncation at
+  4096 tokens.
 """
 
 from __future__ import annotations
@@ -64,8 +84,9 @@ from unlearn.data import mllmu_bench as official
 from unlearn.data.collate import IGNORE, Example, prompt_example
 from unlearn.eval.items import EvalItem
 
-PROTOCOLS = ("embedded", "mllmu_bench")
+PROTOCOLS = ("embedded", "mllmu_bench", "clear")
 EMBEDDED_MAX_NEW_TOKENS = 12
+CLEAR_MAX_NEW_TOKENS = 300  # config/mm/eval.yaml generation.max_new_tokens
 IMAGE_PLACEHOLDER = "<image>"
 
 # --- MLLMU-Bench's settings (official eval.py) ------------------------------------------------------------
@@ -225,6 +246,48 @@ class MllmuBenchPrompts:
         return dict(out)
 
 
+def clear_generation_ids(proc, item: EvalItem, family: str) -> list[int]:
+    """The ids CLEAR's eval.py generates after: its collate's string for the item, decoded with special tokens
+    skipped, cut before the decoded answer's last occurrence, tokenized alone (no image)."""
+    from unlearn.data.written import IMAGE_MARKUP, written_text
+
+    tok = proc.tokenizer
+    written = written_text(item.question, item.answer, item.modality, family, "clear", "eval.protocol")
+    text = tok.decode(tok.encode(written.replace(IMAGE_PLACEHOLDER, IMAGE_MARKUP[family]), add_special_tokens=True),
+                      skip_special_tokens=True)
+    answer = tok.decode(tok.encode(item.answer, add_special_tokens=True), skip_special_tokens=True)
+    return tok.encode(text[:text.rfind(answer)], add_special_tokens=True)
+
+
+@dataclass
+class ClearPrompts:
+    """CLEAR's protocol (see the module docstring); MC items are the embedded protocol's (`mc_prompts`)."""
+
+    family: str
+    max_new_tokens: int | None = None
+    name = "clear"
+    prob_labels = "clear"  # the likelihood items are labelled as CLEAR's collate labels them
+
+    @property
+    def mc_prompts(self) -> EmbeddedPrompts:
+        return EmbeddedPrompts(self.max_new_tokens)
+
+    def example(self, proc, item: EvalItem) -> Example:
+        ids = clear_generation_ids(proc, item, self.family)
+        return Example(ids, [IGNORE] * len(ids), None)
+
+    def limit(self, item: EvalItem) -> int:
+        return self.max_new_tokens or CLEAR_MAX_NEW_TOKENS
+
+    def stop(self, model, proc):
+        """What their `model.generate` stops at: the checkpoint's generation config."""
+        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        return proc.stop_token_id if eos is None else eos
+
+    def scored(self, items: list[EvalItem]) -> list[EvalItem]:
+        return items
+
+
 def draw_shot_people(people: list[int], k: int, seed: int, split: str, task: str) -> list[int]:
     """`random.sample(id_list, k)` as their eval.py draws, seeded per (seed, split, task)."""
     return random.Random(f"{seed}/{split}/{task}").sample(people, min(k, len(people)))
@@ -270,6 +333,13 @@ def make_prompts(name: str, proc, items_by_split: dict[str, list[EvalItem]] | No
     if check_protocol(name) == "embedded":
         return EmbeddedPrompts(max_new_tokens)
     family = family_of(proc)
+    if name == "clear":
+        from unlearn.data.written import STRINGS
+
+        if ("clear", family, "multimodal") not in STRINGS:
+            raise ValueError(f"eval.protocol=clear writes CLEAR's Qwen2-VL chat template (its default model); model "
+                             f"family {family!r} has none: use eval.protocol=embedded")
+        return ClearPrompts(family, max_new_tokens)
     if not use_few_shot:
         return MllmuBenchPrompts(family, {}, max_new_tokens)
     looked_up = shot_lookup(items_by_split or {}, source, family, seed)

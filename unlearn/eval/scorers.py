@@ -15,6 +15,10 @@ answer there, and here (tests/test_scorers.py checks the equivalence on prompt p
   * generation: rouge_score's ROUGE-L F-measure with the Porter stemmer, `score(ground_truth, answer)`;
   * cloze: `ground_truth.lower() in answer.lower()` (containment anywhere in the answer).
 
+`clear` follows CLEAR's scoring (somvy/multimodal_unlearning mm/calculate_metrics.py, `eval_rouge_recall`):
+the reply as decoded, uncut, and rouge_score's stemmed ROUGE-L, its recall CLEAR's generation metric (the
+F-measure beside it). CLEAR has no MC or cloze; those take MLLMU-Bench's rules.
+
 `embedded` (the default of data=mllmu_mini) is stricter by choice, because its tiny model answers in
 the benchmark's own words and a loose rule would hide partial forgetting:
   * MC: the first non-blank character of the reply (the same letter rule, no "ASSISTANT:" handling);
@@ -53,14 +57,14 @@ def mllmu_letter(reply: str, letters: tuple[str, ...] = LETTERS) -> int:
 _STEMMED_ROUGE = None
 
 
-def _stemmed_rouge_l(reply: str, reference: str):
+def _stemmed_rouge_l(reply: str, reference: str, answer: Callable[[str], str] = mllmu_answer):
     """rouge_score's stemmed ROUGE-L of the extracted answer against the reference (one scorer, built once)."""
     global _STEMMED_ROUGE
     if _STEMMED_ROUGE is None:
         from rouge_score import rouge_scorer
 
         _STEMMED_ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    return _STEMMED_ROUGE.score(reference, mllmu_answer(reply))["rougeL"]
+    return _STEMMED_ROUGE.score(reference, answer(reply))["rougeL"]
 
 
 def mllmu_rouge_l(reply: str, reference: str) -> float:
@@ -72,6 +76,16 @@ def mllmu_rouge_l_recall(reply: str, reference: str) -> float:
     """The same stemmed ROUGE-L, recall: CLEAR's generation metric (somvy/multimodal_unlearning mm/eval.py,
     `eval_rouge_recall`: rouge_score with the Porter stemmer, `score(ground_truth, generated).recall`)."""
     return float(_stemmed_rouge_l(reply, reference).recall)
+
+
+def clear_rouge_l(reply: str, reference: str) -> float:
+    """The stemmed ROUGE-L F-measure of the whole reply (CLEAR cuts nothing from its decoded generation)."""
+    return float(_stemmed_rouge_l(reply, reference, str).fmeasure)
+
+
+def clear_rouge_l_recall(reply: str, reference: str) -> float:
+    """CLEAR's generation metric: `rouge_scorer.score(ground_truth, generated)["rougeL"].recall`, stemmed."""
+    return float(_stemmed_rouge_l(reply, reference, str).recall)
 
 
 def mllmu_cloze(reply: str, reference: str) -> bool:
@@ -103,6 +117,7 @@ class Scorer:
 SCORERS = {
     "embedded": Scorer("embedded", parse_letter, rouge_l, cloze_correct, rouge_l_recall),
     "mllmu_bench": Scorer("mllmu_bench", mllmu_letter, mllmu_rouge_l, mllmu_cloze, mllmu_rouge_l_recall),
+    "clear": Scorer("clear", mllmu_letter, clear_rouge_l, mllmu_cloze, clear_rouge_l_recall),
 }
 
 

@@ -133,14 +133,33 @@ def truth_ratio_answers(item: EvalItem) -> list[str]:
     return [item.answer, item.paraphrase or item.answer, *item.perturbed]
 
 
+PROB_LABELS = ("answer", "clear")
+
+
 def score_probabilities(model, proc: VLProcessor, items: list[EvalItem], share_prompt: bool = False,
-                        cache_gb: float | None = None) -> list[dict]:
+                        cache_gb: float | None = None, labels: str = "answer") -> list[dict]:
     """Task prob: per-token mean log-probabilities of the ground truth, the paraphrase and each perturbed
     answer after the question (the teaching format), kept in the record for the truth ratio and forget
-    quality; the item's score is the answer probability (unlearn/eval/truth_ratio.py)."""
-    scored = answer_set_logprobs(model, proc, [(it.question, it.pixel_values) for it in items],
-                                 [truth_ratio_answers(it) for it in items], per_token=True, share_prompt=share_prompt,
-                                 cache_gb=cache_gb)
+    quality; the item's score is the answer probability (unlearn/eval/truth_ratio.py). `labels="clear"`: each
+    row written and labelled as CLEAR's collate does (unlearn/data/written.py; the protocol `clear`), whole
+    rows."""
+    if labels not in PROB_LABELS:
+        raise ValueError(f"likelihood labels {labels!r}: expected one of {PROB_LABELS}")
+    if labels == "clear":
+        from unlearn.data.written import written_example
+
+        examples = [written_example(proc, it.question, answer, it.pixel_values, "clear", proc.family,
+                                    key="eval.protocol") for it in items for answer in truth_ratio_answers(it)]
+        flat = answer_logprobs(model, collate(examples, proc.tokenizer.pad_token_id), per_token=True).tolist()
+        scored, pos = [], 0
+        for it in items:
+            n = len(truth_ratio_answers(it))
+            scored.append(flat[pos:pos + n])
+            pos += n
+    else:
+        scored = answer_set_logprobs(model, proc, [(it.question, it.pixel_values) for it in items],
+                                     [truth_ratio_answers(it) for it in items], per_token=True,
+                                     share_prompt=share_prompt, cache_gb=cache_gb)
     out = []
     for it, (gt, para, *pert) in zip(items, scored):
         out.append({**it.record(it.answer, answer_probability(gt)), "gt_logp": gt, "para_logp": para,

@@ -1,0 +1,138 @@
+"""eval.protocol=clear and eval.scorer=clear against a port of CLEAR's evaluation.
+
+`their_*` is written from somvy/multimodal_unlearning at bb14c96: mm/eval.py `get_all_evals` (the generation
+prompt: the collate's batch decoded with special tokens skipped, cut before the decoded answer, re-tokenised
+alone) and `eval_perturbation_ratio` (per-token losses over the collate's labels, trainer_utils.py
+`get_batch_loss`; `remove_image_tokens` leaves processor-expanded ids as they are), and mm/calculate_metrics.py
+(stemmed ROUGE-L recall). The collate itself is tests/test_written_sequences.py's port.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from tests.test_written_sequences import their_clear_batch
+from unlearn.data.collate import collate
+from unlearn.eval.items import EvalItem
+from unlearn.eval.protocol import CLEAR_MAX_NEW_TOKENS, ClearPrompts, make_prompts
+from unlearn.eval.scorers import get_scorer
+from unlearn.eval.scoring import score_probabilities, truth_ratio_answers
+from unlearn.models.chat_processor import MM_TOKEN_TYPES, ChatProcessor, ChatTemplate
+from unlearn.models.tiny_real import build_tiny_real
+
+
+@pytest.fixture(scope="module")
+def qwen():
+    model, tok, images = build_tiny_real("qwen2_vl")
+    return model.eval(), tok, images, ChatProcessor(tok, images, model.config, ChatTemplate())
+
+
+def _items(proc):
+    """Caption and name items with an image (truth-ratio answers as CLEAR pairs them) and a text-only one; the
+    words are the tiny tokenizer's, one (`zebra`) is not, so <unk> meets the decode-and-cut; the text-only answer
+    also stands in its question, so the cut is at its last occurrence."""
+    pictures = [Image.new("RGB", (56, 56), c) for c in ("red", "blue")]
+    pixels = proc.pixel_values(pictures)
+    return [
+        EvalItem("forget/gen/multimodal/0", "forget", "multimodal", "gen", 0, "caption",
+                 "What can you see in this picture?", "a lawyer in a red coat", pixel_values=pixels[0],
+                 paraphrase="a lawyer wearing a red coat", perturbed=("a doctor in a blue coat", "a zebra")),
+        EvalItem("forget/gen/multimodal/1", "forget", "multimodal", "gen", 1, "name",
+                 "The name of the person on the image is", "Anna", pixel_values=pixels[1],
+                 paraphrase="Anna", perturbed=("Maria", "Elena")),
+        EvalItem("forget/gen/text/2", "forget", "text", "gen", 0, "job", "Is the author a lawyer", "a lawyer"),
+    ]
+
+
+def their_generation_inputs(tok, image_processor, rows):
+    """get_all_evals: the batch decoded with special tokens skipped, cut before each answer as the tokenizer
+    decodes it, the questions tokenised alone (left padding)."""
+    batch = their_clear_batch(tok, image_processor, rows, "left")
+    answer_ids = tok([r["answer"] for r in rows], return_tensors="pt", padding=True)["input_ids"]
+    answers = tok.batch_decode(answer_ids, skip_special_tokens=True)
+    str_inputs = tok.batch_decode(batch["input_ids"], skip_special_tokens=True)
+    questions = [s[: s.rfind(ans)] for s, ans in zip(str_inputs, answers)]
+    tok.padding_side = "left"
+    # their batch_encode_plus, which transformers 5 folds into the tokenizer's call
+    return tok(questions, add_special_tokens=True, return_tensors="pt", padding=True)
+
+
+def their_per_token_logps(model, tok, image_processor, rows):
+    """-(summed cross-entropy over the collate's shifted labels) / the labels' count, per row."""
+    batch = their_clear_batch(tok, image_processor, rows, "left")
+    if "pixel_values" in batch:  # what transformers' Qwen2-VL processor hands the model for M-RoPE
+        batch[MM_TOKEN_TYPES] = (batch["input_ids"] == model.config.image_token_id).int()
+    labels = batch.pop("labels")
+    with torch.no_grad():
+        logits = model(**batch).logits
+    loss = torch.nn.functional.cross_entropy(logits[..., :-1, :].float().transpose(-1, -2), labels[..., 1:],
+                                             ignore_index=-100, reduction="none").sum(-1)
+    return (-loss / (labels != -100).sum(-1)).tolist()
+
+
+def _rows(item, image, answers):
+    return [{"image": image, "question": item.question, "answer": a} for a in answers]
+
+
+def test_generation_prompt_is_their_decoded_cut(qwen):
+    model, tok, images, proc = qwen
+    items = _items(proc)
+    pictures = [Image.new("RGB", (56, 56), c) for c in ("red", "blue")]
+    theirs = their_generation_inputs(tok, images, [{"image": pictures[0], "question": items[0].question,
+                                                    "answer": items[0].answer},
+                                                   {"image": pictures[1], "question": items[1].question,
+                                                    "answer": items[1].answer},
+                                                   {"image": None, "question": items[2].question,
+                                                    "answer": items[2].answer}])
+    prompts = ClearPrompts("qwen2_vl")
+    examples = [prompts.example(proc, it) for it in items]
+    ours = collate(examples, tok.pad_token_id, padding_side="left")
+    assert ours["input_ids"].tolist() == theirs["input_ids"].tolist()
+    assert torch.equal(ours["attention_mask"], theirs["attention_mask"])
+    assert all(e.pixel_values is None for e in examples) and "pixel_values" not in ours  # no image, as theirs
+    assert not (ours["input_ids"] == tok.convert_tokens_to_ids("<|im_start|>")).any()  # no chat markers either
+    assert prompts.limit(items[0]) == CLEAR_MAX_NEW_TOKENS == 300
+    assert ClearPrompts("qwen2_vl", max_new_tokens=7).limit(items[0]) == 7
+    assert prompts.stop(model, proc) == model.generation_config.eos_token_id
+
+
+def test_likelihoods_are_their_per_token_losses_over_the_collates_labels(qwen):
+    model, tok, images, proc = qwen
+    items = _items(proc)[:2]
+    pictures = [Image.new("RGB", (56, 56), c) for c in ("red", "blue")]
+    ours = score_probabilities(model, proc, items, labels="clear")
+    plain = score_probabilities(model, proc, items)
+    for it, picture, record, answer_only in zip(items, pictures, ours, plain):
+        theirs = their_per_token_logps(model, tok, images, _rows(it, picture, truth_ratio_answers(it)))
+        mine = [record["gt_logp"], record["para_logp"], *record["pert_logp"]]
+        assert mine == pytest.approx(theirs, abs=1e-5)
+        # the image's tokens and the question enter CLEAR's means: not the answer-only log-probabilities
+        assert mine != pytest.approx([answer_only["gt_logp"], answer_only["para_logp"], *answer_only["pert_logp"]],
+                                     abs=1e-3)
+    with pytest.raises(ValueError, match="likelihood labels 'pooled'"):
+        score_probabilities(model, proc, items, labels="pooled")
+
+
+def test_clear_scorer_reads_the_reply_uncut_with_stemmed_recall():
+    clear, mllmu = get_scorer("clear"), get_scorer("mllmu_bench")
+    # reference "the cats sat on the mat" (6 words); reply holds "the cat sat" after "ASSISTANT:": the LCS under
+    # the Porter stemmer (cats -> cat) is "the cat sat", 3 of the reference's 6 words
+    assert clear.rouge_recall("ASSISTANT: the cat sat", "the cats sat on the mat") == pytest.approx(0.5)
+    assert mllmu.rouge_recall("ASSISTANT: the cat sat", "the cats sat on the mat") == 0.0  # cut at ASSISTANT:
+    assert clear.rouge("the cat sat", "the cats sat on the mat") == pytest.approx(2 * 0.5 * 1.0 / 1.5)
+
+
+def test_clear_protocol_is_qwen2_vls_and_keeps_mc_embedded(qwen, small_benchmark):
+    from unlearn.eval.evaluator import EvaluationModule
+
+    model, tok, images, proc = qwen
+    assert isinstance(make_prompts("clear", proc), ClearPrompts)
+    llava, ltok, limages = build_tiny_real("llava")
+    with pytest.raises(ValueError, match="eval.protocol=clear writes CLEAR's Qwen2-VL chat template.*'llava'"):
+        make_prompts("clear", ChatProcessor(ltok, limages, llava.config, ChatTemplate()))
+    # MC has no CLEAR prompt: likelihood MC (and mc_also) stay allowed, scored by the embedded protocol
+    module = EvaluationModule(model, proc, _items(proc), "before", mc_mode="likelihood", mc_also="generate",
+                              prompts=make_prompts("clear", proc))
+    assert module.mc_prompts.name == "embedded" and module.prompts.name == "clear"
