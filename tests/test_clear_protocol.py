@@ -30,9 +30,9 @@ def qwen():
 
 
 def _items(proc):
-    """Caption and name items with an image (truth-ratio answers as CLEAR pairs them) and a text-only one; the
-    words are the tiny tokenizer's, one (`zebra`) is not, so <unk> meets the decode-and-cut; the text-only answer
-    also stands in its question, so the cut is at its last occurrence."""
+    """Caption and name items with an image (truth-ratio answers as CLEAR pairs them) and a text-only one, in the
+    tiny tokenizer's words but for one perturbed answer (`zebra`: <unk>); the text-only answer also stands in its
+    question, so the cut must be at its last occurrence."""
     pictures = [Image.new("RGB", (56, 56), c) for c in ("red", "blue")]
     pixels = proc.pixel_values(pictures)
     return [
@@ -113,6 +113,23 @@ def test_likelihoods_are_their_per_token_losses_over_the_collates_labels(qwen):
                                      abs=1e-3)
     with pytest.raises(ValueError, match="likelihood labels 'pooled'"):
         score_probabilities(model, proc, items, labels="pooled")
+
+
+def test_clear_rows_are_scored_in_passes_of_bounded_labelled_tokens(qwen, monkeypatch):
+    import unlearn.eval.scoring as scoring
+    from unlearn.data.collate import Example
+
+    rows = [Example([1] * 5, [-100, 7, 7, 7, -100]), Example([1] * 4, [-100, 7, 7, 7]),
+            Example([1] * 9, [-100] + [7] * 8), Example([1] * 2, [-100, 7])]
+    assert [[len(e.input_ids) for e in p] for p in scoring.passes_by_labels(rows, 6)] == [[5, 4], [9], [2]]
+    assert scoring.passes_by_labels([], 6) == []
+    model, tok, images, proc = qwen
+    items = _items(proc)[:2]
+    whole = score_probabilities(model, proc, items, labels="clear")
+    monkeypatch.setattr(scoring, "CLEAR_LABELLED_PER_PASS", 1)  # one row per pass
+    for one, many in zip(score_probabilities(model, proc, items, labels="clear"), whole):
+        assert [one["gt_logp"], one["para_logp"], *one["pert_logp"]] == pytest.approx(
+            [many["gt_logp"], many["para_logp"], *many["pert_logp"]], abs=1e-5)
 
 
 def test_clear_scorer_reads_the_reply_uncut_with_stemmed_recall():

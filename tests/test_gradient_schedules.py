@@ -148,3 +148,22 @@ def test_label_prefix_labels_every_text_token(tiny_model, small_benchmark):
     # real template's "USER:") carries no label
     with pytest.raises(ValueError, match="method.label_prefix=true .* method.answer_only=false"):
         _unlearning_data(ctx, "both", answer_only=True, label_prefix=True)
+
+
+def test_retain_drawn_with_replacement_meets_every_forget_batch(tiny_model, small_benchmark):
+    """method.retain_draw=with_replacement (CLEAR's pairing): as many retain rows as forget rows each epoch,
+    drawn with replacement; the default reads the retain rows shuffled, each once."""
+    from unlearn.methods.gradient import paired_loader
+
+    _, proc = tiny_model
+    ctx = SimpleNamespace(benchmark=small_benchmark, processor=proc)
+    drawn = paired_loader(ctx, "multimodal", 4, retain_draw="with_replacement")
+    forget, retain = drawn.iterables["forget"], drawn.iterables["retain"]
+    assert len(retain.sampler) == len(forget.dataset) < len(retain.dataset)
+    assert len(retain) == len(forget) == sum(1 for _ in drawn)
+    rows = [i for e in range(3) for i in (retain.sampler.set_epoch(e), list(retain.sampler))[1]]
+    assert len(set(rows)) < len(rows)  # some retain row met twice
+    default = paired_loader(ctx, "multimodal", 4).iterables["retain"]
+    assert sorted(default.sampler) == list(range(len(default.dataset)))
+    with pytest.raises(ValueError, match="method.retain_draw='sometimes'"):
+        paired_loader(ctx, "multimodal", 4, retain_draw="sometimes")

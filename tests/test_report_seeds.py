@@ -198,16 +198,18 @@ def test_a_setting_reads_keys_newer_code_added_with_empty_defaults_as_absent():
 
 def test_keys_added_later_at_their_defaults_read_as_absent():
     """method.warmup_epochs 0, mmunlearner.clip_retain true, CLEAR's data.spec.train_pairs both_forms and
-    caption_prompt cycle (added 2026-12-03): a sweep resumed across that change keeps its seed groups."""
+    caption_prompt cycle, method.retain_draw epoch (added 2026-12-03): a sweep resumed across that change keeps
+    its seed groups."""
     from unlearn.report import setting_of
 
     old = {"method": {"name": "ga", "lr_decay": "linear"}, "mmunlearner": {"clip": 1.0},
            "data": {"spec": {"seed": 0}}}
-    new = {"method": {"name": "ga", "lr_decay": "linear", "warmup_epochs": 0},
+    new = {"method": {"name": "ga", "lr_decay": "linear", "warmup_epochs": 0, "retain_draw": "epoch"},
            "mmunlearner": {"clip": 1.0, "clip_retain": True},
            "data": {"spec": {"seed": 0, "train_pairs": "both_forms", "caption_prompt": "cycle"}}}
     assert setting_of(old) == setting_of(new)
-    for key, value in (("method", {"warmup_epochs": 1}), ("mmunlearner", {"clip_retain": False})):
+    for key, value in (("method", {"warmup_epochs": 1}), ("mmunlearner", {"clip_retain": False}),
+                       ("method", {"retain_draw": "with_replacement"})):
         changed = {**new, key: {**new[key], **value}}
         assert setting_of(changed) != setting_of(old), key
     clear = {**new, "data": {"spec": {"seed": 0, "train_pairs": "clear", "caption_prompt": "cycle"}}}

@@ -22,3 +22,23 @@ def test_shards_cover_the_epoch_and_have_equal_length():
     whole.set_epoch(4)
     order = list(whole)
     assert parts[0] == order[0::2] and parts[1] == (order + order[:1])[1::2]
+
+
+def test_draws_are_uniform_with_replacement_seeded_per_epoch_and_rank():
+    from collections import Counter
+
+    from unlearn.data.sampling import EpochDraws
+
+    a, b = EpochDraws(3, 40, seed=5), EpochDraws(3, 40, seed=5)
+    first = list(a)
+    assert first == list(b) and len(first) == len(a) == 40 and set(first) <= {0, 1, 2}
+    assert max(Counter(first).values()) > 1  # with replacement: 40 draws from 3 rows repeat
+    a.set_epoch(1)
+    assert list(a) != first  # anew each epoch, as CLEAR's __getitem__ draws on every access
+    b.set_epoch(1)
+    assert list(a) == list(b)  # a resumed run draws what the uninterrupted one did
+    many = Counter(i for e in range(50) for i in (a.set_epoch(e), list(a))[1])
+    assert all(abs(many[i] / 2000 - 1 / 3) < 0.05 for i in range(3))  # uniform
+    ranks = [EpochDraws(3, 7, seed=5, rank=r, world_size=2) for r in range(2)]
+    assert [len(r) for r in ranks] == [4, 4]  # ceil(7 / 2) each, as EpochShuffle shards 7 forget rows
+    assert list(ranks[0]) != list(ranks[1])

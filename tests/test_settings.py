@@ -67,6 +67,9 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["eval.splits=[forget,retian]"], r"eval.splits has unknown \['retian'\]"),
     (["eval.relearn.enabled=true", "eval.relearn.data=test"], r"eval.relearn.data='test'"),
     (["eval.relearn.data=test"], r"eval.relearn.data='test'"),  # named wrongly though the attack is off
+    (["method=grad_diff", "method.retain_draw=random"], r"method.retain_draw='random'"),
+    (["method=grad_diff", "method.schedule=sequential", "method.retain_draw=with_replacement"],
+     r"method.retain_draw=with_replacement .* needs method.schedule=paired"),
     (["eval.protocol=clr"], r"eval.protocol='clr': expected one of \['embedded', 'mllmu_bench', 'clear'\]"),
     (["eval.scorer=rouge"], r"eval.scorer='rouge'"),
     (["method=npo", "method.beta=0"], r"method.beta=0"),

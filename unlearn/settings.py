@@ -186,6 +186,11 @@ def check_gradient_method(m) -> None:
     if lr is None:
         raise ValueError(f"method.optimizer.lr is null (model.unlearn_lr has no entry {m.name!r}?); give one")
     number(lr, "method.optimizer.lr", 0, low_open=True)  # 0 would report the vanilla model as unlearned
+    draw = m.get("retain_draw", "epoch")
+    one_of(draw, ("epoch", "with_replacement"), "method.retain_draw")
+    if draw != "epoch" and m.get("schedule", "paired") != "paired":
+        raise ValueError(f"method.retain_draw={draw} pairs retain rows with forget batches: it needs "
+                         f"method.schedule=paired (got {m.get('schedule')!r})")
     warmup = m.get("warmup_epochs", 0)
     if warmup != 0:
         positive_int(warmup, "method.warmup_epochs")

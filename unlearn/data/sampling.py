@@ -47,6 +47,34 @@ class EpochShuffle(Sampler[int]):
         return math.ceil(self.size / self._shard()[1])
 
 
+class EpochDraws(Sampler[int]):
+    """`count` indices drawn uniformly with replacement from range(size), anew each epoch, depending only on
+    (seed, epoch, rank): CLEAR's pairing (mm/dataset.py `MMMixedForgetDataset`: each forget item draws
+    `random.randint(0, retain_len - 1)`). Each of W ranks draws its share, ceil(count / W), as EpochShuffle
+    gives each rank ceil(size / W) forget items, so a paired epoch holds as many retain rows as forget rows."""
+
+    def __init__(self, size: int, count: int, seed: int = 0, rank: int | None = None, world_size: int | None = None):
+        if size < 1:
+            raise ValueError("EpochDraws: nothing to draw from (an empty set)")
+        self.size, self.count, self.seed, self.epoch = size, count, seed, 0
+        self._rank, self._world = rank, world_size
+
+    def _shard(self) -> tuple[int, int]:
+        rank, world = _world()
+        return (self._rank if self._rank is not None else rank), (self._world or world)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        rank, world = self._shard()
+        g = torch.Generator().manual_seed((self.seed * 100_003 + self.epoch) * 1_009 + rank)
+        return iter(torch.randint(self.size, (len(self),), generator=g).tolist())
+
+    def __len__(self) -> int:
+        return math.ceil(self.count / self._shard()[1])
+
+
 def in_batches(order: list[int], size: int) -> list[list[int]]:
     """`order` cut into consecutive batches of `size` (the last one shorter), as a DataLoader batches a sampler."""
     return [order[i:i + size] for i in range(0, len(order), size)]

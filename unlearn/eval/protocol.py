@@ -71,7 +71,9 @@ constants of unlearn/data/mllmu_bench.py. What it does, and so what this module 
   * MC: CLEAR's evaluation has none; MC items keep the embedded protocol (eval.mc_mode as set).
   Not reproduced: the caption prompts, which CLEAR redraws on every access, so that the truth, paraphrase and
   perturbed rows of one image are asked with different prompts (here the item's one prompt); truncation at
-  4096 tokens.
+  4096 tokens; calculate_metrics.py's tables, which keep captions and face recognition apart and take forget
+  quality from the captions alone (here one mean per split and modality; the records keep each `attribute`).
+  Its pooled truth ratio is `eval.truth_ratio_perturbed=pooled`, which experiment=clear_baselines sets.
 """
 
 from __future__ import annotations

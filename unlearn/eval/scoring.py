@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from unlearn.data.collate import IGNORE, collate, prompt_example, qa_example
+from unlearn.data.collate import IGNORE, Example, collate, prompt_example, qa_example
 from unlearn.eval.items import EvalItem
 from unlearn.eval.metrics import mc_choice
 from unlearn.eval.protocol import EmbeddedPrompts
@@ -134,6 +134,22 @@ def truth_ratio_answers(item: EvalItem) -> list[str]:
 
 
 PROB_LABELS = ("answer", "clear")
+# CLEAR's labels keep hundreds of image positions per row, each with a vocabulary-wide logit row (Qwen2-VL:
+# 152k): rows are scored in passes of at most this many labelled positions (about 3 GB of float32 logits there)
+CLEAR_LABELLED_PER_PASS = 2048
+
+
+def passes_by_labels(examples: list[Example], budget: int) -> list[list[Example]]:
+    """`examples` in order, cut into consecutive passes of at most `budget` labelled tokens (a longer row alone)."""
+    passes, n = [[]], 0
+    for ex in examples:
+        k = sum(label != IGNORE for label in ex.labels)
+        if passes[-1] and n + k > budget:
+            passes.append([])
+            n = 0
+        passes[-1].append(ex)
+        n += k
+    return passes if passes[0] else []
 
 
 def score_probabilities(model, proc: VLProcessor, items: list[EvalItem], share_prompt: bool = False,
@@ -150,7 +166,8 @@ def score_probabilities(model, proc: VLProcessor, items: list[EvalItem], share_p
 
         examples = [written_example(proc, it.question, answer, it.pixel_values, "clear", proc.family,
                                     key="eval.protocol") for it in items for answer in truth_ratio_answers(it)]
-        flat = answer_logprobs(model, collate(examples, proc.tokenizer.pad_token_id), per_token=True).tolist()
+        flat = [v for rows in passes_by_labels(examples, CLEAR_LABELLED_PER_PASS)
+                for v in answer_logprobs(model, collate(rows, proc.tokenizer.pad_token_id), per_token=True).tolist()]
         scored, pos = [], 0
         for it in items:
             n = len(truth_ratio_answers(it))

@@ -23,7 +23,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from unlearn import losses
 from unlearn.data.collate import collate
-from unlearn.data.sampling import EpochShuffle, in_batches
+from unlearn.data.sampling import EpochDraws, EpochShuffle, in_batches
 from unlearn.data.written import check_writing, qa_sequences
 from unlearn.models.loading import recipe_processor
 from unlearn.models.precision import cast_copy, dtype_named
@@ -187,15 +187,25 @@ def _unlearning_data(ctx, forget_modality: str, answer_only: bool,
     return data("forget"), data("retain")
 
 
+RETAIN_DRAWS = ("epoch", "with_replacement")
+
+
 def paired_loader(ctx, forget_modality: str, batch_size: int, answer_only: bool = True,
-                  seed: int = 0, label_prefix: bool = False, sequences: str = "template") -> CombinedLoader:
+                  seed: int = 0, label_prefix: bool = False, sequences: str = "template",
+                  retain_draw: str = "epoch") -> CombinedLoader:
     """Forget and retain batches side by side; an epoch is one pass over the forget data (retain data cycled
-    when it is the shorter: min_size would end the epoch at the retain data's length)."""
+    when it is the shorter: min_size would end the epoch at the retain data's length). `retain_draw`
+    (method.retain_draw): `epoch`, the retain rows shuffled each epoch and read in turn; `with_replacement`, one
+    retain row drawn uniformly per forget row, anew each epoch (CLEAR's pairing)."""
+    if retain_draw not in RETAIN_DRAWS:
+        raise ValueError(f"method.retain_draw={retain_draw!r}: expected one of {RETAIN_DRAWS}")
     forget, retain = _unlearning_data(ctx, forget_modality, answer_only, label_prefix, sequences)
     pad = ctx.processor.tokenizer.pad_token_id
-    make = lambda ds, s: DataLoader(ds, batch_size=batch_size, sampler=EpochShuffle(len(ds), s),  # noqa: E731
-                                    collate_fn=lambda b: collate(b, pad))
-    loaders = {"forget": make(forget, seed), "retain": make(retain, seed + 1)}
+    make = lambda ds, sampler: DataLoader(ds, batch_size=batch_size, sampler=sampler,  # noqa: E731
+                                          collate_fn=lambda b: collate(b, pad))
+    retain_rows = (EpochShuffle(len(retain), seed + 1) if retain_draw == "epoch"
+                   else EpochDraws(len(retain), len(forget), seed + 1))
+    loaders = {"forget": make(forget, EpochShuffle(len(forget), seed)), "retain": make(retain, retain_rows)}
     mode = "min_size" if len(loaders["retain"]) >= len(loaders["forget"]) else "max_size_cycle"
     return CombinedLoader(loaders, mode=mode)
 
@@ -287,7 +297,7 @@ def run(ctx) -> None:
     sequences = m.get("sequences", "template")
     if schedule == "paired":
         loader = paired_loader(ctx, ctx.cfg.data.forget_modality, m.batch_size, m.answer_only, ctx.cfg.seed,
-                               prefix, sequences)
+                               prefix, sequences, m.get("retain_draw", "epoch"))
     elif schedule == "sequential":
         loader = sequential_loader(ctx, ctx.cfg.data.forget_modality, m.batch_size, m.answer_only, ctx.cfg.seed,
                                    module.has_retain_term, prefix, sequences)
