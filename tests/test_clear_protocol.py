@@ -153,3 +153,55 @@ def test_clear_protocol_is_qwen2_vls_and_keeps_mc_embedded(qwen, small_benchmark
     module = EvaluationModule(model, proc, _items(proc), "before", mc_mode="likelihood", mc_also="generate",
                               prompts=make_prompts("clear", proc))
     assert module.mc_prompts.name == "embedded" and module.prompts.name == "clear"
+
+
+def _prob(uid, split, attribute, gt, para, pert, modality="multimodal"):
+    import math
+
+    return {"uid": uid, "split": split, "modality": modality, "task": "prob", "attribute": attribute,
+            "score": math.exp(gt), "gt_logp": gt, "para_logp": para, "pert_logp": pert}
+
+
+def test_clear_task_metrics_keep_captions_and_face_recognition_apart():
+    """Hand-computed: the caption items' truth ratio, probabilities and ROUGE are their own, not pooled with the
+    names', as calculate_metrics.py reports Forget and Forget FaceRec apart."""
+    import math
+
+    from unlearn.eval.metrics import clear_task_metrics
+
+    ln = math.log
+    records = [
+        _prob("f/0/prob/multimodal/0", "forget", "caption", ln(0.5), ln(0.5), [ln(0.25), ln(0.25)]),  # R = 0.5
+        _prob("f/1/prob/multimodal/0", "forget", "caption", ln(0.2), ln(0.2), [ln(0.4), ln(0.4)]),  # R = 2
+        _prob("f/0/prob/multimodal/1", "forget", "name", ln(0.9), ln(0.9), [ln(0.09), ln(0.09)]),  # R = 0.1
+        _prob("r/5/prob/multimodal/0", "retain", "caption", ln(0.8), ln(0.8), [ln(0.2), ln(0.2)]),  # R = 0.25
+        {"uid": "f/0/gen/multimodal/0", "split": "forget", "modality": "multimodal", "task": "gen",
+         "attribute": "caption", "score": 0.3, "recall": 0.6},
+        {"uid": "f/0/gen/multimodal/1", "split": "forget", "modality": "multimodal", "task": "gen",
+         "attribute": "name", "score": 1.0, "recall": 1.0},
+        {"uid": "f/0/gen/text/0", "split": "forget", "modality": "text", "task": "gen", "attribute": "tofu",
+         "score": 0.5, "recall": 0.5},  # TOFU QA: not one of CLEAR's image tasks here
+    ]
+    m = clear_task_metrics(records, "after")
+    assert m["after/forget/multimodal/truth_ratio_caption"] == pytest.approx((0.5 + 0.5) / 2)  # min(R, 1/R)
+    assert m["after/forget/multimodal/truth_ratio_name"] == pytest.approx(0.1)
+    assert m["after/retain/multimodal/truth_ratio_caption"] == pytest.approx(0.75)  # max(0, 1 - R)
+    assert m["after/forget/multimodal/prob_caption"] == pytest.approx(0.35)
+    assert m["after/forget/multimodal/prob_rel_name"] == pytest.approx(0.9 / (0.9 + 0.18))
+    assert m["after/forget/multimodal/rougeL_recall_caption"] == pytest.approx(0.6)
+    assert m["after/forget/multimodal/rougeL_recall_name"] == pytest.approx(1.0)
+    assert not any("tofu" in k for k in m)
+    # pooled (calculate_metrics.py): the captions' wrong answers averaged together, log 0.25 and log 0.4
+    pooled = clear_task_metrics(records, "after", "pooled")
+    mean_wrong = (2 * ln(0.25) + 2 * ln(0.4)) / 4
+    rs = [math.exp(mean_wrong - ln(0.5)), math.exp(mean_wrong - ln(0.2))]
+    assert pooled["after/forget/multimodal/truth_ratio_caption"] == pytest.approx(
+        sum(min(r, 1 / r) for r in rs) / 2)
+    # forget quality per task against a reference's same task; none where the reference lacks it
+    reference = [_prob("f/0/prob/multimodal/0", "forget", "caption", ln(0.5), ln(0.5), [ln(0.5), ln(0.5)]),
+                 _prob("f/1/prob/multimodal/0", "forget", "caption", ln(0.5), ln(0.5), [ln(0.5), ln(0.5)])]
+    fq = clear_task_metrics(records, "after", reference=reference)
+    from scipy.stats import ks_2samp
+
+    assert fq["after/forget/multimodal/forget_quality_caption"] == pytest.approx(ks_2samp([0.5, 2.0], [1.0, 1.0]).pvalue)
+    assert "after/forget/multimodal/forget_quality_name" not in fq

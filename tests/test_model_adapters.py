@@ -309,6 +309,7 @@ def test_clear_presets_teach_and_unlearn_a_qwen2_vl_stand_in(tmp_path, checkpoin
     assert (cfg.trainer.accumulate_grad_batches, cfg.method.warmup_epochs, cfg.data.forget_modality) == (4, 1, "both")
     metrics = run(cfg)
     assert "after/forget/multimodal/rougeL" in metrics and "after/forget/text/rougeL" in metrics
+    assert {"after/forget/multimodal/truth_ratio_caption", "after/forget/multimodal/truth_ratio_name"} <= set(metrics)
     assert seen == {(key, "clear", form) for key in ("finetune.sequences", "method.sequences", "eval.protocol")
                     for form in ("multimodal", "text")}  # eval.protocol=clear: its prompts and likelihood rows
     after = {k: v for f in (tmp_path / "run" / "model").glob("*.safetensors") for k, v in load_file(f).items()}

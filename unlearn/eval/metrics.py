@@ -108,3 +108,45 @@ def forget_quality_metrics(records: list[dict], stage: str, reference: list[dict
             out[f"{stage}/forget/{modality}/forget_quality"] = p
             out[f"{stage}/forget/{modality}/forget_ks"] = stat
     return out
+
+
+# CLEAR's tables (mm/calculate_metrics.py FILE_TO_TASK) keep its tasks apart: captions (Forget, Retain), face
+# recognition (Forget FaceRec, Retain FaceRec) and the real-world sets; its items here carry them as attributes
+CLEAR_TASKS = ("caption", "name", "untouched")
+
+
+def clear_task_metrics(records: list[dict], stage: str, perturbed: str = "item",
+                       reference: list[dict] | None = None) -> dict[str, float]:
+    """`{stage}/{split}/{modality}/{metric}_{attribute}` for each of CLEAR's tasks (CLEAR_TASKS) a split holds:
+    rougeL_recall, prob (its "Prob." of the caption tasks), prob_rel (its "Prob." of the others) and
+    truth_ratio, each over that task's items alone; with `reference` (eval.reference_run's records), forget
+    quality per task too (CLEAR takes it from the captions, `eval_log_forget`)."""
+    out: dict[str, float] = {}
+
+    def of(recs, task, split, modality, attribute):
+        return [r for r in recs if r["task"] == task and r["split"] == split and r["modality"] == modality
+                and r.get("attribute") == attribute]
+
+    def ratios(recs):
+        rows = sorted((r for r in recs if r.get("pert_logp")), key=lambda r: r["uid"])
+        return truth_ratios([r["para_logp"] for r in rows], [r["pert_logp"] for r in rows], perturbed)
+
+    groups = sorted({(r["split"], r["modality"], r.get("attribute")) for r in records
+                     if r["task"] in ("gen", "prob") and r.get("attribute") in CLEAR_TASKS})
+    for split, modality, attribute in groups:
+        where = f"{stage}/{split}/{modality}"
+        gen = [r for r in of(records, "gen", split, modality, attribute) if "recall" in r]
+        if gen:
+            out[f"{where}/rougeL_recall_{attribute}"] = sum(float(r["recall"]) for r in gen) / len(gen)
+        prob = [r for r in of(records, "prob", split, modality, attribute) if r.get("pert_logp")]
+        if not prob:
+            continue
+        out[f"{where}/prob_{attribute}"] = sum(float(r["score"]) for r in prob) / len(prob)
+        out[f"{where}/prob_rel_{attribute}"] = sum(relative_probability(r["gt_logp"], r["pert_logp"])
+                                                   for r in prob) / len(prob)
+        out[f"{where}/truth_ratio_{attribute}"] = reported_truth_ratio(ratios(prob), split)
+        if reference is not None and split == "forget":
+            ref = ratios(of(reference, "prob", split, modality, attribute))
+            if ref:
+                out[f"{where}/forget_quality_{attribute}"] = forget_quality(ratios(prob), ref)[0]
+    return out

@@ -71,9 +71,10 @@ constants of unlearn/data/mllmu_bench.py. What it does, and so what this module 
   * MC: CLEAR's evaluation has none; MC items keep the embedded protocol (eval.mc_mode as set).
   Not reproduced: the caption prompts, which CLEAR redraws on every access, so that the truth, paraphrase and
   perturbed rows of one image are asked with different prompts (here the item's one prompt); truncation at
-  4096 tokens; calculate_metrics.py's tables, which keep captions and face recognition apart and take forget
-  quality from the captions alone (here one mean per split and modality; the records keep each `attribute`).
-  Its pooled truth ratio is `eval.truth_ratio_perturbed=pooled`, which experiment=clear_baselines sets.
+  4096 tokens; real faces and real world reported apart (here one task, `untouched`).
+  calculate_metrics.py's tables keep its tasks apart: under this protocol the run adds each task's metrics
+  (unlearn/eval/metrics.py `clear_task_metrics`); its pooled truth ratio is `eval.truth_ratio_perturbed=pooled`,
+  which experiment=clear_baselines sets.
 """
 
 from __future__ import annotations
