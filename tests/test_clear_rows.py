@@ -296,3 +296,24 @@ def test_eval_rows_reads_the_first_rows_of_each_eval_config_as_clears_ds_size(cl
         _benchmark(tmp_path / "one", "clear", clear_dir, "data.eval_rows=2", "data.spec.every_image=false")
     with pytest.raises(DataError, match=r"data.eval_rows=0: expected null"):
         _benchmark(tmp_path / "zero", "clear", clear_dir, "data.eval_rows=0")
+
+
+def test_shot_people_at_its_default_keeps_the_before_evaluation_key_and_seed_groups(tmp_path):
+    """eval.shot_people (added 2026-12-03) at null reads as absent: a cached before-evaluation and a sweep's seed
+    groups made before it keep their key; a value is another evaluation."""
+    from omegaconf import OmegaConf, open_dict
+
+    from unlearn.config import compose_config
+    from unlearn.pipeline import before_cache_path
+    from unlearn.report import setting_of
+
+    def keys(*overrides, drop=False):
+        cfg = compose_config(list(overrides), tmp_path, tmp_path)
+        if drop:
+            with open_dict(cfg):
+                del cfg.eval["shot_people"]
+        return before_cache_path(cfg, tmp_path / "vanilla" / "m").name, setting_of(OmegaConf.to_container(cfg, resolve=True))
+
+    assert keys() == keys(drop=True)
+    before, setting = keys("eval.shot_people={mc: 1, cloze: 1}")
+    assert before != keys()[0] and setting != keys()[1]

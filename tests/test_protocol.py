@@ -240,6 +240,14 @@ def test_shot_questions_are_not_scored_and_test_shots_come_from_the_forget_rows(
     assert all(s.split == "forget" for s in prompts.shots[("test", "mc", "multimodal")])
     off = make_prompts("mllmu_bench", type("P", (), {"family": "llava"})(), by_split, None, 3, use_few_shot=False)
     assert off.scored(forget + test) == forget + test and off.shots == {}
+    # eval.shot_people: MMUnlearner's MLLMU_eval.py draws one person for cloze too, where LLaVA's official is two
+    assert {k: len(v) for k, v in shot_people.items()} == {"forget/mc": 1, "forget/cloze": 2, "test/mc": 1,
+                                                           "test/cloze": 2}
+    one = make_prompts("mllmu_bench", type("P", (), {"family": "llava"})(), by_split,
+                       lambda s: {"forget": forget, "test": test}[s], seed=3, shot_people={"mc": 1, "cloze": 1})
+    assert {k: len(v) for k, v in one.shot_people().items()} == {"forget/mc": 1, "forget/cloze": 1, "test/mc": 1,
+                                                                 "test/cloze": 1}
+    assert len(one.scored(forget + test)) > len(kept)  # fewer shot people, fewer questions left unscored
     with pytest.raises(ValueError, match="eval.protocol='chat'"):
         make_prompts("chat", None)
 

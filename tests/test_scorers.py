@@ -6,7 +6,8 @@ import re
 import pytest
 from rouge_score import rouge_scorer
 
-from unlearn.eval.scorers import SCORERS, get_scorer, mllmu_answer, mllmu_cloze, mllmu_letter, mllmu_rouge_l
+from unlearn.eval.scorers import (LETTERS, SCORERS, get_scorer, mllmu_answer, mllmu_cloze, mllmu_letter,
+                                  mllmu_rouge_l)
 from unlearn.rescore import rescore_records, rescore_run
 
 # --- A port of the official scoring, written from eval.py's semantics (franciscoliu/MLLMU-Bench): it sees
@@ -153,3 +154,21 @@ def test_rescore_keeps_the_runs_truth_ratio_setting_and_its_forget_quality(tmp_p
     metrics = rescore_run(tmp_path, "mllmu_bench")
     assert metrics[key] == pytest.approx(pooled[key])
     assert metrics["after/forget/text/forget_quality"] == 0.42  # needs the reference's ratios: carried over
+
+
+def test_mmunlearner_scorer_reads_the_whole_reply_as_their_mllmu_eval():
+    """MMUnlearner's MLLMU_eval.py: MC letter after dropping every character but [a-zA-Z0-9] (hand-read cases),
+    cloze and ROUGE over the whole decoded reply, never cut at "ASSISTANT:"."""
+    mmu, mllmu = get_scorer("mmunlearner"), get_scorer("mllmu_bench")
+    options = ("lawyer", "doctor", "teacher", "nurse")
+    for reply, theirs, official in (("(B) doctor", 1, -1), ("**C**", 2, -1), (" d", 3, 3), ("ASSISTANT: B", 0, -1),
+                                    ("", -1, -1), ("- 7", -1, -1)):
+        assert mmu.mc_letter(reply, LETTERS) == theirs, reply
+        assert mllmu.mc_letter(reply, LETTERS) == official, reply
+    assert mmu.score("mc", "(B)", "doctor", options) == 1.0 and mllmu.score("mc", "(B)", "doctor", options) == 0.0
+    assert mmu.cloze("ASSISTANT: a lawyer", "Lawyer") and not mllmu.cloze("ASSISTANT: a lawyer", "Lawyer")
+    # generation: the reply's 4 tokens (assistant the cat sat, stemmed) share "the cat sat" with the reference's 6:
+    # P 3/4, R 1/2, F 0.6; MLLMU-Bench's reading cuts at "ASSISTANT:" and scores nothing
+    assert mmu.rouge("ASSISTANT: the cats sat", "the cat sat on the mat") == pytest.approx(0.6)
+    assert mmu.rouge_recall("ASSISTANT: the cats sat", "the cat sat on the mat") == pytest.approx(0.5)
+    assert mllmu.rouge("ASSISTANT: the cats sat", "the cat sat on the mat") == 0.0

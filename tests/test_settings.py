@@ -72,6 +72,8 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
      r"method.retain_draw=with_replacement .* needs method.schedule=paired"),
     (["eval.protocol=clr"], r"eval.protocol='clr': expected one of \['embedded', 'mllmu_bench', 'clear'\]"),
     (["eval.scorer=rouge"], r"eval.scorer='rouge'"),
+    (["eval.shot_people={mc: -1}"], r"eval.shot_people.mc=-1"),
+    (["eval.shot_people={gen: 1}"], r"eval.shot_people=.*expected null or \{mc: N, cloze: N\}"),
     (["method=npo", "method.beta=0"], r"method.beta=0"),
     (["method=manu", "manu.tau=-0.1"], r"manu.tau=-0.1"),
     (["method=manu", "manu.prune.mode=soft"], r"manu.prune.mode='soft'"),

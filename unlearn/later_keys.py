@@ -7,7 +7,8 @@ SPEC = {"train_pairs": "both_forms", "caption_prompt": "cycle"}
 # top-level data keys that shape the evaluation only (CLEAR's eval_rows, 2026-12-03); read by the benchmark too
 DATA = {"eval_rows": None}
 # the rest of a run's config, dotted (2026-12-03)
-RUN = {"method.warmup_epochs": 0, "mmunlearner.clip_retain": True, "method.retain_draw": "epoch"}
+RUN = {"method.warmup_epochs": 0, "mmunlearner.clip_retain": True, "method.retain_draw": "epoch",
+       "eval.shot_people": None}
 
 
 def _dotted() -> dict[str, object]:

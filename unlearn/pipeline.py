@@ -280,8 +280,10 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
         return by_split[split]
 
     evaluated = {split: split_items(split) for split in splits}
+    shot_people = ecfg.get("shot_people")
     prompts = make_prompts(ecfg.protocol, ctx.processor, evaluated, split_items, ecfg.few_shot_seed,
-                           ecfg.few_shot, ecfg.max_new_tokens)
+                           ecfg.few_shot, ecfg.max_new_tokens,
+                           None if shot_people is None else OmegaConf.to_container(shot_people))
     if getattr(prompts, "shots", None):
         log.info("%s few-shot people (split/task: IDs), not scored: %s", prompts.name, prompts.shot_people())
     items = prompts.scored([it for split in splits for it in evaluated[split]])
@@ -365,8 +367,9 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
         return None
     ev = {k: v for k, v in OmegaConf.to_container(cfg.eval, resolve=True).items()
           if k not in ("before", "cache_before", "relearn", "reference_run")}  # not what shapes the records
-    if ev.get("dtype") is None:  # the model's own precision: the key the caches had before eval.dtype existed
-        ev.pop("dtype", None)
+    for later in ("dtype", "shot_people"):  # at null, the key the caches had before these settings existed
+        if ev.get(later) is None:
+            ev.pop(later, None)
     trainer = keyed_trainer(cfg)
     key = config_hash({"records": EVAL_RECORDS_VERSION, "generator": GENERATOR_VERSION, "eval": ev,
                        "data": keyed_data(cfg.data),

@@ -123,6 +123,13 @@ def check_eval(e) -> None:
 
     one_of(e.protocol, PROTOCOLS, "eval.protocol")  # read at the first evaluation: refused here instead
     one_of(e.scorer, tuple(SCORERS), "eval.scorer")
+    shots = e.get("shot_people")
+    if shots is not None:
+        if not hasattr(shots, "items") or not shots or set(shots) - {"mc", "cloze"}:
+            raise ValueError(f"eval.shot_people={shots!r}: expected null or {{mc: N, cloze: N}} (either or both)")
+        for task, n in shots.items():
+            if not _is_int(n) or n < 0:
+                raise ValueError(f"eval.shot_people.{task}={n!r}: expected an integer >= 0 (0: zero-shot)")
     names(e.tasks, TASKS, "eval.tasks")
     names(e.splits, EVAL_SPLITS, "eval.splits")  # read after the before-evaluation started: refused here instead
     positive_int(e.batch_size, "eval.batch_size")

@@ -52,7 +52,10 @@ constants of unlearn/data/mllmu_bench.py. What it does, and so what this module 
     checkpoint's generation config says (their `model.generate` sets no eos), not at a template's stop token.
   * Replies: they decode prompt plus reply and keep what follows the first "ASSISTANT:" (the shots hold
     none), which `eval.scorer=mllmu_bench` reads from the reply alone (unlearn/eval/scorers.py).
-`eval.few_shot=false` keeps their strings and limits without shots (zero-shot, every item scored).
+`eval.few_shot=false` keeps their strings and limits without shots (zero-shot, every item scored);
+`eval.shot_people={mc: 1, cloze: 1}` draws that many people per task instead of SHOT_PEOPLE (MMUnlearner's copy
+of eval.py, MLLMU_eval.py, draws `few_shots_num` people for both: 1, or 0 with `--shot_num zero`; its prompts,
+limits, skips and look-ups are MLLMU-Bench's, its reading of replies `eval.scorer=mmunlearner`).
 
 `clear` -- CLEAR's own evaluation (somvy/multimodal_unlearning mm/eval.py `get_all_evals`,
 `eval_perturbation_ratio`; config/mm/eval.yaml), Qwen2-VL only, as CLEAR's collate (unlearn/data/written.py,
@@ -296,10 +299,19 @@ def draw_shot_people(people: list[int], k: int, seed: int, split: str, task: str
     return random.Random(f"{seed}/{split}/{task}").sample(people, min(k, len(people)))
 
 
-def few_shot(items_by_split: dict[str, list[EvalItem]], source, family: str, seed: int) -> dict:
+def few_shot(items_by_split: dict[str, list[EvalItem]], source, family: str, seed: int,
+             shot_people: dict | None = None) -> dict:
     """The shots per (split, task, modality): the looked-up questions (`shot_lookup`) of the splits whose
     prompts show them (FEW_SHOT_SPLITS)."""
-    return shown(shot_lookup(items_by_split, source, family, seed))
+    return shown(shot_lookup(items_by_split, source, family, seed, shot_people))
+
+
+def people_per_task(task: str, family: str, shot_people: dict | None = None) -> int:
+    """How many people a task's shots are drawn from: `shot_people` (eval.shot_people; MMUnlearner's
+    MLLMU_eval.py draws `few_shots_num` = 1 for MC and cloze alike), else MLLMU-Bench's per family."""
+    if shot_people is not None and task in shot_people:
+        return int(shot_people[task])
+    return SHOT_PEOPLE[task].get(family, SHOT_PEOPLE[task][DEFAULT_FAMILY])
 
 
 def shown(looked_up: dict) -> dict:
@@ -307,7 +319,8 @@ def shown(looked_up: dict) -> dict:
     return {key: found for key, found in looked_up.items() if key[0] in FEW_SHOT_SPLITS[key[1]]}
 
 
-def shot_lookup(items_by_split: dict[str, list[EvalItem]], source, family: str, seed: int) -> dict:
+def shot_lookup(items_by_split: dict[str, list[EvalItem]], source, family: str, seed: int,
+                shot_people: dict | None = None) -> dict:
     """Per (split, task, modality), the questions their eval.py looks up for the drawn shot people, in every
     mode: shown as shots where the mode has a few-shot block, and never scored either way (the celebrities'
     MC shows none, yet skips the questions of a profile sharing a drawn ID: eval.py 263-303, 334, 389).
@@ -319,7 +332,7 @@ def shot_lookup(items_by_split: dict[str, list[EvalItem]], source, family: str, 
         for task in FEW_SHOT_SPLITS:
             if not any(it.task == task for it in items):
                 continue
-            k = SHOT_PEOPLE[task].get(family, SHOT_PEOPLE[task][DEFAULT_FAMILY])
+            k = people_per_task(task, family, shot_people)
             chosen = set(draw_shot_people(people, k, seed, split, task))
             # their lookup: the drawn IDs, as the file writes them, among the shot file's rows
             wanted = {it.profile for it in items if it.person in chosen}
@@ -331,7 +344,8 @@ def shot_lookup(items_by_split: dict[str, list[EvalItem]], source, family: str, 
 
 
 def make_prompts(name: str, proc, items_by_split: dict[str, list[EvalItem]] | None = None, source=None,
-                 seed: int = 0, use_few_shot: bool = True, max_new_tokens: int | None = None):
+                 seed: int = 0, use_few_shot: bool = True, max_new_tokens: int | None = None,
+                 shot_people: dict | None = None):
     """The protocol object the evaluation calls: `example(proc, item)`, `limit(item)`, `scored(items)`."""
     if check_protocol(name) == "embedded":
         return EmbeddedPrompts(max_new_tokens)
@@ -345,5 +359,5 @@ def make_prompts(name: str, proc, items_by_split: dict[str, list[EvalItem]] | No
         return ClearPrompts(family, max_new_tokens)
     if not use_few_shot:
         return MllmuBenchPrompts(family, {}, max_new_tokens)
-    looked_up = shot_lookup(items_by_split or {}, source, family, seed)
+    looked_up = shot_lookup(items_by_split or {}, source, family, seed, shot_people)
     return MllmuBenchPrompts(family, shown(looked_up), max_new_tokens, unscored=looked_up)

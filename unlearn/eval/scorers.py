@@ -19,6 +19,11 @@ answer there, and here (tests/test_scorers.py checks the equivalence on prompt p
 the reply as decoded, uncut, and rouge_score's stemmed ROUGE-L, its recall CLEAR's generation metric (the
 F-measure beside it). CLEAR has no MC or cloze; those take MLLMU-Bench's rules.
 
+`mmunlearner` follows MMUnlearner's copy of eval.py (Z1zs/MMUnlearner MLLMU_eval.py, set by
+experiment=mmunlearner_official), which decodes the new tokens alone and cuts nothing: MC, every character but
+[a-zA-Z0-9] removed and the first one upper-cased; generation, the stemmed ROUGE-L F-measure of the whole
+reply; cloze, the lower-cased ground truth anywhere in the whole reply.
+
 `embedded` (the default of data=mllmu_mini) is stricter by choice, because its tiny model answers in
 the benchmark's own words and a loose rule would hide partial forgetting:
   * MC: the first non-blank character of the reply (the same letter rule, no "ASSISTANT:" handling);
@@ -29,6 +34,7 @@ the benchmark's own words and a loose rule would hide partial forgetting:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -78,14 +84,27 @@ def mllmu_rouge_l_recall(reply: str, reference: str) -> float:
     return float(_stemmed_rouge_l(reply, reference).recall)
 
 
-def clear_rouge_l(reply: str, reference: str) -> float:
-    """The stemmed ROUGE-L F-measure of the whole reply (CLEAR cuts nothing from its decoded generation)."""
+def whole_rouge_l(reply: str, reference: str) -> float:
+    """The stemmed ROUGE-L F-measure of the whole reply (CLEAR and MMUnlearner cut nothing from theirs)."""
     return float(_stemmed_rouge_l(reply, reference, str).fmeasure)
 
 
-def clear_rouge_l_recall(reply: str, reference: str) -> float:
+def whole_rouge_l_recall(reply: str, reference: str) -> float:
     """CLEAR's generation metric: `rouge_scorer.score(ground_truth, generated)["rougeL"].recall`, stemmed."""
     return float(_stemmed_rouge_l(reply, reference, str).recall)
+
+
+def mmunlearner_letter(reply: str, letters: tuple[str, ...] = LETTERS) -> int:
+    """MMUnlearner's MLLMU_eval.py: every character but [a-zA-Z0-9] removed from the reply, then its first one
+    upper-cased, if it is an option letter (else -1): "(B)" and "**B**" read as B, where MLLMU-Bench reads none."""
+    head = re.sub(r"[^a-zA-Z0-9]", "", reply)[:1].upper()
+    wanted = [x.upper() for x in letters]
+    return wanted.index(head) if head and head in wanted else -1
+
+
+def whole_cloze(reply: str, reference: str) -> bool:
+    """The lower-cased ground truth anywhere in the whole lower-cased reply (MMUnlearner's MLLMU_eval.py)."""
+    return reference.lower() in reply.lower()
 
 
 def mllmu_cloze(reply: str, reference: str) -> bool:
@@ -117,7 +136,8 @@ class Scorer:
 SCORERS = {
     "embedded": Scorer("embedded", parse_letter, rouge_l, cloze_correct, rouge_l_recall),
     "mllmu_bench": Scorer("mllmu_bench", mllmu_letter, mllmu_rouge_l, mllmu_cloze, mllmu_rouge_l_recall),
-    "clear": Scorer("clear", mllmu_letter, clear_rouge_l, mllmu_cloze, clear_rouge_l_recall),
+    "clear": Scorer("clear", mllmu_letter, whole_rouge_l, mllmu_cloze, whole_rouge_l_recall),
+    "mmunlearner": Scorer("mmunlearner", mmunlearner_letter, whole_rouge_l, whole_cloze, whole_rouge_l_recall),
 }
 
 
