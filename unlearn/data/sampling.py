@@ -20,8 +20,9 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
-class EpochShuffle(Sampler[int]):
-    """Lightning calls `set_epoch` before each epoch (also after restoring from a checkpoint)."""
+class _EpochSampler(Sampler[int]):
+    """What depends on (seed, epoch, rank): Lightning calls `set_epoch` before each epoch (also after restoring
+    from a checkpoint); the rank and world size are the process group's unless given."""
 
     def __init__(self, size: int, seed: int = 0, rank: int | None = None, world_size: int | None = None):
         self.size, self.seed, self.epoch = size, seed, 0
@@ -33,6 +34,10 @@ class EpochShuffle(Sampler[int]):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+
+class EpochShuffle(_EpochSampler):
+    """Every index of range(size) once an epoch, in a seeded order, sharded across ranks."""
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
@@ -47,7 +52,7 @@ class EpochShuffle(Sampler[int]):
         return math.ceil(self.size / self._shard()[1])
 
 
-class EpochDraws(Sampler[int]):
+class EpochDraws(_EpochSampler):
     """`count` indices drawn uniformly with replacement from range(size), anew each epoch, depending only on
     (seed, epoch, rank): CLEAR's pairing (mm/dataset.py `MMMixedForgetDataset`: each forget item draws
     `random.randint(0, retain_len - 1)`). Each of W ranks draws its share, ceil(count / W), as EpochShuffle
@@ -56,18 +61,11 @@ class EpochDraws(Sampler[int]):
     def __init__(self, size: int, count: int, seed: int = 0, rank: int | None = None, world_size: int | None = None):
         if size < 1:
             raise ValueError("EpochDraws: nothing to draw from (an empty set)")
-        self.size, self.count, self.seed, self.epoch = size, count, seed, 0
-        self._rank, self._world = rank, world_size
-
-    def _shard(self) -> tuple[int, int]:
-        rank, world = _world()
-        return (self._rank if self._rank is not None else rank), (self._world or world)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        super().__init__(size, seed, rank, world_size)
+        self.count = count
 
     def __iter__(self):
-        rank, world = self._shard()
+        rank, _ = self._shard()
         g = torch.Generator().manual_seed((self.seed * 100_003 + self.epoch) * 1_009 + rank)
         return iter(torch.randint(self.size, (len(self),), generator=g).tolist())
 
