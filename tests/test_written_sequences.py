@@ -382,6 +382,9 @@ def test_official_presets_read_their_sequences(tmp_path):
     assert cfg("experiment=mllmu_baselines").method.sequences == "mllmu_bench"
     assert cfg("experiment=mllmu_baselines", "method=npo").method.sequences == "mllmu_bench"
     assert cfg("experiment=mmunlearner_official").mmunlearner.sequences == "mmunlearner"
+    official_eval = cfg("experiment=mmunlearner_official").eval  # MLLMU_eval.py's shots and reading of replies
+    assert (dict(official_eval.shot_people), official_eval.scorer) == ({"mc": 1, "cloze": 1}, "mmunlearner")
+    assert cfg().eval.shot_people is None
     assert cfg("experiment=mmunlearner_official").mmunlearner.resize_embeddings == "tokenizer"
     assert cfg("experiment=mllmu_baselines", "method=npo").method.resize_embeddings is None
     assert cfg("method=ga").method.resize_embeddings is None

@@ -283,7 +283,7 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
     shot_people = ecfg.get("shot_people")
     prompts = make_prompts(ecfg.protocol, ctx.processor, evaluated, split_items, ecfg.few_shot_seed,
                            ecfg.few_shot, ecfg.max_new_tokens,
-                           None if shot_people is None else OmegaConf.to_container(shot_people))
+                           None if shot_people is None else OmegaConf.to_container(shot_people, resolve=True))
     if getattr(prompts, "shots", None):
         log.info("%s few-shot people (split/task: IDs), not scored: %s", prompts.name, prompts.shot_people())
     items = prompts.scored([it for split in splits for it in evaluated[split]])
