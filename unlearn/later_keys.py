@@ -7,13 +7,15 @@ SPEC = {"train_pairs": "both_forms", "caption_prompt": "cycle"}
 # top-level data keys that shape the evaluation only (CLEAR's eval_rows, 2026-12-03); read by the benchmark too
 DATA = {"eval_rows": None}
 # the rest of a run's config, dotted (2026-12-03)
-RUN = {"method.warmup_epochs": 0, "mmunlearner.clip_retain": True, "method.retain_draw": "epoch",
-       "eval.shot_people": None}
+RUN = {"method.warmup_epochs": 0, "mmunlearner.clip_retain": True, "method.retain_draw": "epoch"}
+# eval keys that shape the evaluation (MMUnlearner's shots, 2026-12-03); read by the before-evaluation's key too
+EVAL = {"shot_people": None}
 
 
 def _dotted() -> dict[str, object]:
     out = dict(RUN)
     out.update({f"data.{k}": v for k, v in DATA.items()})
+    out.update({f"eval.{k}": v for k, v in EVAL.items()})
     for part in ("spec", "benchmark"):
         out.update({f"data.{part}.{k}": v for k, v in SPEC.items()})
     out.update({f"data.benchmark.{k}": v for k, v in DATA.items()})

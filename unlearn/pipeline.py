@@ -367,9 +367,9 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
         return None
     ev = {k: v for k, v in OmegaConf.to_container(cfg.eval, resolve=True).items()
           if k not in ("before", "cache_before", "relearn", "reference_run")}  # not what shapes the records
-    for later in ("dtype", "shot_people"):  # at null, the key the caches had before these settings existed
-        if ev.get(later) is None:
-            ev.pop(later, None)
+    if ev.get("dtype") is None:  # the model's own precision: the key the caches had before eval.dtype existed
+        ev.pop("dtype", None)
+    ev = later_keys.without_defaults(ev, later_keys.EVAL)
     trainer = keyed_trainer(cfg)
     key = config_hash({"records": EVAL_RECORDS_VERSION, "generator": GENERATOR_VERSION, "eval": ev,
                        "data": keyed_data(cfg.data),

@@ -80,8 +80,13 @@ def aggregate(records: list[dict], stage: str, truth_ratio_perturbed: str = "ite
 
 def split_truth_ratios(records: list[dict], split: str, modality: str, perturbed: str = "item") -> list[float]:
     """Per-item truth ratios R of one split and modality, from the prob records (uid order)."""
-    rows = sorted((r for r in records if r["task"] == "prob" and r["split"] == split
-                   and r["modality"] == modality and r.get("pert_logp")), key=lambda r: r["uid"])
+    return record_truth_ratios([r for r in records if r["task"] == "prob" and r["split"] == split
+                                and r["modality"] == modality], perturbed)
+
+
+def record_truth_ratios(prob_records: list[dict], perturbed: str = "item") -> list[float]:
+    """Per-item truth ratios R of prob records that carry perturbed answers, in uid order."""
+    rows = sorted((r for r in prob_records if r.get("pert_logp")), key=lambda r: r["uid"])
     return truth_ratios([r["para_logp"] for r in rows], [r["pert_logp"] for r in rows], perturbed)
 
 
@@ -127,10 +132,6 @@ def clear_task_metrics(records: list[dict], stage: str, perturbed: str = "item",
         return [r for r in recs if r["task"] == task and r["split"] == split and r["modality"] == modality
                 and r.get("attribute") == attribute]
 
-    def ratios(recs):
-        rows = sorted((r for r in recs if r.get("pert_logp")), key=lambda r: r["uid"])
-        return truth_ratios([r["para_logp"] for r in rows], [r["pert_logp"] for r in rows], perturbed)
-
     groups = sorted({(r["split"], r["modality"], r.get("attribute")) for r in records
                      if r["task"] in ("gen", "prob") and r.get("attribute") in CLEAR_TASKS})
     for split, modality, attribute in groups:
@@ -144,9 +145,10 @@ def clear_task_metrics(records: list[dict], stage: str, perturbed: str = "item",
         out[f"{where}/prob_{attribute}"] = sum(float(r["score"]) for r in prob) / len(prob)
         out[f"{where}/prob_rel_{attribute}"] = sum(relative_probability(r["gt_logp"], r["pert_logp"])
                                                    for r in prob) / len(prob)
-        out[f"{where}/truth_ratio_{attribute}"] = reported_truth_ratio(ratios(prob), split)
+        mine = record_truth_ratios(prob, perturbed)
+        out[f"{where}/truth_ratio_{attribute}"] = reported_truth_ratio(mine, split)
         if reference is not None and split == "forget":
-            ref = ratios(of(reference, "prob", split, modality, attribute))
+            ref = record_truth_ratios(of(reference, "prob", split, modality, attribute), perturbed)
             if ref:
-                out[f"{where}/forget_quality_{attribute}"] = forget_quality(ratios(prob), ref)[0]
+                out[f"{where}/forget_quality_{attribute}"] = forget_quality(mine, ref)[0]
     return out

@@ -54,7 +54,7 @@ constants of unlearn/data/mllmu_bench.py. What it does, and so what this module 
     none), which `eval.scorer=mllmu_bench` reads from the reply alone (unlearn/eval/scorers.py).
 `eval.few_shot=false` keeps their strings and limits without shots (zero-shot, every item scored);
 `eval.shot_people={mc: 1, cloze: 1}` draws that many people per task instead of SHOT_PEOPLE (MMUnlearner's copy
-of eval.py, MLLMU_eval.py, draws `few_shots_num` people for both: 1, or 0 with `--shot_num zero`; its prompts,
+of eval.py, MLLMU_eval.py, draws `few_shots_num` people for both: 1, or 0 with `--shot_num zero_shot`; its prompts,
 limits, skips and look-ups are MLLMU-Bench's, its reading of replies `eval.scorer=mmunlearner`).
 
 `clear` -- CLEAR's own evaluation (somvy/multimodal_unlearning mm/eval.py `get_all_evals`,

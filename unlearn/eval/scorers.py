@@ -54,8 +54,12 @@ def mllmu_answer(reply: str) -> str:
 
 def mllmu_letter(reply: str, letters: tuple[str, ...] = LETTERS) -> int:
     """Index of the option MLLMU-Bench reads from a reply (-1: no option letter, counted wrong)."""
-    answer = mllmu_answer(reply)
-    head = answer[:1].upper()
+    return _letter_index(mllmu_answer(reply), letters)
+
+
+def _letter_index(text: str, letters: tuple[str, ...]) -> int:
+    """The option whose letter is `text`'s first character, upper-cased (-1: none)."""
+    head = text[:1].upper()
     wanted = [x.upper() for x in letters]
     return wanted.index(head) if head and head in wanted else -1
 
@@ -97,9 +101,7 @@ def whole_rouge_l_recall(reply: str, reference: str) -> float:
 def mmunlearner_letter(reply: str, letters: tuple[str, ...] = LETTERS) -> int:
     """MMUnlearner's MLLMU_eval.py: every character but [a-zA-Z0-9] removed from the reply, then its first one
     upper-cased, if it is an option letter (else -1): "(B)" and "**B**" read as B, where MLLMU-Bench reads none."""
-    head = re.sub(r"[^a-zA-Z0-9]", "", reply)[:1].upper()
-    wanted = [x.upper() for x in letters]
-    return wanted.index(head) if head and head in wanted else -1
+    return _letter_index(re.sub(r"[^a-zA-Z0-9]", "", reply), letters)
 
 
 def whole_cloze(reply: str, reference: str) -> bool:
@@ -109,7 +111,7 @@ def whole_cloze(reply: str, reference: str) -> bool:
 
 def mllmu_cloze(reply: str, reference: str) -> bool:
     """Their containment rule: the lower-cased ground truth anywhere in the lower-cased answer."""
-    return reference.lower() in mllmu_answer(reply).lower()
+    return whole_cloze(mllmu_answer(reply), reference)
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,12 @@ def answer_set_logprobs(model, proc: VLProcessor, prompts: list[tuple[str, objec
     else:
         exs = [qa_example(proc, [(q, a)], pv) for (q, pv), row in zip(prompts, answers) for a in row]
         flat = answer_logprobs(model, collate(exs, pad), per_token=per_token)
-    flat, out, pos = flat.tolist(), [], 0
+    return regrouped(flat.tolist(), counts)
+
+
+def regrouped(flat: list[float], counts: list[int]) -> list[list[float]]:
+    """`flat` cut back into consecutive groups of `counts[i]` values (each prompt's answers)."""
+    out, pos = [], 0
     for n in counts:
         out.append(flat[pos:pos + n])
         pos += n
@@ -168,11 +173,7 @@ def score_probabilities(model, proc: VLProcessor, items: list[EvalItem], share_p
                                     key="eval.protocol") for it in items for answer in truth_ratio_answers(it)]
         flat = [v for rows in passes_by_labels(examples, CLEAR_LABELLED_PER_PASS)
                 for v in answer_logprobs(model, collate(rows, proc.tokenizer.pad_token_id), per_token=True).tolist()]
-        scored, pos = [], 0
-        for it in items:
-            n = len(truth_ratio_answers(it))
-            scored.append(flat[pos:pos + n])
-            pos += n
+        scored = regrouped(flat, [len(truth_ratio_answers(it)) for it in items])
     else:
         scored = answer_set_logprobs(model, proc, [(it.question, it.pixel_values) for it in items],
                                      [truth_ratio_answers(it) for it in items], per_token=True,
