@@ -130,6 +130,55 @@ def their_collate(writing, family, processor, rows, modality):
     return {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values", "labels") if k in batch}
 
 
+def qwen2_vl_processed(image_processor, texts, rows):
+    """Qwen2VLProcessor's text side, written out: each <|image_pad|> repeated grid_t * grid_h * grid_w /
+    merge_size**2 times for its image (the rows' images in order), and the image processor's tensors."""
+    images = [r["image"] for r in rows if r.get("image") is not None]
+    pixels = dict(image_processor(images=images, return_tensors="pt")) if images else {}
+    out, index = [], 0
+    for text in texts:
+        while "<|image_pad|>" in text:
+            n = int(pixels["image_grid_thw"][index].prod()) // image_processor.merge_size ** 2
+            text = text.replace("<|image_pad|>", "<|placeholder|>" * n, 1)
+            index += 1
+        out.append(text.replace("<|placeholder|>", "<|image_pad|>"))
+    return out, pixels
+
+
+def their_mmunlearner_qwen2_vl_batch(tok, image_processor, rows, answer_only):
+    """MMUnlearner's CLEAR_process.py on a Qwen2-VL processor: `train_collate_clear` (the chat template over
+    (image, question) and (answer), stripped, right padding, pads masked) or, with `answer_only`,
+    `train_collate_clear_ansonly` (labels: the first place the row holds the answer's own ids)."""
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    texts = []
+    for r in rows:
+        turn = [{"type": "image"}] if r.get("image") is not None else []
+        messages = [{"role": "user", "content": turn + [{"type": "text", "text": r["question"]}]},
+                    {"role": "assistant", "content": [{"type": "text", "text": r["answer"]}]}]
+        (text,), _ = render_jinja_template(conversations=[messages], chat_template=QWEN2_VL_CHAT_TEMPLATE,
+                                           add_generation_prompt=False)
+        texts.append(text.strip())
+    texts, pixels = qwen2_vl_processed(image_processor, texts, rows)
+    tok.padding_side = "right"
+    batch = dict(tok(texts, padding=True, truncation=True, return_tensors="pt"), **pixels)
+    labels = batch["input_ids"].clone()
+    if not answer_only:
+        labels[labels == tok.pad_token_id] = -100
+    else:
+        special = torch.tensor(tok.all_special_ids)
+        for label, r in zip(labels, rows):
+            answer_id = tok(r["answer"], return_tensors="pt")["input_ids"][0]
+            answer_id = answer_id[torch.isin(answer_id, special, invert=True)]
+            for idx in range(len(label) - len(answer_id) + 1):
+                if torch.equal(label[idx: idx + len(answer_id)], answer_id):
+                    label[:idx] = -100
+                    label[idx + len(answer_id):] = -100
+                    break
+    batch["labels"] = labels
+    return batch
+
+
 def their_clear_batch(tok, image_processor, rows, padding_side):
     """CLEAR's collate (mm/dataset.py) over rows {image or None, question, answer}: the chat template rendered
     with and without the answer, the prompt's tokens counted before the image is expanded, Qwen2VLProcessor's
@@ -149,15 +198,7 @@ def their_clear_batch(tok, image_processor, rows, padding_side):
         counts.append(len(tok.tokenize(render(conversation, True), add_special_tokens=True)))
         conversation.append({"role": "assistant", "content": [{"type": "text", "text": r["answer"]}]})
         full_texts.append(render(conversation, False))
-    images = [r["image"] for r in rows if r.get("image") is not None]
-    pixels = dict(image_processor(images=images, return_tensors="pt")) if images else {}
-    texts, index = [], 0
-    for text in full_texts:
-        while "<|image_pad|>" in text:
-            n = int(pixels["image_grid_thw"][index].prod()) // image_processor.merge_size ** 2
-            text = text.replace("<|image_pad|>", "<|placeholder|>" * n, 1)
-            index += 1
-        texts.append(text.replace("<|placeholder|>", "<|image_pad|>"))
+    texts, pixels = qwen2_vl_processed(image_processor, full_texts, rows)
     tok.padding_side = padding_side
     batch = dict(tok(texts, padding="longest", return_tensors="pt"), **pixels)
     labels = batch["input_ids"].clone()
@@ -217,15 +258,19 @@ def test_written_text_is_their_collate_string():
 
 
 @pytest.mark.parametrize("writing,family,template", [("manu", "idefics2", IDEFICS2_CHAT_TEMPLATE),
-                                                      ("mmunlearner", "llava", LLAVA_CHAT_TEMPLATE)])
+                                                      ("mmunlearner", "llava", LLAVA_CHAT_TEMPLATE),
+                                                      ("mmunlearner", "qwen2_vl", QWEN2_VL_CHAT_TEMPLATE)])
 def test_chat_template_writings_are_what_the_templates_render(writing, family, template):
     from transformers.utils.chat_template_utils import render_jinja_template
+
+    from unlearn.data.written import IMAGE_MARKUP
 
     for form, turn in (("multimodal", [{"type": "image"}]), ("text", [])):
         messages = [{"role": "user", "content": turn + [{"type": "text", "text": "Q?"}]},
                     {"role": "assistant", "content": [{"type": "text", "text": "A."}]}]
         (rendered,), _ = render_jinja_template(conversations=[messages], chat_template=template)
-        assert rendered.strip() == written_text("Q?", "A.", form, family, writing)
+        written = written_text("Q?", "A.", form, family, writing)
+        assert rendered.strip() == written.replace("<image>", IMAGE_MARKUP.get(family, "<image>"))
 
 
 def test_clear_writing_is_what_qwen2_vls_template_renders():
@@ -318,6 +363,62 @@ def test_clear_batches_equal_their_collate(mllmu, modality, padding_side):
     if modality == "multimodal":
         for key in ("pixel_values", "image_grid_thw"):
             assert torch.equal(batch[key], theirs[key])
+
+
+@pytest.mark.parametrize("modality", ["multimodal", "text"])
+@pytest.mark.parametrize("answer_only", [False, True])
+def test_mmunlearner_qwen2_vl_batches_equal_their_collate(mllmu, monkeypatch, modality, answer_only):
+    """MMUnlearner's collate on Qwen2-VL: the chat template stripped (the row ends at <|im_end|>), every token but
+    the pads labelled, the image's own tokens too (Qwen2-VL's loss skips none); with the answer span, its
+    answer-only collate: the answer's ids alone. The tiny tokenizer is given the snapshot's words: an <unk> is a
+    special token, which their answer-only collate drops from the answer (a real Qwen2 tokenizer has none)."""
+    import unlearn.models.tiny_real as tiny_real
+
+    rows, their_df = mllmu
+    words = sorted({w for r in their_multimodal_rows(their_df) for t in (r["question"], r["answer"]) for w in t.split()}
+                   | {w for r in rows for qa in r["qa"] for t in qa.values() if isinstance(t, str) for w in t.split()})
+    base = tiny_real.vocabulary
+    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + words)
+    model, tok, images = build_tiny_real("qwen2_vl")
+    proc = ChatProcessor(tok, images, model.config, ChatTemplate())
+    ours = WrittenSequences(rows, proc, modality, "mmunlearner", answer_only=answer_only)
+    if modality == "multimodal":
+        their_rows = their_multimodal_rows(their_df)
+    else:
+        their_rows = [{"question": q, "answer": a} for _, _, q, a in ours.index]
+    assert tok.unk_token_id not in tok.encode(" ".join(r["answer"] for r in their_rows))
+    assert len(ours) == len(their_rows) == len(rows) * 5
+    theirs = their_mmunlearner_qwen2_vl_batch(tok, images, their_rows, answer_only)
+    examples = [ours[i] for i in range(len(ours))]
+    batch = collate(examples, tok.pad_token_id)
+    assert batch["input_ids"].tolist() == theirs["input_ids"].tolist()
+    assert torch.equal(batch["attention_mask"], theirs["attention_mask"])
+    assert batch["labels"].tolist() == theirs["labels"].tolist()
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    assert all(ex.input_ids[-1] == im_end for ex in examples)  # stripped: no newline after the answer's turn
+    image_labelled = (batch["labels"] == model.config.image_token_id).any()
+    assert image_labelled == (modality == "multimodal" and not answer_only)
+    if answer_only:
+        for ex, r in zip(examples, their_rows):
+            assert [t for t in ex.labels if t != IGNORE] == tok.encode(r["answer"], add_special_tokens=False)
+    if modality == "multimodal":
+        for key in ("pixel_values", "image_grid_thw"):
+            assert torch.equal(batch[key], theirs[key])
+    else:
+        assert "pixel_values" not in batch
+
+
+def test_first_answer_labels_label_the_answers_first_occurrence():
+    from unlearn.data.written import first_answer_labels
+
+    _, tok, _ = build_tiny_real("qwen2_vl")
+    ids = tok.encode("the person lives in the person", add_special_tokens=False)
+    assert tok.unk_token_id not in ids
+    # the ansonly collate labels the first match, the question's too, as theirs does
+    assert first_answer_labels(tok, ids, "the person", "q") == ids[:2] + [IGNORE] * 4
+    assert first_answer_labels(tok, ids, "in the", "q") == [IGNORE] * 3 + ids[3:5] + [IGNORE]
+    with pytest.raises(ValueError, match="mmunlearner.sequences=mmunlearner .*'person in'.*'Who\\?'"):
+        first_answer_labels(tok, ids, "person in", "Who?", "mmunlearner.sequences")
 
 
 def test_statistics_sequences_carry_no_labels(mllmu):
@@ -479,7 +580,7 @@ def test_mllmu_baselines_resize_as_their_scripts(tmp_path, method, rows):
 @pytest.mark.parametrize("overrides,match", [
     (["method=ga", "method.sequences=mllmu_bench"], "method.sequences=mllmu_bench labels every token"),
     (["method=ga", "method.sequences=official"], "method.sequences='official'"),
-    (["experiment=mmunlearner_official", "mmunlearner.update_labels=answer"], "mmunlearner.update_labels=all"),
+    (["experiment=mmunlearner_official", "mmunlearner.update_labels=full"], "mmunlearner.update_labels=all"),
     (["experiment=mmunlearner_official", "mmunlearner.apply_mask=true", "mmunlearner.lora.init=pissa",
       "mmunlearner.fisher_labels=full"], "mmunlearner.fisher_labels=all"),
     (["+finetune.sequences=mllmu_bench"], "finetune.sequences=mllmu_bench labels every token"),

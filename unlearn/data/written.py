@@ -22,10 +22,15 @@ their processors expand it. No stop token follows the answer but what a chat tem
   mllmu_bench  franciscoliu/MLLMU-Bench data_process/data_preprocess.py (finetune.py, baselines/GA.py, ...):
                `train_collate_fn_llava`, the same LLaVA string as MANU's; `train_collate_fn_idefics`, the
                same Idefics2 chat template. Image+text only: their training has no text-only string.
-  mmunlearner  Z1zs/MMUnlearner data_process/CLEAR_process.py `train_collate_clear`, which their MLLMU-Bench
-               mask pass and update (MLLMU_gen_mask.py, MLLMU_manifold.py) call: the LLaVA processor's chat
-               template (llava-1.5's chat_template.json) over the same turns, stripped:
-               "USER: <image>\\n{q} ASSISTANT: {a}", text-only "USER: {q} ASSISTANT: {a}". LLaVA only.
+  mmunlearner  Z1zs/MMUnlearner data_process/CLEAR_process.py `train_collate_clear`, which their mask passes
+               and updates (MLLMU_gen_mask.py, MLLMU_manifold.py, CLEAR_gen_mask.py, CLEAR_manifold.py) call:
+               the processor's chat template over the same turns, stripped. LLaVA (llava-1.5's
+               chat_template.json): "USER: <image>\\n{q} ASSISTANT: {a}", text-only "USER: {q} ASSISTANT: {a}";
+               Qwen2-VL (its CLEAR runs, and its Qwen2-VL branches on MLLMU-Bench): Qwen2-VL-Instruct's
+               template with its system prompt, "<|im_end|>" after the answer and no newline after it.
+               With the answer as the label span (`mmunlearner.update_labels=answer`, their `--ans_only True`)
+               the collate is `train_collate_clear_ansonly`: the answer tokenised alone, special tokens
+               dropped, and only the first place the row holds those ids labelled.
   clear        somvy/multimodal_unlearning (CLEAR) mm/dataset.py `convert_mm_data_to_model_format` and
                `mm_data_collator_preprocessor`, which its finetune.py and forget.py train on: Qwen2-VL's chat
                template (its default system prompt) over (image, question) and (answer), not stripped, so the
@@ -41,7 +46,7 @@ less one, so the prompt's last that many tokens carry loss too: the question, th
 their own id, which Qwen2-VL's loss does not skip). Padding carries none (left padding lies inside the masked
 count; right padding is masked after the last token).
 
-Labels of the other three: every token but those equal to the pad id, as all three collates set them
+Labels of the other three (and of `mmunlearner`'s answer span, above): every token but those equal to the pad id, as all three collates set them
 (`labels[labels == pad] = -100`: on Idefics2, whose pad is <unk>, an <unk> in the text too), and but the image
 tokens, which their
 losses never see. LLaVA: under MLLMU-Bench's and MANU's pinned transformers 4.45.1 with a llava-hf processor
@@ -52,12 +57,14 @@ image token id as their label (MMUnlearner pins no version; its `labels == proce
 ids with a string and masks nothing). Idefics2: the processor expands `<image>` and the collate labels the
 block, but the model's loss (transformers 4.40-4.45 `Idefics2ForConditionalGeneration.forward`) is
 `CrossEntropyLoss(ignore_index=image_token_id)`, so only the block's `<fake_token_around_image>` tokens
-count. MANU's statistics pass uses no labels.
+count. Qwen2-VL (MMUnlearner's chat template): its processor expands `<|image_pad|>` before the collate labels
+the row, and its loss skips nothing, so the image's tokens, `<|vision_start|>` and `<|vision_end|>` carry loss,
+each labelled with its own id. MANU's statistics pass uses no labels.
 
 Differences that remain: the rows' questions and answers are stripped (their multimodal datasets keep
 surrounding whitespace); no `truncation` (their limits exceed these sequences; CLEAR's is 2048 tokens). A
-family without the codebase's string (Qwen2-VL but under `clear`, Idefics2 under `mmunlearner`, anything
-but Qwen2-VL under `clear`) is refused.
+family without the codebase's string (Qwen2-VL under `manu` and `mllmu_bench`, Idefics2 under `mmunlearner`,
+anything but Qwen2-VL under `clear`) is refused.
 """
 
 from __future__ import annotations
@@ -83,6 +90,9 @@ STRINGS = {
     ("mllmu_bench", "idefics2", "multimodal"): _IDEFICS2_CHAT["multimodal"],
     ("mmunlearner", "llava", "multimodal"): "USER: <image>\n{question} ASSISTANT: {answer}",
     ("mmunlearner", "llava", "text"): "USER: {question} ASSISTANT: {answer}",
+    # train_collate_clear's `.strip()` takes the newline the template writes after <|im_end|>
+    ("mmunlearner", "qwen2_vl", "multimodal"): _QWEN2_VL_CHAT.format(image="<image>").strip(),
+    ("mmunlearner", "qwen2_vl", "text"): _QWEN2_VL_CHAT.format(image="").strip(),
     # Qwen2-VL-Instruct's chat template; <image> stands for its "<|vision_start|><|image_pad|><|vision_end|>"
     ("clear", "qwen2_vl", "multimodal"): _QWEN2_VL_CHAT.format(image="<image>"),
     ("clear", "qwen2_vl", "text"): _QWEN2_VL_CHAT.format(image=""),
@@ -152,7 +162,7 @@ def clear_prompt_count(proc, question: str, form: str, family: str) -> int:
 # input_ids, attention_mask, pixel_values and labels only, so Idefics2 runs without the pixel_attention_mask
 # its processor makes (transformers then counts every pixel as real: where a batch's images differ in size,
 # the vision tower attends to the zero padding and places patches on the whole grid). MMUnlearner's collate
-# is LLaVA's only, whose images carry nothing else.
+# hands on all its processor makes (LLaVA: pixel_values; Qwen2-VL: pixel_values and image_grid_thw).
 IMAGE_TENSORS = {"manu": ("pixel_values",), "mllmu_bench": ("pixel_values",)}
 
 
@@ -164,8 +174,27 @@ def their_image(pixels, writing: str):
     return replace(pixels, tensors={k: v for k, v in pixels.tensors.items() if k in keep})
 
 
+# families whose loss never sees the image's tokens under these collates (the module docstring): LLaVA's legacy
+# merge gives them ignore_index, Idefics2's loss ignores the image token id; Qwen2-VL's loss skips nothing
+IMAGE_OUTSIDE_LOSS = ("llava", "idefics2")
+
+
+def first_answer_labels(tok, ids: list[int], answer: str, question: str, key: str = "sequences") -> list[int]:
+    """`train_collate_clear_ansonly`'s labels: the answer tokenised alone, special tokens dropped, labelled where
+    the row first holds those ids, every other token unlabelled. (Theirs leaves the whole row labelled, pads too,
+    when the ids are not found: its `ValueError` is built but never raised; here it is raised.)"""
+    special = set(tok.all_special_ids)
+    answer_ids = [t for t in tok.encode(answer, add_special_tokens=True) if t not in special]
+    n = len(answer_ids)
+    for start in range(len(ids) - n + 1):
+        if n and ids[start:start + n] == answer_ids:
+            return [IGNORE] * start + answer_ids + [IGNORE] * (len(ids) - start - n)
+    raise ValueError(f"{key}=mmunlearner with the answer as the label span: the answer {answer!r} (to "
+                     f"{question!r}), tokenised alone, is not in its written row")
+
+
 def written_example(proc, question: str, answer: str, pixels, writing: str, family: str, labels: bool = True,
-                    key: str = "sequences") -> Example:
+                    key: str = "sequences", answer_only: bool = False) -> Example:
     form = "text" if pixels is None else "multimodal"
     pixels = their_image(pixels, writing)
     ids = encode_whole(proc, written_text(question, answer, form, family, writing, key), pixels)
@@ -174,10 +203,14 @@ def written_example(proc, question: str, answer: str, pixels, writing: str, fami
     if writing == "clear":  # CLEAR's count of the prompt's tokens, taken before the image is expanded
         masked = clear_prompt_count(proc, question, form, family)
         return Example(ids, [IGNORE] * masked + ids[masked:], pixels)
+    if answer_only:  # MMUnlearner's `train_collate_clear_ansonly` (check_sequences allows no other writing)
+        return Example(ids, first_answer_labels(proc.tokenizer, ids, answer, question, key), pixels)
     # their `labels[labels == pad_token_id] = -100` masks every token equal to the pad id, padding or not
     # (Idefics2's pad is <unk>); padding itself is added, and left unlabelled, by the collate. The image
-    # tokens: LLaVA's legacy merge and Idefics2's loss leave them out (see the module docstring)
-    unlabelled = {proc.tokenizer.pad_token_id, getattr(pixels, "image_token_id", getattr(proc, "image_token_id", None))}
+    # tokens: LLaVA's legacy merge and Idefics2's loss leave them out, Qwen2-VL's keeps them (IMAGE_OUTSIDE_LOSS)
+    unlabelled = {proc.tokenizer.pad_token_id}
+    if family in IMAGE_OUTSIDE_LOSS:
+        unlabelled.add(getattr(pixels, "image_token_id", getattr(proc, "image_token_id", None)))
     return Example(ids, [IGNORE if t in unlabelled else t for t in ids], pixels)
 
 
@@ -188,8 +221,9 @@ class WrittenSequences(QASequences):
     columns = ("qa", "name", "ID")
 
     def __init__(self, rows, processor, forms, writing: str, labels: bool = True, augment: bool = False,
-                 seed: int = 0, key: str = "sequences"):
+                 seed: int = 0, key: str = "sequences", answer_only: bool = False):
         self.writing, self.family, self.labels, self.key = writing, processor.family, labels, key
+        self.answer_labels = answer_only  # MMUnlearner's ansonly collate (first_answer_labels)
         check_writing(writing, self.family, (forms,) if isinstance(forms, str) else forms, key)
         super().__init__(rows, processor, forms, answer_only=False, augment=augment, seed=seed)
 
@@ -205,14 +239,16 @@ class WrittenSequences(QASequences):
 
     def example(self, question: str, answer: str, pixels) -> Example:
         return written_example(self.proc, question, answer, pixels, self.writing, self.family, self.labels,
-                               self.key)
+                               self.key, self.answer_labels)
 
 
 def check_sequences(sequences: str, answer_only: bool, label_prefix: bool, key: str,
                     labels_key: str | None = None) -> bool:
     """True for a codebase's written strings, False for the template; a written writing labels every token, as
     that codebase's collate does, so the recipe's label span must say so (`labels_key`: the setting that
-    does; default, for `key` "<section>.sequences", "<section>.answer_only=false <section>.label_prefix=true")."""
+    does; default, for `key` "<section>.sequences", "<section>.answer_only=false <section>.label_prefix=true").
+    Two collates label less: CLEAR's (`clear`, the answer as it counts it) and MMUnlearner's answer-only one
+    (`mmunlearner` with the answer span)."""
     section = key.rsplit(".", 1)[0]
     if labels_key is None:
         labels_key = f"{section}.answer_only=false {section}.label_prefix=true"
@@ -229,15 +265,20 @@ def check_sequences(sequences: str, answer_only: bool, label_prefix: bool, key: 
             raise ValueError(f"{key}=clear labels what follows CLEAR's count of the prompt's tokens (meant as the "
                              f"answer); set {section}.answer_only=true {section}.label_prefix=false to say so")
         return True
+    if sequences == "mmunlearner" and answer_only and not label_prefix:
+        return True  # its `train_collate_clear_ansonly`: the answer's first occurrence (first_answer_labels)
     if answer_only or not label_prefix:
+        also = (" (or, for MMUnlearner's answer-only collate, the answer span alone)"
+                if sequences == "mmunlearner" else "")
         raise ValueError(f"{key}={sequences} labels every token but the image, as that codebase's collate does; "
-                         f"set {labels_key} to say so")
+                         f"set {labels_key} to say so{also}")
     return True
 
 
 # MMUnlearner's label spans (mmunlearner.fisher_labels, update_labels). answer: the answer tokens; full: question
 # and answer; all: every text token, the prompt's prefix too (the authors' collates label every non-pad token;
-# image placeholders stay unlabelled here)
+# with the model's template the image placeholders stay unlabelled; with mmunlearner.sequences=mmunlearner, as
+# their collate and loss leave them: written_example)
 LABEL_SPANS = ("answer", "full", "all")
 
 
@@ -277,6 +318,6 @@ def qa_sequences(rows, proc, forms, sequences: str = "template", answer_only: bo
     """The training sequences a recipe asks for: the model's template (`sequences=template`, with its label
     span and prefix), or a codebase's written strings, which label every token as their collates do."""
     if check_sequences(sequences, answer_only, label_prefix, key, labels_key):
-        return WrittenSequences(rows, proc, forms, sequences, key=key, **kwargs)
+        return WrittenSequences(rows, proc, forms, sequences, key=key, answer_only=answer_only, **kwargs)
     ds = QASequences(rows, proc, forms, answer_only, **kwargs)
     return PrefixLabels(ds, proc) if label_prefix else ds

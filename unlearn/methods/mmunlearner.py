@@ -289,7 +289,7 @@ class TextQuestions(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         if self.written:
             return written_example(self.proc, *self.pairs[i], None, self.sequences, self.proc.family,
-                                   key="mmunlearner.sequences")
+                                   key="mmunlearner.sequences", answer_only=self.answer_labels)
         ex = qa_example(self.proc, [self.pairs[i]], None, self.answer_labels)
         return with_prefix_labels(ex, self.proc) if self.prefix else ex
 
