@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -259,17 +260,47 @@ def test_eval_memory_bench_runs_at_tiny_shape():
     assert one["values"].std() > 0  # answers that differ score differently
 
 
+def words_in(root) -> set[str]:
+    """Every whitespace-separated word of every string in a snapshot's parquet files."""
+    import pyarrow.parquet as pq
+
+    def walk(value):
+        if isinstance(value, str):
+            yield from value.split()
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from walk(v)
+
+    return {w for f in Path(root).rglob("*.parquet") for row in pq.read_table(f).to_pylist() for w in walk(row)}
+
+
 @pytest.mark.slow
-def test_mmunlearner_clear_preset_runs_on_a_qwen2_vl_stand_in(tmp_path, checkpoints):
+def test_mmunlearner_clear_preset_runs_on_a_qwen2_vl_stand_in(tmp_path, monkeypatch):
     """experiment=mmunlearner_clear_official end to end on a tiny Qwen2-VL and a tiny CLEAR snapshot: the mask
-    covers the language group's eligible tensors only, and the run is scored."""
+    covers the language group's eligible tensors only, the mask pass and the update read MMUnlearner's collates
+    (every token labelled, then the answer alone), and the run is scored."""
     from safetensors.torch import load_file
 
+    import unlearn.data.written as written
+    import unlearn.models.tiny_real as tiny_real
     from unlearn.data.fixtures import write_clear_fixture
 
+    seen, answer_only = set(), []
+    original, first = written.written_text, written.first_answer_labels
+    monkeypatch.setattr(written, "written_text", lambda q, a, form, family, w, key="sequences": (
+        seen.add((key, w, form)), original(q, a, form, family, w, key))[1])
+    monkeypatch.setattr(written, "first_answer_labels", lambda *a: (answer_only.append(a[2]), first(*a))[1])
     root = write_clear_fixture(tmp_path / "clear")
+    # the tiny word tokenizer reads an unknown word as <unk>, a special token, which the answer-only collate drops
+    # from the answer tokenised alone, so it would not find the answer (a real Qwen2 tokenizer has no <unk>)
+    base = tiny_real.vocabulary
+    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + sorted(words_in(root)))
+    model_dir = tiny_real.write_tiny_real("qwen2_vl", tmp_path / "qwen2_vl")
     cfg = compose_config(["experiment=mmunlearner_clear_official", f"data.path={root}",
-                          f"model.path={checkpoints['qwen2_vl']}", "model.portrait_size=32", "logger=none",
+                          f"model.path={model_dir}", "model.portrait_size=32", "logger=none",
                           "eval.max_people=2", "eval.max_new_tokens=3", "data.forget_split=forget_10"],
                          tmp_path / "run", tmp_path / "cache")
     metrics = run(cfg)
@@ -277,6 +308,8 @@ def test_mmunlearner_clear_preset_runs_on_a_qwen2_vl_stand_in(tmp_path, checkpoi
     assert masks and all(n.startswith("model.language_model.") for n in masks)
     assert all(any(k in n for k in ("proj", "fc", "linear", "mlp", "qkv")) for n in masks)
     assert "after/forget/multimodal/n_mc_acc" in metrics
+    assert seen == {("mmunlearner.sequences", "mmunlearner", form) for form in ("multimodal", "text")}
+    assert answer_only  # the update's rows: train_collate_clear_ansonly
 
 
 @pytest.mark.slow
