@@ -70,7 +70,7 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["method=grad_diff", "method.retain_draw=random"], r"method.retain_draw='random'"),
     (["method=grad_diff", "method.schedule=sequential", "method.retain_draw=with_replacement"],
      r"method.retain_draw=with_replacement .* needs method.schedule=paired"),
-    (["eval.protocol=clr"], r"eval.protocol='clr': expected one of \['embedded', 'mllmu_bench', 'clear'\]"),
+    (["eval.protocol=clr"], r"eval.protocol='clr': expected one of \['embedded', 'mllmu_bench', 'mmunlearner', 'clear'\]"),
     (["eval.scorer=rouge"], r"eval.scorer='rouge'"),
     (["eval.shot_people={mc: -1}"], r"eval.shot_people.mc=-1"),
     (["eval.shot_people={gen: 1}"], r"eval.shot_people=.*expected null or \{mc: N, cloze: N\}"),

@@ -130,8 +130,9 @@ def check_eval(e) -> None:
         for task, n in shots.items():
             if not _is_int(n) or n < 0:
                 raise ValueError(f"eval.shot_people.{task}={n!r}: expected an integer >= 0 (0: zero-shot)")
-        if e.protocol != "mllmu_bench":  # elsewhere it would change nothing but the cache key and the seed group
-            raise ValueError(f"eval.shot_people sets the shots of eval.protocol=mllmu_bench (got "
+        # elsewhere it would change nothing but the cache key and the seed group
+        if e.protocol not in ("mllmu_bench", "mmunlearner"):
+            raise ValueError(f"eval.shot_people sets the shots of eval.protocol=mllmu_bench or mmunlearner (got "
                              f"eval.protocol={e.protocol}); drop it")
     names(e.tasks, TASKS, "eval.tasks")
     names(e.splits, EVAL_SPLITS, "eval.splits")  # read after the before-evaluation started: refused here instead

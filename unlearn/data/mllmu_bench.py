@@ -117,8 +117,8 @@ MC_FEW_SHOT_MULTIMODAL = ("USER: <image>\nQuestion: {question}\nA: {A}\nB: {B}\n
                           "Correct Answer: {answer}\n")
 MC_FEW_SHOT_TEXT = "USER:\nQuestion: {question}\nA: {A}\nB: {B}\nC: {C}\nD: {D}\nCorrect Answer: {answer}\n"
 # Generation (`evaluate_generation`) and cloze (`evaluate_fill_in_the_blank`) prompts of the same file.
-GEN_PROMPT_MULTIMODAL = ("USER: <image>\n{question}\nAnswer the question based on your trained knowledge in one "
-                         "sentence accurately in ENGLISH.\nASSISTANT: ")
+GEN_INSTRUCTION_MULTIMODAL = "Answer the question based on your trained knowledge in one sentence accurately in ENGLISH."
+GEN_PROMPT_MULTIMODAL = "USER: <image>\n{question}\n" + GEN_INSTRUCTION_MULTIMODAL + "\nASSISTANT: "
 GEN_PROMPT_TEXT = ("USER: {question}\nAnswer the question based on your trained knowledge in one sentence in "
                    "ENGLISH.\nASSISTANT:")
 CLOZE_BLANK, CLOZE_BLANK_SHOWN = "__", "[Blank]"

@@ -78,8 +78,10 @@ from unlearn.data.sequences import PrefixLabels, QASequences
 IMAGE_PLACEHOLDER = "<image>"
 _LLAVA_MANU = {"multimodal": "USER: <image>\n{question}\nASSISTANT: {answer}",
                "text": "USER:{question}\nASSISTANT: {answer}"}
-_QWEN2_VL_CHAT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{image}"
-                  "{{question}}<|im_end|>\n<|im_start|>assistant\n{{answer}}<|im_end|>\n")
+# Qwen2-VL-Instruct's chat template over one user turn (an image, or none, then text), add_generation_prompt=True
+QWEN2_VL_PROMPT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{image}{text}"
+                   "<|im_end|>\n<|im_start|>assistant\n")
+_QWEN2_VL_CHAT = QWEN2_VL_PROMPT.replace("{text}", "{{question}}") + "{{answer}}<|im_end|>\n"
 _IDEFICS2_CHAT = {"multimodal": "User:<image>{question}<end_of_utterance>\nAssistant: {answer}<end_of_utterance>",
                   "text": "User: {question}<end_of_utterance>\nAssistant: {answer}<end_of_utterance>"}
 # (writing, family, form) -> the string their collate writes

@@ -53,9 +53,26 @@ constants of unlearn/data/mllmu_bench.py. What it does, and so what this module 
   * Replies: they decode prompt plus reply and keep what follows the first "ASSISTANT:" (the shots hold
     none), which `eval.scorer=mllmu_bench` reads from the reply alone (unlearn/eval/scorers.py).
 `eval.few_shot=false` keeps their strings and limits without shots (zero-shot, every item scored);
-`eval.shot_people={mc: 1, cloze: 1}` draws that many people per task instead of SHOT_PEOPLE (MMUnlearner's copy
-of eval.py, MLLMU_eval.py, draws `few_shots_num` people for both: 1, or 0 with `--shot_num zero_shot`; its prompts,
-limits, skips and look-ups are MLLMU-Bench's, its reading of replies `eval.scorer=mmunlearner`).
+`eval.shot_people={mc: N, cloze: N}` draws that many people per task instead of SHOT_PEOPLE.
+
+`mmunlearner` -- MMUnlearner's copy of that file, MLLMU_eval.py (Z1zs/MMUnlearner at fa77c66), which made its
+MLLMU-Bench numbers. On LLaVA its prompts, limits, skips and look-ups are MLLMU-Bench's (above), but it draws
+`few_shots_num` people for MC and cloze alike (MMUNLEARNER_SHOT_PEOPLE: 1, or 0 with `--shot_num zero_shot`:
+eval.few_shot=false) and reads replies its own way (`eval.scorer=mmunlearner`). Its Qwen2-VL branches (its paper's
+second model) write what MLLMU-Bench has no string for (QWEN2_VL_PROMPT, the processor's chat template over one
+user turn, add_generation_prompt=True):
+  * image+text MC: the chat template over (image, "{shots}\n{question}\n{A: ..\nD: ..}\nJust give ONE letter
+    representing the answer directly."); text-only MC: MLLMU-Bench's raw LLaVA string, tokenized as it is (no bos);
+  * generation: the chat template over (image, "{question}\nAnswer the question ... accurately in ENGLISH."); text-
+    only: MLLMU-Bench's raw string;
+  * cloze: the chat template over (image, "{shots}\n{[Blank] question}"); text-only: the chat template over (image
+    placeholder, "{[Blank] question}") with no image given (`processor(images=None, ...)`), so the prompt keeps
+    one unexpanded "<|vision_start|><|image_pad|><|vision_end|>" and no shots;
+  * 50 new tokens everywhere, ending where the checkpoint's generation config says.
+  With shots, their image prompts hand the processor every shot's portrait and the item's, for the one image
+  placeholder the chat template writes: depending on the transformers version that fails or shows the model the
+  first shot's portrait for the item's; so on Qwen2-VL this protocol needs zero-shot (eval.few_shot=false),
+  refused otherwise. Their Idefics2 has no branch (refused); their Llama-3.2-Vision branch is not reproduced.
 
 `clear` -- CLEAR's own evaluation (somvy/multimodal_unlearning mm/eval.py `get_all_evals`,
 `eval_perturbation_ratio`; config/mm/eval.yaml), Qwen2-VL only, as CLEAR's collate (unlearn/data/written.py,
@@ -90,7 +107,7 @@ from unlearn.data import mllmu_bench as official
 from unlearn.data.collate import IGNORE, Example, prompt_example
 from unlearn.eval.items import EvalItem
 
-PROTOCOLS = ("embedded", "mllmu_bench", "clear")
+PROTOCOLS = ("embedded", "mllmu_bench", "mmunlearner", "clear")
 EMBEDDED_MAX_NEW_TOKENS = 12
 CLEAR_MAX_NEW_TOKENS = 300  # config/mm/eval.yaml generation.max_new_tokens
 IMAGE_PLACEHOLDER = "<image>"
@@ -102,6 +119,9 @@ OFFICIAL_TEXT_MC_MAX_NEW_TOKENS = {"idefics2": 5}  # ... but Idefics2's Pure_Tex
 # version (5762ad6, 2025-03-12, which cut LLaVA's MC draw from 2 to 1; cloze stays 2)
 SHOT_PEOPLE = {"mc": {"llava": 1, "idefics2": 1}, "cloze": {"llava": 2, "idefics2": 1}}
 DEFAULT_FAMILY = "llava"  # families their code lacks (Qwen2-VL) take LLaVA's settings
+# MMUnlearner's MLLMU_eval.py: `few_shots_num` people for both tasks (its main(): 1, or 0 for "zero" shot_num)
+MMUNLEARNER_SHOT_PEOPLE = {"mc": 1, "cloze": 1}
+MMUNLEARNER_FAMILIES = ("llava", "qwen2_vl")  # its model-id branches ("llava", "qwen"; "llama" is Mllama's)
 # the evaluation modes with a few-shot block, per task (their `mode in [...]` lists)
 FEW_SHOT_SPLITS = {"mc": ("forget", "retain", "test"), "cloze": ("forget", "retain", "test", "untouched")}
 # where a split's shots are looked up: their Full_Set, the fictitious profiles (forget and retain rows); a split
@@ -153,6 +173,29 @@ def render(item: EvalItem, shots: list[EvalItem] = ()) -> str:
     if item.task == "cloze":
         return render_cloze(item.question, multimodal, shots)
     raise ValueError(f"unknown task {item.task!r}: expected mc, gen or cloze")
+
+
+def render_mmunlearner_qwen2_vl(item: EvalItem) -> str:
+    """MLLMU_eval.py's Qwen2-VL prompt of one item, zero-shot (`<image>`: the item's image, expanded when
+    encoded); the text-only MC and generation prompts are MLLMU-Bench's raw strings (see the module docstring)."""
+    from unlearn.data.written import IMAGE_MARKUP, QWEN2_VL_PROMPT
+
+    if item.modality == "text" and item.task != "cloze":
+        return render(item)
+    if item.task == "mc":
+        lines = "\n".join(official.MC_OPTION_LINE.format(letter=k, option=v)
+                          for k, v in options_block(item.options).items())
+        text = f"\n{item.question}\n{lines}\n{official.MC_INSTRUCTION}"
+    elif item.task == "gen":
+        text = f"{item.question}\n{official.GEN_INSTRUCTION_MULTIMODAL}"
+    elif item.task == "cloze":
+        question = official.format_cloze_question(item.question)
+        text = f"\n{question}" if item.modality == "multimodal" else question
+    else:
+        raise ValueError(f"unknown task {item.task!r}: expected mc, gen or cloze")
+    # their text-only cloze keeps the image entry of the turn, with no image given: the markup stays as written
+    image = IMAGE_PLACEHOLDER if item.modality == "multimodal" else IMAGE_MARKUP["qwen2_vl"]
+    return QWEN2_VL_PROMPT.format(image=image, text=text)
 
 
 def official_max_new_tokens(family: str, item: EvalItem) -> int:
@@ -250,6 +293,23 @@ class MllmuBenchPrompts:
                 if s.person not in out[f"{split}/{task}"]:
                     out[f"{split}/{task}"].append(s.person)
         return dict(out)
+
+
+@dataclass
+class MmunlearnerPrompts(MllmuBenchPrompts):
+    """MMUnlearner's MLLMU_eval.py: MLLMU-Bench's protocol on LLaVA, its own prompts on Qwen2-VL (zero-shot)."""
+
+    name = "mmunlearner"
+
+    def text(self, item: EvalItem) -> str:
+        return render_mmunlearner_qwen2_vl(item) if self.family == "qwen2_vl" else super().text(item)
+
+    def example(self, proc, item: EvalItem) -> Example:
+        if self.family != "qwen2_vl":
+            return super().example(proc, item)
+        images = [item.pixel_values] if item.modality == "multimodal" else []
+        ids = encode_prompt(proc, render_mmunlearner_qwen2_vl(item), images)
+        return Example(ids, [IGNORE] * len(ids), images or None)
 
 
 def clear_generation_ids(proc, item: EvalItem, family: str) -> list[int]:
@@ -357,7 +417,18 @@ def make_prompts(name: str, proc, items_by_split: dict[str, list[EvalItem]] | No
             raise ValueError(f"eval.protocol=clear writes CLEAR's Qwen2-VL chat template (its default model); model "
                              f"family {family!r} has none: use eval.protocol=embedded")
         return ClearPrompts(family, max_new_tokens)
+    make = MllmuBenchPrompts
+    if name == "mmunlearner":
+        make, shot_people = MmunlearnerPrompts, {**MMUNLEARNER_SHOT_PEOPLE, **(shot_people or {})}
+        if family not in MMUNLEARNER_FAMILIES:
+            raise ValueError(f"eval.protocol=mmunlearner: MMUnlearner's MLLMU_eval.py has prompts for "
+                             f"{list(MMUNLEARNER_FAMILIES)}, not model family {family!r}: use eval.protocol=mllmu_bench")
+        if family == "qwen2_vl" and use_few_shot and any(shot_people.values()):
+            raise ValueError(f"eval.protocol=mmunlearner on Qwen2-VL with shots (eval.shot_people: {shot_people}): "
+                             f"MMUnlearner's MLLMU_eval.py hands every shot's portrait beside the item's to one "
+                             f"image placeholder, which fails or shows the wrong portrait; set eval.few_shot=false "
+                             f"(their --shot_num zero_shot)")
     if not use_few_shot:
-        return MllmuBenchPrompts(family, {}, max_new_tokens)
+        return make(family, {}, max_new_tokens)
     looked_up = shot_lookup(items_by_split or {}, source, family, seed, shot_people)
-    return MllmuBenchPrompts(family, shown(looked_up), max_new_tokens, unscored=looked_up)
+    return make(family, shown(looked_up), max_new_tokens, unscored=looked_up)

@@ -1,0 +1,152 @@
+"""eval.protocol=mmunlearner: MMUnlearner's MLLMU_eval.py (Z1zs/MMUnlearner at fa77c66), held against a port of
+its Qwen2-VL branches (`evaluate_classification` 218-233, 276-283; `evaluate_generation` 624-637, 648-650;
+`evaluate_fill_in_the_blank` 489-500) and its shot draw (`few_shots_num`, main() 731-735).
+
+The port renders Qwen2-VL-Instruct's chat template (tests/test_written_sequences.py) over their conversation and
+expands the image as Qwen2VLProcessor does (written out there: its stock processor needs torchvision); it
+shares no code with unlearn/eval/protocol.py.
+"""
+
+import pytest
+from PIL import Image
+
+from tests.test_protocol import _split, free, mc
+from tests.test_written_sequences import QWEN2_VL_CHAT_TEMPLATE, qwen2_vl_processed
+from unlearn.data.written import IMAGE_MARKUP
+from unlearn.eval.protocol import MllmuBenchPrompts, MmunlearnerPrompts, few_shot, make_prompts
+
+MC_INSTRUCTION = "Just give ONE letter representing the answer directly."
+CLOZE_INSTRUCTION = "\nPlease **ONLY** provide the correct answer that should replace the [Blank]."
+
+
+def their_qwen2_vl_prompt(item):
+    """MLLMU_eval.py's Qwen2-VL prompt for one item, zero-shot (`few_shot_prompt = ""`), and whether the
+    processor is handed the item's image (True), no image (None: `processor(images=None, ...)`) or is not called
+    (False: `tokenizer(prompt)`)."""
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    few_shot_prompt = ""
+    multimodal = item.modality == "multimodal"
+
+    def chat(text):  # conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", ...}]}]
+        conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+        (prompt,), _ = render_jinja_template(conversations=[conversation], chat_template=QWEN2_VL_CHAT_TEMPLATE,
+                                             add_generation_prompt=True)
+        return prompt
+
+    if item.task == "mc":
+        options = dict(zip("ABCD", item.options))
+        question_with_options = f"{item.question}\n" + "\n".join(f"{k}: {v}" for k, v in options.items())
+        if multimodal:
+            return chat(f"{few_shot_prompt}\n{question_with_options}\n{MC_INSTRUCTION}"), True
+        return f"{few_shot_prompt}USER:\n{question_with_options}\n{MC_INSTRUCTION}\nASSISTANT:", False
+    if item.task == "gen":
+        if multimodal:
+            return chat(f"{item.question}\nAnswer the question based on your trained knowledge in one sentence "
+                        f"accurately in ENGLISH."), True
+        return (f"USER: {item.question}\nAnswer the question based on your trained knowledge in one sentence in "
+                f"ENGLISH.\nASSISTANT:"), False
+    question = item.question.replace("__", "[Blank]") + CLOZE_INSTRUCTION
+    return chat(f"{few_shot_prompt}\n{question}" if multimodal else question), (True if multimodal else None)
+
+
+def their_qwen2_vl_ids(tok, image_processor, item, image):
+    """Their input ids: `processor(images=..., text=prompt)` (the image pads expanded, with images=None nothing
+    expanded, as Qwen2VLProcessor has no image_grid_thw then) or `tokenizer(prompt)`."""
+    prompt, given = their_qwen2_vl_prompt(item)
+    if given:
+        (prompt,), _ = qwen2_vl_processed(image_processor, [prompt], [{"image": image}])
+    return tok(prompt)["input_ids"]
+
+
+def _items():
+    return [mc(1, "multimodal", "What is this person's job?"), mc(1, "text", "What is Jane Doe's job?"),
+            free("gen", 1, "multimodal", "Where does this person live?", "In Cork."),
+            free("gen", 1, "text", "Where does Jane Doe live?", "In Cork."),
+            free("cloze", 1, "multimodal", "This person lives in __.", "Cork"),
+            free("cloze", 1, "text", "Jane Doe lives in __.", "Cork")]
+
+
+@pytest.fixture(scope="module")
+def qwen2_vl():
+    from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+    from unlearn.models.tiny_real import build_tiny_real
+
+    model, tok, images = build_tiny_real("qwen2_vl")
+    return model, tok, images, ChatProcessor(tok, images, model.config, ChatTemplate())
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_qwen2_vl_prompts_are_their_branches(qwen2_vl, index):
+    model, tok, images, proc = qwen2_vl
+    item = _items()[index]
+    image = Image.new("RGB", (32, 32), (200, 40, 90))
+    if item.modality == "multimodal":
+        item.pixel_values = proc.pixel_values([image])[0]
+    prompts = MmunlearnerPrompts("qwen2_vl")
+    # the string (the tiny word tokenizer cannot see whitespace), then the ids
+    assert prompts.text(item).replace("<image>", IMAGE_MARKUP["qwen2_vl"]) == their_qwen2_vl_prompt(item)[0]
+    ex = prompts.example(proc, item)
+    assert ex.input_ids == their_qwen2_vl_ids(tok, images, item, image)
+    image_pad = model.config.image_token_id
+    if item.modality == "multimodal":
+        assert ex.pixel_values == [item.pixel_values] and ex.input_ids.count(image_pad) > 1
+    else:  # the text-only cloze keeps its turn's image entry, unexpanded and with no image; the others have none
+        assert ex.pixel_values is None
+        assert ex.input_ids.count(image_pad) == (item.task == "cloze")
+
+
+def test_qwen2_vl_generates_from_every_prompt_including_the_imageless_placeholder(qwen2_vl):
+    """The text-only cloze prompt holds an <|image_pad|> with no image: the model reads it as a token, as
+    Qwen2-VL's forward does without pixel_values."""
+    from unlearn.data.collate import collate
+    from unlearn.eval.scoring import greedy_answers
+
+    model, tok, _, proc = qwen2_vl
+    items = _items()
+    pixels = proc.pixel_values([Image.new("RGB", (32, 32), (0, 90, 200))] * 3)
+    for it, px in zip([it for it in items if it.modality == "multimodal"], pixels):
+        it.pixel_values = px
+    prompts = MmunlearnerPrompts("qwen2_vl")
+    for group in ([it for it in items if it.modality == "multimodal"], [it for it in items if it.modality == "text"]):
+        batch = collate([prompts.example(proc, it) for it in group], tok.pad_token_id, padding_side="left")
+        replies = greedy_answers(model.eval(), proc, batch, [3] * len(group))
+        assert len(replies) == len(group)
+    assert all(prompts.limit(it) == 50 for it in items)  # max_new_tokens=50 in every Qwen2-VL branch
+
+
+def test_one_person_per_task_and_llava_keeps_mllmu_benchs_strings(tiny_model):
+    """main(): few_shots_num = 1 for MC and cloze alike (MLLMU-Bench draws 2 cloze people on LLaVA); the LLaVA
+    strings are MLLMU-Bench's."""
+    _, proc = tiny_model
+    people = list(range(10, 30))
+    by_split = {"forget": _split("forget", people), "retain": []}
+    ours = make_prompts("mmunlearner", proc, by_split, lambda s: by_split[s], seed=0)
+    theirs = make_prompts("mllmu_bench", proc, by_split, lambda s: by_split[s], seed=0)
+    assert isinstance(ours, MmunlearnerPrompts) and ours.name == "mmunlearner"
+    count = lambda prompts, task: len({s.person for s in prompts.shots[("forget", task, "text")]})  # noqa: E731
+    assert (count(ours, "mc"), count(ours, "cloze")) == (1, 1)
+    assert (count(theirs, "mc"), count(theirs, "cloze")) == (1, 2)
+    assert few_shot(by_split, lambda s: by_split[s], "llava", 0, {"mc": 1, "cloze": 1}) == ours.shots
+    item = mc(1, "multimodal", "What is this person's job?")
+    assert ours.text(item) == MllmuBenchPrompts("llava", ours.shots).text(item)
+    zero = make_prompts("mmunlearner", proc, by_split, lambda s: by_split[s], seed=0, shot_people={"mc": 0})
+    assert count(zero, "mc") == 0 and count(zero, "cloze") == 1  # a partial eval.shot_people keeps the other's 1
+
+
+def test_families_and_shots_their_code_cannot_run_are_refused(qwen2_vl):
+    from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+    from unlearn.models.tiny_real import build_tiny_real
+
+    *_, proc = qwen2_vl
+    by_split = {"forget": _split("forget", [1, 2, 3])}
+    with pytest.raises(ValueError, match="Qwen2-VL with shots .*eval.few_shot=false"):
+        make_prompts("mmunlearner", proc, by_split, lambda s: by_split[s], seed=0)
+    assert make_prompts("mmunlearner", proc, by_split, lambda s: by_split[s], seed=0, use_few_shot=False).shots == {}
+    zero = make_prompts("mmunlearner", proc, by_split, lambda s: by_split[s], seed=0,
+                        shot_people={"mc": 0, "cloze": 0})
+    assert not any(zero.shots.values())
+    model, tok, images = build_tiny_real("idefics2")
+    with pytest.raises(ValueError, match="not model family 'idefics2': use eval.protocol=mllmu_bench"):
+        make_prompts("mmunlearner", ChatProcessor(tok, images, model.config, ChatTemplate()), by_split,
+                     lambda s: by_split[s], seed=0, use_few_shot=False)
