@@ -100,7 +100,8 @@ def test_qwen2_vl_generates_from_every_prompt_including_the_imageless_placeholde
     """The text-only cloze prompt holds an <|image_pad|> with no image: the model reads it as a token, as
     Qwen2-VL's forward does without pixel_values."""
     from unlearn.data.collate import collate
-    from unlearn.eval.scoring import greedy_answers
+    from unlearn.eval.scorers import SCORERS
+    from unlearn.eval.scoring import greedy_answers, score_generation, score_mc
 
     model, tok, _, proc = qwen2_vl
     items = _items()
@@ -113,6 +114,12 @@ def test_qwen2_vl_generates_from_every_prompt_including_the_imageless_placeholde
         replies = greedy_answers(model.eval(), proc, batch, [3] * len(group))
         assert len(replies) == len(group)
     assert all(prompts.limit(it) == 50 for it in items)  # max_new_tokens=50 in every Qwen2-VL branch
+    # one evaluation batch of both forms: the imageless placeholder's rows are generated apart from the images
+    free_items = [it for it in items if it.task != "mc"]
+    records = score_generation(model, proc, free_items, 3, SCORERS["mmunlearner"], prompts)
+    assert [r["uid"] for r in records] == [it.uid for it in free_items]
+    mc_items = [it for it in items if it.task == "mc"]
+    assert len(score_mc(model, proc, mc_items, "generate", scorer=SCORERS["mmunlearner"], prompts=prompts)) == 2
 
 
 def test_one_person_per_task_and_llava_keeps_mllmu_benchs_strings(tiny_model):
@@ -150,3 +157,43 @@ def test_families_and_shots_their_code_cannot_run_are_refused(qwen2_vl):
     with pytest.raises(ValueError, match="not model family 'idefics2': use eval.protocol=mllmu_bench"):
         make_prompts("mmunlearner", ChatProcessor(tok, images, model.config, ChatTemplate()), by_split,
                      lambda s: by_split[s], seed=0, use_few_shot=False)
+
+
+@pytest.mark.slow
+def test_the_qwen2_vl_preset_runs_on_their_collate_and_prompts(tmp_path, monkeypatch):
+    """experiment=mmunlearner_qwen2_vl_official through train.py's path on a tiny Qwen2-VL and a tiny MLLMU-Bench
+    snapshot: the mask pass and the update read MMUnlearner's chat-template rows, the mask covers the language
+    group's eligible tensors and is applied (full parameters, no LoRA), and every item is asked with MLLMU_eval.py's
+    Qwen2-VL prompts, zero-shot."""
+    import torch
+    from safetensors.torch import load_file
+
+    import unlearn.data.written as written
+    import unlearn.eval.protocol as protocol
+    from unlearn.config import compose_config
+    from unlearn.data.fixtures import write_mllmu_bench_fixture
+    from unlearn.models.tiny_real import write_tiny_real
+    from unlearn.pipeline import run
+
+    rows, asked = set(), set()
+    write, render = written.written_text, protocol.render_mmunlearner_qwen2_vl
+    monkeypatch.setattr(written, "written_text", lambda q, a, form, family, w, key="sequences": (
+        rows.add((key, w, family, form)), write(q, a, form, family, w, key))[1])
+    monkeypatch.setattr(protocol, "render_mmunlearner_qwen2_vl", lambda item: (
+        asked.add((item.task, item.modality)), render(item))[1])
+    source = write_tiny_real("qwen2_vl", tmp_path / "qwen2_vl")
+    root = write_mllmu_bench_fixture(tmp_path / "mllmu", num_people=6)
+    cfg = compose_config(["experiment=mmunlearner_qwen2_vl_official", f"data.path={root}", f"model.path={source}",
+                          "data.forget_split=forget_15", "model.portrait_size=32", "logger=none", "eval.max_people=2",
+                          "eval.max_new_tokens=2", "eval.tasks=[mc,gen,cloze]"], tmp_path / "run", tmp_path / "cache")
+    assert (cfg.mmunlearner.lora.enabled, cfg.mmunlearner.apply_mask, cfg.eval.few_shot) == (False, True, False)
+    metrics = run(cfg)
+    assert rows == {("mmunlearner.sequences", "mmunlearner", "qwen2_vl", form) for form in ("multimodal", "text")}
+    assert asked == {(task, modality) for task in ("mc", "gen", "cloze") for modality in ("multimodal", "text")}
+    masks = load_file(str(next((tmp_path / "run").rglob("*mask*.safetensors"))))
+    assert masks and all(n.startswith("model.language_model.") for n in masks)
+    before = load_file(str(source / "model.safetensors"))
+    after = {k: v for f in (tmp_path / "run" / "model").glob("*.safetensors") for k, v in load_file(f).items()}
+    moved = {k for k in before if k in after and not torch.equal(before[k].to(after[k].dtype), after[k])}
+    assert moved and not any(k.startswith("model.visual.") for k in moved)  # the language mask alone lets weights move
+    assert {"after/forget/multimodal/mc_acc", "after/forget/text/cloze_acc"} <= set(metrics)

@@ -301,6 +301,11 @@ class MmunlearnerPrompts(MllmuBenchPrompts):
 
     name = "mmunlearner"
 
+    @property
+    def imageless_placeholders(self) -> bool:
+        """Its Qwen2-VL text-only cloze keeps an image placeholder with no image: generated apart from images."""
+        return self.family == "qwen2_vl"
+
     def text(self, item: EvalItem) -> str:
         return render_mmunlearner_qwen2_vl(item) if self.family == "qwen2_vl" else super().text(item)
 

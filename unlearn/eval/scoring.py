@@ -84,6 +84,26 @@ def greedy_answers(model, proc: VLProcessor, batch: dict, max_new_tokens: int | 
     return [proc.decode(row[start:start + n]) for row, n in zip(out.tolist(), limits)]
 
 
+def protocol_replies(model, proc: VLProcessor, items: list[EvalItem], prompts) -> list[str]:
+    """Greedy replies to the protocol's prompts of `items`, one padded batch; a protocol that writes an image
+    placeholder into rows without an image (`imageless_placeholders`: MMUnlearner's Qwen2-VL text-only cloze)
+    has its rows with and without images generated apart, since the model matches a batch's image placeholders
+    with its images."""
+    groups = [list(range(len(items)))]
+    if getattr(prompts, "imageless_placeholders", False):
+        groups = [g for g in ([i for i, it in enumerate(items) if it.pixel_values is not None],
+                              [i for i, it in enumerate(items) if it.pixel_values is None]) if g]
+    replies: list[str] = [""] * len(items)
+    for group in groups:
+        batch = collate([prompts.example(proc, items[i]) for i in group], proc.tokenizer.pad_token_id,
+                        padding_side="left")
+        answers = greedy_answers(model, proc, batch, [prompts.limit(items[i]) for i in group],
+                                 prompts.stop(model, proc))
+        for i, text in zip(group, answers):
+            replies[i] = text
+    return replies
+
+
 MC_MODES = ("likelihood", "letter", "generate")
 
 
@@ -99,12 +119,8 @@ def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likel
         raise ValueError(f"eval.mc_mode={mode!r}: expected one of {MC_MODES}")
     letters = proc.option_letters
     if mode == "generate":
-        prompts = prompts or EmbeddedPrompts(max_new_tokens)
-        batch = collate([prompts.example(proc, it) for it in items], proc.tokenizer.pad_token_id,
-                        padding_side="left")
         out = []
-        replies = greedy_answers(model, proc, batch, [prompts.limit(it) for it in items], prompts.stop(model, proc))
-        for it, text in zip(items, replies):
+        for it, text in zip(items, protocol_replies(model, proc, items, prompts or EmbeddedPrompts(max_new_tokens))):
             choice = scorer.mc_letter(text, letters)
             out.append(it.record(it.options[choice] if choice >= 0 else text, choice == it.answer_index, reply=text))
         return out
@@ -123,9 +139,7 @@ def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likel
 
 def score_generation(model, proc: VLProcessor, items: list[EvalItem], max_new_tokens: int,
                      scorer: Scorer = SCORERS["embedded"], prompts=None) -> list[dict]:
-    prompts = prompts or EmbeddedPrompts(max_new_tokens)
-    batch = collate([prompts.example(proc, it) for it in items], proc.tokenizer.pad_token_id, padding_side="left")
-    preds = greedy_answers(model, proc, batch, [prompts.limit(it) for it in items], prompts.stop(model, proc))
+    preds = protocol_replies(model, proc, items, prompts or EmbeddedPrompts(max_new_tokens))
     out = [it.record(p, scorer.score(it.task, p, it.answer), reply=p) for it, p in zip(items, preds)]
     for it, r in zip(items, out):
         if it.task == "gen":
