@@ -69,3 +69,17 @@ def test_second_run_reads_the_same_before_numbers(tmp_path, monkeypatch):
     resolved = json.loads((tmp_path / "b" / "config.json").read_text())
     assert resolved["method"]["optimizer"]["lr"] == resolved["model"]["unlearn_lr"]["ga"]
     assert resolved["teach_seed"] == resolved["seed"] == 0
+
+
+def test_a_scorer_with_generation_columns_keys_its_records_apart(tmp_path, monkeypatch):
+    """Records of a scorer that reports the official ROUGE-1 / ROUGE-2 / BLEU columns hold them since they were
+    added: its cached before-evaluations from before then are not reused; other scorers' keys are unchanged."""
+    from dataclasses import replace
+
+    import unlearn.eval.scorers as scorers
+
+    overrides = ("eval.scorer=mllmu_bench",)
+    with_columns, default = path(tmp_path, *overrides), path(tmp_path)
+    monkeypatch.setitem(scorers.SCORERS, "mllmu_bench", replace(scorers.SCORERS["mllmu_bench"], columns=None))
+    assert path(tmp_path, *overrides) != with_columns
+    assert path(tmp_path) == default

@@ -172,3 +172,42 @@ def test_mmunlearner_scorer_reads_the_whole_reply_as_their_mllmu_eval():
     assert mmu.rouge("ASSISTANT: the cats sat", "the cat sat on the mat") == pytest.approx(0.6)
     assert mmu.rouge_recall("ASSISTANT: the cats sat", "the cat sat on the mat") == pytest.approx(0.5)
     assert mllmu.rouge("ASSISTANT: the cats sat", "the cat sat on the mat") == 0.0
+
+
+def test_official_generation_columns_by_hand():
+    """Both official eval.py files report stemmed ROUGE-1 / ROUGE-2 F-measures and nltk's smoothed sentence BLEU
+    of the answer they read: MLLMU-Bench's the text before "ASSISTANT:", MMUnlearner's the whole reply."""
+    import math
+
+    reference = "the cat sat on the mat"
+    reply = "the cat sat ASSISTANT: the mat"
+    # mllmu_bench reads "the cat sat": 3 of 6 unigrams (P 1, R 1/2), 2 of 5 bigrams (P 1, R 2/5); BLEU: p1..p3 = 1,
+    # no 4-gram (0/1, smoothed to 0.1), brevity penalty exp(1 - 6/3)
+    ours = SCORERS["mllmu_bench"].columns(reply, reference)
+    assert ours["rouge1"] == pytest.approx(2 / 3) and ours["rouge2"] == pytest.approx(4 / 7)
+    assert ours["bleu"] == pytest.approx(math.exp(-1) * 0.1 ** 0.25)
+    # mmunlearner reads all of it: rouge's tokens "the cat sat assistant the mat", 5 of 6 unigrams, 3 of 5 bigrams;
+    # BLEU over the raw words ("ASSISTANT:" one of them): 5/6, 3/5, 1/4, 0/3 -> 0.1/3, equal lengths
+    whole = SCORERS["mmunlearner"].columns(reply, reference)
+    assert whole["rouge1"] == pytest.approx(5 / 6) and whole["rouge2"] == pytest.approx(3 / 5)
+    assert whole["bleu"] == pytest.approx(math.exp((math.log(5 / 6) + math.log(3 / 5) + math.log(1 / 4)
+                                                    + math.log(0.1 / 3)) / 4))
+    assert SCORERS["mmunlearner"].columns("", reference) == {"rouge1": 0.0, "rouge2": 0.0, "bleu": 0.0}
+    assert SCORERS["embedded"].columns is None and SCORERS["clear"].columns is None
+
+
+def test_generation_columns_are_averaged_beside_rouge_l_and_rescored():
+    from unlearn.eval.metrics import aggregate
+    from unlearn.rescore import rescore_records
+
+    def rec(reply, answer="the cat sat on the mat"):
+        return {"uid": reply, "split": "forget", "modality": "text", "task": "gen", "score": 0.5, "reply": reply,
+                "answer": answer, "recall": 0.5}
+
+    records = rescore_records([rec("the cat sat ASSISTANT: the mat"), rec("the cat sat")], SCORERS["mllmu_bench"])
+    assert [r["columns"]["rouge1"] for r in records] == pytest.approx([2 / 3, 2 / 3])
+    metrics = aggregate(records, "after")
+    assert metrics["after/forget/text/rouge1"] == pytest.approx(2 / 3)
+    assert {"after/forget/text/rouge2", "after/forget/text/bleu"} <= set(metrics)
+    assert metrics["after/forget/text/n_rougeL"] == 2 and not any(k.endswith(("n_rouge1", "n_bleu")) for k in metrics)
+    assert not any("columns" in r for r in rescore_records(records, SCORERS["embedded"]))  # a scorer without them

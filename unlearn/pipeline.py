@@ -27,6 +27,7 @@ from unlearn.eval.evaluator import EvaluationModule
 from unlearn.eval.items import flatten
 from unlearn.eval.metrics import aggregate, clear_task_metrics, forget_quality_metrics
 from unlearn.eval.protocol import make_prompts
+from unlearn.eval.scorers import get_scorer
 from unlearn.eval.table import before_after_table
 from unlearn import later_keys
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json
@@ -371,7 +372,10 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
         ev.pop("dtype", None)
     ev = later_keys.without_defaults(ev, later_keys.EVAL)
     trainer = keyed_trainer(cfg)
-    key = config_hash({"records": EVAL_RECORDS_VERSION, "generator": GENERATOR_VERSION, "eval": ev,
+    records = {"records": EVAL_RECORDS_VERSION}
+    if get_scorer(cfg.eval.scorer).columns is not None:  # its records hold the columns since 2026-12-03
+        records["columns"] = 1
+    key = config_hash({**records, "generator": GENERATOR_VERSION, "eval": ev,
                        "data": keyed_data(cfg.data),
                        "trainer": {k: trainer.get(k) for k in EVAL_TRAINER_KEYS}})
     return Path(cfg.paths.cache_dir) / "eval_before" / f"{Path(str(source)).name}-{key}.json"

@@ -36,6 +36,9 @@ def rescore_records(records: list[dict], scorer: Scorer, where: str = "items.jso
             r["score"] = scorer.score(r["task"], r["reply"], r["answer"], tuple(r.get("options", ())))
             if r["task"] == "gen":
                 r["recall"] = scorer.rouge_recall(r["reply"], r["answer"])
+                r.pop("columns", None)
+                if scorer.columns is not None:
+                    r["columns"] = scorer.columns(r["reply"], r["answer"])
             if r["task"] == "mc":
                 choice = scorer.mc_letter(r["reply"], ("A", "B", "C", "D"))
                 r["prediction"] = r["options"][choice] if choice >= 0 else r["reply"]

@@ -56,24 +56,32 @@ def cloze_correct(prediction: str, reference: str) -> bool:
 def aggregate(records: list[dict], stage: str, truth_ratio_perturbed: str = "item") -> dict[str, float]:
     """Mean score per (split, modality, task) as flat keys; counts go under `.../n_{task}`. A record may
     name its own metric (`mc_acc_generate`: the same MC item scored a second way, eval.mc_also). Generation
-    records with a `recall` add `rougeL_recall` (CLEAR's ROUGE); prob records add `prob_rel` and
-    `truth_ratio`."""
+    records with a `recall` add `rougeL_recall` (CLEAR's ROUGE), and their `columns` (the official scorers'
+    rouge1, rouge2, bleu) each by name; prob records add `prob_rel` and `truth_ratio`."""
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
+    beside: set[str] = set()  # means of a task's items that count no items of their own (no n_ key)
+
+    def add(key: str, value: float) -> None:
+        sums[key] += value
+        counts[key] += 1
+        beside.add(key)
+
     for r in records:
         where = f"{stage}/{r['split']}/{r['modality']}"
         key = f"{where}/{r.get('metric') or TASK_METRIC[r['task']]}"
         sums[key] += float(r["score"])
         counts[key] += 1
         if r["task"] == "gen" and "recall" in r:
-            sums[f"{where}/rougeL_recall"] += float(r["recall"])
-            counts[f"{where}/rougeL_recall"] += 1
+            add(f"{where}/rougeL_recall", float(r["recall"]))
+        if r["task"] == "gen":
+            for name, value in r.get("columns", {}).items():
+                add(f"{where}/{name}", float(value))
         if r["task"] == "prob" and r.get("pert_logp"):
-            sums[f"{where}/prob_rel"] += relative_probability(r["gt_logp"], r["pert_logp"])
-            counts[f"{where}/prob_rel"] += 1
+            add(f"{where}/prob_rel", relative_probability(r["gt_logp"], r["pert_logp"]))
     out = {k: sums[k] / counts[k] for k in sums}
     out.update({k.rsplit("/", 1)[0] + f"/n_{k.rsplit('/', 1)[1]}": counts[k] for k in counts
-                if not k.endswith(("/rougeL_recall", "/prob_rel"))})  # as many as the rougeL / prob items
+                if k not in beside})  # as many as the rougeL / prob items
     out.update(truth_ratio_metrics(records, stage, truth_ratio_perturbed))
     return dict(sorted(out.items()))
 

@@ -24,6 +24,10 @@ experiment=mmunlearner_official), which decodes the new tokens alone and cuts no
 [a-zA-Z0-9] removed and the first one upper-cased; generation, the stemmed ROUGE-L F-measure of the whole
 reply; cloze, the lower-cased ground truth anywhere in the whole reply.
 
+Both official eval.py files also report, for generation, ROUGE-1 and ROUGE-2 F-measures (the same stemmed
+scorer) and nltk's sentence BLEU (whitespace words, smoothing method 1; their `compute_bleu`) of the same
+answer: the `mllmu_bench` and `mmunlearner` scorers add them as `rouge1`, `rouge2` and `bleu` (`columns`).
+
 `embedded` (the default of data=mllmu_mini) is stricter by choice, because its tiny model answers in
 the benchmark's own words and a loose rule would hide partial forgetting:
   * MC: the first non-blank character of the reply (the same letter rule, no "ASSISTANT:" handling);
@@ -77,6 +81,33 @@ def _stemmed_rouge_l(reply: str, reference: str, answer: Callable[[str], str] = 
     return _STEMMED_ROUGE.score(reference, answer(reply))["rougeL"]
 
 
+_STEMMED_ROUGE_12 = None
+
+
+def bleu(answer: str, reference: str) -> float:
+    """nltk's sentence BLEU of whitespace words against the one reference, smoothing method 1 (their
+    `compute_bleu`); 0 for an empty answer."""
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+    return float(sentence_bleu([reference.split()], answer.split(), smoothing_function=SmoothingFunction().method1))
+
+
+def official_columns(answer: Callable[[str], str]) -> Callable[[str, str], dict[str, float]]:
+    """The generation columns both official eval.py files report beside ROUGE-L, of `answer(reply)`: stemmed
+    ROUGE-1 and ROUGE-2 F-measures (`score(ground_truth, answer)`) and BLEU."""
+    def columns(reply: str, reference: str) -> dict[str, float]:
+        global _STEMMED_ROUGE_12
+        if _STEMMED_ROUGE_12 is None:
+            from rouge_score import rouge_scorer
+
+            _STEMMED_ROUGE_12 = rouge_scorer.RougeScorer(["rouge1", "rouge2"], use_stemmer=True)
+        text = answer(reply)
+        scores = _STEMMED_ROUGE_12.score(reference, text)
+        return {"rouge1": float(scores["rouge1"].fmeasure), "rouge2": float(scores["rouge2"].fmeasure),
+                "bleu": bleu(text, reference)}
+    return columns
+
+
 def mllmu_rouge_l(reply: str, reference: str) -> float:
     """rouge_score's ROUGE-L F-measure with the Porter stemmer, reference first, as their eval.py calls it."""
     return float(_stemmed_rouge_l(reply, reference).fmeasure)
@@ -121,6 +152,8 @@ class Scorer:
     rouge: Callable[[str, str], float]
     cloze: Callable[[str, str], bool]
     rouge_recall: Callable[[str, str], float]  # reported beside the F-measure as rougeL_recall
+    # further generation metrics, by name (the official eval.py files' ROUGE-1, ROUGE-2, BLEU); None: none
+    columns: Callable[[str, str], dict[str, float]] | None = None
 
     def score(self, task: str, reply: str, answer: str, options: tuple[str, ...] = (),
               letters: tuple[str, ...] = LETTERS) -> float:
@@ -137,9 +170,11 @@ class Scorer:
 
 SCORERS = {
     "embedded": Scorer("embedded", parse_letter, rouge_l, cloze_correct, rouge_l_recall),
-    "mllmu_bench": Scorer("mllmu_bench", mllmu_letter, mllmu_rouge_l, mllmu_cloze, mllmu_rouge_l_recall),
+    "mllmu_bench": Scorer("mllmu_bench", mllmu_letter, mllmu_rouge_l, mllmu_cloze, mllmu_rouge_l_recall,
+                          official_columns(mllmu_answer)),
     "clear": Scorer("clear", mllmu_letter, whole_rouge_l, mllmu_cloze, whole_rouge_l_recall),
-    "mmunlearner": Scorer("mmunlearner", mmunlearner_letter, whole_rouge_l, whole_cloze, whole_rouge_l_recall),
+    "mmunlearner": Scorer("mmunlearner", mmunlearner_letter, whole_rouge_l, whole_cloze, whole_rouge_l_recall,
+                          official_columns(str)),
 }
 
 

@@ -144,6 +144,8 @@ def score_generation(model, proc: VLProcessor, items: list[EvalItem], max_new_to
     for it, r in zip(items, out):
         if it.task == "gen":
             r["recall"] = scorer.rouge_recall(r["reply"], it.answer)
+            if scorer.columns is not None:
+                r["columns"] = scorer.columns(r["reply"], it.answer)
     return out
 
 
