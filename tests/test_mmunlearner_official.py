@@ -334,3 +334,44 @@ def test_official_settings_with_apply_mask_still_mask(tmp_path, small_benchmark,
     cfg = _official_cfg(tmp_path, f"mmunlearner.mask_path={tmp_path / 'mmunlearner' / 'mask.safetensors'}")
     with pytest.raises(ValueError, match="mmunlearner.apply_mask=false applies none"):
         run(RunContext(cfg, small_benchmark, copy.deepcopy(model), proc, tmp_path))
+
+
+@pytest.mark.slow
+def test_the_mask_pass_scores_the_model_before_the_vocabulary_is_cut(tmp_path, monkeypatch):
+    """Their mask scripts score the vanilla model as loaded; only the update scripts resize the vocabulary
+    (MLLMU_manifold.py:112): the Fisher sees the padded rows, the update the cut model, with the masks of the
+    resized tensors cut to its rows."""
+    from safetensors import safe_open
+
+    import unlearn.methods.mmunlearner as mmu
+    from unlearn.config import compose_config
+    from unlearn.data.fixtures import write_mllmu_bench_fixture
+    from unlearn.models.tiny_real import build_tiny_real
+    from unlearn.pipeline import run
+
+    model, tok, images = build_tiny_real("llava")
+    model.resize_token_embeddings(len(tok) + 8)  # padded, as llava-1.5-7b-hf's 32064 rows against 32002
+    for part in (model, tok, images):
+        part.save_pretrained(tmp_path / "llava")
+    seen = {}
+    compute, update = mmu.compute_masks, mmu.masked_update
+    monkeypatch.setattr(mmu, "compute_masks", lambda ctx, *a, **k: (
+        seen.setdefault("fisher_rows", ctx.model.get_input_embeddings().weight.shape[0]), compute(ctx, *a, **k))[1])
+
+    def checked_update(ctx, masks, m, *a, **k):
+        params = dict(ctx.model.named_parameters())
+        assert all(any(p is q for q in params.values()) for p in masks)  # keyed to the resized model's tensors
+        seen["update_rows"] = params["lm_head.weight"].shape[0]
+        seen["head_mask_rows"] = next(m_.shape[0] for p, m_ in masks.items() if p is params["lm_head.weight"])
+        return update(ctx, masks, m, *a, **k)
+    monkeypatch.setattr(mmu, "masked_update", checked_update)
+    root = write_mllmu_bench_fixture(tmp_path / "mllmu", num_people=6)
+    cfg = compose_config(["experiment=mmunlearner_official", f"data.path={root}", f"model.path={tmp_path / 'llava'}",
+                          "data.forget_split=forget_15", "logger=none", "eval.before=false", "eval.max_people=2",
+                          "eval.max_new_tokens=2", "eval.tasks=[mc]", "mmunlearner.apply_mask=true",
+                          "mmunlearner.lora.enabled=false", "mmunlearner.eligible=null"],
+                         tmp_path / "run", tmp_path / "cache")
+    run(cfg)
+    assert seen == {"fisher_rows": len(tok) + 8, "update_rows": len(tok), "head_mask_rows": len(tok)}
+    with safe_open(str(next((tmp_path / "run").rglob("mask.safetensors"))), "pt") as f:
+        assert f.get_slice("lm_head.weight").get_shape()[0] == len(tok) + 8  # the mask as their script saves it

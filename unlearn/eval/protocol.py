@@ -69,10 +69,12 @@ user turn, add_generation_prompt=True):
     placeholder, "{[Blank] question}") with no image given (`processor(images=None, ...)`), so the prompt keeps
     one unexpanded "<|vision_start|><|image_pad|><|vision_end|>" and no shots;
   * 50 new tokens everywhere, ending where the checkpoint's generation config says.
-  With shots, their image prompts hand the processor every shot's portrait and the item's, for the one image
-  placeholder the chat template writes: depending on the transformers version that fails or shows the model the
-  first shot's portrait for the item's; so on Qwen2-VL this protocol needs zero-shot (eval.few_shot=false),
-  refused otherwise. Their Idefics2 has no branch (refused); their Llama-3.2-Vision branch is not reproduced.
+  With shots, their image MC and image cloze prompts hand the processor every shot's portrait and the item's,
+  for the one image placeholder the chat template writes: the processor expands it by the first image's grid
+  while the pixels hold every image, which, by transformers version, fails or shows the model the first shot's
+  portrait for the item's (not run here). Their text tasks would run (text MC with its raw-string shots; text
+  cloze shows none but still skips the shot people's questions); so that no mode runs half as theirs, this
+  protocol refuses shots on Qwen2-VL (eval.few_shot=false: their --shot_num zero_shot). Their Idefics2 has no branch (refused); their Llama-3.2-Vision branch is not reproduced.
 
 `clear` -- CLEAR's own evaluation (somvy/multimodal_unlearning mm/eval.py `get_all_evals`,
 `eval_perturbation_ratio`; config/mm/eval.yaml), Qwen2-VL only, as CLEAR's collate (unlearn/data/written.py,

@@ -405,12 +405,20 @@ def run(ctx) -> None:
     text = m.retain_text or (m.get("apply_mask", True) and m.groups != "vision")  # text-only data is read
     check_writing(m.get("sequences", "template"), ctx.processor.family, ("multimodal", "text") if text else
                   ("multimodal",), "mmunlearner.sequences")  # before the mask pass
-    resize_embeddings(ctx.model, ctx.processor.tokenizer, m.get("resize_embeddings"), "mmunlearner.resize_embeddings")
+    # the authors' mask scripts (MLLMU_gen_mask.py, CLEAR_gen_mask.py) score the vanilla model as loaded, and only
+    # their update scripts resize (MLLMU_manifold.py:112, CLEAR_manifold.py:76): the mask pass runs on the model
+    # before the resize, unless the mask is over LoRA adapters (this project's path), which wrap the resized model
+    mask_first = m.apply_mask and not m.lora.enabled
+    resize = m.get("resize_embeddings")
+    if not mask_first:
+        resize_embeddings(ctx.model, ctx.processor.tokenizer, resize, "mmunlearner.resize_embeddings")
     if m.lora.enabled:  # saliency and updates live on the adapters; masks are keyed by object, not name
         targets = m.lora.get("target_modules") or ctx.cfg.model.lora_target_modules
         ctx.model = with_saliency_lora(ctx.model, m.lora, targets, m.apply_mask)
     if m.apply_mask:
         masks = saliency_stage(ctx, m, out)
+        if mask_first:
+            masks = resized_with_masks(ctx.model, masks, ctx.processor.tokenizer, resize)
     else:  # the authors' LLaVA run: their name-keyed mask matches no peft name, so none applies
         if m.mask_path:
             raise ValueError(f"mmunlearner.mask_path={m.mask_path} is a mask, and mmunlearner.apply_mask=false "
@@ -422,6 +430,24 @@ def run(ctx) -> None:
     if m.lora.enabled:
         ctx.model = ctx.model.merge_and_unload()
     ctx.model.eval()
+
+
+def resized_with_masks(model, masks: dict, tokenizer, resize) -> dict:
+    """`mmunlearner.resize_embeddings` after the mask pass: the resized tensors (embeddings, lm_head) are new
+    parameters, so the masks are re-keyed by name, a resized tensor's mask cut (or padded unselected) to its rows."""
+    by_name = {n: masks[p] for n, p in model.named_parameters() if p in masks}
+    resize_embeddings(model, tokenizer, resize, "mmunlearner.resize_embeddings")
+    out = {}
+    for name, p in model.named_parameters():
+        if name in by_name:
+            mask = by_name[name]
+            rows = p.shape[0]
+            if mask.shape[0] > rows:
+                mask = mask[:rows]
+            elif mask.shape[0] < rows:
+                mask = torch.cat([mask, mask.new_zeros((rows - mask.shape[0], *mask.shape[1:]))])
+            out[p] = mask
+    return out
 
 
 def saliency_stage(ctx, m, out) -> dict:

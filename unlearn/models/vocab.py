@@ -4,7 +4,9 @@ MLLMU-Bench's baselines/GA.py and GA_Difference.py and MMUnlearner's baselines/M
 `model.resize_token_embeddings(len(processor.tokenizer))` whatever the sizes; llava-1.5-7b-hf's embeddings and
 lm_head have 32064 rows (padded) against the tokenizer's 32002, so those runs drop 62 rows and take the softmax
 over 32002 logits, and the model they save is 32002 wide. KL_Min.py, NPO.py and finetune.py resize only when the
-tokenizer is larger, which it never is there (`null` here).
+tokenizer is larger, which it never is there (`null` here). MMUnlearner's mask scripts (MLLMU_gen_mask.py,
+CLEAR_gen_mask.py) do not resize: `mmunlearner.resize_embeddings` cuts after the mask pass
+(unlearn/methods/mmunlearner.py `resized_with_masks`).
 """
 
 from __future__ import annotations
