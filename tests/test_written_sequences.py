@@ -483,8 +483,15 @@ def test_official_presets_read_their_sequences(tmp_path):
     assert cfg("experiment=mllmu_baselines").method.sequences == "mllmu_bench"
     assert cfg("experiment=mllmu_baselines", "method=npo").method.sequences == "mllmu_bench"
     assert cfg("experiment=mmunlearner_official").mmunlearner.sequences == "mmunlearner"
-    official_eval = cfg("experiment=mmunlearner_official").eval  # MLLMU_eval.py's shots and reading of replies
-    assert (dict(official_eval.shot_people), official_eval.scorer) == ({"mc": 1, "cloze": 1}, "mmunlearner")
+    official_eval = cfg("experiment=mmunlearner_official").eval  # MLLMU_eval.py's prompts, shots, reading of replies
+    assert (official_eval.protocol, official_eval.shot_people, official_eval.scorer) == (
+        "mmunlearner", None, "mmunlearner")  # null: the protocol's own draw, 1 person per task
+    qwen2_vl = cfg("experiment=mmunlearner_qwen2_vl_official")
+    assert (qwen2_vl.eval.protocol, qwen2_vl.eval.few_shot, qwen2_vl.eval.scorer, qwen2_vl.mmunlearner.sequences) == (
+        "mmunlearner", False, "mmunlearner", "mmunlearner")
+    clear_official = cfg("experiment=mmunlearner_clear_official").mmunlearner
+    assert (clear_official.sequences, clear_official.fisher_labels, clear_official.update_labels) == (
+        "mmunlearner", "all", "answer")  # train_collate_clear for the mask, its ansonly twin for the update
     assert cfg().eval.shot_people is None
     assert cfg("experiment=mmunlearner_official").mmunlearner.resize_embeddings == "tokenizer"
     assert cfg("experiment=mllmu_baselines", "method=npo").method.resize_embeddings is None
