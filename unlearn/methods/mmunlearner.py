@@ -408,8 +408,8 @@ def run(ctx) -> None:
     # the authors' mask scripts (MLLMU_gen_mask.py, CLEAR_gen_mask.py) score the vanilla model as loaded, and only
     # their update scripts resize (MLLMU_manifold.py:112, CLEAR_manifold.py:76): the mask pass runs on the model
     # before the resize, unless the mask is over LoRA adapters (this project's path), which wrap the resized model
-    mask_first = m.apply_mask and not m.lora.enabled
     resize = m.get("resize_embeddings")
+    mask_first = m.apply_mask and not m.lora.enabled and resize is not None  # else the masks stay as computed
     if not mask_first:
         resize_embeddings(ctx.model, ctx.processor.tokenizer, resize, "mmunlearner.resize_embeddings")
     if m.lora.enabled:  # saliency and updates live on the adapters; masks are keyed by object, not name
