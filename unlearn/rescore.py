@@ -35,10 +35,8 @@ def rescore_records(records: list[dict], scorer: Scorer, where: str = "items.jso
         if "reply" in r:
             r["score"] = scorer.score(r["task"], r["reply"], r["answer"], tuple(r.get("options", ())))
             if r["task"] == "gen":
-                r["recall"] = scorer.rouge_recall(r["reply"], r["answer"])
-                r.pop("columns", None)
-                if scorer.columns is not None:
-                    r["columns"] = scorer.columns(r["reply"], r["answer"])
+                r.pop("columns", None)  # another scorer's, or none
+                r.update(scorer.generation_fields(r["reply"], r["answer"]))
             if r["task"] == "mc":
                 choice = scorer.mc_letter(r["reply"], ("A", "B", "C", "D"))
                 r["prediction"] = r["options"][choice] if choice >= 0 else r["reply"]

@@ -130,10 +130,15 @@ CLOZE_FEW_SHOT_MULTIMODAL = "USER:<image>\n{question}\nCorrect Answer: {answer}\
 CLOZE_FEW_SHOT_TEXT = "USER:\n{question}\nCorrect Answer: {answer}\n"
 
 
+def format_options(options: dict[str, str]) -> str:
+    """Their options block (`formulate_prompt_with_options`): "A: ..", one letter a line."""
+    return "\n".join(MC_OPTION_LINE.format(letter=k, option=v) for k, v in options.items())
+
+
 def format_mc_prompt(question: str, options: dict[str, str], multimodal: bool) -> str:
     """The zero-shot MLLMU-Bench multiple-choice prompt for one question."""
-    lines = "\n".join(MC_OPTION_LINE.format(letter=k, option=v) for k, v in options.items())
-    return (MC_PROMPT_MULTIMODAL if multimodal else MC_PROMPT_TEXT).format(question=question, options=lines)
+    return (MC_PROMPT_MULTIMODAL if multimodal else MC_PROMPT_TEXT).format(question=question,
+                                                                          options=format_options(options))
 
 
 def format_cloze_question(question: str) -> str:

@@ -74,7 +74,8 @@ user turn, add_generation_prompt=True):
   while the pixels hold every image, which, by transformers version, fails or shows the model the first shot's
   portrait for the item's (not run here). Their text tasks would run (text MC with its raw-string shots; text
   cloze shows none but still skips the shot people's questions); so that no mode runs half as theirs, this
-  protocol refuses shots on Qwen2-VL (eval.few_shot=false: their --shot_num zero_shot). Their Idefics2 has no branch (refused); their Llama-3.2-Vision branch is not reproduced.
+  protocol refuses shots on Qwen2-VL (eval.few_shot=false: their --shot_num zero_shot). Their Idefics2 has no
+  branch (refused); their Llama-3.2-Vision branch is not reproduced.
 
 `clear` -- CLEAR's own evaluation (somvy/multimodal_unlearning mm/eval.py `get_all_evals`,
 `eval_perturbation_ratio`; config/mm/eval.yaml), Qwen2-VL only, as CLEAR's collate (unlearn/data/written.py,
@@ -185,9 +186,8 @@ def render_mmunlearner_qwen2_vl(item: EvalItem) -> str:
     if item.modality == "text" and item.task != "cloze":
         return render(item)
     if item.task == "mc":
-        lines = "\n".join(official.MC_OPTION_LINE.format(letter=k, option=v)
-                          for k, v in options_block(item.options).items())
-        text = f"\n{item.question}\n{lines}\n{official.MC_INSTRUCTION}"
+        options = official.format_options(options_block(item.options))
+        text = f"\n{item.question}\n{options}\n{official.MC_INSTRUCTION}"
     elif item.task == "gen":
         text = f"{item.question}\n{official.GEN_INSTRUCTION_MULTIMODAL}"
     elif item.task == "cloze":
@@ -429,7 +429,8 @@ def make_prompts(name: str, proc, items_by_split: dict[str, list[EvalItem]] | No
         make, shot_people = MmunlearnerPrompts, {**MMUNLEARNER_SHOT_PEOPLE, **(shot_people or {})}
         if family not in MMUNLEARNER_FAMILIES:
             raise ValueError(f"eval.protocol=mmunlearner: MMUnlearner's MLLMU_eval.py has prompts for "
-                             f"{list(MMUNLEARNER_FAMILIES)}, not model family {family!r}: use eval.protocol=mllmu_bench")
+                             f"{list(MMUNLEARNER_FAMILIES)}, not model family {family!r}: "
+                             f"use eval.protocol=mllmu_bench")
         if family == "qwen2_vl" and use_few_shot and any(shot_people.values()):
             raise ValueError(f"eval.protocol=mmunlearner on Qwen2-VL with shots (eval.shot_people: {shot_people}): "
                              f"MMUnlearner's MLLMU_eval.py hands every shot's portrait beside the item's to one "

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 from unlearn.eval.metrics import cloze_correct, parse_letter, rouge_l, rouge_l_recall
@@ -68,20 +69,17 @@ def _letter_index(text: str, letters: tuple[str, ...]) -> int:
     return wanted.index(head) if head and head in wanted else -1
 
 
-_STEMMED_ROUGE = None
+@lru_cache(maxsize=None)
+def _stemmed_scorer(*keys: str):
+    """rouge_score's scorer of `keys` with the Porter stemmer, built once per set of keys."""
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(list(keys), use_stemmer=True)
 
 
 def _stemmed_rouge_l(reply: str, reference: str, answer: Callable[[str], str] = mllmu_answer):
-    """rouge_score's stemmed ROUGE-L of the extracted answer against the reference (one scorer, built once)."""
-    global _STEMMED_ROUGE
-    if _STEMMED_ROUGE is None:
-        from rouge_score import rouge_scorer
-
-        _STEMMED_ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    return _STEMMED_ROUGE.score(reference, answer(reply))["rougeL"]
-
-
-_STEMMED_ROUGE_12 = None
+    """rouge_score's stemmed ROUGE-L of the extracted answer against the reference."""
+    return _stemmed_scorer("rougeL").score(reference, answer(reply))["rougeL"]
 
 
 def bleu(answer: str, reference: str) -> float:
@@ -96,13 +94,8 @@ def official_columns(answer: Callable[[str], str]) -> Callable[[str, str], dict[
     """The generation columns both official eval.py files report beside ROUGE-L, of `answer(reply)`: stemmed
     ROUGE-1 and ROUGE-2 F-measures (`score(ground_truth, answer)`) and BLEU."""
     def columns(reply: str, reference: str) -> dict[str, float]:
-        global _STEMMED_ROUGE_12
-        if _STEMMED_ROUGE_12 is None:
-            from rouge_score import rouge_scorer
-
-            _STEMMED_ROUGE_12 = rouge_scorer.RougeScorer(["rouge1", "rouge2"], use_stemmer=True)
         text = answer(reply)
-        scores = _STEMMED_ROUGE_12.score(reference, text)
+        scores = _stemmed_scorer("rouge1", "rouge2").score(reference, text)
         return {"rouge1": float(scores["rouge1"].fmeasure), "rouge2": float(scores["rouge2"].fmeasure),
                 "bleu": bleu(text, reference)}
     return columns
@@ -166,6 +159,13 @@ class Scorer:
         if task == "cloze":
             return float(self.cloze(reply, answer))
         raise ValueError(f"unknown task {task!r}: expected mc, gen or cloze")
+
+    def generation_fields(self, reply: str, answer: str) -> dict:
+        """What a generation record keeps beside its score: ROUGE-L recall and, if any, the further columns."""
+        fields = {"recall": self.rouge_recall(reply, answer)}
+        if self.columns is not None:
+            fields["columns"] = self.columns(reply, answer)
+        return fields
 
 
 SCORERS = {

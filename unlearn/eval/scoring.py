@@ -143,9 +143,7 @@ def score_generation(model, proc: VLProcessor, items: list[EvalItem], max_new_to
     out = [it.record(p, scorer.score(it.task, p, it.answer), reply=p) for it, p in zip(items, preds)]
     for it, r in zip(items, out):
         if it.task == "gen":
-            r["recall"] = scorer.rouge_recall(r["reply"], it.answer)
-            if scorer.columns is not None:
-                r["columns"] = scorer.columns(r["reply"], it.answer)
+            r.update(scorer.generation_fields(r["reply"], it.answer))
     return out
 
 
