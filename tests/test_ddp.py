@@ -86,11 +86,12 @@ def test_mmunlearner_update_is_the_same_on_one_and_two_processes(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("schedule", ["sequential", "paired"])
+@pytest.mark.parametrize("schedule", ["sequential", "paired", "interleaved"])
 def test_gradient_update_is_the_same_on_one_and_two_processes(tmp_path, schedule):
     """GradDiff for one epoch, SGD, global batch 6: under `sequential` every rank walks its shard of the forget
     pass, then of the retain pass, so the ranks change phase together and each step's global batch is the
-    one-process batch. Tolerance as in the MMUnlearner update test (rounding of a different grouping, times lr)."""
+    one-process batch; under `interleaved` every rank counts its batches as the global ones, so all take the
+    forget steps at the same places. Tolerance as in the MMUnlearner update test (rounding of a different grouping, times lr)."""
     script = SCRIPTS / "gradient_update.py"
     one, two = (_run(n, tmp_path, script, "--schedule", schedule) for n in (1, 2))
     moved = 0

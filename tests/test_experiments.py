@@ -92,6 +92,33 @@ def test_mllmu_baselines_per_method_values(method, alpha, lr_decay, has_retain, 
     assert cfg.method.optimizer._target_ == "unlearn.optim.HFAdamW"
 
 
+@pytest.mark.parametrize("method,schedule,lr_decay,resize,start,reference", [
+    ("ga", "sequential", "linear", "tokenizer", "float16", None),
+    ("grad_diff", "interleaved", None, "tokenizer", "float16", None),
+    ("kl", "interleaved", None, "tokenizer", "bfloat16", None),
+    ("npo", "sequential", "linear", None, "float16", "float16")])
+def test_mmunlearner_baselines_per_method_values(method, schedule, lr_decay, resize, start, reference, tmp_path):
+    """MMUnlearner's MLLMU_GA_Diff.py and MLLMU_KL_Min.py interleave forget steps into the retain pass and never
+    decay the lr within their epoch; MLLMU_GA.py and MLLMU_NPO.py walk the forget data alone with a linear decay;
+    KL_Min loads in bfloat16, the others in float16; NPO keeps its vocabulary and its float16 oracle."""
+    from unlearn.methods.gradient import GradientUnlearning
+    from unlearn.settings import check_run_settings
+
+    cfg = compose_config(["experiment=mmunlearner_baselines", f"method={method}"], tmp_path, tmp_path / "cache")
+    OmegaConf.resolve(cfg)
+    m = cfg.method
+    assert (m.schedule, m.lr_decay, m.resize_embeddings, m.start_precision, m.reference_dtype) == (
+        schedule, lr_decay, resize, start, reference)
+    assert m.reference_required == (method == "npo") and m.lora.target_modules == "all_linear"
+    assert m.optimizer.lr == 1e-5 and m.batch_size == 4 and m.epochs == 1
+    module = GradientUnlearning(torch.nn.Linear(2, 2), m.loss, torch.optim.SGD, alpha=m.alpha,
+                                reference=torch.nn.Linear(2, 2))
+    assert module.has_retain_term == (schedule == "interleaved")  # GA and NPO: no retain term, as theirs
+    assert cfg.trainer.gradient_clip_val is None and cfg.trainer.precision == "32-true"
+    if method != "npo":  # NPO refuses to start without its oracle (method.reference_path)
+        check_run_settings(cfg)
+
+
 @pytest.mark.parametrize("method", ["ga", "grad_diff", "kl", "npo"])
 def test_gradient_lr_follows_the_models_equal_cost_lr(method, tmp_path):
     def lr(*overrides):
@@ -110,7 +137,7 @@ def test_gradient_lr_follows_the_models_equal_cost_lr(method, tmp_path):
     assert lr(f"model.unlearn_lr.{method}=7e-5")[0] == 7e-5
 
 
-@pytest.mark.parametrize("experiment", ["mllmu_baselines", "mmunlearner_official"])
+@pytest.mark.parametrize("experiment", ["mllmu_baselines", "mmunlearner_official", "mmunlearner_baselines"])
 @pytest.mark.parametrize("trainer", ["gpu", "ddp"])
 def test_official_presets_compute_in_float32_on_any_trainer(experiment, trainer, tmp_path):
     """GA.py and MLLMU_manifold.py run Accelerator() without mixed precision: the presets pin 32-true over the

@@ -1,6 +1,7 @@
-"""MLLMU-Bench's baseline schedules (method.schedule=sequential, method.lr_decay=linear, method.kl_retain_nll),
-held against small plain-PyTorch ports of their training loops (baselines/GA.py, GA_Difference.py, KL_Min.py):
-the same batches through their loop and through ours end at the same weights."""
+"""MLLMU-Bench's baseline schedules (method.schedule=sequential, method.lr_decay=linear, method.kl_retain_nll) and
+MMUnlearner's (method.schedule=interleaved), held against small plain-PyTorch ports of their training loops
+(MLLMU-Bench baselines/GA.py, GA_Difference.py, KL_Min.py; MMUnlearner baselines/MLLMU_GA_Diff.py,
+MLLMU_KL_Min.py): the same batches through their loop and through ours end at the same weights."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from unlearn.eval.scoring import model_inputs
-from unlearn.methods.gradient import GradientUnlearning, PhaseBatches, sequential_loader
+from unlearn.methods.gradient import GradientUnlearning, InterleavedBatches, PhaseBatches, sequential_loader
 from unlearn.optim import HFAdamW, linear_schedule
 
 
@@ -42,6 +43,28 @@ def test_phase_batches_forget_pass_then_retain_pass():
     sampler = PhaseBatches(5, 3, 2)
     sampler.set_epoch(1)
     assert list(sampler) != batches  # a new epoch, a new order
+
+
+def test_interleaved_batches_hand_computed():
+    # 5 forget rows, 13 retain rows, batches of 2: 3 forget and 7 retain batches, forget_freq 7 // 3 = 2, so a
+    # forget step before retain batches 0, 2 and 4, and the last forget step followed by retain batches 4, 5, 6
+    batches = list(InterleavedBatches(5, 13, 2, seed=0))
+    kinds = "".join("F" if b[0] < 5 else "R" for b in batches)
+    assert kinds == "FRRFRRFRRR"
+    assert [len(b) for b in batches] == [2, 2, 2, 2, 2, 2, 1, 2, 2, 1]
+    assert sorted(i for b in batches if b[0] < 5 for i in b) == list(range(5))  # every forget row once
+    assert sorted(i for b in batches if b[0] >= 5 for i in b) == list(range(5, 18))  # every retain row, offset
+    assert len(InterleavedBatches(5, 13, 2)) == 10
+    # the retain batches in the order the retain pass alone would read them (its own shuffle)
+    assert [b for b in batches if b[0] >= 5] == list(PhaseBatches(5, 13, 2))[3:]
+    shards = [list(InterleavedBatches(5, 13, 2, rank=r, world_size=2)) for r in (0, 1)]
+    # each rank: 3 forget rows (2 batches), 7 retain rows (4 batches), forget_freq 2, the same steps on both
+    assert ["".join("F" if b[0] < 5 else "R" for b in s) for s in shards] == ["FRRFRR", "FRRFRR"]
+    sampler = InterleavedBatches(5, 13, 2)
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+    with pytest.raises(ValueError, match="method.schedule=interleaved"):  # fewer retain than forget batches
+        InterleavedBatches(13, 5, 2)
 
 
 def _their_loop(model, reference, batches, lr, loss_name, decay_steps=None):
@@ -99,6 +122,75 @@ def test_sequential_schedule_equals_their_loop(loss_name, lr_decay, tiny_model, 
     assert moved  # the loop changed weights, so the equality is not two untouched models
     if lr_decay:
         assert module.trainer.optimizers[0].param_groups[0]["lr"] == 0.0  # decayed to 0 at the last step
+
+
+def _their_interleaved_loop(model, reference, forget, retain, lr, loss_name):
+    """MMUnlearner's MLLMU_GA_Diff.py / MLLMU_KL_Min.py loop (accumulation off): n_iters = len(retain loader),
+    forget_freq = len(retain) // len(forget); at iter % forget_freq == 0 an ascent step on the next forget batch,
+    its StopIteration (and any other exception) swallowed; then a descent step on retain batch iter (+ KL_Min's
+    kl_div(log_softmax(current), softmax(vanilla), batchmean)); transformers' AdamW, the scheduler never stepped
+    in the loop (GA_Diff) or once after the epoch (KL_Min): a constant lr through one epoch."""
+    opt = HFAdamW(model.parameters(), lr=lr)
+    events, forget_iter = [], iter(forget)
+    forget_freq = len(retain) // len(forget)
+    model.train()
+    for it in range(len(retain)):
+        if it % forget_freq == 0:
+            try:
+                batch = next(forget_iter)
+                loss = -model(**model_inputs(batch, "cpu"), labels=batch["labels"]).loss
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+                events.append("F")
+            except Exception:  # noqa: BLE001 (theirs: `except Exception as e: pass`)
+                pass
+        batch = retain[it]
+        inputs = model_inputs(batch, "cpu")
+        out = model(**inputs, labels=batch["labels"])
+        loss = out.loss
+        if loss_name == "kl":
+            with torch.no_grad():
+                ref = reference(**inputs).logits
+            loss = loss + F.kl_div(F.log_softmax(out.logits, dim=-1), F.softmax(ref, dim=-1), reduction="batchmean")
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        events.append("R")
+    return model, "".join(events)
+
+
+@pytest.mark.parametrize("loss_name", ["grad_diff", "kl"])
+def test_interleaved_schedule_equals_mmunlearners_loop(loss_name, tiny_model, small_benchmark):
+    model, proc = tiny_model
+    start = copy.deepcopy(model)
+    ctx = SimpleNamespace(benchmark=small_benchmark, processor=proc)
+    opt = lambda p: HFAdamW(p, lr=1e-3)  # noqa: E731  (what experiment=mmunlearner_baselines instantiates)
+    module = GradientUnlearning(model, loss_name, opt, reference=copy.deepcopy(start), kl_reduction="batch_sum",
+                                kl_retain_nll=True)
+    # 19 forget and 209 retain rows in batches of 6: 4 and 35 batches, forget_freq 8, the last forget step
+    # followed by 11 retain batches, so the remainder is walked too
+    loader = sequential_loader(ctx, "multimodal", 6, answer_only=True, seed=3, interleaved=True)
+    batches = [(next(iter(b)), next(iter(b.values()))) for b in loader]
+    forget = [b for p, b in batches if p == "forget"]
+    retain = [b for p, b in batches if p == "retain"]
+    assert (len(forget), len(retain)) == (4, 35)
+    _trainer(max_epochs=1).fit(module, loader)
+    theirs, events = _their_interleaved_loop(copy.deepcopy(start), start.eval(), forget, retain, 1e-3, loss_name)
+    assert events == "".join("F" if p == "forget" else "R" for p, _ in batches)  # their order is ours
+    ours = dict(model.named_parameters())
+    moved = 0
+    for n, p in theirs.named_parameters():
+        torch.testing.assert_close(ours[n], p, rtol=0, atol=2e-6, msg=n)
+        moved += not torch.equal(p, start.get_parameter(n))
+    assert moved
+
+
+def test_interleaved_needs_a_retain_term(tiny_model, small_benchmark):
+    _, proc = tiny_model
+    ctx = SimpleNamespace(benchmark=small_benchmark, processor=proc)
+    with pytest.raises(ValueError, match="method.schedule=interleaved .* use method.schedule=sequential"):
+        sequential_loader(ctx, "multimodal", 6, with_retain=False, interleaved=True)
 
 
 def test_sequential_npo_without_retain_term_makes_only_the_forget_pass(tiny_model, small_benchmark):

@@ -86,3 +86,61 @@ def test_a_float16_reference_is_the_start_cast_and_trains_a_float32_model(lora, 
     assert all(ref[n].dtype == torch.float16 and torch.equal(ref[n], start[n]) for n in start)
     assert all(p.dtype == torch.float32 for p in module.model.parameters())
     assert any(not torch.equal(p.detach().to(torch.float16), start[n]) for n, p in ctx.model.named_parameters())
+
+
+def test_round_parameters_hand_computed():
+    from unlearn.models.precision import round_parameters
+
+    layer = torch.nn.Linear(2, 1, bias=True)
+    layer.register_buffer("kept", torch.tensor([1 + 2.0 ** -12]))
+    with torch.no_grad():
+        # 1 + 2^-9 has a float16 (10 mantissa bits) but no bfloat16 (7 bits) form; 1 + 2^-12 has neither
+        layer.weight.copy_(torch.tensor([[1 + 2.0 ** -9, 1 + 2.0 ** -12]]))
+        layer.bias.copy_(torch.tensor([3.0]))
+    half = torch.nn.Linear(2, 1)
+    half.load_state_dict(layer.state_dict(), strict=False)
+    round_parameters(half, torch.float16)
+    assert half.weight.dtype == torch.float32
+    assert half.weight.tolist() == [[1 + 2.0 ** -9, 1.0]] and half.bias.tolist() == [3.0]
+    round_parameters(layer, torch.bfloat16)
+    assert layer.weight.tolist() == [[1.0, 1.0]] and layer.bias.tolist() == [3.0]
+    assert layer.kept.tolist() == [1 + 2.0 ** -12]  # buffers as the model computes them (from_pretrained's cast)
+
+
+def test_start_precision_trains_and_refers_to_the_checkpoint_loaded_in_it_and_upcast(tmp_path, monkeypatch,
+                                                                                    tiny_model, small_benchmark):
+    """method.start_precision=bfloat16 (MMUnlearner's MLLMU_KL_Min.py: LLaVA loaded in bfloat16, upcast to float32
+    by prepare_model_for_kbit_training, the reference a deepcopy of that): the model trains from, and KL's
+    reference is, the checkpoint loaded in bfloat16 with its parameters cast to float32."""
+    import copy
+
+    import unlearn.methods.gradient as gradient
+    from unlearn.config import compose_config
+    from unlearn.models.loading import load_model, save_model
+    from unlearn.models.precision import cast_parameters
+    from unlearn.pipeline import RunContext
+
+    made = []
+
+    class Recorded(gradient.GradientUnlearning):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+            self.start = {n: p.detach().clone() for n, p in self.model.named_parameters()}
+
+    monkeypatch.setattr(gradient, "GradientUnlearning", Recorded)
+    model, proc = tiny_model
+    save_model(model, proc, tmp_path / "m")
+    theirs, _ = load_model(tmp_path / "m", "bfloat16")
+    cast_parameters(theirs, torch.float32)  # prepare_model_for_kbit_training
+    theirs = dict(theirs.named_parameters())
+    cfg = compose_config(["method=kl", "method.start_precision=bfloat16", "method.epochs=1", "method.batch_size=8",
+                          "logger=none"], tmp_path / "run", tmp_path / "cache")
+    ctx = RunContext(cfg, small_benchmark, copy.deepcopy(model), proc, tmp_path)
+    gradient.run(ctx)
+    module = made[0]
+    ref = dict(module.reference.named_parameters())
+    assert ref.keys() == theirs.keys() == module.start.keys()
+    assert all(ref[n].dtype == torch.float32 and torch.equal(ref[n], theirs[n]) for n in theirs)
+    assert all(torch.equal(module.start[n], theirs[n]) for n in theirs)
+    assert any(not torch.equal(theirs[n], p) for n, p in model.named_parameters())  # the rounding did round

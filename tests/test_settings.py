@@ -68,6 +68,10 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["eval.relearn.enabled=true", "eval.relearn.data=test"], r"eval.relearn.data='test'"),
     (["eval.relearn.data=test"], r"eval.relearn.data='test'"),  # named wrongly though the attack is off
     (["method=grad_diff", "method.retain_draw=random"], r"method.retain_draw='random'"),
+    (["method=grad_diff", "method.schedule=interleave"], r"method.schedule='interleave'"),
+    (["method=ga", "method.schedule=interleaved"], r"method.schedule=interleaved .* method=ga has no retain term"),
+    (["method=npo", "method.schedule=interleaved"], r"method=npo has no retain term \(alpha 0.0\)"),
+    (["method=kl", "method.start_precision=float32"], r"method.start_precision='float32'"),
     (["method=grad_diff", "method.schedule=sequential", "method.retain_draw=with_replacement"],
      r"method.retain_draw=with_replacement .* needs method.schedule=paired"),
     (["eval.protocol=clr"], r"eval.protocol='clr': expected one of \['embedded', 'mllmu_bench', 'mmunlearner', 'clear'\]"),

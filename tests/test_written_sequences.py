@@ -408,6 +408,59 @@ def test_mmunlearner_qwen2_vl_batches_equal_their_collate(mllmu, monkeypatch, mo
         assert "pixel_values" not in batch
 
 
+def their_answer_only_labels(tok, input_ids, answers, answer_ids):
+    """The label loop both of MMUnlearner's answer-only collates share: the first place the row holds the
+    answer's ids keeps its labels, everything else -100 (no match: the row left as it is, their ValueError
+    never raised). `answer_ids`: `train_collate_clear_ansonly` drops the special tokens of tokenizer(answer)
+    ("specials"), `train_collate_mllmu_ansonly` (MLLMU_GA_Diff.py, MLLMU_KL_Min.py, MLLMU_NPO.py) its first
+    token ("first")."""
+    labels = input_ids.clone()
+    for label, answer in zip(labels, answers):
+        answer_id = tok(answer, return_tensors="pt")["input_ids"][0]
+        if answer_ids == "specials":
+            answer_id = answer_id[torch.isin(answer_id, torch.tensor(tok.all_special_ids), invert=True)]
+        else:
+            answer_id = answer_id[1:]
+        for idx in range(len(label) - len(answer_id) + 1):
+            if torch.equal(label[idx: idx + len(answer_id)], answer_id):
+                label[:idx] = -100
+                label[idx + len(answer_id):] = -100
+                break
+    return labels
+
+
+@pytest.mark.parametrize("modality", ["multimodal", "text"])
+def test_mmunlearner_llava_answer_only_equals_both_their_answer_collates(mllmu, monkeypatch, modality):
+    """MMUnlearner's baselines on LLaVA (experiment=mmunlearner_baselines): GA reads `train_collate_clear_ansonly`,
+    GA_Diff, KL_Min and NPO `train_collate_mllmu_ansonly`, which finds the answer by tokenizer(answer)[1:]
+    instead of dropping its special tokens. LLaVA's tokenizer puts bos first and nothing else special in an
+    answer, so both give method.answer_only's labels. The tiny tokenizer is given the snapshot's words (an <unk>
+    is special: the first collate would drop it from the answer, the second keep it)."""
+    import unlearn.models.tiny_real as tiny_real
+
+    rows, their_df = mllmu
+    words = sorted({w for r in their_multimodal_rows(their_df) for t in (r["question"], r["answer"]) for w in t.split()}
+                   | {w for r in rows for qa in r["qa"] for t in qa.values() if isinstance(t, str) for w in t.split()})
+    base = tiny_real.vocabulary
+    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + words)
+    model, tok, images = build_tiny_real("llava")
+    with_bos(tok)
+    ours = WrittenSequences(rows, ChatProcessor(tok, images, model.config, ChatTemplate()), modality, "mmunlearner",
+                            answer_only=True)
+    their_rows = (their_multimodal_rows(their_df) if modality == "multimodal"
+                  else [{"question": q, "answer": a} for _, _, q, a in ours.index])
+    assert tok.unk_token_id not in tok.encode(" ".join(r["answer"] for r in their_rows))
+    theirs = their_collate("mmunlearner", "llava", stock_processor("llava", tok, images), their_rows, modality)
+    batch = collate([ours[i] for i in range(len(ours))], tok.pad_token_id)
+    assert batch["input_ids"].tolist() == theirs["input_ids"].tolist()
+    answers = [r["answer"] for r in their_rows]
+    for answer_ids in ("specials", "first"):
+        labels = their_answer_only_labels(tok, theirs["input_ids"], answers, answer_ids)
+        assert batch["labels"].tolist() == labels.tolist(), answer_ids
+    for ex, answer in zip((ours[i] for i in range(len(ours))), answers):
+        assert [t for t in ex.labels if t != IGNORE] == tok.encode(answer, add_special_tokens=False)
+
+
 def test_first_answer_labels_label_the_answers_first_occurrence():
     from unlearn.data.written import first_answer_labels
 
@@ -483,6 +536,9 @@ def test_official_presets_read_their_sequences(tmp_path):
     assert cfg("experiment=mllmu_baselines").method.sequences == "mllmu_bench"
     assert cfg("experiment=mllmu_baselines", "method=npo").method.sequences == "mllmu_bench"
     assert cfg("experiment=mmunlearner_official").mmunlearner.sequences == "mmunlearner"
+    for method in ("ga", "grad_diff", "kl", "npo"):  # their ansonly collates: the chat template, the answer labelled
+        baseline = cfg("experiment=mmunlearner_baselines", f"method={method}").method
+        assert (baseline.sequences, baseline.answer_only, baseline.label_prefix) == ("mmunlearner", True, False)
     official_eval = cfg("experiment=mmunlearner_official").eval  # MLLMU_eval.py's prompts, shots, reading of replies
     assert (official_eval.protocol, official_eval.shot_people, official_eval.scorer) == (
         "mmunlearner", None, "mmunlearner")  # null: the protocol's own draw, 1 person per task
@@ -511,6 +567,7 @@ def test_official_presets_read_their_sequences(tmp_path):
 @pytest.mark.parametrize("overrides,writing", [
     (["experiment=mllmu_baselines", "method=grad_diff"], "mllmu_bench"),
     (["experiment=mmunlearner_official"], "mmunlearner"),
+    (["experiment=mmunlearner_baselines", "method=kl"], "mmunlearner"),
     (["experiment=manu_official", "manu.official.layers=null", "manu.official.apply_last=1"], "manu"),
     (["method=finetune", "finetune=mllmu_bench", "finetune.epochs=1", "data=mllmu_bench", "model=llava_1_5_7b"],
      "mllmu_bench"),

@@ -7,7 +7,8 @@ SPEC = {"train_pairs": "both_forms", "caption_prompt": "cycle"}
 # top-level data keys that shape the evaluation only (CLEAR's eval_rows, 2026-12-03); read by the benchmark too
 DATA = {"eval_rows": None}
 # the rest of a run's config, dotted (2026-12-03)
-RUN = {"method.warmup_epochs": 0, "mmunlearner.clip_retain": True, "method.retain_draw": "epoch"}
+RUN = {"method.warmup_epochs": 0, "mmunlearner.clip_retain": True, "method.retain_draw": "epoch",
+       "method.start_precision": None}
 # eval keys that shape the evaluation (MMUnlearner's shots, 2026-12-03); read by the before-evaluation's key too
 EVAL = {"shot_people": None}
 

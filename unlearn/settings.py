@@ -197,6 +197,14 @@ def check_gradient_method(m) -> None:
     if lr is None:
         raise ValueError(f"method.optimizer.lr is null (model.unlearn_lr has no entry {m.name!r}?); give one")
     number(lr, "method.optimizer.lr", 0, low_open=True)  # 0 would report the vanilla model as unlearned
+    schedule = m.get("schedule", "paired")
+    one_of(schedule, ("paired", "sequential", "interleaved"), "method.schedule")
+    if schedule == "interleaved" and (m.loss == "ga" or (m.loss == "npo" and m.alpha == 0)):
+        raise ValueError(f"method.schedule=interleaved spreads forget steps through a retain pass, and method="
+                         f"{m.name} has no retain term (alpha {m.alpha}): use method.schedule=sequential")
+    precision = m.get("start_precision")
+    if precision is not None:
+        one_of(precision, ("float16", "bfloat16"), "method.start_precision")
     draw = m.get("retain_draw", "epoch")
     one_of(draw, ("epoch", "with_replacement"), "method.retain_draw")
     if draw != "epoch" and m.get("schedule", "paired") != "paired":

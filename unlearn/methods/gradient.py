@@ -3,7 +3,9 @@
 `method.schedule`: `paired` (default; open-unlearning's trainers) steps on a forget batch and a retain batch
 together, one joint loss; `sequential` (MLLMU-Bench's baselines/*.py) runs, each epoch, a pass over the
 forget data with the forget term alone, then a pass over the retain data with the retain term alone, each
-batch its own optimiser step. The loss math lives in `unlearn.losses`, this module only runs the models.
+batch its own optimiser step; `interleaved` (MMUnlearner's baselines, MLLMU_GA_Diff.py and MLLMU_KL_Min.py)
+takes the same steps, each batch its own, with the forget steps spread through the retain pass as
+MMUnlearner's own update spreads them (`unlearn.mmunlearner.schedule.official_schedule`). The loss math lives in `unlearn.losses`, this module only runs the models.
 The reference model (KL, NPO) is a frozen copy of the starting model, held once.
 """
 
@@ -26,15 +28,16 @@ from unlearn.data.collate import collate
 from unlearn.data.sampling import EpochDraws, EpochShuffle, in_batches
 from unlearn.data.written import check_writing, qa_sequences
 from unlearn.models.loading import recipe_processor
-from unlearn.models.precision import cast_copy, dtype_named
+from unlearn.models.precision import cast_copy, dtype_named, round_parameters
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
 from unlearn.methods.guards import check_finite
+from unlearn.mmunlearner.schedule import official_schedule
 from unlearn.optim import linear_schedule, make_optimizer
 
 LOSSES = ("ga", "grad_diff", "kl", "npo")
 NEEDS_REFERENCE = {"kl", "npo"}
-SCHEDULES = ("paired", "sequential")
+SCHEDULES = ("paired", "sequential", "interleaved")
 LR_DECAYS = (None, "linear")
 FORGET_FORMS = {"multimodal": ("multimodal",), "text": ("text",), "both": ("multimodal", "text")}
 
@@ -98,7 +101,7 @@ class GradientUnlearning(L.LightningModule):
         return self.loss_name in ("grad_diff", "kl") or (self.loss_name == "npo" and self.alpha > 0)
 
     def training_step(self, batch, batch_idx):
-        # paired: {"forget", "retain"}; sequential: one of them, the phase of the epoch this batch belongs to
+        # paired: {"forget", "retain"}; sequential, interleaved: one of them, the kind of step this batch makes
         f, r, mean = batch.get("forget"), batch.get("retain"), global_batch_mean(self.trainer)
         if r is None:
             loss = self._forget_term(f, mean)
@@ -129,7 +132,7 @@ class GradientUnlearning(L.LightningModule):
                                mean=mean, log_ratio=self.npo_log_ratio, gamma=self.gamma)
 
     def _forget_term(self, f, mean):
-        """The loss of a forget-phase step (schedule=sequential): the paired loss without its retain term."""
+        """The loss of a forget step (schedule=sequential, interleaved): the paired loss without its retain term."""
         fl = self._logits(self.model, f)
         if self.loss_name == "npo":
             return losses.npo_loss(fl, self._ref_logits(f), f["labels"], self.beta, mean=mean,
@@ -138,7 +141,7 @@ class GradientUnlearning(L.LightningModule):
         return ascent if self.loss_name == "ga" else self.gamma * ascent
 
     def _retain_term(self, r, mean):
-        """The loss of a retain-phase step (schedule=sequential): the paired loss's retain term alone."""
+        """The loss of a retain step (schedule=sequential, interleaved): the paired loss's retain term alone."""
         rl = self._logits(self.model, r)
         if self.loss_name == "kl":
             term = self.alpha * losses.kl_retain(rl, self._ref_logits(r), r["labels"], mean, self.kl_reduction)
@@ -236,21 +239,60 @@ class PhaseBatches(Sampler[list[int]]):
         return n + (math.ceil(len(self.retain) / self.batch_size) if self.with_retain else 0)
 
 
+class InterleavedBatches(Sampler[list[int]]):
+    """Batches of a forget-then-retain concatenation in MMUnlearner's baseline order (MLLMU_GA_Diff.py,
+    MLLMU_KL_Min.py): every retain batch of the epoch once, each its own step, with a forget step before
+    retain batch i whenever i % forget_freq == 0 and forget batches remain, forget_freq = n_retain_batches //
+    n_forget_batches; so every forget batch is used once too (`official_schedule`). Each pass has its own
+    seeded shuffle, sharded across ranks like EpochShuffle; batch counts per rank are the global counts, so
+    every rank walks the same steps."""
+
+    KEY = "method.schedule=interleaved"
+
+    def __init__(self, forget_size: int, retain_size: int, batch_size: int, seed: int = 0,
+                 rank: int | None = None, world_size: int | None = None):
+        self.forget = EpochShuffle(forget_size, seed, rank, world_size)
+        self.retain = EpochShuffle(retain_size, seed + 1, rank, world_size)
+        self.offset, self.batch_size = forget_size, batch_size
+        official_schedule(*self._counts(), key=self.KEY)  # fewer retain than forget batches: refused now
+
+    def _counts(self) -> tuple[int, int]:
+        return math.ceil(len(self.forget) / self.batch_size), math.ceil(len(self.retain) / self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.forget.set_epoch(epoch)
+        self.retain.set_epoch(epoch)
+
+    def __iter__(self):
+        forget = in_batches(list(self.forget), self.batch_size)
+        retain = in_batches(list(self.retain), self.batch_size)
+        for j, chunk in enumerate(official_schedule(len(forget), len(retain), key=self.KEY)):
+            yield forget[j]
+            yield from ([self.offset + i for i in retain[k]] for k in chunk)
+
+    def __len__(self) -> int:
+        return sum(self._counts())
+
+
 def sequential_loader(ctx, forget_modality: str, batch_size: int, answer_only: bool = True, seed: int = 0,
                       with_retain: bool = True, label_prefix: bool = False,
-                      sequences: str = "template") -> DataLoader:
+                      sequences: str = "template", interleaved: bool = False) -> DataLoader:
     """method.schedule=sequential: batches {"forget": ...} for a pass over the forget data, then {"retain": ...}
     for a pass over the retain data (MLLMU-Bench GA_Difference.py, KL_Min.py); `with_retain` false: the forget
-    pass only (GA, NPO without a retain term: GA.py, NPO.py)."""
+    pass only (GA, NPO without a retain term: GA.py, NPO.py). `interleaved` (method.schedule=interleaved): the
+    same batches, the forget ones spread through the retain pass (InterleavedBatches)."""
+    if interleaved and not with_retain:
+        raise ValueError("method.schedule=interleaved spreads forget steps through a retain pass, and this method "
+                         "has no retain term (ga, or npo with method.alpha=0): use method.schedule=sequential")
     forget, retain = _unlearning_data(ctx, forget_modality, answer_only, label_prefix, sequences)
     pad, n_forget = ctx.processor.tokenizer.pad_token_id, len(forget)
 
     def phase_collate(items):
         return {"forget" if items[0][0] < n_forget else "retain": collate([e for _, e in items], pad)}
 
-    both = _Indexed(ConcatDataset([forget, retain]))
-    return DataLoader(both, batch_sampler=PhaseBatches(n_forget, len(retain), batch_size, seed, with_retain),
-                      collate_fn=phase_collate)
+    sampler = (InterleavedBatches(n_forget, len(retain), batch_size, seed) if interleaved
+               else PhaseBatches(n_forget, len(retain), batch_size, seed, with_retain))
+    return DataLoader(_Indexed(ConcatDataset([forget, retain])), batch_sampler=sampler, collate_fn=phase_collate)
 
 
 class _Indexed(Dataset):
@@ -272,6 +314,8 @@ def run(ctx) -> None:
     m = ctx.cfg.method
     check_writing(m.get("sequences", "template"), ctx.processor.family,  # before a reference model loads
                   FORGET_FORMS.get(ctx.cfg.data.forget_modality, ()), "method.sequences")
+    if m.get("start_precision"):  # as a load in that precision, upcast; so KL's reference is the rounded start
+        round_parameters(ctx.model, dtype_named(m.start_precision, "method.start_precision"))
     resize = m.get("resize_embeddings")
     resize_embeddings(ctx.model, ctx.processor.tokenizer, resize, "method.resize_embeddings")  # before LoRA, as GA.py
     model, reference = ctx.model, None
@@ -298,9 +342,9 @@ def run(ctx) -> None:
     if schedule == "paired":
         loader = paired_loader(ctx, ctx.cfg.data.forget_modality, m.batch_size, m.answer_only, ctx.cfg.seed,
                                prefix, sequences, m.get("retain_draw", "epoch"))
-    elif schedule == "sequential":
+    elif schedule in ("sequential", "interleaved"):
         loader = sequential_loader(ctx, ctx.cfg.data.forget_modality, m.batch_size, m.answer_only, ctx.cfg.seed,
-                                   module.has_retain_term, prefix, sequences)
+                                   module.has_retain_term, prefix, sequences, interleaved=schedule == "interleaved")
     else:
         raise ValueError(f"method.schedule={schedule!r}: expected one of {SCHEDULES}")
     checkpoints = ModelCheckpoint(dirpath=ctx.out_dir / "checkpoints", save_last=True, save_top_k=0,

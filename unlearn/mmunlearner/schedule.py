@@ -33,13 +33,15 @@ def even_retain_steps(n_forget_items: int, n_retain_items: int, global_batch: in
     return max(1, round(n_retain_items / (global_batch * math.ceil(n_forget_items / global_batch))))
 
 
-def official_schedule(n_forget: int, n_retain: int) -> list[list[int]]:
-    """The retain batch indices that follow forget batch j, for j = 0 .. n_forget - 1 (batch counts)."""
+def official_schedule(n_forget: int, n_retain: int,
+                      key: str = "mmunlearner.retain_steps=official") -> list[list[int]]:
+    """The retain batch indices that follow forget batch j, for j = 0 .. n_forget - 1 (batch counts). `key`:
+    the setting a refusal names (MMUnlearner's baselines walk the same loop: method.schedule=interleaved)."""
     if n_forget < 1:
         raise ValueError(f"no forget batch to schedule (n_forget={n_forget})")
     if n_retain < n_forget:  # the authors' forget_freq would be 0 (ZeroDivisionError in i % 0)
-        raise ValueError(f"mmunlearner.retain_steps=official: the official schedule needs at least as many retain "
-                         f"batches ({n_retain}) as forget batches ({n_forget}); set mmunlearner.retain_steps")
+        raise ValueError(f"{key}: the official schedule needs at least as many retain batches ({n_retain}) as "
+                         f"forget batches ({n_forget}); change {key.split('=')[0]}")
     freq = n_retain // n_forget
     steps: list[list[int]] = []
     for i in range(n_retain):

@@ -29,6 +29,15 @@ def cast_parameters(model: torch.nn.Module, dtype: torch.dtype) -> None:
             p.data = p.data.to(dtype)
 
 
+def round_parameters(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Every floating parameter rounded through `dtype` and back, buffers untouched: the weights a script trains
+    when it loads the checkpoint in `dtype` and prepare_model_for_kbit_training upcasts them to float32
+    (MMUnlearner's baselines: float16, bfloat16 in MLLMU_KL_Min.py). A no-op on weights stored in `dtype`."""
+    for p in model.parameters():
+        if p.is_floating_point() and p.dtype != dtype:
+            p.data = p.data.to(dtype).to(p.dtype)
+
+
 def cast_copy(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     """A frozen copy of `model` whose floating parameters are `dtype` (buffers copied as they are); `model`
     is left as it was. The cast parameters are handed to the copy directly, so no full-precision copy is
