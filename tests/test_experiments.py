@@ -110,6 +110,8 @@ def test_mmunlearner_baselines_per_method_values(method, schedule, lr_decay, res
     assert (m.schedule, m.lr_decay, m.resize_embeddings, m.start_precision, m.reference_dtype) == (
         schedule, lr_decay, resize, start, reference)
     assert m.reference_required == (method == "npo") and m.lora.target_modules == "all_linear"
+    # MLLMU_GA.py: train_collate_clear_ansonly; the others: train_collate_mllmu_ansonly
+    assert m.answer_ids == ("without_specials" if method == "ga" else "without_first")
     assert m.optimizer.lr == 1e-5 and m.batch_size == 4 and m.epochs == 1
     module = GradientUnlearning(torch.nn.Linear(2, 2), m.loss, torch.optim.SGD, alpha=m.alpha,
                                 reference=torch.nn.Linear(2, 2))

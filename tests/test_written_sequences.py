@@ -145,10 +145,12 @@ def qwen2_vl_processed(image_processor, texts, rows):
     return out, pixels
 
 
-def their_mmunlearner_qwen2_vl_batch(tok, image_processor, rows, answer_only):
+def their_mmunlearner_qwen2_vl_batch(tok, image_processor, rows, answer_only, answer_ids="without_specials"):
     """MMUnlearner's CLEAR_process.py on a Qwen2-VL processor: `train_collate_clear` (the chat template over
     (image, question) and (answer), stripped, right padding, pads masked) or, with `answer_only`,
-    `train_collate_clear_ansonly` (labels: the first place the row holds the answer's own ids)."""
+    `train_collate_clear_ansonly` (labels: the first place the row holds the answer's own ids, its special
+    tokens dropped) or, with `answer_ids="without_first"`, data_preprocess.py's `train_collate_mllmu_ansonly`
+    (the same rows; the answer's ids are tokenizer(answer)[1:])."""
     from transformers.utils.chat_template_utils import render_jinja_template
 
     texts = []
@@ -169,7 +171,10 @@ def their_mmunlearner_qwen2_vl_batch(tok, image_processor, rows, answer_only):
         special = torch.tensor(tok.all_special_ids)
         for label, r in zip(labels, rows):
             answer_id = tok(r["answer"], return_tensors="pt")["input_ids"][0]
-            answer_id = answer_id[torch.isin(answer_id, special, invert=True)]
+            if answer_ids == "without_first":
+                answer_id = answer_id[1:]
+            else:
+                answer_id = answer_id[torch.isin(answer_id, special, invert=True)]
             for idx in range(len(label) - len(answer_id) + 1):
                 if torch.equal(label[idx: idx + len(answer_id)], answer_id):
                     label[:idx] = -100
@@ -366,12 +371,15 @@ def test_clear_batches_equal_their_collate(mllmu, modality, padding_side):
 
 
 @pytest.mark.parametrize("modality", ["multimodal", "text"])
-@pytest.mark.parametrize("answer_only", [False, True])
-def test_mmunlearner_qwen2_vl_batches_equal_their_collate(mllmu, monkeypatch, modality, answer_only):
+@pytest.mark.parametrize("answer_only,answer_ids", [(False, "without_specials"), (True, "without_specials"),
+                                                    (True, "without_first")])
+def test_mmunlearner_qwen2_vl_batches_equal_their_collate(mllmu, monkeypatch, modality, answer_only, answer_ids):
     """MMUnlearner's collate on Qwen2-VL: the chat template stripped (the row ends at <|im_end|>), every token but
     the pads labelled, the image's own tokens too (Qwen2-VL's loss skips none); with the answer span, its
-    answer-only collate: the answer's ids alone. The tiny tokenizer is given the snapshot's words: an <unk> is a
-    special token, which their answer-only collate drops from the answer (a real Qwen2 tokenizer has none)."""
+    answer-only collates: the answer's ids alone (train_collate_clear_ansonly), or all but the first of them
+    (train_collate_mllmu_ansonly, whose [1:] meant to drop a bos Qwen2's tokenizer does not add: the baselines'
+    method.answer_ids=without_first). The tiny tokenizer is given the snapshot's words: an <unk> is a special
+    token, which their answer-only collate drops from the answer (a real Qwen2 tokenizer has none)."""
     import unlearn.models.tiny_real as tiny_real
 
     rows, their_df = mllmu
@@ -381,14 +389,14 @@ def test_mmunlearner_qwen2_vl_batches_equal_their_collate(mllmu, monkeypatch, mo
     monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + words)
     model, tok, images = build_tiny_real("qwen2_vl")
     proc = ChatProcessor(tok, images, model.config, ChatTemplate())
-    ours = WrittenSequences(rows, proc, modality, "mmunlearner", answer_only=answer_only)
+    ours = WrittenSequences(rows, proc, modality, "mmunlearner", answer_only=answer_only, answer_ids=answer_ids)
     if modality == "multimodal":
         their_rows = their_multimodal_rows(their_df)
     else:
         their_rows = [{"question": q, "answer": a} for _, _, q, a in ours.index]
     assert tok.unk_token_id not in tok.encode(" ".join(r["answer"] for r in their_rows))
     assert len(ours) == len(their_rows) == len(rows) * 5
-    theirs = their_mmunlearner_qwen2_vl_batch(tok, images, their_rows, answer_only)
+    theirs = their_mmunlearner_qwen2_vl_batch(tok, images, their_rows, answer_only, answer_ids)
     examples = [ours[i] for i in range(len(ours))]
     batch = collate(examples, tok.pad_token_id)
     assert batch["input_ids"].tolist() == theirs["input_ids"].tolist()
@@ -399,8 +407,9 @@ def test_mmunlearner_qwen2_vl_batches_equal_their_collate(mllmu, monkeypatch, mo
     image_labelled = (batch["labels"] == model.config.image_token_id).any()
     assert image_labelled == (modality == "multimodal" and not answer_only)
     if answer_only:
+        drop = 1 if answer_ids == "without_first" else 0  # Qwen2's tokenizer adds no bos: [1:] drops a word
         for ex, r in zip(examples, their_rows):
-            assert [t for t in ex.labels if t != IGNORE] == tok.encode(r["answer"], add_special_tokens=False)
+            assert [t for t in ex.labels if t != IGNORE] == tok.encode(r["answer"], add_special_tokens=False)[drop:]
     if modality == "multimodal":
         for key in ("pixel_values", "image_grid_thw"):
             assert torch.equal(batch[key], theirs[key])
@@ -433,8 +442,8 @@ def their_answer_only_labels(tok, input_ids, answers, answer_ids):
 def test_mmunlearner_llava_answer_only_equals_both_their_answer_collates(mllmu, monkeypatch, modality):
     """MMUnlearner's baselines on LLaVA (experiment=mmunlearner_baselines): GA reads `train_collate_clear_ansonly`,
     GA_Diff, KL_Min and NPO `train_collate_mllmu_ansonly`, which finds the answer by tokenizer(answer)[1:]
-    instead of dropping its special tokens. LLaVA's tokenizer puts bos first and nothing else special in an
-    answer, so both give method.answer_only's labels. The tiny tokenizer is given the snapshot's words (an <unk>
+    instead of dropping its special tokens (method.answer_ids=without_first, without_specials). LLaVA's tokenizer
+    puts bos first and nothing else special in an answer, so all four give the same labels. The tiny tokenizer is given the snapshot's words (an <unk>
     is special: the first collate would drop it from the answer, the second keep it)."""
     import unlearn.models.tiny_real as tiny_real
 
@@ -445,20 +454,21 @@ def test_mmunlearner_llava_answer_only_equals_both_their_answer_collates(mllmu, 
     monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + words)
     model, tok, images = build_tiny_real("llava")
     with_bos(tok)
-    ours = WrittenSequences(rows, ChatProcessor(tok, images, model.config, ChatTemplate()), modality, "mmunlearner",
-                            answer_only=True)
-    their_rows = (their_multimodal_rows(their_df) if modality == "multimodal"
-                  else [{"question": q, "answer": a} for _, _, q, a in ours.index])
-    assert tok.unk_token_id not in tok.encode(" ".join(r["answer"] for r in their_rows))
-    theirs = their_collate("mmunlearner", "llava", stock_processor("llava", tok, images), their_rows, modality)
-    batch = collate([ours[i] for i in range(len(ours))], tok.pad_token_id)
-    assert batch["input_ids"].tolist() == theirs["input_ids"].tolist()
-    answers = [r["answer"] for r in their_rows]
-    for answer_ids in ("specials", "first"):
-        labels = their_answer_only_labels(tok, theirs["input_ids"], answers, answer_ids)
-        assert batch["labels"].tolist() == labels.tolist(), answer_ids
-    for ex, answer in zip((ours[i] for i in range(len(ours))), answers):
-        assert [t for t in ex.labels if t != IGNORE] == tok.encode(answer, add_special_tokens=False)
+    proc = ChatProcessor(tok, images, model.config, ChatTemplate())
+    for answer_ids, theirs_drop in (("without_specials", "specials"), ("without_first", "first")):
+        ours = WrittenSequences(rows, proc, modality, "mmunlearner", answer_only=True, answer_ids=answer_ids)
+        their_rows = (their_multimodal_rows(their_df) if modality == "multimodal"
+                      else [{"question": q, "answer": a} for _, _, q, a in ours.index])
+        assert tok.unk_token_id not in tok.encode(" ".join(r["answer"] for r in their_rows))
+        theirs = their_collate("mmunlearner", "llava", stock_processor("llava", tok, images), their_rows, modality)
+        batch = collate([ours[i] for i in range(len(ours))], tok.pad_token_id)
+        assert batch["input_ids"].tolist() == theirs["input_ids"].tolist()
+        answers = [r["answer"] for r in their_rows]
+        for drop in ("specials", "first"):  # on LLaVA both of theirs label alike
+            labels = their_answer_only_labels(tok, theirs["input_ids"], answers, drop)
+            assert batch["labels"].tolist() == labels.tolist(), (answer_ids, drop)
+        for ex, answer in zip((ours[i] for i in range(len(ours))), answers):
+            assert [t for t in ex.labels if t != IGNORE] == tok.encode(answer, add_special_tokens=False)
 
 
 def test_first_answer_labels_label_the_answers_first_occurrence():
@@ -567,7 +577,6 @@ def test_official_presets_read_their_sequences(tmp_path):
 @pytest.mark.parametrize("overrides,writing", [
     (["experiment=mllmu_baselines", "method=grad_diff"], "mllmu_bench"),
     (["experiment=mmunlearner_official"], "mmunlearner"),
-    (["experiment=mmunlearner_baselines", "method=kl"], "mmunlearner"),
     (["experiment=manu_official", "manu.official.layers=null", "manu.official.apply_last=1"], "manu"),
     (["method=finetune", "finetune=mllmu_bench", "finetune.epochs=1", "data=mllmu_bench", "model=llava_1_5_7b"],
      "mllmu_bench"),

@@ -181,12 +181,26 @@ def their_image(pixels, writing: str):
 IMAGE_OUTSIDE_LOSS = ("llava", "idefics2")
 
 
-def first_answer_labels(tok, ids: list[int], answer: str, question: str, key: str = "sequences") -> list[int]:
-    """`train_collate_clear_ansonly`'s labels: the answer tokenised alone, special tokens dropped, labelled where
-    the row first holds those ids, every other token unlabelled. (Theirs leaves the whole row labelled, pads too,
-    when the ids are not found: its `ValueError` is built but never raised; here it is raised.)"""
-    special = set(tok.all_special_ids)
-    answer_ids = [t for t in tok.encode(answer, add_special_tokens=True) if t not in special]
+# How MMUnlearner's answer-only collates find the answer in a row: the answer tokenised alone (special tokens
+# added), then `without_specials` (CLEAR_process.py train_collate_clear_ansonly: its special tokens dropped) or
+# `without_first` (data_preprocess.py train_collate_mllmu_ansonly: `input_ids[0][1:]`, meant to drop bos; where the
+# tokenizer adds none, as Qwen2's, it drops the answer's first real token, which then carries no label)
+ANSWER_IDS = ("without_specials", "without_first")
+
+
+def first_answer_labels(tok, ids: list[int], answer: str, question: str, key: str = "sequences",
+                        answer_ids: str = "without_specials") -> list[int]:
+    """The answer-only collates' labels: the answer's ids (`answer_ids`, see ANSWER_IDS) labelled where the row
+    first holds them, every other token unlabelled. (Theirs leave the whole row labelled, pads too, when the ids
+    are not found: the `ValueError` is built but never raised; here it is raised.)"""
+    if answer_ids not in ANSWER_IDS:
+        raise ValueError(f"{key.rsplit('.', 1)[0]}.answer_ids={answer_ids!r}: expected one of {list(ANSWER_IDS)}")
+    alone = tok.encode(answer, add_special_tokens=True)
+    if answer_ids == "without_first":
+        answer_ids = alone[1:]
+    else:
+        special = set(tok.all_special_ids)
+        answer_ids = [t for t in alone if t not in special]
     n = len(answer_ids)
     for start in range(len(ids) - n + 1):
         if n and ids[start:start + n] == answer_ids:
@@ -196,7 +210,8 @@ def first_answer_labels(tok, ids: list[int], answer: str, question: str, key: st
 
 
 def written_example(proc, question: str, answer: str, pixels, writing: str, family: str, labels: bool = True,
-                    key: str = "sequences", answer_only: bool = False) -> Example:
+                    key: str = "sequences", answer_only: bool = False,
+                    answer_ids: str = "without_specials") -> Example:
     form = "text" if pixels is None else "multimodal"
     pixels = their_image(pixels, writing)
     ids = encode_whole(proc, written_text(question, answer, form, family, writing, key), pixels)
@@ -205,8 +220,8 @@ def written_example(proc, question: str, answer: str, pixels, writing: str, fami
     if writing == "clear":  # CLEAR's count of the prompt's tokens, taken before the image is expanded
         masked = clear_prompt_count(proc, question, form, family)
         return Example(ids, [IGNORE] * masked + ids[masked:], pixels)
-    if answer_only:  # MMUnlearner's `train_collate_clear_ansonly` (check_sequences allows no other writing)
-        return Example(ids, first_answer_labels(proc.tokenizer, ids, answer, question, key), pixels)
+    if answer_only:  # MMUnlearner's answer-only collates (check_sequences allows no other writing)
+        return Example(ids, first_answer_labels(proc.tokenizer, ids, answer, question, key, answer_ids), pixels)
     # their `labels[labels == pad_token_id] = -100` masks every token equal to the pad id, padding or not
     # (Idefics2's pad is <unk>); padding itself is added, and left unlabelled, by the collate. The image
     # tokens: LLaVA's legacy merge and Idefics2's loss leave them out, Qwen2-VL's keeps them (IMAGE_OUTSIDE_LOSS)
@@ -223,9 +238,11 @@ class WrittenSequences(QASequences):
     columns = ("qa", "name", "ID")
 
     def __init__(self, rows, processor, forms, writing: str, labels: bool = True, augment: bool = False,
-                 seed: int = 0, key: str = "sequences", answer_only: bool = False):
+                 seed: int = 0, key: str = "sequences", answer_only: bool = False,
+                 answer_ids: str = "without_specials"):
         self.writing, self.family, self.labels, self.key = writing, processor.family, labels, key
-        self.answer_labels = answer_only  # MMUnlearner's ansonly collate (first_answer_labels)
+        self.answer_labels = answer_only  # MMUnlearner's ansonly collates (first_answer_labels)
+        self.answer_ids = answer_ids
         check_writing(writing, self.family, (forms,) if isinstance(forms, str) else forms, key)
         super().__init__(rows, processor, forms, answer_only=False, augment=augment, seed=seed)
 
@@ -241,7 +258,7 @@ class WrittenSequences(QASequences):
 
     def example(self, question: str, answer: str, pixels) -> Example:
         return written_example(self.proc, question, answer, pixels, self.writing, self.family, self.labels,
-                               self.key, self.answer_labels)
+                               self.key, self.answer_labels, self.answer_ids)
 
 
 def check_sequences(sequences: str, answer_only: bool, label_prefix: bool, key: str,
@@ -277,6 +294,17 @@ def check_sequences(sequences: str, answer_only: bool, label_prefix: bool, key: 
     return True
 
 
+def check_answer_ids(answer_ids: str, sequences: str, answer_only: bool, label_prefix: bool, key: str) -> None:
+    """`answer_ids` is read only by MMUnlearner's answer-only collates: another value elsewhere would be ignored."""
+    setting = f"{key.rsplit('.', 1)[0]}.answer_ids"
+    if answer_ids not in ANSWER_IDS:
+        raise ValueError(f"{setting}={answer_ids!r}: expected one of {list(ANSWER_IDS)}")
+    if answer_ids != "without_specials" and not (sequences == "mmunlearner" and answer_only and not label_prefix):
+        raise ValueError(f"{setting}={answer_ids} says how MMUnlearner's answer-only collates find the answer: it "
+                         f"needs {key}=mmunlearner with the answer as the label span (got {key}={sequences}, "
+                         f"answer_only={answer_only}, label_prefix={label_prefix})")
+
+
 # MMUnlearner's label spans (mmunlearner.fisher_labels, update_labels). answer: the answer tokens; full: question
 # and answer; all: every text token, the prompt's prefix too (the authors' collates label every non-pad token;
 # with the model's template the image placeholders stay unlabelled; with mmunlearner.sequences=mmunlearner, as
@@ -303,6 +331,8 @@ def check_sequence_settings(cfg) -> None:
     if "sequences" in method:  # the gradient methods
         check_sequences(method.sequences, method.get("answer_only", True), method.get("label_prefix", False),
                         "method.sequences")
+        check_answer_ids(method.get("answer_ids", "without_specials"), method.sequences,
+                         method.get("answer_only", True), method.get("label_prefix", False), "method.sequences")
     if method.name == "mmunlearner":
         m = cfg.mmunlearner
         spans = {"update_labels": m.get("update_labels", "answer")}
@@ -316,10 +346,14 @@ def check_sequence_settings(cfg) -> None:
 
 
 def qa_sequences(rows, proc, forms, sequences: str = "template", answer_only: bool = True,
-                 label_prefix: bool = False, key: str = "sequences", labels_key: str | None = None, **kwargs):
+                 label_prefix: bool = False, key: str = "sequences", labels_key: str | None = None,
+                 answer_ids: str = "without_specials", **kwargs):
     """The training sequences a recipe asks for: the model's template (`sequences=template`, with its label
-    span and prefix), or a codebase's written strings, which label every token as their collates do."""
+    span and prefix), or a codebase's written strings, which label every token as their collates do.
+    `answer_ids`: how MMUnlearner's answer-only collates find the answer (ANSWER_IDS)."""
+    check_answer_ids(answer_ids, sequences, answer_only, label_prefix, key)
     if check_sequences(sequences, answer_only, label_prefix, key, labels_key):
-        return WrittenSequences(rows, proc, forms, sequences, key=key, answer_only=answer_only, **kwargs)
+        return WrittenSequences(rows, proc, forms, sequences, key=key, answer_only=answer_only,
+                                answer_ids=answer_ids, **kwargs)
     ds = QASequences(rows, proc, forms, answer_only, **kwargs)
     return PrefixLabels(ds, proc) if label_prefix else ds

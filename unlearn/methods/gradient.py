@@ -171,8 +171,8 @@ def global_batch_mean(trainer) -> losses.Mean:
     return mean
 
 
-def _unlearning_data(ctx, forget_modality: str, answer_only: bool,
-                     label_prefix: bool = False, sequences: str = "template") -> tuple[Dataset, Dataset]:
+def _unlearning_data(ctx, forget_modality: str, answer_only: bool, label_prefix: bool = False,
+                     sequences: str = "template", answer_ids: str = "without_specials") -> tuple[Dataset, Dataset]:
     """Forget and retain QA sequences in the forms `data.forget_modality` names; `label_prefix`: the prompt's
     text before the question is labelled too (method.label_prefix, with answer_only false); `sequences`
     (method.sequences): the model's template, or a codebase's written strings (unlearn/data/written.py)."""
@@ -185,7 +185,8 @@ def _unlearning_data(ctx, forget_modality: str, answer_only: bool,
 
     def data(split: str) -> Dataset:
         return ConcatDataset([qa_sequences(ctx.benchmark.train_rows(split), proc, f, sequences, answer_only,
-                                           label_prefix, key="method.sequences") for f in forms])
+                                           label_prefix, key="method.sequences", answer_ids=answer_ids)
+                              for f in forms])
 
     return data("forget"), data("retain")
 
@@ -195,14 +196,14 @@ RETAIN_DRAWS = ("epoch", "with_replacement")
 
 def paired_loader(ctx, forget_modality: str, batch_size: int, answer_only: bool = True,
                   seed: int = 0, label_prefix: bool = False, sequences: str = "template",
-                  retain_draw: str = "epoch") -> CombinedLoader:
+                  retain_draw: str = "epoch", answer_ids: str = "without_specials") -> CombinedLoader:
     """Forget and retain batches side by side; an epoch is one pass over the forget data (retain data cycled
     when it is the shorter: min_size would end the epoch at the retain data's length). `retain_draw`
     (method.retain_draw): `epoch`, the retain rows shuffled each epoch and read in turn; `with_replacement`, one
     retain row drawn uniformly per forget row, anew each epoch (CLEAR's pairing)."""
     if retain_draw not in RETAIN_DRAWS:
         raise ValueError(f"method.retain_draw={retain_draw!r}: expected one of {RETAIN_DRAWS}")
-    forget, retain = _unlearning_data(ctx, forget_modality, answer_only, label_prefix, sequences)
+    forget, retain = _unlearning_data(ctx, forget_modality, answer_only, label_prefix, sequences, answer_ids)
     pad = ctx.processor.tokenizer.pad_token_id
     make = lambda ds, sampler: DataLoader(ds, batch_size=batch_size, sampler=sampler,  # noqa: E731
                                           collate_fn=lambda b: collate(b, pad))
@@ -276,7 +277,8 @@ class InterleavedBatches(Sampler[list[int]]):
 
 def sequential_loader(ctx, forget_modality: str, batch_size: int, answer_only: bool = True, seed: int = 0,
                       with_retain: bool = True, label_prefix: bool = False,
-                      sequences: str = "template", interleaved: bool = False) -> DataLoader:
+                      sequences: str = "template", interleaved: bool = False,
+                      answer_ids: str = "without_specials") -> DataLoader:
     """method.schedule=sequential: batches {"forget": ...} for a pass over the forget data, then {"retain": ...}
     for a pass over the retain data (MLLMU-Bench GA_Difference.py, KL_Min.py); `with_retain` false: the forget
     pass only (GA, NPO without a retain term: GA.py, NPO.py). `interleaved` (method.schedule=interleaved): the
@@ -284,7 +286,7 @@ def sequential_loader(ctx, forget_modality: str, batch_size: int, answer_only: b
     if interleaved and not with_retain:
         raise ValueError("method.schedule=interleaved spreads forget steps through a retain pass, and this method "
                          "has no retain term (ga, or npo with method.alpha=0): use method.schedule=sequential")
-    forget, retain = _unlearning_data(ctx, forget_modality, answer_only, label_prefix, sequences)
+    forget, retain = _unlearning_data(ctx, forget_modality, answer_only, label_prefix, sequences, answer_ids)
     pad, n_forget = ctx.processor.tokenizer.pad_token_id, len(forget)
 
     def phase_collate(items):
@@ -338,13 +340,14 @@ def run(ctx) -> None:
                                 m.get("kl_retain_nll", False), m.get("lr_decay"), m.get("warmup_epochs", 0),
                                 m.epochs)
     schedule, prefix = m.get("schedule", "paired"), m.get("label_prefix", False)
-    sequences = m.get("sequences", "template")
+    sequences, answer_ids = m.get("sequences", "template"), m.get("answer_ids", "without_specials")
     if schedule == "paired":
         loader = paired_loader(ctx, ctx.cfg.data.forget_modality, m.batch_size, m.answer_only, ctx.cfg.seed,
-                               prefix, sequences, m.get("retain_draw", "epoch"))
+                               prefix, sequences, m.get("retain_draw", "epoch"), answer_ids)
     elif schedule in ("sequential", "interleaved"):
         loader = sequential_loader(ctx, ctx.cfg.data.forget_modality, m.batch_size, m.answer_only, ctx.cfg.seed,
-                                   module.has_retain_term, prefix, sequences, interleaved=schedule == "interleaved")
+                                   module.has_retain_term, prefix, sequences, interleaved=schedule == "interleaved",
+                                   answer_ids=answer_ids)
     else:
         raise ValueError(f"method.schedule={schedule!r}: expected one of {SCHEDULES}")
     checkpoints = ModelCheckpoint(dirpath=ctx.out_dir / "checkpoints", save_last=True, save_top_k=0,
