@@ -90,25 +90,32 @@ def test_mllmu_baselines_per_method_values(method, alpha, lr_decay, has_retain, 
     assert cfg.model.dtype == "float32" and cfg.trainer.precision == "32-true"
     assert cfg.trainer.gradient_clip_val is None and cfg.method.optimizer.eps == 1e-6
     assert cfg.method.optimizer._target_ == "unlearn.optim.HFAdamW"
+    assert cfg.method.start_precision == "float16"  # every script's from_pretrained(torch_dtype=torch.float16)
 
 
 @pytest.mark.parametrize("method,schedule,lr_decay,resize,start,reference", [
     ("ga", "sequential", "linear", "tokenizer", "float16", None),
     ("grad_diff", "interleaved", None, "tokenizer", "float16", None),
     ("kl", "interleaved", None, "tokenizer", "bfloat16", None),
-    ("npo", "sequential", "linear", None, "float16", "float16")])
-def test_mmunlearner_baselines_per_method_values(method, schedule, lr_decay, resize, start, reference, tmp_path):
+    ("npo", "sequential", "linear", "tokenizer", "float16", "float16")])
+@pytest.mark.parametrize("preset", ["mmunlearner_baselines", "mmunlearner_baselines_qwen2_vl"])
+def test_mmunlearner_baselines_per_method_values(preset, method, schedule, lr_decay, resize, start, reference,
+                                                 tmp_path):
     """MMUnlearner's MLLMU_GA_Diff.py and MLLMU_KL_Min.py interleave forget steps into the retain pass and never
     decay the lr within their epoch; MLLMU_GA.py and MLLMU_NPO.py walk the forget data alone with a linear decay;
-    KL_Min loads in bfloat16, the others in float16; NPO keeps its vocabulary and its float16 oracle."""
+    on LLaVA KL_Min loads in bfloat16, the others in float16, all upcast to float32; on Qwen2-VL all load, and
+    train, in bfloat16; NPO's oracle is float16."""
     from unlearn.methods.gradient import GradientUnlearning
     from unlearn.settings import check_run_settings
 
-    cfg = compose_config(["experiment=mmunlearner_baselines", f"method={method}"], tmp_path, tmp_path / "cache")
+    cfg = compose_config([f"experiment={preset}", f"method={method}"], tmp_path, tmp_path / "cache")
     OmegaConf.resolve(cfg)
     m = cfg.method
+    qwen = preset.endswith("qwen2_vl")
     assert (m.schedule, m.lr_decay, m.resize_embeddings, m.start_precision, m.reference_dtype) == (
-        schedule, lr_decay, resize, start, reference)
+        schedule, lr_decay, resize, None if qwen else start, reference)
+    assert cfg.model.dtype == ("bfloat16" if qwen else "float32") and cfg.model.name.startswith(
+        "qwen2_vl" if qwen else "llava")
     assert m.reference_required == (method == "npo") and m.lora.target_modules == "all_linear"
     # MLLMU_GA.py: train_collate_clear_ansonly; the others: train_collate_mllmu_ansonly
     assert m.answer_ids == ("without_specials" if method == "ga" else "without_first")
@@ -117,6 +124,7 @@ def test_mmunlearner_baselines_per_method_values(method, schedule, lr_decay, res
                                 reference=torch.nn.Linear(2, 2))
     assert module.has_retain_term == (schedule == "interleaved")  # GA and NPO: no retain term, as theirs
     assert cfg.trainer.gradient_clip_val is None and cfg.trainer.precision == "32-true"
+    assert cfg.eval.protocol == cfg.eval.scorer == "mmunlearner" and cfg.eval.few_shot != qwen
     if method != "npo":  # NPO refuses to start without its oracle (method.reference_path)
         check_run_settings(cfg)
 

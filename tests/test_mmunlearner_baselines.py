@@ -73,3 +73,53 @@ def test_mmunlearner_baselines_run_as_their_scripts(tmp_path, monkeypatch, metho
                                                                                  "model.safetensors"))
     assert any(not torch.equal(before[k], after[k]) for k in before if k in after)
     assert metrics["after/retain/multimodal/n_mc_acc"] > 0  # scored by their evaluation
+
+
+@pytest.mark.slow
+def test_mmunlearner_baselines_run_as_their_qwen2_vl_branch(tmp_path, monkeypatch):
+    """experiment=mmunlearner_baselines_qwen2_vl, method=grad_diff (MLLMU_GA_Diff.py's Qwen2-VL branch): the model
+    in bfloat16 with float32 LoRA adapters (peft's default upcast), the rows of train_collate_mllmu_ansonly with
+    the answer's first word unlabelled (tokenizer(answer)[1:], Qwen2's tokenizer adding no bos), the interleaved
+    loop, MLLMU_eval.py's zero-shot Qwen2-VL evaluation."""
+    from safetensors.torch import load_file
+
+    import unlearn.data.written as written
+    import unlearn.methods.gradient as gradient
+    import unlearn.models.tiny_real as tiny_real
+    from unlearn.data.fixtures import write_mllmu_bench_fixture
+    from unlearn.pipeline import run
+    from tests.test_model_adapters import words_in
+
+    labelled, dtypes, kinds = [], set(), []
+    first = written.first_answer_labels
+    monkeypatch.setattr(written, "first_answer_labels", lambda tok, ids, answer, *a: (
+        labelled.append((answer, [t for t in first(tok, ids, answer, *a) if t != -100], tok)),
+        first(tok, ids, answer, *a))[1])
+
+    class Recorded(gradient.GradientUnlearning):
+        def training_step(self, batch, batch_idx):
+            kinds.append("F" if "forget" in batch else "R")
+            dtypes.update(("lora_" in n, n if p.dtype == torch.float32 and "lora_" not in n else "", p.dtype)
+                          for n, p in self.model.named_parameters())
+            return super().training_step(batch, batch_idx)
+
+    monkeypatch.setattr(gradient, "GradientUnlearning", Recorded)
+    root = write_mllmu_bench_fixture(tmp_path / "mllmu", num_people=6)
+    base = tiny_real.vocabulary
+    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + sorted(words_in(root)))
+    source = tiny_real.write_tiny_real("qwen2_vl", tmp_path / "qwen2_vl")
+    cfg = compose_config(["experiment=mmunlearner_baselines_qwen2_vl", "method=grad_diff", f"data.path={root}",
+                          f"model.path={source}", "data.forget_split=forget_15", "model.portrait_size=32",
+                          "logger=none", "method.batch_size=2", "eval.max_people=2", "eval.max_new_tokens=2",
+                          "eval.tasks=[mc]"], tmp_path / "run", tmp_path / "cache")
+    metrics = run(cfg)
+    assert labelled
+    for answer, labels, tok in labelled:  # every answer's first word unlabelled, the rest labelled
+        assert labels == tok.encode(answer, add_special_tokens=False)[1:]
+    assert "F" in kinds and kinds.count("R") > kinds.count("F") and kinds[0] == "F"
+    assert {d for lora, _, d in dtypes if lora} == {torch.float32}  # the adapters
+    assert {d for lora, _, d in dtypes if not lora} == {torch.bfloat16}, dtypes  # the model's own weights
+    before = load_file(str(source / "model.safetensors"))
+    after = {k: v for f in (tmp_path / "run" / "model").glob("*.safetensors") for k, v in load_file(f).items()}
+    assert any(k in after and not torch.equal(before[k].to(after[k].dtype), after[k]) for k in before)
+    assert "after/forget/multimodal/mc_acc" in metrics
