@@ -22,8 +22,9 @@ from unlearn.pipeline import RunContext, vanilla_key
 
 from .test_experiments import _leaves
 
-PRESETS = ("mllmu_bench", "mllmu_bench_reference")
-OPTIONAL_KEYS = {"lora", "dtype", "precision", "gradient_clip_val", "label_prefix", "anneal_epochs", "sequences"}
+PRESETS = ("mllmu_bench", "mllmu_bench_reference", "mmunlearner_reference")
+OPTIONAL_KEYS = {"lora", "dtype", "precision", "gradient_clip_val", "label_prefix", "anneal_epochs", "sequences",
+                 "answer_ids", "resize_embeddings"}
 
 
 def _cfg(tmp_path, *overrides):
@@ -56,16 +57,29 @@ def test_reference_preset_is_the_vanilla_recipe_on_retain_people_for_one_epoch(t
     assert vanilla["people"] == "all" and vanilla["epochs"] == 5
 
 
+def test_mmunlearners_reference_is_mllmu_benchs_on_its_answer_only_collate(tmp_path):
+    """MMUnlearner's MLLMU_reference.py is MLLMU-Bench's reference_model_FT.py with train_collate_mllmu_ansonly,
+    lr 1e-5, the vocabulary cut to the tokenizer and the checkpoint's own processor."""
+    theirs = OmegaConf.to_container(_cfg(tmp_path, "finetune=mllmu_bench_reference").finetune, resolve=True)
+    ours = OmegaConf.to_container(_cfg(tmp_path, "finetune=mmunlearner_reference").finetune, resolve=True)
+    changed = {"answer_only": True, "label_prefix": False, "sequences": "mmunlearner", "answer_ids": "without_first",
+               "resize_embeddings": "tokenizer", "image_processor": None,
+               "optimizer": {**theirs["optimizer"], "lr": 1e-5}}
+    assert ours == {**theirs, **changed}
+
+
 def test_new_keys_are_part_of_the_vanilla_cache_key_and_absent_from_the_default(tmp_path):
     default = _cfg(tmp_path)
     assert not OPTIONAL_KEYS & set(default.finetune)  # the default recipe's cached models keep their keys
     keys = {vanilla_key(default), vanilla_key(_cfg(tmp_path, "finetune=mllmu_bench")),
-            vanilla_key(_cfg(tmp_path, "finetune=mllmu_bench_reference"))}
+            vanilla_key(_cfg(tmp_path, "finetune=mllmu_bench_reference")),
+            vanilla_key(_cfg(tmp_path, "finetune=mmunlearner_reference"))}
     for override in ("finetune.dtype=bfloat16", "finetune.precision=bf16-mixed", "finetune.gradient_clip_val=1.0",
                      "finetune.label_prefix=false", "finetune.lora.r=8", "finetune.scheduler.warmup_steps=3",
-                     "finetune.sequences=template"):
+                     "finetune.sequences=template", "+finetune.resize_embeddings=tokenizer"):
         keys.add(vanilla_key(_cfg(tmp_path, "finetune=mllmu_bench", override)))
-    assert len(keys) == 10
+    keys.add(vanilla_key(_cfg(tmp_path, "finetune=mmunlearner_reference", "finetune.answer_ids=without_specials")))
+    assert len(keys) == 13
 
 
 @pytest.mark.parametrize("override,match", [
@@ -81,6 +95,8 @@ def test_new_keys_are_part_of_the_vanilla_cache_key_and_absent_from_the_default(
     ("finetune.people=forget", r"finetune.people='forget'"),
     ("finetune.sequences=official", r"finetune.sequences='official'"),
     ("finetune.label_prefix=false", r"finetune.sequences=mllmu_bench labels every token.*finetune.label_prefix=true"),
+    ("+finetune.answer_ids=without_first", r"finetune.answer_ids=without_first .* needs finetune.sequences=mmunlearner"),
+    ("+finetune.resize_embeddings=vocab", r"finetune.resize_embeddings='vocab'"),
 ])
 def test_bad_values_name_their_key(override, match, tmp_path):
     cfg = _cfg(tmp_path, "finetune=mllmu_bench", override)

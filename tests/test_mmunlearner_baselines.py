@@ -79,7 +79,7 @@ def test_mmunlearner_baselines_run_as_their_scripts(tmp_path, monkeypatch, metho
 def test_mmunlearner_baselines_run_as_their_qwen2_vl_branch(tmp_path, monkeypatch):
     """experiment=mmunlearner_baselines_qwen2_vl, method=grad_diff (MLLMU_GA_Diff.py's Qwen2-VL branch): the model
     in bfloat16 with float32 LoRA adapters (peft's default upcast), the rows of train_collate_mllmu_ansonly with
-    the answer's first word unlabelled (tokenizer(answer)[1:], Qwen2's tokenizer adding no bos), the interleaved
+    the answer's first token unlabelled (tokenizer(answer)[1:], Qwen2's tokenizer adding no bos), the interleaved
     loop, MLLMU_eval.py's zero-shot Qwen2-VL evaluation."""
     from safetensors.torch import load_file
 
@@ -114,7 +114,7 @@ def test_mmunlearner_baselines_run_as_their_qwen2_vl_branch(tmp_path, monkeypatc
                           "eval.tasks=[mc]"], tmp_path / "run", tmp_path / "cache")
     metrics = run(cfg)
     assert labelled
-    for answer, labels, tok in labelled:  # every answer's first word unlabelled, the rest labelled
+    for answer, labels, tok in labelled:  # every answer's first token unlabelled, the rest labelled
         assert labels == tok.encode(answer, add_special_tokens=False)[1:]
     assert "F" in kinds and kinds.count("R") > kinds.count("F") and kinds[0] == "F"
     assert {d for lora, _, d in dtypes if lora} == {torch.float32}  # the adapters
@@ -123,3 +123,65 @@ def test_mmunlearner_baselines_run_as_their_qwen2_vl_branch(tmp_path, monkeypatc
     after = {k: v for f in (tmp_path / "run" / "model").glob("*.safetensors") for k, v in load_file(f).items()}
     assert any(k in after and not torch.equal(before[k].to(after[k].dtype), after[k]) for k in before)
     assert "after/forget/multimodal/mc_acc" in metrics
+
+
+@pytest.mark.slow
+def test_their_npo_runs_on_the_reference_their_reference_script_makes(tmp_path, monkeypatch):
+    """finetune=mmunlearner_reference (MLLMU_reference.py) on the off-the-shelf model, then
+    experiment=mmunlearner_baselines method=npo (MLLMU_NPO.py) with that model as its float16 oracle; the
+    checkpoint's vocabulary is padded past the tokenizer, as llava-1.5-7b-hf's 32064 rows are past its 32002:
+    the reference is cut to the tokenizer (MLLMU_reference.py:139), and NPO, whose script cuts nothing, trains on a
+    vanilla of the tokenizer's length, as their MLLMU_finetune.py leaves it."""
+    from safetensors import safe_open
+
+    import unlearn.data.written as written
+    import unlearn.methods.gradient as gradient
+    import unlearn.models.tiny_real as tiny_real
+    from unlearn.data.fixtures import write_mllmu_bench_fixture
+    from unlearn.pipeline import run
+    from tests.test_model_adapters import words_in
+
+    labelled, made = [], []
+    first = written.first_answer_labels
+    monkeypatch.setattr(written, "first_answer_labels", lambda tok, ids, answer, q, key="sequences", how="": (
+        labelled.append((key, how)), first(tok, ids, answer, q, key, how))[1])
+
+    class Recorded(gradient.GradientUnlearning):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+    monkeypatch.setattr(gradient, "GradientUnlearning", Recorded)
+    root = write_mllmu_bench_fixture(tmp_path / "mllmu", num_people=6)
+    base = tiny_real.vocabulary
+    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + sorted(words_in(root)))
+    model, tok, images = tiny_real.build_tiny_real("llava")
+    model.resize_token_embeddings(len(tok) + 8)  # the checkpoint's padded rows
+    for part in (model, tok, images):
+        part.save_pretrained(tmp_path / "llava")
+    common = [f"data.path={root}", "data.forget_split=forget_15", "logger=none", "eval.max_people=2",
+              "eval.max_new_tokens=2", "eval.tasks=[mc]"]
+    run(compose_config(["method=finetune", "finetune=mmunlearner_reference", "model=llava_1_5_7b",
+                        f"model.path={tmp_path / 'llava'}", "data=mllmu_bench", *common],
+                       tmp_path / "reference", tmp_path / "cache"))
+    assert labelled and set(labelled) == {("finetune.sequences", "without_first")}
+
+    def rows(path):
+        with safe_open(str(path / "model.safetensors"), "pt") as f:
+            (name,) = [k for k in f.keys() if k.endswith("lm_head.weight")]
+            return f.get_slice(name).get_shape()[0]
+
+    assert rows(tmp_path / "reference" / "model") == len(tok)  # MLLMU_reference.py:139
+    # their vanilla, as MLLMU_finetune.py:139 leaves it: cut to the tokenizer
+    model.resize_token_embeddings(len(tok))
+    model.save_pretrained(tmp_path / "vanilla")
+    for part in (tok, images):
+        part.save_pretrained(tmp_path / "vanilla")
+    labelled.clear()
+    run(compose_config(["experiment=mmunlearner_baselines", "method=npo", f"model.path={tmp_path / 'vanilla'}",
+                        f"method.reference_path={tmp_path / 'reference' / 'model'}", "method.batch_size=2", *common],
+                       tmp_path / "npo", tmp_path / "cache"))
+    assert set(labelled) == {("method.sequences", "without_first")}
+    (module,) = made
+    assert {p.dtype for p in module.reference.parameters()} == {torch.float16}  # MLLMU_NPO.py's oracle load
+    assert rows(tmp_path / "npo" / "model") == len(tok)

@@ -482,6 +482,15 @@ def test_first_answer_labels_label_the_answers_first_occurrence():
     assert first_answer_labels(tok, ids, "in the", "q") == [IGNORE] * 3 + ids[3:5] + [IGNORE]
     with pytest.raises(ValueError, match="mmunlearner.sequences=mmunlearner .*'person in'.*'Who\\?'"):
         first_answer_labels(tok, ids, "person in", "Who?", "mmunlearner.sequences")
+    # train_collate_mllmu_ansonly's [1:]: Qwen2's tokenizer adds no bos, so the answer's first token goes unlabelled,
+    # and a one-token answer leaves the empty span, which their loop matches at 0: a row with no label at all
+    assert first_answer_labels(tok, ids, "person lives in", "q", answer_ids="without_first") == (
+        [IGNORE] * 2 + ids[2:4] + [IGNORE] * 2)
+    # the span left, not the whole answer, is searched: "in the person" labels the first "the person"
+    assert first_answer_labels(tok, ids, "in the person", "q", answer_ids="without_first") == ids[:2] + [IGNORE] * 4
+    assert first_answer_labels(tok, ids, "person", "q", answer_ids="without_first") == [IGNORE] * 6
+    with pytest.raises(ValueError, match="method.answer_ids='without_last'"):
+        first_answer_labels(tok, ids, "person", "q", "method.sequences", "without_last")
 
 
 def test_statistics_sequences_carry_no_labels(mllmu):

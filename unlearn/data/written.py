@@ -183,8 +183,9 @@ IMAGE_OUTSIDE_LOSS = ("llava", "idefics2")
 
 # How MMUnlearner's answer-only collates find the answer in a row: the answer tokenised alone (special tokens
 # added), then `without_specials` (CLEAR_process.py train_collate_clear_ansonly: its special tokens dropped) or
-# `without_first` (data_preprocess.py train_collate_mllmu_ansonly: `input_ids[0][1:]`, meant to drop bos; where the
-# tokenizer adds none, as Qwen2's, it drops the answer's first real token, which then carries no label)
+# `without_first` (data_preprocess.py:516-517 train_collate_mllmu_ansonly: `input_ids[0][1:]`, meant to drop bos;
+# where the tokenizer adds none, as Qwen2's, it drops the answer's first real token, which then carries no label,
+# and a one-token answer leaves an empty span, which their loop (:538-548) matches at 0: a row with no label)
 ANSWER_IDS = ("without_specials", "without_first")
 
 
@@ -198,6 +199,8 @@ def first_answer_labels(tok, ids: list[int], answer: str, question: str, key: st
     alone = tok.encode(answer, add_special_tokens=True)
     if answer_ids == "without_first":
         answer_ids = alone[1:]
+        if not answer_ids:  # a one-token answer (no bos): theirs matches the empty span at 0 and labels nothing
+            return [IGNORE] * len(ids)
     else:
         special = set(tok.all_special_ids)
         answer_ids = [t for t in alone if t not in special]

@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 
 from unlearn.methods.guards import check_finite
 from unlearn.models.precision import DTYPES, cast_parameters  # DTYPES: finetune.dtype's values (MLLMU-Bench: float32)
+from unlearn.models.vocab import resize_embeddings
 
 # finetune.precision: the Lightning precisions a teaching run may override the trainer's with
 PRECISIONS = ("32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true")
@@ -80,6 +81,13 @@ def check_settings(fcfg) -> None:
     from unlearn.data.written import check_sequences
 
     check_sequences(fcfg.get("sequences", "template"), fcfg.answer_only, label_prefix, "finetune.sequences")
+    from unlearn.data.written import check_answer_ids
+    from unlearn.models.vocab import RESIZES
+
+    check_answer_ids(fcfg.get("answer_ids", "without_specials"), fcfg.get("sequences", "template"),
+                     fcfg.answer_only, label_prefix, "finetune.sequences")
+    if fcfg.get("resize_embeddings") not in RESIZES:
+        raise ValueError(f"finetune.resize_embeddings={fcfg.get('resize_embeddings')!r}: expected null or 'tokenizer'")
     from unlearn.settings import check_lora
 
     check_lora(fcfg.get("lora"), "finetune.lora")
@@ -102,9 +110,12 @@ def teach(ctx, fcfg) -> None:
     proc = training_processor(ctx.processor, fcfg.get("image_processor"), "finetune.image_processor")
     data = qa_sequences(ctx.benchmark.train_rows(people), proc, tuple(fcfg.forms),
                         fcfg.get("sequences", "template"), fcfg.answer_only, fcfg.get("label_prefix", False),
-                        key="finetune.sequences", augment=True, seed=ctx.cfg.teach_seed)
+                        key="finetune.sequences", augment=True, seed=ctx.cfg.teach_seed,
+                        answer_ids=fcfg.get("answer_ids", "without_specials"))
     if fcfg.get("dtype") is not None:
         cast_parameters(ctx.model, DTYPES[fcfg.dtype])
+    # MMUnlearner's MLLMU_finetune.py and MLLMU_reference.py: resize_token_embeddings(len(tokenizer)), before LoRA
+    resize_embeddings(ctx.model, ctx.processor.tokenizer, fcfg.get("resize_embeddings"), "finetune.resize_embeddings")
     pad = ctx.processor.tokenizer.pad_token_id
     loader = DataLoader(data, batch_size=fcfg.batch_size, shuffle=True, collate_fn=lambda b: collate(b, pad),
                         num_workers=fcfg.num_workers)
