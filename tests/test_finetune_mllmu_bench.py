@@ -22,9 +22,9 @@ from unlearn.pipeline import RunContext, vanilla_key
 
 from .test_experiments import _leaves
 
-PRESETS = ("mllmu_bench", "mllmu_bench_reference", "mmunlearner_reference")
+PRESETS = ("mllmu_bench", "mllmu_bench_reference", "mmunlearner_reference", "mmunlearner")
 OPTIONAL_KEYS = {"lora", "dtype", "precision", "gradient_clip_val", "label_prefix", "anneal_epochs", "sequences",
-                 "answer_ids", "resize_embeddings"}
+                 "answer_ids", "resize_embeddings", "start_precision"}
 
 
 def _cfg(tmp_path, *overrides):
@@ -68,6 +68,15 @@ def test_mmunlearners_reference_is_mllmu_benchs_on_its_answer_only_collate(tmp_p
     assert ours == {**theirs, **changed}
 
 
+def test_mmunlearners_vanilla_recipe_is_its_reference_recipe_on_everyone(tmp_path):
+    """MLLMU_finetune.py is MLLMU_reference.py on the full set, LoRA r 8, a bfloat16 load, train_collate_clear."""
+    reference = OmegaConf.to_container(_cfg(tmp_path, "finetune=mmunlearner_reference").finetune, resolve=True)
+    vanilla = OmegaConf.to_container(_cfg(tmp_path, "finetune=mmunlearner").finetune, resolve=True)
+    changed = {"people": "all", "answer_only": False, "label_prefix": True, "answer_ids": "without_specials",
+               "start_precision": "bfloat16", "lora": {**reference["lora"], "r": 8}}
+    assert vanilla == {**reference, **changed}
+
+
 def test_new_keys_are_part_of_the_vanilla_cache_key_and_absent_from_the_default(tmp_path):
     default = _cfg(tmp_path)
     assert not OPTIONAL_KEYS & set(default.finetune)  # the default recipe's cached models keep their keys
@@ -79,7 +88,9 @@ def test_new_keys_are_part_of_the_vanilla_cache_key_and_absent_from_the_default(
                      "finetune.sequences=template", "+finetune.resize_embeddings=tokenizer"):
         keys.add(vanilla_key(_cfg(tmp_path, "finetune=mllmu_bench", override)))
     keys.add(vanilla_key(_cfg(tmp_path, "finetune=mmunlearner_reference", "finetune.answer_ids=without_specials")))
-    assert len(keys) == 13
+    keys.add(vanilla_key(_cfg(tmp_path, "finetune=mmunlearner")))
+    keys.add(vanilla_key(_cfg(tmp_path, "finetune=mmunlearner", "finetune.start_precision=float16")))
+    assert len(keys) == 15
 
 
 @pytest.mark.parametrize("override,match", [
@@ -97,6 +108,7 @@ def test_new_keys_are_part_of_the_vanilla_cache_key_and_absent_from_the_default(
     ("finetune.label_prefix=false", r"finetune.sequences=mllmu_bench labels every token.*finetune.label_prefix=true"),
     ("+finetune.answer_ids=without_first", r"finetune.answer_ids=without_first .* needs finetune.sequences=mmunlearner"),
     ("+finetune.resize_embeddings=vocab", r"finetune.resize_embeddings='vocab'"),
+    ("finetune.start_precision=float32", r"finetune.start_precision='float32'"),
 ])
 def test_bad_values_name_their_key(override, match, tmp_path):
     cfg = _cfg(tmp_path, "finetune=mllmu_bench", override)
@@ -279,7 +291,9 @@ def test_preset_loop_ends_at_the_weights_of_their_loop(tmp_path, small_benchmark
     assert len(batches) == -(-n_rows // 4)  # every QA pair of every person once
     assert lrs[0] == 2e-5 and lrs[-1] == pytest.approx(2e-5 / len(batches))  # linear to 0 over the epoch
 
-    theirs = _their_loop(copy.deepcopy(start), batches, 2e-5, 1, proc.tokenizer.pad_token_id, proc.image_token_id,
+    loaded = copy.deepcopy(start)  # finetune.py:58-62: from_pretrained(torch_dtype=torch.float16) casts the params
+    cast_parameters(loaded, torch.float16)
+    theirs = _their_loop(loaded, batches, 2e-5, 1, proc.tokenizer.pad_token_id, proc.image_token_id,
                          seed=0, batch_seeds=seeds)
     ours = dict(ctx.model.named_parameters())
     assert set(ours) == {n for n, _ in theirs.named_parameters()}

@@ -162,7 +162,7 @@ def test_their_npo_runs_on_the_reference_their_reference_script_makes(tmp_path, 
     common = [f"data.path={root}", "data.forget_split=forget_15", "logger=none", "eval.max_people=2",
               "eval.max_new_tokens=2", "eval.tasks=[mc]"]
     run(compose_config(["method=finetune", "finetune=mmunlearner_reference", "model=llava_1_5_7b",
-                        f"model.path={tmp_path / 'llava'}", "data=mllmu_bench", *common],
+                        "model.dtype=float32", f"model.path={tmp_path / 'llava'}", "data=mllmu_bench", *common],
                        tmp_path / "reference", tmp_path / "cache"))
     assert labelled and set(labelled) == {("finetune.sequences", "without_first")}
 
@@ -185,3 +185,45 @@ def test_their_npo_runs_on_the_reference_their_reference_script_makes(tmp_path, 
     (module,) = made
     assert {p.dtype for p in module.reference.parameters()} == {torch.float16}  # MLLMU_NPO.py's oracle load
     assert rows(tmp_path / "npo" / "model") == len(tok)
+
+
+@pytest.mark.slow
+def test_their_vanilla_recipe_teaches_from_the_bfloat16_load_on_their_collate(tmp_path, monkeypatch):
+    """finetune=mmunlearner (MLLMU_finetune.py): teaching starts from the checkpoint loaded in bfloat16 and upcast
+    (:50, :66), its vocabulary cut to the tokenizer (:139), on train_collate_clear's rows (every person, every
+    token but the pads and, on LLaVA, the image positions labelled)."""
+    import unlearn.data.written as written
+    import unlearn.methods.finetune as finetune
+    import unlearn.models.tiny_real as tiny_real
+    from unlearn.data.fixtures import write_mllmu_bench_fixture
+    from unlearn.models.loading import load_model
+    from unlearn.pipeline import run
+
+    seen, starts = set(), []
+    original = written.written_text
+    monkeypatch.setattr(written, "written_text", lambda q, a, form, family, w, key="sequences": (
+        seen.add((key, w, form)), original(q, a, form, family, w, key))[1])
+
+    class Recorded(finetune.FinetuneModule):
+        def on_fit_start(self):
+            starts.append({n.removeprefix("base_model.model."): p.detach().clone()
+                           for n, p in self.model.named_parameters() if "lora_" not in n})
+            super().on_fit_start()
+
+    monkeypatch.setattr(finetune, "FinetuneModule", Recorded)
+    root = write_mllmu_bench_fixture(tmp_path / "mllmu", num_people=6)
+    model, tok, images = tiny_real.build_tiny_real("llava")
+    model.resize_token_embeddings(len(tok) + 8)  # llava-1.5-7b-hf: 32064 rows, 32002 tokens
+    for part in (model, tok, images):
+        part.save_pretrained(tmp_path / "llava")
+    cfg = compose_config(["method=finetune", "finetune=mmunlearner", "model=llava_1_5_7b", "model.dtype=float32",
+                          f"model.path={tmp_path / 'llava'}", "data=mllmu_bench", f"data.path={root}",
+                          "data.forget_split=forget_15", "logger=none", "eval.max_people=2", "eval.max_new_tokens=2",
+                          "eval.tasks=[mc]"], tmp_path / "run", tmp_path / "cache")
+    run(cfg)
+    assert seen == {("finetune.sequences", "mmunlearner", "multimodal")}
+    (start,) = starts
+    theirs = dict(load_model(tmp_path / "llava", "bfloat16", template=cfg.model.template)[0].named_parameters())
+    names = [n for n in start if n in theirs and "embed_tokens" not in n and "lm_head" not in n]
+    assert names and all(start[n].dtype == torch.float32 and torch.equal(start[n], theirs[n].float()) for n in names)
+    assert start[next(n for n in start if n.endswith("lm_head.weight"))].shape[0] == len(tok)  # cut first

@@ -73,6 +73,8 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["method=npo", "method.schedule=interleaved"], r"method=npo has no retain term \(alpha 0.0\)"),
     (["method=kl", "method.start_precision=float32"], r"method.start_precision='float32'"),
     (["method=kl", "method.answer_ids=without_last"], r"method.answer_ids='without_last'"),
+    (["method=finetune", "finetune=mllmu_bench", "model=llava_1_5_7b", "model.path=/models/llava"],
+     r"finetune.dtype=float32 upcasts weights loaded in model.dtype=bfloat16.* set model.dtype=float32"),
     (["method=kl", "method.answer_ids=without_first"],
      r"method.answer_ids=without_first .* needs method.sequences=mmunlearner .* \(got method.sequences=template"),
     (["method=grad_diff", "method.schedule=sequential", "method.retain_draw=with_replacement"],

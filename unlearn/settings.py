@@ -16,7 +16,7 @@ LORA_INITS = ("gaussian", "eva", "olora", "pissa", "loftq", "corda", "mica", "or
 # finetune keys read with a default (absent from configs/finetune/default.yaml, so that the default recipe's
 # cached vanilla models keep their keys; documented there)
 FINETUNE_OPTIONAL = ("lora", "dtype", "precision", "gradient_clip_val", "label_prefix", "sequences",
-                     "anneal_epochs", "accumulate_grad_batches", "answer_ids", "resize_embeddings")
+                     "anneal_epochs", "accumulate_grad_batches", "answer_ids", "resize_embeddings", "start_precision")
 
 
 def _is_int(value) -> bool:
@@ -368,6 +368,20 @@ def check_cast_copies(cfg) -> None:
                              "would compute in its own precision, a *-true precision casts the copy with the model)")
 
 
+def check_teaching_load(cfg) -> None:
+    """finetune.dtype wider than model.dtype upcasts weights the load already rounded: finetune=mllmu_bench's
+    float32 on a bfloat16 load would teach llava-1.5-7b-hf's float16 weights rounded to bfloat16, which MLLMU-Bench
+    (a float16 load, then the float32 upcast) never does. Refused where teaching runs (method=finetune, or a
+    built model's vanilla teaching); finetune.start_precision rounds a float32 load as a script's load does."""
+    wanted, loaded = (cfg.get("finetune") or {}).get("dtype"), cfg.model.get("dtype")
+    if cfg.method.name != "finetune" and not cfg.model.get("build"):
+        return
+    if wanted == "float32" and loaded in ("float16", "bfloat16"):
+        raise ValueError(f"finetune.dtype={wanted} upcasts weights loaded in model.dtype={loaded}, which the load "
+                         f"already rounded to {loaded}: set model.dtype={wanted} (finetune.start_precision rounds the "
+                         f"weights as a script's own load in another precision does)")
+
+
 def check_run_settings(cfg) -> None:
     """Every section the run reads, checked before the vanilla model is taught or the before-evaluation runs."""
     check_known_keys(cfg)
@@ -376,6 +390,7 @@ def check_run_settings(cfg) -> None:
     check_cast_copies(cfg)
     if cfg.get("finetune") is not None:
         check_finetune(cfg.finetune)
+        check_teaching_load(cfg)
     if "loss" in cfg.method:  # the gradient methods
         check_gradient_method(cfg.method)
     if cfg.method.name == "mmunlearner":

@@ -11,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 
 from unlearn.methods.guards import check_finite
-from unlearn.models.precision import DTYPES, cast_parameters  # DTYPES: finetune.dtype's values (MLLMU-Bench: float32)
+from unlearn.models.precision import DTYPES, cast_parameters, round_parameters  # DTYPES: finetune.dtype's values
 from unlearn.models.vocab import resize_embeddings
 
 # finetune.precision: the Lightning precisions a teaching run may override the trainer's with
@@ -62,6 +62,9 @@ def check_settings(fcfg) -> None:
     dtype = fcfg.get("dtype")
     if dtype is not None and dtype not in DTYPES:
         raise ValueError(f"finetune.dtype={dtype!r}: expected null (the model's own) or one of {list(DTYPES)}")
+    start = fcfg.get("start_precision")
+    if start is not None and start not in ("float16", "bfloat16"):
+        raise ValueError(f"finetune.start_precision={start!r}: expected null, float16 or bfloat16")
     precision = fcfg.get("precision")
     if precision is not None and str(precision) not in PRECISIONS:
         raise ValueError(f"finetune.precision={precision!r}: expected null (the trainer's) or one of {list(PRECISIONS)}")
@@ -112,6 +115,8 @@ def teach(ctx, fcfg) -> None:
                         fcfg.get("sequences", "template"), fcfg.answer_only, fcfg.get("label_prefix", False),
                         key="finetune.sequences", augment=True, seed=ctx.cfg.teach_seed,
                         answer_ids=fcfg.get("answer_ids", "without_specials"))
+    if fcfg.get("start_precision") is not None:  # a load in that precision, then the upcast (finetune.dtype)
+        round_parameters(ctx.model, DTYPES[fcfg.start_precision])
     if fcfg.get("dtype") is not None:
         cast_parameters(ctx.model, DTYPES[fcfg.dtype])
     # MMUnlearner's MLLMU_finetune.py and MLLMU_reference.py: resize_token_embeddings(len(tokenizer)), before LoRA
