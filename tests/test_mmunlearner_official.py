@@ -250,6 +250,7 @@ def test_official_lora_run_without_mask_equals_their_loop(tmp_path, small_benchm
     from unlearn.data.written import WrittenSequences
     from unlearn.methods.mmunlearner import run
     from unlearn.mmunlearner.lora import all_linear_targets
+    from unlearn.models.precision import cast_parameters
     from unlearn.pipeline import RunContext
 
     start, proc = tiny_model
@@ -265,9 +266,13 @@ def test_official_lora_run_without_mask_equals_their_loop(tmp_path, small_benchm
 
     # the port: their LoRA config, their loop, one optimiser, clip over everything, no mask
     torch.manual_seed(123)
-    model = get_peft_model(copy.deepcopy(start), LoraConfig(r=16, lora_alpha=16, lora_dropout=0.0,
-                                                            target_modules=all_linear_targets(start),
-                                                            init_lora_weights="gaussian"))
+    loaded = copy.deepcopy(start)  # MLLMU_manifold.py:53: torch_dtype=float16, then the float32 upcast
+    cast_parameters(loaded, torch.float16)
+    cast_parameters(loaded, torch.float32)
+    assert m.start_precision == "float16"
+    model = get_peft_model(copy.deepcopy(loaded), LoraConfig(r=16, lora_alpha=16, lora_dropout=0.0,
+                                                             target_modules=all_linear_targets(start),
+                                                             init_lora_weights="gaussian"))
     model.train()
     pad = proc.tokenizer.pad_token_id
     # their collate's sequences, every non-pad token labelled (image positions aside, see the preset's header);
@@ -308,7 +313,7 @@ def test_official_lora_run_without_mask_equals_their_loop(tmp_path, small_benchm
     moved = 0
     for n, p in official.named_parameters():
         torch.testing.assert_close(ctx.model.get_parameter(n), p, rtol=1e-4, atol=1e-6, msg=n)
-        moved += not torch.equal(p, start.get_parameter(n))
+        moved += not torch.equal(p, loaded.get_parameter(n))
     assert moved > 0
 
 

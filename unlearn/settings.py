@@ -235,6 +235,8 @@ def check_mmunlearner(m) -> None:
     number(m.forget_optimizer.get("lr"), "mmunlearner.forget_optimizer.lr", 0, low_open=True)
     boolean(m.get("clip_retain", True), "mmunlearner.clip_retain")
     one_of(m.get("fisher_dtype", "float32"), ("float32", "float16", "bfloat16"), "mmunlearner.fisher_dtype")
+    if m.get("start_precision") is not None:
+        one_of(m.start_precision, ("float16", "bfloat16"), "mmunlearner.start_precision")
     check_lora(m.get("lora"), "mmunlearner.lora")
 
 

@@ -42,6 +42,7 @@ from unlearn.data.sampling import EpochShuffle, rank_share
 from unlearn.data.sequences import with_prefix_labels
 from unlearn.data.written import check_sequences, check_writing, label_flags, qa_sequences, written_example
 from unlearn.models.loading import recipe_processor
+from unlearn.models.precision import dtype_named, round_parameters
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
 from unlearn.io import write_json
@@ -405,6 +406,8 @@ def run(ctx) -> None:
     text = m.retain_text or (m.get("apply_mask", True) and m.groups != "vision")  # text-only data is read
     check_writing(m.get("sequences", "template"), ctx.processor.family, ("multimodal", "text") if text else
                   ("multimodal",), "mmunlearner.sequences")  # before the mask pass
+    if m.get("start_precision"):  # their scripts' load in that precision, upcast: before the mask pass and update
+        round_parameters(ctx.model, dtype_named(m.start_precision, "mmunlearner.start_precision"))
     # the authors' mask scripts (MLLMU_gen_mask.py, CLEAR_gen_mask.py) score the vanilla model as loaded, and only
     # their update scripts resize (MLLMU_manifold.py:112, CLEAR_manifold.py:76): the mask pass runs on the model
     # before the resize, unless the mask is over LoRA adapters (this project's path), which wrap the resized model
