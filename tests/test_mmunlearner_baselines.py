@@ -10,6 +10,19 @@ import torch
 from unlearn.config import compose_config
 
 
+def _snapshot(tmp_path, monkeypatch):
+    """A tiny MLLMU-Bench snapshot, and the tiny word tokenizer given its words: an unknown word reads as <unk>, a
+    special token, which the answer-only collates drop from the answer (real tokenizers spell every word)."""
+    import unlearn.models.tiny_real as tiny_real
+    from unlearn.data.fixtures import write_mllmu_bench_fixture
+    from tests.test_model_adapters import words_in
+
+    root = write_mllmu_bench_fixture(tmp_path / "mllmu", num_people=6)
+    base = tiny_real.vocabulary
+    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + sorted(words_in(root)))
+    return root
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["kl", "ga"])
 def test_mmunlearner_baselines_run_as_their_scripts(tmp_path, monkeypatch, method):
@@ -18,11 +31,9 @@ def test_mmunlearner_baselines_run_as_their_scripts(tmp_path, monkeypatch, metho
     import unlearn.data.written as written
     import unlearn.methods.gradient as gradient
     import unlearn.models.tiny_real as tiny_real
-    from unlearn.data.fixtures import write_mllmu_bench_fixture
     from unlearn.mmunlearner.schedule import official_schedule
     from unlearn.models.loading import load_model
     from unlearn.pipeline import run
-    from tests.test_model_adapters import words_in
 
     seen, answers, made, kinds = set(), [], [], []
     original, first = written.written_text, written.first_answer_labels
@@ -40,11 +51,7 @@ def test_mmunlearner_baselines_run_as_their_scripts(tmp_path, monkeypatch, metho
             return super().training_step(batch, batch_idx)
 
     monkeypatch.setattr(gradient, "GradientUnlearning", Recorded)
-    root = write_mllmu_bench_fixture(tmp_path / "mllmu", num_people=6)
-    # the tiny word tokenizer reads an unknown word as <unk>, a special token, which the answer-only collate
-    # drops from the answer tokenised alone (LLaVA's real tokenizer spells every word)
-    base = tiny_real.vocabulary
-    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + sorted(words_in(root)))
+    root = _snapshot(tmp_path, monkeypatch)
     source = tiny_real.write_tiny_real("llava", tmp_path / "llava")
     cfg = compose_config(["experiment=mmunlearner_baselines", f"method={method}", f"data.path={root}",
                           f"model.path={source}", "data.forget_split=forget_15", "logger=none", "method.batch_size=2",
@@ -86,9 +93,7 @@ def test_mmunlearner_baselines_run_as_their_qwen2_vl_branch(tmp_path, monkeypatc
     import unlearn.data.written as written
     import unlearn.methods.gradient as gradient
     import unlearn.models.tiny_real as tiny_real
-    from unlearn.data.fixtures import write_mllmu_bench_fixture
     from unlearn.pipeline import run
-    from tests.test_model_adapters import words_in
 
     labelled, dtypes, kinds = [], set(), []
     first = written.first_answer_labels
@@ -104,9 +109,7 @@ def test_mmunlearner_baselines_run_as_their_qwen2_vl_branch(tmp_path, monkeypatc
             return super().training_step(batch, batch_idx)
 
     monkeypatch.setattr(gradient, "GradientUnlearning", Recorded)
-    root = write_mllmu_bench_fixture(tmp_path / "mllmu", num_people=6)
-    base = tiny_real.vocabulary
-    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + sorted(words_in(root)))
+    root = _snapshot(tmp_path, monkeypatch)
     source = tiny_real.write_tiny_real("qwen2_vl", tmp_path / "qwen2_vl")
     cfg = compose_config(["experiment=mmunlearner_baselines_qwen2_vl", "method=grad_diff", f"data.path={root}",
                           f"model.path={source}", "data.forget_split=forget_15", "model.portrait_size=32",
@@ -137,9 +140,7 @@ def test_their_npo_runs_on_the_reference_their_reference_script_makes(tmp_path, 
     import unlearn.data.written as written
     import unlearn.methods.gradient as gradient
     import unlearn.models.tiny_real as tiny_real
-    from unlearn.data.fixtures import write_mllmu_bench_fixture
     from unlearn.pipeline import run
-    from tests.test_model_adapters import words_in
 
     labelled, made = [], []
     first = written.first_answer_labels
@@ -152,9 +153,7 @@ def test_their_npo_runs_on_the_reference_their_reference_script_makes(tmp_path, 
             made.append(self)
 
     monkeypatch.setattr(gradient, "GradientUnlearning", Recorded)
-    root = write_mllmu_bench_fixture(tmp_path / "mllmu", num_people=6)
-    base = tiny_real.vocabulary
-    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + sorted(words_in(root)))
+    root = _snapshot(tmp_path, monkeypatch)
     model, tok, images = tiny_real.build_tiny_real("llava")
     model.resize_token_embeddings(len(tok) + 8)  # the checkpoint's padded rows
     for part in (model, tok, images):

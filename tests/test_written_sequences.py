@@ -240,6 +240,17 @@ def with_bos(tok):
     return tok
 
 
+def knowing_the_snapshots_words(monkeypatch, rows, their_df):
+    """The tiny word tokenizer, given every word of the snapshot: it reads an unknown word as <unk>, a special
+    token, which an answer-only collate drops from the answer (real tokenizers spell every word)."""
+    import unlearn.models.tiny_real as tiny_real
+
+    words = sorted({w for r in their_multimodal_rows(their_df) for t in (r["question"], r["answer"]) for w in t.split()}
+                   | {w for r in rows for qa in r["qa"] for t in qa.values() if isinstance(t, str) for w in t.split()})
+    base = tiny_real.vocabulary
+    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + words)
+
+
 # ---------------------------------------------------------------- tests
 def test_written_text_is_their_collate_string():
     assert written_text("Q?", "A.", "multimodal", "llava", "manu") == "USER: <image>\nQ?\nASSISTANT: A."
@@ -380,13 +391,8 @@ def test_mmunlearner_qwen2_vl_batches_equal_their_collate(mllmu, monkeypatch, mo
     (train_collate_mllmu_ansonly, whose [1:] meant to drop a bos Qwen2's tokenizer does not add: the baselines'
     method.answer_ids=without_first). The tiny tokenizer is given the snapshot's words: an <unk> is a special
     token, which their answer-only collate drops from the answer (a real Qwen2 tokenizer has none)."""
-    import unlearn.models.tiny_real as tiny_real
-
     rows, their_df = mllmu
-    words = sorted({w for r in their_multimodal_rows(their_df) for t in (r["question"], r["answer"]) for w in t.split()}
-                   | {w for r in rows for qa in r["qa"] for t in qa.values() if isinstance(t, str) for w in t.split()})
-    base = tiny_real.vocabulary
-    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + words)
+    knowing_the_snapshots_words(monkeypatch, rows, their_df)
     model, tok, images = build_tiny_real("qwen2_vl")
     proc = ChatProcessor(tok, images, model.config, ChatTemplate())
     ours = WrittenSequences(rows, proc, modality, "mmunlearner", answer_only=answer_only, answer_ids=answer_ids)
@@ -445,13 +451,8 @@ def test_mmunlearner_llava_answer_only_equals_both_their_answer_collates(mllmu, 
     instead of dropping its special tokens (method.answer_ids=without_first, without_specials). LLaVA's tokenizer
     puts bos first and nothing else special in an answer, so all four give the same labels. The tiny tokenizer is given the snapshot's words (an <unk>
     is special: the first collate would drop it from the answer, the second keep it)."""
-    import unlearn.models.tiny_real as tiny_real
-
     rows, their_df = mllmu
-    words = sorted({w for r in their_multimodal_rows(their_df) for t in (r["question"], r["answer"]) for w in t.split()}
-                   | {w for r in rows for qa in r["qa"] for t in qa.values() if isinstance(t, str) for w in t.split()})
-    base = tiny_real.vocabulary
-    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + words)
+    knowing_the_snapshots_words(monkeypatch, rows, their_df)
     model, tok, images = build_tiny_real("llava")
     with_bos(tok)
     proc = ChatProcessor(tok, images, model.config, ChatTemplate())
