@@ -193,6 +193,31 @@ def test_interleaved_needs_a_retain_term(tiny_model, small_benchmark):
         sequential_loader(ctx, "multimodal", 6, with_retain=False, interleaved=True)
 
 
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_each_epoch_of_a_phase_schedule_draws_its_own_order(interleaved, tiny_model, small_benchmark):
+    """Lightning calls set_epoch on a DataLoader's `batch_sampler.sampler` (not on the batch sampler), so the
+    phase samplers name themselves there: without it every epoch walked epoch 0's order."""
+    model, proc = tiny_model
+    ctx = SimpleNamespace(benchmark=small_benchmark, processor=proc)
+    loader = sequential_loader(ctx, "multimodal", 32, seed=5, interleaved=interleaved)
+    seen: dict[int, list] = {}
+
+    class Record(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.setdefault(trainer.current_epoch, []).append(next(iter(batch.values()))["input_ids"].tolist())
+
+    module = GradientUnlearning(model, "grad_diff", lambda p: torch.optim.SGD(p, lr=0.0))
+    _trainer(max_epochs=2, callbacks=[Record()]).fit(module, loader)
+    assert len(seen[0]) == len(seen[1]) == len(loader)
+    assert seen[0] != seen[1]  # a new shuffle in epoch 1
+    sampler = loader.batch_sampler
+    for epoch in (0, 1):  # each epoch the batches its sampler gives for that epoch
+        sampler.set_epoch(epoch)
+        assert [len(b) for b in sampler] == [len(b) for b in seen[epoch]]
+    sampler.set_epoch(0)
+    assert list(sampler) != (sampler.set_epoch(1), list(sampler))[1]
+
+
 def test_sequential_npo_without_retain_term_makes_only_the_forget_pass(tiny_model, small_benchmark):
     model, proc = tiny_model
     ctx = SimpleNamespace(benchmark=small_benchmark, processor=proc)

@@ -1,6 +1,9 @@
 """Settings a recipe would silently ignore, misread or turn against itself are refused from the config alone,
 naming their key, before any data is read or model taught, loaded or evaluated."""
 
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -74,7 +77,10 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["method=kl", "method.start_precision=float32"], r"method.start_precision='float32'"),
     (["method=kl", "method.answer_ids=without_last"], r"method.answer_ids='without_last'"),
     (["method=finetune", "finetune=mllmu_bench", "model=llava_1_5_7b", "model.path=/models/llava"],
-     r"finetune.dtype=float32 upcasts weights loaded in model.dtype=bfloat16.* set model.dtype=float32"),
+     r"finetune.dtype=float32 upcasts weights loaded in model.dtype=bfloat16.* which finetune.start_precision=float16 "
+     r"asks for: set model.dtype=float32"),
+    (["method=finetune", "finetune=mllmu_bench", "model=llava_1_5_7b", "model.path=/models/llava",
+      "~finetune.start_precision"], r"model.dtype=bfloat16, so they are rounded to bfloat16 first, which nothing asks"),
     (["method=kl", "method.answer_ids=without_first"],
      r"method.answer_ids=without_first .* needs method.sequences=mmunlearner .* \(got method.sequences=template"),
     (["method=grad_diff", "method.schedule=sequential", "method.retain_draw=with_replacement"],
@@ -111,6 +117,22 @@ def test_bad_settings_are_refused_before_anything_is_read(tmp_path, monkeypatch,
     cfg = compose_config([*overrides, "logger=none"], tmp_path / "run", tmp_path / "cache")
     with pytest.raises(ValueError, match=match):
         pipeline.run(cfg)
+
+
+def test_a_teaching_load_is_refused_only_where_it_rounds_what_the_recipe_does_not():
+    """finetune=mllmu_bench loads in float16 (finetune.start_precision): a float16 load is theirs; a run that
+    teaches nothing (model.path given, not method=finetune) loads no weights to teach."""
+    from unlearn.settings import check_teaching_load
+
+    def cfg(*overrides):
+        return compose_config(list(overrides), Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp()))
+
+    check_teaching_load(cfg("method=finetune", "finetune=mllmu_bench", "model=llava_1_5_7b", "model.dtype=float16"))
+    check_teaching_load(cfg("method=finetune", "finetune=mmunlearner", "model=llava_1_5_7b"))  # bf16 load = theirs
+    check_teaching_load(cfg("method=ga", "finetune=mllmu_bench", "model.dtype=bfloat16", "model.path=/x"))
+    check_teaching_load(cfg("method=finetune", "finetune=mllmu_bench", "model=llava_1_5_7b", "model.dtype=float32"))
+    with pytest.raises(ValueError, match="model.dtype=bfloat16"):  # the built model's own teaching
+        check_teaching_load(cfg("method=ga", "finetune=mllmu_bench", "model.dtype=bfloat16"))
 
 
 @pytest.mark.parametrize("overrides", [

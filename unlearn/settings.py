@@ -371,17 +371,20 @@ def check_cast_copies(cfg) -> None:
 
 
 def check_teaching_load(cfg) -> None:
-    """finetune.dtype wider than model.dtype upcasts weights the load already rounded: finetune=mllmu_bench's
-    float32 on a bfloat16 load would teach llava-1.5-7b-hf's float16 weights rounded to bfloat16, which MLLMU-Bench
-    (a float16 load, then the float32 upcast) never does. Refused where teaching runs (method=finetune, or a
-    built model's vanilla teaching); finetune.start_precision rounds a float32 load as a script's load does."""
-    wanted, loaded = (cfg.get("finetune") or {}).get("dtype"), cfg.model.get("dtype")
-    if cfg.method.name != "finetune" and not cfg.model.get("build"):
+    """finetune.dtype=float32 on a float16 / bfloat16 load teaches weights the load already rounded: finetune=
+    mllmu_bench on a bfloat16 load would teach llava-1.5-7b-hf's float16 weights rounded to bfloat16, which
+    MLLMU-Bench (a float16 load, then the float32 upcast) never does. Refused where teaching runs (method=finetune,
+    or a built model's vanilla teaching without model.path), unless the load is the rounding the recipe asks for
+    (finetune.start_precision equal to model.dtype)."""
+    f = cfg.get("finetune") or {}
+    wanted, loaded, start = f.get("dtype"), cfg.model.get("dtype"), f.get("start_precision")
+    teaches = cfg.method.name == "finetune" or (cfg.model.get("build") and not cfg.model.get("path"))
+    if not teaches or wanted != "float32" or loaded not in ("float16", "bfloat16") or start == loaded:
         return
-    if wanted == "float32" and loaded in ("float16", "bfloat16"):
-        raise ValueError(f"finetune.dtype={wanted} upcasts weights loaded in model.dtype={loaded}, which the load "
-                         f"already rounded to {loaded}: set model.dtype={wanted} (finetune.start_precision rounds the "
-                         f"weights as a script's own load in another precision does)")
+    asked = f"finetune.start_precision={start} asks for" if start else "nothing asks for"
+    raise ValueError(f"finetune.dtype={wanted} upcasts weights loaded in model.dtype={loaded}, so they are rounded to "
+                     f"{loaded} first, which {asked}: set model.dtype={wanted} (finetune.start_precision then rounds "
+                     f"the weights as a script's own load does)")
 
 
 def check_run_settings(cfg) -> None:

@@ -1,7 +1,7 @@
 """Run a gradient baseline (one epoch, SGD) on N CPU processes; rank 0 saves the weights.
 
 Used by tests/test_ddp.py: one process with the global batch and two processes with half of it each must end
-at the same weights, under both step schedules (method.schedule). Lightning's `ddp` launcher re-runs this
+at the same weights, under each step schedule (method.schedule). Lightning's `ddp` launcher re-runs this
 script for the other ranks.
 """
 

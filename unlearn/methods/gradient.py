@@ -225,6 +225,7 @@ class PhaseBatches(Sampler[list[int]]):
         self.forget = EpochShuffle(forget_size, seed, rank, world_size)
         self.retain = EpochShuffle(retain_size, seed + 1, rank, world_size)
         self.offset, self.batch_size, self.with_retain = forget_size, batch_size, with_retain
+        self.sampler = self  # Lightning calls set_epoch on batch_sampler.sampler only (else every epoch is epoch 0's)
 
     def set_epoch(self, epoch: int) -> None:
         self.forget.set_epoch(epoch)
@@ -255,6 +256,7 @@ class InterleavedBatches(Sampler[list[int]]):
         self.forget = EpochShuffle(forget_size, seed, rank, world_size)
         self.retain = EpochShuffle(retain_size, seed + 1, rank, world_size)
         self.offset, self.batch_size = forget_size, batch_size
+        self.sampler = self  # Lightning calls set_epoch on batch_sampler.sampler only
         official_schedule(*self._counts(), key=self.KEY)  # fewer retain than forget batches: refused now
 
     def _counts(self) -> tuple[int, int]:
