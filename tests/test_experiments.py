@@ -97,7 +97,7 @@ def test_mllmu_baselines_per_method_values(method, alpha, lr_decay, has_retain, 
     ("ga", "sequential", "linear", "tokenizer", "float16", None),
     ("grad_diff", "interleaved", None, "tokenizer", "float16", None),
     ("kl", "interleaved", None, "tokenizer", "bfloat16", None),
-    ("npo", "sequential", "linear", "tokenizer", "float16", "float16")])
+    ("npo", "sequential", "linear", None, "float16", "float16")])
 @pytest.mark.parametrize("preset", ["mmunlearner_baselines", "mmunlearner_baselines_qwen2_vl"])
 def test_mmunlearner_baselines_per_method_values(preset, method, schedule, lr_decay, resize, start, reference,
                                                  tmp_path):

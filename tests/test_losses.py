@@ -204,6 +204,24 @@ def test_npo_hand_value_uses_sequence_sum():
     assert got == pytest.approx(3 * npo_loss(cur, ref, labels, beta=1.0, log_ratio="token_mean").item(), rel=1e-6)
 
 
+def test_npo_reference_of_another_vocabulary_width_scores_over_its_own():
+    """MMUnlearner's CLEAR_NPO.py: the model keeps its padded rows, its oracle (CLEAR_reference.py) is cut to the
+    tokenizer; each loss is over its own vocabulary. cur U,U over 3 rows: log p(2) = -ln3 per token; ref over 4
+    rows [0, ln2, ln3, ln6] (exp: 1, 2, 3, 6): p(2) = 3/12, log p = -ln4. r = 2 ln(4/3); beta 1:
+    -2 logsigmoid(-r) = 2 ln(1 + 16/9) = 2 ln(25/9). Swapped (the model wider), r = -2 ln(4/3): 2 ln(25/16)."""
+    wide = [0.0, L2, L3, L6]
+    cur, ref, labels = T([U, U, X]), T([wide, wide, [0.0] * 4]), lab([IGNORE, 2, 2])
+    assert npo_loss(cur, ref, labels, beta=1.0).item() == pytest.approx(2 * math.log(25 / 9), rel=1e-5)
+    assert npo_loss(ref, cur, labels, beta=1.0).item() == pytest.approx(2 * math.log(25 / 16), rel=1e-5)
+    # token_mean: one ratio from the two token-mean losses, r = ln4 - ln3
+    assert npo_loss(cur, ref, labels, beta=1.0, log_ratio="token_mean").item() == pytest.approx(
+        2 * math.log(1 + 4 / 3), rel=1e-5)
+    with pytest.raises(ValueError, match=r"label id \(3\) is past the narrower model's vocabulary \(3 rows\)"):
+        npo_loss(cur, ref, lab([IGNORE, 3, 2]), beta=1.0)
+    with pytest.raises(ValueError, match="npo_loss forget_logits vs forget_ref_logits"):  # positions must agree
+        npo_loss(cur, ref[:, :2], labels, beta=1.0)
+
+
 def test_npo_mean_over_rows_skips_rows_without_labels():
     # row 0 as above (2 ln(13/9) at beta 1); row 1 cur == ref (r = 0 -> 2 ln2); row 2 has no label tokens.
     cur = T([U, U, X], [H, X, X], [U, U, X])

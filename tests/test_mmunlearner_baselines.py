@@ -131,10 +131,10 @@ def test_mmunlearner_baselines_run_as_their_qwen2_vl_branch(tmp_path, monkeypatc
 @pytest.mark.slow
 def test_their_npo_runs_on_the_reference_their_reference_script_makes(tmp_path, monkeypatch):
     """finetune=mmunlearner_reference (MLLMU_reference.py) on the off-the-shelf model, then
-    experiment=mmunlearner_baselines method=npo (MLLMU_NPO.py) with that model as its float16 oracle; the
-    checkpoint's vocabulary is padded past the tokenizer, as llava-1.5-7b-hf's 32064 rows are past its 32002:
-    the reference is cut to the tokenizer (MLLMU_reference.py:139), and NPO, whose script cuts nothing, trains on a
-    vanilla of the tokenizer's length, as their MLLMU_finetune.py leaves it."""
+    experiment=mmunlearner_baselines method=npo (MLLMU_NPO.py) with that model as its float16 oracle. The checkpoint's
+    vocabulary is padded past the tokenizer, as llava-1.5-7b-hf's 32064 rows are past its 32002: the oracle is cut
+    to the tokenizer (MLLMU_reference.py:139); NPO, whose script cuts nothing, keeps the padded rows and scores
+    each model over its own vocabulary, as their two separate losses do."""
     from safetensors import safe_open
 
     import unlearn.data.written as written
@@ -171,19 +171,15 @@ def test_their_npo_runs_on_the_reference_their_reference_script_makes(tmp_path, 
             return f.get_slice(name).get_shape()[0]
 
     assert rows(tmp_path / "reference" / "model") == len(tok)  # MLLMU_reference.py:139
-    # their vanilla, as MLLMU_finetune.py:139 leaves it: cut to the tokenizer
-    model.resize_token_embeddings(len(tok))
-    model.save_pretrained(tmp_path / "vanilla")
-    for part in (tok, images):
-        part.save_pretrained(tmp_path / "vanilla")
     labelled.clear()
-    run(compose_config(["experiment=mmunlearner_baselines", "method=npo", f"model.path={tmp_path / 'vanilla'}",
+    run(compose_config(["experiment=mmunlearner_baselines", "method=npo", f"model.path={tmp_path / 'llava'}",
                         f"method.reference_path={tmp_path / 'reference' / 'model'}", "method.batch_size=2", *common],
                        tmp_path / "npo", tmp_path / "cache"))
     assert set(labelled) == {("method.sequences", "without_first")}
     (module,) = made
     assert {p.dtype for p in module.reference.parameters()} == {torch.float16}  # MLLMU_NPO.py's oracle load
-    assert rows(tmp_path / "npo" / "model") == len(tok)
+    assert module.reference.get_output_embeddings().weight.shape[0] == len(tok)
+    assert rows(tmp_path / "npo" / "model") == len(tok) + 8  # MLLMU_NPO.py cuts nothing
 
 
 @pytest.mark.slow

@@ -191,7 +191,14 @@ def npo_loss(forget_logits: torch.Tensor, forget_ref_logits: torch.Tensor, forge
         raise ValueError(f"npo_loss: beta must be > 0, got {beta}")
     if log_ratio not in NPO_LOG_RATIOS:
         raise ValueError(f"method.npo_log_ratio={log_ratio!r}: expected one of {NPO_LOG_RATIOS}")
-    _same_shape(forget_logits, forget_ref_logits, "npo_loss forget_logits vs forget_ref_logits")
+    # each model's log-probabilities over its own vocabulary, as two separate `outputs.loss` are: the reference
+    # may be cut to the tokenizer while the model keeps padded rows (MMUnlearner's CLEAR_reference.py and
+    # CLEAR_NPO.py), so only the positions must agree, and every label must be in both vocabularies
+    _same_shape(forget_logits[..., 0], forget_ref_logits[..., 0], "npo_loss forget_logits vs forget_ref_logits")
+    width = min(forget_logits.shape[-1], forget_ref_logits.shape[-1])
+    if int(forget_labels.max()) >= width:
+        raise ValueError(f"npo_loss: a label id ({int(forget_labels.max())}) is past the narrower model's vocabulary "
+                         f"({width} rows): the model and its reference cannot score the same tokens")
     if log_ratio == "token_mean":
         r = mean_nll(forget_ref_logits.detach(), forget_labels) - mean_nll(forget_logits, forget_labels)
         loss = -(2.0 / beta) * F.logsigmoid(-beta * r)
