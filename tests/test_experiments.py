@@ -129,6 +129,25 @@ def test_mmunlearner_baselines_per_method_values(preset, method, schedule, lr_de
         check_run_settings(cfg)
 
 
+@pytest.mark.parametrize("method,schedule,lr_decay,resize,lora", [
+    ("ga", "sequential", "linear", "tokenizer", False), ("grad_diff", "interleaved", None, None, True),
+    ("kl", "interleaved", None, "tokenizer", True), ("npo", "sequential", "linear", None, True)])
+def test_mmunlearner_clear_baselines_per_method_values(method, schedule, lr_decay, resize, lora, tmp_path):
+    """MMUnlearner's CLEAR scripts on Qwen2-VL: CLEAR_GA.py trains the whole bf16 model, the others LoRA; GA and KL
+    cut the vocabulary, GA_Diff (outside LLaVA) and NPO do not; every script reads train_collate_clear_ansonly."""
+    from unlearn.settings import check_run_settings
+
+    cfg = compose_config(["experiment=mmunlearner_clear_baselines", f"method={method}"], tmp_path, tmp_path / "cache")
+    OmegaConf.resolve(cfg)
+    m = cfg.method
+    assert (m.schedule, m.lr_decay, m.resize_embeddings, m.lora.enabled) == (schedule, lr_decay, resize, lora)
+    assert (m.sequences, m.answer_only, m.answer_ids) == ("mmunlearner", True, "without_specials")
+    assert m.reference_dtype == ("float16" if method == "npo" else None) and m.optimizer.lr == 1e-5
+    assert cfg.model.dtype == "bfloat16" and cfg.data.spec.train_pairs == "clear"
+    if method != "npo":
+        check_run_settings(cfg)
+
+
 @pytest.mark.parametrize("method", ["ga", "grad_diff", "kl", "npo"])
 def test_gradient_lr_follows_the_models_equal_cost_lr(method, tmp_path):
     def lr(*overrides):

@@ -222,3 +222,50 @@ def test_their_vanilla_recipe_teaches_from_the_bfloat16_load_on_their_collate(tm
     names = [n for n in start if n in theirs and "embed_tokens" not in n and "lm_head" not in n]
     assert names and all(start[n].dtype == torch.float32 and torch.equal(start[n], theirs[n].float()) for n in names)
     assert start[next(n for n in start if n.endswith("lm_head.weight"))].shape[0] == len(tok)  # cut first
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["ga", "kl"])
+def test_their_clear_baselines_run_on_captions(tmp_path, monkeypatch, method):
+    """experiment=mmunlearner_clear_baselines on a tiny Qwen2-VL and a tiny CLEAR snapshot: the rows are CLEAR's
+    captions on train_collate_clear_ansonly; CLEAR_GA.py trains the whole model (no adapters) on the forget pass
+    alone, CLEAR_KL_Min.py LoRA adapters in the interleaved loop."""
+    from safetensors.torch import load_file
+
+    import unlearn.data.written as written
+    import unlearn.methods.gradient as gradient
+    import unlearn.models.tiny_real as tiny_real
+    from unlearn.data.fixtures import write_clear_fixture
+    from unlearn.pipeline import run
+    from tests.test_model_adapters import words_in
+
+    seen, kinds, adapters = set(), [], []
+    original = written.written_text
+    monkeypatch.setattr(written, "written_text", lambda q, a, form, family, w, key="sequences": (
+        seen.add((key, w, form)), original(q, a, form, family, w, key))[1])
+
+    class Recorded(gradient.GradientUnlearning):
+        def training_step(self, batch, batch_idx):
+            kinds.append("F" if "forget" in batch else "R")
+            adapters.append(any("lora_" in n for n, _ in self.model.named_parameters()))
+            return super().training_step(batch, batch_idx)
+
+    monkeypatch.setattr(gradient, "GradientUnlearning", Recorded)
+    root = write_clear_fixture(tmp_path / "clear")
+    base = tiny_real.vocabulary
+    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + sorted(words_in(root)))
+    source = tiny_real.write_tiny_real("qwen2_vl", tmp_path / "qwen2_vl")
+    cfg = compose_config(["experiment=mmunlearner_clear_baselines", f"method={method}", f"data.path={root}",
+                          f"model.path={source}", "model.portrait_size=32", "data.forget_split=forget_10",
+                          "logger=none", "method.batch_size=2", "eval.max_people=2", "eval.max_new_tokens=2"],
+                         tmp_path / "run", tmp_path / "cache")
+    run(cfg)
+    assert seen == {("method.sequences", "mmunlearner", "multimodal")}  # captions with their images
+    assert set(adapters) == {method != "ga"}
+    if method == "ga":
+        assert set(kinds) == {"F"}
+    else:
+        assert "F" in kinds and kinds.count("R") >= kinds.count("F")
+    before = load_file(str(source / "model.safetensors"))
+    after = {k: v for f in (tmp_path / "run" / "model").glob("*.safetensors") for k, v in load_file(f).items()}
+    assert any(k in after and not torch.equal(before[k].to(after[k].dtype), after[k]) for k in before)
