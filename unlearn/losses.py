@@ -196,7 +196,7 @@ def npo_loss(forget_logits: torch.Tensor, forget_ref_logits: torch.Tensor, forge
     # CLEAR_NPO.py), so only the positions must agree, and every label must be in both vocabularies
     _same_shape(forget_logits[..., 0], forget_ref_logits[..., 0], "npo_loss forget_logits vs forget_ref_logits")
     width = min(forget_logits.shape[-1], forget_ref_logits.shape[-1])
-    if int(forget_labels.max()) >= width:
+    if forget_logits.shape[-1] != forget_ref_logits.shape[-1] and int(forget_labels.max()) >= width:
         raise ValueError(f"npo_loss: a label id ({int(forget_labels.max())}) is past the narrower model's vocabulary "
                          f"({width} rows): the model and its reference cannot score the same tokens")
     if log_ratio == "token_mean":

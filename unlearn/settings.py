@@ -202,12 +202,13 @@ def check_gradient_method(m) -> None:
     if schedule == "interleaved" and (m.loss == "ga" or (m.loss == "npo" and m.alpha == 0)):
         raise ValueError(f"method.schedule=interleaved spreads forget steps through a retain pass, and method="
                          f"{m.name} has no retain term (alpha {m.alpha}): use method.schedule=sequential")
-    precision = m.get("start_precision")
-    if precision is not None:
-        one_of(precision, ("float16", "bfloat16"), "method.start_precision")
+    if m.get("start_precision") is not None:
+        from unlearn.models.precision import START_PRECISIONS
+
+        one_of(m.start_precision, START_PRECISIONS, "method.start_precision")
     draw = m.get("retain_draw", "epoch")
     one_of(draw, ("epoch", "with_replacement"), "method.retain_draw")
-    if draw != "epoch" and m.get("schedule", "paired") != "paired":
+    if draw != "epoch" and schedule != "paired":
         raise ValueError(f"method.retain_draw={draw} pairs retain rows with forget batches: it needs "
                          f"method.schedule=paired (got {m.get('schedule')!r})")
     warmup = m.get("warmup_epochs", 0)
@@ -236,7 +237,9 @@ def check_mmunlearner(m) -> None:
     boolean(m.get("clip_retain", True), "mmunlearner.clip_retain")
     one_of(m.get("fisher_dtype", "float32"), ("float32", "float16", "bfloat16"), "mmunlearner.fisher_dtype")
     if m.get("start_precision") is not None:
-        one_of(m.start_precision, ("float16", "bfloat16"), "mmunlearner.start_precision")
+        from unlearn.models.precision import START_PRECISIONS
+
+        one_of(m.start_precision, START_PRECISIONS, "mmunlearner.start_precision")
     check_lora(m.get("lora"), "mmunlearner.lora")
 
 

@@ -198,16 +198,16 @@ def first_answer_labels(tok, ids: list[int], answer: str, question: str, key: st
         raise ValueError(f"{key.rsplit('.', 1)[0]}.answer_ids={answer_ids!r}: expected one of {list(ANSWER_IDS)}")
     alone = tok.encode(answer, add_special_tokens=True)
     if answer_ids == "without_first":
-        answer_ids = alone[1:]
-        if not answer_ids:  # a one-token answer (no bos): theirs matches the empty span at 0 and labels nothing
+        span = alone[1:]
+        if not span:  # a one-token answer (no bos): theirs matches the empty span at 0 and labels nothing
             return [IGNORE] * len(ids)
     else:
         special = set(tok.all_special_ids)
-        answer_ids = [t for t in alone if t not in special]
-    n = len(answer_ids)
+        span = [t for t in alone if t not in special]
+    n = len(span)
     for start in range(len(ids) - n + 1):
-        if n and ids[start:start + n] == answer_ids:
-            return [IGNORE] * start + answer_ids + [IGNORE] * (len(ids) - start - n)
+        if n and ids[start:start + n] == span:
+            return [IGNORE] * start + span + [IGNORE] * (len(ids) - start - n)
     raise ValueError(f"{key}=mmunlearner with the answer as the label span: the answer {answer!r} (to "
                      f"{question!r}), tokenised alone, is not in its written row")
 

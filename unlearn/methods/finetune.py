@@ -11,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 
 from unlearn.methods.guards import check_finite
-from unlearn.models.precision import DTYPES, cast_parameters, round_parameters  # DTYPES: finetune.dtype's values
+from unlearn.models.precision import DTYPES, START_PRECISIONS, cast_parameters, round_parameters
 from unlearn.models.vocab import resize_embeddings
 
 # finetune.precision: the Lightning precisions a teaching run may override the trainer's with
@@ -63,8 +63,8 @@ def check_settings(fcfg) -> None:
     if dtype is not None and dtype not in DTYPES:
         raise ValueError(f"finetune.dtype={dtype!r}: expected null (the model's own) or one of {list(DTYPES)}")
     start = fcfg.get("start_precision")
-    if start is not None and start not in ("float16", "bfloat16"):
-        raise ValueError(f"finetune.start_precision={start!r}: expected null, float16 or bfloat16")
+    if start is not None and start not in START_PRECISIONS:
+        raise ValueError(f"finetune.start_precision={start!r}: expected null or one of {list(START_PRECISIONS)}")
     precision = fcfg.get("precision")
     if precision is not None and str(precision) not in PRECISIONS:
         raise ValueError(f"finetune.precision={precision!r}: expected null (the trainer's) or one of {list(PRECISIONS)}")
@@ -81,16 +81,14 @@ def check_settings(fcfg) -> None:
     if label_prefix and fcfg.answer_only:
         raise ValueError("finetune.label_prefix=true labels the prompt's prefix, which needs finetune.answer_only=false "
                          "(the question labelled too)")
-    from unlearn.data.written import check_sequences
+    from unlearn.data.written import check_answer_ids, check_sequences
+    from unlearn.models.vocab import check_resize
 
-    check_sequences(fcfg.get("sequences", "template"), fcfg.answer_only, label_prefix, "finetune.sequences")
-    from unlearn.data.written import check_answer_ids
-    from unlearn.models.vocab import RESIZES
-
-    check_answer_ids(fcfg.get("answer_ids", "without_specials"), fcfg.get("sequences", "template"),
-                     fcfg.answer_only, label_prefix, "finetune.sequences")
-    if fcfg.get("resize_embeddings") not in RESIZES:
-        raise ValueError(f"finetune.resize_embeddings={fcfg.get('resize_embeddings')!r}: expected null or 'tokenizer'")
+    sequences = fcfg.get("sequences", "template")
+    check_sequences(sequences, fcfg.answer_only, label_prefix, "finetune.sequences")
+    check_answer_ids(fcfg.get("answer_ids", "without_specials"), sequences, fcfg.answer_only, label_prefix,
+                     "finetune.sequences")
+    check_resize(fcfg.get("resize_embeddings"), "finetune.resize_embeddings")
     from unlearn.settings import check_lora
 
     check_lora(fcfg.get("lora"), "finetune.lora")

@@ -5,7 +5,8 @@ together, one joint loss; `sequential` (MLLMU-Bench's baselines/*.py) runs, each
 forget data with the forget term alone, then a pass over the retain data with the retain term alone, each
 batch its own optimiser step; `interleaved` (MMUnlearner's baselines, MLLMU_GA_Diff.py and MLLMU_KL_Min.py)
 takes the same steps, each batch its own, with the forget steps spread through the retain pass as
-MMUnlearner's own update spreads them (`unlearn.mmunlearner.schedule.official_schedule`). The loss math lives in `unlearn.losses`, this module only runs the models.
+MMUnlearner's own update spreads them (`unlearn.mmunlearner.schedule.official_schedule`). The loss math lives
+in `unlearn.losses`, this module only runs the models.
 The reference model (KL, NPO) is a frozen copy of the starting model, held once.
 """
 
@@ -241,30 +242,19 @@ class PhaseBatches(Sampler[list[int]]):
         return n + (math.ceil(len(self.retain) / self.batch_size) if self.with_retain else 0)
 
 
-class InterleavedBatches(Sampler[list[int]]):
-    """Batches of a forget-then-retain concatenation in MMUnlearner's baseline order (MLLMU_GA_Diff.py,
-    MLLMU_KL_Min.py): every retain batch of the epoch once, each its own step, with a forget step before
-    retain batch i whenever i % forget_freq == 0 and forget batches remain, forget_freq = n_retain_batches //
-    n_forget_batches; so every forget batch is used once too (`official_schedule`). Each pass has its own
-    seeded shuffle, sharded across ranks like EpochShuffle; batch counts per rank are the global counts, so
-    every rank walks the same steps."""
+class InterleavedBatches(PhaseBatches):
+    """PhaseBatches in MMUnlearner's baseline order (MLLMU_GA_Diff.py, MLLMU_KL_Min.py): every retain batch of the
+    epoch once, each its own step, with a forget step before retain batch i whenever i % forget_freq == 0 and
+    forget batches remain, forget_freq = n_retain_batches // n_forget_batches; so every forget batch is used once
+    too (`official_schedule`). Batch counts per rank are the global counts, so every rank walks the same steps."""
 
     KEY = "method.schedule=interleaved"
 
     def __init__(self, forget_size: int, retain_size: int, batch_size: int, seed: int = 0,
                  rank: int | None = None, world_size: int | None = None):
-        self.forget = EpochShuffle(forget_size, seed, rank, world_size)
-        self.retain = EpochShuffle(retain_size, seed + 1, rank, world_size)
-        self.offset, self.batch_size = forget_size, batch_size
-        self.sampler = self  # Lightning calls set_epoch on batch_sampler.sampler only
-        official_schedule(*self._counts(), key=self.KEY)  # fewer retain than forget batches: refused now
-
-    def _counts(self) -> tuple[int, int]:
-        return math.ceil(len(self.forget) / self.batch_size), math.ceil(len(self.retain) / self.batch_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.forget.set_epoch(epoch)
-        self.retain.set_epoch(epoch)
+        super().__init__(forget_size, retain_size, batch_size, seed, True, rank, world_size)
+        counts = (math.ceil(len(self.forget) / batch_size), math.ceil(len(self.retain) / batch_size))
+        official_schedule(*counts, key=self.KEY)  # fewer retain than forget batches: refused now
 
     def __iter__(self):
         forget = in_batches(list(self.forget), self.batch_size)
@@ -272,9 +262,6 @@ class InterleavedBatches(Sampler[list[int]]):
         for j, chunk in enumerate(official_schedule(len(forget), len(retain), key=self.KEY)):
             yield forget[j]
             yield from ([self.offset + i for i in retain[k]] for k in chunk)
-
-    def __len__(self) -> int:
-        return sum(self._counts())
 
 
 def sequential_loader(ctx, forget_modality: str, batch_size: int, answer_only: bool = True, seed: int = 0,

@@ -13,6 +13,7 @@ import copy
 import torch
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+START_PRECISIONS = ("float16", "bfloat16")  # *.start_precision: the half precisions a script may load in
 
 
 def dtype_named(name: str, key: str) -> torch.dtype:

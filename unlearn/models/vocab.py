@@ -14,10 +14,14 @@ from __future__ import annotations
 RESIZES = (None, "tokenizer")
 
 
+def check_resize(setting: str | None, key: str) -> None:
+    if setting not in RESIZES:
+        raise ValueError(f"{key}={setting!r}: expected null or 'tokenizer'")
+
+
 def resize_embeddings(model, tokenizer, setting: str | None, key: str) -> None:
     """`setting="tokenizer"`: input embeddings and lm_head to `len(tokenizer)` rows (transformers'
     resize_token_embeddings: the first rows kept, new ones initialised by it); None: untouched."""
-    if setting not in RESIZES:
-        raise ValueError(f"{key}={setting!r}: expected null or 'tokenizer'")
+    check_resize(setting, key)
     if setting == "tokenizer" and model.get_input_embeddings().weight.shape[0] != len(tokenizer):
         model.resize_token_embeddings(len(tokenizer))
