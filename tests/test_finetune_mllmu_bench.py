@@ -22,9 +22,10 @@ from unlearn.pipeline import RunContext, vanilla_key
 
 from .test_experiments import _leaves
 
-PRESETS = ("mllmu_bench", "mllmu_bench_reference", "mmunlearner_reference", "mmunlearner")
+PRESETS = ("mllmu_bench", "mllmu_bench_reference", "mmunlearner_reference", "mmunlearner",
+           "mmunlearner_reference_qwen2_vl", "mmunlearner_qwen2_vl", "mmunlearner_clear_reference", "mmunlearner_clear")
 OPTIONAL_KEYS = {"lora", "dtype", "precision", "gradient_clip_val", "label_prefix", "anneal_epochs", "sequences",
-                 "answer_ids", "resize_embeddings", "start_precision"}
+                 "answer_ids", "resize_embeddings", "start_precision", "family"}
 
 
 def _cfg(tmp_path, *overrides):
@@ -33,7 +34,8 @@ def _cfg(tmp_path, *overrides):
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_composes_and_every_value_lands(name, tmp_path):
-    cfg = _cfg(tmp_path, f"finetune={name}", "model=llava_1_5_7b", "data=mllmu_bench")
+    model = "qwen2_vl_7b" if "qwen2_vl" in name or "clear" in name else "llava_1_5_7b"  # their Qwen2-VL branches
+    cfg = _cfg(tmp_path, f"finetune={name}", f"model={model}", "data=clear" if "clear" in name else "data=mllmu_bench")
     OmegaConf.resolve(cfg)
     text = (CONFIG_DIR / "finetune" / f"{name}.yaml").read_text()
     raw = yaml.safe_load(text)
@@ -63,7 +65,7 @@ def test_mmunlearners_reference_is_mllmu_benchs_on_its_answer_only_collate(tmp_p
     theirs = OmegaConf.to_container(_cfg(tmp_path, "finetune=mllmu_bench_reference").finetune, resolve=True)
     ours = OmegaConf.to_container(_cfg(tmp_path, "finetune=mmunlearner_reference").finetune, resolve=True)
     changed = {"answer_only": True, "label_prefix": False, "sequences": "mmunlearner", "answer_ids": "without_first",
-               "resize_embeddings": "tokenizer", "image_processor": None,
+               "resize_embeddings": "tokenizer", "image_processor": None, "family": "llava",
                "optimizer": {**theirs["optimizer"], "lr": 1e-5}}
     assert ours == {**theirs, **changed}
 
@@ -211,13 +213,14 @@ def test_dtype_casts_parameters_not_buffers():
 
 # --- their loop, ported ------------------------------------------------------------------------------------
 
-def _their_targets(model) -> list[str]:
-    """finetune.py:34-47 find_all_linear_names: the last name component of every Linear outside the tower and the
-    projector, minus lm_head. Under their transformers 4.45.1 the tower is vision_tower.vision_model.*; this
-    transformers names it vision_tower.encoder.*, so `vision_tower` stands in for `vision_model`."""
+def _their_targets(model, skipped=("multi_modal_projector", "vision_model", "vision_tower")) -> list[str]:
+    """finetune.py:34-47 find_all_linear_names: the last name component of every Linear whose name holds none of
+    `skipped` (the tower and the projector), minus lm_head. Under their transformers 4.45.1 the tower is
+    vision_tower.vision_model.*; this transformers names it vision_tower.encoder.*, so `vision_tower` stands in for
+    `vision_model`."""
     names = set()
     for name, module in model.named_modules():
-        if any(k in name for k in ("multi_modal_projector", "vision_model", "vision_tower")):
+        if any(k in name for k in skipped):
             continue
         if isinstance(module, torch.nn.Linear):
             parts = name.split(".")

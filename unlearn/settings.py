@@ -16,7 +16,7 @@ LORA_INITS = ("gaussian", "eva", "olora", "pissa", "loftq", "corda", "mica", "or
 # finetune keys read with a default (absent from configs/finetune/default.yaml, so that the default recipe's
 # cached vanilla models keep their keys; documented there)
 FINETUNE_OPTIONAL = ("lora", "dtype", "precision", "gradient_clip_val", "label_prefix", "sequences",
-                     "anneal_epochs", "accumulate_grad_batches", "answer_ids", "resize_embeddings", "start_precision")
+                     "anneal_epochs", "accumulate_grad_batches", "answer_ids", "resize_embeddings", "start_precision", "family")
 
 
 def _is_int(value) -> bool:

@@ -89,9 +89,24 @@ def check_settings(fcfg) -> None:
     check_answer_ids(fcfg.get("answer_ids", "without_specials"), sequences, fcfg.answer_only, label_prefix,
                      "finetune.sequences")
     check_resize(fcfg.get("resize_embeddings"), "finetune.resize_embeddings")
+    from unlearn.models.chat_processor import FAMILIES
+
+    family = fcfg.get("family")
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"finetune.family={family!r}: expected null or one of {list(FAMILIES)}")
     from unlearn.settings import check_lora
 
     check_lora(fcfg.get("lora"), "finetune.lora")
+
+
+def check_family(wanted: str | None, family: str, model_name: str) -> None:
+    """An official script branches on the model (MMUnlearner's load each family in its own precision, with their own
+    LoRA rank), so a preset copies one branch and names its family: the recipe of one family run on another would
+    be neither script's."""
+    if wanted is not None and wanted != family:
+        raise ValueError(f"finetune.family={wanted}: this recipe is its script's {wanted} branch, but model={model_name} "
+                         f"is a {family} model; pick the preset of the model's family (configs/finetune/*.yaml) or "
+                         f"set finetune.family=null to run this recipe anyway")
 
 
 def teach(ctx, fcfg) -> None:
@@ -101,6 +116,7 @@ def teach(ctx, fcfg) -> None:
 
     from unlearn.data.collate import collate
     from unlearn.data.written import qa_sequences
+    from unlearn.eval.protocol import family_of
     from unlearn.models.loading import training_processor
 
     from callbacks.memorisation import MemorisationCheck
@@ -109,6 +125,7 @@ def teach(ctx, fcfg) -> None:
     check_settings(fcfg)
     people = fcfg.get("people", "all")
     proc = training_processor(ctx.processor, fcfg.get("image_processor"), "finetune.image_processor")
+    check_family(fcfg.get("family"), family_of(ctx.processor), ctx.cfg.model.name)
     data = qa_sequences(ctx.benchmark.train_rows(people), proc, tuple(fcfg.forms),
                         fcfg.get("sequences", "template"), fcfg.answer_only, fcfg.get("label_prefix", False),
                         key="finetune.sequences", augment=True, seed=ctx.cfg.teach_seed,
