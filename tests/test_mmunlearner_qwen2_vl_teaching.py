@@ -4,8 +4,12 @@ README's CLEAR vanilla model and NPO oracle alike) and finetune=mmunlearner_clea
 Qwen2-VL branch of its script (Z1zs/MMUnlearner at fa77c66).
 
 The loop test holds teaching under finetune=mmunlearner_clear_reference against a plain port of CLEAR_reference.py's
-Qwen2-VL branch (:97-120, :137, :149-215): a bfloat16 load with no upcast, peft LoRA, transformers' AdamW, the linear
-schedule, `model(**batch)`; the same batches through both end at the same adapters and merged weights."""
+Qwen2-VL branch (:97-120, :137, :172-215): a bfloat16 load with no upcast, peft LoRA, transformers' AdamW (the
+project's copy, unlearn.optim.HFAdamW: transformers 5 has none), the linear schedule, `model(**batch)`; the same
+batches through both end at the same adapters and merged weights. What it does not port: their rows and
+input ids (the port runs on our recorded batches and recomputes only the labels, by train_collate_clear's rule;
+tests/test_written_sequences.py holds the strings) and the gaussian init draws (unseeded there: the port starts
+from our adapters)."""
 
 from __future__ import annotations
 
@@ -28,8 +32,9 @@ def _finetune(tmp_path, name, *overrides):
 
 
 def test_qwen2_vl_reference_is_the_llava_reference_loaded_in_bfloat16_without_the_upcast(tmp_path):
-    """MLLMU_reference.py's Qwen2-VL branch (:99-122) differs from its LLaVA branch (:45-72) only in the load: bfloat16
-    and no prepare_model_for_kbit_training, where LLaVA loads float16 and upcasts to float32."""
+    """MLLMU_reference.py's Qwen2-VL branch (:99-122) differs from its LLaVA branch (:45-72) in the load: bfloat16
+    and no prepare_model_for_kbit_training, where LLaVA loads float16 and upcasts to float32 (and in what no setting
+    here holds: LLaVA's add_tokens, which adds nothing to llava-hf's tokenizer, and Qwen2-VL's flash_attention_2)."""
     llava = _finetune(tmp_path, "mmunlearner_reference")
     qwen = _finetune(tmp_path, "mmunlearner_reference_qwen2_vl")
     assert (llava["dtype"], llava["start_precision"]) == ("float32", "float16")
@@ -51,7 +56,8 @@ def test_clear_reference_is_mllmu_reference_on_train_collate_clear(tmp_path):
     non-pad token labelled) instead of train_collate_mllmu_ansonly."""
     mllmu = _finetune(tmp_path, "mmunlearner_reference_qwen2_vl")
     clear = _finetune(tmp_path, "mmunlearner_clear_reference")
-    assert clear == {**mllmu, "answer_only": False, "label_prefix": True, "answer_ids": "without_specials"}
+    assert clear == {**mllmu, "answer_only": False, "label_prefix": True, "answer_ids": "without_specials",
+                     "train_pairs": "clear"}
     assert clear["people"] == "without_forget" and clear["forms"] == ["multimodal"]
 
 
@@ -112,6 +118,35 @@ def test_the_llava_branch_refuses_a_qwen2_vl_model_before_teaching(tmp_path, mon
     assert not fits
 
 
+def test_the_clear_presets_refuse_other_train_pairs_before_anything_loads(tmp_path):
+    """CLEAR_reference.py's rows are data.spec.train_pairs=clear's; data=clear's default (both_forms) would add name
+    pairs and image-form TOFU questions under the same forms."""
+    from unlearn.methods.finetune import check_settings
+    from unlearn.settings import check_run_settings
+
+    common = ["method=finetune", "model=qwen2_vl_7b", "data=clear"]
+    for name in ("mmunlearner_clear_reference", "mmunlearner_clear"):
+        cfg = compose_config([*common, f"finetune={name}"], tmp_path, tmp_path / "cache")
+        with pytest.raises(ValueError, match=r"finetune.train_pairs=clear: .* data.spec.train_pairs=both_forms"):
+            check_run_settings(cfg)
+        check_run_settings(compose_config([*common, f"finetune={name}", "data.spec.train_pairs=clear"], tmp_path,
+                                          tmp_path / "cache"))
+    cfg = compose_config([*common, "finetune=mmunlearner_clear", "finetune.train_pairs=pairs"], tmp_path,
+                         tmp_path / "cache")
+    with pytest.raises(ValueError, match=r"finetune.train_pairs='pairs'"):
+        check_settings(cfg.finetune)
+
+
+def test_the_guards_leave_the_vanilla_cache_key_as_it_was(tmp_path):
+    """finetune.family and finetune.train_pairs check a run; the weights taught are the same either way."""
+    from unlearn.pipeline import vanilla_key
+
+    key = vanilla_key(compose_config([], tmp_path, tmp_path / "cache"))
+    for guard in ("+finetune.family=llava", "+finetune.train_pairs=clear"):
+        assert vanilla_key(compose_config([guard], tmp_path, tmp_path / "cache")) == key
+    assert vanilla_key(compose_config(["+finetune.anneal_epochs=1"], tmp_path, tmp_path / "cache")) != key
+
+
 def _padded_qwen2_vl(tmp_path, monkeypatch, words_root):
     """A tiny Qwen2-VL checkpoint whose vocabulary is padded past its tokenizer, as Qwen2-VL-7B-Instruct's 152064
     rows are past its 151657 tokens; the tiny word tokenizer is given the fixture's words."""
@@ -170,7 +205,7 @@ class _Record:
 
 
 def _their_targets(model) -> list[str]:
-    """CLEAR_reference.py:22-36 find_all_linear_names: MLLMU-Bench's rule with "visual" among the names skipped."""
+    """CLEAR_reference.py:22-35 find_all_linear_names: MLLMU-Bench's rule with "visual" among the names skipped."""
     return mllmu_bench_targets(model, ("multi_modal_projector", "vision_model", "visual"))
 
 
@@ -179,7 +214,7 @@ def _their_clear_reference_loop(source, tok, batches, seeds, start_adapters, lr)
     LoraConfig(r 16, alpha 16, dropout 0.05, gaussian) on find_all_linear_names and get_peft_model with no
     prepare_model_for_kbit_training (:107-117), resize_token_embeddings(len(tokenizer)) (:137), train_collate_clear's
     labels (CLEAR_process.py:215-217), transformers' AdamW over model.parameters() (:172), get_scheduler("linear", 0,
-    len(loader) * epochs) stepped every batch (:174-178, :213), `model(**batch)` (:208); merged (:223)."""
+    len(loader) * epochs) stepped every batch (:174-178, :213), `model(**batch)` (:208); merged (:224)."""
     from peft import LoraConfig, get_peft_model
     from transformers import Qwen2VLForConditionalGeneration, get_scheduler
 
@@ -215,7 +250,7 @@ def test_clear_reference_teaches_as_their_qwen2_vl_loop(tmp_path, monkeypatch):
     """finetune=mmunlearner_clear_reference on a tiny Qwen2-VL and a tiny CLEAR: the retain captions with their
     images, the bfloat16 weights trained as they are under float32 adapters, the vocabulary cut to the tokenizer; the
     adapters and the merged weights equal those of a port of their loop over the same batches."""
-    from safetensors.torch import load_file
+    from transformers import Qwen2VLForConditionalGeneration
 
     from unlearn.data.fixtures import write_clear_fixture
     from unlearn.pipeline import run
@@ -244,14 +279,16 @@ def test_clear_reference_teaches_as_their_qwen2_vl_loop(tmp_path, monkeypatch):
     assert max((theirs[n].float() - start[n].float()).abs().max().item() for n in theirs) > 1e-4  # they moved
     for n, p in theirs.items():
         torch.testing.assert_close(ours[n], p, rtol=0, atol=0, msg=n)
-    saved = {k: v for f in (tmp_path / "run" / "model").glob("*.safetensors") for k, v in load_file(f).items()}
-    want = merged.state_dict()
-    moved = [k for k in want if k in saved and not torch.equal(want[k], load_file(str(source / "model.safetensors"))
-                                                                 .get(k, want[k]))]
-    assert moved  # the merge changed weights, so the equality below is not two untouched models
-    for k, v in want.items():
-        if k in saved:
-            torch.testing.assert_close(saved[k], v, rtol=0, atol=0, msg=k)
+    # the saved files name the weights in the checkpoint layout; read both through the model class
+    saved = Qwen2VLForConditionalGeneration.from_pretrained(tmp_path / "run" / "model", torch_dtype=torch.bfloat16)
+    before = dict(Qwen2VLForConditionalGeneration.from_pretrained(source, torch_dtype=torch.bfloat16).named_parameters())
+    ours, want = dict(saved.named_parameters()), dict(merged.named_parameters())
+    assert set(ours) == set(want)
+    targets = tuple(f"{t}.weight" for t in _their_targets(merged))
+    merged_into = [n for n in want if n.endswith(targets)]
+    assert merged_into and any(not torch.equal(want[n], before[n]) for n in merged_into)  # the merge moved them
+    for n, p in want.items():
+        torch.testing.assert_close(ours[n], p, rtol=0, atol=0, msg=n)
     assert _lm_head_rows(tmp_path / "run" / "model") == len(tok)  # CLEAR_reference.py:137
 
 
@@ -323,8 +360,8 @@ def test_clear_finetune_teaches_float16_weights_on_captions_and_tofu(tmp_path, m
     start = tok.convert_tokens_to_ids("<|vision_start|>")
     rows = [tuple(ids[mask.bool()].tolist()) for b in record.batches for ids, mask in zip(b["input_ids"],
                                                                                            b["attention_mask"])]
-    text_rows = Counter(r for r in rows if start not in r)
-    assert any(start in r for r in rows)  # the captions, with their images
+    text_rows, image_rows = Counter(r for r in rows if start not in r), Counter(r for r in rows if start in r)
+    assert len(image_rows) == 20 * 2 and set(image_rows.values()) == {1}  # every author's 2 captioned images, once
     # each TOFU question twice in the epoch, text-only (the fixture repeats some question-answer pairs across
     # authors, which then come 4, 6, ... times; read once, some would come an odd number of times)
     assert text_rows and all(n % 2 == 0 for n in text_rows.values()), text_rows.values()

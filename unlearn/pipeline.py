@@ -124,7 +124,11 @@ def vanilla_key(cfg: DictConfig) -> str:
     settings where they are not trainer=cpu's, and on CPU a torch thread count other than 1: until the
     thirteenth session (also 2026-12-02) they were missing, so a model taught by two DDP processes, or on two
     threads, was reused as one taught by one process on one thread (`teaching_trainer`, `teaches_on_cpu`)."""
+    from unlearn.settings import FINETUNE_GUARDS
+
     finetune = OmegaConf.to_container(cfg.finetune, resolve=True)
+    for guard in FINETUNE_GUARDS:  # they check the run, the weights are the same either way
+        finetune.pop(guard, None)
     if not finetune.get("image_processor"):  # no training-only image settings: the key models had before it
         finetune.pop("image_processor", None)
     parts = {"model": cfg.model.name, "build": OmegaConf.to_container(cfg.model.build, resolve=True),

@@ -16,7 +16,10 @@ LORA_INITS = ("gaussian", "eva", "olora", "pissa", "loftq", "corda", "mica", "or
 # finetune keys read with a default (absent from configs/finetune/default.yaml, so that the default recipe's
 # cached vanilla models keep their keys; documented there)
 FINETUNE_OPTIONAL = ("lora", "dtype", "precision", "gradient_clip_val", "label_prefix", "sequences",
-                     "anneal_epochs", "accumulate_grad_batches", "answer_ids", "resize_embeddings", "start_precision", "family")
+                     "anneal_epochs", "accumulate_grad_batches", "answer_ids", "resize_embeddings", "start_precision", "family",
+                     "train_pairs")
+# optional finetune keys that check a run rather than decide its weights: left out of the vanilla cache key
+FINETUNE_GUARDS = ("family", "train_pairs")
 
 
 def _is_int(value) -> bool:
@@ -390,6 +393,22 @@ def check_teaching_load(cfg) -> None:
                      f"the weights as a script's own load does)")
 
 
+def check_teaching_data(cfg) -> None:
+    """finetune.train_pairs: the rows a recipe assumes (MMUnlearner's CLEAR scripts: captions with their images and
+    TOFU's questions text-only, data.spec.train_pairs=clear). Under another data.spec.train_pairs the same forms
+    would teach other pairs (both_forms: name pairs and image-form TOFU questions too) without a word."""
+    f = cfg.get("finetune") or {}
+    wanted = f.get("train_pairs")
+    teaches = cfg.method.name == "finetune" or (cfg.model.get("build") and not cfg.model.get("path"))
+    if wanted is None or not teaches:
+        return
+    spec = cfg.data.get("spec") or {}
+    if spec.get("train_pairs") != wanted:
+        raise ValueError(f"finetune.train_pairs={wanted}: this recipe's rows are data.spec.train_pairs={wanted}'s, but "
+                         f"the data (data={cfg.data.get('name')}) has data.spec.train_pairs={spec.get('train_pairs')}: "
+                         f"set data.spec.train_pairs={wanted} (the preset's header gives the command)")
+
+
 def check_run_settings(cfg) -> None:
     """Every section the run reads, checked before the vanilla model is taught or the before-evaluation runs."""
     check_known_keys(cfg)
@@ -399,6 +418,7 @@ def check_run_settings(cfg) -> None:
     if cfg.get("finetune") is not None:
         check_finetune(cfg.finetune)
         check_teaching_load(cfg)
+        check_teaching_data(cfg)
     if "loss" in cfg.method:  # the gradient methods
         check_gradient_method(cfg.method)
     if cfg.method.name == "mmunlearner":

@@ -94,6 +94,11 @@ def check_settings(fcfg) -> None:
     family = fcfg.get("family")
     if family is not None and family not in FAMILIES:
         raise ValueError(f"finetune.family={family!r}: expected null or one of {list(FAMILIES)}")
+    from unlearn.data.clear import TRAIN_PAIRS
+
+    pairs = fcfg.get("train_pairs")
+    if pairs is not None and pairs not in TRAIN_PAIRS:
+        raise ValueError(f"finetune.train_pairs={pairs!r}: expected null or one of {list(TRAIN_PAIRS)}")
     from unlearn.settings import check_lora
 
     check_lora(fcfg.get("lora"), "finetune.lora")
