@@ -331,6 +331,7 @@ def test_clear_presets_teach_and_unlearn_a_qwen2_vl_stand_in(tmp_path, checkpoin
     common = [f"data.path={root}", "model.portrait_size=32", "logger=none", "eval.max_people=2",
               "eval.max_new_tokens=3", "eval.before=false"]
     teach = compose_config(["method=finetune", "finetune=clear", "model=qwen2_vl_2b",
+                            "model.forward_positions=sequential",  # as finetune=clear's command (CLEAR's 4.45.1)
                             f"model.path={checkpoints['qwen2_vl']}", "data=clear", "data.spec.train_pairs=clear",
                             "finetune.epochs=2", *common], tmp_path / "teach", tmp_path / "cache")
     run(teach)

@@ -94,7 +94,9 @@ def load_configured(cfg: DictConfig, path):
                                   image_processor=images)
     if m.get("gradient_checkpointing"):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    return model, processor
+    from unlearn.models.positions import apply_forward_positions
+
+    return apply_forward_positions(model, m.get("forward_positions", "mrope")), processor
 
 
 def keyed_spec(spec) -> dict:

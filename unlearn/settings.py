@@ -413,6 +413,9 @@ def check_run_settings(cfg) -> None:
     """Every section the run reads, checked before the vanilla model is taught or the before-evaluation runs."""
     check_known_keys(cfg)
     check_template(cfg.model.get("template"))
+    from unlearn.models.positions import check_forward_positions
+
+    check_forward_positions(cfg.model.get("forward_positions", "mrope"))
     check_eval(cfg.eval)
     check_cast_copies(cfg)
     if cfg.get("finetune") is not None:

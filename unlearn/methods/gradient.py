@@ -324,6 +324,9 @@ def run(ctx) -> None:
                                   template=ctx.cfg.model.get("template"),
                                   attn_implementation=ctx.cfg.model.get("attn_implementation"))
         resize_embeddings(reference, ctx.processor.tokenizer, resize, "method.resize_embeddings")  # same logits
+        from unlearn.models.positions import apply_forward_positions
+
+        apply_forward_positions(reference, ctx.cfg.model.get("forward_positions", "mrope"))  # the same transformers
     module = GradientUnlearning(model, m.loss, instantiate(m.optimizer), m.gamma, m.alpha, m.beta, reference,
                                 instantiate(m.scheduler) if m.scheduler else None, m.kl_reduction, m.npo_log_ratio,
                                 m.get("kl_retain_nll", False), m.get("lr_decay"), m.get("warmup_epochs", 0),
