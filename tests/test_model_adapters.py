@@ -310,6 +310,17 @@ def test_mmunlearner_clear_preset_runs_on_a_qwen2_vl_stand_in(tmp_path, monkeypa
     assert "after/forget/multimodal/n_mc_acc" in metrics
     assert seen == {("mmunlearner.sequences", "mmunlearner", form) for form in ("multimodal", "text")}
     assert answer_only  # the update's rows: train_collate_clear_ansonly
+    # scored as CLEAR_eval.py scores (eval.protocol=mmunlearner_clear): name and real_* MC, captions and TOFU
+    # generated, with their ROUGE-1/2 and BLEU columns; no test split, truth ratio or other task
+    items = json.loads((tmp_path / "run" / "items.json").read_text())["after"]
+    kinds = {(r["split"], r["task"], r["modality"], r["attribute"]) for r in items}
+    assert {(s, t, m) for s, t, m, _ in kinds} == {
+        ("forget", "mc", "multimodal"), ("retain", "mc", "multimodal"), ("untouched", "mc", "multimodal"),
+        ("forget", "gen", "multimodal"), ("retain", "gen", "multimodal"), ("forget", "gen", "text"),
+        ("retain", "gen", "text")}
+    assert {a for s, t, m, a in kinds if s != "untouched"} == {"name", "caption", "tofu"}
+    assert {"after/forget/multimodal/rouge1", "after/forget/text/bleu"} <= set(metrics)
+    assert not [k for k in metrics if "/test/" in k or "truth_ratio" in k]
 
 
 @pytest.mark.slow

@@ -85,7 +85,8 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
      r"method.answer_ids=without_first .* needs method.sequences=mmunlearner .* \(got method.sequences=template"),
     (["method=grad_diff", "method.schedule=sequential", "method.retain_draw=with_replacement"],
      r"method.retain_draw=with_replacement .* needs method.schedule=paired"),
-    (["eval.protocol=clr"], r"eval.protocol='clr': expected one of \['embedded', 'mllmu_bench', 'mmunlearner', 'clear'\]"),
+    (["eval.protocol=clr"], r"eval.protocol='clr': expected one of \['embedded', 'mllmu_bench', 'mmunlearner', 'clear', "
+                             r"'mmunlearner_clear'\]"),
     (["eval.scorer=rouge"], r"eval.scorer='rouge'"),
     (["eval.shot_people={mc: -1}"], r"eval.shot_people.mc=-1"),
     (["eval.shot_people={gen: 1}"], r"eval.shot_people=.*expected null or \{mc: N, cloze: N\}"),

@@ -416,6 +416,10 @@ def check_run_settings(cfg) -> None:
     from unlearn.models.positions import check_forward_positions
 
     check_forward_positions(cfg.model.get("forward_positions", "mrope"))
+    if cfg.eval.protocol == "mmunlearner_clear" and cfg.data.get("name") != "clear":
+        raise ValueError(f"eval.protocol=mmunlearner_clear is MMUnlearner's CLEAR_eval.py, which scores CLEAR's tasks; "
+                         f"data={cfg.data.get('name')} has other items: use data=clear, or eval.protocol=mmunlearner "
+                         f"(their MLLMU_eval.py) on data=mllmu_bench")
     check_eval(cfg.eval)
     check_cast_copies(cfg)
     if cfg.get("finetune") is not None:

@@ -1,7 +1,7 @@
 """The prompts an evaluation shows the model and how long it may answer: `eval.protocol`.
 
-Three protocols, chosen by `eval.protocol` (default: `embedded`; `mllmu_bench` for data=mllmu_bench; `clear`
-set by experiment=clear_baselines):
+Five protocols, chosen by `eval.protocol` (default: `embedded`; `mllmu_bench` for data=mllmu_bench; `clear`
+set by experiment=clear_baselines; `mmunlearner` and `mmunlearner_clear` by MMUnlearner's presets):
 
 `embedded` -- the project's own protocol, as the embedded benchmark was built and taught with. The model's
 processor wraps each question in its own turn (the embedded model: "question : {q} answer :"; a real
@@ -98,6 +98,29 @@ user turn, add_generation_prompt=True):
   calculate_metrics.py's tables keep its tasks apart: under this protocol the run adds each task's metrics
   (unlearn/eval/metrics.py `clear_task_metrics`); its pooled truth ratio is `eval.truth_ratio_perturbed=pooled`,
   which experiment=clear_baselines sets.
+
+`mmunlearner_clear` -- MMUnlearner's CLEAR_eval.py (Z1zs/MMUnlearner at fa77c66; CLEAR_eval.sh runs it once per
+set), which made its CLEAR numbers, on data=clear with Qwen2-VL (its CLEAR runs' model):
+  * What it scores (`scored`, CLEAR_EVAL_ITEMS): the face-recognition MC of the forget and retain images and the
+    MC of real_faces and real_world (`eval_classification`, `eval_classification_real`), and generation of the
+    captions (image) and the TOFU questions (text) of the +tofu configs (`eval_generation`); not the caption
+    MC, the name or real_* generation, the truth ratio or the test split, which it has no task for.
+  * Prompts: Qwen2-VL's chat template over one user turn (QWEN2_VL_PROMPT, add_generation_prompt=True): MC
+    (image, "{question}\nA. {option}\n...D. {option}\n") (`formulate_prompt_with_options`: "A." where
+    MLLMU-Bench writes "A:", and no instruction); caption generation (image, the caption prompt); TOFU questions
+    (the question alone). 50 new tokens everywhere, ending where the checkpoint's generation config says.
+  * Replies as `eval.scorer=mmunlearner` reads them: the MC letter is the first character left after removing
+    every one but [a-zA-Z0-9], upper-cased; generation scores the whole reply (ROUGE-1, -2, -L F-measures,
+    stemmed, and BLEU, their columns).
+  Not reproduced: the answer's place among the options (their random.randint after random.seed(42), in the
+  order of the rows; here the item's seeded order) and their count (every perturbed name there; three here,
+  a 4-option MC); the caption prompts (random.choice in the same stream there; data.spec.caption_prompt here);
+  their generation loop also asks every TOFU question with an image placeholder and no image, and scores each
+  text-only TOFU reply against the last reply of that loop (`assistant_response`, CLEAR_eval.py:125, scored at
+  :162, :166-167), so their text ROUGE is one reply against every answer; here each TOFU question is asked once,
+  text-only, and scored on its own reply; their retain MC reads a `retain{R}_perturbed` folder that CLEAR does not
+  publish (load_from_disk of a local copy; here CLEAR's retain_perturbed images, data.retain_images); one item at
+  a time (padded batches here).
 """
 
 from __future__ import annotations
@@ -110,9 +133,13 @@ from unlearn.data import mllmu_bench as official
 from unlearn.data.collate import IGNORE, Example, prompt_example
 from unlearn.eval.items import EvalItem
 
-PROTOCOLS = ("embedded", "mllmu_bench", "mmunlearner", "clear")
+PROTOCOLS = ("embedded", "mllmu_bench", "mmunlearner", "clear", "mmunlearner_clear")
 EMBEDDED_MAX_NEW_TOKENS = 12
 CLEAR_MAX_NEW_TOKENS = 300  # config/mm/eval.yaml generation.max_new_tokens
+MMUNLEARNER_CLEAR_MAX_NEW_TOKENS = 50  # CLEAR_eval.py:73, 122, 153, 231: model.generate(max_new_tokens=50)
+# (task, attribute) of the items CLEAR_eval.py scores: face recognition MC (eval_classification, :44-99), real_faces
+# and real_world MC (eval_classification_real, :213-249), captions and TOFU questions generated (eval_generation)
+CLEAR_EVAL_ITEMS = {("mc", "name"), ("mc", "untouched"), ("gen", "caption"), ("gen", "tofu")}
 IMAGE_PLACEHOLDER = "<image>"
 
 # --- MLLMU-Bench's settings (official eval.py) ------------------------------------------------------------
@@ -200,6 +227,19 @@ def render_mmunlearner_qwen2_vl(item: EvalItem) -> str:
     return QWEN2_VL_PROMPT.format(image=image, text=text)
 
 
+def render_mmunlearner_clear(item: EvalItem) -> str:
+    """CLEAR_eval.py's prompt of one item: the chat template over (image, text) or (text) with
+    add_generation_prompt=True; MC text is `formulate_prompt_with_options` (:196-211)."""
+    from unlearn.data.written import QWEN2_VL_PROMPT
+
+    text = item.question
+    if item.task == "mc":
+        options = "\n".join(f"{letter}. {o}" for letter, o in zip(official.LETTERS, item.options))
+        text = f"{item.question}\n{options}\n"
+    image = IMAGE_PLACEHOLDER if item.modality == "multimodal" else ""
+    return QWEN2_VL_PROMPT.format(image=image, text=text)
+
+
 def official_max_new_tokens(family: str, item: EvalItem) -> int:
     if item.task == "mc" and item.modality == "text":
         return OFFICIAL_TEXT_MC_MAX_NEW_TOKENS.get(family, OFFICIAL_MAX_NEW_TOKENS)
@@ -229,6 +269,13 @@ def encode_prompt(proc, text: str, images: list) -> list[int]:
 
 
 # --- Protocols ------------------------------------------------------------------------------------------
+def checkpoint_stop(model, proc):
+    """What the official scripts' `model.generate` stops at: the checkpoint's generation config (they name no
+    eos and end no chat turn of their own), else the processor's stop token."""
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    return proc.stop_token_id if eos is None else eos
+
+
 @dataclass
 class EmbeddedPrompts:
     """The embedded protocol: the processor's own turn around the question (see the module docstring)."""
@@ -276,9 +323,7 @@ class MllmuBenchPrompts:
         return self.max_new_tokens or official_max_new_tokens(self.family, item)
 
     def stop(self, model, proc):
-        """What their `model.generate` stops at: the checkpoint's generation config (no chat turn to end)."""
-        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-        return proc.stop_token_id if eos is None else eos
+        return checkpoint_stop(model, proc)
 
     def scored(self, items: list[EvalItem]) -> list[EvalItem]:
         """Items other than the shots' own questions: same split, task, ID, modality and position in the row's
@@ -353,12 +398,38 @@ class ClearPrompts:
         return self.max_new_tokens or CLEAR_MAX_NEW_TOKENS
 
     def stop(self, model, proc):
-        """What their `model.generate` stops at: the checkpoint's generation config."""
-        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-        return proc.stop_token_id if eos is None else eos
+        return checkpoint_stop(model, proc)
 
     def scored(self, items: list[EvalItem]) -> list[EvalItem]:
         return items
+
+
+@dataclass
+class MmunlearnerClearPrompts:
+    """MMUnlearner's CLEAR_eval.py (see the module docstring): its prompts, its limit, its tasks."""
+
+    family: str
+    max_new_tokens: int | None = None
+    name = "mmunlearner_clear"
+
+    def text(self, item: EvalItem) -> str:
+        return render_mmunlearner_clear(item)
+
+    def example(self, proc, item: EvalItem) -> Example:
+        images = [item.pixel_values] if item.modality == "multimodal" else []
+        ids = encode_prompt(proc, self.text(item), images)
+        return Example(ids, [IGNORE] * len(ids), images or None)
+
+    def limit(self, item: EvalItem) -> int:
+        return self.max_new_tokens or MMUNLEARNER_CLEAR_MAX_NEW_TOKENS
+
+    def stop(self, model, proc):
+        return checkpoint_stop(model, proc)
+
+    def scored(self, items: list[EvalItem]) -> list[EvalItem]:
+        """The items of CLEAR_eval.py's tasks: no test split (CLEAR_eval.sh runs forget, retain, realface,
+        realworld), no truth ratio, no caption MC, no name or real_* generation."""
+        return [it for it in items if it.split != "test" and (it.task, it.attribute) in CLEAR_EVAL_ITEMS]
 
 
 def draw_shot_people(people: list[int], k: int, seed: int, split: str, task: str) -> list[int]:
@@ -424,6 +495,12 @@ def make_prompts(name: str, proc, items_by_split: dict[str, list[EvalItem]] | No
             raise ValueError(f"eval.protocol=clear writes CLEAR's Qwen2-VL chat template (its default model); model "
                              f"family {family!r} has none: use eval.protocol=embedded")
         return ClearPrompts(family, max_new_tokens)
+    if name == "mmunlearner_clear":
+        if family != "qwen2_vl":
+            raise ValueError(f"eval.protocol=mmunlearner_clear writes CLEAR_eval.py's Qwen2-VL chat-template prompts "
+                             f"(their CLEAR runs' model); model family {family!r} has none: use eval.protocol=clear "
+                             f"or embedded")
+        return MmunlearnerClearPrompts(family, max_new_tokens)
     make = MllmuBenchPrompts
     if name == "mmunlearner":
         make, shot_people = MmunlearnerPrompts, {**MMUNLEARNER_SHOT_PEOPLE, **(shot_people or {})}
