@@ -1,5 +1,5 @@
 """model.forward_positions=sequential: transformers 4.45.1's Qwen2-VL forward (CLEAR's pinned version), held against a
-port of its lines (modeling_qwen2_vl.py:1198-1205 there: with no position ids, the cache positions repeated over the
+port of its lines (modeling_qwen2_vl.py:1197-1205 there: with no position ids, the cache positions repeated over the
 three rotary sections), on a tiny Qwen2-VL with an image."""
 
 from __future__ import annotations

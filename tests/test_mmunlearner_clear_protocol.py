@@ -1,6 +1,6 @@
 """eval.protocol=mmunlearner_clear: MMUnlearner's CLEAR_eval.py (Z1zs/MMUnlearner at fa77c66), held against a port of
 its prompts (`eval_classification` 44-99 with `formulate_prompt_with_options` 196-211, `eval_classification_real`
-213-249, `eval_generation` 102-180) and of the tasks CLEAR_eval.sh runs. The port renders Qwen2-VL-Instruct's chat
+213-248, `eval_generation` 102-193) and of the tasks CLEAR_eval.sh runs. The port renders Qwen2-VL-Instruct's chat
 template (tests/test_written_sequences.py) over their conversations and shares no code with unlearn/eval/protocol.py.
 """
 
@@ -99,6 +99,16 @@ def test_other_families_and_other_data_are_refused(tmp_path, qwen2_vl):
     cfg = compose_config(["data=mllmu_bench", "eval.protocol=mmunlearner_clear"], tmp_path, tmp_path / "cache")
     with pytest.raises(ValueError, match=r"eval.protocol=mmunlearner_clear .* data=mllmu_bench"):
         check_run_settings(cfg)
+    preset = ["experiment=mmunlearner_clear_official"]
+    check_run_settings(compose_config(preset, tmp_path, tmp_path / "cache"))
+    check_run_settings(compose_config([*preset, "eval.relearn.splits=[forget, test]"], tmp_path, tmp_path / "c"))
+    for override, match in (("eval.splits=[forget, test]", r"eval.splits has test"),
+                            ("eval.relearn.enabled=true", r"eval.relearn.splits has test"),
+                            ("eval.tasks=[mc, gen, prob]", r"eval.tasks has \['prob'\]"),
+                            ("eval.mc_mode=likelihood", r"set eval.mc_mode=generate")):
+        cfg = compose_config([*preset, override], tmp_path, tmp_path / "cache")
+        with pytest.raises(ValueError, match=match):
+            check_run_settings(cfg)
 
 
 def test_mmunlearners_clear_presets_evaluate_with_it(tmp_path):

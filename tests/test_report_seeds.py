@@ -203,13 +203,14 @@ def test_keys_added_later_at_their_defaults_read_as_absent():
     from unlearn.report import setting_of
 
     old = {"method": {"name": "ga", "lr_decay": "linear"}, "mmunlearner": {"clip": 1.0},
-           "data": {"spec": {"seed": 0}}}
+           "data": {"spec": {"seed": 0}}, "model": {"name": "qwen2_vl_7b"}}
     new = {"method": {"name": "ga", "lr_decay": "linear", "warmup_epochs": 0, "retain_draw": "epoch"},
            "mmunlearner": {"clip": 1.0, "clip_retain": True},
-           "data": {"spec": {"seed": 0, "train_pairs": "both_forms", "caption_prompt": "cycle"}}}
+           "data": {"spec": {"seed": 0, "train_pairs": "both_forms", "caption_prompt": "cycle"}},
+           "model": {"name": "qwen2_vl_7b", "forward_positions": "mrope"}}  # (model.forward_positions: 2026-12-03)
     assert setting_of(old) == setting_of(new)
     for key, value in (("method", {"warmup_epochs": 1}), ("mmunlearner", {"clip_retain": False}),
-                       ("method", {"retain_draw": "with_replacement"})):
+                       ("method", {"retain_draw": "with_replacement"}), ("model", {"forward_positions": "sequential"})):
         changed = {**new, key: {**new[key], **value}}
         assert setting_of(changed) != setting_of(old), key
     clear = {**new, "data": {"spec": {"seed": 0, "train_pairs": "clear", "caption_prompt": "cycle"}}}

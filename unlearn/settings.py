@@ -409,6 +409,30 @@ def check_teaching_data(cfg) -> None:
                          f"set data.spec.train_pairs={wanted} (the preset's header gives the command)")
 
 
+def check_mmunlearner_clear_eval(cfg) -> None:
+    """eval.protocol=mmunlearner_clear scores CLEAR_eval.py's tasks alone (its `scored` drops the rest): a setting
+    that asks for another would report nothing for it, so it is refused by name."""
+    e = cfg.eval
+    if cfg.data.get("name") != "clear":
+        raise ValueError(f"eval.protocol=mmunlearner_clear is MMUnlearner's CLEAR_eval.py, which scores CLEAR's tasks; "
+                         f"data={cfg.data.get('name')} has other items: use data=clear, or eval.protocol=mmunlearner "
+                         f"(their MLLMU_eval.py) on data=mllmu_bench")
+    attack = e.get("relearn") or {}
+    relearn = list(attack.get("splits") or []) if attack.get("enabled") else []
+    for key, splits in (("eval.splits", e.splits), ("eval.relearn.splits", relearn)):
+        if "test" in splits:
+            raise ValueError(f"{key} has test, which eval.protocol=mmunlearner_clear (CLEAR_eval.py) does not score; "
+                             f"drop it")
+    extra = sorted(set(e.tasks) - {"mc", "gen"})
+    if extra:
+        raise ValueError(f"eval.tasks has {extra}, which eval.protocol=mmunlearner_clear (CLEAR_eval.py: MC and "
+                         f"generation) does not score: set eval.tasks=[mc, gen]")
+    if e.mc_mode != "generate" or e.get("mc_also") is not None:
+        raise ValueError(f"eval.protocol=mmunlearner_clear reads MC from a generated letter, as CLEAR_eval.py does: "
+                         f"set eval.mc_mode=generate and eval.mc_also=null (got eval.mc_mode={e.mc_mode!r}, "
+                         f"eval.mc_also={e.get('mc_also')!r})")
+
+
 def check_run_settings(cfg) -> None:
     """Every section the run reads, checked before the vanilla model is taught or the before-evaluation runs."""
     check_known_keys(cfg)
@@ -416,10 +440,8 @@ def check_run_settings(cfg) -> None:
     from unlearn.models.positions import check_forward_positions
 
     check_forward_positions(cfg.model.get("forward_positions", "mrope"))
-    if cfg.eval.protocol == "mmunlearner_clear" and cfg.data.get("name") != "clear":
-        raise ValueError(f"eval.protocol=mmunlearner_clear is MMUnlearner's CLEAR_eval.py, which scores CLEAR's tasks; "
-                         f"data={cfg.data.get('name')} has other items: use data=clear, or eval.protocol=mmunlearner "
-                         f"(their MLLMU_eval.py) on data=mllmu_bench")
+    if cfg.eval.protocol == "mmunlearner_clear":
+        check_mmunlearner_clear_eval(cfg)
     check_eval(cfg.eval)
     check_cast_copies(cfg)
     if cfg.get("finetune") is not None:

@@ -112,15 +112,29 @@ set), which made its CLEAR numbers, on data=clear with Qwen2-VL (its CLEAR runs'
   * Replies as `eval.scorer=mmunlearner` reads them: the MC letter is the first character left after removing
     every one but [a-zA-Z0-9], upper-cased; generation scores the whole reply (ROUGE-1, -2, -L F-measures,
     stemmed, and BLEU, their columns).
-  Not reproduced: the answer's place among the options (their random.randint after random.seed(42), in the
-  order of the rows; here the item's seeded order) and their count (every perturbed name there; three here,
-  a 4-option MC); the caption prompts (random.choice in the same stream there; data.spec.caption_prompt here);
-  their generation loop also asks every TOFU question with an image placeholder and no image, and scores each
-  text-only TOFU reply against the last reply of that loop (`assistant_response`, CLEAR_eval.py:125, scored at
-  :162, :166-167), so their text ROUGE is one reply against every answer; here each TOFU question is asked once,
-  text-only, and scored on its own reply; their retain MC reads a `retain{R}_perturbed` folder that CLEAR does not
-  publish (load_from_disk of a local copy; here CLEAR's retain_perturbed images, data.retain_images); one item at
-  a time (padded batches here).
+  Not reproduced:
+  * the answer's place among the options (their random.randint after random.seed(42), in the order of the rows;
+    here the item's seeded order) and their count (every perturbed name there; three here, a 4-option MC);
+  * the caption prompts (random.choice in the same stream there; here the item's, IMAGE_CAPTION_QUESTIONS by the
+    image's position, unlearn/data/clear.py);
+  * their image ("VQA") loop reads the +tofu config in CAPTION_MODE, which keeps the rows with a question
+    (CLEAR_process.py:64-69), so it also asks every TOFU question with an image placeholder and no image and
+    averages those replies into its image ROUGE and BLEU (forget01+tofu: 35 image rows, 40 TOFU rows); here the
+    image column is the captions alone;
+  * their text-only ("QA") loop scores each TOFU question against the last reply of the image loop, a TOFU question
+    asked with a placeholder (`assistant_response`, set at CLEAR_eval.py:125, recorded at :162, scored at
+    :166-167), so their text ROUGE is one reply against every answer; here each TOFU question is scored on its own
+    reply;
+  * which images: their retain generation captions every image of retain{R}+tofu (about 3,400), here the images
+    that have a retain_perturbed row (about 395; data.retain_images=all captions every one); their retain MC reads
+    a `retain{R}_perturbed` folder that CLEAR does not publish (load_from_disk of a local copy; here the same
+    retain_perturbed images); their forget MC the forget{P}_perturbed rows (forget10: 378), here every forget{P}
+    image (379; one without a perturbed row gets seeded wrong names);
+  * real faces and real world reported apart (CLEAR_eval.sh runs them as two sets; here one `untouched` MC);
+  * flash_attention_2 (model.attn_implementation: sdpa), the pixel values cast to float16 before the model casts
+    them to bfloat16 (CLEAR_eval.py:70, 120, 151, 229), one item at a time (padded batches here).
+  Refused under it (unlearn/settings.py), as it has no such task: the test split in eval.splits or, with the
+  relearning attack on, eval.relearn.splits; tasks other than mc and gen; eval.mc_mode other than generate.
 """
 
 from __future__ import annotations
@@ -138,7 +152,7 @@ EMBEDDED_MAX_NEW_TOKENS = 12
 CLEAR_MAX_NEW_TOKENS = 300  # config/mm/eval.yaml generation.max_new_tokens
 MMUNLEARNER_CLEAR_MAX_NEW_TOKENS = 50  # CLEAR_eval.py:73, 122, 153, 231: model.generate(max_new_tokens=50)
 # (task, attribute) of the items CLEAR_eval.py scores: face recognition MC (eval_classification, :44-99), real_faces
-# and real_world MC (eval_classification_real, :213-249), captions and TOFU questions generated (eval_generation)
+# and real_world MC (eval_classification_real, :213-248), captions and TOFU questions generated (eval_generation)
 CLEAR_EVAL_ITEMS = {("mc", "name"), ("mc", "untouched"), ("gen", "caption"), ("gen", "tofu")}
 IMAGE_PLACEHOLDER = "<image>"
 

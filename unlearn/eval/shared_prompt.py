@@ -27,7 +27,8 @@ from transformers import PreTrainedModel, cache_utils
 from unlearn.data.collate import IGNORE, Example, collate
 
 # model_type of the models this was checked on. Qwen2-VL places text after an image by 3-D rotary positions
-# it derives from the whole row, so its answers are scored as whole rows.
+# it derives from the whole row, so its answers are scored as whole rows (and its passes here would give position
+# ids, which model.forward_positions=sequential, unlearn/models/positions.py, then leaves alone).
 SHARED_PROMPT_MODELS = ("llava", "idefics2")
 
 

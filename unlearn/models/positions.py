@@ -4,7 +4,7 @@ Why: transformers 4.45.1, which CLEAR pins (somvy/multimodal_unlearning req.txt:
 rotary positions (M-RoPE: an image's tokens by grid row and column, the text after it past the image's largest
 index) only when generating (`prepare_inputs_for_generation`). Its `forward`, which training and every likelihood
 call, passes no position ids down, and the language model then counts cache positions (0..L-1 after the cached
-tokens), the same in all three rotary sections (modeling_qwen2_vl.py:1198-1205 there). Later versions compute the
+tokens), the same in all three rotary sections (modeling_qwen2_vl.py:1197-1205 there). Later versions compute the
 3-D positions in forward too. So CLEAR's models were taught, unlearned and scored by likelihood on plain sequential
 positions, and generated on 3-D ones.
 
