@@ -82,3 +82,29 @@ def test_table_numbers_small_p_values_in_e_notation():
     assert number(0.0004) == "4.0e-04" and number(0.0006) == "0.001"
     table = before_after_table({"before/forget/text/forget_quality": 8.2e-12, "after/forget/text/forget_quality": 0.31})
     assert "| forget | text | - | - | - | 8.2e-12 -> 0.310 |" in table
+
+
+def test_clears_real_sets_are_reported_apart_by_their_source():
+    """CLEAR and MMUnlearner's CLEAR_eval.sh report real faces and real world apart: each set's untouched metrics
+    over its own records (hand-computed), keyed by the source_id prefix; other splits and records without a
+    source are left out; the split's pooled mean is their count-weighted mean."""
+    from unlearn.data.clear import UNTOUCHED_CONFIGS
+    from unlearn.eval.metrics import UNTOUCHED_SOURCES, source_metrics
+
+    assert UNTOUCHED_SOURCES == UNTOUCHED_CONFIGS
+
+    def rec(source, score, task="mc", split="untouched"):
+        return {"uid": f"{split}/{source}/{score}", "split": split, "modality": "multimodal", "task": task,
+                "score": score, **({"source_id": f"{source}/3"} if source else {})}
+
+    records = [rec("real_faces", 1.0), rec("real_faces", 0.0), rec("real_faces", 1.0), rec("real_world", 0.0),
+               rec("real_world", 1.0, "gen"), rec("real_faces", 0.0, split="forget"), rec(None, 1.0)]
+    out = source_metrics(records, "after")
+    assert out == {"after/untouched/multimodal/mc_acc_real_faces": pytest.approx(2 / 3),
+                   "after/untouched/multimodal/n_mc_acc_real_faces": 3,
+                   "after/untouched/multimodal/mc_acc_real_world": 0.0,
+                   "after/untouched/multimodal/n_mc_acc_real_world": 1,
+                   "after/untouched/multimodal/rougeL_real_world": 1.0,
+                   "after/untouched/multimodal/n_rougeL_real_world": 1}
+    pooled = aggregate([r for r in records[:5]], "after")["after/untouched/multimodal/mc_acc"]
+    assert pooled == pytest.approx((3 * 2 / 3 + 1 * 0.0) / 4)

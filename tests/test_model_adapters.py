@@ -322,6 +322,13 @@ def test_mmunlearner_clear_preset_runs_on_a_qwen2_vl_stand_in(tmp_path, monkeypa
                                                 ("gen", "tofu")}
     assert {"after/forget/multimodal/rouge1", "after/forget/text/bleu"} <= set(metrics)
     assert not [k for k in metrics if "/test/" in k or "truth_ratio" in k]
+    # real faces and real world apart, as CLEAR_eval.sh runs them, and pooled in the table's untouched MC
+    where = "after/untouched/multimodal"
+    n = {s: metrics[f"{where}/n_mc_acc_{s}"] for s in ("real_faces", "real_world")
+         if f"{where}/n_mc_acc_{s}" in metrics}
+    assert n and sum(n.values()) == metrics[f"{where}/n_mc_acc"]  # (eval.max_people=2: the first real faces)
+    assert metrics[f"{where}/mc_acc"] == pytest.approx(sum(metrics[f"{where}/mc_acc_{s}"] * k for s, k in n.items())
+                                                       / sum(n.values()))
 
 
 @pytest.mark.slow

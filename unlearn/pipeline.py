@@ -25,7 +25,7 @@ from unlearn.data.mllmu_mini import GENERATOR_VERSION
 from unlearn.data.written import check_sequence_settings
 from unlearn.eval.evaluator import EvaluationModule
 from unlearn.eval.items import flatten
-from unlearn.eval.metrics import aggregate, clear_task_metrics, forget_quality_metrics
+from unlearn.eval.metrics import aggregate, clear_task_metrics, forget_quality_metrics, source_metrics
 from unlearn.eval.protocol import make_prompts
 from unlearn.eval.scorers import get_scorer
 from unlearn.eval.table import before_after_table
@@ -467,6 +467,9 @@ def run(cfg: DictConfig) -> dict:
     if cfg.eval.protocol == "clear":  # CLEAR's tables: each of its tasks on its own (captions, face recognition)
         for stage, recs in records.items():
             metrics.update(clear_task_metrics(recs, stage, cfg.eval.truth_ratio_perturbed, reference))
+    if cfg.data.get("name") == "clear":  # real faces and real world apart, as CLEAR and MMUnlearner report them
+        for stage, recs in records.items():
+            metrics.update(source_metrics(recs, stage, cfg.eval.get("truth_ratio_perturbed", "item")))
 
     if ctx.is_global_zero:
         if cfg.save_model:

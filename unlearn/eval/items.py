@@ -57,6 +57,8 @@ class EvalItem:
         out = {"uid": self.uid, "split": self.split, "modality": self.modality, "task": self.task,
                "person": self.person, "attribute": self.attribute, "question": self.question,
                "answer": self.answer, "prediction": prediction, "score": float(score)}
+        if self.source_id is not None:  # the row's own ID as its file writes it (CLEAR: `real_faces/12`)
+            out["source_id"] = self.source_id
         if reply is not None:
             out["reply"] = reply
             if self.task == "mc":

@@ -126,6 +126,20 @@ def forget_quality_metrics(records: list[dict], stage: str, reference: list[dict
 # CLEAR's tables (mm/calculate_metrics.py FILE_TO_TASK) keep its tasks apart: captions (Forget, Retain), face
 # recognition (Forget FaceRec, Retain FaceRec) and the real-world sets; its items here carry them as attributes
 CLEAR_TASKS = ("caption", "name", "untouched")
+# CLEAR's two untouched sets (unlearn/data/clear.py UNTOUCHED_CONFIGS), the prefix of their items' source_id
+UNTOUCHED_SOURCES = ("real_faces", "real_world")
+
+
+def source_metrics(records: list[dict], stage: str, truth_ratio_perturbed: str = "item") -> dict[str, float]:
+    """`{stage}/untouched/{modality}/{metric}_{source}`: the untouched split's metrics over each of CLEAR's real
+    sets alone. CLEAR's tables and MMUnlearner's CLEAR_eval.sh report real faces and real world apart; the run's
+    table keeps the split's mean over both, which these decompose."""
+    out: dict[str, float] = {}
+    for source in UNTOUCHED_SOURCES:
+        mine = [r for r in records if r["split"] == "untouched"
+                and str(r.get("source_id") or "").split("/", 1)[0] == source]
+        out.update({f"{key}_{source}": value for key, value in aggregate(mine, stage, truth_ratio_perturbed).items()})
+    return out
 
 
 def clear_task_metrics(records: list[dict], stage: str, perturbed: str = "item",

@@ -94,7 +94,8 @@ user turn, add_generation_prompt=True):
   * MC: CLEAR's evaluation has none; MC items keep the embedded protocol (eval.mc_mode as set).
   Not reproduced: the caption prompts, which CLEAR redraws on every access, so that the truth, paraphrase and
   perturbed rows of one image are asked with different prompts (here the item's one prompt); truncation at
-  4096 tokens; real faces and real world reported apart (here one task, `untouched`).
+  4096 tokens. Real faces and real world: one task here, `untouched`, whose metrics the run also reports for each
+  set alone (unlearn/eval/metrics.py `source_metrics`, on data=clear under any protocol).
   calculate_metrics.py's tables keep its tasks apart: under this protocol the run adds each task's metrics
   (unlearn/eval/metrics.py `clear_task_metrics`); its pooled truth ratio is `eval.truth_ratio_perturbed=pooled`,
   which experiment=clear_baselines sets.
@@ -102,7 +103,8 @@ user turn, add_generation_prompt=True):
 `mmunlearner_clear` -- MMUnlearner's CLEAR_eval.py (Z1zs/MMUnlearner at fa77c66; CLEAR_eval.sh runs it once per
 set), which made its CLEAR numbers, on data=clear with Qwen2-VL (its CLEAR runs' model):
   * What it scores (`scored`, CLEAR_EVAL_ITEMS): the face-recognition MC of the forget and retain images and the
-    MC of real_faces and real_world (`eval_classification`, `eval_classification_real`), and generation of the
+    MC of real_faces and real_world (`eval_classification`, `eval_classification_real`; reported apart, as
+    CLEAR_eval.sh runs them, by `source_metrics`), and generation of the
     captions (image) and the TOFU questions (text) of the +tofu configs (`eval_generation`); not the caption
     MC, the name or real_* generation, the truth ratio or the test split, which it has no task for.
   * Prompts: Qwen2-VL's chat template over one user turn (QWEN2_VL_PROMPT, add_generation_prompt=True): MC
@@ -130,7 +132,6 @@ set), which made its CLEAR numbers, on data=clear with Qwen2-VL (its CLEAR runs'
     a `retain{R}_perturbed` folder that CLEAR does not publish (load_from_disk of a local copy; here the same
     retain_perturbed images); their forget MC the forget{P}_perturbed rows (forget10: 378), here every forget{P}
     image (379; one without a perturbed row gets seeded wrong names);
-  * real faces and real world reported apart (CLEAR_eval.sh runs them as two sets; here one `untouched` MC);
   * flash_attention_2 (model.attn_implementation: sdpa), the pixel values cast to float16 before the model casts
     them to bfloat16 (CLEAR_eval.py:70, 120, 151, 229), one item at a time (padded batches here).
   Refused under it (unlearn/settings.py), as it has no such task: the test split in eval.splits or, with the
