@@ -98,6 +98,24 @@ def test_a_branch_names_its_family_and_another_familys_model_is_refused(tmp_path
         check_settings(cfg.finetune)
 
 
+def test_a_local_checkpoints_family_is_checked_before_its_weights_load(tmp_path):
+    """finetune.family against the checkpoint's config.json model_type, in the settings check: a 7B model of
+    another family is refused before it loads."""
+    import json
+
+    from unlearn.settings import check_run_settings
+
+    for model_type in ("qwen2_vl", "llava"):
+        (tmp_path / model_type).mkdir()
+        (tmp_path / model_type / "config.json").write_text(json.dumps({"model_type": model_type}))
+    common = ["method=finetune", "finetune=mmunlearner_reference", "model=llava_1_5_7b", "model.dtype=float32",
+              "data=mllmu_bench"]
+    check_run_settings(compose_config([*common, f"model.path={tmp_path / 'llava'}"], tmp_path, tmp_path / "cache"))
+    cfg = compose_config([*common, f"model.path={tmp_path / 'qwen2_vl'}"], tmp_path, tmp_path / "cache")
+    with pytest.raises(ValueError, match=r"finetune.family=llava: .* model=llava_1_5_7b is a qwen2_vl model"):
+        check_run_settings(cfg)
+
+
 @pytest.mark.slow
 def test_the_llava_branch_refuses_a_qwen2_vl_model_before_teaching(tmp_path, monkeypatch):
     """finetune=mmunlearner_reference (MLLMU_reference.py's LLaVA branch: a float16 load upcast to float32) on a

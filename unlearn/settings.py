@@ -433,6 +433,27 @@ def check_mmunlearner_clear_eval(cfg) -> None:
                          f"eval.mc_also={e.get('mc_also')!r})")
 
 
+def check_teaching_family(cfg) -> None:
+    """finetune.family against a local checkpoint's config.json, before its weights load (a 7B load otherwise
+    reaches teaching, where `unlearn.methods.finetune.check_family` would stop it). A hub id or a built model is
+    checked there, once loaded."""
+    import json
+    from pathlib import Path
+
+    f = cfg.get("finetune") or {}
+    wanted, path = f.get("family"), cfg.model.get("path")
+    if wanted is None or cfg.method.name != "finetune" or not path:
+        return
+    config = Path(str(path)).expanduser() / "config.json"
+    if not config.is_file():
+        return
+    model_type = json.loads(config.read_text()).get("model_type")
+    if model_type is not None and model_type != wanted:
+        from unlearn.methods.finetune import check_family
+
+        check_family(wanted, model_type, cfg.model.name)
+
+
 def check_run_settings(cfg) -> None:
     """Every section the run reads, checked before the vanilla model is taught or the before-evaluation runs."""
     check_known_keys(cfg)
@@ -448,6 +469,7 @@ def check_run_settings(cfg) -> None:
         check_finetune(cfg.finetune)
         check_teaching_load(cfg)
         check_teaching_data(cfg)
+        check_teaching_family(cfg)
     if "loss" in cfg.method:  # the gradient methods
         check_gradient_method(cfg.method)
     if cfg.method.name == "mmunlearner":
