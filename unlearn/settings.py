@@ -16,8 +16,8 @@ LORA_INITS = ("gaussian", "eva", "olora", "pissa", "loftq", "corda", "mica", "or
 # finetune keys read with a default (absent from configs/finetune/default.yaml, so that the default recipe's
 # cached vanilla models keep their keys; documented there)
 FINETUNE_OPTIONAL = ("lora", "dtype", "precision", "gradient_clip_val", "label_prefix", "sequences",
-                     "anneal_epochs", "accumulate_grad_batches", "answer_ids", "resize_embeddings", "start_precision", "family",
-                     "train_pairs")
+                     "anneal_epochs", "accumulate_grad_batches", "answer_ids", "resize_embeddings", "start_precision",
+                     "family", "train_pairs")
 # optional finetune keys that check a run rather than decide its weights: left out of the vanilla cache key
 FINETUNE_GUARDS = ("family", "train_pairs")
 
@@ -97,6 +97,13 @@ def check_template(template) -> None:
 def one_of(value, choices, key: str) -> None:
     if value not in choices:
         raise ValueError(f"{key}={value!r}: expected one of {list(choices)}")
+
+
+def optional_one_of(value, choices, key: str, null_means: str = "") -> None:
+    """null, or one of `choices` (`null_means`: what null stands for, in the message)."""
+    if value is not None and value not in choices:
+        null = f"null ({null_means})" if null_means else "null"
+        raise ValueError(f"{key}={value!r}: expected {null} or one of {list(choices)}")
 
 
 def boolean(value, key: str) -> None:
@@ -205,10 +212,9 @@ def check_gradient_method(m) -> None:
     if schedule == "interleaved" and (m.loss == "ga" or (m.loss == "npo" and m.alpha == 0)):
         raise ValueError(f"method.schedule=interleaved spreads forget steps through a retain pass, and method="
                          f"{m.name} has no retain term (alpha {m.alpha}): use method.schedule=sequential")
-    if m.get("start_precision") is not None:
-        from unlearn.models.precision import START_PRECISIONS
+    from unlearn.models.precision import START_PRECISIONS
 
-        one_of(m.start_precision, START_PRECISIONS, "method.start_precision")
+    optional_one_of(m.get("start_precision"), START_PRECISIONS, "method.start_precision")
     draw = m.get("retain_draw", "epoch")
     one_of(draw, ("epoch", "with_replacement"), "method.retain_draw")
     if draw != "epoch" and schedule != "paired":
@@ -239,10 +245,9 @@ def check_mmunlearner(m) -> None:
     number(m.forget_optimizer.get("lr"), "mmunlearner.forget_optimizer.lr", 0, low_open=True)
     boolean(m.get("clip_retain", True), "mmunlearner.clip_retain")
     one_of(m.get("fisher_dtype", "float32"), ("float32", "float16", "bfloat16"), "mmunlearner.fisher_dtype")
-    if m.get("start_precision") is not None:
-        from unlearn.models.precision import START_PRECISIONS
+    from unlearn.models.precision import START_PRECISIONS
 
-        one_of(m.start_precision, START_PRECISIONS, "mmunlearner.start_precision")
+    optional_one_of(m.get("start_precision"), START_PRECISIONS, "mmunlearner.start_precision")
     check_lora(m.get("lora"), "mmunlearner.lora")
 
 
@@ -376,6 +381,11 @@ def check_cast_copies(cfg) -> None:
                              "would compute in its own precision, a *-true precision casts the copy with the model)")
 
 
+def teaches(cfg) -> bool:
+    """Whether the run teaches a model: method=finetune, or a built model's vanilla teaching (no model.path)."""
+    return cfg.method.name == "finetune" or bool(cfg.model.get("build") and not cfg.model.get("path"))
+
+
 def check_teaching_load(cfg) -> None:
     """finetune.dtype=float32 on a float16 / bfloat16 load teaches weights the load already rounded: finetune=
     mllmu_bench on a bfloat16 load would teach llava-1.5-7b-hf's float16 weights rounded to bfloat16, which
@@ -384,8 +394,7 @@ def check_teaching_load(cfg) -> None:
     (finetune.start_precision equal to model.dtype)."""
     f = cfg.get("finetune") or {}
     wanted, loaded, start = f.get("dtype"), cfg.model.get("dtype"), f.get("start_precision")
-    teaches = cfg.method.name == "finetune" or (cfg.model.get("build") and not cfg.model.get("path"))
-    if not teaches or wanted != "float32" or loaded not in ("float16", "bfloat16") or start == loaded:
+    if not teaches(cfg) or wanted != "float32" or loaded not in ("float16", "bfloat16") or start == loaded:
         return
     asked = f"finetune.start_precision={start} asks for" if start else "nothing asks for"
     raise ValueError(f"finetune.dtype={wanted} upcasts weights loaded in model.dtype={loaded}, so they are rounded to "
@@ -399,8 +408,7 @@ def check_teaching_data(cfg) -> None:
     would teach other pairs (both_forms: name pairs and image-form TOFU questions too) without a word."""
     f = cfg.get("finetune") or {}
     wanted = f.get("train_pairs")
-    teaches = cfg.method.name == "finetune" or (cfg.model.get("build") and not cfg.model.get("path"))
-    if wanted is None or not teaches:
+    if wanted is None or not teaches(cfg):
         return
     spec = cfg.data.get("spec") or {}
     if spec.get("train_pairs") != wanted:

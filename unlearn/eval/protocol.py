@@ -284,6 +284,13 @@ def encode_prompt(proc, text: str, images: list) -> list[int]:
 
 
 # --- Protocols ------------------------------------------------------------------------------------------
+def rendered_example(proc, text: str, item: EvalItem) -> Example:
+    """The prompt `text` as generation input: the item's image, if it has one, for its one placeholder."""
+    images = [item.pixel_values] if item.modality == "multimodal" else []
+    ids = encode_prompt(proc, text, images)
+    return Example(ids, [IGNORE] * len(ids), images or None)
+
+
 def checkpoint_stop(model, proc):
     """What the official scripts' `model.generate` stops at: the checkpoint's generation config (they name no
     eos and end no chat turn of their own), else the processor's stop token."""
@@ -374,9 +381,7 @@ class MmunlearnerPrompts(MllmuBenchPrompts):
     def example(self, proc, item: EvalItem) -> Example:
         if self.family != "qwen2_vl":
             return super().example(proc, item)
-        images = [item.pixel_values] if item.modality == "multimodal" else []
-        ids = encode_prompt(proc, render_mmunlearner_qwen2_vl(item), images)
-        return Example(ids, [IGNORE] * len(ids), images or None)
+        return rendered_example(proc, render_mmunlearner_qwen2_vl(item), item)
 
 
 def clear_generation_ids(proc, item: EvalItem, family: str) -> list[int]:
@@ -431,9 +436,7 @@ class MmunlearnerClearPrompts:
         return render_mmunlearner_clear(item)
 
     def example(self, proc, item: EvalItem) -> Example:
-        images = [item.pixel_values] if item.modality == "multimodal" else []
-        ids = encode_prompt(proc, self.text(item), images)
-        return Example(ids, [IGNORE] * len(ids), images or None)
+        return rendered_example(proc, self.text(item), item)
 
     def limit(self, item: EvalItem) -> int:
         return self.max_new_tokens or MMUNLEARNER_CLEAR_MAX_NEW_TOKENS

@@ -59,12 +59,10 @@ def check_settings(fcfg) -> None:
     people = fcfg.get("people", "all")
     if people not in ("all", "without_forget"):
         raise ValueError(f"finetune.people={people!r}: expected all or without_forget")
-    dtype = fcfg.get("dtype")
-    if dtype is not None and dtype not in DTYPES:
-        raise ValueError(f"finetune.dtype={dtype!r}: expected null (the model's own) or one of {list(DTYPES)}")
-    start = fcfg.get("start_precision")
-    if start is not None and start not in START_PRECISIONS:
-        raise ValueError(f"finetune.start_precision={start!r}: expected null or one of {list(START_PRECISIONS)}")
+    from unlearn.settings import check_lora, optional_one_of
+
+    optional_one_of(fcfg.get("dtype"), DTYPES, "finetune.dtype", "the model's own")
+    optional_one_of(fcfg.get("start_precision"), START_PRECISIONS, "finetune.start_precision")
     precision = fcfg.get("precision")
     if precision is not None and str(precision) not in PRECISIONS:
         raise ValueError(f"finetune.precision={precision!r}: expected null (the trainer's) or one of {list(PRECISIONS)}")
@@ -89,18 +87,11 @@ def check_settings(fcfg) -> None:
     check_answer_ids(fcfg.get("answer_ids", "without_specials"), sequences, fcfg.answer_only, label_prefix,
                      "finetune.sequences")
     check_resize(fcfg.get("resize_embeddings"), "finetune.resize_embeddings")
+    from unlearn.data.clear import TRAIN_PAIRS
     from unlearn.models.chat_processor import FAMILIES
 
-    family = fcfg.get("family")
-    if family is not None and family not in FAMILIES:
-        raise ValueError(f"finetune.family={family!r}: expected null or one of {list(FAMILIES)}")
-    from unlearn.data.clear import TRAIN_PAIRS
-
-    pairs = fcfg.get("train_pairs")
-    if pairs is not None and pairs not in TRAIN_PAIRS:
-        raise ValueError(f"finetune.train_pairs={pairs!r}: expected null or one of {list(TRAIN_PAIRS)}")
-    from unlearn.settings import check_lora
-
+    optional_one_of(fcfg.get("family"), FAMILIES, "finetune.family")
+    optional_one_of(fcfg.get("train_pairs"), TRAIN_PAIRS, "finetune.train_pairs")
     check_lora(fcfg.get("lora"), "finetune.lora")
 
 
