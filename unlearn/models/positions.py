@@ -8,6 +8,12 @@ tokens), the same in all three rotary sections (modeling_qwen2_vl.py:1197-1205 t
 3-D positions in forward too. So CLEAR's models were taught, unlearned and scored by likelihood on plain sequential
 positions, and generated on 3-D ones.
 
+By version (read from each wheel's modeling_qwen2_vl.py): 4.46.0 is 4.45.1. 4.47.x and 4.48.x compute the 3-D
+positions in forward only when `cache_position[0] == 0` or no deltas are stored yet; a training or likelihood
+forward passes no cache position, so a model's first forward gets 3-D positions and every later one the counted
+positions (the stored deltas are added only with a cache position): `sequential` but for that first forward.
+4.49.0 on (transformers PR #36013) also recompute them whenever there is no cache: `mrope`.
+
   mrope       (default) the model as this transformers runs it: 3-D positions in every forward.
   sequential  transformers 4.45.1: a forward given no position ids gets the counted ones; generation, which
               passes its own, keeps 3-D positions.
