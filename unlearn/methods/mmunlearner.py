@@ -78,8 +78,9 @@ class FisherPass(L.LightningModule):
 
     `dtype=float16` (or bfloat16) is the authors' accumulation (SFRon.py): per batch grad ** 2 / n_batches in
     that dtype, summed in it; in float16 squares below its smallest subnormal (|grad| < ~1.7e-4) and small
-    quotients are 0. On one process it is their arithmetic exactly; under DDP the ranks' half partial sums are added in
-    another order (rounding may differ in the last bit).
+    quotients are 0. On one process it is their accumulation exactly (given the gradients: theirs come from a
+    float16 forward and backward, ours from float32 on the rounded weights, start_precision); under DDP the
+    ranks' half partial sums are added in another order (rounding may differ in the last bit).
     """
 
     def __init__(self, model, datasets: dict, params: dict[str, list], batch_size: int, pad_id: int,

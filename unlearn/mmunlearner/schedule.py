@@ -8,7 +8,8 @@ The authors' loop (Z1zs/MMUnlearner, baselines/MLLMU_manifold.py) runs every ret
 takes a forget step before retain batch i whenever i % forget_freq == 0 and forget batches remain, with
 forget_freq = n_retain_batches // n_forget_batches (batch counts, floor). Since forget_freq * n_forget <=
 n_retain, every forget batch is used; the last forget step is followed by the remaining
-n_retain - (n_forget - 1) * forget_freq retain batches (forget_freq to 2 * forget_freq - 1 of them).
+n_retain - (n_forget - 1) * forget_freq retain batches: forget_freq + (n_retain mod n_forget) of them, up to
+forget_freq + n_forget - 1 (55 for 75 forget and 425 retain batches).
 """
 
 from __future__ import annotations
