@@ -239,15 +239,64 @@ def _hf_adamw_port(params, lr, eps=1e-6, betas=(0.9, 0.999)):
     return step
 
 
-@pytest.mark.slow
-def test_official_lora_run_without_mask_equals_their_loop(tmp_path, small_benchmark, tiny_model):
-    """experiment=mmunlearner_official (apply_mask false): unmasked LoRA ascent / descent, as their loop."""
-    from peft import LoraConfig, get_peft_model
+def _their_batches(cfg, benchmark, proc):
+    """Forget and retain batches of their collate's sequences, every non-pad token labelled (image positions
+    aside, see the preset's header; tests/test_written_sequences.py holds these against a port of that collate),
+    in the order the run's loaders draw them (data plumbing, not the method: theirs shuffles unseeded)."""
     from torch.utils.data import ConcatDataset
 
     from unlearn.data.collate import collate
     from unlearn.data.sampling import EpochShuffle
     from unlearn.data.written import WrittenSequences
+
+    pad, B = proc.tokenizer.pad_token_id, cfg.mmunlearner.batch_size
+    forget = WrittenSequences(benchmark.train_rows("forget"), proc, "multimodal", "mmunlearner")
+    retain = ConcatDataset([WrittenSequences(benchmark.train_rows("retain"), proc, "multimodal", "mmunlearner")])
+
+    def batches(ds, seed):
+        order = list(EpochShuffle(len(ds), seed))
+        return [collate([ds[i] for i in order[j:j + B]], pad) for j in range(0, len(order), B)]
+    return batches(forget, cfg.seed), batches(retain, cfg.seed + 1)
+
+
+def _their_loop(model, fb, rb, lr, grad_mask=None, clip_retain=True):
+    """MLLMU_manifold.py:224-266 (CLEAR_manifold.py:183-213 without the retain clip): one transformers AdamW over
+    every trainable tensor; a forget step before retain batch i when i % forget_freq == 0 and forget batches
+    remain: ascent, clip over all gradients, then `grad *= mask` for the names in the mask, step."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    step = _hf_adamw_port(params, lr=lr)
+
+    def loss_of(batch):
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                     pixel_values=batch.get("pixel_values"), labels=batch["labels"]).loss
+
+    freq, f_iter = len(rb) // len(fb), iter(fb)
+    assert freq > 1 and len(rb) % len(fb)  # a last forget step followed by more retain batches than the others
+    for i, retain_batch in enumerate(rb):
+        if i % freq == 0:
+            try:
+                batch = next(f_iter)
+                (-loss_of(batch)).backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                for name, p in model.named_parameters():
+                    if grad_mask is not None and p.grad is not None and name in grad_mask:
+                        p.grad *= grad_mask[name]
+                step()
+                model.zero_grad()
+            except StopIteration:
+                pass
+        loss_of(retain_batch).backward()
+        if clip_retain:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        step()
+        model.zero_grad()
+
+
+@pytest.mark.slow
+def test_official_lora_run_without_mask_equals_their_loop(tmp_path, small_benchmark, tiny_model):
+    """experiment=mmunlearner_official (apply_mask false): unmasked LoRA ascent / descent, as their loop."""
+    from peft import LoraConfig, get_peft_model
+
     from unlearn.methods.mmunlearner import run
     from unlearn.mmunlearner.lora import all_linear_targets
     from unlearn.models.precision import cast_parameters
@@ -274,47 +323,55 @@ def test_official_lora_run_without_mask_equals_their_loop(tmp_path, small_benchm
                                                              target_modules=all_linear_targets(start),
                                                              init_lora_weights="gaussian"))
     model.train()
-    pad = proc.tokenizer.pad_token_id
-    # their collate's sequences, every non-pad token labelled (image positions aside, see the preset's header);
-    # tests/test_written_sequences.py holds these against a port of that collate
-    forget = WrittenSequences(small_benchmark.train_rows("forget"), proc, "multimodal", "mmunlearner")
-    retain = ConcatDataset([WrittenSequences(small_benchmark.train_rows("retain"), proc, "multimodal", "mmunlearner")])
-    B = m.batch_size
-
-    def batches(ds, seed):  # the loaders' order: data plumbing, not the method (theirs shuffles unseeded)
-        order = list(EpochShuffle(len(ds), seed))
-        return [collate([ds[i] for i in order[j:j + B]], pad) for j in range(0, len(order), B)]
-
-    fb, rb = batches(forget, cfg.seed), batches(retain, cfg.seed + 1)
-    params = [p for p in model.parameters() if p.requires_grad]
-    step = _hf_adamw_port(params, lr=1e-3)
-
-    def loss_of(batch):
-        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                     pixel_values=batch.get("pixel_values"), labels=batch["labels"]).loss
-
-    freq, f_iter = len(rb) // len(fb), iter(fb)
-    assert freq > 1 and len(rb) % len(fb)  # a last forget step followed by more retain batches than the others
-    for i, retain_batch in enumerate(rb):
-        if i % freq == 0:
-            try:
-                batch = next(f_iter)
-                (-loss_of(batch)).backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                step()
-                model.zero_grad()
-            except StopIteration:
-                pass
-        loss_of(retain_batch).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        step()
-        model.zero_grad()
+    _their_loop(model, *_their_batches(cfg, small_benchmark, proc), lr=1e-3)
     official = model.merge_and_unload()
     moved = 0
     for n, p in official.named_parameters():
         torch.testing.assert_close(ctx.model.get_parameter(n), p, rtol=1e-4, atol=1e-6, msg=n)
         moved += not torch.equal(p, loaded.get_parameter(n))
     assert moved > 0
+
+
+@pytest.mark.slow
+def test_official_masked_full_parameter_run_equals_their_loop(tmp_path, small_benchmark, tiny_model):
+    """The masked update the Qwen2-VL and CLEAR presets run (full parameters, one AdamW, clip over every
+    gradient, then `grad *= mask` for the mask's eligible names, unmasked ascent outside them, the momentum
+    moving masked-out elements), against their loop given the mask this run saved."""
+    from safetensors.torch import load_file
+
+    from unlearn.methods.mmunlearner import run
+    from unlearn.models.precision import cast_parameters
+    from unlearn.pipeline import RunContext
+
+    start, proc = tiny_model
+    cfg = _official_cfg(tmp_path, "mmunlearner.apply_mask=true", "mmunlearner.lora.enabled=false",
+                        "mmunlearner.forget_optimizer.lr=1e-3", "mmunlearner.retain_optimizer.lr=1e-3")
+    m = cfg.mmunlearner
+    assert m.clip_scope == "all" and m.optimizers == "one" and not m.restore_masked and m.groups == "language"
+    ctx = RunContext(cfg, small_benchmark, copy.deepcopy(start), proc, tmp_path)
+    torch.manual_seed(123)
+    run(ctx)
+
+    # MLLMU_manifold.py:158-175 keeps the mask file's names that hold one of these
+    saved = load_file(str(tmp_path / "mmunlearner" / "mask.safetensors"))
+    grad_mask = {n: v.float() for n, v in saved.items() if any(k in n for k in ("proj", "fc", "linear", "mlp", "qkv"))}
+    assert grad_mask
+    selected = sum(int(v.sum()) for v in grad_mask.values())
+    assert 0 < selected < sum(v.numel() for v in grad_mask.values())  # a mask that masks
+
+    torch.manual_seed(123)
+    model = copy.deepcopy(start)
+    cast_parameters(model, torch.float16)  # start_precision: their float16 load (then trained in float32 here)
+    cast_parameters(model, torch.float32)
+    loaded = copy.deepcopy(model)
+    model.train()
+    _their_loop(model, *_their_batches(cfg, small_benchmark, proc), lr=1e-3, grad_mask=grad_mask)
+    moved_out, frozen_in = 0, 0
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(ctx.model.get_parameter(n), p, rtol=1e-4, atol=1e-6, msg=n)
+        if n not in grad_mask:
+            moved_out += not torch.equal(p, loaded.get_parameter(n))  # unmasked ascent outside the mask
+    assert moved_out > 0
 
 
 @pytest.mark.slow
