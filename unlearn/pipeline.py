@@ -35,6 +35,7 @@ from unlearn.models.loading import load_model, recipe_processor, save_model
 from unlearn.models.precision import cast_copy, dtype_named
 from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part
 from unlearn.rng import resumed, rng_state, seeded
+from unlearn.run_dir import check_fresh_run_dir
 from unlearn.settings import check_run_settings
 
 log = logging.getLogger(__name__)
@@ -411,6 +412,7 @@ def run(cfg: DictConfig) -> dict:
     check_sequence_settings(cfg)  # before any data is read or any model taught, loaded or evaluated
     check_run_settings(cfg)
     out_dir = Path(cfg.paths.output_dir)
+    check_fresh_run_dir(out_dir, "paths.output_dir")
     # where method=finetune publishes its model: keyed now, before any trainer runs (on CPU under DDP, Lightning
     # sets each rank's thread count at its first launch, and the key holds this process's count at the start)
     publish = vanilla_path(cfg) if cfg.method.name == "finetune" and not cfg.model.path else None

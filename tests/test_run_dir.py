@@ -1,0 +1,68 @@
+"""A run or sweep into a directory holding a finished run is refused before anything is written."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from unlearn.run_dir import FinishedRunError, RefuseFinishedRuns, check_fresh_run_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _finished(d: Path, *names) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (d / name).mkdir() if name == "model" else (d / name).write_text("{}")
+    return d
+
+
+def test_a_finished_run_is_refused_a_failed_or_new_one_is_not(tmp_path):
+    check_fresh_run_dir(tmp_path / "new")  # not there yet
+    check_fresh_run_dir(_finished(tmp_path / "failed", "config.json"))  # a run that stopped before its metrics
+    with pytest.raises(FinishedRunError, match=r"hydra.run.dir=.*done already holds a finished run \(metrics.json\)"):
+        check_fresh_run_dir(_finished(tmp_path / "done", "metrics.json"))
+    with pytest.raises(FinishedRunError, match=r"paths.output_dir=.*\(model\)"):
+        check_fresh_run_dir(_finished(tmp_path / "published", "model"), "paths.output_dir")
+
+
+def test_the_callback_exits_because_hydra_only_warns_on_a_callbacks_exception(tmp_path):
+    callback = RefuseFinishedRuns()
+    callback.on_run_start(OmegaConf.create({"hydra": {"run": {"dir": str(tmp_path / "new")}}}))
+    with pytest.raises(SystemExit, match="hydra.run.dir=.*choose another hydra.run.dir"):
+        callback.on_run_start(OmegaConf.create({"hydra": {"run": {"dir": str(_finished(tmp_path / "a", "model"))}}}))
+    sweep = tmp_path / "sweep"
+    _finished(sweep / "0_manu", "config.json")  # a failed job only: the sweep may be run again
+    callback.on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
+    _finished(sweep / "1_manu", "metrics.json")
+    with pytest.raises(SystemExit, match=r"hydra.sweep.dir=.*already holds finished runs \(.*1_manu\)"):
+        callback.on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
+
+
+def test_train_py_stops_before_hydra_writes_into_a_finished_run(tmp_path):
+    run = _finished(tmp_path / "run", "metrics.json", "model")
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text("- manu.alpha=20\n")
+    env = {**os.environ, "WANDB_MODE": "disabled", "UNLEARN_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "train.py", "debug=fast", "logger=none", "manu.alpha=5",
+                           f"hydra.run.dir={run}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert f"hydra.run.dir={run} already holds a finished run (metrics.json, model)" in done.stderr
+    assert (run / ".hydra" / "overrides.yaml").read_text() == "- manu.alpha=20\n"  # the finished run's record
+    assert sorted(p.name for p in run.iterdir()) == [".hydra", "metrics.json", "model"]
+    assert not (tmp_path / "cache").exists()  # nothing taught or evaluated
+
+
+def test_the_pipeline_refuses_too(tmp_path):
+    from unlearn.config import compose_config
+    from unlearn.pipeline import run
+
+    out = _finished(tmp_path / "run", "metrics.json")
+    cfg = compose_config(["debug=fast", "logger=none"], out, tmp_path / "cache")
+    with pytest.raises(FinishedRunError, match="paths.output_dir"):
+        run(cfg)
+    assert json.loads((out / "metrics.json").read_text()) == {} and not (tmp_path / "cache").exists()

@@ -1,0 +1,55 @@
+"""A run never starts in a directory that holds a finished run.
+
+Why: a second run into the same `hydra.run.dir` (a re-typed command, a re-run sweep) would do all its work,
+replace the first run's method artifacts and Hydra's record of its overrides, and only then be refused when it
+came to publish its model, leaving a directory whose model and metrics say one run and whose mask and overrides
+say another. So it is refused before anything is written: by the Hydra callback before Hydra saves the job's
+config (`.hydra/`), and again by `pipeline.run` for callers that do not go through Hydra. A directory holding a
+run that failed (no metrics, no model) may be run into again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+
+FINISHED = ("metrics.json", "model")  # what only a finished run leaves
+
+
+class FinishedRunError(FileExistsError):
+    pass
+
+
+def finished_outputs(directory: Path) -> list[Path]:
+    return [directory / name for name in FINISHED if (directory / name).exists()]
+
+
+def check_fresh_run_dir(directory, key: str = "hydra.run.dir") -> None:
+    done = finished_outputs(Path(directory))
+    if done:
+        raise FinishedRunError(f"{key}={directory} already holds a finished run ({', '.join(p.name for p in done)}); "
+                               f"nothing was written: choose another {key}")
+
+
+class RefuseFinishedRuns(Callback):
+    """Hydra callback (configs/config.yaml, hydra.callbacks): runs before a run's or a sweep's first job saves
+    anything. A sweep is refused when its directory holds any finished run: job numbers restart at 0, so a second
+    sweep into it would write over the first one's jobs."""
+
+    # Hydra turns a callback's exception into a warning and carries on, so the refusal exits (SystemExit is not
+    # an Exception): the message on stderr, status 1
+
+    def on_run_start(self, config, **kwargs) -> None:
+        try:
+            check_fresh_run_dir(config.hydra.run.dir, "hydra.run.dir")
+        except FinishedRunError as e:
+            raise SystemExit(f"Error: {e}") from e
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        sweep = Path(config.hydra.sweep.dir)
+        done = sorted(p.parent for p in sweep.rglob("metrics.json")) if sweep.is_dir() else []
+        if done:
+            shown = ", ".join(str(p) for p in done[:3]) + (f" and {len(done) - 3} more" if len(done) > 3 else "")
+            raise SystemExit(f"Error: hydra.sweep.dir={sweep} already holds finished runs ({shown}); nothing was "
+                             "written: choose another hydra.sweep.dir")
