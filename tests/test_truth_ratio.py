@@ -23,6 +23,18 @@ def test_truth_ratio_hand_computed():
     assert relative_probability(math.log(0.5), [math.log(0.25), math.log(0.25)]) == pytest.approx(0.5)
 
 
+def test_far_apart_log_probabilities_read_as_limits_not_errors():
+    """A model unlearned far enough puts the truth hundreds of nats below the wrong answers: math.exp raised
+    OverflowError and the share divided 0 by 0 (found by a GA run at lr 3)."""
+    assert truth_ratios([-800.0], [[-5.0]]) == [math.inf]  # numpy's exp, which TOFU and CLEAR use, says inf
+    assert truth_ratios([-5.0], [[-800.0]]) == [0.0]
+    assert truth_ratios([-800.0, -1.0], [[-5.0], [-3.0]], "pooled") == [math.inf, pytest.approx(math.exp(-3))]
+    assert reported_truth_ratio([math.inf], "forget") == 0.0 and reported_truth_ratio([math.inf], "retain") == 0.0
+    assert relative_probability(-800.0, [-5.0, -6.0]) == pytest.approx(0.0, abs=1e-300)
+    assert relative_probability(-800.0, [-800.0]) == pytest.approx(0.5)  # exp(-800) is 0 in float: 0 / 0 before
+    assert relative_probability(-5.0, [-800.0]) == 1.0
+
+
 def test_reported_truth_ratio_reads_forget_and_other_splits_differently():
     assert reported_truth_ratio([0.5, 2.0], "forget") == pytest.approx(0.5)  # min(R, 1/R): 0.5 and 0.5
     assert reported_truth_ratio([0.5, 2.0], "retain") == pytest.approx(0.25)  # max(0, 1 - R): 0.5 and 0
@@ -202,3 +214,24 @@ def test_a_reference_run_on_other_forget_questions_is_refused(small_benchmark, t
         check_reference_items([{"uid": u} for u in uids[1:]], small_benchmark, cfg)
     with pytest.raises(ValueError, match="1 only there, 0 only here"):  # the reference asked someone else too
         check_reference_items([{"uid": u} for u in [*uids, "forget/999/prob/text/0"]], small_benchmark, cfg)
+
+
+def test_a_model_with_non_finite_outputs_is_refused_not_scored(small_splits, tiny_model):
+    """NaN logits made every MC option tie, the first one won, and forget accuracy fell as if unlearnt."""
+    import copy
+
+    from unlearn.eval.items import flatten
+    from unlearn.eval.scoring import NonFiniteScoreError, score_mc, score_probabilities
+
+    model, proc = tiny_model
+    items = flatten("forget", [dict(small_splits["forget_10"][0])], proc.pixel_values)
+    mc = [it for it in items if it.task == "mc"][:2]
+    prob = [it for it in items if it.task == "prob"][:2]
+    assert score_mc(model, proc, mc) and score_probabilities(model, proc, prob)  # the model as taught: scored
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.get_output_embeddings().weight[0, 0] = float("nan")
+    with pytest.raises(NonFiniteScoreError, match=rf"task mc, item {mc[0].uid} \(forget, "):
+        score_mc(broken, proc, mc)
+    with pytest.raises(NonFiniteScoreError, match=rf"task prob, item {prob[0].uid} "):
+        score_probabilities(broken, proc, prob)

@@ -40,6 +40,21 @@ def answer_logprobs(model, batch: dict, per_token: bool = False) -> torch.Tensor
     return total / mask.sum(-1).clamp(min=1) if per_token else total
 
 
+class NonFiniteScoreError(FloatingPointError):
+    pass
+
+
+def check_finite_scores(items: list[EvalItem], scores: list[list[float]], task: str) -> list[list[float]]:
+    """Refuse NaN log-probabilities: a model whose outputs overflowed (an unlearning step that diverged while
+    its loss stayed finite) would otherwise pick the first option on every tie and read as forgetting."""
+    for it, row in zip(items, scores):
+        if any(v != v for v in row):
+            raise NonFiniteScoreError(
+                f"task {task}, item {it.uid} ({it.split}, {it.modality}): the model's log-probabilities are "
+                f"{row}; its outputs are not finite, so it cannot be scored (the method diverged?)")
+    return scores
+
+
 def answer_set_logprobs(model, proc: VLProcessor, prompts: list[tuple[str, object]], answers: list[list[str]],
                         per_token: bool = False, share_prompt: bool = False,
                         cache_gb: float | None = None) -> list[list[float]]:
@@ -129,7 +144,8 @@ def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likel
     else:
         prompts = [(proc.letter_question(it.question, it.options), it.pixel_values) for it in items]
         answers = [list(letters)] * len(items)
-    scores = answer_set_logprobs(model, proc, prompts, answers, share_prompt=share_prompt, cache_gb=cache_gb)
+    scores = check_finite_scores(items, answer_set_logprobs(model, proc, prompts, answers, share_prompt=share_prompt,
+                                                            cache_gb=cache_gb), "mc")
     out = []
     for it, s in zip(items, scores):
         choice = mc_choice(s)
@@ -193,7 +209,7 @@ def score_probabilities(model, proc: VLProcessor, items: list[EvalItem], share_p
                                      [truth_ratio_answers(it) for it in items], per_token=True,
                                      share_prompt=share_prompt, cache_gb=cache_gb)
     out = []
-    for it, (gt, para, *pert) in zip(items, scored):
+    for it, (gt, para, *pert) in zip(items, check_finite_scores(items, scored, "prob")):
         out.append({**it.record(it.answer, answer_probability(gt)), "gt_logp": gt, "para_logp": para,
                     "pert_logp": pert})
     return out

@@ -35,6 +35,12 @@ PERTURBED_MODES = ("item", "pooled")
 FORGET_PEOPLE_SPLITS = ("forget", "test")  # test: the forget people with held-out questions and images
 
 
+def _exp(x: float) -> float:
+    """exp that reads past float's range as inf rather than raising (a model unlearned far enough gives the
+    truth log-probabilities hundreds of nats below the wrong answers'; numpy, which TOFU and CLEAR use, says inf)."""
+    return math.exp(x) if x < 709.0 else math.inf
+
+
 def answer_probability(mean_logp: float) -> float:
     """Length-normalised probability of an answer from its per-token mean log-probability."""
     return math.exp(mean_logp)
@@ -43,8 +49,9 @@ def answer_probability(mean_logp: float) -> float:
 def relative_probability(gt_logp: float, pert_logp: Sequence[float]) -> float:
     """The truth's share of the length-normalised probabilities of the truth and the wrong answers: CLEAR's
     "Prob." for its face recognition and real-world tasks (calculate_metrics.py, the non-`eval_log` branch)."""
-    truth = math.exp(gt_logp)
-    return truth / (truth + sum(math.exp(x) for x in pert_logp))
+    top = max(gt_logp, *pert_logp)  # shifted by the largest, so neither 0 / 0 nor an overflow
+    truth = math.exp(gt_logp - top)
+    return truth / (truth + sum(math.exp(x - top) for x in pert_logp))
 
 
 def truth_ratios(para_logp: Sequence[float], pert_logp: Sequence[Sequence[float]],
@@ -61,8 +68,8 @@ def truth_ratios(para_logp: Sequence[float], pert_logp: Sequence[Sequence[float]
     if perturbed == "pooled":
         flat = [x for w in pert_logp for x in w]
         pooled = sum(flat) / len(flat) if flat else 0.0
-        return [math.exp(pooled - p) for p in para_logp]
-    return [math.exp(sum(w) / len(w) - p) for p, w in zip(para_logp, pert_logp)]
+        return [_exp(pooled - p) for p in para_logp]
+    return [_exp(sum(w) / len(w) - p) for p, w in zip(para_logp, pert_logp)]
 
 
 def reported_truth_ratio(ratios: Sequence[float], split: str) -> float:
