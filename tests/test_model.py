@@ -56,6 +56,36 @@ def test_image_rows_get_image_tokens(tiny_model, small_splits):
 def test_missing_checkpoint_names_the_key(tmp_path):
     with pytest.raises(CheckpointError, match=r"model.path=.*nowhere: no checkpoint there"):
         load_model(tmp_path / "nowhere")
+    # a relative path of more than two parts cannot be a hub id (`name` or `owner/name`): read as local
+    with pytest.raises(CheckpointError, match=r"method.reference_path=runs/nowhere/model: no checkpoint there"):
+        load_model("runs/nowhere/model", key="method.reference_path")
+
+
+def test_an_unsupported_family_is_refused_from_its_config_before_its_weights(tmp_path):
+    import json
+
+    ckpt = tmp_path / "bert"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text(json.dumps({"model_type": "bert"}))  # no weights: loading them would fail
+    with pytest.raises(CheckpointError, match=r"model.path: .*config.json says model_type 'bert', which has no "
+                                              r"image adapter here; supported: \['llava'"):
+        load_model(ckpt)
+    (ckpt / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="is not readable JSON"):
+        load_model(ckpt)
+
+
+def test_a_failed_hub_read_names_the_key_and_how_to_write_a_local_path(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = ("from unlearn.models.loading import load_model\n"
+            "try:\n    load_model('nowhere/model')\nexcept Exception as e:\n    print(type(e).__name__, e)")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}  # offline: no retries, an empty cache
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120).stdout
+    assert out.startswith("CheckpointError model.path=nowhere/model: no such local directory, and reading it as a "
+                          "hub id failed (write a local path as ./nowhere/model or an absolute one)"), out
 
 
 def test_mc_scoring_modes_pick_an_option(tiny_model, small_splits):

@@ -213,10 +213,10 @@ def vanilla_path(cfg: DictConfig) -> Path:
     return Path(cfg.paths.cache_dir) / "vanilla" / f"{cfg.model.name}-{vanilla_key(cfg)}"
 
 
-def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path:
+def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path | str:
     """The finetuned model every unlearning run starts from: built once per (data, model, finetune) config."""
     if cfg.model.path:
-        return Path(str(cfg.model.path))
+        return str(cfg.model.path)  # as written: Path() drops a leading ./, which marks a local directory
     _require_build(cfg)  # before vanilla_path, which reads model.build
     path = vanilla_path(cfg)
     if path.exists():

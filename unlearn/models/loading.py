@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
 
-from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+from unlearn.models.chat_processor import FAMILIES, ChatProcessor, ChatTemplate
 from unlearn.models.processor import CONFIG_NAME, VLProcessor
 
 log = logging.getLogger(__name__)
@@ -31,15 +32,24 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
     `{do_image_splitting: false}`) and prompted with `template` (`model.template`).
     """
     p = Path(str(path)).expanduser()
-    looks_local = p.is_absolute() or str(path).startswith(".") or p.exists()
+    looks_local = (p.is_absolute() or str(path).startswith((".", "~")) or p.exists()
+                   or str(path).strip("/").count("/") > 1)  # a hub id is `name` or `owner/name`
     if looks_local and not (p / "config.json").is_file():
         raise CheckpointError(f"{key}={path}: no checkpoint there (expected a directory with config.json)")
+    if looks_local and not (p / CONFIG_NAME).is_file():  # a real checkpoint: its family read before its weights
+        check_family(p / "config.json", key)
     if not hasattr(torch, str(dtype)):
         raise ValueError(f"model.dtype={dtype!r} is not a torch dtype (float32, bfloat16, float16)")
     kwargs = {"dtype": getattr(torch, dtype)}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
-    model = AutoModelForImageTextToText.from_pretrained(str(path), **kwargs)
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(str(path), **kwargs)
+    except OSError as e:  # transformers' hub errors name neither the setting nor that it was read as a hub id
+        if looks_local:
+            raise CheckpointError(f"{key}={path}: the checkpoint there could not be read: {e}") from e
+        raise CheckpointError(f"{key}={path}: no such local directory, and reading it as a hub id failed "
+                              f"(write a local path as ./{path} or an absolute one): {e}") from e
     if looks_local and (p / CONFIG_NAME).is_file():
         return model, VLProcessor.from_pretrained(p)
     if template is None:
@@ -50,6 +60,18 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
     check_image_settings(images, image_processor, "model.image_processor", loader_keys=True)  # else dropped silently
     processor = ChatProcessor(tokenizer, images, model.config, ChatTemplate(**dict(template)))
     return model, processor
+
+
+def check_family(config_file: Path, key: str) -> None:
+    """A model type with no image adapter is refused from its config.json, not after minutes of loading 7B
+    weights (ChatProcessor refuses it again for hub ids)."""
+    try:
+        model_type = json.loads(config_file.read_text()).get("model_type")
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{key}: {config_file} is not readable JSON: {e}") from e
+    if model_type not in FAMILIES:
+        raise CheckpointError(f"{key}: {config_file} says model_type {model_type!r}, which has no image adapter "
+                              f"here; supported: {list(FAMILIES)}")
 
 
 def save_model(model, processor, path: str | Path) -> None:
