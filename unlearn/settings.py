@@ -8,6 +8,7 @@ import functools
 import logging
 import math
 import string
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,17 @@ def optional_one_of(value, choices, key: str, null_means: str = "") -> None:
     if value is not None and value not in choices:
         null = f"null ({null_means})" if null_means else "null"
         raise ValueError(f"{key}={value!r}: expected {null} or one of {list(choices)}")
+
+
+def integer(value, key: str) -> None:
+    """A seed: a float would seed torch with its integer part and key caches by the float."""
+    if not _is_int(value):
+        raise ValueError(f"{key}={value!r}: expected an integer")
+
+
+def booleans(node, keys_and_defaults: dict, section: str) -> None:
+    for k, default in keys_and_defaults.items():
+        boolean(node.get(k, default), f"{section}.{k}")
 
 
 def boolean(value, key: str) -> None:
@@ -228,6 +240,38 @@ def check_gradient_method(m) -> None:
                              f"method.lr_decay=linear (got {m.get('lr_decay')!r})")
         warmup_below_epochs(warmup, m.epochs, "method.warmup_epochs", "method.epochs")
     check_lora(m.get("lora"), "method.lora")
+    booleans(m, {"answer_only": True, "label_prefix": False, "kl_retain_nll": False, "reference_required": False},
+             "method")
+    from unlearn import losses
+
+    one_of(m.get("kl_reduction", "answer_mean"), losses.KL_REDUCTIONS, "method.kl_reduction")
+    one_of(m.get("npo_log_ratio", "sequence_sum"), losses.NPO_LOG_RATIOS, "method.npo_log_ratio")
+    optional_one_of(m.get("lr_decay"), ("linear",), "method.lr_decay", "a constant lr, or method.scheduler")
+    if m.get("lr_decay") is not None and m.get("scheduler") is not None:
+        raise ValueError("method.lr_decay and method.scheduler both set: choose one (set the other to null)")
+
+
+FORGET_MODALITIES = ("multimodal", "text", "both")  # unlearn/methods/gradient.py FORGET_FORMS
+
+
+def check_input_paths(cfg) -> None:
+    """The files a method reads after the before-evaluation, checked before it (on a user's 7B checkpoint that
+    evaluation is never cached and takes hours): the KL / NPO reference and a reused MMUnlearner mask."""
+    if "loss" in cfg.method and cfg.method.get("reference_path"):
+        local_checkpoint(cfg.method.reference_path, "method.reference_path")
+    mask = cfg.mmunlearner.get("mask_path") if cfg.method.name == "mmunlearner" else None
+    if mask and not Path(str(mask)).expanduser().is_file():
+        raise FileNotFoundError(f"mmunlearner.mask_path={mask}: no such file (a mask.safetensors an earlier run "
+                                "wrote under its mmunlearner/)")
+
+
+def local_checkpoint(path, key: str) -> None:
+    """A path that names a local directory holds a checkpoint (else the error would come after the
+    before-evaluation, when the method loads it); a hub id is left to the load."""
+    from unlearn.models.loading import CheckpointError, looks_local
+
+    if looks_local(path) and not (Path(str(path)).expanduser() / "config.json").is_file():
+        raise CheckpointError(f"{key}={path}: no checkpoint there (expected a directory with config.json)")
 
 
 def warmup_below_epochs(warmup: int, epochs: int, key: str, epochs_key: str) -> None:
@@ -249,6 +293,13 @@ def check_mmunlearner(m) -> None:
 
     optional_one_of(m.get("start_precision"), START_PRECISIONS, "mmunlearner.start_precision")
     check_lora(m.get("lora"), "mmunlearner.lora")
+    number(m.get("gamma", 1.0), "mmunlearner.gamma", 0, low_open=True)  # 0 would select every weight
+    if m.get("mask_fraction") is not None:
+        number(m.mask_fraction, "mmunlearner.mask_fraction", 0, 1, low_open=True)
+    if m.get("retain_optimizer") is not None:
+        number(m.retain_optimizer.get("lr"), "mmunlearner.retain_optimizer.lr", 0, low_open=True)
+    booleans(m, {"apply_mask": True, "restore_masked": True, "fisher_shuffle": False, "retain_text": True},
+             "mmunlearner")
 
 
 def check_manu(m) -> None:
@@ -465,6 +516,14 @@ def check_teaching_family(cfg) -> None:
 def check_run_settings(cfg) -> None:
     """Every section the run reads, checked before the vanilla model is taught or the before-evaluation runs."""
     check_known_keys(cfg)
+    integer(cfg.seed, "seed")
+    integer(cfg.get("teach_seed", cfg.seed), "teach_seed")
+    integer(cfg.eval.get("few_shot_seed", 0), "eval.few_shot_seed")
+    spec = cfg.data.get("spec")
+    if spec is not None and "seed" in spec:
+        integer(spec.seed, "data.spec.seed")
+    if "loss" in cfg.method:
+        one_of(cfg.data.get("forget_modality", "multimodal"), FORGET_MODALITIES, "data.forget_modality")
     check_template(cfg.model.get("template"))
     from unlearn.models.positions import check_forward_positions
 

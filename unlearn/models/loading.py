@@ -22,6 +22,12 @@ class CheckpointError(FileNotFoundError):
     pass
 
 
+def looks_local(path) -> bool:
+    """Read as a local directory, not a hub id (`name` or `owner/name`)."""
+    p = Path(str(path)).expanduser()
+    return p.is_absolute() or str(path).startswith((".", "~")) or p.exists() or str(path).strip("/").count("/") > 1
+
+
 def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path",
                template: Mapping | None = None, attn_implementation: str | None = None,
                image_processor: Mapping | None = None):
@@ -32,11 +38,10 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
     `{do_image_splitting: false}`) and prompted with `template` (`model.template`).
     """
     p = Path(str(path)).expanduser()
-    looks_local = (p.is_absolute() or str(path).startswith((".", "~")) or p.exists()
-                   or str(path).strip("/").count("/") > 1)  # a hub id is `name` or `owner/name`
-    if looks_local and not (p / "config.json").is_file():
+    local = looks_local(path)
+    if local and not (p / "config.json").is_file():
         raise CheckpointError(f"{key}={path}: no checkpoint there (expected a directory with config.json)")
-    if looks_local and not (p / CONFIG_NAME).is_file():  # a real checkpoint: its family read before its weights
+    if local and not (p / CONFIG_NAME).is_file():  # a real checkpoint: its family read before its weights
         check_family(p / "config.json", key)
     if not hasattr(torch, str(dtype)):
         raise ValueError(f"model.dtype={dtype!r} is not a torch dtype (float32, bfloat16, float16)")
@@ -46,11 +51,11 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
     try:
         model = AutoModelForImageTextToText.from_pretrained(str(path), **kwargs)
     except OSError as e:  # transformers' hub errors name neither the setting nor that it was read as a hub id
-        if looks_local:
+        if local:
             raise CheckpointError(f"{key}={path}: the checkpoint there could not be read: {e}") from e
         raise CheckpointError(f"{key}={path}: no such local directory, and reading it as a hub id failed "
                               f"(write a local path as ./{path} or an absolute one): {e}") from e
-    if looks_local and (p / CONFIG_NAME).is_file():
+    if local and (p / CONFIG_NAME).is_file():
         return model, VLProcessor.from_pretrained(p)
     if template is None:
         raise CheckpointError(f"{key}={path} is a real checkpoint: its model config needs a `template` "
