@@ -59,6 +59,19 @@ def test_mllmu_error_mode_names_split_row_and_field(mllmu_bad, tmp_path):
         _benchmark(tmp_path, "mllmu_bench", mllmu_bad, "data.on_bad_row=error")
 
 
+def test_mllmu_skip_that_empties_a_split_names_it_and_what_it_dropped(mllmu_dir, tmp_path):  # noqa: F811
+    """Until 2026-12-03 `datasets` failed on the empty split's schema ("Keys mismatch"), naming neither."""
+    root = shutil.copytree(mllmu_dir, tmp_path / "no_images")
+
+    def no_images(rows):
+        for r in rows:
+            r["image"] = None
+    edit_fixture(root, "retain_90", no_images)
+    with pytest.raises(DataError, match=r"retain_90 \(.*\) has no usable rows \(data.on_bad_row=skip dropped: "
+                                        r"\{\"row dropped: missing image in field 'image'\": 18\}\)"):
+        _benchmark(tmp_path, "mllmu_bench", root, "data.on_bad_row=skip")
+
+
 def test_mllmu_skip_writes_nothing_when_all_is_well(mllmu_dir, tmp_path):  # noqa: F811
     assert _benchmark(tmp_path, "mllmu_bench", mllmu_dir).skipped == {}
 

@@ -96,7 +96,7 @@ from datasets import DatasetDict
 
 from unlearn.data.hub import (EVAL_FEATURES, LETTERS, TRAIN_FEATURES, field, image_value, load_config, raw_rows,
                               resolve_source, to_dataset)
-from unlearn.data.schema import BadRows, DataError, RowError, check_eval_row, check_train_row, fail
+from unlearn.data.schema import BadRows, DataError, RowError, check_eval_row, check_train_row, fail, split_name
 
 HUB_ID = "MLLMMU/MLLMU-Bench"
 FORGET_PERCENTS = (5, 10, 15)
@@ -426,6 +426,12 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
     ds, u_label = get("Retain_Set")
     untouched = convert_eval(raw_rows(ds), u_label, names, untouched=True, bad=bad)
 
+    for rows, label in ((train, label), (forget, f_label), (retain, r_label), (test, t_label),
+                        (untouched, u_label)):
+        if not rows:  # data.on_bad_row=skip may drop them all: `datasets` then fails on the empty schema
+            dropped = bad.skipped.get(split_name(label), {})
+            raise DataError(f"{label} has no usable rows (data.on_bad_row={bad.mode} dropped: "
+                            f"{dropped or 'nothing: it is empty'})")
     return DatasetDict({
         "train": to_dataset(train, TRAIN_FEATURES),
         f"forget_{pct}": to_dataset(forget, EVAL_FEATURES),
