@@ -56,3 +56,19 @@ def test_write_json_compact_is_one_line_and_reads_back_the_same(tmp_path):
     assert compact.count("\n") == 1 and indented.count("\n") > 1
     assert json.loads(compact) == json.loads(indented) == obj
     assert compact.index('"a"') < compact.index('"b"')  # keys sorted either way
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_scratch(tmp_path):
+    from unlearn.io import write_atomic, write_text
+
+    path = tmp_path / "results.md"
+    write_text(path, "old\n")
+
+    def half_then_fail(f):
+        f.write(b"half")
+        raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_atomic(path, half_then_fail)
+    assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["results.md"]
+    write_text(path, "new\n")
+    assert path.read_text() == "new\n"

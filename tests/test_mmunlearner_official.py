@@ -366,7 +366,7 @@ def test_official_masked_full_parameter_run_equals_their_loop(tmp_path, small_be
     loaded = copy.deepcopy(model)
     model.train()
     _their_loop(model, *_their_batches(cfg, small_benchmark, proc), lr=1e-3, grad_mask=grad_mask)
-    moved_out, frozen_in = 0, 0
+    moved_out = 0
     for n, p in model.named_parameters():
         torch.testing.assert_close(ctx.model.get_parameter(n), p, rtol=1e-4, atol=1e-6, msg=n)
         if n not in grad_mask:

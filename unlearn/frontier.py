@@ -42,7 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unlearn.eval.table import MODALITIES
-from unlearn.report import MOD_LABEL, _pyplot, _save, _write_atomic, mean_std, metric
+from unlearn.io import write_atomic
+from unlearn.report import MOD_LABEL, _pyplot, _save, mean_std, metric
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ def run_task(task: Task, out: Path, base: Sequence[str], cache: Path) -> float:
                  "save_model=false", f"eval.before={'true' if task.before else 'false'}", *base]
     start = time.perf_counter()
     run(compose_config(overrides, d, cache))
-    _write_atomic(d / "overrides.json", lambda f: f.write(json.dumps(overrides).encode()))
+    write_atomic(d / "overrides.json", lambda f: f.write(json.dumps(overrides).encode()))
     took = time.perf_counter() - start
     log.info("%s %s=%s seed %d: %.1f s", task.method, task.knob, task.value, task.seed, took)
     return took
@@ -704,13 +705,13 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
     text = (f"# Frontier: forgetting at equal {cost_axis(cost, cost_metric)} cost\n\nProduced by (from the repository root):\n\n"
             f"```bash\n{command}\n```\n\n{table}\n\n{images}\n")
     md = dest / "frontier.md"
-    _write_atomic(md, lambda f: f.write(text.encode()))
+    write_atomic(md, lambda f: f.write(text.encode()))
     if (cost, cost_metric) != ("retain", "mc_acc"):
         print(text + f"\nwrote {md}" + "".join(f"\nwrote {p}" for p in plots))
         return md
     defaults = default_strengths(base, sorted({p.method for p in points}))
     results = results_markdown(points, table, images, command, defaults, _timing(out), budget)
-    _write_atomic(dest / "results.md", lambda f: f.write(results.encode()))
+    write_atomic(dest / "results.md", lambda f: f.write(results.encode()))
     print(results)
     print(f"\nwrote {md}\nwrote {dest / 'results.md'}" + "".join(f"\nwrote {p}" for p in plots))
     return md
@@ -752,7 +753,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         if ran:
             timing = [*_timing(out), {"wall_s": took, "jobs": args.jobs, "threads": 1, "runs": ran, "seeds": args.seeds,
                                       "command": "python -m unlearn.frontier " + shlex.join(args_list)}]
-            _write_atomic(out / TIMING_FILE, lambda f: f.write(json.dumps(timing).encode()))
+            write_atomic(out / TIMING_FILE, lambda f: f.write(json.dumps(timing).encode()))
     return report(out, Path(args.docs) if args.docs else None, "python -m unlearn.frontier " + shlex.join(args_list),
                   args.budget, args.base, args.cost, args.cost_metric)
 

@@ -28,6 +28,33 @@ def write_json(path: str | Path, obj, indent: int | None = 2) -> None:
         raise
 
 
+def write_atomic(path: str | Path, write: Callable) -> None:
+    """`write(binary file)` into a temp file beside `path`, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    write_atomic(path, lambda f: f.write(text.encode()))
+
+
+def save_figure(fig, path: str | Path, **savefig) -> Path:
+    """A matplotlib figure written atomically as PNG (and closed)."""
+    import matplotlib.pyplot as plt
+
+    write_atomic(path, lambda f: fig.savefig(f, format="png", **savefig))
+    plt.close(fig)
+    return Path(path)
+
+
 @contextmanager
 def atomic_dir(final: str | Path):
     """Yield a scratch directory that becomes `final` only if the block succeeds.

@@ -30,7 +30,7 @@ from unlearn.eval.protocol import make_prompts
 from unlearn.eval.scorers import get_scorer
 from unlearn.eval.table import before_after_table
 from unlearn import later_keys
-from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json
+from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json, write_text
 from unlearn.models.loading import load_model, recipe_processor, save_model
 from unlearn.models.precision import cast_copy, dtype_named
 from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part
@@ -495,7 +495,7 @@ def run(cfg: DictConfig) -> dict:
         table = before_after_table(metrics)
         if cfg.eval.relearn.enabled:
             table += "\n\nrelearning attack (after -> relearn):\n" + before_after_table(metrics, ("after", "relearn"))
-        (out_dir / "results.md").write_text(table + "\n")
+        write_text(out_dir / "results.md", table + "\n")
         print(f"\n{cfg.method.name} on {benchmark.name} ({benchmark.forget_split}), source {source}\n{table}\n"
               f"metrics: {out_dir / 'metrics.json'}")
         if logger is not None:

@@ -40,10 +40,9 @@ import os
 import re
 import shlex
 import sys
-import tempfile
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +50,7 @@ import yaml
 
 from unlearn import later_keys
 from unlearn.eval.table import MODALITIES, number
+from unlearn.io import write_atomic
 
 METRICS_FILE = "metrics.json"
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
@@ -713,23 +713,10 @@ def _save(fig, path: Path) -> Path:
     plt = _pyplot()
     try:
         fig.tight_layout()
-        _write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=120, bbox_inches="tight"))
+        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=120, bbox_inches="tight"))
     finally:
         plt.close(fig)
     return path
-
-
-def _write_atomic(path: Path, write: Callable) -> None:
-    """`write(binary file)` into a temp file beside `path`, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ----------------------------------------------------------------------------------------------- CLI
@@ -773,7 +760,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     command = "python -m unlearn.report " + shlex.join(args_list)
     md = out_dir / "results.md"
     text = render_markdown(table, plots, command, out_dir)
-    _write_atomic(md, lambda f: f.write(text.encode()))
+    write_atomic(md, lambda f: f.write(text.encode()))
     print(f"\nwrote {md}" + "".join(f"\nwrote {p}" for p in plots))
     return md
 

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from unlearn.io import write_text
+
 # "0.567 ± 0.042", "+0.153 ± 0.023", "0.060 ± 0.035 † (3/3)", "1.7e-07 ± 2.5e-07"; a lone number has no spread
 _NUMBER = r"[+-]?\d+(?:\.\d+)?(?:e[+-]?\d+)?"
 _CELL = re.compile(rf"^\s*({_NUMBER})(?:\s*±\s*({_NUMBER}))?(?:\s.*)?$")
@@ -214,8 +216,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     text = (f"# Does {a.new} reproduce {a.printed}?\n\n"
             + report(pairs, missing, n if None not in n else None))  # type: ignore[arg-type]
     if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(text)
+        write_text(a.out, text)
     print(text)
     return text
 

@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from unlearn.io import save_figure  # noqa: E402
+
 
 def _layer_label(name: str) -> str:
     parts = name.split(".")
@@ -34,10 +36,7 @@ def save_heatmaps(moments, scores, masks, towers, out_dir: Path) -> list[Path]:
         ax.set_title(title, fontsize=8)
         fig.colorbar(im, ax=ax)
     fig.tight_layout()
-    path = out_dir / "pruned_per_layer.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    out.append(path)
+    out.append(save_figure(fig, out_dir / "pruned_per_layer.png", dpi=110))
 
     # 2. mean |activation| per layer for forget people, multimodal vs text-only (the paper's Fig. 2 idea)
     rows = []
@@ -50,8 +49,5 @@ def save_heatmaps(moments, scores, masks, towers, out_dir: Path) -> list[Path]:
     ax.set_title("forget set: mean |activation| per layer", fontsize=8)
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
-    path = out_dir / "activation_by_modality.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    out.append(path)
+    out.append(save_figure(fig, out_dir / "activation_by_modality.png", dpi=110))
     return out

@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from unlearn.io import save_figure  # noqa: E402
+
 
 def save_mask_sparsity(report: dict, path: Path) -> Path:
     """Horizontal bars: selected fraction per parameter tensor (from `saliency.mask_report`)."""
@@ -25,8 +27,4 @@ def save_mask_sparsity(report: dict, path: Path) -> Path:
     ax.set_xlabel("fraction of elements unlearned")
     ax.set_title(f"saliency mask: {100 * report['fraction']:.1f}% of {report['elements']:,} elements", fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path, dpi=110)
