@@ -159,6 +159,9 @@ def test_mllmu_clean_text_rule_and_test_image_index(mllmu_dir, tmp_path):
     assert row["qa"][2]["text_answer"] == "Orrin Crane lives in Malmo."
     src = next(r for r in _rows(mllmu_dir, "Test_Set") if r["ID"] == b.eval["test"][0]["source_id"])
     assert _png(b.eval["test"][0]["image"]) == _decoded(src["images"][1])
+    # an index past a row's images is that row's problem, named (it wrapped around to image 7 % 2 = 1)
+    with pytest.raises(DataError, match=r"split 'Test_Set .*', row \d+: data.spec.test_image=7: the row has 2 images"):
+        _benchmark(tmp_path, "mllmu_bench", mllmu_dir, "data.spec.test_image=7", "data.on_bad_row=error")
 
 
 def test_manu_rule_pieces():

@@ -350,7 +350,10 @@ def _eval_row(split: str, i: int, row: dict, names: dict[str, str], untouched: b
         if not isinstance(images, list) or not images:
             fail(split, i, "missing image: field 'images' is empty")
         k = (random.Random(f"{seed}/{source_id}").randrange(len(images)) if test_image == "random"
-             else int(test_image) % len(images))
+             else int(test_image))
+        if not -len(images) <= k < len(images):  # it wrapped around (7 of 2 images read image 1) until 2026-12-03
+            fail(split, i, f"data.spec.test_image={k}: the row has {len(images)} images",
+                 "fewer images than data.spec.test_image")
         image = image_value(split, i, images[k], f"images[{k}]")
     elif "image" in row:
         image = image_value(split, i, row["image"])
