@@ -25,7 +25,7 @@ from .test_experiments import _leaves
 PRESETS = ("mllmu_bench", "mllmu_bench_reference", "mmunlearner_reference", "mmunlearner",
            "mmunlearner_reference_qwen2_vl", "mmunlearner_qwen2_vl", "mmunlearner_clear_reference", "mmunlearner_clear")
 OPTIONAL_KEYS = {"lora", "dtype", "precision", "gradient_clip_val", "label_prefix", "anneal_epochs", "sequences",
-                 "answer_ids", "resize_embeddings", "start_precision", "family"}
+                 "answer_ids", "resize_embeddings", "start_precision", "family", "image_labels"}
 
 
 def _cfg(tmp_path, *overrides):
@@ -75,7 +75,7 @@ def test_mmunlearners_vanilla_recipe_is_its_reference_recipe_on_everyone(tmp_pat
     reference = OmegaConf.to_container(_cfg(tmp_path, "finetune=mmunlearner_reference").finetune, resolve=True)
     vanilla = OmegaConf.to_container(_cfg(tmp_path, "finetune=mmunlearner").finetune, resolve=True)
     changed = {"people": "all", "answer_only": False, "label_prefix": True, "answer_ids": "without_specials",
-               "start_precision": "bfloat16", "lora": {**reference["lora"], "r": 8}}
+               "start_precision": "bfloat16", "lora": {**reference["lora"], "r": 8}, "image_labels": "image_token"}
     assert vanilla == {**reference, **changed}
 
 
@@ -92,7 +92,10 @@ def test_new_keys_are_part_of_the_vanilla_cache_key_and_absent_from_the_default(
     keys.add(vanilla_key(_cfg(tmp_path, "finetune=mmunlearner_reference", "finetune.answer_ids=without_specials")))
     keys.add(vanilla_key(_cfg(tmp_path, "finetune=mmunlearner")))
     keys.add(vanilla_key(_cfg(tmp_path, "finetune=mmunlearner", "finetune.start_precision=float16")))
-    assert len(keys) == 15
+    keys.add(vanilla_key(_cfg(tmp_path, "finetune=mmunlearner", "finetune.image_labels=null")))
+    assert len(keys) == 16
+    # null is left out of the key: the models cached before image_labels existed keep theirs
+    assert vanilla_key(_cfg(tmp_path, "+finetune.image_labels=null")) == vanilla_key(default)
 
 
 @pytest.mark.parametrize("override,match", [

@@ -240,8 +240,8 @@ def _hf_adamw_port(params, lr, eps=1e-6, betas=(0.9, 0.999)):
 
 
 def _their_batches(cfg, benchmark, proc):
-    """Forget and retain batches of their collate's sequences, every non-pad token labelled (image positions
-    aside, see the preset's header; tests/test_written_sequences.py holds these against a port of that collate),
+    """Forget and retain batches of their collate's sequences, every non-pad token labelled (the image positions as
+    the preset's image_labels says; tests/test_written_sequences.py holds these against a port of that collate),
     in the order the run's loaders draw them (data plumbing, not the method: theirs shuffles unseeded)."""
     from torch.utils.data import ConcatDataset
 
@@ -249,7 +249,10 @@ def _their_batches(cfg, benchmark, proc):
     from unlearn.data.sampling import EpochShuffle
     from unlearn.data.written import WrittenSequences
 
+    from unlearn.models.loading import with_image_labels
+
     pad, B = proc.tokenizer.pad_token_id, cfg.mmunlearner.batch_size
+    proc = with_image_labels(proc, cfg.mmunlearner.image_labels, "mmunlearner.image_labels")  # their processor's
     forget = WrittenSequences(benchmark.train_rows("forget"), proc, "multimodal", "mmunlearner")
     retain = ConcatDataset([WrittenSequences(benchmark.train_rows("retain"), proc, "multimodal", "mmunlearner")])
 
@@ -437,3 +440,26 @@ def test_the_mask_pass_scores_the_model_before_the_vocabulary_is_cut(tmp_path, m
     assert seen == {"fisher_rows": len(tok) + 8, "update_rows": len(tok), "head_mask_rows": len(tok)}
     with safe_open(str(next((tmp_path / "run").rglob("mask.safetensors"))), "pt") as f:
         assert f.get_slice("lm_head.weight").get_shape()[0] == len(tok) + 8  # the mask as their script saves it
+
+
+def test_image_labels_reach_the_mask_pass_and_the_update(tmp_path, small_benchmark, tiny_model):
+    """mmunlearner.image_labels=image_token (the preset's): both data paths of the method read it through the recipe's
+    processor (the LLaVA image positions labelled with the image token id), and only they: the evaluation's
+    processor is untouched."""
+    from unlearn.methods.mmunlearner import fisher_datasets, update_loader
+    from unlearn.pipeline import RunContext
+
+    model, proc = tiny_model
+    counts = {}
+    for labels in (None, "image_token"):
+        cfg = _official_cfg(tmp_path, f"mmunlearner.image_labels={labels or 'null'}")
+        ctx = RunContext(cfg, small_benchmark, model, proc, tmp_path)
+        fisher = fisher_datasets(ctx, "all", "eval_mc", "mmunlearner")["forget"]
+        loader, _ = update_loader(ctx, 4, "official", 0, labels="all", retain_text=False, sequences="mmunlearner")
+        batch = next(iter(loader))
+        counts[labels] = (sum(proc.image_token_id in fisher[i].labels for i in range(len(fisher))),
+                          int((batch["forget"]["labels"] == proc.image_token_id).sum())
+                          + sum(int((b["labels"] == proc.image_token_id).sum()) for b in batch["retain"]))
+    assert counts[None] == (0, 0)
+    assert counts["image_token"][0] == len(fisher) and counts["image_token"][1] > 0
+    assert not hasattr(proc, "image_labels")

@@ -46,9 +46,9 @@ def test_qwen2_vl_vanilla_recipe_keeps_lora_rank_16(tmp_path):
     """MLLMU_finetune.py changed LoRA r to 8 in its LLaVA branch only (:57); its Qwen2-VL branch keeps r 16 (:110)."""
     llava = _finetune(tmp_path, "mmunlearner")
     qwen = _finetune(tmp_path, "mmunlearner_qwen2_vl")
-    assert llava["lora"]["r"] == 8 and llava["start_precision"] == "bfloat16"
+    assert llava["lora"]["r"] == 8 and llava["start_precision"] == "bfloat16" and llava["image_labels"] == "image_token"
     assert qwen == {**llava, "dtype": "bfloat16", "start_precision": None, "lora": {**llava["lora"], "r": 16},
-                    "family": "qwen2_vl"}
+                    "family": "qwen2_vl", "image_labels": None}
 
 
 def test_clear_reference_is_mllmu_reference_on_train_collate_clear(tmp_path):

@@ -107,8 +107,9 @@ def their_chat_texts(processor, rows, modality):
         add_generation_prompt=False).strip() for r in rows]
 
 
-def their_collate(writing, family, processor, rows, modality):
-    """Their batch: input_ids, attention_mask, pixel_values and labels (pads masked)."""
+def their_collate(writing, family, processor, rows, modality, legacy_merge=True):
+    """Their batch: input_ids, attention_mask, pixel_values and labels (pads masked). `legacy_merge=False`: LLaVA
+    under a processor config with patch_size, whose expanded image tokens stay in labels as input_ids has them."""
     processor.tokenizer.padding_side = "right"
     if family == "llava" and writing in ("manu", "mllmu_bench"):
         template = "USER: <image>\n{}\nASSISTANT: {}" if modality == "multimodal" else "USER:{}\nASSISTANT: {}"
@@ -124,7 +125,8 @@ def their_collate(writing, family, processor, rows, modality):
     labels[labels == processor.tokenizer.pad_token_id] = -100
     # what their loss leaves out of the image: LLaVA, transformers 4.45's legacy merge gives the expanded image
     # positions ignore_index; Idefics2, the model's CrossEntropyLoss(ignore_index=image_token_id)
-    labels[batch["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<image>")] = -100
+    if legacy_merge or family != "llava":
+        labels[batch["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<image>")] = -100
     batch["labels"] = labels
     # their collates hand the model these four and nothing else (Idefics2's pixel_attention_mask is dropped)
     return {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values", "labels") if k in batch}
@@ -349,6 +351,35 @@ def test_batches_equal_their_collate(mllmu, writing, family, modality):
             batch["pixel_values"].shape))
     else:
         assert "pixel_values" not in batch
+
+
+@pytest.mark.parametrize("writing", ["mmunlearner", "mllmu_bench"])
+def test_image_token_labels_equal_their_collate_under_a_processor_with_patch_size(mllmu, writing):
+    """`<section>.image_labels=image_token`: LLaVA's image positions labelled with the image token id, as their
+    collate's labels = input_ids leaves them when the processor expands <image> (MMUnlearner pins no version)."""
+    from unlearn.models.loading import with_image_labels
+
+    rows, their_df = mllmu
+    model, tok, images = build_tiny_real("llava")
+    with_bos(tok)
+    proc = ChatProcessor(tok, images, model.config, ChatTemplate())
+    ours = WrittenSequences(rows, with_image_labels(proc, "image_token", "method.image_labels"), "multimodal", writing)
+    theirs = their_collate(writing, "llava", stock_processor("llava", tok, images), their_multimodal_rows(their_df),
+                           "multimodal", legacy_merge=False)
+    batch = collate([ours[i] for i in range(len(ours))], tok.pad_token_id)
+    assert batch["input_ids"].tolist() == theirs["input_ids"].tolist()
+    assert batch["labels"].tolist() == theirs["labels"].tolist()
+    image = tok.convert_tokens_to_ids("<image>")
+    n_image = int((batch["input_ids"] == image).sum())
+    assert n_image > 0 and int((batch["labels"] == image).sum()) == n_image
+    as_loaded = collate([WrittenSequences(rows, proc, "multimodal", writing)[i] for i in range(len(ours))],
+                        tok.pad_token_id)
+    assert not (as_loaded["labels"] == image).any()  # null: outside the loss, as before
+    assert (as_loaded["labels"] != batch["labels"]).sum() == n_image  # and nothing else differs
+    qwen, qtok, qimages = build_tiny_real("qwen2_vl")
+    with pytest.raises(ValueError, match=r"method.image_labels=image_token: only LLaVA's .* 'qwen2_vl'"):
+        with_image_labels(ChatProcessor(qtok, qimages, qwen.config, ChatTemplate()), "image_token",
+                          "method.image_labels")
 
 
 @pytest.mark.parametrize("modality", ["multimodal", "text"])
@@ -670,6 +701,14 @@ def test_mllmu_baselines_resize_as_their_scripts(tmp_path, method, rows):
     (["manu.sequences=bogus"], "manu.sequences='bogus'"),
     (["method=ga", "method.sequences=clear", "method.answer_only=false"], "method.sequences=clear labels what"),
     (["method=mmunlearner", "mmunlearner.sequences=clear"], "mmunlearner.sequences=clear: CLEAR's collate"),
+    (["method=ga", "method.image_labels=image_token"], r"method.image_labels=image_token labels the image positions "
+                                                       r"of the all-token collates: it needs method.sequences in"),
+    (["experiment=mllmu_baselines", "method=ga", "method.image_labels=labelled"], r"method.image_labels='labelled'"),
+    (["method=mmunlearner", "mmunlearner.image_labels=image_token"], r"mmunlearner.image_labels=image_token .* "
+                                                                     r"\(got sequences='template'\)"),
+    (["experiment=mmunlearner_official", "mmunlearner.image_labels=image_token", "mmunlearner.apply_mask=true",
+      "mmunlearner.lora.init=pissa", "mmunlearner.fisher_labels=answer"], r"mmunlearner.image_labels=image_token"),
+    (["+finetune.image_labels=image_token"], r"finetune.image_labels=image_token"),
 ])
 def test_sequence_settings_are_refused_before_any_model_is_taught(tmp_path, monkeypatch, overrides, match):
     import unlearn.pipeline as pipeline

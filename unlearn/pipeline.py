@@ -134,6 +134,8 @@ def vanilla_key(cfg: DictConfig) -> str:
         finetune.pop(guard, None)
     if not finetune.get("image_processor"):  # no training-only image settings: the key models had before it
         finetune.pop("image_processor", None)
+    if finetune.get("image_labels") is None:  # as loaded: the key models had before it (2026-12-03)
+        finetune.pop("image_labels", None)
     parts = {"model": cfg.model.name, "build": OmegaConf.to_container(cfg.model.build, resolve=True),
              "finetune": finetune,
              "data": keyed_spec(cfg.data.spec), "seed": cfg.teach_seed}

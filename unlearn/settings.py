@@ -18,7 +18,7 @@ LORA_INITS = ("gaussian", "eva", "olora", "pissa", "loftq", "corda", "mica", "or
 # cached vanilla models keep their keys; documented there)
 FINETUNE_OPTIONAL = ("lora", "dtype", "precision", "gradient_clip_val", "label_prefix", "sequences",
                      "anneal_epochs", "accumulate_grad_batches", "answer_ids", "resize_embeddings", "start_precision",
-                     "family", "train_pairs")
+                     "family", "train_pairs", "image_labels")
 # optional finetune keys that check a run rather than decide its weights: left out of the vanilla cache key
 FINETUNE_GUARDS = ("family", "train_pairs")
 
@@ -192,6 +192,9 @@ def check_finetune(f) -> None:
     from unlearn.methods.finetune import check_settings  # its optional keys, before anything is read
 
     check_settings(f)
+    from unlearn.data.written import check_image_labels
+
+    check_image_labels(f.get("image_labels"), f.get("sequences", "template"), not f.answer_only, "finetune")
     warmup = (f.get("scheduler") or {}).get("warmup_epochs") or 0
     if warmup != 0:
         positive_int(warmup, "finetune.scheduler.warmup_epochs")
@@ -242,6 +245,9 @@ def check_gradient_method(m) -> None:
     check_lora(m.get("lora"), "method.lora")
     booleans(m, {"answer_only": True, "label_prefix": False, "kl_retain_nll": False, "reference_required": False},
              "method")
+    from unlearn.data.written import check_image_labels
+
+    check_image_labels(m.get("image_labels"), m.get("sequences", "template"), not m.get("answer_only", True), "method")
     from unlearn import losses
 
     one_of(m.get("kl_reduction", "answer_mean"), losses.KL_REDUCTIONS, "method.kl_reduction")
@@ -300,6 +306,10 @@ def check_mmunlearner(m) -> None:
         number(m.retain_optimizer.get("lr"), "mmunlearner.retain_optimizer.lr", 0, low_open=True)
     booleans(m, {"apply_mask": True, "restore_masked": True, "fisher_shuffle": False, "retain_text": True},
              "mmunlearner")
+    from unlearn.data.written import check_image_labels
+
+    check_image_labels(m.get("image_labels"), m.get("sequences", "template"),
+                       m.get("update_labels") == "all" and m.get("fisher_labels") == "all", "mmunlearner")
 
 
 def check_manu(m) -> None:

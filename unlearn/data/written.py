@@ -180,6 +180,30 @@ def their_image(pixels, writing: str):
 # merge gives them ignore_index, Idefics2's loss ignores the image token id; Qwen2-VL's loss skips nothing
 IMAGE_OUTSIDE_LOSS = ("llava", "idefics2")
 
+# `<section>.image_labels` (finetune, method, mmunlearner; carried by the recipe's processor, as their processor
+# config decided it): where a LLaVA row's image positions sit in the all-token collates' loss (labels = input_ids,
+# pads masked). null: outside, as transformers' legacy merge leaves them under a processor config without
+# patch_size, which expands the row's single <image> inside the model (MLLMU-Bench pins transformers 4.45.1 with
+# such a config). image_token: each labelled with the image token id, as they are when the processor config has
+# patch_size and expands <image> in input_ids before the collate copies them into labels (MMUnlearner pins no
+# version: either may be theirs). Only LLaVA differs; only the written all-token writings read it.
+IMAGE_LABELS = ("image_token",)
+ALL_TOKEN_WRITINGS = ("mmunlearner", "mllmu_bench")
+
+
+def check_image_labels(value, sequences: str, every_token: bool, section: str) -> None:
+    """Refuse, from the config, an `image_labels` nothing would read (the family: `with_image_labels`)."""
+    if value is None:
+        return
+    key = f"{section}.image_labels"
+    if value not in IMAGE_LABELS:
+        raise ValueError(f"{key}={value!r}: expected null (image positions outside the loss) or one of "
+                         f"{list(IMAGE_LABELS)}")
+    if sequences not in ALL_TOKEN_WRITINGS or not every_token:
+        raise ValueError(f"{key}={value} labels the image positions of the all-token collates: it needs "
+                         f"{section}.sequences in {list(ALL_TOKEN_WRITINGS)} with every token labelled "
+                         f"(got sequences={sequences!r})")
+
 
 # How MMUnlearner's answer-only collates find the answer in a row: the answer tokenised alone (special tokens
 # added), then `without_specials` (CLEAR_process.py train_collate_clear_ansonly: its special tokens dropped) or
@@ -229,7 +253,7 @@ def written_example(proc, question: str, answer: str, pixels, writing: str, fami
     # (Idefics2's pad is <unk>); padding itself is added, and left unlabelled, by the collate. The image
     # tokens: LLaVA's legacy merge and Idefics2's loss leave them out, Qwen2-VL's keeps them (IMAGE_OUTSIDE_LOSS)
     unlabelled = {proc.tokenizer.pad_token_id}
-    if family in IMAGE_OUTSIDE_LOSS:
+    if family in IMAGE_OUTSIDE_LOSS and getattr(proc, "image_labels", None) != "image_token":
         unlabelled.add(getattr(pixels, "image_token_id", getattr(proc, "image_token_id", None)))
     return Example(ids, [IGNORE if t in unlabelled else t for t in ids], pixels)
 

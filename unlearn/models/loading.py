@@ -121,7 +121,23 @@ def training_processor(processor, overrides: Mapping | None, key: str):
 
 def recipe_processor(ctx, section: str):
     """The processor the training or statistics data of recipe `section` (finetune, method, mmunlearner, manu)
-    read: `ctx.processor` with `<section>.image_processor` over its image settings (none without a config)."""
+    read: `ctx.processor` with `<section>.image_processor` over its image settings and `<section>.image_labels`
+    (unlearn/data/written.py) for its written rows (none without a config)."""
     cfg = getattr(ctx, "cfg", None)
     overrides = OmegaConf.select(cfg, f"{section}.image_processor") if cfg is not None else None
-    return training_processor(ctx.processor, overrides, f"{section}.image_processor")
+    proc = training_processor(ctx.processor, overrides, f"{section}.image_processor")
+    labels = OmegaConf.select(cfg, f"{section}.image_labels") if cfg is not None else None
+    return with_image_labels(proc, labels, f"{section}.image_labels")
+
+
+def with_image_labels(processor, value, key: str = "finetune.image_labels"):
+    """`processor` whose written all-token rows label LLaVA's image positions as `value` says (null: as loaded;
+    unlearn/data/written.py IMAGE_LABELS)."""
+    if value is None:
+        return processor
+    if processor.family != "llava":
+        raise ValueError(f"{key}={value}: only LLaVA's image positions move between the two processor configs "
+                         f"(this model is {processor.family!r}); leave it null")
+    out = copy.copy(processor)
+    out.image_labels = value
+    return out
