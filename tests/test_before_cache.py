@@ -28,6 +28,10 @@ def test_key_ignores_the_method_and_follows_the_evaluation(tmp_path):
     assert path(tmp_path, "method=manu", "data.forget_split=forget_5") != base
     assert path(tmp_path, "method=manu", "trainer.precision=bf16-true") != base
 
+    moved = before_cache_path(compose_config(["logger=none", "method=manu"], tmp_path / "o2", tmp_path / "moved"),
+                              VANILLA)
+    assert moved.parent == tmp_path / "moved" / "eval_before" and moved.name == base.name  # a copied .cache
+
     import unlearn.pipeline as pipeline  # a new generator version changes the questions under the same config
     pipeline.GENERATOR_VERSION += 1
     try:

@@ -328,3 +328,21 @@ def test_a_misspelt_spec_key_of_a_spec_without_a_class_is_warned(tmp_path, caplo
                                           tmp_path / "cache"))
     assert len(caplog.records) == 1 and "data.spec" in caplog.records[0].getMessage() \
         and "['text_rul']" in caplog.records[0].getMessage()
+
+
+def test_a_lora_section_without_dropout_or_init_wraps_as_the_readme_writes_it(tiny_model):
+    """README: `+finetune.lora={enabled: true, r: 8, alpha: 16}`; check_lora lets dropout and init default, and
+    until 2026-12-03 the wrap then read `dropout` from the struct and stopped after teaching had started."""
+    import copy
+
+    from omegaconf import OmegaConf
+
+    from unlearn.methods.gradient import with_lora
+    from unlearn.settings import check_lora
+
+    lora = OmegaConf.create({"enabled": True, "r": 8, "alpha": 16})
+    OmegaConf.set_struct(lora, True)  # as Hydra hands it over
+    check_lora(lora, "finetune.lora")
+    wrapped, _ = with_lora(copy.deepcopy(tiny_model[0]), lora, ["q_proj"], need_reference=False)
+    config = wrapped.peft_config["default"]
+    assert config.r == 8 and config.lora_alpha == 16 and config.lora_dropout == 0.0 and config.init_lora_weights is True

@@ -115,6 +115,9 @@ def keyed_data(data: DictConfig) -> dict:
         out["spec"] = keyed_spec(out["spec"])
     if isinstance(out.get("benchmark"), dict):
         out["benchmark"] = later_keys.without_defaults(out["benchmark"], {**later_keys.SPEC, **later_keys.DATA})
+        # where the cache lies is not what it holds: a moved or copied .cache kept its vanilla models but
+        # evaluated them again until 2026-12-03
+        out["benchmark"].pop("cache_dir", None)
     return out
 
 

@@ -374,6 +374,8 @@ def with_lora(model, lora_cfg, target_modules, need_reference: bool):
 
     reference = copy.deepcopy(model) if need_reference else None
     init = lora_cfg.get("init", True)  # peft's init_lora_weights: true (B = 0) | gaussian | pissa | ...
-    config = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
+    # dropout may be left out (check_lora's default): `+finetune.lora={enabled: true, r: 8, alpha: 16}` stopped
+    # here until 2026-12-03
+    config = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.get("dropout", 0.0),
                         target_modules=peft_targets(model, target_modules), init_lora_weights=init)
     return get_peft_model(model, config), reference

@@ -511,7 +511,7 @@ def with_saliency_lora(model, lora_cfg, target_modules, apply_mask: bool = True)
         raise ValueError(f"mmunlearner.lora.init={lora_cfg.init!r} starts lora_B at 0, so no lora_A element "
                          "ever gets gradient or saliency; use pissa, pissa_niter_4 or olora "
                          "(or mmunlearner.apply_mask=false, which applies no mask)")
-    config = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
+    config = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.get("dropout", 0.0),
                         target_modules=peft_targets(model, target_modules), init_lora_weights=lora_cfg.init)
     return get_peft_model(model, config)
 
