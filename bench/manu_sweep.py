@@ -136,7 +136,10 @@ def main() -> None:
     # before-unlearning numbers: one run with eval.before=true (all tasks asked for), shared by all rows
     before_key = ("(before)", args.tasks + "|" + key(args.base))
     if before_key not in done and not args.table_only:
-        r = run_one([*args.base, "manu.alpha=0"], out / "before", Path(args.cache), args.tasks, before=True)
+        # its own dir per (tasks, base): a later grid with other --tasks runs another before-run (a run never
+        # starts in a finished run's dir, unlearn/run_dir.py)
+        r = run_one([*args.base, "manu.alpha=0"], out / f"before_{len(done):03d}", Path(args.cache), args.tasks,
+                    before=True)
         r.update(key=before_key[0], tasks=before_key[1])
         log.append(r)
         done[before_key] = r

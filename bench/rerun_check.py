@@ -84,6 +84,9 @@ def rerun(overrides: list[str], cache: Path, out: Path) -> dict:
     from unlearn.config import compose_config
     from unlearn.pipeline import run, vanilla_path
 
+    if (out / "metrics.json").is_file():  # rerun by an earlier invocation into the same --out: read, not redone
+        print(f"{out}: rerun earlier, read from its metrics.json", flush=True)
+        return json.loads((out / "metrics.json").read_text())["metrics"]
     cfg = compose_config([*overrides, "eval.cache_before=false"], out, cache)
     if not cfg.model.path and not vanilla_path(cfg).exists():
         raise SystemExit(f"{vanilla_path(cfg)} is missing: --cache must hold the sweep's vanilla model (a link "

@@ -49,7 +49,7 @@ def main() -> None:
     cache = Path(args.cache).resolve()
     cfg = compose_config(["logger=none", *args.overrides], cache / "same_weights_run", cache)
     start = time.perf_counter()
-    path = ensure_vanilla(cfg, instantiate(cfg.data.benchmark))
+    path = Path(ensure_vanilla(cfg, instantiate(cfg.data.benchmark)))
     same, total = same_tensors(path, Path(args.reference))
     print(f"{path} ({time.perf_counter() - start:.0f} s on {torch.get_num_threads()} thread(s)): {same} of {total} "
           f"tensors bit-identical to {args.reference}")

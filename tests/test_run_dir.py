@@ -57,6 +57,18 @@ def test_train_py_stops_before_hydra_writes_into_a_finished_run(tmp_path):
     assert not (tmp_path / "cache").exists()  # nothing taught or evaluated
 
 
+def test_a_run_dir_written_with_hydras_resolver_is_checked_before_hydra_writes(tmp_path):
+    """`${hydra:...}` resolves only once Hydra has set its config, which it does inside the job, after the
+    callbacks: the callback sets it first (else the check became a warning and .hydra/ was overwritten)."""
+    run = _finished(tmp_path / "train", "metrics.json")  # hydra.job.name of train.py is "train"
+    env = {**os.environ, "WANDB_MODE": "disabled", "UNLEARN_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "train.py", "debug=fast", "logger=none",
+                           f"hydra.run.dir={tmp_path}/${{hydra:job.name}}"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 1 and f"hydra.run.dir={run} already holds a finished run" in done.stderr, done.stderr
+    assert not (run / ".hydra").exists()
+
+
 def test_the_pipeline_refuses_too(tmp_path):
     from unlearn.config import compose_config
     from unlearn.pipeline import run

@@ -691,6 +691,20 @@ def test_mllmu_baselines_resize_as_their_scripts(tmp_path, method, rows):
     assert head == (len(tok) if rows == "tokenizer" else len(tok) + 8)
 
 
+def test_image_labels_are_accepted_wherever_a_pass_reads_all_token_rows(tmp_path):
+    from unlearn.config import compose_config
+    from unlearn.settings import check_run_settings
+
+    for extra in (["mmunlearner.apply_mask=false", "mmunlearner.fisher_labels=answer"],  # the update reads them
+                  ["mmunlearner.update_labels=answer", "mmunlearner.apply_mask=true",  # the mask pass reads them
+                   "mmunlearner.lora.init=pissa"]):
+        check_run_settings(compose_config(["experiment=mmunlearner_official", "model=tiny_llava", *extra],
+                                          tmp_path / "run", tmp_path / "cache"))
+    with pytest.raises(ValueError, match="mmunlearner.image_labels=image_token labels"):  # neither pass reads them
+        check_run_settings(compose_config(["experiment=mmunlearner_official", "model=tiny_llava",
+                                           "mmunlearner.update_labels=answer"], tmp_path / "run", tmp_path / "cache"))
+
+
 @pytest.mark.parametrize("overrides,match", [
     (["method=ga", "method.sequences=mllmu_bench"], "method.sequences=mllmu_bench labels every token"),
     (["method=ga", "method.sequences=official"], "method.sequences='official'"),
@@ -706,8 +720,6 @@ def test_mllmu_baselines_resize_as_their_scripts(tmp_path, method, rows):
     (["experiment=mllmu_baselines", "method=ga", "method.image_labels=labelled"], r"method.image_labels='labelled'"),
     (["method=mmunlearner", "mmunlearner.image_labels=image_token"], r"mmunlearner.image_labels=image_token .* "
                                                                      r"\(got sequences='template'\)"),
-    (["experiment=mmunlearner_official", "mmunlearner.image_labels=image_token", "mmunlearner.apply_mask=true",
-      "mmunlearner.lora.init=pissa", "mmunlearner.fisher_labels=answer"], r"mmunlearner.image_labels=image_token"),
     (["+finetune.image_labels=image_token"], r"finetune.image_labels=image_token"),
 ])
 def test_sequence_settings_are_refused_before_any_model_is_taught(tmp_path, monkeypatch, overrides, match):

@@ -50,8 +50,10 @@ def save_figure(fig, path: str | Path, **savefig) -> Path:
     """A matplotlib figure written atomically as PNG (and closed)."""
     import matplotlib.pyplot as plt
 
-    write_atomic(path, lambda f: fig.savefig(f, format="png", **savefig))
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda f: fig.savefig(f, format="png", **savefig))
+    finally:
+        plt.close(fig)
     return Path(path)
 
 

@@ -32,6 +32,18 @@ def check_fresh_run_dir(directory, key: str = "hydra.run.dir") -> None:
                                f"nothing was written: choose another {key}")
 
 
+def _resolvable(config) -> None:
+    """Hydra sets the config `${hydra:...}` reads only inside the job, after these callbacks: set it first, so a
+    run dir written with it (hydra.run.dir=runs/${hydra:job.name}) resolves here too."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        try:
+            HydraConfig.instance().set_config(config)
+        except AssertionError:  # not a whole Hydra config (a test's); nothing reads ${hydra:} there
+            pass
+
+
 class RefuseFinishedRuns(Callback):
     """Hydra callback (configs/config.yaml, hydra.callbacks): runs before a run's or a sweep's first job saves
     anything. A sweep is refused when its directory holds any finished run: job numbers restart at 0, so a second
@@ -41,14 +53,16 @@ class RefuseFinishedRuns(Callback):
     # an Exception): the message on stderr, status 1
 
     def on_run_start(self, config, **kwargs) -> None:
+        _resolvable(config)
         try:
             check_fresh_run_dir(config.hydra.run.dir, "hydra.run.dir")
         except FinishedRunError as e:
             raise SystemExit(f"Error: {e}") from e
 
     def on_multirun_start(self, config, **kwargs) -> None:
+        _resolvable(config)
         sweep = Path(config.hydra.sweep.dir)
-        done = sorted(p.parent for p in sweep.rglob("metrics.json")) if sweep.is_dir() else []
+        done = sorted({p.parent for name in FINISHED for p in sweep.rglob(name)}) if sweep.is_dir() else []
         if done:
             shown = ", ".join(str(p) for p in done[:3]) + (f" and {len(done) - 3} more" if len(done) > 3 else "")
             raise SystemExit(f"Error: hydra.sweep.dir={sweep} already holds finished runs ({shown}); nothing was "

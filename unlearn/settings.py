@@ -308,8 +308,10 @@ def check_mmunlearner(m) -> None:
              "mmunlearner")
     from unlearn.data.written import check_image_labels
 
+    computes_mask = m.get("apply_mask", True) and not m.get("mask_path")  # else the Fisher pass does not run
     check_image_labels(m.get("image_labels"), m.get("sequences", "template"),
-                       m.get("update_labels") == "all" and m.get("fisher_labels") == "all", "mmunlearner")
+                       m.get("update_labels") == "all" or (computes_mask and m.get("fisher_labels") == "all"),
+                       "mmunlearner")
 
 
 def check_manu(m) -> None:

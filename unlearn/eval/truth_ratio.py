@@ -38,7 +38,10 @@ FORGET_PEOPLE_SPLITS = ("forget", "test")  # test: the forget people with held-o
 def _exp(x: float) -> float:
     """exp that reads past float's range as inf rather than raising (a model unlearned far enough gives the
     truth log-probabilities hundreds of nats below the wrong answers'; numpy, which TOFU and CLEAR use, says inf)."""
-    return math.exp(x) if x < 709.0 else math.inf
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
 
 
 def answer_probability(mean_logp: float) -> float:

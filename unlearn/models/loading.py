@@ -48,8 +48,9 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
     kwargs = {"dtype": getattr(torch, dtype)}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
+    source = str(p) if local else str(path)  # transformers does not expand ~
     try:
-        model = AutoModelForImageTextToText.from_pretrained(str(path), **kwargs)
+        model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
     except OSError as e:  # transformers' hub errors name neither the setting nor that it was read as a hub id
         if local:
             raise CheckpointError(f"{key}={path}: the checkpoint there could not be read: {e}") from e
@@ -60,8 +61,8 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
     if template is None:
         raise CheckpointError(f"{key}={path} is a real checkpoint: its model config needs a `template` "
                               "(see configs/model/llava_1_5_7b.yaml)")
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
-    images = AutoImageProcessor.from_pretrained(str(path), **dict(image_processor or {}))
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    images = AutoImageProcessor.from_pretrained(source, **dict(image_processor or {}))
     check_image_settings(images, image_processor, "model.image_processor", loader_keys=True)  # else dropped silently
     processor = ChatProcessor(tokenizer, images, model.config, ChatTemplate(**dict(template)))
     return model, processor
