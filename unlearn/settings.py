@@ -264,20 +264,13 @@ def check_input_paths(cfg) -> None:
     """The files a method reads after the before-evaluation, checked before it (on a user's 7B checkpoint that
     evaluation is never cached and takes hours): the KL / NPO reference and a reused MMUnlearner mask."""
     if "loss" in cfg.method and cfg.method.get("reference_path"):
-        local_checkpoint(cfg.method.reference_path, "method.reference_path")
+        from unlearn.models.loading import check_local_checkpoint
+
+        check_local_checkpoint(cfg.method.reference_path, "method.reference_path")
     mask = cfg.mmunlearner.get("mask_path") if cfg.method.name == "mmunlearner" else None
     if mask and not Path(str(mask)).expanduser().is_file():
         raise FileNotFoundError(f"mmunlearner.mask_path={mask}: no such file (a mask.safetensors an earlier run "
                                 "wrote under its mmunlearner/)")
-
-
-def local_checkpoint(path, key: str) -> None:
-    """A path that names a local directory holds a checkpoint (else the error would come after the
-    before-evaluation, when the method loads it); a hub id is left to the load."""
-    from unlearn.models.loading import CheckpointError, looks_local
-
-    if looks_local(path) and not (Path(str(path)).expanduser() / "config.json").is_file():
-        raise CheckpointError(f"{key}={path}: no checkpoint there (expected a directory with config.json)")
 
 
 def warmup_below_epochs(warmup: int, epochs: int, key: str, epochs_key: str) -> None:

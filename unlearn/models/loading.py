@@ -28,6 +28,14 @@ def looks_local(path) -> bool:
     return p.is_absolute() or str(path).startswith((".", "~")) or p.exists() or str(path).strip("/").count("/") > 1
 
 
+def check_local_checkpoint(path, key: str) -> bool:
+    """Whether `path` is read as local; a local one must hold a checkpoint (a hub id is left to the load)."""
+    local = looks_local(path)
+    if local and not (Path(str(path)).expanduser() / "config.json").is_file():
+        raise CheckpointError(f"{key}={path}: no checkpoint there (expected a directory with config.json)")
+    return local
+
+
 def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path",
                template: Mapping | None = None, attn_implementation: str | None = None,
                image_processor: Mapping | None = None):
@@ -38,9 +46,7 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
     `{do_image_splitting: false}`) and prompted with `template` (`model.template`).
     """
     p = Path(str(path)).expanduser()
-    local = looks_local(path)
-    if local and not (p / "config.json").is_file():
-        raise CheckpointError(f"{key}={path}: no checkpoint there (expected a directory with config.json)")
+    local = check_local_checkpoint(path, key)
     if local and not (p / CONFIG_NAME).is_file():  # a real checkpoint: its family read before its weights
         check_family(p / "config.json", key)
     if not hasattr(torch, str(dtype)):
