@@ -99,6 +99,24 @@ def test_fisher_pass_matches_a_manual_loop(tiny_model, small_benchmark):
     assert any(module.fisher["forget"][p].sum() > 0 for p in params)
 
 
+
+def test_fisher_pass_keeps_one_accumulator_per_parameter_of_overlapping_groups(tiny_model, small_benchmark):
+    """A parameter in two groups (vision + language overlap) is accumulated once, with the same Fisher."""
+    from unlearn.data.sequences import QASequences
+
+    model, proc = tiny_model
+    model.eval()
+    ds = QASequences(small_benchmark.train_rows("forget"), proc, "multimodal")
+    params = group_parameters(model, GROUPS)["vision"][:2]
+    fishers = []
+    for given in (params, params + params[:1]):
+        module = FisherPass(model, {"forget": ds}, {"forget": given}, 4, proc.tokenizer.pad_token_id)
+        _trainer(inference_mode=False, use_distributed_sampler=False).validate(module, verbose=False)
+        assert len(module.sums["forget"]) == len(params)
+        fishers.append(module.fisher["forget"])
+    for p in params:
+        torch.testing.assert_close(fishers[1][p], fishers[0][p])
+
 def _masks(model, frac_seed=0):
     g = torch.Generator().manual_seed(frac_seed)
     params = group_parameters(model, GROUPS)["language"]

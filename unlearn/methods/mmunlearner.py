@@ -87,7 +87,10 @@ class FisherPass(L.LightningModule):
                  shuffle_seed: int | None = None, dtype: torch.dtype = torch.float32):
         """`shuffle_seed`: batches drawn from a seeded permutation (the authors shuffle); None: in order."""
         super().__init__()
-        self.model, self.datasets, self.params = model, datasets, params
+        # each parameter once per pass: overlapping groups (model.param_groups.language: model also matches the
+        # vision tower) would otherwise keep a second accumulator for the same tensor
+        self.model, self.datasets = model, datasets
+        self.params = {k: list(dict.fromkeys(v)) for k, v in params.items()}
         self.loader_keys = list(datasets)
         self.batch_size, self.pad_id, self.shuffle_seed, self.acc_dtype = batch_size, pad_id, shuffle_seed, dtype
         self.sums: dict[str, list[torch.Tensor]] = {}
