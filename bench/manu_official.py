@@ -92,7 +92,7 @@ def main() -> None:
             key = " ".join(o) or "(default)"
             if key in done:
                 continue
-            r = run_one(o, out / f"run_{len(done):03d}", Path(args.cache))
+            r = run_one(o, log.run_dir(out / f"run_{len(done):03d}"), Path(args.cache))
             r.update(key=key, label=label, seed=seed)
             log.append(r)
             done[key] = r

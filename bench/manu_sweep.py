@@ -138,7 +138,7 @@ def main() -> None:
     if before_key not in done and not args.table_only:
         # its own dir per (tasks, base): a later grid with other --tasks runs another before-run (a run never
         # starts in a finished run's dir, unlearn/run_dir.py)
-        r = run_one([*args.base, "manu.alpha=0"], out / f"before_{len(done):03d}", Path(args.cache), args.tasks,
+        r = run_one([*args.base, "manu.alpha=0"], log.run_dir(out / f"before_{len(done):03d}"), Path(args.cache), args.tasks,
                     before=True)
         r.update(key=before_key[0], tasks=before_key[1])
         log.append(r)
@@ -149,7 +149,7 @@ def main() -> None:
     for i, o in enumerate(settings):
         k = key(o)
         if (k, args.tasks) not in done and not args.table_only:
-            r = run_one(o, out / f"run_{len(done):03d}", Path(args.cache), args.tasks, before=False)
+            r = run_one(o, log.run_dir(out / f"run_{len(done):03d}"), Path(args.cache), args.tasks, before=False)
             r.update(key=k, tasks=args.tasks)
             log.append(r)
             done[(k, args.tasks)] = r

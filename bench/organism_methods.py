@@ -85,8 +85,8 @@ def main() -> None:
                 for setting, overrides in SETTINGS.items():
                     if (model, setting, seed) in done:
                         continue
-                    r = run_one([*MODELS[model], *overrides, f"seed={seed}"], out / model / setting / f"seed{seed}",
-                                Path(args.cache))
+                    r = run_one([*MODELS[model], *overrides, f"seed={seed}"],
+                                log.run_dir(out / model / setting / f"seed{seed}"), Path(args.cache))
                     r.update(model=model, setting=setting, seed=seed)
                     rows.append(r)
                     log.append(r)

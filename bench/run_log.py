@@ -12,6 +12,8 @@ import logging
 import os
 from pathlib import Path
 
+from unlearn.run_dir import finished_outputs
+
 log = logging.getLogger(__name__)
 
 
@@ -45,6 +47,20 @@ class RunLog:
                 raise ValueError(f"{self.path}:{number}: not a JSON record ({err.msg}); move the file away to "
                                  "start the sweep afresh") from err
         return records
+
+    @staticmethod
+    def run_dir(path: Path) -> Path:
+        """`path`, or, when a run finished there but never reached this log (the tool stopped in between), the
+        first `path-2`, `path-3`, ... that holds no finished run: that run's outputs are kept and the sweep goes
+        on, where the run itself would refuse the directory (unlearn/run_dir.py)."""
+        candidate, n = path, 1
+        while finished_outputs(candidate):
+            n += 1
+            candidate = path.with_name(f"{path.name}-{n}")
+        if candidate != path:
+            log.warning("%s holds a finished run this sweep's log does not list (kept as it is); this run goes to %s",
+                        path, candidate)
+        return candidate
 
     def append(self, record: dict) -> None:
         with self.path.open("a+b") as f:  # appends go to the end; the file is read only after an interrupted one

@@ -31,3 +31,20 @@ def test_a_bad_line_before_the_end_names_the_file_and_line(tmp_path):
     log.path.write_text('{"key": "a"}\nnot json\n{"key": "c"}\n')
     with pytest.raises(ValueError, match=r"runs\.jsonl:2: not a JSON record"):
         log.read()
+
+
+def test_a_run_finished_but_not_logged_keeps_its_directory_and_the_rerun_gets_the_next_free_one(tmp_path):
+    log = RunLog(tmp_path)
+    first = tmp_path / "run_000"
+    assert log.run_dir(first) == first  # nothing there yet
+    first.mkdir()
+    (first / ".hydra").mkdir()  # a run that failed before finishing may be run into again
+    assert log.run_dir(first) == first
+    (first / "metrics.json").write_text("{}")  # finished, then the tool stopped before its log line
+    (tmp_path / "run_000-2" / "model").mkdir(parents=True)  # and once more
+    chosen = log.run_dir(first)
+    assert chosen == tmp_path / "run_000-3"
+    assert (first / "metrics.json").read_text() == "{}"
+    from unlearn.run_dir import check_fresh_run_dir
+
+    check_fresh_run_dir(chosen)  # the run accepts it
