@@ -370,3 +370,31 @@ def test_celebrity_mc_shows_no_shot_but_skips_a_shared_profiles_questions():
         else:  # the profile's MC questions, both forms, at their positions in the celebrity sharing its ID
             assert {(it.source_id, it.modality, it.position) for it in dropped} == {
                 (drawn, m, j) for m in ("multimodal", "text") for j in range(2)}
+
+
+@pytest.mark.parametrize("split, untouched, ids", [("ft_Data", None, ("112", "0112")),
+                                                    ("forget_5", False, ("112", "0112")),
+                                                    ("Retain_Set", True, ("7", "7"))])
+def test_a_person_twice_in_one_split_is_a_bad_row_named_by_its_id(split, untouched, ids):
+    """A person is one row per split: in ft_Data and the fictitious splits by number ('0112' is person 112, as
+    the forget/retain overlap check reads it), among the renumbered celebrities by source ID."""
+    from unlearn.data import mllmu_bench as mb
+    from unlearn.data.schema import BadRows, RowError
+
+    if untouched is None:
+        def rows():
+            return [{"ID": s, "image": _bench_row(s, [])["image"], "metadata": [
+                {"Question": mb.MANU_NAME_QUESTIONS[4], "Answer": f"P{s}"}]} for s in ids]
+
+        def convert(bad=None):
+            return mb.convert_train(rows(), split, bad=bad)
+    else:
+        def convert(bad=None):
+            return mb.convert_eval([_bench_row(s, ["Pure_Text"]) for s in ids], split, {}, untouched=untouched,
+                                   bad=bad)
+    with pytest.raises(RowError, match=rf"row 1.*ID '{ids[1]}' appears twice"):
+        convert()
+    bad = BadRows("skip")
+    kept = convert(bad)
+    assert [r["source_id"] for r in kept] == [ids[0]]
+    assert bad.skipped == {split: {"row dropped: ID appears twice": 1}}

@@ -381,8 +381,9 @@ def convert_eval(rows, split: str, names: dict[str, str], *, untouched: bool = F
             if sid is None or sid not in keep:
                 continue
         r = bad.keep(_eval_row, split, i, row, names, untouched, test_image, seed, known, bad)
-        if r is not None:
-            _add_once(out, seen, r["source_id"], r, split, i, bad)
+        if r is not None:  # a fictitious person is its number ('0112' is '112', as in ft_Data and the
+            # forget/retain overlap check); a celebrity, renumbered by row, is its source ID
+            _add_once(out, seen, r["source_id"] if untouched else r["ID"], r, split, i, bad)
     return out
 
 
