@@ -415,3 +415,19 @@ def test_all_ignore_raises_instead_of_nan():
                 fn()
     # the per-row helper has nothing to divide: an empty row is a sum over nothing
     assert sequence_nll(LOGITS, empty).tolist() == [0.0, 0.0]
+
+
+def test_npo_token_mean_of_a_batch_of_padding_alone_is_zero_under_a_global_mean():
+    """A DDP rank whose batch is its shard's unlabelled padding adds nothing (and keeps the graph for DDP);
+    without a global mean (one process) an unlabelled batch is still refused."""
+    from unlearn.losses import global_mean
+
+    empty = torch.full_like(LABELS, IGNORE)
+    logits = LOGITS.clone().requires_grad_(True)
+    loss = npo_loss(logits, LOGITS, empty, log_ratio="token_mean",
+                    mean=lambda total, count: global_mean(total, torch.tensor(5), 2))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.equal(logits.grad, torch.zeros_like(LOGITS))
+    with pytest.raises(ValueError, match="no label tokens"):
+        npo_loss(LOGITS, LOGITS, empty, log_ratio="token_mean")

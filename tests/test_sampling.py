@@ -1,4 +1,4 @@
-from unlearn.data.sampling import EpochShuffle
+from unlearn.data.sampling import EpochShuffle, Repeat
 
 
 def test_order_depends_on_seed_and_epoch_only():
@@ -22,6 +22,21 @@ def test_shards_cover_the_epoch_and_have_equal_length():
     whole.set_epoch(4)
     order = list(whole)
     assert parts[0] == order[0::2] and parts[1] == (order + order[:1])[1::2]
+    # the padding alone is a Repeat, and only it: the last index of rank 1 is the first of the order again
+    assert [type(i).__name__ for i in parts[1]] == ["int"] * 3 + ["Repeat"] and parts[1][-1] == order[0]
+    assert not any(isinstance(i, Repeat) for i in parts[0] + list(whole))
+
+
+def test_a_repeat_is_read_without_labels_and_stays_one_when_shifted():
+    from unlearn.data.collate import IGNORE, Example
+    from unlearn.data.sampling import UnlabelledRepeats, shifted
+
+    ds = UnlabelledRepeats([Example([5, 6, 7], [IGNORE, 6, 7]), Example([8, 9], [IGNORE, 9])])
+    assert ds[1] == Example([8, 9], [IGNORE, 9])
+    assert ds[Repeat(1)] == Example([8, 9], [IGNORE, IGNORE])
+    assert ds[Repeat(0)].input_ids == [5, 6, 7]  # the example itself, its labels gone
+    assert shifted(3, 10) == 13 and type(shifted(3, 10)) is int
+    assert shifted(Repeat(3), 10) == 13 and isinstance(shifted(Repeat(3), 10), Repeat)
 
 
 def test_draws_are_uniform_with_replacement_seeded_per_epoch_and_rank():

@@ -200,8 +200,13 @@ def npo_loss(forget_logits: torch.Tensor, forget_ref_logits: torch.Tensor, forge
         raise ValueError(f"npo_loss: a label id ({int(forget_labels.max())}) is past the narrower model's vocabulary "
                          f"({width} rows): the model and its reference cannot score the same tokens")
     if log_ratio == "token_mean":
-        r = mean_nll(forget_ref_logits.detach(), forget_labels) - mean_nll(forget_logits, forget_labels)
-        loss = -(2.0 / beta) * F.logsigmoid(-beta * r)
+        if mean is not None and not _shifted(forget_labels)[1].any():
+            # under DDP, a process whose batch holds only its shard's padding repeats (read without labels,
+            # unlearn/data/sampling.py): it adds nothing, as the one-process batch has no such rows
+            loss = forget_logits.sum() * 0.0
+        else:
+            r = mean_nll(forget_ref_logits.detach(), forget_labels) - mean_nll(forget_logits, forget_labels)
+            loss = -(2.0 / beta) * F.logsigmoid(-beta * r)
     else:
         logp, mask = token_logprobs(forget_logits, forget_labels)
         ref_logp, _ = token_logprobs(forget_ref_logits.detach(), forget_labels)

@@ -10,9 +10,10 @@ from pathlib import Path
 from ddp_script import is_rank_zero, setup  # first: puts the repository on sys.path
 
 import torch
+from torch.utils.data import Subset
 
 from unlearn.config import compose_config
-from unlearn.methods.gradient import run
+from unlearn.methods import gradient
 from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
 from unlearn.pipeline import RunContext
 
@@ -21,19 +22,34 @@ def main():
     def extra(ap):
         ap.add_argument("--method", default="grad_diff")
         ap.add_argument("--schedule", default="sequential")
+        ap.add_argument("--npo-log-ratio", default=None)
+        ap.add_argument("--odd", action="store_true", help="one sequence fewer of each set: shards are padded")
 
-    # forget_15: 38 forget and 190 retain sequences, both even, so no rank pads its shard
+    # forget_15: 38 forget and 190 retain sequences, both even, so no rank pads its shard; --odd: 37 and 189, so
+    # on two processes each set's last rank reads one padding repeat
     args, bench, model, proc = setup(extra, global_batch=True)
+    sizes = {}
+    if args.odd:
+        whole = gradient._unlearning_data
+
+        def one_fewer(*a, **k):
+            forget, retain = whole(*a, **k)
+            sizes.update(forget=len(forget) - 1, retain=len(retain) - 1)
+            return Subset(forget, range(len(forget) - 1)), Subset(retain, range(len(retain) - 1))
+
+        gradient._unlearning_data = one_fewer
     out_dir = Path(args.out).parent / f"run_{args.schedule}_{args.devices}"
     cfg = compose_config(["debug=fast", f"method={args.method}", f"method.schedule={args.schedule}",
                           "trainer=" + ("ddp_sim" if args.devices > 1 else "cpu"), f"trainer.devices={args.devices}",
                           f"method.batch_size={args.global_batch // args.devices}", "method.epochs=1",
                           "method.optimizer._target_=torch.optim.SGD", "method.optimizer.lr=0.05",
-                          "~method.optimizer.weight_decay"], out_dir, args.cache)
+                          "~method.optimizer.weight_decay",
+                          *([f"method.npo_log_ratio={args.npo_log_ratio}"] if args.npo_log_ratio else [])],
+                         out_dir, args.cache)
     ctx = RunContext(cfg, bench, model, proc, out_dir)
-    run(ctx)
+    gradient.run(ctx)
     if is_rank_zero():
-        torch.save({"weights": {n: p.detach().clone() for n, p in ctx.model.named_parameters()},
+        torch.save({"sizes": sizes, "weights": {n: p.detach().clone() for n, p in ctx.model.named_parameters()},
                     "start": {n: p.detach().clone() for n, p in build_tiny_llava(TinyLlavaSpec())[0].named_parameters()}},
                    args.out)
 

@@ -3,21 +3,58 @@
 It also shards itself across ranks (padding the order to a multiple of the world size, as
 DistributedSampler does), so training loaders use it with `use_distributed_sampler=False`: wrapped in
 Lightning's DistributedSamplerWrapper instead, it would never see `set_epoch` and repeat epoch 0's order.
+The padding's indices are `Repeat`s, read through `UnlabelledRepeats` without labels: they add no token to a
+global-batch mean, so W processes take the one-process step whatever the set's size.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import Sampler
+from torch.utils.data import Dataset, Sampler
+
+from unlearn.data.collate import IGNORE
 
 
 def _world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+class Repeat(int):
+    """An index a rank reads again only to fill its shard to the common length (EpochShuffle's padding)."""
+
+    def shifted(self, offset: int) -> "Repeat":
+        return Repeat(int(self) + offset)
+
+
+def shifted(index: int, offset: int) -> int:
+    """`index + offset`, still a Repeat if it was one (a concatenation's second part)."""
+    return index.shifted(offset) if isinstance(index, Repeat) else index + offset
+
+
+class UnlabelledRepeats(Dataset):
+    """Examples as `ds` has them, but a Repeat's without labels: it fills its rank's batch (every rank steps in
+    lockstep) and counts in no loss, where DistributedSampler's repeats would count twice in the last global
+    batch."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        example = self.ds[i]
+        return unlabelled(example) if isinstance(i, Repeat) else example
+
+
+def unlabelled(example):
+    return dataclasses.replace(example, labels=[IGNORE] * len(example.labels))
 
 
 class _EpochSampler(Sampler[int]):
@@ -45,7 +82,7 @@ class EpochShuffle(_EpochSampler):
         rank, world = self._shard()
         if world > 1:
             total = math.ceil(self.size / world) * world
-            order = (order + order[: total - self.size])[rank:total:world]
+            order = (order + [Repeat(i) for i in order[: total - self.size]])[rank:total:world]
         return iter(order)
 
     def __len__(self) -> int:

@@ -26,7 +26,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from unlearn import losses
 from unlearn.data.collate import collate
-from unlearn.data.sampling import EpochDraws, EpochShuffle, in_batches
+from unlearn.data.sampling import EpochDraws, EpochShuffle, UnlabelledRepeats, in_batches, shifted
 from unlearn.data.written import check_writing, qa_sequences
 from unlearn.models.loading import recipe_processor
 from unlearn.models.precision import cast_copy, dtype_named, round_parameters
@@ -210,7 +210,8 @@ def paired_loader(ctx, forget_modality: str, batch_size: int, answer_only: bool 
                                           collate_fn=lambda b: collate(b, pad))
     retain_rows = (EpochShuffle(len(retain), seed + 1) if retain_draw == "epoch"
                    else EpochDraws(len(retain), len(forget), seed + 1))
-    loaders = {"forget": make(forget, EpochShuffle(len(forget), seed)), "retain": make(retain, retain_rows)}
+    loaders = {"forget": make(UnlabelledRepeats(forget), EpochShuffle(len(forget), seed)),
+               "retain": make(UnlabelledRepeats(retain), retain_rows)}
     mode = "min_size" if len(loaders["retain"]) >= len(loaders["forget"]) else "max_size_cycle"
     return CombinedLoader(loaders, mode=mode)
 
@@ -235,7 +236,7 @@ class PhaseBatches(Sampler[list[int]]):
     def __iter__(self):
         yield from in_batches(list(self.forget), self.batch_size)
         if self.with_retain:
-            yield from ([self.offset + j for j in b] for b in in_batches(list(self.retain), self.batch_size))
+            yield from ([shifted(j, self.offset) for j in b] for b in in_batches(list(self.retain), self.batch_size))
 
     def __len__(self) -> int:
         n = math.ceil(len(self.forget) / self.batch_size)
@@ -261,7 +262,7 @@ class InterleavedBatches(PhaseBatches):
         retain = in_batches(list(self.retain), self.batch_size)
         for j, chunk in enumerate(official_schedule(len(forget), len(retain), key=self.KEY)):
             yield forget[j]
-            yield from ([self.offset + i for i in retain[k]] for k in chunk)
+            yield from ([shifted(i, self.offset) for i in retain[k]] for k in chunk)
 
 
 def sequential_loader(ctx, forget_modality: str, batch_size: int, answer_only: bool = True, seed: int = 0,
@@ -283,7 +284,8 @@ def sequential_loader(ctx, forget_modality: str, batch_size: int, answer_only: b
 
     sampler = (InterleavedBatches(n_forget, len(retain), batch_size, seed) if interleaved
                else PhaseBatches(n_forget, len(retain), batch_size, seed, with_retain))
-    return DataLoader(_Indexed(ConcatDataset([forget, retain])), batch_sampler=sampler, collate_fn=phase_collate)
+    return DataLoader(_Indexed(UnlabelledRepeats(ConcatDataset([forget, retain]))), batch_sampler=sampler,
+                      collate_fn=phase_collate)
 
 
 class _Indexed(Dataset):

@@ -38,7 +38,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 
 from unlearn import losses
 from unlearn.data.collate import collate, qa_example
-from unlearn.data.sampling import EpochShuffle, rank_share
+from unlearn.data.sampling import EpochShuffle, UnlabelledRepeats, rank_share
 from unlearn.data.sequences import with_prefix_labels
 from unlearn.data.written import check_sequences, check_writing, label_flags, qa_sequences, written_example
 from unlearn.models.loading import recipe_processor
@@ -546,7 +546,7 @@ def update_loader(ctx, batch_size: int, retain_steps: int | str | None, seed: in
         raise ValueError(f"mmunlearner.retain_steps={retain_steps!r}: expected null, a positive int or 'official'")
     sampler = ScheduledBatches(EpochShuffle(len(forget), seed), EpochShuffle(len(retain), seed + 1), batch_size,
                                schedule)
-    return DataLoader(Tagged(forget, retain), batch_sampler=sampler,
+    return DataLoader(Tagged(UnlabelledRepeats(forget), UnlabelledRepeats(retain)), batch_sampler=sampler,
                       collate_fn=lambda items: collate_scheduled(items, lambda b: collate(b, pad))), k
 
 
