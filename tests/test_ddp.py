@@ -102,6 +102,21 @@ def test_gradient_update_is_the_same_on_one_and_two_processes(tmp_path, schedule
 
 
 @pytest.mark.slow
+def test_evaluation_keeps_each_padded_item_once(tmp_path):
+    """7 MC, 5 generation, 3 cloze and 5 truth-ratio items: on two processes each task's loader is padded with
+    repeats (rank 0 reads 12 of the 24), and the gathered records are the one-process ones, each item once."""
+    script = SCRIPTS / "eval_odd.py"
+    one, two = _run(1, tmp_path, script), _run(2, tmp_path, script)
+    assert one["read_on_rank0"] == 20 and two["read_on_rank0"] == 12  # 2 x 12 read for 20 items
+    assert [r["uid"] for r in two["records"]] == [r["uid"] for r in one["records"]]
+    assert len({r["uid"] for r in one["records"]}) == 20
+    for a, b in zip(one["records"], two["records"]):
+        assert {k: v for k, v in b.items() if k != "score"} == {k: v for k, v in a.items() if k != "score"}
+        assert b["score"] == pytest.approx(a["score"], rel=1e-5, abs=1e-6), a["uid"]
+    assert two["metrics"] == pytest.approx(one["metrics"], rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule", ["sequential", "paired"])
 def test_sets_of_odd_size_take_the_one_process_steps_on_two(tmp_path, schedule):
     """37 forget and 189 retain sequences, global batch 6: on two processes each set's order is padded to an
