@@ -132,6 +132,26 @@ def test_clear_rows_are_scored_in_passes_of_bounded_labelled_tokens(qwen, monkey
             [many["gt_logp"], many["para_logp"], *many["pert_logp"]], abs=1e-5)
 
 
+def test_under_fsdp_a_rank_with_fewer_clear_passes_runs_as_many_and_drops_the_extra(qwen, monkeypatch):
+    """FSDP ranks must run as many forwards: a rank told that another needs one pass more rescores one row and
+    drops it, so its records are unchanged. Simulated: `sharded` true and the agreement answering one more."""
+    import unlearn.eval.scoring as scoring
+
+    model, tok, images, proc = qwen
+    items = _items(proc)[:2]
+    whole = score_probabilities(model, proc, items, labels="clear")
+    passes, asked = [], []
+    score = scoring.answer_logprobs
+    monkeypatch.setattr(scoring, "answer_logprobs", lambda m, batch, **k: passes.append(len(batch["input_ids"]))
+                        or score(m, batch, **k))
+    monkeypatch.setattr(scoring, "sharded", lambda m: True)
+    monkeypatch.setattr(scoring, "in_step", lambda n, sync: asked.append((n, sync)) or n + 1)
+    again = score_probabilities(model, proc, items, labels="clear")
+    assert asked == [(1, True)] and passes == [sum(len(truth_ratio_answers(it)) for it in items), 1]
+    for a, b in zip(again, whole):
+        assert [a["gt_logp"], a["para_logp"], *a["pert_logp"]] == pytest.approx(
+            [b["gt_logp"], b["para_logp"], *b["pert_logp"]], abs=1e-5)
+
 def test_clear_scorer_reads_the_reply_uncut_with_stemmed_recall():
     clear, mllmu = get_scorer("clear"), get_scorer("mllmu_bench")
     # reference "the cats sat on the mat" (6 words); reply holds "the cat sat" after "ASSISTANT:": the LCS under

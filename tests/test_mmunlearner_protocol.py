@@ -198,3 +198,36 @@ def test_the_qwen2_vl_preset_runs_on_their_collate_and_prompts(tmp_path, monkeyp
     # it unlearned (as theirs, tensors outside the mask take unmasked ascent, and every tensor the retain descent)
     assert any(k in after and not torch.equal(before[k].to(after[k].dtype), after[k]) for k in before)
     assert {"after/forget/multimodal/mc_acc", "after/forget/text/cloze_acc"} <= set(metrics)
+
+
+def test_under_fsdp_a_rank_without_one_kind_of_row_still_generates_for_it(qwen2_vl, monkeypatch):
+    """FSDP gathers weights in every forward, so ranks must generate as often as each other: a rank whose batch
+    holds image rows only still runs the imageless group (another rank has it) on a stand-in row, and drops that
+    reply. Simulated: `sharded` true, the ranks' agreement answering that some rank has each kind, and a
+    generation that names its call and row."""
+    import unlearn.eval.scoring as scoring
+
+    model, tok, _, proc = qwen2_vl
+    items = [it for it in _items() if it.task != "mc" and it.modality == "multimodal"]
+    for it, px in zip(items, proc.pixel_values([Image.new("RGB", (32, 32), (0, 90, 200))] * len(items))):
+        it.pixel_values = px
+    prompts = MmunlearnerPrompts("qwen2_vl")
+    calls, asked = [], []
+
+    def generate(model, proc, batch, limits, stop=None):
+        calls.append(batch)
+        return [f"call {len(calls)} row {j}" for j in range(len(limits))]
+
+    monkeypatch.setattr(scoring, "greedy_answers", generate)
+    monkeypatch.setattr(scoring, "sharded", lambda m: True)
+    monkeypatch.setattr(scoring, "in_step", lambda n, sync: asked.append((n, sync)) or 1)
+    replies = scoring.protocol_replies(model, proc, items, prompts)
+    assert asked == [(1, True), (0, True)]  # every rank asks about both kinds, in the same order
+    assert [len(b["input_ids"]) for b in calls] == [len(items), 1]  # its rows, then one stand-in row
+    assert "pixel_values" in calls[1]  # the stand-in is one of its own (image) rows
+    assert replies == [f"call 1 row {j}" for j in range(len(items))]  # the stand-in's reply is dropped
+    monkeypatch.setattr(scoring, "sharded", lambda m: False)
+    monkeypatch.setattr(scoring, "in_step", lambda n, sync: n)  # one process: the kind it lacks is skipped
+    calls.clear()
+    assert scoring.protocol_replies(model, proc, items, prompts) == [f"call 1 row {j}" for j in range(len(items))]
+    assert len(calls) == 1

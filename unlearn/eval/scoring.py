@@ -9,7 +9,7 @@ from unlearn.eval.items import EvalItem
 from unlearn.eval.metrics import mc_choice
 from unlearn.eval.protocol import EmbeddedPrompts
 from unlearn.eval.scorers import SCORERS, Scorer
-from unlearn.eval.shared_prompt import answers_after_prompts, sharded, shares_prompt
+from unlearn.eval.shared_prompt import answers_after_prompts, in_step, sharded, shares_prompt
 from unlearn.eval.truth_ratio import answer_probability
 from unlearn.models.processor import VLProcessor
 
@@ -104,17 +104,23 @@ def protocol_replies(model, proc: VLProcessor, items: list[EvalItem], prompts) -
     placeholder into rows without an image (`imageless_placeholders`: MMUnlearner's Qwen2-VL text-only cloze)
     has its rows with and without images generated apart, since the model matches a batch's image placeholders
     with its images."""
-    groups = [list(range(len(items)))]
+    everyone = list(range(len(items)))
+    runs = [(everyone, everyone)]  # (rows generated, rows whose replies are kept)
     if getattr(prompts, "imageless_placeholders", False):
-        groups = [g for g in ([i for i, it in enumerate(items) if it.pixel_values is not None],
-                              [i for i, it in enumerate(items) if it.pixel_values is None]) if g]
+        sync, runs = sharded(model), []
+        for group in ([i for i, it in enumerate(items) if it.pixel_values is not None],
+                      [i for i, it in enumerate(items) if it.pixel_values is None]):
+            # under FSDP every rank generates for a kind any rank has (else the ranks' forwards fall out of
+            # step and hang): a rank without it generates for one of its rows and drops the reply
+            if in_step(int(bool(group)), sync):
+                runs.append((group or [0], group))
     replies: list[str] = [""] * len(items)
-    for group in groups:
-        batch = collate([prompts.example(proc, items[i]) for i in group], proc.tokenizer.pad_token_id,
+    for rows, kept in runs:
+        batch = collate([prompts.example(proc, items[i]) for i in rows], proc.tokenizer.pad_token_id,
                         padding_side="left")
-        answers = greedy_answers(model, proc, batch, [prompts.limit(items[i]) for i in group],
+        answers = greedy_answers(model, proc, batch, [prompts.limit(items[i]) for i in rows],
                                  prompts.stop(model, proc))
-        for i, text in zip(group, answers):
+        for i, text in zip(kept, answers):
             replies[i] = text
     return replies
 
@@ -201,8 +207,12 @@ def score_probabilities(model, proc: VLProcessor, items: list[EvalItem], share_p
 
         examples = [written_example(proc, it.question, answer, it.pixel_values, "clear", proc.family,
                                     key="eval.protocol") for it in items for answer in truth_ratio_answers(it)]
-        flat = [v for rows in passes_by_labels(examples, CLEAR_LABELLED_PER_PASS)
-                for v in answer_logprobs(model, collate(rows, proc.tokenizer.pad_token_id), per_token=True).tolist()]
+        passes, flat = passes_by_labels(examples, CLEAR_LABELLED_PER_PASS), []
+        for k in range(in_step(len(passes), sharded(model))):
+            # under FSDP ranks run as many passes as the rank with most: one out of rows rescores a row, dropped
+            rows = passes[k] if k < len(passes) else passes[-1][:1]
+            scored = answer_logprobs(model, collate(rows, proc.tokenizer.pad_token_id), per_token=True).tolist()
+            flat += scored if k < len(passes) else []
         scored = regrouped(flat, [len(truth_ratio_answers(it)) for it in items])
     else:
         scored = answer_set_logprobs(model, proc, [(it.question, it.pixel_values) for it in items],

@@ -66,7 +66,7 @@ def answer_passes(n_answers: int, bytes_per_answer: int, budget_bytes: float | N
     return math.ceil(n_answers / rows)
 
 
-def _in_step(passes: int, sync: bool) -> int:
+def in_step(passes: int, sync: bool) -> int:
     """The most passes any rank needs, where ranks must run as many (FSDP gathers weights in every pass)."""
     import torch.distributed as dist
 
@@ -139,7 +139,7 @@ def answers_after_prompts(model: torch.nn.Module, prompts: dict, answers: list[l
     # a row's copy as it ends its pass: the prompt's keys and values, grown by the answer's
     per_row = cache_bytes(cache) // len(counts) * (mask.shape[1] + ids.shape[1]) // mask.shape[1]
     passes = answer_passes(len(answers), per_row, None if cache_gb is None else cache_gb * 1e9)
-    passes = _in_step(passes, sharded(model) if sync is None else sync)
+    passes = in_step(passes, sharded(model) if sync is None else sync)
     logp = torch.zeros(ids.shape[0], ids.shape[1] - 1, dtype=torch.float32, device=device)
     prompt_lengths = mask.sum(-1, keepdim=True)
     for part in torch.arange(len(answers), device=device).tensor_split(passes):
