@@ -419,15 +419,21 @@ def test_all_ignore_raises_instead_of_nan():
 
 def test_npo_token_mean_of_a_batch_of_padding_alone_is_zero_under_a_global_mean():
     """A DDP rank whose batch is its shard's unlabelled padding adds nothing (and keeps the graph for DDP);
-    without a global mean (one process) an unlabelled batch is still refused."""
+    with one process (the global mean of a world of 1, as training passes it) an unlabelled batch is refused."""
     from unlearn.losses import global_mean
+
+    def world(size):
+        def mean(total, count):
+            return global_mean(total, torch.tensor(5), size)
+        mean.world_size = size
+        return mean
 
     empty = torch.full_like(LABELS, IGNORE)
     logits = LOGITS.clone().requires_grad_(True)
-    loss = npo_loss(logits, LOGITS, empty, log_ratio="token_mean",
-                    mean=lambda total, count: global_mean(total, torch.tensor(5), 2))
+    loss = npo_loss(logits, LOGITS, empty, log_ratio="token_mean", mean=world(2))
     assert loss.item() == 0.0
     loss.backward()
     assert torch.equal(logits.grad, torch.zeros_like(LOGITS))
-    with pytest.raises(ValueError, match="no label tokens"):
-        npo_loss(LOGITS, LOGITS, empty, log_ratio="token_mean")
+    for mean in (world(1), None):
+        with pytest.raises(ValueError, match="no label tokens"):
+            npo_loss(LOGITS, LOGITS, empty, log_ratio="token_mean", mean=mean)

@@ -201,16 +201,19 @@ def test_the_qwen2_vl_preset_runs_on_their_collate_and_prompts(tmp_path, monkeyp
 
 
 def test_under_fsdp_a_rank_without_one_kind_of_row_still_generates_for_it(qwen2_vl, monkeypatch):
-    """FSDP gathers weights in every forward, so ranks must generate as often as each other: a rank whose batch
-    holds image rows only still runs the imageless group (another rank has it) on a stand-in row, and drops that
-    reply. Simulated: `sharded` true, the ranks' agreement answering that some rank has each kind, and a
-    generation that names its call and row."""
+    """FSDP gathers weights in every forward, so ranks must run the same forwards: a rank whose batch holds rows
+    of one kind (with or without an image) still generates for the other kind (another rank has it) on a
+    stand-in row of that kind, so the vision blocks run or not as on the other ranks, and drops the reply.
+    Simulated: `sharded` true, the ranks' agreement answering that some rank has each kind, and a generation
+    that names its call and row."""
     import unlearn.eval.scoring as scoring
 
     model, tok, _, proc = qwen2_vl
-    items = [it for it in _items() if it.task != "mc" and it.modality == "multimodal"]
-    for it, px in zip(items, proc.pixel_values([Image.new("RGB", (32, 32), (0, 90, 200))] * len(items))):
+    free_items = [it for it in _items() if it.task != "mc"]
+    images = [it for it in free_items if it.modality == "multimodal"]
+    for it, px in zip(images, proc.pixel_values([Image.new("RGB", (32, 32), (0, 90, 200))] * len(images))):
         it.pixel_values = px
+    texts = [it for it in free_items if it.modality == "text"]
     prompts = MmunlearnerPrompts("qwen2_vl")
     calls, asked = [], []
 
@@ -221,13 +224,23 @@ def test_under_fsdp_a_rank_without_one_kind_of_row_still_generates_for_it(qwen2_
     monkeypatch.setattr(scoring, "greedy_answers", generate)
     monkeypatch.setattr(scoring, "sharded", lambda m: True)
     monkeypatch.setattr(scoring, "in_step", lambda n, sync: asked.append((n, sync)) or 1)
-    replies = scoring.protocol_replies(model, proc, items, prompts)
+    # image rows only: its rows, then a stand-in without an image
+    replies = scoring.protocol_replies(model, proc, images, prompts)
     assert asked == [(1, True), (0, True)]  # every rank asks about both kinds, in the same order
-    assert [len(b["input_ids"]) for b in calls] == [len(items), 1]  # its rows, then one stand-in row
-    assert "pixel_values" in calls[1]  # the stand-in is one of its own (image) rows
-    assert replies == [f"call 1 row {j}" for j in range(len(items))]  # the stand-in's reply is dropped
-    monkeypatch.setattr(scoring, "sharded", lambda m: False)
-    monkeypatch.setattr(scoring, "in_step", lambda n, sync: n)  # one process: the kind it lacks is skipped
+    assert [len(b["input_ids"]) for b in calls] == [len(images), 1]
+    assert "pixel_values" in calls[0] and "pixel_values" not in calls[1]
+    assert replies == [f"call 1 row {j}" for j in range(len(images))]  # the stand-in's reply is dropped
+    # rows without an image only: a stand-in with a blank image first, then its rows
     calls.clear()
-    assert scoring.protocol_replies(model, proc, items, prompts) == [f"call 1 row {j}" for j in range(len(items))]
+    asked.clear()
+    replies = scoring.protocol_replies(model, proc, texts, prompts)
+    assert asked == [(0, True), (1, True)]
+    assert [len(b["input_ids"]) for b in calls] == [1, len(texts)]
+    assert "pixel_values" in calls[0] and "pixel_values" not in calls[1]
+    assert replies == [f"call 2 row {j}" for j in range(len(texts))]
+    # one process: the kind it lacks is skipped
+    monkeypatch.setattr(scoring, "sharded", lambda m: False)
+    monkeypatch.setattr(scoring, "in_step", lambda n, sync: n)
+    calls.clear()
+    assert scoring.protocol_replies(model, proc, images, prompts) == [f"call 1 row {j}" for j in range(len(images))]
     assert len(calls) == 1

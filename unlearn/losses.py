@@ -200,9 +200,10 @@ def npo_loss(forget_logits: torch.Tensor, forget_ref_logits: torch.Tensor, forge
         raise ValueError(f"npo_loss: a label id ({int(forget_labels.max())}) is past the narrower model's vocabulary "
                          f"({width} rows): the model and its reference cannot score the same tokens")
     if log_ratio == "token_mean":
-        if mean is not None and not _shifted(forget_labels)[1].any():
+        if getattr(mean, "world_size", 1) > 1 and not _shifted(forget_labels)[1].any():
             # under DDP, a process whose batch holds only its shard's padding repeats (read without labels,
-            # unlearn/data/sampling.py): it adds nothing, as the one-process batch has no such rows
+            # unlearn/data/sampling.py): it adds nothing, as the one-process batch has no such rows; with one
+            # process an unlabelled batch is refused below
             loss = forget_logits.sum() * 0.0
         else:
             r = mean_nll(forget_ref_logits.detach(), forget_labels) - mean_nll(forget_logits, forget_labels)

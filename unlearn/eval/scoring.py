@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from unlearn.data.collate import IGNORE, Example, collate, prompt_example, qa_example
@@ -104,25 +106,35 @@ def protocol_replies(model, proc: VLProcessor, items: list[EvalItem], prompts) -
     placeholder into rows without an image (`imageless_placeholders`: MMUnlearner's Qwen2-VL text-only cloze)
     has its rows with and without images generated apart, since the model matches a batch's image placeholders
     with its images."""
-    everyone = list(range(len(items)))
-    runs = [(everyone, everyone)]  # (rows generated, rows whose replies are kept)
+    runs = [(items, list(range(len(items))))]  # (rows generated, indices of the rows whose replies are kept)
     if getattr(prompts, "imageless_placeholders", False):
         sync, runs = sharded(model), []
-        for group in ([i for i, it in enumerate(items) if it.pixel_values is not None],
-                      [i for i, it in enumerate(items) if it.pixel_values is None]):
-            # under FSDP every rank generates for a kind any rank has (else the ranks' forwards fall out of
-            # step and hang): a rank without it generates for one of its rows and drops the reply
+        for with_image in (True, False):
+            group = [i for i, it in enumerate(items) if (it.pixel_values is not None) == with_image]
+            # under FSDP every rank generates for a kind any rank has (else the ranks' forwards, and with them
+            # FSDP's weight gathers, fall out of step and hang): a rank without it generates for a stand-in row
+            # of that kind and drops the reply
             if in_step(int(bool(group)), sync):
-                runs.append((group or [0], group))
+                runs.append(([items[i] for i in group] or [stand_in(items[0], proc, with_image)], group))
     replies: list[str] = [""] * len(items)
     for rows, kept in runs:
-        batch = collate([prompts.example(proc, items[i]) for i in rows], proc.tokenizer.pad_token_id,
+        batch = collate([prompts.example(proc, it) for it in rows], proc.tokenizer.pad_token_id,
                         padding_side="left")
-        answers = greedy_answers(model, proc, batch, [prompts.limit(items[i]) for i in rows],
-                                 prompts.stop(model, proc))
+        answers = greedy_answers(model, proc, batch, [prompts.limit(it) for it in rows], prompts.stop(model, proc))
         for i, text in zip(kept, answers):
             replies[i] = text
     return replies
+
+
+def stand_in(item: EvalItem, proc: VLProcessor, with_image: bool) -> EvalItem:
+    """`item` as a row of the other kind, for a pass whose reply is dropped: with a blank image (the model's
+    vision blocks run, as on the ranks that have image rows), or without its image (they do not)."""
+    from PIL import Image
+
+    if with_image:
+        return dataclasses.replace(item, modality="multimodal",
+                                   pixel_values=proc.pixel_values([Image.new("RGB", (56, 56))])[0])
+    return dataclasses.replace(item, modality="text", pixel_values=None)
 
 
 MC_MODES = ("likelihood", "letter", "generate")

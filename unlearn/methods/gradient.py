@@ -169,6 +169,7 @@ def global_batch_mean(trainer) -> losses.Mean:
     def mean(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
         n = trainer.strategy.reduce(count.detach().clone(), reduce_op="sum")
         return losses.global_mean(total, n, trainer.world_size)
+    mean.world_size = trainer.world_size  # read by losses that must tell a padding-only shard from a bad batch
     return mean
 
 
