@@ -98,9 +98,13 @@ def test_gradient_update_is_the_same_on_one_and_two_processes(tmp_path, schedule
     """GradDiff for one epoch, SGD, global batch 6: under `sequential` every rank walks its shard of the forget
     pass, then of the retain pass, so the ranks change phase together and each step's global batch is the
     one-process batch; under `interleaved` every rank counts its batches as the global ones, so all take the
-    forget steps at the same places. Tolerance as in the MMUnlearner update test (rounding of a different grouping, times lr)."""
+    forget steps at the same places. The sets (37 forget, 189 retain sequences) are of odd size: on two
+    processes each set's order is padded with a repeat of its first item, read without labels, so the last
+    global batch holds the one-process batch's tokens only (counted twice, they fail this test: checked).
+    Tolerance as in the MMUnlearner update test (rounding of a different grouping, times lr)."""
     script = SCRIPTS / "gradient_update.py"
-    one, two = (_run(n, tmp_path, script, "--schedule", schedule) for n in (1, 2))
+    one, two = (_run(n, tmp_path, script, "--schedule", schedule, "--odd") for n in (1, 2))
+    assert one["sizes"] == two["sizes"] == {"forget": 37, "retain": 189}
     _same_weights_and_moved(one, two)
 
 
@@ -117,18 +121,6 @@ def test_evaluation_keeps_each_padded_item_once(tmp_path):
         assert {k: v for k, v in b.items() if k != "score"} == {k: v for k, v in a.items() if k != "score"}
         assert b["score"] == pytest.approx(a["score"], rel=1e-5, abs=1e-6), a["uid"]
     assert two["metrics"] == pytest.approx(one["metrics"], rel=1e-5, abs=1e-6)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("schedule", ["sequential", "paired"])
-def test_sets_of_odd_size_take_the_one_process_steps_on_two(tmp_path, schedule):
-    """37 forget and 189 retain sequences, global batch 6: on two processes each set's order is padded to an
-    even length with a repeat of its first item, and the repeat is read without labels, so the last global
-    batch holds the one-process batch's tokens only (counted twice, they fail this test: checked)."""
-    script = SCRIPTS / "gradient_update.py"
-    one, two = (_run(n, tmp_path, script, "--schedule", schedule, "--odd") for n in (1, 2))
-    assert one["sizes"] == two["sizes"] == {"forget": 37, "retain": 189}
-    _same_weights_and_moved(one, two)
 
 
 @pytest.mark.slow
