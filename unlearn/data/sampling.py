@@ -28,13 +28,10 @@ def _world() -> tuple[int, int]:
 class Repeat(int):
     """An index a rank reads again only to fill its shard to the common length (EpochShuffle's padding)."""
 
-    def shifted(self, offset: int) -> "Repeat":
-        return Repeat(int(self) + offset)
-
 
 def shifted(index: int, offset: int) -> int:
     """`index + offset`, still a Repeat if it was one (a concatenation's second part)."""
-    return index.shifted(offset) if isinstance(index, Repeat) else index + offset
+    return Repeat(index + offset) if isinstance(index, Repeat) else index + offset
 
 
 class UnlabelledRepeats(Dataset):

@@ -113,16 +113,14 @@ def teach(ctx, fcfg) -> None:
     from unlearn.data.collate import collate
     from unlearn.data.written import qa_sequences
     from unlearn.eval.protocol import family_of
-    from unlearn.models.loading import training_processor, with_image_labels
+    from unlearn.models.loading import section_processor
 
     from callbacks.memorisation import MemorisationCheck
     from unlearn.eval.items import flatten
 
     check_settings(fcfg)
     people = fcfg.get("people", "all")
-    proc = with_image_labels(training_processor(ctx.processor, fcfg.get("image_processor"),
-                                                "finetune.image_processor"), fcfg.get("image_labels"),
-                             "finetune.image_labels")
+    proc = section_processor(ctx.processor, fcfg, "finetune")
     check_family(fcfg.get("family"), family_of(ctx.processor), ctx.cfg.model.name)
     data = qa_sequences(ctx.benchmark.train_rows(people), proc, tuple(fcfg.forms),
                         fcfg.get("sequences", "template"), fcfg.answer_only, fcfg.get("label_prefix", False),

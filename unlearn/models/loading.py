@@ -131,10 +131,14 @@ def recipe_processor(ctx, section: str):
     read: `ctx.processor` with `<section>.image_processor` over its image settings and `<section>.image_labels`
     (unlearn/data/written.py) for its written rows (none without a config)."""
     cfg = getattr(ctx, "cfg", None)
-    overrides = OmegaConf.select(cfg, f"{section}.image_processor") if cfg is not None else None
-    proc = training_processor(ctx.processor, overrides, f"{section}.image_processor")
-    labels = OmegaConf.select(cfg, f"{section}.image_labels") if cfg is not None else None
-    return with_image_labels(proc, labels, f"{section}.image_labels")
+    return section_processor(ctx.processor, OmegaConf.select(cfg, section) if cfg is not None else None, section)
+
+
+def section_processor(processor, recipe: Mapping | None, section: str):
+    """`processor` as recipe `section`'s config `recipe` (None: no config) sets its image settings and labels."""
+    recipe = recipe or {}
+    proc = training_processor(processor, recipe.get("image_processor"), f"{section}.image_processor")
+    return with_image_labels(proc, recipe.get("image_labels"), f"{section}.image_labels")
 
 
 def with_image_labels(processor, value, key: str = "finetune.image_labels"):
