@@ -49,12 +49,24 @@ def test_teaching_stops_once_probe_is_answered(tmp_path, small_benchmark, tiny_m
     model, proc = tiny_model
     # target 0: the first check (epoch 2) already passes, so 2 of the 6 epochs run
     cfg = _cfg(tmp_path, "finetune.epochs=6", "finetune.check_every=2", "finetune.target_mc_acc=0.0",
-               "finetune.probe_people=1", "finetune.forms=[text]")
+               "finetune.target_split_mc_acc=null", "finetune.probe_people=1", "finetune.forms=[text]")
     ctx = RunContext(cfg, small_benchmark, model, proc, tmp_path)
     teach(ctx, cfg.finetune)
     history = ctx.artifacts["finetune_probe"]
     assert [h["epoch"] for h in history] == [2]
     assert set(history[0]) == {"epoch", "multimodal", "text"}
+    # the pooled probe passes at once, a split floor nobody reaches holds teaching to max_epochs; each split's
+    # accuracy is scored on its own people
+    cfg = _cfg(tmp_path, "finetune.epochs=3", "finetune.check_every=2", "finetune.target_mc_acc=0.0",
+               "finetune.target_split_mc_acc=1.01", "finetune.probe_people=1", "finetune.forms=[text]")
+    ctx = RunContext(cfg, small_benchmark, model, proc, tmp_path)
+    teach(ctx, cfg.finetune)
+    history = ctx.artifacts["finetune_probe"]
+    assert [h["epoch"] for h in history] == [2, 3]
+    assert set(history[0]) == {"epoch", "multimodal", "text", "forget/multimodal", "forget/text",
+                               "retain/multimodal", "retain/text"}
+    for form in ("multimodal", "text"):  # one person per split, as many questions each: the pool is their mean
+        assert history[0][form] == (history[0][f"forget/{form}"] + history[0][f"retain/{form}"]) / 2
     # an unreachable target: every check runs, the last at max_epochs
     cfg = _cfg(tmp_path, "finetune.epochs=3", "finetune.check_every=2", "finetune.target_mc_acc=1.01",
                "finetune.probe_people=1", "finetune.forms=[text]")
@@ -85,6 +97,18 @@ def test_annealed_lr_by_hand():
         annealed_lr(0.1, 0, 0)
 
 
+def test_probe_answered_by_hand():
+    from callbacks.memorisation import probe_answered
+
+    forms = {"multimodal": 0.98, "text": 0.97}
+    splits = {"forget/multimodal": 1.0, "forget/text": 0.94, "retain/multimodal": 0.97, "retain/text": 0.985}
+    assert probe_answered(forms, splits, 0.97, None)  # the pooled rule alone: forget text-only at 0.94 passes
+    assert not probe_answered(forms, splits, 0.97, 0.95)  # the split floor holds it
+    assert probe_answered(forms, {**splits, "forget/text": 0.95}, 0.97, 0.95)  # at the floor: passes
+    assert not probe_answered({**forms, "text": 0.96}, {**splits, "forget/text": 1.0}, 0.97, 0.95)
+    assert not probe_answered({}, {}, 0.0, None)  # nothing scored: never answered
+
+
 def test_teaching_anneals_to_zero_after_the_probe_is_answered(tmp_path, small_benchmark, tiny_model):
     import lightning as L
 
@@ -97,7 +121,8 @@ def test_teaching_anneals_to_zero_after_the_probe_is_answered(tmp_path, small_be
 
     # target 0: answered at the first check (epoch 2); then 2 annealing epochs, so 4 of the 9 epochs run
     cfg = _cfg(tmp_path, "finetune.epochs=9", "finetune.check_every=2", "finetune.target_mc_acc=0.0",
-               "finetune.probe_people=1", "finetune.forms=[text]", "+finetune.anneal_epochs=2")
+               "finetune.target_split_mc_acc=null", "finetune.probe_people=1", "finetune.forms=[text]",
+               "+finetune.anneal_epochs=2")
     ctx = RunContext(cfg, small_benchmark, model, proc, tmp_path)
     real_trainer = ctx.trainer
     ctx.trainer = lambda **kw: real_trainer(**{**kw, "callbacks": [*kw.get("callbacks", []), Lrs()]})

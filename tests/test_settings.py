@@ -65,6 +65,7 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["+finetune.lora={enable: true}"], r"finetune.lora has no setting \['enable'\]"),
     (["finetune.epochs=0"], r"finetune.epochs=0"),
     (["finetune.target_mc_acc=-0.5"], r"finetune.target_mc_acc=-0.5"),
+    (["finetune.target_split_mc_acc=-0.5"], r"finetune.target_split_mc_acc=-0.5"),
     (["model=llava_1_5_7b", "model.template.question='{q}'"], r"model.template.question='\{q\}' lacks \['question'\]"),
     (["model=llava_1_5_7b", "+model.template.system=x"], r"model.template has no setting \['system'\]"),
     (["eval.splits=[forget,retian]"], r"eval.splits has unknown \['retian'\]"),

@@ -179,6 +179,19 @@ def test_the_vanilla_key_holds_training_image_settings_only_when_set(tmp_path):
     assert key() != key("+finetune.image_processor.size=64")
 
 
+def test_the_vanilla_key_holds_the_split_probe_floor_only_where_it_is_read(tmp_path):
+    from unlearn.pipeline import vanilla_key
+
+    def key(*overrides):
+        return vanilla_key(compose_config(list(overrides), tmp_path / "run", tmp_path / "cache"))
+
+    before = key("~finetune.target_split_mc_acc")  # the recipe before the floor: the models cached under it
+    assert key("finetune.target_split_mc_acc=null") == before
+    assert key() != before and key() != key("finetune.target_split_mc_acc=0.9")
+    # no probe, nothing to floor: the key of a fixed-epoch recipe does not move with it
+    assert key("finetune.target_mc_acc=null") == key("finetune.target_mc_acc=null", "~finetune.target_split_mc_acc")
+
+
 def test_a_setting_the_image_processor_lacks_is_refused_before_any_evaluation(tmp_path, monkeypatch,
                                                                              splitting_idefics2):
     import unlearn.pipeline as pipeline

@@ -188,6 +188,8 @@ def check_finetune(f) -> None:
     positive_int(f.probe_people, "finetune.probe_people")
     if f.target_mc_acc is not None:  # 0: stop at the first check; above 1: never (every epoch runs)
         number(f.target_mc_acc, "finetune.target_mc_acc", 0)
+    if f.get("target_split_mc_acc") is not None:
+        number(f.target_split_mc_acc, "finetune.target_split_mc_acc", 0)
     check_lora(f.get("lora"), "finetune.lora")
     from unlearn.methods.finetune import check_settings  # its optional keys, before anything is read
 

@@ -151,7 +151,8 @@ def teach(ctx, fcfg) -> None:
             rows = ctx.benchmark.eval[split]
             probe += flatten(split, rows.select(range(min(fcfg.probe_people, len(rows)))), ctx.processor.pixel_values)
         callbacks.append(MemorisationCheck(probe, ctx.processor, fcfg.target_mc_acc, fcfg.check_every,
-                                           anneal_epochs=fcfg.get("anneal_epochs", 0)))
+                                           anneal_epochs=fcfg.get("anneal_epochs", 0),
+                                           split_target=fcfg.get("target_split_mc_acc")))
     overrides = {}
     if fcfg.get("precision") is not None:  # MLLMU-Bench: fp32 throughout (Accelerator() without mixed precision)
         overrides["precision"] = str(fcfg.precision)
