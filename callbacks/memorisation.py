@@ -115,6 +115,10 @@ class MemorisationCheck(Callback):
         pl_module.log_dict({f"probe/{k.replace('/', '_')}_mc_acc": v for k, v in acc.items()}, sync_dist=True)
         log.info("epoch %d: probe MC accuracy %s", epoch, {k: round(v, 3) for k, v in acc.items()})
         done = self.answered(acc)
+        if not done and probe_answered({k: v for k, v in acc.items() if "/" not in k}, {}, self.target, None):
+            below = {k: round(v, 3) for k, v in acc.items() if "/" in k and v < self.split_target}
+            log.info("epoch %d: the pooled probe is answered, not every split: %s under %.2f", epoch, below,
+                     self.split_target)
         if not trainer.strategy.reduce_boolean_decision(done, all=True):
             return
         if self.anneal_epochs == 0 or epoch >= trainer.max_epochs:

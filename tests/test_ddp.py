@@ -57,7 +57,8 @@ def test_one_and_two_processes_agree(tmp_path):
 
 
 @pytest.mark.slow
-def test_mmunlearner_update_is_the_same_on_one_and_two_processes(tmp_path):
+@pytest.mark.parametrize("retain_steps", ["null", "official"])
+def test_mmunlearner_update_is_the_same_on_one_and_two_processes(tmp_path, retain_steps):
     """Global batch 6: one process with 6, two with 3 each; the script's optimisers are plain SGD.
 
     Tolerance: atol 1e-6 on weights of magnitude <= 1 (about 8 float32 ulps at 1). The two runs sum the same
@@ -66,14 +67,22 @@ def test_mmunlearner_update_is_the_same_on_one_and_two_processes(tmp_path):
     the forget step, 2e-8 after two steps). A per-rank token mean instead (ranks here hold 9 and 7 answer
     tokens) gives 3e-4 and 5e-3. Adam would not do: its first step is lr * g / (|g| + eps), which turns
     rounding-level differences in near-zero gradients into differences of up to lr.
+
+    The whole epoch runs, on a forget and a retain set of odd size: on two processes each set's order is padded
+    with a repeat read without labels (`UnlabelledRepeats`), so every step's global batch holds the one-process
+    batch's tokens only. Under both retain schedules: about one retain pass spread evenly (null), and the
+    authors' (`official`: n_retain // n_forget retain batches after each forget step, the rest after the last).
     """
     script = SCRIPTS / "mmunlearner_update.py"
-    one, two = _run(1, tmp_path, script), _run(2, tmp_path, script)
-    assert one["steps"] == two["steps"] == 2
+    one, two = (_run(n, tmp_path, script, "--odd", "--retain-steps", retain_steps) for n in (1, 2))
+    assert one["sizes"] == two["sizes"] and all(n % 2 for n in one["sizes"].values()), one["sizes"]
+    assert one["steps"] == two["steps"] > 2
     assert one["retain_steps"] == two["retain_steps"] and min(one["retain_steps"]) > 1  # global sizes, not shards
-    # the two ranks' first forget batches make up the one-process batch, with different token counts
-    (tokens,), (t0, t1) = one["forget_tokens"], two["forget_tokens"]
-    assert t0 + t1 == tokens and t0 != t1
+    # each step the two ranks' forget batches hold the one-process batch's answer tokens (the padding repeat in
+    # the last holds none), in some steps split unevenly, where a per-rank token mean would differ
+    assert len(one["forget_tokens"]) == len(two["forget_tokens"]) == one["steps"]
+    assert [n for (n,) in one["forget_tokens"]] == [t0 + t1 for t0, t1 in two["forget_tokens"]]
+    assert any(t0 != t1 for t0, t1 in two["forget_tokens"])
     assert one["masks"].keys() == two["masks"].keys()
     for name, mask in one["masks"].items():
         assert torch.equal(mask, two["masks"][name]), name

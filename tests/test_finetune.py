@@ -45,7 +45,7 @@ def test_sequences_supervise_answers_in_both_forms(small_benchmark, tiny_model):
                        proc.pixel_values([rows[0]["images"][0]])[0])
 
 
-def test_teaching_stops_once_probe_is_answered(tmp_path, small_benchmark, tiny_model):
+def test_teaching_stops_once_probe_is_answered(tmp_path, small_benchmark, tiny_model, caplog):
     model, proc = tiny_model
     # target 0: the first check (epoch 2) already passes, so 2 of the 6 epochs run
     cfg = _cfg(tmp_path, "finetune.epochs=6", "finetune.check_every=2", "finetune.target_mc_acc=0.0",
@@ -60,7 +60,9 @@ def test_teaching_stops_once_probe_is_answered(tmp_path, small_benchmark, tiny_m
     cfg = _cfg(tmp_path, "finetune.epochs=3", "finetune.check_every=2", "finetune.target_mc_acc=0.0",
                "finetune.target_split_mc_acc=1.01", "finetune.probe_people=1", "finetune.forms=[text]")
     ctx = RunContext(cfg, small_benchmark, model, proc, tmp_path)
-    teach(ctx, cfg.finetune)
+    with caplog.at_level("INFO", logger="callbacks.memorisation"):
+        teach(ctx, cfg.finetune)
+    assert "epoch 2: the pooled probe is answered, not every split" in caplog.text
     history = ctx.artifacts["finetune_probe"]
     assert [h["epoch"] for h in history] == [2, 3]
     assert set(history[0]) == {"epoch", "multimodal", "text", "forget/multimodal", "forget/text",

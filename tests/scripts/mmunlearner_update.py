@@ -11,8 +11,11 @@ from ddp_script import is_rank_zero, setup  # first: puts the repository on sys.
 import lightning as L
 import torch
 
+from torch.utils.data import Subset
+
 from unlearn.config import compose_config
 from unlearn.data.collate import IGNORE
+from unlearn.methods import mmunlearner
 from unlearn.methods.mmunlearner import GROUPS, compute_masks, masked_update
 from unlearn.mmunlearner.saliency import group_parameters
 from unlearn.pipeline import RunContext
@@ -21,10 +24,10 @@ FISHER_BATCH = 3  # the Fisher's batches are fixed before sharding: the same for
 
 
 class Record(L.Callback):
-    """Weights right after the first forget step, and each rank's forget answer tokens in the first batch."""
+    """Weights right after the first forget step, and each rank's forget answer tokens in each batch."""
 
     def __init__(self, names):
-        self.names, self.after_forget, self.tokens = names, None, None
+        self.names, self.after_forget, self.tokens = names, None, []
 
     def on_train_start(self, trainer, pl_module):
         def hook(optimizer, args, kwargs):
@@ -33,9 +36,8 @@ class Record(L.Callback):
         trainer.optimizers[0].register_step_post_hook(hook)  # the forget optimiser ("two" optimisers)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if batch_idx == 0:
-            mine = (batch["forget"]["labels"][:, 1:] != IGNORE).sum().reshape(1)
-            self.tokens = pl_module.all_gather(mine).reshape(-1).tolist()
+        mine = (batch["forget"]["labels"][:, 1:] != IGNORE).sum().reshape(1)
+        self.tokens.append(pl_module.all_gather(mine).reshape(-1).tolist())
 
 
 def main():
@@ -43,19 +45,36 @@ def main():
         ap.add_argument("--steps", type=int, default=2)
         ap.add_argument("--optimizer", default="torch.optim.SGD")
         ap.add_argument("--lr", type=float, default=0.05)
+        ap.add_argument("--retain-steps", default="null", help="mmunlearner.retain_steps: null, an int or official")
+        ap.add_argument("--odd", action="store_true",
+                        help="the whole epoch (not --steps) on forget and retain sets of odd size: shards are padded")
 
     args, bench, model, proc = setup(extra, global_batch=True)
     out_dir = Path(args.out).parent / f"run_{args.devices}"
+    limit = [] if args.odd else [f"+trainer.limit_train_batches={args.steps}"]
     overrides = ["debug=fast", "method=mmunlearner", "trainer=" + ("ddp_sim" if args.devices > 1 else "cpu"),
-                 f"trainer.devices={args.devices}", f"+trainer.limit_train_batches={args.steps}",
+                 f"trainer.devices={args.devices}", *limit,
                  f"mmunlearner.batch_size={args.global_batch // args.devices}", "mmunlearner.epochs=1",
-                 "mmunlearner.retain_steps=null"]  # from the data sizes: must not depend on the world size
+                 f"mmunlearner.retain_steps={args.retain_steps}"]  # from the global sizes: not the world size
     for opt in ("forget_optimizer", "retain_optimizer"):
         overrides += [f"mmunlearner.{opt}._target_={args.optimizer}", f"mmunlearner.{opt}.lr={args.lr}"]
     cfg = compose_config(overrides, out_dir, args.cache)
     ctx = RunContext(cfg, bench, model, proc, out_dir)
     groups = group_parameters(model, dict(cfg.model.param_groups))
     masks, names, _ = compute_masks(ctx, groups, GROUPS["both"], cfg.mmunlearner.gamma, FISHER_BATCH)
+    sizes = {}
+    if args.odd:  # after the Fisher: the update's multimodal forget and retain sets lose one sequence each
+        whole, made = mmunlearner.qa_data, []
+
+        def one_fewer(rows, proc, form, *a, **k):
+            data = whole(rows, proc, form, *a, **k)
+            if form == "multimodal":
+                data = Subset(data, range(len(data) - 1))
+            made.append(len(data))  # forget, then retain's forms
+            sizes.update(forget=made[0], retain=sum(made[1:]))
+            return data
+
+        mmunlearner.qa_data = one_fewer
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     record = Record(names)
     module = masked_update(ctx, masks, cfg.mmunlearner, callbacks=[record])
@@ -64,7 +83,7 @@ def main():
                     "after_forget": record.after_forget,
                     "after": {n: p.detach().clone() for n, p in model.named_parameters()},
                     "retain_steps": module.retain_steps_taken, "steps": module.trainer.fit_loop.epoch_loop.batch_progress
-                    .current.completed, "forget_tokens": record.tokens}, args.out)
+                    .current.completed, "forget_tokens": record.tokens, "sizes": sizes}, args.out)
 
 
 if __name__ == "__main__":
