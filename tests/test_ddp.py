@@ -102,6 +102,23 @@ def test_mmunlearner_update_is_the_same_on_one_and_two_processes(tmp_path, retai
 
 
 @pytest.mark.slow
+def test_official_half_precision_fisher_mask_is_the_same_on_one_and_two_processes(tmp_path):
+    """The authors' saliency pass (MLLMU_gen_mask.py): preserve batches mixed in one shuffled loader, squared
+    gradients divided by the batch count and summed in float16, the ratio taken in float16. The batches are
+    fixed before sharding, so two processes sum the same terms; only the order in which the ranks' float16
+    partial sums meet differs, which moves a sum by its last bit at most, and a mask element only where its
+    ratio lies that close to gamma."""
+    script = SCRIPTS / "mmunlearner_update.py"
+    one, two = (_run(n, tmp_path, script, "--official-fisher") for n in (1, 2))
+    assert one["masks"].keys() == two["masks"].keys()
+    total = sum(m.numel() for m in one["masks"].values())
+    selected = sum(int(m.sum()) for m in one["masks"].values())
+    differ = sum(int((m != two["masks"][n]).sum()) for n, m in one["masks"].items())
+    assert 0 < selected < total
+    assert differ <= 1e-3 * total, (differ, total)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule", ["sequential", "paired", "interleaved"])
 def test_gradient_update_is_the_same_on_one_and_two_processes(tmp_path, schedule):
     """GradDiff for one epoch, SGD, global batch 6: under `sequential` every rank walks its shard of the forget

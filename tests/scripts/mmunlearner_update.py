@@ -46,6 +46,8 @@ def main():
         ap.add_argument("--optimizer", default="torch.optim.SGD")
         ap.add_argument("--lr", type=float, default=0.05)
         ap.add_argument("--retain-steps", default="null", help="mmunlearner.retain_steps: null, an int or official")
+        ap.add_argument("--official-fisher", action="store_true",
+                        help="only the masks, from the authors' Fisher: mixed preserve batches, shuffled, float16")
         ap.add_argument("--odd", action="store_true",
                         help="the whole epoch (not --steps) on forget and retain sets of odd size: shards are padded")
 
@@ -61,7 +63,12 @@ def main():
     cfg = compose_config(overrides, out_dir, args.cache)
     ctx = RunContext(cfg, bench, model, proc, out_dir)
     groups = group_parameters(model, dict(cfg.model.param_groups))
-    masks, names, _ = compute_masks(ctx, groups, GROUPS["both"], cfg.mmunlearner.gamma, FISHER_BATCH)
+    official = dict(shuffle_seed=0, preserve_batches="mixed", fisher_dtype="float16") if args.official_fisher else {}
+    masks, names, _ = compute_masks(ctx, groups, GROUPS["both"], cfg.mmunlearner.gamma, FISHER_BATCH, **official)
+    if args.official_fisher:
+        if is_rank_zero():
+            torch.save({"masks": {names[p]: m for p, m in masks.items()}}, args.out)
+        return
     sizes = {}
     if args.odd:  # after the Fisher: the update's multimodal forget and retain sets lose one sequence each
         whole, made = mmunlearner.qa_data, []
