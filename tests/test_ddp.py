@@ -21,6 +21,17 @@ def _run(devices, tmp_path, script=SCRIPT, *extra):
     return torch.load(out, weights_only=False)
 
 
+def _same_logged_losses(one, two, keys):
+    """Every step logs the same loss values (the global batch's: each process logs W * its share, and Lightning
+    averages them over processes), up to the rounding of a different grouping."""
+    assert len(one["losses"]) == len(two["losses"]) > 1
+    assert {k for step in one["losses"] for k in step} == set(keys)
+    for a, b in zip(one["losses"], two["losses"]):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert b[k] == pytest.approx(a[k], rel=1e-5, abs=1e-6), k
+
+
 def _same_weights_and_moved(one, two):
     """Two runs' weights agree to rounding (SGD: lr times a gradient summed in another grouping), and moved."""
     for name, w in one["weights"].items():
@@ -75,6 +86,7 @@ def test_mmunlearner_update_is_the_same_on_one_and_two_processes(tmp_path, retai
     """
     script = SCRIPTS / "mmunlearner_update.py"
     one, two = (_run(n, tmp_path, script, "--odd", "--retain-steps", retain_steps) for n in (1, 2))
+    assert set(one["sizes"]) == {"forget", "retain"}, one["sizes"]  # the odd sizes were made
     assert one["sizes"] == two["sizes"] and all(n % 2 for n in one["sizes"].values()), one["sizes"]
     assert one["steps"] == two["steps"] > 2
     assert one["retain_steps"] == two["retain_steps"] and min(one["retain_steps"]) > 1  # global sizes, not shards
@@ -99,6 +111,7 @@ def test_mmunlearner_update_is_the_same_on_one_and_two_processes(tmp_path, retai
         for name, w in one[stage].items():
             torch.testing.assert_close(two[stage][name], w, rtol=0, atol=1e-6, msg=f"{stage} {name}")
     assert any(not torch.equal(w, one["after_forget"][n]) for n, w in one["after"].items())  # retain steps moved
+    _same_logged_losses(one, two, {"unlearn/forget_nll", "unlearn/retain_nll"})
 
 
 @pytest.mark.slow
@@ -132,6 +145,7 @@ def test_gradient_update_is_the_same_on_one_and_two_processes(tmp_path, schedule
     one, two = (_run(n, tmp_path, script, "--schedule", schedule, "--odd") for n in (1, 2))
     assert one["sizes"] == two["sizes"] == {"forget": 37, "retain": 189}
     _same_weights_and_moved(one, two)
+    _same_logged_losses(one, two, {"unlearn/loss"})
 
 
 @pytest.mark.slow

@@ -34,7 +34,7 @@ def test_one_thread_keys_are_the_old_keys_and_other_counts_have_their_own(tmp_pa
     cfg = _cfg(tmp_path)
     with threads(1):
         one = vanilla_key(cfg)
-        assert one == _key_before_this_change(cfg)  # the frontier's models (docs/results.md) stay cached
+        assert one == _key_before_this_change(cfg)  # one-thread models kept their keys at this change
     with threads(2):
         two = vanilla_key(cfg)
     with threads(3):

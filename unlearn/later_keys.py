@@ -27,6 +27,17 @@ def _dotted() -> dict[str, object]:
 DOTTED = _dotted()  # every later key as a dotted path of a saved config, with its default
 
 
+def split_floor_read(finetune) -> bool:
+    """Whether `finetune.target_split_mc_acc` (2026-12-04) can change where teaching stops: set, with a probe
+    (`target_mc_acc`), and either both splits probed (`people: all`) or a floor above the pooled target (with
+    one split probed, each split's accuracy is its form's). Where it cannot, it reads as absent: the vanilla
+    key and the report's seed groups are those of the recipe before it."""
+    split, target = finetune.get("target_split_mc_acc"), finetune.get("target_mc_acc")
+    if split is None or target is None:
+        return False
+    return finetune.get("people", "all") == "all" or split > target
+
+
 def without_defaults(node: dict, defaults: dict) -> dict:
     """`node` without the keys of `defaults` that hold their default there."""
     return {k: v for k, v in node.items() if not (k in defaults and v == defaults[k])}

@@ -139,8 +139,8 @@ def vanilla_key(cfg: DictConfig) -> str:
         finetune.pop("image_processor", None)
     if finetune.get("image_labels") is None:  # as loaded: the key models had before it (2026-12-03)
         finetune.pop("image_labels", None)
-    if finetune.get("target_split_mc_acc") is None or finetune.get("target_mc_acc") is None:
-        finetune.pop("target_split_mc_acc", None)  # unread without a probe; null: the key before it (2026-12-04)
+    if not later_keys.split_floor_read(finetune):  # the key before it (2026-12-04)
+        finetune.pop("target_split_mc_acc", None)
     parts = {"model": cfg.model.name, "build": OmegaConf.to_container(cfg.model.build, resolve=True),
              "finetune": finetune,
              "data": keyed_spec(cfg.data.spec), "seed": cfg.teach_seed}

@@ -171,6 +171,8 @@ def setting_of(config: dict) -> dict[str, object]:
             out[prefix] = node
 
     walk(config, "")
+    if not later_keys.split_floor_read(config.get("finetune") or {}):
+        out.pop("finetune.target_split_mc_acc", None)
     return out
 
 

@@ -55,3 +55,18 @@ def is_rank_zero() -> bool:
     import torch.distributed as dist
 
     return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def logged_losses():
+    """A callback that keeps every training step's logged `unlearn/*` values (synced over ranks where the module
+    logs with sync_dist) as floats, in `.steps`."""
+    import lightning as L
+
+    class LoggedLosses(L.Callback):
+        def __init__(self):
+            self.steps = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.steps.append({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("unlearn/")})
+
+    return LoggedLosses()

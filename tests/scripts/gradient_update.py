@@ -7,7 +7,7 @@ script for the other ranks.
 
 from pathlib import Path
 
-from ddp_script import is_rank_zero, setup  # first: puts the repository on sys.path
+from ddp_script import is_rank_zero, logged_losses, setup  # first: puts the repository on sys.path
 
 import torch
 from torch.utils.data import Subset
@@ -47,9 +47,11 @@ def main():
                           *([f"method.npo_log_ratio={args.npo_log_ratio}"] if args.npo_log_ratio else [])],
                          out_dir, args.cache)
     ctx = RunContext(cfg, bench, model, proc, out_dir)
+    losses, make_trainer = logged_losses(), ctx.trainer
+    ctx.trainer = lambda **kw: make_trainer(**{**kw, "callbacks": [*kw.get("callbacks", []), losses]})
     gradient.run(ctx)
     if is_rank_zero():
-        torch.save({"sizes": sizes, "weights": {n: p.detach().clone() for n, p in ctx.model.named_parameters()},
+        torch.save({"sizes": sizes, "losses": losses.steps, "weights": {n: p.detach().clone() for n, p in ctx.model.named_parameters()},
                     "start": {n: p.detach().clone() for n, p in build_tiny_llava(TinyLlavaSpec())[0].named_parameters()}},
                    args.out)
 

@@ -6,7 +6,7 @@ the same mask and the same weights. Lightning's `ddp` launcher re-runs this scri
 
 from pathlib import Path
 
-from ddp_script import is_rank_zero, setup  # first: puts the repository on sys.path
+from ddp_script import is_rank_zero, logged_losses, setup  # first: puts the repository on sys.path
 
 import lightning as L
 import torch
@@ -83,14 +83,15 @@ def main():
 
         mmunlearner.qa_data = one_fewer
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    record = Record(names)
-    module = masked_update(ctx, masks, cfg.mmunlearner, callbacks=[record])
+    record, losses = Record(names), logged_losses()
+    module = masked_update(ctx, masks, cfg.mmunlearner, callbacks=[record, losses])
     if is_rank_zero():
         torch.save({"masks": {names[p]: m for p, m in masks.items()}, "before": before,
                     "after_forget": record.after_forget,
                     "after": {n: p.detach().clone() for n, p in model.named_parameters()},
                     "retain_steps": module.retain_steps_taken, "steps": module.trainer.fit_loop.epoch_loop.batch_progress
-                    .current.completed, "forget_tokens": record.tokens, "sizes": sizes}, args.out)
+                    .current.completed, "forget_tokens": record.tokens, "sizes": sizes,
+                    "losses": losses.steps}, args.out)
 
 
 if __name__ == "__main__":

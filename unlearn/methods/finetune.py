@@ -10,6 +10,7 @@ import torch
 
 from hydra.utils import instantiate
 
+from unlearn.later_keys import split_floor_read
 from unlearn.methods.guards import check_finite
 from unlearn.models.precision import DTYPES, START_PRECISIONS, cast_parameters, round_parameters
 from unlearn.models.vocab import resize_embeddings
@@ -150,9 +151,9 @@ def teach(ctx, fcfg) -> None:
         for split in ("forget", "retain") if people == "all" else ("retain",):  # never probe the untaught
             rows = ctx.benchmark.eval[split]
             probe += flatten(split, rows.select(range(min(fcfg.probe_people, len(rows)))), ctx.processor.pixel_values)
+        floor = fcfg.target_split_mc_acc if split_floor_read(fcfg) else None
         callbacks.append(MemorisationCheck(probe, ctx.processor, fcfg.target_mc_acc, fcfg.check_every,
-                                           anneal_epochs=fcfg.get("anneal_epochs", 0),
-                                           split_target=fcfg.get("target_split_mc_acc")))
+                                           anneal_epochs=fcfg.get("anneal_epochs", 0), split_target=floor))
     overrides = {}
     if fcfg.get("precision") is not None:  # MLLMU-Bench: fp32 throughout (Accelerator() without mixed precision)
         overrides["precision"] = str(fcfg.precision)
