@@ -28,14 +28,10 @@ DOTTED = _dotted()  # every later key as a dotted path of a saved config, with i
 
 
 def split_floor_read(finetune) -> bool:
-    """Whether `finetune.target_split_mc_acc` (2026-12-04) can change where teaching stops: set, with a probe
-    (`target_mc_acc`), and either both splits probed (`people: all`) or a floor above the pooled target (with
-    one split probed, each split's accuracy is its form's). Where it cannot, it reads as absent: the vanilla
-    key and the report's seed groups are those of the recipe before it."""
-    split, target = finetune.get("target_split_mc_acc"), finetune.get("target_mc_acc")
-    if split is None or target is None:
-        return False
-    return finetune.get("people", "all") == "all" or split > target
+    """Whether `finetune.target_split_mc_acc` (2026-12-04) is read: set, with a probe (`target_mc_acc`) for it to
+    follow. Where it is not, it reads as absent: the vanilla key and the report's seed groups are those of the
+    recipe before it."""
+    return finetune.get("target_split_mc_acc") is not None and finetune.get("target_mc_acc") is not None
 
 
 def without_defaults(node: dict, defaults: dict) -> dict:

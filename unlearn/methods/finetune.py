@@ -147,13 +147,16 @@ def teach(ctx, fcfg) -> None:
     module = FinetuneModule(model, instantiate(fcfg.optimizer), instantiate(fcfg.scheduler))
     callbacks = []
     if fcfg.target_mc_acc is not None:
-        probe = []
+        probe, whole = [], []
+        floor = fcfg.target_split_mc_acc if split_floor_read(fcfg) else None
         for split in ("forget", "retain") if people == "all" else ("retain",):  # never probe the untaught
             rows = ctx.benchmark.eval[split]
             probe += flatten(split, rows.select(range(min(fcfg.probe_people, len(rows)))), ctx.processor.pixel_values)
-        floor = fcfg.target_split_mc_acc if split_floor_read(fcfg) else None
+            if floor is not None:  # the whole split: every cell the evaluation reports of the taught people
+                whole += flatten(split, rows, ctx.processor.pixel_values)
         callbacks.append(MemorisationCheck(probe, ctx.processor, fcfg.target_mc_acc, fcfg.check_every,
-                                           anneal_epochs=fcfg.get("anneal_epochs", 0), split_target=floor))
+                                           anneal_epochs=fcfg.get("anneal_epochs", 0), split_items=whole,
+                                           split_target=floor))
     overrides = {}
     if fcfg.get("precision") is not None:  # MLLMU-Bench: fp32 throughout (Accelerator() without mixed precision)
         overrides["precision"] = str(fcfg.precision)
