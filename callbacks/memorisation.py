@@ -114,7 +114,9 @@ class MemorisationCheck(Callback):
         if epoch % self.every and epoch != trainer.max_epochs:
             return
         acc = self.accuracy(pl_module.model)
-        done = probe_answered(acc, self.target)
+        # agreed over ranks before the splits are scored: a rank that scored and logged them alone would make
+        # more collectives (log_dict's sync) than the others
+        done = trainer.strategy.reduce_boolean_decision(probe_answered(acc, self.target), all=True)
         if done and self.split_target is not None:
             split = self.split_accuracy(pl_module.model)
             acc.update(split)

@@ -79,12 +79,20 @@ def test_teaching_stops_once_probe_is_answered(tmp_path, small_benchmark, tiny_m
     assert [h["epoch"] for h in history] == [2, 3]
     assert set(history[0]) == {"epoch", "multimodal", "text", "forget/multimodal", "forget/text",
                                "retain/multimodal", "retain/text"}
-    # the pooled probe reads one person per split; the floor every evaluated forget and retain MC question
+    # the pooled probe reads one person per split; the floor every forget and retain MC question
     (check,) = made
     assert {it.person for it in check.items} < {it.person for it in check.split_items}
     whole = [it for split in ("forget", "retain") for it in flatten(split, small_benchmark.eval[split],
                                                                     proc.pixel_values) if it.task == "mc"]
     assert [it.uid for it in check.split_items] == [it.uid for it in whole]
+    # the reference model (forget people untaught): the floor reads the retain split alone
+    cfg = _cfg(tmp_path, "finetune.epochs=2", "finetune.check_every=2", "finetune.target_mc_acc=0.0",
+               "finetune.target_split_mc_acc=0.0", "finetune.probe_people=1", "finetune.forms=[text]",
+               "finetune.people=without_forget")
+    teach(RunContext(cfg, small_benchmark, model, proc, tmp_path), cfg.finetune)
+    assert {it.split for it in made[-1].split_items} == {"retain"}
+    assert len(made[-1].split_items) == sum(it.task == "mc" for it in flatten("retain", small_benchmark.eval["retain"],
+                                                                              proc.pixel_values))
     # an unreachable target: every check runs, the last at max_epochs
     cfg = _cfg(tmp_path, "finetune.epochs=3", "finetune.check_every=2", "finetune.target_mc_acc=1.01",
                "finetune.probe_people=1", "finetune.forms=[text]")
