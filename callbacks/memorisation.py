@@ -120,17 +120,18 @@ class MemorisationCheck(Callback):
         if done and self.split_target is not None:
             split = self.split_accuracy(pl_module.model)
             acc.update(split)
-            done = floor_held(split, self.split_target)
-            if not done:
+            held = floor_held(split, self.split_target)
+            if not held:
                 below = {k: round(v, 3) for k, v in split.items() if v < self.split_target}
                 log.info("epoch %d: the pooled probe is answered, not every split: %s under %.2f", epoch, below,
                          self.split_target)
+            done = trainer.strategy.reduce_boolean_decision(held, all=True)
         self.history.append({"epoch": epoch, **acc})
         # every rank scored the whole probe on the same weights, so the mean over ranks is each rank's value;
         # sync_dist says so to Lightning, which otherwise warns under DDP about an unsynchronised epoch metric
         pl_module.log_dict({f"probe/{k.replace('/', '_')}_mc_acc": v for k, v in acc.items()}, sync_dist=True)
         log.info("epoch %d: probe MC accuracy %s", epoch, {k: round(v, 3) for k, v in acc.items()})
-        if not trainer.strategy.reduce_boolean_decision(done, all=True):
+        if not done:  # agreed over ranks above
             return
         if self.anneal_epochs == 0 or epoch >= trainer.max_epochs:
             log.info("probe accuracy reached %s: stopping at epoch %d", self.criterion(), epoch)

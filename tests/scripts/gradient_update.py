@@ -51,7 +51,8 @@ def main():
     ctx.trainer = lambda **kw: make_trainer(**{**kw, "callbacks": [*kw.get("callbacks", []), losses]})
     gradient.run(ctx)
     if is_rank_zero():
-        torch.save({"sizes": sizes, "losses": losses.steps, "weights": {n: p.detach().clone() for n, p in ctx.model.named_parameters()},
+        torch.save({"sizes": sizes, "losses": losses.steps,
+                    "weights": {n: p.detach().clone() for n, p in ctx.model.named_parameters()},
                     "start": {n: p.detach().clone() for n, p in build_tiny_llava(TinyLlavaSpec())[0].named_parameters()}},
                    args.out)
 

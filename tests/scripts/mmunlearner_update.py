@@ -10,7 +10,6 @@ from ddp_script import is_rank_zero, logged_losses, setup  # first: puts the rep
 
 import lightning as L
 import torch
-
 from torch.utils.data import Subset
 
 from unlearn.config import compose_config
