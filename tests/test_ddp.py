@@ -1,6 +1,6 @@
 """One process and two CPU processes (gloo) give the same MANU statistics, mask, pruned weights, metrics,
 MMUnlearner Fisher, MMUnlearner mask and update, and gradient-baseline updates under both step schedules (two
-processes with half the batch each)."""
+processes with half the batch each); the teaching probe's stop decisions are the ranks' agreed ones."""
 
 import subprocess
 import sys
@@ -13,10 +13,10 @@ SCRIPTS = Path(__file__).parent / "scripts"
 SCRIPT = SCRIPTS / "manu_pass.py"
 
 
-def _run(devices, tmp_path, script=SCRIPT, *extra):
+def _run(devices, tmp_path, script=SCRIPT, *extra, timeout=600):
     out = tmp_path / f"{script.stem}_{'_'.join(extra)}_{devices}.pt"
     proc = subprocess.run([sys.executable, str(script), "--devices", str(devices), "--cache", str(tmp_path / "cache"),
-                           "--out", str(out), *extra], capture_output=True, text=True, timeout=600)
+                           "--out", str(out), *extra], capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return torch.load(out, weights_only=False)
 
@@ -146,6 +146,26 @@ def test_gradient_update_is_the_same_on_one_and_two_processes(tmp_path, schedule
     assert one["sizes"] == two["sizes"] == {"forget": 37, "retain": 189}
     _same_weights_and_moved(one, two)
     _same_logged_losses(one, two, {"unlearn/loss"})
+
+
+@pytest.mark.slow
+def test_teaching_probe_and_split_floor_stop_every_rank_at_the_same_epoch(tmp_path):
+    """The ranks' probe readings disagree by an epoch (tests/scripts/probe_floor.py): rank 0 answers the pooled
+    probe at epoch 2 and holds the split floor at 3, rank 1 at 3 and 4. Each decision must be the ranks' agreed
+    one: the splits are scored (and logged, a collective) on every rank at the same epochs, from the first
+    where every rank answers the pooled probe, and every rank stops where the last holds the floor. A rank
+    deciding alone would score the splits at epoch 2 by itself, or stop at 3 while the other trains on (a hang:
+    the timeout)."""
+    script = SCRIPTS / "probe_floor.py"
+    (one,) = _run(1, tmp_path, script, timeout=120)
+    assert one["split_scored_at"] == [2, 3] and one["epochs_run"] == 3  # rank 0's readings alone
+    two = _run(2, tmp_path, script, timeout=120)
+    assert [r["rank"] for r in two] == [0, 1]
+    for r in two:
+        assert r["split_scored_at"] == [3, 4], r
+        assert r["epochs_run"] == 4 and [h["epoch"] for h in r["history"]] == [1, 2, 3, 4], r
+        assert "forget/text" not in r["history"][1] and "forget/text" in r["history"][2], r
+        assert "probe/forget_text_mc_acc" in r["logged"], r
 
 
 @pytest.mark.slow
