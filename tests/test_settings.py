@@ -331,9 +331,10 @@ def test_a_misspelt_spec_key_of_a_spec_without_a_class_is_warned(tmp_path, caplo
         and "['text_rul']" in caplog.records[0].getMessage()
 
 
-def test_a_lora_section_without_dropout_or_init_wraps_as_the_readme_writes_it(tiny_model):
-    """README: `+finetune.lora={enabled: true, r: 8, alpha: 16}`; check_lora lets dropout and init default, and
-    until 2026-12-03 the wrap then read `dropout` from the struct and stopped after teaching had started."""
+def test_a_lora_section_without_dropout_or_init_wraps_as_the_docs_write_it(tiny_model):
+    """docs/guide/configuration.md: `+finetune.lora={enabled: true, r: 8, alpha: 16}`; check_lora lets dropout
+    and init default, and until 2026-12-03 the wrap then read `dropout` from the struct and stopped after
+    teaching had started."""
     import copy
 
     from omegaconf import OmegaConf

@@ -49,7 +49,7 @@ Deviations of the default (`manu.selection=project`) from the authors' code (git
 prune/prune_utility.py, prune/prune_incremental.py). `manu.selection=official` (`unlearn/manu/official.py`)
 reproduces their selection exactly and is the way to match the paper's numbers; the measured effect of
 each step on the embedded model (alpha 20 %, mask Jaccard with the default, MC per modality, means of
-3 seeds, on the seed-0 vanilla model of 2026-12-01) is in docs/manu_official.md and the README's MANU section. There the steps are applied
+3 seeds, on the seed-0 vanilla model of 2026-12-01) is in docs/manu_official.md and docs/guide/manu.md. There the steps are applied
 cumulatively in the order padding, statistics, unit, retain subset, layers, batch size; each "Measured"
 below is its step's change:
 
