@@ -116,7 +116,9 @@ def test_mmunlearner_baselines_per_method_values(preset, method, schedule, lr_de
         schedule, lr_decay, resize, None if qwen else start, reference)
     assert cfg.model.dtype == ("bfloat16" if qwen else "float32") and cfg.model.name.startswith(
         "qwen2_vl" if qwen else "llava")
-    assert m.reference_required == (method == "npo") and m.lora.target_modules == "all_linear"
+    assert m.reference_required == (method == "npo")
+    # their transformers (4.45-4.49) named LLaVA's head language_model.lm_head, which their target rule keeps
+    assert m.lora.target_modules == ("all_linear" if qwen else "all_linear_and_head")
     # MLLMU_GA.py: train_collate_clear_ansonly; the others: train_collate_mllmu_ansonly
     assert m.answer_ids == ("without_specials" if method == "ga" else "without_first")
     assert m.optimizer.lr == 1e-5 and m.batch_size == 4 and m.epochs == 1
@@ -173,3 +175,11 @@ def test_official_presets_compute_in_float32_on_any_trainer(experiment, trainer,
     bf16-mixed that trainer=gpu and trainer=ddp would otherwise bring."""
     cfg = compose_config([f"experiment={experiment}", f"trainer={trainer}"], tmp_path, tmp_path / "cache")
     assert cfg.trainer.precision == "32-true" and cfg.model.dtype == "float32"
+
+
+@pytest.mark.parametrize("trainer", ["gpu", "ddp"])
+def test_manu_official_hooks_float16_outputs_on_any_trainer(trainer, tmp_path):
+    """prune_incremental.py runs its float16 model under Accelerator() without mixed precision; bf16-mixed's
+    autocast, which trainer=gpu and trainer=ddp bring, would make the hooked outputs bfloat16."""
+    cfg = compose_config(["experiment=manu_official", f"trainer={trainer}"], tmp_path, tmp_path / "cache")
+    assert cfg.trainer.precision == "32-true" and cfg.model.dtype == "float16"

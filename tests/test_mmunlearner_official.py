@@ -214,6 +214,60 @@ def test_all_linear_targets_are_their_find_all_linear_names(tiny_model):
     assert {n.removeprefix("base_model.model.") for n in adapted} == linears  # vision, projector, language
 
 
+def _their_layout(name: str) -> str:
+    """A LLaVA module name of this transformers as transformers 4.45-4.49 wrote it, the versions their scripts
+    run on (MLLMU_manifold.py:15 and SFRon.py:8 import transformers.AdamW, removed in 4.50)."""
+    if name == "lm_head":
+        return "language_model.lm_head"
+    for new, old in (("model.language_model.", "language_model.model."), ("model.vision_tower.", "vision_tower."),
+                     ("model.multi_modal_projector.", "multi_modal_projector.")):
+        if name.startswith(new):
+            return old + name[len(new):]
+    return name
+
+
+def _their_find_all_linear_names(linear_names):
+    """MLLMU_manifold.py:24-40 find_all_linear_names, over the names of the model's Linears."""
+    lora_module_names = set()
+    multimodal_keywords = ["embeddings", "embed_tokens", "patch_embed"]
+    for name in linear_names:
+        if any(mm_keyword in name for mm_keyword in multimodal_keywords):
+            continue
+        names = name.split('.')
+        lora_module_names.add(names[0] if len(names) == 1 else ".".join(names[-2:]))
+    if 'lm_head' in lora_module_names:  # needed for 16-bit
+        lora_module_names.remove('lm_head')
+    return list(lora_module_names)
+
+
+def _their_adapted(model, layout=_their_layout) -> set[str]:
+    """This transformers' names of the Linears their targets adapt: found on `layout`'s names as peft finds them
+    (the name equals a key or ends with '.' + key)."""
+    names = {n: layout(n) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    keys = _their_find_all_linear_names(names.values())
+    return {n for n, old in names.items() if any(old == k or old.endswith("." + k) for k in keys)}
+
+
+def test_all_linear_and_head_adapts_what_their_rule_adapts_under_their_transformers(tiny_model):
+    """Their rule drops a bare 'lm_head' only; under their transformers LLaVA's head is language_model.lm_head,
+    so their LLaVA runs adapt it (on this transformers' names the same rule would drop it)."""
+    from peft import LoraConfig, get_peft_model
+
+    from unlearn.mmunlearner.lora import all_linear_targets
+
+    model = tiny_model[0]
+    theirs = _their_adapted(model)
+    assert "lm_head" in theirs and _their_adapted(model, layout=lambda n: n) == theirs - {"lm_head"}
+    wrapped = get_peft_model(copy.deepcopy(model), LoraConfig(r=2, target_modules=all_linear_targets(model, head=True),
+                                                              init_lora_weights="gaussian"))
+    adapted = {n.split(".lora_A")[0].removeprefix("base_model.model.") for n, _ in wrapped.named_parameters()
+               if ".lora_A." in n}
+    assert adapted == theirs
+    assert all_linear_targets(model) == sorted(set(all_linear_targets(model, head=True)) - {"lm_head"})
+    with pytest.raises(ValueError, match="no lm_head"):
+        all_linear_targets(torch.nn.Sequential(torch.nn.Linear(2, 2)), head=True)
+
+
 def _official_cfg(tmp_path, *overrides):
     from .test_finetune import _cfg
 
@@ -301,7 +355,6 @@ def test_official_lora_run_without_mask_equals_their_loop(tmp_path, small_benchm
     from peft import LoraConfig, get_peft_model
 
     from unlearn.methods.mmunlearner import run
-    from unlearn.mmunlearner.lora import all_linear_targets
     from unlearn.models.precision import cast_parameters
     from unlearn.pipeline import RunContext
 
@@ -322,8 +375,9 @@ def test_official_lora_run_without_mask_equals_their_loop(tmp_path, small_benchm
     cast_parameters(loaded, torch.float16)
     cast_parameters(loaded, torch.float32)
     assert m.start_precision == "float16"
+    assert m.lora.target_modules == "all_linear_and_head"
     model = get_peft_model(copy.deepcopy(loaded), LoraConfig(r=16, lora_alpha=16, lora_dropout=0.0,
-                                                             target_modules=all_linear_targets(start),
+                                                             target_modules=sorted(_their_adapted(start)),
                                                              init_lora_weights="gaussian"))
     model.train()
     _their_loop(model, *_their_batches(cfg, small_benchmark, proc), lr=1e-3)

@@ -280,7 +280,8 @@ def words_in(root) -> set[str]:
 @pytest.mark.slow
 def test_mmunlearner_clear_preset_runs_on_a_qwen2_vl_stand_in(tmp_path, monkeypatch):
     """experiment=mmunlearner_clear_official end to end on a tiny Qwen2-VL and a tiny CLEAR snapshot: the mask
-    covers their language group's eligible tensors (every name holding "model"), the mask pass and the update read MMUnlearner's collates
+    covers their language group's eligible tensors (every name holding "model" under their transformers, the
+    language model's), the mask pass and the update read MMUnlearner's collates
     (every token labelled, then the answer alone), and the run is scored."""
     from safetensors.torch import load_file
 
@@ -305,14 +306,20 @@ def test_mmunlearner_clear_preset_runs_on_a_qwen2_vl_stand_in(tmp_path, monkeypa
                          tmp_path / "run", tmp_path / "cache")
     metrics = run(cfg)
     masks = load_file(str(next((tmp_path / "run").rglob("*mask*.safetensors"))))
-    # their language group: every name holding "model" (CLEAR_gen_mask.py:80), the vision tower's included,
-    # then their eligible names (CLEAR_manifold.py:118-131)
+    # their language group: every name holding "model" (CLEAR_gen_mask.py:80) as transformers 4.45-4.49 names
+    # Qwen2-VL's parameters (their scripts import transformers.AdamW, removed in 4.50): model.layers.*, visual.*,
+    # lm_head; then their eligible names (CLEAR_manifold.py:118-131)
     from transformers import AutoModelForImageTextToText
 
-    names = [n for n, _ in AutoModelForImageTextToText.from_pretrained(model_dir).named_parameters()]  # as loaded
+    def their_name(n):
+        if n.startswith("model.visual."):
+            return n.removeprefix("model.")
+        return "model." + n.removeprefix("model.language_model.") if n.startswith("model.language_model.") else n
+
+    names = [their_name(n) for n, _ in AutoModelForImageTextToText.from_pretrained(model_dir).named_parameters()]
     theirs = {n for n in names if "model" in n and any(k in n for k in ("proj", "fc", "linear", "mlp", "qkv"))}
-    assert set(masks) == theirs
-    assert any(n.startswith("model.visual.") for n in masks) and any(n.startswith("model.language_model.") for n in masks)
+    assert {their_name(n) for n in masks} == theirs
+    assert not any(n.startswith("model.visual.") for n in masks) and any(n.startswith("model.language_model.") for n in masks)
     assert "after/forget/multimodal/n_mc_acc" in metrics
     assert seen == {("mmunlearner.sequences", "mmunlearner", form) for form in ("multimodal", "text")}
     assert answer_only  # the update's rows: train_collate_clear_ansonly

@@ -1,4 +1,4 @@
-"""What the reference codes optimise with: transformers' (removed in v5) `AdamW`, which MMUnlearner's
+"""What the reference codes optimise with: transformers' (removed in 4.50) `AdamW`, which MMUnlearner's
 MLLMU_manifold.py and MLLMU-Bench's baselines/*.py and finetune.py import, and transformers' linear schedule,
 which they step after every batch.
 

@@ -68,8 +68,9 @@ def check_lora(lora, key: str) -> None:
     if not _is_number(dropout) or not 0 <= dropout < 1:
         raise ValueError(f"{key}.dropout={dropout!r}: expected a number in [0, 1)")
     targets = lora.get("target_modules")
-    if not isinstance(targets, (str, type(None))) and "all_linear" in list(targets):
-        raise ValueError(f"{key}.target_modules={list(targets)}: all_linear stands alone (target_modules: all_linear); "
+    rule = next((r for r in ("all_linear", "all_linear_and_head") if r in list(targets or ())), None)
+    if not isinstance(targets, (str, type(None))) and rule:
+        raise ValueError(f"{key}.target_modules={list(targets)}: {rule} stands alone (target_modules: {rule}); "
                          "in a list peft reads it as a module name and finds none")
     init = lora.get("init", True)
     if not (isinstance(init, bool) or init in LORA_INITS or str(init).startswith("pissa_niter_")):

@@ -370,7 +370,8 @@ def frozen_reference_expected(module: GradientUnlearning):
 def with_lora(model, lora_cfg, target_modules, need_reference: bool):
     """Wrap `model` with LoRA adapters (peft); the reference is copied first, so it has no adapters.
     `target_modules`: module-name suffixes, one regex string (peft full-matches it against module names), or
-    `all_linear` (every Linear but lm_head and the embeddings, both towers: MMUnlearner's find_all_linear_names)."""
+    `all_linear` (every Linear but lm_head and the embeddings, both towers: MMUnlearner's find_all_linear_names),
+    or `all_linear_and_head` (the same with lm_head, as that function adapts LLaVA under their transformers)."""
     from peft import LoraConfig, get_peft_model
 
     from unlearn.mmunlearner.lora import peft_targets

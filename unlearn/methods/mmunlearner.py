@@ -506,7 +506,8 @@ def with_saliency_lora(model, lora_cfg, target_modules, apply_mask: bool = True)
     the authors' LLaVA run) any init is accepted, `gaussian` being theirs.
 
     `target_modules`: a list or regex for peft, or `all_linear`, the authors' find_all_linear_names
-    (`all_linear_targets`: every Linear but lm_head and embeddings, vision tower and projector included).
+    (`all_linear_targets`: every Linear but lm_head and embeddings, vision tower and projector included), or
+    `all_linear_and_head`, the same with lm_head, as that function adapts LLaVA under their transformers.
     """
     from peft import LoraConfig, get_peft_model
 

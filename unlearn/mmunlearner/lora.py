@@ -1,29 +1,40 @@
-"""The LoRA targets of the authors' LLaVA script (MLLMU_manifold.py, find_all_linear_names)."""
+"""The LoRA targets of the authors' scripts (MMUnlearner's MLLMU_manifold.py and baselines, find_all_linear_names)."""
 
 from __future__ import annotations
 
 from torch import nn
 
 SKIPPED = ("embeddings", "embed_tokens", "patch_embed")
+# target_modules values that name a rule rather than modules; each stands alone
+RULES = ("all_linear", "all_linear_and_head")
 
 
-def all_linear_targets(model: nn.Module) -> list[str]:
+def all_linear_targets(model: nn.Module, head: bool = False) -> list[str]:
     """Every nn.Linear except lm_head and modules whose name contains embeddings / embed_tokens / patch_embed,
     each named by its last two name components (peft matches a name that equals or ends with '.' + key, so
-    'self_attn.q_proj' adapts the vision tower's q_proj and the language model's alike). Sorted."""
+    'self_attn.q_proj' adapts the vision tower's q_proj and the language model's alike). Sorted.
+
+    `head`: keep lm_head. Their function removes a bare 'lm_head' only, and their scripts import
+    transformers.AdamW (MLLMU_manifold.py:15, SFRon.py:8), which transformers 4.50 removed: under the 4.45-4.49
+    layout LLaVA's head is `language_model.lm_head`, whose last two components survive the removal, so their
+    LLaVA runs adapt the head (Qwen2-VL's head was a bare `lm_head` there, and is removed)."""
     keys = set()
     for name, module in model.named_modules():
         if any(word in name for word in SKIPPED) or not isinstance(module, nn.Linear):
             continue
         parts = name.split(".")
         keys.add(parts[0] if len(parts) == 1 else ".".join(parts[-2:]))
-    keys.discard("lm_head")
+    if not head:
+        keys.discard("lm_head")
+    elif not isinstance(getattr(model, "lm_head", None), nn.Linear):
+        raise ValueError("lora.target_modules=all_linear_and_head: the model has no lm_head Linear to adapt")
     return sorted(keys)
 
 
 def peft_targets(model: nn.Module, target_modules):
-    """`target_modules` as peft's LoraConfig takes it: `all_linear` resolved (`all_linear_targets`; peft would
-    full-match the string and find no module), one regex string kept, any other sequence as a list."""
-    if target_modules == "all_linear":
-        return all_linear_targets(model)
+    """`target_modules` as peft's LoraConfig takes it: `all_linear` and `all_linear_and_head` resolved
+    (`all_linear_targets`; peft would full-match the string and find no module), one regex string kept, any other
+    sequence as a list."""
+    if target_modules in RULES:
+        return all_linear_targets(model, head=target_modules == "all_linear_and_head")
     return target_modules if isinstance(target_modules, str) else list(target_modules)
