@@ -90,7 +90,8 @@ def test_presets_set_the_authors_training_image_settings(tmp_path, overrides, ke
 
     cfg = compose_config(overrides, tmp_path / "run", tmp_path / "cache")
     assert OmegaConf.to_container(cfg[key], resolve=True).get("image_processor") == expected
-    assert OmegaConf.to_container(cfg.model, resolve=True).get("image_processor", {}) == {}  # evaluation: as shipped
+    # evaluation: the checkpoint's settings as shipped, through the PIL processor the authors' transformers load
+    assert OmegaConf.to_container(cfg.model, resolve=True).get("image_processor", {}) in ({}, {"backend": "pil"})
     plain = OmegaConf.create({k: v for k, v in OmegaConf.to_container(cfg).items() if k != "hydra"})
     plain.paths.output_dir = str(tmp_path)
     OmegaConf.resolve(plain)  # in place too (a plain-dict default of oc.select could not be resolved so)
@@ -212,3 +213,11 @@ def test_a_setting_the_image_processor_lacks_is_refused_before_any_evaluation(tm
                           "manu.image_processor={do_image_spliting: false}"], tmp_path / "run", tmp_path / "cache")
     with pytest.raises(ValueError, match=r"manu.image_processor: .* has no setting \['do_image_spliting'\]"):
         pipeline.run(cfg)
+
+
+@pytest.mark.parametrize("model", ["llava_1_5_7b", "idefics2_8b", "qwen2_vl_7b", "qwen2_vl_2b"])
+def test_real_models_read_images_through_the_pil_processor(tmp_path, model):
+    """The authors' transformers (4.45-4.49) load the PIL image processors by default; this one picks the
+    torchvision ones wherever torchvision is installed, which resize to other pixels."""
+    cfg = compose_config([f"model={model}"], tmp_path / "run", tmp_path / "cache")
+    assert cfg.model.image_processor.backend == "pil"

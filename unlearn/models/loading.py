@@ -110,7 +110,7 @@ def training_processor(processor, overrides: Mapping | None, key: str):
     data read (`key`: its `<section>.image_processor`), while the evaluation keeps `processor`.
 
     Why: MLLMU-Bench and MANU train and prune Idefics2 with do_image_splitting=False (MLLMU-Bench finetune.py:78,
-    baselines/GA.py:238; MANU prune_incremental.py) but evaluate with the checkpoint's own processor (eval.py:857),
+    baselines/GA.py:238; MANU prune_incremental.py) but evaluate with the off-the-shelf one (eval.py:857),
     which one `model.image_processor` cannot reproduce. The new image processor is built as loading builds one
     with those settings (`from_dict` over the loaded one's settings)."""
     if not overrides:
