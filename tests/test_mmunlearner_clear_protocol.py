@@ -99,13 +99,20 @@ def test_other_families_and_other_data_are_refused(tmp_path, qwen2_vl):
     cfg = compose_config(["data=mllmu_bench", "eval.protocol=mmunlearner_clear"], tmp_path, tmp_path / "cache")
     with pytest.raises(ValueError, match=r"eval.protocol=mmunlearner_clear .* data=mllmu_bench"):
         check_run_settings(cfg)
+    # chosen by hand on data=clear, whose default scorer is mllmu_bench's: a reply "(B)" would read as no letter
+    by_hand = ["data=clear", "model=qwen2_vl_7b", "eval.protocol=mmunlearner_clear", "eval.mc_mode=generate",
+               "eval.mc_also=null", "eval.splits=[forget, retain, untouched]", "eval.tasks=[mc, gen]"]
+    with pytest.raises(ValueError, match=r"set eval.scorer=mmunlearner \(got 'mllmu_bench'"):
+        check_run_settings(compose_config(by_hand, tmp_path, tmp_path / "cache"))
+    check_run_settings(compose_config([*by_hand, "eval.scorer=mmunlearner"], tmp_path, tmp_path / "cache"))
     preset = ["experiment=mmunlearner_clear_official"]
     check_run_settings(compose_config(preset, tmp_path, tmp_path / "cache"))
     check_run_settings(compose_config([*preset, "eval.relearn.splits=[forget, test]"], tmp_path, tmp_path / "c"))
     for override, match in (("eval.splits=[forget, test]", r"eval.splits has test"),
                             ("eval.relearn.enabled=true", r"eval.relearn.splits has test"),
                             ("eval.tasks=[mc, gen, prob]", r"eval.tasks has \['prob'\]"),
-                            ("eval.mc_mode=likelihood", r"set eval.mc_mode=generate")):
+                            ("eval.mc_mode=likelihood", r"set eval.mc_mode=generate"),
+                            ("eval.scorer=mllmu_bench", r"set eval.scorer=mmunlearner")):
         cfg = compose_config([*preset, override], tmp_path, tmp_path / "cache")
         with pytest.raises(ValueError, match=match):
             check_run_settings(cfg)

@@ -91,8 +91,9 @@ def load_configured(cfg: DictConfig, path):
     m = cfg.model
     template = OmegaConf.to_container(m.template, resolve=True) if m.get("template") else None
     images = OmegaConf.to_container(m.image_processor, resolve=True) if m.get("image_processor") else None
+    tokenizer = OmegaConf.to_container(m.tokenizer, resolve=True) if m.get("tokenizer") else None
     model, processor = load_model(path, m.dtype, template=template, attn_implementation=m.get("attn_implementation"),
-                                  image_processor=images)
+                                  image_processor=images, tokenizer=tokenizer)
     if m.get("gradient_checkpointing"):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     from unlearn.models.positions import apply_forward_positions

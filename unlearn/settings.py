@@ -498,6 +498,11 @@ def check_mmunlearner_clear_eval(cfg) -> None:
         raise ValueError(f"eval.protocol=mmunlearner_clear reads MC from a generated letter, as CLEAR_eval.py does: "
                          f"set eval.mc_mode=generate and eval.mc_also=null (got eval.mc_mode={e.mc_mode!r}, "
                          f"eval.mc_also={e.get('mc_also')!r})")
+    if e.get("scorer") != "mmunlearner":
+        raise ValueError(f"eval.protocol=mmunlearner_clear reads replies as CLEAR_eval.py does (the MC letter after "
+                         f"dropping every character but letters and digits): set eval.scorer=mmunlearner (got "
+                         f"{e.get('scorer')!r}, data=clear's default); `python -m unlearn.rescore` reads a finished "
+                         f"run another way")
 
 
 def check_teaching_family(cfg) -> None:

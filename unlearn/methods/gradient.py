@@ -320,7 +320,7 @@ def run(ctx) -> None:
         model, lora_reference = with_lora(ctx.model, m.lora, m.lora.get("target_modules") or ctx.cfg.model.lora_target_modules,
                                           m.loss in NEEDS_REFERENCE and reference is None)
         reference = reference if reference is not None else lora_reference
-    if m.reference_path:  # e.g. MLLMU-Bench's NPO reference: the vanilla model finetuned on retain data
+    if m.reference_path:  # e.g. MLLMU-Bench's NPO reference: the base model taught the retain people
         from unlearn.models.loading import load_model
 
         reference, _ = load_model(m.reference_path, ref_dtype or ctx.cfg.model.dtype, key="method.reference_path",

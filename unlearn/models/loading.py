@@ -38,12 +38,13 @@ def check_local_checkpoint(path, key: str) -> bool:
 
 def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path",
                template: Mapping | None = None, attn_implementation: str | None = None,
-               image_processor: Mapping | None = None):
+               image_processor: Mapping | None = None, tokenizer: Mapping | None = None):
     """`path` is a local directory or a hub id; a missing local directory names `key`.
 
     A directory with `vl_processor.json` is the embedded model; anything else is a real checkpoint, read
-    with its own tokenizer and image processor (settings overridden by `image_processor`, e.g.
-    `{do_image_splitting: false}`) and prompted with `template` (`model.template`).
+    with its own tokenizer (loaded with `tokenizer`'s arguments, `model.tokenizer`, e.g. `{legacy: true}`) and
+    image processor (settings overridden by `image_processor`, e.g. `{do_image_splitting: false}`) and prompted
+    with `template` (`model.template`).
     """
     p = Path(str(path)).expanduser()
     local = check_local_checkpoint(path, key)
@@ -67,11 +68,26 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
     if template is None:
         raise CheckpointError(f"{key}={path} is a real checkpoint: its model config needs a `template` "
                               "(see configs/model/llava_1_5_7b.yaml)")
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    tokenizer = load_tokenizer(source, tokenizer)
     images = AutoImageProcessor.from_pretrained(source, **dict(image_processor or {}))
     check_image_settings(images, image_processor, "model.image_processor", loader_keys=True)  # else dropped silently
     processor = ChatProcessor(tokenizer, images, model.config, ChatTemplate(**dict(template)))
     return model, processor
+
+
+def load_tokenizer(source: str, settings: Mapping | None = None, key: str = "model.tokenizer"):
+    """The checkpoint's tokenizer, loaded with `settings`. A setting the loaded class keeps as an attribute must
+    hold its value there; one it has no attribute for is named in a warning (transformers keeps unknown
+    arguments without a word, so a misspelt one would change nothing)."""
+    settings = dict(settings or {})
+    tokenizer = AutoTokenizer.from_pretrained(source, **settings)
+    for name, value in settings.items():
+        if not hasattr(tokenizer, name):
+            log.warning("%s.%s: %s has no such setting; it changes nothing", key, name, type(tokenizer).__name__)
+        elif getattr(tokenizer, name) != value:
+            raise ValueError(f"{key}.{name}={value!r}: {type(tokenizer).__name__} reads it as "
+                             f"{getattr(tokenizer, name)!r}")
+    return tokenizer
 
 
 def check_family(config_file: Path, key: str) -> None:

@@ -1,0 +1,81 @@
+"""`model.tokenizer`: arguments for the checkpoint's tokenizer, and why LLaVA-1.5 needs `legacy: true`.
+
+llava-1.5-7b-hf's tokenizer.json is a legacy SentencePiece conversion: a normalizer that prepends '\u2581' and
+turns spaces into it, applied to each piece of text between special tokens, so "USER: <image>\\nWhat" reads
+[..., 32000 <image>, 29871 '\u2581', 13 '\\n', ...]. transformers 4.45-4.49, which the official codes run, use the
+file as it is; this transformers' LlamaTokenizer drops the file's normalizer and pre-tokenizer and rebuilds them
+from its `legacy` flag, whose default (false) prepends '\u2581' to the first piece only. The tokenizer here is
+built the same way as that file, from a small vocabulary with byte fallback."""
+
+import json
+import logging
+
+import pytest
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
+
+from unlearn.config import compose_config
+from unlearn.models.loading import load_tokenizer
+
+# the strings LLaVA reads in the official codes: MLLMU-Bench's eval.py and collate, MMUnlearner's, with shots
+LLAVA_STRINGS = [
+    "USER: <image>\nWhat is the job of this person?\nA: chef\nB: pilot\nC: nurse\nD: judge\n"
+    "Just give ONE letter representing the answer directly.\nASSISTANT:",
+    "USER:\nWhat is the job of Alara Venn?\nASSISTANT:",
+    "USER: What is the job of Alara Venn?\nAnswer the question in one sentence in ENGLISH.\nASSISTANT:",
+    "USER: <image>\nWhat is the job of this person?\nASSISTANT: She is a chef.",
+    "USER:<image>\nShot question?\nASSISTANT: shot answer\nUSER: <image>\nWhere does she live? [Blank]\nASSISTANT:",
+    "USER: <image>\nWhat is this? ASSISTANT: a chef</s>",
+]
+
+
+def _legacy_llama_tokenizer(tmp_path, legacy_in_config=False):
+    letters = sorted({c for s in LLAVA_STRINGS for c in s if c not in "\n"} | {"\u2581"})
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    vocab.update({f"<0x{b:02X}>": 3 + b for b in range(256)})
+    for c in letters:
+        vocab.setdefault(c, len(vocab))
+    merges = [("\u2581", "W"), ("h", "a"), ("\u2581", "\u2581")]
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
+    core = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    core.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    core.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                      decoders.Strip(" ", 1, 0)])
+    core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in ("<unk>", "<s>", "</s>")])
+    core.add_tokens([AddedToken(t, special=True, normalized=False) for t in ("<image>", "<pad>")])
+    core.save(str(tmp_path / "tokenizer.json"))
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+        "pad_token": "<pad>", "legacy": legacy_in_config}))
+    return core
+
+
+@pytest.mark.parametrize("legacy_in_config", [False, True])
+def test_legacy_true_reads_llava_strings_as_the_file_does(tmp_path, legacy_in_config):
+    raw = _legacy_llama_tokenizer(tmp_path, legacy_in_config)
+    ours = load_tokenizer(str(tmp_path), {"legacy": True})
+    for text in LLAVA_STRINGS:
+        assert ours(text, add_special_tokens=False)["input_ids"] == raw.encode(text, add_special_tokens=False).ids, text
+
+
+def test_without_legacy_the_space_after_image_is_lost(tmp_path):
+    raw = _legacy_llama_tokenizer(tmp_path)
+    default = load_tokenizer(str(tmp_path))
+    text = "USER: <image>\nWhat"
+    image, space, newline = (raw.token_to_id(t) for t in ("<image>", "\u2581", "<0x0A>"))
+    want = raw.encode(text, add_special_tokens=False).ids
+    got = default(text, add_special_tokens=False)["input_ids"]
+    assert want[want.index(image):][:3] == [image, space, newline]
+    assert got[got.index(image):][:2] == [image, newline]
+
+
+def test_a_setting_the_tokenizer_lacks_is_named(tmp_path, caplog):
+    _legacy_llama_tokenizer(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="unlearn.models.loading"):
+        load_tokenizer(str(tmp_path), {"legcy": True})
+    assert "model.tokenizer.legcy" in caplog.text
+
+
+def test_llava_reads_its_tokenizer_in_legacy_mode(tmp_path):
+    cfg = compose_config(["model=llava_1_5_7b"], tmp_path / "run", tmp_path / "cache")
+    assert cfg.model.tokenizer.legacy is True
