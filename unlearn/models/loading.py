@@ -82,6 +82,8 @@ def load_tokenizer(source: str, settings: Mapping | None = None, key: str = "mod
     settings = dict(settings or {})
     tokenizer = AutoTokenizer.from_pretrained(source, **settings)
     for name, value in settings.items():
+        if name in LOADER_KEYS:  # how to load, not a setting of the tokenizer
+            continue
         if not hasattr(tokenizer, name):
             log.warning("%s.%s: %s has no such setting; it changes nothing", key, name, type(tokenizer).__name__)
         elif getattr(tokenizer, name) != value:
