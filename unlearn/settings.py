@@ -68,10 +68,13 @@ def check_lora(lora, key: str) -> None:
     if not _is_number(dropout) or not 0 <= dropout < 1:
         raise ValueError(f"{key}.dropout={dropout!r}: expected a number in [0, 1)")
     targets = lora.get("target_modules")
-    rule = next((r for r in ("all_linear", "all_linear_and_head") if r in list(targets or ())), None)
-    if not isinstance(targets, (str, type(None))) and rule:
-        raise ValueError(f"{key}.target_modules={list(targets)}: {rule} stands alone (target_modules: {rule}); "
-                         "in a list peft reads it as a module name and finds none")
+    if not isinstance(targets, (str, type(None))):
+        from unlearn.mmunlearner.lora import RULES
+
+        rule = next((r for r in RULES if r in list(targets)), None)
+        if rule:
+            raise ValueError(f"{key}.target_modules={list(targets)}: {rule} stands alone (target_modules: {rule}); "
+                             "in a list peft reads it as a module name and finds none")
     init = lora.get("init", True)
     if not (isinstance(init, bool) or init in LORA_INITS or str(init).startswith("pissa_niter_")):
         raise ValueError(f"{key}.init={init!r}: expected true (B = 0), false, or one of peft's init_lora_weights "
