@@ -32,7 +32,8 @@ class NeuronPruning(Callback):
                  out_dir: str | Path | None = None, apply_last: int = 3, seed: int = 0,
                  layers: dict | None = None):
         self.apply_last = int(apply_last)  # official + pooled layers: the last N layers get the pooled masks ...
-        self.layers = {t: [int(i) for i in v] for t, v in layers.items()} if layers else None  # ... or these
+        # ... or these, per tower (a null tower: its last apply_last layers, as the settings check says)
+        self.layers = {t: None if v is None else [int(i) for i in v] for t, v in layers.items()} if layers else None
         self.stats, self.alpha, self.score, self.weights = stats, float(alpha), score, weights
         self.scope, self.mode, self.factor, self.seed = scope, mode, factor, int(seed)  # seed: score=random
         self.out_dir = Path(out_dir) if out_dir else None

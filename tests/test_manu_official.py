@@ -130,7 +130,8 @@ def _ours(model, pooled, data, apply_last, alpha, layers=None):
 
 @pytest.mark.parametrize("pooled,apply_last,alpha,layers", [(True, 3, 10.0, None), (True, 1, 2.0, None),
                                                              (False, 0, 20.0, None),
-                                                             (True, 3, 10.0, {"vision": [0], "language": [0]})])
+                                                             (True, 3, 10.0, {"vision": [0], "language": [0]}),
+                                                             (True, 1, 10.0, {"vision": None, "language": [0]})])
 def test_official_selection_equals_the_authors_computation(tiny_model, pooled, apply_last, alpha, layers):
     model, proc = tiny_model
     model.eval()
@@ -149,7 +150,8 @@ def test_official_selection_equals_the_authors_computation(tiny_model, pooled, a
     n_vis, n_lang = len(model.model.vision_tower.encoder.layers), len(model.model.language_model.layers)
     targets = {"vision": list(range(n_vis))[-apply_last:], "language": list(range(n_lang))[-apply_last:]} \
         if pooled else None
-    targets = layers or targets  # their keys name the layers; here the first, not the last
+    if layers:  # their keys name the layers; here the first, not the last; a null tower keeps its last apply_last
+        targets = {t: targets[t] if layers[t] is None else layers[t] for t in targets}
     regs = their_registrations(model, targets)
     theirs = {}
     score_of = {}
@@ -167,6 +169,16 @@ def test_official_selection_equals_the_authors_computation(tiny_model, pooled, a
     assert sum(int(m.sum()) for m in ours.values()) > 0
     if pooled:  # pooled masks reach only the target layers, copies identical
         assert all(int(n.split(".")[-3]) in targets["vision" if "vision" in n else "language"] for n in ours)
+
+
+def test_a_null_tower_in_manu_official_layers_reaches_the_callback():
+    """`manu.official.layers.language=null` (what the error for a model without layers 29-31 advises, and what
+    the settings check allows: that tower's last apply_last layers) reaches official_scores as None; it raised a
+    TypeError in the callback's constructor until 2026-12-04."""
+    from callbacks.neuron_pruning import NeuronPruning
+
+    pruning = NeuronPruning(None, alpha=1.0, apply_last=2, layers={"vision": [21, 22], "language": None})
+    assert pruning.layers == {"vision": [21, 22], "language": None}
 
 
 def test_official_pruning_zeroes_output_rows_only(tiny_model):

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The checks a lent GPU runs, in one call (the device tool's machine: one GPU, its own python3 and packages):
+#   1. bench.gpu_scale and bench.eval_memory at LLaVA-1.5-7B shape in bf16, alone on the GPU (timings);
+#   2. train.py on the GPU paths the CPU suite cannot reach, side by side: trainer=gpu (bf16-mixed), trainer=ddp and
+#      trainer=fsdp (bf16-true) on the embedded model, the Qwen2-VL and LLaVA official presets (bf16 weights) on
+#      local stand-ins (bench/gpu_fixtures.py), MANU's official selection; and the whole default run (teaching
+#      included) under trainer=gpu, started beside the benchmarks.
+# Writes $OUT/summary.txt (each step's exit status and wall time) and $OUT/logs.tgz (logs, run directories without
+# weights). Packages the machine lacks travel as wheels in .whl (installed with --no-deps into /tmp/site).
+# On this CPU machine the same script runs small (T_GPU=cpu T_DDP=cpu T_FSDP=cpu SHAPE=tiny DEV=cpu) to check
+# that every command composes and runs before device time is spent.
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpu_out}
+L=/tmp/gpu_logs R=/tmp/gpu_runs F=/tmp/gpu_fixtures
+rm -rf "$L" "$R" /tmp/gpu_cache_default
+mkdir -p "$OUT" "$L" "$R"
+PY=${PY:-python3}
+T_GPU=${T_GPU:-gpu} T_DDP=${T_DDP:-ddp} T_FSDP=${T_FSDP:-fsdp} SHAPE=${SHAPE:-7b} DEV=${DEV:-cuda}
+V=${VANILLA:-.cache/vanilla/tiny_llava-f109f560f1c1}  # the cached embedded vanilla model (carried)
+export OMP_NUM_THREADS=1 WANDB_MODE=disabled PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+S=$OUT/summary.txt
+: > "$S"
+ms() { date +%s%N | cut -c1-13; }
+step() {  # name timeout command...: one line in the summary, the output in $L/name.log
+  local name=$1 limit=$2 start rc
+  shift 2
+  start=$(ms)
+  timeout "$limit" "$@" > "$L/$name.log" 2>&1
+  rc=$?
+  printf '%-16s rc=%-4s %7.1f s\n' "$name" "$rc" "$(( $(ms) - start ))e-3" >> "$S"
+}
+
+if [ -d .whl ]; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    > "$L/install.log" 2>&1
+  export PYTHONPATH=/tmp/site
+fi
+probe='import torch, transformers, huggingface_hub, datasets, hydra, peft, lightning
+from transformers import LlavaForConditionalGeneration, Qwen2VLForConditionalGeneration
+print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name(0),
+      "| transformers", transformers.__version__, "| hub", huggingface_hub.__version__, "| datasets", datasets.__version__,
+      "| peft", peft.__version__, "| lightning", lightning.__version__)'
+if ! $PY -c "$probe" >> "$S" 2>> "$L/install.log"; then  # the carried transformers fails here: the machine's own
+  echo "carried transformers did not import; using the machine's" >> "$S"
+  rm -rf /tmp/site/transformers* /tmp/site/huggingface_hub* /tmp/site/kernels*
+  $PY -c "$probe" >> "$S" 2>> "$L/install.log"
+fi
+(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc) >> "$S" 2>&1
+
+step fixtures 120 $PY -m bench.gpu_fixtures "$F"
+
+# the whole default run, teaching included, beside the benchmarks (its GPU load is small kernels)
+[ "${DEFAULT_RUN:-1}" = 1 ] && UNLEARN_CACHE=/tmp/gpu_cache_default step default_gpu 420 $PY train.py trainer=$T_GPU logger=none \
+  hydra.run.dir=$R/default_gpu &
+
+step gpu_scale 150 $PY -m bench.gpu_scale --shape $SHAPE --device $DEV --dtype bfloat16
+step eval_memory 150 $PY -m bench.eval_memory --shape $SHAPE --device $DEV --dtype bfloat16
+
+run() {  # name timeout overrides...: train.py into $R/name
+  local name=$1 limit=$2
+  shift 2
+  MASTER_PORT=$((29500 + RANDOM % 1000)) step "$name" "$limit" $PY train.py logger=none hydra.run.dir=$R/$name "$@"
+}
+tiny="model.path=$V"
+bench_data="data.path=$F/mllmu data.forget_split=forget_15 eval.max_people=2 eval.max_new_tokens=4"
+run ga_gpu 200 trainer=$T_GPU method=ga $tiny &
+run npo_gpu 200 trainer=$T_GPU method=npo $tiny &
+run mmunlearner_gpu 200 trainer=$T_GPU method=mmunlearner $tiny &
+run graddiff_ddp 200 trainer=$T_DDP method=grad_diff $tiny &
+run ga_fsdp 200 trainer=$T_FSDP method=ga $tiny &
+run kl_fsdp 200 trainer=$T_FSDP method=kl $tiny &
+run qwen2vl_official 200 experiment=mmunlearner_qwen2_vl_official trainer=$T_GPU $bench_data \
+  model.path=$F/qwen2_vl model.portrait_size=32 &
+run qwen2vl_fsdp 200 trainer=$T_FSDP model=qwen2_vl_7b data=mllmu_bench method=grad_diff $bench_data \
+  model.path=$F/qwen2_vl model.portrait_size=32 &
+run llava_official 200 experiment=mmunlearner_official trainer=$T_GPU $bench_data model.path=$F/llava &
+run manu_official 200 experiment=manu_official trainer=$T_GPU $bench_data model.path=$F/llava \
+  manu.official.layers.language=null manu.official.layers.vision=null &
+wait
+
+tar czf "$OUT/logs.tgz" --exclude='*.safetensors' --exclude='*.ckpt' --exclude='*.pt' --exclude='*.bin' \
+  -C /tmp gpu_logs gpu_runs 2>/dev/null
+cat "$S"
+for f in gpu_scale eval_memory; do echo "== $f"; tail -n 8 "$L/$f.log"; done
+for f in "$L"/*.log; do
+  grep -q -i -E "^(Traceback|Error)|Error:" "$f" && { echo "== $(basename "$f") (last lines)"; tail -n 6 "$f"; }
+done
+exit 0
