@@ -35,6 +35,21 @@ def test_save_load_round_trip(tiny_model, small_splits, tmp_path):
     torch.testing.assert_close(out, ref)
 
 
+def test_models_load_with_hub_kernels_off(tiny_model, tmp_path):
+    """transformers 5 would swap layers for kernels downloaded from the hub at the first train() on a GPU (a
+    download at run time, failing offline; seen on an H200): every load turns them off."""
+    import unlearn.models.loading as loading
+
+    model, proc = tiny_model
+    save_model(model, proc, tmp_path / "ckpt")
+    loaded, _ = load_model(tmp_path / "ckpt")
+    if not loading.HUB_KERNELS_SWITCH:
+        pytest.skip("this transformers has no hub kernels")
+    assert loaded.use_kernels is False
+    loaded.train()  # what a gradient method does first: no kernelize, no hub read
+    assert loaded.use_kernels is False and loaded.kernels_mode is None
+
+
 def test_labels_cover_answers_only(tiny_model):
     _, proc = tiny_model
     ex = qa_example(proc, [("what is alara venn 's job ?", "nurse")], None)

@@ -10,12 +10,20 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
-from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
+from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer, PreTrainedModel
 
 from unlearn.models.chat_processor import FAMILIES, ChatProcessor, ChatTemplate
 from unlearn.models.processor import CONFIG_NAME, VLProcessor
 
 log = logging.getLogger(__name__)
+
+
+# transformers 5 (from_pretrained's use_kernels, on by default) swaps layers for kernels it downloads from the
+# hub (kernels-community/*) when the `kernels` package is installed (a dependency of transformers 5.25), at the
+# first `model.train()` on a GPU: a download at run time, which fails offline (seen on an H200, 2026-12-04:
+# "Version 2 of 'kernels-community/rotary' is not available in the local cache"), and kernels no official code
+# ran. Every model here loads with them off.
+HUB_KERNELS_SWITCH = hasattr(PreTrainedModel, "set_use_kernels")
 
 
 class CheckpointError(FileNotFoundError):
@@ -53,6 +61,8 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
     if not hasattr(torch, str(dtype)):
         raise ValueError(f"model.dtype={dtype!r} is not a torch dtype (float32, bfloat16, float16)")
     kwargs = {"dtype": getattr(torch, dtype)}
+    if HUB_KERNELS_SWITCH:
+        kwargs["use_kernels"] = False  # see HUB_KERNELS_SWITCH
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     source = str(p) if local else str(path)  # transformers does not expand ~
