@@ -54,8 +54,10 @@ step fixtures 120 $PY -m bench.gpu_fixtures "$F"
 [ "${DEFAULT_RUN:-1}" = 1 ] && UNLEARN_CACHE=/tmp/gpu_cache_default step default_gpu 420 $PY train.py trainer=$T_GPU logger=none \
   hydra.run.dir=$R/default_gpu &
 
-step gpu_scale 150 $PY -m bench.gpu_scale --shape $SHAPE --device $DEV --dtype bfloat16
-step eval_memory 150 $PY -m bench.eval_memory --shape $SHAPE --device $DEV --dtype bfloat16
+if [ "${BENCH:-1}" = 1 ]; then
+  step gpu_scale 150 $PY -m bench.gpu_scale --shape $SHAPE --device $DEV --dtype bfloat16
+  step eval_memory 150 $PY -m bench.eval_memory --shape $SHAPE --device $DEV --dtype bfloat16
+fi
 
 run() {  # name timeout overrides...: train.py into $R/name
   local name=$1 limit=$2
@@ -70,6 +72,7 @@ run mmunlearner_gpu 200 trainer=$T_GPU method=mmunlearner $tiny &
 run graddiff_ddp 200 trainer=$T_DDP method=grad_diff $tiny &
 run ga_fsdp 200 trainer=$T_FSDP method=ga $tiny &
 run kl_fsdp 200 trainer=$T_FSDP method=kl $tiny &
+run kl_gpu 200 trainer=$T_GPU method=kl $tiny &
 run qwen2vl_official 200 experiment=mmunlearner_qwen2_vl_official trainer=$T_GPU $bench_data \
   model.path=$F/qwen2_vl model.portrait_size=32 &
 run qwen2vl_fsdp 200 trainer=$T_FSDP model=qwen2_vl_7b data=mllmu_bench method=grad_diff $bench_data \
@@ -82,7 +85,7 @@ wait
 tar czf "$OUT/logs.tgz" --exclude='*.safetensors' --exclude='*.ckpt' --exclude='*.pt' --exclude='*.bin' \
   -C /tmp gpu_logs gpu_runs 2>/dev/null
 cat "$S"
-for f in gpu_scale eval_memory; do echo "== $f"; tail -n 8 "$L/$f.log"; done
+for f in gpu_scale eval_memory; do [ -f "$L/$f.log" ] && { echo "== $f"; tail -n 8 "$L/$f.log"; }; done
 for f in "$L"/*.log; do
   grep -q -i -E "^(Traceback|Error)|Error:" "$f" && { echo "== $(basename "$f") (last lines)"; tail -n 6 "$f"; }
 done
