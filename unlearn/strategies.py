@@ -16,15 +16,157 @@ def import_class(dotted: str) -> type:
 def fsdp_strategy(layers: list[str], activation_checkpointing: bool = True, sharding_strategy: str = "FULL_SHARD",
                   cpu_offload: bool = False, state_dict_type: str = "full"):
     """Lightning FSDP sharding each transformer block (`model.fsdp_layers`), optionally recomputing their
-    activations in backward. `state_dict_type=full` so checkpoints and saved models load anywhere."""
-    from lightning.pytorch.strategies import FSDPStrategy
-
+    activations in backward. `state_dict_type=full` so checkpoints and saved models load anywhere. Each Trainer
+    leaves the model whole again (WholeModelFSDP)."""
     if not layers:
         raise ValueError("trainer=fsdp needs model.fsdp_layers: the transformer block classes to shard")
     classes = {import_class(c) for c in layers}
-    return FSDPStrategy(auto_wrap_policy=classes, activation_checkpointing_policy=classes if activation_checkpointing
-                        else None, sharding_strategy=sharding_strategy, cpu_offload=cpu_offload,
-                        state_dict_type=state_dict_type, use_orig_params=True)
+    return whole_model_fsdp_class()(auto_wrap_policy=classes, activation_checkpointing_policy=classes
+                                    if activation_checkpointing else None, sharding_strategy=sharding_strategy,
+                                    cpu_offload=cpu_offload, state_dict_type=state_dict_type, use_orig_params=True)
+
+
+def whole_model_fsdp_class():
+    """Lightning's FSDPStrategy, with two changes.
+
+    - Each Trainer leaves the model as it found it: whole, unwrapped (`whole_modules` at a finished run's
+      teardown). A run uses several Trainers on one model (the evaluation before, the method, the evaluation
+      after). Lightning's FSDP wraps the model's blocks in place and leaves them so. The next Trainer then
+      found the model already wrapped: it wrapped nothing more, so the parameters outside the blocks were not
+      sharded and their gradients not reduced across ranks. KL's and NPO's frozen reference could not be copied
+      ("cannot pickle 'module' object", seen on an H200 on 2026-12-04), and the model was saved from sharded
+      views.
+    - `trainer.gradient_clip_val` clips by the norm over every shard (the root unit's clip_grad_norm_, as torch's
+      FSDP documents); Lightning's FSDP refuses norm clipping, so trainer=fsdp (clip 1.0) could not train at all.
+    - On CPU (`trainer=fsdp_sim`, gloo) it shards too: Lightning refuses FSDP on CPU, and torch's FSDP shards
+      on CPU when given the device. So the CPU suite runs the FSDP code paths.
+    """
+    global _WHOLE_MODEL_FSDP
+    if _WHOLE_MODEL_FSDP is None:
+        import torch
+        from lightning.pytorch.strategies import FSDPStrategy
+        from lightning.pytorch.strategies.fsdp import _setup_activation_checkpointing
+        from lightning.pytorch.trainer.states import TrainerStatus
+
+        class WholeModelFSDP(FSDPStrategy):
+            def _setup_model(self, model):
+                if self.root_device.type != "cpu":
+                    return super()._setup_model(model)
+                from torch.distributed.fsdp import FullyShardedDataParallel
+
+                if not any(isinstance(m, FullyShardedDataParallel) for m in model.modules()):
+                    model = FullyShardedDataParallel(module=model, cpu_offload=self.cpu_offload,
+                                                     mixed_precision=self.mixed_precision_config,
+                                                     sharding_strategy=self.sharding_strategy,
+                                                     device_id=torch.device("cpu"), **self.kwargs)
+                _setup_activation_checkpointing(model, self._activation_checkpointing_kwargs)
+                return model
+
+            # on CPU, Lightning's full state dict (offloaded "to CPU", rank 0 only) crashed rank 0 (a segfault in
+            # FSDP's clone of the gathered tensors, torch 2.13, saving the resumable checkpoint): not offloaded here
+            def lightning_module_state_dict(self):
+                if self.root_device.type != "cpu" or self._state_dict_type != "full":
+                    return super().lightning_module_state_dict()
+                with _full_state_dict_on_cpu(self.model):
+                    return self.model.state_dict()
+
+            def optimizer_state(self, optimizer):
+                if self.root_device.type != "cpu" or self._state_dict_type != "full":
+                    return super().optimizer_state(optimizer)
+                from torch.distributed.fsdp import FullyShardedDataParallel, OptimStateKeyType
+
+                optimizer = getattr(optimizer, "_optimizer", optimizer)  # a LightningOptimizer's own
+                with _full_state_dict_on_cpu(self.model):
+                    state = FullyShardedDataParallel.optim_state_dict(self.model, optimizer)
+                    if self.global_rank == 0:
+                        state = FullyShardedDataParallel.rekey_optim_state_dict(state, OptimStateKeyType.PARAM_ID,
+                                                                                self.model)
+                    return state
+
+            def setup(self, trainer) -> None:
+                super().setup(trainer)
+                root = self.model
+
+                def clip_grad_by_norm(optimizer, clip_val) -> None:  # Lightning's FSDP refuses norm clipping, for
+                    root.clip_grad_norm_(clip_val)  # want of the root, which holds the norm over every shard
+                self.precision_plugin.clip_grad_by_norm = clip_grad_by_norm
+
+            def teardown(self) -> None:
+                module = self.lightning_module
+                trainer = getattr(module, "_trainer", None) if module is not None else None
+                # a finished run only: after an error one rank may be gone, and the unsharding is collective
+                if trainer is not None and trainer.state.status == TrainerStatus.RUNNING and self.model is not None:
+                    self.model = whole_modules(self.model)
+                super().teardown()
+
+        _WHOLE_MODEL_FSDP = WholeModelFSDP
+    return _WHOLE_MODEL_FSDP
+
+
+_WHOLE_MODEL_FSDP = None
+
+
+def _full_state_dict_on_cpu(model):
+    from torch.distributed.fsdp import (FullOptimStateDictConfig, FullStateDictConfig, FullyShardedDataParallel,
+                                        StateDictType)
+
+    return FullyShardedDataParallel.state_dict_type(model, StateDictType.FULL_STATE_DICT,
+                                                    FullStateDictConfig(offload_to_cpu=False, rank0_only=False),
+                                                    FullOptimStateDictConfig(offload_to_cpu=False, rank0_only=False))
+
+
+def _wrappers() -> tuple[type, ...]:
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import CheckpointWrapper
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    return FullyShardedDataParallel, CheckpointWrapper
+
+
+def _inner(module):
+    """What an FSDP unit or an activation-checkpointing wrapper wraps."""
+    for attr in ("_fsdp_wrapped_module", "_checkpoint_wrapped_module"):
+        if hasattr(module, attr):
+            return getattr(module, attr)
+    raise TypeError(f"{type(module).__name__} wraps no module")
+
+
+def whole_modules(root):
+    """`root` with every FSDP unit and activation-checkpointing wrapper inside it replaced by the module it wraps,
+    each parameter a new tensor holding its whole value (gathered from the ranks, on every rank), tied parameters
+    still tied. Collective under FSDP: every rank calls it. A root with no wrapper is returned as it is."""
+    import torch
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    wrappers = _wrappers()
+    if not any(isinstance(m, wrappers) for m in root.modules()):
+        return root
+    values = []  # (module, name, tie key, whole value, requires_grad), read while FSDP shows whole parameters
+    with FullyShardedDataParallel.summon_full_params(root, writeback=False):
+        for module in root.modules():
+            if isinstance(module, wrappers):
+                continue  # FSDP's own flat parameters; the originals sit on the wrapped modules
+            for name, p in module._parameters.items():
+                if p is not None:
+                    values.append((module, name, id(p), p.detach().clone(), p.requires_grad))
+    while isinstance(root, wrappers):
+        root = _inner(root)
+    stack = [root]
+    while stack:
+        module = stack.pop()
+        for name, child in list(module._modules.items()):
+            inner = child
+            while isinstance(inner, wrappers):
+                inner = _inner(inner)
+            if inner is not child:
+                module._modules[name] = inner
+            if inner is not None:
+                stack.append(inner)
+    made = {}
+    for module, name, tie, value, grad in values:
+        if tie not in made:
+            made[tie] = torch.nn.Parameter(value, requires_grad=grad)
+        module._parameters[name] = made[tie]
+    return root
 
 
 def uses_fsdp(trainer_cfg) -> bool:

@@ -24,6 +24,9 @@ def main():
         ap.add_argument("--schedule", default="sequential")
         ap.add_argument("--npo-log-ratio", default=None)
         ap.add_argument("--odd", action="store_true", help="one sequence fewer of each set: shards are padded")
+        ap.add_argument("--fsdp", action="store_true", help="trainer=fsdp_sim instead of ddp_sim")
+        ap.add_argument("--evaluate-first", action="store_true",
+                        help="score the forget split before unlearning, as a run's before-evaluation does")
 
     # forget_15: 38 forget and 190 retain sequences, both even, so no rank pads its shard; --odd: 37 and 189, so
     # on two processes each set's last rank reads one padding repeat
@@ -38,9 +41,10 @@ def main():
             return Subset(forget, range(len(forget) - 1)), Subset(retain, range(len(retain) - 1))
 
         gradient._unlearning_data = one_fewer
-    out_dir = Path(args.out).parent / f"run_{args.schedule}_{args.devices}"
+    out_dir = Path(args.out).parent / f"run_{args.schedule}_{args.devices}{'_fsdp' if args.fsdp else ''}"
     cfg = compose_config(["debug=fast", f"method={args.method}", f"method.schedule={args.schedule}",
-                          "trainer=" + ("ddp_sim" if args.devices > 1 else "cpu"), f"trainer.devices={args.devices}",
+                          "trainer=" + ("fsdp_sim" if args.fsdp else "ddp_sim" if args.devices > 1 else "cpu"),
+                          f"trainer.devices={args.devices}", "eval.max_people=2", "eval.tasks=[mc,gen]",
                           f"method.batch_size={args.global_batch // args.devices}", "method.epochs=1",
                           "method.optimizer._target_=torch.optim.SGD", "method.optimizer.lr=0.05",
                           "~method.optimizer.weight_decay",
@@ -49,10 +53,16 @@ def main():
     ctx = RunContext(cfg, bench, model, proc, out_dir)
     losses, make_trainer = logged_losses(), ctx.trainer
     ctx.trainer = lambda **kw: make_trainer(**{**kw, "callbacks": [*kw.get("callbacks", []), losses]})
+    if args.evaluate_first:
+        from unlearn.pipeline import evaluate
+
+        evaluate(ctx, "before", ["forget"])
     gradient.run(ctx)
     if is_rank_zero():
         torch.save({"sizes": sizes, "losses": losses.steps,
                     "weights": {n: p.detach().clone() for n, p in ctx.model.named_parameters()},
+                    "wrappers": [n for n, m in ctx.model.named_modules() if "Wrapper" in type(m).__name__
+                                 or "FullySharded" in type(m).__name__],
                     "start": {n: p.detach().clone() for n, p in build_tiny_llava(TinyLlavaSpec())[0].named_parameters()}},
                    args.out)
 

@@ -34,7 +34,7 @@ class FinetuneModule(L.LightningModule):
         self.model.train()
 
     def training_step(self, batch, batch_idx):
-        loss = check_finite(self.model(**batch).loss, self.global_step)
+        loss = check_finite(self.model(**batch, use_cache=False).loss, self.global_step)  # see gradient.py _logits
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 

@@ -90,7 +90,10 @@ class GradientUnlearning(L.LightningModule):
             raise RuntimeError(f"modules in eval mode at the start of unlearning: {stray[:5]}")
 
     def _logits(self, model, batch):
-        return model(**model_inputs(batch, self.device)).logits
+        # no key/value cache: a training forward reads none, and under trainer=fsdp's activation checkpointing the
+        # recomputed forward appended to the cache again (attention over twice the keys: a shape error, seen with
+        # trainer=fsdp_sim)
+        return model(**model_inputs(batch, self.device), use_cache=False).logits
 
     def _ref_logits(self, batch):
         with torch.no_grad():

@@ -121,7 +121,7 @@ class FisherPass(L.LightningModule):
         key = self.loader_keys[dataloader_idx]
         with torch.enable_grad():
             loss = check_finite(self.model(**model_inputs(batch, self.device), labels=batch["labels"].to(
-                self.device)).loss, batch_idx, f"Fisher loss on {key}")
+                self.device), use_cache=False).loss, batch_idx, f"Fisher loss on {key}")
             if self.acc_dtype in HALF_DTYPES:  # theirs: acc += grad ** 2 / len(loader), all in that dtype
                 grads = torch.autograd.grad(loss, self.params[key], allow_unused=True)
                 for acc, g in zip(self.sums[key], grads):
@@ -203,7 +203,7 @@ class MaskedUnlearning(L.LightningModule):
         return self.mode == "one" and self.restore_masked and self.masks is not None
 
     def _nll(self, batch, what: str):
-        logits = self.model(**model_inputs(batch, self.device)).logits
+        logits = self.model(**model_inputs(batch, self.device), use_cache=False).logits
         nll = losses.mean_nll(logits, batch["labels"].to(self.device), global_batch_mean(self.trainer))
         return check_finite(nll, self.global_step, f"{what} loss")
 
