@@ -4,6 +4,11 @@ before-evaluation the model stayed wrapped in FSDP units, so KL's and NPO's refe
 next Trainer sharded nothing more; Lightning's FSDP refused `gradient_clip_val` (1.0 in every trainer preset);
 activation checkpointing re-ran each block's forward into the same key/value cache."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -30,3 +35,21 @@ def test_whole_modules_leaves_an_unwrapped_model_as_it_is():
     model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
     params = list(model.parameters())
     assert whole_modules(model) is model and list(model.parameters()) == params
+
+
+@pytest.mark.slow
+def test_teaching_and_evaluating_under_fsdp_with_ranks_holding_different_kinds_of_rows(tmp_path):
+    """`python train.py method=finetune debug=fast trainer=fsdp_sim`: the ranks' batches differ in whether they hold
+    images, in training and in the evaluations. With the vision blocks as FSDP units (the model configs' until
+    2026-12-04) rank 0 gathered a vision block's weights while rank 1 gathered a language block's, and gloo
+    aborted ("Received data size doesn't match expected size", checked)."""
+    root = Path(__file__).parent.parent
+    run_dir = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "train.py", "method=finetune", "debug=fast", "trainer=fsdp_sim",
+                           f"hydra.run.dir={run_dir}"], cwd=root, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "UNLEARN_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "disabled"})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    from safetensors.torch import load_file
+
+    saved = {k: v for f in (run_dir / "model").glob("*.safetensors") for k, v in load_file(f).items()}
+    assert saved and not any("_fsdp" in k or "checkpoint_wrapped" in k for k in saved)

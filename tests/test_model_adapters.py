@@ -174,7 +174,8 @@ def test_fsdp_config_shards_the_family_blocks(tmp_path, checkpoints):
         assert isinstance(strategy, FSDPStrategy)
         model, _ = load_configured(cfg, checkpoints[family])
         wrapped = {type(m) for m in model.modules()} & strategy.kwargs["auto_wrap_policy"]._module_classes
-        assert len(wrapped) == 2, (family, wrapped)  # one language block class, one vision block class
+        assert len(wrapped) == 1, (family, wrapped)  # the language block class; no vision block (tests/test_fsdp.py)
+        assert all("Decoder" in cls.__name__ for cls in wrapped), wrapped
     with pytest.raises(ValueError, match="method=manu does not run under trainer=fsdp"):
         refuse_fsdp(cfg, "manu", "use trainer=ddp")
     assert not uses_fsdp(_cfg(tmp_path, "llava", checkpoints["llava"], "trainer=ddp").trainer)
