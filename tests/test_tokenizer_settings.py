@@ -79,3 +79,21 @@ def test_a_setting_the_tokenizer_lacks_is_named(tmp_path, caplog):
 def test_llava_reads_its_tokenizer_in_legacy_mode(tmp_path):
     cfg = compose_config(["model=llava_1_5_7b"], tmp_path / "run", tmp_path / "cache")
     assert cfg.model.tokenizer.legacy is True
+
+
+def test_model_tokenizer_reaches_the_tokenizer_load(tmp_path, monkeypatch):
+    """`model.tokenizer` travels from the config through load_configured to AutoTokenizer (the tiny stand-in's
+    tokenizer class has no `legacy`, so only the arguments it was loaded with show it)."""
+    import unlearn.models.loading as loading
+    from unlearn.models.tiny_real import write_tiny_real
+    from unlearn.pipeline import load_configured
+
+    source = write_tiny_real("llava", tmp_path / "llava")
+    seen = []
+    load = loading.AutoTokenizer.from_pretrained
+    monkeypatch.setattr(loading.AutoTokenizer, "from_pretrained",
+                        lambda path, **kw: (seen.append(kw), load(path, **kw))[1])
+    cfg = compose_config(["model=llava_1_5_7b", f"model.path={source}", "model.dtype=float32"], tmp_path,
+                         tmp_path / "cache")
+    load_configured(cfg, source)
+    assert seen == [{"legacy": True}]
