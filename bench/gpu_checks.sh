@@ -6,7 +6,10 @@
 #      local stand-ins (bench/gpu_fixtures.py), MANU's official selection; and the whole default run (teaching
 #      included) under trainer=gpu, started beside the benchmarks.
 # Writes $OUT/summary.txt (each step's exit status and wall time) and $OUT/logs.tgz (logs, run directories without
-# weights). Packages the machine lacks travel as wheels in .whl (installed with --no-deps into /tmp/site).
+# weights). Packages the machine lacks travel as wheels in .whl (`bash bench/gpu_wheels.sh` writes them here;
+# installed there with --no-deps into /tmp/site). The device tool's call: command `bash bench/gpu_checks.sh`,
+# carry [".whl", ".cache"] (.cache: the cached embedded vanilla model the method runs start from);
+# BENCH=0 DEFAULT_RUN=0 reruns the train.py checks alone.
 # On this CPU machine the same script runs small (T_GPU=cpu T_DDP=cpu T_FSDP=cpu SHAPE=tiny DEV=cpu) to check
 # that every command composes and runs before device time is spent.
 set -u
