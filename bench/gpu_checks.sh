@@ -6,7 +6,9 @@
 #      local stand-ins (bench/gpu_fixtures.py), MANU's official selection; and the whole default run (teaching
 #      included) under trainer=gpu, started beside the benchmarks.
 # Writes $OUT/summary.txt (each step's exit status and wall time) and $OUT/logs.tgz (logs, run directories without
-# weights). Packages the machine lacks travel as wheels in .whl (`bash bench/gpu_wheels.sh` writes them here;
+# weights). On one GPU, FSDP runs unsharded (torch switches FULL_SHARD to NO_SHARD at world size 1): the fsdp
+# runs here check the wrapping, precision and unwrapping on CUDA, not the sharding across GPUs (trainer=fsdp_sim
+# does that on CPU). Packages the machine lacks travel as wheels in .whl (`bash bench/gpu_wheels.sh` writes them here;
 # installed there with --no-deps into /tmp/site). The device tool's call: command `bash bench/gpu_checks.sh`,
 # carry [".whl", ".cache"] (.cache: the cached embedded vanilla model the method runs start from);
 # BENCH=0 DEFAULT_RUN=0 reruns the train.py checks alone.

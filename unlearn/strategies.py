@@ -96,8 +96,15 @@ def whole_model_fsdp_class():
                 trainer = getattr(module, "_trainer", None) if module is not None else None
                 # a finished run only: after an error one rank may be gone, and the unsharding is collective
                 if trainer is not None and trainer.state.status == TrainerStatus.RUNNING and self.model is not None:
-                    self.model = whole_modules(self.model)
+                    self.model = whole_modules(self.model, to_cpu=bool(getattr(self.cpu_offload, "offload_params",
+                                                                                 False)))
+                self.precision_plugin.__dict__.pop("clip_grad_by_norm", None)  # it held the old root alive
                 super().teardown()
+                import gc
+
+                gc.collect()  # the sharded copy and its optimizer state, in Trainer <-> module cycles
+                if self.root_device.type == "cuda":
+                    torch.cuda.empty_cache()
 
         _WHOLE_MODEL_FSDP = WholeModelFSDP
     return _WHOLE_MODEL_FSDP
@@ -130,24 +137,42 @@ def _inner(module):
     raise TypeError(f"{type(module).__name__} wraps no module")
 
 
-def whole_modules(root):
+def whole_modules(root, to_cpu: bool = False):
     """`root` with every FSDP unit and activation-checkpointing wrapper inside it replaced by the module it wraps,
-    each parameter a new tensor holding its whole value (gathered from the ranks, on every rank), tied parameters
-    still tied. Collective under FSDP: every rank calls it. A root with no wrapper is returned as it is."""
+    each parameter a new tensor holding its whole value (gathered from the ranks, on every rank; on the CPU when
+    `to_cpu`, as FSDP's cpu_offload keeps them), tied parameters still tied, buffers back in the dtype FSDP's
+    mixed precision found them in, and FSDP's marks on the modules removed (transformers' generate reads one to
+    turn synced_gpus on). The units are gathered one at a time, so the peak is the whole copy and one unit, not
+    two whole models. Collective under FSDP: every rank calls it. A root with no wrapper is returned as it is."""
     import torch
-    from torch.distributed.fsdp import FullyShardedDataParallel
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
     wrappers = _wrappers()
     if not any(isinstance(m, wrappers) for m in root.modules()):
         return root
-    values = []  # (module, name, tie key, whole value, requires_grad), read while FSDP shows whole parameters
-    with FullyShardedDataParallel.summon_full_params(root, writeback=False):
-        for module in root.modules():
-            if isinstance(module, wrappers):
-                continue  # FSDP's own flat parameters; the originals sit on the wrapped modules
-            for name, p in module._parameters.items():
-                if p is not None:
-                    values.append((module, name, id(p), p.detach().clone(), p.requires_grad))
+    buffer_dtypes = {}
+    for unit in FSDP.fsdp_modules(root):  # outermost first: its names cover the whole tree
+        buffer_dtypes = dict(getattr(unit, "_buffer_name_to_orig_dtype", {}) or {})
+        break
+    values = []  # (module, name, tie key, whole value, requires_grad)
+
+    def collect(top):
+        """The parameters of the modules under `top` that no nested FSDP unit holds."""
+        stack = [top]
+        while stack:
+            module = stack.pop()
+            if not isinstance(module, wrappers):
+                for name, p in module._parameters.items():
+                    if p is not None:
+                        value = p.detach().to("cpu", copy=True) if to_cpu else p.detach().clone()
+                        values.append((module, name, id(p), value, p.requires_grad))
+            stack.extend(c for c in module._modules.values() if c is not None and not isinstance(c, FSDP))
+
+    for unit in FSDP.fsdp_modules(root):
+        with FSDP.summon_full_params(unit, recurse=False, writeback=False):
+            collect(unit)
+    if not isinstance(root, FSDP):
+        collect(root)  # modules outside every unit hold their parameters whole
     while isinstance(root, wrappers):
         root = _inner(root)
     stack = [root]
@@ -166,6 +191,13 @@ def whole_modules(root):
         if tie not in made:
             made[tie] = torch.nn.Parameter(value, requires_grad=grad)
         module._parameters[name] = made[tie]
+    for prefix, module in root.named_modules():
+        for attr in ("_is_fsdp_managed_module", "_fsdp_use_orig_params"):
+            module.__dict__.pop(attr, None)
+        for name, b in list(module._buffers.items()):
+            dtype = buffer_dtypes.get(f"{prefix}.{name}" if prefix else name)
+            if b is not None and dtype is not None and b.dtype != dtype:
+                module._buffers[name] = b.to(dtype)
     return root
 
 
