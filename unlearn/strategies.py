@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
+
+import torch
+from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.strategies.fsdp import _setup_activation_checkpointing
+from lightning.pytorch.trainer.states import TrainerStatus
+from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import CheckpointWrapper
+from torch.distributed.fsdp import (FullOptimStateDictConfig, FullStateDictConfig, FullyShardedDataParallel,
+                                    OptimStateKeyType, StateDictType)
 
 
 def import_class(dotted: str) -> type:
@@ -21,13 +30,13 @@ def fsdp_strategy(layers: list[str], activation_checkpointing: bool = True, shar
     if not layers:
         raise ValueError("trainer=fsdp needs model.fsdp_layers: the transformer block classes to shard")
     classes = {import_class(c) for c in layers}
-    return whole_model_fsdp_class()(auto_wrap_policy=classes, activation_checkpointing_policy=classes
-                                    if activation_checkpointing else None, sharding_strategy=sharding_strategy,
-                                    cpu_offload=cpu_offload, state_dict_type=state_dict_type, use_orig_params=True)
+    return WholeModelFSDP(auto_wrap_policy=classes, activation_checkpointing_policy=classes
+                          if activation_checkpointing else None, sharding_strategy=sharding_strategy,
+                          cpu_offload=cpu_offload, state_dict_type=state_dict_type, use_orig_params=True)
 
 
-def whole_model_fsdp_class():
-    """Lightning's FSDPStrategy, with two changes.
+class WholeModelFSDP(FSDPStrategy):
+    """Lightning's FSDPStrategy, with three changes.
 
     - Each Trainer leaves the model as it found it: whole, unwrapped (`whole_modules` at a finished run's
       teardown). A run uses several Trainers on one model (the evaluation before, the method, the evaluation
@@ -38,95 +47,68 @@ def whole_model_fsdp_class():
       views.
     - `trainer.gradient_clip_val` clips by the norm over every shard (the root unit's clip_grad_norm_, as torch's
       FSDP documents); Lightning's FSDP refuses norm clipping, so trainer=fsdp (clip 1.0) could not train at all.
-    - On CPU (`trainer=fsdp_sim`, gloo) it shards too: Lightning refuses FSDP on CPU, and torch's FSDP shards
-      on CPU when given the device. So the CPU suite runs the FSDP code paths.
+    - On CPU (`trainer=fsdp_sim`, gloo) it shards too: Lightning refuses FSDP on CPU (it checks for its own
+      class exactly), and torch's FSDP shards on CPU when given the device. So the CPU suite runs the FSDP paths.
     """
-    global _WHOLE_MODEL_FSDP
-    if _WHOLE_MODEL_FSDP is None:
-        import torch
-        from lightning.pytorch.strategies import FSDPStrategy
-        from lightning.pytorch.strategies.fsdp import _setup_activation_checkpointing
-        from lightning.pytorch.trainer.states import TrainerStatus
 
-        class WholeModelFSDP(FSDPStrategy):
-            def _setup_model(self, model):
-                if self.root_device.type != "cpu":
-                    return super()._setup_model(model)
-                from torch.distributed.fsdp import FullyShardedDataParallel
+    def _setup_model(self, model):
+        if self.root_device.type != "cpu":
+            return super()._setup_model(model)
+        # Lightning's, with the device named (it passes the device index, None on CPU)
+        if not any(isinstance(m, FullyShardedDataParallel) for m in model.modules()):
+            model = FullyShardedDataParallel(module=model, cpu_offload=self.cpu_offload,
+                                             mixed_precision=self.mixed_precision_config,
+                                             sharding_strategy=self.sharding_strategy,
+                                             device_id=torch.device("cpu"), **self.kwargs)
+        _setup_activation_checkpointing(model, self._activation_checkpointing_kwargs)
+        return model
 
-                if not any(isinstance(m, FullyShardedDataParallel) for m in model.modules()):
-                    model = FullyShardedDataParallel(module=model, cpu_offload=self.cpu_offload,
-                                                     mixed_precision=self.mixed_precision_config,
-                                                     sharding_strategy=self.sharding_strategy,
-                                                     device_id=torch.device("cpu"), **self.kwargs)
-                _setup_activation_checkpointing(model, self._activation_checkpointing_kwargs)
-                return model
+    # on CPU, Lightning's full state dict (offloaded "to CPU", rank 0 only) crashed rank 0 (a segfault in FSDP's
+    # clone of the gathered tensors, torch 2.13, saving the resumable checkpoint): not offloaded here
+    def lightning_module_state_dict(self):
+        if self.root_device.type != "cpu" or self._state_dict_type != "full":
+            return super().lightning_module_state_dict()
+        with _full_state_dict_on_cpu(self.model):
+            return self.model.state_dict()
 
-            # on CPU, Lightning's full state dict (offloaded "to CPU", rank 0 only) crashed rank 0 (a segfault in
-            # FSDP's clone of the gathered tensors, torch 2.13, saving the resumable checkpoint): not offloaded here
-            def lightning_module_state_dict(self):
-                if self.root_device.type != "cpu" or self._state_dict_type != "full":
-                    return super().lightning_module_state_dict()
-                with _full_state_dict_on_cpu(self.model):
-                    return self.model.state_dict()
+    def optimizer_state(self, optimizer):
+        if self.root_device.type != "cpu" or self._state_dict_type != "full":
+            return super().optimizer_state(optimizer)
+        optimizer = getattr(optimizer, "_optimizer", optimizer)  # a LightningOptimizer's own
+        with _full_state_dict_on_cpu(self.model):
+            state = FullyShardedDataParallel.optim_state_dict(self.model, optimizer)
+            if self.global_rank == 0:
+                state = FullyShardedDataParallel.rekey_optim_state_dict(state, OptimStateKeyType.PARAM_ID, self.model)
+            return state
 
-            def optimizer_state(self, optimizer):
-                if self.root_device.type != "cpu" or self._state_dict_type != "full":
-                    return super().optimizer_state(optimizer)
-                from torch.distributed.fsdp import FullyShardedDataParallel, OptimStateKeyType
+    def setup(self, trainer) -> None:
+        super().setup(trainer)
+        root = self.model
 
-                optimizer = getattr(optimizer, "_optimizer", optimizer)  # a LightningOptimizer's own
-                with _full_state_dict_on_cpu(self.model):
-                    state = FullyShardedDataParallel.optim_state_dict(self.model, optimizer)
-                    if self.global_rank == 0:
-                        state = FullyShardedDataParallel.rekey_optim_state_dict(state, OptimStateKeyType.PARAM_ID,
-                                                                                self.model)
-                    return state
+        def clip_grad_by_norm(optimizer, clip_val) -> None:  # Lightning's FSDP refuses norm clipping, for want
+            root.clip_grad_norm_(clip_val)  # of the root, which holds the norm over every shard
+        self.precision_plugin.clip_grad_by_norm = clip_grad_by_norm
 
-            def setup(self, trainer) -> None:
-                super().setup(trainer)
-                root = self.model
-
-                def clip_grad_by_norm(optimizer, clip_val) -> None:  # Lightning's FSDP refuses norm clipping, for
-                    root.clip_grad_norm_(clip_val)  # want of the root, which holds the norm over every shard
-                self.precision_plugin.clip_grad_by_norm = clip_grad_by_norm
-
-            def teardown(self) -> None:
-                module = self.lightning_module
-                trainer = getattr(module, "_trainer", None) if module is not None else None
-                # a finished run only: after an error one rank may be gone, and the unsharding is collective
-                if trainer is not None and trainer.state.status == TrainerStatus.RUNNING and self.model is not None:
-                    self.model = whole_modules(self.model, to_cpu=bool(getattr(self.cpu_offload, "offload_params",
-                                                                                 False)))
-                self.precision_plugin.__dict__.pop("clip_grad_by_norm", None)  # it held the old root alive
-                super().teardown()
-                import gc
-
-                gc.collect()  # the sharded copy and its optimizer state, in Trainer <-> module cycles
-                if self.root_device.type == "cuda":
-                    torch.cuda.empty_cache()
-
-        _WHOLE_MODEL_FSDP = WholeModelFSDP
-    return _WHOLE_MODEL_FSDP
-
-
-_WHOLE_MODEL_FSDP = None
+    def teardown(self) -> None:
+        module = self.lightning_module
+        trainer = getattr(module, "_trainer", None) if module is not None else None
+        # a finished run only: after an error one rank may be gone, and the unsharding is collective
+        if trainer is not None and trainer.state.status == TrainerStatus.RUNNING and self.model is not None:
+            self.model = whole_modules(self.model, to_cpu=bool(getattr(self.cpu_offload, "offload_params", False)))
+        self.precision_plugin.__dict__.pop("clip_grad_by_norm", None)  # it held the old root alive
+        super().teardown()
+        gc.collect()  # the sharded copy and its optimizer state, in Trainer <-> module cycles
+        if self.root_device.type == "cuda":
+            torch.cuda.empty_cache()
 
 
 def _full_state_dict_on_cpu(model):
-    from torch.distributed.fsdp import (FullOptimStateDictConfig, FullStateDictConfig, FullyShardedDataParallel,
-                                        StateDictType)
-
     return FullyShardedDataParallel.state_dict_type(model, StateDictType.FULL_STATE_DICT,
                                                     FullStateDictConfig(offload_to_cpu=False, rank0_only=False),
                                                     FullOptimStateDictConfig(offload_to_cpu=False, rank0_only=False))
 
 
-def _wrappers() -> tuple[type, ...]:
-    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import CheckpointWrapper
-    from torch.distributed.fsdp import FullyShardedDataParallel
-
-    return FullyShardedDataParallel, CheckpointWrapper
+WRAPPERS = (FullyShardedDataParallel, CheckpointWrapper)
 
 
 def _inner(module):
@@ -144,53 +126,48 @@ def whole_modules(root, to_cpu: bool = False):
     mixed precision found them in, and FSDP's marks on the modules removed (transformers' generate reads one to
     turn synced_gpus on). The units are gathered one at a time, so the peak is the whole copy and one unit, not
     two whole models. Collective under FSDP: every rank calls it. A root with no wrapper is returned as it is."""
-    import torch
-    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-    wrappers = _wrappers()
-    if not any(isinstance(m, wrappers) for m in root.modules()):
+    if not any(isinstance(m, WRAPPERS) for m in root.modules()):
         return root
-    buffer_dtypes = {}
-    for unit in FSDP.fsdp_modules(root):  # outermost first: its names cover the whole tree
-        buffer_dtypes = dict(getattr(unit, "_buffer_name_to_orig_dtype", {}) or {})
-        break
-    values = []  # (module, name, tie key, whole value, requires_grad)
+    units = FullyShardedDataParallel.fsdp_modules(root)  # outermost first: its buffer names cover the whole tree
+    buffer_dtypes = dict(getattr(units[0], "_buffer_name_to_orig_dtype", None) or {}) if units else {}
+    whole = {}  # id of a parameter (tied ones share it) -> its whole copy
+    placed = []  # (module, name, id of its parameter)
 
     def collect(top):
         """The parameters of the modules under `top` that no nested FSDP unit holds."""
         stack = [top]
         while stack:
             module = stack.pop()
-            if not isinstance(module, wrappers):
+            if not isinstance(module, WRAPPERS):
                 for name, p in module._parameters.items():
                     if p is not None:
-                        value = p.detach().to("cpu", copy=True) if to_cpu else p.detach().clone()
-                        values.append((module, name, id(p), value, p.requires_grad))
-            stack.extend(c for c in module._modules.values() if c is not None and not isinstance(c, FSDP))
+                        if id(p) not in whole:
+                            value = p.detach().to("cpu", copy=True) if to_cpu else p.detach().clone()
+                            whole[id(p)] = torch.nn.Parameter(value, requires_grad=p.requires_grad)
+                        placed.append((module, name, id(p)))
+            stack.extend(c for c in module._modules.values()
+                         if c is not None and not isinstance(c, FullyShardedDataParallel))
 
-    for unit in FSDP.fsdp_modules(root):
-        with FSDP.summon_full_params(unit, recurse=False, writeback=False):
+    for unit in units:
+        with FullyShardedDataParallel.summon_full_params(unit, recurse=False, writeback=False):
             collect(unit)
-    if not isinstance(root, FSDP):
+    if not isinstance(root, FullyShardedDataParallel):
         collect(root)  # modules outside every unit hold their parameters whole
-    while isinstance(root, wrappers):
+    while isinstance(root, WRAPPERS):
         root = _inner(root)
     stack = [root]
     while stack:
         module = stack.pop()
         for name, child in list(module._modules.items()):
             inner = child
-            while isinstance(inner, wrappers):
+            while isinstance(inner, WRAPPERS):
                 inner = _inner(inner)
             if inner is not child:
                 module._modules[name] = inner
             if inner is not None:
                 stack.append(inner)
-    made = {}
-    for module, name, tie, value, grad in values:
-        if tie not in made:
-            made[tie] = torch.nn.Parameter(value, requires_grad=grad)
-        module._parameters[name] = made[tie]
+    for module, name, key in placed:
+        module._parameters[name] = whole[key]
     for prefix, module in root.named_modules():
         for attr in ("_is_fsdp_managed_module", "_fsdp_use_orig_params"):
             module.__dict__.pop(attr, None)
