@@ -2,7 +2,7 @@
 # The checks a lent GPU runs, in one call (the device tool's machine: one GPU, its own python3 and packages):
 #   1. bench.gpu_scale and bench.eval_memory at LLaVA-1.5-7B shape in bf16, alone on the GPU (timings);
 #   2. train.py on the GPU paths the CPU suite cannot reach, side by side: trainer=gpu (bf16-mixed), trainer=ddp and
-#      trainer=fsdp (bf16-true) on the embedded model, the Qwen2-VL and LLaVA official presets (bf16 weights) on
+#      trainer=fsdp (bf16-mixed) on the embedded model, the Qwen2-VL and LLaVA official presets (bf16 weights) on
 #      local stand-ins (bench/gpu_fixtures.py), MANU's official selection; and the whole default run (teaching
 #      included) under trainer=gpu, started beside the benchmarks.
 # Writes $OUT/summary.txt (each step's exit status and wall time) and $OUT/logs.tgz (logs, run directories without
@@ -11,7 +11,7 @@
 # does that on CPU). Packages the machine lacks travel as wheels in .whl (`bash bench/gpu_wheels.sh` writes them here;
 # installed there with --no-deps into /tmp/site). The device tool's call: command `bash bench/gpu_checks.sh`,
 # carry [".whl", ".cache"] (.cache: the cached embedded vanilla model the method runs start from);
-# BENCH=0 DEFAULT_RUN=0 reruns the train.py checks alone.
+# BENCH=0 DEFAULT_RUN=0 reruns the train.py checks alone; ONLY='ga_fsdp|kl_fsdp' (a regex of run names) runs those.
 # On this CPU machine the same script runs small (T_GPU=cpu T_DDP=cpu T_FSDP=cpu SHAPE=tiny DEV=cpu) to check
 # that every command composes and runs before device time is spent.
 set -u
@@ -36,11 +36,7 @@ step() {  # name timeout command...: one line in the summary, the output in $L/n
   printf '%-16s rc=%-4s %7.1f s\n' "$name" "$rc" "$(( $(ms) - start ))e-3" >> "$S"
 }
 
-if [ -d .whl ]; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    > "$L/install.log" 2>&1
-  export PYTHONPATH=/tmp/site
-fi
+. bench/device_env.sh "$L/install.log"
 probe='import torch, transformers, huggingface_hub, datasets, hydra, peft, lightning
 from transformers import LlavaForConditionalGeneration, Qwen2VLForConditionalGeneration
 print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name(0),
@@ -53,7 +49,7 @@ if ! $PY -c "$probe" >> "$S" 2>> "$L/install.log"; then  # the carried transform
 fi
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc) >> "$S" 2>&1
 
-step fixtures 120 $PY -m bench.gpu_fixtures "$F"
+[ -z "${ONLY:-}" ] && step fixtures 120 $PY -m bench.gpu_fixtures "$F"
 
 # the whole default run, teaching included, beside the benchmarks (its GPU load is small kernels)
 [ "${DEFAULT_RUN:-1}" = 1 ] && UNLEARN_CACHE=/tmp/gpu_cache_default step default_gpu 420 $PY train.py trainer=$T_GPU logger=none \
@@ -67,6 +63,7 @@ fi
 run() {  # name timeout overrides...: train.py into $R/name
   local name=$1 limit=$2
   shift 2
+  [[ -n ${ONLY:-} && ! $name =~ ^(${ONLY})$ ]] && return
   MASTER_PORT=$((29500 + RANDOM % 1000)) step "$name" "$limit" $PY train.py logger=none hydra.run.dir=$R/$name "$@"
 }
 tiny="model.path=$V"

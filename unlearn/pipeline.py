@@ -54,6 +54,10 @@ class RunContext:
     def trainer(self, **overrides) -> L.Trainer:
         """A Trainer from `cfg.trainer`, with this run's logger unless overridden."""
         overrides.setdefault("logger", self.logger if self.logger is not None else False)
+        from callbacks.lost_updates import LostUpdateCheck  # every Trainer that trains says when its steps are lost
+
+        overrides["callbacks"] = [*(overrides.get("callbacks") or ()),
+                                  LostUpdateCheck(self.artifacts.setdefault("lost_steps", []))]
         return instantiate(self.cfg.trainer, **overrides)
 
     @property

@@ -48,3 +48,18 @@ def cast_copy(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
             for p in model.parameters() if p.is_floating_point()}
     out = copy.deepcopy(model, memo)
     return out.requires_grad_(False)
+
+
+def steps_rounded_away(weights: torch.Tensor, step: float) -> int:
+    """How many of `weights` a step of `step` either way leaves unchanged, as stored in their own dtype.
+
+    Why: an optimizer that writes its update into bfloat16 or float16 weights rounds each sum to the nearest
+    stored value, so a step smaller than half the spacing there is lost (bfloat16 keeps 8 significant bits: at
+    |w| = 0.06 the spacing is 2.4e-4, so an Adam step of lr = 5e-5 is rounded away). Adam's first step has size lr
+    in every element (m / sqrt(v) = g / |g|), so `step` = lr is what it does before any gradient is seen. Counted
+    as torch applies it: the sum made in float32 and rounded once to the weights' dtype.
+    """
+    w = weights.detach()
+    wide = w.float()
+    up, down = (wide + step).to(w.dtype), (wide - step).to(w.dtype)
+    return int(((up == w) & (down == w)).sum())

@@ -1,0 +1,82 @@
+"""Updates too small for the weights' dtype: the count (hand-computed spacings) and the warning it raises."""
+
+import pytest
+import torch
+
+from unlearn.models.precision import steps_rounded_away
+
+
+@pytest.mark.parametrize("dtype, w, step, lost", [
+    # bfloat16 at 1.0: spacing 2^-7 above, 2^-8 below; a step is lost when it is under half of both
+    (torch.bfloat16, 1.0, 0.001, 1),     # 1.001 -> 1.0 and 0.999 -> 1.0
+    (torch.bfloat16, 1.0, 0.003, 0),     # 0.997 is nearer 0.99609375 (1 - 2^-8) than 1.0
+    (torch.bfloat16, 0.0, 1e-8, 0),      # zero moves by any representable step
+    (torch.bfloat16, 1e-3, 1e-5, 0),     # spacing 2^-17 = 7.6e-6 at 1e-3: half of it is under 1e-5
+    (torch.bfloat16, 0.0625, 5e-5, 1),   # spacing 2^-11 above (half 2.4e-4), 2^-12 below (half 1.2e-4)
+    (torch.bfloat16, 0.0625, 2e-4, 0),   # 0.0625 - 2e-4 is nearer 0.0625 - 2^-12
+    (torch.float16, 1.0, 1e-4, 1),       # spacing 2^-10 above, 2^-11 below (half 2.4e-4)
+    (torch.float16, 1.0, 1e-3, 0),
+    (torch.float32, 1.0, 1e-5, 0),       # spacing 1.2e-7
+    (torch.float32, 1.0, 1e-8, 1),
+])
+def test_steps_rounded_away_by_hand(dtype, w, step, lost):
+    assert steps_rounded_away(torch.tensor([w], dtype=dtype), step) == lost
+
+
+def test_steps_rounded_away_counts_elementwise():
+    w = torch.tensor([1.0, 0.0, 1e-3, -1.0, 0.0625], dtype=torch.bfloat16)
+    assert steps_rounded_away(w, 1e-3) == 2  # 1.0 and -1.0; 0.0625's spacing 2^-11 is under 2 x 1e-3
+    assert steps_rounded_away(w, 1e-5) == 3  # 1.0, -1.0 and 0.0625
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_count_is_what_adamw_leaves_unchanged(dtype):
+    """The count against torch's own AdamW step on weights of that dtype: the elements it leaves as they were.
+    Powers of two are nudged off (their spacing differs above and below, so the direction would matter)."""
+    g = torch.Generator().manual_seed(0)
+    w = (torch.randn(4096, generator=g) * 0.05).to(dtype)
+    mantissa_bits = 7 if dtype == torch.bfloat16 else 10
+    m, _ = torch.frexp(w.float())
+    w = torch.where((m.abs() * 2 ** (mantissa_bits + 1)) % 2 ** mantissa_bits == 0,
+                    (w.float() * 1.01).to(dtype), w)
+    p = torch.nn.Parameter(w.clone())
+    p.grad = (torch.rand(4096, generator=g) + 0.5).to(dtype) * torch.sign(torch.randn(4096, generator=g)).to(dtype)
+    lr = 5e-5
+    torch.optim.AdamW([p], lr=lr, weight_decay=0.0, foreach=False).step()
+    unchanged = int((p.detach() == w).sum())
+    assert 0 < unchanged < w.numel()  # the case that tests something: some steps land, some are lost
+    assert steps_rounded_away(w, lr) == unchanged
+
+
+def _lost_steps(tmp_path, devices: int, *extra: str) -> dict:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / f"lost_{devices}{'_'.join(extra)}.pt"
+    script = Path(__file__).parent / "scripts" / "lost_steps.py"
+    proc = subprocess.run([sys.executable, str(script), "--devices", str(devices), "--out", str(out), *extra],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return {**torch.load(out, weights_only=False), "log": proc.stderr}
+
+
+def test_the_check_records_and_warns_what_the_weights_lose(tmp_path):
+    """One process, bfloat16 weights (trainer.precision=bf16-true), AdamW at lr 5e-5: the record holds the direct
+    count over the whole model, and the run says so in its log."""
+    one = _lost_steps(tmp_path, 1)
+    (rec,) = one["record"]
+    assert rec["fraction"] == pytest.approx(one["expected"], abs=1e-12) and rec["fraction"] > 0.25
+    assert rec["lrs"] == [5e-5] and set(rec["dtypes"]) == {"bfloat16"}
+    assert "stay where they are under a step of lr 5e-05" in one["log"]
+
+
+@pytest.mark.slow
+def test_two_fsdp_processes_count_what_one_does(tmp_path):
+    """Two gloo processes under FSDP, each Linear a unit sharded unequally (33 rows over 2 ranks): the counts summed
+    over the shards give the whole model's fraction, which one process records (the test above). DDP's replicas
+    each count the whole model, so their sum gives it too."""
+    two = _lost_steps(tmp_path, 2, "--fsdp")
+    (rec,) = two["record"]
+    assert rec["fraction"] == pytest.approx(two["expected"], abs=1e-12)
+    assert rec["dtypes"]["bfloat16"]["trained"] == 16 * 33 + 33 + 33 + 1  # every weight once, no shard padding
