@@ -73,6 +73,10 @@ def test_second_run_reads_the_same_before_numbers(tmp_path, monkeypatch):
     resolved = json.loads((tmp_path / "b" / "config.json").read_text())
     assert resolved["method"]["optimizer"]["lr"] == resolved["model"]["unlearn_lr"]["ga"]
     assert resolved["teach_seed"] == resolved["seed"] == 0
+    # every Trainer that trains records the weights its first step cannot move (callbacks/lost_updates.py,
+    # tests/test_lost_updates.py): GA's, in float32, none
+    (lost,) = json.loads((tmp_path / "b" / "metrics.json").read_text())["artifacts"]["lost_steps"]
+    assert lost["stage"] == "GradientUnlearning" and lost["fraction"] == 0.0 and list(lost["dtypes"]) == ["float32"]
 
 
 def test_a_scorer_with_generation_columns_keys_its_records_apart(tmp_path, monkeypatch):

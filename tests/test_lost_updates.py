@@ -61,14 +61,25 @@ def _lost_steps(tmp_path, devices: int, *extra: str) -> dict:
     return {**torch.load(out, weights_only=False), "log": proc.stderr}
 
 
-def test_the_check_records_and_warns_what_the_weights_lose(tmp_path):
+def test_the_check_records_and_warns_what_the_weights_lose(caplog):
     """One process, bfloat16 weights (trainer.precision=bf16-true), AdamW at lr 5e-5: the record holds the direct
     count over the whole model, and the run says so in its log."""
-    one = _lost_steps(tmp_path, 1)
-    (rec,) = one["record"]
-    assert rec["fraction"] == pytest.approx(one["expected"], abs=1e-12) and rec["fraction"] > 0.25
-    assert rec["lrs"] == [5e-5] and set(rec["dtypes"]) == {"bfloat16"}
-    assert "stay where they are under a step of lr 5e-05" in one["log"]
+    from tests.scripts.lost_steps import train_one_step
+
+    with caplog.at_level("WARNING", logger="callbacks.lost_updates"):
+        (rec,), expected, _ = train_one_step()
+    assert rec["fraction"] == pytest.approx(expected, abs=1e-12) and rec["fraction"] > 0.25
+    assert rec["lrs"] == [5e-5] and set(rec["dtypes"]) == {"bfloat16"} and rec["precision"] == "bf16-true"
+    assert "stay where they are under a step of lr 5e-05" in caplog.text
+
+
+def test_float32_weights_lose_nothing_and_nothing_is_said(caplog):
+    from tests.scripts.lost_steps import train_one_step
+
+    with caplog.at_level("WARNING", logger="callbacks.lost_updates"):
+        (rec,), _, _ = train_one_step(precision="32-true")
+    assert rec["fraction"] == 0.0 and rec["dtypes"]["float32"]["trained"] == 16 * 33 + 33 + 33 + 1
+    assert "stay where they are" not in caplog.text
 
 
 @pytest.mark.slow
