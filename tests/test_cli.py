@@ -11,10 +11,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def train(tmp_path, *overrides, name="run"):
+def start(tmp_path, *overrides, name="run") -> subprocess.Popen:
     env = {**os.environ, "WANDB_MODE": "disabled", "UNLEARN_CACHE": str(tmp_path / "cache")}
     cmd = [sys.executable, "train.py", "debug=fast", f"hydra.run.dir={tmp_path / name}", *overrides]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
+    out, err = proc.communicate(timeout=600)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def train(tmp_path, *overrides, name="run"):
+    return finish(start(tmp_path, *overrides, name=name))
 
 
 @pytest.mark.slow
@@ -59,11 +68,13 @@ def test_finetune_then_manu(tmp_path):
                for c in ("rouge1", "rouge2", "bleu")}
     assert official.keys() == again.keys() | columns
 
-    second = train(tmp_path, "method=manu", "manu.alpha=5", name="manu2")
+    # side by side (the suite's time): one reads the cached model, the other teaches its own under another key
+    second, fresh = start(tmp_path, "method=manu", "manu.alpha=5", name="manu2"), \
+        start(tmp_path, "method=npo", "finetune.epochs=3", name="npo_new_recipe")  # another recipe: built
+    second, fresh = finish(second), finish(fresh)
     assert second.returncode == 0, second.stderr[-3000:]
     log = second.stdout + second.stderr
     assert "reusing" in log and "vanilla model missing" not in log
-    fresh = train(tmp_path, "method=npo", "finetune.epochs=3", name="npo_new_recipe")  # another recipe: built
     assert fresh.returncode == 0 and "vanilla model missing" in fresh.stdout + fresh.stderr
     assert {p.name: p.stat().st_mtime_ns for p in vanilla.iterdir()} == stamp  # source never modified
     m1 = json.loads((out / "metrics.json").read_text())["metrics"]
@@ -74,13 +85,15 @@ def test_finetune_then_manu(tmp_path):
 
 @pytest.mark.slow
 def test_bad_override_is_named(tmp_path):
-    bad = train(tmp_path, "method=finetune", "data.forget_split=forget_12", name="bad")
+    # side by side: the benchmark two of them generate is written atomically (unlearn/io.py build_cached_dir)
+    bad, missing, unknown = (finish(p) for p in [
+        start(tmp_path, "method=finetune", "data.forget_split=forget_12", name="bad"),
+        start(tmp_path, "method=manu", f"model.path={tmp_path / 'nowhere'}", name="missing"),
+        start(tmp_path, "method=forgetall", name="unknown")])
     assert bad.returncode != 0
     assert "data.forget_split='forget_12'" in bad.stderr
     assert not (tmp_path / "bad" / "metrics.json").exists()
-    missing = train(tmp_path, "method=manu", f"model.path={tmp_path / 'nowhere'}", name="missing")
     assert missing.returncode != 0 and "no checkpoint there" in missing.stderr
-    unknown = train(tmp_path, "method=forgetall", name="unknown")
     assert unknown.returncode != 0 and "Available options" in unknown.stderr and "manu" in unknown.stderr
 
 
