@@ -9,8 +9,9 @@ where they were, and GA at its default strength forgot nothing on CPU (forget MC
 finishes and reports a weak method, not a numeric setting: this callback names it, in the log and in metrics.json
 (`artifacts.lost_steps`), before the first step.
 
-Adam-family optimizers only (their param groups carry `betas`): their first step has size lr in every element,
-so the count needs no gradient. Counts are summed over ranks (FSDP's shards; DDP's replicas count once each, so
+Adam-family optimizers only (their param groups carry `betas`): their first step is lr * g / (|g| + eps), of size
+lr wherever |g| is well above eps, so the count needs no gradient; where a gradient is near eps the step is
+smaller still, so the count is a lower bound. Counts are summed over ranks (FSDP's shards; DDP's replicas count once each, so
 the fraction is the same).
 """
 

@@ -198,6 +198,13 @@ def test_the_qwen2_vl_preset_runs_on_their_collate_and_prompts(tmp_path, monkeyp
     # it unlearned (as theirs, tensors outside the mask take unmasked ascent, and every tensor the retain descent)
     assert any(k in after and not torch.equal(before[k].to(after[k].dtype), after[k]) for k in before)
     assert {"after/forget/multimodal/mc_acc", "after/forget/text/cloze_acc"} <= set(metrics)
+    # as theirs (MLLMU_manifold.py: a bfloat16 load, AdamW on it), the update writes its steps into bfloat16 weights,
+    # and the run records and says how many of them cannot take a step of lr (callbacks/lost_updates.py)
+    import json
+
+    (lost,) = json.loads((tmp_path / "run" / "metrics.json").read_text())["artifacts"]["lost_steps"]
+    assert list(lost["dtypes"]) == ["bfloat16"] and lost["lrs"] == [1e-5]  # their README: --lr 1e-5
+    assert lost["fraction"] > 0.25
 
 
 def test_under_fsdp_a_rank_without_one_kind_of_row_still_generates_for_it(qwen2_vl, monkeypatch):
