@@ -9,10 +9,12 @@ where they were, and GA at its default strength forgot nothing on CPU (forget MC
 finishes and reports a weak method, not a numeric setting: this callback names it, in the log and in metrics.json
 (`artifacts.lost_steps`), before the first step.
 
-Adam-family optimizers only (their param groups carry `betas`): their first step is lr * g / (|g| + eps), of size
-lr wherever |g| is well above eps, so the count needs no gradient; where a gradient is near eps the step is
-smaller still, so the count is a lower bound. Counts are summed over ranks (FSDP's shards; DDP's replicas count once each, so
-the fraction is the same).
+What is counted: the weights a step of the schedule's peak learning rate leaves unchanged, for Adam, AdamW and
+HFAdamW (the Adam-family optimizers whose first step is lr * g / (|g| + eps), of size lr where |g| is well above
+eps; others are not counted). The count is a lower bound: a gradient near eps (HFAdamW adds eps before the bias
+correction, an effective 3.2e-5), an unused weight, a later Adam step (|m / sqrt(v)| < 1) or a decayed lr all make
+steps smaller still. Under FSDP each rank counts its shard and the counts are summed; a DDP replica's count is
+the model's.
 """
 
 from __future__ import annotations
@@ -29,49 +31,79 @@ log = logging.getLogger(__name__)
 # float32 weights lose none of a step of the learning rates used here (its spacing at 1.0 is 1.2e-7); at this
 # fraction a run is no longer the float32 run it looks like
 WARN_FRACTION = 0.25
+# every rank reduces one row per dtype here, in this order, whatever it holds: under FSDP (use_orig_params) a rank
+# can hold no element of a trained parameter, and a rank that skipped the collective or sent another shape hung
+DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
-def lost_step_counts(optimizers) -> dict[str, list[float]]:
-    """dtype name -> [weights a first Adam step leaves unchanged, weights trained], over every Adam-family group."""
-    counts: dict[str, list[float]] = {}
+def counted_optimizer(opt) -> bool:
+    from unlearn.optim import HFAdamW
+
+    return isinstance(opt, (torch.optim.Adam, torch.optim.AdamW, HFAdamW))
+
+
+def peak_lr(group: dict) -> float:
+    """The largest lr the group's schedule reaches: OneCycleLR starts at max_lr / div_factor (its `initial_lr`)."""
+    return float(max(group["lr"], group.get("initial_lr", 0.0), group.get("max_lr", 0.0)))
+
+
+def lost_step_counts(optimizers) -> torch.Tensor | None:
+    """[len(DTYPES), 2]: per dtype, weights a step of the peak lr leaves unchanged and weights trained, on this rank
+    (None when no optimizer is counted). Empty shards count zero."""
+    rows: dict[str, list] = {}
+    device = None
     for opt in optimizers:
+        if not counted_optimizer(opt):
+            continue
         for group in opt.param_groups:
-            lr = group.get("initial_lr", group["lr"])  # a warm-up scheduler has lowered lr by now
-            if "betas" not in group or not lr:
-                continue
+            lr = peak_lr(group)
             for p in group["params"]:
-                if p.requires_grad and p.is_floating_point() and p.numel():
-                    c = counts.setdefault(str(p.dtype).removeprefix("torch."), [0.0, 0.0])
-                    c[0] += steps_rounded_away(p, float(lr))
-                    c[1] += p.numel()
-    return counts
+                if not (p.requires_grad and lr and p.dtype in (torch.float16, torch.bfloat16, torch.float32,
+                                                              torch.float64)):
+                    continue
+                device = p.device
+                row = rows.setdefault(str(p.dtype).removeprefix("torch."), [0, 0])
+                if p.numel():
+                    row[0] = row[0] + steps_rounded_away(p, lr)  # a device tensor: one wait below
+                    row[1] += p.numel()
+    if not any(counted_optimizer(o) for o in optimizers):
+        return None
+    out = torch.zeros(len(DTYPES), 2, dtype=torch.float64, device=device)
+    for i, name in enumerate(DTYPES):
+        if name in rows:
+            out[i, 0], out[i, 1] = rows[name][0], rows[name][1]
+    return out
 
 
 class LostUpdateCheck(Callback):
-    """Appends {fraction, dtypes, lrs} to `record` (a run's artifacts) at each training start; warns above
-    WARN_FRACTION."""
+    """Appends {stage, fraction, dtypes, lrs, precision} to `record` (a run's artifacts) at each training start;
+    warns above WARN_FRACTION."""
 
     def __init__(self, record: list):
         self.record = record
 
     def on_train_start(self, trainer, pl_module) -> None:
-        counts = lost_step_counts(trainer.optimizers)
-        names = sorted(counts)
-        local = torch.tensor([counts[n] for n in names], dtype=torch.float64, device=pl_module.device)
-        summed = trainer.strategy.reduce(local, reduce_op="sum") if names else local
-        by_dtype = {n: {"unchanged": int(u), "trained": int(t)} for n, (u, t) in zip(names, summed.tolist())}
-        lost, total = (float(x) for x in summed.sum(0).tolist()) if names else (0.0, 0.0)
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        local = lost_step_counts(trainer.optimizers)  # None on every rank alike: same optimizers everywhere
+        if local is None:
+            return
+        local = local.to(pl_module.device)
+        counts = trainer.strategy.reduce(local, reduce_op="sum") if isinstance(trainer.strategy, FSDPStrategy) \
+            else local
+        by_dtype = {n: {"unchanged": int(u), "trained": int(t)} for n, (u, t) in zip(DTYPES, counts.tolist()) if t}
+        lost, total = (float(x) for x in counts.sum(0).tolist())
         if not total:
             return
         fraction = lost / total
-        lrs = sorted({float(g.get("initial_lr", g["lr"])) for o in trainer.optimizers for g in o.param_groups})
+        lrs = sorted({peak_lr(g) for o in trainer.optimizers if counted_optimizer(o) for g in o.param_groups})
         self.record.append({"stage": type(pl_module).__name__, "fraction": fraction, "lrs": lrs, "dtypes": by_dtype,
                             "precision": str(trainer.precision)})
         if fraction > WARN_FRACTION and trainer.is_global_zero:
             log.warning(
-                "%.0f%% of the trained weights (%s) stay where they are under a step of lr %s: their dtype rounds "
-                "it away, so this run moves far less than the same one in float32. Keep trained weights in float32 "
-                "(model.dtype=float32 with trainer.precision=bf16-mixed or 32-true), raise the lr, or train LoRA "
-                "adapters, which peft keeps in float32 (trainer.precision=%s)",
+                "at least %.0f%% of the trained weights (%s) stay where they are under a step of lr %s: their dtype "
+                "rounds it away, so this run moves far less than the same one in float32. Keep trained weights in "
+                "float32 (model.dtype=float32 with trainer.precision=bf16-mixed or 32-true), raise the lr, or train "
+                "LoRA adapters, which peft keeps in float32 unless trainer.precision is *-true (it is %s)",
                 100 * fraction, ", ".join(f"{n}: {d['trained']:,}" for n, d in by_dtype.items()),
                 "/".join(f"{x:g}" for x in lrs), trainer.precision)

@@ -54,10 +54,15 @@ class RunContext:
     def trainer(self, **overrides) -> L.Trainer:
         """A Trainer from `cfg.trainer`, with this run's logger unless overridden."""
         overrides.setdefault("logger", self.logger if self.logger is not None else False)
+        from lightning.pytorch.callbacks import Callback
+
         from callbacks.lost_updates import LostUpdateCheck  # every Trainer that trains says when its steps are lost
 
-        overrides["callbacks"] = [*(overrides.get("callbacks") or ()),
-                                  LostUpdateCheck(self.artifacts.setdefault("lost_steps", []))]
+        given = overrides.get("callbacks")
+        if given is None and self.cfg.trainer.get("callbacks"):  # `+trainer.callbacks=[...]`: kept, as before
+            given = instantiate(self.cfg.trainer.callbacks)
+        given = [given] if isinstance(given, Callback) else list(given or ())
+        overrides["callbacks"] = [*given, LostUpdateCheck(self.artifacts.setdefault("lost_steps", []))]
         return instantiate(self.cfg.trainer, **overrides)
 
     @property

@@ -1,7 +1,8 @@
-"""One or two CPU processes (or the caller's, `train_one_step`) train a small bfloat16 model one AdamW step under Lightning (DDP, or FSDP sharding
-each Linear): callbacks.lost_updates.LostUpdateCheck's record, written by rank 0 with the count made directly on
-the whole model. Used by tests/test_lost_updates.py: the counts summed over FSDP's shards and DDP's replicas
-must give the one-process fraction."""
+"""One or two CPU processes (or the caller's, `train_one_step`) train a small bfloat16 model one AdamW step under
+Lightning (DDP, or FSDP sharding each Linear): callbacks.lost_updates.LostUpdateCheck's records, written by rank 0
+with the counts made directly on the whole model. Two cases in one launch: every weight trained, and only the first
+layer's bias (under FSDP rank 0 then holds no element of a trained weight: a rank that skipped the counts'
+collective, or sent another shape, hung). Used by tests/test_lost_updates.py."""
 
 import argparse
 import sys
@@ -19,23 +20,27 @@ LR = 5e-5
 
 
 class Net(L.LightningModule):
-    def __init__(self):
+    def __init__(self, only: str | None = None):
         super().__init__()
         torch.manual_seed(0)
         self.a, self.b = torch.nn.Linear(16, 33), torch.nn.Linear(33, 1)  # 33: shards of unequal size
+        for name, p in self.named_parameters():
+            p.requires_grad_(only is None or name == only)
 
     def training_step(self, batch, _):
         return self.b(torch.tanh(self.a(batch[0]))).pow(2).mean()
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=LR)
+        return torch.optim.AdamW([p for p in self.parameters() if p.requires_grad], lr=LR)
 
 
-def train_one_step(devices: int = 1, fsdp: bool = False, precision: str = "bf16-true") -> tuple[list, float, bool]:
-    """(the callback's record, the fraction counted directly on the whole model, whether this is rank 0)."""
-    net = Net()
-    whole = [p.detach().to(torch.bfloat16) for p in net.parameters()]
-    expected = sum(steps_rounded_away(p, LR) for p in whole) / sum(p.numel() for p in whole)
+def train_one_step(devices: int = 1, fsdp: bool = False, precision: str = "bf16-true",
+                   only: str | None = None) -> tuple[list, dict, bool]:
+    """(the callback's record, {unchanged, trained} counted directly on the whole model in bfloat16, rank 0?)."""
+    net = Net(only)
+    whole = [p.detach().to(torch.bfloat16) for p in net.parameters() if p.requires_grad]
+    expected = {"unchanged": sum(int(steps_rounded_away(p, LR)) for p in whole),
+                "trained": sum(p.numel() for p in whole)}
     if fsdp:
         from unlearn.strategies import fsdp_strategy
 
@@ -57,9 +62,9 @@ def main() -> None:
     ap.add_argument("--fsdp", action="store_true")
     ap.add_argument("--out", required=True)
     args, _ = ap.parse_known_args()
-    record, expected, rank0 = train_one_step(args.devices, args.fsdp)
-    if rank0:
-        torch.save({"record": record, "expected": expected}, args.out)
+    runs = [train_one_step(args.devices, args.fsdp, only=only) for only in (None, "a.bias")]
+    if runs[0][2]:
+        torch.save([{"record": rec, "expected": exp} for rec, exp, _ in runs], args.out)
 
 
 if __name__ == "__main__":

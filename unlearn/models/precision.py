@@ -50,16 +50,21 @@ def cast_copy(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     return out.requires_grad_(False)
 
 
-def steps_rounded_away(weights: torch.Tensor, step: float) -> int:
-    """How many of `weights` a step of `step` either way leaves unchanged, as stored in their own dtype.
+def steps_rounded_away(weights: torch.Tensor, step: float, chunk: int = 1 << 24) -> torch.Tensor:
+    """How many of `weights` a step of `step` either way leaves unchanged, as stored in their own dtype (a 0-dim
+    tensor on their device, so a caller summing many tensors waits for the device once).
 
     Why: an optimizer that writes its update into bfloat16 or float16 weights rounds each sum to the nearest
     stored value, so a step smaller than half the spacing there is lost (bfloat16 keeps 8 significant bits: at
-    |w| = 0.06 the spacing is 2.4e-4, so an Adam step of lr = 5e-5 is rounded away). Adam's first step has size lr
-    in every element (m / sqrt(v) = g / |g|), so `step` = lr is what it does before any gradient is seen. Counted
-    as torch applies it: the sum made in float32 and rounded once to the weights' dtype.
+    |w| = 0.06 the spacing is 2.4e-4, so an Adam step of lr = 5e-5 is rounded away). Counted as torch applies
+    it: the sum made in (at least) float32 and rounded once to the weights' dtype; `chunk` elements at a time, so
+    a 545 M-element embedding needs no 6 GB of temporaries.
     """
-    w = weights.detach()
-    wide = w.float()
-    up, down = (wide + step).to(w.dtype), (wide - step).to(w.dtype)
-    return int(((up == w) & (down == w)).sum())
+    flat = weights.detach().reshape(-1)
+    wide_dtype = torch.promote_types(flat.dtype, torch.float32)
+    lost = torch.zeros((), dtype=torch.int64, device=flat.device)
+    for start in range(0, flat.numel(), chunk):
+        w = flat[start:start + chunk]
+        wide = w.to(wide_dtype)
+        lost += (((wide + step).to(w.dtype) == w) & ((wide - step).to(w.dtype) == w)).sum()
+    return lost
