@@ -132,8 +132,7 @@ def test_official_half_precision_fisher_mask_is_the_same_on_one_and_two_processe
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("schedule", ["sequential", "paired", "interleaved"])
-def test_gradient_update_is_the_same_on_one_and_two_processes(tmp_path, schedule):
+def test_gradient_update_is_the_same_on_one_and_two_processes(tmp_path):
     """GradDiff for one epoch, SGD, global batch 6: under `sequential` every rank walks its shard of the forget
     pass, then of the retain pass, so the ranks change phase together and each step's global batch is the
     one-process batch; under `interleaved` every rank counts its batches as the global ones, so all take the
@@ -142,10 +141,16 @@ def test_gradient_update_is_the_same_on_one_and_two_processes(tmp_path, schedule
     global batch holds the one-process batch's tokens only (counted twice, they fail this test: checked).
     Tolerance as in the MMUnlearner update test (rounding of a different grouping, times lr)."""
     script = SCRIPTS / "gradient_update.py"
-    one, two = (_run(n, tmp_path, script, "--schedule", schedule, "--odd") for n in (1, 2))
-    assert one["sizes"] == two["sizes"] == {"forget": 37, "retain": 189}
-    _same_weights_and_moved(one, two)
-    _same_logged_losses(one, two, {"unlearn/loss"})
+    schedules = ("sequential", "paired", "interleaved")
+    ones, twos = (_run(n, tmp_path, script, "--schedule", *schedules, "--odd") for n in (1, 2))
+    assert ones.keys() == twos.keys() == {f"grad_diff/{s}" for s in schedules}
+    for case, one in ones.items():
+        two = twos[case]
+        assert one["sizes"] == two["sizes"] == {"forget": 37, "retain": 189}, case
+        _same_weights_and_moved(one, two)
+        _same_logged_losses(one, two, {"unlearn/loss"})
+    assert not all(torch.equal(ones["grad_diff/sequential"]["weights"][n], w)  # the schedules differ
+                   for n, w in ones["grad_diff/interleaved"]["weights"].items())
 
 
 @pytest.mark.slow
@@ -197,13 +202,14 @@ def test_npo_token_mean_on_two_processes_steps_past_a_batch_of_padding_alone(tmp
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["kl", "npo"])
-def test_kl_and_npo_updates_are_the_same_on_one_and_two_processes(tmp_path, method):
+def test_kl_and_npo_updates_are_the_same_on_one_and_two_processes(tmp_path):
     """KL's retain term (answer-token mean) and NPO's per-row log ratios (a mean over the global batch's rows)
     at their defaults, paired steps, frozen reference and all: two processes at half the batch end where one
     does. KL's would fail with per-process token means (checked); NPO's shards hold equal row counts here, so
     its global row mean is held by tests/test_losses.py, and this holds the rest of its path. (NPO's
     token_mean ratio, the MLLMU-Bench preset's, is per process by design, as their per-device loss.)"""
     script = SCRIPTS / "gradient_update.py"
-    one, two = (_run(n, tmp_path, script, "--schedule", "paired", "--method", method) for n in (1, 2))
-    _same_weights_and_moved(one, two)
+    ones, twos = (_run(n, tmp_path, script, "--schedule", "paired", "--method", "kl", "npo") for n in (1, 2))
+    assert ones.keys() == twos.keys() == {"kl/paired", "npo/paired"}
+    for case, one in ones.items():
+        _same_weights_and_moved(one, twos[case])
