@@ -97,7 +97,9 @@ class LostUpdateCheck(Callback):
             return
         fraction = lost / total
         lrs = sorted({peak_lr(g) for o in trainer.optimizers if counted_optimizer(o) for g in o.param_groups})
-        self.record.append({"stage": type(pl_module).__name__, "fraction": fraction, "lrs": lrs, "dtypes": by_dtype,
+        # teaching and the relearning attack share FinetuneModule; its config key tells them apart
+        stage = getattr(pl_module, "config_key", None) or type(pl_module).__name__
+        self.record.append({"stage": stage, "fraction": fraction, "lrs": lrs, "dtypes": by_dtype,
                             "precision": str(trainer.precision)})
         if fraction > WARN_FRACTION and trainer.is_global_zero:
             log.warning(

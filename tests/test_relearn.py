@@ -19,6 +19,8 @@ def test_relearn_evaluates_an_attacked_copy(tmp_path, small_benchmark, tiny_mode
     assert all(k.startswith("relearn/") for k in metrics) and records
     assert ctx.model is model  # the run keeps (and saves) the unlearned model, not the attacked copy
     assert all(torch.equal(p, weights[n]) for n, p in model.named_parameters())
+    # the attack's Trainer records its lost steps under its own name (teaching's is "finetune"): float32, none
+    assert [(r["stage"], r["fraction"], r["lrs"]) for r in ctx.artifacts["lost_steps"]] == [("eval.relearn", 0.0, [0.01])]
 
 
 def test_attack_rows_checks_its_config(small_benchmark):
