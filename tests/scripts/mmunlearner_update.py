@@ -44,23 +44,16 @@ def main():
         ap.add_argument("--steps", type=int, default=2)
         ap.add_argument("--optimizer", default="torch.optim.SGD")
         ap.add_argument("--lr", type=float, default=0.05)
-        ap.add_argument("--retain-steps", default="null", help="mmunlearner.retain_steps: null, an int or official")
+        ap.add_argument("--retain-steps", nargs="+", default=["null"],
+                        help="mmunlearner.retain_steps: null, an int or official; several run in turn, each from the "
+                             "same weights and masks, in one launch (the saved file is then {value: result})")
         ap.add_argument("--official-fisher", action="store_true",
                         help="only the masks, from the authors' Fisher: mixed preserve batches, shuffled, float16")
         ap.add_argument("--odd", action="store_true",
                         help="the whole epoch (not --steps) on forget and retain sets of odd size: shards are padded")
 
     args, bench, model, proc = setup(extra, global_batch=True)
-    out_dir = Path(args.out).parent / f"run_{args.devices}"
-    limit = [] if args.odd else [f"+trainer.limit_train_batches={args.steps}"]
-    overrides = ["debug=fast", "method=mmunlearner", "trainer=" + ("ddp_sim" if args.devices > 1 else "cpu"),
-                 f"trainer.devices={args.devices}", *limit,
-                 f"mmunlearner.batch_size={args.global_batch // args.devices}", "mmunlearner.epochs=1",
-                 f"mmunlearner.retain_steps={args.retain_steps}"]  # from the global sizes: not the world size
-    for opt in ("forget_optimizer", "retain_optimizer"):
-        overrides += [f"mmunlearner.{opt}._target_={args.optimizer}", f"mmunlearner.{opt}.lr={args.lr}"]
-    cfg = compose_config(overrides, out_dir, args.cache)
-    ctx = RunContext(cfg, bench, model, proc, out_dir)
+    cfg, ctx = configured(args, bench, model, proc, args.retain_steps[0])
     groups = group_parameters(model, dict(cfg.model.param_groups))
     official = dict(shuffle_seed=0, preserve_batches="mixed", fisher_dtype="float16") if args.official_fisher else {}
     masks, names, _ = compute_masks(ctx, groups, GROUPS["both"], cfg.mmunlearner.gamma, FISHER_BATCH, **official)
@@ -68,9 +61,9 @@ def main():
         if is_rank_zero():
             torch.save({"masks": {names[p]: m for p, m in masks.items()}}, args.out)
         return
-    sizes = {}
+    sizes, made = {}, []
     if args.odd:  # after the Fisher: the update's multimodal forget and retain sets lose one sequence each
-        whole, made = mmunlearner.qa_data, []
+        whole = mmunlearner.qa_data
 
         def one_fewer(rows, proc, form, *a, **k):
             data = whole(rows, proc, form, *a, **k)
@@ -82,16 +75,36 @@ def main():
 
         mmunlearner.qa_data = one_fewer
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    record, losses = Record(names), logged_losses()
-    module = masked_update(ctx, masks, cfg.mmunlearner, callbacks=[record, losses])
+    results = {}
+    for value in args.retain_steps:
+        with torch.no_grad():  # every case from the same weights (and the masks of the one Fisher pass)
+            for n, p in model.named_parameters():
+                p.copy_(before[n])
+        cfg, ctx = configured(args, bench, model, proc, value)
+        made.clear()
+        record, losses = Record(names), logged_losses()
+        module = masked_update(ctx, masks, cfg.mmunlearner, callbacks=[record, losses])
+        results[value] = {
+            "masks": {names[p]: m for p, m in masks.items()}, "before": before, "after_forget": record.after_forget,
+            "after": {n: p.detach().clone() for n, p in model.named_parameters()},
+            "retain_steps": module.retain_steps_taken,
+            "steps": module.trainer.fit_loop.epoch_loop.batch_progress.current.completed,
+            "forget_tokens": record.tokens, "sizes": dict(sizes), "losses": losses.steps}
     if is_rank_zero():
-        torch.save({"masks": {names[p]: m for p, m in masks.items()}, "before": before,
-                    "after_forget": record.after_forget,
-                    "after": {n: p.detach().clone() for n, p in model.named_parameters()},
-                    "retain_steps": module.retain_steps_taken, "steps": module.trainer.fit_loop.epoch_loop.batch_progress
-                    .current.completed, "forget_tokens": record.tokens, "sizes": sizes,
-                    "losses": losses.steps}, args.out)
+        torch.save(results[args.retain_steps[0]] if len(results) == 1 else results, args.out)
 
+
+def configured(args, bench, model, proc, retain_steps: str):
+    out_dir = Path(args.out).parent / f"run_{args.devices}_{retain_steps}"
+    limit = [] if args.odd else [f"+trainer.limit_train_batches={args.steps}"]
+    overrides = ["debug=fast", "method=mmunlearner", "trainer=" + ("ddp_sim" if args.devices > 1 else "cpu"),
+                 f"trainer.devices={args.devices}", *limit,
+                 f"mmunlearner.batch_size={args.global_batch // args.devices}", "mmunlearner.epochs=1",
+                 f"mmunlearner.retain_steps={retain_steps}"]  # from the global sizes: not the world size
+    for opt in ("forget_optimizer", "retain_optimizer"):
+        overrides += [f"mmunlearner.{opt}._target_={args.optimizer}", f"mmunlearner.{opt}.lr={args.lr}"]
+    cfg = compose_config(overrides, out_dir, args.cache)
+    return cfg, RunContext(cfg, bench, model, proc, out_dir)
 
 if __name__ == "__main__":
     main()
