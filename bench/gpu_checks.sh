@@ -5,7 +5,8 @@
 #      trainer=fsdp (bf16-mixed) on the embedded model, the Qwen2-VL and LLaVA official presets (bf16 weights) on
 #      local stand-ins (bench/gpu_fixtures.py), MANU's official selection; and the whole default run (teaching
 #      included) under trainer=gpu, started beside the benchmarks.
-# Writes $OUT/summary.txt (each step's exit status and wall time) and $OUT/logs.tgz (logs, run directories without
+# Writes $OUT/summary.txt (each step's exit status and wall time, then bench.gpu_runs_table's line per run: MC
+# before -> after, lost steps) and $OUT/logs.tgz (logs, run directories without
 # weights). On one GPU, FSDP runs unsharded (torch switches FULL_SHARD to NO_SHARD at world size 1): the fsdp
 # runs here check the wrapping, precision and unwrapping on CUDA, not the sharding across GPUs (trainer=fsdp_sim
 # does that on CPU). Packages the machine lacks travel as wheels in .whl (`bash bench/gpu_wheels.sh` writes them here;
@@ -75,6 +76,8 @@ run graddiff_ddp 200 trainer=$T_DDP method=grad_diff $tiny &
 run ga_fsdp 200 trainer=$T_FSDP method=ga $tiny &
 run kl_fsdp 200 trainer=$T_FSDP method=kl $tiny &
 run kl_gpu 200 trainer=$T_GPU method=kl $tiny &
+# the control for the lost-steps check: weights cast to bfloat16, where GA's steps are rounded away (it warns)
+run ga_fsdp_bf16true 200 trainer=$T_FSDP trainer.precision=bf16-true method=ga $tiny &
 run qwen2vl_official 200 experiment=mmunlearner_qwen2_vl_official trainer=$T_GPU $bench_data \
   model.path=$F/qwen2_vl model.portrait_size=32 &
 run qwen2vl_fsdp 200 trainer=$T_FSDP model=qwen2_vl_7b data=mllmu_bench method=grad_diff $bench_data \
@@ -86,6 +89,7 @@ wait
 
 tar czf "$OUT/logs.tgz" --exclude='*.safetensors' --exclude='*.ckpt' --exclude='*.pt' --exclude='*.bin' \
   -C /tmp gpu_logs gpu_runs 2>/dev/null
+$PY -m bench.gpu_runs_table "$R" >> "$S" 2>&1
 cat "$S"
 for f in gpu_scale eval_memory; do [ -f "$L/$f.log" ] && { echo "== $f"; tail -n 8 "$L/$f.log"; }; done
 for f in "$L"/*.log; do
