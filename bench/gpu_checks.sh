@@ -5,8 +5,8 @@
 #      trainer=fsdp (bf16-mixed) on the embedded model, the Qwen2-VL and LLaVA official presets (bf16 weights) on
 #      local stand-ins (bench/gpu_fixtures.py), MANU's official selection; and the whole default run (teaching
 #      included) under trainer=gpu, started beside the benchmarks.
-# Writes $OUT/summary.txt (each step's exit status and wall time, then bench.gpu_runs_table's line per run: MC
-# before -> after, lost steps) and $OUT/logs.tgz (logs, run directories without
+# Writes $OUT/summary.txt (each step's exit status and wall time, then the runs whose steps were lost),
+# $OUT/report/results.md (unlearn.report's table of the train.py runs) and $OUT/logs.tgz (logs, run directories without
 # weights). On one GPU, FSDP runs unsharded (torch switches FULL_SHARD to NO_SHARD at world size 1): the fsdp
 # runs here check the wrapping, precision and unwrapping on CUDA, not the sharding across GPUs (trainer=fsdp_sim
 # does that on CPU). Packages the machine lacks travel as wheels in .whl (`bash bench/gpu_wheels.sh` writes them here;
@@ -89,7 +89,10 @@ wait
 
 tar czf "$OUT/logs.tgz" --exclude='*.safetensors' --exclude='*.ckpt' --exclude='*.pt' --exclude='*.bin' \
   -C /tmp gpu_logs gpu_runs 2>/dev/null
-$PY -m bench.gpu_runs_table "$R" >> "$S" 2>&1
+# the runs' before/after table (unlearn.report's, into $OUT/report/results.md), and which runs could not take their
+# steps (callbacks/lost_updates.py's warning)
+$PY -m unlearn.report "$R"/* --out "$OUT/report" > "$L/report.log" 2>&1
+grep -H "stay where they are" "$L"/*.log | cut -c1-220 >> "$S"
 cat "$S"
 for f in gpu_scale eval_memory; do [ -f "$L/$f.log" ] && { echo "== $f"; tail -n 8 "$L/$f.log"; }; done
 for f in "$L"/*.log; do

@@ -23,8 +23,10 @@ import logging
 
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.strategies import FSDPStrategy
 
 from unlearn.models.precision import steps_rounded_away
+from unlearn.optim import HFAdamW
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +35,10 @@ log = logging.getLogger(__name__)
 WARN_FRACTION = 0.25
 # every rank reduces one row per dtype here, in this order, whatever it holds: under FSDP (use_orig_params) a rank
 # can hold no element of a trained parameter, and a rank that skipped the collective or sent another shape hung
-DTYPES = ("float16", "bfloat16", "float32", "float64")
+DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def counted_optimizer(opt) -> bool:
-    from unlearn.optim import HFAdamW
-
     return isinstance(opt, (torch.optim.Adam, torch.optim.AdamW, HFAdamW))
 
 
@@ -47,32 +47,22 @@ def peak_lr(group: dict) -> float:
     return float(max(group["lr"], group.get("initial_lr", 0.0), group.get("max_lr", 0.0)))
 
 
-def lost_step_counts(optimizers) -> torch.Tensor | None:
-    """[len(DTYPES), 2]: per dtype, weights a step of the peak lr leaves unchanged and weights trained, on this rank
-    (None when no optimizer is counted). Empty shards count zero."""
-    rows: dict[str, list] = {}
-    device = None
-    for opt in optimizers:
-        if not counted_optimizer(opt):
-            continue
-        for group in opt.param_groups:
-            lr = peak_lr(group)
-            for p in group["params"]:
-                if not (p.requires_grad and lr and p.dtype in (torch.float16, torch.bfloat16, torch.float32,
-                                                              torch.float64)):
-                    continue
-                device = p.device
-                row = rows.setdefault(str(p.dtype).removeprefix("torch."), [0, 0])
-                if p.numel():
-                    row[0] = row[0] + steps_rounded_away(p, lr)  # a device tensor: one wait below
-                    row[1] += p.numel()
-    if not any(counted_optimizer(o) for o in optimizers):
+def lost_step_counts(optimizers) -> tuple[torch.Tensor, list[float]] | None:
+    """([len(DTYPES), 2]: per dtype, the weights on this rank a step of the peak lr leaves unchanged and the weights
+    trained; the peak lrs), or None when no optimizer is counted. Empty shards count zero."""
+    counted = [o for o in optimizers if counted_optimizer(o)]
+    if not counted:
         return None
-    out = torch.zeros(len(DTYPES), 2, dtype=torch.float64, device=device)
-    for i, name in enumerate(DTYPES):
-        if name in rows:
-            out[i, 0], out[i, 1] = rows[name][0], rows[name][1]
-    return out
+    lost, trained = [0] * len(DTYPES), [0] * len(DTYPES)
+    for group in (g for o in counted for g in o.param_groups):
+        lr = peak_lr(group)
+        for p in group["params"]:
+            if p.requires_grad and lr and p.dtype in DTYPES:
+                i = DTYPES.index(p.dtype)
+                lost[i] = lost[i] + steps_rounded_away(p, lr)  # device tensors: one wait per dtype below
+                trained[i] += p.numel()
+    counts = torch.tensor([[float(n), float(t)] for n, t in zip(lost, trained)], dtype=torch.float64)
+    return counts, sorted({peak_lr(g) for o in counted for g in o.param_groups})
 
 
 class LostUpdateCheck(Callback):
@@ -83,20 +73,18 @@ class LostUpdateCheck(Callback):
         self.record = record
 
     def on_train_start(self, trainer, pl_module) -> None:
-        from lightning.pytorch.strategies import FSDPStrategy
-
-        local = lost_step_counts(trainer.optimizers)  # None on every rank alike: same optimizers everywhere
-        if local is None:
+        found = lost_step_counts(trainer.optimizers)  # None on every rank alike: same optimizers everywhere
+        if found is None:
             return
-        local = local.to(pl_module.device)
+        local, lrs = found[0].to(pl_module.device), found[1]
         counts = trainer.strategy.reduce(local, reduce_op="sum") if isinstance(trainer.strategy, FSDPStrategy) \
             else local
-        by_dtype = {n: {"unchanged": int(u), "trained": int(t)} for n, (u, t) in zip(DTYPES, counts.tolist()) if t}
+        by_dtype = {str(d).removeprefix("torch."): {"unchanged": int(u), "trained": int(t)}
+                    for d, (u, t) in zip(DTYPES, counts.tolist()) if t}
         lost, total = (float(x) for x in counts.sum(0).tolist())
         if not total:
             return
         fraction = lost / total
-        lrs = sorted({peak_lr(g) for o in trainer.optimizers if counted_optimizer(o) for g in o.param_groups})
         # teaching and the relearning attack share FinetuneModule; its config key tells them apart
         stage = getattr(pl_module, "config_key", None) or type(pl_module).__name__
         self.record.append({"stage": stage, "fraction": fraction, "lrs": lrs, "dtypes": by_dtype,

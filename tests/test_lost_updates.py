@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from tests.test_ddp import SCRIPTS, _run
 from unlearn.models.precision import steps_rounded_away
 
 
@@ -48,19 +49,6 @@ def test_count_is_what_adamw_leaves_unchanged(dtype):
     assert steps_rounded_away(w, lr) == unchanged
 
 
-def _lost_steps(tmp_path, devices: int, *extra: str) -> list[dict]:
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    out = tmp_path / f"lost_{devices}{'_'.join(extra)}.pt"
-    script = Path(__file__).parent / "scripts" / "lost_steps.py"
-    proc = subprocess.run([sys.executable, str(script), "--devices", str(devices), "--out", str(out), *extra],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return torch.load(out, weights_only=False)
-
-
 def test_the_check_records_and_warns_what_the_weights_lose(caplog):
     """One process, bfloat16 weights (trainer.precision=bf16-true), AdamW at lr 5e-5: the record holds the direct
     count over the whole model, and the run says so in its log."""
@@ -91,7 +79,8 @@ def test_peak_lr_and_which_optimizers_are_counted():
     assert peak_lr({"lr": 2e-5, "initial_lr": 5e-5}) == 5e-5  # a linear decay, part way
     w = torch.nn.Parameter(torch.ones(3, dtype=torch.bfloat16))
     assert lost_step_counts([torch.optim.SGD([w], lr=1e-5)]) is None  # its step is lr x g: not counted
-    counts = lost_step_counts([HFAdamW([w], lr=1e-5), torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=1.0)])
+    sgd = torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=1.0)
+    counts, _ = lost_step_counts([HFAdamW([w], lr=1e-5), sgd])
     assert counts[1].tolist() == [3, 3] and counts.sum().item() == 6  # bfloat16's row; SGD's weights left out
 
 
@@ -102,7 +91,7 @@ def test_two_processes_count_what_one_does(tmp_path, fsdp):
     shards (unequal: 33 rows over 2 ranks) are summed. Each gives the whole model's counts, which one process
     records (above), with every weight trained and with only the first layer's bias, which under FSDP leaves rank 0
     no trained element (the counts' collective hung before every rank sent one row per dtype)."""
-    for case in _lost_steps(tmp_path, 2, *(["--fsdp"] if fsdp else [])):
+    for case in _run(2, tmp_path, SCRIPTS / "lost_steps.py", *(["--fsdp"] if fsdp else [])):
         (rec,) = case["record"]
         assert rec["dtypes"] == {"bfloat16": case["expected"]}
         assert rec["fraction"] == case["expected"]["unchanged"] / case["expected"]["trained"]
@@ -132,5 +121,6 @@ def test_every_trainer_of_a_run_gets_the_check_beside_its_own_callbacks(tmp_path
     ctx = RunContext(cfg, None, None, None, tmp_path)
     assert {Timer, LostUpdateCheck} <= kinds(ctx.trainer())
     mine = kinds(ctx.trainer(callbacks=LearningRateMonitor()))
-    assert LearningRateMonitor in mine and LostUpdateCheck in mine and Timer not in mine  # a method's replace the config's
+    # a method's callbacks replace the config's
+    assert LearningRateMonitor in mine and LostUpdateCheck in mine and Timer not in mine
     assert ctx.artifacts == {"lost_steps": []}
