@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The checks a lent GPU runs, in one call (the device tool's machine: one GPU, its own python3 and packages):
-#   1. bench.gpu_scale and bench.eval_memory at LLaVA-1.5-7B shape in bf16, alone on the GPU (timings);
+#   1. bench.gpu_scale and bench.eval_memory at LLaVA-1.5-7B shape in bf16, then bench.train_step_memory (a GA step's
+#      peak memory with bf16 weights, float32 weights, LoRA), alone on the GPU;
 #   2. train.py on the GPU paths the CPU suite cannot reach, side by side: trainer=gpu (bf16-mixed), trainer=ddp and
 #      trainer=fsdp (bf16-mixed) on the embedded model, the Qwen2-VL and LLaVA official presets (bf16 weights) on
 #      local stand-ins (bench/gpu_fixtures.py), MANU's official selection; and the whole default run (teaching
@@ -12,7 +13,7 @@
 # does that on CPU). Packages the machine lacks travel as wheels in .whl (`bash bench/gpu_wheels.sh` writes them here;
 # installed there with --no-deps into /tmp/site). The device tool's call: command `bash bench/gpu_checks.sh`,
 # carry [".whl", ".cache"] (.cache: the cached embedded vanilla model the method runs start from);
-# BENCH=0 DEFAULT_RUN=0 reruns the train.py checks alone; ONLY='ga_fsdp|kl_fsdp' (a regex of run names) runs those.
+# BENCH=0 TRAIN_MEMORY=0 DEFAULT_RUN=0 reruns the train.py checks alone; ONLY='ga_fsdp|kl_fsdp' (a regex of run names) runs those.
 # On this CPU machine the same script runs small (T_GPU=cpu T_DDP=cpu T_FSDP=cpu SHAPE=tiny DEV=cpu) to check
 # that every command composes and runs before device time is spent.
 set -u
@@ -60,6 +61,9 @@ if [ "${BENCH:-1}" = 1 ]; then
   step gpu_scale 150 $PY -m bench.gpu_scale --shape $SHAPE --device $DEV --dtype bfloat16
   step eval_memory 150 $PY -m bench.eval_memory --shape $SHAPE --device $DEV --dtype bfloat16
 fi
+# what one GPU holds of a full-weight GA step at 7B shape: bf16 weights (which lose their steps), float32 weights
+# under bf16 autocast, LoRA over float32; alone on the GPU, before the train.py runs start
+[ "${TRAIN_MEMORY:-1}" = 1 ] && [ -z "${ONLY:-}" ] && step train_memory 400 $PY -m bench.train_step_memory --shape $SHAPE --device $DEV
 
 run() {  # name timeout overrides...: train.py into $R/name
   local name=$1 limit=$2
@@ -94,7 +98,7 @@ tar czf "$OUT/logs.tgz" --exclude='*.safetensors' --exclude='*.ckpt' --exclude='
 $PY -m unlearn.report "$R"/* --out "$OUT/report" > "$L/report.log" 2>&1
 grep -H "stay where they are" "$L"/*.log | cut -c1-220 >> "$S"
 cat "$S"
-for f in gpu_scale eval_memory; do [ -f "$L/$f.log" ] && { echo "== $f"; tail -n 8 "$L/$f.log"; }; done
+for f in gpu_scale eval_memory train_memory; do [ -f "$L/$f.log" ] && { echo "== $f"; tail -n 8 "$L/$f.log"; }; done
 for f in "$L"/*.log; do
   grep -q -i -E "^(Traceback|Error)|Error:" "$f" && { echo "== $(basename "$f") (last lines)"; tail -n 6 "$f"; }
 done

@@ -124,3 +124,14 @@ def test_every_trainer_of_a_run_gets_the_check_beside_its_own_callbacks(tmp_path
     # a method's callbacks replace the config's
     assert LearningRateMonitor in mine and LostUpdateCheck in mine and Timer not in mine
     assert ctx.artifacts == {"lost_steps": []}
+
+
+def test_train_step_memory_bench_at_tiny_shape():
+    """bench/train_step_memory.py is meant for a lent GPU; its settings are held on CPU to what they claim: bfloat16
+    weights lose most steps of lr 2e-5, float32 weights none, LoRA trains only its adapters, each step finite."""
+    from bench.train_step_memory import one_setting
+
+    rows = {s: one_setting(s, "tiny", "cpu", batch_size=2, text_tokens=8, lr=2e-5) for s in ("bf16", "fp32", "lora")}
+    assert all(r["finite"] and r["step_s"] > 0 for r in rows.values())
+    assert rows["bf16"]["lost_fraction"] > 0.5 and rows["fp32"]["lost_fraction"] == 0
+    assert rows["bf16"]["trained"] == rows["fp32"]["trained"] > 5 * rows["lora"]["trained"] > 0
