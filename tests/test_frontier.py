@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +18,8 @@ from unlearn.frontier import (GRIDS, Reading, Task, across_seeds, checks, defaul
                               forget_drop_at, load_points, main, nearest_125, plan, strength_at)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_interpolates_on_the_crossing_segment():
@@ -272,6 +277,19 @@ def test_frontier_end_to_end_at_fast_size(tmp_path, monkeypatch):
     assert set(table) >= {"ga", "manu"} and table["ga"]["seeds"] == "2"
     timing = json.loads((out / "sweep_time.json").read_text())
     assert [(t["runs"], t["jobs"], t["threads"]) for t in timing] == [(8, 2, 1)]
+    # a user's `python train.py` of one swept setting, on one thread as the workers ran, is that frontier run: it
+    # reads the same cached vanilla model and ends at the same after/* values, so the page's rows are what
+    # train.py gives (a GA gap between the two, suspected on 2026-12-04, was another machine's page)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "UNLEARN_CACHE": str(tmp_path / "cache")}
+    cli = subprocess.run([sys.executable, "train.py", "debug=fast", "method=ga", "method.optimizer.lr=0.0001", "seed=1",
+                          "logger=none", "save_model=false", f"hydra.run.dir={tmp_path / 'cli'}"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    swept = json.loads((out / "ga" / "lr=0.0001" / "seed1" / "metrics.json").read_text())
+    by_cli = json.loads((tmp_path / "cli" / "metrics.json").read_text())
+    assert by_cli["source_model"] == swept["source_model"]
+    after = {k: v for k, v in swept["metrics"].items() if k.startswith("after/")}
+    assert len(after) > 20 and after == {k: v for k, v in by_cli["metrics"].items() if k.startswith("after/")}
     mtime = os.path.getmtime(out / "ga" / "lr=0.0001" / "seed0" / "metrics.json")
     main(argv)  # resumable: finished runs are not run again (in process this time)
     assert os.path.getmtime(out / "ga" / "lr=0.0001" / "seed0" / "metrics.json") == mtime
