@@ -50,6 +50,9 @@ def test_finetune_then_manu(tmp_path):
     # where the floats were made: this run's environment, and the teaching record method=finetune wrote
     assert summary["source_teaching"]["key"] == vanilla.name
     assert summary["source_teaching"]["environment"]["cpu_capability"] == summary["environment"]["cpu_capability"]
+    # and the teaching's own count of steps its weights' dtype rounds away: none in float32
+    (taught,) = summary["source_teaching"]["lost_steps"]
+    assert taught["stage"] == "finetune" and taught["fraction"] == 0 and taught["dtypes"]["float32"]["trained"] > 0
     for f in ("mask.safetensors", "summary.json", "pruned_per_layer.png", "activation_by_modality.png"):
         assert (out / "manu" / f).is_file(), f
     # raw replies are kept: re-scoring with the run's own scorer gives back its metrics, another scorer writes

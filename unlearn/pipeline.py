@@ -268,12 +268,14 @@ def run_environment(cfg: DictConfig) -> dict:
 
 
 def save_vanilla(ctx: RunContext, path: Path, seconds: float) -> Path:
-    """The taught model, with how it was taught (`teaching.json`: the probe's history, the seconds, the float
-    environment), into the cache directory its key names; a directory that exists is kept."""
+    """The taught model, with how it was taught (`teaching.json`: the probe's history, the seconds, the steps lost in
+    its weights' dtype, the float environment), into the cache directory its key names; a directory that exists is kept."""
     def build(tmp: Path) -> None:
         save_model(ctx.model, ctx.processor, tmp)
         write_json(tmp / TEACHING_FILE, {"key": path.name, "teach_seed": ctx.cfg.teach_seed, "seconds": seconds,
                                          "probe": ctx.artifacts.get("finetune_probe"),
+                                         # the teaching's own record of steps its weights' dtype rounds away
+                                         "lost_steps": ctx.artifacts.get("lost_steps"),
                                          "environment": run_environment(ctx.cfg)})
 
     return build_cached_dir(path, build)
