@@ -1,13 +1,12 @@
 """One GPU's memory and time for a gradient-ascent step at LLaVA-1.5-7B shape, per way of storing what is trained.
 
-Why: the 7-8B configs load in bfloat16 (`model.dtype`), and an Adam step of their lr 2e-5 written into bfloat16
-weights is rounded away at most of them (callbacks/lost_updates.py). The ways out are float32 weights under
-bf16 autocast (`model.dtype=float32`, which trainer=gpu/fsdp's bf16-mixed computes in bf16) or LoRA over a float32
-model (the MLLMU-Bench baselines' way, experiment=mllmu_baselines). Which of them one GPU holds decides what the
-7-8B default can be, so this measures each, in its own process (a clean peak; one that runs out of memory leaves
-the others their figures):
+Why: an Adam step of the 7-8B configs' lr 2e-5 written into bfloat16 weights is rounded away at most of them
+(callbacks/lost_updates.py). The ways out are float32 weights under bf16 autocast (`model.dtype: float32`, the 7-8B
+configs' since 2026-12-04, which trainer=gpu/fsdp's bf16-mixed computes in bf16) or LoRA over a float32 model (the
+MLLMU-Bench baselines' way, experiment=mllmu_baselines). Which of them one GPU holds decided the 7-8B default, so
+this measures each, in its own process (a clean peak; one that runs out of memory leaves the others their figures):
 
-  bf16        bfloat16 weights, AdamW: what `model=llava_1_5_7b method=ga trainer=gpu` trains today
+  bf16        bfloat16 weights, AdamW: what `model=llava_1_5_7b method=ga trainer=gpu` trained until 2026-12-04
   fp32        float32 weights, bf16 autocast, AdamW as the method configs make it (torch's default implementation)
   fp32_fused  the same with AdamW(fused=True), which needs no temporaries the size of the weights
   lora        float32 weights frozen, LoRA r 8 on model.lora_target_modules in float32, bf16 autocast

@@ -2,7 +2,7 @@
 
 Why: weights stored in bfloat16 or float16 keep 8 or 11 significant bits, and an optimizer step below half their
 spacing is rounded away. `trainer.precision=bf16-true` stores them so (trainer=fsdp's preset until 2026-12-04), and
-so does any trainer over a model loaded in 16 bits (`model.dtype: bfloat16`, the 7-8B configs'), since autocast
+so does any trainer over a model loaded in 16 bits (`model.dtype: bfloat16`, the 7-8B configs' until then), since autocast
 leaves the stored weights as they are. An Adam step of lr = 5e-5 then leaves 83 % of the embedded model's weights
 where they were, and GA at its default strength drops image+text forget MC by 0.03 instead of 0.26 (CPU, 3 seeds;
 docs/guide/real_models.md; on an H200, trainer=fsdp's bf16-true 0.98 -> 0.96 against trainer=gpu's 0.88). The run

@@ -77,11 +77,12 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["method=npo", "method.schedule=interleaved"], r"method=npo has no retain term \(alpha 0.0\)"),
     (["method=kl", "method.start_precision=float32"], r"method.start_precision='float32'"),
     (["method=kl", "method.answer_ids=without_last"], r"method.answer_ids='without_last'"),
-    (["method=finetune", "finetune=mllmu_bench", "model=llava_1_5_7b", "model.path=/models/llava"],
+    (["method=finetune", "finetune=mllmu_bench", "model=llava_1_5_7b", "model.path=/models/llava",
+      "model.dtype=bfloat16"],
      r"finetune.dtype=float32 upcasts weights loaded in model.dtype=bfloat16.* which finetune.start_precision=float16 "
      r"asks for: set model.dtype=float32"),
     (["method=finetune", "finetune=mllmu_bench", "model=llava_1_5_7b", "model.path=/models/llava",
-      "~finetune.start_precision"], r"model.dtype=bfloat16, so they are rounded to bfloat16 first, which nothing asks"),
+      "model.dtype=bfloat16", "~finetune.start_precision"], r"model.dtype=bfloat16, so they are rounded to bfloat16 first, which nothing asks"),
     (["method=kl", "method.answer_ids=without_first"],
      r"method.answer_ids=without_first .* needs method.sequences=mmunlearner .* \(got method.sequences=template"),
     (["method=grad_diff", "method.schedule=sequential", "method.retain_draw=with_replacement"],
@@ -171,7 +172,7 @@ def test_a_teaching_load_is_refused_only_where_it_rounds_what_the_recipe_does_no
         return compose_config(list(overrides), Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp()))
 
     check_teaching_load(cfg("method=finetune", "finetune=mllmu_bench", "model=llava_1_5_7b", "model.dtype=float16"))
-    check_teaching_load(cfg("method=finetune", "finetune=mmunlearner", "model=llava_1_5_7b"))  # bf16 load = theirs
+    check_teaching_load(cfg("method=finetune", "finetune=mmunlearner", "model=llava_1_5_7b"))  # float32, rounded as theirs
     check_teaching_load(cfg("method=ga", "finetune=mllmu_bench", "model.dtype=bfloat16", "model.path=/x"))
     check_teaching_load(cfg("method=finetune", "finetune=mllmu_bench", "model=llava_1_5_7b", "model.dtype=float32"))
     with pytest.raises(ValueError, match="model.dtype=bfloat16"):  # the built model's own teaching
