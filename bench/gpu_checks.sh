@@ -51,7 +51,7 @@ if ! $PY -c "$probe" >> "$S" 2>> "$L/install.log"; then  # the carried transform
 fi
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc) >> "$S" 2>&1
 
-[ -z "${ONLY:-}" ] && step fixtures 120 $PY -m bench.gpu_fixtures "$F"
+[ -d "$F" ] || step fixtures 120 $PY -m bench.gpu_fixtures "$F"  # the stand-ins, also under ONLY
 
 # the whole default run, teaching included, beside the benchmarks (its GPU load is small kernels)
 [ "${DEFAULT_RUN:-1}" = 1 ] && UNLEARN_CACHE=/tmp/gpu_cache_default step default_gpu 420 $PY train.py trainer=$T_GPU logger=none \
@@ -86,6 +86,9 @@ run qwen2vl_official 200 experiment=mmunlearner_qwen2_vl_official trainer=$T_GPU
   model.path=$F/qwen2_vl model.portrait_size=32 &
 run qwen2vl_fsdp 200 trainer=$T_FSDP model=qwen2_vl_7b data=mllmu_bench method=grad_diff $bench_data \
   model.path=$F/qwen2_vl model.portrait_size=32 &
+# the 7-8B default's float32 weights under FSDP with the fused AdamW its config suggests (no lost steps, no warning)
+run llava_fsdp_fused 200 trainer=$T_FSDP model=llava_1_5_7b data=mllmu_bench method=ga $bench_data model.path=$F/llava \
+  +method.optimizer.fused=true &
 run llava_official 200 experiment=mmunlearner_official trainer=$T_GPU $bench_data model.path=$F/llava &
 run manu_official 200 experiment=manu_official trainer=$T_GPU $bench_data model.path=$F/llava \
   manu.official.layers.language=null manu.official.layers.vision=null &
