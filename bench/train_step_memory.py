@@ -10,6 +10,8 @@ this measures each, in its own process (a clean peak; one that runs out of memor
   fp32        float32 weights, bf16 autocast, AdamW as the method configs make it (torch's default implementation)
   fp32_fused  the same with AdamW(fused=True), which needs no temporaries the size of the weights
   lora        float32 weights frozen, LoRA r 8 on model.lora_target_modules in float32, bf16 autocast
+  kl_fused    fp32_fused plus what KL and NPO add: a frozen float32 copy of the starting model, run without
+              gradients on the batch, and the KL of the trained model's next-token distribution from it
 
 each with activation checkpointing, two steps of GA on one batch of `--batch-size` x (576 image + `--text-tokens`)
 tokens. Prints the peak memory, the second step's time and the fraction of the trained weights a step of `--lr`
@@ -30,7 +32,7 @@ import time
 
 import torch
 
-SETTINGS = ("bf16", "fp32", "fp32_fused", "lora")
+SETTINGS = ("bf16", "fp32", "fp32_fused", "lora", "kl_fused")
 
 
 def one_setting(setting: str, shape: str, device: str, batch_size: int, text_tokens: int, lr: float) -> dict:
@@ -49,8 +51,13 @@ def one_setting(setting: str, shape: str, device: str, batch_size: int, text_tok
         targets = list(compose_config(["model=llava_1_5_7b"], "/tmp/unused", "/tmp/unused").model.lora_target_modules)
         model.enable_input_require_grads()  # checkpointed blocks over frozen embeddings still pass gradients
         model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=targets))
+    reference = None
+    if setting == "kl_fused":
+        import copy
+
+        reference = copy.deepcopy(model).eval().requires_grad_(False)
     trained = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trained, lr=lr, fused=setting == "fp32_fused" or None)
+    optimizer = torch.optim.AdamW(trained, lr=lr, fused=setting in ("fp32_fused", "kl_fused") or None)
     autocast = (torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
                 if weights == torch.float32 else contextlib.nullcontext())
     b = batch(config, batch_size, text_tokens, device, torch.bfloat16 if setting == "bf16" else torch.float32)
@@ -60,9 +67,15 @@ def one_setting(setting: str, shape: str, device: str, batch_size: int, text_tok
     for _ in range(2):
         _sync(device)
         start = time.perf_counter()
+        inputs = {k: v for k, v in b.items() if k != "labels"}
         with autocast:
-            out = model(**{k: v for k, v in b.items() if k != "labels"})
+            out = model(**inputs)
             loss = ga_loss(out.logits.float(), b["labels"])
+            if reference is not None:
+                with torch.no_grad():
+                    ref_logp = torch.log_softmax(reference(**inputs).logits.float(), -1)
+                logp = torch.log_softmax(out.logits.float(), -1)
+                loss = loss + torch.nn.functional.kl_div(logp, ref_logp, log_target=True, reduction="batchmean")
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
