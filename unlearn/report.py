@@ -332,8 +332,8 @@ def results_table(runs: Sequence[Run]) -> str:
              "minus under text."]
     differs = _different_vanilla(runs)
     if differs:
-        notes.append("runs whose own before/* values differ from the vanilla row (different source model or "
-                     "split; their gap uses their own): " + ", ".join(f"`{n}`" for n in differs))
+        notes.append("runs whose own before/* values differ from the vanilla row (another source model, split "
+                     "or evaluation's numerics, as bf16 under another strategy; their gap uses their own): " + ", ".join(f"`{n}`" for n in differs))
     by_row: dict[str, list[str]] = {}
     for name, key in missing_metrics(runs):
         by_row.setdefault(name, []).append(key)
