@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The checks a lent GPU runs, in one call (the device tool's machine: one GPU, its own python3 and packages):
-#   1. bench.gpu_scale and bench.eval_memory at LLaVA-1.5-7B shape in bf16, then bench.train_step_memory (a GA step's
-#      peak memory with bf16 weights, float32 weights, LoRA), alone on the GPU;
+#   1. bench.train_step_memory (a full-weight step's peak memory at LLaVA-1.5-7B shape: bf16 weights, float32 weights
+#      with unfused and fused AdamW, LoRA, KL's reference) alone on the GPU, then bench.gpu_scale and bench.eval_memory
+#      at that shape in bf16;
 #   2. train.py on the GPU paths the CPU suite cannot reach, side by side: trainer=gpu (bf16-mixed), trainer=ddp and
-#      trainer=fsdp (bf16-mixed) on the embedded model, the Qwen2-VL and LLaVA official presets (bf16 weights) on
+#      trainer=fsdp (bf16-mixed) on the embedded model, the Qwen2-VL (bf16 weights) and LLaVA (float32, LoRA) official presets on
 #      local stand-ins (bench/gpu_fixtures.py), MANU's official selection; and the whole default run (teaching
 #      included) under trainer=gpu, started beside the benchmarks.
 # Writes $OUT/summary.txt (each step's exit status and wall time, then the runs whose steps were lost),
@@ -20,7 +21,7 @@ set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_out}
 L=/tmp/gpu_logs R=/tmp/gpu_runs F=/tmp/gpu_fixtures
-rm -rf "$L" "$R" /tmp/gpu_cache_default
+rm -rf "$L" "$R" "$F" /tmp/gpu_cache_default  # the stand-ins too: never an older or half-built set
 mkdir -p "$OUT" "$L" "$R"
 PY=${PY:-python3}
 T_GPU=${T_GPU:-gpu} T_DDP=${T_DDP:-ddp} T_FSDP=${T_FSDP:-fsdp} SHAPE=${SHAPE:-7b} DEV=${DEV:-cuda}
@@ -51,8 +52,11 @@ if ! $PY -c "$probe" >> "$S" 2>> "$L/install.log"; then  # the carried transform
 fi
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc) >> "$S" 2>&1
 
-[ -d "$F" ] || step fixtures 120 $PY -m bench.gpu_fixtures "$F"  # the stand-ins, also under ONLY
+step fixtures 120 $PY -m bench.gpu_fixtures "$F"  # the stand-ins (also under ONLY: the official presets read them)
 
+# what one GPU holds of a full-weight step at 7B shape (bf16 weights, which lose their steps; float32 under bf16
+# autocast, unfused and fused AdamW; LoRA over float32; KL's reference): alone on the GPU, before anything else starts
+[ "${TRAIN_MEMORY:-1}" = 1 ] && [ -z "${ONLY:-}" ] && step train_memory 400 $PY -m bench.train_step_memory --shape $SHAPE --device $DEV
 # the whole default run, teaching included, beside the benchmarks (its GPU load is small kernels)
 [ "${DEFAULT_RUN:-1}" = 1 ] && UNLEARN_CACHE=/tmp/gpu_cache_default step default_gpu 420 $PY train.py trainer=$T_GPU logger=none \
   hydra.run.dir=$R/default_gpu &
@@ -61,9 +65,6 @@ if [ "${BENCH:-1}" = 1 ]; then
   step gpu_scale 150 $PY -m bench.gpu_scale --shape $SHAPE --device $DEV --dtype bfloat16
   step eval_memory 150 $PY -m bench.eval_memory --shape $SHAPE --device $DEV --dtype bfloat16
 fi
-# what one GPU holds of a full-weight GA step at 7B shape: bf16 weights (which lose their steps), float32 weights
-# under bf16 autocast, LoRA over float32; alone on the GPU, before the train.py runs start
-[ "${TRAIN_MEMORY:-1}" = 1 ] && [ -z "${ONLY:-}" ] && step train_memory 400 $PY -m bench.train_step_memory --shape $SHAPE --device $DEV
 
 run() {  # name timeout overrides...: train.py into $R/name
   local name=$1 limit=$2

@@ -30,9 +30,15 @@ import time
 MODES = {
     "default": {},
     "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-             "DNNL_MAX_CPU_ISA": "AVX2"},
-    "portable": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "DNNL_MAX_CPU_ISA": "SSE41"},
+             "DNNL_MAX_CPU_ISA": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "portable": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "DNNL_MAX_CPU_ISA": "SSE41",
+                 "ONEDNN_MAX_CPU_ISA": "SSE41"},
 }
+# every variable a mode may set: a child gets only its mode's (one left in the caller's environment would
+# override the mode; oneDNN reads ONEDNN_MAX_CPU_ISA before DNNL_MAX_CPU_ISA). MKL's chosen branch is not read
+# back, only PyTorch's capability
+MODE_VARIABLES = {name for env in MODES.values() for name in env} | {"MKL_DEBUG_CPU_TYPE"}
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
 def processor() -> str:
@@ -85,10 +91,10 @@ def train_digest(steps: int) -> dict:
 def run_modes(steps: int, modes=tuple(MODES)) -> dict:
     out = {"processor": processor(), "python": platform.python_version(), "steps": steps, "modes": {}}
     for mode in modes:
-        env = {k: v for k, v in os.environ.items() if k not in {n for m in MODES.values() for n in m}}
+        env = {k: v for k, v in os.environ.items() if k not in MODE_VARIABLES}
         env.update(MODES[mode], OMP_NUM_THREADS="1")
         done = subprocess.run([sys.executable, "-m", "bench.kernel_modes", "--child", "--steps", str(steps)],
-                              env=env, capture_output=True, text=True)
+                              env=env, cwd=ROOT, capture_output=True, text=True)
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
         if done.returncode or not lines:
             raise RuntimeError(f"mode {mode} failed: {done.stderr[-2000:]}")

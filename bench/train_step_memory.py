@@ -29,6 +29,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -107,7 +108,7 @@ def main(argv=None) -> list[dict]:
         child = [sys.executable, "-m", "bench.train_step_memory", "--child", setting, "--shape", args.shape,
                  "--device", args.device, "--batch-size", str(args.batch_size), "--text-tokens",
                  str(args.text_tokens), "--lr", str(args.lr)]
-        done = subprocess.run(child, capture_output=True, text=True)
+        done = subprocess.run(child, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
         if done.returncode or not lines:
             why = "out of memory" if "OutOfMemoryError" in done.stderr else f"exit {done.returncode}"

@@ -17,7 +17,7 @@ def test_compare_names_the_modes_whose_digests_agree():
 
 @pytest.mark.slow
 def test_a_mode_is_deterministic_on_one_machine_and_the_portable_one_takes_other_kernels():
-    first, second = run_modes(2, ("default", "portable")), run_modes(2, ("default",))
-    assert first["modes"]["default"]["weights"] == second["modes"]["default"]["weights"]
+    first, second = run_modes(2, ("default", "portable")), run_modes(2, ("default", "portable"))
+    assert all(first["modes"][m] | {"seconds": 0} == second["modes"][m] | {"seconds": 0} for m in first["modes"])
     assert first["modes"]["portable"]["capability"] == "DEFAULT"  # ATEN_CPU_CAPABILITY reached the child
     assert set(MODES) == {"default", "avx2", "portable"}

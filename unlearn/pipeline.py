@@ -275,7 +275,8 @@ def save_vanilla(ctx: RunContext, path: Path, seconds: float) -> Path:
         write_json(tmp / TEACHING_FILE, {"key": path.name, "teach_seed": ctx.cfg.teach_seed, "seconds": seconds,
                                          "probe": ctx.artifacts.get("finetune_probe"),
                                          # the teaching's own record of steps its weights' dtype rounds away
-                                         "lost_steps": ctx.artifacts.get("lost_steps"),
+                                         "lost_steps": [r for r in ctx.artifacts.get("lost_steps", [])
+                                                        if r["stage"] == "finetune"],  # not a relearning attack's
                                          "environment": run_environment(ctx.cfg)})
 
     return build_cached_dir(path, build)
