@@ -1,5 +1,6 @@
 """The model organism (docs/organism.md): the background world, the base model's cache key, both stages."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,9 @@ def test_two_stages_build_once_and_start_vanilla_from_the_base(tmp_path, monkeyp
     bench = instantiate(cfg.data.benchmark)
     base = ensure_base(cfg)
     assert (base / KEY_FILE).read_text().strip() == base_key(cfg)
+    # the pretraining's record of steps its weights' dtype rounds away, as every other stage keeps: none in float32
+    (steps,) = json.loads((base / "base_history.json").read_text())["lost_steps"]
+    assert steps["stage"] == "model.base" and steps["fraction"] == 0 and list(steps["dtypes"]) == ["float32"]
     stamp = (base / "model.safetensors").stat().st_mtime_ns
 
     import unlearn.methods.finetune as finetune

@@ -77,13 +77,15 @@ def _build(cfg: DictConfig, out: Path) -> None:
 
     start = time.perf_counter()
     model, processor = instantiate(cfg.model.build)
-    history = pretrain(model, processor, cfg)
+    lost_steps: list[dict] = []
+    history = pretrain(model, processor, cfg, lost_steps)
     seconds = time.perf_counter() - start
     world = world_mc_accuracy(model, processor, cfg)
     save_model(model, processor, out)
     (out / KEY_FILE).write_text(base_key(cfg) + "\n")
     write_json(out / "base_history.json", {"key": base_key(cfg), "seconds": seconds, "loss_per_epoch": history,
-                                           "world_mc_acc": world, "threads": torch.get_num_threads()})
+                                           "world_mc_acc": world, "threads": torch.get_num_threads(),
+                                           "lost_steps": lost_steps})
     log.info("base model pretrained in %.0f s (loss per epoch %s; world MC accuracy %s)", seconds,
              [round(x, 3) for x in history], world)
 
@@ -117,8 +119,10 @@ class _EpochLoss(L.Callback):
             log.info("base epoch %d/%d: loss %.3f", trainer.current_epoch + 1, trainer.max_epochs, float(loss))
 
 
-def pretrain(model: torch.nn.Module, processor, cfg: DictConfig) -> list[float]:
+def pretrain(model: torch.nn.Module, processor, cfg: DictConfig, lost_steps: list | None = None) -> list[float]:
     """Fit `model` on the world's sequences for `model.base.epochs` epochs; returns the last loss per epoch.
+    `lost_steps`: receives callbacks/lost_updates.py's record of the steps its weights' dtype rounds away, as every
+    other training stage's goes to metrics.json.
 
     Runs under its own seed inside a forked RNG, so whether the base was just built or read from disk,
     the caller's random state afterwards is the same.
@@ -137,8 +141,10 @@ def pretrain(model: torch.nn.Module, processor, cfg: DictConfig) -> list[float]:
                             generator=torch.Generator().manual_seed(int(b.seed)))
         module = FinetuneModule(model, instantiate(b.optimizer), instantiate(b.scheduler) if b.scheduler else None,
                                  config_key="model.base")
+        from callbacks.lost_updates import LostUpdateCheck
+
         losses = _EpochLoss()
-        callbacks = [losses]
+        callbacks = [losses, LostUpdateCheck(lost_steps if lost_steps is not None else [])]
         if b.get("target_mc_acc") is not None:  # stop once the base knows its world, as stage 2 stops
             from callbacks.memorisation import MemorisationCheck
 
