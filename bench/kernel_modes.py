@@ -35,8 +35,9 @@ MODES = {
                  "ONEDNN_MAX_CPU_ISA": "SSE41"},
 }
 # every variable a mode may set: a child gets only its mode's (one left in the caller's environment would
-# override the mode; oneDNN reads ONEDNN_MAX_CPU_ISA before DNNL_MAX_CPU_ISA). MKL's chosen branch is not read
-# back, only PyTorch's capability
+# override the mode; oneDNN reads ONEDNN_MAX_CPU_ISA before DNNL_MAX_CPU_ISA). What each library took is read
+# back: PyTorch's capability, MKL's CNR branch and oneDNN's ISA (their verbose lines on one product and one
+# convolution, `libraries_chosen`)
 MODE_VARIABLES = {name for env in MODES.values() for name in env} | {"MKL_DEBUG_CPU_TYPE"}
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
@@ -47,6 +48,25 @@ def processor() -> str:
             return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         return platform.processor() or "unknown"
+
+
+def libraries_chosen() -> None:
+    """Print MKL's and oneDNN's verbose lines for one matrix product and one convolution (read by `chosen`)."""
+    import torch
+
+    with torch.backends.mkl.verbose(torch.backends.mkl.VERBOSE_ON), \
+            torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+        torch.randn(64, 128) @ torch.randn(128, 256)
+        torch.nn.functional.conv2d(torch.randn(1, 3, 32, 32), torch.randn(8, 3, 16, 16), stride=16)
+
+
+def chosen(stdout: str) -> dict[str, str | None]:
+    """MKL's conditional-numerical-reproducibility branch and oneDNN's ISA, from a child's verbose lines."""
+    import re
+
+    cnr = re.search(r"CNR:(\S+)", stdout)
+    isa = re.search(r"onednn_verbose,.*,isa:(.+)", stdout)
+    return {"mkl_cnr": cnr and cnr.group(1), "onednn_isa": isa and isa.group(1).strip()}
 
 
 def train_digest(steps: int) -> dict:
@@ -98,15 +118,16 @@ def run_modes(steps: int, modes=tuple(MODES)) -> dict:
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
         if done.returncode or not lines:
             raise RuntimeError(f"mode {mode} failed: {done.stderr[-2000:]}")
-        out["modes"][mode] = json.loads(lines[-1])
+        out["modes"][mode] = {**json.loads(lines[-1]), **chosen(done.stdout)}
     return out
 
 
 def show(result: dict) -> None:
     print(f"{result['processor']}, python {result['python']}, {result['steps']} AdamW steps of tiny_llava, one thread")
     for mode, r in result["modes"].items():
-        print(f"{mode:<9} capability {r['capability']:<8} weights {r['weights']}  logits {r['logits']}  "
-              f"loss {r['loss']:.6f}  {r['seconds']:.2f} s  (torch {r['torch']})")
+        print(f"{mode:<9} capability {r['capability']:<8} MKL CNR {r.get('mkl_cnr')} oneDNN {r.get('onednn_isa')}  "
+              f"weights {r['weights']}  logits {r['logits']}  loss {r['loss']:.6f}  {r['seconds']:.2f} s  "
+              f"(torch {r['torch']})")
 
 
 def compare(a: dict, b: dict) -> dict[str, bool]:
@@ -127,6 +148,8 @@ def main(argv=None):
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
+        libraries_chosen()
+        sys.stdout.flush()
         print(json.dumps(train_digest(args.steps)))
         return None
     if args.compare:
