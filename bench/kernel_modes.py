@@ -19,9 +19,11 @@ import hashlib
 import json
 import os
 import platform
-import subprocess
+import re
 import sys
 import time
+
+from bench.child_json import run_json_child
 
 # mode -> environment. default: what the machine picks. avx2: the AVX2 path of each library (what
 # docs/frontier_evidence.md used to stand in for a processor without AVX-512). portable: PyTorch's scalar
@@ -39,7 +41,6 @@ MODES = {
 # back: PyTorch's capability, MKL's CNR branch and oneDNN's ISA (their verbose lines on one product and one
 # convolution, `libraries_chosen`)
 MODE_VARIABLES = {name for env in MODES.values() for name in env} | {"MKL_DEBUG_CPU_TYPE"}
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
 def processor() -> str:
@@ -62,8 +63,6 @@ def libraries_chosen() -> None:
 
 def chosen(stdout: str) -> dict[str, str | None]:
     """MKL's conditional-numerical-reproducibility branch and oneDNN's ISA, from a child's verbose lines."""
-    import re
-
     cnr = re.search(r"CNR:(\S+)", stdout)
     isa = re.search(r"onednn_verbose,.*,isa:(.+)", stdout)
     return {"mkl_cnr": cnr and cnr.group(1), "onednn_isa": isa and isa.group(1).strip()}
@@ -113,12 +112,10 @@ def run_modes(steps: int, modes=tuple(MODES)) -> dict:
     for mode in modes:
         env = {k: v for k, v in os.environ.items() if k not in MODE_VARIABLES}
         env.update(MODES[mode], OMP_NUM_THREADS="1")
-        done = subprocess.run([sys.executable, "-m", "bench.kernel_modes", "--child", "--steps", str(steps)],
-                              env=env, cwd=ROOT, capture_output=True, text=True)
-        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-        if done.returncode or not lines:
+        result, done = run_json_child("bench.kernel_modes", ["--child", "--steps", str(steps)], env)
+        if result is None:
             raise RuntimeError(f"mode {mode} failed: {done.stderr[-2000:]}")
-        out["modes"][mode] = {**json.loads(lines[-1]), **chosen(done.stdout)}
+        out["modes"][mode] = {**result, **chosen(done.stdout)}
     return out
 
 

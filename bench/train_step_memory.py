@@ -11,7 +11,7 @@ this measures each, in its own process (a clean peak; one that runs out of memor
   fp32_fused  the same with AdamW(fused=True), which needs no temporaries the size of the weights
   lora        float32 weights frozen, LoRA r 8 on model.lora_target_modules in float32, bf16 autocast
   kl_fused    fp32_fused plus what KL and NPO add: a frozen float32 copy of the starting model, run without
-              gradients on the batch, and the KL of the trained model's next-token distribution from it
+              gradients on the batch, and KL's loss (unlearn.losses.kl_loss) with its retain term on that batch
 
 each with activation checkpointing, two steps of GA on one batch of `--batch-size` x (576 image + `--text-tokens`)
 tokens. Prints the peak memory, the second step's time and the fraction of the trained weights a step of `--lr`
@@ -26,21 +26,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import torch
+
+from bench.child_json import run_json_child
 
 SETTINGS = ("bf16", "fp32", "fp32_fused", "lora", "kl_fused")
 
 
 def one_setting(setting: str, shape: str, device: str, batch_size: int, text_tokens: int, lr: float) -> dict:
     from bench.gpu_scale import _peak_gib, _sync, batch, build
+    from callbacks.lost_updates import lost_step_counts
     from unlearn.config import compose_config
-    from unlearn.losses import ga_loss
-    from unlearn.models.precision import steps_rounded_away
+    from unlearn.losses import ga_loss, kl_loss
 
     weights = torch.bfloat16 if setting == "bf16" else torch.float32
     model, config = build(shape, device, weights)
@@ -62,8 +61,7 @@ def one_setting(setting: str, shape: str, device: str, batch_size: int, text_tok
     autocast = (torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
                 if weights == torch.float32 else contextlib.nullcontext())
     b = batch(config, batch_size, text_tokens, device, torch.bfloat16 if setting == "bf16" else torch.float32)
-    lost = sum(int(steps_rounded_away(p, lr)) for p in trained)
-    n_trained = sum(p.numel() for p in trained)
+    lost, n_trained = (int(x) for x in lost_step_counts([optimizer])[0].sum(0).tolist())
     times = []
     for _ in range(2):
         _sync(device)
@@ -71,12 +69,12 @@ def one_setting(setting: str, shape: str, device: str, batch_size: int, text_tok
         inputs = {k: v for k, v in b.items() if k != "labels"}
         with autocast:
             out = model(**inputs)
-            loss = ga_loss(out.logits.float(), b["labels"])
-            if reference is not None:
+            if reference is None:
+                loss = ga_loss(out.logits, b["labels"])
+            else:  # KL's loss, its retain term on the same batch
                 with torch.no_grad():
-                    ref_logp = torch.log_softmax(reference(**inputs).logits.float(), -1)
-                logp = torch.log_softmax(out.logits.float(), -1)
-                loss = loss + torch.nn.functional.kl_div(logp, ref_logp, log_target=True, reduction="batchmean")
+                    ref_logits = reference(**inputs).logits
+                loss = kl_loss(out.logits, b["labels"], out.logits, ref_logits, b["labels"])
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -105,17 +103,14 @@ def main(argv=None) -> list[dict]:
           f"; GA, AdamW lr {args.lr:g}, batch {args.batch_size} x (image + {args.text_tokens} text tokens), "
           "activation checkpointing")
     for setting in args.settings:
-        child = [sys.executable, "-m", "bench.train_step_memory", "--child", setting, "--shape", args.shape,
-                 "--device", args.device, "--batch-size", str(args.batch_size), "--text-tokens",
-                 str(args.text_tokens), "--lr", str(args.lr)]
-        done = subprocess.run(child, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
-        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-        if done.returncode or not lines:
+        r, done = run_json_child("bench.train_step_memory", [
+            "--child", setting, "--shape", args.shape, "--device", args.device, "--batch-size", str(args.batch_size),
+            "--text-tokens", str(args.text_tokens), "--lr", str(args.lr)])
+        if r is None:
             why = "out of memory" if "OutOfMemoryError" in done.stderr else f"exit {done.returncode}"
             print(f"{setting:<11} failed: {why}: {done.stderr.strip().splitlines()[-1:]}")
             rows.append({"setting": setting, "failed": why})
             continue
-        r = json.loads(lines[-1])
         rows.append(r)
         print(f"{setting:<11} trained {r['trained'] / 1e6:9.1f} M  peak {r['peak_gib']:6.1f} GiB  step "
               f"{r['step_s']:6.3f} s ({r['tokens'] / r['step_s']:,.0f} tokens/s)  a step of lr leaves "
