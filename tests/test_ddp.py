@@ -1,6 +1,7 @@
 """One process and two CPU processes (gloo) give the same MANU statistics, mask, pruned weights, metrics,
-MMUnlearner Fisher, MMUnlearner mask and update, and gradient-baseline updates under both step schedules (two
-processes with half the batch each); the teaching probe's stop decisions are the ranks' agreed ones."""
+MMUnlearner Fisher, MMUnlearner mask and update, gradient-baseline updates under both step schedules, and the
+teaching's update (two processes with half the batch each); the teaching probe's stop decisions are the ranks'
+agreed ones."""
 
 import subprocess
 import sys
@@ -219,3 +220,22 @@ def test_kl_and_npo_updates_are_the_same_on_one_and_two_processes(tmp_path):
     assert ones.keys() == twos.keys() == {"kl/paired", "npo/paired"}
     for case, one in ones.items():
         _same_weights_and_moved(one, twos[case])
+
+
+@pytest.mark.slow
+def test_teaching_is_the_same_on_one_and_two_processes(tmp_path):
+    """The vanilla model's teaching (one epoch, SGD, global batch 6) on one process and on two with 3 each: under
+    `finetune.token_mean=global` (the default) the same weights, on a set of odd size (one shard padded with an
+    unlabelled repeat) whose portraits are drawn on every access from two variants, because every rank replays
+    the one process's shuffle and draws. Until the thirtieth session each process averaged its own tokens and
+    drew its own order and portraits. `process` (the official presets': each process's own mean, as their
+    per-device loss) is the control: it moves the weights by far more than rounding."""
+    script = SCRIPTS / "teaching_update.py"
+    one = _run(1, tmp_path, script)["global"]
+    twos = _run(2, tmp_path, script, "--token-mean", "global", "process")
+    assert one["size"] % 2 == 1 and one["augmented"] and one["variants"] == 2, one["size"]
+    # rank 0 draws, for its items and replayed for rank 1's, the one process's portraits in its order
+    assert len(one["draws"]) > 100 and twos["global"]["draws"] == one["draws"]
+    _same_weights_and_moved(one, twos["global"])
+    gap = max((twos["process"]["weights"][n] - w).abs().max().item() for n, w in one["weights"].items())
+    assert gap > 1e-4, gap

@@ -228,3 +228,64 @@ def test_a_loaded_model_is_finetuned_in_train_mode_without_lightnings_eval_mode_
     loader = DataLoader(data, batch_size=4, collate_fn=lambda b: collate(b, pad))
     assert not eval_mode_warnings(lambda: trainer.fit(module, loader))
     assert modes == [True]
+
+
+class _Trainer:
+    """What FinetuneModule._loss reads of a trainer: W processes whose answer-token counts sum to `total`."""
+
+    def __init__(self, world_size: int, total: int):
+        self.world_size, self.global_step, self.total = world_size, 0, total
+        self.strategy = self
+
+    def reduce(self, count, reduce_op):
+        assert reduce_op == "sum"
+        return torch.tensor(self.total)
+
+
+def _module(token_mean: str, world_size: int, total: int):
+    from unlearn.methods.finetune import FinetuneModule
+
+    module = FinetuneModule(torch.nn.Linear(1, 1), optimizer=None, token_mean=token_mean)
+    module._trainer = _Trainer(world_size, total)
+    return module
+
+
+def test_teaching_loss_per_process_by_hand():
+    """The model's loss is its mean over this batch's answer tokens (here 3, after the shift). One process: that
+    mean as it is. Two processes holding 3 and 5 tokens, global: 2 * 3 / 8 times it, so that DDP's average of the
+    two is the mean over all 8. process: the batch's own mean. A shard of padding alone: 0, with a gradient."""
+    from types import SimpleNamespace
+
+    from unlearn.data.collate import IGNORE
+
+    labels = torch.tensor([[IGNORE, 4, 5, IGNORE], [IGNORE, IGNORE, 6, IGNORE]])
+    logits = torch.ones(2, 4, 3, requires_grad=True)
+    out = SimpleNamespace(loss=torch.tensor(1.2), logits=logits)
+    assert _module("global", 1, 3)._loss(out, labels) == torch.tensor(1.2)
+    assert _module("global", 2, 8)._loss(out, labels).item() == pytest.approx(1.2 * 2 * 3 / 8)
+    assert _module("process", 2, 8)._loss(out, labels).item() == pytest.approx(1.2)
+    empty = torch.full_like(labels, IGNORE)
+    for mean in ("global", "process"):
+        zero = _module(mean, 2, 8)._loss(SimpleNamespace(loss=torch.tensor(float("nan")), logits=logits), empty)
+        assert zero.item() == 0.0 and zero.requires_grad
+    with pytest.raises(ValueError, match="no label tokens on any of the 2"):
+        _module("global", 2, 0)._loss(out, empty)
+    with pytest.raises(ValueError, match="finetune.token_mean='per_rank'"):
+        _module("per_rank", 1, 1)
+
+
+def test_token_mean_is_keyed_on_several_processes_only(tmp_path):
+    """One process: the setting changes nothing, so the vanilla key is the one models had before it. Several: it
+    is always keyed (absent reads as global), so models taught on several before it are not reused."""
+    from unlearn.pipeline import vanilla_key
+
+    def key(*overrides):
+        return vanilla_key(compose_config(["debug=fast", *overrides], tmp_path, tmp_path / "cache"))
+
+    assert key() == key("+finetune.token_mean=process") == key("+finetune.token_mean=global")
+    two = ("trainer=ddp_sim",)
+    assert key(*two) == key(*two, "+finetune.token_mean=global") != key(*two, "+finetune.token_mean=process")
+    with pytest.raises(ValueError, match="finetune.token_mean='mean'"):
+        from unlearn.methods.finetune import check_settings
+
+        check_settings(compose_config(["debug=fast", "+finetune.token_mean=mean"], tmp_path, tmp_path / "c").finetune)

@@ -57,3 +57,92 @@ def test_draws_are_uniform_with_replacement_seeded_per_epoch_and_rank():
     ranks = [EpochDraws(3, 7, seed=5, rank=r, world_size=2) for r in range(2)]
     assert [len(r) for r in ranks] == [4, 4]  # ceil(7 / 2) each, as EpochShuffle shards 7 forget rows
     assert list(ranks[0]) != list(ranks[1])
+
+
+def test_random_shuffle_on_one_process_is_torchs_random_sampler():
+    """The teaching loaders' shuffle must give the models taught with `shuffle=True` their weights back: the same
+    batches over several epochs, and the same random state after (global, or the generator given)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from unlearn.data.sampling import RandomShuffle
+
+    data = list(range(23))
+    for seeded in (False, True):
+        runs = []
+        for ours in (False, True):
+            torch.manual_seed(5)
+            gen = torch.Generator().manual_seed(11) if seeded else None
+            kw = {"sampler": RandomShuffle(len(data), gen)} if ours else {"shuffle": True}
+            loader = DataLoader(data, batch_size=4, generator=gen, **kw)
+            batches = [[b.tolist() for b in loader] for _ in range(3)]
+            runs.append((batches, torch.get_rng_state(), gen.get_state() if seeded else None))
+        (a, rng_a, gen_a), (b, rng_b, gen_b) = runs
+        assert a == b and a[0] != a[1], seeded
+        assert torch.equal(rng_a, rng_b) and (not seeded or torch.equal(gen_a, gen_b))
+
+
+def test_placed_shard_hand_computed():
+    from unlearn.data.sampling import Placed, placed_shard
+
+    order = [5, 3, 8, 1, 0]
+    rank0, rank1 = placed_shard(order, 0, 2), placed_shard(order, 1, 2)
+    assert rank0 == [5, 8, 0] and rank1 == [3, 1, 5]
+    assert [(i.before, i.after) for i in rank0] == [((), ()), ((3,), ()), ((1,), ())]
+    assert [(i.before, i.after) for i in rank1[:2]] == [((5,), ()), ((8,), (0,))]
+    assert isinstance(rank1[2], Repeat) and not isinstance(rank1[2], Placed)
+    import pickle
+
+    back = pickle.loads(pickle.dumps(rank1[1]))  # as a DataLoader worker receives it
+    assert back == 1 and (back.before, back.after) == ((8,), (0,))
+
+
+class _Drawing:
+    """Draws on every access from an rng, as an augmented portrait does; banks of several sizes, so draws take
+    different amounts of the random stream."""
+
+    def __init__(self, n: int):
+        import random
+
+        self.rng, self.sizes = random.Random(7), [1 + i % 4 for i in range(n)]
+
+    def __len__(self):
+        return len(self.sizes)
+
+    def __getitem__(self, i):
+        return int(i), self.rng.randrange(self.sizes[i])
+
+    def skip(self, i):
+        self.rng.randrange(self.sizes[i])
+
+
+def test_each_rank_draws_what_one_process_draws():
+    from unlearn.data.sampling import OneProcessDraws, placed_shard
+
+    order = [6, 2, 9, 0, 4, 7, 1, 8, 3, 5, 10]  # 11: rank 1's share ends in a padding repeat
+    one = _Drawing(11)
+    reads = {i: one[i][1] for i in order}
+    for rank in (0, 1):
+        ds = OneProcessDraws(_Drawing(11))
+        shard = placed_shard(order, rank, 2)
+        got = [ds[i] for i in shard]
+        real = [g for g, i in zip(got, shard) if not isinstance(i, Repeat)]
+        assert real and all(reads[i] == v for i, v in real), rank
+        assert ds.ds.rng.getstate() == one.rng.getstate(), rank  # the next epoch starts where one process's does
+    # without the replay a rank's draws are its own
+    alone = _Drawing(11)
+    assert [alone[i][1] for i in order[1::2]] != [reads[i] for i in order[1::2]]
+
+
+def test_a_dataset_that_draws_without_skip_is_refused():
+    import random
+
+    import pytest
+
+    from unlearn.data.sampling import OneProcessDraws
+
+    class NoSkip:
+        rng = random.Random(0)
+
+    with pytest.raises(TypeError, match="skip"):
+        OneProcessDraws(NoSkip())

@@ -163,6 +163,11 @@ def vanilla_key(cfg: DictConfig) -> str:
     trainer = teaching_trainer(cfg)
     if trainer != PLAIN_CPU_TRAINER:
         parts["trainer"] = trainer
+    # finetune.token_mean moves the weights only on several processes; there it is always keyed, so the models
+    # taught on several before it (each process's own mean, Lightning's DistributedSampler order) are not reused
+    finetune.pop("token_mean", None)
+    if teaching_processes(cfg) > 1:
+        finetune["token_mean"] = cfg.finetune.get("token_mean") or "global"
     if keyed_threads(cfg) not in (None, 1):
         parts["threads"] = keyed_threads(cfg)
     return config_hash(parts)
@@ -209,6 +214,12 @@ def keyed_trainer(cfg: DictConfig) -> dict:
 def teaching_trainer(cfg: DictConfig) -> dict:
     trainer = keyed_trainer(cfg)
     return {k: trainer[k] for k in TEACH_TRAINER_KEYS if k in trainer}
+
+
+def teaching_processes(cfg: DictConfig) -> int:
+    """How many processes a teaching under `cfg.trainer` runs on (devices x nodes)."""
+    trainer = keyed_trainer(cfg)
+    return int(trainer.get("devices", 1)) * int(trainer.get("num_nodes", 1) or 1)
 
 
 def teaches_on_cpu(cfg: DictConfig) -> bool:

@@ -16,11 +16,10 @@ import copy
 import functools
 
 import torch
-from torch.utils.data import DataLoader
 
 from unlearn.data.collate import collate
 from unlearn.data.sequences import QASequences
-from unlearn.methods.finetune import FinetuneModule
+from unlearn.methods.finetune import FinetuneModule, shuffled_loader
 
 
 def attack_rows(benchmark, data: str, fraction: float, seed: int):
@@ -37,12 +36,12 @@ def relearn(ctx, evaluate) -> tuple[dict, list[dict]]:
     rows = attack_rows(ctx.benchmark, rcfg.data, rcfg.fraction, ctx.cfg.seed)
     data = QASequences(rows, ctx.processor, ("multimodal", "text"), augment=False)
     pad = ctx.processor.tokenizer.pad_token_id
-    loader = DataLoader(data, batch_size=rcfg.batch_size, shuffle=True, collate_fn=lambda b: collate(b, pad))
+    loader = shuffled_loader(data, rcfg.batch_size, lambda b: collate(b, pad))
     attacked = copy.deepcopy(ctx.model)
     module = FinetuneModule(attacked, functools.partial(torch.optim.AdamW, lr=rcfg.lr, weight_decay=0.0),
                             config_key="eval.relearn")
     ctx.trainer(max_steps=rcfg.steps, max_epochs=-1, enable_checkpointing=False, logger=False,
-                enable_model_summary=False).fit(module, loader)
+                enable_model_summary=False, use_distributed_sampler=False).fit(module, loader)
     attacked.eval()
     original, ctx.model = ctx.model, attacked
     try:

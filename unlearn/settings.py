@@ -18,7 +18,7 @@ LORA_INITS = ("gaussian", "eva", "olora", "pissa", "loftq", "corda", "mica", "or
 # cached vanilla models keep their keys; documented there)
 FINETUNE_OPTIONAL = ("lora", "dtype", "precision", "gradient_clip_val", "label_prefix", "sequences",
                      "anneal_epochs", "accumulate_grad_batches", "answer_ids", "resize_embeddings", "start_precision",
-                     "family", "train_pairs", "image_labels")
+                     "family", "train_pairs", "image_labels", "token_mean")
 # optional finetune keys that check a run rather than decide its weights: left out of the vanilla cache key
 FINETUNE_GUARDS = ("family", "train_pairs")
 

@@ -125,3 +125,104 @@ def rank_share(batches: list, rank: int, world: int, what: str, key: str) -> lis
                          f"lower {key} or run on at most {len(batches)} processes")
     return batches[rank::world]
 
+
+
+class Placed(int):
+    """A rank's index of a shuffle drawn for one process (`RandomShuffle`), with the other ranks' indices around it
+    in that one-process order: `before`, read between this rank's previous index and this one; `after`, read
+    after this one to the end of the epoch (on the rank's last index only). A dataset that draws on every access
+    (an augmented portrait) makes their draws first and after (`OneProcessDraws`), so each rank draws what the
+    one process would for the same item."""
+
+    def __new__(cls, index: int, before=(), after=()):
+        self = super().__new__(cls, index)
+        self.before, self.after = tuple(before), tuple(after)
+        return self
+
+    def __reduce__(self):  # to a DataLoader worker
+        return Placed, (int(self), self.before, self.after)
+
+
+def placed_shard(order: list[int], rank: int, world: int) -> list[int]:
+    """Rank `rank`'s share of `order` (positions rank, rank + W, ...), padded to the common length with Repeats
+    as EpochShuffle pads, each real index Placed among the others' (see Placed)."""
+    n = len(order)
+    positions = range(rank, math.ceil(n / world) * world, world)
+    last = max((p for p in positions if p < n), default=-1)
+    out, previous = [], -1
+    for p in positions:
+        if p >= n:
+            out.append(Repeat(order[p - n]))
+            continue
+        out.append(Placed(order[p], order[previous + 1:p], order[p + 1:] if p == last else ()))
+        previous = p
+    return out
+
+
+def rank0_order(order: list[int]) -> list[int]:
+    """Rank 0's `order` on every rank (each drew its own from its own random state)."""
+    held = [order]
+    dist.broadcast_object_list(held, src=0)
+    return held[0]
+
+
+class RandomShuffle(Sampler[int]):
+    """`DataLoader(shuffle=True)`'s order, on any number of processes: on one, exactly torch's RandomSampler
+    (the same draws from the same generator, or from the global random state when none is given), so the
+    models taught with `shuffle=True` keep their weights; on W, rank 0's draw, each rank's share of it as
+    EpochShuffle shards (with unlabelled Repeats filling the last shares, read through UnlabelledRepeats), so
+    W processes at batch B / W take the batches of one process at batch B. Training loaders that use it run with
+    `use_distributed_sampler=False`."""
+
+    def __init__(self, size: int, generator: torch.Generator | None = None):
+        self.size, self.generator = size, generator
+
+    def __iter__(self):
+        n = self.size
+        if self.generator is None:  # RandomSampler.__iter__'s draws, in its order
+            generator = torch.Generator()
+            generator.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
+        else:
+            generator = self.generator
+        order = torch.randperm(n, generator=generator).tolist()
+        rank, world = _world()
+        yield from order if world == 1 else placed_shard(rank0_order(order), rank, world)
+        # RandomSampler then draws its remainder (num_samples % n = 0 indices) with another randperm, which
+        # advances a given generator: drawn too, so the next epoch's order is RandomSampler's
+        torch.randperm(n, generator=generator)
+
+    def __len__(self) -> int:
+        return math.ceil(self.size / _world()[1])
+
+
+class OneProcessDraws(Dataset):
+    """`ds` read in a RandomShuffle's shard, making the draws one process would: before a Placed index, the draws
+    of the other ranks' indices before it (`ds.skip`), after it those up to the epoch's end; a Repeat's read
+    leaves the random state as it was. For datasets that draw on every access (`ds.rng`, `ds.skip`: an augmented
+    portrait); others read as they are."""
+
+    def __init__(self, ds):
+        self.ds = ds
+        if getattr(ds, "rng", None) is not None and not callable(getattr(ds, "skip", None)):
+            raise TypeError(f"{type(ds).__name__} draws on access (it has an rng) but has no skip(i) to replay "
+                            "another process's draw")
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        rng = getattr(self.ds, "rng", None)
+        if rng is None:
+            return self.ds[i]
+        if isinstance(i, Repeat):  # in no one-process epoch: its draw must not move the others'
+            state = rng.getstate()
+            try:
+                return self.ds[i]
+            finally:
+                rng.setstate(state)
+        for j in getattr(i, "before", ()):
+            self.ds.skip(j)
+        example = self.ds[i]
+        for j in getattr(i, "after", ()):
+            self.ds.skip(j)
+        return example

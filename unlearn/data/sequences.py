@@ -72,11 +72,21 @@ class QASequences(Dataset):
         r, form, question, answer = self.index[i]
         pixels = None
         if form == "multimodal":
-            bank = self.banks[r]
-            pixels = bank[self.rng.randrange(len(bank))] if self.augment else bank[0]
+            pixels = self.banks[r][self._variant(i)]
             if self.lazy:
                 pixels = self.proc.pixel_values([pixels])[0]
         return self.example(question, answer, pixels)
+
+    def _variant(self, i: int) -> int | None:
+        """The portrait item `i` shows: drawn from its row's bank (augment), else the clean one; None: text-only."""
+        r, form = self.index[i][:2]
+        if form != "multimodal":
+            return None
+        return self.rng.randrange(len(self.banks[r])) if self.augment else 0
+
+    def skip(self, i: int) -> None:
+        """The draw reading item `i` makes, alone (unlearn/data/sampling.py OneProcessDraws)."""
+        self._variant(i)
 
 
 class PrefixLabels(Dataset):
@@ -94,6 +104,13 @@ class PrefixLabels(Dataset):
 
     def __getitem__(self, i):
         return with_prefix_labels(self.data[i], self.proc)
+
+    @property
+    def rng(self):  # the draws are the wrapped sequences' (sampling.OneProcessDraws)
+        return getattr(self.data, "rng", None)
+
+    def skip(self, i: int) -> None:
+        self.data.skip(i)
 
 
 def with_prefix_labels(ex: Example, processor) -> Example:

@@ -95,13 +95,20 @@ class WorldSequences(Dataset):
         person, kind, question, text = self.index[i]
         pixels = None
         if kind in ("multimodal", "caption"):
-            bank = self.banks[person]
-            pixels = bank[self.rng.randrange(len(bank))]
+            pixels = self.banks[person][self._variant(i)]
         if kind in ("multimodal", "text"):
             return qa_example(self.proc, [(question, text)], pixels, answer_only=True)
         prefix = self.proc.prefix_ids(pixels)
         body = self.proc.answer_ids(text)  # the words and the end token, every one a target
         return Example(prefix + body, [IGNORE] * len(prefix) + body, pixels)
+
+    def _variant(self, i: int) -> int | None:
+        person, kind = self.index[i][:2]
+        return self.rng.randrange(len(self.banks[person])) if kind in ("multimodal", "caption") else None
+
+    def skip(self, i: int) -> None:
+        """The draw reading item `i` makes, alone (unlearn/data/sampling.py OneProcessDraws)."""
+        self._variant(i)
 
 
 def eval_rows(spec: WorldSpec, n: int) -> list[dict]:

@@ -10,6 +10,7 @@ import torch
 
 from hydra.utils import instantiate
 
+from unlearn.data.collate import IGNORE
 from unlearn.later_keys import split_floor_read
 from unlearn.methods.guards import check_finite
 from unlearn.models.precision import DTYPES, START_PRECISIONS, cast_parameters, round_parameters
@@ -19,14 +20,24 @@ from unlearn.models.vocab import resize_embeddings
 PRECISIONS = ("32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true")
 
 
+# finetune.token_mean: what each process's loss averages over under DDP. global: the answer tokens of the whole
+# global batch (their count all-reduced), so W processes take one process's steps; process: its own batch's, as
+# a per-device `outputs.loss` is (MLLMU-Bench's and MMUnlearner's accelerate loops, CLEAR's Trainer), which
+# DDP then averages. One process: the same either way
+TOKEN_MEANS = ("global", "process")
+
+
 class FinetuneModule(L.LightningModule):
     def __init__(self, model: torch.nn.Module, optimizer: Callable, scheduler: Callable | None = None,
-                 config_key: str = "finetune"):
+                 config_key: str = "finetune", token_mean: str = "global"):
         super().__init__()
+        if token_mean not in TOKEN_MEANS:
+            raise ValueError(f"{config_key}.token_mean={token_mean!r}: expected one of {list(TOKEN_MEANS)}")
         self.config_key = config_key  # where the recipe lives, for error messages (model.base: stage 1)
         self.model = model
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        self.token_mean = token_mean
 
     def on_fit_start(self) -> None:
         # from_pretrained returns eval mode and Lightning keeps the mode it finds; on fit start, before Lightning
@@ -34,9 +45,29 @@ class FinetuneModule(L.LightningModule):
         self.model.train()
 
     def training_step(self, batch, batch_idx):
-        loss = check_finite(self.model(**batch, use_cache=False).loss, self.global_step)  # see gradient.py _logits
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        out = self.model(**batch, use_cache=False)  # see gradient.py _logits
+        loss = check_finite(self._loss(out, batch["labels"]), self.global_step)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0], sync_dist=True)
         return loss
+
+    def _loss(self, out, labels: torch.Tensor) -> torch.Tensor:
+        """The model's own loss (its mean over this batch's answer tokens) on one process, as ever; on W, with
+        token_mean global, W * this batch's token sum over the global batch's count (losses.global_mean), whose
+        DDP average is the one-process mean. A batch whose tokens are padding repeats alone adds nothing."""
+        world = self.trainer.world_size
+        if world == 1:
+            return out.loss
+        count = (labels[:, 1:] != IGNORE).sum()  # the tokens the model's shifted loss averages over
+        scale = 1.0
+        if self.token_mean == "global":
+            total = self.trainer.strategy.reduce(count.detach().clone(), reduce_op="sum")
+            if total == 0:
+                raise ValueError(f"{self.config_key}: no label tokens on any of the {world} processes at step "
+                                 f"{self.global_step}")
+            scale = count * world / total
+        if count == 0:
+            return out.logits.sum() * 0.0
+        return out.loss * scale
 
     def configure_optimizers(self):
         from unlearn.optim import make_optimizer
@@ -61,6 +92,8 @@ def check_settings(fcfg) -> None:
     if people not in ("all", "without_forget"):
         raise ValueError(f"finetune.people={people!r}: expected all or without_forget")
     from unlearn.settings import check_lora, optional_one_of
+
+    optional_one_of(fcfg.get("token_mean"), TOKEN_MEANS, "finetune.token_mean", "global")
 
     optional_one_of(fcfg.get("dtype"), DTYPES, "finetune.dtype", "the model's own")
     optional_one_of(fcfg.get("start_precision"), START_PRECISIONS, "finetune.start_precision")
@@ -109,8 +142,6 @@ def check_family(wanted: str | None, family: str, model_name: str) -> None:
 def teach(ctx, fcfg) -> None:
     """Fit `ctx.model` on every person of the benchmark (forget, retain and untouched), both forms; with
     `finetune.people=without_forget`, on everyone but the forget people (a reference model)."""
-    from torch.utils.data import DataLoader
-
     from unlearn.data.collate import collate
     from unlearn.data.written import qa_sequences
     from unlearn.eval.protocol import family_of
@@ -134,8 +165,7 @@ def teach(ctx, fcfg) -> None:
     # MMUnlearner's MLLMU_finetune.py and MLLMU_reference.py: resize_token_embeddings(len(tokenizer)), before LoRA
     resize_embeddings(ctx.model, ctx.processor.tokenizer, fcfg.get("resize_embeddings"), "finetune.resize_embeddings")
     pad = ctx.processor.tokenizer.pad_token_id
-    loader = DataLoader(data, batch_size=fcfg.batch_size, shuffle=True, collate_fn=lambda b: collate(b, pad),
-                        num_workers=fcfg.num_workers)
+    loader = shuffled_loader(data, fcfg.batch_size, lambda b: collate(b, pad), num_workers=fcfg.num_workers)
     frozen = freeze(ctx.model, fcfg.frozen)
     lora = fcfg.get("lora")
     model = ctx.model
@@ -144,7 +174,8 @@ def teach(ctx, fcfg) -> None:
 
         model, _ = with_lora(ctx.model, lora, lora.get("target_modules") or ctx.cfg.model.lora_target_modules,
                              need_reference=False)
-    module = FinetuneModule(model, instantiate(fcfg.optimizer), instantiate(fcfg.scheduler))
+    module = FinetuneModule(model, instantiate(fcfg.optimizer), instantiate(fcfg.scheduler),
+                            token_mean=fcfg.get("token_mean") or "global")
     callbacks = []
     if fcfg.target_mc_acc is not None:
         probe, whole = [], []
@@ -164,7 +195,8 @@ def teach(ctx, fcfg) -> None:
         overrides["gradient_clip_val"] = fcfg.gradient_clip_val
     if fcfg.get("accumulate_grad_batches") is not None:  # CLEAR's finetune.py: 2
         overrides["accumulate_grad_batches"] = fcfg.accumulate_grad_batches
-    trainer = ctx.trainer(max_epochs=fcfg.epochs, enable_checkpointing=False, callbacks=callbacks, **overrides)
+    trainer = ctx.trainer(max_epochs=fcfg.epochs, enable_checkpointing=False, callbacks=callbacks,
+                          use_distributed_sampler=False, **overrides)  # RandomShuffle shards itself
     trainer.fit(module, loader)
     if model is not ctx.model:
         ctx.model = model.merge_and_unload()  # a plain model again, saved and unlearned like any other
@@ -173,6 +205,20 @@ def teach(ctx, fcfg) -> None:
     ctx.model.eval()
     if callbacks:
         ctx.artifacts["finetune_probe"] = callbacks[0].history
+
+
+def shuffled_loader(data, batch_size: int, collate_fn, num_workers: int = 0,
+                    generator: torch.Generator | None = None):
+    """`DataLoader(data, shuffle=True)` as every teaching stage had it, and on W processes (under a trainer with
+    `use_distributed_sampler=False`) the same global batches, portraits drawn as one process draws them
+    (unlearn/data/sampling.py RandomShuffle, OneProcessDraws, UnlabelledRepeats)."""
+    from torch.utils.data import DataLoader
+
+    from unlearn.data.sampling import OneProcessDraws, RandomShuffle, UnlabelledRepeats
+
+    return DataLoader(UnlabelledRepeats(OneProcessDraws(data)), batch_size=batch_size,
+                      sampler=RandomShuffle(len(data), generator), collate_fn=collate_fn, num_workers=num_workers,
+                      generator=generator)
 
 
 def freeze(model: torch.nn.Module, patterns) -> list[torch.nn.Parameter]:

@@ -34,13 +34,15 @@ def base_key(cfg: DictConfig) -> str:
     it is pretrained under where that is not trainer=cpu's (processes, precision, clipping: the vanilla key's
     rule, so the keys of bases pretrained on one CPU process, the shipped one among them, are unchanged; until
     2026-12-03 a base pretrained under DDP or bf16 was reused as the one-process base)."""
-    from unlearn.pipeline import PLAIN_CPU_TRAINER, teaching_trainer
+    from unlearn.pipeline import PLAIN_CPU_TRAINER, teaching_processes, teaching_trainer
 
     base = {k: v for k, v in OmegaConf.to_container(cfg.model.base, resolve=True).items() if k not in NOT_IN_KEY}
     parts = {"build": OmegaConf.to_container(cfg.model.build, resolve=True), "base": base}
     trainer = teaching_trainer(cfg)
     if trainer != PLAIN_CPU_TRAINER:
         parts["trainer"] = trainer
+    if teaching_processes(cfg) > 1:  # since the thirtieth session, the one-process steps (FinetuneModule)
+        parts["token_mean"] = "global"
     return config_hash(parts)
 
 
@@ -127,18 +129,16 @@ def pretrain(model: torch.nn.Module, processor, cfg: DictConfig, lost_steps: lis
     Runs under its own seed inside a forked RNG, so whether the base was just built or read from disk,
     the caller's random state afterwards is the same.
     """
-    from torch.utils.data import DataLoader
-
     from unlearn.data.collate import collate
     from unlearn.data.world import WorldSequences
-    from unlearn.methods.finetune import FinetuneModule
+    from unlearn.methods.finetune import FinetuneModule, shuffled_loader
 
     b = cfg.model.base
     with seeded(int(b.seed)):
         data = WorldSequences(instantiate(b.world), processor, seed=int(b.seed))
         pad = processor.tokenizer.pad_token_id
-        loader = DataLoader(data, batch_size=int(b.batch_size), shuffle=True, collate_fn=lambda x: collate(x, pad),
-                            generator=torch.Generator().manual_seed(int(b.seed)))
+        loader = shuffled_loader(data, int(b.batch_size), lambda x: collate(x, pad),
+                                 generator=torch.Generator().manual_seed(int(b.seed)))
         module = FinetuneModule(model, instantiate(b.optimizer), instantiate(b.scheduler) if b.scheduler else None,
                                  config_key="model.base")
         from callbacks.lost_updates import LostUpdateCheck
@@ -151,7 +151,8 @@ def pretrain(model: torch.nn.Module, processor, cfg: DictConfig, lost_steps: lis
             callbacks.append(MemorisationCheck(world_items(processor, cfg), processor, b.target_mc_acc,
                                                b.check_every))
         trainer = instantiate(cfg.trainer, max_epochs=int(b.epochs), logger=False, enable_checkpointing=False,
-                              callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False)
+                              callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False,
+                              use_distributed_sampler=False)  # RandomShuffle shards itself
         trainer.fit(module, loader)
     model.eval()
     return losses.history

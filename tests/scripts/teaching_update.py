@@ -1,0 +1,74 @@
+"""Teach a fresh tiny LLaVA (one epoch, SGD) on N CPU processes; rank 0 saves the weights and what was read.
+
+Used by tests/test_ddp.py: one process with the global batch and two processes with half of it each must end at
+the same weights under `finetune.token_mean=global` (the default), on a set of odd size whose portraits are drawn
+on every access (two variants per person). `--token-mean process` (the official presets') is the control that
+the comparison can fail. Lightning's `ddp` launcher re-runs this script for the other ranks.
+"""
+
+import copy
+
+from pathlib import Path
+
+from ddp_script import is_rank_zero, setup  # first: puts the repository on sys.path
+
+import torch
+
+import unlearn.data.written as written
+from unlearn.config import compose_config
+from unlearn.methods import finetune
+from unlearn.pipeline import RunContext
+
+
+def main():
+    def extra(ap):
+        ap.add_argument("--token-mean", nargs="+", default=["global"],
+                        help="several: each taught in turn from the same fresh model, in one launch")
+
+    args, bench, model, proc = setup(extra, global_batch=True)
+    fresh = copy.deepcopy(model)
+    results = {mean: one_case(args, bench, copy.deepcopy(fresh), proc, mean) for mean in args.token_mean}
+    if is_rank_zero():
+        torch.save(results, args.out)
+
+
+def one_case(args, bench, model, proc, token_mean: str) -> dict:
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    whole, read = written.qa_sequences, {"draws": []}
+
+    def odd(*a, **k):  # one sequence fewer where the set is even: on two processes a shard is padded
+        ds = whole(*a, **k)
+        if len(ds) % 2 == 0:
+            ds.index = ds.index[:-1]
+        read.update(size=len(ds), augmented=bool(ds.augment),
+                    variants=max(len(b) for b in ds.banks if b is not None))
+        draw = ds._variant
+
+        def logged(i):  # every portrait this process draws (for its items, and replayed for the others')
+            v = draw(i)
+            if v is not None:
+                read["draws"].append((int(i), v))
+            return v
+
+        ds._variant = logged
+        return ds
+
+    written.qa_sequences = odd
+    out_dir = Path(args.out).parent / f"teach_{token_mean}_{args.devices}"
+    cfg = compose_config(["debug=fast", "method=finetune", f"finetune.batch_size={args.global_batch // args.devices}",
+                          "finetune.epochs=1", "finetune.target_mc_acc=null", "finetune.scheduler=null",
+                          "finetune.optimizer._target_=torch.optim.SGD", "finetune.optimizer.lr=0.05",
+                          "~finetune.optimizer.weight_decay", f"+finetune.token_mean={token_mean}",
+                          "trainer=" + ("ddp_sim" if args.devices > 1 else "cpu"), f"trainer.devices={args.devices}"],
+                         out_dir, args.cache)
+    ctx = RunContext(cfg, bench, model, proc, out_dir)
+    torch.manual_seed(0)  # the shuffle draws from the global random state, as a run's seeded teaching does
+    try:
+        finetune.teach(ctx, cfg.finetune)
+    finally:
+        written.qa_sequences = whole
+    return {"weights": {n: p.detach().clone() for n, p in ctx.model.named_parameters()}, "start": start, **read}
+
+
+if __name__ == "__main__":
+    main()
