@@ -196,3 +196,33 @@ def test_gamma_weighs_the_forget_term_of_every_method_that_reads_it(loss, tiny_m
         retain_only = GradientUnlearning(model, loss, torch.optim.SGD, gamma=1.0, alpha=0.5)._retain_term(r, None).item()
     assert forget[3.0] == pytest.approx(3 * forget[1.0], rel=1e-5) and abs(forget[1.0]) > 1e-3
     assert paired[3.0] - retain_only == pytest.approx(3 * (paired[1.0] - retain_only), rel=1e-4)
+
+
+def test_process_token_mean_by_hand():
+    """method.token_mean=process: each process's mean over its own batch (the official scripts' per-device loss).
+    One process: exactly global_batch_mean's total / count. Two, with 3 of 8 tokens here: 1.2 / 3, not
+    2 * 1.2 / 8; a shard of padding alone: 0, keeping the graph (DDP needs every rank's backward)."""
+    from unlearn.methods.gradient import global_batch_mean, process_batch_mean
+
+    one = SimpleNamespace(world_size=1, strategy=SimpleNamespace(reduce=lambda t, reduce_op: t))
+    total, count = torch.tensor(1.2, requires_grad=True), torch.tensor(3)
+    assert torch.equal(process_batch_mean(one)(total, count), global_batch_mean(one)(total, count))
+    two = SimpleNamespace(world_size=2, strategy=SimpleNamespace(reduce=lambda t, reduce_op: torch.tensor(8)))
+    assert process_batch_mean(two)(total, count).item() == pytest.approx(1.2 / 3)
+    assert global_batch_mean(two)(total, count).item() == pytest.approx(2 * 1.2 / 8)
+    zero = process_batch_mean(two)(total, torch.tensor(0))
+    assert zero.item() == 0.0 and zero.requires_grad
+    assert process_batch_mean(two).world_size == 2
+
+
+def test_official_gradient_presets_take_each_process_mean(tmp_path):
+    from unlearn.config import compose_config
+    from unlearn.methods.gradient import process_batch_mean
+
+    for preset in ("mllmu_baselines", "mmunlearner_baselines", "clear_baselines", "mmunlearner_clear_baselines"):
+        assert compose_config([f"experiment={preset}"], tmp_path, tmp_path / "c").method.token_mean == "process"
+    assert compose_config(["method=grad_diff"], tmp_path, tmp_path / "c").method.token_mean == "global"
+    module = GradientUnlearning(torch.nn.Linear(1, 1), "ga", optimizer=None, token_mean="process")
+    assert module.batch_mean is process_batch_mean
+    with pytest.raises(ValueError, match="method.token_mean='rank'"):
+        GradientUnlearning(torch.nn.Linear(1, 1), "ga", optimizer=None, token_mean="rank")

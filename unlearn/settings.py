@@ -258,6 +258,7 @@ def check_gradient_method(m) -> None:
 
     one_of(m.get("kl_reduction", "answer_mean"), losses.KL_REDUCTIONS, "method.kl_reduction")
     one_of(m.get("npo_log_ratio", "sequence_sum"), losses.NPO_LOG_RATIOS, "method.npo_log_ratio")
+    one_of(m.get("token_mean", "global"), ("global", "process"), "method.token_mean")
     optional_one_of(m.get("lr_decay"), ("linear",), "method.lr_decay", "a constant lr, or method.scheduler")
     if m.get("lr_decay") is not None and m.get("scheduler") is not None:
         raise ValueError("method.lr_decay and method.scheduler both set: choose one (set the other to null)")

@@ -39,6 +39,7 @@ from unlearn.optim import linear_schedule, make_optimizer
 LOSSES = ("ga", "grad_diff", "kl", "npo")
 NEEDS_REFERENCE = {"kl", "npo"}
 SCHEDULES = ("paired", "sequential", "interleaved")
+TOKEN_MEANS = ("global", "process")  # method.token_mean (configs/method/ga.yaml)
 LR_DECAYS = (None, "linear")
 FORGET_FORMS = {"multimodal": ("multimodal",), "text": ("text",), "both": ("multimodal", "text")}
 
@@ -48,7 +49,7 @@ class GradientUnlearning(L.LightningModule):
                  alpha: float = 1.0, beta: float = 0.1, reference: torch.nn.Module | None = None,
                  scheduler: Callable | None = None, kl_reduction: str = "answer_mean",
                  npo_log_ratio: str = "sequence_sum", kl_retain_nll: bool = False, lr_decay: str | None = None,
-                 warmup_epochs: int = 0, epochs: int | None = None):
+                 warmup_epochs: int = 0, epochs: int | None = None, token_mean: str = "global"):
         """`reference`: the frozen starting model for KL / NPO; a copy of `model` when not given.
         `kl_retain_nll`: KL's retain term also descends on the retain NLL (MLLMU-Bench KL_Min.py: NLL + KL).
         `lr_decay`: linear = the lr falls linearly to 0 over the run's optimiser steps, no warmup (transformers'
@@ -71,6 +72,9 @@ class GradientUnlearning(L.LightningModule):
         if npo_log_ratio not in losses.NPO_LOG_RATIOS:
             raise ValueError(f"method.npo_log_ratio={npo_log_ratio!r}: expected one of {losses.NPO_LOG_RATIOS}")
         self.kl_reduction, self.npo_log_ratio = kl_reduction, npo_log_ratio
+        if token_mean not in TOKEN_MEANS:
+            raise ValueError(f"method.token_mean={token_mean!r}: expected one of {list(TOKEN_MEANS)}")
+        self.batch_mean = global_batch_mean if token_mean == "global" else process_batch_mean
         self.model, self.loss_name, self.optimizer_factory = model, loss, optimizer
         self.gamma, self.alpha, self.beta = gamma, alpha, beta
         self.scheduler_factory = scheduler
@@ -106,7 +110,7 @@ class GradientUnlearning(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         # paired: {"forget", "retain"}; sequential, interleaved: one of them, the kind of step this batch makes
-        f, r, mean = batch.get("forget"), batch.get("retain"), global_batch_mean(self.trainer)
+        f, r, mean = batch.get("forget"), batch.get("retain"), self.batch_mean(self.trainer)
         if r is None:
             loss = self._forget_term(f, mean)
         elif f is None:
@@ -173,6 +177,17 @@ def global_batch_mean(trainer) -> losses.Mean:
         n = trainer.strategy.reduce(count.detach().clone(), reduce_op="sum")
         return losses.global_mean(total, n, trainer.world_size)
     mean.world_size = trainer.world_size  # read by losses that must tell a padding-only shard from a bad batch
+    return mean
+
+
+def process_batch_mean(trainer) -> losses.Mean:
+    """Means over this process's own batch (method.token_mean=process), as a per-device `outputs.loss` is; DDP then
+    averages them. A batch of its shard's padding repeats alone adds nothing (it has no items to average)."""
+    def mean(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        if trainer.world_size > 1 and count == 0:
+            return total * 0.0
+        return losses.global_mean(total, count.detach())  # total / count; one process: as global_batch_mean
+    mean.world_size = trainer.world_size
     return mean
 
 
@@ -336,7 +351,7 @@ def run(ctx) -> None:
     module = GradientUnlearning(model, m.loss, instantiate(m.optimizer), m.gamma, m.alpha, m.beta, reference,
                                 instantiate(m.scheduler) if m.scheduler else None, m.kl_reduction, m.npo_log_ratio,
                                 m.get("kl_retain_nll", False), m.get("lr_decay"), m.get("warmup_epochs", 0),
-                                m.epochs)
+                                m.epochs, m.get("token_mean", "global"))
     schedule, prefix = m.get("schedule", "paired"), m.get("label_prefix", False)
     sequences, answer_ids = m.get("sequences", "template"), m.get("answer_ids", "without_specials")
     if schedule == "paired":
