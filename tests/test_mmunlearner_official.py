@@ -517,3 +517,19 @@ def test_image_labels_reach_the_mask_pass_and_the_update(tmp_path, small_benchma
     assert counts[None] == (0, 0)
     assert counts["image_token"][0] == len(fisher) and counts["image_token"][1] > 0
     assert not hasattr(proc, "image_labels")
+
+
+def test_official_presets_average_each_process_own_tokens(tmp_path):
+    """Their update backpropagates each device's `outputs.loss` (mmunlearner.token_mean=process); the default is
+    the global batch's mean, and the module takes the mean each names."""
+    from unlearn.config import compose_config
+    from unlearn.methods.gradient import global_batch_mean, process_batch_mean
+    from unlearn.methods.mmunlearner import MaskedUnlearning
+
+    for preset in ("mmunlearner_official", "mmunlearner_qwen2_vl_official", "mmunlearner_clear_official"):
+        assert compose_config([f"experiment={preset}"], tmp_path, tmp_path / "c").mmunlearner.token_mean == "process"
+    assert compose_config(["method=mmunlearner"], tmp_path, tmp_path / "c").mmunlearner.token_mean == "global"
+    for mean, fn in (("global", global_batch_mean), ("process", process_batch_mean)):
+        assert MaskedUnlearning(torch.nn.Linear(1, 1), None, None, None, token_mean=mean).batch_mean is fn
+    with pytest.raises(ValueError, match="mmunlearner.token_mean='rank'"):
+        MaskedUnlearning(torch.nn.Linear(1, 1), None, None, None, token_mean="rank")

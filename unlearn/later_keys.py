@@ -10,7 +10,8 @@ DATA = {"eval_rows": None}
 RUN = {"method.warmup_epochs": 0, "mmunlearner.clip_retain": True, "method.retain_draw": "epoch",
        "method.start_precision": None, "method.answer_ids": "without_specials", "mmunlearner.start_precision": None,
        "model.forward_positions": "mrope", "method.image_labels": None, "mmunlearner.image_labels": None,
-       "finetune.token_mean": "global", "method.token_mean": "global"}  # 2026-12-04, thirtieth session
+       "finetune.token_mean": "global", "method.token_mean": "global",
+       "mmunlearner.token_mean": "global"}  # 2026-12-04, thirtieth session
 # eval keys that shape the evaluation (MMUnlearner's shots, 2026-12-03); read by the before-evaluation's key too
 EVAL = {"shot_people": None}
 

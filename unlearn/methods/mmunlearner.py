@@ -46,7 +46,7 @@ from unlearn.models.precision import dtype_named, round_parameters
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
 from unlearn.io import write_json
-from unlearn.methods.gradient import global_batch_mean
+from unlearn.methods.gradient import global_batch_mean, process_batch_mean
 from unlearn.methods.guards import check_finite
 from unlearn.mmunlearner.lora import peft_targets
 from unlearn.optim import make_optimizer
@@ -157,7 +157,7 @@ class MaskedUnlearning(L.LightningModule):
 
     def __init__(self, model, masks: dict | None, forget_optimizer: Callable, retain_optimizer: Callable,
                  clip: float = 1.0, optimizers: str = "two", restore_masked: bool = True,
-                 clip_scope: str = "unlearned", clip_retain: bool = True):
+                 clip_scope: str = "unlearned", clip_retain: bool = True, token_mean: str = "global"):
         """`restore_masked` (optimizers=one): put masked-out elements back after each forget step; false is the
         authors' shared AdamW, whose retain-step momentum moves them in forget steps too.
         `masks=None` (mmunlearner.apply_mask=false): forget steps ascend on every trainable parameter, unmasked.
@@ -173,6 +173,9 @@ class MaskedUnlearning(L.LightningModule):
         if not isinstance(clip_retain, bool):
             raise ValueError(f"mmunlearner.clip_retain={clip_retain!r}: expected true or false")
         self.clip_retain = clip_retain
+        # mmunlearner.token_mean: the NLLs' token mean over the global batch, or each process's own (the authors')
+        self.batch_mean = {"global": global_batch_mean, "process": process_batch_mean}[
+            choice(token_mean, ("global", "process"), "mmunlearner.token_mean")]
         self.retain_steps_taken: list[int] = []  # per training step
         self.automatic_optimization = False
         self._phase = "retain"
@@ -204,7 +207,7 @@ class MaskedUnlearning(L.LightningModule):
 
     def _nll(self, batch, what: str):
         logits = self.model(**model_inputs(batch, self.device), use_cache=False).logits
-        nll = losses.mean_nll(logits, batch["labels"].to(self.device), global_batch_mean(self.trainer))
+        nll = losses.mean_nll(logits, batch["labels"].to(self.device), self.batch_mean(self.trainer))
         return check_finite(nll, self.global_step, f"{what} loss")
 
     def on_before_optimizer_step(self, optimizer) -> None:
@@ -560,6 +563,7 @@ def masked_update(ctx, masks: dict, m, callbacks=()) -> MaskedUnlearning:
     loader, _ = update_loader(ctx, m.batch_size, m.retain_steps, ctx.cfg.seed, trainer.world_size,
                               m.update_labels, m.retain_text, m.get("sequences", "template"))
     module = MaskedUnlearning(ctx.model, masks, instantiate(m.forget_optimizer), instantiate(m.retain_optimizer),
-                              m.clip, m.optimizers, m.restore_masked, m.clip_scope, m.get("clip_retain", True))
+                              m.clip, m.optimizers, m.restore_masked, m.clip_scope, m.get("clip_retain", True),
+                              m.get("token_mean", "global"))
     trainer.fit(module, loader)
     return module
