@@ -24,8 +24,10 @@ def test_chosen_reads_the_libraries_verbose_lines():
 
 @pytest.mark.slow
 def test_a_mode_is_deterministic_on_one_machine_and_the_portable_one_takes_other_kernels():
-    first, second = run_modes(2, ("default", "portable")), run_modes(2, ("default", "portable"))
-    assert all(first["modes"][m] | {"seconds": 0} == second["modes"][m] | {"seconds": 0} for m in first["modes"])
+    # the portable mode only, twice (two child processes; the default mode too cost 12 s more of the suite)
+    first, second = run_modes(2, ("portable",)), run_modes(2, ("portable",))
+    assert first["modes"].keys() == {"portable"}
+    assert first["modes"]["portable"] | {"seconds": 0} == second["modes"]["portable"] | {"seconds": 0}
     portable = first["modes"]["portable"]
     # each library took the path the mode names: ATEN_CPU_CAPABILITY, MKL_CBWR and ONEDNN_MAX_CPU_ISA reached it
     assert (portable["capability"], portable["mkl_cnr"], portable["onednn_isa"]) == ("DEFAULT", "COMPATIBLE",
