@@ -228,3 +228,17 @@ def test_the_split_probe_floor_is_a_setting_only_where_it_is_read():
     before = setting_of(finetune(target_mc_acc=0.97))
     assert setting_of(finetune(target_mc_acc=0.97, target_split_mc_acc=0.95)) != before
     assert setting_of(finetune(target_mc_acc=None, target_split_mc_acc=0.95)) == setting_of(finetune())
+
+
+def test_token_means_part_no_one_process_runs():
+    """The official presets write token_mean process (2026-12-04): on one process that is the step global takes,
+    so their runs keep the seed group of runs made before the keys existed; on several it is a setting."""
+    from unlearn.report import setting_of
+
+    old = {"method": {"name": "ga", "lr_decay": "linear"}, "trainer": {"devices": 1}}
+    new = {"method": {"name": "ga", "lr_decay": "linear", "token_mean": "process"}, "trainer": {"devices": 1},
+           "finetune": {"token_mean": "process"}, "mmunlearner": {"token_mean": "process"}}
+    assert setting_of(old) == setting_of(new)
+    for devices in (2, "auto"):
+        several = {**new, "trainer": {"devices": devices}}
+        assert setting_of(several) != setting_of({**old, "trainer": {"devices": devices}}), devices

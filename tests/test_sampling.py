@@ -146,3 +146,18 @@ def test_a_dataset_that_draws_without_skip_is_refused():
 
     with pytest.raises(TypeError, match="skip"):
         OneProcessDraws(NoSkip())
+
+
+def test_a_replay_in_a_dataloader_worker_is_refused():
+    """A worker holds its own copy of the random state and reads some batches only: its replay would not be the
+    one process's draws, so it is refused, naming the setting."""
+    import pytest
+    from torch.utils.data import DataLoader
+
+    from unlearn.data.sampling import OneProcessDraws, placed_shard
+
+    shard = placed_shard([3, 0, 2, 1], 1, 2)  # rank 1: its first index replays rank 0's draw for index 3
+    loader = DataLoader(OneProcessDraws(_Drawing(4)), sampler=shard, batch_size=1, num_workers=1,
+                        collate_fn=lambda b: b)
+    with pytest.raises(ValueError, match="finetune.num_workers=0"):
+        list(loader)

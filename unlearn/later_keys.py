@@ -36,6 +36,16 @@ def split_floor_read(finetune) -> bool:
     return finetune.get("target_split_mc_acc") is not None and finetune.get("target_mc_acc") is not None
 
 
+# the token means (2026-12-04, thirtieth session): global and process are the same on one process, where the
+# official presets' `process` must not part their runs from the runs made before the keys existed
+TOKEN_MEANS = ("finetune.token_mean", "method.token_mean", "mmunlearner.token_mean")
+
+
+def one_process(trainer: dict) -> bool:
+    """Whether a run's trainer config runs one process as written (devices 1 on one node; `auto` may be several)."""
+    return str(trainer.get("devices", 1)) == "1" and str(trainer.get("num_nodes", 1) or 1) == "1"
+
+
 def without_defaults(node: dict, defaults: dict) -> dict:
     """`node` without the keys of `defaults` that hold their default there."""
     return {k: v for k, v in node.items() if not (k in defaults and v == defaults[k])}

@@ -173,6 +173,9 @@ def setting_of(config: dict) -> dict[str, object]:
     walk(config, "")
     if not later_keys.split_floor_read(config.get("finetune") or {}):
         out.pop("finetune.target_split_mc_acc", None)
+    if later_keys.one_process(config.get("trainer") or {}):  # where the token means are the same
+        for key in later_keys.TOKEN_MEANS:
+            out.pop(key, None)
     return out
 
 

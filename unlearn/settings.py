@@ -287,6 +287,7 @@ def warmup_below_epochs(warmup: int, epochs: int, key: str, epochs_key: str) -> 
 
 
 def check_mmunlearner(m) -> None:
+    one_of(m.get("token_mean", "global"), ("global", "process"), "mmunlearner.token_mean")  # before the mask pass
     positive_int(m.epochs, "mmunlearner.epochs")
     positive_int(m.batch_size, "mmunlearner.batch_size")
     positive_int(m.fisher_batch_size, "mmunlearner.fisher_batch_size")

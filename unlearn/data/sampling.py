@@ -14,7 +14,7 @@ import math
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, get_worker_info
 
 from unlearn.data.collate import IGNORE
 
@@ -220,6 +220,10 @@ class OneProcessDraws(Dataset):
                 return self.ds[i]
             finally:
                 rng.setstate(state)
+        if (getattr(i, "before", ()) or getattr(i, "after", ())) and get_worker_info() is not None:
+            raise ValueError("portraits drawn on every read cannot be replayed in DataLoader workers (each holds its "
+                             "own copy of the random state and reads some batches only): set finetune.num_workers=0 "
+                             "to teach on several processes")
         for j in getattr(i, "before", ()):
             self.ds.skip(j)
         example = self.ds[i]
