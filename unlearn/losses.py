@@ -68,6 +68,12 @@ def _average(total: torch.Tensor, items: torch.Tensor, what: str, mean: Mean | N
     return total / _n_tokens(items, what)
 
 
+# what each process's means average over under DDP (finetune.token_mean, method.token_mean, mmunlearner.token_mean):
+# global, the whole global batch's items (`global_mean`: one process's step); process, its own batch's, as a
+# per-device `outputs.loss` is (the official scripts'), which DDP then averages. One process: the same
+TOKEN_MEANS = ("global", "process")
+
+
 def global_mean(total: torch.Tensor, global_count: torch.Tensor, world_size: int = 1) -> torch.Tensor:
     """This process's share of a mean over all W processes' items: W * total / global_count.
 

@@ -258,7 +258,7 @@ def check_gradient_method(m) -> None:
 
     one_of(m.get("kl_reduction", "answer_mean"), losses.KL_REDUCTIONS, "method.kl_reduction")
     one_of(m.get("npo_log_ratio", "sequence_sum"), losses.NPO_LOG_RATIOS, "method.npo_log_ratio")
-    one_of(m.get("token_mean", "global"), ("global", "process"), "method.token_mean")
+    one_of(m.get("token_mean", "global"), losses.TOKEN_MEANS, "method.token_mean")
     optional_one_of(m.get("lr_decay"), ("linear",), "method.lr_decay", "a constant lr, or method.scheduler")
     if m.get("lr_decay") is not None and m.get("scheduler") is not None:
         raise ValueError("method.lr_decay and method.scheduler both set: choose one (set the other to null)")
@@ -287,7 +287,9 @@ def warmup_below_epochs(warmup: int, epochs: int, key: str, epochs_key: str) -> 
 
 
 def check_mmunlearner(m) -> None:
-    one_of(m.get("token_mean", "global"), ("global", "process"), "mmunlearner.token_mean")  # before the mask pass
+    from unlearn.losses import TOKEN_MEANS
+
+    one_of(m.get("token_mean", "global"), TOKEN_MEANS, "mmunlearner.token_mean")  # before the mask pass
     positive_int(m.epochs, "mmunlearner.epochs")
     positive_int(m.batch_size, "mmunlearner.batch_size")
     positive_int(m.fisher_batch_size, "mmunlearner.fisher_batch_size")

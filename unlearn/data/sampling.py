@@ -126,7 +126,6 @@ def rank_share(batches: list, rank: int, world: int, what: str, key: str) -> lis
     return batches[rank::world]
 
 
-
 class Placed(int):
     """A rank's index of a shuffle drawn for one process (`RandomShuffle`), with the other ranks' indices around it
     in that one-process order: `before`, read between this rank's previous index and this one; `after`, read

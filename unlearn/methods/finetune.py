@@ -20,24 +20,18 @@ from unlearn.models.vocab import resize_embeddings
 PRECISIONS = ("32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true")
 
 
-# finetune.token_mean: what each process's loss averages over under DDP. global: the answer tokens of the whole
-# global batch (their count all-reduced), so W processes take one process's steps; process: its own batch's, as
-# a per-device `outputs.loss` is (MLLMU-Bench's and MMUnlearner's accelerate loops, CLEAR's Trainer), which
-# DDP then averages. One process: the same either way
-TOKEN_MEANS = ("global", "process")
-
-
 class FinetuneModule(L.LightningModule):
     def __init__(self, model: torch.nn.Module, optimizer: Callable, scheduler: Callable | None = None,
                  config_key: str = "finetune", token_mean: str = "global"):
         super().__init__()
-        if token_mean not in TOKEN_MEANS:
-            raise ValueError(f"{config_key}.token_mean={token_mean!r}: expected one of {list(TOKEN_MEANS)}")
+        from unlearn.methods.gradient import batch_mean_named
+
+        # what each process's loss averages over under DDP (losses.TOKEN_MEANS; the official scripts': process)
+        self.batch_mean = batch_mean_named(token_mean, f"{config_key}.token_mean")
         self.config_key = config_key  # where the recipe lives, for error messages (model.base: stage 1)
         self.model = model
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.token_mean = token_mean
 
     def on_fit_start(self) -> None:
         # from_pretrained returns eval mode and Lightning keeps the mode it finds; on fit start, before Lightning
@@ -51,23 +45,15 @@ class FinetuneModule(L.LightningModule):
         return loss
 
     def _loss(self, out, labels: torch.Tensor) -> torch.Tensor:
-        """The model's own loss (its mean over this batch's answer tokens) on one process, as ever; on W, with
-        token_mean global, W * this batch's token sum over the global batch's count (losses.global_mean), whose
-        DDP average is the one-process mean. A batch whose tokens are padding repeats alone adds nothing."""
-        world = self.trainer.world_size
-        if world == 1:
+        """The model's own loss (its mean over this batch's answer tokens) on one process, as ever; on W, this
+        batch's token sum through the token mean the module takes (gradient.global_batch_mean: its DDP average is
+        the one-process mean). A batch whose tokens are padding repeats alone adds nothing (the model's mean over
+        no tokens is nan)."""
+        if self.trainer.world_size == 1:
             return out.loss
         count = (labels[:, 1:] != IGNORE).sum()  # the tokens the model's shifted loss averages over
-        scale = 1.0
-        if self.token_mean == "global":
-            total = self.trainer.strategy.reduce(count.detach().clone(), reduce_op="sum")
-            if total == 0:
-                raise ValueError(f"{self.config_key}: no label tokens on any of the {world} processes at step "
-                                 f"{self.global_step}")
-            scale = count * world / total
-        if count == 0:
-            return out.logits.sum() * 0.0
-        return out.loss * scale
+        total = out.loss * count if count > 0 else out.logits.sum() * 0.0
+        return self.batch_mean(self.trainer)(total, count)
 
     def configure_optimizers(self):
         from unlearn.optim import make_optimizer
@@ -92,6 +78,8 @@ def check_settings(fcfg) -> None:
     if people not in ("all", "without_forget"):
         raise ValueError(f"finetune.people={people!r}: expected all or without_forget")
     from unlearn.settings import check_lora, optional_one_of
+
+    from unlearn.losses import TOKEN_MEANS
 
     optional_one_of(fcfg.get("token_mean"), TOKEN_MEANS, "finetune.token_mean", "global")
 

@@ -39,7 +39,6 @@ from unlearn.optim import linear_schedule, make_optimizer
 LOSSES = ("ga", "grad_diff", "kl", "npo")
 NEEDS_REFERENCE = {"kl", "npo"}
 SCHEDULES = ("paired", "sequential", "interleaved")
-TOKEN_MEANS = ("global", "process")  # method.token_mean (configs/method/ga.yaml)
 LR_DECAYS = (None, "linear")
 FORGET_FORMS = {"multimodal": ("multimodal",), "text": ("text",), "both": ("multimodal", "text")}
 
@@ -72,9 +71,7 @@ class GradientUnlearning(L.LightningModule):
         if npo_log_ratio not in losses.NPO_LOG_RATIOS:
             raise ValueError(f"method.npo_log_ratio={npo_log_ratio!r}: expected one of {losses.NPO_LOG_RATIOS}")
         self.kl_reduction, self.npo_log_ratio = kl_reduction, npo_log_ratio
-        if token_mean not in TOKEN_MEANS:
-            raise ValueError(f"method.token_mean={token_mean!r}: expected one of {list(TOKEN_MEANS)}")
-        self.batch_mean = global_batch_mean if token_mean == "global" else process_batch_mean
+        self.batch_mean = batch_mean_named(token_mean, "method.token_mean")
         self.model, self.loss_name, self.optimizer_factory = model, loss, optimizer
         self.gamma, self.alpha, self.beta = gamma, alpha, beta
         self.scheduler_factory = scheduler
@@ -189,6 +186,13 @@ def process_batch_mean(trainer) -> losses.Mean:
         return losses.global_mean(total, count.detach())  # total / count; one process: as global_batch_mean
     mean.world_size = trainer.world_size
     return mean
+
+
+def batch_mean_named(token_mean: str, key: str) -> Callable:
+    """The factory (trainer -> Mean) a `*.token_mean` setting names (losses.TOKEN_MEANS)."""
+    if token_mean not in losses.TOKEN_MEANS:
+        raise ValueError(f"{key}={token_mean!r}: expected one of {list(losses.TOKEN_MEANS)}")
+    return global_batch_mean if token_mean == "global" else process_batch_mean
 
 
 def _unlearning_data(ctx, forget_modality: str, answer_only: bool, label_prefix: bool = False,

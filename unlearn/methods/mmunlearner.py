@@ -46,7 +46,7 @@ from unlearn.models.precision import dtype_named, round_parameters
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
 from unlearn.io import write_json
-from unlearn.methods.gradient import global_batch_mean, process_batch_mean
+from unlearn.methods.gradient import batch_mean_named
 from unlearn.methods.guards import check_finite
 from unlearn.mmunlearner.lora import peft_targets
 from unlearn.optim import make_optimizer
@@ -174,8 +174,7 @@ class MaskedUnlearning(L.LightningModule):
             raise ValueError(f"mmunlearner.clip_retain={clip_retain!r}: expected true or false")
         self.clip_retain = clip_retain
         # mmunlearner.token_mean: the NLLs' token mean over the global batch, or each process's own (the authors')
-        self.batch_mean = {"global": global_batch_mean, "process": process_batch_mean}[
-            choice(token_mean, ("global", "process"), "mmunlearner.token_mean")]
+        self.batch_mean = batch_mean_named(token_mean, "mmunlearner.token_mean")
         self.retain_steps_taken: list[int] = []  # per training step
         self.automatic_optimization = False
         self._phase = "retain"
