@@ -12,6 +12,8 @@ this measures each, in its own process (a clean peak; one that runs out of memor
   lora        float32 weights frozen, LoRA r 8 on model.lora_target_modules in float32, bf16 autocast
   kl_fused    fp32_fused plus what KL and NPO add: a frozen float32 copy of the starting model, run without
               gradients on the batch, and KL's loss (unlearn.losses.kl_loss) with its retain term on that batch
+  kl_fused_bf16_ref  kl_fused with the copy in bfloat16, computed out of the autocast
+              (`method.reference_dtype=bfloat16` under trainer=gpu)
 
 each with activation checkpointing, two steps of GA on one batch of `--batch-size` x (576 image + `--text-tokens`)
 tokens. Prints the peak memory, the second step's time and the fraction of the trained weights a step of `--lr`
@@ -32,7 +34,7 @@ import torch
 
 from bench.child_json import run_json_child
 
-SETTINGS = ("bf16", "fp32", "fp32_fused", "lora", "kl_fused")
+SETTINGS = ("bf16", "fp32", "fp32_fused", "lora", "kl_fused", "kl_fused_bf16_ref")
 
 
 def one_setting(setting: str, shape: str, device: str, batch_size: int, text_tokens: int, lr: float) -> dict:
@@ -51,13 +53,17 @@ def one_setting(setting: str, shape: str, device: str, batch_size: int, text_tok
         targets = list(compose_config(["model=llava_1_5_7b"], "/tmp/unused", "/tmp/unused").model.lora_target_modules)
         model.enable_input_require_grads()  # checkpointed blocks over frozen embeddings still pass gradients
         model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=targets))
-    reference = None
+    reference, reference_precision = None, contextlib.nullcontext
     if setting == "kl_fused":
         import copy
 
         reference = copy.deepcopy(model).eval().requires_grad_(False)
+    elif setting == "kl_fused_bf16_ref":
+        from unlearn.models.precision import cast_copy, own_precision
+
+        reference, reference_precision = cast_copy(model, torch.bfloat16).eval(), lambda: own_precision(device)
     trained = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trained, lr=lr, fused=setting in ("fp32_fused", "kl_fused") or None)
+    optimizer = torch.optim.AdamW(trained, lr=lr, fused=setting.startswith(("fp32_fused", "kl_fused")) or None)
     autocast = (torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
                 if weights == torch.float32 else contextlib.nullcontext())
     b = batch(config, batch_size, text_tokens, device, torch.bfloat16 if setting == "bf16" else torch.float32)
@@ -72,7 +78,7 @@ def one_setting(setting: str, shape: str, device: str, batch_size: int, text_tok
             if reference is None:
                 loss = ga_loss(out.logits, b["labels"])
             else:  # KL's loss, its retain term on the same batch
-                with torch.no_grad():
+                with torch.no_grad(), reference_precision():
                     ref_logits = reference(**inputs).logits
                 loss = kl_loss(out.logits, b["labels"], out.logits, ref_logits, b["labels"])
         loss.backward()
@@ -108,11 +114,11 @@ def main(argv=None) -> list[dict]:
             "--text-tokens", str(args.text_tokens), "--lr", str(args.lr)])
         if r is None:
             why = "out of memory" if "OutOfMemoryError" in done.stderr else f"exit {done.returncode}"
-            print(f"{setting:<11} failed: {why}: {done.stderr.strip().splitlines()[-1:]}")
+            print(f"{setting:<17} failed: {why}: {done.stderr.strip().splitlines()[-1:]}")
             rows.append({"setting": setting, "failed": why})
             continue
         rows.append(r)
-        print(f"{setting:<11} trained {r['trained'] / 1e6:9.1f} M  peak {r['peak_gib']:6.1f} GiB  step "
+        print(f"{setting:<17} trained {r['trained'] / 1e6:9.1f} M  peak {r['peak_gib']:6.1f} GiB  step "
               f"{r['step_s']:6.3f} s ({r['tokens'] / r['step_s']:,.0f} tokens/s)  a step of lr leaves "
               f"{r['lost_fraction']:.1%} unchanged" + ("" if r["finite"] else "  LOSS NOT FINITE"))
     return rows

@@ -131,8 +131,10 @@ def test_train_step_memory_bench_at_tiny_shape():
     weights lose most steps of lr 2e-5, float32 weights none, LoRA trains only its adapters, each step finite."""
     from bench.train_step_memory import one_setting
 
-    rows = {s: one_setting(s, "tiny", "cpu", batch_size=2, text_tokens=8, lr=2e-5) for s in ("bf16", "fp32", "lora", "kl_fused")}
+    rows = {s: one_setting(s, "tiny", "cpu", batch_size=2, text_tokens=8, lr=2e-5)
+            for s in ("bf16", "fp32", "lora", "kl_fused", "kl_fused_bf16_ref")}
     assert all(r["finite"] and r["step_s"] > 0 for r in rows.values())
     assert rows["bf16"]["lost_fraction"] > 0.5 and rows["fp32"]["lost_fraction"] == 0
     assert rows["bf16"]["trained"] == rows["fp32"]["trained"] > 5 * rows["lora"]["trained"] > 0
-    assert rows["kl_fused"]["trained"] == rows["fp32"]["trained"] and rows["kl_fused"]["lost_fraction"] == 0
+    assert all(rows[s]["trained"] == rows["fp32"]["trained"] and rows[s]["lost_fraction"] == 0
+               for s in ("kl_fused", "kl_fused_bf16_ref"))

@@ -144,3 +144,68 @@ def test_start_precision_trains_and_refers_to_the_checkpoint_loaded_in_it_and_up
     assert all(ref[n].dtype == torch.float32 and torch.equal(ref[n], theirs[n]) for n in theirs)
     assert all(torch.equal(module.start[n], theirs[n]) for n in theirs)
     assert any(not torch.equal(theirs[n], p) for n, p in model.named_parameters())  # the rounding did round
+
+
+def test_under_bf16_mixed_a_cast_copy_evaluates_as_under_32_true(tiny_model, small_benchmark, tmp_path):
+    """eval.dtype under a bf16-mixed trainer (trainer=gpu's): the copy scores out of the trainer's autocast, in the
+    dtype it holds, so float16 (the official evaluations' load) and float32 give what 32-true gives, bit for bit;
+    without eval.dtype the same trainer scores in bfloat16 (the control: the records differ)."""
+    from unlearn.config import compose_config
+    from unlearn.pipeline import RunContext, evaluate
+
+    model, proc = tiny_model
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    def records(precision, dtype):
+        cfg = compose_config([f"trainer.precision={precision}", f"eval.dtype={dtype}", "eval.max_people=4",
+                              "eval.tasks=[mc,prob,gen]", "logger=none"], tmp_path / "run", tmp_path / "cache")
+        return evaluate(RunContext(cfg, small_benchmark, model, proc, tmp_path), "after", ["retain"])[1]
+
+    plain = records("32-true", "null")
+    assert any("gt_logp" in r for r in plain) and any("reply" in r for r in plain)
+    assert records("bf16-mixed", "float32") == plain
+    assert records("bf16-mixed", "float16") == records("32-true", "float16")
+    autocast = records("bf16-mixed", "null")
+    assert [r["uid"] for r in autocast] == [r["uid"] for r in plain]
+    assert any(a.get("gt_logp") != b.get("gt_logp") for a, b in zip(autocast, plain))
+    assert all(p.dtype == torch.float32 and torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_under_bf16_mixed_a_cast_reference_computes_in_its_own_dtype(dtype, tmp_path, monkeypatch, tiny_model,
+                                                                     small_benchmark):
+    """method.reference_dtype under bf16-mixed: the trained model computes under the trainer's autocast, the
+    reference out of it, as the checkpoint it stands for (float16: the official references). Under the autocast a
+    float16 reference's logits would be bfloat16 on a GPU (on CPU its convolution refuses the mix), and a float32
+    one's values those of bfloat16 matmuls (the control)."""
+    import copy
+
+    import unlearn.methods.gradient as gradient
+    from unlearn.config import compose_config
+    from unlearn.eval.scoring import model_inputs
+    from unlearn.pipeline import RunContext
+
+    seen = {"model": [], "reference": []}
+
+    class Recorded(gradient.GradientUnlearning):
+        def _logits(self, model, batch):
+            out = super()._logits(model, batch)
+            seen["reference" if model is self.reference else "model"].append((batch, out.detach().clone()))
+            return out
+
+    monkeypatch.setattr(gradient, "GradientUnlearning", Recorded)
+    model, proc = tiny_model
+    reference = cast_copy(model, getattr(torch, dtype)).eval()
+    cfg = compose_config(["method=kl", f"method.reference_dtype={dtype}", "method.epochs=1", "method.batch_size=8",
+                          "trainer.precision=bf16-mixed", "logger=none"], tmp_path / "run", tmp_path / "cache")
+    gradient.run(RunContext(cfg, small_benchmark, copy.deepcopy(model), proc, tmp_path))
+    assert seen["model"] and all(logits.dtype == torch.bfloat16 for _, logits in seen["model"])  # autocast was on
+    batch, logits = seen["reference"][0]
+    inputs = model_inputs(batch, "cpu")
+    with torch.no_grad():
+        alone = reference(**inputs, use_cache=False).logits
+    assert logits.dtype == getattr(torch, dtype) and torch.equal(logits, alone)
+    if dtype == "float32":
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast = reference(**inputs, use_cache=False).logits
+        assert not torch.equal(autocast.float(), alone)

@@ -329,7 +329,7 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
     module = EvaluationModule(evaluated_model(ctx.model, ecfg.get("dtype")), ctx.processor, items, stage,
                               ecfg.batch_size, ecfg.mc_mode, ecfg.max_new_tokens, ecfg.scorer, ecfg.mc_also, prompts,
                               ecfg.get("truth_ratio_perturbed", "item"), ecfg.get("share_prompt", True),
-                              ecfg.get("shared_cache_gb"))
+                              ecfg.get("shared_cache_gb"), own_dtype=ecfg.get("dtype") is not None)
     trainer = ctx.trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
     with warnings.catch_warnings():
         # Lightning warns that its DistributedSampler pads the ranks' shares to equal length, so that some items

@@ -427,9 +427,10 @@ def check_known_keys(cfg) -> None:
 
 
 def check_cast_copies(cfg) -> None:
-    """`eval.dtype` and `method.reference_dtype`: copies of the model in another precision, which only a
-    32-true trainer leaves as they are (autocast computes in its own precision, a *-true precision casts the
-    copy with the model), and which FSDP's sharded parameters cannot be copied into."""
+    """`eval.dtype` and `method.reference_dtype`: copies of the model in another precision, which compute in their
+    own dtype with the trainer's autocast turned off for them (precision.own_precision), so 32-true and the
+    *-mixed precisions leave them as they are. A *-true precision casts the copy with the model, and FSDP gathers
+    every parameter in its mixed-precision param_dtype and cannot copy sharded parameters: both refused."""
     from unlearn.models.precision import dtype_named
     from unlearn.strategies import uses_fsdp
 
@@ -439,12 +440,13 @@ def check_cast_copies(cfg) -> None:
         if value is None:
             continue
         dtype_named(value, key)
-        if key == "eval.dtype" and uses_fsdp(cfg.trainer):
-            raise ValueError(f"eval.dtype={value} does not run under trainer=fsdp; use trainer=ddp or gpu, "
-                             "or eval.dtype=null")
-        if precision not in ("32-true", "32"):
-            raise ValueError(f"{key}={value} needs trainer.precision=32-true (it is {precision}: bf16/16 autocast "
-                             "would compute in its own precision, a *-true precision casts the copy with the model)")
+        if uses_fsdp(cfg.trainer):
+            raise ValueError(f"{key}={value} does not run under trainer=fsdp (FSDP gathers every parameter in the "
+                             f"trainer's precision, so the copy would not compute in {value}): use trainer=ddp or "
+                             f"gpu, or {key}=null")
+        if precision.endswith("-true") and precision not in ("32-true",):
+            raise ValueError(f"{key}={value} needs trainer.precision=32-true or a *-mixed precision (it is "
+                             f"{precision}, which casts the copy with the model)")
 
 
 def teaches(cfg) -> bool:

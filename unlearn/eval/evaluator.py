@@ -9,6 +9,8 @@ reply changed against one item at a time, in bfloat16 some can (`python -m bench
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import lightning as L
 import torch
 import torch.distributed as dist
@@ -19,6 +21,7 @@ from unlearn.eval.metrics import aggregate
 from unlearn.eval.protocol import EmbeddedPrompts
 from unlearn.eval.scorers import get_scorer
 from unlearn.eval.scoring import MC_MODES, score_generation, score_mc, score_probabilities
+from unlearn.models.precision import own_precision
 from unlearn.models.processor import VLProcessor
 
 TASKS = ("mc", "gen", "cloze", "prob")
@@ -29,11 +32,12 @@ class EvaluationModule(L.LightningModule):
                  batch_size: int = 32, mc_mode: str = "likelihood", max_new_tokens: int = 12,
                  scorer: str = "embedded", mc_also: str | None = None, prompts=None,
                  truth_ratio_perturbed: str = "item", share_prompt: bool = True,
-                 shared_cache_gb: float | None = None):
+                 shared_cache_gb: float | None = None, own_dtype: bool = False):
         """`prompts`: the evaluation protocol (unlearn/eval/protocol.py), which writes the generated items'
         prompts and limits; None: the embedded protocol with `max_new_tokens`. `share_prompt`: score the
         answers of an MC or truth-ratio item after one pass over their prompt (unlearn/eval/shared_prompt.py),
-        in passes that hold about `shared_cache_gb` GB of copied prompt caches at most (None: no bound)."""
+        in passes that hold about `shared_cache_gb` GB of copied prompt caches at most (None: no bound).
+        `own_dtype` (`eval.dtype` set): the model scores in the dtype it holds, out of the trainer's autocast."""
         super().__init__()
         self.prompts = prompts or EmbeddedPrompts(max_new_tokens)
         # a protocol whose benchmark has no MC of its own (clear) leaves MC to the embedded protocol
@@ -49,7 +53,7 @@ class EvaluationModule(L.LightningModule):
         self.truth_ratio_perturbed = truth_ratio_perturbed
         self.share_prompt, self.shared_cache_gb = share_prompt, shared_cache_gb
         self.scorer = get_scorer(scorer)
-        self.model, self.proc, self.stage = model, processor, stage
+        self.model, self.proc, self.stage, self.own_dtype = model, processor, stage, own_dtype
         self.batch_size, self.mc_mode, self.max_new_tokens = batch_size, mc_mode, max_new_tokens
         self.tasks = [t for t in TASKS if any(it.task == t for it in items)]
         self.items_by_task = {t: [it for it in items if it.task == t] for t in self.tasks}
@@ -73,7 +77,10 @@ class EvaluationModule(L.LightningModule):
         self.model.eval()
 
     def validation_step(self, items: list[EvalItem], batch_idx: int, dataloader_idx: int = 0):
-        task = self.tasks[dataloader_idx]
+        with own_precision(self.device) if self.own_dtype else nullcontext():
+            self._score(items, self.tasks[dataloader_idx])
+
+    def _score(self, items: list[EvalItem], task: str) -> None:
         if task == "mc":
             self._records += score_mc(self.model, self.proc, items, self.mc_mode, self.max_new_tokens,
                                      self.scorer, self.mc_prompts, self.share_prompt, self.shared_cache_gb)

@@ -16,7 +16,7 @@ import copy
 import math
 import warnings
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import lightning as L
 import torch
@@ -29,7 +29,7 @@ from unlearn.data.collate import collate
 from unlearn.data.sampling import EpochDraws, EpochShuffle, UnlabelledRepeats, in_batches, shifted
 from unlearn.data.written import check_writing, qa_sequences
 from unlearn.models.loading import recipe_processor
-from unlearn.models.precision import cast_copy, dtype_named, round_parameters
+from unlearn.models.precision import cast_copy, dtype_named, own_precision, round_parameters
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
 from unlearn.methods.guards import check_finite
@@ -48,8 +48,11 @@ class GradientUnlearning(L.LightningModule):
                  alpha: float = 1.0, beta: float = 0.1, reference: torch.nn.Module | None = None,
                  scheduler: Callable | None = None, kl_reduction: str = "answer_mean",
                  npo_log_ratio: str = "sequence_sum", kl_retain_nll: bool = False, lr_decay: str | None = None,
-                 warmup_epochs: int = 0, epochs: int | None = None, token_mean: str = "global"):
+                 warmup_epochs: int = 0, epochs: int | None = None, token_mean: str = "global",
+                 reference_own_precision: bool = False):
         """`reference`: the frozen starting model for KL / NPO; a copy of `model` when not given.
+        `reference_own_precision`: the reference computes in its own dtype, out of the trainer's autocast
+        (`method.reference_dtype`: the official float16 references, under any trainer that leaves it float16).
         `kl_retain_nll`: KL's retain term also descends on the retain NLL (MLLMU-Bench KL_Min.py: NLL + KL).
         `lr_decay`: linear = the lr falls linearly to 0 over the run's optimiser steps, no warmup (transformers'
         get_scheduler("linear"), as MLLMU-Bench's GA.py and NPO.py step it every batch); with `warmup_epochs` of
@@ -75,7 +78,7 @@ class GradientUnlearning(L.LightningModule):
         self.model, self.loss_name, self.optimizer_factory = model, loss, optimizer
         self.gamma, self.alpha, self.beta = gamma, alpha, beta
         self.scheduler_factory = scheduler
-        self.reference = None
+        self.reference, self.reference_own_precision = None, reference_own_precision
         if loss in NEEDS_REFERENCE:
             ref = reference if reference is not None else copy.deepcopy(model)
             self.reference = ref.eval().requires_grad_(False)
@@ -97,7 +100,8 @@ class GradientUnlearning(L.LightningModule):
         return model(**model_inputs(batch, self.device), use_cache=False).logits
 
     def _ref_logits(self, batch):
-        with torch.no_grad():
+        precision = own_precision(self.device) if self.reference_own_precision else nullcontext()
+        with torch.no_grad(), precision:
             self.reference.eval()  # whatever put the LightningModule in train mode, the reference never is
             return self._logits(self.reference, batch)
 
@@ -355,7 +359,7 @@ def run(ctx) -> None:
     module = GradientUnlearning(model, m.loss, instantiate(m.optimizer), m.gamma, m.alpha, m.beta, reference,
                                 instantiate(m.scheduler) if m.scheduler else None, m.kl_reduction, m.npo_log_ratio,
                                 m.get("kl_retain_nll", False), m.get("lr_decay"), m.get("warmup_epochs", 0),
-                                m.epochs, m.get("token_mean", "global"))
+                                m.epochs, m.get("token_mean", "global"), reference_own_precision=bool(ref_dtype))
     schedule, prefix = m.get("schedule", "paired"), m.get("label_prefix", False)
     sequences, answer_ids = m.get("sequences", "template"), m.get("answer_ids", "without_specials")
     if schedule == "paired":

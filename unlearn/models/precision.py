@@ -9,6 +9,7 @@ as they are; so do these helpers, where `module.to(dtype)` would round those buf
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 
 import torch
 
@@ -37,6 +38,16 @@ def round_parameters(model: torch.nn.Module, dtype: torch.dtype) -> None:
     for p in model.parameters():
         if p.is_floating_point() and p.dtype != dtype:
             p.data = p.data.to(dtype).to(p.dtype)
+
+
+@contextmanager
+def own_precision(device: torch.device | str):
+    """Autocast off on `device`'s type: inside, a cast copy (`eval.dtype`, `method.reference_dtype`) computes in
+    the dtype it holds, as the official float16 evaluation and references do, where a bf16-mixed trainer's
+    autocast would run its matmuls in bfloat16 (rounding float16 weights a second time) and a float32 copy's too.
+    Outside a trainer's autocast it changes nothing, so under 32-true the copy computes as it always did."""
+    with torch.autocast(device_type=torch.device(device).type, enabled=False):
+        yield
 
 
 def cast_copy(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
