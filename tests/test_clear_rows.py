@@ -209,9 +209,15 @@ def test_new_clear_settings_at_their_defaults_keep_the_cache_keys(tmp_path):
     assert keys() == keys(drop=True)  # the vanilla model, its cached before-evaluation, the report's seed group
     for changed in ("data.spec.train_pairs=clear", "data.spec.caption_prompt=random_once"):
         assert all(a != b for a, b in zip(keys(changed), keys())), changed
-    # data.eval_rows shapes the evaluation, not what is taught: the same vanilla model, another before-evaluation
+    # data.eval_rows and data.retain_images shape the evaluation rows, which a teaching reads only where its
+    # probe stops it (finetune.target_mc_acc, the default recipe's): there another vanilla model, under
+    # finetune=clear (no probe) the same one; another before-evaluation either way
     vanilla, before, setting = keys("data.eval_rows=300")
-    assert vanilla == keys()[0] and before != keys()[1] and setting["data.eval_rows"] == 300
+    assert vanilla != keys()[0] and before != keys()[1] and setting["data.eval_rows"] == 300
+    assert keys("data.retain_images=all")[0] != keys()[0]
+    clear = keys("finetune=clear")
+    assert keys("finetune=clear", "data.eval_rows=300")[0] == clear[0]
+    assert keys("finetune=clear", "data.eval_rows=300")[1] != clear[1]
 
 
 def test_gradient_methods_forget_clears_mixture(clear_dir, tmp_path, tiny_model):  # noqa: F811

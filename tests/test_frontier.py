@@ -235,6 +235,28 @@ def test_plan_orders_first_runs_and_skips_finished(tmp_path):
         plan(out, "fast", [0], methods=["npo"])
 
 
+def test_a_resumed_sweep_refuses_runs_of_another_base(tmp_path, monkeypatch):
+    """New runs take their seed's before-evaluation from any finished run and the report reads every run in --out:
+    a sweep with another --base (another vanilla model) into the same --out is refused, naming both."""
+    from unlearn import frontier
+
+    out = tmp_path / "sweep"
+    made = []
+    import unlearn.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "run", lambda cfg: made.append(cfg))
+    task = Task("ga", "method.optimizer.lr", 1e-4, 0, True)
+    frontier.run_task(task, out, ["experiment=organism"], tmp_path / "cache")
+    assert made and json.loads((frontier.run_dir(out, "ga", "method.optimizer.lr", 1e-4, 0) /
+                                "overrides.json").read_text())[-1] == "experiment=organism"
+    frontier.check_same_base(out, ["experiment=organism"])
+    for other in ([], ["experiment=organism", "finetune.lora.enabled=true"]):
+        with pytest.raises(ValueError, match=r"made with --base \['experiment=organism'\], and this sweep's --base"):
+            frontier.check_same_base(out, other)
+    with pytest.raises(ValueError, match="sweep into another --out"):
+        frontier.sweep(out, "fast", [0], [], tmp_path / "cache", jobs=1)
+
+
 def test_a_sweep_in_process_runs_on_one_thread_as_the_workers_do(tmp_path, monkeypatch):
     """--jobs 1 and --jobs 2 make the same runs: a vanilla model taught on two threads differs from one taught
     on one (unlearn/pipeline.py teaches_on_cpu)."""

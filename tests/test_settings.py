@@ -30,6 +30,10 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
      r"method.reference_dtype=float16 needs trainer.precision=32-true or a \*-mixed"),
     (["experiment=mllmu_baselines", "method=kl", "trainer=fsdp", "eval.dtype=null"],
      r"method.reference_dtype=float16 does not run under trainer=fsdp"),
+    (["trainer.precision=64", "eval.dtype=float16"], r"eval.dtype=float16 needs trainer.precision=32-true or a "
+                                                     r"\*-mixed precision \(it is 64,"),
+    (["method=npo", "trainer.precision=transformer-engine", "method.reference_dtype=bfloat16"],
+     r"method.reference_dtype=bfloat16 needs trainer.precision=32-true or a \*-mixed precision"),
     (["eval.relearn.enabled=true", "eval.relearn.steps=0"], r"eval.relearn.steps=0"),
     (["eval.relearn.enabled=true", "eval.relearn.fraction=1.5"], r"eval.relearn.fraction=1.5"),
     (["method=ga", "method.epochs=0"], r"method.epochs=0"),
@@ -193,6 +197,9 @@ def test_a_teaching_load_is_refused_only_where_it_rounds_what_the_recipe_does_no
     ["experiment=mllmu_baselines", "method=kl"], ["experiment=mllmu_baselines", "method=kl", "trainer=gpu",
                                                   "trainer.precision=bf16-mixed"],
     ["method=npo", "method.reference_dtype=bfloat16", "trainer=gpu"], ["trainer=ddp", "eval.dtype=float16"],
+    ["trainer=gpu", "trainer.precision=16-mixed", "eval.dtype=float16"],
+    # a reference dtype GA and GradDiff never read (the preset sets it for all four) does not stop them sharding
+    ["experiment=mllmu_baselines", "method=ga", "trainer=fsdp", "eval.dtype=null"],
     ["model=idefics2_8b"], ["model=qwen2_vl_7b"], ["eval.relearn.enabled=true"], ["debug=fast"],
     ["debug=fast", "method=mmunlearner"], ["data=clear"], ["data=mllmu_bench"],
 ])

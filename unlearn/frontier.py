@@ -193,14 +193,32 @@ def plan(out: Path, grid: str, seeds: Sequence[int], methods: Sequence[str] | No
     return tasks
 
 
+def task_overrides(task: Task) -> list[str]:
+    """What a run of the sweep sets itself; `--base` follows these in its overrides.json."""
+    return [f"method={task.method}", f"{task.knob}={task.value}", f"seed={task.seed}", "logger=none",
+            "save_model=false", f"eval.before={'true' if task.before else 'false'}"]
+
+
+def check_same_base(out: Path, base: Sequence[str]) -> None:
+    """A resumed sweep adds runs only beside runs made with the same `--base`: the report reads every run in
+    `out` as one sweep, and a new run takes its seed's before-evaluation from any finished run of that seed, so
+    a run of another base (another vanilla model, e.g. `experiment=organism`) would be mixed in silently (until
+    the thirty-first session it was)."""
+    fixed = len(task_overrides(Task("m", "k", 0, 0, False)))
+    for f in sorted(out.glob("*/*=*/seed*/overrides.json")):
+        made = json.loads(f.read_text())[fixed:]
+        if made != list(base):
+            raise ValueError(f"--out {out} holds {f.parent} made with --base {made}, and this sweep's --base is "
+                             f"{list(base)}: sweep into another --out, or give the same --base")
+
+
 def run_task(task: Task, out: Path, base: Sequence[str], cache: Path) -> float:
     """Run one task in this process; returns its wall time."""
     from unlearn.config import compose_config
     from unlearn.pipeline import run
 
     d = run_dir(out, task.method, task.knob, task.value, task.seed)
-    overrides = [f"method={task.method}", f"{task.knob}={task.value}", f"seed={task.seed}", "logger=none",
-                 "save_model=false", f"eval.before={'true' if task.before else 'false'}", *base]
+    overrides = [*task_overrides(task), *base]
     start = time.perf_counter()
     run(compose_config(overrides, d, cache))
     write_atomic(d / "overrides.json", lambda f: f.write(json.dumps(overrides).encode()))
@@ -246,6 +264,7 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
     oversubscribing it; one thread in this process too with `jobs` 1, so the runs are the workers'. Returns
     the number of runs made.
     """
+    check_same_base(out, base)
     tasks = plan(out, grid, seeds, methods)
     if jobs <= 1 or not tasks:
         from unlearn.runtime import torch_threads

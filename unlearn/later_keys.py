@@ -14,6 +14,27 @@ RUN = {"method.warmup_epochs": 0, "mmunlearner.clip_retain": True, "method.retai
        "mmunlearner.token_mean": "global"}  # 2026-12-04, thirtieth session
 # eval keys that shape the evaluation (MMUnlearner's shots, 2026-12-03); read by the before-evaluation's key too
 EVAL = {"shot_people": None}
+# How a saved model is loaded (pipeline.load_configured): the precision and attention its weights compute in and
+# the processor it prompts with, besides the weights on disk. Keyed since the thirty-first session (2026-12-04):
+# until then `model.dtype=bfloat16` reused the float32 run's before-evaluation, and an organism's vanilla model
+# taught from a bfloat16 load of the base was reused as the float32 one
+LOADING = {"dtype": "float32", "attn_implementation": None, "template": None, "image_processor": None,
+           "tokenizer": None, "forward_positions": "mrope"}
+# The LoRA targets every shipped model config names (model.lora_target_modules), absent from the vanilla key
+# there: a teaching with finetune.lora and other targets is keyed by them (2026-12-04, thirty-first session)
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# the trainer keys that cannot move what a stage computes; any other trainer key a config adds
+# (`+trainer.limit_val_batches=1`, `+trainer.max_steps=5`, `+trainer.callbacks=[...]`) enters the vanilla and
+# before-evaluation keys (2026-12-04, thirty-first session: until then a before-evaluation cut to one batch was
+# cached under the full one's key)
+TRAINER_NEUTRAL = ("_target_", "log_every_n_steps", "enable_checkpointing", "default_root_dir", "logger",
+                   "enable_progress_bar", "enable_model_summary")
+# data keys that shape the evaluation rows a teaching probe reads (finetune.target_mc_acc), at their defaults
+PROBE_ROWS = {"eval_rows": None, "retain_images": "perturbed"}
+# the generators' versions the keys were made at: a later version enters the vanilla key (the embedded
+# benchmark, 2026-12-04) and the base key (the background world), so a changed generator re-teaches
+GENERATOR_VERSION = 4
+WORLD_VERSION = 1
 
 
 def _dotted() -> dict[str, object]:
@@ -44,6 +65,20 @@ TOKEN_MEANS = ("finetune.token_mean", "method.token_mean", "mmunlearner.token_me
 def one_process(trainer: dict) -> bool:
     """Whether a run's trainer config runs one process as written (devices 1 on one node; `auto` may be several)."""
     return str(trainer.get("devices", 1)) == "1" and str(trainer.get("num_nodes", 1) or 1) == "1"
+
+
+def loading(model) -> dict:
+    """`model`'s loading settings (LOADING) as the keys read them: resolved, without those at their defaults."""
+    from omegaconf import OmegaConf
+
+    node = {k: model.get(k, default) for k, default in LOADING.items()}
+    node = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in node.items()}
+    return without_defaults(node, LOADING)
+
+
+def trainer_extras(trainer: dict, listed: tuple) -> dict:
+    """The trainer keys a config added beyond `listed` (those a key already reads) and TRAINER_NEUTRAL."""
+    return {k: v for k, v in trainer.items() if k not in listed and k not in TRAINER_NEUTRAL}
 
 
 def without_defaults(node: dict, defaults: dict) -> dict:

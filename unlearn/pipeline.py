@@ -151,15 +151,30 @@ def vanilla_key(cfg: DictConfig) -> str:
         finetune.pop("image_labels", None)
     if not later_keys.split_floor_read(finetune):  # the key before it (2026-12-04)
         finetune.pop("target_split_mc_acc", None)
+    lora = finetune.get("lora") or {}
+    if lora.get("enabled") and not lora.get("target_modules"):  # the model's targets, where not the shipped ones
+        targets = OmegaConf.to_container(cfg.model.lora_target_modules, resolve=True) \
+            if OmegaConf.is_config(cfg.model.get("lora_target_modules")) else cfg.model.get("lora_target_modules")
+        if targets != later_keys.LORA_TARGETS:
+            lora["target_modules"] = targets
     parts = {"model": cfg.model.name, "build": OmegaConf.to_container(cfg.model.build, resolve=True),
              "finetune": finetune,
              "data": keyed_spec(cfg.data.spec), "seed": cfg.teach_seed}
     if cfg.finetune.get("people", "all") != "all" or cfg.finetune.get("target_mc_acc") is not None:
         parts["forget_split"] = cfg.data.forget_split
-    if cfg.model.get("base"):  # stage 1 (unlearn/models/base.py): the weights teaching starts from
-        from unlearn.models.base import base_key
+    if cfg.finetune.get("target_mc_acc") is not None:  # the probe reads evaluation rows these shape (CLEAR)
+        rows = later_keys.without_defaults({k: cfg.data.get(k) for k in later_keys.PROBE_ROWS if k in cfg.data},
+                                           later_keys.PROBE_ROWS)
+        if rows:
+            parts["probe_rows"] = rows
+    if GENERATOR_VERSION != later_keys.GENERATOR_VERSION:  # the rows taught may have changed
+        parts["generator"] = GENERATOR_VERSION
+    if cfg.model.get("base"):  # stage 1 (unlearn/models/base.py): the weights teaching starts from, as loaded
+        from unlearn.models.base import base_identity
 
-        parts["base"] = base_key(cfg)
+        parts["base"] = base_identity(cfg)
+        if later_keys.loading(cfg.model):
+            parts["loading"] = later_keys.loading(cfg.model)
     trainer = teaching_trainer(cfg)
     if trainer != PLAIN_CPU_TRAINER:
         parts["trainer"] = trainer
@@ -212,8 +227,11 @@ def keyed_trainer(cfg: DictConfig) -> dict:
 
 
 def teaching_trainer(cfg: DictConfig) -> dict:
+    """The trainer settings the vanilla and base keys read: TEACH_TRAINER_KEYS, and any key a config added that
+    is not known to leave the weights alone (later_keys.TRAINER_NEUTRAL)."""
     trainer = keyed_trainer(cfg)
-    return {k: trainer[k] for k in TEACH_TRAINER_KEYS if k in trainer}
+    return {**{k: trainer[k] for k in TEACH_TRAINER_KEYS if k in trainer},
+            **later_keys.trainer_extras(trainer, TEACH_TRAINER_KEYS)}
 
 
 def teaching_processes(cfg: DictConfig) -> int:
@@ -413,9 +431,15 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
     records = {"records": EVAL_RECORDS_VERSION}
     if get_scorer(cfg.eval.scorer).columns is not None:  # its records hold the columns since 2026-12-03
         records["columns"] = 1
-    key = config_hash({**records, "generator": GENERATOR_VERSION, "eval": ev,
-                       "data": keyed_data(cfg.data),
-                       "trainer": {k: trainer.get(k) for k in EVAL_TRAINER_KEYS}})
+    parts = {**records, "generator": GENERATOR_VERSION, "eval": ev, "data": keyed_data(cfg.data),
+             "trainer": {k: trainer.get(k) for k in EVAL_TRAINER_KEYS}}
+    # the teaching keys are what a training step reads (clipping, accumulation): not the evaluation's extras
+    extras = later_keys.trainer_extras(trainer, EVAL_TRAINER_KEYS + TEACH_TRAINER_KEYS)
+    if extras:  # e.g. +trainer.limit_val_batches=1, which evaluates part of the items
+        parts["trainer_extras"] = extras
+    if later_keys.loading(cfg.model):  # how the vanilla model is loaded for it (load_configured)
+        parts["loading"] = later_keys.loading(cfg.model)
+    key = config_hash(parts)
     return Path(cfg.paths.cache_dir) / "eval_before" / f"{Path(str(source)).name}-{key}.json"
 
 

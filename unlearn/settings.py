@@ -426,25 +426,34 @@ def check_known_keys(cfg) -> None:
                 known_keys(node[nested], keys[nested], f"{section}.{nested}")
 
 
+# the precisions (Lightning's names, old and new) that leave a cast copy as it is: 32-true, and the mixed ones,
+# whose autocast the copy computes out of; the others (64, *-true, transformer-engine) cast every parameter
+PRECISIONS_KEEPING_COPIES = ("32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16")
+
+
 def check_cast_copies(cfg) -> None:
-    """`eval.dtype` and `method.reference_dtype`: copies of the model in another precision, which compute in their
-    own dtype with the trainer's autocast turned off for them (precision.own_precision), so 32-true and the
-    *-mixed precisions leave them as they are. A *-true precision casts the copy with the model, and FSDP gathers
-    every parameter in its mixed-precision param_dtype and cannot copy sharded parameters: both refused."""
+    """`eval.dtype` and `method.reference_dtype` (read by KL and NPO): copies of the model in another precision,
+    which compute in their own dtype with the trainer's autocast turned off for them (precision.own_precision),
+    so 32-true and the *-mixed precisions leave them as they are. Any other precision casts the copy with the
+    model; FSDP flattens each unit's parameters into one dtype (torch refuses float32 beside float16) and gathers
+    them in its param_dtype: both refused."""
+    from unlearn.methods.gradient import NEEDS_REFERENCE
     from unlearn.models.precision import dtype_named
     from unlearn.strategies import uses_fsdp
 
     precision = str(cfg.trainer.get("precision", "32-true"))
-    for key, value in (("eval.dtype", cfg.eval.get("dtype")),
-                       ("method.reference_dtype", cfg.method.get("reference_dtype"))):
+    reference = cfg.method.get("reference_dtype") if cfg.method.get("loss") in NEEDS_REFERENCE else None
+    if cfg.method.get("reference_dtype") is not None:
+        dtype_named(cfg.method.reference_dtype, "method.reference_dtype")
+    for key, value in (("eval.dtype", cfg.eval.get("dtype")), ("method.reference_dtype", reference)):
         if value is None:
             continue
         dtype_named(value, key)
         if uses_fsdp(cfg.trainer):
-            raise ValueError(f"{key}={value} does not run under trainer=fsdp (FSDP gathers every parameter in the "
-                             f"trainer's precision, so the copy would not compute in {value}): use trainer=ddp or "
-                             f"gpu, or {key}=null")
-        if precision.endswith("-true") and precision not in ("32-true",):
+            raise ValueError(f"{key}={value} does not run under trainer=fsdp (FSDP flattens each unit's parameters "
+                             f"into one dtype and gathers them in the trainer's precision): use trainer=ddp or gpu, "
+                             f"or {key}=null")
+        if precision not in PRECISIONS_KEEPING_COPIES:
             raise ValueError(f"{key}={value} needs trainer.precision=32-true or a *-mixed precision (it is "
                              f"{precision}, which casts the copy with the model)")
 

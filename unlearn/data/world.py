@@ -17,7 +17,7 @@ Everything is generated from `WorldSpec` alone; the spec is part of the base mod
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from torch.utils.data import Dataset
 
@@ -26,7 +26,7 @@ from unlearn.data.collate import IGNORE, Example, qa_example
 from unlearn.data.portraits import portrait_variants
 from unlearn.models.processor import VLProcessor
 
-WORLD_VERSION = 1  # bump when the generator changes what a spec produces
+WORLD_VERSION = 1  # bump when the generator changes what a spec produces: a later version enters the base key
 ID_OFFSET = 100_000  # portrait styles are seeded by ID: keep the world's apart from the benchmark's
 
 
@@ -42,9 +42,6 @@ class WorldSpec:
     benchmark_people: int = 100
     benchmark_untouched: int = 20
     benchmark_seed: int = 0
-
-    def as_key(self) -> dict:
-        return {**asdict(self), "version": WORLD_VERSION}
 
 
 def world_people(spec: WorldSpec) -> list[P.Person]:

@@ -43,11 +43,44 @@ def base_key(cfg: DictConfig) -> str:
         parts["trainer"] = trainer
     if teaching_processes(cfg) > 1:  # since the thirtieth session, the one-process steps (FinetuneModule)
         parts["token_mean"] = "global"
+    from unlearn import later_keys
+    from unlearn.data.world import WORLD_VERSION
+
+    if WORLD_VERSION != later_keys.WORLD_VERSION:  # a changed world generator pretrains anew (and re-ships)
+        parts["world_version"] = WORLD_VERSION
     return config_hash(parts)
 
 
+def shipped_dir(cfg: DictConfig) -> Path | None:
+    shipped = cfg.model.base.get("shipped")
+    if not shipped:
+        return None
+    path = Path(str(shipped))
+    return path if path.is_absolute() else Path(__file__).resolve().parents[2] / path
+
+
+def shipped_matches(cfg: DictConfig) -> bool:
+    """Whether `model.base.shipped` holds this config's base (its key file names base_key)."""
+    path = shipped_dir(cfg)
+    return path is not None and (path / KEY_FILE).is_file() and (path / KEY_FILE).read_text().strip() == base_key(cfg)
+
+
+def base_identity(cfg: DictConfig) -> str:
+    """Which base weights a run of `cfg` starts from: the shipped ones (base_key: the same on every machine), or
+    the cache's, which a process on N != 1 CPU threads pretrains and keys apart, as the vanilla key does (the
+    thread count moves the weights; until the thirty-first session a base pretrained on 4 threads was reused by
+    one-thread runs of the same config, or the other way round, whichever ran first)."""
+    from unlearn.pipeline import keyed_threads
+
+    key = base_key(cfg)
+    threads = keyed_threads(cfg)
+    if shipped_matches(cfg) or threads in (None, 1):
+        return key
+    return config_hash({"base": key, "threads": threads})
+
+
 def base_path(cfg: DictConfig) -> Path:
-    return Path(cfg.paths.cache_dir) / "base" / f"{cfg.model.name}-{base_key(cfg)}"
+    return Path(cfg.paths.cache_dir) / "base" / f"{cfg.model.name}-{base_identity(cfg)}"
 
 
 def ensure_base(cfg: DictConfig) -> Path:
@@ -56,9 +89,7 @@ def ensure_base(cfg: DictConfig) -> Path:
     key = base_key(cfg)
     shipped = cfg.model.base.get("shipped")
     if shipped:
-        path = Path(str(shipped))
-        if not path.is_absolute():
-            path = Path(__file__).resolve().parents[2] / path
+        path = shipped_dir(cfg)
         found = (path / KEY_FILE).read_text().strip() if (path / KEY_FILE).is_file() else None
         if found == key:
             log.info("base model: shipped %s", path)

@@ -1,0 +1,120 @@
+"""What the caches' keys read beyond their own sections: a setting that changes a cached vanilla model, base or
+before-evaluation must change its key (else a run silently reads the artifact another setting made), and the
+keys of what was cached before stay as they were (the thirty-first session's audit; unlearn/later_keys.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from unlearn.config import compose_config
+from unlearn.models import base as base_module
+from unlearn.pipeline import before_cache_path, vanilla_key
+from unlearn.runtime import torch_threads
+
+VANILLA = "/cache/vanilla/tiny_llava-abc"
+
+
+def _cfg(tmp_path, *overrides):
+    return compose_config(["logger=none", *overrides], tmp_path / "out", tmp_path / "cache")
+
+
+def _before(tmp_path, *overrides):
+    return before_cache_path(_cfg(tmp_path, *overrides), VANILLA).name
+
+
+def _vanilla(tmp_path, *overrides):
+    with torch_threads(1):  # the frontier's workers' keys, whatever this process runs on
+        return vanilla_key(_cfg(tmp_path, *overrides))
+
+
+def test_how_the_model_is_loaded_keys_the_before_evaluation(tmp_path):
+    """The cached vanilla model is loaded with model.dtype and model.attn_implementation before it is evaluated:
+    `model.dtype=bfloat16` read the float32 model's before-evaluation until this key; the values every shipped
+    config has leave the key as it was."""
+    default = _before(tmp_path)
+    assert _before(tmp_path, "model.dtype=float32") == default
+    for change in ("model.dtype=bfloat16", "+model.attn_implementation=eager", "+model.forward_positions=sequential"):
+        assert _before(tmp_path, change) != default, change
+
+
+def test_a_trainer_key_a_config_adds_keys_what_it_can_change(tmp_path):
+    """`+trainer.limit_val_batches=1` evaluates a part of the items, `+trainer.max_steps=5` teaches five steps:
+    both were cached under the full run's keys. The keys a teaching step reads stay out of the evaluation's."""
+    before, vanilla = _before(tmp_path), _vanilla(tmp_path)
+    assert _before(tmp_path, "+trainer.limit_val_batches=1") != before
+    assert _vanilla(tmp_path, "+trainer.max_steps=5") != vanilla
+    assert _vanilla(tmp_path, "+trainer.limit_val_batches=1") != vanilla  # the teaching probe validates too
+    assert _before(tmp_path, "trainer.gradient_clip_val=0.5") == before
+    assert _vanilla(tmp_path, "trainer.gradient_clip_val=0.5") != vanilla
+    for neutral in ("trainer.log_every_n_steps=1", "+trainer.enable_progress_bar=false"):
+        assert _before(tmp_path, neutral) == before and _vanilla(tmp_path, neutral) == vanilla, neutral
+
+
+def test_the_organisms_teaching_is_keyed_by_how_the_base_is_loaded_and_its_lora_targets(tmp_path):
+    """Stage 2 starts from the base as load_configured loads it (model.dtype), and a LoRA teaching adapts
+    model.lora_target_modules where finetune.lora names none; the embedded default builds its model afresh in
+    float32, so there model.dtype moves only the evaluation."""
+    organism = _vanilla(tmp_path, "experiment=organism")
+    assert _vanilla(tmp_path, "experiment=organism", "model.dtype=bfloat16") != organism
+    assert _vanilla(tmp_path, "model.dtype=bfloat16") == _vanilla(tmp_path)
+    lora = _vanilla(tmp_path, "experiment=organism", "finetune.lora.enabled=true")
+    assert _vanilla(tmp_path, "experiment=organism", "finetune.lora.enabled=true",
+                    "model.lora_target_modules=[q_proj,v_proj]") != lora
+    # the targets' shipped list, written out, is the key it was
+    shipped = "model.lora_target_modules=[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]"
+    assert _vanilla(tmp_path, "experiment=organism", "finetune.lora.enabled=true", shipped) == lora
+    assert _vanilla(tmp_path, "experiment=organism", "model.lora_target_modules=[q_proj]") == organism  # no LoRA
+
+
+def test_a_new_generator_version_re_teaches(tmp_path, monkeypatch):
+    """The embedded benchmark's generator version names the data cache and the before-evaluation; a bump (rows
+    taught may change) now reaches the vanilla key, and the world's reaches the base key, at the versions the
+    keys were made at absent."""
+    import unlearn.data.world as world
+    import unlearn.pipeline as pipeline
+
+    vanilla, base = _vanilla(tmp_path), base_module.base_key(_cfg(tmp_path, "experiment=organism"))
+    monkeypatch.setattr(pipeline, "GENERATOR_VERSION", pipeline.GENERATOR_VERSION + 1)
+    monkeypatch.setattr(world, "WORLD_VERSION", world.WORLD_VERSION + 1)
+    assert _vanilla(tmp_path) != vanilla
+    assert base_module.base_key(_cfg(tmp_path, "experiment=organism")) != base
+
+
+def test_a_base_pretrained_here_is_keyed_by_threads_and_the_shipped_one_is_not(tmp_path):
+    """A cached base (not the shipped one) pretrained on 2 threads is not the one-thread base; the shipped base
+    is every machine's and every thread count's, and the vanilla key reads which base the run starts from."""
+    seed1 = _cfg(tmp_path, "experiment=organism", "model.base.seed=1")  # no shipped weights hold this base
+    with torch_threads(1):
+        one, vanilla_one = base_module.base_path(seed1), vanilla_key(seed1)
+    with torch_threads(2):
+        two, vanilla_two = base_module.base_path(seed1), vanilla_key(seed1)
+    assert one != two and vanilla_one != vanilla_two
+    assert one.name.endswith(base_module.base_key(seed1))  # the one-thread base keeps its key
+    shipped = _cfg(tmp_path, "experiment=organism")
+    assert base_module.shipped_matches(shipped)
+    with torch_threads(1):
+        key_one = base_module.base_identity(shipped)
+    with torch_threads(2):
+        assert base_module.base_identity(shipped) == key_one == base_module.base_key(shipped)
+
+
+# (overrides, vanilla key on one thread, before-evaluation key), computed by the code before the audit
+KEYS_BEFORE_THE_AUDIT = [
+    ([], "92a619182db5", "ef146dc3eab7"),
+    (["experiment=organism"], "aaaa0a250e56", "ef146dc3eab7"),
+    (["experiment=organism", "finetune.lora.enabled=true"], "ef7affecb54e", "ef146dc3eab7"),
+    (["debug=fast"], "ca35cbfa9742", "d9e9832a5c77"),
+    (["finetune=mllmu_bench"], "ae30bb954ea8", "ef146dc3eab7"),
+    (["trainer=ddp_sim"], "8b1b178129bb", "dc7f4c14bcf2"),
+    (["experiment=organism", "trainer=ddp_sim"], "4fb853366aeb", "dc7f4c14bcf2"),
+    (["experiment=organism", "model.base.seed=1"], "f584dbea161c", "ef146dc3eab7"),
+    (["data=clear", "data.path=/x"], "5329d476dada", "3a69eaaf8cae"),
+]
+
+
+@pytest.mark.parametrize("overrides,vanilla,before", KEYS_BEFORE_THE_AUDIT)
+def test_keys_cached_before_the_audit_are_unchanged(tmp_path, overrides, vanilla, before):
+    """Keys are hashes of settings (no machine in them on one CPU thread): the models and evaluations cached
+    before the audit's additions, none of which applies at the shipped values, keep their keys."""
+    assert _vanilla(tmp_path, *overrides) == vanilla
+    assert _before(tmp_path, *overrides) == f"tiny_llava-abc-{before}.json"
