@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The checks a lent GPU runs, in one call (the device tool's machine: one GPU, its own python3 and packages):
 #   1. bench.train_step_memory (a full-weight step's peak memory at LLaVA-1.5-7B shape: bf16 weights, float32 weights
-#      with unfused and fused AdamW, LoRA, KL's reference) alone on the GPU, then bench.gpu_scale and bench.eval_memory
+#      with unfused and fused AdamW, LoRA, KL's reference in float32 and in bfloat16) alone on the GPU, then bench.gpu_scale and bench.eval_memory
 #      at that shape in bf16;
-#   2. train.py on the GPU paths the CPU suite cannot reach, side by side: trainer=gpu (bf16-mixed), trainer=ddp and
+#   2. train.py on the GPU paths the CPU suite cannot reach, side by side: trainer=gpu (bf16-mixed; with a bfloat16 KL
+#      reference and a float16 evaluation too), trainer=ddp and
 #      trainer=fsdp (bf16-mixed) on the embedded model, the Qwen2-VL (bf16 weights) and LLaVA (float32, LoRA) official presets on
 #      local stand-ins (bench/gpu_fixtures.py), MANU's official selection; and the whole default run (teaching
 #      included) under trainer=gpu, started beside the benchmarks.
@@ -81,6 +82,10 @@ run graddiff_ddp 200 trainer=$T_DDP method=grad_diff $tiny &
 run ga_fsdp 200 trainer=$T_FSDP method=ga $tiny &
 run kl_fsdp 200 trainer=$T_FSDP method=kl $tiny &
 run kl_gpu 200 trainer=$T_GPU method=kl $tiny &
+# cast copies under bf16-mixed (since 2026-12-04): KL's reference in bfloat16, the evaluation in float16, each
+# computing out of the autocast
+run kl_gpu_bf16ref 200 trainer=$T_GPU method=kl method.reference_dtype=bfloat16 $tiny &
+run ga_gpu_eval16 200 trainer=$T_GPU method=ga eval.dtype=float16 $tiny &
 # the control for the lost-steps check: weights cast to bfloat16, where GA's steps are rounded away (it warns)
 run ga_fsdp_bf16true 200 trainer=$T_FSDP trainer.precision=bf16-true method=ga $tiny &
 run qwen2vl_official 200 experiment=mmunlearner_qwen2_vl_official trainer=$T_GPU $bench_data \
