@@ -593,3 +593,65 @@ def test_the_plot_shows_each_points_spread_where_the_band_has_no_width(tmp_path,
     # forget drops 0.1, 0.3 (then 0.2, 0.6): sample std 0.1 sqrt 2 (0.2 sqrt 2), each bar 2 std long
     assert [round(float(seg[1][1] - seg[0][1]), 6) for seg in segments] == [round(0.2 * 2 ** 0.5, 6),
                                                                             round(0.4 * 2 ** 0.5, 6)]
+
+
+def test_a_cost_a_rounding_short_of_the_budget_reaches_it():
+    """Drops are float differences of k/n accuracies: 0.98 - 0.93 = 0.04999999999999993 costs the budget as
+    0.99 - 0.94 does, and a std a rounding above the ceiling is within it."""
+    from unlearn.frontier import Reading, forget_drop_at, strength_at
+
+    short, over = 0.98 - 0.93, 0.99 - 0.94
+    assert short < 0.05 < over
+    assert forget_drop_at([(short, 0.3)]) == Reading(0.3, True)
+    assert forget_drop_at([(0.02, 0.1), (short, 0.3)]).reached
+    assert forget_drop_at([(0.02, 0.1), (0.049, 0.3)]) == Reading(0.3, False)  # a real shortfall still is one
+    assert strength_at([(1.0, short), (2.0, 0.2)]) == (1.0, "below")
+    assert strength_at([(1.0, 0.01), (2.0, short)]) == (2.0, "inside")
+
+
+def test_the_std_check_reads_an_exact_ceiling_as_within_and_one_seed_as_not_measured():
+    """6/20, 7/20, 8/20 have a sample std of exactly 0.05 (0.05000000000000002 in floats): within the ceiling.
+    With one seed per method no cell has a std: the check says so, not "met"."""
+    from unlearn.frontier import checks
+    from unlearn.report import Run, SeedGroup
+
+    def run(seed, value):
+        m = {f"{stage}/{a}/{b}/mc_acc": 1.0 for stage in ("before", "after") for a, b in CELLS}
+        m["after/forget/text/mc_acc"] = value
+        return Run("ga", "ga", [f"seed={seed}"], m, Path("."), seed=seed, teach_seed=seed)
+
+    exact = checks([SeedGroup("ga", "ga", [run(s, v) for s, v in enumerate((6 / 20, 7 / 20, 8 / 20))])])
+    assert "has std <= 0.05 over seeds: **met**" in exact[1]
+    wider = checks([SeedGroup("ga", "ga", [run(s, v) for s, v in enumerate((6 / 20, 7 / 20, 9 / 20))])])
+    assert "**not met** (ga text forget ± 0.076" in wider[1]
+    one = checks([SeedGroup("ga", "ga", [run(0, 0.5)])])
+    assert "**not measured** (no cell has two seeds)" in one[1]
+
+
+def test_a_run_borrows_before_numbers_only_from_its_own_vanilla_model(tmp_path):
+    """Runs of a seed without before/* read those of a run of the same seed and source model; a run from another
+    vanilla model (a resumed sweep whose cache taught anew) is refused, naming both, not read against the old."""
+    from unlearn.frontier import load_points
+
+    out = tmp_path / "sweep"
+    _run_with(out, "ga", "lr", 2e-5, 0, dict.fromkeys(CELLS, 1.0), dict.fromkeys(CELLS, 0.99),
+              extra=None)
+    for f in out.glob("*/*/seed0/metrics.json"):
+        summary = json.loads(f.read_text())
+        f.write_text(json.dumps({**summary, "source_model": "/c/vanilla/tiny_llava-AAAA"}))
+    same = out / "kl" / "lr=5e-05" / "seed0"
+    same.mkdir(parents=True)
+    (same / "metrics.json").write_text(json.dumps({"metrics": {"after/retain/text/mc_acc": 0.8},
+                                                   "source_model": "/c/vanilla/tiny_llava-AAAA"}))
+    points = {p.method: p for p in load_points(out)}
+    assert points["kl"].drop("retain", "text") == pytest.approx(0.2)
+    (same / "metrics.json").write_text(json.dumps({"metrics": {"after/retain/text/mc_acc": 0.8},
+                                                   "source_model": "/c/vanilla/tiny_llava-BBBB"}))
+    with pytest.raises(ValueError, match=r"started from /c/vanilla/tiny_llava-BBBB, and the before-evaluations of "
+                                         r"seed 0 .* are of /c/vanilla/tiny_llava-AAAA"):
+        load_points(out)
+    bad = out / "kl" / "lr=5e-05" / "seed0_old"
+    bad.mkdir()
+    (bad / "metrics.json").write_text("{}")
+    with pytest.raises(ValueError, match="seed0_old/metrics.json: not a sweep run"):
+        load_points(out)

@@ -242,3 +242,14 @@ def test_token_means_part_no_one_process_runs():
     for devices in (2, "auto"):
         several = {**new, "trainer": {"devices": devices}}
         assert setting_of(several) != setting_of({**old, "trainer": {"devices": devices}}), devices
+
+
+def test_trainer_keys_that_move_no_number_do_not_part_seed_groups():
+    """A log interval or a progress bar is not a setting: runs differing only there are one seed group; a trainer
+    key that moves the numbers still parts them."""
+    from unlearn.report import setting_of
+
+    base = {"method": {"name": "ga"}, "trainer": {"devices": 1, "log_every_n_steps": 10}}
+    assert setting_of(base) == setting_of({**base, "trainer": {"devices": 1, "log_every_n_steps": 1,
+                                                                "enable_progress_bar": True}})
+    assert setting_of(base) != setting_of({**base, "trainer": {"devices": 1, "limit_val_batches": 1}})

@@ -48,6 +48,9 @@ from unlearn.report import MOD_LABEL, _pyplot, _save, mean_std, metric
 log = logging.getLogger(__name__)
 
 BUDGET = 0.05  # retain MC drop (or drop on the chosen cost axis) at which methods are compared
+# Drops are differences of k/n accuracies, made in floats: 0.98 - 0.93 is 0.04999999999999993. A cost within this of
+# the budget has reached it, and a std within it of the ceiling is within it (as report.chance_std_above counts)
+TOLERANCE = 1e-9
 # the cost axis: retain (people the methods keep, and the set GradDiff, KL and MMUnlearner train on) or untouched
 # (knowledge no method sees while unlearning; --cost untouched)
 COSTS = ("retain", "untouched")
@@ -110,8 +113,9 @@ def forget_drop_at(curve: Sequence[tuple[float, float]], budget: float = BUDGET)
         raise ValueError(f"forget_drop_at: budget must be positive, got {budget}")
     points = [(0.0, 0.0), *((float(x), float(y)) for x, y in curve)]
     for (x0, y0), (x1, y1) in zip(points, points[1:]):
-        if x0 < budget <= x1:
-            return Reading(y0 + (y1 - y0) * (budget - x0) / (x1 - x0), True)
+        if x0 < budget - TOLERANCE and x1 >= budget - TOLERANCE:
+            t = min(1.0, (budget - x0) / (x1 - x0))  # a cost a rounding short of the budget reads its own drop
+            return Reading(y0 + (y1 - y0) * t, True)
     return Reading(points[-1][1], False)
 
 
@@ -126,11 +130,11 @@ def strength_at(curve: Sequence[tuple[float, float]], budget: float = BUDGET) ->
         raise ValueError("strength_at: empty curve (no strengths were run)")
     if any(s <= 0 for s, _ in curve):
         raise ValueError(f"strength_at: strengths must be positive (log scale), got {[s for s, _ in curve]}")
-    if curve[0][1] >= budget:
+    if curve[0][1] >= budget - TOLERANCE:
         return float(curve[0][0]), "below"
     for (s0, c0), (s1, c1) in zip(curve, curve[1:]):
-        if c0 < budget <= c1:
-            t = (budget - c0) / (c1 - c0)
+        if c0 < budget - TOLERANCE and c1 >= budget - TOLERANCE:
+            t = min(1.0, (budget - c0) / (c1 - c0))
             return math.exp(math.log(s0) + t * (math.log(s1) - math.log(s0))), "inside"
     return float(curve[-1][0]), "above"
 
@@ -311,6 +315,8 @@ class Point:
     seed: int
     metrics: dict
     path: Path | None = None  # the run's directory (load_points), for its method's own artifacts
+    source: str | None = None  # the vanilla model it started from (metrics.json "source_model")
+    teach_seed: int | None = None  # which teaching made that model (metrics.json "teach_seed"; None: its seed)
 
     def drop(self, split: str, mod: str, name: str = "mc_acc") -> float | None:
         """before - after of metric `name` on one split and modality (None where the run lacks it)."""
@@ -333,17 +339,33 @@ def load_points(out: Path) -> list[Point]:
         except json.JSONDecodeError as e:
             raise ValueError(f"{mfile}: malformed JSON ({e})") from e
         seed_dir, strength_dir, method_dir = mfile.parent, mfile.parent.parent, mfile.parent.parent.parent
-        points.append(Point(method_dir.name, float(strength_dir.name.split("=", 1)[1]),
-                            int(seed_dir.name.removeprefix("seed")), summary["metrics"], seed_dir))
+        try:
+            strength, seed = float(strength_dir.name.split("=", 1)[1]), int(seed_dir.name.removeprefix("seed"))
+            metrics = summary["metrics"]
+        except (ValueError, IndexError, KeyError, TypeError) as e:
+            raise ValueError(f"{mfile}: not a sweep run (expected <method>/<knob>=<strength>/seed<N>/metrics.json "
+                             f"holding a 'metrics' object; {type(e).__name__}: {e})") from e
+        teach = summary.get("teach_seed")
+        points.append(Point(method_dir.name, strength, seed, metrics, seed_dir, summary.get("source_model"),
+                            None if teach is None else int(teach)))
     # Runs of one seed start from one vanilla model, so one run's before/* stand for all (the sweep
-    # evaluates it once per seed: evaluation is about half of a run's time on the embedded model).
-    vanilla: dict[int, dict] = {}
+    # evaluates it once per seed: evaluation is about half of a run's time on the embedded model). Only runs
+    # from the same vanilla model lend them: a resumed sweep whose cache taught another model (a changed key,
+    # another --cache) has no before-evaluation of its own, and is refused rather than read against the old one
+    vanilla: dict[tuple, dict] = {}
     for p in points:
         if _befores(p.metrics):
-            vanilla.setdefault(p.seed, _befores(p.metrics))
+            vanilla.setdefault((p.seed, p.source), _befores(p.metrics))
     for p in points:
-        if not _befores(p.metrics) and p.seed in vanilla:
-            p.metrics = {**vanilla[p.seed], **p.metrics}
+        if _befores(p.metrics):
+            continue
+        if (p.seed, p.source) in vanilla:
+            p.metrics = {**vanilla[(p.seed, p.source)], **p.metrics}
+        elif any(seed == p.seed for seed, _ in vanilla):
+            others = sorted(str(s) for seed, s in vanilla if seed == p.seed)
+            raise ValueError(f"{p.path}: started from {p.source}, and the before-evaluations of seed {p.seed} in "
+                             f"{out} are of {', '.join(others)}: rerun one run of that model with "
+                             "eval.before=true, or sweep it into another --out")
     return points
 
 
@@ -594,7 +616,8 @@ def default_groups(points: Sequence[Point], defaults: dict[str, float]):
 
     groups = []
     for method in (m for m in METHODS if m in defaults):
-        runs = [Run(method, method, [f"seed={p.seed}"], p.metrics, Path("."), seed=p.seed)
+        runs = [Run(method, method, [f"seed={p.seed}"], p.metrics, Path("."), seed=p.seed,
+                    teach_seed=p.seed if p.teach_seed is None else p.teach_seed)
                 for p in sorted(points, key=lambda p: p.seed)
                 if p.method == method and math.isclose(p.strength, defaults[method], rel_tol=1e-9)]
         if runs:
@@ -608,21 +631,27 @@ def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -
                                 question_count, vanilla_metrics)
 
     vanilla = vanilla_metrics(groups)
-    low = [f"{MOD_LABEL[mod]} {split} {v:.3f}" for ms in vanilla for split, mod, _ in SEED_COLUMNS
-           if (v := metric(ms, f"before/{split}/{mod}/mc_acc")) is not None and v < floor]
-    lines = [f"vanilla MC >= {floor:g} in forget and retain x both modalities, in each of {len(vanilla)} seeds: "
-             + ("**met**" if not low else f"**not met** ({', '.join(low)})")]
+    values = [(split, mod, metric(ms, f"before/{split}/{mod}/mc_acc")) for ms in vanilla
+              for split, mod, _ in SEED_COLUMNS]
+    low = [f"{MOD_LABEL[mod]} {split} {v:.3f}" for split, mod, v in values if v is not None and v < floor]
+    missing = sum(v is None for _, _, v in values)
+    verdict = ("**not met**" + (f" ({', '.join(low)})" if low else "") if low
+               else "**not measured**" if missing == len(values) else "**met**")
+    lines = [f"vanilla MC >= {floor:g} in forget and retain x both modalities, in each of {len(vanilla)} vanilla "
+             "models: " + verdict + (f" ({missing} of {len(values)} cells not measured)" if missing and values else "")]
     wide, chances, wide_with_chance = [], [], 0  # chances: per cell, P(std > ceiling) from question draws alone
+    spread = 0  # cells with a std: two seeds or more
     for g in groups:
         for split, mod, _ in SEED_COLUMNS:
             agg = aggregate([r.metrics for r in g.runs], f"after/{split}/{mod}/mc_acc")
             if agg is None or agg[1] is None:
                 continue
+            spread += 1
             n = question_count([r.metrics for r in g.runs], f"after/{split}/{mod}/mc_acc")
             chance = chance_std_above(agg[0], n, agg[2], ceiling) if n and 0.0 <= agg[0] <= 1.0 else None
             if chance is not None:
                 chances.append(chance)
-            if agg[1] > ceiling:
+            if agg[1] > ceiling + TOLERANCE:
                 wide_with_chance += chance is not None
                 cell = f"{g.method} {MOD_LABEL[mod]} {split} ± {agg[1]:.3f}"
                 if chance is not None:  # what that many questions would spread by if answered independently
@@ -630,7 +659,8 @@ def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -
                             f"with probability {chance:.2f})"
                 wide.append(cell)
     lines.append(f"every method's headline MC (forget and retain per modality, default strength) has std <= "
-                 f"{ceiling:g} over seeds: " + ("**met**" if not wide else f"**not met** ({'; '.join(wide)})"))
+                 f"{ceiling:g} over seeds: " + ("**not measured** (no cell has two seeds)" if not spread
+                                               else "**met**" if not wide else f"**not met** ({'; '.join(wide)})"))
     if any("independent questions" in w for w in wide):
         lines.append("independent questions: sqrt(p (1 - p) / n) at the cell's mean p over its n questions, the "
                      "spread if each model answered each question independently at that rate (a reference for "
@@ -668,9 +698,13 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
     if groups:
         other = spread_table(groups, [f"{MOD_LABEL[mod]} {h}" for mod in MODALITIES for _, _, h in OTHER_COLUMNS],
                              [f"{split}/{mod}/{m}" for mod in MODALITIES for split, m, _ in OTHER_COLUMNS])
+        runs = [r for g in groups for r in g.runs]
+        own = len({r.teach_seed for r in runs}) == len({r.seed for r in runs})
         parts.append("## Each method at its default strength\n\nMC accuracy (likelihood over the options), "
-                     "mean ± sample std over seeds; each seed has its own vanilla model (its own teaching, or its own "
-                     "stage 2 from one base on the organism).\n\n"
+                     "mean ± sample std over seeds; "
+                     + ("each seed has its own vanilla model (its own teaching, or its own stage 2 from one base on "
+                        "the organism)" if own else "the vanilla row is over the distinct teaching seeds (the runs "
+                        "share vanilla models)") + ".\n\n"
                      + seed_table(groups) + "\n\n" + other + "\n\n" + "\n".join(f"- {c}" for c in checks(groups)))
         runs = [r for g in groups for r in g.runs]
         if has_likelihood(runs):

@@ -176,6 +176,8 @@ def setting_of(config: dict) -> dict[str, object]:
     if later_keys.one_process(config.get("trainer") or {}):  # where the token means are the same
         for key in later_keys.TOKEN_MEANS:
             out.pop(key, None)
+    for key in later_keys.TRAINER_NEUTRAL:  # the trainer keys that move no number (progress bar, log interval)
+        out.pop(f"trainer.{key}", None)
     return out
 
 
