@@ -60,7 +60,7 @@ def test_nan_loss_stops_before_the_weights_move(tiny_model, small_benchmark):
         return out * float("nan")
 
     model.get_submodule("lm_head").register_forward_hook(poison)
-    with pytest.raises(NonFiniteLossError, match="at global step 0"):
+    with pytest.raises(NonFiniteLossError, match=r"the method=ga loss is nan at global step 0"):
         _trainer(max_steps=2).fit(module, paired_loader(ctx, "multimodal", 8))
     assert all(torch.equal(p, weights[n]) for n, p in model.named_parameters())
 

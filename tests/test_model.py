@@ -148,3 +148,16 @@ def test_processor_encodes_each_text_once_and_hands_out_copies(tiny_model, monke
     first.append(-1)  # a caller extending its ids must not change what the next caller gets
     assert proc.words(text) == encode(text, add_special_tokens=False)
     assert proc.prompt_ids(text) == proc.prompt_ids(text) and calls.count(text) == 1
+
+
+def test_a_truncated_weights_file_names_its_key(tiny_model, tmp_path):
+    """A cut-off model.safetensors (a copy interrupted, a full disk) raised safetensors' own error, naming no file
+    or setting."""
+    from unlearn.models.loading import CheckpointError, load_model, save_model
+
+    model, proc = tiny_model
+    save_model(model, proc, tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=r"the cached vanilla model=.*m: its weights could not be read"):
+        load_model(tmp_path / "m", key="the cached vanilla model")

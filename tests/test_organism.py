@@ -152,3 +152,27 @@ def test_knockout_zeroes_named_blocks_and_removes_its_hooks(tiny_model):
     assert not mlp._forward_hooks
     with pytest.raises(ValueError, match="matches no module"):
         modules(model, r"model\.nothing")
+
+
+def test_ship_replaces_only_a_shipped_base_and_whole(tmp_path):
+    """`--ship DIR` deleted whatever DIR was (`--ship .` the repository) and copied in place, so an interrupted
+    copy left a key file beside missing weights; now it refuses a directory that is not a shipped base and swaps
+    a finished copy in."""
+    from unlearn.models.base import ship
+
+    built = tmp_path / "cache" / "base"
+    built.mkdir(parents=True)
+    (built / KEY_FILE).write_text("k1\n")
+    (built / "model.safetensors").write_text("w1")
+    dest = ship(built, tmp_path / "assets" / "organism_base")
+    assert sorted(p.name for p in dest.iterdir()) == [KEY_FILE, "model.safetensors"]
+    (built / "model.safetensors").write_text("w2")
+    (dest / "stale.json").write_text("{}")  # a file of the old shipped copy is not kept
+    ship(built, dest)
+    assert (dest / "model.safetensors").read_text() == "w2" and not (dest / "stale.json").exists()
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["organism_base"]  # no scratch left
+    other = tmp_path / "assets"
+    (other / "README.md").write_text("keep")
+    with pytest.raises(FileExistsError, match=r"--ship .*assets: exists and holds no shipped base"):
+        ship(built, other)
+    assert (other / "README.md").read_text() == "keep" and (dest / "model.safetensors").read_text() == "w2"

@@ -78,3 +78,29 @@ def test_the_pipeline_refuses_too(tmp_path):
     with pytest.raises(FinishedRunError, match="paths.output_dir"):
         run(cfg)
     assert json.loads((out / "metrics.json").read_text()) == {} and not (tmp_path / "cache").exists()
+
+
+def test_a_checkpoints_own_directory_is_never_a_run_dir(tmp_path):
+    """`model.path=CKPT hydra.run.dir=CKPT` (or a cached vanilla model's directory): the run's config.json would
+    replace the checkpoint's, which then no longer loads; refused before anything is written."""
+    ckpt = _finished(tmp_path / "llava_ft", "config.json")
+    (ckpt / "model.safetensors").write_bytes(b"\0")
+    with pytest.raises(FinishedRunError, match=r"hydra.run.dir=.*llava_ft holds model weights \(model.safetensors\)"):
+        check_fresh_run_dir(ckpt)
+    with pytest.raises(SystemExit, match="holds model weights"):
+        RefuseFinishedRuns().on_run_start(OmegaConf.create({"hydra": {"run": {"dir": str(ckpt)}}}))
+    assert (ckpt / "config.json").read_text() == "{}"
+
+
+def test_the_default_run_dir_names_the_microsecond():
+    """Two runs started in one second shared `outputs/<method>/<second>/`, the later one's files over the first's."""
+    import re
+
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
+        cfg = compose("config", overrides=["method=ga"], return_hydra_config=True)
+        run, sweep = str(cfg.hydra.run.dir), str(cfg.hydra.sweep.dir)
+    stamp = r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6}"
+    assert re.fullmatch(rf"outputs/ga/{stamp}", run), run
+    assert re.fullmatch(rf"multirun/{stamp}", sweep), sweep

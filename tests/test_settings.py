@@ -160,7 +160,9 @@ def test_missing_input_files_are_refused_before_anything_is_read(tmp_path, monke
              r"method.reference_path=.*oracle: no checkpoint there"),
             (["method=kl", "method.reference_path=runs/oracle/model"], CheckpointError, "runs/oracle/model"),
             (["method=mmunlearner", f"mmunlearner.mask_path={tmp_path / 'mask.safetensors'}"], FileNotFoundError,
-             r"mmunlearner.mask_path=.*mask.safetensors: no such file")]:
+             r"mmunlearner.mask_path=.*mask.safetensors: no such file"),
+            (["method=ga", f"method.ckpt_path={tmp_path / 'last.ckpt'}"], FileNotFoundError,
+             r"method.ckpt_path=.*last.ckpt: no such file")]:
         cfg = compose_config([*overrides, "logger=none"], tmp_path / "run", tmp_path / "cache")
         with pytest.raises(error, match=match):
             pipeline.run(cfg)

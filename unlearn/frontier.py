@@ -224,8 +224,9 @@ def run_task(task: Task, out: Path, base: Sequence[str], cache: Path) -> float:
     d = run_dir(out, task.method, task.knob, task.value, task.seed)
     overrides = [*task_overrides(task), *base]
     start = time.perf_counter()
-    run(compose_config(overrides, d, cache))
+    # first: a run killed before its metrics.json still says which --base it was (check_same_base)
     write_atomic(d / "overrides.json", lambda f: f.write(json.dumps(overrides).encode()))
+    run(compose_config(overrides, d, cache))
     took = time.perf_counter() - start
     log.info("%s %s=%s seed %d: %.1f s", task.method, task.knob, task.value, task.seed, took)
     return took

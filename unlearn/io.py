@@ -1,4 +1,6 @@
-"""Artifacts are written atomically: a reader sees the old version or the new one, never half of one."""
+"""Artifacts are written atomically: a reader sees the old version or the new one, never half of one. Each file is
+flushed to the disk before its rename (fsync), so a rename that survives a power loss or a kernel crash does not
+name an empty file (a renamed cache entry is trusted by its name ever after)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _durable(f) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
 def write_json(path: str | Path, obj, indent: int | None = 2) -> None:
     """`indent=None`: one line, written by json's C encoder (json.dump with an indent, or any json.dump, runs
     the pure-Python one: 0.24 s against 0.08 s for a run's 4.5 MB of per-item records)."""
@@ -22,6 +29,7 @@ def write_json(path: str | Path, obj, indent: int | None = 2) -> None:
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps(obj, indent=indent, sort_keys=True))
             f.write("\n")
+            _durable(f)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -36,6 +44,7 @@ def write_atomic(path: str | Path, write: Callable) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+            _durable(f)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -70,6 +79,9 @@ def atomic_dir(final: str | Path):
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial"))
     try:
         yield tmp
+        for file in (p for p in tmp.rglob("*") if p.is_file()):
+            with open(file, "rb+") as f:
+                os.fsync(f.fileno())
         try:
             os.rename(tmp, final)
         except OSError as e:  # another writer finished first: Linux says ENOTEMPTY, not EEXIST

@@ -92,17 +92,20 @@ def initial_model(cfg: DictConfig):
     _require_build(cfg)
     from unlearn.models.base import ensure_base
 
-    return load_configured(cfg, ensure_base(cfg))
+    return load_configured(cfg, ensure_base(cfg), "the base model (model.base; delete a corrupt cached one to "
+                                                  "pretrain it again)")
 
 
-def load_configured(cfg: DictConfig, path):
-    """Load `path` with what the model config says about dtype, attention and the prompt template."""
+def load_configured(cfg: DictConfig, path, key: str = "model.path"):
+    """Load `path` with what the model config says about dtype, attention and the prompt template; an error names
+    `key` (the cache's own models are not model.path)."""
     m = cfg.model
     template = OmegaConf.to_container(m.template, resolve=True) if m.get("template") else None
     images = OmegaConf.to_container(m.image_processor, resolve=True) if m.get("image_processor") else None
     tokenizer = OmegaConf.to_container(m.tokenizer, resolve=True) if m.get("tokenizer") else None
-    model, processor = load_model(path, m.dtype, template=template, attn_implementation=m.get("attn_implementation"),
-                                  image_processor=images, tokenizer=tokenizer)
+    model, processor = load_model(path, m.dtype, key=key, template=template,
+                                  attn_implementation=m.get("attn_implementation"), image_processor=images,
+                                  tokenizer=tokenizer)
     if m.get("gradient_checkpointing"):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     from unlearn.models.positions import apply_forward_positions
@@ -494,7 +497,8 @@ def run(cfg: DictConfig) -> dict:
         source = "fresh init"
     else:
         source = ensure_vanilla(cfg, benchmark)
-        model, processor = load_configured(cfg, source)
+        model, processor = load_configured(cfg, source, "the cached vanilla model (model.path is null; delete a "
+                                                        "corrupt one to teach it again)")
     ctx = RunContext(cfg, benchmark, model, processor, out_dir, logger)
     for section in RECIPE_SECTIONS:  # a setting the image processor lacks is refused before any evaluation
         recipe_processor(ctx, section)
@@ -545,12 +549,14 @@ def run(cfg: DictConfig) -> dict:
         # read from model.unlearn_lr, the seed teaching read from teach_seed); the logger gets the same
         resolved = OmegaConf.to_container(cfg, resolve=True)
         write_json(out_dir / "config.json", resolved)
-        write_json(out_dir / "metrics.json", summary)
         write_json(out_dir / "items.json", records, indent=None)  # 4.5 MB on the default: read by code
         table = before_after_table(metrics)
         if cfg.eval.relearn.enabled:
             table += "\n\nrelearning attack (after -> relearn):\n" + before_after_table(metrics, ("after", "relearn"))
         write_text(out_dir / "results.md", table + "\n")
+        # last: metrics.json marks the run finished (run_dir.FINISHED; the frontier reads it as a point), so it is
+        # never there beside a missing items.json (until the thirty-first session it came before it)
+        write_json(out_dir / "metrics.json", summary)
         print(f"\n{cfg.method.name} on {benchmark.name} ({benchmark.forget_split}), source {source}\n{table}\n"
               f"metrics: {out_dir / 'metrics.json'}")
         if logger is not None:

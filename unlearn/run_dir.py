@@ -25,11 +25,21 @@ def finished_outputs(directory: Path) -> list[Path]:
     return [directory / name for name in FINISHED if (directory / name).exists()]
 
 
+WEIGHTS = ("*.safetensors", "*.bin", "*.pt")  # a run writes weights only under model/: these name a checkpoint
+
+
 def check_fresh_run_dir(directory, key: str = "hydra.run.dir") -> None:
+    """Refuse a run dir that holds a finished run, or model weights: a checkpoint's own directory (model.path, a
+    cached vanilla model), whose config.json the run's would replace (until the thirty-first session it did)."""
     done = finished_outputs(Path(directory))
     if done:
         raise FinishedRunError(f"{key}={directory} already holds a finished run ({', '.join(p.name for p in done)}); "
                                f"nothing was written: choose another {key}")
+    weights = sorted(p.name for pattern in WEIGHTS for p in Path(directory).glob(pattern))
+    if weights:
+        raise FinishedRunError(f"{key}={directory} holds model weights ({', '.join(weights[:3])}): a checkpoint's "
+                               f"directory, whose files a run would write over; nothing was written: choose another "
+                               f"{key}")
 
 
 def _resolvable(config) -> None:

@@ -269,7 +269,12 @@ FORGET_MODALITIES = ("multimodal", "text", "both")  # unlearn/methods/gradient.p
 
 def check_input_paths(cfg) -> None:
     """The files a method reads after the before-evaluation, checked before it (on a user's 7B checkpoint that
-    evaluation is never cached and takes hours): the KL / NPO reference and a reused MMUnlearner mask."""
+    evaluation is never cached and takes hours): the KL / NPO reference, a reused MMUnlearner mask and the
+    checkpoint a gradient method resumes from."""
+    resume = cfg.method.get("ckpt_path") if "loss" in cfg.method else None
+    if resume and not Path(str(resume)).expanduser().is_file():
+        raise FileNotFoundError(f"method.ckpt_path={resume}: no such file (an interrupted run's "
+                                "<run dir>/checkpoints/last.ckpt)")
     if "loss" in cfg.method and cfg.method.get("reference_path"):
         from unlearn.models.loading import check_local_checkpoint
 

@@ -40,7 +40,7 @@ class FinetuneModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         out = self.model(**batch, use_cache=False)  # see gradient.py _logits
-        loss = check_finite(self._loss(out, batch["labels"]), self.global_step)
+        loss = check_finite(self._loss(out, batch["labels"]), self.global_step, f"the {self.config_key} loss")
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0], sync_dist=True)
         return loss
 

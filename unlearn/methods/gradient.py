@@ -118,7 +118,7 @@ class GradientUnlearning(L.LightningModule):
             loss = self._retain_term(r, mean)
         else:
             loss = self._paired_loss(f, r, mean)
-        check_finite(loss, self.global_step)
+        check_finite(loss, self.global_step, f"the method={self.loss_name} loss")
         # each process holds W * (its share); their mean is the loss of the whole global batch
         size = (f if f is not None else r)["input_ids"].shape[0]
         self.log("unlearn/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)

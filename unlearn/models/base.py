@@ -13,6 +13,7 @@ starts from the same base, as every MLLMU-Bench vanilla model starts from the sa
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from unlearn.io import build_cached_dir, config_hash, write_json
+from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json
 from unlearn.rng import seeded
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,6 @@ def pretrain(model: torch.nn.Module, processor, cfg: DictConfig, lost_steps: lis
 def main() -> None:
     """`python -m unlearn.models.base [--ship DIR] [overrides...]`: pretrain (or reuse) the base model."""
     import argparse
-    import shutil
 
     from unlearn.config import compose_config
 
@@ -208,10 +208,31 @@ def main() -> None:
     path = ensure_base(cfg)
     print(f"base {base_key(cfg)}: {path}")
     if args.ship:
-        dest = root / args.ship
-        shutil.rmtree(dest, ignore_errors=True)
-        shutil.copytree(path, dest)
+        dest = ship(path, root / args.ship)
         print(f"shipped to {dest} (model.base.shipped was {with_shipped.get('shipped')})")
+
+
+def ship(built: Path, dest: Path) -> Path:
+    """Copy the base in `built` to `dest`, replacing only a shipped base (a directory holding KEY_FILE), and whole:
+    the copy is made beside `dest` and swapped in, so an interrupted copy never leaves a `dest` whose key file
+    matches weights it lacks (ensure_base trusts the key). Until the thirty-first session `--ship` deleted any
+    directory it was given (`--ship .` the repository) and copied in place."""
+    import shutil
+
+    dest = Path(dest).resolve()
+    if dest.exists() and not (dest / KEY_FILE).is_file():
+        raise FileExistsError(f"--ship {dest}: exists and holds no shipped base ({KEY_FILE}); nothing was written: "
+                              "give a new directory or a shipped base's")
+    with atomic_dir(dest.parent / f".{dest.name}.new") as tmp:
+        shutil.copytree(built, tmp, dirs_exist_ok=True)
+    new = dest.parent / f".{dest.name}.new"
+    old = dest.parent / f".{dest.name}.old"
+    if dest.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(dest, old)
+    os.rename(new, dest)
+    shutil.rmtree(old, ignore_errors=True)
+    return dest
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
+from safetensors import SafetensorError
 from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer, PreTrainedModel
 
 from unlearn.models.chat_processor import FAMILIES, ChatProcessor, ChatTemplate
@@ -68,6 +69,9 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
     source = str(p) if local else str(path)  # transformers does not expand ~
     try:
         model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+    except SafetensorError as e:  # a truncated or corrupt weights file: its own message names no file or key
+        raise CheckpointError(f"{key}={path}: its weights could not be read (a truncated or corrupt .safetensors "
+                              f"file?): {e}") from e
     except OSError as e:  # transformers' hub errors name neither the setting nor that it was read as a hub id
         if local:
             raise CheckpointError(f"{key}={path}: the checkpoint there could not be read: {e}") from e
