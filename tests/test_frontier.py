@@ -521,6 +521,12 @@ def test_report_on_the_generation_cost_axis_writes_the_frontier_only(tmp_path):
     assert parse_table(text)["ga"]["MM forget drop @ retain ROUGE-L drop 0.05"] == "0.350 ± 0.000"
     assert not (docs / "results.md").exists()  # results.md is the retain-MC page
     assert (docs / "frontier_text.png").read_bytes().startswith(PNG_MAGIC)
+    # beside a retain-MC page its frontier.md and plots are that page's: not replaced by another axis's
+    main(["--out", str(root), "--report-only", "--docs", str(docs)])
+    page = (docs / "frontier.md").read_text()
+    with pytest.raises(FileExistsError, match=r"--docs .*docs holds the retain-MC page \(results.md\)"):
+        main(["--out", str(root), "--report-only", "--docs", str(docs), "--cost", "untouched"])
+    assert (docs / "frontier.md").read_text() == page
 
 
 @pytest.mark.parametrize("grid,base", [("full", []), ("wide", ["experiment=organism"])])

@@ -753,6 +753,11 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
     if not points:
         raise FileNotFoundError(f"no runs under {out} (expected {out}/<method>/<knob>=<value>/seed<k>/metrics.json)")
     dest = docs or out
+    other_axis = (cost, cost_metric) != ("retain", "mc_acc")
+    if other_axis and (dest / "results.md").is_file():  # its frontier.md and plots are the retain-MC ones
+        raise FileExistsError(f"{'--docs' if docs else '--out'} {dest} holds the retain-MC page (results.md), whose "
+                              f"frontier.md and plots a report at equal {cost_axis(cost, cost_metric)} cost would "
+                              "replace; nothing was written: give it its own --docs")
     table = frontier_table(points, budget, cost, cost_metric)
     plots = plot_frontier(points, dest, budget, cost, cost_metric)
     images = "\n\n".join(f"![{p.stem}]({os.path.relpath(p, dest)})" for p in plots)
@@ -760,7 +765,7 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
             f"```bash\n{command}\n```\n\n{table}\n\n{images}\n")
     md = dest / "frontier.md"
     write_atomic(md, lambda f: f.write(text.encode()))
-    if (cost, cost_metric) != ("retain", "mc_acc"):
+    if other_axis:
         print(text + f"\nwrote {md}" + "".join(f"\nwrote {p}" for p in plots))
         return md
     defaults = default_strengths(base, sorted({p.method for p in points}))
