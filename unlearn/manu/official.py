@@ -105,7 +105,9 @@ class BatchPositionSums:
         r = self.rows
         if r < 2:
             raise ValueError("official statistics: a batch with one row has no unbiased std (their code gives "
-                             "NaN); use manu.batch_size >= 2 or pooled layers")
+                             "NaN): a split's last batch holds one row where its size is 1 more than a multiple of "
+                             "manu.batch_size, or manu.batch_size is 1; choose a manu.batch_size that leaves no "
+                             "single row, or pool layers (manu.official.pooled_layers=true)")
         s = self.sums
         mean = s["sum"] / r
         var = ((s["sum_sq"] - r * mean * mean) / (r - 1)).clamp(min=0.0)
