@@ -335,7 +335,7 @@ def test_official_preset_composes(tmp_path):
 
     cfg = compose_config(["experiment=manu_official"], tmp_path, tmp_path)
     assert (cfg.model.name, cfg.data.name, cfg.data.forget_split) == ("llava_1_5_7b", "mllmu_bench", "forget_5")
-    assert cfg.manu.selection == "official" and cfg.manu.alpha == 2 and cfg.manu.batch_size == 4
+    assert cfg.manu.selection == "official" and cfg.manu.alpha == 10 and cfg.manu.batch_size == 4
     assert cfg.manu.official.layers == {"vision": [21, 22, 23], "language": [29, 30, 31]}
     assert compose_config([], tmp_path, tmp_path).manu.selection == "project"
 
