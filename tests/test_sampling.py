@@ -39,7 +39,7 @@ def test_a_repeat_is_read_without_labels_and_stays_one_when_shifted():
     assert shifted(Repeat(3), 10) == 13 and isinstance(shifted(Repeat(3), 10), Repeat)
 
 
-def test_draws_are_uniform_with_replacement_seeded_per_epoch_and_rank():
+def test_draws_are_uniform_with_replacement_seeded_per_epoch():
     from collections import Counter
 
     from unlearn.data.sampling import EpochDraws
@@ -56,7 +56,21 @@ def test_draws_are_uniform_with_replacement_seeded_per_epoch_and_rank():
     assert all(abs(many[i] / 2000 - 1 / 3) < 0.05 for i in range(3))  # uniform
     ranks = [EpochDraws(3, 7, seed=5, rank=r, world_size=2) for r in range(2)]
     assert [len(r) for r in ranks] == [4, 4]  # ceil(7 / 2) each, as EpochShuffle shards 7 forget rows
-    assert list(ranks[0]) != list(ranks[1])
+
+
+def test_draws_on_two_processes_are_the_one_processs_sharded_as_the_forget_order():
+    """Each rank takes every W-th of the one process's draws, the padding an unlabelled Repeat: the draw at a global
+    position pairs with the forget item there (EpochShuffle's shard) on any number of processes. Each rank drew
+    its own from a rank-seeded generator until the thirty-first session."""
+    from unlearn.data.sampling import EpochDraws, EpochShuffle, Repeat
+
+    one = list(EpochDraws(50, 7, seed=5))
+    ranks = [list(EpochDraws(50, 7, seed=5, rank=r, world_size=2)) for r in range(2)]
+    assert ranks == [one[0::2], one[1::2] + [Repeat(one[0])]]
+    assert isinstance(ranks[1][-1], Repeat) and not any(isinstance(i, Repeat) for i in ranks[0])
+    forget = [list(EpochShuffle(7, seed=3, rank=r, world_size=2)) for r in range(2)]
+    assert [len(f) for f in forget] == [len(d) for d in ranks]  # paired item for item, padding with padding
+    assert [isinstance(i, Repeat) for i in forget[1]] == [isinstance(i, Repeat) for i in ranks[1]]
 
 
 def test_random_shuffle_on_one_process_is_torchs_random_sampler():

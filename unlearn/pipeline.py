@@ -57,12 +57,14 @@ class RunContext:
         from lightning.pytorch.callbacks import Callback
 
         from callbacks.lost_updates import LostUpdateCheck  # every Trainer that trains says when its steps are lost
+        from callbacks.random_state import KeepRandomState
 
         given = overrides.get("callbacks")
         if given is None and self.cfg.trainer.get("callbacks"):  # `+trainer.callbacks=[...]`: kept, as before
             given = instantiate(self.cfg.trainer.callbacks)
         given = [given] if isinstance(given, Callback) else list(given or ())
-        overrides["callbacks"] = [*given, LostUpdateCheck(self.artifacts.setdefault("lost_steps", []))]
+        overrides["callbacks"] = [*given, LostUpdateCheck(self.artifacts.setdefault("lost_steps", [])),
+                                  KeepRandomState()]
         return instantiate(self.cfg.trainer, **overrides)
 
     @property
@@ -186,6 +188,9 @@ def vanilla_key(cfg: DictConfig) -> str:
     finetune.pop("token_mean", None)
     if teaching_processes(cfg) > 1:
         finetune["token_mean"] = cfg.finetune.get("token_mean") or "global"
+        # since the thirty-first session the ranks keep the random state the one process has as fit starts
+        # (callbacks/random_state.py): the models taught on several before it read another batch order
+        parts["random_state"] = "kept"
     if keyed_threads(cfg) not in (None, 1):
         parts["threads"] = keyed_threads(cfg)
     return config_hash(parts)

@@ -58,14 +58,19 @@ def rng_state() -> dict:
 def resumed(state: dict):
     """Inside: the random state `rng_state` captured; outside: the state before."""
     with isolated_rng():
-        torch.set_rng_state(state["torch"])
-        if state["cuda"]:
-            torch.cuda.set_rng_state_all(state["cuda"])
-        random.setstate(state["python"])
-        np.random.set_state(state["numpy"])
-        for k, v in state["env"].items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        set_rng_state(state)
         yield
+
+
+def set_rng_state(state: dict) -> None:
+    """Every generator back to what `rng_state` captured."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    for k, v in state["env"].items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -62,7 +62,12 @@ def one_case(args, bench, model, proc, token_mean: str) -> dict:
                           "trainer=" + ("ddp_sim" if args.devices > 1 else "cpu"), f"trainer.devices={args.devices}"],
                          out_dir, args.cache)
     ctx = RunContext(cfg, bench, model, proc, out_dir)
-    torch.manual_seed(0)  # the shuffle draws from the global random state, as a run's seeded teaching does
+    # as ensure_vanilla does: seed_everything, then the model's initialisation draws, then the shuffle draws from the
+    # global state; Lightning's DDP reseeds every rank from that seed as fit starts (callbacks/random_state.py)
+    import lightning as L
+
+    L.seed_everything(0, verbose=False)
+    torch.rand(7)
     try:
         finetune.teach(ctx, cfg.finetune)
     finally:

@@ -88,9 +88,11 @@ class EpochShuffle(_EpochSampler):
 
 class EpochDraws(_EpochSampler):
     """`count` indices drawn uniformly with replacement from range(size), anew each epoch, depending only on
-    (seed, epoch, rank): CLEAR's pairing (mm/dataset.py `MMMixedForgetDataset`: each forget item draws
-    `random.randint(0, retain_len - 1)`). Each of W ranks draws its share, ceil(count / W), as EpochShuffle
-    gives each rank ceil(size / W) forget items, so a paired epoch holds as many retain rows as forget rows."""
+    (seed, epoch): CLEAR's pairing (mm/dataset.py `MMMixedForgetDataset`: each forget item draws
+    `random.randint(0, retain_len - 1)`). On W ranks each takes its share of the one process's draws, as
+    EpochShuffle shards its order (every W-th, padded with unlabelled Repeats), so the draw at a global position
+    pairs with the forget item there on any number of processes. Until the thirty-first session each rank drew
+    its own share from a rank-seeded generator: other rows, and labelled ones where one process had none."""
 
     def __init__(self, size: int, count: int, seed: int = 0, rank: int | None = None, world_size: int | None = None):
         if size < 1:
@@ -99,9 +101,13 @@ class EpochDraws(_EpochSampler):
         self.count = count
 
     def __iter__(self):
-        rank, _ = self._shard()
-        g = torch.Generator().manual_seed((self.seed * 100_003 + self.epoch) * 1_009 + rank)
-        return iter(torch.randint(self.size, (len(self),), generator=g).tolist())
+        rank, world = self._shard()
+        g = torch.Generator().manual_seed((self.seed * 100_003 + self.epoch) * 1_009)  # rank 0's: one process's
+        draws = torch.randint(self.size, (self.count,), generator=g).tolist()
+        if world > 1:
+            total = math.ceil(self.count / world) * world
+            draws = (draws + [Repeat(i) for i in draws[: total - self.count]])[rank:total:world]
+        return iter(draws)
 
     def __len__(self) -> int:
         return math.ceil(self.count / self._shard()[1])
