@@ -211,3 +211,24 @@ def test_generation_columns_are_averaged_beside_rouge_l_and_rescored():
     assert {"after/forget/text/rouge2", "after/forget/text/bleu"} <= set(metrics)
     assert metrics["after/forget/text/n_rougeL"] == 2 and not any(k.endswith(("n_rouge1", "n_bleu")) for k in metrics)
     assert not any("columns" in r for r in rescore_records(records, SCORERS["embedded"]))  # a scorer without them
+
+
+def test_rescore_reads_an_mc_letter_against_the_answers_place_not_its_text():
+    """Two options with one text: the run (and eval.py) score the letter's place, so "B" is wrong where the answer is
+    A; re-scoring compared the texts and counted it right until the records kept the answer's place."""
+    rec = {"uid": "forget/1/mc/text/0", "split": "forget", "modality": "text", "task": "mc", "answer": "Paris",
+           "prediction": "Paris", "reply": "B", "options": ["Paris", "Paris", "Rome", "Oslo"], "score": 0.0,
+           "answer_index": 0}
+    assert rescore_records([rec], SCORERS["embedded"])[0]["score"] == 0.0
+    assert rescore_records([{**rec, "reply": "A"}], SCORERS["embedded"])[0]["score"] == 1.0
+    old = {k: v for k, v in rec.items() if k != "answer_index"}  # a run from before: its texts, as until then
+    assert rescore_records([old], SCORERS["embedded"])[0]["score"] == 1.0
+
+
+def test_a_generated_mc_record_keeps_the_answers_place(tiny_model):
+    from unlearn.eval.items import EvalItem
+
+    item = EvalItem(uid="u", split="forget", modality="text", task="mc", person=1, attribute="a", question="q",
+                    answer="Paris", options=("Paris", "Paris", "Rome", "Oslo"), answer_index=0)
+    assert item.record("Paris", 1.0, reply="A")["answer_index"] == 0
+    assert "answer_index" not in item.record("Paris", 1.0)  # likelihood MC: no reply, no re-scoring

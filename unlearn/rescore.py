@@ -33,7 +33,8 @@ def rescore_records(records: list[dict], scorer: Scorer, where: str = "items.jso
             raise ValueError(f"{where}: item {r['uid']!r} has no raw reply (a run from before replies were "
                              f"kept); it cannot be re-scored")
         if "reply" in r:
-            r["score"] = scorer.score(r["task"], r["reply"], r["answer"], tuple(r.get("options", ())))
+            r["score"] = scorer.score(r["task"], r["reply"], r["answer"], tuple(r.get("options", ())),
+                                      answer_index=r.get("answer_index"))
             if r["task"] == "gen":
                 r.pop("columns", None)  # another scorer's, or none
                 r.update(scorer.generation_fields(r["reply"], r["answer"]))

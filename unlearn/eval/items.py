@@ -61,8 +61,8 @@ class EvalItem:
             out["source_id"] = self.source_id
         if reply is not None:
             out["reply"] = reply
-            if self.task == "mc":
-                out["options"] = list(self.options)
+            if self.task == "mc":  # a re-scoring reads the letter against the answer's place, as the run does
+                out["options"], out["answer_index"] = list(self.options), int(self.answer_index)
         return out
 
 

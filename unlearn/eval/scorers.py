@@ -149,10 +149,14 @@ class Scorer:
     columns: Callable[[str, str], dict[str, float]] | None = None
 
     def score(self, task: str, reply: str, answer: str, options: tuple[str, ...] = (),
-              letters: tuple[str, ...] = LETTERS) -> float:
-        """The score of one generated item: MC (generate mode) 1/0, gen ROUGE-L, cloze 1/0."""
+              letters: tuple[str, ...] = LETTERS, answer_index: int | None = None) -> float:
+        """The score of one generated item: MC (generate mode) 1/0, gen ROUGE-L, cloze 1/0. MC compares the
+        letter's place with `answer_index` (eval.py compares letters); without it (records from before
+        2026-12-04) the option's text with the answer's, which a repeated option text would also count."""
         if task == "mc":
             choice = self.mc_letter(reply, letters)
+            if answer_index is not None:
+                return float(choice == answer_index)
             return float(choice >= 0 and options[choice] == answer)
         if task == "gen":
             return self.rouge(reply, answer)
