@@ -63,6 +63,8 @@ step fixtures 120 $PY -m bench.gpu_fixtures "$F"  # the stand-ins (also under ON
   hydra.run.dir=$R/default_gpu &
 
 if [ "${BENCH:-1}" = 1 ]; then
+  # MMUnlearner's float16 Fisher divided as their CPU divides (unlearn/mmunlearner/saliency.py half_fisher_add)
+  step half_fisher 60 $PY -m bench.half_fisher_check --device $DEV
   step gpu_scale 150 $PY -m bench.gpu_scale --shape $SHAPE --device $DEV --dtype bfloat16
   step eval_memory 150 $PY -m bench.eval_memory --shape $SHAPE --device $DEV --dtype bfloat16
 fi
@@ -107,7 +109,7 @@ tar czf "$OUT/logs.tgz" --exclude='*.safetensors' --exclude='*.ckpt' --exclude='
 $PY -m unlearn.report "$R"/* --out "$OUT/report" > "$L/report.log" 2>&1
 grep -H "stay where they are" "$L"/*.log | cut -c1-220 >> "$S"
 cat "$S"
-for f in gpu_scale eval_memory train_memory; do [ -f "$L/$f.log" ] && { echo "== $f"; tail -n 8 "$L/$f.log"; }; done
+for f in half_fisher gpu_scale eval_memory train_memory; do [ -f "$L/$f.log" ] && { echo "== $f"; tail -n 8 "$L/$f.log"; }; done
 for f in "$L"/*.log; do
   grep -q -i -E "^(Traceback|Error)|Error:" "$f" && { echo "== $(basename "$f") (last lines)"; tail -n 6 "$f"; }
 done

@@ -43,8 +43,15 @@ def half_fisher_add(acc: torch.Tensor, grad: torch.Tensor, n_batches: int,
     """acc + grad ** 2 / n_batches, each operation rounded to `dtype` (SFRon.py, Mask_Our: the gradient of a
     half-precision model, squared, divided by len(loader), summed in the parameters' dtype: float16 in
     MLLMU_gen_mask.py, bfloat16 in CLEAR_gen_mask.py). In float16, squares under ~3e-8 (|grad| < ~1.7e-4) are 0;
-    bfloat16 keeps float32's range and rounds to 8 significant bits."""
-    return acc.to(dtype) + grad.to(dtype) ** 2 / n_batches
+    bfloat16 keeps float32's range and rounds to 8 significant bits.
+
+    Theirs divides on the CPU (`grad.cpu() ** 2 / len(loader)`), which divides exactly and rounds once. A CUDA
+    tensor divided by a Python number is multiplied by the number's float32 reciprocal instead, which rounds a
+    float16 subnormal halfway case the other way (91 x 2^-24 / 14: 7 x 2^-24 against their 6 x 2^-24, enough to
+    flip a mask entry); a divisor tensor on the gradient's device divides truly there too (found by an audit in
+    the thirty-first session; CUDA unverified here: `bench/half_fisher_check.py` on a lent GPU)."""
+    divisor = torch.tensor(float(n_batches), device=grad.device)
+    return acc.to(dtype) + grad.to(dtype) ** 2 / divisor
 
 
 def official_half_mask(forget: torch.Tensor, preserve: torch.Tensor, gamma: float = 1.0,
