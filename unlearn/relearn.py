@@ -1,8 +1,10 @@
 """A relearning attack: does forgetting survive a few steps of fine-tuning on a little forget data?
 
-After unlearning, a copy of the model is fine-tuned for `steps` steps on `fraction` of the forget people's
-QA pairs (`data: forget`) or on retain data only (`data: retain`), then re-evaluated on the held-out test
-questions (paraphrases, unseen portraits) and the forget set, as stage `relearn`. The unlearned model
+After unlearning, a copy of the model is fine-tuned for `steps` steps on all the QA pairs of `fraction` of the
+forget people (whole people, drawn by the run's seed: at forget_10 and 0.2, two people; `data: forget`) or of the
+retain people (`data: retain`), on their clean portraits (the forget split's own evaluation items, for those
+people), then re-evaluated on the held-out test questions (paraphrases, unseen portraits) and the forget set, as
+stage `relearn`. `relearn/forget` mixes the attacked people, re-taught verbatim, with the others. The unlearned model
 itself is what the run saves; the attacked copy is discarded.
 
 MANU's pruned neurons stay pruned under this attack without any special handling: a zeroed
