@@ -128,8 +128,8 @@ def test_recipes_train_on_unsplit_images_and_evaluate_on_split_ones(tmp_path, mo
     phase = {"now": "eval"}
     load = pipeline.load_configured
 
-    def load_and_watch(cfg, path):
-        model, proc = load(cfg, path)
+    def load_and_watch(cfg, path, *key):
+        model, proc = load(cfg, path, *key)
 
         def record(module, args, kwargs):
             if kwargs.get("pixel_values") is not None:
