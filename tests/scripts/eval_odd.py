@@ -4,7 +4,7 @@ Used by tests/test_ddp.py: Lightning's DistributedSampler pads each task's loade
 evaluator must keep each item once (by uid, in uid order) so that 1 and 2 processes report the same records.
 """
 
-from ddp_script import is_rank_zero, setup, trainer_kwargs  # first: puts the repository on sys.path
+from ddp_script import finish, is_rank_zero, setup, trainer_kwargs  # first: puts the repository on sys.path
 
 import lightning as L
 import torch
@@ -35,3 +35,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+    finish()

@@ -12,7 +12,7 @@ import itertools
 
 from pathlib import Path
 
-from ddp_script import is_rank_zero, logged_losses, setup  # first: puts the repository on sys.path
+from ddp_script import finish, is_rank_zero, logged_losses, setup  # first: puts the repository on sys.path
 
 import torch
 from torch.utils.data import Subset
@@ -79,3 +79,4 @@ def one_case(args, bench, model, proc, method: str, schedule: str, sizes: dict) 
 
 if __name__ == "__main__":
     main()
+    finish()

@@ -68,4 +68,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from ddp_script import finish  # run as a script, this folder is sys.path[0] (the tests import this file too)
+
     main()
+    finish()

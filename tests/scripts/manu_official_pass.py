@@ -6,7 +6,7 @@ Used by tests/test_manu_official.py: one process and two (gloo) must give the sa
 from pathlib import Path
 from types import SimpleNamespace
 
-from ddp_script import is_rank_zero, setup, trainer_kwargs  # first: puts the repository on sys.path
+from ddp_script import finish, is_rank_zero, setup, trainer_kwargs  # first: puts the repository on sys.path
 
 import lightning as L
 import torch
@@ -35,3 +35,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+    finish()

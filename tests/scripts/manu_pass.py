@@ -7,7 +7,7 @@ metrics. Lightning's `ddp` launcher re-runs this script for the other ranks.
 from pathlib import Path
 from types import SimpleNamespace
 
-from ddp_script import is_rank_zero, setup, trainer_kwargs  # first: puts the repository on sys.path
+from ddp_script import finish, is_rank_zero, setup, trainer_kwargs  # first: puts the repository on sys.path
 
 import lightning as L
 import torch
@@ -54,3 +54,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+    finish()

@@ -6,7 +6,7 @@ the same mask and the same weights. Lightning's `ddp` launcher re-runs this scri
 
 from pathlib import Path
 
-from ddp_script import is_rank_zero, logged_losses, setup  # first: puts the repository on sys.path
+from ddp_script import finish, is_rank_zero, logged_losses, setup  # first: puts the repository on sys.path
 
 import lightning as L
 import torch
@@ -108,3 +108,4 @@ def configured(args, bench, model, proc, retain_steps: str):
 
 if __name__ == "__main__":
     main()
+    finish()

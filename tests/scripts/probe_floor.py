@@ -8,7 +8,7 @@ pooled probe from epoch 2 + r and holds the floor from epoch 3 + r. On two proce
 first at epoch 3 and stop at epoch 4; one process (rank 0's readings) stops at epoch 3.
 """
 
-from ddp_script import trainer_kwargs  # first: puts the repository on sys.path
+from ddp_script import finish, trainer_kwargs  # first: puts the repository on sys.path
 
 import argparse
 from types import SimpleNamespace
@@ -84,3 +84,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+    finish()

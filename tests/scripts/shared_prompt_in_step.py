@@ -46,7 +46,9 @@ def rank_main(rank: int, port: int, out: str) -> None:
     dist.all_gather_object(gathered, result)
     if rank == 0:
         torch.save(gathered, out)
+    dist.barrier()  # then no teardown: see ddp_script.finish (gloo's threads aborted a process at exit)
     dist.destroy_process_group()
+    os._exit(0)
 
 
 def main() -> None:

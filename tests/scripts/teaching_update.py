@@ -10,7 +10,7 @@ import copy
 
 from pathlib import Path
 
-from ddp_script import is_rank_zero, setup  # first: puts the repository on sys.path
+from ddp_script import finish, is_rank_zero, setup  # first: puts the repository on sys.path
 
 import torch
 
@@ -77,3 +77,4 @@ def one_case(args, bench, model, proc, token_mean: str) -> dict:
 
 if __name__ == "__main__":
     main()
+    finish()
