@@ -53,15 +53,15 @@ def one_setting(setting: str, shape: str, device: str, batch_size: int, text_tok
         targets = list(compose_config(["model=llava_1_5_7b"], "/tmp/unused", "/tmp/unused").model.lora_target_modules)
         model.enable_input_require_grads()  # checkpointed blocks over frozen embeddings still pass gradients
         model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=targets))
-    reference, reference_precision = None, contextlib.nullcontext
+    from unlearn.models.precision import cast_copy, own_precision
+
+    reference = None
     if setting == "kl_fused":
         import copy
 
         reference = copy.deepcopy(model).eval().requires_grad_(False)
     elif setting == "kl_fused_bf16_ref":
-        from unlearn.models.precision import cast_copy, own_precision
-
-        reference, reference_precision = cast_copy(model, torch.bfloat16).eval(), lambda: own_precision(device)
+        reference = cast_copy(model, torch.bfloat16).eval()
     trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=lr, fused=setting.startswith(("fp32_fused", "kl_fused")) or None)
     autocast = (torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
@@ -78,7 +78,7 @@ def one_setting(setting: str, shape: str, device: str, batch_size: int, text_tok
             if reference is None:
                 loss = ga_loss(out.logits, b["labels"])
             else:  # KL's loss, its retain term on the same batch
-                with torch.no_grad(), reference_precision():
+                with torch.no_grad(), own_precision(device, setting == "kl_fused_bf16_ref"):
                     ref_logits = reference(**inputs).logits
                 loss = kl_loss(out.logits, b["labels"], out.logits, ref_logits, b["labels"])
         loss.backward()

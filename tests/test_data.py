@@ -156,3 +156,16 @@ def test_too_small_forget_split_is_refused():
 
     with pytest.raises(DataError, match="selects nobody"):
         forget_count(5, 5)
+
+
+def test_answer_letter_shares_count_each_mc_question_once(small_benchmark):
+    """bench/answer_letters.py: per split and modality, the shares of A-D over that cell's MC questions."""
+    from bench.answer_letters import letter_shares
+    from unlearn.eval.items import flatten
+
+    shares = letter_shares(small_benchmark)
+    for (split, modality), (n, share) in shares.items():
+        items = [it for it in flatten(split, small_benchmark.eval[split], lambda ims: [None] * len(ims))
+                 if it.task == "mc" and it.modality == modality]
+        first = sum(it.answer_index == 0 for it in items)
+        assert n == len(items) > 0 and abs(sum(share.values()) - 1) < 1e-9 and share["A"] == first / n

@@ -707,7 +707,6 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
                         "the organism)" if own else "the vanilla row is over the distinct teaching seeds (the runs "
                         "share vanilla models)") + ".\n\n"
                      + seed_table(groups) + "\n\n" + other + "\n\n" + "\n".join(f"- {c}" for c in checks(groups)))
-        runs = [r for g in groups for r in g.runs]
         if has_likelihood(runs):
             parts.append("## Likelihood metrics at the default strength\n\n" + likelihood_table(groups))
     parts.append(f"## At equal cost: the frontier\n\n{frontier}\n\n{images}")

@@ -178,8 +178,8 @@ def vanilla_key(cfg: DictConfig) -> str:
         from unlearn.models.base import base_identity
 
         parts["base"] = base_identity(cfg)
-        if later_keys.loading(cfg.model):
-            parts["loading"] = later_keys.loading(cfg.model)
+        if loading := later_keys.loading(cfg.model):
+            parts["loading"] = loading
     trainer = teaching_trainer(cfg)
     if trainer != PLAIN_CPU_TRAINER:
         parts["trainer"] = trainer
@@ -445,8 +445,8 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
     extras = later_keys.trainer_extras(trainer, EVAL_TRAINER_KEYS + TEACH_TRAINER_KEYS)
     if extras:  # e.g. +trainer.limit_val_batches=1, which evaluates part of the items
         parts["trainer_extras"] = extras
-    if later_keys.loading(cfg.model):  # how the vanilla model is loaded for it (load_configured)
-        parts["loading"] = later_keys.loading(cfg.model)
+    if loading := later_keys.loading(cfg.model):  # how the vanilla model is loaded for it (load_configured)
+        parts["loading"] = loading
     key = config_hash(parts)
     return Path(cfg.paths.cache_dir) / "eval_before" / f"{Path(str(source)).name}-{key}.json"
 

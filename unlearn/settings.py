@@ -447,13 +447,15 @@ def check_cast_copies(cfg) -> None:
     from unlearn.strategies import uses_fsdp
 
     precision = str(cfg.trainer.get("precision", "32-true"))
-    reference = cfg.method.get("reference_dtype") if cfg.method.get("loss") in NEEDS_REFERENCE else None
-    if cfg.method.get("reference_dtype") is not None:
-        dtype_named(cfg.method.reference_dtype, "method.reference_dtype")
-    for key, value in (("eval.dtype", cfg.eval.get("dtype")), ("method.reference_dtype", reference)):
+    copies = {"eval.dtype": cfg.eval.get("dtype"), "method.reference_dtype": cfg.method.get("reference_dtype")}
+    for key, value in copies.items():  # a misspelt dtype is refused for any method
+        if value is not None:
+            dtype_named(value, key)
+    if cfg.method.get("loss") not in NEEDS_REFERENCE:  # GA and GradDiff never make a reference
+        copies["method.reference_dtype"] = None
+    for key, value in copies.items():
         if value is None:
             continue
-        dtype_named(value, key)
         if uses_fsdp(cfg.trainer):
             raise ValueError(f"{key}={value} does not run under trainer=fsdp (FSDP flattens each unit's parameters "
                              f"into one dtype and gathers them in the trainer's precision): use trainer=ddp or gpu, "

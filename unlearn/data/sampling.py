@@ -77,10 +77,7 @@ class EpochShuffle(_EpochSampler):
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(self.size, generator=g).tolist()
         rank, world = self._shard()
-        if world > 1:
-            total = math.ceil(self.size / world) * world
-            order = (order + [Repeat(i) for i in order[: total - self.size]])[rank:total:world]
-        return iter(order)
+        return iter(order if world == 1 else padded_shard(order, rank, world))
 
     def __len__(self) -> int:
         return math.ceil(self.size / self._shard()[1])
@@ -104,13 +101,17 @@ class EpochDraws(_EpochSampler):
         rank, world = self._shard()
         g = torch.Generator().manual_seed((self.seed * 100_003 + self.epoch) * 1_009)  # rank 0's: one process's
         draws = torch.randint(self.size, (self.count,), generator=g).tolist()
-        if world > 1:
-            total = math.ceil(self.count / world) * world
-            draws = (draws + [Repeat(i) for i in draws[: total - self.count]])[rank:total:world]
-        return iter(draws)
+        return iter(draws if world == 1 else padded_shard(draws, rank, world))
 
     def __len__(self) -> int:
         return math.ceil(self.count / self._shard()[1])
+
+
+def padded_shard(order: list[int], rank: int, world: int) -> list[int]:
+    """Rank `rank`'s share of `order` (positions rank, rank + W, ...), the last shares filled to the common length
+    with Repeats of the order's first indices: global batch b of W ranks at B / W is one process's batch b at B."""
+    total = math.ceil(len(order) / world) * world
+    return (order + [Repeat(i) for i in order[: total - len(order)]])[rank:total:world]
 
 
 def in_batches(order: list[int], size: int) -> list[list[int]]:

@@ -9,8 +9,6 @@ reply changed against one item at a time, in bfloat16 some can (`python -m bench
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import lightning as L
 import torch
 import torch.distributed as dist
@@ -77,7 +75,7 @@ class EvaluationModule(L.LightningModule):
         self.model.eval()
 
     def validation_step(self, items: list[EvalItem], batch_idx: int, dataloader_idx: int = 0):
-        with own_precision(self.device) if self.own_dtype else nullcontext():
+        with own_precision(self.device, self.own_dtype):
             self._score(items, self.tasks[dataloader_idx])
 
     def _score(self, items: list[EvalItem], task: str) -> None:

@@ -16,7 +16,7 @@ import copy
 import math
 import warnings
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import lightning as L
 import torch
@@ -100,8 +100,7 @@ class GradientUnlearning(L.LightningModule):
         return model(**model_inputs(batch, self.device), use_cache=False).logits
 
     def _ref_logits(self, batch):
-        precision = own_precision(self.device) if self.reference_own_precision else nullcontext()
-        with torch.no_grad(), precision:
+        with torch.no_grad(), own_precision(self.device, self.reference_own_precision):
             self.reference.eval()  # whatever put the LightningModule in train mode, the reference never is
             return self._logits(self.reference, batch)
 

@@ -60,10 +60,15 @@ def shipped_dir(cfg: DictConfig) -> Path | None:
     return path if path.is_absolute() else Path(__file__).resolve().parents[2] / path
 
 
-def shipped_matches(cfg: DictConfig) -> bool:
-    """Whether `model.base.shipped` holds this config's base (its key file names base_key)."""
+def shipped_key(cfg: DictConfig) -> str | None:
+    """The base key `model.base.shipped`'s key file names; None where nothing is shipped there."""
     path = shipped_dir(cfg)
-    return path is not None and (path / KEY_FILE).is_file() and (path / KEY_FILE).read_text().strip() == base_key(cfg)
+    return (path / KEY_FILE).read_text().strip() if path is not None and (path / KEY_FILE).is_file() else None
+
+
+def shipped_matches(cfg: DictConfig) -> bool:
+    """Whether `model.base.shipped` holds this config's base."""
+    return shipped_key(cfg) == base_key(cfg)
 
 
 def base_identity(cfg: DictConfig) -> str:
@@ -75,7 +80,7 @@ def base_identity(cfg: DictConfig) -> str:
 
     key = base_key(cfg)
     threads = keyed_threads(cfg)
-    if shipped_matches(cfg) or threads in (None, 1):
+    if threads in (None, 1) or shipped_key(cfg) == key:
         return key
     return config_hash({"base": key, "threads": threads})
 
@@ -90,9 +95,9 @@ def ensure_base(cfg: DictConfig) -> Path:
     key = base_key(cfg)
     shipped = cfg.model.base.get("shipped")
     if shipped:
-        path = shipped_dir(cfg)
-        found = (path / KEY_FILE).read_text().strip() if (path / KEY_FILE).is_file() else None
+        found = shipped_key(cfg)
         if found == key:
+            path = shipped_dir(cfg)
             log.info("base model: shipped %s", path)
             return path
         log.warning("model.base.shipped=%s holds base %s, this config's base is %s: pretraining instead "
@@ -223,10 +228,9 @@ def ship(built: Path, dest: Path) -> Path:
     if dest.exists() and not (dest / KEY_FILE).is_file():
         raise FileExistsError(f"--ship {dest}: exists and holds no shipped base ({KEY_FILE}); nothing was written: "
                               "give a new directory or a shipped base's")
-    with atomic_dir(dest.parent / f".{dest.name}.new") as tmp:
+    new, old = dest.parent / f".{dest.name}.new", dest.parent / f".{dest.name}.old"
+    with atomic_dir(new) as tmp:
         shutil.copytree(built, tmp, dirs_exist_ok=True)
-    new = dest.parent / f".{dest.name}.new"
-    old = dest.parent / f".{dest.name}.old"
     if dest.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.rename(dest, old)

@@ -41,11 +41,15 @@ def round_parameters(model: torch.nn.Module, dtype: torch.dtype) -> None:
 
 
 @contextmanager
-def own_precision(device: torch.device | str):
+def own_precision(device: torch.device | str, enabled: bool = True):
     """Autocast off on `device`'s type: inside, a cast copy (`eval.dtype`, `method.reference_dtype`) computes in
     the dtype it holds, as the official float16 evaluation and references do, where a bf16-mixed trainer's
     autocast would run its matmuls in bfloat16 (rounding float16 weights a second time) and a float32 copy's too.
-    Outside a trainer's autocast it changes nothing, so under 32-true the copy computes as it always did."""
+    Outside a trainer's autocast it changes nothing, so under 32-true the copy computes as it always did.
+    `enabled` False: the trainer's precision left as it is (a model that is not such a copy)."""
+    if not enabled:
+        yield
+        return
     with torch.autocast(device_type=torch.device(device).type, enabled=False):
         yield
 

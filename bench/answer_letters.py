@@ -1,0 +1,50 @@
+"""Where the correct option sits, per split and modality, in a benchmark's MC questions.
+
+Why: a letter-generation MC score (`mc_acc_generate`) and a model that collapses onto one letter read the letters'
+balance; the embedded default's 50-question forget and test splits are not balanced (docs/guide/limitations.md).
+Prints each split's share of A-D and what always answering its most common letter would score.
+
+`python -m bench.answer_letters [hydra overrides, e.g. data.forget_split=forget_15]`
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections import Counter
+
+from unlearn.eval.items import flatten
+
+
+def letter_shares(benchmark) -> dict[tuple[str, str], tuple[int, dict[str, float]]]:
+    """{(split, modality): (questions, {letter: share})} over the benchmark's MC items."""
+    out = {}
+    for split in benchmark.eval:
+        items = [it for it in flatten(split, benchmark.eval[split], lambda images: [None] * len(images))
+                 if it.task == "mc"]
+        for modality in sorted({it.modality for it in items}):
+            letters = Counter("ABCD"[it.answer_index] for it in items if it.modality == modality)
+            n = sum(letters.values())
+            out[(split, modality)] = (n, {k: letters[k] / n for k in "ABCD"})
+    return out
+
+
+def main(argv=None) -> dict:
+    from hydra.utils import instantiate
+
+    from unlearn.config import compose_config
+
+    overrides = list(sys.argv[1:] if argv is None else argv)
+    cache = os.environ.get("UNLEARN_CACHE", ".cache")  # the embedded benchmark is generated into (or read from) it
+    cfg = compose_config(overrides, tempfile.mkdtemp(), cache)
+    shares = letter_shares(instantiate(cfg.data.benchmark))
+    for (split, modality), (n, share) in shares.items():
+        top = max(share, key=share.get)
+        print(f"{split:10s} {modality:10s} {n:4d} questions  " + "  ".join(f"{k} {v:.2f}" for k, v in share.items())
+              + f"  always {top}: {share[top]:.2f}")
+    return shares
+
+
+if __name__ == "__main__":
+    main()
