@@ -97,3 +97,44 @@ def test_model_tokenizer_reaches_the_tokenizer_load(tmp_path, monkeypatch):
                          tmp_path / "cache")
     load_configured(cfg, source)
     assert seen == [{"legacy": True}]
+
+
+@pytest.mark.parametrize("with_image", [False, True])
+def test_template_rows_read_as_the_llava_hf_prompt_does(tmp_path, with_image):
+    """A taught or scored row on LLaVA's template is the file's tokenization of the llava-hf prompt,
+    "USER: <image>\\n{q} ASSISTANT: {a}</s>" (text-only: "USER: {q} ASSISTANT: {a}</s>"), its <image> expanded.
+    Tokenized piece by piece (until 2026-12-05), text-only rows read "USER:" '\u2581' '\u2581What' and image rows
+    '\\n' '\u2581What' where the file writes "USER:" '\u2581What' and '\\n' 'What'."""
+    from types import SimpleNamespace
+
+    from unlearn.data.collate import IGNORE, qa_example
+    from unlearn.models.chat_processor import ChatProcessor, ChatTemplate, ImageInput
+
+    raw = _legacy_llama_tokenizer(tmp_path)
+    tok = load_tokenizer(str(tmp_path), {"legacy": True})
+    template = ChatTemplate(**compose_config(["model=llava_1_5_7b"], tmp_path / "run", tmp_path / "c").model.template)
+    image_id = raw.token_to_id("<image>")
+    proc = ChatProcessor(tok, None, SimpleNamespace(model_type="llava"), template)
+    image = ImageInput(block=[image_id] * 3, tensors={}, image_token_id=image_id) if with_image else None
+    question, answer = "What is the job of this person?", "She is a chef."
+
+    def file_ids(text):  # bos, then the file's ids with <image> expanded as the model's processor does
+        ids = [raw.token_to_id("<s>")]
+        for t in raw.encode(text, add_special_tokens=False).ids:
+            ids += [image_id] * 3 if t == image_id else [t]
+        return ids
+
+    row = qa_example(proc, [(question, answer)], image)
+    opening = "USER: <image>\n" if with_image else "USER: "
+    want, prompt = file_ids(f"{opening}{question} ASSISTANT: {answer}</s>"), file_ids(f"{opening}{question} ASSISTANT:")
+    assert row.input_ids == want and want[:len(prompt)] == prompt
+    assert [t for t, lab in zip(row.input_ids, row.labels) if lab != IGNORE] == want[len(prompt):]
+    assert [lab for lab in row.labels if lab != IGNORE] == want[len(prompt):]
+
+    # answer_only=false labels the question, not what precedes it
+    labelled = qa_example(proc, [(question, answer)], image, answer_only=False)
+    assert labelled.input_ids == want
+    first = next(i for i, lab in enumerate(labelled.labels) if lab != IGNORE)
+    assert tok.decode(want[first:first + 3]).strip().startswith("What")
+    assert all(lab == IGNORE for lab in labelled.labels[:first])
+    assert all(lab == t for t, lab in zip(want[first:], labelled.labels[first:]))

@@ -26,18 +26,23 @@ class Example:
 
 def qa_example(proc: VLProcessor, segments: list[tuple[str, str]], pixel_values: torch.Tensor | None,
                answer_only: bool = True) -> Example:
-    ids = proc.prefix_ids(pixel_values)
-    labels = [IGNORE] * len(ids)
-    for question, answer in segments:
-        q, a = proc.prompt_ids(question), proc.answer_ids(answer)
+    if not segments:
+        raise ValueError("a row needs at least one (question, answer) segment")
+    ids, labels = [], []
+    for i, (question, answer) in enumerate(segments):
+        if i == 0:  # the opening: bos, the template's prefix, the image, the first question (one string)
+            q, before = proc.opening_ids(question, pixel_values)
+        else:
+            q, before = proc.prompt_ids(question), 0
+        a = proc.answer_ids(answer)
         ids += q + a
-        labels += ([IGNORE] * len(q) if answer_only else q) + a
+        labels += [IGNORE] * (len(q) if answer_only else before) + ([] if answer_only else q[before:]) + a
     return Example(ids, labels, pixel_values)
 
 
 def prompt_example(proc: VLProcessor, question: str, pixel_values: torch.Tensor | None) -> Example:
     """A question awaiting its answer (for generation)."""
-    ids = proc.prefix_ids(pixel_values) + proc.prompt_ids(question)
+    ids, _ = proc.opening_ids(question, pixel_values)
     return Example(ids, [IGNORE] * len(ids), pixel_values)
 
 

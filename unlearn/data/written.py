@@ -1,7 +1,8 @@
 """Sequences written as an official codebase writes them: `finetune.sequences`, `method.sequences`,
 `mmunlearner.sequences`, `manu.sequences`.
 
-`template` (every default) builds a QA pair from the model's template piece by piece, the stop token after
+`template` (every default) builds a QA pair from the model's template (the prompt tokenized as one string, the
+answer as its own piece: ChatProcessor.opening_ids), the stop token after
 the answer, and labels the span the recipe asks for (unlearn/data/sequences.py): the sequences the model was
 taught and is evaluated on. The other values write each pair as one string, the way that codebase's collate
 does, and tokenise it whole with the tokenizer's own special tokens (their `processor(text=...)` /

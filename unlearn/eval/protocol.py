@@ -147,6 +147,7 @@ from dataclasses import dataclass, field
 from unlearn.data import mllmu_bench as official
 from unlearn.data.collate import IGNORE, Example, prompt_example
 from unlearn.eval.items import EvalItem
+from unlearn.models.prompt_ids import IMAGE_PLACEHOLDER, encode_prompt  # noqa: F401 (tests import it here)
 
 PROTOCOLS = ("embedded", "mllmu_bench", "mmunlearner", "clear", "mmunlearner_clear")
 EMBEDDED_MAX_NEW_TOKENS = 12
@@ -155,7 +156,6 @@ MMUNLEARNER_CLEAR_MAX_NEW_TOKENS = 50  # CLEAR_eval.py:73, 122, 153, 231: model.
 # (task, attribute) of the items CLEAR_eval.py scores: face recognition MC (eval_classification, :44-99), real_faces
 # and real_world MC (eval_classification_real, :213-248), captions and TOFU questions generated (eval_generation)
 CLEAR_EVAL_ITEMS = {("mc", "name"), ("mc", "untouched"), ("gen", "caption"), ("gen", "tofu")}
-IMAGE_PLACEHOLDER = "<image>"
 
 # --- MLLMU-Bench's settings (official eval.py) ------------------------------------------------------------
 OFFICIAL_MAX_NEW_TOKENS = 50  # every model.generate call in eval.py ...
@@ -259,28 +259,6 @@ def official_max_new_tokens(family: str, item: EvalItem) -> int:
     if item.task == "mc" and item.modality == "text":
         return OFFICIAL_TEXT_MC_MAX_NEW_TOKENS.get(family, OFFICIAL_MAX_NEW_TOKENS)
     return OFFICIAL_MAX_NEW_TOKENS
-
-
-def encode_prompt(proc, text: str, images: list) -> list[int]:
-    """Token ids of a rendered prompt, as their processor makes them: the whole string tokenized, bos first,
-    each `<image>` expanded into its image's tokens (`proc.image_ids`). A tokenizer without an `<image>`
-    token (Qwen2-VL) gets the text between placeholders tokenized piece by piece."""
-    if text.count(IMAGE_PLACEHOLDER) != len(images):
-        raise ValueError(f"prompt has {text.count(IMAGE_PLACEHOLDER)} {IMAGE_PLACEHOLDER} placeholders for "
-                         f"{len(images)} images")
-    tok = proc.tokenizer
-    bos = [tok.bos_token_id] if proc.adds_bos and tok.bos_token_id is not None else []
-    placeholder = tok.convert_tokens_to_ids(IMAGE_PLACEHOLDER)
-    if placeholder is not None and placeholder != tok.unk_token_id:
-        pieces, ids = iter(images), []
-        for t in tok.encode(text, add_special_tokens=False):
-            ids += proc.image_ids(next(pieces)) if t == placeholder else [t]
-        return bos + ids
-    parts = text.split(IMAGE_PLACEHOLDER)
-    ids = proc.words(parts[0])
-    for image, part in zip(images, parts[1:]):
-        ids += proc.image_ids(image) + proc.words(part)
-    return bos + ids
 
 
 # --- Protocols ------------------------------------------------------------------------------------------

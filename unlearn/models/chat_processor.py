@@ -6,9 +6,10 @@ processor, which has no CPU wheel here. What they add over the tokenizer and ima
 expansion of one image placeholder into the model's image tokens; `image_block` does that per family,
 with the same rules (checked against the stock processors in tests/test_model_adapters.py).
 
-Text is tokenized piece by piece (prefix, question, answer), so the answer's tokens, which carry the
-loss, are exactly those of the answer; at piece boundaries the ids can differ from tokenizing the whole
-string at once, as in most unlearning code bases.
+The prompt up to the answer is tokenized as one string, its image placeholder expanded, as the template's
+rendered string is read (`opening_ids`; until 2026-12-05 piece by piece, which put an extra '\u2581' at each
+boundary on LLaVA's and Idefics2's SentencePiece tokenizers). The answer is its own piece, so its tokens, which
+carry the loss, are exactly those of the answer.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from unlearn.models.prompt_ids import IMAGE_PLACEHOLDER, encode_prompt
 
 MM_TOKEN_TYPES = "mm_token_type_ids"
 MROPE_FAMILIES = ("qwen2_vl", "qwen2_5_vl")  # position ids need `mm_token_type_ids`
@@ -95,7 +98,20 @@ class ChatProcessor:
         return ids
 
     def prompt_ids(self, question: str) -> list[int]:
+        """A question after an earlier answer (a later turn of a row)."""
         return self.words(self.template.question.format(question=question))
+
+    def opening_ids(self, question: str, image: ImageInput | None) -> tuple[list[int], int]:
+        """The prompt of a row's first question (bos, prefix, image, question), tokenized as one string, and how
+        many of its tokens come before the question: those it shares with the prompt's text before the question
+        tokenized alone (a boundary token the two pieces merge into, "USER:" '\u2581What', goes to the question)."""
+        t = self.template
+        opening = t.prefix + (IMAGE_PLACEHOLDER + t.after_image if image is not None else "")
+        images = [image] if image is not None else []
+        ids = encode_prompt(self, opening + t.question.format(question=question), images)
+        before = encode_prompt(self, opening, images)
+        shared = next((i for i, (a, b) in enumerate(zip(ids, before)) if a != b), min(len(ids), len(before)))
+        return ids, shared
 
     def image_ids(self, image: ImageInput) -> list[int]:
         """The tokens one image occupies (a prompt rendered elsewhere expands its `<image>` into these)."""

@@ -47,6 +47,11 @@ class VLProcessor:
         images = [self.image_token_id] * self.num_image_tokens if image is not None else []
         return [self.tokenizer.bos_token_id] + images
 
+    def opening_ids(self, question: str, image) -> tuple[list[int], int]:
+        """The prompt of a row's first question, and how many of its tokens come before the question."""
+        prefix = self.prefix_ids(image)
+        return prefix + self.prompt_ids(question), len(prefix)
+
     def image_ids(self, image) -> list[int]:
         """The tokens one image occupies (a prompt rendered elsewhere expands its `<image>` into these)."""
         return [self.image_token_id] * self.num_image_tokens

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoModelForImageTextToText, PreTrainedTokenizerFast
 
 from unlearn.data.people import vocabulary
@@ -22,6 +22,7 @@ FAMILIES = ("llava", "idefics2", "qwen2_vl")
 TEMPLATE_WORDS = ["USER:", "ASSISTANT:", "User:", "Assistant:", "system", "user", "assistant", "You", "are",
                   "a", "helpful", "assistant.", "Answer", "with", "the", "option's", "letter", "from", "given",
                   "choices", "directly.", "Just", "give", "ONE", "representing", "answer", "A:", "B:", "C:", "D:", "A", "B", "C", "D", "Question:", "Options:"]
+MARKERS = ["USER:", "ASSISTANT:", "User:", "Assistant:"]
 _SPECIAL = {
     "llava": dict(bos="<s>", eos="</s>", pad="<pad>", unk="<unk>", extra=["<image>"]),
     "idefics2": dict(bos="<s>", eos="</s>", pad="<unk>", unk="<unk>",
@@ -42,6 +43,9 @@ def word_tokenizer(family: str) -> PreTrainedTokenizerFast:
         vocab.setdefault(w, len(vocab))
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=sp["unk"]))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    # the chat markers split from the text they touch ("User:What" in Idefics2's template), as a real
+    # tokenizer's subwords do; a whitespace split alone would read "User:What" as one unknown word
+    core.add_tokens([AddedToken(w, normalized=False) for w in MARKERS])
     core.decoder = decoders.WordPiece(prefix="##", cleanup=False)
     return PreTrainedTokenizerFast(
         tokenizer_object=core, bos_token=sp["bos"], eos_token=sp["eos"], pad_token=sp["pad"],
