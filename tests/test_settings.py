@@ -252,6 +252,33 @@ def test_lora_target_modules_reach_peft_in_the_gradient_methods(tmp_path, monkey
     assert list(seen[0]) == ["q_proj"]
 
 
+@pytest.mark.parametrize("reference_path", [None, "/models/reference"])
+def test_lora_copies_the_reference_only_where_no_reference_path_gives_it(tmp_path, monkeypatch, tiny_model,
+                                                                         small_benchmark, reference_path):
+    """NPO under LoRA with method.reference_path (the MLLMU-Bench preset) held a deep copy of the whole model
+    through the fit as well as the loaded reference until 2026-12-05."""
+    import copy
+
+    import unlearn.methods.gradient as gradient
+    from unlearn.pipeline import RunContext
+
+    seen = []
+
+    def capture(model, lora_cfg, target_modules, need_reference):
+        seen.append(need_reference)
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(gradient, "with_lora", capture)
+    overrides = ["method=npo", "method.lora.enabled=true", "logger=none"]
+    if reference_path:
+        overrides.append(f"method.reference_path={reference_path}")
+    cfg = compose_config(overrides, tmp_path / "run", tmp_path / "cache")
+    model, proc = tiny_model
+    with pytest.raises(RuntimeError, match="captured"):
+        gradient.run(RunContext(cfg, small_benchmark, copy.deepcopy(model), proc, tmp_path))
+    assert seen == [reference_path is None]
+
+
 def test_the_reference_model_is_loaded_with_the_models_attention(tmp_path, monkeypatch, tiny_model, small_benchmark):
     """method.reference_path (MLLMU-Bench's NPO reference) loads as the model does: dtype, template, attention."""
     import copy

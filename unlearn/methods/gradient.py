@@ -1,6 +1,7 @@
 """Gradient baselines (GA, gradient difference, KL minimisation, NPO) as one Lightning training step.
 
-`method.schedule`: `paired` (default; open-unlearning's trainers) steps on a forget batch and a retain batch
+`method.schedule`: `paired` (default; open-unlearning's trainers, which draw each forget row's retain row with
+replacement: `method.retain_draw=with_replacement`; the default reads a per-epoch shuffle) steps on a forget batch and a retain batch
 together, one joint loss; `sequential` (MLLMU-Bench's baselines/*.py) runs, each epoch, a pass over the
 forget data with the forget term alone, then a pass over the retain data with the retain term alone, each
 batch its own optimiser step; `interleaved` (MMUnlearner's baselines, MLLMU_GA_Diff.py and MLLMU_KL_Min.py)
@@ -342,8 +343,10 @@ def run(ctx) -> None:
     if ref_dtype and m.loss in NEEDS_REFERENCE and not m.reference_path:  # before LoRA: a copy without adapters
         reference = cast_copy(ctx.model, dtype_named(ref_dtype, "method.reference_dtype"))
     if m.lora.enabled:
+        # no copy where method.reference_path gives the reference (a whole model held through the fit until
+        # 2026-12-05, about 28 GB at 7B shape in float32)
         model, lora_reference = with_lora(ctx.model, m.lora, m.lora.get("target_modules") or ctx.cfg.model.lora_target_modules,
-                                          m.loss in NEEDS_REFERENCE and reference is None)
+                                          m.loss in NEEDS_REFERENCE and reference is None and not m.reference_path)
         reference = reference if reference is not None else lora_reference
     if m.reference_path:  # e.g. MLLMU-Bench's NPO reference: the base model taught the retain people
         from unlearn.models.loading import load_model
