@@ -49,9 +49,13 @@ def stock_processor(family: str, tok, images):
     return Idefics2Processor(image_processor=images, tokenizer=tok, image_seq_len=4)
 
 
-@pytest.mark.parametrize("family", ["llava", "idefics2"])
-def test_image_block_matches_the_stock_processor(family):
+@pytest.mark.parametrize("family,split", [("llava", False), ("idefics2", False), ("idefics2", True)])
+def test_image_block_matches_the_stock_processor(family, split):
+    """split: Idefics2's image splitting (4 crops and the whole image), on in its checkpoints' processor, which
+    MLLMU-Bench's eval.py evaluates with (its training turns it off)."""
     model, tok, images = build_tiny_real(family)
+    if split:
+        images.do_image_splitting = True
     stock = stock_processor(family, tok, images)
     expected = stock(text=["<image>"], images=[_image()], return_tensors="pt", add_special_tokens=False)
     (ours,) = ChatProcessor(tok, images, model.config, ChatTemplate()).pixel_values([_image()])

@@ -275,14 +275,17 @@ def test_embedded_model_gets_the_rendered_string_and_one_image_block_per_placeho
         encode_prompt(proc, "USER: <image>\nq", [pixels[0], pixels[1]])
 
 
-@pytest.mark.parametrize("family", ["llava", "idefics2"])
-def test_real_families_tokenize_like_their_stock_processor(family):
-    """A few-shot prompt with two images: the ids equal LlavaProcessor / Idefics2Processor's on the same string."""
+@pytest.mark.parametrize("family,split", [("llava", False), ("idefics2", False), ("idefics2", True)])
+def test_real_families_tokenize_like_their_stock_processor(family, split):
+    """A few-shot prompt with two images: the ids equal LlavaProcessor / Idefics2Processor's on the same string
+    (split: Idefics2's image splitting on, as its checkpoints' processor evaluates)."""
     from tests.test_model_adapters import stock_processor
     from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
     from unlearn.models.tiny_real import build_tiny_real
 
     model, tok, images = build_tiny_real(family)
+    if split:
+        images.do_image_splitting = True
     stock = stock_processor(family, tok, images)
     proc = ChatProcessor(tok, images, model.config, ChatTemplate())
     pics = [_image((200, 0, 0)), _image((0, 0, 200))]
