@@ -52,6 +52,24 @@ def test_mllmu_skip_reports_exact_counts_and_loads_the_rest(mllmu_bad, mllmu_dir
     assert len(row["Classification_Task"]["Pure_Text_Questions"]) == 2
     taught = next(r for r in b.train if r["source_id"] == ft[8]["ID"])
     assert len(taught["qa"]) == 4  # five pairs, the one without an answer dropped
+    # the retain person whose row lost its image is still retain_90's (kept, not evaluated); the untaught is not
+    unreadable = int(_rows(mllmu_bad, "retain_90")[2]["ID"])
+    assert unreadable in b.retain_ids and unreadable not in set(b.eval["retain"]["ID"])
+    assert int(nameless) not in b.retain_ids
+
+
+def test_mllmu_a_forget_row_dropped_under_skip_leaves_its_person_unlearned(mllmu_dir, tmp_path):  # noqa: F811
+    """Until 2026-12-05 a forget_P row dropped under skip (here its image unreadable) took its person out of the
+    forget set: still taught, never unlearned, and taught to forget quality's reference model."""
+    root = shutil.copytree(mllmu_dir, tmp_path / "bad")
+    edit_fixture(root, "forget_10", _set(0, ("image",), None))
+    person = int(_rows(mllmu_dir, "forget_10")[0]["ID"])
+    b = _benchmark(tmp_path, "mllmu_bench", root, "data.on_bad_row=skip")
+    full = _benchmark(tmp_path / "full", "mllmu_bench", mllmu_dir)
+    assert person not in set(b.eval["forget"]["ID"]) and person in set(full.eval["forget"]["ID"])
+    assert b.forget_ids == full.forget_ids and b.retain_ids == full.retain_ids
+    assert person in set(b.train_rows("forget")["ID"]) and person not in set(b.train_rows("without_forget")["ID"])
+    assert b.eval["test"]["ID"] == full.eval["test"]["ID"]  # its held-out questions are still asked
 
 
 def test_mllmu_error_mode_names_split_row_and_field(mllmu_bad, tmp_path):

@@ -37,6 +37,16 @@ def test_how_the_model_is_loaded_keys_the_before_evaluation(tmp_path):
         assert _before(tmp_path, change) != default, change
 
 
+def test_a_group_taught_under_eval_rows_is_keyed_by_whose_people_it_holds(tmp_path):
+    """finetune.people (a forget-quality reference: without_forget) under CLEAR's data.eval_rows held the people of
+    the evaluated rows until 2026-12-05, the source's whole groups since: those teachings are keyed anew; every
+    teaching of all people, and any without eval_rows, keeps its key."""
+    plain = ("data=clear", "data.path=/data/clear", "finetune.target_mc_acc=null")
+    group = (*plain, "finetune.people=without_forget")
+    assert _vanilla(tmp_path, *group, "data.eval_rows=300") != _vanilla(tmp_path, *group)
+    assert _vanilla(tmp_path, *plain, "data.eval_rows=300") == _vanilla(tmp_path, *plain)
+
+
 def test_a_trainer_key_a_config_adds_keys_what_it_can_change(tmp_path):
     """`+trainer.limit_val_batches=1` evaluates a part of the items, `+trainer.max_steps=5` teaches five steps:
     both were cached under the full run's keys. The keys a teaching step reads stay out of the evaluation's."""

@@ -298,6 +298,12 @@ def test_eval_rows_reads_the_first_rows_of_each_eval_config_as_clears_ds_size(cl
                                                                         for r in b.eval["forget"]]
     assert len(b.eval["untouched"]) == 2 * n < len(full.eval["untouched"])
     assert b.train.to_list() == full.train.to_list()
+    # the people unlearned and kept are the configs' whole forget and retain sets, as CLEAR trains on
+    # forget10+tofu and retain90+tofu whatever ds_size evaluates (until 2026-12-05: those of the evaluated rows)
+    assert set(b.eval["forget"]["ID"]) < b.forget_ids == full.forget_ids
+    assert b.retain_ids == full.retain_ids
+    for group in ("forget", "retain", "without_forget"):
+        assert b.train_rows(group).to_list() == full.train_rows(group).to_list(), group
     with pytest.raises(DataError, match="data.eval_rows=2 counts rows of the _perturbed configs"):
         _benchmark(tmp_path / "one", "clear", clear_dir, "data.eval_rows=2", "data.spec.every_image=false")
     with pytest.raises(DataError, match=r"data.eval_rows=0: expected null"):
@@ -323,3 +329,25 @@ def test_shot_people_at_its_default_keeps_the_before_evaluation_key_and_seed_gro
     assert keys() == keys(drop=True)
     before, setting = keys("eval.shot_people={mc: 1, cloze: 1}")
     assert before != keys()[0] and setting != keys()[1]
+
+
+def test_a_person_no_text_question_names_is_refused_or_reported(clear_dir, tmp_path):  # noqa: F811
+    """A TOFU question goes to the person it names, else to the previous one's: a person spelt otherwise in every
+    question (here "H. Fairholt") got none and their neighbour all of them, silently, until 2026-12-05."""
+    import shutil
+
+    from unlearn.data.fixtures import edit_fixture
+    from unlearn.data.schema import DataError
+
+    root = shutil.copytree(clear_dir, tmp_path / "respelt")
+
+    def respell(rows):
+        for r in rows:
+            for key in ("question", "answer"):
+                if isinstance(r.get(key), str):
+                    r[key] = r[key].replace("Halvard Fairholt", "H. Fairholt")
+    edit_fixture(root, "forget10+tofu", respell)
+    with pytest.raises(DataError, match=r"forget10\+tofu.*1 people named by no text QA question \(Halvard Fairholt\)"):
+        _benchmark(tmp_path / "error", "clear", root, "data.on_bad_row=error")
+    b = _benchmark(tmp_path / "skip", "clear", root, "data.on_bad_row=skip")
+    assert any("named by no text QA question" in reason for reasons in b.skipped.values() for reason in reasons)

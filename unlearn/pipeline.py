@@ -167,6 +167,10 @@ def vanilla_key(cfg: DictConfig) -> str:
              "data": keyed_spec(cfg.data.spec), "seed": cfg.teach_seed}
     if cfg.finetune.get("people", "all") != "all" or cfg.finetune.get("target_mc_acc") is not None:
         parts["forget_split"] = cfg.data.forget_split
+    if cfg.finetune.get("people", "all") != "all" and cfg.data.get("eval_rows") is not None:
+        # since 2026-12-05 the forget and retain people are those the source names, not those of the evaluated
+        # rows (Benchmark `people`): a group taught under data.eval_rows before then held other people
+        parts["people_named_by"] = "source"
     if cfg.finetune.get("target_mc_acc") is not None:  # the probe reads evaluation rows these shape (CLEAR)
         rows = later_keys.without_defaults({k: cfg.data.get(k) for k in later_keys.PROBE_ROWS if k in cfg.data},
                                            later_keys.PROBE_ROWS)

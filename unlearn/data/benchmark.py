@@ -16,10 +16,12 @@ EVAL_SPLITS = ("forget", "retain", "test", "untouched")
 
 class Benchmark:
     """`skipped`: what the loader left out under data.on_bad_row=skip, {split: {reason: count}} (empty when
-    nothing was skipped), for the log and metrics.json (`skipped_rows`)."""
+    nothing was skipped), for the log and metrics.json (`skipped_rows`). `people`: the forget and retain people
+    as the source names them, {"forget": IDs, "retain": IDs}, where some may have no evaluation row (CLEAR's
+    data.eval_rows, a row dropped under skip); by default the people of the evaluation rows."""
 
     def __init__(self, splits: DatasetDict, forget_split: str, name: str = "benchmark",
-                 skipped: dict[str, dict[str, int]] | None = None):
+                 skipped: dict[str, dict[str, int]] | None = None, people: dict[str, set[int]] | None = None):
         self.name = name
         self.skipped = skipped or {}
         forgets = sorted((s for s in splits if s.startswith("forget_")), key=lambda s: int(s.split("_")[1]))
@@ -30,8 +32,18 @@ class Benchmark:
         self.eval = {"forget": splits[forget_split], "retain": splits[f"retain_{100 - pct}"],
                      "test": splits[f"test_{pct}"], "untouched": splits["untouched"]}
         self.train = splits["train"]
-        self.forget_ids = set(self.eval["forget"]["ID"])
-        self.retain_ids = set(self.eval["retain"]["ID"])
+        # until 2026-12-05 always those of the evaluation rows: clear_baselines' data.eval_rows=300 left the
+        # forget authors whose images lie past row 300 taught, never unlearned, and in the reference's teaching
+        named = people or {}
+        self.forget_ids = set(self.eval["forget"]["ID"]) | set(named.get("forget", ()))
+        self.retain_ids = set(self.eval["retain"]["ID"]) | set(named.get("retain", ()))
+        unevaluated = {g: sorted(ids - set(self.eval[g]["ID"])) for g, ids in
+                       (("forget", self.forget_ids), ("retain", self.retain_ids))}
+        for group, ids in unevaluated.items():
+            if ids:
+                log.info("%s: %d %s people have no evaluation row (data.eval_rows, or rows dropped under "
+                         "data.on_bad_row=skip): they are %s, not evaluated (IDs %s%s)", name, len(ids), group,
+                         "unlearned" if group == "forget" else "kept", ids[:10], " ..." if len(ids) > 10 else "")
         self.untouched_ids = set(self.eval["untouched"]["ID"])
 
     def train_rows(self, group: str):
@@ -74,10 +86,10 @@ def _keep_good(name: str, ds, bad: BadRows):
 def load_mllmu_bench(path: str, forget_split: str, cache_dir: str | Path | None = None, test_image="random",
                      seed: int = 0, text_rule: str = "manu", on_bad_row: str = "error") -> Benchmark:
     """MLLMU-Bench from the hub id or a local snapshot at `path` (see unlearn/data/mllmu_bench.py)."""
-    bad = BadRows(on_bad_row)
+    bad, people = BadRows(on_bad_row), {}
     splits = mllmu_bench.load(path, forget_split, cache_dir=cache_dir, test_image=test_image, seed=seed,
-                              text_rule=text_rule, bad=bad)
-    return _benchmark(splits, forget_split, "mllmu_bench", bad)
+                              text_rule=text_rule, bad=bad, people=people)
+    return _benchmark(splits, forget_split, "mllmu_bench", bad, people)
 
 
 def load_clear(path: str, forget_split: str, cache_dir: str | Path | None = None, perturbed: bool = True,
@@ -85,15 +97,15 @@ def load_clear(path: str, forget_split: str, cache_dir: str | Path | None = None
                retain_images: str = "perturbed", train_pairs: str = "both_forms", caption_prompt: str = "cycle",
                eval_rows: int | None = None, on_bad_row: str = "error") -> Benchmark:
     """CLEAR from the hub id or a local snapshot at `path` (see unlearn/data/clear.py)."""
-    bad = BadRows(on_bad_row)
+    bad, people = BadRows(on_bad_row), {}
     splits = clear.load(path, forget_split, cache_dir=cache_dir, perturbed=perturbed, text_qa=text_qa,
                         untouched=tuple(untouched), seed=seed, every_image=every_image,
                         retain_images=retain_images, train_pairs=train_pairs, caption_prompt=caption_prompt,
-                        eval_rows=eval_rows, bad=bad)
-    return _benchmark(splits, forget_split, "clear", bad)
+                        eval_rows=eval_rows, bad=bad, people=people)
+    return _benchmark(splits, forget_split, "clear", bad, people)
 
 
-def _benchmark(splits: DatasetDict, forget_split: str, name: str, bad: BadRows) -> Benchmark:
+def _benchmark(splits: DatasetDict, forget_split: str, name: str, bad: BadRows, people: dict) -> Benchmark:
     if bad.skipped:
         log.warning("%s: data.on_bad_row=skip left out %d rows/questions: %s", name, bad.total(), bad.skipped)
-    return Benchmark(splits, forget_split, name=name, skipped=bad.skipped)
+    return Benchmark(splits, forget_split, name=name, skipped=bad.skipped, people=people)

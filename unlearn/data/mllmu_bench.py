@@ -387,11 +387,29 @@ def convert_eval(rows, split: str, names: dict[str, str], *, untouched: bool = F
     return out
 
 
+def named_people(rows, split: str, known: set[int]) -> dict[str, int]:
+    """Source ID -> ID of every taught person a forget / retain config names, whatever its rows' other fields
+    hold: under data.on_bad_row=skip a row whose image or question is bad is not evaluated, but its person is
+    still the config's (unlearned, or kept, as the official scripts read the config's IDs)."""
+    out = {}
+    for i, row in enumerate(rows):
+        try:
+            source_id = _source_id(split, i, row)
+            ID = _int_id(split, i, source_id)
+        except RowError:
+            continue
+        if ID in known:
+            out[source_id] = ID
+    return out
+
+
 def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | Path | None = None,
          test_image: str | int = "random", seed: int = 0, text_rule: str = "manu",
-         key: str = "data.path", bad: BadRows | None = None) -> DatasetDict:
+         key: str = "data.path", bad: BadRows | None = None, people: dict | None = None) -> DatasetDict:
     """The internal DatasetDict (train, forget_P, retain_{100-P}, test_P, untouched) for one forget split.
-    `bad`: the data.on_bad_row policy, which also collects what was skipped (default: error)."""
+    `bad`: the data.on_bad_row policy, which also collects what was skipped (default: error). `people`, when
+    given, receives the IDs the forget and retain configs name (`named_people`; Benchmark's forget and retain
+    people: a row dropped under skip leaves its person in its group, unevaluated)."""
     bad = bad or BadRows()
     pct = forget_percent(forget_split)
     if text_rule not in TEXT_RULES:
@@ -410,21 +428,26 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
 
     ds, f_label = get(f"forget_{pct}")
     forget = convert_eval(raw_rows(ds), f_label, names, known=taught, bad=bad)
+    f_named = named_people(raw_rows(ds), f_label, taught)
     ds, r_label = get(f"retain_{100 - pct}")
     retain = convert_eval(raw_rows(ds), r_label, names, known=taught, bad=bad)
-    both = {r["ID"] for r in forget} & {r["ID"] for r in retain}
+    r_named = named_people(raw_rows(ds), r_label, taught)
+    both = ({r["ID"] for r in forget} | set(f_named.values())) & ({r["ID"] for r in retain} | set(r_named.values()))
     if both:
         raise DataError(f"IDs {sorted(both)[:5]} are in both {f_label} and {r_label}")
+    if people is not None:
+        people.update(forget=set(f_named.values()), retain=set(r_named.values()))
 
     ds, t_label = get("Test_Set")
-    wanted = {r["source_id"] for r in forget}
+    wanted = {r["source_id"] for r in forget} | set(f_named)
     test = convert_eval(raw_rows(ds), t_label, names, keep=wanted, test_image=test_image, seed=seed, bad=bad)
     missing = wanted - {r["source_id"] for r in test}
     if missing and bad.mode == "error":
         raise DataError(f"{t_label} has no row for the {forget_split} IDs {sorted(missing)[:10]}")
     if missing:  # the forget people stay; test_P scores the ones it has
         bad.note(t_label, f"no usable row for a {forget_split} ID", len(missing))
-    order = {r["source_id"]: k for k, r in enumerate(forget)}
+    in_order = dict.fromkeys(list(f_named) + [r["source_id"] for r in forget])  # forget_P's row order
+    order = {source_id: k for k, source_id in enumerate(in_order)}
     test.sort(key=lambda r: order[r["source_id"]])
 
     ds, u_label = get("Retain_Set")
