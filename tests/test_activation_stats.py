@@ -118,6 +118,38 @@ def test_pruned_neuron_contributes_exactly_zero(tiny_model, small_splits):
     assert torch.equal(w[:, keep], before[name + ".weight"][:, keep])
 
 
+def test_a_pruned_vision_neuron_loses_its_producers_bias_too(tiny_model, small_splits):
+    """CLIP's fc1 has a bias: left in place, a pruned neuron would still output act(b_j), which relearning could
+    route again through the zeroed fc2 column. Its weight row, bias entry and consumer column are zeroed, and the
+    activation fc2 reads is exactly 0 on an image; nothing else moves."""
+    from unlearn.data.collate import collate, qa_example
+
+    model, proc = tiny_model
+    model.eval()
+    name = "model.vision_tower.encoder.layers.0.mlp.fc2"
+    fc1 = "model.vision_tower.encoder.layers.0.mlp.fc1"
+    assert [n for n, _ in producers_of(model, name)] == [fc1]
+    with torch.no_grad():  # CLIP initialises biases at 0; a trained one's are not
+        model.get_submodule(fc1).bias.fill_(0.1)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    mask = torch.zeros(128, dtype=torch.bool)
+    mask[[2, 77]] = True
+    prune_neurons(model, {name: mask})
+    seen = {}
+    h = model.get_submodule(name).register_forward_pre_hook(lambda m, a: seen.setdefault("a", a[0]))
+    px = proc.pixel_values([small_splits["forget_10"][0]["image"]])[0]
+    with torch.no_grad():
+        model(**{k: v for k, v in collate([qa_example(proc, [("what is this person 's job ?", "nurse")], px)],
+                                          0).items() if k != "labels"})
+    h.remove()
+    assert torch.all(seen["a"][..., [2, 77]] == 0) and seen["a"].abs().sum() > 0
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {name + ".weight", fc1 + ".weight", fc1 + ".bias"}
+    assert torch.all(model.get_submodule(fc1).bias[[2, 77]] == 0)
+    assert torch.all(model.get_submodule(fc1).weight[[2, 77]] == 0)
+    assert torch.all(model.get_submodule(name).weight[:, [2, 77]] == 0)
+
+
 def test_scale_mode_scales_only_the_consumer_column():
     model = Toy()
     w0 = model.layers[0].mlp.down_proj.weight.detach().clone()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.test_report import parse_table
-from unlearn.frontier import (GRIDS, Reading, Task, across_seeds, checks, default_groups, default_strengths,
+from unlearn.frontier import (GRIDS, Reading, Task, across_seeds, checks, curves, default_groups, default_strengths,
                               forget_drop_at, load_points, main, nearest_125, plan, strength_at)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -91,6 +91,19 @@ def test_report_only_table_and_plots(tmp_path):
     assert table["manu"][col] == "0.400 ± 0.283 † (1/2)"
     for mod in ("multimodal", "text"):
         assert (tmp_path / "docs" / f"frontier_{mod}.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_a_curve_runs_in_strength_order_not_the_directories_order(tmp_path):
+    """alpha=30 lists before alpha=5 (and lr=2e-05 after lr=0.0001): the curve is read by strength. Here the
+    origin, (0.02, 0.3), (0.10, 0.5) cross 0.05 at 0.3 + 0.2 * 0.03 / 0.08 = 0.375; in listing order the
+    segment from the origin to (0.10, 0.5) would read 0.25."""
+    root = tmp_path / "sweep"
+    _fake_run(root, "manu", "alpha", 5, 0, 0.02, 0.3)
+    _fake_run(root, "manu", "alpha", 30, 0, 0.10, 0.5)
+    assert sorted(p.name for p in (root / "manu").iterdir()) == ["alpha=30", "alpha=5"]
+    md = main(["--out", str(root), "--report-only", "--docs", str(tmp_path / "docs")])
+    assert parse_table(md.read_text())["manu"]["MM forget drop @ retain drop 0.05"].startswith("0.375")
+    assert [s for s, *_ in curves(load_points(root), "multimodal")["manu"][0]] == [5, 30]
 
 
 def test_report_without_runs_names_the_dir(tmp_path):

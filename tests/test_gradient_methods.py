@@ -198,6 +198,30 @@ def test_gamma_weighs_the_forget_term_of_every_method_that_reads_it(loss, tiny_m
     assert paired[3.0] - retain_only == pytest.approx(3 * (paired[1.0] - retain_only), rel=1e-4)
 
 
+@pytest.mark.parametrize("loss", ["grad_diff", "kl", "npo"])
+def test_alpha_weighs_the_retain_term_of_every_method_that_reads_it(loss, tiny_model, small_benchmark):
+    """gamma * forget + alpha * retain, the retain term nonzero: KL's against a reference that differs from the
+    model (against the model's own copy, the default, it is exactly 0 and no weighting shows)."""
+    import copy
+
+    model, proc = tiny_model
+    rows = lambda split: QASequences(small_benchmark.train_rows(split), proc, "multimodal")  # noqa: E731
+    f, r = (collate([d[i] for i in range(4)], proc.tokenizer.pad_token_id) for d in (rows("forget"), rows("retain")))
+    model.eval()
+    reference = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=generator))
+        paired, retain = {}, {}
+        for alpha in (0.5, 2.0):
+            module = GradientUnlearning(model, loss, torch.optim.SGD, gamma=1.0, alpha=alpha, reference=reference)
+            paired[alpha] = module._paired_loss(f, r, None).item()
+            retain[alpha] = module._retain_term(r, None).item()
+    assert retain[2.0] == pytest.approx(4 * retain[0.5], rel=1e-5) and abs(retain[0.5]) > 1e-3
+    assert paired[2.0] - paired[0.5] == pytest.approx(retain[2.0] - retain[0.5], rel=1e-4)
+
+
 def test_process_token_mean_by_hand():
     """method.token_mean=process: each process's mean over its own batch (the official scripts' per-device loss).
     One process: exactly global_batch_mean's total / count. Two, with 3 of 8 tokens here: 1.2 / 3, not

@@ -370,3 +370,31 @@ def test_random_control_ignores_the_statistics_and_follows_the_seed():
     assert int(masks["lm.0"].sum()) == prune_count(50.0, 4) and int(masks["vis.0"].sum()) == prune_count(50.0, 6)
     with pytest.raises(ValueError, match="manu.score='nope': expected one of paper, reference, random"):
         neuron_scores(moments(1.0), towers, "nope")
+
+
+def test_neuron_scores_wire_each_variant_to_its_moments():
+    """paper: S from all four moment sets of a module, forget over retain (hand values above); reference: a
+    vision module from the multimodal passes, a language module from the text-only ones, forget over retain.
+    The four pairings a wiring slip could pick all give other scores here."""
+    from unlearn.manu.neuron_scores import neuron_scores
+
+    retain_tx = mom(2, [1, 0, 0], [3, 2, 1], [5, 2, 1], [2, 1, 0])  # unlike RETAIN_MM, so a modality swap shows
+    sets = {"forget/multimodal": FORGET_MM, "forget/text": FORGET_TX, "retain/multimodal": RETAIN_MM,
+            "retain/text": retain_tx}
+    moments = {k: {"vis.0": m, "lm.0": m} for k, m in sets.items()}
+    towers = {"vis.0": "vision", "lm.0": "language"}
+
+    ref = neuron_scores(moments, towers, "reference")
+    pairings = {(f, r): reference_score(sets[f"forget/{f}"], sets[f"retain/{r}"]) for f in ("multimodal", "text")
+                for r in ("multimodal", "text")}
+    swapped = {m: reference_score(sets[f"retain/{m}"], sets[f"forget/{m}"]) for m in ("multimodal", "text")}
+    candidates = [*pairings.values(), *swapped.values()]
+    assert all(not torch.allclose(a, b) for i, a in enumerate(candidates) for b in candidates[i + 1:])
+    close(ref["vis.0"], pairings[("multimodal", "multimodal")].tolist())
+    close(ref["lm.0"], pairings[("text", "text")].tolist())
+
+    paper = neuron_scores({k: {"m": m} for k, m in
+                           {**sets, "retain/text": RETAIN_TX}.items()}, {"m": "language"}, "paper")["m"]
+    r2 = math.sqrt(2)
+    close(paper, [(math.sqrt(5) + 1 / 3) / r2, (0.5 + 3 + math.sqrt(0.8)) / r2,
+                  (7 / 9 + 1 + math.sqrt(0.01046875) + math.sqrt(31 / 33)) / r2], rel=1e-6)

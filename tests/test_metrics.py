@@ -14,6 +14,19 @@ def test_rouge_l_hand_computed():
     assert rouge_l("lyon in teacher a", "a teacher in lyon") == pytest.approx(0.25)
 
 
+def test_rouge_l_recall_hand_computed():
+    """The share of the reference's words the reply recovers in order (LCS / reference length), the embedded
+    scorer's rougeL_recall column: not precision (LCS / reply length), not the F-measure."""
+    from unlearn.eval.metrics import rouge_l_recall
+    from unlearn.eval.scorers import SCORERS
+
+    assert rouge_l_recall("teacher", "a teacher in lyon") == pytest.approx(0.25)  # LCS 1 of 4 (precision: 1)
+    assert rouge_l_recall("a teacher in lyon today at noon", "a teacher in lyon") == pytest.approx(1.0)  # P 4/7
+    assert rouge_l_recall("lyon in teacher a", "a teacher in lyon") == pytest.approx(0.25)
+    assert rouge_l_recall("", "a teacher") == 0.0
+    assert SCORERS["embedded"].rouge_recall("teacher", "a teacher in lyon") == pytest.approx(0.25)
+
+
 def test_mc_choice_and_ties():
     assert mc_choice([-3.0, -1.0, -2.0, -5.0]) == 1
     assert mc_choice([-1.0, -1.0, -4.0, -1.0]) == 0  # ties: first option, deterministically

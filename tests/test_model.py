@@ -118,6 +118,45 @@ def test_mc_scoring_modes_pick_an_option(tiny_model, small_splits):
         score_mc(model, proc, items, "guess")
 
 
+def test_likelihood_mc_picks_the_option_of_highest_summed_log_probability(tiny_model, small_splits, monkeypatch):
+    """The option whose answer tokens the model finds most likely in all (a sum, not a per-token mean), each
+    option scored after the question alone; and the pick follows the scores, not their order."""
+    from unlearn.data.collate import collate, qa_example
+    from unlearn.eval import scoring
+    from unlearn.eval.items import flatten
+
+    model, proc = tiny_model
+    model.eval()
+    items = [it for it in flatten("forget", small_splits["forget_10"], proc.pixel_values) if it.task == "mc"][:6]
+
+    def summed(it, option):
+        batch = collate([qa_example(proc, [(it.question, option)], it.pixel_values)], proc.tokenizer.pad_token_id)
+        with torch.no_grad():
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0, :-1]
+        labels = batch["labels"][0, 1:]
+        keep = labels != -100
+        return torch.log_softmax(logits.float(), -1)[keep].gather(-1, labels[keep].unsqueeze(-1)).sum().item()
+
+    records = scoring.score_mc(model, proc, items, "likelihood")
+    checked = 0
+    for it, r in zip(items, records):
+        s = sorted(((summed(it, o), o) for o in it.options), reverse=True)
+        if s[0][0] - s[1][0] > 1e-3:  # clear of float rounding
+            assert r["prediction"] == s[0][1]
+            checked += 1
+    assert checked >= 3
+
+    asked = []
+
+    def fake(model, proc, prompts, answers, per_token=False, **kw):
+        asked.append(per_token)
+        return [[-3.0, -1.0, -2.0, -5.0] for _ in prompts]
+
+    monkeypatch.setattr(scoring, "answer_set_logprobs", fake)
+    records = scoring.score_mc(model, proc, items, "likelihood")
+    assert [r["prediction"] for r in records] == [it.options[1] for it in items] and asked == [False]
+
+
 def test_generate_mode_reads_the_first_option_letter(tiny_model, small_splits, monkeypatch):
     """MLLMU-Bench's MC: the generated letter decides; text without an option letter is wrong."""
     from unlearn.eval import scoring

@@ -260,3 +260,14 @@ def test_relearn_table_over_seeds(tmp_path):
     assert table["ga"]["text test MC"] == "n/a -> n/a"
     md = main([str(root), "--out", str(tmp_path / "out")]).read_text()
     assert "## Relearning attack" in md
+
+
+def test_question_count_is_the_rounded_mean_of_the_runs_that_record_it():
+    """The question count a cell's binomial reference reads: runs may count differently (a dropped question,
+    MLLMU-Bench's shot-skipped ones), so their rounded mean; runs without the count are left out."""
+    from unlearn.report import question_count
+
+    key = "after/forget/multimodal/mc_acc"
+    runs = [{"after/forget/multimodal/n_mc_acc": n} for n in (50, 47, 46)] + [{}]
+    assert question_count(runs, key) == 48  # (50 + 47 + 46) / 3 = 47.67; not 50 (max), 46 (min) or 36 (4 runs)
+    assert question_count([{}], key) is None

@@ -175,14 +175,21 @@ def test_score_probabilities_matches_a_direct_likelihood(small_splits, tiny_mode
     items = [it for it in flatten("forget", small_splits["forget_10"], proc.pixel_values) if it.task == "prob"][:4]
     records = score_probabilities(model, proc, items)
     it, r = items[1], records[1]
-    ex = qa_example(proc, [(it.question, it.perturbed[2])], it.pixel_values)
-    batch = collate([ex], proc.tokenizer.pad_token_id)
-    with torch.no_grad():
-        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0, :-1]
-    labels = batch["labels"][0, 1:]
-    keep = labels != -100
-    direct = torch.log_softmax(logits.float(), -1)[keep].gather(-1, labels[keep].unsqueeze(-1)).mean().item()
-    assert r["pert_logp"][2] == pytest.approx(direct, abs=1e-4)
+
+    def direct(answer):  # the per-token mean log-probability of `answer` after the question, one row alone
+        batch = collate([qa_example(proc, [(it.question, answer)], it.pixel_values)], proc.tokenizer.pad_token_id)
+        with torch.no_grad():
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0, :-1]
+        labels = batch["labels"][0, 1:]
+        keep = labels != -100
+        return torch.log_softmax(logits.float(), -1)[keep].gather(-1, labels[keep].unsqueeze(-1)).mean().item()
+
+    # each answer in its own slot (a swap of truth and paraphrase, or of perturbed ones, would show)
+    assert it.paraphrase and it.paraphrase != it.answer and len(set(it.perturbed)) == 3
+    assert r["gt_logp"] == pytest.approx(direct(it.answer), abs=1e-4)
+    assert r["para_logp"] == pytest.approx(direct(it.paraphrase), abs=1e-4)
+    assert r["pert_logp"] == pytest.approx([direct(p) for p in it.perturbed], abs=1e-4)
+    assert abs(direct(it.answer) - direct(it.paraphrase)) > 1e-3
     assert r["score"] == pytest.approx(math.exp(r["gt_logp"]))
     assert len(r["pert_logp"]) == 3 and r["task"] == "prob"
 
