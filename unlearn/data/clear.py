@@ -505,7 +505,7 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
     ids = {name: k for k, name in enumerate(population)}
     if people is not None:
         people.update(forget={ids[n] for n in forget_people}, retain={ids[n] for n in retain_people})
-    owner = {im["caption"]: n for people in (forget_people, retain_people) for n, ims in people.items() for im in ims}
+    owner = {im["caption"]: n for group in (forget_people, retain_people) for n, ims in group.items() for im in ims}
 
     f_pert, r_pert = {}, {}
     f_order, r_order = [], []  # the _perturbed configs' keys in row order (None: a row not read)

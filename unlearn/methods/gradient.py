@@ -1,9 +1,9 @@
 """Gradient baselines (GA, gradient difference, KL minimisation, NPO) as one Lightning training step.
 
-`method.schedule`: `paired` (default; open-unlearning's trainers, which draw each forget row's retain row with
-replacement: `method.retain_draw=with_replacement`; the default reads a per-epoch shuffle) steps on a forget batch and a retain batch
-together, one joint loss; `sequential` (MLLMU-Bench's baselines/*.py) runs, each epoch, a pass over the
-forget data with the forget term alone, then a pass over the retain data with the retain term alone, each
+`method.schedule`: `paired` (default; open-unlearning's trainers, which draw each forget row's retain row
+with replacement: `method.retain_draw=with_replacement`; the default reads a per-epoch shuffle) steps on a
+forget batch and a retain batch together, one joint loss; `sequential` (MLLMU-Bench's baselines/*.py) runs,
+each epoch, a pass over the forget data with the forget term alone, then a pass over the retain data with the retain term alone, each
 batch its own optimiser step; `interleaved` (MMUnlearner's baselines, MLLMU_GA_Diff.py and MLLMU_KL_Min.py)
 takes the same steps, each batch its own, with the forget steps spread through the retain pass as
 MMUnlearner's own update spreads them (`unlearn.mmunlearner.schedule.official_schedule`). The loss math lives
