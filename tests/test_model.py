@@ -200,3 +200,21 @@ def test_a_truncated_weights_file_names_its_key(tiny_model, tmp_path):
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(CheckpointError, match=r"the cached vanilla model=.*m: its weights could not be read"):
         load_model(tmp_path / "m", key="the cached vanilla model")
+
+
+def test_a_users_unreadable_checkpoint_is_named_by_model_path(tiny_model, tmp_path):
+    """model.path's checkpoint unreadable: the message names model.path, and does not tell the user to delete
+    it (that advice is for the cache's own vanilla model, which is taught again)."""
+    from unlearn.config import compose_config
+    from unlearn.models.loading import CheckpointError, save_model
+    from unlearn.pipeline import run
+
+    model, proc = tiny_model
+    save_model(model, proc, tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    cfg = compose_config(["debug=fast", "logger=none", f"model.path={tmp_path / 'm'}"], tmp_path / "run",
+                         tmp_path / "cache")
+    with pytest.raises(CheckpointError, match=r"model.path=.*m: its weights could not be read") as err:
+        run(cfg)
+    assert "delete" not in str(err.value) and "cached vanilla" not in str(err.value)

@@ -390,3 +390,17 @@ def test_a_lora_section_without_dropout_or_init_wraps_as_the_docs_write_it(tiny_
     wrapped, _ = with_lora(copy.deepcopy(tiny_model[0]), lora, ["q_proj"], need_reference=False)
     config = wrapped.peft_config["default"]
     assert config.r == 8 and config.lora_alpha == 16 and config.lora_dropout == 0.0 and config.init_lora_weights is True
+
+
+@pytest.mark.parametrize("method", ["manu", "mmunlearner", "finetune"])
+def test_a_misspelt_method_key_is_refused_under_the_methods_without_a_loss(tmp_path, method):
+    """Under MANU, MMUnlearner and finetune `method` holds only name and run: a key no method config defines was
+    read by nothing and refused by nothing until 2026-12-05. A gradient method's key a baseline preset carries
+    into a sweep with them is known, and passes."""
+    from unlearn.settings import check_known_keys
+
+    with pytest.raises(ValueError, match=rf"method has no setting \['lrr'\]; method={method}'s own settings are "
+                                         rf"under {method}\.\*"):
+        check_known_keys(compose_config([f"method={method}", "+method.lrr=1"], tmp_path / "r", tmp_path / "c"))
+    check_known_keys(compose_config([f"method={method}", "experiment=mllmu_baselines", f"method={method}"],
+                                    tmp_path / "r", tmp_path / "c"))

@@ -506,8 +506,9 @@ def run(cfg: DictConfig) -> dict:
         source = "fresh init"
     else:
         source = ensure_vanilla(cfg, benchmark)
-        model, processor = load_configured(cfg, source, "the cached vanilla model (model.path is null; delete a "
-                                                        "corrupt one to teach it again)")
+        # a user's checkpoint is named by its key; only the cache's own model may be deleted and taught again
+        model, processor = load_configured(cfg, source, "model.path" if cfg.model.path else (
+            "the cached vanilla model (model.path is null; delete a corrupt one to teach it again)"))
     ctx = RunContext(cfg, benchmark, model, processor, out_dir, logger)
     for section in RECIPE_SECTIONS:  # a setting the image processor lacks is refused before any evaluation
         recipe_processor(ctx, section)
