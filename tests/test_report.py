@@ -220,6 +220,9 @@ def test_main_out_dir_and_single_run_default(sweep, tmp_path):
     md = main([str(sweep / "0_ga")])
     assert md == sweep / "0_ga" / "report" / "results.md"
     assert (sweep / "0_ga" / "results.md").read_text() == "the run's own before/after table\n"
+    with pytest.raises(SystemExit):  # a run's own directory as --out would replace its table
+        main([str(sweep / "0_ga"), "--out", str(sweep / "0_ga")])
+    assert (sweep / "0_ga" / "results.md").read_text() == "the run's own before/after table\n"
 
 
 def test_main_without_runs_exits_nonzero(tmp_path):

@@ -129,3 +129,8 @@ def test_cli_reports_and_names_the_cells_outside(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(printed), str(tmp_path / "nowhere.md")])
     assert "nowhere.md: no such file" in capsys.readouterr().err
+    for out in (printed, new, tmp_path):  # the report never replaces a page it compares, nor takes a directory
+        with pytest.raises(SystemExit):
+            main([str(printed), str(new), "--out", str(out)])
+        assert "give the report its own file" in capsys.readouterr().err
+    assert printed.read_text() == PRINTED

@@ -754,6 +754,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
     if not runs:
         parser.exit(2, f"error: no runs with {METRICS_FILE} under {', '.join(args.dirs)}\n")
     out_dir = Path(args.out) if args.out else default_out_dir(args.dirs[0])
+    if (out_dir / METRICS_FILE).is_file():  # until 2026-12-05 `--out RUN` replaced the run's own results.md
+        parser.error(f"--out {out_dir} is a run's directory ({METRICS_FILE}): its results.md is that run's own "
+                     "table; choose another --out (the default for one run is its report/)")
     table = results_table(runs)
     groups = group_by_seed(runs)
     if any(len(g.runs) > 1 for g in groups):

@@ -208,6 +208,10 @@ def main(argv: Sequence[str] | None = None) -> str:
     for path in (a.printed, a.new):
         if not path.is_file():
             p.error(f"{path}: no such file")
+    if a.out and (a.out.is_dir() or a.out.resolve() in (a.printed.resolve(), a.new.resolve())):
+        # until 2026-12-05 `--out docs/results.md` replaced the printed page with the report
+        p.error(f"--out {a.out} is {'a directory' if a.out.is_dir() else 'one of the pages compared'}: "
+                "give the report its own file")
     printed_md, new_md = a.printed.read_text(), a.new.read_text()
     pairs, missing = compare(page_cells(printed_md), page_cells(new_md))
     if not pairs:
