@@ -389,3 +389,22 @@ def test_clear_presets_teach_and_unlearn_a_qwen2_vl_stand_in(tmp_path, checkpoin
                     for form in ("multimodal", "text")}  # eval.protocol=clear: its prompts and likelihood rows
     after = {k: v for f in (tmp_path / "run" / "model").glob("*.safetensors") for k, v in load_file(f).items()}
     assert any(not torch.equal(after[k].float(), weights[k].float()) for k in weights)  # it unlearned something
+
+
+def test_a_checkpoint_of_another_family_than_the_model_config_is_refused(tmp_path, checkpoints, monkeypatch):
+    """model=llava_1_5_7b with a Qwen2-VL checkpoint ran to the end until 2026-12-05, prompted as LLaVA; now
+    model.model_types refuses it from config.json, before any weight loads. Each config's own family loads."""
+    import unlearn.models.loading as loading
+
+    cfg = _cfg(tmp_path, "llava", checkpoints["qwen2_vl"])
+    loads = []
+    monkeypatch.setattr(loading.AutoModelForImageTextToText, "from_pretrained",
+                        lambda *a, **k: loads.append(a) or (_ for _ in ()).throw(AssertionError("loaded")))
+    with pytest.raises(CheckpointError, match=r"model.path: .*config.json says model_type 'qwen2_vl', but the model "
+                                              r"config is written for \['llava'\]"):
+        load_configured(cfg, checkpoints["qwen2_vl"])
+    assert loads == []
+    monkeypatch.undo()
+    for family in CONFIGS:
+        model, _ = load_configured(_cfg(tmp_path, family, checkpoints[family]), checkpoints[family])
+        assert model.config.model_type == family

@@ -31,7 +31,7 @@ from unlearn.eval.scorers import get_scorer
 from unlearn.eval.table import before_after_table
 from unlearn import later_keys
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json, write_text
-from unlearn.models.loading import load_model, recipe_processor, save_model
+from unlearn.models.loading import configured_model_types, load_model, recipe_processor, save_model
 from unlearn.models.precision import cast_copy, dtype_named
 from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part
 from unlearn.rng import resumed, rng_state, seeded
@@ -107,7 +107,7 @@ def load_configured(cfg: DictConfig, path, key: str = "model.path"):
     tokenizer = OmegaConf.to_container(m.tokenizer, resolve=True) if m.get("tokenizer") else None
     model, processor = load_model(path, m.dtype, key=key, template=template,
                                   attn_implementation=m.get("attn_implementation"), image_processor=images,
-                                  tokenizer=tokenizer)
+                                  tokenizer=tokenizer, model_types=configured_model_types(m))
     if m.get("gradient_checkpointing"):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     from unlearn.models.positions import apply_forward_positions

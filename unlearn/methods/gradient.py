@@ -29,7 +29,7 @@ from unlearn import losses
 from unlearn.data.collate import collate
 from unlearn.data.sampling import EpochDraws, EpochShuffle, UnlabelledRepeats, in_batches, shifted
 from unlearn.data.written import check_writing, qa_sequences
-from unlearn.models.loading import recipe_processor
+from unlearn.models.loading import configured_model_types, recipe_processor
 from unlearn.models.precision import cast_copy, dtype_named, own_precision, round_parameters
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
@@ -353,7 +353,8 @@ def run(ctx) -> None:
 
         reference, _ = load_model(m.reference_path, ref_dtype or ctx.cfg.model.dtype, key="method.reference_path",
                                   template=ctx.cfg.model.get("template"),
-                                  attn_implementation=ctx.cfg.model.get("attn_implementation"))
+                                  attn_implementation=ctx.cfg.model.get("attn_implementation"),
+                                  model_types=configured_model_types(ctx.cfg.model))
         resize_embeddings(reference, ctx.processor.tokenizer, resize, "method.resize_embeddings")  # same logits
         from unlearn.models.positions import apply_forward_positions
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -47,18 +47,20 @@ def check_local_checkpoint(path, key: str) -> bool:
 
 def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path",
                template: Mapping | None = None, attn_implementation: str | None = None,
-               image_processor: Mapping | None = None, tokenizer: Mapping | None = None):
+               image_processor: Mapping | None = None, tokenizer: Mapping | None = None,
+               model_types: Sequence[str] | None = None):
     """`path` is a local directory or a hub id; a missing local directory names `key`.
 
     A directory with `vl_processor.json` is the embedded model; anything else is a real checkpoint, read
     with its own tokenizer (loaded with `tokenizer`'s arguments, `model.tokenizer`, e.g. `{legacy: true}`) and
     image processor (settings overridden by `image_processor`, e.g. `{do_image_splitting: false}`) and prompted
-    with `template` (`model.template`).
+    with `template` (`model.template`). `model_types`: the config.json model types the model config is written
+    for (`model.model_types`); another is refused.
     """
     p = Path(str(path)).expanduser()
     local = check_local_checkpoint(path, key)
     if local and not (p / CONFIG_NAME).is_file():  # a real checkpoint: its family read before its weights
-        check_family(p / "config.json", key)
+        check_family(p / "config.json", key, model_types)
     if not hasattr(torch, str(dtype)):
         raise ValueError(f"model.dtype={dtype!r} is not a torch dtype (float32, bfloat16, float16)")
     kwargs = {"dtype": getattr(torch, dtype)}
@@ -79,6 +81,7 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
                               f"(write a local path as ./{path} or an absolute one): {e}") from e
     if local and (p / CONFIG_NAME).is_file():
         return model, VLProcessor.from_pretrained(p)
+    check_model_type(model.config.model_type, key, "its config", model_types)  # a hub id's, read as it loaded
     if template is None:
         raise CheckpointError(f"{key}={path} is a real checkpoint: its model config needs a `template` "
                               "(see configs/model/llava_1_5_7b.yaml)")
@@ -106,9 +109,10 @@ def load_tokenizer(source: str, settings: Mapping | None = None, key: str = "mod
     return tokenizer
 
 
-def check_family(config_file: Path, key: str) -> None:
-    """A model type with no image adapter is refused from its config.json, not after minutes of loading 7B
-    weights (ChatProcessor refuses it again for hub ids)."""
+def check_family(config_file: Path, key: str, model_types: Sequence[str] | None = None) -> None:
+    """A model type with no image adapter, or not one the model config is written for (`model.model_types`), is
+    refused from its config.json, not after minutes of loading 7B weights (ChatProcessor refuses the first again
+    for hub ids, `check_model_type` the second)."""
     try:
         model_type = json.loads(config_file.read_text()).get("model_type")
     except (OSError, ValueError) as e:
@@ -116,6 +120,20 @@ def check_family(config_file: Path, key: str) -> None:
     if model_type not in FAMILIES:
         raise CheckpointError(f"{key}: {config_file} says model_type {model_type!r}, which has no image adapter "
                               f"here; supported: {list(FAMILIES)}")
+    check_model_type(model_type, key, config_file, model_types)
+
+
+def configured_model_types(model_cfg) -> list[str] | None:
+    """`model.model_types`, the checkpoint families a model config is written for (None: not declared)."""
+    types = model_cfg.get("model_types")
+    return None if types is None else [str(t) for t in types]
+
+
+def check_model_type(model_type: str, key: str, where, model_types: Sequence[str] | None) -> None:
+    if model_types and model_type not in model_types:
+        raise CheckpointError(f"{key}: {where} says model_type {model_type!r}, but the model config is written "
+                              f"for {list(model_types)} (model.model_types; its template and modules): choose "
+                              "the model= config of that family")
 
 
 def save_model(model, processor, path: str | Path) -> None:
