@@ -101,6 +101,27 @@ def test_resume_reaches_the_same_result(tmp_path, small_benchmark):
     assert changed, "two epochs of NPO changed nothing"
     for n in straight:
         torch.testing.assert_close(resumed[n], straight[n], rtol=0, atol=1e-6, msg=n)
+    # a checkpoint of other settings, or one with no epochs left, is refused before any step (until 2026-12-05
+    # they ran the old settings, or nothing, and saved the result under the new ones)
+    cfg = _cfg(tmp_path / "other", "method=npo", "method.epochs=2", "method.batch_size=8", "method.beta=0.5")
+    with open_dict(cfg):
+        cfg.method.ckpt_path = str(last)
+    with pytest.raises(ValueError, match=r"saved under other settings \(method.beta: saved 0.1, now 0.5\)"):
+        run(RunContext(cfg, small_benchmark, copy.deepcopy(start), proc, tmp_path / "other"))
+    with pytest.raises(ValueError, match="has run 1 epochs, and this run has method.epochs=1: nothing is left"):
+        go("again", 1, ckpt=last)
+
+
+def test_check_resume_by_hand():
+    from unlearn.methods.gradient import check_resume
+
+    saved = {"method": {"loss": "ga", "optimizer": {"lr": 5e-5}}, "seed": 0}
+    check_resume(saved, saved, 1, 2)
+    check_resume(None, saved, 1, 2)  # a checkpoint from before the record: not compared
+    with pytest.raises(ValueError, match=r"method.optimizer.lr: saved 5e-05, now 0.001; seed: saved 0, now 1"):
+        check_resume(saved, {"method": {"loss": "ga", "optimizer": {"lr": 1e-3}}, "seed": 1}, 1, 2)
+    with pytest.raises(ValueError, match="has run 2 epochs, and this run has method.epochs=2"):
+        check_resume(saved, saved, 2, 2)
 
 
 def test_lora_trains_adapters_and_merges_back(tmp_path, small_benchmark):

@@ -50,7 +50,7 @@ class GradientUnlearning(L.LightningModule):
                  scheduler: Callable | None = None, kl_reduction: str = "answer_mean",
                  npo_log_ratio: str = "sequence_sum", kl_retain_nll: bool = False, lr_decay: str | None = None,
                  warmup_epochs: int = 0, epochs: int | None = None, token_mean: str = "global",
-                 reference_own_precision: bool = False):
+                 reference_own_precision: bool = False, identity: dict | None = None):
         """`reference`: the frozen starting model for KL / NPO; a copy of `model` when not given.
         `reference_own_precision`: the reference computes in its own dtype, out of the trainer's autocast
         (`method.reference_dtype`: the official float16 references, under any trainer that leaves it float16).
@@ -80,9 +80,21 @@ class GradientUnlearning(L.LightningModule):
         self.gamma, self.alpha, self.beta = gamma, alpha, beta
         self.scheduler_factory = scheduler
         self.reference, self.reference_own_precision = None, reference_own_precision
+        self.identity = identity  # what a checkpoint must match to be resumed (resume_identity)
         if loss in NEEDS_REFERENCE:
             ref = reference if reference is not None else copy.deepcopy(model)
             self.reference = ref.eval().requires_grad_(False)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.identity is not None:
+            checkpoint[RESUME_KEY] = self.identity
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Lightning calls this as `fit(ckpt_path=...)` restores, before any step: a checkpoint of other settings,
+        or one that has already run this run's epochs, is refused (until 2026-12-05 it ran no step, or steps of
+        the old settings, and saved the result under the new ones)."""
+        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+        check_resume(checkpoint.get(RESUME_KEY), self.identity, progress.get("completed"), self.epochs)
 
     def on_fit_start(self) -> None:
         # from_pretrained returns eval mode and Lightning keeps the mode it finds; on fit start, before Lightning
@@ -328,6 +340,42 @@ class _Indexed(Dataset):
         return i, self.ds[i]
 
 
+RESUME_KEY = "unlearn_resume_identity"
+NOT_RESUME_IDENTITY = ("ckpt_path", "epochs")  # where to resume from; a run may be resumed for more epochs
+
+
+def resume_identity(cfg) -> dict:
+    """The settings a run's checkpoints are resumed under: the method's (but NOT_RESUME_IDENTITY) and the seed,
+    which orders the data."""
+    from omegaconf import OmegaConf
+
+    method = OmegaConf.to_container(cfg.method, resolve=True)
+    return {"method": {k: v for k, v in method.items() if k not in NOT_RESUME_IDENTITY}, "seed": cfg.seed}
+
+
+def check_resume(saved: dict | None, now: dict | None, completed: int | None, epochs: int | None) -> None:
+    """Refuse resuming a checkpoint made under other settings, or one whose epochs this run has no more of."""
+    if saved is not None and now is not None and saved != now:
+        flat_saved, flat_now = _flat(saved), _flat(now)
+        keys = sorted(k for k in flat_saved.keys() | flat_now.keys() if flat_saved.get(k) != flat_now.get(k))
+        shown = "; ".join(f"{k}: saved {flat_saved.get(k)!r}, now {flat_now.get(k)!r}" for k in keys[:5])
+        raise ValueError(f"method.ckpt_path: the checkpoint was saved under other settings ({shown}"
+                         f"{' ...' if len(keys) > 5 else ''}); resume with the settings it was made with, or "
+                         "start afresh without method.ckpt_path")
+    if completed is not None and epochs is not None and completed >= epochs:
+        raise ValueError(f"method.ckpt_path: the checkpoint has run {completed} epochs, and this run has "
+                         f"method.epochs={epochs}: nothing is left to run (raise method.epochs to train on)")
+
+
+def _flat(node, prefix: str = "") -> dict:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out = {}
+    for k, v in node.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
 def run(ctx) -> None:
     from hydra.utils import instantiate
 
@@ -362,7 +410,8 @@ def run(ctx) -> None:
     module = GradientUnlearning(model, m.loss, instantiate(m.optimizer), m.gamma, m.alpha, m.beta, reference,
                                 instantiate(m.scheduler) if m.scheduler else None, m.kl_reduction, m.npo_log_ratio,
                                 m.get("kl_retain_nll", False), m.get("lr_decay"), m.get("warmup_epochs", 0),
-                                m.epochs, m.get("token_mean", "global"), reference_own_precision=bool(ref_dtype))
+                                m.epochs, m.get("token_mean", "global"), reference_own_precision=bool(ref_dtype),
+                                identity=resume_identity(ctx.cfg))
     schedule, prefix = m.get("schedule", "paired"), m.get("label_prefix", False)
     sequences, answer_ids = m.get("sequences", "template"), m.get("answer_ids", "without_specials")
     if schedule == "paired":
