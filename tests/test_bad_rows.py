@@ -226,3 +226,20 @@ def test_a_bad_row_names_its_parquet_shard_and_row(tmp_path):
                   if victim in pq.read_table(next((root / s).glob("*.parquet"))).column("ID").to_pylist())
     with pytest.raises(DataError, match=rf"row {first_rows + 1}: Image_Textual_Questions.* \(in {second.name}, row 1\)$"):
         mllmu_bench.load(str(root), forget, bad=BadRows("error"))
+
+
+@pytest.mark.parametrize("on_bad_row", ["error", "skip"])
+def test_a_missing_shard_is_named_not_read_as_a_smaller_split(tmp_path, on_bad_row):
+    """Test_Set ships as two shards; with one deleted `datasets` loaded the other, and the forget people's test
+    rows silently shrank (reported, under skip, as 'no usable row for a forget ID ... row -1' of the other file)."""
+    from unlearn.data import mllmu_bench
+    from unlearn.data.fixtures import write_mllmu_bench_fixture
+    from unlearn.data.schema import BadRows
+
+    root = tmp_path / "mllmu"
+    write_mllmu_bench_fixture(root)
+    second = sorted((root / "Test_Set").glob("*.parquet"))[1]
+    second.unlink()
+    with pytest.raises(DataError, match=rf"config 'Test_Set' of data.path=.*: 1 of its 2 shards are there, "
+                                        rf"{second.name} missing"):
+        mllmu_bench.load(str(root), "forget_10", bad=BadRows(on_bad_row))

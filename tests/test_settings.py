@@ -404,3 +404,20 @@ def test_a_misspelt_method_key_is_refused_under_the_methods_without_a_loss(tmp_p
         check_known_keys(compose_config([f"method={method}", "+method.lrr=1"], tmp_path / "r", tmp_path / "c"))
     check_known_keys(compose_config([f"method={method}", "experiment=mllmu_baselines", f"method={method}"],
                                     tmp_path / "r", tmp_path / "c"))
+
+
+@pytest.mark.parametrize("trainer", ["gpu", "ddp", "fsdp"])
+def test_a_gpu_trainer_without_a_gpu_is_refused_naming_the_cpu_presets(tmp_path, trainer, monkeypatch):
+    """Lightning stopped with "No supported gpu backend found!" (full_key: trainer): the run now says which
+    presets run on CPU. The CPU presets pass."""
+    import torch
+
+    from unlearn.pipeline import run
+    from unlearn.settings import check_accelerator
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"no GPU is visible here: on CPU use trainer=cpu, or trainer=ddp_sim / "
+                                         r"fsdp_sim"):
+        run(compose_config([f"trainer={trainer}", "debug=fast", "logger=none"], tmp_path / "r", tmp_path / "c"))
+    for cpu in ("cpu", "ddp_sim", "fsdp_sim"):
+        check_accelerator(compose_config([f"trainer={cpu}"], tmp_path / "r", tmp_path / "c").trainer)

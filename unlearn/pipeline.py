@@ -36,7 +36,7 @@ from unlearn.models.precision import cast_copy, dtype_named
 from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part
 from unlearn.rng import resumed, rng_state, seeded
 from unlearn.run_dir import check_fresh_run_dir
-from unlearn.settings import check_input_paths, check_run_settings
+from unlearn.settings import check_accelerator, check_input_paths, check_run_settings
 
 log = logging.getLogger(__name__)
 
@@ -476,6 +476,7 @@ def evaluate_before(ctx: RunContext, cache: Path | None) -> tuple[dict, list[dic
 def run(cfg: DictConfig) -> dict:
     check_sequence_settings(cfg)  # before any data is read or any model taught, loaded or evaluated
     check_run_settings(cfg)
+    check_accelerator(cfg.get("trainer") or {})
     check_input_paths(cfg)
     # method=finetune teaches, so its seed is the teaching seed (the model it writes is cached under it)
     L.seed_everything(cfg.teach_seed if cfg.method.name == "finetune" else cfg.seed, workers=True)

@@ -563,6 +563,18 @@ def check_teaching_family(cfg) -> None:
         check_family(wanted, model_type, cfg.model.name)
 
 
+def check_accelerator(trainer) -> None:
+    """trainer=gpu / ddp / fsdp on a machine without a GPU stopped in Lightning ("No supported gpu backend
+    found!"), naming no way out; refused as a run starts (pipeline.run; check_run_settings validates GPU configs
+    on any machine), with the CPU presets named."""
+    if str(trainer.get("accelerator", "cpu")) in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError("trainer.accelerator=gpu (trainer=gpu, ddp or fsdp) and no GPU is visible here: on CPU use "
+                             "trainer=cpu, or trainer=ddp_sim / fsdp_sim for several CPU processes")
+
+
 def check_run_settings(cfg) -> None:
     """Every section the run reads, checked before the vanilla model is taught or the before-evaluation runs."""
     check_known_keys(cfg)
