@@ -72,3 +72,27 @@ def test_a_failed_write_leaves_the_old_file_and_no_scratch(tmp_path):
     assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["results.md"]
     write_text(path, "new\n")
     assert path.read_text() == "new\n"
+
+
+def test_artifacts_get_the_mode_a_plain_open_gives_under_the_umask(tmp_path):
+    """mkstemp / mkdtemp make 0600 / 0700: every atomically written file was its writer's alone until 2026-12-05,
+    so a cache or run dir shared between users could not be read by the others."""
+    import os
+    import stat
+
+    from unlearn.io import atomic_dir, write_json, write_text
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "m.json", {"a": 1})
+        write_text(tmp_path / "r.md", "x")
+        with atomic_dir(tmp_path / "model") as d:
+            (d / "w.bin").write_bytes(b"0")
+        os.umask(0o077)
+        write_text(tmp_path / "private.md", "x")
+    finally:
+        os.umask(old)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(tmp_path / "m.json") == mode(tmp_path / "r.md") == 0o644
+    assert mode(tmp_path / "model") == 0o755
+    assert mode(tmp_path / "private.md") == 0o600

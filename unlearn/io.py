@@ -19,6 +19,19 @@ def _durable(f) -> None:
     os.fsync(f.fileno())
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _as_open(fd: int) -> None:
+    """mkstemp makes its file 0600 (mkdtemp 0700): an artifact gets the mode a plain open would give it under
+    the process's umask, so a cache or run dir shared with others stays readable (until 2026-12-05 every
+    atomically written file was its writer's alone)."""
+    os.fchmod(fd, 0o666 & ~_umask())
+
+
 def write_json(path: str | Path, obj, indent: int | None = 2) -> None:
     """`indent=None`: one line, written by json's C encoder (json.dump with an indent, or any json.dump, runs
     the pure-Python one: 0.24 s against 0.08 s for a run's 4.5 MB of per-item records)."""
@@ -26,6 +39,7 @@ def write_json(path: str | Path, obj, indent: int | None = 2) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        _as_open(fd)
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps(obj, indent=indent, sort_keys=True))
             f.write("\n")
@@ -42,6 +56,7 @@ def write_atomic(path: str | Path, write: Callable) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        _as_open(fd)
         with os.fdopen(fd, "wb") as f:
             write(f)
             _durable(f)
@@ -78,6 +93,7 @@ def atomic_dir(final: str | Path):
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial"))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # as a plain mkdir would make it (see _as_open)
         yield tmp
         for file in (p for p in tmp.rglob("*") if p.is_file()):
             with open(file, "rb+") as f:
