@@ -37,13 +37,21 @@ def test_how_the_model_is_loaded_keys_the_before_evaluation(tmp_path):
         assert _before(tmp_path, change) != default, change
 
 
-def test_a_group_taught_under_eval_rows_is_keyed_by_whose_people_it_holds(tmp_path):
+def test_a_group_taught_under_eval_rows_is_keyed_by_whose_people_it_holds(tmp_path, monkeypatch):
     """finetune.people (a forget-quality reference: without_forget) under CLEAR's data.eval_rows held the people of
     the evaluated rows until 2026-12-05, the source's whole groups since: those teachings are keyed anew; every
     teaching of all people, and any without eval_rows, keeps its key."""
-    plain = ("data=clear", "data.path=/data/clear", "finetune.target_mc_acc=null")
+    plain = ("data=clear", "data.path=/data/clear", "finetune.target_mc_acc=null", "data.on_bad_row=error")
     group = (*plain, "finetune.people=without_forget")
     assert _vanilla(tmp_path, *group, "data.eval_rows=300") != _vanilla(tmp_path, *group)
+    # rows dropped under skip (the data configs' default) may leave a person unevaluated the same way: keyed too;
+    # a group under error without eval_rows, and every teaching of all people, are not
+    import unlearn.pipeline as pipeline
+
+    keyed = {k: _vanilla(tmp_path, *k) for k in ((*group, "data.on_bad_row=skip"), group, plain)}
+    monkeypatch.setattr(pipeline, "PEOPLE_NAMED_BY", "other")
+    assert _vanilla(tmp_path, *group, "data.on_bad_row=skip") != keyed[(*group, "data.on_bad_row=skip")]
+    assert _vanilla(tmp_path, *group) == keyed[group] and _vanilla(tmp_path, *plain) == keyed[plain]
     assert _vanilla(tmp_path, *plain, "data.eval_rows=300") == _vanilla(tmp_path, *plain)
 
 

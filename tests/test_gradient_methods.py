@@ -93,7 +93,18 @@ def test_resume_reaches_the_same_result(tmp_path, small_benchmark):
         return {n: p.detach() for n, p in ctx.model.named_parameters()}
 
     straight = go("straight", 2)
-    go("killed", 1)
+    # killed as the second epoch starts: the first epoch's checkpoint must be there (until 2026-12-05 last.ckpt
+    # was written only as fit ended, so an interrupted run left none)
+    from unlearn.methods.gradient import GradientUnlearning as Module
+
+    def interrupt(self):
+        if self.current_epoch == 1:
+            raise RuntimeError("killed")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Module, "on_train_epoch_start", interrupt, raising=False)
+        with pytest.raises(RuntimeError, match="killed"):
+            go("killed", 2)
     last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
     assert last.is_file()
     resumed = go("resumed", 2, ckpt=last)
@@ -110,6 +121,9 @@ def test_resume_reaches_the_same_result(tmp_path, small_benchmark):
         run(RunContext(cfg, small_benchmark, copy.deepcopy(start), proc, tmp_path / "other"))
     with pytest.raises(ValueError, match="has run 1 epochs, and this run has method.epochs=1: nothing is left"):
         go("again", 1, ckpt=last)
+    finished = tmp_path / "straight" / "checkpoints" / "last.ckpt"
+    with pytest.raises(ValueError, match="has run 2 epochs, and this run has method.epochs=2: nothing is left"):
+        go("finished", 2, ckpt=finished)
 
 
 def test_check_resume_by_hand():
@@ -120,6 +134,9 @@ def test_check_resume_by_hand():
     check_resume(None, saved, 1, 2)  # a checkpoint from before the record: not compared
     with pytest.raises(ValueError, match=r"method.optimizer.lr: saved 5e-05, now 0.001; seed: saved 0, now 1"):
         check_resume(saved, {"method": {"loss": "ga", "optimizer": {"lr": 1e-3}}, "seed": 1}, 1, 2)
+    # a setting added since the checkpoint was made is not a difference
+    check_resume(saved, {"method": {"loss": "ga", "optimizer": {"lr": 5e-5}, "new_key": 1}, "seed": 0,
+                         "data": {"forget_split": "forget_10"}}, 1, 2)
     with pytest.raises(ValueError, match="has run 2 epochs, and this run has method.epochs=2"):
         check_resume(saved, saved, 2, 2)
 

@@ -403,6 +403,14 @@ def test_a_checkpoint_of_another_family_than_the_model_config_is_refused(tmp_pat
     with pytest.raises(CheckpointError, match=r"model.path: .*config.json says model_type 'qwen2_vl', but the model "
                                               r"config is written for \['llava'\]"):
         load_configured(cfg, checkpoints["qwen2_vl"])
+    # a hub id: its config.json alone is read first (here the local one, as if fetched)
+    from transformers import AutoConfig
+
+    qwen = AutoConfig.from_pretrained(checkpoints["qwen2_vl"])
+    monkeypatch.setattr(loading, "check_local_checkpoint", lambda path, key: False)
+    monkeypatch.setattr(AutoConfig, "from_pretrained", lambda *a, **k: qwen)
+    with pytest.raises(CheckpointError, match=r"its config.json says model_type 'qwen2_vl'"):
+        loading.load_model("Qwen/Qwen2-VL-7B-Instruct", key="model.path", template={}, model_types=["llava"])
     assert loads == []
     monkeypatch.undo()
     for family in CONFIGS:

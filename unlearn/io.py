@@ -20,6 +20,14 @@ def _durable(f) -> None:
 
 
 def _umask() -> int:
+    """The process's umask, read without setting it where Linux reports it (setting it, even back at once, is
+    process-wide: another thread's file made in between would take the wrong mode)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask

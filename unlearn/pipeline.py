@@ -98,6 +98,9 @@ def initial_model(cfg: DictConfig):
                                                   "pretrain it again)")
 
 
+PEOPLE_NAMED_BY = "source"  # whose forget / retain people a group teaching holds (vanilla_key), since 2026-12-05
+
+
 def load_configured(cfg: DictConfig, path, key: str = "model.path"):
     """Load `path` with what the model config says about dtype, attention and the prompt template; an error names
     `key` (the cache's own models are not model.path)."""
@@ -167,10 +170,12 @@ def vanilla_key(cfg: DictConfig) -> str:
              "data": keyed_spec(cfg.data.spec), "seed": cfg.teach_seed}
     if cfg.finetune.get("people", "all") != "all" or cfg.finetune.get("target_mc_acc") is not None:
         parts["forget_split"] = cfg.data.forget_split
-    if cfg.finetune.get("people", "all") != "all" and cfg.data.get("eval_rows") is not None:
+    if cfg.finetune.get("people", "all") != "all" and (cfg.data.get("eval_rows") is not None
+                                                        or cfg.data.get("on_bad_row", "error") != "error"):
         # since 2026-12-05 the forget and retain people are those the source names, not those of the evaluated
-        # rows (Benchmark `people`): a group taught under data.eval_rows before then held other people
-        parts["people_named_by"] = "source"
+        # rows (Benchmark `people`): a group taught under data.eval_rows, or with rows dropped under skip, before
+        # then could hold other people
+        parts["people_named_by"] = PEOPLE_NAMED_BY
     if cfg.finetune.get("target_mc_acc") is not None:  # the probe reads evaluation rows these shape (CLEAR)
         rows = later_keys.without_defaults({k: cfg.data.get(k) for k in later_keys.PROBE_ROWS if k in cfg.data},
                                            later_keys.PROBE_ROWS)

@@ -275,10 +275,11 @@ def _text_qa(ds, split: str, names: list[str], bad: BadRows | None = None) -> di
     unnamed = sorted(set(names) - {owner for *_, owner in found})
     if unnamed:
         # a person whose name no question carries (another spelling) would get none of their own questions and
-        # the carried-forward owner theirs (an audit, 2026-12-05: silently, until then)
-        bad.note(split, f"{len(unnamed)} people named by no text QA question ({', '.join(unnamed[:3])}"
-                        f"{' ...' if len(unnamed) > 3 else ''}): their questions would be given to another person",
-                 len(unnamed))
+        # the carried-forward owner theirs (silently, until 2026-12-05). Refused under data.on_bad_row=skip too:
+        # nothing can be left out that would mend it
+        raise DataError(f"split '{split}': {len(unnamed)} people named by no text QA question "
+                        f"({', '.join(unnamed[:3])}{' ...' if len(unnamed) > 3 else ''}): their questions would be "
+                        "given to another person")
     owners = [o for *_, o in found]
     last = None
     for k, o in enumerate(owners):  # carry forward...

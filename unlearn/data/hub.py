@@ -84,12 +84,12 @@ def load_config(source: str, config: str, *, key: str, repo_id: str, cache_dir: 
             f"Without network, download the dataset first (`huggingface-cli download --repo-type dataset "
             f"{repo_id} --local-dir DIR`) and set {key}=DIR") from err
     if split is not None and split in dd:
-        check_shards(source, config, split, key)
-        register_locator(label, _shard_locator(source, config, split))
+        check_shards(source, config, split, key, kwargs)
+        register_locator(label, _shard_locator(source, config, split, kwargs))
         return dd[split], label
     if split is None and len(dd) == 1:
-        check_shards(source, config, next(iter(dd)), key)
-        register_locator(label, _shard_locator(source, config, next(iter(dd))))
+        check_shards(source, config, next(iter(dd)), key, kwargs)
+        register_locator(label, _shard_locator(source, config, next(iter(dd)), kwargs))
         return next(iter(dd.values())), label
     expected = repr(split) if split else "exactly one split"
     raise DataError(f"config '{config}' of {key}={source!r} has splits {list(dd)}; expected {expected}")
@@ -98,7 +98,7 @@ def load_config(source: str, config: str, *, key: str, repo_id: str, cache_dir: 
 SHARD_NAME = re.compile(r"-(\d+)-of-(\d+)\.parquet$")
 
 
-def check_shards(source: str, config: str, split: str, key: str) -> None:
+def check_shards(source: str, config: str, split: str, key: str, load_kwargs: dict | None = None) -> None:
     """A local config whose `NAME-0000k-of-0000n.parquet` files are not all there (a partial download or copy) is
     refused naming the missing files: `datasets` loads the shards it finds, so a split would silently shrink
     (until 2026-12-05 a missing Test_Set shard dropped most test rows, reported as a forget ID without a row)."""
@@ -106,22 +106,22 @@ def check_shards(source: str, config: str, split: str, key: str) -> None:
         return
     from datasets import load_dataset_builder
 
-    files = [Path(str(f)).name for f in load_dataset_builder(source, name=config).config.data_files[split]]
-    groups: dict[tuple[str, int], set[int]] = {}
+    builder = load_dataset_builder(source, name=config, **(load_kwargs or {}))  # the load's own cache dir
+    files = [Path(str(f)).name for f in builder.config.data_files[split]]
+    groups: dict[tuple[str, int, int], set[int]] = {}  # (stem, shards, digits) -> the shard numbers there
     for name in files:
         if m := SHARD_NAME.search(name):
-            groups.setdefault((name[:m.start()], int(m.group(2))), set()).add(int(m.group(1)))
-    for (stem, total), present in groups.items():
+            groups.setdefault((name[:m.start()], int(m.group(2)), len(m.group(2))), set()).add(int(m.group(1)))
+    for (stem, total, width), present in groups.items():
         missing = sorted(set(range(total)) - present)
         if missing:
-            width = len(SHARD_NAME.search(next(f for f in files if f.startswith(stem))).group(2))
             names = [f"{stem}-{k:0{width}d}-of-{total:0{width}d}.parquet" for k in missing]
             raise DataError(f"config '{config}' of {key}={source!r}: {len(present)} of its {total} shards are "
                             f"there, {', '.join(names[:3])}{' ...' if len(names) > 3 else ''} missing (a partial "
                             "download or copy?): download the dataset again")
 
 
-def _shard_locator(source: str, config: str, split: str):
+def _shard_locator(source: str, config: str, split: str, load_kwargs: dict | None = None):
     """row i of the loaded split -> "<parquet file>, row j", from a local source's data files, which `datasets`
     concatenates in their sorted order; called only when a row is reported (None: not a local parquet config)."""
     shards: list[tuple[str, int]] = []  # (file name, rows), read at the first report (skip mode reports many)
@@ -133,7 +133,8 @@ def _shard_locator(source: str, config: str, split: str):
             import pyarrow.parquet as pq
             from datasets import load_dataset_builder
 
-            files = [str(f) for f in load_dataset_builder(source, name=config).config.data_files[split]]
+            builder = load_dataset_builder(source, name=config, **(load_kwargs or {}))
+            files = [str(f) for f in builder.config.data_files[split]]
             if not files or not all(f.endswith(".parquet") for f in files):
                 return None
             shards.extend((Path(f).name, pq.ParquetFile(f).metadata.num_rows) for f in files)

@@ -75,8 +75,8 @@ from dataclasses import replace
 from unlearn.data.collate import IGNORE, Example
 from unlearn.data.mllmu_bench import MANU_NAME_QUESTIONS, manu_extract_name
 from unlearn.data.sequences import PrefixLabels, QASequences
+from unlearn.models.prompt_ids import IMAGE_PLACEHOLDER
 
-IMAGE_PLACEHOLDER = "<image>"
 _LLAVA_MANU = {"multimodal": "USER: <image>\n{question}\nASSISTANT: {answer}",
                "text": "USER:{question}\nASSISTANT: {answer}"}
 # Qwen2-VL-Instruct's chat template over one user turn (an image, or none, then text), add_generation_prompt=True

@@ -94,7 +94,9 @@ class GradientUnlearning(L.LightningModule):
         or one that has already run this run's epochs, is refused (until 2026-12-05 it ran no step, or steps of
         the old settings, and saved the result under the new ones)."""
         progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
-        check_resume(checkpoint.get(RESUME_KEY), self.identity, progress.get("completed"), self.epochs)
+        # an epoch-end checkpoint counts its epoch as processed, not yet completed (Lightning's fit_loop.done)
+        ran = max(progress.get("processed") or 0, progress.get("completed") or 0) if progress else None
+        check_resume(checkpoint.get(RESUME_KEY), self.identity, ran, self.epochs)
 
     def on_fit_start(self) -> None:
         # from_pretrained returns eval mode and Lightning keeps the mode it finds; on fit start, before Lightning
@@ -345,19 +347,24 @@ NOT_RESUME_IDENTITY = ("ckpt_path", "epochs")  # where to resume from; a run may
 
 
 def resume_identity(cfg) -> dict:
-    """The settings a run's checkpoints are resumed under: the method's (but NOT_RESUME_IDENTITY) and the seed,
-    which orders the data."""
+    """The settings a run's checkpoints are resumed under: the method's (but NOT_RESUME_IDENTITY), the seed,
+    which orders the data, and the forget split and modality, which choose it."""
     from omegaconf import OmegaConf
 
     method = OmegaConf.to_container(cfg.method, resolve=True)
-    return {"method": {k: v for k, v in method.items() if k not in NOT_RESUME_IDENTITY}, "seed": cfg.seed}
+    return {"method": {k: v for k, v in method.items() if k not in NOT_RESUME_IDENTITY}, "seed": cfg.seed,
+            "data": {"forget_split": cfg.data.get("forget_split"), "forget_modality": cfg.data.get("forget_modality")}}
 
 
 def check_resume(saved: dict | None, now: dict | None, completed: int | None, epochs: int | None) -> None:
-    """Refuse resuming a checkpoint made under other settings, or one whose epochs this run has no more of."""
-    if saved is not None and now is not None and saved != now:
+    """Refuse resuming a checkpoint made under other settings, or one whose epochs this run has no more of. Only
+    the settings both record are compared: a key added since the checkpoint was made is not a difference."""
+    if saved is not None and now is not None:
         flat_saved, flat_now = _flat(saved), _flat(now)
-        keys = sorted(k for k in flat_saved.keys() | flat_now.keys() if flat_saved.get(k) != flat_now.get(k))
+        keys = sorted(k for k in flat_saved.keys() & flat_now.keys() if flat_saved[k] != flat_now[k])
+    else:
+        keys = []
+    if keys:
         shown = "; ".join(f"{k}: saved {flat_saved.get(k)!r}, now {flat_now.get(k)!r}" for k in keys[:5])
         raise ValueError(f"method.ckpt_path: the checkpoint was saved under other settings ({shown}"
                          f"{' ...' if len(keys) > 5 else ''}); resume with the settings it was made with, or "
@@ -423,8 +430,10 @@ def run(ctx) -> None:
                                    answer_ids=answer_ids)
     else:
         raise ValueError(f"method.schedule={schedule!r}: expected one of {SCHEDULES}")
-    checkpoints = ModelCheckpoint(dirpath=ctx.out_dir / "checkpoints", save_last=True, save_top_k=0,
-                                  every_n_epochs=1)
+    # last.ckpt at every epoch's end, the newest replacing the one before. Until 2026-12-05 save_last with
+    # save_top_k=0, which Lightning 2.6 writes only as fit ends: an interrupted run left nothing to resume from
+    checkpoints = ModelCheckpoint(dirpath=ctx.out_dir / "checkpoints", filename="last", save_top_k=1,
+                                  every_n_epochs=1, enable_version_counter=False)
     trainer = ctx.trainer(max_epochs=m.epochs, callbacks=[checkpoints], enable_checkpointing=True,
                           use_distributed_sampler=False)  # EpochShuffle shards itself
     with frozen_reference_expected(module):

@@ -90,12 +90,14 @@ class ChatProcessor:
     def words(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False) if text else []
 
+    def _opening(self, image: ImageInput | None) -> tuple[str, list]:
+        """The template's text before the question (its image placeholder where the row has an image)."""
+        t = self.template
+        return t.prefix + (IMAGE_PLACEHOLDER + t.after_image if image is not None else ""), [image] * (image is not None)
+
     def prefix_ids(self, image: ImageInput | None) -> list[int]:
-        bos = [self.tokenizer.bos_token_id] if self.template.bos and self.tokenizer.bos_token_id is not None else []
-        ids = bos + self.words(self.template.prefix)
-        if image is not None:
-            ids += image.block + self.words(self.template.after_image)
-        return ids
+        """bos, the template's prefix and the image, tokenized as one string (what precedes a row's question)."""
+        return encode_prompt(self, *self._opening(image))
 
     def prompt_ids(self, question: str) -> list[int]:
         """A question after an earlier answer (a later turn of a row)."""
@@ -105,10 +107,8 @@ class ChatProcessor:
         """The prompt of a row's first question (bos, prefix, image, question), tokenized as one string, and how
         many of its tokens come before the question: those it shares with the prompt's text before the question
         tokenized alone (a boundary token the two pieces merge into, "USER:" '\u2581What', goes to the question)."""
-        t = self.template
-        opening = t.prefix + (IMAGE_PLACEHOLDER + t.after_image if image is not None else "")
-        images = [image] if image is not None else []
-        ids = encode_prompt(self, opening + t.question.format(question=question), images)
+        opening, images = self._opening(image)
+        ids = encode_prompt(self, opening + self.template.question.format(question=question), images)
         before = encode_prompt(self, opening, images)
         shared = next((i for i, (a, b) in enumerate(zip(ids, before)) if a != b), min(len(ids), len(before)))
         return ids, shared

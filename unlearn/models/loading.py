@@ -69,6 +69,15 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     source = str(p) if local else str(path)  # transformers does not expand ~
+    if not local and model_types:  # a hub id's config.json alone, before gigabytes of weights are fetched
+        from transformers import AutoConfig
+
+        try:
+            hub_type = AutoConfig.from_pretrained(source).model_type
+        except OSError:  # unreachable or unknown: the load below names it
+            hub_type = None
+        if hub_type is not None:  # (CheckpointError is an OSError: checked outside the try)
+            check_model_type(hub_type, key, "its config.json", model_types)
     try:
         model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
     except SafetensorError as e:  # a truncated or corrupt weights file: its own message names no file or key
