@@ -104,3 +104,20 @@ def test_the_default_run_dir_names_the_microsecond():
     stamp = r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6}"
     assert re.fullmatch(rf"outputs/ga/{stamp}", run), run
     assert re.fullmatch(rf"multirun/{stamp}", sweep), sweep
+
+
+def test_a_run_dir_that_cannot_be_made_is_refused_naming_its_key(tmp_path):
+    """Under a file (or a read-only mount) the run stopped with a bare NotADirectoryError / OSError that named the
+    path, not the setting (until 2026-12-05); Hydra's run dir, the pipeline's output dir and the cache dir now say
+    which key to change."""
+    from unlearn.config import compose_config
+    from unlearn.pipeline import run
+    from unlearn.run_dir import NotWritableError
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(SystemExit, match=r"hydra.run.dir=.*afile/r cannot hold the run's files"):
+        RefuseFinishedRuns().on_run_start(OmegaConf.create({"hydra": {"run": {"dir": str(tmp_path / "afile" / "r")}}}))
+    with pytest.raises(NotWritableError, match=r"paths.output_dir=.*afile/run cannot hold"):
+        run(compose_config(["debug=fast", "logger=none"], tmp_path / "afile" / "run", tmp_path / "cache"))
+    with pytest.raises(NotWritableError, match=r"paths.cache_dir=.*afile/cache cannot hold"):
+        run(compose_config(["debug=fast", "logger=none"], tmp_path / "out", tmp_path / "afile" / "cache"))

@@ -232,3 +232,19 @@ def test_a_generated_mc_record_keeps_the_answers_place(tiny_model):
                     answer="Paris", options=("Paris", "Paris", "Rome", "Oslo"), answer_index=0)
     assert item.record("Paris", 1.0, reply="A")["answer_index"] == 0
     assert "answer_index" not in item.record("Paris", 1.0)  # likelihood MC: no reply, no re-scoring
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{}", r"expected \{stage: \[records\]\} with a 'before' or 'after' stage, found \[\]"),
+    ("[1, 2]", r"expected \{stage: \[records\]\} with a 'before' or 'after' stage, found list"),
+    ('{"after": [', r"not readable JSON"),
+])
+def test_rescore_names_a_malformed_items_file(tmp_path, content, message):
+    """`{}` wrote an empty table and two files, a list or a truncated file raised a bare Python error, until
+    2026-12-05; each is refused naming the file, and nothing is written."""
+    from unlearn.rescore import rescore_run
+
+    (tmp_path / "items.json").write_text(content)
+    with pytest.raises(ValueError, match=rf"items.json: {message}"):
+        rescore_run(tmp_path, "mllmu_bench")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["items.json"]

@@ -61,13 +61,27 @@ def truth_ratio_setting(run_dir: Path) -> str:
     return (cfg.get("eval") or {}).get("truth_ratio_perturbed", "item")
 
 
+def read_stages(path: Path) -> dict[str, list]:
+    """A run's items.json, {stage: [record, ...]} with a `before` or `after` stage; anything else is refused naming
+    the file (until 2026-12-05 `{}` wrote an empty table, a list or a truncated file raised a bare Python error)."""
+    try:
+        stages = json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{path}: not readable JSON ({e}); a run still writing, or a truncated copy?") from e
+    if not isinstance(stages, dict) or not {"before", "after"} & set(stages) or \
+            not all(isinstance(records, list) for records in stages.values()):
+        shown = sorted(stages) if isinstance(stages, dict) else type(stages).__name__
+        raise ValueError(f"{path}: expected {{stage: [records]}} with a 'before' or 'after' stage, found {shown}")
+    return stages
+
+
 def rescore_run(run_dir: str | Path, scorer_name: str) -> dict[str, float]:
     run_dir = Path(run_dir)
     path = run_dir / "items.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no items.json; is {run_dir} a run directory?")
     scorer = get_scorer(scorer_name)
-    stages = json.loads(path.read_text())
+    stages = read_stages(path)
     perturbed = truth_ratio_setting(run_dir)
     own = run_dir / "metrics.json"
     # what the items alone do not give (forget quality: the reference model's ratios) stays as the run had it

@@ -10,6 +10,7 @@ run that failed (no metrics, no model) may be run into again.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -18,6 +19,10 @@ FINISHED = ("metrics.json", "model")  # what only a finished run leaves
 
 
 class FinishedRunError(FileExistsError):
+    pass
+
+
+class NotWritableError(OSError):
     pass
 
 
@@ -40,6 +45,19 @@ def check_fresh_run_dir(directory, key: str = "hydra.run.dir") -> None:
         raise FinishedRunError(f"{key}={directory} holds model weights ({', '.join(weights[:3])}): a checkpoint's "
                                f"directory, whose files a run would write over; nothing was written: choose another "
                                f"{key}")
+
+
+def check_writable_dir(directory, key: str) -> None:
+    """Make `directory` (as the run would) or refuse naming `key`: a read-only or non-directory path stopped the run
+    with a bare OSError or NotADirectoryError, naming the path and not the setting (until 2026-12-05)."""
+    path = Path(str(directory))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(f"{path} is not writable")
+    except OSError as e:
+        raise NotWritableError(f"{key}={directory} cannot hold the run's files ({e.strerror or e}); choose another "
+                               f"{key}") from e
 
 
 def _resolvable(config) -> None:
@@ -66,7 +84,8 @@ class RefuseFinishedRuns(Callback):
         _resolvable(config)
         try:
             check_fresh_run_dir(config.hydra.run.dir, "hydra.run.dir")
-        except FinishedRunError as e:
+            check_writable_dir(config.hydra.run.dir, "hydra.run.dir")
+        except (FinishedRunError, NotWritableError) as e:
             raise SystemExit(f"Error: {e}") from e
 
     def on_multirun_start(self, config, **kwargs) -> None:
