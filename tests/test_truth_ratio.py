@@ -242,3 +242,12 @@ def test_a_model_with_non_finite_outputs_is_refused_not_scored(small_splits, tin
         score_mc(broken, proc, mc)
     with pytest.raises(NonFiniteScoreError, match=rf"task prob, item {prob[0].uid} "):
         score_probabilities(broken, proc, prob)
+    # the evaluation names its stage and where to look: the loaded weights before, the method after
+    from unlearn.eval.evaluator import EvaluationModule
+
+    for stage, cause in (("before", "the model as loaded: are its weights finite"),
+                         ("after", "the method, or the attack, diverged")):
+        module = EvaluationModule(broken, proc, mc, stage)
+        module.on_validation_epoch_start()
+        with pytest.raises(NonFiniteScoreError, match=rf"^{stage} evaluation: task mc, .*\({cause}"):
+            module.validation_step(module.items_by_task["mc"], 0, 0)

@@ -18,7 +18,7 @@ from unlearn.eval.items import EvalItem
 from unlearn.eval.metrics import aggregate
 from unlearn.eval.protocol import EmbeddedPrompts
 from unlearn.eval.scorers import get_scorer
-from unlearn.eval.scoring import MC_MODES, score_generation, score_mc, score_probabilities
+from unlearn.eval.scoring import MC_MODES, NonFiniteScoreError, score_generation, score_mc, score_probabilities
 from unlearn.models.precision import own_precision
 from unlearn.models.processor import VLProcessor
 
@@ -76,7 +76,13 @@ class EvaluationModule(L.LightningModule):
 
     def validation_step(self, items: list[EvalItem], batch_idx: int, dataloader_idx: int = 0):
         with own_precision(self.device, self.own_dtype):
-            self._score(items, self.tasks[dataloader_idx])
+            try:
+                self._score(items, self.tasks[dataloader_idx])
+            except NonFiniteScoreError as e:  # which model it was says where to look (until 2026-12-05 every
+                # stage's message asked whether the method diverged, the before-evaluation's too)
+                cause = "the model as loaded: are its weights finite?" if self.stage == "before" else \
+                    "the method, or the attack, diverged?"
+                raise NonFiniteScoreError(f"{self.stage} evaluation: {e} ({cause})") from e
 
     def _score(self, items: list[EvalItem], task: str) -> None:
         if task == "mc":

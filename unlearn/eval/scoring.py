@@ -53,7 +53,7 @@ def check_finite_scores(items: list[EvalItem], scores: list[list[float]], task: 
         if any(v != v for v in row):
             raise NonFiniteScoreError(
                 f"task {task}, item {it.uid} ({it.split}, {it.modality}): the model's log-probabilities are "
-                f"{row}; its outputs are not finite, so it cannot be scored (the method diverged?)")
+                f"{row}; its outputs are not finite, so it cannot be scored")
     return scores
 
 
