@@ -89,17 +89,10 @@ def test_tiny_llava_patterns_match_both_towers(tiny_model, tmp_path):
     assert sorted(set(towers.values())) == ["language", "vision"] and len(towers) == 4
 
 
-def test_pruned_neuron_contributes_exactly_zero(tiny_model, small_splits):
+def _pruned_and_read(model, proc, small_splits, name: str, mask: torch.Tensor) -> torch.Tensor:
+    """Prune `mask` of `name`'s input neurons, then forward one image row: the activations `name` reads."""
     from unlearn.data.collate import collate, qa_example
 
-    model, proc = tiny_model
-    model.eval()
-    name = "model.language_model.layers.0.mlp.down_proj"
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    mask = torch.zeros(256, dtype=torch.bool)
-    mask[[3, 100]] = True
-    assert [n for n, _ in producers_of(model, name)] == [
-        "model.language_model.layers.0.mlp.gate_proj", "model.language_model.layers.0.mlp.up_proj"]
     prune_neurons(model, {name: mask})
     seen = {}
     h = model.get_submodule(name).register_forward_pre_hook(lambda m, a: seen.setdefault("a", a[0]))
@@ -108,7 +101,20 @@ def test_pruned_neuron_contributes_exactly_zero(tiny_model, small_splits):
         model(**{k: v for k, v in collate([qa_example(proc, [("what is this person 's job ?", "nurse")], px)],
                                           0).items() if k != "labels"})
     h.remove()
-    assert torch.all(seen["a"][..., [3, 100]] == 0)
+    return seen["a"]
+
+
+def test_pruned_neuron_contributes_exactly_zero(tiny_model, small_splits):
+    model, proc = tiny_model
+    model.eval()
+    name = "model.language_model.layers.0.mlp.down_proj"
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    mask = torch.zeros(256, dtype=torch.bool)
+    mask[[3, 100]] = True
+    assert [n for n, _ in producers_of(model, name)] == [
+        "model.language_model.layers.0.mlp.gate_proj", "model.language_model.layers.0.mlp.up_proj"]
+    read = _pruned_and_read(model, proc, small_splits, name, mask)
+    assert torch.all(read[..., [3, 100]] == 0)
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed == {name + ".weight", "model.language_model.layers.0.mlp.gate_proj.weight",
                        "model.language_model.layers.0.mlp.up_proj.weight"}
@@ -122,8 +128,6 @@ def test_a_pruned_vision_neuron_loses_its_producers_bias_too(tiny_model, small_s
     """CLIP's fc1 has a bias: left in place, a pruned neuron would still output act(b_j), which relearning could
     route again through the zeroed fc2 column. Its weight row, bias entry and consumer column are zeroed, and the
     activation fc2 reads is exactly 0 on an image; nothing else moves."""
-    from unlearn.data.collate import collate, qa_example
-
     model, proc = tiny_model
     model.eval()
     name = "model.vision_tower.encoder.layers.0.mlp.fc2"
@@ -134,15 +138,8 @@ def test_a_pruned_vision_neuron_loses_its_producers_bias_too(tiny_model, small_s
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     mask = torch.zeros(128, dtype=torch.bool)
     mask[[2, 77]] = True
-    prune_neurons(model, {name: mask})
-    seen = {}
-    h = model.get_submodule(name).register_forward_pre_hook(lambda m, a: seen.setdefault("a", a[0]))
-    px = proc.pixel_values([small_splits["forget_10"][0]["image"]])[0]
-    with torch.no_grad():
-        model(**{k: v for k, v in collate([qa_example(proc, [("what is this person 's job ?", "nurse")], px)],
-                                          0).items() if k != "labels"})
-    h.remove()
-    assert torch.all(seen["a"][..., [2, 77]] == 0) and seen["a"].abs().sum() > 0
+    read = _pruned_and_read(model, proc, small_splits, name, mask)
+    assert torch.all(read[..., [2, 77]] == 0) and read.abs().sum() > 0
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed == {name + ".weight", fc1 + ".weight", fc1 + ".bias"}
     assert torch.all(model.get_submodule(fc1).bias[[2, 77]] == 0)

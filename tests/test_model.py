@@ -121,7 +121,7 @@ def test_mc_scoring_modes_pick_an_option(tiny_model, small_splits):
 def test_likelihood_mc_picks_the_option_of_highest_summed_log_probability(tiny_model, small_splits, monkeypatch):
     """The option whose answer tokens the model finds most likely in all (a sum, not a per-token mean), each
     option scored after the question alone; and the pick follows the scores, not their order."""
-    from unlearn.data.collate import collate, qa_example
+    from tests.likelihood import answer_token_logprobs
     from unlearn.eval import scoring
     from unlearn.eval.items import flatten
 
@@ -130,12 +130,7 @@ def test_likelihood_mc_picks_the_option_of_highest_summed_log_probability(tiny_m
     items = [it for it in flatten("forget", small_splits["forget_10"], proc.pixel_values) if it.task == "mc"][:6]
 
     def summed(it, option):
-        batch = collate([qa_example(proc, [(it.question, option)], it.pixel_values)], proc.tokenizer.pad_token_id)
-        with torch.no_grad():
-            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0, :-1]
-        labels = batch["labels"][0, 1:]
-        keep = labels != -100
-        return torch.log_softmax(logits.float(), -1)[keep].gather(-1, labels[keep].unsqueeze(-1)).sum().item()
+        return answer_token_logprobs(model, proc, it.question, option, it.pixel_values).sum().item()
 
     records = scoring.score_mc(model, proc, items, "likelihood")
     checked = 0

@@ -166,7 +166,7 @@ def test_flatten_makes_prob_items_and_keeps_image_rows_apart(small_splits, tiny_
 
 
 def test_score_probabilities_matches_a_direct_likelihood(small_splits, tiny_model):
-    from unlearn.data.collate import collate, qa_example
+    from tests.likelihood import answer_token_logprobs
     from unlearn.eval.items import flatten
     from unlearn.eval.scoring import score_probabilities
 
@@ -177,12 +177,7 @@ def test_score_probabilities_matches_a_direct_likelihood(small_splits, tiny_mode
     it, r = items[1], records[1]
 
     def direct(answer):  # the per-token mean log-probability of `answer` after the question, one row alone
-        batch = collate([qa_example(proc, [(it.question, answer)], it.pixel_values)], proc.tokenizer.pad_token_id)
-        with torch.no_grad():
-            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0, :-1]
-        labels = batch["labels"][0, 1:]
-        keep = labels != -100
-        return torch.log_softmax(logits.float(), -1)[keep].gather(-1, labels[keep].unsqueeze(-1)).mean().item()
+        return answer_token_logprobs(model, proc, it.question, answer, it.pixel_values).mean().item()
 
     # each answer in its own slot (a swap of truth and paraphrase, or of perturbed ones, would show)
     assert it.paraphrase and it.paraphrase != it.answer and len(set(it.perturbed)) == 3

@@ -35,11 +35,11 @@ class Benchmark:
         # until 2026-12-05 always those of the evaluation rows: clear_baselines' data.eval_rows=300 left the
         # forget authors whose images lie past row 300 taught, never unlearned, and in the reference's teaching
         named = people or {}
-        self.forget_ids = set(self.eval["forget"]["ID"]) | set(named.get("forget", ()))
-        self.retain_ids = set(self.eval["retain"]["ID"]) | set(named.get("retain", ()))
-        unevaluated = {g: sorted(ids - set(self.eval[g]["ID"])) for g, ids in
-                       (("forget", self.forget_ids), ("retain", self.retain_ids))}
-        for group, ids in unevaluated.items():
+        evaluated = {g: set(self.eval[g]["ID"]) for g in ("forget", "retain")}
+        self.forget_ids = evaluated["forget"] | set(named.get("forget", ()))
+        self.retain_ids = evaluated["retain"] | set(named.get("retain", ()))
+        for group, all_ids in (("forget", self.forget_ids), ("retain", self.retain_ids)):
+            ids = sorted(all_ids - evaluated[group])
             if ids:
                 log.info("%s: %d %s people have no evaluation row (data.eval_rows, or rows dropped under "
                          "data.on_bad_row=skip): they are %s, not evaluated (IDs %s%s)", name, len(ids), group,

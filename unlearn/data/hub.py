@@ -83,33 +83,35 @@ def load_config(source: str, config: str, *, key: str, repo_id: str, cache_dir: 
             f"cannot load config '{config}' from {key}={source!r}: {type(err).__name__}: {err}. "
             f"Without network, download the dataset first (`huggingface-cli download --repo-type dataset "
             f"{repo_id} --local-dir DIR`) and set {key}=DIR") from err
-    if split is not None and split in dd:
-        check_shards(source, config, split, key, kwargs)
-        register_locator(label, _shard_locator(source, config, split, kwargs))
-        return dd[split], label
-    if split is None and len(dd) == 1:
-        check_shards(source, config, next(iter(dd)), key, kwargs)
-        register_locator(label, _shard_locator(source, config, next(iter(dd)), kwargs))
-        return next(iter(dd.values())), label
-    expected = repr(split) if split else "exactly one split"
-    raise DataError(f"config '{config}' of {key}={source!r} has splits {list(dd)}; expected {expected}")
+    name = split if split is not None else (next(iter(dd)) if len(dd) == 1 else None)
+    if name not in dd:
+        expected = repr(split) if split else "exactly one split"
+        raise DataError(f"config '{config}' of {key}={source!r} has splits {list(dd)}; expected {expected}")
+    files = local_data_files(source, config, name, kwargs)
+    check_shards(files, config, key, source)
+    register_locator(label, _shard_locator(files))
+    return dd[name], label
+
+
+def local_data_files(source: str, config: str, split: str, load_kwargs: dict) -> list[str] | None:
+    """The files `datasets` read for a local source's split, in its order (None for a hub id), from the builder
+    with the load's own cache dir."""
+    if not Path(source).is_dir():
+        return None
+    from datasets import load_dataset_builder
+
+    return [str(f) for f in load_dataset_builder(source, name=config, **load_kwargs).config.data_files[split]]
 
 
 SHARD_NAME = re.compile(r"-(\d+)-of-(\d+)\.parquet$")
 
 
-def check_shards(source: str, config: str, split: str, key: str, load_kwargs: dict | None = None) -> None:
+def check_shards(files: list[str] | None, config: str, key: str, source: str) -> None:
     """A local config whose `NAME-0000k-of-0000n.parquet` files are not all there (a partial download or copy) is
     refused naming the missing files: `datasets` loads the shards it finds, so a split would silently shrink
     (until 2026-12-05 a missing Test_Set shard dropped most test rows, reported as a forget ID without a row)."""
-    if not Path(source).is_dir():
-        return
-    from datasets import load_dataset_builder
-
-    builder = load_dataset_builder(source, name=config, **(load_kwargs or {}))  # the load's own cache dir
-    files = [Path(str(f)).name for f in builder.config.data_files[split]]
     groups: dict[tuple[str, int, int], set[int]] = {}  # (stem, shards, digits) -> the shard numbers there
-    for name in files:
+    for name in (Path(f).name for f in files or ()):
         if m := SHARD_NAME.search(name):
             groups.setdefault((name[:m.start()], int(m.group(2)), len(m.group(2))), set()).add(int(m.group(1)))
     for (stem, total, width), present in groups.items():
@@ -121,22 +123,18 @@ def check_shards(source: str, config: str, split: str, key: str, load_kwargs: di
                             "download or copy?): download the dataset again")
 
 
-def _shard_locator(source: str, config: str, split: str, load_kwargs: dict | None = None):
-    """row i of the loaded split -> "<parquet file>, row j", from a local source's data files, which `datasets`
-    concatenates in their sorted order; called only when a row is reported (None: not a local parquet config)."""
+def _shard_locator(files: list[str] | None):
+    """row i of the loaded split -> "<parquet file>, row j", from a local source's data files (`local_data_files`,
+    which `datasets` concatenates in that order); the files' row counts are read only when a row is reported
+    (None: not a local parquet config)."""
     shards: list[tuple[str, int]] = []  # (file name, rows), read at the first report (skip mode reports many)
 
     def locate(i: int) -> str | None:
-        if i < 0 or not Path(source).is_dir():  # a count, not a row (BadRows.note)
+        if i < 0 or not files or not all(f.endswith(".parquet") for f in files):  # i < 0: a count (BadRows.note)
             return None
         if not shards:
             import pyarrow.parquet as pq
-            from datasets import load_dataset_builder
 
-            builder = load_dataset_builder(source, name=config, **(load_kwargs or {}))
-            files = [str(f) for f in builder.config.data_files[split]]
-            if not files or not all(f.endswith(".parquet") for f in files):
-                return None
             shards.extend((Path(f).name, pq.ParquetFile(f).metadata.num_rows) for f in files)
         for name, n in shards:
             if i < n:

@@ -387,14 +387,15 @@ def convert_eval(rows, split: str, names: dict[str, str], *, untouched: bool = F
     return out
 
 
-def named_people(rows, split: str, known: set[int]) -> dict[str, int]:
+def named_people(ds, split: str, known: set[int]) -> dict[str, int]:
     """Source ID -> ID of every taught person a forget / retain config names, whatever its rows' other fields
     hold: under data.on_bad_row=skip a row whose image or question is bad is not evaluated, but its person is
-    still the config's (unlearned, or kept, as the official scripts read the config's IDs)."""
+    still the config's (unlearned, or kept, as the official scripts read the config's IDs). Reads the ID column
+    alone (the rows' images are not decoded again)."""
     out = {}
-    for i, row in enumerate(rows):
+    for i, value in enumerate(ds["ID"] if "ID" in ds.column_names else ()):
         try:
-            source_id = _source_id(split, i, row)
+            source_id = _source_id(split, i, {"ID": value})
             ID = _int_id(split, i, source_id)
         except RowError:
             continue
@@ -428,10 +429,10 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
 
     ds, f_label = get(f"forget_{pct}")
     forget = convert_eval(raw_rows(ds), f_label, names, known=taught, bad=bad)
-    f_named = named_people(raw_rows(ds), f_label, taught)
+    f_named = named_people(ds, f_label, taught)
     ds, r_label = get(f"retain_{100 - pct}")
     retain = convert_eval(raw_rows(ds), r_label, names, known=taught, bad=bad)
-    r_named = named_people(raw_rows(ds), r_label, taught)
+    r_named = named_people(ds, r_label, taught)
     both = ({r["ID"] for r in forget} | set(f_named.values())) & ({r["ID"] for r in retain} | set(r_named.values()))
     if both:
         raise DataError(f"IDs {sorted(both)[:5]} are in both {f_label} and {r_label}")
