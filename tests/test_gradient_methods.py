@@ -119,6 +119,16 @@ def test_resume_reaches_the_same_result(tmp_path, small_benchmark):
         cfg.method.ckpt_path = str(last)
     with pytest.raises(ValueError, match=r"saved under other settings \(method.beta: saved 0.1, now 0.5\)"):
         run(RunContext(cfg, small_benchmark, copy.deepcopy(start), proc, tmp_path / "other"))
+    # and by the check before the before-evaluation (unlearn.settings.check_input_paths), from the file alone
+    from unlearn.methods.gradient import check_resume_file
+
+    with pytest.raises(ValueError, match=r"saved under other settings \(method.beta: saved 0.1, now 0.5\)"):
+        check_resume_file(last, cfg)
+    same = _cfg(tmp_path / "same", "method=npo", "method.epochs=2", "method.batch_size=8")
+    check_resume_file(last, same)
+    same.method.epochs = 1
+    with pytest.raises(ValueError, match="has run 1 epochs, and this run has method.epochs=1: nothing is left"):
+        check_resume_file(last, same)
     with pytest.raises(ValueError, match="has run 1 epochs, and this run has method.epochs=1: nothing is left"):
         go("again", 1, ckpt=last)
     finished = tmp_path / "straight" / "checkpoints" / "last.ckpt"

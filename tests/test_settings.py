@@ -166,6 +166,21 @@ def test_missing_input_files_are_refused_before_anything_is_read(tmp_path, monke
         cfg = compose_config([*overrides, "logger=none"], tmp_path / "run", tmp_path / "cache")
         with pytest.raises(error, match=match):
             pipeline.run(cfg)
+    # a resume file that is there but is not a training checkpoint: refused by name, before anything is read
+    # (until 2026-12-06 these failed inside torch or Lightning, after the before-evaluation)
+    import torch
+
+    torch.save({"state_dict": {}, "loops": {}}, tmp_path / "whole.ckpt")
+    (tmp_path / "truncated.ckpt").write_bytes((tmp_path / "whole.ckpt").read_bytes()[:200])
+    torch.save({"lm_head.weight": torch.zeros(2, 2)}, tmp_path / "weights.bin")
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    for name, match in [("truncated.ckpt", r"truncated.ckpt: not a checkpoint torch.save writes"),
+                        ("notes.txt", r"notes.txt: not a checkpoint torch.save writes"),
+                        ("weights.bin", r"weights.bin: not a Lightning training checkpoint \(no state_dict, loops\)")]:
+        cfg = compose_config(["method=ga", f"method.ckpt_path={tmp_path / name}", "logger=none"], tmp_path / "run",
+                             tmp_path / "cache")
+        with pytest.raises(ValueError, match=match):
+            pipeline.run(cfg)
     from unlearn.methods.gradient import FORGET_FORMS
     from unlearn.settings import FORGET_MODALITIES
 

@@ -275,6 +275,10 @@ def check_input_paths(cfg) -> None:
     if resume and not Path(str(resume)).expanduser().is_file():
         raise FileNotFoundError(f"method.ckpt_path={resume}: no such file (an interrupted run's "
                                 "<run dir>/checkpoints/last.ckpt)")
+    if resume:
+        from unlearn.methods.gradient import check_resume_file
+
+        check_resume_file(Path(str(resume)).expanduser(), cfg)
     if "loss" in cfg.method and cfg.method.get("reference_path"):
         from unlearn.models.loading import check_local_checkpoint
 

@@ -93,10 +93,7 @@ class GradientUnlearning(L.LightningModule):
         """Lightning calls this as `fit(ckpt_path=...)` restores, before any step: a checkpoint of other settings,
         or one that has already run this run's epochs, is refused (until 2026-12-05 it ran no step, or steps of
         the old settings, and saved the result under the new ones)."""
-        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
-        # an epoch-end checkpoint counts its epoch as processed, not yet completed (Lightning's fit_loop.done)
-        ran = max(progress.get("processed") or 0, progress.get("completed") or 0) if progress else None
-        check_resume(checkpoint.get(RESUME_KEY), self.identity, ran, self.epochs)
+        check_resume(checkpoint.get(RESUME_KEY), self.identity, epochs_run(checkpoint), self.epochs)
 
     def on_fit_start(self) -> None:
         # from_pretrained returns eval mode and Lightning keeps the mode it finds; on fit start, before Lightning
@@ -354,6 +351,36 @@ def resume_identity(cfg) -> dict:
     method = OmegaConf.to_container(cfg.method, resolve=True)
     return {"method": {k: v for k, v in method.items() if k not in NOT_RESUME_IDENTITY}, "seed": cfg.seed,
             "data": {"forget_split": cfg.data.get("forget_split"), "forget_modality": cfg.data.get("forget_modality")}}
+
+
+def epochs_run(checkpoint: dict) -> int | None:
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    # an epoch-end checkpoint counts its epoch as processed, not yet completed (Lightning's fit_loop.done)
+    return max(progress.get("processed") or 0, progress.get("completed") or 0) if progress else None
+
+
+def check_resume_file(path, cfg) -> None:
+    """`method.ckpt_path` read and compared before the before-evaluation (hours on a 7B model), so that a
+    truncated file, a model's weights file or a checkpoint of other settings is refused at once and by name
+    (until 2026-12-06 the first two failed inside torch or Lightning, the last after the evaluation). The
+    tensors are memory-mapped, not read."""
+    import zipfile
+
+    import torch
+
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"method.ckpt_path={path}: not a checkpoint torch.save writes (a zip archive); is it "
+                         "truncated, or another format? Resume from <run dir>/checkpoints/last.ckpt")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the key's name
+        raise ValueError(f"method.ckpt_path={path}: unreadable ({type(e).__name__}: {e})") from e
+    missing = [k for k in ("state_dict", "loops") if not isinstance(checkpoint, dict) or k not in checkpoint]
+    if missing:
+        raise ValueError(f"method.ckpt_path={path}: not a Lightning training checkpoint (no {', '.join(missing)}):"
+                         " resume from an interrupted run's <run dir>/checkpoints/last.ckpt; a model to unlearn "
+                         "is model.path")
+    check_resume(checkpoint.get(RESUME_KEY), resume_identity(cfg), epochs_run(checkpoint), cfg.method.get("epochs"))
 
 
 def check_resume(saved: dict | None, now: dict | None, completed: int | None, epochs: int | None) -> None:
