@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -75,8 +76,10 @@ def sweep(tmp_path) -> Path:
 
 
 def parse_table(md: str) -> dict[str, dict[str, str]]:
-    """{row name: {column header: cell}} from the markdown table part of the output."""
-    rows = [line for line in md.splitlines() if line.startswith("|")]
+    """{row name: {column header: cell}} from the first markdown table of the output."""
+    lines = md.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = list(itertools.takewhile(lambda line: line.startswith("|"), lines[start:]))
     split = [[c.strip() for c in line.strip().strip("|").split(" | ")] for line in rows]
     header, body = split[0], split[2:]
     assert all(len(r) == len(header) for r in body), md

@@ -29,6 +29,13 @@ Every method over seeds 0, 1, 2, from one sweep.
 |---|---:|---:|
 | manu | 3 | 0.060 ± 0.035 † (3/3) |
 
+### Seed by seed
+
+| row − column | ga | grad_diff |
+|---|---:|---:|
+| ga |  | -0.402 ± 0.004* |
+| grad_diff | +0.402 ± 0.004* |  |
+
 ## Every swept setting
 
 | method | strength | seeds | MM forget drop |
@@ -45,6 +52,8 @@ def test_parse_cell():
     assert parse_cell("1.7e-07 ± 2.5e-07") == Cell(1.7e-07, 2.5e-07)
     assert parse_cell("-0.009 ± 0.007") == Cell(-0.009, 0.007)
     assert parse_cell("3") == Cell(3.0, None)
+    assert parse_cell("-0.402 ± 0.004*") == Cell(-0.402, 0.004)  # * the paired t interval excludes 0
+    assert parse_cell("+0.150 ± 0.071* † (2)") == Cell(0.150, 0.071)
     assert parse_cell("n/a") is None and parse_cell("lr 5e-05") is None and parse_cell("ga (lr 0.0001)") is None
 
 
@@ -56,6 +65,10 @@ def test_page_cells_keys_by_section_table_row_and_column():
     assert cells[("Every swept setting", 0, "ga / lr 5e-05", "MM forget drop")] == Cell(0.153, 0.023)
     assert cells[("Every swept setting", 0, "ga / lr 0.0001", "MM forget drop")] == Cell(0.433, 0.042)
     assert ("Each method at its default strength", 0, "ga (lr 0.0001)", "text forget MC ↓") not in cells  # n/a
+    # a seed-by-seed matrix: the empty diagonal ends the row's label, so the columns stay in place
+    assert cells[("Seed by seed", 0, "ga", "grad_diff")] == Cell(-0.402, 0.004)
+    assert cells[("Seed by seed", 0, "grad_diff", "ga")] == Cell(0.402, 0.004)
+    assert not any(k[0] == "Seed by seed" and k[3] in ("ga", "grad_diff") and k[2] == k[3] for k in cells)
 
 
 def test_compare_by_hand():
@@ -119,7 +132,7 @@ def test_cli_reports_and_names_the_cells_outside(tmp_path, capsys):
     new.write_text(PRINTED.replace("Every method over seeds 0, 1, 2", "Every method over seeds 3, 4, 5")
                    .replace("0.973 ± 0.023", "0.940 ± 0.010"))
     text = main([str(printed), str(new), "--out", str(tmp_path / "r.md")])
-    assert "| all | 7 | 6 | 1 | 0 | 0 |" in text  # the one cell outside does not differ at p < 0.05 at 3 seeds
+    assert "| all | 9 | 8 | 1 | 0 | 0 |" in text  # the one cell outside does not differ at p < 0.05 at 3 seeds
     p = welch_p(Cell(0.973, 0.023), Cell(0.940, 0.010), 3, 3)
     assert 0.05 < p < 0.5
     assert ("| Each method at its default strength | vanilla | text forget MC ↓ | 0.973 ± 0.023 | 0.94 ± 0.01 | "

@@ -406,8 +406,7 @@ def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = 
     mean ± std over seeds."""
     axis = cost_axis(cost, cost_metric)
     per_mod = {mod: curves(points, mod, cost, cost_metric) for mod in MODALITIES}
-    methods = [m for m in METHODS if any(m in c for c in per_mod.values())]
-    methods += sorted({m for c in per_mod.values() for m in c} - set(methods))
+    methods = _method_order(per_mod)
     header = ["method", "seeds"] + [f"{MOD_LABEL[mod]} forget drop @ {axis} drop {budget:g}" for mod in MODALITIES]
     lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(MODALITIES)]
     flagged = incomplete_seen = False
@@ -443,6 +442,41 @@ def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = 
                      "(a failed or unfinished run, or one without its before-evaluation), or lack the method "
                      "altogether; their reading comes from fewer points, or is missing. Rerun them.")
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
+
+
+def _method_order(per_mod: dict[str, dict]) -> list[str]:
+    methods = [m for m in METHODS if any(m in c for c in per_mod.values())]
+    return methods + sorted({m for c in per_mod.values() for m in c} - set(methods))
+
+
+def paired_table(points: Sequence[Point], budget: float = BUDGET, cost: str = "retain",
+                 cost_metric: str = "mc_acc") -> str | None:
+    """Markdown: per modality, every pair of methods' forget drops at equal cost compared seed by seed
+    (unlearn/paired.py); None where no two methods share two seeds."""
+    from unlearn.paired import LEVEL, matrix, paired_differences
+
+    per_mod = {mod: curves(points, mod, cost, cost_metric) for mod in MODALITIES}
+    methods = _method_order(per_mod)
+    parts = []
+    for mod in MODALITIES:
+        readings, bounds = {}, {}
+        for m in (m for m in methods if m in per_mod[mod]):
+            read = {seed: forget_drop_at([(r, f) for _, r, f in c], budget) for seed, c in per_mod[mod][m].items()}
+            readings[m] = {seed: r.value for seed, r in read.items()}
+            bounds[m] = {seed for seed, r in read.items() if not r.reached}
+        if any(len(paired_differences(readings[a], readings[b])) >= 2 for a in readings for b in readings if a != b):
+            parts.append(f"{MOD_LABEL[mod]} forget drop:\n\n" + matrix(readings, bounds))
+    if not parts:
+        return None
+    label = f"{cost} {METRIC_LABEL[cost_metric]}"
+    return "\n\n".join(parts) + (
+        f"\n\n- row − column: the row method's forget MC drop at {label} drop {budget:g} minus the column's, seed by "
+        "seed (each seed's methods start from that seed's taught model, so the part of the spread that the model "
+        "gives every method cancels), mean ± sample std over the seeds both ran; (k): only k seeds shared.\n"
+        f"- *: the paired t interval ({LEVEL:.0%}) excludes 0, |mean| > t(n - 1) std / sqrt(n) (with 3 seeds, "
+        "2.48 std): the row forgets more (+) or less (-) than the column at that cost on these taught models.\n"
+        "- †: a shared seed of either method reads its strongest setting (it never cost the budget there): that "
+        "difference is a bound, not a reading at equal cost.")
 
 
 def incomplete_seeds(by_seed: dict[int, list[tuple[float, float, float]]], seeds: set[int]) -> int:
@@ -711,7 +745,7 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
             parts.append("## Likelihood metrics at the default strength\n\n" + likelihood_table(groups))
     parts.append(f"## At equal cost: the frontier\n\n{frontier}\n\n{images}")
     if measured(points, "untouched"):
-        parts.append(f"## At equal untouched cost\n\nThe same runs with the cost read on the untouched set (knowledge "
+        parts.append("## At equal untouched cost\n\nThe same runs with the cost read on the untouched set (knowledge "
                      "no method reads while unlearning; GradDiff, KL and MMUnlearner train on the retain set, so the "
                      "retain axis above measures what they hold on purpose). Plots: `--cost untouched`.\n\n"
                      + frontier_table(points, budget, "untouched"))
@@ -758,6 +792,9 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
                               f"frontier.md and plots a report at equal {cost_axis(cost, cost_metric)} cost would "
                               "replace; nothing was written: give it its own --docs")
     table = frontier_table(points, budget, cost, cost_metric)
+    paired = paired_table(points, budget, cost, cost_metric)
+    if paired:
+        table += "\n\n### Seed by seed\n\n" + paired
     plots = plot_frontier(points, dest, budget, cost, cost_metric)
     images = "\n\n".join(f"![{p.stem}]({os.path.relpath(p, dest)})" for p in plots)
     text = (f"# Frontier: forgetting at equal {cost_axis(cost, cost_metric)} cost\n\nProduced by (from the repository root):\n\n"

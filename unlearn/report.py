@@ -589,6 +589,32 @@ def seed_table(groups: Sequence[SeedGroup]) -> str:
         + "\n\n- mean ± sample std over seeds (runs whose settings differ only by `seed` and `teach_seed`)."
 
 
+def paired_seed_table(groups: Sequence[SeedGroup]) -> str | None:
+    """Markdown: every pair of settings' forget and retain MC drops compared seed by seed (unlearn/paired.py),
+    a run paired with the other setting's run from the same taught model and seed; None where no two settings
+    share two seeds."""
+    from unlearn.paired import LEVEL, matrix, paired_differences
+
+    parts = []
+    for split in ("forget", "retain"):
+        for mod in MODALITIES:
+            readings = {}
+            for g in groups:
+                values = {(r.teach_seed, r.seed): d for r in g.runs if (d := drop(r.metrics, split, mod)) is not None}
+                if values:
+                    readings[g.name] = values
+            if any(len(paired_differences(readings[a], readings[b])) >= 2 for a in readings for b in readings
+                   if a != b):
+                parts.append(f"{MOD_LABEL[mod]} {split} MC drop:\n\n" + matrix(readings))
+    if not parts:
+        return None
+    return "\n\n".join(parts) + (
+        "\n\n- row − column: the row setting's MC drop (before - after) minus the column's, run by run from the "
+        "same taught model and seed (what the model gives every setting cancels), mean ± sample std over the seeds "
+        f"both ran; (k): only k shared. *: the paired t interval ({LEVEL:.0%}) excludes 0. On forget, + = the row "
+        "forgets more; on retain, + = the row costs more.")
+
+
 # ----------------------------------------------------------------------------------- likelihood metrics
 # What the model believes rather than says (unlearn/eval/truth_ratio.py): present when the data carries
 # perturbed answers (embedded benchmark, CLEAR); forget quality only with eval.reference_run.
@@ -761,6 +787,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
     groups = group_by_seed(runs)
     if any(len(g.runs) > 1 for g in groups):
         table += "\n\n## Over seeds\n\n" + seed_table(groups)
+        paired = paired_seed_table(groups)
+        if paired:
+            table += "\n\n### Seed by seed\n\n" + paired
     if has_likelihood(runs):
         table += "\n\n## Likelihood metrics\n\n" + likelihood_table(groups)
     if has_relearn(runs):

@@ -31,9 +31,10 @@ from pathlib import Path
 
 from unlearn.io import write_text
 
-# "0.567 ± 0.042", "+0.153 ± 0.023", "0.060 ± 0.035 † (3/3)", "1.7e-07 ± 2.5e-07"; a lone number has no spread
+# "0.567 ± 0.042", "+0.153 ± 0.023", "0.060 ± 0.035 † (3/3)", "1.7e-07 ± 2.5e-07", "-0.402 ± 0.004* (2)" (a
+# seed-by-seed difference the t interval sets apart from 0); a lone number has no spread
 _NUMBER = r"[+-]?\d+(?:\.\d+)?(?:e[+-]?\d+)?"
-_CELL = re.compile(rf"^\s*({_NUMBER})(?:\s*±\s*({_NUMBER}))?(?:\s.*)?$")
+_CELL = re.compile(rf"^\s*({_NUMBER})(?:\s*±\s*({_NUMBER}))?\*?(?:\s.*)?$")
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def page_cells(md: str) -> dict[tuple[str, int, str, str], Cell]:
         if all(set(c) <= set("-: ") for c in row):  # the separator line
             continue
         # the row's label: its leading cells that are not numbers ("ga", "lr 5e-05" in the swept-settings table)
-        n_label = next((i for i, c in enumerate(row) if i and parse_cell(c) is not None), len(row))
+        # up to the first number or empty cell (a seed-by-seed matrix's diagonal)
+        n_label = next((i for i, c in enumerate(row) if i and (parse_cell(c) is not None or not c)), len(row))
         label = " / ".join(row[:n_label])
         for column, text in zip(header[n_label:], row[n_label:]):
             if (cell := parse_cell(text)) is not None:

@@ -1,0 +1,124 @@
+"""Methods compared seed by seed (unlearn/paired.py), and where the report and the frontier show it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from unlearn.paired import matrix, paired_differences, summarize, t_half_width
+
+T_975_2 = 4.302652729749464  # Student t, 97.5th percentile, 2 degrees of freedom (tables)
+
+
+def test_differences_pair_by_seed_not_by_position():
+    a = {2: 0.9, 0: 0.5, 1: 0.7}  # inserted out of order
+    b = {0: 0.4, 1: 0.5, 2: 0.5, 3: 0.1}  # seed 3: only b ran it
+    assert paired_differences(a, b) == pytest.approx([0.1, 0.2, 0.4])
+    assert paired_differences({(0, 1): 1.0}, {(0, 1): 0.25, (1, 1): 0.0}) == [0.75]  # (teach_seed, seed) keys
+
+
+def test_t_half_width_by_hand():
+    assert t_half_width(1.0, 3) == pytest.approx(T_975_2 / math.sqrt(3), rel=1e-9)  # 2.4841
+    with pytest.raises(ValueError, match="n >= 2"):
+        t_half_width(1.0, 1)
+
+
+def test_summarize_by_hand():
+    # 0.1, 0.2, 0.1: mean 0.13333, std sqrt(0.00667 / 2) = 0.057735, half width 4.3027 x 0.057735 / sqrt 3 = 0.14343
+    mean, std, n, sure = summarize([0.1, 0.2, 0.1])
+    assert (mean, std, n) == (pytest.approx(0.4 / 3), pytest.approx(math.sqrt(0.02 / 3 / 2)), 3)
+    assert sure is False  # 0.1333 < 0.1434
+    # 0.10, 0.12, 0.11: mean 0.11, std 0.01, half width 0.02484: the interval excludes 0
+    mean, std, n, sure = summarize([0.10, 0.12, 0.11])
+    assert (mean, std, sure) == (pytest.approx(0.11), pytest.approx(0.01), True)
+    assert summarize([-0.10, -0.12, -0.11])[3] is True  # either sign
+    assert summarize([0.05, 0.05, 0.05])[1:] == (0.0, 3, True)  # the same difference at every seed
+    assert summarize([0.0, 0.0])[1:] == (0.0, 2, False)
+    assert summarize([0.3]) == (0.3, None, 1, None)
+    with pytest.raises(ValueError, match="no seed shared"):
+        summarize([])
+
+
+def test_the_shared_part_of_the_spread_cancels():
+    """A taught model that forgets fast under one method forgets fast under the other: each method's own spread is
+    wide, the difference is not."""
+    base = {0: 0.2, 1: 0.6, 2: 0.4}
+    a = {s: v + 0.1 for s, v in base.items()}
+    table = matrix({"a": a, "b": base})
+    assert "| a |  | +0.100 ± 0.000* |" in table
+    assert "| b | -0.100 ± 0.000* |  |" in table
+    noisy = {0: 0.25, 1: 0.55, 2: 0.45}  # differences 0.05, -0.05, 0.05: mean 0.0167, std 0.0577, not sure
+    assert "| noisy |  | +0.017 ± 0.058 |" in matrix({"noisy": noisy, "b": base})
+
+
+def test_matrix_marks_fewer_seeds_and_bounds():
+    a, b = {0: 0.5, 1: 0.6, 2: 0.7}, {0: 0.4, 1: 0.4}
+    table = matrix({"a": a, "b": b, "c": {5: 0.1}}, flagged={"b": {1}})
+    assert "| a |  | +0.150 ± 0.071 † (2) | n/a |" in table
+    assert table.count("n/a") == 4  # c shares no seed with a or b
+    assert "| c | n/a | n/a |  |" in table
+
+
+def _point(method, strength, seed, forget, retain):
+    from unlearn.frontier import Point
+
+    m = {}
+    for mod in ("multimodal", "text"):
+        for key, d in ((f"forget/{mod}/mc_acc", forget), (f"retain/{mod}/mc_acc", retain)):
+            m[f"before/{key}"], m[f"after/{key}"] = 1.0, 1.0 - d
+    return Point(method, strength, seed, m)
+
+
+def test_frontier_pairs_each_seeds_reading_at_equal_cost():
+    from unlearn.frontier import frontier_table, paired_table
+
+    # seed s: GA reads forget drop 0.2 + 0.2 s at retain drop 0.05, GradDiff 0.1 more on the same seed
+    # (each curve: one strength costing 0.1 of retain, so the reading is half its forget drop)
+    pts = [_point("ga", 1e-4, s, 2 * (0.2 + 0.2 * s), 0.1) for s in (0, 1, 2)]
+    pts += [_point("grad_diff", 1e-4, s, 2 * (0.3 + 0.2 * s), 0.1) for s in (0, 1, 2)]
+    assert "| ga | 3 | 0.400 ± 0.200 | 0.400 ± 0.200 |" in frontier_table(pts)
+    table = paired_table(pts)
+    assert table.count("| ga |  | -0.100 ± 0.000* |") == 2  # both modalities
+    assert "| grad_diff | +0.100 ± 0.000* |  |" in table
+    # a method that never costs 0.05 reads its strongest setting: a bound, marked
+    weak = pts + [_point("manu", 5.0, s, 0.01, 0.01) for s in (0, 1, 2)]
+    assert "†" in paired_table(weak).split("- row − column")[0]
+    assert paired_table(pts[:1] + pts[3:4]) is None  # one seed: nothing to pair over
+
+
+def test_report_pairs_runs_of_the_same_taught_model(tmp_path):
+    from unlearn.report import Run, group_by_seed, paired_seed_table
+
+    def run(method, teach, seed, forget_after):
+        m = {f"{st}/{split}/{mod}/mc_acc": v for mod in ("multimodal", "text")
+             for split in ("forget", "retain") for st, v in (("before", 1.0),
+                                                               ("after", forget_after if split == "forget" else 0.9))}
+        return Run(method, method, [f"method={method}", f"seed={seed}"], m, tmp_path / f"{method}{seed}", seed=seed,
+                   teach_seed=teach)
+
+    # listed in another order for each method: pairs are (teach_seed, seed), not positions
+    runs = [run("ga", s, s, 0.9 - 0.2 * s) for s in (0, 1, 2)]
+    runs += [run("kl", s, s, 0.8 - 0.2 * s) for s in (2, 0, 1)]
+    table = paired_seed_table(group_by_seed(runs))
+    assert "MM forget MC drop" in table and "text retain MC drop" in table
+    assert table.count("| ga |  | -0.100 ± 0.000* |") == 2  # KL forgets 0.1 more on every taught model
+    assert table.count("| ga |  | +0.000 ± 0.000 |") == 2  # retain: the same
+    assert paired_seed_table(group_by_seed(runs[:3])) is None  # one setting: nothing to compare
+
+
+def test_frontier_md_and_results_show_the_paired_table(tmp_path):
+    import json
+
+    from unlearn.frontier import GRIDS, report, run_dir
+
+    for method, lr, extra in (("ga", 5e-5, 0.0), ("grad_diff", 1e-4, 0.1)):
+        for s in (0, 1):
+            d = run_dir(tmp_path / "sweep", method, GRIDS["full"][method][0], lr, s)
+            d.mkdir(parents=True)
+            p = _point(method, lr, s, 2 * (0.2 + 0.2 * s + extra), 0.1)
+            (d / "metrics.json").write_text(json.dumps({"metrics": p.metrics, "seed": s}))
+    md = report(tmp_path / "sweep", tmp_path / "docs", "cmd")
+    for page in (md, Path(tmp_path / "docs" / "results.md")):
+        assert "### Seed by seed" in page.read_text()

@@ -1,0 +1,75 @@
+"""Methods compared seed by seed: the difference between two methods on the same taught model.
+
+Over seeds most of a cell's spread is the taught model's (docs/seed_variance.md): a model that forgets fast
+under one method forgets fast under the others. Each seed teaches one vanilla model that every method starts
+from, so the difference between two methods at one seed cancels that shared part, and its spread over seeds
+says how surely one method beats the other; two means ± their own stds cannot say it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Hashable, Mapping, Sequence
+
+LEVEL = 0.95  # the paired t interval's coverage
+
+
+def paired_differences(a: Mapping[Hashable, float], b: Mapping[Hashable, float]) -> list[float]:
+    """a[k] - b[k] for every seed key both have, in key order."""
+    keys = sorted(a.keys() & b.keys(), key=repr)
+    return [a[k] - b[k] for k in keys]
+
+
+def t_half_width(std: float, n: int, level: float = LEVEL) -> float:
+    """Half the width of the two-sided Student t interval of a mean of n paired differences."""
+    from scipy.stats import t
+
+    if n < 2:
+        raise ValueError(f"t_half_width: needs n >= 2 differences, got {n}")
+    return float(t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)
+
+
+def summarize(diffs: Sequence[float], level: float = LEVEL) -> tuple[float, float | None, int, bool | None]:
+    """(mean, sample std, n, whether the t interval excludes 0); std and the verdict None below two seeds.
+    Equal differences at every seed have no spread: the verdict is then whether they are not 0."""
+    from unlearn.report import mean_std
+
+    if not diffs:
+        raise ValueError("no seed shared by both methods: nothing to pair")
+    mean, std = mean_std(list(diffs))
+    if std is None:
+        return mean, None, len(diffs), None
+    if std == 0.0:
+        return mean, 0.0, len(diffs), mean != 0.0
+    return mean, std, len(diffs), abs(mean) > t_half_width(std, len(diffs), level)
+
+
+def matrix(readings: Mapping[str, Mapping[Hashable, float]], flagged: Mapping[str, set] | None = None,
+           level: float = LEVEL) -> str:
+    """Markdown: row minus column, mean ± std over the seeds both have (with the count where it is not every
+    seed either has), * where the paired t interval excludes 0; † where a seed of either method is in
+    `flagged` (its reading is a bound, not a crossing)."""
+    names = list(readings)
+    lines = ["| row − column | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for r in names:
+        cells = []
+        for c in names:
+            if r == c:
+                cells.append("")
+                continue
+            diffs = paired_differences(readings[r], readings[c])
+            if not diffs:
+                cells.append("n/a")
+                continue
+            mean, std, n, sure = summarize(diffs, level)
+            shown = f"{mean:+.3f}".replace("-0.000", "+0.000")
+            cell = shown if std is None else f"{shown} ± {std:.3f}"
+            cell += "*" if sure else ""
+            shared = readings[r].keys() & readings[c].keys()
+            if flagged and shared & (flagged.get(r, set()) | flagged.get(c, set())):
+                cell += " †"
+            if n < max(len(readings[r]), len(readings[c])):
+                cell += f" ({n})"
+            cells.append(cell)
+        lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
