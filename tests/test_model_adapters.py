@@ -412,6 +412,16 @@ def test_a_checkpoint_of_another_family_than_the_model_config_is_refused(tmp_pat
     with pytest.raises(CheckpointError, match=r"its config.json says model_type 'qwen2_vl'"):
         loading.load_model("Qwen/Qwen2-VL-7B-Instruct", key="model.path", template={}, model_types=["llava"])
     assert loads == []
+    # an unreachable (or unknown) hub id: refused at its config.json, naming the key, without the weights'
+    # load retrying as long again (until 2026-12-05: 25 s for the config, then 25 s more offline)
+    def offline(*a, **k):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files")
+
+    monkeypatch.setattr(AutoConfig, "from_pretrained", offline)
+    with pytest.raises(CheckpointError, match=r"model.path=llava-hf/llava-1.5-7b-hf: no such local directory, and "
+                                              r"reading it as a hub id failed .*couldn't connect"):
+        loading.load_model("llava-hf/llava-1.5-7b-hf", key="model.path", template={}, model_types=["llava"])
+    assert loads == []
     monkeypatch.undo()
     for family in CONFIGS:
         model, _ = load_configured(_cfg(tmp_path, family, checkpoints[family]), checkpoints[family])

@@ -45,6 +45,12 @@ def check_local_checkpoint(path, key: str) -> bool:
     return local
 
 
+def _not_found(key: str, path, error: Exception) -> CheckpointError:
+    """transformers' hub errors name neither the setting nor that the path was read as a hub id."""
+    return CheckpointError(f"{key}={path}: no such local directory, and reading it as a hub id failed (write a "
+                           f"local path as ./{path} or an absolute one): {error}")
+
+
 def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path",
                template: Mapping | None = None, attn_implementation: str | None = None,
                image_processor: Mapping | None = None, tokenizer: Mapping | None = None,
@@ -74,20 +80,18 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
 
         try:
             hub_type = AutoConfig.from_pretrained(source).model_type
-        except OSError:  # unreachable or unknown: the load below names it
-            hub_type = None
-        if hub_type is not None:  # (CheckpointError is an OSError: checked outside the try)
-            check_model_type(hub_type, key, "its config.json", model_types)
+        except OSError as e:  # unreachable or unknown: the weights would fail alike, after as many retries
+            raise _not_found(key, path, e) from e  # (until 2026-12-05 they were tried: 25 s more offline)
+        check_model_type(hub_type, key, "its config.json", model_types)
     try:
         model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
     except SafetensorError as e:  # a truncated or corrupt weights file: its own message names no file or key
         raise CheckpointError(f"{key}={path}: its weights could not be read (a truncated or corrupt .safetensors "
                               f"file?): {e}") from e
-    except OSError as e:  # transformers' hub errors name neither the setting nor that it was read as a hub id
+    except OSError as e:
         if local:
             raise CheckpointError(f"{key}={path}: the checkpoint there could not be read: {e}") from e
-        raise CheckpointError(f"{key}={path}: no such local directory, and reading it as a hub id failed "
-                              f"(write a local path as ./{path} or an absolute one): {e}") from e
+        raise _not_found(key, path, e) from e
     if local and (p / CONFIG_NAME).is_file():
         return model, VLProcessor.from_pretrained(p)
     check_model_type(model.config.model_type, key, "its config", model_types)  # a hub id's, read as it loaded
