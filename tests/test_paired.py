@@ -59,6 +59,21 @@ def test_matrix_marks_fewer_seeds_and_bounds():
     assert "| a |  | +0.150 ± 0.071 † (2) | n/a |" in table
     assert table.count("n/a") == 4  # c shares no seed with a or b
     assert "| c | n/a | n/a |  |" in table
+    # a bound at a seed the other method lacks is not in any difference: no †
+    assert "†" not in matrix({"a": a, "b": b}, flagged={"a": {2}})
+
+
+def test_method_seeds_of_one_taught_model_are_one_sample():
+    """Three method seeds on each of three taught models: nine differences, but three taught models. Per model
+    0.10, 0.00, 0.05 (± 0.005 over method seeds): over the models 0.050 ± 0.050, whose interval (half width
+    2.48 x 0.05 = 0.124) holds 0; the nine read as independent would give 0.050 ± 0.044 on 8 degrees of
+    freedom, starred."""
+    base, eps = {0: 0.10, 1: 0.0, 2: 0.05}, {0: -0.005, 1: 0.0, 2: 0.005}
+    a = {(t, s): 0.5 + base[t] + eps[s] for t in base for s in eps}
+    b = {(t, s): 0.5 for t in base for s in eps}
+    assert paired_differences(a, b, lambda k: k[0]) == pytest.approx([0.10, 0.0, 0.05])
+    assert "| a |  | +0.050 ± 0.050 |" in matrix({"a": a, "b": b}, unit=lambda k: k[0])
+    assert "| a |  | +0.050 ± 0.044* |" in matrix({"a": a, "b": b})  # what the units prevent
 
 
 def _point(method, strength, seed, forget, retain):
@@ -106,6 +121,16 @@ def test_report_pairs_runs_of_the_same_taught_model(tmp_path):
     assert table.count("| ga |  | -0.100 ± 0.000* |") == 2  # KL forgets 0.1 more on every taught model
     assert table.count("| ga |  | +0.000 ± 0.000 |") == 2  # retain: the same
     assert paired_seed_table(group_by_seed(runs[:3])) is None  # one setting: nothing to compare
+    # method seeds apart from the teaching seeds (bench.seed_variance without --diagonal): a run pairs with the
+    # run of the same taught model AND seed, and the method seeds of one taught model average into one sample
+    base, eps = {0: 0.10, 1: 0.0, 2: 0.05}, {0: -0.005, 1: 0.0, 2: 0.005}
+    grid = [run("ga", t, s, 0.5 + 0.1 * s - 0.2 * t) for t in base for s in eps]
+    grid += [run("kl", t, s, 0.5 + 0.1 * s - 0.2 * t - base[t] - eps[s]) for t in base for s in eps]
+    assert table_row(paired_seed_table(group_by_seed(grid)), "kl") == "| kl | +0.050 ± 0.050 |  |"
+
+
+def table_row(table: str, name: str) -> str:
+    return next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
 
 
 def test_frontier_md_and_results_show_the_paired_table(tmp_path):

@@ -9,15 +9,23 @@ says how surely one method beats the other; two means ± their own stds cannot s
 from __future__ import annotations
 
 import math
-from typing import Hashable, Mapping, Sequence
+from typing import Callable, Hashable, Mapping, Sequence
 
 LEVEL = 0.95  # the paired t interval's coverage
 
 
-def paired_differences(a: Mapping[Hashable, float], b: Mapping[Hashable, float]) -> list[float]:
-    """a[k] - b[k] for every seed key both have, in key order."""
+def paired_differences(a: Mapping[Hashable, float], b: Mapping[Hashable, float],
+                       unit: Callable[[Hashable], Hashable] | None = None) -> list[float]:
+    """a[k] - b[k] for every seed key both have, in key order; with `unit`, averaged within each unit(k) first,
+    one difference per unit: runs of one taught model under several method seeds are not independent samples
+    of what the taught model gives, so a t interval over them would be too narrow (n counts taught models)."""
     keys = sorted(a.keys() & b.keys(), key=repr)
-    return [a[k] - b[k] for k in keys]
+    if unit is None:
+        return [a[k] - b[k] for k in keys]
+    by_unit: dict[Hashable, list[float]] = {}
+    for k in keys:
+        by_unit.setdefault(unit(k), []).append(a[k] - b[k])
+    return [sum(v) / len(v) for _, v in sorted(by_unit.items(), key=lambda item: repr(item[0]))]
 
 
 def t_half_width(std: float, n: int, level: float = LEVEL) -> float:
@@ -45,10 +53,10 @@ def summarize(diffs: Sequence[float], level: float = LEVEL) -> tuple[float, floa
 
 
 def matrix(readings: Mapping[str, Mapping[Hashable, float]], flagged: Mapping[str, set] | None = None,
-           level: float = LEVEL) -> str:
-    """Markdown: row minus column, mean ± std over the seeds both have (with the count where it is not every
-    seed either has), * where the paired t interval excludes 0; † where a seed of either method is in
-    `flagged` (its reading is a bound, not a crossing)."""
+           level: float = LEVEL, unit: Callable[[Hashable], Hashable] | None = None) -> str:
+    """Markdown: row minus column, mean ± std over the seeds both have (over their units, with `unit`; the count
+    where it is not every one either has), * where the paired t interval excludes 0; † where a shared seed of
+    either method is in `flagged` (its reading is a bound, not a crossing)."""
     names = list(readings)
     lines = ["| row − column | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for r in names:
@@ -57,7 +65,7 @@ def matrix(readings: Mapping[str, Mapping[Hashable, float]], flagged: Mapping[st
             if r == c:
                 cells.append("")
                 continue
-            diffs = paired_differences(readings[r], readings[c])
+            diffs = paired_differences(readings[r], readings[c], unit)
             if not diffs:
                 cells.append("n/a")
                 continue
@@ -68,7 +76,7 @@ def matrix(readings: Mapping[str, Mapping[Hashable, float]], flagged: Mapping[st
             shared = readings[r].keys() & readings[c].keys()
             if flagged and shared & (flagged.get(r, set()) | flagged.get(c, set())):
                 cell += " †"
-            if n < max(len(readings[r]), len(readings[c])):
+            if n < max(len({k if unit is None else unit(k) for k in readings[x]}) for x in (r, c)):
                 cell += f" ({n})"
             cells.append(cell)
         lines.append(f"| {r} | " + " | ".join(cells) + " |")

@@ -595,24 +595,30 @@ def paired_seed_table(groups: Sequence[SeedGroup]) -> str | None:
     share two seeds."""
     from unlearn.paired import LEVEL, matrix, paired_differences
 
+    def taught_model(key):
+        return key[0]
+
     parts = []
     for split in ("forget", "retain"):
         for mod in MODALITIES:
             readings = {}
             for g in groups:
-                values = {(r.teach_seed, r.seed): d for r in g.runs if (d := drop(r.metrics, split, mod)) is not None}
+                values = {(_taught(r), r.seed): d for r in g.runs
+                          if (d := drop(r.metrics, split, mod)) is not None and math.isfinite(d)}
                 if values:
                     readings[g.name] = values
-            if any(len(paired_differences(readings[a], readings[b])) >= 2 for a in readings for b in readings
-                   if a != b):
-                parts.append(f"{MOD_LABEL[mod]} {split} MC drop:\n\n" + matrix(readings))
+            if any(len(paired_differences(readings[a], readings[b], taught_model)) >= 2 for a in readings
+                   for b in readings if a != b):
+                parts.append(f"{MOD_LABEL[mod]} {split} MC drop:\n\n" + matrix(readings, unit=taught_model))
     if not parts:
         return None
     return "\n\n".join(parts) + (
         "\n\n- row − column: the row setting's MC drop (before - after) minus the column's, run by run from the "
-        "same taught model and seed (what the model gives every setting cancels), mean ± sample std over the seeds "
-        f"both ran; (k): only k shared. *: the paired t interval ({LEVEL:.0%}) excludes 0. On forget, + = the row "
-        "forgets more; on retain, + = the row costs more.")
+        "same taught model and seed (what the model gives every setting cancels), averaged over the method seeds "
+        "of each taught model, then mean ± sample std over the taught models both ran (runs of one taught model "
+        "are not independent samples of it); (k): only k shared. On forget, + = the row forgets more; on retain, "
+        f"+ = the row costs more.\n- *: the paired t interval ({LEVEL:.0%}) excludes 0; with no true difference "
+        "about 1 pair in 20 is starred by chance, so read a lone star among many pairs with care.")
 
 
 # ----------------------------------------------------------------------------------- likelihood metrics
