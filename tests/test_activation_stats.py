@@ -76,6 +76,24 @@ def test_output_neurons():
     torch.testing.assert_close(m.sum, torch.tensor([1.0, -2.0, 0.0], dtype=torch.float64))
 
 
+def test_a_module_no_batch_reached_counts_zeros_of_its_neuron_width():
+    """The vision tower under text-only keys sees no token: its zeros must have the width its neurons have
+    (input features for neuron=input, output features for neuron=output), as the other ranks' sums do."""
+    from types import SimpleNamespace
+
+    model = Toy()  # down_proj: 3 inputs, 2 outputs
+    keys = ["forget/text", "forget/multimodal"]
+    for neuron, width in (("input", 3), ("output", 2)):
+        stats = ActivationStatistics(PATTERNS, neuron=neuron)
+        stats.attach(model)
+        module = SimpleNamespace(model=model, loader_keys=keys, device=torch.device("cpu"))
+        out = stats._all_reduce(SimpleNamespace(world_size=1), module)
+        stats.detach()
+        for key in keys:
+            m = out[key]["layers.0.mlp.down_proj"]
+            assert m.count.item() == 0 and all(getattr(m, f).shape == (width,) for f in ("sum", "sum_sq", "above"))
+
+
 def test_no_match_lists_module_names():
     with pytest.raises(ModuleMatchError, match=r"model.mlp_modules.vision=.*matches no module.*down_proj"):
         match_modules(Toy(), {"vision": r"vision_tower\..*fc2"})

@@ -51,6 +51,40 @@ def test_test_split_uses_held_out_images_and_paraphrases(small_splits):
     assert fq["Question"] != tq["Question"] and fq["attribute"] == tq["attribute"]
 
 
+def test_test_split_is_held_out_in_every_task(small_splits):
+    """Every test row: a portrait none of the person's taught variants, cloze and generation questions other
+    than the forget split's, and options drawn apart from forget's (its own rng)."""
+    train = {r["ID"]: r for r in small_splits["train"]}
+    forget = {r["ID"]: r for r in small_splits["forget_10"]}
+    options_differ = False
+    for row in small_splits["test_10"]:
+        assert row["image"].tobytes() not in {im.tobytes() for im in train[row["ID"]]["images"]}, row["ID"]
+        f = forget[row["ID"]]
+        for task in ("Mask_Task", "Generation_Task"):
+            assert all(t["Question"] != q["Question"] for t, q in zip(row[task], f[task], strict=True)), task
+        for key in ("Image_Textual_Questions", "Pure_Text_Questions"):
+            pairs = zip(row["Classification_Task"][key], f["Classification_Task"][key], strict=True)
+            options_differ |= any(t["Options"] != q["Options"] for t, q in pairs)
+    assert options_differ
+
+
+def test_perturbed_answers_never_state_the_truth(small_splits):
+    """Each wrong answer swaps every attribute its sentence states for a wrong value of that attribute: a
+    perturbed answer holding the truth would read as remembered in the truth ratio."""
+    train = {r["ID"]: r for r in small_splits["train"]}
+    n = 0
+    for name in ("forget_10", "test_10", "retain_90", "untouched"):
+        for row in small_splits[name]:
+            profile = train[row["ID"]]["profile"]
+            for q in row["Generation_Task"]:
+                assert q["Paraphrased_Answer"] not in q["Perturbed_Answers"]
+                for wrong in q["Perturbed_Answers"]:
+                    for attr in q["attribute"].split("+"):
+                        assert profile[attr] not in wrong, (row["ID"], attr, wrong)
+                        n += 1
+    assert n > 0
+
+
 def test_portraits_are_distinct_per_person(small_splits):
     clean = [r["image"].tobytes() for r in small_splits["retain_90"]]
     assert len(set(clean)) == len(clean)
@@ -69,6 +103,18 @@ def test_both_forms_ask_for_the_same_fact(small_splits):
     for it in items:
         by_form.setdefault((it.task, it.attribute, it.uid.rsplit("/", 1)[1]), {})[it.modality] = it.answer
     assert all(v["multimodal"] == v["text"] for v in by_form.values())
+
+
+def test_only_image_items_carry_the_portrait(small_splits):
+    """A text-only item with the portrait attached would be asked with the image: its MC, generation, cloze
+    and likelihood numbers would all be image+text ones."""
+    portrait = object()
+    for split in ("forget_10", "test_10", "retain_90"):
+        items = flatten(split, small_splits[split], lambda ims: [portrait] * len(ims))
+        assert {it.task for it in items} == {"mc", "gen", "cloze", "prob"}
+        for it in items:
+            assert (it.pixel_values is portrait) == (it.modality == "multimodal"), it.uid
+            assert it.modality in ("multimodal", "text")
 
 
 def test_answers_match_profile(small_splits):

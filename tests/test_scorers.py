@@ -248,3 +248,22 @@ def test_rescore_names_a_malformed_items_file(tmp_path, content, message):
     with pytest.raises(ValueError, match=rf"items.json: {message}"):
         rescore_run(tmp_path, "mllmu_bench")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["items.json"]
+
+
+def test_mmunlearner_letter_keeps_digits_as_their_eval_does():
+    """MLLMU_eval.py strips every character but [a-zA-Z0-9], so a numbered reply reads its digit first: not a
+    letter (a mutation dropping digits from the kept set read "1. B" as B)."""
+    from unlearn.eval.scorers import mmunlearner_letter
+
+    assert mmunlearner_letter("1. B") == -1
+    assert mmunlearner_letter("(B)") == 1 and mmunlearner_letter("**c**") == 2
+    assert mmunlearner_letter("") == -1
+
+
+def test_an_unreadable_letter_is_wrong_without_answer_index():
+    """Records from before answer_index compare option texts: an unreadable reply (-1) is wrong, not
+    options[-1] (which would count it right whenever D is the answer)."""
+    opts = ("a", "b", "c", "d")
+    for name in ("embedded", "mllmu_bench", "mmunlearner"):
+        assert SCORERS[name].score("mc", "xyz", "d", opts) == 0.0
+        assert SCORERS[name].score("mc", "D", "d", opts) == 1.0

@@ -246,3 +246,11 @@ def test_a_model_with_non_finite_outputs_is_refused_not_scored(small_splits, tin
         module.on_validation_epoch_start()
         with pytest.raises(NonFiniteScoreError, match=rf"^{stage} evaluation: task mc, .*\({cause}"):
             module.validation_step(module.items_by_task["mc"], 0, 0)
+
+
+def test_a_ratio_that_underflows_to_zero_reads_as_remembered_on_forget():
+    """R = 0: the model prefers the truth overwhelmingly. min(R, 1/R) is 0 (remembered), not 1 (forgotten)."""
+    from unlearn.eval.truth_ratio import reported_truth_ratio
+
+    assert reported_truth_ratio([0.0, 1.0], "forget") == 0.5
+    assert reported_truth_ratio([0.0], "test") == 0.0
