@@ -476,3 +476,19 @@ def test_fisher_pass_with_fewer_batches_than_processes_is_refused_naming_its_bat
     with pytest.raises(ValueError, match=r"the Fisher pass \(forget\): 1 batches for 2 processes.*"
                                          r"mmunlearner.fisher_batch_size"):
         module.val_dataloader()
+
+
+def test_each_fisher_loader_draws_its_own_seeded_permutation():
+    """fisher_shuffle: loader j reads the permutation of shuffle_seed + j, the same on every rank; the authors'
+    loaders each shuffle on their own, so two loaders of one size must not share an order."""
+    model = torch.nn.Linear(1, 1)
+    data = {"forget": list(range(10)), "retain": list(range(10))}
+    fisher = FisherPass(model, data, {"forget": [], "retain": []}, 2, 0, shuffle_seed=5)
+    fisher._trainer = SimpleNamespace(global_rank=0, world_size=1)
+    orders = [[i for batch in loader.batch_sampler for i in batch] for loader in fisher.val_dataloader()]
+    for j, order in enumerate(orders):
+        assert order == torch.randperm(10, generator=torch.Generator().manual_seed(5 + j)).tolist()
+    assert orders[0] != orders[1]
+    in_order = FisherPass(model, data, {"forget": [], "retain": []}, 2, 0, shuffle_seed=None)
+    in_order._trainer = fisher._trainer
+    assert [[i for b in ld.batch_sampler for i in b] for ld in in_order.val_dataloader()] == [list(range(10))] * 2
