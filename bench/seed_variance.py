@@ -131,6 +131,18 @@ def table(runs: dict[tuple[str, int, int], dict], limit: float = 0.05) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 
+def paired(runs: dict[tuple[str, int, int], dict]) -> str | None:
+    """The methods' MC drops compared run by run on the same taught model (unlearn.report.paired_seed_table):
+    the spread between taught models that every method shares cancels there."""
+    from unlearn.report import Run, SeedGroup, paired_seed_table
+
+    groups = [SeedGroup(m, m, [Run(m, m, [], mets, Path("."), seed=s, teach_seed=t)
+                               for (mm, t, s), mets in sorted(runs.items()) if mm == m])
+              for m in METHODS if any(k[0] == m for k in runs)]
+    return paired_seed_table(groups)
+
+
+
 def diagonal_summary(runs: dict[tuple[str, int, int], dict], limit: float = 0.05) -> dict:
     """Over the teach_seed = seed runs: the taught models, the lowest vanilla MC cell, and over the method
     cells (method x forget/retain x modality) how many are wider than `limit`, their root-mean-square std
@@ -189,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     command = "python -m bench.seed_variance " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     page = (f"# Seed spread: the taught model or the method's draws\n\n`{command}`\n\n{len(runs)} runs "
             f"({n} run by this invocation in {took:.0f} s, --jobs {a.jobs}).\n\n{table(runs)}\n")
+    pairs = paired(runs)
+    if pairs:
+        page += f"\n## Seed by seed\n\n{pairs}\n"
     dest = a.docs or a.out / "seed_variance.md"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(page)

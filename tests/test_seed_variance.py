@@ -67,3 +67,15 @@ def test_diagonal_summary_by_hand():
     assert s["wide"] == 1 and s["max"] == pytest.approx(0.02 ** 0.5) and s["rms"] == pytest.approx(0.005 ** 0.5)
     assert compare_table([("now", runs)]).startswith("| setting |")
     assert "| now | 2 (seeds 0, 1) | 0.960 | 1 of 4 | 0.071 | 0.141 |" in compare_table([("now", runs)])
+
+
+def test_the_page_pairs_methods_on_each_taught_model():
+    """Taught models 0.1 apart in how much they forget, KL 0.05 more than GA on each: each method spreads,
+    their difference does not (method seeds of one taught model averaged into one sample)."""
+    from bench.seed_variance import paired
+
+    runs = {("ga", t, s): _metrics(1.0, 0.9 - 0.1 * t + 0.001 * s) for t in (0, 1, 2) for s in (0, 1)}
+    runs |= {("kl", t, s): _metrics(1.0, 0.85 - 0.1 * t + 0.001 * s) for t in (0, 1, 2) for s in (0, 1)}
+    page = paired(runs)
+    assert page.count("| ga |  | -0.050 ± 0.000* |") == 4  # forget and retain (_metrics sets both), each modality
+    assert paired({k: v for k, v in runs.items() if k[0] == "ga"}) is None
