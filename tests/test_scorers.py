@@ -267,3 +267,20 @@ def test_an_unreadable_letter_is_wrong_without_answer_index():
     for name in ("embedded", "mllmu_bench", "mmunlearner"):
         assert SCORERS[name].score("mc", "xyz", "d", opts) == 0.0
         assert SCORERS[name].score("mc", "D", "d", opts) == 1.0
+
+
+def test_a_generated_mc_letter_scores_by_its_place_not_its_text(monkeypatch):
+    """eval.py compares letters: with a repeated option text, the letter of the other copy is wrong (scored by
+    text it would count right)."""
+    from types import SimpleNamespace
+
+    import unlearn.eval.scoring as scoring
+    from unlearn.eval.items import EvalItem
+
+    item = EvalItem(uid="forget/1/mc/text/0", split="forget", modality="text", task="mc", person=1, attribute="a",
+                    question="q", answer="Paris", options=("Rome", "Paris", "Paris", "Oslo"), answer_index=2)
+    proc = SimpleNamespace(option_letters=LETTERS)
+    for reply, score in (("B", 0.0), ("C", 1.0)):
+        monkeypatch.setattr(scoring, "protocol_replies", lambda model, proc, items, prompts, r=reply: [r] * len(items))
+        (rec,) = scoring.score_mc(None, proc, [item], "generate")
+        assert rec["score"] == score and rec["prediction"] == "Paris"
