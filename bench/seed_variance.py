@@ -142,7 +142,6 @@ def paired(runs: dict[tuple[str, int, int], dict]) -> str | None:
     return paired_seed_table(groups)
 
 
-
 def diagonal_summary(runs: dict[tuple[str, int, int], dict], limit: float = 0.05) -> dict:
     """Over the teach_seed = seed runs: the taught models, the lowest vanilla MC cell, and over the method
     cells (method x forget/retain x modality) how many are wider than `limit`, their root-mean-square std

@@ -77,13 +77,9 @@ def test_method_seeds_of_one_taught_model_are_one_sample():
 
 
 def _point(method, strength, seed, forget, retain):
-    from unlearn.frontier import Point
+    from tests.test_frontier import _mc_and_rouge_point
 
-    m = {}
-    for mod in ("multimodal", "text"):
-        for key, d in ((f"forget/{mod}/mc_acc", forget), (f"retain/{mod}/mc_acc", retain)):
-            m[f"before/{key}"], m[f"after/{key}"] = 1.0, 1.0 - d
-    return Point(method, strength, seed, m)
+    return _mc_and_rouge_point(method, strength, seed, forget, retain, retain)
 
 
 def test_frontier_pairs_each_seeds_reading_at_equal_cost():

@@ -453,7 +453,7 @@ def paired_table(points: Sequence[Point], budget: float = BUDGET, cost: str = "r
                  cost_metric: str = "mc_acc") -> str | None:
     """Markdown: per modality, every pair of methods' forget drops at equal cost compared seed by seed
     (unlearn/paired.py); None where no two methods share two seeds."""
-    from unlearn.paired import LEVEL, matrix, paired_differences
+    from unlearn.paired import LEVEL, comparable, matrix
 
     per_mod = {mod: curves(points, mod, cost, cost_metric) for mod in MODALITIES}
     methods = _method_order(per_mod)
@@ -464,7 +464,7 @@ def paired_table(points: Sequence[Point], budget: float = BUDGET, cost: str = "r
             read = {seed: forget_drop_at([(r, f) for _, r, f in c], budget) for seed, c in per_mod[mod][m].items()}
             readings[m] = {seed: r.value for seed, r in read.items()}
             bounds[m] = {seed for seed, r in read.items() if not r.reached}
-        if any(len(paired_differences(readings[a], readings[b])) >= 2 for a in readings for b in readings if a != b):
+        if comparable(readings):
             parts.append(f"{MOD_LABEL[mod]} forget drop:\n\n" + matrix(readings, bounds))
     if not parts:
         return None

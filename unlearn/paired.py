@@ -28,6 +28,13 @@ def paired_differences(a: Mapping[Hashable, float], b: Mapping[Hashable, float],
     return [sum(v) / len(v) for _, v in sorted(by_unit.items(), key=lambda item: repr(item[0]))]
 
 
+def comparable(readings: Mapping[str, Mapping[Hashable, float]],
+               unit: Callable[[Hashable], Hashable] | None = None) -> bool:
+    """Whether some two of `readings` share two seeds (units): a matrix with nothing to pair is left out."""
+    return any(len(paired_differences(readings[a], readings[b], unit)) >= 2
+               for a in readings for b in readings if a != b)
+
+
 def t_half_width(std: float, n: int, level: float = LEVEL) -> float:
     """Half the width of the two-sided Student t interval of a mean of n paired differences."""
     from scipy.stats import t

@@ -593,7 +593,7 @@ def paired_seed_table(groups: Sequence[SeedGroup]) -> str | None:
     """Markdown: every pair of settings' forget and retain MC drops compared seed by seed (unlearn/paired.py),
     a run paired with the other setting's run from the same taught model and seed; None where no two settings
     share two seeds."""
-    from unlearn.paired import LEVEL, matrix, paired_differences
+    from unlearn.paired import LEVEL, comparable, matrix
 
     def taught_model(key):
         return key[0]
@@ -607,8 +607,7 @@ def paired_seed_table(groups: Sequence[SeedGroup]) -> str | None:
                           if (d := drop(r.metrics, split, mod)) is not None and math.isfinite(d)}
                 if values:
                     readings[g.name] = values
-            if any(len(paired_differences(readings[a], readings[b], taught_model)) >= 2 for a in readings
-                   for b in readings if a != b):
+            if comparable(readings, taught_model):
                 parts.append(f"{MOD_LABEL[mod]} {split} MC drop:\n\n" + matrix(readings, unit=taught_model))
     if not parts:
         return None

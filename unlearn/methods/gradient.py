@@ -362,7 +362,7 @@ def epochs_run(checkpoint: dict) -> int | None:
 def check_resume_file(path, cfg) -> None:
     """`method.ckpt_path` read and compared before the before-evaluation (hours on a 7B model), so that a
     truncated file, a model's weights file or a checkpoint of other settings is refused at once and by name
-    (until 2026-12-06 the first two failed inside torch or Lightning, the last after the evaluation). The
+    (until 2026-12-05 the first two failed inside torch or Lightning, the last after the evaluation). The
     tensors are memory-mapped, not read."""
     import zipfile
 
