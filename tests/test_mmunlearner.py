@@ -362,10 +362,12 @@ def test_retain_schedule_depends_on_the_global_batch_only(small_benchmark, tiny_
 
     ctx = SimpleNamespace(benchmark=small_benchmark, processor=tiny_model[1])
     for steps in (None, "official"):
-        _, k_one = update_loader(ctx, 6, steps, 0, world_size=1)
+        one, k_one = update_loader(ctx, 6, steps, 0, world_size=1)
         loader, k_two = update_loader(ctx, 3, steps, 0, world_size=2)
         assert k_one == k_two > 1  # from the global batch 6's counts
         assert isinstance(loader.batch_sampler, ScheduledBatches) and loader.batch_sampler.batch_size == 3
+        if steps == "official":  # k as the loader walks it: the retain batches of its first step
+            assert k_one == len({c for kind, c, _ in next(iter(one.batch_sampler)) if kind == "retain"})
     assert update_loader(ctx, 3, 4, 0, world_size=2)[1] == 4  # an explicit mmunlearner.retain_steps wins
     swapped = SimpleNamespace(benchmark=SimpleNamespace(train_rows=lambda g: small_benchmark.train_rows(
         "retain" if g == "forget" else "forget")), processor=tiny_model[1])

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from unlearn.run_dir import FinishedRunError, RefuseFinishedRuns, check_fresh_run_dir
+from unlearn.run_dir import (CLAIM, RANK_VARIABLES, FinishedRunError, RefuseFinishedRuns, RunDirInUseError,
+                             check_fresh_run_dir, claim_run_dir, claimed_run_dir, release_run_dir)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,3 +122,92 @@ def test_a_run_dir_that_cannot_be_made_is_refused_naming_its_key(tmp_path):
         run(compose_config(["debug=fast", "logger=none"], tmp_path / "afile" / "run", tmp_path / "cache"))
     with pytest.raises(NotWritableError, match=r"paths.cache_dir=.*afile/cache cannot hold"):
         run(compose_config(["debug=fast", "logger=none"], tmp_path / "out", tmp_path / "afile" / "cache"))
+
+
+# --- two runs at once into one directory -----------------------------------------------------------------------
+
+HOLD = """
+import sys, time
+from unlearn.run_dir import claim_run_dir
+claim_run_dir(sys.argv[1], "hydra.run.dir")
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.fixture
+def held(tmp_path):
+    """A directory claimed by another live process (killed, without any cleanup of its own, at the end)."""
+    directory = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k not in RANK_VARIABLES}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(directory)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              text=True)
+    assert holder.stdout.readline().strip() == "held"
+    yield directory, holder
+    holder.kill()
+    holder.wait()
+
+
+def test_a_directory_another_live_run_holds_is_refused_and_freed_when_it_dies_however_it_dies(held, monkeypatch):
+    for v in RANK_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    directory, holder = held
+    with pytest.raises(RunDirInUseError, match=rf"paths.output_dir={directory} is in use by another run \(pid "
+                                               rf"{holder.pid} on .*started .*choose another paths.output_dir"):
+        claim_run_dir(directory, "paths.output_dir")
+    holder.kill()  # SIGKILL: no atexit, no finally; the operating system drops the lock
+    holder.wait()
+    assert claim_run_dir(directory, "paths.output_dir")
+    assert json.loads((directory / CLAIM).read_text())["pid"] == os.getpid()
+    assert not claim_run_dir(directory, "paths.output_dir")  # held by this process already: not taken twice
+    release_run_dir(directory)
+
+
+def test_a_block_releases_only_the_claim_it_took(tmp_path, monkeypatch):
+    for v in RANK_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    probe = [sys.executable, "-c", "import sys; from unlearn.run_dir import claim_run_dir; "
+             "claim_run_dir(sys.argv[1], 'paths.output_dir')", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if k not in RANK_VARIABLES}
+    taken_elsewhere = lambda: subprocess.run(probe, cwd=ROOT, env=env, capture_output=True, text=True)  # noqa: E731
+    with claimed_run_dir(tmp_path, "paths.output_dir"):
+        refused = taken_elsewhere()
+        assert refused.returncode == 1 and "RunDirInUseError" in refused.stderr
+    assert taken_elsewhere().returncode == 0  # released after the block
+    assert claim_run_dir(tmp_path, "hydra.run.dir")  # as Hydra's callback claims: for the process
+    with claimed_run_dir(tmp_path, "paths.output_dir"):
+        pass
+    assert taken_elsewhere().returncode == 1  # the block did not take it, so it did not release it
+    release_run_dir(tmp_path)
+
+
+@pytest.mark.parametrize("variable", RANK_VARIABLES)
+def test_a_launched_rank_leaves_the_claim_to_rank_0(held, monkeypatch, variable):
+    for v in RANK_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    directory, _ = held
+    monkeypatch.setenv(variable, "1")  # Lightning's DDP children rerun train.py into rank 0's directory
+    assert not claim_run_dir(directory, "hydra.run.dir")
+    monkeypatch.setenv(variable, "0")
+    with pytest.raises(RunDirInUseError):
+        claim_run_dir(directory, "hydra.run.dir")
+
+
+def test_a_second_sweep_into_a_sweep_dir_in_use_exits(held, monkeypatch):
+    for v in RANK_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    directory, _ = held
+    with pytest.raises(SystemExit, match=r"hydra.sweep.dir=.* is in use by another run"):
+        RefuseFinishedRuns().on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(directory)}}}))
+
+
+def test_train_py_stops_before_hydra_writes_into_a_directory_in_use(held, tmp_path):
+    directory, holder = held
+    env = {k: v for k, v in os.environ.items() if k not in RANK_VARIABLES}
+    env.update(WANDB_MODE="disabled", UNLEARN_CACHE=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, "train.py", "debug=fast", "logger=none", f"hydra.run.dir={directory}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert f"hydra.run.dir={directory} is in use by another run (pid {holder.pid} on" in done.stderr, done.stderr
+    assert sorted(p.name for p in directory.iterdir()) == [CLAIM]  # no .hydra/, no log: nothing of the second run
+    assert not (tmp_path / "cache").exists()

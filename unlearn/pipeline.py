@@ -35,7 +35,7 @@ from unlearn.models.loading import configured_model_types, load_model, recipe_pr
 from unlearn.models.precision import cast_copy, dtype_named
 from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part
 from unlearn.rng import resumed, rng_state, seeded
-from unlearn.run_dir import check_fresh_run_dir, check_writable_dir
+from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir
 from unlearn.settings import check_accelerator, check_input_paths, check_run_settings
 
 log = logging.getLogger(__name__)
@@ -489,6 +489,11 @@ def run(cfg: DictConfig) -> dict:
     check_fresh_run_dir(out_dir, "paths.output_dir")
     check_writable_dir(out_dir, "paths.output_dir")
     check_writable_dir(cfg.paths.cache_dir, "paths.cache_dir")
+    with claimed_run_dir(out_dir, "paths.output_dir"):  # no second run writes into it meanwhile (unlearn/run_dir.py)
+        return _run_into(cfg, out_dir)
+
+
+def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
     # where method=finetune publishes its model: keyed now, before any trainer runs (on CPU under DDP, Lightning
     # sets each rank's thread count at its first launch, and the key holds this process's count at the start)
     publish = vanilla_path(cfg) if cfg.method.name == "finetune" and not cfg.model.path else None

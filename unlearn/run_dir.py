@@ -6,11 +6,22 @@ came to publish its model, leaving a directory whose model and metrics say one r
 say another. So it is refused before anything is written: by the Hydra callback before Hydra saves the job's
 config (`.hydra/`), and again by `pipeline.run` for callers that do not go through Hydra. A directory holding a
 run that failed (no metrics, no model) may be run into again.
+
+Nor do two runs write into one directory at once (two terminals, or array jobs, given one explicit
+`hydra.run.dir`): neither has finished, so both would pass the check above and the later one's files would replace
+the earlier one's as they went. The first claims the directory (`claim_run_dir`: an exclusive lock on its
+`.claim` file, which the operating system drops when the process ends however it ends, so a killed run leaves
+no stale claim); the second is refused while the first is alive.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import socket
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -24,6 +35,82 @@ class FinishedRunError(FileExistsError):
 
 class NotWritableError(OSError):
     pass
+
+
+class RunDirInUseError(FileExistsError):
+    pass
+
+
+log = logging.getLogger(__name__)
+CLAIM = ".claim"  # holds the claiming run's host, pid and start, for the refusal to name
+_claims: dict[str, int] = {}  # directory (resolved) -> the open, locked claim file of this process
+# set to the rank of a process a launcher started (Lightning's DDP children, torchrun, srun): rank 0 claims for all
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+
+
+def launched_rank() -> bool:
+    """A process of a distributed run other than its first: it shares rank 0's directory, claimed by rank 0."""
+    return any(os.environ.get(v, "0").strip() not in ("", "0") for v in RANK_VARIABLES)
+
+
+def claim_run_dir(directory, key: str = "hydra.run.dir") -> bool:
+    """Claim `directory` for this process, or refuse naming `key` when a live run holds it. True when this call took
+    the claim (False: this process holds it already, a rank other than 0, or a filesystem without locks, warned)."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no claim, as before
+        return False
+    if launched_rank():
+        return False
+    path = Path(str(directory)).resolve()
+    if str(path) in _claims:
+        return False
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path / CLAIM, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _holder(fd)
+        os.close(fd)
+        raise RunDirInUseError(f"{key}={directory} is in use by another run ({holder}): two runs into one directory "
+                               f"would write over each other's files; nothing was written: choose another {key}")
+    except OSError as e:  # a filesystem without flock (some network mounts): run unclaimed, as before
+        os.close(fd)
+        log.warning("%s=%s: cannot lock %s (%s); a second run into it at the same time would not be refused", key,
+                    directory, path / CLAIM, e.strerror or e)
+        return False
+    record = {"host": socket.gethostname(), "pid": os.getpid(),
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    os.ftruncate(fd, 0)  # the file stays (unlinking a lock file lets a third run lock a new one beside the held)
+    os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+    _claims[str(path)] = fd
+    return True
+
+
+def _holder(fd: int) -> str:
+    try:
+        record = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return f"pid {record['pid']} on {record['host']}, started {record['started']}"
+    except (ValueError, KeyError, TypeError, OSError):
+        return "its record unreadable"
+
+
+def release_run_dir(directory) -> None:
+    fd = _claims.pop(str(Path(str(directory)).resolve()), None)
+    if fd is not None:
+        os.close(fd)  # closing drops the lock
+
+
+@contextmanager
+def claimed_run_dir(directory, key: str):
+    """The directory claimed while the block runs; released after it only if this block took the claim (a claim the
+    Hydra callback took lasts the process)."""
+    took = claim_run_dir(directory, key)
+    try:
+        yield
+    finally:
+        if took:
+            release_run_dir(directory)
 
 
 def finished_outputs(directory: Path) -> list[Path]:
@@ -85,7 +172,8 @@ class RefuseFinishedRuns(Callback):
         try:
             check_fresh_run_dir(config.hydra.run.dir, "hydra.run.dir")
             check_writable_dir(config.hydra.run.dir, "hydra.run.dir")
-        except (FinishedRunError, NotWritableError) as e:
+            claim_run_dir(config.hydra.run.dir, "hydra.run.dir")
+        except (FinishedRunError, NotWritableError, RunDirInUseError) as e:
             raise SystemExit(f"Error: {e}") from e
 
     def on_multirun_start(self, config, **kwargs) -> None:
@@ -96,3 +184,7 @@ class RefuseFinishedRuns(Callback):
             shown = ", ".join(str(p) for p in done[:3]) + (f" and {len(done) - 3} more" if len(done) > 3 else "")
             raise SystemExit(f"Error: hydra.sweep.dir={sweep} already holds finished runs ({shown}); nothing was "
                              "written: choose another hydra.sweep.dir")
+        try:  # two sweeps into one directory at once would write each other's jobs (their numbers restart at 0)
+            claim_run_dir(sweep, "hydra.sweep.dir")
+        except RunDirInUseError as e:
+            raise SystemExit(f"Error: {e}") from e
