@@ -93,9 +93,14 @@ def test_frontier_pairs_each_seeds_reading_at_equal_cost():
     table = paired_table(pts)
     assert table.count("| ga |  | -0.100 ± 0.000* |") == 2  # both modalities
     assert "| grad_diff | +0.100 ± 0.000* |  |" in table
+    # the note gives the page's own star threshold and count of pairs: t(2) / sqrt(3) = 2.48
+    assert "(with 3 seeds, 2.48 std)" in table and "(1 pair per matrix for 2 methods)" in table
     # a method that never costs 0.05 reads its strongest setting: a bound, marked
     weak = pts + [_point("manu", 5.0, s, 0.01, 0.01) for s in (0, 1, 2)]
     assert "†" in paired_table(weak).split("- row − column")[0]
+    assert "(3 pairs per matrix for 3 methods)" in paired_table(weak)
+    five = [_point(m, 1e-4, s, 2 * (0.2 + 0.1 * (m == "kl") + 0.2 * s), 0.1) for m in ("ga", "kl") for s in range(5)]
+    assert "(with 5 seeds, 1.24 std)" in paired_table(five)  # t(4) / sqrt(5) = 2.776 / 2.236
     assert paired_table(pts[:1] + pts[3:4]) is None  # one seed: nothing to pair over
 
 
