@@ -94,14 +94,29 @@ def test_frontier_pairs_each_seeds_reading_at_equal_cost():
     assert table.count("| ga |  | -0.100 ± 0.000* |") == 2  # both modalities
     assert "| grad_diff | +0.100 ± 0.000* |  |" in table
     # the note gives the page's own star threshold and count of pairs: t(2) / sqrt(3) = 2.48
-    assert "(with 3 seeds, 2.48 std)" in table and "(1 pair per matrix for 2 methods)" in table
+    assert "(with 3 seeds 2.48 std)" in table and "(1 pair per matrix)" in table
     # a method that never costs 0.05 reads its strongest setting: a bound, marked
     weak = pts + [_point("manu", 5.0, s, 0.01, 0.01) for s in (0, 1, 2)]
     assert "†" in paired_table(weak).split("- row − column")[0]
-    assert "(3 pairs per matrix for 3 methods)" in paired_table(weak)
+    assert "(3 pairs per matrix)" in paired_table(weak)
     five = [_point(m, 1e-4, s, 2 * (0.2 + 0.1 * (m == "kl") + 0.2 * s), 0.1) for m in ("ga", "kl") for s in range(5)]
-    assert "(with 5 seeds, 1.24 std)" in paired_table(five)  # t(4) / sqrt(5) = 2.776 / 2.236
+    assert "(with 5 seeds 1.24 std)" in paired_table(five)  # t(4) / sqrt(5) = 2.776 / 2.236
+    # a method on 3 of the 5 seeds: its cells use n = 3, so both thresholds are named; one on a single seed
+    # tests no pair, so it is not counted
+    mixed = five + pts[3:] + [_point("manu", 5.0, 7, 0.2, 0.1)]
+    assert "(with 3 seeds 2.48 std, with 5 seeds 1.24 std)" in paired_table(mixed)
+    assert "(3 pairs per matrix)" in paired_table(mixed)
     assert paired_table(pts[:1] + pts[3:4]) is None  # one seed: nothing to pair over
+
+
+def test_pair_counts_are_the_testable_pairs_shared_seeds():
+    from unlearn.paired import pair_counts
+
+    readings = {"a": {0: 1.0, 1: 1.0, 2: 1.0}, "b": {0: 0.0, 1: 0.0, 2: 0.0, 3: 0.0}, "c": {1: 0.0, 2: 0.0},
+                "d": {9: 0.0}}
+    assert sorted(pair_counts(readings)) == [2, 2, 3]  # a-b 3, a-c 2, b-c 2; d shares no seed
+    assert pair_counts(readings, unit=lambda k: k // 2) == [2, 2, 2]  # units {0, 1} and {2, 3}: a-c {1} | {2}
+    assert pair_counts(readings, unit=lambda k: k // 3) == []  # every shared seed in one unit: nothing to test
 
 
 def test_report_pairs_runs_of_the_same_taught_model(tmp_path):

@@ -211,3 +211,52 @@ def test_train_py_stops_before_hydra_writes_into_a_directory_in_use(held, tmp_pa
     assert f"hydra.run.dir={directory} is in use by another run (pid {holder.pid} on" in done.stderr, done.stderr
     assert sorted(p.name for p in directory.iterdir()) == [CLAIM]  # no .hydra/, no log: nothing of the second run
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_run_that_finished_between_the_check_and_the_claim_is_refused_and_the_claim_dropped(tmp_path, monkeypatch):
+    import unlearn.run_dir as run_dir
+
+    for v in RANK_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    done = _finished(tmp_path / "run", "metrics.json")  # as if it finished after the caller's own check
+    with pytest.raises(FinishedRunError, match="paths.output_dir"):
+        claim_run_dir(done, "paths.output_dir")
+    assert str(done.resolve()) not in run_dir._claims  # released: the next run into another dir is not held up
+    sweep = tmp_path / "sweep"
+    original = run_dir.claim_run_dir
+
+    def finishing_meanwhile(directory, key, fresh=True):
+        _finished(sweep / "0_manu", "metrics.json")
+        return original(directory, key, fresh)
+
+    monkeypatch.setattr(run_dir, "claim_run_dir", finishing_meanwhile)
+    with pytest.raises(SystemExit, match=r"hydra.sweep.dir=.*already holds finished runs"):
+        RefuseFinishedRuns().on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
+    assert str(sweep.resolve()) not in run_dir._claims
+
+
+def test_another_users_claim_file_is_locked_read_only(tmp_path, monkeypatch):
+    """A failed run of another user leaves its .claim (mode 0644): the rerun cannot write it but locks it all the
+    same (until the review of 2026-12-05 the open raised a bare PermissionError)."""
+    import unlearn.run_dir as run_dir
+
+    for v in RANK_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    (tmp_path / CLAIM).write_text('{"host": "theirs", "pid": 1, "started": "then"}\n')
+    real_open = os.open
+
+    def as_another_user(path, flags, *args):  # root reads and writes every file, so the refusal is simulated
+        if str(path).endswith(CLAIM) and flags & (os.O_RDWR | os.O_WRONLY):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(run_dir.os, "open", as_another_user)
+    assert claim_run_dir(tmp_path, "hydra.run.dir")
+    monkeypatch.setattr(run_dir.os, "open", real_open)
+    assert json.loads((tmp_path / CLAIM).read_text())["host"] == "theirs"  # not written
+    env = {k: v for k, v in os.environ.items() if k not in RANK_VARIABLES}
+    other = subprocess.run([sys.executable, "-c", "import sys; from unlearn.run_dir import claim_run_dir; "
+                            "claim_run_dir(sys.argv[1], 'hydra.run.dir')", str(tmp_path)], cwd=ROOT, env=env,
+                           capture_output=True, text=True)
+    assert other.returncode == 1 and "is in use by another run" in other.stderr  # the read-only lock holds
+    release_run_dir(tmp_path)

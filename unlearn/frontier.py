@@ -453,11 +453,11 @@ def paired_table(points: Sequence[Point], budget: float = BUDGET, cost: str = "r
                  cost_metric: str = "mc_acc") -> str | None:
     """Markdown: per modality, every pair of methods' forget drops at equal cost compared seed by seed
     (unlearn/paired.py); None where no two methods share two seeds."""
-    from unlearn.paired import LEVEL, comparable, matrix, t_half_width
+    from unlearn.paired import LEVEL, comparable, matrix, pair_counts, t_half_width
 
     per_mod = {mod: curves(points, mod, cost, cost_metric) for mod in MODALITIES}
     methods = _method_order(per_mod)
-    parts, seeds, shown = [], 0, 0
+    parts, counts = [], []
     for mod in MODALITIES:
         readings, bounds = {}, {}
         for m in (m for m in methods if m in per_mod[mod]):
@@ -466,21 +466,23 @@ def paired_table(points: Sequence[Point], budget: float = BUDGET, cost: str = "r
             bounds[m] = {seed for seed, r in read.items() if not r.reached}
         if comparable(readings):
             parts.append(f"{MOD_LABEL[mod]} forget drop:\n\n" + matrix(readings, bounds))
-            seeds = max(seeds, *(len(r) for r in readings.values()))
-            shown = max(shown, len(readings))
+            counts.append(pair_counts(readings))
     if not parts:
         return None
     label = f"{cost} {METRIC_LABEL[cost_metric]}"
-    # the page's own numbers (until 2026-12-05 the text said 3 seeds and 6 methods whatever the sweep held)
-    pairs = shown * (shown - 1) // 2
+    # the page's own numbers: the threshold at each number of shared seeds its cells use, the pairs each matrix
+    # tests (until 2026-12-05 the text said 3 seeds and 15 pairs whatever the sweep held)
+    thresholds = ", ".join(f"with {n} seeds {t_half_width(1.0, n):.2f} std" for n in sorted({n for c in counts
+                                                                                            for n in c}))
+    tested = sorted({len(c) for c in counts})
+    pairs = " or ".join(str(n) for n in tested) + f" pair{'s' * (tested != [1])} per matrix"
     return "\n\n".join(parts) + (
         f"\n\n- row − column: the row method's forget MC drop at {label} drop {budget:g} minus the column's, seed by "
         "seed (each seed's methods start from that seed's taught model, so the part of the spread that the model "
         "gives every method cancels), mean ± sample std over the seeds both ran; (k): only k seeds shared.\n"
-        f"- *: the paired t interval ({LEVEL:.0%}) excludes 0, |mean| > t(n - 1) std / sqrt(n) (with {seeds} seeds, "
-        f"{t_half_width(1.0, seeds):.2f} std): the row forgets more (+) or less (-) than the column at that cost on "
-        "these taught models. With no true difference about 1 pair in 20 is starred by chance "
-        f"({pairs} pair{'s' * (pairs != 1)} per matrix for {shown} methods).\n"
+        f"- *: the paired t interval ({LEVEL:.0%}) excludes 0, |mean| > t(n - 1) std / sqrt(n) ({thresholds}): the "
+        "row forgets more (+) or less (-) than the column at that cost on these taught models. With no true "
+        f"difference about 1 pair in 20 is starred by chance ({pairs}).\n"
         "- †: a shared seed of either method reads its strongest setting (it never cost the budget there): that "
         "difference is a bound, not a reading at equal cost.")
 

@@ -35,6 +35,16 @@ def comparable(readings: Mapping[str, Mapping[Hashable, float]],
                for a in readings for b in readings if a != b)
 
 
+def pair_counts(readings: Mapping[str, Mapping[Hashable, float]],
+                unit: Callable[[Hashable], Hashable] | None = None) -> list[int]:
+    """How many seeds (units) each pair of methods shares, for the pairs a matrix can test (two or more): what a
+    page's note must speak of, since its star threshold depends on that n."""
+    names = list(readings)
+    counts = (len(paired_differences(readings[a], readings[b], unit)) for i, a in enumerate(names)
+              for b in names[i + 1:])
+    return [n for n in counts if n >= 2]
+
+
 def t_half_width(std: float, n: int, level: float = LEVEL) -> float:
     """Half the width of the two-sided Student t interval of a mean of n paired differences."""
     from scipy.stats import t

@@ -11,7 +11,9 @@ Nor do two runs write into one directory at once (two terminals, or array jobs, 
 `hydra.run.dir`): neither has finished, so both would pass the check above and the later one's files would replace
 the earlier one's as they went. The first claims the directory (`claim_run_dir`: an exclusive lock on its
 `.claim` file, which the operating system drops when the process ends however it ends, so a killed run leaves
-no stale claim); the second is refused while the first is alive.
+no stale claim); the second is refused while the first is alive. The lock is flock's: on a filesystem that
+keeps such locks per node (Lustre mounted with `localflock`, BeeGFS by default) runs on two nodes are not
+refused, and on one that has none the run warns and goes on unclaimed.
 """
 
 from __future__ import annotations
@@ -53,9 +55,11 @@ def launched_rank() -> bool:
     return any(os.environ.get(v, "0").strip() not in ("", "0") for v in RANK_VARIABLES)
 
 
-def claim_run_dir(directory, key: str = "hydra.run.dir") -> bool:
+def claim_run_dir(directory, key: str = "hydra.run.dir", fresh: bool = True) -> bool:
     """Claim `directory` for this process, or refuse naming `key` when a live run holds it. True when this call took
-    the claim (False: this process holds it already, a rank other than 0, or a filesystem without locks, warned)."""
+    the claim (False: this process holds it already, a rank other than 0, or a filesystem without locks, warned).
+    `fresh`: check again, once claimed, that no run finished there meanwhile (a run that ended between the
+    caller's check and this claim), releasing the claim on refusal."""
     try:
         import fcntl
     except ImportError:  # not a POSIX system: no claim, as before
@@ -66,7 +70,16 @@ def claim_run_dir(directory, key: str = "hydra.run.dir") -> bool:
     if str(path) in _claims:
         return False
     path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path / CLAIM, os.O_RDWR | os.O_CREAT, 0o644)
+    writable = True
+    try:
+        fd = os.open(path / CLAIM, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:  # another user's claim file, left by a run that ended: a read-only one locks as well
+        writable = False
+        try:
+            fd = os.open(path / CLAIM, os.O_RDONLY)
+        except OSError as e:
+            raise NotWritableError(f"{key}={directory}: cannot open its {CLAIM} file ({e.strerror or e}); choose "
+                                   f"another {key}") from e
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -79,11 +92,18 @@ def claim_run_dir(directory, key: str = "hydra.run.dir") -> bool:
         log.warning("%s=%s: cannot lock %s (%s); a second run into it at the same time would not be refused", key,
                     directory, path / CLAIM, e.strerror or e)
         return False
-    record = {"host": socket.gethostname(), "pid": os.getpid(),
-              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    os.ftruncate(fd, 0)  # the file stays (unlinking a lock file lets a third run lock a new one beside the held)
-    os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+    if writable:
+        record = {"host": socket.gethostname(), "pid": os.getpid(),
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        os.ftruncate(fd, 0)  # the file stays (unlinking a lock file lets a third run lock a new one beside the held)
+        os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
     _claims[str(path)] = fd
+    if fresh:
+        try:
+            check_fresh_run_dir(directory, key)
+        except FinishedRunError:
+            release_run_dir(directory)
+            raise
     return True
 
 
@@ -179,12 +199,22 @@ class RefuseFinishedRuns(Callback):
     def on_multirun_start(self, config, **kwargs) -> None:
         _resolvable(config)
         sweep = Path(config.hydra.sweep.dir)
-        done = sorted({p.parent for name in FINISHED for p in sweep.rglob(name)}) if sweep.is_dir() else []
-        if done:
-            shown = ", ".join(str(p) for p in done[:3]) + (f" and {len(done) - 3} more" if len(done) > 3 else "")
-            raise SystemExit(f"Error: hydra.sweep.dir={sweep} already holds finished runs ({shown}); nothing was "
-                             "written: choose another hydra.sweep.dir")
+        _refuse_finished_sweep(sweep)
         try:  # two sweeps into one directory at once would write each other's jobs (their numbers restart at 0)
-            claim_run_dir(sweep, "hydra.sweep.dir")
-        except RunDirInUseError as e:
+            took = claim_run_dir(sweep, "hydra.sweep.dir", fresh=False)
+        except (RunDirInUseError, NotWritableError) as e:
             raise SystemExit(f"Error: {e}") from e
+        try:
+            _refuse_finished_sweep(sweep)  # again, claimed: a sweep that ended between the check and the claim
+        except SystemExit:
+            if took:
+                release_run_dir(sweep)
+            raise
+
+
+def _refuse_finished_sweep(sweep: Path) -> None:
+    done = sorted({p.parent for name in FINISHED for p in sweep.rglob(name)}) if sweep.is_dir() else []
+    if done:
+        shown = ", ".join(str(p) for p in done[:3]) + (f" and {len(done) - 3} more" if len(done) > 3 else "")
+        raise SystemExit(f"Error: hydra.sweep.dir={sweep} already holds finished runs ({shown}); nothing was "
+                         "written: choose another hydra.sweep.dir")
