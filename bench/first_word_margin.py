@@ -42,25 +42,23 @@ def margin_summary(margins: list[float], near: float = NEAR) -> dict:
             "near": sum(m < near for m in ordered) / len(ordered)}
 
 
-def source_models(sweep: Path) -> dict[int, str]:
-    """{seed: the vanilla model its runs started from}, read from the sweep's finished runs."""
-    found: dict[int, str] = {}
+def seed_runs(sweep: Path) -> dict[int, tuple[str, list[Path]]]:
+    """{seed: (the vanilla model its runs started from, its finished run dirs)}, each metrics.json read once."""
+    found: dict[int, tuple[str, list[Path]]] = {}
     for metrics in sorted(sweep.glob("*/*/seed*/metrics.json")):
         record = json.loads(metrics.read_text())
-        found.setdefault(int(record["teach_seed"]), record["source_model"])
+        found.setdefault(int(record["teach_seed"]), (record["source_model"], []))[1].append(metrics.parent)
     return found
 
 
-def vanilla_replies(sweep: Path, seed: int) -> dict[str, str]:
-    """{uid: the vanilla model's generated reply}, from the first run of `seed` that recorded its before-stage."""
-    for metrics in sorted(sweep.glob("*/*/seed*/metrics.json")):
-        if int(json.loads(metrics.read_text())["teach_seed"]) != seed:
-            continue
-        records = json.loads((metrics.parent / "items.json").read_text()).get("before", [])
+def vanilla_replies(runs: list[Path]) -> dict[str, str]:
+    """{uid: the vanilla model's generated reply}, from the first of `runs` that recorded its before-stage."""
+    for run in runs:
+        records = json.loads((run / "items.json").read_text()).get("before", [])
         replies = {r["uid"]: r["reply"] for r in records if r.get("task") == "gen" and "reply" in r}
         if replies:
             return replies
-    raise SystemExit(f"--first-word: no run of seed {seed} under {sweep} recorded its vanilla replies")
+    raise SystemExit(f"--first-word: none of {len(runs)} runs (first {runs[0]}) recorded its vanilla replies")
 
 
 @torch.no_grad()
@@ -109,14 +107,14 @@ def main(argv=None) -> str:
     args = ap.parse_args(argv)
     cache = args.cache or args.sweep.parent / "cache"
     cfg = compose_config(args.base, tempfile.mkdtemp(), cache)
-    models = source_models(args.sweep)
+    models = seed_runs(args.sweep)
     if not models:
         raise SystemExit(f"--sweep {args.sweep}: no finished run (*/*/seed*/metrics.json) names its source model")
     rows = {}
-    for seed, path in models.items():
+    for seed, (path, runs) in models.items():
         keep = lambda uid: True  # noqa: E731
         if args.first_word:
-            replies = vanilla_replies(args.sweep, seed)
+            replies = vanilla_replies(runs)
             keep = lambda uid, r=replies: r.get(uid, "").split()[:1] == [args.first_word]  # noqa: E731
         rows[seed] = {mod: margin_summary(m) for mod, m in model_margins(cfg, path, args.split, keep).items()}
     which = f" whose vanilla reply starts with {args.first_word!r}" if args.first_word else ""

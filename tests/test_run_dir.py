@@ -225,9 +225,9 @@ def test_a_run_that_finished_between_the_check_and_the_claim_is_refused_and_the_
     sweep = tmp_path / "sweep"
     original = run_dir.claim_run_dir
 
-    def finishing_meanwhile(directory, key, fresh=True):
+    def finishing_meanwhile(*args, **kwargs):
         _finished(sweep / "0_manu", "metrics.json")
-        return original(directory, key, fresh)
+        return original(*args, **kwargs)
 
     monkeypatch.setattr(run_dir, "claim_run_dir", finishing_meanwhile)
     with pytest.raises(SystemExit, match=r"hydra.sweep.dir=.*already holds finished runs"):

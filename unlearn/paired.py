@@ -31,8 +31,7 @@ def paired_differences(a: Mapping[Hashable, float], b: Mapping[Hashable, float],
 def comparable(readings: Mapping[str, Mapping[Hashable, float]],
                unit: Callable[[Hashable], Hashable] | None = None) -> bool:
     """Whether some two of `readings` share two seeds (units): a matrix with nothing to pair is left out."""
-    return any(len(paired_differences(readings[a], readings[b], unit)) >= 2
-               for a in readings for b in readings if a != b)
+    return bool(pair_counts(readings, unit))
 
 
 def pair_counts(readings: Mapping[str, Mapping[Hashable, float]],

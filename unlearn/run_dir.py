@@ -55,11 +55,12 @@ def launched_rank() -> bool:
     return any(os.environ.get(v, "0").strip() not in ("", "0") for v in RANK_VARIABLES)
 
 
-def claim_run_dir(directory, key: str = "hydra.run.dir", fresh: bool = True) -> bool:
+def claim_run_dir(directory, key: str = "hydra.run.dir", recheck=None) -> bool:
     """Claim `directory` for this process, or refuse naming `key` when a live run holds it. True when this call took
     the claim (False: this process holds it already, a rank other than 0, or a filesystem without locks, warned).
-    `fresh`: check again, once claimed, that no run finished there meanwhile (a run that ended between the
-    caller's check and this claim), releasing the claim on refusal."""
+    `recheck(directory, key)`, once claimed: the caller's refusal of a finished run again (one may have ended
+    between the caller's check and this claim), `check_fresh_run_dir` by default; the claim is released when it
+    refuses."""
     try:
         import fcntl
     except ImportError:  # not a POSIX system: no claim, as before
@@ -98,12 +99,11 @@ def claim_run_dir(directory, key: str = "hydra.run.dir", fresh: bool = True) -> 
         os.ftruncate(fd, 0)  # the file stays (unlinking a lock file lets a third run lock a new one beside the held)
         os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
     _claims[str(path)] = fd
-    if fresh:
-        try:
-            check_fresh_run_dir(directory, key)
-        except FinishedRunError:
-            release_run_dir(directory)
-            raise
+    try:
+        (recheck or check_fresh_run_dir)(directory, key)
+    except BaseException:  # FinishedRunError, or a callback's SystemExit
+        release_run_dir(directory)
+        raise
     return True
 
 
@@ -201,18 +201,13 @@ class RefuseFinishedRuns(Callback):
         sweep = Path(config.hydra.sweep.dir)
         _refuse_finished_sweep(sweep)
         try:  # two sweeps into one directory at once would write each other's jobs (their numbers restart at 0)
-            took = claim_run_dir(sweep, "hydra.sweep.dir", fresh=False)
+            claim_run_dir(sweep, "hydra.sweep.dir", recheck=_refuse_finished_sweep)
         except (RunDirInUseError, NotWritableError) as e:
             raise SystemExit(f"Error: {e}") from e
-        try:
-            _refuse_finished_sweep(sweep)  # again, claimed: a sweep that ended between the check and the claim
-        except SystemExit:
-            if took:
-                release_run_dir(sweep)
-            raise
 
 
-def _refuse_finished_sweep(sweep: Path) -> None:
+def _refuse_finished_sweep(sweep, key: str = "hydra.sweep.dir") -> None:
+    sweep = Path(sweep)
     done = sorted({p.parent for name in FINISHED for p in sweep.rglob(name)}) if sweep.is_dir() else []
     if done:
         shown = ", ".join(str(p) for p in done[:3]) + (f" and {len(done) - 3} more" if len(done) > 3 else "")
