@@ -674,3 +674,57 @@ def test_a_run_borrows_before_numbers_only_from_its_own_vanilla_model(tmp_path):
     (bad / "metrics.json").write_text("{}")
     with pytest.raises(ValueError, match="seed0_old/metrics.json: not a sweep run"):
         load_points(out)
+
+
+def _retain_mc_point(method, strength, seed, drop):
+    from unlearn.frontier import Point
+
+    m = {}
+    for mod in ("multimodal", "text"):
+        m[f"before/retain/{mod}/mc_acc"], m[f"after/retain/{mod}/mc_acc"] = 1.0, 1.0 - drop
+    return Point(method, strength, seed, m)
+
+
+def test_median_crossing_orders_below_inside_above():
+    from unlearn.frontier import median_crossing
+
+    assert median_crossing([(9.0, "above"), (3.0, "inside"), (1.0, "below")]) == (3.0, "inside")
+    assert median_crossing([(5.0, "inside"), (1.0, "inside"), (3.0, "inside")]) == (3.0, "inside")
+    assert median_crossing([(1.0, "below"), (1.0, "below"), (7.0, "inside")]) == (1.0, "below")
+    assert median_crossing([(2.0, "inside"), (8.0, "inside")]) == (4.0, "inside")  # geometric: log strengths
+    assert median_crossing([(12.0, "above"), (12.0, "above")]) == (12.0, "above")
+    assert median_crossing([(1.0, "below"), (2.0, "inside")]) is None  # the middle straddles the grid's edge
+    assert median_crossing([]) is None
+
+
+def test_each_seeds_crossing_is_read_on_its_own_runs_and_one_fragile_model_moves_the_mean_not_the_median():
+    from unlearn.frontier import equal_cost_table, seed_crossings
+
+    # retain MC drops at lr 1e-5, 2e-5, 4e-5: seed 0 crosses 0.05 at 0.2 of the way in log lr from 1e-5 to 2e-5,
+    # seed 1 (fragile) already at 1e-5, seed 2 never
+    drops = {0: (0.0, 0.25, 0.3), 1: (0.2, 0.3, 0.4), 2: (0.0, 0.0, 0.025)}
+    pts = [_retain_mc_point("ga", lr, seed, d) for seed, ds in drops.items() for lr, d in zip((1e-5, 2e-5, 4e-5), ds)]
+    by = {}
+    for p in pts:
+        by.setdefault(p.strength, []).append(p)
+    own = seed_crossings(by, 0.05)
+    assert own[1] == (1e-5, "below") and own[2] == (4e-5, "above")
+    assert own[0][1] == "inside" and math.isclose(own[0][0], 1e-5 * 2 ** 0.2)
+    # the mean curve starts at (0 + 0.2 + 0) / 3 = 0.067, already past the budget: no 1-2-5 value; the median
+    # seed's (seed 0's 1.15e-5) is 1e-5
+    text = equal_cost_table(pts, {"ga": 5e-5})
+    row = parse_table(text)["ga"]
+    assert row["mean retain drop reaches 0.05 at"] == "<= 1e-05" and row["nearest 1-2-5"] == "n/a"
+    assert row["each seed's crossing: median (range)"] == "1.1e-05 (<= 1e-05 to > 4e-05 (never))"
+    assert row["its 1-2-5"] == "1e-05" and row["default"] == "5e-05"
+    assert "differ for ga (1e-05 against n/a)" in text
+    # two seeds, one crossing inside and one never: the middle straddles the grid's end, no median; the mean
+    # curve (0, 0.125, ...) crosses at 1e-5 * 2 ** 0.4
+    row = parse_table(equal_cost_table([p for p in pts if p.seed != 1], {"ga": 5e-5}))["ga"]
+    assert row["each seed's crossing: median (range)"] == "split (1.1e-05 to > 4e-05 (never))"
+    assert row["its 1-2-5"] == "n/a" and row["nearest 1-2-5"] == "1e-05"
+    # one seed: its own crossing is the mean curve's, and the page says the two agree
+    text = equal_cost_table([p for p in pts if p.seed == 0], {"ga": 5e-5})
+    row = parse_table(text)["ga"]
+    assert row["each seed's crossing: median (range)"] == "1.1e-05" and row["nearest 1-2-5"] == row["its 1-2-5"]
+    assert "agree for every method" in text

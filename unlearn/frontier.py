@@ -513,18 +513,54 @@ def _crossing_cell(crossing: tuple[float, str] | None) -> str:
     return {"inside": f"{value:.2g}", "below": f"<= {value:g}", "above": f"> {value:g} (never)"}[where]
 
 
-def first_crossing(crossings: Sequence[tuple[float, str] | None]) -> tuple[float, str] | None:
-    """The weakest of several crossings (None: a metric the runs lack): where the first of the costs reaches the
-    budget. "below" (already at the weakest swept strength) comes first, "above" (never) last."""
-    rank = {"below": 0, "inside": 1, "above": 2}
-    known = [c for c in crossings if c is not None]
-    return min(known, key=lambda c: (rank[c[1]], c[0])) if known else None
-
-
 # the retain costs the defaults' rule reads (the first to reach the budget sets a method's default); cloze is
 # shown beside them but left out: it scores the same generated reply as ROUGE-L, by the embedded benchmark's
 # stricter start-of-reply rule (docs/frontier_evidence.md, "Generation cost")
 RULE_METRICS = ("mc_acc", "rougeL")
+
+
+# how crossings order: "below" (already at the weakest swept strength) first, "above" (never) last
+CROSSING_RANK = {"below": 0, "inside": 1, "above": 2}
+
+
+def first_crossing(crossings: Sequence[tuple[float, str] | None]) -> tuple[float, str] | None:
+    """The weakest of several crossings (None: a metric the runs lack): where the first of the costs reaches the
+    budget. "below" (already at the weakest swept strength) comes first, "above" (never) last."""
+    known = [c for c in crossings if c is not None]
+    return min(known, key=lambda c: (CROSSING_RANK[c[1]], c[0])) if known else None
+
+
+def seed_crossings(ps_by_strength: dict[float, list[Point]], budget: float,
+                   names: Sequence[str] = RULE_METRICS) -> dict[int, tuple[float, str]]:
+    """Each seed's own first crossing of the `names` costs (the rule of `equal_cost_table` read on that seed's
+    runs alone): how far apart the taught models put a method's default. Seeds whose runs lack every metric are
+    left out."""
+    seeds = sorted({p.seed for ps in ps_by_strength.values() for p in ps})
+    out = {}
+    for seed in seeds:
+        own = {s: kept for s, ps in ps_by_strength.items() if (kept := [p for p in ps if p.seed == seed])}
+        if (c := first_crossing([_crossing(own, budget, n) for n in names])) is not None:
+            out[seed] = c
+    return out
+
+
+def median_crossing(crossings: Sequence[tuple[float, str]]) -> tuple[float, str] | None:
+    """The middle of several seeds' crossings, ordered "below" < "inside" (by strength) < "above". An even count
+    takes the geometric mean of the two middle ones where both are inside or both the same; None where the two
+    differ in kind (the middle lies outside what was swept on one side) or there are none.
+
+    Why: one taught model far from the others (docs/seed_variance.md, "Five taught models") moves a mean curve's
+    crossing; the middle model's does not move unless half of them do."""
+    order = sorted(crossings, key=lambda c: (CROSSING_RANK[c[1]], c[0]))
+    if not order:
+        return None
+    n = len(order)
+    if n % 2:
+        return order[n // 2]
+    (a, ka), (b, kb) = order[n // 2 - 1], order[n // 2]
+    if ka != kb:
+        return None
+    return (math.sqrt(a * b), ka) if ka == "inside" else (a, ka)
 
 
 def equal_cost_table(points: Sequence[Point], defaults: dict[str, float], budget: float = BUDGET) -> str:
@@ -538,17 +574,25 @@ def equal_cost_table(points: Sequence[Point], defaults: dict[str, float], budget
     order = {m: i for i, m in enumerate(METHODS)}
     names = ["mc_acc"] + [n for n in METRIC_LABEL if n != "mc_acc" and measured(points, "retain", n)]
     header = [f"{with_metric('mean retain', n)} drop reaches {budget:g} at" for n in names]
-    lines = ["| method | knob | " + " | ".join(header) + " | nearest 1-2-5 | default |",
-             "|---|---|" + "---:|" * (len(header) + 2)]
+    lines = ["| method | knob | " + " | ".join(header) + " | nearest 1-2-5 | each seed's crossing: median (range) | "
+             "its 1-2-5 | default |", "|---|---|" + "---:|" * (len(header) + 4)]
+    differ = []
     for method in sorted(by, key=lambda m: (order.get(m, len(order)), m)):
         crossings = {n: _crossing(by[method], budget, n) for n in names}
         if crossings["mc_acc"] is None:
             continue
-        value, where = first_crossing([crossings[n] for n in names if n in RULE_METRICS])
-        near = f"{nearest_125(value):g}" if where == "inside" else "n/a"
+        rule_names = [n for n in names if n in RULE_METRICS]
+        near = _nearest_cell(first_crossing([crossings[n] for n in rule_names]))
+        own = list(seed_crossings(by[method], budget, rule_names).values())
+        middle = median_crossing(own)
+        near_middle = _nearest_cell(middle)
+        low, high = (_crossing_cell(min(own, key=_rank)), _crossing_cell(max(own, key=_rank))) if own else ("n/a",) * 2
+        spread = (low if low == high else f"{_crossing_cell(middle) if middle else 'split'} ({low} to {high})")
+        if near_middle != near:
+            differ.append(f"{method} ({near_middle} against {near})")
         default = f"{defaults[method]:g}" if method in defaults else "n/a"
         cells = " | ".join(_crossing_cell(crossings[n]) for n in names)
-        lines.append(f"| {method} | {knob_name(method)} | {cells} | {near} | {default} |")
+        lines.append(f"| {method} | {knob_name(method)} | {cells} | {near} | {spread} | {near_middle} | {default} |")
     read = [METRIC_LABEL[n] for n in names]
     notes = [f"retain {', '.join(read)} drop: mean over seeds at each swept strength, the larger of the two "
              "modalities; interpolated in log strength between the swept strengths around the first crossing."]
@@ -558,7 +602,22 @@ def equal_cost_table(points: Sequence[Point], defaults: dict[str, float], budget
                      "the budget (n/a when it lies outside the swept range)"
                      + ("; cloze is shown, not read by the rule (it scores the same generated reply as ROUGE-L, "
                         "by a stricter start-of-reply rule)." if "cloze_acc" in names else "."))
+    notes.append("each seed's crossing: the same rule read on each seed's runs alone (where that taught model's first cost "
+                 "reaches the budget), the median over seeds and the lowest to the highest; its 1-2-5: the value "
+                 "nearest that median. One taught model far from the others moves the mean curve's crossing; the "
+                 "median moves only when the middle models do (docs/guide/limitations.md). "
+                 + (f"The two 1-2-5 values differ for {', '.join(differ)} (the median's against the mean curve's)." if differ
+                    else "The two 1-2-5 values agree for every method."))
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
+
+
+def _rank(crossing: tuple[float, str]) -> tuple[int, float]:
+    return CROSSING_RANK[crossing[1]], crossing[0]
+
+
+def _nearest_cell(crossing: tuple[float, str] | None) -> str:
+    """The 1-2-5 value nearest a crossing inside the swept range; n/a outside it (or undetermined)."""
+    return f"{nearest_125(crossing[0]):g}" if crossing is not None and crossing[1] == "inside" else "n/a"
 
 
 def points_table(points: Sequence[Point]) -> str:
