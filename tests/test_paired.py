@@ -163,3 +163,25 @@ def test_frontier_md_and_results_show_the_paired_table(tmp_path):
     md = report(tmp_path / "sweep", tmp_path / "docs", "cmd")
     for page in (md, Path(tmp_path / "docs" / "results.md")):
         assert "### Seed by seed" in page.read_text()
+
+
+def test_frontier_pairs_count_a_taught_model_once():
+    """A sweep whose seeds share one taught model (`--base teach_seed=0`): three method seeds, one model.
+    GradDiff forgets 0.10, 0.11, 0.12 more than GA on it: seed by seed that would be starred (0.110 ± 0.010
+    over 3), but it is one sample of one model: one difference, no interval."""
+    from dataclasses import replace
+
+    from unlearn.frontier import paired_table, taught_models
+
+    pts = [_point("ga", 1e-4, s, 0.4, 0.1) for s in (0, 1, 2)]
+    pts += [_point("grad_diff", 1e-4, s, 0.4 + 2 * (0.10 + 0.01 * s), 0.1) for s in (0, 1, 2)]
+    assert "| grad_diff | +0.110 ± 0.010* |  |" in paired_table(pts)  # each seed its own model
+    shared = [replace(p, teach_seed=0) for p in pts]
+    table = paired_table(shared)
+    assert table is None  # one taught model: nothing to pair over
+    two = shared + [replace(p, seed=3, teach_seed=3) for p in pts if p.seed == 0]
+    table = paired_table(two)  # models 0 (seeds 0-2, mean 0.11) and 3 (0.10): two units
+    assert "| grad_diff | +0.105 ± 0.007* |  |" in table and "count once" in table  # t(1) 12.7 x 0.007 / 1.41 = 0.064
+    assert "count once" not in paired_table(pts)
+    with pytest.raises(ValueError, match="seed 0 started from the model of teach seed 5"):
+        taught_models(pts + [replace(pts[0], teach_seed=5)])

@@ -457,16 +457,21 @@ def paired_table(points: Sequence[Point], budget: float = BUDGET, cost: str = "r
 
     per_mod = {mod: curves(points, mod, cost, cost_metric) for mod in MODALITIES}
     methods = _method_order(per_mod)
+    taught = taught_models(points)
+
+    def taught_model(key):  # readings are keyed (taught model, seed); the pairs' unit is the taught model
+        return key[0]
+
     parts, counts = [], []
     for mod in MODALITIES:
         readings, bounds = {}, {}
         for m in (m for m in methods if m in per_mod[mod]):
             read = {seed: forget_drop_at([(r, f) for _, r, f in c], budget) for seed, c in per_mod[mod][m].items()}
-            readings[m] = {seed: r.value for seed, r in read.items()}
-            bounds[m] = {seed for seed, r in read.items() if not r.reached}
-        if comparable(readings):
-            parts.append(f"{MOD_LABEL[mod]} forget drop:\n\n" + matrix(readings, bounds))
-            counts.append(pair_counts(readings))
+            readings[m] = {(taught[seed], seed): r.value for seed, r in read.items()}
+            bounds[m] = {(taught[seed], seed) for seed, r in read.items() if not r.reached}
+        if comparable(readings, taught_model):
+            parts.append(f"{MOD_LABEL[mod]} forget drop:\n\n" + matrix(readings, bounds, unit=taught_model))
+            counts.append(pair_counts(readings, taught_model))
     if not parts:
         return None
     label = f"{cost} {METRIC_LABEL[cost_metric]}"
@@ -479,12 +484,25 @@ def paired_table(points: Sequence[Point], budget: float = BUDGET, cost: str = "r
     return "\n\n".join(parts) + (
         f"\n\n- row − column: the row method's forget MC drop at {label} drop {budget:g} minus the column's, seed by "
         "seed (each seed's methods start from that seed's taught model, so the part of the spread that the model "
-        "gives every method cancels), mean ± sample std over the seeds both ran; (k): only k seeds shared.\n"
+        "gives every method cancels), mean ± sample std over the seeds both ran; (k): only k seeds shared."
+        + (" Seeds that share a taught model (`teach_seed`) count once, their differences averaged: they are not "
+           "independent samples of it." if len(set(taught.values())) < len(taught) else "") + "\n"
         f"- *: the paired t interval ({LEVEL:.0%}) excludes 0, |mean| > t(n - 1) std / sqrt(n) ({thresholds}): the "
         "row forgets more (+) or less (-) than the column at that cost on these taught models. With no true "
         f"difference about 1 pair in 20 is starred by chance ({pairs}).\n"
         "- †: a shared seed of either method reads its strongest setting (it never cost the budget there): that "
         "difference is a bound, not a reading at equal cost.")
+
+
+def taught_models(points: Sequence[Point]) -> dict[int, int]:
+    """{seed: the teach seed of the model its runs start from}; ValueError where one seed's runs name two."""
+    out: dict[int, int] = {}
+    for p in points:
+        teach = p.seed if p.teach_seed is None else p.teach_seed
+        if out.setdefault(p.seed, teach) != teach:
+            raise ValueError(f"{p.path}: seed {p.seed} started from the model of teach seed {teach}, and other runs "
+                             f"of seed {p.seed} from teach seed {out[p.seed]}: a sweep's seed pairs one taught model")
+    return out
 
 
 def incomplete_seeds(by_seed: dict[int, list[tuple[float, float, float]]], seeds: set[int]) -> int:
