@@ -53,21 +53,26 @@ def test_parse_cell():
     assert parse_cell("-0.009 ± 0.007") == Cell(-0.009, 0.007)
     assert parse_cell("3") == Cell(3.0, None)
     assert parse_cell("-0.402 ± 0.004*") == Cell(-0.402, 0.004)  # * the paired t interval excludes 0
-    assert parse_cell("+0.150 ± 0.071* † (2)") == Cell(0.150, 0.071)
+    assert parse_cell("+0.150 ± 0.071* † (2)") == Cell(0.150, 0.071, 2)  # a difference over 2 taught models
+    assert parse_cell("0.500 ± 0.100 (2 of 3)") == Cell(0.5, 0.1, 2)  # 2 of the row's 3 seeds measured it
+    assert parse_cell("0.060 ± 0.035 † (1/3)") == Cell(0.060, 0.035)  # 1 of 3 seeds a bound: no count of its own
     assert parse_cell("n/a") is None and parse_cell("lr 5e-05") is None and parse_cell("ga (lr 0.0001)") is None
 
 
 def test_page_cells_keys_by_section_table_row_and_column():
     cells = page_cells(PRINTED)
-    assert cells[("Each method at its default strength", 0, "ga (lr 0.0001)", "MM forget MC ↓")] == Cell(0.567, 0.042)
-    assert cells[("Each method at its default strength", 1, "vanilla", "MM test MC")] == Cell(0.867, 0.070)
+    # a table with a seeds column gives each cell its row's count
+    assert cells[("Each method at its default strength", 0, "ga (lr 0.0001)", "MM forget MC ↓")] == \
+        Cell(0.567, 0.042, 3)
+    assert cells[("Each method at its default strength", 1, "vanilla", "MM test MC")] == Cell(0.867, 0.070, 3)
     # rows of the swept-settings table are labelled by method and strength, so the two ga rows stay apart
-    assert cells[("Every swept setting", 0, "ga / lr 5e-05", "MM forget drop")] == Cell(0.153, 0.023)
-    assert cells[("Every swept setting", 0, "ga / lr 0.0001", "MM forget drop")] == Cell(0.433, 0.042)
+    assert cells[("Every swept setting", 0, "ga / lr 5e-05", "MM forget drop")] == Cell(0.153, 0.023, 3)
+    assert cells[("Every swept setting", 0, "ga / lr 0.0001", "MM forget drop")] == Cell(0.433, 0.042, 3)
     assert ("Each method at its default strength", 0, "ga (lr 0.0001)", "text forget MC ↓") not in cells  # n/a
     # a seed-by-seed matrix: the empty diagonal ends the row's label, so the columns stay in place
     assert cells[("Seed by seed", 0, "ga", "grad_diff")] == Cell(-0.402, 0.004)
-    assert cells[("Seed by seed", 0, "grad_diff", "ga")] == Cell(0.402, 0.004)
+    # below the diagonal the same difference negated: kept once, so that it is tested once
+    assert ("Seed by seed", 0, "grad_diff", "ga") not in cells
     assert not any(k[0] == "Seed by seed" and k[3] in ("ga", "grad_diff") and k[2] == k[3] for k in cells)
 
 
@@ -132,7 +137,7 @@ def test_cli_reports_and_names_the_cells_outside(tmp_path, capsys):
     new.write_text(PRINTED.replace("Every method over seeds 0, 1, 2", "Every method over seeds 3, 4, 5")
                    .replace("0.973 ± 0.023", "0.940 ± 0.010"))
     text = main([str(printed), str(new), "--out", str(tmp_path / "r.md")])
-    assert "| all | 9 | 8 | 1 | 0 | 0 |" in text  # the one cell outside does not differ at p < 0.05 at 3 seeds
+    assert "| all | 8 | 7 | 1 | 0 | 0 |" in text  # the one cell outside does not differ at p < 0.05 at 3 seeds
     p = welch_p(Cell(0.973, 0.023), Cell(0.940, 0.010), 3, 3)
     assert 0.05 < p < 0.5
     assert ("| Each method at its default strength | vanilla | text forget MC ↓ | 0.973 ± 0.023 | 0.94 ± 0.01 | "
@@ -147,3 +152,25 @@ def test_cli_reports_and_names_the_cells_outside(tmp_path, capsys):
             main([str(printed), str(new), "--out", str(out)])
         assert "give the report its own file" in capsys.readouterr().err
     assert printed.read_text() == PRINTED
+
+
+def test_a_cells_own_count_sets_its_test_and_one_seed_is_untested(tmp_path):
+    """Welch's test reads each cell's own count: a matrix cell over 2 taught models (t with fewer degrees of
+    freedom: a larger p) and a row of one seed (untested, where the page-wide count would have tested it)."""
+    from unlearn.reproduce import Comparison, report
+
+    by_two = Comparison(("s", 0, "ga", "kl"), Cell(0.10, 0.02, 2), Cell(0.20, 0.02, 2))
+    by_page = Comparison(("s", 0, "ga", "kl"), Cell(0.10, 0.02), Cell(0.20, 0.02))
+    p_two, p_page = welch_p(Cell(0.10, 0.02), Cell(0.20, 0.02), 2, 2), welch_p(Cell(0.10, 0.02), Cell(0.20, 0.02), 5, 5)
+    assert p_two > p_page
+    assert f"| +0.1 | {p_two:.2g}" in report([by_two], [], (5, 5))
+    assert f"| +0.1 | {p_page:.2g}" in report([by_page], [], (5, 5))
+    one = Comparison(("s", 0, "ga", "MM"), Cell(0.5, 0.1, 3), Cell(0.9, 0.0, 1))
+    text = report([one], [], (3, 3))
+    assert "1 cells rest on one sample on a side: untested" in text and "| all | 1 | 0 | 1 | 0 | 0 |" in text
+    # a new page over one seed: compared within the printed spread, no Welch test, no crash
+    printed, new = tmp_path / "printed.md", tmp_path / "new.md"
+    printed.write_text(PRINTED)
+    new.write_text(PRINTED.replace("over seeds 0, 1, 2", "over seeds 0,").replace("| 3 |", "| 1 |"))
+    text = main([str(printed), str(new)])
+    assert "rest on one sample on a side: untested" in text and "with 3 and 1 seeds" in text

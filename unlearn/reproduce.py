@@ -37,24 +37,37 @@ _NUMBER = r"[+-]?\d+(?:\.\d+)?(?:e[+-]?\d+)?"
 _CELL = re.compile(rf"^\s*({_NUMBER})(?:\s*±\s*({_NUMBER}))?\*?(?:\s.*)?$")
 
 
+# how many samples a cell says it rests on: "0.5 ± 0.1 (2 of 3)" (a spread table's cell that 2 of the row's 3
+# seeds measured), "+0.150 ± 0.071* (2)" (a seed-by-seed difference over the 2 taught models both methods ran)
+_OF = re.compile(r"\((\d+) of \d+\)")
+_SHARED = re.compile(r"\((\d+)\)\s*$")
+
+
 @dataclass(frozen=True)
 class Cell:
     mean: float
     std: float | None
+    n: int | None = None  # the samples behind the cell where the page says (its own count, or its row's seeds)
 
 
 def parse_cell(text: str) -> Cell | None:
-    """A table cell as (mean, std); None for a cell that is not a number (a label, "n/a")."""
+    """A table cell as (mean, std, the count it states); None for a cell that is not a number (a label, "n/a")."""
     m = _CELL.match(text)
     if not m:
         return None
-    return Cell(float(m.group(1)), float(m.group(2)) if m.group(2) is not None else None)
+    count = _OF.search(text) or _SHARED.search(text)
+    return Cell(float(m.group(1)), float(m.group(2)) if m.group(2) is not None else None,
+                int(count.group(1)) if count else None)
 
 
 def page_cells(md: str) -> dict[tuple[str, int, str, str], Cell]:
-    """{(section, table index in the section, row label, column header): cell} over every markdown table."""
+    """{(section, table index in the section, row label, column header): cell} over every markdown table.
+
+    A cell's count (`Cell.n`) is its own where it states one, else its row's `seeds` column where the table has
+    one. A seed-by-seed matrix ("row − column") keeps its cells above the diagonal only: the cell below is the
+    same difference negated, and counting both would test it twice."""
     cells: dict[tuple[str, int, str, str], Cell] = {}
-    section, index, header, in_table = "", -1, [], False
+    section, index, header, in_table, row_index = "", -1, [], False, 0
     for line in md.splitlines():
         if line.startswith("#"):
             section, index, in_table = line.lstrip("#").strip(), -1, False
@@ -64,16 +77,22 @@ def page_cells(md: str) -> dict[tuple[str, int, str, str], Cell]:
             continue
         row = [c.strip() for c in line.strip().strip("|").split("|")]
         if not in_table:
-            in_table, header, index = True, row, index + 1
+            in_table, header, index, row_index = True, row, index + 1, 0
             continue
         if all(set(c) <= set("-: ") for c in row):  # the separator line
             continue
+        row_index += 1
         # the row's label: its leading cells that are not numbers ("ga", "lr 5e-05" in the swept-settings table)
         # up to the first number or empty cell (a seed-by-seed matrix's diagonal)
         n_label = next((i for i, c in enumerate(row) if i and (parse_cell(c) is not None or not c)), len(row))
         label = " / ".join(row[:n_label])
-        for column, text in zip(header[n_label:], row[n_label:]):
-            if (cell := parse_cell(text)) is not None:
+        seeds = row[header.index("seeds")] if "seeds" in header and header.index("seeds") < len(row) else ""
+        for position, (column, text) in enumerate(zip(header[n_label:], row[n_label:]), start=1):
+            if header[0] == "row − column" and position <= row_index:
+                continue
+            if column != "seeds" and (cell := parse_cell(text)) is not None:
+                if cell.n is None and seeds.isdigit():
+                    cell = Cell(cell.mean, cell.std, int(seeds))
                 cells[(section, index, label, column)] = cell
     return cells
 
@@ -148,8 +167,17 @@ def benjamini_hochberg(p_values: Sequence[float], fdr: float = 0.05) -> list[boo
     return rejected
 
 
+def sample_counts(pair: Comparison, seeds: tuple[int, int]) -> tuple[int, int]:
+    """The samples behind each side of a comparison: the cell's own count where its page states one (a cell over
+    fewer seeds, a matrix cell over the taught models both methods ran), else the page's seed count."""
+    return (pair.printed.n or seeds[0]), (pair.new.n or seeds[1])
+
+
 def report(pairs: Sequence[Comparison], missing: Sequence[tuple], seeds: tuple[int, int] | None = None) -> str:
-    p_values = [welch_p(p.printed, p.new, *seeds) for p in pairs] if seeds else None
+    counts = [sample_counts(p, seeds) for p in pairs] if seeds else []
+    # a side over one sample has no spread to test against: untested (NaN), as a cell with no spread anywhere
+    p_values = [welch_p(p.printed, p.new, *n) if min(n) >= 2 else math.nan
+                for p, n in zip(pairs, counts)] if seeds else None
     differ = benjamini_hochberg(p_values) if p_values else None
     by_section: dict[str, list[int]] = {}
     for i, p in enumerate(pairs):
@@ -166,16 +194,21 @@ def report(pairs: Sequence[Comparison], missing: Sequence[tuple], seeds: tuple[i
         lines.append(row)
     notes = ["a cell reproduces when |new mean - printed mean| <= the printed std."]
     if seeds:
-        notes.append(f"with {seeds[0]} and {seeds[1]} seeds, about {chance_outside(*seeds):.0%} of cells lie "
-                     "outside by chance alone when both sweeps draw from one distribution.")
-        notes.append("differ: Welch's t-test of the two means (printed means, sample stds and seed counts); about "
+        if seeds[0] >= 2:
+            notes.append(f"with {seeds[0]} and {seeds[1]} seeds, about {chance_outside(*seeds):.0%} of cells lie "
+                         "outside by chance alone when both sweeps draw from one distribution.")
+        notes.append("differ: Welch's t-test of the two means (printed means, sample stds and seed counts: a cell's "
+                     "own count where its page states one, its row's seeds, else the page's); about "
                      "5% of cells differ at p < 0.05 by chance alone; B-H: the cells that still differ after the "
                      "Benjamini-Hochberg procedure at false discovery rate 0.05. The cells share runs, so the "
                      "counts are a guide, not independent tests.")
-    untested = sum(math.isnan(p) for p in p_values) if p_values else 0
+    few = sum(min(n) < 2 for n in counts)
+    untested = (sum(math.isnan(p) for p in p_values) if p_values else 0) - few
     if untested:
         notes.append(f"{untested} cells have no spread on either side and different means: untested (left out of "
                      "the p < 0.05 and B-H counts).")
+    if few:
+        notes.append(f"{few} cells rest on one sample on a side: untested (left out of the p < 0.05 and B-H counts).")
     if missing:
         notes.append(f"{len(missing)} printed cells have no counterpart in the new page (first: "
                      f"{' / '.join(map(str, missing[0]))}).")
