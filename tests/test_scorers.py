@@ -284,3 +284,41 @@ def test_a_generated_mc_letter_scores_by_its_place_not_its_text(monkeypatch):
         monkeypatch.setattr(scoring, "protocol_replies", lambda model, proc, items, prompts, r=reply: [r] * len(items))
         (rec,) = scoring.score_mc(None, proc, [item], "generate")
         assert rec["score"] == score and rec["prediction"] == "Paris"
+
+
+def test_rescore_recomputes_every_item_metric_and_keeps_no_old_scorers_key(tmp_path):
+    """A data=clear run scored with mllmu_bench, re-scored with mmunlearner: the per-source means (CLEAR's real
+    faces) are recomputed with the pooled one, and mllmu_bench's ROUGE-1 / BLEU columns, which mmunlearner's
+    embedded-style rescoring does not make, go; forget quality (a reference run's) stays."""
+    from unlearn.rescore import item_metrics
+
+    faces = {"uid": "untouched/0/mc/multimodal/0", "split": "untouched", "modality": "multimodal", "task": "mc",
+             "answer": "nurse", "reply": "(B) nurse", "options": list(OPTIONS), "source_id": "real_faces/7"}
+    gen = {"uid": "forget/1/gen/text/0", "split": "forget", "modality": "text", "task": "gen",
+           "answer": "living in malmo", "reply": "lives in malmo", "source_id": "fictitious/1"}
+    old = rescore_records([faces, gen], SCORERS["mllmu_bench"])
+    settings = {"eval.truth_ratio_perturbed": "item", "eval.protocol": None, "data.name": "clear"}
+    was = item_metrics(old, "after", settings)
+    assert was["after/untouched/multimodal/mc_acc_real_faces"] == 0.0  # "(B)" is no letter to mllmu_bench
+    assert "after/forget/text/rouge1" in was
+    (tmp_path / "items.json").write_text(json.dumps({"after": old}))
+    (tmp_path / "metrics.json").write_text(json.dumps({"metrics": {**was, "after/forget/text/forget_quality": 0.4}}))
+    (tmp_path / "config.json").write_text(json.dumps({"data": {"name": "clear"}, "eval": {"protocol": "mllmu_bench"}}))
+    metrics = rescore_run(tmp_path, "mmunlearner")
+    assert metrics["after/untouched/multimodal/mc_acc"] == 1.0  # mmunlearner reads "(B)" as B
+    assert metrics["after/untouched/multimodal/mc_acc_real_faces"] == 1.0  # until 2026-12-05: the old 0.0
+    assert metrics["after/forget/text/forget_quality"] == 0.4
+    rescored = rescore_run(tmp_path, "embedded")  # no generation columns of its own
+    assert not any(k.endswith(("/rouge1", "/rouge2", "/bleu")) for k in rescored)
+
+
+def test_rescore_reads_a_composed_configs_own_interpolations(tmp_path):
+    from unlearn.rescore import item_settings
+
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text(
+        "data:\n  name: clear\n  truth_ratio_perturbed: pooled\n"
+        "eval:\n  truth_ratio_perturbed: ${oc.select:data.truth_ratio_perturbed,item}\n"
+        "paths:\n  cache_dir: ${hydra:runtime.cwd}/.cache\n")  # a resolver only Hydra has, on a key not read
+    assert item_settings(tmp_path) == {"eval.truth_ratio_perturbed": "pooled", "eval.protocol": None,
+                                       "data.name": "clear"}

@@ -4,9 +4,12 @@
 
 Writes `metrics_<scorer>.json` and `items_<scorer>.json` beside the run's own files (which stay as they
 are) and prints the before/after table. Items scored without generating (likelihood or letter MC) keep
-their score: no scorer reads them differently. The truth ratios are recomputed with the run's own
-`eval.truth_ratio_perturbed` (from its config.json or .hydra/config.yaml), and what needs more than the
-run's items (forget quality reads a reference model's) is carried over from its metrics.json.
+their score: no scorer reads them differently. Every metric the pipeline derives from the items alone is
+recomputed, as the run's config made it (its config.json or .hydra/config.yaml): the split means, CLEAR's
+per-task means (`eval.protocol=clear`) and per-source means (`data=clear`), the truth ratios with its
+`eval.truth_ratio_perturbed`; a metric the old scoring made and the new one does not (another scorer's ROUGE-1)
+is dropped. What needs more than the run's items (forget quality reads a reference model's) is carried over
+from its metrics.json.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 import logging
 from pathlib import Path
 
-from unlearn.eval.metrics import aggregate
+from unlearn.eval.metrics import aggregate, clear_task_metrics, source_metrics
 from unlearn.eval.scorers import SCORERS, Scorer, get_scorer
 from unlearn.eval.table import before_after_table
 from unlearn.io import write_json
@@ -45,20 +48,40 @@ def rescore_records(records: list[dict], scorer: Scorer, where: str = "items.jso
     return out
 
 
-def truth_ratio_setting(run_dir: Path) -> str:
-    """The run's eval.truth_ratio_perturbed: config.json (resolved), else .hydra/config.yaml, else the default."""
+# the run settings that decide which metrics its items give, and each one's default
+ITEM_SETTINGS = {"eval.truth_ratio_perturbed": "item", "eval.protocol": None, "data.name": None}
+
+
+def item_settings(run_dir: Path) -> dict:
+    """ITEM_SETTINGS as the run had them: config.json (resolved), else .hydra/config.yaml (each key resolved on
+    its own: a composed config's interpolations name keys of its own, `${oc.select:data.x,item}`), else the
+    defaults."""
     resolved, composed = run_dir / "config.json", run_dir / ".hydra" / "config.yaml"
     if resolved.is_file():
-        cfg = json.loads(resolved.read_text())
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.create(json.loads(resolved.read_text()))
     elif composed.is_file():
         from omegaconf import OmegaConf
 
-        cfg = OmegaConf.to_container(OmegaConf.load(composed))
+        cfg = OmegaConf.load(composed)
     else:
-        log.warning("%s: no config.json or .hydra/config.yaml; truth ratios use eval.truth_ratio_perturbed=item",
-                    run_dir)
-        return "item"
-    return (cfg.get("eval") or {}).get("truth_ratio_perturbed", "item")
+        log.warning("%s: no config.json or .hydra/config.yaml; re-scored with %s", run_dir,
+                    ", ".join(f"{k}={v}" for k, v in ITEM_SETTINGS.items()))
+        return dict(ITEM_SETTINGS)
+    return {key: OmegaConf.select(cfg, key, default=default) for key, default in ITEM_SETTINGS.items()}
+
+
+def item_metrics(records: list[dict], stage: str, settings: dict) -> dict[str, float]:
+    """Every metric the pipeline derives from one stage's items alone (unlearn/pipeline.py, after the evaluation),
+    under the run's `settings` (item_settings); forget quality, which reads a reference run, is not among them."""
+    perturbed = settings["eval.truth_ratio_perturbed"]
+    out = aggregate(records, stage, perturbed)
+    if settings["eval.protocol"] == "clear":
+        out.update(clear_task_metrics(records, stage, perturbed))
+    if settings["data.name"] == "clear":
+        out.update(source_metrics(records, stage, perturbed))
+    return out
 
 
 def read_stages(path: Path) -> dict[str, list]:
@@ -82,14 +105,18 @@ def rescore_run(run_dir: str | Path, scorer_name: str) -> dict[str, float]:
         raise FileNotFoundError(f"{path}: no items.json; is {run_dir} a run directory?")
     scorer = get_scorer(scorer_name)
     stages = read_stages(path)
-    perturbed = truth_ratio_setting(run_dir)
+    settings = item_settings(run_dir)
     own = run_dir / "metrics.json"
-    # what the items alone do not give (forget quality: the reference model's ratios) stays as the run had it
     metrics = dict(json.loads(own.read_text()).get("metrics", {})) if own.is_file() else {}
+    # what the items alone do not give (forget quality: the reference model's ratios) stays as the run had it;
+    # what the old scoring derived from them goes, so that no key of the old scorer's stays under the new name
+    for stage, records in stages.items():
+        for key in item_metrics(records, stage, settings):
+            metrics.pop(key, None)
     new_items = {}
     for stage, records in stages.items():
         new_items[stage] = rescore_records(records, scorer, str(path))
-        metrics.update(aggregate(new_items[stage], stage, perturbed))
+        metrics.update(item_metrics(new_items[stage], stage, settings))
     write_json(run_dir / f"items_{scorer.name}.json", new_items)
     write_json(run_dir / f"metrics_{scorer.name}.json", {"scorer": scorer.name, "metrics": metrics})
     return metrics
