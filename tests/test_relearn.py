@@ -45,3 +45,29 @@ def test_pruned_neurons_stay_pruned_under_finetuning(tmp_path, small_benchmark, 
     assert torch.all(mlp.down_proj.weight[:, [5, 77]] == 0)
     assert torch.all(mlp.gate_proj.weight[[5, 77]] == 0) and torch.all(mlp.up_proj.weight[[5, 77]] == 0)
     assert mlp.down_proj.weight[:, 6].abs().sum() > 0
+
+
+def test_attack_rows_draw_whole_people_on_a_benchmark_with_a_row_per_image():
+    """CLEAR has a row per image and one per person's text QA: fraction 0.5 of 4 people is every row of 2 of
+    them (until 2026-12-05: 10 of the 20 rows, scattered over all four)."""
+    from datasets import Dataset
+
+    class Rows:
+        def train_rows(self, group):
+            return Dataset.from_dict({"ID": [p for p in range(4) for _ in range(5)], "n": list(range(20))})
+
+    for seed in range(5):
+        rows = attack_rows(Rows(), "forget", 0.5, seed)
+        people = set(rows["ID"])
+        assert len(people) == 2 and len(rows) == 10, seed
+    assert len({frozenset(attack_rows(Rows(), "forget", 0.5, s)["ID"]) for s in range(5)}) > 1  # seeded draws
+
+
+def test_attack_rows_on_a_row_per_person_are_the_shuffles_first_rows(small_benchmark):
+    """One row per person: the people drawn are the first rows of the seeded shuffle, as before whole people
+    were drawn, so relearning results made then stand."""
+    rows = small_benchmark.train_rows("forget")
+    assert len(set(rows["ID"])) == len(rows)
+    for seed in (0, 1):
+        old = rows.shuffle(seed=seed).select(range(max(1, round(len(rows) * 0.5))))
+        assert attack_rows(small_benchmark, "forget", 0.5, seed)["ID"] == old["ID"]

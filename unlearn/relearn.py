@@ -30,7 +30,13 @@ def attack_rows(benchmark, data: str, fraction: float, seed: int):
     if not 0 < fraction <= 1:
         raise ValueError(f"eval.relearn.fraction={fraction}: expected a fraction in (0, 1]")
     rows = benchmark.train_rows(data).shuffle(seed=seed)
-    return rows.select(range(max(1, round(len(rows) * fraction))))
+    # whole people, in the order the shuffle first meets them: on a benchmark with one row per person (MLLMU-Bench,
+    # the embedded one) the first rows of the shuffle, as before 2026-12-05; on CLEAR (a row per image and one per
+    # person's text QA) every row of each drawn person, where the rows alone drew images scattered over everyone
+    ids = rows["ID"]
+    people = list(dict.fromkeys(ids))
+    drawn = set(people[:max(1, round(len(people) * fraction))])
+    return rows.select([i for i, pid in enumerate(ids) if pid in drawn])
 
 
 def relearn(ctx, evaluate) -> tuple[dict, list[dict]]:
