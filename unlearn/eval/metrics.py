@@ -56,7 +56,8 @@ def cloze_correct(prediction: str, reference: str) -> bool:
 def aggregate(records: list[dict], stage: str, truth_ratio_perturbed: str = "item") -> dict[str, float]:
     """Mean score per (split, modality, task) as flat keys; counts go under `.../n_{task}`. A record may
     name its own metric (`mc_acc_generate`: the same MC item scored a second way, eval.mc_also). Generation
-    records with a `recall` add `rougeL_recall` (CLEAR's ROUGE), and their `columns` (the official scorers'
+    records with a `recall` add `rougeL_recall` (CLEAR's ROUGE as the run's scorer tokenises: CLEAR's own under
+    eval.scorer=clear), and their `columns` (the official scorers'
     rouge1, rouge2, bleu) each by name; prob records add `prob_rel` and `truth_ratio`."""
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
