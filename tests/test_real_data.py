@@ -431,3 +431,57 @@ def test_clear_missing_config_is_named(clear_copy, tmp_path):
         "- config_name: retain_perturbed\n  data_files:\n  - split: train\n    path: retain_perturbed/train-*\n", ""))
     with pytest.raises(DataError, match=r"cannot load config 'retain_perturbed' from data.path="):
         _benchmark(tmp_path, "clear", clear_copy)
+
+
+def test_clear_perturbation_of_no_image_is_counted_not_silent(tmp_path):
+    """A retain_perturbed row whose caption matches no image of its person (a comma added here) cannot be
+    evaluated: it is counted in skipped_rows and logged, under the default data.on_bad_row=error too (the row is
+    well formed, only left over); until 2026-12-05 it vanished without a trace."""
+    import shutil
+
+    import pyarrow as pa
+
+    root = write_clear_fixture(tmp_path / "CLEAR")
+    (shard,) = sorted((root / "retain_perturbed").glob("*.parquet"))
+    table = pq.read_table(shard)
+    rows = table.to_pylist()
+    rows[0]["caption"] += ","
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), shard)
+    bench = _benchmark(tmp_path, "clear", root)
+    assert bench.skipped == {"retain_perturbed": {"row not used: a perturbation whose caption matches no image "
+                                                  "of its person in the plain config": 1}}
+    shutil.rmtree(root)
+    clean = _benchmark(tmp_path / "clean", "clear", write_clear_fixture(tmp_path / "CLEAR"))
+    assert clean.skipped == {}
+
+
+def test_a_local_snapshot_edited_or_renamed_is_read_anew(tmp_path):
+    """`datasets` keys a local directory's Arrow cache by folder name, config and README only: until 2026-12-05 a
+    parquet file changed in place, or another snapshot in a folder of the same name, read back the first one's
+    rows. The loader now keeps a cache folder per state of the directory's files (unlearn.data.hub.datasets_cache)."""
+    import os
+
+    import pyarrow as pa
+
+    from unlearn.data.hub import datasets_cache, load_config
+
+    def snapshot(where, value):
+        (where / "cfg").mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"a": [value]}), where / "cfg" / "train-00000-of-00001.parquet")
+        (where / "README.md").write_text("---\nconfigs:\n- config_name: cfg\n  data_files:\n  - split: train\n"
+                                         "    path: cfg/train-*\n---\n")
+
+    def read(where, cache):
+        return load_config(str(where), "cfg", key="data.path", repo_id="x/y", cache_dir=cache)[0][0]["a"]
+
+    first, second = tmp_path / "one" / "MLLMU-Bench", tmp_path / "two" / "MLLMU-Bench"
+    snapshot(first, "x")
+    snapshot(second, "y")  # the same folder name, README and sizes
+    cache = tmp_path / "cache"
+    assert read(first, cache) == "x" and read(second, cache) == "y"
+    snapshot(first, "z")  # edited in place: same size
+    shard = first / "cfg" / "train-00000-of-00001.parquet"
+    os.utime(shard, ns=(shard.stat().st_atime_ns, shard.stat().st_mtime_ns + 1_000_000))
+    assert read(first, cache) == "z"
+    assert datasets_cache(str(first), cache) != datasets_cache(str(second), cache)
+    assert datasets_cache("MLLMMU/MLLMU-Bench", cache) == cache / "hf_datasets"  # a hub id: datasets' own key

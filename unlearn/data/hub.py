@@ -75,7 +75,7 @@ def load_config(source: str, config: str, *, key: str, repo_id: str, cache_dir: 
     published both as `train` and as `test`).
     """
     label = f"{config} ({source})"
-    kwargs = {"cache_dir": str(Path(cache_dir) / "hf_datasets")} if cache_dir else {}
+    kwargs = {"cache_dir": str(datasets_cache(source, cache_dir))}
     try:
         dd = load_dataset(source, name=config, **kwargs)
     except Exception as err:  # every loading failure becomes one clear message naming the key to fix
@@ -91,6 +91,29 @@ def load_config(source: str, config: str, *, key: str, repo_id: str, cache_dir: 
     check_shards(files, config, key, source)
     register_locator(label, _shard_locator(files))
     return dd[name], label
+
+
+def datasets_cache(source: str, cache_dir: str | Path | None) -> Path:
+    """Where `datasets` keeps its Arrow copy of `source`: `<cache_dir>/hf_datasets` (its own default root without
+    one), and for a local directory a folder of its own per state of its files.
+
+    Why: `datasets` (5.2) keys a local directory's Arrow cache by its folder name, config and README alone, not by
+    its files: a snapshot edited in place, re-downloaded, or another one whose folder has the same name was read
+    from the first one's cache, silently (measured: a value changed in a parquet file read back unchanged). The
+    folder here is named by a hash of the directory's path and every file's relative path, size and mtime."""
+    import hashlib
+
+    from datasets import config as datasets_config
+
+    root = Path(cache_dir) / "hf_datasets" if cache_dir else Path(datasets_config.HF_DATASETS_CACHE)
+    local = Path(source)
+    if not local.is_dir():
+        return root  # a hub id: `datasets` keys it by the revision it resolves
+    digest = hashlib.sha256(str(local.resolve()).encode())
+    for f in sorted(f for f in local.rglob("*") if f.is_file() and ".cache" not in f.relative_to(local).parts):
+        stat = f.stat()
+        digest.update(f"\0{f.relative_to(local).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    return root / "local" / digest.hexdigest()[:16]
 
 
 def local_data_files(source: str, config: str, split: str, load_kwargs: dict) -> list[str] | None:
