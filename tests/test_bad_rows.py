@@ -128,6 +128,9 @@ def test_clear_skip_reports_exact_counts_and_loads_the_rest(clear_bad, clear_dir
         "forget10_perturbed": {"row dropped: field 'perturbed_captions' has an empty or non-text entry": 1},
         "forget10+tofu": {"row dropped: field 'answer' is empty": 1},
         "real_faces": {"row dropped: field 'options' has fewer than 3 wrong options besides the answer": 1},
+        # the dropped retain90 image's perturbations, a row of another config, now perturb nothing
+        "retain_perturbed": {"row not used: a perturbation whose caption matches no image of its person in the "
+                             "plain config": 1},
     }
     assert len(b.eval["forget"]) == 3 and len(b.eval["retain"]) == 35 and len(b.eval["untouched"]) == 4
     orrin = [r for r in b.eval["forget"] if r["name"] == "Orrin Crane"]
@@ -243,3 +246,32 @@ def test_a_missing_shard_is_named_not_read_as_a_smaller_split(tmp_path, on_bad_r
     with pytest.raises(DataError, match=rf"config 'Test_Set' of data.path=.*: 1 of its 2 shards are there, "
                                         rf"{second.name} missing"):
         mllmu_bench.load(str(root), "forget_10", bad=BadRows(on_bad_row))
+
+
+def test_a_bad_test_row_is_counted_once():
+    """Under skip, a forget person's Test_Set row dropped as bad (here every one of its images unreadable) is
+    one row dropped; until 2026-12-05 it was counted again as 'no usable row for a forget ID' (2 for 1)."""
+    import tempfile
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from unlearn.data import mllmu_bench
+    from unlearn.data.fixtures import edit_fixture, write_mllmu_bench_fixture
+    from unlearn.data.schema import BadRows
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "mllmu"
+        write_mllmu_bench_fixture(root)
+        victim = pq.read_table(next((root / "forget_10").glob("*.parquet"))).column("ID").to_pylist()[0]
+
+        def unreadable(rows):
+            for r in rows:
+                if r["ID"] == victim:
+                    r["images"] = [{"bytes": b"not an image", "path": None} for _ in r["images"]]
+
+        edit_fixture(root, "Test_Set", unreadable)
+        bad = BadRows("skip")
+        mllmu_bench.load(str(root), "forget_10", bad=bad)
+        assert sum(bad.skipped["Test_Set"].values()) == 1, bad.skipped
+        assert all("not a readable image" in reason for reason in bad.skipped["Test_Set"]), bad.skipped

@@ -515,6 +515,12 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
                                 first=f_order)
         r_pert = _perturbations(*get("retain_perturbed"), allowed=set(retain_people), owner=owner, bad=bad,
                                 first=r_order)
+    for config, pert, group in ((f"{f_cfg}_perturbed", f_pert, forget_people), ("retain_perturbed", r_pert,
+                                                                                  retain_people)):
+        images = {(n, im["caption"]) for n, ims in group.items() for im in ims}
+        if unused := [k for k in pert if k not in images]:  # no image to evaluate them on: counted, not silent
+            bad.count_unused(config, "a perturbation whose caption matches no image of its person in the plain "
+                                     "config", len(unused), f"{unused[0][0]!r}, {unused[0][1][:60]!r}")
     f_eval = r_eval = None
     if eval_rows is not None:
         f_eval, r_eval = set(f_order[:eval_rows]) - {None}, set(r_order[:eval_rows]) - {None}

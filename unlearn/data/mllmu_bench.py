@@ -370,9 +370,10 @@ def _eval_row(split: str, i: int, row: dict, names: dict[str, str], untouched: b
 
 def convert_eval(rows, split: str, names: dict[str, str], *, untouched: bool = False, keep=None,
                  test_image: str | int = "random", seed: int = 0, known: set[int] | None = None,
-                 bad: BadRows | None = None) -> list[dict]:
+                 bad: BadRows | None = None, met: set | None = None) -> list[dict]:
     """Eval rows of a forget / retain / untouched config, or of Test_Set restricted to the IDs in `keep`.
-    `known`: the IDs taught (ft_Data); a row of another ID is bad. Bad rows and questions follow `bad`."""
+    `known`: the IDs taught (ft_Data); a row of another ID is bad. Bad rows and questions follow `bad`. `met`
+    receives the IDs of `keep` that have a row, kept or dropped as bad (a dropped one is counted already)."""
     bad = bad or BadRows()
     out, seen = [], set()
     for i, row in enumerate(rows):
@@ -380,6 +381,8 @@ def convert_eval(rows, split: str, names: dict[str, str], *, untouched: bool = F
             sid = bad.keep(_source_id, split, i, row)
             if sid is None or sid not in keep:
                 continue
+            if met is not None:
+                met.add(sid)
         r = bad.keep(_eval_row, split, i, row, names, untouched, test_image, seed, known, bad)
         if r is not None:  # a fictitious person is its number ('0112' is '112', as in ft_Data and the
             # forget/retain overlap check); a celebrity, renumbered by row, is its source ID
@@ -441,12 +444,15 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
 
     ds, t_label = get("Test_Set")
     wanted = {r["source_id"] for r in forget} | set(f_named)
-    test = convert_eval(raw_rows(ds), t_label, names, keep=wanted, test_image=test_image, seed=seed, bad=bad)
+    met: set[str] = set()
+    test = convert_eval(raw_rows(ds), t_label, names, keep=wanted, test_image=test_image, seed=seed, bad=bad,
+                        met=met)
     missing = wanted - {r["source_id"] for r in test}
     if missing and bad.mode == "error":
         raise DataError(f"{t_label} has no row for the {forget_split} IDs {sorted(missing)[:10]}")
-    if missing:  # the forget people stay; test_P scores the ones it has
-        bad.note(t_label, f"no usable row for a {forget_split} ID", len(missing))
+    if absent := missing - met:  # the forget people stay; test_P scores the ones it has. A row dropped as bad
+        # was counted when it was dropped: only the IDs without any row are counted here (until 2026-12-05: both)
+        bad.note(t_label, f"no row for a {forget_split} ID", len(absent))
     in_order = dict.fromkeys(list(f_named) + [r["source_id"] for r in forget])  # forget_P's row order
     order = {source_id: k for k, source_id in enumerate(in_order)}
     test.sort(key=lambda r: order[r["source_id"]])

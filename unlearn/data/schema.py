@@ -100,6 +100,15 @@ class BadRows:
         if n > 1:
             self.skipped[split_name(split)][f"row dropped: {reason}"] += n - 1
 
+    def count_unused(self, split: str, reason: str, n: int, first: str = "") -> None:
+        """Count `n` well-formed rows that nothing can use (a perturbation of no image), under either mode:
+        logged (with the `first` of them) and in `skipped`, never raised: the rows are not wrong, only left over."""
+        counts = self.skipped.setdefault(split_name(split), {})
+        key = f"row not used: {reason}"
+        if key not in counts:
+            log.warning("%s: %d row(s) not used: %s%s", split, n, reason, f" (first: {first})" if first else "")
+        counts[key] = counts.get(key, 0) + n
+
     def keep(self, fn: Callable, *args, **kwargs):
         """`fn(*args, **kwargs)`, or None when it raised a RowError that `skip` drops."""
         try:
