@@ -177,6 +177,12 @@ def test_manu_rule_pieces():
         "What is the job of Jane Doe?"
     assert M.manu_text_form("This person's hobby is chess; this individual likes tea.", "Jane Doe") == \
         "Jane Doe's hobby is chess; Jane Doe likes tea."
+    # MANU's rule replaces substrings, inside words too; the clean rule whole words only (until 2026-12-05 both)
+    q = "How would you describe the personality of the person in the image?"
+    assert M.manu_text_form(q, "Jane Doe") == "How would you describe Jane Doeality of Jane Doe in the image?"
+    assert M.manu_text_form(q, "Jane Doe", "clean") == "How would you describe the personality of Jane Doe?"
+    assert M.manu_text_form("This person's hobby is chess; this individual likes tea.", "Jane Doe", "clean") == \
+        "Jane Doe's hobby is chess; Jane Doe likes tea."
 
 
 def test_mllmu_mc_prompt_is_the_benchmarks():

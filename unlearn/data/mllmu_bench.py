@@ -205,11 +205,12 @@ def manu_text_form(text: str, name: str, rule: str = "manu") -> str:
     """`text` with its visual references replaced by `name` (MANU's `replace_placeholders`)."""
     if rule not in TEXT_RULES:
         raise DataError(f"text_rule={rule!r}: expected one of {list(TEXT_RULES)}")
-    if rule == "clean":
-        for phrase in CLEAN_PHRASES:
-            text = text.replace(phrase, name)
-    for placeholder, replacement in MANU_PLACEHOLDERS:
-        text = text.replace(placeholder, replacement.format(name=name))
+    if rule == "manu":  # MANU's own: plain substrings ("the personality" reads "{name}ality")
+        for placeholder, replacement in MANU_PLACEHOLDERS:
+            text = text.replace(placeholder, replacement.format(name=name))
+        return text
+    for phrase, replacement in (*((p, "{name}") for p in CLEAN_PHRASES), *MANU_PLACEHOLDERS):  # whole words only
+        text = re.sub(rf"(?<!\w){re.escape(phrase)}(?!\w)", lambda _: replacement.format(name=name), text)
     return text
 
 
