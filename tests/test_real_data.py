@@ -148,6 +148,13 @@ def test_mllmu_training_rows_follow_the_manu_text_rule(mllmu, mllmu_dir):
         "What is Orrin Crane's favorite hobby?",
     ]
     assert row["qa"][1]["text_answer"] == "Orrin Crane works as a dentist."
+    # the text form trains on that answer, the image form on the published one
+    from unlearn.data.sequences import QASequences
+
+    pairs = QASequences.pairs(None, row, "text")
+    assert pairs[1] == ("What does Orrin Crane do for a living?", "Orrin Crane works as a dentist.")
+    assert row["qa"][1]["answer"] != row["qa"][1]["text_answer"]
+    assert QASequences.pairs(None, row, "multimodal")[1] == (row["qa"][1]["multimodal_question"], row["qa"][1]["answer"])
 
 
 def test_mllmu_clean_text_rule_and_test_image_index(mllmu_dir, tmp_path):

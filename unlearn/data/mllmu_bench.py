@@ -43,9 +43,9 @@ visual reference in `MANU_PLACEHOLDERS` ("this person", "the person", "this indi
 by the name, in that order, by plain substring replacement, in the question and in the answer. Their rule
 leaves the rest of a phrase as it is ("What is the job of the person in the image?" becomes "What is the job
 of Jane Doe in the image?"); `text_rule="clean"` first rewrites the whole phrases "the person in the image"
-and the like (`CLEAN_PHRASES`). Differences from their dataset, which are forced by the internal layout:
-one `answer` serves both forms (the rewritten answer is kept as `text_answer`), and the name question
-stays in the training rows in both forms (they drop it from the text-only set).
+and the like (`CLEAN_PHRASES`). The rewritten answer is kept as `text_answer`, which the text form trains on.
+One difference from their dataset: the name question stays in the training rows in both forms (they drop it
+from the text-only set).
 
 Which of these are confirmed, and where (the same findings for readers: docs/data_formats.md):
   confirmed, hub card and viewer of MLLMMU/MLLMU-Bench (huggingface.co/datasets/MLLMMU/MLLMU-Bench, /viewer,

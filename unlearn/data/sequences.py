@@ -58,9 +58,14 @@ class QASequences(Dataset):
     columns = ("qa",)  # the row columns `pairs` reads
 
     def pairs(self, row: dict, form: str) -> list[tuple[str, str]]:
-        """(question, answer) pairs of `row` in `form`, in row order."""
-        key = "multimodal_question" if form == "multimodal" else "text_question"
-        return [(qa[key], qa["answer"]) for qa in row["qa"] if qa.get(key) is not None]  # None: no such form
+        """(question, answer) pairs of `row` in `form`, in row order. The text form answers with the row's
+        `text_answer` where it has one (MLLMU-Bench's answer with its visual references replaced by the name, as
+        MANU's text-only set has it; until 2026-12-05 "this person ..." answered the named question)."""
+        if form == "multimodal":
+            return [(qa["multimodal_question"], qa["answer"]) for qa in row["qa"]
+                    if qa.get("multimodal_question") is not None]  # None: no such form
+        return [(qa["text_question"], qa.get("text_answer") or qa["answer"]) for qa in row["qa"]
+                if qa.get("text_question") is not None]
 
     def example(self, question: str, answer: str, pixels) -> Example:
         return qa_example(self.proc, [(question, answer)], pixels, self.answer_only)
