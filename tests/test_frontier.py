@@ -394,6 +394,9 @@ def test_chance_std_above_by_hand():
     assert chance_std_above(0.7, 100, 4, 0.05, max_grid=1000) == pytest.approx(chance_std_above(0.7, 100, 4, 0.05),
                                                                               abs=0.003)
     assert 0.0 <= chance_std_above(0.5, 450, 5, 0.05) <= 1.0  # 451^4 outcomes: no error, the simulation
+    # ten seeds: 165^9 outcomes overflow int64 (until 2026-12-05 the size test wrapped negative and the grid
+    # was built); the simulation: a std of 0.05 is over twice the 0.024 that 450 questions give, so never
+    assert chance_std_above(0.5, 450, 10, 0.05) == pytest.approx(0.0, abs=1e-4)
 
 
 def test_default_strengths_of_a_one_method_sweep_with_that_methods_override():

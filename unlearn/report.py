@@ -461,7 +461,7 @@ def chance_std_above(p: float, n: int, seeds: int, limit: float, max_grid: int =
     counts = np.arange(n + 1)
     pmf = binom.pmf(counts, n, p)
     keep = pmf >= 1e-15
-    if keep.sum() ** (k - 1) > max_grid:
+    if int(keep.sum()) ** (k - 1) > max_grid:  # a Python int: numpy's int64 power wrapped negative at 9 seeds
         draws = np.random.default_rng(0).binomial(n, p, size=(1_000_000, k)) / n
         return float((draws.std(axis=1, ddof=1) > limit + 1e-12).mean())
     values, pmf = counts[keep] / n, pmf[keep]
