@@ -176,3 +176,34 @@ def test_ship_replaces_only_a_shipped_base_and_whole(tmp_path):
     with pytest.raises(FileExistsError, match=r"--ship .*assets: exists and holds no shipped base"):
         ship(built, other)
     assert (other / "README.md").read_text() == "keep" and (dest / "model.safetensors").read_text() == "w2"
+
+
+def test_ship_builds_the_one_thread_base(tmp_path, monkeypatch):
+    """The shipped base's key file names base_key, which every run reads as the one-thread base: `--ship` on a
+    process of 2 threads built (or reused) the 2-thread weights and shipped them under that key."""
+    import sys
+
+    import torch
+
+    from unlearn.models import base
+
+    seen = {}
+
+    def fake_ensure(cfg):
+        seen["threads"] = torch.get_num_threads()
+        seen["identity"] = base.base_identity(cfg)
+        return tmp_path / "built"
+
+    monkeypatch.setattr(base, "ensure_base", fake_ensure)
+    monkeypatch.setattr(base, "ship", lambda built, dest: dest)
+    monkeypatch.setattr(sys, "argv", ["base", "--ship", str(tmp_path / "dest"), "experiment=organism"])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        base.main()
+    finally:
+        torch.set_num_threads(before)
+    assert seen["threads"] == 1
+    from unlearn.config import compose_config
+
+    assert seen["identity"] == base.base_key(compose_config(["experiment=organism"], tmp_path, tmp_path))

@@ -206,6 +206,9 @@ def main() -> None:
     p.add_argument("overrides", nargs="*", default=["model=tiny_llava_base"])
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO)
+    if args.ship:  # the shipped base is every machine's one-thread base (its key file names base_key, which
+        # base_identity reads as one thread); until 2026-12-05 a --ship on N threads shipped the N-thread weights
+        torch.set_num_threads(1)
     root = Path(__file__).resolve().parents[2]
     cfg = compose_config(["logger=none", *args.overrides], root / "outputs" / "base", root / ".cache")
     with_shipped = OmegaConf.to_container(cfg.model.base)
