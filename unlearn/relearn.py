@@ -7,9 +7,10 @@ people), then re-evaluated on the held-out test questions (paraphrases, unseen p
 stage `relearn`. `relearn/forget` mixes the attacked people, re-taught verbatim, with the others. The unlearned model
 itself is what the run saves; the attacked copy is discarded.
 
-MANU's pruned neurons stay pruned under this attack without any special handling: a zeroed
-intermediate neuron has zero input rows and a zero output column, so every gradient reaching those
-weights is zero (a saddle), and weight decay keeps zeros at zero.
+MANU's pruned neurons stay pruned under this attack with the default unit (manu.neuron=input,
+manu.prune.mode=zero): a zeroed intermediate neuron has zero input rows and a zero output column, so every
+gradient reaching those weights is zero (a saddle), and weight decay keeps zeros at zero. Where one side alone
+is zeroed (manu.selection=official, manu.neuron=output, manu.prune.mode=scale) they take gradient and regrow.
 """
 
 from __future__ import annotations
