@@ -40,6 +40,25 @@ def test_key_ignores_the_method_and_follows_the_evaluation(tmp_path):
         pipeline.GENERATOR_VERSION -= 1
 
 
+def test_a_model_taught_again_under_its_key_is_evaluated_again(tmp_path):
+    """The vanilla directory's name is its key; a model deleted and taught again keeps it, so the before-evaluation
+    is keyed by the teaching record too (until 2026-12-05 the old model's numbers were read). A copied cache keeps
+    the record, and its key."""
+    import json
+    import shutil
+
+    vanilla = tmp_path / "cache" / "vanilla" / "tiny_llava-abc"
+    vanilla.mkdir(parents=True)
+    (vanilla / "teaching.json").write_text(json.dumps({"seconds": 61.2, "probe": [{"epoch": 10}]}))
+    cfg = compose_config(["logger=none"], tmp_path / "out", tmp_path / "c")
+    first = before_cache_path(cfg, vanilla)
+    assert first.name.startswith("tiny_llava-abc-")
+    copy = shutil.copytree(vanilla, tmp_path / "elsewhere" / "tiny_llava-abc")
+    assert before_cache_path(cfg, copy) == first
+    (vanilla / "teaching.json").write_text(json.dumps({"seconds": 58.7, "probe": [{"epoch": 11}]}))  # taught again
+    assert before_cache_path(cfg, vanilla) != first
+
+
 def test_no_cache_for_user_checkpoints_teaching_or_when_off(tmp_path):
     assert path(tmp_path, "model.path=/some/ckpt") is None
     assert path(tmp_path, "method=finetune") is None

@@ -669,9 +669,23 @@ def test_a_run_borrows_before_numbers_only_from_its_own_vanilla_model(tmp_path):
     assert points["kl"].drop("retain", "text") == pytest.approx(0.2)
     (same / "metrics.json").write_text(json.dumps({"metrics": {"after/retain/text/mc_acc": 0.8},
                                                    "source_model": "/c/vanilla/tiny_llava-BBBB"}))
-    with pytest.raises(ValueError, match=r"started from /c/vanilla/tiny_llava-BBBB, and the before-evaluations of "
-                                         r"seed 0 .* are of /c/vanilla/tiny_llava-AAAA"):
+    with pytest.raises(ValueError, match=r"started from /c/vanilla/tiny_llava-BBBB \(teaching None\), and the "
+                                         r"before-evaluations of seed 0 .* are of /c/vanilla/tiny_llava-AAAA"):
         load_points(out)
+    # the same path, taught again (another teaching record): refused too, not read against the old model's
+    for f in out.glob("*/*/seed0/metrics.json"):
+        summary = json.loads(f.read_text())
+        f.write_text(json.dumps({**summary, "source_model": "/c/vanilla/tiny_llava-AAAA",
+                                 "source_teaching": {"seconds": 61.2}}))
+    (same / "metrics.json").write_text(json.dumps({"metrics": {"after/retain/text/mc_acc": 0.8},
+                                                   "source_model": "/c/vanilla/tiny_llava-AAAA",
+                                                   "source_teaching": {"seconds": 58.7}}))
+    with pytest.raises(ValueError, match=r"started from /c/vanilla/tiny_llava-AAAA \(teaching [0-9a-f]{12}\)"):
+        load_points(out)
+    (same / "metrics.json").write_text(json.dumps({"metrics": {"after/retain/text/mc_acc": 0.8},
+                                                   "source_model": "/c/vanilla/tiny_llava-AAAA",
+                                                   "source_teaching": {"seconds": 61.2}}))
+    assert {p.method: p for p in load_points(out)}["kl"].drop("retain", "text") == pytest.approx(0.2)
     bad = out / "kl" / "lr=5e-05" / "seed0_old"
     bad.mkdir()
     (bad / "metrics.json").write_text("{}")

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unlearn.eval.table import MODALITIES
-from unlearn.io import write_atomic
+from unlearn.io import config_hash, write_atomic
 from unlearn.report import MOD_LABEL, _pyplot, _save, mean_std, metric
 
 log = logging.getLogger(__name__)
@@ -318,6 +318,7 @@ class Point:
     path: Path | None = None  # the run's directory (load_points), for its method's own artifacts
     source: str | None = None  # the vanilla model it started from (metrics.json "source_model")
     teach_seed: int | None = None  # which teaching made that model (metrics.json "teach_seed"; None: its seed)
+    teaching: str | None = None  # a hash of that model's teaching record (metrics.json "source_teaching")
 
     def drop(self, split: str, mod: str, name: str = "mc_acc") -> float | None:
         """before - after of metric `name` on one split and modality (None where the run lacks it)."""
@@ -346,27 +347,29 @@ def load_points(out: Path) -> list[Point]:
         except (ValueError, IndexError, KeyError, TypeError) as e:
             raise ValueError(f"{mfile}: not a sweep run (expected <method>/<knob>=<strength>/seed<N>/metrics.json "
                              f"holding a 'metrics' object; {type(e).__name__}: {e})") from e
-        teach = summary.get("teach_seed")
+        teach, record = summary.get("teach_seed"), summary.get("source_teaching")
         points.append(Point(method_dir.name, strength, seed, metrics, seed_dir, summary.get("source_model"),
-                            None if teach is None else int(teach)))
+                            None if teach is None else int(teach), None if record is None else config_hash(record)))
     # Runs of one seed start from one vanilla model, so one run's before/* stand for all (the sweep
     # evaluates it once per seed: evaluation is about half of a run's time on the embedded model). Only runs
     # from the same vanilla model lend them: a resumed sweep whose cache taught another model (a changed key,
     # another --cache) has no before-evaluation of its own, and is refused rather than read against the old one
+    # (a model taught again under the same key and path has another teaching record: until 2026-12-05 its runs
+    # borrowed the old model's before-evaluation)
     vanilla: dict[tuple, dict] = {}
     for p in points:
         if _befores(p.metrics):
-            vanilla.setdefault((p.seed, p.source), _befores(p.metrics))
+            vanilla.setdefault((p.seed, p.source, p.teaching), _befores(p.metrics))
     for p in points:
         if _befores(p.metrics):
             continue
-        if (p.seed, p.source) in vanilla:
-            p.metrics = {**vanilla[(p.seed, p.source)], **p.metrics}
-        elif any(seed == p.seed for seed, _ in vanilla):
-            others = sorted(str(s) for seed, s in vanilla if seed == p.seed)
-            raise ValueError(f"{p.path}: started from {p.source}, and the before-evaluations of seed {p.seed} in "
-                             f"{out} are of {', '.join(others)}: rerun one run of that model with "
-                             "eval.before=true, or sweep it into another --out")
+        if (p.seed, p.source, p.teaching) in vanilla:
+            p.metrics = {**vanilla[(p.seed, p.source, p.teaching)], **p.metrics}
+        elif any(seed == p.seed for seed, _, _ in vanilla):
+            others = sorted(f"{s} (teaching {t})" for seed, s, t in vanilla if seed == p.seed)
+            raise ValueError(f"{p.path}: started from {p.source} (teaching {p.teaching}), and the before-evaluations "
+                             f"of seed {p.seed} in {out} are of {', '.join(others)}: rerun one run of that model "
+                             "with eval.before=true, or sweep it into another --out")
     return points
 
 

@@ -456,8 +456,22 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
         parts["trainer_extras"] = extras
     if loading := later_keys.loading(cfg.model):  # how the vanilla model is loaded for it (load_configured)
         parts["loading"] = loading
+    parts["vanilla"] = vanilla_identity(source)
     key = config_hash(parts)
     return Path(cfg.paths.cache_dir) / "eval_before" / f"{Path(str(source)).name}-{key}.json"
+
+
+def vanilla_identity(source) -> dict:
+    """Which teaching of a vanilla key a cached model is: its teaching record (the seconds it took, its probe; no
+    two teachings write the same), or, for a model cached before that record, its weights files' sizes and times.
+
+    Why: the vanilla directory's name is its key, and a model deleted and taught again (the cache's advice for a
+    corrupt or mis-threaded one) keeps it; until 2026-12-05 its before-evaluation was the old model's."""
+    path = Path(str(source))
+    record = path / TEACHING_FILE
+    if record.is_file():
+        return {"teaching": config_hash(json.loads(record.read_text()))}
+    return {"weights": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(path.glob("*.safetensors"))]}
 
 
 def evaluate_before(ctx: RunContext, cache: Path | None) -> tuple[dict, list[dict]]:
