@@ -27,6 +27,11 @@ def test_key_ignores_the_method_and_follows_the_evaluation(tmp_path):
     assert path(tmp_path, "method=manu", "eval.max_people=2") != base
     assert path(tmp_path, "method=manu", "data.forget_split=forget_5") != base
     assert path(tmp_path, "method=manu", "trainer.precision=bf16-true") != base
+    # the embedded protocol draws no shots: a method seed does not key one model's evaluation apart (until
+    # 2026-12-05 eval.few_shot_seed, the run's seed, did: n^2 evaluations in a seeds x taught-models sweep)
+    assert path(tmp_path, "method=manu", "seed=1", "teach_seed=0") == path(tmp_path, "method=manu", "teach_seed=0")
+    assert path(tmp_path, "eval.protocol=mllmu_bench", "seed=1", "teach_seed=0") != \
+        path(tmp_path, "eval.protocol=mllmu_bench", "teach_seed=0")
 
     moved = before_cache_path(compose_config(["logger=none", "method=manu"], tmp_path / "o2", tmp_path / "moved"),
                               VANILLA)

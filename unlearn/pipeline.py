@@ -430,6 +430,9 @@ def check_reference_items(reference: list[dict], benchmark, cfg: DictConfig) -> 
                          "only here): evaluate the reference on the same data, forget split and eval.max_people")
 
 
+FEW_SHOT_KEYS = ("few_shot", "few_shot_seed", "shot_people")  # eval keys only a protocol with shots reads
+
+
 def before_cache_path(cfg: DictConfig, source) -> Path | None:
     """Where the cached vanilla model's before-evaluation is kept; None when it must be evaluated afresh.
 
@@ -444,6 +447,9 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
     if ev.get("dtype") is None:  # the model's own precision: the key the caches had before eval.dtype existed
         ev.pop("dtype", None)
     ev = later_keys.without_defaults(ev, later_keys.EVAL)
+    if ev.get("protocol") == "embedded":  # its prompts have no shots: the shot settings (few_shot_seed is the run's
+        for k in FEW_SHOT_KEYS:  # seed) would key one model's evaluation apart per method seed
+            ev.pop(k, None)
     trainer = keyed_trainer(cfg)
     records = {"records": EVAL_RECORDS_VERSION}
     if get_scorer(cfg.eval.scorer).columns is not None:  # its records hold the columns since 2026-12-03
