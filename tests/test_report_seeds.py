@@ -181,6 +181,22 @@ def test_a_group_on_another_vanilla_evaluation_is_named_under_the_seed_table(tmp
     assert "the vanilla row is" not in seed_table(group_by_seed(load_runs([same])))
 
 
+def test_the_vanilla_row_does_not_mix_two_vanilla_models(tmp_path):
+    """Setting A at seed 0 on one vanilla evaluation, setting B (another forget split) at seeds 0 and 1 on
+    another: the row is A's model alone, B named beneath it (until 2026-12-05 the row averaged A's seed 0 with
+    B's seed 1, 0.900 ± 0.141, a model of neither)."""
+    root = tmp_path / "sw"
+    write_run(root / "0_ga", "ga", {**metrics_for(GA_AFTER, 1.0), "before/forget/multimodal/mc_acc": 1.0},
+              ["method=ga", "seed=0"])
+    for seed in (0, 1):
+        write_run(root / f"{1 + seed}_ga", "ga", {**metrics_for(GA_AFTER, 1.0), "before/forget/multimodal/mc_acc": 0.8},
+                  ["method=ga", f"seed={seed}", "data.forget_split=forget_5"])
+    text = seed_table(group_by_seed(load_runs([root])))
+    row = parse_table(text)["vanilla"]
+    assert row["seeds"] == "1" and row["MM forget MC ↓"] == "1.000"
+    assert "ga data.forget_split=forget_5 evaluated another" in text
+
+
 def test_a_setting_reads_keys_newer_code_added_with_empty_defaults_as_absent():
     """Runs made before a key existed group with runs made after it at its default (null, false or empty);
     a value set is a setting; seeds, paths and loggers never are."""
@@ -253,3 +269,14 @@ def test_trainer_keys_that_move_no_number_do_not_part_seed_groups():
     assert setting_of(base) == setting_of({**base, "trainer": {"devices": 1, "log_every_n_steps": 1,
                                                                 "enable_progress_bar": True}})
     assert setting_of(base) != setting_of({**base, "trainer": {"devices": 1, "limit_val_batches": 1}})
+
+
+def test_runs_that_differ_only_by_teach_seed_are_one_setting_without_a_config(tmp_path):
+    root = tmp_path / "sw"
+    for teach in (0, 1):
+        run = write_run(root / f"{teach}_ga", "ga", metrics_for(GA_AFTER, 1.0),
+                        ["method=ga", "seed=0", f"teach_seed={teach}"])
+        summary = json.loads((run / "metrics.json").read_text())
+        (run / "metrics.json").write_text(json.dumps({**summary, "teach_seed": teach}))  # as every run records it
+    groups = group_by_seed(load_runs([root]))
+    assert [(g.name, sorted(r.teach_seed for r in g.runs)) for g in groups] == [("ga", [0, 1])]

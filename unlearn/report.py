@@ -379,7 +379,9 @@ class SeedGroup:
 
 
 def _is_seed_override(o: str) -> bool:
-    return o.split("=", 1)[0].lstrip("+~") == "seed"
+    """`seed=` or `teach_seed=`: what tells a group's runs apart (until 2026-12-05 runs without a recorded config
+    that differed only by teach_seed were two settings)."""
+    return o.split("=", 1)[0].lstrip("+~") in ("seed", "teach_seed")
 
 
 def group_by_seed(runs: Sequence[Run]) -> list[SeedGroup]:
@@ -530,10 +532,14 @@ def _fmt_spread(agg: tuple[float, float | None, int] | None) -> str:
     return number(mean) if std is None else f"{number(mean)} ± {number(std)}"
 
 
-def vanilla_metrics(groups: Sequence[SeedGroup]) -> list[dict]:
-    """One metrics dict per vanilla model across all groups: each teaching seed teaches its own."""
+def vanilla_metrics(groups: Sequence[SeedGroup], exclude: Sequence[str] = ()) -> list[dict]:
+    """One metrics dict per vanilla model across the groups not in `exclude` (other_vanilla's: settings that
+    evaluated another vanilla model at a seed, whose other seeds would otherwise fill the row with that model's
+    numbers beside this one's): each teaching seed teaches its own."""
     by_seed: dict = {}
     for g in groups:
+        if g.name in exclude:
+            continue
         for r in g.runs:
             by_seed.setdefault(_taught(r), r.metrics)
     return list(by_seed.values())
@@ -552,8 +558,9 @@ def spread_table(groups: Sequence[SeedGroup], headers: Sequence[str], keys: Sequ
     if not groups:
         raise ValueError("no runs to tabulate")
     lines = ["| " + " | ".join(["setting", "seeds", *headers]) + " |", "|---|---:|" + "---:|" * len(headers)]
-    rows = [("vanilla", vanilla_metrics(groups), "before")] + [(g.name, [r.metrics for r in g.runs], "after")
-                                                             for g in groups]
+    other = other_vanilla(groups, keys)
+    rows = [("vanilla", vanilla_metrics(groups, other), "before")] + [(g.name, [r.metrics for r in g.runs], "after")
+                                                                    for g in groups]
     for name, ms, stage in rows:
         cells = []
         for k in keys:
@@ -561,11 +568,11 @@ def spread_table(groups: Sequence[SeedGroup], headers: Sequence[str], keys: Sequ
             short = agg is not None and agg[2] < len(ms)
             cells.append(_fmt_spread(agg) + (f" ({agg[2]} of {len(ms)})" if short else ""))
         lines.append(f"| {_cell_name(name)} | {len(ms)} | " + " | ".join(cells) + " |")
-    other = other_vanilla(groups, keys)
     if other:
         lines.append(f"\n- the vanilla row is each teaching seed's first run's before stage; {', '.join(other)} "
                      "evaluated another (other before values at the same seed: another data split or eval "
-                     "setting): read their rows against their own before stage, not this row.")
+                     "setting): read their rows against their own before stage, not this row, which leaves "
+                     "them out.")
     return "\n".join(lines)
 
 
