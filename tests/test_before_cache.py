@@ -27,11 +27,6 @@ def test_key_ignores_the_method_and_follows_the_evaluation(tmp_path):
     assert path(tmp_path, "method=manu", "eval.max_people=2") != base
     assert path(tmp_path, "method=manu", "data.forget_split=forget_5") != base
     assert path(tmp_path, "method=manu", "trainer.precision=bf16-true") != base
-    # the embedded protocol draws no shots: a method seed does not key one model's evaluation apart (until
-    # 2026-12-05 eval.few_shot_seed, the run's seed, did: n^2 evaluations in a seeds x taught-models sweep)
-    assert path(tmp_path, "method=manu", "seed=1", "teach_seed=0") == path(tmp_path, "method=manu", "teach_seed=0")
-    assert path(tmp_path, "eval.protocol=mllmu_bench", "seed=1", "teach_seed=0") != \
-        path(tmp_path, "eval.protocol=mllmu_bench", "teach_seed=0")
 
     moved = before_cache_path(compose_config(["logger=none", "method=manu"], tmp_path / "o2", tmp_path / "moved"),
                               VANILLA)
@@ -45,23 +40,49 @@ def test_key_ignores_the_method_and_follows_the_evaluation(tmp_path):
         pipeline.GENERATOR_VERSION -= 1
 
 
-def test_a_model_taught_again_under_its_key_is_evaluated_again(tmp_path):
-    """The vanilla directory's name is its key; a model deleted and taught again keeps it, so the before-evaluation
-    is keyed by the teaching record too (until 2026-12-05 the old model's numbers were read). A copied cache keeps
-    the record, and its key."""
+def test_a_model_taught_again_under_its_key_is_evaluated_again(tmp_path, monkeypatch):
+    """The vanilla directory's name is its key; a model deleted and taught again keeps it. The cached
+    before-evaluation records which teaching it is of and is read only for that one (until 2026-12-05 the old
+    model's numbers were read); its file name stays, so the keys of what was cached before do not move. A file
+    written before the record counts as stale when the teaching record is newer."""
     import json
+    import os
     import shutil
+    from types import SimpleNamespace
+
+    import unlearn.pipeline as pipeline
 
     vanilla = tmp_path / "cache" / "vanilla" / "tiny_llava-abc"
     vanilla.mkdir(parents=True)
     (vanilla / "teaching.json").write_text(json.dumps({"seconds": 61.2, "probe": [{"epoch": 10}]}))
     cfg = compose_config(["logger=none"], tmp_path / "out", tmp_path / "c")
-    first = before_cache_path(cfg, vanilla)
-    assert first.name.startswith("tiny_llava-abc-")
-    copy = shutil.copytree(vanilla, tmp_path / "elsewhere" / "tiny_llava-abc")
-    assert before_cache_path(cfg, copy) == first
+    cache = before_cache_path(cfg, vanilla)
+    calls = []
+
+    def evaluate(ctx, stage):
+        calls.append(stage)
+        return {"before/forget/text/mc_acc": 1.0}, []
+
+    monkeypatch.setattr(pipeline, "evaluate", evaluate)
+    monkeypatch.setattr(pipeline, "aggregate", lambda records, stage, perturbed: {"read": 1.0})
+    ctx = SimpleNamespace(cfg=cfg, is_global_zero=True)
+    assert pipeline.evaluate_before(ctx, cache, vanilla) == ({"before/forget/text/mc_acc": 1.0}, [])
+    assert pipeline.evaluate_before(ctx, cache, vanilla)[0] == {"read": 1.0} and calls == ["before"]
+    copy = shutil.copytree(vanilla, tmp_path / "elsewhere" / "tiny_llava-abc")  # a copied cache: the same teaching
+    assert before_cache_path(cfg, copy) == cache and pipeline.evaluate_before(ctx, cache, copy)[0] == {"read": 1.0}
     (vanilla / "teaching.json").write_text(json.dumps({"seconds": 58.7, "probe": [{"epoch": 11}]}))  # taught again
-    assert before_cache_path(cfg, vanilla) != first
+    assert before_cache_path(cfg, vanilla) == cache  # the same name
+    assert pipeline.evaluate_before(ctx, cache, vanilla)[0] == {"before/forget/text/mc_acc": 1.0}
+    assert calls == ["before", "before"]
+    # a file from before the record: read unless the model's teaching record is newer than it
+    saved = json.loads(cache.read_text())
+    del saved["vanilla"]
+    cache.write_text(json.dumps(saved))
+    assert pipeline.evaluate_before(ctx, cache, vanilla)[0] == {"read": 1.0}
+    stamp = cache.stat().st_mtime_ns
+    os.utime(vanilla / "teaching.json", ns=(stamp + 10**9, stamp + 10**9))
+    pipeline.evaluate_before(ctx, cache, vanilla)
+    assert calls == ["before", "before", "before"]
 
 
 def test_no_cache_for_user_checkpoints_teaching_or_when_off(tmp_path):

@@ -430,9 +430,6 @@ def check_reference_items(reference: list[dict], benchmark, cfg: DictConfig) -> 
                          "only here): evaluate the reference on the same data, forget split and eval.max_people")
 
 
-FEW_SHOT_KEYS = ("few_shot", "few_shot_seed", "shot_people")  # eval keys only a protocol with shots reads
-
-
 def before_cache_path(cfg: DictConfig, source) -> Path | None:
     """Where the cached vanilla model's before-evaluation is kept; None when it must be evaluated afresh.
 
@@ -447,9 +444,6 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
     if ev.get("dtype") is None:  # the model's own precision: the key the caches had before eval.dtype existed
         ev.pop("dtype", None)
     ev = later_keys.without_defaults(ev, later_keys.EVAL)
-    if ev.get("protocol") == "embedded":  # its prompts have no shots: the shot settings (few_shot_seed is the run's
-        for k in FEW_SHOT_KEYS:  # seed) would key one model's evaluation apart per method seed
-            ev.pop(k, None)
     trainer = keyed_trainer(cfg)
     records = {"records": EVAL_RECORDS_VERSION}
     if get_scorer(cfg.eval.scorer).columns is not None:  # its records hold the columns since 2026-12-03
@@ -462,7 +456,6 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
         parts["trainer_extras"] = extras
     if loading := later_keys.loading(cfg.model):  # how the vanilla model is loaded for it (load_configured)
         parts["loading"] = loading
-    parts["vanilla"] = vanilla_identity(source)
     key = config_hash(parts)
     return Path(cfg.paths.cache_dir) / "eval_before" / f"{Path(str(source)).name}-{key}.json"
 
@@ -472,7 +465,9 @@ def vanilla_identity(source) -> dict:
     two teachings write the same), or, for a model cached before that record, its weights files' sizes and times.
 
     Why: the vanilla directory's name is its key, and a model deleted and taught again (the cache's advice for a
-    corrupt or mis-threaded one) keeps it; until 2026-12-05 its before-evaluation was the old model's."""
+    corrupt or mis-threaded one) keeps it; until 2026-12-05 its before-evaluation was the old model's. The cache
+    file records it and is read only for the same identity (its name stays as it was: the keys of what was cached
+    before do not move)."""
     path = Path(str(source))
     record = path / TEACHING_FILE
     if record.is_file():
@@ -480,21 +475,35 @@ def vanilla_identity(source) -> dict:
     return {"weights": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(path.glob("*.safetensors"))]}
 
 
-def evaluate_before(ctx: RunContext, cache: Path | None) -> tuple[dict, list[dict]]:
+def same_teaching(saved: dict, identity: dict | None, cache: Path, source) -> bool:
+    """Whether a cached before-evaluation is of the model now under its key: the identity it recorded, or, for a
+    file written before it recorded one, a teaching record no newer than the file."""
+    if "vanilla" in saved:
+        return saved["vanilla"] == identity
+    record = Path(str(source)) / TEACHING_FILE
+    return not record.is_file() or record.stat().st_mtime_ns <= cache.stat().st_mtime_ns
+
+
+def evaluate_before(ctx: RunContext, cache: Path | None, source=None) -> tuple[dict, list[dict]]:
     """The before stage, read from `cache` when an earlier run of the same vanilla model wrote it.
 
     Why: evaluation is about two thirds of a cached embedded run, and the vanilla model's numbers repeat
     exactly on one machine; `eval.cache_before=false` always re-evaluates.
     """
-    if cache is not None and cache.is_file():
-        saved = json.loads(cache.read_text())
+    identity = vanilla_identity(source) if cache is not None and source is not None else None
+    saved = json.loads(cache.read_text()) if cache is not None and cache.is_file() else None
+    if saved is not None and source is not None and not same_teaching(saved, identity, cache, source):
+        log.warning("before-evaluation %s is of another teaching of %s (taught again since): evaluating anew",
+                    cache.name, Path(str(source)).name)
+        saved = None
+    if saved is not None:
         log.info("before-evaluation: reusing %s", cache)
         # metrics are re-aggregated from the records, so a change in aggregation never reads stale numbers
         return aggregate(saved["records"], "before", ctx.cfg.eval.get("truth_ratio_perturbed", "item")), \
             saved["records"]
     metrics, records = evaluate(ctx, "before")
     if cache is not None and ctx.is_global_zero:
-        write_json(cache, {"metrics": metrics, "records": records}, indent=None)
+        write_json(cache, {"metrics": metrics, "records": records, "vanilla": identity}, indent=None)
     return metrics, records
 
 
@@ -549,7 +558,7 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
     metrics: dict = {}
     records: dict[str, list] = {}
     if cfg.eval.before:
-        m, records["before"] = evaluate_before(ctx, before_cache_path(cfg, source))
+        m, records["before"] = evaluate_before(ctx, before_cache_path(cfg, source), source)
         metrics.update(m)
     start = time.perf_counter()
     if teaching_state is not None:
