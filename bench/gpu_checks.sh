@@ -62,8 +62,9 @@ step fixtures 120 $PY -m bench.gpu_fixtures "$F"  # the stand-ins (also under ON
 [ "${DEFAULT_RUN:-1}" = 1 ] && UNLEARN_CACHE=/tmp/gpu_cache_default step default_gpu 420 $PY train.py trainer=$T_GPU logger=none \
   hydra.run.dir=$R/default_gpu &
 
-# MMUnlearner's float16 Fisher divided as their CPU divides (unlearn/mmunlearner/saliency.py half_fisher_add): seconds
-[ -z "${ONLY:-}" ] && step half_fisher 60 $PY -m bench.half_fisher_check --device $DEV
+# MMUnlearner's half-precision Fisher divided as their CPU divides (unlearn/mmunlearner/saliency.py half_fisher_add),
+# float16 and bfloat16, batch counts past the half dtype's exact integers included: seconds
+[ -z "${ONLY:-}" ] && step half_fisher 90 sh -c "$PY -m bench.half_fisher_check --device $DEV && $PY -m bench.half_fisher_check --device $DEV --dtype bfloat16"
 if [ "${BENCH:-1}" = 1 ]; then
   step gpu_scale 150 $PY -m bench.gpu_scale --shape $SHAPE --device $DEV --dtype bfloat16
   step eval_memory 150 $PY -m bench.eval_memory --shape $SHAPE --device $DEV --dtype bfloat16

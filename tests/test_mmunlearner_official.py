@@ -541,3 +541,14 @@ def test_the_half_fisher_bench_finds_no_rounding_apart_from_their_cpu_division()
     from bench.half_fisher_check import main
 
     assert main(["--device", "cpu", "--max-batches", "8"])["differ"] == 0
+
+
+def test_half_fisher_divides_as_their_cpu_arithmetic_in_both_half_dtypes():
+    """The bench a lent GPU runs (bench/half_fisher_check.py), here on CPU: every bfloat16 from 2^-30 to 2^30 and
+    batch counts past bfloat16's exact integers (257, 1001), against their `grad.cpu() ** 2 / len(loader)`. On CUDA
+    a divisor tensor is cast to the half dtype before dividing (257 reads 256): the division is made in float32."""
+    from bench.half_fisher_check import main
+
+    for dtype in ("bfloat16", "float16"):
+        got = main(["--device", "cpu", "--dtype", dtype, "--max-batches", "3", "--also", "257", "1001", "2049"])
+        assert got["differ"] == 0 and got["batch_counts"] == [1, 2, 3, 257, 1001, 2049]

@@ -45,13 +45,16 @@ def half_fisher_add(acc: torch.Tensor, grad: torch.Tensor, n_batches: int,
     MLLMU_gen_mask.py, bfloat16 in CLEAR_gen_mask.py). In float16, squares under ~3e-8 (|grad| < ~1.7e-4) are 0;
     bfloat16 keeps float32's range and rounds to 8 significant bits.
 
-    Theirs divides on the CPU (`grad.cpu() ** 2 / len(loader)`), which divides exactly and rounds once. A CUDA
-    tensor divided by a Python number is multiplied by the number's float32 reciprocal instead, which rounds a
-    float16 subnormal halfway case the other way (91 x 2^-24 / 14: 7 x 2^-24 against their 6 x 2^-24, enough to
-    flip a mask entry); a divisor tensor on the gradient's device divides truly there too (found by an audit in
-    the thirty-first session; CUDA unverified here: `bench/half_fisher_check.py` on a lent GPU)."""
-    divisor = torch.tensor(float(n_batches), device=grad.device)
-    return acc.to(dtype) + grad.to(dtype) ** 2 / divisor
+    Theirs divides on the CPU (`grad.cpu() ** 2 / len(loader)`): the square in `dtype`, divided in float32 by the
+    exact count, rounded once to `dtype`. Here the square is divided in float32 by a float32 divisor tensor on the
+    gradient's device, then rounded: the same on CPU and CUDA. Dividing the half tensor directly differs on CUDA:
+    by a Python number it multiplies by the float32 reciprocal, which rounds a float16 subnormal halfway case the
+    other way (91 x 2^-24 / 14: 7 x 2^-24 against their 6 x 2^-24; thirty-first session's audit), and by a divisor
+    tensor it first casts the divisor to `dtype`, so a count past 256 in bfloat16 (past 2048 in float16) is
+    rounded (257 reads 256; a helper's review, thirty-fifth session). CUDA unverified here:
+    `bench/half_fisher_check.py` on a lent GPU."""
+    divisor = torch.tensor(float(n_batches), device=grad.device, dtype=torch.float32)
+    return acc.to(dtype) + ((grad.to(dtype) ** 2).float() / divisor).to(dtype)
 
 
 def official_half_mask(forget: torch.Tensor, preserve: torch.Tensor, gamma: float = 1.0,
