@@ -494,3 +494,23 @@ def test_each_fisher_loader_draws_its_own_seeded_permutation():
     in_order = FisherPass(model, data, {"forget": [], "retain": []}, 2, 0, shuffle_seed=None)
     in_order._trainer = fisher._trainer
     assert [[i for b in ld.batch_sampler for i in b] for ld in in_order.val_dataloader()] == [list(range(10))] * 2
+
+
+def test_a_tower_with_nothing_trainable_is_allowed_when_it_is_not_unlearned():
+    """LoRA on Qwen2-VL adapts the language model's projections only (model.lora_target_modules), so its vision
+    group has no trainable parameter: mmunlearner.groups=language must run (until 2026-12-05 every group had to
+    match, and MMUnlearner with LoRA on Qwen2-VL always refused); a group that is unlearned still must."""
+    import torch.nn as nn
+
+    from unlearn.mmunlearner.saliency import eligible_parameters, group_parameters
+
+    model = nn.ModuleDict({"visual": nn.Linear(2, 2), "language_model": nn.Linear(2, 2)})
+    model["visual"].requires_grad_(False)
+    patterns = {"vision": r"visual\.", "language": r"language_model\."}
+    groups = group_parameters(model, patterns, required=("language",))
+    assert groups["vision"] == [] and len(groups["language"]) == 2
+    assert eligible_parameters(model, groups, "weight") == {"vision": [], "language": [model["language_model"].weight]}
+    with pytest.raises(ValueError, match=r"model.param_groups.vision=.*mmunlearner.groups"):
+        group_parameters(model, patterns, required=("vision", "language"))
+    with pytest.raises(ValueError, match="model.param_groups.vision"):
+        group_parameters(model, patterns)  # all required, as before

@@ -135,18 +135,18 @@ class FisherPass(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         strategy = self.trainer.strategy
         for key in self.loader_keys:
-            flat = torch.cat([s.reshape(-1).float() for s in self.sums[key]] +
-                             [torch.tensor([float(self.batches[key])], device=self.device)])
-            if self.trainer.world_size > 1:
+            if self.trainer.world_size > 1:  # one all-reduce of every sum and the batch count
+                flat = torch.cat([s.reshape(-1).float() for s in self.sums[key]] +
+                                 [torch.tensor([float(self.batches[key])], device=self.device)])
                 flat = strategy.reduce(flat, reduce_op="sum")
-            n = flat[-1].item()
-            out, i = {}, 0
-            for p in self.params[key]:
-                part = flat[i:i + p.numel()].reshape(p.shape)
-                # half-precision sums are already divided by the batch count
-                out[p] = (part.to(self.acc_dtype) if self.acc_dtype in HALF_DTYPES else part / max(n, 1.0)).cpu()
-                i += p.numel()
-            self.fisher[key] = out
+                n = flat[-1].item()
+                parts = torch.split(flat[:-1], [p.numel() for p in self.params[key]])
+                sums = [part.reshape(p.shape) for part, p in zip(parts, self.params[key])]
+            else:  # one process: no float32 copy of every sum beside them (at 7B shape in half precision, tens of GB)
+                n, sums = float(self.batches[key]), self.sums[key]
+            # half-precision sums are already divided by the batch count
+            self.fisher[key] = {p: (s.to(self.acc_dtype) if self.acc_dtype in HALF_DTYPES else s.float() / max(n, 1.0))
+                                .cpu() for p, s in zip(self.params[key], sums)}
             self.batches[key] = int(n)
 
 
@@ -359,8 +359,10 @@ def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma:
         params = {"forget": vision + language, "retain_multimodal": vision + language, "text_all": language}
     module = FisherPass(ctx.model, data, params, batch_size, ctx.processor.tokenizer.pad_token_id, shuffle_seed,
                         dtype)
-    ctx.trainer(inference_mode=False, use_distributed_sampler=False, enable_model_summary=False).validate(
-        module, verbose=False)
+    # every batch, whatever +trainer.limit_val_batches shortens the evaluation to: the half-precision sums divide by
+    # the full batch count, so a shortened pass would scale the two Fishers apart
+    ctx.trainer(inference_mode=False, use_distributed_sampler=False, enable_model_summary=False,
+                limit_val_batches=1.0).validate(module, verbose=False)
     f, rm = module.fisher["forget"], module.fisher["retain_multimodal"]
     pairs = {}
     for p in vision if "vision" in unlearn else []:
@@ -465,8 +467,8 @@ def saliency_stage(ctx, m, out) -> dict:
         masks, names = load_masks(m.mask_path, ctx.model), {p: n for n, p in ctx.model.named_parameters()}
         gamma = None  # a saved mask: whatever made it is not known here
     else:
-        groups = eligible_parameters(ctx.model, group_parameters(ctx.model, dict(ctx.cfg.model.param_groups)),
-                                     m.eligible)
+        groups = eligible_parameters(ctx.model, group_parameters(ctx.model, dict(ctx.cfg.model.param_groups),
+                                                                 GROUPS[m.groups]), m.eligible)
         masks, names, gamma = compute_masks(ctx, groups, GROUPS[m.groups], m.gamma, m.fisher_batch_size,
                                             m.fisher_labels, ctx.cfg.seed if m.fisher_shuffle else None,
                                             m.preserve_text, m.get("mask_fraction"), m.preserve_batches,

@@ -113,14 +113,18 @@ def mask_report(masks: dict[nn.Parameter, torch.Tensor], names: dict[nn.Paramete
             "fraction": selected / total if total else 0.0}
 
 
-def group_parameters(model: nn.Module, patterns: dict[str, str]) -> dict[str, list[nn.Parameter]]:
-    """Trainable parameters per group (regex on the parameter name, searched); every group must match."""
+def group_parameters(model: nn.Module, patterns: dict[str, str],
+                     required: tuple[str, ...] | None = None) -> dict[str, list[nn.Parameter]]:
+    """Trainable parameters per group (regex on the parameter name, searched); every group in `required` (default:
+    all) must match, the others may be empty (a tower LoRA does not adapt, under mmunlearner.groups=language)."""
     out: dict[str, list[nn.Parameter]] = {}
     for group, pattern in patterns.items():
         rx = re.compile(pattern)
         out[group] = [p for n, p in model.named_parameters() if p.requires_grad and rx.search(n)]
-        if not out[group]:
-            raise ValueError(f"model.param_groups.{group}={pattern!r} matches no trainable parameter")
+        if not out[group] and (required is None or group in required):
+            raise ValueError(f"model.param_groups.{group}={pattern!r} matches no trainable parameter (under "
+                             "mmunlearner.lora.enabled only the adapters train: adapt that tower's modules, "
+                             "mmunlearner.lora.target_modules, or unlearn the other group alone, mmunlearner.groups)")
     return out
 
 
@@ -141,7 +145,7 @@ def eligible_parameters(model: nn.Module, groups: dict[str, list[nn.Parameter]],
     keep = {p for n, p in model.named_parameters() if rx.search(n)}
     out = {g: [p for p in ps if p in keep] for g, ps in groups.items()}
     for g, ps in out.items():
-        if not ps:
+        if not ps and groups[g]:  # a group with nothing trainable (group_parameters allowed it) stays empty
             raise ValueError(f"mmunlearner.eligible={pattern!r} leaves no parameter in group {g!r}")
     return out
 
