@@ -238,7 +238,8 @@ def paired_loader(ctx, forget_modality: str, batch_size: int, answer_only: bool 
                   retain_draw: str = "epoch", answer_ids: str = "without_specials") -> CombinedLoader:
     """Forget and retain batches side by side; an epoch is one pass over the forget data (retain data cycled
     when it is the shorter: min_size would end the epoch at the retain data's length). `retain_draw`
-    (method.retain_draw): `epoch`, the retain rows shuffled each epoch and read in turn; `with_replacement`, one
+    (method.retain_draw): `epoch`, the retain rows shuffled each epoch and read from the start, as many as the
+    forget rows (no repeat within an epoch; a larger retain set is sampled, not covered); `with_replacement`, one
     retain row drawn uniformly per forget row, anew each epoch (CLEAR's pairing)."""
     if retain_draw not in RETAIN_DRAWS:
         raise ValueError(f"method.retain_draw={retain_draw!r}: expected one of {RETAIN_DRAWS}")
