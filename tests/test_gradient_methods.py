@@ -298,3 +298,25 @@ def test_official_gradient_presets_take_each_process_mean(tmp_path):
     assert module.batch_mean is process_batch_mean
     with pytest.raises(ValueError, match="method.token_mean='rank'"):
         GradientUnlearning(torch.nn.Linear(1, 1), "ga", optimizer=None, token_mean="rank")
+
+
+def test_a_reference_path_is_not_loaded_for_a_method_that_reads_none(tmp_path, small_benchmark, monkeypatch, caplog):
+    """A sweep `-m method=ga,npo method.reference_path=...` hands GA the NPO oracle: until 2026-12-05 GA loaded it
+    (a whole 7B model, unused); now it says so and leaves it."""
+    import copy
+
+    import unlearn.models.loading as loading
+    from unlearn.methods.gradient import run
+    from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
+    from unlearn.pipeline import RunContext
+
+    from .test_finetune import _cfg
+
+    def never(*a, **k):
+        raise AssertionError("the reference was loaded")
+
+    monkeypatch.setattr(loading, "load_model", never)
+    start, proc = build_tiny_llava(TinyLlavaSpec())
+    cfg = _cfg(tmp_path, "method=ga", "method.epochs=1", "method.reference_path=/oracle/model")
+    run(RunContext(cfg, small_benchmark, copy.deepcopy(start), proc, tmp_path))
+    assert "read by KL and NPO only" in caplog.text

@@ -14,6 +14,7 @@ The reference model (KL, NPO) is a frozen copy of the starting model, held once.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import warnings
 from collections.abc import Callable
@@ -36,6 +37,8 @@ from unlearn.eval.scoring import model_inputs
 from unlearn.methods.guards import check_finite
 from unlearn.mmunlearner.schedule import official_schedule
 from unlearn.optim import linear_schedule, make_optimizer
+
+log = logging.getLogger(__name__)
 
 LOSSES = ("ga", "grad_diff", "kl", "npo")
 NEEDS_REFERENCE = {"kl", "npo"}
@@ -431,7 +434,10 @@ def run(ctx) -> None:
         model, lora_reference = with_lora(ctx.model, m.lora, m.lora.get("target_modules") or ctx.cfg.model.lora_target_modules,
                                           m.loss in NEEDS_REFERENCE and reference is None and not m.reference_path)
         reference = reference if reference is not None else lora_reference
-    if m.reference_path:  # e.g. MLLMU-Bench's NPO reference: the base model taught the retain people
+    if m.reference_path and m.loss not in NEEDS_REFERENCE:  # a sweep over methods may pass it to all of them
+        log.warning("method.reference_path=%s is read by KL and NPO only: not loaded for method.loss=%s",
+                    m.reference_path, m.loss)
+    elif m.reference_path:  # e.g. MLLMU-Bench's NPO reference: the base model taught the retain people
         from unlearn.models.loading import load_model
 
         reference, _ = load_model(m.reference_path, ref_dtype or ctx.cfg.model.dtype, key="method.reference_path",
