@@ -50,3 +50,20 @@ def test_figures_of_different_sizes_go_under_their_own_keys(offline_logger, tmp_
     logged = sorted(f"manu/{re.sub(r'_[0-9]+_[0-9a-f]+[.]png$', '', p.name)}"
                     for p in media.rglob("media/images/manu/*.png"))
     assert logged == ["manu/activation_by_modality", "manu/pruned_per_layer"]
+
+
+def test_each_job_of_a_sweep_gets_its_own_run(tmp_path, monkeypatch):
+    """The jobs of `train.py -m` run one after another in one process: until 2026-12-05 the first job's W&B run
+    stayed open and every later job's logger attached to it. pipeline.run ends it (finish_wandb_run)."""
+    from unlearn.pipeline import finish_wandb_run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    ids = []
+    for job in ("ga", "npo"):
+        cfg = OmegaConf.load("configs/logger/wandb.yaml")
+        cfg.name, cfg.group, cfg.save_dir = job, "sweep", str(tmp_path / job)
+        ids.append(instantiate(cfg).experiment.id)
+        finish_wandb_run(0)
+    assert ids[0] != ids[1] and wandb.run is None
+    assert (tmp_path / "npo" / "wandb").is_dir()  # the second job's files under its own directory
+    finish_wandb_run(0)  # nothing open: nothing to do

@@ -519,7 +519,24 @@ def run(cfg: DictConfig) -> dict:
     check_writable_dir(out_dir, "paths.output_dir")
     check_writable_dir(cfg.paths.cache_dir, "paths.cache_dir")
     with claimed_run_dir(out_dir, "paths.output_dir"):  # no second run writes into it meanwhile (unlearn/run_dir.py)
-        return _run_into(cfg, out_dir)
+        try:
+            metrics = _run_into(cfg, out_dir)
+        except BaseException:
+            finish_wandb_run(1)
+            raise
+        finish_wandb_run(0)
+        return metrics
+
+
+def finish_wandb_run(exit_code: int) -> None:
+    """End the W&B run this job started, if any. Why: nothing else ends it before the process exits, and the jobs of
+    a `train.py -m` sweep run one after another in one process, so until 2026-12-05 every later job's logger found
+    it still open and logged into it (its config overwritten, its metrics under job 0's name and directory)."""
+    import sys
+
+    wandb = sys.modules.get("wandb")  # not imported by a run that never logged to W&B
+    if wandb is not None and wandb.run is not None:
+        wandb.finish(exit_code=exit_code)
 
 
 def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
