@@ -79,3 +79,20 @@ def test_lightning_records_print_once_where_the_root_logger_has_handlers(capfd):
     finally:
         root.removeHandler(handler)
     assert err.count("Seed set to 0") == 1, err
+
+
+def test_fast_exit_ends_an_idle_thread_pool(tmp_path):
+    """A live ThreadPoolExecutor's workers stop at threading's exit hooks, which CPython's exit runs before it joins
+    threads: until 2026-12-05 the fast exit joined them without the hooks and waited forever."""
+    script = tmp_path / "pool.py"
+    script.write_text(textwrap.dedent("""
+        from concurrent.futures import ThreadPoolExecutor
+        from unlearn.runtime import exit_without_teardown
+
+        pool = ThreadPoolExecutor(2)
+        pool.submit(print, "work", flush=True).result()
+        exit_without_teardown(0)
+    """))
+    proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "work\n", proc.stderr
