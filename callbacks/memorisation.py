@@ -82,6 +82,20 @@ class MemorisationCheck(Callback):
             groups.setdefault(key(r), []).append(r["score"])
         return {k: sum(v) / len(v) for k, v in groups.items()}
 
+    def on_model(self, trainer: L.Trainer, pl_module: L.LightningModule, score):
+        """`score(the model)`, through the strategy's wrapper where it is FSDP's: the root unit's weights (the
+        embeddings, the head, the vision tower: every one outside the per-block units) are whole only inside the
+        wrapper's forward, and until 2026-12-05 the probe, called on the model directly, read their flat shards
+        under trainer=fsdp and fsdp_sim ("'weight' must be 2-D"). Every rank scores, as the probe always has."""
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        strategy = trainer.strategy
+        wrapper, redirect = getattr(strategy, "model", None), getattr(strategy, "_forward_redirection", None)
+        if (isinstance(strategy, FSDPStrategy) and wrapper is not None and wrapper is not pl_module
+                and redirect is not None and hasattr(pl_module, "apply_to_model")):
+            return redirect(wrapper, pl_module, "apply_to_model", score)
+        return score(pl_module.model)
+
     def accuracy(self, model) -> dict[str, float]:
         """The pooled probe's MC accuracy per form ("multimodal", "text")."""
         return self._accuracy(model, self.items, lambda r: r["modality"])
@@ -108,17 +122,18 @@ class MemorisationCheck(Callback):
             if epoch >= self._anneal["last_epoch"]:
                 log.info("annealed for %d epochs after the probe was answered: stopping at epoch %d",
                          self.anneal_epochs, epoch)
-                self.history.append({"epoch": epoch, "annealed": True, **self.accuracy(pl_module.model)})
+                self.history.append({"epoch": epoch, "annealed": True,
+                                     **self.on_model(trainer, pl_module, self.accuracy)})
                 trainer.should_stop = True
             return
         if epoch % self.every and epoch != trainer.max_epochs:
             return
-        acc = self.accuracy(pl_module.model)
+        acc = self.on_model(trainer, pl_module, self.accuracy)
         # agreed over ranks before the splits are scored: a rank that scored and logged them alone would make
         # more collectives (log_dict's sync) than the others
         done = trainer.strategy.reduce_boolean_decision(probe_answered(acc, self.target), all=True)
         if done and self.split_target is not None:
-            split = self.split_accuracy(pl_module.model)
+            split = self.on_model(trainer, pl_module, self.split_accuracy)
             acc.update(split)
             held = floor_held(split, self.split_target)
             if not held:

@@ -55,6 +55,26 @@ def test_teaching_and_evaluating_under_fsdp_with_ranks_holding_different_kinds_o
     assert saved and not any("_fsdp" in k or "checkpoint_wrapped" in k for k in saved)
 
 
+@pytest.mark.slow
+def test_the_teaching_probe_runs_under_fsdp(tmp_path):
+    """The probe that stops teaching (finetune.target_mc_acc, 0.97 by default) scored the model directly, outside
+    FSDP's root unit, whose weights (embeddings, head, vision tower) are flat shards between forwards: every
+    teaching under trainer=fsdp or fsdp_sim with the probe on failed at its first epoch ("'weight' must be 2-D",
+    until 2026-12-05; debug=fast turns the probe off, so the test above did not see it). Both ranks score the same
+    weights, so the one probe history is written."""
+    import json
+
+    root = Path(__file__).parent.parent
+    proc = subprocess.run([sys.executable, "train.py", "method=finetune", "debug=fast", "trainer=fsdp_sim",
+                           "finetune.target_mc_acc=0.5", f"hydra.run.dir={tmp_path / 'run'}"], cwd=root,
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "UNLEARN_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "disabled"})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    (record,) = (tmp_path / "cache" / "vanilla").glob("*/teaching.json")
+    probe = json.loads(record.read_text())["probe"]
+    assert probe and all(0.0 <= h["multimodal"] <= 1.0 and 0.0 <= h["text"] <= 1.0 for h in probe)
+
+
 def test_whole_modules_gives_each_rank_the_model_it_started_from(tmp_path):
     """Two processes, FULL_SHARD, a unit per block, activation checkpointing, bf16 mixed precision: after a
     forward, whole_modules returns the very model object with its own parameter names, values, dtypes and

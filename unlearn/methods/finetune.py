@@ -33,6 +33,11 @@ class FinetuneModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
 
+    def apply_to_model(self, fn):
+        """`fn(self.model)`: a callback's work on the model, routed through the strategy's wrapper (FSDP gathers the
+        root unit's weights only in its forward; callbacks/memorisation.py)."""
+        return fn(self.model)
+
     def on_fit_start(self) -> None:
         # from_pretrained returns eval mode and Lightning keeps the mode it finds; on fit start, before Lightning
         # looks for modules left in eval mode (and warns: a relearning attack on a loaded model did)
