@@ -670,7 +670,7 @@ def test_a_run_borrows_before_numbers_only_from_its_own_vanilla_model(tmp_path):
     (same / "metrics.json").write_text(json.dumps({"metrics": {"after/retain/text/mc_acc": 0.8},
                                                    "source_model": "/c/vanilla/tiny_llava-BBBB"}))
     with pytest.raises(ValueError, match=r"started from /c/vanilla/tiny_llava-BBBB \(teaching None\), and the "
-                                         r"before-evaluations of seed 0 .* are of /c/vanilla/tiny_llava-AAAA"):
+                                         r"before-evaluations of seed 0 .* are of tiny_llava-AAAA"):
         load_points(out)
     # the same path, taught again (another teaching record): refused too, not read against the old model's
     for f in out.glob("*/*/seed0/metrics.json"):
@@ -745,3 +745,37 @@ def test_each_seeds_crossing_is_read_on_its_own_runs_and_one_fragile_model_moves
     row = parse_table(text)["ga"]
     assert row["each seed's crossing: median (range)"] == "1.1e-05" and row["nearest 1-2-5"] == row["its 1-2-5"]
     assert "agree for every method" in text
+
+
+def test_a_resumed_sweep_whose_cache_gives_another_model_is_refused_before_it_runs(tmp_path):
+    """New runs of a seed borrow its before-evaluation, so they must start from the model its runs did: the same
+    key (a copied cache keeps the directory's name) and the same teaching. Until 2026-12-05 a cache that taught
+    anew ran the whole sweep and only the report refused it."""
+    from unlearn.config import compose_config
+    from unlearn.frontier import Task, check_same_models
+    from unlearn.pipeline import vanilla_path
+    from unlearn.runtime import torch_threads
+
+    out, cache = tmp_path / "sweep", tmp_path / "cache"
+    with torch_threads(1):
+        key = vanilla_path(compose_config(["method=npo", "seed=0"], out, cache)).name  # any method: one key
+    done = out / "ga" / "lr=5e-05" / "seed0"
+    done.mkdir(parents=True)
+
+    def made(source, record=None):
+        (done / "metrics.json").write_text(json.dumps({"metrics": {"before/forget/text/mc_acc": 1.0},
+                                                       "source_model": source, "source_teaching": record}))
+
+    todo = [Task("ga", "lr", 1e-4, 0, False)]
+    made(f"/elsewhere/cache/vanilla/{key}", {"seconds": 61.2})  # a copied sweep and cache: the same key
+    check_same_models(out, todo, [], cache)
+    made("/elsewhere/cache/vanilla/tiny_llava-000000000000")
+    with pytest.raises(ValueError, match=rf"seed 0 started from .*tiny_llava-000000000000, and --cache .* gives "
+                                         rf".*{key}: their before-evaluation"):
+        check_same_models(out, todo, [], cache)
+    made(f"/elsewhere/cache/vanilla/{key}", {"seconds": 61.2})
+    (cache / "vanilla" / key).mkdir(parents=True)
+    (cache / "vanilla" / key / "teaching.json").write_text(json.dumps({"seconds": 58.7}))  # taught again
+    with pytest.raises(ValueError, match=r"taught again since"):
+        check_same_models(out, todo, [], cache)
+    check_same_models(out, [Task("ga", "lr", 1e-4, 0, True)], [], cache)  # a run that evaluates its own: fine

@@ -216,6 +216,39 @@ def check_same_base(out: Path, base: Sequence[str]) -> None:
                              f"{list(base)}: sweep into another --out, or give the same --base")
 
 
+GRID_METHOD = "ga"  # a method whose config check_same_models composes
+
+
+def check_same_models(out: Path, tasks: Sequence[Task], base: Sequence[str], cache: Path) -> None:
+    """A resumed sweep's new runs of a seed that has its before-evaluation borrow it (Task.before false), so they
+    must start from the model its runs started from: the same vanilla key (the directory's name; a copied cache
+    keeps it) and, where the cache holds that model, the same teaching record. Refused before anything runs;
+    until 2026-12-05 a cache that taught anew (another key, or the model deleted and taught again) ran the whole
+    sweep and was refused only by the report (load_points)."""
+    from unlearn.config import compose_config
+    from unlearn.pipeline import teaching_record, vanilla_path
+    from unlearn.runtime import torch_threads
+
+    for seed in sorted({t.seed for t in tasks if not t.before}):
+        made = [json.loads(f.read_text()) for f in sorted(out.glob(f"*/*=*/seed{seed}/metrics.json"))]
+        made = [m for m in made if _befores(m.get("metrics", {}))]
+        if not made:
+            continue
+        # the vanilla key reads no method setting: any method's config at this seed and --base names it
+        cfg = compose_config([f"method={GRID_METHOD}", "logger=none", f"seed={seed}", *base], out / ".check", cache)
+        if cfg.model.path:
+            continue  # a given checkpoint: nothing the cache decides
+        with torch_threads(1):  # the workers' key
+            path = vanilla_path(cfg)
+        source, record = made[0].get("source_model"), made[0].get("source_teaching")
+        now = teaching_record(path) if path.exists() else None
+        if Path(str(source)).name != path.name or (record is not None and now and now != record):
+            raise ValueError(f"--out {out}: the runs of seed {seed} started from {source}, and --cache {cache} "
+                             f"gives {path}{' (taught again since)' if Path(str(source)).name == path.name else ''}: "
+                             "their before-evaluation would not be this model's; sweep into another --out, or "
+                             "give the cache those runs used")
+
+
 def run_task(task: Task, out: Path, base: Sequence[str], cache: Path) -> float:
     """Run one task in this process; returns its wall time."""
     from unlearn.config import compose_config
@@ -271,6 +304,7 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
     """
     check_same_base(out, base)
     tasks = plan(out, grid, seeds, methods)
+    check_same_models(out, tasks, base, cache)
     if jobs <= 1 or not tasks:
         from unlearn.runtime import torch_threads
 
@@ -359,18 +393,23 @@ def load_points(out: Path) -> list[Point]:
     vanilla: dict[tuple, dict] = {}
     for p in points:
         if _befores(p.metrics):
-            vanilla.setdefault((p.seed, p.source, p.teaching), _befores(p.metrics))
+            vanilla.setdefault((p.seed, _key_name(p.source), p.teaching), _befores(p.metrics))
     for p in points:
         if _befores(p.metrics):
             continue
-        if (p.seed, p.source, p.teaching) in vanilla:
-            p.metrics = {**vanilla[(p.seed, p.source, p.teaching)], **p.metrics}
+        if (p.seed, _key_name(p.source), p.teaching) in vanilla:
+            p.metrics = {**vanilla[(p.seed, _key_name(p.source), p.teaching)], **p.metrics}
         elif any(seed == p.seed for seed, _, _ in vanilla):
             others = sorted(f"{s} (teaching {t})" for seed, s, t in vanilla if seed == p.seed)
             raise ValueError(f"{p.path}: started from {p.source} (teaching {p.teaching}), and the before-evaluations "
                              f"of seed {p.seed} in {out} are of {', '.join(others)}: rerun one run of that model "
                              "with eval.before=true, or sweep it into another --out")
     return points
+
+
+def _key_name(source: str | None) -> str | None:
+    """A vanilla model's key, its directory's name: a sweep copied with its cache elsewhere keeps it."""
+    return None if source is None else Path(source).name
 
 
 def curves(points: Sequence[Point], mod: str, cost: str = "retain",
