@@ -90,10 +90,8 @@ class MemorisationCheck(Callback):
         from lightning.pytorch.strategies import FSDPStrategy
 
         strategy = trainer.strategy
-        wrapper, redirect = getattr(strategy, "model", None), getattr(strategy, "_forward_redirection", None)
-        if (isinstance(strategy, FSDPStrategy) and wrapper is not None and wrapper is not pl_module
-                and redirect is not None and hasattr(pl_module, "apply_to_model")):
-            return redirect(wrapper, pl_module, "apply_to_model", score)
+        if isinstance(strategy, FSDPStrategy) and hasattr(pl_module, "apply_to_model"):
+            return strategy._forward_redirection(strategy.model, pl_module, "apply_to_model", score)
         return score(pl_module.model)
 
     def accuracy(self, model) -> dict[str, float]:

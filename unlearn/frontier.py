@@ -216,9 +216,6 @@ def check_same_base(out: Path, base: Sequence[str]) -> None:
                              f"{list(base)}: sweep into another --out, or give the same --base")
 
 
-GRID_METHOD = "ga"  # a method whose config check_same_models composes
-
-
 def check_same_models(out: Path, tasks: Sequence[Task], base: Sequence[str], cache: Path) -> None:
     """A resumed sweep's new runs of a seed that has its before-evaluation borrow it (Task.before false), so they
     must start from the model its runs started from: the same vanilla key (the directory's name; a copied cache
@@ -230,17 +227,17 @@ def check_same_models(out: Path, tasks: Sequence[Task], base: Sequence[str], cac
     from unlearn.runtime import torch_threads
 
     for seed in sorted({t.seed for t in tasks if not t.before}):
-        made = [json.loads(f.read_text()) for f in sorted(out.glob(f"*/*=*/seed{seed}/metrics.json"))]
-        made = [m for m in made if _befores(m.get("metrics", {}))]
-        if not made:
+        made = next((m for f in sorted(out.glob(f"*/*=*/seed{seed}/metrics.json"))
+                     if _befores((m := json.loads(f.read_text())).get("metrics", {}))), None)
+        if made is None:
             continue
         # the vanilla key reads no method setting: any method's config at this seed and --base names it
-        cfg = compose_config([f"method={GRID_METHOD}", "logger=none", f"seed={seed}", *base], out / ".check", cache)
+        cfg = compose_config(["method=ga", "logger=none", f"seed={seed}", *base], out / ".check", cache)
         if cfg.model.path:
             continue  # a given checkpoint: nothing the cache decides
         with torch_threads(1):  # the workers' key
             path = vanilla_path(cfg)
-        source, record = made[0].get("source_model"), made[0].get("source_teaching")
+        source, record = made.get("source_model"), made.get("source_teaching")
         now = teaching_record(path) if path.exists() else None
         if Path(str(source)).name != path.name or (record is not None and now and now != record):
             raise ValueError(f"--out {out}: the runs of seed {seed} started from {source}, and --cache {cache} "
@@ -393,12 +390,12 @@ def load_points(out: Path) -> list[Point]:
     vanilla: dict[tuple, dict] = {}
     for p in points:
         if _befores(p.metrics):
-            vanilla.setdefault((p.seed, _key_name(p.source), p.teaching), _befores(p.metrics))
+            vanilla.setdefault(_vanilla_of(p), _befores(p.metrics))
     for p in points:
         if _befores(p.metrics):
             continue
-        if (p.seed, _key_name(p.source), p.teaching) in vanilla:
-            p.metrics = {**vanilla[(p.seed, _key_name(p.source), p.teaching)], **p.metrics}
+        if _vanilla_of(p) in vanilla:
+            p.metrics = {**vanilla[_vanilla_of(p)], **p.metrics}
         elif any(seed == p.seed for seed, _, _ in vanilla):
             others = sorted(f"{s} (teaching {t})" for seed, s, t in vanilla if seed == p.seed)
             raise ValueError(f"{p.path}: started from {p.source} (teaching {p.teaching}), and the before-evaluations "
@@ -407,9 +404,10 @@ def load_points(out: Path) -> list[Point]:
     return points
 
 
-def _key_name(source: str | None) -> str | None:
-    """A vanilla model's key, its directory's name: a sweep copied with its cache elsewhere keeps it."""
-    return None if source is None else Path(source).name
+def _vanilla_of(p: Point) -> tuple:
+    """Which vanilla model a run started from: its seed, the model's key (its directory's name: a sweep copied
+    with its cache elsewhere keeps it) and its teaching record."""
+    return p.seed, None if p.source is None else Path(p.source).name, p.teaching
 
 
 def curves(points: Sequence[Point], mod: str, cost: str = "retain",
@@ -583,11 +581,15 @@ RULE_METRICS = ("mc_acc", "rougeL")
 CROSSING_RANK = {"below": 0, "inside": 1, "above": 2}
 
 
+def _rank(crossing: tuple[float, str]) -> tuple[int, float]:
+    return CROSSING_RANK[crossing[1]], crossing[0]
+
+
 def first_crossing(crossings: Sequence[tuple[float, str] | None]) -> tuple[float, str] | None:
     """The weakest of several crossings (None: a metric the runs lack): where the first of the costs reaches the
     budget. "below" (already at the weakest swept strength) comes first, "above" (never) last."""
     known = [c for c in crossings if c is not None]
-    return min(known, key=lambda c: (CROSSING_RANK[c[1]], c[0])) if known else None
+    return min(known, key=_rank) if known else None
 
 
 def seed_crossings(ps_by_strength: dict[float, list[Point]], budget: float,
@@ -611,7 +613,7 @@ def median_crossing(crossings: Sequence[tuple[float, str]]) -> tuple[float, str]
 
     Why: one taught model far from the others (docs/seed_variance.md, "Five taught models") moves a mean curve's
     crossing; the middle model's does not move unless half of them do."""
-    order = sorted(crossings, key=lambda c: (CROSSING_RANK[c[1]], c[0]))
+    order = sorted(crossings, key=_rank)
     if not order:
         return None
     n = len(order)
@@ -669,10 +671,6 @@ def equal_cost_table(points: Sequence[Point], defaults: dict[str, float], budget
                  + (f"The two 1-2-5 values differ for {', '.join(differ)} (the median's against the mean curve's)." if differ
                     else "The two 1-2-5 values agree for every method."))
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
-
-
-def _rank(crossing: tuple[float, str]) -> tuple[int, float]:
-    return CROSSING_RANK[crossing[1]], crossing[0]
 
 
 def _nearest_cell(crossing: tuple[float, str] | None) -> str:

@@ -25,7 +25,7 @@ from unlearn.data.mllmu_mini import GENERATOR_VERSION
 from unlearn.data.written import check_sequence_settings
 from unlearn.eval.evaluator import EvaluationModule
 from unlearn.eval.items import flatten
-from unlearn.eval.metrics import aggregate, clear_task_metrics, forget_quality_metrics, source_metrics
+from unlearn.eval.metrics import aggregate, derived_metrics
 from unlearn.eval.protocol import make_prompts
 from unlearn.eval.scorers import get_scorer
 from unlearn.eval.table import before_after_table
@@ -468,11 +468,10 @@ def vanilla_identity(source) -> dict:
     corrupt or mis-threaded one) keeps it; until 2026-12-05 its before-evaluation was the old model's. The cache
     file records it and is read only for the same identity (its name stays as it was: the keys of what was cached
     before do not move)."""
-    path = Path(str(source))
-    record = path / TEACHING_FILE
-    if record.is_file():
-        return {"teaching": config_hash(json.loads(record.read_text()))}
-    return {"weights": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(path.glob("*.safetensors"))]}
+    if record := teaching_record(source):
+        return {"teaching": config_hash(record)}
+    return {"weights": [(f.name, f.stat().st_size, f.stat().st_mtime_ns)
+                        for f in sorted(Path(str(source)).glob("*.safetensors"))]}
 
 
 def same_teaching(saved: dict, identity: dict | None, cache: Path, source) -> bool:
@@ -592,15 +591,9 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
         m, records["relearn"] = relearn(ctx, evaluate)
         metrics.update(m)
 
-    if reference is not None:
-        for stage, recs in records.items():
-            metrics.update(forget_quality_metrics(recs, stage, reference, cfg.eval.truth_ratio_perturbed))
-    if cfg.eval.protocol == "clear":  # CLEAR's tables: each of its tasks on its own (captions, face recognition)
-        for stage, recs in records.items():
-            metrics.update(clear_task_metrics(recs, stage, cfg.eval.truth_ratio_perturbed, reference))
-    if cfg.data.get("name") == "clear":  # real faces and real world apart, as CLEAR and MMUnlearner report them
-        for stage, recs in records.items():
-            metrics.update(source_metrics(recs, stage, cfg.eval.get("truth_ratio_perturbed", "item")))
+    for stage, recs in records.items():
+        metrics.update(derived_metrics(recs, stage, cfg.eval.truth_ratio_perturbed, cfg.eval.protocol,
+                                       cfg.data.get("name"), reference))
 
     if ctx.is_global_zero:
         if cfg.save_model:

@@ -78,6 +78,7 @@ def page_cells(md: str) -> dict[tuple[str, int, str, str], Cell]:
         row = [c.strip() for c in line.strip().strip("|").split("|")]
         if not in_table:
             in_table, header, index, row_index = True, row, index + 1, 0
+            seeds_at = header.index("seeds") if "seeds" in header else None
             continue
         if all(set(c) <= set("-: ") for c in row):  # the separator line
             continue
@@ -86,7 +87,7 @@ def page_cells(md: str) -> dict[tuple[str, int, str, str], Cell]:
         # up to the first number or empty cell (a seed-by-seed matrix's diagonal)
         n_label = next((i for i, c in enumerate(row) if i and (parse_cell(c) is not None or not c)), len(row))
         label = " / ".join(row[:n_label])
-        seeds = row[header.index("seeds")] if "seeds" in header and header.index("seeds") < len(row) else ""
+        seeds = row[seeds_at] if seeds_at is not None and seeds_at < len(row) else ""
         for position, (column, text) in enumerate(zip(header[n_label:], row[n_label:]), start=1):
             if header[0] == "row − column" and position <= row_index:
                 continue

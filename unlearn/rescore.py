@@ -19,7 +19,7 @@ import json
 import logging
 from pathlib import Path
 
-from unlearn.eval.metrics import aggregate, clear_task_metrics, source_metrics
+from unlearn.eval.metrics import aggregate, derived_metrics
 from unlearn.eval.scorers import SCORERS, Scorer, get_scorer
 from unlearn.eval.table import before_after_table
 from unlearn.io import write_json
@@ -73,15 +73,11 @@ def item_settings(run_dir: Path) -> dict:
 
 
 def item_metrics(records: list[dict], stage: str, settings: dict) -> dict[str, float]:
-    """Every metric the pipeline derives from one stage's items alone (unlearn/pipeline.py, after the evaluation),
-    under the run's `settings` (item_settings); forget quality, which reads a reference run, is not among them."""
+    """Every metric the pipeline derives from one stage's items alone, under the run's `settings` (item_settings):
+    the split means and `derived_metrics` without a reference (forget quality reads a reference run's items)."""
     perturbed = settings["eval.truth_ratio_perturbed"]
-    out = aggregate(records, stage, perturbed)
-    if settings["eval.protocol"] == "clear":
-        out.update(clear_task_metrics(records, stage, perturbed))
-    if settings["data.name"] == "clear":
-        out.update(source_metrics(records, stage, perturbed))
-    return out
+    return {**aggregate(records, stage, perturbed),
+            **derived_metrics(records, stage, perturbed, settings["eval.protocol"], settings["data.name"])}
 
 
 def read_stages(path: Path) -> dict[str, list]:

@@ -46,9 +46,10 @@ def exit_without_teardown(code: int = 0) -> None:
     Why: freeing the modules of torch, transformers and Lightning at exit takes 1-2 s of a cached run's
     10-15 s (`python -m bench.cached_run`), and nothing a run writes needs it: its files are written
     atomically and closed before this point. What a normal exit does that matters still happens, in
-    CPython's order: threading's exit hooks run and non-daemon threads are joined, the atexit handlers run (W&B's run finish, logging's
-    flush and close, multiprocessing's children), stdout and stderr are flushed. Set UNLEARN_FULL_EXIT=1 to
-    keep the interpreter's own exit (for tools that inspect the process as it shuts down).
+    CPython's order: threading's exit hooks run and non-daemon threads are joined, the atexit handlers run
+    (W&B's run finish, logging's flush and close, multiprocessing's children), stdout and stderr are flushed.
+    Set UNLEARN_FULL_EXIT=1 to keep the interpreter's own exit (for tools that inspect the process as it
+    shuts down).
     """
     import atexit
     import sys
@@ -59,13 +60,7 @@ def exit_without_teardown(code: int = 0) -> None:
     # CPython's exit calls threading._shutdown: the hooks of threading._register_atexit first (concurrent.futures
     # tells its idle workers to stop there; joining them without it waits forever), then every non-daemon thread
     # joined (until 2026-12-05 the join alone: a live ThreadPoolExecutor hung the exit)
-    shutdown = getattr(threading, "_shutdown", None)  # private, but what the interpreter itself calls at exit
-    if shutdown is not None:
-        shutdown()
-    else:
-        for t in threading.enumerate():
-            if t is not threading.main_thread() and not t.daemon:
-                t.join()
+    threading._shutdown()  # private, but what the interpreter itself calls at exit (present since Python 3.0)
     atexit._run_exitfuncs()  # CPython's hook that its own exit calls (private, but present since Python 2)
     for stream in (sys.stdout, sys.stderr):
         try:

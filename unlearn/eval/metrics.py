@@ -175,3 +175,19 @@ def clear_task_metrics(records: list[dict], stage: str, perturbed: str = "item",
             if ref:
                 out[f"{where}/forget_quality_{attribute}"] = forget_quality(mine, ref)[0]
     return out
+
+
+def derived_metrics(records: list[dict], stage: str, perturbed: str = "item", protocol: str | None = None,
+                    data_name: str | None = None, reference: list[dict] | None = None) -> dict[str, float]:
+    """What a run adds to a stage's split means (aggregate) from its items: forget quality against `reference`
+    (eval.reference_run's records) where given, CLEAR's per-task means under `eval.protocol=clear`, the per-source
+    means of CLEAR's untouched sets under `data=clear`. One function for the pipeline and unlearn.rescore, so a
+    re-scored run recomputes every such key the run made."""
+    out: dict[str, float] = {}
+    if reference is not None:
+        out.update(forget_quality_metrics(records, stage, reference, perturbed))
+    if protocol == "clear":  # CLEAR's tables: each of its tasks on its own (captions, face recognition)
+        out.update(clear_task_metrics(records, stage, perturbed, reference))
+    if data_name == "clear":  # real faces and real world apart, as CLEAR and MMUnlearner report them
+        out.update(source_metrics(records, stage, perturbed))
+    return out
