@@ -107,6 +107,10 @@ def test_resume_reaches_the_same_result(tmp_path, small_benchmark):
             go("killed", 2)
     last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
     assert last.is_file()
+    # without the frozen reference, which the resumed run loads again (it doubled every checkpoint at 7B)
+    saved = torch.load(last, map_location="cpu", weights_only=False)["state_dict"]
+    assert saved and not [k for k in saved if k.startswith("reference.")]
+    assert any(k.startswith("model.") for k in saved)
     resumed = go("resumed", 2, ckpt=last)
     changed = [n for n in straight if not torch.equal(straight[n], start.get_parameter(n))]
     assert changed, "two epochs of NPO changed nothing"
@@ -134,6 +138,25 @@ def test_resume_reaches_the_same_result(tmp_path, small_benchmark):
     finished = tmp_path / "straight" / "checkpoints" / "last.ckpt"
     with pytest.raises(ValueError, match="has run 2 epochs, and this run has method.epochs=2: nothing is left"):
         go("finished", 2, ckpt=finished)
+
+
+def test_a_checkpoint_without_the_reference_loads_strictly(tiny_model):
+    from unlearn.methods.gradient import is_reference_key
+
+    model = tiny_model[0]
+    module = GradientUnlearning(model, "kl", torch.optim.SGD)
+    state = module.state_dict()
+    assert any(k.startswith("reference.") for k in state)
+    without = {k: v for k, v in state.items() if not k.startswith("reference.")}
+    module.load_state_dict(without)  # strict: the reference keys alone may be missing
+    one_gone = dict(without)
+    one_gone.pop(next(iter(without)))
+    with pytest.raises(RuntimeError, match="Missing key"):
+        module.load_state_dict(one_gone)
+    # as FSDP's and activation checkpointing's wrappers name the keys
+    assert is_reference_key("_fsdp_wrapped_module.reference.model.lm_head.weight")
+    assert is_reference_key("reference._checkpoint_wrapped_module.layers.0.mlp.fc1.weight")
+    assert not is_reference_key("_fsdp_wrapped_module.model.reference.weight")
 
 
 def test_check_resume_by_hand():

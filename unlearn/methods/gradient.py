@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import re
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -87,10 +88,12 @@ class GradientUnlearning(L.LightningModule):
         if loss in NEEDS_REFERENCE:
             ref = reference if reference is not None else copy.deepcopy(model)
             self.reference = ref.eval().requires_grad_(False)
+            self.register_load_state_dict_post_hook(_reference_not_missing)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.identity is not None:
             checkpoint[RESUME_KEY] = self.identity
+        drop_reference(checkpoint.get("state_dict"))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Lightning calls this as `fit(ckpt_path=...)` restores, before any step: a checkpoint of other settings,
@@ -475,6 +478,28 @@ def run(ctx) -> None:
     if m.lora.enabled:
         ctx.model = model.merge_and_unload()  # a plain model again: evaluated and saved like any other
     ctx.model.eval()
+
+
+def is_reference_key(key: str) -> bool:
+    """A state-dict key of the frozen reference, also as FSDP's and activation checkpointing's wrappers name it."""
+    return _UNWRAPPED.sub("", key).startswith("reference.")
+
+
+def drop_reference(state: dict | None) -> None:
+    """The frozen reference is left out of checkpoints: it is the starting model (or `method.reference_path`),
+    which a resumed run loads again, and at 7B it doubled every last.ckpt (until 2026-12-05, about 14 GB more
+    in bfloat16 at LLaVA-1.5-7B)."""
+    for key in [k for k in state or () if is_reference_key(k)]:
+        del state[key]
+
+
+def _reference_not_missing(module, incompatible) -> None:
+    """A checkpoint without the reference's weights still loads strictly; every other key must be there. A
+    checkpoint from before 2026-12-05, which holds them, loads them as before."""
+    incompatible.missing_keys[:] = [k for k in incompatible.missing_keys if not is_reference_key(k)]
+
+
+_UNWRAPPED = re.compile(r"(?:_fsdp_wrapped_module|_checkpoint_wrapped_module|_orig_mod)\.")
 
 
 @contextmanager
