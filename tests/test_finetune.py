@@ -289,3 +289,23 @@ def test_token_mean_is_keyed_on_several_processes_only(tmp_path):
         from unlearn.methods.finetune import check_settings
 
         check_settings(compose_config(["debug=fast", "+finetune.token_mean=mean"], tmp_path, tmp_path / "c").finetune)
+
+
+def test_a_nan_gradient_stops_teaching_before_the_weights_move(tiny_model, small_benchmark):
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from unlearn.methods.finetune import FinetuneModule
+    from unlearn.methods.guards import NonFiniteGradientError
+
+    model, proc = tiny_model
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    ds = QASequences(small_benchmark.train_rows("retain"), proc, "multimodal")
+    loader = DataLoader(ds, batch_size=4, collate_fn=lambda b: collate(b, proc.tokenizer.pad_token_id))
+    model.get_parameter("lm_head.weight").register_hook(lambda g: g * float("inf"))
+    module = FinetuneModule(model, lambda p: torch.optim.SGD(p, lr=0.1), config_key="model.base")
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, max_steps=2,
+                        enable_model_summary=False, enable_checkpointing=False)
+    with pytest.raises(NonFiniteGradientError, match=r"the model.base step has a non-finite gradient at global step 0"):
+        trainer.fit(module, loader)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())

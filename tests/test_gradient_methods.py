@@ -8,7 +8,7 @@ from unlearn.data.collate import collate
 from unlearn.data.sequences import QASequences
 from unlearn.eval.scoring import answer_logprobs
 from unlearn.methods.gradient import GradientUnlearning, paired_loader
-from unlearn.methods.guards import NonFiniteLossError
+from unlearn.methods.guards import NonFiniteGradientError, NonFiniteLossError, non_finite_gradients
 
 
 def _trainer(**kw):
@@ -63,6 +63,27 @@ def test_nan_loss_stops_before_the_weights_move(tiny_model, small_benchmark):
     with pytest.raises(NonFiniteLossError, match=r"the method=ga loss is nan at global step 0"):
         _trainer(max_steps=2).fit(module, paired_loader(ctx, "multimodal", 8))
     assert all(torch.equal(p, weights[n]) for n, p in model.named_parameters())
+
+
+@pytest.mark.parametrize("clip", [None, 1.0])
+def test_a_nan_gradient_of_a_finite_loss_stops_before_the_weights_move(tiny_model, small_benchmark, clip):
+    """Clipping on (every trainer preset's 1.0) or off: the loss is finite, one tensor's gradient is NaN."""
+    model, proc = tiny_model
+    ctx = SimpleNamespace(benchmark=small_benchmark, processor=proc)
+    module = GradientUnlearning(model, "grad_diff", lambda p: torch.optim.AdamW(p, lr=0.5))
+    weights = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model.get_parameter("lm_head.weight").register_hook(lambda g: g * float("nan"))
+    with pytest.raises(NonFiniteGradientError, match=r"the method=grad_diff step has a non-finite gradient at "
+                                                     r"global step 0 \(in model.lm_head.weight\)"):
+        _trainer(max_steps=2, gradient_clip_val=clip).fit(module, paired_loader(ctx, "multimodal", 8))
+    assert all(torch.equal(p, weights[n]) for n, p in model.named_parameters())
+
+
+def test_non_finite_gradients_names_the_tensors():
+    a, b, c, d = (torch.nn.Parameter(torch.zeros(2)) for _ in range(4))
+    a.grad, b.grad, c.grad = torch.tensor([1.0, float("inf")]), torch.ones(2), torch.tensor([float("nan"), 0.0])
+    assert non_finite_gradients([("a", a), ("b", b), ("c", c), ("d", d)]) == ["a", "c"]
+    assert non_finite_gradients([("b", b), ("d", d)]) == [] and non_finite_gradients([]) == []
 
 
 def test_unknown_loss_is_named(tiny_model):

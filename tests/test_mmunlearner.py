@@ -152,6 +152,33 @@ def test_forget_step_moves_only_masked_in_elements(tiny_model, small_benchmark):
             assert torch.equal(p.detach(), before[n]), n  # outside the unlearned groups: never moved
 
 
+def test_a_nan_gradient_outside_the_mask_stops_the_forget_step(tiny_model, small_benchmark):
+    """The mask multiplies a masked-out gradient by 0, and NaN * 0 is NaN: that weight would turn NaN."""
+    from lightning.pytorch.utilities import CombinedLoader
+    from torch.utils.data import DataLoader
+
+    from unlearn.data.sequences import QASequences
+    from unlearn.methods.guards import NonFiniteGradientError
+
+    model, proc = tiny_model
+    masks = _masks(model)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    pad = proc.tokenizer.pad_token_id
+    ds = QASequences(small_benchmark.train_rows("forget"), proc, "multimodal")
+    loader = CombinedLoader({"forget": DataLoader(ds, batch_size=4, collate_fn=lambda b: collate(b, pad)),
+                             "retain": DataLoader(ds, batch_size=4, collate_fn=lambda b: [collate(b, pad)])},
+                            mode="min_size")
+    name, poisoned = next((n, p) for n, p in model.named_parameters() if p in masks)
+    poisoned.register_hook(lambda g: g * float("nan"))
+    module = MaskedUnlearning(model, masks, lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.0),
+                              lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.0))
+    with pytest.raises(NonFiniteGradientError, match=r"the mmunlearner forget step has a non-finite gradient at "
+                                                     r"global step 0 \(in model\.") as error:
+        _trainer(max_steps=2).fit(module, loader)
+    assert f"model.{name}" in str(error.value)  # the first named (clipping spreads NaN to the others)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
 def test_one_optimiser_with_restore_keeps_the_ascent_out_of_unmasked_tensors(tiny_model, small_benchmark):
     """optimizers=one, restore_masked: the restore puts weights back, but a shared AdamW that took the forget
     ascent into the moments of a tensor outside the mask (here the vision tower and projector) would carry

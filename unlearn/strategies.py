@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import re
 
 import torch
 from lightning.pytorch.strategies import FSDPStrategy
@@ -109,6 +110,13 @@ def _full_state_dict_on_cpu(model):
 
 
 WRAPPERS = (FullyShardedDataParallel, CheckpointWrapper)
+_WRAPPER_PREFIXES = re.compile(r"(?:_fsdp_wrapped_module|_checkpoint_wrapped_module|_orig_mod)\.")
+
+
+def unwrapped_name(name: str) -> str:
+    """A parameter's or state-dict key's name as the model itself has it, without FSDP's, activation
+    checkpointing's or torch.compile's wrapper prefixes."""
+    return _WRAPPER_PREFIXES.sub("", name)
 
 
 def _inner(module):

@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 
 from unlearn.data.collate import IGNORE
 from unlearn.later_keys import split_floor_read
-from unlearn.methods.guards import check_finite
+from unlearn.methods.guards import check_finite, refuse_non_finite_gradients
 from unlearn.models.precision import DTYPES, START_PRECISIONS, cast_parameters, round_parameters
 from unlearn.models.vocab import resize_embeddings
 
@@ -59,6 +59,9 @@ class FinetuneModule(L.LightningModule):
         count = (labels[:, 1:] != IGNORE).sum()  # the tokens the model's shifted loss averages over
         total = out.loss * count if count > 0 else out.logits.sum() * 0.0
         return self.batch_mean(self.trainer)(total, count)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        refuse_non_finite_gradients(self, f"the {self.config_key} step")
 
     def configure_optimizers(self):
         from unlearn.optim import make_optimizer

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import re
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -35,9 +34,10 @@ from unlearn.models.loading import configured_model_types, recipe_processor
 from unlearn.models.precision import cast_copy, dtype_named, own_precision, round_parameters
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
-from unlearn.methods.guards import check_finite
+from unlearn.methods.guards import check_finite, refuse_non_finite_gradients
 from unlearn.mmunlearner.schedule import official_schedule
 from unlearn.optim import linear_schedule, make_optimizer
+from unlearn.strategies import unwrapped_name
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +175,9 @@ class GradientUnlearning(L.LightningModule):
         if not self.has_retain_term:
             raise ValueError(f"method {self.loss_name} (alpha {self.alpha}) has no retain term to step on")
         return self.alpha * losses.mean_nll(rl, r["labels"], mean)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        refuse_non_finite_gradients(self, f"the method={self.loss_name} step")
 
     def configure_optimizers(self):
         opt = make_optimizer(self.optimizer_factory, [p for p in self.model.parameters() if p.requires_grad],
@@ -482,7 +485,7 @@ def run(ctx) -> None:
 
 def is_reference_key(key: str) -> bool:
     """A state-dict key of the frozen reference, also as FSDP's and activation checkpointing's wrappers name it."""
-    return _UNWRAPPED.sub("", key).startswith("reference.")
+    return unwrapped_name(key).startswith("reference.")
 
 
 def drop_reference(state: dict | None) -> None:
@@ -498,8 +501,6 @@ def _reference_not_missing(module, incompatible) -> None:
     checkpoint from before 2026-12-05, which holds them, loads them as before."""
     incompatible.missing_keys[:] = [k for k in incompatible.missing_keys if not is_reference_key(k)]
 
-
-_UNWRAPPED = re.compile(r"(?:_fsdp_wrapped_module|_checkpoint_wrapped_module|_orig_mod)\.")
 
 
 @contextmanager

@@ -47,7 +47,7 @@ from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
 from unlearn.io import write_json
 from unlearn.methods.gradient import batch_mean_named
-from unlearn.methods.guards import check_finite
+from unlearn.methods.guards import check_finite, refuse_non_finite_gradients
 from unlearn.mmunlearner.lora import peft_targets
 from unlearn.optim import make_optimizer
 from unlearn.mmunlearner.saliency import (HALF_DTYPES, eligible_parameters, half_fisher_add, gamma_for_fraction,
@@ -223,6 +223,8 @@ class MaskedUnlearning(L.LightningModule):
         elif self.clip_retain:
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]
                                             if p.grad is not None], self.clip)
+        # after the mask: a gradient it zeroes is still NaN there (NaN * 0), and moves its weight
+        refuse_non_finite_gradients(self, f"the mmunlearner {self._phase} step")
 
     def training_step(self, batch, batch_idx):
         opts = self.optimizers()
