@@ -3,13 +3,17 @@
 Hooks every MLP module matched by the model's name patterns and adds, per (dataloader key, module),
 the sufficient statistics of its neurons (`unlearn.manu.moments.Moments`). Padding positions are not
 tokens: the activations of modules of the `language` tower (by the `model.mlp_modules` key they matched, not
-by their shape) are masked with the batch's attention mask; vision-tower activations never are. At the end of the
+by their shape) are masked with the batch's attention mask; those of a vision tower whose encoder is given a
+patch mask (Idefics2, which pads a batch's images to one size) with that mask, read from the encoder's call
+(until 2026-12-05 Idefics2's padding patches counted as tokens, so a neuron's statistics depended on which
+images shared its batch); LLaVA's and Qwen2-VL's vision towers see no padding. At the end of the
 pass the sums are all-reduced across ranks, so every rank holds the same totals (and computes the same
 mask from them). Hooks are removed at the end of the pass, on error and at teardown.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Mapping
 
@@ -42,6 +46,22 @@ def match_modules(model: torch.nn.Module, patterns: Mapping[str, str]) -> dict[s
     return found
 
 
+def patch_masked_encoders(model: torch.nn.Module, hooked: list[str]) -> list[torch.nn.Module]:
+    """The outermost modules above the hooked vision modules whose forward takes a `patch_attention_mask` (the
+    padding of the images it encodes, one row of patches per image): where the vision padding is read."""
+    found: list[tuple[str, torch.nn.Module]] = []
+    for name, module in model.named_modules():
+        if not any(h.startswith(name + ".") for h in hooked) or any(name.startswith(f + ".") for f, _ in found):
+            continue
+        try:
+            takes = "patch_attention_mask" in inspect.signature(module.forward).parameters
+        except (TypeError, ValueError):
+            takes = False
+        if takes:
+            found.append((name, module))
+    return [m for _, m in found]
+
+
 class ActivationStatistics(Callback):
     """Collects `self.moments[key][module]` for key in the pass module's `loader_keys`.
 
@@ -62,6 +82,7 @@ class ActivationStatistics(Callback):
         self._key: str | None = None
         self._mask: torch.Tensor | None = None
         self._rows: torch.Tensor | None = None
+        self._patches: torch.Tensor | None = None  # the vision encoder's patch mask in this forward, if given
         self.skipped_grad_calls = 0
 
     # --- hooks ----------------------------------------------------------------------------------
@@ -78,6 +99,12 @@ class ActivationStatistics(Callback):
                 raise ValueError(f"{name}: language activations of shape {tuple(acts.shape)} do not match the "
                                  f"attention mask {tuple(self._mask.shape)}; padding cannot be masked")
             flat = acts.reshape(-1, width).index_select(0, self._rows.to(acts.device))
+        elif self._patches is not None:  # a vision tower given a patch mask: its padding patches are not tokens
+            if acts.shape[:-1].numel() != self._patches.numel() or acts.shape[0] != self._patches.shape[0]:
+                raise ValueError(f"{name}: vision activations of shape {tuple(acts.shape)} do not match the "
+                                 f"encoder's patch mask {tuple(self._patches.shape)}; padding cannot be masked")
+            rows = self._patches.reshape(-1).nonzero().squeeze(1)
+            flat = acts.reshape(-1, width).index_select(0, rows.to(acts.device))
         else:  # vision tower: every patch of every image is a token
             flat = acts.reshape(-1, width)
         per_key = self.moments.setdefault(self._key, {})
@@ -98,6 +125,13 @@ class ActivationStatistics(Callback):
             else:
                 h = mod.register_forward_hook(lambda m, args, out, name=name: self._record(name, out))
             self._handles.append(h)
+        if self.mask_padding:
+            for encoder in patch_masked_encoders(model, [n for n, t in self.towers.items() if t != "language"]):
+                self._handles.append(encoder.register_forward_pre_hook(self._read_patches, with_kwargs=True))
+
+    def _read_patches(self, module, args, kwargs) -> None:
+        mask = kwargs.get("patch_attention_mask", args[1] if len(args) > 1 else None)
+        self._patches = None if mask is None else mask.bool()
 
     def detach(self) -> None:
         for h in self._handles:
@@ -130,7 +164,7 @@ class ActivationStatistics(Callback):
         self._rows = None if attention_mask is None else attention_mask.reshape(-1).nonzero().squeeze(1)
 
     def end_batch(self) -> None:
-        self._key, self._mask, self._rows = None, None, None
+        self._key, self._mask, self._rows, self._patches = None, None, None, None
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.detach()

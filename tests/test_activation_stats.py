@@ -186,3 +186,48 @@ def test_threshold_is_strict_and_leaves_the_activations_alone():
     assert m.above.tolist() == [1.0, 0.0, 2.0]  # |a| == tau is not above it
     assert torch.equal(acts, kept)  # the in-place counting works on a copy
     torch.testing.assert_close(m.sum_abs, torch.tensor([1.2, 0.5, 1.1000001], dtype=torch.float64))
+
+
+def test_idefics2_padding_patches_are_not_tokens():
+    """Idefics2 pads a batch's images to one size: two images of other aspect ratios, batched, give the
+    statistics they give one at a time (until 2026-12-05 the batch's padding patches counted as vision tokens);
+    with `manu.mask_padding=false`, the authors' counting, the padding counts again."""
+    import numpy as np
+    import yaml
+    from PIL import Image
+
+    from unlearn.data.collate import collate, qa_example
+    from unlearn.manu.moments import FIELDS
+    from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+    from unlearn.models.tiny_real import build_tiny_real
+
+    model, tok, images = build_tiny_real("idefics2")
+    model.eval()
+    images.size = {"shortest_edge": 28, "longest_edge": 56}
+    config = yaml.safe_load(open("configs/model/idefics2_8b.yaml"))
+    proc = ChatProcessor(tok, images, model.config, ChatTemplate(**config["template"]))
+    pictures = [Image.fromarray(np.random.default_rng(s).integers(0, 255, (h, w, 3), dtype="uint8"))
+                for s, (w, h) in enumerate([(112, 56), (56, 112)])]
+    rows = [qa_example(proc, [("who is this ?", "nurse")], pv) for pv in proc.pixel_values(pictures)]
+
+    def statistics(batches, mask_padding=True):
+        stats = ActivationStatistics(config["mlp_modules"], mask_padding=mask_padding)
+        stats.attach(model)
+        for b in batches:
+            stats.begin_batch("k", b["attention_mask"])
+            with torch.no_grad():
+                model(**{k: v for k, v in b.items() if k != "labels"})
+            stats.end_batch()
+        stats.detach()
+        return stats.moments["k"]
+
+    pad = tok.pad_token_id
+    together, alone = statistics([collate(rows, pad)]), statistics([collate([r], pad) for r in rows])
+    vision = [n for n in together if "vision" in n]
+    assert vision and together.keys() == alone.keys()
+    for n in together:
+        for f in FIELDS:
+            torch.testing.assert_close(getattr(together[n], f), getattr(alone[n], f), rtol=1e-5, atol=1e-6,
+                                       msg=f"{n} {f}")  # float32 activations, batched or not
+    counted = statistics([collate(rows, pad)], mask_padding=False)
+    assert all(counted[n].count.max() > together[n].count.max() for n in vision)
