@@ -95,6 +95,15 @@ def test_template_puts_loss_on_the_answer_and_its_stop_token(tmp_path, checkpoin
     first = tokens(mm.input_ids[:2])
     assert first == {"llava": ["<s>", "USER:"], "idefics2": ["<s>", "User:"],
                      "qwen2_vl": ["<|im_start|>", "system"]}[family]
+    # the text before the question, as each family's chat template writes a turn opening with an image or with
+    # text (Idefics2's "User: " with a space before text: until 2026-12-05 "User:" in both)
+    from unlearn.models.prompt_ids import IMAGE_PLACEHOLDER as IMG
+
+    opening = {form: proc._opening(im)[0] for form, im in (("multimodal", image), ("text", None))}
+    qwen2_vl = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+    assert opening == {"llava": {"multimodal": f"USER: {IMG}\n", "text": "USER: "},
+                       "idefics2": {"multimodal": f"User:{IMG}", "text": "User: "},
+                       "qwen2_vl": {"multimodal": qwen2_vl + IMG, "text": qwen2_vl}}[family]
     out = model(**collate([mm, text], proc.tokenizer.pad_token_id))
     assert torch.isfinite(out.loss)
 

@@ -32,6 +32,9 @@ class ChatTemplate:
 
     prefix: str = ""
     after_image: str = ""
+    # the prefix of a turn that opens with text, where the model's chat template writes another (Idefics2's
+    # "User: " against "User:<image>"); None: `prefix`
+    text_prefix: str | None = None
     question: str = "{question}"
     answer: str = " {answer}"
     stop: str | None = None  # the token that ends an answer; None: the tokenizer's eos
@@ -93,7 +96,9 @@ class ChatProcessor:
     def _opening(self, image: ImageInput | None) -> tuple[str, list]:
         """The template's text before the question (its image placeholder where the row has an image)."""
         t = self.template
-        return t.prefix + (IMAGE_PLACEHOLDER + t.after_image if image is not None else ""), [image] * (image is not None)
+        if image is None:
+            return (t.prefix if t.text_prefix is None else t.text_prefix), []
+        return t.prefix + IMAGE_PLACEHOLDER + t.after_image, [image]
 
     def prefix_ids(self, image: ImageInput | None) -> list[int]:
         """bos, the template's prefix and the image, tokenized as one string (what precedes a row's question)."""
