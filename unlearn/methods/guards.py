@@ -41,11 +41,11 @@ def refuse_non_finite_gradients(module, what: str) -> None:
     together: under FSDP each holds other shards' gradients."""
     from unlearn.strategies import unwrapped_name
 
-    trainer = module.trainer
-    if getattr(trainer.precision_plugin, "scaler", None) is not None:
+    trainer = module._trainer  # None where a test calls the hook by hand: one process, no scaler
+    if trainer is not None and getattr(trainer.precision_plugin, "scaler", None) is not None:
         return
     bad = non_finite_gradients(module.named_parameters())
-    if trainer.world_size > 1:
+    if trainer is not None and trainer.world_size > 1:
         anywhere = trainer.strategy.reduce_boolean_decision(bool(bad), all=False)
     else:
         anywhere = bool(bad)
@@ -54,6 +54,6 @@ def refuse_non_finite_gradients(module, what: str) -> None:
         where = (f"in {', '.join(names[:3])}" + (f" and {len(names) - 3} more" if len(names) > 3 else "")
                  if names else "on another rank")
         raise NonFiniteGradientError(
-            f"{what} has a non-finite gradient at global step {trainer.global_step} ({where}) though its loss is "
+            f"{what} has a non-finite gradient at global step {module.global_step} ({where}) though its loss is "
             "finite; stopping before the optimiser step so the weights and checkpoints keep the last finite state"
         )
