@@ -239,3 +239,15 @@ def test_teaching_is_the_same_on_one_and_two_processes(tmp_path):
     _same_weights_and_moved(one, twos["global"])
     gap = max((twos["process"]["weights"][n] - w).abs().max().item() for n, w in one["weights"].items())
     assert gap > 1e-4, gap
+
+
+@pytest.mark.slow
+def test_every_rank_takes_rank_0s_cache_decisions(tmp_path):
+    """A run sharing the cache published what rank 0 had decided to build, before rank 0 started rank 1: until
+    2026-12-05 rank 1 read it while rank 0 built it, and their collectives hung (reproduced with train.py
+    trainer=ddp_sim). Before the first Trainer the decision reaches rank 1 through its environment; after it,
+    by broadcast."""
+    decisions = _run(2, tmp_path, SCRIPTS / "agreed_decisions.py", timeout=300)
+    assert [d["started_by_rank0"] for d in decisions] == [False, True]
+    assert [d["before"] for d in decisions] == [False, False]
+    assert [d["after"] for d in decisions] == [True, True]

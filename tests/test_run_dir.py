@@ -260,3 +260,29 @@ def test_another_users_claim_file_is_locked_read_only(tmp_path, monkeypatch):
                            capture_output=True, text=True)
     assert other.returncode == 1 and "is in use by another run" in other.stderr  # the read-only lock holds
     release_run_dir(tmp_path)
+
+
+def test_an_interrupted_runs_checkpoint_is_not_written_over(tmp_path):
+    """Until 2026-12-05 a run into the directory of one killed mid-training wrote its own last.ckpt over the one
+    the errors say to resume from; resuming from it, in place, is allowed."""
+    from unlearn.frontier import clear_interrupted
+
+    d = _finished(tmp_path / "killed", "config.json")
+    (d / "checkpoints").mkdir()
+    (d / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    with pytest.raises(FinishedRunError, match=r"holds an interrupted run's checkpoints/last.ckpt.*method.ckpt_path"):
+        check_fresh_run_dir(d)
+    check_fresh_run_dir(d, reads=[str(d / "checkpoints" / "last.ckpt")])
+    (d / "mmunlearner").mkdir()
+    (d / "mmunlearner" / "mask.safetensors").write_bytes(b"x")
+    with pytest.raises(FinishedRunError, match=r"mmunlearner/mask.safetensors"):
+        check_fresh_run_dir(d, reads=[str(d / "checkpoints" / "last.ckpt")])
+    with pytest.raises(SystemExit, match=r"interrupted run's checkpoints/last.ckpt"):
+        RefuseFinishedRuns().on_run_start(OmegaConf.create({"hydra": {"run": {"dir": str(d)}}}))
+    RefuseFinishedRuns().on_run_start(OmegaConf.create({
+        "hydra": {"run": {"dir": str(d)}}, "method": {"ckpt_path": str(d / "checkpoints" / "last.ckpt")},
+        "mmunlearner": {"mask_path": str(d / "mmunlearner" / "mask.safetensors")}}))
+    release_run_dir(d)
+    clear_interrupted(d)  # a frontier sweep's own run, killed: started again from nothing
+    check_fresh_run_dir(d)
+    assert (d / "config.json").is_file()

@@ -246,6 +246,32 @@ def check_same_models(out: Path, tasks: Sequence[Task], base: Sequence[str], cac
                              "give the cache those runs used")
 
 
+def check_one_process(base: Sequence[str], cache: Path, out: Path) -> None:
+    """The sweep's runs are each one process. Lightning starts a multi-process trainer's other ranks by running
+    this process's command again: here the whole sweep, in each rank (until 2026-12-05 not refused)."""
+    from unlearn.config import compose_config
+    from unlearn.pipeline import teaching_processes
+
+    cfg = compose_config(["method=ga", "logger=none", *base], out / ".check", cache)
+    if teaching_processes(cfg) > 1:
+        raise ValueError(f"--base {' '.join(base)}: trainer.devices x trainer.num_nodes = "
+                         f"{teaching_processes(cfg)} processes; the frontier runs each run in one process (Lightning "
+                         "would start the other ranks by running the whole sweep again): sweep with one device, or "
+                         "run the multi-process runs one by one with python train.py")
+
+
+def clear_interrupted(d: Path) -> None:
+    """A sweep's run killed before its metrics is run again from the start: its checkpoints and masks (which a run
+    into a directory refuses to write over, unlearn/run_dir.py) are the sweep's own, and are removed."""
+    from unlearn.run_dir import INTERRUPTED, finished_outputs
+
+    if not d.is_dir() or finished_outputs(d):
+        return
+    for p in sorted({p for pattern in INTERRUPTED for p in d.glob(pattern) if p.is_file()}):
+        log.info("%s: removing the interrupted run's %s (the run starts again)", d, p.relative_to(d))
+        p.unlink()
+
+
 def run_task(task: Task, out: Path, base: Sequence[str], cache: Path) -> float:
     """Run one task in this process; returns its wall time."""
     from unlearn.config import compose_config
@@ -253,6 +279,7 @@ def run_task(task: Task, out: Path, base: Sequence[str], cache: Path) -> float:
 
     d = run_dir(out, task.method, task.knob, task.value, task.seed)
     overrides = [*task_overrides(task), *base]
+    clear_interrupted(d)
     start = time.perf_counter()
     # first: a run killed before its metrics.json still says which --base it was (check_same_base)
     write_atomic(d / "overrides.json", lambda f: f.write(json.dumps(overrides).encode()))
@@ -300,6 +327,7 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
     the number of runs made.
     """
     check_same_base(out, base)
+    check_one_process(base, cache, out)
     tasks = plan(out, grid, seeds, methods)
     check_same_models(out, tasks, base, cache)
     if jobs <= 1 or not tasks:
@@ -959,6 +987,16 @@ def main(argv: Sequence[str] | None = None) -> Path:
                         help="worker processes, one torch thread each (default 1: in this process, on one thread)")
     parser.add_argument("--report-only", action="store_true", help="redraw from --out, run nothing")
     args = parser.parse_args(args_list)
+    # before any run (until 2026-12-05 a repeated seed ran twice and then failed as a finished run, and a budget
+    # <= 0 or nan was refused, or drawn, only after the whole sweep)
+    if not (math.isfinite(args.budget) and args.budget > 0):
+        parser.error(f"--budget {args.budget}: expected a finite cost drop > 0")
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds {' '.join(map(str, args.seeds))}: a seed given twice")
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: expected >= 1")
+    if args.methods and len(set(args.methods)) != len(args.methods):
+        parser.error(f"--methods {' '.join(args.methods)}: a method given twice")
     out = Path(args.out)
     if not args.report_only:
         os.environ.setdefault("WANDB_MODE", "disabled")

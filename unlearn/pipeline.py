@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 import warnings
@@ -30,12 +31,13 @@ from unlearn.eval.protocol import make_prompts
 from unlearn.eval.scorers import get_scorer
 from unlearn.eval.table import before_after_table
 from unlearn import later_keys
+from unlearn.agreed import agreed
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json, write_text
 from unlearn.models.loading import configured_model_types, load_model, recipe_processor, save_model
 from unlearn.models.precision import cast_copy, dtype_named
 from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part
 from unlearn.rng import resumed, rng_state, seeded
-from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir
+from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, run_reads
 from unlearn.settings import check_accelerator, check_input_paths, check_run_settings
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,11 @@ class RunContext:
 
     @property
     def is_global_zero(self) -> bool:
-        return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+        """Rank 0, also before any process group exists: a rank Lightning's launcher or torchrun started is not
+        (until 2026-12-05 every rank was, until its first Trainer, and wrote what rank 0 writes)."""
+        if torch.distributed.is_initialized():
+            return torch.distributed.get_rank() == 0
+        return all(int(os.environ.get(v, "0") or 0) == 0 for v in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
 # the config sections whose `image_processor` overrides the model's for that recipe's training or statistics data
@@ -268,8 +274,20 @@ def teaches_on_cpu(cfg: DictConfig) -> bool:
 
 
 def keyed_threads(cfg: DictConfig) -> int | None:
-    """The torch thread count a vanilla model of `cfg` is keyed by in this process; None off CPU."""
-    return torch.get_num_threads() if teaches_on_cpu(cfg) else None
+    """The torch thread count a vanilla model of `cfg` is taught on in this process; None off CPU.
+
+    Several processes on CPU: where OMP_NUM_THREADS is not set, Lightning's launcher sets each rank to the
+    available cores over the processes as it starts them, so that count (until 2026-12-05 the count this process
+    started with, which keyed a model taught on 1 thread per rank as 2, the same key as a model taught on 2
+    with OMP_NUM_THREADS=2: two models under one key)."""
+    if not teaches_on_cpu(cfg):
+        return None
+    processes = teaching_processes(cfg)
+    if processes > 1 and "OMP_NUM_THREADS" not in os.environ:
+        from lightning.fabric.utilities.distributed import _suggested_max_num_threads
+
+        return _suggested_max_num_threads(processes)
+    return torch.get_num_threads()
 
 
 def vanilla_path(cfg: DictConfig) -> Path:
@@ -282,7 +300,7 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path | str:
         return str(cfg.model.path)  # as written: Path() drops a leading ./, which marks a local directory
     _require_build(cfg)  # before vanilla_path, which reads model.build
     path = vanilla_path(cfg)
-    if path.exists():
+    if agreed(f"vanilla model cached {path}", path.exists):  # every rank teaches, or none (unlearn/agreed.py)
         log.info("vanilla model: reusing %s", path)
         taught = teaching_record(path).get("environment")
         if taught is None and keyed_threads(cfg) == 1:
@@ -483,6 +501,16 @@ def same_teaching(saved: dict, identity: dict | None, cache: Path, source) -> bo
     return not record.is_file() or record.stat().st_mtime_ns <= cache.stat().st_mtime_ns
 
 
+def cached_before(cache: Path, identity: dict | None, source) -> dict | None:
+    """The cached before-evaluation of the model now under its key, or None."""
+    saved = json.loads(cache.read_text()) if cache.is_file() else None
+    if saved is not None and source is not None and not same_teaching(saved, identity, cache, source):
+        log.warning("before-evaluation %s is of another teaching of %s (taught again since): evaluating anew",
+                    cache.name, Path(str(source)).name)
+        return None
+    return saved
+
+
 def evaluate_before(ctx: RunContext, cache: Path | None, source=None) -> tuple[dict, list[dict]]:
     """The before stage, read from `cache` when an earlier run of the same vanilla model wrote it.
 
@@ -490,11 +518,19 @@ def evaluate_before(ctx: RunContext, cache: Path | None, source=None) -> tuple[d
     exactly on one machine; `eval.cache_before=false` always re-evaluates.
     """
     identity = vanilla_identity(source) if cache is not None and source is not None else None
-    saved = json.loads(cache.read_text()) if cache is not None and cache.is_file() else None
-    if saved is not None and source is not None and not same_teaching(saved, identity, cache, source):
-        log.warning("before-evaluation %s is of another teaching of %s (taught again since): evaluating anew",
-                    cache.name, Path(str(source)).name)
-        saved = None
+    read: list[dict | None] = []
+
+    def usable() -> bool:
+        read.append(cached_before(cache, identity, source))
+        return read[-1] is not None
+
+    # every rank evaluates, or none (unlearn/agreed.py)
+    saved = None
+    if cache is not None and agreed(f"before-evaluation cached {cache}", usable):
+        saved = read[-1] if read else cached_before(cache, identity, source)
+        if saved is None:
+            raise FileNotFoundError(f"rank 0 reads the cached before-evaluation {cache}, which this rank cannot "
+                                    "read: is the cache directory shared by every rank?")
     if saved is not None:
         log.info("before-evaluation: reusing %s", cache)
         # metrics are re-aggregated from the records, so a change in aggregation never reads stale numbers
@@ -510,14 +546,15 @@ def run(cfg: DictConfig) -> dict:
     check_sequence_settings(cfg)  # before any data is read or any model taught, loaded or evaluated
     check_run_settings(cfg)
     check_accelerator(cfg.get("trainer") or {})
+    check_not_a_multirun_of_processes(cfg)
     check_input_paths(cfg)
     # method=finetune teaches, so its seed is the teaching seed (the model it writes is cached under it)
     L.seed_everything(cfg.teach_seed if cfg.method.name == "finetune" else cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
-    check_fresh_run_dir(out_dir, "paths.output_dir")
+    check_fresh_run_dir(out_dir, "paths.output_dir", run_reads(cfg))
     check_writable_dir(out_dir, "paths.output_dir")
     check_writable_dir(cfg.paths.cache_dir, "paths.cache_dir")
-    with claimed_run_dir(out_dir, "paths.output_dir"):  # no second run writes into it meanwhile (unlearn/run_dir.py)
+    with claimed_run_dir(out_dir, "paths.output_dir", run_reads(cfg)):  # no second run writes into it meanwhile (unlearn/run_dir.py)
         try:
             metrics = _run_into(cfg, out_dir)
         except BaseException:
@@ -525,6 +562,21 @@ def run(cfg: DictConfig) -> dict:
             raise
         finish_wandb_run(0)
         return metrics
+
+
+def check_not_a_multirun_of_processes(cfg: DictConfig) -> None:
+    """`python train.py -m ...` with a multi-process trainer is refused before anything runs: Lightning starts the
+    other ranks by running the command again, `-m` and its sweep included, so each rank ran the whole sweep
+    itself (until 2026-12-05: with the jobs' trainers differing the run was killed, with the default sweep
+    directory a rank wrote a second, single-process copy of a job's run)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if teaching_processes(cfg) > 1 and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ValueError(f"trainer.devices x trainer.num_nodes = {teaching_processes(cfg)} processes in a "
+                         "`python train.py -m` sweep: Lightning would start each job's other ranks by running the "
+                         "whole sweep again; run the multi-process jobs one by one (a shell loop over "
+                         "`python train.py ...`)")
 
 
 def finish_wandb_run(exit_code: int) -> None:

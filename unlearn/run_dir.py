@@ -122,10 +122,10 @@ def release_run_dir(directory) -> None:
 
 
 @contextmanager
-def claimed_run_dir(directory, key: str):
+def claimed_run_dir(directory, key: str, reads=()):
     """The directory claimed while the block runs; released after it only if this block took the claim (a claim the
     Hydra callback took lasts the process)."""
-    took = claim_run_dir(directory, key)
+    took = claim_run_dir(directory, key, recheck=lambda d, k: check_fresh_run_dir(d, k, reads))
     try:
         yield
     finally:
@@ -140,9 +140,15 @@ def finished_outputs(directory: Path) -> list[Path]:
 WEIGHTS = ("*.safetensors", "*.bin", "*.pt")  # a run writes weights only under model/: these name a checkpoint
 
 
-def check_fresh_run_dir(directory, key: str = "hydra.run.dir") -> None:
+INTERRUPTED = ("**/*.ckpt", "**/*.safetensors")  # what an interrupted run leaves to resume or reuse
+
+
+def check_fresh_run_dir(directory, key: str = "hydra.run.dir", reads=()) -> None:
     """Refuse a run dir that holds a finished run, or model weights: a checkpoint's own directory (model.path, a
-    cached vanilla model), whose config.json the run's would replace (until the thirty-first session it did)."""
+    cached vanilla model), whose config.json the run's would replace (until the thirty-first session it did); or
+    an interrupted run's checkpoint or mask (until 2026-12-05 a run into it wrote its own last.ckpt over the one
+    the error messages say to resume from). `reads`: the files this run reads (method.ckpt_path, a mask path):
+    resuming from a checkpoint in its own directory is a resume, not a loss."""
     done = finished_outputs(Path(directory))
     if done:
         raise FinishedRunError(f"{key}={directory} already holds a finished run ({', '.join(p.name for p in done)}); "
@@ -152,6 +158,29 @@ def check_fresh_run_dir(directory, key: str = "hydra.run.dir") -> None:
         raise FinishedRunError(f"{key}={directory} holds model weights ({', '.join(weights[:3])}): a checkpoint's "
                                f"directory, whose files a run would write over; nothing was written: choose another "
                                f"{key}")
+    read = {Path(str(r)).expanduser().resolve() for r in reads if r}
+    kept = sorted({p for pattern in INTERRUPTED for p in Path(directory).glob(pattern)
+                   if p.is_file() and p.resolve() not in read})
+    if kept:
+        shown = ", ".join(str(p.relative_to(directory)) for p in kept[:3])
+        raise FinishedRunError(f"{key}={directory} holds an interrupted run's {shown}, which a run into it would write "
+                               "over; nothing was written: resume it (method.ckpt_path=<that run dir>/checkpoints/"
+                               f"last.ckpt) or reuse its mask from another {key}, or move them away")
+
+
+def run_reads(cfg) -> list[str]:
+    """The files of an earlier run that this run reads (check_fresh_run_dir's `reads`)."""
+    from omegaconf import OmegaConf
+
+    found = []
+    for key in ("method.ckpt_path", "mmunlearner.mask_path"):
+        try:
+            value = OmegaConf.select(cfg, key, default=None)
+        except Exception:  # noqa: BLE001 - an unresolvable value is refused by name later, by the settings checks
+            value = None
+        if value:
+            found.append(str(value))
+    return found
 
 
 def check_writable_dir(directory, key: str) -> None:
@@ -189,10 +218,12 @@ class RefuseFinishedRuns(Callback):
 
     def on_run_start(self, config, **kwargs) -> None:
         _resolvable(config)
+        reads = run_reads(config)
         try:
-            check_fresh_run_dir(config.hydra.run.dir, "hydra.run.dir")
+            check_fresh_run_dir(config.hydra.run.dir, "hydra.run.dir", reads)
             check_writable_dir(config.hydra.run.dir, "hydra.run.dir")
-            claim_run_dir(config.hydra.run.dir, "hydra.run.dir")
+            claim_run_dir(config.hydra.run.dir, "hydra.run.dir",
+                          recheck=lambda d, k: check_fresh_run_dir(d, k, reads))
         except (FinishedRunError, NotWritableError, RunDirInUseError) as e:
             raise SystemExit(f"Error: {e}") from e
 

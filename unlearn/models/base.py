@@ -22,6 +22,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from unlearn.agreed import agreed
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json
 from unlearn.rng import seeded
 
@@ -103,7 +104,7 @@ def ensure_base(cfg: DictConfig) -> Path:
         log.warning("model.base.shipped=%s holds base %s, this config's base is %s: pretraining instead "
                     "(python -m unlearn.models.base --ship %s rebuilds the shipped copy)", shipped, found, key, shipped)
     path = base_path(cfg)
-    if path.exists():
+    if agreed(f"base model cached {path}", path.exists):  # every rank pretrains, or none
         log.info("base model: reusing %s", path)
         return path
     log.info("base model missing: pretraining on the background world (cached at %s)", path)

@@ -1,0 +1,82 @@
+"""Rank 0 decides what the other ranks do with the cache (unlearn/agreed.py); the keys name what each rank
+is taught on; a multi-process trainer is refused where Lightning would re-run a whole sweep in each rank."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from unlearn.agreed import _env_key, agreed
+from unlearn.config import compose_config
+
+
+def test_a_rank_rank_0_started_follows_its_decision_and_rank_0_always_decides(monkeypatch):
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.delenv(_env_key("cached x"), raising=False)
+    assert agreed("cached x", lambda: False) is False  # rank 0 (or one process) decides and records
+    assert agreed("cached x", lambda: True) is True  # and decides again: a sweep's next job is its own
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert agreed("cached x", lambda: False) is True  # a started rank: rank 0's last decision, not its own
+    assert agreed("cached y", lambda: False) is False  # no decision of rank 0 under that name: its own
+    assert _env_key("cached y") not in os.environ  # a started rank records nothing
+
+
+def test_the_vanilla_key_names_the_threads_lightning_gives_each_rank(tmp_path, monkeypatch):
+    """On CPU with OMP_NUM_THREADS unset, Lightning gives each of W ranks cores // W threads as it starts them:
+    the key names that, not the count the process started with (until 2026-12-05 a model taught on 1 thread
+    per rank had the key of one taught with OMP_NUM_THREADS=2)."""
+    from lightning.fabric.utilities.distributed import _suggested_max_num_threads
+
+    from unlearn.pipeline import keyed_threads, vanilla_path
+    from unlearn.runtime import torch_threads
+
+    cfg = compose_config(["debug=fast", "method=ga", "trainer=ddp_sim"], tmp_path / "run", tmp_path / "cache")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with torch_threads(3):
+        assert keyed_threads(cfg) == _suggested_max_num_threads(2)
+        unset = vanilla_path(cfg)
+    with torch_threads(_suggested_max_num_threads(2)):
+        assert vanilla_path(cfg) == unset  # whatever this process started with
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # set: Lightning leaves the ranks on it
+    with torch_threads(3):
+        assert keyed_threads(cfg) == 3
+    one = compose_config(["debug=fast", "method=ga"], tmp_path / "run", tmp_path / "cache")
+    with torch_threads(3):
+        assert keyed_threads(one) == 3  # one process: its own count, as ever
+
+
+def test_a_sweep_of_multi_process_runs_is_refused_before_anything_runs(tmp_path):
+    root = Path(__file__).parent.parent
+    proc = subprocess.run([sys.executable, "train.py", "-m", "method=ga", "debug=fast", "trainer=ddp_sim",
+                           f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=root, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "UNLEARN_CACHE": str(tmp_path / "cache"),
+                                            "WANDB_MODE": "disabled"})
+    assert proc.returncode != 0
+    assert "2 processes in a `python train.py -m` sweep" in proc.stderr
+    assert not (tmp_path / "cache" / "vanilla").exists()  # nothing taught
+
+
+def test_the_frontier_refuses_a_multi_process_trainer(tmp_path):
+    from unlearn.frontier import check_one_process
+
+    check_one_process(["debug=fast"], tmp_path / "cache", tmp_path)
+    with pytest.raises(ValueError, match=r"--base trainer=ddp_sim: trainer.devices x trainer.num_nodes = 2"):
+        check_one_process(["trainer=ddp_sim"], tmp_path / "cache", tmp_path)
+
+
+@pytest.mark.parametrize("variable", ["LOCAL_RANK", "RANK", "NODE_RANK"])
+def test_a_started_rank_is_not_rank_0_before_its_process_group_exists(monkeypatch, variable):
+    from types import SimpleNamespace
+
+    from unlearn.pipeline import RunContext
+
+    for v in ("RANK", "LOCAL_RANK", "NODE_RANK"):
+        monkeypatch.delenv(v, raising=False)
+    ctx = SimpleNamespace()
+    assert RunContext.is_global_zero.fget(ctx)
+    monkeypatch.setenv(variable, "0")
+    assert RunContext.is_global_zero.fget(ctx)
+    monkeypatch.setenv(variable, "1")
+    assert not RunContext.is_global_zero.fget(ctx)
