@@ -779,3 +779,19 @@ def test_a_resumed_sweep_whose_cache_gives_another_model_is_refused_before_it_ru
     with pytest.raises(ValueError, match=r"taught again since"):
         check_same_models(out, todo, [], cache)
     check_same_models(out, [Task("ga", "lr", 1e-4, 0, True)], [], cache)  # a run that evaluates its own: fine
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--seeds", "0", "0"], "--seeds 0 0: a seed given twice"),
+    (["--budget", "0"], "--budget 0.0: expected a finite cost drop > 0"),
+    (["--budget", "nan"], "--budget nan: expected a finite cost drop > 0"),
+    (["--jobs", "0"], "--jobs 0: expected >= 1"),
+    (["--methods", "ga", "ga"], "--methods ga ga: a method given twice"),
+])
+def test_bad_arguments_are_refused_before_any_run(tmp_path, capsys, args, message):
+    from unlearn.frontier import main
+
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "sweep"), *args])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "sweep").exists()

@@ -152,6 +152,13 @@ def test_cli_reports_and_names_the_cells_outside(tmp_path, capsys):
             main([str(printed), str(new), "--out", str(out)])
         assert "give the report its own file" in capsys.readouterr().err
     assert printed.read_text() == PRINTED
+    main([str(printed), str(new), "--out", str(tmp_path / "r.md")])  # an earlier report is replaced
+    other = tmp_path / "metrics.json"  # any other file is not (until 2026-12-05 it was)
+    other.write_text('{"metrics": {}}')
+    with pytest.raises(SystemExit):
+        main([str(printed), str(new), "--out", str(other)])
+    assert "exists and is not a report of this tool" in capsys.readouterr().err
+    assert other.read_text() == '{"metrics": {}}'
 
 
 def test_a_cells_own_count_sets_its_test_and_one_seed_is_untested(tmp_path):

@@ -250,6 +250,22 @@ def test_rescore_names_a_malformed_items_file(tmp_path, content, message):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["items.json"]
 
 
+@pytest.mark.parametrize("name,content,message", [
+    ("metrics.json", "{bad", "not readable JSON"),
+    ("metrics.json", "[1]", "expected a JSON object, found list"),
+    ("config.json", "{bad", "not readable JSON"),
+])
+def test_rescore_names_a_damaged_metrics_or_config_file(tmp_path, name, content, message):
+    """Until 2026-12-05 a bare JSONDecodeError or AttributeError; nothing is written."""
+    from unlearn.rescore import rescore_run
+
+    (tmp_path / "items.json").write_text('{"after": []}')
+    (tmp_path / name).write_text(content)
+    with pytest.raises(ValueError, match=rf"{name}: {message}"):
+        rescore_run(tmp_path, "mllmu_bench")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["items.json", name])
+
+
 def test_mmunlearner_letter_keeps_digits_as_their_eval_does():
     """MLLMU_eval.py strips every character but [a-zA-Z0-9], so a numbered reply reads its digit first: not a
     letter (a mutation dropping digits from the kept set read "1. B" as B)."""

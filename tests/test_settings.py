@@ -116,6 +116,19 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["seed=2.5"], r"seed=2.5: expected an integer"),  # seeded torch with 2 and keyed a vanilla model by 2.5
     (["teach_seed=abc"], r"teach_seed='abc': expected an integer"),
     (["eval.few_shot_seed=1.5"], r"eval.few_shot_seed=1.5"),
+    # not refused until 2026-12-05: a bad seed stopped in Lightning without its key; a negative clip, and flags
+    # written as strings, ran as if they were something else
+    (["seed=-1", "teach_seed=0"], r"seed=-1: expected an integer in \[0, 4294967295\]"),
+    (["teach_seed=4294967296"], r"teach_seed=4294967296: expected an integer in"),
+    (["trainer.gradient_clip_val=-1"], r"trainer.gradient_clip_val=-1: expected a number in \[0, inf\]"),
+    (["save_model=false_"], r"save_model='false_': expected true or false"),
+    (["eval.before='false'"], r"eval.before='false': expected true or false"),
+    (["eval.relearn.enabled=maybe"], r"eval.relearn.enabled='maybe': expected true or false"),
+    (["method=ga", "method.optimizer.weight_decay=-5"], r"method.optimizer: ValueError: Invalid weight_decay value"),
+    (["method=ga", "method.optimizer.lr=${nope}"], r"method.optimizer.lr: InterpolationKeyError"),
+    (["method=ga", "+method.optimizer.lrr=1"], r"method.optimizer: TypeError: .*lrr"),
+    (["method=mmunlearner", "+mmunlearner.forget_optimizer.eps=-1"], r"mmunlearner.forget_optimizer: ValueError"),
+    (["+finetune.optimizer.betas=[2,0.9]"], r"finetune.optimizer: ValueError: Invalid beta parameter"),
     (["data.spec.seed=x"], r"data.spec.seed='x'"),
     (["method=ga", "data.forget_modality=txt"], r"data.forget_modality='txt': expected one of"),
     (["method=ga", "method.answer_only=maybe"], r"method.answer_only='maybe': expected true or false"),
@@ -181,6 +194,13 @@ def test_missing_input_files_are_refused_before_anything_is_read(tmp_path, monke
                              tmp_path / "cache")
         with pytest.raises(ValueError, match=match):
             pipeline.run(cfg)
+    # a mask file that is there but not a readable safetensors file (until 2026-12-05: safetensors' own error,
+    # after the before-evaluation)
+    (tmp_path / "mask.safetensors").write_text("x")
+    cfg = compose_config(["method=mmunlearner", f"mmunlearner.mask_path={tmp_path / 'mask.safetensors'}",
+                          "logger=none"], tmp_path / "run", tmp_path / "cache")
+    with pytest.raises(ValueError, match=r"mmunlearner.mask_path=.*mask.safetensors: not a readable mask"):
+        pipeline.run(cfg)
     from unlearn.methods.gradient import FORGET_FORMS
     from unlearn.settings import FORGET_MODALITIES
 

@@ -235,6 +235,9 @@ def _seeds(md: str) -> int | None:
     return len(m.group(1).replace(" ", "").strip(",").split(",")) if m else None
 
 
+REPORT_HEADING = "# Does "  # how every report this tool writes begins
+
+
 def main(argv: Sequence[str] | None = None) -> str:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("printed", type=Path, help="the printed page (docs/results.md)")
@@ -248,12 +251,15 @@ def main(argv: Sequence[str] | None = None) -> str:
         # until 2026-12-05 `--out docs/results.md` replaced the printed page with the report
         p.error(f"--out {a.out} is {'a directory' if a.out.is_dir() else 'one of the pages compared'}: "
                 "give the report its own file")
+    if a.out and a.out.is_file() and not a.out.read_text(errors="replace").startswith(REPORT_HEADING):
+        # until 2026-12-05 any file was replaced (a run's metrics.json, a page): only an earlier report is
+        p.error(f"--out {a.out} exists and is not a report of this tool: give the report its own file")
     printed_md, new_md = a.printed.read_text(), a.new.read_text()
     pairs, missing = compare(page_cells(printed_md), page_cells(new_md))
     if not pairs:
         p.error(f"{a.printed} and {a.new} share no 'mean ± std' cell: are both results pages?")
     n = (_seeds(printed_md), _seeds(new_md))
-    text = (f"# Does {a.new} reproduce {a.printed}?\n\n"
+    text = (f"{REPORT_HEADING}{a.new} reproduce {a.printed}?\n\n"
             + report(pairs, missing, n if None not in n else None))  # type: ignore[arg-type]
     if a.out:
         write_text(a.out, text)

@@ -60,7 +60,7 @@ def item_settings(run_dir: Path) -> dict:
     if resolved.is_file():
         from omegaconf import OmegaConf
 
-        cfg = OmegaConf.create(json.loads(resolved.read_text()))
+        cfg = OmegaConf.create(read_object(resolved))
     elif composed.is_file():
         from omegaconf import OmegaConf
 
@@ -94,6 +94,18 @@ def read_stages(path: Path) -> dict[str, list]:
     return stages
 
 
+def read_object(path: Path) -> dict:
+    """A JSON object file, or a ValueError naming it (until 2026-12-05 a damaged metrics.json or config.json
+    raised a bare JSONDecodeError or AttributeError)."""
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{path}: not readable JSON ({e}); a run still writing, or a truncated copy?") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
 def rescore_run(run_dir: str | Path, scorer_name: str) -> dict[str, float]:
     run_dir = Path(run_dir)
     path = run_dir / "items.json"
@@ -103,7 +115,7 @@ def rescore_run(run_dir: str | Path, scorer_name: str) -> dict[str, float]:
     stages = read_stages(path)
     settings = item_settings(run_dir)
     own = run_dir / "metrics.json"
-    metrics = dict(json.loads(own.read_text()).get("metrics", {})) if own.is_file() else {}
+    metrics = dict(read_object(own).get("metrics") or {}) if own.is_file() else {}
     # what the items alone do not give (forget quality: the reference model's ratios) stays as the run had it;
     # what the old scoring derived from them goes, so that no key of the old scorer's stays under the new name
     for stage, records in stages.items():

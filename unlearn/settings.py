@@ -111,10 +111,14 @@ def optional_one_of(value, choices, key: str, null_means: str = "") -> None:
         raise ValueError(f"{key}={value!r}: expected {null} or one of {list(choices)}")
 
 
+SEED_RANGE = (0, 2**32 - 1)  # what Lightning's seed_everything (numpy's seed) takes
+
+
 def integer(value, key: str) -> None:
-    """A seed: a float would seed torch with its integer part and key caches by the float."""
-    if not _is_int(value):
-        raise ValueError(f"{key}={value!r}: expected an integer")
+    """A seed: a float would seed torch with its integer part and key caches by the float; one outside numpy's
+    range stopped in Lightning's seed_everything without the key's name."""
+    if not _is_int(value) or not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
+        raise ValueError(f"{key}={value!r}: expected an integer in [{SEED_RANGE[0]}, {SEED_RANGE[1]}]")
 
 
 def booleans(node, keys_and_defaults: dict, section: str) -> None:
@@ -166,9 +170,12 @@ def check_eval(e) -> None:
     optional_positive_int(e.get("max_people"), "eval.max_people", "every person")
     optional_positive_int(e.get("max_new_tokens"), "eval.max_new_tokens", "the protocol's limits")
     boolean(e.get("share_prompt", True), "eval.share_prompt")
+    booleans(e, {"before": True, "cache_before": False, "few_shot": True}, "eval")
     if e.get("shared_cache_gb") is not None:  # null: no bound
         number(e.shared_cache_gb, "eval.shared_cache_gb", 0, low_open=True)
     r = e.get("relearn")
+    if r is not None:
+        boolean(r.get("enabled", False), "eval.relearn.enabled")  # "false", a string, ran the attack
     if r is not None:  # its data named wrongly is refused whether or not the attack is on
         one_of(r.get("data", "forget"), ("forget", "retain"), "eval.relearn.data")
     if r is not None and r.get("enabled"):
@@ -188,6 +195,7 @@ def check_finetune(f) -> None:
     known_keys(f, [*default, *FINETUNE_OPTIONAL], "finetune")
     positive_int(f.epochs, "finetune.epochs")
     positive_int(f.batch_size, "finetune.batch_size")
+    check_optimizer(f.get("optimizer"), "finetune.optimizer")
     positive_int(f.check_every, "finetune.check_every")
     positive_int(f.probe_people, "finetune.probe_people")
     if f.target_mc_acc is not None:  # 0: stop at the first check; above 1: never (every epoch runs)
@@ -207,6 +215,21 @@ def check_finetune(f) -> None:
         warmup_below_epochs(warmup, f.epochs, "finetune.scheduler.warmup_epochs", "finetune.epochs")
 
 
+def check_optimizer(node, key: str) -> None:
+    """The optimizer built once on a one-element tensor: a bad argument (a negative weight decay, a misspelt
+    keyword, an unresolved interpolation) was refused by torch or Hydra, without the key, only when training
+    started after the before-evaluation (until 2026-12-05)."""
+    if node is None:
+        return
+    import torch
+    from hydra.utils import instantiate
+
+    try:
+        instantiate(node)([torch.nn.Parameter(torch.zeros(1))])
+    except Exception as e:  # noqa: BLE001 - whatever torch or Hydra raises, named by its key
+        raise ValueError(f"{key}: {type(e).__name__}: {e}") from e
+
+
 def check_gradient_method(m) -> None:
     positive_int(m.epochs, "method.epochs")
     positive_int(m.batch_size, "method.batch_size")
@@ -224,10 +247,14 @@ def check_gradient_method(m) -> None:
                          "(experiment=mllmu_baselines: NPO.py requires --oracle_model_id, a model finetuned on the "
                          "retain data); give method.reference_path=DIR, or method.reference_required=false for a "
                          "frozen copy of the starting model")
-    lr = m.optimizer.get("lr")
+    try:
+        lr = m.optimizer.get("lr")
+    except Exception as e:  # noqa: BLE001 - an unresolvable interpolation, named by its key
+        raise ValueError(f"method.optimizer.lr: {type(e).__name__}: {e}") from e
     if lr is None:
         raise ValueError(f"method.optimizer.lr is null (model.unlearn_lr has no entry {m.name!r}?); give one")
     number(lr, "method.optimizer.lr", 0, low_open=True)  # 0 would report the vanilla model as unlearned
+    check_optimizer(m.optimizer, "method.optimizer")
     schedule = m.get("schedule", "paired")
     one_of(schedule, ("paired", "sequential", "interleaved"), "method.schedule")
     if schedule == "interleaved" and (m.loss == "ga" or (m.loss == "npo" and m.alpha == 0)):
@@ -287,6 +314,15 @@ def check_input_paths(cfg) -> None:
     if mask and not Path(str(mask)).expanduser().is_file():
         raise FileNotFoundError(f"mmunlearner.mask_path={mask}: no such file (a mask.safetensors an earlier run "
                                 "wrote under its mmunlearner/)")
+    if mask:  # its header read now (until 2026-12-05 a damaged file failed in safetensors after the evaluation)
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(Path(str(mask)).expanduser()), framework="pt") as f:
+                if not list(f.keys()):
+                    raise ValueError("it holds no tensor")
+        except Exception as e:  # noqa: BLE001 - safetensors' own errors carry no key
+            raise ValueError(f"mmunlearner.mask_path={mask}: not a readable mask.safetensors ({e})") from e
 
 
 def warmup_below_epochs(warmup: int, epochs: int, key: str, epochs_key: str) -> None:
@@ -305,6 +341,7 @@ def check_mmunlearner(m) -> None:
     if m.clip != math.inf:  # inf: no clipping
         number(m.clip, "mmunlearner.clip", 0, low_open=True)  # a norm: <= 0 zeroes or flips every gradient
     number(m.forget_optimizer.get("lr"), "mmunlearner.forget_optimizer.lr", 0, low_open=True)
+    check_optimizer(m.forget_optimizer, "mmunlearner.forget_optimizer")
     boolean(m.get("clip_retain", True), "mmunlearner.clip_retain")
     one_of(m.get("fisher_dtype", "float32"), ("float32", "float16", "bfloat16"), "mmunlearner.fisher_dtype")
     from unlearn.models.precision import START_PRECISIONS
@@ -316,6 +353,7 @@ def check_mmunlearner(m) -> None:
         number(m.mask_fraction, "mmunlearner.mask_fraction", 0, 1, low_open=True)
     if m.get("retain_optimizer") is not None:
         number(m.retain_optimizer.get("lr"), "mmunlearner.retain_optimizer.lr", 0, low_open=True)
+        check_optimizer(m.retain_optimizer, "mmunlearner.retain_optimizer")
     booleans(m, {"apply_mask": True, "restore_masked": True, "fisher_shuffle": False, "retain_text": True},
              "mmunlearner")
     from unlearn.data.written import check_image_labels
@@ -579,9 +617,19 @@ def check_accelerator(trainer) -> None:
                              "trainer=cpu, or trainer=ddp_sim / fsdp_sim for several CPU processes")
 
 
+def check_trainer(trainer) -> None:
+    """Lightning skips clipping at a clip value <= 0, so trainer.gradient_clip_val=-1 ran unclipped, silently; 0
+    and null are its own ways of saying no clipping."""
+    clip = trainer.get("gradient_clip_val")
+    if clip is not None:
+        number(clip, "trainer.gradient_clip_val", 0)
+
+
 def check_run_settings(cfg) -> None:
     """Every section the run reads, checked before the vanilla model is taught or the before-evaluation runs."""
     check_known_keys(cfg)
+    boolean(cfg.get("save_model", True), "save_model")
+    check_trainer(cfg.get("trainer") or {})
     integer(cfg.seed, "seed")
     integer(cfg.get("teach_seed", cfg.seed), "teach_seed")
     integer(cfg.eval.get("few_shot_seed", 0), "eval.few_shot_seed")
