@@ -435,3 +435,41 @@ def test_a_checkpoint_of_another_family_than_the_model_config_is_refused(tmp_pat
     for family in CONFIGS:
         model, _ = load_configured(_cfg(tmp_path, family, checkpoints[family]), checkpoints[family])
         assert model.config.model_type == family
+
+
+def test_the_qwen2_vl_config_finds_qwen2_5_vls_modules_which_its_model_types_accept():
+    """Until 2026-12-05 `model_types` accepted a Qwen2.5-VL checkpoint whose gated vision MLP no MANU pattern
+    matched (MANU stopped) and whose blocks no fsdp_layers class named (FSDP wrapped nothing, silently)."""
+    import yaml
+    from transformers import AutoModelForImageTextToText, Qwen2_5_VLConfig
+
+    from callbacks.activation_stats import match_modules
+    from unlearn.manu.prune import producers_of
+    from unlearn.strategies import import_class
+
+    config = Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2,
+                         rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}),
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                           fullatt_block_indexes=[1]))
+    model = AutoModelForImageTextToText.from_config(config)
+    cfg = yaml.safe_load(open("configs/model/qwen2_vl_7b.yaml"))
+    assert config.model_type in cfg["model_types"]
+    for key in ("mlp_modules", "manu_official_modules"):
+        towers = match_modules(model, cfg[key])
+        assert {"language", "vision"} == set(towers.values()), key
+    vision = [n for n, t in match_modules(model, cfg["mlp_modules"]).items() if t == "vision"]
+    assert vision and all(n.endswith("mlp.down_proj") for n in vision)
+    # its gate and up projections are what pruning zeroes
+    assert {n.rsplit(".", 1)[1] for n, _ in producers_of(model, vision[0])} == {"gate_proj", "up_proj"}
+    classes = tuple(import_class(c) for c in cfg["fsdp_layers"])
+    assert any(isinstance(m, classes) for m in model.modules())
+
+
+def test_fsdp_refuses_block_classes_the_model_does_not_have():
+    from unlearn.strategies import fsdp_strategy
+
+    strategy = fsdp_strategy(["transformers.models.qwen2_vl.modeling_qwen2_vl.Qwen2VLDecoderLayer"])
+    with pytest.raises(ValueError, match=r"model.fsdp_layers=\['Qwen2VLDecoderLayer'\]: no module of this model"):
+        strategy._setup_model(torch.nn.Sequential(torch.nn.Linear(2, 2)))

@@ -31,7 +31,7 @@ def fsdp_strategy(layers: list[str], activation_checkpointing: bool = True, shar
     if not layers:
         raise ValueError("trainer=fsdp needs model.fsdp_layers: the transformer block classes to shard")
     classes = {import_class(c) for c in layers}
-    return WholeModelFSDP(auto_wrap_policy=classes, activation_checkpointing_policy=classes
+    return WholeModelFSDP(layer_classes=tuple(classes), auto_wrap_policy=classes, activation_checkpointing_policy=classes
                           if activation_checkpointing else None, sharding_strategy=sharding_strategy,
                           cpu_offload=cpu_offload, state_dict_type=state_dict_type, use_orig_params=True)
 
@@ -52,7 +52,16 @@ class WholeModelFSDP(FSDPStrategy):
       class exactly), and torch's FSDP shards on CPU when given the device. So the CPU suite runs the FSDP paths.
     """
 
+    def __init__(self, *args, layer_classes: tuple = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.layer_classes = layer_classes
+
     def _setup_model(self, model):
+        # a block class the model does not have wrapped nothing, silently: one unsharded unit, nothing recomputed
+        # (until 2026-12-05, a Qwen2.5-VL checkpoint under the Qwen2-VL config)
+        if self.layer_classes and not any(isinstance(m, self.layer_classes) for m in model.modules()):
+            raise ValueError(f"model.fsdp_layers={[c.__name__ for c in self.layer_classes]}: no module of this model "
+                             f"is one of them; name its transformer block class")
         if self.root_device.type != "cpu":
             return super()._setup_model(model)
         # Lightning's, with the device named (it passes the device index, None on CPU)
