@@ -88,6 +88,10 @@ def test_artifacts_get_the_mode_a_plain_open_gives_under_the_umask(tmp_path):
         write_text(tmp_path / "r.md", "x")
         with atomic_dir(tmp_path / "model") as d:
             (d / "w.bin").write_bytes(b"0")
+            from safetensors.torch import save_file  # writes 0600 whatever the umask
+            import torch
+
+            save_file({"w": torch.zeros(1)}, str(d / "model.safetensors"))
         os.umask(0o077)
         write_text(tmp_path / "private.md", "x")
     finally:
@@ -95,4 +99,5 @@ def test_artifacts_get_the_mode_a_plain_open_gives_under_the_umask(tmp_path):
     mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
     assert mode(tmp_path / "m.json") == mode(tmp_path / "r.md") == 0o644
     assert mode(tmp_path / "model") == 0o755
+    assert mode(tmp_path / "model" / "w.bin") == mode(tmp_path / "model" / "model.safetensors") == 0o644
     assert mode(tmp_path / "private.md") == 0o600

@@ -105,6 +105,9 @@ def atomic_dir(final: str | Path):
         yield tmp
         for file in (p for p in tmp.rglob("*") if p.is_file()):
             with open(file, "rb+") as f:
+                # safetensors writes its files 0600 whatever the umask (until 2026-12-05 a shared cache's and a
+                # run's weights were their writer's alone): the mode a plain open gives, as _as_open does
+                os.fchmod(f.fileno(), 0o666 & ~_umask())
                 os.fsync(f.fileno())
         try:
             os.rename(tmp, final)
