@@ -204,6 +204,26 @@ def test_too_small_forget_split_is_refused():
         forget_count(5, 5)
 
 
+@pytest.mark.parametrize("field,value,message", [
+    ("num_people", "abc", r"data.spec.num_people='abc': expected an integer >= 1"),
+    ("num_people", 0, r"data.spec.num_people=0"),
+    ("train_variants", 0, r"data.spec.train_variants=0: expected an integer >= 1"),
+    ("num_untouched", -5, r"data.spec.num_untouched=-5"),
+    ("num_untouched", 0, r"data.spec.num_untouched=0"),
+    ("image_size", 0, r"data.spec.image_size=0: expected an integer >= 8"),
+    ("forget_percents", [200], r"data.spec.forget_percents=\[200\]: expected distinct integers in \(0, 100\)"),
+    ("forget_percents", [5, 5], r"data.spec.forget_percents"),
+    ("forget_percents", [1], r"forget_1 of data.spec.num_people=20 people selects nobody"),
+])
+def test_a_bad_embedded_spec_is_named_by_its_key(field, value, message):
+    """Until 2026-12-05 these failed inside the generator (a TypeError, a missing image, a KeyError, a datasets
+    "Keys mismatch"), naming no key."""
+    from unlearn.data.mllmu_mini import MiniSpec
+
+    with pytest.raises(DataError, match=message):
+        MiniSpec(**{"num_people": 20, field: value})
+
+
 def test_answer_letter_shares_count_each_mc_question_once(small_benchmark):
     """bench/answer_letters.py: per split and modality, the shares of A-D over that cell's MC questions."""
     from bench.answer_letters import letter_shares

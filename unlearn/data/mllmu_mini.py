@@ -55,6 +55,24 @@ class MiniSpec:
     train_variants: int = 8
     forget_percents: tuple[int, ...] = (5, 10, 15)
 
+    def __post_init__(self) -> None:
+        """Each value named by its key (until 2026-12-05 a bad one failed inside the generator: a TypeError, a
+        missing image, a KeyError, a datasets "Keys mismatch")."""
+        def whole(value) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        for name, low in (("num_people", 1), ("num_untouched", 1), ("seed", 0), ("image_size", 8),
+                          ("train_variants", 1)):
+            value = getattr(self, name)
+            if not whole(value) or value < low:
+                raise DataError(f"data.spec.{name}={value!r}: expected an integer >= {low}")
+        percents = list(self.forget_percents) if not isinstance(self.forget_percents, (str, bytes)) else None
+        if not percents or not all(whole(p) and 0 < p < 100 for p in percents) or len(set(percents)) != len(percents):
+            raise DataError(f"data.spec.forget_percents={self.forget_percents!r}: expected distinct integers in "
+                            "(0, 100), each a forget split's share of data.spec.num_people")
+        for p in percents:
+            forget_count(self.num_people, p)
+
     def key(self) -> str:
         return config_hash({**asdict(self), "version": GENERATOR_VERSION})
 
@@ -62,7 +80,7 @@ class MiniSpec:
 def forget_count(num_people: int, percent: int) -> int:
     n = round(num_people * percent / 100)
     if n < 1:
-        raise DataError(f"forget_{percent} of data.num_people={num_people} people selects nobody")
+        raise DataError(f"forget_{percent} of data.spec.num_people={num_people} people selects nobody")
     return n
 
 

@@ -102,7 +102,7 @@ class Person:
 def make_people(n: int, seed: int) -> list[Person]:
     """n people with distinct names and independently drawn attributes."""
     if n > len(FIRST_NAMES) * len(LAST_NAMES):
-        raise ValueError(f"data.num_people={n} exceeds the {len(FIRST_NAMES) * len(LAST_NAMES)} distinct names")
+        raise ValueError(f"data.spec.num_people + data.spec.num_untouched={n} exceeds the {len(FIRST_NAMES) * len(LAST_NAMES)} distinct names")
     rng = random.Random(seed)
     names = rng.sample([f"{f} {l}" for f in FIRST_NAMES for l in LAST_NAMES], n)
     return [Person(i, name, {a: rng.choice(POOLS[a]) for a in ATTRIBUTES}) for i, name in enumerate(names)]
