@@ -390,6 +390,37 @@ def test_a_misspelt_data_key_is_warned_by_name_and_shipped_ones_are_not(tmp_path
     assert len(caplog.records) == 1 and "['mc_mod']" in caplog.records[0].getMessage()
 
 
+@pytest.mark.parametrize("overrides", [
+    # every shipped model and experiment preset, and the method sections they add: nothing warned
+    [f"model={m}"] for m in ("tiny_llava", "tiny_llava_base", "llava_1_5_7b", "idefics2_8b", "qwen2_vl_7b",
+                             "qwen2_vl_2b")] + [
+    [f"experiment={e}"] for e in ("organism", "manu_official", "mllmu_baselines", "mmunlearner_official")] + [
+    ["method=mmunlearner"], ["method=manu"]])
+def test_shipped_configs_have_no_unknown_model_or_top_level_keys(tmp_path, caplog, overrides):
+    import logging
+
+    from unlearn.settings import warn_unknown_model_and_top_keys
+
+    with caplog.at_level(logging.WARNING, logger="unlearn.settings"):
+        warn_unknown_model_and_top_keys(compose_config(overrides, tmp_path / "a", tmp_path / "cache"))
+    assert not caplog.records
+
+
+def test_a_misspelt_model_or_top_level_key_is_warned_by_name(tmp_path, caplog):
+    """`+model.dtyp=float16`, `+save_modle=false`: the default stayed in force without a word until 2026-12-05."""
+    import logging
+
+    from unlearn.settings import check_run_settings
+
+    with caplog.at_level(logging.WARNING, logger="unlearn.settings"):
+        check_run_settings(compose_config(["+model.dtyp=float16", "+save_modle=false"], tmp_path / "a",
+                                          tmp_path / "cache"))
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert "top-level keys" in messages[0] and "['save_modle']" in messages[0]
+    assert "model has keys" in messages[1] and "['dtyp']" in messages[1]
+
+
 @pytest.mark.parametrize("data", ["clear", "mllmu_bench"])
 def test_a_misspelt_spec_key_of_a_spec_without_a_class_is_warned(tmp_path, caplog, data):
     """CLEAR's and MLLMU-Bench's spec is read through interpolations, so a misspelt key there is read by nothing

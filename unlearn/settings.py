@@ -388,7 +388,8 @@ def check_manu(m) -> None:
 
 # the sections whose keys are defined where their defaults live (experiment presets only set them), and the
 # nested sub-sections of fixed shape checked the same way
-DEFINED_IN = {"method": "method", "mmunlearner": "method", "manu": "method", "eval": ".", "data": "data"}
+DEFINED_IN = {"method": "method", "mmunlearner": "method", "manu": "method", "eval": ".", "data": "data",
+              "model": "model"}
 REFUSED_UNKNOWN = ("method", "mmunlearner", "manu", "eval")  # data: warned (a user's preset may hold free keys)
 NESTED = {"eval": ("relearn",), "manu": ("official", "prune"), "data": ("spec",)}
 
@@ -462,7 +463,43 @@ def data_keys_read_by_eval() -> frozenset:
 STUB_SECTIONS = {"manu": "manu", "mmunlearner": "mmunlearner", "finetune": "finetune"}  # where their settings live
 
 
+@functools.lru_cache(maxsize=None)
+def top_level_keys() -> frozenset:
+    """The top-level keys some config writes: configs/config.yaml's own and its groups', and those of every
+    `@package _global_` preset (an experiment's own section, MANU's and MMUnlearner's)."""
+    import yaml
+
+    from unlearn.config import CONFIG_DIR
+
+    root = yaml.safe_load((CONFIG_DIR / "config.yaml").read_text())
+    keys = set(root) | {next(iter(d)) for d in root["defaults"] if isinstance(d, dict)}
+    for f in CONFIG_DIR.glob("*/*.yaml"):
+        text = f.read_text()
+        if "@package _global_" in text:
+            keys |= set(yaml.safe_load(text) or {})
+    return frozenset(keys - {"defaults"})
+
+
+def warn_unknown_model_and_top_keys(cfg) -> None:
+    """`+model.dtyp=float16` or `+save_modle=false` ran with the default in force, without a word (until
+    2026-12-05). Warned, not refused, as data's: a user's own model config or preset may keep free keys for its
+    interpolations."""
+    unknown = sorted(set(cfg) - top_level_keys() - {"hydra"})
+    if unknown:
+        log.warning("top-level keys that no config defines and nothing reads: %s (a misspelt one leaves its default "
+                    "in force; known: %s)", unknown, sorted(top_level_keys()))
+    model = cfg.get("model")
+    if model is not None:
+        defined = defined_keys("model")[""]
+        unknown = sorted(set(model) - defined)
+        if unknown:
+            log.warning("model has keys that no config in configs/model/ defines: %s (read only through your own "
+                        "interpolations; a misspelt one leaves its default in force; known: %s)", unknown,
+                        sorted(defined))
+
+
 def check_known_keys(cfg) -> None:
+    warn_unknown_model_and_top_keys(cfg)
     if cfg.get("data") is not None:
         warn_unknown_data_keys(cfg)
     for section in REFUSED_UNKNOWN:
