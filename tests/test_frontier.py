@@ -38,6 +38,8 @@ def test_point_exactly_at_the_budget():
 
 def test_curve_that_never_reaches_the_budget_reports_its_strongest_point():
     assert forget_drop_at([(0.01, 0.2), (0.03, 0.5)], 0.05) == Reading(0.5, False)
+    # the strongest setting's, not the largest drop (a mutation reading the maximum survived until 2026-12-05)
+    assert forget_drop_at([(0.01, 0.6), (0.03, 0.4)], 0.05) == Reading(0.4, False)
 
 
 def test_non_monotone_curve_uses_the_first_crossing():

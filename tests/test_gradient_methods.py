@@ -364,3 +364,37 @@ def test_a_reference_path_is_not_loaded_for_a_method_that_reads_none(tmp_path, s
     cfg = _cfg(tmp_path, "method=ga", "method.epochs=1", "method.reference_path=/oracle/model")
     run(RunContext(cfg, small_benchmark, copy.deepcopy(start), proc, tmp_path))
     assert "read by KL and NPO only" in caplog.text
+
+
+@pytest.mark.parametrize("log_ratio", ["sequence_sum", "token_mean"])
+def test_npo_reads_its_reference_and_its_log_ratio(log_ratio, tiny_model, small_benchmark):
+    """The module's NPO losses are losses.npo_loss of the model's logits against the reference's, with the
+    configured log ratio. A mutation that scored the model against itself (r = 0: gradient ascent at weight 1)
+    or dropped method.npo_log_ratio passed every fast test until 2026-12-05 (a review's mutation run)."""
+    import copy
+
+    from unlearn import losses
+
+    model, proc = tiny_model
+    rows = lambda split: QASequences(small_benchmark.train_rows(split), proc, "multimodal")  # noqa: E731
+    f, r = (collate([d[i] for i in range(4)], proc.tokenizer.pad_token_id) for d in (rows("forget"), rows("retain")))
+    model.eval()
+    reference = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=generator))
+        module = GradientUnlearning(model, "npo", torch.optim.SGD, alpha=0.5, beta=0.4, reference=reference,
+                                    npo_log_ratio=log_ratio)
+        logits = lambda m, b: m(**{k: v for k, v in b.items() if k != "labels"}, use_cache=False).logits  # noqa: E731
+        fl, rl, ref = logits(model, f), logits(model, r), logits(reference, f)
+        want_forget = losses.npo_loss(fl, ref, f["labels"], 0.4, log_ratio=log_ratio)
+        want_paired = losses.npo_loss(fl, ref, f["labels"], 0.4, rl, r["labels"], alpha=0.5, log_ratio=log_ratio)
+        other = "token_mean" if log_ratio == "sequence_sum" else "sequence_sum"
+        against_itself = losses.npo_loss(fl, fl, f["labels"], 0.4, log_ratio=log_ratio)
+        other_ratio = losses.npo_loss(fl, ref, f["labels"], 0.4, log_ratio=other)
+        got_forget, got_paired = module._forget_term(f, None), module._paired_loss(f, r, None)
+    torch.testing.assert_close(got_forget, want_forget, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got_paired, want_paired, rtol=1e-5, atol=1e-6)
+    assert abs(got_forget.item() - against_itself.item()) > 1e-3  # the reference is read
+    assert abs(got_forget.item() - other_ratio.item()) > 1e-4  # and the ratio is the configured one

@@ -160,6 +160,17 @@ def test_kl_averages_over_real_tokens_only():
     assert kl_retain(cur, ref, labels).item() == pytest.approx(KL_SU / 3, rel=1e-5)
 
 
+def test_kl_position_mean_and_batch_sum_hand_values():
+    """open-unlearning's position_mean: every position of (B*T, V), prompt, padding and the last included;
+    MLLMU-Bench's batch_sum: their sum over the batch size. Two rows of two positions, KL_SU at one position of
+    each (one of them the last, which answer_mean never reads); the scored token's position has KL 0."""
+    cur, ref = T([U, U], [U, U]), T([S, U], [U, S])
+    labels = lab([IGNORE, IGNORE], [IGNORE, 1])
+    assert kl_retain(cur, ref, labels, reduction="position_mean").item() == pytest.approx(2 * KL_SU / 4, rel=1e-5)
+    assert kl_retain(cur, ref, labels, reduction="batch_sum").item() == pytest.approx(2 * KL_SU / 2, rel=1e-5)
+    assert kl_retain(cur, ref, labels).item() == pytest.approx(0.0, abs=1e-7)
+
+
 def test_kl_gives_no_gradient_to_reference():
     cur = T([U, X]).requires_grad_(True)
     ref = T([S, X]).requires_grad_(True)

@@ -541,3 +541,41 @@ def test_official_preset_at_llava_depth_equals_the_authors_computation(tmp_path)
     changed = {n.rsplit(".", 1)[0] for n, p in ours_model.named_parameters()
                if not torch.equal(p, model.get_parameter(n))}
     assert changed and all(int(n.split(".")[-3]) in layers["vision" if "vision" in n else "language"] for n in changed)
+
+
+def test_manu_reads_the_right_split_into_each_loader_and_its_configured_score(tmp_path, small_benchmark, tiny_model,
+                                                                              monkeypatch):
+    """Swapping the forget and retain rows, or pruning by another score than manu.score, passed every fast test
+    until 2026-12-05 (a review's mutation run): the loaders' splits and forms, and what reaches NeuronPruning."""
+    import unlearn.methods.manu as manu
+    from unlearn.config import compose_config
+    from unlearn.data.sequences import QASequences
+    from unlearn.pipeline import RunContext
+
+    model, proc = tiny_model
+    cfg = compose_config(["debug=fast", "method=manu", "manu.score=random", "manu.alpha=7", "manu.scope=global"],
+                         tmp_path, tmp_path / "cache")
+    ctx = RunContext(cfg, small_benchmark, model, proc, tmp_path)
+    datasets = manu.statistics_datasets(ctx)
+    sizes = {split: len(QASequences(small_benchmark.train_rows(split), proc, "multimodal"))
+             for split in ("forget", "retain")}
+    assert sizes["forget"] != sizes["retain"]
+    assert {k: len(d) for k, d in datasets.items()} == {
+        "forget/multimodal": sizes["forget"], "forget/text": sizes["forget"],
+        "retain/multimodal": sizes["retain"], "retain/text": sizes["retain"]}
+    assert all(datasets[f"{s}/multimodal"][0].pixel_values is not None for s in ("forget", "retain"))
+    assert all(datasets[f"{s}/text"][0].pixel_values is None for s in ("forget", "retain"))
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def capture(stats, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(manu, "NeuronPruning", capture)
+    with pytest.raises(Stop):
+        manu.run(ctx)
+    assert (seen["score"], seen["alpha"], seen["scope"]) == ("random", 7, "global")

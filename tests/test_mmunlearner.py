@@ -45,6 +45,19 @@ def test_mask_rule_zero_over_zero_and_ties():
         saliency_mask(f, p, 0)
 
 
+def test_mask_report_hand_computed():
+    """The whole mask's fraction is over its elements, not a mean of the tensors' fractions (a mutation dividing
+    by the tensor count survived the fast tests until 2026-12-05)."""
+    a, b = torch.nn.Parameter(torch.zeros(4)), torch.nn.Parameter(torch.zeros(2, 3))
+    masks = {a: torch.tensor([True, False, False, False]), b: torch.tensor([[True, True, True], [True, False, False]])}
+    report = mask_report(masks, {a: "a", b: "b"})
+    assert report["tensors"] == {"a": {"elements": 4, "selected": 1, "fraction": 0.25},
+                                 "b": {"elements": 6, "selected": 4, "fraction": pytest.approx(4 / 6)}}
+    assert (report["parameters"], report["elements"], report["selected"]) == (2, 10, 5)
+    assert report["fraction"] == 0.5  # 5 of 10; the tensors' mean fraction would be (0.25 + 4/6) / 2
+    assert mask_report({}, {})["fraction"] == 0.0
+
+
 def test_gamma_for_fraction_hand_computed():
     # ratios F_f / F_p: 0/0 (never), 1, 2, 1/2, 3/0 = inf (always), 0/5 (never); 4 elements reachable of 6
     f = torch.tensor([0.0, 1.0, 2.0, 1.0, 3.0, 0.0])
