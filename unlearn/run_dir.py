@@ -227,6 +227,30 @@ class RefuseFinishedRuns(Callback):
         except (FinishedRunError, NotWritableError, RunDirInUseError) as e:
             raise SystemExit(f"Error: {e}") from e
 
+    def on_job_end(self, config, job_return=None, **kwargs) -> None:
+        """A sweep job's record (.hydra/), kept: a later job of the same sweep in the same directory (a
+        hydra.sweep.subdir that does not vary by job) has it replaced by the time any callback runs."""
+        out = Path(str(config.hydra.runtime.output_dir))
+        record = out / str(config.hydra.output_subdir or ".hydra")
+        if record.is_dir():
+            self.__dict__.setdefault("_records", {})[str(out.resolve())] = (
+                record, {p.name: p.read_bytes() for p in record.iterdir() if p.is_file()})
+
+    def on_job_start(self, config, **kwargs) -> None:
+        """Refuse a sweep job whose directory an earlier job of the sweep used, putting that job's record back
+        (until 2026-12-05 its overrides.yaml said the later job's seed while its metrics were the earlier one's,
+        and the refusal said nothing was written)."""
+        out = Path(str(config.hydra.runtime.output_dir)).resolve()
+        earlier = self.__dict__.get("_records", {}).get(str(out))
+        if earlier is None:
+            return
+        record, files = earlier
+        for name, data in files.items():
+            (record / name).write_bytes(data)
+        raise SystemExit(f"Error: this sweep's job {config.hydra.job.num} writes into {out}, where an earlier job of "
+                         "the same sweep ran: hydra.sweep.subdir must differ between jobs (it is "
+                         "${hydra.job.num} by default; add it to yours); the earlier job's record is as it was")
+
     def on_multirun_start(self, config, **kwargs) -> None:
         _resolvable(config)
         sweep = Path(config.hydra.sweep.dir)
