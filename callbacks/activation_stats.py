@@ -14,6 +14,7 @@ mask from them). Hooks are removed at the end of the pass, on error and at teard
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from collections.abc import Mapping
 
@@ -22,6 +23,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from unlearn.manu.moments import FIELDS, Moments
+
+log = logging.getLogger(__name__)
 
 
 class ModuleMatchError(ValueError):
@@ -44,6 +47,25 @@ def match_modules(model: torch.nn.Module, patterns: Mapping[str, str]) -> dict[s
         for n in hits:
             found[n] = tower
     return found
+
+
+def unread_vision_layers(model: torch.nn.Module) -> set[int]:
+    """The vision encoder layers whose output never reaches the language model: LLaVA reads the hidden state of
+    `vision_feature_layer` (-2 for LLaVA-1.5: its last layer is computed and dropped). Their neurons change
+    nothing when pruned, so they are not candidates (until 2026-12-05 1/24 of LLaVA-1.5-7B's vision neurons were,
+    and a share of the tower's alpha went to them). Other families read their last layer: none."""
+    config = getattr(model, "config", None)
+    chosen = getattr(config, "vision_feature_layer", None)
+    layers = getattr(getattr(config, "vision_config", None), "num_hidden_layers", None)
+    if chosen is None or not layers:
+        return set()
+    chosen = list(chosen) if isinstance(chosen, (list, tuple)) else [chosen]
+    # hidden_states[0] is the embeddings, hidden_states[k] layer k-1's output; a negative index counts from the end
+    last = max(layers + c if c < 0 else c - 1 for c in chosen)
+    return set(range(last + 1, layers))
+
+
+_LAYER = re.compile(r"\.layers\.(\d+)\.")
 
 
 def patch_masked_encoders(model: torch.nn.Module, hooked: list[str]) -> list[torch.nn.Module]:
@@ -117,6 +139,15 @@ class ActivationStatistics(Callback):
     def attach(self, model: torch.nn.Module) -> None:
         self.detach()
         self.towers = match_modules(model, self.patterns)
+        unread = unread_vision_layers(model)
+        if unread:
+            dropped = [n for n, t in self.towers.items() if t != "language" and (m := _LAYER.search(n))
+                       and int(m.group(1)) in unread]
+            for n in dropped:
+                del self.towers[n]
+            if dropped:
+                log.info("MANU: the vision layers %s are not read by the language model (vision_feature_layer): "
+                         "their %d hooked modules are not candidates", sorted(unread), len(dropped))
         modules = dict(model.named_modules())
         for name in self.towers:
             mod = modules[name]

@@ -231,3 +231,39 @@ def test_idefics2_padding_patches_are_not_tokens():
                                        msg=f"{n} {f}")  # float32 activations, batched or not
     counted = statistics([collate(rows, pad)], mask_padding=False)
     assert all(counted[n].count.max() > together[n].count.max() for n in vision)
+
+
+def test_llavas_unread_last_vision_layer_is_not_a_candidate():
+    """LLaVA-1.5 reads its vision tower at vision_feature_layer=-2: the last layer's neurons change nothing when
+    pruned (the logits are equal to the digit), so they are not hooked; the embedded model reads its last layer."""
+    import yaml
+
+    from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
+    from unlearn.models.tiny_real import build_tiny_real
+    from callbacks.activation_stats import unread_vision_layers
+
+    model, _, _ = build_tiny_real("llava")
+    layers = model.config.vision_config.num_hidden_layers
+    assert model.config.vision_feature_layer == -2 and unread_vision_layers(model) == {layers - 1}
+    patterns = yaml.safe_load(open("configs/model/llava_1_5_7b.yaml"))["mlp_modules"]
+    stats = ActivationStatistics(patterns)
+    stats.attach(model)
+    vision = sorted(n for n, t in stats.towers.items() if t == "vision")
+    stats.detach()
+    assert len(vision) == layers - 1 and not any(f".layers.{layers - 1}." in n for n in vision)
+    assert len(match_modules(model, patterns)) == len(stats.towers) + 1
+    # by hand: zeroing that layer's MLP leaves the logits as they were
+    pixels = torch.rand(1, 3, model.config.vision_config.image_size, model.config.vision_config.image_size)
+    image_id = model.config.image_token_id
+    n_image = (model.config.vision_config.image_size // model.config.vision_config.patch_size) ** 2
+    ids = torch.tensor([[1] + [image_id] * n_image + [2, 3]])
+    model.eval()
+    with torch.no_grad():
+        before = model(input_ids=ids, pixel_values=pixels).logits
+        last = model.model.vision_tower.encoder.layers[layers - 1].mlp.fc2
+        last.weight.zero_()
+        last.bias.zero_()
+        after = model(input_ids=ids, pixel_values=pixels).logits
+    torch.testing.assert_close(after, before, rtol=0, atol=0)
+    assert unread_vision_layers(build_tiny_llava(TinyLlavaSpec())[0]) == set()
+    assert unread_vision_layers(torch.nn.Linear(2, 2)) == set()
