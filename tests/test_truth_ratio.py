@@ -17,6 +17,9 @@ def test_truth_ratio_hand_computed():
     assert truth_ratios([-1.0], [[-2.0, -4.0]]) == pytest.approx([math.exp(-2)])
     # pooled: one mean (-3) over every wrong answer of the split
     assert truth_ratios([-1.0, -2.0], [[-2.0], [-4.0]], "pooled") == pytest.approx([math.exp(-2), math.exp(-1)])
+    # with items of different numbers of wrong answers: the mean over all three (-2), not of the items' means
+    # (-1.75), which a mutation left unseen until 2026-12-05
+    assert truth_ratios([0.0, 0.0], [[-1.0], [-2.0, -3.0]], "pooled") == pytest.approx([math.exp(-2)] * 2)
     assert truth_ratios([-1.0, -2.0], [[-2.0], [-4.0]], "item") == pytest.approx([math.exp(-1), math.exp(-2)])
     assert answer_probability(math.log(0.25)) == pytest.approx(0.25)
     # truth 0.5 against wrong answers 0.25 and 0.25: a share of 0.5
