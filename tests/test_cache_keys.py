@@ -5,6 +5,7 @@ keys of what was cached before stay as they were (the thirty-first session's aud
 from __future__ import annotations
 
 import pytest
+import torch
 
 from unlearn.config import compose_config
 from unlearn.models import base as base_module
@@ -138,3 +139,44 @@ def test_keys_cached_before_the_audit_are_unchanged(tmp_path, overrides, vanilla
     before the audit's additions, none of which applies at the shipped values, keep their keys."""
     assert _vanilla(tmp_path, *overrides) == vanilla
     assert _before(tmp_path, *overrides) == f"tiny_llava-abc-{before}.json"
+
+
+def test_a_local_snapshot_edited_in_place_is_another_vanilla_model_and_evaluation(tmp_path):
+    """Until 2026-12-05 the keys read data.path as a string: rows changed in a local snapshot were read anew
+    (unlearn.data.hub.datasets_cache) but the model taught on the old rows, and its evaluation, were reused."""
+    import os
+
+    from unlearn.pipeline import before_cache_path, vanilla_path
+
+    snapshot = tmp_path / "CLEAR"
+    snapshot.mkdir()
+    (snapshot / "x.parquet").write_bytes(b"old rows")
+    keys = lambda: (vanilla_path(cfg).name, before_cache_path(cfg, "m").name)  # noqa: E731
+    with torch_threads(1):
+        cfg = compose_config(["data=clear", f"data.path={snapshot}", "model=tiny_llava"], tmp_path / "run",
+                             tmp_path / "cache")
+        old = keys()
+        assert old == keys()  # the same files: the same keys
+        (snapshot / "x.parquet").write_bytes(b"new rows, another size")
+        new = keys()
+        os.utime(snapshot / "x.parquet", ns=(1, 1))
+        touched = keys()
+    assert new[0] != old[0] and new[1] != old[1]
+    assert touched != new
+    hub = compose_config(["data=clear", "model=tiny_llava"], tmp_path / "run", tmp_path / "cache")
+    from unlearn.data.hub import local_files_state
+
+    assert local_files_state(hub.data.path) is None  # a hub id: keyed as before
+
+
+def test_accelerator_auto_is_keyed_as_the_device_it_picks(tmp_path, monkeypatch):
+    from unlearn.pipeline import vanilla_path
+
+    with torch_threads(1):
+        auto = compose_config(["trainer.accelerator=auto"], tmp_path / "run", tmp_path / "cache")
+        cpu = compose_config([], tmp_path / "run", tmp_path / "cache")
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        assert vanilla_path(auto) == vanilla_path(cpu)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+        assert vanilla_path(auto) != vanilla_path(cpu)

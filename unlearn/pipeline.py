@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from unlearn.data.benchmark import EVAL_SPLITS, Benchmark, first_people
+from unlearn.data.hub import local_files_state
 from unlearn.data.mllmu_mini import GENERATOR_VERSION
 from unlearn.data.written import check_sequence_settings
 from unlearn.eval.evaluator import EvaluationModule
@@ -135,6 +136,8 @@ def keyed_data(data: DictConfig) -> dict:
     """The whole `data` config as the before-evaluation key reads it: the later keys dropped at their defaults,
     from it, its spec and its benchmark's arguments (which read them)."""
     out = later_keys.without_defaults(OmegaConf.to_container(data, resolve=True), later_keys.DATA)
+    if files := local_files_state(data.get("path")):  # a local snapshot's files, not its path alone
+        out["files"] = files
     if isinstance(out.get("spec"), dict):
         out["spec"] = keyed_spec(out["spec"])
     if isinstance(out.get("benchmark"), dict):
@@ -174,6 +177,8 @@ def vanilla_key(cfg: DictConfig) -> str:
     parts = {"model": cfg.model.name, "build": OmegaConf.to_container(cfg.model.build, resolve=True),
              "finetune": finetune,
              "data": keyed_spec(cfg.data.spec), "seed": cfg.teach_seed}
+    if files := local_files_state(cfg.data.get("path")):  # a local snapshot's files (keyed_data)
+        parts["data_files"] = files
     if cfg.finetune.get("people", "all") != "all" or cfg.finetune.get("target_mc_acc") is not None:
         parts["forget_split"] = cfg.data.forget_split
     if cfg.finetune.get("people", "all") != "all" and (cfg.data.get("eval_rows") is not None
@@ -242,10 +247,14 @@ def device_count(trainer: dict):
 
 
 def keyed_trainer(cfg: DictConfig) -> dict:
-    """The trainer config as the cache keys read it: resolved, its devices as a count (`device_count`)."""
+    """The trainer config as the cache keys read it: resolved, its devices as a count (`device_count`), and
+    `accelerator: auto` as the device Lightning picks here (until 2026-12-05 the word: a model taught on the GPU
+    and one taught on one CPU thread under CUDA_VISIBLE_DEVICES= shared a key)."""
     trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
     if "devices" in trainer:
         trainer["devices"] = device_count(trainer)
+    if trainer.get("accelerator") == "auto":
+        trainer["accelerator"] = "gpu" if torch.cuda.is_available() else "cpu"
     return trainer
 
 

@@ -110,10 +110,29 @@ def datasets_cache(source: str, cache_dir: str | Path | None) -> Path:
     if not local.is_dir():
         return root  # a hub id: `datasets` keys it by the revision it resolves
     digest = hashlib.sha256(str(local.resolve()).encode())
+    _add_files_state(digest, local)
+    return root / "local" / digest.hexdigest()[:16]
+
+
+def _add_files_state(digest, local: Path) -> None:
     for f in sorted(f for f in local.rglob("*") if f.is_file() and ".cache" not in f.relative_to(local).parts):
         stat = f.stat()
         digest.update(f"\0{f.relative_to(local).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
-    return root / "local" / digest.hexdigest()[:16]
+
+
+def local_files_state(source) -> str | None:
+    """A local snapshot's files as the cache keys read them (every file's relative path, size and mtime; not the
+    directory's own path), or None for a hub id. Why: the vanilla model and its before-evaluation were keyed by
+    `data.path` as a string, so a snapshot edited or re-downloaded in place was read anew (datasets_cache) but
+    the model taught on its old rows, and their evaluation, were reused (until 2026-12-05)."""
+    import hashlib
+
+    local = Path(str(source)) if source else None
+    if local is None or not local.is_dir():
+        return None
+    digest = hashlib.sha256()
+    _add_files_state(digest, local)
+    return digest.hexdigest()[:16]
 
 
 def local_data_files(source: str, config: str, split: str, load_kwargs: dict) -> list[str] | None:
