@@ -35,6 +35,20 @@ def test_save_load_round_trip(tiny_model, small_splits, tmp_path):
     torch.testing.assert_close(out, ref)
 
 
+def test_settings_for_a_real_checkpoints_processor_are_named_when_the_embedded_one_ignores_them(tiny_model, tmp_path,
+                                                                                            caplog):
+    import logging
+
+    model, proc = tiny_model
+    save_model(model, proc, tmp_path / "ckpt")
+    with caplog.at_level(logging.WARNING, logger="unlearn.models.loading"):
+        load_model(tmp_path / "ckpt")
+        assert not caplog.records
+        load_model(tmp_path / "ckpt", template={"prefix": "USER: "}, image_processor={"do_resize": False})
+    (record,) = caplog.records
+    assert "model.template, model.image_processor not applied" in record.getMessage()
+
+
 def test_models_load_with_hub_kernels_off(tiny_model, tmp_path):
     """transformers 5 would swap layers for kernels downloaded from the hub at the first train() on a GPU (a
     download at run time, failing offline; seen on an H200): every load turns them off."""

@@ -93,6 +93,11 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
             raise CheckpointError(f"{key}={path}: the checkpoint there could not be read: {e}") from e
         raise _not_found(key, path, e) from e
     if local and (p / CONFIG_NAME).is_file():
+        given = [k for k, v in (("template", template), ("tokenizer", tokenizer), ("image_processor", image_processor))
+                 if v]
+        if given:  # the embedded processor is saved whole: until 2026-12-05 these were dropped without a word
+            log.warning("%s=%s is the embedded model, whose processor is saved with it: model.%s not applied",
+                        key, path, ", model.".join(given))
         return model, VLProcessor.from_pretrained(p)
     check_model_type(model.config.model_type, key, "its config", model_types)  # a hub id's, read as it loaded
     if template is None:
