@@ -86,7 +86,9 @@ def phases(cache: Path, out: Path, overrides: list[str] = (), warm: bool = False
 
     quiet_libraries()
     if warm:
-        pipeline.run(compose_config(["method=manu", "logger=none", *overrides], out / "warm", cache))
+        # beside the timed run, not inside it: a run dir holding another run's weights is refused
+        pipeline.run(compose_config(["method=manu", "logger=none", *overrides], out.parent / f"{out.name}_warm",
+                                    cache))
     table: dict[str, float] = defaultdict(float)
     wrap(pipeline, "load_configured", table, "load the vanilla model")
     wrap(pipeline, "evaluate_before", table, "before-evaluation (cached)")

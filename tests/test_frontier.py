@@ -781,6 +781,19 @@ def test_a_resumed_sweep_whose_cache_gives_another_model_is_refused_before_it_ru
     with pytest.raises(ValueError, match=r"taught again since"):
         check_same_models(out, todo, [], cache)
     check_same_models(out, [Task("ga", "lr", 1e-4, 0, True)], [], cache)  # a run that evaluates its own: fine
+    # a --base of the swept method's own keys (the control sweeps': --methods manu --base manu.score=random) is
+    # composed with that method (until 2026-12-05 with method=ga, which has no manu section: refused)
+    made(f"/elsewhere/cache/vanilla/{key}")
+    check_same_models(out, [Task("manu", "alpha", 5, 0, False)], ["manu.score=random"], cache)
+
+
+def test_a_control_sweeps_method_keys_in_base_compose_before_it_runs(tmp_path, monkeypatch):
+    import unlearn.frontier as frontier
+
+    ran = []
+    monkeypatch.setattr(frontier, "run_task", lambda task, *a: ran.append(task))
+    frontier.sweep(tmp_path / "sweep", "fast", [0], ["manu.score=random"], tmp_path / "cache", 1, ["manu"])
+    assert ran and {t.method for t in ran} == {"manu"}
 
 
 @pytest.mark.parametrize("args,message", [

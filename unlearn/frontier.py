@@ -231,8 +231,10 @@ def check_same_models(out: Path, tasks: Sequence[Task], base: Sequence[str], cac
                      if _befores((m := json.loads(f.read_text())).get("metrics", {}))), None)
         if made is None:
             continue
-        # the vanilla key reads no method setting: any method's config at this seed and --base names it
-        cfg = compose_config(["method=ga", "logger=none", f"seed={seed}", *base], out / ".check", cache)
+        # the vanilla key reads no method setting: any method's config at this seed and --base names it; one the
+        # sweep runs, whose keys --base may set (until 2026-12-05 method=ga: `--base manu.score=random` failed)
+        method = next(t.method for t in tasks if t.seed == seed)
+        cfg = compose_config([f"method={method}", "logger=none", f"seed={seed}", *base], out / ".check", cache)
         if cfg.model.path:
             continue  # a given checkpoint: nothing the cache decides
         with torch_threads(1):  # the workers' key
@@ -246,13 +248,14 @@ def check_same_models(out: Path, tasks: Sequence[Task], base: Sequence[str], cac
                              "give the cache those runs used")
 
 
-def check_one_process(base: Sequence[str], cache: Path, out: Path) -> None:
+def check_one_process(base: Sequence[str], cache: Path, out: Path, method: str = "ga") -> None:
     """The sweep's runs are each one process. Lightning starts a multi-process trainer's other ranks by running
-    this process's command again: here the whole sweep, in each rank (until 2026-12-05 not refused)."""
+    this process's command again: here the whole sweep, in each rank (until 2026-12-05 not refused). `method`:
+    one the sweep runs, whose keys --base may set (`--methods manu --base manu.score=random`)."""
     from unlearn.config import compose_config
     from unlearn.pipeline import teaching_processes
 
-    cfg = compose_config(["method=ga", "logger=none", *base], out / ".check", cache)
+    cfg = compose_config([f"method={method}", "logger=none", *base], out / ".check", cache)
     if teaching_processes(cfg) > 1:
         raise ValueError(f"--base {' '.join(base)}: trainer.devices x trainer.num_nodes = "
                          f"{teaching_processes(cfg)} processes; the frontier runs each run in one process (Lightning "
@@ -327,8 +330,8 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
     the number of runs made.
     """
     check_same_base(out, base)
-    check_one_process(base, cache, out)
     tasks = plan(out, grid, seeds, methods)
+    check_one_process(base, cache, out, tasks[0].method if tasks else "ga")
     check_same_models(out, tasks, base, cache)
     if jobs <= 1 or not tasks:
         from unlearn.runtime import torch_threads
