@@ -156,6 +156,8 @@ def diagonal_summary(runs: dict[tuple[str, int, int], dict], limit: float = 0.05
             vals = cell_values(diag, method, f"after/{split}/{mod}/mc_acc")
             if len(vals) > 1:
                 stds.append(mean_std(list(vals.values()))[1])
+    if not stds:  # one taught model: no cell has a spread
+        raise SystemExit("the sweep's diagonal has one taught model: a spread needs two or more seeds")
     return {"models": models, "vanilla_min": min(v for v in vanilla if v is not None), "cells": len(stds),
             "wide": sum(s > limit for s in stds), "rms": math.sqrt(sum(s * s for s in stds) / len(stds)),
             "max": max(stds)}
