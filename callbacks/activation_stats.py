@@ -105,6 +105,7 @@ class ActivationStatistics(Callback):
         self._mask: torch.Tensor | None = None
         self._rows: torch.Tensor | None = None
         self._patches: torch.Tensor | None = None  # the vision encoder's patch mask in this forward, if given
+        self._patch_rows: torch.Tensor | None = None  # its patches' rows, found once per encoder call
         self.skipped_grad_calls = 0
 
     # --- hooks ----------------------------------------------------------------------------------
@@ -125,8 +126,7 @@ class ActivationStatistics(Callback):
             if acts.shape[:-1].numel() != self._patches.numel() or acts.shape[0] != self._patches.shape[0]:
                 raise ValueError(f"{name}: vision activations of shape {tuple(acts.shape)} do not match the "
                                  f"encoder's patch mask {tuple(self._patches.shape)}; padding cannot be masked")
-            rows = self._patches.reshape(-1).nonzero().squeeze(1)
-            flat = acts.reshape(-1, width).index_select(0, rows.to(acts.device))
+            flat = acts.reshape(-1, width).index_select(0, self._patch_rows.to(acts.device))
         else:  # vision tower: every patch of every image is a token
             flat = acts.reshape(-1, width)
         per_key = self.moments.setdefault(self._key, {})
@@ -163,6 +163,8 @@ class ActivationStatistics(Callback):
     def _read_patches(self, module, args, kwargs) -> None:
         mask = kwargs.get("patch_attention_mask", args[1] if len(args) > 1 else None)
         self._patches = None if mask is None else mask.bool()
+        # once per encoder call, as the language rows once per batch (begin_batch), not per hooked layer
+        self._patch_rows = None if mask is None else self._patches.reshape(-1).nonzero().squeeze(1)
 
     def detach(self) -> None:
         for h in self._handles:
@@ -195,7 +197,7 @@ class ActivationStatistics(Callback):
         self._rows = None if attention_mask is None else attention_mask.reshape(-1).nonzero().squeeze(1)
 
     def end_batch(self) -> None:
-        self._key, self._mask, self._rows, self._patches = None, None, None, None
+        self._key, self._mask, self._rows, self._patches, self._patch_rows = None, None, None, None, None
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.detach()

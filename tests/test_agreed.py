@@ -71,8 +71,9 @@ def test_a_started_rank_is_not_rank_0_before_its_process_group_exists(monkeypatc
     from types import SimpleNamespace
 
     from unlearn.pipeline import RunContext
+    from unlearn.run_dir import RANK_VARIABLES
 
-    for v in ("RANK", "LOCAL_RANK", "NODE_RANK"):
+    for v in RANK_VARIABLES:
         monkeypatch.delenv(v, raising=False)
     ctx = SimpleNamespace()
     assert RunContext.is_global_zero.fget(ctx)

@@ -16,6 +16,25 @@ def _trainer(**kw):
                      enable_model_summary=False, enable_checkpointing=False, **kw)
 
 
+def _first_batches(proc, bench, n=4):
+    """The first `n` forget and retain rows (image+text form), each as one collated batch."""
+    return tuple(collate([d[i] for i in range(n)], proc.tokenizer.pad_token_id)
+                 for d in (QASequences(bench.train_rows(split), proc, "multimodal") for split in ("forget", "retain")))
+
+
+def _perturbed_copy(model, scale=0.05):
+    """A reference that differs from `model` (seeded noise on every weight): against the model's own copy, the
+    default reference, KL is 0 and NPO's ratio is 0, so neither shows that it reads the reference."""
+    import copy
+
+    reference = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=generator))
+    return reference
+
+
 def _forget_logprob(model, proc, bench):
     data = QASequences(bench.train_rows("forget"), proc, "multimodal")
     batch = collate([data[i] for i in range(len(data))], proc.tokenizer.pad_token_id)
@@ -276,8 +295,7 @@ def test_gamma_weighs_the_forget_term_of_every_method_that_reads_it(loss, tiny_m
     """open-unlearning's GradDiff (with either retain loss) and NPO: gamma * forget + alpha * retain. Until
     2026-12-03 KL and NPO ignored method.gamma; now the paired loss and the sequential forget step read it."""
     model, proc = tiny_model
-    rows = lambda split: QASequences(small_benchmark.train_rows(split), proc, "multimodal")  # noqa: E731
-    f, r = (collate([d[i] for i in range(4)], proc.tokenizer.pad_token_id) for d in (rows("forget"), rows("retain")))
+    f, r = _first_batches(proc, small_benchmark)
     model.eval()  # no dropout: the same batch gives the same loss
     with torch.no_grad():
         paired, forget = {}, {}
@@ -294,17 +312,11 @@ def test_gamma_weighs_the_forget_term_of_every_method_that_reads_it(loss, tiny_m
 def test_alpha_weighs_the_retain_term_of_every_method_that_reads_it(loss, tiny_model, small_benchmark):
     """gamma * forget + alpha * retain, the retain term nonzero: KL's against a reference that differs from the
     model (against the model's own copy, the default, it is exactly 0 and no weighting shows)."""
-    import copy
-
     model, proc = tiny_model
-    rows = lambda split: QASequences(small_benchmark.train_rows(split), proc, "multimodal")  # noqa: E731
-    f, r = (collate([d[i] for i in range(4)], proc.tokenizer.pad_token_id) for d in (rows("forget"), rows("retain")))
+    f, r = _first_batches(proc, small_benchmark)
     model.eval()
-    reference = copy.deepcopy(model)
-    generator = torch.Generator().manual_seed(0)
+    reference = _perturbed_copy(model)
     with torch.no_grad():
-        for p in reference.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=generator))
         paired, retain = {}, {}
         for alpha in (0.5, 2.0):
             module = GradientUnlearning(model, loss, torch.optim.SGD, gamma=1.0, alpha=alpha, reference=reference)
@@ -371,19 +383,13 @@ def test_npo_reads_its_reference_and_its_log_ratio(log_ratio, tiny_model, small_
     """The module's NPO losses are losses.npo_loss of the model's logits against the reference's, with the
     configured log ratio. A mutation that scored the model against itself (r = 0: gradient ascent at weight 1)
     or dropped method.npo_log_ratio passed every fast test until 2026-12-05 (a review's mutation run)."""
-    import copy
-
     from unlearn import losses
 
     model, proc = tiny_model
-    rows = lambda split: QASequences(small_benchmark.train_rows(split), proc, "multimodal")  # noqa: E731
-    f, r = (collate([d[i] for i in range(4)], proc.tokenizer.pad_token_id) for d in (rows("forget"), rows("retain")))
+    f, r = _first_batches(proc, small_benchmark)
     model.eval()
-    reference = copy.deepcopy(model)
-    generator = torch.Generator().manual_seed(0)
+    reference = _perturbed_copy(model)
     with torch.no_grad():
-        for p in reference.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=generator))
         module = GradientUnlearning(model, "npo", torch.optim.SGD, alpha=0.5, beta=0.4, reference=reference,
                                     npo_log_ratio=log_ratio)
         logits = lambda m, b: m(**{k: v for k, v in b.items() if k != "labels"}, use_cache=False).logits  # noqa: E731

@@ -136,19 +136,26 @@ def _masks(model, frac_seed=0):
     return {p: torch.rand(p.shape, generator=g) < 0.3 for p in params}
 
 
-def test_forget_step_moves_only_masked_in_elements(tiny_model, small_benchmark):
-    from unlearn.data.sequences import QASequences
+def _forget_rows_as_both_sides(proc, bench):
+    """The forget rows (image+text form, batches of 4) as the forget side and as the retain side of
+    MaskedUnlearning's paired loader: one step of each kind per batch."""
     from lightning.pytorch.utilities import CombinedLoader
     from torch.utils.data import DataLoader
 
+    from unlearn.data.sequences import QASequences
+
+    pad = proc.tokenizer.pad_token_id
+    ds = QASequences(bench.train_rows("forget"), proc, "multimodal")
+    return CombinedLoader({"forget": DataLoader(ds, batch_size=4, collate_fn=lambda b: collate(b, pad)),
+                           "retain": DataLoader(ds, batch_size=4, collate_fn=lambda b: [collate(b, pad)])},
+                          mode="min_size")
+
+
+def test_forget_step_moves_only_masked_in_elements(tiny_model, small_benchmark):
     model, proc = tiny_model
     masks = _masks(model)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    pad = proc.tokenizer.pad_token_id
-    ds = QASequences(small_benchmark.train_rows("forget"), proc, "multimodal")
-    loader = CombinedLoader({"forget": DataLoader(ds, batch_size=4, collate_fn=lambda b: collate(b, pad)),
-                             "retain": DataLoader(ds, batch_size=4, collate_fn=lambda b: [collate(b, pad)])},
-                            mode="min_size")
+    loader = _forget_rows_as_both_sides(proc, small_benchmark)
     # retain optimiser with lr 0: only the forget step can move anything
     module = MaskedUnlearning(model, masks, lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.0),
                               lambda p: torch.optim.AdamW(p, lr=0.0, weight_decay=0.0))
@@ -167,20 +174,12 @@ def test_forget_step_moves_only_masked_in_elements(tiny_model, small_benchmark):
 
 def test_a_nan_gradient_outside_the_mask_stops_the_forget_step(tiny_model, small_benchmark):
     """The mask multiplies a masked-out gradient by 0, and NaN * 0 is NaN: that weight would turn NaN."""
-    from lightning.pytorch.utilities import CombinedLoader
-    from torch.utils.data import DataLoader
-
-    from unlearn.data.sequences import QASequences
     from unlearn.methods.guards import NonFiniteGradientError
 
     model, proc = tiny_model
     masks = _masks(model)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    pad = proc.tokenizer.pad_token_id
-    ds = QASequences(small_benchmark.train_rows("forget"), proc, "multimodal")
-    loader = CombinedLoader({"forget": DataLoader(ds, batch_size=4, collate_fn=lambda b: collate(b, pad)),
-                             "retain": DataLoader(ds, batch_size=4, collate_fn=lambda b: [collate(b, pad)])},
-                            mode="min_size")
+    loader = _forget_rows_as_both_sides(proc, small_benchmark)
     name, poisoned = next((n, p) for n, p in model.named_parameters() if p in masks)
     poisoned.register_hook(lambda g: g * float("nan"))
     module = MaskedUnlearning(model, masks, lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.0),
@@ -362,19 +361,10 @@ def test_eligible_names_keep_only_matching_tensors(tiny_model):
 
 @pytest.mark.parametrize("clip_scope", ["unlearned", "all"])
 def test_forget_step_is_clipped_then_masked(tiny_model, small_benchmark, clip_scope):
-    from lightning.pytorch.utilities import CombinedLoader
-    from torch.utils.data import DataLoader
-
-    from unlearn.data.sequences import QASequences
-
     model, proc = tiny_model
     masks = _masks(model)
     before = {p: p.detach().clone() for p in masks}
-    pad = proc.tokenizer.pad_token_id
-    ds = QASequences(small_benchmark.train_rows("forget"), proc, "multimodal")
-    loader = CombinedLoader({"forget": DataLoader(ds, batch_size=4, collate_fn=lambda b: collate(b, pad)),
-                             "retain": DataLoader(ds, batch_size=4, collate_fn=lambda b: [collate(b, pad)])},
-                            mode="min_size")
+    loader = _forget_rows_as_both_sides(proc, small_benchmark)
     # SGD with lr 1: the forget step moves the weights by exactly the clipped, masked gradient
     module = MaskedUnlearning(model, masks, lambda p: torch.optim.SGD(p, lr=1.0),
                               lambda p: torch.optim.SGD(p, lr=0.0), clip=0.01, clip_scope=clip_scope)
@@ -470,19 +460,11 @@ def test_eval_mc_preserve_set_is_the_text_only_mc_questions(small_benchmark, tin
 def test_a_loaded_model_unlearns_in_train_mode_without_lightnings_eval_mode_warning(tiny_model, small_benchmark):
     """from_pretrained returns eval mode: the masked steps must run in train mode, and Lightning's warning about
     modules in eval mode (printed by every MMUnlearner run before) not appear."""
-    from lightning.pytorch.utilities import CombinedLoader
-    from torch.utils.data import DataLoader
-
     from tests.modes import eval_mode_warnings
-    from unlearn.data.sequences import QASequences
 
     model, proc = tiny_model
     model.eval()
-    pad = proc.tokenizer.pad_token_id
-    ds = QASequences(small_benchmark.train_rows("forget"), proc, "multimodal")
-    loader = CombinedLoader({"forget": DataLoader(ds, batch_size=4, collate_fn=lambda b: collate(b, pad)),
-                             "retain": DataLoader(ds, batch_size=4, collate_fn=lambda b: [collate(b, pad)])},
-                            mode="min_size")
+    loader = _forget_rows_as_both_sides(proc, small_benchmark)
     modes = []
 
     class Spy(MaskedUnlearning):

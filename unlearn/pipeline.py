@@ -38,7 +38,7 @@ from unlearn.models.loading import configured_model_types, load_model, recipe_pr
 from unlearn.models.precision import cast_copy, dtype_named
 from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part
 from unlearn.rng import resumed, rng_state, seeded
-from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, run_reads
+from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, launched_rank, run_reads
 from unlearn.settings import check_accelerator, check_input_paths, check_run_settings
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class RunContext:
         (until 2026-12-05 every rank was, until its first Trainer, and wrote what rank 0 writes)."""
         if torch.distributed.is_initialized():
             return torch.distributed.get_rank() == 0
-        return all(int(os.environ.get(v, "0") or 0) == 0 for v in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+        return not launched_rank()
 
 
 # the config sections whose `image_processor` overrides the model's for that recipe's training or statistics data
@@ -560,10 +560,11 @@ def run(cfg: DictConfig) -> dict:
     # method=finetune teaches, so its seed is the teaching seed (the model it writes is cached under it)
     L.seed_everything(cfg.teach_seed if cfg.method.name == "finetune" else cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
-    check_fresh_run_dir(out_dir, "paths.output_dir", run_reads(cfg))
+    reads = run_reads(cfg)
+    check_fresh_run_dir(out_dir, "paths.output_dir", reads)
     check_writable_dir(out_dir, "paths.output_dir")
     check_writable_dir(cfg.paths.cache_dir, "paths.cache_dir")
-    with claimed_run_dir(out_dir, "paths.output_dir", run_reads(cfg)):  # no second run writes into it meanwhile (unlearn/run_dir.py)
+    with claimed_run_dir(out_dir, "paths.output_dir", reads):  # no second run writes into it meanwhile (unlearn/run_dir.py)
         try:
             metrics = _run_into(cfg, out_dir)
         except BaseException:
