@@ -180,3 +180,54 @@ def test_accelerator_auto_is_keyed_as_the_device_it_picks(tmp_path, monkeypatch)
         monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
         monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
         assert vanilla_path(auto) != vanilla_path(cpu)
+
+
+def test_a_benchmark_argument_set_apart_from_the_spec_keys_the_vanilla_model(tmp_path):
+    """The shipped data configs fill `data.benchmark` from `data.spec` and the top-level data keys, which the
+    vanilla key reads; an argument set there directly loads other rows, and was cached under the spec's key until
+    2026-12-05. The same value written out leaves the key as it was."""
+    default = _vanilla(tmp_path)
+    spec = ("data.benchmark.spec={_target_: unlearn.data.mllmu_mini.MiniSpec, num_people: %d, num_untouched: 20, "
+            "seed: 0, image_size: 32, train_variants: 8, forget_percents: [5, 10, 15]}")
+    assert _vanilla(tmp_path, spec % 50) != default
+    assert _vanilla(tmp_path, spec % 100) == default  # the spec's own values, written out
+    assert _vanilla(tmp_path, "data.spec.num_people=50") == _vanilla(tmp_path, "data.spec.num_people=50", spec % 50)
+    assert _vanilla(tmp_path, "data.benchmark.cache_dir=/elsewhere") == default  # where, not what
+    real = ("data=mllmu_bench", "data.path=/data/MLLMU-Bench")
+    assert _vanilla(tmp_path, *real, "data.benchmark.text_rule=clean") != _vanilla(tmp_path, *real)
+    assert _vanilla(tmp_path, *real, "data.spec.text_rule=clean") == \
+        _vanilla(tmp_path, *real, "data.spec.text_rule=clean", "data.benchmark.text_rule=clean")
+    assert _vanilla(tmp_path, "data.benchmark._target_=mine.load") != default  # a user's own loader
+    assert _vanilla(tmp_path, "+data.benchmark.extra=1") != default
+
+
+def test_the_before_evaluation_is_shared_across_what_its_records_do_not_read(tmp_path):
+    """eval.few_shot_seed is ${seed}: under the embedded protocol, which draws no shots, every seed evaluated the
+    same vanilla model again until 2026-12-05. What the records do not depend on is keyed at the values a seed-0
+    run keyed it by (so its cached evaluations keep their keys); where shots are drawn the seed still parts them."""
+    default = _before(tmp_path)
+    for same in ("seed=3", "eval.few_shot_seed=7", "eval.few_shot=false", "eval.truth_ratio_perturbed=pooled",
+                 "data.forget_modality=text"):
+        assert _before(tmp_path, same) == default, same
+    real = ("data=mllmu_bench", "data.path=/data/MLLMU-Bench")
+    shots = _before(tmp_path, *real)
+    assert _before(tmp_path, *real, "seed=3") != shots  # other shot people, other items scored
+    assert _before(tmp_path, *real, "eval.shot_people={mc: 2}") != shots
+    zero_shot = _before(tmp_path, *real, "eval.few_shot=false")
+    assert zero_shot != shots and _before(tmp_path, *real, "eval.few_shot=false", "seed=3") == zero_shot
+
+
+def test_a_base_pretrained_here_is_not_keyed_as_the_shipped_base(tmp_path):
+    """`model.base.shipped=null` pretrains this config's base here, on another machine than the shipped weights
+    were: its vanilla models shared the key of those taught from the shipped base until 2026-12-05."""
+    from unlearn.pipeline import vanilla_path
+
+    shipped = _cfg(tmp_path, "experiment=organism")
+    here = _cfg(tmp_path, "experiment=organism", "model.base.shipped=null")
+    assert base_module.base_key(here) == base_module.base_key(shipped) in base_module.repository_shipped_keys()
+    with torch_threads(1):
+        assert base_module.base_identity(shipped) == base_module.base_key(shipped)
+        assert base_module.base_identity(here) != base_module.base_identity(shipped)
+        assert vanilla_path(here) != vanilla_path(shipped)
+        seed1 = _cfg(tmp_path, "experiment=organism", "model.base.seed=1", "model.base.shipped=null")
+        assert base_module.base_identity(seed1) == base_module.base_key(seed1)  # nothing shipped for it: as keyed

@@ -319,8 +319,8 @@ def test_shot_people_at_its_default_keeps_the_before_evaluation_key_and_seed_gro
     from unlearn.pipeline import before_cache_path
     from unlearn.report import setting_of
 
-    def keys(*overrides, drop=False):
-        cfg = compose_config(list(overrides), tmp_path, tmp_path)
+    def keys(*overrides, drop=False):  # a protocol that draws shots (the embedded one reads none of its keys)
+        cfg = compose_config(["data=mllmu_bench", "data.path=/data/MLLMU-Bench", *overrides], tmp_path, tmp_path)
         if drop:
             with open_dict(cfg):
                 del cfg.eval["shot_people"]

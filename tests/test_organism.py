@@ -206,4 +206,10 @@ def test_ship_builds_the_one_thread_base(tmp_path, monkeypatch):
     assert seen["threads"] == 1
     from unlearn.config import compose_config
 
-    assert seen["identity"] == base.base_key(compose_config(["experiment=organism"], tmp_path, tmp_path))
+    from unlearn.runtime import torch_threads
+
+    here = compose_config(["experiment=organism", "model.base.shipped=null"], tmp_path, tmp_path)
+    with torch_threads(1):  # the one-thread base pretrained here (keyed apart from the shipped weights)
+        assert seen["identity"] == base.base_identity(here)
+    with torch_threads(2):
+        assert seen["identity"] != base.base_identity(here)

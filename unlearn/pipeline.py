@@ -136,6 +136,8 @@ def keyed_data(data: DictConfig) -> dict:
     """The whole `data` config as the before-evaluation key reads it: the later keys dropped at their defaults,
     from it, its spec and its benchmark's arguments (which read them)."""
     out = later_keys.without_defaults(OmegaConf.to_container(data, resolve=True), later_keys.DATA)
+    if "forget_modality" in out:  # what a gradient method trains on, not what is evaluated (as keyed before)
+        out["forget_modality"] = "multimodal"
     if files := local_files_state(data.get("path")):  # a local snapshot's files, not its path alone
         out["files"] = files
     if isinstance(out.get("spec"), dict):
@@ -145,6 +147,39 @@ def keyed_data(data: DictConfig) -> dict:
         # where the cache lies is not what it holds: a moved or copied .cache kept its vanilla models but
         # evaluated them again until 2026-12-03
         out["benchmark"].pop("cache_dir", None)
+    return out
+
+
+# the loaders the shipped data configs name: another `data.benchmark._target_` (a user's own) enters the vanilla key
+SHIPPED_LOADERS = ("unlearn.data.benchmark.load_mllmu_mini", "unlearn.data.benchmark.load_mllmu_bench",
+                   "unlearn.data.benchmark.load_clear")
+
+
+def benchmark_deviations(data: DictConfig) -> dict:
+    """The `data.benchmark` arguments that say other than what the vanilla key reads: each is an interpolation of
+    `data.spec` or of a top-level data key in the shipped configs, so a direct `data.benchmark.text_rule=clean`
+    (or `data.benchmark.spec.num_people=50`) loads other rows than the spec names. Until 2026-12-05 the model
+    taught on them was cached under the spec's key. Empty where every argument agrees (the keys stay as they were)."""
+    if not data.get("benchmark"):
+        return {}
+    bench = OmegaConf.to_container(data.benchmark, resolve=True)
+    spec = OmegaConf.to_container(data.spec, resolve=True) if OmegaConf.is_config(data.get("spec")) else {}
+    out = {}
+    for name, value in bench.items():
+        if name == "cache_dir" or (name == "_target_" and value in SHIPPED_LOADERS):
+            continue
+        if name == "spec":
+            expected = spec
+        elif name in spec:
+            expected = spec[name]
+        elif name in data and name not in ("benchmark", "spec"):
+            expected = OmegaConf.to_container(data[name], resolve=True) if OmegaConf.is_config(data[name]) \
+                else data[name]
+        else:  # an argument no other key names (a user's loader's): keyed as it is
+            out[name] = value
+            continue
+        if value != expected:
+            out[name] = value
     return out
 
 
@@ -179,6 +214,8 @@ def vanilla_key(cfg: DictConfig) -> str:
              "data": keyed_spec(cfg.data.spec), "seed": cfg.teach_seed}
     if files := local_files_state(cfg.data.get("path")):  # a local snapshot's files (keyed_data)
         parts["data_files"] = files
+    if deviations := benchmark_deviations(cfg.data):
+        parts["benchmark"] = deviations
     if cfg.finetune.get("people", "all") != "all" or cfg.finetune.get("target_mc_acc") is not None:
         parts["forget_split"] = cfg.data.forget_split
     if cfg.finetune.get("people", "all") != "all" and (cfg.data.get("eval_rows") is not None
@@ -457,6 +494,27 @@ def check_reference_items(reference: list[dict], benchmark, cfg: DictConfig) -> 
                          "only here): evaluate the reference on the same data, forget split and eval.max_people")
 
 
+# the protocols whose prompts carry few-shot examples (unlearn/eval/protocol.py make_prompts)
+SHOT_PROTOCOLS = ("mllmu_bench", "mmunlearner")
+# settings the records do not depend on where they are not read, at the values a seed-0 run of the embedded
+# default keyed them by: `eval.few_shot_seed` is `${seed}`, so until 2026-12-05 every seed evaluated the same
+# vanilla model again under the embedded protocol, which draws no shots (seeds x taught models evaluations in
+# bench/seed_variance); the truth ratio's wrong-answer mean and data.forget_modality (which forget form a
+# gradient method trains on) are read after the records or not by the evaluation at all
+UNREAD_SHOTS = {"few_shot": True, "few_shot_seed": 0, "shot_people": None}
+REAGGREGATED = {"truth_ratio_perturbed": "item"}
+
+
+def unread_eval_as_keyed(ev: dict) -> dict:
+    """The resolved eval config with what its records do not depend on set to the values keyed before."""
+    ev = {**ev, **{k: v for k, v in REAGGREGATED.items() if k in ev}}
+    if ev.get("protocol") not in SHOT_PROTOCOLS:
+        return {**ev, **{k: v for k, v in UNREAD_SHOTS.items() if k in ev}}
+    if ev.get("few_shot") is False:  # zero-shot: no people drawn
+        return {**ev, **{k: v for k, v in UNREAD_SHOTS.items() if k in ev and k != "few_shot"}}
+    return ev
+
+
 def before_cache_path(cfg: DictConfig, source) -> Path | None:
     """Where the cached vanilla model's before-evaluation is kept; None when it must be evaluated afresh.
 
@@ -470,7 +528,7 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
           if k not in ("before", "cache_before", "relearn", "reference_run")}  # not what shapes the records
     if ev.get("dtype") is None:  # the model's own precision: the key the caches had before eval.dtype existed
         ev.pop("dtype", None)
-    ev = later_keys.without_defaults(ev, later_keys.EVAL)
+    ev = later_keys.without_defaults(unread_eval_as_keyed(ev), later_keys.EVAL)
     trainer = keyed_trainer(cfg)
     records = {"records": EVAL_RECORDS_VERSION}
     if get_scorer(cfg.eval.scorer).columns is not None:  # its records hold the columns since 2026-12-03

@@ -72,18 +72,31 @@ def shipped_matches(cfg: DictConfig) -> bool:
     return shipped_key(cfg) == base_key(cfg)
 
 
+def repository_shipped_keys() -> set[str]:
+    """The base keys the repository ships weights for (assets/*/KEY_FILE)."""
+    assets = Path(__file__).resolve().parents[2] / "assets"
+    return {f.read_text().strip() for f in assets.glob(f"*/{KEY_FILE}")} if assets.is_dir() else set()
+
+
 def base_identity(cfg: DictConfig) -> str:
     """Which base weights a run of `cfg` starts from: the shipped ones (base_key: the same on every machine), or
     the cache's, which a process on N != 1 CPU threads pretrains and keys apart, as the vanilla key does (the
     thread count moves the weights; until the thirty-first session a base pretrained on 4 threads was reused by
-    one-thread runs of the same config, or the other way round, whichever ran first)."""
+    one-thread runs of the same config, or the other way round, whichever ran first). A base pretrained here on
+    one thread (or off CPU) whose key the repository ships weights for is keyed apart from them too: the shipped
+    ones were pretrained in another float environment, and until 2026-12-05 `model.base.shipped=null` taught a
+    vanilla model from this machine's base under the key of the one taught from the shipped base."""
     from unlearn.pipeline import keyed_threads
 
     key = base_key(cfg)
-    threads = keyed_threads(cfg)
-    if threads in (None, 1) or shipped_key(cfg) == key:
+    if shipped_key(cfg) == key:
         return key
-    return config_hash({"base": key, "threads": threads})
+    threads = keyed_threads(cfg)
+    if threads not in (None, 1):
+        return config_hash({"base": key, "threads": threads})
+    if key in repository_shipped_keys():
+        return config_hash({"base": key, "threads": threads, "pretrained": "here"})
+    return key
 
 
 def base_path(cfg: DictConfig) -> Path:
