@@ -650,6 +650,41 @@ def test_the_std_check_reads_an_exact_ceiling_as_within_and_one_seed_as_not_meas
     assert "**not met** (ga text forget ± 0.076" in wider[1]
     one = checks([SeedGroup("ga", "ga", [run(0, 0.5)])])
     assert "**not measured** (no cell has two seeds)" in one[1]
+    # a std just over the ceiling is printed with the digit that shows it (0.0503 read "± 0.050" until 2026-12-05)
+    just = checks([SeedGroup("ga", "ga", [run(s, v) for s, v in enumerate((0.90, 1.00, 0.96))])])
+    assert "**not met** (ga text forget ± 0.0503" in just[1]
+    # a method at one seed beside methods at three: "met" names it as not measured
+    mixed = checks([SeedGroup("ga", "ga", [run(s, v) for s, v in enumerate((6 / 20, 7 / 20, 8 / 20))]),
+                    SeedGroup("npo", "npo", [run(0, 0.5)])])
+    assert mixed[1].endswith("**met** (one seed, not measured: npo)")
+
+
+def test_report_only_reads_the_runs_base_and_names_methods_without_their_default(tmp_path):
+    """--report-only took any --base it was given: the organism's defaults over an embedded sweep showed KL at
+    another lr and dropped GradDiff without a word. The runs' own base is read, another refused, and a swept
+    method with no run at its default is named."""
+    from unlearn import frontier
+
+    root = tmp_path / "sweep"
+    lr = default_strengths()["ga"]
+    for seed in (0, 1):
+        _run_with(root, "ga", "lr", lr, seed, dict.fromkeys(CELLS, 1.0), dict.fromkeys(CELLS, 0.9))
+        _run_with(root, "npo", "lr", 1e-9, seed, None, dict.fromkeys(CELLS, 0.95))  # never its default lr
+        for method in ("ga", "npo"):
+            d = frontier.run_dir(root, method, "method.optimizer.lr", lr if method == "ga" else 1e-9, seed)
+            d.mkdir(parents=True, exist_ok=True)
+            task = frontier.Task(method, "method.optimizer.lr", 0, seed, False)
+            (d / "overrides.json").write_text(json.dumps(frontier.task_overrides(task)))
+    with pytest.raises(ValueError, match=r"--base \['experiment=organism'\]: the runs in .* were made with --base \[\]"):
+        main(["--out", str(root), "--report-only", "--base", "experiment=organism", "--docs", str(tmp_path / "d")])
+    md = (main(["--out", str(root), "--report-only", "--docs", str(tmp_path / "docs")]).parent / "results.md").read_text()
+    npo = default_strengths()["npo"]
+    assert f"not run at their default strength in this sweep, so not in the table or the checks above: npo (lr {npo:g})" in md
+    task = frontier.Task("npo", "method.optimizer.lr", 0, 1, False)
+    (frontier.run_dir(root, "npo", "method.optimizer.lr", 1e-9, 1) / "overrides.json").write_text(
+        json.dumps([*frontier.task_overrides(task), "experiment=organism"]))
+    with pytest.raises(ValueError, match="mixes runs of two --base"):
+        main(["--out", str(root), "--report-only", "--docs", str(tmp_path / "docs")])
 
 
 def test_a_run_borrows_before_numbers_only_from_its_own_vanilla_model(tmp_path):

@@ -216,6 +216,19 @@ def check_same_base(out: Path, base: Sequence[str]) -> None:
                              f"{list(base)}: sweep into another --out, or give the same --base")
 
 
+def runs_base(out: Path) -> list[str] | None:
+    """The `--base` the runs in `out` were made with (None where there is none yet); ValueError where they differ."""
+    fixed = len(task_overrides(Task("m", "k", 0, 0, False)))
+    made: dict[tuple, Path] = {}
+    for f in sorted(out.glob("*/*=*/seed*/overrides.json")):
+        made.setdefault(tuple(json.loads(f.read_text())[fixed:]), f.parent)
+    if len(made) > 1:
+        (one, a), (two, b) = list(made.items())[:2]
+        raise ValueError(f"--out {out} mixes runs of two --base: {a} made with {list(one)}, {b} with {list(two)}; "
+                         "a report reads every run as one sweep: report each base's runs from their own --out")
+    return list(next(iter(made))) if made else None
+
+
 def check_same_models(out: Path, tasks: Sequence[Task], base: Sequence[str], cache: Path) -> None:
     """A resumed sweep's new runs of a seed that has its before-evaluation borrow it (Task.before false), so they
     must start from the model its runs started from: the same vanilla key (the directory's name; a copied cache
@@ -560,7 +573,8 @@ def paired_table(points: Sequence[Point], budget: float = BUDGET, cost: str = "r
            "independent samples of it." if len(set(taught.values())) < len(taught) else "") + "\n"
         f"- *: the paired t interval ({LEVEL:.0%}) excludes 0, |mean| > t(n - 1) std / sqrt(n) ({thresholds}): the "
         "row forgets more (+) or less (-) than the column at that cost on these taught models. With no true "
-        f"difference about 1 pair in 20 is starred by chance ({pairs}).\n"
+        f"difference about 1 pair in 20 is starred by chance ({pairs}); a difference equal at every seed has no "
+        "spread to test and is not starred.\n"
         "- †: a shared seed of either method reads its strongest setting (it never cost the budget there): that "
         "difference is a bound, not a reading at equal cost.")
 
@@ -816,6 +830,16 @@ def default_groups(points: Sequence[Point], defaults: dict[str, float]):
     return groups
 
 
+def absent_defaults(points: Sequence[Point], defaults: dict[str, float], groups) -> str:
+    """A line naming the swept methods with no run at their default strength (left out of the table and checks
+    above, which until 2026-12-05 said nothing of them), or ""."""
+    shown = {g.method for g in groups}
+    absent = [f"{m} ({knob_name(m)} {defaults[m]:g})" for m in METHODS
+              if m in defaults and m not in shown and any(p.method == m for p in points)]
+    return ("\n- not run at their default strength in this sweep, so not in the table or the checks above: "
+            + ", ".join(absent)) if absent else ""
+
+
 def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -> list[str]:
     """Issue 11's two robustness criteria, each stated as met or not, with the cells that miss it."""
     from unlearn.report import (SEED_COLUMNS, aggregate, at_least, chance_std_above, independent_std, metric,
@@ -832,7 +856,9 @@ def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -
              "models: " + verdict + (f" ({missing} of {len(values)} cells not measured)" if missing and values else "")]
     wide, chances, wide_with_chance = [], [], 0  # chances: per cell, P(std > ceiling) from question draws alone
     spread = 0  # cells with a std: two seeds or more
+    one_seed = []  # methods none of whose cells has a std: the criterion says nothing of them
     for g in groups:
+        cells = spread
         for split, mod, _ in SEED_COLUMNS:
             agg = aggregate([r.metrics for r in g.runs], f"after/{split}/{mod}/mc_acc")
             if agg is None or agg[1] is None:
@@ -844,14 +870,20 @@ def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -
                 chances.append(chance)
             if agg[1] > ceiling + TOLERANCE:
                 wide_with_chance += chance is not None
-                cell = f"{g.method} {MOD_LABEL[mod]} {split} ± {agg[1]:.3f}"
+                # enough digits that a std just over the ceiling does not print as it (0.0503 as 0.050)
+                shown = f"{agg[1]:.3f}" if round(agg[1], 3) > ceiling else f"{agg[1]:.4f}"
+                cell = f"{g.method} {MOD_LABEL[mod]} {split} ± {shown}"
                 if chance is not None:  # what that many questions would spread by if answered independently
                     cell += f" (independent questions: ± {independent_std(agg[0], n):.3f}, wider than {ceiling:g} " \
                             f"with probability {chance:.2f})"
                 wide.append(cell)
+        if spread == cells:
+            one_seed.append(g.method)
+    unmeasured = f" (one seed, not measured: {', '.join(one_seed)})" if one_seed and spread else ""
     lines.append(f"every method's headline MC (forget and retain per modality, default strength) has std <= "
                  f"{ceiling:g} over seeds: " + ("**not measured** (no cell has two seeds)" if not spread
-                                               else "**met**" if not wide else f"**not met** ({'; '.join(wide)})"))
+                                               else f"**met**{unmeasured}" if not wide
+                                               else f"**not met** ({'; '.join(wide)}){unmeasured}"))
     if any("independent questions" in w for w in wide):
         lines.append("independent questions: sqrt(p (1 - p) / n) at the cell's mean p over its n questions, the "
                      "spread if each model answered each question independently at that rate (a reference for "
@@ -896,7 +928,8 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
                      + ("each seed has its own vanilla model (its own teaching, or its own stage 2 from one base on "
                         "the organism)" if own else "the vanilla row is over the distinct teaching seeds (the runs "
                         "share vanilla models)") + ".\n\n"
-                     + seed_table(groups) + "\n\n" + other + "\n\n" + "\n".join(f"- {c}" for c in checks(groups)))
+                     + seed_table(groups) + "\n\n" + other + "\n\n" + "\n".join(f"- {c}" for c in checks(groups))
+                     + absent_defaults(points, defaults, groups))
         if has_likelihood(runs):
             parts.append("## Likelihood metrics at the default strength\n\n" + likelihood_table(groups))
     parts.append(f"## At equal cost: the frontier\n\n{frontier}\n\n{images}")
@@ -941,6 +974,13 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
     points = load_points(out)
     if not points:
         raise FileNotFoundError(f"no runs under {out} (expected {out}/<method>/<knob>=<value>/seed<k>/metrics.json)")
+    # the defaults the page reads are those of the runs' own --base (until 2026-12-05 --report-only took whatever
+    # --base it was given: the organism's defaults over the embedded sweep showed KL at another lr, GradDiff not)
+    made = runs_base(out)
+    if made is not None and base and list(base) != made:
+        raise ValueError(f"--base {list(base)}: the runs in {out} were made with --base {made}; give theirs, or none "
+                         "(the runs' own is read)")
+    base = made if made is not None else list(base)
     dest = docs or out
     other_axis = (cost, cost_metric) != ("retain", "mc_acc")
     if other_axis and (dest / "results.md").is_file():  # its frontier.md and plots are the retain-MC ones

@@ -624,7 +624,8 @@ def paired_seed_table(groups: Sequence[SeedGroup]) -> str | None:
         "of each taught model, then mean ± sample std over the taught models both ran (runs of one taught model "
         "are not independent samples of it); (k): only k shared. On forget, + = the row forgets more; on retain, "
         f"+ = the row costs more.\n- *: the paired t interval ({LEVEL:.0%}) excludes 0; with no true difference "
-        "about 1 pair in 20 is starred by chance, so read a lone star among many pairs with care.")
+        "about 1 pair in 20 is starred by chance, so read a lone star among many pairs with care; a difference "
+        "equal on every taught model has no spread to test and is not starred.")
 
 
 # ----------------------------------------------------------------------------------- likelihood metrics
