@@ -231,3 +231,20 @@ def test_a_base_pretrained_here_is_not_keyed_as_the_shipped_base(tmp_path):
         assert vanilla_path(here) != vanilla_path(shipped)
         seed1 = _cfg(tmp_path, "experiment=organism", "model.base.seed=1", "model.base.shipped=null")
         assert base_module.base_identity(seed1) == base_module.base_key(seed1)  # nothing shipped for it: as keyed
+
+
+def test_a_trainer_key_a_stage_sets_itself_is_warned(tmp_path, caplog, monkeypatch):
+    """`+trainer.max_epochs=3` and, under MMUnlearner, `trainer.gradient_clip_val` are replaced by the stage's own
+    values: until 2026-12-05 silently. The values every trainer preset sets and the stages replace are not warned."""
+    import unlearn.pipeline as pipeline
+    from unlearn.pipeline import warn_unread_trainer_keys
+
+    monkeypatch.setattr(pipeline, "_warned_trainer_keys", set())  # warned once per process
+    added = _cfg(tmp_path, "+trainer.max_epochs=3", "trainer.gradient_clip_val=0.5").trainer
+    assert warn_unread_trainer_keys(added, {"max_epochs": 4, "logger": False, "callbacks": []}) == ["max_epochs"]
+    assert warn_unread_trainer_keys(added, {"max_epochs": 3}) == []  # the stage runs what was asked
+    assert warn_unread_trainer_keys(added, {"gradient_clip_val": None}) == ["gradient_clip_val"]
+    shipped = _cfg(tmp_path).trainer
+    assert warn_unread_trainer_keys(shipped, {"max_epochs": 4, "gradient_clip_val": None,
+                                              "enable_checkpointing": True}) == []
+    assert "trainer.max_epochs=3 is not what this stage runs" in caplog.text

@@ -56,6 +56,7 @@ class RunContext:
 
     def trainer(self, **overrides) -> L.Trainer:
         """A Trainer from `cfg.trainer`, with this run's logger unless overridden."""
+        warn_unread_trainer_keys(self.cfg.trainer, overrides)
         overrides.setdefault("logger", self.logger if self.logger is not None else False)
         from lightning.pytorch.callbacks import Callback
 
@@ -77,6 +78,34 @@ class RunContext:
         if torch.distributed.is_initialized():
             return torch.distributed.get_rank() == 0
         return not launched_rank()
+
+
+# what configs/trainer/cpu.yaml (every trainer preset's base) sets a stage's own value over without a word
+TRAINER_STAGE_SET = {"gradient_clip_val": 1.0, "enable_checkpointing": False}
+_warned_trainer_keys: set[str] = set()
+
+
+def warn_unread_trainer_keys(trainer: DictConfig, overrides: dict) -> list[str]:
+    """Warn (once per key) where a stage sets a Trainer argument the config also sets, to another value: the
+    stage's wins (teaching's finetune.epochs over `+trainer.max_epochs=3`, MMUnlearner's own clipping over
+    `trainer.gradient_clip_val`), and until 2026-12-05 the config's was dropped silently. The values every
+    trainer preset sets and the stages replace (TRAINER_STAGE_SET) are not warned. Returns the keys warned."""
+    from lightning.pytorch.callbacks import Callback
+
+    out = []
+    for key, value in overrides.items():
+        if key in ("logger", "callbacks") or key not in trainer or isinstance(value, Callback):
+            continue
+        mine = OmegaConf.to_container(trainer[key], resolve=True) if OmegaConf.is_config(trainer[key]) \
+            else trainer[key]
+        if mine == value or (key in TRAINER_STAGE_SET and mine == TRAINER_STAGE_SET[key]):
+            continue
+        out.append(key)
+        if key not in _warned_trainer_keys:
+            _warned_trainer_keys.add(key)
+            log.warning("trainer.%s=%r is not what this stage runs: it sets %s=%r itself (from its own settings, "
+                        "under finetune.*, method.* or mmunlearner.*)", key, mine, key, value)
+    return out
 
 
 # the config sections whose `image_processor` overrides the model's for that recipe's training or statistics data
