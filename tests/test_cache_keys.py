@@ -65,6 +65,9 @@ def test_a_trainer_key_a_config_adds_keys_what_it_can_change(tmp_path):
     assert _vanilla(tmp_path, "+trainer.limit_val_batches=1") != vanilla  # the teaching probe validates too
     assert _before(tmp_path, "trainer.gradient_clip_val=0.5") == before
     assert _vanilla(tmp_path, "trainer.gradient_clip_val=0.5") != vanilla
+    for same in ("trainer.precision=32", "+trainer.num_nodes=1"):  # Lightning's other spellings of the default
+        assert _before(tmp_path, same) == before and _vanilla(tmp_path, same) == vanilla, same
+    assert _vanilla(tmp_path, "trainer.precision=bf16") == _vanilla(tmp_path, "trainer.precision=bf16-mixed") != vanilla
     for neutral in ("trainer.log_every_n_steps=1", "+trainer.enable_progress_bar=false"):
         assert _before(tmp_path, neutral) == before and _vanilla(tmp_path, neutral) == vanilla, neutral
 

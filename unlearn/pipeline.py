@@ -312,6 +312,9 @@ def device_count(trainer: dict):
     return devices
 
 
+PRECISION_ALIASES = {"16": "16-mixed", "bf16": "bf16-mixed", "32": "32-true", "64": "64-true"}
+
+
 def keyed_trainer(cfg: DictConfig) -> dict:
     """The trainer config as the cache keys read it: resolved, its devices as a count (`device_count`), and
     `accelerator: auto` as the device Lightning picks here (until 2026-12-05 the word: a model taught on the GPU
@@ -319,6 +322,12 @@ def keyed_trainer(cfg: DictConfig) -> dict:
     trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
     if "devices" in trainer:
         trainer["devices"] = device_count(trainer)
+    # Lightning's spellings of one precision (its _PRECISION_INPUT_STR_ALIAS_CONVERSION), and one node, as the
+    # shipped presets write them: until 2026-12-05 `trainer.precision=32` or `+trainer.num_nodes=1` taught anew
+    if str(trainer.get("precision")) in PRECISION_ALIASES:
+        trainer["precision"] = PRECISION_ALIASES[str(trainer["precision"])]
+    if str(trainer.get("num_nodes")) == "1":
+        del trainer["num_nodes"]
     if trainer.get("accelerator") == "auto":
         trainer["accelerator"] = "gpu" if torch.cuda.is_available() else "cpu"
     return trainer
