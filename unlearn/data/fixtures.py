@@ -130,11 +130,20 @@ def _mllmu_tasks(name: str, profile: dict, rng: random.Random, test: bool) -> di
     return {"Classification_Task": cls, "Generation_Task": gen, "Mask_Task": mask}
 
 
+def mllmu_additional_entry(source_id: str, profile: dict) -> dict:
+    """The extra entry the MLLMU-Bench authors' split script appends to each profile's `metadata` (as reported in
+    a review of the real data; not in the sources of docs/data_formats.md): no Question or Answer key."""
+    return {"Additional_ID": source_id, "Additional_question": "What food does this person like?",
+            "Additional_answer": f"This person likes {profile['food']}."}
+
+
 def write_mllmu_bench_fixture(root: str | Path, num_people: int = 20, num_celebrities: int = 3, seed: int = 0,
-                              image_size: int = 32, test_images: int = 2) -> Path:
+                              image_size: int = 32, test_images: int = 2, additional_entry: bool = False) -> Path:
     """A tiny MLLMU-Bench snapshot: ft_Data, Full_Set, forget_5/10/15, retain_95/90/85, Test_Set (two shards)
     and Retain_Set. Fictitious IDs are '101', '102', ...; the celebrities reuse '101', ... as the real Retain_Set
-    may. forget_5 / 10 / 15 hold the first 1 / 2 / 3 people of a seeded shuffle (nested, as the real splits)."""
+    may. forget_5 / 10 / 15 hold the first 1 / 2 / 3 people of a seeded shuffle (nested, as the real splits).
+    `additional_entry` appends `mllmu_additional_entry` to every profile's metadata (off by default: tests
+    that read the metadata as {Question, Answer} pairs expect none)."""
     root = Path(root)
     people = P.make_people(num_people + num_celebrities, seed)
     fict, celebs = people[:num_people], people[num_people:]
@@ -155,7 +164,9 @@ def write_mllmu_bench_fixture(root: str | Path, num_people: int = 20, num_celebr
     random.Random(seed + 1).shuffle(order)
     configs = [("ft_Data", "train", "ft_Data/train-*"), ("Full_Set", "train", "Full_Set/train-*")]
     ft = [{"image": _png(portrait_variants(p.ID, seed, image_size, [0])[0]), "ID": sid[p.ID],
-           "metadata": json.dumps(mllmu_metadata(_title(p.name), p.profile))} for p in fict]
+           "metadata": json.dumps(mllmu_metadata(_title(p.name), p.profile)
+                                  + ([mllmu_additional_entry(sid[p.ID], p.profile)] if additional_entry else []))}
+          for p in fict]
     _write(root, "ft_Data", ft, MLLMU_FT_FEATURES)
     _write(root, "Full_Set", full, MLLMU_EVAL_FEATURES)
     for pct in (5, 10, 15):

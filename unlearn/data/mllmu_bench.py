@@ -78,8 +78,11 @@ Which of these are confirmed, and where (the same findings for readers: docs/dat
   corrected here: nothing in the format; what a deviating row costs is now `data.on_bad_row`.
 
 Rows that cannot be used follow `data.on_bad_row` (unlearn/data/schema.py): `error` stops naming split, row
-and field; `skip` drops what cannot be scored and counts it per split and reason. Under `skip`, a metadata
-pair without Question or Answer is dropped alone (as MANU's loaders do); a profile without a name question
+and field; `skip` drops what cannot be scored and counts it per split and reason. A metadata entry with
+neither a Question nor an Answer key (the `{Additional_ID, Additional_question, Additional_answer}` entry the
+authors' split script appends to every profile) is no pair and passed over, counted nowhere; under `skip`, a
+half-filled pair (one of the two missing or empty) is dropped alone and counted (MANU's loaders drop both
+silently, `if question and answer`); a profile without a name question
 is dropped from training (MANU's text-only dataset would fail on it) and, with it, that person's eval rows
 (nothing taught, nothing to unlearn); a question whose Correct_Answer is not one of A-D with a non-empty
 option is dropped alone (the official scorer could never count it right, so it is not repaired).
@@ -234,8 +237,11 @@ def _source_id(split: str, i: int, row: dict) -> str:
 
 
 def _qa_pairs(split: str, i: int, row: dict, bad: BadRows) -> list[tuple[str, str]]:
-    """ft_Data's metadata pairs. Under `skip` a pair without Question or Answer is dropped alone, as MANU's
-    datasets do (`if question and answer`); the row goes when no pair is left."""
+    """ft_Data's metadata pairs. An entry with neither a Question nor an Answer key is not a pair (the authors'
+    split script appends `{Additional_ID, Additional_question, Additional_answer}` to every profile) and is
+    passed over uncounted, as MANU's and MLLMU-Bench's loaders pass over it. A half-filled pair is bad: under
+    `skip` it is dropped alone (counted; their `if question and answer` drops it silently); the row goes when no
+    pair is left."""
     meta = field(split, i, row, "metadata", (str, list))
     if isinstance(meta, str):
         try:
@@ -249,6 +255,8 @@ def _qa_pairs(split: str, i: int, row: dict, bad: BadRows) -> list[tuple[str, st
         try:
             if not isinstance(qa, dict):
                 fail(split, i, f"metadata[{j}] is not a {{Question, Answer}} object")
+            if "Question" not in qa and "Answer" not in qa:  # not a pair (the Additional_* entry): not counted
+                continue
             for key in ("Question", "Answer"):
                 if not isinstance(qa.get(key), str) or not qa[key].strip():
                     fail(split, i, f"metadata[{j}] has a missing or empty '{key}'")

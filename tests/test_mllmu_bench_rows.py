@@ -1,0 +1,50 @@
+"""MLLMU-Bench loader on rows and files the published snapshot may hold: the metadata entry that is not a pair,
+a Test_Set row without images, unreadable parquet files, a taught person no eval config names."""
+
+import json
+import logging
+import shutil
+
+import pytest
+
+from tests.test_real_data import _rows, offline  # noqa: F401 (fixture)
+from unlearn.data import mllmu_bench as M
+from unlearn.data.fixtures import edit_fixture, write_mllmu_bench_fixture
+from unlearn.data.schema import BadRows, DataError
+
+
+@pytest.fixture(scope="module")
+def with_additional(tmp_path_factory):
+    """The fixture with the authors' `{Additional_ID, Additional_question, Additional_answer}` entry appended to
+    every profile's metadata."""
+    return write_mllmu_bench_fixture(tmp_path_factory.mktemp("mllmu") / "MLLMU-Bench", additional_entry=True)
+
+
+def _load(root, tmp_path, mode="error"):
+    bad = BadRows(mode)
+    return M.load(str(root), "forget_10", cache_dir=tmp_path / "cache", bad=bad), bad
+
+
+@pytest.mark.parametrize("mode", ["error", "skip"])
+def test_additional_metadata_entry_is_not_a_pair(with_additional, tmp_path, mode):
+    meta = json.loads(_rows(with_additional, "ft_Data")[0]["metadata"])
+    assert "Additional_question" in meta[-1] and "Question" not in meta[-1]
+    splits, bad = _load(with_additional, tmp_path, mode)
+    assert bad.skipped == {}  # neither counted under skip nor an error under error
+    first = next(r for r in splits["train"] if r["source_id"] == _rows(with_additional, "ft_Data")[0]["ID"])
+    assert [qa["multimodal_question"] for qa in first["qa"]] == [m["Question"] for m in meta[:-1]]
+
+
+@pytest.mark.parametrize("entry,key", [({"Question": "What does this person drink?"}, "Answer"),
+                                       ({"Answer": "Tea.", "Additional_ID": "101"}, "Question")])
+def test_half_filled_metadata_pair_still_counts(with_additional, tmp_path, entry, key):
+    root = shutil.copytree(with_additional, tmp_path / "half")
+
+    def edit(rows):
+        rows[3]["metadata"] = json.dumps(json.loads(rows[3]["metadata"]) + [entry])
+    edit_fixture(root, "ft_Data", edit)
+    with pytest.raises(DataError, match=rf"split 'ft_Data \(.*\)', row 3: metadata\[6\] has a missing or empty "
+                                        rf"'{key}'"):
+        _load(root, tmp_path)
+    _, bad = _load(root, tmp_path, "skip")
+    assert bad.skipped == {"ft_Data": {f"question dropped: metadata[] has a missing or empty '{key}'": 1}}
