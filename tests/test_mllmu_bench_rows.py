@@ -48,3 +48,19 @@ def test_half_filled_metadata_pair_still_counts(with_additional, tmp_path, entry
         _load(root, tmp_path)
     _, bad = _load(root, tmp_path, "skip")
     assert bad.skipped == {"ft_Data": {f"question dropped: metadata[] has a missing or empty '{key}'": 1}}
+
+
+def test_test_set_row_with_null_images_names_images(tmp_path):
+    root = write_mllmu_bench_fixture(tmp_path / "MLLMU-Bench")
+    person = _rows(root, "forget_10")[0]["ID"]
+
+    def edit(rows):
+        for r in rows:
+            if r["ID"] == person:
+                r["images"] = None
+    edit_fixture(root, "Test_Set", edit)
+    with pytest.raises(DataError, match=r"split 'Test_Set \(.*\)', row \d+: missing image: field 'images' is null"):
+        _load(root, tmp_path)
+    splits, bad = _load(root, tmp_path, "skip")
+    assert bad.skipped == {"Test_Set": {"row dropped: missing image: field 'images' is null": 1}}
+    assert person not in splits["test_10"]["source_id"] and len(splits["test_10"]) == 1

@@ -366,6 +366,8 @@ def _eval_row(split: str, i: int, row: dict, names: dict[str, str], untouched: b
         image = image_value(split, i, images[k], f"images[{k}]")
     elif "image" in row:
         image = image_value(split, i, row["image"])
+    elif "images" in row:  # Test_Set's list is null: name it, not the 'image' field Test_Set never has
+        fail(split, i, "missing image: field 'images' is null")
     else:
         fail(split, i, "missing field 'image'")
     ID = UNTOUCHED_ID_OFFSET + i if untouched else _int_id(split, i, source_id)
