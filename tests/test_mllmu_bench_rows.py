@@ -64,3 +64,25 @@ def test_test_set_row_with_null_images_names_images(tmp_path):
     splits, bad = _load(root, tmp_path, "skip")
     assert bad.skipped == {"Test_Set": {"row dropped: missing image: field 'images' is null": 1}}
     assert person not in splits["test_10"]["source_id"] and len(splits["test_10"]) == 1
+
+
+def _pointer(path):
+    path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 336000000\n")
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("damage,why", [(_pointer, r"is a git-LFS pointer, .*run `git lfs pull`"),
+                                        (_truncate, r"is not a readable parquet file \(ArrowInvalid: .*\): a "
+                                                    r"truncated or partial download")])
+def test_unreadable_local_parquet_file_is_named(tmp_path, damage, why):
+    """A snapshot cloned without git-lfs (pointer texts for files) or cut short: the error names the file and
+    says no word about a network (the source is a local directory)."""
+    root = write_mllmu_bench_fixture(tmp_path / "MLLMU-Bench")
+    damage(root / "Test_Set" / "train-00001-of-00002.parquet")
+    with pytest.raises(DataError, match=r"cannot load config 'Test_Set' from data.path='.*': its file "
+                                        r"\S*/Test_Set/train-00001-of-00002\.parquet " + why) as err:
+        _load(root, tmp_path)
+    assert "network" not in str(err.value)

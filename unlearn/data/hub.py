@@ -79,6 +79,10 @@ def load_config(source: str, config: str, *, key: str, repo_id: str, cache_dir: 
     try:
         dd = load_dataset(source, name=config, **kwargs)
     except Exception as err:  # every loading failure becomes one clear message naming the key to fix
+        if Path(source).is_dir():  # no network involved: name the file that cannot be read, if one cannot
+            bad = first_unreadable(config_files(source, config, kwargs))
+            where = f"its file {bad[0]} {bad[1]}" if bad else f"{type(err).__name__}: {err}"
+            raise DataError(f"cannot load config '{config}' from {key}={source!r}: {where}") from err
         raise DataError(
             f"cannot load config '{config}' from {key}={source!r}: {type(err).__name__}: {err}. "
             f"Without network, download the dataset first (`huggingface-cli download --repo-type dataset "
@@ -143,6 +147,53 @@ def local_data_files(source: str, config: str, split: str, load_kwargs: dict) ->
     from datasets import load_dataset_builder
 
     return [str(f) for f in load_dataset_builder(source, name=config, **load_kwargs).config.data_files[split]]
+
+
+LFS_POINTER = b"version https://git-lfs"  # how a git-LFS pointer file begins (git-lfs spec)
+
+
+def config_files(source: str, config: str, load_kwargs: dict) -> list[Path]:
+    """Every data file of a local source's config (all splits), or, when even its file list cannot be built, every
+    parquet file of the snapshot: the files to look at once loading the config failed."""
+    from datasets import load_dataset_builder
+
+    try:
+        data_files = load_dataset_builder(source, name=config, **load_kwargs).config.data_files or {}
+        return [Path(f) for files in data_files.values() for f in files]
+    except Exception:
+        local = Path(source)
+        return sorted(f for f in local.rglob("*.parquet") if ".cache" not in f.relative_to(local).parts)
+
+
+def unreadable(path: Path) -> str | None:
+    """Why `path` is not a readable parquet file (its footer is read, not its rows), or None.
+
+    Why: `datasets` reports such a file as "An error occurred while generating the dataset", naming neither the
+    file nor the cause, and a local snapshot cloned without git-lfs holds pointer texts in place of the data."""
+    import pyarrow.parquet as pq
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(LFS_POINTER))
+    except OSError as err:
+        return f"cannot be read ({err})"
+    if head == LFS_POINTER:
+        return ("is a git-LFS pointer, not the data (the repository was cloned without git-lfs): run `git lfs "
+                "pull` in the snapshot")
+    try:
+        pq.ParquetFile(path)
+    except Exception as err:
+        return (f"is not a readable parquet file ({type(err).__name__}: {err}): a truncated or partial download "
+                "or copy? download the dataset again")
+    return None
+
+
+def first_unreadable(files: list[Path]) -> tuple[Path, str] | None:
+    """The first of `files` that is not readable parquet, with why (`unreadable`); None when all are."""
+    for f in files:
+        if str(f).endswith(".parquet") and (why := unreadable(f)):
+            return f, why
+    return None
 
 
 SHARD_NAME = re.compile(r"-(\d+)-of-(\d+)\.parquet$")
