@@ -3,6 +3,7 @@ a Test_Set row without images, unreadable parquet files, a taught person no eval
 
 import json
 import logging
+import re
 import shutil
 
 import pytest
@@ -86,3 +87,26 @@ def test_unreadable_local_parquet_file_is_named(tmp_path, damage, why):
                                         r"\S*/Test_Set/train-00001-of-00002\.parquet " + why) as err:
         _load(root, tmp_path)
     assert "network" not in str(err.value)
+
+
+_UNASSIGNED = "taught people are in neither"
+
+
+def test_taught_person_in_neither_forget_nor_retain_is_warned(tmp_path, caplog):
+    root = write_mllmu_bench_fixture(tmp_path / "MLLMU-Bench")
+    person = _rows(root, "retain_90")[-1]["ID"]
+    edit_fixture(root, "retain_90", lambda rows: rows[:-1])
+    with caplog.at_level(logging.WARNING, logger="unlearn.data.mllmu_bench"):
+        splits, bad = _load(root, tmp_path)
+    warned = [r.getMessage() for r in caplog.records if _UNASSIGNED in r.getMessage()]
+    assert len(warned) == 1 and re.search(rf"ft_Data \(.*\): 1 taught people are in neither forget_10 \(.*\) nor "
+                                          rf"retain_90 \(.*\): trained on, never evaluated \(IDs \['{person}'\]\)",
+                                          warned[0])
+    assert person in splits["train"]["source_id"] and bad.skipped == {}  # still taught; no row is bad
+
+
+def test_intact_snapshot_warns_of_no_unassigned_person(tmp_path, caplog):
+    root = write_mllmu_bench_fixture(tmp_path / "MLLMU-Bench")
+    with caplog.at_level(logging.WARNING, logger="unlearn.data.mllmu_bench"):
+        _load(root, tmp_path)
+    assert not [r for r in caplog.records if _UNASSIGNED in r.getMessage()]

@@ -32,7 +32,8 @@ Mapping to the internal splits (`Benchmark` reads them unchanged):
   Retain_Set (real celebrities)   untouched (no training rows: their knowledge comes from pretraining)
   Full_Set                        not read (it is forget_P + retain_{100-P})
   ==============================  ==================================================================
-Only the requested forget percentage is converted (its splits are all a run reads). IDs become integers:
+Only the requested forget percentage is converted (its splits are all a run reads). forget_P and retain_{100-P}
+split ft_Data's people: one in both is refused, a taught one in neither (never evaluated) is logged as a warning. IDs become integers:
 a fictitious person's ID is its source ID (a digit string); a celebrity's is `UNTOUCHED_ID_OFFSET` + its
 row index, since Retain_Set IDs may repeat fictitious ones. `source_id` keeps the original string.
 
@@ -91,6 +92,7 @@ option is dropped alone (the official scorer could never count it right, so it i
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 from pathlib import Path
@@ -100,6 +102,8 @@ from datasets import DatasetDict
 from unlearn.data.hub import (EVAL_FEATURES, LETTERS, TRAIN_FEATURES, field, image_value, load_config, raw_rows,
                               resolve_source, to_dataset)
 from unlearn.data.schema import BadRows, DataError, RowError, check_eval_row, check_train_row, fail, split_name
+
+log = logging.getLogger(__name__)
 
 HUB_ID = "MLLMMU/MLLMU-Bench"
 FORGET_PERCENTS = (5, 10, 15)
@@ -401,6 +405,13 @@ def convert_eval(rows, split: str, names: dict[str, str], *, untouched: bool = F
     return out
 
 
+def unassigned(train: list[dict], forget: set[int], retain: set[int]) -> list[str]:
+    """Source IDs of the taught people (train rows) in neither the forget nor the retain IDs, in train order.
+    Why: forget_P and retain_{100-P} split ft_Data's people; one in neither (a row missing from a partial
+    snapshot) is taught to the model but never evaluated, which nothing said (until 2026-12-07)."""
+    return [r["source_id"] for r in train if r["ID"] not in forget and r["ID"] not in retain]
+
+
 def named_people(ds, split: str, known: set[int]) -> dict[str, int]:
     """Source ID -> ID of every taught person a forget / retain config names, whatever its rows' other fields
     hold: under data.on_bad_row=skip a row whose image or question is bad is not evaluated, but its person is
@@ -450,6 +461,10 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
     both = ({r["ID"] for r in forget} | set(f_named.values())) & ({r["ID"] for r in retain} | set(r_named.values()))
     if both:
         raise DataError(f"IDs {sorted(both)[:5]} are in both {f_label} and {r_label}")
+    if unseen := unassigned(train, {r["ID"] for r in forget} | set(f_named.values()),
+                            {r["ID"] for r in retain} | set(r_named.values())):
+        log.warning("%s: %d taught people are in neither %s nor %s: trained on, never evaluated (IDs %s%s)",
+                    label, len(unseen), f_label, r_label, unseen[:5], " ..." if len(unseen) > 5 else "")
     if people is not None:
         people.update(forget=set(f_named.values()), retain=set(r_named.values()))
 
