@@ -259,8 +259,8 @@ def _qa_pairs(split: str, i: int, row: dict, bad: BadRows) -> list[tuple[str, st
         try:
             if not isinstance(qa, dict):
                 fail(split, i, f"metadata[{j}] is not a {{Question, Answer}} object")
-            if "Question" not in qa and "Answer" not in qa:  # not a pair (the Additional_* entry): not counted
-                continue
+            if qa.get("Question") is None and qa.get("Answer") is None:  # not a pair (the Additional_* entry; as a
+                continue  # parquet struct it holds both keys as null): not counted
             for key in ("Question", "Answer"):
                 if not isinstance(qa.get(key), str) or not qa[key].strip():
                     fail(split, i, f"metadata[{j}] has a missing or empty '{key}'")
