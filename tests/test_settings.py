@@ -140,6 +140,16 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["method=mmunlearner", "mmunlearner.mask_fraction=2"], r"mmunlearner.mask_fraction=2"),
     (["method=mmunlearner", "mmunlearner.retain_optimizer.lr=-1"], r"mmunlearner.retain_optimizer.lr=-1"),
     (["method=mmunlearner", "mmunlearner.apply_mask=maybe"], r"mmunlearner.apply_mask='maybe'"),
+    # refused only after the unlearning ran (eval.before=false) until 2026-12-07: in the aggregate, at the first MC
+    # batch, when the evaluator was built
+    (["eval.truth_ratio_perturbed=pool"], r"eval.truth_ratio_perturbed='pool': expected one of \['item', 'pooled'\]"),
+    (["eval.mc_mode=letters"], r"eval.mc_mode='letters': expected one of \['likelihood', 'letter', 'generate'\]"),
+    (["eval.mc_also=foo"], r"eval.mc_also='foo': expected null or an MC mode other than eval.mc_mode='likelihood'"),
+    (["eval.mc_mode=generate", "eval.mc_also=generate"], r"eval.mc_also='generate': expected null or an MC mode other"),
+    (["data=mllmu_bench", "eval.mc_mode=likelihood"],
+     r"eval.protocol=mllmu_bench reads MC from a generated letter.*eval.mc_mode='likelihood'"),
+    (["data=mllmu_bench", "eval.protocol=mmunlearner", "eval.mc_also=letter"],
+     r"eval.protocol=mmunlearner reads MC from a generated letter.*eval.mc_also='letter'"),
 ]
 
 

@@ -164,6 +164,10 @@ def check_eval(e) -> None:
         if e.protocol not in ("mllmu_bench", "mmunlearner"):
             raise ValueError(f"eval.shot_people sets the shots of eval.protocol=mllmu_bench or mmunlearner (got "
                              f"eval.protocol={e.protocol}); drop it")
+    check_mc_modes(e)
+    from unlearn.eval.truth_ratio import PERTURBED_MODES  # read in the aggregate, after the evaluation ran
+
+    one_of(e.get("truth_ratio_perturbed", "item"), PERTURBED_MODES, "eval.truth_ratio_perturbed")
     names(e.tasks, TASKS, "eval.tasks")
     names(e.splits, EVAL_SPLITS, "eval.splits")  # read after the before-evaluation started: refused here instead
     positive_int(e.batch_size, "eval.batch_size")
@@ -184,6 +188,33 @@ def check_eval(e) -> None:
         positive_int(r.batch_size, "eval.relearn.batch_size")
         number(r.fraction, "eval.relearn.fraction", 0, 1, low_open=True)
         number(r.lr, "eval.relearn.lr", 0, low_open=True)
+
+
+def generated_mc_protocols() -> tuple[str, ...]:
+    """The protocols that read MC from a generated letter, as their benchmark does: those whose prompts are their
+    own for MC too (EvaluationModule: `getattr(prompts, "mc_prompts", prompts).name != "embedded"`)."""
+    from unlearn.eval import protocol
+
+    classes = [c for c in vars(protocol).values() if isinstance(c, type) and c.__module__ == protocol.__name__
+               and getattr(c, "name", None) in protocol.PROTOCOLS]
+    return tuple(sorted({c.name for c in classes if c.name != "embedded" and not hasattr(c, "mc_prompts")}))
+
+
+def check_mc_modes(e) -> None:
+    """eval.mc_mode and eval.mc_also, as the evaluator reads them: until 2026-12-07 a misspelt mode was refused at
+    the first MC batch (unlearn/eval/scoring.py), a bad mc_also when the evaluator was built, both after the
+    unlearning ran when eval.before=false."""
+    from unlearn.eval.scoring import MC_MODES
+
+    mode, also = e.mc_mode, e.get("mc_also")
+    one_of(mode, MC_MODES, "eval.mc_mode")
+    if also is not None and (also not in MC_MODES or also == mode):  # EvaluationModule's own rule
+        raise ValueError(f"eval.mc_also={also!r}: expected null or an MC mode other than eval.mc_mode={mode!r} "
+                         f"from {MC_MODES}")
+    if e.protocol in generated_mc_protocols() and (mode != "generate" or also is not None):
+        raise ValueError(f"eval.protocol={e.protocol} reads MC from a generated letter, as its benchmark does: set "
+                         f"eval.mc_mode=generate and eval.mc_also=null (got eval.mc_mode={mode!r}, "
+                         f"eval.mc_also={also!r})")
 
 
 def check_finetune(f) -> None:
