@@ -97,7 +97,9 @@ class ActivationStatistics(Callback):
         if neuron not in ("input", "output"):
             raise ValueError(f"manu.neuron={neuron!r}: expected 'input' or 'output'")
         self.patterns, self.tau, self.neuron = dict(patterns), float(tau), neuron
-        self.mask_padding = bool(mask_padding)  # false: pads count as tokens, as in the MANU authors' code
+        if not isinstance(mask_padding, bool):  # bool("false") is true (unlearn.settings refuses it first)
+            raise ValueError(f"manu.mask_padding={mask_padding!r}: expected true or false")
+        self.mask_padding = mask_padding  # false: pads count as tokens, as in the MANU authors' code
         self.towers: dict[str, str] = {}
         self.moments: dict[str, dict[str, Moments]] = {}
         self._handles: list = []

@@ -150,6 +150,15 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
      r"eval.protocol=mllmu_bench reads MC from a generated letter.*eval.mc_mode='likelihood'"),
     (["data=mllmu_bench", "eval.protocol=mmunlearner", "eval.mc_also=letter"],
      r"eval.protocol=mmunlearner reads MC from a generated letter.*eval.mc_also='letter'"),
+    # flags written as strings read as true until 2026-12-07: `method.lora.enabled=no` trained LoRA adapters
+    (["method=ga", "method.lora.enabled=no"], r"method.lora.enabled='no': expected true or false"),
+    (["method=mmunlearner", "mmunlearner.lora.enabled=no"], r"mmunlearner.lora.enabled='no': expected true or false"),
+    (["+finetune.lora={enabled: 'false'}"], r"finetune.lora.enabled='false': expected true or false"),
+    (["finetune.answer_only=no"], r"finetune.answer_only='no': expected true or false"),
+    (["method=manu", "manu.mask_padding=no"], r"manu.mask_padding='no': expected true or false"),
+    (["method=manu", "manu.official.retain_subset=no"], r"manu.official.retain_subset='no': expected true or false"),
+    (["experiment=manu_official", "manu.official.pooled_layers=no"],
+     r"manu.official.pooled_layers='no': expected true or false"),
 ]
 
 
@@ -497,3 +506,12 @@ def test_a_gpu_trainer_without_a_gpu_is_refused_naming_the_cpu_presets(tmp_path,
         run(compose_config([f"trainer={trainer}", "debug=fast", "logger=none"], tmp_path / "r", tmp_path / "c"))
     for cpu in ("cpu", "ddp_sim", "fsdp_sim"):
         check_accelerator(compose_config([f"trainer={cpu}"], tmp_path / "r", tmp_path / "c").trainer)
+
+
+def test_the_statistics_callback_refuses_a_mask_padding_flag_written_as_a_string():
+    """bool("false") is true: a string reaching the callback past the settings would mask the padding."""
+    from callbacks.activation_stats import ActivationStatistics
+
+    with pytest.raises(ValueError, match=r"manu.mask_padding='false': expected true or false"):
+        ActivationStatistics({"m": "language"}, mask_padding="false")
+    assert ActivationStatistics({"m": "language"}, mask_padding=False).mask_padding is False

@@ -60,7 +60,8 @@ def check_lora(lora, key: str) -> None:
     if lora is None:
         return
     known_keys(lora, LORA_KEYS, key)
-    if not lora.get("enabled"):
+    boolean(lora.get("enabled", False), f"{key}.enabled")  # "no", a string, trained LoRA adapters
+    if not lora.enabled:
         return
     r, alpha, dropout = lora.get("r"), lora.get("alpha"), lora.get("dropout", 0.0)
     positive_int(r, f"{key}.r")
@@ -224,6 +225,7 @@ def check_finetune(f) -> None:
 
     default = OmegaConf.load(CONFIG_DIR / "finetune" / "default.yaml")
     known_keys(f, [*default, *FINETUNE_OPTIONAL], "finetune")
+    boolean(f.answer_only, "finetune.answer_only")  # "false", a string, labelled the answers alone
     positive_int(f.epochs, "finetune.epochs")
     positive_int(f.batch_size, "finetune.batch_size")
     check_optimizer(f.get("optimizer"), "finetune.optimizer")
@@ -406,7 +408,10 @@ def check_manu(m) -> None:
         number(prune.get("factor"), "manu.prune.factor", 0, 1)
     positive_int(m.batch_size, "manu.batch_size")
     optional_positive_int(m.get("max_retain_people"), "manu.max_retain_people", "every retain person")
+    boolean(m.get("mask_padding", True), "manu.mask_padding")  # "false", a string, masked the padding
     o = m.get("official")
+    if o is not None:  # refused whatever manu.selection, as eval.relearn.data whether or not the attack runs
+        booleans(o, {"retain_subset": True, "pooled_layers": True}, "manu.official")
     if m.get("selection") == "official" and o is not None and o.get("pooled_layers"):
         layers = o.get("layers")
         if layers is not None and set(layers) != {"vision", "language"}:
