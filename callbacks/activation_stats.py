@@ -84,6 +84,9 @@ def patch_masked_encoders(model: torch.nn.Module, hooked: list[str]) -> list[tor
     return [m for _, m in found]
 
 
+NEURONS = ("input", "output")  # manu.neuron
+
+
 class ActivationStatistics(Callback):
     """Collects `self.moments[key][module]` for key in the pass module's `loader_keys`.
 
@@ -94,7 +97,7 @@ class ActivationStatistics(Callback):
 
     def __init__(self, patterns: Mapping[str, str], tau: float = 0.1, neuron: str = "input",
                  mask_padding: bool = True):
-        if neuron not in ("input", "output"):
+        if neuron not in NEURONS:
             raise ValueError(f"manu.neuron={neuron!r}: expected 'input' or 'output'")
         self.patterns, self.tau, self.neuron = dict(patterns), float(tau), neuron
         if not isinstance(mask_padding, bool):  # bool("false") is true (unlearn.settings refuses it first)

@@ -159,6 +159,43 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["method=manu", "manu.official.retain_subset=no"], r"manu.official.retain_subset='no': expected true or false"),
     (["experiment=manu_official", "manu.official.pooled_layers=no"],
      r"manu.official.pooled_layers='no': expected true or false"),
+    # refused by the method only, after the before-evaluation (MMUnlearner's run start, MANU's run start), after the
+    # Fisher pass (retain_steps, clip_scope, optimizers, the LoRA init) or the statistics pass (manu.weights), until
+    # 2026-12-07
+    (["method=mmunlearner", "mmunlearner.groups=text"], r"mmunlearner.groups='text': expected one of \['vision', "),
+    (["method=mmunlearner", "mmunlearner.preserve_text=eval"], r"mmunlearner.preserve_text='eval': expected one of"),
+    (["method=mmunlearner", "mmunlearner.preserve_batches=joint"], r"mmunlearner.preserve_batches='joint'"),
+    (["method=mmunlearner", "mmunlearner.resize_embeddings=tok"],
+     r"mmunlearner.resize_embeddings='tok': expected null or 'tokenizer'"),
+    (["method=mmunlearner", "mmunlearner.mask_path=/runs/x/mask.safetensors", "mmunlearner.mask_fraction=0.1"],
+     r"mmunlearner.mask_path=/runs/x/mask.safetensors reuses a saved mask, so mmunlearner.mask_fraction=0.1 cannot"),
+    (["method=mmunlearner", "mmunlearner.mask_path=/runs/x/mask.safetensors", "mmunlearner.apply_mask=false"],
+     r"mmunlearner.mask_path=/runs/x/mask.safetensors is a mask, and mmunlearner.apply_mask=false applies none"),
+    (["method=mmunlearner", "mmunlearner.fisher_dtype=float16", "mmunlearner.mask_fraction=0.1"],
+     r"mmunlearner.mask_fraction=0.1 sizes a mask by the float32 rule.*mmunlearner.fisher_dtype=float16"),
+    (["method=mmunlearner", "mmunlearner.retain_steps=0"], r"mmunlearner.retain_steps=0: expected null, a positive"),
+    (["method=mmunlearner", "mmunlearner.retain_steps=offical"], r"mmunlearner.retain_steps='offical': expected null"),
+    (["method=mmunlearner", "mmunlearner.clip_scope=everything"], r"mmunlearner.clip_scope='everything': expected one"),
+    (["method=mmunlearner", "mmunlearner.optimizers=three"], r"mmunlearner.optimizers='three': expected one of"),
+    (["method=mmunlearner", "mmunlearner.lora.enabled=true", "mmunlearner.lora.init=gaussian"],
+     r"mmunlearner.lora.init='gaussian' starts lora_B at 0"),
+    (["method=mmunlearner", "mmunlearner.lora.enabled=true", "mmunlearner.lora.init=true"],
+     r"mmunlearner.lora.init=True starts lora_B at 0"),
+    (["method=manu", "manu.selection=offical"], r"manu.selection='offical': expected one of \['project', 'official'\]"),
+    (["method=manu", "manu.score=papr"], r"manu.score='papr': expected one of \['paper', 'reference', 'random'\]"),
+    (["method=manu", "manu.scope=model"], r"manu.scope='model': expected one of \['tower', 'layer'\]"),
+    (["method=manu", "manu.neuron=inner"], r"manu.neuron='inner': expected one of \['input', 'output'\]"),
+    (["experiment=manu_official", "manu.official.unit=neuron"], r"manu.official.unit='neuron': expected one of"),
+    (["experiment=manu_official", "manu.official.chunk_size=0"], r"manu.official.chunk_size=0: expected an integer"),
+    (["experiment=manu_official", "manu.score=paper"],
+     r"manu.selection=official uses the authors' score .* manu.score='paper' / manu.scope='tower'"),
+    (["method=manu", "manu.weights={abs: 1, frq: 1}"], r"manu.weights has no setting \['frq'\]"),
+    (["method=manu", "manu.weights={abs: x}"], r"manu.weights.abs='x': expected a finite number"),
+    (["method=manu", "manu.score=paper", "manu.weights={var: -1}"], r"manu.score=paper needs weights >= 0"),
+    (["method=ga", "method.resize_embeddings=tok"], r"method.resize_embeddings='tok': expected null or 'tokenizer'"),
+    (["method=ga", "method.label_prefix=true"], r"method.label_prefix=true labels the prompt's prefix, which needs "
+                                                r"method.answer_only=false"),
+    (["method=ga", "method.loss=gd"], r"method.loss='gd': expected one of \['ga', 'grad_diff', 'kl', 'npo'\]"),
 ]
 
 

@@ -266,6 +266,9 @@ def check_optimizer(node, key: str) -> None:
 def check_gradient_method(m) -> None:
     positive_int(m.epochs, "method.epochs")
     positive_int(m.batch_size, "method.batch_size")
+    from unlearn.methods.gradient import LOSSES
+
+    one_of(m.loss, LOSSES, "method.loss")
     number(m.alpha, "method.alpha", 0)  # the retain term's weight: a negative one ascends on retain
     if m.loss == "ga":  # GA's loss has no weight to give (open-unlearning's GradAscent): the lr is its scale
         if m.gamma != 1:
@@ -311,6 +314,12 @@ def check_gradient_method(m) -> None:
     check_lora(m.get("lora"), "method.lora")
     booleans(m, {"answer_only": True, "label_prefix": False, "kl_retain_nll": False, "reference_required": False},
              "method")
+    if m.get("label_prefix", False) and m.get("answer_only", True):  # else refused when the data is built
+        raise ValueError("method.label_prefix=true labels the prompt's prefix, which needs method.answer_only=false "
+                         "(the question labelled too)")
+    from unlearn.models.vocab import check_resize
+
+    check_resize(m.get("resize_embeddings"), "method.resize_embeddings")  # else refused after the before-evaluation
     from unlearn.data.written import check_image_labels
 
     check_image_labels(m.get("image_labels"), m.get("sequences", "template"), not m.get("answer_only", True), "method")
@@ -389,12 +398,47 @@ def check_mmunlearner(m) -> None:
         check_optimizer(m.retain_optimizer, "mmunlearner.retain_optimizer")
     booleans(m, {"apply_mask": True, "restore_masked": True, "fisher_shuffle": False, "retain_text": True},
              "mmunlearner")
+    check_mmunlearner_choices(m)
     from unlearn.data.written import check_image_labels
 
     computes_mask = m.get("apply_mask", True) and not m.get("mask_path")  # else the Fisher pass does not run
     check_image_labels(m.get("image_labels"), m.get("sequences", "template"),
                        m.get("update_labels") == "all" or (computes_mask and m.get("fisher_labels") == "all"),
                        "mmunlearner")
+
+
+def check_mmunlearner_choices(m) -> None:
+    """The choices MMUnlearner's run refused only at its start (after the before-evaluation), at the Fisher pass or
+    at the update (after the Fisher pass), from the constants unlearn/methods/mmunlearner.py reads them by."""
+    from unlearn.methods import mmunlearner as mm
+    from unlearn.models.vocab import check_resize
+
+    one_of(m.groups, tuple(mm.GROUPS), "mmunlearner.groups")
+    check_resize(m.get("resize_embeddings"), "mmunlearner.resize_embeddings")
+    one_of(m.get("optimizers", "two"), mm.OPTIMIZERS, "mmunlearner.optimizers")
+    one_of(m.get("clip_scope", "unlearned"), mm.CLIP_SCOPES, "mmunlearner.clip_scope")
+    steps = m.get("retain_steps")
+    if not (steps is None or steps == "official" or (_is_int(steps) and steps >= 1)):
+        raise ValueError(f"mmunlearner.retain_steps={steps!r}: expected null, a positive int or 'official'")
+    if m.get("mask_path") and m.get("mask_fraction") is not None:
+        raise ValueError(f"mmunlearner.mask_path={m.mask_path} reuses a saved mask, so "
+                         f"mmunlearner.mask_fraction={m.mask_fraction} cannot size it: set one of them")
+    if m.get("mask_path") and not m.get("apply_mask", True):
+        raise ValueError(f"mmunlearner.mask_path={m.mask_path} is a mask, and mmunlearner.apply_mask=false applies "
+                         "none: set one of them")
+    one_of(m.get("preserve_text", "train_qa"), mm.PRESERVE_TEXT, "mmunlearner.preserve_text")
+    one_of(m.get("preserve_batches", "separate"), mm.PRESERVE_BATCHES, "mmunlearner.preserve_batches")
+    if m.get("apply_mask", True) and not m.get("mask_path"):  # the Fisher pass runs
+        fisher_dtype = m.get("fisher_dtype", "float32")
+        if fisher_dtype != "float32" and m.get("mask_fraction") is not None:
+            raise ValueError(f"mmunlearner.mask_fraction={m.mask_fraction} sizes a mask by the float32 rule; it "
+                             f"cannot be used with mmunlearner.fisher_dtype={fisher_dtype}")
+    lora = m.get("lora")
+    if lora is not None and lora.enabled and m.get("apply_mask", True) \
+            and lora.get("init", True) in mm.LORA_INITS_WITH_ZERO_FACTOR:
+        raise ValueError(f"mmunlearner.lora.init={lora.get('init', True)!r} starts lora_B at 0, so no lora_A element "
+                         "ever gets gradient or saliency; use pissa, pissa_niter_4 or olora (or "
+                         "mmunlearner.apply_mask=false, which applies no mask)")
 
 
 def check_manu(m) -> None:
@@ -412,6 +456,7 @@ def check_manu(m) -> None:
     o = m.get("official")
     if o is not None:  # refused whatever manu.selection, as eval.relearn.data whether or not the attack runs
         booleans(o, {"retain_subset": True, "pooled_layers": True}, "manu.official")
+    check_manu_choices(m)
     if m.get("selection") == "official" and o is not None and o.get("pooled_layers"):
         layers = o.get("layers")
         if layers is not None and set(layers) != {"vision", "language"}:
@@ -420,6 +465,42 @@ def check_manu(m) -> None:
         apply_last = o.get("apply_last")
         if not _is_int(apply_last) or apply_last < 0:  # 0 prunes nothing, as manu.alpha=0
             raise ValueError(f"manu.official.apply_last={apply_last!r}: expected an integer >= 0")
+
+
+def check_manu_choices(m) -> None:
+    """The choices MANU's run refused only at its start (after the before-evaluation) and manu.weights, refused
+    after the statistics pass, from the constants the method and its callbacks read them by."""
+    from callbacks.activation_stats import NEURONS
+    from unlearn.manu.importance import IMPORTANCE_KEYS
+    from unlearn.manu.neuron_scores import VARIANTS
+    from unlearn.manu.selection import SCOPES
+    from unlearn.methods.manu import OFFICIAL_UNITS, SELECTIONS
+
+    selection = m.get("selection", "project")
+    one_of(selection, SELECTIONS, "manu.selection")
+    one_of(m.score, VARIANTS, "manu.score")
+    one_of(m.scope, SCOPES, "manu.scope")
+    one_of(m.get("neuron", "input"), NEURONS, "manu.neuron")
+    o = m.get("official")
+    if o is not None:
+        one_of(o.get("unit", "output"), OFFICIAL_UNITS, "manu.official.unit")
+        positive_int(o.get("chunk_size"), "manu.official.chunk_size")
+    if selection == "official" and (m.score != "reference" or m.scope != "tower"):
+        raise ValueError(f"manu.selection=official uses the authors' score and one top-alpha per tower; "
+                         f"manu.score={m.score!r} / manu.scope={m.scope!r} must be 'reference' / 'tower'")
+    weights = m.get("weights")
+    if weights is None:
+        return
+    if not hasattr(weights, "items"):
+        raise ValueError(f"manu.weights={weights!r}: expected null or {{{': N, '.join(IMPORTANCE_KEYS)}: N}} "
+                         "(a partial one overrides the score's own)")
+    known_keys(weights, IMPORTANCE_KEYS, "manu.weights")
+    for k, w in weights.items():
+        if not _is_number(w):
+            raise ValueError(f"manu.weights.{k}={w!r}: expected a finite number")
+    negative = {k: w for k, w in weights.items() if w < 0}
+    if m.score == "paper" and negative:  # the paper's score divides by a weighted sum
+        raise ValueError(f"manu.weights: manu.score=paper needs weights >= 0, got {negative}")
 
 
 # the sections whose keys are defined where their defaults live (experiment presets only set them), and the

@@ -26,6 +26,10 @@ from unlearn.models.loading import recipe_processor
 from unlearn.strategies import refuse_fsdp
 
 
+SELECTIONS = ("project", "official")  # manu.selection
+OFFICIAL_UNITS = ("output", "intermediate")  # manu.official.unit (callbacks/official_stats.py)
+
+
 class ActivationPass(L.LightningModule):
     """A forward-only pass; each rank reads a disjoint shard (no repeated samples, so sums are exact).
 
@@ -132,7 +136,7 @@ def run(ctx) -> None:
         stats = ActivationStatistics(dict(ctx.cfg.model.mlp_modules), tau=m.tau, neuron=m.neuron,
                                      mask_padding=m.get("mask_padding", True))
     else:
-        raise ValueError(f"manu.selection={selection!r}: expected 'project' or 'official'")
+        raise ValueError(f"manu.selection={selection!r}: expected one of {list(SELECTIONS)}")
     pruning = NeuronPruning(stats, alpha=m.alpha, score=m.score, weights=dict(m.weights) if m.weights else None,
                             scope=m.scope, mode=m.prune.mode, factor=m.prune.factor, out_dir=ctx.out_dir / "manu",
                             apply_last=m.official.apply_last if selection == "official" else 0,

@@ -62,6 +62,7 @@ GROUPS = {"vision": ("vision",), "language": ("language",), "both": ("vision", "
 FISHER_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 PRESERVE_BATCHES = ("separate", "mixed")
 CLIP_SCOPES = ("unlearned", "all")
+OPTIMIZERS = ("one", "two")  # one: shared (built from retain_optimizer); two: a forget and a retain optimiser
 
 
 def choice(value, allowed, key: str):
@@ -165,7 +166,7 @@ class MaskedUnlearning(L.LightningModule):
         all parameters with a gradient before the mask is applied (`all`, the authors'). `clip_retain`: retain
         steps are clipped to `clip` too (MLLMU_manifold.py clips both; CLEAR_manifold.py only forget steps)."""
         super().__init__()
-        choice(optimizers, ("one", "two"), "mmunlearner.optimizers")
+        choice(optimizers, OPTIMIZERS, "mmunlearner.optimizers")
         self.clip_scope = choice(clip_scope, CLIP_SCOPES, "mmunlearner.clip_scope")
         self.model, self.masks = model, masks
         self.forget_optimizer, self.retain_optimizer = forget_optimizer, retain_optimizer
