@@ -196,6 +196,12 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["method=ga", "method.label_prefix=true"], r"method.label_prefix=true labels the prompt's prefix, which needs "
                                                 r"method.answer_only=false"),
     (["method=ga", "method.loss=gd"], r"method.loss='gd': expected one of \['ga', 'grad_diff', 'kl', 'npo'\]"),
+    # optimizers=one builds the one optimiser from retain_optimizer: a forget_optimizer set apart was ignored
+    (["experiment=mmunlearner_official", "mmunlearner.forget_optimizer.lr=1e-4"],
+     r"mmunlearner.optimizers=one builds its one optimiser from mmunlearner.retain_optimizer, and "
+     r"mmunlearner.forget_optimizer differs from it \(lr: 0.0001 against 1e-05\)"),
+    (["method=mmunlearner", "mmunlearner.optimizers=one", "mmunlearner.forget_optimizer._target_=torch.optim.SGD"],
+     r"mmunlearner.forget_optimizer differs from it \(_target_: 'torch.optim.SGD' against 'torch.optim.AdamW'\)"),
 ]
 
 
@@ -283,7 +289,8 @@ def test_a_teaching_load_is_refused_only_where_it_rounds_what_the_recipe_does_no
     [], ["method=ga"], ["method=grad_diff"], ["method=kl"], ["method=npo"], ["method=mmunlearner"],
     ["method=finetune"], ["experiment=organism"], ["experiment=mllmu_baselines"], ["experiment=manu_official"],
     ["experiment=mmunlearner_official"], ["experiment=mmunlearner_official", "eval.few_shot=false"],
-    ["experiment=mmunlearner_clear_official"], ["experiment=clear_baselines"],
+    ["experiment=mmunlearner_clear_official"], ["experiment=mmunlearner_qwen2_vl_official"],
+    ["experiment=clear_baselines"],
     ["experiment=clear_baselines", "method=kl"], ["method=finetune", "finetune=clear", "model=qwen2_vl_2b"],
     ["method=finetune", "finetune=mllmu_bench"], ["finetune=llm"],
     ["experiment=mllmu_baselines", "method=npo", "method.reference_path=/data/oracle"],

@@ -433,12 +433,37 @@ def check_mmunlearner_choices(m) -> None:
         if fisher_dtype != "float32" and m.get("mask_fraction") is not None:
             raise ValueError(f"mmunlearner.mask_fraction={m.mask_fraction} sizes a mask by the float32 rule; it "
                              f"cannot be used with mmunlearner.fisher_dtype={fisher_dtype}")
+    if m.get("optimizers", "two") == "one":
+        check_one_optimizer(m)
     lora = m.get("lora")
     if lora is not None and lora.enabled and m.get("apply_mask", True) \
             and lora.get("init", True) in mm.LORA_INITS_WITH_ZERO_FACTOR:
         raise ValueError(f"mmunlearner.lora.init={lora.get('init', True)!r} starts lora_B at 0, so no lora_A element "
                          "ever gets gradient or saliency; use pissa, pissa_niter_4 or olora (or "
                          "mmunlearner.apply_mask=false, which applies no mask)")
+
+
+def check_one_optimizer(m) -> None:
+    """mmunlearner.optimizers=one builds its one optimiser from retain_optimizer (MaskedUnlearning.configure_optimizers),
+    so a forget_optimizer set apart (another lr, say) was ignored without a word: refused. The official presets set
+    the two alike."""
+    from omegaconf import OmegaConf
+
+    def resolved(key):
+        node = m.get(key)
+        return OmegaConf.to_container(node, resolve=True) if node is not None else None
+
+    forget, retain = resolved("forget_optimizer"), resolved("retain_optimizer")
+    if forget != retain:
+        if isinstance(forget, dict) and isinstance(retain, dict):
+            differ = {k: (forget.get(k), retain.get(k)) for k in sorted(set(forget) | set(retain))
+                      if forget.get(k) != retain.get(k)}
+            shown = "; ".join(f"{k}: {f!r} against {r!r}" for k, (f, r) in differ.items())
+        else:
+            shown = f"{forget!r} against {retain!r}"
+        raise ValueError(f"mmunlearner.optimizers=one builds its one optimiser from mmunlearner.retain_optimizer, and "
+                         f"mmunlearner.forget_optimizer differs from it ({shown}), which would be ignored: set the "
+                         f"two alike, or mmunlearner.optimizers=two")
 
 
 def check_manu(m) -> None:
