@@ -41,6 +41,8 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["method=grad_diff", "method.gamma=-1"], r"method.gamma=-1"),
     (["method=npo", "method.gamma=0"], r"method.gamma=0"),
     (["method=ga", "method.gamma=2"], r"method.gamma=2 is not read by method=ga"),
+    (["method=ga", "method.alpha=5"], r"method.alpha=5 is not read by method=ga"),
+    (["method=ga", "method.alpha=0"], r"method.alpha=0 is not read by method=ga"),
     (["experiment=mllmu_baselines", "method=npo", "model=tiny_llava"],
      r"method.reference_path is null, and method.reference_required is true for method=npo"),
     (["method=ga", "method.optimizer.lr=null"], r"method.optimizer.lr is null"),

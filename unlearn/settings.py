@@ -274,6 +274,9 @@ def check_gradient_method(m) -> None:
         if m.gamma != 1:
             raise ValueError(f"method.gamma={m.gamma} is not read by method=ga (its loss is -NLL(forget) alone; "
                              "scale method.optimizer.lr instead)")
+        if m.alpha != 1:  # the retain term's weight, and GA has none: accepted and ignored until 2026-12-07
+            raise ValueError(f"method.alpha={m.alpha} is not read by method=ga (its loss is -NLL(forget) alone, no "
+                             "retain term; method=grad_diff adds alpha * NLL(retain))")
     else:  # grad_diff, kl, npo: the forget term's weight; a negative one descends on forget
         number(m.gamma, "method.gamma", 0, low_open=True)
     if m.loss == "npo":  # NPO's temperature divides its loss: refused here, not at the first step after loading
