@@ -198,6 +198,15 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["method=ga", "method.label_prefix=true"], r"method.label_prefix=true labels the prompt's prefix, which needs "
                                                 r"method.answer_only=false"),
     (["method=ga", "method.loss=gd"], r"method.loss='gd': expected one of \['ga', 'grad_diff', 'kl', 'npo'\]"),
+    # a scheduler argument its factory does not take was refused only when teaching started (until 2026-12-07);
+    # debug=fast's pct_start (meant for the default OneCycleLR) under finetune=mllmu_bench's linear_schedule too
+    (["debug=fast", "finetune=mllmu_bench"], r"finetune.scheduler: \['pct_start'\] not understood by linear_schedule"),
+    (["+finetune.scheduler.pct_strat=0.1"], r"finetune.scheduler: TypeError: .*pct_strat"),
+    (["finetune.scheduler.pct_start=2"], r"finetune.scheduler: ValueError: .*pct_start"),
+    (["method=finetune", "finetune=mllmu_bench", "finetune.scheduler.warmup_steps=-1"],
+     r"finetune.scheduler.warmup_steps=-1: expected an integer >= 0"),
+    (["method=ga", "method.scheduler={_target_: torch.optim.lr_scheduler.LinearLR, _partial_: true, start_factr: 1}"],
+     r"method.scheduler: TypeError: .*start_factr"),
     # optimizers=one builds the one optimiser from retain_optimizer: a forget_optimizer set apart was ignored
     (["experiment=mmunlearner_official", "mmunlearner.forget_optimizer.lr=1e-4"],
      r"mmunlearner.optimizers=one builds its one optimiser from mmunlearner.retain_optimizer, and "
@@ -309,6 +318,15 @@ def test_shipped_configs_pass_the_checks(tmp_path, overrides):
     from unlearn.settings import check_run_settings
 
     check_run_settings(compose_config(overrides, tmp_path / "run", tmp_path / "cache"))
+
+
+def test_a_scheduler_is_checked_only_where_teaching_builds_it(tmp_path):
+    """debug=fast's pct_start under finetune=mllmu_bench's linear_schedule is refused where the embedded model is
+    taught, not in a run on a given checkpoint, which never builds the teaching scheduler."""
+    from unlearn.settings import check_run_settings
+
+    check_run_settings(compose_config(["debug=fast", "finetune=mllmu_bench", "model.path=/models/taught"],
+                                      tmp_path / "run", tmp_path / "cache"))
 
 
 def test_a_partial_manu_weights_overrides_the_scores_own():

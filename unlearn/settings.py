@@ -263,6 +263,27 @@ def check_optimizer(node, key: str) -> None:
         raise ValueError(f"{key}: {type(e).__name__}: {e}") from e
 
 
+PROBE_STEPS = 10**6  # the run's steps a scheduler is built with here: more than any run takes, so a run's own
+# count decides whether a warm-up fits (FinetuneModule.configure_optimizers, linear_schedule), not this check
+
+
+def check_scheduler(node, optimizer, key: str, **kwargs) -> None:
+    """A scheduler built once, as check_optimizer builds the optimizer, on the run's optimizer over a one-element
+    tensor (with `kwargs`, as the run calls it): a key it does not take (debug=fast's finetune.scheduler.pct_start
+    under finetune=mllmu_bench's linear_schedule) was refused only when teaching started (until 2026-12-07)."""
+    if node is None:
+        return
+    import torch
+    from hydra.utils import instantiate
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    try:
+        opt = instantiate(optimizer)([param]) if optimizer is not None else torch.optim.SGD([param], lr=1.0)
+        instantiate(node)(opt, **kwargs)
+    except Exception as e:  # noqa: BLE001 - whatever torch or Hydra raises, named by its key
+        raise ValueError(str(e) if str(e).startswith(key) else f"{key}: {type(e).__name__}: {e}") from e
+
+
 def check_gradient_method(m) -> None:
     positive_int(m.epochs, "method.epochs")
     positive_int(m.batch_size, "method.batch_size")
@@ -294,6 +315,8 @@ def check_gradient_method(m) -> None:
         raise ValueError(f"method.optimizer.lr is null (model.unlearn_lr has no entry {m.name!r}?); give one")
     number(lr, "method.optimizer.lr", 0, low_open=True)  # 0 would report the vanilla model as unlearned
     check_optimizer(m.optimizer, "method.optimizer")
+    if m.get("lr_decay") is None:  # GradientUnlearning calls method.scheduler(optimizer)
+        check_scheduler(m.get("scheduler"), m.optimizer, "method.scheduler")
     schedule = m.get("schedule", "paired")
     one_of(schedule, ("paired", "sequential", "interleaved"), "method.schedule")
     if schedule == "interleaved" and (m.loss == "ga" or (m.loss == "npo" and m.alpha == 0)):
@@ -830,6 +853,9 @@ def check_run_settings(cfg) -> None:
     check_cast_copies(cfg)
     if cfg.get("finetune") is not None:
         check_finetune(cfg.finetune)
+        if teaches(cfg):  # built only where teaching runs (a run on a given checkpoint never calls it)
+            check_scheduler(cfg.finetune.get("scheduler"), cfg.finetune.get("optimizer"), "finetune.scheduler",
+                            total_steps=PROBE_STEPS)
         check_teaching_load(cfg)
         check_teaching_data(cfg)
         check_teaching_family(cfg)
