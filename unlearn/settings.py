@@ -303,10 +303,13 @@ def check_gradient_method(m) -> None:
     if m.loss == "npo":  # NPO's temperature divides its loss: refused here, not at the first step after loading
         number(m.beta, "method.beta", 0, low_open=True)
     if m.get("reference_required") and m.loss in ("kl", "npo") and not m.get("reference_path"):
+        # neutral: every *_baselines preset sets it (MLLMU-Bench's NPO.py, MMUnlearner's MLLMU_NPO.py and
+        # CLEAR_NPO.py), and the composed config does not say which preset it came from
         raise ValueError(f"method.reference_path is null, and method.reference_required is true for method={m.name} "
-                         "(experiment=mllmu_baselines: NPO.py requires --oracle_model_id, a model finetuned on the "
-                         "retain data); give method.reference_path=DIR, or method.reference_required=false for a "
-                         "frozen copy of the starting model")
+                         "(the experiment preset follows an official script whose oracle is a model finetuned on the "
+                         "retain data: its header names the finetune=*_reference recipe that makes it); give "
+                         "method.reference_path=DIR, or method.reference_required=false for a frozen copy of the "
+                         "starting model")
     try:
         lr = m.optimizer.get("lr")
     except Exception as e:  # noqa: BLE001 - an unresolvable interpolation, named by its key
