@@ -324,6 +324,22 @@ def test_shipped_configs_pass_the_checks(tmp_path, overrides):
     check_run_settings(compose_config(overrides, tmp_path / "run", tmp_path / "cache"))
 
 
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (Path(__file__).parents[1] / "configs" / "experiment")
+                                           .glob("*.yaml")))
+def test_every_experiment_preset_passes_the_checks_under_every_method(tmp_path, preset):
+    """A check added to the settings must not refuse a shipped preset: each one, under each method (NPO given
+    the reference its *_baselines presets require)."""
+    from unlearn.settings import check_run_settings
+
+    methods = sorted(p.stem for p in (Path(__file__).parents[1] / "configs" / "method").glob("*.yaml"))
+    for method in [None, *methods]:
+        overrides = [f"experiment={preset}", *([f"method={method}"] if method else [])]
+        cfg = compose_config(overrides, tmp_path / "run", tmp_path / "cache")
+        if cfg.method.get("reference_required") and not cfg.method.get("reference_path"):
+            cfg.method.reference_path = "/models/oracle"
+        check_run_settings(cfg)
+
+
 def test_a_scheduler_is_checked_only_where_teaching_builds_it(tmp_path):
     """debug=fast's pct_start under finetune=mllmu_bench's linear_schedule is refused where the embedded model is
     taught, not in a run on a given checkpoint, which never builds the teaching scheduler."""
