@@ -484,7 +484,7 @@ def test_a_misspelt_data_key_is_warned_by_name_and_shipped_ones_are_not(tmp_path
     from unlearn.settings import check_run_settings
 
     with caplog.at_level(logging.WARNING, logger="unlearn.settings"):
-        check_run_settings(compose_config([f"data={data}", "+data.truth_ratio_perturbed=all"], tmp_path / "a",
+        check_run_settings(compose_config([f"data={data}", "+data.truth_ratio_perturbed=pooled"], tmp_path / "a",
                                           tmp_path / "cache"))
     assert not caplog.records
     with caplog.at_level(logging.WARNING, logger="unlearn.settings"):
