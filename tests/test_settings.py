@@ -45,7 +45,7 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["method=ga", "method.alpha=0"], r"method.alpha=0 is not read by method=ga"),
     (["experiment=mllmu_baselines", "method=npo", "model=tiny_llava"],
      r"method.reference_path is null, and method.reference_required is true for method=npo"),
-    # the message named experiment=mllmu_baselines and NPO.py's --oracle_model_id under every preset (until 2026-12-07)
+    # the message named experiment=mllmu_baselines and NPO.py's --oracle_model_id under every preset (until 2026-12-05)
     (["experiment=mmunlearner_clear_baselines", "method=npo"],
      r"method=npo \(the experiment preset follows an official script whose oracle is a model finetuned on the retain "
      r"data: its header names the finetune=\*_reference recipe"),
@@ -146,7 +146,7 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["method=mmunlearner", "mmunlearner.mask_fraction=2"], r"mmunlearner.mask_fraction=2"),
     (["method=mmunlearner", "mmunlearner.retain_optimizer.lr=-1"], r"mmunlearner.retain_optimizer.lr=-1"),
     (["method=mmunlearner", "mmunlearner.apply_mask=maybe"], r"mmunlearner.apply_mask='maybe'"),
-    # refused only after the unlearning ran (eval.before=false) until 2026-12-07: in the aggregate, at the first MC
+    # refused only after the unlearning ran (eval.before=false) until 2026-12-05: in the aggregate, at the first MC
     # batch, when the evaluator was built
     (["eval.truth_ratio_perturbed=pool"], r"eval.truth_ratio_perturbed='pool': expected one of \['item', 'pooled'\]"),
     (["eval.mc_mode=letters"], r"eval.mc_mode='letters': expected one of \['likelihood', 'letter', 'generate'\]"),
@@ -156,7 +156,7 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
      r"eval.protocol=mllmu_bench reads MC from a generated letter.*eval.mc_mode='likelihood'"),
     (["data=mllmu_bench", "eval.protocol=mmunlearner", "eval.mc_also=letter"],
      r"eval.protocol=mmunlearner reads MC from a generated letter.*eval.mc_also='letter'"),
-    # flags written as strings read as true until 2026-12-07: `method.lora.enabled=no` trained LoRA adapters
+    # flags written as strings read as true until 2026-12-05: `method.lora.enabled=no` trained LoRA adapters
     (["method=ga", "method.lora.enabled=no"], r"method.lora.enabled='no': expected true or false"),
     (["method=mmunlearner", "mmunlearner.lora.enabled=no"], r"mmunlearner.lora.enabled='no': expected true or false"),
     (["+finetune.lora={enabled: 'false'}"], r"finetune.lora.enabled='false': expected true or false"),
@@ -167,7 +167,7 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
      r"manu.official.pooled_layers='no': expected true or false"),
     # refused by the method only, after the before-evaluation (MMUnlearner's run start, MANU's run start), after the
     # Fisher pass (retain_steps, clip_scope, optimizers, the LoRA init) or the statistics pass (manu.weights), until
-    # 2026-12-07
+    # 2026-12-05
     (["method=mmunlearner", "mmunlearner.groups=text"], r"mmunlearner.groups='text': expected one of \['vision', "),
     (["method=mmunlearner", "mmunlearner.preserve_text=eval"], r"mmunlearner.preserve_text='eval': expected one of"),
     (["method=mmunlearner", "mmunlearner.preserve_batches=joint"], r"mmunlearner.preserve_batches='joint'"),
@@ -202,7 +202,7 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["method=ga", "method.label_prefix=true"], r"method.label_prefix=true labels the prompt's prefix, which needs "
                                                 r"method.answer_only=false"),
     (["method=ga", "method.loss=gd"], r"method.loss='gd': expected one of \['ga', 'grad_diff', 'kl', 'npo'\]"),
-    # a scheduler argument its factory does not take was refused only when teaching started (until 2026-12-07);
+    # a scheduler argument its factory does not take was refused only when teaching started (until 2026-12-05);
     # debug=fast's pct_start (meant for the default OneCycleLR) under finetune=mllmu_bench's linear_schedule too
     (["debug=fast", "finetune=mllmu_bench"], r"finetune.scheduler: \['pct_start'\] not understood by linear_schedule"),
     (["+finetune.scheduler.pct_strat=0.1"], r"finetune.scheduler: TypeError: .*pct_strat"),
@@ -257,7 +257,7 @@ def test_missing_input_files_are_refused_before_anything_is_read(tmp_path, monke
         with pytest.raises(error, match=match):
             pipeline.run(cfg)
     # a resume file that is there but is not a training checkpoint: refused by name, before anything is read
-    # (until 2026-12-06 these failed inside torch or Lightning, after the before-evaluation)
+    # (until 2026-12-05 these failed inside torch or Lightning, after the before-evaluation)
     import torch
 
     torch.save({"state_dict": {}, "loops": {}}, tmp_path / "whole.ckpt")

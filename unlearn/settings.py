@@ -202,7 +202,7 @@ def generated_mc_protocols() -> tuple[str, ...]:
 
 
 def check_mc_modes(e) -> None:
-    """eval.mc_mode and eval.mc_also, as the evaluator reads them: until 2026-12-07 a misspelt mode was refused at
+    """eval.mc_mode and eval.mc_also, as the evaluator reads them: until 2026-12-05 a misspelt mode was refused at
     the first MC batch (unlearn/eval/scoring.py), a bad mc_also when the evaluator was built, both after the
     unlearning ran when eval.before=false."""
     from unlearn.eval.scoring import MC_MODES
@@ -270,7 +270,7 @@ PROBE_STEPS = 10**6  # the run's steps a scheduler is built with here: more than
 def check_scheduler(node, optimizer, key: str, **kwargs) -> None:
     """A scheduler built once, as check_optimizer builds the optimizer, on the run's optimizer over a one-element
     tensor (with `kwargs`, as the run calls it): a key it does not take (debug=fast's finetune.scheduler.pct_start
-    under finetune=mllmu_bench's linear_schedule) was refused only when teaching started (until 2026-12-07)."""
+    under finetune=mllmu_bench's linear_schedule) was refused only when teaching started (until 2026-12-05)."""
     if node is None:
         return
     import torch
@@ -295,7 +295,7 @@ def check_gradient_method(m) -> None:
         if m.gamma != 1:
             raise ValueError(f"method.gamma={m.gamma} is not read by method=ga (its loss is -NLL(forget) alone; "
                              "scale method.optimizer.lr instead)")
-        if m.alpha != 1:  # the retain term's weight, and GA has none: accepted and ignored until 2026-12-07
+        if m.alpha != 1:  # the retain term's weight, and GA has none: accepted and ignored until 2026-12-05
             raise ValueError(f"method.alpha={m.alpha} is not read by method=ga (its loss is -NLL(forget) alone, no "
                              "retain term; method=grad_diff adds alpha * NLL(retain))")
     else:  # grad_diff, kl, npo: the forget term's weight; a negative one descends on forget

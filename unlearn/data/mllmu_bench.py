@@ -408,7 +408,7 @@ def convert_eval(rows, split: str, names: dict[str, str], *, untouched: bool = F
 def unassigned(train: list[dict], forget: set[int], retain: set[int]) -> list[str]:
     """Source IDs of the taught people (train rows) in neither the forget nor the retain IDs, in train order.
     Why: forget_P and retain_{100-P} split ft_Data's people; one in neither (a row missing from a partial
-    snapshot) is taught to the model but never evaluated, which nothing said (until 2026-12-07)."""
+    snapshot) is taught to the model but never evaluated, which nothing said (until 2026-12-05)."""
     return [r["source_id"] for r in train if r["ID"] not in forget and r["ID"] not in retain]
 
 
