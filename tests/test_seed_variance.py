@@ -70,12 +70,16 @@ def test_diagonal_summary_by_hand():
 
 
 def test_the_page_pairs_methods_on_each_taught_model():
-    """Taught models 0.1 apart in how much they forget, KL 0.05 more than GA on each: each method spreads,
-    their difference does not (method seeds of one taught model averaged into one sample)."""
+    """Taught models 0.1 apart in how much they forget, KL 0.050, 0.048, 0.046 more than GA on them: each method
+    spreads, their difference hardly (method seeds of one taught model averaged into one sample). A difference
+    equal on every model has no spread to test and is not starred (unlearn/paired.py)."""
     from bench.seed_variance import paired
 
     runs = {("ga", t, s): _metrics(1.0, 0.9 - 0.1 * t + 0.001 * s) for t in (0, 1, 2) for s in (0, 1)}
-    runs |= {("kl", t, s): _metrics(1.0, 0.85 - 0.1 * t + 0.001 * s) for t in (0, 1, 2) for s in (0, 1)}
+    runs |= {("kl", t, s): _metrics(1.0, 0.85 - 0.098 * t + 0.001 * s) for t in (0, 1, 2) for s in (0, 1)}
     page = paired(runs)
-    assert page.count("| ga |  | -0.050 ± 0.000* |") == 4  # forget and retain (_metrics sets both), each modality
+    assert page.count("| ga |  | -0.048 ± 0.002* |") == 4  # forget and retain (_metrics sets both), each modality
+    equal = {k: v for k, v in runs.items() if k[0] == "ga"}
+    equal |= {("kl", t, s): _metrics(1.0, 0.85 - 0.1 * t + 0.001 * s) for t in (0, 1, 2) for s in (0, 1)}
+    assert paired(equal).count("| ga |  | -0.050 ± 0.000 |") == 4
     assert paired({k: v for k, v in runs.items() if k[0] == "ga"}) is None

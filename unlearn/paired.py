@@ -65,7 +65,7 @@ def summarize(diffs: Sequence[float], level: float = LEVEL) -> tuple[float, floa
     mean, std = mean_std(list(diffs))
     if std is None:
         return mean, None, len(diffs), None
-    if std == 0.0:
+    if std < 1e-12:  # float rounding of equal differences (0.85 - 0.1 t against 0.9 - 0.1 t) is no spread either
         return mean, 0.0, len(diffs), None
     return mean, std, len(diffs), abs(mean) > t_half_width(std, len(diffs), level)
 
