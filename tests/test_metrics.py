@@ -39,6 +39,8 @@ def test_cloze_correct():
     assert not cloze_correct("a teacher", "teacher")
     assert not cloze_correct("", "teacher")
     assert cloze_correct("1967 in", "1967")
+    # commas are ignored as periods are (normalize): an answer followed by a comma is still the answer
+    assert cloze_correct("Paris, France", "Paris") and cloze_correct("lawyer, obviously", "lawyer")
 
 
 def test_aggregate_keys_and_means():

@@ -338,3 +338,13 @@ def test_rescore_reads_a_composed_configs_own_interpolations(tmp_path):
         "paths:\n  cache_dir: ${hydra:runtime.cwd}/.cache\n")  # a resolver only Hydra has, on a key not read
     assert item_settings(tmp_path) == {"eval.truth_ratio_perturbed": "pooled", "eval.protocol": None,
                                        "data.name": "clear"}
+
+
+@pytest.mark.parametrize("name", sorted(SCORERS))
+def test_every_scorer_scores_gen_by_f_measure_and_keeps_recall_beside_it(name):
+    """The headline `rougeL` of a generation is ROUGE-L F, its recall a column beside it (a mutation review: a
+    scorer returning recall as the score survived). LCS 4 of a 5-word reply and a 4-word answer: P 4/5, R 1,
+    F 2PR / (P + R) = 8/9 (stemming, case and the answer cut change nothing in these words)."""
+    scorer = get_scorer(name)
+    assert scorer.score("gen", "she lives in malmo today", "she lives in malmo") == pytest.approx(8 / 9)
+    assert scorer.generation_fields("she lives in malmo today", "she lives in malmo")["recall"] == pytest.approx(1.0)
