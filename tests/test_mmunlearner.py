@@ -536,3 +536,38 @@ def test_a_tower_with_nothing_trainable_is_allowed_when_it_is_not_unlearned():
         group_parameters(model, patterns, required=("vision", "language"))
     with pytest.raises(ValueError, match="model.param_groups.vision"):
         group_parameters(model, patterns)  # all required, as before
+
+
+@pytest.mark.parametrize("unlearned", ["vision", "language", "both"])
+def test_compute_masks_covers_exactly_the_unlearned_groups(tiny_model, small_benchmark, unlearned):
+    """mmunlearner.groups picks which tower is unlearned: only its parameters get a mask. A mutation that built the
+    vision pairs when only language was unlearned (groups=language also unlearns LLaVA's vision tower, groups=vision
+    gets an empty mask) survived the fast tests until 2026-12-05. The Fisher pass is stubbed with known Fishers
+    (forget 1, preserve 0: every element of a masked tensor selected), so only the grouping is under test."""
+    from omegaconf import OmegaConf
+
+    from unlearn.config import CONFIG_DIR
+    from unlearn.methods import mmunlearner as mmu
+
+    model, proc = tiny_model
+    patterns = dict(OmegaConf.load(CONFIG_DIR / "model" / "tiny_llava.yaml").param_groups)  # what saliency_stage reads
+    groups = group_parameters(model, patterns, mmu.GROUPS[unlearned])
+    names = {p: n for n, p in model.named_parameters()}
+    expected = {names[p] for g in mmu.GROUPS[unlearned] for p in groups[g]}
+    others = {names[p] for g in groups if g not in mmu.GROUPS[unlearned] for p in groups[g]} - expected
+    assert expected and (unlearned == "both" or others)  # a tower left alone has parameters that must stay unmasked
+    passes = []
+
+    def validate(module, verbose=True):  # the Fisher pass, stubbed: known Fishers and batch counts
+        passes.append(module)
+        for key in module.loader_keys:
+            value = 1.0 if key == "forget" else 0.0
+            module.fisher[key] = {p: torch.full(p.shape, value) for p in module.params[key]}
+            module.batches[key] = 2
+
+    ctx = SimpleNamespace(model=model, processor=proc, benchmark=small_benchmark,
+                          trainer=lambda **kw: SimpleNamespace(validate=validate))
+    masks, mask_names, gamma = mmu.compute_masks(ctx, groups, mmu.GROUPS[unlearned], 1.0, 4)
+    assert len(passes) == 1 and gamma == 1.0
+    assert {mask_names[p] for p in masks} == expected
+    assert all(m.shape == p.shape and bool(m.all()) for p, m in masks.items())
