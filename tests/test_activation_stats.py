@@ -94,6 +94,41 @@ def test_a_module_no_batch_reached_counts_zeros_of_its_neuron_width():
             assert m.count.item() == 0 and all(getattr(m, f).shape == (width,) for f in ("sum", "sum_sq", "above"))
 
 
+def test_all_reduce_sums_every_field_once():
+    """Two ranks' statistics are added: one SUM all-reduce of every field (count, sum, sum_abs, sum_sq, above), and
+    a key this rank never saw comes back as zeros (the other ranks' sums for it are added in). A MEAN reduction and
+    no reduction at 2 ranks (`world_size > 2`) survived the fast tests until 2026-12-05 (tests/test_ddp.py is slow).
+    The fake strategy is two ranks with equal statistics: SUM doubles them, MEAN leaves them as they are."""
+    from types import SimpleNamespace
+
+    from unlearn.manu.moments import FIELDS
+
+    calls = []
+
+    def is_sum(op) -> bool:  # Lightning takes "sum" (any case) or ReduceOp.SUM
+        return op == torch.distributed.ReduceOp.SUM or (isinstance(op, str) and op.lower() == "sum")
+
+    def reduce(tensor, group=None, reduce_op="mean"):  # Lightning's Strategy.reduce
+        calls.append(reduce_op)
+        return tensor * 2 if is_sum(reduce_op) else tensor.clone()
+
+    model = Toy()
+    stats = ActivationStatistics(PATTERNS, tau=0.5)
+    stats.attach(model)
+    _run(stats, model, torch.tensor([[[1.0, -2.0, 0.0], [0.2, 0.4, -0.6]]]), torch.tensor([[1, 1]]))
+    stats.detach()
+    seen = {f: getattr(stats.moments["forget/text"]["layers.0.mlp.down_proj"], f).clone() for f in FIELDS}
+    keys = ["forget/text", "forget/multimodal"]  # this rank saw no multimodal batch
+    module = SimpleNamespace(model=model, loader_keys=keys, device=torch.device("cpu"))
+    out = stats._all_reduce(SimpleNamespace(world_size=2, strategy=SimpleNamespace(reduce=reduce)), module)
+    assert len(calls) == 1 and is_sum(calls[0])
+    assert seen["count"].item() == 2 and all(seen[f].any() for f in FIELDS)
+    for f in FIELDS:
+        torch.testing.assert_close(getattr(out["forget/text"]["layers.0.mlp.down_proj"], f), 2 * seen[f])
+        unseen = getattr(out["forget/multimodal"]["layers.0.mlp.down_proj"], f)
+        assert unseen.shape == seen[f].shape and not unseen.any()
+
+
 def test_no_match_lists_module_names():
     with pytest.raises(ModuleMatchError, match=r"model.mlp_modules.vision=.*matches no module.*down_proj"):
         match_modules(Toy(), {"vision": r"vision_tower\..*fc2"})
