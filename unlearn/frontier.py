@@ -208,20 +208,24 @@ def check_same_base(out: Path, base: Sequence[str]) -> None:
     `out` as one sweep, and a new run takes its seed's before-evaluation from any finished run of that seed, so
     a run of another base (another vanilla model, e.g. `experiment=organism`) would be mixed in silently (until
     the thirty-first session it was)."""
-    fixed = len(task_overrides(Task("m", "k", 0, 0, False)))
-    for f in sorted(out.glob("*/*=*/seed*/overrides.json")):
-        made = json.loads(f.read_text())[fixed:]
-        if made != list(base):
-            raise ValueError(f"--out {out} holds {f.parent} made with --base {made}, and this sweep's --base is "
+    for made, run in bases_of_runs(out).items():
+        if list(made) != list(base):
+            raise ValueError(f"--out {out} holds {run} made with --base {list(made)}, and this sweep's --base is "
                              f"{list(base)}: sweep into another --out, or give the same --base")
 
 
-def runs_base(out: Path) -> list[str] | None:
-    """The `--base` the runs in `out` were made with (None where there is none yet); ValueError where they differ."""
+def bases_of_runs(out: Path) -> dict[tuple, Path]:
+    """{a `--base` the runs in `out` were made with: the first run made with it}, read from their overrides.json."""
     fixed = len(task_overrides(Task("m", "k", 0, 0, False)))
     made: dict[tuple, Path] = {}
     for f in sorted(out.glob("*/*=*/seed*/overrides.json")):
         made.setdefault(tuple(json.loads(f.read_text())[fixed:]), f.parent)
+    return made
+
+
+def runs_base(out: Path) -> list[str] | None:
+    """The `--base` the runs in `out` were made with (None where there is none yet); ValueError where they differ."""
+    made = bases_of_runs(out)
     if len(made) > 1:
         (one, a), (two, b) = list(made.items())[:2]
         raise ValueError(f"--out {out} mixes runs of two --base: {a} made with {list(one)}, {b} with {list(two)}; "

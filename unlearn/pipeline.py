@@ -90,11 +90,9 @@ def warn_unread_trainer_keys(trainer: DictConfig, overrides: dict) -> list[str]:
     stage's wins (teaching's finetune.epochs over `+trainer.max_epochs=3`, MMUnlearner's own clipping over
     `trainer.gradient_clip_val`), and until 2026-12-05 the config's was dropped silently. The values every
     trainer preset sets and the stages replace (TRAINER_STAGE_SET) are not warned. Returns the keys warned."""
-    from lightning.pytorch.callbacks import Callback
-
     out = []
     for key, value in overrides.items():
-        if key in ("logger", "callbacks") or key not in trainer or isinstance(value, Callback):
+        if key in ("logger", "callbacks") or key not in trainer:
             continue
         mine = OmegaConf.to_container(trainer[key], resolve=True) if OmegaConf.is_config(trainer[key]) \
             else trainer[key]
@@ -191,25 +189,13 @@ def benchmark_deviations(data: DictConfig) -> dict:
     taught on them was cached under the spec's key. Empty where every argument agrees (the keys stay as they were)."""
     if not data.get("benchmark"):
         return {}
-    bench = OmegaConf.to_container(data.benchmark, resolve=True)
-    spec = OmegaConf.to_container(data.spec, resolve=True) if OmegaConf.is_config(data.get("spec")) else {}
-    out = {}
-    for name, value in bench.items():
-        if name == "cache_dir" or (name == "_target_" and value in SHIPPED_LOADERS):
-            continue
-        if name == "spec":
-            expected = spec
-        elif name in spec:
-            expected = spec[name]
-        elif name in data and name not in ("benchmark", "spec"):
-            expected = OmegaConf.to_container(data[name], resolve=True) if OmegaConf.is_config(data[name]) \
-                else data[name]
-        else:  # an argument no other key names (a user's loader's): keyed as it is
-            out[name] = value
-            continue
-        if value != expected:
-            out[name] = value
-    return out
+    top = OmegaConf.to_container(data, resolve=True)
+    spec = top["spec"] if isinstance(top.get("spec"), dict) else {}
+    named = {**{k: v for k, v in top.items() if k != "benchmark"}, **spec}  # what each argument interpolates
+    absent = object()  # an argument no other key names (a user's loader's): keyed as it is
+    return {name: value for name, value in top["benchmark"].items()
+            if not (name == "cache_dir" or (name == "_target_" and value in SHIPPED_LOADERS))
+            and value != (spec if name == "spec" else named.get(name, absent))}
 
 
 def vanilla_key(cfg: DictConfig) -> str:
@@ -545,12 +531,12 @@ REAGGREGATED = {"truth_ratio_perturbed": "item"}
 
 def unread_eval_as_keyed(ev: dict) -> dict:
     """The resolved eval config with what its records do not depend on set to the values keyed before."""
-    ev = {**ev, **{k: v for k, v in REAGGREGATED.items() if k in ev}}
+    unread = dict(REAGGREGATED)
     if ev.get("protocol") not in SHOT_PROTOCOLS:
-        return {**ev, **{k: v for k, v in UNREAD_SHOTS.items() if k in ev}}
-    if ev.get("few_shot") is False:  # zero-shot: no people drawn
-        return {**ev, **{k: v for k, v in UNREAD_SHOTS.items() if k in ev and k != "few_shot"}}
-    return ev
+        unread.update(UNREAD_SHOTS)
+    elif ev.get("few_shot") is False:  # zero-shot: no people drawn
+        unread.update({k: v for k, v in UNREAD_SHOTS.items() if k != "few_shot"})
+    return {**ev, **{k: v for k, v in unread.items() if k in ev}}
 
 
 def before_cache_path(cfg: DictConfig, source) -> Path | None:

@@ -205,17 +205,10 @@ def check_mc_modes(e) -> None:
     """eval.mc_mode and eval.mc_also, as the evaluator reads them: until 2026-12-05 a misspelt mode was refused at
     the first MC batch (unlearn/eval/scoring.py), a bad mc_also when the evaluator was built, both after the
     unlearning ran when eval.before=false."""
-    from unlearn.eval.scoring import MC_MODES
+    from unlearn.eval.scoring import MC_MODES, check_mc_reading
 
-    mode, also = e.mc_mode, e.get("mc_also")
-    one_of(mode, MC_MODES, "eval.mc_mode")
-    if also is not None and (also not in MC_MODES or also == mode):  # EvaluationModule's own rule
-        raise ValueError(f"eval.mc_also={also!r}: expected null or an MC mode other than eval.mc_mode={mode!r} "
-                         f"from {MC_MODES}")
-    if e.protocol in generated_mc_protocols() and (mode != "generate" or also is not None):
-        raise ValueError(f"eval.protocol={e.protocol} reads MC from a generated letter, as its benchmark does: set "
-                         f"eval.mc_mode=generate and eval.mc_also=null (got eval.mc_mode={mode!r}, "
-                         f"eval.mc_also={also!r})")
+    one_of(e.mc_mode, MC_MODES, "eval.mc_mode")
+    check_mc_reading(e.protocol, e.protocol in generated_mc_protocols(), e.mc_mode, e.get("mc_also"))
 
 
 def check_finetune(f) -> None:
@@ -525,7 +518,7 @@ def check_manu_choices(m) -> None:
     """The choices MANU's run refused only at its start (after the before-evaluation) and manu.weights, refused
     after the statistics pass, from the constants the method and its callbacks read them by."""
     from callbacks.activation_stats import NEURONS
-    from unlearn.manu.importance import IMPORTANCE_KEYS
+    from unlearn.manu.importance import IMPORTANCE_KEYS, check_weights
     from unlearn.manu.neuron_scores import VARIANTS
     from unlearn.manu.selection import SCOPES
     from unlearn.methods.manu import OFFICIAL_UNITS, SELECTIONS
@@ -548,13 +541,7 @@ def check_manu_choices(m) -> None:
     if not hasattr(weights, "items"):
         raise ValueError(f"manu.weights={weights!r}: expected null or {{{': N, '.join(IMPORTANCE_KEYS)}: N}} "
                          "(a partial one overrides the score's own)")
-    known_keys(weights, IMPORTANCE_KEYS, "manu.weights")
-    for k, w in weights.items():
-        if not _is_number(w):
-            raise ValueError(f"manu.weights.{k}={w!r}: expected a finite number")
-    negative = {k: w for k, w in weights.items() if w < 0}
-    if m.score == "paper" and negative:  # the paper's score divides by a weighted sum
-        raise ValueError(f"manu.weights: manu.score=paper needs weights >= 0, got {negative}")
+    check_weights(weights, IMPORTANCE_KEYS, nonnegative=m.score == "paper")
 
 
 # the sections whose keys are defined where their defaults live (experiment presets only set them), and the

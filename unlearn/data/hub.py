@@ -118,8 +118,13 @@ def datasets_cache(source: str, cache_dir: str | Path | None) -> Path:
     return root / "local" / digest.hexdigest()[:16]
 
 
+def snapshot_files(local: Path) -> list[Path]:
+    """A local snapshot's files, sorted, without the Arrow cache `datasets` may keep inside it (`.cache/`)."""
+    return sorted(f for f in local.rglob("*") if f.is_file() and ".cache" not in f.relative_to(local).parts)
+
+
 def _add_files_state(digest, local: Path) -> None:
-    for f in sorted(f for f in local.rglob("*") if f.is_file() and ".cache" not in f.relative_to(local).parts):
+    for f in snapshot_files(local):
         stat = f.stat()
         digest.update(f"\0{f.relative_to(local).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
 
@@ -161,8 +166,7 @@ def config_files(source: str, config: str, load_kwargs: dict) -> list[Path]:
         data_files = load_dataset_builder(source, name=config, **load_kwargs).config.data_files or {}
         return [Path(f) for files in data_files.values() for f in files]
     except Exception:
-        local = Path(source)
-        return sorted(f for f in local.rglob("*.parquet") if ".cache" not in f.relative_to(local).parts)
+        return [f for f in snapshot_files(Path(source)) if f.suffix == ".parquet"]
 
 
 def unreadable(path: Path) -> str | None:

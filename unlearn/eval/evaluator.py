@@ -18,7 +18,7 @@ from unlearn.eval.items import EvalItem
 from unlearn.eval.metrics import aggregate
 from unlearn.eval.protocol import EmbeddedPrompts
 from unlearn.eval.scorers import get_scorer
-from unlearn.eval.scoring import MC_MODES, NonFiniteScoreError, score_generation, score_mc, score_probabilities
+from unlearn.eval.scoring import NonFiniteScoreError, check_mc_reading, score_generation, score_mc, score_probabilities
 from unlearn.models.precision import own_precision
 from unlearn.models.processor import VLProcessor
 
@@ -40,13 +40,7 @@ class EvaluationModule(L.LightningModule):
         self.prompts = prompts or EmbeddedPrompts(max_new_tokens)
         # a protocol whose benchmark has no MC of its own (clear) leaves MC to the embedded protocol
         self.mc_prompts = getattr(self.prompts, "mc_prompts", self.prompts)
-        if self.mc_prompts.name != "embedded" and (mc_mode != "generate" or mc_also is not None):
-            raise ValueError(f"eval.protocol={self.prompts.name} reads MC from a generated letter, as its "
-                             f"benchmark does: set eval.mc_mode=generate and eval.mc_also=null (got "
-                             f"eval.mc_mode={mc_mode!r}, eval.mc_also={mc_also!r})")
-        if mc_also is not None and (mc_also not in MC_MODES or mc_also == mc_mode):
-            raise ValueError(f"eval.mc_also={mc_also!r}: expected null or an MC mode other than eval.mc_mode="
-                             f"{mc_mode!r} from {MC_MODES}")
+        check_mc_reading(self.prompts.name, self.mc_prompts.name != "embedded", mc_mode, mc_also)
         self.mc_also = mc_also
         self.truth_ratio_perturbed = truth_ratio_perturbed
         self.share_prompt, self.shared_cache_gb = share_prompt, shared_cache_gb

@@ -140,6 +140,19 @@ def stand_in(item: EvalItem, proc: VLProcessor, with_image: bool) -> EvalItem:
 MC_MODES = ("likelihood", "letter", "generate")
 
 
+def check_mc_reading(protocol: str, reads_generated_letter: bool, mc_mode: str, mc_also: str | None) -> None:
+    """eval.mc_mode and eval.mc_also as an evaluation can run them: a protocol whose benchmark reads MC from a
+    generated letter takes that reading alone; a second reading is another mode. Checked before the run
+    (unlearn/settings.py) and where the evaluator is built."""
+    if reads_generated_letter and (mc_mode != "generate" or mc_also is not None):
+        raise ValueError(f"eval.protocol={protocol} reads MC from a generated letter, as its benchmark does: set "
+                         f"eval.mc_mode=generate and eval.mc_also=null (got eval.mc_mode={mc_mode!r}, "
+                         f"eval.mc_also={mc_also!r})")
+    if mc_also is not None and (mc_also not in MC_MODES or mc_also == mc_mode):
+        raise ValueError(f"eval.mc_also={mc_also!r}: expected null or an MC mode other than eval.mc_mode="
+                         f"{mc_mode!r} from {MC_MODES}")
+
+
 def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likelihood",
              max_new_tokens: int = 8, scorer: Scorer = SCORERS["embedded"], prompts=None,
              share_prompt: bool = False, cache_gb: float | None = None) -> list[dict]:

@@ -143,14 +143,21 @@ def paper_importance(mm: Moments, tx: Moments, eps: float = 1e-8) -> dict[str, T
     }
 
 
-def _check_weights(weights: Mapping[str, float], allowed) -> dict[str, float]:
+def check_weights(weights: Mapping[str, float], allowed, nonnegative: bool = False) -> dict[str, float]:
+    """`manu.weights` as floats; a key outside `allowed`, a value that is no finite number, or (`nonnegative`: the
+    paper score, which divides by a weighted sum) a negative one is refused by name. Read before the run
+    (unlearn/settings.py) and where the score is computed."""
+    unknown = sorted(set(weights) - set(allowed))
+    if unknown:
+        raise ValueError(f"manu.weights has no setting {unknown}; known: {', '.join(allowed)}")
     out = {}
     for key, w in weights.items():
-        if key not in allowed:
-            raise ValueError(f"manu.weights: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
         if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(float(w)):
-            raise ValueError(f"manu.weights.{key}={w!r}: must be a finite number")
+            raise ValueError(f"manu.weights.{key}={w!r}: expected a finite number")
         out[key] = float(w)
+    negative = {k: w for k, w in out.items() if w < 0}
+    if nonnegative and negative:
+        raise ValueError(f"manu.weights: manu.score=paper needs weights >= 0, got {negative}")
     return out
 
 
@@ -158,7 +165,7 @@ def weighted_sum(parts: Mapping[str, Tensor], weights: Mapping[str, float]) -> T
     """sum_k weights[k] * parts[k]. A key absent from `weights` weighs 0; a zero weight drops its term
     entirely (it is not multiplied, so it cannot turn into NaN)."""
     allowed = tuple(parts)
-    checked = _check_weights(weights, allowed)
+    checked = check_weights(weights, allowed)
     if not allowed:
         raise ValueError("weighted_sum: no parts")
     total = torch.zeros_like(next(iter(parts.values())), dtype=torch.float64)
@@ -181,10 +188,7 @@ def paper_score(
     `weights=None` is the paper's plain sum (all 1). Weights must be >= 0 so that I(D_r) + eps > 0.
     """
     weights = PAPER_WEIGHTS if weights is None else weights
-    checked = _check_weights(weights, IMPORTANCE_KEYS)
-    negative = {k: w for k, w in checked.items() if w < 0}
-    if negative:
-        raise ValueError(f"manu.weights: the paper score needs weights >= 0, got {negative}")
+    checked = check_weights(weights, IMPORTANCE_KEYS, nonnegative=True)
     eps = _check_eps(eps)
     i_forget = weighted_sum(paper_importance(forget_mm, forget_tx, eps), checked)
     i_retain = weighted_sum(paper_importance(retain_mm, retain_tx, eps), checked)
@@ -211,7 +215,7 @@ def reference_score(
     `weights=None` is REFERENCE_WEIGHTS. Negative weights are allowed: nothing divides by them.
     """
     weights = REFERENCE_WEIGHTS if weights is None else weights
-    checked = _check_weights(weights, IMPORTANCE_KEYS)
+    checked = check_weights(weights, IMPORTANCE_KEYS)
     eps = _check_eps(eps)
     _check_moments(("forget", forget), ("retain", retain))
     f, r = reference_statistics(forget), reference_statistics(retain)
