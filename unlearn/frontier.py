@@ -58,7 +58,10 @@ COSTS = ("retain", "untouched")
 # about the people it keeps, which MC likelihood does not see (docs/frontier_evidence.md, "Generation cost")
 METRIC_LABEL = {"mc_acc": "MC", "rougeL": "ROUGE-L", "cloze_acc": "cloze"}
 TIMING_FILE = "sweep_time.json"  # every sweep invocation that ran something: wall time, runs, command
-METHODS = ("ga", "grad_diff", "kl", "npo", "manu", "mmunlearner")
+# the strength knob of every method a sweep ran with --knob ({method: override key}): the report reads a method's
+# default strength at that key, also under --report-only (a method of your own has no entry in GRIDS)
+KNOBS_FILE = "knobs.json"
+METHODS = ("ga", "grad_diff", "kl", "npo", "manu", "mmunlearner")  # the built-in ones, in the order tables list them
 # method -> (override key of its strength knob, values weakest first). lr for the gradient baselines (5
 # epochs, the default), alpha (percent of neurons) for MANU, epochs of masked ascent for MMUnlearner.
 _FULL: dict[str, tuple[str, tuple]] = {
@@ -157,9 +160,75 @@ def across_seeds(readings: Sequence[Reading]) -> tuple[float, float | None, int]
 # ------------------------------------------------------------------------------------------ the sweep
 
 
-def knob_name(method: str) -> str:
-    """The strength knob's last key ("lr", "alpha", "epochs"): how runs and tables name a strength."""
+def knob_name(method: str, points: Sequence["Point"] = ()) -> str:
+    """The strength knob's last key ("lr", "alpha", "epochs"): how runs and tables name a strength. Read from
+    the method's runs where given (their directories name it: a --knob of your own), else the full grid's."""
+    named = {p.knob for p in points if p.method == method and p.knob}
+    if len(named) == 1:
+        return named.pop()
     return GRIDS["full"][method][0].rsplit(".", 1)[-1] if method in GRIDS["full"] else "strength"
+
+
+def parse_knob(spec: str) -> tuple[str, str, tuple]:
+    """`--knob METHOD=KEY:V1,V2,...` -> (method, override key, strengths in increasing order).
+
+    Why: a method of your own (docs/guide/adding_a_method.md), or a built-in one along another knob, goes on the
+    frontier beside the others without editing GRIDS. The curve is read in increasing value of the knob, so the
+    knob must grow with the method's strength (an lr, epochs, a percent pruned; not a retain weight)."""
+    method, _, rest = spec.partition("=")
+    key, _, listed = rest.partition(":")
+    hint = "expected METHOD=KEY:V1,V2,... (e.g. simnpo=simnpo.lr:1e-5,2e-5,5e-5)"
+    if not (method and key and listed) or "/" in method or method.startswith("."):
+        raise ValueError(f"--knob {spec!r}: {hint}")
+    values = []
+    for v in listed.split(","):
+        try:
+            x = int(v) if v.strip().lstrip("+-").isdigit() else float(v)
+        except ValueError:
+            raise ValueError(f"--knob {spec!r}: {v!r} is not a number; {hint}") from None
+        if not math.isfinite(x) or x <= 0:
+            raise ValueError(f"--knob {spec!r}: {v!r}: a strength is a finite number > 0 (0 is the vanilla model, "
+                             "the origin every curve starts from)")
+        values.append(x)
+    if len(set(values)) != len(values):
+        raise ValueError(f"--knob {spec!r}: a strength given twice")
+    return method, key, tuple(sorted(values))
+
+
+def grid_with(grid: str, knobs: Sequence[str] = ()) -> dict[str, tuple[str, tuple]]:
+    """GRIDS[grid] with each `--knob` added, or in place of the grid's entry for that method."""
+    out = dict(GRIDS[grid])
+    for spec in knobs:
+        method, key, values = parse_knob(spec)
+        out[method] = (key, values)
+    return out
+
+
+def knob_keys(out: Path, knobs: Sequence[str] = ()) -> dict[str, str]:
+    """{method: its strength knob's override key}: the full grid's, then those `out` records, then `knobs`'."""
+    keys = {m: key for m, (key, _) in GRIDS["full"].items()}
+    f = out / KNOBS_FILE
+    if f.is_file():
+        keys.update(json.loads(f.read_text()))
+    keys.update({m: key for m, key, _ in map(parse_knob, knobs)})
+    return keys
+
+
+def record_knobs(out: Path, grid: dict[str, tuple[str, tuple]], methods: Sequence[str]) -> None:
+    """Record the knob of each method this sweep runs; refused where `out` holds its runs along another knob (one
+    curve through lr and epochs points would read as one strength axis)."""
+    f = out / KNOBS_FILE
+    recorded = json.loads(f.read_text()) if f.is_file() else {}
+    for method in methods:
+        key = grid[method][0]
+        short = key.rsplit(".", 1)[-1]
+        others = sorted({d.name.split("=", 1)[0] for d in (out / method).glob("*=*") if d.is_dir()} - {short})
+        if recorded.get(method, key) != key or others:
+            raise ValueError(f"--out {out} holds runs of {method} along {recorded.get(method) or others[0]}, and this "
+                             f"sweep's knob is {key}: sweep into another --out")
+        recorded[method] = key
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(f, lambda fh: fh.write(json.dumps(recorded, indent=1, sort_keys=True).encode()))
 
 
 def run_dir(out: Path, method: str, knob: str, value, seed: int) -> Path:
@@ -177,16 +246,19 @@ class Task:
     before: bool
 
 
-def plan(out: Path, grid: str, seeds: Sequence[int], methods: Sequence[str] | None = None) -> list[Task]:
+def plan(out: Path, grid: str, seeds: Sequence[int], methods: Sequence[str] | None = None,
+         knobs: Sequence[str] = ()) -> list[Task]:
     """The unfinished runs, each seed's vanilla-evaluating run first (a finished run dir is skipped);
-    `methods`: only these (default: every method of the grid)."""
-    unknown = sorted(set(methods or ()) - set(GRIDS[grid]))
+    `methods`: only these (default: every method of the grid, and those `knobs` add)."""
+    swept = grid_with(grid, knobs)
+    unknown = sorted(set(methods or ()) - set(swept))
     if unknown:
-        raise ValueError(f"--methods {' '.join(unknown)}: not in grid {grid!r} ({', '.join(GRIDS[grid])})")
+        raise ValueError(f"--methods {' '.join(unknown)}: not in grid {grid!r} ({', '.join(swept)}); a method of "
+                         "your own needs --knob METHOD=KEY:V1,V2,...")
     tasks = []
     for seed in seeds:
         needs_before = not _has_before(out, seed)
-        for method, (knob, values) in GRIDS[grid].items():
+        for method, (knob, values) in swept.items():
             if methods and method not in methods:
                 continue
             for value in values:
@@ -337,7 +409,7 @@ def worker_pool(jobs: int, out: Path, base: Sequence[str], cache: Path, method: 
 
 
 def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache: Path, jobs: int = 1,
-          methods: Sequence[str] | None = None) -> int:
+          methods: Sequence[str] | None = None, knobs: Sequence[str] = ()) -> int:
     """Every unfinished (method, strength, seed) run (resumable), in this process or in `jobs` workers.
 
     Workers: each seed's first run (it teaches the seed's vanilla model when it is not cached, and evaluates
@@ -347,7 +419,9 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
     the number of runs made.
     """
     check_same_base(out, base)
-    tasks = plan(out, grid, seeds, methods)
+    tasks = plan(out, grid, seeds, methods, knobs)
+    if tasks:
+        record_knobs(out, grid_with(grid, knobs), sorted({t.method for t in tasks}))
     check_one_process(base, cache, out, tasks[0].method if tasks else "ga")
     check_same_models(out, tasks, base, cache)
     if jobs <= 1 or not tasks:
@@ -398,6 +472,7 @@ class Point:
     source: str | None = None  # the vanilla model it started from (metrics.json "source_model")
     teach_seed: int | None = None  # which teaching made that model (metrics.json "teach_seed"; None: its seed)
     teaching: str | None = None  # a hash of that model's teaching record (metrics.json "source_teaching")
+    knob: str | None = None  # the strength knob's last key, as its directory names it ("lr" of lr=5e-05)
 
     def drop(self, split: str, mod: str, name: str = "mc_acc") -> float | None:
         """before - after of metric `name` on one split and modality (None where the run lacks it)."""
@@ -428,7 +503,13 @@ def load_points(out: Path) -> list[Point]:
                              f"holding a 'metrics' object; {type(e).__name__}: {e})") from e
         teach, record = summary.get("teach_seed"), summary.get("source_teaching")
         points.append(Point(method_dir.name, strength, seed, metrics, seed_dir, summary.get("source_model"),
-                            None if teach is None else int(teach), None if record is None else config_hash(record)))
+                            None if teach is None else int(teach), None if record is None else config_hash(record),
+                            strength_dir.name.split("=", 1)[0]))
+    for method in sorted({p.method for p in points}):  # one curve reads one knob (record_knobs refuses a second)
+        named = sorted({p.knob for p in points if p.method == method})
+        if len(named) > 1:
+            raise ValueError(f"{out / method}: runs along {' and '.join(named)}; a curve is read along one knob: "
+                             "move one knob's runs into another --out")
     # Runs of one seed start from one vanilla model, so one run's before/* stand for all (the sweep
     # evaluates it once per seed: evaluation is about half of a run's time on the embedded model). Only runs
     # from the same vanilla model lend them: a resumed sweep whose cache taught another model (a changed key,
@@ -494,7 +575,7 @@ def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = 
     mean ± std over seeds."""
     axis = cost_axis(cost, cost_metric)
     per_mod = {mod: curves(points, mod, cost, cost_metric) for mod in MODALITIES}
-    methods = _method_order(per_mod)
+    methods = method_order({m for c in per_mod.values() for m in c})
     header = ["method", "seeds"] + [f"{MOD_LABEL[mod]} forget drop @ {axis} drop {budget:g}" for mod in MODALITIES]
     lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(MODALITIES)]
     flagged = incomplete_seen = False
@@ -532,10 +613,6 @@ def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = 
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 
-def _method_order(per_mod: dict[str, dict]) -> list[str]:
-    methods = [m for m in METHODS if any(m in c for c in per_mod.values())]
-    return methods + sorted({m for c in per_mod.values() for m in c} - set(methods))
-
 
 def paired_table(points: Sequence[Point], budget: float = BUDGET, cost: str = "retain",
                  cost_metric: str = "mc_acc") -> str | None:
@@ -544,7 +621,7 @@ def paired_table(points: Sequence[Point], budget: float = BUDGET, cost: str = "r
     from unlearn.paired import LEVEL, comparable, matrix, pair_counts, t_half_width
 
     per_mod = {mod: curves(points, mod, cost, cost_metric) for mod in MODALITIES}
-    methods = _method_order(per_mod)
+    methods = method_order({m for c in per_mod.values() for m in c})
     taught = taught_models(points)
 
     def taught_model(key):  # readings are keyed (taught model, seed); the pairs' unit is the taught model
@@ -682,13 +759,12 @@ def equal_cost_table(points: Sequence[Point], defaults: dict[str, float], budget
     by: dict[str, dict[float, list[Point]]] = {}
     for p in points:
         by.setdefault(p.method, {}).setdefault(p.strength, []).append(p)
-    order = {m: i for i, m in enumerate(METHODS)}
     names = ["mc_acc"] + [n for n in METRIC_LABEL if n != "mc_acc" and measured(points, "retain", n)]
     header = [f"{with_metric('mean retain', n)} drop reaches {budget:g} at" for n in names]
     lines = ["| method | knob | " + " | ".join(header) + " | nearest 1-2-5 | each seed's crossing: median (range) | "
              "its 1-2-5 | default |", "|---|---|" + "---:|" * (len(header) + 4)]
     differ = []
-    for method in sorted(by, key=lambda m: (order.get(m, len(order)), m)):
+    for method in method_order(by):
         crossings = {n: _crossing(by[method], budget, n) for n in names}
         if crossings["mc_acc"] is None:
             continue
@@ -703,7 +779,8 @@ def equal_cost_table(points: Sequence[Point], defaults: dict[str, float], budget
             differ.append(f"{method} ({near_middle} against {near})")
         default = f"{defaults[method]:g}" if method in defaults else "n/a"
         cells = " | ".join(_crossing_cell(crossings[n]) for n in names)
-        lines.append(f"| {method} | {knob_name(method)} | {cells} | {near} | {spread} | {near_middle} | {default} |")
+        lines.append(f"| {method} | {knob_name(method, points)} | {cells} | {near} | {spread} | {near_middle} | "
+                     f"{default} |")
     read = [METRIC_LABEL[n] for n in names]
     notes = [f"retain {', '.join(read)} drop: mean over seeds at each swept strength, the larger of the two "
              "modalities; interpolated in log strength between the swept strengths around the first crossing."]
@@ -733,14 +810,14 @@ def points_table(points: Sequence[Point]) -> str:
     by: dict[tuple[str, float], list[Point]] = {}
     for p in points:
         by.setdefault((p.method, p.strength), []).append(p)
-    order = {m: i for i, m in enumerate(METHODS)}
+    order = {m: i for i, m in enumerate(method_order(m for m, _ in by))}
     cols = [(split, mod, "mc_acc") for split in ("forget", "retain") for mod in MODALITIES]
     if measured(points, "retain", "rougeL"):
         cols += [("retain", mod, "rougeL") for mod in MODALITIES]
     header = ["method", "strength", "seeds"] + [f"{with_metric(f'{MOD_LABEL[mod]} {split}', name)} drop"
                                                 for split, mod, name in cols]
     lines = ["| " + " | ".join(header) + " |", "|---|---:|---:|" + "---:|" * len(cols)]
-    for (method, strength), ps in sorted(by.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0])):
+    for (method, strength), ps in sorted(by.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
         cells = []
         for split, mod, name in cols:
             values = [d for p in ps if (d := p.drop(split, mod, name)) is not None]
@@ -749,7 +826,8 @@ def points_table(points: Sequence[Point]) -> str:
                 continue
             mean, std = mean_std(values)
             cells.append(f"{mean:+.3f}" if std is None else f"{mean:+.3f} ± {std:.3f}")
-        lines.append(f"| {method} | {knob_name(method)} {strength:g} | {len(ps)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {method} | {knob_name(method, points)} {strength:g} | {len(ps)} | " + " | ".join(cells)
+                     + " |")
     return "\n".join(lines) + ("\n\n- MC accuracy drop (and retain ROUGE-L drop where measured), before - after "
                                "(positive: lower after), mean ± sample std over seeds; the points the frontier's "
                                "curves are drawn through.")
@@ -802,21 +880,36 @@ OTHER_COLUMNS = (("untouched", "mc_acc", "untouched MC ↑"), ("test", "mc_acc",
                  ("forget", "rougeL", "forget ROUGE-L ↓"), ("retain", "rougeL", "retain ROUGE-L ↑"))
 
 
-def default_strengths(base: Sequence[str] = (), methods: Sequence[str] | None = None) -> dict[str, float]:
+def default_strengths(base: Sequence[str] = (), methods: Sequence[str] | None = None,
+                      keys: dict[str, str] | None = None) -> dict[str, float]:
     """Each method's strength knob at its config default (what `python train.py method=M` runs); `methods`:
     only these (a sweep's own methods, so that a base override of one method's settings, e.g.
-    manu.score=random, is not applied to another method's config, which lacks the key)."""
+    manu.score=random, is not applied to another method's config, which lacks the key). `keys`: {method: knob
+    key} (knob_keys; default: the full grid's); a method without one, or whose config leaves it unset, has no
+    default."""
     from omegaconf import OmegaConf
 
     from unlearn.config import compose_config
 
+    keys = keys if keys is not None else {m: key for m, (key, _) in GRIDS["full"].items()}
     out = {}
-    for method, (knob, _) in GRIDS["full"].items():
-        if methods is not None and method not in methods:
-            continue
+    for method in method_order(keys if methods is None else [m for m in methods if m in keys]):
         cfg = compose_config([f"method={method}", *base], ".", ".")
-        out[method] = float(OmegaConf.select(cfg, knob, throw_on_missing=True))
+        value = OmegaConf.select(cfg, keys[method], default=None)
+        if value is None:
+            if method in GRIDS["full"]:
+                raise ValueError(f"method={method}: {keys[method]} is not set in its config")
+            log.warning("method=%s: its config sets no %s, so the report has no default strength for it",
+                        method, keys[method])
+            continue
+        out[method] = float(value)
     return out
+
+
+def method_order(methods) -> list[str]:
+    """The built-in methods in the tables' order, then the others (yours) by name."""
+    given = set(methods)
+    return [m for m in METHODS if m in given] + sorted(given - set(METHODS))
 
 
 def default_groups(points: Sequence[Point], defaults: dict[str, float]):
@@ -824,13 +917,13 @@ def default_groups(points: Sequence[Point], defaults: dict[str, float]):
     from unlearn.report import Run, SeedGroup
 
     groups = []
-    for method in (m for m in METHODS if m in defaults):
+    for method in method_order(defaults):
         runs = [Run(method, method, [f"seed={p.seed}"], p.metrics, Path("."), seed=p.seed,
                     teach_seed=p.seed if p.teach_seed is None else p.teach_seed)
                 for p in sorted(points, key=lambda p: p.seed)
                 if p.method == method and math.isclose(p.strength, defaults[method], rel_tol=1e-9)]
         if runs:
-            groups.append(SeedGroup(f"{method} ({knob_name(method)} {defaults[method]:g})", method, runs))
+            groups.append(SeedGroup(f"{method} ({knob_name(method, points)} {defaults[method]:g})", method, runs))
     return groups
 
 
@@ -838,7 +931,7 @@ def absent_defaults(points: Sequence[Point], defaults: dict[str, float], groups)
     """A line naming the swept methods with no run at their default strength (left out of the table and checks
     above, which until 2026-12-05 said nothing of them), or ""."""
     shown = {g.method for g in groups}
-    absent = [f"{m} ({knob_name(m)} {defaults[m]:g})" for m in METHODS
+    absent = [f"{m} ({knob_name(m, points)} {defaults[m]:g})" for m in method_order(defaults)
               if m in defaults and m not in shown and any(p.method == m for p in points)]
     return ("\n- not run at their default strength in this sweep, so not in the table or the checks above: "
             + ", ".join(absent)) if absent else ""
@@ -969,7 +1062,7 @@ def _timing(out: Path) -> list[dict]:
 
 
 def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, base: Sequence[str] = (),
-           cost: str = "retain", cost_metric: str = "mc_acc") -> Path:
+           cost: str = "retain", cost_metric: str = "mc_acc", knobs: Sequence[str] = ()) -> Path:
     """frontier.md (table + plots) and results.md (defaults over seeds + frontier) into `docs` (default: `out`);
     with another cost axis than retain MC, frontier.md and the plots only (results.md is the retain-MC page).
 
@@ -1004,7 +1097,13 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
     if other_axis:
         print(text + f"\nwrote {md}" + "".join(f"\nwrote {p}" for p in plots))
         return md
-    defaults = default_strengths(base, sorted({p.method for p in points}))
+    keys = knob_keys(out, knobs)
+    for method in sorted({p.method for p in points} & set(keys)):
+        if keys[method].rsplit(".", 1)[-1] != knob_name(method, points):
+            raise ValueError(f"{out / method}: its runs are along {knob_name(method, points)}, and its knob is "
+                             f"{keys[method]} ({'--knob' if method in dict(k.split('=', 1) for k in knobs) else out / KNOBS_FILE}"
+                             "): give the knob its runs were made along")
+    defaults = default_strengths(base, sorted({p.method for p in points}), keys)
     results = results_markdown(points, table, images, command, defaults, _timing(out), budget)
     write_atomic(dest / "results.md", lambda f: f.write(results.encode()))
     print(results)
@@ -1021,6 +1120,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--methods", nargs="+", help="sweep only these methods of the grid (default: all; "
                         "to extend one method's strengths in an existing sweep)")
     parser.add_argument("--base", action="append", default=[], help="extra override for every run (repeatable)")
+    parser.add_argument("--knob", action="append", default=[], metavar="METHOD=KEY:V1,V2,...",
+                        help="sweep METHOD along KEY at these strengths, beside the grid's methods or in place of "
+                             "its entry (repeatable): a method of your own (docs/guide/adding_a_method.md), or "
+                             "another knob of a built-in one (in its own --out)")
     parser.add_argument("--cache", help="cache dir (default: $UNLEARN_CACHE or ./.cache)")
     parser.add_argument("--docs", help="where frontier.md and the PNGs go (default: --out)")
     parser.add_argument("--budget", type=float, default=BUDGET, help="cost drop at which to compare")
@@ -1044,6 +1147,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
         parser.error(f"--jobs {args.jobs}: expected >= 1")
     if args.methods and len(set(args.methods)) != len(args.methods):
         parser.error(f"--methods {' '.join(args.methods)}: a method given twice")
+    try:
+        swept = [parse_knob(k)[0] for k in args.knob]
+    except ValueError as e:
+        parser.error(str(e))
+    if len(set(swept)) != len(swept):
+        parser.error(f"--knob: a method given twice ({', '.join(sorted({m for m in swept if swept.count(m) > 1}))})")
     out = Path(args.out)
     if not args.report_only:
         os.environ.setdefault("WANDB_MODE", "disabled")
@@ -1052,7 +1161,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         quiet_libraries()
         cache = Path(args.cache or os.environ.get("UNLEARN_CACHE", ".cache"))
         start = time.perf_counter()
-        ran = sweep(out, args.grid, args.seeds, args.base, cache.resolve(), args.jobs, args.methods)
+        ran = sweep(out, args.grid, args.seeds, args.base, cache.resolve(), args.jobs, args.methods, args.knob)
         took = time.perf_counter() - start
         print(f"frontier sweep: {ran} runs in {took:.0f} s")
         if ran:
@@ -1060,7 +1169,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
                                       "command": "python -m unlearn.frontier " + shlex.join(args_list)}]
             write_atomic(out / TIMING_FILE, lambda f: f.write(json.dumps(timing).encode()))
     return report(out, Path(args.docs) if args.docs else None, "python -m unlearn.frontier " + shlex.join(args_list),
-                  args.budget, args.base, args.cost, args.cost_metric)
+                  args.budget, args.base, args.cost, args.cost_metric, args.knob)
 
 
 if __name__ == "__main__":

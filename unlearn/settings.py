@@ -655,7 +655,11 @@ def warn_unknown_model_and_top_keys(cfg) -> None:
     """`+model.dtyp=float16` or `+save_modle=false` ran with the default in force, without a word (until
     2026-12-05). Warned, not refused, as data's: a user's own model config or preset may keep free keys for its
     interpolations."""
-    unknown = sorted(set(cfg) - top_level_keys() - {"hydra"})
+    # a method's own section, named after it (MANU's manu.*): also that of a method of your own, whose config
+    # is not among configs/ (docs/guide/adding_a_method.md)
+    method = cfg.get("method")
+    own = method.get("name") if hasattr(method, "get") else None
+    unknown = sorted(set(cfg) - top_level_keys() - {"hydra", own})
     if unknown:
         log.warning("top-level keys that no config defines and nothing reads: %s (a misspelt one leaves its default "
                     "in force; known: %s)", unknown, sorted(top_level_keys()))

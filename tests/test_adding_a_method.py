@@ -1,0 +1,177 @@
+"""A method from outside the package (docs/guide/adding_a_method.md): the example's SimNPO loss against a port of
+open-unlearning's, its config composed and checked like a built-in method's, and the frontier's --knob, which
+puts such a method on the frontier; (slow) the example swept end to end at debug=fast size."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from unlearn.frontier import (KNOBS_FILE, Task, default_strengths, grid_with, knob_keys, knob_name, load_points, main,
+                              method_order, parse_knob, plan, record_knobs, run_dir)
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "simnpo"
+SEARCHPATH = f"hydra.searchpath=[file://{EXAMPLE / 'configs'}]"
+
+
+@pytest.fixture
+def simnpo(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    import simnpo
+
+    return simnpo
+
+
+def open_unlearning_simnpo(logits, labels, beta, delta):
+    """A port of open-unlearning's SimNPO forget loss (src/trainer/unlearn/simnpo.py with compute_batch_nll of
+    src/trainer/utils.py): cross-entropy summed per row over the shifted labels, over the row's label count."""
+    loss_mask = labels != -100
+    shifted_labels = labels[..., 1:].contiguous()
+    shifted_logits = logits[..., :-1, :].contiguous()
+    nll = torch.nn.CrossEntropyLoss(ignore_index=-100, reduction="none")(shifted_logits.transpose(-1, -2),
+                                                                          shifted_labels).sum(dim=-1)
+    forget_loss = nll / loss_mask.sum(-1) - delta
+    return -F.logsigmoid(beta * forget_loss).mean() * 2 / beta
+
+
+def test_simnpo_loss_is_open_unlearnings(simnpo):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 7, 11, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 11, (3, 7), generator=g)
+    labels[:, :2] = -100  # the prompt
+    labels[1, 5:] = -100  # rows of different answer lengths
+    for beta, delta in ((4.5, 0.0), (0.5, 1.0)):
+        ours = simnpo.simnpo_forget_loss(logits, labels, beta, delta)
+        assert ours.item() == pytest.approx(open_unlearning_simnpo(logits, labels, beta, delta).item(), rel=1e-12)
+
+
+def test_simnpo_loss_by_hand(simnpo):
+    # one row, one label token at position 1 predicted from position 0 with uniform logits over 4 words:
+    # NLL = ln 4 per token; loss = -(2/beta) ln sigmoid(beta (ln 4 - delta)), beta 1, delta 0: 2 ln(1 + 1/4)
+    logits, labels = torch.zeros(1, 2, 4), torch.tensor([[-100, 3]])
+    assert simnpo.simnpo_forget_loss(logits, labels, 1.0).item() == pytest.approx(2 * torch.log(torch.tensor(1.25)).item())
+
+
+def test_simnpo_loss_leaves_out_rows_without_labels(simnpo):
+    g = torch.Generator().manual_seed(1)
+    logits, labels = torch.randn(2, 5, 6, generator=g), torch.randint(0, 6, (2, 5), generator=g)
+    labels[:, 0] = -100
+    padded = labels.clone()
+    padded[1] = -100  # a data-parallel shard's padding repeat, read without labels
+    alone = simnpo.simnpo_forget_loss(logits[:1], labels[:1], 2.0)
+    assert simnpo.simnpo_forget_loss(logits, padded, 2.0).item() == pytest.approx(alone.item())
+    with pytest.raises(ValueError, match="no label tokens"):
+        simnpo.simnpo_forget_loss(logits[1:], padded[1:], 2.0)
+    with pytest.raises(ValueError, match="simnpo.beta"):
+        simnpo.simnpo_forget_loss(logits, labels, 0.0)
+
+
+def test_the_example_config_composes_and_passes_the_run_checks(caplog, tmp_path):
+    """Its own section (simnpo.*) is read as the method's, as manu.* is: not warned as a stray top-level key."""
+    from hydra.utils import instantiate
+
+    from unlearn.config import compose_config
+    from unlearn.settings import check_run_settings
+
+    cfg = compose_config(["method=simnpo", SEARCHPATH], tmp_path, tmp_path)
+    assert cfg.method.name == "simnpo" and cfg.simnpo.beta == 4.5 and cfg.simnpo.gamma == 0.125
+    with caplog.at_level(logging.WARNING):
+        check_run_settings(cfg)
+    assert "top-level keys" not in caplog.text
+    optimizer = instantiate(cfg.simnpo.optimizer)([torch.nn.Parameter(torch.zeros(1))])
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["lr"] == 5e-5
+    # a stray top-level key is still warned beside it
+    cfg = compose_config(["method=simnpo", SEARCHPATH, "+simnop.beta=1"], tmp_path, tmp_path)
+    with caplog.at_level(logging.WARNING):
+        check_run_settings(cfg)
+    assert "['simnop']" in caplog.text
+
+
+def test_parse_knob():
+    assert parse_knob("simnpo=simnpo.optimizer.lr:1e-4,2e-5") == ("simnpo", "simnpo.optimizer.lr", (2e-5, 1e-4))
+    assert parse_knob("manu=manu.alpha:5,1,2") == ("manu", "manu.alpha", (1, 2, 5))
+    assert all(isinstance(v, int) for v in parse_knob("manu=manu.alpha:5,1")[2])
+    for bad, says in (("simnpo", "expected METHOD=KEY"), ("simnpo=simnpo.lr", "expected METHOD=KEY"),
+                      ("=simnpo.lr:1", "expected METHOD=KEY"), ("a/b=k:1", "expected METHOD=KEY"),
+                      ("simnpo=simnpo.lr:1e-4,x", "'x' is not a number"), ("simnpo=simnpo.lr:0,1", "> 0"),
+                      ("simnpo=simnpo.lr:nan", "> 0"), ("simnpo=simnpo.lr:1,1.0", "given twice")):
+        with pytest.raises(ValueError, match=says):
+            parse_knob(bad)
+
+
+def test_a_knob_adds_a_method_or_replaces_a_grids_entry(tmp_path):
+    grid = grid_with("fast", ["simnpo=simnpo.optimizer.lr:1e-4,1e-3", "ga=method.epochs:1,3"])
+    assert grid["simnpo"] == ("simnpo.optimizer.lr", (1e-4, 1e-3)) and grid["ga"] == ("method.epochs", (1, 3))
+    assert grid["manu"] == ("manu.alpha", (5, 30))
+    tasks = plan(tmp_path, "fast", [0], ["simnpo"], ["simnpo=simnpo.optimizer.lr:1e-4,1e-3"])
+    assert tasks == [Task("simnpo", "simnpo.optimizer.lr", 1e-4, 0, True), Task("simnpo", "simnpo.optimizer.lr", 1e-3, 0, False)]
+    with pytest.raises(ValueError, match="needs --knob"):
+        plan(tmp_path, "fast", [0], ["simnpo"])
+    assert method_order(["simnpo", "manu", "abc", "ga"]) == ["ga", "manu", "abc", "simnpo"]
+
+
+def test_the_sweep_records_each_methods_knob_and_refuses_a_second(tmp_path):
+    grid = grid_with("fast", ["simnpo=simnpo.optimizer.lr:1e-4"])
+    record_knobs(tmp_path, grid, ["simnpo", "ga"])
+    assert json.loads((tmp_path / KNOBS_FILE).read_text()) == {"ga": "method.optimizer.lr", "simnpo": "simnpo.optimizer.lr"}
+    assert knob_keys(tmp_path)["simnpo"] == "simnpo.optimizer.lr" and knob_keys(tmp_path)["manu"] == "manu.alpha"
+    with pytest.raises(ValueError, match="along simnpo.optimizer.lr, and this sweep's knob is simnpo.epochs"):
+        record_knobs(tmp_path, grid_with("fast", ["simnpo=simnpo.epochs:1,2"]), ["simnpo"])
+    # a sweep of no record (before knobs.json) is read from its directories
+    (tmp_path / "old" / "ga" / "lr=0.0001").mkdir(parents=True)
+    with pytest.raises(ValueError, match="along lr, and this sweep's knob is method.epochs"):
+        record_knobs(tmp_path / "old", grid_with("fast", ["ga=method.epochs:1,2"]), ["ga"])
+
+
+def _finished(out: Path, method: str, knob: str, value, seed: int = 0) -> None:
+    d = run_dir(out, method, knob, value, seed)
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text(json.dumps({"metrics": {"before/forget/text/mc_acc": 1.0,
+                                                            "after/forget/text/mc_acc": 0.5}}))
+
+
+def test_points_name_their_knob_and_one_method_reads_one_knob(tmp_path):
+    _finished(tmp_path, "simnpo", "simnpo.optimizer.lr", 1e-4)
+    points = load_points(tmp_path)
+    assert [p.knob for p in points] == ["lr"] and knob_name("simnpo", points) == "lr"
+    assert knob_name("simnpo") == "strength" and knob_name("manu") == "alpha"
+    _finished(tmp_path, "simnpo", "simnpo.epochs", 2)
+    with pytest.raises(ValueError, match="runs along epochs and lr"):
+        load_points(tmp_path)
+
+
+def test_default_strength_of_a_method_of_your_own(caplog):
+    keys = {"simnpo": "simnpo.optimizer.lr", "ga": "method.optimizer.lr"}
+    assert default_strengths([SEARCHPATH], ["simnpo", "ga"], keys) == {"ga": 5e-5, "simnpo": 5e-5}
+    with caplog.at_level(logging.WARNING):  # a knob its config does not set: no default, said so
+        assert default_strengths([SEARCHPATH], ["simnpo"], {"simnpo": "simnpo.lr"}) == {}
+    assert "sets no simnpo.lr" in caplog.text
+
+
+@pytest.mark.slow
+def test_the_example_on_the_frontier_at_fast_size(tmp_path, monkeypatch):
+    """The guide's command, at debug=fast size: the method's runs, its row in every table, its default read from
+    the sweep's knobs.json again by --report-only."""
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    out = tmp_path / "sweep"
+    argv = ["--out", str(out), "--grid", "fast", "--seeds", "0", "--methods", "simnpo", "--knob",
+            "simnpo=simnpo.optimizer.lr:5e-5,1e-3", "--base", "debug=fast", "--base", SEARCHPATH,
+            "--cache", str(tmp_path / "cache")]
+    main(argv)
+    points = load_points(out)
+    assert sorted((p.method, p.strength) for p in points) == [("simnpo", 5e-5), ("simnpo", 1e-3)]
+    strong = next(p for p in points if p.strength == 1e-3)
+    assert strong.drop("forget", "text") > 0  # the knob reaches the method: lr 1e-3 forgets on the tiny model
+    summary = json.loads((out / "simnpo" / "lr=5e-05" / "seed0" / "metrics.json").read_text())
+    assert summary["method"] == "simnpo"
+    main(["--out", str(out), "--report-only"])  # no --knob: read from the sweep
+    results = (out / "results.md").read_text()
+    assert "| simnpo (lr 5e-05) |" in results and "| simnpo | lr |" in results
+    assert "| simnpo | 1 |" in (out / "frontier.md").read_text()
