@@ -10,9 +10,13 @@ from omegaconf import DictConfig
 def main(cfg: DictConfig) -> None:
     from unlearn.pipeline import run
     from unlearn.runtime import quiet_libraries
+    from unlearn.settings import SettingsError
 
     quiet_libraries()
-    run(cfg)
+    try:
+        run(cfg)
+    except SettingsError as e:  # refused before anything ran: the message, status 1, no traceback
+        raise SystemExit(f"Error: {e}") from e
 
 
 if __name__ == "__main__":

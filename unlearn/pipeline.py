@@ -39,7 +39,7 @@ from unlearn.models.precision import cast_copy, dtype_named
 from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part
 from unlearn.rng import resumed, rng_state, seeded
 from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, launched_rank, run_reads
-from unlearn.settings import check_accelerator, check_input_paths, check_run_settings
+from unlearn.settings import SettingsError, check_accelerator, check_input_paths, check_run_settings
 
 log = logging.getLogger(__name__)
 
@@ -634,10 +634,15 @@ def evaluate_before(ctx: RunContext, cache: Path | None, source=None) -> tuple[d
 
 
 def run(cfg: DictConfig) -> dict:
-    check_sequence_settings(cfg)  # before any data is read or any model taught, loaded or evaluated
-    check_run_settings(cfg)
-    check_accelerator(cfg.get("trainer") or {})
-    check_not_a_multirun_of_processes(cfg)
+    try:  # before any data is read or any model taught, loaded or evaluated
+        check_sequence_settings(cfg)
+        check_run_settings(cfg)
+        check_accelerator(cfg.get("trainer") or {})
+        check_not_a_multirun_of_processes(cfg)
+    except SettingsError:
+        raise
+    except ValueError as e:  # the message is the check's own; its type says nothing has run yet
+        raise SettingsError(str(e)) from e
     check_input_paths(cfg)
     # method=finetune teaches, so its seed is the teaching seed (the model it writes is cached under it)
     L.seed_everything(cfg.teach_seed if cfg.method.name == "finetune" else cfg.seed, workers=True)

@@ -837,6 +837,12 @@ def check_trainer(trainer) -> None:
         number(clip, "trainer.gradient_clip_val", 0)
 
 
+class SettingsError(ValueError):
+    """A setting refused before anything ran (pipeline.run's checks): `python train.py` prints its message alone,
+    without the traceback Hydra prints for a failure inside a run (until 2026-12-05 it printed one for a
+    misspelt `+manu.alpah=5` too)."""
+
+
 def check_run_settings(cfg) -> None:
     """Every section the run reads, checked before the vanilla model is taught or the before-evaluation runs."""
     check_known_keys(cfg)
