@@ -121,8 +121,17 @@ def test_the_sweep_records_each_methods_knob_and_refuses_a_second(tmp_path):
     record_knobs(tmp_path, grid, ["simnpo", "ga"])
     assert json.loads((tmp_path / KNOBS_FILE).read_text()) == {"ga": "method.optimizer.lr", "simnpo": "simnpo.optimizer.lr"}
     assert knob_keys(tmp_path)["simnpo"] == "simnpo.optimizer.lr" and knob_keys(tmp_path)["manu"] == "manu.alpha"
-    with pytest.raises(ValueError, match="along simnpo.optimizer.lr, and this sweep's knob is simnpo.epochs"):
-        record_knobs(tmp_path, grid_with("fast", ["simnpo=simnpo.epochs:1,2"]), ["simnpo"])
+    record_knobs(tmp_path, grid_with("fast", ["simnpo=simnpo.epochs:1,2"]), ["simnpo"])  # no run of it yet
+    assert knob_keys(tmp_path)["simnpo"] == "simnpo.epochs"
+    (tmp_path / "simnpo" / "epochs=1").mkdir(parents=True)
+    for other in ("simnpo=simnpo.lr:1e-4", "simnpo=simnpo.optimizer.lr:1e-4"):
+        with pytest.raises(ValueError, match="along simnpo.epochs, and this sweep's knob is simnpo"):
+            record_knobs(tmp_path, grid_with("fast", [other]), ["simnpo"])
+    # the same last key under another section: the directories alike, the record tells them apart
+    (tmp_path / "manu" / "alpha=5").mkdir(parents=True)
+    record_knobs(tmp_path, grid_with("fast"), ["manu"])
+    with pytest.raises(ValueError, match="along manu.alpha, and this sweep's knob is other.alpha"):
+        record_knobs(tmp_path, grid_with("fast", ["manu=other.alpha:5"]), ["manu"])
     # a sweep of no record (before knobs.json) is read from its directories
     (tmp_path / "old" / "ga" / "lr=0.0001").mkdir(parents=True)
     with pytest.raises(ValueError, match="along lr, and this sweep's knob is method.epochs"):

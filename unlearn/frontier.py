@@ -216,14 +216,15 @@ def knob_keys(out: Path, knobs: Sequence[str] = ()) -> dict[str, str]:
 
 def record_knobs(out: Path, grid: dict[str, tuple[str, tuple]], methods: Sequence[str]) -> None:
     """Record the knob of each method this sweep runs; refused where `out` holds its runs along another knob (one
-    curve through lr and epochs points would read as one strength axis)."""
+    curve through lr and epochs points would read as one strength axis). A method recorded without any run yet
+    (a sweep stopped before it) takes the new knob."""
     f = out / KNOBS_FILE
     recorded = json.loads(f.read_text()) if f.is_file() else {}
     for method in methods:
         key = grid[method][0]
-        short = key.rsplit(".", 1)[-1]
-        others = sorted({d.name.split("=", 1)[0] for d in (out / method).glob("*=*") if d.is_dir()} - {short})
-        if recorded.get(method, key) != key or others:
+        along = {d.name.split("=", 1)[0] for d in (out / method).glob("*=*") if d.is_dir()}
+        others = sorted(along - {key.rsplit(".", 1)[-1]})
+        if others or (along and recorded.get(method, key) != key):
             raise ValueError(f"--out {out} holds runs of {method} along {recorded.get(method) or others[0]}, and this "
                              f"sweep's knob is {key}: sweep into another --out")
         recorded[method] = key
@@ -420,10 +421,10 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
     """
     check_same_base(out, base)
     tasks = plan(out, grid, seeds, methods, knobs)
-    if tasks:
-        record_knobs(out, grid_with(grid, knobs), sorted({t.method for t in tasks}))
     check_one_process(base, cache, out, tasks[0].method if tasks else "ga")
     check_same_models(out, tasks, base, cache)
+    if tasks:  # once the checks pass, before the first run
+        record_knobs(out, grid_with(grid, knobs), sorted({t.method for t in tasks}))
     if jobs <= 1 or not tasks:
         from unlearn.runtime import torch_threads
 
