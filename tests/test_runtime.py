@@ -6,6 +6,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = textwrap.dedent("""
@@ -96,3 +98,17 @@ def test_fast_exit_ends_an_idle_thread_pool(tmp_path):
     proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert proc.returncode == 0 and proc.stdout == "work\n", proc.stderr
+
+
+@pytest.mark.parametrize("command", [["unlearn.report", "{missing}"], ["unlearn.frontier", "--out", "{missing}",
+                                                                       "--report-only"]])
+def test_a_command_refusing_its_input_prints_the_message_alone(tmp_path, command):
+    missing = str(tmp_path / "nowhere")
+    argv = [sys.executable, "-m", *(a.format(missing=missing) for a in command)]
+    env = {k: v for k, v in os.environ.items() if k != "UNLEARN_TRACEBACK"}
+    refused = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and refused.stderr.startswith("Error: ") and missing in refused.stderr
+    assert "Traceback" not in refused.stderr
+    kept = subprocess.run(argv, cwd=ROOT, env={**env, "UNLEARN_TRACEBACK": "1"}, capture_output=True, text=True,
+                          timeout=120)
+    assert kept.returncode == 1 and "Traceback" in kept.stderr and "FileNotFoundError" in kept.stderr

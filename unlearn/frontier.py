@@ -1174,5 +1174,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
+    from unlearn.runtime import refusals_as_messages
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    main()
+    refusals_as_messages(main)

@@ -818,4 +818,6 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    from unlearn.runtime import refusals_as_messages
+
+    refusals_as_messages(main)

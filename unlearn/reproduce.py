@@ -268,4 +268,6 @@ def main(argv: Sequence[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    from unlearn.runtime import refusals_as_messages
+
+    refusals_as_messages(main)

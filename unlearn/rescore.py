@@ -140,4 +140,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from unlearn.runtime import refusals_as_messages
+
+    refusals_as_messages(main)

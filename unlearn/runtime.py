@@ -1,4 +1,5 @@
-"""Process-wide settings for runs: fewer progress bars and warnings from libraries we drive, a faster exit."""
+"""Process-wide settings for runs: fewer progress bars and warnings from libraries we drive, a faster exit, a
+command's refusals as messages."""
 
 import logging
 import os
@@ -68,3 +69,21 @@ def exit_without_teardown(code: int = 0) -> None:
         except (OSError, ValueError):  # a closed or broken pipe: nothing left to deliver
             pass
     os._exit(code)
+
+
+TRACEBACK_ENV = "UNLEARN_TRACEBACK"
+# what the commands raise when they refuse their input, each naming what it refuses
+REFUSALS = (FileNotFoundError, FileExistsError, ValueError)
+
+
+def refusals_as_messages(main) -> None:
+    """Run a command's `main()`: a refusal of its input (a missing directory, a malformed file, an argument it
+    cannot read) ends it with its message and status 1, as train.py's refused settings do, not a traceback
+    (until 2026-12-05 `python -m unlearn.report` on a missing directory printed one). UNLEARN_TRACEBACK=1 keeps
+    the traceback: a bug's ValueError reads as a refusal too."""
+    try:
+        main()
+    except REFUSALS as e:
+        if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+            raise
+        raise SystemExit(f"Error: {e}") from e
