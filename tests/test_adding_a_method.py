@@ -91,14 +91,22 @@ def test_the_example_config_composes_and_passes_the_run_checks(caplog, tmp_path)
     with caplog.at_level(logging.WARNING):
         check_run_settings(cfg)
     assert "['simnop']" in caplog.text
+    # a gradient baseline keeps its settings under method.*: a section named after it is a stray key, warned
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        check_run_settings(compose_config(["method=ga", "+ga.lr=1e-3"], tmp_path, tmp_path))
+    assert "top-level keys that no config defines and nothing reads: ['ga']" in caplog.text
 
 
 def test_parse_knob():
     assert parse_knob("simnpo=simnpo.optimizer.lr:1e-4,2e-5") == ("simnpo", "simnpo.optimizer.lr", (2e-5, 1e-4))
     assert parse_knob("manu=manu.alpha:5,1,2") == ("manu", "manu.alpha", (1, 2, 5))
-    assert all(isinstance(v, int) for v in parse_knob("manu=manu.alpha:5,1")[2])
+    # whole numbers as ints, however written: one run directory (alpha=5) for 5 and 5.0
+    assert [(v, type(v)) for v in parse_knob("manu=manu.alpha:5.0,1e1,2.5")[2]] == [(2.5, float), (5, int), (10, int)]
     for bad, says in (("simnpo", "expected METHOD=KEY"), ("simnpo=simnpo.lr", "expected METHOD=KEY"),
-                      ("=simnpo.lr:1", "expected METHOD=KEY"), ("a/b=k:1", "expected METHOD=KEY"),
+                      ("=simnpo.lr:1", "expected METHOD=KEY"), ("a/b=k:1", "method 'a/b'"),
+                      ("no ise=k:1", "method 'no ise'"), ("noise=+noise.sigma:1", "key '\\+noise.sigma'"),
+                      ("noise=noise.sigma=2:1", "key 'noise.sigma=2'"),
                       ("simnpo=simnpo.lr:1e-4,x", "'x' is not a number"), ("simnpo=simnpo.lr:0,1", "> 0"),
                       ("simnpo=simnpo.lr:nan", "> 0"), ("simnpo=simnpo.lr:1,1.0", "given twice")):
         with pytest.raises(ValueError, match=says):
@@ -123,19 +131,40 @@ def test_the_sweep_records_each_methods_knob_and_refuses_a_second(tmp_path):
     assert knob_keys(tmp_path)["simnpo"] == "simnpo.optimizer.lr" and knob_keys(tmp_path)["manu"] == "manu.alpha"
     record_knobs(tmp_path, grid_with("fast", ["simnpo=simnpo.epochs:1,2"]), ["simnpo"])  # no run of it yet
     assert knob_keys(tmp_path)["simnpo"] == "simnpo.epochs"
-    (tmp_path / "simnpo" / "epochs=1").mkdir(parents=True)
+    _finished(tmp_path, "simnpo", "simnpo.epochs", 1)
     for other in ("simnpo=simnpo.lr:1e-4", "simnpo=simnpo.optimizer.lr:1e-4"):
         with pytest.raises(ValueError, match="along simnpo.epochs, and this sweep's knob is simnpo"):
             record_knobs(tmp_path, grid_with("fast", [other]), ["simnpo"])
     # the same last key under another section: the directories alike, the record tells them apart
-    (tmp_path / "manu" / "alpha=5").mkdir(parents=True)
+    _finished(tmp_path, "manu", "manu.alpha", 5)
     record_knobs(tmp_path, grid_with("fast"), ["manu"])
     with pytest.raises(ValueError, match="along manu.alpha, and this sweep's knob is other.alpha"):
         record_knobs(tmp_path, grid_with("fast", ["manu=other.alpha:5"]), ["manu"])
-    # a sweep of no record (before knobs.json) is read from its directories
-    (tmp_path / "old" / "ga" / "lr=0.0001").mkdir(parents=True)
+    # a sweep of no record (before knobs.json) is read from its runs' directories
+    _finished(tmp_path / "old", "ga", "method.optimizer.lr", 1e-4)
     with pytest.raises(ValueError, match="along lr, and this sweep's knob is method.epochs"):
         record_knobs(tmp_path / "old", grid_with("fast", ["ga=method.epochs:1,2"]), ["ga"])
+
+
+def test_a_knob_its_method_does_not_set_is_refused_before_anything_is_recorded(tmp_path):
+    from unlearn.frontier import check_knob_keys
+
+    check_knob_keys(grid_with("fast", ["simnpo=simnpo.optimizer.lr:1e-4"]), ["simnpo", "manu"], [SEARCHPATH])
+    with pytest.raises(ValueError, match="method=simnpo's config \\(with --base\\) sets no simnpo.lr"):
+        check_knob_keys(grid_with("fast", ["simnpo=simnpo.lr:1e-4"]), ["simnpo"], [SEARCHPATH])
+    out = tmp_path / "sweep"
+    with pytest.raises(ValueError, match="sets no simnpo.lr"):
+        main(["--out", str(out), "--methods", "simnpo", "--knob", "simnpo=simnpo.lr:1e-4", "--base", SEARCHPATH,
+              "--cache", str(tmp_path / "cache")])
+    assert not (out / KNOBS_FILE).exists() and not (out / "simnpo").exists()
+
+
+def test_a_run_that_failed_to_start_does_not_hold_its_knob(tmp_path):
+    """A run directory without metrics.json (a run refused at its start) is no run along its knob."""
+    (tmp_path / "simnpo" / "lr=0.0001" / "seed0").mkdir(parents=True)
+    (tmp_path / "simnpo" / "lr=0.0001" / "seed0" / "overrides.json").write_text("[]")
+    record_knobs(tmp_path, grid_with("fast", ["simnpo=simnpo.epochs:1,2"]), ["simnpo"])
+    assert knob_keys(tmp_path)["simnpo"] == "simnpo.epochs"
 
 
 def _finished(out: Path, method: str, knob: str, value, seed: int = 0) -> None:
@@ -153,6 +182,24 @@ def test_points_name_their_knob_and_one_method_reads_one_knob(tmp_path):
     _finished(tmp_path, "simnpo", "simnpo.epochs", 2)
     with pytest.raises(ValueError, match="runs along epochs and lr"):
         load_points(tmp_path)
+
+
+def test_one_strength_written_two_ways_is_refused(tmp_path):
+    _finished(tmp_path, "manu", "manu.alpha", 5)
+    _finished(tmp_path, "manu", "manu.alpha", 5.0)  # alpha=5.0 beside alpha=5 (made before parse_knob's ints)
+    with pytest.raises(ValueError, match="two runs of manu at strength 5, seed 0"):
+        load_points(tmp_path)
+
+
+def test_report_only_refuses_a_knob_other_than_the_recorded_one_before_writing(tmp_path):
+    from unlearn.frontier import report
+
+    _finished(tmp_path, "simnpo", "simnpo.optimizer.lr", 1e-4)
+    record_knobs(tmp_path, grid_with("fast", ["simnpo=simnpo.optimizer.lr:1e-4"]), ["simnpo"])
+    for other in ("simnpo=simnpo.lr:1e-4", "simnpo=simnpo.epochs:1"):  # the same last key, and another
+        with pytest.raises(ValueError, match="records simnpo's runs along simnpo.optimizer.lr"):
+            report(tmp_path, None, "cmd", knobs=[other])
+    assert not (tmp_path / "frontier.md").exists()
 
 
 def test_default_strength_of_a_method_of_your_own(caplog):

@@ -34,6 +34,7 @@ import json
 import logging
 import math
 import os
+import re
 import shlex
 import sys
 import time
@@ -177,15 +178,24 @@ def parse_knob(spec: str) -> tuple[str, str, tuple]:
     knob must grow with the method's strength (an lr, epochs, a percent pruned; not a retain weight)."""
     method, _, rest = spec.partition("=")
     key, _, listed = rest.partition(":")
-    hint = "expected METHOD=KEY:V1,V2,... (e.g. simnpo=simnpo.lr:1e-5,2e-5,5e-5)"
-    if not (method and key and listed) or "/" in method or method.startswith("."):
+    hint = "expected METHOD=KEY:V1,V2,... (e.g. simnpo=simnpo.optimizer.lr:1e-5,2e-5,5e-5)"
+    if not (method and key and listed):
         raise ValueError(f"--knob {spec!r}: {hint}")
+    # METHOD is a config of the method group (its file's name) and a directory; KEY a config key, set as given
+    if not re.fullmatch(r"\w[\w-]*", method):
+        raise ValueError(f"--knob {spec!r}: method {method!r}: a config name of letters, digits, _ and -; {hint}")
+    if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", key):
+        raise ValueError(f"--knob {spec!r}: key {key!r}: a dotted config key (no + or =: the key must be one the "
+                         f"method's config sets); {hint}")
     values = []
     for v in listed.split(","):
         try:
-            x = int(v) if v.strip().lstrip("+-").isdigit() else float(v)
+            x = float(v)
         except ValueError:
             raise ValueError(f"--knob {spec!r}: {v!r} is not a number; {hint}") from None
+        # a whole number as an int: its run directory is alpha=5 whether given as 5 or 5.0 (a 5.0 made a second
+        # directory beside a finished alpha=5 until 2026-12-05)
+        x = int(x) if math.isfinite(x) and x == int(x) else x
         if not math.isfinite(x) or x <= 0:
             raise ValueError(f"--knob {spec!r}: {v!r}: a strength is a finite number > 0 (0 is the vanilla model, "
                              "the origin every curve starts from)")
@@ -204,6 +214,23 @@ def grid_with(grid: str, knobs: Sequence[str] = ()) -> dict[str, tuple[str, tupl
     return out
 
 
+def checked_knob_keys(out: Path, points: Sequence["Point"], knobs: Sequence[str] = ()) -> dict[str, str]:
+    """knob_keys, refused where a --knob names another key than the sweep recorded for that method, or than its
+    runs' directories name (a report reading a default at another key than the runs were swept along)."""
+    f = out / KNOBS_FILE
+    recorded = json.loads(f.read_text()) if f.is_file() else {}
+    for method, key, _ in map(parse_knob, knobs):
+        if recorded.get(method, key) != key:
+            raise ValueError(f"--knob {method}={key}: {out / KNOBS_FILE} records {method}'s runs along "
+                             f"{recorded[method]}; give that knob, or none (the recorded one is read)")
+    keys = knob_keys(out, knobs)
+    for method in sorted({p.method for p in points} & set(keys)):
+        if keys[method].rsplit(".", 1)[-1] != knob_name(method, points):
+            raise ValueError(f"{out / method}: its runs are along {knob_name(method, points)}, and its knob is "
+                             f"{keys[method]}: give the knob its runs were made along")
+    return keys
+
+
 def knob_keys(out: Path, knobs: Sequence[str] = ()) -> dict[str, str]:
     """{method: its strength knob's override key}: the full grid's, then those `out` records, then `knobs`'."""
     keys = {m: key for m, (key, _) in GRIDS["full"].items()}
@@ -214,15 +241,31 @@ def knob_keys(out: Path, knobs: Sequence[str] = ()) -> dict[str, str]:
     return keys
 
 
+def check_knob_keys(grid: dict[str, tuple[str, tuple]], methods: Sequence[str], base: Sequence[str]) -> None:
+    """Each method's knob is a key its config sets (refused before anything is recorded or run; until 2026-12-05
+    a misspelt --knob key failed at its first run's override, and a knob its method never reads drew a flat curve)."""
+    from omegaconf import OmegaConf
+
+    from unlearn.config import compose_config
+
+    for method in methods:
+        key = grid[method][0]
+        cfg = compose_config([f"method={method}", *base], ".", ".")
+        if OmegaConf.select(cfg, key, default=None) is None:
+            raise ValueError(f"--knob {method}={key}: method={method}'s config (with --base) sets no {key}; the knob "
+                             "must be a key the method reads, set in its config")
+
+
 def record_knobs(out: Path, grid: dict[str, tuple[str, tuple]], methods: Sequence[str]) -> None:
-    """Record the knob of each method this sweep runs; refused where `out` holds its runs along another knob (one
-    curve through lr and epochs points would read as one strength axis). A method recorded without any run yet
-    (a sweep stopped before it) takes the new knob."""
+    """Record the knob of each method this sweep runs; refused where `out` holds its finished runs along another
+    knob (one curve through lr and epochs points would read as one strength axis). A method recorded without any
+    finished run (a sweep stopped or refused before it) takes the new knob."""
     f = out / KNOBS_FILE
     recorded = json.loads(f.read_text()) if f.is_file() else {}
     for method in methods:
         key = grid[method][0]
-        along = {d.name.split("=", 1)[0] for d in (out / method).glob("*=*") if d.is_dir()}
+        # from its finished runs: a run that failed to start leaves a directory (its overrides.json) and no point
+        along = {f.parent.parent.name.split("=", 1)[0] for f in (out / method).glob("*=*/seed*/metrics.json")}
         others = sorted(along - {key.rsplit(".", 1)[-1]})
         if others or (along and recorded.get(method, key) != key):
             raise ValueError(f"--out {out} holds runs of {method} along {recorded.get(method) or others[0]}, and this "
@@ -423,8 +466,12 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
     tasks = plan(out, grid, seeds, methods, knobs)
     check_one_process(base, cache, out, tasks[0].method if tasks else "ga")
     check_same_models(out, tasks, base, cache)
+    swept = grid_with(grid, knobs)
+    # the knobs of the runs to make, and every --knob (a knob given for runs all finished is read by the report)
+    check_knob_keys(swept, sorted({t.method for t in tasks} | {parse_knob(k)[0] for k in knobs
+                                                                 if not methods or parse_knob(k)[0] in methods}), base)
     if tasks:  # once the checks pass, before the first run
-        record_knobs(out, grid_with(grid, knobs), sorted({t.method for t in tasks}))
+        record_knobs(out, swept, sorted({t.method for t in tasks}))
     if jobs <= 1 or not tasks:
         from unlearn.runtime import torch_threads
 
@@ -506,6 +553,12 @@ def load_points(out: Path) -> list[Point]:
         points.append(Point(method_dir.name, strength, seed, metrics, seed_dir, summary.get("source_model"),
                             None if teach is None else int(teach), None if record is None else config_hash(record),
                             strength_dir.name.split("=", 1)[0]))
+    seen: dict[tuple, Path | None] = {}
+    for p in points:  # alpha=5 and alpha=5.0 are one strength: one seed's run twice would count as two seeds
+        if (p.method, p.strength, p.seed) in seen:
+            raise ValueError(f"{p.path} and {seen[(p.method, p.strength, p.seed)]}: two runs of {p.method} at "
+                             f"strength {p.strength:g}, seed {p.seed}; keep one")
+        seen[(p.method, p.strength, p.seed)] = p.path
     for method in sorted({p.method for p in points}):  # one curve reads one knob (record_knobs refuses a second)
         named = sorted({p.knob for p in points if p.method == method})
         if len(named) > 1:
@@ -1079,6 +1132,7 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
         raise ValueError(f"--base {list(base)}: the runs in {out} were made with --base {made}; give theirs, or none "
                          "(the runs' own is read)")
     base = made if made is not None else list(base)
+    keys = checked_knob_keys(out, points, knobs)  # before anything is written
     dest = docs or out
     other_axis = (cost, cost_metric) != ("retain", "mc_acc")
     if other_axis and (dest / "results.md").is_file():  # its frontier.md and plots are the retain-MC ones
@@ -1098,12 +1152,6 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
     if other_axis:
         print(text + f"\nwrote {md}" + "".join(f"\nwrote {p}" for p in plots))
         return md
-    keys = knob_keys(out, knobs)
-    for method in sorted({p.method for p in points} & set(keys)):
-        if keys[method].rsplit(".", 1)[-1] != knob_name(method, points):
-            raise ValueError(f"{out / method}: its runs are along {knob_name(method, points)}, and its knob is "
-                             f"{keys[method]} ({'--knob' if method in dict(k.split('=', 1) for k in knobs) else out / KNOBS_FILE}"
-                             "): give the knob its runs were made along")
     defaults = default_strengths(base, sorted({p.method for p in points}), keys)
     results = results_markdown(points, table, images, command, defaults, _timing(out), budget)
     write_atomic(dest / "results.md", lambda f: f.write(results.encode()))

@@ -657,8 +657,8 @@ def warn_unknown_model_and_top_keys(cfg) -> None:
     interpolations."""
     # a method's own section, named after it (MANU's manu.*): also that of a method of your own, whose config
     # is not among configs/ (docs/guide/adding_a_method.md)
-    method = cfg.get("method")
-    own = method.get("name") if hasattr(method, "get") else None
+    method = cfg.get("method")  # a gradient baseline's settings are method.*: its name is no section of its own
+    own = method.get("name") if hasattr(method, "get") and "loss" not in method else None
     unknown = sorted(set(cfg) - top_level_keys() - {"hydra", own})
     if unknown:
         log.warning("top-level keys that no config defines and nothing reads: %s (a misspelt one leaves its default "
