@@ -9,18 +9,28 @@ rank 0 was building: their collectives fell out of step and the run hung until t
 ranks it starts through their environment (they are started with a copy of it); once the process group exists
 they are broadcast.
 
-Processes started all at once by an outside launcher (torchrun, SLURM) before any process group exists decide each
-for itself, as before: those launchers give no rank 0 to follow at that point.
+Processes an outside launcher starts all at once (torchrun; srun with several tasks; LSF's jsrun and MPI, which
+Lightning detects alike, untested here) have no rank 0 to inherit from: until the thirty-eighth session each
+decided for itself before the first Trainer, so two ranks that looked a few milliseconds apart while another run
+published, or on two nodes whose shared filesystem showed a new model to one first, hung as above.
+`join_outside_launch` (run() calls it before anything is read) now makes the process group at the start, as the
+run's Trainers would make it (their strategy's backend, timeout and device), so that every decision is broadcast;
+Lightning's Trainers find the group and use it (`_init_dist_connection` returns early when one exists). One
+process, srun with one task, a launcher's single process (WORLD_SIZE=1) and the ranks Lightning's own launcher
+starts (Lightning's own environment, not an outside launcher's) make no group early, as before.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable
 
 ENV_PREFIX = "UNLEARN_RANK0_DECIDED_"
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
 
 
 def _env_key(name: str) -> str:
@@ -28,8 +38,48 @@ def _env_key(name: str) -> str:
 
 
 def started_by_rank0() -> bool:
-    """Whether this process is a rank Lightning's script launcher started (LOCAL_RANK > 0, set only for them)."""
+    """Whether this process is a rank Lightning's script launcher started (LOCAL_RANK > 0). torchrun sets LOCAL_RANK
+    too; its ranks have the process group by the time `agreed` reads this (`join_outside_launch`)."""
     return int(os.environ.get("LOCAL_RANK", "0") or 0) > 0
+
+
+def outside_launch() -> bool:
+    """Whether a launcher outside Lightning started this process as one of several: the cluster environments
+    Lightning's Trainer looks for, in its order (lightning.pytorch's _AcceleratorConnector: torchelastic first,
+    as torchrun may run inside a SLURM job), with more than one process in all. False for one process, for
+    `srun` with one task, for torchrun's WORLD_SIZE=1, and for the ranks Lightning's own launcher starts (which
+    it runs in its LightningEnvironment: none of these)."""
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return False
+    from lightning.fabric.plugins.environments import (LSFEnvironment, MPIEnvironment, SLURMEnvironment,
+                                                       TorchElasticEnvironment)
+
+    for env_type in (TorchElasticEnvironment, SLURMEnvironment, LSFEnvironment, MPIEnvironment):
+        if env_type.detect():
+            return env_type().world_size() > 1
+    return False
+
+
+def join_outside_launch(make_trainer: Callable[[], object]) -> bool:
+    """Where an outside launcher started this process as one of several (`outside_launch`) and no process group
+    exists yet, make it now, as the run's Trainers would: `make_trainer()`'s strategy sets its device and makes
+    the group (Lightning's `setup_environment`: the backend, timeout and device its Trainers would use; gloo on
+    CPU, nccl on CUDA). Every rank must call it, at the same point. True when it made the group.
+
+    Nothing else is left of the Trainer. A strategy that makes no group (one device) makes none here either."""
+    import torch.distributed as dist
+
+    if not dist.is_available() or dist.is_initialized() or not outside_launch():
+        return False
+    from lightning.pytorch.strategies import ParallelStrategy
+
+    strategy = make_trainer().strategy
+    if not isinstance(strategy, ParallelStrategy):
+        return False
+    strategy.setup_environment()
+    return dist.is_initialized()
 
 
 def agreed(name: str, decide: Callable[[], bool]) -> bool:
@@ -41,6 +91,10 @@ def agreed(name: str, decide: Callable[[], bool]) -> bool:
         value = [decide() if dist.get_rank() == 0 else None]
         dist.broadcast_object_list(value, src=0)
         return bool(value[0])
+    if not (dist.is_available() and dist.is_initialized()) and name not in _warned and outside_launch():
+        _warned.add(name)  # a caller that did not join first: say so, once per decision
+        log.warning("%s: decided by this rank alone (no process group yet; join_outside_launch makes it): "
+                    "ranks that decide apart fall out of step", name)
     key = _env_key(name)
     if started_by_rank0() and key in os.environ:
         return bool(json.loads(os.environ[key]))

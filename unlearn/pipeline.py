@@ -32,7 +32,7 @@ from unlearn.eval.protocol import make_prompts
 from unlearn.eval.scorers import get_scorer
 from unlearn.eval.table import before_after_table
 from unlearn import later_keys
-from unlearn.agreed import agreed
+from unlearn.agreed import agreed, join_outside_launch
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json, write_text
 from unlearn.models.loading import configured_model_types, load_model, recipe_processor, save_model
 from unlearn.models.precision import cast_copy, dtype_named
@@ -644,6 +644,7 @@ def run(cfg: DictConfig) -> dict:
     except ValueError as e:  # the message is the check's own; its type says nothing has run yet
         raise SettingsError(str(e)) from e
     check_input_paths(cfg)
+    join_process_group(cfg)  # before the seed: the strategy's set-up calls Lightning's reset_seed, idle until then
     # method=finetune teaches, so its seed is the teaching seed (the model it writes is cached under it)
     L.seed_everything(cfg.teach_seed if cfg.method.name == "finetune" else cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
@@ -659,6 +660,13 @@ def run(cfg: DictConfig) -> dict:
             raise
         finish_wandb_run(0)
         return metrics
+
+
+def join_process_group(cfg: DictConfig) -> bool:
+    """Under torchrun or srun with several tasks, the process group now, as `cfg.trainer`'s Trainers would make it,
+    so that every rank takes rank 0's cache decisions (unlearn/agreed.py); elsewhere nothing. True when it made it."""
+    return join_outside_launch(lambda: instantiate(cfg.trainer, logger=False, callbacks=[], enable_progress_bar=False,
+                                                   enable_model_summary=False, enable_checkpointing=False))
 
 
 def check_not_a_multirun_of_processes(cfg: DictConfig) -> None:
