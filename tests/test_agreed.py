@@ -81,3 +81,69 @@ def test_a_started_rank_is_not_rank_0_before_its_process_group_exists(monkeypatc
     assert RunContext.is_global_zero.fget(ctx)
     monkeypatch.setenv(variable, "1")
     assert not RunContext.is_global_zero.fget(ctx)
+
+
+LAUNCHER_PREFIXES = ("TORCHELASTIC_", "SLURM_", "LSB_", "JSM_")
+
+
+@pytest.mark.parametrize("env, outside", [
+    ({}, False),  # one process
+    ({"LOCAL_RANK": "1", "NODE_RANK": "0", "WORLD_SIZE": "2"}, False),  # a rank Lightning's own launcher started
+    ({"TORCHELASTIC_RUN_ID": "x", "RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2"}, True),  # torchrun
+    ({"TORCHELASTIC_RUN_ID": "x", "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1"}, False),  # torchrun, 1 process
+    ({"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_PROCID": "1"}, True),  # srun, two tasks
+    ({"SLURM_NTASKS": "1", "SLURM_PROCID": "0"}, False),  # srun (or sbatch) with one task
+    ({"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_JOB_NAME": "interactive"}, False),  # Lightning's rule
+])
+def test_an_outside_launcher_is_what_lightning_detects_with_more_than_one_process(monkeypatch, env, outside):
+    from unlearn.agreed import join_outside_launch, outside_launch
+
+    for v in list(os.environ):
+        if v.startswith(LAUNCHER_PREFIXES) or v in ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE"):
+            monkeypatch.delenv(v)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert outside_launch() is outside
+    if not outside:  # nothing is made, not even the Trainer
+        assert join_outside_launch(lambda: pytest.fail("a Trainer made")) is False
+
+
+def _torchrun(script: Path, *args: str, env: dict | None = None, timeout: int = 300):
+    return subprocess.run([str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc-per-node", "2",
+                           str(script), *args], cwd=Path(__file__).parent.parent, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "WANDB_MODE": "disabled", **(env or {})})
+
+
+def test_ranks_torchrun_starts_at_once_take_rank_0s_decisions(tmp_path):
+    """Before the thirty-eighth session each rank torchrun started decided for itself until its first Trainer made
+    the process group (`alone` below still does: there is no group yet); `join_process_group` makes it at the
+    start, as the config's Trainers would (its strategy's timeout), and Lightning's Trainer fits on it."""
+    import torch
+
+    out = tmp_path / "records.pt"
+    proc = _torchrun(Path(__file__).parent / "scripts" / "outside_launch.py", "--cache", str(tmp_path / "cache"),
+                     "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    records = torch.load(out, weights_only=False)
+    assert [r["rank"] for r in records] == [0, 1]
+    assert [r["alone"] for r in records] == [True, False]  # each rank its own answer: what hung runs
+    assert "rank is zero, before the group: decided by this rank alone" in proc.stderr
+    assert [r["joined"] for r in records] == [True, True]
+    assert [r["agreed"] for r in records] == [True, True]  # rank 0's
+    assert {(r["backend"], r["timeout_s"], r["same_group"]) for r in records} == {("gloo", 123.0, True)}
+    assert [(r["trainer_rank"], r["trainer_world"], r["steps"]) for r in records] == [(0, 2, 1), (1, 2, 1)]
+
+
+@pytest.mark.slow
+def test_a_torchrun_run_whose_ranks_see_the_cache_apart_teaches_on_every_rank(tmp_path):
+    """Rank 1 sees a vanilla model cached that rank 0 does not (published between their looks, or shown to one
+    node first): until the thirty-eighth session rank 1 read it while rank 0 taught (here it stops on the missing
+    files; with a real model the ranks' collectives fell out of step and hung). Now both teach, as rank 0 decided."""
+    proc = _torchrun(Path(__file__).parent / "scripts" / "train_seen_apart.py", "debug=fast", "method=ga",
+                     "trainer=ddp_sim", f"hydra.run.dir={tmp_path / 'run'}",
+                     env={"UNLEARN_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    log = proc.stdout + proc.stderr
+    assert log.count("vanilla model missing: teaching") == 2
+    assert "vanilla model: reusing" not in log
+    assert (tmp_path / "run" / "metrics.json").is_file()

@@ -1,0 +1,67 @@
+"""Run under `torchrun --nproc-per-node 2`: both ranks start at once, with no rank 0 to inherit a decision from.
+Each rank decides a rank-dependent question twice: before the process group exists (each its own answer, as
+every decision was before the thirty-eighth session) and after `join_process_group` made it (rank 0's answer).
+The group is made as the config's Trainers would make it (here its strategy's timeout, 123 s), and a Lightning
+Trainer then fits on the group it finds. Every rank's record is gathered into --out."""
+
+import ddp_script  # noqa: I001  (first: the repository on sys.path, W&B off)
+
+import argparse
+import os
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cache", required=True)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    import lightning as L
+    import torch
+    import torch.distributed as dist
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from unlearn.agreed import agreed
+    from omegaconf import open_dict
+
+    from unlearn.config import compose_config
+    from unlearn.pipeline import join_process_group
+
+    torch.set_num_threads(1)
+    rank = int(os.environ["RANK"])
+    cfg = compose_config(["debug=fast", "method=ga", "trainer=ddp_sim"], Path(args.cache) / "run", args.cache)
+    with open_dict(cfg):  # ddp_sim's strategy, with a timeout of its own
+        cfg.trainer.strategy = {"_target_": "lightning.pytorch.strategies.DDPStrategy", "find_unused_parameters": True,
+                                "timeout": {"_target_": "datetime.timedelta", "seconds": 123}}
+    alone = agreed("rank is zero, before the group", lambda: rank == 0)
+    joined = join_process_group(cfg)
+    group = dist.group.WORLD
+    timeout = group._get_backend(torch.device("cpu")).options._timeout.total_seconds()
+    agreed_value = agreed("rank is zero, after the group", lambda: rank == 0)
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.w(batch[0]).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_steps=1, logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    trainer.fit(Tiny(), DataLoader(TensorDataset(torch.ones(4, 2)), batch_size=2))
+    records = [None] * dist.get_world_size()
+    dist.all_gather_object(records, {"rank": rank, "alone": alone, "joined": joined, "agreed": agreed_value,
+                                     "backend": dist.get_backend(), "timeout_s": timeout, "same_group": dist.group.WORLD is group,
+                                     "trainer_rank": trainer.global_rank, "trainer_world": trainer.world_size,
+                                     "steps": trainer.global_step})
+    if rank == 0:
+        torch.save(records, args.out)
+
+
+if __name__ == "__main__":
+    main()
+    ddp_script.finish()
