@@ -128,8 +128,8 @@ def test_ranks_torchrun_starts_at_once_take_rank_0s_decisions(tmp_path):
     assert [r["rank"] for r in records] == [0, 1]
     assert [r["alone"] for r in records] == [True, False]  # each rank its own answer: what hung runs
     assert "rank is zero, before the group: decided by this rank alone" in proc.stderr
-    assert [r["joined"] for r in records] == [True, True]
     assert [r["agreed"] for r in records] == [True, True]  # rank 0's
+    assert [r["joined"] for r in records] == [True, True]
     assert {(r["backend"], r["timeout_s"], r["same_group"]) for r in records} == {("gloo", 123.0, True)}
     assert [(r["trainer_rank"], r["trainer_world"], r["steps"]) for r in records] == [(0, 2, 1), (1, 2, 1)]
 
