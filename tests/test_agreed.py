@@ -135,6 +135,42 @@ def test_ranks_torchrun_starts_at_once_take_rank_0s_decisions(tmp_path):
 
 
 @pytest.mark.slow
+def test_srun_tasks_take_rank_0s_decisions(tmp_path):
+    """The same under SLURM: two tasks started as `srun --ntasks-per-node 2` starts them (its variables set by hand
+    here; Lightning's SLURMEnvironment reads them, MASTER_ADDR/PORT as a batch script exports them)."""
+    import socket
+
+    import torch
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "records.pt"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(LAUNCHER_PREFIXES)
+            and k not in ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    procs = [subprocess.Popen([sys.executable, str(Path(__file__).parent / "scripts" / "outside_launch.py"), "--cache",
+                               str(tmp_path / "cache"), "--out", str(out)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              env={**base, "WANDB_MODE": "disabled", "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "unlearn",
+                                   "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NNODES": "1",
+                                   "SLURM_NODEID": "0", "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank),
+                                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+             for rank in (0, 1)]
+    try:
+        results = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], results[0][1][-3000:] + results[1][1][-3000:]
+    records = torch.load(out, weights_only=False)
+    assert [r["alone"] for r in records] == [True, False]
+    assert [r["agreed"] for r in records] == [True, True]
+    assert [(r["joined"], r["backend"], r["timeout_s"], r["same_group"]) for r in records] == [(True, "gloo", 123.0,
+                                                                                               True)] * 2
+    assert [(r["trainer_rank"], r["trainer_world"], r["steps"]) for r in records] == [(0, 2, 1), (1, 2, 1)]
+
+
+@pytest.mark.slow
 def test_a_torchrun_run_whose_ranks_see_the_cache_apart_teaches_on_every_rank(tmp_path):
     """Rank 1 sees a vanilla model cached that rank 0 does not (published between their looks, or shown to one
     node first): until the thirty-eighth session rank 1 read it while rank 0 taught (here it stops on the missing

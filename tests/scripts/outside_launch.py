@@ -1,5 +1,5 @@
-"""Run under `torchrun --nproc-per-node 2`: both ranks start at once, with no rank 0 to inherit a decision from.
-Each rank decides a rank-dependent question twice: before the process group exists (each its own answer, as
+"""Run under `torchrun --nproc-per-node 2`, or as srun's two tasks: both ranks start at once, with no rank 0 to
+inherit a decision from. Each rank decides a rank-dependent question twice: before the process group exists (each its own answer, as
 every decision was before the thirty-eighth session) and after `join_process_group` made it (rank 0's answer).
 The group is made as the config's Trainers would make it (here its strategy's timeout, 123 s), and a Lightning
 Trainer then fits on the group it finds. Every rank's record is gathered into --out."""
@@ -28,7 +28,7 @@ def main() -> None:
     from unlearn.pipeline import join_process_group
 
     torch.set_num_threads(1)
-    rank = int(os.environ["RANK"])
+    rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))  # torchrun's, or srun's
     cfg = compose_config(["debug=fast", "method=ga", "trainer=ddp_sim"], Path(args.cache) / "run", args.cache)
     with open_dict(cfg):  # ddp_sim's strategy, with a timeout of its own
         cfg.trainer.strategy = {"_target_": "lightning.pytorch.strategies.DDPStrategy", "find_unused_parameters": True,
