@@ -2,6 +2,7 @@
 is taught on; a multi-process trainer is refused where Lightning would re-run a whole sweep in each rank."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -106,6 +107,40 @@ def test_an_outside_launcher_is_what_lightning_detects_with_more_than_one_proces
     assert outside_launch() is outside
     if not outside:  # nothing is made, not even the Trainer
         assert join_outside_launch(lambda: pytest.fail("a Trainer made")) is False
+
+
+@pytest.mark.parametrize("trainer, extra, refused", [
+    ("cpu", [], "torchrun started 2 processes, and trainer.devices x trainer.num_nodes = 1"),
+    ("ddp_sim", [], None),
+    ("ddp_sim", ["+trainer.num_nodes=2"], "torchrun started 2 processes, and trainer.devices x trainer.num_nodes = 4"),
+])
+def test_a_launch_unlike_the_trainer_is_refused_before_anything_runs(monkeypatch, tmp_path, trainer, extra, refused):
+    """torchrun's 2 processes with a one-device trainer each ran the whole run alone, into one directory."""
+    from unlearn.config import compose_config
+    from unlearn.pipeline import run
+    from unlearn.settings import SettingsError
+
+    for v in list(os.environ):
+        if v.startswith(LAUNCHER_PREFIXES) or v in ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE"):
+            monkeypatch.delenv(v)
+    for k, v in {"TORCHELASTIC_RUN_ID": "x", "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "GROUP_RANK": "0",
+                 "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(k, v)
+    cfg = compose_config(["debug=fast", "method=ga", f"trainer={trainer}", *extra], tmp_path / "run", tmp_path / "cache")
+    if refused:
+        with pytest.raises(SettingsError, match=re.escape(refused)):
+            run(cfg)
+        assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+    else:  # passes the check: stop it at the next step, where it would make the process group
+        class Joined(Exception):
+            pass
+
+        def join(cfg):
+            raise Joined
+
+        monkeypatch.setattr("unlearn.pipeline.join_process_group", join)
+        with pytest.raises(Joined):
+            run(cfg)
 
 
 def _torchrun(script: Path, *args: str, env: dict | None = None, timeout: int = 300):

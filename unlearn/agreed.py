@@ -43,23 +43,30 @@ def started_by_rank0() -> bool:
     return int(os.environ.get("LOCAL_RANK", "0") or 0) > 0
 
 
-def outside_launch() -> bool:
-    """Whether a launcher outside Lightning started this process as one of several: the cluster environments
-    Lightning's Trainer looks for, in its order (lightning.pytorch's _AcceleratorConnector: torchelastic first,
-    as torchrun may run inside a SLURM job), with more than one process in all. False for one process, for
-    `srun` with one task, for torchrun's WORLD_SIZE=1, and for the ranks Lightning's own launcher starts (which
-    it runs in its LightningEnvironment: none of these)."""
+def outside_launcher() -> tuple[str, int] | None:
+    """The launcher outside Lightning that started this process, and how many processes it started: the cluster
+    environments Lightning's Trainer looks for, in its order (lightning.pytorch's _AcceleratorConnector:
+    torchelastic first, as torchrun may run inside a SLURM job). None where none is detected (one process, the
+    ranks Lightning's own launcher starts, which it runs in its LightningEnvironment)."""
     import torch.distributed as dist
 
     if not dist.is_available():
-        return False
+        return None
     from lightning.fabric.plugins.environments import (LSFEnvironment, MPIEnvironment, SLURMEnvironment,
                                                        TorchElasticEnvironment)
 
-    for env_type in (TorchElasticEnvironment, SLURMEnvironment, LSFEnvironment, MPIEnvironment):
+    for env_type, name in ((TorchElasticEnvironment, "torchrun"), (SLURMEnvironment, "srun"),
+                           (LSFEnvironment, "jsrun"), (MPIEnvironment, "mpirun")):
         if env_type.detect():
-            return env_type().world_size() > 1
-    return False
+            return name, env_type().world_size()
+    return None
+
+
+def outside_launch() -> bool:
+    """Whether a launcher outside Lightning started this process as one of several. False for one process, for
+    `srun` with one task, for torchrun's WORLD_SIZE=1, and for the ranks Lightning's own launcher starts."""
+    launcher = outside_launcher()
+    return launcher is not None and launcher[1] > 1
 
 
 def join_outside_launch(make_trainer: Callable[[], object]) -> bool:

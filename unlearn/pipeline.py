@@ -639,6 +639,7 @@ def run(cfg: DictConfig) -> dict:
         check_run_settings(cfg)
         check_accelerator(cfg.get("trainer") or {})
         check_not_a_multirun_of_processes(cfg)
+        check_launched_as_configured(cfg)
     except SettingsError:
         raise
     except ValueError as e:  # the message is the check's own; its type says nothing has run yet
@@ -667,6 +668,22 @@ def join_process_group(cfg: DictConfig) -> bool:
     so that every rank takes rank 0's cache decisions (unlearn/agreed.py); elsewhere nothing. True when it made it."""
     return join_outside_launch(lambda: instantiate(cfg.trainer, logger=False, callbacks=[], enable_progress_bar=False,
                                                    enable_model_summary=False, enable_checkpointing=False))
+
+
+def check_launched_as_configured(cfg: DictConfig) -> None:
+    """Under torchrun or srun, the trainer runs on as many processes as the launcher started. Until 2026-12-05
+    `torchrun --nproc-per-node 2 train.py` with a one-device trainer (trainer=cpu, gpu) ran the whole run in each
+    process, alone, both into one run directory."""
+    from unlearn.agreed import outside_launcher
+
+    launcher = outside_launcher()
+    if launcher is None or launcher[1] <= 1:
+        return
+    name, started = launcher
+    if teaching_processes(cfg) != started:
+        raise ValueError(f"{name} started {started} processes, and trainer.devices x trainer.num_nodes = "
+                         f"{teaching_processes(cfg)}: give a multi-process trainer (trainer=ddp or fsdp) with as many "
+                         f"devices per node as processes per node, and +trainer.num_nodes=<nodes>")
 
 
 def check_not_a_multirun_of_processes(cfg: DictConfig) -> None:
