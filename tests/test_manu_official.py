@@ -579,3 +579,16 @@ def test_manu_reads_the_right_split_into_each_loader_and_its_configured_score(tm
     with pytest.raises(Stop):
         manu.run(ctx)
     assert (seen["score"], seen["alpha"], seen["scope"]) == ("random", 7, "global")
+
+
+def test_ratio_score_reads_manu_weights_by_the_settings_rule():
+    """One rule for manu.weights (importance.check_weights): a nan weight made every score nan until 2026-12-05."""
+    from unlearn.manu.official import ratio_score
+
+    forget = {k: torch.tensor([2.0, 1.0]) for k in ("abs", "freq", "var", "rms")}
+    retain = {k: torch.tensor([1.0, 1.0]) for k in forget}
+    assert ratio_score(forget, retain, {"abs": 1.0, "rms": 0.5}, eps=0.0).tolist() == [1.5, 0.0]
+    with pytest.raises(ValueError, match="manu.weights.abs=nan: expected a finite number"):
+        ratio_score(forget, retain, {"abs": float("nan")})
+    with pytest.raises(ValueError, match=r"manu.weights has no setting \['absolute'\]"):
+        ratio_score(forget, retain, {"absolute": 1.0})

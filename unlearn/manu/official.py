@@ -46,6 +46,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from unlearn.manu.importance import check_weights
+
 STATS = ("abs", "freq", "var", "rms")
 OFFICIAL_TAU = 0.1  # `(clamped_activations.abs() > 1e-1)`
 OFFICIAL_CLAMP = 1e3
@@ -141,9 +143,7 @@ def ratio_score(forget: Mapping[str, Tensor], retain: Mapping[str, Tensor], weig
                 eps: float = OFFICIAL_EPS) -> Tensor:
     """sum_k w_k (forget_k / (retain_k + eps) - 1), a zero weight dropping its term."""
     total = torch.zeros_like(next(iter(forget.values())), dtype=torch.float64)
-    for k, w in weights.items():
-        if k not in STATS:
-            raise ValueError(f"manu.weights: unknown key {k!r}; allowed keys: {', '.join(STATS)}")
+    for k, w in check_weights(weights, STATS).items():  # the rule settings reads (a nan weight was let through)
         if w != 0:
             total = total + float(w) * (forget[k].double() / (retain[k].double() + eps) - 1.0)
     return total
