@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from unlearn.eval.table import MODALITIES
-from unlearn.frontier import METHODS, worker_pool
+from unlearn.frontier import METHODS, method_order, worker_pool
 from unlearn.report import MOD_LABEL, independent_std, mean_std, metric, question_count
 from unlearn.runtime import torch_threads
 
@@ -103,7 +103,7 @@ def table(runs: dict[tuple[str, int, int], dict], limit: float = 0.05) -> str:
               "independent questions"]
     lines = ["| " + " | ".join(header) + " |", "|---|---|---:|" + "---:|" * (len(cols) + 1)]
     stage = {"vanilla": "before"}
-    methods = ["vanilla"] + [m for m in METHODS if any(k[0] == m for k in runs)]
+    methods = ["vanilla"] + method_order({k[0] for k in runs})  # a method of your own too (it was dropped)
     for method in methods:
         for split, mod in CELLS:
             key = f"{stage.get(method, 'after')}/{split}/{mod}/mc_acc"
@@ -138,7 +138,7 @@ def paired(runs: dict[tuple[str, int, int], dict]) -> str | None:
 
     groups = [SeedGroup(m, m, [Run(m, m, [], mets, Path("."), seed=s, teach_seed=t)
                                for (mm, t, s), mets in sorted(runs.items()) if mm == m])
-              for m in METHODS if any(k[0] == m for k in runs)]
+              for m in method_order({k[0] for k in runs})]
     return paired_seed_table(groups)
 
 

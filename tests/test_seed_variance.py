@@ -83,3 +83,15 @@ def test_the_page_pairs_methods_on_each_taught_model():
     equal |= {("kl", t, s): _metrics(1.0, 0.85 - 0.1 * t + 0.001 * s) for t in (0, 1, 2) for s in (0, 1)}
     assert paired(equal).count("| ga |  | -0.050 ± 0.000 |") == 4
     assert paired({k: v for k, v in runs.items() if k[0] == "ga"}) is None
+
+
+def test_a_method_of_your_own_is_in_the_tables_after_the_built_in_ones():
+    from bench.seed_variance import paired
+
+    runs = {(m, t, t): _metrics(1.0, 0.1 * t + (0.3 if m == "simnpo" else 0.0), n=25)
+            for m in ("simnpo", "ga") for t in (0, 1, 2)}
+    rows = [cells[1].strip() for cells in (line.split("|") for line in table(runs).splitlines())
+            if len(cells) > 2 and cells[2].strip() == "MM forget MC"]
+    assert rows == ["vanilla", "ga", "simnpo"]  # simnpo was dropped (only the built-in methods were read)
+    matrix = paired(runs)
+    assert matrix is not None and "| simnpo |" in matrix
