@@ -109,12 +109,24 @@ def test_an_outside_launcher_is_what_lightning_detects_with_more_than_one_proces
         assert join_outside_launch(lambda: pytest.fail("a Trainer made")) is False
 
 
-@pytest.mark.parametrize("trainer, extra, refused", [
-    ("cpu", [], "torchrun started 2 processes, and trainer.devices x trainer.num_nodes = 1"),
-    ("ddp_sim", [], None),
-    ("ddp_sim", ["+trainer.num_nodes=2"], "torchrun started 2 processes, and trainer.devices x trainer.num_nodes = 4"),
+TORCHRUN_RANK_0 = {"TORCHELASTIC_RUN_ID": "x", "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "GROUP_RANK": "0",
+                   "LOCAL_WORLD_SIZE": "2"}
+# srun's first task, or the batch script of a job of two tasks (SLURM sets the same variables there)
+SLURM_TASK_0 = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "unlearn", "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2",
+                "SLURM_NNODES": "1", "SLURM_NODEID": "0", "SLURM_PROCID": "0", "SLURM_LOCALID": "0"}
+
+
+@pytest.mark.parametrize("launcher, trainer, extra, refused", [
+    (TORCHRUN_RANK_0, "cpu", [], "torchrun started 2 processes, and trainer.devices x trainer.num_nodes = 1"),
+    (TORCHRUN_RANK_0, "ddp_sim", [], None),
+    (TORCHRUN_RANK_0, "ddp_sim", ["+trainer.num_nodes=2"],
+     "torchrun started 2 processes, and trainer.devices x trainer.num_nodes = 4"),
+    (SLURM_TASK_0, "cpu", [], None),  # one process in a job's batch script: as Lightning, left alone
+    (SLURM_TASK_0, "ddp_sim", ["+trainer.num_nodes=2"],
+     "srun started 2 processes, and trainer.devices x trainer.num_nodes = 4"),
 ])
-def test_a_launch_unlike_the_trainer_is_refused_before_anything_runs(monkeypatch, tmp_path, trainer, extra, refused):
+def test_a_launch_unlike_the_trainer_is_refused_before_anything_runs(monkeypatch, tmp_path, launcher, trainer, extra,
+                                                                     refused):
     """torchrun's 2 processes with a one-device trainer each ran the whole run alone, into one directory."""
     from unlearn.config import compose_config
     from unlearn.pipeline import run
@@ -123,8 +135,7 @@ def test_a_launch_unlike_the_trainer_is_refused_before_anything_runs(monkeypatch
     for v in list(os.environ):
         if v.startswith(LAUNCHER_PREFIXES) or v in ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE"):
             monkeypatch.delenv(v)
-    for k, v in {"TORCHELASTIC_RUN_ID": "x", "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "GROUP_RANK": "0",
-                 "LOCAL_WORLD_SIZE": "2"}.items():
+    for k, v in launcher.items():
         monkeypatch.setenv(k, v)
     cfg = compose_config(["debug=fast", "method=ga", f"trainer={trainer}", *extra], tmp_path / "run", tmp_path / "cache")
     if refused:
@@ -218,3 +229,20 @@ def test_a_torchrun_run_whose_ranks_see_the_cache_apart_teaches_on_every_rank(tm
     assert log.count("vanilla model missing: teaching") == 2
     assert "vanilla model: reusing" not in log
     assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize("launcher, warned", [(TORCHRUN_RANK_0, True), (SLURM_TASK_0, False)])
+def test_a_decision_without_a_group_is_warned_under_torchrun_only(monkeypatch, caplog, launcher, warned):
+    """A batch script's one process carries SLURM's variables too: its decisions are rightly its own."""
+    import logging
+
+    for v in list(os.environ):
+        if v.startswith(LAUNCHER_PREFIXES) or v in ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE"):
+            monkeypatch.delenv(v)
+    for k, v in launcher.items():
+        monkeypatch.setenv(k, v)
+    name = f"a decision under {sorted(launcher)[0]}"
+    with caplog.at_level(logging.WARNING):
+        assert agreed(name, lambda: True) is True
+    assert ("decided by this rank alone" in caplog.text) is warned
+    os.environ.pop(_env_key(name), None)  # agreed records it for ranks this process would start
