@@ -142,7 +142,7 @@ def test_the_sweep_records_each_methods_knob_and_refuses_a_second(tmp_path):
         record_knobs(tmp_path, grid_with("fast", ["manu=other.alpha:5"]), ["manu"])
     # a sweep of no record (before knobs.json) is read from its runs' directories
     _finished(tmp_path / "old", "ga", "method.optimizer.lr", 1e-4)
-    with pytest.raises(ValueError, match="along lr, and this sweep's knob is method.epochs"):
+    with pytest.raises(ValueError, match="along method.optimizer.lr, and this sweep.s knob is method.epochs"):
         record_knobs(tmp_path / "old", grid_with("fast", ["ga=method.epochs:1,2"]), ["ga"])
 
 
@@ -184,6 +184,44 @@ def test_points_name_their_knob_and_one_method_reads_one_knob(tmp_path):
         load_points(tmp_path)
 
 
+def test_two_knobs_at_one_strength_are_named_as_two_knobs(tmp_path):
+    _finished(tmp_path, "simnpo", "simnpo.epochs", 1)
+    _finished(tmp_path, "simnpo", "simnpo.lr", 1)
+    with pytest.raises(ValueError, match="runs along epochs and lr"):
+        load_points(tmp_path)
+
+
+def test_a_sweep_made_before_knobs_json_holds_the_grids_knob(tmp_path):
+    """A built-in method's runs in a sweep without knobs.json were made along the full grid's knob: another key of
+    the same last part (the teaching lr) is refused there, at the sweep and at the report."""
+    from unlearn.frontier import report
+
+    _finished(tmp_path, "ga", "method.optimizer.lr", 5e-5)
+    other = "ga=finetune.optimizer.lr:1e-3"
+    with pytest.raises(ValueError, match="along method.optimizer.lr, and this sweep's knob is finetune.optimizer.lr"):
+        record_knobs(tmp_path, grid_with("full", [other]), ["ga"])
+    with pytest.raises(ValueError, match="records ga's runs along method.optimizer.lr"):
+        report(tmp_path, None, "cmd", knobs=[other])
+    record_knobs(tmp_path, grid_with("full"), ["ga"])  # the same knob: recorded now
+    assert json.loads((tmp_path / KNOBS_FILE).read_text()) == {"ga": "method.optimizer.lr"}
+
+
+def test_a_runs_failure_in_a_sweep_keeps_its_traceback(tmp_path, monkeypatch):
+    """A ValueError inside a run is a failure, not a refusal of the sweep's input: raised as RuntimeError (as from a
+    worker), so that `python -m unlearn.frontier` prints its traceback (runtime.refusals_as_messages)."""
+    import unlearn.frontier as frontier
+
+    def failing(task, out, base, cache):
+        raise ValueError("Image features and image tokens do not match")
+
+    monkeypatch.setattr(frontier, "run_task", failing)
+    monkeypatch.setattr(frontier, "check_one_process", lambda *a, **k: None)
+    monkeypatch.setattr(frontier, "check_knob_keys", lambda *a, **k: None)
+    with pytest.raises(RuntimeError, match="frontier run") as failed:
+        frontier.sweep(tmp_path, "fast", [0], [], tmp_path / "cache", methods=["ga"])
+    assert isinstance(failed.value.__cause__, ValueError)
+
+
 def test_one_strength_written_two_ways_is_refused(tmp_path):
     _finished(tmp_path, "manu", "manu.alpha", 5)
     _finished(tmp_path, "manu", "manu.alpha", 5.0)  # alpha=5.0 beside alpha=5 (made before parse_knob's ints)
@@ -223,8 +261,9 @@ def test_the_example_on_the_frontier_at_fast_size(tmp_path, monkeypatch):
     main(argv)
     points = load_points(out)
     assert sorted((p.method, p.strength) for p in points) == [("simnpo", 5e-5), ("simnpo", 1e-3)]
-    strong = next(p for p in points if p.strength == 1e-3)
-    assert strong.drop("forget", "text") > 0  # the knob reaches the method: lr 1e-3 forgets on the tiny model
+    weak, strong = (next(p for p in points if p.strength == lr) for lr in (5e-5, 1e-3))
+    # the knob reaches the method: on the tiny model lr 1e-3 forgets more than 5e-5
+    assert strong.drop("forget", "text") > max(weak.drop("forget", "text"), 0.0)
     summary = json.loads((out / "simnpo" / "lr=5e-05" / "seed0" / "metrics.json").read_text())
     assert summary["method"] == "simnpo"
     main(["--out", str(out), "--report-only"])  # no --knob: read from the sweep

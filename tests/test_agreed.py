@@ -121,6 +121,8 @@ SLURM_TASK_0 = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "unlearn", "SLURM_NTAS
     (TORCHRUN_RANK_0, "ddp_sim", [], None),
     (TORCHRUN_RANK_0, "ddp_sim", ["+trainer.num_nodes=2"],
      "torchrun started 2 processes, and trainer.devices x trainer.num_nodes = 4"),
+    ({**TORCHRUN_RANK_0, "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1"}, "ddp_sim", [],
+     "torchrun started 1 processes, and trainer.devices x trainer.num_nodes = 2"),
     (SLURM_TASK_0, "cpu", [], None),  # one process in a job's batch script: as Lightning, left alone
     (SLURM_TASK_0, "ddp_sim", ["+trainer.num_nodes=2"],
      "srun started 2 processes, and trainer.devices x trainer.num_nodes = 4"),

@@ -214,11 +214,21 @@ def grid_with(grid: str, knobs: Sequence[str] = ()) -> dict[str, tuple[str, tupl
     return out
 
 
+def recorded_knobs(out: Path) -> dict[str, str]:
+    """{method: knob key} of the runs in `out`: knobs.json's, and for a built-in method with runs that it lacks (a
+    sweep made before the file), the full grid's key, the only knob such a sweep could run it along."""
+    f = out / KNOBS_FILE
+    recorded = json.loads(f.read_text()) if f.is_file() else {}
+    for method, (key, _) in GRIDS["full"].items():
+        if method not in recorded and any((out / method).glob("*=*/seed*/metrics.json")):
+            recorded[method] = key
+    return recorded
+
+
 def checked_knob_keys(out: Path, points: Sequence["Point"], knobs: Sequence[str] = ()) -> dict[str, str]:
     """knob_keys, refused where a --knob names another key than the sweep recorded for that method, or than its
     runs' directories name (a report reading a default at another key than the runs were swept along)."""
-    f = out / KNOBS_FILE
-    recorded = json.loads(f.read_text()) if f.is_file() else {}
+    recorded = recorded_knobs(out)
     for method, key, _ in map(parse_knob, knobs):
         if recorded.get(method, key) != key:
             raise ValueError(f"--knob {method}={key}: {out / KNOBS_FILE} records {method}'s runs along "
@@ -261,7 +271,8 @@ def record_knobs(out: Path, grid: dict[str, tuple[str, tuple]], methods: Sequenc
     knob (one curve through lr and epochs points would read as one strength axis). A method recorded without any
     finished run (a sweep stopped or refused before it) takes the new knob."""
     f = out / KNOBS_FILE
-    recorded = json.loads(f.read_text()) if f.is_file() else {}
+    written = json.loads(f.read_text()) if f.is_file() else {}
+    recorded = recorded_knobs(out)
     for method in methods:
         key = grid[method][0]
         # from its finished runs: a run that failed to start leaves a directory (its overrides.json) and no point
@@ -270,9 +281,9 @@ def record_knobs(out: Path, grid: dict[str, tuple[str, tuple]], methods: Sequenc
         if others or (along and recorded.get(method, key) != key):
             raise ValueError(f"--out {out} holds runs of {method} along {recorded.get(method) or others[0]}, and this "
                              f"sweep's knob is {key}: sweep into another --out")
-        recorded[method] = key
+        written[method] = key
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(f, lambda fh: fh.write(json.dumps(recorded, indent=1, sort_keys=True).encode()))
+    write_atomic(f, lambda fh: fh.write(json.dumps(written, indent=1, sort_keys=True).encode()))
 
 
 def run_dir(out: Path, method: str, knob: str, value, seed: int) -> Path:
@@ -479,7 +490,10 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
         # --jobs 1 and --jobs 2 would make two different sweeps of one command
         with torch_threads(1):
             for task in tasks:
-                run_task(task, out, base, cache)
+                try:
+                    run_task(task, out, base, cache)
+                except Exception as e:  # a run's failure, not a refusal of the sweep's input: its traceback is
+                    raise RuntimeError(f"frontier run {task} failed") from e  # kept (runtime.refusals_as_messages)
         return len(tasks)
     from concurrent.futures import FIRST_COMPLETED, wait
 
@@ -553,17 +567,17 @@ def load_points(out: Path) -> list[Point]:
         points.append(Point(method_dir.name, strength, seed, metrics, seed_dir, summary.get("source_model"),
                             None if teach is None else int(teach), None if record is None else config_hash(record),
                             strength_dir.name.split("=", 1)[0]))
+    for method in sorted({p.method for p in points}):  # one curve reads one knob (record_knobs refuses a second)
+        named = sorted({p.knob for p in points if p.method == method})
+        if len(named) > 1:
+            raise ValueError(f"{out / method}: runs along {' and '.join(named)}; a curve is read along one knob: "
+                             "move one knob's runs into another --out")
     seen: dict[tuple, Path | None] = {}
     for p in points:  # alpha=5 and alpha=5.0 are one strength: one seed's run twice would count as two seeds
         if (p.method, p.strength, p.seed) in seen:
             raise ValueError(f"{p.path} and {seen[(p.method, p.strength, p.seed)]}: two runs of {p.method} at "
                              f"strength {p.strength:g}, seed {p.seed}; keep one")
         seen[(p.method, p.strength, p.seed)] = p.path
-    for method in sorted({p.method for p in points}):  # one curve reads one knob (record_knobs refuses a second)
-        named = sorted({p.knob for p in points if p.method == method})
-        if len(named) > 1:
-            raise ValueError(f"{out / method}: runs along {' and '.join(named)}; a curve is read along one knob: "
-                             "move one knob's runs into another --out")
     # Runs of one seed start from one vanilla model, so one run's before/* stand for all (the sweep
     # evaluates it once per seed: evaluation is about half of a run's time on the embedded model). Only runs
     # from the same vanilla model lend them: a resumed sweep whose cache taught another model (a changed key,
