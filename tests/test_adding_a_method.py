@@ -222,6 +222,23 @@ def test_a_runs_failure_in_a_sweep_keeps_its_traceback(tmp_path, monkeypatch):
     assert isinstance(failed.value.__cause__, ValueError)
 
 
+def test_a_knob_that_never_reaches_its_method_is_named_under_the_table(tmp_path):
+    from unlearn.frontier import frontier_table, unmoved_methods
+
+    for lr in (1e-4, 1e-3):  # simnpo: the same results at both strengths; ga: a drop that grows with the lr
+        for seed in (0, 1):
+            _finished(tmp_path, "simnpo", "simnpo.optimizer.lr", lr, seed)
+            d = run_dir(tmp_path, "ga", "method.optimizer.lr", lr, seed)
+            d.mkdir(parents=True)
+            (d / "metrics.json").write_text(json.dumps({"metrics": {"before/forget/text/mc_acc": 1.0,
+                                                                    "after/forget/text/mc_acc": 1.0 - lr * 100}}))
+    points = load_points(tmp_path)
+    assert unmoved_methods(points) == ["simnpo"]
+    assert "- simnpo: every strength swept ended alike on every seed" in frontier_table(points)
+    one_strength = [p for p in points if p.strength == 1e-4]  # one strength says nothing
+    assert unmoved_methods(one_strength) == []
+
+
 def test_one_strength_written_two_ways_is_refused(tmp_path):
     _finished(tmp_path, "manu", "manu.alpha", 5)
     _finished(tmp_path, "manu", "manu.alpha", 5.0)  # alpha=5.0 beside alpha=5 (made before parse_knob's ints)

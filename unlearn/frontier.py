@@ -678,7 +678,30 @@ def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = 
         notes.append("‡ (k/n): k of the n seeds of the sweep lack a setting of this method that another seed ran "
                      "(a failed or unfinished run, or one without its before-evaluation), or lack the method "
                      "altogether; their reading comes from fewer points, or is missing. Rerun them.")
+    unmoved = unmoved_methods(points)
+    if unmoved:
+        notes.append(f"{', '.join(unmoved)}: every strength swept ended alike on every seed (the same after-"
+                     "unlearning metrics, to the digit): the knob does not reach the method, so this curve is not "
+                     "its strength's (check that the method reads the swept key).")
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
+
+
+def unmoved_methods(points: Sequence[Point]) -> list[str]:
+    """Methods whose runs at two or more strengths end with the same after/* metrics on every seed: a swept key the
+    method never reads (a --knob of your own that its run(ctx) ignores) draws a flat curve that reads as a method
+    that does not forget."""
+    after: dict[tuple[str, int], set[str]] = {}
+    strengths: dict[tuple[str, int], set[float]] = {}
+    for p in points:
+        after.setdefault((p.method, p.seed), set()).add(
+            json.dumps({k: v for k, v in p.metrics.items() if k.startswith("after/")}, sort_keys=True))
+        strengths.setdefault((p.method, p.seed), set()).add(p.strength)
+    out = []
+    for method in method_order({m for m, _ in after}):
+        seeds = [key for key in after if key[0] == method and len(strengths[key]) > 1]
+        if seeds and all(len(after[key]) == 1 for key in seeds):
+            out.append(method)
+    return out
 
 
 
