@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -271,11 +272,14 @@ def test_the_example_on_the_frontier_at_fast_size(tmp_path, monkeypatch):
     the sweep's knobs.json again by --report-only."""
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.syspath_prepend(str(EXAMPLE))
+    # the workers are spawned: they import the method from PYTHONPATH, as the guide's command gives it
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(EXAMPLE), str(ROOT), os.environ.get("PYTHONPATH", "")]))
     out = tmp_path / "sweep"
     argv = ["--out", str(out), "--grid", "fast", "--seeds", "0", "--methods", "simnpo", "--knob",
             "simnpo=simnpo.optimizer.lr:5e-5,1e-3", "--base", "debug=fast", "--base", SEARCHPATH,
-            "--cache", str(tmp_path / "cache")]
+            "--cache", str(tmp_path / "cache"), "--jobs", "2"]
     main(argv)
+    assert [t["jobs"] for t in json.loads((out / "sweep_time.json").read_text())] == [2]  # in the workers
     points = load_points(out)
     assert sorted((p.method, p.strength) for p in points) == [("simnpo", 5e-5), ("simnpo", 1e-3)]
     weak, strong = (next(p for p in points if p.strength == lr) for lr in (5e-5, 1e-3))

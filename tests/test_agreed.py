@@ -248,3 +248,25 @@ def test_a_decision_without_a_group_is_warned_under_torchrun_only(monkeypatch, c
         assert agreed(name, lambda: True) is True
     assert ("decided by this rank alone" in caplog.text) is warned
     os.environ.pop(_env_key(name), None)  # agreed records it for ranks this process would start
+
+
+def test_a_one_device_trainer_makes_no_group_under_torchrun(monkeypatch):
+    """join_outside_launch makes the group only for a strategy that has one (Lightning's ParallelStrategy)."""
+    import lightning as L
+    import torch.distributed as dist
+
+    from unlearn.agreed import join_outside_launch
+
+    for v in list(os.environ):
+        if v.startswith(LAUNCHER_PREFIXES) or v in ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE"):
+            monkeypatch.delenv(v)
+    for k, v in TORCHRUN_RANK_0.items():
+        monkeypatch.setenv(k, v)
+    made = []
+
+    def trainer():
+        made.append(L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                              enable_model_summary=False, enable_checkpointing=False))
+        return made[-1]
+
+    assert join_outside_launch(trainer) is False and len(made) == 1 and not dist.is_initialized()
