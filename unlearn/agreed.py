@@ -99,8 +99,8 @@ def agreed(name: str, decide: Callable[[], bool]) -> bool:
         dist.broadcast_object_list(value, src=0)
         return bool(value[0])
     # torchrun's only: SLURM's variables are also a batch script's, whose one process decides rightly alone
-    if not (dist.is_available() and dist.is_initialized()) and name not in _warned and outside_launch() \
-            and outside_launcher()[0] == "torchrun":
+    if name not in _warned and not (dist.is_available() and dist.is_initialized()) \
+            and (launcher := outside_launcher()) is not None and launcher[0] == "torchrun" and launcher[1] > 1:
         _warned.add(name)  # a caller that did not join first: say so, once per decision
         log.warning("%s: decided by this rank alone (no process group yet; join_outside_launch makes it): "
                     "ranks that decide apart fall out of step", name)

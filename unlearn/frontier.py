@@ -193,13 +193,12 @@ def parse_knob(spec: str) -> tuple[str, str, tuple]:
             x = float(v)
         except ValueError:
             raise ValueError(f"--knob {spec!r}: {v!r} is not a number; {hint}") from None
-        # a whole number as an int: its run directory is alpha=5 whether given as 5 or 5.0 (a 5.0 made a second
-        # directory beside a finished alpha=5 until 2026-12-05)
-        x = int(x) if math.isfinite(x) and x == int(x) else x
         if not math.isfinite(x) or x <= 0:
             raise ValueError(f"--knob {spec!r}: {v!r}: a strength is a finite number > 0 (0 is the vanilla model, "
                              "the origin every curve starts from)")
-        values.append(x)
+        # a whole number as an int: its run directory is alpha=5 whether given as 5 or 5.0 (a 5.0 made a second
+        # directory beside a finished alpha=5 until 2026-12-05)
+        values.append(int(x) if x == int(x) else x)
     if len(set(values)) != len(values):
         raise ValueError(f"--knob {spec!r}: a strength given twice")
     return method, key, tuple(sorted(values))
@@ -243,12 +242,8 @@ def checked_knob_keys(out: Path, points: Sequence["Point"], knobs: Sequence[str]
 
 def knob_keys(out: Path, knobs: Sequence[str] = ()) -> dict[str, str]:
     """{method: its strength knob's override key}: the full grid's, then those `out` records, then `knobs`'."""
-    keys = {m: key for m, (key, _) in GRIDS["full"].items()}
-    f = out / KNOBS_FILE
-    if f.is_file():
-        keys.update(json.loads(f.read_text()))
-    keys.update({m: key for m, key, _ in map(parse_knob, knobs)})
-    return keys
+    return {**{m: key for m, (key, _) in GRIDS["full"].items()}, **recorded_knobs(out),
+            **{m: key for m, key, _ in map(parse_knob, knobs)}}
 
 
 def check_knob_keys(grid: dict[str, tuple[str, tuple]], methods: Sequence[str], base: Sequence[str]) -> None:
@@ -270,9 +265,8 @@ def record_knobs(out: Path, grid: dict[str, tuple[str, tuple]], methods: Sequenc
     """Record the knob of each method this sweep runs; refused where `out` holds its finished runs along another
     knob (one curve through lr and epochs points would read as one strength axis). A method recorded without any
     finished run (a sweep stopped or refused before it) takes the new knob."""
-    f = out / KNOBS_FILE
-    written = json.loads(f.read_text()) if f.is_file() else {}
     recorded = recorded_knobs(out)
+    written = dict(recorded)
     for method in methods:
         key = grid[method][0]
         # from its finished runs: a run that failed to start leaves a directory (its overrides.json) and no point
@@ -283,7 +277,7 @@ def record_knobs(out: Path, grid: dict[str, tuple[str, tuple]], methods: Sequenc
                              f"sweep's knob is {key}: sweep into another --out")
         written[method] = key
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(f, lambda fh: fh.write(json.dumps(written, indent=1, sort_keys=True).encode()))
+    write_atomic(out / KNOBS_FILE, lambda fh: fh.write(json.dumps(written, indent=1, sort_keys=True).encode()))
 
 
 def run_dir(out: Path, method: str, knob: str, value, seed: int) -> Path:
@@ -478,9 +472,9 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
     check_one_process(base, cache, out, tasks[0].method if tasks else "ga")
     check_same_models(out, tasks, base, cache)
     swept = grid_with(grid, knobs)
+    given = {parse_knob(k)[0] for k in knobs}
     # the knobs of the runs to make, and every --knob (a knob given for runs all finished is read by the report)
-    check_knob_keys(swept, sorted({t.method for t in tasks} | {parse_knob(k)[0] for k in knobs
-                                                                 if not methods or parse_knob(k)[0] in methods}), base)
+    check_knob_keys(swept, sorted({t.method for t in tasks} | {m for m in given if not methods or m in methods}), base)
     if tasks:  # once the checks pass, before the first run
         record_knobs(out, swept, sorted({t.method for t in tasks}))
     if jobs <= 1 or not tasks:
@@ -702,7 +696,6 @@ def unmoved_methods(points: Sequence[Point]) -> list[str]:
         if seeds and all(len(after[key]) == 1 for key in seeds):
             out.append(method)
     return out
-
 
 
 def paired_table(points: Sequence[Point], budget: float = BUDGET, cost: str = "retain",
@@ -1023,7 +1016,7 @@ def absent_defaults(points: Sequence[Point], defaults: dict[str, float], groups)
     above, which until 2026-12-05 said nothing of them), or ""."""
     shown = {g.method for g in groups}
     absent = [f"{m} ({knob_name(m, points)} {defaults[m]:g})" for m in method_order(defaults)
-              if m in defaults and m not in shown and any(p.method == m for p in points)]
+              if m not in shown and any(p.method == m for p in points)]
     return ("\n- not run at their default strength in this sweep, so not in the table or the checks above: "
             + ", ".join(absent)) if absent else ""
 

@@ -672,8 +672,8 @@ def join_process_group(cfg: DictConfig) -> bool:
 
 def check_launched_as_configured(cfg: DictConfig) -> None:
     """Under torchrun (any number of processes), or srun with a multi-process trainer, the trainer runs on as many
-    processes as the launcher started. Until 2026-12-05 `torchrun --nproc-per-node 2 train.py` with a one-device trainer (trainer=cpu, gpu)
-    ran the whole run in each process, alone, both into one run directory. SLURM's variables are also those of
+    processes as the launcher started. Until 2026-12-05 `torchrun --nproc-per-node 2 train.py` with a one-device
+    trainer (trainer=cpu, gpu) ran the whole run in each process, alone, both into one run directory. SLURM's variables are also those of
     a job's batch script, where one `python train.py` on one device is one process (Lightning checks the task
     count only for its multi-process strategies): a one-device trainer there is left alone."""
     from unlearn.agreed import outside_launcher
@@ -681,12 +681,12 @@ def check_launched_as_configured(cfg: DictConfig) -> None:
     launcher = outside_launcher()
     if launcher is None:
         return
-    name, started = launcher
-    if name != "torchrun" and teaching_processes(cfg) == 1:
+    (name, started), configured = launcher, teaching_processes(cfg)
+    if name != "torchrun" and configured == 1:
         return
-    if teaching_processes(cfg) != started:  # torchrun's one process with a two-device trainer too
+    if configured != started:  # torchrun's one process with a two-device trainer too
         raise ValueError(f"{name} started {started} processes, and trainer.devices x trainer.num_nodes = "
-                         f"{teaching_processes(cfg)}: give a multi-process trainer (trainer=ddp or fsdp) with as many "
+                         f"{configured}: give a multi-process trainer (trainer=ddp or fsdp) with as many "
                          f"devices per node as processes per node, and +trainer.num_nodes=<nodes>")
 
 

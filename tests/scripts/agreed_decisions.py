@@ -15,10 +15,8 @@ def main() -> None:
     for a in ("--devices", "--cache", "--out"):
         ap.add_argument(a, required=True)
     args = ap.parse_args()
-    import lightning as L
     import torch
     import torch.distributed as dist
-    from torch.utils.data import DataLoader, TensorDataset
 
     from unlearn.agreed import agreed
 
@@ -29,20 +27,7 @@ def main() -> None:
         flag.parent.mkdir(parents=True, exist_ok=True)
         flag.touch()
 
-    class Tiny(L.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Linear(2, 1)
-
-        def training_step(self, batch, batch_idx):
-            return self.w(batch[0]).sum()
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
-
-    trainer = L.Trainer(accelerator="cpu", devices=int(args.devices), strategy="ddp", max_steps=1, logger=False,
-                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
-    trainer.fit(Tiny(), DataLoader(TensorDataset(torch.ones(4, 2)), batch_size=2))
+    ddp_script.fit_one_step(int(args.devices))
     after = agreed(f"rank is zero {flag}", lambda: dist.get_rank() == 0)
     decisions = [None] * dist.get_world_size()
     dist.all_gather_object(decisions, {"before": before, "after": after, "started_by_rank0": rank > 0})

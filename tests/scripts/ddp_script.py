@@ -67,6 +67,30 @@ def trainer_kwargs(devices: int) -> dict:
     return kw
 
 
+def fit_one_step(devices: int):
+    """A one-parameter Lightning fit of one step on `devices` CPU processes (DDP, gloo): a Trainer that makes or
+    finds the process group, for the scripts that test the decisions around it. Returns the Trainer."""
+    import lightning as L
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.w(batch[0]).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    trainer = L.Trainer(accelerator="cpu", devices=devices, strategy="ddp", max_steps=1, logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    trainer.fit(Tiny(), DataLoader(TensorDataset(torch.ones(4, 2)), batch_size=2))
+    return trainer
+
+
 def is_rank_zero() -> bool:
     import torch.distributed as dist
 

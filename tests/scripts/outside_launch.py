@@ -16,10 +16,8 @@ def main() -> None:
     ap.add_argument("--cache", required=True)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    import lightning as L
     import torch
     import torch.distributed as dist
-    from torch.utils.data import DataLoader, TensorDataset
 
     from unlearn.agreed import agreed
     from omegaconf import open_dict
@@ -39,20 +37,7 @@ def main() -> None:
     timeout = group._get_backend(torch.device("cpu")).options._timeout.total_seconds() if group else None
     agreed_value = agreed("rank is zero, after the group", lambda: rank == 0)
 
-    class Tiny(L.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Linear(2, 1)
-
-        def training_step(self, batch, batch_idx):
-            return self.w(batch[0]).sum()
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
-
-    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_steps=1, logger=False,
-                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
-    trainer.fit(Tiny(), DataLoader(TensorDataset(torch.ones(4, 2)), batch_size=2))
+    trainer = ddp_script.fit_one_step(2)
     records = [None] * dist.get_world_size()
     dist.all_gather_object(records, {"rank": rank, "alone": alone, "joined": joined, "agreed": agreed_value,
                                      "backend": dist.get_backend(), "timeout_s": timeout, "same_group": dist.group.WORLD is group,
