@@ -112,3 +112,21 @@ def test_a_command_refusing_its_input_prints_the_message_alone(tmp_path, command
     kept = subprocess.run(argv, cwd=ROOT, env={**env, "UNLEARN_TRACEBACK": "1"}, capture_output=True, text=True,
                           timeout=120)
     assert kept.returncode == 1 and "Traceback" in kept.stderr and "FileNotFoundError" in kept.stderr
+
+
+def test_a_refusal_names_where_it_was_raised(monkeypatch):
+    """Printed without its traceback, a refusal still names the line that raised it (a bug's ValueError reads as
+    a refusal too, and its report must say where to look)."""
+    from unlearn.runtime import TRACEBACK_ENV, refusals_as_messages
+
+    monkeypatch.delenv(TRACEBACK_ENV, raising=False)
+
+    def refuse():
+        raise ValueError("--out nowhere: no such sweep")
+
+    line = refuse.__code__.co_firstlineno + 1
+    with pytest.raises(SystemExit) as exit_:
+        refusals_as_messages(refuse)
+    message = str(exit_.value.code)
+    assert message.startswith("Error: --out nowhere: no such sweep\n")
+    assert f"ValueError at tests/test_runtime.py:{line}" in message and TRACEBACK_ENV in message

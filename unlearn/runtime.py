@@ -5,6 +5,7 @@ import logging
 import os
 import warnings
 from contextlib import contextmanager
+from pathlib import Path
 
 
 def quiet_libraries() -> None:
@@ -86,4 +87,18 @@ def refusals_as_messages(main) -> None:
     except REFUSALS as e:
         if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
             raise
-        raise SystemExit(f"Error: {e}") from e
+        raise SystemExit(f"Error: {e}\n({raised_at(e)}; {TRACEBACK_ENV}=1 prints the traceback)") from e
+
+
+def raised_at(error: BaseException) -> str:
+    """Where `error` was raised ("FileNotFoundError at unlearn/report.py:412"): a refusal printed without its
+    traceback still says which check made it, so a bug's ValueError that reads as a refusal can be found."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return type(error).__name__
+    path = Path(tb.tb_frame.f_code.co_filename)
+    root = Path(__file__).resolve().parents[1]
+    shown = path.relative_to(root) if path.is_relative_to(root) else path
+    return f"{type(error).__name__} at {shown}:{tb.tb_lineno}"
