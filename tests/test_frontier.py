@@ -845,3 +845,25 @@ def test_bad_arguments_are_refused_before_any_run(tmp_path, capsys, args, messag
         main(["--out", str(tmp_path / "sweep"), *args])
     assert message in capsys.readouterr().err
     assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize("base", [["seed=5"], ["method=npo"], ["debug=fast", "method.optimizer.lr=1e-3"],
+                                  ["+teach_seed=0"]])
+def test_a_base_that_sets_what_each_run_sets_is_refused_before_any_run(tmp_path, base, monkeypatch):
+    """A --base wins over a run's own overrides: `--base seed=5` ran seed 0's and 1's runs on seed 5, one run read
+    as two seeds; `--base method=npo` drew NPO's runs as GA's curve (until 2026-12-05)."""
+    from unlearn import frontier
+
+    ran = []
+    monkeypatch.setattr(frontier, "run_task", lambda task, *a: ran.append(task))
+    with pytest.raises(ValueError, match="the frontier sets"):
+        frontier.sweep(tmp_path / "out", "fast", [0, 1], base, tmp_path / "cache", methods=["ga"])
+    assert ran == [] and not (tmp_path / "out").exists()
+
+
+def test_a_run_whose_directory_names_another_seed_is_refused(tmp_path):
+    run = tmp_path / "ga" / "lr=0.0001" / "seed1"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"method": "ga", "seed": 5, "metrics": {}}))
+    with pytest.raises(ValueError, match="ran seed 5, and its directory says seed1"):
+        load_points(tmp_path)

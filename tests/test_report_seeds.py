@@ -280,3 +280,86 @@ def test_runs_that_differ_only_by_teach_seed_are_one_setting_without_a_config(tm
         (run / "metrics.json").write_text(json.dumps({**summary, "teach_seed": teach}))  # as every run records it
     groups = group_by_seed(load_runs([root]))
     assert [(g.name, sorted(r.teach_seed for r in g.runs)) for g in groups] == [("ga", [0, 1])]
+
+
+def _bare_run(run_dir, method, seed, forget, config=None, follows=None, sweep_overrides=None, source="/c/vanilla/x"):
+    """A run dir without .hydra/ (the frontier's, or hydra.output_subdir=null): metrics.json, and config.json
+    and the frontier's overrides.json where given."""
+    run_dir.mkdir(parents=True)
+    summary = {"method": method, "seed": seed, "teach_seed": seed, "source_model": source,
+               "metrics": metrics_for({**GA_AFTER, "forget/multimodal/mc_acc": forget}, 1.0)}
+    if follows is not None:
+        summary["follows_seed"] = follows
+    (run_dir / "metrics.json").write_text(json.dumps(summary))
+    if config is not None:
+        (run_dir / "config.json").write_text(json.dumps(config))
+    if sweep_overrides is not None:
+        (run_dir / "overrides.json").write_text(json.dumps(sweep_overrides))
+    return run_dir
+
+
+def _resolved(method, seed, lr, gamma=1.0):
+    return {"seed": seed, "teach_seed": seed, "method": {"name": method, "optimizer": {"lr": lr}, "gamma": gamma},
+            "eval": {"few_shot_seed": seed, "batch_size": 8}, "paths": {"output_dir": f"/out/{seed}"}}
+
+
+def test_runs_without_hydra_dir_are_grouped_by_their_resolved_config(tmp_path):
+    """Until 2026-12-05 runs without .hydra/ (the frontier's, hydra.output_subdir=null) were grouped by method
+    alone: lr 1e-3 and 5e-5 made one row of mean ± std. Their resolved config.json less the keys that follow the
+    seed sets them apart, and numbers are compared by value (gamma 1 and 1.0 are one setting)."""
+    follows = ["eval.few_shot_seed"]
+    runs = [_bare_run(tmp_path / "a0", "ga", 0, 0.2, _resolved("ga", 0, 5e-5), follows),
+            _bare_run(tmp_path / "a1", "ga", 1, 0.4, _resolved("ga", 1, 5e-5, gamma=1), follows),
+            _bare_run(tmp_path / "b0", "ga", 0, 0.9, _resolved("ga", 0, 1e-3), follows),
+            _bare_run(tmp_path / "b1", "ga", 1, 0.7, _resolved("ga", 1, 1e-3), follows)]
+    groups = group_by_seed(load_runs(runs))
+    assert sorted(sorted(r.path.name for r in g.runs) for g in groups) == [["a0", "a1"], ["b0", "b1"]]
+    # without follows_seed the few-shot seed, which follows the seed, would set the two seeds apart
+    assert len(group_by_seed(load_runs([_bare_run(tmp_path / "c0", "ga", 0, 0.2, _resolved("ga", 0, 5e-5), []),
+                                        _bare_run(tmp_path / "c1", "ga", 1, 0.2, _resolved("ga", 1, 5e-5), [])]))) == 2
+
+
+def test_frontier_runs_are_grouped_by_their_overrides_and_unrecorded_runs_alone(tmp_path):
+    """A frontier run made before follows_seed holds overrides.json: read as its overrides. A run that recorded
+    neither its config nor its overrides is a setting of its own, said in a warning."""
+    over = lambda lr, s: ["method=ga", f"method.optimizer.lr={lr}", f"seed={s}", "logger=none"]  # noqa: E731
+    runs = [_bare_run(tmp_path / f"lr{lr}s{s}", "ga", s, 0.5, sweep_overrides=over(lr, s))
+            for lr in ("5e-05", "0.001") for s in (0, 1)]
+    groups = group_by_seed(load_runs(runs))
+    assert sorted(len(g.runs) for g in groups) == [2, 2] and len({g.name for g in groups}) == 2
+    bare = [_bare_run(tmp_path / f"n{s}", "ga", s, 0.5) for s in (0, 1)]
+    with pytest.warns(UserWarning, match="neither its configuration nor its overrides recorded"):
+        loaded = load_runs(bare)
+    assert [len(g.runs) for g in group_by_seed(loaded)] == [1, 1]
+
+
+def test_runs_from_other_vanilla_models_at_one_teaching_seed_are_not_paired(tmp_path):
+    """Two settings at teach seeds 0 and 1, but the second's runs started from another cache's model (another
+    thread count, machine or recipe): until 2026-12-05 paired seed by seed as runs of one taught model."""
+    from unlearn.report import paired_seed_table
+
+    follows = ["eval.few_shot_seed"]
+
+    def runs(lr, source, forgets):
+        return [_bare_run(tmp_path / f"{lr}_{s}", "ga", s, f, _resolved("ga", s, lr), follows, source=source)
+                for s, f in zip((0, 1), forgets)]
+
+    same = group_by_seed(load_runs(runs(5e-5, "/c/vanilla/m", (0.2, 0.3)) + runs(1e-3, "/c/vanilla/m", (0.5, 0.4))))
+    assert paired_seed_table(same) is not None
+    other = group_by_seed(load_runs(runs(1e-4, "/c/vanilla/m", (0.2, 0.3)) + runs(2e-3, "/d/vanilla/n", (0.5, 0.4))))
+    assert paired_seed_table(other) is None
+    vanilla = parse_table(seed_table(other))["vanilla"]
+    assert vanilla["seeds"] == "4"  # two models at each teaching seed
+
+
+def test_the_keys_that_follow_the_seed_are_found_by_resolving_again(tmp_path):
+    from unlearn.config import compose_config
+    from unlearn.pipeline import seed_following_keys
+
+    cfg = compose_config(["method=manu", "+eval.mine=run${seed}"], tmp_path / "out", tmp_path / "cache")
+    keys = seed_following_keys(cfg)
+    assert {"eval.few_shot_seed", "eval.mine", "manu.official.seed", "model.build.spec.init_seed"} <= set(keys)
+    assert "seed" not in keys and "manu.alpha" not in keys and not any(k.startswith("finetune.") for k in keys)
+    assert cfg.seed == 0 and cfg.teach_seed == 0  # the run's own config is left as it was
+    fixed = compose_config(["method=ga", "teach_seed=3"], tmp_path / "out", tmp_path / "cache")
+    assert "model.build.spec.init_seed" in seed_following_keys(fixed)  # follows teach_seed, set apart from seed

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from unlearn.eval.table import MODALITIES
 from unlearn.io import config_hash, write_atomic
-from unlearn.report import MOD_LABEL, _pyplot, _save, mean_std, metric
+from unlearn.report import MOD_LABEL, _pyplot, _save, mean_std, metric, vanilla_model
 
 log = logging.getLogger(__name__)
 
@@ -324,6 +324,22 @@ def task_overrides(task: Task) -> list[str]:
             "save_model=false", f"eval.before={'true' if task.before else 'false'}"]
 
 
+# what the frontier sets in each run, besides the swept strength, and names its directory by
+RUN_KEYS = ("method", "seed", "teach_seed")
+
+
+def check_base_keys(base: Sequence[str], swept: dict[str, tuple[str, tuple]], methods: Sequence[str]) -> None:
+    """A --base that sets what the frontier sets in each run (the method, the seed, a swept knob) is refused
+    before any run: a --base wins over the run's own overrides, so until 2026-12-05 `--base seed=5` ran every
+    seed's runs on seed 5 (one run read as two seeds) and `--base method=npo` filled ga's curve with NPO."""
+    keys = {o.split("=", 1)[0].lstrip("+~"): o for o in base}
+    taken = {k: o for k, o in keys.items() if k in RUN_KEYS or k in {swept[m][0] for m in methods if m in swept}}
+    if taken:
+        raise ValueError(f"--base {' '.join(taken.values())}: the frontier sets {sorted(taken)} in each run (the "
+                         "method, its seed and the swept strength name the run's directory); sweep other methods "
+                         "or seeds with --methods and --seeds, other strengths with --knob")
+
+
 def check_same_base(out: Path, base: Sequence[str]) -> None:
     """A resumed sweep adds runs only beside runs made with the same `--base`: the report reads every run in
     `out` as one sweep, and a new run takes its seed's before-evaluation from any finished run of that seed, so
@@ -467,11 +483,12 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
     oversubscribing it; one thread in this process too with `jobs` 1, so the runs are the workers'. Returns
     the number of runs made.
     """
+    swept = grid_with(grid, knobs)
+    check_base_keys(base, swept, methods or list(swept))
     check_same_base(out, base)
     tasks = plan(out, grid, seeds, methods, knobs)
     check_one_process(base, cache, out, tasks[0].method if tasks else "ga")
     check_same_models(out, tasks, base, cache)
-    swept = grid_with(grid, knobs)
     given = {parse_knob(k)[0] for k in knobs}
     # the knobs of the runs to make, and every --knob (a knob given for runs all finished is read by the report)
     check_knob_keys(swept, sorted({t.method for t in tasks} | {m for m in given if not methods or m in methods}), base)
@@ -557,6 +574,8 @@ def load_points(out: Path) -> list[Point]:
         except (ValueError, IndexError, KeyError, TypeError) as e:
             raise ValueError(f"{mfile}: not a sweep run (expected <method>/<knob>=<strength>/seed<N>/metrics.json "
                              f"holding a 'metrics' object; {type(e).__name__}: {e})") from e
+        if summary.get("seed") not in (None, seed):  # a run whose directory says another seed than it ran
+            raise ValueError(f"{mfile}: ran seed {summary['seed']}, and its directory says {seed_dir.name}")
         teach, record = summary.get("teach_seed"), summary.get("source_teaching")
         points.append(Point(method_dir.name, strength, seed, metrics, seed_dir, summary.get("source_model"),
                             None if teach is None else int(teach), None if record is None else config_hash(record),
@@ -598,7 +617,7 @@ def load_points(out: Path) -> list[Point]:
 def _vanilla_of(p: Point) -> tuple:
     """Which vanilla model a run started from: its seed, the model's key (its directory's name: a sweep copied
     with its cache elsewhere keeps it) and its teaching record."""
-    return p.seed, None if p.source is None else Path(p.source).name, p.teaching
+    return vanilla_model(p.seed, p.source, p.teaching)
 
 
 def curves(points: Sequence[Point], mod: str, cost: str = "retain",

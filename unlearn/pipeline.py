@@ -397,6 +397,31 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path | str:
     return path
 
 
+SEEDS = ("seed", "teach_seed")
+
+
+def seed_following_keys(cfg: DictConfig) -> list[str]:
+    """The dotted keys whose resolved value moves with `seed` or `teach_seed` (`eval.few_shot_seed: ${seed}`, the
+    tiny model's `model.build.init_seed: ${teach_seed}`, a user's own `${seed}`): found by resolving the config
+    again with each shifted. Recorded in metrics.json, so the report can read a run's setting from its resolved
+    config.json (every run writes one; .hydra/ is not there under the frontier or hydra.output_subdir=null)
+    without those keys telling two seeds of one setting apart."""
+    def leaves(node, prefix=""):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield from leaves(v, f"{prefix}.{k}" if prefix else str(k))
+        else:
+            yield prefix, json.dumps(node, default=str, sort_keys=True)
+
+    base = dict(leaves(OmegaConf.to_container(cfg, resolve=True)))
+    moved = set()
+    for key in SEEDS:
+        shifted = cfg.copy()
+        OmegaConf.update(shifted, key, int(cfg[key]) + 1, force_add=True)
+        moved |= {k for k, v in leaves(OmegaConf.to_container(shifted, resolve=True)) if base.get(k) != v}
+    return sorted(moved - set(SEEDS))
+
+
 def run_environment(cfg: DictConfig) -> dict:
     return float_environment("cpu" if teaches_on_cpu(cfg) else str(cfg.trainer.get("accelerator", "auto")))
 
@@ -783,6 +808,8 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
                    "source_model": str(source), "metrics": metrics,
                    # where the floats were made: this run's, and its source model's teaching (when recorded)
                    "environment": run_environment(cfg), "source_teaching": teaching_record(source),
+                   # what of config.json follows the seed, not the setting (unlearn/report.py reads the rest)
+                   "follows_seed": seed_following_keys(cfg),
                    "artifacts": ctx.artifacts,
                    "skipped_rows": benchmark.skipped}  # data.on_bad_row=skip: {split: {reason: count}}
         # the configuration as it ran, interpolations resolved (.hydra/config.yaml keeps them: the lr a method

@@ -50,11 +50,13 @@ import yaml
 
 from unlearn import later_keys
 from unlearn.eval.table import MODALITIES, number
-from unlearn.io import write_atomic
+from unlearn.io import config_hash, write_atomic
 
 METRICS_FILE = "metrics.json"
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 CONFIG_FILE = Path(".hydra") / "config.yaml"  # the composed config, interpolations kept (${seed} stays a string)
+RESOLVED_CONFIG_FILE = "config.json"  # the config as the run read it, interpolations resolved (every run writes it)
+SWEEP_OVERRIDES_FILE = "overrides.json"  # the frontier's runs: the overrides it composed (unlearn/frontier.py)
 # what a run's config holds that does not make it another setting: the sample it is (seed, teach_seed), where
 # it ran and what it wrote (paths, logger, save_model), whether its before stage was read from the cache, and
 # the checkpoint it resumed from
@@ -86,7 +88,8 @@ class Run:
     source_model: str | None = None
     seed: int | None = None  # metrics.json "seed", else a `seed=` override; None: not recorded
     teach_seed: int | None = None  # metrics.json "teach_seed" (which vanilla model), else `seed`
-    setting: dict | None = None  # `setting_of` its .hydra/config.yaml; None: not recorded
+    setting: dict | None = None  # `setting_of` its recorded config (`recorded_setting`); None: not recorded
+    source_teaching: str | None = None  # a hash of its vanilla model's teaching record (metrics.json)
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -138,15 +141,38 @@ def load_run(run_dir: str | Path) -> Run:
         raise ValueError(f"{mfile}: malformed JSON ({e})") from e
     if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
         raise ValueError(f"{mfile}: expected an object with a 'metrics' object")
-    overrides = _read_overrides(run_dir / OVERRIDES_FILE)
-    setting = _read_setting(run_dir / CONFIG_FILE)
+    overrides = _read_overrides(run_dir / OVERRIDES_FILE) or _read_sweep_overrides(run_dir / SWEEP_OVERRIDES_FILE)
+    setting = recorded_setting(run_dir, summary)
+    if setting is None and not overrides:
+        warnings.warn(f"{run_dir}: neither its configuration nor its overrides recorded: it is a setting of its own, "
+                      "grouped with no other run", stacklevel=2)
     method = summary.get("method") or _override_value(overrides, "method") or run_dir.name
     seed = summary.get("seed", _override_value(overrides, "seed"))
     teach_seed = summary.get("teach_seed", seed)
+    record = summary.get("source_teaching")
     return Run(name=run_name(str(method), overrides), method=str(method), overrides=overrides,
                metrics=summary["metrics"], path=run_dir, source_model=summary.get("source_model"),
                seed=None if seed is None else int(seed), teach_seed=None if teach_seed is None else int(teach_seed),
-               setting=setting)
+               setting=setting, source_teaching=None if record is None else config_hash(record))
+
+
+def recorded_setting(run_dir: Path, summary: dict) -> dict | None:
+    """A run's setting: its resolved config.json less the keys that follow the seed (metrics.json `follows_seed`,
+    recorded since 2026-12-05), else its .hydra/config.yaml (interpolations kept, so `${seed}` reads alike at every
+    seed); None where neither is recorded. Why the resolved config first: the frontier's runs, and runs made with
+    hydra.output_subdir=null, have no .hydra/ (until 2026-12-05 such runs at lr 1e-3 and 5e-5 were one setting),
+    and an lr written out at its default value is the default's setting."""
+    follows, resolved = summary.get("follows_seed"), run_dir / RESOLVED_CONFIG_FILE
+    if isinstance(follows, list) and resolved.is_file():
+        try:
+            config = json.loads(resolved.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{resolved}: malformed JSON ({e})") from e
+        if not isinstance(config, dict):
+            raise ValueError(f"{resolved}: expected an object (the run's resolved config)")
+        return {k: v for k, v in setting_of(config).items()
+                if not any(k == f or k.startswith(f + ".") for f in follows)}
+    return _read_setting(run_dir / CONFIG_FILE)
 
 
 def setting_of(config: dict) -> dict[str, object]:
@@ -221,6 +247,18 @@ def _read_overrides(path: Path) -> list[str]:
         raise ValueError(f"{path}: malformed YAML ({e})") from e
     if data is None:
         return []
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a list of override strings, got {type(data).__name__}")
+    return [str(o) for o in data]
+
+
+def _read_sweep_overrides(path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: malformed JSON ({e})") from e
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a list of override strings, got {type(data).__name__}")
     return [str(o) for o in data]
@@ -402,10 +440,12 @@ def group_by_seed(runs: Sequence[Run]) -> list[SeedGroup]:
     for r in runs:
         rest = [o for o in bare[id(r)] if o not in shared]
         if r.setting is not None:
-            key = (r.method, "config", json.dumps(sorted(r.setting.items()), default=str))
+            key = (r.method, "config", _comparable(r.setting))
             rest = [o for o in rest if not _not_a_setting(o.split("=", 1)[0].lstrip("+~"))]
-        else:
+        elif r.overrides:
             key = (r.method, "overrides", tuple(sorted(rest)))
+        else:  # nothing says which setting it is (load_run warned)
+            key = (r.method, "unrecorded", str(r.path))
         if key not in keyed:
             keyed[key] = SeedGroup(run_name(r.method, rest), r.method, [])
         sample = (key, r.teach_seed, r.seed)
@@ -418,6 +458,20 @@ def group_by_seed(runs: Sequence[Run]) -> list[SeedGroup]:
     return _named_apart(list(keyed.values()))
 
 
+def _comparable(value) -> str:
+    """`value` as a string two equal settings share: numbers by value (`gamma=1` and `gamma=1.0` are one setting;
+    until 2026-12-05 two), mappings by sorted key."""
+    def norm(v):
+        if isinstance(v, dict):
+            return {str(k): norm(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [norm(x) for x in v]
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+        return v
+    return json.dumps(norm(value), default=str, sort_keys=True)
+
+
 def _named_apart(groups: list[SeedGroup]) -> list[SeedGroup]:
     """Groups that share a name (same overrides, different settings) get the keys that differ appended."""
     by_name: dict[str, list[SeedGroup]] = {}
@@ -428,7 +482,7 @@ def _named_apart(groups: list[SeedGroup]) -> list[SeedGroup]:
             continue
         settings = [g.runs[0].setting or {} for g in same]
         keys = sorted(set().union(*settings))
-        differ = [k for k in keys if len({json.dumps(s.get(k), default=str) for s in settings}) > 1]
+        differ = [k for k in keys if len({_comparable(s.get(k)) for s in settings}) > 1]
         for g, s in zip(same, settings):
             shown = ", ".join(f"{k}={s.get(k)}" for k in differ[:3]) + (", ..." if len(differ) > 3 else "")
             g.name = f"{name} [{shown}]"
@@ -546,9 +600,20 @@ def vanilla_metrics(groups: Sequence[SeedGroup], exclude: Sequence[str] = ()) ->
 
 
 def _taught(r: Run):
-    """Which vanilla model a run started from: its teaching seed (else its seed, else itself alone)."""
+    """Which vanilla model a run started from: its teaching seed (else its seed, else itself alone), the model's
+    key (its directory's name: a cache copied elsewhere keeps it) and its teaching record. Until 2026-12-05 the
+    teaching seed alone: runs from two caches, thread counts or machines at one teaching seed were paired as runs
+    of one taught model, and shared one vanilla row."""
     taught = r.teach_seed if r.teach_seed is not None else r.seed
-    return taught if taught is not None else id(r)
+    if taught is None:
+        return id(r)
+    return vanilla_model(taught, r.source_model, r.source_teaching)
+
+
+def vanilla_model(seed, source: str | None, teaching: str | None) -> tuple:
+    """Which vanilla model a run started from: its teaching seed, the model's key (its directory's name) and a
+    hash of its teaching record (unlearn.frontier reads its points by the same)."""
+    return seed, None if source is None else Path(str(source)).name, teaching
 
 
 def spread_table(groups: Sequence[SeedGroup], headers: Sequence[str], keys: Sequence[str]) -> str:
