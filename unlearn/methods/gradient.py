@@ -355,12 +355,21 @@ NOT_RESUME_IDENTITY = ("ckpt_path", "epochs")  # where to resume from; a run may
 
 def resume_identity(cfg) -> dict:
     """The settings a run's checkpoints are resumed under: the method's (but NOT_RESUME_IDENTITY), the seed,
-    which orders the data, and the forget split and modality, which choose it."""
+    which orders the data, the forget split and modality, which choose it, and since 2026-12-05 the model the run
+    started from (`model.path`, else the cached vanilla model's key) and the data it read (`data.name`,
+    `data.path`): until then a checkpoint resumed onto another model.path ran on, its metrics.json naming the new
+    model while the weights, the reference and the before-evaluation came from the old one. Only the keys both
+    record are compared (check_resume), so a checkpoint made before these keys still resumes."""
     from omegaconf import OmegaConf
 
+    from unlearn.pipeline import vanilla_path
+
     method = OmegaConf.to_container(cfg.method, resolve=True)
+    source = str(cfg.model.path) if cfg.model.get("path") else vanilla_path(cfg).name
     return {"method": {k: v for k, v in method.items() if k not in NOT_RESUME_IDENTITY}, "seed": cfg.seed,
-            "data": {"forget_split": cfg.data.get("forget_split"), "forget_modality": cfg.data.get("forget_modality")}}
+            "data": {"forget_split": cfg.data.get("forget_split"), "forget_modality": cfg.data.get("forget_modality"),
+                     "name": cfg.data.get("name"), "path": cfg.data.get("path")},
+            "source_model": source}
 
 
 def epochs_run(checkpoint: dict) -> int | None:
