@@ -606,3 +606,33 @@ def test_the_statistics_callback_refuses_a_mask_padding_flag_written_as_a_string
     with pytest.raises(ValueError, match=r"manu.mask_padding='false': expected true or false"):
         ActivationStatistics({"m": "language"}, mask_padding="false")
     assert ActivationStatistics({"m": "language"}, mask_padding=False).mask_padding is False
+
+
+def test_a_reference_taught_for_another_forget_split_or_a_run_dir_is_refused(tmp_path):
+    """MLLMU-Bench's NPO oracle is taught without one split's forget people: until 2026-12-05 a forget_5 oracle
+    was accepted for forget_15 (2 of its 3 people taught). A run directory given for its model was read as a
+    checkpoint ("model_type None")."""
+    import json
+
+    from unlearn.models.loading import CheckpointError
+    from unlearn.settings import check_input_paths
+
+    run = tmp_path / "oracle"
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "config.json").write_text("{}")
+    (run / "metrics.json").write_text("{}")
+    taught = {"finetune": {"people": "without_forget"}, "data": {"name": "mllmu_mini", "forget_split": "forget_5"}}
+    (run / "config.json").write_text(json.dumps(taught))
+
+    def check(*overrides):
+        check_input_paths(compose_config(["method=npo", "logger=none", *overrides], tmp_path / "run",
+                                         tmp_path / "cache"))
+
+    check(f"method.reference_path={run / 'model'}", "data.forget_split=forget_5")
+    with pytest.raises(ValueError, match=r"data.forget_split: taught 'forget_5', now 'forget_10'"):
+        check(f"method.reference_path={run / 'model'}", "data.forget_split=forget_10")
+    with pytest.raises(CheckpointError, match=r"a run directory; the model it wrote is .*oracle/model"):
+        check(f"method.reference_path={run}")
+    taught["finetune"]["people"] = "all"  # a model taught every person: no split to hold it to
+    (run / "config.json").write_text(json.dumps(taught))
+    check(f"method.reference_path={run / 'model'}", "data.forget_split=forget_10")

@@ -373,7 +373,8 @@ def check_input_paths(cfg) -> None:
     if "loss" in cfg.method and cfg.method.get("reference_path"):
         from unlearn.models.loading import check_local_checkpoint
 
-        check_local_checkpoint(cfg.method.reference_path, "method.reference_path")
+        if check_local_checkpoint(cfg.method.reference_path, "method.reference_path"):
+            check_reference_people(cfg)
     mask = cfg.mmunlearner.get("mask_path") if cfg.method.name == "mmunlearner" else None
     if mask and not Path(str(mask)).expanduser().is_file():
         raise FileNotFoundError(f"mmunlearner.mask_path={mask}: no such file (a mask.safetensors an earlier run "
@@ -878,3 +879,28 @@ def check_run_settings(cfg) -> None:
         check_mmunlearner(cfg.mmunlearner)
     if cfg.method.name == "manu":
         check_manu(cfg.manu)
+
+
+def check_reference_people(cfg) -> None:
+    """A reference model this framework taught without the forget people (`finetune.people=without_forget`, as
+    MLLMU-Bench's NPO oracle) was taught without one forget split's people: its run directory's config.json (the
+    model dir's parent) says which, and another split, or other data, is refused. Until 2026-12-05 a forget_5
+    oracle was accepted for forget_15, though it was taught 2 of its 3 people. A checkpoint from elsewhere (no
+    such config.json) is not checked."""
+    import json
+
+    record = Path(str(cfg.method.reference_path)).expanduser().parent / "config.json"
+    try:
+        taught = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(taught, dict) or (taught.get("finetune") or {}).get("people") != "without_forget":
+        return
+    data = taught.get("data") or {}
+    differ = {k: (data.get(k), cfg.data.get(k)) for k in ("forget_split", "name", "path")
+              if data.get(k) != cfg.data.get(k)}
+    if differ:
+        shown = "; ".join(f"data.{k}: taught {a!r}, now {b!r}" for k, (a, b) in differ.items())
+        raise ValueError(f"method.reference_path={cfg.method.reference_path}: taught without the forget people of "
+                         f"other data ({shown}, {record}); teach a reference for this split "
+                         "(finetune=mllmu_bench_reference with the same data.forget_split)")

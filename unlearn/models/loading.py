@@ -40,7 +40,11 @@ def looks_local(path) -> bool:
 def check_local_checkpoint(path, key: str) -> bool:
     """Whether `path` is read as local; a local one must hold a checkpoint (a hub id is left to the load)."""
     local = looks_local(path)
-    if local and not (Path(str(path)).expanduser() / "config.json").is_file():
+    where = Path(str(path)).expanduser()
+    if local and (where / "metrics.json").is_file() and (where / "model" / "config.json").is_file():
+        # a run's own config.json is no checkpoint's (until 2026-12-05 read as one: "model_type None")
+        raise CheckpointError(f"{key}={path}: a run directory; the model it wrote is {where / 'model'}")
+    if local and not (where / "config.json").is_file():
         raise CheckpointError(f"{key}={path}: no checkpoint there (expected a directory with config.json)")
     return local
 
