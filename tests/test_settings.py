@@ -636,3 +636,33 @@ def test_a_reference_taught_for_another_forget_split_or_a_run_dir_is_refused(tmp
     taught["finetune"]["people"] = "all"  # a model taught every person: no split to hold it to
     (run / "config.json").write_text(json.dumps(taught))
     check(f"method.reference_path={run / 'model'}", "data.forget_split=forget_10")
+
+
+def test_an_override_the_run_never_reads_is_warned(tmp_path, monkeypatch, caplog):
+    """`experiment=mmunlearner_official mmunlearner.gamma=2` wrote the default official run's weights (apply_mask
+    false computes no mask) under a name that said gamma=2, without a word (until 2026-12-05)."""
+    import logging
+    from types import SimpleNamespace
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from unlearn.settings import unread_settings, warn_unread_overrides
+
+    def compose(*overrides):
+        return compose_config([*overrides, "logger=none"], tmp_path / "run", tmp_path / "cache")
+
+    official = compose("experiment=mmunlearner_official", "mmunlearner.gamma=2")
+    assert "mmunlearner.gamma" in unread_settings(official)
+    assert "mmunlearner.gamma" not in unread_settings(compose("method=mmunlearner", "mmunlearner.gamma=2"))
+    assert {"manu.neuron", "data.forget_modality"} <= set(unread_settings(compose("method=manu",
+                                                                                  "manu.selection=official")))
+    assert unread_settings(compose("method=ga", "data.forget_modality=text")) == {}
+
+    typed = ["experiment=mmunlearner_official", "mmunlearner.gamma=2", "data.forget_modality=text", "seed=1"]
+    monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: True))
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: SimpleNamespace(overrides=SimpleNamespace(task=typed))))
+    with caplog.at_level(logging.WARNING, logger="unlearn.settings"):
+        assert warn_unread_overrides(official) == ["data.forget_modality", "mmunlearner.gamma"]
+    assert "mmunlearner.gamma is set and never read: mmunlearner.apply_mask=false" in caplog.text
+    # what the preset itself sets (its fisher_* settings, for the record) is not warned
+    assert "fisher_dtype" not in caplog.text

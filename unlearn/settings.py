@@ -844,9 +844,47 @@ class SettingsError(ValueError):
     misspelt `+manu.alpah=5` too)."""
 
 
+# MMUnlearner's saliency-mask settings: what mmunlearner.apply_mask=false never reads
+MASK_SETTINGS = ("gamma", "mask_fraction", "groups", "eligible", "fisher_labels", "fisher_batch_size",
+                 "fisher_shuffle", "fisher_dtype", "preserve_text", "preserve_batches")
+
+
+def unread_settings(cfg) -> dict[str, str]:
+    """The keys this run's other settings leave unread, each with the reason (a run sets them without effect)."""
+    out = {}
+    name = cfg.method.name
+    if name in ("manu", "mmunlearner"):
+        out["data.forget_modality"] = (f"read by the gradient methods only; {name} reads the forget people in the "
+                                       "forms its recipe names")
+    if name == "mmunlearner" and not cfg.mmunlearner.get("apply_mask", True):
+        out |= {f"mmunlearner.{k}": "mmunlearner.apply_mask=false computes no saliency mask" for k in MASK_SETTINGS}
+    if name == "manu" and cfg.manu.get("selection", "project") == "official":
+        out |= {f"manu.{k}": "manu.selection=official gathers the authors' statistics"
+                for k in ("neuron", "mask_padding")}
+    return out
+
+
+def warn_unread_overrides(cfg) -> list[str]:
+    """Warn of each command-line override of `train.py` that the run never reads (unread_settings): until
+    2026-12-05 `experiment=mmunlearner_official mmunlearner.gamma=2` wrote the default official run's very weights
+    under a name that said gamma=2. Only what the user typed: a preset that sets such a key for the record is
+    not warned. Returns the keys warned."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    given = {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+    unread = unread_settings(cfg)
+    warned = sorted(k for k in given if k in unread)
+    for k in warned:
+        log.warning("%s is set and never read: %s", k, unread[k])
+    return warned
+
+
 def check_run_settings(cfg) -> None:
     """Every section the run reads, checked before the vanilla model is taught or the before-evaluation runs."""
     check_known_keys(cfg)
+    warn_unread_overrides(cfg)
     boolean(cfg.get("save_model", True), "save_model")
     check_trainer(cfg.get("trainer") or {})
     integer(cfg.seed, "seed")
