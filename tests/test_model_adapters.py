@@ -194,7 +194,7 @@ def test_fsdp_config_shards_the_family_blocks(tmp_path, checkpoints):
         assert len(wrapped) == 1, (family, wrapped)  # the language block class; no vision block (tests/test_fsdp.py)
         assert all("Decoder" in cls.__name__ for cls in wrapped), wrapped
     with pytest.raises(ValueError, match="method=manu does not run under trainer=fsdp"):
-        refuse_fsdp(cfg, "manu", "use trainer=ddp")
+        refuse_fsdp(cfg, "manu")
     assert not uses_fsdp(_cfg(tmp_path, "llava", checkpoints["llava"], "trainer=ddp").trainer)
 
 

@@ -363,3 +363,25 @@ def test_the_keys_that_follow_the_seed_are_found_by_resolving_again(tmp_path):
     assert cfg.seed == 0 and cfg.teach_seed == 0  # the run's own config is left as it was
     fixed = compose_config(["method=ga", "teach_seed=3"], tmp_path / "out", tmp_path / "cache")
     assert "model.build.spec.init_seed" in seed_following_keys(fixed)  # follows teach_seed, set apart from seed
+
+
+def test_a_teaching_run_beside_unlearning_runs_is_left_out(tmp_path):
+    """Its before stage is the untaught model: as the first run it made the vanilla row (until 2026-12-05)."""
+    taught = write_run(tmp_path / "0_finetune", "finetune", metrics_for(GA_AFTER, 1.0), ["method=finetune"])
+    ga = write_run(tmp_path / "1_ga", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga"])
+    with pytest.warns(UserWarning, match="a teaching run"):
+        assert [r.method for r in load_runs([taught, ga])] == ["ga"]
+    assert [r.method for r in load_runs([taught])] == ["finetune"]  # teaching runs alone: as they are
+
+
+def test_a_skipped_run_is_named_on_the_page(tmp_path):
+    """A job without metrics.json changes the row it would have joined: until 2026-12-05 said on stderr only."""
+    sweep = _seeded_sweep(tmp_path / "sw")
+    (sweep / "6_npo").mkdir()  # a job killed before it finished
+    with pytest.warns(UserWarning, match="skipping .*6_npo"):
+        md = main([str(sweep), "--out", str(tmp_path / "rep")])
+    text = md.read_text()
+    assert "## Left out or read apart" in text and "6_npo: no metrics.json" in text
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(SystemExit):  # refused before anything is drawn
+        main([str(sweep), "--out", str(tmp_path / "afile")])

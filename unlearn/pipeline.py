@@ -40,6 +40,7 @@ from unlearn.provenance import TEACHING_FILE, differences, float_environment, ma
 from unlearn.rng import resumed, rng_state, seeded
 from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, launched_rank, run_reads
 from unlearn.settings import SettingsError, check_accelerator, check_input_paths, check_run_settings
+from unlearn.strategies import refuse_fsdp
 
 log = logging.getLogger(__name__)
 
@@ -663,6 +664,7 @@ def run(cfg: DictConfig) -> dict:
         check_sequence_settings(cfg)
         check_run_settings(cfg)
         check_accelerator(cfg.get("trainer") or {})
+        refuse_fsdp(cfg, cfg.method.name)  # before the before-evaluation (until 2026-12-05 after it)
         check_not_a_multirun_of_processes(cfg)
         check_launched_as_configured(cfg)
     except SettingsError:

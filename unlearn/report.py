@@ -118,7 +118,19 @@ def load_runs(paths: Sequence[str | Path]) -> list[Run]:
                 warnings.warn(f"skipping {d}: no {METRICS_FILE} (run failed or unfinished?)", stacklevel=2)
         if not found:
             warnings.warn(f"no runs found in {p}: neither {METRICS_FILE} nor run subdirs with one", stacklevel=2)
-    return _unique_names(_without_shared_overrides(runs))
+    return _unique_names(_without_shared_overrides(without_teaching(runs)))
+
+
+def without_teaching(runs: list[Run]) -> list[Run]:
+    """Beside unlearning runs, a teaching run (method=finetune) is left out, with a warning: its before stage is
+    the untaught model, which the vanilla row (the first run's before) would have read as the model the others
+    unlearned (until 2026-12-05). Teaching runs alone are reported as they are."""
+    teaching = [r for r in runs if r.method == "finetune"]
+    if not teaching or len(teaching) == len(runs):
+        return runs
+    warnings.warn(f"left out {', '.join(str(r.path) for r in teaching)}: a teaching run (method=finetune), whose "
+                  "before stage is the untaught model, not the vanilla model the other runs unlearned", stacklevel=2)
+    return [r for r in runs if r.method != "finetune"]
 
 
 def _without_shared_overrides(runs: list[Run]) -> list[Run]:
@@ -854,13 +866,19 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--out", help="output dir (default: the first dir; a single run dir's report/)")
     args = parser.parse_args(args_list)
 
-    runs = load_runs(args.dirs)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        runs = load_runs(args.dirs)
+    for w in said:  # shown as before, and kept for the page
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if not runs:
         parser.exit(2, f"error: no runs with {METRICS_FILE} under {', '.join(args.dirs)}\n")
     out_dir = Path(args.out) if args.out else default_out_dir(args.dirs[0])
     if (out_dir / METRICS_FILE).is_file():  # until 2026-12-05 `--out RUN` replaced the run's own results.md
         parser.error(f"--out {out_dir} is a run's directory ({METRICS_FILE}): its results.md is that run's own "
                      "table; choose another --out (the default for one run is its report/)")
+    if out_dir.exists() and not out_dir.is_dir():
+        parser.error(f"--out {out_dir}: a file, not a directory")
     table = results_table(runs)
     groups = group_by_seed(runs)
     if any(len(g.runs) > 1 for g in groups):
@@ -872,6 +890,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         table += "\n\n## Likelihood metrics\n\n" + likelihood_table(groups)
     if has_relearn(runs):
         table += "\n\n## Relearning attack\n\n" + relearn_table(groups)
+    if said:  # a run skipped or left out changes every row it would have joined (until 2026-12-05 said on stderr only)
+        table += "\n\n## Left out or read apart\n\n" + "\n".join(f"- {w.message}" for w in said)
     print(table)
     plots = write_plots(runs, out_dir)
     command = "python -m unlearn.report " + shlex.join(args_list)

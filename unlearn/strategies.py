@@ -201,7 +201,17 @@ def uses_fsdp(trainer_cfg) -> bool:
     return "fsdp" in str(target or "").lower()
 
 
-def refuse_fsdp(cfg, method: str, instead: str) -> None:
-    """Methods that edit or mask individual weights need whole parameters, which FSDP shards."""
-    if uses_fsdp(cfg.trainer):
-        raise ValueError(f"method={method} does not run under trainer=fsdp (it needs unsharded weights); {instead}")
+# the methods that edit or mask individual weights, and what to run them under instead
+FSDP_REFUSED = {
+    "manu": "its statistics pass is forward-only, so use trainer=ddp (a 7-8B model fits one GPU)",
+    "mmunlearner": "use trainer=ddp, with mmunlearner.lora.enabled=true for 7B+ models",
+}
+
+
+def refuse_fsdp(cfg, method: str) -> None:
+    """Methods that edit or mask individual weights need whole parameters, which FSDP shards. Checked before the
+    run starts (unlearn.pipeline.run, beside the other trainer checks; until 2026-12-05 after the
+    before-evaluation, hours on a 7B model) and again by the method."""
+    if method in FSDP_REFUSED and uses_fsdp(cfg.trainer):
+        raise ValueError(f"method={method} does not run under trainer=fsdp (it needs unsharded weights); "
+                         f"{FSDP_REFUSED[method]}")

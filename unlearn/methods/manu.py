@@ -121,7 +121,7 @@ def official_statistics(m, model_cfg) -> OfficialActivationStatistics:
 
 def run(ctx) -> None:
     m = ctx.cfg.manu
-    refuse_fsdp(ctx.cfg, "manu", "its statistics pass is forward-only, so use trainer=ddp (a 7-8B model fits one GPU)")
+    refuse_fsdp(ctx.cfg, "manu")
     selection = m.get("selection", "project")
     datasets = statistics_datasets(ctx, m.max_retain_people, m.get("sequences", "template"))
     plans = None

@@ -406,7 +406,7 @@ def load_masks(path, model) -> dict:
 
 def run(ctx) -> None:
     m = ctx.cfg.mmunlearner
-    refuse_fsdp(ctx.cfg, "mmunlearner", "use trainer=ddp, with mmunlearner.lora.enabled=true for 7B+ models")
+    refuse_fsdp(ctx.cfg, "mmunlearner")
     if m.groups not in GROUPS:
         raise ValueError(f"mmunlearner.groups={m.groups!r}: expected one of {list(GROUPS)}")
     if m.mask_path and m.get("mask_fraction") is not None:
