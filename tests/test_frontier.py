@@ -867,3 +867,11 @@ def test_a_run_whose_directory_names_another_seed_is_refused(tmp_path):
     (run / "metrics.json").write_text(json.dumps({"method": "ga", "seed": 5, "metrics": {}}))
     with pytest.raises(ValueError, match="ran seed 5, and its directory says seed1"):
         load_points(tmp_path)
+
+
+def test_a_misspelt_base_is_refused_by_name(tmp_path):
+    """A --base Hydra cannot compose stopped the sweep with Hydra's traceback (until 2026-12-05)."""
+    from unlearn.frontier import check_one_process
+
+    with pytest.raises(ValueError, match=r"--base method.optimzer.lr=1: .*optimzer"):
+        check_one_process(["method.optimzer.lr=1"], tmp_path / "cache", tmp_path)

@@ -409,7 +409,13 @@ def check_one_process(base: Sequence[str], cache: Path, out: Path, method: str =
     from unlearn.config import compose_config
     from unlearn.pipeline import teaching_processes
 
-    cfg = compose_config([f"method={method}", "logger=none", *base], out / ".check", cache)
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:  # the sweep's first composition: a misspelt --base is named here, as train.py names it
+        cfg = compose_config([f"method={method}", "logger=none", *base], out / ".check", cache)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ValueError(f"--base {' '.join(base)}: {e}") from e
     if teaching_processes(cfg) > 1:
         raise ValueError(f"--base {' '.join(base)}: trainer.devices x trainer.num_nodes = "
                          f"{teaching_processes(cfg)} processes; the frontier runs each run in one process (Lightning "
