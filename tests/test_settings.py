@@ -669,3 +669,25 @@ def test_an_override_the_run_never_reads_is_warned(tmp_path, monkeypatch, caplog
     assert "mmunlearner.gamma is set and never read: mmunlearner.apply_mask=false" in caplog.text
     # what the preset itself sets (its fisher_* settings, for the record) is not warned
     assert "fisher_dtype" not in caplog.text
+
+
+def test_unlearning_the_model_configs_own_hub_checkpoint_is_warned(tmp_path, monkeypatch):
+    """The 7-8B configs' model.path is the released base model: a run that forgot model.path=<vanilla> unlearned
+    a model never taught the people, without a word (until 2026-12-05)."""
+    from types import SimpleNamespace
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from unlearn.settings import warn_untaught_checkpoint
+
+    def warned(typed, *overrides):
+        monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: True))
+        monkeypatch.setattr(HydraConfig, "get", staticmethod(
+            lambda: SimpleNamespace(overrides=SimpleNamespace(task=typed))))
+        cfg = compose_config([*typed, *overrides, "logger=none"], tmp_path / "run", tmp_path / "cache")
+        return warn_untaught_checkpoint(cfg)
+
+    assert warned(["method=manu", "model=llava_1_5_7b"])
+    assert not warned(["method=manu", "model=llava_1_5_7b", "model.path=someone/llava-vanilla"])  # typed: theirs
+    assert not warned(["method=finetune", "model=llava_1_5_7b"])  # teaching starts from it
+    assert not warned(["method=manu"])  # the embedded model is built and taught here

@@ -869,11 +869,9 @@ def warn_unread_overrides(cfg) -> list[str]:
     2026-12-05 `experiment=mmunlearner_official mmunlearner.gamma=2` wrote the default official run's very weights
     under a name that said gamma=2. Only what the user typed: a preset that sets such a key for the record is
     not warned. Returns the keys warned."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
+    given = typed_override_keys()
+    if given is None:
         return []
-    given = {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
     unread = unread_settings(cfg)
     warned = sorted(k for k in given if k in unread)
     for k in warned:
@@ -881,10 +879,37 @@ def warn_unread_overrides(cfg) -> list[str]:
     return warned
 
 
+def typed_override_keys() -> set[str] | None:
+    """The keys `python train.py` was given on its command line (None outside a Hydra run: the frontier, tests)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+
+
+def warn_untaught_checkpoint(cfg) -> bool:
+    """Warn when an unlearning run starts from the model config's own hub id (llava-hf/llava-1.5-7b-hf): the
+    released base model, which was never taught the fictitious people, so there is nothing to unlearn. Every
+    preset's header says model.path=<vanilla>; until 2026-12-05 forgetting it ran on the base without a word.
+    A hub id typed on the command line (a published vanilla model) is the user's choice and is not warned."""
+    from unlearn.models.loading import looks_local
+
+    path, given = cfg.model.get("path"), typed_override_keys()
+    if (cfg.method.name == "finetune" or not path or cfg.model.get("build") or given is None or "model.path" in given
+            or looks_local(path)):
+        return False
+    log.warning("model.path=%s is model=%s's default, the released checkpoint, which was never taught the benchmark's "
+                "people: unlearning it forgets nothing it learnt. Teach it first (python train.py method=finetune "
+                "model=%s ...) and give model.path=<that run>/model", path, cfg.model.name, cfg.model.name)
+    return True
+
+
 def check_run_settings(cfg) -> None:
     """Every section the run reads, checked before the vanilla model is taught or the before-evaluation runs."""
     check_known_keys(cfg)
     warn_unread_overrides(cfg)
+    warn_untaught_checkpoint(cfg)
     boolean(cfg.get("save_model", True), "save_model")
     check_trainer(cfg.get("trainer") or {})
     integer(cfg.seed, "seed")
