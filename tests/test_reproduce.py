@@ -181,3 +181,23 @@ def test_a_cells_own_count_sets_its_test_and_one_seed_is_untested(tmp_path):
     new.write_text(PRINTED.replace("over seeds 0, 1, 2", "over seeds 0,").replace("| 3 |", "| 1 |"))
     text = main([str(printed), str(new)])
     assert "rest on one sample on a side: untested" in text and "with 3 and 1 seeds" in text
+
+
+def test_pages_of_two_configurations_are_said_to_be(tmp_path):
+    """A page of the fast grid under debug=fast was compared with results.md's full one without a word (until
+    2026-12-05); where, on how many workers and which seeds a sweep ran is not its configuration."""
+    from unlearn.reproduce import sweep_configuration
+
+    def page(command):
+        return PRINTED.replace("from one sweep.", f"from one sweep.\n\n```bash\n{command}  # 108 runs\n```")
+
+    full = "python -m unlearn.frontier --out /a/sweep --cache /a/cache --jobs 2 --docs /a/docs"
+    assert sweep_configuration(page(full)) == [()]
+    assert sweep_configuration(PRINTED) is None
+    printed, same, other = tmp_path / "p.md", tmp_path / "s.md", tmp_path / "o.md"
+    printed.write_text(page(full))
+    same.write_text(page("python -m unlearn.frontier --out /b --cache /c --jobs 16 --seeds 3 4 5 --docs /d"))
+    other.write_text(page(full + " --grid fast --base debug=fast"))
+    assert "ran other configurations" not in main([str(printed), str(same)])
+    said = main([str(printed), str(other)])
+    assert "**The two sweeps ran other configurations**" in said and "new `--grid fast --base debug=fast`" in said

@@ -236,6 +236,31 @@ def _seeds(md: str) -> int | None:
 
 
 REPORT_HEADING = "# Does "  # how every report this tool writes begins
+# the sweep's options that say where it ran, not what (a reproduction on other taught models gives other --seeds)
+WHERE_OPTIONS = ("--out", "--cache", "--docs", "--jobs", "--seeds")
+
+
+def sweep_configuration(md: str) -> list[tuple[str, ...]] | None:
+    """What each `python -m unlearn.frontier` command of a page's sweep block ran, less WHERE_OPTIONS (None: the
+    page names no sweep). Two pages whose sweeps differ here compare other configurations: another grid, --base
+    or --knob (until 2026-12-05 compared without a word)."""
+    import shlex
+
+    block = re.search(r"```bash\n(.*?)```", md, re.S)
+    if block is None:
+        return None
+    out = []
+    for line in block.group(1).splitlines():
+        if "unlearn.frontier" not in line:
+            continue
+        words, kept, skip = shlex.split(line.split("#", 1)[0]), [], False
+        for w in words[words.index("unlearn.frontier") + 1:]:
+            if w.startswith("--"):
+                skip = w in WHERE_OPTIONS
+            if not skip:
+                kept.append(w)
+        out.append(tuple(kept))
+    return out or None
 
 
 def main(argv: Sequence[str] | None = None) -> str:
@@ -261,6 +286,11 @@ def main(argv: Sequence[str] | None = None) -> str:
     n = (_seeds(printed_md), _seeds(new_md))
     text = (f"{REPORT_HEADING}{a.new} reproduce {a.printed}?\n\n"
             + report(pairs, missing, n if None not in n else None))  # type: ignore[arg-type]
+    ran = (sweep_configuration(printed_md), sweep_configuration(new_md))
+    if None not in ran and set(ran[0]) != set(ran[1]):
+        shown = ["; ".join(" ".join(c) or "(defaults)" for c in r) for r in ran]
+        text += (f"\n- **The two sweeps ran other configurations** (their commands, less {', '.join(WHERE_OPTIONS)}): "
+                 f"printed `{shown[0]}`, new `{shown[1]}`; the cells compare those, not one configuration twice.\n")
     if a.out:
         write_text(a.out, text)
     print(text)
