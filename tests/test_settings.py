@@ -691,3 +691,29 @@ def test_unlearning_the_model_configs_own_hub_checkpoint_is_warned(tmp_path, mon
     assert not warned(["method=manu", "model=llava_1_5_7b", "model.path=someone/llava-vanilla"])  # typed: theirs
     assert not warned(["method=finetune", "model=llava_1_5_7b"])  # teaching starts from it
     assert not warned(["method=manu"])  # the embedded model is built and taught here
+
+
+def test_a_writing_the_checkpoints_family_lacks_is_refused_from_its_config_json(tmp_path):
+    """`experiment=mllmu_baselines model=qwen2_vl_2b` stopped on MLLMU-Bench's writing having no Qwen2-VL string
+    only after the before-evaluation (hours at 7B; a given checkpoint's is not cached), until 2026-12-05."""
+    import json
+
+    from unlearn.data.written import check_sequence_settings
+
+    def checkpoint(model_type):
+        d = tmp_path / model_type
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"model_type": model_type}))
+        return d
+
+    def check(*overrides):
+        check_sequence_settings(compose_config(["logger=none", *overrides], tmp_path / "run", tmp_path / "cache"))
+
+    qwen, llava = checkpoint("qwen2_vl"), checkpoint("llava")
+    with pytest.raises(ValueError, match=r"method.sequences=mllmu_bench: that codebase writes no multimodal sequence "
+                                         r"for model family 'qwen2_vl'"):
+        check("experiment=mllmu_baselines", "model=qwen2_vl_2b", f"model.path={qwen}")
+    check("experiment=mllmu_baselines", "model=llava_1_5_7b", f"model.path={llava}")
+    with pytest.raises(ValueError, match=r"finetune.sequences=mllmu_bench: .* 'qwen2_vl'"):
+        check("method=finetune", "finetune=mllmu_bench", "model=qwen2_vl_2b", f"model.path={qwen}")
+    check("experiment=mllmu_baselines", "model=qwen2_vl_2b", "model.path=Qwen/Qwen2-VL-2B-Instruct")  # a hub id: at load

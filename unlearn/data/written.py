@@ -71,6 +71,7 @@ anything but Qwen2-VL under `clear`) is refused.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from unlearn.data.collate import IGNORE, Example
 from unlearn.data.mllmu_bench import MANU_NAME_QUESTIONS, manu_extract_name
@@ -371,6 +372,38 @@ def check_sequence_settings(cfg) -> None:
                             "mmunlearner.sequences", f"mmunlearner.{name}=all")
     if method.name == "manu" and cfg.manu.get("sequences", "template") not in SEQUENCES:
         raise ValueError(f"manu.sequences={cfg.manu.sequences!r}: expected one of {list(SEQUENCES)}")
+    check_checkpoint_writings(cfg)
+
+
+def check_checkpoint_writings(cfg) -> None:
+    """A codebase's writing with no string for the family of a local `model.path` (its config.json's model_type),
+    refused from the config: until 2026-12-05 `experiment=mllmu_baselines model=qwen2_vl_2b` stopped on it only
+    after the before-evaluation (hours at 7B; a run on a given checkpoint has no cached one). The forms each
+    recipe trains on in every setting; the others are checked where the data is built."""
+    import json
+
+    from unlearn.methods.gradient import FORGET_FORMS
+
+    path = cfg.model.get("path")
+    config = Path(str(path)).expanduser() / "config.json" if path else None
+    try:
+        family = json.loads(config.read_text()).get("model_type") if config is not None else None
+    except (OSError, ValueError):
+        return  # a hub id, or a file the load names
+    if not isinstance(family, str):
+        return
+    method, writings = cfg.method, []
+    if method.name == "finetune" and cfg.get("finetune") is not None:
+        writings.append(("finetune.sequences", cfg.finetune.get("sequences", "template"), ("multimodal",)))
+    if "sequences" in method:
+        writings.append(("method.sequences", method.sequences,
+                         FORGET_FORMS.get(cfg.data.get("forget_modality", "multimodal"), ("multimodal",))))
+    if method.name in ("mmunlearner", "manu"):
+        section = cfg[method.name]
+        writings.append((f"{method.name}.sequences", section.get("sequences", "template"), ("multimodal",)))
+    for key, writing, forms in writings:
+        if writing in WRITINGS:
+            check_writing(writing, family, forms, key)
 
 
 def qa_sequences(rows, proc, forms, sequences: str = "template", answer_only: bool = True,
