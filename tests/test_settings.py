@@ -717,3 +717,29 @@ def test_a_writing_the_checkpoints_family_lacks_is_refused_from_its_config_json(
     with pytest.raises(ValueError, match=r"finetune.sequences=mllmu_bench: .* 'qwen2_vl'"):
         check("method=finetune", "finetune=mllmu_bench", "model=qwen2_vl_2b", f"model.path={qwen}")
     check("experiment=mllmu_baselines", "model=qwen2_vl_2b", "model.path=Qwen/Qwen2-VL-2B-Instruct")  # a hub id: at load
+
+
+def test_the_official_layers_past_a_checkpoints_towers_are_refused_from_its_config_json(tmp_path):
+    """The preset's language layers 29-31 on a model of fewer layers stopped after the before-evaluation and the
+    statistics pass (until 2026-12-05)."""
+    import json
+
+    from unlearn.settings import check_input_paths, tower_depths
+
+    assert tower_depths({"text_config": {"num_hidden_layers": 32}, "vision_config": {"num_hidden_layers": 24}}) == \
+        {"language": 32, "vision": 24}
+    assert tower_depths({"num_hidden_layers": 28, "vision_config": {"depth": 32}}) == {"language": 28, "vision": 32}
+    model = tmp_path / "small"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "llava", "text_config": {"num_hidden_layers": 4},
+                                                   "vision_config": {"num_hidden_layers": 24}}))
+
+    def check(*overrides):
+        check_input_paths(compose_config(["experiment=manu_official", f"model.path={model}", "logger=none",
+                                          *overrides], tmp_path / "run", tmp_path / "cache"))
+
+    with pytest.raises(ValueError, match=r"manu.official.layers.language=\[29, 30, 31\]: layers \[29, 30, 31\] are "
+                                         r"past the 4 of"):
+        check()
+    check("manu.official.layers.language=[1,2,3]")
+    check("manu.official.layers=null")

@@ -370,6 +370,7 @@ def check_input_paths(cfg) -> None:
         from unlearn.methods.gradient import check_resume_file
 
         check_resume_file(Path(str(resume)).expanduser(), cfg)
+    check_official_layers(cfg)
     if "loss" in cfg.method and cfg.method.get("reference_path"):
         from unlearn.models.loading import check_local_checkpoint
 
@@ -967,3 +968,34 @@ def check_reference_people(cfg) -> None:
         raise ValueError(f"method.reference_path={cfg.method.reference_path}: taught without the forget people of "
                          f"other data ({shown}, {record}); teach a reference for this split "
                          "(finetune=mllmu_bench_reference with the same data.forget_split)")
+
+
+def tower_depths(config: dict) -> dict[str, int]:
+    """The language and vision towers' layer counts a checkpoint's config.json gives (LLaVA and Idefics2:
+    text_config / vision_config num_hidden_layers; Qwen2-VL: num_hidden_layers and vision_config depth); a tower
+    it does not give is left out."""
+    text, vision = config.get("text_config") or {}, config.get("vision_config") or {}
+    depths = {"language": text.get("num_hidden_layers", config.get("num_hidden_layers")),
+              "vision": vision.get("num_hidden_layers", vision.get("depth"))}
+    return {tower: n for tower, n in depths.items() if isinstance(n, int)}
+
+
+def check_official_layers(cfg) -> None:
+    """`manu.official.layers` against a local checkpoint's layer counts: the preset's LLaVA-1.5 numbers (language
+    29-31) on a model with fewer layers were refused only after the before-evaluation and the statistics pass
+    (until 2026-12-05; hours at 7B)."""
+    import json
+
+    if cfg.method.name != "manu" or cfg.manu.get("selection", "project") != "official" or not cfg.model.get("path"):
+        return
+    layers = (cfg.manu.get("official") or {}).get("layers") or {}
+    try:
+        config = json.loads((Path(str(cfg.model.path)).expanduser() / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # a hub id, or a file the load names
+    for tower, depth in tower_depths(config).items():
+        wanted = layers.get(tower)
+        if wanted and (past := sorted(i for i in wanted if not 0 <= int(i) < depth)):
+            raise ValueError(f"manu.official.layers.{tower}={list(wanted)}: layers {past} are past the "
+                             f"{depth} of {cfg.model.path}'s {tower} tower (the preset's numbers are LLaVA-1.5-7B's); "
+                             f"give this model's, or null for its last manu.official.apply_last")
