@@ -85,8 +85,9 @@ def test_a_model_taught_again_under_its_key_is_evaluated_again(tmp_path, monkeyp
     assert calls == ["before", "before", "before"]
 
 
-def test_no_cache_for_user_checkpoints_teaching_or_when_off(tmp_path):
-    assert path(tmp_path, "model.path=/some/ckpt") is None
+def test_no_cache_for_hub_checkpoints_teaching_or_when_off(tmp_path):
+    assert path(tmp_path, "model.path=someone/ckpt") is None  # a hub id: its revision is not read offline
+    assert path(tmp_path, "model.path=/some/ckpt") is None  # not there (the load names it)
     assert path(tmp_path, "method=finetune") is None
     assert path(tmp_path, "eval.cache_before=false") is None
     assert isinstance(path(tmp_path), Path)
@@ -136,3 +137,26 @@ def test_a_scorer_with_generation_columns_keys_its_records_apart(tmp_path, monke
     monkeypatch.setitem(scorers.SCORERS, "mllmu_bench", replace(scorers.SCORERS["mllmu_bench"], columns=None))
     assert path(tmp_path, *overrides) != with_columns
     assert path(tmp_path) == default
+
+
+def test_a_local_checkpoint_is_cached_under_its_files(tmp_path):
+    """Every run of a sweep on a user's checkpoint evaluated it again (hours at 7B) until 2026-12-05: a local
+    model.path is keyed by where it is and its files' sizes and times, so a checkpoint changed in place, or
+    another run's model/ of the same name, gets another key."""
+    import os
+
+    ckpt = tmp_path / "run" / "model"
+    ckpt.mkdir(parents=True)
+    (ckpt / "config.json").write_text("{}")
+    (ckpt / "model.safetensors").write_bytes(b"0" * 8)
+    first = path(tmp_path, f"model.path={ckpt}")
+    assert first is not None and first == path(tmp_path, f"model.path={ckpt}")
+    stamp = (ckpt / "model.safetensors").stat().st_mtime_ns + 10**9
+    os.utime(ckpt / "model.safetensors", ns=(stamp, stamp))  # trained again in place
+    assert path(tmp_path, f"model.path={ckpt}") != first
+    other = tmp_path / "other" / "model"
+    other.mkdir(parents=True)
+    for f in ckpt.iterdir():
+        (other / f.name).write_bytes(f.read_bytes())
+        os.utime(other / f.name, ns=(f.stat().st_mtime_ns, f.stat().st_mtime_ns))
+    assert path(tmp_path, f"model.path={other}") != path(tmp_path, f"model.path={ckpt}")

@@ -566,13 +566,19 @@ def unread_eval_as_keyed(ev: dict) -> dict:
 
 
 def before_cache_path(cfg: DictConfig, source) -> Path | None:
-    """Where the cached vanilla model's before-evaluation is kept; None when it must be evaluated afresh.
+    """Where the vanilla model's before-evaluation is kept; None when it must be evaluated afresh.
 
-    Only the built vanilla model qualifies (its directory name is its cache key; a user checkpoint may change
-    in place). The key is every setting that shapes the evaluation: eval and data configs, the embedded data
-    generator's version (its questions can change under the same config), the trainer's device and precision.
+    The built vanilla model (its directory name is its cache key), and since 2026-12-05 a local `model.path`, keyed
+    by its files' paths, sizes and times as well (a checkpoint changed in place gets another key): until then every
+    run of a sweep on a user's 7B checkpoint evaluated it again, hours each. A hub id is evaluated afresh (its
+    revision cannot be read offline). The key is every setting that shapes the evaluation: eval and data configs,
+    the embedded data generator's version (its questions can change under the same config), the trainer's device
+    and precision.
     """
-    if cfg.model.path or cfg.method.name == "finetune" or not cfg.eval.get("cache_before", False):
+    if cfg.method.name == "finetune" or not cfg.eval.get("cache_before", False):
+        return None
+    checkpoint = local_files_state(cfg.model.path) if cfg.model.path else None
+    if cfg.model.path and checkpoint is None:
         return None
     ev = {k: v for k, v in OmegaConf.to_container(cfg.eval, resolve=True).items()
           if k not in ("before", "cache_before", "relearn", "reference_run")}  # not what shapes the records
@@ -591,6 +597,8 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
         parts["trainer_extras"] = extras
     if loading := later_keys.loading(cfg.model):  # how the vanilla model is loaded for it (load_configured)
         parts["loading"] = loading
+    if checkpoint is not None:  # where and which files (a run's model/ is named alike in every run dir)
+        parts["checkpoint"] = {"path": str(Path(str(cfg.model.path)).expanduser().resolve()), "files": checkpoint}
     key = config_hash(parts)
     return Path(cfg.paths.cache_dir) / "eval_before" / f"{Path(str(source)).name}-{key}.json"
 
