@@ -875,3 +875,11 @@ def test_a_misspelt_base_is_refused_by_name(tmp_path):
 
     with pytest.raises(ValueError, match=r"--base method.optimzer.lr=1: .*optimzer"):
         check_one_process(["method.optimzer.lr=1"], tmp_path / "cache", tmp_path)
+
+
+def test_seeds_with_report_only_is_refused(tmp_path, capsys):
+    """The page reads every seed under --out: `--report-only --seeds 0` printed that command above a table of
+    every seed (until 2026-12-05)."""
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--report-only", "--seeds", "0"])
+    assert "--seeds with --report-only" in capsys.readouterr().err

@@ -1220,7 +1220,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(prog="python -m unlearn.frontier", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="sweep dir (resumable: finished runs are skipped)")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="full")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", help="taught models to sweep (default: 0 1 2)")
     parser.add_argument("--methods", nargs="+", help="sweep only these methods of the grid (default: all; "
                         "to extend one method's strengths in an existing sweep)")
     parser.add_argument("--base", action="append", default=[], help="extra override for every run (repeatable)")
@@ -1245,6 +1245,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     # <= 0 or nan was refused, or drawn, only after the whole sweep)
     if not (math.isfinite(args.budget) and args.budget > 0):
         parser.error(f"--budget {args.budget}: expected a finite cost drop > 0")
+    # the page reads every seed under --out: until 2026-12-05 `--report-only --seeds 0` printed that command above
+    # a table of every seed
+    if args.report_only and args.seeds is not None:
+        parser.error("--seeds with --report-only: the page reads every seed's runs under --out; sweep the ones to "
+                     "draw into their own --out")
+    args.seeds = [0, 1, 2] if args.seeds is None else args.seeds
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds {' '.join(map(str, args.seeds))}: a seed given twice")
     if args.jobs < 1:
