@@ -163,3 +163,23 @@ def test_devices_enter_the_keys_as_the_count_this_machine_gives_them(tmp_path, m
     assert keys[4] != keys[8] and before[4] != before[8]
     with pytest.raises(ValueError, match="trainer.devices='many'"):
         device_count({"devices": "many"})
+
+
+def test_code_version_names_the_commit_and_an_edit(tmp_path):
+    """metrics.json's `code`: two runs of different code read alike without it (a reviewer's finding)."""
+    import subprocess
+
+    from unlearn.provenance import code_version
+
+    assert code_version(tmp_path) is None  # not a git checkout: an installed copy
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True,  # noqa: E731
+                                    text=True).stdout.strip()
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    assert code_version(tmp_path) == {"commit": git("rev-parse", "HEAD"), "dirty": False}
+    (tmp_path / "new.py").write_text("")  # untracked: not an edit of the code that ran
+    assert code_version(tmp_path)["dirty"] is False
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert code_version(tmp_path)["dirty"] is True

@@ -385,3 +385,13 @@ def test_a_skipped_run_is_named_on_the_page(tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(SystemExit):  # refused before anything is drawn
         main([str(sweep), "--out", str(tmp_path / "afile")])
+
+
+def test_runs_made_by_different_code_are_said_to_be(tmp_path):
+    a = _bare_run(tmp_path / "a", "ga", 0, 0.2, sweep_overrides=["method=ga", "seed=0"])
+    b = _bare_run(tmp_path / "b", "ga", 1, 0.3, sweep_overrides=["method=ga", "seed=1"])
+    for run, code in ((a, {"commit": "abcdef0123", "dirty": False}), (b, {"commit": "1234567890", "dirty": True})):
+        summary = json.loads((run / "metrics.json").read_text())
+        (run / "metrics.json").write_text(json.dumps({**summary, "code": code}))
+    with pytest.warns(UserWarning, match=r"runs made by different code: abcdef0 \(1 run\), 1234567\+edits \(1 run\)"):
+        load_runs([a, b])

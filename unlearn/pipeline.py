@@ -36,7 +36,7 @@ from unlearn.agreed import agreed, join_outside_launch
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json, write_text
 from unlearn.models.loading import configured_model_types, load_model, recipe_processor, save_model
 from unlearn.models.precision import cast_copy, dtype_named
-from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part
+from unlearn.provenance import TEACHING_FILE, code_version, differences, float_environment, machine_part
 from unlearn.rng import resumed, rng_state, seeded
 from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, launched_rank, run_reads
 from unlearn.settings import SettingsError, check_accelerator, check_input_paths, check_run_settings
@@ -820,6 +820,7 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
                    "environment": run_environment(cfg), "source_teaching": teaching_record(source),
                    # what of config.json follows the seed, not the setting (unlearn/report.py reads the rest)
                    "follows_seed": seed_following_keys(cfg),
+                   "code": code_version(),  # this framework's commit, and whether it was edited
                    "artifacts": ctx.artifacts,
                    "skipped_rows": benchmark.skipped}  # data.on_bad_row=skip: {split: {reason: count}}
         # the configuration as it ran, interpolations resolved (.hydra/config.yaml keeps them: the lr a method

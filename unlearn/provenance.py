@@ -53,6 +53,28 @@ def float_environment(accelerator: str = "cpu") -> dict:
     return env
 
 
+def code_version(root: Path | None = None) -> dict | None:
+    """This framework's git commit, and whether its tracked files differ from it ("dirty"), for metrics.json: two
+    runs made by different code read alike otherwise (a reviewer could not tell a run of last month's code from
+    today's). None outside a git checkout (an installed copy) or without git."""
+    import subprocess
+
+    root = root or Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
 # what the vanilla key cannot name (the threads and the trainer it does): the machine and its libraries
 MACHINE_KEYS = ("python", "libraries", "cpu", "cpu_capability", "gpu")
 

@@ -90,6 +90,7 @@ class Run:
     teach_seed: int | None = None  # metrics.json "teach_seed" (which vanilla model), else `seed`
     setting: dict | None = None  # `setting_of` its recorded config (`recorded_setting`); None: not recorded
     source_teaching: str | None = None  # a hash of its vanilla model's teaching record (metrics.json)
+    code: str | None = None  # the framework's commit that made it (metrics.json `code`, "+edits" when dirty)
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -118,7 +119,14 @@ def load_runs(paths: Sequence[str | Path]) -> list[Run]:
                 warnings.warn(f"skipping {d}: no {METRICS_FILE} (run failed or unfinished?)", stacklevel=2)
         if not found:
             warnings.warn(f"no runs found in {p}: neither {METRICS_FILE} nor run subdirs with one", stacklevel=2)
-    return _unique_names(_without_shared_overrides(without_teaching(runs)))
+    runs = without_teaching(runs)
+    made_by = {}
+    for r in runs:
+        made_by[r.code or "unrecorded"] = made_by.get(r.code or "unrecorded", 0) + 1
+    if len(made_by) > 1:  # a difference between rows may be the code's (metrics.json `code`, since 2026-12-05)
+        warnings.warn("runs made by different code: " + ", ".join(f"{c} ({n} run{'s' * (n > 1)})"
+                                                                  for c, n in made_by.items()), stacklevel=2)
+    return _unique_names(_without_shared_overrides(runs))
 
 
 def without_teaching(runs: list[Run]) -> list[Run]:
@@ -161,11 +169,13 @@ def load_run(run_dir: str | Path) -> Run:
     method = summary.get("method") or _override_value(overrides, "method") or run_dir.name
     seed = summary.get("seed", _override_value(overrides, "seed"))
     teach_seed = summary.get("teach_seed", seed)
-    record = summary.get("source_teaching")
+    record, code = summary.get("source_teaching"), summary.get("code")
     return Run(name=run_name(str(method), overrides), method=str(method), overrides=overrides,
                metrics=summary["metrics"], path=run_dir, source_model=summary.get("source_model"),
                seed=None if seed is None else int(seed), teach_seed=None if teach_seed is None else int(teach_seed),
-               setting=setting, source_teaching=None if record is None else config_hash(record))
+               setting=setting, source_teaching=None if record is None else config_hash(record),
+               code=f"{code['commit'][:7]}{'+edits' if code.get('dirty') else ''}"
+               if isinstance(code, dict) and code.get("commit") else None)
 
 
 def recorded_setting(run_dir: Path, summary: dict) -> dict | None:
