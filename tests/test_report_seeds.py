@@ -395,3 +395,15 @@ def test_runs_made_by_different_code_are_said_to_be(tmp_path):
         (run / "metrics.json").write_text(json.dumps({**summary, "code": code}))
     with pytest.warns(UserWarning, match=r"runs made by different code: abcdef0 \(1 run\), 1234567\+edits \(1 run\)"):
         load_runs([a, b])
+
+
+def test_a_non_finite_metric_is_named_with_its_run(tmp_path):
+    run = _bare_run(tmp_path / "a", "ga", 0, float("nan"), sweep_overrides=["method=ga", "seed=0"])
+    with pytest.warns(UserWarning, match=r"a/metrics.json: non-finite \['after/forget/multimodal/mc_acc'\]"):
+        load_runs([run])
+
+
+def test_a_sweep_dir_below_the_one_given_is_named_as_one(tmp_path):
+    _seeded_sweep(tmp_path / "all" / "sw")
+    with pytest.warns(UserWarning, match=r"skipping .*sw: a sweep dir \(its runs one level down\)"):
+        assert load_runs([tmp_path / "all"]) == []

@@ -115,6 +115,9 @@ def load_runs(paths: Sequence[str | Path]) -> list[Run]:
             if (d / METRICS_FILE).is_file():
                 runs.append(load_run(d))
                 found = True
+            elif any(d.glob(f"*/{METRICS_FILE}")):  # a sweep dir of its own (the report reads one level down)
+                warnings.warn(f"skipping {d}: a sweep dir (its runs one level down); give it as a dir of its own",
+                              stacklevel=2)
             else:
                 warnings.warn(f"skipping {d}: no {METRICS_FILE} (run failed or unfinished?)", stacklevel=2)
         if not found:
@@ -161,6 +164,10 @@ def load_run(run_dir: str | Path) -> Run:
         raise ValueError(f"{mfile}: malformed JSON ({e})") from e
     if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
         raise ValueError(f"{mfile}: expected an object with a 'metrics' object")
+    if bad := sorted(k for k, v in summary["metrics"].items()
+                     if isinstance(v, float) and not math.isfinite(v) and not k.startswith("time/")):
+        warnings.warn(f"{mfile}: non-finite {bad[:4]}{' ...' if len(bad) > 4 else ''}: every mean it joins reads "
+                      "nan", stacklevel=2)
     overrides = _read_overrides(run_dir / OVERRIDES_FILE) or _read_sweep_overrides(run_dir / SWEEP_OVERRIDES_FILE)
     setting = recorded_setting(run_dir, summary)
     if setting is None and not overrides:
