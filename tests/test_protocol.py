@@ -401,3 +401,20 @@ def test_a_person_twice_in_one_split_is_a_bad_row_named_by_its_id(split, untouch
     kept = convert(bad)
     assert [r["source_id"] for r in kept] == [ids[0]]
     assert bad.skipped == {split: {"row dropped: ID appears twice": 1}}
+
+
+def test_a_split_whose_every_question_is_a_shot_is_warned(caplog):
+    """Its cells read "-" without a word (eval.max_people=2 under debug=fast, until 2026-12-05)."""
+    import logging
+    from types import SimpleNamespace
+
+    from unlearn.pipeline import warn_all_shots
+
+    item = lambda split, task, person: SimpleNamespace(split=split, task=task, modality="text",  # noqa: E731
+                                                       person=person)
+    evaluated = [item("retain", "cloze", 101), item("retain", "cloze", 102), item("retain", "mc", 101),
+                 item("forget", "mc", 1)]
+    with caplog.at_level(logging.WARNING, logger="unlearn.pipeline"):
+        assert warn_all_shots(evaluated, [evaluated[2], evaluated[3]]) == ["retain/cloze/text"]
+    assert "no question left to score in retain/cloze/text" in caplog.text
+    assert warn_all_shots(evaluated, evaluated) == []

@@ -453,6 +453,18 @@ def _barrier() -> None:
         torch.distributed.barrier()
 
 
+def warn_all_shots(evaluated, scored) -> list[str]:
+    """Warn of each split, task and form whose every question went to the few-shot block: its cells read "-"
+    with no word why (a split with no more people than the shots take, e.g. `eval.max_people=2` of debug=fast,
+    until 2026-12-05). Returns them."""
+    kinds = lambda items: {(it.split, it.task, it.modality) for it in items}  # noqa: E731
+    emptied = sorted("/".join(k) for k in kinds(evaluated) - kinds(scored))
+    if emptied:
+        log.warning("no question left to score in %s: every one is a few-shot example (too few people for the shots; "
+                    "raise eval.max_people, or eval.few_shot=false)", ", ".join(emptied))
+    return emptied
+
+
 def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tuple[dict, list[dict]]:
     ecfg = ctx.cfg.eval
     splits = list(ecfg.splits) if splits is None else splits
@@ -474,7 +486,9 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
                            None if shot_people is None else OmegaConf.to_container(shot_people, resolve=True))
     if getattr(prompts, "shots", None):
         log.info("%s few-shot people (split/task: IDs), not scored: %s", prompts.name, prompts.shot_people())
-    items = prompts.scored([it for split in splits for it in evaluated[split]])
+    everything = [it for split in splits for it in evaluated[split]]
+    items = prompts.scored(everything)
+    warn_all_shots(everything, items)
     module = EvaluationModule(evaluated_model(ctx.model, ecfg.get("dtype")), ctx.processor, items, stage,
                               ecfg.batch_size, ecfg.mc_mode, ecfg.max_new_tokens, ecfg.scorer, ecfg.mc_also, prompts,
                               ecfg.get("truth_ratio_perturbed", "item"), ecfg.get("share_prompt", True),
