@@ -193,12 +193,7 @@ def recorded_setting(run_dir: Path, summary: dict) -> dict | None:
     and an lr written out at its default value is the default's setting."""
     follows, resolved = summary.get("follows_seed"), run_dir / RESOLVED_CONFIG_FILE
     if isinstance(follows, list) and resolved.is_file():
-        try:
-            config = json.loads(resolved.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{resolved}: malformed JSON ({e})") from e
-        if not isinstance(config, dict):
-            raise ValueError(f"{resolved}: expected an object (the run's resolved config)")
+        config = _read_json(resolved, dict, "an object (the run's resolved config)")
         return {k: v for k, v in setting_of(config).items()
                 if not any(k == f or k.startswith(f + ".") for f in follows)}
     return _read_setting(run_dir / CONFIG_FILE)
@@ -284,13 +279,18 @@ def _read_overrides(path: Path) -> list[str]:
 def _read_sweep_overrides(path: Path) -> list[str]:
     if not path.is_file():
         return []
+    return [str(o) for o in _read_json(path, list, "a list of override strings")]
+
+
+def _read_json(path: Path, kind: type, what: str):
+    """`path`'s JSON, which must be a `kind`; ValueError naming the file otherwise."""
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: malformed JSON ({e})") from e
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a list of override strings, got {type(data).__name__}")
-    return [str(o) for o in data]
+    if not isinstance(data, kind):
+        raise ValueError(f"{path}: expected {what}, got {type(data).__name__}")
+    return data
 
 
 def _override_value(overrides: Sequence[str], key: str) -> str | None:
