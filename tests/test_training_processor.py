@@ -210,7 +210,9 @@ def test_a_setting_the_image_processor_lacks_is_refused_before_any_evaluation(tm
     root = write_mllmu_bench_fixture(tmp_path / "mllmu", num_people=6)
     cfg = compose_config(["experiment=manu_official", "model=idefics2_8b", "model.dtype=float32",
                           f"model.path={splitting_idefics2}", f"data.path={root}", "logger=none",
-                          "manu.image_processor={do_image_spliting: false}"], tmp_path / "run", tmp_path / "cache")
+                          "manu.image_processor={do_image_spliting: false}",
+                          "manu.official.layers=null"],  # the tiny model has 2 language layers, not LLaVA's 32
+                         tmp_path / "run", tmp_path / "cache")
     with pytest.raises(ValueError, match=r"manu.image_processor: .* has no setting \['do_image_spliting'\]"):
         pipeline.run(cfg)
 
