@@ -183,3 +183,14 @@ def test_code_version_names_the_commit_and_an_edit(tmp_path):
     assert code_version(tmp_path)["dirty"] is False
     (tmp_path / "a.py").write_text("x = 2\n")
     assert code_version(tmp_path)["dirty"] is True
+
+
+def test_code_version_of_a_copy_inside_another_repository_is_none(tmp_path):
+    """A non-editable install inside a user's own git project: git -C site-packages answers for the project."""
+    import subprocess
+
+    from unlearn.provenance import code_version
+
+    subprocess.run(["git", "-C", str(tmp_path), "init", "-q"], check=True)
+    (tmp_path / "venv" / "unlearn").mkdir(parents=True)
+    assert code_version(tmp_path / "venv") is None

@@ -289,7 +289,7 @@ def _bare_run(run_dir, method, seed, forget, config=None, follows=None, sweep_ov
     summary = {"method": method, "seed": seed, "teach_seed": seed, "source_model": source,
                "metrics": metrics_for({**GA_AFTER, "forget/multimodal/mc_acc": forget}, 1.0)}
     if follows is not None:
-        summary["follows_seed"] = follows
+        summary["follows_run"] = follows
     (run_dir / "metrics.json").write_text(json.dumps(summary))
     if config is not None:
         (run_dir / "config.json").write_text(json.dumps(config))
@@ -314,13 +314,13 @@ def test_runs_without_hydra_dir_are_grouped_by_their_resolved_config(tmp_path):
             _bare_run(tmp_path / "b1", "ga", 1, 0.7, _resolved("ga", 1, 1e-3), follows)]
     groups = group_by_seed(load_runs(runs))
     assert sorted(sorted(r.path.name for r in g.runs) for g in groups) == [["a0", "a1"], ["b0", "b1"]]
-    # without follows_seed the few-shot seed, which follows the seed, would set the two seeds apart
+    # told that nothing follows the seed, the few-shot seed, which does, sets the two seeds apart
     assert len(group_by_seed(load_runs([_bare_run(tmp_path / "c0", "ga", 0, 0.2, _resolved("ga", 0, 5e-5), []),
                                         _bare_run(tmp_path / "c1", "ga", 1, 0.2, _resolved("ga", 1, 5e-5), [])]))) == 2
 
 
 def test_frontier_runs_are_grouped_by_their_overrides_and_unrecorded_runs_alone(tmp_path):
-    """A frontier run made before follows_seed holds overrides.json: read as its overrides. A run that recorded
+    """A frontier run without config.json holds overrides.json: read as its overrides. A run that recorded
     neither its config nor its overrides is a setting of its own, said in a warning."""
     over = lambda lr, s: ["method=ga", f"method.optimizer.lr={lr}", f"seed={s}", "logger=none"]  # noqa: E731
     runs = [_bare_run(tmp_path / f"lr{lr}s{s}", "ga", s, 0.5, sweep_overrides=over(lr, s))
@@ -352,17 +352,46 @@ def test_runs_from_other_vanilla_models_at_one_teaching_seed_are_not_paired(tmp_
     assert vanilla["seeds"] == "4"  # two models at each teaching seed
 
 
-def test_the_keys_that_follow_the_seed_are_found_by_resolving_again(tmp_path):
+def test_the_keys_that_follow_the_run_are_found_by_resolving_again(tmp_path):
     from unlearn.config import compose_config
-    from unlearn.pipeline import seed_following_keys
+    from unlearn.pipeline import run_following_keys
 
     cfg = compose_config(["method=manu", "+eval.mine=run${seed}"], tmp_path / "out", tmp_path / "cache")
-    keys = seed_following_keys(cfg)
-    assert {"eval.few_shot_seed", "eval.mine", "manu.official.seed", "model.build.spec.init_seed"} <= set(keys)
-    assert "seed" not in keys and "manu.alpha" not in keys and not any(k.startswith("finetune.") for k in keys)
+    keys = run_following_keys(cfg)
+    assert {"eval.few_shot_seed", "eval.mine", "manu.official.seed", "model.build.spec.init_seed",
+            "data.benchmark.cache_dir"} <= set(keys)
+    assert "seed" not in keys and "manu.alpha" not in keys and not any(k.startswith(("finetune.", "paths."))
+                                                                       for k in keys)
     assert cfg.seed == 0 and cfg.teach_seed == 0  # the run's own config is left as it was
     fixed = compose_config(["method=ga", "teach_seed=3"], tmp_path / "out", tmp_path / "cache")
-    assert "model.build.spec.init_seed" in seed_following_keys(fixed)  # follows teach_seed, set apart from seed
+    assert "model.build.spec.init_seed" in run_following_keys(fixed)  # follows teach_seed, set apart from seed
+
+
+@pytest.mark.parametrize("overrides", [["method=manu"], ["method=ga"], ["method=kl"], ["method=npo"],
+                                       ["method=grad_diff"], ["method=mmunlearner"], ["experiment=organism"],
+                                       ["experiment=manu_official"], ["experiment=mllmu_baselines"],
+                                       ["experiment=mmunlearner_official"], ["experiment=clear_baselines"]])
+def test_the_shipped_configs_follow_the_run_where_the_report_says(tmp_path, overrides):
+    """A run made before metrics.json recorded `follows_run` is read less RUN_FOLLOWING: it must hold every key a
+    shipped config lets follow the seeds or the paths."""
+    from unlearn.config import compose_config
+    from unlearn.pipeline import run_following_keys
+    from unlearn.report import RUN_FOLLOWING
+
+    cfg = compose_config([*overrides, "logger=wandb"], tmp_path / "out", tmp_path / "cache")
+    assert set(run_following_keys(cfg)) <= set(RUN_FOLLOWING)
+
+
+def test_runs_of_older_code_pool_with_runs_that_record_what_follows_the_run(tmp_path):
+    """An interrupted sweep of older code, finished with this one: its run has config.json but no follows_run, and
+    a cache elsewhere (data.benchmark.cache_dir follows paths.cache_dir)."""
+    old = _resolved("ga", 0, 5e-5)
+    old["data"] = {"benchmark": {"cache_dir": "/old/cache"}}
+    new = _resolved("ga", 1, 5e-5)
+    new["data"] = {"benchmark": {"cache_dir": "/new/cache"}}
+    runs = [_bare_run(tmp_path / "old", "ga", 0, 0.2, old), _bare_run(tmp_path / "new", "ga", 1, 0.3, new,
+                                                                       ["eval.few_shot_seed", "data.benchmark.cache_dir"])]
+    assert [len(g.runs) for g in group_by_seed(load_runs(runs))] == [2]
 
 
 def test_a_teaching_run_beside_unlearning_runs_is_left_out(tmp_path):
@@ -407,3 +436,20 @@ def test_a_sweep_dir_below_the_one_given_is_named_as_one(tmp_path):
     _seeded_sweep(tmp_path / "all" / "sw")
     with pytest.warns(UserWarning, match=r"skipping .*sw: a sweep dir \(its runs one level down\)"):
         assert load_runs([tmp_path / "all"]) == []
+
+
+def test_frontier_overrides_that_name_no_setting_split_none(tmp_path):
+    """The frontier evaluates each seed's vanilla model in one run: its overrides.json carried eval.before=true
+    where the others' said false, and grouped by overrides the two were two settings."""
+    over = lambda s, before: ["method=ga", "method.optimizer.lr=5e-05", f"seed={s}", "logger=none",  # noqa: E731
+                              f"eval.before={before}"]
+    runs = [_bare_run(tmp_path / "s0", "ga", 0, 0.5, sweep_overrides=over(0, "true")),
+            _bare_run(tmp_path / "s1", "ga", 1, 0.5, sweep_overrides=over(1, "false"))]
+    assert [len(g.runs) for g in group_by_seed(load_runs(runs))] == [2]
+
+
+def test_two_user_checkpoints_named_model_are_two_vanilla_models(tmp_path):
+    from unlearn.report import vanilla_model
+
+    assert vanilla_model(0, "/a/cache/vanilla/tiny-abc", "t") == vanilla_model(0, "/b/copy/vanilla/tiny-abc", "t")
+    assert vanilla_model(0, "runs/a/model", "t") != vanilla_model(0, "runs/b/model", "t")

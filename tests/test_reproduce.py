@@ -185,19 +185,23 @@ def test_a_cells_own_count_sets_its_test_and_one_seed_is_untested(tmp_path):
 
 def test_pages_of_two_configurations_are_said_to_be(tmp_path):
     """A page of the fast grid under debug=fast was compared with results.md's full one without a word (until
-    2026-12-05); where, on how many workers and which seeds a sweep ran is not its configuration."""
+    2026-12-05); where, on how many workers, which seeds or methods and which grid a sweep ran is not its
+    configuration (other taught models, a resumed sweep, a cell of one method at one strength)."""
     from unlearn.reproduce import sweep_configuration
 
-    def page(command):
-        return PRINTED.replace("from one sweep.", f"from one sweep.\n\n```bash\n{command}  # 108 runs\n```")
+    def page(*commands):
+        block = "\n".join(f"{c}  # 108 runs" for c in commands)
+        return PRINTED.replace("from one sweep.", f"from one sweep.\n\n```bash\n{block}\n```")
 
     full = "python -m unlearn.frontier --out /a/sweep --cache /a/cache --jobs 2 --docs /a/docs"
-    assert sweep_configuration(page(full)) == [()]
+    assert sweep_configuration(page(full)) == {((), (), 0.05, "retain", "mc_acc")}
     assert sweep_configuration(PRINTED) is None
+    assert sweep_configuration(page("python -m unlearn.frontier --out /a \\\n    --jobs 2")) is not None  # continued
     printed, same, other = tmp_path / "p.md", tmp_path / "s.md", tmp_path / "o.md"
     printed.write_text(page(full))
-    same.write_text(page("python -m unlearn.frontier --out /b --cache /c --jobs 16 --seeds 3 4 5 --docs /d"))
+    same.write_text(page("python -m unlearn.frontier --out /b --cache /c --jobs 16 --seeds 3 4 5 --grid full",
+                         "python -m unlearn.frontier --out /b --methods kl --grid wide"))
     other.write_text(page(full + " --grid fast --base debug=fast"))
     assert "ran other configurations" not in main([str(printed), str(same)])
     said = main([str(printed), str(other)])
-    assert "**The two sweeps ran other configurations**" in said and "new `--grid fast --base debug=fast`" in said
+    assert "**The two sweeps ran other configurations**" in said and "new `--base debug=fast --budget 0.05" in said

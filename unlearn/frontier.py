@@ -336,8 +336,9 @@ def check_base_keys(base: Sequence[str], swept: dict[str, tuple[str, tuple]], me
     taken = {k: o for k, o in keys.items() if k in RUN_KEYS or k in {swept[m][0] for m in methods if m in swept}}
     if taken:
         raise ValueError(f"--base {' '.join(taken.values())}: the frontier sets {sorted(taken)} in each run (the "
-                         "method, its seed and the swept strength name the run's directory); sweep other methods "
-                         "or seeds with --methods and --seeds, other strengths with --knob")
+                         "method, its seed, which teach_seed follows, and the swept strength name the run's "
+                         "directory); sweep other methods or seeds with --methods and --seeds, other strengths with "
+                         "--knob")
 
 
 def check_same_base(out: Path, base: Sequence[str]) -> None:
@@ -1215,8 +1216,8 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
     return md
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
-    args_list = list(sys.argv[1:] if argv is None else argv)
+def argument_parser() -> argparse.ArgumentParser:
+    """The command line (unlearn.reproduce reads a page's sweep commands with it too)."""
     parser = argparse.ArgumentParser(prog="python -m unlearn.frontier", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="sweep dir (resumable: finished runs are skipped)")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="full")
@@ -1240,6 +1241,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--jobs", type=int, default=1,
                         help="worker processes, one torch thread each (default 1: in this process, on one thread)")
     parser.add_argument("--report-only", action="store_true", help="redraw from --out, run nothing")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = argument_parser()
     args = parser.parse_args(args_list)
     # before any run (until 2026-12-05 a repeated seed ran twice and then failed as a finished run, and a budget
     # <= 0 or nan was refused, or drawn, only after the whole sweep)

@@ -401,12 +401,13 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path | str:
 SEEDS = ("seed", "teach_seed")
 
 
-def seed_following_keys(cfg: DictConfig) -> list[str]:
-    """The dotted keys whose resolved value moves with `seed` or `teach_seed` (`eval.few_shot_seed: ${seed}`, the
-    tiny model's `model.build.init_seed: ${teach_seed}`, a user's own `${seed}`): found by resolving the config
-    again with each shifted. Recorded in metrics.json, so the report can read a run's setting from its resolved
-    config.json (every run writes one; .hydra/ is not there under the frontier or hydra.output_subdir=null)
-    without those keys telling two seeds of one setting apart."""
+def run_following_keys(cfg: DictConfig) -> list[str]:
+    """The dotted keys whose resolved value moves with the run's seeds or with where it ran, not with its setting:
+    `eval.few_shot_seed: ${seed}`, the tiny model's `model.build.spec.init_seed: ${teach_seed}`, a user's own
+    `${seed}`, `data.benchmark.cache_dir: ${paths.cache_dir}`. Found by resolving the config again with `seed`,
+    `teach_seed` and each `paths.*` shifted. Recorded in metrics.json (`follows_run`), so the report reads a run's
+    setting from its resolved config.json (every run writes one; .hydra/ is not there under the frontier or
+    hydra.output_subdir=null) without those keys telling two seeds, or two caches, of one setting apart."""
     def leaves(node, prefix=""):
         if isinstance(node, dict):
             for k, v in node.items():
@@ -415,12 +416,15 @@ def seed_following_keys(cfg: DictConfig) -> list[str]:
             yield prefix, json.dumps(node, default=str, sort_keys=True)
 
     base = dict(leaves(OmegaConf.to_container(cfg, resolve=True)))
+    shifts = {key: int(cfg[key]) + 1 for key in SEEDS}
+    shifts |= {k: f"{json.loads(v)}/elsewhere" for k, v in base.items()
+               if k.startswith("paths.") and isinstance(json.loads(v), str)}
     moved = set()
-    for key in SEEDS:
-        shifted = cfg.copy()
-        OmegaConf.update(shifted, key, int(cfg[key]) + 1, force_add=True)
+    for key, value in shifts.items():
+        shifted = cfg.copy()  # a deep copy: the run's own config is left as it is
+        OmegaConf.update(shifted, key, value, force_add=True)
         moved |= {k for k, v in leaves(OmegaConf.to_container(shifted, resolve=True)) if base.get(k) != v}
-    return sorted(moved - set(SEEDS))
+    return sorted(k for k in moved if k not in SEEDS and not k.startswith("paths."))
 
 
 def run_environment(cfg: DictConfig) -> dict:
@@ -591,7 +595,7 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
     """
     if cfg.method.name == "finetune" or not cfg.eval.get("cache_before", False):
         return None
-    checkpoint = local_files_state(cfg.model.path) if cfg.model.path else None
+    checkpoint = local_files_state(Path(str(cfg.model.path)).expanduser()) if cfg.model.path else None
     if cfg.model.path and checkpoint is None:
         return None
     ev = {k: v for k, v in OmegaConf.to_container(cfg.eval, resolve=True).items()
@@ -832,8 +836,8 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
                    "source_model": str(source), "metrics": metrics,
                    # where the floats were made: this run's, and its source model's teaching (when recorded)
                    "environment": run_environment(cfg), "source_teaching": teaching_record(source),
-                   # what of config.json follows the seed, not the setting (unlearn/report.py reads the rest)
-                   "follows_seed": seed_following_keys(cfg),
+                   # what of config.json follows the seeds or where the run ran (unlearn/report.py reads the rest)
+                   "follows_run": run_following_keys(cfg),
                    "code": code_version(),  # this framework's commit, and whether it was edited
                    "artifacts": ctx.artifacts,
                    "skipped_rows": benchmark.skipped}  # data.on_bad_row=skip: {split: {reason: count}}

@@ -68,6 +68,9 @@ def code_version(root: Path | None = None) -> dict | None:
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 
+    top = git("rev-parse", "--show-toplevel")  # an installed copy inside a user's own repository is not a checkout
+    if top is None or Path(top).resolve() != root.resolve():
+        return None
     commit = git("rev-parse", "HEAD")
     if commit is None:
         return None

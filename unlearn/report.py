@@ -76,6 +76,10 @@ NA = "n/a"  # the metric is missing from the run
 NOT_APPLICABLE = "-"
 
 
+class ReportWarning(UserWarning):
+    """What the report says of the runs it reads (skipped, left out, read apart): printed, and kept on its page."""
+
+
 @dataclass
 class Run:
     """One finished run: what `metrics.json` and `.hydra/overrides.yaml` say about it."""
@@ -117,18 +121,20 @@ def load_runs(paths: Sequence[str | Path]) -> list[Run]:
                 found = True
             elif any(d.glob(f"*/{METRICS_FILE}")):  # a sweep dir of its own (the report reads one level down)
                 warnings.warn(f"skipping {d}: a sweep dir (its runs one level down); give it as a dir of its own",
-                              stacklevel=2)
+                              ReportWarning, stacklevel=2)
             else:
-                warnings.warn(f"skipping {d}: no {METRICS_FILE} (run failed or unfinished?)", stacklevel=2)
+                warnings.warn(f"skipping {d}: no {METRICS_FILE} (run failed or unfinished?)", ReportWarning,
+                              stacklevel=2)
         if not found:
-            warnings.warn(f"no runs found in {p}: neither {METRICS_FILE} nor run subdirs with one", stacklevel=2)
+            warnings.warn(f"no runs found in {p}: neither {METRICS_FILE} nor run subdirs with one", ReportWarning,
+                          stacklevel=2)
     runs = without_teaching(runs)
     made_by = {}
     for r in runs:
         made_by[r.code or "unrecorded"] = made_by.get(r.code or "unrecorded", 0) + 1
     if len(made_by) > 1:  # a difference between rows may be the code's (metrics.json `code`, since 2026-12-05)
-        warnings.warn("runs made by different code: " + ", ".join(f"{c} ({n} run{'s' * (n > 1)})"
-                                                                  for c, n in made_by.items()), stacklevel=2)
+        made = ", ".join(f"{c} ({n} run{'s' * (n > 1)})" for c, n in made_by.items())
+        warnings.warn(f"runs made by different code: {made}", ReportWarning, stacklevel=2)
     return _unique_names(_without_shared_overrides(runs))
 
 
@@ -140,7 +146,8 @@ def without_teaching(runs: list[Run]) -> list[Run]:
     if not teaching or len(teaching) == len(runs):
         return runs
     warnings.warn(f"left out {', '.join(str(r.path) for r in teaching)}: a teaching run (method=finetune), whose "
-                  "before stage is the untaught model, not the vanilla model the other runs unlearned", stacklevel=2)
+                  "before stage is the untaught model, not the vanilla model the other runs unlearned", ReportWarning,
+                  stacklevel=2)
     return [r for r in runs if r.method != "finetune"]
 
 
@@ -167,12 +174,12 @@ def load_run(run_dir: str | Path) -> Run:
     if bad := sorted(k for k, v in summary["metrics"].items()
                      if isinstance(v, float) and not math.isfinite(v) and not k.startswith("time/")):
         warnings.warn(f"{mfile}: non-finite {bad[:4]}{' ...' if len(bad) > 4 else ''}: every mean it joins reads "
-                      "nan", stacklevel=2)
+                      "nan", ReportWarning, stacklevel=2)
     overrides = _read_overrides(run_dir / OVERRIDES_FILE) or _read_sweep_overrides(run_dir / SWEEP_OVERRIDES_FILE)
     setting = recorded_setting(run_dir, summary)
     if setting is None and not overrides:
         warnings.warn(f"{run_dir}: neither its configuration nor its overrides recorded: it is a setting of its own, "
-                      "grouped with no other run", stacklevel=2)
+                      "grouped with no other run", ReportWarning, stacklevel=2)
     method = summary.get("method") or _override_value(overrides, "method") or run_dir.name
     seed = summary.get("seed", _override_value(overrides, "seed"))
     teach_seed = summary.get("teach_seed", seed)
@@ -185,14 +192,24 @@ def load_run(run_dir: str | Path) -> Run:
                if isinstance(code, dict) and code.get("commit") else None)
 
 
+# the keys of the shipped configs that follow a run's seeds or where it ran (pipeline.run_following_keys on
+# each of them; tests/test_report_seeds.py holds it to that): set aside for a run made before metrics.json
+# recorded its own (`follows_run`, 2026-12-05)
+RUN_FOLLOWING = ("data.benchmark.cache_dir", "eval.few_shot_seed", "logger.save_dir", "manu.official.seed",
+                 "model.build.spec.init_seed", "trainer.default_root_dir")
+
+
 def recorded_setting(run_dir: Path, summary: dict) -> dict | None:
-    """A run's setting: its resolved config.json less the keys that follow the seed (metrics.json `follows_seed`,
-    recorded since 2026-12-05), else its .hydra/config.yaml (interpolations kept, so `${seed}` reads alike at every
-    seed); None where neither is recorded. Why the resolved config first: the frontier's runs, and runs made with
-    hydra.output_subdir=null, have no .hydra/ (until 2026-12-05 such runs at lr 1e-3 and 5e-5 were one setting),
-    and an lr written out at its default value is the default's setting."""
-    follows, resolved = summary.get("follows_seed"), run_dir / RESOLVED_CONFIG_FILE
-    if isinstance(follows, list) and resolved.is_file():
+    """A run's setting: its resolved config.json (written by every run since 2026-12-01) less the keys that follow
+    its seeds or where it ran (metrics.json `follows_run`, else RUN_FOLLOWING), else its .hydra/config.yaml
+    (interpolations kept, so `${seed}` reads alike at every seed); None where neither is recorded. Why the
+    resolved config: the frontier's runs, and runs made with hydra.output_subdir=null, have no .hydra/ (until
+    2026-12-05 such runs at lr 1e-3 and 5e-5 were one setting), and an lr written out at its default value is the
+    default's setting."""
+    resolved = run_dir / RESOLVED_CONFIG_FILE
+    if resolved.is_file():
+        follows = summary.get("follows_run")
+        follows = follows if isinstance(follows, list) else RUN_FOLLOWING
         config = _read_json(resolved, dict, "an object (the run's resolved config)")
         return {k: v for k, v in setting_of(config).items()
                 if not any(k == f or k.startswith(f + ".") for f in follows)}
@@ -467,10 +484,11 @@ def group_by_seed(runs: Sequence[Run]) -> list[SeedGroup]:
     shared = set.intersection(*(set(v) for v in bare.values())) if len(runs) > 1 else set()
     seen: dict[tuple, Run] = {}
     for r in runs:
-        rest = [o for o in bare[id(r)] if o not in shared]
+        # what a run's command line says beside its setting (logger, paths, eval.before: the frontier evaluates
+        # the vanilla model in one run of each seed) names no setting and splits none
+        rest = [o for o in bare[id(r)] if o not in shared and not _not_a_setting(o.split("=", 1)[0].lstrip("+~"))]
         if r.setting is not None:
             key = (r.method, "config", _comparable(r.setting))
-            rest = [o for o in rest if not _not_a_setting(o.split("=", 1)[0].lstrip("+~"))]
         elif r.overrides:
             key = (r.method, "overrides", tuple(sorted(rest)))
         else:  # nothing says which setting it is (load_run warned)
@@ -640,9 +658,13 @@ def _taught(r: Run):
 
 
 def vanilla_model(seed, source: str | None, teaching: str | None) -> tuple:
-    """Which vanilla model a run started from: its teaching seed, the model's key (its directory's name) and a
-    hash of its teaching record (unlearn.frontier reads its points by the same)."""
-    return seed, None if source is None else Path(str(source)).name, teaching
+    """Which vanilla model a run started from: its teaching seed, the model (a cached one by its key, its
+    directory's name, so a cache copied elsewhere keeps it; a user's checkpoint by its path as given, since every
+    run's is named model/) and a hash of its teaching record (unlearn.frontier reads its points by the same)."""
+    if source is None:
+        return seed, None, teaching
+    path = Path(str(source))
+    return seed, path.name if path.parent.name == "vanilla" else str(source), teaching
 
 
 def spread_table(groups: Sequence[SeedGroup], headers: Sequence[str], keys: Sequence[str]) -> str:
@@ -886,8 +908,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         runs = load_runs(args.dirs)
-    for w in said:  # shown as before, and kept for the page
+    for w in said:  # shown as before; the report's own are kept for the page (a library's are not about the runs)
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    said = [w for w in said if issubclass(w.category, ReportWarning)]
     if not runs:
         parser.exit(2, f"error: no runs with {METRICS_FILE} under {', '.join(args.dirs)}\n")
     out_dir = Path(args.out) if args.out else default_out_dir(args.dirs[0])

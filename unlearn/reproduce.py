@@ -236,31 +236,39 @@ def _seeds(md: str) -> int | None:
 
 
 REPORT_HEADING = "# Does "  # how every report this tool writes begins
-# the sweep's options that say where it ran, not what (a reproduction on other taught models gives other --seeds)
-WHERE_OPTIONS = ("--out", "--cache", "--docs", "--jobs", "--seeds")
-
-
-def sweep_configuration(md: str) -> list[tuple[str, ...]] | None:
-    """What each `python -m unlearn.frontier` command of a page's sweep block ran, less WHERE_OPTIONS (None: the
-    page names no sweep). Two pages whose sweeps differ here compare other configurations: another grid, --base
-    or --knob (until 2026-12-05 compared without a word)."""
+def sweep_configuration(md: str) -> set[tuple] | None:
+    """What the `python -m unlearn.frontier` commands of a page's sweep block ran, read with the frontier's own
+    parser: every run's `--base` overrides, the `--knob`s, and the cost reading (`--budget`, `--cost`,
+    `--cost-metric`). Not where or on how many workers it ran, which seeds or methods (a reproduction on other
+    taught models, a resumed sweep), nor the grid (a cell is one method at one strength whatever grid holds it).
+    None where the page names no sweep command it can read. Two pages whose sweeps differ here compare other
+    configurations (until 2026-12-05 compared without a word)."""
     import shlex
+
+    from unlearn.frontier import argument_parser
 
     block = re.search(r"```bash\n(.*?)```", md, re.S)
     if block is None:
         return None
-    out = []
-    for line in block.group(1).splitlines():
+    out = set()
+    for line in block.group(1).replace("\\\n", " ").splitlines():
         if "unlearn.frontier" not in line:
             continue
-        words, kept, skip = shlex.split(line.split("#", 1)[0]), [], False
-        for w in words[words.index("unlearn.frontier") + 1:]:
-            if w.startswith("--"):
-                skip = w in WHERE_OPTIONS
-            if not skip:
-                kept.append(w)
-        out.append(tuple(kept))
+        try:
+            words = shlex.split(line.split("#", 1)[0])
+            args, _ = argument_parser().parse_known_args(words[words.index("unlearn.frontier") + 1:])
+        except (ValueError, SystemExit):  # a line this parser cannot read: the page's sweep is unknown
+            return None
+        if args.report_only:
+            continue
+        out.add((tuple(sorted(args.base)), tuple(sorted(args.knob)), args.budget, args.cost, args.cost_metric))
     return out or None
+
+
+def _shown(configuration: set[tuple]) -> str:
+    return "; ".join(" ".join([*(f"--base {b}" for b in base), *(f"--knob {k}" for k in knob),
+                               f"--budget {budget:g} --cost {cost} --cost-metric {metric}"])
+                     for base, knob, budget, cost, metric in sorted(configuration))
 
 
 def main(argv: Sequence[str] | None = None) -> str:
@@ -287,10 +295,10 @@ def main(argv: Sequence[str] | None = None) -> str:
     text = (f"{REPORT_HEADING}{a.new} reproduce {a.printed}?\n\n"
             + report(pairs, missing, n if None not in n else None))  # type: ignore[arg-type]
     ran = (sweep_configuration(printed_md), sweep_configuration(new_md))
-    if None not in ran and set(ran[0]) != set(ran[1]):
-        shown = ["; ".join(" ".join(c) or "(defaults)" for c in r) for r in ran]
-        text += (f"\n- **The two sweeps ran other configurations** (their commands, less {', '.join(WHERE_OPTIONS)}): "
-                 f"printed `{shown[0]}`, new `{shown[1]}`; the cells compare those, not one configuration twice.\n")
+    if None not in ran and ran[0] != ran[1]:
+        text += (f"\n- **The two sweeps ran other configurations**: printed `{_shown(ran[0])}`, new "
+                 f"`{_shown(ran[1])}` (their runs' --base, --knob and cost reading); the cells compare those, not "
+                 "one configuration twice.\n")
     if a.out:
         write_text(a.out, text)
     print(text)

@@ -360,8 +360,9 @@ FORGET_MODALITIES = ("multimodal", "text", "both")  # unlearn/methods/gradient.p
 
 def check_input_paths(cfg) -> None:
     """The files a method reads after the before-evaluation, checked before it (on a user's 7B checkpoint that
-    evaluation is never cached and takes hours): the KL / NPO reference, a reused MMUnlearner mask and the
-    checkpoint a gradient method resumes from."""
+    evaluation takes hours, and the first run of a checkpoint or of new evaluation settings has no cached one):
+    the KL / NPO reference, a reused MMUnlearner mask, the checkpoint a gradient method resumes from, and the
+    layers MANU's official selection names."""
     resume = cfg.method.get("ckpt_path") if "loss" in cfg.method else None
     if resume and not Path(str(resume)).expanduser().is_file():
         raise FileNotFoundError(f"method.ckpt_path={resume}: no such file (an interrupted run's "
@@ -961,8 +962,12 @@ def check_reference_people(cfg) -> None:
     if not isinstance(taught, dict) or (taught.get("finetune") or {}).get("people") != "without_forget":
         return
     data = taught.get("data") or {}
-    differ = {k: (data.get(k), cfg.data.get(k)) for k in ("forget_split", "name", "path")
-              if data.get(k) != cfg.data.get(k)}
+    differ = {k: (data.get(k), cfg.data.get(k)) for k in ("forget_split", "name") if data.get(k) != cfg.data.get(k)}
+    then, now = data.get("path"), cfg.data.get("path")
+    if then != now and (then is None or now is None or Path(str(then)).expanduser().resolve()
+                        != Path(str(now)).expanduser().resolve()):  # written otherwise, copied, or other data
+        log.warning("method.reference_path=%s was taught on data.path=%s, and this run reads %s: the same people "
+                    "only if it is the same snapshot", cfg.method.reference_path, then, now)
     if differ:
         shown = "; ".join(f"data.{k}: taught {a!r}, now {b!r}" for k, (a, b) in differ.items())
         raise ValueError(f"method.reference_path={cfg.method.reference_path}: taught without the forget people of "

@@ -208,10 +208,10 @@ FSDP_REFUSED = {
 }
 
 
-def refuse_fsdp(cfg, method: str) -> None:
+def refuse_fsdp(cfg, method: str, instead: str | None = None) -> None:
     """Methods that edit or mask individual weights need whole parameters, which FSDP shards. Checked before the
     run starts (unlearn.pipeline.run, beside the other trainer checks; until 2026-12-05 after the
     before-evaluation, hours on a 7B model) and again by the method."""
-    if method in FSDP_REFUSED and uses_fsdp(cfg.trainer):
-        raise ValueError(f"method={method} does not run under trainer=fsdp (it needs unsharded weights); "
-                         f"{FSDP_REFUSED[method]}")
+    instead = instead or FSDP_REFUSED.get(method)  # a method of your own may refuse with its own advice
+    if instead is not None and uses_fsdp(cfg.trainer):
+        raise ValueError(f"method={method} does not run under trainer=fsdp (it needs unsharded weights); {instead}")

@@ -378,7 +378,7 @@ def check_sequence_settings(cfg) -> None:
 def check_checkpoint_writings(cfg) -> None:
     """A codebase's writing with no string for the family of a local `model.path` (its config.json's model_type),
     refused from the config: until 2026-12-05 `experiment=mllmu_baselines model=qwen2_vl_2b` stopped on it only
-    after the before-evaluation (hours at 7B; a run on a given checkpoint has no cached one). The forms each
+    after the before-evaluation (hours at 7B, uncached for a checkpoint's first run). The forms each
     recipe trains on in every setting; the others are checked where the data is built."""
     import json
 
