@@ -405,10 +405,10 @@ def run_following_keys(cfg: DictConfig) -> list[str]:
     """The dotted keys whose resolved value moves with the run's seeds or with where it ran, not with its setting:
     `eval.few_shot_seed: ${seed}`, the tiny model's `model.build.spec.init_seed: ${teach_seed}`, a user's own
     `${seed}`, `data.benchmark.cache_dir: ${paths.cache_dir}`. Found by resolving the config again with `seed`,
-    `teach_seed` and each `paths.*` shifted at once (one resolution of one copy: about 20 ms a run, where one per shift
-    took 170 ms). Recorded in metrics.json (`follows_run`), so the report reads a run's setting from its resolved
-    config.json (every run writes one; .hydra/ is not there under the frontier or hydra.output_subdir=null)
-    without those keys telling two seeds, or two caches, of one setting apart."""
+    `teach_seed` and each `paths.*` shifted at once (one resolution of one copy: about 20 ms a run, where one per
+    shift took 170 ms). Recorded in metrics.json (`follows_run`), so the report reads a run's setting from its
+    resolved config.json (every run writes one; .hydra/ is not there under the frontier or
+    hydra.output_subdir=null) without those keys telling two seeds, or two caches, of one setting apart."""
     def leaves(node, prefix=""):
         if isinstance(node, dict):
             for k, v in node.items():
