@@ -34,9 +34,9 @@ from unlearn.eval.table import before_after_table
 from unlearn import later_keys
 from unlearn.agreed import agreed, join_outside_launch
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json, write_text
-from unlearn.models.loading import configured_model_types, load_model, recipe_processor, save_model
+from unlearn.models.loading import configured_model_types, load_model, recipe_processor, resolved_path, save_model
 from unlearn.models.precision import cast_copy, dtype_named
-from unlearn.provenance import TEACHING_FILE, code_version, differences, float_environment, machine_part
+from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part, running_code
 from unlearn.rng import resumed, rng_state, seeded
 from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, launched_rank, run_reads
 from unlearn.settings import SettingsError, check_accelerator, check_input_paths, check_run_settings
@@ -401,14 +401,15 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path | str:
 SEEDS = ("seed", "teach_seed")
 
 
-def run_following_keys(cfg: DictConfig) -> list[str]:
+def run_following_keys(cfg: DictConfig, resolved: dict | None = None) -> list[str]:
     """The dotted keys whose resolved value moves with the run's seeds or with where it ran, not with its setting:
     `eval.few_shot_seed: ${seed}`, the tiny model's `model.build.spec.init_seed: ${teach_seed}`, a user's own
     `${seed}`, `data.benchmark.cache_dir: ${paths.cache_dir}`. Found by resolving the config again with `seed`,
     `teach_seed` and each `paths.*` shifted at once (one resolution of one copy: about 20 ms a run, where one per
     shift took 170 ms). Recorded in metrics.json (`follows_run`), so the report reads a run's setting from its
     resolved config.json (every run writes one; .hydra/ is not there under the frontier or
-    hydra.output_subdir=null) without those keys telling two seeds, or two caches, of one setting apart."""
+    hydra.output_subdir=null) without those keys telling two seeds, or two caches, of one setting apart.
+    `resolved`: `cfg` resolved already (the run writes it as config.json)."""
     def leaves(node, prefix=""):
         if isinstance(node, dict):
             for k, v in node.items():
@@ -416,7 +417,7 @@ def run_following_keys(cfg: DictConfig) -> list[str]:
         else:
             yield prefix, json.dumps(node, default=str, sort_keys=True)
 
-    base = dict(leaves(OmegaConf.to_container(cfg, resolve=True)))
+    base = dict(leaves(OmegaConf.to_container(cfg, resolve=True) if resolved is None else resolved))
     shifts = {key: int(cfg[key]) + 1 for key in SEEDS}
     shifts |= {k: f"{json.loads(v)}/elsewhere" for k, v in base.items()
                if k.startswith("paths.") and isinstance(json.loads(v), str)}
@@ -616,7 +617,7 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
     if loading := later_keys.loading(cfg.model):  # how the vanilla model is loaded for it (load_configured)
         parts["loading"] = loading
     if checkpoint is not None:  # where and which files (a run's model/ is named alike in every run dir)
-        parts["checkpoint"] = {"path": str(Path(str(cfg.model.path)).expanduser().resolve()), "files": checkpoint}
+        parts["checkpoint"] = {"path": resolved_path(cfg.model.path), "files": checkpoint}
     key = config_hash(parts)
     return Path(cfg.paths.cache_dir) / "eval_before" / f"{Path(str(source)).name}-{key}.json"
 
@@ -832,18 +833,18 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
                 save_model(ctx.model, processor, tmp)
         if publish is not None:  # the vanilla model later runs start from
             save_vanilla(ctx, publish, metrics["time/method_s"])
+        # the configuration as it ran, interpolations resolved (.hydra/config.yaml keeps them: the lr a method
+        # read from model.unlearn_lr, the seed teaching read from teach_seed); the logger gets the same
+        resolved = OmegaConf.to_container(cfg, resolve=True)
         summary = {"method": cfg.method.name, "seed": cfg.seed, "teach_seed": cfg.teach_seed,
                    "source_model": str(source), "metrics": metrics,
                    # where the floats were made: this run's, and its source model's teaching (when recorded)
                    "environment": run_environment(cfg), "source_teaching": teaching_record(source),
                    # what of config.json follows the seeds or where the run ran (unlearn/report.py reads the rest)
-                   "follows_run": run_following_keys(cfg),
-                   "code": code_version(),  # this framework's commit, and whether it was edited
+                   "follows_run": run_following_keys(cfg, resolved),
+                   "code": running_code(),  # this framework's commit, and whether it was edited
                    "artifacts": ctx.artifacts,
                    "skipped_rows": benchmark.skipped}  # data.on_bad_row=skip: {split: {reason: count}}
-        # the configuration as it ran, interpolations resolved (.hydra/config.yaml keeps them: the lr a method
-        # read from model.unlearn_lr, the seed teaching read from teach_seed); the logger gets the same
-        resolved = OmegaConf.to_container(cfg, resolve=True)
         write_json(out_dir / "config.json", resolved)
         write_json(out_dir / "items.json", records, indent=None)  # 4.5 MB on the default: read by code
         table = before_after_table(metrics)

@@ -9,6 +9,7 @@ sample of taught models or two.
 
 from __future__ import annotations
 
+import functools
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -76,6 +77,13 @@ def code_version(root: Path | None = None) -> dict | None:
         return None
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+@functools.cache
+def running_code() -> dict | None:
+    """code_version of this framework, read once a process: the code a process runs is what it imported at its
+    start, and a sweep in one process (the frontier's workers, `train.py -m`) would ask git again for every run."""
+    return code_version()
 
 
 # what the vanilla key cannot name (the threads and the trainer it does): the machine and its libraries

@@ -41,6 +41,7 @@ import re
 import shlex
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,9 +130,7 @@ def load_runs(paths: Sequence[str | Path]) -> list[Run]:
             warnings.warn(f"no runs found in {p}: neither {METRICS_FILE} nor run subdirs with one", ReportWarning,
                           stacklevel=2)
     runs = without_teaching(runs)
-    made_by = {}
-    for r in runs:
-        made_by[r.code or "unrecorded"] = made_by.get(r.code or "unrecorded", 0) + 1
+    made_by = Counter(r.code or "unrecorded" for r in runs)
     if len(made_by) > 1:  # a difference between rows may be the code's (metrics.json `code`, since 2026-12-05)
         made = ", ".join(f"{c} ({n} run{'s' * (n > 1)})" for c, n in made_by.items())
         warnings.warn(f"runs made by different code: {made}", ReportWarning, stacklevel=2)

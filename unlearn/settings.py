@@ -954,6 +954,8 @@ def check_reference_people(cfg) -> None:
     such config.json) is not checked."""
     import json
 
+    from unlearn.models.loading import resolved_path
+
     record = Path(str(cfg.method.reference_path)).expanduser().parent / "config.json"
     try:
         taught = json.loads(record.read_text())
@@ -964,8 +966,7 @@ def check_reference_people(cfg) -> None:
     data = taught.get("data") or {}
     differ = {k: (data.get(k), cfg.data.get(k)) for k in ("forget_split", "name") if data.get(k) != cfg.data.get(k)}
     then, now = data.get("path"), cfg.data.get("path")
-    if then != now and (then is None or now is None or Path(str(then)).expanduser().resolve()
-                        != Path(str(now)).expanduser().resolve()):  # written otherwise, copied, or other data
+    if then != now and (then is None or now is None or resolved_path(then) != resolved_path(now)):  # a copy, or other
         log.warning("method.reference_path=%s was taught on data.path=%s, and this run reads %s: the same people "
                     "only if it is the same snapshot", cfg.method.reference_path, then, now)
     if differ:
@@ -989,14 +990,13 @@ def check_official_layers(cfg) -> None:
     """`manu.official.layers` against a local checkpoint's layer counts: the preset's LLaVA-1.5 numbers (language
     29-31) on a model with fewer layers were refused only after the before-evaluation and the statistics pass
     (until 2026-12-05; hours at 7B)."""
-    import json
+    from unlearn.models.loading import checkpoint_config
 
     if cfg.method.name != "manu" or cfg.manu.get("selection", "project") != "official" or not cfg.model.get("path"):
         return
     layers = (cfg.manu.get("official") or {}).get("layers") or {}
-    try:
-        config = json.loads((Path(str(cfg.model.path)).expanduser() / "config.json").read_text())
-    except (OSError, ValueError):
+    config = checkpoint_config(cfg.model.path)
+    if config is None:
         return  # a hub id, or a file the load names
     for tower, depth in tower_depths(config).items():
         wanted = layers.get(tower)

@@ -71,7 +71,6 @@ anything but Qwen2-VL under `clear`) is refused.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from unlearn.data.collate import IGNORE, Example
 from unlearn.data.mllmu_bench import MANU_NAME_QUESTIONS, manu_extract_name
@@ -380,16 +379,11 @@ def check_checkpoint_writings(cfg) -> None:
     refused from the config: until 2026-12-05 `experiment=mllmu_baselines model=qwen2_vl_2b` stopped on it only
     after the before-evaluation (hours at 7B, uncached for a checkpoint's first run). The forms each
     recipe trains on in every setting; the others are checked where the data is built."""
-    import json
-
     from unlearn.methods.gradient import FORGET_FORMS
+    from unlearn.models.loading import checkpoint_config
 
-    path = cfg.model.get("path")
-    config = Path(str(path)).expanduser() / "config.json" if path else None
-    try:
-        family = json.loads(config.read_text()).get("model_type") if config is not None else None
-    except (OSError, ValueError):
-        return  # a hub id, or a file the load names
+    config = checkpoint_config(cfg.model.path) if cfg.model.get("path") else None  # None: a hub id, or no file
+    family = None if config is None else config.get("model_type")
     if not isinstance(family, str):
         return
     method, writings = cfg.method, []

@@ -19,7 +19,6 @@ import math
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
-from pathlib import Path
 
 import lightning as L
 import torch
@@ -365,16 +364,14 @@ def resume_identity(cfg) -> dict:
 
     from unlearn.pipeline import vanilla_path
 
-    from unlearn.models.loading import looks_local
-
-    def where(path):  # a local path however it is written (./runs/x, its absolute form); a hub id as it is
-        return None if not path else str(Path(str(path)).expanduser().resolve()) if looks_local(path) else str(path)
+    from unlearn.models.loading import resolved_path
 
     method = OmegaConf.to_container(cfg.method, resolve=True)
-    source = where(cfg.model.path) if cfg.model.get("path") else vanilla_path(cfg).name
+    source = resolved_path(cfg.model.path) if cfg.model.get("path") else vanilla_path(cfg).name
+    data_path = cfg.data.get("path")
     return {"method": {k: v for k, v in method.items() if k not in NOT_RESUME_IDENTITY}, "seed": cfg.seed,
             "data": {"forget_split": cfg.data.get("forget_split"), "forget_modality": cfg.data.get("forget_modality"),
-                     "name": cfg.data.get("name"), "path": where(cfg.data.get("path"))},
+                     "name": cfg.data.get("name"), "path": resolved_path(data_path) if data_path else None},
             "source_model": source}
 
 

@@ -37,6 +37,21 @@ def looks_local(path) -> bool:
     return p.is_absolute() or str(path).startswith((".", "~")) or p.exists() or str(path).strip("/").count("/") > 1
 
 
+def resolved_path(path) -> str:
+    """A local path however it is written (./runs/x, ~/runs/x, its absolute form) as one string; a hub id as it is."""
+    return str(Path(str(path)).expanduser().resolve()) if looks_local(path) else str(path)
+
+
+def checkpoint_config(path) -> dict | None:
+    """A local checkpoint's config.json, read before any weights load (None: a hub id, no such file, or a file
+    that is not a JSON object, which the load names)."""
+    try:
+        config = json.loads((Path(str(path)).expanduser() / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
 def check_local_checkpoint(path, key: str) -> bool:
     """Whether `path` is read as local; a local one must hold a checkpoint (a hub id is left to the load)."""
     local = looks_local(path)
