@@ -883,3 +883,21 @@ def test_seeds_with_report_only_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path), "--report-only", "--seeds", "0"])
     assert "--seeds with --report-only" in capsys.readouterr().err
+
+
+def test_a_page_of_runs_made_by_different_code_says_so(tmp_path):
+    """A sweep resumed across commits drew one page from two codes without a word (until 2026-12-05); the report
+    said it, the frontier did not."""
+    root = tmp_path / "sweep"
+    _fake_run(root, "ga", "lr", 1e-4, 0, 0.02, 0.1)
+    _fake_run(root, "ga", "lr", 1e-3, 0, 0.08, 0.4)
+    docs = tmp_path / "docs"
+    main(["--out", str(root), "--report-only", "--docs", str(docs)])
+    assert "different code" not in (docs / "frontier.md").read_text()  # none recorded: one (unrecorded) code
+    for value, code in ((1e-4, {"commit": "abcdef0123", "dirty": False}), (1e-3, {"commit": "1234567890",
+                                                                                  "dirty": True})):
+        f = root / "ga" / f"lr={value}" / "seed0" / "metrics.json"
+        f.write_text(json.dumps({**json.loads(f.read_text()), "code": code}))
+    main(["--out", str(root), "--report-only", "--docs", str(docs)])
+    for page in ("frontier.md", "results.md"):
+        assert "runs made by different code: abcdef0 (1 run), 1234567+edits (1 run)" in (docs / page).read_text()

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from unlearn.eval.table import MODALITIES
 from unlearn.io import config_hash, write_atomic
-from unlearn.report import MOD_LABEL, _pyplot, _save, mean_std, metric, vanilla_model
+from unlearn.report import MOD_LABEL, _pyplot, _save, code_label, mean_std, metric, mixed_code, vanilla_model
 
 log = logging.getLogger(__name__)
 
@@ -553,6 +553,7 @@ class Point:
     teach_seed: int | None = None  # which teaching made that model (metrics.json "teach_seed"; None: its seed)
     teaching: str | None = None  # a hash of that model's teaching record (metrics.json "source_teaching")
     knob: str | None = None  # the strength knob's last key, as its directory names it ("lr" of lr=5e-05)
+    code: str | None = None  # the commit that made the run (report.code_label)
 
     def drop(self, split: str, mod: str, name: str = "mc_acc") -> float | None:
         """before - after of metric `name` on one split and modality (None where the run lacks it)."""
@@ -586,7 +587,7 @@ def load_points(out: Path) -> list[Point]:
         teach, record = summary.get("teach_seed"), summary.get("source_teaching")
         points.append(Point(method_dir.name, strength, seed, metrics, seed_dir, summary.get("source_model"),
                             None if teach is None else int(teach), None if record is None else config_hash(record),
-                            strength_dir.name.split("=", 1)[0]))
+                            strength_dir.name.split("=", 1)[0], code_label(summary)))
     for method in sorted({p.method for p in points}):  # one curve reads one knob (record_knobs refuses a second)
         named = sorted({p.knob for p in points if p.method == method})
         if len(named) > 1:
@@ -1124,7 +1125,7 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
                               for t in timing) + "\n```\n\nThis page, from its runs:")
     else:
         intro += " Produced by (from the repository root):"
-    parts = [f"{intro}\n\n```bash\n{command}\n```"]
+    parts = [f"{intro}\n\n```bash\n{command}\n```{made_by(points)}"]
     if groups:
         other = spread_table(groups, [f"{MOD_LABEL[mod]} {h}" for mod in MODALITIES for _, _, h in OTHER_COLUMNS],
                              [f"{split}/{mod}/{m}" for mod in MODALITIES for split, m, _ in OTHER_COLUMNS])
@@ -1162,6 +1163,15 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
     return "\n\n".join(parts) + "\n"
 
 
+def made_by(points: Sequence[Point]) -> str:
+    """A paragraph for a page whose runs were made by different code (a sweep resumed across commits); "" where
+    one code made them all."""
+    mixed = mixed_code([p.code for p in points])
+    if mixed is None:
+        return ""
+    return f"\n\n**Note**: {mixed}; a difference between settings may be the code's."
+
+
 def _timing(out: Path) -> list[dict]:
     """The sweep invocations recorded under `out`, oldest first (an older single-record file is one)."""
     f = out / TIMING_FILE
@@ -1189,6 +1199,8 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
                          "(the runs' own is read)")
     base = made if made is not None else list(base)
     keys = checked_knob_keys(out, points, knobs)  # before anything is written
+    if mixed := mixed_code([p.code for p in points]):
+        log.warning(mixed)
     dest = docs or out
     other_axis = (cost, cost_metric) != ("retain", "mc_acc")
     if other_axis and (dest / "results.md").is_file():  # its frontier.md and plots are the retain-MC ones
@@ -1202,7 +1214,7 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
     plots = plot_frontier(points, dest, budget, cost, cost_metric)
     images = "\n\n".join(f"![{p.stem}]({os.path.relpath(p, dest)})" for p in plots)
     text = (f"# Frontier: forgetting at equal {cost_axis(cost, cost_metric)} cost\n\nProduced by (from the repository root):\n\n"
-            f"```bash\n{command}\n```\n\n{table}\n\n{images}\n")
+            f"```bash\n{command}\n```{made_by(points)}\n\n{table}\n\n{images}\n")
     md = dest / "frontier.md"
     write_atomic(md, lambda f: f.write(text.encode()))
     if other_axis:

@@ -130,10 +130,8 @@ def load_runs(paths: Sequence[str | Path]) -> list[Run]:
             warnings.warn(f"no runs found in {p}: neither {METRICS_FILE} nor run subdirs with one", ReportWarning,
                           stacklevel=2)
     runs = without_teaching(runs)
-    made_by = Counter(r.code or "unrecorded" for r in runs)
-    if len(made_by) > 1:  # a difference between rows may be the code's (metrics.json `code`, since 2026-12-05)
-        made = ", ".join(f"{c} ({n} run{'s' * (n > 1)})" for c, n in made_by.items())
-        warnings.warn(f"runs made by different code: {made}", ReportWarning, stacklevel=2)
+    if mixed := mixed_code([r.code for r in runs]):
+        warnings.warn(mixed, ReportWarning, stacklevel=2)
     return _unique_names(_without_shared_overrides(runs))
 
 
@@ -182,13 +180,28 @@ def load_run(run_dir: str | Path) -> Run:
     method = summary.get("method") or _override_value(overrides, "method") or run_dir.name
     seed = summary.get("seed", _override_value(overrides, "seed"))
     teach_seed = summary.get("teach_seed", seed)
-    record, code = summary.get("source_teaching"), summary.get("code")
+    record = summary.get("source_teaching")
     return Run(name=run_name(str(method), overrides), method=str(method), overrides=overrides,
                metrics=summary["metrics"], path=run_dir, source_model=summary.get("source_model"),
                seed=None if seed is None else int(seed), teach_seed=None if teach_seed is None else int(teach_seed),
                setting=setting, source_teaching=None if record is None else config_hash(record),
-               code=f"{code['commit'][:7]}{'+edits' if code.get('dirty') else ''}"
-               if isinstance(code, dict) and code.get("commit") else None)
+               code=code_label(summary))
+
+
+def code_label(summary: dict) -> str | None:
+    """The commit that made a run (metrics.json `code`, since 2026-12-05), "+edits" when its files were edited."""
+    code = summary.get("code")
+    return (f"{code['commit'][:7]}{'+edits' if code.get('dirty') else ''}"
+            if isinstance(code, dict) and code.get("commit") else None)
+
+
+def mixed_code(codes: Sequence[str | None]) -> str | None:
+    """A sentence naming the commits that made these runs, where there is more than one (a difference between
+    rows may then be the code's); None where one code made them all."""
+    made_by = Counter(c or "unrecorded" for c in codes)
+    if len(made_by) < 2:
+        return None
+    return "runs made by different code: " + ", ".join(f"{c} ({n} run{'s' * (n > 1)})" for c, n in made_by.items())
 
 
 # the keys of the shipped configs that follow a run's seeds or where it ran (pipeline.run_following_keys on
