@@ -348,3 +348,27 @@ def test_every_scorer_scores_gen_by_f_measure_and_keeps_recall_beside_it(name):
     scorer = get_scorer(name)
     assert scorer.score("gen", "she lives in malmo today", "she lives in malmo") == pytest.approx(8 / 9)
     assert scorer.generation_fields("she lives in malmo today", "she lives in malmo")["recall"] == pytest.approx(1.0)
+
+
+def test_the_report_reads_a_runs_metrics_as_rescored(tmp_path):
+    """`python -m unlearn.report --scorer` reads metrics_<scorer>.json (until 2026-12-05 the report read only the
+    run's own scoring, and a re-scored run could not be compared over seeds); a run not re-scored is refused,
+    naming the command that re-scores it."""
+    from unlearn.eval.metrics import aggregate
+    from unlearn.report import load_runs, main
+
+    run, other = tmp_path / "sweep" / "run0", tmp_path / "sweep" / "run1"
+    for d in (run, other):
+        d.mkdir(parents=True)
+        items = {"before": _records()["before"], "after": _records()["before"]}
+        (d / "items.json").write_text(json.dumps(items))
+        own = {k: v for stage in items for k, v in aggregate(items[stage], stage).items()}
+        (d / "metrics.json").write_text(json.dumps({"method": "ga", "seed": 0, "metrics": own}))
+    rescore_run(run, "mllmu_bench")
+    assert load_runs([run])[0].metrics["before/forget/text/rougeL"] == pytest.approx(2 / 3)
+    assert load_runs([run], "mllmu_bench")[0].metrics["before/forget/text/rougeL"] == pytest.approx(1.0)
+    assert load_runs([run], "mllmu_bench")[0].method == "ga"  # the rest of metrics.json stands
+    with pytest.raises(FileNotFoundError, match=r"run1 was not re-scored by mllmu_bench: python -m unlearn.rescore"):
+        load_runs([tmp_path / "sweep"], "mllmu_bench")
+    page = main([str(run), "--scorer", "mllmu_bench", "--out", str(tmp_path / "page")]).read_text()
+    assert "scored by `mllmu_bench`" in page and "--scorer mllmu_bench" in page

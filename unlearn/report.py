@@ -50,6 +50,7 @@ import numpy as np
 import yaml
 
 from unlearn import later_keys
+from unlearn.eval.scorers import SCORERS
 from unlearn.eval.table import MODALITIES, number
 from unlearn.io import config_hash, write_atomic
 
@@ -101,8 +102,9 @@ class Run:
 # --------------------------------------------------------------------------------------------- loading
 
 
-def load_runs(paths: Sequence[str | Path]) -> list[Run]:
-    """Runs from sweep dirs (run subdirs in job order) and single run dirs, in the order given.
+def load_runs(paths: Sequence[str | Path], scorer: str | None = None) -> list[Run]:
+    """Runs from sweep dirs (run subdirs in job order) and single run dirs, in the order given; `scorer`: each
+    run's metrics as `python -m unlearn.rescore --scorer` made them (metrics_<scorer>.json).
 
     A run dir without metrics.json (crashed or unfinished) is skipped with a warning; a malformed file
     raises ValueError naming it, because a silently missing run would make the table lie.
@@ -112,13 +114,13 @@ def load_runs(paths: Sequence[str | Path]) -> list[Run]:
         if not p.is_dir():
             raise FileNotFoundError(f"{p} is not a directory (expected a sweep dir or a run dir)")
         if (p / METRICS_FILE).is_file():
-            runs.append(load_run(p))
+            runs.append(load_run(p, scorer))
             continue
         subdirs = sorted((d for d in p.iterdir() if d.is_dir() and not d.name.startswith(".")), key=_job_order)
         found = False
         for d in subdirs:
             if (d / METRICS_FILE).is_file():
-                runs.append(load_run(d))
+                runs.append(load_run(d, scorer))
                 found = True
             elif any(d.glob(f"*/{METRICS_FILE}")):  # a sweep dir of its own (the report reads one level down)
                 warnings.warn(f"skipping {d}: a sweep dir (its runs one level down); give it as a dir of its own",
@@ -158,16 +160,18 @@ def _without_shared_overrides(runs: list[Run]) -> list[Run]:
     return runs
 
 
-def load_run(run_dir: str | Path) -> Run:
-    """One run dir; ValueError naming the file if metrics.json or overrides.yaml cannot be read."""
+def load_run(run_dir: str | Path, scorer: str | None = None) -> Run:
+    """One run dir; ValueError naming the file if metrics.json or overrides.yaml cannot be read. `scorer`: the
+    metrics of its metrics_<scorer>.json (the rest of metrics.json stands: what made the run, and how)."""
     run_dir = Path(run_dir)
     mfile = run_dir / METRICS_FILE
-    try:
-        summary = json.loads(mfile.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{mfile}: malformed JSON ({e})") from e
-    if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
-        raise ValueError(f"{mfile}: expected an object with a 'metrics' object")
+    summary = _read_metrics_file(mfile)
+    if scorer is not None:  # a run not re-scored is refused: beside re-scored ones its row would mix two scorers
+        mfile = run_dir / f"metrics_{scorer}.json"
+        if not mfile.is_file():
+            raise FileNotFoundError(f"{mfile}: {run_dir} was not re-scored by {scorer}: python -m unlearn.rescore "
+                                    f"{run_dir} --scorer {scorer}")
+        summary = {**summary, "metrics": _read_metrics_file(mfile)["metrics"]}
     if bad := sorted(k for k, v in summary["metrics"].items()
                      if isinstance(v, float) and not math.isfinite(v) and not k.startswith("time/")):
         warnings.warn(f"{mfile}: non-finite {bad[:4]}{' ...' if len(bad) > 4 else ''}: every mean it joins reads "
@@ -202,6 +206,16 @@ def mixed_code(codes: Sequence[str | None]) -> str | None:
     if len(made_by) < 2:
         return None
     return "runs made by different code: " + ", ".join(f"{c} ({n} run{'s' * (n > 1)})" for c, n in made_by.items())
+
+
+def _read_metrics_file(mfile: Path) -> dict:
+    try:
+        summary = json.loads(mfile.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{mfile}: malformed JSON ({e})") from e
+    if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
+        raise ValueError(f"{mfile}: expected an object with a 'metrics' object")
+    return summary
 
 
 # the keys of the shipped configs that follow a run's seeds or where it ran (pipeline.run_following_keys on
@@ -915,11 +929,14 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(prog="python -m unlearn.report", description=__doc__.split("\n")[0])
     parser.add_argument("dirs", nargs="+", help="sweep dirs (run subdirs) or single run dirs (metrics.json)")
     parser.add_argument("--out", help="output dir (default: the first dir; a single run dir's report/)")
+    parser.add_argument("--scorer", choices=sorted(SCORERS),
+                        help="read each run's generation and cloze as re-scored by this scorer (its "
+                             "metrics_<scorer>.json, written by python -m unlearn.rescore)")
     args = parser.parse_args(args_list)
 
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
-        runs = load_runs(args.dirs)
+        runs = load_runs(args.dirs, args.scorer)
     for w in said:  # shown as before; the report's own are kept for the page (a library's are not about the runs)
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     said = [w for w in said if issubclass(w.category, ReportWarning)]
@@ -932,6 +949,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
     if out_dir.exists() and not out_dir.is_dir():
         parser.error(f"--out {out_dir}: a file, not a directory")
     table = results_table(runs)
+    if args.scorer:
+        table = (f"Generation and cloze scored by `{args.scorer}` (each run's metrics_{args.scorer}.json, "
+                 "`python -m unlearn.rescore`).\n\n" + table)
     groups = group_by_seed(runs)
     if any(len(g.runs) > 1 for g in groups):
         table += "\n\n## Over seeds\n\n" + seed_table(groups)
