@@ -50,7 +50,6 @@ import numpy as np
 import yaml
 
 from unlearn import later_keys
-from unlearn.eval.scorers import SCORERS
 from unlearn.eval.table import MODALITIES, number
 from unlearn.io import config_hash, write_atomic
 
@@ -929,10 +928,14 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(prog="python -m unlearn.report", description=__doc__.split("\n")[0])
     parser.add_argument("dirs", nargs="+", help="sweep dirs (run subdirs) or single run dirs (metrics.json)")
     parser.add_argument("--out", help="output dir (default: the first dir; a single run dir's report/)")
-    parser.add_argument("--scorer", choices=sorted(SCORERS),
-                        help="read each run's generation and cloze as re-scored by this scorer (its "
-                             "metrics_<scorer>.json, written by python -m unlearn.rescore)")
+    parser.add_argument("--scorer", help="read each run's generation and cloze as re-scored by this scorer (its "
+                                          "metrics_<scorer>.json, written by python -m unlearn.rescore)")
     args = parser.parse_args(args_list)
+    if args.scorer:  # imported here: the scorers' metrics import torch (3 s), which the report otherwise never needs
+        from unlearn.eval.scorers import SCORERS
+
+        if args.scorer not in SCORERS:
+            parser.error(f"--scorer {args.scorer!r}: expected one of {', '.join(sorted(SCORERS))}")
 
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
