@@ -552,3 +552,52 @@ def test_half_fisher_divides_as_their_cpu_arithmetic_in_both_half_dtypes():
     for dtype in ("bfloat16", "float16"):
         got = main(["--device", "cpu", "--dtype", dtype, "--max-batches", "3", "--also", "257", "1001", "2049"])
         assert got["differ"] == 0 and got["batch_counts"] == [1, 2, 3, 257, 1001, 2049]
+
+
+def test_a_loss_scaler_unscales_only_the_stepped_optimisers_gradients(tmp_path):
+    """Why clip_scope=all with two optimisers is refused under 16-mixed: Lightning's scaler unscales the gradients
+    of the optimiser it steps, and leaves the others multiplied by the scale (a CPU GradScaler shows it here; if
+    Lightning ever unscales them all, this fails and the refusal can go)."""
+    import lightning as L
+    from lightning.pytorch.plugins import MixedPrecision
+
+    from unlearn.config import compose_config
+    from unlearn.settings import check_run_settings
+
+    seen = {}
+
+    class TwoOptimisers(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+            self.automatic_optimization = False
+
+        def training_step(self, batch, i):
+            first, _ = self.optimizers()
+            self.manual_backward((self.a * self.b * batch[0]).sum())  # d/da = b * x = 1, d/db = a * x = 1
+            first.step()
+
+        def on_before_optimizer_step(self, optimizer):
+            seen.update(a=self.a.grad.clone(), b=self.b.grad.clone())
+
+        def configure_optimizers(self):
+            return [torch.optim.SGD([self.a], lr=0.0), torch.optim.SGD([self.a, self.b], lr=0.0)]
+
+    scaler = torch.amp.GradScaler("cpu", init_scale=8.0)
+    trainer = L.Trainer(accelerator="cpu", plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)], max_steps=1,
+                        logger=False, enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
+                        default_root_dir=tmp_path)
+    trainer.fit(TwoOptimisers(), torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(1, 2))))
+    torch.testing.assert_close(seen["a"], torch.ones(2))  # unscaled
+    torch.testing.assert_close(seen["b"], torch.full((2,), 8.0))  # still scaled
+    for overrides, refused in ((["mmunlearner.clip_scope=all", "trainer.precision=16-mixed"], True),
+                               (["mmunlearner.clip_scope=all", "mmunlearner.optimizers=one", "trainer.precision=16-mixed"],
+                                False),
+                               (["mmunlearner.clip_scope=all", "trainer.precision=bf16-mixed"], False),
+                               (["trainer.precision=16-mixed"], False)):
+        cfg = compose_config(["method=mmunlearner", *overrides], tmp_path / "run", tmp_path / "cache")
+        if refused:
+            with pytest.raises(ValueError, match="clip_scope=all with mmunlearner.optimizers=two under trainer"):
+                check_run_settings(cfg)
+        else:
+            check_run_settings(cfg)

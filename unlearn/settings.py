@@ -432,6 +432,20 @@ def check_mmunlearner(m) -> None:
                        "mmunlearner")
 
 
+def check_mmunlearner_loss_scale(cfg) -> None:
+    """Under a loss scaler (trainer.precision=16-mixed) Lightning unscales the gradients of the optimiser it steps
+    only: with two optimisers, the forget step's clip over every parameter (clip_scope=all) would read the retain
+    parameters' gradients still multiplied by the scale (up to 65536), shrinking the forget step to nothing, and
+    their overflows would not skip it. Refused, naming the settings that work (since 2026-12-05; it ran before)."""
+    m, precision = cfg.mmunlearner, str((cfg.get("trainer") or {}).get("precision", "32-true"))
+    if (precision in ("16", "16-mixed") and m.get("optimizers", "two") == "two"
+            and m.get("clip_scope", "unlearned") == "all"):
+        raise ValueError(f"mmunlearner.clip_scope=all with mmunlearner.optimizers=two under trainer.precision="
+                         f"{precision}: the loss scaler unscales only the forget optimiser's gradients, and the clip "
+                         "would read the others scaled; use mmunlearner.optimizers=one (the authors' one AdamW), "
+                         "clip_scope=unlearned, or trainer.precision=bf16-mixed or 32-true")
+
+
 def check_mmunlearner_choices(m) -> None:
     """The choices MMUnlearner's run refused only at its start (after the before-evaluation), at the Fisher pass or
     at the update (after the Fisher pass), from the constants unlearn/methods/mmunlearner.py reads them by."""
@@ -942,6 +956,7 @@ def check_run_settings(cfg) -> None:
         check_gradient_method(cfg.method)
     if cfg.method.name == "mmunlearner":
         check_mmunlearner(cfg.mmunlearner)
+        check_mmunlearner_loss_scale(cfg)
     if cfg.method.name == "manu":
         check_manu(cfg.manu)
 
