@@ -15,7 +15,7 @@ import pytest
 
 from tests.test_report import parse_table
 from unlearn.frontier import (GRIDS, Reading, Task, across_seeds, checks, curves, default_groups, default_strengths,
-                              forget_drop_at, load_points, main, nearest_125, plan, strength_at)
+                              forget_drop_at, load_points, main, nearest_125, plan, results_markdown, strength_at)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -901,3 +901,12 @@ def test_a_page_of_runs_made_by_different_code_says_so(tmp_path):
     main(["--out", str(root), "--report-only", "--docs", str(docs)])
     for page in ("frontier.md", "results.md"):
         assert "runs made by different code: abcdef0 (1 run), 1234567+edits (1 run)" in (docs / page).read_text()
+
+
+def test_a_page_at_another_budget_says_the_defaults_rule_reads_its_own():
+    """`--budget 0.1` compares the methods at 0.1 while the defaults' rule stays at 0.05 (its table's title said
+    0.05 with no word on why, under tables at 0.1)."""
+    points = [_retain_mc_point("ga", s, 0, d) for s, d in ((1e-5, 0.02), (1e-4, 0.2))]
+    assert "whatever budget" not in results_markdown(points, "", "", "cmd", {"ga": 1e-5}, [])
+    assert "The rule reads 0.05 whatever budget the tables above compare at (--budget 0.1)" in results_markdown(
+        points, "", "", "cmd", {"ga": 1e-5}, [], budget=0.1)

@@ -1158,7 +1158,9 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
                  "(the embedded default's: docs/results.md; the organism's: its full-stage-2 frontier), so its "
                  "defaults compare the methods at about equal utility; a method that never reaches it keeps its own "
                  "default. The default column is what this sweep's configuration runs."
-                 "\n\n" + equal_cost_table(points, defaults))
+                 + (f" The rule reads {BUDGET:g} whatever budget the tables above compare at (--budget {budget:g})."
+                    if budget != BUDGET else "")
+                 + "\n\n" + equal_cost_table(points, defaults))
     parts.append("## Every swept setting\n\n" + points_table(points))
     return "\n\n".join(parts) + "\n"
 
