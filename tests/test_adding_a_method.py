@@ -47,6 +47,7 @@ def test_simnpo_loss_is_open_unlearnings(simnpo):
     labels = torch.randint(0, 11, (3, 7), generator=g)
     labels[:, :2] = -100  # the prompt
     labels[1, 5:] = -100  # rows of different answer lengths
+    labels[2, 0] = 3  # a labelled first position (every token labelled): counted in the length, predicted by none
     for beta, delta in ((4.5, 0.0), (0.5, 1.0)):
         ours = simnpo.simnpo_forget_loss(logits, labels, beta, delta)
         assert ours.item() == pytest.approx(open_unlearning_simnpo(logits, labels, beta, delta).item(), rel=1e-12)

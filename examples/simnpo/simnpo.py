@@ -31,15 +31,16 @@ def simnpo_forget_loss(logits: torch.Tensor, labels: torch.Tensor, beta: float, 
     """Mean over rows of -(2/beta) * logsigmoid(beta * (NLL(row) / label tokens(row) - delta)).
 
     NPO's log ratio against a reference model, replaced by the row's length-normalised NLL: no reference is held,
-    and long answers are not pushed harder than short ones. Rows without label tokens (a data-parallel shard's
-    padding repeats) are left out of the mean."""
+    and long answers are not pushed harder than short ones. The length is open-unlearning's: every labelled
+    position, the first one included (which no position predicts: it counts under label_prefix with every token
+    labelled). Rows without label tokens (a data-parallel shard's padding repeats) are left out of the mean."""
     if beta <= 0:
         raise ValueError(f"simnpo.beta must be > 0, got {beta}")
     logp, mask = losses.token_logprobs(logits, labels)
     rows = mask.any(-1)
     if not rows.any():
         raise ValueError("simnpo: the forget batch has no label tokens")
-    per_token_nll = -logp.sum(-1)[rows] / mask.sum(-1)[rows]
+    per_token_nll = -logp.sum(-1)[rows] / (labels != losses.IGNORE).sum(-1)[rows]
     return (-(2.0 / beta) * F.logsigmoid(beta * (per_token_nll - delta))).mean()
 
 

@@ -59,7 +59,7 @@ Which of these are confirmed, and where (the same findings for readers: docs/dat
       list the forget configs without `Directory`; nothing here reads it);
     - files: `<config>/train-00000-of-00001.parquet`; Test_Set as train-00000-of-00002 and -00001-of-00002.
   confirmed, official code (franciscoliu/MLLMU-Bench eval.py, read through its copy YokeYao/MLLMU-Bench eval.py;
-  the same code in franciscoliu/MANU eval.py):
+  franciscoliu/MANU's eval.py is not the same code: its shots differ, unlearn/eval/protocol.py):
     - images read as `row["image"]["bytes"]` (the {bytes, path} encoding);
     - Test_Set rows carry `images`, a list of images, one drawn at random per row in test mode;
     - Test_Set is filtered to the forget IDs (`df['ID'].isin(forget IDs)`), so forget and Test_Set IDs are the
@@ -111,8 +111,8 @@ UNTOUCHED_ID_OFFSET = 1_000_000
 
 # --- Prompts of MLLMU-Bench's own evaluation (rendered at run time by unlearn/eval/protocol.py) --------------
 # Source: `evaluate_classification` / `formulate_prompt_with_options` in the official eval.py
-# (franciscoliu/MLLMU-Bench; read through its copy YokeYao/MLLMU-Bench eval.py, identical in
-# franciscoliu/MANU eval.py). The options are joined as "A: text" lines; the reply is scored by its first
+# (franciscoliu/MLLMU-Bench; read through its copy YokeYao/MLLMU-Bench eval.py; franciscoliu/MANU's eval.py
+# differs in its shots, unlearn/eval/protocol.py). The options are joined as "A: text" lines; the reply is scored by its first
 # character, upper-cased, counted only when it is one of the option letters (unlearn/eval/scorers.py,
 # `mllmu_letter`, the one MC parser, used at run time under eval.scorer=mllmu_bench).
 MC_OPTION_LINE = "{letter}: {option}"
