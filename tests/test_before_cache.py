@@ -85,6 +85,31 @@ def test_a_model_taught_again_under_its_key_is_evaluated_again(tmp_path, monkeyp
     assert calls == ["before", "before", "before"]
 
 
+def test_a_users_checkpoint_is_evaluated_once(tmp_path, monkeypatch):
+    """A checkpoint without a teaching record is known by its weights files' sizes and times; the cache file read
+    them back as lists, never equal to the tuples made now, so every run evaluated it again (until 2026-12-05)."""
+    from types import SimpleNamespace
+
+    import unlearn.pipeline as pipeline
+
+    checkpoint = tmp_path / "my_llava"
+    checkpoint.mkdir()
+    (checkpoint / "model.safetensors").write_bytes(b"weights")
+    cfg = compose_config(["logger=none", f"model.path={checkpoint}"], tmp_path / "out", tmp_path / "c")
+    cache = before_cache_path(cfg, checkpoint)
+    calls = []
+
+    def evaluate(ctx, stage):
+        calls.append(stage)
+        return {"before/forget/text/mc_acc": 1.0}, []
+
+    monkeypatch.setattr(pipeline, "evaluate", evaluate)
+    monkeypatch.setattr(pipeline, "aggregate", lambda records, stage, perturbed: {"read": 1.0})
+    ctx = SimpleNamespace(cfg=cfg, is_global_zero=True)
+    pipeline.evaluate_before(ctx, cache, checkpoint)
+    assert pipeline.evaluate_before(ctx, cache, checkpoint)[0] == {"read": 1.0} and calls == ["before"]
+
+
 def test_no_cache_for_hub_checkpoints_teaching_or_when_off(tmp_path):
     assert path(tmp_path, "model.path=someone/ckpt") is None  # a hub id: its revision is not read offline
     assert path(tmp_path, "model.path=/some/ckpt") is None  # not there (the load names it)

@@ -632,7 +632,9 @@ def vanilla_identity(source) -> dict:
     before do not move)."""
     if record := teaching_record(source):
         return {"teaching": config_hash(record)}
-    return {"weights": [(f.name, f.stat().st_size, f.stat().st_mtime_ns)
+    # lists, as the cache file reads them back (tuples never equalled them: until 2026-12-05 a user's checkpoint was
+    # evaluated anew every run)
+    return {"weights": [[f.name, f.stat().st_size, f.stat().st_mtime_ns]
                         for f in sorted(Path(str(source)).glob("*.safetensors"))]}
 
 
