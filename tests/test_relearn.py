@@ -71,3 +71,31 @@ def test_attack_rows_on_a_row_per_person_are_the_shuffles_first_rows(small_bench
     for seed in (0, 1):
         old = rows.shuffle(seed=seed).select(range(max(1, round(len(rows) * 0.5))))
         assert attack_rows(small_benchmark, "forget", 0.5, seed)["ID"] == old["ID"]
+
+
+def test_a_failed_attack_keeps_the_finished_run(tmp_path, monkeypatch):
+    """The relearning attack runs after the unlearning and its evaluation: when it fails (a NaN, out of memory)
+    the run's model, items and metrics are written first, then the failure is raised (until 2026-12-05 it lost the
+    finished run: MANU's and MMUnlearner's write no checkpoint to resume from)."""
+    import json
+
+    import unlearn.relearn
+    from unlearn import pipeline
+    from unlearn.methods import finetune
+    from unlearn.config import compose_config
+
+    def out_of_memory(ctx, evaluate):
+        raise RuntimeError("out of memory copying the model")
+
+    monkeypatch.setattr(unlearn.relearn, "relearn", out_of_memory)
+    monkeypatch.setattr(finetune, "teach", lambda ctx, fcfg: None)  # the run's own method: not what is tested
+    out = tmp_path / "run"
+    cfg = compose_config(["logger=none", "debug=fast", "method=finetune", "eval.before=false",
+                          "eval.relearn.enabled=true", "eval.tasks=[mc]", "eval.max_people=2"], out, tmp_path / "cache")
+    with pytest.raises(pipeline.RelearnFailed, match="out of memory copying the model"):
+        pipeline.run(cfg)
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["relearn_error"] == "RuntimeError: out of memory copying the model"
+    assert "after/forget/text/mc_acc" in summary["metrics"]
+    assert not any(k.startswith("relearn/") for k in summary["metrics"])
+    assert (out / "model").is_dir() and (out / "items.json").is_file()

@@ -819,11 +819,15 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
     metrics["time/method_s"] = time.perf_counter() - start
     m, records["after"] = evaluate(ctx, "after")
     metrics.update(m)
+    relearn_failed = None
     if cfg.eval.relearn.enabled:
         from unlearn.relearn import relearn
 
-        m, records["relearn"] = relearn(ctx, evaluate)
-        metrics.update(m)
+        try:
+            m, records["relearn"] = relearn(ctx, evaluate)
+            metrics.update(m)
+        except Exception as e:  # noqa: BLE001 - the unlearning and its evaluation are written first, then it is raised
+            relearn_failed = e  # (until 2026-12-05 a failed attack, a NaN or out of memory, lost the finished run)
 
     for stage, recs in records.items():
         metrics.update(derived_metrics(recs, stage, cfg.eval.truth_ratio_perturbed, cfg.eval.protocol,
@@ -847,10 +851,12 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
                    "code": running_code(),  # this framework's commit, and whether it was edited
                    "artifacts": ctx.artifacts,
                    "skipped_rows": benchmark.skipped}  # data.on_bad_row=skip: {split: {reason: count}}
+        if relearn_failed is not None:
+            summary["relearn_error"] = f"{type(relearn_failed).__name__}: {relearn_failed}"
         write_json(out_dir / "config.json", resolved)
         write_json(out_dir / "items.json", records, indent=None)  # 4.5 MB on the default: read by code
         table = before_after_table(metrics)
-        if cfg.eval.relearn.enabled:
+        if cfg.eval.relearn.enabled and relearn_failed is None:
             table += "\n\nrelearning attack (after -> relearn):\n" + before_after_table(metrics, ("after", "relearn"))
         write_text(out_dir / "results.md", table + "\n")
         # last: metrics.json marks the run finished (run_dir.FINISHED; the frontier reads it as a point), so it is
@@ -863,7 +869,14 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
             logger.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
             _log_table(logger, metrics)
             logger.finalize("success")
+    if relearn_failed is not None:
+        raise RelearnFailed(f"the relearning attack (eval.relearn) failed after the unlearning, whose model, "
+                            f"evaluation and metrics.json are written in {out_dir}: {relearn_failed}") from relearn_failed
     return metrics
+
+
+class RelearnFailed(RuntimeError):
+    """The relearning attack failed; the run it attacked is finished and written."""
 
 
 def _log_table(logger, metrics: dict) -> None:
