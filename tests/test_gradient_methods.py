@@ -170,6 +170,10 @@ def test_resume_reaches_the_same_result(tmp_path, small_benchmark):
         check_resume_file(last, cfg)
     same = _cfg(tmp_path / "same", "method=npo", "method.epochs=2", "method.batch_size=8")
     check_resume_file(last, same)
+    # method.batch_size is per process: on two processes the same setting is twice the global batch
+    two = _cfg(tmp_path / "two", "method=npo", "method.epochs=2", "method.batch_size=8", "trainer=ddp_sim")
+    with pytest.raises(ValueError, match=r"saved under other settings \(processes: saved 1, now 2[;)]"):
+        check_resume_file(last, two)
     same.method.epochs = 1
     with pytest.raises(ValueError, match="has run 1 epochs, and this run has method.epochs=1: nothing is left"):
         check_resume_file(last, same)

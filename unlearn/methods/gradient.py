@@ -358,11 +358,13 @@ def resume_identity(cfg) -> dict:
     which orders the data, the forget split and modality, which choose it, and since 2026-12-05 the model the run
     started from (`model.path`, else the cached vanilla model's key) and the data it read (`data.name`,
     `data.path`): until then a checkpoint resumed onto another model.path ran on, its metrics.json naming the new
-    model while the weights, the reference and the before-evaluation came from the old one. Only the keys both
-    record are compared (check_resume), so a checkpoint made before these keys still resumes."""
+    model while the weights, the reference and the before-evaluation came from the old one. Since 2026-12-05 also
+    the number of processes: `method.batch_size` is per process, so a checkpoint of one process resumed on two at
+    its batch size ran on at twice the global batch, without a word. Only the keys both record are compared
+    (check_resume), so a checkpoint made before these keys still resumes."""
     from omegaconf import OmegaConf
 
-    from unlearn.pipeline import vanilla_path
+    from unlearn.pipeline import teaching_processes, vanilla_path
 
     from unlearn.models.loading import resolved_path
 
@@ -372,7 +374,7 @@ def resume_identity(cfg) -> dict:
     return {"method": {k: v for k, v in method.items() if k not in NOT_RESUME_IDENTITY}, "seed": cfg.seed,
             "data": {"forget_split": cfg.data.get("forget_split"), "forget_modality": cfg.data.get("forget_modality"),
                      "name": cfg.data.get("name"), "path": resolved_path(data_path) if data_path else None},
-            "source_model": source}
+            "source_model": source, "processes": teaching_processes(cfg)}
 
 
 def epochs_run(checkpoint: dict) -> int | None:
