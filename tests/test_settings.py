@@ -220,6 +220,11 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
      r"mmunlearner.forget_optimizer differs from it \(lr: 0.0001 against 1e-05\)"),
     (["method=mmunlearner", "mmunlearner.optimizers=one", "mmunlearner.forget_optimizer._target_=torch.optim.SGD"],
      r"mmunlearner.forget_optimizer differs from it \(_target_: 'torch.optim.SGD' against 'torch.optim.AdamW'\)"),
+    # Lightning's default DDP stopped at the first step after the before-evaluation (a parameter without gradient)
+    (["method=ga", "trainer.devices=2"], r"trainer.devices=2 without trainer.strategy: .* use trainer=ddp_sim"),
+    # the scaler unscales only the forget optimiser's gradients, and clip_scope=all reads the retain ones too
+    (["method=mmunlearner", "mmunlearner.clip_scope=all", "trainer.precision=16-mixed"],
+     r"mmunlearner.clip_scope=all with mmunlearner.optimizers=two under trainer.precision=16-mixed"),
 ]
 
 

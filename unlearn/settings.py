@@ -852,6 +852,13 @@ def check_trainer(trainer) -> None:
     clip = trainer.get("gradient_clip_val")
     if clip is not None:
         number(clip, "trainer.gradient_clip_val", 0)
+    devices, strategy = trainer.get("devices", 1), str(trainer.get("strategy", "auto"))
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices > 1 and strategy == "auto":
+        # Lightning's default DDP stops at the first step that leaves a parameter without a gradient (a frozen
+        # tower's, a reference's), after the before-evaluation: until 2026-12-05 `trainer=cpu trainer.devices=2`
+        raise ValueError(f"trainer.devices={devices} without trainer.strategy: Lightning's default DDP stops at "
+                         "parameters a step leaves unused; use trainer=ddp_sim (CPU processes), trainer=ddp or "
+                         "trainer=fsdp (GPUs)")
 
 
 class SettingsError(ValueError):
