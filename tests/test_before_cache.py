@@ -185,3 +185,35 @@ def test_a_local_checkpoint_is_cached_under_its_files(tmp_path):
         (other / f.name).write_bytes(f.read_bytes())
         os.utime(other / f.name, ns=(f.stat().st_mtime_ns, f.stat().st_mtime_ns))
     assert path(tmp_path, f"model.path={other}") != path(tmp_path, f"model.path={ckpt}")
+
+
+def test_a_shared_cache_read_only_here_refuses_teaching_before_it_and_keeps_an_evaluation(tmp_path, monkeypatch,
+                                                                                         caplog):
+    """A cache whose subdirectories another user made can be read, not written: teaching into it is refused before
+    the teaching, and a before-evaluation that cannot be cached is kept for the run (until 2026-12-05 both failed
+    after the work, with a bare PermissionError)."""
+    import os
+    from types import SimpleNamespace
+
+    import unlearn.pipeline as pipeline
+    from unlearn.run_dir import NotWritableError
+
+    cfg = compose_config(["logger=none", "debug=fast"], tmp_path / "out", tmp_path / "c")
+    vanilla = pipeline.vanilla_path(cfg)
+    access = os.access
+    monkeypatch.setattr(pipeline.os, "access", lambda p, mode: Path(p) != vanilla.parent and access(p, mode))
+    monkeypatch.setattr("unlearn.methods.finetune.teach", lambda *a: pytest.fail("taught into a read-only cache"))
+    with pytest.raises(NotWritableError, match=r"paths.cache_dir=.*/c: .*/c/vanilla is not writable here, and the "
+                                               r"taught model would be cached there"):
+        pipeline.ensure_vanilla(cfg, None)
+
+    def read_only(path, *a, **k):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(pipeline, "evaluate", lambda ctx, stage: ({"before/forget/text/mc_acc": 1.0}, []))
+    monkeypatch.setattr(pipeline, "write_json", read_only)
+    ctx = SimpleNamespace(cfg=cfg, is_global_zero=True)
+    with caplog.at_level("WARNING"):
+        assert pipeline.evaluate_before(ctx, tmp_path / "c" / "eval_before" / "x.json", None)[0] == {
+            "before/forget/text/mc_acc": 1.0}
+    assert "before-evaluation not cached (PermissionError" in caplog.text

@@ -383,6 +383,7 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path | str:
             log.warning("vanilla model %s was taught in another float environment (%s): a model taught here "
                         "would differ, as a model of another seed does", path.name, "; ".join(moved))
         return path
+    check_cache_writable(path.parent, cfg, "the taught model")  # before the teaching, not after it
     log.info("vanilla model missing: teaching the benchmark first (cached at %s)", path)
     from unlearn.methods.finetune import teach
 
@@ -430,6 +431,23 @@ def run_following_keys(cfg: DictConfig, resolved: dict | None = None) -> list[st
 
 def run_environment(cfg: DictConfig) -> dict:
     return float_environment("cpu" if teaches_on_cpu(cfg) else str(cfg.trainer.get("accelerator", "auto")))
+
+
+def check_cache_writable(directory: Path, cfg: DictConfig, what: str) -> None:
+    """A cache shared by several users, whose subdirectories one of them made (umask 022), can be read by the others
+    and not written: where the run would write `what` there, refused before the work that makes it (until
+    2026-12-05 after it, with a bare PermissionError, the taught model lost)."""
+    from unlearn.run_dir import NotWritableError
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        writable = os.access(directory, os.W_OK | os.X_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        raise NotWritableError(f"paths.cache_dir={cfg.paths.cache_dir}: {directory} is not writable here, and {what} "
+                               "would be cached there; ask its owner to make it writable for you (a shared cache: "
+                               "group-writable, umask 002), or choose another paths.cache_dir")
 
 
 def save_vanilla(ctx: RunContext, path: Path, seconds: float) -> Path:
@@ -684,7 +702,11 @@ def evaluate_before(ctx: RunContext, cache: Path | None, source=None) -> tuple[d
             saved["records"]
     metrics, records = evaluate(ctx, "before")
     if cache is not None and ctx.is_global_zero:
-        write_json(cache, {"metrics": metrics, "records": records, "vanilla": identity}, indent=None)
+        try:  # a cache the run may read and not write (a shared one) costs the next run this evaluation, not this one
+            write_json(cache, {"metrics": metrics, "records": records, "vanilla": identity}, indent=None)
+        except OSError as e:  # until 2026-12-05 the evaluation (hours at 7B) was lost with the run
+            log.warning("before-evaluation not cached (%s: %s): paths.cache_dir=%s; the next run evaluates again",
+                        type(e).__name__, e, ctx.cfg.paths.cache_dir)
     return metrics, records
 
 
