@@ -748,3 +748,37 @@ def test_the_official_layers_past_a_checkpoints_towers_are_refused_from_its_conf
         check()
     check("manu.official.layers.language=[1,2,3]")
     check("manu.official.layers=null")
+
+
+def test_a_reference_of_another_family_or_vocabulary_is_refused_before_the_run(tmp_path):
+    """KL and NPO compare the reference's logits with the model's token for token: a reference of another family
+    was refused only at the method's start (after the before-evaluation), one of another vocabulary stopped in an
+    embedding lookup naming no setting (until 2026-12-05)."""
+    import json
+
+    from unlearn.models.loading import CheckpointError
+    from unlearn.settings import check_input_paths
+
+    def checkpoint(name, model_type, vocab):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"model_type": model_type, "text_config": {"vocab_size": vocab}}))
+        return d
+
+    model, same, qwen, other = (checkpoint("model", "llava", 32064), checkpoint("same", "llava", 32064),
+                                checkpoint("qwen", "qwen2_vl", 32064), checkpoint("other", "llava", 242))
+
+    def check(reference, *overrides):
+        check_input_paths(compose_config(["method=kl", "model=llava_1_5_7b", f"model.path={model}", "logger=none",
+                                          f"method.reference_path={reference}", *overrides], tmp_path / "run",
+                                         tmp_path / "cache"))
+
+    check(same)
+    with pytest.raises(CheckpointError, match=r"method.reference_path=.*qwen: its config.json says model_type "
+                                              r"'qwen2_vl'"):
+        check(qwen)
+    with pytest.raises(ValueError, match=r"method.reference_path=.*other: a vocabulary of 242 tokens, and "
+                                         r"model.path=.*model has 32064"):
+        check(other)
+    check(other, "method.resize_embeddings=tokenizer")  # both cut to the tokenizer's length
+    check(other, "method=ga")  # GA reads no reference

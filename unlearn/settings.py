@@ -377,6 +377,7 @@ def check_input_paths(cfg) -> None:
 
         if check_local_checkpoint(cfg.method.reference_path, "method.reference_path"):
             check_reference_people(cfg)
+            check_reference_model(cfg)
     mask = cfg.mmunlearner.get("mask_path") if cfg.method.name == "mmunlearner" else None
     if mask and not Path(str(mask)).expanduser().is_file():
         raise FileNotFoundError(f"mmunlearner.mask_path={mask}: no such file (a mask.safetensors an earlier run "
@@ -966,6 +967,40 @@ def check_run_settings(cfg) -> None:
         check_mmunlearner_loss_scale(cfg)
     if cfg.method.name == "manu":
         check_manu(cfg.manu)
+
+
+def check_reference_model(cfg) -> None:
+    """A local KL / NPO reference of another family, or with another vocabulary than the model it is read beside
+    (their logits are compared token for token), from the two config.json files. Until 2026-12-05 the family was
+    refused at the method's start, after the before-evaluation, and another vocabulary stopped in an embedding
+    lookup (`IndexError: index out of range in self`) naming no setting. A model whose config.json is not there
+    yet (the vanilla model a run is about to teach) is not compared."""
+    from unlearn.methods.gradient import NEEDS_REFERENCE
+    from unlearn.models.loading import check_model_type, checkpoint_config, configured_model_types
+
+    ref = checkpoint_config(cfg.method.reference_path)
+    if ref is None or cfg.method.get("loss") not in NEEDS_REFERENCE:
+        return
+    key = f"method.reference_path={cfg.method.reference_path}"
+    check_model_type(ref.get("model_type"), key, "its config.json", configured_model_types(cfg.model))
+    if cfg.method.get("resize_embeddings") is not None:  # both are cut to the tokenizer's length
+        return
+    if cfg.model.get("path"):
+        own, where = checkpoint_config(cfg.model.path), f"model.path={cfg.model.path}"
+    else:
+        from unlearn.pipeline import vanilla_path
+
+        own, where = checkpoint_config(vanilla_path(cfg)), "the cached vanilla model"
+    mine, theirs = vocabulary(own or {}), vocabulary(ref)
+    if mine and theirs and mine != theirs:
+        raise ValueError(f"{key}: a vocabulary of {theirs} tokens, and {where} has {mine}: KL and NPO compare the "
+                         "two models' logits token for token; give a reference of the same model")
+
+
+def vocabulary(config: dict) -> int | None:
+    """A checkpoint config's vocabulary size: its language model's (text_config), else its own."""
+    text = config.get("text_config")
+    return (text.get("vocab_size") if isinstance(text, dict) else None) or config.get("vocab_size")
 
 
 def check_reference_people(cfg) -> None:
