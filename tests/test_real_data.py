@@ -498,3 +498,30 @@ def test_a_local_snapshot_edited_or_renamed_is_read_anew(tmp_path):
     assert read(first, cache) == "z"
     assert datasets_cache(str(first), cache) != datasets_cache(str(second), cache)
     assert datasets_cache("MLLMMU/MLLMU-Bench", cache) == cache / "hf_datasets"  # a hub id: datasets' own key
+
+
+def _not_utf8(root, config, column, row):
+    """Rewrite `column` of `config`'s first shard with bytes that are not UTF-8 at `row` (a damaged snapshot)."""
+    import pyarrow as pa
+
+    path = sorted((root / config).glob("*.parquet"))[0]
+    table = pq.read_table(path)
+    values = [v.encode() for v in table.column(column).to_pylist()]
+    values[row] = values[row][:5] + b"\xe9\xff" + values[row][5:]
+    data = b"".join(values)
+    offsets = pa.array([sum(map(len, values[:i])) for i in range(len(values) + 1)], pa.int32())
+    broken = pa.Array.from_buffers(pa.string(), len(values), [None, offsets.buffers()[1], pa.py_buffer(data)])
+    pq.write_table(table.set_column(table.schema.get_field_index(column), column, broken), path)
+
+
+def test_text_that_is_not_utf8_is_a_bad_row_by_name_or_harmless_where_unread(mllmu_copy, tmp_path):
+    """A snapshot's text that is not UTF-8 stopped the load with a bare UnicodeDecodeError naming no split, row or
+    field, under data.on_bad_row=skip too (until 2026-12-05)."""
+    _not_utf8(mllmu_copy, "retain_90", "biography", 0)  # a column the loader never reads
+    _benchmark(tmp_path / "a", "mllmu_bench", mllmu_copy, "data.on_bad_row=error")
+    _not_utf8(mllmu_copy, "ft_Data", "metadata", 2)
+    with pytest.raises(DataError, match=r"split 'ft_Data \(.*\)', row 2: field 'metadata' holds text that is not "
+                                        r"UTF-8 \(invalid continuation byte at byte 5"):
+        _benchmark(tmp_path / "b", "mllmu_bench", mllmu_copy, "data.on_bad_row=error")
+    skipped = _benchmark(tmp_path / "c", "mllmu_bench", mllmu_copy, "data.on_bad_row=skip").skipped
+    assert any("field 'metadata' not UTF-8" in reason for reasons in skipped.values() for reason in reasons)

@@ -242,10 +242,38 @@ def _shard_locator(files: list[str] | None):
 
 
 def raw_rows(ds: Dataset, batch_size: int = 64) -> Iterator[dict]:
-    """Rows as plain Python objects with images still encoded (`{"bytes", "path"}`)."""
+    """Rows as plain Python objects with images still encoded (`{"bytes", "path"}`). A value whose text is not
+    UTF-8 is a NotUtf8 (until 2026-12-05 a bare UnicodeDecodeError stopped the load naming no split, row or field,
+    under data.on_bad_row=skip too): a field the loader reads is then a bad row by name, one it never reads (a
+    biography) is harmless."""
     arrow = ds.with_format("arrow")
     for start in range(0, len(ds), batch_size):
-        yield from arrow[start:start + batch_size].to_pylist()
+        batch = arrow[start:start + batch_size]
+        try:
+            rows = batch.to_pylist()
+        except UnicodeDecodeError:
+            rows = [_decoded_row(batch.slice(i, 1)) for i in range(batch.num_rows)]
+        yield from rows
+
+
+class NotUtf8:
+    """A value of a row whose text is not UTF-8: `field` names it as the field's wrong type."""
+
+    def __init__(self, error: UnicodeDecodeError):
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"NotUtf8({self.error})"
+
+
+def _decoded_row(table) -> dict:
+    row = {}
+    for name in table.column_names:
+        try:
+            row[name] = table.column(name).to_pylist()[0]
+        except UnicodeDecodeError as e:
+            row[name] = NotUtf8(e)
+    return row
 
 
 def field(split: str, i: int, row: dict, name: str, kind: type | tuple[type, ...] | None = None,
@@ -256,6 +284,10 @@ def field(split: str, i: int, row: dict, name: str, kind: type | tuple[type, ...
     value = row[name]
     if value is None:
         fail(split, i, f"field '{name}' is null")
+    if isinstance(value, NotUtf8):
+        fail(split, i, f"field '{name}' holds text that is not UTF-8 ({value.error.reason} at byte "
+                       f"{value.error.start}: {value.error.object[max(0, value.error.start - 20):value.error.end]!r})",
+             f"field '{name}' not UTF-8")
     if kind is not None and not isinstance(value, kind):
         fail(split, i, f"field '{name}' is {type(value).__name__}, expected {_kind_name(kind)}")
     if nonempty and isinstance(value, str) and not value.strip():
