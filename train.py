@@ -10,13 +10,15 @@ from omegaconf import DictConfig
 def main(cfg: DictConfig) -> None:
     from unlearn.pipeline import run
     from unlearn.runtime import quiet_libraries
-    from unlearn.settings import SettingsError
+    from unlearn.settings import refused_before_run
 
     quiet_libraries()
     try:
         run(cfg)
-    except SettingsError as e:  # refused before anything ran: the message, status 1, no traceback
-        raise SystemExit(f"Error: {e}") from e
+    except Exception as e:
+        if refused_before_run(e):  # refused before anything ran: the message, status 1, no traceback
+            raise SystemExit(f"Error: {e}") from e
+        raise
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Run: `.venv/bin/python -m bench.manu_pass` (uses the cached vanilla model when p
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -81,7 +82,8 @@ def _state_bytes(stats) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--cache", default=".cache")
+    ap.add_argument("--cache", default=os.environ.get("UNLEARN_CACHE", ".cache"),
+                    help="cache dir (default: $UNLEARN_CACHE, else .cache, as train.py)")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--memory-probe", type=int, default=0, help=argparse.SUPPRESS)

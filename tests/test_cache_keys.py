@@ -70,6 +70,9 @@ def test_a_trainer_key_a_config_adds_keys_what_it_can_change(tmp_path):
     assert _vanilla(tmp_path, "trainer.precision=bf16") == _vanilla(tmp_path, "trainer.precision=bf16-mixed") != vanilla
     for neutral in ("trainer.log_every_n_steps=1", "+trainer.enable_progress_bar=false"):
         assert _before(tmp_path, neutral) == before and _vanilla(tmp_path, neutral) == vanilla, neutral
+    # what the teaching sets itself (warned as replaced): until 2026-12-05 it keyed another model, taught again
+    for replaced in ("+trainer.max_epochs=3", "+trainer.use_distributed_sampler=false"):
+        assert _vanilla(tmp_path, replaced) == vanilla, replaced
 
 
 def test_the_organisms_teaching_is_keyed_by_how_the_base_is_loaded_and_its_lora_targets(tmp_path):

@@ -224,7 +224,7 @@ def test_unknown_forget_split_lists_available(mllmu_dir, tmp_path):
 def test_missing_local_dir_names_the_key(data, tmp_path):
     missing = tmp_path / "not_downloaded"
     with pytest.raises(DataError, match=rf"data.path='{re.escape(str(missing))}' does not exist.*"
-                                        r"huggingface-cli download --repo-type dataset .* --local-dir DIR"):
+                                        r"hf download --repo-type dataset .* --local-dir DIR"):
         _benchmark(tmp_path, data, missing)
 
 

@@ -320,12 +320,18 @@ def keyed_trainer(cfg: DictConfig) -> dict:
     return trainer
 
 
+# what the teaching's and the base pretraining's Trainers set themselves, whatever the config says (warned)
+TEACHING_SETS = ("max_epochs", "use_distributed_sampler", "callbacks")
+
+
 def teaching_trainer(cfg: DictConfig) -> dict:
     """The trainer settings the vanilla and base keys read: TEACH_TRAINER_KEYS, and any key a config added that
-    is not known to leave the weights alone (later_keys.TRAINER_NEUTRAL)."""
+    is not known to leave the weights alone (later_keys.TRAINER_NEUTRAL) nor replaced by the teaching
+    (TEACHING_SETS: until 2026-12-05 `+trainer.max_epochs=3`, warned as replaced, keyed another model, taught
+    again)."""
     trainer = keyed_trainer(cfg)
     return {**{k: trainer[k] for k in TEACH_TRAINER_KEYS if k in trainer},
-            **later_keys.trainer_extras(trainer, TEACH_TRAINER_KEYS)}
+            **later_keys.trainer_extras(trainer, TEACH_TRAINER_KEYS + TEACHING_SETS)}
 
 
 def teaching_processes(cfg: DictConfig) -> int:
@@ -722,7 +728,11 @@ def run(cfg: DictConfig) -> dict:
         raise
     except ValueError as e:  # the message is the check's own; its type says nothing has run yet
         raise SettingsError(str(e)) from e
-    check_input_paths(cfg)
+    try:
+        check_input_paths(cfg)
+    except (ValueError, FileNotFoundError) as e:  # named refusals of their own types (train.py prints them alone)
+        e.refused_before_run = True
+        raise
     join_process_group(cfg)  # before the seed: the strategy's set-up calls Lightning's reset_seed, idle until then
     # method=finetune teaches, so its seed is the teaching seed (the model it writes is cached under it)
     L.seed_everything(cfg.teach_seed if cfg.method.name == "finetune" else cfg.seed, workers=True)

@@ -868,6 +868,14 @@ class SettingsError(ValueError):
     misspelt `+manu.alpah=5` too)."""
 
 
+def refused_before_run(error: BaseException) -> bool:
+    """Whether `error` is a refusal before anything ran: a SettingsError, or an input file's (the checkpoint a
+    run resumes, the reference, a reused mask: their checks keep their own types, FileNotFoundError or
+    CheckpointError, and are marked by pipeline.run), which `python train.py` prints alone too (until 2026-12-05
+    after Hydra's traceback)."""
+    return isinstance(error, SettingsError) or getattr(error, "refused_before_run", False)
+
+
 # MMUnlearner's saliency-mask settings: what mmunlearner.apply_mask=false never reads
 MASK_SETTINGS = ("gamma", "mask_fraction", "groups", "eligible", "fisher_labels", "fisher_batch_size",
                  "fisher_shuffle", "fisher_dtype", "preserve_text", "preserve_batches")

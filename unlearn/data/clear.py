@@ -1,7 +1,7 @@
 """CLEAR (Dontsov et al. 2024, arXiv:2410.18057) read from the hub or a local snapshot, in the internal layout.
 
 Source: the hub dataset `therem/CLEAR`, or a directory holding a copy of that repository
-(`huggingface-cli download --repo-type dataset therem/CLEAR --local-dir DIR`, then `data.path=DIR`).
+(`hf download --repo-type dataset therem/CLEAR --local-dir DIR`, then `data.path=DIR`).
 
 The real format. CLEAR has the 200 fictitious authors of TOFU, each with about 19 generated images; a row is
 one *image*, not one person:

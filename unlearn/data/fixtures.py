@@ -1,7 +1,7 @@
 """Tiny local copies of MLLMU-Bench and CLEAR in their real published formats, for tests.
 
 `write_mllmu_bench_fixture(dir)` and `write_clear_fixture(dir)` lay a directory out as a hub snapshot does
-(`huggingface-cli download --repo-type dataset ... --local-dir dir`): one folder of parquet shards per config
+(`hf download --repo-type dataset ... --local-dir dir`): one folder of parquet shards per config
 and a README.md whose YAML `configs:` block maps configs to files, so `datasets.load_dataset(dir, name=...)`
 and the loaders read them exactly as they read the real data. The README carries only the `configs:` block
 (the real cards also list `dataset_info`; the parquet files carry their features themselves). People and

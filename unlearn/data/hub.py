@@ -1,7 +1,7 @@
 """Reading a benchmark published as a Hugging Face dataset repository: from the hub or a local copy.
 
 One code path for both: `datasets.load_dataset(path, name=config)`. A local directory works when it is a
-snapshot of the hub repository (what `huggingface-cli download --repo-type dataset REPO --local-dir DIR`
+snapshot of the hub repository (what `hf download --repo-type dataset REPO --local-dir DIR`
 writes): its README.md carries the `configs:` metadata that maps each config to its parquet files.
 
 Rows are read in Arrow form, so images stay encoded (`{"bytes", "path"}` dicts) until a model needs them:
@@ -55,7 +55,7 @@ def resolve_source(path: str, key: str, repo_id: str) -> str:
     """
     path = str(path)
     local = Path(path).expanduser()
-    hint = (f"download it with `huggingface-cli download --repo-type dataset {repo_id} --local-dir DIR` "
+    hint = (f"download it with `hf download --repo-type dataset {repo_id} --local-dir DIR` "
             f"and set {key}=DIR")
     if local.is_dir():
         return str(local.resolve())
@@ -85,7 +85,7 @@ def load_config(source: str, config: str, *, key: str, repo_id: str, cache_dir: 
             raise DataError(f"cannot load config '{config}' from {key}={source!r}: {where}") from err
         raise DataError(
             f"cannot load config '{config}' from {key}={source!r}: {type(err).__name__}: {err}. "
-            f"Without network, download the dataset first (`huggingface-cli download --repo-type dataset "
+            f"Without network, download the dataset first (`hf download --repo-type dataset "
             f"{repo_id} --local-dir DIR`) and set {key}=DIR") from err
     name = split if split is not None else (next(iter(dd)) if len(dd) == 1 else None)
     if name not in dd:

@@ -1,7 +1,7 @@
 """MLLMU-Bench (Liu et al. 2024, arXiv:2410.22108) read from the hub or a local snapshot, in the internal layout.
 
 Source: the hub dataset `MLLMMU/MLLMU-Bench`, or a directory holding a copy of that repository
-(`huggingface-cli download --repo-type dataset MLLMMU/MLLMU-Bench --local-dir DIR`, then `data.path=DIR`).
+(`hf download --repo-type dataset MLLMMU/MLLMU-Bench --local-dir DIR`, then `data.path=DIR`).
 
 The real format, as the loader expects it (sources at the end):
   * Configs, each one `train` split of parquet files under `<config>/train-*`: `ft_Data` (500 rows),
