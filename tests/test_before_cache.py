@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,26 @@ def test_a_shared_cache_read_only_here_refuses_teaching_before_it_and_keeps_an_e
         assert pipeline.evaluate_before(ctx, tmp_path / "c" / "eval_before" / "x.json", None)[0] == {
             "before/forget/text/mc_acc": 1.0}
     assert "before-evaluation not cached (PermissionError" in caplog.text
+
+
+def test_a_damaged_cache_file_is_evaluated_again_and_a_damaged_teaching_record_named(tmp_path, monkeypatch, caplog):
+    """Cache files are written atomically, so only outside damage (a disk fault, a partial copy of a cache) cuts
+    one short: a bare JSONDecodeError stopped the run (until 2026-12-05)."""
+    from types import SimpleNamespace
+
+    import unlearn.pipeline as pipeline
+
+    vanilla = tmp_path / "cache" / "vanilla" / "tiny_llava-abc"
+    vanilla.mkdir(parents=True)
+    cfg = compose_config(["logger=none"], tmp_path / "out", tmp_path / "c")
+    cache = before_cache_path(cfg, vanilla)
+    cache.parent.mkdir(parents=True)
+    cache.write_text('{"metrics": {"before/forget')
+    monkeypatch.setattr(pipeline, "evaluate", lambda ctx, stage: ({"before/forget/text/mc_acc": 1.0}, []))
+    with caplog.at_level("WARNING"):
+        pipeline.evaluate_before(SimpleNamespace(cfg=cfg, is_global_zero=True), cache, vanilla)
+    assert "unreadable (JSONDecodeError" in caplog.text
+    assert json.loads(cache.read_text())["metrics"] == {"before/forget/text/mc_acc": 1.0}  # written anew
+    (vanilla / "teaching.json").write_text('{"seconds": 6')
+    with pytest.raises(ValueError, match=r"teaching.json: unreadable .* delete .*tiny_llava-abc to teach it again"):
+        pipeline.teaching_record(vanilla)

@@ -474,7 +474,14 @@ def save_vanilla(ctx: RunContext, path: Path, seconds: float) -> Path:
 def teaching_record(source) -> dict:
     """A cached vanilla model's `teaching.json`; {} for a model cached before it existed or a user checkpoint."""
     path = Path(str(source)) / TEACHING_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except (ValueError, OSError) as e:  # written atomically: damaged from outside (a disk fault, a partial copy)
+        raise ValueError(f"{path}: unreadable ({type(e).__name__}: {e}); the cached model beside it may be damaged "
+                         f"too: delete {path.parent} to teach it again") from e
+    return record if isinstance(record, dict) else {}
 
 
 def _barrier() -> None:
@@ -673,7 +680,11 @@ def same_teaching(saved: dict, identity: dict | None, cache: Path, source) -> bo
 
 def cached_before(cache: Path, identity: dict | None, source) -> dict | None:
     """The cached before-evaluation of the model now under its key, or None."""
-    saved = json.loads(cache.read_text()) if cache.is_file() else None
+    try:
+        saved = json.loads(cache.read_text()) if cache.is_file() else None
+    except (ValueError, OSError) as e:  # written atomically: damaged from outside; evaluated again, and rewritten
+        log.warning("before-evaluation %s unreadable (%s: %s): evaluating anew", cache, type(e).__name__, e)
+        return None
     if saved is not None and source is not None and not same_teaching(saved, identity, cache, source):
         log.warning("before-evaluation %s is of another teaching of %s (taught again since): evaluating anew",
                     cache.name, Path(str(source)).name)
