@@ -301,3 +301,16 @@ def test_a_sweep_job_into_an_earlier_jobs_directory_is_refused_and_its_record_ke
     job = tmp_path / "sweep" / "ga"
     assert json.loads((job / "metrics.json").read_text())["seed"] == 0
     assert "seed=0" in (job / ".hydra" / "overrides.yaml").read_text()
+
+
+def test_an_interrupted_atomic_write_is_not_an_interrupted_run(tmp_path):
+    """A run killed while it wrote model/ leaves its temporary .model.<x>.partial: nothing to resume, and until
+    2026-12-05 the next run into the directory was refused with advice to resume it."""
+    partial = tmp_path / "run" / ".model.x1y2.partial"
+    partial.mkdir(parents=True)
+    (partial / "model.safetensors").write_bytes(b"half")
+    check_fresh_run_dir(tmp_path / "run")
+    (tmp_path / "run" / "checkpoints").mkdir()
+    (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"x")  # beside a real one, only that is named
+    with pytest.raises(FinishedRunError, match=r"interrupted run's checkpoints/last.ckpt, which"):
+        check_fresh_run_dir(tmp_path / "run")

@@ -159,8 +159,11 @@ def check_fresh_run_dir(directory, key: str = "hydra.run.dir", reads=()) -> None
                                f"directory, whose files a run would write over; nothing was written: choose another "
                                f"{key}")
     read = {Path(str(r)).expanduser().resolve() for r in reads if r}
+    # an interrupted atomic write's temporary directory (.model.x1y2.partial, unlearn/io.py) holds no result to
+    # resume: until 2026-12-05 it was named as an interrupted run's checkpoint, with resume advice
     kept = sorted({p for pattern in INTERRUPTED for p in Path(directory).glob(pattern)
-                   if p.is_file() and p.resolve() not in read})
+                   if p.is_file() and p.resolve() not in read
+                   and not any(part.endswith(".partial") for part in p.relative_to(directory).parts[:-1])})
     if kept:
         shown = ", ".join(str(p.relative_to(directory)) for p in kept[:3])
         raise FinishedRunError(f"{key}={directory} holds an interrupted run's {shown}, which a run into it would write "
