@@ -44,8 +44,8 @@ def optional_positive_int(value, key: str, null_means: str) -> None:
 def number(value, key: str, low: float, high: float = math.inf, low_open: bool = False) -> None:
     """A finite number in [low, high] (`low_open`: (low, high])."""
     if not _is_number(value) or value > high or value < low or (low_open and value == low):
-        span = f"{'(' if low_open else '['}{low}, {high}]"
-        raise ValueError(f"{key}={value!r}: expected a number in {span}")
+        span = f"{'(' if low_open else '['}{low}, {high}{')' if high == math.inf else ']'}"
+        raise ValueError(f"{key}={value!r}: expected a finite number in {span}")
 
 
 def known_keys(node, known, key: str) -> None:
@@ -221,6 +221,8 @@ def check_finetune(f) -> None:
     boolean(f.answer_only, "finetune.answer_only")  # "false", a string, labelled the answers alone
     positive_int(f.epochs, "finetune.epochs")
     positive_int(f.batch_size, "finetune.batch_size")
+    if f.get("optimizer") is not None and f.optimizer.get("lr") is not None:  # 0 cached an untaught "vanilla"
+        number(f.optimizer.lr, "finetune.optimizer.lr", 0, low_open=True)  # model under its key (until 2026-12-05)
     check_optimizer(f.get("optimizer"), "finetune.optimizer")
     positive_int(f.check_every, "finetune.check_every")
     positive_int(f.probe_people, "finetune.probe_people")
