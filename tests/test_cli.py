@@ -89,12 +89,20 @@ def test_finetune_then_manu(tmp_path):
 @pytest.mark.slow
 def test_bad_override_is_named(tmp_path):
     # side by side: the benchmark two of them generate is written atomically (unlearn/io.py build_cached_dir)
-    bad, missing, unknown, misspelt, resume = (finish(p) for p in [
+    bad, missing, unknown, misspelt, resume, sweep = (finish(p) for p in [
         start(tmp_path, "method=finetune", "data.forget_split=forget_12", name="bad"),
         start(tmp_path, "method=manu", f"model.path={tmp_path / 'nowhere'}", name="missing"),
         start(tmp_path, "method=forgetall", name="unknown"),
         start(tmp_path, "method=manu", "+manu.alpah=5", name="misspelt"),
-        start(tmp_path, "method=ga", f"method.ckpt_path={tmp_path / 'last.ckpt'}", name="resume")])
+        start(tmp_path, "method=ga", f"method.ckpt_path={tmp_path / 'last.ckpt'}", name="resume"),
+        subprocess.Popen([sys.executable, "train.py", "-m", "debug=fast", "method=ga", "method.optimizer.lr=1e-4,abc",
+                          f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "WANDB_MODE": "disabled", "UNLEARN_CACHE": str(tmp_path / "cache")})])
+    # a sweep's every job is checked before its first runs (until 2026-12-05 job 0 ran, job 1 stopped the sweep)
+    assert sweep.returncode == 1 and "Error: job 1 of 2 (" in sweep.stderr and "method.optimizer.lr='abc'" in \
+        sweep.stderr and "no job has run" in sweep.stderr
+    assert not list((tmp_path / "sweep").glob("*/metrics.json"))
     # a setting or input file refused before anything ran: its message alone, no traceback (pipeline.run's
     # SettingsError; the input files' checks keep their types, until 2026-12-05 printed after Hydra's traceback)
     assert misspelt.returncode == 1 and "Error: manu has no setting ['alpah']" in misspelt.stderr

@@ -727,8 +727,10 @@ def evaluate_before(ctx: RunContext, cache: Path | None, source=None) -> tuple[d
     return metrics, records
 
 
-def run(cfg: DictConfig) -> dict:
-    try:  # before any data is read or any model taught, loaded or evaluated
+def check_settings_before_run(cfg: DictConfig) -> None:
+    """The settings a run refuses before any data is read or any model taught, loaded or evaluated (a SettingsError
+    with the check's own message); a `-m` sweep checks every job's before its first job runs (unlearn/run_dir.py)."""
+    try:
         check_sequence_settings(cfg)
         check_run_settings(cfg)
         check_accelerator(cfg.get("trainer") or {})
@@ -739,6 +741,10 @@ def run(cfg: DictConfig) -> dict:
         raise
     except ValueError as e:  # the message is the check's own; its type says nothing has run yet
         raise SettingsError(str(e)) from e
+
+
+def run(cfg: DictConfig) -> dict:
+    check_settings_before_run(cfg)
     try:
         check_input_paths(cfg)
     except (ValueError, FileNotFoundError) as e:  # named refusals of their own types (train.py prints them alone)

@@ -258,10 +258,44 @@ class RefuseFinishedRuns(Callback):
         _resolvable(config)
         sweep = Path(config.hydra.sweep.dir)
         _refuse_finished_sweep(sweep)
+        check_every_job(config)
         try:  # two sweeps into one directory at once would write each other's jobs (their numbers restart at 0)
             claim_run_dir(sweep, "hydra.sweep.dir", recheck=_refuse_finished_sweep)
         except (RunDirInUseError, NotWritableError) as e:
             raise SystemExit(f"Error: {e}") from e
+
+
+def sweep_jobs(config) -> list[list[str]]:
+    """The overrides of each job of a `-m` sweep, as Hydra's basic sweeper expands the command line's (and
+    hydra.sweeper.params')."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+    parsed = OverridesParser.create().parse_overrides([*params, *config.hydra.overrides.task])
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def check_every_job(config) -> None:
+    """Each job's settings, checked before the sweep's first job runs: until 2026-12-05 a bad value in a sweep
+    (`method.optimizer.lr=1e-4,abc,2e-4`) stopped the sweep at its job, after the jobs before it, and the jobs
+    after it never ran. Each job's config is composed as Hydra will compose it, its paths set as the run's."""
+    from hydra import compose
+    from omegaconf import open_dict
+
+    from unlearn.pipeline import check_settings_before_run
+    from unlearn.settings import SettingsError
+
+    jobs = sweep_jobs(config)
+    for num, overrides in enumerate(jobs):
+        cfg = compose(config_name=config.hydra.job.config_name, overrides=overrides)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(Path(config.hydra.sweep.dir) / f"job{num}")
+            cfg.paths.cache_dir = str(config.paths.cache_dir)
+        try:
+            check_settings_before_run(cfg)
+        except SettingsError as e:
+            raise SystemExit(f"Error: job {num} of {len(jobs)} ({' '.join(overrides)}): {e}; no job has run") from e
 
 
 def _refuse_finished_sweep(sweep, key: str = "hydra.sweep.dir") -> None:
