@@ -75,9 +75,17 @@ def _truncate(path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+def _empty(path):
+    import pyarrow.parquet as pq
+
+    pq.write_table(pq.read_table(path).slice(0, 0), path)
+
+
 @pytest.mark.parametrize("damage,why", [(_pointer, r"is a git-LFS pointer, .*run `git lfs pull`"),
                                         (_truncate, r"is not a readable parquet file \(ArrowInvalid: .*\): a "
-                                                    r"truncated or partial download")])
+                                                    r"truncated or partial download"),
+                                        # `datasets` said only "An error occurred" (until 2026-12-05)
+                                        (_empty, r"holds no rows \(an empty shard\)")])
 def test_unreadable_local_parquet_file_is_named(tmp_path, damage, why):
     """A snapshot cloned without git-lfs (pointer texts for files) or cut short: the error names the file and
     says no word about a network (the source is a local directory)."""

@@ -185,10 +185,12 @@ def unreadable(path: Path) -> str | None:
         return ("is a git-LFS pointer, not the data (the repository was cloned without git-lfs): run `git lfs "
                 "pull` in the snapshot")
     try:
-        pq.ParquetFile(path)
+        rows = pq.ParquetFile(path).metadata.num_rows
     except Exception as err:
         return (f"is not a readable parquet file ({type(err).__name__}: {err}): a truncated or partial download "
                 "or copy? download the dataset again")
+    if rows == 0:  # `datasets` stops at it ("BatchSize must be greater than 0" in a log line only)
+        return "holds no rows (an empty shard): download the dataset again"
     return None
 
 
