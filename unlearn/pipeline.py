@@ -727,16 +727,20 @@ def evaluate_before(ctx: RunContext, cache: Path | None, source=None) -> tuple[d
     return metrics, records
 
 
-def check_settings_before_run(cfg: DictConfig) -> None:
+def check_settings_before_run(cfg: DictConfig, here: bool = True) -> None:
     """The settings a run refuses before any data is read or any model taught, loaded or evaluated (a SettingsError
-    with the check's own message); a `-m` sweep checks every job's before its first job runs (unlearn/run_dir.py)."""
+    with the check's own message); a `-m` sweep checks every job's before its first job runs (unlearn/run_dir.py),
+    without what depends on where the job runs (`here=False`: a GPU, a launcher; a sweep's launcher may run its jobs
+    on other machines)."""
     try:
         check_sequence_settings(cfg)
         check_run_settings(cfg)
-        check_accelerator(cfg.get("trainer") or {})
+        if here:
+            check_accelerator(cfg.get("trainer") or {})
         refuse_fsdp(cfg, cfg.method.name)  # before the before-evaluation (until 2026-12-05 after it)
         check_not_a_multirun_of_processes(cfg)
-        check_launched_as_configured(cfg)
+        if here:
+            check_launched_as_configured(cfg)
     except SettingsError:
         raise
     except ValueError as e:  # the message is the check's own; its type says nothing has run yet

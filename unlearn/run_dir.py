@@ -293,7 +293,7 @@ def check_every_job(config) -> None:
             cfg.paths.output_dir = str(Path(config.hydra.sweep.dir) / f"job{num}")
             cfg.paths.cache_dir = str(config.paths.cache_dir)
         try:
-            check_settings_before_run(cfg)
+            check_settings_before_run(cfg, here=False)
         except SettingsError as e:
             raise SystemExit(f"Error: job {num} of {len(jobs)} ({' '.join(overrides)}): {e}; no job has run") from e
 
