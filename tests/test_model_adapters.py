@@ -266,14 +266,17 @@ def test_prefix_labels_reach_the_template_text_before_the_question(tmp_path, che
 
 
 def test_eval_memory_bench_runs_at_tiny_shape():
-    """bench/eval_memory.py is meant for a lent GPU; on CPU its three ways score one MC batch alike (the shared
-    path in one-row passes bit for bit, whole rows up to float rounding)."""
+    """bench/eval_memory.py is meant for a lent GPU; on CPU its three ways score one MC batch alike, up to float
+    rounding. The shared path in one-row passes was held bit for bit to one pass, which holds on an Intel Xeon and
+    not on an AMD EPYC for some of the random weights (2 of 6 runs of main failed there, 7.6e-6 apart, 2026-12-05:
+    a kernel's sums split by the batch's rows)."""
     from bench.eval_memory import main
 
     out = main(["--shape", "tiny", "--device", "cpu", "--dtype", "float32", "--prompts", "5", "--budget", "1e-9"])
     one, passes, rows = out.values()
     assert not any(r["oom"] for r in (one, passes, rows))
-    assert len(one["values"]) == 20 and torch.equal(passes["values"], one["values"])
+    assert len(one["values"]) == 20
+    torch.testing.assert_close(passes["values"], one["values"], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(rows["values"], one["values"], atol=1e-4, rtol=1e-4)
     assert one["values"].std() > 0  # answers that differ score differently
 
