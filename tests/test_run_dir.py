@@ -314,3 +314,15 @@ def test_an_interrupted_atomic_write_is_not_an_interrupted_run(tmp_path):
     (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"x")  # beside a real one, only that is named
     with pytest.raises(FinishedRunError, match=r"interrupted run's checkpoints/last.ckpt, which"):
         check_fresh_run_dir(tmp_path / "run")
+
+
+def test_a_live_runs_own_checkpoint_is_named_as_a_run_in_use(held, monkeypatch):
+    """The claim is tried before the directory's files are read: a live run that has written its last.ckpt was
+    named as an interrupted run to resume (until 2026-12-05)."""
+    for v in RANK_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    directory, holder = held
+    (directory / "checkpoints").mkdir()
+    (directory / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    with pytest.raises(SystemExit, match=rf"hydra.run.dir={directory} is in use by another run \(pid {holder.pid}"):
+        RefuseFinishedRuns().on_run_start(OmegaConf.create({"hydra": {"run": {"dir": str(directory)}}}))

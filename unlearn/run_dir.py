@@ -121,6 +121,31 @@ def release_run_dir(directory) -> None:
         os.close(fd)  # closing drops the lock
 
 
+def live_holder(directory) -> str | None:
+    """Who holds `directory`'s claim, where another live run does (None: nobody, this process, or no claim file);
+    the claim file is read, never created."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    path = Path(str(directory)).resolve()
+    if str(path) in _claims or not (path / CLAIM).is_file():
+        return None
+    try:
+        fd = os.open(path / CLAIM, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # closing drops a lock this call took
+    return None
+
+
 @contextmanager
 def claimed_run_dir(directory, key: str, reads=()):
     """The directory claimed while the block runs; released after it only if this block took the claim (a claim the
@@ -164,6 +189,10 @@ def check_fresh_run_dir(directory, key: str = "hydra.run.dir", reads=()) -> None
     kept = sorted({p for pattern in INTERRUPTED for p in Path(directory).glob(pattern)
                    if p.is_file() and p.resolve() not in read
                    and not any(part.endswith(".partial") for part in p.relative_to(directory).parts[:-1])})
+    # a live run's own checkpoint (until 2026-12-05 named as an interrupted run's, with advice to resume it)
+    if kept and (holder := live_holder(directory)):
+        raise RunDirInUseError(f"{key}={directory} is in use by another run ({holder}): two runs into one directory "
+                               f"would write over each other's files; nothing was written: choose another {key}")
     if kept:
         shown = ", ".join(str(p.relative_to(directory)) for p in kept[:3])
         raise FinishedRunError(f"{key}={directory} holds an interrupted run's {shown}, which a run into it would write "
@@ -281,11 +310,13 @@ def check_every_job(config) -> None:
     (`method.optimizer.lr=1e-4,abc,2e-4`) stopped the sweep at its job, after the jobs before it, and the jobs
     after it never ran. Each job's config is composed as Hydra will compose it, its paths set as the run's."""
     from hydra import compose
-    from omegaconf import open_dict
+    from omegaconf import OmegaConf, open_dict
 
     from unlearn.pipeline import check_settings_before_run
     from unlearn.settings import SettingsError
 
+    if OmegaConf.select(config, "hydra.job.config_name") is None:  # not a Hydra run's config (a test's)
+        return
     jobs = sweep_jobs(config)
     for num, overrides in enumerate(jobs):
         cfg = compose(config_name=config.hydra.job.config_name, overrides=overrides)
