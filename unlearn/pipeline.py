@@ -858,11 +858,17 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
     for section in RECIPE_SECTIONS:  # a setting the image processor lacks is refused before any evaluation
         recipe_processor(ctx, section)
 
+    dashboard = logger if logger is not None and ctx.is_global_zero else None
+    if dashboard is not None:  # the run's setting from its start (until 2026-12-05 a failed run's dashboard had none)
+        dashboard.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     metrics: dict = {}
     records: dict[str, list] = {}
     if cfg.eval.before:
         m, records["before"] = evaluate_before(ctx, before_cache_path(cfg, source), source)
         metrics.update(m)
+        if dashboard is not None:  # as soon as they are known, not only once the run has finished
+            dashboard.log_metrics(_numbers(m))
+    logged = set(metrics)
     start = time.perf_counter()
     if teaching_state is not None:
         with resumed(teaching_state):
@@ -893,7 +899,7 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
         if publish is not None:  # the vanilla model later runs start from
             save_vanilla(ctx, publish, metrics["time/method_s"])
         # the configuration as it ran, interpolations resolved (.hydra/config.yaml keeps them: the lr a method
-        # read from model.unlearn_lr, the seed teaching read from teach_seed); the logger gets the same
+        # read from model.unlearn_lr, the seed teaching read from teach_seed); the logger had the same at the start
         resolved = OmegaConf.to_container(cfg, resolve=True)
         summary = {"method": cfg.method.name, "seed": cfg.seed, "teach_seed": cfg.teach_seed,
                    "source_model": str(source), "metrics": metrics,
@@ -917,9 +923,10 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
         write_json(out_dir / "metrics.json", summary)
         print(f"\n{cfg.method.name} on {benchmark.name} ({benchmark.forget_split}), source {source}\n{table}\n"
               f"metrics: {out_dir / 'metrics.json'}")
-        if logger is not None:
-            logger.log_hyperparams(resolved)
-            logger.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        if logger is not None:  # what made the run beside its setting: two runs of one config may start from
+            # different taught models (another thread count, machine or teaching), which only these tell apart
+            logger.log_hyperparams({"run": {k: summary[k] for k in RUN_RECORD}})
+            logger.log_metrics(_numbers({k: v for k, v in metrics.items() if k not in logged}))
             _log_table(logger, metrics)
             logger.finalize("success")
     if relearn_failed is not None:
@@ -930,6 +937,14 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
 
 class RelearnFailed(RuntimeError):
     """The relearning attack failed; the run it attacked is finished and written."""
+
+
+# the metrics.json entries the dashboard gets in its config under `run`
+RUN_RECORD = ("source_model", "source_teaching", "environment", "code")
+
+
+def _numbers(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
 
 
 def _log_table(logger, metrics: dict) -> None:
