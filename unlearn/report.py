@@ -220,8 +220,8 @@ def _read_metrics_file(mfile: Path) -> dict:
 # the keys of the shipped configs that follow a run's seeds or where it ran (pipeline.run_following_keys on
 # each of them; tests/test_report_seeds.py holds it to that): set aside for a run made before metrics.json
 # recorded its own (`follows_run`, 2026-12-05)
-RUN_FOLLOWING = ("data.benchmark.cache_dir", "eval.few_shot_seed", "logger.save_dir", "manu.official.seed",
-                 "model.build.spec.init_seed", "trainer.default_root_dir")
+RUN_FOLLOWING = ("data.benchmark.cache_dir", "eval.few_shot_seed", "logger.name", "logger.save_dir",
+                 "manu.official.seed", "model.build.spec.init_seed", "trainer.default_root_dir")
 
 
 def recorded_setting(run_dir: Path, summary: dict) -> dict | None:
