@@ -41,23 +41,13 @@ def test_key_ignores_the_method_and_follows_the_evaluation(tmp_path):
         pipeline.GENERATOR_VERSION -= 1
 
 
-def test_a_model_taught_again_under_its_key_is_evaluated_again(tmp_path, monkeypatch):
-    """The vanilla directory's name is its key; a model deleted and taught again keeps it. The cached
-    before-evaluation records which teaching it is of and is read only for that one (until 2026-12-05 the old
-    model's numbers were read); its file name stays, so the keys of what was cached before do not move. A file
-    written before the record counts as stale when the teaching record is newer."""
-    import json
-    import os
-    import shutil
+def _counting_evaluation(monkeypatch, cfg):
+    """The pipeline's evaluation replaced by one that counts its calls (an evaluation gives
+    {"before/forget/text/mc_acc": 1.0}, a cached one read back {"read": 1.0}), and a run context for `cfg`."""
     from types import SimpleNamespace
 
     import unlearn.pipeline as pipeline
 
-    vanilla = tmp_path / "cache" / "vanilla" / "tiny_llava-abc"
-    vanilla.mkdir(parents=True)
-    (vanilla / "teaching.json").write_text(json.dumps({"seconds": 61.2, "probe": [{"epoch": 10}]}))
-    cfg = compose_config(["logger=none"], tmp_path / "out", tmp_path / "c")
-    cache = before_cache_path(cfg, vanilla)
     calls = []
 
     def evaluate(ctx, stage):
@@ -66,7 +56,26 @@ def test_a_model_taught_again_under_its_key_is_evaluated_again(tmp_path, monkeyp
 
     monkeypatch.setattr(pipeline, "evaluate", evaluate)
     monkeypatch.setattr(pipeline, "aggregate", lambda records, stage, perturbed: {"read": 1.0})
-    ctx = SimpleNamespace(cfg=cfg, is_global_zero=True)
+    return calls, SimpleNamespace(cfg=cfg, is_global_zero=True)
+
+
+def test_a_model_taught_again_under_its_key_is_evaluated_again(tmp_path, monkeypatch):
+    """The vanilla directory's name is its key; a model deleted and taught again keeps it. The cached
+    before-evaluation records which teaching it is of and is read only for that one (until 2026-12-05 the old
+    model's numbers were read); its file name stays, so the keys of what was cached before do not move. A file
+    written before the record counts as stale when the teaching record is newer."""
+    import json
+    import os
+    import shutil
+
+    import unlearn.pipeline as pipeline
+
+    vanilla = tmp_path / "cache" / "vanilla" / "tiny_llava-abc"
+    vanilla.mkdir(parents=True)
+    (vanilla / "teaching.json").write_text(json.dumps({"seconds": 61.2, "probe": [{"epoch": 10}]}))
+    cfg = compose_config(["logger=none"], tmp_path / "out", tmp_path / "c")
+    cache = before_cache_path(cfg, vanilla)
+    calls, ctx = _counting_evaluation(monkeypatch, cfg)
     assert pipeline.evaluate_before(ctx, cache, vanilla) == ({"before/forget/text/mc_acc": 1.0}, [])
     assert pipeline.evaluate_before(ctx, cache, vanilla)[0] == {"read": 1.0} and calls == ["before"]
     copy = shutil.copytree(vanilla, tmp_path / "elsewhere" / "tiny_llava-abc")  # a copied cache: the same teaching
@@ -89,7 +98,6 @@ def test_a_model_taught_again_under_its_key_is_evaluated_again(tmp_path, monkeyp
 def test_a_users_checkpoint_is_evaluated_once(tmp_path, monkeypatch):
     """A checkpoint without a teaching record is known by its weights files' sizes and times; the cache file read
     them back as lists, never equal to the tuples made now, so every run evaluated it again (until 2026-12-05)."""
-    from types import SimpleNamespace
 
     import unlearn.pipeline as pipeline
 
@@ -98,15 +106,7 @@ def test_a_users_checkpoint_is_evaluated_once(tmp_path, monkeypatch):
     (checkpoint / "model.safetensors").write_bytes(b"weights")
     cfg = compose_config(["logger=none", f"model.path={checkpoint}"], tmp_path / "out", tmp_path / "c")
     cache = before_cache_path(cfg, checkpoint)
-    calls = []
-
-    def evaluate(ctx, stage):
-        calls.append(stage)
-        return {"before/forget/text/mc_acc": 1.0}, []
-
-    monkeypatch.setattr(pipeline, "evaluate", evaluate)
-    monkeypatch.setattr(pipeline, "aggregate", lambda records, stage, perturbed: {"read": 1.0})
-    ctx = SimpleNamespace(cfg=cfg, is_global_zero=True)
+    calls, ctx = _counting_evaluation(monkeypatch, cfg)
     pipeline.evaluate_before(ctx, cache, checkpoint)
     assert pipeline.evaluate_before(ctx, cache, checkpoint)[0] == {"read": 1.0} and calls == ["before"]
 
