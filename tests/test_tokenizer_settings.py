@@ -138,3 +138,14 @@ def test_template_rows_read_as_the_llava_hf_prompt_does(tmp_path, with_image):
     assert tok.decode(want[first:first + 3]).strip().startswith("What")
     assert all(lab == IGNORE for lab in labelled.labels[:first])
     assert all(lab == t for t, lab in zip(want[first:], labelled.labels[first:]))
+
+
+def test_the_tokenizer_file_check_finds_the_setting_that_reads_as_the_file(tmp_path):
+    """bench/tokenizer_file_check.py, for checkpoints this repository never read (Idefics2-8b's): on a legacy
+    conversion built as llava-1.5-7b-hf's, legacy: true (LLaVA's configured setting) reads every prompt as the file
+    does, and legacy: false misreads those with an image."""
+    from bench.tokenizer_file_check import main
+
+    _legacy_llama_tokenizer(tmp_path)
+    differ = main([str(tmp_path), "--model", "llava_1_5_7b"])
+    assert differ["as configured"] == differ["legacy: true"] == 0 and differ["legacy: false"] >= 2
