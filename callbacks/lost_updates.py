@@ -53,14 +53,19 @@ def lost_step_counts(optimizers) -> tuple[torch.Tensor, list[float]] | None:
     counted = [o for o in optimizers if counted_optimizer(o)]
     if not counted:
         return None
-    lost, trained = [0] * len(DTYPES), [0] * len(DTYPES)
+    # each weight once, at the largest lr any optimizer steps it with (MMUnlearner's two optimizers both hold the
+    # masked weights: until 2026-12-05 they were counted twice, "trained" twice the model's size)
+    peak: dict[int, tuple[torch.Tensor, float]] = {}
     for group in (g for o in counted for g in o.param_groups):
         lr = peak_lr(group)
         for p in group["params"]:
-            if p.requires_grad and lr and p.dtype in DTYPES:
-                i = DTYPES.index(p.dtype)
-                lost[i] = lost[i] + steps_rounded_away(p, lr)  # device tensors: one wait per dtype below
-                trained[i] += p.numel()
+            if p.requires_grad and lr and p.dtype in DTYPES and lr > peak.get(id(p), (p, 0.0))[1]:
+                peak[id(p)] = (p, lr)
+    lost, trained = [0] * len(DTYPES), [0] * len(DTYPES)
+    for p, lr in peak.values():
+        i = DTYPES.index(p.dtype)
+        lost[i] = lost[i] + steps_rounded_away(p, lr)  # device tensors: one wait per dtype below
+        trained[i] += p.numel()
     counts = torch.tensor([[float(n), float(t)] for n, t in zip(lost, trained)], dtype=torch.float64)
     return counts, sorted({peak_lr(g) for o in counted for g in o.param_groups})
 

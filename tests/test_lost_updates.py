@@ -82,6 +82,10 @@ def test_peak_lr_and_which_optimizers_are_counted():
     sgd = torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=1.0)
     counts, _ = lost_step_counts([HFAdamW([w], lr=1e-5), sgd])
     assert counts[1].tolist() == [3, 3] and counts.sum().item() == 6  # bfloat16's row; SGD's weights left out
+    # a weight two optimizers hold (MMUnlearner's forget and retain AdamW) is one weight, at the larger lr: ones in
+    # bfloat16 take a step of 1e-2 (1.0 -> 0.99) and lose one of 1e-5 (until 2026-12-05 counted once per optimizer)
+    counts, lrs = lost_step_counts([torch.optim.AdamW([w], lr=1e-5), torch.optim.AdamW([w], lr=1e-2)])
+    assert counts[1].tolist() == [0, 3] and lrs == [1e-5, 1e-2]
 
 
 @pytest.mark.slow
