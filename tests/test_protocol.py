@@ -418,3 +418,10 @@ def test_a_split_whose_every_question_is_a_shot_is_warned(caplog):
         assert warn_all_shots(evaluated, [evaluated[2], evaluated[3]]) == ["retain/cloze/text"]
     assert "no question left to score in retain/cloze/text" in caplog.text
     assert warn_all_shots(evaluated, evaluated) == []
+    # a kind the protocol never scores (MMUnlearner's CLEAR evaluation: no test split) is not called shots
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="unlearn.pipeline"):
+        assert warn_all_shots(evaluated, [evaluated[2], evaluated[3]], SimpleNamespace(name="x", shots={})) == []
+    assert "not scored under eval.protocol=x" in caplog.text and "few-shot" not in caplog.text
+    shots = SimpleNamespace(name="mllmu_bench", shots={("retain", "cloze", "text"): [evaluated[0]]})
+    assert warn_all_shots(evaluated, [evaluated[2], evaluated[3]], shots) == ["retain/cloze/text"]

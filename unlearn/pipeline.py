@@ -489,15 +489,26 @@ def _barrier() -> None:
         torch.distributed.barrier()
 
 
-def warn_all_shots(evaluated, scored) -> list[str]:
+def warn_all_shots(evaluated, scored, prompts=None) -> list[str]:
     """Warn of each split, task and form whose every question went to the few-shot block: its cells read "-"
     with no word why (a split with no more people than the shots take, e.g. `eval.max_people=2` of debug=fast,
-    until 2026-12-05). Returns them."""
+    until 2026-12-05). Returns them. One the protocol does not score at all (`prompts`: a protocol with `shots` by
+    split, task and form; MMUnlearner's CLEAR evaluation scores no test split) is named as that, not as shots."""
     kinds = lambda items: {(it.split, it.task, it.modality) for it in items}  # noqa: E731
-    emptied = sorted("/".join(k) for k in kinds(evaluated) - kinds(scored))
+    emptied = kinds(evaluated) - kinds(scored)
+    if prompts is not None:  # the kinds whose questions the protocol looked up as shots; the rest it never scores
+        shots = {**(getattr(prompts, "shots", None) or {}), **(getattr(prompts, "unscored", None) or {})}
+        unscored = sorted("/".join(k) for k in emptied if k not in shots)
+        emptied = {k for k in emptied if k in shots}
+    else:
+        unscored = []
+    emptied = sorted("/".join(k) for k in emptied)
     if emptied:
         log.warning("no question left to score in %s: every one is a few-shot example (too few people for the shots; "
                     "raise eval.max_people, or eval.few_shot=false)", ", ".join(emptied))
+    if unscored:
+        log.info("not scored under eval.protocol=%s, as its codebase does not score them: %s",
+                 getattr(prompts, "name", "?"), ", ".join(unscored))
     return emptied
 
 
@@ -524,7 +535,7 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
         log.info("%s few-shot people (split/task: IDs), not scored: %s", prompts.name, prompts.shot_people())
     everything = [it for split in splits for it in evaluated[split]]
     items = prompts.scored(everything)
-    warn_all_shots(everything, items)
+    warn_all_shots(everything, items, prompts)
     module = EvaluationModule(evaluated_model(ctx.model, ecfg.get("dtype")), ctx.processor, items, stage,
                               ecfg.batch_size, ecfg.mc_mode, ecfg.max_new_tokens, ecfg.scorer, ecfg.mc_also, prompts,
                               ecfg.get("truth_ratio_perturbed", "item"), ecfg.get("share_prompt", True),
