@@ -425,3 +425,17 @@ def test_a_split_whose_every_question_is_a_shot_is_warned(caplog):
     assert "not scored under eval.protocol=x" in caplog.text and "few-shot" not in caplog.text
     shots = SimpleNamespace(name="mllmu_bench", shots={("retain", "cloze", "text"): [evaluated[0]]})
     assert warn_all_shots(evaluated, [evaluated[2], evaluated[3]], shots) == ["retain/cloze/text"]
+
+
+def test_a_protocol_refused_for_a_family_names_only_what_that_family_has():
+    """eval.protocol=mmunlearner_clear on Idefics2 named eval.protocol=clear as the way out, which Idefics2 refuses
+    too (until 2026-12-05)."""
+    from types import SimpleNamespace
+
+    from unlearn.eval.protocol import make_prompts
+
+    for family in ("idefics2", "llava"):
+        with pytest.raises(ValueError, match=r"has none: use eval.protocol=embedded$"):
+            make_prompts("mmunlearner_clear", SimpleNamespace(family=family))
+        with pytest.raises(ValueError, match=r"has none: use eval.protocol=embedded$"):
+            make_prompts("clear", SimpleNamespace(family=family))

@@ -493,9 +493,14 @@ def make_prompts(name: str, proc, items_by_split: dict[str, list[EvalItem]] | No
         return ClearPrompts(family, max_new_tokens)
     if name == "mmunlearner_clear":
         if family != "qwen2_vl":
+            from unlearn.data.written import STRINGS
+
+            # only a protocol this family has (until 2026-12-05 eval.protocol=clear was named for Idefics2 too,
+            # which refuses it)
+            others = "eval.protocol=clear or embedded" if ("clear", family, "multimodal") in STRINGS \
+                else "eval.protocol=embedded"
             raise ValueError(f"eval.protocol=mmunlearner_clear writes CLEAR_eval.py's Qwen2-VL chat-template prompts "
-                             f"(their CLEAR runs' model); model family {family!r} has none: use eval.protocol=clear "
-                             f"or embedded")
+                             f"(their CLEAR runs' model); model family {family!r} has none: use {others}")
         return MmunlearnerClearPrompts(family, max_new_tokens)
     make = MllmuBenchPrompts
     if name == "mmunlearner":
