@@ -571,3 +571,17 @@ def test_compute_masks_covers_exactly_the_unlearned_groups(tiny_model, small_ben
     assert len(passes) == 1 and gamma == 1.0
     assert {mask_names[p] for p in masks} == expected
     assert all(m.shape == p.shape and bool(m.all()) for p, m in masks.items())
+
+
+def test_a_parameter_group_that_matches_nothing_says_why(tiny_model):
+    """A pattern no parameter of the model matches (a preset's Qwen2-VL names on another family) was blamed on
+    LoRA's frozen weights, with LoRA off (until 2026-12-05)."""
+    from unlearn.mmunlearner.saliency import group_parameters
+
+    model = tiny_model[0]
+    with pytest.raises(ValueError, match=r"model.param_groups.language=.* matches no parameter of this model"):
+        group_parameters(model, {"language": r"model\.language_model\.nothing"})
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match=r"matches no trainable parameter \(under mmunlearner.lora.enabled"):
+        group_parameters(model, {"all": "."})

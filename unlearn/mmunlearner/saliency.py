@@ -122,6 +122,10 @@ def group_parameters(model: nn.Module, patterns: dict[str, str],
         rx = re.compile(pattern)
         out[group] = [p for n, p in model.named_parameters() if p.requires_grad and rx.search(n)]
         if not out[group] and (required is None or group in required):
+            if not any(rx.search(n) for n, _ in model.named_parameters()):  # until 2026-12-05 blamed on LoRA too
+                raise ValueError(f"model.param_groups.{group}={pattern!r} matches no parameter of this model (a "
+                                 "pattern written for another family, or for another transformers' names?): set "
+                                 f"model.param_groups.{group} to this model's names")
             raise ValueError(f"model.param_groups.{group}={pattern!r} matches no trainable parameter (under "
                              "mmunlearner.lora.enabled only the adapters train: adapt that tower's modules, "
                              "mmunlearner.lora.target_modules, or unlearn the other group alone, mmunlearner.groups)")
