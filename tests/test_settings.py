@@ -753,8 +753,8 @@ def test_the_official_layers_past_a_checkpoints_towers_are_refused_from_its_conf
 
 
 def test_a_reference_of_another_family_or_vocabulary_is_refused_before_the_run(tmp_path):
-    """KL and NPO compare the reference's logits with the model's token for token: a reference of another family
-    was refused only at the method's start (after the before-evaluation), one of another vocabulary stopped in an
+    """A KL or NPO reference of another family was refused only at the method's start (after the before-evaluation);
+    a KL reference of another vocabulary (KL compares the two distributions token for token) stopped in an
     embedding lookup naming no setting (until 2026-12-05)."""
     import json
 
@@ -784,3 +784,4 @@ def test_a_reference_of_another_family_or_vocabulary_is_refused_before_the_run(t
         check(other)
     check(other, "method.resize_embeddings=tokenizer")  # both cut to the tokenizer's length
     check(other, "method=ga")  # GA reads no reference
+    check(other, "method=npo")  # NPO reads each model's own log-probabilities (MMUnlearner's oracle is cut)

@@ -980,8 +980,8 @@ def check_run_settings(cfg) -> None:
 
 
 def check_reference_model(cfg) -> None:
-    """A local KL / NPO reference of another family, or with another vocabulary than the model it is read beside
-    (their logits are compared token for token), from the two config.json files. Until 2026-12-05 the family was
+    """A local KL / NPO reference of another family, or a KL reference with another vocabulary than the model it
+    is read beside (their distributions are compared token for token), from the two config.json files. Until 2026-12-05 the family was
     refused at the method's start, after the before-evaluation, and another vocabulary stopped in an embedding
     lookup (`IndexError: index out of range in self`) naming no setting. A model whose config.json is not there
     yet (the vanilla model a run is about to teach) is not compared."""
@@ -993,7 +993,9 @@ def check_reference_model(cfg) -> None:
         return
     key = f"method.reference_path={cfg.method.reference_path}"
     check_model_type(ref.get("model_type"), key, "its config.json", configured_model_types(cfg.model))
-    if cfg.method.get("resize_embeddings") is not None:  # both are cut to the tokenizer's length
+    # KL compares the two distributions token for token; NPO reads each model's own log-probabilities of the
+    # answer's tokens (MMUnlearner's reference script cuts its oracle's vocabulary to the tokenizer's length)
+    if cfg.method.loss != "kl" or cfg.method.get("resize_embeddings") is not None:  # resize: both cut alike
         return
     if cfg.model.get("path"):
         own, where = checkpoint_config(cfg.model.path), f"model.path={cfg.model.path}"
@@ -1003,8 +1005,8 @@ def check_reference_model(cfg) -> None:
         own, where = checkpoint_config(vanilla_path(cfg)), "the cached vanilla model"
     mine, theirs = vocabulary(own or {}), vocabulary(ref)
     if mine and theirs and mine != theirs:
-        raise ValueError(f"{key}: a vocabulary of {theirs} tokens, and {where} has {mine}: KL and NPO compare the "
-                         "two models' logits token for token; give a reference of the same model")
+        raise ValueError(f"{key}: a vocabulary of {theirs} tokens, and {where} has {mine}: KL compares the two "
+                         "models' distributions token for token; give a reference of the same model")
 
 
 def vocabulary(config: dict) -> int | None:
