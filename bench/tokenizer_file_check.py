@@ -37,12 +37,11 @@ def main(argv=None) -> dict:
     from unlearn.config import CONFIG_DIR
     from unlearn.models.loading import load_tokenizer
 
-    template = OmegaConf.load(CONFIG_DIR / "model" / f"{args.model}.yaml").template
+    model = OmegaConf.load(CONFIG_DIR / "model" / f"{args.model}.yaml")
     raw = Tokenizer.from_file(str(Path(args.checkpoint) / "tokenizer.json"))
-    texts = prompts(template)
+    texts = prompts(model.template)
     out = {}
-    for name, settings in (("as configured", OmegaConf.load(CONFIG_DIR / "model" / f"{args.model}.yaml")
-                            .get("tokenizer") or {}), ("legacy: true", {"legacy": True}),
+    for name, settings in (("as configured", model.get("tokenizer") or {}), ("legacy: true", {"legacy": True}),
                            ("legacy: false", {"legacy": False})):
         tok = load_tokenizer(args.checkpoint, dict(settings))
         differ = [t for t in texts if tok(t, add_special_tokens=False)["input_ids"]

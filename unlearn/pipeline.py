@@ -443,14 +443,9 @@ def check_cache_writable(directory: Path, cfg: DictConfig, what: str) -> None:
     """A cache shared by several users, whose subdirectories one of them made (umask 022), can be read by the others
     and not written: where the run would write `what` there, refused before the work that makes it (until
     2026-12-05 after it, with a bare PermissionError, the taught model lost)."""
-    from unlearn.run_dir import NotWritableError
+    from unlearn.run_dir import NotWritableError, unwritable
 
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        writable = os.access(directory, os.W_OK | os.X_OK)
-    except OSError:
-        writable = False
-    if not writable:
+    if unwritable(directory):
         raise NotWritableError(f"paths.cache_dir={cfg.paths.cache_dir}: {directory} is not writable here, and {what} "
                                "would be cached there; ask its owner to make it writable for you (a shared cache: "
                                "group-writable, umask 002), or choose another paths.cache_dir")
@@ -495,14 +490,12 @@ def warn_all_shots(evaluated, scored, prompts=None) -> list[str]:
     until 2026-12-05). Returns them. One the protocol does not score at all (`prompts`: a protocol with `shots` by
     split, task and form; MMUnlearner's CLEAR evaluation scores no test split) is named as that, not as shots."""
     kinds = lambda items: {(it.split, it.task, it.modality) for it in items}  # noqa: E731
-    emptied = kinds(evaluated) - kinds(scored)
-    if prompts is not None:  # the kinds whose questions the protocol looked up as shots; the rest it never scores
-        shots = {**(getattr(prompts, "shots", None) or {}), **(getattr(prompts, "unscored", None) or {})}
-        unscored = sorted("/".join(k) for k in emptied if k not in shots)
-        emptied = {k for k in emptied if k in shots}
-    else:
-        unscored = []
-    emptied = sorted("/".join(k) for k in emptied)
+    # the kinds whose questions the protocol looked up as shots (every kind without `prompts`); the rest it never scores
+    shots = None if prompts is None else {**(getattr(prompts, "shots", None) or {}),
+                                          **(getattr(prompts, "unscored", None) or {})}
+    lost = kinds(evaluated) - kinds(scored)
+    emptied = sorted("/".join(k) for k in lost if shots is None or k in shots)
+    unscored = sorted("/".join(k) for k in lost if shots is not None and k not in shots)
     if emptied:
         log.warning("no question left to score in %s: every one is a few-shot example (too few people for the shots; "
                     "raise eval.max_people, or eval.few_shot=false)", ", ".join(emptied))
@@ -869,9 +862,13 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
     for section in RECIPE_SECTIONS:  # a setting the image processor lacks is refused before any evaluation
         recipe_processor(ctx, section)
 
+    # the configuration as it runs, interpolations resolved (.hydra/config.yaml keeps them: the lr a method reads
+    # from model.unlearn_lr, the seed teaching reads from teach_seed): rank 0's config.json, and the dashboard's
+    # from the run's start (until 2026-12-05 a failed run's dashboard had none); nothing changes the config meanwhile
+    resolved = OmegaConf.to_container(cfg, resolve=True) if ctx.is_global_zero else None
     dashboard = logger if logger is not None and ctx.is_global_zero else None
-    if dashboard is not None:  # the run's setting from its start (until 2026-12-05 a failed run's dashboard had none)
-        dashboard.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    if dashboard is not None:
+        dashboard.log_hyperparams(resolved)
     metrics: dict = {}
     records: dict[str, list] = {}
     if cfg.eval.before:
@@ -909,9 +906,6 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
                 save_model(ctx.model, processor, tmp)
         if publish is not None:  # the vanilla model later runs start from
             save_vanilla(ctx, publish, metrics["time/method_s"])
-        # the configuration as it ran, interpolations resolved (.hydra/config.yaml keeps them: the lr a method
-        # read from model.unlearn_lr, the seed teaching read from teach_seed); the logger had the same at the start
-        resolved = OmegaConf.to_container(cfg, resolve=True)
         summary = {"method": cfg.method.name, "seed": cfg.seed, "teach_seed": cfg.teach_seed,
                    "source_model": str(source), "metrics": metrics,
                    # where the floats were made: this run's, and its source model's teaching (when recorded)
@@ -942,7 +936,8 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
             logger.finalize("success")
     if relearn_failed is not None:
         raise RelearnFailed(f"the relearning attack (eval.relearn) failed after the unlearning, whose model, "
-                            f"evaluation and metrics.json are written in {out_dir}: {relearn_failed}") from relearn_failed
+                            f"evaluation and metrics.json are written in {out_dir}: {relearn_failed}"
+                            ) from relearn_failed
     return metrics
 
 

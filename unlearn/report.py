@@ -208,11 +208,8 @@ def mixed_code(codes: Sequence[str | None]) -> str | None:
 
 
 def _read_metrics_file(mfile: Path) -> dict:
-    try:
-        summary = json.loads(mfile.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{mfile}: malformed JSON ({e})") from e
-    if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
+    summary = _read_json(mfile, dict, "an object with a 'metrics' object")
+    if not isinstance(summary.get("metrics"), dict):
         raise ValueError(f"{mfile}: expected an object with a 'metrics' object")
     return summary
 

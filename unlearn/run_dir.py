@@ -215,17 +215,21 @@ def run_reads(cfg) -> list[str]:
     return found
 
 
-def check_writable_dir(directory, key: str) -> None:
-    """Make `directory` (as the run would) or refuse naming `key`: a read-only or non-directory path stopped the run
-    with a bare OSError or NotADirectoryError, naming the path and not the setting (until 2026-12-05)."""
+def unwritable(directory) -> str | None:
+    """Why `directory`, made as a run would make it, cannot take files; None where it can."""
     path = Path(str(directory))
     try:
         path.mkdir(parents=True, exist_ok=True)
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise PermissionError(f"{path} is not writable")
     except OSError as e:
-        raise NotWritableError(f"{key}={directory} cannot hold the run's files ({e.strerror or e}); choose another "
-                               f"{key}") from e
+        return str(e.strerror or e)
+    return None if os.access(path, os.W_OK | os.X_OK) else f"{path} is not writable"
+
+
+def check_writable_dir(directory, key: str) -> None:
+    """Make `directory` (as the run would) or refuse naming `key`: a read-only or non-directory path stopped the run
+    with a bare OSError or NotADirectoryError, naming the path and not the setting (until 2026-12-05)."""
+    if why := unwritable(directory):
+        raise NotWritableError(f"{key}={directory} cannot hold the run's files ({why}); choose another {key}")
 
 
 def _resolvable(config) -> None:

@@ -981,9 +981,9 @@ def check_run_settings(cfg) -> None:
 
 def check_reference_model(cfg) -> None:
     """A local KL / NPO reference of another family, or a KL reference with another vocabulary than the model it
-    is read beside (their distributions are compared token for token), from the two config.json files. Until 2026-12-05 the family was
-    refused at the method's start, after the before-evaluation, and another vocabulary stopped in an embedding
-    lookup (`IndexError: index out of range in self`) naming no setting. A model whose config.json is not there
+    is read beside (their distributions are compared token for token), from the two config.json files. Until
+    2026-12-05 the family was refused at the method's start, after the before-evaluation, and another vocabulary
+    stopped in an embedding lookup (`IndexError: index out of range in self`) naming no setting. A model whose config.json is not there
     yet (the vanilla model a run is about to teach) is not compared."""
     from unlearn.methods.gradient import NEEDS_REFERENCE
     from unlearn.models.loading import check_model_type, checkpoint_config, configured_model_types

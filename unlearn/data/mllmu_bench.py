@@ -112,8 +112,8 @@ UNTOUCHED_ID_OFFSET = 1_000_000
 # --- Prompts of MLLMU-Bench's own evaluation (rendered at run time by unlearn/eval/protocol.py) --------------
 # Source: `evaluate_classification` / `formulate_prompt_with_options` in the official eval.py
 # (franciscoliu/MLLMU-Bench; read through its copy YokeYao/MLLMU-Bench eval.py; franciscoliu/MANU's eval.py
-# differs in its shots, unlearn/eval/protocol.py). The options are joined as "A: text" lines; the reply is scored by its first
-# character, upper-cased, counted only when it is one of the option letters (unlearn/eval/scorers.py,
+# differs in its shots, unlearn/eval/protocol.py). The options are joined as "A: text" lines; the reply is scored
+# by its first character, upper-cased, counted only when it is one of the option letters (unlearn/eval/scorers.py,
 # `mllmu_letter`, the one MC parser, used at run time under eval.scorer=mllmu_bench).
 MC_OPTION_LINE = "{letter}: {option}"
 MC_INSTRUCTION = "Just give ONE letter representing the answer directly."
