@@ -39,7 +39,8 @@ from unlearn.models.precision import cast_copy, dtype_named
 from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part, running_code
 from unlearn.rng import resumed, rng_state, seeded
 from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, launched_rank, run_reads
-from unlearn.settings import SettingsError, check_accelerator, check_input_paths, check_run_settings
+from unlearn.settings import (SettingsError, check_accelerator, check_input_paths, check_run_settings,
+                              interpolation_source)
 from unlearn.strategies import refuse_fsdp
 
 log = logging.getLogger(__name__)
@@ -748,7 +749,7 @@ def check_settings_before_run(cfg: DictConfig, here: bool = True) -> None:
     except SettingsError:
         raise
     except ValueError as e:  # the message is the check's own; its type says nothing has run yet
-        raise SettingsError(str(e)) from e
+        raise SettingsError(interpolation_source(cfg, str(e))) from e
 
 
 def run(cfg: DictConfig) -> dict:

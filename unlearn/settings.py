@@ -870,6 +870,25 @@ class SettingsError(ValueError):
     misspelt `+manu.alpah=5` too)."""
 
 
+def interpolation_source(cfg, message: str) -> str:
+    """`message` (a check's `key=value: ...`) naming the key the user sets when the checked key takes its value
+    from another (`manu.alpha: ${model.manu_alpha}`): `model.manu_alpha=150` was refused as `manu.alpha=150`, a
+    key the user never wrote."""
+    import re
+
+    from omegaconf import OmegaConf
+
+    match = re.match(r"([\w.]+)=", message)
+    if not match or "." not in match.group(1):
+        return message
+    parent_key, _, last = match.group(1).rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key, default=None, throw_on_resolution_failure=False)
+    if not OmegaConf.is_dict(parent) or last not in parent or not OmegaConf.is_interpolation(parent, last):
+        return message
+    source = re.fullmatch(r"\$\{([\w.]+)\}", str(parent._get_node(last)._value()))
+    return f"{message} ({match.group(1)} is set by {source.group(1)})" if source else message
+
+
 def refused_before_run(error: BaseException) -> bool:
     """Whether `error` is a refusal before anything ran: a SettingsError, or an input file's (the checkpoint a
     run resumes, the reference, a reused mask: their checks keep their own types, FileNotFoundError or
