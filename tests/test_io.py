@@ -101,3 +101,28 @@ def test_artifacts_get_the_mode_a_plain_open_gives_under_the_umask(tmp_path):
     assert mode(tmp_path / "model") == 0o755
     assert mode(tmp_path / "model" / "w.bin") == mode(tmp_path / "model" / "model.safetensors") == 0o644
     assert mode(tmp_path / "private.md") == 0o600
+
+
+def test_a_killed_writers_scratch_directory_is_removed_by_the_next_writer(tmp_path):
+    """A `kill -9` runs no `except`: its scratch directory stayed in the cache (a 7B model's: 14 GB per kill)."""
+    import os
+    import subprocess
+    import sys
+
+    from unlearn.io import _writer
+
+    final = tmp_path / "model"
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal, sys\nfrom pathlib import Path\nfrom unlearn.io import atomic_dir\n"
+         "with atomic_dir(Path(sys.argv[1])) as tmp:\n    (tmp / 'weights').write_text('half')\n"
+         "    os.kill(os.getpid(), signal.SIGKILL)", str(final)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert killed.returncode == -9
+    [left] = tmp_path.glob(".model.*.partial")
+    other_host = tmp_path / ".model.elsewhere-1.abc.partial"  # a writer on another machine sharing the cache
+    live = tmp_path / f".model.{_writer()}.abc.partial"  # this process: alive
+    other_host.mkdir(), live.mkdir()
+    with atomic_dir(final) as tmp:
+        (tmp / "weights").write_text("whole")
+    assert not left.exists() and other_host.exists() and live.exists()
+    assert (final / "weights").read_text() == "whole"

@@ -4,10 +4,13 @@ name an empty file (a renamed cache entry is trusted by its name ever after)."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -89,9 +92,41 @@ def save_figure(fig, path: str | Path, **savefig) -> Path:
     return Path(path)
 
 
+def _writer() -> str:
+    """This process, as a scratch directory's name records it: the host (a shared cache may be written from
+    several machines) and the pid."""
+    return f"{re.sub(r'[^A-Za-z0-9]', '_', socket.gethostname())}-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_dead_writers(final: Path) -> list[Path]:
+    """Remove the scratch directories of `final` whose writer on this host is gone (a `kill -9`, an out-of-memory
+    kill: no `except` ran), and return them. Until 2026-12-06 they stayed: a 7B model's is 14 GB of cache, per kill.
+    A writer on another host, or a live one (a pid reused by another process included), keeps its directory."""
+    host, _ = _writer().rsplit("-", 1)
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.{re.escape(host)}-(\d+)\..*\.partial")
+    removed = []
+    for path in final.parent.glob(f".{glob.escape(final.name)}.*.partial"):
+        match = pattern.fullmatch(path.name)
+        if match and not _alive(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 @contextmanager
 def atomic_dir(final: str | Path):
-    """Yield a scratch directory that becomes `final` only if the block succeeds.
+    """Yield a scratch directory that becomes `final` only if the block succeeds (first removing the scratch
+    directories of dead writers of `final`).
 
     Refuses to replace an existing directory: a finished artifact is never overwritten in place.
     """
@@ -99,7 +134,8 @@ def atomic_dir(final: str | Path):
     if final.exists():
         raise FileExistsError(f"refusing to overwrite existing directory {final}")
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial"))
+    remove_dead_writers(final)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.{_writer()}.", suffix=".partial"))
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # as a plain mkdir would make it (see _as_open)
         yield tmp
