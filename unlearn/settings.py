@@ -100,6 +100,19 @@ def check_template(template) -> None:
                 raise ValueError(f"model.template.{name}={template[name]!r} lacks {sorted(wanted - found)}")
 
 
+def check_attn_implementation(value) -> None:
+    """model.attn_implementation: one transformers knows, or a kernel on the hub (`org/repo`); a misspelt one
+    (`flash`) stopped in transformers' loader with its own message, without the key (until 2026-12-06)."""
+    if value is None or "/" in str(value):
+        return
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    known = ["eager", *ALL_ATTENTION_FUNCTIONS.valid_keys()]
+    if value not in known and not (str(value).startswith("paged|") and value[len("paged|"):] in known):
+        raise ValueError(f"model.attn_implementation={value!r}: expected null (transformers' default), one of "
+                         f"{known}, paged|<one of those>, or a hub kernel (org/repo)")
+
+
 def one_of(value, choices, key: str) -> None:
     if value not in choices:
         raise ValueError(f"{key}={value!r}: expected one of {list(choices)}")
@@ -974,6 +987,7 @@ def check_run_settings(cfg) -> None:
     if "loss" in cfg.method:
         one_of(cfg.data.get("forget_modality", "multimodal"), FORGET_MODALITIES, "data.forget_modality")
     check_template(cfg.model.get("template"))
+    check_attn_implementation(cfg.model.get("attn_implementation"))
     from unlearn.models.positions import check_forward_positions
 
     check_forward_positions(cfg.model.get("forward_positions", "mrope"))
