@@ -442,8 +442,16 @@ def test_clear_missing_config_is_named(clear_copy, tmp_path):
     readme = (clear_copy / "README.md").read_text()
     (clear_copy / "README.md").write_text(readme.replace(
         "- config_name: retain_perturbed\n  data_files:\n  - split: train\n    path: retain_perturbed/train-*\n", ""))
-    with pytest.raises(DataError, match=r"cannot load config 'retain_perturbed' from data.path="):
+    with pytest.raises(DataError, match=r"cannot load config 'retain_perturbed' from data.path=.*: its README.md's "
+                                         r"`configs:` metadata names \[.*'forget10'.*\], not 'retain_perturbed'"):
         _benchmark(tmp_path, "clear", clear_copy)
+
+
+def test_snapshot_without_readme_is_named(mllmu_copy, tmp_path):
+    """A copy of the parquet files alone: `datasets` said "BuilderConfig ... not found" (until 2026-12-06)."""
+    (mllmu_copy / "README.md").unlink()
+    with pytest.raises(DataError, match=r"from data.path=.*: its README.md is not there, whose `configs:` metadata"):
+        _benchmark(tmp_path, "mllmu_bench", mllmu_copy)
 
 
 def test_clear_perturbation_of_no_image_is_counted_not_silent(tmp_path):

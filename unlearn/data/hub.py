@@ -81,7 +81,8 @@ def load_config(source: str, config: str, *, key: str, repo_id: str, cache_dir: 
     except Exception as err:  # every loading failure becomes one clear message naming the key to fix
         if Path(source).is_dir():  # no network involved: name the file that cannot be read, if one cannot
             bad = first_unreadable(config_files(source, config, kwargs))
-            where = f"its file {bad[0]} {bad[1]}" if bad else f"{type(err).__name__}: {err}"
+            where = (f"its file {bad[0]} {bad[1]}" if bad else missing_config(Path(source), config)
+                     or f"{type(err).__name__}: {err}")
             raise DataError(f"cannot load config '{config}' from {key}={source!r}: {where}") from err
         raise DataError(
             f"cannot load config '{config}' from {key}={source!r}: {type(err).__name__}: {err}. "
@@ -95,6 +96,29 @@ def load_config(source: str, config: str, *, key: str, repo_id: str, cache_dir: 
     check_shards(files, config, key, source)
     register_locator(label, _shard_locator(files))
     return dd[name], label
+
+
+def missing_config(local: Path, config: str) -> str | None:
+    """Why a local snapshot has no `config`, where its README.md says so: the file is not there (a copy of the
+    parquet files alone), or its `configs:` metadata names other configs; None otherwise. `datasets` said "BuilderConfig
+    'X' not found", naming neither the file nor the fix (until 2026-12-06)."""
+    import yaml
+
+    readme = local / "README.md"
+    if not readme.is_file():
+        return ("its README.md is not there, whose `configs:` metadata maps each config to its parquet files (a "
+                "copy of the data files alone?): download the snapshot whole with `hf download --repo-type dataset "
+                "REPO --local-dir DIR`")
+    text = readme.read_text(encoding="utf-8", errors="replace")
+    header = text.split("---", 2)[1] if text.startswith("---") and text.count("---") >= 2 else ""
+    try:
+        configs = (yaml.safe_load(header) or {}).get("configs") or []
+        names = [c.get("config_name") for c in configs if isinstance(c, dict)]
+    except (yaml.YAMLError, AttributeError):
+        return None
+    if config not in names:
+        return f"its README.md's `configs:` metadata names {names}, not '{config}'"
+    return None
 
 
 def datasets_cache(source: str, cache_dir: str | Path | None) -> Path:
