@@ -297,6 +297,20 @@ def test_corrupted_mllmu_is_named(mllmu_copy, tmp_path, config, edit, drop, matc
         _benchmark(tmp_path, "mllmu_bench", mllmu_copy, "data.on_bad_row=error")
 
 
+def test_image_column_of_path_strings_is_named(mllmu_copy, tmp_path):
+    """A dataset written without the Image feature stores its images as path strings: until 2026-12-06 they read
+    as a missing image."""
+    import pyarrow as pa
+
+    for shard in sorted((mllmu_copy / "retain_90").glob("*.parquet")):
+        table = pq.read_table(shard)
+        paths = pa.array([f"images/{i}.png" for i in range(table.num_rows)])
+        pq.write_table(table.set_column(table.schema.get_field_index("image"), "image", paths), shard)
+    with pytest.raises(DataError, match=r"split 'retain_90 \(.*\)', row 0: field 'image' is a string "
+                                         r"\('images/0.png'\), not an image: the loader reads images stored with"):
+        _benchmark(tmp_path, "mllmu_bench", mllmu_copy, "data.on_bad_row=error")
+
+
 def test_forget_id_missing_from_test_set_is_named(mllmu_copy, tmp_path):
     edit_fixture(mllmu_copy, "Test_Set", lambda rows: [r for r in rows if r["ID"] != "106"])
     with pytest.raises(DataError, match=r"Test_Set \(.*\) has no row for the forget_10 IDs \['106'\]"):
