@@ -15,11 +15,11 @@ def _snapshot(tmp_path, monkeypatch):
     special token, which the answer-only collates drop from the answer (real tokenizers spell every word)."""
     import unlearn.models.tiny_real as tiny_real
     from unlearn.data.fixtures import write_mllmu_bench_fixture
-    from tests.test_model_adapters import words_in
+    from unlearn.models.tiny_real import snapshot_words
 
     root = write_mllmu_bench_fixture(tmp_path / "mllmu", num_people=6)
     base = tiny_real.vocabulary
-    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + sorted(words_in(root)))
+    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + snapshot_words(root))
     return root
 
 
@@ -237,7 +237,7 @@ def test_their_clear_baselines_run_on_captions(tmp_path, monkeypatch, method):
     import unlearn.models.tiny_real as tiny_real
     from unlearn.data.fixtures import write_clear_fixture
     from unlearn.pipeline import run
-    from tests.test_model_adapters import words_in
+    from unlearn.models.tiny_real import snapshot_words
 
     seen, kinds, adapters = set(), [], []
     original = written.written_text
@@ -252,9 +252,7 @@ def test_their_clear_baselines_run_on_captions(tmp_path, monkeypatch, method):
 
     monkeypatch.setattr(gradient, "GradientUnlearning", Recorded)
     root = write_clear_fixture(tmp_path / "clear")
-    base = tiny_real.vocabulary
-    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + sorted(words_in(root)))
-    source = tiny_real.write_tiny_real("qwen2_vl", tmp_path / "qwen2_vl")
+    source = tiny_real.write_tiny_real("qwen2_vl", tmp_path / "qwen2_vl", extra_words=snapshot_words(root))
     cfg = compose_config(["experiment=mmunlearner_clear_baselines", f"method={method}", f"data.path={root}",
                           f"model.path={source}", "model.portrait_size=32", "data.forget_split=forget_10",
                           "logger=none", "method.batch_size=2", "eval.max_people=2", "eval.max_new_tokens=2"],

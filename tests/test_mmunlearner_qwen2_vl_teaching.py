@@ -169,10 +169,10 @@ def _padded_qwen2_vl(tmp_path, monkeypatch, words_root):
     """A tiny Qwen2-VL checkpoint whose vocabulary is padded past its tokenizer, as Qwen2-VL-7B-Instruct's 152064
     rows are past its 151657 tokens; the tiny word tokenizer is given the fixture's words."""
     import unlearn.models.tiny_real as tiny_real
-    from tests.test_model_adapters import words_in
+    from unlearn.models.tiny_real import snapshot_words
 
     base = tiny_real.vocabulary
-    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + sorted(words_in(words_root)))
+    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + snapshot_words(words_root))
     model, tok, images = tiny_real.build_tiny_real("qwen2_vl")
     model.resize_token_embeddings(len(tok) + 8)
     for part in (model, tok, images):

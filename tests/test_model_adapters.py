@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -281,23 +280,6 @@ def test_eval_memory_bench_runs_at_tiny_shape():
     assert one["values"].std() > 0  # answers that differ score differently
 
 
-def words_in(root) -> set[str]:
-    """Every whitespace-separated word of every string in a snapshot's parquet files."""
-    import pyarrow.parquet as pq
-
-    def walk(value):
-        if isinstance(value, str):
-            yield from value.split()
-        elif isinstance(value, dict):
-            for v in value.values():
-                yield from walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                yield from walk(v)
-
-    return {w for f in Path(root).rglob("*.parquet") for row in pq.read_table(f).to_pylist() for w in walk(row)}
-
-
 @pytest.mark.slow
 def test_mmunlearner_clear_preset_runs_on_a_qwen2_vl_stand_in(tmp_path, monkeypatch):
     """experiment=mmunlearner_clear_official end to end on a tiny Qwen2-VL and a tiny CLEAR snapshot: the mask
@@ -318,9 +300,7 @@ def test_mmunlearner_clear_preset_runs_on_a_qwen2_vl_stand_in(tmp_path, monkeypa
     root = write_clear_fixture(tmp_path / "clear")
     # the tiny word tokenizer reads an unknown word as <unk>, a special token, which the answer-only collate drops
     # from the answer tokenised alone, so it would not find the answer (a real Qwen2 tokenizer has no <unk>)
-    base = tiny_real.vocabulary
-    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + sorted(words_in(root)))
-    model_dir = tiny_real.write_tiny_real("qwen2_vl", tmp_path / "qwen2_vl")
+    model_dir = tiny_real.write_tiny_real("qwen2_vl", tmp_path / "qwen2_vl", extra_words=tiny_real.snapshot_words(root))
     cfg = compose_config(["experiment=mmunlearner_clear_official", f"data.path={root}",
                           f"model.path={model_dir}", "model.portrait_size=32", "logger=none",
                           "eval.max_people=2", "eval.max_new_tokens=3", "data.forget_split=forget_10"],
@@ -476,3 +456,19 @@ def test_fsdp_refuses_block_classes_the_model_does_not_have():
     strategy = fsdp_strategy(["transformers.models.qwen2_vl.modeling_qwen2_vl.Qwen2VLDecoderLayer"])
     with pytest.raises(ValueError, match=r"model.fsdp_layers=\['Qwen2VLDecoderLayer'\]: no module of this model"):
         strategy._setup_model(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+def test_words_from_a_snapshot_join_the_stand_ins_vocabulary(tmp_path):
+    """`python -m unlearn.models.tiny_real FAMILY DIR --words-from SNAPSHOT`: a fixture's names read as words, not
+    <unk> (until 2026-12-06 only the tests could add them, by patching `vocabulary`)."""
+    from unlearn.data.fixtures import write_clear_fixture
+    from unlearn.models.tiny_real import snapshot_words, word_tokenizer
+
+    root = write_clear_fixture(tmp_path / "clear")
+    words = snapshot_words(root)
+    plain, extended = word_tokenizer("llava"), word_tokenizer("llava", words)
+    unknown = [w for w in words if plain.unk_token_id in plain(w, add_special_tokens=False).input_ids]
+    assert unknown  # the fixture has words the embedded vocabulary lacks
+    assert all(extended.unk_token_id not in extended(w, add_special_tokens=False).input_ids for w in unknown)
+    with pytest.raises(FileNotFoundError, match="--words-from .*: no parquet file there"):
+        snapshot_words(tmp_path / "empty")

@@ -3,7 +3,9 @@
 No hub is reachable from CI, so the real-model adapters (`configs/model/llava_1_5_7b.yaml`, ...) are
 tested on these: the same `transformers` classes, processors and save format as LLaVA-1.5, Idefics2 and
 Qwen2-VL, at a few hundred thousand parameters, with a word-level tokenizer that knows the family's
-special tokens. `python -m unlearn.models.tiny_real <family> <dir>` writes one.
+special tokens. `python -m unlearn.models.tiny_real <family> <dir>` writes one; `--words-from SNAPSHOT` adds every
+word of a local data snapshot to its vocabulary (the embedded benchmark's words are there already), so a fixture's
+names and captions do not read as <unk>.
 """
 
 from __future__ import annotations
@@ -35,11 +37,33 @@ TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_atte
             num_key_value_heads=2, max_position_embeddings=512)
 
 
-def word_tokenizer(family: str) -> PreTrainedTokenizerFast:
+def snapshot_words(root: str | Path) -> list[str]:
+    """Every whitespace-separated word of every string in a data snapshot's parquet files, sorted. Why: a stand-in
+    whose vocabulary lacks a dataset's names and captions reads them as <unk>, so answers it should tell apart
+    tokenize alike (until 2026-12-06 the command had no way to add them; the tests patched `vocabulary`)."""
+    import pyarrow.parquet as pq
+
+    def walk(value):
+        if isinstance(value, str):
+            yield from value.split()
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from walk(v)
+
+    files = sorted(Path(root).rglob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"--words-from {root}: no parquet file there (a local data snapshot, as data.path)")
+    return sorted({w for f in files for row in pq.read_table(f).to_pylist() for w in walk(row)})
+
+
+def word_tokenizer(family: str, extra_words: tuple[str, ...] | list[str] = ()) -> PreTrainedTokenizerFast:
     sp = _SPECIAL[family]
     specials = [t for t in (sp["pad"], sp["unk"], sp["bos"], sp["eos"]) if t] + sp["extra"]
     vocab: dict[str, int] = {}
-    for w in specials + TEMPLATE_WORDS + vocabulary():
+    for w in specials + TEMPLATE_WORDS + vocabulary() + list(extra_words):
         vocab.setdefault(w, len(vocab))
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=sp["unk"]))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
@@ -92,11 +116,11 @@ def _qwen2_vl(tok):
     return config, Qwen2VLImageProcessorPil(size={"shortest_edge": 56 * 56, "longest_edge": 56 * 56})  # pixels
 
 
-def build_tiny_real(family: str, seed: int = 0):
+def build_tiny_real(family: str, seed: int = 0, extra_words: tuple[str, ...] | list[str] = ()):
     """(model, tokenizer, image processor) of `family` with random weights."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; choose from {FAMILIES}")
-    tok = word_tokenizer(family)
+    tok = word_tokenizer(family, extra_words)
     config, images = {"llava": _llava, "idefics2": _idefics2, "qwen2_vl": _qwen2_vl}[family](tok)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -106,10 +130,11 @@ def build_tiny_real(family: str, seed: int = 0):
     return model, tok, images
 
 
-def write_tiny_real(family: str, path: str | Path, seed: int = 0) -> Path:
+def write_tiny_real(family: str, path: str | Path, seed: int = 0,
+                    extra_words: tuple[str, ...] | list[str] = ()) -> Path:
     """A checkpoint directory as the hub has it: config, weights, tokenizer, preprocessor config."""
     path = Path(path)
-    for part in build_tiny_real(family, seed):
+    for part in build_tiny_real(family, seed, extra_words):
         part.save_pretrained(path)
     return path
 
@@ -118,5 +143,8 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("family", choices=FAMILIES)
     ap.add_argument("path")
+    ap.add_argument("--words-from", action="append", default=[], metavar="SNAPSHOT",
+                    help="a local data snapshot whose words join the vocabulary (repeatable)")
     args = ap.parse_args()
-    print(write_tiny_real(args.family, args.path))
+    words = [w for root in args.words_from for w in snapshot_words(root)]
+    print(write_tiny_real(args.family, args.path, extra_words=words))
