@@ -1,7 +1,8 @@
 """Turn reduced activation statistics into a neuron mask and apply it, at the end of the stats pass.
 
 Every rank computes the mask from the same all-reduced statistics, so every rank prunes identically;
-only rank 0 writes the artifacts (mask as safetensors, per-layer summary JSON, heatmaps).
+only rank 0 writes the artifacts (mask as safetensors, per-layer summary JSON, and heatmaps except under
+`manu.selection=official`).
 """
 
 from __future__ import annotations

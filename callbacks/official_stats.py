@@ -1,6 +1,7 @@
 """The MANU authors' activation statistics (`manu.selection=official`), streamed during the no-grad pass.
 
-Forward hooks on the outputs of every Linear matched by `model.manu_official_modules`; per batch,
+Forward hooks on the outputs of every Linear matched by `model.manu_official_modules` (their unit), or forward
+pre-hooks on the inputs of those matched by `model.mlp_modules` (`manu.official.unit=intermediate`); per batch,
 per-position sums over the batch rows (pooled layers: the rows of every layer of a module type), then
 per-chunk sums of the per-position statistics (`unlearn.manu.official`). Vision units count only in the
 multimodal passes, language units only in the text-only passes, as the authors' hooks do. At the end of
@@ -67,7 +68,8 @@ class OfficialActivationStatistics(Callback):
         modules = dict(model.named_modules())
         for name in self.towers:
             if not isinstance(modules[name], torch.nn.Linear):
-                raise ValueError(f"model.manu_official_modules matches {name!r}, which is not a Linear")
+                key = "model.manu_official_modules" if self.neuron == "output" else "model.mlp_modules"
+                raise ValueError(f"{key} matches {name!r}, which is not a Linear")
         self.units = {n: self.unit_of(n) for n in self.towers}
         for name in self.towers:
             mod = modules[name]

@@ -292,10 +292,6 @@ def test_missing_input_files_are_refused_before_anything_is_read(tmp_path, monke
                           "logger=none"], tmp_path / "run", tmp_path / "cache")
     with pytest.raises(ValueError, match=r"mmunlearner.mask_path=.*mask.safetensors: not a readable mask"):
         pipeline.run(cfg)
-    from unlearn.methods.gradient import FORGET_FORMS
-    from unlearn.settings import FORGET_MODALITIES
-
-    assert set(FORGET_MODALITIES) == set(FORGET_FORMS)
 
 
 def test_a_teaching_load_is_refused_only_where_it_rounds_what_the_recipe_does_not():

@@ -46,19 +46,7 @@ def _as_open(fd: int) -> None:
 def write_json(path: str | Path, obj, indent: int | None = 2) -> None:
     """`indent=None`: one line, written by json's C encoder (json.dump with an indent, or any json.dump, runs
     the pure-Python one: 0.24 s against 0.08 s for a run's 4.5 MB of per-item records)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        _as_open(fd)
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(obj, indent=indent, sort_keys=True))
-            f.write("\n")
-            _durable(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, json.dumps(obj, indent=indent, sort_keys=True) + "\n")
 
 
 def write_atomic(path: str | Path, write: Callable) -> None:

@@ -1,6 +1,7 @@
 """The story every run tells: source model -> evaluate before -> method -> evaluate after -> artifacts.
 
-Methods are plain callables `method(ctx) -> None` that change `ctx.model` in place; the pipeline owns
+Methods are plain callables `method(ctx) -> None` that change `ctx.model` (in place, or by rebinding it: a
+merged LoRA model, a reloaded checkpoint); the pipeline owns
 loading, evaluation, saving and logging so every method is measured the same way.
 """
 
@@ -373,7 +374,8 @@ def vanilla_path(cfg: DictConfig) -> Path:
 
 
 def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path | str:
-    """The finetuned model every unlearning run starts from: built once per (data, model, finetune) config."""
+    """The finetuned model every unlearning run starts from: taught once per cache key (`vanilla_key`: data, model,
+    finetune, teach_seed, trainer, threads)."""
     if cfg.model.path:
         return str(cfg.model.path)  # as written: Path() drops a leading ./, which marks a local directory
     _require_build(cfg)  # before vanilla_path, which reads model.build

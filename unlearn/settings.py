@@ -243,8 +243,7 @@ def check_finetune(f) -> None:
         number(f.target_mc_acc, "finetune.target_mc_acc", 0)
     if f.get("target_split_mc_acc") is not None:
         number(f.target_split_mc_acc, "finetune.target_split_mc_acc", 0)
-    check_lora(f.get("lora"), "finetune.lora")
-    from unlearn.methods.finetune import check_settings  # its optional keys, before anything is read
+    from unlearn.methods.finetune import check_settings  # its optional keys and LoRA, before anything is read
 
     check_settings(f)
     from unlearn.data.written import check_image_labels
@@ -295,7 +294,7 @@ def check_scheduler(node, optimizer, key: str, **kwargs) -> None:
 def check_gradient_method(m) -> None:
     positive_int(m.epochs, "method.epochs")
     positive_int(m.batch_size, "method.batch_size")
-    from unlearn.methods.gradient import LOSSES
+    from unlearn.methods.gradient import LOSSES, RETAIN_DRAWS, SCHEDULES
 
     one_of(m.loss, LOSSES, "method.loss")
     number(m.alpha, "method.alpha", 0)  # the retain term's weight: a negative one ascends on retain
@@ -329,7 +328,7 @@ def check_gradient_method(m) -> None:
     if m.get("lr_decay") is None:  # GradientUnlearning calls method.scheduler(optimizer)
         check_scheduler(m.get("scheduler"), m.optimizer, "method.scheduler")
     schedule = m.get("schedule", "paired")
-    one_of(schedule, ("paired", "sequential", "interleaved"), "method.schedule")
+    one_of(schedule, SCHEDULES, "method.schedule")
     if schedule == "interleaved" and (m.loss == "ga" or (m.loss == "npo" and m.alpha == 0)):
         raise ValueError(f"method.schedule=interleaved spreads forget steps through a retain pass, and method="
                          f"{m.name} has no retain term (alpha {m.alpha}): use method.schedule=sequential")
@@ -337,7 +336,7 @@ def check_gradient_method(m) -> None:
 
     optional_one_of(m.get("start_precision"), START_PRECISIONS, "method.start_precision")
     draw = m.get("retain_draw", "epoch")
-    one_of(draw, ("epoch", "with_replacement"), "method.retain_draw")
+    one_of(draw, RETAIN_DRAWS, "method.retain_draw")
     if draw != "epoch" and schedule != "paired":
         raise ValueError(f"method.retain_draw={draw} pairs retain rows with forget batches: it needs "
                          f"method.schedule=paired (got {m.get('schedule')!r})")
@@ -368,9 +367,6 @@ def check_gradient_method(m) -> None:
     optional_one_of(m.get("lr_decay"), ("linear",), "method.lr_decay", "a constant lr, or method.scheduler")
     if m.get("lr_decay") is not None and m.get("scheduler") is not None:
         raise ValueError("method.lr_decay and method.scheduler both set: choose one (set the other to null)")
-
-
-FORGET_MODALITIES = ("multimodal", "text", "both")  # unlearn/methods/gradient.py FORGET_FORMS
 
 
 def check_input_paths(cfg) -> None:
@@ -985,7 +981,9 @@ def check_run_settings(cfg) -> None:
     if spec is not None and "seed" in spec:
         integer(spec.seed, "data.spec.seed")
     if "loss" in cfg.method:
-        one_of(cfg.data.get("forget_modality", "multimodal"), FORGET_MODALITIES, "data.forget_modality")
+        from unlearn.methods.gradient import FORGET_FORMS
+
+        one_of(cfg.data.get("forget_modality", "multimodal"), tuple(FORGET_FORMS), "data.forget_modality")
     check_template(cfg.model.get("template"))
     check_attn_implementation(cfg.model.get("attn_implementation"))
     from unlearn.models.positions import check_forward_positions

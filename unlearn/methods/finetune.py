@@ -1,4 +1,6 @@
-"""Teaching the benchmark: plain next-token loss on answer tokens. Builds the 'vanilla' model."""
+"""Teaching: plain next-token loss on the answer tokens (on every token with `answer_only=false`). Builds the
+'vanilla' model; the same module runs the relearning attack (unlearn/relearn.py) and the organism's base
+pretraining (unlearn/models/base.py)."""
 
 from __future__ import annotations
 
@@ -85,7 +87,7 @@ def check_settings(fcfg) -> None:
     people = fcfg.get("people", "all")
     if people not in ("all", "without_forget"):
         raise ValueError(f"finetune.people={people!r}: expected all or without_forget")
-    from unlearn.settings import check_lora, optional_one_of
+    from unlearn.settings import boolean, check_lora, optional_one_of, optional_positive_int
 
     from unlearn.losses import TOKEN_MEANS
 
@@ -99,13 +101,9 @@ def check_settings(fcfg) -> None:
     clip = fcfg.get("gradient_clip_val")
     if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip < 0):
         raise ValueError(f"finetune.gradient_clip_val={clip!r}: expected null (no clipping) or a number >= 0")
-    accumulate = fcfg.get("accumulate_grad_batches")
-    if accumulate is not None and (isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1):
-        raise ValueError(f"finetune.accumulate_grad_batches={accumulate!r}: expected null (the trainer's) or an "
-                         "integer >= 1")
+    optional_positive_int(fcfg.get("accumulate_grad_batches"), "finetune.accumulate_grad_batches", "the trainer's")
     label_prefix = fcfg.get("label_prefix", False)
-    if not isinstance(label_prefix, bool):
-        raise ValueError(f"finetune.label_prefix={label_prefix!r}: expected true or false")
+    boolean(label_prefix, "finetune.label_prefix")
     if label_prefix and fcfg.answer_only:
         raise ValueError("finetune.label_prefix=true labels the prompt's prefix, which needs finetune.answer_only=false "
                          "(the question labelled too)")

@@ -1,7 +1,8 @@
 """MANU (modality-aware neuron unlearning): one no-grad pass gathers statistics, then neurons are pruned.
 
 The pass runs as a Lightning validation over four dataloaders (forget / retain x multimodal / text-only);
-`ActivationStatistics` streams per-neuron moments and `NeuronPruning` scores, selects and zeroes neurons.
+`ActivationStatistics` (`OfficialActivationStatistics` under `manu.selection=official`) streams per-neuron
+statistics and `NeuronPruning` scores, selects and zeroes neurons.
 """
 
 from __future__ import annotations
