@@ -23,6 +23,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from unlearn.manu.moments import FIELDS, Moments
+from unlearn.rank_sum import sum_over_ranks
 
 log = logging.getLogger(__name__)
 
@@ -224,18 +225,6 @@ class ActivationStatistics(Callback):
         device = pl_module.device
         full = {k: {n: self.moments.get(k, {}).get(n) or Moments.zeros(sizes[n], device) for n in self.towers}
                 for k in pl_module.loader_keys}
-        flat = torch.cat([getattr(m, f).reshape(-1).to(device) for k in full for m in full[k].values()
-                          for f in FIELDS])
-        if trainer.world_size > 1:
-            flat = trainer.strategy.reduce(flat, reduce_op="sum")
-        out, i = {}, 0
-        for k in full:
-            out[k] = {}
-            for n, m in full[k].items():
-                parts = []
-                for f in FIELDS:
-                    numel = getattr(m, f).numel()
-                    parts.append(flat[i:i + numel].reshape(getattr(m, f).shape).cpu())
-                    i += numel
-                out[k][n] = Moments(*parts)
-        return out
+        summed = iter(sum_over_ranks(trainer.strategy, [getattr(m, f).to(device) for k in full
+                                                        for m in full[k].values() for f in FIELDS], trainer.world_size))
+        return {k: {n: Moments(*(next(summed).cpu() for _ in FIELDS)) for n in full[k]} for k in full}

@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import Callback
 
 from callbacks.activation_stats import match_modules
 from unlearn.manu.official import OFFICIAL_CLAMP, OFFICIAL_TAU, BatchPositionSums, ChunkedStatistics
+from unlearn.rank_sum import sum_over_ranks
 
 
 def own_tower(key: str) -> str:
@@ -137,12 +138,9 @@ class OfficialActivationStatistics(Callback):
             if u not in per:
                 per[u] = ChunkedStatistics(self.num_chunks[k], self.widths[u])
         tables = [self.chunked[k][u] for k, u in layout]
-        flat = torch.cat([t for c in tables for t in (c.sums.reshape(-1), c.positions)]).to(device)
-        flat = trainer.strategy.reduce(flat, reduce_op="sum").cpu()
-        i = 0
+        summed = iter(sum_over_ranks(trainer.strategy, [getattr(c, attr).to(device) for c in tables
+                                                        for attr in ("sums", "positions")], trainer.world_size))
         for c in tables:
             for attr in ("sums", "positions"):
-                t = getattr(c, attr)
-                setattr(c, attr, flat[i:i + t.numel()].reshape(t.shape).clone())
-                i += t.numel()
+                setattr(c, attr, next(summed).cpu().clone())
 

@@ -42,6 +42,7 @@ from unlearn.data.sampling import EpochShuffle, UnlabelledRepeats, rank_share
 from unlearn.data.sequences import with_prefix_labels
 from unlearn.data.written import check_sequences, check_writing, label_flags, qa_sequences, written_example
 from unlearn.models.loading import recipe_processor
+from unlearn.rank_sum import sum_over_ranks
 from unlearn.models.precision import dtype_named, round_parameters
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
@@ -137,12 +138,10 @@ class FisherPass(L.LightningModule):
         strategy = self.trainer.strategy
         for key in self.loader_keys:
             if self.trainer.world_size > 1:  # one all-reduce of every sum and the batch count
-                flat = torch.cat([s.reshape(-1).float() for s in self.sums[key]] +
-                                 [torch.tensor([float(self.batches[key])], device=self.device)])
-                flat = strategy.reduce(flat, reduce_op="sum")
-                n = flat[-1].item()
-                parts = torch.split(flat[:-1], [p.numel() for p in self.params[key]])
-                sums = [part.reshape(p.shape) for part, p in zip(parts, self.params[key])]
+                *sums, n = sum_over_ranks(strategy, [s.float() for s in self.sums[key]] +
+                                          [torch.tensor([float(self.batches[key])], device=self.device)],
+                                          self.trainer.world_size)
+                n = n.item()
             else:  # one process: no float32 copy of every sum beside them (at 7B shape in half precision, tens of GB)
                 n, sums = float(self.batches[key]), self.sums[key]
             # half-precision sums are already divided by the batch count
