@@ -592,6 +592,42 @@ def test_an_incomplete_sweep_is_marked_not_read_silently():
     assert incomplete_seeds({0: [(1, 0, 0), (2, 0, 0)], 1: [(1, 0, 0)]}, {0, 1, 2}) == 2
 
 
+def test_runs_that_failed_on_every_seed_or_lack_a_before_evaluation_are_marked(tmp_path):
+    """A strength whose runs failed on every seed left no point, and the method read as never reaching the budget
+    (†) without a word; a seed none of whose runs had a before-evaluation vanished from the table (until
+    2026-12-06)."""
+    import json
+
+    from unlearn.frontier import Point, frontier_table, points_table, unfinished_runs
+
+    def point(strength, seed, forget, retain, before=True):
+        m = {}
+        for split, drop in (("forget", forget), ("retain", retain)):
+            for mod in ("multimodal", "text"):
+                if before:
+                    m[f"before/{split}/{mod}/mc_acc"] = 1.0
+                m[f"after/{split}/{mod}/mc_acc"] = 1.0 - drop
+        return Point("ga", strength, seed, m)
+
+    grid = ((1e-4, 0.2, 0.01), (2e-4, 0.5, 0.03))
+    pts = [point(s, seed, f, r) for seed in (0, 1) for s, f, r in grid]
+    for seed in (0, 1):  # the strongest setting's runs failed: a directory, no metrics.json
+        (tmp_path / "ga" / "lr=1000" / f"seed{seed}").mkdir(parents=True)
+    (tmp_path / "ga" / "lr=0.0001" / "seed0").mkdir(parents=True)
+    (tmp_path / "ga" / "lr=0.0001" / "seed0" / "metrics.json").write_text(json.dumps({"metrics": {}}))
+    unfinished = unfinished_runs(tmp_path)
+    assert set(unfinished) == {("ga", 1000.0, 0), ("ga", 1000.0, 1)}
+    assert "‡" not in frontier_table(pts, 0.05)  # what the page said: † alone, "never reached"
+    table = frontier_table(pts, 0.05, unfinished=unfinished)
+    assert table.count("‡ (2/2)") == 2
+    assert "runs that left no metrics.json (failed, or unfinished" in table.lower() and "ga 1000 (seed 0, 1)" in table
+    # seed 2 has runs, none with a before-evaluation (its drops cannot be read): counted, marked
+    lost = pts + [point(s, 2, f, r, before=False) for s, f, r in grid]
+    assert frontier_table(lost, 0.05).count("‡ (1/3)") == 2
+    # the every-setting table counts the seeds it reads, not the runs it holds
+    assert "| ga | lr 0.0001 | 2 |" in points_table(lost)
+
+
 def test_the_plot_shows_each_points_spread_where_the_band_has_no_width(tmp_path, monkeypatch):
     """A curve at a flat retain cost (MMUnlearner's) runs vertically, where a band over x has no width: each
     point's ±std over seeds, in both drops, is drawn as error bars."""

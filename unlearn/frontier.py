@@ -38,7 +38,7 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -622,6 +622,34 @@ def load_points(out: Path) -> list[Point]:
     return points
 
 
+def unfinished_runs(out: Path) -> dict[tuple[str, float, int], Path]:
+    """{(method, strength, seed): directory} of the runs under `out` that began and left no metrics.json (failed,
+    or unfinished). Why: load_points reads finished runs only, so a strength that failed on every seed (an lr
+    whose updates overflow) vanished, and the method read as never reaching the budget (until 2026-12-06)."""
+    found = {}
+    for seed_dir in sorted(out.glob("*/*=*/seed*")):
+        try:
+            strength, seed = float(seed_dir.parent.name.split("=", 1)[1]), int(seed_dir.name.removeprefix("seed"))
+        except (ValueError, IndexError):
+            continue  # not a sweep run's directory (load_points names a malformed finished one)
+        if seed_dir.is_dir() and not (seed_dir / "metrics.json").is_file():
+            found[(seed_dir.parent.parent.name, strength, seed)] = seed_dir
+    return found
+
+
+def unfinished_note(unfinished: dict[tuple[str, float, int], Path]) -> str | None:
+    """The runs without metrics.json, by method and strength, as a page says them; None without any."""
+    if not unfinished:
+        return None
+    seeds: dict[tuple[str, float], list[int]] = {}
+    for method, strength, seed in sorted(unfinished):
+        seeds.setdefault((method, strength), []).append(seed)
+    runs = "; ".join(f"{m} {s:g} (seed {', '.join(map(str, ss))})" for (m, s), ss in seeds.items())
+    return (f"runs that left no metrics.json (failed, or unfinished: their directories' run.log says which): {runs}; "
+            "the curves lack those points (‡), so a method whose strongest settings failed reads as weaker than it "
+            "may be")
+
+
 def _vanilla_of(p: Point) -> tuple:
     """Which vanilla model a run started from: its seed, the model's key (its directory's name: a sweep copied
     with its cache elsewhere keeps it) and its teaching record."""
@@ -659,16 +687,21 @@ def cost_axis(cost: str = "retain", cost_metric: str = "mc_acc") -> str:
 
 
 def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = "retain",
-                   cost_metric: str = "mc_acc") -> str:
+                   cost_metric: str = "mc_acc", unfinished: Collection[tuple[str, float, int]] = ()) -> str:
     """Markdown: per method and modality, forget MC drop at the `cost` split's `cost_metric` drop = budget,
-    mean ± std over seeds."""
+    mean ± std over seeds. `unfinished`: the (method, strength, seed) of runs that left no metrics.json
+    (unfinished_runs); they, and runs without a before-evaluation, count as settings a seed lacks (‡)."""
     axis = cost_axis(cost, cost_metric)
     per_mod = {mod: curves(points, mod, cost, cost_metric) for mod in MODALITIES}
-    methods = method_order({m for c in per_mod.values() for m in c})
+    # what began but cannot be read: until 2026-12-06 a seed none of whose runs had a before-evaluation, and a
+    # strength no seed finished, left the sweep's seeds and strengths without a mark
+    unread = set(unfinished) | {(p.method, p.strength, p.seed) for p in points if not _befores(p.metrics)}
+    methods = method_order({m for c in per_mod.values() for m in c} | {m for m, _, _ in unread})
     header = ["method", "seeds"] + [f"{MOD_LABEL[mod]} forget drop @ {axis} drop {budget:g}" for mod in MODALITIES]
     lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(MODALITIES)]
     flagged = incomplete_seen = False
-    sweep_seeds = {mod: {seed for c in per_mod[mod].values() for seed in c} for mod in MODALITIES}
+    sweep_seeds = {mod: {seed for c in per_mod[mod].values() for seed in c} | {s for _, _, s in unread}
+                   for mod in MODALITIES}
     for m in methods:
         cells, n = [], 0
         for mod in MODALITIES:
@@ -683,7 +716,7 @@ def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = 
             if missed:
                 cell += f" † ({missed}/{len(by_seed)})"
                 flagged = True
-            lacking = incomplete_seeds(by_seed, sweep_seeds[mod])
+            lacking = incomplete_seeds(by_seed, sweep_seeds[mod], {st for m_, st, _ in unread if m_ == m})
             if lacking:
                 cell += f" ‡ ({lacking}/{len(sweep_seeds[mod])})"
                 incomplete_seen = True
@@ -699,6 +732,8 @@ def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = 
         notes.append("‡ (k/n): k of the n seeds of the sweep lack a setting of this method that another seed ran "
                      "(a failed or unfinished run, or one without its before-evaluation), or lack the method "
                      "altogether; their reading comes from fewer points, or is missing. Rerun them.")
+    if note := unfinished_note({k: Path() for k in unfinished}):
+        notes.append(note[0].upper() + note[1:] + ".")
     unmoved = unmoved_methods(points)
     if unmoved:
         notes.append(f"{', '.join(unmoved)}: every strength swept ended alike on every seed (the same after-"
@@ -782,10 +817,12 @@ def taught_models(points: Sequence[Point]) -> dict[int, int]:
     return out
 
 
-def incomplete_seeds(by_seed: dict[int, list[tuple[float, float, float]]], seeds: set[int]) -> int:
-    """How many of the sweep's `seeds` lack a strength of this method that another of its seeds ran (or lack
-    the method): a failed or unfinished run leaves a curve with fewer points, which reads differently."""
-    strengths = {s for c in by_seed.values() for s, _, _ in c}
+def incomplete_seeds(by_seed: dict[int, list[tuple[float, float, float]]], seeds: set[int],
+                     began: Collection[float] = ()) -> int:
+    """How many of the sweep's `seeds` lack a strength of this method that another of its seeds ran, or that
+    `began` holds (a run of it began and cannot be read), or lack the method: a failed or unfinished run leaves
+    a curve with fewer points, which reads differently."""
+    strengths = {s for c in by_seed.values() for s, _, _ in c} | set(began)
     return sum(1 for seed in seeds if {s for s, _, _ in by_seed.get(seed, [])} != strengths)
 
 
@@ -937,7 +974,8 @@ def points_table(points: Sequence[Point]) -> str:
                 continue
             mean, std = mean_std(values)
             cells.append(f"{mean:+.3f}" if std is None else f"{mean:+.3f} ± {std:.3f}")
-        lines.append(f"| {method} | {knob_name(method, points)} {strength:g} | {len(ps)} | " + " | ".join(cells)
+        read = sum(1 for p in ps if any(p.drop(split, mod, name) is not None for split, mod, name in cols))
+        lines.append(f"| {method} | {knob_name(method, points)} {strength:g} | {read} | " + " | ".join(cells)
                      + " |")
     return "\n".join(lines) + ("\n\n- MC accuracy drop (and retain ROUGE-L drop where measured), before - after "
                                "(positive: lower after), mean ± sample std over seeds; the points the frontier's "
@@ -1108,7 +1146,8 @@ def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -
 
 
 def results_markdown(points: Sequence[Point], frontier: str, images: str, command: str,
-                     defaults: dict[str, float], timing: Sequence[dict], budget: float = BUDGET) -> str:
+                     defaults: dict[str, float], timing: Sequence[dict], budget: float = BUDGET,
+                     unfinished: Collection[tuple[str, float, int]] = ()) -> str:
     """docs/results.md: the defaults over seeds, the likelihood metrics, the robustness checks, the frontier."""
     from unlearn.report import has_likelihood, likelihood_table, seed_table, spread_table
 
@@ -1145,13 +1184,13 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
         parts.append("## At equal untouched cost\n\nThe same runs with the cost read on the untouched set (knowledge "
                      "no method reads while unlearning; GradDiff, KL and MMUnlearner train on the retain set, so the "
                      "retain axis above measures what they hold on purpose). Plots: `--cost untouched`.\n\n"
-                     + frontier_table(points, budget, "untouched"))
+                     + frontier_table(points, budget, "untouched", unfinished=unfinished))
     if measured(points, "retain", "rougeL"):
         parts.append("## At equal generation cost\n\nThe same runs with the cost read as the retain set's generation "
                      "ROUGE-L: what a model still says about the people it keeps. MC likelihood compares the "
                      "options against each other, so it can hold while the model's answers fall apart; see where "
                      "each method's ROUGE-L crossing sits against its MC one below. Plots: `--cost-metric rougeL`."
-                     "\n\n" + frontier_table(points, budget, "retain", "rougeL"))
+                     "\n\n" + frontier_table(points, budget, "retain", "rougeL", unfinished))
     parts.append(f"## Where each method costs {BUDGET:g} of retain\n\nA model's defaults (`model.unlearn_lr` and "
                  "`model.manu_alpha` in its config) are the 1-2-5 values nearest the strength at which the first of "
                  f"each method's retain costs, MC or generation ROUGE-L, reaches {BUDGET:g} on the model's own frontier "
@@ -1209,7 +1248,10 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
         raise FileExistsError(f"{'--docs' if docs else '--out'} {dest} holds the retain-MC page (results.md), whose "
                               f"frontier.md and plots a report at equal {cost_axis(cost, cost_metric)} cost would "
                               "replace; nothing was written: give it its own --docs")
-    table = frontier_table(points, budget, cost, cost_metric)
+    unfinished = unfinished_runs(out)
+    if note := unfinished_note(unfinished):
+        log.warning("%s: %s", out, note)
+    table = frontier_table(points, budget, cost, cost_metric, unfinished)
     paired = paired_table(points, budget, cost, cost_metric)
     if paired:
         table += "\n\n### Seed by seed\n\n" + paired
@@ -1223,7 +1265,7 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
         print(text + f"\nwrote {md}" + "".join(f"\nwrote {p}" for p in plots))
         return md
     defaults = default_strengths(base, sorted({p.method for p in points}), keys)
-    results = results_markdown(points, table, images, command, defaults, _timing(out), budget)
+    results = results_markdown(points, table, images, command, defaults, _timing(out), budget, unfinished)
     write_atomic(dest / "results.md", lambda f: f.write(results.encode()))
     print(results)
     print(f"\nwrote {md}\nwrote {dest / 'results.md'}" + "".join(f"\nwrote {p}" for p in plots))
