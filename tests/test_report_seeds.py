@@ -453,3 +453,25 @@ def test_two_user_checkpoints_named_model_are_two_vanilla_models(tmp_path):
 
     assert vanilla_model(0, "/a/cache/vanilla/tiny-abc", "t") == vanilla_model(0, "/b/copy/vanilla/tiny-abc", "t")
     assert vanilla_model(0, "runs/a/model", "t") != vanilla_model(0, "runs/b/model", "t")
+
+
+def test_the_vanilla_row_reads_a_run_that_has_the_before_evaluation(tmp_path):
+    """A frontier's runs after a seed's first carry no before/*: until 2026-12-06 the vanilla row read the first
+    run of each taught model, and was n/a where that one had none."""
+    root = tmp_path / "sw"
+    for i, seed in enumerate((0, 1)):
+        bare = {k: v for k, v in metrics_for(GA_AFTER, 1.0).items() if not k.startswith("before/")}
+        write_run(root / f"{i}_manu", "manu", bare, ["method=manu", f"seed={seed}", "logger=none"])
+        write_run(root / f"{2 + i}_ga", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga", f"seed={seed}",
+                                                                           "logger=none"])
+    table = parse_table(seed_table(group_by_seed(load_runs([root]))))
+    assert table["vanilla"]["MM forget MC ↓"] == "1.000 ± 0.000"
+
+
+def test_a_frontier_sweep_is_refused_naming_the_command_that_reads_it(tmp_path):
+    """Its runs are three levels down and share one before-evaluation per seed: until 2026-12-06 the report said
+    "no runs found" and named each method's directory a failed run."""
+    write_run(tmp_path / "fr" / "ga" / "lr=0.0001" / "seed0", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga"])
+    with pytest.raises(ValueError, match=r"fr is a frontier sweep .*python -m unlearn.frontier --out .*fr "
+                                         r"--report-only"):
+        load_runs([tmp_path / "fr"])

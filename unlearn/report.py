@@ -115,6 +115,11 @@ def load_runs(paths: Sequence[str | Path], scorer: str | None = None) -> list[Ru
         if (p / METRICS_FILE).is_file():
             runs.append(load_run(p, scorer))
             continue
+        if next(p.glob(f"*/*=*/seed*/{METRICS_FILE}"), None) is not None:  # until 2026-12-06: "no runs found"
+            raise ValueError(f"{p} is a frontier sweep (<method>/<knob>=<value>/seed<k>/): its runs after a seed's "
+                             "first carry no before-evaluation of their own (they read that seed's), which "
+                             f"`python -m unlearn.frontier --out {p} --report-only` reads; unlearn.report reads runs "
+                             "that carry their own (train.py runs and -m sweeps)")
         subdirs = sorted((d for d in p.iterdir() if d.is_dir() and not d.name.startswith(".")), key=_job_order)
         found = False
         for d in subdirs:
@@ -663,9 +668,15 @@ def vanilla_metrics(groups: Sequence[SeedGroup], exclude: Sequence[str] = ()) ->
     for g in groups:
         if g.name in exclude:
             continue
-        for r in g.runs:
-            by_seed.setdefault(_taught(r), r.metrics)
+        for r in g.runs:  # a run with the before-evaluation (a frontier's runs after a seed's first have none:
+            # until 2026-12-06 the first run read, say MANU's, left the vanilla row n/a)
+            if not _has_before(by_seed.get(_taught(r))) and (_has_before(r.metrics) or _taught(r) not in by_seed):
+                by_seed[_taught(r)] = r.metrics
     return list(by_seed.values())
+
+
+def _has_before(metrics: dict | None) -> bool:
+    return bool(metrics) and any(k.startswith("before/") for k in metrics)
 
 
 def _taught(r: Run):
