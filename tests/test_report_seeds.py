@@ -100,8 +100,11 @@ def test_vanilla_row_counts_taught_models_not_method_seeds(tmp_path):
         (root / f"{seed}_ga" / "metrics.json").write_text(json.dumps({**summary, "seed": seed, "teach_seed": 0}))
     runs = load_runs([root])
     assert [(r.seed, r.teach_seed) for r in runs] == [(0, 0), (1, 0), (2, 0)]
-    table = parse_table(seed_table(group_by_seed(runs)))
+    text = seed_table(group_by_seed(runs))
+    table = parse_table(text)
     assert table["vanilla"]["seeds"] == "1" and table["ga"]["seeds"] == "3"
+    assert "runs of one taught model (method seeds at one `teach_seed`): ga (3 runs, 1 taught)" in text
+    assert "runs of one taught model" not in seed_table(group_by_seed(load_runs([_seeded_sweep(tmp_path / "s")])))
 
 
 def test_a_repeated_seed_in_one_setting_is_refused_naming_both_runs(tmp_path):

@@ -741,8 +741,15 @@ def other_vanilla(groups: Sequence[SeedGroup], keys: Sequence[str]) -> list[str]
 
 def seed_table(groups: Sequence[SeedGroup]) -> str:
     """Markdown: mean ± std over seeds of the headline MC numbers; the vanilla row pools every group's seeds."""
+    notes = ["mean ± sample std over seeds (runs whose settings differ only by `seed` and `teach_seed`)."]
+    shared = [f"{g.name} ({len(g.runs)} runs, {k} taught)" for g in groups
+              if (k := len({_taught(r) for r in g.runs})) < len(g.runs)]
+    if shared:  # until 2026-12-06 the seeds column counted such runs as independent samples, without a word
+        notes.append(f"runs of one taught model (method seeds at one `teach_seed`): {', '.join(shared)}; the seeds "
+                     "column counts runs, and their spread mixes the method's seeds with the taught models' (runs of "
+                     "one taught model are not independent samples of it: the paired tables count taught models)")
     return spread_table(groups, [h for _, _, h in SEED_COLUMNS], [f"{s}/{m}/mc_acc" for s, m, _ in SEED_COLUMNS]) \
-        + "\n\n- mean ± sample std over seeds (runs whose settings differ only by `seed` and `teach_seed`)."
+        + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 
 def paired_seed_table(groups: Sequence[SeedGroup]) -> str | None:
