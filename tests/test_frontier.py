@@ -946,3 +946,13 @@ def test_a_page_at_another_budget_says_the_defaults_rule_reads_its_own():
     assert "whatever budget" not in results_markdown(points, "", "", "cmd", {"ga": 1e-5}, [])
     assert "The rule reads 0.05 whatever budget the tables above compare at (--budget 0.1)" in results_markdown(
         points, "", "", "cmd", {"ga": 1e-5}, [], budget=0.1)
+
+
+def test_a_sweep_without_any_default_strength_says_so():
+    """`--grid fast` runs no method at its default: results.md left its defaults section out without a word
+    (until 2026-12-06)."""
+    points = [_retain_mc_point("ga", s, 0, d) for s, d in ((1e-5, 0.02), (1e-4, 0.2))]
+    md = results_markdown(points, "", "", "cmd", {"ga": 5e-5}, [])
+    assert "No method was swept at its default strength" in md and "so not in the table or the checks above: " \
+        "ga (lr 5e-05)" in md
+    assert "No method was swept" not in results_markdown(points, "", "", "cmd", {"ga": 1e-5}, [])

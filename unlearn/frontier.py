@@ -1179,6 +1179,9 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
                      + absent_defaults(points, defaults, groups))
         if has_likelihood(runs):
             parts.append("## Likelihood metrics at the default strength\n\n" + likelihood_table(groups))
+    elif absent := absent_defaults(points, defaults, groups):  # until 2026-12-06 the section went without a word
+        parts.append("## Each method at its default strength\n\nNo method was swept at its default strength (a grid "
+                     "without the defaults, such as `--grid fast`): no table, no robustness checks." + absent)
     parts.append(f"## At equal cost: the frontier\n\n{frontier}\n\n{images}")
     if measured(points, "untouched"):
         parts.append("## At equal untouched cost\n\nThe same runs with the cost read on the untouched set (knowledge "
