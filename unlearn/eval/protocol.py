@@ -6,7 +6,8 @@ set by experiment=clear_baselines; `mmunlearner` and `mmunlearner_clear` by MMUn
 `embedded` -- the project's own protocol, as the embedded benchmark was built and taught with. The model's
 processor wraps each question in its own turn (the embedded model: "question : {q} answer :"; a real
 checkpoint: its `model.template`, a chat template); MC (generate mode) asks `proc.letter_question`, generation
-and cloze ask the bare question (the cloze blank stays `__`, no instruction), no few-shot, every item is
+and cloze ask the bare question (the cloze blank as the data writes it: `[blank]` in the embedded benchmark,
+`__` in MLLMU-Bench's; no instruction), no few-shot, every item is
 scored, and replies stop at `eval.max_new_tokens` (default 12) or the template's stop token.
 
 `mllmu_bench` -- MLLMU-Bench's own evaluation, string for string. Source: the official eval.py
