@@ -123,6 +123,9 @@ def test_rescore_run_writes_beside_the_run_and_keeps_its_files(tmp_path):
     # re-scoring with the embedded scorer gives back the recorded scores
     back = rescore_records(items["before"], SCORERS["embedded"])
     assert [r["score"] for r in back] == pytest.approx([r["score"] for r in items["before"]])
+    # a reply naming no letter chooses no option (until 2026-12-06 the reply stood as the prediction)
+    no_letter = rescore_records([{**items["before"][2], "reply": "pilot"}], SCORERS["mllmu_bench"])[0]
+    assert no_letter["prediction"] is None and no_letter["score"] == 0.0
 
 
 def test_rescore_refuses_a_generated_item_without_its_reply():

@@ -43,7 +43,7 @@ def rescore_records(records: list[dict], scorer: Scorer, where: str = "items.jso
                 r.update(scorer.generation_fields(r["reply"], r["answer"]))
             if r["task"] == "mc":
                 choice = scorer.mc_letter(r["reply"], ("A", "B", "C", "D"))
-                r["prediction"] = r["options"][choice] if choice >= 0 else r["reply"]
+                r["prediction"] = r["options"][choice] if choice >= 0 else None
         out.append(r)
     return out
 

@@ -51,9 +51,10 @@ class EvalItem:
         """The question's position in its row's list (the uid's per-form index where none was recorded)."""
         return self.position if self.position is not None else int(self.uid.rsplit("/", 1)[1])
 
-    def record(self, prediction: str, score: float, reply: str | None = None) -> dict:
-        """The per-item result kept for drill-down (no tensors, JSON-able). `reply`: the raw generated text
-        of a generated item, kept so that another scorer can re-score the run (`python -m unlearn.rescore`)."""
+    def record(self, prediction: str | None, score: float, reply: str | None = None) -> dict:
+        """The per-item result kept for drill-down (no tensors, JSON-able). `prediction`: the option chosen (MC;
+        null where a generated reply names no letter), or the reply. `reply`: the raw generated text of a
+        generated item, kept so that another scorer can re-score the run (`python -m unlearn.rescore`)."""
         out = {"uid": self.uid, "split": self.split, "modality": self.modality, "task": self.task,
                "person": self.person, "attribute": self.attribute, "question": self.question,
                "answer": self.answer, "prediction": prediction, "score": float(score)}

@@ -168,7 +168,8 @@ def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likel
         out = []
         for it, text in zip(items, protocol_replies(model, proc, items, prompts or EmbeddedPrompts(max_new_tokens))):
             choice = scorer.mc_letter(text, letters)
-            out.append(it.record(it.options[choice] if choice >= 0 else text, choice == it.answer_index, reply=text))
+            # no letter: no option chosen (until 2026-12-06 the reply stood there, and could equal the answer)
+            out.append(it.record(it.options[choice] if choice >= 0 else None, choice == it.answer_index, reply=text))
         return out
     if mode == "likelihood":
         prompts, answers = [(it.question, it.pixel_values) for it in items], [list(it.options) for it in items]
