@@ -177,10 +177,6 @@ class ActivationStatistics(Callback):
             h.remove()
         self._handles = []
 
-    @property
-    def attached(self) -> bool:
-        return bool(self._handles)
-
     # --- Lightning ------------------------------------------------------------------------------
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.moments = {}

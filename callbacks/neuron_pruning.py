@@ -11,13 +11,11 @@ import logging
 from pathlib import Path
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import Callback
-from safetensors.torch import save
 
 from callbacks.activation_stats import ActivationStatistics
 from callbacks.official_stats import OfficialActivationStatistics
-from unlearn.io import write_atomic, write_json
+from unlearn.io import write_json, write_masks
 from unlearn.manu.importance import REFERENCE_WEIGHTS
 from unlearn.manu.neuron_scores import neuron_scores
 from unlearn.manu.official import official_scores, official_top_k
@@ -65,12 +63,9 @@ class NeuronPruning(Callback):
 
     def _write(self, trainer: L.Trainer) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        # a unique temp file, synced, renamed (unlearn.io.write_atomic); until 2026-12-05 one fixed temp name and
-        # no sync, so two writers shared the temp file and a crash could leave an empty mask
-        data = save({n: m.to(dtype=torch.uint8).contiguous() for n, m in self.masks.items()},
-                    metadata={"alpha": str(self.alpha), "score": self.score, "scope": self.scope,
-                              "neuron": self.stats.neuron, "selection": "official" if self.official else "project"})
-        write_atomic(self.out_dir / "mask.safetensors", lambda f: f.write(data))
+        write_masks(self.out_dir / "mask.safetensors", self.masks,
+                    {"alpha": str(self.alpha), "score": self.score, "scope": self.scope, "neuron": self.stats.neuron,
+                     "selection": "official" if self.official else "project"})
         write_json(self.out_dir / "summary.json", {"alpha": self.alpha, "score": self.score, "scope": self.scope,
                                                    "mode": self.mode, "layers": self.summary})
         if self.official:  # no per-token moments to draw

@@ -69,6 +69,16 @@ def write_text(path: str | Path, text: str) -> None:
     write_atomic(path, lambda f: f.write(text.encode()))
 
 
+def write_masks(path: str | Path, masks: dict, metadata: dict[str, str] | None = None) -> None:
+    """{name: boolean mask} as a safetensors file of uint8 tensors, written atomically (a unique temp file,
+    synced, renamed: until 2026-12-05 MANU's and MMUnlearner's masks used one fixed temp name, unsynced)."""
+    import torch
+    from safetensors.torch import save
+
+    data = save({n: m.to(torch.uint8).contiguous() for n, m in masks.items()}, metadata=metadata)
+    write_atomic(path, lambda f: f.write(data))
+
+
 def save_figure(fig, path: str | Path, **savefig) -> Path:
     """A matplotlib figure written atomically as PNG (and closed)."""
     import matplotlib.pyplot as plt

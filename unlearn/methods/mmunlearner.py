@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file
 from torch.utils.data import ConcatDataset, DataLoader
 
 from unlearn import losses
@@ -46,7 +46,7 @@ from unlearn.rank_sum import sum_over_ranks
 from unlearn.models.precision import dtype_named, round_parameters
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
-from unlearn.io import write_atomic, write_json
+from unlearn.io import write_json, write_masks
 from unlearn.methods.gradient import batch_mean_named
 from unlearn.methods.guards import check_finite, refuse_non_finite_gradients
 from unlearn.mmunlearner.lora import peft_targets
@@ -384,9 +384,7 @@ def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma:
 
 
 def save_masks(masks: dict, names: dict, path) -> None:
-    """A unique temp file, synced, renamed (until 2026-12-05 one fixed temp name, unsynced)."""
-    data = save({names[p]: m.to(torch.uint8).contiguous() for p, m in masks.items()})
-    write_atomic(path, lambda f: f.write(data))
+    write_masks(path, {names[p]: m for p, m in masks.items()})
 
 
 def load_masks(path, model) -> dict:

@@ -67,11 +67,6 @@ def shipped_key(cfg: DictConfig) -> str | None:
     return (path / KEY_FILE).read_text().strip() if path is not None and (path / KEY_FILE).is_file() else None
 
 
-def shipped_matches(cfg: DictConfig) -> bool:
-    """Whether `model.base.shipped` holds this config's base."""
-    return shipped_key(cfg) == base_key(cfg)
-
-
 def repository_shipped_keys() -> set[str]:
     """The base keys the repository ships weights for (assets/*/KEY_FILE)."""
     assets = Path(__file__).resolve().parents[2] / "assets"
