@@ -221,6 +221,6 @@ class ActivationStatistics(Callback):
         device = pl_module.device
         full = {k: {n: self.moments.get(k, {}).get(n) or Moments.zeros(sizes[n], device) for n in self.towers}
                 for k in pl_module.loader_keys}
-        summed = iter(sum_over_ranks(trainer.strategy, [getattr(m, f).to(device) for k in full
-                                                        for m in full[k].values() for f in FIELDS], trainer.world_size))
+        summed = iter(sum_over_ranks(trainer, [getattr(m, f).to(device) for k in full for m in full[k].values()
+                                               for f in FIELDS]))
         return {k: {n: Moments(*(next(summed).cpu() for _ in FIELDS)) for n in full[k]} for k in full}

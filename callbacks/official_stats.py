@@ -138,8 +138,8 @@ class OfficialActivationStatistics(Callback):
             if u not in per:
                 per[u] = ChunkedStatistics(self.num_chunks[k], self.widths[u])
         tables = [self.chunked[k][u] for k, u in layout]
-        summed = iter(sum_over_ranks(trainer.strategy, [getattr(c, attr).to(device) for c in tables
-                                                        for attr in ("sums", "positions")], trainer.world_size))
+        summed = iter(sum_over_ranks(trainer, [getattr(c, attr).to(device) for c in tables
+                                               for attr in ("sums", "positions")]))
         for c in tables:
             for attr in ("sums", "positions"):
                 setattr(c, attr, next(summed).cpu().clone())

@@ -6,11 +6,12 @@ from __future__ import annotations
 import torch
 
 
-def sum_over_ranks(strategy, tensors: list[torch.Tensor], world_size: int) -> list[torch.Tensor]:
-    """`tensors` summed over the ranks (SUM all-reduce of their concatenation), each back in its shape, on the
-    device of the concatenation; with one process the concatenation split again (no collective)."""
+def sum_over_ranks(trainer, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """`tensors` summed over the trainer's ranks (SUM all-reduce of their concatenation), each back in its shape,
+    on the device of the concatenation; with one process the concatenation split again (no collective, and the
+    trainer's strategy is not read)."""
     flat = torch.cat([t.reshape(-1) for t in tensors])
-    if world_size > 1:
-        flat = strategy.reduce(flat, reduce_op="sum")
+    if trainer.world_size > 1:
+        flat = trainer.strategy.reduce(flat, reduce_op="sum")
     parts = torch.split(flat, [t.numel() for t in tensors])
     return [part.reshape(t.shape) for part, t in zip(parts, tensors)]

@@ -135,12 +135,10 @@ class FisherPass(L.LightningModule):
         self.batches[key] += 1
 
     def on_validation_epoch_end(self) -> None:
-        strategy = self.trainer.strategy
         for key in self.loader_keys:
             if self.trainer.world_size > 1:  # one all-reduce of every sum and the batch count
-                *sums, n = sum_over_ranks(strategy, [s.float() for s in self.sums[key]] +
-                                          [torch.tensor([float(self.batches[key])], device=self.device)],
-                                          self.trainer.world_size)
+                *sums, n = sum_over_ranks(self.trainer, [s.float() for s in self.sums[key]] +
+                                          [torch.tensor([float(self.batches[key])], device=self.device)])
                 n = n.item()
             else:  # one process: no float32 copy of every sum beside them (at 7B shape in half precision, tens of GB)
                 n, sums = float(self.batches[key]), self.sums[key]
