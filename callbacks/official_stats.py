@@ -22,6 +22,8 @@ from callbacks.activation_stats import match_modules
 from unlearn.manu.official import OFFICIAL_CLAMP, OFFICIAL_TAU, BatchPositionSums, ChunkedStatistics
 from unlearn.rank_sum import sum_over_ranks
 
+OFFICIAL_UNITS = ("output", "intermediate")  # manu.official.unit: the hooked Linears' outputs (theirs), or inputs
+
 
 def own_tower(key: str) -> str:
     """The tower a pass key feeds: multimodal passes score vision units, text-only passes language units."""
@@ -35,7 +37,7 @@ class OfficialActivationStatistics(Callback):
                  tau: float = OFFICIAL_TAU, unit: str = "output"):
         """unit="output": the hooked Linears' output rows (theirs); "intermediate": the inputs of the matched
         Linears (fc2 / down_proj: the project's unit), to measure the statistics apart from the unit."""
-        if unit not in ("output", "intermediate"):
+        if unit not in OFFICIAL_UNITS:
             raise ValueError(f"manu.official.unit={unit!r}: expected 'output' or 'intermediate'")
         self.patterns, self.pooled, self.clamp, self.tau = dict(patterns), bool(pooled), float(clamp), float(tau)
         self.neuron = "output" if unit == "output" else "input"  # what prune_neurons zeroes

@@ -51,7 +51,7 @@ import yaml
 
 from unlearn import later_keys
 from unlearn.eval.table import MODALITIES, number
-from unlearn.io import config_hash, write_atomic
+from unlearn.io import config_hash, save_figure, write_atomic
 
 METRICS_FILE = "metrics.json"
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
@@ -912,13 +912,8 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    plt = _pyplot()
-    try:
-        fig.tight_layout()
-        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=120, bbox_inches="tight"))
-    finally:
-        plt.close(fig)
-    return path
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 # ----------------------------------------------------------------------------------------------- CLI

@@ -550,7 +550,8 @@ def check_manu_choices(m) -> None:
     from unlearn.manu.importance import IMPORTANCE_KEYS, check_weights
     from unlearn.manu.neuron_scores import VARIANTS
     from unlearn.manu.selection import SCOPES
-    from unlearn.methods.manu import OFFICIAL_UNITS, SELECTIONS
+    from callbacks.official_stats import OFFICIAL_UNITS
+    from unlearn.methods.manu import SELECTIONS
 
     selection = m.get("selection", "project")
     one_of(selection, SELECTIONS, "manu.selection")

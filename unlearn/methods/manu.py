@@ -28,7 +28,6 @@ from unlearn.strategies import refuse_fsdp
 
 
 SELECTIONS = ("project", "official")  # manu.selection
-OFFICIAL_UNITS = ("output", "intermediate")  # manu.official.unit (callbacks/official_stats.py)
 
 
 class ActivationPass(L.LightningModule):
