@@ -100,6 +100,28 @@ def test_the_example_config_composes_and_passes_the_run_checks(caplog, tmp_path)
     assert "top-level keys that no config defines and nothing reads: ['ga']" in caplog.text
 
 
+def test_a_gradient_baselines_key_under_your_methods_method_section_is_named(caplog, tmp_path, monkeypatch):
+    """`+method.epochs=50` beside method=simnpo: the baselines define the key, so it passed the unknown-key check
+    and ran with simnpo.epochs, silently (until 2026-12-06). Typed: refused; carried by a config: warned."""
+    import unlearn.settings as settings
+    from unlearn.config import compose_config
+
+    cfg = compose_config(["method=simnpo", SEARCHPATH, "+method.epochs=50"], tmp_path, tmp_path)
+    with caplog.at_level(logging.WARNING):
+        settings.check_known_keys(cfg)
+    assert "method.epochs: gradient baselines' settings, which method=simnpo reads only if its run(ctx) does" in \
+        caplog.text
+    monkeypatch.setattr(settings, "typed_override_keys", lambda: {"method.epochs", "method"})
+    with pytest.raises(ValueError, match=r"method.epochs: method=simnpo is not a gradient baseline, whose settings "
+                                         r"these are; its run\(ctx\) reads its own under simnpo.\* "
+                                         r"\(e.g. \+simnpo.epochs=...\)"):
+        settings.check_known_keys(cfg)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # the example's own config: name and run only
+        settings.check_known_keys(compose_config(["method=simnpo", SEARCHPATH], tmp_path, tmp_path))
+    assert "gradient baselines' settings" not in caplog.text
+
+
 def test_parse_knob():
     assert parse_knob("simnpo=simnpo.optimizer.lr:1e-4,2e-5") == ("simnpo", "simnpo.optimizer.lr", (2e-5, 1e-4))
     assert parse_knob("manu=manu.alpha:5,1,2") == ("manu", "manu.alpha", (1, 2, 5))

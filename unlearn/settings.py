@@ -703,6 +703,28 @@ def warn_unknown_model_and_top_keys(cfg) -> None:
                         sorted(defined))
 
 
+def shipped_methods() -> set[str]:
+    """The methods configs/method/ defines (their files' names)."""
+    from unlearn.config import CONFIG_DIR
+
+    return {f.stem for f in (CONFIG_DIR / "method").glob("*.yaml")}
+
+
+def check_own_method_keys(node, name: str) -> None:
+    """A method of the user's own (not a gradient baseline) reads its settings under `<name>.*`: a gradient
+    baseline's key in `method` (`+method.epochs=50`, which the baselines' configs define) is read by nothing the
+    pipeline runs. Refused when typed on the command line, warned when a config carries it (a baseline preset sets
+    such keys for whichever method runs; a config copied from ga.yaml too). Until 2026-12-06 both ran silently."""
+    extra = sorted(set(node) - {"name", "run"})
+    typed = typed_override_keys() or set()
+    if refused := [f"method.{k}" for k in extra if f"method.{k}" in typed]:
+        raise ValueError(f"{', '.join(refused)}: method={name} is not a gradient baseline, whose settings these are; "
+                         f"its run(ctx) reads its own under {name}.* (e.g. +{name}.{refused[0].split('.', 1)[1]}=...)")
+    if extra:
+        log.warning("method.%s: gradient baselines' settings, which method=%s reads only if its run(ctx) does; its "
+                    "own settings belong under %s.*", ", method.".join(extra), name, name)
+
+
 def check_known_keys(cfg) -> None:
     warn_unknown_model_and_top_keys(cfg)
     if cfg.get("data") is not None:
@@ -719,6 +741,8 @@ def check_known_keys(cfg) -> None:
             if unknown:
                 raise ValueError(f"method has no setting {unknown}; method={name}'s own settings are under "
                                  f"{STUB_SECTIONS.get(name, name)}.*")
+            if name not in shipped_methods():
+                check_own_method_keys(node, name)
             continue
         keys = defined_keys(section)
         known_keys(node, keys[""], section)
