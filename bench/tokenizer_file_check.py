@@ -49,7 +49,34 @@ def main(argv=None) -> dict:
         out[name] = len(differ)
         print(f"{name:<14} {len(texts) - len(differ)} of {len(texts)} prompts read as tokenizer.json reads them"
               + (f"; first that differs: {differ[0]!r}" if differ else ""))
+    out["text row"] = text_row_matches(args.checkpoint, model, raw)
+    if out["text row"] is not None:
+        print("a text-only row as the processor builds it (prompt, then the answer) "
+              f"{'reads' if out['text row'] else 'does NOT read'} as tokenizer.json reads the whole string")
     return out
+
+
+def text_row_matches(checkpoint: str, model, raw) -> bool | None:
+    """Whether a text-only taught row, the prompt's ids then the answer's (ChatProcessor.answer_ids), is the file's
+    tokenization of the whole row's string (until 2026-12-06 LLaVA's answers read an extra '\u2581' there); None
+    without the checkpoint's config.json (a tokenizer folder alone)."""
+    import json
+    from types import SimpleNamespace
+
+    from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+    from unlearn.models.loading import load_tokenizer
+
+    if not (Path(checkpoint) / "config.json").is_file():
+        return None
+    config = SimpleNamespace(**json.loads((Path(checkpoint) / "config.json").read_text()))
+    tok = load_tokenizer(checkpoint, dict(model.get("tokenizer") or {}))
+    proc = ChatProcessor(tok, None, config, ChatTemplate(**model.template))
+    question, answer = "What is the job of Alara Venn?", "She is a chef in Lyon."
+    ids, _ = proc.opening_ids(question, None)
+    text = (model.template.get("text_prefix") or model.template.prefix) + model.template.question.format(
+        question=question) + model.template.answer.format(answer=answer)
+    whole = ([tok.bos_token_id] if proc.adds_bos else []) + raw.encode(text, add_special_tokens=False).ids
+    return ids + proc.answer_ids(answer)[:-1] == whole
 
 
 if __name__ == "__main__":

@@ -182,7 +182,8 @@ def test_generate_mode_reads_the_first_option_letter(tiny_model, small_splits, m
     monkeypatch.setattr(scoring, "greedy_answers", fake_generate)
     records = scoring.score_mc(model, proc, items, "generate")
     assert [r["score"] for r in records] == [1.0, 0.0, 0.0]
-    assert records[0]["prediction"] == items[0].answer and records[2]["prediction"] == "( a )"
+    assert records[0]["prediction"] == items[0].answer
+    assert records[2]["prediction"] is None and records[2]["reply"] == "( a )"  # no letter: no option chosen
     assert "options" in proc.decode(prompts[0][0].tolist())  # the lettered question was asked
 
 

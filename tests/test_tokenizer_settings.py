@@ -99,19 +99,26 @@ def test_model_tokenizer_reaches_the_tokenizer_load(tmp_path, monkeypatch):
     assert seen == [{"legacy": True}]
 
 
+@pytest.mark.parametrize("checkpoint", [False, True])
 @pytest.mark.parametrize("with_image", [False, True])
-def test_template_rows_read_as_the_llava_hf_prompt_does(tmp_path, with_image):
+def test_template_rows_read_as_the_llava_hf_prompt_does(tmp_path, with_image, checkpoint):
     """A taught or scored row on LLaVA's template is the file's tokenization of the llava-hf prompt,
     "USER: <image>\\n{q} ASSISTANT: {a}</s>" (text-only: "USER: {q} ASSISTANT: {a}</s>"), its <image> expanded.
     Tokenized piece by piece (until 2026-12-05), text-only rows read "USER:" '\u2581' '\u2581What' and image rows
-    '\\n' '\u2581What' where the file writes "USER:" '\u2581What' and '\\n' 'What'."""
+    '\\n' '\u2581What' where the file writes "USER:" '\u2581What' and '\\n' 'What'. `checkpoint`: beside a
+    config.json of model_type llava, as a checkpoint holds it, this transformers loads the file as it is
+    (TokenizersBackend: llava is among its models whose hub tokenizer class it overrides), whose normaliser
+    prepends '\u2581' to an answer tokenized alone: until 2026-12-06 every answer read '\u2581\u2581' there."""
     from types import SimpleNamespace
 
     from unlearn.data.collate import IGNORE, qa_example
     from unlearn.models.chat_processor import ChatProcessor, ChatTemplate, ImageInput
 
     raw = _legacy_llama_tokenizer(tmp_path)
+    if checkpoint:
+        (tmp_path / "config.json").write_text(json.dumps({"model_type": "llava"}))
     tok = load_tokenizer(str(tmp_path), {"legacy": True})
+    assert (type(tok).__name__ == "TokenizersBackend") == checkpoint
     template = ChatTemplate(**compose_config(["model=llava_1_5_7b"], tmp_path / "run", tmp_path / "c").model.template)
     image_id = raw.token_to_id("<image>")
     proc = ChatProcessor(tok, None, SimpleNamespace(model_type="llava"), template)
@@ -149,3 +156,6 @@ def test_the_tokenizer_file_check_finds_the_setting_that_reads_as_the_file(tmp_p
     _legacy_llama_tokenizer(tmp_path)
     differ = main([str(tmp_path), "--model", "llava_1_5_7b"])
     assert differ["as configured"] == differ["legacy: true"] == 0 and differ["legacy: false"] >= 2
+    assert differ["text row"] is None  # a tokenizer folder alone: no model type to build the processor from
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llava"}))  # as a checkpoint holds it
+    assert main([str(tmp_path), "--model", "llava_1_5_7b"])["text row"] is True

@@ -570,8 +570,9 @@ EVAL_TRAINER_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "precisi
 # Bumped whenever evaluation code changes what a record holds or how it is scored, so a cached before-stage
 # from older code is not reused (2: raw replies kept, eval.scorer, eval.mc_also; 3: prob items, ROUGE-L
 # recall, uids with an image index; 4: the mllmu_bench protocol's celebrity lookup and skips by list position,
-# CLEAR's face prompt with its trailing space).
-EVAL_RECORDS_VERSION = 4
+# CLEAR's face prompt with its trailing space; 5: a real model's answers tokenized after the prompt's closing text,
+# LLaVA's without the extra '\u2581' its tokenizer.json prepends to a text read alone).
+EVAL_RECORDS_VERSION = 5
 
 
 def reference_records(run_dir) -> list[dict]:

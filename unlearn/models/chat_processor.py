@@ -14,6 +14,8 @@ carry the loss, are exactly those of the answer.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,7 +129,27 @@ class ChatProcessor:
         return self.template.bos
 
     def answer_ids(self, answer: str) -> list[int]:
-        return self.words(self.template.answer.format(answer=answer)) + [self.stop_token_id]
+        """The answer's tokens as the whole row's string tokenizes them after its prompt, and the stop token: the
+        answer is tokenized after the question template's closing text ("ASSISTANT:"), which is then taken off.
+        Why: a tokenizer whose normaliser prepends '\u2581' to every text (LLaVA-1.5's tokenizer.json, which this
+        transformers loads as it is) reads " She" alone as '\u2581\u2581' 'She' where the row's string has
+        '\u2581She' (until 2026-12-06 every LLaVA answer, taught or scored, began with an extra token)."""
+        text = self.template.answer.format(answer=answer)
+        anchor = self._answer_anchor
+        if anchor:
+            head, ids = self._anchor_ids, self.words(anchor + text)
+            if ids[:len(head)] == head:  # the closing text kept its tokens: what follows is the answer's
+                return ids[len(head):] + [self.stop_token_id]
+        return self.words(text) + [self.stop_token_id]
+
+    @functools.cached_property
+    def _answer_anchor(self) -> str:
+        """The question template's text after the question ("{question} ASSISTANT:" -> " ASSISTANT:")."""
+        return self.template.question.split("{question}", 1)[-1] if "{question}" in self.template.question else ""
+
+    @functools.cached_property
+    def _anchor_ids(self) -> list[int]:
+        return self.words(self._answer_anchor)
 
     option_letters = ("A", "B", "C", "D")
     eager_images = False  # datasets keep images and preprocess them on access (megabytes each at 336 px+)
