@@ -259,6 +259,8 @@ def test_missing_input_files_are_refused_before_anything_is_read(tmp_path, monke
 
     monkeypatch.setattr(pipeline, "ensure_vanilla", never)
     monkeypatch.setattr(pipeline, "instantiate", never)
+    (tmp_path / "weights_only").mkdir()
+    (tmp_path / "weights_only" / "config.json").write_text('{"model_type": "llava"}')
     for overrides, error, match in [
             (["method=npo", f"method.reference_path={tmp_path / 'oracle'}"], CheckpointError,
              r"method.reference_path=.*oracle: no checkpoint there"),
@@ -266,7 +268,14 @@ def test_missing_input_files_are_refused_before_anything_is_read(tmp_path, monke
             (["method=mmunlearner", f"mmunlearner.mask_path={tmp_path / 'mask.safetensors'}"], FileNotFoundError,
              r"mmunlearner.mask_path=.*mask.safetensors: no such file"),
             (["method=ga", f"method.ckpt_path={tmp_path / 'last.ckpt'}"], FileNotFoundError,
-             r"method.ckpt_path=.*last.ckpt: no such file")]:
+             r"method.ckpt_path=.*last.ckpt: no such file"),
+            # the starting checkpoint (until 2026-12-06 after the benchmark loaded, with a traceback) and its
+            # processor files (transformers' errors, after the weights loaded)
+            (["model=llava_1_5_7b", f"model.path={tmp_path / 'nowhere'}"], CheckpointError,
+             r"model.path=.*nowhere: no checkpoint there"),
+            (["model=llava_1_5_7b", f"model.path={tmp_path / 'weights_only'}"], CheckpointError,
+             r"model.path=.*weights_only: no tokenizer file there \(tokenizer.json or tokenizer.model or "
+             r"vocab.json\)")]:
         cfg = compose_config([*overrides, "logger=none"], tmp_path / "run", tmp_path / "cache")
         with pytest.raises(error, match=match):
             pipeline.run(cfg)
@@ -740,6 +749,8 @@ def test_the_official_layers_past_a_checkpoints_towers_are_refused_from_its_conf
     model.mkdir()
     (model / "config.json").write_text(json.dumps({"model_type": "llava", "text_config": {"num_hidden_layers": 4},
                                                    "vision_config": {"num_hidden_layers": 24}}))
+    for f in ("tokenizer.json", "preprocessor_config.json"):  # a whole checkpoint's files (not read here)
+        (model / f).write_text("{}")
 
     def check(*overrides):
         check_input_paths(compose_config(["experiment=manu_official", f"model.path={model}", "logger=none",
@@ -765,6 +776,8 @@ def test_a_reference_of_another_family_or_vocabulary_is_refused_before_the_run(t
         d = tmp_path / name
         d.mkdir()
         (d / "config.json").write_text(json.dumps({"model_type": model_type, "text_config": {"vocab_size": vocab}}))
+        for f in ("tokenizer.json", "preprocessor_config.json"):  # a whole checkpoint's files (not read here)
+            (d / f).write_text("{}")
         return d
 
     model, same, qwen, other = (checkpoint("model", "llava", 32064), checkpoint("same", "llava", 32064),

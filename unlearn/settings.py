@@ -383,6 +383,12 @@ def check_input_paths(cfg) -> None:
 
         check_resume_file(Path(str(resume)).expanduser(), cfg)
     check_official_layers(cfg)
+    if cfg.model.get("path"):  # the starting checkpoint, before the benchmark loads (until 2026-12-06 after it)
+        from unlearn.models.loading import CONFIG_NAME, check_local_checkpoint, check_processor_files
+
+        where = Path(str(cfg.model.path)).expanduser()
+        if check_local_checkpoint(cfg.model.path, "model.path") and not (where / CONFIG_NAME).is_file():
+            check_processor_files(where, "model.path")
     if "loss" in cfg.method and cfg.method.get("reference_path"):
         from unlearn.models.loading import check_local_checkpoint
 

@@ -64,6 +64,20 @@ def check_local_checkpoint(path, key: str) -> bool:
     return local
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")  # a fast tokenizer's, SentencePiece's, BPE's
+IMAGE_PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
+
+
+def check_processor_files(where: Path, key: str) -> None:
+    """A real checkpoint without its tokenizer or image processor files (a partial download, weights copied alone)
+    is refused before its weights load: transformers' own errors came after them (about 28 GB at 7B), naming
+    neither the setting nor the file (until 2026-12-06)."""
+    for files, what in ((TOKENIZER_FILES, "tokenizer"), (IMAGE_PROCESSOR_FILES, "image processor")):
+        if not any((where / f).is_file() for f in files):
+            raise CheckpointError(f"{key}={where}: no {what} file there ({' or '.join(files)}): a partial download "
+                                  "or the weights copied alone? download the checkpoint whole")
+
+
 def _not_found(key: str, path, error: Exception) -> CheckpointError:
     """transformers' hub errors name neither the setting nor that the path was read as a hub id."""
     return CheckpointError(f"{key}={path}: no such local directory, and reading it as a hub id failed (write a "
@@ -86,6 +100,7 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
     local = check_local_checkpoint(path, key)
     if local and not (p / CONFIG_NAME).is_file():  # a real checkpoint: its family read before its weights
         check_family(p / "config.json", key, model_types)
+        check_processor_files(p, key)
     if not hasattr(torch, str(dtype)):
         raise ValueError(f"model.dtype={dtype!r} is not a torch dtype (float32, bfloat16, float16)")
     kwargs = {"dtype": getattr(torch, dtype)}
