@@ -174,14 +174,20 @@ def test_resume_reaches_the_same_result(tmp_path, small_benchmark):
     two = _cfg(tmp_path / "two", "method=npo", "method.epochs=2", "method.batch_size=8", "trainer=ddp_sim")
     with pytest.raises(ValueError, match=r"saved under other settings \(processes: saved 1, now 2[;)]"):
         check_resume_file(last, two)
-    same.method.epochs = 1
-    with pytest.raises(ValueError, match="has run 1 epochs, and this run has method.epochs=1: nothing is left"):
-        check_resume_file(last, same)
-    with pytest.raises(ValueError, match="has run 1 epochs, and this run has method.epochs=1: nothing is left"):
-        go("again", 1, ckpt=last)
+    # a checkpoint of every epoch (a run killed in its after-evaluation or its writing) is restored, not trained
+    # on: until 2026-12-06 refused ("nothing is left to run"), so the unlearning had to be run again
     finished = tmp_path / "straight" / "checkpoints" / "last.ckpt"
-    with pytest.raises(ValueError, match="has run 2 epochs, and this run has method.epochs=2: nothing is left"):
-        go("finished", 2, ckpt=finished)
+    restored = go("finished", 2, ckpt=finished)
+    for n in straight:
+        assert torch.equal(restored[n], straight[n]), n
+    same.method.epochs = 1
+    check_resume_file(last, same)
+    one_epoch = torch.load(last, map_location="cpu", weights_only=False)["state_dict"]
+    for n, w in go("again", 1, ckpt=last).items():
+        assert torch.equal(w, one_epoch[f"model.{n}"]), n
+    # fewer epochs than the checkpoint ran: refused
+    with pytest.raises(ValueError, match="has run 2 epochs, more than this run's method.epochs=1"):
+        check_resume_file(finished, same)
 
 
 def test_a_checkpoint_without_the_reference_loads_strictly(tiny_model):
@@ -214,8 +220,19 @@ def test_check_resume_by_hand():
     # a setting added since the checkpoint was made is not a difference
     check_resume(saved, {"method": {"loss": "ga", "optimizer": {"lr": 5e-5}, "new_key": 1}, "seed": 0,
                          "data": {"forget_split": "forget_10"}}, 1, 2)
-    with pytest.raises(ValueError, match="has run 2 epochs, and this run has method.epochs=2"):
-        check_resume(saved, saved, 2, 2)
+    # a checkpoint of every epoch (a run killed in its evaluation or its writing) is restored and evaluated: until
+    # 2026-12-06 refused, so the unlearning had to be run again; one of more epochs than the run's is refused
+    check_resume(saved, saved, 2, 2)
+    with pytest.raises(ValueError, match="has run 3 epochs, more than this run's method.epochs=2"):
+        check_resume(saved, saved, 3, 2)
+    # more epochs resume at a constant lr; under an lr schedule, which spans the run's epochs, they are refused
+    made = {**saved, "epochs": 2}
+    check_resume(made, {**made, "epochs": 4}, 2, 4)
+    decaying = {"method": {**saved["method"], "lr_decay": "linear"}, "seed": 0, "epochs": 2}
+    with pytest.raises(ValueError, match=r"made for method.epochs=2, whose lr schedule .* resumed for 4 it would "
+                                         r"follow neither schedule: resume with method.epochs=2"):
+        check_resume(decaying, {**decaying, "epochs": 4}, 2, 4)
+    check_resume(decaying, decaying, 1, 2)
 
 
 def test_lora_trains_adapters_and_merges_back(tmp_path, small_benchmark):

@@ -372,6 +372,7 @@ def resume_identity(cfg) -> dict:
     source = resolved_path(cfg.model.path) if cfg.model.get("path") else vanilla_path(cfg).name
     data_path = cfg.data.get("path")
     return {"method": {k: v for k, v in method.items() if k not in NOT_RESUME_IDENTITY}, "seed": cfg.seed,
+            "epochs": method.get("epochs"),  # compared apart: more epochs resume, unless the lr schedule spans them
             "data": {"forget_split": cfg.data.get("forget_split"), "forget_modality": cfg.data.get("forget_modality"),
                      "name": cfg.data.get("name"), "path": resolved_path(data_path) if data_path else None},
             "source_model": source, "processes": teaching_processes(cfg)}
@@ -412,7 +413,7 @@ def check_resume(saved: dict | None, now: dict | None, completed: int | None, ep
     the settings both record are compared: a key added since the checkpoint was made is not a difference."""
     if saved is not None and now is not None:
         flat_saved, flat_now = _flat(saved), _flat(now)
-        keys = sorted(k for k in flat_saved.keys() & flat_now.keys() if flat_saved[k] != flat_now[k])
+        keys = sorted(k for k in flat_saved.keys() & flat_now.keys() if flat_saved[k] != flat_now[k] and k != "epochs")
     else:
         keys = []
     if keys:
@@ -420,9 +421,20 @@ def check_resume(saved: dict | None, now: dict | None, completed: int | None, ep
         raise ValueError(f"method.ckpt_path: the checkpoint was saved under other settings ({shown}"
                          f"{' ...' if len(keys) > 5 else ''}); resume with the settings it was made with, or "
                          "start afresh without method.ckpt_path")
-    if completed is not None and epochs is not None and completed >= epochs:
-        raise ValueError(f"method.ckpt_path: the checkpoint has run {completed} epochs, and this run has "
-                         f"method.epochs={epochs}: nothing is left to run (raise method.epochs to train on)")
+    if completed is not None and epochs is not None and completed > epochs:
+        raise ValueError(f"method.ckpt_path: the checkpoint has run {completed} epochs, more than this run's "
+                         f"method.epochs={epochs}")
+    made_for = (saved or {}).get("epochs")
+    method = (now or {}).get("method", {})
+    if made_for not in (None, epochs) and (method.get("lr_decay") is not None or method.get("scheduler") is not None):
+        # the schedule's length is the run's steps: resumed for more epochs, the lr rose again from where the
+        # saved schedule had brought it (0 at its end), a run neither setting makes (until 2026-12-06 unrefused)
+        raise ValueError(f"method.ckpt_path: the checkpoint was made for method.epochs={made_for}, whose lr schedule "
+                         f"(method.lr_decay / method.scheduler) spans those epochs; resumed for {epochs} it would "
+                         f"follow neither schedule: resume with method.epochs={made_for}, or start afresh")
+    if completed is not None and completed == epochs:  # killed after its training (in the evaluation, the writing)
+        log.info("method.ckpt_path: the checkpoint has run all %d epochs; its weights are restored and evaluated, "
+                 "nothing is trained (until 2026-12-06 refused: the unlearning had to be run again)", epochs)
 
 
 def _flat(node, prefix: str = "") -> dict:
