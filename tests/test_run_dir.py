@@ -275,8 +275,15 @@ def test_an_interrupted_runs_checkpoint_is_not_written_over(tmp_path):
     check_fresh_run_dir(d, reads=[str(d / "checkpoints" / "last.ckpt")])
     (d / "mmunlearner").mkdir()
     (d / "mmunlearner" / "mask.safetensors").write_bytes(b"x")
-    with pytest.raises(FinishedRunError, match=r"mmunlearner/mask.safetensors"):
+    with pytest.raises(FinishedRunError, match=r"mmunlearner/mask.safetensors.*: reuse its mask \(mmunlearner.mask_path="
+                                               r".*mmunlearner/mask.safetensors, into this directory too\), or move"):
         check_fresh_run_dir(d, reads=[str(d / "checkpoints" / "last.ckpt")])
+    manu = _finished(tmp_path / "manu_killed", "config.json")  # MANU's mask: no checkpoint, nothing to resume
+    (manu / "manu").mkdir()
+    (manu / "manu" / "mask.safetensors").write_bytes(b"x")
+    with pytest.raises(FinishedRunError, match=r"manu/mask.safetensors, which a run into it would write over; nothing "
+                                               r"was written: move them away$"):
+        check_fresh_run_dir(manu)
     with pytest.raises(SystemExit, match=r"interrupted run's checkpoints/last.ckpt"):
         RefuseFinishedRuns().on_run_start(OmegaConf.create({"hydra": {"run": {"dir": str(d)}}}))
     RefuseFinishedRuns().on_run_start(OmegaConf.create({

@@ -195,9 +195,13 @@ def check_fresh_run_dir(directory, key: str = "hydra.run.dir", reads=()) -> None
                                f"would write over each other's files; nothing was written: choose another {key}")
     if kept:
         shown = ", ".join(str(p.relative_to(directory)) for p in kept[:3])
+        ways = []  # what each kept file is for (until 2026-12-06 a gradient method's advice whatever was there)
+        if any(p.suffix == ".ckpt" for p in kept):
+            ways.append(f"resume it (method.ckpt_path={directory}/checkpoints/last.ckpt, the run's method)")
+        if mask := next((p for p in kept if p.parent.name == "mmunlearner" and p.suffix == ".safetensors"), None):
+            ways.append(f"reuse its mask (mmunlearner.mask_path={mask}, into this directory too)")
         raise FinishedRunError(f"{key}={directory} holds an interrupted run's {shown}, which a run into it would write "
-                               "over; nothing was written: resume it (method.ckpt_path=<that run dir>/checkpoints/"
-                               f"last.ckpt) or reuse its mask from another {key}, or move them away")
+                               f"over; nothing was written: {', or '.join(ways + ['move them away'])}")
 
 
 def run_reads(cfg) -> list[str]:
