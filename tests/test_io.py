@@ -126,3 +126,25 @@ def test_a_killed_writers_scratch_directory_is_removed_by_the_next_writer(tmp_pa
         (tmp / "weights").write_text("whole")
     assert not left.exists() and other_host.exists() and live.exists()
     assert (final / "weights").read_text() == "whole"
+
+
+def test_json_ready_keeps_a_methods_tensors_as_numbers_and_names_what_it_cannot_keep(caplog):
+    """ctx.artifacts["kept"] = mask.sum() is a tensor: metrics.json failed at the very end of the run (until
+    2026-12-06)."""
+    import logging
+
+    import numpy as np
+    import torch
+
+    from unlearn.io import json_ready
+
+    value = {"kept": torch.tensor(3), "share": np.float32(0.5), "per_layer": torch.tensor([1, 2]),
+             "nested": {1: (torch.tensor(1.5), "x")}, "none": None}
+    assert json_ready(value, "ctx.artifacts") == {"kept": 3, "share": 0.5, "per_layer": [1, 2],
+                                                  "nested": {"1": [1.5, "x"]}, "none": None}
+    json.dumps(json_ready(value, "ctx.artifacts"))
+    with caplog.at_level(logging.WARNING):
+        big = json_ready({"mask": torch.zeros(200, 100), "when": object}, "ctx.artifacts")
+    assert big["mask"] == "Tensor of shape (200, 100) (not kept)" and isinstance(big["when"], str)
+    assert "ctx.artifacts.mask: a Tensor of shape (200, 100) is not kept" in caplog.text
+    assert "ctx.artifacts.when: a type, which JSON cannot hold" in caplog.text

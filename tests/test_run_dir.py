@@ -27,8 +27,13 @@ def test_a_finished_run_is_refused_a_failed_or_new_one_is_not(tmp_path):
     check_fresh_run_dir(_finished(tmp_path / "failed", "config.json"))  # a run that stopped before its metrics
     with pytest.raises(FinishedRunError, match=r"hydra.run.dir=.*done already holds a finished run \(metrics.json\)"):
         check_fresh_run_dir(_finished(tmp_path / "done", "metrics.json"))
-    with pytest.raises(FinishedRunError, match=r"paths.output_dir=.*\(model\)"):
+    # its model written, its metrics.json not (killed writing its last file): not called finished
+    with pytest.raises(FinishedRunError, match=r"paths.output_dir=.*published holds a run's model/ and no metrics.json"):
         check_fresh_run_dir(_finished(tmp_path / "published", "model"), "paths.output_dir")
+    both = _finished(tmp_path / "both", "model")
+    (both / "metrics.json").write_text("{}")
+    with pytest.raises(FinishedRunError, match=r"both already holds a finished run \(metrics.json, model\)"):
+        check_fresh_run_dir(both)
 
 
 def test_the_callback_exits_because_hydra_only_warns_on_a_callbacks_exception(tmp_path):
@@ -333,3 +338,40 @@ def test_a_live_runs_own_checkpoint_is_named_as_a_run_in_use(held, monkeypatch):
     (directory / "checkpoints" / "last.ckpt").write_bytes(b"x")
     with pytest.raises(SystemExit, match=rf"hydra.run.dir={directory} is in use by another run \(pid {holder.pid}"):
         RefuseFinishedRuns().on_run_start(OmegaConf.create({"hydra": {"run": {"dir": str(directory)}}}))
+
+
+def test_the_evaluation_is_written_before_the_weights_and_a_methods_tensors_reach_metrics_json(tmp_path, monkeypatch):
+    """Until 2026-12-06 model/ came first: a disk full at items.json left a directory named finished, its evaluation
+    lost; and a tensor in ctx.artifacts failed metrics.json at the very end of the run."""
+    import errno
+    import json
+
+    import torch
+
+    from unlearn import pipeline
+    from unlearn.config import compose_config
+    from unlearn.methods import finetune
+
+    def teach(ctx, fcfg):
+        ctx.artifacts["kept"] = torch.tensor(3)  # what a method of one's own might keep: mask.sum()
+
+    monkeypatch.setattr(finetune, "teach", teach)
+    write_json = pipeline.write_json
+
+    def disk_full(path, obj, indent=2):
+        if path.name == "items.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write_json(path, obj, indent)
+
+    def run(out, full):
+        monkeypatch.setattr(pipeline, "write_json", disk_full if full else write_json)
+        pipeline.run(compose_config(["logger=none", "debug=fast", "method=finetune", "eval.before=false",
+                                     "eval.tasks=[mc]", "eval.max_people=2"], out, tmp_path / "cache"))
+
+    with pytest.raises(OSError, match="No space left"):
+        run(tmp_path / "full", True)
+    assert not (tmp_path / "full" / "model").exists()
+    check_fresh_run_dir(tmp_path / "full")  # not named finished: the run may be made again into it
+    run(tmp_path / "ok", False)
+    assert json.loads((tmp_path / "ok" / "metrics.json").read_text())["artifacts"]["kept"] == 3
+    assert (tmp_path / "ok" / "model").is_dir()

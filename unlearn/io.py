@@ -43,6 +43,36 @@ def _as_open(fd: int) -> None:
     os.fchmod(fd, 0o666 & ~_umask())
 
 
+LARGEST_ARRAY = 10_000  # elements of a tensor or array kept in a JSON record as a list
+
+
+def json_ready(value, key: str):
+    """`value` as JSON holds it: a tensor or numpy value as its number or list (a method's `ctx.artifacts["kept"] =
+    mask.sum()` is a tensor: until 2026-12-06 its metrics.json failed at the very end of the run, after the
+    evaluation), one of more than LARGEST_ARRAY elements as a note of its shape, anything else JSON cannot hold as
+    its text; `key` names the value in the warning."""
+    import logging
+
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): json_ready(v, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if hasattr(value, "tolist") and hasattr(value, "shape"):  # a tensor or a numpy array or scalar
+        size = 1
+        for n in value.shape:
+            size *= int(n)
+        if size <= LARGEST_ARRAY:
+            return json_ready(value.tolist(), key)
+        logging.getLogger(__name__).warning("%s: a %s of shape %s is not kept in the JSON record (save it as a file "
+                                            "of its own)", key, type(value).__name__, tuple(value.shape))
+        return f"{type(value).__name__} of shape {tuple(int(n) for n in value.shape)} (not kept)"
+    logging.getLogger(__name__).warning("%s: a %s, which JSON cannot hold, is kept as its text", key,
+                                        type(value).__name__)
+    return str(value)
+
+
 def write_json(path: str | Path, obj, indent: int | None = 2) -> None:
     """`indent=None`: one line, written by json's C encoder (json.dump with an indent, or any json.dump, runs
     the pure-Python one: 0.24 s against 0.08 s for a run's 4.5 MB of per-item records)."""

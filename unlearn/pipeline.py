@@ -34,7 +34,7 @@ from unlearn.eval.scorers import get_scorer
 from unlearn.eval.table import before_after_table
 from unlearn import later_keys
 from unlearn.agreed import agreed, join_outside_launch
-from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json, write_text
+from unlearn.io import atomic_dir, build_cached_dir, config_hash, json_ready, write_json, write_text
 from unlearn.models.loading import configured_model_types, load_model, recipe_processor, resolved_path, save_model
 from unlearn.models.precision import cast_copy, dtype_named
 from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part, running_code
@@ -905,11 +905,6 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
                                        cfg.data.get("name"), reference))
 
     if ctx.is_global_zero:
-        if cfg.save_model:
-            with atomic_dir(out_dir / "model") as tmp:
-                save_model(ctx.model, processor, tmp)
-        if publish is not None:  # the vanilla model later runs start from
-            save_vanilla(ctx, publish, metrics["time/method_s"])
         summary = {"method": cfg.method.name, "seed": cfg.seed, "teach_seed": cfg.teach_seed,
                    "source_model": str(source), "metrics": metrics,
                    # where the floats were made: this run's, and its source model's teaching (when recorded)
@@ -917,7 +912,7 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
                    # what of config.json follows the seeds or where the run ran (unlearn/report.py reads the rest)
                    "follows_run": run_following_keys(cfg, resolved),
                    "code": running_code(),  # this framework's commit, and whether it was edited
-                   "artifacts": ctx.artifacts,
+                   "artifacts": json_ready(ctx.artifacts, "ctx.artifacts"),
                    "skipped_rows": benchmark.skipped}  # data.on_bad_row=skip: {split: {reason: count}}
         if relearn_failed is not None:
             summary["relearn_error"] = f"{type(relearn_failed).__name__}: {relearn_failed}"
@@ -927,6 +922,13 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
         if cfg.eval.relearn.enabled and relearn_failed is None:
             table += "\n\nrelearning attack (after -> relearn):\n" + before_after_table(metrics, ("after", "relearn"))
         write_text(out_dir / "results.md", table + "\n")
+        # the evaluation first, then the weights (until 2026-12-06 the weights first: a disk full at items.json
+        # left a model/ that named the directory finished, its evaluation lost)
+        if cfg.save_model:
+            with atomic_dir(out_dir / "model") as tmp:
+                save_model(ctx.model, processor, tmp)
+        if publish is not None:  # the vanilla model later runs start from
+            save_vanilla(ctx, publish, metrics["time/method_s"])
         # last: metrics.json marks the run finished (run_dir.FINISHED; the frontier reads it as a point), so it is
         # never there beside a missing items.json (until the thirty-first session it came before it)
         write_json(out_dir / "metrics.json", summary)

@@ -175,6 +175,10 @@ def check_fresh_run_dir(directory, key: str = "hydra.run.dir", reads=()) -> None
     the error messages say to resume from). `reads`: the files this run reads (method.ckpt_path, a mask path):
     resuming from a checkpoint in its own directory is a resume, not a loss."""
     done = finished_outputs(Path(directory))
+    if done and not (Path(directory) / "metrics.json").is_file():  # its model written, its metrics.json not
+        raise FinishedRunError(f"{key}={directory} holds a run's model/ and no metrics.json (killed while writing its "
+                               "last file, or a disk full: its evaluation is in items.json and results.md, where "
+                               f"written); nothing was written: choose another {key}, or move model/ away")
     if done:
         raise FinishedRunError(f"{key}={directory} already holds a finished run ({', '.join(p.name for p in done)}); "
                                f"nothing was written: choose another {key}")
