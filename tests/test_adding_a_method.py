@@ -70,6 +70,11 @@ def test_simnpo_loss_leaves_out_rows_without_labels(simnpo):
     assert simnpo.simnpo_forget_loss(logits, padded, 2.0).item() == pytest.approx(alone.item())
     with pytest.raises(ValueError, match="no label tokens"):
         simnpo.simnpo_forget_loss(logits[1:], padded[1:], 2.0)
+    # one process's batch of padding repeats alone, under DDP: nothing added, still in the graph (until 2026-12-06
+    # it stopped the run)
+    logits.requires_grad_(True)
+    nothing = simnpo.simnpo_forget_loss(logits[1:], padded[1:], 2.0, shard=True)
+    assert nothing.item() == 0.0 and nothing.requires_grad
     with pytest.raises(ValueError, match="simnpo.beta"):
         simnpo.simnpo_forget_loss(logits, labels, 0.0)
 

@@ -23,22 +23,27 @@ from hydra.utils import instantiate
 
 from unlearn import losses
 from unlearn.eval.scoring import model_inputs
-from unlearn.methods.gradient import paired_loader
+from unlearn.methods.gradient import paired_loader, process_batch_mean
 from unlearn.methods.guards import check_finite
 
 
-def simnpo_forget_loss(logits: torch.Tensor, labels: torch.Tensor, beta: float, delta: float = 0.0) -> torch.Tensor:
+def simnpo_forget_loss(logits: torch.Tensor, labels: torch.Tensor, beta: float, delta: float = 0.0,
+                       shard: bool = False) -> torch.Tensor:
     """Mean over rows of -(2/beta) * logsigmoid(beta * (NLL(row) / label tokens(row) - delta)).
 
     NPO's log ratio against a reference model, replaced by the row's length-normalised NLL: no reference is held,
     and long answers are not pushed harder than short ones. The length is open-unlearning's: every labelled
     position, the first one included (which no position predicts: it counts under label_prefix with every token
-    labelled). Rows without label tokens (a data-parallel shard's padding repeats) are left out of the mean."""
+    labelled). Rows without label tokens (a data-parallel shard's padding repeats) are left out of the mean;
+    `shard`: this is one of several processes' batches, which may hold padding repeats alone, and adds nothing
+    then (until 2026-12-06 such a batch stopped the run: one process of two at batch size 1)."""
     if beta <= 0:
         raise ValueError(f"simnpo.beta must be > 0, got {beta}")
     logp, mask = losses.token_logprobs(logits, labels)
     rows = mask.any(-1)
     if not rows.any():
+        if shard:
+            return logits.sum() * 0.0  # in the graph, so that DDP's gradient reduction still meets every rank
         raise ValueError("simnpo: the forget batch has no label tokens")
     per_token_nll = -logp.sum(-1)[rows] / (labels != losses.IGNORE).sum(-1)[rows]
     return (-(2.0 / beta) * F.logsigmoid(beta * (per_token_nll - delta))).mean()
@@ -60,9 +65,11 @@ class SimNPO(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         forget, retain = batch["forget"], batch["retain"]
-        loss = self.gamma * simnpo_forget_loss(self._logits(forget), forget["labels"], self.beta, self.delta)
-        if self.alpha:
-            loss = loss + self.alpha * losses.mean_nll(self._logits(retain), retain["labels"])
+        shard = self.trainer.world_size > 1
+        loss = self.gamma * simnpo_forget_loss(self._logits(forget), forget["labels"], self.beta, self.delta, shard)
+        if self.alpha:  # this process's own mean, as a per-device loss is (a padding-only batch adds nothing)
+            loss = loss + self.alpha * losses.mean_nll(self._logits(retain), retain["labels"],
+                                                       mean=process_batch_mean(self.trainer))
         check_finite(loss, self.global_step, "the method=simnpo loss")  # stop before a NaN reaches the weights
         self.log("unlearn/loss", loss, prog_bar=True, batch_size=forget["input_ids"].shape[0], sync_dist=True)
         return loss
