@@ -89,7 +89,8 @@ def test_finetune_then_manu(tmp_path):
 @pytest.mark.slow
 def test_bad_override_is_named(tmp_path):
     # side by side: the benchmark two of them generate is written atomically (unlearn/io.py build_cached_dir)
-    bad, missing, unknown, misspelt, resume, sweep = (finish(p) for p in [
+    env = {**os.environ, "WANDB_MODE": "disabled", "UNLEARN_CACHE": str(tmp_path / "cache")}
+    bad, missing, unknown, misspelt, resume, sweep, own = (finish(p) for p in [
         start(tmp_path, "method=finetune", "data.forget_split=forget_12", name="bad"),
         start(tmp_path, "method=manu", f"model.path={tmp_path / 'nowhere'}", name="missing"),
         start(tmp_path, "method=forgetall", name="unknown"),
@@ -98,7 +99,15 @@ def test_bad_override_is_named(tmp_path):
         subprocess.Popen([sys.executable, "train.py", "-m", "debug=fast", "method=ga", "method.optimizer.lr=1e-4,abc",
                           f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=ROOT, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, "WANDB_MODE": "disabled", "UNLEARN_CACHE": str(tmp_path / "cache")})])
+                         env=env),
+        # a method of one's own through hydra.searchpath: until 2026-12-06 the pre-check dropped the search path,
+        # failed to compose every job and was skipped with a warning (job 0 ran)
+        subprocess.Popen([sys.executable, "train.py", "-m", "debug=fast", "method=simnpo", "seed=0,-1",
+                          "hydra.searchpath=[file://examples/simnpo/configs]", f"hydra.sweep.dir={tmp_path / 'own'}"],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**env, "PYTHONPATH": os.pathsep.join([str(ROOT / "examples" / "simnpo"), str(ROOT)])})])
+    assert own.returncode == 1 and "Error: job 1 of 2 (" in own.stderr and "seed=-1" in own.stderr
+    assert not (tmp_path / "own").exists()
     # a sweep's every job is checked before its first runs (until 2026-12-05 job 0 ran, job 1 stopped the sweep)
     assert sweep.returncode == 1 and "Error: job 1 of 2 (" in sweep.stderr and "method.optimizer.lr='abc'" in \
         sweep.stderr and "no job has run" in sweep.stderr
