@@ -241,3 +241,19 @@ def test_a_damaged_cache_file_is_evaluated_again_and_a_damaged_teaching_record_n
     (vanilla / "teaching.json").write_text('{"seconds": 6')
     with pytest.raises(ValueError, match=r"teaching.json: unreadable .* delete .*tiny_llava-abc to teach it again"):
         pipeline.teaching_record(vanilla)
+
+
+def test_a_real_checkpoints_before_evaluation_is_keyed_apart_from_the_old_answer_tokens(tmp_path):
+    """Since 2026-12-06 a real checkpoint's answers are tokenized after the prompt's closing text (LLaVA's read an
+    extra token before): its cached before-evaluations of the old tokens are not reused; the embedded model's
+    keys stay (tests/test_cache_keys.py holds them)."""
+    from unlearn.config import compose_config
+    from unlearn.pipeline import before_cache_path
+
+    ckpt = tmp_path / "llava"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text("{}")
+    cfg = compose_config(["model=llava_1_5_7b", f"model.path={ckpt}", "logger=none"], tmp_path, tmp_path / "c")
+    real = before_cache_path(cfg, ckpt)
+    cfg.model.build = {"stand_in": True}  # the same settings read as a built model's
+    assert real is not None and before_cache_path(cfg, ckpt) != real

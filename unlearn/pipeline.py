@@ -570,9 +570,8 @@ EVAL_TRAINER_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "precisi
 # Bumped whenever evaluation code changes what a record holds or how it is scored, so a cached before-stage
 # from older code is not reused (2: raw replies kept, eval.scorer, eval.mc_also; 3: prob items, ROUGE-L
 # recall, uids with an image index; 4: the mllmu_bench protocol's celebrity lookup and skips by list position,
-# CLEAR's face prompt with its trailing space; 5: a real model's answers tokenized after the prompt's closing text,
-# LLaVA's without the extra '\u2581' its tokenizer.json prepends to a text read alone).
-EVAL_RECORDS_VERSION = 5
+# CLEAR's face prompt with its trailing space).
+EVAL_RECORDS_VERSION = 4
 
 
 def reference_records(run_dir) -> list[dict]:
@@ -647,6 +646,8 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
     records = {"records": EVAL_RECORDS_VERSION}
     if get_scorer(cfg.eval.scorer).columns is not None:  # its records hold the columns since 2026-12-03
         records["columns"] = 1
+    if not cfg.model.get("build"):  # a real checkpoint's answers are tokenized after the prompt's closing text since
+        records["answer_tokens"] = 2  # 2026-12-06 (LLaVA's read an extra token); the embedded model's keys stay
     parts = {**records, "generator": GENERATOR_VERSION, "eval": ev, "data": keyed_data(cfg.data),
              "trainer": {k: trainer.get(k) for k in EVAL_TRAINER_KEYS}}
     # the teaching keys are what a training step reads (clipping, accumulation): not the evaluation's extras
