@@ -148,3 +148,32 @@ def test_json_ready_keeps_a_methods_tensors_as_numbers_and_names_what_it_cannot_
     assert big["mask"] == "Tensor of shape (200, 100) (not kept)" and isinstance(big["when"], str)
     assert "ctx.artifacts.mask: a Tensor of shape (200, 100) is not kept" in caplog.text
     assert "ctx.artifacts.when: a type, which JSON cannot hold" in caplog.text
+
+
+def test_a_training_checkpoint_is_written_beside_its_target_and_a_failed_save_keeps_the_old_one(tmp_path,
+                                                                                                monkeypatch):
+    """Lightning's fsspec save made its file in TMPDIR and copied it over last.ckpt across filesystems: a kill or a
+    full disk mid-copy left a truncated checkpoint and no earlier one (until 2026-12-06)."""
+    import tempfile
+
+    import torch
+
+    from unlearn.checkpoint_io import AtomicCheckpointIO
+
+    other = tmp_path / "node_local_tmp"
+    other.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(other))
+    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
+    assert list(other.iterdir()) == []  # nothing made in TMPDIR
+    assert torch.load(path, weights_only=False)["epoch"] == 1
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        io.save_checkpoint({"epoch": 2, "w": torch.ones(3), "x": Unpicklable()}, path)
+    assert torch.load(path, weights_only=False)["epoch"] == 1  # the previous epoch's, whole
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temp file left

@@ -27,6 +27,7 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from unlearn import losses
+from unlearn.checkpoint_io import AtomicCheckpointIO
 from unlearn.data.collate import collate
 from unlearn.data.sampling import EpochDraws, EpochShuffle, UnlabelledRepeats, in_batches, shifted
 from unlearn.data.written import check_writing, qa_sequences
@@ -501,7 +502,8 @@ def run(ctx) -> None:
     checkpoints = ModelCheckpoint(dirpath=ctx.out_dir / "checkpoints", filename="last", save_top_k=1,
                                   every_n_epochs=1, enable_version_counter=False)
     trainer = ctx.trainer(max_epochs=m.epochs, callbacks=[checkpoints], enable_checkpointing=True,
-                          use_distributed_sampler=False)  # EpochShuffle shards itself
+                          use_distributed_sampler=False,  # EpochShuffle shards itself
+                          plugins=[AtomicCheckpointIO()])  # last.ckpt renamed into place, never copied over
     with frozen_reference_expected(module):
         trainer.fit(module, loader, ckpt_path=m.ckpt_path)
     if m.lora.enabled:
