@@ -48,3 +48,26 @@ def test_a_run_finished_but_not_logged_keeps_its_directory_and_the_rerun_gets_th
     from unlearn.run_dir import check_fresh_run_dir
 
     check_fresh_run_dir(chosen)  # the run accepts it
+
+
+def test_ctrl_c_names_the_stage_and_the_checkpoint_to_resume(tmp_path, caplog):
+    """Lightning reports a KeyboardInterrupt at info level, which the quiet logging drops: an interrupted run
+    ended without a word (until 2026-12-06)."""
+    import logging
+    from types import SimpleNamespace
+
+    from callbacks.interrupt_notice import InterruptNotice
+
+    (tmp_path / "last.ckpt").write_bytes(b"x")
+    trainer = SimpleNamespace(is_global_zero=True, current_epoch=3, global_step=12,
+                              checkpoint_callback=SimpleNamespace(dirpath=str(tmp_path)))
+    with caplog.at_level(logging.WARNING):
+        InterruptNotice().on_exception(trainer, object(), KeyboardInterrupt())
+        InterruptNotice().on_exception(trainer, object(), ValueError("not an interrupt"))
+    assert caplog.text.count("interrupted (Ctrl-C)") == 1
+    assert f"resume with method.ckpt_path={tmp_path / 'last.ckpt'}" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        InterruptNotice().on_exception(SimpleNamespace(**{**vars(trainer), "checkpoint_callback": None}), object(),
+                                       KeyboardInterrupt())
+    assert "no checkpoint of this stage was written" in caplog.text

@@ -63,6 +63,7 @@ class RunContext:
         overrides.setdefault("logger", self.logger if self.logger is not None else False)
         from lightning.pytorch.callbacks import Callback
 
+        from callbacks.interrupt_notice import InterruptNotice
         from callbacks.lost_updates import LostUpdateCheck  # every Trainer that trains says when its steps are lost
         from callbacks.random_state import KeepRandomState
 
@@ -71,7 +72,7 @@ class RunContext:
             given = instantiate(self.cfg.trainer.callbacks)
         given = [given] if isinstance(given, Callback) else list(given or ())
         overrides["callbacks"] = [*given, LostUpdateCheck(self.artifacts.setdefault("lost_steps", [])),
-                                  KeepRandomState()]
+                                  KeepRandomState(), InterruptNotice()]
         return instantiate(self.cfg.trainer, **overrides)
 
     @property
