@@ -97,8 +97,12 @@ class LostUpdateCheck(Callback):
         if fraction > WARN_FRACTION and trainer.is_global_zero:
             log.warning(
                 "at least %.0f%% of the trained weights (%s) stay where they are under a step of lr %s: their dtype "
-                "rounds it away, so this run moves far less than the same one in float32. Keep trained weights in "
-                "float32 (model.dtype=float32 with trainer.precision=bf16-mixed or 32-true), raise the lr, or train "
-                "LoRA adapters, which peft keeps in float32 unless trainer.precision is *-true (it is %s)",
-                100 * fraction, ", ".join(f"{n}: {d['trained']:,}" for n, d in by_dtype.items()),
-                "/".join(f"{x:g}" for x in lrs), trainer.precision)
+                "rounds it away%s", 100 * fraction, ", ".join(f"{n}: {d['trained']:,}" for n, d in by_dtype.items()),
+                "/".join(f"{x:g}" for x in lrs),
+                # already float32 (an lr below float32's spacing at the weights): the lr is the only lever (until
+                # 2026-12-06 the message said to keep float32 weights to float32 ones)
+                ". Raise the lr: float32 weights rounding it away means it is below their precision"
+                if set(by_dtype) == {"float32"} else
+                ", so this run moves far less than the same one in float32. Keep trained weights in float32 "
+                "(model.dtype=float32 with trainer.precision=bf16-mixed or 32-true), raise the lr, or train LoRA "
+                f"adapters, which peft keeps in float32 unless trainer.precision is *-true (it is {trainer.precision})")

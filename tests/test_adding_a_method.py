@@ -130,6 +130,9 @@ def test_a_gradient_baselines_key_under_your_methods_method_section_is_named(cap
 def test_parse_knob():
     assert parse_knob("simnpo=simnpo.optimizer.lr:1e-4,2e-5") == ("simnpo", "simnpo.optimizer.lr", (2e-5, 1e-4))
     assert parse_knob("manu=manu.alpha:5,1,2") == ("manu", "manu.alpha", (1, 2, 5))
+    # a method named with a dash keeps its settings in a section of that name (until 2026-12-06 refused)
+    assert parse_knob("random-label=random-label.optimizer.lr:1e-4") == ("random-label", "random-label.optimizer.lr",
+                                                                         (1e-4,))
     # whole numbers as ints, however written: one run directory (alpha=5) for 5 and 5.0
     assert [(v, type(v)) for v in parse_knob("manu=manu.alpha:5.0,1e1,2.5")[2]] == [(2.5, float), (5, int), (10, int)]
     for bad, says in (("simnpo", "expected METHOD=KEY"), ("simnpo=simnpo.lr", "expected METHOD=KEY"),

@@ -71,6 +71,17 @@ def test_float32_weights_lose_nothing_and_nothing_is_said(caplog):
     assert "stay where they are" not in caplog.text
 
 
+def test_float32_weights_under_an_lr_below_their_precision_are_told_to_raise_the_lr(caplog, monkeypatch):
+    """Until 2026-12-06 the message told float32 weights to keep float32 weights."""
+    import tests.scripts.lost_steps as script
+
+    monkeypatch.setattr(script, "LR", 1e-14)
+    with caplog.at_level("WARNING", logger="callbacks.lost_updates"):
+        (rec,), _, _ = script.train_one_step(precision="32-true")
+    assert rec["fraction"] > 0.9 and set(rec["dtypes"]) == {"float32"}
+    assert "Raise the lr: float32 weights rounding it away" in caplog.text and "Keep trained weights" not in caplog.text
+
+
 def test_peak_lr_and_which_optimizers_are_counted():
     from callbacks.lost_updates import lost_step_counts, peak_lr
     from unlearn.optim import HFAdamW

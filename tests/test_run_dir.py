@@ -375,3 +375,19 @@ def test_the_evaluation_is_written_before_the_weights_and_a_methods_tensors_reac
     run(tmp_path / "ok", False)
     assert json.loads((tmp_path / "ok" / "metrics.json").read_text())["artifacts"]["kept"] == 3
     assert (tmp_path / "ok" / "model").is_dir()
+
+
+def test_a_value_a_method_returns_is_named_not_dropped(tmp_path, monkeypatch, caplog):
+    """`return model.merge_and_unload()` in a method of one's own: the pipeline evaluates ctx.model, so the
+    returned model was dropped without a word (until 2026-12-06)."""
+    import logging
+
+    from unlearn import pipeline
+    from unlearn.config import compose_config
+    from unlearn.methods import finetune
+
+    monkeypatch.setattr(finetune, "run", lambda ctx: ctx.model)
+    with caplog.at_level(logging.WARNING, logger="unlearn.pipeline"):
+        pipeline.run(compose_config(["logger=none", "debug=fast", "method=finetune", "eval.before=false",
+                                     "eval.tasks=[mc]", "eval.max_people=2"], tmp_path / "r", tmp_path / "cache"))
+    assert "method.run returned a" in caplog.text and "assign a new model there: ctx.model = ..." in caplog.text

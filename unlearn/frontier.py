@@ -184,7 +184,7 @@ def parse_knob(spec: str) -> tuple[str, str, tuple]:
     # METHOD is a config of the method group (its file's name) and a directory; KEY a config key, set as given
     if not re.fullmatch(r"\w[\w-]*", method):
         raise ValueError(f"--knob {spec!r}: method {method!r}: a config name of letters, digits, _ and -; {hint}")
-    if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", key):
+    if not re.fullmatch(r"[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)*", key):  # a method's section may be named with a -
         raise ValueError(f"--knob {spec!r}: key {key!r}: a dotted config key (no + or =: the key must be one the "
                          f"method's config sets); {hint}")
     values = []

@@ -886,9 +886,12 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
     start = time.perf_counter()
     if teaching_state is not None:
         with resumed(teaching_state):
-            method(ctx)
+            returned = method(ctx)
     else:
-        method(ctx)
+        returned = method(ctx)
+    if returned is not None:  # until 2026-12-06 dropped without a word (`return model.merge_and_unload()`)
+        log.warning("method.run returned a %s, which the pipeline does not read: it evaluates and saves ctx.model "
+                    "(assign a new model there: ctx.model = ...)", type(returned).__name__)
     metrics["time/method_s"] = time.perf_counter() - start
     m, records["after"] = evaluate(ctx, "after")
     metrics.update(m)
