@@ -40,6 +40,8 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["eval.relearn.enabled=true", "eval.relearn.steps=0"], r"eval.relearn.steps=0"),
     (["eval.relearn.enabled=true", "eval.relearn.fraction=1.5"], r"eval.relearn.fraction=1.5"),
     (["method=ga", "method.epochs=0"], r"method.epochs=0"),
+    (["experiment=manu_official", "model=qwen2_vl_7b", "manu.sequences=template"],
+     r"manu.selection=official on model=qwen2_vl_7b: its vision blocks see \(patches, width\) with no batch axis"),
     (["model=llava_1_5_7b", "model.attn_implementation=flash"], r"model.attn_implementation='flash': expected null"),
     # a key set through another's interpolation names the one the user sets (until 2026-12-06 manu.alpha alone)
     (["method=manu", "model.manu_alpha=150"], r"manu.alpha=150: .* \(manu.alpha is set by model.manu_alpha\)$"),

@@ -1039,6 +1039,24 @@ def check_run_settings(cfg) -> None:
         check_mmunlearner_loss_scale(cfg)
     if cfg.method.name == "manu":
         check_manu(cfg.manu)
+        check_official_statistics_family(cfg)
+
+
+FLAT_VISION_TYPES = ("qwen2_vl", "qwen2_5_vl")  # vision blocks see (patches, width): no batch axis
+
+
+def check_official_statistics_family(cfg) -> None:
+    """manu.selection=official on Qwen2-VL: its vision blocks see (patches, width) with no batch axis, which the
+    authors' per-position statistics cannot read; the run stopped there after the before-evaluation, with a
+    traceback (until 2026-12-06)."""
+    if cfg.manu.get("selection", "project") != "official":
+        return
+    types = list(cfg.model.get("model_types") or ())
+    if types and all(t in FLAT_VISION_TYPES for t in types):
+        raise ValueError(f"manu.selection=official on model={cfg.model.name}: its vision blocks see (patches, "
+                         "width) with no batch axis, which the authors' per-position statistics (rows, positions, "
+                         "neurons) cannot read; use manu.selection=project (the MANU authors published no Qwen2-VL "
+                         "hooks)")
 
 
 def check_reference_model(cfg) -> None:
