@@ -502,7 +502,8 @@ def warn_all_shots(evaluated, scored, prompts=None) -> list[str]:
     unscored = sorted("/".join(k) for k in lost if shots is not None and k not in shots)
     if emptied:
         log.warning("no question left to score in %s: every one is a few-shot example (too few people for the shots; "
-                    "raise eval.max_people, or eval.few_shot=false)", ", ".join(emptied))
+                    "raise eval.max_people where it is set, take a larger data.forget_split, or eval.few_shot=false)",
+                    ", ".join(emptied))
     if unscored:
         log.info("not scored under eval.protocol=%s, as its codebase does not score them: %s",
                  getattr(prompts, "name", "?"), ", ".join(unscored))
