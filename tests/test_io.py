@@ -126,6 +126,18 @@ def test_a_killed_writers_scratch_directory_is_removed_by_the_next_writer(tmp_pa
         (tmp / "weights").write_text("whole")
     assert not left.exists() and other_host.exists() and live.exists()
     assert (final / "weights").read_text() == "whole"
+    # a file's temp likewise (a 7B last.ckpt's: tens of GB per kill)
+    ckpt = tmp_path / "last.ckpt"
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal, sys\nfrom unlearn.io import write_atomic\n"
+         "write_atomic(sys.argv[1], lambda f: (f.write(b'half'), os.kill(os.getpid(), signal.SIGKILL)))", str(ckpt)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert killed.returncode == -9
+    [temp] = tmp_path.glob(".last.ckpt.*.tmp")
+    from unlearn.io import write_atomic
+
+    write_atomic(ckpt, lambda f: f.write(b"whole"))
+    assert not temp.exists() and ckpt.read_bytes() == b"whole"
 
 
 def test_json_ready_keeps_a_methods_tensors_as_numbers_and_names_what_it_cannot_keep(caplog):

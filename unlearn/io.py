@@ -83,7 +83,8 @@ def write_atomic(path: str | Path, write: Callable) -> None:
     """`write(binary file)` into a temp file beside `path`, then rename: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_dead_writers(path, ".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_writer()}.", suffix=".tmp")
     try:
         _as_open(fd)
         with os.fdopen(fd, "wb") as f:
@@ -136,17 +137,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_dead_writers(final: Path) -> list[Path]:
-    """Remove the scratch directories of `final` whose writer on this host is gone (a `kill -9`, an out-of-memory
-    kill: no `except` ran), and return them. Until 2026-12-06 they stayed: a 7B model's is 14 GB of cache, per kill.
-    A writer on another host, or a live one (a pid reused by another process included), keeps its directory."""
+def remove_dead_writers(final: Path, suffix: str = ".partial") -> list[Path]:
+    """Remove the scratch directories (`.partial`) or temp files (`.tmp`) of `final` whose writer on this host is
+    gone (a `kill -9`, an out-of-memory kill: no `except` ran), and return them. Until 2026-12-06 they stayed: a 7B
+    model's is 14 GB of cache, and a 7B last.ckpt's temp file tens of GB, per kill. A writer on another host, or a
+    live one (a pid reused by another process included), keeps its own."""
     host, _ = _writer().rsplit("-", 1)
-    pattern = re.compile(rf"\.{re.escape(final.name)}\.{re.escape(host)}-(\d+)\..*\.partial")
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.{re.escape(host)}-(\d+)\..*{re.escape(suffix)}")
     removed = []
-    for path in final.parent.glob(f".{glob.escape(final.name)}.*.partial"):
+    for path in final.parent.glob(f".{glob.escape(final.name)}.*{suffix}"):
         match = pattern.fullmatch(path.name)
         if match and not _alive(int(match.group(1))):
-            shutil.rmtree(path, ignore_errors=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
             removed.append(path)
     return removed
 
