@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import time
 from contextlib import contextmanager
@@ -292,14 +293,21 @@ class RefuseFinishedRuns(Callback):
         for name, data in files.items():
             (record / name).write_bytes(data)
         raise SystemExit(f"Error: this sweep's job {config.hydra.job.num} writes into {out}, where an earlier job of "
-                         "the same sweep ran: hydra.sweep.subdir must differ between jobs (it is "
-                         "${hydra.job.num} by default; add it to yours); the earlier job's record is as it was")
+                         "the same sweep ran: hydra.sweep.subdir must differ between jobs (configs/config.yaml's is "
+                         "${hydra.job.num}_${method.name}: keep ${hydra.job.num} in yours); the earlier job's record "
+                         "is as it was")
 
     def on_multirun_start(self, config, **kwargs) -> None:
         _resolvable(config)
         sweep = Path(config.hydra.sweep.dir)
         _refuse_finished_sweep(sweep)
-        check_every_job(config)
+        try:
+            check_every_job(config)
+        except SystemExit:
+            raise
+        except Exception as e:  # noqa: BLE001 - Hydra would turn it into a warning and skip the lock below too
+            log.warning("the sweep's jobs could not be checked before the first runs (%s: %s); each job is checked "
+                        "as it starts", type(e).__name__, e)
         try:  # two sweeps into one directory at once would write each other's jobs (their numbers restart at 0)
             claim_run_dir(sweep, "hydra.sweep.dir", recheck=_refuse_finished_sweep)
         except (RunDirInUseError, NotWritableError) as e:
@@ -312,8 +320,19 @@ def sweep_jobs(config) -> list[list[str]]:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
-    parsed = OverridesParser.create().parse_overrides([*params, *config.hydra.overrides.task])
+    from hydra.core.global_hydra import GlobalHydra
+
+    from omegaconf import OmegaConf
+
+    # as written: an override's interpolation (`seed=${hydra:job.num}`) is the job's to read (until 2026-12-06
+    # read here, in the sweep's process: seed=None, refused)
+    raw = OmegaConf.to_container(config.hydra, resolve=False)
+    params = [f"{k}={v}" for k, v in ((raw.get("sweeper") or {}).get("params") or {}).items()]
+    task = raw["overrides"]["task"]
+    # the running app's config loader: glob() lists a config group's options through it (until 2026-12-06 missing:
+    # "ConfigLoader is not set", the check and the sweep's lock skipped)
+    loader = GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
+    parsed = OverridesParser.create(config_loader=loader).parse_overrides([*params, *task])
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
@@ -335,6 +354,9 @@ def check_every_job(config) -> None:
     searchpath = [o for o in OmegaConf.select(config, "hydra.overrides.hydra", default=[]) or []
                   if str(o).split("=", 1)[0].lstrip("+") == "hydra.searchpath"]
     for num, overrides in enumerate(jobs):
+        if any(re.search(r"\$\\?\{", o.split("=", 1)[-1]) for o in overrides):  # `seed=${hydra:job.num}` (the
+            # sweeper writes it escaped, `$\{`), `${oc.env:X}`: what they
+            continue  # read is the job's own (its number, its environment), not this process's: checked as it starts
         cfg = compose(config_name=config.hydra.job.config_name, overrides=[*searchpath, *overrides])
         with open_dict(cfg):
             cfg.paths.output_dir = str(Path(config.hydra.sweep.dir) / f"job{num}")

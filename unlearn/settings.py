@@ -31,9 +31,21 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _as_text(value) -> str:
+    """Why a number written as text was refused: an environment variable (`${oc.env:SEED}`) reads as a string (until
+    2026-12-06 the refusal of seed='1' gave no hint); "" for any other value."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    return " (a number written as text, as ${oc.env:VAR} reads one: write ${oc.decode:${oc.env:VAR}}, quoted)"
+
+
 def positive_int(value, key: str) -> None:
     if not _is_int(value) or value < 1:
-        raise ValueError(f"{key}={value!r}: expected an integer >= 1")
+        raise ValueError(f"{key}={value!r}: expected an integer >= 1{_as_text(value)}")
 
 
 def optional_positive_int(value, key: str, null_means: str) -> None:
@@ -45,7 +57,7 @@ def number(value, key: str, low: float, high: float = math.inf, low_open: bool =
     """A finite number in [low, high] (`low_open`: (low, high])."""
     if not _is_number(value) or value > high or value < low or (low_open and value == low):
         span = f"{'(' if low_open else '['}{low}, {high}{')' if high == math.inf else ']'}"
-        raise ValueError(f"{key}={value!r}: expected a finite number in {span}")
+        raise ValueError(f"{key}={value!r}: expected a finite number in {span}{_as_text(value)}")
 
 
 def known_keys(node, known, key: str) -> None:
@@ -132,7 +144,7 @@ def integer(value, key: str) -> None:
     """A seed: a float would seed torch with its integer part and key caches by the float; one outside numpy's
     range stopped in Lightning's seed_everything without the key's name."""
     if not _is_int(value) or not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
-        raise ValueError(f"{key}={value!r}: expected an integer in [{SEED_RANGE[0]}, {SEED_RANGE[1]}]")
+        raise ValueError(f"{key}={value!r}: expected an integer in [{SEED_RANGE[0]}, {SEED_RANGE[1]}]{_as_text(value)}")
 
 
 def booleans(node, keys_and_defaults: dict, section: str) -> None:
