@@ -356,7 +356,11 @@ def test_process_token_mean_by_hand():
     one = SimpleNamespace(world_size=1, strategy=SimpleNamespace(reduce=lambda t, reduce_op: t))
     total, count = torch.tensor(1.2, requires_grad=True), torch.tensor(3)
     assert torch.equal(process_batch_mean(one)(total, count), global_batch_mean(one)(total, count))
-    two = SimpleNamespace(world_size=2, strategy=SimpleNamespace(reduce=lambda t, reduce_op: torch.tensor(8)))
+    def summed(t, reduce_op):  # the count summed across processes: a mean of the counts would read 8 / 2
+        assert reduce_op == "sum"
+        return torch.tensor(8)
+
+    two = SimpleNamespace(world_size=2, strategy=SimpleNamespace(reduce=summed))
     assert process_batch_mean(two)(total, count).item() == pytest.approx(1.2 / 3)
     assert global_batch_mean(two)(total, count).item() == pytest.approx(2 * 1.2 / 8)
     zero = process_batch_mean(two)(total, torch.tensor(0))
@@ -425,3 +429,31 @@ def test_npo_reads_its_reference_and_its_log_ratio(log_ratio, tiny_model, small_
     torch.testing.assert_close(got_paired, want_paired, rtol=1e-5, atol=1e-6)
     assert abs(got_forget.item() - against_itself.item()) > 1e-3  # the reference is read
     assert abs(got_forget.item() - other_ratio.item()) > 1e-4  # and the ratio is the configured one
+
+
+@pytest.mark.parametrize("reduction", ["answer_mean", "position_mean", "batch_sum"])
+@pytest.mark.parametrize("retain_nll", [False, True])
+def test_the_paired_kl_step_reads_its_reduction_and_retain_nll(reduction, retain_nll):
+    """The paired schedule's KL loss is losses.kl_loss at method.kl_reduction (experiment=clear_baselines:
+    position_mean), plus the retain NLL under method.kl_retain_nll: until 2026-12-06 only the sequential schedules'
+    terms were held to them."""
+    from unlearn import losses
+    from unlearn.methods.gradient import GradientUnlearning
+
+    g = torch.Generator().manual_seed(0)
+    logits = {k: torch.randn(2, 5, 7, generator=g) for k in ("f", "r", "ref")}
+    labels = {k: torch.randint(0, 7, (2, 5), generator=g) for k in ("f", "r")}
+    labels["r"][:, :2] = -100
+    module = GradientUnlearning(torch.nn.Linear(2, 2), "kl", lambda p: None, gamma=0.5, alpha=2.0,
+                                kl_reduction=reduction, kl_retain_nll=retain_nll)
+    module._logits = lambda model, batch: logits[batch["k"]]
+    module._ref_logits = lambda batch: logits["ref"]
+    got = module._paired_loss({"k": "f", "labels": labels["f"]}, {"k": "r", "labels": labels["r"]}, None)
+    want = losses.kl_loss(logits["f"], labels["f"], logits["r"], logits["ref"], labels["r"], 2.0, None, reduction, 0.5)
+    if retain_nll:
+        want = want + losses.mean_nll(logits["r"], labels["r"])
+    torch.testing.assert_close(got, want)
+    other = next(r for r in losses.KL_REDUCTIONS if r != reduction)  # the setting changes the loss
+    assert not torch.allclose(got, losses.kl_loss(logits["f"], labels["f"], logits["r"], logits["ref"], labels["r"],
+                                                  2.0, None, other, 0.5) + (losses.mean_nll(logits["r"], labels["r"])
+                                                                             if retain_nll else 0))

@@ -553,7 +553,8 @@ def test_manu_reads_the_right_split_into_each_loader_and_its_configured_score(tm
     from unlearn.pipeline import RunContext
 
     model, proc = tiny_model
-    cfg = compose_config(["debug=fast", "method=manu", "manu.score=random", "manu.alpha=7", "manu.scope=global"],
+    cfg = compose_config(["debug=fast", "method=manu", "manu.score=random", "manu.alpha=7", "manu.scope=global",
+                          "manu.weights={abs: 2}", "manu.prune.mode=scale", "manu.prune.factor=0.25", "seed=3"],
                          tmp_path, tmp_path / "cache")
     ctx = RunContext(cfg, small_benchmark, model, proc, tmp_path)
     datasets = manu.statistics_datasets(ctx)
@@ -579,6 +580,32 @@ def test_manu_reads_the_right_split_into_each_loader_and_its_configured_score(tm
     with pytest.raises(Stop):
         manu.run(ctx)
     assert (seen["score"], seen["alpha"], seen["scope"]) == ("random", 7, "global")
+    # every setting the callback reads (until 2026-12-06 only these three were held: weights, the prune mode and
+    # the control's seed could be dropped on the way unnoticed)
+    assert (seen["weights"], seen["mode"], seen["factor"], seen["seed"]) == ({"abs": 2}, "scale", 0.25, 3)
+    assert (seen["apply_last"], seen["layers"]) == (0, None)
+
+
+def test_the_pruning_callback_hands_its_settings_to_the_math(monkeypatch):
+    """NeuronPruning wires manu.weights, manu.score's seed, manu.scope and manu.prune (mode, factor) into the pure
+    functions it calls (until 2026-12-06 no test read them through the callback)."""
+    from types import SimpleNamespace
+
+    import callbacks.neuron_pruning as np_module
+
+    calls = {}
+    monkeypatch.setattr(np_module, "neuron_scores", lambda *a: calls.setdefault("scores", a) and {"s": 1})
+    monkeypatch.setattr(np_module, "select_neurons", lambda *a: calls.setdefault("select", a) and {"m": torch.ones(2)})
+    monkeypatch.setattr(np_module, "prune_neurons", lambda *a: calls.setdefault("prune", a))
+    monkeypatch.setattr(np_module, "summarize", lambda masks, towers: {"towers": {}, "total": 2})
+    stats = SimpleNamespace(moments={"k": 1}, towers={"t": "language"}, neuron="input")
+    pruning = np_module.NeuronPruning(stats, alpha=5, score="random", weights={"abs": 2.0}, scope="layer",
+                                      mode="scale", factor=0.5, out_dir=None, seed=7)
+    model = object()
+    pruning.on_validation_end(SimpleNamespace(is_global_zero=True), SimpleNamespace(model=model))
+    assert calls["scores"] == ({"k": 1}, {"t": "language"}, "random", {"abs": 2.0}, 7)
+    assert calls["select"][2:] == (5, "layer")
+    assert calls["prune"] == (model, pruning.masks, "input", "scale", 0.5)
 
 
 def test_ratio_score_reads_manu_weights_by_the_settings_rule():
@@ -592,3 +619,17 @@ def test_ratio_score_reads_manu_weights_by_the_settings_rule():
         ratio_score(forget, retain, {"abs": float("nan")})
     with pytest.raises(ValueError, match=r"manu.weights has no setting \['absolute'\]"):
         ratio_score(forget, retain, {"absolute": 1.0})
+
+
+def test_the_official_clamp_bounds_activations_and_counts_them():
+    """Their +-1e3 clamp (prune_utility.py) on one (rows, positions, neurons) batch, by hand: the tiny model never
+    reaches it, so until 2026-12-06 dropping the clamp or its count passed every test."""
+    from unlearn.manu.official import BatchPositionSums
+
+    acts = torch.tensor([[[5000.0, 1.0]], [[-5000.0, 0.0625]]])  # 2 rows, 1 position, 2 neurons (exact in float)
+    sums = BatchPositionSums()
+    sums.add(acts, clamp=1000.0, tau=0.1)
+    assert sums.clamped == 2
+    assert sums.sums["sum_abs"].tolist() == [[2000.0, 1.0625]]
+    assert sums.sums["sum"].tolist() == [[0.0, 1.0625]]
+    assert sums.sums["above"].tolist() == [[2.0, 1.0]]

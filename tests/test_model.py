@@ -228,3 +228,29 @@ def test_a_users_unreadable_checkpoint_is_named_by_model_path(tiny_model, tmp_pa
     with pytest.raises(CheckpointError, match=r"model.path=.*m: its weights could not be read") as err:
         run(cfg)
     assert "delete" not in str(err.value) and "cached vanilla" not in str(err.value)
+
+
+def test_the_second_mc_reading_is_scored_its_own_way_beside_the_first(tiny_model, small_splits, monkeypatch):
+    """eval.mc_also (on by default for the embedded data): the same MC items read by generation beside the
+    likelihood reading, under their own uids and metric. Until 2026-12-06 no fast test held it: a lost uid suffix
+    dropped the headline mc_acc, a swapped mode read likelihood twice."""
+    from unlearn.eval import scoring
+    from unlearn.eval.evaluator import EvaluationModule
+    from unlearn.eval.items import flatten
+    from unlearn.eval.metrics import aggregate
+
+    model, proc = tiny_model
+    items = [it for it in flatten("forget", small_splits["forget_10"], proc.pixel_values)
+             if it.task == "mc" and it.modality == "text"][:3]
+    monkeypatch.setattr(scoring, "greedy_answers", lambda model, proc, batch, max_new_tokens, stop=None: [
+        f"{'abcd'[items[0].answer_index]}", f"{'abcd'[(items[1].answer_index + 1) % 4]}", "none"])
+    module = EvaluationModule(model, proc, items, "after", mc_mode="likelihood", mc_also="generate")
+    module._score(items, "mc")
+    first = [r for r in module._records if "metric" not in r]
+    second = [r for r in module._records if r.get("metric") == "mc_acc_generate"]
+    assert [r["uid"] for r in first] == [it.uid for it in items]
+    assert [r["uid"] for r in second] == [f"{it.uid}#generate" for it in items]
+    assert [r["score"] for r in second] == [1.0, 0.0, 0.0]  # the replies decide it, not the likelihoods
+    metrics = aggregate(module._records, "after")
+    assert metrics["after/forget/text/n_mc_acc"] == 3 and metrics["after/forget/text/mc_acc_generate"] == 1 / 3
+    assert "after/forget/text/mc_acc" in metrics

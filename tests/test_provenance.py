@@ -67,6 +67,7 @@ def test_differences_name_the_entries_that_moved():
     assert differences(machine_part(old), machine_part({**old, "torch_threads": 4})) == []
 
 
+@pytest.mark.slow  # teaches: 20-40 s
 def test_teaching_is_recorded_beside_the_weights_and_another_machine_is_warned_of(tmp_path, caplog):
     cfg = _cfg(tmp_path, "debug=fast", "finetune.epochs=2", "finetune.target_mc_acc=1.0")  # probed, not reached
     benchmark = instantiate(cfg.data.benchmark)
@@ -102,6 +103,7 @@ def test_teaching_is_recorded_beside_the_weights_and_another_machine_is_warned_o
     assert any("may have been taught on more than one thread" in r.message for r in caplog.records)
 
 
+@pytest.mark.slow  # teaches: 20-40 s
 def test_finetune_publishes_under_the_key_it_had_before_teaching(tmp_path, monkeypatch):
     """On CPU under DDP Lightning sets each rank's thread count at its first launch; method=finetune must
     publish its model under the key the run started with, where the next run (which starts the same way)
