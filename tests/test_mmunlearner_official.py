@@ -76,6 +76,21 @@ def test_scheduled_batches_use_every_batch_each_epoch_and_follow_set_epoch():
     assert epochs[0] != epochs[1]
 
 
+def test_each_retain_chunk_is_its_own_step_in_the_schedules_order():
+    """collate_scheduled keeps a forget step's retain chunks apart and in order: one optimiser step each, as their
+    loop steps once per retain batch (until 2026-12-06 merging them into one step passed every test)."""
+    from unlearn.mmunlearner.schedule import Tagged, collate_scheduled
+
+    sampler = ScheduledBatches(_Order(10), _Order(23), 3)
+    tagged = Tagged([f"f{i}" for i in range(10)], [f"r{i}" for i in range(23)])
+    for step in sampler:
+        batch = collate_scheduled([tagged[item] for item in step], collate=list)
+        chunks = [[i for k, c, i in step if k == "retain" and c == n] for n in range(2)]
+        assert batch["forget"] == [f"f{i}" for k, _, i in step if k == "forget"]
+        assert batch["retain"] == [[f"r{i}" for i in chunk] for chunk in chunks]  # two steps, in order
+        assert all(len(c) == 3 for c in batch["retain"][:1])
+
+
 def test_two_ranks_walk_the_one_process_schedule():
     from unlearn.data.sampling import EpochShuffle
 
