@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -15,6 +16,8 @@ import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def _durable(f) -> None:
@@ -51,8 +54,6 @@ def json_ready(value, key: str):
     mask.sum()` is a tensor: until 2026-12-06 its metrics.json failed at the very end of the run, after the
     evaluation), one of more than LARGEST_ARRAY elements as a note of its shape, anything else JSON cannot hold as
     its text; `key` names the value in the warning."""
-    import logging
-
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, dict):
@@ -65,11 +66,10 @@ def json_ready(value, key: str):
             size *= int(n)
         if size <= LARGEST_ARRAY:
             return json_ready(value.tolist(), key)
-        logging.getLogger(__name__).warning("%s: a %s of shape %s is not kept in the JSON record (save it as a file "
-                                            "of its own)", key, type(value).__name__, tuple(value.shape))
+        log.warning("%s: a %s of shape %s is not kept in the JSON record (save it as a file of its own)", key,
+                    type(value).__name__, tuple(value.shape))
         return f"{type(value).__name__} of shape {tuple(int(n) for n in value.shape)} (not kept)"
-    logging.getLogger(__name__).warning("%s: a %s, which JSON cannot hold, is kept as its text", key,
-                                        type(value).__name__)
+    log.warning("%s: a %s, which JSON cannot hold, is kept as its text", key, type(value).__name__)
     return str(value)
 
 

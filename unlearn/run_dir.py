@@ -318,10 +318,8 @@ def sweep_jobs(config) -> list[list[str]]:
     """The overrides of each job of a `-m` sweep, as Hydra's basic sweeper expands the command line's (and
     hydra.sweeper.params')."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     from hydra.core.global_hydra import GlobalHydra
-
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
     # as written: an override's interpolation (`seed=${hydra:job.num}`) is the job's to read (until 2026-12-06
@@ -354,9 +352,10 @@ def check_every_job(config) -> None:
     searchpath = [o for o in OmegaConf.select(config, "hydra.overrides.hydra", default=[]) or []
                   if str(o).split("=", 1)[0].lstrip("+") == "hydra.searchpath"]
     for num, overrides in enumerate(jobs):
-        if any(re.search(r"\$\\?\{", o.split("=", 1)[-1]) for o in overrides):  # `seed=${hydra:job.num}` (the
-            # sweeper writes it escaped, `$\{`), `${oc.env:X}`: what they
-            continue  # read is the job's own (its number, its environment), not this process's: checked as it starts
+        # an interpolated override (`seed=${hydra:job.num}`, `${oc.env:X}`; the sweeper writes it escaped, `$\{`)
+        # reads the job's own number or environment, not this process's: that job is checked as it starts
+        if any(re.search(r"\$\\?\{", o.split("=", 1)[-1]) for o in overrides):
+            continue
         cfg = compose(config_name=config.hydra.job.config_name, overrides=[*searchpath, *overrides])
         with open_dict(cfg):
             cfg.paths.output_dir = str(Path(config.hydra.sweep.dir) / f"job{num}")

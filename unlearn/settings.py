@@ -31,7 +31,7 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _as_text(value) -> str:
+def _text_hint(value) -> str:
     """Why a number written as text was refused: an environment variable (`${oc.env:SEED}`) reads as a string (until
     2026-12-06 the refusal of seed='1' gave no hint); "" for any other value."""
     if not isinstance(value, str):
@@ -45,7 +45,7 @@ def _as_text(value) -> str:
 
 def positive_int(value, key: str) -> None:
     if not _is_int(value) or value < 1:
-        raise ValueError(f"{key}={value!r}: expected an integer >= 1{_as_text(value)}")
+        raise ValueError(f"{key}={value!r}: expected an integer >= 1{_text_hint(value)}")
 
 
 def optional_positive_int(value, key: str, null_means: str) -> None:
@@ -57,7 +57,7 @@ def number(value, key: str, low: float, high: float = math.inf, low_open: bool =
     """A finite number in [low, high] (`low_open`: (low, high])."""
     if not _is_number(value) or value > high or value < low or (low_open and value == low):
         span = f"{'(' if low_open else '['}{low}, {high}{')' if high == math.inf else ']'}"
-        raise ValueError(f"{key}={value!r}: expected a finite number in {span}{_as_text(value)}")
+        raise ValueError(f"{key}={value!r}: expected a finite number in {span}{_text_hint(value)}")
 
 
 def known_keys(node, known, key: str) -> None:
@@ -144,7 +144,7 @@ def integer(value, key: str) -> None:
     """A seed: a float would seed torch with its integer part and key caches by the float; one outside numpy's
     range stopped in Lightning's seed_everything without the key's name."""
     if not _is_int(value) or not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
-        raise ValueError(f"{key}={value!r}: expected an integer in [{SEED_RANGE[0]}, {SEED_RANGE[1]}]{_as_text(value)}")
+        raise ValueError(f"{key}={value!r}: expected an integer in [{SEED_RANGE[0]}, {SEED_RANGE[1]}]{_text_hint(value)}")
 
 
 def booleans(node, keys_and_defaults: dict, section: str) -> None:
@@ -396,11 +396,9 @@ def check_input_paths(cfg) -> None:
         check_resume_file(Path(str(resume)).expanduser(), cfg)
     check_official_layers(cfg)
     if cfg.model.get("path"):  # the starting checkpoint, before the benchmark loads (until 2026-12-06 after it)
-        from unlearn.models.loading import CONFIG_NAME, check_local_checkpoint, check_processor_files
+        from unlearn.models.loading import check_local_checkpoint
 
-        where = Path(str(cfg.model.path)).expanduser()
-        if check_local_checkpoint(cfg.model.path, "model.path") and not (where / CONFIG_NAME).is_file():
-            check_processor_files(where, "model.path")
+        check_local_checkpoint(cfg.model.path, "model.path", with_processor=True)
     if "loss" in cfg.method and cfg.method.get("reference_path"):
         from unlearn.models.loading import check_local_checkpoint
 

@@ -52,8 +52,10 @@ def checkpoint_config(path) -> dict | None:
     return config if isinstance(config, dict) else None
 
 
-def check_local_checkpoint(path, key: str) -> bool:
-    """Whether `path` is read as local; a local one must hold a checkpoint (a hub id is left to the load)."""
+def check_local_checkpoint(path, key: str, with_processor: bool = False) -> bool:
+    """Whether `path` is read as local; a local one must hold a checkpoint (a hub id is left to the load), and
+    with `with_processor` a real one its tokenizer and image-processor files too (check_processor_files; a
+    reference model's are never read)."""
     local = looks_local(path)
     where = Path(str(path)).expanduser()
     if local and (where / "metrics.json").is_file() and (where / "model" / "config.json").is_file():
@@ -61,6 +63,8 @@ def check_local_checkpoint(path, key: str) -> bool:
         raise CheckpointError(f"{key}={path}: a run directory; the model it wrote is {where / 'model'}")
     if local and not (where / "config.json").is_file():
         raise CheckpointError(f"{key}={path}: no checkpoint there (expected a directory with config.json)")
+    if local and with_processor and not (where / CONFIG_NAME).is_file():  # the embedded model saves its own
+        check_processor_files(where, key)
     return local
 
 
