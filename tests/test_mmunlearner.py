@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from unlearn.data.collate import collate
-from unlearn.methods.mmunlearner import FisherPass, MaskedUnlearning, load_masks, save_masks
+from unlearn.methods.mmunlearner import FisherPass, MaskedUnlearning, load_masks, save_masks, saved_gamma
 from unlearn.mmunlearner.saliency import (gamma_for_fraction, group_parameters, mask_report, restore_masked_out,
                                           saliency_mask, squared_grads)
 
@@ -246,9 +246,13 @@ def test_masks_are_keyed_by_parameter_and_survive_renaming(tiny_model, tmp_path)
     model, _ = tiny_model
     masks = _masks(model)
     names = {p: n for n, p in model.named_parameters()}
-    save_masks(masks, names, tmp_path / "mask.safetensors")
+    save_masks(masks, names, tmp_path / "mask.safetensors", gamma=0.125)
     loaded = load_masks(tmp_path / "mask.safetensors", model)
     assert {id(p) for p in loaded} == {id(p) for p in masks}
+    # the gamma that made it travels with it: a run reusing the mask reports it (until 2026-12-06 dropped)
+    assert saved_gamma(tmp_path / "mask.safetensors") == 0.125
+    save_masks(masks, names, tmp_path / "old.safetensors")
+    assert saved_gamma(tmp_path / "old.safetensors") is None
     assert all(torch.equal(loaded[p], masks[p]) for p in masks)
     report = mask_report(masks, names)
     assert report["parameters"] == len(masks) and 0 < report["selected"] < report["elements"]

@@ -381,8 +381,19 @@ def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma:
     return {p: saliency_mask(fp, pp, gamma) for p, (fp, pp) in pairs.items()}, names, gamma
 
 
-def save_masks(masks: dict, names: dict, path) -> None:
-    write_masks(path, {names[p]: m for p, m in masks.items()})
+def save_masks(masks: dict, names: dict, path, gamma: float | None = None) -> None:
+    """The masks by parameter name; `gamma`, the threshold that made them, in the file's metadata, so that a run
+    reusing the mask (mmunlearner.mask_path) reports it too (until 2026-12-06 its mask_summary.json dropped it)."""
+    write_masks(path, {names[p]: m for p, m in masks.items()}, None if gamma is None else {"gamma": repr(gamma)})
+
+
+def saved_gamma(path) -> float | None:
+    """The gamma a mask file records (None: a file written before it did, or by other code)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        value = (f.metadata() or {}).get("gamma")
+    return None if value is None else float(value)
 
 
 def load_masks(path, model) -> dict:
@@ -463,7 +474,7 @@ def saliency_stage(ctx, m, out) -> dict:
     """Stage 1: the mask (computed, or read from mmunlearner.mask_path), reported, saved and logged."""
     if m.mask_path:
         masks, names = load_masks(m.mask_path, ctx.model), {p: n for n, p in ctx.model.named_parameters()}
-        gamma = None  # a saved mask: whatever made it is not known here
+        gamma = saved_gamma(m.mask_path)  # what made it, where the file records it
     else:
         groups = eligible_parameters(ctx.model, group_parameters(ctx.model, dict(ctx.cfg.model.param_groups),
                                                                  GROUPS[m.groups]), m.eligible)
@@ -481,7 +492,7 @@ def saliency_stage(ctx, m, out) -> dict:
     if ctx.is_global_zero:
         from unlearn.mmunlearner.plots import save_mask_sparsity
 
-        save_masks(masks, names, out / "mask.safetensors")
+        save_masks(masks, names, out / "mask.safetensors", gamma)
         write_json(out / "mask_summary.json", report)
         image = save_mask_sparsity(report, out / "mask_sparsity.png")
         if hasattr(ctx.logger, "log_image"):
