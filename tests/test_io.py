@@ -189,3 +189,24 @@ def test_a_training_checkpoint_is_written_beside_its_target_and_a_failed_save_ke
         io.save_checkpoint({"epoch": 2, "w": torch.ones(3), "x": Unpicklable()}, path)
     assert torch.load(path, weights_only=False)["epoch"] == 1  # the previous epoch's, whole
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temp file left
+
+
+def test_a_full_disk_names_the_file_it_stopped(tmp_path):
+    """"[Errno 28] No space left on device" (or safetensors' "I/O error: No space left on device") named neither the
+    file nor the directory (until 2026-12-06)."""
+    import errno
+
+    from unlearn.io import write_atomic
+
+    def full(f):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match=r"No space left on device writing .*items.json \(free space there"):
+        write_atomic(tmp_path / "items.json", full)
+    with pytest.raises(OSError, match=r"No space left on device writing .*model \(free space there") as caught:
+        with atomic_dir(tmp_path / "model"):
+            raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    assert list(tmp_path.iterdir()) == []  # nothing half-written left
+    with pytest.raises(ValueError, match="^other$"):  # any other error as it is
+        write_atomic(tmp_path / "x", lambda f: (_ for _ in ()).throw(ValueError("other")))

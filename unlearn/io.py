@@ -4,6 +4,7 @@ name an empty file (a renamed cache entry is trusted by its name ever after)."""
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import json
@@ -91,9 +92,21 @@ def write_atomic(path: str | Path, write: Callable) -> None:
             write(f)
             _durable(f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        raise
+        raise _named(e, path)
+
+
+def _named(error: BaseException, path: Path) -> BaseException:
+    """A full disk named with the file it stopped (until 2026-12-06 a bare "[Errno 28] No space left on device",
+    or safetensors' own error, naming neither the file nor the directory); any other error as it is."""
+    text = str(error)
+    if getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in text:
+        named = OSError(errno.ENOSPC, f"No space left on device writing {path} (free space there, or choose another "
+                                      "directory)")
+        named.__cause__ = error
+        return named
+    return error
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -184,9 +197,9 @@ def atomic_dir(final: str | Path):
             if final.exists():
                 raise FileExistsError(f"refusing to overwrite existing directory {final}") from e
             raise
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        raise _named(e, final)
 
 
 def build_cached_dir(final: str | Path, build: Callable[[Path], None]) -> Path:
