@@ -220,6 +220,9 @@ def test_check_resume_by_hand():
     # a setting added since the checkpoint was made is not a difference
     check_resume(saved, {"method": {"loss": "ga", "optimizer": {"lr": 5e-5}, "new_key": 1}, "seed": 0,
                          "data": {"forget_split": "forget_10"}}, 1, 2)
+    with pytest.raises(ValueError, match=r"source_model: saved 'a', now 'b'\) \(source_model: another cached vanilla "
+                                         r"model, whose key a teaching setting moves"):
+        check_resume({**saved, "source_model": "a"}, {**saved, "source_model": "b"}, 1, 2)
     # a checkpoint of every epoch (a run killed in its evaluation or its writing) is restored and evaluated: until
     # 2026-12-06 refused, so the unlearning had to be run again; one of more epochs than the run's is refused
     check_resume(saved, saved, 2, 2)

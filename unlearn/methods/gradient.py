@@ -419,8 +419,12 @@ def check_resume(saved: dict | None, now: dict | None, completed: int | None, ep
         keys = []
     if keys:
         shown = "; ".join(f"{k}: saved {flat_saved.get(k)!r}, now {flat_now.get(k)!r}" for k in keys[:5])
+        # two cache keys say only that the vanilla model differs: what keys it (until 2026-12-06 unsaid)
+        why = (" (source_model: another cached vanilla model, whose key a teaching setting moves: finetune.*, "
+               "teach_seed, a trainer key, the thread count; docs/guide/teaching_and_cache.md)"
+               if "source_model" in keys else "")
         raise ValueError(f"method.ckpt_path: the checkpoint was saved under other settings ({shown}"
-                         f"{' ...' if len(keys) > 5 else ''}); resume with the settings it was made with, or "
+                         f"{' ...' if len(keys) > 5 else ''}){why}; resume with the settings it was made with, or "
                          "start afresh without method.ckpt_path")
     if completed is not None and epochs is not None and completed > epochs:
         raise ValueError(f"method.ckpt_path: the checkpoint has run {completed} epochs, more than this run's "
