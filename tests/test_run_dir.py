@@ -420,3 +420,16 @@ def test_a_sweeps_jobs_are_read_with_glob_and_their_interpolations_left_to_them(
             cfg.hydra.overrides.task = ["debug=fast", "method=glob(g*,exclude=[grad_diff])", "method.optimizer.lr=1e-4,abc"]
         with pytest.raises(SystemExit, match=r"job 1 of 2 .*method.optimizer.lr='abc'"):
             check_every_job(cfg)
+
+
+def test_a_finished_output_dir_is_a_refusal_train_py_prints_alone(tmp_path):
+    """paths.output_dir set apart from hydra.run.dir, at a finished run: refused before anything ran, so train.py
+    prints the message alone (until 2026-12-06 after Hydra's traceback)."""
+    from unlearn import pipeline
+    from unlearn.config import compose_config
+    from unlearn.settings import refused_before_run
+
+    done = _finished(tmp_path / "done", "metrics.json")
+    with pytest.raises(FinishedRunError) as caught:
+        pipeline.run(compose_config(["logger=none", "debug=fast"], done, tmp_path / "cache"))
+    assert refused_before_run(caught.value)

@@ -770,9 +770,14 @@ def run(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.teach_seed if cfg.method.name == "finetune" else cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     reads = run_reads(cfg)
-    check_fresh_run_dir(out_dir, "paths.output_dir", reads)
-    check_writable_dir(out_dir, "paths.output_dir")
-    check_writable_dir(cfg.paths.cache_dir, "paths.cache_dir")
+    try:  # refusals of their own types, printed alone by train.py (until 2026-12-06 a paths.output_dir of a finished
+        # run, set apart from hydra.run.dir, printed Hydra's traceback)
+        check_fresh_run_dir(out_dir, "paths.output_dir", reads)
+        check_writable_dir(out_dir, "paths.output_dir")
+        check_writable_dir(cfg.paths.cache_dir, "paths.cache_dir")
+    except OSError as e:
+        e.refused_before_run = True
+        raise
     with claimed_run_dir(out_dir, "paths.output_dir", reads):  # no second run writes into it meanwhile (unlearn/run_dir.py)
         try:
             metrics = _run_into(cfg, out_dir)
