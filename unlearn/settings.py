@@ -905,6 +905,9 @@ def check_trainer(trainer) -> None:
     clip = trainer.get("gradient_clip_val")
     if clip is not None:
         number(clip, "trainer.gradient_clip_val", 0)
+    for key in ("log_every_n_steps", "accumulate_grad_batches"):  # read by Lightning inside its training loop, after
+        if trainer.get(key) is not None:  # the before-evaluation: `abc` stopped there (until 2026-12-06)
+            positive_int(trainer[key], f"trainer.{key}")
     devices, strategy = trainer.get("devices", 1), str(trainer.get("strategy", "auto"))
     if isinstance(devices, int) and not isinstance(devices, bool) and devices > 1 and strategy == "auto":
         # Lightning's default DDP stops at the first step that leaves a parameter without a gradient (a frozen
