@@ -56,8 +56,9 @@ class NeuronPruning(Callback):
         prune_neurons(pl_module.model, self.masks, self.stats.neuron, self.mode, self.factor)
         self.summary = summarize(self.masks, self.stats.towers)
         total = sum(int(m.sum()) for m in self.masks.values())
-        log.info("MANU pruned %d neurons (alpha=%s%%, score=%s, scope=%s)", total, self.alpha, self.score,
-                 self.scope)
+        towers = ", ".join(f"{t} {c['pruned']} of {c['neurons']}" for t, c in sorted(self.summary["towers"].items()))
+        log.info("MANU pruned %d neurons (%s; alpha=%s%%, score=%s, scope=%s)", total, towers, self.alpha, self.score,
+                 self.scope)  # per tower: a reader checking both towers were reached read it only in summary.json
         if trainer.is_global_zero and self.out_dir is not None:
             self._write(trainer)
 
