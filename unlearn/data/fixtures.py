@@ -287,3 +287,17 @@ def write_clear_fixture(root: str | Path, num_people: int = 20, images_per_perso
                 ("real_faces", "train", "real_faces/train-*"), ("real_world", real_world_split, f"real_world/{real_world_split}-*")]
     _readme(root, configs, "CLEAR")
     return root
+
+
+if __name__ == "__main__":  # a snapshot to try the real-data path on without the hub (docs/guide/real_models.md)
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write a tiny local snapshot of MLLMU-Bench or CLEAR in its hub "
+                                                 "layout (pass it as data.path with data=mllmu_bench or data=clear).")
+    parser.add_argument("benchmark", choices=("mllmu_bench", "clear"))
+    parser.add_argument("path")
+    parser.add_argument("--people", type=int, default=20, help="fictitious people (default 20; 60 leaves every "
+                        "forget split of MLLMU-Bench's protocol a scored person beside its few-shot ones)")
+    args = parser.parse_args()
+    write = write_mllmu_bench_fixture if args.benchmark == "mllmu_bench" else write_clear_fixture
+    print(write(args.path, num_people=args.people))
