@@ -80,10 +80,13 @@ def test_whole_modules_gives_each_rank_the_model_it_started_from(tmp_path):
     forward, whole_modules returns the very model object with its own parameter names, values, dtypes and
     requires_grad, the tie kept, the buffer FSDP cast to bf16 back in float32, FSDP's module marks gone, and the
     same outputs."""
-    import random
+    import socket
 
+    with socket.socket() as s:  # a port the system says is free (a random one could be taken, or ephemeral)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     out = tmp_path / "ok"
-    proc = subprocess.run([sys.executable, str(SCRIPTS / "fsdp_whole.py"), str(random.randint(20000, 40000)),
-                           str(out)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "fsdp_whole.py"), str(port), str(out)], capture_output=True,
+                          text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert out.read_text() == "ok"
