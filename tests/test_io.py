@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -103,6 +104,17 @@ def test_artifacts_get_the_mode_a_plain_open_gives_under_the_umask(tmp_path):
     assert mode(tmp_path / "private.md") == 0o600
 
 
+def _age(paths, seconds=3600):
+    """Set `paths` and everything in them an hour back (the dead-writer rule waits for a quiet spell)."""
+    import os
+    import time
+
+    when = time.time() - seconds
+    for path in paths:
+        for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+            os.utime(p, (when, when))
+
+
 def test_a_killed_writers_scratch_directory_is_removed_by_the_next_writer(tmp_path):
     """A `kill -9` runs no `except`: its scratch directory stayed in the cache (a 7B model's: 14 GB per kill)."""
     import os
@@ -122,6 +134,11 @@ def test_a_killed_writers_scratch_directory_is_removed_by_the_next_writer(tmp_pa
     other_host = tmp_path / ".model.elsewhere-1.abc.partial"  # a writer on another machine sharing the cache
     live = tmp_path / f".model.{_writer()}.abc.partial"  # this process: alive
     other_host.mkdir(), live.mkdir()
+    with atomic_dir(final) as tmp:  # the killed writer's files changed a moment ago: kept (a writer in another
+        (tmp / "weights").write_text("whole")  # pid namespace under this host name may still be writing them)
+    assert left.exists()
+    shutil.rmtree(final)
+    _age([left, other_host, live])
     with atomic_dir(final) as tmp:
         (tmp / "weights").write_text("whole")
     assert not left.exists() and other_host.exists() and live.exists()
@@ -136,6 +153,7 @@ def test_a_killed_writers_scratch_directory_is_removed_by_the_next_writer(tmp_pa
     [temp] = tmp_path.glob(".last.ckpt.*.tmp")
     from unlearn.io import write_atomic
 
+    _age([temp])
     write_atomic(ckpt, lambda f: f.write(b"whole"))
     assert not temp.exists() and ckpt.read_bytes() == b"whole"
 

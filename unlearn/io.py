@@ -14,6 +14,7 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -150,17 +151,33 @@ def _alive(pid: int) -> bool:
     return True
 
 
+DEAD_WRITER_IDLE_S = 600  # untouched this long, besides its writer's pid being gone here
+
+
+def _idle_seconds(path: Path) -> float:
+    """Seconds since `path`, or any file in it, last changed (a live writer's file grows as it writes)."""
+    times = [path.stat().st_mtime]
+    if path.is_dir():
+        times += [p.stat().st_mtime for p in path.rglob("*")]
+    return time.time() - max(times)
+
+
 def remove_dead_writers(final: Path, suffix: str = ".partial") -> list[Path]:
     """Remove the scratch directories (`.partial`) or temp files (`.tmp`) of `final` whose writer on this host is
     gone (a `kill -9`, an out-of-memory kill: no `except` ran), and return them. Until 2026-12-06 they stayed: a 7B
-    model's is 14 GB of cache, and a 7B last.ckpt's temp file tens of GB, per kill. A writer on another host, or a
-    live one (a pid reused by another process included), keeps its own."""
+    model's is 14 GB of cache, and a 7B last.ckpt's temp file tens of GB, per kill. A writer on another host, a
+    live one (a pid reused by another process included), and one whose files changed in the last
+    DEAD_WRITER_IDLE_S (a writer in another pid namespace under the same host name, a container's) keep their own."""
     host, _ = _writer().rsplit("-", 1)
     pattern = re.compile(rf"\.{re.escape(final.name)}\.{re.escape(host)}-(\d+)\..*{re.escape(suffix)}")
     removed = []
     for path in final.parent.glob(f".{glob.escape(final.name)}.*{suffix}"):
         match = pattern.fullmatch(path.name)
-        if match and not _alive(int(match.group(1))):
+        try:
+            idle = _idle_seconds(path)
+        except OSError:  # removed meanwhile by its writer
+            continue
+        if match and not _alive(int(match.group(1))) and idle > DEAD_WRITER_IDLE_S:
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:
