@@ -956,3 +956,21 @@ def test_a_sweep_without_any_default_strength_says_so():
     assert "No method was swept at its default strength" in md and "so not in the table or the checks above: " \
         "ga (lr 5e-05)" in md
     assert "No method was swept" not in results_markdown(points, "", "", "cmd", {"ga": 1e-5}, [])
+
+
+def test_runs_of_different_settings_pooled_in_one_curve_are_named(tmp_path):
+    """Runs copied into one --out by hand, ga at lr 1e-3 with method.epochs=99 beside the sweep's: the frontier read
+    no config.json and pooled them without a word (until 2026-12-06). Seeds and the knob itself are not
+    differences."""
+    from unlearn.frontier import load_points, made_by, mixed_settings
+
+    root = tmp_path / "sweep"
+    for lr, epochs, seed in ((1e-4, 5, 0), (1e-3, 5, 1), (1e-3, 99, 0)):
+        _run_with(root, "ga", "lr", lr, seed, dict.fromkeys(CELLS, 1.0), dict.fromkeys(CELLS, 0.9))
+        config = {"method": {"name": "ga", "epochs": epochs, "optimizer": {"lr": lr}}, "seed": seed}
+        (root / "ga" / f"lr={lr}" / f"seed{seed}" / "config.json").write_text(json.dumps(config))
+    points = load_points(root)  # the directories name the knob's leaf, lr; the grid's key is method.optimizer.lr
+    assert mixed_settings(points) == "runs of different settings are pooled in one curve: ga (method.epochs)"
+    assert "**Note**: runs of different settings are pooled in one curve: ga (method.epochs)." in made_by(points)
+    same = [p for p in points if not (p.strength == 1e-3 and p.seed == 0)]
+    assert mixed_settings(same) is None and made_by(same) == ""

@@ -1208,12 +1208,39 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
 
 
 def made_by(points: Sequence[Point]) -> str:
-    """A paragraph for a page whose runs were made by different code (a sweep resumed across commits); "" where
-    one code made them all."""
-    mixed = mixed_code([p.code for p in points])
-    if mixed is None:
-        return ""
-    return f"\n\n**Note**: {mixed}; a difference between settings may be the code's."
+    """A paragraph for a page whose runs were made by different code (a sweep resumed across commits), or whose
+    curves pool runs of different settings; "" where neither."""
+    notes = []
+    if mixed := mixed_code([p.code for p in points]):
+        notes.append(f"\n\n**Note**: {mixed}; a difference between settings may be the code's.")
+    if pooled := mixed_settings(points):
+        notes.append(f"\n\n**Note**: {pooled}.")
+    return "".join(notes)
+
+
+def mixed_settings(points: Sequence[Point]) -> str | None:
+    """Which methods' curves pool runs whose recorded settings differ beyond their seeds and their knob (runs copied
+    or resumed into one --out by hand: the sweep itself refuses another --base), naming the keys; None where none
+    do. Until 2026-12-06 the frontier read no config.json, so such runs were pooled without a word."""
+    from unlearn.report import recorded_setting
+
+    by_method: dict[str, list[dict]] = {}
+    keys: dict[Path, dict[str, str]] = {}  # each sweep's {method: knob key} (its directories name the key's leaf)
+    for p in points:
+        mfile = p.path / "metrics.json" if p.path is not None else None  # a point made in memory has no files
+        setting = recorded_setting(p.path, json.loads(mfile.read_text())) if mfile and mfile.is_file() else None
+        if setting is None:
+            continue
+        out = p.path.parents[2]
+        knob = keys.setdefault(out, knob_keys(out)).get(p.method, p.knob)
+        by_method.setdefault(p.method, []).append({k: v for k, v in setting.items() if k != knob})
+    found = []
+    for method, settings in sorted(by_method.items()):
+        keys = sorted({k for s in settings for k in s
+                       if len({json.dumps(x.get(k), sort_keys=True, default=str) for x in settings}) > 1})
+        if keys:
+            found.append(f"{method} ({', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''})")
+    return ("runs of different settings are pooled in one curve: " + "; ".join(found)) if found else None
 
 
 def _timing(out: Path) -> list[dict]:
@@ -1245,6 +1272,8 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
     keys = checked_knob_keys(out, points, knobs)  # before anything is written
     if mixed := mixed_code([p.code for p in points]):
         log.warning(mixed)
+    if pooled := mixed_settings(points):
+        log.warning("%s: %s", out, pooled)
     dest = docs or out
     other_axis = (cost, cost_metric) != ("retain", "mc_acc")
     if other_axis and (dest / "results.md").is_file():  # its frontier.md and plots are the retain-MC ones
