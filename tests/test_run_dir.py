@@ -420,6 +420,16 @@ def test_a_sweeps_jobs_are_read_with_glob_and_their_interpolations_left_to_them(
             cfg.hydra.overrides.task = ["debug=fast", "method=glob(g*,exclude=[grad_diff])", "method.optimizer.lr=1e-4,abc"]
         with pytest.raises(SystemExit, match=r"job 1 of 2 .*method.optimizer.lr='abc'"):
             check_every_job(cfg)
+        # two jobs into one hydra.sweep.subdir: refused before the first runs (until 2026-12-06 when the second
+        # started, after the first had run)
+        with open_dict(cfg):
+            cfg.hydra.overrides.task = ["debug=fast", "method=ga", "seed=0,1"]
+            cfg.hydra.sweep.subdir = "${method.name}_lr${method.optimizer.lr}"
+        with pytest.raises(SystemExit, match=r"jobs 0 and 1 of 2 would write into .*ga_lr5e-05: hydra.sweep.subdir="):
+            check_every_job(cfg)
+        with open_dict(cfg):
+            cfg.hydra.sweep.subdir = "${method.name}_s${seed}"
+        check_every_job(cfg)  # a subdir that differs by job
 
 
 def test_a_finished_output_dir_is_a_refusal_train_py_prints_alone(tmp_path):

@@ -351,6 +351,8 @@ def check_every_job(config) -> None:
     # 2026-12-06 left out, so every job of such a sweep failed to compose and the check was skipped with a warning
     searchpath = [o for o in OmegaConf.select(config, "hydra.overrides.hydra", default=[]) or []
                   if str(o).split("=", 1)[0].lstrip("+") == "hydra.searchpath"]
+    template = str(OmegaConf.to_container(config.hydra, resolve=False)["sweep"]["subdir"])
+    subdirs: dict[str, int] = {}  # each job's hydra.sweep.subdir, where it can be read here
     for num, overrides in enumerate(jobs):
         # an interpolated override (`seed=${hydra:job.num}`, `${oc.env:X}`; the sweeper writes it escaped, `$\{`)
         # reads the job's own number or environment, not this process's: that job is checked as it starts
@@ -364,6 +366,28 @@ def check_every_job(config) -> None:
             check_settings_before_run(cfg, here=False)
         except SettingsError as e:
             raise SystemExit(f"Error: job {num} of {len(jobs)} ({' '.join(overrides)}): {e}; no job has run") from e
+        subdir = job_subdir(template, cfg, num, str(config.hydra.job.name))
+        if subdir is not None and subdirs.setdefault(subdir, num) != num:
+            # until 2026-12-06 found only when the later job started, after the earlier one ran (hours at 7B)
+            raise SystemExit(f"Error: jobs {subdirs[subdir]} and {num} of {len(jobs)} would write into "
+                             f"{Path(config.hydra.sweep.dir) / subdir}: hydra.sweep.subdir={template} must differ "
+                             "between jobs (keep ${hydra.job.num} in it, as configs/config.yaml's does); no job has run")
+
+
+def job_subdir(template: str, cfg, num: int, name: str) -> str | None:
+    """A job's hydra.sweep.subdir from its composed config and number; None where it reads what only Hydra's job
+    knows (${hydra:...}, override_dirname, ...) or cannot be resolved here, and where it holds the job's number
+    (every job's differs)."""
+    from omegaconf import OmegaConf
+
+    if "hydra.job.num" in template or "${hydra:" in template or "override_dirname" in template:
+        return None
+    node = OmegaConf.create({**OmegaConf.to_container(cfg, resolve=False),
+                             "hydra": {"job": {"num": num, "name": name}, "sweep": {"subdir": template}}})
+    try:
+        return str(node.hydra.sweep.subdir)
+    except Exception:  # noqa: BLE001 - a key the job's Hydra fills in: left to the job (on_job_start)
+        return None
 
 
 def _refuse_finished_sweep(sweep, key: str = "hydra.sweep.dir") -> None:
