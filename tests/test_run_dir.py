@@ -303,14 +303,22 @@ def test_an_interrupted_runs_checkpoint_is_not_written_over(tmp_path):
 @pytest.mark.slow
 def test_a_sweep_job_into_an_earlier_jobs_directory_is_refused_and_its_record_kept(tmp_path):
     """hydra.sweep.subdir=${method.name} over two seeds: job 1 wrote its .hydra/ over job 0's finished run (its
-    overrides then said seed=1 beside seed 0's metrics) and the refusal said nothing was written, until 2026-12-05."""
-    proc = subprocess.run([sys.executable, "train.py", "-m", "method=ga", "seed=0,1", "debug=fast",
-                           f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.sweep.subdir=${method.name}"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "UNLEARN_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "disabled"})
+    overrides then said seed=1 beside seed 0's metrics) and the refusal said nothing was written, until 2026-12-05.
+    Since 2026-12-06 a subdir the pre-check can read is refused before any job runs; one it cannot (Hydra's own job
+    fields, ${hydra:job.name}) is refused as the second job starts, the first's record kept."""
+    def sweep(subdir, where):
+        return subprocess.run([sys.executable, "train.py", "-m", "method=ga", "seed=0,1", "debug=fast",
+                               f"hydra.sweep.dir={tmp_path / where}", f"hydra.sweep.subdir={subdir}"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "UNLEARN_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "disabled"})
+
+    early = sweep("${method.name}", "early")
+    assert early.returncode != 0 and "jobs 0 and 1 of 2 would write into" in early.stderr
+    assert not (tmp_path / "early").exists()
+    proc = sweep("${hydra:job.name}", "sweep")
     assert proc.returncode != 0
     assert "job 1 writes into" in proc.stderr and "hydra.sweep.subdir must differ between jobs" in proc.stderr
-    job = tmp_path / "sweep" / "ga"
+    job = tmp_path / "sweep" / "train"
     assert json.loads((job / "metrics.json").read_text())["seed"] == 0
     assert "seed=0" in (job / ".hydra" / "overrides.yaml").read_text()
 
