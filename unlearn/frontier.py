@@ -637,7 +637,7 @@ def unfinished_runs(out: Path) -> dict[tuple[str, float, int], Path]:
     return found
 
 
-def unfinished_note(unfinished: dict[tuple[str, float, int], Path]) -> str | None:
+def unfinished_note(unfinished: Collection[tuple[str, float, int]]) -> str | None:
     """The runs without metrics.json, by method and strength, as a page says them; None without any."""
     if not unfinished:
         return None
@@ -732,7 +732,7 @@ def frontier_table(points: Sequence[Point], budget: float = BUDGET, cost: str = 
         notes.append("‡ (k/n): k of the n seeds of the sweep lack a setting of this method that another seed ran "
                      "(a failed or unfinished run, or one without its before-evaluation), or lack the method "
                      "altogether; their reading comes from fewer points, or is missing. Rerun them.")
-    if note := unfinished_note({k: Path() for k in unfinished}):
+    if note := unfinished_note(unfinished):
         notes.append(note[0].upper() + note[1:] + ".")
     unmoved = unmoved_methods(points)
     if unmoved:
@@ -1147,7 +1147,7 @@ def checks(groups, floor: float = VANILLA_FLOOR, ceiling: float = STD_CEILING) -
 
 def results_markdown(points: Sequence[Point], frontier: str, images: str, command: str,
                      defaults: dict[str, float], timing: Sequence[dict], budget: float = BUDGET,
-                     unfinished: Collection[tuple[str, float, int]] = ()) -> str:
+                     unfinished: Collection[tuple[str, float, int]] = (), notes: str | None = None) -> str:
     """docs/results.md: the defaults over seeds, the likelihood metrics, the robustness checks, the frontier."""
     from unlearn.report import has_likelihood, likelihood_table, seed_table, spread_table
 
@@ -1164,7 +1164,7 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
                               for t in timing) + "\n```\n\nThis page, from its runs:")
     else:
         intro += " Produced by (from the repository root):"
-    parts = [f"{intro}\n\n```bash\n{command}\n```{made_by(points)}"]
+    parts = [f"{intro}\n\n```bash\n{command}\n```{made_by(points) if notes is None else notes}"]
     if groups:
         other = spread_table(groups, [f"{MOD_LABEL[mod]} {h}" for mod in MODALITIES for _, _, h in OTHER_COLUMNS],
                              [f"{split}/{mod}/{m}" for mod in MODALITIES for split, m, _ in OTHER_COLUMNS])
@@ -1210,12 +1210,13 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
 def made_by(points: Sequence[Point]) -> str:
     """A paragraph for a page whose runs were made by different code (a sweep resumed across commits), or whose
     curves pool runs of different settings; "" where neither."""
-    notes = []
-    if mixed := mixed_code([p.code for p in points]):
-        notes.append(f"\n\n**Note**: {mixed}; a difference between settings may be the code's.")
-    if pooled := mixed_settings(points):
-        notes.append(f"\n\n**Note**: {pooled}.")
-    return "".join(notes)
+    return made_by_notes(mixed_code([p.code for p in points]), mixed_settings(points))
+
+
+def made_by_notes(mixed: str | None, pooled: str | None) -> str:
+    """made_by's paragraph from its two findings (a report reads each once, for its log and both pages)."""
+    return ((f"\n\n**Note**: {mixed}; a difference between settings may be the code's." if mixed else "")
+            + (f"\n\n**Note**: {pooled}." if pooled else ""))
 
 
 def mixed_settings(points: Sequence[Point]) -> str | None:
@@ -1270,10 +1271,12 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
                          "(the runs' own is read)")
     base = made if made is not None else list(base)
     keys = checked_knob_keys(out, points, knobs)  # before anything is written
-    if mixed := mixed_code([p.code for p in points]):
+    mixed, pooled = mixed_code([p.code for p in points]), mixed_settings(points)  # each read once: log and pages
+    if mixed:
         log.warning(mixed)
-    if pooled := mixed_settings(points):
+    if pooled:
         log.warning("%s: %s", out, pooled)
+    notes = made_by_notes(mixed, pooled)
     dest = docs or out
     other_axis = (cost, cost_metric) != ("retain", "mc_acc")
     if other_axis and (dest / "results.md").is_file():  # its frontier.md and plots are the retain-MC ones
@@ -1290,14 +1293,14 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
     plots = plot_frontier(points, dest, budget, cost, cost_metric)
     images = "\n\n".join(f"![{p.stem}]({os.path.relpath(p, dest)})" for p in plots)
     text = (f"# Frontier: forgetting at equal {cost_axis(cost, cost_metric)} cost\n\nProduced by (from the repository root):\n\n"
-            f"```bash\n{command}\n```{made_by(points)}\n\n{table}\n\n{images}\n")
+            f"```bash\n{command}\n```{notes}\n\n{table}\n\n{images}\n")
     md = dest / "frontier.md"
     write_atomic(md, lambda f: f.write(text.encode()))
     if other_axis:
         print(text + f"\nwrote {md}" + "".join(f"\nwrote {p}" for p in plots))
         return md
     defaults = default_strengths(base, sorted({p.method for p in points}), keys)
-    results = results_markdown(points, table, images, command, defaults, _timing(out), budget, unfinished)
+    results = results_markdown(points, table, images, command, defaults, _timing(out), budget, unfinished, notes)
     write_atomic(dest / "results.md", lambda f: f.write(results.encode()))
     print(results)
     print(f"\nwrote {md}\nwrote {dest / 'results.md'}" + "".join(f"\nwrote {p}" for p in plots))
