@@ -37,6 +37,13 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
                                                      r"\*-mixed precision \(it is 64,"),
     (["method=npo", "trainer.precision=transformer-engine", "method.reference_dtype=bfloat16"],
      r"method.reference_dtype=bfloat16 needs trainer.precision=32-true or a \*-mixed precision"),
+    # a deleted key every run reads (until 2026-12-06 `~eval.relearn` failed after the method had run)
+    (["~eval.relearn"], r"eval.relearn is missing \(deleted by `~eval.relearn`\?\).*eval.relearn.enabled=false"),
+    (["~eval.relearn.steps"], r"eval.relearn.steps is missing"),
+    (["eval.relearn=null"], r"eval.relearn is missing or null"),
+    (["~eval.batch_size"], r"eval.batch_size is missing"),
+    (["~method.name"], r"method.name is missing: a method config sets method.name"),
+    (["method=manu", "~method.run"], r"method.run is missing"),
     (["eval.relearn.enabled=true", "eval.relearn.steps=0"], r"eval.relearn.steps=0"),
     (["eval.relearn.enabled=true", "eval.relearn.fraction=1.5"], r"eval.relearn.fraction=1.5"),
     (["method=ga", "method.epochs=0"], r"method.epochs=0"),

@@ -40,8 +40,8 @@ from unlearn.models.precision import cast_copy, dtype_named
 from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part, running_code
 from unlearn.rng import resumed, rng_state, seeded
 from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, launched_rank, run_reads
-from unlearn.settings import (SettingsError, check_accelerator, check_input_paths, check_run_settings,
-                              interpolation_source)
+from unlearn.settings import (SettingsError, check_accelerator, check_input_paths, check_required_keys,
+                              check_run_settings, interpolation_source)
 from unlearn.strategies import refuse_fsdp
 
 log = logging.getLogger(__name__)
@@ -744,6 +744,7 @@ def check_settings_before_run(cfg: DictConfig, here: bool = True) -> None:
     without what depends on where the job runs (`here=False`: a GPU, a launcher; a sweep's launcher may run its jobs
     on other machines)."""
     try:
+        check_required_keys(cfg)  # first: the checks below read them
         check_sequence_settings(cfg)
         check_run_settings(cfg)
         if here:

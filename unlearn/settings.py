@@ -741,6 +741,29 @@ def check_own_method_keys(node, name: str) -> None:
                     "own settings belong under %s.*", ", method.".join(extra), name, name)
 
 
+def check_required_keys(cfg) -> None:
+    """Keys every run reads that a config or a `~key` override can delete: `method.name` and `method.run`, and
+    every key configs/config.yaml sets under `eval` (eval.relearn's too). Until 2026-12-06 a deleted one failed
+    where it was first read: `~eval.relearn` after the method had run (hours at 7B), a method config without
+    `name` with OmegaConf's traceback."""
+    method = cfg.get("method")
+    if method is None:
+        raise ValueError("method is missing: choose one (method=manu, ga, ...; docs/guide/adding_a_method.md for "
+                         "one of your own)")
+    for key in ("name", "run"):
+        if method.get(key) is None:
+            raise ValueError(f"method.{key} is missing: a method config sets method.name (its file's name) and "
+                             f"method.run (the function the pipeline calls; docs/guide/adding_a_method.md)")
+    hint = {"eval.relearn": "; eval.relearn.enabled=false turns the attack off"}
+    for section, keys in (("eval", defined_keys("eval")[""]), ("eval.relearn", defined_keys("eval")["relearn"])):
+        node = cfg.get("eval") if section == "eval" else cfg.eval.get("relearn")
+        if node is None:
+            raise ValueError(f"{section} is missing or null: every run reads it{hint.get(section, '')}")
+        if missing := sorted(f"{section}.{k}" for k in keys if k not in node):
+            raise ValueError(f"{missing[0]} is missing (deleted by `~{missing[0]}`?): every run reads "
+                             f"{', '.join(missing)}{hint.get(missing[0], '; set a value instead')}")
+
+
 def check_known_keys(cfg) -> None:
     warn_unknown_model_and_top_keys(cfg)
     if cfg.get("data") is not None:
