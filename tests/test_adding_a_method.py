@@ -322,3 +322,48 @@ def test_the_example_on_the_frontier_at_fast_size(tmp_path, monkeypatch):
     results = (out / "results.md").read_text()
     assert "| simnpo (lr 5e-05) |" in results and "| simnpo | lr |" in results
     assert "| simnpo | 1 |" in (out / "frontier.md").read_text()
+
+
+class _OwnStep(__import__("lightning").LightningModule):
+    """A method of one's own that checks nothing: step 0 finite, then `bad` (a NaN loss, or a finite loss whose
+    gradient is NaN)."""
+
+    def __init__(self, bad: str):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(3))
+        self.bad = bad
+
+    def training_step(self, batch, i):
+        loss = (self.w * batch[0]).sum()
+        if self.global_step == 0:
+            return loss
+        if self.bad == "loss":
+            return loss * float("nan")
+        return loss + torch.sqrt(self.w * 0).sum()  # 0 forward, a NaN gradient (inf * 0)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize("bad,error", [("loss", "NonFiniteLossError"), ("gradient", "NonFiniteGradientError")])
+def test_your_methods_nan_step_is_refused_before_it_reaches_the_weights(tmp_path, bad, error):
+    """Every Trainer ctx.trainer makes refuses a NaN loss (before backward) or gradient (before the step) of a
+    method that checks neither itself; until 2026-12-06 the NaN went into the weights without a word."""
+    from types import SimpleNamespace
+
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from unlearn.config import compose_config
+    from unlearn.pipeline import RunContext
+
+    cfg = compose_config(["logger=none"], tmp_path / "run", tmp_path / "cache")
+    ctx = RunContext(cfg=cfg, benchmark=SimpleNamespace(), model=None, processor=None, out_dir=tmp_path)
+    module = _OwnStep(bad)
+    trainer = ctx.trainer(max_epochs=1, enable_progress_bar=False, enable_model_summary=False,
+                          enable_checkpointing=False, default_root_dir=tmp_path)
+    assert isinstance(trainer, L.Trainer)
+    with pytest.raises(Exception) as raised:
+        trainer.fit(module, DataLoader(TensorDataset(torch.ones(4, 3)), batch_size=1))
+    assert type(raised.value).__name__ == error and "global step 1" in str(raised.value)
+    assert torch.isfinite(module.w).all() and not torch.equal(module.w.detach(), torch.ones(3))  # step 0's, kept

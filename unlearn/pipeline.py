@@ -63,6 +63,7 @@ class RunContext:
         overrides.setdefault("logger", self.logger if self.logger is not None else False)
         from lightning.pytorch.callbacks import Callback
 
+        from callbacks.finite_steps import FiniteSteps  # a method of one's own too: no NaN reaches the weights
         from callbacks.interrupt_notice import InterruptNotice
         from callbacks.lost_updates import LostUpdateCheck  # every Trainer that trains says when its steps are lost
         from callbacks.random_state import KeepRandomState
@@ -72,7 +73,7 @@ class RunContext:
             given = instantiate(self.cfg.trainer.callbacks)
         given = [given] if isinstance(given, Callback) else list(given or ())
         overrides["callbacks"] = [*given, LostUpdateCheck(self.artifacts.setdefault("lost_steps", [])),
-                                  KeepRandomState(), InterruptNotice()]
+                                  KeepRandomState(), InterruptNotice(), FiniteSteps()]
         return instantiate(self.cfg.trainer, **overrides)
 
     @property
