@@ -367,3 +367,36 @@ def test_your_methods_nan_step_is_refused_before_it_reaches_the_weights(tmp_path
         trainer.fit(module, DataLoader(TensorDataset(torch.ones(4, 3)), batch_size=1))
     assert type(raised.value).__name__ == error and "global step 1" in str(raised.value)
     assert torch.isfinite(module.w).all() and not torch.equal(module.w.detach(), torch.ones(3))  # step 0's, kept
+
+
+def test_a_loader_that_shards_itself_sharded_again_by_lightning_is_refused():
+    """`ctx.trainer()` without use_distributed_sampler=False around paired_loader: under DDP Lightning wraps its
+    EpochShuffle in a DistributedSampler and each process read half its share (until 2026-12-06, silently); a
+    loader of one's own that Lightning shards, and the self-sharding one read as it is, are left alone."""
+    from types import SimpleNamespace
+
+    from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+    from torch.utils.data import DataLoader, RandomSampler
+
+    from callbacks.self_sharding import SelfShardingCheck, sharded_twice
+    from unlearn.data.sampling import EpochShuffle
+    from unlearn.methods.gradient import PhaseBatches
+
+    data = list(range(8))
+    own = EpochShuffle(8, 0, rank=0, world_size=2)
+    twice = DataLoader(data, sampler=DistributedSamplerWrapper(own, num_replicas=2, rank=0))
+    assert len(list(twice)) == 2  # a quarter of the rows: half of rank 0's half
+    batches = PhaseBatches(4, 4, 2, rank=0, world_size=2)
+    loaders = {"forget": twice, "retain": DataLoader(data, sampler=own),
+               "lightnings": DataLoader(data, sampler=DistributedSamplerWrapper(RandomSampler(data), num_replicas=2,
+                                                                                 rank=0)),
+               "batches": [DataLoader(data, batch_sampler=SimpleNamespace(sampler=DistributedSamplerWrapper(
+                   batches, num_replicas=2, rank=0)))]}
+    assert sharded_twice(loaders) == ["EpochShuffle", "PhaseBatches"]
+    check = SelfShardingCheck()
+    with pytest.raises(ValueError, match=r"\(EpochShuffle, PhaseBatches\) hands each process its share itself.*"
+                                         r"each of the 2 processes would read 1/2 .*use_distributed_sampler=False"):
+        check.on_train_start(SimpleNamespace(world_size=2, train_dataloader=loaders), None)
+    check.on_train_start(SimpleNamespace(world_size=1, train_dataloader=loaders), None)  # one process: as it is
+    check.on_train_start(SimpleNamespace(world_size=2, train_dataloader={k: loaders[k] for k in ("retain",
+                                                                                                    "lightnings")}), None)

@@ -67,13 +67,15 @@ class RunContext:
         from callbacks.interrupt_notice import InterruptNotice
         from callbacks.lost_updates import LostUpdateCheck  # every Trainer that trains says when its steps are lost
         from callbacks.random_state import KeepRandomState
+        from callbacks.self_sharding import SelfShardingCheck
 
         given = overrides.get("callbacks")
         if given is None and self.cfg.trainer.get("callbacks"):  # `+trainer.callbacks=[...]`: kept, as before
             given = instantiate(self.cfg.trainer.callbacks)
         given = [given] if isinstance(given, Callback) else list(given or ())
         overrides["callbacks"] = [*given, LostUpdateCheck(self.artifacts.setdefault("lost_steps", [])),
-                                  KeepRandomState(), InterruptNotice(), FiniteSteps()]
+                                  KeepRandomState(), InterruptNotice(), FiniteSteps(),
+                                  SelfShardingCheck()]
         return instantiate(self.cfg.trainer, **overrides)
 
     @property

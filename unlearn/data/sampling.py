@@ -58,6 +58,8 @@ class _EpochSampler(Sampler[int]):
     """What depends on (seed, epoch, rank): Lightning calls `set_epoch` before each epoch (also after restoring
     from a checkpoint); the rank and world size are the process group's unless given."""
 
+    shards_itself = True  # callbacks/self_sharding.py: read under use_distributed_sampler=False
+
     def __init__(self, size: int, seed: int = 0, rank: int | None = None, world_size: int | None = None):
         self.size, self.seed, self.epoch = size, seed, 0
         self._rank, self._world = rank, world_size
@@ -179,6 +181,8 @@ class RandomShuffle(Sampler[int]):
     EpochShuffle shards (with unlabelled Repeats filling the last shares, read through UnlabelledRepeats), so
     W processes at batch B / W take the batches of one process at batch B. Training loaders that use it run with
     `use_distributed_sampler=False`."""
+
+    shards_itself = True
 
     def __init__(self, size: int, generator: torch.Generator | None = None):
         self.size, self.generator = size, generator
