@@ -811,3 +811,14 @@ def test_a_reference_of_another_family_or_vocabulary_is_refused_before_the_run(t
     check(other, "method.resize_embeddings=tokenizer")  # both cut to the tokenizer's length
     check(other, "method=ga")  # GA reads no reference
     check(other, "method=npo")  # NPO reads each model's own log-probabilities (MMUnlearner's oracle is cut)
+
+
+def test_a_logger_config_without_its_class_is_refused_before_anything_runs(tmp_path):
+    """Until 2026-12-06 Hydra handed Lightning the config itself: "Missing key log_hyperparams" at the first log."""
+    from unlearn.pipeline import check_settings_before_run
+    from unlearn.settings import SettingsError
+
+    cfg = compose_config(["logger=csv", "~logger._target_"], tmp_path / "run", tmp_path / "cache")
+    with pytest.raises(SettingsError, match=r"logger has no _target_ \(its keys: \['name', 'save_dir'\]\)"):
+        check_settings_before_run(cfg, here=False)
+    check_settings_before_run(compose_config(["logger=csv"], tmp_path / "run", tmp_path / "cache"), here=False)

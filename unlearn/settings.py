@@ -922,6 +922,15 @@ def check_accelerator(trainer) -> None:
                              "trainer=cpu, or trainer=ddp_sim / fsdp_sim for several CPU processes")
 
 
+def check_logger(logger) -> None:
+    """A logger config names its class: without `_target_` Hydra hands Lightning the config itself, which failed
+    at the Trainer's first log call as "Missing key log_hyperparams" (until 2026-12-06)."""
+    if logger is not None and hasattr(logger, "keys") and "_target_" not in logger:
+        raise ValueError(f"logger has no _target_ (its keys: {sorted(logger)}): a logger config names its class, "
+                         f"e.g. `_target_: lightning.pytorch.loggers.CSVLogger` (configs/logger/csv.yaml), or "
+                         f"logger=none for no logger")
+
+
 def check_trainer(trainer) -> None:
     """Lightning skips clipping at a clip value <= 0, so trainer.gradient_clip_val=-1 ran unclipped, silently; 0
     and null are its own ways of saying no clipping."""
@@ -1041,6 +1050,7 @@ def check_run_settings(cfg) -> None:
     warn_untaught_checkpoint(cfg)
     boolean(cfg.get("save_model", True), "save_model")
     check_trainer(cfg.get("trainer") or {})
+    check_logger(cfg.get("logger"))
     integer(cfg.seed, "seed")
     integer(cfg.get("teach_seed", cfg.seed), "teach_seed")
     integer(cfg.eval.get("few_shot_seed", 0), "eval.few_shot_seed")
