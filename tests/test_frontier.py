@@ -974,3 +974,20 @@ def test_runs_of_different_settings_pooled_in_one_curve_are_named(tmp_path):
     assert "**Note**: runs of different settings are pooled in one curve: ga (method.epochs)." in made_by(points)
     same = [p for p in points if not (p.strength == 1e-3 and p.seed == 0)]
     assert mixed_settings(same) is None and made_by(same) == ""
+
+
+def test_the_printed_command_carries_the_pythonpath_a_method_of_ones_own_needs(tmp_path, monkeypatch):
+    """Until 2026-12-06 the page printed the command without `PYTHONPATH=examples/simnpo`, which rerunning it needs;
+    the working directory itself (a checkout run from its root) is left out, as is an empty one."""
+    import os
+
+    from unlearn.frontier import command_line
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "examples" / "simnpo").mkdir(parents=True)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "examples" / "simnpo"), str(tmp_path), "/opt/x y"]))
+    assert command_line(["--out", "a b"]) == "PYTHONPATH='examples/simnpo:/opt/x y' python -m unlearn.frontier --out 'a b'"
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    assert command_line(["--out", "d"]) == "python -m unlearn.frontier --out d"
+    monkeypatch.delenv("PYTHONPATH")
+    assert command_line([]) == "python -m unlearn.frontier "

@@ -1374,10 +1374,25 @@ def main(argv: Sequence[str] | None = None) -> Path:
         print(f"frontier sweep: {ran} runs in {took:.0f} s")
         if ran:
             timing = [*_timing(out), {"wall_s": took, "jobs": args.jobs, "threads": 1, "runs": ran, "seeds": args.seeds,
-                                      "command": "python -m unlearn.frontier " + shlex.join(args_list)}]
+                                      "command": command_line(args_list)}]
             write_atomic(out / TIMING_FILE, lambda f: f.write(json.dumps(timing).encode()))
-    return report(out, Path(args.docs) if args.docs else None, "python -m unlearn.frontier " + shlex.join(args_list),
+    return report(out, Path(args.docs) if args.docs else None, command_line(args_list),
                   args.budget, args.base, args.cost, args.cost_metric, args.knob)
+
+
+def command_line(args_list: Sequence[str]) -> str:
+    """The command a page prints, with the PYTHONPATH a method of one's own is imported through (until 2026-12-06
+    left out: `PYTHONPATH=examples/simnpo` was needed to rerun it). Entries inside the working directory are
+    written relative to it, the directory itself (where the command runs) left out."""
+    here = Path.cwd().resolve()
+    paths = []
+    for entry in filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)):
+        path = Path(entry).resolve()
+        if path == here:
+            continue
+        paths.append(str(path.relative_to(here)) if path.is_relative_to(here) else entry)
+    prefix = f"PYTHONPATH={shlex.quote(os.pathsep.join(paths))} " if paths else ""
+    return f"{prefix}python -m unlearn.frontier {shlex.join(args_list)}"
 
 
 if __name__ == "__main__":
