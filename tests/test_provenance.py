@@ -184,7 +184,16 @@ def test_code_version_names_the_commit_and_an_edit(tmp_path):
     (tmp_path / "new.py").write_text("")  # untracked: not an edit of the code that ran
     assert code_version(tmp_path)["dirty"] is False
     (tmp_path / "a.py").write_text("x = 2\n")
-    assert code_version(tmp_path)["dirty"] is True
+    first = code_version(tmp_path)
+    assert first["dirty"] is True and first == code_version(tmp_path)
+    (tmp_path / "a.py").write_text("x = 3\n")  # another edit of the same commit: another code (until 2026-12-06 alike)
+    second = code_version(tmp_path)
+    assert second["dirty"] is True and second["edits"] != first["edits"]
+    from unlearn.report import code_label
+
+    labels = {code_label({"code": c}) for c in (first, second)}
+    assert len(labels) == 2 and all(label.startswith(f"{first['commit'][:7]}+edits ") for label in labels)
+    assert code_label({"code": {"commit": first["commit"], "dirty": True}}) == f"{first['commit'][:7]}+edits"  # older
 
 
 def test_code_version_of_a_copy_inside_another_repository_is_none(tmp_path):

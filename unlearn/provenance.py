@@ -10,6 +10,7 @@ sample of taught models or two.
 from __future__ import annotations
 
 import functools
+import hashlib
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -76,7 +77,12 @@ def code_version(root: Path | None = None) -> dict | None:
     if commit is None:
         return None
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": None if status is None else bool(status)}
+    out = {"commit": commit, "dirty": None if status is None else bool(status)}
+    if status:  # which edits: two runs of one commit edited differently read as one code otherwise (until 2026-12-06)
+        diff = git("diff", "HEAD", "--binary")
+        if diff is not None:
+            out["edits"] = hashlib.sha256(diff.encode()).hexdigest()[:8]
+    return out
 
 
 @functools.cache

@@ -197,10 +197,13 @@ def load_run(run_dir: str | Path, scorer: str | None = None) -> Run:
 
 
 def code_label(summary: dict) -> str | None:
-    """The commit that made a run (metrics.json `code`, since 2026-12-05), "+edits" when its files were edited."""
+    """The commit that made a run (metrics.json `code`, since 2026-12-05), "+edits" when its files were edited, with
+    a hash of the edits since 2026-12-06 ("+edits 1a2b3c4d"), so two runs edited apart read as two codes."""
     code = summary.get("code")
-    return (f"{code['commit'][:7]}{'+edits' if code.get('dirty') else ''}"
-            if isinstance(code, dict) and code.get("commit") else None)
+    if not (isinstance(code, dict) and code.get("commit")):
+        return None
+    edits = (f"+edits {code['edits']}" if code.get("edits") else "+edits") if code.get("dirty") else ""
+    return f"{code['commit'][:7]}{edits}"
 
 
 def mixed_code(codes: Sequence[str | None]) -> str | None:
