@@ -141,14 +141,14 @@ def test_few_shot_draw_is_seeded_and_follows_the_official_counts():
     by_split = {"forget": _split("forget", people), "retain": [], "untouched": _split("untouched", [1, 2, 3])}
     shots = few_shot(by_split, lambda s: by_split[s], "llava", 0)
     people_of = {k: {s.person for s in v} for k, v in shots.items()}
-    # eval.py 261-265: one MC person (LLaVA and Idefics2); 500-503: two cloze people on LLaVA, one on Idefics2
+    # eval.py 262-265: one MC person (LLaVA and Idefics2); 500-503: two cloze people on LLaVA, one on Idefics2
     assert len(people_of[("forget", "mc", "multimodal")]) == 1
     assert len(people_of[("forget", "cloze", "multimodal")]) == 2
     assert people_of[("forget", "mc", "multimodal")] == people_of[("forget", "mc", "text")]
-    # every MC question of the shot person is a shot (eval.py 289-304), in order, with its modality
+    # every MC question of the shot person is a shot (eval.py 288-303), in order, with its modality
     assert [s.uid for s in shots[("forget", "mc", "text")]] == [
         f"forget/{p}/mc/text/{j}" for p in people_of[("forget", "mc", "text")] for j in range(2)]
-    # the celebrities: cloze few-shot (mode retain_celebrity is in eval.py 597's list), MC none (346's list)
+    # the celebrities: cloze few-shot (mode retain_celebrity is in eval.py 596's list), MC none (346's list)
     assert ("untouched", "mc", "multimodal") not in shots and ("untouched", "cloze", "text") in shots
     idefics = few_shot(by_split, lambda s: by_split[s], "idefics2", 0)
     assert len({s.person for s in idefics[("forget", "cloze", "text")]}) == 1
@@ -439,3 +439,13 @@ def test_a_protocol_refused_for_a_family_names_only_what_that_family_has():
             make_prompts("mmunlearner_clear", SimpleNamespace(family=family))
         with pytest.raises(ValueError, match=r"has none: use eval.protocol=embedded$"):
             make_prompts("clear", SimpleNamespace(family=family))
+
+
+def test_every_cloze_blank_is_shown_as_blank_as_their_str_replace_does():
+    """eval.py 534, 545, 585: `question.replace("__", "[Blank]")` replaces every blank, not the first alone."""
+    from unlearn.data.mllmu_bench import format_cloze_question
+
+    question = "Born in __ on __, this person works as a ___."
+    assert format_cloze_question(question) == (
+        "Born in [Blank] on [Blank], this person works as a [Blank]_."
+        "\nPlease **ONLY** provide the correct answer that should replace the [Blank].")

@@ -52,7 +52,10 @@ MC_REPLIES = [" B", "b) nurse", "B: nurse", "The answer is C", "(b)", "ASSISTANT
 GEN_CASES = [("She lives in Malmo.", "She is living in Malmo."), ("lives in malmo", "living in malmo"),
              ("Jane Doe lives in Oslo", "she lives in oslo"), ("", "lives in malmo"),
              ("ASSISTANT: lives in malmo", "lives in malmo"), ("She lives in Malmo. ASSISTANT: no", "She lives in Malmo."),
-             ("The runner runs, ran and running!", "a runner running")]
+             ("The runner runs, ran and running!", "a runner running"),
+             # a reply over two lines: rougeL scores one token sequence; rougeLsum (which eval.py does not use)
+             # would split at the newline and score 0.889 here against rougeL's 0.556
+             ("She lives in Malmo and works as a nurse.", "She works as a nurse.\nShe lives in Malmo.")]
 CLOZE_CASES = [("lawyer", " a lawyer"), ("lawyer", "Lawyer."), ("New York", "she lives in new york city"),
                ("lawyer", "law yer"), ("1967", "born 1967"), ("lawyer", "ASSISTANT: lawyer"),
                ("lawyer", "lawyers"), ("teacher", "")]
