@@ -56,9 +56,11 @@ config that has no `patch_size` (the checkpoints' configs until transformers PR 
 ignore_index; a config with `patch_size` expands `<image>` in the processor and those positions keep the
 image token id as their label (MMUnlearner pins no version; its `labels == processor.image_token` compares
 ids with a string and masks nothing). Idefics2: the processor expands `<image>` and the collate labels the
-block, but the model's loss (transformers 4.40-4.45 `Idefics2ForConditionalGeneration.forward`) is
-`CrossEntropyLoss(ignore_index=image_token_id)`, so only the block's `<fake_token_around_image>` tokens
-count. Qwen2-VL (MMUnlearner's chat template): its processor expands `<|image_pad|>` before the collate labels
+block; under transformers 4.40.2 (MLLMU-Bench's idefics_requirements.txt) the model's loss
+(`Idefics2ForConditionalGeneration.forward`) is `CrossEntropyLoss(ignore_index=image_token_id)`, so only the
+block's `<fake_token_around_image>` tokens count (the default here); under 4.45.1 (its requirements.txt, which its
+README installs first) the loss is a plain `CrossEntropyLoss()` and the image tokens count too, each labelled with
+the image token id (`image_labels=image_token`). Qwen2-VL (MMUnlearner's chat template): its processor expands `<|image_pad|>` before the collate labels
 the row, and its loss skips nothing, so the image's tokens, `<|vision_start|>` and `<|vision_end|>` carry loss,
 each labelled with its own id. MANU's statistics pass uses no labels.
 
@@ -177,8 +179,9 @@ def their_image(pixels, writing: str):
     return replace(pixels, tensors={k: v for k, v in pixels.tensors.items() if k in keep})
 
 
-# families whose loss never sees the image's tokens under these collates (the module docstring): LLaVA's legacy
-# merge gives them ignore_index, Idefics2's loss ignores the image token id; Qwen2-VL's loss skips nothing
+# families whose loss never sees the image's tokens under these collates by default (the module docstring): LLaVA's
+# legacy merge gives them ignore_index, Idefics2's loss under transformers 4.40.2 ignores the image token id (4.45.1's
+# does not: image_labels=image_token); Qwen2-VL's loss skips nothing
 IMAGE_OUTSIDE_LOSS = ("llava", "idefics2")
 
 # `<section>.image_labels` (finetune, method, mmunlearner; carried by the recipe's processor, as their processor
@@ -187,7 +190,9 @@ IMAGE_OUTSIDE_LOSS = ("llava", "idefics2")
 # patch_size, which expands the row's single <image> inside the model (MLLMU-Bench pins transformers 4.45.1 with
 # such a config). image_token: each labelled with the image token id, as they are when the processor config has
 # patch_size and expands <image> in input_ids before the collate copies them into labels (MMUnlearner pins no
-# version: either may be theirs). Only LLaVA differs; only the written all-token writings read it.
+# version: either may be theirs). Idefics2: image_token is transformers 4.45.1's loss, null 4.40.2's (MLLMU-Bench's
+# requirements.txt and idefics_requirements.txt: either may be theirs). Only LLaVA and Idefics2 differ; only the
+# written all-token writings read it.
 IMAGE_LABELS = ("image_token",)
 ALL_TOKEN_WRITINGS = ("mmunlearner", "mllmu_bench")
 

@@ -247,14 +247,19 @@ def section_processor(processor, recipe: Mapping | None, section: str):
     return with_image_labels(proc, recipe.get("image_labels"), f"{section}.image_labels")
 
 
+IMAGE_LABEL_FAMILIES = ("llava", "idefics2")
+
+
 def with_image_labels(processor, value, key: str = "finetune.image_labels"):
-    """`processor` whose written all-token rows label LLaVA's image positions as `value` says (null: as loaded;
-    unlearn/data/written.py IMAGE_LABELS)."""
+    """`processor` whose written all-token rows label the image positions as `value` says (null: as loaded;
+    unlearn/data/written.py IMAGE_LABELS). LLaVA: a processor config with patch_size; Idefics2: transformers
+    4.45.1 (MLLMU-Bench's requirements.txt), whose Idefics2 loss is a plain CrossEntropyLoss(), where 4.40.2
+    (its idefics_requirements.txt) ignores the image token id."""
     if value is None:
         return processor
-    if processor.family != "llava":
-        raise ValueError(f"{key}={value}: only LLaVA's image positions move between the two processor configs "
-                         f"(this model is {processor.family!r}); leave it null")
+    if processor.family not in IMAGE_LABEL_FAMILIES:
+        raise ValueError(f"{key}={value}: only LLaVA's and Idefics2's image positions move between transformers "
+                         f"versions or processor configs (this model is {processor.family!r}); leave it null")
     out = copy.copy(processor)
     out.image_labels = value
     return out
