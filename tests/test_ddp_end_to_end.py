@@ -1,0 +1,63 @@
+"""`python train.py` on one process and on two (trainer=ddp_sim, every per-process batch size halved) from one
+vanilla model: the same metrics.json numbers and items.json records, end to end (before-evaluation, the method's
+passes and steps, MANU's and MMUnlearner's masks, the after-evaluation, what rank 0 writes). tests/test_ddp.py
+holds each piece in its own script; this holds the pipeline that joins them, as a user runs it."""
+
+import json
+import math
+
+import pytest
+
+from tests.test_cli import train
+
+# per-process batch sizes: W processes at B / W take the steps of one process at B (docs/guide/gradient_baselines.md)
+CASES = {
+    "grad_diff": (["method=grad_diff"], ["method.batch_size=8"]),
+    "mmunlearner": (["method=mmunlearner", "mmunlearner.epochs=1"], ["mmunlearner.batch_size=8"]),
+    "manu": (["method=manu"], []),
+}
+NOT_NUMBERS = ("time/",)  # wall-clock seconds
+
+
+def _close(a, b, where):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _close(a[k], b[k], f"{where}/{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _close(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, (int, float)):
+        assert math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-5), (where, a, b)
+    else:
+        assert a == b, (where, a, b)
+
+
+@pytest.fixture(scope="module")
+def vanilla(tmp_path_factory):
+    """One taught model for every case (teaching is the costliest step here)."""
+    where = tmp_path_factory.mktemp("taught")
+    taught = train(where, "method=finetune", "eval.before=false", name="vanilla")
+    assert taught.returncode == 0, taught.stderr[-3000:]
+    return f"model.path={where / 'vanilla' / 'model'}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", list(CASES))
+def test_one_and_two_processes_write_the_same_results(tmp_path, method, vanilla):
+    common, halved = CASES[method]
+    one = train(tmp_path, *common, vanilla, "trainer=cpu", name="one")
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = train(tmp_path, *common, *halved, vanilla, "trainer=ddp_sim", name="two")
+    assert two.returncode == 0, two.stderr[-3000:]
+    m1, m2 = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("one", "two"))
+    numbers = lambda m: {k: v for k, v in m["metrics"].items() if not k.startswith(NOT_NUMBERS)}  # noqa: E731
+    _close(numbers(m1), numbers(m2), "metrics")
+    assert m2["environment"].get("world_size") == 2
+    _close(m1["artifacts"], m2["artifacts"], "artifacts")
+    i1, i2 = (json.loads((tmp_path / n / "items.json").read_text()) for n in ("one", "two"))
+    _close(i1, i2, "items")
+    # rank 0 alone writes the run's files: rank 1 leaves only its log
+    assert not (tmp_path / "two" / "wandb").exists()
+    assert (tmp_path / "two" / "train_ddp_process_1.log").is_file()
