@@ -822,3 +822,19 @@ def test_a_logger_config_without_its_class_is_refused_before_anything_runs(tmp_p
     with pytest.raises(SettingsError, match=r"logger has no _target_ \(its keys: \['name', 'save_dir'\]\)"):
         check_settings_before_run(cfg, here=False)
     check_settings_before_run(compose_config(["logger=csv"], tmp_path / "run", tmp_path / "cache"), here=False)
+
+
+def test_several_processes_are_told_their_batch_sizes_are_per_process(tmp_path, caplog):
+    """The same command on two processes reads twice the global batch and takes half the steps (a DDP audit: GA's
+    forget MC 0.8 on one process, 0.6 on two); until 2026-12-06 the log said nothing."""
+    from unlearn.pipeline import say_batches_per_process
+
+    with caplog.at_level("WARNING"):
+        assert say_batches_per_process(compose_config(["trainer=ddp_sim"], tmp_path, tmp_path)) == 2
+        assert say_batches_per_process(compose_config(["trainer=ddp_sim"], tmp_path, tmp_path), here=False) == 2
+        assert say_batches_per_process(compose_config([], tmp_path, tmp_path)) == 1
+        assert say_batches_per_process(compose_config(["trainer=ddp_sim", "+trainer.num_nodes=2"], tmp_path,
+                                                      tmp_path)) == 4
+    said = [r.getMessage() for r in caplog.records if "is per process" in r.getMessage()]
+    assert len(said) == 2 and said[0].startswith("2 processes: every batch size") and "divide them by 2" in said[0]
+    assert said[1].startswith("4 processes")

@@ -305,6 +305,23 @@ def device_count(trainer: dict):
     return devices
 
 
+def say_batches_per_process(cfg: DictConfig, here: bool = True) -> int:
+    """On several processes, say that every batch size is per process: the same command on W processes takes
+    global batches W times one process's, so W times fewer steps, another experiment than the one-process run
+    (and, where it teaches, another vanilla model under its own key). Documented, and recorded as
+    environment.world_size, but until 2026-12-06 nothing in the run's log said it (a DDP audit's finding: GA's
+    forget MC 0.8 on one process, 0.6 on two, from one vanilla model). Returns the process count."""
+    trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
+    nodes = trainer.get("num_nodes", 1)
+    processes = device_count(trainer) * (nodes if isinstance(nodes, int) and nodes > 0 else 1)
+    if processes > 1 and here:
+        log.warning("%d processes: every batch size (method.batch_size, finetune.batch_size, manu.batch_size, "
+                    "mmunlearner.batch_size, eval.relearn.batch_size) is per process, so each step reads %d times "
+                    "one process's batch and an epoch takes %d times fewer steps: divide them by %d to take the "
+                    "one-process run's steps", processes, processes, processes, processes)
+    return processes
+
+
 PRECISION_ALIASES = {"16": "16-mixed", "bf16": "bf16-mixed", "32": "32-true", "64": "64-true"}
 
 
@@ -875,6 +892,7 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
         model, processor = load_configured(cfg, source, "model.path" if cfg.model.path else (
             "the cached vanilla model (model.path is null; delete a corrupt one to teach it again)"))
     ctx = RunContext(cfg, benchmark, model, processor, out_dir, logger)
+    say_batches_per_process(cfg, ctx.is_global_zero)
     for section in RECIPE_SECTIONS:  # a setting the image processor lacks is refused before any evaluation
         recipe_processor(ctx, section)
 
