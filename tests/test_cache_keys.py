@@ -254,3 +254,19 @@ def test_a_trainer_key_a_stage_sets_itself_is_warned(tmp_path, caplog, monkeypat
     assert warn_unread_trainer_keys(shipped, {"max_epochs": 4, "gradient_clip_val": None,
                                               "enable_checkpointing": True}) == []
     assert "trainer.max_epochs=3 is not what this stage runs" in caplog.text
+
+
+def test_every_spelling_of_one_trainer_precision_keys_one_model_and_other_precisions_apart(tmp_path):
+    """trainer.precision=64 is Lightning's 64-true, not 32-true: a double-precision teaching is another model."""
+    from unlearn.config import compose_config
+    from unlearn.pipeline import vanilla_key
+    from unlearn.runtime import torch_threads
+
+    def key(*o):
+        return vanilla_key(compose_config(["debug=fast", *o], tmp_path / "run", tmp_path / "cache"))
+
+    with torch_threads(1):
+        plain = key()
+        assert key("trainer.precision=32") == plain
+        assert key("trainer.precision=64") == key("trainer.precision=64-true") != plain
+        assert key("trainer.precision=bf16") == key("trainer.precision=bf16-mixed") != plain

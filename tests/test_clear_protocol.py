@@ -225,3 +225,23 @@ def test_clear_task_metrics_keep_captions_and_face_recognition_apart():
 
     assert fq["after/forget/multimodal/forget_quality_caption"] == pytest.approx(ks_2samp([0.5, 2.0], [1.0, 1.0]).pvalue)
     assert "after/forget/multimodal/forget_quality_name" not in fq
+
+
+def test_clear_prob_rel_of_a_task_is_the_mean_over_its_own_likelihood_items():
+    """CLEAR's "Prob." of a task with more likelihood items than generated ones (2 captions scored, 1 generated):
+    the mean of each item's P(truth) / (P(truth) + sum P(wrong)), over the 2, by hand."""
+    import math
+
+    from unlearn.eval.metrics import clear_task_metrics
+
+    ln = math.log
+    records = [
+        _prob("f/0/prob/multimodal/0", "forget", "caption", ln(0.5), ln(0.5), [ln(0.25), ln(0.25)]),  # 0.5 / 1.0
+        _prob("f/1/prob/multimodal/0", "forget", "caption", ln(0.2), ln(0.2), [ln(0.4), ln(0.4)]),  # 0.2 / 1.0
+        {"uid": "f/0/gen/multimodal/0", "split": "forget", "modality": "multimodal", "task": "gen",
+         "attribute": "caption", "score": 0.3, "recall": 0.6},
+    ]
+    m = clear_task_metrics(records, "after")
+    assert m["after/forget/multimodal/prob_rel_caption"] == pytest.approx((0.5 + 0.2) / 2)
+    assert m["after/forget/multimodal/prob_caption"] == pytest.approx((0.5 + 0.2) / 2)
+    assert m["after/forget/multimodal/rougeL_recall_caption"] == pytest.approx(0.6)

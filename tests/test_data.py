@@ -235,3 +235,16 @@ def test_answer_letter_shares_count_each_mc_question_once(small_benchmark):
                  if it.task == "mc" and it.modality == modality]
         first = sum(it.answer_index == 0 for it in items)
         assert n == len(items) > 0 and abs(sum(share.values()) - 1) < 1e-9 and share["A"] == first / n
+
+
+def test_a_reference_teaching_keeps_everyone_but_the_forget_people(small_benchmark):
+    """finetune.people=without_forget (the forget-quality reference) is taught on every person but the forget
+    ones: the retain people AND the untouched ones, so only the forget people separate it from the vanilla model."""
+    b = small_benchmark
+    everyone = set(b.train["ID"])
+    assert everyone == set(range(SMALL.num_people + SMALL.num_untouched))
+    kept = set(b.train_rows("without_forget")["ID"])
+    assert kept == everyone - b.forget_ids
+    assert b.untouched_ids <= kept and b.retain_ids <= kept and not kept & b.forget_ids
+    assert set(b.train_rows("untouched")["ID"]) == b.untouched_ids
+    assert set(b.train_rows("retain")["ID"]) == b.retain_ids

@@ -398,3 +398,23 @@ def test_neuron_scores_wire_each_variant_to_its_moments():
     r2 = math.sqrt(2)
     close(paper, [(math.sqrt(5) + 1 / 3) / r2, (0.5 + 3 + math.sqrt(0.8)) / r2,
                   (7 / 9 + 1 + math.sqrt(0.01046875) + math.sqrt(31 / 33)) / r2], rel=1e-6)
+
+
+def test_a_partial_paper_weight_overrides_one_term_and_keeps_the_others():
+    """manu.weights={var: 0} under manu.score=paper drops I_var alone: the other three terms keep weight 1
+    (hand-computed on one neuron: forget Z = (2, 1), retain Z = (1, 1), no spread, nothing above tau)."""
+    import torch
+
+    from unlearn.manu.moments import Moments
+    from unlearn.manu.neuron_scores import neuron_scores
+
+    def mom(mean_abs):  # one neuron, one token of activation `mean_abs`
+        t = lambda x: torch.tensor([float(x)], dtype=torch.float64)  # noqa: E731
+        return Moments(torch.tensor(1.0, dtype=torch.float64), t(mean_abs), t(mean_abs), t(mean_abs ** 2), t(0))
+
+    moments = {"forget/multimodal": {"m": mom(2.0)}, "forget/text": {"m": mom(1.0)},
+               "retain/multimodal": {"m": mom(1.0)}, "retain/text": {"m": mom(1.0)}}
+    s = neuron_scores(moments, {"m": "language"}, "paper", weights={"var": 0.0})["m"]
+    # forget: I_abs = 1/3, I_freq = 0, I_rms = sqrt(3/5); retain: all 0 (eps 1e-8 in the ratio)
+    i_forget = 1 / 3 + (3 / 5) ** 0.5
+    assert s.item() == pytest.approx(i_forget / 1e-8, rel=1e-6)

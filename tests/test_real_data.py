@@ -547,3 +547,24 @@ def test_text_that_is_not_utf8_is_a_bad_row_by_name_or_harmless_where_unread(mll
         _benchmark(tmp_path / "b", "mllmu_bench", mllmu_copy, "data.on_bad_row=error")
     skipped = _benchmark(tmp_path / "c", "mllmu_bench", mllmu_copy, "data.on_bad_row=skip").skipped
     assert any("field 'metadata' not UTF-8" in reason for reasons in skipped.values() for reason in reasons)
+
+
+def test_mllmu_bench_test_image_random_draws_per_seed_and_row(tmp_path):
+    """data.spec.test_image=random: each Test_Set row shows one of its images drawn from (seed, row ID), the same
+    on every load, and not always the first (a fixed index would read as a seed-independent held-out image)."""
+    from unlearn.data import mllmu_bench as M
+    from unlearn.data.fixtures import write_mllmu_bench_fixture
+
+    root = write_mllmu_bench_fixture(tmp_path / "MLLMU-Bench")
+    rows = [r for r in _rows(root, "Test_Set") if len(r["images"] or []) >= 2]
+    assert rows
+
+    def picks(seed):
+        out = M.convert_eval(rows, "Test_Set", {}, test_image="random", seed=seed)
+        return [[i for i, img in enumerate(r["images"]) if img["bytes"] == o["image"]["bytes"]]
+                for r, o in zip(rows, out)]
+
+    drawn = {seed: picks(seed) for seed in range(8)}
+    assert picks(3) == drawn[3]  # the same seed, the same images
+    chosen = {i for p in drawn.values() for row in p for i in row}
+    assert 0 in chosen and chosen - {0}, drawn  # a draw, not always the first image

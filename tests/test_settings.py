@@ -79,6 +79,9 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["method=mmunlearner", "mmunlearner.lora.enabled=true", "mmunlearner.lora.dropout=1"],
      r"mmunlearner.lora.dropout=1"),
     (["method=manu", "manu.alpha=-1"], r"manu.alpha=-1"),
+    # one top-alpha per tower: the method refused a per-layer scope too, after the before-evaluation (mutation audit)
+    (["experiment=manu_official", "manu.scope=layer"],
+     r"manu.selection=official uses the authors' score .* manu.scope='layer'"),
     (["method=manu", "manu.alpha=150"], r"manu.alpha=150"),
     (["method=manu", "manu.max_retain_people=0"], r"manu.max_retain_people=0"),
     (["experiment=manu_official", "manu.official.layers=null", "manu.official.apply_last=-1"],
