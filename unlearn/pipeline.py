@@ -315,10 +315,11 @@ def say_batches_per_process(cfg: DictConfig, here: bool = True) -> int:
     nodes = trainer.get("num_nodes", 1)
     processes = device_count(trainer) * (nodes if isinstance(nodes, int) and nodes > 0 else 1)
     if processes > 1 and here:
-        log.warning("%d processes: every batch size (method.batch_size, finetune.batch_size, manu.batch_size, "
+        log.warning("%d processes: every training batch size (method.batch_size, finetune.batch_size, "
                     "mmunlearner.batch_size, eval.relearn.batch_size) is per process, so each step reads %d times "
                     "one process's batch and an epoch takes %d times fewer steps: divide them by %d to take the "
-                    "one-process run's steps", processes, processes, processes, processes)
+                    "one-process run's steps (the passes that only read, MANU's statistics and MMUnlearner's "
+                    "Fisher, are alike on any number)", processes, processes, processes, processes)
     return processes
 
 
