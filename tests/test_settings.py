@@ -839,5 +839,5 @@ def test_several_processes_are_told_their_batch_sizes_are_per_process(tmp_path, 
         assert say_batches_per_process(compose_config(["trainer=ddp_sim", "+trainer.num_nodes=2"], tmp_path,
                                                       tmp_path)) == 4
     said = [r.getMessage() for r in caplog.records if "is per process" in r.getMessage()]
-    assert len(said) == 2 and said[0].startswith("2 processes: every batch size") and "divide them by 2" in said[0]
+    assert len(said) == 2 and said[0].startswith("2 processes: every training batch size") and "divide them by 2" in said[0]
     assert said[1].startswith("4 processes")
