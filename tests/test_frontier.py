@@ -991,3 +991,13 @@ def test_the_printed_command_carries_the_pythonpath_a_method_of_ones_own_needs(t
     assert command_line(["--out", "d"]) == "python -m unlearn.frontier --out d"
     monkeypatch.delenv("PYTHONPATH")
     assert command_line([]) == "python -m unlearn.frontier "
+
+
+def test_a_curves_legend_names_its_thinnest_point():
+    """A seed whose run at one strength failed leaves that point the mean of fewer seeds: the legend says so
+    (until 2026-12-06 it counted the curve's seeds alone)."""
+    from unlearn.frontier import curve_label
+
+    full = {0: [(1.0, 0.1, 0.2), (2.0, 0.2, 0.4)], 1: [(1.0, 0.1, 0.3), (2.0, 0.3, 0.5)]}
+    assert curve_label("ga", full) == "ga (2 seeds)"
+    assert curve_label("ga", {**full, 2: [(1.0, 0.1, 0.2)]}) == "ga (3 seeds; 2 at its thinnest point)"

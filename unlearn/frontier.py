@@ -38,6 +38,7 @@ import re
 import shlex
 import sys
 import time
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -982,6 +983,14 @@ def points_table(points: Sequence[Point]) -> str:
                                "curves are drawn through.")
 
 
+def curve_label(method: str, by_seed: dict) -> str:
+    """A curve's legend entry: its seeds, and the fewest any of its points is the mean of where a seed lacks a
+    strength (a failed run; until 2026-12-06 the legend counted the curve's seeds alone)."""
+    counts = Counter(s for c in by_seed.values() for s in {st for st, _, _ in c})
+    fewest = min(counts.values(), default=len(by_seed))
+    return f"{method} ({len(by_seed)} seeds" + (f"; {fewest} at its thinnest point)" if fewest < len(by_seed) else ")")
+
+
 def plot_frontier(points: Sequence[Point], out_dir: Path, budget: float = BUDGET, cost: str = "retain",
                   cost_metric: str = "mc_acc") -> list[Path]:
     """One PNG per modality: forget MC drop vs the `cost` split's `cost_metric` drop, mean curve per method with
@@ -1003,7 +1012,7 @@ def plot_frontier(points: Sequence[Point], out_dir: Path, budget: float = BUDGET
                 ys.append(mean)
                 sd.append(std or 0.0)
             color = f"C{i}"
-            ax.plot(xs, ys, marker="o", ms=3, color=color, label=f"{m} ({len(by_seed)} seeds)")
+            ax.plot(xs, ys, marker="o", ms=3, color=color, label=curve_label(m, by_seed))
             ax.fill_between(xs, [y - s for y, s in zip(ys, sd)], [y + s for y, s in zip(ys, sd)], color=color,
                             alpha=0.15, lw=0)
             # the band has no width where a curve runs steep or turns back (MMUnlearner's, at a flat retain
