@@ -32,8 +32,10 @@ class ModuleMatchError(ValueError):
     pass
 
 
-def match_modules(model: torch.nn.Module, patterns: Mapping[str, str]) -> dict[str, str]:
-    """module name -> tower for every module whose name matches a tower's regex (full match)."""
+def match_modules(model: torch.nn.Module, patterns: Mapping[str, str],
+                  key: str = "model.mlp_modules") -> dict[str, str]:
+    """module name -> tower for every module whose name matches a tower's regex (full match); `key`: the setting
+    that gave the patterns."""
     found: dict[str, str] = {}
     names = [n for n, _ in model.named_modules()]
     for tower, pattern in patterns.items():
@@ -42,7 +44,7 @@ def match_modules(model: torch.nn.Module, patterns: Mapping[str, str]) -> dict[s
         if not hits:
             shown = [n for n in names if n.endswith(("proj", "fc1", "fc2", "mlp"))] or names
             raise ModuleMatchError(
-                f"model.mlp_modules.{tower}={pattern!r} matches no module; module names seen include: "
+                f"{key}.{tower}={pattern!r} matches no module; module names seen include: "
                 + ", ".join(shown[:40]) + (" ..." if len(shown) > 40 else "")
             )
         for n in hits:

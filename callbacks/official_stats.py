@@ -67,11 +67,11 @@ class OfficialActivationStatistics(Callback):
 
     def attach(self, model: torch.nn.Module) -> None:
         self.detach()
-        self.towers = match_modules(model, self.patterns)
+        key = "model.manu_official_modules" if self.neuron == "output" else "model.mlp_modules"
+        self.towers = match_modules(model, self.patterns, key)
         modules = dict(model.named_modules())
         for name in self.towers:
             if not isinstance(modules[name], torch.nn.Linear):
-                key = "model.manu_official_modules" if self.neuron == "output" else "model.mlp_modules"
                 raise ValueError(f"{key} matches {name!r}, which is not a Linear")
         self.units = {n: self.unit_of(n) for n in self.towers}
         for name in self.towers:

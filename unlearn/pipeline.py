@@ -817,6 +817,20 @@ def join_process_group(cfg: DictConfig) -> bool:
                                                    enable_model_summary=False, enable_checkpointing=False))
 
 
+def check_method_before_evaluation(ctx: RunContext, method: Callable) -> None:
+    """The method's own `check_before_evaluation(ctx, world)`, where its module has one: the refusals its passes
+    make from the data sizes, the process count and the model's structure alone (MANU's and MMUnlearner's
+    rank_share, a process left with no batch; their module and parameter patterns), made here, before the
+    before-evaluation, with the method's own functions. Until 2026-12-06 they came after it (tens of minutes at
+    7B). `world`: the processes `cfg.trainer` runs on (no process group may exist yet)."""
+    import sys
+
+    module = sys.modules.get(getattr(getattr(method, "func", method), "__module__", None) or "")
+    check = getattr(module, "check_before_evaluation", None)
+    if callable(check):
+        check(ctx, teaching_processes(ctx.cfg))
+
+
 def check_launched_as_configured(cfg: DictConfig) -> None:
     """Under torchrun (any number of processes), or srun with a multi-process trainer, the trainer runs on as many
     processes as the launcher started. Until 2026-12-05 `torchrun --nproc-per-node 2 train.py` with a one-device
@@ -896,6 +910,7 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
     say_batches_per_process(cfg, ctx.is_global_zero)
     for section in RECIPE_SECTIONS:  # a setting the image processor lacks is refused before any evaluation
         recipe_processor(ctx, section)
+    check_method_before_evaluation(ctx, method)
 
     # the configuration as it runs, interpolations resolved (.hydra/config.yaml keeps them: the lr a method reads
     # from model.unlearn_lr, the seed teaching reads from teach_seed): rank 0's config.json, and the dashboard's

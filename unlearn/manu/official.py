@@ -75,6 +75,11 @@ def official_batches(n_rows: int, batch_size: int, n_batches: int, chunk_size: i
     return out
 
 
+ONE_ROW = ("official statistics: a batch with one row has no unbiased std (their code gives NaN): a split's last "
+           "batch holds one row where its size is 1 more than a multiple of manu.batch_size, or manu.batch_size is 1; "
+           "choose a manu.batch_size that leaves no single row, or pool layers (manu.official.pooled_layers=true)")
+
+
 class BatchPositionSums:
     """One batch of one unit: per-position sums over its rows (pooled layers add more rows)."""
 
@@ -106,10 +111,7 @@ class BatchPositionSums:
         """(4, n) sums over positions of the per-position statistics, and the number of positions."""
         r = self.rows
         if r < 2:
-            raise ValueError("official statistics: a batch with one row has no unbiased std (their code gives "
-                             "NaN): a split's last batch holds one row where its size is 1 more than a multiple of "
-                             "manu.batch_size, or manu.batch_size is 1; choose a manu.batch_size that leaves no "
-                             "single row, or pool layers (manu.official.pooled_layers=true)")
+            raise ValueError(ONE_ROW)
         s = self.sums
         mean = s["sum"] / r
         var = ((s["sum_sq"] - r * mean * mean) / (r - 1)).clamp(min=0.0)
@@ -192,6 +194,22 @@ def pooled_targets(members: Sequence[str], apply_last: int, layers: Sequence[int
     return [m for m in ordered if layer_index(m) in set(layers)]
 
 
+def pooled_modules(units: Mapping[str, str], towers: Mapping[str, str], apply_last: int,
+                   layers: Mapping[str, Sequence[int]] | None = None) -> dict[str, str]:
+    """module -> its pooled unit, for every module a pooled unit's mask reaches (pooled_targets per unit): what
+    the model's structure alone decides, so it is also checked before the before-evaluation (unlearn.methods.manu.check_before_evaluation)."""
+    members: dict[str, list[str]] = {}
+    for module, unit in units.items():
+        members.setdefault(unit, []).append(module)
+    out: dict[str, str] = {}
+    for unit, mods in members.items():
+        tower = towers[mods[0]]
+        chosen = None if layers is None else layers[tower]
+        for m in pooled_targets(mods, apply_last, chosen, f"manu.official.layers.{tower}"):
+            out[m] = unit
+    return out
+
+
 def official_scores(stats: Mapping[str, Mapping[str, Mapping[str, Tensor]]], units: Mapping[str, str],
                     towers: Mapping[str, str], pooled: bool, apply_last: int,
                     weights: Mapping[str, float],
@@ -214,13 +232,6 @@ def official_scores(stats: Mapping[str, Mapping[str, Mapping[str, Tensor]]], uni
             unit_score[unit] = ratio_score(f, r, weights)
     if not pooled:
         return {m: unit_score[u] for m, u in units.items()}
-    members: dict[str, list[str]] = {}
-    for module, unit in units.items():
-        members.setdefault(unit, []).append(module)
-    for unit, mods in members.items():
-        tower = towers[mods[0]]
-        chosen = None if layers is None else layers[tower]
-        for m in pooled_targets(mods, apply_last, chosen, f"manu.official.layers.{tower}"):
-            out[m] = unit_score[unit]
+    out = {m: unit_score[u] for m, u in pooled_modules(units, towers, apply_last, layers).items()}
     order = sorted(out, key=lambda m: (towers[m] != "vision", layer_index(m), m))
     return {m: out[m] for m in order}

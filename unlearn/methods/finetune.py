@@ -215,17 +215,32 @@ def shuffled_loader(data, batch_size: int, collate_fn, num_workers: int = 0,
                       generator=generator)
 
 
-def freeze(model: torch.nn.Module, patterns) -> list[torch.nn.Parameter]:
-    """Hold parameters whose name matches a regex at their initial values while teaching."""
+def frozen_parameters(model: torch.nn.Module, patterns) -> list[torch.nn.Parameter]:
+    """The parameters whose name matches one of the regexes; a regex that matches none is refused."""
     out = []
     for pattern in patterns:
         hits = [(n, p) for n, p in model.named_parameters() if re.search(pattern, n)]
         if not hits:
             raise ValueError(f"finetune.frozen pattern {pattern!r} matches no parameter")
         out += [p for _, p in hits]
+    return out
+
+
+def freeze(model: torch.nn.Module, patterns) -> list[torch.nn.Parameter]:
+    """Hold parameters whose name matches a regex at their initial values while teaching."""
+    out = frozen_parameters(model, patterns)
     for p in out:
         p.requires_grad_(False)
     return out
+
+
+def check_before_evaluation(ctx, world: int) -> None:
+    """`method=finetune`: what the model's structure alone refuses (finetune.frozen, finetune.lora's targets),
+    checked before the before-evaluation (pipeline.check_method_before_evaluation); `teach` reaches it after it."""
+    from unlearn.mmunlearner.lora import check_targets
+
+    frozen_parameters(ctx.model, ctx.cfg.finetune.frozen)
+    check_targets(ctx.model, ctx.cfg.finetune.get("lora"), ctx.cfg.model.get("lora_target_modules"), "finetune.lora")
 
 
 def run(ctx) -> None:

@@ -453,6 +453,14 @@ def _flat(node, prefix: str = "") -> dict:
     return out
 
 
+def check_before_evaluation(ctx, world: int) -> None:
+    """What the model's structure alone refuses (method.lora's targets), checked before the before-evaluation
+    (pipeline.check_method_before_evaluation); `run` makes the adapters after it."""
+    from unlearn.mmunlearner.lora import check_targets
+
+    check_targets(ctx.model, ctx.cfg.method.get("lora"), ctx.cfg.model.get("lora_target_modules"), "method.lora")
+
+
 def run(ctx) -> None:
     from hydra.utils import instantiate
 

@@ -7,6 +7,8 @@ statistics and `NeuronPruning` scores, selects and zeroes neurons.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import lightning as L
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
@@ -15,14 +17,14 @@ from torch.utils.data import DataLoader
 
 from callbacks.activation_stats import ActivationStatistics
 from callbacks.neuron_pruning import NeuronPruning
-from callbacks.official_stats import OfficialActivationStatistics
+from callbacks.official_stats import OfficialActivationStatistics, own_tower
 from unlearn.data.benchmark import first_people
 from unlearn.data.collate import collate
 from unlearn.data.sampling import rank_share
 from unlearn.data.sequences import QASequences
 from unlearn.data.written import WrittenSequences
 from unlearn.eval.scoring import model_inputs
-from unlearn.manu.official import official_batches
+from unlearn.manu.official import ONE_ROW, official_batches, pooled_modules
 from unlearn.models.loading import recipe_processor
 from unlearn.strategies import refuse_fsdp
 
@@ -64,7 +66,7 @@ class ActivationPass(L.LightningModule):
         world, rank = self.trainer.world_size, self.trainer.global_rank
         loaders, self.batch_chunks = [], []
         for key, ds in self.datasets.items():
-            mine = rank_share(self.plans[key], rank, world, f"MANU's statistics pass ({key})", "manu.batch_size")
+            mine = rank_share(self.plans[key], rank, world, pass_name(key), "manu.batch_size")
             self.batch_chunks.append([c for c, _ in mine])
             loaders.append(DataLoader(ds, batch_sampler=[idx for _, idx in mine],
                                       collate_fn=lambda b: collate(b, self.pad_id)))
@@ -96,6 +98,36 @@ def statistics_datasets(ctx, max_retain_people: int | None = None, sequences: st
             for name, rows in (("forget", forget), ("retain", retain)) for form in ("multimodal", "text")}
 
 
+def pass_name(key: str) -> str:
+    return f"MANU's statistics pass ({key})"
+
+
+def check_before_evaluation(ctx, world: int) -> None:
+    """What the statistics pass and the pruning refuse from the data sizes, the process count and the model's
+    structure alone, checked before the before-evaluation (pipeline.check_method_before_evaluation); `run` reaches
+    them after it (hours at 7B), the pooled layers only after the whole pass: the hooked modules' patterns
+    (match_modules), manu.official.layers against the model's layers (pooled_modules) and a process left with no
+    batch of a planned loader (rank_share)."""
+    m = ctx.cfg.manu
+    selection = m.get("selection", "project")
+    stats, pruning = pass_callbacks(ctx, selection)
+    stats.attach(ctx.model)
+    stats.detach()
+    if selection != "official":
+        return  # the project's loaders shard rows (UnrepeatedDistributedSampler), not fixed batches
+    if stats.pooled:
+        pooled_modules(stats.units, stats.towers, pruning.apply_last, pruning.layers)
+    o = m.official
+    datasets = statistics_datasets(ctx, m.max_retain_people, m.get("sequences", "template"))
+    members = Counter(stats.units.values())  # the modules whose rows a unit's batch statistics add up
+    for key, plan in official_plans(datasets, m.batch_size, o.chunk_size, o.seed,
+                                    o.get("retain_subset", True)).items():
+        rank_share(plan, 0, world, pass_name(key), "manu.batch_size")  # every rank's share is refused alike
+        fewest = min((members[u] for n, u in stats.units.items() if stats.towers[n] == own_tower(key)), default=2)
+        if fewest < 2 and any(len(rows) < 2 for _, rows in plan):  # BatchPositionSums.position_totals: < 2 rows
+            raise ValueError(ONE_ROW)
+
+
 def official_plans(datasets: dict, batch_size: int, chunk_size: int, seed: int, retain_subset: bool = True) -> dict:
     """The authors' reading order per loader: forget loaders in full, retain loaders only as many batches as
     the forget set has (a random retain subset of its size; `retain_subset=false`: all of the retain set),
@@ -119,6 +151,23 @@ def official_statistics(m, model_cfg) -> OfficialActivationStatistics:
                                         tau=m.tau, unit=unit)  # tau: their 0.1 is manu.tau's default
 
 
+def pass_callbacks(ctx, selection: str) -> tuple:
+    """The statistics callback of `manu.selection` and the pruning that reads it."""
+    m = ctx.cfg.manu
+    if selection == "official":
+        stats = official_statistics(m, ctx.cfg.model)
+    elif selection == "project":
+        stats = ActivationStatistics(dict(ctx.cfg.model.mlp_modules), tau=m.tau, neuron=m.neuron,
+                                     mask_padding=m.get("mask_padding", True))
+    else:
+        raise ValueError(f"manu.selection={selection!r}: expected one of {list(SELECTIONS)}")
+    pruning = NeuronPruning(stats, alpha=m.alpha, score=m.score, weights=dict(m.weights) if m.weights else None,
+                            scope=m.scope, mode=m.prune.mode, factor=m.prune.factor, out_dir=ctx.out_dir / "manu",
+                            apply_last=m.official.apply_last if selection == "official" else 0,
+                            seed=ctx.cfg.seed, layers=m.official.get("layers") if selection == "official" else None)
+    return stats, pruning
+
+
 def run(ctx) -> None:
     m = ctx.cfg.manu
     refuse_fsdp(ctx.cfg, "manu")
@@ -130,17 +179,8 @@ def run(ctx) -> None:
         if m.score != "reference" or m.scope != "tower":
             raise ValueError(f"manu.selection=official uses the authors' score and one top-alpha per tower; "
                              f"manu.score={m.score!r} / manu.scope={m.scope!r} must be 'reference' / 'tower'")
-        stats = official_statistics(m, ctx.cfg.model)
         plans = official_plans(datasets, m.batch_size, o.chunk_size, o.seed, o.get("retain_subset", True))
-    elif selection == "project":
-        stats = ActivationStatistics(dict(ctx.cfg.model.mlp_modules), tau=m.tau, neuron=m.neuron,
-                                     mask_padding=m.get("mask_padding", True))
-    else:
-        raise ValueError(f"manu.selection={selection!r}: expected one of {list(SELECTIONS)}")
-    pruning = NeuronPruning(stats, alpha=m.alpha, score=m.score, weights=dict(m.weights) if m.weights else None,
-                            scope=m.scope, mode=m.prune.mode, factor=m.prune.factor, out_dir=ctx.out_dir / "manu",
-                            apply_last=m.official.apply_last if selection == "official" else 0,
-                            seed=ctx.cfg.seed, layers=m.official.get("layers") if selection == "official" else None)
+    stats, pruning = pass_callbacks(ctx, selection)
     module = ActivationPass(ctx.model, datasets, m.batch_size, ctx.processor.tokenizer.pad_token_id, plans)
     trainer = ctx.trainer(callbacks=[stats, pruning], use_distributed_sampler=False, enable_model_summary=False)
     trainer.validate(module, verbose=False)

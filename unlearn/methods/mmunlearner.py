@@ -49,7 +49,7 @@ from unlearn.eval.scoring import model_inputs
 from unlearn.io import write_json, write_masks
 from unlearn.methods.gradient import batch_mean_named
 from unlearn.methods.guards import check_finite, refuse_non_finite_gradients
-from unlearn.mmunlearner.lora import peft_targets
+from unlearn.mmunlearner.lora import check_targets, peft_targets
 from unlearn.optim import make_optimizer
 from unlearn.mmunlearner.saliency import (HALF_DTYPES, eligible_parameters, half_fisher_add, gamma_for_fraction,
                                           group_parameters, mask_report, official_half_mask, restore_masked_out,
@@ -70,6 +70,19 @@ def choice(value, allowed, key: str):
     if value not in allowed:
         raise ValueError(f"{key}={value!r}: expected one of {list(allowed)}")
     return value
+
+
+def fisher_batches(n_rows: int, batch_size: int, shuffle_seed: int | None, j: int) -> list[list[int]]:
+    """The Fisher pass's batches of its j-th loader, fixed before sharding: in order, or (`shuffle_seed`) from a
+    seeded permutation, the same on every rank."""
+    order = list(range(n_rows))
+    if shuffle_seed is not None:
+        order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(shuffle_seed + j)).tolist()
+    return [order[i:i + batch_size] for i in range(0, n_rows, batch_size)]
+
+
+def fisher_pass_name(key: str) -> str:
+    return f"the Fisher pass ({key})"
 
 
 class FisherPass(L.LightningModule):
@@ -103,13 +116,10 @@ class FisherPass(L.LightningModule):
     def val_dataloader(self):
         loaders = []
         for j, ds in enumerate(self.datasets.values()):
-            order = list(range(len(ds)))
-            if self.shuffle_seed is not None:  # the same permutation on every rank
-                order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(self.shuffle_seed + j)).tolist()
-            batches = [order[i:i + self.batch_size] for i in range(0, len(ds), self.batch_size)]
+            batches = fisher_batches(len(ds), self.batch_size, self.shuffle_seed, j)
             self.total[self.loader_keys[j]] = len(batches)
             mine = rank_share(batches, self.trainer.global_rank, self.trainer.world_size,
-                              f"the Fisher pass ({self.loader_keys[j]})", "mmunlearner.fisher_batch_size")
+                              fisher_pass_name(self.loader_keys[j]), "mmunlearner.fisher_batch_size")
             loaders.append(DataLoader(ds, batch_sampler=mine, collate_fn=lambda b: collate(b, self.pad_id)))
         return loaders
 
@@ -331,6 +341,38 @@ def fisher_datasets(ctx, labels: str = "answer", preserve_text: str = "train_qa"
     return {"forget": forget, "retain_multimodal": retain_mm, "text_all": text_all}
 
 
+def fisher_loaders(ctx, labels: str = "answer", preserve_text: str = "train_qa", sequences: str = "template",
+                   preserve_batches: str = "separate") -> dict:
+    """The Fisher pass's datasets, one loader each (`preserve_batches`: see compute_masks)."""
+    data = fisher_datasets(ctx, labels, preserve_text, sequences)
+    if preserve_batches == "mixed":
+        data = {"forget": data["forget"], "retain_multimodal": data["retain_multimodal"],
+                "language_preserve": ConcatDataset([data["text_all"], data["retain_multimodal"]])}  # their order
+    return data
+
+
+def check_before_evaluation(ctx, world: int) -> None:
+    """The refusals the data sizes, the process count and the model's structure decide, checked before the
+    before-evaluation (pipeline.check_method_before_evaluation; `run` reaches them after it, hours at 7B): the
+    parameter groups' patterns (group_parameters, eligible_parameters; under mmunlearner.lora.enabled they read the
+    adapters, made in `run`), the Fisher pass's rank_share (a process left with no batch) and the update's schedule
+    (update_loader: mmunlearner.retain_steps=official with fewer retain than forget batches)."""
+    m = ctx.cfg.mmunlearner
+    check_targets(ctx.model, m.lora, ctx.cfg.model.get("lora_target_modules"), "mmunlearner.lora")
+    if m.apply_mask and not m.mask_path:
+        if not m.lora.enabled:
+            eligible_parameters(ctx.model, group_parameters(ctx.model, dict(ctx.cfg.model.param_groups),
+                                                            GROUPS[m.groups]), m.eligible)
+        data = fisher_loaders(ctx, m.fisher_labels, m.preserve_text, m.get("sequences", "template"),
+                              m.preserve_batches)
+        seed = ctx.cfg.seed if m.fisher_shuffle else None
+        for j, (key, ds) in enumerate(data.items()):
+            rank_share(fisher_batches(len(ds), m.fisher_batch_size, seed, j), 0, world, fisher_pass_name(key),
+                       "mmunlearner.fisher_batch_size")  # every rank's share is refused alike
+    update_loader(ctx, m.batch_size, m.retain_steps, ctx.cfg.seed, world, m.update_labels, m.retain_text,
+                  m.get("sequences", "template"))
+
+
 def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma: float, batch_size: int,
                   labels: str = "answer", shuffle_seed: int | None = None, preserve_text: str = "train_qa",
                   mask_fraction: float | None = None, preserve_batches: str = "separate",
@@ -350,10 +392,8 @@ def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma:
                          f"it cannot be used with mmunlearner.fisher_dtype={fisher_dtype}")
     names = {p: n for n, p in ctx.model.named_parameters()}
     vision, language = groups["vision"], groups["language"]
-    data = fisher_datasets(ctx, labels, preserve_text, sequences)
+    data = fisher_loaders(ctx, labels, preserve_text, sequences, preserve_batches)
     if preserve_batches == "mixed":
-        data = {"forget": data["forget"], "retain_multimodal": data["retain_multimodal"],
-                "language_preserve": ConcatDataset([data["text_all"], data["retain_multimodal"]])}  # their order
         params = {"forget": vision + language, "retain_multimodal": vision, "language_preserve": language}
     else:
         params = {"forget": vision + language, "retain_multimodal": vision + language, "text_all": language}

@@ -38,3 +38,24 @@ def peft_targets(model: nn.Module, target_modules):
     if target_modules in RULES:
         return all_linear_targets(model, head=target_modules == "all_linear_and_head")
     return target_modules if isinstance(target_modules, str) else list(target_modules)
+
+
+def check_targets(model: nn.Module, lora_cfg, model_targets, key: str) -> None:
+    """What get_peft_model refuses as the adapters are made (no module matches the targets), checked on the
+    unwrapped model with peft's own matcher, before the before-evaluation (the methods' check_before_evaluation):
+    the gradient methods, MMUnlearner and method=finetune make their adapters after it. `lora_cfg`: the section
+    `key` (nothing to check unless enabled); its target_modules, or `model_targets` (model.lora_target_modules)."""
+    if not lora_cfg or not lora_cfg.get("enabled"):
+        return
+    from omegaconf import OmegaConf
+    from peft import LoraConfig
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    given = lora_cfg.get("target_modules")
+    targets = given or model_targets
+    config = LoraConfig(target_modules=peft_targets(model, targets))
+    if not any(check_target_module_exists(config, name) for name, _ in model.named_modules()):
+        shown = OmegaConf.to_container(targets) if OmegaConf.is_config(targets) else targets
+        raise ValueError(f"{f'{key}.target_modules' if given else 'model.lora_target_modules'}={shown!r} matches no "
+                         "module of this model (peft refuses it as the adapters are made): give this model's module "
+                         "names")
