@@ -47,3 +47,16 @@ def test_groups_exist():
         assert g in GROUPS
     assert {"cpu", "gpu", "ddp", "ddp_sim"} <= set(_options("trainer"))
     assert {"wandb", "csv", "none"} <= set(_options("logger"))
+
+
+def test_debug_fast_has_no_logger_unless_the_command_line_names_one(tmp_path):
+    """`debug=fast` set `logger: null` over the command line's `logger=csv` or `logger=wandb` without a word (until
+    the 42nd session): a smoke test could not be looked at in a logger. Now its default only."""
+    from unlearn.config import compose_config
+
+    def logger(*overrides):
+        return compose_config(list(overrides), tmp_path / "run", tmp_path / "cache").get("logger")
+
+    assert logger("debug=fast") is None and logger("experiment=organism", "debug=fast") is None
+    assert logger("debug=fast", "logger=csv")._target_ == "lightning.pytorch.loggers.CSVLogger"
+    assert logger("logger=wandb", "debug=fast")._target_ == "unlearn.wandb_logger.WandbLogger"

@@ -135,7 +135,8 @@ def test_the_dashboard_has_the_setting_and_the_before_numbers_from_the_start(tmp
 
     with pytest.raises(RuntimeError, match="diverged"):
         run("failed", fails)
-    (kind, config), (then, before) = Recorder.calls
+    (kind, config), (then, before), end = Recorder.calls
+    assert end == ("end", "failed")  # the logger is told, and saves what it holds (the CSV logger's rows)
     assert kind == "config" and config["method"]["name"] == "finetune" and config["seed"] == 0
     assert then == "metrics" and before and all(k.startswith("before/") for k in before)
     run("finished", lambda ctx, fcfg: None)

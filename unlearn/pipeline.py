@@ -56,6 +56,16 @@ class RunContext:
     out_dir: Path
     logger: object | None = None
     artifacts: dict = field(default_factory=dict)  # what a method wants recorded in metrics.json
+    # the Trainers that log to this run's logger, whose steps the run's own rows follow (logged_step)
+    logging_trainers: list = field(default_factory=list, repr=False)
+
+    def logged_step(self) -> int:
+        """The step of a row the run logs itself (the evaluations): the logging Trainers' last step, 0 before any.
+        Why: Lightning's CSVLogger numbers a row logged without a step by the rows it holds unsaved, none once a
+        Trainer saved them, so until the 42nd session metrics.csv put the after-evaluation at step 0, before the
+        training losses; W&B drew it at the last step only through its step_sync."""
+        return max((getattr(t.fit_loop.epoch_loop, "_batches_that_stepped", t.global_step)
+                    for t in self.logging_trainers), default=0)
 
     def trainer(self, **overrides) -> L.Trainer:
         """A Trainer from `cfg.trainer`, with this run's logger unless overridden."""
@@ -76,7 +86,10 @@ class RunContext:
         overrides["callbacks"] = [*given, LostUpdateCheck(self.artifacts.setdefault("lost_steps", [])),
                                   KeepRandomState(), InterruptNotice(), FiniteSteps(),
                                   SelfShardingCheck()]
-        return instantiate(self.cfg.trainer, **overrides)
+        trainer = instantiate(self.cfg.trainer, **overrides)
+        if self.logger is not None and overrides["logger"] is self.logger:
+            self.logging_trainers.append(trainer)
+        return trainer
 
     @property
     def is_global_zero(self) -> bool:
@@ -624,6 +637,23 @@ def check_reference_items(reference: list[dict], benchmark, cfg: DictConfig) -> 
                          "only here): evaluate the reference on the same data, forget split and eval.max_people")
 
 
+def check_reference_protocol(cfg: DictConfig) -> None:
+    """Forget quality compares truth ratios, whose likelihoods `eval.protocol=clear` takes over CLEAR's collate labels
+    (question and image tokens too) and every other protocol over the answer alone: a reference evaluated under the
+    other kind (finetune=clear's command leaves data=clear's default, embedded) has the same item uids, so
+    check_reference_items passes it, but gives a p-value of two different quantities. Refused here."""
+    from unlearn.rescore import item_settings
+
+    theirs = item_settings(Path(str(cfg.eval.reference_run)).expanduser())["eval.protocol"]
+    labels = {p: "clear" if p == "clear" else "answer" for p in (theirs, cfg.eval.protocol)}
+    if theirs is not None and labels[theirs] != labels[cfg.eval.protocol]:
+        raise ValueError(f"eval.reference_run={cfg.eval.reference_run}: evaluated under eval.protocol={theirs}, this "
+                         f"run under eval.protocol={cfg.eval.protocol}: their likelihoods cover different tokens, so "
+                         "forget quality would compare unlike truth ratios; evaluate the reference under this run's "
+                         "protocol (e.g. experiment=clear_baselines method=finetune finetune=clear "
+                         "finetune.people=without_forget)")
+
+
 # the protocols whose prompts carry few-shot examples (unlearn/eval/protocol.py make_prompts)
 SHOT_PROTOCOLS = ("mllmu_bench", "mmunlearner")
 # settings the records do not depend on where they are not read, at the values a seed-0 run of the embedded
@@ -801,9 +831,15 @@ def run(cfg: DictConfig) -> dict:
         e.refused_before_run = True
         raise
     with claimed_run_dir(out_dir, "paths.output_dir", reads):  # no second run writes into it meanwhile (unlearn/run_dir.py)
+        loggers: list = []
         try:
-            metrics = _run_into(cfg, out_dir)
+            metrics = _run_into(cfg, out_dir, loggers)
         except BaseException:
+            for logger in loggers:  # what it was given so far: the CSV logger writes its rows only when saved (until
+                try:  # the 42nd session a run failing outside a Trainer lost its metrics.csv)
+                    logger.finalize("failed")
+                except Exception as e:  # noqa: BLE001 - the run's own error is the one raised
+                    log.warning("the logger's rows of this failed run may be incomplete: %s: %s", type(e).__name__, e)
             finish_wandb_run(1)
             raise
         finish_wandb_run(0)
@@ -877,15 +913,18 @@ def finish_wandb_run(exit_code: int) -> None:
         wandb.finish(exit_code=exit_code)
 
 
-def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
+def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> dict:
     # where method=finetune publishes its model: keyed now, before any trainer runs (on CPU under DDP, Lightning
     # sets each rank's thread count at its first launch, and the key holds this process's count at the start)
     publish = vanilla_path(cfg) if cfg.method.name == "finetune" and not cfg.model.path else None
     benchmark: Benchmark = instantiate(cfg.data.benchmark)
     reference = reference_records(cfg.eval.reference_run) if cfg.eval.get("reference_run") else None
     if reference is not None:
+        check_reference_protocol(cfg)
         check_reference_items(reference, benchmark, cfg)
     logger = instantiate(cfg.logger) if cfg.get("logger") else None
+    if logger is not None and loggers is not None:
+        loggers.append(logger)
     method: Callable = instantiate(cfg.method.run)
 
     teaching_state = None
@@ -925,7 +964,7 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
         m, records["before"] = evaluate_before(ctx, before_cache_path(cfg, source), source)
         metrics.update(m)
         if dashboard is not None:  # as soon as they are known, not only once the run has finished
-            dashboard.log_metrics(_numbers(m))
+            dashboard.log_metrics(_numbers(m), step=ctx.logged_step())
     logged = set(metrics)
     start = time.perf_counter()
     if teaching_state is not None:
@@ -986,7 +1025,8 @@ def _run_into(cfg: DictConfig, out_dir: Path) -> dict:
         if logger is not None:  # what made the run beside its setting: two runs of one config may start from
             # different taught models (another thread count, machine or teaching), which only these tell apart
             logger.log_hyperparams({"run": {k: summary[k] for k in RUN_RECORD}})
-            logger.log_metrics(_numbers({k: v for k, v in metrics.items() if k not in logged}))
+            logger.log_metrics(_numbers({k: v for k, v in metrics.items() if k not in logged}),
+                               step=ctx.logged_step())  # after the training's rows (metrics.csv's step)
             _log_table(logger, metrics)
             logger.finalize("success")
     if relearn_failed is not None:
@@ -1009,9 +1049,18 @@ def _numbers(metrics: dict) -> dict:
 
 
 def _log_table(logger, metrics: dict) -> None:
-    """The results table as a W&B table when the logger is W&B."""
+    """The results table as a W&B table when the logger is W&B: a row per score, beside it `n`, the questions it
+    averages over (its `.../n_<metric>` count; None where the score has no count of its own). Until the 42nd
+    session each count was a row of its own, `metric` n_mc_acc and `value` 5.0, 80 of the 208 rows on the default
+    evaluation, read as scores by whoever pivoted the table on `metric`."""
     log_table = getattr(logger, "log_table", None)
     if log_table is None:
         return
-    rows = [[k.split("/")[0], *k.split("/")[1:], float(v)] for k, v in metrics.items() if k.count("/") == 3]
-    log_table(key="results", columns=["stage", "split", "modality", "metric", "value"], data=rows)
+    rows = []
+    for k, v in metrics.items():
+        if k.count("/") != 3 or k.rsplit("/", 1)[1].startswith("n_"):
+            continue
+        prefix, name = k.rsplit("/", 1)
+        n = metrics.get(f"{prefix}/n_{name}")
+        rows.append([*k.split("/"), float(v), None if n is None else int(n)])
+    log_table(key="results", columns=["stage", "split", "modality", "metric", "value", "n"], data=rows)

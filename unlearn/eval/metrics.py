@@ -170,11 +170,32 @@ def clear_task_metrics(records: list[dict], stage: str, perturbed: str = "item",
                                                    for r in prob) / len(prob)
         mine = record_truth_ratios(prob, perturbed)
         out[f"{where}/truth_ratio_{attribute}"] = reported_truth_ratio(mine, split)
-        if reference is not None and split == "forget":
+        if reference is not None and split in ("forget", "retain"):
             ref = record_truth_ratios(of(reference, "prob", split, modality, attribute), perturbed)
             if ref:
                 out[f"{where}/forget_quality_{attribute}"] = forget_quality(mine, ref)[0]
     return out
+
+
+# calculate_metrics.py compute_model_utility (somvy/multimodal_unlearning bb14c96, lines 88-126): the harmonic mean of
+# the Prob., ROUGE and Truth Ratio cells of every task whose name holds no "Forget": Retain (eval_log.json: the
+# raw probability), Retain FaceRec, Real Faces, Real World (the truth's share among the options)
+CLEAR_UTILITY_CELLS = tuple(
+    f"{where}/{metric}" for where, prob, suffix in (("retain/multimodal", "prob", "_caption"),
+                                                   ("retain/multimodal", "prob_rel", "_name"),
+                                                   ("untouched/multimodal", "prob_rel", "_real_faces"),
+                                                   ("untouched/multimodal", "prob_rel", "_real_world"))
+    for metric in (prob + suffix, "rougeL_recall" + suffix, "truth_ratio" + suffix))
+
+
+def clear_model_utility(metrics: dict[str, float], stage: str) -> dict[str, float]:
+    """`{stage}/model_utility_clear`: CLEAR's "Model Utility", scipy's hmean of its twelve non-forget cells
+    (CLEAR_UTILITY_CELLS; 0 where any is 0), when the run has all of them (eval.protocol=clear on data=clear)."""
+    cells = [metrics.get(f"{stage}/{key}") for key in CLEAR_UTILITY_CELLS]
+    if any(c is None for c in cells):
+        return {}
+    value = 0.0 if any(c <= 0 for c in cells) else len(cells) / sum(1.0 / c for c in cells)
+    return {f"{stage}/model_utility_clear": value}
 
 
 def derived_metrics(records: list[dict], stage: str, perturbed: str = "item", protocol: str | None = None,
@@ -190,4 +211,6 @@ def derived_metrics(records: list[dict], stage: str, perturbed: str = "item", pr
         out.update(clear_task_metrics(records, stage, perturbed, reference))
     if data_name == "clear":  # real faces and real world apart, as CLEAR and MMUnlearner report them
         out.update(source_metrics(records, stage, perturbed))
+    if protocol == "clear" and data_name == "clear":  # CLEAR's headline utility from the cells above
+        out.update(clear_model_utility(out, stage))
     return out
