@@ -813,7 +813,9 @@ def likelihood_table(groups: Sequence[SeedGroup]) -> str:
     return table + (
         "\n\n- TR = truth ratio as CLEAR and TOFU report it: forget `min(R, 1/R)` (1: no preference between "
         "the truth and wrong answers left), retain `max(0, 1 - R)`; prob = length-normalised probability of the "
-        "ground truth; forget quality = KS p-value against `eval.reference_run` (n/a without one).")
+        "ground truth; forget quality = KS p-value against `eval.reference_run` (n/a without one). On CLEAR "
+        "these pool its caption and face-recognition items, which CLEAR reports apart (its cells are "
+        "metrics.json's `*_caption` and `*_name` keys; CLEAR's Model Utility: `model_utility_clear`).")
 
 
 # ----------------------------------------------------------------------------------- relearning attack
