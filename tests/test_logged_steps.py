@@ -68,3 +68,38 @@ def test_the_results_table_has_each_score_once_with_its_count_beside_it():
     _log_table(table, metrics)
     assert table.columns == ["stage", "split", "modality", "metric", "value", "n"]
     assert table.data == [["after", "forget", "text", "mc_acc", 0.8, 5], ["after", "forget", "text", "truth_ratio", 0.7, None]]
+
+
+def test_the_methods_module_is_not_kept_alive_through_the_evaluation(tmp_path, monkeypatch):
+    """logged_step needs each logging Trainer's last step, not the Trainer: held in the run's context, a Trainer
+    kept its module (KL's and NPO's frozen reference copy of the model, the Fisher pass's sums) and its optimiser
+    state alive through the after-evaluation and the relearning attack, where without a logger they were freed."""
+    import gc
+    import weakref
+
+    from unlearn.methods import gradient
+
+    made = []
+    init = gradient.GradientUnlearning.__init__
+
+    def recorded(self, *a, **k):
+        init(self, *a, **k)
+        made.append(weakref.ref(self))
+
+    monkeypatch.setattr(gradient.GradientUnlearning, "__init__", recorded)
+    alive_at_after = []
+    evaluate = pipeline.evaluate
+
+    def evaluate_after(ctx, stage, *a, **k):
+        if stage == "after":
+            gc.collect()
+            alive_at_after.append(sum(r() is not None for r in made))
+        return evaluate(ctx, stage, *a, **k)
+
+    monkeypatch.setattr(pipeline, "evaluate", evaluate_after)
+    pipeline.run(_compose(tmp_path, "kl", "method=kl", "eval.before=false", "trainer.log_every_n_steps=1"))
+    assert made and alive_at_after == [0]
+    rows = _rows(tmp_path / "kl")  # the end's rows still follow the training's
+    training = [int(r["step"]) for r in rows if "unlearn/loss" in r]
+    after = [int(r["step"]) for r in rows if any(k.startswith("after/") for k in r)]
+    assert training and after and min(after) > max(training)

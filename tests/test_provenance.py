@@ -196,6 +196,26 @@ def test_code_version_names_the_commit_and_an_edit(tmp_path):
     assert code_label({"code": {"commit": first["commit"], "dirty": True}}) == f"{first['commit'][:7]}+edits"  # older
 
 
+
+def test_code_version_hashes_an_edit_of_a_file_that_is_not_utf8_and_ignores_the_users_diff_tools(tmp_path):
+    """The edits hash reads git's bytes: an edited latin-1 file raised UnicodeDecodeError (at the run's end, before
+    metrics.json), and an external diff tool or colour set in the user's git config replaced the patch hashed."""
+    import subprocess
+
+    from unlearn.provenance import code_version
+
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    (tmp_path / "notes.txt").write_bytes(b"caf\xe9\n")
+    git("add", "notes.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    (tmp_path / "notes.txt").write_bytes(b"caf\xe9 2\n")
+    plain = code_version(tmp_path)
+    assert plain["dirty"] is True and len(plain["edits"]) == 8
+    git("config", "diff.external", "false")
+    git("config", "color.ui", "always")
+    assert code_version(tmp_path) == plain
+
 def test_code_version_of_a_copy_inside_another_repository_is_none(tmp_path):
     """A non-editable install inside a user's own git project: git -C site-packages answers for the project."""
     import subprocess

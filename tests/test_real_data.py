@@ -568,3 +568,6 @@ def test_mllmu_bench_test_image_random_draws_per_seed_and_row(tmp_path):
     assert picks(3) == drawn[3]  # the same seed, the same images
     chosen = {i for p in drawn.values() for row in p for i in row}
     assert 0 in chosen and chosen - {0}, drawn  # a draw, not always the first image
+    # per row: within one seed the rows do not all show the same image index (one draw per seed passed the
+    # assertions above)
+    assert any(len({tuple(row) for row in p}) > 1 for p in drawn.values()), drawn

@@ -47,6 +47,16 @@ from unlearn.strategies import refuse_fsdp
 log = logging.getLogger(__name__)
 
 
+class _LastLoggedStep(L.Callback):
+    """Records where a logging Trainer's rows end (RunContext.logged_step) as it tears down, without keeping it."""
+
+    def __init__(self, steps: list):
+        self.steps = steps
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.steps.append(getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step))
+
+
 @dataclass
 class RunContext:
     cfg: DictConfig
@@ -56,16 +66,17 @@ class RunContext:
     out_dir: Path
     logger: object | None = None
     artifacts: dict = field(default_factory=dict)  # what a method wants recorded in metrics.json
-    # the Trainers that log to this run's logger, whose steps the run's own rows follow (logged_step)
-    logging_trainers: list = field(default_factory=list, repr=False)
+    # the last logged step of each Trainer that logged to this run's logger, whose steps the run's own rows
+    # follow (logged_step): the steps, not the Trainers, which hold their module (a KL/NPO reference copy, the
+    # Fisher pass's sums) and optimiser state through the evaluations otherwise
+    logged_steps: list = field(default_factory=list, repr=False)
 
     def logged_step(self) -> int:
         """The step of a row the run logs itself (the evaluations): the logging Trainers' last step, 0 before any.
         Why: Lightning's CSVLogger numbers a row logged without a step by the rows it holds unsaved, none once a
         Trainer saved them, so until the 42nd session metrics.csv put the after-evaluation at step 0, before the
         training losses; W&B drew it at the last step only through its step_sync."""
-        return max((getattr(t.fit_loop.epoch_loop, "_batches_that_stepped", t.global_step)
-                    for t in self.logging_trainers), default=0)
+        return max(self.logged_steps, default=0)
 
     def trainer(self, **overrides) -> L.Trainer:
         """A Trainer from `cfg.trainer`, with this run's logger unless overridden."""
@@ -86,10 +97,9 @@ class RunContext:
         overrides["callbacks"] = [*given, LostUpdateCheck(self.artifacts.setdefault("lost_steps", [])),
                                   KeepRandomState(), InterruptNotice(), FiniteSteps(),
                                   SelfShardingCheck()]
-        trainer = instantiate(self.cfg.trainer, **overrides)
         if self.logger is not None and overrides["logger"] is self.logger:
-            self.logging_trainers.append(trainer)
-        return trainer
+            overrides["callbacks"].append(_LastLoggedStep(self.logged_steps))
+        return instantiate(self.cfg.trainer, **overrides)
 
     @property
     def is_global_zero(self) -> bool:

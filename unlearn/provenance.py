@@ -63,12 +63,16 @@ def code_version(root: Path | None = None) -> dict | None:
 
     root = root or Path(__file__).resolve().parents[1]
 
-    def git(*args: str) -> str | None:
+    def git_bytes(*args: str) -> bytes | None:
         try:
-            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, timeout=10)
         except (OSError, subprocess.SubprocessError):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
+
+    def git(*args: str) -> str | None:
+        out = git_bytes(*args)
+        return None if out is None else out.decode("utf-8", "replace")
 
     top = git("rev-parse", "--show-toplevel")  # an installed copy inside a user's own repository is not a checkout
     if top is None or Path(top).resolve() != root.resolve():
@@ -79,9 +83,12 @@ def code_version(root: Path | None = None) -> dict | None:
     status = git("status", "--porcelain", "--untracked-files=no")
     out = {"commit": commit, "dirty": None if status is None else bool(status)}
     if status:  # which edits: two runs of one commit edited differently read as one code otherwise (until 2026-12-06)
-        diff = git("diff", "HEAD", "--binary")
+        # bytes, not text: an edited tracked file that is not UTF-8 raised UnicodeDecodeError here, at the run's
+        # end, before metrics.json; and the patch as git writes it by default whatever the user's diff settings
+        # (an external diff tool, textconv, colour would change or replace it)
+        diff = git_bytes("diff", "HEAD", "--binary", "--no-ext-diff", "--no-textconv", "--no-color")
         if diff is not None:
-            out["edits"] = hashlib.sha256(diff.encode()).hexdigest()[:8]
+            out["edits"] = hashlib.sha256(diff).hexdigest()[:8]
     return out
 
 
