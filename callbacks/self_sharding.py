@@ -1,10 +1,11 @@
 """Refuse a training loader that shards itself across processes when Lightning shards it again.
 
-Why: the framework's training samplers (EpochShuffle, EpochDraws, RandomShuffle, PhaseBatches) hand each process
+Why: the framework's training samplers (EpochShuffle, EpochDraws, RandomShuffle) hand each process
 its share themselves, so the Trainers that read them pass `use_distributed_sampler=False`. A method of one's own
 that forgot it (`ctx.trainer()` around `paired_loader`) ran under DDP with Lightning's DistributedSamplerWrapper
 around them: each process read its share of its share, half of every epoch on two processes, without a word
-(until 2026-12-06). Every rank holds the same loaders, so every rank refuses together.
+(until 2026-12-06). Every rank holds the same loaders, so every rank refuses together. (The batch samplers,
+PhaseBatches and its kind, Lightning refuses itself: it cannot inject a sampler into them.)
 """
 
 from __future__ import annotations

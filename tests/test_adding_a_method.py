@@ -379,22 +379,20 @@ def test_a_loader_that_shards_itself_sharded_again_by_lightning_is_refused():
     from torch.utils.data import DataLoader, RandomSampler
 
     from callbacks.self_sharding import SelfShardingCheck, sharded_twice
-    from unlearn.data.sampling import EpochShuffle
-    from unlearn.methods.gradient import PhaseBatches
+    from unlearn.data.sampling import EpochDraws, EpochShuffle
 
     data = list(range(8))
     own = EpochShuffle(8, 0, rank=0, world_size=2)
     twice = DataLoader(data, sampler=DistributedSamplerWrapper(own, num_replicas=2, rank=0))
     assert len(list(twice)) == 2  # a quarter of the rows: half of rank 0's half
-    batches = PhaseBatches(4, 4, 2, rank=0, world_size=2)
     loaders = {"forget": twice, "retain": DataLoader(data, sampler=own),
                "lightnings": DataLoader(data, sampler=DistributedSamplerWrapper(RandomSampler(data), num_replicas=2,
                                                                                  rank=0)),
-               "batches": [DataLoader(data, batch_sampler=SimpleNamespace(sampler=DistributedSamplerWrapper(
-                   batches, num_replicas=2, rank=0)))]}
-    assert sharded_twice(loaders) == ["EpochShuffle", "PhaseBatches"]
+               "draws": [DataLoader(data, sampler=DistributedSamplerWrapper(EpochDraws(8, 4, 0, rank=0, world_size=2),
+                                                                             num_replicas=2, rank=0))]}
+    assert sharded_twice(loaders) == ["EpochShuffle", "EpochDraws"]
     check = SelfShardingCheck()
-    with pytest.raises(ValueError, match=r"\(EpochShuffle, PhaseBatches\) hands each process its share itself.*"
+    with pytest.raises(ValueError, match=r"\(EpochDraws, EpochShuffle\) hands each process its share itself.*"
                                          r"each of the 2 processes would read 1/2 .*use_distributed_sampler=False"):
         check.on_train_start(SimpleNamespace(world_size=2, train_dataloader=loaders), None)
     check.on_train_start(SimpleNamespace(world_size=1, train_dataloader=loaders), None)  # one process: as it is

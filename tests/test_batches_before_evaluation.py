@@ -1,5 +1,5 @@
 """The refusals a method's passes make from the data sizes and the process count alone come before the
-before-evaluation (pipeline.check_method_batches): until 2026-12-06 MANU's statistics pass and MMUnlearner's Fisher
+before-evaluation (pipeline.check_method_before_evaluation): until 2026-12-06 MANU's statistics pass and MMUnlearner's Fisher
 pass refused "N batches for W processes" only after it (tens of minutes at 7B)."""
 
 import pytest
@@ -52,7 +52,7 @@ def test_a_pass_with_fewer_batches_than_processes_is_refused_before_the_before_e
     ["method=mmunlearner", "mmunlearner.apply_mask=false", "mmunlearner.fisher_batch_size=512"],  # no Fisher pass
     ["method=manu", "manu.batch_size=512"],  # the project's selection shards rows, not fixed batches
     ["method=manu", "manu.selection=official", "manu.sequences=manu", "manu.batch_size=1"],  # pooled: 2 layers' rows
-    ["method=ga"],  # no check_batches of its own
+    ["method=ga"],  # its check reads the LoRA targets alone (method.lora off here)
 ])
 def test_passes_with_a_batch_for_every_process_reach_the_before_evaluation(tmp_path, checkpoint, never_evaluated,
                                                                             overrides):

@@ -334,9 +334,7 @@ def say_batches_per_process(cfg: DictConfig, here: bool = True) -> int:
     (and, where it teaches, another vanilla model under its own key). Documented, and recorded as
     environment.world_size, but until 2026-12-06 nothing in the run's log said it (a DDP audit's finding: GA's
     forget MC 0.8 on one process, 0.6 on two, from one vanilla model). Returns the process count."""
-    trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
-    nodes = trainer.get("num_nodes", 1)
-    processes = device_count(trainer) * (nodes if isinstance(nodes, int) and nodes > 0 else 1)
+    processes = teaching_processes(cfg)
     if processes > 1 and here:
         log.warning("%d processes: every training batch size (method.batch_size, finetune.batch_size, "
                     "mmunlearner.batch_size, eval.relearn.batch_size) is per process, so each step reads %d times "

@@ -170,7 +170,7 @@ def clear_task_metrics(records: list[dict], stage: str, perturbed: str = "item",
                                                    for r in prob) / len(prob)
         mine = record_truth_ratios(prob, perturbed)
         out[f"{where}/truth_ratio_{attribute}"] = reported_truth_ratio(mine, split)
-        if reference is not None and split in ("forget", "retain"):
+        if reference is not None and split == "forget":
             ref = record_truth_ratios(of(reference, "prob", split, modality, attribute), perturbed)
             if ref:
                 out[f"{where}/forget_quality_{attribute}"] = forget_quality(mine, ref)[0]

@@ -220,7 +220,6 @@ def official_scores(stats: Mapping[str, Mapping[str, Mapping[str, Tensor]]], uni
     (language). Pooled: each unit's score is copied onto its target modules, as their keys _21/_22/_23
     hold copies, so the copies count in N and in the threshold exactly as there.
     """
-    out: dict[str, Tensor] = {}
     unit_score: dict[str, Tensor] = {}
     for module, unit in units.items():
         if unit not in unit_score:

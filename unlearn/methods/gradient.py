@@ -271,8 +271,6 @@ class PhaseBatches(Sampler[list[int]]):
     none when `with_retain` is false. Every rank holds as many batches of each phase, so ranks change phase
     together."""
 
-    shards_itself = True
-
     def __init__(self, forget_size: int, retain_size: int, batch_size: int, seed: int = 0,
                  with_retain: bool = True, rank: int | None = None, world_size: int | None = None):
         self.forget = EpochShuffle(forget_size, seed, rank, world_size)
