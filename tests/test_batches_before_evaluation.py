@@ -40,9 +40,12 @@ def never_evaluated(monkeypatch):
 ])
 def test_a_pass_with_fewer_batches_than_processes_is_refused_before_the_before_evaluation(
         tmp_path, checkpoint, never_evaluated, overrides, message):
+    from unlearn.settings import refused_before_run
+
     cfg = compose_config([*TWO, *overrides, f"model.path={checkpoint}"], tmp_path / "run", tmp_path / "cache")
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as refused:
         never_evaluated.run(cfg)
+    assert refused_before_run(refused.value)  # train.py prints its message alone, as the settings' refusals
 
 
 @pytest.mark.parametrize("overrides", [

@@ -872,7 +872,11 @@ def check_method_before_evaluation(ctx: RunContext, method: Callable) -> None:
     module = sys.modules.get(getattr(getattr(method, "func", method), "__module__", None) or "")
     check = getattr(module, "check_before_evaluation", None)
     if callable(check):
-        check(ctx, teaching_processes(ctx.cfg))
+        try:
+            check(ctx, teaching_processes(ctx.cfg))
+        except ValueError as e:  # its own message, printed alone by train.py, as the settings' refusals are
+            e.refused_before_run = True
+            raise
 
 
 def check_launched_as_configured(cfg: DictConfig) -> None:
@@ -928,7 +932,11 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
     benchmark: Benchmark = instantiate(cfg.data.benchmark)
     reference = reference_records(cfg.eval.reference_run) if cfg.eval.get("reference_run") else None
     if reference is not None:
-        check_reference_protocol(cfg)
+        try:
+            check_reference_protocol(cfg)
+        except ValueError as e:
+            e.refused_before_run = True
+            raise
         check_reference_items(reference, benchmark, cfg)
     logger = instantiate(cfg.logger) if cfg.get("logger") else None
     if logger is not None and loggers is not None:
