@@ -742,10 +742,11 @@ def check_own_method_keys(node, name: str) -> None:
 
 
 def check_required_keys(cfg) -> None:
-    """Keys every run reads that a config or a `~key` override can delete: `method.name` and `method.run`, and
-    every key configs/config.yaml sets under `eval` (eval.relearn's too). Until 2026-12-06 a deleted one failed
-    where it was first read: `~eval.relearn` after the method had run (hours at 7B), a method config without
-    `name` with OmegaConf's traceback."""
+    """Keys a config or a `~key` override can delete: `method.name` and `method.run`, and every key
+    configs/config.yaml sets under `eval` (eval.relearn's too), the run reading each, some with a default where
+    absent (`~eval.reference_run` meant null: write `eval.reference_run=null`). Until 2026-12-06 a deleted one
+    failed where it was first read: `~eval.relearn` after the method had run (hours at 7B), a method config
+    without `name` with OmegaConf's traceback."""
     method = cfg.get("method")
     if method is None:
         raise ValueError("method is missing: choose one (method=manu, ga, ...; docs/guide/adding_a_method.md for "
