@@ -137,3 +137,20 @@ def test_lora_targets_the_model_has_reach_the_before_evaluation(tmp_path, never_
                          tmp_path / "run", tmp_path / "cache")
     with pytest.raises(AssertionError, match="evaluated before"):
         never_evaluated.run(cfg)
+
+
+def test_an_interleaved_schedule_with_fewer_retain_than_forget_batches_is_refused_before_the_before_evaluation(
+        tmp_path, monkeypatch, never_evaluated):
+    """method.schedule=interleaved (MMUnlearner's baselines) needs as many retain batches as forget batches; the
+    loader refused fewer only as the method made it, after the before-evaluation. Here the unlearning data are
+    10 forget rows and 2 retain rows (the shipped splits always have more retain rows)."""
+    from unlearn.methods import gradient
+    from unlearn.settings import refused_before_run
+
+    monkeypatch.setattr(gradient, "_unlearning_data", lambda ctx, *a, **k: (list(range(10)), list(range(2))))
+    cfg = compose_config(["debug=fast", "logger=none", "method=grad_diff", "method.schedule=interleaved",
+                          "method.batch_size=1"], tmp_path / "run", tmp_path / "cache")
+    with pytest.raises(ValueError, match=r"method.schedule=interleaved: the official schedule needs at least as many "
+                                         r"retain batches \(2\) as forget batches \(10\)") as refused:
+        never_evaluated.run(cfg)
+    assert refused_before_run(refused.value)

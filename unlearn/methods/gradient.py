@@ -452,11 +452,18 @@ def _flat(node, prefix: str = "") -> dict:
 
 
 def check_before_evaluation(ctx, world: int) -> None:
-    """What the model's structure alone refuses (method.lora's targets), checked before the before-evaluation
-    (pipeline.check_method_before_evaluation); `run` makes the adapters after it."""
+    """What the model's structure and the data sizes alone refuse, checked before the before-evaluation
+    (pipeline.check_method_before_evaluation); `run` reaches them after it: method.lora's targets (the adapters
+    are made in `run`), and under method.schedule=interleaved fewer retain than forget batches (InterleavedBatches,
+    made with the loader; the settings refuse the schedule for a method without a retain term)."""
     from unlearn.mmunlearner.lora import check_targets
 
-    check_targets(ctx.model, ctx.cfg.method.get("lora"), ctx.cfg.model.get("lora_target_modules"), "method.lora")
+    m = ctx.cfg.method
+    check_targets(ctx.model, m.get("lora"), ctx.cfg.model.get("lora_target_modules"), "method.lora")
+    if m.get("schedule", "paired") == "interleaved":
+        sequential_loader(ctx, ctx.cfg.data.forget_modality, m.batch_size, m.answer_only, ctx.cfg.seed, True,
+                          m.get("label_prefix", False), m.get("sequences", "template"), interleaved=True,
+                          answer_ids=m.get("answer_ids", "without_specials"))
 
 
 def run(ctx) -> None:
