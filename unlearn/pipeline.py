@@ -41,7 +41,7 @@ from unlearn.provenance import TEACHING_FILE, differences, float_environment, ma
 from unlearn.rng import resumed, rng_state, seeded
 from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, launched_rank, run_reads
 from unlearn.settings import (SettingsError, check_accelerator, check_input_paths, check_required_keys,
-                              check_run_settings, interpolation_source)
+                              check_run_settings, interpolation_source, refusing_before_run)
 from unlearn.strategies import refuse_fsdp
 
 log = logging.getLogger(__name__)
@@ -820,24 +820,19 @@ def check_settings_before_run(cfg: DictConfig, here: bool = True) -> None:
 
 def run(cfg: DictConfig) -> dict:
     check_settings_before_run(cfg)
-    try:
+    with refusing_before_run(ValueError, FileNotFoundError):  # named refusals of their own types
         check_input_paths(cfg)
-    except (ValueError, FileNotFoundError) as e:  # named refusals of their own types (train.py prints them alone)
-        e.refused_before_run = True
-        raise
     join_process_group(cfg)  # before the seed: the strategy's set-up calls Lightning's reset_seed, idle until then
     # method=finetune teaches, so its seed is the teaching seed (the model it writes is cached under it)
     L.seed_everything(cfg.teach_seed if cfg.method.name == "finetune" else cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     reads = run_reads(cfg)
-    try:  # refusals of their own types, printed alone by train.py (until 2026-12-06 a paths.output_dir of a finished
-        # run, set apart from hydra.run.dir, printed Hydra's traceback)
+    # refusals of their own types, printed alone by train.py (until 2026-12-06 a paths.output_dir of a finished
+    # run, set apart from hydra.run.dir, printed Hydra's traceback)
+    with refusing_before_run(OSError):
         check_fresh_run_dir(out_dir, "paths.output_dir", reads)
         check_writable_dir(out_dir, "paths.output_dir")
         check_writable_dir(cfg.paths.cache_dir, "paths.cache_dir")
-    except OSError as e:
-        e.refused_before_run = True
-        raise
     with claimed_run_dir(out_dir, "paths.output_dir", reads):  # no second run writes into it meanwhile (unlearn/run_dir.py)
         loggers: list = []
         try:
@@ -872,11 +867,8 @@ def check_method_before_evaluation(ctx: RunContext, method: Callable) -> None:
     module = sys.modules.get(getattr(getattr(method, "func", method), "__module__", None) or "")
     check = getattr(module, "check_before_evaluation", None)
     if callable(check):
-        try:
+        with refusing_before_run(ValueError):  # its own message, printed alone, as the settings' refusals are
             check(ctx, teaching_processes(ctx.cfg))
-        except ValueError as e:  # its own message, printed alone by train.py, as the settings' refusals are
-            e.refused_before_run = True
-            raise
 
 
 def check_launched_as_configured(cfg: DictConfig) -> None:
@@ -932,11 +924,8 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
     benchmark: Benchmark = instantiate(cfg.data.benchmark)
     reference = reference_records(cfg.eval.reference_run) if cfg.eval.get("reference_run") else None
     if reference is not None:
-        try:
+        with refusing_before_run(ValueError):
             check_reference_protocol(cfg)
-        except ValueError as e:
-            e.refused_before_run = True
-            raise
         check_reference_items(reference, benchmark, cfg)
     logger = instantiate(cfg.logger) if cfg.get("logger") else None
     if logger is not None and loggers is not None:

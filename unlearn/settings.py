@@ -4,6 +4,7 @@ epochs reports an untouched model as unlearned) is refused, naming its key."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -973,6 +974,17 @@ def interpolation_source(cfg, message: str) -> str:
         return message
     source = re.fullmatch(r"\$\{([\w.]+)\}", str(parent._get_node(last)._value()))
     return f"{message} ({match.group(1)} is set by {source.group(1)})" if source else message
+
+
+@contextlib.contextmanager
+def refusing_before_run(*types: type[BaseException]):
+    """An error of `types` raised inside is marked a refusal before the run (refused_before_run): checks that raise
+    their own types (an input file's, a method's check before the before-evaluation) print their message alone."""
+    try:
+        yield
+    except types as e:
+        e.refused_before_run = True
+        raise
 
 
 def refused_before_run(error: BaseException) -> bool:

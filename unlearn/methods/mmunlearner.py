@@ -361,8 +361,7 @@ def check_before_evaluation(ctx, world: int) -> None:
     check_targets(ctx.model, m.lora, ctx.cfg.model.get("lora_target_modules"), "mmunlearner.lora")
     if m.apply_mask and not m.mask_path:
         if not m.lora.enabled:
-            eligible_parameters(ctx.model, group_parameters(ctx.model, dict(ctx.cfg.model.param_groups),
-                                                            GROUPS[m.groups]), m.eligible)
+            unlearned_groups(ctx, m)
         data = fisher_loaders(ctx, m.fisher_labels, m.preserve_text, m.get("sequences", "template"),
                               m.preserve_batches)
         seed = ctx.cfg.seed if m.fisher_shuffle else None
@@ -510,14 +509,20 @@ def resized_with_masks(model, masks: dict, tokenizer, resize) -> dict:
     return out
 
 
+def unlearned_groups(ctx, m) -> dict:
+    """The parameter groups the mask is computed over: model.param_groups' towers that mmunlearner.groups names,
+    cut to mmunlearner.eligible (each pattern refused where it matches nothing)."""
+    return eligible_parameters(ctx.model, group_parameters(ctx.model, dict(ctx.cfg.model.param_groups),
+                                                           GROUPS[m.groups]), m.eligible)
+
+
 def saliency_stage(ctx, m, out) -> dict:
     """Stage 1: the mask (computed, or read from mmunlearner.mask_path), reported, saved and logged."""
     if m.mask_path:
         masks, names = load_masks(m.mask_path, ctx.model), {p: n for n, p in ctx.model.named_parameters()}
         gamma = saved_gamma(m.mask_path)  # what made it, where the file records it
     else:
-        groups = eligible_parameters(ctx.model, group_parameters(ctx.model, dict(ctx.cfg.model.param_groups),
-                                                                 GROUPS[m.groups]), m.eligible)
+        groups = unlearned_groups(ctx, m)
         masks, names, gamma = compute_masks(ctx, groups, GROUPS[m.groups], m.gamma, m.fisher_batch_size,
                                             m.fisher_labels, ctx.cfg.seed if m.fisher_shuffle else None,
                                             m.preserve_text, m.get("mask_fraction"), m.preserve_batches,
