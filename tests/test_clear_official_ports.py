@@ -25,6 +25,12 @@ FILE_TO_TASK = {"eval_real_faces_wo_options.json": "Real Faces", "eval_real_worl
 
 def _clear_compute_model_utility(eval_results: dict) -> float:
     """calculate_metrics.py compute_model_utility, its aggregation as written (numpy, scipy's hmean)."""
+    agg = _clear_cells(eval_results)
+    return float(hmean([v for k, v in agg.items() if "Forget" not in k]))
+
+
+def _clear_cells(eval_results: dict) -> dict:
+    """calculate_metrics.py compute_model_utility's cells ("Prob. Retain", ...)."""
     agg = {}
     for task_file, res in eval_results.items():
         name = FILE_TO_TASK[task_file]
@@ -41,7 +47,7 @@ def _clear_compute_model_utility(eval_results: dict) -> float:
         tr = np.exp(pert - para)
         agg[f"Truth Ratio {name}"] = (np.mean(np.minimum(tr, 1 / tr)) if "forget" in task_file
                                       else np.mean(np.maximum(0, 1 - 1 / tr)))
-    return float(hmean([v for k, v in agg.items() if "Forget" not in k]))
+    return agg
 
 
 def _task(split, attribute, source, n=6, k=3):
@@ -183,3 +189,58 @@ def test_a_reference_evaluated_under_another_likelihood_protocol_is_refused(tmp_
             pipeline.check_reference_protocol(cfg)
     else:
         pipeline.check_reference_protocol(cfg)
+
+
+def _clear_table_columns(ckpt_logs: dict, gold_logs: dict) -> dict:
+    """build_vllm_table.py:81-104 (build_mod_table.py:53-63 the same) over calculate_metrics.py's results: the
+    Real / Retain / Forget metrics (hmean of four cells) and Forget Quality = 1 - the JS metric
+    (evaluate_forget_quality, calculate_metrics.py:51-72: jensenshannon of the pooled ratios exp(pert - para))."""
+    from scipy.spatial.distance import jensenshannon
+
+    res = _clear_cells(ckpt_logs)
+
+    def tr(log):
+        para = np.array(list(log["avg_paraphrased_loss"].values()))
+        return np.exp(np.array(list(log["average_perturb_loss"].values())).mean() - para)
+
+    res["JS metric"] = jensenshannon(tr(ckpt_logs["eval_log_forget.json"]), tr(gold_logs["eval_log_forget.json"]))
+    real = ["Prob. Real Faces", "Truth Ratio Real Faces", "Prob. Real World", "Truth Ratio Real World"]
+    retain = ["Prob. Retain", "Truth Ratio Retain", "Prob. Retain FaceRec", "Truth Ratio Retain FaceRec"]
+    forget = ["Prob. Forget", "Truth Ratio Forget", "Prob. Forget FaceRec", "Truth Ratio Forget FaceRec"]
+    return {"Real metric": hmean([res[k] for k in real]), "Retain metric": hmean([res[k] for k in retain]),
+            "Forget metric": hmean([res[k] for k in forget]), "Forget Quality": 1 - res["JS metric"]}
+
+
+def test_clear_paper_table_columns_are_build_vllm_tables():
+    """The columns CLEAR's paper tables print (Real, Retain, Forget metric; Forget Quality = 1 - JS, not the KS
+    p-value) against a port of build_vllm_table.py over calculate_metrics.py; the JS pairs the two models' items,
+    so a reference over other items gives none."""
+    records, logs, gold, gold_logs = [], {}, [], {}
+    for split, attribute, source, file in TASKS:
+        recs, log = _task(split, attribute, source)
+        records += recs
+        logs[file] = log
+        recs, log = _task(split, attribute, source)  # the gold model: other numbers, the same items
+        gold += recs
+        gold_logs[file] = log
+    m = derived_metrics(records, "after", "pooled", protocol="clear", data_name="clear", reference=gold)
+    theirs = _clear_table_columns(logs, gold_logs)
+    assert m["after/clear_real_metric"] == pytest.approx(theirs["Real metric"], rel=1e-9)
+    assert m["after/clear_retain_metric"] == pytest.approx(theirs["Retain metric"], rel=1e-9)
+    assert m["after/clear_forget_metric"] == pytest.approx(theirs["Forget metric"], rel=1e-9)
+    assert m["after/forget/multimodal/forget_quality_js_caption"] == pytest.approx(theirs["Forget Quality"],
+                                                                                   rel=1e-9)
+    # JS reads CLEAR's ratio P(paraphrase) / P(perturbed), not its inverse: the two differ here
+    from scipy.spatial.distance import jensenshannon
+    mine = [r for r in records if r["split"] == "forget" and r["attribute"] == "caption" and r["task"] == "prob"]
+    ref = [r for r in gold if r["split"] == "forget" and r["attribute"] == "caption" and r["task"] == "prob"]
+
+    def inverse(rs):  # R = exp(pooled perturbed log-prob - paraphrase log-prob), ours
+        pooled = np.mean([x for r in rs for x in r["pert_logp"]])
+        return np.exp(pooled - np.array([r["para_logp"] for r in rs]))
+    assert abs((1 - jensenshannon(inverse(mine), inverse(ref))) - theirs["Forget Quality"]) > 1e-6
+    # a reference holding other items: KS still compares the samples, JS has no pairs
+    other = [{**r, "uid": "x" + r["uid"]} for r in gold]
+    m = derived_metrics(records, "after", "pooled", protocol="clear", data_name="clear", reference=other)
+    assert "after/forget/multimodal/forget_quality_caption" in m
+    assert "after/forget/multimodal/forget_quality_js_caption" not in m

@@ -6,7 +6,8 @@ from collections import defaultdict
 
 from torchmetrics.functional.text import rouge_score
 
-from unlearn.eval.truth_ratio import forget_quality, relative_probability, reported_truth_ratio, truth_ratios
+from unlearn.eval.truth_ratio import (forget_quality, forget_quality_js, relative_probability, reported_truth_ratio,
+                                      truth_ratios)
 
 TASK_METRIC = {"mc": "mc_acc", "gen": "rougeL", "cloze": "cloze_acc", "prob": "prob"}
 
@@ -95,8 +96,14 @@ def split_truth_ratios(records: list[dict], split: str, modality: str, perturbed
 
 def record_truth_ratios(prob_records: list[dict], perturbed: str = "item") -> list[float]:
     """Per-item truth ratios R of prob records that carry perturbed answers, in uid order."""
+    return list(uid_truth_ratios(prob_records, perturbed).values())
+
+
+def uid_truth_ratios(prob_records: list[dict], perturbed: str = "item") -> dict[str, float]:
+    """{uid: R} of prob records that carry perturbed answers, in uid order."""
     rows = sorted((r for r in prob_records if r.get("pert_logp")), key=lambda r: r["uid"])
-    return truth_ratios([r["para_logp"] for r in rows], [r["pert_logp"] for r in rows], perturbed)
+    ratios = truth_ratios([r["para_logp"] for r in rows], [r["pert_logp"] for r in rows], perturbed)
+    return dict(zip((r["uid"] for r in rows), ratios))
 
 
 def truth_ratio_metrics(records: list[dict], stage: str, perturbed: str = "item") -> dict[str, float]:
@@ -148,7 +155,10 @@ def clear_task_metrics(records: list[dict], stage: str, perturbed: str = "item",
     """`{stage}/{split}/{modality}/{metric}_{attribute}` for each of CLEAR's tasks (CLEAR_TASKS) a split holds:
     rougeL_recall, prob (its "Prob." of the caption tasks), prob_rel (its "Prob." of the others) and
     truth_ratio, each over that task's items alone; with `reference` (eval.reference_run's records), forget
-    quality per task too (CLEAR takes it from the captions, `eval_log_forget`)."""
+    quality per task too (CLEAR takes it from the captions, `eval_log_forget`): the KS p-value
+    (`forget_quality_*`, calculate_metrics.py's "KS test p-value") and, where both runs hold the same items,
+    `forget_quality_js_*`, 1 - the Jensen-Shannon distance of the two models' ratios item by item, which CLEAR's
+    tables print as "Forget Quality" (build_vllm_table.py:104, build_mod_table.py:63)."""
     out: dict[str, float] = {}
 
     def of(recs, task, split, modality, attribute):
@@ -168,12 +178,16 @@ def clear_task_metrics(records: list[dict], stage: str, perturbed: str = "item",
         out[f"{where}/prob_{attribute}"] = sum(float(r["score"]) for r in prob) / len(prob)
         out[f"{where}/prob_rel_{attribute}"] = sum(relative_probability(r["gt_logp"], r["pert_logp"])
                                                    for r in prob) / len(prob)
-        mine = record_truth_ratios(prob, perturbed)
-        out[f"{where}/truth_ratio_{attribute}"] = reported_truth_ratio(mine, split)
+        mine = uid_truth_ratios(prob, perturbed)
+        out[f"{where}/truth_ratio_{attribute}"] = reported_truth_ratio(list(mine.values()), split)
         if reference is not None and split == "forget":
-            ref = record_truth_ratios(of(reference, "prob", split, modality, attribute), perturbed)
+            ref = uid_truth_ratios(of(reference, "prob", split, modality, attribute), perturbed)
             if ref:
-                out[f"{where}/forget_quality_{attribute}"] = forget_quality(mine, ref)[0]
+                out[f"{where}/forget_quality_{attribute}"] = forget_quality(list(mine.values()),
+                                                                            list(ref.values()))[0]
+            if ref and ref.keys() == mine.keys():  # JS pairs item with item (CLEAR: the same rows in both logs)
+                out[f"{where}/forget_quality_js_{attribute}"] = forget_quality_js(list(mine.values()),
+                                                                                  [ref[u] for u in mine])
     return out
 
 
@@ -188,14 +202,38 @@ CLEAR_UTILITY_CELLS = tuple(
     for metric in (prob + suffix, "rougeL_recall" + suffix, "truth_ratio" + suffix))
 
 
+# mm/build_vllm_table.py:81-83, 98-100 (and build_mod_table.py:53-61), the scripts that print CLEAR's paper
+# tables (commit 7ac3bbd, "build paper tables"): the harmonic means of four Prob. / Truth Ratio cells each, no
+# ROUGE; the tables' columns are these three and "Forget Quality" (1 - JS: forget_quality_js_caption)
+CLEAR_TABLE_CELLS = {
+    "real": ("untouched/multimodal/prob_rel_real_faces", "untouched/multimodal/truth_ratio_real_faces",
+             "untouched/multimodal/prob_rel_real_world", "untouched/multimodal/truth_ratio_real_world"),
+    "retain": ("retain/multimodal/prob_caption", "retain/multimodal/truth_ratio_caption",
+               "retain/multimodal/prob_rel_name", "retain/multimodal/truth_ratio_name"),
+    "forget": ("forget/multimodal/prob_caption", "forget/multimodal/truth_ratio_caption",
+               "forget/multimodal/prob_rel_name", "forget/multimodal/truth_ratio_name"),
+}
+
+
+def _hmean(cells: list[float]) -> float:
+    """scipy's hmean of positive cells, 0 where any is 0."""
+    return 0.0 if any(c <= 0 for c in cells) else len(cells) / sum(1.0 / c for c in cells)
+
+
 def clear_model_utility(metrics: dict[str, float], stage: str) -> dict[str, float]:
-    """`{stage}/model_utility_clear`: CLEAR's "Model Utility", scipy's hmean of its twelve non-forget cells
-    (CLEAR_UTILITY_CELLS; 0 where any is 0), when the run has all of them (eval.protocol=clear on data=clear)."""
+    """`{stage}/model_utility_clear`: calculate_metrics.py's "Model Utility", scipy's hmean of its twelve
+    non-forget cells (CLEAR_UTILITY_CELLS; 0 where any is 0), and `{stage}/clear_{real,retain,forget}_metric`,
+    the "Real", "Retain" and "Forget metric" columns of CLEAR's paper tables (CLEAR_TABLE_CELLS), each when the
+    run has all of its cells (eval.protocol=clear on data=clear)."""
+    out = {}
     cells = [metrics.get(f"{stage}/{key}") for key in CLEAR_UTILITY_CELLS]
-    if any(c is None for c in cells):
-        return {}
-    value = 0.0 if any(c <= 0 for c in cells) else len(cells) / sum(1.0 / c for c in cells)
-    return {f"{stage}/model_utility_clear": value}
+    if not any(c is None for c in cells):
+        out[f"{stage}/model_utility_clear"] = _hmean(cells)
+    for name, keys in CLEAR_TABLE_CELLS.items():
+        cells = [metrics.get(f"{stage}/{key}") for key in keys]
+        if not any(c is None for c in cells):
+            out[f"{stage}/clear_{name}_metric"] = _hmean(cells)
+    return out
 
 
 def derived_metrics(records: list[dict], stage: str, perturbed: str = "item", protocol: str | None = None,
@@ -211,6 +249,6 @@ def derived_metrics(records: list[dict], stage: str, perturbed: str = "item", pr
         out.update(clear_task_metrics(records, stage, perturbed, reference))
     if data_name == "clear":  # real faces and real world apart, as CLEAR and MMUnlearner report them
         out.update(source_metrics(records, stage, perturbed))
-    if protocol == "clear" and data_name == "clear":  # CLEAR's headline utility from the cells above
+    if protocol == "clear" and data_name == "clear":  # CLEAR's utility and its tables' columns from the cells above
         out.update(clear_model_utility(out, stage))
     return out

@@ -96,3 +96,23 @@ def forget_quality(ratios: Sequence[float], reference_ratios: Sequence[float]) -
 
     res = ks_2samp(list(ratios), list(reference_ratios))
     return float(res.pvalue), float(res.statistic)
+
+
+def forget_quality_js(ratios: Sequence[float], reference_ratios: Sequence[float]) -> float:
+    """CLEAR's tables' "Forget Quality" (mm/build_vllm_table.py:104, mm/build_mod_table.py:63: 1 - "JS metric"),
+    the JS metric being calculate_metrics.py:69's `scipy.spatial.distance.jensenshannon` of the two models'
+    forget-split truth ratios read as two distributions over the items (each vector divided by its sum, paired
+    item by item, natural log: the Jensen-Shannon *distance*, in [0, sqrt(ln 2)]). CLEAR's ratio there is
+    exp(perturbed loss - paraphrase loss) = P(paraphrase) / P(perturbed), the inverse of R here, which the JS
+    distance, unlike the KS test, does not ignore. `ratios[i]` and `reference_ratios[i]` must be the same item.
+    NaN where a ratio is infinite, as numpy's is."""
+    if len(ratios) != len(reference_ratios) or not ratios:
+        raise ValueError(f"the JS forget quality pairs the items of both models: {len(ratios)} ratios against "
+                         f"{len(reference_ratios)} of the reference")
+    import numpy as np
+    from scipy.spatial.distance import jensenshannon
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        theirs = 1.0 / np.asarray(ratios, dtype=float)
+        ref = 1.0 / np.asarray(reference_ratios, dtype=float)
+        return float(1.0 - jensenshannon(theirs, ref))
