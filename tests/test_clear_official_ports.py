@@ -239,6 +239,13 @@ def test_clear_paper_table_columns_are_build_vllm_tables():
         pooled = np.mean([x for r in rs for x in r["pert_logp"]])
         return np.exp(pooled - np.array([r["para_logp"] for r in rs]))
     assert abs((1 - jensenshannon(inverse(mine), inverse(ref))) - theirs["Forget Quality"]) > 1e-6
+    # pooled, the wrong answers cancel out of the JS (each vector is divided by its sum), as in CLEAR's
+    moved = [{**r, "pert_logp": [x - 1.0 for x in r["pert_logp"]]} if r["task"] == "prob" else r for r in records]
+    m2 = derived_metrics(moved, "after", "pooled", protocol="clear", data_name="clear", reference=gold)
+    js = "after/forget/multimodal/forget_quality_js_caption"
+    assert m2[js] == pytest.approx(m[js], rel=1e-9)
+    assert m2["after/forget/multimodal/forget_quality_caption"] != m["after/forget/multimodal/forget_quality_caption"] \
+        or m2["after/clear_forget_metric"] != m["after/clear_forget_metric"]
     # a reference holding other items: KS still compares the samples, JS has no pairs
     other = [{**r, "uid": "x" + r["uid"]} for r in gold]
     m = derived_metrics(records, "after", "pooled", protocol="clear", data_name="clear", reference=other)

@@ -815,7 +815,10 @@ def likelihood_table(groups: Sequence[SeedGroup]) -> str:
         "the truth and wrong answers left), retain `max(0, 1 - R)`; prob = length-normalised probability of the "
         "ground truth; forget quality = KS p-value against `eval.reference_run` (n/a without one). On CLEAR "
         "these pool its caption and face-recognition items, which CLEAR reports apart (its cells are "
-        "metrics.json's `*_caption` and `*_name` keys; CLEAR's Model Utility: `model_utility_clear`).")
+        "metrics.json's `*_caption` and `*_name` keys; CLEAR's Model Utility: `model_utility_clear`; its paper "
+        "tables' Real / Retain / Forget metric and Forget Quality (1 - JS): `clear_*_metric` and "
+        "`forget_quality_js_caption`). CLEAR's MLLM evaluation has no text-only task: text columns on CLEAR "
+        "are this framework's.")
 
 
 # ----------------------------------------------------------------------------------- relearning attack

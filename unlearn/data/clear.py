@@ -10,7 +10,12 @@ one *image*, not one person:
   * `forget01/05/10+tofu`, `retain99/95/90+tofu`, `full+tofu`: `image`, `caption`, `question`, `answer`
     and no `name`: the image rows again plus TOFU's text QA about the same authors, as rows whose `image` is
     null (forget01+tofu: 35 image rows + 40 QA rows, TOFU's 20 per author). No paraphrased or perturbed
-    answers: CLEAR's text-only evaluation is TOFU's own (its nlp/ code), not these configs.
+    answers. CLEAR trains and unlearns these text rows but never evaluates them: its MLLM evaluation
+    (mm/eval.py, config/mm/eval.yaml) has six tasks, every one with an image (captions, face recognition,
+    real_faces, real_world). Its only text-only evaluation is of a separate text-only LLM (nlp/: Llama-2-7B
+    chat, `[INST] q [/INST]`, taught and unlearned on `locuslab/TOFU`, scored by TOFU's own code over
+    `locuslab/TOFU`'s `*_perturbed` configs), which cannot load an MLLM; the text-only items here have no
+    counterpart in CLEAR's MLLM numbers.
   * `forget01/05/10_perturbed`, `retain_perturbed`: `image`, `caption`, `name`, `paraphrased_caption`,
     `perturbed_captions` and `perturbed_names` (lists), the inputs of CLEAR's truth ratio and, for face
     recognition, the wrong options. Their rows need not match the plain config one to one (forget10: 379

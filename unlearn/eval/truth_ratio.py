@@ -104,7 +104,9 @@ def forget_quality_js(ratios: Sequence[float], reference_ratios: Sequence[float]
     forget-split truth ratios read as two distributions over the items (each vector divided by its sum, paired
     item by item, natural log: the Jensen-Shannon *distance*, in [0, sqrt(ln 2)]). CLEAR's ratio there is
     exp(perturbed loss - paraphrase loss) = P(paraphrase) / P(perturbed), the inverse of R here, which the JS
-    distance, unlike the KS test, does not ignore. `ratios[i]` and `reference_ratios[i]` must be the same item.
+    distance, unlike the KS test, does not ignore (with pooled ratios the split's perturbed mean cancels in the
+    division by the sum: only the paraphrases' probabilities enter). `ratios[i]` and `reference_ratios[i]` must
+    be the same item.
     NaN where a ratio is infinite, as numpy's is."""
     if len(ratios) != len(reference_ratios) or not ratios:
         raise ValueError(f"the JS forget quality pairs the items of both models: {len(ratios)} ratios against "
