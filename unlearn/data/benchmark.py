@@ -18,11 +18,19 @@ class Benchmark:
     """`skipped`: what the loader left out under data.on_bad_row=skip, {split: {reason: count}} (empty when
     nothing was skipped), for the log and metrics.json (`skipped_rows`). `people`: the forget and retain people
     as the source names them, {"forget": IDs, "retain": IDs}, where some may have no evaluation row (CLEAR's
-    data.eval_rows, a row dropped under skip); by default the people of the evaluation rows."""
+    data.eval_rows, a row dropped under skip); by default the people of the evaluation rows. `full_set`: the IDs
+    of MLLMU-Bench's Full_Set as its file writes them, in its row order, the order eval.shot_order=full_set lays
+    drawn few-shot people out in (unlearn/eval/protocol.py); by default, for the embedded benchmark's splits (a
+    train split with `group`), its fictitious people in ID order (mllmu_mini.full_set_ids), else None (none:
+    data=clear, a snapshot without Full_Set)."""
 
     def __init__(self, splits: DatasetDict, forget_split: str, name: str = "benchmark",
-                 skipped: dict[str, dict[str, int]] | None = None, people: dict[str, set[int]] | None = None):
+                 skipped: dict[str, dict[str, int]] | None = None, people: dict[str, set[int]] | None = None,
+                 full_set: list[str] | None = None):
         self.name = name
+        if full_set is None and "group" in splits["train"].column_names:
+            full_set = mllmu_mini.full_set_ids(splits["train"])
+        self.full_set = None if full_set is None else tuple(full_set)
         self.skipped = skipped or {}
         forgets = sorted((s for s in splits if s.startswith("forget_")), key=lambda s: int(s.split("_")[1]))
         if forget_split not in forgets:
@@ -89,7 +97,7 @@ def load_mllmu_bench(path: str, forget_split: str, cache_dir: str | Path | None 
     bad, people = BadRows(on_bad_row), {}
     splits = mllmu_bench.load(path, forget_split, cache_dir=cache_dir, test_image=test_image, seed=seed,
                               text_rule=text_rule, bad=bad, people=people)
-    return _benchmark(splits, forget_split, "mllmu_bench", bad, people)
+    return _benchmark(splits, forget_split, "mllmu_bench", bad, people, mllmu_bench.full_set_ids(path, cache_dir))
 
 
 def load_clear(path: str, forget_split: str, cache_dir: str | Path | None = None, perturbed: bool = True,
@@ -105,7 +113,8 @@ def load_clear(path: str, forget_split: str, cache_dir: str | Path | None = None
     return _benchmark(splits, forget_split, "clear", bad, people)
 
 
-def _benchmark(splits: DatasetDict, forget_split: str, name: str, bad: BadRows, people: dict) -> Benchmark:
+def _benchmark(splits: DatasetDict, forget_split: str, name: str, bad: BadRows, people: dict,
+               full_set: list[str] | None = None) -> Benchmark:
     if bad.skipped:
         log.warning("%s: data.on_bad_row=skip left out %d rows/questions: %s", name, bad.total(), bad.skipped)
-    return Benchmark(splits, forget_split, name=name, skipped=bad.skipped, people=people)
+    return Benchmark(splits, forget_split, name=name, skipped=bad.skipped, people=people, full_set=full_set)

@@ -68,14 +68,17 @@ def resolve_source(path: str, key: str, repo_id: str) -> str:
 
 
 def load_config(source: str, config: str, *, key: str, repo_id: str, cache_dir: str | Path | None,
-                split: str | None = "train") -> tuple[Dataset, str]:
+                split: str | None = "train", columns: list[str] | None = None) -> tuple[Dataset, str]:
     """One config of the source as a Dataset, and a label naming it in error messages.
 
     `split=None` accepts a config with exactly one split of any name (CLEAR's real_world has been
-    published both as `train` and as `test`).
+    published both as `train` and as `test`). `columns`: read only these (parquet columns; the rest, images
+    included, never enter the Arrow cache).
     """
     label = f"{config} ({source})"
     kwargs = {"cache_dir": str(datasets_cache(source, cache_dir))}
+    if columns is not None:
+        kwargs["columns"] = list(columns)
     try:
         dd = load_dataset(source, name=config, **kwargs)
     except Exception as err:  # every loading failure becomes one clear message naming the key to fix

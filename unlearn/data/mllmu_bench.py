@@ -30,7 +30,9 @@ Mapping to the internal splits (`Benchmark` reads them unchanged):
   retain_{100-P}                  retain_{100-P}
   Test_Set, rows of forget_P IDs  test_P: one of `images` per person (`test_image`), paraphrases as given
   Retain_Set (real celebrities)   untouched (no training rows: their knowledge comes from pretraining)
-  Full_Set                        not read (it is forget_P + retain_{100-P})
+  Full_Set                        its ID column alone (`full_set_ids`): the row order in which eval.py lays
+                                  out drawn few-shot people (eval.shot_order=full_set); its rows are
+                                  forget_P + retain_{100-P}'s and are not read
   ==============================  ==================================================================
 Only the requested forget percentage is converted (its splits are all a run reads). forget_P and retain_{100-P}
 split ft_Data's people: one in both is refused, a taught one in neither (never evaluated) is logged as a warning. IDs become integers:
@@ -100,7 +102,7 @@ from pathlib import Path
 from datasets import DatasetDict
 
 from unlearn.data.hub import (EVAL_FEATURES, LETTERS, TRAIN_FEATURES, field, image_value, load_config, raw_rows,
-                              resolve_source, to_dataset)
+                              missing_config, resolve_source, to_dataset)
 from unlearn.data.schema import BadRows, DataError, RowError, check_eval_row, check_train_row, fail, split_name
 
 log = logging.getLogger(__name__)
@@ -427,6 +429,21 @@ def named_people(ds, split: str, known: set[int]) -> dict[str, int]:
         if ID in known:
             out[source_id] = ID
     return out
+
+
+def full_set_ids(path: str = HUB_ID, cache_dir: str | Path | None = None, key: str = "data.path") -> list[str] | None:
+    """Full_Set's IDs as its file writes them, in its row order, or None where a local snapshot has no Full_Set
+    config. Why: the official eval.py looks the drawn few-shot people up in `--few_shot_data`, which its README and
+    MMUnlearner's MLLMU_eval.sh name Full_Set, as `few_shot_df[few_shot_df['ID'].isin(selected_ids)]` (eval.py
+    276, 514), so their shot blocks follow Full_Set's row order (eval.shot_order=full_set,
+    unlearn/eval/protocol.py). Only the ID column is read (no image). A Full_Set that is there but unreadable
+    stops the load, naming its file (load_config); a row without an ID is passed over (no drawn ID matches it)."""
+    source = resolve_source(path, key, HUB_ID)
+    if Path(source).is_dir() and (why := missing_config(Path(source), "Full_Set")) is not None:
+        log.info("%s=%s has no Full_Set (%s): eval.shot_order=full_set is unavailable", key, source, why)
+        return None
+    ds, _ = load_config(source, "Full_Set", key=key, repo_id=HUB_ID, cache_dir=cache_dir, columns=["ID"])
+    return [str(value) for value in ds["ID"] if value is not None]
 
 
 def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | Path | None = None,

@@ -117,6 +117,15 @@ def build(spec: MiniSpec) -> DatasetDict:
     return DatasetDict(splits)
 
 
+def full_set_ids(train) -> list[str]:
+    """The embedded benchmark's stand-in for MLLMU-Bench's Full_Set (the order eval.shot_order=full_set lays drawn
+    few-shot people out in): its fictitious people, those the forget and retain splits divide (not the untouched
+    ones, as Full_Set holds no celebrity), in ID order, the order they were generated in, before the seeded
+    shuffle the splits follow; as the MLLMU-Bench fixture's Full_Set (unlearn/data/fixtures.py). IDs as strings,
+    as a few-shot lookup matches them (EvalItem.profile)."""
+    return [str(i) for i, group in sorted(zip(train["ID"], train["group"])) if group == "fictitious"]
+
+
 def load_or_build(spec: MiniSpec, cache_dir: str | Path) -> DatasetDict:
     """Generate once into the cache (atomically), then reuse. The rows are checked once, before they are
     written (a bad generated row is a bug), not on every load: that took half a second of each run."""
