@@ -63,7 +63,8 @@ def sweep_threads(sweep: Path) -> int | None:
 
 
 # settings added after runs were made, and the value that reproduces those runs: (config path, override)
-LATER_SETTINGS = (("eval.share_prompt", "eval.share_prompt=false"),)  # whole-row likelihoods before it
+LATER_SETTINGS = (("eval.share_prompt", "eval.share_prompt=false"),  # whole-row likelihoods before it
+                  ("eval.shot_order", "eval.shot_order=lookup"))  # shot blocks in the looked-up rows' order before it
 
 
 def as_it_ran(overrides: list[str], config: dict | None) -> list[str]:

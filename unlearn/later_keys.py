@@ -13,7 +13,16 @@ RUN = {"method.warmup_epochs": 0, "mmunlearner.clip_retain": True, "method.retai
        "finetune.token_mean": "global", "method.token_mean": "global",
        "mmunlearner.token_mean": "global"}  # 2026-12-04, thirtieth session
 # eval keys that shape the evaluation (MMUnlearner's shots, 2026-12-03); read by the before-evaluation's key too
-EVAL = {"shot_people": None}
+# eval.shot_order (the forty-third session): absent, shots were laid out in the looked-up rows' order, `lookup`
+EVAL = {"shot_people": None, "shot_order": "lookup"}
+# the protocols whose prompts carry few-shot examples (unlearn/eval/protocol.py make_prompts)
+SHOT_PROTOCOLS = ("mllmu_bench", "mmunlearner")
+
+
+def shot_order_read(ev) -> bool:
+    """Whether `eval.shot_order` can move a record: under a protocol with shots, with shots on. Elsewhere it reads
+    as absent (the before-evaluation key, the report's seed groups), so its default moves no embedded run."""
+    return ev.get("protocol") in SHOT_PROTOCOLS and ev.get("few_shot", True) is not False
 # How a saved model is loaded (pipeline.load_configured): the precision and attention its weights compute in and
 # the processor it prompts with, besides the weights on disk. Keyed since the thirty-first session (2026-12-04):
 # until then `model.dtype=bfloat16` reused the float32 run's before-evaluation, and an organism's vanilla model

@@ -570,7 +570,8 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
     shot_people = ecfg.get("shot_people")
     prompts = make_prompts(ecfg.protocol, ctx.processor, evaluated, split_items, ecfg.few_shot_seed,
                            ecfg.few_shot, ecfg.max_new_tokens,
-                           None if shot_people is None else OmegaConf.to_container(shot_people, resolve=True))
+                           None if shot_people is None else OmegaConf.to_container(shot_people, resolve=True),
+                           shot_order(ctx.cfg, ctx.benchmark))
     if getattr(prompts, "shots", None):
         log.info("%s few-shot people (split/task: IDs), not scored: %s", prompts.name, prompts.shot_people())
     everything = [it for split in splits for it in evaluated[split]]
@@ -589,6 +590,29 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
                                                             "During `trainer.validate()`"))
         trainer.validate(module, verbose=False)
     return module.metrics, module.records
+
+
+def shot_order(cfg: DictConfig, benchmark) -> tuple[str, ...] | None:
+    """The order the few-shot people's blocks are laid out in (`eval.shot_order`, unlearn/eval/protocol.py
+    `full_set_order`): Full_Set's IDs, or None (the looked-up rows' order, or no shots drawn). Refused where
+    Full_Set's order is asked, read, and the data has none or lacks a forget or retain person: checked before the
+    run (`_run_into`) and again at each evaluation."""
+    from unlearn.eval.protocol import check_full_set, full_set_order
+
+    if not later_keys.shot_order_read(cfg.eval):
+        return None
+    data = f"data={cfg.data.get('name')} ({benchmark.name})"
+    order = full_set_order(cfg.eval.get("shot_order", "lookup"), getattr(benchmark, "full_set", None), data)
+    if order is not None:
+        profiles = {str(sid) if sid is not None else str(pid) for split in ("forget", "retain")
+                    for pid, sid in zip(benchmark.eval[split]["ID"], source_ids(benchmark.eval[split]))}
+        check_full_set(order, profiles, data)
+    return order
+
+
+def source_ids(rows) -> list:
+    """A split's `source_id` column (the file's own IDs), or Nones where its rows have none (the embedded)."""
+    return rows["source_id"] if "source_id" in rows.column_names else [None] * len(rows)
 
 
 def evaluated_rows(benchmark, split: str, max_people: int | None) -> list:
@@ -662,14 +686,13 @@ def check_reference_protocol(cfg: DictConfig) -> None:
                          "finetune.people=without_forget)")
 
 
-# the protocols whose prompts carry few-shot examples (unlearn/eval/protocol.py make_prompts)
-SHOT_PROTOCOLS = ("mllmu_bench", "mmunlearner")
+SHOT_PROTOCOLS = later_keys.SHOT_PROTOCOLS  # the protocols whose prompts carry few-shot examples
 # settings the records do not depend on where they are not read, at the values a seed-0 run of the embedded
 # default keyed them by: `eval.few_shot_seed` is `${seed}`, so until 2026-12-05 every seed evaluated the same
 # vanilla model again under the embedded protocol, which draws no shots (seeds x taught models evaluations in
 # bench/seed_variance); the truth ratio's wrong-answer mean and data.forget_modality (which forget form a
 # gradient method trains on) are read after the records or not by the evaluation at all
-UNREAD_SHOTS = {"few_shot": True, "few_shot_seed": 0, "shot_people": None}
+UNREAD_SHOTS = {"few_shot": True, "few_shot_seed": 0, "shot_people": None, "shot_order": "lookup"}
 REAGGREGATED = {"truth_ratio_perturbed": "item"}
 
 
@@ -927,6 +950,8 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
         with refusing_before_run(ValueError):
             check_reference_protocol(cfg)
         check_reference_items(reference, benchmark, cfg)
+    with refusing_before_run(ValueError):  # eval.shot_order=full_set on data without a Full_Set: before the work
+        shot_order(cfg, benchmark)
     logger = instantiate(cfg.logger) if cfg.get("logger") else None
     if logger is not None and loggers is not None:
         loggers.append(logger)

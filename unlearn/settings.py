@@ -180,6 +180,9 @@ def check_eval(e) -> None:
 
     one_of(e.protocol, PROTOCOLS, "eval.protocol")  # read at the first evaluation: refused here instead
     one_of(e.scorer, tuple(SCORERS), "eval.scorer")
+    from unlearn.eval.protocol import SHOT_ORDERS
+
+    one_of(e.get("shot_order", "lookup"), SHOT_ORDERS, "eval.shot_order")  # read at the first evaluation
     shots = e.get("shot_people")
     if shots is not None:
         if not hasattr(shots, "items") or not shots or set(shots) - {"mc", "cloze"}:

@@ -30,8 +30,11 @@ constants of unlearn/data/mllmu_bench.py. What it does, and so what this module 
     (db6084e) does not parse (an unclosed `few_shot_image_prompts.append({` in its LLaVA cloze shots), so
     it cannot be what produced MANU's numbers. Every MC (cloze)
     question of a shot person in the item's modality becomes a shot, each image shot with the person's
-    portrait, people in the order of the set. Their draw is unseeded; here it is seeded
-    (`eval.few_shot_seed`, default the run's seed) per (split, task), as they draw once per call. The
+    portrait, people in the row order of their `--few_shot_data`, Full_Set (`few_shot_df[few_shot_df['ID']
+    .isin(selected_ids)]`, eval.py 275-276, 513-514: eval.shot_order=full_set, the default; `lookup`: the
+    order of the rows they are looked up in, the only order until the forty-third session). Their draw is
+    unseeded; here it is seeded (`eval.few_shot_seed`, default the run's seed) per (split, task), as they draw
+    once per call. The
     celebrities' MC is zero-shot (not in their MC list), but its draw is looked up all the same, and a
     fictitious profile sharing the drawn ID has its MC question indices skipped in the celebrity's items
     (until 2026-12-03 all of them were scored).
@@ -429,16 +432,59 @@ class MmunlearnerClearPrompts:
         return [it for it in items if it.split != "test" and (it.task, it.attribute) in CLEAR_EVAL_ITEMS]
 
 
+SHOT_ORDERS = ("full_set", "lookup")
+
+
+def full_set_order(setting: str, full_set, data: str = "the data") -> tuple[str, ...] | None:
+    """The order `shot_lookup` lays the drawn shot people out in (`eval.shot_order`): their eval.py's, Full_Set's
+    row order (`full_set`: the data's Full_Set IDs as its file writes them, Benchmark.full_set), or None for the
+    order of the rows they are looked up in (`lookup`: a split's own; test's in forget's; the celebrities' in
+    forget's then retain's). Refused, naming the setting, where Full_Set's order is asked and the data has none."""
+    if setting not in SHOT_ORDERS:
+        raise ValueError(f"eval.shot_order={setting!r}: expected one of {list(SHOT_ORDERS)}")
+    if setting == "lookup":
+        return None
+    if full_set is None:
+        raise ValueError(f"eval.shot_order=full_set lays the few-shot people out in the row order of MLLMU-Bench's "
+                         f"Full_Set, as its eval.py does; {data} has no Full_Set (a local MLLMU-Bench snapshot "
+                         f"without its Full_Set folder, or data without one, e.g. data=clear): download the "
+                         f"snapshot whole, or set eval.shot_order=lookup (the order of the rows the shots are "
+                         f"looked up in)")
+    return tuple(full_set)
+
+
+def check_full_set(full_set, profiles, data: str = "the data") -> None:
+    """Every fictitious profile a shot can be looked up as (`profiles`: the forget and retain rows' IDs as their
+    files write them) has a Full_Set row to be ordered by: their eval.py finds a profile missing from Full_Set no
+    shot at all, which this protocol does not reproduce, so it is refused, naming the IDs."""
+    missing = sorted(set(profiles) - set(full_set))
+    if missing:
+        raise ValueError(f"eval.shot_order=full_set: {data}'s Full_Set has no row for the IDs {missing[:10]}"
+                         f"{' ...' if len(missing) > 10 else ''} of its forget and retain rows (their eval.py would "
+                         f"show no shot for them); use a complete snapshot, or set eval.shot_order=lookup")
+
+
+def in_full_set_order(shots: list[EvalItem], order) -> list[EvalItem]:
+    """`shots` reordered as their eval.py lays them out, `few_shot_df[few_shot_df['ID'].isin(selected_ids)]`:
+    people in Full_Set's row order (`order`, IDs as the file writes them), each person's questions in their own
+    order (a stable sort). A profile absent from `order` is refused (check_full_set says so before the run)."""
+    rank = {profile: k for k, profile in reversed(list(enumerate(order)))}  # a repeated ID: its first row
+    missing = sorted({s.profile for s in shots} - set(rank))
+    if missing:
+        check_full_set(order, missing)
+    return sorted(shots, key=lambda s: rank[s.profile])
+
+
 def draw_shot_people(people: list[int], k: int, seed: int, split: str, task: str) -> list[int]:
     """`random.sample(id_list, k)` as their eval.py draws, seeded per (seed, split, task)."""
     return random.Random(f"{seed}/{split}/{task}").sample(people, min(k, len(people)))
 
 
 def few_shot(items_by_split: dict[str, list[EvalItem]], source, family: str, seed: int,
-             shot_people: dict | None = None) -> dict:
+             shot_people: dict | None = None, order=None) -> dict:
     """The shots per (split, task, modality): the looked-up questions (`shot_lookup`) of the splits whose
     prompts show them (FEW_SHOT_SPLITS)."""
-    return shown(shot_lookup(items_by_split, source, family, seed, shot_people))
+    return shown(shot_lookup(items_by_split, source, family, seed, shot_people, order))
 
 
 def people_per_task(task: str, family: str, shot_people: dict | None = None) -> int:
@@ -455,12 +501,13 @@ def shown(looked_up: dict) -> dict:
 
 
 def shot_lookup(items_by_split: dict[str, list[EvalItem]], source, family: str, seed: int,
-                shot_people: dict | None = None) -> dict:
+                shot_people: dict | None = None, order=None) -> dict:
     """Per (split, task, modality), the questions their eval.py looks up for the drawn shot people, in every
     mode: shown as shots where the mode has a few-shot block, and never scored either way (the celebrities'
     MC shows none, yet skips the questions of a profile sharing a drawn ID: eval.py 263-303, 334, 389).
     `source(split)` gives a split's items; they are looked up among the split's own, or among the splits
-    SHOT_SOURCE names (test: forget; the celebrities: the fictitious people)."""
+    SHOT_SOURCE names (test: forget; the celebrities: the fictitious people). `order`: Full_Set's IDs, whose row
+    order the people's blocks then follow, as in eval.py (`full_set_order`); None: the looked-up rows' order."""
     shots: dict[tuple[str, str, str], list[EvalItem]] = {}
     for split, items in items_by_split.items():
         people = list(dict.fromkeys(it.person for it in items))  # their id_list: the set's order
@@ -473,15 +520,17 @@ def shot_lookup(items_by_split: dict[str, list[EvalItem]], source, family: str, 
             wanted = {it.profile for it in items if it.person in chosen}
             pool = [it for s in SHOT_SOURCE.get(split, (split,)) for it in source(s)]
             for modality in ("multimodal", "text"):
-                shots[(split, task, modality)] = [it for it in pool if it.task == task and it.modality == modality
-                                                  and it.profile in wanted]
+                found = [it for it in pool if it.task == task and it.modality == modality and it.profile in wanted]
+                shots[(split, task, modality)] = found if order is None else in_full_set_order(found, order)
     return shots
 
 
 def make_prompts(name: str, proc, items_by_split: dict[str, list[EvalItem]] | None = None, source=None,
                  seed: int = 0, use_few_shot: bool = True, max_new_tokens: int | None = None,
-                 shot_people: dict | None = None):
-    """The protocol object the evaluation calls: `example(proc, item)`, `limit(item)`, `scored(items)`."""
+                 shot_people: dict | None = None, order=None):
+    """The protocol object the evaluation calls: `example(proc, item)`, `limit(item)`, `scored(items)`. `order`:
+    Full_Set's IDs, in whose row order the shot people's blocks are laid out (`full_set_order`, eval.shot_order);
+    None: the order of the rows they are looked up in."""
     if check_protocol(name) == "embedded":
         return EmbeddedPrompts(max_new_tokens)
     family = family_of(proc)
@@ -517,5 +566,5 @@ def make_prompts(name: str, proc, items_by_split: dict[str, list[EvalItem]] | No
                              f"(their --shot_num zero_shot)")
     if not use_few_shot:
         return make(family, {}, max_new_tokens)
-    looked_up = shot_lookup(items_by_split or {}, source, family, seed, shot_people)
+    looked_up = shot_lookup(items_by_split or {}, source, family, seed, shot_people, order)
     return make(family, shown(looked_up), max_new_tokens, unscored=looked_up)
