@@ -55,8 +55,11 @@ def test_sweep_threads_follows_the_sweeps_jobs(tmp_path):
 
 
 def test_runs_made_before_a_setting_rerun_at_its_old_value():
-    old = {"eval": {"batch_size": 64}}
-    assert as_it_ran(["method=ga"], old) == ["method=ga", "eval.share_prompt=false"]
-    assert as_it_ran(["method=ga"], {"eval": {"share_prompt": True}}) == ["method=ga"]  # made since: as is
-    assert as_it_ran(["method=ga", "eval.share_prompt=true"], old) == ["method=ga", "eval.share_prompt=true"]
-    assert as_it_ran(["method=ga"], None) == ["method=ga", "eval.share_prompt=false"]  # older than config.json
+    old, olds = {"eval": {"batch_size": 64}}, ["eval.share_prompt=false", "eval.shot_order=lookup"]
+    assert as_it_ran(["method=ga"], old) == ["method=ga", *olds]
+    made_since = {"eval": {"share_prompt": True, "shot_order": "full_set"}}
+    assert as_it_ran(["method=ga"], made_since) == ["method=ga"]  # made since: as is
+    assert as_it_ran(["method=ga"], {"eval": {"share_prompt": True}}) == ["method=ga", "eval.shot_order=lookup"]
+    assert as_it_ran(["method=ga", "eval.share_prompt=true"], old) == ["method=ga", "eval.share_prompt=true",
+                                                                        "eval.shot_order=lookup"]
+    assert as_it_ran(["method=ga"], None) == ["method=ga", *olds]  # older than config.json

@@ -129,6 +129,7 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["eval.shot_people={mc: -1}"], r"eval.shot_people.mc=-1"),
     (["eval.shot_people={gen: 1}"], r"eval.shot_people=.*expected null or \{mc: N, cloze: N\}"),
     (["eval.shot_people={mc: 1}"], r"eval.shot_people sets the shots of eval.protocol=mllmu_bench"),
+    (["eval.shot_order=by_id"], r"eval.shot_order='by_id': expected one of \['full_set', 'lookup'\]"),
     (["method=npo", "method.beta=0"], r"method.beta=0"),
     (["method=manu", "manu.tau=-0.1"], r"manu.tau=-0.1"),
     (["method=manu", "manu.prune.mode=soft"], r"manu.prune.mode='soft'"),
