@@ -73,10 +73,30 @@ def test_attack_rows_on_a_row_per_person_are_the_shuffles_first_rows(small_bench
         assert attack_rows(small_benchmark, "forget", 0.5, seed)["ID"] == old["ID"]
 
 
+class Dashboard:
+    """A logger that keeps what the run gives it: its config updates and the statuses it is finalized with."""
+
+    calls: list = []
+
+    def __init__(self, **kwargs):
+        Dashboard.calls = []
+
+    def log_hyperparams(self, params):
+        Dashboard.calls.append(("config", params))
+
+    def log_metrics(self, metrics, step=None):
+        Dashboard.calls.append(("metrics", dict(metrics)))
+
+    def finalize(self, status):
+        Dashboard.calls.append(("end", status))
+
+
 def test_a_failed_attack_keeps_the_finished_run(tmp_path, monkeypatch):
     """The relearning attack runs after the unlearning and its evaluation: when it fails (a NaN, out of memory)
     the run's model, items and metrics are written first, then the failure is raised (until 2026-12-05 it lost the
-    finished run: MANU's and MMUnlearner's write no checkpoint to resume from)."""
+    finished run: MANU's and MMUnlearner's write no checkpoint to resume from). The dashboard has the run's metrics
+    and the attack's error, and is finalized "failed" alone, as train.py exits 1 (until the 43rd session "success"
+    first, then "failed": a logger that keeps its first status, or reads "success" as the end, showed a success)."""
     import json
 
     import unlearn.relearn
@@ -92,8 +112,13 @@ def test_a_failed_attack_keeps_the_finished_run(tmp_path, monkeypatch):
     out = tmp_path / "run"
     cfg = compose_config(["logger=none", "debug=fast", "method=finetune", "eval.before=false",
                           "eval.relearn.enabled=true", "eval.tasks=[mc]", "eval.max_people=2"], out, tmp_path / "cache")
+    cfg.logger = {"_target_": f"{__name__}.Dashboard"}
     with pytest.raises(pipeline.RelearnFailed, match="out of memory copying the model"):
         pipeline.run(cfg)
+    assert [c for c in Dashboard.calls if c[0] == "end"] == [("end", "failed")]
+    record = [params["run"] for kind, params in Dashboard.calls if kind == "config" and "run" in params]
+    assert record and record[0]["relearn_error"] == "RuntimeError: out of memory copying the model"
+    assert any(kind == "metrics" and "after/forget/text/mc_acc" in m for kind, m in Dashboard.calls)
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["relearn_error"] == "RuntimeError: out of memory copying the model"
     assert "after/forget/text/mc_acc" in summary["metrics"]

@@ -1054,11 +1054,12 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
               f"metrics: {out_dir / 'metrics.json'}")
         if logger is not None:  # what made the run beside its setting: two runs of one config may start from
             # different taught models (another thread count, machine or teaching), which only these tell apart
-            logger.log_hyperparams({"run": {k: summary[k] for k in RUN_RECORD}})
+            logger.log_hyperparams({"run": {k: summary[k] for k in (*RUN_RECORD, "relearn_error") if k in summary}})
             logger.log_metrics(_numbers({k: v for k, v in metrics.items() if k not in logged}),
                                step=ctx.logged_step())  # after the training's rows (metrics.csv's step)
             _log_table(logger, metrics)
-            logger.finalize("success")
+            if relearn_failed is None:  # else run() finalizes it "failed", as the run's exit status says (until
+                logger.finalize("success")  # the 43rd session "success", then "failed", while train.py exited 1)
     if relearn_failed is not None:
         raise RelearnFailed(f"the relearning attack (eval.relearn) failed after the unlearning, whose model, "
                             f"evaluation and metrics.json are written in {out_dir}: {relearn_failed}"
@@ -1070,7 +1071,7 @@ class RelearnFailed(RuntimeError):
     """The relearning attack failed; the run it attacked is finished and written."""
 
 
-# the metrics.json entries the dashboard gets in its config under `run`
+# the metrics.json entries the dashboard gets in its config under `run` (and `relearn_error` where the attack failed)
 RUN_RECORD = ("source_model", "source_teaching", "environment", "code")
 
 
