@@ -13,7 +13,10 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 def compose_config(overrides: Sequence[str], output_dir: str | Path, cache_dir: str | Path) -> DictConfig:
-    """`config.yaml` with overrides; the paths Hydra's runtime would fill are given, bars and summaries off."""
+    """`config.yaml` with overrides; the paths Hydra's runtime would fill are given, bars and summaries off, and a
+    W&B logger named by the overrides, as train.py's run names it from Hydra's (unlearn/run_names.py)."""
+    from unlearn.run_names import name_logger
+
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("config", overrides=list(overrides))
@@ -23,4 +26,5 @@ def compose_config(overrides: Sequence[str], output_dir: str | Path, cache_dir: 
         cfg.paths.cache_dir = str(cache_dir)
         cfg.trainer.enable_progress_bar = False
         cfg.trainer.enable_model_summary = False
+    name_logger(cfg, overrides)
     return cfg

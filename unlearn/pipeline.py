@@ -40,6 +40,7 @@ from unlearn.models.precision import cast_copy, dtype_named
 from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part, running_code
 from unlearn.rng import resumed, rng_state, seeded
 from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, launched_rank, run_reads
+from unlearn.run_names import hydra_overrides, name_logger
 from unlearn.settings import (SettingsError, check_accelerator, check_input_paths, check_required_keys,
                               check_run_settings, interpolation_source, refusing_before_run)
 from unlearn.strategies import refuse_fsdp
@@ -952,6 +953,9 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
         check_reference_items(reference, benchmark, cfg)
     with refusing_before_run(ValueError):  # eval.shot_order=full_set on data without a Full_Set: before the work
         shot_order(cfg, benchmark)
+    # a W&B run named by what sets it apart (its overrides), not only its method and seed: until the 43rd session
+    # the jobs of an lr sweep were runs of one name, in one group (unlearn/run_names.py; compose_config names them)
+    name_logger(cfg, hydra_overrides() or [])
     logger = instantiate(cfg.logger) if cfg.get("logger") else None
     if logger is not None and loggers is not None:
         loggers.append(logger)

@@ -1,0 +1,94 @@
+"""A run's name and group on the dashboard (W&B): what sets the run apart, read from its overrides.
+
+Why: until the 43rd session every W&B run was named `<method>-seed<seed>` and grouped by data, forget split, model
+and method, so the jobs of `train.py -m method=ga method.optimizer.lr=1e-5,5e-5` (or of the frontier's strength
+sweep, `--base logger=wandb`; or `teach_seed=0,1`) were several runs of one name, and W&B drew one group's mean line
+over different settings. Now:
+
+- name: `<method>[-<setting>][-teach<teach_seed>]-seed<seed>`, the setting being the run's overrides (the command
+  line's under `train.py`, single or `-m`; the frontier's own and its `--base`), sorted by key, less what the name or
+  the group already says (SAID) and what moves no number (NOT_NAMED), a method's own prefix dropped as the report's row
+  names drop it (`optimizer.lr=5e-05`, `alpha=5`): `ga-optimizer.lr=5e-05-seed0`;
+- group: `<data>-<forget split>-<model>-<method>[-<setting>]`: the runs that differ only by `seed` and `teach_seed`,
+  whose mean ± std W&B draws as the report's seed table gives it (docs/guide/comparing_methods.md).
+
+Only a W&B logger whose `name` (or `group`) is null is named: a `logger.name=...` given wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from omegaconf import DictConfig, open_dict
+
+from unlearn.later_keys import TRAINER_NEUTRAL
+from unlearn.report import NOT_A_SETTING
+
+# what the name or the group says already (these keys alone: `data.spec.num_people` is a setting)
+SAID = ("method", "data", "data.name", "data.forget_split", "model", "model.name")
+# what moves no number, with the keys under it: the report's NOT_A_SETTING (seeds, paths, the logger, caching
+# flags), Hydra's own, the trainer keys that change no number
+NOT_NAMED = ("hydra", *NOT_A_SETTING, *(f"trainer.{k}" for k in TRAINER_NEUTRAL))
+# the loggers named here (a CSV logger's `name` is its directory's)
+NAMED_LOGGERS = ("unlearn.wandb_logger.WandbLogger", "lightning.pytorch.loggers.WandbLogger",
+                 "lightning.pytorch.loggers.wandb.WandbLogger")
+MAX_LENGTH = 128  # W&B's longest project name; a longer setting is cut and a hash of the whole appended
+
+
+def setting_overrides(method: str, overrides: Sequence[str]) -> list[str]:
+    """The overrides that set the run apart, sorted by key, each key without `method.` or `<method>.`."""
+    out = []
+    for o in overrides:
+        key, eq, value = o.partition("=")
+        key = key.lstrip("+")
+        bare = key.lstrip("~")
+        if bare in SAID or any(bare == k or bare.startswith(k + ".") for k in NOT_NAMED):
+            continue
+        for prefix in ("method.", f"{method}."):
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+                break
+        out.append((key, f"{key}{eq}{value}"))
+    return [o for _, o in sorted(out)]
+
+
+def _bounded(text: str, room: int) -> str:
+    """`text`, or where longer than `room` its start and an 8-digit hash of the whole (two cut texts stay apart)."""
+    if len(text) <= room:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return f"{text[:max(room - 9, 0)]}~{digest}"
+
+
+def dashboard_names(cfg: DictConfig, overrides: Sequence[str]) -> tuple[str, str]:
+    """(name, group) of the run `cfg` made with `overrides`."""
+    method = str(cfg.method.name)
+    setting = ",".join(setting_overrides(method, overrides))
+    seeds = (f"-teach{cfg.teach_seed}" if cfg.teach_seed != cfg.seed else "") + f"-seed{cfg.seed}"
+    group_head = f"{cfg.data.name}-{cfg.data.forget_split}-{cfg.model.name}-{method}"
+    name = f"{method}-{_bounded(setting, MAX_LENGTH - len(method) - len(seeds) - 1)}" if setting else method
+    group = f"{group_head}-{_bounded(setting, MAX_LENGTH - len(group_head) - 1)}" if setting else group_head
+    return name + seeds, group
+
+
+def name_logger(cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """Fill a W&B logger's null `name` and `group` in `cfg` (config.json and the dashboard's config then say them)."""
+    logger = cfg.get("logger")
+    if not logger or logger.get("_target_") not in NAMED_LOGGERS:
+        return
+    name, group = dashboard_names(cfg, overrides)
+    with open_dict(logger):
+        if logger.get("name") is None:
+            logger.name = name
+        if logger.get("group") is None:
+            logger.group = group
+
+
+def hydra_overrides() -> list[str] | None:
+    """This job's overrides where Hydra launched it (`train.py`, each job of a `-m` sweep its own), else None."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return list(HydraConfig.get().overrides.task)
