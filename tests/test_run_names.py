@@ -39,8 +39,16 @@ def test_what_moves_no_number_or_is_said_already_is_left_out(tmp_path):
     noisy = _logger(tmp_path, "method=npo", "logger.project=p", "paths.cache_dir=/x", "save_model=false",
                     "eval.before=false", "eval.cache_before=false", "trainer.log_every_n_steps=1",
                     "data.forget_split=forget_5", "++method.gamma=2", "data.spec.num_people=20")
-    assert noisy.name == "npo-data.spec.num_people=20,gamma=2-seed0"  # sorted by key, `method.` dropped
+    # sorted by key, `method.` dropped; the forget split in the group's head, and in the name too
+    assert noisy.name == "npo-data.forget_split=forget_5,data.spec.num_people=20,gamma=2-seed0"
     assert noisy.group == "mllmu_mini-forget_5-tiny_llava-npo-data.spec.num_people=20,gamma=2"
+
+
+def test_the_jobs_of_a_sweep_over_models_are_named_apart(tmp_path):
+    """The group's head says the model; the runs' names must too, or `-m model=a,b` makes two runs of one name."""
+    a, b = (_logger(tmp_path, "method=ga", f"model={m}") for m in ("tiny_llava", "tiny_llava_base"))
+    assert (a.name, b.name) == ("ga-model=tiny_llava-seed0", "ga-model=tiny_llava_base-seed0")
+    assert (a.group, b.group) == ("mllmu_mini-forget_10-tiny_llava-ga", "mllmu_mini-forget_10-tiny_llava_base-ga")
 
 
 def test_a_name_or_group_given_wins(tmp_path):
@@ -103,33 +111,28 @@ def test_a_launched_job_is_named_by_its_own_overrides(hydra_job):
     assert job.logger.name == "kl-optimizer.lr=2e-4-seed3"
 
 
+class Made(Exception):
+    """Raised by the logger once made: the run stops there, its name read."""
+
+
 def test_the_pipeline_names_the_run_from_hydras_overrides(tmp_path, monkeypatch, hydra_job):
     """Under train.py no compose_config names the logger: the run does, from the job's overrides."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
     from unlearn import pipeline, run_names
-    from unlearn.methods import finetune
 
-    made = {}
+    def logger(**kwargs):
+        raise Made(kwargs)
 
-    class Logger:
-        def __init__(self, **kwargs):
-            made.update(kwargs)
-
-        def log_hyperparams(self, params):
-            pass
-
-        def log_metrics(self, metrics, step=None):
-            pass
-
-        def finalize(self, status):
-            pass
-
-    monkeypatch.setitem(globals(), "Logger", Logger)
-    monkeypatch.setattr(run_names, "NAMED_LOGGERS", (f"{__name__}.Logger",))
-    monkeypatch.setattr(finetune, "teach", lambda ctx, fcfg: None)
-    hydra_job("method=finetune", "finetune.batch_size=32")
-    cfg = compose_config(["logger=none", "debug=fast", "method=finetune", "eval.before=false", "eval.tasks=[mc]",
-                          "eval.max_people=1"], tmp_path / "run", tmp_path / "cache")
-    cfg.logger = {"_target_": f"{__name__}.Logger", "name": None, "group": None}
-    pipeline.run(cfg)
-    assert made["name"] == "finetune-batch_size=32-seed0"
-    assert made["group"] == "mllmu_mini-forget_10-tiny_llava-finetune-batch_size=32"
+    monkeypatch.setitem(globals(), "logger", logger)
+    monkeypatch.setattr(run_names, "NAMED_LOGGERS", (f"{__name__}.logger",))
+    hydra_job("method=ga", "method.optimizer.lr=1e-4", "seed=1")
+    cfg = compose_config(["logger=none", "debug=fast", "method=ga", "seed=1"], tmp_path / "run", tmp_path / "cache")
+    cfg.logger = {"_target_": f"{__name__}.logger", "name": None, "group": None}
+    monkeypatch.setattr(pipeline, "instantiate", lambda node, *a, **k: None if node is cfg.data.benchmark
+                        else instantiate(node, *a, **k))  # no data made: the run stops at its logger
+    with pytest.raises(InstantiationException) as made:
+        pipeline.run(cfg)
+    assert isinstance(made.value.__cause__, Made) and made.value.__cause__.args[0] == {"name": "ga-optimizer.lr=1e-4-seed1",
+                                  "group": "mllmu_mini-forget_10-tiny_llava-ga-optimizer.lr=1e-4"}

@@ -6,11 +6,12 @@ sweep, `--base logger=wandb`; or `teach_seed=0,1`) were several runs of one name
 over different settings. Now:
 
 - name: `<method>[-<setting>][-teach<teach_seed>]-seed<seed>`, the setting being the run's overrides (the command
-  line's under `train.py`, single or `-m`; the frontier's own and its `--base`), sorted by key, less what the name or
-  the group already says (SAID) and what moves no number (NOT_NAMED), a method's own prefix dropped as the report's row
-  names drop it (`optimizer.lr=5e-05`, `alpha=5`): `ga-optimizer.lr=5e-05-seed0`;
-- group: `<data>-<forget split>-<model>-<method>[-<setting>]`: the runs that differ only by `seed` and `teach_seed`,
-  whose mean ± std W&B draws as the report's seed table gives it (docs/guide/comparing_methods.md).
+  line's under `train.py`, single or `-m`; the frontier's own and its `--base`), sorted by key, less what the name
+  says already (the method, the seeds) and what moves no number (NOT_NAMED), a method's own prefix dropped as the
+  report's row names drop it (`optimizer.lr=5e-05`, `alpha=5`): `ga-optimizer.lr=5e-05-seed0`;
+- group: `<data>-<forget split>-<model>-<method>[-<setting>]`, the setting less the data, model and forget split its
+  head says: the runs that differ only by `seed` and `teach_seed`, whose mean ± std W&B draws as the report's seed
+  table gives it (docs/guide/comparing_methods.md).
 
 Only a W&B logger whose `name` (or `group`) is null is named: a `logger.name=...` given wins.
 """
@@ -25,8 +26,9 @@ from omegaconf import DictConfig, open_dict
 from unlearn.later_keys import TRAINER_NEUTRAL
 from unlearn.report import NOT_A_SETTING
 
-# what the name or the group says already (these keys alone: `data.spec.num_people` is a setting)
-SAID = ("method", "data", "data.name", "data.forget_split", "model", "model.name")
+# what the group's head says (these keys alone: `data.spec.num_people` is a setting); the name says them too, as
+# the runs of `-m model=a,b` would share a name otherwise; `method` starts both
+GROUP_SAYS = ("data", "data.name", "data.forget_split", "model", "model.name")
 # what moves no number, with the keys under it: the report's NOT_A_SETTING (seeds, paths, the logger, caching
 # flags), Hydra's own, the trainer keys that change no number
 NOT_NAMED = ("hydra", *NOT_A_SETTING, *(f"trainer.{k}" for k in TRAINER_NEUTRAL))
@@ -36,20 +38,20 @@ NAMED_LOGGERS = ("unlearn.wandb_logger.WandbLogger", "lightning.pytorch.loggers.
 MAX_LENGTH = 128  # W&B's longest project name; a longer setting is cut and a hash of the whole appended
 
 
-def setting_overrides(method: str, overrides: Sequence[str]) -> list[str]:
-    """The overrides that set the run apart, sorted by key, each key without `method.` or `<method>.`."""
+def setting_overrides(method: str, overrides: Sequence[str], said: Sequence[str] = ()) -> list[str]:
+    """The overrides that set the run apart, less `said`, sorted by key, each key without `method.` or
+    `<method>.` (a deletion keeps its `~`)."""
     out = []
     for o in overrides:
         key, eq, value = o.partition("=")
-        key = key.lstrip("+")
-        bare = key.lstrip("~")
-        if bare in SAID or any(bare == k or bare.startswith(k + ".") for k in NOT_NAMED):
+        deleted, key = key.lstrip("+").startswith("~"), key.lstrip("+~")
+        if key == "method" or key in said or any(key == k or key.startswith(k + ".") for k in NOT_NAMED):
             continue
         for prefix in ("method.", f"{method}."):
             if key.startswith(prefix):
                 key = key[len(prefix):]
                 break
-        out.append((key, f"{key}{eq}{value}"))
+        out.append((key, f"{'~' * deleted}{key}{eq}{value}"))
     return [o for _, o in sorted(out)]
 
 
@@ -64,11 +66,12 @@ def _bounded(text: str, room: int) -> str:
 def dashboard_names(cfg: DictConfig, overrides: Sequence[str]) -> tuple[str, str]:
     """(name, group) of the run `cfg` made with `overrides`."""
     method = str(cfg.method.name)
-    setting = ",".join(setting_overrides(method, overrides))
+    named = ",".join(setting_overrides(method, overrides))
+    grouped = ",".join(setting_overrides(method, overrides, GROUP_SAYS))
     seeds = (f"-teach{cfg.teach_seed}" if cfg.teach_seed != cfg.seed else "") + f"-seed{cfg.seed}"
-    group_head = f"{cfg.data.name}-{cfg.data.forget_split}-{cfg.model.name}-{method}"
-    name = f"{method}-{_bounded(setting, MAX_LENGTH - len(method) - len(seeds) - 1)}" if setting else method
-    group = f"{group_head}-{_bounded(setting, MAX_LENGTH - len(group_head) - 1)}" if setting else group_head
+    head = f"{cfg.data.name}-{cfg.data.forget_split}-{cfg.model.name}-{method}"
+    name = f"{method}-{_bounded(named, MAX_LENGTH - len(method) - len(seeds) - 1)}" if named else method
+    group = f"{head}-{_bounded(grouped, MAX_LENGTH - len(head) - 1)}" if grouped else head
     return name + seeds, group
 
 
