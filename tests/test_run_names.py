@@ -134,5 +134,16 @@ def test_the_pipeline_names_the_run_from_hydras_overrides(tmp_path, monkeypatch,
                         else instantiate(node, *a, **k))  # no data made: the run stops at its logger
     with pytest.raises(InstantiationException) as made:
         pipeline.run(cfg)
-    assert isinstance(made.value.__cause__, Made) and made.value.__cause__.args[0] == {"name": "ga-optimizer.lr=1e-4-seed1",
-                                  "group": "mllmu_mini-forget_10-tiny_llava-ga-optimizer.lr=1e-4"}
+    assert isinstance(made.value.__cause__, Made)
+    assert made.value.__cause__.args[0] == {"name": "ga-optimizer.lr=1e-4-seed1",
+                                            "group": "mllmu_mini-forget_10-tiny_llava-ga-optimizer.lr=1e-4"}
+
+
+def test_naming_never_stops_a_run_whose_config_lacks_a_key(tmp_path):
+    """A user's data config without `name` runs (the pipeline reads it with a default): naming leaves it out."""
+    cfg = compose_config(["logger=wandb", "method=ga", "method.optimizer.lr=1e-4"], tmp_path / "run", tmp_path / "c")
+    del cfg.data.name
+    cfg.logger.name = cfg.logger.group = None
+    name_logger(cfg, ["method.optimizer.lr=1e-4"])
+    assert cfg.logger.name == "ga-optimizer.lr=1e-4-seed0"
+    assert cfg.logger.group == "forget_10-tiny_llava-ga-optimizer.lr=1e-4"

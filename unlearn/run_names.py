@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from unlearn.later_keys import TRAINER_NEUTRAL
 from unlearn.report import NOT_A_SETTING
@@ -65,11 +65,17 @@ def _bounded(text: str, room: int) -> str:
 
 def dashboard_names(cfg: DictConfig, overrides: Sequence[str]) -> tuple[str, str]:
     """(name, group) of the run `cfg` made with `overrides`."""
-    method = str(cfg.method.name)
+    method = str(OmegaConf.select(cfg, "method.name", default="run", throw_on_resolution_failure=False))
     named = ",".join(setting_overrides(method, overrides))
     grouped = ",".join(setting_overrides(method, overrides, GROUP_SAYS))
-    seeds = (f"-teach{cfg.teach_seed}" if cfg.teach_seed != cfg.seed else "") + f"-seed{cfg.seed}"
-    head = f"{cfg.data.name}-{cfg.data.forget_split}-{cfg.model.name}-{method}"
+    seed, teach_seed = (OmegaConf.select(cfg, k, default=None, throw_on_resolution_failure=False)
+                        for k in ("seed", "teach_seed"))
+    seeds = (f"-teach{teach_seed}" if teach_seed != seed else "") + f"-seed{seed}"
+    # a key a user's config lacks is left out (the run's own checks name what it needs; a data config without
+    # `name` runs): naming never stops a run, nor composing one (compose_config names before the checks run)
+    head = "-".join(str(v) for v in (*(OmegaConf.select(cfg, k, default=None, throw_on_resolution_failure=False)
+                                       for k in ("data.name", "data.forget_split", "model.name")), method)
+                    if v is not None)
     name = f"{method}-{_bounded(named, MAX_LENGTH - len(method) - len(seeds) - 1)}" if named else method
     group = f"{head}-{_bounded(grouped, MAX_LENGTH - len(head) - 1)}" if grouped else head
     return name + seeds, group
@@ -78,7 +84,7 @@ def dashboard_names(cfg: DictConfig, overrides: Sequence[str]) -> tuple[str, str
 def name_logger(cfg: DictConfig, overrides: Sequence[str]) -> None:
     """Fill a W&B logger's null `name` and `group` in `cfg` (config.json and the dashboard's config then say them)."""
     logger = cfg.get("logger")
-    if not logger or logger.get("_target_") not in NAMED_LOGGERS:
+    if not isinstance(logger, DictConfig) or logger.get("_target_") not in NAMED_LOGGERS:
         return
     name, group = dashboard_names(cfg, overrides)
     with open_dict(logger):
