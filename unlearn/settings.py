@@ -651,7 +651,9 @@ def warn_unknown_data_keys(cfg) -> None:
     if spec is None or "_target_" in spec:
         return
     defined = own_spec_keys(str(data.get("name"))) or defined_keys("data")["spec"]
-    read = set(re.findall(r"data\.spec\.(\w+)", OmegaConf.to_yaml(cfg)))  # interpolations stay unresolved here
+    # interpolations stay unresolved here; read inside `${...}` alone: a W&B run named by its overrides holds
+    # `data.spec.<key>=` as text (unlearn/run_names.py), which read the misspelt key as read
+    read = set(re.findall(r"\$\{[^}]*?data\.spec\.(\w+)", OmegaConf.to_yaml(cfg)))
     unread = sorted(set(spec) - defined - read)
     if unread:
         log.warning("data.spec has keys that no data config defines and nothing reads: %s (a misspelt one is ignored, "
