@@ -147,3 +147,14 @@ def test_naming_never_stops_a_run_whose_config_lacks_a_key(tmp_path):
     name_logger(cfg, ["method.optimizer.lr=1e-4"])
     assert cfg.logger.name == "ga-optimizer.lr=1e-4-seed0"
     assert cfg.logger.group == "forget_10-tiny_llava-ga-optimizer.lr=1e-4"
+
+
+def test_an_interpolation_given_is_named_as_written(tmp_path):
+    """`method.optimizer.lr='${model.x}'` names the run by that text: unescaped in the name, OmegaConf would
+    resolve it there (and fail the logger's instantiation on a key the run does not have)."""
+    cfg = compose_config(["logger=wandb", "method=ga"], tmp_path / "run", tmp_path / "cache")
+    cfg.logger.name = cfg.logger.group = None
+    name_logger(cfg, ["method.optimizer.lr=${model.nothing_here}"])
+    logger = OmegaConf.to_container(cfg.logger, resolve=True)
+    assert logger["name"] == "ga-optimizer.lr=${model.nothing_here}-seed0"
+    assert logger["group"] == "mllmu_mini-forget_10-tiny_llava-ga-optimizer.lr=${model.nothing_here}"

@@ -35,6 +35,7 @@ NOT_NAMED = ("hydra", *NOT_A_SETTING, *(f"trainer.{k}" for k in TRAINER_NEUTRAL)
 # the loggers named here (a CSV logger's `name` is its directory's)
 NAMED_LOGGERS = ("unlearn.wandb_logger.WandbLogger", "lightning.pytorch.loggers.WandbLogger",
                  "lightning.pytorch.loggers.wandb.WandbLogger")
+ESCAPED = r"\${"  # an interpolation's start as OmegaConf keeps it text
 MAX_LENGTH = 128  # W&B's longest project name; a longer setting is cut and a hash of the whole appended
 
 
@@ -51,6 +52,8 @@ def setting_overrides(method: str, overrides: Sequence[str], said: Sequence[str]
             if key.startswith(prefix):
                 key = key[len(prefix):]
                 break
+        # an interpolation given as a value is text in the name (escaped: OmegaConf would resolve it there)
+        value = value.replace("${", ESCAPED)
         out.append((key, f"{'~' * deleted}{key}{eq}{value}"))
     return [o for _, o in sorted(out)]
 
