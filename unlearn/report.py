@@ -298,17 +298,15 @@ def _read_setting(path: Path) -> dict | None:
 
 def run_name(method: str, overrides: Sequence[str]) -> str:
     """`method` plus its non-method overrides, with the method's own prefix dropped: "manu alpha=5"."""
-    parts = [method]
-    for o in overrides:
-        key = o.split("=", 1)[0]
-        if key == "method":
-            continue
-        for prefix in ("method.", f"{method}."):
-            if key.startswith(prefix):
-                o = o[len(prefix):]
-                break
-        parts.append(o)
-    return " ".join(parts)
+    return " ".join([method, *(without_method_prefix(method, o) for o in overrides if o.split("=", 1)[0] != "method")])
+
+
+def without_method_prefix(method: str, text: str) -> str:
+    """An override or key without `method.` or `<method>.` (the W&B names drop it too, unlearn/run_names.py)."""
+    for prefix in ("method.", f"{method}."):
+        if text.startswith(prefix):
+            return text[len(prefix):]
+    return text
 
 
 def _read_overrides(path: Path) -> list[str]:

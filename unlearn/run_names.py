@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from unlearn.later_keys import TRAINER_NEUTRAL
-from unlearn.report import NOT_A_SETTING
+from unlearn.report import NOT_A_SETTING, without_method_prefix
 
 # what the group's head says (these keys alone: `data.spec.num_people` is a setting); the name says them too, as
 # the runs of `-m model=a,b` would share a name otherwise; `method` starts both
@@ -48,10 +48,7 @@ def setting_overrides(method: str, overrides: Sequence[str], said: Sequence[str]
         deleted, key = key.lstrip("+").startswith("~"), key.lstrip("+~")
         if key == "method" or key in said or any(key == k or key.startswith(k + ".") for k in NOT_NAMED):
             continue
-        for prefix in ("method.", f"{method}."):
-            if key.startswith(prefix):
-                key = key[len(prefix):]
-                break
+        key = without_method_prefix(method, key)
         # an interpolation given as a value is text in the name (escaped: OmegaConf would resolve it there)
         value = value.replace("${", ESCAPED)
         out.append((key, f"{'~' * deleted}{key}{eq}{value}"))
