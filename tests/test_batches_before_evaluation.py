@@ -154,3 +154,51 @@ def test_an_interleaved_schedule_with_fewer_retain_than_forget_batches_is_refuse
                                          r"retain batches \(2\) as forget batches \(10\)") as refused:
         never_evaluated.run(cfg)
     assert refused_before_run(refused.value)
+
+
+def _cut_statistics_sets(monkeypatch, splits):
+    """MANU's statistics sets with one row each in `splits` (forget, retain), as a forget set of one QA pair."""
+    from torch.utils.data import Subset
+
+    import unlearn.methods.manu as manu
+
+    whole = manu.statistics_datasets
+    monkeypatch.setattr(manu, "statistics_datasets", lambda *a, **k: {
+        key: Subset(ds, [0]) if key.split("/")[0] in splits else ds for key, ds in whole(*a, **k).items()})
+
+
+def test_manu_with_no_row_for_a_process_in_any_statistics_set_is_refused_before_the_before_evaluation(
+        tmp_path, checkpoint, never_evaluated, monkeypatch):
+    """Such a process skips Lightning's whole validation, its all-reduce of the statistics too: the others waited
+    for it (a crash or a hang, after the before-evaluation)."""
+    from unlearn.settings import refused_before_run
+
+    _cut_statistics_sets(monkeypatch, ("forget", "retain"))
+    cfg = compose_config([*TWO, "method=manu", f"model.path={checkpoint}"], tmp_path / "run", tmp_path / "cache")
+    with pytest.raises(ValueError, match=r"every statistics set has fewer rows than the 2 processes.*"
+                                         r"data.forget_split, manu.max_retain_people.*trainer.devices") as refused:
+        never_evaluated.run(cfg)
+    assert refused_before_run(refused.value)
+
+
+def test_manu_with_fewer_forget_rows_than_processes_reaches_the_before_evaluation(tmp_path, checkpoint,
+                                                                                   never_evaluated, monkeypatch):
+    """One forget row on two processes: process 1 reads none of it and adds zeros (tests/test_ddp.py: the
+    one-process statistics)."""
+    _cut_statistics_sets(monkeypatch, ("forget",))
+    cfg = compose_config([*TWO, "method=manu", f"model.path={checkpoint}"], tmp_path / "run", tmp_path / "cache")
+    with pytest.raises(AssertionError, match="evaluated before"):
+        never_evaluated.run(cfg)
+
+
+@pytest.mark.parametrize("size, world", [(0, 2), (1, 2), (2, 2), (5, 2), (7, 3)])
+def test_row_share_hands_every_row_to_one_process(size, world):
+    from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+    from unlearn.methods.manu import row_share
+
+    shares = [row_share(size, r, world) for r in range(world)]
+    assert sorted(i for s in shares for i in s) == list(range(size))
+    if size >= world:  # where Lightning's sampler takes it, the same shares
+        assert shares == [list(UnrepeatedDistributedSampler(range(size), world, r, shuffle=False))
+                          for r in range(world)]

@@ -251,3 +251,26 @@ def test_every_rank_takes_rank_0s_cache_decisions(tmp_path):
     assert [d["started_by_rank0"] for d in decisions] == [False, True]
     assert [d["before"] for d in decisions] == [False, False]
     assert [d["after"] for d in decisions] == [True, True]
+
+
+@pytest.mark.slow
+def test_manu_with_fewer_rows_than_processes_gives_the_one_process_statistics(tmp_path):
+    """manu.selection=project with one row in the forget (then the retain) sets on two processes: process 1 reads
+    none of them and adds zeros (until the forty-third session Lightning's UnrepeatedDistributedSampler stopped it
+    with a bare AssertionError after the before-evaluation)."""
+    script = SCRIPTS / "manu_few_rows.py"
+    ones, twos = _run(1, tmp_path, script), _run(2, tmp_path, script)
+    module = "model.language_model.layers.0.mlp.down_proj"
+    for rows in ("forget", "retain"):
+        one, two = ones[rows], twos[rows]
+        assert one["moments"][f"{rows}/text"][module]["count"] > 0  # the one row was read, by process 0
+        for key in one["moments"]:
+            for name, fields in one["moments"][key].items():
+                for f, value in fields.items():
+                    if f in ("count", "above"):
+                        assert torch.equal(two["moments"][key][name][f], value), (rows, key, name, f)
+                    else:
+                        torch.testing.assert_close(two["moments"][key][name][f], value, rtol=1e-5, atol=1e-5)
+        assert sum(int(m.sum()) for m in one["masks"].values()) > 0
+        for name, mask in one["masks"].items():
+            assert torch.equal(mask, two["masks"][name]), (rows, name)
