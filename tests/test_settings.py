@@ -248,6 +248,16 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     # the scaler unscales only the forget optimiser's gradients, and clip_scope=all reads the retain ones too
     (["method=mmunlearner", "mmunlearner.clip_scope=all", "trainer.precision=16-mixed"],
      r"mmunlearner.clip_scope=all with mmunlearner.optimizers=two under trainer.precision=16-mixed"),
+    # a model config without LoRA targets, a section naming none: OmegaConf's missing-key error where the adapters
+    # were made (the vanilla teaching's after the model was built), or peft's "'NoneType' object is not iterable"
+    (["method=ga", "method.lora.enabled=true", "~model.lora_target_modules"],
+     r"method.lora.target_modules is null and model.lora_target_modules is missing from model=tiny_llava's config"),
+    (["method=ga", "method.lora.enabled=true", "model.lora_target_modules=[]"],
+     r"method.lora.target_modules is null and model.lora_target_modules is empty in model=tiny_llava's config"),
+    (["method=mmunlearner", "mmunlearner.lora.enabled=true", "~model.lora_target_modules"],
+     r"mmunlearner.lora.target_modules is null and model.lora_target_modules is missing"),
+    (["+finetune.lora={enabled: true, r: 2, alpha: 2}", "~model.lora_target_modules"],  # the vanilla teaching's
+     r"finetune.lora.target_modules is null and model.lora_target_modules is missing"),
 ]
 
 
@@ -424,6 +434,50 @@ def test_lora_target_modules_reach_peft_in_the_gradient_methods(tmp_path, monkey
     with pytest.raises(RuntimeError, match="captured"):
         gradient.run(RunContext(cfg, small_benchmark, copy.deepcopy(model), proc, tmp_path))
     assert list(seen[0]) == ["q_proj"]
+
+
+@pytest.mark.parametrize("key", ["finetune.lora", "method.lora", "mmunlearner.lora"])
+def test_lora_targets_are_the_sections_own_else_the_models(key):
+    """unlearn.mmunlearner.lora.lora_targets: the one fallback the three LoRA sections' callers read."""
+    from omegaconf import OmegaConf
+
+    from unlearn.mmunlearner.lora import lora_targets
+
+    model = OmegaConf.create({"name": "mine", "lora_target_modules": ["q_proj", "v_proj"]})
+    bare = OmegaConf.create({"name": "mine"})
+    OmegaConf.set_struct(bare, True)  # as Hydra composes it: a missing key is an error to read, not None
+    assert list(lora_targets(OmegaConf.create({"target_modules": ["fc1"]}), bare, key)) == ["fc1"]
+    assert lora_targets(OmegaConf.create({"target_modules": "all_linear"}), model, key) == "all_linear"
+    for unnamed in ({"target_modules": None}, {"target_modules": []}, {}):
+        assert list(lora_targets(OmegaConf.create(unnamed), model, key)) == ["q_proj", "v_proj"]
+        with pytest.raises(ValueError, match=rf"{key}.target_modules is null and model.lora_target_modules is "
+                                             rf"missing from model=mine's config"):
+            lora_targets(OmegaConf.create(unnamed), bare, key)
+
+
+def test_a_gradient_methods_adapters_read_their_targets_without_the_models(tmp_path, monkeypatch, tiny_model,
+                                                                          small_benchmark):
+    """method.lora.target_modules given, model.lora_target_modules absent: the adapters are made on the given
+    ones (the fallback is not read); neither: refused naming both keys, where the run reaches it unchecked."""
+    import copy
+
+    import unlearn.methods.gradient as gradient
+    from unlearn.pipeline import RunContext
+
+    seen = []
+
+    def capture(model, lora_cfg, target_modules, need_reference):
+        seen.append(target_modules)
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(gradient, "with_lora", capture)
+    model, proc = tiny_model
+    for targets, raised in (("[q_proj]", RuntimeError), ("null", ValueError)):
+        cfg = compose_config(["method=ga", "method.lora.enabled=true", f"method.lora.target_modules={targets}",
+                              "~model.lora_target_modules", "logger=none"], tmp_path / "run", tmp_path / "cache")
+        with pytest.raises(raised, match="captured" if raised is RuntimeError else "method.lora.target_modules"):
+            gradient.run(RunContext(cfg, small_benchmark, copy.deepcopy(model), proc, tmp_path))
+    assert [list(t) for t in seen] == [["q_proj"]]
 
 
 @pytest.mark.parametrize("reference_path", [None, "/models/reference"])

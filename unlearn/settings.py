@@ -1104,6 +1104,25 @@ def check_run_settings(cfg) -> None:
     if cfg.method.name == "manu":
         check_manu(cfg.manu)
         check_official_statistics_family(cfg)
+    check_lora_targets(cfg)
+
+
+def check_lora_targets(cfg) -> None:
+    """Each LoRA section the run reads, enabled, has targets (unlearn.mmunlearner.lora.lora_targets): its own or
+    model.lora_target_modules. Before anything runs: the vanilla teaching's finetune.lora was read only as the
+    adapters were made, after the model was built."""
+    from unlearn.mmunlearner.lora import lora_targets
+
+    sections = []
+    if cfg.get("finetune") is not None and teaches(cfg):
+        sections.append(("finetune.lora", cfg.finetune.get("lora")))
+    if "loss" in cfg.method:
+        sections.append(("method.lora", cfg.method.get("lora")))
+    if cfg.method.name == "mmunlearner" and cfg.get("mmunlearner") is not None:
+        sections.append(("mmunlearner.lora", cfg.mmunlearner.get("lora")))
+    for key, lora in sections:
+        if lora and lora.get("enabled"):
+            lora_targets(lora, cfg.model, key)
 
 
 FLAT_VISION_TYPES = ("qwen2_vl", "qwen2_5_vl")  # vision blocks see (patches, width): no batch axis

@@ -165,9 +165,9 @@ def teach(ctx, fcfg) -> None:
     model = ctx.model
     if lora is not None and lora.enabled:  # MLLMU-Bench's vanilla models may be LoRA fine-tunes
         from unlearn.methods.gradient import with_lora
+        from unlearn.mmunlearner.lora import lora_targets
 
-        model, _ = with_lora(ctx.model, lora, lora.get("target_modules") or ctx.cfg.model.lora_target_modules,
-                             need_reference=False)
+        model, _ = with_lora(ctx.model, lora, lora_targets(lora, ctx.cfg.model, "finetune.lora"), need_reference=False)
     module = FinetuneModule(model, instantiate(fcfg.optimizer), instantiate(fcfg.scheduler),
                             token_mean=fcfg.get("token_mean") or "global")
     callbacks = []
@@ -240,7 +240,7 @@ def check_before_evaluation(ctx, world: int) -> None:
     from unlearn.mmunlearner.lora import check_targets
 
     frozen_parameters(ctx.model, ctx.cfg.finetune.frozen)
-    check_targets(ctx.model, ctx.cfg.finetune.get("lora"), ctx.cfg.model.get("lora_target_modules"), "finetune.lora")
+    check_targets(ctx.model, ctx.cfg.finetune.get("lora"), ctx.cfg.model, "finetune.lora")
 
 
 def run(ctx) -> None:

@@ -36,6 +36,7 @@ from unlearn.models.precision import cast_copy, dtype_named, own_precision, roun
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
 from unlearn.methods.guards import check_finite, refuse_non_finite_gradients
+from unlearn.mmunlearner.lora import lora_targets
 from unlearn.mmunlearner.schedule import official_schedule
 from unlearn.optim import linear_schedule, make_optimizer
 from unlearn.strategies import unwrapped_name
@@ -459,7 +460,7 @@ def check_before_evaluation(ctx, world: int) -> None:
     from unlearn.mmunlearner.lora import check_targets
 
     m = ctx.cfg.method
-    check_targets(ctx.model, m.get("lora"), ctx.cfg.model.get("lora_target_modules"), "method.lora")
+    check_targets(ctx.model, m.get("lora"), ctx.cfg.model, "method.lora")
     if m.get("schedule", "paired") == "interleaved":
         sequential_loader(ctx, ctx.cfg.data.forget_modality, m.batch_size, m.answer_only, ctx.cfg.seed, True,
                           m.get("label_prefix", False), m.get("sequences", "template"), interleaved=True,
@@ -483,7 +484,7 @@ def run(ctx) -> None:
     if m.lora.enabled:
         # no copy where method.reference_path gives the reference (a whole model held through the fit until
         # 2026-12-05, about 28 GB at 7B shape in float32)
-        model, lora_reference = with_lora(ctx.model, m.lora, m.lora.get("target_modules") or ctx.cfg.model.lora_target_modules,
+        model, lora_reference = with_lora(ctx.model, m.lora, lora_targets(m.lora, ctx.cfg.model, "method.lora"),
                                           m.loss in NEEDS_REFERENCE and reference is None and not m.reference_path)
         reference = reference if reference is not None else lora_reference
     if m.reference_path and m.loss not in NEEDS_REFERENCE:  # a sweep over methods may pass it to all of them

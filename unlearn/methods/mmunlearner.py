@@ -49,7 +49,7 @@ from unlearn.eval.scoring import model_inputs
 from unlearn.io import write_json, write_masks
 from unlearn.methods.gradient import batch_mean_named
 from unlearn.methods.guards import check_finite, refuse_non_finite_gradients
-from unlearn.mmunlearner.lora import check_targets, peft_targets
+from unlearn.mmunlearner.lora import check_targets, lora_targets, peft_targets
 from unlearn.optim import make_optimizer
 from unlearn.mmunlearner.saliency import (HALF_DTYPES, eligible_parameters, half_fisher_add, gamma_for_fraction,
                                           group_parameters, mask_report, official_half_mask, restore_masked_out,
@@ -358,7 +358,7 @@ def check_before_evaluation(ctx, world: int) -> None:
     adapters, made in `run`), the Fisher pass's rank_share (a process left with no batch) and the update's schedule
     (update_loader: mmunlearner.retain_steps=official with fewer retain than forget batches)."""
     m = ctx.cfg.mmunlearner
-    check_targets(ctx.model, m.lora, ctx.cfg.model.get("lora_target_modules"), "mmunlearner.lora")
+    check_targets(ctx.model, m.lora, ctx.cfg.model, "mmunlearner.lora")
     if m.apply_mask and not m.mask_path:
         if not m.lora.enabled:
             unlearned_groups(ctx, m)
@@ -472,7 +472,7 @@ def run(ctx) -> None:
     if not mask_first:
         resize_embeddings(ctx.model, ctx.processor.tokenizer, resize, "mmunlearner.resize_embeddings")
     if m.lora.enabled:  # saliency and updates live on the adapters; masks are keyed by object, not name
-        targets = m.lora.get("target_modules") or ctx.cfg.model.lora_target_modules
+        targets = lora_targets(m.lora, ctx.cfg.model, "mmunlearner.lora")
         ctx.model = with_saliency_lora(ctx.model, m.lora, targets, m.apply_mask)
     if m.apply_mask:
         masks = saliency_stage(ctx, m, out)

@@ -40,22 +40,40 @@ def peft_targets(model: nn.Module, target_modules):
     return target_modules if isinstance(target_modules, str) else list(target_modules)
 
 
-def check_targets(model: nn.Module, lora_cfg, model_targets, key: str) -> None:
+def lora_targets(lora_cfg, model_cfg, key: str):
+    """The modules a LoRA section (`key`: finetune.lora, method.lora, mmunlearner.lora) adapts: its own
+    target_modules, or where null (empty) the model's `model.lora_target_modules`; where that is missing too (a model
+    config of one's own), refused naming both keys. The one place that fallback is written: until the forty-third
+    session each caller wrote it, and a model config without the key failed with OmegaConf's missing-key error, or
+    peft's `'NoneType' object is not iterable`, in the early check."""
+    given = lora_cfg.get("target_modules")
+    if given:
+        return given
+    targets = model_cfg.get("lora_target_modules")
+    if not targets:
+        raise ValueError(f"{key}.target_modules is null and model.lora_target_modules is "
+                         f"{'missing from' if targets is None else 'empty in'} model={model_cfg.get('name')}'s config: "
+                         f"name the modules to adapt in one of them (e.g. {key}.target_modules=[q_proj,v_proj], one "
+                         f"regex, or all_linear)")
+    return targets
+
+
+def check_targets(model: nn.Module, lora_cfg, model_cfg, key: str) -> None:
     """What get_peft_model refuses as the adapters are made (no module matches the targets), checked on the
     unwrapped model with peft's own matcher, before the before-evaluation (the methods' check_before_evaluation):
     the gradient methods, MMUnlearner and method=finetune make their adapters after it. `lora_cfg`: the section
-    `key` (nothing to check unless enabled); its target_modules, or `model_targets` (model.lora_target_modules)."""
+    `key` (nothing to check unless enabled); its targets as `lora_targets` reads them from it and `model_cfg`."""
     if not lora_cfg or not lora_cfg.get("enabled"):
         return
     from omegaconf import OmegaConf
     from peft import LoraConfig
     from peft.tuners.tuners_utils import check_target_module_exists
 
-    given = lora_cfg.get("target_modules")
-    targets = given or model_targets
+    targets = lora_targets(lora_cfg, model_cfg, key)
     config = LoraConfig(target_modules=peft_targets(model, targets))
     if not any(check_target_module_exists(config, name) for name, _ in model.named_modules()):
         shown = OmegaConf.to_container(targets) if OmegaConf.is_config(targets) else targets
+        given = lora_cfg.get("target_modules")
         raise ValueError(f"{f'{key}.target_modules' if given else 'model.lora_target_modules'}={shown!r} matches no "
                          "module of this model (peft refuses it as the adapters are made): give this model's module "
                          "names")
