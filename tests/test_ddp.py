@@ -274,3 +274,15 @@ def test_manu_with_fewer_rows_than_processes_gives_the_one_process_statistics(tm
         assert sum(int(m.sum()) for m in one["masks"].values()) > 0
         for name, mask in one["masks"].items():
             assert torch.equal(mask, two["masks"][name]), (rows, name)
+
+
+@pytest.mark.slow
+def test_the_teaching_step_count_is_lightnings_on_two_processes(tmp_path):
+    """unlearn.teaching_steps.optimizer_steps, which refuses a warm-up too short for the run before any model is
+    built, counts what each of two real processes' Lightning counts for the teaching's self-sharding loader
+    (estimated_stepping_batches, which FinetuneModule builds its scheduler with); one process and the simulated
+    ranks: tests/test_teaching_steps.py."""
+    counts = _run(2, tmp_path, SCRIPTS / "teaching_steps.py")
+    for lightning, ours in counts:
+        assert lightning == ours
+    assert [lightning for lightning, _ in counts] == [8, 3, 3, 1]  # one process: 14, 6, 3, 1

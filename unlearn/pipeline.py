@@ -437,6 +437,7 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path | str:
                         "would differ, as a model of another seed does", path.name, "; ".join(moved))
         return path
     check_cache_writable(path.parent, cfg, "the taught model")  # before the teaching, not after it
+    check_teaching_schedule_before_model(cfg, benchmark)
     log.info("vanilla model missing: teaching the benchmark first (cached at %s)", path)
     from unlearn.methods.finetune import teach
 
@@ -450,6 +451,17 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path | str:
         log.info("vanilla model built in %.0f s", time.perf_counter() - start)
     _barrier()
     return path
+
+
+def check_teaching_schedule_before_model(cfg: DictConfig, benchmark: Benchmark) -> None:
+    """finetune.scheduler's warm-up against the teaching's own step count (unlearn/teaching_steps.py), before the
+    model it teaches is built or loaded: until the forty-third session FinetuneModule.configure_optimizers refused
+    it as teaching started (under method=finetune after the before-evaluation). Printed alone, as the settings'
+    refusals are."""
+    from unlearn.teaching_steps import check_teaching_schedule
+
+    with refusing_before_run(ValueError):
+        check_teaching_schedule(cfg, benchmark)
 
 
 SEEDS = ("seed", "teach_seed")
@@ -962,6 +974,8 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
     method: Callable = instantiate(cfg.method.run)
 
     teaching_state = None
+    if cfg.method.name == "finetune":  # it teaches whatever the model: its schedule before the model is made
+        check_teaching_schedule_before_model(cfg, benchmark)
     if cfg.method.name == "finetune" and cfg.model.path:
         model, processor = load_configured(cfg, cfg.model.path)
         source = str(cfg.model.path)

@@ -18,6 +18,17 @@ from unlearn.models.processor import VLProcessor
 FORMS = ("multimodal", "text")
 
 
+def form_pairs(row: dict, form: str) -> list[tuple[str, str]]:
+    """(question, answer) pairs of `row` in `form`, in row order. The text form answers with the row's
+    `text_answer` where it has one (MLLMU-Bench's answer with its visual references replaced by the name, as
+    MANU's text-only set has it; until 2026-12-05 "this person ..." answered the named question)."""
+    if form == "multimodal":
+        return [(qa["multimodal_question"], qa["answer"]) for qa in row["qa"]
+                if qa.get("multimodal_question") is not None]  # None: no such form
+    return [(qa["text_question"], qa.get("text_answer") or qa["answer"]) for qa in row["qa"]
+            if qa.get("text_question") is not None]
+
+
 class QASequences(Dataset):
     """Every QA pair of every row, in each of `forms`.
 
@@ -58,14 +69,7 @@ class QASequences(Dataset):
     columns = ("qa",)  # the row columns `pairs` reads
 
     def pairs(self, row: dict, form: str) -> list[tuple[str, str]]:
-        """(question, answer) pairs of `row` in `form`, in row order. The text form answers with the row's
-        `text_answer` where it has one (MLLMU-Bench's answer with its visual references replaced by the name, as
-        MANU's text-only set has it; until 2026-12-05 "this person ..." answered the named question)."""
-        if form == "multimodal":
-            return [(qa["multimodal_question"], qa["answer"]) for qa in row["qa"]
-                    if qa.get("multimodal_question") is not None]  # None: no such form
-        return [(qa["text_question"], qa.get("text_answer") or qa["answer"]) for qa in row["qa"]
-                if qa.get("text_question") is not None]
+        return form_pairs(row, form)
 
     def example(self, question: str, answer: str, pixels) -> Example:
         return qa_example(self.proc, [(question, answer)], pixels, self.answer_only)

@@ -76,7 +76,7 @@ from dataclasses import replace
 
 from unlearn.data.collate import IGNORE, Example
 from unlearn.data.mllmu_bench import MANU_NAME_QUESTIONS, manu_extract_name
-from unlearn.data.sequences import PrefixLabels, QASequences
+from unlearn.data.sequences import PrefixLabels, QASequences, form_pairs
 from unlearn.models.prompt_ids import IMAGE_PLACEHOLDER
 
 _LLAVA_MANU = {"multimodal": "USER: <image>\n{question}\nASSISTANT: {answer}",
@@ -264,6 +264,29 @@ def written_example(proc, question: str, answer: str, pixels, writing: str, fami
     return Example(ids, [IGNORE if t in unlabelled else t for t in ids], pixels)
 
 
+def written_pairs(row: dict, form: str, writing: str, key: str = "sequences") -> list[tuple[str, str]]:
+    """The (question, answer) pairs `writing` trains on of `row` in `form`: the row's own (form_pairs; `template`
+    too), but for the MANU authors' text-only rows, which drop the name question."""
+    if form == "multimodal" or writing != "manu":
+        return form_pairs(row, form)
+    if not row.get("name"):
+        raise ValueError(f"{key}=manu: a training row (ID {row.get('ID')!r}) has no 'name', which the "
+                         f"text-only rows need to drop the name question")
+    return [(qa["text_question"], qa.get("text_answer") or qa["answer"]) for qa in row["qa"]
+            if qa.get("text_question") is not None
+            and not asks_the_name(qa.get("multimodal_question") or "", qa["answer"], row["name"])]
+
+
+def sequence_count(rows, forms, sequences: str = "template", key: str = "sequences") -> int:
+    """len(qa_sequences(rows, proc, forms, sequences, ...)) without a processor and without decoding an image:
+    every pair of every row in each of `forms` (a form named twice counts twice). What the teaching's step count
+    is made of before any model is built (unlearn/teaching_steps.py)."""
+    forms = (forms,) if isinstance(forms, str) else tuple(forms)
+    if hasattr(rows, "select_columns"):  # a Dataset decodes every column it yields
+        rows = rows.select_columns([c for c in rows.column_names if c in WrittenSequences.columns])
+    return sum(len(written_pairs(row, form, sequences, key)) for row in rows for form in forms)
+
+
 class WrittenSequences(QASequences):
     """QASequences whose pairs are written by `writing` (see the module docstring); `labels=False` for a
     forward-only pass."""
@@ -280,14 +303,7 @@ class WrittenSequences(QASequences):
         super().__init__(rows, processor, forms, answer_only=False, augment=augment, seed=seed)
 
     def pairs(self, row: dict, form: str) -> list[tuple[str, str]]:
-        if form == "multimodal" or self.writing != "manu":
-            return super().pairs(row, form)
-        if not row.get("name"):
-            raise ValueError(f"{self.key}=manu: a training row (ID {row.get('ID')!r}) has no 'name', which the "
-                             f"text-only rows need to drop the name question")
-        return [(qa["text_question"], qa.get("text_answer") or qa["answer"]) for qa in row["qa"]
-                if qa.get("text_question") is not None
-                and not asks_the_name(qa.get("multimodal_question") or "", qa["answer"], row["name"])]
+        return written_pairs(row, form, self.writing, self.key)
 
     def example(self, question: str, answer: str, pixels) -> Example:
         return written_example(self.proc, question, answer, pixels, self.writing, self.family, self.labels,

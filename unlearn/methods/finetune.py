@@ -72,11 +72,12 @@ class FinetuneModule(L.LightningModule):
                              f"{self.config_key}.optimizer")
         if self.scheduler_factory is None:
             return opt
+        from unlearn.teaching_steps import check_pct_start
+
         total = self.trainer.estimated_stepping_batches
-        warmup = getattr(self.scheduler_factory, "keywords", {}).get("pct_start")
-        if warmup is not None and warmup * total < 2:
-            raise ValueError(f"{self.config_key}.scheduler.pct_start={warmup} gives a warm-up of under 2 of the "
-                             f"{total} steps; raise it or train longer")
+        # the vanilla teaching's was refused before any model was built (pipeline: teaching_steps); the organism's
+        # base pretraining (model.base) is refused here
+        check_pct_start(self.scheduler_factory, total, f"{self.config_key}.scheduler")
         return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_factory(opt, total_steps=total),
                                                     "interval": "step"}}
 
