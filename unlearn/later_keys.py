@@ -28,7 +28,9 @@ def shot_order_read(ev) -> bool:
 # until then `model.dtype=bfloat16` reused the float32 run's before-evaluation, and an organism's vanilla model
 # taught from a bfloat16 load of the base was reused as the float32 one
 LOADING = {"dtype": "float32", "attn_implementation": None, "template": None, "image_processor": None,
-           "tokenizer": None, "forward_positions": "mrope"}
+           "tokenizer": None, "forward_positions": "mrope",
+           # where the tokenizer and image processor are read (2026-12-06; null: the checkpoint's own files)
+           "processor_path": None}
 # The LoRA targets every shipped model config names (model.lora_target_modules), absent from the vanilla key
 # there: a teaching with finetune.lora and other targets is keyed by them (2026-12-04, thirty-first session)
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

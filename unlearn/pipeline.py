@@ -175,12 +175,31 @@ def load_configured(cfg: DictConfig, path, key: str = "model.path"):
     tokenizer = OmegaConf.to_container(m.tokenizer, resolve=True) if m.get("tokenizer") else None
     model, processor = load_model(path, m.dtype, key=key, template=template,
                                   attn_implementation=m.get("attn_implementation"), image_processor=images,
-                                  tokenizer=tokenizer, model_types=configured_model_types(m))
+                                  tokenizer=tokenizer, model_types=configured_model_types(m),
+                                  processor_path=m.get("processor_path"))
     if m.get("gradient_checkpointing"):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     from unlearn.models.positions import apply_forward_positions
 
     return apply_forward_positions(model, m.get("forward_positions", "mrope")), processor
+
+
+def keyed_processor(path) -> dict | str:
+    """`model.processor_path` as the keys read it: a local directory by its resolved path and its files (a
+    processor edited or copied over in place reads anew), a hub id as it is."""
+    from unlearn.models.loading import looks_local
+
+    if not looks_local(path):
+        return str(path)
+    return {"path": resolved_path(path), "files": local_files_state(Path(str(path)).expanduser())}
+
+
+def keyed_loading(model) -> dict:
+    """How a saved model is loaded (later_keys.loading), `model.processor_path` as keyed_processor reads it."""
+    out = later_keys.loading(model)
+    if out.get("processor_path") is not None:
+        out["processor_path"] = keyed_processor(out["processor_path"])
+    return out
 
 
 def keyed_spec(spec) -> dict:
@@ -281,7 +300,7 @@ def vanilla_key(cfg: DictConfig) -> str:
         from unlearn.models.base import base_identity
 
         parts["base"] = base_identity(cfg)
-        if loading := later_keys.loading(cfg.model):
+        if loading := keyed_loading(cfg.model):
             parts["loading"] = loading
     trainer = teaching_trainer(cfg)
     if trainer != PLAIN_CPU_TRAINER:
@@ -751,7 +770,7 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
     extras = later_keys.trainer_extras(trainer, EVAL_TRAINER_KEYS + TEACH_TRAINER_KEYS)
     if extras:  # e.g. +trainer.limit_val_batches=1, which evaluates part of the items
         parts["trainer_extras"] = extras
-    if loading := later_keys.loading(cfg.model):  # how the vanilla model is loaded for it (load_configured)
+    if loading := keyed_loading(cfg.model):  # how the vanilla model is loaded for it (load_configured)
         parts["loading"] = loading
     if checkpoint is not None:  # where and which files (a run's model/ is named alike in every run dir)
         parts["checkpoint"] = {"path": resolved_path(cfg.model.path), "files": checkpoint}

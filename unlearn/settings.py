@@ -402,7 +402,16 @@ def check_input_paths(cfg) -> None:
     if cfg.model.get("path"):  # the starting checkpoint, before the benchmark loads (until 2026-12-06 after it)
         from unlearn.models.loading import check_local_checkpoint
 
-        check_local_checkpoint(cfg.model.path, "model.path", with_processor=True)
+        # with model.processor_path the checkpoint's own processor files are not read (the official scripts
+        # save the weights alone)
+        check_local_checkpoint(cfg.model.path, "model.path", with_processor=not cfg.model.get("processor_path"))
+    if cfg.model.get("processor_path") is not None:
+        from unlearn.models.loading import PROCESSOR_KEY, check_processor_source
+
+        if cfg.model.get("build"):  # the embedded model and its cached vanilla models keep their own processor
+            raise ValueError(f"{PROCESSOR_KEY}={cfg.model.processor_path}: model={cfg.model.name} is the embedded "
+                             "model, whose processor is saved with it; leave it null")
+        check_processor_source(cfg.model.processor_path)
     if "loss" in cfg.method and cfg.method.get("reference_path"):
         from unlearn.models.loading import check_local_checkpoint
 

@@ -377,7 +377,9 @@ def resume_identity(cfg) -> dict:
             "epochs": method.get("epochs"),  # compared apart: more epochs resume, unless the lr schedule spans them
             "data": {"forget_split": cfg.data.get("forget_split"), "forget_modality": cfg.data.get("forget_modality"),
                      "name": cfg.data.get("name"), "path": resolved_path(data_path) if data_path else None},
-            "source_model": source, "processes": teaching_processes(cfg)}
+            "source_model": source, "processes": teaching_processes(cfg),
+            # the processor read (model.processor_path, 2026-12-06): its pad id and settings shape the batches
+            "processor": resolved_path(cfg.model.processor_path) if cfg.model.get("processor_path") else None}
 
 
 def epochs_run(checkpoint: dict) -> int | None:
@@ -496,7 +498,10 @@ def run(ctx) -> None:
         reference, _ = load_model(m.reference_path, ref_dtype or ctx.cfg.model.dtype, key="method.reference_path",
                                   template=ctx.cfg.model.get("template"),
                                   attn_implementation=ctx.cfg.model.get("attn_implementation"),
-                                  model_types=configured_model_types(ctx.cfg.model))
+                                  model_types=configured_model_types(ctx.cfg.model),
+                                  # the run's processor, as NPO.py reads its oracle's weights alone: a reference
+                                  # saved without processor files loads (its processor is never used)
+                                  processor_path=ctx.cfg.model.get("processor_path"))
         resize_embeddings(reference, ctx.processor.tokenizer, resize, "method.resize_embeddings")  # same logits
         from unlearn.models.positions import apply_forward_positions
 

@@ -75,11 +75,32 @@ IMAGE_PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 def check_processor_files(where: Path, key: str) -> None:
     """A real checkpoint without its tokenizer or image processor files (a partial download, weights copied alone)
     is refused before its weights load: transformers' own errors came after them (about 28 GB at 7B), naming
-    neither the setting nor the file (until 2026-12-06)."""
+    neither the setting nor the file (until 2026-12-06). The official scripts save the weights alone
+    (MLLMU-Bench finetune.py:221, MMUnlearner MLLMU_finetune.py:236) and read the processor from --model_id:
+    such a checkpoint loads with `model.processor_path` (PROCESSOR_KEY)."""
     for files, what in ((TOKENIZER_FILES, "tokenizer"), (IMAGE_PROCESSOR_FILES, "image processor")):
         if not any((where / f).is_file() for f in files):
             raise CheckpointError(f"{key}={where}: no {what} file there ({' or '.join(files)}): a partial download "
-                                  "or the weights copied alone? download the checkpoint whole")
+                                  "or the weights copied alone? download the checkpoint whole, or, for a checkpoint "
+                                  f"saved without its processor (as the official scripts save theirs), read it from "
+                                  f"the released model: {PROCESSOR_KEY}=<its local directory or hub id>")
+
+
+# where a real checkpoint's tokenizer and image processor are read from, when not from the checkpoint itself
+PROCESSOR_KEY = "model.processor_path"
+
+
+def check_processor_source(processor_path, key: str = PROCESSOR_KEY) -> bool:
+    """Whether `processor_path` is read as local; a local one must hold the tokenizer and image-processor files
+    (a hub id is left to the load, whose failure names `key`)."""
+    local = looks_local(processor_path)
+    where = Path(str(processor_path)).expanduser()
+    if local and not where.is_dir():
+        raise CheckpointError(f"{key}={processor_path}: no such directory (a local copy of the released model's "
+                              "processor, or a hub id such as llava-hf/llava-1.5-7b-hf; null reads the checkpoint's)")
+    if local:
+        check_processor_files(where, key)
+    return local
 
 
 def _not_found(key: str, path, error: Exception) -> CheckpointError:
@@ -91,20 +112,30 @@ def _not_found(key: str, path, error: Exception) -> CheckpointError:
 def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path",
                template: Mapping | None = None, attn_implementation: str | None = None,
                image_processor: Mapping | None = None, tokenizer: Mapping | None = None,
-               model_types: Sequence[str] | None = None):
+               model_types: Sequence[str] | None = None, processor_path: str | Path | None = None,
+               processor_key: str = PROCESSOR_KEY):
     """`path` is a local directory or a hub id; a missing local directory names `key`.
 
     A directory with `vl_processor.json` is the embedded model; anything else is a real checkpoint, read
     with its own tokenizer (loaded with `tokenizer`'s arguments, `model.tokenizer`, e.g. `{legacy: true}`) and
     image processor (settings overridden by `image_processor`, e.g. `{do_image_splitting: false}`) and prompted
     with `template` (`model.template`). `model_types`: the config.json model types the model config is written
-    for (`model.model_types`); another is refused.
+    for (`model.model_types`); another is refused. `processor_path` (`model.processor_path`; None: `path`): where a
+    real checkpoint's tokenizer and image processor are read from, as the official scripts read theirs from the
+    released model's hub id (`--model_id`: MLLMU-Bench eval.py:857-858, GA.py:218; MANU prune_incremental.py;
+    MMUnlearner MLLMU_eval.py), not from the checkpoint they save (its weights alone).
     """
     p = Path(str(path)).expanduser()
     local = check_local_checkpoint(path, key)
-    if local and not (p / CONFIG_NAME).is_file():  # a real checkpoint: its family read before its weights
+    embedded = local and (p / CONFIG_NAME).is_file()
+    if embedded and processor_path is not None:  # refused, not dropped: the run would not read what it asks for
+        raise CheckpointError(f"{processor_key}={processor_path}: {key}={path} is the embedded model, whose "
+                              f"processor is saved with it; leave {processor_key} null")
+    processor_local = check_processor_source(processor_path, processor_key) if processor_path is not None else None
+    if local and not embedded:  # a real checkpoint: its family read before its weights
         check_family(p / "config.json", key, model_types)
-        check_processor_files(p, key)
+        if processor_path is None:
+            check_processor_files(p, key)
     if not hasattr(torch, str(dtype)):
         raise ValueError(f"model.dtype={dtype!r} is not a torch dtype (float32, bfloat16, float16)")
     kwargs = {"dtype": getattr(torch, dtype)}
@@ -141,8 +172,19 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
     if template is None:
         raise CheckpointError(f"{key}={path} is a real checkpoint: its model config needs a `template` "
                               "(see configs/model/llava_1_5_7b.yaml)")
-    tokenizer = load_tokenizer(source, tokenizer)
-    images = AutoImageProcessor.from_pretrained(source, **dict(image_processor or {}))
+    if processor_path is None:
+        reading, reading_key = source, key
+    else:
+        reading = str(Path(str(processor_path)).expanduser()) if processor_local else str(processor_path)
+        reading_key = processor_key
+    try:
+        tokenizer = load_tokenizer(reading, tokenizer)
+        images = AutoImageProcessor.from_pretrained(reading, **dict(image_processor or {}))
+    except OSError as e:  # a hub id unreachable, or a folder transformers cannot read
+        if processor_path is not None and not processor_local:
+            raise _not_found(reading_key, processor_path, e) from e
+        raise CheckpointError(f"{reading_key}={processor_path if processor_path is not None else path}: its "
+                              f"processor could not be read: {e}") from e
     check_image_settings(images, image_processor, "model.image_processor", loader_keys=True)  # else dropped silently
     processor = ChatProcessor(tokenizer, images, model.config, ChatTemplate(**dict(template)))
     return model, processor
