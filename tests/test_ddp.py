@@ -209,6 +209,21 @@ def test_npo_token_mean_on_two_processes_steps_past_a_batch_of_padding_alone(tmp
 
 
 @pytest.mark.slow
+def test_npo_counting_empty_rows_is_the_same_on_one_and_two_processes(tmp_path):
+    """method.npo_empty_rows=count (open-unlearning's mean over every row) on shards padded with a repeat (--odd:
+    37 forget sequences, rank 1's last batch holds one): the repeat is no row of the one-process batch, so it is
+    not counted, and two processes end where one does."""
+    script = SCRIPTS / "gradient_update.py"
+    one, two = (_run(n, tmp_path, script, "--schedule", "paired", "--method", "npo", "--npo-empty-rows", "count",
+                     "--odd") for n in (1, 2))
+    assert two["sizes"] == {"forget": 37, "retain": 189}
+    # the last step's gradient is negligible by then (NPO's weight 2 sigmoid(beta r) decays), so the weights alone
+    # would not show a counted repeat; its loss, (2/beta) ln 2 in the mean, does (checked: 12.30 against 10.74)
+    _same_logged_losses(one, two, {"unlearn/loss"})
+    _same_weights_and_moved(one, two)
+
+
+@pytest.mark.slow
 def test_kl_and_npo_updates_are_the_same_on_one_and_two_processes(tmp_path):
     """KL's retain term (answer-token mean) and NPO's per-row log ratios (a mean over the global batch's rows)
     at their defaults, paired steps, frozen reference and all: two processes at half the batch end where one

@@ -242,6 +242,67 @@ def test_npo_mean_over_rows_skips_rows_without_labels():
     assert npo_loss(cur, ref, labels, beta=1.0).item() == pytest.approx(expected, rel=1e-5)
 
 
+def _open_unlearning_npo(cur, ref, labels, beta):
+    """A port of open-unlearning's NPO forget loss (src/trainer/utils.py compute_batch_nll, compute_dpo_loss with
+    win_inputs=None; d3d7cf9): each row's summed cross-entropy over the shifted labels, lose_log_ratio =
+    -(loss - ref_loss), -2/beta * logsigmoid(beta * (0 - lose_log_ratio)) averaged over EVERY row."""
+    def batch_nll(logits):
+        return F.cross_entropy(logits[:, :-1].transpose(-1, -2), labels[:, 1:], ignore_index=-100,
+                               reduction="none").sum(-1)
+    lose_log_ratio = -(batch_nll(cur) - batch_nll(ref))
+    return (-2 / beta * F.logsigmoid(beta * (0.0 - lose_log_ratio))).mean()
+
+
+def test_npo_empty_rows_count_is_open_unlearnings_mean():
+    """method.npo_empty_rows=count: a row with no label token is a row of r = 0, adding (2/beta) ln2 and one to the
+    count, as open-unlearning's `.mean()` over the batch; skip (the default) leaves it out."""
+    cur = T([U, U, X], [H, X, X], [U, U, X])
+    ref = T([S, S, X], [H, X, X], [S, S, X])
+    labels = lab([IGNORE, 2, 2], [IGNORE, 0, IGNORE], [IGNORE, IGNORE, IGNORE])
+    for beta in (1.0, 0.1):
+        theirs = _open_unlearning_npo(cur, ref, labels, beta).item()
+        hand = (-(2 / beta) * F.logsigmoid(torch.tensor(-beta * 2 * math.log(2 / 3))).item()
+                + 2 * (2 / beta) * L2) / 3
+        assert theirs == pytest.approx(hand, rel=1e-5)
+        assert npo_loss(cur, ref, labels, beta=beta, empty_rows="count").item() == pytest.approx(theirs, rel=1e-5)
+        skip = npo_loss(cur, ref, labels, beta=beta).item()
+        assert skip == pytest.approx((hand * 3 - 2 * L2 / beta) / 2, rel=1e-5) and skip != pytest.approx(theirs)
+    # a shard's filler rows (DDP padding repeats) are never rows: without the empty row's flag it is counted,
+    # flagged it is not
+    fillers = torch.tensor([False, False, True])
+    assert npo_loss(cur, ref, labels, beta=1.0, empty_rows="count", fillers=fillers).item() == pytest.approx(
+        npo_loss(cur, ref, labels, beta=1.0).item(), rel=1e-6)
+    with pytest.raises(ValueError, match=r"method.npo_empty_rows='all': expected one of \('skip', 'count'\)"):
+        npo_loss(cur, ref, labels, empty_rows="all")
+
+
+@pytest.mark.parametrize("empty_rows", ["skip", "count"])
+def test_npo_empty_rows_global_mean_over_two_processes_is_one_process_mean(empty_rows):
+    """Under DDP each process passes its own count to the mean, which sums the counts over processes
+    (pipeline's global_batch_mean); the average of the processes' losses must be the one-process loss. Rank 0 holds
+    rows 0 and 2 (2 has no label token), rank 1 row 1 and a filler repeat of row 0 (unlabelled, flagged), as
+    EpochShuffle pads its shard."""
+    cur = T([U, U, X], [H, X, X], [U, U, X])
+    ref = T([S, S, X], [H, X, X], [S, S, X])
+    labels = lab([IGNORE, 2, 2], [IGNORE, 0, IGNORE], [IGNORE, IGNORE, IGNORE])
+    one = npo_loss(cur, ref, labels, beta=1.0, empty_rows=empty_rows).item()
+    filler_labels = torch.full_like(labels[:1], IGNORE)
+    shards = [(cur[[0, 2]], ref[[0, 2]], labels[[0, 2]], torch.tensor([False, False])),
+              (cur[[1, 0]], ref[[1, 0]], torch.cat([labels[1:2], filler_labels]), torch.tensor([False, True]))]
+    counts = []
+
+    def record(total, count):
+        counts.append(int(count))
+        return total
+
+    for c, r, lb, fl in shards:  # the counts each process hands to the reduce
+        npo_loss(c, r, lb, beta=1.0, empty_rows=empty_rows, fillers=fl, mean=record)
+    assert counts == ([1, 1] if empty_rows == "skip" else [2, 1])
+    mean = _ranks_mean(2, sum(counts))
+    two = [npo_loss(c, r, lb, beta=1.0, empty_rows=empty_rows, fillers=fl, mean=mean) for c, r, lb, fl in shards]
+    assert ((two[0] + two[1]) / 2).item() == pytest.approx(one, rel=1e-6)
+
+
 def test_npo_limit_r_to_minus_inf_is_zero_and_stable():
     # cur puts logit -1e4 on the answer token: log p = -1e4 - ln2 per token, ref S: -ln2 per token -> r = -2e4
     very_unlikely = [0.0, 0.0, -1e4]

@@ -33,10 +33,30 @@ def test_a_repeat_is_read_without_labels_and_stays_one_when_shifted():
 
     ds = UnlabelledRepeats([Example([5, 6, 7], [IGNORE, 6, 7]), Example([8, 9], [IGNORE, 9])])
     assert ds[1] == Example([8, 9], [IGNORE, 9])
-    assert ds[Repeat(1)] == Example([8, 9], [IGNORE, IGNORE])
+    assert ds[Repeat(1)] == Example([8, 9], [IGNORE, IGNORE], filler=True)  # flagged: no row of the global batch
+    assert not ds[1].filler
     assert ds[Repeat(0)].input_ids == [5, 6, 7]  # the example itself, its labels gone
     assert shifted(3, 10) == 13 and type(shifted(3, 10)) is int
     assert shifted(Repeat(3), 10) == 13 and isinstance(shifted(Repeat(3), 10), Repeat)
+
+
+def test_the_gradient_batches_flag_fillers_and_the_model_never_reads_the_flag():
+    """NPO's method.npo_empty_rows=count counts rows with no label token, but never a shard's padding repeat: the
+    gradient methods' batches flag those (and only where there are some), model_inputs drops the flag."""
+    import torch
+
+    from unlearn.data.collate import IGNORE, Example
+    from unlearn.data.sampling import UnlabelledRepeats
+    from unlearn.eval.scoring import model_inputs
+    from unlearn.methods.gradient import unlearning_collate
+
+    ds = UnlabelledRepeats([Example([5, 6, 7], [IGNORE, 6, 7]), Example([8, 9], [IGNORE, IGNORE])])
+    plain = unlearning_collate([ds[0], ds[1]], 0)
+    assert "filler" not in plain  # an empty row is no filler
+    padded = unlearning_collate([ds[1], ds[Repeat(0)]], 0)
+    assert padded["filler"].tolist() == [False, True]
+    assert set(model_inputs(padded, "cpu")) == {"input_ids", "attention_mask"}
+    assert torch.equal(padded["labels"][1], torch.full((3,), IGNORE))
 
 
 def test_draws_are_uniform_with_replacement_seeded_per_epoch():

@@ -11,7 +11,8 @@ RUN = {"method.warmup_epochs": 0, "mmunlearner.clip_retain": True, "method.retai
        "method.start_precision": None, "method.answer_ids": "without_specials", "mmunlearner.start_precision": None,
        "model.forward_positions": "mrope", "method.image_labels": None, "mmunlearner.image_labels": None,
        "finetune.token_mean": "global", "method.token_mean": "global",
-       "mmunlearner.token_mean": "global"}  # 2026-12-04, thirtieth session
+       "mmunlearner.token_mean": "global",  # 2026-12-04, thirtieth session
+       "method.npo_empty_rows": "skip"}  # 2026-12-06
 # eval keys that shape the evaluation (MMUnlearner's shots, 2026-12-03); read by the before-evaluation's key too
 # eval.shot_order (the forty-third session): absent, shots were laid out in the looked-up rows' order, `lookup`
 EVAL = {"shot_people": None, "shot_order": "lookup"}

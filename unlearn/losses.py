@@ -174,19 +174,27 @@ def kl_loss(forget_logits: torch.Tensor, forget_labels: torch.Tensor, retain_log
 
 
 NPO_LOG_RATIOS = ("sequence_sum", "token_mean")
+# NPO's rows with no label token (an answer cut away, an empty answer) under log_ratio=sequence_sum: skip, left out of
+# the mean (this project's default); count, each a row of r = 0, adding (2/beta) ln 2 to the sum and one to the
+# count, as open-unlearning's compute_dpo_loss takes `.mean()` over every row (src/trainer/utils.py:66)
+NPO_EMPTY_ROWS = ("skip", "count")
 
 
 def npo_loss(forget_logits: torch.Tensor, forget_ref_logits: torch.Tensor, forget_labels: torch.Tensor,
              beta: float = 0.1, retain_logits: torch.Tensor | None = None,
              retain_labels: torch.Tensor | None = None, alpha: float = 0.0,
-             mean: Mean | None = None, log_ratio: str = "sequence_sum", gamma: float = 1.0) -> torch.Tensor:
+             mean: Mean | None = None, log_ratio: str = "sequence_sum", gamma: float = 1.0,
+             empty_rows: str = "skip", fillers: torch.Tensor | None = None) -> torch.Tensor:
     """NPO (Zhang et al. 2024): gamma times the mean over rows of -(2/beta) * logsigmoid(-beta * r).
 
     r = log p_theta(y|x) - log p_ref(y|x) with log p the SUM of answer-token log-probs; the reference is
     detached. d L / d r = 2 * sigmoid(beta * r): about 1 (gradient ascent) near the reference and as beta -> 0,
     decaying to 0 once a row is already unlikely (r -> -inf), which is what keeps NPO from collapsing like GA.
-    Rows with no label tokens are left out of the mean (their r is 0 by construction, which would only add
-    the constant (2/beta) ln 2 and shrink the others' weight). With alpha > 0, adds alpha * NLL(retain)
+    `empty_rows` (NPO_EMPTY_ROWS, `method.npo_empty_rows`): rows with no label tokens are left out of the mean
+    (skip: their r is 0 by construction, which would only add the constant (2/beta) ln 2 and shrink the others'
+    weight), or counted as open-unlearning counts them (count). `fillers` (B,) bool: rows that only fill a DDP
+    shard (unlearn/data/sampling.py Repeat), never counted: with one process there are none, so W processes
+    average the one process's rows under either value. With alpha > 0, adds alpha * NLL(retain)
     (open-unlearning's NPO: gamma * forget loss + alpha * retain loss).
 
     `log_ratio`: sequence_sum (above; open-unlearning's `compute_dpo_loss`) or token_mean (MLLMU-Bench's
@@ -197,6 +205,8 @@ def npo_loss(forget_logits: torch.Tensor, forget_ref_logits: torch.Tensor, forge
         raise ValueError(f"npo_loss: beta must be > 0, got {beta}")
     if log_ratio not in NPO_LOG_RATIOS:
         raise ValueError(f"method.npo_log_ratio={log_ratio!r}: expected one of {NPO_LOG_RATIOS}")
+    if empty_rows not in NPO_EMPTY_ROWS:
+        raise ValueError(f"method.npo_empty_rows={empty_rows!r}: expected one of {NPO_EMPTY_ROWS}")
     # each model's log-probabilities over its own vocabulary, as two separate `outputs.loss` are: the reference
     # may be cut to the tokenizer while the model keeps padded rows (MMUnlearner's CLEAR_reference.py and
     # CLEAR_NPO.py), so only the positions must agree, and every label must be in both vocabularies
@@ -217,7 +227,10 @@ def npo_loss(forget_logits: torch.Tensor, forget_ref_logits: torch.Tensor, forge
     else:
         logp, mask = token_logprobs(forget_logits, forget_labels)
         ref_logp, _ = token_logprobs(forget_ref_logits.detach(), forget_labels)
-        rows = mask.any(-1)
+        if empty_rows == "skip":
+            rows = mask.any(-1)
+        else:  # every row but a shard's fillers: an empty row's r is exactly 0 (its log-probs are masked to 0)
+            rows = torch.ones_like(mask[:, 0]) if fillers is None else ~fillers.to(mask.device, torch.bool)
         r = (logp.sum(-1) - ref_logp.sum(-1))[rows]
         loss = _average((-(2.0 / beta) * F.logsigmoid(-beta * r)).sum(), rows, "npo_loss (forget)", mean)
     loss = gamma * loss

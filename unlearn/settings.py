@@ -379,6 +379,10 @@ def check_gradient_method(m) -> None:
 
     one_of(m.get("kl_reduction", "answer_mean"), losses.KL_REDUCTIONS, "method.kl_reduction")
     one_of(m.get("npo_log_ratio", "sequence_sum"), losses.NPO_LOG_RATIOS, "method.npo_log_ratio")
+    one_of(m.get("npo_empty_rows", "skip"), losses.NPO_EMPTY_ROWS, "method.npo_empty_rows")
+    if m.get("npo_empty_rows", "skip") != "skip" and m.get("npo_log_ratio", "sequence_sum") != "sequence_sum":
+        raise ValueError(f"method.npo_empty_rows={m.npo_empty_rows}: read with method.npo_log_ratio=sequence_sum only "
+                         f"(token_mean takes one ratio per batch, not per row); got {m.npo_log_ratio}")
     one_of(m.get("token_mean", "global"), losses.TOKEN_MEANS, "method.token_mean")
     optional_one_of(m.get("lr_decay"), ("linear",), "method.lr_decay", "a constant lr, or method.scheduler")
     if m.get("lr_decay") is not None and m.get("scheduler") is not None:

@@ -28,6 +28,7 @@ def main():
         ap.add_argument("--method", nargs="+", default=["grad_diff"])
         ap.add_argument("--schedule", nargs="+", default=["sequential"])
         ap.add_argument("--npo-log-ratio", default=None)
+        ap.add_argument("--npo-empty-rows", default=None)
         ap.add_argument("--odd", action="store_true", help="one sequence fewer of each set: shards are padded")
         ap.add_argument("--fsdp", action="store_true", help="trainer=fsdp_sim instead of ddp_sim")
         ap.add_argument("--evaluate-first", action="store_true",
@@ -61,7 +62,8 @@ def one_case(args, bench, model, proc, method: str, schedule: str, sizes: dict) 
                           f"method.batch_size={args.global_batch // args.devices}", "method.epochs=1",
                           "method.optimizer._target_=torch.optim.SGD", "method.optimizer.lr=0.05",
                           "~method.optimizer.weight_decay",
-                          *([f"method.npo_log_ratio={args.npo_log_ratio}"] if args.npo_log_ratio else [])],
+                          *([f"method.npo_log_ratio={args.npo_log_ratio}"] if args.npo_log_ratio else []),
+                          *([f"method.npo_empty_rows={args.npo_empty_rows}"] if args.npo_empty_rows else [])],
                          out_dir, args.cache)
     ctx = RunContext(cfg, bench, model, proc, out_dir)
     losses, make_trainer = logged_losses(), ctx.trainer

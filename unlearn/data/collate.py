@@ -22,6 +22,8 @@ class Example:
     input_ids: list[int]
     labels: list[int]
     pixel_values: torch.Tensor | ImageInput | list | None = None  # (3, H, W) for the embedded model; list: several
+    # a DDP shard's padding repeat (unlearn/data/sampling.py unlabelled): no row of the one-process batch
+    filler: bool = False
 
 
 def qa_example(proc: VLProcessor, segments: list[tuple[str, str]], pixel_values: torch.Tensor | None,

@@ -51,7 +51,7 @@ class UnlabelledRepeats(Dataset):
 
 
 def unlabelled(example):
-    return dataclasses.replace(example, labels=[IGNORE] * len(example.labels))
+    return dataclasses.replace(example, labels=[IGNORE] * len(example.labels), filler=True)
 
 
 class _EpochSampler(Sampler[int]):

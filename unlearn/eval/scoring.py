@@ -16,8 +16,11 @@ from unlearn.eval.truth_ratio import answer_probability
 from unlearn.models.processor import VLProcessor
 
 
+NOT_MODEL_INPUTS = ("labels", "filler")  # filler: the gradient methods' shard padding rows (unlearning_collate)
+
+
 def model_inputs(batch: dict, device) -> dict:
-    return {k: v.to(device) for k, v in batch.items() if k != "labels"}
+    return {k: v.to(device) for k, v in batch.items() if k not in NOT_MODEL_INPUTS}
 
 
 @torch.no_grad()

@@ -56,7 +56,8 @@ class GradientUnlearning(L.LightningModule):
                  scheduler: Callable | None = None, kl_reduction: str = "answer_mean",
                  npo_log_ratio: str = "sequence_sum", kl_retain_nll: bool = False, lr_decay: str | None = None,
                  warmup_epochs: int = 0, epochs: int | None = None, token_mean: str = "global",
-                 reference_own_precision: bool = False, identity: dict | None = None):
+                 reference_own_precision: bool = False, identity: dict | None = None,
+                 npo_empty_rows: str = "skip"):
         """`reference`: the frozen starting model for KL / NPO; a copy of `model` when not given.
         `reference_own_precision`: the reference computes in its own dtype, out of the trainer's autocast
         (`method.reference_dtype`: the official float16 references, under any trainer that leaves it float16).
@@ -80,7 +81,9 @@ class GradientUnlearning(L.LightningModule):
             raise ValueError(f"method.kl_reduction={kl_reduction!r}: expected one of {losses.KL_REDUCTIONS}")
         if npo_log_ratio not in losses.NPO_LOG_RATIOS:
             raise ValueError(f"method.npo_log_ratio={npo_log_ratio!r}: expected one of {losses.NPO_LOG_RATIOS}")
-        self.kl_reduction, self.npo_log_ratio = kl_reduction, npo_log_ratio
+        if npo_empty_rows not in losses.NPO_EMPTY_ROWS:
+            raise ValueError(f"method.npo_empty_rows={npo_empty_rows!r}: expected one of {losses.NPO_EMPTY_ROWS}")
+        self.kl_reduction, self.npo_log_ratio, self.npo_empty_rows = kl_reduction, npo_log_ratio, npo_empty_rows
         self.batch_mean = batch_mean_named(token_mean, "method.token_mean")
         self.model, self.loss_name, self.optimizer_factory = model, loss, optimizer
         self.gamma, self.alpha, self.beta = gamma, alpha, beta
@@ -157,14 +160,16 @@ class GradientUnlearning(L.LightningModule):
             return loss + losses.mean_nll(rl, r["labels"], mean) if self.kl_retain_nll else loss
         retain = (self._logits(self.model, r), r["labels"]) if self.alpha > 0 else (None, None)
         return losses.npo_loss(fl, self._ref_logits(f), f["labels"], self.beta, *retain, alpha=self.alpha,
-                               mean=mean, log_ratio=self.npo_log_ratio, gamma=self.gamma)
+                               mean=mean, log_ratio=self.npo_log_ratio, gamma=self.gamma,
+                               empty_rows=self.npo_empty_rows, fillers=f.get("filler"))
 
     def _forget_term(self, f, mean):
         """The loss of a forget step (schedule=sequential, interleaved): the paired loss without its retain term."""
         fl = self._logits(self.model, f)
         if self.loss_name == "npo":
             return losses.npo_loss(fl, self._ref_logits(f), f["labels"], self.beta, mean=mean,
-                                   log_ratio=self.npo_log_ratio, gamma=self.gamma)
+                                   log_ratio=self.npo_log_ratio, gamma=self.gamma,
+                                   empty_rows=self.npo_empty_rows, fillers=f.get("filler"))
         ascent = losses.ga_loss(fl, f["labels"], mean)
         return ascent if self.loss_name == "ga" else self.gamma * ascent
 
@@ -257,13 +262,23 @@ def paired_loader(ctx, forget_modality: str, batch_size: int, answer_only: bool 
     forget, retain = _unlearning_data(ctx, forget_modality, answer_only, label_prefix, sequences, answer_ids)
     pad = ctx.processor.tokenizer.pad_token_id
     make = lambda ds, sampler: DataLoader(ds, batch_size=batch_size, sampler=sampler,  # noqa: E731
-                                          collate_fn=lambda b: collate(b, pad))
+                                          collate_fn=lambda b: unlearning_collate(b, pad))
     retain_rows = (EpochShuffle(len(retain), seed + 1) if retain_draw == "epoch"
                    else EpochDraws(len(retain), len(forget), seed + 1))
     loaders = {"forget": make(UnlabelledRepeats(forget), EpochShuffle(len(forget), seed)),
                "retain": make(UnlabelledRepeats(retain), retain_rows)}
     mode = "min_size" if len(loaders["retain"]) >= len(loaders["forget"]) else "max_size_cycle"
     return CombinedLoader(loaders, mode=mode)
+
+
+def unlearning_collate(examples, pad: int) -> dict:
+    """`collate`, with `filler` (a bool per row) where the batch holds a DDP shard's padding repeats: NPO's
+    `method.npo_empty_rows=count` counts a row with no label token, but never one of those (model_inputs drops
+    the key). Absent otherwise: one process's batches are as they were."""
+    batch = collate(examples, pad)
+    if any(e.filler for e in examples):
+        batch["filler"] = torch.tensor([e.filler for e in examples])
+    return batch
 
 
 class PhaseBatches(Sampler[list[int]]):
@@ -330,7 +345,7 @@ def sequential_loader(ctx, forget_modality: str, batch_size: int, answer_only: b
     pad, n_forget = ctx.processor.tokenizer.pad_token_id, len(forget)
 
     def phase_collate(items):
-        return {"forget" if items[0][0] < n_forget else "retain": collate([e for _, e in items], pad)}
+        return {"forget" if items[0][0] < n_forget else "retain": unlearning_collate([e for _, e in items], pad)}
 
     sampler = (InterleavedBatches(n_forget, len(retain), batch_size, seed) if interleaved
                else PhaseBatches(n_forget, len(retain), batch_size, seed, with_retain))
@@ -510,7 +525,8 @@ def run(ctx) -> None:
                                 instantiate(m.scheduler) if m.scheduler else None, m.kl_reduction, m.npo_log_ratio,
                                 m.get("kl_retain_nll", False), m.get("lr_decay"), m.get("warmup_epochs", 0),
                                 m.epochs, m.get("token_mean", "global"), reference_own_precision=bool(ref_dtype),
-                                identity=resume_identity(ctx.cfg))
+                                identity=resume_identity(ctx.cfg),
+                                npo_empty_rows=m.get("npo_empty_rows", "skip"))
     schedule, prefix = m.get("schedule", "paired"), m.get("label_prefix", False)
     sequences, answer_ids = m.get("sequences", "template"), m.get("answer_ids", "without_specials")
     if schedule == "paired":
