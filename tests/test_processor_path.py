@@ -148,3 +148,24 @@ def test_the_reference_model_reads_the_runs_processor_path(tmp_path, monkeypatch
     with pytest.raises(RuntimeError, match="captured"):
         gradient.run(RunContext(cfg, small_benchmark, copy.deepcopy(model), proc, tmp_path))
     assert seen == {"processor_path": "/models/released"}
+
+
+def test_a_checkpoint_resumes_only_under_the_processor_it_was_made_with(pair, tmp_path):
+    """The processor's pad id and image settings shape every batch: a run's last.ckpt resumed under another
+    model.processor_path is refused (resume_identity); one saved before the key existed still resumes."""
+    from unlearn.methods.gradient import check_resume, resume_identity
+
+    checkpoint, released = pair["llava"]
+
+    def identity(*more):
+        return resume_identity(compose_config(["debug=fast", "model=llava_1_5_7b", f"model.path={checkpoint}",
+                                               "method=ga", *more], tmp_path / "run", tmp_path / "cache"))
+
+    own, theirs = identity(), identity(f"model.processor_path={released}")
+    assert own["processor"] is None and theirs["processor"] == str(released.resolve())
+    check_resume(theirs, identity(f"model.processor_path={released}"), None, None)
+    with pytest.raises(ValueError, match=r"method.ckpt_path: the checkpoint was saved under other settings "
+                                         r"\(processor: saved None"):
+        check_resume(own, theirs, None, None)
+    older = {k: v for k, v in own.items() if k != "processor"}
+    check_resume(older, theirs, None, None)
