@@ -214,3 +214,26 @@ def test_shot_order_keys_the_before_evaluation_only_where_shots_are_drawn(tmp_pa
         with open_dict(cfg):
             del cfg.eval["shot_order"]
         assert before_cache_path(cfg, tmp_path / "vanilla") == expected
+
+
+def test_full_set_is_read_only_where_eval_shot_order_full_set_reads_it(tmp_path, monkeypatch):
+    """A Full_Set that cannot be read (a hub id offline, never cached) stops only the runs that order shots by
+    it: eval.shot_order=lookup (the refusal's own advice), the embedded protocol and zero-shot runs load."""
+    import unlearn.data.mllmu_bench as mllmu_bench
+    from unlearn.data.benchmark import load_mllmu_bench
+    from unlearn.data.fixtures import write_mllmu_bench_fixture
+    from unlearn.pipeline import shot_order
+
+    snapshot = write_mllmu_bench_fixture(tmp_path / "MLLMU-Bench")
+
+    def unreachable(*a, **k):
+        raise RuntimeError("Full_Set unreachable")
+
+    monkeypatch.setattr(mllmu_bench, "full_set_ids", unreachable)
+    bench = load_mllmu_bench(str(snapshot), "forget_15", cache_dir=tmp_path / "cache")
+    cfg = OmegaConf.create({"data": {"name": "mllmu_bench"},
+                            "eval": {"protocol": "mllmu_bench", "few_shot": True, "shot_order": "lookup"}})
+    assert shot_order(cfg, bench) is None
+    cfg.eval.shot_order = "full_set"
+    with pytest.raises(RuntimeError, match="Full_Set unreachable"):
+        shot_order(cfg, bench)

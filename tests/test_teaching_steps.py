@@ -3,6 +3,8 @@ estimated_stepping_batches, on one process and on two; a finetune.scheduler warm
 before the model it teaches is built or loaded. Until the forty-third session FinetuneModule.configure_optimizers
 refused it as teaching started (under method=finetune after the before-evaluation)."""
 
+import functools
+
 import lightning as L
 import pytest
 import torch
@@ -138,8 +140,6 @@ def test_a_warmup_that_fits_the_run_reaches_the_model(tmp_path, cache_dir, never
 def test_the_base_pretraining_warmup_is_still_refused_as_it_starts():
     """model.base (the organism's stage 1) has no early count: FinetuneModule refuses it from Lightning's own,
     with the same check and its key."""
-    import functools
-
     from unlearn.methods.finetune import FinetuneModule
 
     module = FinetuneModule(torch.nn.Linear(1, 1), functools.partial(torch.optim.SGD, lr=0.1),
@@ -151,3 +151,15 @@ def test_the_base_pretraining_warmup_is_still_refused_as_it_starts():
     with pytest.raises(ValueError, match=r"model.base.scheduler.pct_start=0.1 gives a warm-up of under 2 of the 10 "
                                          r"steps; raise it to at least 0.2"):
         trainer.fit(module, loader)
+
+
+def test_a_warmup_of_a_run_with_no_step_is_refused_by_its_key_not_a_zero_division():
+    """trainer.limit_train_batches=0 (or trainer.max_steps=0) counts 0 steps: the refusal's own message,
+    naming finetune.scheduler.pct_start (main's FinetuneModule gave one), not a ZeroDivisionError."""
+    from unlearn.teaching_steps import check_pct_start, optimizer_steps
+
+    total = optimizer_steps(608, 64, 2, limit_batches=0)
+    assert total == 0
+    factory = functools.partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.1, pct_start=0.05)
+    with pytest.raises(ValueError, match=r"finetune.scheduler.pct_start=0.05 .* of the 0 steps"):
+        check_pct_start(factory, total, "finetune.scheduler")

@@ -634,7 +634,10 @@ def shot_order(cfg: DictConfig, benchmark) -> tuple[str, ...] | None:
     if not later_keys.shot_order_read(cfg.eval):
         return None
     data = f"data={cfg.data.get('name')} ({benchmark.name})"
-    order = full_set_order(cfg.eval.get("shot_order", "lookup"), getattr(benchmark, "full_set", None), data)
+    setting = cfg.eval.get("shot_order", "lookup")
+    if setting == "lookup":  # Full_Set not read (a hub one is not fetched)
+        return None
+    order = full_set_order(setting, getattr(benchmark, "full_set", None), data)
     if order is not None:
         profiles = {str(sid) if sid is not None else str(pid) for split in ("forget", "retain")
                     for pid, sid in zip(benchmark.eval[split]["ID"], source_ids(benchmark.eval[split]))}

@@ -49,8 +49,10 @@ def check_pct_start(scheduler_factory, total: int, key: str, counted: str = "") 
     `key`: the scheduler's config key; `counted`: how `total` was counted, for the message."""
     pct_start = getattr(scheduler_factory, "keywords", {}).get("pct_start")
     if pct_start is not None and pct_start * total < MIN_WARMUP_STEPS:
+        fix = (f"raise it to at least {MIN_WARMUP_STEPS / total:.3g} or train longer" if total > 0 else
+               "the run takes no optimiser step (trainer.limit_train_batches or trainer.max_steps 0?): train longer")
         raise ValueError(f"{key}.pct_start={pct_start} gives a warm-up of under {MIN_WARMUP_STEPS} of the {total} "
-                         f"steps{counted}; raise it to at least {MIN_WARMUP_STEPS / total:.3g} or train longer")
+                         f"steps{counted}; {fix}")
 
 
 def teaching_steps(cfg, benchmark, fcfg=None) -> tuple[int, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import logging
 from pathlib import Path
 
@@ -26,11 +28,12 @@ class Benchmark:
 
     def __init__(self, splits: DatasetDict, forget_split: str, name: str = "benchmark",
                  skipped: dict[str, dict[str, int]] | None = None, people: dict[str, set[int]] | None = None,
-                 full_set: list[str] | None = None):
+                 full_set=None):
         self.name = name
         if full_set is None and "group" in splits["train"].column_names:
             full_set = mllmu_mini.full_set_ids(splits["train"])
-        self.full_set = None if full_set is None else tuple(full_set)
+        # a list, or a loader read on first use (MLLMU-Bench's Full_Set: only where eval.shot_order=full_set is read)
+        self._full_set = full_set if full_set is None or callable(full_set) else tuple(full_set)
         self.skipped = skipped or {}
         forgets = sorted((s for s in splits if s.startswith("forget_")), key=lambda s: int(s.split("_")[1]))
         if forget_split not in forgets:
@@ -53,6 +56,13 @@ class Benchmark:
                          "data.on_bad_row=skip): they are %s, not evaluated (IDs %s%s)", name, len(ids), group,
                          "unlearned" if group == "forget" else "kept", ids[:10], " ..." if len(ids) > 10 else "")
         self.untouched_ids = set(self.eval["untouched"]["ID"])
+
+    @property
+    def full_set(self) -> tuple[str, ...] | None:
+        if callable(self._full_set):
+            loaded = self._full_set()
+            self._full_set = None if loaded is None else tuple(loaded)
+        return self._full_set
 
     def train_rows(self, group: str):
         """Training rows of `all` people, only the `forget`, `retain` or `untouched` ones, or everyone
@@ -97,7 +107,10 @@ def load_mllmu_bench(path: str, forget_split: str, cache_dir: str | Path | None 
     bad, people = BadRows(on_bad_row), {}
     splits = mllmu_bench.load(path, forget_split, cache_dir=cache_dir, test_image=test_image, seed=seed,
                               text_rule=text_rule, bad=bad, people=people)
-    return _benchmark(splits, forget_split, "mllmu_bench", bad, people, mllmu_bench.full_set_ids(path, cache_dir))
+    # Full_Set is read only where eval.shot_order=full_set asks for it (pipeline.shot_order): a hub Full_Set
+    # (images and all in its parquet files) is not fetched for runs that never order shots by it
+    return _benchmark(splits, forget_split, "mllmu_bench", bad, people,
+                      functools.partial(mllmu_bench.full_set_ids, path, cache_dir))
 
 
 def load_clear(path: str, forget_split: str, cache_dir: str | Path | None = None, perturbed: bool = True,
