@@ -206,6 +206,13 @@ def test_shot_order_keys_the_before_evaluation_only_where_shots_are_drawn(tmp_pa
     assert full != lookup
     assert setting_of(full_cfg)["eval.shot_order"] == "full_set" and "eval.shot_order" not in setting_of(lookup_cfg)
     assert key(*shots, "eval.few_shot=false")[0] == key(*shots, "eval.few_shot=false", "eval.shot_order=lookup")[0]
+    # one person per task: no order to keep (MMUnlearner's protocol by default; shot_people of 1 for both tasks)
+    one = [*shots, "eval.shot_people={mc: 1, cloze: 1}"]
+    assert key(*one)[0] == key(*one, "eval.shot_order=lookup")[0] != key(*shots, "eval.shot_people={mc: 1, cloze: 2}")[0]
+    mm = ["eval.protocol=mmunlearner", "eval.mc_mode=generate", "eval.mc_also=null"]
+    assert key(*mm)[0] == key(*mm, "eval.shot_order=lookup")[0] and "eval.shot_order" not in setting_of(key(*mm)[1])
+    assert key(*mm, "eval.shot_people={cloze: 2}")[0] != key(*mm, "eval.shot_people={cloze: 2}",
+                                                              "eval.shot_order=lookup")[0]
     (embedded, embedded_cfg), (other, _) = key(), key("eval.shot_order=lookup")
     assert embedded == other and "eval.shot_order" not in setting_of(embedded_cfg)
     # and a config without the key (the code before it) keys the embedded and the lookup-order runs alike
@@ -237,3 +244,11 @@ def test_full_set_is_read_only_where_eval_shot_order_full_set_reads_it(tmp_path,
     cfg.eval.shot_order = "full_set"
     with pytest.raises(RuntimeError, match="Full_Set unreachable"):
         shot_order(cfg, bench)
+
+
+def test_the_keys_one_person_rule_is_the_protocols_draw():
+    """later_keys reads MMUnlearner's people per task without importing the protocol: the two must agree."""
+    from unlearn import later_keys
+    from unlearn.eval.protocol import MMUNLEARNER_SHOT_PEOPLE
+
+    assert set(MMUNLEARNER_SHOT_PEOPLE.values()) == {later_keys.MMUNLEARNER_PEOPLE}

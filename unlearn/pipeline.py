@@ -738,6 +738,8 @@ def unread_eval_as_keyed(ev: dict) -> dict:
         unread.update(UNREAD_SHOTS)
     elif ev.get("few_shot") is False:  # zero-shot: no people drawn
         unread.update({k: v for k, v in UNREAD_SHOTS.items() if k != "few_shot"})
+    elif not later_keys.shot_order_read(ev):  # one person per task: their blocks have no order
+        unread["shot_order"] = UNREAD_SHOTS["shot_order"]
     return {**ev, **{k: v for k, v in unread.items() if k in ev}}
 
 

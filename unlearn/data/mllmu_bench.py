@@ -436,8 +436,9 @@ def full_set_ids(path: str = HUB_ID, cache_dir: str | Path | None = None, key: s
     config. Why: the official eval.py looks the drawn few-shot people up in `--few_shot_data`, which its README and
     MMUnlearner's MLLMU_eval.sh name Full_Set, as `few_shot_df[few_shot_df['ID'].isin(selected_ids)]` (eval.py
     276, 514), so their shot blocks follow Full_Set's row order (eval.shot_order=full_set,
-    unlearn/eval/protocol.py). Only the ID column is read (no image). A Full_Set that is there but unreadable
-    stops the load, naming its file (load_config); a row without an ID is passed over (no drawn ID matches it)."""
+    unlearn/eval/protocol.py). Only the ID column is kept (from the hub, the parquet files are fetched whole). A
+    Full_Set that is there but unreadable stops the load, naming its file (load_config); a row without an ID is
+    passed over (no drawn ID matches it)."""
     source = resolve_source(path, key, HUB_ID)
     if Path(source).is_dir() and (why := missing_config(Path(source), "Full_Set")) is not None:
         log.info("%s=%s has no Full_Set (%s): eval.shot_order=full_set is unavailable", key, source, why)
