@@ -220,6 +220,12 @@ def test_check_resume_by_hand():
     # a setting added since the checkpoint was made is not a difference
     check_resume(saved, {"method": {"loss": "ga", "optimizer": {"lr": 5e-5}, "new_key": 1}, "seed": 0,
                          "data": {"forget_split": "forget_10"}}, 1, 2)
+    # ... unless its absence says what the checkpoint ran under (later_keys.RUN's method keys; the processor):
+    # NPO before method.npo_empty_rows skipped empty rows, and a checkpoint's own processor was read
+    npo = {"method": {"loss": "npo"}, "seed": 0}
+    check_resume(npo, {"method": {"loss": "npo", "npo_empty_rows": "skip"}, "seed": 0, "processor": None}, 1, 2)
+    with pytest.raises(ValueError, match=r"method.npo_empty_rows: saved 'skip', now 'count'; processor: saved None"):
+        check_resume(npo, {"method": {"loss": "npo", "npo_empty_rows": "count"}, "seed": 0, "processor": "/p"}, 1, 2)
     with pytest.raises(ValueError, match=r"source_model: saved 'a', now 'b'\) \(source_model: another cached vanilla "
                                          r"model, whose key a teaching setting moves"):
         check_resume({**saved, "source_model": "a"}, {**saved, "source_model": "b"}, 1, 2)

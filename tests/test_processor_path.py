@@ -152,7 +152,8 @@ def test_the_reference_model_reads_the_runs_processor_path(tmp_path, monkeypatch
 
 def test_a_checkpoint_resumes_only_under_the_processor_it_was_made_with(pair, tmp_path):
     """The processor's pad id and image settings shape every batch: a run's last.ckpt resumed under another
-    model.processor_path is refused (resume_identity); one saved before the key existed still resumes."""
+    model.processor_path is refused (resume_identity); one saved before the key existed resumes under the
+    checkpoint's own processor only."""
     from unlearn.methods.gradient import check_resume, resume_identity
 
     checkpoint, released = pair["llava"]
@@ -167,5 +168,8 @@ def test_a_checkpoint_resumes_only_under_the_processor_it_was_made_with(pair, tm
     with pytest.raises(ValueError, match=r"method.ckpt_path: the checkpoint was saved under other settings "
                                          r"\(processor: saved None"):
         check_resume(own, theirs, None, None)
+    # one saved before the key existed was made with the checkpoint's own processor: it resumes there alone
     older = {k: v for k, v in own.items() if k != "processor"}
-    check_resume(older, theirs, None, None)
+    check_resume(older, own, None, None)
+    with pytest.raises(ValueError, match=r"processor: saved None"):
+        check_resume(older, theirs, None, None)

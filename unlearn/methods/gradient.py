@@ -431,7 +431,9 @@ def check_resume(saved: dict | None, now: dict | None, completed: int | None, ep
     """Refuse resuming a checkpoint made under other settings, or one whose epochs this run has no more of. Only
     the settings both record are compared: a key added since the checkpoint was made is not a difference."""
     if saved is not None and now is not None:
-        flat_saved, flat_now = _flat(saved), _flat(now)
+        # a key added since the checkpoint was made reads as the value every run had before it (RESUME_ADDED,
+        # later_keys.RUN's method keys); any other key one side lacks is not compared
+        flat_saved, flat_now = {**saved_before_keys(now), **_flat(saved)}, _flat(now)
         keys = sorted(k for k in flat_saved.keys() & flat_now.keys() if flat_saved[k] != flat_now[k] and k != "epochs")
     else:
         keys = []
@@ -458,6 +460,22 @@ def check_resume(saved: dict | None, now: dict | None, completed: int | None, ep
     if completed is not None and completed == epochs:  # killed after its training (in the evaluation, the writing)
         log.info("method.ckpt_path: the checkpoint has run all %d epochs; its weights are restored and evaluated, "
                  "nothing is trained (until 2026-12-06 refused: the unlearning had to be run again)", epochs)
+
+
+# resume-identity keys added after checkpoints were saved without them, at the value those checkpoints ran under:
+# the processor (model.processor_path, 2026-12-06) was the checkpoint's own
+RESUME_ADDED = {"processor": None}
+
+
+def saved_before_keys(now: dict) -> dict:
+    """The flat identity keys a checkpoint saved before they existed ran under, where `now` records them: so a
+    checkpoint of the checkpoint's own processor (or of NPO's skipped empty rows) is not resumed under another
+    (until 2026-12-06 a key the checkpoint lacked was never compared)."""
+    from unlearn import later_keys
+
+    added = {**RESUME_ADDED, **{k: v for k, v in later_keys.RUN.items() if k.startswith("method.")}}
+    flat_now = _flat(now)
+    return {k: v for k, v in added.items() if k in flat_now}
 
 
 def _flat(node, prefix: str = "") -> dict:
