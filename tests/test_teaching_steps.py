@@ -118,6 +118,8 @@ def test_a_warmup_too_short_for_the_run_is_refused_before_a_model_is_made(tmp_pa
 
     if any(o.startswith("model.path=") for o in overrides):  # a checkpoint that is never read
         monkeypatch.setattr(never_built, "check_input_paths", lambda cfg: None)
+    # and before the logger (a W&B run would be left failed)
+    monkeypatch.setattr(never_built, "name_logger", lambda *a: pytest.fail("the logger was made before the refusal"))
     cfg = compose_config([*FAST, *overrides], tmp_path / "run", cache_dir)
     with pytest.raises(ValueError, match=message) as refused:
         never_built.run(cfg)

@@ -989,6 +989,10 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
         check_reference_items(reference, benchmark, cfg)
     with refusing_before_run(ValueError):  # eval.shot_order=full_set on data without a Full_Set: before the work
         shot_order(cfg, benchmark)
+    if cfg.method.name == "finetune" or (not cfg.model.path and not vanilla_path(cfg).exists()):
+        # the teaching's schedule, before the model it teaches is made, and before the logger (a refused run
+        # left a failed W&B run); ensure_vanilla checks it again where it teaches
+        check_teaching_schedule_before_model(cfg, benchmark)
     # a W&B run named by what sets it apart (its overrides), not only its method and seed: until the 43rd session
     # the jobs of an lr sweep were runs of one name, in one group (unlearn/run_names.py; compose_config names them)
     name_logger(cfg, hydra_overrides() or [])
@@ -998,8 +1002,6 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
     method: Callable = instantiate(cfg.method.run)
 
     teaching_state = None
-    if cfg.method.name == "finetune":  # it teaches whatever the model: its schedule before the model is made
-        check_teaching_schedule_before_model(cfg, benchmark)
     if cfg.method.name == "finetune" and cfg.model.path:
         model, processor = load_configured(cfg, cfg.model.path)
         source = str(cfg.model.path)
