@@ -244,8 +244,8 @@ def test_clear_paper_table_columns_are_build_vllm_tables():
     m2 = derived_metrics(moved, "after", "pooled", protocol="clear", data_name="clear", reference=gold)
     js = "after/forget/multimodal/forget_quality_js_caption"
     assert m2[js] == pytest.approx(m[js], rel=1e-9)
-    assert m2["after/forget/multimodal/forget_quality_caption"] != m["after/forget/multimodal/forget_quality_caption"] \
-        or m2["after/clear_forget_metric"] != m["after/clear_forget_metric"]
+    # ... where the forget metric's truth ratio, on R's values, sees them move
+    assert m2["after/clear_forget_metric"] != pytest.approx(m["after/clear_forget_metric"], rel=1e-6)
     # a reference holding other items: KS still compares the samples, JS has no pairs
     other = [{**r, "uid": "x" + r["uid"]} for r in gold]
     m = derived_metrics(records, "after", "pooled", protocol="clear", data_name="clear", reference=other)

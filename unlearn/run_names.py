@@ -10,8 +10,9 @@ over different settings. Now:
   says already (the method, the seeds) and what moves no number (NOT_NAMED), a method's own prefix dropped as the
   report's row names drop it (`optimizer.lr=5e-05`, `alpha=5`): `ga-optimizer.lr=5e-05-seed0`;
 - group: `<data>-<forget split>-<model>-<method>[-<setting>]`, the setting less the data, model and forget split its
-  head says: the runs that differ only by `seed` and `teach_seed`, whose mean ± std W&B draws as the report's seed
-  table gives it (docs/guide/comparing_methods.md).
+  head says: the runs that differ only by `seed` and `teach_seed`, whose mean ± std W&B draws. The report groups
+  by the resolved config instead, so an override written at its default value is a group of its own here and
+  not in the report (docs/guide/comparing_methods.md).
 
 Only a W&B logger whose `name` (or `group`) is null is named: a `logger.name=...` given wins.
 """

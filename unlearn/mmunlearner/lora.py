@@ -51,7 +51,8 @@ def lora_targets(lora_cfg, model_cfg, key: str):
         return given
     targets = model_cfg.get("lora_target_modules")
     if not targets:
-        raise ValueError(f"{key}.target_modules is null and model.lora_target_modules is "
+        raise ValueError(f"{key}.target_modules is {'empty' if given is not None else 'null'} and "
+                         f"model.lora_target_modules is "
                          f"{'missing from' if targets is None else 'empty in'} model={model_cfg.get('name')}'s config: "
                          f"name the modules to adapt in one of them (e.g. {key}.target_modules=[q_proj,v_proj], one "
                          f"regex, or all_linear)")
