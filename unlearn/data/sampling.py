@@ -51,7 +51,10 @@ class UnlabelledRepeats(Dataset):
 
 
 def unlabelled(example):
-    return dataclasses.replace(example, labels=[IGNORE] * len(example.labels), filler=True)
+    """A repeat without labels, flagged `filler` where its type has the field (the project's `Example`: NPO's
+    `method.npo_empty_rows=count` never counts one); an example type of one's own without it is unlabelled alone."""
+    flag = {"filler": True} if any(f.name == "filler" for f in dataclasses.fields(example)) else {}
+    return dataclasses.replace(example, labels=[IGNORE] * len(example.labels), **flag)
 
 
 class _EpochSampler(Sampler[int]):
