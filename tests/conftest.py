@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +31,35 @@ def small_benchmark(small_splits):
 @pytest.fixture()
 def tiny_model():
     return build_tiny_llava(TinyLlavaSpec())
+
+
+@pytest.fixture(scope="session")
+def taught_fast(tmp_path_factory):
+    """debug=fast's vanilla model (and its benchmark) in a cache of its own, taught once per session by
+    `ensure_vanilla` in a fresh process, as a test's own run would teach it: the same cache key (the thread count
+    included), so the same weights (teaching is seeded by teach_seed). Tests whose subject is not the teaching
+    start from a copy of it (`seed_cache`) instead of each teaching its own (about 10 s each, idle, on 2 cores)."""
+    import subprocess
+    import sys
+
+    cache = tmp_path_factory.mktemp("taught_fast") / "cache"
+    teach = ("import sys; from hydra.utils import instantiate; from unlearn.config import compose_config; "
+             "from unlearn.pipeline import ensure_vanilla; from pathlib import Path; "
+             "cfg = compose_config(['debug=fast', 'logger=none'], Path(sys.argv[1]) / 'out', Path(sys.argv[1])); "
+             "print(ensure_vanilla(cfg, instantiate(cfg.data.benchmark)))")
+    done = subprocess.run([sys.executable, "-c", teach, str(cache)], cwd=Path(__file__).resolve().parents[1],
+                          env={**os.environ, "WANDB_MODE": "disabled"}, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (vanilla,) = (cache / "vanilla").iterdir()
+    assert done.stdout.strip().endswith(vanilla.name), done.stdout[-2000:]
+    return vanilla
+
+
+def seed_cache(taught: Path, cache: Path) -> Path:
+    """`cache` (a test's own) holding a copy of `taught_fast`'s model and benchmark: a run of debug=fast's recipe
+    there reads it ("vanilla model: reusing") instead of teaching it. Returns the copied model's directory."""
+    import shutil
+
+    for part in ("vanilla", "data"):
+        shutil.copytree(taught.parent.parent / part, cache / part, dirs_exist_ok=True)
+    return cache / "vanilla" / taught.name

@@ -120,13 +120,15 @@ def test_no_cache_for_hub_checkpoints_teaching_or_when_off(tmp_path):
 
 
 @pytest.mark.slow
-def test_second_run_reads_the_same_before_numbers(tmp_path, monkeypatch):
+def test_second_run_reads_the_same_before_numbers(tmp_path, monkeypatch, taught_fast):
     import json
 
+    from tests.conftest import seed_cache
     from unlearn.pipeline import run
 
     monkeypatch.setenv("WANDB_MODE", "disabled")
     cache = tmp_path / "c"
+    seed_cache(taught_fast, cache)  # the vanilla model both runs start from (no before-evaluation cached)
     first = run(compose_config(["debug=fast", "method=manu", "save_model=false"], tmp_path / "a", cache))
     (saved,) = (cache / "eval_before").iterdir()
     data = json.loads(saved.read_text())

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import seed_cache
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -140,7 +142,8 @@ def test_two_cpu_processes(tmp_path, method):
 
 
 @pytest.mark.slow
-def test_forget_quality_against_a_reference_taught_without_the_forget_people(tmp_path):
+def test_forget_quality_against_a_reference_taught_without_the_forget_people(tmp_path, taught_fast):
+    seed_cache(taught_fast, tmp_path / "cache")  # GA's vanilla model: the reference below is taught here
     ref = train(tmp_path, "method=finetune", "finetune.people=without_forget", "save_model=false", name="ref")
     assert ref.returncode == 0, ref.stderr[-3000:]
     bad = train(tmp_path, "method=ga", f"eval.reference_run={tmp_path / 'nowhere'}", name="bad")

@@ -39,12 +39,9 @@ def _close(a, b, where):
 
 
 @pytest.fixture(scope="module")
-def vanilla(tmp_path_factory):
-    """One taught model for every case (teaching is the costliest step here)."""
-    where = tmp_path_factory.mktemp("taught")
-    taught = train(where, "method=finetune", "eval.before=false", name="vanilla")
-    assert taught.returncode == 0, taught.stderr[-3000:]
-    return f"model.path={where / 'vanilla' / 'model'}"
+def vanilla(taught_fast):
+    """One taught model for every case (teaching is the costliest step here): debug=fast's, the session's."""
+    return f"model.path={taught_fast}"
 
 
 @pytest.mark.slow

@@ -341,7 +341,7 @@ def test_official_preset_composes(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_with_official_selection(tmp_path):
+def test_train_with_official_selection(tmp_path, taught_fast):
     import json
     import os
     import subprocess
@@ -350,6 +350,9 @@ def test_train_with_official_selection(tmp_path):
 
     from safetensors import safe_open
 
+    from tests.conftest import seed_cache
+
+    seed_cache(taught_fast, tmp_path / "cache")
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "WANDB_MODE": "disabled", "UNLEARN_CACHE": str(tmp_path / "cache")}
     run = subprocess.run([sys.executable, "train.py", "debug=fast", "method=manu", "manu.selection=official",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from tests.conftest import seed_cache
 from unlearn.run_dir import (CLAIM, RANK_VARIABLES, FinishedRunError, RefuseFinishedRuns, RunDirInUseError,
                              check_fresh_run_dir, claim_run_dir, claimed_run_dir, release_run_dir)
 
@@ -301,7 +302,7 @@ def test_an_interrupted_runs_checkpoint_is_not_written_over(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_sweep_job_into_an_earlier_jobs_directory_is_refused_and_its_record_kept(tmp_path):
+def test_a_sweep_job_into_an_earlier_jobs_directory_is_refused_and_its_record_kept(tmp_path, taught_fast):
     """hydra.sweep.subdir=${method.name} over two seeds: job 1 wrote its .hydra/ over job 0's finished run (its
     overrides then said seed=1 beside seed 0's metrics) and the refusal said nothing was written, until 2026-12-05.
     Since 2026-12-06 a subdir the pre-check can read is refused before any job runs; one it cannot (Hydra's own job
@@ -312,6 +313,7 @@ def test_a_sweep_job_into_an_earlier_jobs_directory_is_refused_and_its_record_ke
                               capture_output=True, text=True, timeout=600,
                               env={**os.environ, "UNLEARN_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "disabled"})
 
+    seed_cache(taught_fast, tmp_path / "cache")  # job 0's vanilla model: what is tested is the sweep's directories
     early = sweep("${method.name}", "early")
     assert early.returncode != 0 and "jobs 0 and 1 of 2 would write into" in early.stderr
     assert not (tmp_path / "early").exists()

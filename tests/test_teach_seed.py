@@ -77,9 +77,11 @@ def test_teach_seed_alone_decides_the_weights_and_teaching_leaves_the_random_sta
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_method_finetune_publishes_the_model_an_unlearning_run_would_teach(tmp_path):
+def test_method_finetune_publishes_the_model_an_unlearning_run_would_teach(tmp_path, taught_fast):
     """`python train.py method=finetune` (with its before-evaluation, which draws) publishes under the vanilla
-    key the very weights `ensure_vanilla` teaches for that key; until 2026-12-03 only 2 of 64 tensors agreed."""
+    key the very weights `ensure_vanilla` teaches for that key; until 2026-12-03 only 2 of 64 tensors agreed.
+    ensure_vanilla's model is the session's (conftest.taught_fast: ensure_vanilla's teaching of this key)."""
+    from tests.conftest import seed_cache
     from unlearn.pipeline import run
 
     fast = ["debug=fast", "finetune.epochs=2"]
@@ -88,6 +90,7 @@ def test_method_finetune_publishes_the_model_an_unlearning_run_would_teach(tmp_p
     run(taught)
     published = tmp_path / "a" / "vanilla" / f"{taught.model.name}-{vanilla_key(taught)}"
     cached = _cfg(tmp_path, *fast, cache="b")
+    seed_cache(taught_fast, tmp_path / "b")
     L.seed_everything(0, verbose=False)
     path = ensure_vanilla(cached, instantiate(cached.data.benchmark))
     assert path.name == published.name
