@@ -13,8 +13,8 @@ from tests.conftest import seed_cache
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start(tmp_path, *overrides, name="run") -> subprocess.Popen:
-    env = {**os.environ, "WANDB_MODE": "disabled", "UNLEARN_CACHE": str(tmp_path / "cache")}
+def start(tmp_path, *overrides, name="run", cache=None) -> subprocess.Popen:
+    env = {**os.environ, "WANDB_MODE": "disabled", "UNLEARN_CACHE": str(cache or tmp_path / "cache")}
     cmd = [sys.executable, "train.py", "debug=fast", f"hydra.run.dir={tmp_path / name}", *overrides]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -24,8 +24,8 @@ def finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def train(tmp_path, *overrides, name="run"):
-    return finish(start(tmp_path, *overrides, name=name))
+def train(tmp_path, *overrides, name="run", cache=None):
+    return finish(start(tmp_path, *overrides, name=name, cache=cache))
 
 
 @pytest.mark.slow
@@ -127,11 +127,19 @@ def test_bad_override_is_named(tmp_path):
     assert unknown.returncode != 0 and "Available options" in unknown.stderr and "manu" in unknown.stderr
 
 
+@pytest.fixture(scope="module")
+def ddp_cache(tmp_path_factory):
+    """One cache for the cases below: the first to run teaches the two-process model (the same for every method),
+    the others read it. A case run alone teaches it itself."""
+    return tmp_path_factory.mktemp("ddp_cache")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["npo", "manu", "mmunlearner"])
-def test_two_cpu_processes(tmp_path, method):
+def test_two_cpu_processes(tmp_path, method, ddp_cache):
     # the probe runs at every epoch (a target above 1 is never reached): its accuracy is logged on both ranks
-    run = train(tmp_path, f"method={method}", "trainer=ddp_sim", "finetune.target_mc_acc=2", name=method)
+    run = train(tmp_path, f"method={method}", "trainer=ddp_sim", "finetune.target_mc_acc=2", name=method,
+                cache=ddp_cache)
     assert run.returncode == 0, run.stderr[-3000:]
     assert (tmp_path / method / "metrics.json").is_file()
     assert "GLOBAL_RANK: 1" in (tmp_path / method / "train_ddp_process_1.log").read_text()
