@@ -4,6 +4,7 @@ pass refused "N batches for W processes" only after it (tens of minutes at 7B)."
 
 import pytest
 
+from tests.conftest import seed_cache
 from unlearn.config import compose_config
 from unlearn.models.loading import save_model
 
@@ -96,9 +97,11 @@ def test_the_check_counts_the_batches_the_pass_reads(small_benchmark, tiny_model
       "manu.official.pooled_layers=false"], r"a batch with one row has no unbiased std"),  # in the pass until then
 ])
 def test_patterns_the_model_lacks_are_refused_before_the_before_evaluation(tmp_path, never_evaluated, overrides,
-                                                                           message):
+                                                                           message, taught_fast):
     """The cached vanilla model's structure (no model.path: settings.check_official_layers reads a checkpoint's
-    config only) decides these: refused once it is loaded, before it is evaluated."""
+    config only) decides these: refused once it is loaded, before it is evaluated. The cache holds the session's
+    debug=fast model (conftest.taught_fast), which each case taught again until then."""
+    seed_cache(taught_fast, tmp_path / "cache")
     cfg = compose_config(["debug=fast", "logger=none", "eval.cache_before=false", *overrides], tmp_path / "run",
                          tmp_path / "cache")
     with pytest.raises(ValueError, match=message):
@@ -123,15 +126,17 @@ def test_a_frozen_pattern_the_model_lacks_is_refused_before_method_finetunes_bef
     (["method=ga", "method.lora.enabled=true", "model.lora_target_modules=[nomatch]"], "model.lora_target_modules"),
 ])
 def test_lora_targets_the_model_lacks_are_refused_before_the_before_evaluation(tmp_path, never_evaluated, overrides,
-                                                                               key):
+                                                                               key, taught_fast):
     """peft refused them (NoMatchingPeftModuleError) only as the method made its adapters."""
+    seed_cache(taught_fast, tmp_path / "cache")  # the model the refusal reads, not taught again
     cfg = compose_config(["debug=fast", "logger=none", *overrides], tmp_path / "run", tmp_path / "cache")
     with pytest.raises(ValueError, match=rf"{key}=\['nomatch'\] matches no module"):
         never_evaluated.run(cfg)
 
 
 @pytest.mark.parametrize("targets", [None, "all_linear", "[q_proj]"])
-def test_lora_targets_the_model_has_reach_the_before_evaluation(tmp_path, never_evaluated, targets):
+def test_lora_targets_the_model_has_reach_the_before_evaluation(tmp_path, never_evaluated, targets, taught_fast):
+    seed_cache(taught_fast, tmp_path / "cache")
     given = [] if targets is None else [f"method.lora.target_modules={targets}"]
     cfg = compose_config(["debug=fast", "logger=none", "method=grad_diff", "method.lora.enabled=true", *given],
                          tmp_path / "run", tmp_path / "cache")
@@ -140,7 +145,7 @@ def test_lora_targets_the_model_has_reach_the_before_evaluation(tmp_path, never_
 
 
 def test_an_interleaved_schedule_with_fewer_retain_than_forget_batches_is_refused_before_the_before_evaluation(
-        tmp_path, monkeypatch, never_evaluated):
+        tmp_path, monkeypatch, never_evaluated, taught_fast):
     """method.schedule=interleaved (MMUnlearner's baselines) needs as many retain batches as forget batches; the
     loader refused fewer only as the method made it, after the before-evaluation. Here the unlearning data are
     10 forget rows and 2 retain rows (the shipped splits always have more retain rows)."""
@@ -148,6 +153,7 @@ def test_an_interleaved_schedule_with_fewer_retain_than_forget_batches_is_refuse
     from unlearn.settings import refused_before_run
 
     monkeypatch.setattr(gradient, "_unlearning_data", lambda ctx, *a, **k: (list(range(10)), list(range(2))))
+    seed_cache(taught_fast, tmp_path / "cache")
     cfg = compose_config(["debug=fast", "logger=none", "method=grad_diff", "method.schedule=interleaved",
                           "method.batch_size=1"], tmp_path / "run", tmp_path / "cache")
     with pytest.raises(ValueError, match=r"method.schedule=interleaved: the official schedule needs at least as many "
