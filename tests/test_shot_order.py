@@ -8,8 +8,6 @@ lines (their draw is unseeded: the port is handed the IDs our seeded draw took),
 snapshot, whose forget / retain splits shuffle Full_Set's rows as a real split may.
 """
 
-import datasets
-import huggingface_hub
 import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf, open_dict
@@ -19,16 +17,9 @@ from unlearn.data.fixtures import write_mllmu_bench_fixture
 from unlearn.eval.items import flatten
 from unlearn.eval.protocol import SHOT_SOURCE, draw_shot_people, full_set_order, make_prompts
 
+from tests.test_real_data import offline  # noqa: F401 (fixture: nothing here reaches the network)
+
 LLAVA = type("P", (), {"family": "llava"})()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def offline():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_DATASETS_OFFLINE", "1")
-        mp.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-        mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-        yield
 
 
 @pytest.fixture(scope="module")
