@@ -132,6 +132,7 @@ def test_the_pipeline_names_the_run_from_hydras_overrides(tmp_path, monkeypatch,
     cfg.logger = {"_target_": f"{__name__}.logger", "name": None, "group": None}
     monkeypatch.setattr(pipeline, "instantiate", lambda node, *a, **k: None if node is cfg.data.benchmark
                         else instantiate(node, *a, **k))  # no data made: the run stops at its logger
+    monkeypatch.setattr(pipeline, "check_teaching_schedule_before_model", lambda cfg, benchmark: None)  # reads data
     with pytest.raises(InstantiationException) as made:
         pipeline.run(cfg)
     assert isinstance(made.value.__cause__, Made)

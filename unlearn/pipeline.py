@@ -989,6 +989,9 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
         check_reference_items(reference, benchmark, cfg)
     with refusing_before_run(ValueError):  # eval.shot_order=full_set on data without a Full_Set: before the work
         shot_order(cfg, benchmark)
+    if not cfg.model.path:
+        with refusing_before_run(ValueError):  # a loaded model with no model.path: before vanilla_path reads build
+            _require_build(cfg)
     if cfg.method.name == "finetune" or (not cfg.model.path and not vanilla_path(cfg).exists()):
         # the teaching's schedule, before the model it teaches is made, and before the logger (a refused run
         # left a failed W&B run); ensure_vanilla checks it again where it teaches
