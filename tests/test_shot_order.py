@@ -236,10 +236,3 @@ def test_full_set_is_read_only_where_eval_shot_order_full_set_reads_it(tmp_path,
     with pytest.raises(RuntimeError, match="Full_Set unreachable"):
         shot_order(cfg, bench)
 
-
-def test_the_keys_one_person_rule_is_the_protocols_draw():
-    """later_keys reads MMUnlearner's people per task without importing the protocol: the two must agree."""
-    from unlearn import later_keys
-    from unlearn.eval.protocol import MMUNLEARNER_SHOT_PEOPLE
-
-    assert set(MMUNLEARNER_SHOT_PEOPLE.values()) == {later_keys.MMUNLEARNER_PEOPLE}

@@ -20,11 +20,6 @@ EVAL = {"shot_people": None, "shot_order": "lookup"}
 SHOT_PROTOCOLS = ("mllmu_bench", "mmunlearner")
 
 
-# people drawn per task by the mmunlearner protocol where eval.shot_people leaves them (unlearn/eval/protocol.py
-# MMUNLEARNER_SHOT_PEOPLE, held equal by tests/test_shot_order.py)
-MMUNLEARNER_PEOPLE = 1
-
-
 def shot_order_read(ev) -> bool:
     """Whether `eval.shot_order` can move a record: under a protocol with shots, with shots on, where a task may
     draw two people or more (one person's blocks have no order: MMUnlearner's protocol draws one per task unless
@@ -35,7 +30,9 @@ def shot_order_read(ev) -> bool:
         return False
     people = dict(ev.get("shot_people") or {})
     if ev.get("protocol") == "mmunlearner":
-        return any(int(k) > MMUNLEARNER_PEOPLE for k in people.values())
+        from unlearn.eval.protocol import MMUNLEARNER_SHOT_PEOPLE
+
+        return any(int(k) > 1 for k in {**MMUNLEARNER_SHOT_PEOPLE, **people}.values())
     return set(people) != {"mc", "cloze"} or any(int(k) > 1 for k in people.values())
 # How a saved model is loaded (pipeline.load_configured): the precision and attention its weights compute in and
 # the processor it prompts with, besides the weights on disk. Keyed since the thirty-first session (2026-12-04):

@@ -727,7 +727,7 @@ SHOT_PROTOCOLS = later_keys.SHOT_PROTOCOLS  # the protocols whose prompts carry 
 # vanilla model again under the embedded protocol, which draws no shots (seeds x taught models evaluations in
 # bench/seed_variance); the truth ratio's wrong-answer mean and data.forget_modality (which forget form a
 # gradient method trains on) are read after the records or not by the evaluation at all
-UNREAD_SHOTS = {"few_shot": True, "few_shot_seed": 0, "shot_people": None, "shot_order": "lookup"}
+UNREAD_SHOTS = {"few_shot": True, "few_shot_seed": 0, **later_keys.EVAL}  # EVAL: shot_people, shot_order absent
 REAGGREGATED = {"truth_ratio_perturbed": "item"}
 
 

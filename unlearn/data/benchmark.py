@@ -31,7 +31,7 @@ class Benchmark:
                  full_set=None):
         self.name = name
         if full_set is None and "group" in splits["train"].column_names:
-            full_set = mllmu_mini.full_set_ids(splits["train"])
+            full_set = functools.partial(mllmu_mini.full_set_ids, splits["train"])  # read where shots are ordered
         # a list, or a loader read on first use (MLLMU-Bench's Full_Set: only where eval.shot_order=full_set is read)
         self._full_set = full_set if full_set is None or callable(full_set) else tuple(full_set)
         self.skipped = skipped or {}
