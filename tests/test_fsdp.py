@@ -37,40 +37,44 @@ def test_whole_modules_leaves_an_unwrapped_model_as_it_is():
     assert whole_modules(model) is model and list(model.parameters()) == params
 
 
-@pytest.mark.slow
-def test_teaching_and_evaluating_under_fsdp_with_ranks_holding_different_kinds_of_rows(tmp_path):
-    """`python train.py method=finetune debug=fast trainer=fsdp_sim`: the ranks' batches differ in whether they hold
-    images, in training and in the evaluations. With the vision blocks as FSDP units (the model configs' until
-    2026-12-04) rank 0 gathered a vision block's weights while rank 1 gathered a language block's, and gloo
-    aborted ("Received data size doesn't match expected size", checked)."""
-    root = Path(__file__).parent.parent
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def fsdp_teaching(tmp_path_factory):
+    """`python train.py method=finetune debug=fast trainer=fsdp_sim`, the probe on (debug=fast turns it off): one
+    run, read by the two tests below. Returns its run directory and cache."""
+    tmp = tmp_path_factory.mktemp("fsdp_teaching")
+    run_dir, cache = tmp / "run", tmp / "cache"
     proc = subprocess.run([sys.executable, "train.py", "method=finetune", "debug=fast", "trainer=fsdp_sim",
-                           f"hydra.run.dir={run_dir}"], cwd=root, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "UNLEARN_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "disabled"})
+                           "finetune.target_mc_acc=0.5", f"hydra.run.dir={run_dir}"], cwd=Path(__file__).parent.parent,
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "UNLEARN_CACHE": str(cache), "WANDB_MODE": "disabled"})
     assert proc.returncode == 0, proc.stderr[-4000:]
+    return run_dir, cache
+
+
+@pytest.mark.slow
+def test_teaching_and_evaluating_under_fsdp_with_ranks_holding_different_kinds_of_rows(fsdp_teaching):
+    """The ranks' batches differ in whether they hold images, in training and in the evaluations. With the vision
+    blocks as FSDP units (the model configs' until 2026-12-04) rank 0 gathered a vision block's weights while
+    rank 1 gathered a language block's, and gloo aborted ("Received data size doesn't match expected size",
+    checked)."""
     from safetensors.torch import load_file
 
+    run_dir, _ = fsdp_teaching
     saved = {k: v for f in (run_dir / "model").glob("*.safetensors") for k, v in load_file(f).items()}
     assert saved and not any("_fsdp" in k or "checkpoint_wrapped" in k for k in saved)
+    assert (run_dir / "metrics.json").is_file()  # the evaluations ran too
 
 
 @pytest.mark.slow
-def test_the_teaching_probe_runs_under_fsdp(tmp_path):
+def test_the_teaching_probe_runs_under_fsdp(fsdp_teaching):
     """The probe that stops teaching (finetune.target_mc_acc, 0.97 by default) scored the model directly, outside
     FSDP's root unit, whose weights (embeddings, head, vision tower) are flat shards between forwards: every
     teaching under trainer=fsdp or fsdp_sim with the probe on failed at its first epoch ("'weight' must be 2-D",
-    until 2026-12-05; debug=fast turns the probe off, so the test above did not see it). Both ranks score the same
-    weights, so the one probe history is written."""
+    until 2026-12-05). Both ranks score the same weights, so the one probe history is written."""
     import json
 
-    root = Path(__file__).parent.parent
-    proc = subprocess.run([sys.executable, "train.py", "method=finetune", "debug=fast", "trainer=fsdp_sim",
-                           "finetune.target_mc_acc=0.5", f"hydra.run.dir={tmp_path / 'run'}"], cwd=root,
-                          capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "UNLEARN_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "disabled"})
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    (record,) = (tmp_path / "cache" / "vanilla").glob("*/teaching.json")
+    _, cache = fsdp_teaching
+    (record,) = (cache / "vanilla").glob("*/teaching.json")
     probe = json.loads(record.read_text())["probe"]
     assert probe and all(0.0 <= h["multimodal"] <= 1.0 and 0.0 <= h["text"] <= 1.0 for h in probe)
 
