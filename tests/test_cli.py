@@ -127,25 +127,28 @@ def test_bad_override_is_named(tmp_path):
     assert unknown.returncode != 0 and "Available options" in unknown.stderr and "manu" in unknown.stderr
 
 
-@pytest.fixture(scope="module")
-def ddp_cache(tmp_path_factory):
-    """One cache for the cases below: the first to run teaches the two-process model (the same for every method),
-    the others read it. A case run alone teaches it itself."""
-    return tmp_path_factory.mktemp("ddp_cache")
+# Lightning's warnings that do not apply here (each is handled: see where it is silenced or avoided); also held
+# on the two-process runs of tests/test_ddp_end_to_end.py
+NOT_WARNED = ("module(s) in eval mode", "Using `DistributedSampler` with the dataloaders", "sync_dist=True")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["npo", "manu", "mmunlearner"])
-def test_two_cpu_processes(tmp_path, method, ddp_cache):
-    # the probe runs at every epoch (a target above 1 is never reached): its accuracy is logged on both ranks
-    run = train(tmp_path, f"method={method}", "trainer=ddp_sim", "finetune.target_mc_acc=2", name=method,
-                cache=ddp_cache)
+def test_two_cpu_processes_teach_and_unlearn(tmp_path):
+    """The whole pipeline on two processes from an empty cache: the teaching (its probe at every epoch, as a
+    target above 1 is never reached, logged on both ranks), MMUnlearner's Fisher pass, mask and masked steps,
+    and the evaluations. MANU and the gradient baselines on two processes end to end:
+    tests/test_ddp_end_to_end.py (from a model taught on one)."""
+    run = train(tmp_path, "method=mmunlearner", "trainer=ddp_sim", "finetune.target_mc_acc=2", name="two")
     assert run.returncode == 0, run.stderr[-3000:]
-    assert (tmp_path / method / "metrics.json").is_file()
-    assert "GLOBAL_RANK: 1" in (tmp_path / method / "train_ddp_process_1.log").read_text()
-    # Lightning's warnings that do not apply here (each is handled: see where it is silenced or avoided)
-    said = run.stdout + run.stderr + (tmp_path / method / "train_ddp_process_1.log").read_text()
-    for warning in ("module(s) in eval mode", "Using `DistributedSampler` with the dataloaders", "sync_dist=True"):
+    assert "vanilla model missing" in run.stdout + run.stderr  # taught here, on two processes
+    assert (tmp_path / "two" / "metrics.json").is_file()
+    assert (tmp_path / "two" / "mmunlearner" / "mask.safetensors").is_file()
+    log1 = (tmp_path / "two" / "train_ddp_process_1.log").read_text()
+    assert "GLOBAL_RANK: 1" in log1
+    (record,) = (tmp_path / "cache" / "vanilla").glob("*/teaching.json")
+    assert len(json.loads(record.read_text())["probe"]) > 1  # scored at every epoch
+    said = run.stdout + run.stderr + log1
+    for warning in NOT_WARNED:
         assert warning not in said, warning
 
 

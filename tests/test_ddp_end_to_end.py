@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from tests.test_cli import train
+from tests.test_cli import NOT_WARNED, train
 
 # per-process batch sizes: W processes at B / W take the steps of one process at B (docs/guide/gradient_baselines.md)
 CASES = {
@@ -62,4 +62,8 @@ def test_one_and_two_processes_write_the_same_results(tmp_path, method, vanilla)
     _close(i1, i2, "items")
     # rank 0 alone writes the run's files: rank 1 leaves only its log
     assert not (tmp_path / "two" / "wandb").exists()
-    assert (tmp_path / "two" / "train_ddp_process_1.log").is_file()
+    log1 = (tmp_path / "two" / "train_ddp_process_1.log").read_text()
+    assert "GLOBAL_RANK: 1" in log1
+    said = two.stdout + two.stderr + log1
+    for warning in NOT_WARNED:
+        assert warning not in said, warning
