@@ -155,9 +155,10 @@ def test_two_cpu_processes_teach_and_unlearn(tmp_path):
 @pytest.mark.slow
 def test_forget_quality_against_a_reference_taught_without_the_forget_people(tmp_path, taught_fast):
     seed_cache(taught_fast, tmp_path / "cache")  # GA's vanilla model: the reference below is taught here
-    ref = train(tmp_path, "method=finetune", "finetune.people=without_forget", "save_model=false", name="ref")
+    ref, bad = (start(tmp_path, "method=finetune", "finetune.people=without_forget", "save_model=false", name="ref"),
+                start(tmp_path, "method=ga", f"eval.reference_run={tmp_path / 'nowhere'}", name="bad"))  # side by side
+    ref, bad = finish(ref), finish(bad)
     assert ref.returncode == 0, ref.stderr[-3000:]
-    bad = train(tmp_path, "method=ga", f"eval.reference_run={tmp_path / 'nowhere'}", name="bad")
     assert bad.returncode != 0 and "eval.reference_run=" in bad.stderr
     run = train(tmp_path, "method=ga", f"eval.reference_run={tmp_path / 'ref'}", "save_model=false", name="ga")
     assert run.returncode == 0, run.stderr[-3000:]
