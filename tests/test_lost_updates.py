@@ -100,17 +100,20 @@ def test_peak_lr_and_which_optimizers_are_counted():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fsdp", [False, True], ids=["ddp", "fsdp"])
-def test_two_processes_count_what_one_does(tmp_path, fsdp):
+def test_two_processes_count_what_one_does(tmp_path):
     """Two gloo processes: DDP's replicas each count the whole model (not summed: a sum doubled the counts), FSDP's
     shards (unequal: 33 rows over 2 ranks) are summed. Each gives the whole model's counts, which one process
     records (above), with every weight trained and with only the first layer's bias, which under FSDP leaves rank 0
-    no trained element (the counts' collective hung before every rank sent one row per dtype)."""
-    for case in _run(2, tmp_path, SCRIPTS / "lost_steps.py", *(["--fsdp"] if fsdp else [])):
-        (rec,) = case["record"]
-        assert rec["dtypes"] == {"bfloat16": case["expected"]}
-        assert rec["fraction"] == case["expected"]["unchanged"] / case["expected"]["trained"]
-    assert case["expected"]["trained"] == 33  # the last case: a.bias alone
+    no trained element (the counts' collective hung before every rank sent one row per dtype). Both strategies run
+    in one launch, DDP first."""
+    runs = _run(2, tmp_path, SCRIPTS / "lost_steps.py", "--strategy", "ddp", "fsdp")
+    assert list(runs) == ["ddp", "fsdp"]
+    for cases in runs.values():
+        for case in cases:
+            (rec,) = case["record"]
+            assert rec["dtypes"] == {"bfloat16": case["expected"]}
+            assert rec["fraction"] == case["expected"]["unchanged"] / case["expected"]["trained"]
+        assert [case["expected"]["trained"] for case in cases] == [16 * 33 + 33 + 33 + 1, 33]  # a.bias alone last
 
 
 def test_chunks_and_float64_count_alike():

@@ -1,6 +1,6 @@
 """One or two CPU processes (or the caller's, `train_one_step`) train a small bfloat16 model one AdamW step under
 Lightning (DDP, or FSDP sharding each Linear): callbacks.lost_updates.LostUpdateCheck's records, written by rank 0
-with the counts made directly on the whole model. Two cases in one launch: every weight trained, and only the first
+with the counts made directly on the whole model. Two cases per strategy, the strategies in turn, in one launch: every weight trained, and only the first
 layer's bias (under FSDP rank 0 then holds no element of a trained weight: a rank that skipped the counts'
 collective, or sent another shape, hung). Used by tests/test_lost_updates.py."""
 
@@ -59,12 +59,15 @@ def train_one_step(devices: int = 1, fsdp: bool = False, precision: str = "bf16-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--devices", type=int, default=1)
-    ap.add_argument("--fsdp", action="store_true")
+    ap.add_argument("--strategy", nargs="+", choices=["ddp", "fsdp"], default=["ddp"],
+                    help="several run in turn in one launch (a launch of two processes costs ~10 s before any work)")
     ap.add_argument("--out", required=True)
     args, _ = ap.parse_known_args()
-    runs = [train_one_step(args.devices, args.fsdp, only=only) for only in (None, "a.bias")]
-    if runs[0][2]:
-        torch.save([{"record": rec, "expected": exp} for rec, exp, _ in runs], args.out)
+    runs = {s: [train_one_step(args.devices, s == "fsdp", only=only) for only in (None, "a.bias")]
+            for s in args.strategy}
+    if all(run[2] for cases in runs.values() for run in cases):
+        torch.save({s: [{"record": rec, "expected": exp} for rec, exp, _ in cases] for s, cases in runs.items()},
+                   args.out)
 
 
 if __name__ == "__main__":
