@@ -308,16 +308,20 @@ def test_a_sweep_job_into_an_earlier_jobs_directory_is_refused_and_its_record_ke
     Since 2026-12-06 a subdir the pre-check can read is refused before any job runs; one it cannot (Hydra's own job
     fields, ${hydra:job.name}) is refused as the second job starts, the first's record kept."""
     def sweep(subdir, where):
-        return subprocess.run([sys.executable, "train.py", "-m", "method=ga", "seed=0,1", "debug=fast",
-                               f"hydra.sweep.dir={tmp_path / where}", f"hydra.sweep.subdir={subdir}"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=600,
-                              env={**os.environ, "UNLEARN_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "disabled"})
+        return subprocess.Popen([sys.executable, "train.py", "-m", "method=ga", "seed=0,1", "debug=fast",
+                                 f"hydra.sweep.dir={tmp_path / where}", f"hydra.sweep.subdir={subdir}"], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "UNLEARN_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "disabled"})
+
+    def finish(proc):
+        out, err = proc.communicate(timeout=600)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     seed_cache(taught_fast, tmp_path / "cache")  # job 0's vanilla model: what is tested is the sweep's directories
-    early = sweep("${method.name}", "early")
+    early, proc = sweep("${method.name}", "early"), sweep("${hydra:job.name}", "sweep")  # side by side
+    early, proc = finish(early), finish(proc)
     assert early.returncode != 0 and "jobs 0 and 1 of 2 would write into" in early.stderr
     assert not (tmp_path / "early").exists()
-    proc = sweep("${hydra:job.name}", "sweep")
     assert proc.returncode != 0
     assert "job 1 writes into" in proc.stderr and "hydra.sweep.subdir must differ between jobs" in proc.stderr
     job = tmp_path / "sweep" / "train"
