@@ -63,3 +63,35 @@ def seed_cache(taught: Path, cache: Path) -> Path:
     for part in ("vanilla", "data"):
         shutil.copytree(taught.parent.parent / part, cache / part, dirs_exist_ok=True)
     return cache / "vanilla" / taught.name
+
+
+@pytest.fixture(scope="session")
+def launches(tmp_path_factory):
+    """`launches(devices, script, *args)`: the saved result of `python script --devices D --cache C --out O *args`
+    (tests/scripts/), launched once per session for each distinct (devices, script, args): tests that read
+    different cases of one launch share it, since a launch costs about 5 s of imports before any work, and 10-12 s
+    for two processes (CI: 2 cores). A failed launch fails every test that reads it, with its stderr."""
+    import subprocess
+    import sys
+
+    import torch
+
+    root, done = tmp_path_factory.mktemp("launches"), {}
+
+    def launch(devices: int, script: Path, *args: str, timeout: int = 600):
+        key = (devices, str(script), args)
+        if key not in done:
+            out = root / f"{Path(script).stem}_{len(done)}_{devices}.pt"
+            try:
+                proc = subprocess.run([sys.executable, str(script), "--devices", str(devices), "--cache",
+                                       str(root / "cache"), "--out", str(out), *args],
+                                      capture_output=True, text=True, timeout=timeout)
+                done[key] = (proc.returncode, proc.stderr[-4000:],
+                             torch.load(out, weights_only=False) if proc.returncode == 0 else None)
+            except subprocess.TimeoutExpired as e:  # once: the other readers are not kept waiting again
+                done[key] = (None, f"timed out after {timeout} s: {str(e.stderr)[-4000:]}", None)
+        returncode, stderr, result = done[key]
+        assert returncode == 0, f"{Path(script).name} {' '.join(args)} on {devices}: {stderr}"
+        return result
+
+    return launch

@@ -1,7 +1,11 @@
 """One process and two CPU processes (gloo) give the same MANU statistics, mask, pruned weights, metrics,
 MMUnlearner Fisher, MMUnlearner mask and update, gradient-baseline updates under both step schedules, and the
 teaching's update (two processes with half the batch each); the teaching probe's stop decisions are the ranks'
-agreed ones."""
+agreed ones.
+
+A launch costs about 5 s of imports before any work, two processes 10-12 s (CI: 2 cores), so tests that compare
+cases of one script read them from one launch per process count (the session's `launches`, tests/conftest.py):
+each case still runs from the fresh model with its own settings, and each test checks its own cases."""
 
 import subprocess
 import sys
@@ -20,6 +24,21 @@ def _run(devices, tmp_path, script=SCRIPT, *extra, timeout=600):
                            "--out", str(out), *extra], capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return torch.load(out, weights_only=False)
+
+
+GRADIENT = SCRIPTS / "gradient_update.py"
+SCHEDULES = ("sequential", "paired", "interleaved")
+# the cases of the gradient tests below, all on one process and on two, one launch each: their own method, schedule,
+# set sizes (odd: 37 forget and 189 retain sequences, not 38 and 190) and NPO settings, each from the fresh model
+GRADIENT_CASES = (*(f"grad_diff/{s}/odd" for s in SCHEDULES), "kl/paired", "npo/paired",
+                  "npo/paired/odd/npo_empty_rows=count")
+TOKEN_MEAN = "npo/paired/odd/npo_log_ratio=token_mean"  # on two processes only
+ODD, EVEN = {"forget": 37, "retain": 189}, {"forget": 38, "retain": 190}
+
+
+def _gradient(launches, devices):
+    """The gradient cases' results on `devices` processes, by case (one launch shared by the tests below)."""
+    return launches(devices, GRADIENT, "--case", *GRADIENT_CASES, *([TOKEN_MEAN] if devices == 2 else []))
 
 
 def _same_logged_losses(one, two, keys):
@@ -139,7 +158,7 @@ def test_official_half_precision_fisher_mask_is_the_same_on_one_and_two_processe
 
 
 @pytest.mark.slow
-def test_gradient_update_is_the_same_on_one_and_two_processes(tmp_path):
+def test_gradient_update_is_the_same_on_one_and_two_processes(launches):
     """GradDiff for one epoch, SGD, global batch 6: under `sequential` every rank walks its shard of the forget
     pass, then of the retain pass, so the ranks change phase together and each step's global batch is the
     one-process batch; under `interleaved` every rank counts its batches as the global ones, so all take the
@@ -147,17 +166,17 @@ def test_gradient_update_is_the_same_on_one_and_two_processes(tmp_path):
     processes each set's order is padded with a repeat of its first item, read without labels, so the last
     global batch holds the one-process batch's tokens only (counted twice, they fail this test: checked).
     Tolerance as in the MMUnlearner update test (rounding of a different grouping, times lr)."""
-    script = SCRIPTS / "gradient_update.py"
-    schedules = ("sequential", "paired", "interleaved")
-    ones, twos = (_run(n, tmp_path, script, "--schedule", *schedules, "--odd") for n in (1, 2))
-    assert ones.keys() == twos.keys() == {f"grad_diff/{s}" for s in schedules}
-    for case, one in ones.items():
-        two = twos[case]
-        assert one["sizes"] == two["sizes"] == {"forget": 37, "retain": 189}, case
+    ones, twos = _gradient(launches, 1), _gradient(launches, 2)
+    cases = [f"grad_diff/{s}/odd" for s in SCHEDULES]
+    for case, schedule in zip(cases, SCHEDULES):
+        one, two = ones[case], twos[case]
+        assert one["sizes"] == two["sizes"] == ODD, case
+        assert one["settings"]["loss"] == two["settings"]["loss"] == "grad_diff", case
+        assert one["settings"]["schedule"] == two["settings"]["schedule"] == schedule, case
         _same_weights_and_moved(one, two)
         _same_logged_losses(one, two, {"unlearn/loss"})
-    assert not all(torch.equal(ones["grad_diff/sequential"]["weights"][n], w)  # the schedules differ
-                   for n, w in ones["grad_diff/interleaved"]["weights"].items())
+    assert not all(torch.equal(ones[cases[0]]["weights"][n], w)  # the schedules differ
+                   for n, w in ones[cases[2]]["weights"].items())
 
 
 @pytest.mark.slow
@@ -196,27 +215,27 @@ def test_evaluation_keeps_each_padded_item_once(tmp_path):
 
 
 @pytest.mark.slow
-def test_npo_token_mean_on_two_processes_steps_past_a_batch_of_padding_alone(tmp_path):
+def test_npo_token_mean_on_two_processes_steps_past_a_batch_of_padding_alone(launches):
     """NPO's token_mean ratio is per process by design (MLLMU-Bench's per-device loss), so it is not held to one
     process; but rank 1's last forget batch (37 sequences, 3 per rank) is its padding repeat alone, with no
     label, and that step must add nothing rather than stop the run."""
-    script = SCRIPTS / "gradient_update.py"
-    two = _run(2, tmp_path, script, "--schedule", "paired", "--method", "npo", "--npo-log-ratio", "token_mean",
-               "--odd")
-    assert two["sizes"] == {"forget": 37, "retain": 189}
+    two = _gradient(launches, 2)[TOKEN_MEAN]
+    assert two["sizes"] == ODD
+    assert two["settings"] == {"loss": "npo", "schedule": "paired", "npo_log_ratio": "token_mean",
+                               "npo_empty_rows": "skip"}
     assert all(torch.isfinite(w).all() for w in two["weights"].values())
     assert any(not torch.equal(w, two["start"][n]) for n, w in two["weights"].items())
 
 
 @pytest.mark.slow
-def test_npo_counting_empty_rows_is_the_same_on_one_and_two_processes(tmp_path):
+def test_npo_counting_empty_rows_is_the_same_on_one_and_two_processes(launches):
     """method.npo_empty_rows=count (open-unlearning's mean over every row) on shards padded with a repeat (--odd:
     37 forget sequences, rank 1's last batch holds one): the repeat is no row of the one-process batch, so it is
     not counted, and two processes end where one does."""
-    script = SCRIPTS / "gradient_update.py"
-    one, two = (_run(n, tmp_path, script, "--schedule", "paired", "--method", "npo", "--npo-empty-rows", "count",
-                     "--odd") for n in (1, 2))
-    assert two["sizes"] == {"forget": 37, "retain": 189}
+    one, two = (_gradient(launches, n)["npo/paired/odd/npo_empty_rows=count"] for n in (1, 2))
+    assert one["sizes"] == two["sizes"] == ODD
+    assert one["settings"] == two["settings"] == {"loss": "npo", "schedule": "paired",
+                                                  "npo_log_ratio": "sequence_sum", "npo_empty_rows": "count"}
     # the last step's gradient is negligible by then (NPO's weight 2 sigmoid(beta r) decays), so the weights alone
     # would not show a counted repeat; its loss, (2/beta) ln 2 in the mean, does (checked: 12.30 against 10.74)
     _same_logged_losses(one, two, {"unlearn/loss"})
@@ -224,17 +243,18 @@ def test_npo_counting_empty_rows_is_the_same_on_one_and_two_processes(tmp_path):
 
 
 @pytest.mark.slow
-def test_kl_and_npo_updates_are_the_same_on_one_and_two_processes(tmp_path):
+def test_kl_and_npo_updates_are_the_same_on_one_and_two_processes(launches):
     """KL's retain term (answer-token mean) and NPO's per-row log ratios (a mean over the global batch's rows)
     at their defaults, paired steps, frozen reference and all: two processes at half the batch end where one
     does. KL's would fail with per-process token means (checked); NPO's shards hold equal row counts here, so
     its global row mean is held by tests/test_losses.py, and this holds the rest of its path. (NPO's
     token_mean ratio, the MLLMU-Bench preset's, is per process by design, as their per-device loss.)"""
-    script = SCRIPTS / "gradient_update.py"
-    ones, twos = (_run(n, tmp_path, script, "--schedule", "paired", "--method", "kl", "npo") for n in (1, 2))
-    assert ones.keys() == twos.keys() == {"kl/paired", "npo/paired"}
-    for case, one in ones.items():
-        _same_weights_and_moved(one, twos[case])
+    ones, twos = _gradient(launches, 1), _gradient(launches, 2)
+    for case, loss in (("kl/paired", "kl"), ("npo/paired", "npo")):
+        assert ones[case]["sizes"] == twos[case]["sizes"] == EVEN, case  # the whole (even) sets: no shard padded
+        assert ones[case]["settings"] == twos[case]["settings"] == {  # the defaults
+            "loss": loss, "schedule": "paired", "npo_log_ratio": "sequence_sum", "npo_empty_rows": "skip"}, case
+        _same_weights_and_moved(ones[case], twos[case])
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ def test_fsdp_ends_where_ddp_does_after_a_before_evaluation(tmp_path):
     same model, two processes: FSDP (blocks sharded, activations recomputed) ends at DDP's weights, and the model
     it leaves is whole again: its own parameter names and shapes, no FSDP unit or checkpoint wrapper inside."""
     script = SCRIPTS / "gradient_update.py"
-    args = ("--schedule", "paired", "--method", "kl", "--evaluate-first")
+    args = ("--case", "kl/paired", "--evaluate-first")
     ddp, fsdp = _run(2, tmp_path, script, *args), _run(2, tmp_path, script, *args, "--fsdp")
     assert fsdp["weights"].keys() == ddp["weights"].keys() == ddp["start"].keys()
     assert all(fsdp["weights"][n].shape == w.shape for n, w in ddp["start"].items())
