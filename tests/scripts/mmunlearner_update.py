@@ -1,9 +1,12 @@
 """Run MMUnlearner (Fisher mask, then a few masked-unlearning steps) on N CPU processes; rank 0 saves the results.
 
 Used by tests/test_ddp.py: one process with the global batch and two processes with half of it each must compute
-the same mask and the same weights. Lightning's `ddp` launcher re-runs this script for the other ranks.
+the same mask and the same weights. Lightning's `ddp` launcher re-runs this script for the other ranks. The saved
+file is {retain_steps value: result}, and with --official-fisher also {"official_fisher": its masks}, made first
+from a copy of the fresh model (one launch for both: a launch of two processes costs about 12 s before any work).
 """
 
+import copy
 from pathlib import Path
 
 from ddp_script import finish, is_rank_zero, logged_losses, setup  # first: puts the repository on sys.path
@@ -44,23 +47,37 @@ def main():
         ap.add_argument("--steps", type=int, default=2)
         ap.add_argument("--optimizer", default="torch.optim.SGD")
         ap.add_argument("--lr", type=float, default=0.05)
-        ap.add_argument("--retain-steps", nargs="+", default=["null"],
+        ap.add_argument("--retain-steps", nargs="*", default=["null"],
                         help="mmunlearner.retain_steps: null, an int or official; several run in turn, each from the "
-                             "same weights and masks, in one launch (the saved file is then {value: result})")
+                             "same weights and masks, in one launch; none: no update")
         ap.add_argument("--official-fisher", action="store_true",
-                        help="only the masks, from the authors' Fisher: mixed preserve batches, shuffled, float16")
+                        help="also the masks from the authors' Fisher (mixed preserve batches, shuffled, float16), "
+                             "on a copy of the fresh model, before the rest")
         ap.add_argument("--odd", action="store_true",
-                        help="the whole epoch (not --steps) on forget and retain sets of odd size: shards are padded")
+                        help="the update's whole epoch (not --steps) on forget and retain sets of odd size: shards "
+                             "are padded")
 
     args, bench, model, proc = setup(extra, global_batch=True)
+    results = {}
+    if args.official_fisher:  # the model as set up, and the configuration of a run without --odd
+        fresh = copy.deepcopy(model)
+        cfg, ctx = configured(args, bench, fresh, proc, "null", odd=False, name="official_fisher")
+        groups = group_parameters(fresh, dict(cfg.model.param_groups))
+        masks, names, _ = compute_masks(ctx, groups, GROUPS["both"], cfg.mmunlearner.gamma, FISHER_BATCH,
+                                        shuffle_seed=0, preserve_batches="mixed", fisher_dtype="float16")
+        results["official_fisher"] = {"masks": {names[p]: m for p, m in masks.items()}}
+        del fresh, ctx
+    if args.retain_steps:
+        results.update(update(args, bench, model, proc))
+    if is_rank_zero():
+        torch.save(results, args.out)
+
+
+def update(args, bench, model, proc) -> dict:
+    """The Fisher mask and, from the same weights and mask, the update under each --retain-steps value."""
     cfg, ctx = configured(args, bench, model, proc, args.retain_steps[0])
     groups = group_parameters(model, dict(cfg.model.param_groups))
-    official = dict(shuffle_seed=0, preserve_batches="mixed", fisher_dtype="float16") if args.official_fisher else {}
-    masks, names, _ = compute_masks(ctx, groups, GROUPS["both"], cfg.mmunlearner.gamma, FISHER_BATCH, **official)
-    if args.official_fisher:
-        if is_rank_zero():
-            torch.save({"masks": {names[p]: m for p, m in masks.items()}}, args.out)
-        return
+    masks, names, _ = compute_masks(ctx, groups, GROUPS["both"], cfg.mmunlearner.gamma, FISHER_BATCH)
     sizes, made = {}, []
     if args.odd:  # after the Fisher: the update's multimodal forget and retain sets lose one sequence each
         whole = mmunlearner.qa_data
@@ -90,13 +107,12 @@ def main():
             "retain_steps": module.retain_steps_taken,
             "steps": module.trainer.fit_loop.epoch_loop.batch_progress.current.completed,
             "forget_tokens": record.tokens, "sizes": dict(sizes), "losses": losses.steps}
-    if is_rank_zero():
-        torch.save(results[args.retain_steps[0]] if len(results) == 1 else results, args.out)
+    return results
 
 
-def configured(args, bench, model, proc, retain_steps: str):
-    out_dir = Path(args.out).parent / f"run_{args.devices}_{retain_steps}"
-    limit = [] if args.odd else [f"+trainer.limit_train_batches={args.steps}"]
+def configured(args, bench, model, proc, retain_steps: str, odd: bool | None = None, name: str | None = None):
+    out_dir = Path(args.out).parent / f"run_{args.devices}_{name or retain_steps}"
+    limit = [] if (args.odd if odd is None else odd) else [f"+trainer.limit_train_batches={args.steps}"]
     overrides = ["debug=fast", "method=mmunlearner", "trainer=" + ("ddp_sim" if args.devices > 1 else "cpu"),
                  f"trainer.devices={args.devices}", *limit,
                  f"mmunlearner.batch_size={args.global_batch // args.devices}", "mmunlearner.epochs=1",
