@@ -50,6 +50,14 @@ def _mmunlearner(launches, devices):
     return launches(devices, MMUNLEARNER, "--odd", "--retain-steps", "null", "official", "--official-fisher")
 
 
+def manu(launches, devices):
+    """MANU's statistics pass (manu_pass.py), its pass with fewer rows than processes (manu_few_rows.py), the
+    official statistics pass (manu_official_pass.py, read by tests/test_manu_official.py) and the evaluation of
+    odd counts (eval_odd.py), each from the fresh model, on `devices` processes: one launch for the four, shared
+    for the session."""
+    return launches(devices, SCRIPT, "--also", "few_rows", "official", "eval_odd")
+
+
 def _same_logged_losses(one, two, keys):
     """Every step logs the same loss values (the global batch's: each process logs W * its share, and Lightning
     averages them over processes), up to the rounding of a different grouping."""
@@ -69,8 +77,8 @@ def _same_weights_and_moved(one, two):
 
 
 @pytest.mark.slow
-def test_one_and_two_processes_agree(tmp_path):
-    one, two = _run(1, tmp_path), _run(2, tmp_path)
+def test_one_and_two_processes_agree(launches):
+    one, two = (manu(launches, n)["pass"] for n in (1, 2))
     assert one["moments"].keys() == two["moments"].keys() == {
         "forget/multimodal", "forget/text", "retain/multimodal", "retain/text"}
     for key in one["moments"]:
@@ -210,11 +218,10 @@ def test_teaching_probe_and_split_floor_stop_every_rank_at_the_same_epoch(tmp_pa
 
 
 @pytest.mark.slow
-def test_evaluation_keeps_each_padded_item_once(tmp_path):
+def test_evaluation_keeps_each_padded_item_once(launches):
     """7 MC, 5 generation, 3 cloze and 5 truth-ratio items: on two processes each task's loader is padded with
     repeats (rank 0 reads 12 of the 24), and the gathered records are the one-process ones, each item once."""
-    script = SCRIPTS / "eval_odd.py"
-    one, two = _run(1, tmp_path, script), _run(2, tmp_path, script)
+    one, two = (manu(launches, n)["eval_odd"] for n in (1, 2))  # tests/scripts/eval_odd.py
     assert one["read_on_rank0"] == 20 and two["read_on_rank0"] == 12  # 2 x 12 read for 20 items
     assert [r["uid"] for r in two["records"]] == [r["uid"] for r in one["records"]]
     assert len({r["uid"] for r in one["records"]}) == 20
@@ -299,12 +306,12 @@ def test_every_rank_takes_rank_0s_cache_decisions(tmp_path):
 
 
 @pytest.mark.slow
-def test_manu_with_fewer_rows_than_processes_gives_the_one_process_statistics(tmp_path):
+def test_manu_with_fewer_rows_than_processes_gives_the_one_process_statistics(launches):
     """manu.selection=project with one row in the forget (then the retain) sets on two processes: process 1 reads
     none of them and adds zeros (until the forty-third session Lightning's UnrepeatedDistributedSampler stopped it
     with a bare AssertionError after the before-evaluation)."""
-    script = SCRIPTS / "manu_few_rows.py"
-    ones, twos = _run(1, tmp_path, script), _run(2, tmp_path, script)
+    ones, twos = (manu(launches, n)["few_rows"] for n in (1, 2))
+    assert ones.keys() == twos.keys() == {"forget", "retain"}
     module = "model.language_model.layers.0.mlp.down_proj"
     for rows in ("forget", "retain"):
         one, two = ones[rows], twos[rows]

@@ -371,21 +371,12 @@ def test_train_with_official_selection(tmp_path, taught_fast):
 
 
 @pytest.mark.slow
-def test_official_statistics_one_and_two_processes_agree(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
+def test_official_statistics_one_and_two_processes_agree(launches):
+    """tests/scripts/manu_official_pass.py on one process and on two, run in tests/test_ddp.py's MANU launch (one
+    launch per process count for both files' MANU cases)."""
+    from tests.test_ddp import manu
 
-    script = Path(__file__).parent / "scripts" / "manu_official_pass.py"
-
-    def run(devices):
-        out = tmp_path / f"official_{devices}.pt"
-        proc = subprocess.run([sys.executable, str(script), "--devices", str(devices), "--cache",
-                               str(tmp_path / "cache"), "--out", str(out)], capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-4000:]
-        return torch.load(out, weights_only=False)
-
-    one, two = run(1), run(2)
+    one, two = (manu(launches, n)["official"] for n in (1, 2))
     assert min(one["chunks"].values()) >= 2  # the chunked mean of means is exercised
     assert one["stats"].keys() == two["stats"].keys() == {"forget/multimodal", "forget/text", "retain/multimodal",
                                                           "retain/text"}

@@ -2,6 +2,7 @@
 
 Used by tests/test_ddp.py: Lightning's DistributedSampler pads each task's loader with repeats, and the
 evaluator must keep each item once (by uid, in uid order) so that 1 and 2 processes report the same records.
+Run through manu_pass.py --also eval_odd (one launch with the MANU cases), or alone.
 """
 
 from ddp_script import finish, is_rank_zero, setup, trainer_kwargs  # first: puts the repository on sys.path
@@ -17,6 +18,12 @@ COUNTS = {"mc": 7, "gen": 5, "cloze": 3, "prob": 5}  # odd: on two processes eve
 
 def main():
     args, bench, model, proc = setup()
+    result = eval_odd(args, bench, model, proc)
+    if is_rank_zero():
+        torch.save(result, args.out)
+
+
+def eval_odd(args, bench, model, proc) -> dict:
     model.eval()
     by_task = {}
     for split in ("forget", "retain"):
@@ -29,8 +36,7 @@ def main():
     kwargs["use_distributed_sampler"] = True
     L.Trainer(**kwargs).validate(module, verbose=False)
     read_here = len(module._records)  # this process's records before the gather, repeats included
-    if is_rank_zero():
-        torch.save({"metrics": module.metrics, "records": module.records, "read_on_rank0": read_here}, args.out)
+    return {"metrics": module.metrics, "records": module.records, "read_on_rank0": read_here}
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """MANU's official statistics pass + selection on N CPU processes; rank 0 saves statistics and masks.
 
-Used by tests/test_manu_official.py: one process and two (gloo) must give the same statistics and masks.
+Used by tests/test_manu_official.py, through manu_pass.py --also official (one launch with tests/test_ddp.py's
+MANU cases), or alone: one process and two (gloo) must give the same statistics and masks.
 """
 
 from pathlib import Path
@@ -19,6 +20,12 @@ from unlearn.methods.manu import ActivationPass, official_plans, statistics_data
 
 def main():
     args, bench, model, proc = setup()
+    result = official_pass(args, bench, model, proc)
+    if is_rank_zero():
+        torch.save(result, args.out)
+
+
+def official_pass(args, bench, model, proc) -> dict:
     model.eval()
     ctx = SimpleNamespace(benchmark=bench, processor=proc)
     kw = trainer_kwargs(args.devices)
@@ -29,8 +36,7 @@ def main():
     plans = official_plans(datasets, 3, chunk_size=2, seed=0)  # several chunks, batches split across ranks
     L.Trainer(callbacks=[stats, pruning], **kw).validate(
         ActivationPass(model, datasets, 3, proc.tokenizer.pad_token_id, plans), verbose=False)
-    if is_rank_zero():
-        torch.save({"stats": stats.stats, "masks": pruning.masks, "chunks": stats.num_chunks}, args.out)
+    return {"stats": stats.stats, "masks": pruning.masks, "chunks": stats.num_chunks}
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
 """Run MANU's statistics pass + pruning and the evaluation on N CPU processes; rank 0 saves the results.
 
 Used by tests/test_ddp.py to check that one process and two (gloo) give the same statistics, mask and
-metrics. Lightning's `ddp` launcher re-runs this script for the other ranks.
+metrics. Lightning's `ddp` launcher re-runs this script for the other ranks. `--also few_rows official eval_odd`
+runs, in the same launch and each on a copy of the fresh model, manu_few_rows.py's passes, manu_official_pass.py's
+and eval_odd.py's evaluation (a launch of two processes costs about 12 s before any work on 2 cores): the saved
+file is then {"pass": this script's result, "few_rows": ..., "official": ..., "eval_odd": ...}.
 """
 
+import copy
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,7 +25,22 @@ from unlearn.methods.manu import ActivationPass, statistics_datasets
 
 
 def main():
-    args, bench, model, proc = setup()
+    args, bench, model, proc = setup(lambda ap: ap.add_argument("--also", nargs="*", default=[],
+                                                                choices=["few_rows", "official", "eval_odd"]))
+    fresh = copy.deepcopy(model)
+    result = manu_pass(args, bench, model, proc)
+    if args.also:
+        from eval_odd import eval_odd
+        from manu_few_rows import few_rows
+        from manu_official_pass import official_pass
+
+        also = {"few_rows": few_rows, "official": official_pass, "eval_odd": eval_odd}
+        result = {"pass": result, **{k: also[k](args, bench, copy.deepcopy(fresh), proc) for k in args.also}}
+    if is_rank_zero():
+        torch.save(result, args.out)
+
+
+def manu_pass(args, bench, model, proc) -> dict:
     model.eval()
     ctx = SimpleNamespace(benchmark=bench, processor=proc)
     trainer_kw = trainer_kwargs(args.devices)
@@ -43,13 +62,12 @@ def main():
     evaluation = EvaluationModule(model, proc, items, "after", batch_size=5, max_new_tokens=3)
     trainer_kw["use_distributed_sampler"] = True
     L.Trainer(**trainer_kw).validate(evaluation, verbose=False)
-    if is_rank_zero():
-        torch.save({"moments": {k: {n: m.to_dict() for n, m in v.items()} for k, v in stats.moments.items()},
-                    "masks": pruning.masks, "metrics": evaluation.metrics,
-                    "records": evaluation.records,
-                    "weights": {n: p.detach().clone() for n, p in model.named_parameters()},
-                    "fisher": [fisher.fisher["forget"][p] for p in fisher_params],
-                    "fisher_batches": fisher.batches["forget"]}, args.out)
+    return {"moments": {k: {n: m.to_dict() for n, m in v.items()} for k, v in stats.moments.items()},
+            "masks": pruning.masks, "metrics": evaluation.metrics,
+            "records": evaluation.records,
+            "weights": {n: p.detach().clone() for n, p in model.named_parameters()},
+            "fisher": [fisher.fisher["forget"][p] for p in fisher_params],
+            "fisher_batches": fisher.batches["forget"]}
 
 
 if __name__ == "__main__":
