@@ -58,6 +58,12 @@ def manu(launches, devices):
     return launches(devices, SCRIPT, "--also", "few_rows", "official", "eval_odd")
 
 
+def _teaching_on_two(launches):
+    """The teaching on two processes under both token means, then teaching_steps.py's counts: one launch for the
+    teaching test and the step-count test."""
+    return launches(2, SCRIPTS / "teaching_update.py", "--token-mean", "global", "process", "--step-counts")
+
+
 def _same_logged_losses(one, two, keys):
     """Every step logs the same loss values (the global batch's: each process logs W * its share, and Lightning
     averages them over processes), up to the rounding of a different grouping."""
@@ -275,16 +281,15 @@ def test_kl_and_npo_updates_are_the_same_on_one_and_two_processes(launches):
 
 
 @pytest.mark.slow
-def test_teaching_is_the_same_on_one_and_two_processes(tmp_path):
+def test_teaching_is_the_same_on_one_and_two_processes(launches):
     """The vanilla model's teaching (one epoch, SGD, global batch 6) on one process and on two with 3 each: under
     `finetune.token_mean=global` (the default) the same weights, on a set of odd size (one shard padded with an
     unlabelled repeat) whose portraits are drawn on every access from two variants, because every rank replays
     the one process's shuffle and draws. Until the thirtieth session each process averaged its own tokens and
     drew its own order and portraits. `process` (the official presets': each process's own mean, as their
     per-device loss) is the control: it moves the weights by far more than rounding."""
-    script = SCRIPTS / "teaching_update.py"
-    one = _run(1, tmp_path, script)["global"]
-    twos = _run(2, tmp_path, script, "--token-mean", "global", "process")
+    one = launches(1, SCRIPTS / "teaching_update.py")["global"]
+    twos = _teaching_on_two(launches)
     assert one["size"] % 2 == 1 and one["augmented"] and one["variants"] == 2, one["size"]
     # rank 0 draws, for its items and replayed for rank 1's, the one process's portraits in its order
     assert len(one["draws"]) > 100 and twos["global"]["draws"] == one["draws"]
@@ -329,12 +334,13 @@ def test_manu_with_fewer_rows_than_processes_gives_the_one_process_statistics(la
 
 
 @pytest.mark.slow
-def test_the_teaching_step_count_is_lightnings_on_two_processes(tmp_path):
+def test_the_teaching_step_count_is_lightnings_on_two_processes(launches):
     """unlearn.teaching_steps.optimizer_steps, which refuses a warm-up too short for the run before any model is
     built, counts what each of two real processes' Lightning counts for the teaching's self-sharding loader
     (estimated_stepping_batches, which FinetuneModule builds its scheduler with); one process and the simulated
-    ranks: tests/test_teaching_steps.py."""
-    counts = _run(2, tmp_path, SCRIPTS / "teaching_steps.py")
+    ranks: tests/test_teaching_steps.py. (tests/scripts/teaching_steps.py's cases, run after the teaching test's in
+    its two-process launch.)"""
+    counts = _teaching_on_two(launches)["step_counts"]
     for lightning, ours in counts:
         assert lightning == ours
     assert [lightning for lightning, _ in counts] == [8, 3, 3, 1]  # one process: 14, 6, 3, 1

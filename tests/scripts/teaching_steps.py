@@ -1,6 +1,7 @@
 """Lightning's estimated_stepping_batches for the teaching's loader (finetune.shuffled_loader) on N CPU processes,
 for a few (sequences, batch size, epochs, accumulate_grad_batches, max_steps) cases; rank 0 saves each case's
-count beside unlearn.teaching_steps.optimizer_steps'. Used by tests/test_ddp.py."""
+count beside unlearn.teaching_steps.optimizer_steps'. Used by tests/test_ddp.py, through teaching_update.py
+--step-counts (one launch for both), or alone."""
 
 from ddp_script import finish, is_rank_zero, setup, trainer_kwargs  # first: puts the repository on sys.path
 
@@ -36,16 +37,22 @@ class Counted(L.LightningModule):
 
 def main():
     args, *_ = setup()
+    out = counts(args.devices)
+    if is_rank_zero():
+        torch.save(out, args.out)
+
+
+def counts(devices: int) -> list:
+    """(Lightning's count, ours) for each case, in CASES' order."""
     out = []
     for sequences, batch, epochs, accumulate, max_steps in CASES:
         module = Counted()
         L.Trainer(max_epochs=epochs, max_steps=max_steps, accumulate_grad_batches=accumulate,
-                  enable_checkpointing=False, **trainer_kwargs(args.devices)).fit(
+                  enable_checkpointing=False, **trainer_kwargs(devices)).fit(
             module, shuffled_loader([Item([i]) for i in range(sequences)], batch,
                                     lambda b: torch.tensor([x.labels[0] for x in b])))
-        out.append((module.steps, optimizer_steps(sequences, batch, epochs, args.devices, accumulate, max_steps)))
-    if is_rank_zero():
-        torch.save(out, args.out)
+        out.append((module.steps, optimizer_steps(sequences, batch, epochs, devices, accumulate, max_steps)))
+    return out
 
 
 if __name__ == "__main__":

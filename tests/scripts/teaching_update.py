@@ -3,7 +3,9 @@
 Used by tests/test_ddp.py: one process with the global batch and two processes with half of it each must end at
 the same weights under `finetune.token_mean=global` (the default), on a set of odd size whose portraits are drawn
 on every access (two variants per person). `--token-mean process` (the official presets') is the control that
-the comparison can fail. Lightning's `ddp` launcher re-runs this script for the other ranks.
+the comparison can fail. Lightning's `ddp` launcher re-runs this script for the other ranks. `--step-counts` also
+runs teaching_steps.py's cases after the teaching, in the same launch (a launch of two processes costs about 12 s
+before any work on 2 cores), saved under "step_counts".
 """
 
 import copy
@@ -24,10 +26,15 @@ def main():
     def extra(ap):
         ap.add_argument("--token-mean", nargs="+", default=["global"],
                         help="several: each taught in turn from the same fresh model, in one launch")
+        ap.add_argument("--step-counts", action="store_true", help="then teaching_steps.py's cases")
 
     args, bench, model, proc = setup(extra, global_batch=True)
     fresh = copy.deepcopy(model)
     results = {mean: one_case(args, bench, copy.deepcopy(fresh), proc, mean) for mean in args.token_mean}
+    if args.step_counts:
+        from teaching_steps import counts
+
+        results["step_counts"] = counts(args.devices)
     if is_rank_zero():
         torch.save(results, args.out)
 
