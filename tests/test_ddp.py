@@ -33,12 +33,16 @@ SCHEDULES = ("sequential", "paired", "interleaved")
 GRADIENT_CASES = (*(f"grad_diff/{s}/odd" for s in SCHEDULES), "kl/paired", "npo/paired",
                   "npo/paired/odd/npo_empty_rows=count")
 TOKEN_MEAN = "npo/paired/odd/npo_log_ratio=token_mean"  # on two processes only
+# tests/test_fsdp.py's, on two processes only: KL after a before-evaluation under DDP, then under FSDP, in the same
+# process group
+AFTER_EVALUATION = ("kl/paired/evaluate_first", "kl/paired/evaluate_first/fsdp")
 ODD, EVEN = {"forget": 37, "retain": 189}, {"forget": 38, "retain": 190}
 
 
 def _gradient(launches, devices):
     """The gradient cases' results on `devices` processes, by case (one launch shared by the tests below)."""
-    return launches(devices, GRADIENT, "--case", *GRADIENT_CASES, *([TOKEN_MEAN] if devices == 2 else []))
+    return launches(devices, GRADIENT, "--case", *GRADIENT_CASES,
+                    *([TOKEN_MEAN, *AFTER_EVALUATION] if devices == 2 else []))
 
 
 MMUNLEARNER = SCRIPTS / "mmunlearner_update.py"

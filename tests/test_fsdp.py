@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.test_ddp import SCRIPTS, _run, _same_weights_and_moved
+from tests.test_ddp import AFTER_EVALUATION, SCRIPTS, _gradient, _same_weights_and_moved
 
 
 @pytest.mark.slow
-def test_fsdp_ends_where_ddp_does_after_a_before_evaluation(tmp_path):
+def test_fsdp_ends_where_ddp_does_after_a_before_evaluation(launches):
     """KL (a frozen reference copied from the model) at the default clipping, after a before-evaluation on the
     same model, two processes: FSDP (blocks sharded, activations recomputed) ends at DDP's weights, and the model
     it leaves is whole again: its own parameter names and shapes, no FSDP unit or checkpoint wrapper inside."""
-    script = SCRIPTS / "gradient_update.py"
-    args = ("--case", "kl/paired", "--evaluate-first")
-    ddp, fsdp = _run(2, tmp_path, script, *args), _run(2, tmp_path, script, *args, "--fsdp")
+    ddp, fsdp = (_gradient(launches, 2)[case] for case in AFTER_EVALUATION)  # test_ddp's two-process launch
+    # the Trainers' strategies (the before-evaluation's and the update's): FSDP's is unlearn.strategies'
+    assert set(ddp["strategies"]) == {"DDPStrategy"} and set(fsdp["strategies"]) == {"WholeModelFSDP"}
     assert fsdp["weights"].keys() == ddp["weights"].keys() == ddp["start"].keys()
     assert all(fsdp["weights"][n].shape == w.shape for n, w in ddp["start"].items())
     _same_weights_and_moved(ddp, fsdp)

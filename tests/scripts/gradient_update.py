@@ -2,8 +2,9 @@
 
 Used by tests/test_ddp.py: one process with the global batch and two processes with half of it each must end
 at the same weights, under each step schedule (method.schedule). Lightning's `ddp` launcher re-runs this
-script for the other ranks. Each --case is `method/schedule[/odd][/npo_log_ratio=X][/npo_empty_rows=Y]`, and
-several run in turn, each from the same fresh model with its own settings, in one launch (a launch of two
+script for the other ranks. Each --case is
+`method/schedule[/odd][/evaluate_first][/fsdp][/npo_log_ratio=X][/npo_empty_rows=Y]`, and several run in turn
+(DDP's and FSDP's cases in one process group), each from the same fresh model with its own settings, in one launch (a launch of two
 processes costs about 12 s before any work on 2 cores): the saved file is then {case: result}; one case saves
 its result alone.
 """
@@ -28,10 +29,9 @@ def main():
     def extra(ap):
         ap.add_argument("--case", nargs="+", default=["grad_diff/sequential"],
                         help="method/schedule, then any of: odd (one sequence fewer of each set: shards are "
-                             "padded), npo_log_ratio=X, npo_empty_rows=Y")
-        ap.add_argument("--fsdp", action="store_true", help="trainer=fsdp_sim instead of ddp_sim")
-        ap.add_argument("--evaluate-first", action="store_true",
-                        help="score the forget split before unlearning, as a run's before-evaluation does")
+                             "padded), evaluate_first (score the forget split before unlearning, as a run's "
+                             "before-evaluation does), fsdp (trainer=fsdp_sim instead of ddp_sim), "
+                             "npo_log_ratio=X, npo_empty_rows=Y")
 
     args, bench, model, proc = setup(extra, global_batch=True)
     for case in args.case:  # a misspelt case stops the launch before any runs
@@ -43,17 +43,19 @@ def main():
 
 
 def parse_case(case: str) -> dict:
-    """`method/schedule[/odd][/key=value...]` as settings: the NPO keys become method overrides."""
+    """`method/schedule[/flag...][/key=value...]` as settings: the NPO keys become method overrides."""
     method, schedule, *rest = case.split("/")
-    settings = {"method": method, "schedule": schedule, "odd": False, "overrides": []}
+    settings = {"method": method, "schedule": schedule, "odd": False, "evaluate_first": False, "fsdp": False,
+                "overrides": []}
     for part in rest:
         key, _, value = part.partition("=")
-        if part == "odd":
-            settings["odd"] = True
+        if part in ("odd", "evaluate_first", "fsdp"):
+            settings[part] = True
         elif key in ("npo_log_ratio", "npo_empty_rows") and value:
             settings["overrides"].append(f"method.{key}={value}")
         else:
-            raise SystemExit(f"--case {case}: {part!r} is not odd, npo_log_ratio=X or npo_empty_rows=Y")
+            raise SystemExit(f"--case {case}: {part!r} is not odd, evaluate_first, fsdp, npo_log_ratio=X or "
+                             "npo_empty_rows=Y")
     return settings
 
 
@@ -70,9 +72,9 @@ def one_case(args, bench, model, proc, case: str) -> dict:
         return forget, retain
 
     name = re.sub(r"[^\w.-]", "_", case)
-    out_dir = Path(args.out).parent / f"run_{name}_{args.devices}{'_fsdp' if args.fsdp else ''}"
+    out_dir = Path(args.out).parent / f"run_{name}_{args.devices}"
     cfg = compose_config(["debug=fast", f"method={c['method']}", f"method.schedule={c['schedule']}",
-                          "trainer=" + ("fsdp_sim" if args.fsdp else "ddp_sim" if args.devices > 1 else "cpu"),
+                          "trainer=" + ("fsdp_sim" if c["fsdp"] else "ddp_sim" if args.devices > 1 else "cpu"),
                           f"trainer.devices={args.devices}", "eval.max_people=2", "eval.tasks=[mc,gen]",
                           f"method.batch_size={args.global_batch // args.devices}", "method.epochs=1",
                           "method.optimizer._target_=torch.optim.SGD", "method.optimizer.lr=0.05",
@@ -80,8 +82,15 @@ def one_case(args, bench, model, proc, case: str) -> dict:
                          out_dir, args.cache)
     ctx = RunContext(cfg, bench, model, proc, out_dir)
     losses, make_trainer = logged_losses(), ctx.trainer
-    ctx.trainer = lambda **kw: make_trainer(**{**kw, "callbacks": [*kw.get("callbacks", []), losses]})
-    if args.evaluate_first:
+    strategies = []  # the strategy of every Trainer the case made, by class name
+
+    def trainer(**kw):
+        made = make_trainer(**{**kw, "callbacks": [*kw.get("callbacks", []), losses]})
+        strategies.append(type(made.strategy).__name__)
+        return made
+
+    ctx.trainer = trainer
+    if c["evaluate_first"]:
         from unlearn.pipeline import evaluate
 
         evaluate(ctx, "before", ["forget"])
@@ -93,6 +102,7 @@ def one_case(args, bench, model, proc, case: str) -> dict:
     m = cfg.method  # the settings the case ran under, as the tests check them
     return {"sizes": sizes, "losses": losses.steps,
             "settings": {k: m.get(k) for k in ("loss", "schedule", "npo_log_ratio", "npo_empty_rows")},
+            "strategies": strategies,
             "weights": {n: p.detach().clone() for n, p in ctx.model.named_parameters()},
             "wrappers": [n for n, m in ctx.model.named_modules() if "Wrapper" in type(m).__name__
                          or "FullySharded" in type(m).__name__],
