@@ -177,6 +177,10 @@ def test_warmup_epochs_is_one_epochs_steps_of_transformers_linear():
         linear_schedule(opt, total_steps=12, warmup_epochs=1)
     with pytest.raises(ValueError, match="warmup_epochs=3 is not below the run's 3 epochs"):
         linear_schedule(opt, total_steps=12, warmup_epochs=3, epochs=3)
+    # 2 steps over 3 epochs (trainer.max_steps=2): one epoch's share is no step; until 2026-12-06 no warm-up, unsaid
+    with pytest.raises(ValueError, match=r"warmup_epochs=1 of the run's 3 epochs is no step of its 2: .*warmup_steps"):
+        linear_schedule(opt, total_steps=2, warmup_epochs=1, epochs=3)
+    assert _lrs(lambda o: linear_schedule(o, total_steps=3, warmup_epochs=1, epochs=3), 1e-5)[:2] == [0.0, 1e-5]
     with pytest.raises(ValueError, match="warmup_steps and warmup_epochs both set"):
         linear_schedule(opt, total_steps=12, warmup_steps=2, warmup_epochs=1, epochs=3)
 
