@@ -76,8 +76,9 @@ def linear_schedule(optimizer, total_steps: int, warmup_steps: int = 0, key: str
         warmup_steps = warmup_epochs * total_steps // epochs
         if warmup_steps == 0:  # fewer steps than epochs (trainer.max_steps, limit_train_batches): none would warm up
             raise ValueError(f"{key}.warmup_epochs={warmup_epochs} of the run's {epochs} epochs is no step of its "
-                             f"{total_steps}: the lr would not warm up; set {key}.warmup_steps instead, or run "
-                             "longer (trainer.max_steps, trainer.limit_train_batches)")
+                             f"{total_steps}: the lr would not warm up; set {key}.warmup_steps instead (1: CLEAR's "
+                             "finetune.py, whose max(1, steps // epochs) floors it there), or run longer "
+                             "(trainer.max_steps, trainer.limit_train_batches)")
     if warmup_steps >= total_steps:
         raise ValueError(f"{key}.warmup_steps={warmup_steps} is not below the {total_steps} steps of "
                          "the run: the lr would never decay")
