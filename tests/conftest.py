@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,9 +41,6 @@ def taught_fast(tmp_path_factory):
     `ensure_vanilla` in a fresh process, as a test's own run would teach it: the same cache key (the thread count
     included), so the same weights (teaching is seeded by teach_seed). Tests whose subject is not the teaching
     start from a copy of it (`seed_cache`) instead of each teaching its own (about 10 s each, idle, on 2 cores)."""
-    import subprocess
-    import sys
-
     cache = tmp_path_factory.mktemp("taught_fast") / "cache"
     teach = ("import sys; from hydra.utils import instantiate; from unlearn.config import compose_config; "
              "from unlearn.pipeline import ensure_vanilla; from pathlib import Path; "
@@ -65,33 +64,38 @@ def seed_cache(taught: Path, cache: Path) -> Path:
     return cache / "vanilla" / taught.name
 
 
-@pytest.fixture(scope="session")
-def launches(tmp_path_factory):
-    """`launches(devices, script, *args)`: the saved result of `python script --devices D --cache C --out O *args`
-    (tests/scripts/), launched once per session for each distinct (devices, script, args): tests that read
-    different cases of one launch share it, since a launch costs about 5 s of imports before any work, and 10-12 s
-    for two processes (CI: 2 cores). A failed launch fails every test that reads it, with its stderr."""
-    import subprocess
-    import sys
+def run_script(devices: int, script: Path, work: Path, *args: str, timeout: int = 600):
+    """The saved result of `python script --devices D --cache work/cache --out work/<file> *args` (tests/scripts/);
+    a failed run fails the caller with its stderr."""
+    import hashlib
 
     import torch
 
+    out = work / f"{Path(script).stem}_{devices}_{hashlib.sha1(repr(args).encode()).hexdigest()[:12]}.pt"
+    proc = subprocess.run([sys.executable, str(script), "--devices", str(devices), "--cache", str(work / "cache"),
+                           "--out", str(out), *args], capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{Path(script).name} {' '.join(args)} on {devices}: {proc.stderr[-4000:]}"
+    return torch.load(out, weights_only=False)
+
+
+@pytest.fixture(scope="session")
+def launches(tmp_path_factory):
+    """`launches(devices, script, *args)`: `run_script`'s result, launched once per session for each distinct
+    (devices, script, args): tests that read different cases of one launch share it, since a launch costs about 5 s
+    of imports before any work, and 10-12 s for two processes (CI: 2 cores). A failed launch fails every test that
+    reads it, with its stderr, and is not run again."""
     root, done = tmp_path_factory.mktemp("launches"), {}
 
     def launch(devices: int, script: Path, *args: str, timeout: int = 600):
         key = (devices, str(script), args)
         if key not in done:
-            out = root / f"{Path(script).stem}_{len(done)}_{devices}.pt"
             try:
-                proc = subprocess.run([sys.executable, str(script), "--devices", str(devices), "--cache",
-                                       str(root / "cache"), "--out", str(out), *args],
-                                      capture_output=True, text=True, timeout=timeout)
-                done[key] = (proc.returncode, proc.stderr[-4000:],
-                             torch.load(out, weights_only=False) if proc.returncode == 0 else None)
-            except subprocess.TimeoutExpired as e:  # once: the other readers are not kept waiting again
-                done[key] = (None, f"timed out after {timeout} s: {str(e.stderr)[-4000:]}", None)
-        returncode, stderr, result = done[key]
-        assert returncode == 0, f"{Path(script).name} {' '.join(args)} on {devices}: {stderr}"
+                done[key] = (None, run_script(devices, script, root, *args, timeout=timeout))
+            except (AssertionError, subprocess.TimeoutExpired) as e:  # once: the other readers are not kept waiting
+                done[key] = (e, None)
+        failed, result = done[key]
+        if failed is not None:
+            raise failed
         return result
 
     return launch

@@ -7,23 +7,15 @@ A launch costs about 5 s of imports before any work, two processes 10-12 s (CI: 
 cases of one script read them from one launch per process count (the session's `launches`, tests/conftest.py):
 each case still runs from the fresh model with its own settings, and each test checks its own cases."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.conftest import run_script
+
 SCRIPTS = Path(__file__).parent / "scripts"
 SCRIPT = SCRIPTS / "manu_pass.py"
-
-
-def _run(devices, tmp_path, script=SCRIPT, *extra, timeout=600):
-    out = tmp_path / f"{script.stem}_{'_'.join(extra)}_{devices}.pt"
-    proc = subprocess.run([sys.executable, str(script), "--devices", str(devices), "--cache", str(tmp_path / "cache"),
-                           "--out", str(out), *extra], capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return torch.load(out, weights_only=False)
 
 
 GRADIENT = SCRIPTS / "gradient_update.py"
@@ -216,9 +208,9 @@ def test_teaching_probe_and_split_floor_stop_every_rank_at_the_same_epoch(tmp_pa
     deciding alone would score the splits at epoch 2 by itself, or stop at 3 while the other trains on (a hang:
     the timeout)."""
     script = SCRIPTS / "probe_floor.py"
-    (one,) = _run(1, tmp_path, script, timeout=120)
+    (one,) = run_script(1, script, tmp_path, timeout=120)
     assert one["split_scored_at"] == [2, 3] and one["epochs_run"] == 3  # rank 0's readings alone
-    two = _run(2, tmp_path, script, timeout=120)
+    two = run_script(2, script, tmp_path, timeout=120)
     assert [r["rank"] for r in two] == [0, 1]
     for r in two:
         assert r["split_scored_at"] == [3, 4], r
@@ -308,7 +300,7 @@ def test_every_rank_takes_rank_0s_cache_decisions(tmp_path):
     2026-12-05 rank 1 read it while rank 0 built it, and their collectives hung (reproduced with train.py
     trainer=ddp_sim). Before the first Trainer the decision reaches rank 1 through its environment; after it,
     by broadcast."""
-    decisions = _run(2, tmp_path, SCRIPTS / "agreed_decisions.py", timeout=300)
+    decisions = run_script(2, SCRIPTS / "agreed_decisions.py", tmp_path, timeout=300)
     assert [d["started_by_rank0"] for d in decisions] == [False, True]
     assert [d["before"] for d in decisions] == [False, False]
     assert [d["after"] for d in decisions] == [True, True]

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from tests.test_ddp import SCRIPTS, _run
+from tests.conftest import run_script
+from tests.test_ddp import SCRIPTS
 from unlearn.models.precision import steps_rounded_away
 
 
@@ -106,7 +107,7 @@ def test_two_processes_count_what_one_does(tmp_path):
     records (above), with every weight trained and with only the first layer's bias, which under FSDP leaves rank 0
     no trained element (the counts' collective hung before every rank sent one row per dtype). Both strategies run
     in one launch, DDP first."""
-    runs = _run(2, tmp_path, SCRIPTS / "lost_steps.py", "--strategy", "ddp", "fsdp")
+    runs = run_script(2, SCRIPTS / "lost_steps.py", tmp_path, "--strategy", "ddp", "fsdp")
     assert list(runs) == ["ddp", "fsdp"]
     for cases in runs.values():
         for case in cases:

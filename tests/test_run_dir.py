@@ -10,6 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.conftest import seed_cache
+from tests.test_cli import finish
 from unlearn.run_dir import (CLAIM, RANK_VARIABLES, FinishedRunError, RefuseFinishedRuns, RunDirInUseError,
                              check_fresh_run_dir, claim_run_dir, claimed_run_dir, release_run_dir)
 
@@ -312,10 +313,6 @@ def test_a_sweep_job_into_an_earlier_jobs_directory_is_refused_and_its_record_ke
                                  f"hydra.sweep.dir={tmp_path / where}", f"hydra.sweep.subdir={subdir}"], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "UNLEARN_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "disabled"})
-
-    def finish(proc):
-        out, err = proc.communicate(timeout=600)
-        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     seed_cache(taught_fast, tmp_path / "cache")  # job 0's vanilla model: what is tested is the sweep's directories
     early, proc = sweep("${method.name}", "early"), sweep("${hydra:job.name}", "sweep")  # side by side

@@ -34,10 +34,9 @@ def main():
                              "npo_log_ratio=X, npo_empty_rows=Y")
 
     args, bench, model, proc = setup(extra, global_batch=True)
-    for case in args.case:  # a misspelt case stops the launch before any runs
-        parse_case(case)
+    cases = {case: parse_case(case) for case in args.case}  # a misspelt case stops the launch before any runs
     fresh = copy.deepcopy(model)
-    results = {case: one_case(args, bench, copy.deepcopy(fresh), proc, case) for case in args.case}
+    results = {case: one_case(args, bench, copy.deepcopy(fresh), proc, case, c) for case, c in cases.items()}
     if is_rank_zero():
         torch.save(next(iter(results.values())) if len(results) == 1 else results, args.out)
 
@@ -59,10 +58,10 @@ def parse_case(case: str) -> dict:
     return settings
 
 
-def one_case(args, bench, model, proc, case: str) -> dict:
+def one_case(args, bench, model, proc, case: str, c: dict) -> dict:
     # forget_15: 38 forget and 190 retain sequences, both even, so no rank pads its shard; odd: 37 and 189, so on
     # two processes each set's last rank reads one padding repeat. The sizes read are recorded either way
-    c, sizes, whole = parse_case(case), {}, gradient._unlearning_data
+    sizes, whole = {}, gradient._unlearning_data
 
     def sized(*a, **k):
         forget, retain = whole(*a, **k)
