@@ -13,6 +13,8 @@ from tests.test_cli import NOT_WARNED, train
 # per-process batch sizes: W processes at B / W take the steps of one process at B (docs/guide/gradient_baselines.md)
 CASES = {
     "grad_diff": (["method=grad_diff"], ["method.batch_size=8"]),
+    # NPO+RT (open-unlearning's NPO.yaml alpha 1.0): the frozen reference model on each process, and a retain term
+    "npo": (["method=npo", "method.alpha=1.0"], ["method.batch_size=8"]),
     # the Fisher sums of one and two processes differ by float rounding, so a few of ~170,000 elements may fall
     # on either side of gamma (6 on one machine, none on another): the two-process run reads the one-process
     # run's mask, and tests/test_ddp.py holds the Fisher pass itself to a tolerance
