@@ -20,7 +20,9 @@ class Benchmark:
     """`skipped`: what the loader left out under data.on_bad_row=skip, {split: {reason: count}} (empty when
     nothing was skipped), for the log and metrics.json (`skipped_rows`). `people`: the forget and retain people
     as the source names them, {"forget": IDs, "retain": IDs}, where some may have no evaluation row (CLEAR's
-    data.eval_rows, a row dropped under skip); by default the people of the evaluation rows. `full_set`: the IDs
+    data.eval_rows, a row dropped under skip); by default the people of the evaluation rows. `scored`: the
+    questions kept under data.on_bad_row=score although the checks refuse them, {split: {reason: count}}
+    (metrics.json `scored_rows`). `full_set`: the IDs
     of MLLMU-Bench's Full_Set as its file writes them, in its row order, the order eval.shot_order=full_set lays
     drawn few-shot people out in (unlearn/eval/protocol.py); by default, for the embedded benchmark's splits (a
     train split with `group`), its fictitious people in ID order (mllmu_mini.full_set_ids), else None (none:
@@ -28,13 +30,14 @@ class Benchmark:
 
     def __init__(self, splits: DatasetDict, forget_split: str, name: str = "benchmark",
                  skipped: dict[str, dict[str, int]] | None = None, people: dict[str, set[int]] | None = None,
-                 full_set=None):
+                 full_set=None, scored: dict[str, dict[str, int]] | None = None):
         self.name = name
         if full_set is None and "group" in splits["train"].column_names:
             full_set = functools.partial(mllmu_mini.full_set_ids, splits["train"])  # read where shots are ordered
         # a list, or a loader read on first use (MLLMU-Bench's Full_Set: only where eval.shot_order=full_set is read)
         self._full_set = full_set if full_set is None or callable(full_set) else tuple(full_set)
         self.skipped = skipped or {}
+        self.scored = scored or {}
         forgets = sorted((s for s in splits if s.startswith("forget_")), key=lambda s: int(s.split("_")[1]))
         if forget_split not in forgets:
             raise DataError(f"data.forget_split={forget_split!r} is not a split of {name}; available: {forgets}")
@@ -104,7 +107,7 @@ def _keep_good(name: str, ds, bad: BadRows):
 def load_mllmu_bench(path: str, forget_split: str, cache_dir: str | Path | None = None, test_image="random",
                      seed: int = 0, text_rule: str = "manu", on_bad_row: str = "error") -> Benchmark:
     """MLLMU-Bench from the hub id or a local snapshot at `path` (see unlearn/data/mllmu_bench.py)."""
-    bad, people = BadRows(on_bad_row), {}
+    bad, people = BadRows(on_bad_row, scores=True), {}  # score: MLLMU-Bench's eval.py's reading of these rows
     splits = mllmu_bench.load(path, forget_split, cache_dir=cache_dir, test_image=test_image, seed=seed,
                               text_rule=text_rule, bad=bad, people=people)
     # Full_Set is read only where eval.shot_order=full_set asks for it (pipeline.shot_order): a hub Full_Set
@@ -129,5 +132,9 @@ def load_clear(path: str, forget_split: str, cache_dir: str | Path | None = None
 def _benchmark(splits: DatasetDict, forget_split: str, name: str, bad: BadRows, people: dict,
                full_set: list[str] | None = None) -> Benchmark:
     if bad.skipped:
-        log.warning("%s: data.on_bad_row=skip left out %d rows/questions: %s", name, bad.total(), bad.skipped)
-    return Benchmark(splits, forget_split, name=name, skipped=bad.skipped, people=people, full_set=full_set)
+        log.warning("%s: data.on_bad_row=%s left out %d rows/questions: %s", name, bad.mode, bad.total(), bad.skipped)
+    if bad.scored:
+        log.warning("%s: data.on_bad_row=score kept %d questions the checks refuse, scored as MLLMU-Bench's eval.py "
+                    "scores them: %s", name, sum(n for r in bad.scored.values() for n in r.values()), bad.scored)
+    return Benchmark(splits, forget_split, name=name, skipped=bad.skipped, people=people, full_set=full_set,
+                     scored=bad.scored)

@@ -5,6 +5,9 @@ next (`data.on_bad_row`): `error` lets it stop the run, as the checks always did
 scored (the row, or only the bad question where the rest of the row is sound) and counts it per split and
 reason, so a run over a published snapshot scores what it can and says what it left out (the official
 evaluation scripts of MLLMU-Bench and CLEAR iterate over rows and never stop on one; see the loaders).
+`score` (MLLMU-Bench alone: its loader asks for it with `BadRows(..., scores=True)`) keeps the questions the
+checks refuse but MLLMU-Bench's eval.py scores (`_scored_mc`, `_scored_free`), counted per split and reason in
+`scored`, and drops the rest as `skip` does.
 """
 
 from __future__ import annotations
@@ -50,7 +53,9 @@ class RowError(DataError):
 
 EVAL_FIELDS = ("ID", "name", "image", "Classification_Task", "Generation_Task", "Mask_Task")
 TRAIN_FIELDS = ("ID", "name", "images", "qa")
-ON_BAD_ROW = ("error", "skip")
+ON_BAD_ROW = ("error", "skip", "score")
+# what every loader honours; `score` is MLLMU-Bench's eval.py's reading of its own rows (the MLLMU-Bench loader)
+ON_BAD_ROW_EVERYWHERE = ("error", "skip")
 
 
 def fail(split: str, row: int, msg: str, reason: str | None = None) -> None:
@@ -71,14 +76,22 @@ class BadRows:
     """The `data.on_bad_row` policy and what it skipped: `skipped[split][reason] = count`.
 
     `error`: a bad row raises its RowError (the run stops, naming split, row and field). `skip`: the row (or
-    the one bad question) is dropped, counted, and logged once per split and reason.
+    the one bad question) is dropped, counted, and logged once per split and reason. `score` (only where the
+    loader `scores`: MLLMU-Bench's): a question MLLMU-Bench's eval.py scores although the checks refuse it is
+    kept and counted in `scored[split][reason]` (logged once per split and reason); anything else is dropped as
+    under `skip`.
     """
 
-    def __init__(self, mode: str = "error", key: str = "data.on_bad_row"):
-        if mode not in ON_BAD_ROW:
-            raise DataError(f"{key}={mode!r}: expected one of {list(ON_BAD_ROW)}")
+    def __init__(self, mode: str = "error", key: str = "data.on_bad_row", scores: bool = False):
+        modes = ON_BAD_ROW if scores else ON_BAD_ROW_EVERYWHERE
+        if mode == "score" and not scores:
+            raise DataError(f"{key}='score' keeps the rows MLLMU-Bench's eval.py scores and scores them as it does: "
+                            f"only data=mllmu_bench's loader can; expected one of {list(modes)} here")
+        if mode not in modes:
+            raise DataError(f"{key}={mode!r}: expected one of {list(modes)}")
         self.mode = mode
         self.skipped: dict[str, dict[str, int]] = {}
+        self.scored: dict[str, dict[str, int]] = {}  # data.on_bad_row=score: what was kept, {split: {reason: n}}
 
     def record(self, err: RowError, unit: str = "row") -> None:
         """Count `err` as one dropped `unit` (row or question), or raise it under `error`."""
@@ -88,7 +101,7 @@ class BadRows:
         reason = f"{unit} dropped: {err.reason}"
         counts = self.skipped.setdefault(split, {})
         if reason not in counts:
-            log.warning("data.on_bad_row=skip: %s (first: %s)", reason, err)
+            log.warning("data.on_bad_row=%s: %s (first: %s)", self.mode, reason, err)
         counts[reason] = counts.get(reason, 0) + 1
 
     def note(self, split: str, reason: str, n: int = 1) -> None:
@@ -108,6 +121,15 @@ class BadRows:
         if key not in counts:
             log.warning("%s: %d row(s) not used: %s%s", split, n, reason, f" (first: {first})" if first else "")
         counts[key] = counts.get(key, 0) + n
+
+    def kept(self, err: RowError) -> None:
+        """Count `err` as one question kept and scored as MLLMU-Bench's eval.py scores it (data.on_bad_row=score)."""
+        split = split_name(err.split)
+        reason = f"question scored: {err.reason}"
+        counts = self.scored.setdefault(split, {})
+        if reason not in counts:
+            log.warning("data.on_bad_row=score: %s (first: %s)", reason, err)
+        counts[reason] = counts.get(reason, 0) + 1
 
     def keep(self, fn: Callable, *args, **kwargs):
         """`fn(*args, **kwargs)`, or None when it raised a RowError that `skip` drops."""
@@ -137,6 +159,60 @@ def _check_mc(split: str, i: int, key: str, j: int, q: dict) -> None:
               f"{key}[] has empty Options (four options A-D are needed)")
 
 
+# What data.on_bad_row=score keeps, and why: MLLMU-Bench's eval.py (franciscoliu/MLLMU-Bench) never checks a
+# question. MC (evaluate_classification, eval.py:376-377, 432-433): `predicted = reply[0].upper() if that letter is
+# a key of Options else None; correct if predicted == Correct_Answer`, so the options' texts only fill the prompt
+# ("A: " when empty, "A: None" when null) and a Correct_Answer that is no option letter is never matched, unless it
+# is null: `None == None` counts a reply naming no option letter as right. Generation (evaluate_generation,
+# eval.py:730-797): a Type other than Image_Textual takes the Pure_Text prompt and totals (`else`); an empty
+# Ground_Truth scores ROUGE and BLEU 0. Cloze (evaluate_fill_in_the_blank, eval.py:639-646): `ground_truth.lower()
+# in reply.lower()`, so an empty one is always right; a Type other than the two is generated but counted nowhere.
+# What they cannot score: a null Ground_Truth (`None.lower()`, rouge_score on None: it stops).
+MC_NULL_ANSWER = "Correct_Answer is null: right where the reply names no option letter (eval.py: None == None)"
+MC_OFF_LETTER = "Correct_Answer is not one of A-D: never right (eval.py compares the reply's letter with it)"
+MC_EMPTY_OPTION = "has empty Options, shown as written (eval.py reads the letter, not the option)"
+
+
+def _scored_mc(split: str, i: int, key: str, j: int, q: dict) -> list[RowError]:
+    """data.on_bad_row=score: what eval.py scores of an MC question the checks refuse, as RowErrors to count (the
+    question is kept); a RowError raised for what it cannot (an empty Question: nothing to ask, dropped as under
+    skip, although eval.py would ask it)."""
+    if not q.get("Question"):
+        _fail(split, i, f"{key}[{j}] has an empty Question")
+    opts, answer, out = q.get("Options") or {}, q.get("Correct_Answer"), []
+    if answer is None:
+        out.append(RowError(split, i, f"{key}[{j}] {MC_NULL_ANSWER}", f"{key}[] {MC_NULL_ANSWER}"))
+    elif answer not in tuple(MC_LETTERS):
+        out.append(RowError(split, i, f"{key}[{j}] Correct_Answer {answer!r}: never right (eval.py compares the "
+                                      f"reply's letter with it)", f"{key}[] {MC_OFF_LETTER}"))
+    empty = [k for k in MC_LETTERS if not (opts.get(k) or "").strip()]
+    if empty:
+        out.append(RowError(split, i, f"{key}[{j}] Options {empty} are empty, shown as written (eval.py reads the "
+                                      f"letter, not the option)", f"{key}[] {MC_EMPTY_OPTION}"))
+    return out
+
+
+def _scored_free(split: str, i: int, task: str, j: int, q: dict) -> list[RowError]:
+    """data.on_bad_row=score for a generation or cloze question: as `_scored_mc`."""
+    if not q.get("Question"):
+        _fail(split, i, f"{task}[{j}] has an empty Question")
+    truth, out = q.get("Ground_Truth"), []
+    if not isinstance(truth, str):  # eval.py stops on it
+        _fail(split, i, f"{task}[{j}] has an empty Ground_Truth")
+    if task == "Mask_Task" and q.get("Type") not in ("Image_Textual", "Pure_Text"):  # generated, counted nowhere
+        _fail(split, i, f"{task}[{j}] has unknown Type {q.get('Type')!r}", f"{task}[] has an unknown Type")
+    _check_likelihood_fields(split, i, task, j, q)  # not eval.py's fields: checked as under skip
+    if not truth.strip():
+        rule = "always right (eval.py: '' in reply)" if task == "Mask_Task" else "ROUGE and BLEU 0"
+        out.append(RowError(split, i, f"{task}[{j}] has an empty Ground_Truth: {rule}",
+                            f"{task}[] has an empty Ground_Truth: {rule}"))
+    if task == "Generation_Task" and q.get("Type") not in ("Image_Textual", "Pure_Text"):
+        out.append(RowError(split, i, f"{task}[{j}] has unknown Type {q.get('Type')!r}: asked and scored as text "
+                                      f"(eval.py's Pure_Text branch)",
+                            f"{task}[] has an unknown Type: asked and scored as text (eval.py's Pure_Text branch)"))
+    return out
+
+
 def _check_free(split: str, i: int, task: str, j: int, q: dict) -> None:
     if not q.get("Question"):
         _fail(split, i, f"{task}[{j}] has an empty Question")
@@ -144,6 +220,11 @@ def _check_free(split: str, i: int, task: str, j: int, q: dict) -> None:
         _fail(split, i, f"{task}[{j}] has an empty Ground_Truth")
     if q.get("Type") not in ("Image_Textual", "Pure_Text"):
         _fail(split, i, f"{task}[{j}] has unknown Type {q.get('Type')!r}", f"{task}[] has an unknown Type")
+    _check_likelihood_fields(split, i, task, j, q)
+
+
+def _check_likelihood_fields(split: str, i: int, task: str, j: int, q: dict) -> None:
+    """The optional answers of the likelihood items (task prob; not fields eval.py reads)."""
     para = q.get("Paraphrased_Answer")
     if para is not None and (not isinstance(para, str) or not para.strip()):
         _fail(split, i, f"{task}[{j}] has an empty Paraphrased_Answer (leave it null when there is none)")
@@ -179,21 +260,28 @@ def check_eval_row(split: str, i: int, row: dict, bad: BadRows | None = None) ->
             _fail(split, i, f"field '{task}' is not a list")
     out = dict(row)
     out["Classification_Task"] = dict(mc)
+    scoring = bad.mode == "score"
     for key in ("Image_Textual_Questions", "Pure_Text_Questions"):
-        out["Classification_Task"][key] = _good(bad, (mc.get(key) or []), lambda j, q: _check_mc(split, i, key, j, q))
+        check = _scored_mc if scoring else _check_mc
+        out["Classification_Task"][key] = _good(bad, (mc.get(key) or []), lambda j, q: check(split, i, key, j, q))
     for task in ("Generation_Task", "Mask_Task"):
-        out[task] = _good(bad, row[task], lambda j, q: _check_free(split, i, task, j, q))
+        check = _scored_free if scoring else _check_free
+        out[task] = _good(bad, row[task], lambda j, q: check(split, i, task, j, q))
     return out
 
 
-def _good(bad: BadRows, questions: list, check: Callable[[int, dict], None]) -> list:
+def _good(bad: BadRows, questions: list, check: Callable[[int, dict], list[RowError] | None]) -> list:
+    """The questions `check` passes; under data.on_bad_row=score it returns what eval.py scores of a question the
+    checks refuse (counted in `bad.scored`, the question kept)."""
     kept = []
     for j, q in enumerate(questions):
         try:
-            check(j, q)
+            scored = check(j, q) or []
         except RowError as err:
             bad.record(err, unit="question")
             continue
+        for err in scored:
+            bad.kept(err)
         kept.append(q)
     return kept
 
