@@ -18,6 +18,24 @@ from unlearn.data.people import LETTERS
 
 FORM_OF_TYPE = {"Image_Textual": "multimodal", "Pure_Text": "text"}
 MC_KEYS = {"Image_Textual_Questions": "multimodal", "Pure_Text_Questions": "text"}
+# answer_index of an MC question whose Correct_Answer is no option letter, kept under data.on_bad_row=score
+# (unlearn/data/schema.py `_scored_mc`) and scored as MLLMU-Bench's eval.py does, `predicted == Correct_Answer`
+# with `predicted` None where the reply names no option letter: a null one equals exactly that reading (the
+# scorers' -1), any other value none (-2, which no reading gives)
+ANSWER_NULL, ANSWER_OFF_LETTER = -1, -2
+
+
+def answer_place(correct) -> int:
+    """The option index an MC reading must give to be right (the sentinels above for no option letter)."""
+    if correct is None:
+        return ANSWER_NULL
+    return LETTERS.index(correct) if correct in LETTERS else ANSWER_OFF_LETTER
+
+
+def refused_by_checks(item: EvalItem) -> bool:
+    """An MC item kept only under data.on_bad_row=score: its answer no option letter, or an option empty. A
+    likelihood reading has no honest score for it (unlearn/eval/scoring.py `check_likelihood_options`)."""
+    return item.task == "mc" and (item.answer_index < 0 or any(not (o or "").strip() for o in item.options))
 
 
 @dataclass
@@ -79,15 +97,19 @@ def flatten(split: str, rows, pixel_values) -> list[EvalItem]:
         for key, form in MC_KEYS.items():
             for j, q in enumerate(row["Classification_Task"][key]):
                 opts = tuple(q["Options"][k] for k in LETTERS)
-                idx = LETTERS.index(q["Correct_Answer"])
+                idx = answer_place(q["Correct_Answer"])
+                # no option letter: the answer as eval.py writes it into a few-shot block (`f"{Correct_Answer}"`)
+                answer = opts[idx] if idx >= 0 else f"{q['Correct_Answer']}"
                 items.append(EvalItem(
                     f"{split}/{who}/mc/{form}/{j}", split, form, "mc", pid, q.get("attribute") or "",
-                    q["Question"], opts[idx], opts, idx, pixels if form == "multimodal" else None,
+                    q["Question"], answer, opts, idx, pixels if form == "multimodal" else None,
                     source_id=sid, position=j))
         for task, field in (("gen", "Generation_Task"), ("cloze", "Mask_Task")):
             seen = {"multimodal": 0, "text": 0}
             for pos, q in enumerate(row[field]):
-                form = FORM_OF_TYPE[q["Type"]]
+                # another Type reaches here only as a generation item under data.on_bad_row=score: eval.py asks
+                # and scores it as Pure_Text (its `else` branch)
+                form = FORM_OF_TYPE.get(q["Type"], "text")
                 j, seen[form] = seen[form], seen[form] + 1  # per-form index: twin questions share uids
                 pix = pixels if form == "multimodal" else None
                 items.append(EvalItem(

@@ -195,8 +195,9 @@ def options_block(options: tuple[str, ...]) -> dict[str, str]:
 
 def render_mc(question: str, options: tuple[str, ...], multimodal: bool, shots: list[EvalItem] = ()) -> str:
     shot = official.MC_FEW_SHOT_MULTIMODAL if multimodal else official.MC_FEW_SHOT_TEXT
-    head = "".join(shot.format(question=s.question, answer=official.LETTERS[s.answer_index],
-                               **options_block(s.options)) for s in shots)
+    # a shot whose Correct_Answer is no option letter (data.on_bad_row=score) shows it as eval.py does
+    head = "".join(shot.format(question=s.question, answer=official.LETTERS[s.answer_index] if s.answer_index >= 0
+                               else s.answer, **options_block(s.options)) for s in shots)
     return head + official.format_mc_prompt(question, options_block(options), multimodal)
 
 

@@ -156,6 +156,22 @@ def check_mc_reading(protocol: str, reads_generated_letter: bool, mc_mode: str, 
                          f"{mc_mode!r} from {MC_MODES}")
 
 
+def check_likelihood_options(items: list[EvalItem], mc_mode: str, mc_also: str | None) -> None:
+    """An MC reading by the options' likelihood (eval.mc_mode or eval.mc_also = likelihood) refused where an item
+    has an empty option, which only data.on_bad_row=score keeps (MLLMU-Bench's eval.py reads a generated letter,
+    and shows the option empty): an empty answer is no tokens, log-probability 0, so it would be chosen every
+    time, whatever the model knows."""
+    if "likelihood" not in (mc_mode, mc_also):
+        return
+    for it in items:
+        if it.task == "mc" and any(not (o or "").strip() for o in it.options):
+            key = "eval.mc_mode" if mc_mode == "likelihood" else "eval.mc_also"
+            raise ValueError(f"MC item {it.uid} has an empty option, which {key}=likelihood would choose every time "
+                             f"(no tokens: log-probability 0); it is kept by data.on_bad_row=score for MLLMU-Bench's "
+                             f"generated-letter reading: read MC from a generated letter (eval.mc_mode=generate) or "
+                             f"the letters' likelihood (letter), or drop such questions (data.on_bad_row=skip)")
+
+
 def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likelihood",
              max_new_tokens: int = 8, scorer: Scorer = SCORERS["embedded"], prompts=None,
              share_prompt: bool = False, cache_gb: float | None = None) -> list[dict]:

@@ -143,7 +143,7 @@ def teach(ctx, fcfg) -> None:
     from unlearn.models.loading import section_processor
 
     from callbacks.memorisation import MemorisationCheck
-    from unlearn.eval.items import flatten
+    from unlearn.eval.items import flatten, refused_by_checks
 
     check_settings(fcfg)
     people = fcfg.get("people", "all")
@@ -177,9 +177,12 @@ def teach(ctx, fcfg) -> None:
         floor = fcfg.target_split_mc_acc if split_floor_read(fcfg) else None
         for split in ("forget", "retain") if people == "all" else ("retain",):  # never probe the untaught
             rows = ctx.benchmark.eval[split]
-            probe += flatten(split, rows.select(range(min(fcfg.probe_people, len(rows)))), ctx.processor.pixel_values)
+            # an MC question kept only by data.on_bad_row=score has no taught answer to read: the probe reads
+            # the questions data.on_bad_row=skip keeps
+            probe += [it for it in flatten(split, rows.select(range(min(fcfg.probe_people, len(rows)))),
+                                           ctx.processor.pixel_values) if not refused_by_checks(it)]
             if floor is not None:  # the whole split: every cell the evaluation reports of the taught people
-                whole += flatten(split, rows, ctx.processor.pixel_values)
+                whole += [it for it in flatten(split, rows, ctx.processor.pixel_values) if not refused_by_checks(it)]
         callbacks.append(MemorisationCheck(probe, ctx.processor, fcfg.target_mc_acc, fcfg.check_every,
                                            anneal_epochs=fcfg.get("anneal_epochs", 0), split_items=whole,
                                            split_target=floor))

@@ -38,6 +38,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 
 from unlearn import losses
 from unlearn.data.collate import collate, qa_example
+from unlearn.data.people import LETTERS
 from unlearn.data.sampling import EpochShuffle, UnlabelledRepeats, rank_share
 from unlearn.data.sequences import with_prefix_labels
 from unlearn.data.written import check_sequences, check_writing, label_flags, qa_sequences, written_example
@@ -318,7 +319,9 @@ def eval_mc_text_pairs(benchmark) -> list[tuple[str, str]]:
     for split in ("forget", "retain"):
         for row in benchmark.eval[split]:
             for q in row["Classification_Task"]["Pure_Text_Questions"]:
-                pairs.append((q["Question"], q["Options"][q["Correct_Answer"]]))
+                answer = q["Options"].get(q["Correct_Answer"]) if q["Correct_Answer"] in LETTERS else None
+                if (answer or "").strip():  # data.on_bad_row=score keeps questions with no answer to teach
+                    pairs.append((q["Question"], answer))
     return pairs
 
 
