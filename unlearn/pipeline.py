@@ -1079,6 +1079,8 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
                    "code": running_code(),  # this framework's commit, and whether it was edited
                    "artifacts": json_ready(ctx.artifacts, "ctx.artifacts"),
                    "skipped_rows": benchmark.skipped}  # data.on_bad_row=skip: {split: {reason: count}}
+        if cfg.data.get("on_bad_row") == "score":  # the questions kept that the checks refuse: {split: {reason: n}}
+            summary["scored_rows"] = getattr(benchmark, "scored", {})
         if relearn_failed is not None:
             summary["relearn_error"] = f"{type(relearn_failed).__name__}: {relearn_failed}"
         write_json(out_dir / "config.json", resolved)

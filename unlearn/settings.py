@@ -909,6 +909,22 @@ def check_mmunlearner_clear_eval(cfg) -> None:
                          f"run another way")
 
 
+# the loader that can honour data.on_bad_row=score (MLLMU-Bench's eval.py's reading of MLLMU-Bench's rows)
+SCORING_LOADERS = ("unlearn.data.benchmark.load_mllmu_bench",)
+
+
+def check_bad_rows(data) -> None:
+    """data.on_bad_row=score where the data's loader cannot honour it (the embedded benchmark, CLEAR: their rows are
+    not MLLMU-Bench's eval.py's to score), refused before anything loads, naming the key."""
+    bench = data.get("benchmark") or {}
+    for key, value in (("data.on_bad_row", data.get("on_bad_row")), ("data.benchmark.on_bad_row",
+                                                                     bench.get("on_bad_row"))):
+        if value == "score" and bench.get("_target_") not in SCORING_LOADERS:
+            raise ValueError(f"{key}=score keeps the rows MLLMU-Bench's eval.py scores and scores them as it does: "
+                             f"only data=mllmu_bench can (data={data.get('name')} reads its rows with "
+                             f"{bench.get('_target_')}); use error or skip")
+
+
 def check_teaching_family(cfg) -> None:
     """finetune.family against a local checkpoint's config.json, before its weights load (a 7B load otherwise
     reaches teaching, where `unlearn.methods.finetune.check_family` would stop it). A hub id or a built model is
@@ -1092,6 +1108,7 @@ def check_run_settings(cfg) -> None:
         from unlearn.methods.gradient import FORGET_FORMS
 
         one_of(cfg.data.get("forget_modality", "multimodal"), tuple(FORGET_FORMS), "data.forget_modality")
+    check_bad_rows(cfg.data)
     check_template(cfg.model.get("template"))
     check_attn_implementation(cfg.model.get("attn_implementation"))
     from unlearn.models.positions import check_forward_positions
