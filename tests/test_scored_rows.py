@@ -1,0 +1,233 @@
+"""data.on_bad_row=score: the questions the checks refuse but MLLMU-Bench's eval.py scores are kept and scored as
+eval.py scores them, held against a small port of eval.py's scoring (written here from its reading:
+franciscoliu/MLLMU-Bench eval.py, evaluate_classification 375-377, evaluate_generation 730-797,
+evaluate_fill_in_the_blank 606-646); what eval.py cannot score is dropped and named as under skip."""
+
+from __future__ import annotations
+
+import shutil
+from types import SimpleNamespace
+
+import pytest
+from rouge_score import rouge_scorer
+
+from tests.test_real_data import _benchmark, _rows, _set, clear_dir, mllmu_dir, offline  # noqa: F401 (fixtures)
+from unlearn.data.fixtures import edit_fixture
+from unlearn.data.schema import DataError
+from unlearn.eval import scoring
+from unlearn.eval.items import flatten
+from unlearn.eval.protocol import render, render_mc
+from unlearn.eval.scorers import SCORERS
+
+MC = "Classification_Task"
+IMG, TXT = "Image_Textual_Questions", "Pure_Text_Questions"
+
+
+# --- the port: eval.py's reading of one question, from the row as its parquet file holds it ------------------
+def port_mc_prompt(q: dict, image: bool) -> str:
+    options = "\n".join(f"{key}: {value}" for key, value in q["Options"].items())
+    user = "USER: <image>\n" if image else "USER:\n"
+    return f"{user}{q['Question']}\n{options}\nJust give ONE letter representing the answer directly.\nASSISTANT:"
+
+
+def port_mc_right(q: dict, prompt: str, reply: str) -> bool:
+    text = prompt + reply  # their decode holds the prompt
+    answer = text.split("ASSISTANT:")[1].strip() if "ASSISTANT:" in text else text.strip()
+    predicted = answer[0].upper() if answer and answer[0].upper() in q["Options"] else None
+    return predicted == q["Correct_Answer"]
+
+
+def port_gen(q: dict, reply: str) -> tuple[str, str, float]:
+    """(bucket, prompt, ROUGE-L F) of a generation question: any Type but Image_Textual is Pure_Text's."""
+    if q["Type"] == "Image_Textual":
+        prompt = (f"USER: <image>\n{q['Question']}\nAnswer the question based on your trained knowledge in one "
+                  f"sentence accurately in ENGLISH.\nASSISTANT: ")
+    else:
+        prompt = (f"USER: {q['Question']}\nAnswer the question based on your trained knowledge in one sentence in "
+                  f"ENGLISH.\nASSISTANT:")
+    text = prompt + reply
+    answer = text.split("ASSISTANT:")[1].strip()
+    rouge = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True).score(q["Ground_Truth"], answer)
+    return ("image" if q["Type"] == "Image_Textual" else "text"), prompt, rouge["rougeL"].fmeasure
+
+
+def port_cloze(q: dict, reply: str) -> bool | None:
+    """Right or wrong, or None where eval.py counts the question nowhere (a Type other than the two)."""
+    question = q["Question"].replace("__", "[Blank]") + \
+        "\nPlease **ONLY** provide the correct answer that should replace the [Blank]."
+    prompt = f"USER: <image>\n{question}\nASSISTANT:" if q["Type"] == "Image_Textual" else \
+        f"USER:\n{question}\nASSISTANT:"
+    text = prompt + reply
+    answer = text.split("ASSISTANT:")[1].strip()
+    if q["Type"] not in ("Image_Textual", "Pure_Text"):
+        return None
+    return q["Ground_Truth"].lower() in answer.lower()
+
+
+# --- the fixture ---------------------------------------------------------------------------------------------
+@pytest.fixture()
+def mllmu_scored(mllmu_dir, tmp_path):  # noqa: F811
+    """forget_10 with each kind of question eval.py scores though the checks refuse it, and two it cannot score;
+    retain_90 with a row without its image (dropped under either mode)."""
+    root = shutil.copytree(mllmu_dir, tmp_path / "scored")
+    edits = [(0, (MC, IMG, 0, "Correct_Answer"), "E"),  # never right
+             (0, (MC, TXT, 0, "Correct_Answer"), None),  # right where the reply names no letter
+             (1, (MC, IMG, 1, "Options", "B"), ""),  # shown as "B: "
+             (1, (MC, TXT, 1, "Options", "C"), None),  # shown as "C: None"
+             (1, ("Mask_Task", 0, "Ground_Truth"), ""),  # always right
+             (1, ("Generation_Task", 1, "Type"), "Text"),  # asked and scored as Pure_Text
+             (0, ("Mask_Task", 1, "Type"), "Other"),  # generated, counted nowhere: dropped
+             (0, ("Generation_Task", 0, "Ground_Truth"), None)]  # eval.py stops on it: dropped
+    for row, path, value in edits:
+        edit_fixture(root, "forget_10", _set(row, path, value))
+    edit_fixture(root, "retain_90", _set(2, ("image",), None))
+    return root
+
+
+SCORED = {"forget_10": {
+    f"question scored: {IMG}[] Correct_Answer is not one of A-D: never right (eval.py compares the reply's letter "
+    f"with it)": 1,
+    f"question scored: {TXT}[] Correct_Answer is null: right where the reply names no option letter (eval.py: "
+    f"None == None)": 1,
+    f"question scored: {IMG}[] has empty Options, shown as written (eval.py reads the letter, not the option)": 1,
+    f"question scored: {TXT}[] has empty Options, shown as written (eval.py reads the letter, not the option)": 1,
+    "question scored: Mask_Task[] has an empty Ground_Truth: always right (eval.py: '' in reply)": 1,
+    "question scored: Generation_Task[] has an unknown Type: asked and scored as text (eval.py's Pure_Text "
+    "branch)": 1}}
+DROPPED = {"forget_10": {"question dropped: Mask_Task[] has an unknown Type": 1,
+                         "question dropped: Generation_Task[] has an empty Ground_Truth": 1},
+           "retain_90": {"row dropped: missing image in field 'image'": 1}}
+
+
+def test_score_keeps_what_eval_py_scores_and_drops_the_rest_as_skip(mllmu_scored, tmp_path):
+    b = _benchmark(tmp_path / "score", "mllmu_bench", mllmu_scored, "data.on_bad_row=score")
+    assert b.scored == SCORED
+    assert b.skipped == DROPPED
+    skip = _benchmark(tmp_path / "skip", "mllmu_bench", mllmu_scored, "data.on_bad_row=skip")
+    assert skip.scored == {}  # skip as it was: every refused question dropped, nothing kept
+    assert skip.skipped["retain_90"] == DROPPED["retain_90"]
+    assert sum(skip.skipped["forget_10"].values()) == 8
+    assert b.eval["retain"]["ID"] == skip.eval["retain"]["ID"] and b.train["ID"] == skip.train["ID"]
+    rows = _rows(mllmu_scored, "forget_10")
+    kept = b.eval["forget"]
+    for k in range(2):
+        assert len(kept[k][MC][IMG]) == len(rows[k][MC][IMG]) and len(kept[k][MC][TXT]) == len(rows[k][MC][TXT])
+    assert len(kept[0]["Mask_Task"]) == len(kept[0]["Generation_Task"]) == 1
+    assert len(kept[1]["Mask_Task"]) == len(kept[1]["Generation_Task"]) == 2
+
+
+def _replies(monkeypatch, reply: str) -> None:
+    monkeypatch.setattr(scoring, "protocol_replies", lambda model, proc, items, prompts: [reply] * len(items))
+
+
+def test_score_scores_as_the_port_of_eval_py(mllmu_scored, tmp_path, monkeypatch):
+    b = _benchmark(tmp_path, "mllmu_bench", mllmu_scored, "data.on_bad_row=score")
+    items = flatten("forget", b.eval["forget"], lambda images: [None] * len(images))
+    raw = {r["ID"]: r for r in _rows(mllmu_scored, "forget_10")}
+    scorer, proc = SCORERS["mllmu_bench"], SimpleNamespace(option_letters=("a", "b", "c", "d"))
+
+    def source(it, key):  # the question as the file holds it, by its text (the items' positions are the kept ones)
+        matches = [q for q in key(raw[it.source_id]) if q["Question"] == it.question]
+        assert len(matches) == 1, it.uid
+        return matches[0]
+
+    mc = [it for it in items if it.task == "mc"]
+    assert len(mc) == sum(len(r[MC][IMG]) + len(r[MC][TXT]) for r in raw.values())  # every MC question counts
+    for reply in ("A", "b) the second", "E", "I am not sure", "", "ASSISTANT: C", " d"):
+        _replies(monkeypatch, reply)
+        records = scoring.score_mc(None, proc, mc, "generate", scorer=scorer, prompts=object())
+        for it, rec in zip(mc, records):
+            image = it.modality == "multimodal"
+            q = source(it, lambda r: r[MC][IMG if image else TXT])
+            prompt = port_mc_prompt(q, image)
+            assert render(it) == prompt, it.uid
+            assert rec["score"] == float(port_mc_right(q, prompt, reply)), (it.uid, reply)
+            # a re-scoring of the record reads it alike (`python -m unlearn.rescore`)
+            assert scorer.score("mc", rec["reply"], rec["answer"], tuple(rec["options"]),
+                                answer_index=rec["answer_index"]) == rec["score"]
+    null = next(it for it in mc if it.answer_index == -1)
+    _replies(monkeypatch, "I am not sure")
+    assert scoring.score_mc(None, proc, [null], "generate", scorer=scorer, prompts=object())[0]["score"] == 1.0
+
+    free = [it for it in items if it.task in ("gen", "cloze")]
+    for reply in ("They work as a lawyer in Lyon.", "", "nothing at all"):
+        _replies(monkeypatch, reply)
+        for it, rec in zip(free, scoring.score_generation(None, proc, free, 50, scorer, prompts=object())):
+            q = source(it, lambda r: r["Generation_Task" if it.task == "gen" else "Mask_Task"])
+            if it.task == "gen":
+                bucket, prompt, rouge = port_gen(q, reply)
+                assert it.modality == ("multimodal" if bucket == "image" else "text"), it.uid
+                assert render(it) == prompt and rec["score"] == pytest.approx(rouge), (it.uid, reply)
+            else:
+                right = port_cloze(q, reply)
+                assert right is not None, it.uid  # eval.py counts every cloze question scored here
+                assert rec["score"] == float(right), (it.uid, reply)
+    # every question eval.py counts is an item: the unknown-Type cloze (counted nowhere) is the one left out
+    counted = [(sid, q["Question"]) for sid, r in raw.items() for q in r["Mask_Task"] if port_cloze(q, "") is not None]
+    assert sorted(counted) == sorted((it.source_id, it.question) for it in free if it.task == "cloze")
+
+
+def test_a_shot_shows_a_correct_answer_that_is_no_letter_as_eval_py_writes_it(mllmu_scored, tmp_path):
+    b = _benchmark(tmp_path, "mllmu_bench", mllmu_scored, "data.on_bad_row=score")
+    items = [it for it in flatten("forget", b.eval["forget"], lambda images: [None] * len(images)) if it.task == "mc"]
+    raw = {r["ID"]: r for r in _rows(mllmu_scored, "forget_10")}
+    for shot in (it for it in items if it.answer_index < 0):
+        q = next(q for key in (IMG, TXT) for q in raw[shot.source_id][MC][key] if q["Question"] == shot.question)
+        o = q["Options"]
+        head = (f"USER:\nQuestion: {q['Question']}\nA: {o['A']}\nB: {o['B']}\nC: {o['C']}\nD: {o['D']}\n"
+                f"Correct Answer: {q['Correct_Answer']}\n")  # eval.py:403-411, a text shot
+        assert render_mc("Q?", ("1", "2", "3", "4"), False, [shot]).startswith(head), shot.uid
+
+
+def test_an_empty_option_has_no_likelihood_reading(mllmu_scored, tmp_path):
+    """An empty option is no tokens: log-probability 0, chosen every time. Refused where the evaluator is built
+    under eval.mc_mode or eval.mc_also = likelihood; the generated-letter reading (eval.py's) takes it."""
+    from unlearn.eval.evaluator import EvaluationModule
+
+    b = _benchmark(tmp_path, "mllmu_bench", mllmu_scored, "data.on_bad_row=score")
+    items = flatten("forget", b.eval["forget"], lambda images: [None] * len(images))
+    for modes in ({"mc_mode": "likelihood"}, {"mc_mode": "generate", "mc_also": "likelihood"}):
+        key = "eval.mc_mode" if modes["mc_mode"] == "likelihood" else "eval.mc_also"
+        with pytest.raises(ValueError, match=rf"has an empty option, which {key}=likelihood would choose every time"):
+            EvaluationModule(None, None, items, "before", **modes)
+    EvaluationModule(None, None, items, "before", mc_mode="generate", mc_also="letter")
+    off = [it for it in items if it.task == "mc" and all((o or "").strip() for o in it.options)]
+    EvaluationModule(None, None, off, "before", mc_mode="likelihood")  # an answer that is no letter: never right
+
+
+@pytest.mark.parametrize("data", ["clear", "mllmu_mini"])
+def test_score_is_refused_where_the_loader_cannot_honour_it(data, clear_dir, tmp_path):  # noqa: F811
+    from unlearn.config import compose_config
+    from unlearn.settings import check_run_settings
+
+    path = [f"data.path={clear_dir}"] if data == "clear" else []
+    cfg = compose_config([f"data={data}", *path, "data.on_bad_row=score"], tmp_path / "out", tmp_path / "cache")
+    with pytest.raises(ValueError, match=rf"data.on_bad_row=score keeps the rows MLLMU-Bench's eval.py scores .*"
+                                         rf"only data=mllmu_bench can \(data={data} "):
+        check_run_settings(cfg)
+    if data == "clear":  # and the loader, called on its own
+        with pytest.raises(DataError, match=r"data.on_bad_row='score' .* only data=mllmu_bench's loader can; "
+                                            r"expected one of \['error', 'skip'\] here"):
+            _benchmark(tmp_path, data, clear_dir, "data.on_bad_row=score")
+
+
+def test_score_keys_its_own_before_evaluation(tmp_path):
+    """What is scored differs from skip's: another before-evaluation, another seed group; error's and skip's keys
+    are as they were (the value enters the key through the data config, unlearn/pipeline.py keyed_data)."""
+    from unlearn.config import compose_config
+    from unlearn.pipeline import before_cache_path
+    from unlearn.report import setting_of
+    from unlearn.settings import check_run_settings
+
+    def cfg(*overrides):
+        return compose_config(["logger=none", "data=mllmu_bench", "data.path=/data/MLLMU-Bench",
+                               "eval.cache_before=true", *overrides], tmp_path / "out", tmp_path / "cache")
+
+    check_run_settings(cfg("data.on_bad_row=score"))  # accepted where the loader honours it
+    keys = {mode: before_cache_path(cfg(f"data.on_bad_row={mode}"), "/cache/vanilla/x").name
+            for mode in ("error", "skip", "score")}
+    assert len(set(keys.values())) == 3 and keys["skip"] == before_cache_path(cfg(), "/cache/vanilla/x").name
+    from omegaconf import OmegaConf
+    settings = {m: setting_of(OmegaConf.to_container(cfg(f"data.on_bad_row={m}"), resolve=True))
+                for m in ("skip", "score")}
+    assert settings["skip"] != settings["score"]
