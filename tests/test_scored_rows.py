@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 from rouge_score import rouge_scorer
 
-from tests.test_real_data import _benchmark, _rows, _set, clear_dir, mllmu_dir, offline  # noqa: F401 (fixtures)
+from tests import test_real_data as real
+from tests.test_real_data import _benchmark, _rows, _set
 from unlearn.data.fixtures import edit_fixture
 from unlearn.data.schema import DataError
 from unlearn.eval import scoring
@@ -19,6 +20,8 @@ from unlearn.eval.items import flatten
 from unlearn.eval.protocol import render, render_mc
 from unlearn.eval.scorers import SCORERS
 
+# the fixtures (module-scoped snapshots; offline: nothing may reach the network), by name for pytest
+mllmu_dir, clear_dir, offline = real.mllmu_dir, real.clear_dir, real.offline
 MC = "Classification_Task"
 IMG, TXT = "Image_Textual_Questions", "Pure_Text_Questions"
 
@@ -66,7 +69,7 @@ def port_cloze(q: dict, reply: str) -> bool | None:
 
 # --- the fixture ---------------------------------------------------------------------------------------------
 @pytest.fixture()
-def mllmu_scored(mllmu_dir, tmp_path):  # noqa: F811
+def mllmu_scored(mllmu_dir, tmp_path):
     """forget_10 with each kind of question eval.py scores though the checks refuse it, and two it cannot score;
     retain_90 with a row without its image (dropped under either mode)."""
     root = shutil.copytree(mllmu_dir, tmp_path / "scored")
@@ -196,7 +199,7 @@ def test_an_empty_option_has_no_likelihood_reading(mllmu_scored, tmp_path):
 
 
 @pytest.mark.parametrize("data", ["clear", "mllmu_mini"])
-def test_score_is_refused_where_the_loader_cannot_honour_it(data, clear_dir, tmp_path):  # noqa: F811
+def test_score_is_refused_where_the_loader_cannot_honour_it(data, clear_dir, tmp_path):
     from unlearn.config import compose_config
     from unlearn.settings import check_run_settings
 
@@ -223,7 +226,10 @@ def test_score_keys_its_own_before_evaluation(tmp_path):
         return compose_config(["logger=none", "data=mllmu_bench", "data.path=/data/MLLMU-Bench",
                                "eval.cache_before=true", *overrides], tmp_path / "out", tmp_path / "cache")
 
+    from unlearn.data.schema import BadRows
+
     check_run_settings(cfg("data.on_bad_row=score"))  # accepted where the loader honours it
+    assert BadRows("score", scores=True).mode == "score"  # MLLMU-Bench's loader (load_mllmu_bench) asks for it
     keys = {mode: before_cache_path(cfg(f"data.on_bad_row={mode}"), "/cache/vanilla/x").name
             for mode in ("error", "skip", "score")}
     assert len(set(keys.values())) == 3 and keys["skip"] == before_cache_path(cfg(), "/cache/vanilla/x").name
