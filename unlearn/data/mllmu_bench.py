@@ -77,7 +77,8 @@ Which of these are confirmed, and where (the same findings for readers: docs/dat
     - Test_Set's features on the card (the `images` list comes from the official code only);
     - that Retain_Set IDs may repeat fictitious IDs (untouched IDs are offset anyway, so nothing depends on it);
     - Correct_Answer always upper-case and four non-empty options: the official scorer assumes it; a row that
-      breaks it is handled by `data.on_bad_row` (the question is dropped under `skip`).
+      breaks it is handled by `data.on_bad_row` (the question is dropped under `skip`, kept and scored as
+      eval.py scores it under `score`: unlearn/data/schema.py `_scored_mc`).
   corrected here: nothing in the format; what a deviating row costs is now `data.on_bad_row`.
 
 Rows that cannot be used follow `data.on_bad_row` (unlearn/data/schema.py): `error` stops naming split, row
@@ -88,7 +89,8 @@ half-filled pair (one of the two missing or empty) is dropped alone and counted 
 silently, `if question and answer`); a profile without a name question
 is dropped from training (MANU's text-only dataset would fail on it) and, with it, that person's eval rows
 (nothing taught, nothing to unlearn); a question whose Correct_Answer is not one of A-D with a non-empty
-option is dropped alone (the official scorer could never count it right, so it is not repaired).
+option is dropped alone under `skip` (not repaired); `score` keeps it as the official scorer reads it: a
+Correct_Answer other than A-D never right, a null one right where the reply names no letter.
 """
 
 from __future__ import annotations
