@@ -237,3 +237,32 @@ def test_score_keys_its_own_before_evaluation(tmp_path):
     settings = {m: setting_of(OmegaConf.to_container(cfg(f"data.on_bad_row={m}"), resolve=True))
                 for m in ("skip", "score")}
     assert settings["skip"] != settings["score"]
+
+
+@pytest.mark.slow
+def test_a_run_writes_what_score_kept_and_what_it_dropped(mllmu_scored, tmp_path, monkeypatch):
+    """metrics.json names both: `scored_rows` (kept, scored as eval.py does) beside `skipped_rows` (dropped); a run
+    under skip writes no `scored_rows` key, so its file is as before the setting existed."""
+    import json
+
+    import unlearn.models.tiny_real as tiny_real
+    from unlearn.config import compose_config
+    from unlearn.models.tiny_real import snapshot_words
+    from unlearn.pipeline import run
+
+    base = tiny_real.vocabulary
+    monkeypatch.setattr(tiny_real, "vocabulary", lambda: base() + snapshot_words(mllmu_scored))
+    model, tok, images = tiny_real.build_tiny_real("llava")
+    for part in (model, tok, images):
+        part.save_pretrained(tmp_path / "llava")
+    common = ["method=ga", "model=llava_1_5_7b", "model.dtype=float32", f"model.path={tmp_path / 'llava'}",
+              "data=mllmu_bench", f"data.path={mllmu_scored}", "logger=none", "eval.max_people=2",
+              "eval.max_new_tokens=2", "eval.tasks=[mc]", "method.batch_size=2", "+trainer.max_steps=1"]
+    summaries = {}
+    for mode in ("score", "skip"):
+        run(compose_config([*common, f"data.on_bad_row={mode}"], tmp_path / mode, tmp_path / "cache"))
+        summaries[mode] = json.loads((tmp_path / mode / "metrics.json").read_text())
+    assert summaries["score"]["scored_rows"] == SCORED
+    assert summaries["score"]["skipped_rows"] == DROPPED
+    assert "scored_rows" not in summaries["skip"]
+    assert sum(summaries["skip"]["skipped_rows"]["forget_10"].values()) == 8
