@@ -4,10 +4,12 @@ Why: the evaluation pads items into batches (left for greedy replies, right for 
 composition differs with `eval.batch_size` and with the number of processes; MLLMU-Bench's eval.py generates
 one item at a time. This counts, on a tiny LLaVA (random weights, so many near-ties: an upper bound for a
 taught model), how many greedy replies change and how far answer log-probabilities move, in float32 and in
-bfloat16; `--model DIR` reads a taught embedded model instead (e.g. the vanilla model in .cache/vanilla/) and
-its benchmark's evaluation items.
+bfloat16 (`--dtypes`: float16 too, the dtype MLLMU-Bench's eval.py and the official presets evaluate in;
+`--device cuda`: a GPU's kernels, bench/gpu_checks.sh); `--model DIR` reads a taught embedded model instead (e.g.
+the vanilla model in .cache/vanilla/) and its benchmark's evaluation items.
 
-Run: `.venv/bin/python -m bench.batch_invariance [--items 96] [--seed 0] [--model DIR]`
+Run: `.venv/bin/python -m bench.batch_invariance [--items 96] [--seed 0] [--model DIR] [--dtypes float32 float16]
+[--device cuda]`
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=96)
     ap.add_argument("--seed", type=int, default=0, help="the tiny model's init seed")
     ap.add_argument("--model", help="a taught embedded model's directory (default: a random tiny model)")
+    ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"],
+                    choices=["float32", "bfloat16", "float16"])
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     torch.set_num_threads(1)
     spec = MiniSpec(image_size=32) if args.model else MiniSpec(num_people=12, num_untouched=4, seed=0,
@@ -59,13 +64,13 @@ def main() -> None:
         model, proc = load_model(args.model, "float32", key="--model")
     else:
         model, proc = build_tiny_llava(TinyLlavaSpec(init_seed=args.seed))
-    model.eval()
+    model.eval().to(args.device)
     items = [it for s in ("forget", "retain") for it in flatten(s, bench.eval[s], proc.pixel_values)
              if it.task in ("gen", "cloze", "mc")][:args.items]
     pad = proc.tokenizer.pad_token_id
-    print(f"{len(items)} items, batched against one at a time (greedy replies: left padding; answer log-probs: "
-          "right padding)")
-    for dtype in (torch.float32, torch.bfloat16):
+    print(f"{len(items)} items on {args.device}, batched against one at a time (greedy replies: left padding; "
+          "answer log-probs: right padding)")
+    for dtype in (getattr(torch, d) for d in args.dtypes):
         differ, gap = compare(model.to(dtype), proc, items, pad)
         print(f"{str(dtype).removeprefix('torch.'):>9}: {differ} of {len(items)} replies differ, "
               f"max |log-prob difference| {gap:.2e}")

@@ -66,6 +66,11 @@ step fixtures 120 $PY -m bench.gpu_fixtures "$F"  # the stand-ins (also under ON
 # float16 and bfloat16, batch counts past the half dtype's exact integers included: seconds
 [ -z "${ONLY:-}" ] && step half_fisher 90 sh -c "$PY -m bench.half_fisher_check --device $DEV && $PY -m bench.half_fisher_check --device $DEV --dtype bfloat16"
 if [ "${BENCH:-1}" = 1 ]; then
+  # whether a padded batch moves greedy replies in float16 (eval.py generates one item at a time; the official
+  # presets evaluate in float16 at eval.batch_size 64): the random tiny model (near-ties: an upper bound), then
+  # the taught one
+  step batch_invariance 120 sh -c "$PY -m bench.batch_invariance --device $DEV --dtypes float32 bfloat16 float16 &&
+    $PY -m bench.batch_invariance --device $DEV --dtypes float32 bfloat16 float16 --model $V"
   step gpu_scale 150 $PY -m bench.gpu_scale --shape $SHAPE --device $DEV --dtype bfloat16
   step eval_memory 150 $PY -m bench.eval_memory --shape $SHAPE --device $DEV --dtype bfloat16
 fi
@@ -110,7 +115,7 @@ tar czf "$OUT/logs.tgz" --exclude='*.safetensors' --exclude='*.ckpt' --exclude='
 $PY -m unlearn.report "$R"/* --out "$OUT/report" > "$L/report.log" 2>&1
 grep -H "stay where they are" "$L"/*.log | cut -c1-220 >> "$S"
 cat "$S"
-for f in half_fisher gpu_scale eval_memory train_memory; do [ -f "$L/$f.log" ] && { echo "== $f"; tail -n 8 "$L/$f.log"; }; done
+for f in half_fisher batch_invariance gpu_scale eval_memory train_memory; do [ -f "$L/$f.log" ] && { echo "== $f"; tail -n 8 "$L/$f.log"; }; done
 for f in "$L"/*.log; do
   grep -q -i -E "^(Traceback|Error)|Error:" "$f" && { echo "== $(basename "$f") (last lines)"; tail -n 6 "$f"; }
 done
