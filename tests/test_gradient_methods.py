@@ -209,6 +209,50 @@ def test_a_checkpoint_without_the_reference_loads_strictly(tiny_model):
     assert not is_reference_key("_fsdp_wrapped_module.model.reference.weight")
 
 
+def test_resume_into_its_own_directory_says_so_without_lightnings_warning(tmp_path, small_benchmark, caplog):
+    """The refusal of an interrupted run's directory says to resume into it (method.ckpt_path=<dir>/checkpoints/
+    last.ckpt): Lightning then warned "Checkpoint directory ... exists and is not empty" about the very checkpoint
+    it resumed, and nothing said where the run started (forty-fifth session, a researcher's walk-through)."""
+    import copy
+    import logging
+    import warnings as py_warnings
+
+    from omegaconf import open_dict
+
+    from unlearn.methods.gradient import GradientUnlearning as Module
+    from unlearn.methods.gradient import run
+    from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
+    from unlearn.pipeline import RunContext
+
+    from .test_finetune import _cfg
+
+    start, proc = build_tiny_llava(TinyLlavaSpec())
+    out = tmp_path / "run"
+
+    def go(ckpt=None):
+        cfg = _cfg(out, "method=ga", "method.epochs=2", "method.batch_size=8")
+        with open_dict(cfg):
+            cfg.method.ckpt_path = str(ckpt) if ckpt else None
+        L.seed_everything(0)
+        run(RunContext(cfg, small_benchmark, copy.deepcopy(start), proc, out))
+
+    def interrupt(self):
+        if self.current_epoch == 1:
+            raise RuntimeError("killed")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Module, "on_train_epoch_start", interrupt, raising=False)
+        with pytest.raises(RuntimeError, match="killed"):
+            go()
+    last = out / "checkpoints" / "last.ckpt"
+    assert last.is_file()
+    with py_warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO, "unlearn.methods.gradient"):
+        py_warnings.simplefilter("always")
+        go(ckpt=last)
+    assert not [w for w in caught if "exists and is not empty" in str(w.message)]
+    assert "method.ckpt_path: resuming after epoch 1 of 2" in caplog.text
+
+
 def test_check_resume_by_hand():
     from unlearn.methods.gradient import check_resume
 

@@ -103,8 +103,12 @@ class GradientUnlearning(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Lightning calls this as `fit(ckpt_path=...)` restores, before any step: a checkpoint of other settings,
         or one that has already run this run's epochs, is refused (until 2026-12-05 it ran no step, or steps of
-        the old settings, and saved the result under the new ones)."""
-        check_resume(checkpoint.get(RESUME_KEY), self.identity, epochs_run(checkpoint), self.epochs)
+        the old settings, and saved the result under the new ones). A resume says where it starts (until the
+        forty-fifth session it said nothing: a resumed run's log read as a fresh one's)."""
+        completed = epochs_run(checkpoint)
+        check_resume(checkpoint.get(RESUME_KEY), self.identity, completed, self.epochs)
+        if completed is not None and self.epochs is not None and completed < self.epochs and self.global_rank == 0:
+            log.info("method.ckpt_path: resuming after epoch %d of %d", completed, self.epochs)
 
     def on_fit_start(self) -> None:
         # from_pretrained returns eval mode and Lightning keeps the mode it finds; on fit start, before Lightning
@@ -563,7 +567,10 @@ def run(ctx) -> None:
     trainer = ctx.trainer(max_epochs=m.epochs, callbacks=[checkpoints], enable_checkpointing=True,
                           use_distributed_sampler=False,  # EpochShuffle shards itself
                           plugins=[AtomicCheckpointIO()])  # last.ckpt renamed into place, never copied over
-    with frozen_reference_expected(module):
+    with frozen_reference_expected(module), warnings.catch_warnings():
+        if m.ckpt_path:  # resumed into the interrupted run's directory, as its refusal says: the checkpoint Lightning
+            # finds there, and warns about, is the one it resumes (and replaces at the next epoch's end)
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         trainer.fit(module, loader, ckpt_path=m.ckpt_path)
     if m.lora.enabled:
         ctx.model = model.merge_and_unload()  # a plain model again: evaluated and saved like any other
