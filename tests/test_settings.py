@@ -26,7 +26,8 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["trainer=fsdp", "eval.dtype=float16"], r"eval.dtype=float16 does not run under trainer=fsdp"),
     # before the before-evaluation (until 2026-12-05 after it: hours on a 7B model)
     (["method=manu", "trainer=fsdp_sim"], r"method=manu does not run under trainer=fsdp"),
-    (["method=mmunlearner", "trainer=fsdp_sim"], r"method=mmunlearner does not run under trainer=fsdp"),
+    (["method=mmunlearner", "trainer=fsdp_sim"], r"method=mmunlearner does not run under trainer=fsdp.*"
+                                                 r"\(on CPU processes, as trainer=fsdp_sim: trainer=ddp_sim\)"),
     (["trainer=gpu", "trainer.precision=bf16-true", "eval.dtype=float16"],
      r"eval.dtype=float16 needs trainer.precision=32-true or a \*-mixed precision \(it is bf16-true"),
     (["method=kl", "trainer.precision=16-true", "method.reference_dtype=float16"],

@@ -214,4 +214,8 @@ def refuse_fsdp(cfg, method: str, instead: str | None = None) -> None:
     before-evaluation, hours on a 7B model) and again by the method."""
     instead = instead or FSDP_REFUSED.get(method)  # a method of your own may refuse with its own advice
     if instead is not None and uses_fsdp(cfg.trainer):
-        raise ValueError(f"method={method} does not run under trainer=fsdp (it needs unsharded weights); {instead}")
+        # under trainer=fsdp_sim the advice's trainer=ddp would be refused in turn (no GPU): name the CPU one
+        on_cpu = " (on CPU processes, as trainer=fsdp_sim: trainer=ddp_sim)" \
+            if str(cfg.trainer.get("accelerator", "")) == "cpu" else ""
+        raise ValueError(f"method={method} does not run under trainer=fsdp (it needs unsharded weights); "
+                         f"{instead}{on_cpu}")
