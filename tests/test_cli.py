@@ -161,6 +161,11 @@ def test_forget_quality_against_a_reference_taught_without_the_forget_people(tmp
     ref, bad = finish(ref), finish(bad)
     assert ref.returncode == 0, ref.stderr[-3000:]
     assert bad.returncode != 0 and "eval.reference_run=" in bad.stderr
+    # a missing reference run is an input file's refusal: its message alone (until the forty-fifth session after
+    # Hydra's "Error executing job" and a traceback)
+    assert bad.returncode == 1
+    assert any(line.startswith("Error: eval.reference_run=") for line in bad.stderr.splitlines())
+    assert "Traceback" not in bad.stderr and "HYDRA_FULL_ERROR" not in bad.stderr
     run = train(tmp_path, "method=ga", f"eval.reference_run={tmp_path / 'ref'}", "save_model=false", name="ga")
     assert run.returncode == 0, run.stderr[-3000:]
     metrics = json.loads((tmp_path / "ga" / "metrics.json").read_text())["metrics"]

@@ -982,7 +982,10 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
     # sets each rank's thread count at its first launch, and the key holds this process's count at the start)
     publish = vanilla_path(cfg) if cfg.method.name == "finetune" and not cfg.model.path else None
     benchmark: Benchmark = instantiate(cfg.data.benchmark)
-    reference = reference_records(cfg.eval.reference_run) if cfg.eval.get("reference_run") else None
+    # a missing or unusable reference run is an input file's refusal, printed alone (until the forty-fifth session
+    # after Hydra's traceback, as the other input files' were until 2026-12-05)
+    with refusing_before_run(ValueError, FileNotFoundError):
+        reference = reference_records(cfg.eval.reference_run) if cfg.eval.get("reference_run") else None
     if reference is not None:
         with refusing_before_run(ValueError):
             check_reference_protocol(cfg)
