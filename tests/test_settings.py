@@ -893,11 +893,16 @@ def test_several_processes_are_told_their_batch_sizes_are_per_process(tmp_path, 
     from unlearn.pipeline import say_batches_per_process
 
     with caplog.at_level("WARNING"):
-        assert say_batches_per_process(compose_config(["trainer=ddp_sim"], tmp_path, tmp_path)) == 2
+        assert say_batches_per_process(compose_config(["trainer=ddp_sim", "method=ga", "method.batch_size=8"],
+                                                      tmp_path, tmp_path)) == 2
         assert say_batches_per_process(compose_config(["trainer=ddp_sim"], tmp_path, tmp_path), here=False) == 2
         assert say_batches_per_process(compose_config([], tmp_path, tmp_path)) == 1
         assert say_batches_per_process(compose_config(["trainer=ddp_sim", "+trainer.num_nodes=2"], tmp_path,
                                                       tmp_path)) == 4
     said = [r.getMessage() for r in caplog.records if "is per process" in r.getMessage()]
-    assert len(said) == 2 and said[0].startswith("2 processes: every training batch size") and "divide them by 2" in said[0]
-    assert said[1].startswith("4 processes")
+    assert len(said) == 2 and said[0].startswith("2 processes: every training batch size")
+    # the sizes in force, and the one-process run whose steps they take (not "divide them" to one who had)
+    assert "per process (method.batch_size=8, finetune.batch_size=" in said[0]
+    assert "the steps of one process at method.batch_size=16, finetune.batch_size=" in said[0]
+    assert "eval.relearn" not in said[0]  # no relearning attack in these runs
+    assert said[1].startswith("4 processes") and "one process at finetune.batch_size=256" in said[1]  # MANU: none

@@ -356,12 +356,22 @@ def say_batches_per_process(cfg: DictConfig, here: bool = True) -> int:
     forget MC 0.8 on one process, 0.6 on two, from one vanilla model). Returns the process count."""
     processes = teaching_processes(cfg)
     if processes > 1 and here:
-        log.warning("%d processes: every training batch size (method.batch_size, finetune.batch_size, "
-                    "mmunlearner.batch_size, eval.relearn.batch_size) is per process, so each step reads %d times "
-                    "one process's batch and an epoch takes %d times fewer steps: divide them by %d to take the "
-                    "one-process run's steps (the passes that only read, MANU's statistics and MMUnlearner's "
-                    "Fisher, are alike on any number)", processes, processes, processes, processes)
+        sizes = {k: OmegaConf.select(cfg, k) for k in PER_PROCESS_BATCHES}
+        sizes = {k: v for k, v in sizes.items() if isinstance(v, int)}
+        if not OmegaConf.select(cfg, "eval.relearn.enabled", default=False):
+            sizes.pop("eval.relearn.batch_size", None)  # no relearning attack in this run
+        # the values in force, and the one-process run whose steps they take (until the forty-fifth session the
+        # warning said "divide them by W" whatever they were, also to a user who had: a walk-through's finding)
+        now = ", ".join(f"{k}={v}" for k, v in sizes.items())
+        one = ", ".join(f"{k}={v * processes}" for k, v in sizes.items())
+        log.warning("%d processes: every training batch size is per process (%s), so each step reads %d times one "
+                    "process's batch and an epoch takes %d times fewer steps: these take the steps of one process "
+                    "at %s (the passes that only read, MANU's statistics and MMUnlearner's Fisher, are alike on "
+                    "any number)", processes, now, processes, processes, one)
     return processes
+
+
+PER_PROCESS_BATCHES = ("method.batch_size", "finetune.batch_size", "mmunlearner.batch_size", "eval.relearn.batch_size")
 
 
 PRECISION_ALIASES = {"16": "16-mixed", "bf16": "bf16-mixed", "32": "32-true", "64": "64-true"}
