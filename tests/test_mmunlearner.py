@@ -1,3 +1,4 @@
+import copy
 import math
 import re
 from types import SimpleNamespace
@@ -263,6 +264,40 @@ def test_masks_are_keyed_by_parameter_and_survive_renaming(tiny_model, tmp_path)
     assert not any(n in names.values() for n, _ in wrapped.named_parameters() if "q_proj.base_layer" in n)
     with pytest.raises(ValueError, match="is not a parameter of this model"):
         load_masks(tmp_path / "mask.safetensors", wrapped)
+
+
+def test_a_mask_reused_on_other_weights_is_said(tiny_model, tmp_path, caplog):
+    """A mask file records the fingerprint of the weights it was made on: reused on them, nothing is said; on
+    another model of the same shapes (another init, one weight moved, another dtype) a warning names the file; a
+    file without the record (written before it was kept) is taken as it is."""
+    from unlearn.methods.mmunlearner import check_mask_weights, weights_fingerprint
+    from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
+
+    model, _ = tiny_model
+    masks, names = _masks(model), {p: n for n, p in model.named_parameters()}
+    path = tmp_path / "mask.safetensors"
+    save_masks(masks, names, path, gamma=0.5)
+
+    def reused_on(other) -> bool:
+        loaded = load_masks(path, other)
+        return check_mask_weights(path, loaded, {p: n for n, p in other.named_parameters()})
+
+    with caplog.at_level("WARNING", "unlearn.methods.mmunlearner"):
+        assert reused_on(model) and not caplog.records
+        assert not reused_on(build_tiny_llava(TinyLlavaSpec(init_seed=1))[0])
+        assert f"mmunlearner.mask_path={path} was made on other weights" in caplog.text
+        moved = copy.deepcopy(model)
+        p = dict(moved.named_parameters())[next(iter(sorted(names[q] for q in masks)))]
+        with torch.no_grad():
+            p.view(-1)[0] += 1.0  # the first element is always among the sampled ones
+        assert not reused_on(moved)
+        assert not reused_on(copy.deepcopy(model).to(torch.float64))
+    sampled = {names[q]: q for q in masks}
+    assert weights_fingerprint(sampled) == weights_fingerprint(dict(reversed(list(sampled.items()))))  # by name
+    from unlearn.io import write_masks
+
+    write_masks(tmp_path / "old.safetensors", {names[q]: m for q, m in masks.items()})  # no record: taken as is
+    assert check_mask_weights(tmp_path / "old.safetensors", masks, names)
 
 
 def test_run_with_lora_masks_adapters_and_merges_back(tmp_path, small_benchmark):

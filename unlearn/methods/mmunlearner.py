@@ -424,18 +424,58 @@ def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma:
 
 
 def save_masks(masks: dict, names: dict, path, gamma: float | None = None) -> None:
-    """The masks by parameter name; `gamma`, the threshold that made them, in the file's metadata, so that a run
-    reusing the mask (mmunlearner.mask_path) reports it too (until 2026-12-06 its mask_summary.json dropped it)."""
-    write_masks(path, {names[p]: m for p, m in masks.items()}, None if gamma is None else {"gamma": repr(gamma)})
+    """The masks by parameter name; in the file's metadata `gamma`, the threshold that made them, so that a run
+    reusing the mask (mmunlearner.mask_path) reports it too (until 2026-12-06 its mask_summary.json dropped it),
+    and `weights`, the masked parameters' fingerprint (`weights_fingerprint`), so that one reusing it on other
+    weights is told."""
+    metadata = {"weights": weights_fingerprint({names[p]: p for p in masks})}
+    if gamma is not None:
+        metadata["gamma"] = repr(gamma)
+    write_masks(path, {names[p]: m for p, m in masks.items()}, metadata)
+
+
+def mask_metadata(path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
 
 
 def saved_gamma(path) -> float | None:
     """The gamma a mask file records (None: a file written before it did, or by other code)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        value = (f.metadata() or {}).get("gamma")
+    value = mask_metadata(path).get("gamma")
     return None if value is None else float(value)
+
+
+FINGERPRINT_SAMPLES = 256  # evenly spaced elements per parameter: a few kB read, whatever the model's size
+
+
+def weights_fingerprint(params: dict[str, torch.Tensor]) -> str:
+    """A short hash of the named parameters' names, shapes, dtypes and evenly spaced values. Why: a saliency mask
+    picks the elements salient for the weights it was computed on; reused (mmunlearner.mask_path) on another
+    vanilla model, seed or LoRA initialisation, it still loads (the names and shapes match) and its steps move
+    that other model's elements without a word (a walk-through's finding, forty-fifth session)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(params):
+        flat = params[name].detach().reshape(-1)
+        step = max(1, flat.numel() // FINGERPRINT_SAMPLES)
+        h.update(f"{name}|{tuple(params[name].shape)}|{params[name].dtype}|".encode())
+        h.update(flat[::step][:FINGERPRINT_SAMPLES].float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def check_mask_weights(path, masks: dict, names: dict) -> bool:
+    """Whether the mask file at `path` was made on these weights; warned where not (a file without the record,
+    written before it was kept, is taken as it is)."""
+    saved = mask_metadata(path).get("weights")
+    if saved is None or saved == weights_fingerprint({names[p]: p for p in masks}):
+        return True
+    log.warning("mmunlearner.mask_path=%s was made on other weights than this run's model (their fingerprints "
+                "differ: another vanilla model, seed, LoRA initialisation or dtype): its mask selects the elements "
+                "salient for those, and this run's steps move them here", path)
+    return False
 
 
 def load_masks(path, model) -> dict:
@@ -524,6 +564,7 @@ def saliency_stage(ctx, m, out) -> dict:
     if m.mask_path:
         masks, names = load_masks(m.mask_path, ctx.model), {p: n for n, p in ctx.model.named_parameters()}
         gamma = saved_gamma(m.mask_path)  # what made it, where the file records it
+        check_mask_weights(m.mask_path, masks, names)
     else:
         groups = unlearned_groups(ctx, m)
         masks, names, gamma = compute_masks(ctx, groups, GROUPS[m.groups], m.gamma, m.fisher_batch_size,
