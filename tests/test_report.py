@@ -235,6 +235,24 @@ def test_main_without_runs_exits_nonzero(tmp_path):
     assert exc.value.code == 2
 
 
+def test_main_shows_its_warnings_without_a_source_line(tmp_path, monkeypatch):
+    """Each warning the report prints is its kind and message (Python's default format adds a line of the module's
+    source, `runs = load_runs(...)`, after each: noise to the reader)."""
+    import warnings
+
+    shown = []
+    monkeypatch.setattr(warnings, "showwarning", lambda message, category, filename, lineno, file=None, line=None:
+                        shown.append(warnings.formatwarning(message, category, filename, lineno, line)))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "empty")])
+    assert shown == [f"ReportWarning: no runs found in {tmp_path / 'empty'}: neither metrics.json nor run subdirs "
+                     "with one\n"]
+    from unlearn.report import said_alone
+
+    assert warnings.formatwarning is not said_alone  # put back after the report's own
+
+
 def test_names_leave_out_overrides_every_run_shares(tmp_path):
     from unlearn.report import Run, _without_shared_overrides
 

@@ -940,6 +940,11 @@ def render_markdown(table: str, plots: Sequence[Path], command: str, out_dir: Pa
             f"{table}\n\n{images}\n")
 
 
+def said_alone(message, category, filename, lineno, line=None) -> str:
+    """A warning as the report's reader needs it: its kind and message, without the source line Python adds."""
+    return f"{category.__name__}: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
     """CLI entry: print the table, write OUT_DIR/results.md and the PNGs; returns the results.md path."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -958,8 +963,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         runs = load_runs(args.dirs, args.scorer)
-    for w in said:  # shown as before; the report's own are kept for the page (a library's are not about the runs)
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    shown = warnings.formatwarning
+    warnings.formatwarning = said_alone  # until the forty-fifth session each came with a line of this module's source
+    try:
+        for w in said:  # shown as before; the report's own are kept for the page (a library's are not about the runs)
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    finally:
+        warnings.formatwarning = shown
     said = [w for w in said if issubclass(w.category, ReportWarning)]
     if not runs:
         parser.exit(2, f"error: no runs with {METRICS_FILE} under {', '.join(args.dirs)}\n")
