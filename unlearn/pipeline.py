@@ -1050,7 +1050,9 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
         dashboard.log_hyperparams(resolved)
     metrics: dict = {}
     records: dict[str, list] = {}
-    if cfg.eval.before:
+    # a method that leaves the model as loaded (method=evaluate) evaluates it once, as the `after` stage
+    changes_model = cfg.method.get("changes_model", True)
+    if cfg.eval.before and changes_model:
         m, records["before"] = evaluate_before(ctx, before_cache_path(cfg, source), source)
         metrics.update(m)
         if dashboard is not None:  # as soon as they are known, not only once the run has finished
@@ -1104,7 +1106,7 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
         write_text(out_dir / "results.md", table + "\n")
         # the evaluation first, then the weights (until 2026-12-06 the weights first: a disk full at items.json
         # left a model/ that named the directory finished, its evaluation lost)
-        if cfg.save_model:
+        if cfg.save_model and changes_model:  # method=evaluate: the loaded model is where it was
             with atomic_dir(out_dir / "model") as tmp:
                 save_model(ctx.model, processor, tmp)
         if publish is not None:  # the vanilla model later runs start from
