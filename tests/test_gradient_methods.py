@@ -110,6 +110,20 @@ def test_unknown_loss_is_named(tiny_model):
         GradientUnlearning(tiny_model[0], "ascent", torch.optim.SGD)
 
 
+def _killed_at_the_second_epoch(go, *args) -> None:
+    """`go(*args)`, a gradient run, interrupted as its second epoch starts (after the first epoch's checkpoint)."""
+    from unlearn.methods.gradient import GradientUnlearning as Module
+
+    def interrupt(self):
+        if self.current_epoch == 1:
+            raise RuntimeError("killed")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Module, "on_train_epoch_start", interrupt, raising=False)
+        with pytest.raises(RuntimeError, match="killed"):
+            go(*args)
+
+
 def test_resume_reaches_the_same_result(tmp_path, small_benchmark):
     import copy
 
@@ -135,16 +149,7 @@ def test_resume_reaches_the_same_result(tmp_path, small_benchmark):
     straight = go("straight", 2)
     # killed as the second epoch starts: the first epoch's checkpoint must be there (until 2026-12-05 last.ckpt
     # was written only as fit ended, so an interrupted run left none)
-    from unlearn.methods.gradient import GradientUnlearning as Module
-
-    def interrupt(self):
-        if self.current_epoch == 1:
-            raise RuntimeError("killed")
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Module, "on_train_epoch_start", interrupt, raising=False)
-        with pytest.raises(RuntimeError, match="killed"):
-            go("killed", 2)
+    _killed_at_the_second_epoch(go, "killed", 2)
     last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
     assert last.is_file()
     # without the frozen reference, which the resumed run loads again (it doubled every checkpoint at 7B)
@@ -219,7 +224,6 @@ def test_resume_into_its_own_directory_says_so_without_lightnings_warning(tmp_pa
 
     from omegaconf import open_dict
 
-    from unlearn.methods.gradient import GradientUnlearning as Module
     from unlearn.methods.gradient import run
     from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
     from unlearn.pipeline import RunContext
@@ -236,14 +240,7 @@ def test_resume_into_its_own_directory_says_so_without_lightnings_warning(tmp_pa
         L.seed_everything(0)
         run(RunContext(cfg, small_benchmark, copy.deepcopy(start), proc, out))
 
-    def interrupt(self):
-        if self.current_epoch == 1:
-            raise RuntimeError("killed")
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Module, "on_train_epoch_start", interrupt, raising=False)
-        with pytest.raises(RuntimeError, match="killed"):
-            go()
+    _killed_at_the_second_epoch(go)
     last = out / "checkpoints" / "last.ckpt"
     assert last.is_file()
     with py_warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO, "unlearn.methods.gradient"):
