@@ -270,3 +270,18 @@ def test_every_spelling_of_one_trainer_precision_keys_one_model_and_other_precis
         assert key("trainer.precision=32") == plain
         assert key("trainer.precision=64") == key("trainer.precision=64-true") != plain
         assert key("trainer.precision=bf16") == key("trainer.precision=bf16-mixed") != plain
+
+
+def test_a_teaching_away_from_the_default_recipe_names_what_departs(tmp_path):
+    """A run that teaches its missing vanilla model under other trainer settings or weights says which (a preset
+    for unlearning a given checkpoint, experiment=open_unlearning, taught the embedded model in bf16-true with
+    gradient accumulation under the log line "vanilla model missing" alone)."""
+    from unlearn.pipeline import teaching_departures
+
+    def departures(*overrides):
+        return teaching_departures(compose_config(list(overrides), tmp_path / "o", tmp_path / "c"))
+
+    assert departures() == [] and departures("debug=fast") == [] and departures("experiment=organism") == []
+    assert departures("experiment=open_unlearning") == ["trainer.precision=bf16-true",
+                                                        "trainer.accumulate_grad_batches=4", "model.dtype=bfloat16"]
+    assert departures("trainer=ddp_sim")[0] == "trainer.devices=2"

@@ -142,6 +142,8 @@ def test_two_cpu_processes_teach_and_unlearn(tmp_path):
     run = train(tmp_path, "method=mmunlearner", "trainer=ddp_sim", "finetune.target_mc_acc=2", name="two")
     assert run.returncode == 0, run.stderr[-3000:]
     assert "vanilla model missing" in run.stdout + run.stderr  # taught here, on two processes
+    # and said to be a vanilla model of its own (pipeline.teaching_departures)
+    assert "this teaching runs under trainer.devices=2" in run.stdout + run.stderr
     assert (tmp_path / "two" / "metrics.json").is_file()
     assert (tmp_path / "two" / "mmunlearner" / "mask.safetensors").is_file()
     log1 = (tmp_path / "two" / "train_ddp_process_1.log").read_text()

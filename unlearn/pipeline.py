@@ -409,6 +409,17 @@ def teaching_trainer(cfg: DictConfig) -> dict:
             **later_keys.trainer_extras(trainer, TEACH_TRAINER_KEYS + TEACHING_SETS)}
 
 
+def teaching_departures(cfg: DictConfig) -> list[str]:
+    """The trainer settings and model dtype under which a teaching departs from trainer=cpu's float32 one, as
+    `key=value`. Why: a preset made for unlearning a given checkpoint (experiment=open_unlearning: bf16-true,
+    gradient accumulation, bfloat16 weights) that finds no vanilla model teaches the embedded one under its own
+    settings, and the log said only "vanilla model missing" (a walk-through's finding, forty-fifth session)."""
+    out = [f"trainer.{k}={v}" for k, v in teaching_trainer(cfg).items() if PLAIN_CPU_TRAINER.get(k) != v]
+    if str(cfg.model.get("dtype") or "float32") != "float32":
+        out.append(f"model.dtype={cfg.model.dtype}")
+    return out
+
+
 def teaching_processes(cfg: DictConfig) -> int:
     """How many processes a teaching under `cfg.trainer` runs on (devices x nodes)."""
     trainer = keyed_trainer(cfg)
@@ -468,6 +479,10 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path | str:
     check_cache_writable(path.parent, cfg, "the taught model")  # before the teaching, not after it
     check_teaching_schedule_before_model(cfg, benchmark)
     log.info("vanilla model missing: teaching the benchmark first (cached at %s)", path)
+    if departures := teaching_departures(cfg):
+        log.warning("this teaching runs under %s, not trainer=cpu's float32 on one process: a vanilla model of its "
+                    "own, not the one the default run (and docs/results.md) unlearns; give model.path=<a vanilla "
+                    "model> to unlearn an existing one", ", ".join(departures))
     from unlearn.methods.finetune import teach
 
     start = time.perf_counter()
