@@ -300,6 +300,41 @@ def test_a_mask_reused_on_other_weights_is_said(tiny_model, tmp_path, caplog):
     assert check_mask_weights(tmp_path / "old.safetensors", masks, names)
 
 
+def test_a_reused_masks_copy_keeps_the_weights_it_was_made_on(tiny_model, tmp_path, caplog):
+    """A run reusing a mask (mmunlearner.mask_path) saves a copy of it in its own directory: the copy records the
+    fingerprint the read file records (the weights the mask was made on), not this run's weights, else a mask
+    made on model A, reused once on B, would pass as B's from then on without a word; a file without the record
+    gives a copy without it."""
+    from unlearn.methods.mmunlearner import check_mask_weights, mask_metadata, saliency_stage
+    from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
+
+    model, _ = tiny_model
+    made = tmp_path / "made.safetensors"
+    save_masks(_masks(model), {p: n for n, p in model.named_parameters()}, made, gamma=0.5)
+    other = build_tiny_llava(TinyLlavaSpec(init_seed=1))[0]
+    for source, expected in ((made, mask_metadata(made)["weights"]), (tmp_path / "old.safetensors", None)):
+        if expected is None:
+            from unlearn.io import write_masks
+
+            write_masks(source, {n: m for n, m in _named_masks(model).items()})
+        ctx = SimpleNamespace(model=other, is_global_zero=True, logger=None, artifacts={})
+        out = tmp_path / source.stem
+        out.mkdir()
+        with caplog.at_level("WARNING", "unlearn.methods.mmunlearner"):
+            saliency_stage(ctx, SimpleNamespace(mask_path=str(source), gamma=0.5), out)
+        assert mask_metadata(out / "mask.safetensors").get("weights") == expected
+        copied = load_masks(out / "mask.safetensors", other)
+        # reused again on the model it was not made on: still said
+        assert check_mask_weights(out / "mask.safetensors", copied,
+                                  {p: n for n, p in other.named_parameters()}) == (expected is None)
+
+
+def _named_masks(model) -> dict:
+    """_masks by parameter name (a mask file's content, as other code writes it: no metadata)."""
+    names = {p: n for n, p in model.named_parameters()}
+    return {names[p]: m for p, m in _masks(model).items()}
+
+
 def test_run_with_lora_masks_adapters_and_merges_back(tmp_path, small_benchmark):
     import copy
     import json

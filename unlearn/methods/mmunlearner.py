@@ -423,15 +423,23 @@ def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma:
     return {p: saliency_mask(fp, pp, gamma) for p, (fp, pp) in pairs.items()}, names, gamma
 
 
-def save_masks(masks: dict, names: dict, path, gamma: float | None = None) -> None:
+MADE_HERE = "made here"  # save_masks: the mask was computed on these weights (their fingerprint is recorded)
+
+
+def save_masks(masks: dict, names: dict, path, gamma: float | None = None, made_on: str | None = MADE_HERE) -> None:
     """The masks by parameter name; in the file's metadata `gamma`, the threshold that made them, so that a run
     reusing the mask (mmunlearner.mask_path) reports it too (until 2026-12-06 its mask_summary.json dropped it),
-    and `weights`, the masked parameters' fingerprint (`weights_fingerprint`), so that one reusing it on other
-    weights is told."""
-    metadata = {"weights": weights_fingerprint({names[p]: p for p in masks})}
+    and `weights`, the fingerprint of the weights the mask was made on (`weights_fingerprint`), so that one
+    reusing it on other weights is told. `made_on`: MADE_HERE, these parameters; a mask read from a file
+    (mmunlearner.mask_path) passes that file's record (None: it had none, and none is written), so that the copy
+    a reusing run saves does not name the weights it was reused on as those it was made on."""
+    metadata = {}
+    made_on = weights_fingerprint({names[p]: p for p in masks}) if made_on == MADE_HERE else made_on
+    if made_on is not None:
+        metadata["weights"] = made_on
     if gamma is not None:
         metadata["gamma"] = repr(gamma)
-    write_masks(path, {names[p]: m for p, m in masks.items()}, metadata)
+    write_masks(path, {names[p]: m for p, m in masks.items()}, metadata or None)
 
 
 def mask_metadata(path) -> dict[str, str]:
@@ -565,12 +573,14 @@ def saliency_stage(ctx, m, out) -> dict:
         masks, names = load_masks(m.mask_path, ctx.model), {p: n for n, p in ctx.model.named_parameters()}
         gamma = saved_gamma(m.mask_path)  # what made it, where the file records it
         check_mask_weights(m.mask_path, masks, names)
+        made_on = mask_metadata(m.mask_path).get("weights")  # the weights it was made on, kept in the copy saved
     else:
         groups = unlearned_groups(ctx, m)
         masks, names, gamma = compute_masks(ctx, groups, GROUPS[m.groups], m.gamma, m.fisher_batch_size,
                                             m.fisher_labels, ctx.cfg.seed if m.fisher_shuffle else None,
                                             m.preserve_text, m.get("mask_fraction"), m.preserve_batches,
                                             m.fisher_dtype, m.get("sequences", "template"))
+        made_on = MADE_HERE
     report = mask_report(masks, names)
     if report["selected"] == 0:
         raise ValueError(f"the saliency mask selects no weight (mmunlearner.gamma={m.gamma}); lower gamma")
@@ -581,7 +591,7 @@ def saliency_stage(ctx, m, out) -> dict:
     if ctx.is_global_zero:
         from unlearn.mmunlearner.plots import save_mask_sparsity
 
-        save_masks(masks, names, out / "mask.safetensors", gamma)
+        save_masks(masks, names, out / "mask.safetensors", gamma, made_on)
         write_json(out / "mask_summary.json", report)
         image = save_mask_sparsity(report, out / "mask_sparsity.png")
         if hasattr(ctx.logger, "log_image"):
