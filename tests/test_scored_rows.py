@@ -198,6 +198,25 @@ def test_an_empty_option_has_no_likelihood_reading(mllmu_scored, tmp_path):
     EvaluationModule(None, None, off, "before", mc_mode="likelihood")  # an answer that is no letter: never right
 
 
+def test_answer_letter_shares_count_an_answer_that_is_no_letter_apart(mllmu_scored, tmp_path):
+    """bench/answer_letters.py over kept questions: a null or off-letter Correct_Answer (answer_index -1, -2) is no
+    letter, not "ABCD"[-1] (D) and "ABCD"[-2] (C); the shares still sum to 1 over the cell's questions."""
+    from bench.answer_letters import letter_shares
+
+    NO_LETTER = "none"  # the key of the answers that are no letter
+
+    b = _benchmark(tmp_path, "mllmu_bench", mllmu_scored, "data.on_bad_row=score")
+    shares = letter_shares(b)
+    for (split, modality), (n, share) in shares.items():
+        items = [it for it in flatten(split, b.eval[split], lambda images: [None] * len(images))
+                 if it.task == "mc" and it.modality == modality]
+        assert n == len(items) and sum(share.values()) == pytest.approx(1)
+        for k, letter in enumerate("ABCD"):
+            assert share[letter] == sum(it.answer_index == k for it in items) / n, (split, modality, letter)
+        assert share.get(NO_LETTER, 0) == sum(it.answer_index < 0 for it in items) / n
+    assert shares[("forget", "multimodal")][1][NO_LETTER] > 0 and shares[("forget", "text")][1][NO_LETTER] > 0
+
+
 @pytest.mark.parametrize("data", ["clear", "mllmu_mini"])
 def test_score_is_refused_where_the_loader_cannot_honour_it(data, clear_dir, tmp_path):
     from unlearn.config import compose_config
