@@ -285,3 +285,5 @@ def test_a_teaching_away_from_the_default_recipe_names_what_departs(tmp_path):
     assert departures("experiment=open_unlearning") == ["trainer.precision=bf16-true",
                                                         "trainer.accumulate_grad_batches=4", "model.dtype=bfloat16"]
     assert departures("trainer=ddp_sim")[0] == "trainer.devices=2"
+    # a checkpoint's teaching (a real model) has no default recipe to depart from
+    assert departures("model=llava_1_5_7b", "trainer=gpu") == departures("experiment=manu_official") == []

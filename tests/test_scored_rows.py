@@ -252,6 +252,12 @@ def test_score_keys_its_own_before_evaluation(tmp_path):
     keys = {mode: before_cache_path(cfg(f"data.on_bad_row={mode}"), "/cache/vanilla/x").name
             for mode in ("error", "skip", "score")}
     assert len(set(keys.values())) == 3 and keys["skip"] == before_cache_path(cfg(), "/cache/vanilla/x").name
+    # the teaching reads none of what score keeps (the probe reads skip's questions): skip's vanilla model, not a
+    # re-teaching of the same one (hours at 7B); error's stays its own
+    from unlearn.pipeline import vanilla_key
+
+    vanilla = {m: vanilla_key(cfg(f"data.on_bad_row={m}", "model=tiny_llava")) for m in ("error", "skip", "score")}
+    assert vanilla["score"] == vanilla["skip"] != vanilla["error"]
     from omegaconf import OmegaConf
     settings = {m: setting_of(OmegaConf.to_container(cfg(f"data.on_bad_row={m}"), resolve=True))
                 for m in ("skip", "score")}

@@ -277,6 +277,8 @@ def vanilla_key(cfg: DictConfig) -> str:
     parts = {"model": cfg.model.name, "build": OmegaConf.to_container(cfg.model.build, resolve=True),
              "finetune": finetune,
              "data": keyed_spec(cfg.data.spec), "seed": cfg.teach_seed}
+    if parts["data"].get("on_bad_row") == "score":  # it keeps evaluation questions only, which teaching never
+        parts["data"]["on_bad_row"] = "skip"  # reads (its probe reads skip's): skip's model, not a re-teaching
     if files := local_files_state(cfg.data.get("path")):  # a local snapshot's files (keyed_data)
         parts["data_files"] = files
     if deviations := benchmark_deviations(cfg.data):
@@ -362,9 +364,9 @@ def say_batches_per_process(cfg: DictConfig, here: bool = True) -> int:
             sizes.pop("eval.relearn.batch_size", None)  # no relearning attack in this run
         # the values in force, and the one-process run whose steps they take (until the forty-fifth session the
         # warning said "divide them by W" whatever they were, also to a user who had: a walk-through's finding)
-        now = ", ".join(f"{k}={v}" for k, v in sizes.items())
-        one = ", ".join(f"{k}={v * processes}" for k, v in sizes.items())
-        log.warning("%d processes: every training batch size is per process (%s), so each step reads %d times one "
+        now = f" ({', '.join(f'{k}={v}' for k, v in sizes.items())})" if sizes else ""
+        one = ", ".join(f"{k}={v * processes}" for k, v in sizes.items()) or "W times the sizes"
+        log.warning("%d processes: every training batch size is per process%s, so each step reads %d times one "
                     "process's batch and an epoch takes %d times fewer steps: these take the steps of one process "
                     "at %s (the passes that only read, MANU's statistics and MMUnlearner's Fisher, are alike on "
                     "any number)", processes, now, processes, processes, one)
@@ -414,7 +416,10 @@ def teaching_departures(cfg: DictConfig) -> list[str]:
     `key=value`. Why: a preset made for unlearning a given checkpoint (experiment=open_unlearning: bf16-true,
     gradient accumulation, bfloat16 weights) that finds no vanilla model teaches the embedded one under its own
     settings, and the log said only "vanilla model missing" (a walk-through's finding, forty-fifth session)."""
-    out = [f"trainer.{k}={v}" for k, v in teaching_trainer(cfg).items() if PLAIN_CPU_TRAINER.get(k) != v]
+    if not cfg.model.get("build"):  # a checkpoint's teaching (a real model) has no default recipe to depart from
+        return []
+    out = [f"trainer.{k}={'null' if v is None else v}" for k, v in teaching_trainer(cfg).items()
+           if PLAIN_CPU_TRAINER.get(k) != v]
     if str(cfg.model.get("dtype") or "float32") != "float32":
         out.append(f"model.dtype={cfg.model.dtype}")
     return out
@@ -1109,7 +1114,8 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
                    "code": running_code(),  # this framework's commit, and whether it was edited
                    "artifacts": json_ready(ctx.artifacts, "ctx.artifacts"),
                    "skipped_rows": benchmark.skipped}  # data.on_bad_row=skip: {split: {reason: count}}
-        if cfg.data.get("on_bad_row") == "score":  # the questions kept that the checks refuse: {split: {reason: n}}
+        if "score" in (cfg.data.get("on_bad_row"), (cfg.data.get("benchmark") or {}).get("on_bad_row")):
+            # the questions kept that the checks refuse: {split: {reason: n}}
             summary["scored_rows"] = getattr(benchmark, "scored", {})
         if relearn_failed is not None:
             summary["relearn_error"] = f"{type(relearn_failed).__name__}: {relearn_failed}"

@@ -33,8 +33,11 @@ def answer_place(correct) -> int:
 
 
 def refused_by_checks(item: EvalItem) -> bool:
-    """An MC item kept only under data.on_bad_row=score: its answer no option letter, or an option empty. A
-    likelihood reading has no honest score for it (unlearn/eval/scoring.py `check_likelihood_options`)."""
+    """An MC item kept only under data.on_bad_row=score: its answer no option letter, or an option empty. None is
+    a taught answer (the teaching probe leaves them out). An empty option has no likelihood reading (refused:
+    unlearn/eval/scoring.py `check_likelihood_options`); an answer that is no letter is never right under the
+    likelihood and letter readings, which always name an option, and under the generated letter as eval.py reads
+    it (a null one right where the reply names no letter)."""
     return item.task == "mc" and (item.answer_index < 0 or any(not (o or "").strip() for o in item.options))
 
 
