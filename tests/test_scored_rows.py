@@ -291,3 +291,15 @@ def test_a_run_writes_what_score_kept_and_what_it_dropped(mllmu_scored, tmp_path
     assert summaries["score"]["skipped_rows"] == DROPPED
     assert "scored_rows" not in summaries["skip"]
     assert sum(summaries["skip"]["skipped_rows"]["forget_10"].values()) == 8
+
+
+@pytest.mark.parametrize("preset", ["mllmu_baselines", "manu_official"])
+def test_the_official_presets_score_as_their_eval_py(preset, tmp_path):
+    """MLLMU-Bench's eval.py and MANU's copy of it score the questions the checks refuse: their presets say score,
+    which the settings accept (data=mllmu_bench's loader)."""
+    from unlearn.config import compose_config
+    from unlearn.settings import check_run_settings
+
+    cfg = compose_config([f"experiment={preset}", "data.path=/data/MLLMU-Bench"], tmp_path / "o", tmp_path / "c")
+    assert cfg.data.on_bad_row == "score" and cfg.data.benchmark.on_bad_row == "score"
+    check_run_settings(cfg)
