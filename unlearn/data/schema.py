@@ -143,6 +143,11 @@ class BadRows:
         return sum(n for reasons in self.skipped.values() for n in reasons.values())
 
 
+def empty_options(options) -> list[str]:
+    """The letters A-D whose option text is empty or null (`options`: letter -> text)."""
+    return [k for k in MC_LETTERS if not (options.get(k) or "").strip()]
+
+
 def _check_mc(split: str, i: int, key: str, j: int, q: dict) -> None:
     opts = q.get("Options") or {}
     if not q.get("Question"):
@@ -153,7 +158,7 @@ def _check_mc(split: str, i: int, key: str, j: int, q: dict) -> None:
         # lower-case or missing letter could never be scored right, so the question is dropped, not repaired.
         _fail(split, i, f"{key}[{j}] Correct_Answer {answer!r} is not one of its Options",
               f"{key}[] Correct_Answer is not one of A-D with a non-empty option")
-    empty = [k for k in MC_LETTERS if not (opts.get(k) or "").strip()]
+    empty = empty_options(opts)
     if empty:
         _fail(split, i, f"{key}[{j}] Options {empty} are empty (four options A-D are needed)",
               f"{key}[] has empty Options (four options A-D are needed)")
@@ -185,7 +190,7 @@ def _scored_mc(split: str, i: int, key: str, j: int, q: dict) -> list[RowError]:
     elif answer not in tuple(MC_LETTERS):
         out.append(RowError(split, i, f"{key}[{j}] Correct_Answer {answer!r}: never right (eval.py compares the "
                                       f"reply's letter with it)", f"{key}[] {MC_OFF_LETTER}"))
-    empty = [k for k in MC_LETTERS if not (opts.get(k) or "").strip()]
+    empty = empty_options(opts)
     if empty:
         out.append(RowError(split, i, f"{key}[{j}] Options {empty} are empty, shown as written (eval.py reads the "
                                       f"letter, not the option)", f"{key}[] {MC_EMPTY_OPTION}"))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from unlearn.data.people import LETTERS
+from unlearn.data.schema import empty_options
 
 FORM_OF_TYPE = {"Image_Textual": "multimodal", "Pure_Text": "text"}
 MC_KEYS = {"Image_Textual_Questions": "multimodal", "Pure_Text_Questions": "text"}
@@ -38,7 +39,12 @@ def refused_by_checks(item: EvalItem) -> bool:
     unlearn/eval/scoring.py `check_likelihood_options`); an answer that is no letter is never right under the
     likelihood and letter readings, which always name an option, and under the generated letter as eval.py reads
     it (a null one right where the reply names no letter)."""
-    return item.task == "mc" and (item.answer_index < 0 or any(not (o or "").strip() for o in item.options))
+    return item.task == "mc" and (item.answer_index < 0 or has_empty_option(item))
+
+
+def has_empty_option(item: EvalItem) -> bool:
+    """An MC item with an option whose text is empty (kept only under data.on_bad_row=score)."""
+    return item.task == "mc" and bool(empty_options(dict(zip(LETTERS, item.options))))
 
 
 @dataclass

@@ -7,7 +7,7 @@ import dataclasses
 import torch
 
 from unlearn.data.collate import IGNORE, Example, collate, prompt_example, qa_example
-from unlearn.eval.items import EvalItem
+from unlearn.eval.items import EvalItem, has_empty_option
 from unlearn.eval.metrics import mc_choice
 from unlearn.eval.protocol import EmbeddedPrompts
 from unlearn.eval.scorers import SCORERS, Scorer
@@ -164,7 +164,7 @@ def check_likelihood_options(items: list[EvalItem], mc_mode: str, mc_also: str |
     if "likelihood" not in (mc_mode, mc_also):
         return
     for it in items:
-        if it.task == "mc" and any(not (o or "").strip() for o in it.options):
+        if has_empty_option(it):
             key = "eval.mc_mode" if mc_mode == "likelihood" else "eval.mc_also"
             raise ValueError(f"MC item {it.uid} has an empty option, which {key}=likelihood would choose every time "
                              f"(no tokens: log-probability 0); it is kept by data.on_bad_row=score for MLLMU-Bench's "
