@@ -420,6 +420,30 @@ def test_a_checkpoint_of_another_family_than_the_model_config_is_refused(tmp_pat
         assert model.config.model_type == family
 
 
+def test_a_checkpoint_of_another_family_is_refused_before_the_run_naming_the_configs_to_choose(
+        tmp_path, checkpoints):
+    """Until the forty-sixth session a checkpoint under another family's model config, or under the embedded
+    model's (model= left out), was refused only once the benchmark had loaded, with Hydra's traceback, and said
+    "choose the model= config of that family" or only "needs a `template`"; now check_input_paths refuses both
+    from config.json, printed alone (refused_before_run), naming the shipped configs of the checkpoint's family."""
+    from unlearn.settings import check_input_paths
+
+    cases = [
+        (_cfg(tmp_path, "llava", checkpoints["qwen2_vl"]),
+         r"says model_type 'qwen2_vl', but the model config is written for \['llava'\].*: choose "
+         r"model=qwen2_vl_2b or model=qwen2_vl_7b$"),
+        (_cfg(tmp_path, "idefics2", checkpoints["llava"]), r"written for \['idefics2'\].*: choose model=llava_1_5_7b$"),
+        (compose_config(["debug=fast", f"model.path={checkpoints['idefics2']}"], tmp_path / "d", tmp_path / "cache"),
+         r"is a real checkpoint \(its config.json says model_type 'idefics2'\), but model=tiny_llava is written for "
+         r"the embedded model \(no template\): choose model=idefics2_8b$"),
+    ]
+    for cfg, message in cases:
+        with pytest.raises(CheckpointError, match=message):
+            check_input_paths(cfg)
+    for family in CONFIGS:  # each config's own family passes
+        check_input_paths(_cfg(tmp_path, family, checkpoints[family]))
+
+
 def test_the_qwen2_vl_config_finds_qwen2_5_vls_modules_which_its_model_types_accept():
     """Until 2026-12-05 `model_types` accepted a Qwen2.5-VL checkpoint whose gated vision MLP no MANU pattern
     matched (MANU stopped) and whose blocks no fsdp_layers class named (FSDP wrapped nothing, silently)."""

@@ -408,7 +408,8 @@ def check_input_paths(cfg) -> None:
 
         # with model.processor_path the checkpoint's own processor files are not read (the official scripts
         # save the weights alone)
-        check_local_checkpoint(cfg.model.path, "model.path", with_processor=not cfg.model.get("processor_path"))
+        if check_local_checkpoint(cfg.model.path, "model.path", with_processor=not cfg.model.get("processor_path")):
+            check_checkpoint_family(cfg)
     if cfg.model.get("processor_path") is not None:
         from unlearn.models.loading import PROCESSOR_KEY, check_processor_source
 
@@ -1170,6 +1171,27 @@ def check_official_statistics_family(cfg) -> None:
                          "width) with no batch axis, which the authors' per-position statistics (rows, positions, "
                          "neurons) cannot read; use manu.selection=project (the MANU authors published no Qwen2-VL "
                          "hooks)")
+
+
+def check_checkpoint_family(cfg) -> None:
+    """A local real checkpoint under a model config of another family (model=llava_1_5_7b on a Qwen2-VL folder), or
+    under the embedded model's config (model= left out: tiny_llava, which has no template), from its config.json.
+    Why: both were refused only when the model loaded, after the benchmark, with Hydra's traceback (until the
+    forty-sixth session); the first named no config to choose, the second only "its model config needs a
+    `template`"."""
+    from unlearn.models.loading import (CheckpointError, check_family, checkpoint_config, configured_model_types,
+                                        family_advice)
+    from unlearn.models.processor import CONFIG_NAME
+
+    where = Path(str(cfg.model.path)).expanduser()
+    if (where / CONFIG_NAME).is_file():  # the embedded model: its own processor and config
+        return
+    if cfg.model.get("build") or not cfg.model.get("template"):
+        model_type = (checkpoint_config(where) or {}).get("model_type")
+        raise CheckpointError(f"model.path={cfg.model.path} is a real checkpoint (its config.json says model_type "
+                              f"{model_type!r}), but model={cfg.model.get('name')} is written for the embedded "
+                              f"model (no template): {family_advice(str(model_type))}")
+    check_family(where / "config.json", "model.path", configured_model_types(cfg.model))
 
 
 def check_reference_model(cfg) -> None:

@@ -227,11 +227,36 @@ def configured_model_types(model_cfg) -> list[str] | None:
     return None if types is None else [str(t) for t in types]
 
 
+def model_configs_for(model_type: str) -> list[str]:
+    """The shipped model configs (configs/model/*.yaml) whose `model_types` hold `model_type`: what a refusal
+    names, where "choose the model= config of that family" left the user to find them."""
+    import yaml
+
+    from unlearn.config import CONFIG_DIR
+
+    out = []
+    for f in sorted((CONFIG_DIR / "model").glob("*.yaml")):
+        try:
+            types = (yaml.safe_load(f.read_text()) or {}).get("model_types") or ()
+        except yaml.YAMLError:
+            continue
+        if model_type in types:
+            out.append(f.stem)
+    return out
+
+
+def family_advice(model_type: str) -> str:
+    configs = model_configs_for(model_type)
+    if not configs:
+        return "choose the model= config of that family"
+    return "choose " + " or ".join(f"model={c}" for c in configs)
+
+
 def check_model_type(model_type: str, key: str, where, model_types: Sequence[str] | None) -> None:
     if model_types and model_type not in model_types:
         raise CheckpointError(f"{key}: {where} says model_type {model_type!r}, but the model config is written "
-                              f"for {list(model_types)} (model.model_types; its template and modules): choose "
-                              "the model= config of that family")
+                              f"for {list(model_types)} (model.model_types; its template and modules): "
+                              f"{family_advice(model_type)}")
 
 
 def save_model(model, processor, path: str | Path) -> None:
