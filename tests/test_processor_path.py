@@ -126,6 +126,35 @@ def test_settings_check_it_before_the_run(pair, tmp_path):
         check_input_paths(cfg)
 
 
+def test_a_processor_path_of_another_family_is_refused_before_the_weights(pair, tmp_path, monkeypatch):
+    """model.processor_path at a Qwen2-VL folder for a LLaVA checkpoint loaded until the forty-sixth session, and
+    the run stopped in generate, in the before-evaluation ("model_kwargs are not used by the model:
+    ['image_grid_thw']"); now refused naming the key, from the files before the run (check_input_paths) and in
+    load_model before the weights, whose load is read after the processor's (an unreachable processor hub id
+    was refused after them: 28 GB at 7B)."""
+    import unlearn.models.loading as loading
+    from unlearn.settings import check_input_paths
+
+    checkpoint, _ = pair["llava"]
+    _, qwen = pair["qwen2_vl"]
+    message = (r"model.processor_path=.*qwen2_vl_released: its image processor is Qwen2VLImageProcessor\w*, a "
+               r"qwen2_vl checkpoint's, but the checkpoint is model_type 'llava'")
+    cfg = compose_config(["debug=fast", "model=llava_1_5_7b", f"model.path={checkpoint}", "method=ga",
+                          f"model.processor_path={qwen}"], tmp_path / "run", tmp_path / "cache")
+    with pytest.raises(CheckpointError, match=message):
+        check_input_paths(cfg)
+    loads = []
+    monkeypatch.setattr(loading.AutoModelForImageTextToText, "from_pretrained",
+                        lambda *a, **k: loads.append(a) or (_ for _ in ()).throw(AssertionError("loaded")))
+    with pytest.raises(CheckpointError, match=message):
+        load_model(checkpoint, template=_template("llava"), processor_path=qwen)
+    assert loads == []
+    monkeypatch.undo()
+    for family, (own, released) in pair.items():  # each family's own processor passes both checks
+        load_model(own, template=_template(family), processor_path=released)
+        loading.check_processor_files_family(released, family, "model.processor_path")
+
+
 def test_the_reference_model_reads_the_runs_processor_path(tmp_path, monkeypatch, tiny_model, small_benchmark):
     """method.reference_path (NPO's oracle, saved by the official scripts without processor files, as
     NPO.py:109 reads its weights alone) loads with the run's model.processor_path."""

@@ -416,7 +416,11 @@ def check_input_paths(cfg) -> None:
         if cfg.model.get("build"):  # the embedded model and its cached vanilla models keep their own processor
             raise ValueError(f"{PROCESSOR_KEY}={cfg.model.processor_path}: model={cfg.model.name} is the embedded "
                              "model, whose processor is saved with it; leave it null")
-        check_processor_source(cfg.model.processor_path)
+        if check_processor_source(cfg.model.processor_path) and cfg.model.get("path"):
+            from unlearn.models.loading import check_processor_files_family, checkpoint_config
+
+            check_processor_files_family(cfg.model.processor_path,
+                                         (checkpoint_config(cfg.model.path) or {}).get("model_type"), PROCESSOR_KEY)
     if "loss" in cfg.method and cfg.method.get("reference_path"):
         from unlearn.models.loading import check_local_checkpoint
 

@@ -144,6 +144,7 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     source = str(p) if local else str(path)  # transformers does not expand ~
+    hub_type = None
     if not local and model_types:  # a hub id's config.json alone, before gigabytes of weights are fetched
         from transformers import AutoConfig
 
@@ -152,6 +153,14 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
         except OSError as e:  # unreachable or unknown: the weights would fail alike, after as many retries
             raise _not_found(key, path, e) from e  # (until 2026-12-05 they were tried: 25 s more offline)
         check_model_type(hub_type, key, "its config.json", model_types)
+    if not embedded:  # a real checkpoint's processor, read before its weights (below)
+        tokenizer, images, reading_key, reading = _read_processor(
+            path, source, local, key, processor_path, processor_local, processor_key, tokenizer, image_processor)
+        if template is None:
+            raise CheckpointError(f"{key}={path} is a real checkpoint: its model config needs a `template` "
+                                  "(see configs/model/llava_1_5_7b.yaml)")
+        check_processor_family(type(images).__name__, (checkpoint_config(p) or {}).get("model_type") if local
+                               else hub_type, reading_key, reading)
     try:
         model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
     except SafetensorError as e:  # a truncated or corrupt weights file: its own message names no file or key
@@ -169,25 +178,79 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
                         key, path, ", model.".join(given))
         return model, VLProcessor.from_pretrained(p)
     check_model_type(model.config.model_type, key, "its config", model_types)  # a hub id's, read as it loaded
-    if template is None:
-        raise CheckpointError(f"{key}={path} is a real checkpoint: its model config needs a `template` "
-                              "(see configs/model/llava_1_5_7b.yaml)")
+    check_processor_family(type(images).__name__, model.config.model_type, reading_key, reading)
+    processor = ChatProcessor(tokenizer, images, model.config, ChatTemplate(**dict(template)))
+    return model, processor
+
+
+def _read_processor(path, source: str, local: bool, key: str, processor_path, processor_local, processor_key: str,
+                    tokenizer_settings: Mapping | None, image_processor: Mapping | None):
+    """A real checkpoint's tokenizer and image processor (from `processor_path` where set), with the key and the
+    place they were read from. Read before the weights: until the forty-sixth session they came after them, so an
+    unreachable `model.processor_path` hub id was refused after the checkpoint's 28 GB had loaded."""
     if processor_path is None:
         reading, reading_key = source, key
     else:
         reading = str(Path(str(processor_path)).expanduser()) if processor_local else str(processor_path)
         reading_key = processor_key
     try:
-        tokenizer = load_tokenizer(reading, tokenizer)
+        tokenizer = load_tokenizer(reading, tokenizer_settings)
         images = AutoImageProcessor.from_pretrained(reading, **dict(image_processor or {}))
     except OSError as e:  # a hub id unreachable, or a folder transformers cannot read
         if processor_path is not None and not processor_local:
             raise _not_found(reading_key, processor_path, e) from e
+        if processor_path is None and not local:  # the checkpoint's hub id, read here first
+            raise _not_found(key, path, e) from e
         raise CheckpointError(f"{reading_key}={processor_path if processor_path is not None else path}: its "
                               f"processor could not be read: {e}") from e
     check_image_settings(images, image_processor, "model.image_processor", loader_keys=True)  # else dropped silently
-    processor = ChatProcessor(tokenizer, images, model.config, ChatTemplate(**dict(template)))
-    return model, processor
+    return tokenizer, images, reading_key, reading
+
+
+# the image processors of the supported families (transformers' class names without their backend's suffix,
+# Fast or Pil; the files name the plain class): one of another family than the checkpoint's is refused by
+# check_processor_family. LLaVA checkpoints may carry other vision towers' processors (SigLIP), so a class not
+# listed here is never refused
+IMAGE_PROCESSOR_FAMILIES = {"CLIPImageProcessor": "llava", "Idefics2ImageProcessor": "idefics2",
+                            "Qwen2VLImageProcessor": "qwen2_vl"}
+FAMILY_GROUPS = {"qwen2_5_vl": "qwen2_vl"}  # Qwen2.5-VL reads Qwen2-VL's image processor
+
+
+def processor_file_class(where: Path) -> str | None:
+    """The image processor class a local folder's preprocessor_config.json (or processor_config.json, which may
+    nest it) names, read without loading it (None where neither names one)."""
+    for name in IMAGE_PROCESSOR_FILES:
+        try:
+            config = json.loads((where / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(config, dict) and isinstance(config.get("image_processor"), dict):
+            config = config["image_processor"]
+        if isinstance(config, dict) and config.get("image_processor_type"):
+            return str(config["image_processor_type"])
+    return None
+
+
+def check_processor_files_family(where, model_type: str | None, key: str) -> None:
+    """check_processor_family from the files, before anything loads (check_input_paths)."""
+    name = processor_file_class(Path(str(where)).expanduser())
+    if name is not None:
+        check_processor_family(name, model_type, key, where)
+
+
+def check_processor_family(name: str, model_type: str | None, key: str, where) -> None:
+    """An image processor of another supported family than the checkpoint's (`model.processor_path` pointing at
+    a Qwen2-VL folder for a LLaVA checkpoint) is refused naming `key`. Until the forty-sixth session it loaded and
+    the run stopped in generate, in the before-evaluation ("model_kwargs are not used by the model:
+    ['image_grid_thw']"), naming no setting."""
+    family = IMAGE_PROCESSOR_FAMILIES.get(name.removesuffix("Fast").removesuffix("Pil"))
+    if family is None or model_type is None:
+        return
+    if family != FAMILY_GROUPS.get(model_type, model_type):
+        raise CheckpointError(f"{key}={where}: its image processor is {name}, a {family} "
+                              f"checkpoint's, but the checkpoint is model_type {model_type!r}: read the processor "
+                              f"of a {model_type} checkpoint (for a checkpoint saved without one, its released "
+                              "model's)")
 
 
 def load_tokenizer(source: str, settings: Mapping | None = None, key: str = "model.tokenizer"):
