@@ -114,7 +114,32 @@ def test_a_failed_hub_read_names_the_key_and_how_to_write_a_local_path(tmp_path)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}  # offline: no retries, an empty cache
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120).stdout
     assert out.startswith("CheckpointError model.path=nowhere/model: no such local directory, and reading it as a "
-                          "hub id failed (write a local path as ./nowhere/model or an absolute one)"), out
+                          "hub id failed (write a local path as ./nowhere/model or an absolute one; "), out
+    # the command that fetches it, which the docs promise (until the forty-sixth session the data's message alone
+    # gave one)
+    assert "`hf download nowhere/model --local-dir DIR`, and set model.path=DIR" in out, out
+
+
+def test_an_unreachable_hub_checkpoint_is_refused_by_its_message_alone(tmp_path, monkeypatch):
+    """The run's checkpoint read as a hub id offline: train.py printed the message under Hydra's traceback (and
+    huggingface_hub's chained errors) until the forty-sixth session; it is now a refusal before the run."""
+    from transformers import AutoConfig
+
+    from unlearn.config import compose_config
+    from unlearn.data.fixtures import write_mllmu_bench_fixture
+    from unlearn.pipeline import run
+    from unlearn.settings import refused_before_run
+
+    def offline(*a, **k):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files")
+
+    monkeypatch.setattr(AutoConfig, "from_pretrained", offline)
+    data = write_mllmu_bench_fixture(tmp_path / "MLLMU-Bench")
+    cfg = compose_config(["debug=fast", "method=evaluate", "model=llava_1_5_7b", "data=mllmu_bench",
+                          f"data.path={data}", "eval.before=false"], tmp_path / "run", tmp_path / "cache")
+    with pytest.raises(CheckpointError, match=r"model.path=llava-hf/llava-1.5-7b-hf: .*hf download") as refused:
+        run(cfg)
+    assert refused_before_run(refused.value)
 
 
 def test_mc_scoring_modes_pick_an_option(tiny_model, small_splits):

@@ -35,7 +35,8 @@ from unlearn.eval.table import before_after_table
 from unlearn import later_keys
 from unlearn.agreed import agreed, join_outside_launch
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, json_ready, write_json, write_text
-from unlearn.models.loading import configured_model_types, load_model, recipe_processor, resolved_path, save_model
+from unlearn.models.loading import (CheckpointError, configured_model_types, load_model, recipe_processor,
+                                    resolved_path, save_model)
 from unlearn.models.precision import cast_copy, dtype_named
 from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part, running_code
 from unlearn.rng import resumed, rng_state, seeded
@@ -1039,7 +1040,8 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
 
     teaching_state = None
     if cfg.method.name == "finetune" and cfg.model.path:
-        model, processor = load_configured(cfg, cfg.model.path)
+        with refusing_before_run(CheckpointError):  # an unreadable or unreachable checkpoint: its message alone
+            model, processor = load_configured(cfg, cfg.model.path)
         source = str(cfg.model.path)
     elif cfg.method.name == "finetune":
         # as ensure_vanilla teaches: the initial weights drawn under teach_seed, and teaching continuing from
@@ -1053,8 +1055,11 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
     else:
         source = ensure_vanilla(cfg, benchmark)
         # a user's checkpoint is named by its key; only the cache's own model may be deleted and taught again
-        model, processor = load_configured(cfg, source, "model.path" if cfg.model.path else (
-            "the cached vanilla model (model.path is null; delete a corrupt one to teach it again)"))
+        # a checkpoint that cannot be read or reached (a hub id offline) is refused by its message alone, as the
+        # input paths' checks are (until the forty-sixth session under Hydra's traceback)
+        with refusing_before_run(CheckpointError):
+            model, processor = load_configured(cfg, source, "model.path" if cfg.model.path else (
+                "the cached vanilla model (model.path is null; delete a corrupt one to teach it again)"))
     ctx = RunContext(cfg, benchmark, model, processor, out_dir, logger)
     say_batches_per_process(cfg, ctx.is_global_zero)
     for section in RECIPE_SECTIONS:  # a setting the image processor lacks is refused before any evaluation

@@ -106,7 +106,8 @@ def check_processor_source(processor_path, key: str = PROCESSOR_KEY) -> bool:
 def _not_found(key: str, path, error: Exception) -> CheckpointError:
     """transformers' hub errors name neither the setting nor that the path was read as a hub id."""
     return CheckpointError(f"{key}={path}: no such local directory, and reading it as a hub id failed (write a "
-                           f"local path as ./{path} or an absolute one): {error}")
+                           f"local path as ./{path} or an absolute one; for a machine without network, download "
+                           f"it once, `hf download {path} --local-dir DIR`, and set {key}=DIR): {error}")
 
 
 def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path",
