@@ -228,6 +228,21 @@ def test_missing_local_dir_names_the_key(data, tmp_path):
         _benchmark(tmp_path, data, missing)
 
 
+def test_a_data_error_is_a_refusal_printed_alone(tmp_path):
+    """train.py printed a DataError from the benchmark's loader inside Hydra's wrapper ("Error in call to target
+    'unlearn.data.benchmark.load_mllmu_bench': DataError(...) full_key: data.benchmark", then the hint to set
+    HYDRA_FULL_ERROR) until the forty-sixth session, where a model.path error stood alone."""
+    from unlearn.pipeline import run
+    from unlearn.settings import refused_before_run
+
+    missing = tmp_path / "MLLMU-Bnech"
+    cfg = compose_config(["debug=fast", "method=evaluate", "data=mllmu_bench", f"data.path={missing}"],
+                         tmp_path / "out", tmp_path / "cache")
+    with pytest.raises(DataError, match=r"data.path=.*MLLMU-Bnech' does not exist") as refused:
+        run(cfg)
+    assert refused_before_run(refused.value)
+
+
 def test_hub_id_without_network_names_the_key(tmp_path):
     cfg = compose_config(["data=mllmu_bench"], tmp_path / "out", tmp_path / "cache")
     assert cfg.data.path == "MLLMMU/MLLMU-Bench"

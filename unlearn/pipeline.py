@@ -1008,11 +1008,31 @@ def finish_wandb_run(exit_code: int) -> None:
         wandb.finish(exit_code=exit_code)
 
 
+def load_benchmark(cfg: DictConfig) -> Benchmark:
+    """`data.benchmark` built. A DataError its loader raises (a data.path that is not there, a snapshot missing a
+    config, a bad row under data.on_bad_row=error) names the key, file or row itself; Hydra wrapped it in its
+    InstantiationException ("Error in call to target ..., full_key: data.benchmark"), which train.py printed with
+    the hint to set HYDRA_FULL_ERROR (until the forty-sixth session). It is now the DataError, a refusal before
+    the run, printed alone."""
+    from hydra.errors import InstantiationException
+
+    from unlearn.data.schema import DataError
+
+    try:
+        return instantiate(cfg.data.benchmark)
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, DataError):
+            cause.refused_before_run = True
+            raise cause from None
+        raise
+
+
 def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> dict:
     # where method=finetune publishes its model: keyed now, before any trainer runs (on CPU under DDP, Lightning
     # sets each rank's thread count at its first launch, and the key holds this process's count at the start)
     publish = vanilla_path(cfg) if cfg.method.name == "finetune" and not cfg.model.path else None
-    benchmark: Benchmark = instantiate(cfg.data.benchmark)
+    benchmark: Benchmark = load_benchmark(cfg)
     # a missing or unusable reference run is an input file's refusal, printed alone (until the forty-fifth session
     # after Hydra's traceback, as the other input files' were until 2026-12-05)
     with refusing_before_run(ValueError, FileNotFoundError):
