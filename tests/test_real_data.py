@@ -476,6 +476,24 @@ def test_clear_missing_config_is_named(clear_copy, tmp_path):
         _benchmark(tmp_path, "clear", clear_copy)
 
 
+def test_a_config_folder_missing_from_a_snapshot_is_named(mllmu_copy, tmp_path):
+    """A partial download: the README names the config, its folder is not there. `datasets` said "At least one
+    valid data file must be specified, all the data_files are invalid: {'train': []}" (until the forty-sixth
+    session), naming neither the folder nor the fix; and a snapshot without its Full_Set folder stopped there
+    too, where eval.shot_order's refusal ("download the snapshot whole, or set eval.shot_order=lookup") was
+    written for it."""
+    from unlearn.data.mllmu_bench import full_set_ids
+
+    shutil.rmtree(mllmu_copy / "Full_Set")
+    assert full_set_ids(str(mllmu_copy), tmp_path / "cache") is None
+    shutil.rmtree(mllmu_copy / "Test_Set")
+    with pytest.raises(DataError, match=r"cannot load config 'Test_Set' from data.path=.*: its README.md maps "
+                                        r"'Test_Set' to \['Test_Set/train-\*'\], which match no file \(Test_Set/ is "
+                                        r"not there\): a partial download\? download the snapshot whole with "
+                                        r"`hf download --repo-type dataset MLLMMU/MLLMU-Bench --local-dir DIR`"):
+        _benchmark(tmp_path, "mllmu_bench", mllmu_copy)
+
+
 def test_snapshot_without_readme_is_named(mllmu_copy, tmp_path):
     """A copy of the parquet files alone: `datasets` said "BuilderConfig ... not found" (until 2026-12-06)."""
     (mllmu_copy / "README.md").unlink()

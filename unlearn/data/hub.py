@@ -84,7 +84,7 @@ def load_config(source: str, config: str, *, key: str, repo_id: str, cache_dir: 
     except Exception as err:  # every loading failure becomes one clear message naming the key to fix
         if Path(source).is_dir():  # no network involved: name the file that cannot be read, if one cannot
             bad = first_unreadable(config_files(source, config, kwargs))
-            where = (f"its file {bad[0]} {bad[1]}" if bad else missing_config(Path(source), config)
+            where = (f"its file {bad[0]} {bad[1]}" if bad else missing_config(Path(source), config, repo_id)
                      or f"{type(err).__name__}: {err}")
             raise DataError(f"cannot load config '{config}' from {key}={source!r}: {where}") from err
         raise DataError(
@@ -101,7 +101,7 @@ def load_config(source: str, config: str, *, key: str, repo_id: str, cache_dir: 
     return dd[name], label
 
 
-def missing_config(local: Path, config: str) -> str | None:
+def missing_config(local: Path, config: str, repo_id: str = "REPO") -> str | None:
     """Why a local snapshot has no `config`, where its README.md says so: the file is not there (a copy of the
     parquet files alone), or its `configs:` metadata names other configs; None otherwise. `datasets` said "BuilderConfig
     'X' not found", naming neither the file nor the fix (until 2026-12-06)."""
@@ -110,8 +110,8 @@ def missing_config(local: Path, config: str) -> str | None:
     readme = local / "README.md"
     if not readme.is_file():
         return ("its README.md is not there, whose `configs:` metadata maps each config to its parquet files (a "
-                "copy of the data files alone?): download the snapshot whole with `hf download --repo-type dataset "
-                "REPO --local-dir DIR`")
+                f"copy of the data files alone?): download the snapshot whole with `hf download --repo-type dataset "
+                f"{repo_id} --local-dir DIR`")
     text = readme.read_text(encoding="utf-8", errors="replace")
     header = text.split("---", 2)[1] if text.startswith("---") and text.count("---") >= 2 else ""
     try:
@@ -121,6 +121,19 @@ def missing_config(local: Path, config: str) -> str | None:
         return None
     if config not in names:
         return f"its README.md's `configs:` metadata names {names}, not '{config}'"
+    # the config is named, but its files are not there (a partial download, a folder deleted): `datasets` said
+    # "At least one valid data file must be specified, all the data_files are invalid" (until the forty-sixth
+    # session), naming neither the pattern nor the folder
+    entry = next(c for c in configs if isinstance(c, dict) and c.get("config_name") == config)
+    files = entry.get("data_files") or []
+    patterns = [f.get("path") for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+    patterns = [q for ps in patterns for q in (ps if isinstance(ps, list) else [ps]) if isinstance(q, str)]
+    if patterns and not any(next(local.glob(q), None) is not None for q in patterns):
+        folders = sorted({q.split("/", 1)[0] for q in patterns if "/" in q})
+        there = ", ".join(f"{d}/ {'holds no matching file' if (local / d).is_dir() else 'is not there'}"
+                          for d in folders)
+        return (f"its README.md maps '{config}' to {patterns}, which match no file ({there}): a partial download? "
+                f"download the snapshot whole with `hf download --repo-type dataset {repo_id} --local-dir DIR`")
     return None
 
 

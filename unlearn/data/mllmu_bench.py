@@ -442,7 +442,7 @@ def full_set_ids(path: str = HUB_ID, cache_dir: str | Path | None = None, key: s
     Full_Set that is there but unreadable stops the load, naming its file (load_config); a row without an ID is
     passed over (no drawn ID matches it)."""
     source = resolve_source(path, key, HUB_ID)
-    if Path(source).is_dir() and (why := missing_config(Path(source), "Full_Set")) is not None:
+    if Path(source).is_dir() and (why := missing_config(Path(source), "Full_Set", HUB_ID)) is not None:
         log.info("%s=%s has no Full_Set (%s): eval.shot_order=full_set is unavailable", key, source, why)
         return None
     ds, _ = load_config(source, "Full_Set", key=key, repo_id=HUB_ID, cache_dir=cache_dir, columns=["ID"])
