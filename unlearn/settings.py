@@ -673,9 +673,28 @@ def warn_unknown_data_keys(cfg) -> None:
     # `data.spec.<key>=` as text (unlearn/run_names.py), which read the misspelt key as read
     read = set(re.findall(r"\$\{[^}]*?data\.spec\.(\w+)", OmegaConf.to_yaml(cfg)))
     unread = sorted(set(spec) - defined - read)
+    fast = debug_fast_spec_keys()
+    if fast and fast <= set(unread):
+        # all of debug=fast's own keys (one typed alone is the user's): the warning below read as though the user
+        # had misspelt them (until the forty-sixth session, on every debug=fast run of a benchmark snapshot)
+        log.warning("data.spec keys %s are debug=fast's, which shrink the embedded benchmark only: data=%s reads "
+                    "every row of its snapshot (debug=fast still shortens teaching and the evaluation); they enter "
+                    "the vanilla model's cache key and nothing else", sorted(fast), data.get("name"))
+        unread = sorted(set(unread) - fast)
     if unread:
         log.warning("data.spec has keys that no data config defines and nothing reads: %s (a misspelt one is ignored, "
                     "but enters the vanilla model's cache key; known: %s)", unread, sorted(defined))
+
+
+@functools.lru_cache(maxsize=None)
+def debug_fast_spec_keys() -> frozenset:
+    """The `data.spec` keys configs/debug/fast.yaml writes (the embedded benchmark's)."""
+    import yaml
+
+    from unlearn.config import CONFIG_DIR
+
+    fast = yaml.safe_load((CONFIG_DIR / "debug" / "fast.yaml").read_text()) or {}
+    return frozenset(((fast.get("data") or {}).get("spec") or {}))
 
 
 def own_spec_keys(name: str) -> frozenset:
