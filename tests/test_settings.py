@@ -843,7 +843,10 @@ def test_the_official_layers_past_a_checkpoints_towers_are_refused_from_its_conf
                                           *overrides], tmp_path / "run", tmp_path / "cache"))
 
     with pytest.raises(ValueError, match=r"manu.official.layers.language=\[29, 30, 31\]: layers \[29, 30, 31\] are "
-                                         r"past the 4 of"):
+                                         r"past the 4 layers of .*; give this model's "
+                                         r"\(manu.official.layers.language=\[...\], numbered from 0\), or "
+                                         r"manu.official.layers=null for each tower's last "
+                                         r"manu.official.apply_last \(3\) layers$"):
         check()
     check("manu.official.layers.language=[1,2,3]")
     check("manu.official.layers=null")

@@ -1308,6 +1308,10 @@ def check_official_layers(cfg) -> None:
     for tower, depth in tower_depths(config).items():
         wanted = layers.get(tower)
         if wanted and (past := sorted(i for i in wanted if not 0 <= int(i) < depth)):
+            # "give this model's, or null for its last manu.official.apply_last" until the forty-sixth session:
+            # neither the key to set to null nor what apply_last holds
             raise ValueError(f"manu.official.layers.{tower}={list(wanted)}: layers {past} are past the "
-                             f"{depth} of {cfg.model.path}'s {tower} tower (the preset's numbers are LLaVA-1.5-7B's); "
-                             f"give this model's, or null for its last manu.official.apply_last")
+                             f"{depth} layers of {cfg.model.path}'s {tower} tower (the preset's numbers are "
+                             f"LLaVA-1.5-7B's); give this model's (manu.official.layers.{tower}=[...], numbered from "
+                             f"0), or manu.official.layers=null for each tower's last manu.official.apply_last "
+                             f"({cfg.manu.official.get('apply_last')}) layers")
