@@ -74,6 +74,7 @@ def mllmu_scored(mllmu_dir, tmp_path):
     retain_90 with a row without its image (dropped under either mode)."""
     root = shutil.copytree(mllmu_dir, tmp_path / "scored")
     edits = [(0, (MC, IMG, 0, "Correct_Answer"), "E"),  # never right
+             (1, (MC, IMG, 0, "Correct_Answer"), ""),  # never right (read as A until the forty-sixth session)
              (0, (MC, TXT, 0, "Correct_Answer"), None),  # right where the reply names no letter
              (1, (MC, IMG, 1, "Options", "B"), ""),  # shown as "B: "
              (1, (MC, TXT, 1, "Options", "C"), None),  # shown as "C: None"
@@ -89,7 +90,7 @@ def mllmu_scored(mllmu_dir, tmp_path):
 
 SCORED = {"forget_10": {
     f"question scored: {IMG}[] Correct_Answer is not one of A-D: never right (eval.py compares the reply's letter "
-    f"with it)": 1,
+    f"with it)": 2,
     f"question scored: {TXT}[] Correct_Answer is null: right where the reply names no option letter (eval.py: "
     f"None == None)": 1,
     f"question scored: {IMG}[] has empty Options, shown as written (eval.py reads the letter, not the option)": 1,
@@ -109,7 +110,7 @@ def test_score_keeps_what_eval_py_scores_and_drops_the_rest_as_skip(mllmu_scored
     skip = _benchmark(tmp_path / "skip", "mllmu_bench", mllmu_scored, "data.on_bad_row=skip")
     assert skip.scored == {}  # skip as it was: every refused question dropped, nothing kept
     assert skip.skipped["retain_90"] == DROPPED["retain_90"]
-    assert sum(skip.skipped["forget_10"].values()) == 8
+    assert sum(skip.skipped["forget_10"].values()) == 9
     assert b.eval["retain"]["ID"] == skip.eval["retain"]["ID"] and b.train["ID"] == skip.train["ID"]
     rows = _rows(mllmu_scored, "forget_10")
     kept = b.eval["forget"]
@@ -290,7 +291,7 @@ def test_a_run_writes_what_score_kept_and_what_it_dropped(mllmu_scored, tmp_path
     assert summaries["score"]["scored_rows"] == SCORED
     assert summaries["score"]["skipped_rows"] == DROPPED
     assert "scored_rows" not in summaries["skip"]
-    assert sum(summaries["skip"]["skipped_rows"]["forget_10"].values()) == 8
+    assert sum(summaries["skip"]["skipped_rows"]["forget_10"].values()) == 9
 
 
 @pytest.mark.parametrize("preset", ["mllmu_baselines", "manu_official"])

@@ -27,10 +27,12 @@ ANSWER_NULL, ANSWER_OFF_LETTER = -1, -2
 
 
 def answer_place(correct) -> int:
-    """The option index an MC reading must give to be right (the sentinels above for no option letter)."""
+    """The option index an MC reading must give to be right (the sentinels above for no option letter). Matched
+    whole (until the forty-sixth session a substring of "ABCD" matched: an empty or "AB" Correct_Answer, never
+    right in eval.py, was read as A)."""
     if correct is None:
         return ANSWER_NULL
-    return LETTERS.index(correct) if correct in LETTERS else ANSWER_OFF_LETTER
+    return tuple(LETTERS).index(correct) if correct in tuple(LETTERS) else ANSWER_OFF_LETTER
 
 
 def refused_by_checks(item: EvalItem) -> bool:
