@@ -1,11 +1,12 @@
 """data.on_bad_row=score: the questions the checks refuse but MLLMU-Bench's eval.py scores are kept and scored as
 eval.py scores them, held against a small port of eval.py's scoring (written here from its reading:
-franciscoliu/MLLMU-Bench eval.py, evaluate_classification 375-377, evaluate_generation 730-797,
-evaluate_fill_in_the_blank 606-646); what eval.py cannot score is dropped and named as under skip."""
+franciscoliu/MLLMU-Bench eval.py, evaluate_classification 337-361, 375-377, 403-416, evaluate_generation 730-797,
+evaluate_fill_in_the_blank 585, 599-646); what eval.py cannot score is dropped and named as under skip."""
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -33,11 +34,28 @@ def port_mc_prompt(q: dict, image: bool) -> str:
     return f"{user}{q['Question']}\n{options}\nJust give ONE letter representing the answer directly.\nASSISTANT:"
 
 
+def port_mc_shot(q: dict, image: bool) -> str:
+    """A question's few-shot block (eval.py:349-357, 403-411): the options A-D by name, the answer as published."""
+    o = q["Options"]
+    user = "USER: <image>\n" if image else "USER:\n"
+    return (f"{user}Question: {q['Question']}\nA: {o['A']}\nB: {o['B']}\nC: {o['C']}\nD: {o['D']}\n"
+            f"Correct Answer: {q['Correct_Answer']}\n")
+
+
 def port_mc_right(q: dict, prompt: str, reply: str) -> bool:
     text = prompt + reply  # their decode holds the prompt
     answer = text.split("ASSISTANT:")[1].strip() if "ASSISTANT:" in text else text.strip()
     predicted = answer[0].upper() if answer and answer[0].upper() in q["Options"] else None
     return predicted == q["Correct_Answer"]
+
+
+def port_stops(fn, *args) -> bool:
+    """Whether eval.py stops on it: the port raises where eval.py's code would (`None.replace`, ...)."""
+    try:
+        fn(*args)
+    except (AttributeError, KeyError, TypeError):
+        return True
+    return False
 
 
 def port_gen(q: dict, reply: str) -> tuple[str, str, float]:
@@ -54,10 +72,22 @@ def port_gen(q: dict, reply: str) -> tuple[str, str, float]:
     return ("image" if q["Type"] == "Image_Textual" else "text"), prompt, rouge["rougeL"].fmeasure
 
 
-def port_cloze(q: dict, reply: str) -> bool | None:
-    """Right or wrong, or None where eval.py counts the question nowhere (a Type other than the two)."""
-    question = q["Question"].replace("__", "[Blank]") + \
+def port_cloze_question(q: dict) -> str:
+    """eval.py:585 (534, 545 for a shot); it raises on a null Question, as eval.py stops there."""
+    return q["Question"].replace("__", "[Blank]") + \
         "\nPlease **ONLY** provide the correct answer that should replace the [Blank]."
+
+
+def port_cloze_shot(q: dict) -> str:
+    """A cloze question's few-shot block (eval.py:597-604): note "USER:<image>" with no space."""
+    user = "USER:<image>\n" if q["Type"] == "Image_Textual" else "USER:\n"
+    return f"{user}{port_cloze_question(q)}\nCorrect Answer: {q['Ground_Truth']}\n"
+
+
+def port_cloze(q: dict, reply: str) -> bool | None:
+    """Right or wrong, or None where eval.py counts the question nowhere (a Type other than the two); it raises
+    where eval.py stops (a null Question)."""
+    question = port_cloze_question(q)
     prompt = f"USER: <image>\n{question}\nASSISTANT:" if q["Type"] == "Image_Textual" else \
         f"USER:\n{question}\nASSISTANT:"
     text = prompt + reply
@@ -70,7 +100,7 @@ def port_cloze(q: dict, reply: str) -> bool | None:
 # --- the fixture ---------------------------------------------------------------------------------------------
 @pytest.fixture()
 def mllmu_scored(mllmu_dir, tmp_path):
-    """forget_10 with each kind of question eval.py scores though the checks refuse it, and two it cannot score;
+    """forget_10 with each kind of question eval.py scores though the checks refuse it, and three it cannot score;
     retain_90 with a row without its image (dropped under either mode)."""
     root = shutil.copytree(mllmu_dir, tmp_path / "scored")
     edits = [(0, (MC, IMG, 0, "Correct_Answer"), "E"),  # never right
@@ -80,7 +110,13 @@ def mllmu_scored(mllmu_dir, tmp_path):
              (1, (MC, TXT, 1, "Options", "C"), None),  # shown as "C: None"
              (1, ("Mask_Task", 0, "Ground_Truth"), ""),  # always right
              (1, ("Generation_Task", 1, "Type"), "Text"),  # asked and scored as Pure_Text
+             (0, (MC, IMG, 1, "Question"), ""),  # asked with no text before the options
+             (0, (MC, TXT, 1, "Question"), None),  # asked as "None"
+             (0, ("Generation_Task", 1, "Question"), None),  # asked as "None"
+             (1, ("Generation_Task", 0, "Question"), ""),  # asked with no text
+             (0, ("Mask_Task", 0, "Question"), ""),  # asked with the instruction alone
              (0, ("Mask_Task", 1, "Type"), "Other"),  # generated, counted nowhere: dropped
+             (1, ("Mask_Task", 1, "Question"), None),  # eval.py stops on it (None.replace): dropped
              (0, ("Generation_Task", 0, "Ground_Truth"), None)]  # eval.py stops on it: dropped
     for row, path, value in edits:
         edit_fixture(root, "forget_10", _set(row, path, value))
@@ -97,8 +133,14 @@ SCORED = {"forget_10": {
     f"question scored: {TXT}[] has empty Options, shown as written (eval.py reads the letter, not the option)": 1,
     "question scored: Mask_Task[] has an empty Ground_Truth: always right (eval.py: '' in reply)": 1,
     "question scored: Generation_Task[] has an unknown Type: asked and scored as text (eval.py's Pure_Text "
-    "branch)": 1}}
+    "branch)": 1,
+    f'question scored: {IMG}[] has an empty Question: asked with no text (eval.py writes f"{{question}}")': 1,
+    f'question scored: {TXT}[] has a null Question: asked as "None" (eval.py writes f"{{question}}")': 1,
+    'question scored: Generation_Task[] has a null Question: asked as "None" (eval.py writes f"{question}")': 1,
+    'question scored: Generation_Task[] has an empty Question: asked with no text (eval.py writes f"{question}")': 1,
+    'question scored: Mask_Task[] has an empty Question: asked with no text (eval.py writes f"{question}")': 1}}
 DROPPED = {"forget_10": {"question dropped: Mask_Task[] has an unknown Type": 1,
+                         "question dropped: Mask_Task[] has an empty Question": 1,
                          "question dropped: Generation_Task[] has an empty Ground_Truth": 1},
            "retain_90": {"row dropped: missing image in field 'image'": 1}}
 
@@ -110,14 +152,16 @@ def test_score_keeps_what_eval_py_scores_and_drops_the_rest_as_skip(mllmu_scored
     skip = _benchmark(tmp_path / "skip", "mllmu_bench", mllmu_scored, "data.on_bad_row=skip")
     assert skip.scored == {}  # skip as it was: every refused question dropped, nothing kept
     assert skip.skipped["retain_90"] == DROPPED["retain_90"]
-    assert sum(skip.skipped["forget_10"].values()) == 9
+    assert sum(skip.skipped["forget_10"].values()) == 15
+    assert skip.skipped["forget_10"][f"question dropped: {TXT}[] has an empty Question"] == 1  # skip's reasons as were
+    assert skip.skipped["forget_10"]["question dropped: Generation_Task[] has an empty Question"] == 2
     assert b.eval["retain"]["ID"] == skip.eval["retain"]["ID"] and b.train["ID"] == skip.train["ID"]
     rows = _rows(mllmu_scored, "forget_10")
     kept = b.eval["forget"]
     for k in range(2):
         assert len(kept[k][MC][IMG]) == len(rows[k][MC][IMG]) and len(kept[k][MC][TXT]) == len(rows[k][MC][TXT])
-    assert len(kept[0]["Mask_Task"]) == len(kept[0]["Generation_Task"]) == 1
-    assert len(kept[1]["Mask_Task"]) == len(kept[1]["Generation_Task"]) == 2
+    assert len(kept[0]["Mask_Task"]) == len(kept[0]["Generation_Task"]) == len(kept[1]["Mask_Task"]) == 1
+    assert len(kept[1]["Generation_Task"]) == 2
 
 
 def _replies(monkeypatch, reply: str) -> None:
@@ -131,7 +175,7 @@ def test_score_scores_as_the_port_of_eval_py(mllmu_scored, tmp_path, monkeypatch
     scorer, proc = SCORERS["mllmu_bench"], SimpleNamespace(option_letters=("a", "b", "c", "d"))
 
     def source(it, key):  # the question as the file holds it, by its text (the items' positions are the kept ones)
-        matches = [q for q in key(raw[it.source_id]) if q["Question"] == it.question]
+        matches = [q for q in key(raw[it.source_id]) if f"{q['Question']}" == it.question]
         assert len(matches) == 1, it.uid
         return matches[0]
 
@@ -166,9 +210,15 @@ def test_score_scores_as_the_port_of_eval_py(mllmu_scored, tmp_path, monkeypatch
                 right = port_cloze(q, reply)
                 assert right is not None, it.uid  # eval.py counts every cloze question scored here
                 assert rec["score"] == float(right), (it.uid, reply)
-    # every question eval.py counts is an item: the unknown-Type cloze (counted nowhere) is the one left out
-    counted = [(sid, q["Question"]) for sid, r in raw.items() for q in r["Mask_Task"] if port_cloze(q, "") is not None]
+    # every question eval.py counts is an item: the unknown-Type cloze (counted nowhere) and the null question (eval.py
+    # stops on it) are the ones left out
+    counted = [(sid, q["Question"]) for sid, r in raw.items() for q in r["Mask_Task"]
+               if not port_stops(port_cloze, q, "") and port_cloze(q, "") is not None]
     assert sorted(counted) == sorted((it.source_id, it.question) for it in free if it.task == "cloze")
+    assert [q for r in raw.values() for q in r["Mask_Task"] if port_stops(port_cloze, q, "")]  # the null one
+    asked = [(sid, f"{q['Question']}") for sid, r in raw.items() for q in r["Generation_Task"]
+             if not port_stops(port_gen, q, "")]
+    assert sorted(asked) == sorted((it.source_id, it.question) for it in free if it.task == "gen")
 
 
 def test_a_shot_shows_a_correct_answer_that_is_no_letter_as_eval_py_writes_it(mllmu_scored, tmp_path):
@@ -181,6 +231,42 @@ def test_a_shot_shows_a_correct_answer_that_is_no_letter_as_eval_py_writes_it(ml
         head = (f"USER:\nQuestion: {q['Question']}\nA: {o['A']}\nB: {o['B']}\nC: {o['C']}\nD: {o['D']}\n"
                 f"Correct Answer: {q['Correct_Answer']}\n")  # eval.py:403-411, a text shot
         assert render_mc("Q?", ("1", "2", "3", "4"), False, [shot]).startswith(head), shot.uid
+
+
+def test_a_shot_asks_an_empty_or_null_question_as_eval_py_writes_it(mllmu_scored, tmp_path):
+    """MC: "Question: " or "Question: None" (eval.py:351, 405); cloze: the instruction alone (534, 545, 599-604)."""
+    b = _benchmark(tmp_path, "mllmu_bench", mllmu_scored, "data.on_bad_row=score")
+    items = flatten("forget", b.eval["forget"], lambda images: [None] * len(images))
+    raw = {r["ID"]: r for r in _rows(mllmu_scored, "forget_10")}
+    shots = [it for it in items if it.task in ("mc", "cloze") and it.question in ("", "None")]
+    assert sorted(it.task for it in shots) == ["cloze", "mc", "mc"]
+    for shot in shots:
+        image = shot.modality == "multimodal"
+        if shot.task == "mc":
+            q = next(q for key in (IMG, TXT) for q in raw[shot.source_id][MC][key] if q["Question"] in ("", None)
+                     and f"{q['Question']}" == shot.question)
+            assert render_mc("Q?", ("1", "2", "3", "4"), image, [shot]).startswith(port_mc_shot(q, image)), shot.uid
+        else:
+            q = next(q for q in raw[shot.source_id]["Mask_Task"] if q["Question"] == "")
+            assert render(replace(shot, question="Q __"), [shot]).startswith(port_cloze_shot(q)), shot.uid
+
+
+def test_the_teaching_probe_reads_the_questions_skip_keeps(mllmu_scored, tmp_path):
+    """score reuses skip's vanilla model, so its teaching probe (finetune.target_mc_acc) reads skip's MC questions,
+    as skip reads them; MMUnlearner's text preserve set asks no empty or null question."""
+    from unlearn.eval.items import as_checked, refused_by_checks
+    from unlearn.methods.mmunlearner import eval_mc_text_pairs
+
+    def probe(b, split):
+        return sorted((it.source_id, it.modality, it.question, it.options, it.answer_index)
+                      for it in flatten(split, map(as_checked, b.eval[split]), lambda images: [None] * len(images))
+                      if it.task == "mc" and not refused_by_checks(it))
+
+    score = _benchmark(tmp_path / "score", "mllmu_bench", mllmu_scored, "data.on_bad_row=score")
+    skip = _benchmark(tmp_path / "skip", "mllmu_bench", mllmu_scored, "data.on_bad_row=skip")
+    for split in ("forget", "retain"):
+        assert probe(score, split) == probe(skip, split), split
+    assert all(q for q, _ in eval_mc_text_pairs(score))
 
 
 def test_an_empty_option_has_no_likelihood_reading(mllmu_scored, tmp_path):
@@ -291,7 +377,7 @@ def test_a_run_writes_what_score_kept_and_what_it_dropped(mllmu_scored, tmp_path
     assert summaries["score"]["scored_rows"] == SCORED
     assert summaries["score"]["skipped_rows"] == DROPPED
     assert "scored_rows" not in summaries["skip"]
-    assert sum(summaries["skip"]["skipped_rows"]["forget_10"].values()) == 9
+    assert sum(summaries["skip"]["skipped_rows"]["forget_10"].values()) == 15
 
 
 @pytest.mark.parametrize("preset", ["mllmu_baselines", "manu_official"])

@@ -172,19 +172,33 @@ def _check_mc(split: str, i: int, key: str, j: int, q: dict) -> None:
 # eval.py:730-797): a Type other than Image_Textual takes the Pure_Text prompt and totals (`else`); an empty
 # Ground_Truth scores ROUGE and BLEU 0. Cloze (evaluate_fill_in_the_blank, eval.py:639-646): `ground_truth.lower()
 # in reply.lower()`, so an empty one is always right; a Type other than the two is generated but counted nowhere.
-# What they cannot score: a null Ground_Truth (`None.lower()`, rouge_score on None: it stops).
+# A Question is written into the prompt by an f-string in all three (MC: `f"{question}\n{options_str}"`, 126, and
+# `f"Question: {few_shot_question}"` in a shot, 351, 405; generation: 731, 751; cloze: 585, 606-608), so an empty
+# one is asked with no text and a null one as "None"; nothing there stops on it, but the cloze's
+# `question.replace("__", "[Blank]")` (585, and 534, 545 for a shot) does on a null one.
+# What they cannot score: a null Ground_Truth (`None.lower()`, rouge_score on None: it stops), a null cloze Question.
 MC_NULL_ANSWER = "Correct_Answer is null: right where the reply names no option letter (eval.py: None == None)"
 MC_OFF_LETTER = "Correct_Answer is not one of A-D: never right (eval.py compares the reply's letter with it)"
 MC_EMPTY_OPTION = "has empty Options, shown as written (eval.py reads the letter, not the option)"
+QUESTION_EMPTY = 'has an empty Question: asked with no text (eval.py writes f"{question}")'
+QUESTION_NULL = 'has a null Question: asked as "None" (eval.py writes f"{question}")'
+
+
+def _scored_question(split: str, i: int, where: str, j: int, q: dict) -> list[RowError]:
+    """data.on_bad_row=score: an empty or null Question, asked as eval.py writes it (unlearn/eval/items.py
+    `flatten` writes it so), as a RowError to count."""
+    question = q.get("Question")
+    if question is None:
+        return [RowError(split, i, f"{where}[{j}] {QUESTION_NULL}", f"{where}[] {QUESTION_NULL}")]
+    if not question:
+        return [RowError(split, i, f"{where}[{j}] {QUESTION_EMPTY}", f"{where}[] {QUESTION_EMPTY}")]
+    return []
 
 
 def _scored_mc(split: str, i: int, key: str, j: int, q: dict) -> list[RowError]:
     """data.on_bad_row=score: what eval.py scores of an MC question the checks refuse, as RowErrors to count (the
-    question is kept); a RowError raised for what it cannot (an empty Question: nothing to ask, dropped as under
-    skip, although eval.py would ask it)."""
-    if not q.get("Question"):
-        _fail(split, i, f"{key}[{j}] has an empty Question")
-    opts, answer, out = q.get("Options") or {}, q.get("Correct_Answer"), []
+    question is kept)."""
+    opts, answer, out = q.get("Options") or {}, q.get("Correct_Answer"), _scored_question(split, i, key, j, q)
     if answer is None:
         out.append(RowError(split, i, f"{key}[{j}] {MC_NULL_ANSWER}", f"{key}[] {MC_NULL_ANSWER}"))
     elif answer not in tuple(MC_LETTERS):
@@ -198,10 +212,11 @@ def _scored_mc(split: str, i: int, key: str, j: int, q: dict) -> list[RowError]:
 
 
 def _scored_free(split: str, i: int, task: str, j: int, q: dict) -> list[RowError]:
-    """data.on_bad_row=score for a generation or cloze question: as `_scored_mc`."""
-    if not q.get("Question"):
+    """data.on_bad_row=score for a generation or cloze question: as `_scored_mc`; a RowError raised for what eval.py
+    cannot score (dropped as under skip, with skip's message)."""
+    if task == "Mask_Task" and q.get("Question") is None:  # eval.py:585 `None.replace(...)` stops it
         _fail(split, i, f"{task}[{j}] has an empty Question")
-    truth, out = q.get("Ground_Truth"), []
+    truth, out = q.get("Ground_Truth"), _scored_question(split, i, task, j, q)
     if not isinstance(truth, str):  # eval.py stops on it
         _fail(split, i, f"{task}[{j}] has an empty Ground_Truth")
     if task == "Mask_Task" and q.get("Type") not in ("Image_Textual", "Pure_Text"):  # generated, counted nowhere

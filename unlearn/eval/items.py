@@ -35,6 +35,20 @@ def answer_place(correct) -> int:
     return tuple(LETTERS).index(correct) if correct in tuple(LETTERS) else ANSWER_OFF_LETTER
 
 
+def asked(question) -> str:
+    """A Question as MLLMU-Bench's eval.py writes it into its prompts, `f"{question}"`: "None" for a null one, which
+    only data.on_bad_row=score keeps (unlearn/data/schema.py `_scored_question`); any other as it is."""
+    return f"{question}"
+
+
+def as_checked(row: dict) -> dict:
+    """`row` with the MC questions data.on_bad_row=error and skip can keep: those with a Question (what else they
+    refuse, `refused_by_checks` tells of the items). Why: the teaching reads skip's questions (its probe:
+    unlearn/methods/finetune.py), and data.on_bad_row=score, which reuses skip's vanilla model, keeps more."""
+    mc = {key: [q for q in row["Classification_Task"][key] if q["Question"]] for key in MC_KEYS}
+    return {**row, "Classification_Task": {**row["Classification_Task"], **mc}}
+
+
 def refused_by_checks(item: EvalItem) -> bool:
     """An MC item kept only under data.on_bad_row=score: its answer no option letter, or an option empty. None is
     a taught answer (the teaching probe leaves them out). An empty option has no likelihood reading (refused:
@@ -113,7 +127,7 @@ def flatten(split: str, rows, pixel_values) -> list[EvalItem]:
                 answer = opts[idx] if idx >= 0 else f"{q['Correct_Answer']}"
                 items.append(EvalItem(
                     f"{split}/{who}/mc/{form}/{j}", split, form, "mc", pid, q.get("attribute") or "",
-                    q["Question"], answer, opts, idx, pixels if form == "multimodal" else None,
+                    asked(q["Question"]), answer, opts, idx, pixels if form == "multimodal" else None,
                     source_id=sid, position=j))
         for task, field in (("gen", "Generation_Task"), ("cloze", "Mask_Task")):
             seen = {"multimodal": 0, "text": 0}
@@ -125,11 +139,11 @@ def flatten(split: str, rows, pixel_values) -> list[EvalItem]:
                 pix = pixels if form == "multimodal" else None
                 items.append(EvalItem(
                     f"{split}/{who}/{task}/{form}/{j}", split, form, task, pid, q.get("attribute") or "",
-                    q["Question"], q["Ground_Truth"], pixel_values=pix, source_id=sid, position=pos))
+                    asked(q["Question"]), q["Ground_Truth"], pixel_values=pix, source_id=sid, position=pos))
                 if task == "gen" and q.get("Perturbed_Answers"):
                     items.append(EvalItem(
                         f"{split}/{who}/prob/{form}/{j}", split, form, "prob", pid, q.get("attribute") or "",
-                        q["Question"], q["Ground_Truth"], pixel_values=pix,
+                        asked(q["Question"]), q["Ground_Truth"], pixel_values=pix,
                         paraphrase=q.get("Paraphrased_Answer") or q["Ground_Truth"],
                         perturbed=tuple(q["Perturbed_Answers"]), source_id=sid, position=pos))
     return items

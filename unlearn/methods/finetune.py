@@ -143,7 +143,7 @@ def teach(ctx, fcfg) -> None:
     from unlearn.models.loading import section_processor
 
     from callbacks.memorisation import MemorisationCheck
-    from unlearn.eval.items import flatten, refused_by_checks
+    from unlearn.eval.items import as_checked, flatten, refused_by_checks
 
     check_settings(fcfg)
     people = fcfg.get("people", "all")
@@ -178,11 +178,13 @@ def teach(ctx, fcfg) -> None:
         for split in ("forget", "retain") if people == "all" else ("retain",):  # never probe the untaught
             rows = ctx.benchmark.eval[split]
             # an MC question kept only by data.on_bad_row=score has no taught answer to read: the probe reads
-            # the questions data.on_bad_row=skip keeps
-            probe += [it for it in flatten(split, rows.select(range(min(fcfg.probe_people, len(rows)))),
-                                           ctx.processor.pixel_values) if not refused_by_checks(it)]
+            # the questions data.on_bad_row=skip keeps, as it reads them (as_checked, refused_by_checks)
+            head = rows.select(range(min(fcfg.probe_people, len(rows))))
+            probe += [it for it in flatten(split, map(as_checked, head), ctx.processor.pixel_values)
+                      if not refused_by_checks(it)]
             if floor is not None:  # the whole split: every cell the evaluation reports of the taught people
-                whole += [it for it in flatten(split, rows, ctx.processor.pixel_values) if not refused_by_checks(it)]
+                whole += [it for it in flatten(split, map(as_checked, rows), ctx.processor.pixel_values)
+                          if not refused_by_checks(it)]
         callbacks.append(MemorisationCheck(probe, ctx.processor, fcfg.target_mc_acc, fcfg.check_every,
                                            anneal_epochs=fcfg.get("anneal_epochs", 0), split_items=whole,
                                            split_target=floor))

@@ -319,8 +319,10 @@ def eval_mc_text_pairs(benchmark) -> list[tuple[str, str]]:
     for split in ("forget", "retain"):
         for row in benchmark.eval[split]:
             for q in row["Classification_Task"]["Pure_Text_Questions"]:
-                answer = q["Options"].get(q["Correct_Answer"]) if q["Correct_Answer"] in LETTERS else None
-                if (answer or "").strip():  # data.on_bad_row=score keeps questions with no answer to teach
+                # matched whole (a null one, which data.on_bad_row=score keeps, raised a TypeError on `in "ABCD"`)
+                answer = q["Options"].get(q["Correct_Answer"]) if q["Correct_Answer"] in tuple(LETTERS) else None
+                # data.on_bad_row=score keeps questions with no answer to teach, or no question to ask
+                if q["Question"] and (answer or "").strip():
                     pairs.append((q["Question"], answer))
     return pairs
 
