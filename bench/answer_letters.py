@@ -29,11 +29,13 @@ def letter_shares(benchmark) -> dict[tuple[str, str], tuple[int, dict[str, float
                  if it.task == "mc"]
         for modality in sorted({it.modality for it in items}):
             # a negative answer_index is no letter (data.on_bad_row=score keeps a null or off-letter Correct_Answer:
-            # unlearn/eval/items.py ANSWER_NULL, ANSWER_OFF_LETTER): counted apart, not as "ABCD"[-1] = D, [-2] = C
-            letters = Counter("ABCD"[it.answer_index] if it.answer_index >= 0 else NO_LETTER
+            # unlearn/eval/items.py ANSWER_NULL, ANSWER_OFF_LETTER): counted apart, not as "ABCD"[-1] = D, [-2] = C;
+            # a letter is the item's own key (score keeps a file's, which may add E)
+            letters = Counter(it.letters[it.answer_index] if it.answer_index >= 0 else NO_LETTER
                               for it in items if it.modality == modality)
             n = sum(letters.values())
-            keys = ("A", "B", "C", "D", NO_LETTER) if letters[NO_LETTER] else ("A", "B", "C", "D")
+            others = sorted(k for k in letters if k not in ("A", "B", "C", "D", NO_LETTER))
+            keys = ("A", "B", "C", "D", *others, *([NO_LETTER] if letters[NO_LETTER] else []))
             out[(split, modality)] = (n, {k: letters[k] / n for k in keys})
     return out
 

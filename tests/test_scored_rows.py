@@ -20,6 +20,7 @@ from unlearn.eval import scoring
 from unlearn.eval.items import flatten
 from unlearn.eval.protocol import render, render_mc
 from unlearn.eval.scorers import SCORERS
+from unlearn.rescore import rescore_records
 
 # the fixtures (module-scoped snapshots; offline: nothing may reach the network), by name for pytest
 mllmu_dir, clear_dir, offline = real.mllmu_dir, real.clear_dir, real.offline
@@ -125,8 +126,8 @@ def mllmu_scored(mllmu_dir, tmp_path):
 
 
 SCORED = {"forget_10": {
-    f"question scored: {IMG}[] Correct_Answer is not one of A-D: never right (eval.py compares the reply's letter "
-    f"with it)": 2,
+    f"question scored: {IMG}[] Correct_Answer is no key of its Options: never right (eval.py compares the reply's "
+    f"letter with it)": 2,
     f"question scored: {TXT}[] Correct_Answer is null: right where the reply names no option letter (eval.py: "
     f"None == None)": 1,
     f"question scored: {IMG}[] has empty Options, shown as written (eval.py reads the letter, not the option)": 1,
@@ -143,6 +144,58 @@ DROPPED = {"forget_10": {"question dropped: Mask_Task[] has an unknown Type": 1,
                          "question dropped: Mask_Task[] has an empty Question": 1,
                          "question dropped: Generation_Task[] has an empty Ground_Truth": 1},
            "retain_90": {"row dropped: missing image in field 'image'": 1}}
+
+
+def _with_option_keys(root, config: str, keys: str, edit=None) -> None:
+    """Rewrite `config` as a file whose MC Options are keyed `keys` (its parquet schema: one set for every question,
+    null where a question has no such option), then `edit(rows)`."""
+    import pyarrow.parquet as pq
+    from datasets import Dataset, Features, Value
+
+    text = Value("string")
+    question = {"Correct_Answer": text, "Options": {k: text for k in keys}, "Question": text}
+    for path in sorted((root / config).glob("*.parquet")):
+        table = pq.read_table(path)
+        features = Features.from_arrow_schema(table.schema)
+        features[MC] = {IMG: [question], TXT: [question]}
+        rows = table.to_pylist()
+        for r in rows:
+            for q in r[MC][IMG] + r[MC][TXT]:
+                q["Options"] = {k: q["Options"].get(k) for k in keys}
+        if edit is not None:
+            edit(rows)
+        Dataset.from_list(rows, features=features).to_parquet(str(path))
+
+
+@pytest.fixture()
+def mllmu_keys(mllmu_dir, tmp_path):
+    """Files whose Options keys are not A-D: forget_10 adds E (one question's answer, one more question's fifth
+    option, null in the rest), retain_90 writes B, A, D, C and a lower-case e (one question's answer, which no reply
+    names: eval.py upper-cases the reply's letter), Retain_Set lacks D."""
+    root = shutil.copytree(mllmu_dir, tmp_path / "keys")
+
+    def forget(rows):
+        rows[0][MC][IMG][0]["Options"]["E"], rows[0][MC][IMG][0]["Correct_Answer"] = "a fifth option", "E"
+        rows[0][MC][TXT][0]["Options"]["E"] = "a fifth option"
+
+    def retain(rows):
+        rows[0][MC][IMG][0]["Options"]["e"], rows[0][MC][IMG][0]["Correct_Answer"] = "a fifth option", "e"
+
+    _with_option_keys(root, "forget_10", "ABCDE", forget)
+    _with_option_keys(root, "retain_90", "BADCe", retain)
+    _with_option_keys(root, "Retain_Set", "ABC")
+    return root
+
+
+OWN_KEYS = "has Options keys other than A-D, shown and read as written (eval.py: options.items(), `in options`)"
+EMPTY = "has empty Options, shown as written (eval.py reads the letter, not the option)"
+SCORED_KEYS = {
+    "forget_10": {f"question scored: {k}[] {OWN_KEYS}": 4 for k in (IMG, TXT)}
+    | {f"question scored: {IMG}[] {EMPTY}": 3, f"question scored: {TXT}[] {EMPTY}": 3},
+    "retain_90": {f"question scored: {k}[] {OWN_KEYS}": 36 for k in (IMG, TXT)}
+    | {f"question scored: {IMG}[] {EMPTY}": 35, f"question scored: {TXT}[] {EMPTY}": 36}}
+DROPPED_KEYS = {"Retain_Set": {f"question dropped: {k}[] Options lack one of A-D (eval.py stops on a shot's "
+                               f"few_shot_options['A'] to ['D'])": 6 for k in (IMG, TXT)}}
 
 
 def test_score_keeps_what_eval_py_scores_and_drops_the_rest_as_skip(mllmu_scored, tmp_path):
@@ -219,6 +272,100 @@ def test_score_scores_as_the_port_of_eval_py(mllmu_scored, tmp_path, monkeypatch
     asked = [(sid, f"{q['Question']}") for sid, r in raw.items() for q in r["Generation_Task"]
              if not port_stops(port_gen, q, "")]
     assert sorted(asked) == sorted((it.source_id, it.question) for it in free if it.task == "gen")
+
+
+def test_score_reads_a_files_own_option_keys_as_eval_py(mllmu_keys, tmp_path, monkeypatch):
+    """The prompt shows every key the file writes, in its order (eval.py:125), and a reply counts where its first
+    character, upper-cased, is one of them and equals Correct_Answer (376, 432): an E answer can be right, a lower-case
+    key never is; the counts name them. skip reads A-D alone, as it did."""
+    b = _benchmark(tmp_path / "score", "mllmu_bench", mllmu_keys, "data.on_bad_row=score")
+    assert b.scored == SCORED_KEYS
+    assert b.skipped == DROPPED_KEYS
+    skip = _benchmark(tmp_path / "skip", "mllmu_bench", mllmu_keys, "data.on_bad_row=skip")
+    assert skip.scored == {}
+    off = "Correct_Answer is not one of A-D with a non-empty option"
+    celebrities = {k: [q["Correct_Answer"] for r in _rows(mllmu_keys, "Retain_Set") for q in r[MC][k]]
+                   for k in (IMG, TXT)}
+    assert skip.skipped == {  # the E and e answers (no letter A-D), the celebrities' missing D (an empty option)
+        "forget_10": {f"question dropped: {IMG}[] {off}": 1}, "retain_90": {f"question dropped: {IMG}[] {off}": 1},
+        "Retain_Set": {reason: n for k in (IMG, TXT) for reason, n in (
+            (f"question dropped: {k}[] has empty Options (four options A-D are needed)", 6 - celebrities[k].count("D")),
+            (f"question dropped: {k}[] {off}", celebrities[k].count("D"))) if n}}
+    assert all(it.letters == tuple("ABCD") for split in skip.eval for it in
+               flatten(split, skip.eval[split], lambda images: [None] * len(images)) if it.task == "mc")
+
+    scorer, proc = SCORERS["mllmu_bench"], SimpleNamespace(option_letters=("a", "b", "c", "d"))
+    prompts = SimpleNamespace(file_keys=True)  # MllmuBenchPrompts' reading, its prompts stubbed out below
+    right = {}
+    for split, config in (("forget", "forget_10"), ("retain", "retain_90")):
+        mc = [it for it in flatten(split, b.eval[split], lambda images: [None] * len(images)) if it.task == "mc"]
+        raw = {r["ID"]: r for r in _rows(mllmu_keys, config)}
+        assert len(mc) == sum(len(r[MC][IMG]) + len(r[MC][TXT]) for r in raw.values())
+        for reply in ("A", "E", "e", "e) the fifth", "b", "", "ASSISTANT: E", " d", "None of them", "C"):
+            _replies(monkeypatch, reply)
+            records = scoring.score_mc(None, proc, mc, "generate", scorer=scorer, prompts=prompts)
+            for it, rec in zip(mc, records):
+                image = it.modality == "multimodal"
+                q = next(q for q in raw[it.source_id][MC][IMG if image else TXT] if q["Question"] == it.question)
+                prompt = port_mc_prompt(q, image)
+                assert render(it) == prompt, it.uid
+                assert rec["score"] == float(port_mc_right(q, prompt, reply)), (it.uid, reply)
+                right[(q["Correct_Answer"], reply)] = rec["score"]
+            # a re-scoring of the records reads the file's keys they keep (`python -m unlearn.rescore`)
+            assert [(r["score"], r["prediction"]) for r in rescore_records(records, scorer)] == \
+                [(r["score"], r["prediction"]) for r in records], reply
+    assert right[("E", "E")] == right[("E", "e) the fifth")] == 1.0
+    assert right[("E", "ASSISTANT: E")] == 0.0  # eval.py keeps what lies between its prompt's and the reply's
+    assert right[("e", "e")] == right[("e", "E")] == 0.0  # a lower-case key is never named
+    from bench.answer_letters import letter_shares
+
+    shares = letter_shares(b)  # an E answer is its own letter (until now: "ABCD"[4], an IndexError)
+    assert shares[("forget", "multimodal")][1]["E"] > 0 and sum(shares[("forget", "multimodal")][1].values()) == \
+        pytest.approx(1)
+
+
+def test_a_shot_shows_the_options_a_to_d_by_name_whatever_the_files_keys(mllmu_keys, tmp_path):
+    """eval.py's few-shot block writes `few_shot_options['A']` to `['D']` (352-355, 406-409): a fifth key unseen, the
+    file's order not followed, an E answer written as published."""
+    b = _benchmark(tmp_path, "mllmu_bench", mllmu_keys, "data.on_bad_row=score")
+    for split, config in (("forget", "forget_10"), ("retain", "retain_90")):
+        raw = {r["ID"]: r for r in _rows(mllmu_keys, config)}
+        for shot in (it for it in flatten(split, b.eval[split], lambda images: [None] * len(images))
+                     if it.task == "mc"):
+            image = shot.modality == "multimodal"
+            q = next(q for q in raw[shot.source_id][MC][IMG if image else TXT] if q["Question"] == shot.question)
+            assert render_mc("Q?", ("1", "2", "3", "4"), image, [shot]).startswith(port_mc_shot(q, image)), shot.uid
+
+
+def test_other_than_four_options_are_read_as_eval_py_reads_them_or_refused(mllmu_keys, tmp_path):
+    """A file's fifth option is shown and read by eval.py's reading alone (eval.protocol=mllmu_bench): the letter
+    readings ask with the processor's four letters, the likelihood's chance is not four options'; refused, naming
+    the settings. The teaching probe reads skip's questions, A-D, as before."""
+    from unlearn.eval.evaluator import EvaluationModule
+    from unlearn.eval.items import as_checked, refused_by_checks
+    from unlearn.eval.protocol import MllmuBenchPrompts
+
+    b = _benchmark(tmp_path / "score", "mllmu_bench", mllmu_keys, "data.on_bad_row=score")
+    items = [it for it in flatten("forget", b.eval["forget"], lambda images: [None] * len(images)) if it.task == "mc"]
+    full = [it for it in items if all(it.options)]  # five options, none empty
+    assert len(full) == 2 and all(it.letters == tuple("ABCDE") for it in full)
+    for modes in ({"mc_mode": "likelihood"}, {"mc_mode": "letter"}, {"mc_mode": "generate"},
+                  {"mc_mode": "generate", "mc_also": "likelihood"}):
+        with pytest.raises(ValueError, match=r"has 5 options \['A', 'B', 'C', 'D', 'E'\], kept by data.on_bad_row="
+                                             r"score .*eval.protocol=embedded with eval.mc_mode="):
+            EvaluationModule(None, None, full, "before", **modes)
+    EvaluationModule(None, None, items, "before", mc_mode="generate", prompts=MllmuBenchPrompts())
+    skip = _benchmark(tmp_path / "skip", "mllmu_bench", mllmu_keys, "data.on_bad_row=skip")
+    EvaluationModule(None, None, flatten("forget", skip.eval["forget"], lambda images: [None] * len(images)),
+                     "before", mc_mode="likelihood")
+
+    def probe(bench, split):
+        return sorted((it.source_id, it.modality, it.question, it.options, it.answer_index, it.letters)
+                      for it in flatten(split, map(as_checked, bench.eval[split]), lambda images: [None] * len(images))
+                      if it.task == "mc" and not refused_by_checks(it))
+
+    for split in ("forget", "retain"):
+        assert probe(b, split) == probe(skip, split), split
 
 
 def test_a_shot_shows_a_correct_answer_that_is_no_letter_as_eval_py_writes_it(mllmu_scored, tmp_path):

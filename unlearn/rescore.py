@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 
 from unlearn.eval.metrics import aggregate, derived_metrics
-from unlearn.eval.scorers import SCORERS, Scorer, get_scorer
+from unlearn.eval.scorers import SCORERS, Scorer, get_scorer, named_keys
 from unlearn.eval.table import before_after_table
 from unlearn.io import write_json
 
@@ -36,13 +36,15 @@ def rescore_records(records: list[dict], scorer: Scorer, where: str = "items.jso
             raise ValueError(f"{where}: item {r['uid']!r} has no raw reply (a run from before replies were "
                              f"kept); it cannot be re-scored")
         if "reply" in r:
-            r["score"] = scorer.score(r["task"], r["reply"], r["answer"], tuple(r.get("options", ())),
+            # a file's own Options keys, where the run read them (data.on_bad_row=score), else A-D
+            letters = named_keys(tuple(r["letters"])) if "letters" in r else ("A", "B", "C", "D")
+            r["score"] = scorer.score(r["task"], r["reply"], r["answer"], tuple(r.get("options", ())), letters,
                                       answer_index=r.get("answer_index"))
             if r["task"] == "gen":
                 r.pop("columns", None)  # another scorer's, or none
                 r.update(scorer.generation_fields(r["reply"], r["answer"]))
             if r["task"] == "mc":
-                choice = scorer.mc_letter(r["reply"], ("A", "B", "C", "D"))
+                choice = scorer.mc_letter(r["reply"], letters)
                 r["prediction"] = r["options"][choice] if choice >= 0 else None
         out.append(r)
     return out

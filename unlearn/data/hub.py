@@ -30,17 +30,25 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 #     the (ID, Image_Index) pair names a row; 0 for one-image benchmarks);
 #   in each Generation_Task entry, `Paraphrased_Answer` (a text) and `Perturbed_Answers` (wrong answers of
 #     the same form), the inputs of truth-ratio metrics; null where the source publishes none.
-_QUESTION = {"Question": Value("string"), "Options": {k: Value("string") for k in LETTERS},
-             "Correct_Answer": Value("string"), "attribute": Value("string")}
 _FREE = {"Question": Value("string"), "Ground_Truth": Value("string"), "Type": Value("string"),
          "attribute": Value("string")}
 _GEN = {**_FREE, "Paraphrased_Answer": Value("string"), "Perturbed_Answers": [Value("string")]}
-EVAL_FEATURES = Features({
-    "ID": Value("int64"), "source_id": Value("string"), "name": Value("string"), "image": Image(),
-    "Image_Index": Value("int64"),
-    "Classification_Task": {"Image_Textual_Questions": [_QUESTION], "Pure_Text_Questions": [_QUESTION]},
-    "Generation_Task": [_GEN], "Mask_Task": [_FREE],
-})
+
+
+def eval_features(option_keys=LETTERS) -> Features:
+    """The eval-row layout, its MC Options keyed `option_keys`: A-D, except where MLLMU-Bench's loader keeps a
+    file's own keys (data.on_bad_row=score, unlearn/data/mllmu_bench.py `option_keys`)."""
+    question = {"Question": Value("string"), "Options": {k: Value("string") for k in option_keys},
+                "Correct_Answer": Value("string"), "attribute": Value("string")}
+    return Features({
+        "ID": Value("int64"), "source_id": Value("string"), "name": Value("string"), "image": Image(),
+        "Image_Index": Value("int64"),
+        "Classification_Task": {"Image_Textual_Questions": [question], "Pure_Text_Questions": [question]},
+        "Generation_Task": [_GEN], "Mask_Task": [_FREE],
+    })
+
+
+EVAL_FEATURES = eval_features()
 TRAIN_FEATURES = Features({
     "ID": Value("int64"), "source_id": Value("string"), "name": Value("string"), "images": [Image()],
     "qa": [{"multimodal_question": Value("string"), "text_question": Value("string"),

@@ -76,9 +76,10 @@ Which of these are confirmed, and where (the same findings for readers: docs/dat
     - ft_Data's own features on the card (not in the card excerpts found; the MANU code above is the evidence);
     - Test_Set's features on the card (the `images` list comes from the official code only);
     - that Retain_Set IDs may repeat fictitious IDs (untouched IDs are offset anyway, so nothing depends on it);
-    - Correct_Answer always upper-case and four non-empty options: the official scorer assumes it; a row that
+    - Correct_Answer always upper-case and four non-empty options A-D: the official scorer assumes it; a row that
       breaks it is handled by `data.on_bad_row` (the question is dropped under `skip`, kept and scored as
-      eval.py scores it under `score`: unlearn/data/schema.py `_scored_mc`).
+      eval.py scores it under `score`, which also keeps a file's own Options keys, such as a fifth key E, as
+      eval.py shows and reads them: unlearn/data/schema.py `_scored_mc`).
   corrected here: nothing in the format; what a deviating row costs is now `data.on_bad_row`.
 
 Rows that cannot be used follow `data.on_bad_row` (unlearn/data/schema.py): `error` stops naming split, row
@@ -103,8 +104,8 @@ from pathlib import Path
 
 from datasets import DatasetDict
 
-from unlearn.data.hub import (EVAL_FEATURES, LETTERS, TRAIN_FEATURES, field, image_value, load_config, raw_rows,
-                              missing_config, resolve_source, to_dataset)
+from unlearn.data.hub import (EVAL_FEATURES, LETTERS, TRAIN_FEATURES, eval_features, field, image_value, load_config,
+                              raw_rows, missing_config, resolve_source, to_dataset)
 from unlearn.data.schema import BadRows, DataError, RowError, check_eval_row, check_train_row, fail, split_name
 
 log = logging.getLogger(__name__)
@@ -315,13 +316,16 @@ def _add_once(out: list, seen: set, key, r: dict, split: str, i: int, bad: BadRo
     out.append(r)
 
 
-def _question(split: str, i: int, where: str, q) -> dict:
+def _question(split: str, i: int, where: str, q, own_keys: bool = False) -> dict:
+    """An MC question in the internal layout: its Options A-D (null where the file has none), or, with
+    `own_keys` (data.on_bad_row=score), every key the file writes, in its order, as eval.py shows them."""
     if not isinstance(q, dict):
         fail(split, i, f"{where} is not a question object")
     opts = q.get("Options")
     if not isinstance(opts, dict):
         fail(split, i, f"{where} has no Options mapping")
-    return {"Question": _text(q.get("Question")), "Options": {k: _text(opts.get(k)) for k in LETTERS},
+    keys = list(opts) if own_keys else LETTERS
+    return {"Question": _text(q.get("Question")), "Options": {str(k): _text(opts.get(k)) for k in keys},
             "Correct_Answer": _text(q.get("Correct_Answer")), "attribute": q.get("attribute") or ""}
 
 
@@ -336,14 +340,16 @@ def _free(split: str, i: int, where: str, q) -> dict:
             "Type": q.get("Type"), "attribute": q.get("attribute") or ""}
 
 
-def tasks(split: str, i: int, row: dict) -> dict:
-    """The three task blocks of a source row, in the internal struct layout (checked later, by field)."""
+def tasks(split: str, i: int, row: dict, own_keys: bool = False) -> dict:
+    """The three task blocks of a source row, in the internal struct layout (checked later, by field); `own_keys`:
+    the MC Options as the file keys them (`_question`)."""
     mc = field(split, i, row, "Classification_Task", dict)
     out = {"Classification_Task": {}}
     for key in ("Image_Textual_Questions", "Pure_Text_Questions"):
         if key not in mc or mc[key] is None:
             fail(split, i, f"missing field 'Classification_Task.{key}'")
-        out["Classification_Task"][key] = [_question(split, i, f"{key}[{j}]", q) for j, q in enumerate(mc[key])]
+        out["Classification_Task"][key] = [_question(split, i, f"{key}[{j}]", q, own_keys)
+                                           for j, q in enumerate(mc[key])]
     for task in ("Generation_Task", "Mask_Task"):
         items = field(split, i, row, task, list, nonempty=False)
         out[task] = [_free(split, i, f"{task}[{j}]", q) for j, q in enumerate(items)]
@@ -383,7 +389,7 @@ def _eval_row(split: str, i: int, row: dict, names: dict[str, str], untouched: b
         fail(split, i, f"ID {source_id!r} has no ft_Data row: nothing to teach or unlearn", "ID has no ft_Data row")
     name = _row_name(row, {} if untouched else names, source_id)  # celebrity IDs may repeat fictitious ones
     out = {"ID": ID, "source_id": source_id, "name": name, "image": image, "Image_Index": 0,
-           **tasks(split, i, row)}
+           **tasks(split, i, row, own_keys=bad.mode == "score")}
     return check_eval_row(split, i, out, bad)
 
 
@@ -407,6 +413,14 @@ def convert_eval(rows, split: str, names: dict[str, str], *, untouched: bool = F
             # forget/retain overlap check); a celebrity, renumbered by row, is its source ID
             _add_once(out, seen, r["source_id"] if untouched else r["ID"], r, split, i, bad)
     return out
+
+
+def option_keys(rows: list[dict]) -> tuple[str, ...]:
+    """The MC Options keys of a split's kept rows, in the file's order (A-D where it has no MC question). Why: under
+    data.on_bad_row=score the rows keep their file's own keys (`_question`), which a parquet file writes once, in
+    its schema, for every question; eval.py shows and reads those (eval.py:125, 376, 432)."""
+    keys = {k: None for r in rows for block in r["Classification_Task"].values() for q in block for k in q["Options"]}
+    return tuple(keys) or tuple(LETTERS)
 
 
 def unassigned(train: list[dict], forget: set[int], retain: set[int]) -> list[str]:
@@ -512,10 +526,14 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
             dropped = bad.skipped.get(split_name(label), {})
             raise DataError(f"{label} has no usable rows (data.on_bad_row={bad.mode} dropped: "
                             f"{dropped or 'nothing: it is empty'})")
+
+    def features(rows):  # under score, the split's own MC Options keys (option_keys); else A-D
+        return eval_features(option_keys(rows)) if bad.mode == "score" else EVAL_FEATURES
+
     return DatasetDict({
         "train": to_dataset(train, TRAIN_FEATURES),
-        f"forget_{pct}": to_dataset(forget, EVAL_FEATURES),
-        f"retain_{100 - pct}": to_dataset(retain, EVAL_FEATURES),
-        f"test_{pct}": to_dataset(test, EVAL_FEATURES),
-        "untouched": to_dataset(untouched, EVAL_FEATURES),
+        f"forget_{pct}": to_dataset(forget, features(forget)),
+        f"retain_{100 - pct}": to_dataset(retain, features(retain)),
+        f"test_{pct}": to_dataset(test, features(test)),
+        "untouched": to_dataset(untouched, features(untouched)),
     })

@@ -64,7 +64,7 @@ def fail(split: str, row: int, msg: str, reason: str | None = None) -> None:
 
 
 _fail = fail
-MC_LETTERS = "ABCD"  # evaluation reads exactly four options
+MC_LETTERS = "ABCD"  # the checks ask exactly four options (data.on_bad_row=score reads a file's own keys)
 
 
 def split_name(label: str) -> str:
@@ -143,9 +143,10 @@ class BadRows:
         return sum(n for reasons in self.skipped.values() for n in reasons.values())
 
 
-def empty_options(options) -> list[str]:
-    """The letters A-D whose option text is empty or null (`options`: letter -> text)."""
-    return [k for k in MC_LETTERS if not (options.get(k) or "").strip()]
+def empty_options(options, letters=MC_LETTERS) -> list[str]:
+    """The `letters` (A-D unless given: a file's own keys under data.on_bad_row=score) whose option text is empty or
+    null (`options`: letter -> text)."""
+    return [k for k in letters if not (options.get(k) or "").strip()]
 
 
 def _check_mc(split: str, i: int, key: str, j: int, q: dict) -> None:
@@ -167,8 +168,16 @@ def _check_mc(split: str, i: int, key: str, j: int, q: dict) -> None:
 # What data.on_bad_row=score keeps, and why: MLLMU-Bench's eval.py (franciscoliu/MLLMU-Bench) never checks a
 # question. MC (evaluate_classification, eval.py:376-377, 432-433): `predicted = reply[0].upper() if that letter is
 # a key of Options else None; correct if predicted == Correct_Answer`, so the options' texts only fill the prompt
-# ("A: " when empty, "A: None" when null) and a Correct_Answer that is no option letter is never matched, unless it
-# is null: `None == None` counts a reply naming no option letter as right. Generation (evaluate_generation,
+# ("A: " when empty, "A: None" when null) and a Correct_Answer that is no key of Options is never matched, unless it
+# is null: `None == None` counts a reply naming no option letter as right. Its prompt shows every key the file
+# writes, in its order (`f"{key}: {value}" for key, value in options.items()`, 125), and a reply whose letter is
+# one of them names it (a fifth key E, null where a question has no fifth option, is shown "E: None" and read; a
+# key that is no single upper-case character is never named: unlearn/eval/scorers.py `named_keys`), so the loader
+# keeps a file's own keys under score (unlearn/data/mllmu_bench.py `_question`). But its few-shot block writes
+# `few_shot_options['A']` to `['D']` by name (352-355, 406-409), and a parquet file writes one set of keys for all
+# its questions, so where they lack one of A-D it stops on the first shot (a KeyError): such a question is dropped.
+# (Not reproduced: eval.py asks one where it shows no shot: the celebrities' MC, zero-shot, and a split's own
+# question where Full_Set, its shot file, has all four.) Generation (evaluate_generation,
 # eval.py:730-797): a Type other than Image_Textual takes the Pure_Text prompt and totals (`else`); an empty
 # Ground_Truth scores ROUGE and BLEU 0. Cloze (evaluate_fill_in_the_blank, eval.py:639-646): `ground_truth.lower()
 # in reply.lower()`, so an empty one is always right; a Type other than the two is generated but counted nowhere.
@@ -176,10 +185,13 @@ def _check_mc(split: str, i: int, key: str, j: int, q: dict) -> None:
 # `f"Question: {few_shot_question}"` in a shot, 351, 405; generation: 731, 751; cloze: 585, 606-608), so an empty
 # one is asked with no text and a null one as "None"; nothing there stops on it, but the cloze's
 # `question.replace("__", "[Blank]")` (585, and 534, 545 for a shot) does on a null one.
-# What they cannot score: a null Ground_Truth (`None.lower()`, rouge_score on None: it stops), a null cloze Question.
+# What they cannot score: a null Ground_Truth (`None.lower()`, rouge_score on None: it stops), a null cloze Question,
+# Options lacking one of A-D (above).
 MC_NULL_ANSWER = "Correct_Answer is null: right where the reply names no option letter (eval.py: None == None)"
-MC_OFF_LETTER = "Correct_Answer is not one of A-D: never right (eval.py compares the reply's letter with it)"
+MC_OFF_LETTER = "Correct_Answer is no key of its Options: never right (eval.py compares the reply's letter with it)"
 MC_EMPTY_OPTION = "has empty Options, shown as written (eval.py reads the letter, not the option)"
+MC_OWN_KEYS = "has Options keys other than A-D, shown and read as written (eval.py: options.items(), `in options`)"
+MC_MISSING_KEY = "Options lack one of A-D (eval.py stops on a shot's few_shot_options['A'] to ['D'])"
 QUESTION_EMPTY = 'has an empty Question: asked with no text (eval.py writes f"{question}")'
 QUESTION_NULL = 'has a null Question: asked as "None" (eval.py writes f"{question}")'
 
@@ -198,13 +210,21 @@ def _scored_question(split: str, i: int, where: str, j: int, q: dict) -> list[Ro
 def _scored_mc(split: str, i: int, key: str, j: int, q: dict) -> list[RowError]:
     """data.on_bad_row=score: what eval.py scores of an MC question the checks refuse, as RowErrors to count (the
     question is kept)."""
-    opts, answer, out = q.get("Options") or {}, q.get("Correct_Answer"), _scored_question(split, i, key, j, q)
+    opts, answer = q.get("Options") or {}, q.get("Correct_Answer")
+    keys = tuple(opts)  # the file's own (unlearn/data/mllmu_bench.py `_question`)
+    if missing := [k for k in MC_LETTERS if k not in keys]:  # eval.py:352-355, 406-409 raise a KeyError on a shot
+        _fail(split, i, f"{key}[{j}] Options {list(keys)} lack {missing} (eval.py stops on a shot's "
+                        f"few_shot_options['A'] to ['D'])", f"{key}[] {MC_MISSING_KEY}")
+    out = _scored_question(split, i, key, j, q)
+    if keys != tuple(MC_LETTERS):
+        out.append(RowError(split, i, f"{key}[{j}] Options keys {list(keys)} are not A-D: shown and read as written",
+                            f"{key}[] {MC_OWN_KEYS}"))
     if answer is None:
         out.append(RowError(split, i, f"{key}[{j}] {MC_NULL_ANSWER}", f"{key}[] {MC_NULL_ANSWER}"))
-    elif answer not in tuple(MC_LETTERS):
+    elif answer not in keys:
         out.append(RowError(split, i, f"{key}[{j}] Correct_Answer {answer!r}: never right (eval.py compares the "
                                       f"reply's letter with it)", f"{key}[] {MC_OFF_LETTER}"))
-    empty = empty_options(opts)
+    empty = empty_options(opts, keys)
     if empty:
         out.append(RowError(split, i, f"{key}[{j}] Options {empty} are empty, shown as written (eval.py reads the "
                                       f"letter, not the option)", f"{key}[] {MC_EMPTY_OPTION}"))

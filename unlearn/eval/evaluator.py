@@ -18,8 +18,8 @@ from unlearn.eval.items import EvalItem
 from unlearn.eval.metrics import aggregate
 from unlearn.eval.protocol import EmbeddedPrompts
 from unlearn.eval.scorers import get_scorer
-from unlearn.eval.scoring import (NonFiniteScoreError, check_likelihood_options, check_mc_reading, score_generation,
-                                  score_mc, score_probabilities)
+from unlearn.eval.scoring import (NonFiniteScoreError, check_mc_options, check_mc_reading, score_generation, score_mc,
+                                  score_probabilities)
 from unlearn.models.precision import own_precision
 from unlearn.models.processor import VLProcessor
 
@@ -42,7 +42,7 @@ class EvaluationModule(L.LightningModule):
         # a protocol whose benchmark has no MC of its own (clear) leaves MC to the embedded protocol
         self.mc_prompts = getattr(self.prompts, "mc_prompts", self.prompts)
         check_mc_reading(self.prompts.name, self.mc_prompts.name != "embedded", mc_mode, mc_also)
-        check_likelihood_options(items, mc_mode, mc_also)
+        check_mc_options(items, mc_mode, mc_also, self.mc_prompts)
         self.mc_also = mc_also
         self.truth_ratio_perturbed = truth_ratio_perturbed
         self.share_prompt, self.shared_cache_gb = share_prompt, shared_cache_gb

@@ -24,15 +24,16 @@ MC_KEYS = {"Image_Textual_Questions": "multimodal", "Pure_Text_Questions": "text
 # with `predicted` None where the reply names no option letter: a null one equals exactly that reading (the
 # scorers' -1), any other value none (-2, which no reading gives)
 ANSWER_NULL, ANSWER_OFF_LETTER = -1, -2
+MC_LETTERS = tuple(LETTERS)  # an MC item's option keys, unless data.on_bad_row=score keeps a file's own
 
 
-def answer_place(correct) -> int:
-    """The option index an MC reading must give to be right (the sentinels above for no option letter). Matched
-    whole (until the forty-sixth session a substring of "ABCD" matched: an empty or "AB" Correct_Answer, never
-    right in eval.py, was read as A)."""
+def answer_place(correct, letters: tuple[str, ...] = MC_LETTERS) -> int:
+    """The option index an MC reading must give to be right (the sentinels above for no option letter); `letters`:
+    the options' keys. Matched whole (until the forty-sixth session a substring of "ABCD" matched: an empty or
+    "AB" Correct_Answer, never right in eval.py, was read as A)."""
     if correct is None:
         return ANSWER_NULL
-    return tuple(LETTERS).index(correct) if correct in tuple(LETTERS) else ANSWER_OFF_LETTER
+    return letters.index(correct) if correct in letters else ANSWER_OFF_LETTER
 
 
 def asked(question) -> str:
@@ -42,25 +43,32 @@ def asked(question) -> str:
 
 
 def as_checked(row: dict) -> dict:
-    """`row` with the MC questions data.on_bad_row=error and skip can keep: those with a Question (what else they
-    refuse, `refused_by_checks` tells of the items). Why: the teaching reads skip's questions (its probe:
-    unlearn/methods/finetune.py), and data.on_bad_row=score, which reuses skip's vanilla model, keeps more."""
-    mc = {key: [q for q in row["Classification_Task"][key] if q["Question"]] for key in MC_KEYS}
+    """`row` with its MC questions as data.on_bad_row=error and skip read them: those with a Question, with their
+    Options A-D alone (what else they refuse, `refused_by_checks` tells of the items). Why: the teaching reads
+    skip's questions (its probe: unlearn/methods/finetune.py), and data.on_bad_row=score, which reuses skip's
+    vanilla model, keeps more and reads a file's own Options keys."""
+    mc = {key: [{**q, "Options": {k: q["Options"].get(k) for k in MC_LETTERS}}
+                for q in row["Classification_Task"][key] if q["Question"]] for key in MC_KEYS}
     return {**row, "Classification_Task": {**row["Classification_Task"], **mc}}
 
 
 def refused_by_checks(item: EvalItem) -> bool:
-    """An MC item kept only under data.on_bad_row=score: its answer no option letter, or an option empty. None is
-    a taught answer (the teaching probe leaves them out). An empty option has no likelihood reading (refused:
-    unlearn/eval/scoring.py `check_likelihood_options`); an answer that is no letter is never right under the
-    likelihood and letter readings, which always name an option, and under the generated letter as eval.py reads
-    it (a null one right where the reply names no letter)."""
+    """An MC item of options A-D kept only under data.on_bad_row=score: its answer no option letter, or an option
+    empty (`as_checked` gives a row's items so). None is a taught answer (the teaching probe leaves them out). An
+    empty option has no likelihood reading (refused: unlearn/eval/scoring.py `check_mc_options`); an answer that
+    is no letter is never right under the likelihood and letter readings, which always name an option, and under
+    the generated letter as eval.py reads it (a null one right where the reply names no letter)."""
     return item.task == "mc" and (item.answer_index < 0 or has_empty_option(item))
 
 
 def has_empty_option(item: EvalItem) -> bool:
     """An MC item with an option whose text is empty (kept only under data.on_bad_row=score)."""
-    return item.task == "mc" and bool(empty_options(dict(zip(LETTERS, item.options))))
+    return item.task == "mc" and bool(empty_options(dict(zip(item.letters, item.options)), item.letters))
+
+
+def other_options(item: EvalItem) -> bool:
+    """An MC item whose options are not four (a file's own Options keys, kept only under data.on_bad_row=score)."""
+    return item.task == "mc" and len(item.options) != len(MC_LETTERS)
 
 
 @dataclass
@@ -83,6 +91,9 @@ class EvalItem:
     # generation and cloze: the one list of both forms). MLLMU-Bench's few-shot lookup and skip read these.
     source_id: str | None = None
     position: int | None = None
+    # MC: the options' keys, as the file writes them under data.on_bad_row=score (eval.py shows and reads them);
+    # A-D otherwise
+    letters: tuple[str, ...] = MC_LETTERS
 
     @property
     def profile(self) -> str:
@@ -107,6 +118,8 @@ class EvalItem:
             out["reply"] = reply
             if self.task == "mc":  # a re-scoring reads the letter against the answer's place, as the run does
                 out["options"], out["answer_index"] = list(self.options), int(self.answer_index)
+                if self.letters != MC_LETTERS:  # a file's own keys (records of A-D stay as they were)
+                    out["letters"] = list(self.letters)
         return out
 
 
@@ -121,14 +134,15 @@ def flatten(split: str, rows, pixel_values) -> list[EvalItem]:
         pixels = pixel_values([row["image"]])[0]
         for key, form in MC_KEYS.items():
             for j, q in enumerate(row["Classification_Task"][key]):
-                opts = tuple(q["Options"][k] for k in LETTERS)
-                idx = answer_place(q["Correct_Answer"])
+                letters = tuple(q["Options"])  # A-D, or a file's own keys under data.on_bad_row=score
+                opts = tuple(q["Options"][k] for k in letters)
+                idx = answer_place(q["Correct_Answer"], letters)
                 # no option letter: the answer as eval.py writes it into a few-shot block (`f"{Correct_Answer}"`)
                 answer = opts[idx] if idx >= 0 else f"{q['Correct_Answer']}"
                 items.append(EvalItem(
                     f"{split}/{who}/mc/{form}/{j}", split, form, "mc", pid, q.get("attribute") or "",
                     asked(q["Question"]), answer, opts, idx, pixels if form == "multimodal" else None,
-                    source_id=sid, position=j))
+                    source_id=sid, position=j, letters=letters))
         for task, field in (("gen", "Generation_Task"), ("cloze", "Mask_Task")):
             seen = {"multimodal": 0, "text": 0}
             for pos, q in enumerate(row[field]):

@@ -189,16 +189,25 @@ def family_of(proc) -> str:
 
 
 # --- The official strings -------------------------------------------------------------------------------
-def options_block(options: tuple[str, ...]) -> dict[str, str]:
-    return dict(zip(official.LETTERS, options))
+def options_block(options: tuple[str, ...], letters=official.LETTERS) -> dict[str, str]:
+    """`letters` (A-D, or a file's own keys under data.on_bad_row=score) -> the options' texts."""
+    return dict(zip(letters, options))
 
 
-def render_mc(question: str, options: tuple[str, ...], multimodal: bool, shots: list[EvalItem] = ()) -> str:
+def shot_options(shot: EvalItem) -> dict[str, str]:
+    """A shot's options A-D by name, as eval.py's few-shot block writes them (`few_shot_options['A']`, 352-355,
+    406-409): a fifth key of the file's is not shown (a question lacking one of A-D is dropped by the loader)."""
+    block = options_block(shot.options, shot.letters)
+    return {k: block[k] for k in official.LETTERS}
+
+
+def render_mc(question: str, options: tuple[str, ...], multimodal: bool, shots: list[EvalItem] = (),
+              letters=official.LETTERS) -> str:
     shot = official.MC_FEW_SHOT_MULTIMODAL if multimodal else official.MC_FEW_SHOT_TEXT
     # a shot whose Correct_Answer is no option letter (data.on_bad_row=score) shows it as eval.py does
-    head = "".join(shot.format(question=s.question, answer=official.LETTERS[s.answer_index] if s.answer_index >= 0
-                               else s.answer, **options_block(s.options)) for s in shots)
-    return head + official.format_mc_prompt(question, options_block(options), multimodal)
+    head = "".join(shot.format(question=s.question, answer=s.letters[s.answer_index] if s.answer_index >= 0
+                               else s.answer, **shot_options(s)) for s in shots)
+    return head + official.format_mc_prompt(question, options_block(options, letters), multimodal)
 
 
 def render_generation(question: str, multimodal: bool) -> str:
@@ -217,7 +226,7 @@ def render(item: EvalItem, shots: list[EvalItem] = ()) -> str:
     """The official prompt of one item, after its shots (same task and modality)."""
     multimodal = item.modality == "multimodal"
     if item.task == "mc":
-        return render_mc(item.question, item.options, multimodal, shots)
+        return render_mc(item.question, item.options, multimodal, shots, item.letters)
     if item.task == "gen":
         return render_generation(item.question, multimodal)
     if item.task == "cloze":
@@ -233,7 +242,7 @@ def render_mmunlearner_qwen2_vl(item: EvalItem) -> str:
     if item.modality == "text" and item.task != "cloze":
         return render(item)
     if item.task == "mc":
-        options = official.format_options(options_block(item.options))
+        options = official.format_options(options_block(item.options, item.letters))
         text = f"\n{item.question}\n{options}\n{official.MC_INSTRUCTION}"
     elif item.task == "gen":
         text = f"{item.question}\n{official.GEN_INSTRUCTION_MULTIMODAL}"
@@ -314,6 +323,9 @@ class MllmuBenchPrompts:
     # the looked-up questions whose items are not scored, shown or not (`shot_lookup`); None: the shots
     unscored: dict[tuple[str, str, str], list[EvalItem]] | None = None
     name = "mllmu_bench"
+    # its MC prompt shows a question's Options keys as the file writes them (data.on_bad_row=score keeps a file's
+    # own), and the reply's letter is read against them (eval.py:125, 376, 432; unlearn/eval/scoring.py score_mc)
+    file_keys = True
 
     def text(self, item: EvalItem) -> str:
         return render(item, self.shots.get((item.split, item.task, item.modality), []))

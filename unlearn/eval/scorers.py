@@ -62,6 +62,14 @@ def mllmu_letter(reply: str, letters: tuple[str, ...] = LETTERS) -> int:
     return _letter_index(mllmu_answer(reply), letters)
 
 
+def named_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """A question's own Options keys (data.on_bad_row=score) as `letters` for the readings above: eval.py counts a
+    reply's first character, upper-cased, where it is a key (`in options`, eval.py:376, 432), so a key that is no
+    single upper-case character is never named ("" here, which no reply's letter is), where the readings would
+    upper-case it."""
+    return tuple(k if len(k) == 1 and k == k.upper() else "" for k in keys)
+
+
 def _letter_index(text: str, letters: tuple[str, ...]) -> int:
     """The option whose letter is `text`'s first character, upper-cased (-1: none)."""
     head = text[:1].upper()

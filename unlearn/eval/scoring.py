@@ -7,10 +7,10 @@ import dataclasses
 import torch
 
 from unlearn.data.collate import IGNORE, Example, collate, prompt_example, qa_example
-from unlearn.eval.items import EvalItem, has_empty_option
+from unlearn.eval.items import MC_LETTERS, EvalItem, has_empty_option, other_options
 from unlearn.eval.metrics import mc_choice
 from unlearn.eval.protocol import EmbeddedPrompts
-from unlearn.eval.scorers import SCORERS, Scorer
+from unlearn.eval.scorers import SCORERS, Scorer, named_keys
 from unlearn.eval.shared_prompt import answers_after_prompts, in_step, sharded, shares_prompt
 from unlearn.eval.truth_ratio import answer_probability
 from unlearn.models.processor import VLProcessor
@@ -156,11 +156,26 @@ def check_mc_reading(protocol: str, reads_generated_letter: bool, mc_mode: str, 
                          f"{mc_mode!r} from {MC_MODES}")
 
 
-def check_likelihood_options(items: list[EvalItem], mc_mode: str, mc_also: str | None) -> None:
-    """An MC reading by the options' likelihood (eval.mc_mode or eval.mc_also = likelihood) refused where an item
-    has an empty option, which only data.on_bad_row=score keeps (MLLMU-Bench's eval.py reads a generated letter,
-    and shows the option empty): an empty answer is no tokens, log-probability 0, so it would be chosen every
-    time, whatever the model knows."""
+def check_mc_options(items: list[EvalItem], mc_mode: str, mc_also: str | None, prompts=None) -> None:
+    """MC items that only data.on_bad_row=score keeps, refused where the reading cannot score them:
+    * an empty option under the options' likelihood (eval.mc_mode or eval.mc_also = likelihood; MLLMU-Bench's
+      eval.py reads a generated letter, and shows the option empty): an empty answer is no tokens, log-probability
+      0, so it would be chosen every time, whatever the model knows;
+    * other than four options (a file's own Options keys) under any reading but eval.py's (`prompts` whose
+      `file_keys` show and read them: eval.protocol=mllmu_bench or mmunlearner, which read the generated letter
+      alone): the letter readings ask with the processor's four letters (a fifth option unseen, or a letter with
+      none), and the likelihood's chance (one in five, or three) is not the four-option questions' it is averaged
+      with."""
+    if not getattr(prompts, "file_keys", False):
+        for it in items:
+            if other_options(it):
+                name = getattr(prompts, "name", "embedded")
+                also = f", eval.mc_also={mc_also}" if mc_also else ""
+                raise ValueError(f"MC item {it.uid} has {len(it.options)} options {list(it.letters)}, kept by "
+                                 f"data.on_bad_row=score as MLLMU-Bench's eval.py shows and reads its file's keys; "
+                                 f"eval.protocol={name} with eval.mc_mode={mc_mode}{also} reads four: evaluate with "
+                                 f"eval.protocol=mllmu_bench and eval.mc_mode=generate (eval.py's reading), or drop "
+                                 f"such questions (data.on_bad_row=skip reads A-D alone)")
     if "likelihood" not in (mc_mode, mc_also):
         return
     for it in items:
@@ -184,9 +199,10 @@ def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likel
         raise ValueError(f"eval.mc_mode={mode!r}: expected one of {MC_MODES}")
     letters = proc.option_letters
     if mode == "generate":
-        out = []
+        out, own = [], getattr(prompts, "file_keys", False)
         for it, text in zip(items, protocol_replies(model, proc, items, prompts or EmbeddedPrompts(max_new_tokens))):
-            choice = scorer.mc_letter(text, letters)
+            # a file's own keys, shown in the prompt (data.on_bad_row=score), read as eval.py reads them
+            choice = scorer.mc_letter(text, named_keys(it.letters) if own and it.letters != MC_LETTERS else letters)
             # no letter: no option chosen (until 2026-12-06 the reply stood there, and could equal the answer)
             out.append(it.record(it.options[choice] if choice >= 0 else None, choice == it.answer_index, reply=text))
         return out
