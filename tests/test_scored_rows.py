@@ -498,6 +498,27 @@ def test_score_keys_its_own_before_evaluation(tmp_path):
     assert settings["skip"] != settings["score"]
 
 
+def test_a_before_evaluation_cached_under_an_older_score_reading_is_not_reused(tmp_path, monkeypatch):
+    """score's items changed in the forty-sixth session (empty and null questions asked, a file's own Options keys
+    read, a Correct_Answer matched whole), so a before-evaluation cached under score by the code before holds other
+    items than the after-evaluation it would be compared with: score keys its reading (pipeline.SCORE_READING);
+    error's and skip's keys do not read it."""
+    import unlearn.pipeline as pipeline
+    from unlearn.config import compose_config
+
+    def key(*overrides):
+        cfg = compose_config(["logger=none", "data=mllmu_bench", "data.path=/data/MLLMU-Bench",
+                              "eval.cache_before=true", *overrides], tmp_path / "out", tmp_path / "cache")
+        return pipeline.before_cache_path(cfg, "/cache/vanilla/x").name
+
+    modes = [("data.on_bad_row=error",), ("data.on_bad_row=skip",), ("data.on_bad_row=score",),
+             ("data.on_bad_row=skip", "data.benchmark.on_bad_row=score")]
+    keys = {m: key(*m) for m in modes}
+    monkeypatch.setattr(pipeline, "SCORE_READING", pipeline.SCORE_READING + 1)
+    assert key(*modes[0]) == keys[modes[0]] and key(*modes[1]) == keys[modes[1]]
+    assert key(*modes[2]) != keys[modes[2]] and key(*modes[3]) != keys[modes[3]]
+
+
 @pytest.mark.slow
 def test_a_run_writes_what_score_kept_and_what_it_dropped(mllmu_scored, tmp_path, monkeypatch):
     """metrics.json names both: `scored_rows` (kept, scored as eval.py does) beside `skipped_rows` (dropped); a run

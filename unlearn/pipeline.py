@@ -706,6 +706,12 @@ EVAL_TRAINER_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "precisi
 # recall, uids with an image index; 4: the mllmu_bench protocol's celebrity lookup and skips by list position,
 # CLEAR's face prompt with its trailing space).
 EVAL_RECORDS_VERSION = 4
+# What data.on_bad_row=score keeps and how its MC items read, keyed under score alone (error's and skip's records did
+# not change, so their keys stay): 2 since the forty-sixth session, which asks an empty or null Question, reads a
+# file's own Options keys and matches a Correct_Answer whole. Absent, the before-evaluations cached under score until
+# then: fewer questions, A-D alone, an empty or "AB" Correct_Answer read as A; reused, they were compared with an
+# after-evaluation of other items.
+SCORE_READING = 2
 
 
 def reference_records(run_dir) -> list[dict]:
@@ -808,6 +814,8 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
         parts["trainer_extras"] = extras
     if loading := keyed_loading(cfg.model):  # how the vanilla model is loaded for it (load_configured)
         parts["loading"] = loading
+    if "score" in (cfg.data.get("on_bad_row"), (cfg.data.get("benchmark") or {}).get("on_bad_row")):
+        parts["score_reading"] = SCORE_READING
     if checkpoint is not None:  # where and which files (a run's model/ is named alike in every run dir)
         parts["checkpoint"] = {"path": resolved_path(cfg.model.path), "files": checkpoint}
     key = config_hash(parts)
