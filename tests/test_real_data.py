@@ -494,6 +494,21 @@ def test_a_config_folder_missing_from_a_snapshot_is_named(mllmu_copy, tmp_path):
         _benchmark(tmp_path, "mllmu_bench", mllmu_copy)
 
 
+def test_a_readme_pattern_glob_refuses_is_left_to_datasets(tmp_path):
+    """An empty or absolute data_files path is no pattern pathlib globs (ValueError, NotImplementedError): the
+    partial-download check says nothing of it, where it raised inside the load's own error handling, and in
+    full_set_ids on a snapshot that loads."""
+    from unlearn.data.hub import missing_config
+
+    for pattern in ("", "/data/MLLMU-Bench/Full_Set/train-*"):
+        (tmp_path / "README.md").write_text(f"---\nconfigs:\n- config_name: Full_Set\n  data_files:\n  - split: train\n"
+                                            f"    path: '{pattern}'\n---\n")
+        assert missing_config(tmp_path, "Full_Set") is None, pattern
+    (tmp_path / "README.md").write_text("---\nconfigs:\n- config_name: Full_Set\n  data_files:\n  - split: train\n"
+                                        "    path: Full_Set/train-*\n---\n")
+    assert "match no file (Full_Set/ is not there)" in missing_config(tmp_path, "Full_Set")
+
+
 def test_snapshot_without_readme_is_named(mllmu_copy, tmp_path):
     """A copy of the parquet files alone: `datasets` said "BuilderConfig ... not found" (until 2026-12-06)."""
     (mllmu_copy / "README.md").unlink()

@@ -136,13 +136,22 @@ def missing_config(local: Path, config: str, repo_id: str = "REPO") -> str | Non
     files = entry.get("data_files") or []
     patterns = [f.get("path") for f in files if isinstance(f, dict)] if isinstance(files, list) else []
     patterns = [q for ps in patterns for q in (ps if isinstance(ps, list) else [ps]) if isinstance(q, str)]
-    if patterns and not any(next(local.glob(q), None) is not None for q in patterns):
+    if patterns and not any(_matches(local, q) for q in patterns):
         folders = sorted({q.split("/", 1)[0] for q in patterns if "/" in q})
         there = ", ".join(f"{d}/ {'holds no matching file' if (local / d).is_dir() else 'is not there'}"
                           for d in folders)
         return (f"its README.md maps '{config}' to {patterns}, which match no file ({there}): a partial download? "
                 f"download the snapshot whole with `hf download --repo-type dataset {repo_id} --local-dir DIR`")
     return None
+
+
+def _matches(local: Path, pattern: str) -> bool:
+    """Whether `pattern` (a README's data_files path) matches a file under `local`; True where pathlib cannot tell
+    (an empty or absolute pattern, which glob refuses): such a README is left to `datasets`, as before the check."""
+    try:
+        return next(local.glob(pattern), None) is not None
+    except (ValueError, NotImplementedError):
+        return True
 
 
 def datasets_cache(source: str, cache_dir: str | Path | None) -> Path:
