@@ -91,7 +91,8 @@ silently, `if question and answer`); a profile without a name question
 is dropped from training (MANU's text-only dataset would fail on it) and, with it, that person's eval rows
 (nothing taught, nothing to unlearn); a question whose Correct_Answer is not one of A-D with a non-empty
 option is dropped alone under `skip` (not repaired); `score` keeps it as the official scorer reads it: a
-Correct_Answer other than A-D never right, a null one right where the reply names no letter.
+Correct_Answer that is no key of its Options never right (a file's fifth key E is one), a null one right where the
+reply names no letter.
 """
 
 from __future__ import annotations
