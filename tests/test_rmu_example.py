@@ -259,6 +259,9 @@ def test_the_example_config_composes_and_its_patterns_fit_the_embedded_model(rmu
     bad = compose_config(["method=rmu", SEARCHPATH, r"rmu.module_regex=model\.layers\.7"], tmp_path, tmp_path)
     with pytest.raises(ValueError, match="rmu.module_regex"):
         rmu.check_before_evaluation(SimpleNamespace(cfg=bad, model=ctx.model), 1)
+    sharded = compose_config(["method=rmu", SEARCHPATH, "trainer=fsdp_sim"], tmp_path, tmp_path)
+    with pytest.raises(ValueError, match="method=rmu does not run under trainer=fsdp.*trainer=ddp_sim"):
+        rmu.check_before_evaluation(SimpleNamespace(cfg=sharded, model=ctx.model), 1)
 
 
 @pytest.mark.slow

@@ -210,6 +210,12 @@ class RMU(L.LightningModule):
 
 def check_before_evaluation(ctx, world: int) -> None:
     """The refusals the settings and the model's names alone make, before the before-evaluation."""
+    from unlearn.strategies import refuse_fsdp
+
+    # unchecked under FSDP's sharded parameters: the forward stops at the hooked layer by raising out of it, and
+    # the trained subset is chosen by name (FSDP flattens names and weights); refused rather than run unverified
+    refuse_fsdp(ctx.cfg, "rmu", "the example is not checked under FSDP's sharding (its forward stops inside the "
+                                "model at the hooked layer); run it under trainer=ddp")
     s = ctx.cfg.rmu
     matching_module(ctx.model, s.module_regex)
     trainable_names(ctx.model, s.trainable_params_regex)
