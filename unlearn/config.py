@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +11,22 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+@functools.lru_cache(maxsize=None)
+def shipped_config(group: str, name: str) -> dict:
+    """configs/<group>/<name>.yaml as written (its own keys: no defaults list applied, nothing resolved), {} where
+    there is none. Why: checks and refusals read what a shipped config sets (a data config's `spec`, debug=fast's,
+    a model config's `model_types`) without composing it. Shared between callers: read it, do not change it."""
+    import yaml
+
+    f = CONFIG_DIR / group / f"{name}.yaml"
+    return (yaml.safe_load(f.read_text()) or {}) if f.is_file() else {}
+
+
+def shipped_names(group: str) -> list[str]:
+    """The shipped configs of `group` (configs/<group>/*.yaml), by name."""
+    return sorted(f.stem for f in (CONFIG_DIR / group).glob("*.yaml"))
 
 
 def compose_config(overrides: Sequence[str], output_dir: str | Path, cache_dir: str | Path) -> DictConfig:

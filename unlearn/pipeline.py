@@ -1029,10 +1029,9 @@ def load_benchmark(cfg: DictConfig) -> Benchmark:
     try:
         return instantiate(cfg.data.benchmark)
     except InstantiationException as e:
-        cause = e.__cause__
-        if isinstance(cause, DataError):
-            cause.refused_before_run = True
-            raise cause from None
+        if isinstance(e.__cause__, DataError):
+            with refusing_before_run(DataError):
+                raise e.__cause__ from None
         raise
 
 

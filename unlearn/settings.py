@@ -689,24 +689,18 @@ def warn_unknown_data_keys(cfg) -> None:
 @functools.lru_cache(maxsize=None)
 def debug_fast_spec_keys() -> frozenset:
     """The `data.spec` keys configs/debug/fast.yaml writes (the embedded benchmark's)."""
-    import yaml
+    from unlearn.config import shipped_config
 
-    from unlearn.config import CONFIG_DIR
-
-    fast = yaml.safe_load((CONFIG_DIR / "debug" / "fast.yaml").read_text()) or {}
-    return frozenset(((fast.get("data") or {}).get("spec") or {}))
+    return frozenset(((shipped_config("debug", "fast").get("data") or {}).get("spec") or {}))
 
 
 def own_spec_keys(name: str) -> frozenset:
     """The `spec` keys of the shipped data config `name` (configs/data/<name>.yaml), empty where there is none. Why:
     the union over every data config let `debug=fast`'s embedded-benchmark keys (num_people, ...) pass under
     data=clear or mllmu_bench, where nothing reads them, until 2026-12-05: the whole benchmark ran."""
-    import yaml
+    from unlearn.config import shipped_config
 
-    from unlearn.config import CONFIG_DIR
-
-    f = CONFIG_DIR / "data" / f"{name}.yaml"
-    spec = (yaml.safe_load(f.read_text()) or {}).get("spec") if f.is_file() else None
+    spec = shipped_config("data", name).get("spec")
     return frozenset(spec) if isinstance(spec, dict) else frozenset()
 
 

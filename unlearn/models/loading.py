@@ -160,8 +160,10 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
         if template is None:
             raise CheckpointError(f"{key}={path} is a real checkpoint: its model config needs a `template` "
                                   "(see configs/model/llava_1_5_7b.yaml)")
-        check_processor_family(type(images).__name__, (checkpoint_config(p) or {}).get("model_type") if local
-                               else hub_type, reading_key, reading)
+        # the checkpoint's type from its config.json where it was read (a local one, or a hub id's under
+        # model_types); otherwise the loaded model's, below
+        known_type = (checkpoint_config(p) or {}).get("model_type") if local else hub_type
+        check_processor_family(type(images).__name__, known_type, reading_key, reading)  # None: checked below
     try:
         model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
     except SafetensorError as e:  # a truncated or corrupt weights file: its own message names no file or key
@@ -171,7 +173,7 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
         if local:
             raise CheckpointError(f"{key}={path}: the checkpoint there could not be read: {e}") from e
         raise _not_found(key, path, e) from e
-    if local and (p / CONFIG_NAME).is_file():
+    if embedded:
         given = [k for k, v in (("template", template), ("tokenizer", tokenizer), ("image_processor", image_processor))
                  if v]
         if given:  # the embedded processor is saved whole: until 2026-12-05 these were dropped without a word
@@ -179,7 +181,8 @@ def load_model(path: str | Path, dtype: str = "float32", key: str = "model.path"
                         key, path, ", model.".join(given))
         return model, VLProcessor.from_pretrained(p)
     check_model_type(model.config.model_type, key, "its config", model_types)  # a hub id's, read as it loaded
-    check_processor_family(type(images).__name__, model.config.model_type, reading_key, reading)
+    if known_type is None:
+        check_processor_family(type(images).__name__, model.config.model_type, reading_key, reading)
     processor = ChatProcessor(tokenizer, images, model.config, ChatTemplate(**dict(template)))
     return model, processor
 
@@ -294,19 +297,10 @@ def configured_model_types(model_cfg) -> list[str] | None:
 def model_configs_for(model_type: str) -> list[str]:
     """The shipped model configs (configs/model/*.yaml) whose `model_types` hold `model_type`: what a refusal
     names, where "choose the model= config of that family" left the user to find them."""
-    import yaml
+    from unlearn.config import shipped_config, shipped_names
 
-    from unlearn.config import CONFIG_DIR
-
-    out = []
-    for f in sorted((CONFIG_DIR / "model").glob("*.yaml")):
-        try:
-            types = (yaml.safe_load(f.read_text()) or {}).get("model_types") or ()
-        except yaml.YAMLError:
-            continue
-        if model_type in types:
-            out.append(f.stem)
-    return out
+    return [name for name in shipped_names("model")
+            if model_type in (shipped_config("model", name).get("model_types") or ())]
 
 
 def family_advice(model_type: str) -> str:
