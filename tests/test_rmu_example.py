@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import os
 import subprocess
 import sys
@@ -361,3 +362,65 @@ def test_the_reference_never_copies_what_it_leaves_out(rmu, monkeypatch):
     # a module outside the decoder layers: the whole model, as open-unlearning copies it
     whole = rmu.reference_copy(model, "model.vision_tower.encoder.layers.0")
     assert [n for n, _ in whole.named_parameters()] == [n for n, _ in model.named_parameters()]
+
+
+# ------------------------------------------------------------- decoder layer k named alike in every model family
+
+@pytest.mark.parametrize("family", ["embedded", "llava", "qwen2_vl", "idefics2"])
+def test_the_configs_layer_names_decoder_layer_k_in_every_family(rmu, family, tmp_path):
+    """{layers} in rmu.module_regex and rmu.trainable_params_regex is the language model's decoder layer list, found
+    by transformers' get_decoder(): the same list each family's shipped config names for MANU's language tower
+    (model.mlp_modules.language). Until the forty-seventh session the example's config named LLaVA's list, and
+    Idefics2 (model.text_model.layers) was refused, once per key, listing the vision tower's layers."""
+    import yaml
+
+    from unlearn.config import compose_config
+
+    model, _ = _stand_in(family)
+    prefix, layers = rmu.decoder_layers(model)
+    config = CONFIG_OF.get(family, "tiny_llava")
+    tower = yaml.safe_load((ROOT / "configs" / "model" / f"{config}.yaml").read_text())["mlp_modules"]["language"]
+    assert tower == re.escape(prefix) + r"\.\d+\.mlp\.down_proj"
+    cfg = compose_config(["method=rmu", SEARCHPATH], tmp_path, tmp_path)
+    rmu.check_before_evaluation(SimpleNamespace(cfg=cfg, model=model), 1)
+    assert rmu.matching_module(model, cfg.rmu.module_regex)[0] == f"{prefix}.0"
+    assert rmu.trainable_names(model, cfg.rmu.trainable_params_regex) == [f"{prefix}.0.mlp.down_proj.weight"]
+    assert rmu.matching_module(model, r"{layers}\.1")[0] == f"{prefix}.1"
+    # a layer past the last: refused, naming the key and the layers there are
+    past = compose_config(["method=rmu", SEARCHPATH, r'rmu.module_regex="{layers}\.7"'], tmp_path, tmp_path)
+    with pytest.raises(ValueError, match=r"rmu.module_regex='\{layers\}\\\\.7' .* matches no module.*"
+                                         rf"{re.escape(prefix)} here, the language model's 2 decoder layers"):
+        rmu.check_before_evaluation(SimpleNamespace(cfg=past, model=model), 1)
+    with pytest.raises(ValueError, match=r"rmu.trainable_params_regex: .* matches no parameter.*2 decoder layers"):
+        rmu.trainable_names(model, [r"{layers}\.7\.mlp\.down_proj\.weight"])
+
+
+def test_a_model_without_a_decoder_layer_list_is_named_without_layers(rmu):
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    assert rmu.matching_module(model, "0")[0] == "0"  # a name without {layers} is taken as it is
+    with pytest.raises(ValueError, match=r"Sequential: no decoder layer list found .* name the modules"):
+        rmu.matching_module(model, r"{layers}\.0")
+    assert len(list(rmu.reference_copy(model, "0").parameters())) == 2  # the whole model
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "idefics2"])
+def test_a_step_on_each_family_moves_only_the_chosen_tensor(rmu, family, small_benchmark):
+    """The example's default names, one step on a stand-in: the steered layer's MLP output weights move, nothing
+    else, and the reference (layers 0 and the rest of the stack before it) stays as it was."""
+    import lightning as L
+
+    from unlearn.methods.gradient import frozen_reference_expected, paired_loader
+
+    model, proc = _stand_in(family)
+    name, _ = rmu.matching_module(model, r"{layers}\.0")
+    (trained,) = rmu.trainable_names(model, [r"{layers}\.0\.mlp\.down_proj\.weight"])
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for n, p in model.named_parameters():
+        p.requires_grad_(n == trained)
+    module = rmu.RMU(model, lambda ps: torch.optim.SGD(ps, lr=1.0), name, [trained], 2.0, 1.0, 1.0)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, max_steps=1,
+                        enable_model_summary=False, enable_checkpointing=False)
+    with frozen_reference_expected(module):
+        trainer.fit(module, paired_loader(SimpleNamespace(benchmark=small_benchmark, processor=proc), "multimodal", 4))
+    assert [n for n, p in model.named_parameters() if not torch.equal(p, before[n])] == [trained]
+    assert all(torch.equal(p, before[n]) for n, p in module.reference.named_parameters())

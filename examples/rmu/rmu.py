@@ -102,6 +102,9 @@ def rmu_loss(forget_acts: torch.Tensor, forget_labels: torch.Tensor, control: to
 
 # ------------------------------------------------------------------------------------- the model's pieces
 
+LAYERS = "{layers}"  # in rmu.module_regex and rmu.trainable_params_regex: the language model's decoder layer list
+
+
 def decoder_layers(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
     """The language model's decoder layers and their name in `model`, found by transformers' own `get_decoder()`
     (the language model of a vision-language model; the model itself, or its base model, for a text-only one)
@@ -113,29 +116,52 @@ def decoder_layers(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
         for name, module in model.named_modules():
             if module is layers:
                 return name, layers
-    raise ValueError(f"{type(model).__name__}: no decoder layer list found (transformers' get_decoder().layers)")
+    raise ValueError(f"{type(model).__name__}: no decoder layer list found (transformers' get_decoder().layers), "
+                     f"so {LAYERS} names nothing here; name the modules and parameters without it")
+
+
+def resolve(model: torch.nn.Module, pattern: str) -> str:
+    """`pattern` with {layers} replaced by the (escaped) name of the model's decoder layer list, so that one pattern
+    (`{layers}\\.7`) names decoder layer 7 of every model family; a pattern without it is returned as it is."""
+    return pattern.replace(LAYERS, re.escape(decoder_layers(model)[0])) if LAYERS in pattern else pattern
+
+
+def _hint(model: torch.nn.Module) -> str:
+    """What {layers} names in this model, for an error that names nothing."""
+    try:
+        prefix, layers = decoder_layers(model)
+    except ValueError:
+        return ""
+    return (f"; {LAYERS} is {prefix} here, the language model's {len(layers)} decoder layers "
+            f"({LAYERS}\\.0 to {LAYERS}\\.{len(layers) - 1}, numbered from 0)")
 
 
 def matching_module(model: torch.nn.Module, pattern: str, key: str = "rmu.module_regex") -> tuple[str, torch.nn.Module]:
-    """The one module whose name full-matches `pattern` (open-unlearning's _get_matching_module)."""
-    found = [(n, m) for n, m in model.named_modules() if re.fullmatch(pattern, n)]
+    """The one module whose name full-matches `pattern` (open-unlearning's _get_matching_module), {layers} in it
+    standing for the language model's decoder layer list (`resolve`)."""
+    full = resolve(model, pattern)
+    found = [(n, m) for n, m in model.named_modules() if re.fullmatch(full, n)]
     if len(found) != 1:
-        layers = [n for n, _ in model.named_modules() if re.fullmatch(r".*\.layers\.\d+", n)]
         what = "no module" if not found else f"{len(found)} modules ({[n for n, _ in found][:5]})"
+        if full != pattern:  # a layer of the language model's, past its last (or a name in none)
+            raise ValueError(f"{key}={pattern!r} ({full}) matches {what}; it must name one (full match){_hint(model)}")
+        layers = [n for n, _ in model.named_modules() if re.fullmatch(r".*\.layers\.\d+", n)]
         raise ValueError(f"{key}={pattern!r} matches {what}; it must name one (full match). The model's decoder "
-                         f"layers: {layers[:3]}{' ...' if len(layers) > 3 else ''}")
+                         f"layers: {layers[:3]}{' ...' if len(layers) > 3 else ''}{_hint(model)}")
     return found[0]
 
 
 def trainable_names(model: torch.nn.Module, patterns: Sequence[str], key: str = "rmu.trainable_params_regex") -> list[str]:
-    """The parameters whose names full-match any of `patterns`; each pattern must match one at least."""
+    """The parameters whose names full-match any of `patterns` ({layers} as in `matching_module`); each pattern
+    must match one at least."""
     if isinstance(patterns, str):
         raise ValueError(f"{key} is a list of patterns, got the string {patterns!r}")
     names = [n for n, _ in model.named_parameters()]
-    for p in patterns:
-        if not any(re.fullmatch(p, n) for n in names):
-            raise ValueError(f"{key}: {p!r} matches no parameter (full match); e.g. {names[:2]}")
-    return [n for n in names if any(re.fullmatch(p, n) for p in patterns)]
+    full = [resolve(model, p) for p in patterns]
+    for p, f in zip(patterns, full):
+        if not any(re.fullmatch(f, n) for n in names):
+            raise ValueError(f"{key}: {p!r} matches no parameter (full match); e.g. {names[:2]}{_hint(model)}")
+    return [n for n in names if any(re.fullmatch(f, n) for f in full)]
 
 
 def reference_copy(model: torch.nn.Module, module_name: str) -> torch.nn.Module:
