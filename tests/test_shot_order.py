@@ -214,6 +214,32 @@ def test_shot_order_keys_the_before_evaluation_only_where_shots_are_drawn(tmp_pa
         assert before_cache_path(cfg, tmp_path / "vanilla") == expected
 
 
+def test_idefics2_draws_one_person_a_task_so_its_shot_order_keys_nothing(tmp_path):
+    """Under data=mllmu_bench Idefics2 draws one shot person per task (SHOT_PEOPLE), so eval.shot_order cannot
+    move its records: its model config's families (model.model_types) say so, and its before-evaluation key and
+    seed group are the same for full_set and lookup (until the forty-seventh session a change re-evaluated it);
+    LLaVA's cloze draws two, and stays keyed; eval.shot_people of two is keyed on Idefics2 too."""
+    from unlearn.config import compose_config
+    from unlearn.pipeline import before_cache_path
+    from unlearn.report import setting_of
+
+    ckpt = tmp_path / "checkpoint"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text("{}")
+
+    def key(model, *overrides):
+        cfg = compose_config(["eval.cache_before=true", "logger=none", "data=mllmu_bench", "data.path=/data/MLLMU",
+                              f"model={model}", f"model.path={ckpt}", *overrides], tmp_path / "run", tmp_path / "c")
+        return before_cache_path(cfg, ckpt), setting_of(OmegaConf.to_container(cfg, resolve=True))
+
+    (full, full_setting), (lookup, _) = key("idefics2_8b"), key("idefics2_8b", "eval.shot_order=lookup")
+    assert full == lookup and "eval.shot_order" not in full_setting
+    two = "eval.shot_people={mc: 1, cloze: 2}"
+    assert key("idefics2_8b", two)[0] != key("idefics2_8b", two, "eval.shot_order=lookup")[0]
+    (full, full_setting), (lookup, _) = key("llava_1_5_7b"), key("llava_1_5_7b", "eval.shot_order=lookup")
+    assert full != lookup and full_setting["eval.shot_order"] == "full_set"
+
+
 def test_full_set_is_read_only_where_eval_shot_order_full_set_reads_it(tmp_path, monkeypatch):
     """A Full_Set that cannot be read (a hub id offline, never cached) stops only the runs that order shots by
     it: eval.shot_order=lookup (the refusal's own advice), the embedded protocol and zero-shot runs load."""

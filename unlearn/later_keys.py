@@ -20,20 +20,26 @@ EVAL = {"shot_people": None, "shot_order": "lookup"}
 SHOT_PROTOCOLS = ("mllmu_bench", "mmunlearner")
 
 
-def shot_order_read(ev) -> bool:
+def shot_order_read(ev, model=None) -> bool:
     """Whether `eval.shot_order` can move a record: under a protocol with shots, with shots on, where a task may
     draw two people or more (one person's blocks have no order: MMUnlearner's protocol draws one per task unless
-    `eval.shot_people` says more; mllmu_bench's LLaVA cloze draws two, its Idefics2 one, which the eval config
-    alone cannot tell). Elsewhere it reads as absent (the before-evaluation key, the report's seed groups), so its
-    default moves no embedded run and no MMUnlearner one."""
+    `eval.shot_people` says more; mllmu_bench's LLaVA cloze draws two, its Idefics2 one). `model`: the model
+    config, whose `model_types` (the families its checkpoint may be; another is refused as it loads) tell the
+    mllmu_bench draws apart where each draws one per task; without them a draw of two is assumed. Elsewhere it
+    reads as absent (the before-evaluation key, the report's seed groups), so its default moves no embedded run
+    and no MMUnlearner one."""
     if ev.get("protocol") not in SHOT_PROTOCOLS or ev.get("few_shot", True) is False:
         return False
     people = dict(ev.get("shot_people") or {})
-    if ev.get("protocol") == "mmunlearner":
-        from unlearn.eval.protocol import MMUNLEARNER_SHOT_PEOPLE
+    from unlearn.eval.protocol import MMUNLEARNER_SHOT_PEOPLE, SHOT_PEOPLE, people_per_task
 
+    if ev.get("protocol") == "mmunlearner":
         return any(int(k) > 1 for k in {**MMUNLEARNER_SHOT_PEOPLE, **people}.values())
-    return set(people) != {"mc", "cloze"} or any(int(k) > 1 for k in people.values())
+    families = (model or {}).get("model_types") or ()
+    one_each = bool(families) and all(people_per_task(task, f) <= 1 for task in SHOT_PEOPLE for f in families)
+    return (not one_each and set(people) != {"mc", "cloze"}) or any(int(k) > 1 for k in people.values())
+
+
 # How a saved model is loaded (pipeline.load_configured): the precision and attention its weights compute in and
 # the processor it prompts with, besides the weights on disk. Keyed since the thirty-first session (2026-12-04):
 # until then `model.dtype=bfloat16` reused the float32 run's before-evaluation, and an organism's vanilla model

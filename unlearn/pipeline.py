@@ -662,7 +662,7 @@ def shot_order(cfg: DictConfig, benchmark) -> tuple[str, ...] | None:
     run (`_run_into`) and again at each evaluation."""
     from unlearn.eval.protocol import check_full_set, full_set_order
 
-    if not later_keys.shot_order_read(cfg.eval):
+    if not later_keys.shot_order_read(cfg.eval, cfg.get("model")):
         return None
     data = f"data={cfg.data.get('name')} ({benchmark.name})"
     setting = cfg.eval.get("shot_order", "lookup")
@@ -768,14 +768,15 @@ UNREAD_SHOTS = {"few_shot": True, "few_shot_seed": 0, **later_keys.EVAL}  # EVAL
 REAGGREGATED = {"truth_ratio_perturbed": "item"}
 
 
-def unread_eval_as_keyed(ev: dict) -> dict:
-    """The resolved eval config with what its records do not depend on set to the values keyed before."""
+def unread_eval_as_keyed(ev: dict, model=None) -> dict:
+    """The resolved eval config with what its records do not depend on set to the values keyed before (`model`:
+    the model config, whose families tell whether the shots' order is read)."""
     unread = dict(REAGGREGATED)
     if ev.get("protocol") not in SHOT_PROTOCOLS:
         unread.update(UNREAD_SHOTS)
     elif ev.get("few_shot") is False:  # zero-shot: no people drawn
         unread.update({k: v for k, v in UNREAD_SHOTS.items() if k != "few_shot"})
-    elif not later_keys.shot_order_read(ev):  # one person per task: their blocks have no order
+    elif not later_keys.shot_order_read(ev, model):  # one person per task: their blocks have no order
         unread["shot_order"] = UNREAD_SHOTS["shot_order"]
     return {**ev, **{k: v for k, v in unread.items() if k in ev}}
 
@@ -799,7 +800,7 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
           if k not in ("before", "cache_before", "relearn", "reference_run")}  # not what shapes the records
     if ev.get("dtype") is None:  # the model's own precision: the key the caches had before eval.dtype existed
         ev.pop("dtype", None)
-    ev = later_keys.without_defaults(unread_eval_as_keyed(ev), later_keys.EVAL)
+    ev = later_keys.without_defaults(unread_eval_as_keyed(ev, cfg.model), later_keys.EVAL)
     trainer = keyed_trainer(cfg)
     records = {"records": EVAL_RECORDS_VERSION}
     if get_scorer(cfg.eval.scorer).columns is not None:  # its records hold the columns since 2026-12-03

@@ -275,7 +275,8 @@ def setting_of(config: dict) -> dict[str, object]:
             out.pop(key, None)
     for key in later_keys.TRAINER_NEUTRAL:  # the trainer keys that move no number (progress bar, log interval)
         out.pop(f"trainer.{key}", None)
-    if not later_keys.shot_order_read(config.get("eval") or {}):  # no shots drawn: their order moves nothing
+    # no shots drawn, or one person per task: their order moves nothing
+    if not later_keys.shot_order_read(config.get("eval") or {}, config.get("model")):
         out.pop("eval.shot_order", None)
     return out
 
