@@ -139,6 +139,27 @@ def test_a_warmup_that_fits_the_run_reaches_the_model(tmp_path, cache_dir, never
         never_built.run(cfg)
 
 
+def test_the_schedule_is_checked_once_a_run_that_teaches_its_vanilla_model(tmp_path, cache_dir, never_built,
+                                                                           monkeypatch):
+    """An unlearning run whose vanilla model is missing checks the teaching's schedule before the logger, and its
+    ensure_vanilla does not check it again (until the forty-seventh session it did); ensure_vanilla called alone
+    (bench/ scripts) still checks it."""
+    import unlearn.teaching_steps as teaching_steps
+
+    calls = []
+    checked = teaching_steps.check_teaching_schedule
+    monkeypatch.setattr(teaching_steps, "check_teaching_schedule", lambda *a: calls.append(1) or checked(*a))
+    # a cache of its own (the session's may hold the vanilla model by now), the data read from the session's
+    cfg = compose_config([*FAST, "method=ga", f"data.benchmark.cache_dir={cache_dir}"], tmp_path / "run",
+                         tmp_path / "cache")
+    with pytest.raises(AssertionError, match="a model was made"):  # the teaching reached its model
+        never_built.run(cfg)
+    assert len(calls) == 1
+    with pytest.raises(AssertionError, match="a model was made"):
+        never_built.ensure_vanilla(cfg, never_built.load_benchmark(cfg))
+    assert len(calls) == 2
+
+
 def test_the_base_pretraining_warmup_is_still_refused_as_it_starts():
     """model.base (the organism's stage 1) has no early count: FinetuneModule refuses it from Lightning's own,
     with the same check and its key."""

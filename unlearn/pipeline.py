@@ -463,9 +463,10 @@ def vanilla_path(cfg: DictConfig) -> Path:
     return Path(cfg.paths.cache_dir) / "vanilla" / f"{cfg.model.name}-{vanilla_key(cfg)}"
 
 
-def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path | str:
+def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark, schedule_checked: bool = False) -> Path | str:
     """The finetuned model every unlearning run starts from: taught once per cache key (`vanilla_key`: data, model,
-    finetune, teach_seed, trainer, threads)."""
+    finetune, teach_seed, trainer, threads). `schedule_checked`: the teaching's schedule was checked already
+    (`_run_into`, before the logger), so it is not checked again where the model is taught."""
     if cfg.model.path:
         return str(cfg.model.path)  # as written: Path() drops a leading ./, which marks a local directory
     _require_build(cfg)  # before vanilla_path, which reads model.build
@@ -483,7 +484,8 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark) -> Path | str:
                         "would differ, as a model of another seed does", path.name, "; ".join(moved))
         return path
     check_cache_writable(path.parent, cfg, "the taught model")  # before the teaching, not after it
-    check_teaching_schedule_before_model(cfg, benchmark)
+    if not schedule_checked:
+        check_teaching_schedule_before_model(cfg, benchmark)
     log.info("vanilla model missing: teaching the benchmark first (cached at %s)", path)
     if departures := teaching_departures(cfg):
         log.warning("this teaching runs under %s, not trainer=cpu's float32 on one process: a vanilla model of its "
@@ -1054,9 +1056,10 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
     if not cfg.model.path:
         with refusing_before_run(ValueError):  # a loaded model with no model.path: before vanilla_path reads build
             _require_build(cfg)
-    if cfg.method.name == "finetune" or (not cfg.model.path and not vanilla_path(cfg).exists()):
+    teaches = cfg.method.name == "finetune" or (not cfg.model.path and not vanilla_path(cfg).exists())
+    if teaches:
         # the teaching's schedule, before the model it teaches is made, and before the logger (a refused run
-        # left a failed W&B run); ensure_vanilla checks it again where it teaches
+        # left a failed W&B run); ensure_vanilla, told so, does not check it again
         check_teaching_schedule_before_model(cfg, benchmark)
     # a W&B run named by what sets it apart (its overrides), not only its method and seed: until the 43rd session
     # the jobs of an lr sweep were runs of one name, in one group (unlearn/run_names.py; compose_config names them)
@@ -1081,7 +1084,7 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
             teaching_state = rng_state()
         source = "fresh init"
     else:
-        source = ensure_vanilla(cfg, benchmark)
+        source = ensure_vanilla(cfg, benchmark, schedule_checked=teaches)
         # a user's checkpoint is named by its key; only the cache's own model may be deleted and taught again
         # a checkpoint that cannot be read or reached (a hub id offline) is refused by its message alone, as the
         # input paths' checks are (until the forty-sixth session under Hydra's traceback)
