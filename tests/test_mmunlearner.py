@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from unlearn.data.collate import collate
-from unlearn.methods.mmunlearner import FisherPass, MaskedUnlearning, load_masks, save_masks, saved_gamma
+from unlearn.methods.mmunlearner import (FisherPass, MaskedUnlearning, load_masks, mask_metadata, save_masks,
+                                         saved_gamma)
 from unlearn.mmunlearner.saliency import (gamma_for_fraction, group_parameters, mask_report, restore_masked_out,
                                           saliency_mask, squared_grads)
 
@@ -251,9 +252,9 @@ def test_masks_are_keyed_by_parameter_and_survive_renaming(tiny_model, tmp_path)
     loaded = load_masks(tmp_path / "mask.safetensors", model)
     assert {id(p) for p in loaded} == {id(p) for p in masks}
     # the gamma that made it travels with it: a run reusing the mask reports it (until 2026-12-06 dropped)
-    assert saved_gamma(tmp_path / "mask.safetensors") == 0.125
+    assert saved_gamma(mask_metadata(tmp_path / "mask.safetensors")) == 0.125
     save_masks(masks, names, tmp_path / "old.safetensors")
-    assert saved_gamma(tmp_path / "old.safetensors") is None
+    assert saved_gamma(mask_metadata(tmp_path / "old.safetensors")) is None
     assert all(torch.equal(loaded[p], masks[p]) for p in masks)
     report = mask_report(masks, names)
     assert report["parameters"] == len(masks) and 0 < report["selected"] < report["elements"]
@@ -270,7 +271,7 @@ def test_a_mask_reused_on_other_weights_is_said(tiny_model, tmp_path, caplog):
     """A mask file records the fingerprint of the weights it was made on: reused on them, nothing is said; on
     another model of the same shapes (another init, one weight moved, another dtype) a warning names the file; a
     file without the record (written before it was kept) is taken as it is."""
-    from unlearn.methods.mmunlearner import check_mask_weights, weights_fingerprint
+    from unlearn.methods.mmunlearner import check_mask_weights, mask_metadata, weights_fingerprint
     from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
 
     model, _ = tiny_model
@@ -280,7 +281,8 @@ def test_a_mask_reused_on_other_weights_is_said(tiny_model, tmp_path, caplog):
 
     def reused_on(other) -> bool:
         loaded = load_masks(path, other)
-        return check_mask_weights(path, loaded, {p: n for n, p in other.named_parameters()})
+        return check_mask_weights(path, loaded, {p: n for n, p in other.named_parameters()},
+                                  mask_metadata(path).get("weights"))
 
     with caplog.at_level("WARNING", "unlearn.methods.mmunlearner"):
         assert reused_on(model) and not caplog.records
@@ -297,21 +299,24 @@ def test_a_mask_reused_on_other_weights_is_said(tiny_model, tmp_path, caplog):
     from unlearn.io import write_masks
 
     write_masks(tmp_path / "old.safetensors", {names[q]: m for q, m in masks.items()})  # no record: taken as is
-    assert check_mask_weights(tmp_path / "old.safetensors", masks, names)
+    assert check_mask_weights(tmp_path / "old.safetensors", masks, names, None)
 
 
-def test_a_reused_masks_copy_keeps_the_weights_it_was_made_on(tiny_model, tmp_path, caplog):
+def test_a_reused_masks_copy_keeps_the_weights_it_was_made_on(tiny_model, tmp_path, caplog, monkeypatch):
     """A run reusing a mask (mmunlearner.mask_path) saves a copy of it in its own directory: the copy records the
     fingerprint the read file records (the weights the mask was made on), not this run's weights, else a mask
     made on model A, reused once on B, would pass as B's from then on without a word; a file without the record
     gives a copy without it."""
-    from unlearn.methods.mmunlearner import check_mask_weights, mask_metadata, saliency_stage
+    import unlearn.methods.mmunlearner as mmunlearner
+    from unlearn.methods.mmunlearner import check_mask_weights, saliency_stage
     from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
 
     model, _ = tiny_model
     made = tmp_path / "made.safetensors"
     save_masks(_masks(model), {p: n for n, p in model.named_parameters()}, made, gamma=0.5)
     other = build_tiny_llava(TinyLlavaSpec(init_seed=1))[0]
+    headers = []  # the reused file's header is read once (until the forty-seventh session three times)
+    monkeypatch.setattr(mmunlearner, "mask_metadata", lambda path: headers.append(path) or mask_metadata(path))
     for source, expected in ((made, mask_metadata(made)["weights"]), (tmp_path / "old.safetensors", None)):
         if expected is None:
             from unlearn.io import write_masks
@@ -320,13 +325,15 @@ def test_a_reused_masks_copy_keeps_the_weights_it_was_made_on(tiny_model, tmp_pa
         ctx = SimpleNamespace(model=other, is_global_zero=True, logger=None, artifacts={})
         out = tmp_path / source.stem
         out.mkdir()
+        headers.clear()
         with caplog.at_level("WARNING", "unlearn.methods.mmunlearner"):
             saliency_stage(ctx, SimpleNamespace(mask_path=str(source), gamma=0.5), out)
+        assert headers == [str(source)]
         assert mask_metadata(out / "mask.safetensors").get("weights") == expected
         copied = load_masks(out / "mask.safetensors", other)
         # reused again on the model it was not made on: still said
-        assert check_mask_weights(out / "mask.safetensors", copied,
-                                  {p: n for n, p in other.named_parameters()}) == (expected is None)
+        assert check_mask_weights(out / "mask.safetensors", copied, {p: n for n, p in other.named_parameters()},
+                                  mask_metadata(out / "mask.safetensors").get("weights")) == (expected is None)
 
 
 def _named_masks(model) -> dict:

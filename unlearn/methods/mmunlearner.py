@@ -451,9 +451,10 @@ def mask_metadata(path) -> dict[str, str]:
         return dict(f.metadata() or {})
 
 
-def saved_gamma(path) -> float | None:
-    """The gamma a mask file records (None: a file written before it did, or by other code)."""
-    value = mask_metadata(path).get("gamma")
+def saved_gamma(metadata: dict) -> float | None:
+    """The gamma a mask file's metadata (mask_metadata) records (None: a file written before it did, or by other
+    code)."""
+    value = metadata.get("gamma")
     return None if value is None else float(value)
 
 
@@ -476,10 +477,9 @@ def weights_fingerprint(params: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()[:16]
 
 
-def check_mask_weights(path, masks: dict, names: dict) -> bool:
-    """Whether the mask file at `path` was made on these weights; warned where not (a file without the record,
-    written before it was kept, is taken as it is)."""
-    saved = mask_metadata(path).get("weights")
+def check_mask_weights(path, masks: dict, names: dict, saved: str | None) -> bool:
+    """Whether the mask file at `path`, whose metadata records `saved` (its `weights`), was made on these weights;
+    warned where not (a file without the record, written before it was kept, is taken as it is)."""
     if saved is None or saved == weights_fingerprint({names[p]: p for p in masks}):
         return True
     log.warning("mmunlearner.mask_path=%s was made on other weights than this run's model (their fingerprints "
@@ -573,9 +573,10 @@ def saliency_stage(ctx, m, out) -> dict:
     """Stage 1: the mask (computed, or read from mmunlearner.mask_path), reported, saved and logged."""
     if m.mask_path:
         masks, names = load_masks(m.mask_path, ctx.model), {p: n for n, p in ctx.model.named_parameters()}
-        gamma = saved_gamma(m.mask_path)  # what made it, where the file records it
-        check_mask_weights(m.mask_path, masks, names)
-        made_on = mask_metadata(m.mask_path).get("weights")  # the weights it was made on, kept in the copy saved
+        metadata = mask_metadata(m.mask_path)  # the file's header, read once
+        gamma = saved_gamma(metadata)  # what made it, where the file records it
+        made_on = metadata.get("weights")  # the weights it was made on, kept in the copy saved
+        check_mask_weights(m.mask_path, masks, names, made_on)
     else:
         groups = unlearned_groups(ctx, m)
         masks, names, gamma = compute_masks(ctx, groups, GROUPS[m.groups], m.gamma, m.fisher_batch_size,
