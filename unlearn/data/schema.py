@@ -234,14 +234,8 @@ def _scored_mc(split: str, i: int, key: str, j: int, q: dict) -> list[RowError]:
 def _scored_free(split: str, i: int, task: str, j: int, q: dict) -> list[RowError]:
     """data.on_bad_row=score for a generation or cloze question: as `_scored_mc`; a RowError raised for what eval.py
     cannot score (dropped as under skip, with skip's message)."""
-    if task == "Mask_Task" and q.get("Question") is None:  # eval.py:585 `None.replace(...)` stops it
-        _fail(split, i, f"{task}[{j}] has an empty Question")
+    _check_free(split, i, task, j, q, scored=True)
     truth, out = q.get("Ground_Truth"), _scored_question(split, i, task, j, q)
-    if not isinstance(truth, str):  # eval.py stops on it
-        _fail(split, i, f"{task}[{j}] has an empty Ground_Truth")
-    if task == "Mask_Task" and q.get("Type") not in ("Image_Textual", "Pure_Text"):  # generated, counted nowhere
-        _fail(split, i, f"{task}[{j}] has unknown Type {q.get('Type')!r}", f"{task}[] has an unknown Type")
-    _check_likelihood_fields(split, i, task, j, q)  # not eval.py's fields: checked as under skip
     if not truth.strip():
         rule = "always right (eval.py: '' in reply)" if task == "Mask_Task" else "ROUGE and BLEU 0"
         out.append(RowError(split, i, f"{task}[{j}] has an empty Ground_Truth: {rule}",
@@ -253,14 +247,18 @@ def _scored_free(split: str, i: int, task: str, j: int, q: dict) -> list[RowErro
     return out
 
 
-def _check_free(split: str, i: int, task: str, j: int, q: dict) -> None:
-    if not q.get("Question"):
+def _check_free(split: str, i: int, task: str, j: int, q: dict, scored: bool = False) -> None:
+    """A generation or cloze question's refusals; `scored` (data.on_bad_row=score, `_scored_free`): only of what
+    eval.py cannot score, a null cloze Question (eval.py:585 `None.replace(...)` stops it), a Ground_Truth that is
+    no text (it stops on it), a cloze Type other than the two (generated, counted nowhere)."""
+    cloze, question, truth = task == "Mask_Task", q.get("Question"), q.get("Ground_Truth")
+    if (cloze and question is None) if scored else not question:
         _fail(split, i, f"{task}[{j}] has an empty Question")
-    if not (q.get("Ground_Truth") or "").strip():
+    if not isinstance(truth, str) if scored else not (truth or "").strip():
         _fail(split, i, f"{task}[{j}] has an empty Ground_Truth")
-    if q.get("Type") not in ("Image_Textual", "Pure_Text"):
+    if q.get("Type") not in ("Image_Textual", "Pure_Text") and (cloze or not scored):
         _fail(split, i, f"{task}[{j}] has unknown Type {q.get('Type')!r}", f"{task}[] has an unknown Type")
-    _check_likelihood_fields(split, i, task, j, q)
+    _check_likelihood_fields(split, i, task, j, q)  # not eval.py's fields: checked under score as under skip
 
 
 def _check_likelihood_fields(split: str, i: int, task: str, j: int, q: dict) -> None:
