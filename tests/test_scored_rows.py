@@ -189,13 +189,19 @@ def mllmu_keys(mllmu_dir, tmp_path):
 
 OWN_KEYS = "has Options keys other than A-D, shown and read as written (eval.py: options.items(), `in options`)"
 EMPTY = "has empty Options, shown as written (eval.py reads the letter, not the option)"
+MISSING = ("Options lack one of A-D, shown and read as written where asked (eval.py: options.items()); refused as a "
+           "shot (eval.py stops on few_shot_options['A'] to ['D'])")
+OFF = "Correct_Answer is no key of its Options: never right (eval.py compares the reply's letter with it)"
 SCORED_KEYS = {
     "forget_10": {f"question scored: {k}[] {OWN_KEYS}": 4 for k in (IMG, TXT)}
     | {f"question scored: {IMG}[] {EMPTY}": 3, f"question scored: {TXT}[] {EMPTY}": 3},
     "retain_90": {f"question scored: {k}[] {OWN_KEYS}": 36 for k in (IMG, TXT)}
-    | {f"question scored: {IMG}[] {EMPTY}": 35, f"question scored: {TXT}[] {EMPTY}": 36}}
-DROPPED_KEYS = {"Retain_Set": {f"question dropped: {k}[] Options lack one of A-D (eval.py stops on a shot's "
-                               f"few_shot_options['A'] to ['D'])": 6 for k in (IMG, TXT)}}
+    | {f"question scored: {IMG}[] {EMPTY}": 35, f"question scored: {TXT}[] {EMPTY}": 36},
+    # the celebrities' MC is zero-shot: eval.py asks every question with its own keys (dropped until the forty-seventh
+    # session), a D answer no key of them
+    "Retain_Set": {f"question scored: {k}[] {MISSING}": 6 for k in (IMG, TXT)}
+    | {f"question scored: {k}[] {OFF}": 1 for k in (IMG, TXT)}}
+DROPPED_KEYS = {}
 
 
 def test_score_keeps_what_eval_py_scores_and_drops_the_rest_as_skip(mllmu_scored, tmp_path):
@@ -297,11 +303,11 @@ def test_score_reads_a_files_own_option_keys_as_eval_py(mllmu_keys, tmp_path, mo
     scorer, proc = SCORERS["mllmu_bench"], SimpleNamespace(option_letters=("a", "b", "c", "d"))
     prompts = SimpleNamespace(file_keys=True)  # MllmuBenchPrompts' reading, its prompts stubbed out below
     right = {}
-    for split, config in (("forget", "forget_10"), ("retain", "retain_90")):
+    for split, config in (("forget", "forget_10"), ("retain", "retain_90"), ("untouched", "Retain_Set")):
         mc = [it for it in flatten(split, b.eval[split], lambda images: [None] * len(images)) if it.task == "mc"]
         raw = {r["ID"]: r for r in _rows(mllmu_keys, config)}
         assert len(mc) == sum(len(r[MC][IMG]) + len(r[MC][TXT]) for r in raw.values())
-        for reply in ("A", "E", "e", "e) the fifth", "b", "", "ASSISTANT: E", " d", "None of them", "C"):
+        for reply in ("A", "E", "e", "e) the fifth", "b", "", "ASSISTANT: E", " d", "None of them", "C", "D"):
             _replies(monkeypatch, reply)
             records = scoring.score_mc(None, proc, mc, "generate", scorer=scorer, prompts=prompts)
             for it, rec in zip(mc, records):
@@ -317,6 +323,7 @@ def test_score_reads_a_files_own_option_keys_as_eval_py(mllmu_keys, tmp_path, mo
     assert right[("E", "E")] == right[("E", "e) the fifth")] == 1.0
     assert right[("E", "ASSISTANT: E")] == 0.0  # eval.py keeps what lies between its prompt's and the reply's
     assert right[("e", "e")] == right[("e", "E")] == 0.0  # a lower-case key is never named
+    assert right[("D", "D")] == 0.0 and right[("A", "A")] == 1.0  # the celebrities' A-C: a D answer never right
     from bench.answer_letters import letter_shares
 
     shares = letter_shares(b)  # an E answer is its own letter (until now: "ABCD"[4], an IndexError)
@@ -558,3 +565,47 @@ def test_the_official_presets_score_as_their_eval_py(preset, tmp_path):
     cfg = compose_config([f"experiment={preset}", "data.path=/data/MLLMU-Bench"], tmp_path / "o", tmp_path / "c")
     assert cfg.data.on_bad_row == "score" and cfg.data.benchmark.on_bad_row == "score"
     check_run_settings(cfg)
+
+
+@pytest.fixture()
+def mllmu_abc(mllmu_dir, tmp_path):
+    """forget_10 written as a file whose MC Options are keyed A-C (its schema lacks D: every question does)."""
+    root = shutil.copytree(mllmu_dir, tmp_path / "abc")
+    _with_option_keys(root, "forget_10", "ABC")
+    return root
+
+
+def test_a_question_lacking_a_letter_is_asked_where_eval_py_asks_it(mllmu_abc, tmp_path, monkeypatch):
+    """eval.py reads `few_shot_options['A']` to `['D']` only in a shot's block (352-355, 406-409); a question it asks
+    is shown with its own keys (125): kept, and asked and scored as the port does where it is no shot. Until the
+    forty-seventh session the loader dropped it everywhere."""
+    b = _benchmark(tmp_path, "mllmu_bench", mllmu_abc, "data.on_bad_row=score")
+    raw = {r["ID"]: r for r in _rows(mllmu_abc, "forget_10")}
+    assert b.scored["forget_10"] == {f"question scored: {k}[] {MISSING}": sum(len(r[MC][k]) for r in raw.values())
+                                     for k in (IMG, TXT)}
+    assert "forget_10" not in b.skipped
+    mc = [it for it in flatten("forget", b.eval["forget"], lambda images: [None] * len(images)) if it.task == "mc"]
+    assert len(mc) == sum(len(r[MC][IMG]) + len(r[MC][TXT]) for r in raw.values())
+    scorer, proc = SCORERS["mllmu_bench"], SimpleNamespace(option_letters=("A", "B", "C", "D"))
+    for reply in ("A", "C", "D", "d) none", ""):
+        _replies(monkeypatch, reply)
+        for it, rec in zip(mc, scoring.score_mc(None, proc, mc, "generate", scorer=scorer,
+                                                 prompts=SimpleNamespace(file_keys=True))):
+            image = it.modality == "multimodal"
+            q = next(q for q in raw[it.source_id][MC][IMG if image else TXT] if q["Question"] == it.question)
+            assert not port_stops(port_mc_prompt, q, image) and render(it) == port_mc_prompt(q, image), it.uid
+            assert rec["score"] == float(port_mc_right(q, port_mc_prompt(q, image), reply)), (it.uid, reply)
+            # as a shot, eval.py stops; so does the refusal below
+            assert port_stops(port_mc_shot, q, image), it.uid
+
+
+def test_a_shot_lacking_a_letter_is_refused_where_the_prompts_are_made(mllmu_abc, tmp_path):
+    """As eval.py stops where it builds a shot block of such a question before a question it asks."""
+    from unlearn.eval.protocol import check_shot_options, make_prompts
+
+    b = _benchmark(tmp_path / "b", "mllmu_bench", mllmu_abc, "data.on_bad_row=score")
+    items = {"forget": flatten("forget", b.eval["forget"], lambda images: [None] * len(images))}
+    prompts = make_prompts("mllmu_bench", SimpleNamespace(family="llava"), items, items.get, seed=0)
+    with pytest.raises(ValueError, match=r"lacking \['D'\]"):
+        check_shot_options(prompts.shots, prompts.scored(items["forget"]))
+    check_shot_options(prompts.shots, [])  # a block before no asked question is never built

@@ -29,7 +29,7 @@ from unlearn.data.written import check_sequence_settings
 from unlearn.eval.evaluator import EvaluationModule
 from unlearn.eval.items import flatten
 from unlearn.eval.metrics import aggregate, derived_metrics
-from unlearn.eval.protocol import make_prompts
+from unlearn.eval.protocol import check_shot_options, make_prompts
 from unlearn.eval.scorers import get_scorer
 from unlearn.eval.table import before_after_table
 from unlearn import later_keys
@@ -641,6 +641,7 @@ def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tu
         log.info("%s few-shot people (split/task: IDs), not scored: %s", prompts.name, prompts.shot_people())
     everything = [it for split in splits for it in evaluated[split]]
     items = prompts.scored(everything)
+    check_shot_options(getattr(prompts, "shots", None) or {}, items)  # checked before the run too
     warn_all_shots(everything, items, prompts)
     module = EvaluationModule(evaluated_model(ctx.model, ecfg.get("dtype")), ctx.processor, items, stage,
                               ecfg.batch_size, ecfg.mc_mode, ecfg.max_new_tokens, ecfg.scorer, ecfg.mc_also, prompts,
@@ -712,8 +713,9 @@ EVAL_RECORDS_VERSION = 4
 # not change, so their keys stay): 2 since the forty-sixth session, which asks an empty or null Question, reads a
 # file's own Options keys and matches a Correct_Answer whole. Absent, the before-evaluations cached under score until
 # then: fewer questions, A-D alone, an empty or "AB" Correct_Answer read as A; reused, they were compared with an
-# after-evaluation of other items.
-SCORE_READING = 2
+# after-evaluation of other items. 3 since the forty-seventh session, which keeps an MC question whose Options lack one
+# of A-D (eval.py asks it wherever it is no shot: the celebrities' zero-shot MC above all), dropped until then.
+SCORE_READING = 3
 
 
 def reference_records(run_dir) -> list[dict]:

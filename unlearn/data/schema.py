@@ -173,11 +173,14 @@ def _check_mc(split: str, i: int, key: str, j: int, q: dict) -> None:
 # writes, in its order (`f"{key}: {value}" for key, value in options.items()`, 125), and a reply whose letter is
 # one of them names it (a fifth key E, null where a question has no fifth option, is shown "E: None" and read; a
 # key that is no single upper-case character is never named: unlearn/eval/scorers.py `named_keys`), so the loader
-# keeps a file's own keys under score (unlearn/data/mllmu_bench.py `_question`). But its few-shot block writes
-# `few_shot_options['A']` to `['D']` by name (352-355, 406-409), and a parquet file writes one set of keys for all
-# its questions, so where they lack one of A-D it stops on the first shot (a KeyError): such a question is dropped.
-# (Not reproduced: eval.py asks one where it shows no shot: the celebrities' MC, zero-shot, and a split's own
-# question where Full_Set, its shot file, has all four.) Generation (evaluate_generation,
+# keeps a file's own keys under score (unlearn/data/mllmu_bench.py `_question`). Its few-shot block alone writes
+# `few_shot_options['A']` to `['D']` by name (352-355, 406-409, built for each question it asks in a mode with
+# shots: forget, retain_shared, test), so a question lacking one of A-D (a parquet file writes one set of keys for
+# all its questions: every question of such a file) is asked wherever it is no shot, with its own keys (the
+# celebrities' MC, zero-shot; a split's question under shots that have all four), and eval.py stops (a KeyError,
+# uncaught: no split's numbers after it) where one is a shot shown before a question it asks. Such a question is
+# kept; the evaluation refuses a run that would show one as a shot (unlearn/eval/protocol.py
+# `check_shot_options`, before the run and where the prompts are made). Generation (evaluate_generation,
 # eval.py:730-797): a Type other than Image_Textual takes the Pure_Text prompt and totals (`else`); an empty
 # Ground_Truth scores ROUGE and BLEU 0. Cloze (evaluate_fill_in_the_blank, eval.py:639-646): `ground_truth.lower()
 # in reply.lower()`, so an empty one is always right; a Type other than the two is generated but counted nowhere.
@@ -186,12 +189,13 @@ def _check_mc(split: str, i: int, key: str, j: int, q: dict) -> None:
 # one is asked with no text and a null one as "None"; nothing there stops on it, but the cloze's
 # `question.replace("__", "[Blank]")` (585, and 534, 545 for a shot) does on a null one.
 # What they cannot score: a null Ground_Truth (`None.lower()`, rouge_score on None: it stops), a null cloze Question,
-# Options lacking one of A-D (above).
+# an MC question lacking one of A-D where it is a shot (above).
 MC_NULL_ANSWER = "Correct_Answer is null: right where the reply names no option letter (eval.py: None == None)"
 MC_OFF_LETTER = "Correct_Answer is no key of its Options: never right (eval.py compares the reply's letter with it)"
 MC_EMPTY_OPTION = "has empty Options, shown as written (eval.py reads the letter, not the option)"
 MC_OWN_KEYS = "has Options keys other than A-D, shown and read as written (eval.py: options.items(), `in options`)"
-MC_MISSING_KEY = "Options lack one of A-D (eval.py stops on a shot's few_shot_options['A'] to ['D'])"
+MC_MISSING_KEY = ("Options lack one of A-D, shown and read as written where asked (eval.py: options.items()); "
+                  "refused as a shot (eval.py stops on few_shot_options['A'] to ['D'])")
 QUESTION_EMPTY = 'has an empty Question: asked with no text (eval.py writes f"{question}")'
 QUESTION_NULL = 'has a null Question: asked as "None" (eval.py writes f"{question}")'
 
@@ -212,11 +216,12 @@ def _scored_mc(split: str, i: int, key: str, j: int, q: dict) -> list[RowError]:
     question is kept)."""
     opts, answer = q.get("Options") or {}, q.get("Correct_Answer")
     keys = tuple(opts)  # the file's own (unlearn/data/mllmu_bench.py `_question`)
-    if missing := [k for k in MC_LETTERS if k not in keys]:  # eval.py:352-355, 406-409 raise a KeyError on a shot
-        _fail(split, i, f"{key}[{j}] Options {list(keys)} lack {missing} (eval.py stops on a shot's "
-                        f"few_shot_options['A'] to ['D'])", f"{key}[] {MC_MISSING_KEY}")
     out = _scored_question(split, i, key, j, q)
-    if keys != tuple(MC_LETTERS):
+    if missing := [k for k in MC_LETTERS if k not in keys]:  # asked with its own keys; as a shot eval.py stops
+        out.append(RowError(split, i, f"{key}[{j}] Options {list(keys)} lack {missing}: shown and read as written "
+                                      f"where asked; refused as a shot (eval.py stops on few_shot_options['A'] to "
+                                      f"['D'])", f"{key}[] {MC_MISSING_KEY}"))
+    elif keys != tuple(MC_LETTERS):
         out.append(RowError(split, i, f"{key}[{j}] Options keys {list(keys)} are not A-D: shown and read as written",
                             f"{key}[] {MC_OWN_KEYS}"))
     if answer is None:

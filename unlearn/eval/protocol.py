@@ -196,9 +196,29 @@ def options_block(options: tuple[str, ...], letters=official.LETTERS) -> dict[st
 
 def shot_options(shot: EvalItem) -> dict[str, str]:
     """A shot's options A-D by name, as eval.py's few-shot block writes them (`few_shot_options['A']`, 352-355,
-    406-409): a fifth key of the file's is not shown (a question lacking one of A-D is dropped by the loader)."""
+    406-409): a fifth key of the file's is not shown (a shot lacking one of A-D is refused: `check_shot_options`)."""
     block = options_block(shot.options, shot.letters)
     return {k: block[k] for k in official.LETTERS}
+
+
+def check_shot_options(shots: dict[tuple[str, str, str], list[EvalItem]], scored: list[EvalItem]) -> None:
+    """Refuse MC shots whose Options lack one of A-D (a file's own keys, kept by data.on_bad_row=score), shown
+    before a question that is asked (`scored`): eval.py's few-shot block reads `few_shot_options['A']` to `['D']`
+    by name (352-355, 406-409) as it builds each asked question's prompt, so it stops there on a KeyError, uncaught
+    (no split after it is scored either). A shot block before no asked question is never built: not refused.
+    Checked where the prompts are made."""
+    asked = {(it.split, it.task, it.modality) for it in scored}
+    for key, found in shots.items():
+        if key[1] != "mc" or key not in asked:
+            continue
+        for shot in found:
+            if missing := [k for k in official.LETTERS if k not in shot.letters]:
+                raise ValueError(
+                    f"MC item {shot.uid} has Options {list(shot.letters)}, lacking {missing}, kept by "
+                    f"data.on_bad_row=score as MLLMU-Bench's eval.py asks it with its own keys; it is a few-shot "
+                    f"example of the {key[0]} {key[2]} MC questions here, where eval.py stops (its shot block reads "
+                    f"few_shot_options['A'] to ['D']): set eval.few_shot=false (no shots), another "
+                    f"eval.few_shot_seed, or drop such questions (data.on_bad_row=skip)")
 
 
 def render_mc(question: str, options: tuple[str, ...], multimodal: bool, shots: list[EvalItem] = (),
