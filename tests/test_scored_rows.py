@@ -575,6 +575,21 @@ def mllmu_abc(mllmu_dir, tmp_path):
     return root
 
 
+def _score_cfg(tmp_path, root, *overrides):
+    from unlearn.config import compose_config
+
+    return compose_config(["logger=none", "data=mllmu_bench", f"data.path={root}", "data.on_bad_row=score",
+                           *overrides], tmp_path / "out", tmp_path / "cache")
+
+
+def _checked_before_run(tmp_path, root, *overrides) -> None:
+    from unlearn.pipeline import check_mc_options_before_run, load_benchmark, shot_order
+
+    cfg = _score_cfg(tmp_path, root, *overrides)
+    b = load_benchmark(cfg)
+    check_mc_options_before_run(cfg, b, shot_order(cfg, b))
+
+
 def test_a_question_lacking_a_letter_is_asked_where_eval_py_asks_it(mllmu_abc, tmp_path, monkeypatch):
     """eval.py reads `few_shot_options['A']` to `['D']` only in a shot's block (352-355, 406-409); a question it asks
     is shown with its own keys (125): kept, and asked and scored as the port does where it is no shot. Until the
@@ -599,6 +614,19 @@ def test_a_question_lacking_a_letter_is_asked_where_eval_py_asks_it(mllmu_abc, t
             assert port_stops(port_mc_shot, q, image), it.uid
 
 
+def test_a_shot_lacking_a_letter_is_refused_as_eval_py_stops_before_the_run(mllmu_abc, tmp_path):
+    """Where such a question is a shot shown before an asked question (forget's own shots; test's, looked up in
+    forget), eval.py stops on a KeyError: refused before the run, naming the way out. Zero-shot (eval.few_shot=false)
+    it asks them all; a split whose shots have A-D (retain) is not refused."""
+    for splits in ("[forget]", "[test]"):
+        with pytest.raises(ValueError, match=r"has Options \['A', 'B', 'C'\], lacking \['D'\], kept by data.on_bad_row="
+                                             r"score .* few-shot example of the (forget|test) .* eval.few_shot=false"):
+            _checked_before_run(tmp_path, mllmu_abc, f"eval.splits={splits}")
+    _checked_before_run(tmp_path, mllmu_abc, "eval.few_shot=false")
+    _checked_before_run(tmp_path, mllmu_abc, "eval.splits=[retain,untouched]")
+    _checked_before_run(tmp_path, mllmu_abc, "eval.tasks=[gen,cloze]")
+
+
 def test_a_shot_lacking_a_letter_is_refused_where_the_prompts_are_made(mllmu_abc, tmp_path):
     """As eval.py stops where it builds a shot block of such a question before a question it asks."""
     from unlearn.eval.protocol import check_shot_options, make_prompts
@@ -609,3 +637,38 @@ def test_a_shot_lacking_a_letter_is_refused_where_the_prompts_are_made(mllmu_abc
     with pytest.raises(ValueError, match=r"lacking \['D'\]"):
         check_shot_options(prompts.shots, prompts.scored(items["forget"]))
     check_shot_options(prompts.shots, [])  # a block before no asked question is never built
+
+
+def test_mc_the_reading_refuses_is_refused_before_the_run(mllmu_keys, mllmu_scored, tmp_path):
+    """Other than four options under a reading other than eval.py's, and an empty option under the likelihood, are
+    refused before any work (until the forty-seventh session where the evaluator was built: after the teaching)."""
+    for overrides in (["eval.protocol=embedded", "eval.mc_mode=generate"], ["eval.protocol=embedded", "eval.mc_mode=letter"]):
+        with pytest.raises(ValueError, match=r"has 5 options \['A', 'B', 'C', 'D', 'E'\], kept by data.on_bad_row"):
+            _checked_before_run(tmp_path, mllmu_keys, *overrides, "eval.splits=[forget]")
+    with pytest.raises(ValueError, match=r"has an empty option, which eval.mc_mode=likelihood would choose"):
+        _checked_before_run(tmp_path, mllmu_scored, "eval.protocol=embedded", "eval.mc_mode=likelihood")
+    _checked_before_run(tmp_path, mllmu_keys, "eval.splits=[forget]")  # eval.py's reading takes them
+    _checked_before_run(tmp_path, mllmu_scored, "eval.protocol=embedded", "eval.mc_mode=letter")
+    _checked_before_run(tmp_path, mllmu_keys, "eval.protocol=embedded", "eval.mc_mode=likelihood",
+                        "eval.tasks=[gen]")  # no MC asked
+
+
+@pytest.mark.parametrize("method", ["finetune", "ga"])
+def test_a_run_bound_to_be_refused_is_refused_before_the_teaching(method, mllmu_keys, tmp_path, monkeypatch):
+    """method=finetune teaches the vanilla model and an unlearning run with none cached teaches it first (minutes to
+    hours on a real model); a question the configured reading refuses is refused before either starts, printed alone
+    as the other refusals before the run."""
+    import unlearn.pipeline as pipeline
+    from unlearn.settings import refused_before_run
+
+    def taught(*args, **kwargs):
+        raise AssertionError("the model was built or taught before the refusal")
+
+    for step in ("initial_model", "ensure_vanilla", "load_configured", "check_teaching_schedule_before_model"):
+        monkeypatch.setattr(pipeline, step, taught)
+    cfg = _score_cfg(tmp_path, mllmu_keys, f"method={method}", "model=tiny_llava", "eval.protocol=embedded",
+                     "eval.mc_mode=generate")
+    with pytest.raises(ValueError, match=r"has 5 options \['A', 'B', 'C', 'D', 'E'\]") as refused:
+        pipeline.run(cfg)
+    assert refused_before_run(refused.value)
+    assert not (tmp_path / "out" / "metrics.json").exists()

@@ -679,6 +679,53 @@ def shot_order(cfg: DictConfig, benchmark) -> tuple[str, ...] | None:
     return order
 
 
+def scores_bad_rows(cfg: DictConfig) -> bool:
+    """Whether the run reads data.on_bad_row=score (set on the data config or on its benchmark)."""
+    return "score" in (cfg.data.get("on_bad_row"), (cfg.data.get("benchmark") or {}).get("on_bad_row"))
+
+
+def check_mc_options_before_run(cfg: DictConfig, benchmark, order=None) -> None:
+    """The MC questions only data.on_bad_row=score keeps, refused before any work where the evaluation would refuse
+    them (unlearn/eval/scoring.py `check_mc_options`: other than four options, or an empty one under the options'
+    likelihood; unlearn/eval/protocol.py `check_shot_options`: a shot lacking one of A-D, where eval.py stops).
+    Until the forty-seventh session they were refused where the evaluator is built: after the vanilla model was
+    taught (method=finetune, or an unlearning run with none cached), minutes to hours on a real model. Reads the
+    items every evaluation of the run scores (eval.splits, and eval.relearn.splits where the attack runs), their
+    images not decoded; `order`: `shot_order`'s."""
+    import datasets
+
+    from unlearn.eval.protocol import mc_prompts_before_run
+    from unlearn.eval.scoring import check_mc_options
+
+    ecfg = cfg.eval
+    if not scores_bad_rows(cfg) or "mc" not in ecfg.tasks:
+        return
+    attack = ecfg.get("relearn") or {}
+    # unknown names are refused before (unlearn/settings.py)
+    splits = list(dict.fromkeys([*ecfg.splits, *((attack.get("splits") or []) if attack.get("enabled") else [])]))
+    by_split: dict[str, list] = {}
+
+    def split_items(split: str) -> list:  # as evaluate() reads them, the images left encoded
+        if split not in by_split:
+            rows = evaluated_rows(benchmark, split, ecfg.max_people)
+            if isinstance(rows.features.get("image"), datasets.Image):
+                rows = rows.cast_column("image", datasets.Image(decode=False))
+            by_split[split] = [it for it in flatten(split, rows, lambda images: [None] * len(images))
+                               if it.task in ecfg.tasks]
+        return by_split[split]
+
+    evaluated = {split: split_items(split) for split in splits}
+    shot_people = ecfg.get("shot_people")
+    prompts = mc_prompts_before_run(ecfg.protocol, evaluated, split_items, ecfg.few_shot_seed, ecfg.few_shot,
+                                    None if shot_people is None else OmegaConf.to_container(shot_people, resolve=True),
+                                    order)
+    if prompts is None:  # the evaluation checks them where the prompts are made
+        return
+    items = [it for it in prompts.scored([it for split in splits for it in evaluated[split]]) if it.task == "mc"]
+    check_mc_options(items, ecfg.mc_mode, ecfg.mc_also, prompts)
+    check_shot_options(getattr(prompts, "shots", None) or {}, items)
+
+
 def source_ids(rows) -> list:
     """A split's `source_id` column (the file's own IDs), or Nones where its rows have none (the embedded)."""
     return rows["source_id"] if "source_id" in rows.column_names else [None] * len(rows)
@@ -819,7 +866,7 @@ def before_cache_path(cfg: DictConfig, source) -> Path | None:
         parts["trainer_extras"] = extras
     if loading := keyed_loading(cfg.model):  # how the vanilla model is loaded for it (load_configured)
         parts["loading"] = loading
-    if "score" in (cfg.data.get("on_bad_row"), (cfg.data.get("benchmark") or {}).get("on_bad_row")):
+    if scores_bad_rows(cfg):
         parts["score_reading"] = SCORE_READING
     if checkpoint is not None:  # where and which files (a run's model/ is named alike in every run dir)
         parts["checkpoint"] = {"path": resolved_path(cfg.model.path), "files": checkpoint}
@@ -1054,7 +1101,9 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
             check_reference_protocol(cfg)
         check_reference_items(reference, benchmark, cfg)
     with refusing_before_run(ValueError):  # eval.shot_order=full_set on data without a Full_Set: before the work
-        shot_order(cfg, benchmark)
+        order = shot_order(cfg, benchmark)
+    with refusing_before_run(ValueError):  # score's MC questions the configured reading refuses: before the work
+        check_mc_options_before_run(cfg, benchmark, order)
     if not cfg.model.path:
         with refusing_before_run(ValueError):  # a loaded model with no model.path: before vanilla_path reads build
             _require_build(cfg)
@@ -1152,7 +1201,7 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
                    "code": running_code(),  # this framework's commit, and whether it was edited
                    "artifacts": json_ready(ctx.artifacts, "ctx.artifacts"),
                    "skipped_rows": benchmark.skipped}  # data.on_bad_row=skip: {split: {reason: count}}
-        if "score" in (cfg.data.get("on_bad_row"), (cfg.data.get("benchmark") or {}).get("on_bad_row")):
+        if scores_bad_rows(cfg):
             # the questions kept that the checks refuse: {split: {reason: n}}
             summary["scored_rows"] = getattr(benchmark, "scored", {})
         if relearn_failed is not None:

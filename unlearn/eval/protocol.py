@@ -206,7 +206,7 @@ def check_shot_options(shots: dict[tuple[str, str, str], list[EvalItem]], scored
     before a question that is asked (`scored`): eval.py's few-shot block reads `few_shot_options['A']` to `['D']`
     by name (352-355, 406-409) as it builds each asked question's prompt, so it stops there on a KeyError, uncaught
     (no split after it is scored either). A shot block before no asked question is never built: not refused.
-    Checked where the prompts are made."""
+    Checked before the run (unlearn/pipeline.py `check_mc_options_before_run`) and where the prompts are made."""
     asked = {(it.split, it.task, it.modality) for it in scored}
     for key, found in shots.items():
         if key[1] != "mc" or key not in asked:
@@ -556,6 +556,28 @@ def shot_lookup(items_by_split: dict[str, list[EvalItem]], source, family: str, 
                 found = [it for it in pool if it.task == task and it.modality == modality and it.profile in wanted]
                 shots[(split, task, modality)] = found if order is None else in_full_set_order(found, order)
     return shots
+
+
+def mc_prompts_before_run(name: str, items_by_split: dict[str, list[EvalItem]], source, seed: int = 0,
+                          use_few_shot: bool = True, shot_people: dict | None = None, order=None):
+    """The MC reading `make_prompts(name, ...)` makes, before the model (and with it the processor's family) is
+    loaded: its `file_keys`, its `scored` and its MC shots, for the checks made before the run (unlearn/pipeline.py
+    `check_mc_options_before_run`). The MC draw is the same for every family (one person: SHOT_PEOPLE["mc"],
+    MMUNLEARNER_SHOT_PEOPLE), and each task's draw is seeded apart, so the cloze's is left out. None where a
+    family's MC draw could differ (none does today)."""
+    if check_protocol(name) in ("embedded", "clear"):  # clear's MC is the embedded protocol's (`mc_prompts`)
+        return EmbeddedPrompts()
+    if name == "mmunlearner_clear":
+        return MmunlearnerClearPrompts(DEFAULT_FAMILY)  # its `scored` reads no family
+    make = MmunlearnerPrompts if name == "mmunlearner" else MllmuBenchPrompts
+    if name == "mmunlearner":
+        shot_people = {**MMUNLEARNER_SHOT_PEOPLE, **(shot_people or {})}
+    if not use_few_shot:
+        return make()
+    if len({people_per_task("mc", family, shot_people) for family in SHOT_PEOPLE["mc"]}) != 1:
+        return None
+    looked_up = shot_lookup(items_by_split, source, DEFAULT_FAMILY, seed, {**(shot_people or {}), "cloze": 0}, order)
+    return make(DEFAULT_FAMILY, shown(looked_up), unscored=looked_up)
 
 
 def make_prompts(name: str, proc, items_by_split: dict[str, list[EvalItem]] | None = None, source=None,
