@@ -5,6 +5,7 @@ evaluate_fill_in_the_blank 585, 599-646); what eval.py cannot score is dropped a
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import replace
 from types import SimpleNamespace
@@ -672,3 +673,46 @@ def test_a_run_bound_to_be_refused_is_refused_before_the_teaching(method, mllmu_
         pipeline.run(cfg)
     assert refused_before_run(refused.value)
     assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def port_mmunlearner_right(q: dict, reply: str, image: bool) -> bool:
+    """MMUnlearner's MLLMU_eval.py MC reading of the new tokens: image+text (239-244) counts the letter where it is a
+    key of the Options, as eval.py; text-only (295-301) compares it with Correct_Answer as it is, " " for no letter."""
+    response = re.sub(r"[^a-zA-Z0-9]", "", reply)
+    if image:
+        predicted = response[0].upper() if response and response[0].upper() in q["Options"] else None
+    else:
+        response += " "
+        predicted = response[0].upper()
+    return predicted == q["Correct_Answer"]
+
+
+def test_the_mmunlearner_scorer_reads_mc_as_its_mllmu_eval_py(mllmu_scored, mllmu_keys, tmp_path, monkeypatch):
+    """eval.scorer=mmunlearner against the port: the text-only MC reads no `in options`, so a Correct_Answer that is
+    no key of the Options (a D among A-C, an E among A-D) is right where the reply's letter equals it, a null one
+    never (eval.py: where the reply names no letter); image+text reads as eval.py. A re-scoring reads alike."""
+    scorer, proc = SCORERS["mmunlearner"], SimpleNamespace(option_letters=("A", "B", "C", "D"))
+    differs = set()
+    for root, configs in ((mllmu_scored, (("forget", "forget_10"),)),
+                          (mllmu_keys, (("forget", "forget_10"), ("retain", "retain_90"), ("untouched", "Retain_Set")))):
+        b = _benchmark(tmp_path / root.name, "mllmu_bench", root, "data.on_bad_row=score")
+        for split, config in configs:
+            mc = [it for it in flatten(split, b.eval[split], lambda images: [None] * len(images)) if it.task == "mc"]
+            raw = {r["ID"]: r for r in _rows(root, config)}
+            for reply in ("A", "(E)", "e", "D", "", "I am not sure", "**B**", "None", "1"):
+                _replies(monkeypatch, reply)
+                records = scoring.score_mc(None, proc, mc, "generate", scorer=scorer,
+                                           prompts=SimpleNamespace(file_keys=True))
+                eval_py = scoring.score_mc(None, proc, mc, "generate", scorer=SCORERS["mllmu_bench"],
+                                           prompts=SimpleNamespace(file_keys=True))
+                for it, rec, other in zip(mc, records, eval_py):
+                    image = it.modality == "multimodal"
+                    q = next(q for q in raw[it.source_id][MC][IMG if image else TXT]
+                             if f"{q['Question']}" == it.question)
+                    assert rec["score"] == float(port_mmunlearner_right(q, reply, image)), (it.uid, reply)
+                    if rec["score"] != other["score"] and reply.strip("()*") == reply:
+                        differs.add((it.modality, q["Correct_Answer"], reply))
+                assert [r["score"] for r in rescore_records(records, scorer)] == [r["score"] for r in records]
+    # where it differs from eval.py's reading: text-only questions whose answer is no key of their Options
+    assert {("text", "D", "D"), ("text", None, ""), ("text", None, "I am not sure")} <= differs
+    assert all(modality == "text" for modality, _, _ in differs)

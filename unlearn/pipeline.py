@@ -761,7 +761,10 @@ EVAL_RECORDS_VERSION = 4
 # file's own Options keys and matches a Correct_Answer whole. Absent, the before-evaluations cached under score until
 # then: fewer questions, A-D alone, an empty or "AB" Correct_Answer read as A; reused, they were compared with an
 # after-evaluation of other items. 3 since the forty-seventh session, which keeps an MC question whose Options lack one
-# of A-D (eval.py asks it wherever it is no shot: the celebrities' zero-shot MC above all), dropped until then.
+# of A-D (eval.py asks it wherever it is no shot: the celebrities' zero-shot MC above all), dropped until then, and
+# reads eval.scorer=mmunlearner's text-only MC as MLLMU_eval.py does (a Correct_Answer that is no key of the Options
+# right where the reply's letter equals it, a null one never: only score keeps them, so error's and skip's records
+# read as before).
 SCORE_READING = 3
 
 

@@ -39,7 +39,8 @@ def rescore_records(records: list[dict], scorer: Scorer, where: str = "items.jso
             # a file's own Options keys, where the run read them (data.on_bad_row=score), else A-D
             letters = named_keys(tuple(r["letters"])) if "letters" in r else ("A", "B", "C", "D")
             r["score"] = scorer.score(r["task"], r["reply"], r["answer"], tuple(r.get("options", ())), letters,
-                                      answer_index=r.get("answer_index"))
+                                      answer_index=r.get("answer_index"), modality=r.get("modality"),
+                                      written=tuple(r.get("letters") or "ABCD"))
             if r["task"] == "gen":
                 r.pop("columns", None)  # another scorer's, or none
                 r.update(scorer.generation_fields(r["reply"], r["answer"]))

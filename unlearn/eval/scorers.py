@@ -22,7 +22,12 @@ F-measure beside it). CLEAR has no MC or cloze; those take MLLMU-Bench's rules.
 `mmunlearner` follows MMUnlearner's copy of eval.py (Z1zs/MMUnlearner MLLMU_eval.py, set by
 experiment=mmunlearner_official), which decodes the new tokens alone and cuts nothing: MC, every character but
 [a-zA-Z0-9] removed and the first one upper-cased; generation, the stemmed ROUGE-L F-measure of the whole
-reply; cloze, the lower-cased ground truth anywhere in the whole reply.
+reply; cloze, the lower-cased ground truth anywhere in the whole reply. Its image+text MC counts that letter where it
+is a key of the Options (`in options`, MLLMU_eval.py:242, as eval.py), its text-only MC compares it with
+Correct_Answer as it is (MLLMU_eval.py:295-301: no `in options`, a space appended so an empty reply reads " "):
+the two differ only where the Correct_Answer is no key of the Options (data.on_bad_row=score keeps such questions),
+which there is right where the reply's letter equals it ("E" with options A-D), and a null one never (MLLMU-Bench's
+eval.py: right where the reply names no option letter). `Scorer.text_mc` reads so; `mc_right` decides.
 
 Both official eval.py files also report, for generation, ROUGE-1 and ROUGE-2 F-measures (the same stemmed
 scorer) and nltk's sentence BLEU (whitespace words, smoothing method 1; their `compute_bleu`) of the same
@@ -136,6 +141,21 @@ def mmunlearner_letter(reply: str, letters: tuple[str, ...] = LETTERS) -> int:
     return _letter_index(re.sub(r"[^a-zA-Z0-9]", "", reply), letters)
 
 
+def mmunlearner_text_letter(reply: str) -> str:
+    """MMUnlearner's MLLMU_eval.py text-only MC (295-299): every character but [a-zA-Z0-9] removed, a space appended,
+    the first character upper-cased; compared with Correct_Answer as it is, not checked against the Options."""
+    return (re.sub(r"[^a-zA-Z0-9]", "", reply) + " ")[0].upper()
+
+
+def written_answer(answer_index: int, letters: tuple[str, ...], answer: str):
+    """An MC item's Correct_Answer as its file writes it, from its reading (unlearn/eval/items.py `answer_place`):
+    its key (`letters`: the Options' keys as written), None where it is null (-1), else the item's `answer`, which
+    holds it as written (`f"{Correct_Answer}"`, -2)."""
+    if answer_index >= 0:
+        return letters[answer_index]
+    return None if answer_index == -1 else answer
+
+
 def whole_cloze(reply: str, reference: str) -> bool:
     """The lower-cased ground truth anywhere in the whole lower-cased reply (MMUnlearner's MLLMU_eval.py)."""
     return reference.lower() in reply.lower()
@@ -155,16 +175,30 @@ class Scorer:
     rouge_recall: Callable[[str, str], float]  # reported beside the F-measure as rougeL_recall
     # further generation metrics, by name (the official eval.py files' ROUGE-1, ROUGE-2, BLEU); None: none
     columns: Callable[[str, str], dict[str, float]] | None = None
+    # the text-only MC's letter, compared with Correct_Answer as written, not checked against the Options
+    # (MMUnlearner's MLLMU_eval.py); None: the text-only MC reads as the image+text MC
+    text_mc: Callable[[str], str] | None = None
+
+    def mc_right(self, reply: str, choice: int, answer_index: int, written: tuple[str, ...], answer: str,
+                 modality: str) -> bool:
+        """Whether a generated MC reply is right: the option it names (`choice`, from `mc_letter`) is the answer's
+        place, or, for a text-only item under `text_mc`, that letter is the Correct_Answer as written (`written`:
+        the Options' keys as the file writes them; `written_answer`)."""
+        if self.text_mc is not None and modality == "text":
+            return self.text_mc(reply) == written_answer(answer_index, written, answer)
+        return choice == answer_index
 
     def score(self, task: str, reply: str, answer: str, options: tuple[str, ...] = (),
-              letters: tuple[str, ...] = LETTERS, answer_index: int | None = None) -> float:
+              letters: tuple[str, ...] = LETTERS, answer_index: int | None = None, modality: str | None = None,
+              written: tuple[str, ...] | None = None) -> float:
         """The score of one generated item: MC (generate mode) 1/0, gen ROUGE-L, cloze 1/0. MC compares the
-        letter's place with `answer_index` (eval.py compares letters); without it (records from before
-        2026-12-04) the option's text with the answer's, which a repeated option text would also count."""
+        letter's place with `answer_index` (eval.py compares letters; `mc_right`, with the item's `modality` and
+        its Options' keys as `written`, A-D unless given); without it (records from before 2026-12-04) the option's
+        text with the answer's, which a repeated option text would also count."""
         if task == "mc":
             choice = self.mc_letter(reply, letters)
             if answer_index is not None:
-                return float(choice == answer_index)
+                return float(self.mc_right(reply, choice, answer_index, written or LETTERS, answer, modality))
             return float(choice >= 0 and options[choice] == answer)
         if task == "gen":
             return self.rouge(reply, answer)
@@ -186,7 +220,7 @@ SCORERS = {
                           official_columns(mllmu_answer)),
     "clear": Scorer("clear", mllmu_letter, whole_rouge_l, mllmu_cloze, whole_rouge_l_recall),
     "mmunlearner": Scorer("mmunlearner", mmunlearner_letter, whole_rouge_l, whole_cloze, whole_rouge_l_recall,
-                          official_columns(str)),
+                          official_columns(str), mmunlearner_text_letter),
 }
 
 

@@ -204,7 +204,8 @@ def score_mc(model, proc: VLProcessor, items: list[EvalItem], mode: str = "likel
             # a file's own keys, shown in the prompt (data.on_bad_row=score), read as eval.py reads them
             choice = scorer.mc_letter(text, named_keys(it.letters) if own and it.letters != MC_LETTERS else letters)
             # no letter: no option chosen (until 2026-12-06 the reply stood there, and could equal the answer)
-            out.append(it.record(it.options[choice] if choice >= 0 else None, choice == it.answer_index, reply=text))
+            right = scorer.mc_right(text, choice, it.answer_index, it.letters, it.answer, it.modality)
+            out.append(it.record(it.options[choice] if choice >= 0 else None, right, reply=text))
         return out
     if mode == "likelihood":
         prompts, answers = [(it.question, it.pixel_values) for it in items], [list(it.options) for it in items]
