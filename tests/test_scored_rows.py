@@ -716,3 +716,39 @@ def test_the_mmunlearner_scorer_reads_mc_as_its_mllmu_eval_py(mllmu_scored, mllm
     # where it differs from eval.py's reading: text-only questions whose answer is no key of their Options
     assert {("text", "D", "D"), ("text", None, ""), ("text", None, "I am not sure")} <= differs
     assert all(modality == "text" for modality, _, _ in differs)
+
+
+def port_mmunlearner_text_set(rows) -> list[tuple[str, str]]:
+    """MMUnlearner's text preserve set (data_process/MLLMU_process.py MLLMU_text_Dataset.flatten_dataset): every
+    Pure_Text question with `options[correct_answer]` (a KeyError where it is no key: their script stops)."""
+    return [(q["Question"], q["Options"][q["Correct_Answer"]]) for row in rows for q in row[MC].get(TXT, [])]
+
+
+def test_mmunlearners_text_preserve_set_reads_the_rows_as_theirs(mllmu_dir, tmp_path):
+    """Under score, an empty wrong option is kept (theirs reads the correct one alone; skip drops it), and so is an
+    answer keyed E in a file with a fifth key; where their script stops (a null or off-key answer) the question is
+    left out, as is one with no question or answer text. skip's set is the port's over skip's questions."""
+    from unlearn.methods.mmunlearner import eval_mc_text_pairs
+
+    root = shutil.copytree(mllmu_dir, tmp_path / "preserve")
+
+    def forget(rows):
+        rows[0][MC][TXT][0]["Options"]["E"], rows[0][MC][TXT][0]["Correct_Answer"] = "a fifth option", "E"
+        rows[0][MC][TXT][1]["Options"]["B" if rows[0][MC][TXT][1]["Correct_Answer"] != "B" else "C"] = ""
+        rows[1][MC][TXT][0]["Correct_Answer"] = None  # their script stops
+        rows[1][MC][TXT][1]["Correct_Answer"] = "Z"  # their script stops
+
+    _with_option_keys(root, "forget_10", "ABCDE", forget)
+    edit_fixture(root, "retain_90", _set(0, (MC, TXT, 0, "Options", "A" if _rows(root, "retain_90")[0][MC][TXT][0][
+        "Correct_Answer"] != "A" else "D"), None))  # an empty (null) wrong option
+    score = eval_mc_text_pairs(_benchmark(tmp_path / "score", "mllmu_bench", root, "data.on_bad_row=score"))
+    raw = _rows(root, "forget_10") + _rows(root, "retain_90")
+    assert port_stops(port_mmunlearner_text_set, raw)  # on forget row 1's two questions
+    stops = {raw[1][MC][TXT][k]["Question"] for k in (0, 1)}
+    theirs = port_mmunlearner_text_set([{MC: {TXT: [q for q in r[MC][TXT] if q["Question"] not in stops]}}
+                                        for r in raw])
+    assert sorted(score) == sorted(theirs)
+    assert (raw[0][MC][TXT][0]["Question"], "a fifth option") in score
+    assert raw[0][MC][TXT][1]["Question"] in {q for q, _ in score}  # its empty wrong option
+    skip = eval_mc_text_pairs(_benchmark(tmp_path / "skip", "mllmu_bench", root, "data.on_bad_row=skip"))
+    assert len(skip) == len(score) - 3  # the E answer and the two empty wrong options

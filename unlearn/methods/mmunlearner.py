@@ -38,7 +38,6 @@ from torch.utils.data import ConcatDataset, DataLoader
 
 from unlearn import losses
 from unlearn.data.collate import collate, qa_example
-from unlearn.data.people import LETTERS
 from unlearn.data.sampling import EpochShuffle, UnlabelledRepeats, rank_share
 from unlearn.data.sequences import with_prefix_labels
 from unlearn.data.written import check_sequences, check_writing, label_flags, qa_sequences, written_example
@@ -314,14 +313,21 @@ class TextQuestions(torch.utils.data.Dataset):
 
 def eval_mc_text_pairs(benchmark) -> list[tuple[str, str]]:
     """The forget and retain people's text-only MC questions of the evaluation set, each answered with its
-    correct option (the authors' text preserve set, as issue 12's port of MLLMU_gen_mask.py reads it)."""
+    correct option (the authors' text preserve set, as issue 12's port of MLLMU_gen_mask.py reads it).
+
+    Under data.on_bad_row=score, as theirs reads its rows (data_process/MLLMU_process.py `MLLMU_text_Dataset`:
+    `options[correct_answer]`, the other options unread): a question with an empty or null wrong option is kept
+    (skip drops it), and so is one whose Correct_Answer is a key of the file's own other than A-D (a fifth key E).
+    Where theirs stops (a KeyError: a null Correct_Answer, or one that is no key) the question is left out, as skip
+    leaves it; so is one with no question or no answer text, which theirs teaches as "None" or "" (json2token's
+    `str`), no knowledge to preserve."""
     pairs = []
     for split in ("forget", "retain"):
         for row in benchmark.eval[split]:
             for q in row["Classification_Task"]["Pure_Text_Questions"]:
-                # matched whole (a null one, which data.on_bad_row=score keeps, raised a TypeError on `in "ABCD"`)
-                answer = q["Options"].get(q["Correct_Answer"]) if q["Correct_Answer"] in tuple(LETTERS) else None
-                # data.on_bad_row=score keeps questions with no answer to teach, or no question to ask
+                # matched whole, against the Options' own keys (a null one, which data.on_bad_row=score keeps, raised
+                # a TypeError on `in "ABCD"`; A-D alone left out a file's key E until the forty-seventh session)
+                answer = q["Options"].get(q["Correct_Answer"]) if isinstance(q["Correct_Answer"], str) else None
                 if q["Question"] and (answer or "").strip():
                     pairs.append((q["Question"], answer))
     return pairs
