@@ -478,3 +478,20 @@ def test_a_frontier_sweep_is_refused_naming_the_command_that_reads_it(tmp_path):
     with pytest.raises(ValueError, match=r"fr is a frontier sweep .*python -m unlearn.frontier --out .*fr "
                                          r"--report-only"):
         load_runs([tmp_path / "fr"])
+
+
+def test_runs_of_one_config_under_two_score_readings_are_two_settings(tmp_path):
+    """data.on_bad_row=score's reading (metrics.json `score_reading`) changes which questions a config scores: runs
+    of two readings are two seed groups, named apart; runs that recorded none keep grouping as they did."""
+    config = lambda seed: {**_resolved("ga", seed, 5e-5), "data": {"on_bad_row": "score"}}  # noqa: E731
+    runs = [_bare_run(tmp_path / f"{name}{seed}", "ga", seed, 0.2, config(seed), ["eval.few_shot_seed"])
+            for name in ("old", "new", "newer") for seed in (0, 1)]
+    for name, reading in (("new", 3), ("newer", 4)):
+        for seed in (0, 1):
+            mfile = tmp_path / f"{name}{seed}" / "metrics.json"
+            mfile.write_text(json.dumps({**json.loads(mfile.read_text()), "score_reading": reading}))
+    groups = group_by_seed(load_runs(runs))
+    assert sorted(sorted(r.path.name for r in g.runs) for g in groups) == [
+        ["new0", "new1"], ["newer0", "newer1"], ["old0", "old1"]]
+    assert sorted(g.name for g in groups) == ["ga [score_reading=3]", "ga [score_reading=4]", "ga [score_reading=None]"]
+

@@ -554,6 +554,10 @@ def test_a_run_writes_what_score_kept_and_what_it_dropped(mllmu_scored, tmp_path
     assert summaries["score"]["skipped_rows"] == DROPPED
     assert "scored_rows" not in summaries["skip"]
     assert sum(summaries["skip"]["skipped_rows"]["forget_10"].values()) == 15
+    # the reading the report tells score's runs apart by (unlearn/report.py with_score_reading); none under skip
+    from unlearn.pipeline import SCORE_READING
+
+    assert summaries["score"]["score_reading"] == SCORE_READING and "score_reading" not in summaries["skip"]
 
 
 @pytest.mark.parametrize("preset", ["mllmu_baselines", "manu_official"])

@@ -1207,6 +1207,8 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
         if scores_bad_rows(cfg):
             # the questions kept that the checks refuse: {split: {reason: n}}
             summary["scored_rows"] = getattr(benchmark, "scored", {})
+            # which questions score keeps and how it reads them: another reading is another setting in the report
+            summary["score_reading"] = SCORE_READING
         if relearn_failed is not None:
             summary["relearn_error"] = f"{type(relearn_failed).__name__}: {relearn_failed}"
         write_json(out_dir / "config.json", resolved)

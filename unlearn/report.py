@@ -241,9 +241,22 @@ def recorded_setting(run_dir: Path, summary: dict) -> dict | None:
         follows = summary.get("follows_run")
         follows = follows if isinstance(follows, list) else RUN_FOLLOWING
         config = _read_json(resolved, dict, "an object (the run's resolved config)")
-        return {k: v for k, v in setting_of(config).items()
-                if not any(k == f or k.startswith(f + ".") for f in follows)}
-    return _read_setting(run_dir / CONFIG_FILE)
+        setting = {k: v for k, v in setting_of(config).items()
+                   if not any(k == f or k.startswith(f + ".") for f in follows)}
+    else:
+        setting = _read_setting(run_dir / CONFIG_FILE)
+    return with_score_reading(setting, summary)
+
+
+def with_score_reading(setting: dict | None, summary: dict) -> dict | None:
+    """`setting` with data.on_bad_row=score's reading where the run recorded one (metrics.json `score_reading`,
+    unlearn/pipeline.py SCORE_READING, since the forty-seventh session): one config read by two readings scores
+    other questions, or reads them otherwise, so the two are two settings, not one seed group. Runs that recorded
+    none (every run not under score, and score's before then) read as before."""
+    reading = summary.get("score_reading")
+    if setting is None or reading is None:
+        return setting
+    return {**setting, "score_reading": reading}
 
 
 def setting_of(config: dict) -> dict[str, object]:
