@@ -11,7 +11,7 @@ held against a port of it in tests/test_adding_a_method.py; its defaults are tha
 configs/trainer/SimNPO.yaml (beta 4.5, delta 0, gamma 0.125, alpha 1).
 
 Run (from the repository root):
-    PYTHONPATH=examples/simnpo python train.py method=simnpo hydra.searchpath=[file://examples/simnpo/configs]
+    PYTHONPATH=examples/simnpo python train.py method=simnpo 'hydra.searchpath=[file://examples/simnpo/configs]'
 """
 
 from __future__ import annotations
