@@ -34,8 +34,6 @@ SKIP = {
     # -X importtime: the interpreter's own option, not a module's
     ("docs/guide/measured.md", 'python -X importtime -c "import unlearn.pipeline"'),
     ("docs/guide/measured.md", "python -X importtime"),
-    # `python -c` as a word in a sentence
-    ("docs/guide/adding_a_method.md", "python -c"),
     # pytest's own command line (the `slow` marker it deselects is declared in pyproject.toml)
     ("README.md", '.venv/bin/python -m pytest -m "not slow"'),
     # `python -m` as words in a sentence
