@@ -1,0 +1,85 @@
+"""bench/manu_oracle.py: the first-order effect of zeroing a neuron, checked by hand on a tiny MLP."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bench.manu_oracle import jaccard, oracle_scores, taylor_effects
+
+
+class TinyLM(nn.Module):
+    """Token ids -> embedding -> one MLP (up, relu, down) -> logits: the hooked `mlp.down` reads the neurons."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(3, 2)
+        self.mlp = nn.Module()
+        self.mlp.up = nn.Linear(2, 2, bias=False)
+        self.mlp.down = nn.Linear(2, 3, bias=False)
+        with torch.no_grad():
+            self.embed.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+            self.mlp.up.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 1.0]]))
+            self.mlp.down.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, -1.0]]))
+
+    def forward(self, input_ids, attention_mask=None, use_cache=False, **_):
+        h = torch.relu(self.mlp.up(self.embed(input_ids)))
+        return type("Out", (), {"logits": self.mlp.down(h)})()
+
+
+@torch.no_grad()
+def _loss(model, batch):
+    logits = model(batch["input_ids"]).logits[:, :-1]
+    labels = batch["labels"][:, 1:]
+    keep = labels != -100
+    return torch.nn.functional.cross_entropy(logits[keep], labels[keep])
+
+
+def test_taylor_effect_matches_the_hand_derivative_and_is_close_to_the_true_knockout():
+    model = TinyLM()
+    # one sequence [0, 2]: position 0 predicts token 2 (the answer); position 1 is not scored
+    batch = {"input_ids": torch.tensor([[0, 2]]), "attention_mask": torch.ones(1, 2, dtype=torch.long),
+             "labels": torch.tensor([[-100, 2]])}
+    effect = taylor_effects(model, [batch], ["mlp.down"])["mlp.down"]
+    # by hand: at position 0, h = relu(up(e0)) = (2, 0); logits = (2, 0, 1); p = softmax; the loss -log p_2 has
+    # dL/dlogits = p - onehot(2), dL/dh = down^T (p - onehot); the effect of zeroing neuron j is -h_j dL/dh_j
+    p = torch.softmax(torch.tensor([2.0, 0.0, 1.0]), 0)
+    g = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, -1.0]]).T @ (p - torch.tensor([0.0, 0.0, 1.0]))
+    expected = -torch.tensor([2.0, 0.0]) * g
+    torch.testing.assert_close(effect.float(), expected, rtol=1e-5, atol=1e-6)
+    assert effect[1] == 0  # a neuron that is 0 at the scored position: zeroing it changes nothing
+    # neuron 0 adds (2, 0, 1) to the logits, more to a wrong answer than to the right one: zeroing it lowers the
+    # loss, by -2 x (p_0 + 0.5 (p_2 - 1)) = -0.575 to first order, by log(3) - 1.408 = -0.310 truly
+    assert effect[0] < 0
+    base = float(_loss(model, batch))
+    with torch.no_grad():
+        model.mlp.down.weight[:, 0] = 0
+    actual = float(_loss(model, batch)) - base
+    assert actual < 0
+    assert abs(actual - float(effect[0])) < 0.3
+
+
+def test_padding_and_unscored_positions_add_nothing_and_the_mean_is_per_answer_token():
+    model = TinyLM()
+    one = {"input_ids": torch.tensor([[0, 2]]), "attention_mask": torch.ones(1, 2, dtype=torch.long),
+           "labels": torch.tensor([[-100, 2]])}
+    padded = {"input_ids": torch.tensor([[0, 2, 1]]), "attention_mask": torch.tensor([[1, 1, 0]]),
+              "labels": torch.tensor([[-100, 2, -100]])}
+    a = taylor_effects(model, [one], ["mlp.down"])["mlp.down"]
+    b = taylor_effects(model, [padded], ["mlp.down"])["mlp.down"]
+    torch.testing.assert_close(a, b)
+    two = taylor_effects(model, [one, one], ["mlp.down"])["mlp.down"]  # a mean, not a sum, over answer tokens
+    torch.testing.assert_close(a, two)
+    assert not any(p.grad is not None for p in model.parameters())  # gradients cleared after the pass
+
+
+def test_oracle_score_is_forget_minus_retain_and_the_overlap_counts():
+    e = {k: {"m": torch.tensor(v, dtype=torch.float64)} for k, v in
+         {"forget/multimodal": [1.0, 0.0], "forget/text": [3.0, 0.0],
+          "retain/multimodal": [1.0, -1.0], "retain/text": [1.0, 1.0]}.items()}
+    torch.testing.assert_close(oracle_scores(e)["m"], torch.tensor([1.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(oracle_scores(e, "oracle_forget")["m"], torch.tensor([2.0, 0.0], dtype=torch.float64))
+    a = {"m": torch.tensor([True, True, False, False])}
+    b = {"m": torch.tensor([False, True, True, False])}
+    j = jaccard(a, b, ["m"])
+    assert j["jaccard"] == 1 / 3 and j["share_of_b"] == 0.5 and j["both"] == 1 and j["b"] == 2
