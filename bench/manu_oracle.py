@@ -39,7 +39,7 @@ KEYS = ("forget/multimodal", "forget/text", "retain/multimodal", "retain/text")
 SPLITS = ("forget", "retain")
 MODS = ("multimodal", "text")
 SHORT = {"multimodal": "mm", "text": "txt"}
-SELECTORS = ("reference", "paper", "random", "oracle", "oracle_forget")
+SELECTORS = ("reference", "paper", "random", "oracle", "oracle_forget", "oracle_iter")
 ALPHAS = (1, 2, 5, 10, 20)
 
 
@@ -133,7 +133,7 @@ def pass_losses(model, loaders: dict[str, list]) -> dict[str, float]:
     return out
 
 
-def measure_seed(seed: int, cache: Path, out: Path, alphas, selectors, single: int) -> dict:
+def measure_seed(seed: int, cache: Path, out: Path, alphas, selectors, single: int, path: Path) -> dict:
     import lightning as L
     from hydra.utils import instantiate
 
@@ -170,9 +170,9 @@ def measure_seed(seed: int, cache: Path, out: Path, alphas, selectors, single: i
     loaders = _loaders(datasets, pad, m.batch_size)
     effects = {k: taylor_effects(model, loaders[k], names) for k in KEYS}
     rec["taylor_s"] = time.perf_counter() - t
-    scores = {s: (oracle_scores(effects, s) if s.startswith("oracle")
+    scores = {s: (oracle_scores(effects, s) if s in ("oracle", "oracle_forget")
                   else neuron_scores(stats.moments, towers, s, dict(m.weights) if m.weights else None, cfg.seed))
-              for s in selectors}
+              for s in selectors if s != "oracle_iter"}
     base_loss = pass_losses(model, loaders)
     rec["pass_loss_before"] = base_loss
 
@@ -185,8 +185,11 @@ def measure_seed(seed: int, cache: Path, out: Path, alphas, selectors, single: i
         for sel in selectors:
             t = time.perf_counter()
             model.load_state_dict(state)
-            masks[sel] = select_neurons(scores[sel], towers, alpha, m.scope)
-            prune_neurons(model, masks[sel], m.neuron, m.prune.mode, m.prune.factor)
+            if sel == "oracle_iter":  # prunes the model as it goes
+                masks[sel] = iterative_oracle(model, loaders, towers, alpha, m, steps=5)
+            else:
+                masks[sel] = select_neurons(scores[sel], towers, alpha, m.scope)
+                prune_neurons(model, masks[sel], m.neuron, m.prune.mode, m.prune.factor)
             metrics, _ = evaluate(ctx, "after", list(SPLITS))
             after = {f"{s}/{mo}": metrics[f"after/{s}/{mo}/mc_acc"] for s in SPLITS for mo in MODS}
             losses = pass_losses(model, loaders)
@@ -201,16 +204,39 @@ def measure_seed(seed: int, cache: Path, out: Path, alphas, selectors, single: i
                   f" ({time.perf_counter() - t:.1f} s)", flush=True)
         ov = {}
         for a, b in (("reference", "oracle"), ("paper", "oracle"), ("random", "oracle"), ("reference", "random"),
-                     ("oracle_forget", "oracle")):
+                     ("oracle_forget", "oracle"), ("reference", "oracle_iter"), ("oracle", "oracle_iter")):
             if a in masks and b in masks:
                 for tower in sorted(set(towers.values())):
                     ov[f"{a}|{b}|{tower}"] = jaccard(masks[a], masks[b], [n for n in names if towers[n] == tower])
                 ov[f"{a}|{b}|all"] = jaccard(masks[a], masks[b], names)
         rec["overlap"][str(alpha)] = ov
     model.load_state_dict(state)
-    if single:
+    if single:  # the selection runs are written first: a stopped ablation loses only itself
+        path.write_text(json.dumps(rec, indent=1))
         rec["single"] = single_ablations(model, loaders, effects, scores["oracle"], towers, single, seed)
     return rec
+
+
+def iterative_oracle(model, loaders, towers: dict, alpha: float, m, steps: int = 5) -> dict[str, torch.Tensor]:
+    """The oracle re-estimated on the pruned model: `steps` rounds, each adding the top neurons (the `oracle`
+    score, forget - retain effect) up to alpha * round / steps %, through `select_neurons` and `prune_neurons`.
+    The pruned neurons are kept (scored +inf: zeroed, their effect is 0), so later rounds see what earlier ones
+    did; with steps=1 it is `oracle`."""
+    from unlearn.manu.prune import prune_neurons
+    from unlearn.manu.selection import select_neurons
+
+    names = list(towers)
+    masks = {n: torch.zeros(model.get_submodule(n).weight.shape[1], dtype=torch.bool) for n in names}
+    for r in range(1, steps + 1):
+        effects = {k: taylor_effects(model, loaders[k], names) for k in KEYS}
+        score = oracle_scores(effects)
+        score = {n: torch.where(masks[n], torch.tensor(float("inf"), dtype=score[n].dtype), score[n]) for n in names}
+        new = select_neurons(score, towers, alpha * r / steps, m.scope)
+        if any(bool((masks[n] & ~new[n]).any()) for n in names):
+            raise AssertionError("a later round dropped a pruned neuron")
+        prune_neurons(model, {n: new[n] & ~masks[n] for n in names}, m.neuron, m.prune.mode, m.prune.factor)
+        masks = new
+    return masks
 
 
 @torch.no_grad()
@@ -319,7 +345,7 @@ def main() -> None:
     p.add_argument("--alphas", type=float, nargs="+", default=list(ALPHAS))
     p.add_argument("--selectors", nargs="+", default=list(SELECTORS))
     p.add_argument("--single", type=int, default=0, help="per tower, single-neuron ablations of this many oracle-top "
-                                                         "and random neurons (first seed only)")
+                                                         "and random neurons (last seed only)")
     p.add_argument("--out", default="/tmp/manu_oracle")
     p.add_argument("--cache", default=os.environ.get("UNLEARN_CACHE", str(ROOT / ".cache")))
     p.add_argument("--table-only", action="store_true")
@@ -332,9 +358,11 @@ def main() -> None:
     alphas = [int(a) if float(a).is_integer() else a for a in args.alphas]
     for i, seed in enumerate(args.seeds):
         path = out / f"seed{seed}.json"
-        if path.exists() or args.table_only:
+        if args.table_only or (path.exists() and ("single" in json.loads(path.read_text())
+                                                  or not args.single or i < len(args.seeds) - 1)):
             continue
-        rec = measure_seed(seed, Path(args.cache), out, alphas, args.selectors, args.single if i == 0 else 0)
+        rec = measure_seed(seed, Path(args.cache), out, alphas, args.selectors,
+                           args.single if i == len(args.seeds) - 1 else 0, path)
         path.write_text(json.dumps(rec, indent=1))
     records = [json.loads((out / f"seed{s}.json").read_text()) for s in args.seeds if (out / f"seed{s}.json").exists()]
     print("\nMC accuracy drop (before - after), mean ± sample std over seeds\n")

@@ -83,3 +83,19 @@ def test_oracle_score_is_forget_minus_retain_and_the_overlap_counts():
     b = {"m": torch.tensor([False, True, True, False])}
     j = jaccard(a, b, ["m"])
     assert j["jaccard"] == 1 / 3 and j["share_of_b"] == 0.5 and j["both"] == 1 and j["b"] == 2
+
+
+def test_iterative_oracle_prunes_through_the_package_and_keeps_earlier_picks():
+    from types import SimpleNamespace
+
+    from bench.manu_oracle import KEYS, iterative_oracle
+
+    model = TinyLM()
+    batch = {"input_ids": torch.tensor([[0, 2], [1, 0]]), "attention_mask": torch.ones(2, 2, dtype=torch.long),
+             "labels": torch.tensor([[-100, 2], [-100, 0]])}
+    loaders = {k: [batch] for k in KEYS}
+    m = SimpleNamespace(scope="tower", neuron="input", prune=SimpleNamespace(mode="zero", factor=0.0))
+    masks = iterative_oracle(model, loaders, {"mlp.down": "language"}, 50, m, steps=2)
+    assert int(masks["mlp.down"].sum()) == 1  # floor(50 % of 2); round 1 (25 %) picks none
+    j = int(masks["mlp.down"].nonzero())
+    assert bool((model.mlp.down.weight[:, j] == 0).all()) and bool((model.mlp.up.weight[j] == 0).all())
