@@ -10,7 +10,8 @@ hooked `down_proj` / `fc2`, the vision layers the language model never reads lef
   pass reads, not the evaluation questions): effect(i) = -sum over positions of a_i * dL/da_i
   (`taylor_effects`). `oracle` = mean of the two forget effects - mean of the two retain effects (raise the forget
   loss, spare retain; a difference, not a ratio, since retain effects near or below 0 make a ratio meaningless);
-  `oracle_forget` = the forget effects alone (no retain term).
+  `oracle_forget` = the forget effects alone (no retain term); `oracle_iter` = `oracle` re-estimated on the pruned
+  model in 5 rounds (`iterative_oracle`), since the one-shot estimate understates what a whole set does.
 
 Every selector's scores go through the package's own `select_neurons` (top alpha % per tower) and `prune_neurons`
 (zeroing) on the same vanilla weights, then `pipeline.evaluate` (MC, forget and retain). Also recorded: the actual
@@ -18,8 +19,11 @@ answer-token loss on the four statistics sets after each pruning (against the or
 overlap of MANU's and the oracle's selections, and (`--single`) the actual effect of zeroing single neurons.
 Results and reading: docs/manu_oracle.md.
 
-    .venv/bin/python -m bench.manu_oracle --seeds 0 1 2 --out /tmp/manu_oracle --cache /tmp/manu_oracle_cache
-    .venv/bin/python -m bench.manu_oracle --out /tmp/manu_oracle --table-only
+    .venv/bin/python -m bench.manu_oracle --seeds 0 1 2 --alphas 1 2 5 10 20 \
+        --selectors reference paper random oracle oracle_forget --out /tmp/manu_oracle/full --cache /tmp/manu_oracle/cache
+    .venv/bin/python -m bench.manu_oracle --seeds 0 1 2 --out /tmp/manu_oracle/full --table-only
+
+(every command of docs/manu_oracle.md is there).
 """
 
 from __future__ import annotations
