@@ -617,26 +617,42 @@ def warn_all_shots(evaluated, scored, prompts=None) -> list[str]:
     return emptied
 
 
+def items_reader(benchmark, ecfg: DictConfig, pixel_values):
+    """A split's evaluation items of `eval.tasks` (flattened once, then kept), the reader `make_prompts` looks shot
+    people up through. `pixel_values`: the processor's; None reads no image (they stay encoded), for the checks
+    made before the model is loaded."""
+    by_split: dict[str, list] = {}
+
+    def split_items(split: str) -> list:
+        if split not in by_split:
+            rows = evaluated_rows(benchmark, split, ecfg.max_people)
+            if pixel_values is None:
+                import datasets
+
+                if isinstance(rows.features.get("image"), datasets.Image):
+                    rows = rows.cast_column("image", datasets.Image(decode=False))
+            read = pixel_values or (lambda images: [None] * len(images))
+            by_split[split] = [it for it in flatten(split, rows, read) if it.task in ecfg.tasks]
+        return by_split[split]
+    return split_items
+
+
+def shot_people_of(ecfg: DictConfig) -> dict | None:
+    """`eval.shot_people` as a plain mapping, or None (each protocol's own draw)."""
+    shot_people = ecfg.get("shot_people")
+    return None if shot_people is None else OmegaConf.to_container(shot_people, resolve=True)
+
+
 def evaluate(ctx: RunContext, stage: str, splits: list[str] | None = None) -> tuple[dict, list[dict]]:
     ecfg = ctx.cfg.eval
     splits = list(ecfg.splits) if splits is None else splits
     unknown = set(splits) - set(EVAL_SPLITS)
     if unknown:
         raise ValueError(f"eval.splits has unknown {sorted(unknown)}; choose from {list(EVAL_SPLITS)}")
-    by_split: dict[str, list] = {}
-
-    def split_items(split: str) -> list:
-        if split not in by_split:
-            rows = evaluated_rows(ctx.benchmark, split, ecfg.max_people)
-            by_split[split] = [it for it in flatten(split, rows, ctx.processor.pixel_values) if it.task in ecfg.tasks]
-        return by_split[split]
-
+    split_items = items_reader(ctx.benchmark, ecfg, ctx.processor.pixel_values)
     evaluated = {split: split_items(split) for split in splits}
-    shot_people = ecfg.get("shot_people")
     prompts = make_prompts(ecfg.protocol, ctx.processor, evaluated, split_items, ecfg.few_shot_seed,
-                           ecfg.few_shot, ecfg.max_new_tokens,
-                           None if shot_people is None else OmegaConf.to_container(shot_people, resolve=True),
-                           shot_order(ctx.cfg, ctx.benchmark))
+                           ecfg.few_shot, ecfg.max_new_tokens, shot_people_of(ecfg), shot_order(ctx.cfg, ctx.benchmark))
     if getattr(prompts, "shots", None):
         log.info("%s few-shot people (split/task: IDs), not scored: %s", prompts.name, prompts.shot_people())
     everything = [it for split in splits for it in evaluated[split]]
@@ -692,8 +708,6 @@ def check_mc_options_before_run(cfg: DictConfig, benchmark, order=None) -> None:
     taught (method=finetune, or an unlearning run with none cached), minutes to hours on a real model. Reads the
     items every evaluation of the run scores (eval.splits, and eval.relearn.splits where the attack runs), their
     images not decoded; `order`: `shot_order`'s."""
-    import datasets
-
     from unlearn.eval.protocol import mc_prompts_before_run
     from unlearn.eval.scoring import check_mc_options
 
@@ -703,22 +717,10 @@ def check_mc_options_before_run(cfg: DictConfig, benchmark, order=None) -> None:
     attack = ecfg.get("relearn") or {}
     # unknown names are refused before (unlearn/settings.py)
     splits = list(dict.fromkeys([*ecfg.splits, *((attack.get("splits") or []) if attack.get("enabled") else [])]))
-    by_split: dict[str, list] = {}
-
-    def split_items(split: str) -> list:  # as evaluate() reads them, the images left encoded
-        if split not in by_split:
-            rows = evaluated_rows(benchmark, split, ecfg.max_people)
-            if isinstance(rows.features.get("image"), datasets.Image):
-                rows = rows.cast_column("image", datasets.Image(decode=False))
-            by_split[split] = [it for it in flatten(split, rows, lambda images: [None] * len(images))
-                               if it.task in ecfg.tasks]
-        return by_split[split]
-
+    split_items = items_reader(benchmark, ecfg, None)  # as evaluate() reads them, the images left encoded
     evaluated = {split: split_items(split) for split in splits}
-    shot_people = ecfg.get("shot_people")
     prompts = mc_prompts_before_run(ecfg.protocol, evaluated, split_items, ecfg.few_shot_seed, ecfg.few_shot,
-                                    None if shot_people is None else OmegaConf.to_container(shot_people, resolve=True),
-                                    order)
+                                    shot_people_of(ecfg), order)
     if prompts is None:  # the evaluation checks them where the prompts are made
         return
     items = [it for it in prompts.scored([it for split in splits for it in evaluated[split]]) if it.task == "mc"]
