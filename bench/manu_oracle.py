@@ -1,7 +1,8 @@
 """Does a small set of MLP neurons carry the forget people's facts? MANU against a gradient-attribution oracle.
 
-For each vanilla model (the embedded default, one per `seed`), on the neurons MANU prunes (the input of every
-hooked `down_proj` / `fc2`, the vision layers the language model never reads left out, as MANU leaves them):
+For each vanilla model (the embedded default, or the model `--base` composes; one per `seed`), on the neurons MANU
+prunes (the input of every hooked `down_proj` / `fc2`, the vision layers the language model never reads left out,
+as MANU leaves them):
 
 - MANU's statistics pass (`unlearn.methods.manu`: `statistics_datasets`, `ActivationPass`, its
   `ActivationStatistics`), scored by `neuron_scores` (`reference`, the default; `paper`; `random`, the control);
@@ -22,6 +23,10 @@ Results and reading: docs/manu_oracle.md.
     .venv/bin/python -m bench.manu_oracle --seeds 0 1 2 --alphas 1 2 5 10 20 \
         --selectors reference paper random oracle oracle_forget --out /tmp/manu_oracle/full --cache /tmp/manu_oracle/cache
     .venv/bin/python -m bench.manu_oracle --seeds 0 1 2 --out /tmp/manu_oracle/full --table-only
+    # another model: --base adds Hydra overrides to its config (the vanilla cache key follows them); own --out
+    .venv/bin/python -m bench.manu_oracle --base experiment=organism --base finetune.lora.enabled=true \
+        --seeds 0 1 2 --alphas 5 10 20 1 2 --selectors reference random oracle oracle_iter \
+        --out /tmp/manu_oracle/organism_lora --cache /tmp/manu_oracle/cache
 
 (every command of docs/manu_oracle.md is there).
 """
@@ -137,11 +142,19 @@ def pass_losses(model, loaders: dict[str, list]) -> dict[str, float]:
     return out
 
 
-def measure_seed(seed: int, cache: Path, out: Path, alphas, selectors, single: int, path: Path) -> dict:
+def bench_config(seed: int, run_dir: Path, cache: Path, base=()):
+    """The composed config of one seed's model: MANU's, MC only, `base` (Hydra overrides, e.g.
+    `experiment=organism`) first."""
+    from unlearn.config import compose_config
+
+    return compose_config([*base, "method=manu", "logger=none", "save_model=false", "eval.tasks=[mc]",
+                           "eval.mc_also=null", f"seed={seed}"], run_dir, cache)
+
+
+def measure_seed(seed: int, cache: Path, out: Path, alphas, selectors, single: int, path: Path, base=()) -> dict:
     import lightning as L
     from hydra.utils import instantiate
 
-    from unlearn.config import compose_config
     from unlearn.manu.neuron_scores import neuron_scores
     from unlearn.manu.prune import prune_neurons
     from unlearn.manu.selection import select_neurons
@@ -149,8 +162,7 @@ def measure_seed(seed: int, cache: Path, out: Path, alphas, selectors, single: i
     from unlearn.pipeline import RunContext, ensure_vanilla, evaluate, load_configured
 
     run_dir = out / f"seed{seed}"
-    cfg = compose_config(["method=manu", "logger=none", "save_model=false", "eval.tasks=[mc]", "eval.mc_also=null",
-                          f"seed={seed}"], run_dir, cache)
+    cfg = bench_config(seed, run_dir, cache, base)
     m = cfg.manu
     L.seed_everything(cfg.seed)
     bench = instantiate(cfg.data.benchmark)
@@ -160,7 +172,7 @@ def measure_seed(seed: int, cache: Path, out: Path, alphas, selectors, single: i
     ctx = RunContext(cfg, bench, model, proc, run_dir)
     pad = proc.tokenizer.pad_token_id
     datasets = statistics_datasets(ctx, m.max_retain_people, m.get("sequences", "template"))
-    rec = {"seed": seed, "source": str(source), "scope": m.scope, "neuron": m.neuron, "mode": m.prune.mode}
+    rec = {"seed": seed, "base": list(base), "source": str(source), "scope": m.scope, "neuron": m.neuron, "mode": m.prune.mode}
 
     t = time.perf_counter()  # MANU's statistics: its own pass and callback, no pruning callback
     stats, _ = pass_callbacks(ctx, "project")
@@ -352,6 +364,8 @@ def main() -> None:
                                                          "and random neurons (last seed only)")
     p.add_argument("--out", default="/tmp/manu_oracle")
     p.add_argument("--cache", default=os.environ.get("UNLEARN_CACHE", str(ROOT / ".cache")))
+    p.add_argument("--base", action="append", default=[], help="Hydra override of the model's config, e.g. "
+                   "experiment=organism (repeatable; default: the embedded default); use its own --out")
     p.add_argument("--table-only", action="store_true")
     args = p.parse_args()
     from bench.run_log import quiet_sweep
@@ -362,11 +376,14 @@ def main() -> None:
     alphas = [int(a) if float(a).is_integer() else a for a in args.alphas]
     for i, seed in enumerate(args.seeds):
         path = out / f"seed{seed}.json"
+        if path.exists() and json.loads(path.read_text()).get("base", []) != args.base:
+            raise SystemExit(f"{path} was measured with --base {json.loads(path.read_text()).get('base', [])}, "
+                             f"not {args.base}: use another --out")
         if args.table_only or (path.exists() and ("single" in json.loads(path.read_text())
                                                   or not args.single or i < len(args.seeds) - 1)):
             continue
         rec = measure_seed(seed, Path(args.cache), out, alphas, args.selectors,
-                           args.single if i == len(args.seeds) - 1 else 0, path)
+                           args.single if i == len(args.seeds) - 1 else 0, path, args.base)
         path.write_text(json.dumps(rec, indent=1))
     records = [json.loads((out / f"seed{s}.json").read_text()) for s in args.seeds if (out / f"seed{s}.json").exists()]
     print("\nMC accuracy drop (before - after), mean ± sample std over seeds\n")

@@ -99,3 +99,16 @@ def test_iterative_oracle_prunes_through_the_package_and_keeps_earlier_picks():
     assert int(masks["mlp.down"].sum()) == 1  # floor(50 % of 2); round 1 (25 %) picks none
     j = int(masks["mlp.down"].nonzero())
     assert bool((model.mlp.down.weight[:, j] == 0).all()) and bool((model.mlp.up.weight[j] == 0).all())
+
+
+def test_base_overrides_reach_the_composed_config(tmp_path):
+    """`--base` (the organism, a LoRA stage 2) reaches the config the bench composes; no base is the default."""
+    from bench.manu_oracle import bench_config
+
+    default = bench_config(0, tmp_path / "run", tmp_path / "cache")
+    organism = bench_config(1, tmp_path / "run", tmp_path / "cache",
+                            ["experiment=organism", "finetune.lora.enabled=true"])
+    assert organism.finetune.lora.enabled and not default.finetune.get("lora", {}).get("enabled", False)
+    assert organism.model != default.model  # tiny_llava_base, not the embedded default
+    assert organism.seed == 1 and organism.method.name == default.method.name
+    assert organism.eval.tasks == ["mc"] and organism.paths.cache_dir == str(tmp_path / "cache")
