@@ -53,16 +53,15 @@ ALPHAS = (1, 2, 5, 10, 20)
 
 
 def answer_loss_sum(model, batch: dict) -> tuple[torch.Tensor, int]:
-    """Sum of the answer tokens' cross-entropy in `batch` (labels != IGNORE), and how many there are."""
-    from unlearn.data.collate import IGNORE
+    """Sum of the answer tokens' cross-entropy in `batch` (labels != IGNORE), and how many there are: the
+    training losses' own token log-probabilities (unlearn/losses.py `token_logprobs`)."""
     from unlearn.eval.scoring import model_inputs
+    from unlearn.losses import token_logprobs
 
     device = next(model.parameters()).device
-    logits = model(**model_inputs(batch, device), use_cache=False).logits[:, :-1]
-    labels = batch["labels"][:, 1:].to(device)
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
-                                             ignore_index=IGNORE, reduction="sum")
-    return loss, int((labels != IGNORE).sum())
+    logits = model(**model_inputs(batch, device), use_cache=False).logits
+    logp, mask = token_logprobs(logits, batch["labels"].to(device))
+    return -logp.sum(), int(mask.sum())
 
 
 def taylor_effects(model, batches, modules: list[str]) -> dict[str, torch.Tensor]:
