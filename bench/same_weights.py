@@ -32,7 +32,9 @@ def main() -> None:
     parser.add_argument("--cache", required=True, help="cache dir: the vanilla model is read from it or taught into it")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the config whose vanilla model is taught")
-    args = parser.parse_args()
+    # intermixed: overrides after the options too, as the docstring writes them (parse_args takes the positionals
+    # at their first run, REFERENCE_DIR alone, and refused every override after --cache)
+    args = parser.parse_intermixed_args()
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch
