@@ -1,8 +1,9 @@
 """How many of each seed's vanilla model weights an Adam step of lr leaves unchanged once they are stored in
 bfloat16 (what trainer.precision=bf16-true does to them; callbacks/lost_updates.py counts the same in every run),
-as mean ± std over seeds. `python -m bench.lost_steps --cache .cache --seeds 0 1 2 [--lrs ...] [overrides]`:
-each seed's vanilla model is read from the cache, or taught into it first (one torch thread, as the frontier's
-workers teach, so their cached models are the ones read)."""
+as mean ± std over seeds. `python -m bench.lost_steps [OVERRIDE ...] --cache .cache --seeds 0 1 2 [--lrs 2e-5 5e-5]`
+(the overrides first: --seeds and --lrs take every word after them): each seed's vanilla model is read from the
+cache, or taught into it first (one torch thread, as the frontier's workers teach, so their cached models are the
+ones read)."""
 
 from __future__ import annotations
 
