@@ -1,36 +1,65 @@
-"""The commands the README and docs/guide/*.md give still run as far as can be told without running them: each
-`python train.py ...` (and `make run ARGS=...`) composes with Hydra and passes the checks train.py makes before any
-data or model is read (unlearn.pipeline.check_settings_before_run); each `python -m unlearn.X` / `python -m bench.X`
-is accepted by that module's own argument parser (the frontier's also by the checks it makes before its first run);
-each `make X` is a Makefile target. Why: a renamed config key, module or flag breaks a documented command silently,
-and nothing else reads these lines. The lines are read from the files, so an edited page is checked as edited."""
+"""The commands the pages give still run as far as can be told without running them: each `python train.py ...`
+(and `make run ARGS=...`) composes with Hydra and passes the checks train.py makes before any data or model is read
+(unlearn.pipeline.check_settings_before_run); each `python -m unlearn.X` / `python -m bench.X` is accepted by that
+module's own argument parser (the frontier's also by the checks it makes before its first run); a method a command
+runs is importable with the command's PYTHONPATH; each `python -c` snippet's imports resolve; each `make X` is a
+Makefile target. Why: a renamed config key, module or flag breaks a documented command silently, and nothing else
+reads these lines. The lines are read from the files, so an edited page is checked as edited.
+
+Where: README.md, every page under docs/ (the guide, the research pages, their subfolders' pages), and the module
+docstrings of bench/*.py and examples/**/*.py (their usage lines: inline `code`, or indented lines).
+
+Records. docs/reproduce/**, docs/*/reproduce/** and the generated results pages (results.md, frontier.md: the
+commands that made them are printed at their top) record past runs. Their commands are checked like every other,
+since they are what a reader reruns to reproduce the page: a flag or key that has changed since must still be
+accepted (keep the code backward compatible), or, where the printed command was itself wrong as printed, the page
+gets the corrected command and a note saying what was changed and why. Their numbers are never rewritten. A record
+that ran in a set-up the page describes (an example's method config copied into configs/method/) is checked in
+that set-up (COPIED_CONFIGS). Paths of machines long gone (/work/fr7/...) are strings here, as everywhere."""
 
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib
 import re
 import runpy
 import shlex
+import sys
+from importlib.machinery import PathFinder
 from pathlib import Path
 
 import pytest
 
+from unlearn.config import compose_config  # the frontier's own, which its checks below are given cached
+
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "guide").glob("*.md"))]
+PAGES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md"))]
+# modules whose docstrings give usage lines
+SOURCES = sorted(str(p.relative_to(ROOT)) for p in [*(ROOT / "bench").glob("*.py"), *(ROOT / "examples").rglob("*.py")])
 
 # A command starts with optional VAR=value assignments, then python (any spelling), make, torchrun or srun.
 START = re.compile(r"^(?:[A-Z_]+=\S*\s+)*(?:\S*python3?\b|make\b|torchrun\b|srun\b)")
 
 # Commands that cannot be checked here, by the page and its text as written (after joining `\` continuations), and why.
 SKIP = {
-    # a placeholder, not a command: M stands for any method name
+    # placeholders, not commands: M (<yours>, <name>) stands for any method (its section), X for a bench module,
+    # [method=...] [seed=...] for any of them
     ("docs/guide/gradient_baselines.md", "python train.py method=M"),
-    # placeholders for a value its parser checks: NAME a scorer's name (the choices are listed beside it), N a count
+    ("docs/guide/adding_a_method.md", "python train.py method=<yours> debug=fast trainer=ddp_sim <name>.batch_size=1"),
+    ("docs/organism.md", "python train.py experiment=organism [method=...] [seed=...]"),
+    ("bench/child_json.py", "python -m bench.X --child ..."),
+    # placeholders for a value its parser checks: NAME a scorer's name (the choices are listed beside it); the flag's
+    # synopsis METHOD=KEY:V1,V2,... (its whole commands, on adding_a_method.md and docs/rmu, are checked)
     ("README.md", "python -m unlearn.rescore RUN_DIR --scorer NAME"),
-    ("docs/guide/real_models.md", "python -m unlearn.data.fixtures mllmu_bench|clear DIR [--people N]"),
+    ("README.md", "python -m unlearn.frontier --knob METHOD=KEY:V1,V2,..."),
+    # a grid grown one value at a time (the `...`): each invocation it took is on docs/rmu/results.md, checked there
+    ("docs/guide/adding_a_method.md", "PYTHONPATH=examples/rmu python -m unlearn.frontier --out OUT --jobs 2 --methods "
+                                      "rmu --knob rmu=rmu.optimizer.lr:5e-5,1e-4,2e-4,5e-4,1e-3,..."),
     # no argument parser: its arguments are Hydra overrides it composes itself, then it reads the whole benchmark
     ("README.md", "python -m bench.answer_letters"),
     ("docs/guide/limitations.md", "python -m bench.answer_letters"),
+    ("bench/answer_letters.py", "python -m bench.answer_letters [hydra overrides, e.g. data.forget_split=forget_15]"),
     # -X importtime: the interpreter's own option, not a module's
     ("docs/guide/measured.md", 'python -X importtime -c "import unlearn.pipeline"'),
     ("docs/guide/measured.md", "python -X importtime"),
@@ -45,36 +74,91 @@ SKIP = {
 # Words the pages use for a path of the reader's own; their values only need to be strings here.
 # OVERRIDE (a synopsis' --base OVERRIDE) stands for one of the reader's own: a default setting stands in for it.
 PLACEHOLDERS = {"$R": "R", "$NODE_RANK": "0", "$HEAD": "localhost", "OVERRIDE": "eval.share_prompt=true"}
+# N, a word of its own, stands for a count (`--threads N`, `--people N`): 1 stands in for it.
+COUNT = re.compile(r"\bN\b")
+
+# Pages whose commands ran with an example's method config copied into configs/method/, as each page says (the
+# example's own page, and the guide's section that made it): its configs join Hydra's search path for them, as the
+# copy would. The method's code still comes from the command's PYTHONPATH.
+COPIED_CONFIGS = {
+    "docs/simnpo/results.md": "examples/simnpo/configs",
+    "docs/rmu/results.md": "examples/rmu/configs",
+    "docs/guide/adding_a_method.md": "examples/simnpo/configs:examples/rmu/configs",
+}
+
+
+def block_commands(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """(line, command) of the command lines among code lines, `\\` continuations joined."""
+    found, held = [], None
+    for num, line in lines:
+        text = line.strip()
+        if held is not None:
+            held = (held[0], f"{held[1]} {text}")
+        elif START.match(text):
+            held = (num, text)
+        if held is not None and not text.endswith("\\"):
+            found.append(held)
+            held = None
+    return found
+
+
+def span_commands(lines: list[tuple[int, str | None]]) -> list[tuple[int, str]]:
+    """(line, command) of the inline `code` spans that are commands; a span may run on over the lines of its
+    paragraph (a None line ends a paragraph, as a blank line does), its line breaks read as spaces."""
+    found, para = [], []
+    for num, line in [*lines, (0, None)]:
+        if line is not None and line.strip():
+            para.append((num, line))
+            continue
+        text, starts = "", []
+        for n, part in para:
+            starts.append((len(text), n))
+            text += part + "\n"
+        for m in re.finditer(r"`([^`]+)`", text):
+            code = " ".join(m.group(1).split())
+            if START.match(code):
+                found.append((max(n for at, n in starts if at <= m.start()), code))
+        para = []
+    return found
 
 
 def page_commands(page: str) -> list[tuple[int, str]]:
     """(line, command) of every command line in `page`: fenced blocks (continuations joined) and inline code."""
-    found, fenced, held = [], False, None
+    fenced, code, prose = False, [], []
     for num, line in enumerate((ROOT / page).read_text().splitlines(), 1):
         if line.lstrip().startswith("```"):
-            fenced, held = not fenced, None
-            continue
-        if fenced:
-            text = line.strip()
-            if held is not None:
-                held = (held[0], f"{held[1]} {text}")
-            elif START.match(text):
-                held = (num, text)
-            if held is not None and not text.endswith("\\"):
-                found.append(held)
-                held = None
-            continue
-        found += [(num, code) for code in re.findall(r"`([^`]+)`", line) if START.match(code)]
-    return [(num, cmd.replace("\\ ", " ")) for num, cmd in found]
+            fenced = not fenced
+            code.append((num, ""))  # a fence ends a block's command and a paragraph
+            prose.append((num, None))
+        elif fenced:
+            code.append((num, line))
+        else:
+            prose.append((num, line))
+    return [(num, cmd.replace("\\ ", " ")) for num, cmd in block_commands(code) + span_commands(prose)]
 
 
-COMMANDS = [(page, num, cmd) for page in PAGES for num, cmd in page_commands(page)]
+def docstring_commands(source: str) -> list[tuple[int, str]]:
+    """(line, command) of every command line in the module docstring of `source`: indented lines (continuations
+    joined) and inline code, with the file's line numbers (its raw lines, a `\\\\` read as the `\\` it writes)."""
+    text = (ROOT / source).read_text()
+    tree = ast.parse(text)
+    if not (tree.body and isinstance(tree.body[0], ast.Expr) and isinstance(tree.body[0].value, ast.Constant)):
+        return []
+    node = tree.body[0]
+    raw = "\n".join(text.splitlines()[node.lineno - 1:node.end_lineno]).split('"""', 1)[1].rsplit('"""', 1)[0]
+    lines = [(num, line.replace("\\\\", "\\")) for num, line in enumerate(raw.splitlines(), node.lineno)]
+    found = block_commands([(n, line if line.startswith(" ") else "") for n, line in lines]) + span_commands(lines)
+    return sorted({(num, cmd.replace("\\ ", " ")) for num, cmd in found})
+
+
+COMMANDS = ([(page, num, cmd) for page in PAGES for num, cmd in page_commands(page)]
+            + [(source, num, cmd) for source in SOURCES for num, cmd in docstring_commands(source)])
 
 
 def words(cmd: str) -> list[str]:
-    for name, value in PLACEHOLDERS.items():
-        cmd = cmd.replace(name, value)
-    cmd = re.sub(r"<[^>]*>", "X", cmd)  # `<sweep dir>`, `multirun/<date>`
+    for name, value in PLACEHOLDERS.items():  # as words of their own: OVERRIDE, not the OVERRIDES of a sentence
+        cmd = re.sub(rf"{re.escape(name)}(?!\w)", value, cmd)
+    cmd = COUNT.sub("1", re.sub(r"<[^>]*>", "X", cmd))  # `<sweep dir>`, `multirun/<date>`
     return shlex.split(cmd, comments=True)
 
 
@@ -95,6 +179,8 @@ def kind(cmd: str) -> str:
         return "make"
     if len(toks) > 2 and toks[1] == "-m" and re.match(r"(unlearn|bench)\.", toks[2]):
         return "module"
+    if len(toks) == 3 and toks[1] == "-c":
+        return "code"
     return "other"
 
 
@@ -104,22 +190,27 @@ def ids(cases):
 
 def cases(of_kind: str, unique: bool = False):
     """The commands of one kind, less SKIP's; `unique`: each text once, at its first place (`python train.py` is
-    on many lines of measured.md)."""
+    on many lines of measured.md; a record's command on each page that prints its sweep)."""
     found = [c for c in COMMANDS if (c[0], c[2]) not in SKIP and kind(c[2]) == of_kind]
-    if unique:
+    if unique:  # once per set-up: a page of COPIED_CONFIGS checks its commands in its own
         first = {}
         for c in found:
-            first.setdefault(c[2], c)
+            first.setdefault((COPIED_CONFIGS.get(c[0]), c[2]), c)
         found = list(first.values())
     return found
 
 
 def test_the_pages_hold_commands_and_the_skip_list_is_current():
-    """Every entry of SKIP is still on its page (a stale entry would hide nothing and mislead), and each kind is
-    found (an extraction broken by a change of format would pass every check below vacuously)."""
+    """Every entry of SKIP is still on its page (a stale entry would hide nothing and mislead), every page of
+    COPIED_CONFIGS still holds commands and its configs exist, and each kind is found, in the pages and in the
+    docstrings (an extraction broken by a change of format would pass every check below vacuously)."""
     listed = {(page, cmd) for page, _, cmd in COMMANDS}
     assert not SKIP - listed, f"SKIP entries no longer on their pages: {sorted(SKIP - listed)}"
-    assert len(cases("train", unique=True)) >= 25 and len(cases("module", unique=True)) >= 25 and cases("make")
+    for page, dirs in COPIED_CONFIGS.items():
+        assert any(p == page for p, _, _ in COMMANDS), f"COPIED_CONFIGS: {page} holds no command"
+        assert all((ROOT / d / "method").is_dir() for d in dirs.split(":")), f"COPIED_CONFIGS: {dirs} has no method/"
+    assert len(cases("train", unique=True)) >= 40 and len(cases("module", unique=True)) >= 200 and cases("make")
+    assert cases("code") and len([c for c in COMMANDS if c[0] in SOURCES]) >= 30
     assert not [c for c in COMMANDS if (c[0], c[2]) not in SKIP and kind(c[2]) == "other"]
 
 
@@ -134,6 +225,19 @@ def train_overrides(cmd: str) -> tuple[dict, list[str], bool]:
     overrides = [t for t in toks if t not in ("-m", "--multirun", "...")]
     # seed=S in a loop over seeds; DIR, RUN_DIR and R/... stand for the reader's own directories (strings as given)
     return env, [re.sub(r"=S$", "=0", o) for o in overrides], multirun
+
+
+def check_method_importable(cfg, cmd: str) -> None:
+    """The code of the method a run starts (`method.run._target_`) is on the command's path: sys.path with its
+    PYTHONPATH (a method of one's own lives outside the package: examples/simnpo/simnpo.py is `simnpo`). Found on
+    the path, not imported: an imported module would stay in sys.modules and answer for a later command without."""
+    from omegaconf import OmegaConf
+
+    target = OmegaConf.select(cfg, "method.run._target_", default=None)
+    assert target, f"`{cmd}`: method={cfg.method.name}'s config names no method.run._target_"
+    top = target.split(".")[0]
+    assert top in sys.builtin_module_names or PathFinder.find_spec(top, sys.path), (
+        f"`{cmd}`: method={cfg.method.name} runs {target}, and no {top} is on the command's path (its PYTHONPATH?)")
 
 
 def check_train_command(cmd: str, tmp_path, monkeypatch) -> None:
@@ -173,6 +277,7 @@ def check_train_command(cmd: str, tmp_path, monkeypatch) -> None:
                     cfg.paths.output_dir = str(tmp_path / "run")
                     cfg.paths.cache_dir = str(tmp_path / "cache")
                 check_settings_before_run(cfg, here=here)
+                check_method_importable(cfg, cmd)
     finally:
         HydraConfig.instance().cfg = None
         GlobalHydra.instance().clear()
@@ -194,19 +299,41 @@ def module_argv(cmd: str) -> tuple[dict, str, list[str]]:
     env, toks = split_env(words(cmd))
     argv = []
     for tok in toks[3:]:
-        if tok == "...":  # one more of what comes before it
-            tok = "X"
         if tok.startswith("["):  # [--opt X] in a synopsis: given (not a value's own brackets: hydra.searchpath=[...])
             tok = tok[1:]
         if tok.endswith("]") and "[" not in tok:
             tok = tok[:-1]
+        if tok == "...":  # one more of what comes before it (`[OVERRIDE ...]`, `--runs ...`)
+            tok = "X"
         if "|" in tok and not tok.startswith("-"):  # llava|idefics2|qwen2_vl: one of them
             tok = tok.split("|")[0]
         argv.append(tok)
     return env, toks[2], [a for a in argv if a]
 
 
-def check_module_command(cmd: str, monkeypatch, capsys) -> None:
+# The configs the module checks compose, by their overrides (a search path first): a record's sweep is printed on
+# several pages, and most sweeps share the empty or the organism's --base.
+COMPOSED: dict[tuple, object] = {}
+
+
+def composed(overrides) -> object:
+    key = tuple(overrides)
+    if key not in COMPOSED:
+        COMPOSED[key] = compose_config(list(key), ".", ".")
+    return COMPOSED[key]
+
+
+def check_overrides_compose(parsed: argparse.Namespace) -> None:
+    """The Hydra overrides a bench module takes (its --base, its positional overrides) compose onto config.yaml, as
+    the module composes them (a misspelt key is refused there). A shell variable (`--base "$F"`, the value of the
+    page's own script) and a placeholder word (no `=`) are the reader's own: not composed."""
+    given = [*(getattr(parsed, "base", None) or []), *(getattr(parsed, "overrides", None) or [])]
+    given = [o for o in given if isinstance(o, str) and "$" not in o and ("=" in o or o.startswith("~"))]
+    if given:
+        composed(given)
+
+
+def check_module_command(cmd: str, monkeypatch, capsys, copied: str | None = None) -> None:
     env, module, argv = module_argv(cmd)
     for entry in filter(None, env.get("PYTHONPATH", "").split(":")):
         monkeypatch.syspath_prepend(str(ROOT / entry))
@@ -214,27 +341,37 @@ def check_module_command(cmd: str, monkeypatch, capsys) -> None:
     monkeypatch.chdir(ROOT)
     # a module mentioned alone names it (its arguments follow in the text): its --help is checked
     argv = argv or ["--help"]
-    parse = argparse.ArgumentParser.parse_args
     frontier_checks = module == "unlearn.frontier"
 
-    def parse_in_full(self, args=None, namespace=None):
-        # Flags as spelt on the page, not as prefixes argparse would complete (`--words` for `--words-from`): a
-        # prefix breaks once another flag shares it. Then stop where the module would go on to run.
-        self.allow_abbrev = False
-        parsed = parse(self, args, namespace)
-        if frontier_checks:
-            return parsed
-        raise Parsed
+    def parse_in_full(parse):
+        def parse_then_stop(self, args=None, namespace=None):
+            # Flags as spelt on the page, not as prefixes argparse would complete (`--words` for `--words-from`): a
+            # prefix breaks once another flag shares it. Then stop where the module would go on to run.
+            self.allow_abbrev = False
+            parsed = parse(self, args, namespace)
+            if frontier_checks:
+                return parsed
+            raise Parsed(parsed)
+        return parse_then_stop
 
-    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_in_full)
+    for parse in ("parse_args", "parse_intermixed_args"):  # bench/same_weights: positionals after the options
+        monkeypatch.setattr(argparse.ArgumentParser, parse, parse_in_full(getattr(argparse.ArgumentParser, parse)))
     if frontier_checks:  # parsed, then the frontier's own checks before its first run (its main: no logging set-up)
+        import unlearn.config
         import unlearn.frontier as frontier
+
+        paths = [f"file://{ROOT / d}" for d in copied.split(":")] if copied else []
+        searchpath = [f"hydra.searchpath=[{','.join(paths)}]"] if paths else []
+        monkeypatch.setattr(unlearn.config, "compose_config", lambda overrides, *_: composed([*searchpath, *overrides]))
 
         def sweep(out, grid, seeds, base, cache, jobs=1, methods=None, knobs=()):  # its checks, then stop
             swept = frontier.grid_with(grid, knobs)
             frontier.check_base_keys(base, swept, methods or list(swept))
             tasks = frontier.plan(Path("/nonexistent/sweep"), grid, seeds, methods, knobs)  # empty: every run
-            frontier.check_knob_keys(swept, sorted({t.method for t in tasks}), base)
+            runs = sorted({t.method for t in tasks})
+            frontier.check_knob_keys(swept, runs, base)
+            for method in runs:  # each run's worker imports its method's code
+                check_method_importable(unlearn.config.compose_config([f"method={method}", *base]), cmd)
             raise Parsed
 
         def report(*args, **kwargs):
@@ -248,7 +385,9 @@ def check_module_command(cmd: str, monkeypatch, capsys) -> None:
         run = lambda: runpy.run_module(module, run_name="__main__", alter_sys=False)  # noqa: E731
     try:
         run()
-    except Parsed:
+    except Parsed as stop:
+        if stop.args:  # a module's own parser: the overrides it takes
+            check_overrides_compose(stop.args[0])
         return
     except SystemExit as e:
         if argv == ["--help"] and e.code in (0, None):
@@ -262,7 +401,21 @@ def check_module_command(cmd: str, monkeypatch, capsys) -> None:
 @pytest.mark.filterwarnings("ignore:.*found in sys.modules after import of package")
 @pytest.mark.parametrize("page,num,cmd", cases("module", unique=True), ids=ids(cases("module", unique=True)))
 def test_module_command_is_accepted_by_its_parser(page, num, cmd, monkeypatch, capsys):
-    check_module_command(cmd, monkeypatch, capsys)
+    check_module_command(cmd, monkeypatch, capsys, COPIED_CONFIGS.get(page))
+
+
+@pytest.mark.parametrize("page,num,cmd", cases("code"), ids=ids(cases("code")))
+def test_code_command_imports_resolve(page, num, cmd):
+    """A `python -c` snippet compiles, and each name it imports is there (a renamed function breaks it)."""
+    _, toks = split_env(words(cmd))
+    for node in ast.walk(ast.parse(toks[2])):
+        if isinstance(node, ast.ImportFrom):
+            module = importlib.import_module(node.module)
+            missing = [a.name for a in node.names if not hasattr(module, a.name)]
+            assert not missing, f"{page}:{num}: {node.module} has no {missing}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                importlib.import_module(alias.name)
 
 
 def test_make_targets_exist():
