@@ -358,7 +358,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--alphas", type=float, nargs="+", default=list(ALPHAS))
-    p.add_argument("--selectors", nargs="+", default=list(SELECTORS))
+    # choices: a misspelt selector is refused here, not as a KeyError after the teaching and the statistics pass
+    p.add_argument("--selectors", nargs="+", default=list(SELECTORS), choices=SELECTORS)
     p.add_argument("--single", type=int, default=0, help="per tower, single-neuron ablations of this many oracle-top "
                                                          "and random neurons (last seed only)")
     p.add_argument("--out", default="/tmp/manu_oracle")
