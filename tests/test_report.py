@@ -163,6 +163,23 @@ def test_missing_gap_and_time_are_na(sweep):
     assert ("vanilla", "before/forget/text/mc_acc") in missing_metrics(runs)
 
 
+def test_the_vanilla_row_reads_the_first_run_with_a_before_stage(tmp_path):
+    """`python train.py -m method=evaluate,ga`: the evaluate job (one evaluation, stage `after`) comes first and has
+    no before/*; until the forty-eighth session the vanilla row read it, every cell n/a, beside a run that had them."""
+    root = tmp_path / "sweep"
+    only_after = {k: v for k, v in metrics_for(GA_AFTER, 0.0).items() if not k.startswith("before/")}
+    write_run(root / "0_evaluate", "evaluate", only_after, ["method=evaluate"])
+    write_run(root / "1_ga", "ga", metrics_for(GA_AFTER, 1.94), ["method=ga"])
+    runs = load_runs([root])
+    md = results_table(runs)
+    vanilla = parse_table(md)["vanilla"]
+    assert (vanilla["MM forget MC ↓"], vanilla["MM retain MC ↑"], vanilla["text untouched MC ↑"]) == \
+        ("1.000", "0.960", "0.970")
+    assert "vanilla = before/* of `ga`" in md
+    assert not [key for row, key in missing_metrics(runs) if row == "vanilla"]
+    assert write_plots(runs, tmp_path / "plots")  # its vanilla line read from ga's before too
+
+
 def test_run_without_metrics_is_skipped_with_a_warning(sweep):
     write_run(sweep / "3_kl", "kl", None, ["method=kl"])  # crashed: .hydra but no metrics.json
     with pytest.warns(UserWarning, match=re.escape(str(sweep / "3_kl"))):

@@ -6,7 +6,8 @@ alphas) meant opening many `metrics.json` files. This module gathers runs (a Hyd
 every number is reported separately for multimodal (image + text) and text-only questions, because an
 unlearning method can forget a person under one modality and still answer under the other.
 
-Table: a "vanilla" row first (the before/* values of the first run, i.e. the model before unlearning),
+Table: a "vanilla" row first (the before/* values of the first run that has them, i.e. the model before
+unlearning; `method=evaluate` and `eval.before=false` runs have none),
 then one row per run with its after/* values. For each modality (multimodal, then text) a column group:
 
     forget MC acc (lower = more forgotten) | forget ROUGE-L | retain MC acc | retain ROUGE-L | untouched MC acc
@@ -429,7 +430,7 @@ def missing_metrics(runs: Sequence[Run]) -> list[tuple[str, str]]:
     """(row name, key) for every value the table needs but cannot find; the vanilla row is "vanilla"."""
     if not runs:
         return []
-    out = [("vanilla", k) for k in _row_needs("before") if metric(runs[0].metrics, k) is None]
+    out = [("vanilla", k) for k in _row_needs("before") if metric(vanilla_run(runs).metrics, k) is None]
     for r in runs:
         out += [(r.name, k) for k in _row_needs("after") if metric(r.metrics, k) is None]
     return out
@@ -451,7 +452,7 @@ def results_table(runs: Sequence[Run]) -> str:
     header += ["modality gap", "time"]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
 
-    first = runs[0]
+    first = vanilla_run(runs)
     vanilla = [_fmt(metric(first.metrics, k)) for k in table_keys("before")]
     lines.append("| vanilla | " + " | ".join(vanilla + [NOT_APPLICABLE, NOT_APPLICABLE]) + " |")
     for r in runs:
@@ -475,10 +476,21 @@ def results_table(runs: Sequence[Run]) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 
+def vanilla_run(runs: Sequence[Run]) -> Run:
+    """The run whose before/* the vanilla row (and the plots' vanilla line) reads: the first that has them, else the
+    first. Why: a `method=evaluate` run (its one evaluation is the `after` stage) or an `eval.before=false` run has
+    no before stage, and until the forty-eighth session a sweep that listed one first (`-m method=evaluate,ga`)
+    printed the vanilla row as n/a beside runs that carried it, and drew no vanilla line."""
+    return next((r for r in runs if _has_before(r.metrics)), runs[0])
+
+
 def _different_vanilla(runs: Sequence[Run]) -> list[str]:
-    ref = runs[0].metrics
+    first = vanilla_run(runs)
+    ref = first.metrics
     out = []
-    for r in runs[1:]:
+    for r in runs:
+        if r is first:
+            continue
         for k in table_keys("before"):
             a, b = metric(ref, k), metric(r.metrics, k)
             if a is not None and b is not None and not math.isclose(a, b, abs_tol=1e-9):
@@ -883,7 +895,7 @@ def plot_forget_bars(runs: Sequence[Run], out_dir: str | Path) -> Path:
         ax.bar(xs, ys, width, label=f"{mod} (after)", color=colors[mod])
         for x in na:
             ax.text(x, 0.02, NA, ha="center", va="bottom", fontsize=8, rotation=90)
-        level = metric(runs[0].metrics, f"before/forget/{mod}/mc_acc")
+        level = metric(vanilla_run(runs).metrics, f"before/forget/{mod}/mc_acc")
         if level is not None:
             ax.axhline(level, ls="--", lw=1, color=colors[mod], label=f"{mod} vanilla")
     ax.set_xticks(range(len(runs)), [r.name for r in runs], rotation=20, ha="right")
