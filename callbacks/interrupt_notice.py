@@ -1,29 +1,46 @@
-"""Ctrl-C says what it stopped and where the run can be picked up.
+"""Ctrl-C or SIGTERM says what it stopped and where the run can be picked up, and the process ends with a failure.
 
 Why: Lightning reports a KeyboardInterrupt at info level ("Detected KeyboardInterrupt, attempting graceful shutdown"),
 which the framework's quiet logging drops, and then exits with status 1: an interrupted teaching or unlearning
 ended without a word (a reader's walkthrough, 2026-12-06), and nothing named the checkpoint to resume from.
+SIGTERM (`timeout`, a batch scheduler's time limit or preemption, `docker stop`, `kill`) reaching a Trainer is caught
+by Lightning's signal handler, which raises its SIGTERMException, a SystemExit without a code: until the
+forty-eighth session the run ended with status 0 and no word (its directory holding no metrics.json), so
+`python train.py ... && python -m unlearn.report ...` went on and a scheduler counted the job as done. It now ends
+with status 128 + 15, as a process the signal killed does.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
+
+SIGTERM_STATUS = 128 + int(signal.SIGTERM)  # the status a shell reports for a process SIGTERM ended
 
 
 class InterruptNotice(L.Callback):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if not isinstance(exception, KeyboardInterrupt) or not trainer.is_global_zero:
+        if isinstance(exception, SIGTERMException):
+            if exception.code in (None, 0):  # on every rank: each process's status says the run did not finish
+                exception.code = SIGTERM_STATUS
+            how = "SIGTERM"
+        elif isinstance(exception, KeyboardInterrupt):
+            how = "Ctrl-C"
+        else:
+            return
+        if not trainer.is_global_zero:
             return
         what = f"{type(pl_module).__name__} at epoch {trainer.current_epoch}, step {trainer.global_step}"
         checkpoint = getattr(trainer.checkpoint_callback, "dirpath", None)
         last = Path(checkpoint) / "last.ckpt" if checkpoint else None
         if last is not None and last.is_file():
-            log.warning("interrupted (Ctrl-C): %s. The last finished epoch's checkpoint is %s: resume with "
-                        "method.ckpt_path=%s", what, last, last)
+            log.warning("interrupted (%s): %s. The last finished epoch's checkpoint is %s: resume with "
+                        "method.ckpt_path=%s", how, what, last, last)
         else:
-            log.warning("interrupted (Ctrl-C): %s; no checkpoint of this stage was written (run it again)", what)
+            log.warning("interrupted (%s): %s; no checkpoint of this stage was written (run it again)", how, what)

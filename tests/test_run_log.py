@@ -71,3 +71,29 @@ def test_ctrl_c_names_the_stage_and_the_checkpoint_to_resume(tmp_path, caplog):
         InterruptNotice().on_exception(SimpleNamespace(**{**vars(trainer), "checkpoint_callback": None}), object(),
                                        KeyboardInterrupt())
     assert "no checkpoint of this stage was written" in caplog.text
+
+
+def test_sigterm_in_a_trainer_ends_the_process_with_a_failure(tmp_path, caplog):
+    """SIGTERM (`timeout`, a scheduler's time limit) reaching a Trainer: Lightning raises SIGTERMException, a
+    SystemExit without a code, so until the forty-eighth session the run exited with status 0 and no word."""
+    import logging
+    import os
+    import signal
+
+    import lightning as L
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from callbacks.interrupt_notice import SIGTERM_STATUS, InterruptNotice
+
+    class Terminate(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        enable_checkpointing=False, default_root_dir=tmp_path,
+                        callbacks=[Terminate(), InterruptNotice()])
+    with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as raised:
+        trainer.fit(BoringModel())
+    assert raised.value.code == SIGTERM_STATUS == 143  # the process's exit status, where nothing catches it
+    assert "interrupted (SIGTERM): BoringModel at epoch 0, step 2; no checkpoint" in caplog.text
