@@ -73,10 +73,22 @@ def test_world_sequences_teach_qa_and_plain_text(tiny_model):
 
 
 def test_two_stages_build_once_and_start_vanilla_from_the_base(tmp_path, monkeypatch):
+    import callbacks.interrupt_notice as notice
+
+    fitted = []
+
+    class Spy(notice.InterruptNotice):
+        def on_fit_start(self, trainer, pl_module):
+            fitted.append(type(pl_module).__name__)
+
+    monkeypatch.setattr(notice, "InterruptNotice", Spy)
     cfg = _cfg(tmp_path, *TINY)
     bench = instantiate(cfg.data.benchmark)
     base = ensure_base(cfg)
     assert (base / KEY_FILE).read_text().strip() == base_key(cfg)
+    # the pretraining's Trainer says what SIGTERM interrupted and fails the process (until the forty-eighth session
+    # it alone had no InterruptNotice: SIGTERM during the minutes of pretraining exited with status 0)
+    assert fitted == ["FinetuneModule"]
     # the pretraining's record of steps its weights' dtype rounds away, as every other stage keeps: none in float32
     (steps,) = json.loads((base / "base_history.json").read_text())["lost_steps"]
     assert steps["stage"] == "model.base" and steps["fraction"] == 0 and list(steps["dtypes"]) == ["float32"]

@@ -187,10 +187,11 @@ def pretrain(model: torch.nn.Module, processor, cfg: DictConfig, lost_steps: lis
                                  generator=torch.Generator().manual_seed(int(b.seed)))
         module = FinetuneModule(model, instantiate(b.optimizer), instantiate(b.scheduler) if b.scheduler else None,
                                  config_key="model.base")
+        from callbacks.interrupt_notice import InterruptNotice  # SIGTERM ends with a failure, not status 0
         from callbacks.lost_updates import LostUpdateCheck
 
         losses = _EpochLoss()
-        callbacks = [losses, LostUpdateCheck(lost_steps if lost_steps is not None else [])]
+        callbacks = [losses, LostUpdateCheck(lost_steps if lost_steps is not None else []), InterruptNotice()]
         if b.get("target_mc_acc") is not None:  # stop once the base knows its world, as stage 2 stops
             from callbacks.memorisation import MemorisationCheck
 
