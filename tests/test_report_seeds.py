@@ -368,6 +368,11 @@ def test_the_keys_that_follow_the_run_are_found_by_resolving_again(tmp_path):
     assert cfg.seed == 0 and cfg.teach_seed == 0  # the run's own config is left as it was
     fixed = compose_config(["method=ga", "teach_seed=3"], tmp_path / "out", tmp_path / "cache")
     assert "model.build.spec.init_seed" in run_following_keys(fixed)  # follows teach_seed, set apart from seed
+    # docs/guide/evaluation.md's per-seed reference: through ${seed} it follows the run, so the seeds' runs pool
+    # (written out, runs/ref_0 and runs/ref_1 were two settings of one run each, and no table over seeds was made)
+    per_seed = compose_config(["method=manu", "eval.reference_run=runs/ref_${seed}"], tmp_path / "out",
+                              tmp_path / "cache")
+    assert "eval.reference_run" in run_following_keys(per_seed)
 
 
 @pytest.mark.parametrize("overrides", [["method=manu"], ["method=ga"], ["method=kl"], ["method=npo"],
