@@ -140,6 +140,10 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["eval.tasks=[mc,mc]"], r"eval.tasks=\['mc', 'mc'\]: a name given twice"),
     (["eval.splits=forget"], r"eval.splits='forget': expected a non-empty list"),
     (["eval.relearn.enabled=true", "eval.relearn.splits=[forget,tset]"], r"eval.relearn.splits has unknown \['tset'\]"),
+    # forget quality scored from nothing: no forget_quality and no word why (until the forty-eighth session)
+    (["eval.tasks=[mc,gen]", "eval.reference_run=runs/ref"], r"eval.reference_run=runs/ref gives forget quality .*"
+                                                              r"\(eval.tasks has no prob\)"),
+    (["eval.splits=[retain,test]", "eval.reference_run=runs/ref"], r"\(eval.splits has no forget\)"),
     (["method=ga", "method.lora.enabled=true", "method.lora.target_modules=[all_linear]"],
      r"method.lora.target_modules=\['all_linear'\]: all_linear stands alone"),
     # refused only after the before-evaluation until 2026-12-03 (the bad-input review), some without their key

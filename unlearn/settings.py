@@ -218,6 +218,24 @@ def check_eval(e) -> None:
         positive_int(r.batch_size, "eval.relearn.batch_size")
         number(r.fraction, "eval.relearn.fraction", 0, 1, low_open=True)
         number(r.lr, "eval.relearn.lr", 0, low_open=True)
+    check_reference_scored(e)
+
+
+def check_reference_scored(e) -> None:
+    """`eval.reference_run` gives forget quality, a KS test of this run's forget-split truth ratios (task `prob`)
+    against the reference's: a run that scores none gave no forget quality and no word why (until the forty-eighth
+    session `eval.tasks=[mc] eval.reference_run=...` ran whole and reported none)."""
+    if not e.get("reference_run"):
+        return
+    r = e.get("relearn")
+    splits = set(e.splits) | (set(r.get("splits") or ()) if r is not None and r.get("enabled") else set())
+    lacking = [f"{what} has no {name}" for what, name, given in (("eval.tasks", "prob", e.tasks),
+                                                                  ("eval.splits", "forget", splits))
+               if name not in given]
+    if lacking:
+        raise ValueError(f"eval.reference_run={e.reference_run} gives forget quality from the forget split's truth "
+                         f"ratios (task prob), which this run does not score ({'; '.join(lacking)}): add them, or "
+                         "set eval.reference_run=null")
 
 
 def generated_mc_protocols() -> tuple[str, ...]:
