@@ -283,7 +283,11 @@ def test_a_teaching_away_from_the_default_recipe_names_what_departs(tmp_path):
 
     assert departures() == [] and departures("debug=fast") == [] and departures("experiment=organism") == []
     assert departures("experiment=open_unlearning") == ["trainer.precision=bf16-true",
-                                                        "trainer.accumulate_grad_batches=4", "model.dtype=bfloat16"]
+                                                        "trainer.accumulate_grad_batches=4"]
+    # the embedded model is built in float32 whatever model.dtype says, and keyed as the default's: no departure
+    # (until the forty-eighth session warned as a vanilla model of its own); the organism loads its base in it
+    assert departures("model.dtype=bfloat16") == []
+    assert departures("experiment=organism", "model.dtype=bfloat16") == ["model.dtype=bfloat16"]
     assert departures("trainer=ddp_sim")[0] == "trainer.devices=2"
     # a checkpoint's teaching (a real model) has no default recipe to depart from
     assert departures("model=llava_1_5_7b", "trainer=gpu") == departures("experiment=manu_official") == []

@@ -421,7 +421,11 @@ def teaching_departures(cfg: DictConfig) -> list[str]:
         return []
     out = [f"trainer.{k}={'null' if v is None else v}" for k, v in teaching_trainer(cfg).items()
            if PLAIN_CPU_TRAINER.get(k) != v]
-    if str(cfg.model.get("dtype") or "float32") != "float32":
+    # model.dtype moves the teaching only where it starts from a loaded model (the organism's base, keyed by how it
+    # is loaded); a model built afresh is float32 whatever it says, and keyed as the default's: until the
+    # forty-eighth session `model.dtype=bfloat16` alone was warned as "a vanilla model of its own, not the one the
+    # default run unlearns" while its teaching was the default's float32 one, cached under the default's key
+    if cfg.model.get("base") and str(cfg.model.get("dtype") or "float32") != "float32":
         out.append(f"model.dtype={cfg.model.dtype}")
     return out
 
