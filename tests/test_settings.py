@@ -48,6 +48,9 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["eval.relearn.enabled=true", "eval.relearn.steps=0"], r"eval.relearn.steps=0"),
     (["eval.relearn.enabled=true", "eval.relearn.fraction=1.5"], r"eval.relearn.fraction=1.5"),
     (["method=ga", "method.epochs=0"], r"method.epochs=0"),
+    # 0, the default, is a warm-up count: the message says so (until the forty-eighth session "an integer >= 1")
+    (["method=ga", "method.lr_decay=linear", "method.warmup_epochs=-1"],
+     r"method.warmup_epochs=-1: expected 0 \(no warm-up\) or an integer >= 1$"),
     (["trainer.log_every_n_steps=abc"], r"trainer.log_every_n_steps='abc': expected an integer >= 1"),
     # a number as text, as ${oc.env:SEED} reads one: named with the way to read it as a number (until 2026-12-06 not)
     (["seed='3'"], r"seed='3': expected an integer in \[0, 4294967295\] \(a number written as text, as "

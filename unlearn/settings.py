@@ -49,6 +49,13 @@ def positive_int(value, key: str) -> None:
         raise ValueError(f"{key}={value!r}: expected an integer >= 1{_text_hint(value)}")
 
 
+def warmup_count(value, key: str) -> None:
+    """A warm-up in epochs: 0 (none, the default) or more; the message says 0 is one (until the forty-eighth session
+    `warmup_epochs=-1` read "expected an integer >= 1", the default itself outside it)."""
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"{key}={value!r}: expected 0 (no warm-up) or an integer >= 1{_text_hint(value)}")
+
+
 def optional_positive_int(value, key: str, null_means: str) -> None:
     if value is not None and (not _is_int(value) or value < 1):
         raise ValueError(f"{key}={value!r}: expected null ({null_means}) or an integer >= 1")
@@ -285,7 +292,7 @@ def check_finetune(f) -> None:
     check_image_labels(f.get("image_labels"), f.get("sequences", "template"), not f.answer_only, "finetune")
     warmup = (f.get("scheduler") or {}).get("warmup_epochs") or 0
     if warmup != 0:
-        positive_int(warmup, "finetune.scheduler.warmup_epochs")
+        warmup_count(warmup, "finetune.scheduler.warmup_epochs")
         warmup_below_epochs(warmup, f.epochs, "finetune.scheduler.warmup_epochs", "finetune.epochs")
 
 
@@ -376,7 +383,7 @@ def check_gradient_method(m) -> None:
                          f"method.schedule=paired (got {m.get('schedule')!r})")
     warmup = m.get("warmup_epochs", 0)
     if warmup != 0:
-        positive_int(warmup, "method.warmup_epochs")
+        warmup_count(warmup, "method.warmup_epochs")
         if m.get("lr_decay") != "linear":
             raise ValueError(f"method.warmup_epochs={warmup} warms up the linear decay: it needs "
                              f"method.lr_decay=linear (got {m.get('lr_decay')!r})")
