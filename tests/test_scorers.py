@@ -131,6 +131,23 @@ def test_rescore_run_writes_beside_the_run_and_keeps_its_files(tmp_path):
     assert no_letter["prediction"] is None and no_letter["score"] == 0.0
 
 
+def test_rescore_prints_the_relearning_attack_too(tmp_path, capsys):
+    """A run with eval.relearn shows the attack's table in results.md; re-scored, it was written and not shown."""
+    from unlearn.rescore import main
+
+    items = _records()
+    items["after"] = items["relearn"] = items["before"]
+    (tmp_path / "items.json").write_text(json.dumps(items))
+    (tmp_path / "metrics.json").write_text('{"metrics": {}}')
+    main([str(tmp_path), "--scorer", "mllmu_bench"])
+    shown = capsys.readouterr().out
+    assert "relearning attack (after -> relearn):" in shown
+    del items["relearn"]
+    (tmp_path / "items.json").write_text(json.dumps(items))
+    main([str(tmp_path), "--scorer", "mllmu_bench"])
+    assert "relearning attack" not in capsys.readouterr().out
+
+
 def test_rescore_refuses_a_generated_item_without_its_reply():
     rec = _records()["before"][0]
     del rec["reply"]

@@ -139,7 +139,17 @@ def main(argv=None) -> None:
     ap.add_argument("--scorer", required=True, choices=sorted(SCORERS))
     args = ap.parse_args(argv)
     metrics = rescore_run(args.run_dir, args.scorer)
-    print(f"{args.run_dir} re-scored with {args.scorer}:\n{before_after_table(metrics)}")
+    print(f"{args.run_dir} re-scored with {args.scorer}:\n{rescored_table(metrics)}")
+
+
+def rescored_table(metrics: dict) -> str:
+    """The before/after table, and the relearning attack's (after -> relearn) where the run has that stage, as the
+    run's own results.md shows them (until the forty-eighth session the attack's re-scored numbers were written to
+    metrics_<scorer>.json and never shown)."""
+    table = before_after_table(metrics)
+    if any(k.startswith("relearn/") for k in metrics):
+        table += "\n\nrelearning attack (after -> relearn):\n" + before_after_table(metrics, ("after", "relearn"))
+    return table
 
 
 if __name__ == "__main__":
