@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 
 import pytest
 from rouge_score import rouge_scorer
@@ -378,7 +379,7 @@ def test_the_report_reads_a_runs_metrics_as_rescored(tmp_path):
     run's own scoring, and a re-scored run could not be compared over seeds); a run not re-scored is refused,
     naming the command that re-scores it."""
     from unlearn.eval.metrics import aggregate
-    from unlearn.report import load_runs, main
+    from unlearn.report import load_run, load_runs, main
 
     run, other = tmp_path / "sweep" / "run0", tmp_path / "sweep" / "run1"
     for d in (run, other):
@@ -392,7 +393,15 @@ def test_the_report_reads_a_runs_metrics_as_rescored(tmp_path):
     assert load_runs([run], "mllmu_bench")[0].metrics["before/forget/text/rougeL"] == pytest.approx(1.0)
     assert load_runs([run], "mllmu_bench")[0].method == "ga"  # the rest of metrics.json stands
     with pytest.raises(FileNotFoundError, match=r"run1 was not re-scored by mllmu_bench: python -m unlearn.rescore"):
+        load_run(other, "mllmu_bench")
+    # a sweep with two runs not re-scored names both at once (until the forty-eighth session the first only)
+    third = tmp_path / "sweep" / "run2"
+    shutil.copytree(other, third)
+    with pytest.raises(FileNotFoundError, match=r"2 run\(s\) not re-scored by mllmu_bench") as refused:
         load_runs([tmp_path / "sweep"], "mllmu_bench")
+    assert str(other) in str(refused.value) and str(third) in str(refused.value) and str(run) + "," not in str(
+        refused.value)
+    shutil.rmtree(third)
     page = main([str(run), "--scorer", "mllmu_bench", "--out", str(tmp_path / "page")]).read_text()
     assert "scored by `mllmu_bench`" in page and "--scorer mllmu_bench" in page
 

@@ -110,11 +110,19 @@ def load_runs(paths: Sequence[str | Path], scorer: str | None = None) -> list[Ru
     raises ValueError naming it, because a silently missing run would make the table lie.
     """
     runs: list[Run] = []
+    not_rescored: list[Path] = []
+
+    def add(run_dir: Path) -> None:
+        try:
+            runs.append(load_run(run_dir, scorer))
+        except NotRescored:
+            not_rescored.append(run_dir)
+
     for p in map(Path, paths):
         if not p.is_dir():
             raise FileNotFoundError(f"{p} is not a directory (expected a sweep dir or a run dir)")
         if (p / METRICS_FILE).is_file():
-            runs.append(load_run(p, scorer))
+            add(p)
             continue
         if next(p.glob(f"*/*=*/seed*/{METRICS_FILE}"), None) is not None:  # until 2026-12-06: "no runs found"
             raise ValueError(f"{p} is a frontier sweep (<method>/<knob>=<value>/seed<k>/): its runs after a seed's "
@@ -125,7 +133,7 @@ def load_runs(paths: Sequence[str | Path], scorer: str | None = None) -> list[Ru
         found = False
         for d in subdirs:
             if (d / METRICS_FILE).is_file():
-                runs.append(load_run(d, scorer))
+                add(d)
                 found = True
             elif any(d.glob(f"*/{METRICS_FILE}")):  # a sweep dir of its own (the report reads one level down)
                 warnings.warn(f"skipping {d}: a sweep dir (its runs one level down); give it as a dir of its own",
@@ -136,6 +144,11 @@ def load_runs(paths: Sequence[str | Path], scorer: str | None = None) -> list[Ru
         if not found:
             warnings.warn(f"no runs found in {p}: neither {METRICS_FILE} nor run subdirs with one", ReportWarning,
                           stacklevel=2)
+    if not_rescored:  # all of them at once: until the forty-eighth session one a time, each after a rerun
+        dirs = " ".join(map(str, not_rescored))
+        raise NotRescored(f"{len(not_rescored)} run(s) not re-scored by {scorer} (no metrics_{scorer}.json): "
+                          f"{', '.join(map(str, not_rescored))}; re-score them: for d in {dirs}; do python -m "
+                          f"unlearn.rescore $d --scorer {scorer}; done")
     runs = without_teaching(runs)
     if mixed := mixed_code([r.code for r in runs]):
         warnings.warn(mixed, ReportWarning, stacklevel=2)
@@ -165,6 +178,10 @@ def _without_shared_overrides(runs: list[Run]) -> list[Run]:
     return runs
 
 
+class NotRescored(FileNotFoundError):
+    """A run asked for under `--scorer` that `python -m unlearn.rescore` has not re-scored."""
+
+
 def load_run(run_dir: str | Path, scorer: str | None = None) -> Run:
     """One run dir; ValueError naming the file if metrics.json or overrides.yaml cannot be read. `scorer`: the
     metrics of its metrics_<scorer>.json (the rest of metrics.json stands: what made the run, and how)."""
@@ -174,7 +191,7 @@ def load_run(run_dir: str | Path, scorer: str | None = None) -> Run:
     if scorer is not None:  # a run not re-scored is refused: beside re-scored ones its row would mix two scorers
         mfile = run_dir / f"metrics_{scorer}.json"
         if not mfile.is_file():
-            raise FileNotFoundError(f"{mfile}: {run_dir} was not re-scored by {scorer}: python -m unlearn.rescore "
+            raise NotRescored(f"{mfile}: {run_dir} was not re-scored by {scorer}: python -m unlearn.rescore "
                                     f"{run_dir} --scorer {scorer}")
         summary = {**summary, "metrics": _read_metrics_file(mfile)["metrics"]}
     if bad := sorted(k for k, v in summary["metrics"].items()
