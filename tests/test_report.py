@@ -5,17 +5,22 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import warnings
 from pathlib import Path
 
 import pytest
 
 from unlearn.report import (
+    MODALITIES,
+    Run,
     load_runs,
     main,
     mean_drop,
     missing_metrics,
     modality_gap,
+    plot_tradeoff,
     results_table,
+    scored_modalities,
     write_plots,
 )
 
@@ -136,6 +141,24 @@ def test_modality_gap_arithmetic():
     assert mean_drop(m, "forget") == pytest.approx((0.8 + 0.3) / 2)
     assert mean_drop(retain, "retain") == pytest.approx((0.1 + 0.3) / 2)
     assert mean_drop(m, "retain") is None
+    assert mean_drop(m, "forget", modalities=("multimodal",)) == pytest.approx(0.8)
+
+
+def test_the_trade_off_plot_reads_the_modalities_the_runs_scored(tmp_path):
+    """A CLEAR run scores no text-only MC: its point is the image+text drop (until the forty-eighth session it had
+    none, the mean over both modalities lacking one); beside runs that scored both, a run lacking one has none."""
+    mm = {"before/forget/multimodal/mc_acc": 1.0, "after/forget/multimodal/mc_acc": 0.4,
+          "before/retain/multimodal/mc_acc": 0.9, "after/retain/multimodal/mc_acc": 0.8}
+    text = {"before/forget/text/mc_acc": 1.0, "after/forget/text/mc_acc": 0.8,
+            "before/retain/text/mc_acc": 1.0, "after/retain/text/mc_acc": 1.0}
+    clear = Run(name="clear", method="ga", overrides=[], metrics=mm, path=tmp_path)
+    both = Run(name="both", method="ga", overrides=[], metrics={**mm, **text}, path=tmp_path)
+    assert scored_modalities([clear]) == ("multimodal",) and scored_modalities([clear, both]) == MODALITIES
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plot_tradeoff([clear], tmp_path).is_file()
+    with pytest.warns(UserWarning, match="no point for clear"):
+        plot_tradeoff([clear, both], tmp_path)
 
 
 def test_missing_metric_is_na_and_named(sweep):
