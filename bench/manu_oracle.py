@@ -23,6 +23,8 @@ Results and reading: docs/manu_oracle.md.
     .venv/bin/python -m bench.manu_oracle --seeds 0 1 2 --alphas 1 2 5 10 20 \
         --selectors reference paper random oracle oracle_forget --out /tmp/manu_oracle/full --cache /tmp/manu_oracle/cache
     .venv/bin/python -m bench.manu_oracle --seeds 0 1 2 --out /tmp/manu_oracle/full --table-only
+    # the tables of several runs on the same models, merged (the rows and overlaps the first --out lacks, added)
+    .venv/bin/python -m bench.manu_oracle --seeds 0 1 2 --out /tmp/manu_oracle/full /tmp/manu_oracle/iter --table-only
     # another model: --base adds Hydra overrides to its config (the vanilla cache key follows them); own --out
     .venv/bin/python -m bench.manu_oracle --base experiment=organism --base finetune.lora.enabled=true \
         --seeds 0 1 2 --alphas 5 10 20 1 2 --selectors reference random oracle oracle_iter \
@@ -34,6 +36,7 @@ Results and reading: docs/manu_oracle.md.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -284,6 +287,32 @@ def single_ablations(model, loaders, effects, score, towers, count: int, seed: i
 
 # --- report ----------------------------------------------------------------------------------------------------
 
+def merge_records(records: list[dict]) -> tuple[dict, int]:
+    """One seed's records from several runs on the same model as one: the first record, then the (alpha, selector)
+    runs, overlap pairs and single-neuron rows it lacks, from each later one in turn. Returns it and how many runs
+    both held with a different MC after (the first's are kept). Records of another base, or another MC before (not
+    the same model), are refused."""
+    merged = copy.deepcopy(records[0])
+    have = {(r["alpha"], r["selector"]): r for r in merged["runs"]}
+    differ = 0
+    for rec in records[1:]:
+        if rec.get("base", []) != merged.get("base", []) or rec["before"] != merged["before"]:
+            raise ValueError(f"seed {rec['seed']}: the records are not of one model (base or MC before differ)")
+        for run in rec["runs"]:
+            key = (run["alpha"], run["selector"])
+            if key in have:
+                differ += have[key]["after"] != run["after"]
+            else:
+                merged["runs"].append(run)
+                have[key] = run
+        for alpha, pairs in rec.get("overlap", {}).items():
+            for pair, value in pairs.items():
+                merged.setdefault("overlap", {}).setdefault(alpha, {}).setdefault(pair, value)
+        if rec.get("single") and not merged.get("single"):
+            merged["single"] = rec["single"]
+    return merged, differ
+
+
 def _ms(values: list[float]) -> str:
     mean = statistics.fmean(values)
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -362,7 +391,8 @@ def main() -> None:
     p.add_argument("--selectors", nargs="+", default=list(SELECTORS), choices=SELECTORS)
     p.add_argument("--single", type=int, default=0, help="per tower, single-neuron ablations of this many oracle-top "
                                                          "and random neurons (last seed only)")
-    p.add_argument("--out", default="/tmp/manu_oracle")
+    p.add_argument("--out", nargs="+", default=["/tmp/manu_oracle"], help="where the seed files go; with "
+                   "--table-only, several: their tables merged (merge_records)")
     p.add_argument("--cache", default=os.environ.get("UNLEARN_CACHE", str(ROOT / ".cache")))
     p.add_argument("--base", action="append", default=[], help="Hydra override of the model's config, e.g. "
                    "experiment=organism (repeatable; default: the embedded default); use its own --out")
@@ -371,21 +401,33 @@ def main() -> None:
     from bench.run_log import quiet_sweep
 
     quiet_sweep()
-    out = Path(args.out)
+    outs = [Path(o) for o in args.out]
+    if len(outs) > 1 and not args.table_only:
+        p.error("several --out only with --table-only (a run writes to one)")
+    out = outs[0]
     out.mkdir(parents=True, exist_ok=True)
     alphas = [int(a) if float(a).is_integer() else a for a in args.alphas]
-    for i, seed in enumerate(args.seeds):
-        path = out / f"seed{seed}.json"
+    for path in (o / f"seed{s}.json" for o in outs for s in args.seeds):
         if path.exists() and json.loads(path.read_text()).get("base", []) != args.base:
             raise SystemExit(f"{path} was measured with --base {json.loads(path.read_text()).get('base', [])}, "
                              f"not {args.base}: use another --out")
+    for i, seed in enumerate(args.seeds):
+        path = out / f"seed{seed}.json"
         if args.table_only or (path.exists() and ("single" in json.loads(path.read_text())
                                                   or not args.single or i < len(args.seeds) - 1)):
             continue
         rec = measure_seed(seed, Path(args.cache), out, alphas, args.selectors,
                            args.single if i == len(args.seeds) - 1 else 0, path, args.base)
         path.write_text(json.dumps(rec, indent=1))
-    records = [json.loads((out / f"seed{s}.json").read_text()) for s in args.seeds if (out / f"seed{s}.json").exists()]
+    records, differ = [], 0
+    for s in args.seeds:
+        found = [json.loads((o / f"seed{s}.json").read_text()) for o in outs if (o / f"seed{s}.json").exists()]
+        if found:
+            rec, d = merge_records(found)
+            records.append(rec)
+            differ += d
+    if differ:
+        print(f"\n{differ} runs held by more than one --out differ in MC after; the first --out's are shown")
     print("\nMC accuracy drop (before - after), mean ± sample std over seeds\n")
     print(table(records))
     print("\nAnswer-token loss change on MANU's statistics sets, actual (oracle's first-order sum), mean over seeds\n")

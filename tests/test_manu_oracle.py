@@ -112,3 +112,35 @@ def test_base_overrides_reach_the_composed_config(tmp_path):
     assert organism.model != default.model  # tiny_llava_base, not the embedded default
     assert organism.seed == 1 and organism.method.name == default.method.name
     assert organism.eval.tasks == ["mc"] and organism.paths.cache_dir == str(tmp_path / "cache")
+
+
+def test_merge_adds_the_runs_and_overlaps_a_first_run_lacks_and_refuses_another_model():
+    """`--table-only` over several --out dirs: one seed's records of two runs on one model make one table."""
+    import pytest
+
+    from bench.manu_oracle import merge_records, overlap_table, table
+
+    before = {"forget/multimodal": 1.0, "forget/text": 1.0, "retain/multimodal": 1.0, "retain/text": 1.0}
+
+    def run(sel, forget):
+        return {"alpha": 5, "selector": sel, "after": {**before, "forget/multimodal": forget}}
+
+    ov = {"jaccard": 0.5, "share_of_b": 0.5, "both": 1, "b": 2}
+    main = {"seed": 0, "base": ["experiment=organism"], "before": before,
+            "runs": [run("reference", 1.0), run("oracle", 0.9)], "overlap": {"5": {"reference|oracle|all": ov}}}
+    extra = {"seed": 0, "base": ["experiment=organism"], "before": before,
+             "runs": [run("reference", 1.0), run("paper", 0.8)], "overlap": {"5": {"paper|oracle|all": ov}}}
+    merged, differ = merge_records([main, extra])
+    assert differ == 0 and [r["selector"] for r in merged["runs"]] == ["reference", "oracle", "paper"]
+    assert [r["selector"] for r in main["runs"]] == ["reference", "oracle"]  # the inputs are left as they were
+    rows = table([merged]).splitlines()[2:]
+    assert [r.split(" | ")[1] for r in rows] == ["reference", "paper", "oracle"]  # in the page's selector order
+    assert "+0.200 ± 0.000" in rows[1]
+    assert "paper vs oracle" in overlap_table([merged]) and "reference vs oracle" in overlap_table([merged])
+    # a shared run that differs is counted, the first's kept
+    _, differ = merge_records([main, {**extra, "runs": [run("reference", 0.98)]}])
+    assert differ == 1
+    with pytest.raises(ValueError):  # another model: not merged
+        merge_records([main, {**extra, "before": {**before, "retain/text": 0.99}}])
+    with pytest.raises(ValueError):
+        merge_records([main, {**extra, "base": []}])
