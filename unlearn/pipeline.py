@@ -43,7 +43,7 @@ from unlearn.rng import resumed, rng_state, seeded
 from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, launched_rank, run_reads
 from unlearn.run_names import hydra_overrides, name_logger
 from unlearn.settings import (SettingsError, check_accelerator, check_input_paths, check_required_keys,
-                              check_run_settings, interpolation_source, refusing_before_run)
+                              check_run_settings, interpolation_source, refusing_before_run, relearn_splits)
 from unlearn.strategies import refuse_fsdp
 
 log = logging.getLogger(__name__)
@@ -718,9 +718,8 @@ def check_mc_options_before_run(cfg: DictConfig, benchmark, order=None) -> None:
     ecfg = cfg.eval
     if not scores_bad_rows(cfg) or "mc" not in ecfg.tasks:
         return
-    attack = ecfg.get("relearn") or {}
     # unknown names are refused before (unlearn/settings.py)
-    splits = list(dict.fromkeys([*ecfg.splits, *((attack.get("splits") or []) if attack.get("enabled") else [])]))
+    splits = list(dict.fromkeys([*ecfg.splits, *relearn_splits(ecfg)]))
     split_items = items_reader(benchmark, ecfg, None)  # as evaluate() reads them, the images left encoded
     evaluated = {split: split_items(split) for split in splits}
     prompts = mc_prompts_before_run(ecfg.protocol, evaluated, split_items, ecfg.few_shot_seed, ecfg.few_shot,

@@ -228,14 +228,19 @@ def check_eval(e) -> None:
     check_reference_scored(e)
 
 
+def relearn_splits(e) -> list:
+    """The splits the relearning attack evaluates (`eval.relearn.splits`), none where it is off."""
+    attack = e.get("relearn") or {}
+    return list(attack.get("splits") or []) if attack.get("enabled") else []
+
+
 def check_reference_scored(e) -> None:
     """`eval.reference_run` gives forget quality, a KS test of this run's forget-split truth ratios (task `prob`)
     against the reference's: a run that scores none gave no forget quality and no word why (until the forty-eighth
     session `eval.tasks=[mc] eval.reference_run=...` ran whole and reported none)."""
     if not e.get("reference_run"):
         return
-    r = e.get("relearn")
-    splits = set(e.splits) | (set(r.get("splits") or ()) if r is not None and r.get("enabled") else set())
+    splits = set(e.splits) | set(relearn_splits(e))
     lacking = [f"{what} has no {name}" for what, name, given in (("eval.tasks", "prob", e.tasks),
                                                                   ("eval.splits", "forget", splits))
                if name not in given]
@@ -931,9 +936,7 @@ def check_mmunlearner_clear_eval(cfg) -> None:
         raise ValueError(f"eval.protocol=mmunlearner_clear is MMUnlearner's CLEAR_eval.py, which scores CLEAR's tasks; "
                          f"data={cfg.data.get('name')} has other items: use data=clear, or eval.protocol=mmunlearner "
                          f"(their MLLMU_eval.py) on data=mllmu_bench")
-    attack = e.get("relearn") or {}
-    relearn = list(attack.get("splits") or []) if attack.get("enabled") else []
-    for key, splits in (("eval.splits", e.splits), ("eval.relearn.splits", relearn)):
+    for key, splits in (("eval.splits", e.splits), ("eval.relearn.splits", relearn_splits(e))):
         if "test" in splits:
             raise ValueError(f"{key} has test, which eval.protocol=mmunlearner_clear (CLEAR_eval.py) does not score; "
                              f"drop it")
