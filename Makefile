@@ -3,6 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
+TEST_WORKERS ?= auto
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -16,8 +17,10 @@ setup: $(VENV)/.installed
 run: setup
 	$(PY) train.py $(ARGS)
 
+# One pytest-xdist worker per core, a test module's tests on one worker (they share its fixtures and launches);
+# TEST_WORKERS=0 runs them in this process.
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) -m bench.manu_pass

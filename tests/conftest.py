@@ -8,6 +8,27 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+
+def threads_per_worker(cores: int, workers: int) -> int:
+    """Torch threads for each of `workers` pytest-xdist workers sharing `cores`: the cores split between them, at
+    least one. Two workers of two threads on two cores contend (OpenMP's idle threads spin on a core the other
+    worker needs): the suite took longer in user time than without xdist (docs/guide/measured.md)."""
+    return max(1, cores // max(1, workers))
+
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per core this process may run on (xdist's own count reads psutil's, every core of the
+    host, where a container or `taskset` allows fewer)."""
+    return len(os.sched_getaffinity(0))
+
+
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # a worker of `pytest -n N` (`make test`): before torch loads
+    # Set in the environment, so the runs a test launches (train.py, two-process scripts) inherit it: their cache keys
+    # (the thread count is in the vanilla model's) stay the worker's.
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_worker(
+        len(os.sched_getaffinity(0)), int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+
 from unlearn.data.benchmark import Benchmark  # noqa: E402
 from unlearn.data.mllmu_mini import MiniSpec, load_or_build  # noqa: E402
 from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava  # noqa: E402
