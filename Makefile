@@ -17,10 +17,12 @@ setup: $(VENV)/.installed
 run: setup
 	$(PY) train.py $(ARGS)
 
-# One pytest-xdist worker per core, a test module's tests on one worker (they share its fixtures and launches);
+# One pytest-xdist worker per core, a test module's tests on one worker (they share its fixtures and launches),
+# modules in file order (the slow multi-process ones, test_cli and test_ddp*, start first: xdist's default order,
+# most tests first, left them to the end, one worker running them while the other idled);
 # TEST_WORKERS=0 runs them in this process.
 test: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) -m bench.manu_pass
