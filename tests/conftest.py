@@ -16,7 +16,6 @@ def threads_per_worker(cores: int, workers: int) -> int:
     return max(1, cores // max(1, workers))
 
 
-
 def pytest_xdist_auto_num_workers(config):
     """`-n auto`: one worker per core this process may run on (xdist's own count reads psutil's, every core of the
     host, where a container or `taskset` allows fewer)."""
@@ -26,8 +25,8 @@ def pytest_xdist_auto_num_workers(config):
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # a worker of `pytest -n N` (`make test`): before torch loads
     # Set in the environment, so the runs a test launches (train.py, two-process scripts) inherit it: their cache keys
     # (the thread count is in the vanilla model's) stay the worker's.
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_worker(
-        len(os.sched_getaffinity(0)), int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+    os.environ["OMP_NUM_THREADS"] = str(threads_per_worker(len(os.sched_getaffinity(0)),
+                                                           int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 from unlearn.data.benchmark import Benchmark  # noqa: E402
 from unlearn.data.mllmu_mini import MiniSpec, load_or_build  # noqa: E402
