@@ -37,10 +37,11 @@ def rescore_records(records: list[dict], scorer: Scorer, where: str = "items.jso
                              f"kept); it cannot be re-scored")
         if "reply" in r:
             # a file's own Options keys, where the run read them (data.on_bad_row=score), else A-D
-            letters = named_keys(tuple(r["letters"])) if "letters" in r else ("A", "B", "C", "D")
+            written = tuple(r.get("letters") or "ABCD")
+            letters = named_keys(written)
             r["score"] = scorer.score(r["task"], r["reply"], r["answer"], tuple(r.get("options", ())), letters,
                                       answer_index=r.get("answer_index"), modality=r.get("modality"),
-                                      written=tuple(r.get("letters") or "ABCD"))
+                                      written=written)
             if r["task"] == "gen":
                 r.pop("columns", None)  # another scorer's, or none
                 r.update(scorer.generation_fields(r["reply"], r["answer"]))
