@@ -35,6 +35,9 @@ LANG_ONLY = "~model.mlp_modules.vision"
 VISION_ONLY = "~model.mlp_modules.language"
 
 
+GRIDS = ("main", "high", "mid", "controls", "towers", "weights", "best")
+
+
 def grid(name: str) -> list[list[str]]:
     """Each entry is a list of Hydra overrides on top of `method=manu`."""
     if name == "main":
@@ -120,7 +123,7 @@ def table(rows: list[dict], before: dict, extra: tuple[str, ...] = (), base: str
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--grid", default="main", help="main | high | mid | controls | towers | weights | best")
+    p.add_argument("--grid", default="main", choices=GRIDS)
     p.add_argument("--out", default="/tmp/manu/sweep", help="runs.jsonl and per-run directories go here")
     p.add_argument("--cache", default=os.environ.get("UNLEARN_CACHE", str(ROOT / ".cache")))
     p.add_argument("--tasks", default="mc", help="evaluation tasks, e.g. mc or mc,gen,cloze")
