@@ -558,6 +558,14 @@ def shot_lookup(items_by_split: dict[str, list[EvalItem]], source, family: str, 
     return shots
 
 
+def mllmu_reading(name: str, shot_people: dict | None) -> tuple[type, dict | None]:
+    """MLLMU-Bench's eval.py reading (eval.protocol=mllmu_bench) or MMUnlearner's MLLMU_eval.py's (mmunlearner), and
+    the shot people it draws per task: eval.shot_people over MMUnlearner's own counts for the latter."""
+    if name == "mmunlearner":
+        return MmunlearnerPrompts, {**MMUNLEARNER_SHOT_PEOPLE, **(shot_people or {})}
+    return MllmuBenchPrompts, shot_people
+
+
 def mc_prompts_before_run(name: str, items_by_split: dict[str, list[EvalItem]], source, seed: int = 0,
                           use_few_shot: bool = True, shot_people: dict | None = None, order=None):
     """The MC reading `make_prompts(name, ...)` makes, before the model (and with it the processor's family) is
@@ -569,9 +577,7 @@ def mc_prompts_before_run(name: str, items_by_split: dict[str, list[EvalItem]], 
         return EmbeddedPrompts()
     if name == "mmunlearner_clear":
         return MmunlearnerClearPrompts(DEFAULT_FAMILY)  # its `scored` reads no family
-    make = MmunlearnerPrompts if name == "mmunlearner" else MllmuBenchPrompts
-    if name == "mmunlearner":
-        shot_people = {**MMUNLEARNER_SHOT_PEOPLE, **(shot_people or {})}
+    make, shot_people = mllmu_reading(name, shot_people)
     if not use_few_shot:
         return make()
     if len({people_per_task("mc", family, shot_people) for family in SHOT_PEOPLE["mc"]}) != 1:
@@ -607,9 +613,8 @@ def make_prompts(name: str, proc, items_by_split: dict[str, list[EvalItem]] | No
             raise ValueError(f"eval.protocol=mmunlearner_clear writes CLEAR_eval.py's Qwen2-VL chat-template prompts "
                              f"(their CLEAR runs' model); model family {family!r} has none: use {others}")
         return MmunlearnerClearPrompts(family, max_new_tokens)
-    make = MllmuBenchPrompts
+    make, shot_people = mllmu_reading(name, shot_people)
     if name == "mmunlearner":
-        make, shot_people = MmunlearnerPrompts, {**MMUNLEARNER_SHOT_PEOPLE, **(shot_people or {})}
         if family not in MMUNLEARNER_FAMILIES:
             raise ValueError(f"eval.protocol=mmunlearner: MMUnlearner's MLLMU_eval.py has prompts for "
                              f"{list(MMUNLEARNER_FAMILIES)}, not model family {family!r}: "
