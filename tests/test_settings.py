@@ -745,6 +745,12 @@ def test_a_reference_taught_for_another_forget_split_or_a_run_dir_is_refused(tmp
         check(f"method.reference_path={run / 'model'}", "data.forget_split=forget_10")
     with pytest.raises(CheckpointError, match=r"a run directory; the model it wrote is .*oracle/model"):
         check(f"method.reference_path={run}")
+    # the advice names the recipe that taught it (until the forty-ninth session finetune=mllmu_bench_reference,
+    # for a CLEAR or MMUnlearner oracle too) and the split this run needs
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text("- method=finetune\n- finetune=mmunlearner_clear_reference\n")
+    with pytest.raises(ValueError, match=r"\(finetune=mmunlearner_clear_reference with data.forget_split=forget_10\)"):
+        check(f"method.reference_path={run / 'model'}", "data.forget_split=forget_10")
     taught["finetune"]["people"] = "all"  # a model taught every person: no split to hold it to
     (run / "config.json").write_text(json.dumps(taught))
     check(f"method.reference_path={run / 'model'}", "data.forget_split=forget_10")

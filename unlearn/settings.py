@@ -1302,7 +1302,22 @@ def check_reference_people(cfg) -> None:
         shown = "; ".join(f"data.{k}: taught {a!r}, now {b!r}" for k, (a, b) in differ.items())
         raise ValueError(f"method.reference_path={cfg.method.reference_path}: taught without the forget people of "
                          f"other data ({shown}, {record}); teach a reference for this split "
-                         "(finetune=mllmu_bench_reference with the same data.forget_split)")
+                         f"({taught_recipe(record.parent)} with data.forget_split={cfg.data.get('forget_split')})")
+
+
+def taught_recipe(run_dir: Path) -> str:
+    """The `finetune=` preset a run directory was taught with, from its .hydra/overrides.yaml; the advice named
+    finetune=mllmu_bench_reference for every reference until the forty-ninth session, a CLEAR or MMUnlearner
+    oracle's (finetune=mmunlearner_clear_reference, ...) included."""
+    try:
+        overrides = (run_dir / ".hydra" / "overrides.yaml").read_text().splitlines()
+    except OSError:
+        overrides = []
+    for line in overrides:
+        item = line.removeprefix("- ").strip().strip("'\"")
+        if item.startswith("finetune="):
+            return item
+    return "the finetune=*_reference recipe that taught it"
 
 
 def tower_depths(config: dict) -> dict[str, int]:
