@@ -666,3 +666,26 @@ def test_a_parameter_group_that_matches_nothing_says_why(tiny_model):
         p.requires_grad_(False)
     with pytest.raises(ValueError, match=r"matches no trainable parameter \(under mmunlearner.lora.enabled"):
         group_parameters(model, {"all": "."})
+
+
+def test_a_group_lora_does_not_adapt_is_refused_before_the_evaluation():
+    """real_models.md's `method=mmunlearner mmunlearner.lora.enabled=true model=qwen2_vl_7b` adapts none of
+    Qwen2-VL's vision Linears (qkv, proj, fc1, fc2; the config's lora_target_modules are the language model's
+    names): until the forty-ninth session it was refused in `run`, after the before-evaluation (hours at 7B)."""
+    from omegaconf import OmegaConf
+
+    from unlearn.config import CONFIG_DIR
+    from unlearn.methods import mmunlearner as mmu
+    from unlearn.models.tiny_real import build_tiny_real
+
+    model = build_tiny_real("qwen2_vl")[0]
+    model_cfg = OmegaConf.load(CONFIG_DIR / "model" / "qwen2_vl_7b.yaml")
+    m = OmegaConf.create({"groups": "both", "lora": {"enabled": True, "target_modules": None}})
+    with pytest.raises(ValueError, match=r"model.param_groups.vision=.* matches no trainable parameter \(under "
+                                         r"mmunlearner.lora.enabled only the adapters train, and mmunlearner.lora "
+                                         r"adapts no module of that group"):
+        mmu.check_adapted_groups(model, m, model_cfg)
+    mmu.check_adapted_groups(model, OmegaConf.merge(m, {"groups": "language"}), model_cfg)
+    mmu.check_adapted_groups(model, OmegaConf.merge(m, {"lora": {"target_modules": "all_linear"}}), model_cfg)
+    with pytest.raises(ValueError, match=r"model.param_groups.vision=.* matches no parameter of this model"):
+        mmu.check_adapted_groups(model, m, OmegaConf.merge(model_cfg, {"param_groups": {"vision": "nothing"}}))

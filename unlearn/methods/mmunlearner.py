@@ -373,6 +373,8 @@ def check_before_evaluation(ctx, world: int) -> None:
     if m.apply_mask and not m.mask_path:
         if not m.lora.enabled:
             unlearned_groups(ctx, m)
+        else:
+            check_adapted_groups(ctx.model, m, ctx.cfg.model)
         data = fisher_loaders(ctx, m.fisher_labels, m.preserve_text, m.get("sequences", "template"),
                               m.preserve_batches)
         seed = ctx.cfg.seed if m.fisher_shuffle else None
@@ -381,6 +383,30 @@ def check_before_evaluation(ctx, world: int) -> None:
                        "mmunlearner.fisher_batch_size")  # every rank's share is refused alike
     update_loader(ctx, m.batch_size, m.retain_steps, ctx.cfg.seed, world, m.update_labels, m.retain_text,
                   m.get("sequences", "template"))
+
+
+def check_adapted_groups(model, m, model_cfg) -> None:
+    """Under mmunlearner.lora.enabled the mask is computed over the adapters, which `run` makes after the
+    before-evaluation: each unlearned group's pattern (model.param_groups) must name an adapter's parameter, as
+    group_parameters reads it there (peft's name, `base_model.model.<module>.lora_A.default.weight`). Until the
+    forty-ninth session a tower none of whose modules LoRA adapts (Qwen2-VL's vision tower under
+    model=qwen2_vl_7b's lora_target_modules, real_models.md's command) was refused only after the evaluation."""
+    import re
+
+    from peft import LoraConfig
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    config = LoraConfig(target_modules=peft_targets(model, lora_targets(m.lora, model_cfg, "mmunlearner.lora")))
+    adapted = [f"base_model.model.{name}.lora_A.default.weight" for name, _ in model.named_modules()
+               if check_target_module_exists(config, name)]
+    patterns = dict(model_cfg.param_groups)
+    for group in GROUPS[m.groups]:
+        if not any(re.search(patterns[group], name) for name in adapted):
+            group_parameters(model, {group: patterns[group]})  # a pattern that names no parameter at all
+            raise ValueError(f"model.param_groups.{group}={patterns[group]!r} matches no trainable parameter (under "
+                             "mmunlearner.lora.enabled only the adapters train, and mmunlearner.lora adapts no "
+                             "module of that group: adapt that tower's modules, mmunlearner.lora.target_modules, "
+                             "e.g. all_linear, or unlearn the other group alone, mmunlearner.groups)")
 
 
 def compute_masks(ctx, groups: dict[str, list], unlearn: tuple[str, ...], gamma: float, batch_size: int,
