@@ -180,8 +180,10 @@ def _image_rows(rows, split: str, bad: BadRows | None = None, owner: dict[str, s
         got = bad.keep(_image_row, split, i, row, owner)
         if got is not None:
             people.setdefault(got[0], []).append(got[1])
-    if not people:
-        raise DataError(f"split '{split}' has no usable rows")
+    if not people:  # what the skip dropped, as MLLMU-Bench's loader says (until the forty-ninth session nothing)
+        dropped = bad.skipped.get(split_name(split), {})
+        raise DataError(f"split '{split}' has no usable rows (data.on_bad_row={bad.mode} dropped: "
+                        f"{dropped or 'nothing: it is empty'})")
     return people
 
 
