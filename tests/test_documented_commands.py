@@ -73,7 +73,8 @@ SKIP = {
 
 # Words the pages use for a path of the reader's own; their values only need to be strings here.
 # OVERRIDE (a synopsis' --base OVERRIDE) stands for one of the reader's own: a default setting stands in for it.
-PLACEHOLDERS = {"$R": "R", "$NODE_RANK": "0", "$HEAD": "localhost", "OVERRIDE": "eval.share_prompt=true"}
+# $g: docs/manu_sweep.md's `for g in main mid controls best`, one of the grids its parser accepts.
+PLACEHOLDERS = {"$R": "R", "$NODE_RANK": "0", "$HEAD": "localhost", "OVERRIDE": "eval.share_prompt=true", "$g": "main"}
 # N, a word of its own, stands for a count (`--threads N`, `--people N`): 1 stands in for it.
 COUNT = re.compile(r"\bN\b")
 
