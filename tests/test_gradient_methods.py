@@ -124,8 +124,9 @@ def _killed_at_the_second_epoch(go, *args) -> None:
             go(*args)
 
 
-def test_resume_reaches_the_same_result(tmp_path, small_benchmark):
+def test_resume_reaches_the_same_result(tmp_path, small_benchmark, caplog):
     import copy
+    import logging
 
     from omegaconf import open_dict
 
@@ -182,7 +183,11 @@ def test_resume_reaches_the_same_result(tmp_path, small_benchmark):
     # a checkpoint of every epoch (a run killed in its after-evaluation or its writing) is restored, not trained
     # on: until 2026-12-06 refused ("nothing is left to run"), so the unlearning had to be run again
     finished = tmp_path / "straight" / "checkpoints" / "last.ckpt"
-    restored = go("finished", 2, ckpt=finished)
+    with caplog.at_level(logging.INFO, "unlearn.methods.gradient"):
+        check_resume_file(finished, same)  # as a run checks it before its before-evaluation
+        restored = go("finished", 2, ckpt=finished)
+    # said once, as Lightning restores it (until the forty-ninth session the check before the run said it too)
+    assert caplog.text.count("the checkpoint has run all 2 epochs; its weights are restored and evaluated") == 1
     for n in straight:
         assert torch.equal(restored[n], straight[n]), n
     same.method.epochs = 1

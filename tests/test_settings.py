@@ -308,6 +308,10 @@ def test_missing_input_files_are_refused_before_anything_is_read(tmp_path, monke
              r"mmunlearner.mask_path=.*mask.safetensors: no such file"),
             (["method=ga", f"method.ckpt_path={tmp_path / 'last.ckpt'}"], FileNotFoundError,
              r"method.ckpt_path=.*last.ckpt: no such file"),
+            # a run's directory, or its checkpoints/ (until the forty-ninth session "no such file")
+            (["method=ga", f"method.ckpt_path={tmp_path / 'weights_only'}"], FileNotFoundError,
+             r"method.ckpt_path=.*weights_only: a directory, not a checkpoint file \(an interrupted run's "
+             r"<run dir>/checkpoints/last.ckpt\)"),
             # the starting checkpoint (until 2026-12-06 after the benchmark loaded, with a traceback) and its
             # processor files (transformers' errors, after the weights loaded)
             (["model=llava_1_5_7b", f"model.path={tmp_path / 'nowhere'}"], CheckpointError,

@@ -426,7 +426,8 @@ def check_input_paths(cfg) -> None:
     layers MANU's official selection names."""
     resume = cfg.method.get("ckpt_path") if "loss" in cfg.method else None
     if resume and not Path(str(resume)).expanduser().is_file():
-        raise FileNotFoundError(f"method.ckpt_path={resume}: no such file (an interrupted run's "
+        found = "a directory, not a checkpoint file" if Path(str(resume)).expanduser().is_dir() else "no such file"
+        raise FileNotFoundError(f"method.ckpt_path={resume}: {found} (an interrupted run's "
                                 "<run dir>/checkpoints/last.ckpt)")
     if resume:
         from unlearn.methods.gradient import check_resume_file

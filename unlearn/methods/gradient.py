@@ -107,8 +107,13 @@ class GradientUnlearning(L.LightningModule):
         forty-fifth session it said nothing: a resumed run's log read as a fresh one's)."""
         completed = epochs_run(checkpoint)
         check_resume(checkpoint.get(RESUME_KEY), self.identity, completed, self.epochs)
-        if completed is not None and self.epochs is not None and completed < self.epochs and self.global_rank == 0:
+        if completed is None or self.epochs is None or self.global_rank != 0:
+            return
+        if completed < self.epochs:
             log.info("method.ckpt_path: resuming after epoch %d of %d", completed, self.epochs)
+        elif completed == self.epochs:  # killed after its training (in the evaluation, the writing)
+            log.info("method.ckpt_path: the checkpoint has run all %d epochs; its weights are restored and evaluated, "
+                     "nothing is trained (until 2026-12-06 refused: the unlearning had to be run again)", completed)
 
     def on_fit_start(self) -> None:
         # from_pretrained returns eval mode and Lightning keeps the mode it finds; on fit start, before Lightning
@@ -461,9 +466,6 @@ def check_resume(saved: dict | None, now: dict | None, completed: int | None, ep
         raise ValueError(f"method.ckpt_path: the checkpoint was made for method.epochs={made_for}, whose lr schedule "
                          f"(method.lr_decay / method.scheduler) spans those epochs; resumed for {epochs} it would "
                          f"follow neither schedule: resume with method.epochs={made_for}, or start afresh")
-    if completed is not None and completed == epochs:  # killed after its training (in the evaluation, the writing)
-        log.info("method.ckpt_path: the checkpoint has run all %d epochs; its weights are restored and evaluated, "
-                 "nothing is trained (until 2026-12-06 refused: the unlearning had to be run again)", epochs)
 
 
 # resume-identity keys added after checkpoints were saved without them, at the value those checkpoints ran under:
