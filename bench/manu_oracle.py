@@ -408,9 +408,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     alphas = [int(a) if float(a).is_integer() else a for a in args.alphas]
     for path in (o / f"seed{s}.json" for o in outs for s in args.seeds):
-        if path.exists() and json.loads(path.read_text()).get("base", []) != args.base:
-            raise SystemExit(f"{path} was measured with --base {json.loads(path.read_text()).get('base', [])}, "
-                             f"not {args.base}: use another --out")
+        measured = json.loads(path.read_text()).get("base", []) if path.exists() else args.base
+        if measured != args.base:
+            raise SystemExit(f"{path} was measured with --base {measured}, not {args.base}: use another --out")
     for i, seed in enumerate(args.seeds):
         path = out / f"seed{seed}.json"
         if args.table_only or (path.exists() and ("single" in json.loads(path.read_text())

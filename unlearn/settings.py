@@ -1310,15 +1310,13 @@ def taught_recipe(run_dir: Path) -> str:
     """The `finetune=` preset a run directory was taught with, from its .hydra/overrides.yaml; the advice named
     finetune=mllmu_bench_reference for every reference until the forty-ninth session, a CLEAR or MMUnlearner
     oracle's (finetune=mmunlearner_clear_reference, ...) included."""
+    from unlearn.report import OVERRIDES_FILE, _override_value, _read_overrides
+
     try:
-        overrides = (run_dir / ".hydra" / "overrides.yaml").read_text().splitlines()
-    except OSError:
-        overrides = []
-    for line in overrides:
-        item = line.removeprefix("- ").strip().strip("'\"")
-        if item.startswith("finetune="):
-            return item
-    return "the finetune=*_reference recipe that taught it"
+        preset = _override_value(_read_overrides(run_dir / OVERRIDES_FILE), "finetune")
+    except (OSError, ValueError):  # unreadable: the advice stays general
+        preset = None
+    return f"finetune={preset}" if preset else "the finetune=*_reference recipe that taught it"
 
 
 def tower_depths(config: dict) -> dict[str, int]:

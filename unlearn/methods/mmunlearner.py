@@ -49,7 +49,7 @@ from unlearn.eval.scoring import model_inputs
 from unlearn.io import write_json, write_masks
 from unlearn.methods.gradient import batch_mean_named
 from unlearn.methods.guards import check_finite, refuse_non_finite_gradients
-from unlearn.mmunlearner.lora import check_targets, lora_targets, peft_targets
+from unlearn.mmunlearner.lora import adapted_modules, check_targets, lora_targets, peft_targets
 from unlearn.optim import make_optimizer
 from unlearn.mmunlearner.saliency import (HALF_DTYPES, eligible_parameters, half_fisher_add, gamma_for_fraction,
                                           group_parameters, mask_report, official_half_mask, restore_masked_out,
@@ -393,12 +393,8 @@ def check_adapted_groups(model, m, model_cfg) -> None:
     model=qwen2_vl_7b's lora_target_modules, real_models.md's command) was refused only after the evaluation."""
     import re
 
-    from peft import LoraConfig
-    from peft.tuners.tuners_utils import check_target_module_exists
-
-    config = LoraConfig(target_modules=peft_targets(model, lora_targets(m.lora, model_cfg, "mmunlearner.lora")))
-    adapted = [f"base_model.model.{name}.lora_A.default.weight" for name, _ in model.named_modules()
-               if check_target_module_exists(config, name)]
+    adapted = [f"base_model.model.{name}.lora_A.default.weight"
+               for name in adapted_modules(model, lora_targets(m.lora, model_cfg, "mmunlearner.lora"))]
     patterns = dict(model_cfg.param_groups)
     for group in GROUPS[m.groups]:
         if not any(re.search(patterns[group], name) for name in adapted):

@@ -59,6 +59,16 @@ def lora_targets(lora_cfg, model_cfg, key: str):
     return targets
 
 
+def adapted_modules(model: nn.Module, targets) -> list[str]:
+    """The names of the modules of `model` that LoRA adapts for `targets` (as `lora_targets` gives them), by
+    peft's own matcher on the unwrapped model: what get_peft_model will wrap."""
+    from peft import LoraConfig
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    config = LoraConfig(target_modules=peft_targets(model, targets))
+    return [name for name, _ in model.named_modules() if check_target_module_exists(config, name)]
+
+
 def check_targets(model: nn.Module, lora_cfg, model_cfg, key: str) -> None:
     """What get_peft_model refuses as the adapters are made (no module matches the targets), checked on the
     unwrapped model with peft's own matcher, before the before-evaluation (the methods' check_before_evaluation):
@@ -67,12 +77,9 @@ def check_targets(model: nn.Module, lora_cfg, model_cfg, key: str) -> None:
     if not lora_cfg or not lora_cfg.get("enabled"):
         return
     from omegaconf import OmegaConf
-    from peft import LoraConfig
-    from peft.tuners.tuners_utils import check_target_module_exists
 
     targets = lora_targets(lora_cfg, model_cfg, key)
-    config = LoraConfig(target_modules=peft_targets(model, targets))
-    if not any(check_target_module_exists(config, name) for name, _ in model.named_modules()):
+    if not adapted_modules(model, targets):
         shown = OmegaConf.to_container(targets) if OmegaConf.is_config(targets) else targets
         given = lora_cfg.get("target_modules")
         raise ValueError(f"{f'{key}.target_modules' if given else 'model.lora_target_modules'}={shown!r} matches no "
