@@ -351,8 +351,10 @@ def test_runs_from_other_vanilla_models_at_one_teaching_seed_are_not_paired(tmp_
     assert paired_seed_table(same) is not None
     other = group_by_seed(load_runs(runs(1e-4, "/c/vanilla/m", (0.2, 0.3)) + runs(2e-3, "/d/vanilla/n", (0.5, 0.4))))
     assert paired_seed_table(other) is None
-    vanilla = parse_table(seed_table(other))["vanilla"]
-    assert vanilla["seeds"] == "4"  # two models at each teaching seed
+    # two settings from models that share none: a vanilla row each (until 2026-12-07 one row of all four)
+    table = parse_table(seed_table(other))
+    assert [(name, row["seeds"]) for name, row in table.items() if name.startswith("vanilla")] == \
+        [("vanilla of ga [method.optimizer.lr=0.0001]", "2"), ("vanilla of ga [method.optimizer.lr=0.002]", "2")]
 
 
 def test_the_keys_that_follow_the_run_are_found_by_resolving_again(tmp_path):
@@ -500,3 +502,56 @@ def test_runs_of_one_config_under_two_score_readings_are_two_settings(tmp_path):
         ["new0", "new1"], ["newer0", "newer1"], ["old0", "old1"]]
     assert sorted(g.name for g in groups) == ["ga [score_reading=3]", "ga [score_reading=4]", "ga [score_reading=None]"]
 
+
+
+def _split_run(run_dir, seed, split, before_forget, after_forget):
+    """A GA run on forget split `split`, from that split's own taught model at `seed` (the forget split is part
+    of the taught model's cache key), with its before and after image+text forget MC."""
+    metrics = {**metrics_for({**GA_AFTER, "forget/multimodal/mc_acc": after_forget}, 1.0),
+               "before/forget/multimodal/mc_acc": before_forget}
+    write_run(run_dir, "ga", metrics, ["method=ga", f"seed={seed}", f"data.forget_split={split}"])
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    (run_dir / "metrics.json").write_text(json.dumps({**summary, "seed": seed, "teach_seed": seed,
+                                                      "source_model": f"/c/vanilla/{split}-{seed}"}))
+    return run_dir
+
+
+def test_settings_from_taught_models_that_share_none_get_a_vanilla_row_each(tmp_path):
+    """forget_10 and forget_5 teach other models (the split is in the cache key), so no teaching seed's model
+    is shared and other_vanilla names neither: until 2026-12-07 one vanilla row averaged all four models, the
+    forget MC of two different forget sets. Each family's row counts its own models and stands above its rows."""
+    root = tmp_path / "sw"
+    for seed, (ten, five) in enumerate([(1.0, 0.8), (0.98, 0.6)]):
+        _split_run(root / f"{seed}_a", seed, "forget_10", ten, 0.2)
+        _split_run(root / f"{seed}_b", seed, "forget_5", five, 0.4)
+        run = _split_run(root / f"{seed}_c", seed, "forget_10", ten, 0.3)
+        overrides = run / ".hydra" / "overrides.yaml"
+        overrides.write_text(overrides.read_text() + "- method.optimizer.lr=1e-3\n")
+    text = seed_table(group_by_seed(load_runs([root])))
+    table = parse_table(text)
+    assert [(name, row["seeds"], row["MM forget MC ↓"]) for name, row in table.items()] == [
+        ("vanilla of ga data.forget_split=forget_10", "2", "0.990 ± 0.014"),
+        ("ga data.forget_split=forget_10", "2", "0.200 ± 0.000"),
+        ("ga data.forget_split=forget_10 optimizer.lr=1e-3", "2", "0.300 ± 0.000"),
+        ("vanilla of ga data.forget_split=forget_5", "2", "0.700 ± 0.141"),
+        ("ga data.forget_split=forget_5", "2", "0.400 ± 0.000")]
+    assert "2 sets of taught models that share none" in text and "evaluated another" not in text
+
+
+def test_settings_that_share_a_taught_model_through_a_third_are_one_family(tmp_path):
+    """Seeds 0-1 and 2-3 of one teaching share no model, but a third setting at seeds 1-2 joins them: one
+    vanilla row of the four models, as a frontier of 3 seeds beside one of 5 reads."""
+    from unlearn.report import vanilla_families
+
+    def setting(lr, seeds, root="apart"):
+        return [_bare_run(tmp_path / root / f"{lr}_{s}", "ga", s, 0.2, _resolved("ga", s, lr), ["eval.few_shot_seed"],
+                          source=f"/c/vanilla/m{s}") for s in seeds]
+
+    apart = group_by_seed(load_runs(setting(1e-4, (0, 1)) + setting(2e-4, (2, 3))))
+    assert [[g.name for g in f] for f in vanilla_families(apart)] == [["ga [method.optimizer.lr=0.0001]"],
+                                                                      ["ga [method.optimizer.lr=0.0002]"]]
+    bridged = group_by_seed(load_runs(setting(1e-4, (0, 1), "b") + setting(2e-4, (2, 3), "b")
+                                      + setting(5e-4, (1, 2), "b")))
+    assert [[g.name for g in f] for f in vanilla_families(bridged)] == [
+        ["ga [method.optimizer.lr=0.0001]", "ga [method.optimizer.lr=0.0002]", "ga [method.optimizer.lr=0.0005]"]]
+    assert parse_table(seed_table(bridged))["vanilla"]["seeds"] == "4"

@@ -758,13 +758,18 @@ def vanilla_model(seed, source: str | None, teaching: str | None) -> tuple:
 def spread_table(groups: Sequence[SeedGroup], headers: Sequence[str], keys: Sequence[str]) -> str:
     """Markdown lines: a vanilla row (before/<key> over the distinct seeds of all runs: each seed has its own
     vanilla model) and one row per group (after/<key> over its seeds), each cell mean ± sample std; a cell that
-    fewer runs than the row's count carry says how many, "(k of n)"."""
+    fewer runs than the row's count carry says how many, "(k of n)". Settings that started from disjoint sets of
+    taught models (another forget split teaches other models) get a vanilla row each, above their rows."""
     if not groups:
         raise ValueError("no runs to tabulate")
     lines = ["| " + " | ".join(["setting", "seeds", *headers]) + " |", "|---|---:|" + "---:|" * len(headers)]
     other = other_vanilla(groups, keys)
-    rows = [("vanilla", vanilla_metrics(groups, other), "before")] + [(g.name, [r.metrics for r in g.runs], "after")
-                                                                    for g in groups]
+    families = vanilla_families(groups)
+    rows = []
+    for family in families:
+        name = "vanilla" if len(families) == 1 else f"vanilla of {family[0].name}"
+        rows.append((name, vanilla_metrics(family, other), "before"))
+        rows += [(g.name, [r.metrics for r in g.runs], "after") for g in family]
     for name, ms, stage in rows:
         cells = []
         for k in keys:
@@ -772,12 +777,39 @@ def spread_table(groups: Sequence[SeedGroup], headers: Sequence[str], keys: Sequ
             short = agg is not None and agg[2] < len(ms)
             cells.append(_fmt_spread(agg) + (f" ({agg[2]} of {len(ms)})" if short else ""))
         lines.append(f"| {_cell_name(name)} | {len(ms)} | " + " | ".join(cells) + " |")
+    if len(families) > 1:  # until 2026-12-07 one vanilla row pooled them all: forget_5's and forget_10's models
+        lines.append(f"\n- the settings started from {len(families)} sets of taught models that share none (another "
+                     "data split or teaching): each set's vanilla row stands above the settings that started from "
+                     "it, and counts its taught models alone.")
     if other:
         lines.append(f"\n- the vanilla row is each teaching seed's first run's before stage; {', '.join(other)} "
                      "evaluated another (other before values at the same seed: another data split or eval "
                      "setting): read their rows against their own before stage, not this row, which leaves "
                      "them out.")
     return "\n".join(lines)
+
+
+def vanilla_families(groups: Sequence[SeedGroup]) -> list[list[SeedGroup]]:
+    """The groups parted by the taught models they started from: two groups are of one family when they share a
+    taught model (directly or through a third), so seeds 0-2 beside seeds 0-4 of one teaching stay one family,
+    and two forget splits (whose teachings are keyed apart) are two; families in order of their first group.
+    A family's first group is never one other_vanilla names (that one shares a taught model with an earlier
+    group), so each family's vanilla row has a run to read."""
+    families: list[tuple[set, list[SeedGroup]]] = []
+    for g in groups:
+        taught = {_taught(r) for r in g.runs}
+        joined = [f for f in families if f[0] & taught]
+        if not joined:
+            families.append((taught, [g]))
+            continue
+        keep = joined[0]
+        for f in joined[1:]:  # g bridges families: the later ones join the first, in their order
+            keep[0].update(f[0])
+            keep[1].extend(f[1])
+            families.remove(f)
+        keep[0].update(taught)
+        keep[1].append(g)
+    return [members for _, members in families]
 
 
 def other_vanilla(groups: Sequence[SeedGroup], keys: Sequence[str]) -> list[str]:
