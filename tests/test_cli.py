@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import seed_cache
+from unlearn.report import reference_setting
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -170,7 +171,10 @@ def test_forget_quality_against_a_reference_taught_without_the_forget_people(tmp
     assert "Traceback" not in bad.stderr and "HYDRA_FULL_ERROR" not in bad.stderr
     run = train(tmp_path, "method=ga", f"eval.reference_run={tmp_path / 'ref'}", "save_model=false", name="ga")
     assert run.returncode == 0, run.stderr[-3000:]
-    metrics = json.loads((tmp_path / "ga" / "metrics.json").read_text())["metrics"]
+    summary = json.loads((tmp_path / "ga" / "metrics.json").read_text())
+    # what taught the reference, for the report's setting (its path at another seed is another directory)
+    assert summary["reference_setting"] == reference_setting(tmp_path / "ref") is not None
+    metrics = summary["metrics"]
     for stage in ("before", "after"):
         for mod in ("multimodal", "text"):
             assert 0.0 <= metrics[f"{stage}/forget/{mod}/forget_quality"] <= 1.0

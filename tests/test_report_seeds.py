@@ -555,3 +555,46 @@ def test_settings_that_share_a_taught_model_through_a_third_are_one_family(tmp_p
     assert [[g.name for g in f] for f in vanilla_families(bridged)] == [
         ["ga [method.optimizer.lr=0.0001]", "ga [method.optimizer.lr=0.0002]", "ga [method.optimizer.lr=0.0005]"]]
     assert parse_table(seed_table(bridged))["vanilla"]["seeds"] == "4"
+
+
+def _reference(run_dir, seed, people="without_forget"):
+    """A finished reference run's record: its resolved config (less what follows the seed) and metrics.json."""
+    config = {"seed": seed, "teach_seed": seed, "method": {"name": "finetune"}, "finetune": {"people": people},
+              "eval": {"few_shot_seed": seed}, "paths": {"output_dir": str(run_dir)}}
+    return _bare_run(run_dir, "finetune", seed, 0.9, config, ["eval.few_shot_seed"])
+
+
+def test_a_reference_run_is_read_as_its_setting_not_its_path(tmp_path):
+    """The digest ignores the reference's seed and where it lies, and tells two recipes apart; a directory with no
+    recorded config has none."""
+    from unlearn.report import reference_setting
+
+    a0, a1 = _reference(tmp_path / "ref_0", 0), _reference(tmp_path / "elsewhere" / "ref_1", 1)
+    other = _reference(tmp_path / "full_0", 0, people="all")
+    assert reference_setting(a0) == reference_setting(a1) != reference_setting(other)
+    assert reference_setting(a0) is not None
+    (tmp_path / "by_hand").mkdir()
+    assert reference_setting(tmp_path / "by_hand") is None
+
+
+def test_runs_against_each_seeds_reference_written_out_are_one_setting(tmp_path):
+    """`eval.reference_run=runs/ref_0` at seed 0, `runs/ref_1` at seed 1: until 2026-12-07 two settings of one run
+    each (no forget quality over seeds); with the references' setting recorded, one of two seeds. References of
+    two recipes stay two settings, named apart; runs of older code (no record) read as before."""
+    def run(name, seed, ref, digest):
+        config = {**_resolved("ga", seed, 5e-5), "eval": {"few_shot_seed": seed, "batch_size": 8,
+                                                         "reference_run": ref}}
+        d = _bare_run(tmp_path / name, "ga", seed, 0.2 + 0.1 * seed, config, ["eval.few_shot_seed"])
+        if digest is not None:
+            summary = json.loads((d / "metrics.json").read_text())
+            (d / "metrics.json").write_text(json.dumps({**summary, "reference_setting": digest}))
+        return d
+
+    same = group_by_seed(load_runs([run("a0", 0, "runs/ref_0", "d1"), run("a1", 1, "runs/ref_1", "d1")]))
+    assert [len(g.runs) for g in same] == [2]
+    two = group_by_seed(load_runs([run("b0", 0, "runs/ref_0", "d1"), run("b1", 1, "runs/ref_1", "d2")]))
+    assert [len(g.runs) for g in two] == [1, 1]
+    assert [g.name for g in two] == ["ga [eval.reference_run=a run of setting d1]",
+                                     "ga [eval.reference_run=a run of setting d2]"]
+    older = group_by_seed(load_runs([run("c0", 0, "runs/ref_0", None), run("c1", 1, "runs/ref_1", None)]))
+    assert [len(g.runs) for g in older] == [1, 1]

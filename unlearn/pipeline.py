@@ -1104,6 +1104,11 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
     # after Hydra's traceback, as the other input files' were until 2026-12-05)
     with refusing_before_run(ValueError, FileNotFoundError):
         reference = reference_records(cfg.eval.reference_run) if cfg.eval.get("reference_run") else None
+        reference_digest = None
+        if reference is not None:  # read now: a reference whose metrics.json is unreadable is refused before the run
+            from unlearn.report import reference_setting
+
+            reference_digest = reference_setting(cfg.eval.reference_run)
     if reference is not None:
         with refusing_before_run(ValueError):
             check_reference_protocol(cfg)
@@ -1209,6 +1214,8 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
                    "code": running_code(),  # this framework's commit, and whether it was edited
                    "artifacts": json_ready(ctx.artifacts, "ctx.artifacts"),
                    "skipped_rows": benchmark.skipped}  # data.on_bad_row=skip: {split: {reason: count}}
+        if reference is not None:  # what taught the reference: the report's setting reads it, not its path
+            summary["reference_setting"] = reference_digest
         if scores_bad_rows(cfg):
             # the questions kept that the checks refuse: {split: {reason: n}}
             summary["scored_rows"] = getattr(benchmark, "scored", {})

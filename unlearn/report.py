@@ -263,7 +263,31 @@ def recorded_setting(run_dir: Path, summary: dict) -> dict | None:
                    if not any(k == f or k.startswith(f + ".") for f in follows)}
     else:
         setting = _read_setting(run_dir / CONFIG_FILE)
-    return with_score_reading(setting, summary)
+    return with_score_reading(with_reference_setting(setting, summary), summary)
+
+
+def with_reference_setting(setting: dict | None, summary: dict) -> dict | None:
+    """`setting` with its eval.reference_run read as the reference run's own setting, where the run recorded it
+    (metrics.json `reference_setting`, since 2026-12-07): what taught the reference, not where it lies. Why: each
+    seed's reference written out (`eval.reference_run=runs/ref_0`, `runs/ref_1`) made each seed a setting of its
+    own, one run each, with no forget quality over seeds; named through `${seed}` the path follows the run and was
+    dropped, so two reference recipes so named were one setting."""
+    digest = summary.get("reference_setting")
+    if setting is None or not isinstance(digest, str):
+        return setting
+    return {**{k: v for k, v in setting.items() if k != "eval.reference_run"},
+            "eval.reference_run": f"a run of setting {digest}"}
+
+
+def reference_setting(run_dir: str | Path) -> str | None:
+    """A short digest of a reference run's setting (its recorded config less its seeds and what follows them, as
+    the report groups runs), so runs against references of one recipe at different seeds are one setting; None
+    where the reference recorded no config (a run directory made by hand)."""
+    path = Path(str(run_dir)).expanduser()
+    metrics = path / METRICS_FILE
+    summary = _read_json(metrics, dict, "an object") if metrics.is_file() else {}
+    setting = recorded_setting(path, summary)
+    return None if setting is None else config_hash(_comparable(setting))
 
 
 def with_score_reading(setting: dict | None, summary: dict) -> dict | None:
