@@ -833,7 +833,8 @@ def vanilla_families(groups: Sequence[SeedGroup]) -> list[list[SeedGroup]]:
             families.remove(f)
         keep[0].update(taught)
         keep[1].append(g)
-    return [members for _, members in families]
+    order = {id(g): i for i, g in enumerate(groups)}  # a merged family's groups in the order they came
+    return [sorted(members, key=lambda g: order[id(g)]) for _, members in families]
 
 
 def other_vanilla(groups: Sequence[SeedGroup], keys: Sequence[str]) -> list[str]:
