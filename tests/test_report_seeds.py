@@ -600,3 +600,27 @@ def test_runs_against_each_seeds_reference_written_out_are_one_setting(tmp_path)
                                      "ga [eval.reference_run=a run of setting d2]"]
     older = group_by_seed(load_runs([run("c0", 0, "runs/ref_0", None), run("c1", 1, "runs/ref_1", None)]))
     assert [len(g.runs) for g in older] == [1, 1]
+
+
+def test_the_test_set_is_tabulated_per_modality_against_its_own_split_s_vanilla(tmp_path):
+    """MLLMU-Bench's layout reads forget, test and retain per modality; every run evaluates the test set (the forget
+    people's held-out questions and portraits), but until the fiftieth session the report printed none of it."""
+    from unlearn.report import forget_test_table, has_test
+
+    root = tmp_path / "sw"
+    for seed in (0, 1):
+        for split, before, after in (("forget_10", 0.9, 0.5 + 0.1 * seed), ("forget_5", 0.7, 0.6)):
+            run = _split_run(root / f"{seed}_{split}", seed, split, 1.0, 0.2)
+            summary = json.loads((run / "metrics.json").read_text())
+            summary["metrics"] |= {"before/test/multimodal/mc_acc": before, "after/test/multimodal/mc_acc": after,
+                                   "before/test/text/mc_acc": before - 0.1 * seed, "after/test/text/mc_acc": 0.8}
+            (run / "metrics.json").write_text(json.dumps(summary))
+    runs = load_runs([root])
+    assert has_test(runs) and not has_test(load_runs([_seeded_sweep(tmp_path / "none")]))
+    table = parse_table(forget_test_table(group_by_seed(runs)))
+    assert {name: (row["MM test MC"], row["text test MC"]) for name, row in table.items()} == {
+        "vanilla of ga data.forget_split=forget_10": ("0.900 ± 0.000", "0.850 ± 0.071"),  # 0.9, 0.8
+        "ga data.forget_split=forget_10": ("0.550 ± 0.071", "0.800 ± 0.000"),  # 0.5, 0.6
+        "vanilla of ga data.forget_split=forget_5": ("0.700 ± 0.000", "0.650 ± 0.071"),  # 0.7, 0.6
+        "ga data.forget_split=forget_5": ("0.600 ± 0.000", "0.800 ± 0.000")}
+    assert "## Test set" in main([str(root), "--out", str(tmp_path / "out")]).read_text()

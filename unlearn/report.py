@@ -28,6 +28,9 @@ Seeds: runs whose saved configs differ only by `seed` and `teach_seed` (`group_b
 when any setting has more than one seed, a second table gives mean ± sample std over seeds of the headline
 MC numbers.
 
+Test set: where the runs evaluated it (MLLMU-Bench's Test Set, the forget people's held-out questions and
+portraits), a table of its MC accuracy per modality, mean ± std over seeds, each split with its vanilla row.
+
 Plots (PNG, next to results.md): forget MC accuracy after unlearning per run and modality against the
 vanilla level, and the forget-drop vs retain-drop trade-off (both MC acc, mean of the two modalities).
 """
@@ -896,6 +899,26 @@ def paired_seed_table(groups: Sequence[SeedGroup]) -> str | None:
         "equal on every taught model has no spread to test and is not starred.")
 
 
+# ------------------------------------------------------------------------------------------ test set
+# MLLMU-Bench's Test Set: the forget people asked other questions about other portraits. Every run evaluates it
+# (after/test/*), but until the fiftieth session the report printed no cell of it, so the benchmark's layout
+# (forget, test, retain per modality) could be read only from the frontier's page, which has it.
+
+TEST_COLUMNS: tuple[tuple[str, str], ...] = tuple((f"test/{mod}/mc_acc", f"{MOD_LABEL[mod]} test MC") for mod in MODALITIES)
+
+
+def has_test(runs: Sequence[Run]) -> bool:
+    return any(metric(r.metrics, f"after/{key}") is not None for r in runs for key, _ in TEST_COLUMNS)
+
+
+def forget_test_table(groups: Sequence[SeedGroup]) -> str:
+    """Markdown: test-set MC accuracy per modality, mean ± std over seeds (one seed: its value), with the vanilla
+    rows of spread_table (a forget split's own taught models)."""
+    table = spread_table(groups, [h for _, h in TEST_COLUMNS], [k for k, _ in TEST_COLUMNS])
+    return table + ("\n\n- test = the forget people asked paraphrased questions about held-out portraits (MLLMU-Bench's "
+                    "Test Set): under the vanilla row, the forgetting carried past the questions the method saw.")
+
+
 # ----------------------------------------------------------------------------------- likelihood metrics
 # What the model believes rather than says (unlearn/eval/truth_ratio.py): present when the data carries
 # perturbed answers (embedded benchmark, CLEAR); forget quality only with eval.reference_run.
@@ -1101,6 +1124,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         paired = paired_seed_table(groups)
         if paired:
             table += "\n\n### Seed by seed\n\n" + paired
+    if has_test(runs):
+        table += "\n\n## Test set\n\n" + forget_test_table(groups)
     if has_likelihood(runs):
         table += "\n\n## Likelihood metrics\n\n" + likelihood_table(groups)
     if has_relearn(runs):
