@@ -335,3 +335,29 @@ def test_question_count_is_the_rounded_mean_of_the_runs_that_record_it():
     runs = [{"after/forget/multimodal/n_mc_acc": n} for n in (50, 47, 46)] + [{}]
     assert question_count(runs, key) == 48  # (50 + 47 + 46) / 3 = 47.67; not 50 (max), 46 (min) or 36 (4 runs)
     assert question_count([{}], key) is None
+
+
+def test_the_forget_plot_draws_each_run_against_its_own_vanilla_model(tmp_path, monkeypatch):
+    """Two forget splits (or seeds) start from other taught models: until the fiftieth session the plot's one
+    dashed vanilla line was the first run's, drawn over bars of runs that never started from it."""
+    import unlearn.report as report
+
+    figures = []
+    monkeypatch.setattr(report, "_save", lambda fig, path: figures.append(fig) or path)
+
+    def drawn(runs):
+        """The heights of the dashed vanilla marks in the forget plot of `runs`."""
+        figures.clear()
+        report.plot_forget_bars(runs, tmp_path)
+        ax = figures[0].axes[0]
+        ys = {round(y, 6) for line in ax.lines if line.get_linestyle() == "--" for y in line.get_ydata()}
+        return ys | {round(y, 6) for c in ax.collections for seg in c.get_segments() for _, y in seg}
+
+    root = tmp_path / "sw"
+    write_run(root / "0_ga", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga", "data.forget_split=forget_5"])
+    other = {**metrics_for(GA_AFTER, 1.0), "before/forget/multimodal/mc_acc": 0.8, "before/forget/text/mc_acc": 0.9}
+    write_run(root / "1_ga", "ga", other, ["method=ga", "data.forget_split=forget_10"])
+    runs = load_runs([root])
+    assert drawn(runs) == {1.0, 0.8, 0.9}
+    assert report.vanilla_levels(runs, "multimodal") == [1.0, 0.8]
+    assert drawn(runs[:1]) == {1.0}  # one vanilla model: one line
