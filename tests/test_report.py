@@ -361,3 +361,21 @@ def test_the_forget_plot_draws_each_run_against_its_own_vanilla_model(tmp_path, 
     assert drawn(runs) == {1.0, 0.8, 0.9}
     assert report.vanilla_levels(runs, "multimodal") == [1.0, 0.8]
     assert drawn(runs[:1]) == {1.0}  # one vanilla model: one line
+
+
+def test_the_page_names_the_overrides_every_run_shares(tmp_path):
+    """The row names leave out what every run shares; until the fiftieth session the page then said nowhere that a
+    sweep was of forget_5, and its rows read as the default split's."""
+    root = tmp_path / "sw"
+    write_run(root / "0_ga", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga", "data.forget_split=forget_5", "logger=none"])
+    write_run(root / "1_manu", "manu", metrics_for(MANU_AFTER, 1.0),
+              ["method=manu", "logger=none", "data.forget_split=forget_5"])
+    runs = load_runs([root])
+    assert [r.name for r in runs] == ["ga", "manu"]
+    assert "- every run was made with `data.forget_split=forget_5`, `logger=none`" in results_table(runs)
+    from unlearn.report import shared_overrides
+
+    assert shared_overrides(runs) == ["data.forget_split=forget_5", "logger=none"]
+    assert shared_overrides(runs[:1]) == []  # one run: its name says them all
+    assert shared_overrides(load_runs([root / "0_ga", root / "0_ga"])) == ["data.forget_split=forget_5", "logger=none"]
+    assert "every run was made with" not in results_table(runs[:1])

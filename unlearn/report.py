@@ -171,11 +171,23 @@ def without_teaching(runs: list[Run]) -> list[Run]:
     return [r for r in runs if r.method != "finetune"]
 
 
+def shared_overrides(runs: Sequence[Run]) -> list[str]:
+    """The overrides every run was made with, in the first run's order ([] for one run, whose name says them all):
+    the row names leave them out, so the page names them once. Until the fiftieth session it did not, and a
+    report of a `data.forget_split=forget_5` sweep read nowhere that it was one (unlearn.reproduce then compared
+    it with a forget_10 page as two runs of one sweep)."""
+    if len(runs) < 2:
+        return []
+    shared = set.intersection(*(set(r.overrides) for r in runs))
+    return [o for o in runs[0].overrides if o in shared and o.split("=", 1)[0] != "method"]  # a name says its method
+
+
 def _without_shared_overrides(runs: list[Run]) -> list[Run]:
-    """Name runs by what differs between them: an override every run shares (logger=none) says nothing."""
+    """Name runs by what differs between them: an override every run shares (logger=none) says nothing in a row's
+    name (`shared_overrides` names it once under the table)."""
     if len(runs) < 2:
         return runs
-    shared = set.intersection(*(set(r.overrides) for r in runs))
+    shared = set(shared_overrides(runs))
     for r in runs:
         r.name = run_name(r.method, [o for o in r.overrides if o not in shared])
     return runs
@@ -517,6 +529,8 @@ def results_table(runs: Sequence[Run]) -> str:
 
     notes = [f"vanilla = before/* of `{first.name}`; gap = forget MC drop (before - after) under multimodal "
              "minus under text."]
+    if shared := shared_overrides(runs):
+        notes.append("every run was made with " + ", ".join(f"`{o}`" for o in shared) + " (left out of the row names)")
     differs = _different_vanilla(runs)
     if differs:
         notes.append("runs whose own before/* values differ from the vanilla row (another source model, split "
