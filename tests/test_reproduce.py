@@ -205,3 +205,22 @@ def test_pages_of_two_configurations_are_said_to_be(tmp_path):
     assert "ran other configurations" not in main([str(printed), str(same)])
     said = main([str(printed), str(other)])
     assert "**The two sweeps ran other configurations**" in said and "new `--base debug=fast --budget 0.05" in said
+
+
+def test_report_pages_of_other_shared_overrides_are_said_to_be(tmp_path):
+    """unlearn.report pages name no frontier command, so a forget_5 page was compared with a forget_10 one as one
+    setting twice (until the fiftieth session); the overrides each page's runs share say it, less the seeds and
+    the logger, which make no setting."""
+    def page(note):
+        block = "```bash\npython -m unlearn.report /runs/sweep --out /runs/report\n```\n\n"
+        return PRINTED.replace("from one sweep.", f"from one sweep.\n\n{block}{note}")
+
+    five, ten, bare = tmp_path / "five.md", tmp_path / "ten.md", tmp_path / "bare.md"
+    five.write_text(page("- every run was made with `data.forget_split=forget_5`, `logger=none` (left out)\n"))
+    ten.write_text(page("- every run was made with `data.forget_split=forget_10`, `seed=3` (left out)\n"))
+    bare.write_text(page(""))
+    said = main([str(five), str(ten)])
+    assert "**The two pages' runs were made with other overrides**: printed `data.forget_split=forget_5`, new " \
+           "`data.forget_split=forget_10`" in said
+    assert "other overrides" not in main([str(five), str(five)])
+    assert "new none" in main([str(five), str(bare)])

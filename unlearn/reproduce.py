@@ -265,6 +265,23 @@ def sweep_configuration(md: str) -> set[tuple] | None:
     return out or None
 
 
+SHARED_NOTE = "- every run was made with "  # unlearn.report's note under its run table (report.results_table)
+
+
+def report_configuration(md: str) -> frozenset[str] | None:
+    """The overrides every run of an `unlearn.report` page was made with (its note under the run table, since the
+    fiftieth session), less those that make no setting (seeds, logger, paths: report.NOT_A_SETTING); None where
+    the page is not one of unlearn.report's. Why: a report page names no frontier command, so sweep_configuration
+    reads nothing from it, and a forget_5 page was compared with a forget_10 one without a word."""
+    from unlearn.report import _not_a_setting
+
+    block = re.search(r"```bash\n(.*?)```", md, re.S)
+    if block is None or "unlearn.report" not in block.group(1):
+        return None
+    line = next((line for line in md.splitlines() if line.startswith(SHARED_NOTE)), "")
+    return frozenset(o for o in re.findall(r"`([^`]*)`", line) if not _not_a_setting(o.split("=", 1)[0].lstrip("+~")))
+
+
 def _shown(configuration: set[tuple]) -> str:
     return "; ".join(" ".join([*(f"--base {b}" for b in base), *(f"--knob {k}" for k in knob),
                                f"--budget {budget:g} --cost {cost} --cost-metric {metric}"])
@@ -299,6 +316,12 @@ def main(argv: Sequence[str] | None = None) -> str:
         text += (f"\n- **The two sweeps ran other configurations**: printed `{_shown(ran[0])}`, new "
                  f"`{_shown(ran[1])}` (their runs' --base, --knob and cost reading); the cells compare those, not "
                  "one configuration twice.\n")
+    made = (report_configuration(printed_md), report_configuration(new_md))
+    if None not in made and made[0] != made[1]:
+        shown = [", ".join(f"`{o}`" for o in sorted(m)) or "none" for m in made]
+        text += (f"\n- **The two pages' runs were made with other overrides**: printed {shown[0]}, new {shown[1]} "
+                 "(what every run of each page shares, less seeds, logger and paths); the cells compare those, not "
+                 "one setting twice.\n")
     if a.out:
         write_text(a.out, text)
     print(text)
