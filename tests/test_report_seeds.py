@@ -530,12 +530,19 @@ def test_settings_from_taught_models_that_share_none_get_a_vanilla_row_each(tmp_
     text = seed_table(group_by_seed(load_runs([root])))
     table = parse_table(text)
     assert [(name, row["seeds"], row["MM forget MC ↓"]) for name, row in table.items()] == [
-        ("vanilla of ga data.forget_split=forget_10", "2", "0.990 ± 0.014"),
+        ("vanilla (data.forget_split=forget_10)", "2", "0.990 ± 0.014"),
         ("ga data.forget_split=forget_10", "2", "0.200 ± 0.000"),
         ("ga data.forget_split=forget_10 optimizer.lr=1e-3", "2", "0.300 ± 0.000"),
-        ("vanilla of ga data.forget_split=forget_5", "2", "0.700 ± 0.141"),
+        ("vanilla (data.forget_split=forget_5)", "2", "0.700 ± 0.141"),
         ("ga data.forget_split=forget_5", "2", "0.400 ± 0.000")]
     assert "2 sets of taught models that share none" in text and "evaluated another" not in text
+    # seed by seed, the splits pair with nothing of each other's, and the page says why
+    from unlearn.report import paired_seed_table
+
+    paired = paired_seed_table(group_by_seed(load_runs([root])))
+    assert "| n/a" in paired and "n/a: the two settings share no taught model" in paired
+    one_split = group_by_seed([r for r in load_runs([root]) if "forget_10" in " ".join(r.overrides)])
+    assert "n/a:" not in paired_seed_table(one_split)
 
 
 def test_settings_that_share_a_taught_model_through_a_third_are_one_family(tmp_path):
@@ -619,8 +626,8 @@ def test_the_test_set_is_tabulated_per_modality_against_its_own_split_s_vanilla(
     assert has_test(runs) and not has_test(load_runs([_seeded_sweep(tmp_path / "none")]))
     table = parse_table(forget_test_table(group_by_seed(runs)))
     assert {name: (row["MM test MC"], row["text test MC"]) for name, row in table.items()} == {
-        "vanilla of ga data.forget_split=forget_10": ("0.900 ± 0.000", "0.850 ± 0.071"),  # 0.9, 0.8
+        "vanilla (data.forget_split=forget_10)": ("0.900 ± 0.000", "0.850 ± 0.071"),  # 0.9, 0.8
         "ga data.forget_split=forget_10": ("0.550 ± 0.071", "0.800 ± 0.000"),  # 0.5, 0.6
-        "vanilla of ga data.forget_split=forget_5": ("0.700 ± 0.000", "0.650 ± 0.071"),  # 0.7, 0.6
+        "vanilla (data.forget_split=forget_5)": ("0.700 ± 0.000", "0.650 ± 0.071"),  # 0.7, 0.6
         "ga data.forget_split=forget_5": ("0.600 ± 0.000", "0.800 ± 0.000")}
     assert "## Test set" in main([str(root), "--out", str(tmp_path / "out")]).read_text()

@@ -808,7 +808,7 @@ def spread_table(groups: Sequence[SeedGroup], headers: Sequence[str], keys: Sequ
     families = vanilla_families(groups)
     rows = []
     for family in families:
-        name = "vanilla" if len(families) == 1 else f"vanilla of {family[0].name}"
+        name = "vanilla" if len(families) == 1 else f"vanilla {family_label(family, groups)}"
         rows.append((name, vanilla_metrics(family, other), "before"))
         rows += [(g.name, [r.metrics for r in g.runs], "after") for g in family]
     for name, ms, stage in rows:
@@ -828,6 +828,19 @@ def spread_table(groups: Sequence[SeedGroup], headers: Sequence[str], keys: Sequ
                      "setting): read their rows against their own before stage, not this row, which leaves "
                      "them out.")
     return "\n".join(lines)
+
+
+def family_label(family: Sequence[SeedGroup], groups: Sequence[SeedGroup]) -> str:
+    """What sets a family's taught models apart, for its vanilla row's name: the overrides every run of the family
+    shares and not every run of all the groups (`(data.forget_split=forget_5)`), else its first setting's name
+    (`of ga optimizer.lr=1e-4`: two caches, nothing on the command line tells them apart)."""
+    def shared(gs):
+        sets = [{o for o in r.overrides if not _is_seed_override(o)} for g in gs for r in g.runs]
+        return set.intersection(*sets) if sets else set()
+
+    everywhere = shared(groups)
+    own = [o for o in family[0].runs[0].overrides if o in shared(family) - everywhere and o.split("=", 1)[0] != "method"]
+    return f"({' '.join(own)})" if own else f"of {family[0].name}"
 
 
 def vanilla_families(groups: Sequence[SeedGroup]) -> list[list[SeedGroup]]:
@@ -903,6 +916,8 @@ def paired_seed_table(groups: Sequence[SeedGroup]) -> str | None:
                 parts.append(f"{MOD_LABEL[mod]} {split} MC drop:\n\n" + matrix(readings, unit=taught_model))
     if not parts:
         return None
+    apart = ("\n- n/a: the two settings share no taught model (another data split or teaching: two forget splits teach "
+             "other models), so no run pairs with another" if any("| n/a" in part for part in parts) else "")
     return "\n\n".join(parts) + (
         "\n\n- row − column: the row setting's MC drop (before - after) minus the column's, run by run from the "
         "same taught model and seed (what the model gives every setting cancels), averaged over the method seeds "
@@ -910,7 +925,7 @@ def paired_seed_table(groups: Sequence[SeedGroup]) -> str | None:
         "are not independent samples of it); (k): only k shared. On forget, + = the row forgets more; on retain, "
         f"+ = the row costs more.\n- *: the paired t interval ({LEVEL:.0%}) excludes 0; with no true difference "
         "about 1 pair in 20 is starred by chance, so read a lone star among many pairs with care; a difference "
-        "equal on every taught model has no spread to test and is not starred.")
+        "equal on every taught model has no spread to test and is not starred.") + apart
 
 
 # ------------------------------------------------------------------------------------------ test set
