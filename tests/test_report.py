@@ -379,3 +379,27 @@ def test_the_page_names_the_overrides_every_run_shares(tmp_path):
     assert shared_overrides(runs[:1]) == []  # one run: its name says them all
     assert shared_overrides(load_runs([root / "0_ga", root / "0_ga"])) == ["data.forget_split=forget_5", "logger=none"]
     assert "every run was made with" not in results_table(runs[:1])
+
+
+def test_an_override_the_method_never_reads_is_said_with_its_rows(tmp_path):
+    """`-m method=ga,manu data.forget_modality=multimodal,text`: MANU never reads the key, so its two rows are one
+    setting run twice; the runs warned in their logs, and until the fifty-first session the page named the rows by
+    the modality and said nothing."""
+    root = tmp_path / "sw"
+    for i, (method, form) in enumerate([("ga", "multimodal"), ("ga", "text"), ("manu", "multimodal"), ("manu", "text")]):
+        run = write_run(root / f"{i}_{method}", method, metrics_for(GA_AFTER, 1.0),
+                        [f"method={method}", f"data.forget_modality={form}", "seed=0"])
+        (run / "config.json").write_text(json.dumps({"method": {"name": method}, "manu": {"selection": "project"},
+                                                     "data": {"forget_modality": form}, "seed": 0}))
+    with pytest.warns(UserWarning) as said:
+        runs = load_runs([root])
+    notes = [str(w.message) for w in said if "never read" in str(w.message)]
+    assert notes == ["data.forget_modality is set and never read in `manu data.forget_modality=multimodal`, `manu "
+                     "data.forget_modality=text` (read by the gradient methods only; manu reads the forget people in the "
+                     "forms its recipe names): those rows are the method without it, and rows that differ by it alone "
+                     "are one setting run again"]
+    from unlearn.report import unread_overrides
+
+    config = {"method": {"name": "manu"}, "manu": {"selection": "project"}}
+    assert unread_overrides(config, ["method=manu", "seed=1"]) == {}  # only what the command line set
+    assert unread_overrides(None, ["data.forget_modality=text"]) == {}  # no config recorded: nothing to read

@@ -100,6 +100,7 @@ class Run:
     setting: dict | None = None  # `setting_of` its recorded config (`recorded_setting`); None: not recorded
     source_teaching: str | None = None  # a hash of its vanilla model's teaching record (metrics.json)
     code: str | None = None  # the framework's commit that made it (metrics.json `code`, "+edits" when dirty)
+    unread: dict | None = None  # {key: why}: its command-line overrides its method never reads (`unread_overrides`)
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -155,7 +156,37 @@ def load_runs(paths: Sequence[str | Path], scorer: str | None = None) -> list[Ru
     runs = without_teaching(runs)
     if mixed := mixed_code([r.code for r in runs]):
         warnings.warn(mixed, ReportWarning, stacklevel=2)
-    return _unique_names(_without_shared_overrides(runs))
+    runs = _unique_names(_without_shared_overrides(runs))
+    for said in unread_notes(runs):
+        warnings.warn(said, ReportWarning, stacklevel=2)
+    return runs
+
+
+def unread_notes(runs: Sequence[Run]) -> list[str]:
+    """One sentence per key set on the command line of runs whose method never reads it, naming their rows. Why: a
+    `-m method=ga,manu data.forget_modality=multimodal,text` sweep gave MANU rows named by a training modality MANU
+    never reads (the runs warned in their logs, the page said nothing), read as two settings where one ran twice."""
+    by_key: dict[tuple[str, str], list[str]] = {}
+    for r in runs:
+        for key, why in (r.unread or {}).items():
+            by_key.setdefault((key, why), []).append(r.name)
+    return [f"{key} is set and never read in {', '.join(f'`{n}`' for n in names)} ({why}): those rows are the "
+            f"method without it, and rows that differ by it alone are one setting run again"
+            for (key, why), names in by_key.items()]
+
+
+def unread_overrides(config: dict | None, overrides: Sequence[str]) -> dict[str, str]:
+    """{key: why} for each of `overrides` whose key the run's recorded `config` never reads
+    (unlearn.settings.unread_settings, which the run itself warned of); {} where no config was recorded."""
+    if not isinstance(config, dict) or not isinstance(config.get("method"), dict) or "name" not in config["method"]:
+        return {}
+    from omegaconf import OmegaConf
+
+    from unlearn.settings import unread_settings
+
+    unread = unread_settings(OmegaConf.create(config))
+    given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    return {k: unread[k] for k in sorted(given & unread.keys())}
 
 
 def without_teaching(runs: list[Run]) -> list[Run]:
@@ -215,6 +246,7 @@ def load_run(run_dir: str | Path, scorer: str | None = None) -> Run:
                       "nan", ReportWarning, stacklevel=2)
     overrides = _read_overrides(run_dir / OVERRIDES_FILE) or _read_sweep_overrides(run_dir / SWEEP_OVERRIDES_FILE)
     setting = recorded_setting(run_dir, summary)
+    unread = unread_overrides(recorded_config(run_dir), overrides)
     if setting is None and not overrides:
         warnings.warn(f"{run_dir}: neither its configuration nor its overrides recorded: it is a setting of its own, "
                       "grouped with no other run", ReportWarning, stacklevel=2)
@@ -226,7 +258,19 @@ def load_run(run_dir: str | Path, scorer: str | None = None) -> Run:
                metrics=summary["metrics"], path=run_dir, source_model=summary.get("source_model"),
                seed=None if seed is None else int(seed), teach_seed=None if teach_seed is None else int(teach_seed),
                setting=setting, source_teaching=None if record is None else config_hash(record),
-               code=code_label(summary))
+               code=code_label(summary), unread=unread)
+
+
+def recorded_config(run_dir: Path) -> dict | None:
+    """The run's config as recorded: config.json (resolved), else .hydra/config.yaml; None where neither is."""
+    if (run_dir / RESOLVED_CONFIG_FILE).is_file():
+        return _read_json(run_dir / RESOLVED_CONFIG_FILE, dict, "an object (the run's resolved config)")
+    if (run_dir / CONFIG_FILE).is_file():
+        try:
+            return yaml.safe_load((run_dir / CONFIG_FILE).read_text())
+        except yaml.YAMLError as e:
+            raise ValueError(f"{run_dir / CONFIG_FILE}: malformed YAML ({e})") from e
+    return None
 
 
 def code_label(summary: dict) -> str | None:
