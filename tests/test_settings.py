@@ -779,6 +779,10 @@ def test_an_override_the_run_never_reads_is_warned(tmp_path, monkeypatch, caplog
     assert {"manu.neuron", "data.forget_modality"} <= set(unread_settings(compose("method=manu",
                                                                                   "manu.selection=official")))
     assert unread_settings(compose("method=ga", "data.forget_modality=text")) == {}
+    # neither evaluating nor teaching trains on the forget data: `-m method=evaluate,ga data.forget_modality=...`
+    # gave evaluate rows named by a training form, without a word
+    assert set(unread_settings(compose("method=evaluate", "data.forget_modality=text"))) == {"data.forget_modality"}
+    assert set(unread_settings(compose("method=finetune", "data.forget_modality=text"))) == {"data.forget_modality"}
 
     typed = ["experiment=mmunlearner_official", "mmunlearner.gamma=2", "data.forget_modality=text", "seed=1"]
     monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: True))

@@ -1088,6 +1088,9 @@ def unread_settings(cfg) -> dict[str, str]:
     if name in ("manu", "mmunlearner"):
         out["data.forget_modality"] = (f"read by the gradient methods only; {name} reads the forget people in the "
                                        "forms its recipe names")
+    if name in ("evaluate", "finetune"):  # until the fifty-first session not warned: it trains on no forget data
+        out["data.forget_modality"] = ("read by the gradient methods only; " + (
+            "evaluate trains nothing" if name == "evaluate" else "finetune teaches every person in finetune.forms"))
     if name == "mmunlearner" and not cfg.mmunlearner.get("apply_mask", True):
         out |= {f"mmunlearner.{k}": "mmunlearner.apply_mask=false computes no saliency mask" for k in MASK_SETTINGS}
     if name == "manu" and cfg.manu.get("selection", "project") == "official":
