@@ -1001,3 +1001,29 @@ def test_a_curves_legend_names_its_thinnest_point():
     full = {0: [(1.0, 0.1, 0.2), (2.0, 0.2, 0.4)], 1: [(1.0, 0.1, 0.3), (2.0, 0.3, 0.5)]}
     assert curve_label("ga", full) == "ga (2 seeds)"
     assert curve_label("ga", {**full, 2: [(1.0, 0.1, 0.2)]}) == "ga (3 seeds; 2 at its thinnest point)"
+
+
+def test_a_base_key_a_method_never_reads_is_named_on_the_pages(tmp_path):
+    """`--base data.forget_modality=text` swept MANU at its default, and its curve stood on the page as a text-trained
+    one: the runs are composed without Hydra's command line, so none warned (train.py does), until the fifty-first
+    session."""
+    from unlearn import frontier
+
+    root = tmp_path / "sweep"
+    base = ["data.forget_modality=text"]
+    for method, knob, key, value in (("ga", "lr", "method.optimizer.lr", 1e-4), ("manu", "alpha", "manu.alpha", 5)):
+        for seed in (0, 1):
+            _fake_run(root, method, knob, value, seed, 0.02, 0.1)
+            task = frontier.Task(method, key, value, seed, False)
+            (frontier.run_dir(root, method, key, value, seed) / "overrides.json").write_text(
+                json.dumps([*frontier.task_overrides(task), *base]))
+    docs = tmp_path / "docs"
+    main(["--out", str(root), "--report-only", "--docs", str(docs)])
+    for page in ("frontier.md", "results.md"):
+        text = (docs / page).read_text()
+        assert ("**Note**: --base data.forget_modality=text: manu never reads data.forget_modality (read by the gradient "
+                "methods only; manu reads the forget people in the forms its recipe names): their curves are the "
+                "methods without it.") in text
+        assert "ga never reads" not in text
+    assert frontier.unread_base([], ["manu"]) == {}
+    assert frontier.unread_base(["manu.alpha=5"], ["manu"]) == {}  # read: only what a method never reads is named

@@ -342,6 +342,31 @@ def check_base_keys(base: Sequence[str], swept: dict[str, tuple[str, tuple]], me
                          "--knob")
 
 
+def unread_base(base: Sequence[str], methods: Sequence[str]) -> dict[str, dict[str, str]]:
+    """{method: {key: why}} for each --base key a method's run never reads (unlearn.settings.unread_settings, which
+    train.py warns of; the frontier's runs are composed without Hydra's command line, so they warned of nothing).
+    Why: `--base data.forget_modality=text` swept MANU and MMUnlearner at their defaults, and the page drew their
+    curves as text-trained ones."""
+    from unlearn.config import compose_config
+    from unlearn.settings import unread_settings
+
+    keys = {o.split("=", 1)[0].lstrip("+~") for o in base}
+    out = {}
+    for method in methods if keys else ():
+        unread = unread_settings(compose_config([f"method={method}", *base], ".", "."))
+        if found := {k: unread[k] for k in sorted(keys & unread.keys())}:
+            out[method] = found
+    return out
+
+
+def unread_base_note(base: Sequence[str], methods: Sequence[str]) -> str | None:
+    """A sentence naming the methods that read a --base key nowhere (unread_base), for the log and the pages."""
+    said = [f"{method} never reads {', '.join(f'{k} ({why})' for k, why in found.items())}"
+            for method, found in unread_base(base, methods).items()]
+    return (f"--base {' '.join(base)}: " + "; ".join(said) + ": their curves are the methods without it"
+            if said else None)
+
+
 def check_same_base(out: Path, base: Sequence[str]) -> None:
     """A resumed sweep adds runs only beside runs made with the same `--base`: the report reads every run in
     `out` as one sweep, and a new run takes its seed's before-evaluation from any finished run of that seed, so
@@ -502,6 +527,8 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
     check_knob_keys(swept, sorted({t.method for t in tasks} | {m for m in given if not methods or m in methods}), base)
     if tasks:  # once the checks pass, before the first run
         record_knobs(out, swept, sorted({t.method for t in tasks}))
+        if note := unread_base_note(base, sorted({t.method for t in tasks})):
+            log.warning("%s (leave them out with --methods)", note)
     if jobs <= 1 or not tasks:
         from unlearn.runtime import torch_threads
 
@@ -1286,6 +1313,9 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
     if pooled:
         log.warning("%s: %s", out, pooled)
     notes = made_by_notes(mixed, pooled)
+    if unread := unread_base_note(base, sorted({p.method for p in points})):
+        log.warning("%s: %s", out, unread)
+        notes += f"\n\n**Note**: {unread}."
     dest = docs or out
     other_axis = (cost, cost_metric) != ("retain", "mc_acc")
     if other_axis and (dest / "results.md").is_file():  # its frontier.md and plots are the retain-MC ones
