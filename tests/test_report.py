@@ -403,3 +403,8 @@ def test_an_override_the_method_never_reads_is_said_with_its_rows(tmp_path):
     config = {"method": {"name": "manu"}, "manu": {"selection": "project"}}
     assert unread_overrides(config, ["method=manu", "seed=1"]) == {}  # only what the command line set
     assert unread_overrides(None, ["data.forget_modality=text"]) == {}  # no config recorded: nothing to read
+    # a recorded config of older code without the method's own node is read, not a traceback
+    assert list(unread_overrides({"method": {"name": "mmunlearner"}}, ["data.forget_modality=text"])) == \
+        ["data.forget_modality"]
+    assert list(unread_overrides({"method": {"name": "manu"}}, ["data.forget_modality=text"])) == \
+        ["data.forget_modality"]

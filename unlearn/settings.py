@@ -1091,9 +1091,10 @@ def unread_settings(cfg) -> dict[str, str]:
     if name in ("evaluate", "finetune"):  # until the fifty-first session not warned: it trains on no forget data
         out["data.forget_modality"] = ("read by the gradient methods only; " + (
             "evaluate trains nothing" if name == "evaluate" else "finetune teaches every person in finetune.forms"))
-    if name == "mmunlearner" and not cfg.mmunlearner.get("apply_mask", True):
+    # .get: the report reads this from recorded configs, and a run of older code may lack a method's node
+    if name == "mmunlearner" and not (cfg.get("mmunlearner") or {}).get("apply_mask", True):
         out |= {f"mmunlearner.{k}": "mmunlearner.apply_mask=false computes no saliency mask" for k in MASK_SETTINGS}
-    if name == "manu" and cfg.manu.get("selection", "project") == "official":
+    if name == "manu" and (cfg.get("manu") or {}).get("selection", "project") == "official":
         out |= {f"manu.{k}": "manu.selection=official gathers the authors' statistics"
                 for k in ("neuron", "mask_padding")}
     return out
