@@ -972,6 +972,38 @@ def paired_seed_table(groups: Sequence[SeedGroup]) -> str | None:
         "equal on every taught model has no spread to test and is not starred.") + apart
 
 
+# -------------------------------------------------------------------------------------- modality gap
+# The MANU paper's claim is about the gap: GA on image+text data forgets under image+text input more than under
+# text-only input. The run table gives each run's gap; this gives each setting's over its seeds.
+
+GAP_COLUMNS = ("MM forget MC drop", "text forget MC drop", "gap (MM - text)")
+
+
+def gap_readings(metrics: dict) -> dict[str, float]:
+    """A run's forget MC drop per modality and their difference (modality_gap), under GAP_COLUMNS' names; what is
+    missing is left out."""
+    values = (drop(metrics, "forget", "multimodal"), drop(metrics, "forget", "text"), modality_gap(metrics))
+    return {name: v for name, v in zip(GAP_COLUMNS, values) if v is not None}
+
+
+def gap_table(groups: Sequence[SeedGroup]) -> str:
+    """Markdown: per setting, mean ± sample std over its runs of each run's forget drops and modality gap (each run
+    against its own before stage, so settings of other taught models read right beside each other)."""
+    lines = ["| setting | seeds | " + " | ".join(GAP_COLUMNS) + " |", "|---|---:|" + "---:|" * len(GAP_COLUMNS)]
+    for g in groups:
+        readings = [gap_readings(r.metrics) for r in g.runs]
+        cells = []
+        for name in GAP_COLUMNS:
+            agg = aggregate(readings, name)
+            short = agg is not None and agg[2] < len(readings)
+            cells.append(_fmt_spread(agg) + (f" ({agg[2]} of {len(readings)})" if short else ""))
+        lines.append(f"| {_cell_name(g.name)} | {len(g.runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + (
+        "\n\n- each run's forget MC drop (before - after, against its own vanilla model) under image+text and "
+        "under text-only input, and its gap (image+text drop - text-only drop), then mean ± sample std over the "
+        "setting's runs: + = forgets more under image+text (the MANU paper's finding for GA on image+text data).")
+
+
 # ------------------------------------------------------------------------------------------ test set
 # MLLMU-Bench's Test Set: the forget people asked other questions about other portraits. Every run evaluates it
 # (after/test/*), but until the fiftieth session the report printed no cell of it, so the benchmark's layout
@@ -1213,6 +1245,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         paired = paired_seed_table(groups)
         if paired:
             table += "\n\n### Seed by seed\n\n" + paired
+        table += "\n\n### Modality gap\n\n" + gap_table(groups)
     if has_test(runs):
         table += "\n\n## Test set\n\n" + forget_test_table(groups)
     if has_likelihood(runs):
