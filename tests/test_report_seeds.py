@@ -653,3 +653,16 @@ def test_the_modality_gap_over_seeds_reads_each_run_against_its_own_vanilla(tmp_
     assert table["npo"]["text forget MC drop"] == "n/a" and table["npo"]["gap (MM - text)"] == "n/a"
     assert table["npo"]["MM forget MC drop"] == "0.800"  # 1.0 - GA_AFTER's 0.2, one run
     assert "### Modality gap" in main([str(root), "--out", str(tmp_path / "out")]).read_text()
+
+
+def test_runs_that_recorded_no_seed_part_no_vanilla_family(tmp_path):
+    """A run with no seed recorded (no metrics.json seed, no seed= override) names no taught model: it joins the
+    first family instead of standing as one of its own, so a sweep of such runs keeps one vanilla row."""
+    from unlearn.report import vanilla_families
+
+    root = tmp_path / "sw"
+    write_run(root / "0_ga", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga"])
+    write_run(root / "1_npo", "npo", metrics_for(GA_AFTER, 1.0), ["method=npo"])
+    groups = group_by_seed(load_runs([root]))
+    assert [r.seed for g in groups for r in g.runs] == [None, None]
+    assert [[g.name for g in f] for f in vanilla_families(groups)] == [["ga", "npo"]]

@@ -895,8 +895,9 @@ def vanilla_families(groups: Sequence[SeedGroup]) -> list[list[SeedGroup]]:
     group), so each family's vanilla row has a run to read."""
     families: list[tuple[set, list[SeedGroup]]] = []
     for g in groups:
-        taught = {_taught(r) for r in g.runs}
-        joined = [f for f in families if f[0] & taught]
+        # a run that recorded no seed names no taught model: it parts nothing and joins the first family
+        taught = {_taught(r) for r in g.runs if r.teach_seed is not None or r.seed is not None}
+        joined = [f for f in families if f[0] & taught] or (families[:1] if not taught else [])
         if not joined:
             families.append((taught, [g]))
             continue
