@@ -265,12 +265,7 @@ def recorded_config(run_dir: Path) -> dict | None:
     """The run's config as recorded: config.json (resolved), else .hydra/config.yaml; None where neither is."""
     if (run_dir / RESOLVED_CONFIG_FILE).is_file():
         return _read_json(run_dir / RESOLVED_CONFIG_FILE, dict, "an object (the run's resolved config)")
-    if (run_dir / CONFIG_FILE).is_file():
-        try:
-            return yaml.safe_load((run_dir / CONFIG_FILE).read_text())
-        except yaml.YAMLError as e:
-            raise ValueError(f"{run_dir / CONFIG_FILE}: malformed YAML ({e})") from e
-    return None
+    return _read_composed(run_dir / CONFIG_FILE)
 
 
 def code_label(summary: dict) -> str | None:
@@ -400,6 +395,13 @@ def _not_a_setting(key: str) -> bool:
 
 
 def _read_setting(path: Path) -> dict | None:
+    data = _read_composed(path)
+    return None if data is None else setting_of(data)
+
+
+def _read_composed(path: Path) -> dict | None:
+    """A run's .hydra/config.yaml (the composed config), or None where it has none; ValueError naming the file
+    where it is malformed or not a mapping."""
     if not path.is_file():
         return None  # hydra.output_subdir=null, or a run dir made by hand: grouped by its overrides
     try:
@@ -408,7 +410,7 @@ def _read_setting(path: Path) -> dict | None:
         raise ValueError(f"{path}: malformed YAML ({e})") from e
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping (the run's composed config), got {type(data).__name__}")
-    return setting_of(data)
+    return data
 
 
 def run_name(method: str, overrides: Sequence[str]) -> str:
