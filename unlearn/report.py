@@ -202,6 +202,9 @@ def without_teaching(runs: list[Run]) -> list[Run]:
     return [r for r in runs if r.method != "finetune"]
 
 
+SHARED_NOTE = "every run was made with "  # the run table's note of shared_overrides; unlearn.reproduce reads it
+
+
 def shared_overrides(runs: Sequence[Run]) -> list[str]:
     """The overrides every run was made with, in the first run's order ([] for one run, whose name says them all):
     the row names leave them out, so the page names them once. Until the fiftieth session it did not, and a
@@ -245,8 +248,9 @@ def load_run(run_dir: str | Path, scorer: str | None = None) -> Run:
         warnings.warn(f"{mfile}: non-finite {bad[:4]}{' ...' if len(bad) > 4 else ''}: every mean it joins reads "
                       "nan", ReportWarning, stacklevel=2)
     overrides = _read_overrides(run_dir / OVERRIDES_FILE) or _read_sweep_overrides(run_dir / SWEEP_OVERRIDES_FILE)
-    setting = recorded_setting(run_dir, summary)
-    unread = unread_overrides(recorded_config(run_dir), overrides)
+    config = recorded_config(run_dir)  # read once: the setting and the keys its method never reads
+    setting = recorded_setting(run_dir, summary, config)
+    unread = unread_overrides(config, overrides)
     if setting is None and not overrides:
         warnings.warn(f"{run_dir}: neither its configuration nor its overrides recorded: it is a setting of its own, "
                       "grouped with no other run", ReportWarning, stacklevel=2)
@@ -301,22 +305,23 @@ RUN_FOLLOWING = ("data.benchmark.cache_dir", "eval.few_shot_seed", "logger.name"
                  "manu.official.seed", "model.build.spec.init_seed", "trainer.default_root_dir")
 
 
-def recorded_setting(run_dir: Path, summary: dict) -> dict | None:
+def recorded_setting(run_dir: Path, summary: dict, config: dict | None = None) -> dict | None:
     """A run's setting: its resolved config.json (written by every run since 2026-12-01) less the keys that follow
     its seeds or where it ran (metrics.json `follows_run`, else RUN_FOLLOWING), else its .hydra/config.yaml
     (interpolations kept, so `${seed}` reads alike at every seed); None where neither is recorded. Why the
     resolved config: the frontier's runs, and runs made with hydra.output_subdir=null, have no .hydra/ (until
     2026-12-05 such runs at lr 1e-3 and 5e-5 were one setting), and an lr written out at its default value is the
-    default's setting."""
-    resolved = run_dir / RESOLVED_CONFIG_FILE
-    if resolved.is_file():
+    default's setting. `config`: recorded_config(run_dir) where the caller has read it already."""
+    config = recorded_config(run_dir) if config is None else config
+    if config is None:
+        setting = None
+    elif (run_dir / RESOLVED_CONFIG_FILE).is_file():
         follows = summary.get("follows_run")
         follows = follows if isinstance(follows, list) else RUN_FOLLOWING
-        config = _read_json(resolved, dict, "an object (the run's resolved config)")
         setting = {k: v for k, v in setting_of(config).items()
                    if not any(k == f or k.startswith(f + ".") for f in follows)}
     else:
-        setting = _read_setting(run_dir / CONFIG_FILE)
+        setting = setting_of(config)
     return with_score_reading(with_reference_setting(setting, summary), summary)
 
 
@@ -392,11 +397,6 @@ def setting_of(config: dict) -> dict[str, object]:
 
 def _not_a_setting(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in NOT_A_SETTING)
-
-
-def _read_setting(path: Path) -> dict | None:
-    data = _read_composed(path)
-    return None if data is None else setting_of(data)
 
 
 def _read_composed(path: Path) -> dict | None:
@@ -576,7 +576,7 @@ def results_table(runs: Sequence[Run]) -> str:
     notes = [f"vanilla = before/* of `{first.name}`; gap = forget MC drop (before - after) under multimodal "
              "minus under text."]
     if shared := shared_overrides(runs):
-        notes.append("every run was made with " + ", ".join(f"`{o}`" for o in shared) + " (left out of the row names)")
+        notes.append(SHARED_NOTE + ", ".join(f"`{o}`" for o in shared) + " (left out of the row names)")
     differs = _different_vanilla(runs)
     if differs:
         notes.append("runs whose own before/* values differ from the vanilla row (another source model, split "

@@ -265,20 +265,17 @@ def sweep_configuration(md: str) -> set[tuple] | None:
     return out or None
 
 
-SHARED_NOTE = "- every run was made with "  # unlearn.report's note under its run table (report.results_table)
-
-
 def report_configuration(md: str) -> frozenset[str] | None:
     """The overrides every run of an `unlearn.report` page was made with (its note under the run table, since the
     fiftieth session), less those that make no setting (seeds, logger, paths: report.NOT_A_SETTING); None where
     the page is not one of unlearn.report's. Why: a report page names no frontier command, so sweep_configuration
     reads nothing from it, and a forget_5 page was compared with a forget_10 one without a word."""
-    from unlearn.report import _not_a_setting
+    from unlearn.report import SHARED_NOTE, _not_a_setting
 
     block = re.search(r"```bash\n(.*?)```", md, re.S)
     if block is None or "unlearn.report" not in block.group(1):
         return None
-    line = next((line for line in md.splitlines() if line.startswith(SHARED_NOTE)), "")
+    line = next((line for line in md.splitlines() if line.startswith(f"- {SHARED_NOTE}")), "")
     return frozenset(o for o in re.findall(r"`([^`]*)`", line) if not _not_a_setting(o.split("=", 1)[0].lstrip("+~")))
 
 
