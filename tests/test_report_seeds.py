@@ -666,3 +666,15 @@ def test_runs_that_recorded_no_seed_part_no_vanilla_family(tmp_path):
     groups = group_by_seed(load_runs([root]))
     assert [r.seed for g in groups for r in g.runs] == [None, None]
     assert [[g.name for g in f] for f in vanilla_families(groups)] == [["ga", "npo"]]
+
+
+def test_equal_drops_from_other_levels_show_no_spread(tmp_path):
+    """1.0 -> 0.96 and 0.96 -> 0.92 drop 0.04 each, but not to the last bit: the gap table printed 0.040 ± 7.9e-17."""
+    from unlearn.report import gap_table
+
+    root = tmp_path / "sw"
+    for seed, (before, after) in enumerate([(1.0, 0.96), (0.96, 0.92)]):
+        metrics = {**metrics_for({**GA_AFTER, "forget/multimodal/mc_acc": after}, 1.0),
+                   "before/forget/multimodal/mc_acc": before}
+        write_run(root / f"{seed}_ga", "ga", metrics, ["method=ga", f"seed={seed}"])
+    assert parse_table(gap_table(group_by_seed(load_runs([root]))))["ga"]["MM forget MC drop"] == "0.040 ± 0.000"
