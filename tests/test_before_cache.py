@@ -151,6 +151,11 @@ def test_second_run_reads_the_same_before_numbers(tmp_path, monkeypatch, taught_
     # tests/test_lost_updates.py): GA's, in float32, none
     (lost,) = json.loads((tmp_path / "b" / "metrics.json").read_text())["artifacts"]["lost_steps"]
     assert lost["stage"] == "GradientUnlearning" and lost["fraction"] == 0.0 and list(lost["dtypes"]) == ["float32"]
+    # and what each fit trained (callbacks/trained_batches.py): GA's epochs; MANU, training-free, none
+    (trained,) = json.loads((tmp_path / "b" / "metrics.json").read_text())["artifacts"]["trained"]
+    assert trained["stage"] == "GradientUnlearning" and trained["epochs"] == resolved["method"]["epochs"]
+    assert trained["batches"] == trained["optimizer_steps"] > 0
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["artifacts"]["trained"] == []
 
 
 def test_a_scorer_with_generation_columns_keys_its_records_apart(tmp_path, monkeypatch):

@@ -142,7 +142,7 @@ def test_every_trainer_of_a_run_gets_the_check_beside_its_own_callbacks(tmp_path
     mine = kinds(ctx.trainer(callbacks=LearningRateMonitor()))
     # a method's callbacks replace the config's
     assert LearningRateMonitor in mine and LostUpdateCheck in mine and Timer not in mine
-    assert ctx.artifacts == {"lost_steps": []}
+    assert ctx.artifacts == {"lost_steps": [], "trained": []}
 
 
 def test_train_step_memory_bench_at_tiny_shape():

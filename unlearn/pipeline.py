@@ -91,6 +91,7 @@ class RunContext:
         from callbacks.lost_updates import LostUpdateCheck  # every Trainer that trains says when its steps are lost
         from callbacks.random_state import KeepRandomState
         from callbacks.self_sharding import SelfShardingCheck
+        from callbacks.trained_batches import TrainedBatches  # what each fit trained, for metrics.json
 
         given = overrides.get("callbacks")
         if given is None and self.cfg.trainer.get("callbacks"):  # `+trainer.callbacks=[...]`: kept, as before
@@ -98,7 +99,7 @@ class RunContext:
         given = [given] if isinstance(given, Callback) else list(given or ())
         overrides["callbacks"] = [*given, LostUpdateCheck(self.artifacts.setdefault("lost_steps", [])),
                                   KeepRandomState(), InterruptNotice(), FiniteSteps(),
-                                  SelfShardingCheck()]
+                                  SelfShardingCheck(), TrainedBatches(self.artifacts.setdefault("trained", []))]
         if self.logger is not None and overrides["logger"] is self.logger:
             overrides["callbacks"].append(_LastLoggedStep(self.logged_steps))
         return instantiate(self.cfg.trainer, **overrides)

@@ -1,0 +1,35 @@
+"""metrics.json's `artifacts.trained`: what each Trainer of a run trained (callbacks/trained_batches.py)."""
+
+from types import SimpleNamespace
+
+import torch
+from omegaconf import OmegaConf
+
+from unlearn.methods.gradient import GradientUnlearning, paired_loader
+from unlearn.pipeline import RunContext
+
+TRAINER = {"_target_": "lightning.Trainer", "accelerator": "cpu", "devices": 1, "logger": False,
+           "enable_progress_bar": False, "enable_model_summary": False, "enable_checkpointing": False}
+
+
+def test_both_forms_train_twice_the_batches_of_one(tiny_model, small_benchmark, tmp_path):
+    """`data.forget_modality=both` reads each forget question in both forms: its record says twice the batches
+    and steps of image+text alone, each fit its own entry, and the epochs it ran."""
+    model, proc = tiny_model
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    data = SimpleNamespace(benchmark=small_benchmark, processor=proc)
+    ctx = RunContext(OmegaConf.create({"trainer": TRAINER}), small_benchmark, model, proc, tmp_path)
+    expected = {}
+    for form in ("multimodal", "both"):
+        model.load_state_dict(state)
+        loader = paired_loader(data, form, 4)
+        expected[form] = 2 * len(loader.iterables["forget"])  # two epochs of the forget batches
+        module = GradientUnlearning(model, "ga", lambda p: torch.optim.SGD(p, lr=1e-3))
+        ctx.trainer(max_epochs=2).fit(module, loader)
+    first, second = ctx.artifacts["trained"]
+    assert expected["both"] == 2 * expected["multimodal"] > 0
+    assert first == {"stage": "GradientUnlearning", "batches": expected["multimodal"],
+                     "optimizer_steps": expected["multimodal"], "epochs": 2}
+    assert second == {"stage": "GradientUnlearning", "batches": expected["both"],
+                      "optimizer_steps": expected["both"], "epochs": 2}
+
