@@ -50,9 +50,24 @@ def annealed_lr(lr_at_stop: float, step: int, steps: int) -> float:
     return lr_at_stop * max(0.0, 1.0 - step / steps)
 
 
+def warn_probe_unanswered(epoch: int, criterion: str, acc: dict[str, float], section: str = "finetune") -> None:
+    """Say that teaching ran out of epochs before the probe was answered. Why: the run then goes on with a vanilla
+    model that does not know the facts it is asked, and until the fifty-first session only the results page's check
+    ("not met") said so; a user's own data whose taught pairs (ft_Data) do not hold the evaluated facts, or whose
+    words the model's tokenizer reads as <unk>, ran 150 epochs in silence."""
+    log.warning("teaching ended at %s.epochs=%d without the probe reaching %s.target_mc_acc (%s): last probe MC "
+                "accuracy %s; the taught model does not know the probe's facts, so forgetting cannot be read from it "
+                "(raise %s.epochs, or check that the taught questions cover what is evaluated)", section, epoch,
+                section, criterion, {k: round(v, 3) for k, v in acc.items()}, section)
+
+
 class MemorisationCheck(Callback):
     def __init__(self, items: list[EvalItem], processor, target: float, every: int = 10, batch_size: int = 64,
-                 anneal_epochs: int = 0, split_items: list[EvalItem] = (), split_target: float | None = None):
+                 anneal_epochs: int = 0, split_items: list[EvalItem] = (), split_target: float | None = None,
+                 section: str = "finetune"):
+        """`section`: the config section whose epochs and target the warnings name (the organism's base:
+        model.base)."""
+        self.section = section
         self.items = [it for it in items if it.task == "mc"]
         if not self.items:
             raise ValueError("finetune.probe_people selects no multiple-choice question")
@@ -145,6 +160,8 @@ class MemorisationCheck(Callback):
         pl_module.log_dict({f"probe/{k.replace('/', '_')}_mc_acc": v for k, v in acc.items()}, sync_dist=True)
         log.info("epoch %d: probe MC accuracy %s", epoch, {k: round(v, 3) for k, v in acc.items()})
         if not done:  # agreed over ranks above
+            if epoch >= trainer.max_epochs:
+                warn_probe_unanswered(epoch, self.criterion(), acc, self.section)
             return
         if self.anneal_epochs == 0 or epoch >= trainer.max_epochs:
             log.info("probe accuracy reached %s: stopping at epoch %d", self.criterion(), epoch)

@@ -174,6 +174,44 @@ def test_the_floor_scores_the_splits_only_where_the_pooled_probe_passes(monkeypa
         memorisation.MemorisationCheck(probe, None, 0.9, split_items=[], split_target=0.8)
 
 
+def test_teaching_that_runs_out_of_epochs_unanswered_says_so(monkeypatch, caplog):
+    """A probe still unanswered at finetune.epochs is warned, naming both keys; an answered one, or an earlier
+    unanswered check, is not. Until the fifty-first session a user's own data taught 150 epochs to 0.3 in silence."""
+    from types import SimpleNamespace
+
+    import callbacks.memorisation as memorisation
+    from unlearn.eval.items import EvalItem
+
+    probe = [EvalItem(uid=f"probe/{m}", split="forget", modality=m, task="mc", person=0, attribute="a",
+                      question="q", answer="x") for m in ("multimodal", "text")]
+    answered = [False]
+    monkeypatch.setattr(memorisation, "score_mc", lambda model, proc, items: [
+        {"split": it.split, "modality": it.modality, "score": float(answered[0])} for it in items])
+    check = memorisation.MemorisationCheck(probe, None, 0.97, every=1)
+    trainer = SimpleNamespace(current_epoch=0, max_epochs=2, should_stop=False,
+                              strategy=SimpleNamespace(reduce_boolean_decision=lambda done, all: done))
+    module = SimpleNamespace(model=torch.nn.Linear(1, 1), log_dict=lambda *a, **k: None)
+    with caplog.at_level("WARNING", logger="callbacks.memorisation"):
+        check.on_train_epoch_end(trainer, module)  # epoch 1 of 2: more epochs to come
+        assert "finetune.epochs" not in caplog.text
+        trainer.current_epoch = 1
+        check.on_train_epoch_end(trainer, module)  # the last epoch, unanswered
+    assert "teaching ended at finetune.epochs=2 without the probe reaching finetune.target_mc_acc" in caplog.text
+    assert "'multimodal': 0.0" in caplog.text
+    caplog.clear()
+    answered[0] = True
+    with caplog.at_level("WARNING", logger="callbacks.memorisation"):
+        check.on_train_epoch_end(trainer, module)
+    assert "finetune.epochs" not in caplog.text and trainer.should_stop
+    # the organism's base pretraining names its own keys
+    answered[0] = False
+    base = memorisation.MemorisationCheck(probe, None, 0.97, every=1, section="model.base")
+    trainer.should_stop = False
+    with caplog.at_level("WARNING", logger="callbacks.memorisation"):
+        base.on_train_epoch_end(trainer, module)
+    assert "teaching ended at model.base.epochs=2 without the probe reaching model.base.target_mc_acc" in caplog.text
+
+
 def test_teaching_anneals_to_zero_after_the_probe_is_answered(tmp_path, small_benchmark, tiny_model):
     import lightning as L
 

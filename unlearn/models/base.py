@@ -196,7 +196,7 @@ def pretrain(model: torch.nn.Module, processor, cfg: DictConfig, lost_steps: lis
             from callbacks.memorisation import MemorisationCheck
 
             callbacks.append(MemorisationCheck(world_items(processor, cfg), processor, b.target_mc_acc,
-                                               b.check_every))
+                                               b.check_every, section="model.base"))
         trainer = instantiate(cfg.trainer, max_epochs=int(b.epochs), logger=False, enable_checkpointing=False,
                               callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False,
                               use_distributed_sampler=False)  # RandomShuffle shards itself
