@@ -619,3 +619,30 @@ def test_mllmu_bench_test_image_random_draws_per_seed_and_row(tmp_path):
     # per row: within one seed the rows do not all show the same image index (one draw per seed passed the
     # assertions above)
     assert any(len({tuple(row) for row in p}) > 1 for p in drawn.values()), drawn
+
+
+def test_teaching_the_embedded_model_words_it_lacks_is_warned(mllmu, small_benchmark, tmp_path, caplog):
+    """model=tiny_llava (the default) reads the embedded benchmark's words only: on a snapshot's names and
+    capitalised, punctuated sentences it reads <unk> and cannot learn them. Until the fifty-first session a
+    researcher's own data taught 150 epochs so without a word; now teaching names the model, the words and the
+    stand-in that holds them. The embedded benchmark's own teaching is not warned."""
+    from unlearn.methods.finetune import teach
+    from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
+    from unlearn.models.unknown_words import taught_texts, unknown_words
+    from unlearn.pipeline import RunContext
+
+    tokenizer = build_tiny_llava(TinyLlavaSpec())[1].tokenizer
+    unknown, total = unknown_words(tokenizer, ["lyon Lyon lyon Oslo."])
+    assert (unknown, total) == (["Lyon", "Oslo."], 3)
+    assert unknown_words(tokenizer, taught_texts(small_benchmark.train))[0] == []
+    for benchmark, warned in ((mllmu, True), (small_benchmark, False)):
+        cfg = compose_config(["debug=fast", "finetune.epochs=4", "finetune.target_mc_acc=null",
+                              "finetune.forms=[text]", "finetune.scheduler.pct_start=0.5"],
+                             tmp_path / "out", tmp_path / "cache")
+        model, proc = build_tiny_llava(TinyLlavaSpec())
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="unlearn.models.unknown_words"):
+            teach(RunContext(cfg, benchmark, model, proc, tmp_path), cfg.finetune)
+        said = "model=tiny_llava's tokenizer reads" in caplog.text
+        assert said is warned
+        assert not warned or "'Aurek'" in caplog.text and "python -m unlearn.models.tiny_real llava DIR" in caplog.text

@@ -141,6 +141,7 @@ def teach(ctx, fcfg) -> None:
     from unlearn.data.written import qa_sequences
     from unlearn.eval.protocol import family_of
     from unlearn.models.loading import section_processor
+    from unlearn.models.unknown_words import warn_unknown_words
 
     from callbacks.memorisation import MemorisationCheck
     from unlearn.eval.items import as_checked, flatten, refused_by_checks
@@ -153,6 +154,8 @@ def teach(ctx, fcfg) -> None:
                         fcfg.get("sequences", "template"), fcfg.answer_only, fcfg.get("label_prefix", False),
                         key="finetune.sequences", augment=True, seed=ctx.cfg.teach_seed,
                         answer_ids=fcfg.get("answer_ids", "without_specials"))
+    warn_unknown_words(ctx.processor.tokenizer, ctx.benchmark.train_rows(people), ctx.cfg.model.name,
+                       ctx.cfg.data.get("path"))
     if fcfg.get("start_precision") is not None:  # a load in that precision, then the upcast (finetune.dtype)
         round_parameters(ctx.model, DTYPES[fcfg.start_precision])
     if fcfg.get("dtype") is not None:
