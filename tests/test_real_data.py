@@ -512,8 +512,11 @@ def test_a_readme_pattern_glob_refuses_is_left_to_datasets(tmp_path):
 def test_snapshot_without_readme_is_named(mllmu_copy, tmp_path):
     """A copy of the parquet files alone: `datasets` said "BuilderConfig ... not found" (until 2026-12-06)."""
     (mllmu_copy / "README.md").unlink()
-    with pytest.raises(DataError, match=r"from data.path=.*: its README.md is not there, whose `configs:` metadata"):
+    with pytest.raises(DataError, match=r"from data.path=.*: its README.md is not there, whose `configs:` metadata") as err:
         _benchmark(tmp_path, "mllmu_bench", mllmu_copy)
+    # data of a user's own has no hub copy to download: the message says what to write (since the fifty-first session)
+    assert ("for data of your own, write one whose front matter maps each config, `configs: [{config_name: ft_Data, "
+            "data_files: [{split: train, path: ft_Data/train-*}]}, ...]`") in str(err.value)
 
 
 def test_clear_perturbation_of_no_image_is_counted_not_silent(tmp_path):

@@ -119,7 +119,9 @@ def missing_config(local: Path, config: str, repo_id: str = "REPO") -> str | Non
     if not readme.is_file():
         return ("its README.md is not there, whose `configs:` metadata maps each config to its parquet files (a "
                 f"copy of the data files alone?): download the snapshot whole with `hf download --repo-type dataset "
-                f"{repo_id} --local-dir DIR`")
+                f"{repo_id} --local-dir DIR`; for data of your own, write one whose front matter maps each config, "
+                f"`configs: [{{config_name: {config}, data_files: [{{split: train, path: {config}/train-*}}]}}, ...]` "
+                f"(docs/data_formats.md, 'A dataset of your own')")
     text = readme.read_text(encoding="utf-8", errors="replace")
     header = text.split("---", 2)[1] if text.startswith("---") and text.count("---") >= 2 else ""
     try:
