@@ -496,3 +496,19 @@ def test_words_from_a_snapshot_join_the_stand_ins_vocabulary(tmp_path):
     assert all(extended.unk_token_id not in extended(w, add_special_tokens=False).input_ids for w in unknown)
     with pytest.raises(FileNotFoundError, match="--words-from .*: no parquet file there"):
         snapshot_words(tmp_path / "empty")
+
+
+def test_words_from_a_snapshot_read_the_pairs_inside_ft_data_metadata(tmp_path):
+    """MLLMU-Bench's taught pairs are a JSON string (ft_Data `metadata`): the stand-in's vocabulary holds their
+    words as the teaching reads them, not with the string's quotes and braces. Until the fifty-first session a
+    researcher's own snapshot taught "This person is Alma Varga." with 'Varga.' as <unk>."""
+    from unlearn.data.benchmark import load_mllmu_bench
+    from unlearn.data.fixtures import write_mllmu_bench_fixture
+    from unlearn.models.tiny_real import snapshot_words, word_tokenizer
+    from unlearn.models.unknown_words import taught_texts, unknown_words
+
+    root = write_mllmu_bench_fixture(tmp_path / "mllmu")
+    benchmark = load_mllmu_bench(str(root), "forget_10", cache_dir=str(tmp_path / "cache"))
+    words = snapshot_words(root)
+    assert not any('"' in w or "{" in w for w in words)
+    assert unknown_words(word_tokenizer("llava", words), taught_texts(benchmark.train))[0] == []
