@@ -58,6 +58,17 @@ def test_mllmu_skip_reports_exact_counts_and_loads_the_rest(mllmu_bad, mllmu_dir
     assert int(nameless) not in b.retain_ids
 
 
+def test_mllmu_a_dropped_profile_is_named_by_its_id_in_both_splits(mllmu_bad, tmp_path, caplog):
+    """A profile dropped from ft_Data (no name question) is named by its ID, and its retain row, dropped for it, is
+    not said to have no ft_Data row: until the fifty-first session the first warning named row 7 alone and the
+    second "ID 'N' has no ft_Data row", which a researcher checking their ft_Data file found there."""
+    nameless = _rows(mllmu_bad, "ft_Data")[7]["ID"]
+    with caplog.at_level("WARNING", logger="unlearn.data.schema"):
+        _benchmark(tmp_path, "mllmu_bench", mllmu_bad, "data.on_bad_row=skip")
+    assert f"to take the person's name from: ID {nameless!r} is neither taught nor evaluated" in caplog.text
+    assert f"ID {nameless!r} has no usable ft_Data row (none, or one dropped as a bad row, named above)" in caplog.text
+
+
 def test_mllmu_a_forget_row_dropped_under_skip_leaves_its_person_unlearned(mllmu_dir, tmp_path):  # noqa: F811
     """Until 2026-12-05 a forget_P row dropped under skip (here its image unreadable) took its person out of the
     forget set: still taught, never unlearned, and taught to forget quality's reference model."""

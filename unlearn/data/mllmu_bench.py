@@ -290,8 +290,8 @@ def _train_row(split: str, i: int, row: dict, text_rule: str, bad: BadRows) -> d
         # MANU's text-only dataset has no name to put in the questions either (its replace would fail on
         # None): the person cannot be taught in both forms, so the row goes (and, with it, their eval rows).
         fail(split, i, f"field 'metadata' has no name question (one of MANU_NAME_QUESTIONS, e.g. "
-                       f"{MANU_NAME_QUESTIONS[4]!r}) to take the person's name from",
-             "field 'metadata' has no name question")
+                       f"{MANU_NAME_QUESTIONS[4]!r}) to take the person's name from: ID {source_id!r} is neither "
+                       f"taught nor evaluated", "field 'metadata' has no name question")
     qa = [{"multimodal_question": q, "text_question": manu_text_form(q, name, text_rule), "answer": a,
            "text_answer": manu_text_form(a, name, text_rule)} for q, a in pairs]
     return check_train_row(split, i, {"ID": _int_id(split, i, source_id), "source_id": source_id, "name": name,
@@ -387,7 +387,10 @@ def _eval_row(split: str, i: int, row: dict, names: dict[str, str], untouched: b
         fail(split, i, "missing field 'image'")
     ID = UNTOUCHED_ID_OFFSET + i if untouched else _int_id(split, i, source_id)
     if known is not None and ID not in known:
-        fail(split, i, f"ID {source_id!r} has no ft_Data row: nothing to teach or unlearn", "ID has no ft_Data row")
+        # the ft_Data row may be there but dropped under skip: the message says both (until the fifty-first session
+        # it said "no ft_Data row" of a person whose row was there and dropped, with the ID named nowhere else)
+        fail(split, i, f"ID {source_id!r} has no usable ft_Data row (none, or one dropped as a "
+                       f"bad row, named above): nothing to teach or unlearn", "ID has no ft_Data row")
     name = _row_name(row, {} if untouched else names, source_id)  # celebrity IDs may repeat fictitious ones
     out = {"ID": ID, "source_id": source_id, "name": name, "image": image, "Image_Index": 0,
            **tasks(split, i, row, own_keys=bad.mode == "score")}
