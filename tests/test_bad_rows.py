@@ -69,13 +69,17 @@ def test_mllmu_a_dropped_profile_is_named_by_its_id_in_both_splits(mllmu_bad, tm
     assert f"ID {nameless!r} has no usable ft_Data row (none, or one dropped as a bad row, named above)" in caplog.text
 
 
-def test_mllmu_a_forget_row_dropped_under_skip_leaves_its_person_unlearned(mllmu_dir, tmp_path):  # noqa: F811
+def test_mllmu_a_forget_row_dropped_under_skip_leaves_its_person_unlearned(mllmu_dir, tmp_path, caplog):  # noqa: F811
     """Until 2026-12-05 a forget_P row dropped under skip (here its image unreadable) took its person out of the
-    forget set: still taught, never unlearned, and taught to forget quality's reference model."""
+    forget set: still taught, never unlearned, and taught to forget quality's reference model. The log says the
+    person is not evaluated in the forget split, not "not evaluated": its test rows still are (until the
+    fifty-first session)."""
     root = shutil.copytree(mllmu_dir, tmp_path / "bad")
     edit_fixture(root, "forget_10", _set(0, ("image",), None))
     person = int(_rows(mllmu_dir, "forget_10")[0]["ID"])
-    b = _benchmark(tmp_path, "mllmu_bench", root, "data.on_bad_row=skip")
+    with caplog.at_level("INFO", logger="unlearn.data.benchmark"):
+        b = _benchmark(tmp_path, "mllmu_bench", root, "data.on_bad_row=skip")
+    assert f"they are unlearned, not evaluated in the forget split (IDs [{person}])" in caplog.text
     full = _benchmark(tmp_path / "full", "mllmu_bench", mllmu_dir)
     assert person not in set(b.eval["forget"]["ID"]) and person in set(full.eval["forget"]["ID"])
     assert b.forget_ids == full.forget_ids and b.retain_ids == full.retain_ids

@@ -55,9 +55,12 @@ class Benchmark:
         for group, all_ids in (("forget", self.forget_ids), ("retain", self.retain_ids)):
             ids = sorted(all_ids - evaluated[group])
             if ids:
+                # "in the split": a forget person's test rows are still scored (until the fifty-first session this
+                # said "not evaluated", and a researcher found the person in the test split's counts)
                 log.info("%s: %d %s people have no evaluation row (data.eval_rows, or rows dropped under "
-                         "data.on_bad_row=skip): they are %s, not evaluated (IDs %s%s)", name, len(ids), group,
-                         "unlearned" if group == "forget" else "kept", ids[:10], " ..." if len(ids) > 10 else "")
+                         "data.on_bad_row): they are %s, not evaluated in the %s split (IDs %s%s)", name, len(ids),
+                         group, "unlearned" if group == "forget" else "kept", group, ids[:10],
+                         " ..." if len(ids) > 10 else "")
         self.untouched_ids = set(self.eval["untouched"]["ID"])
 
     @property
