@@ -326,6 +326,20 @@ def test_image_column_of_path_strings_is_named(mllmu_copy, tmp_path):
         _benchmark(tmp_path, "mllmu_bench", mllmu_copy, "data.on_bad_row=error")
 
 
+def test_image_column_of_raw_bytes_is_named(mllmu_copy, tmp_path):
+    """A researcher's own data written with pandas from the encoded PNG bytes alone (a binary column, no struct):
+    until the fifty-first session every row read as a missing image."""
+    import pyarrow as pa
+
+    for shard in sorted((mllmu_copy / "retain_90").glob("*.parquet")):
+        table = pq.read_table(shard)
+        raw = pa.array([im["bytes"] for im in table.column("image").to_pylist()], type=pa.binary())
+        pq.write_table(table.set_column(table.schema.get_field_index("image"), "image", raw), shard)
+    with pytest.raises(DataError, match=r"split 'retain_90 \(.*\)', row 0: field 'image' is raw bytes \(\d+ bytes\), "
+                                         r"not an image: the loader reads images stored with the datasets Image"):
+        _benchmark(tmp_path, "mllmu_bench", mllmu_copy, "data.on_bad_row=error")
+
+
 def test_forget_id_missing_from_test_set_is_named(mllmu_copy, tmp_path):
     edit_fixture(mllmu_copy, "Test_Set", lambda rows: [r for r in rows if r["ID"] != "106"])
     with pytest.raises(DataError, match=r"Test_Set \(.*\) has no row for the forget_10 IDs \['106'\]"):

@@ -363,11 +363,17 @@ def _kind_name(kind) -> str:
 
 def image_value(split: str, i: int, value, what: str = "image") -> dict:
     """An encoded image that PIL can open, or a DataError naming split, row and field. A column of path strings
-    (a dataset written without the Image feature) is named as that: it read as a missing image (until 2026-12-06)."""
+    (a dataset written without the Image feature) is named as that: it read as a missing image (until 2026-12-06);
+    so is a binary column of the encoded bytes alone (until the fifty-first session)."""
     if isinstance(value, str):
         fail(split, i, f"field '{what}' is a string ({value[:80]!r}), not an image: the loader reads images stored "
                        "with the datasets Image feature ({bytes, path}), as the hub's parquet files store them",
              f"field '{what}' is a string, not an image")
+    if isinstance(value, (bytes, bytearray)):  # a binary column: read as a missing image until the 51st session
+        fail(split, i, f"field '{what}' is raw bytes ({len(value)} bytes), not an image: the loader reads images "
+                       "stored with the datasets Image feature, a {bytes, path} struct (pandas: a column of "
+                       "{'bytes': ..., 'path': ...} dicts), as the hub's parquet files store them",
+             f"field '{what}' is raw bytes, not an image")
     if value is None or not isinstance(value, dict) or not (value.get("bytes") or value.get("path")):
         fail(split, i, f"missing image in field '{what}'")
     if value.get("bytes"):
