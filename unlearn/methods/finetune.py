@@ -150,12 +150,13 @@ def teach(ctx, fcfg) -> None:
     people = fcfg.get("people", "all")
     proc = section_processor(ctx.processor, fcfg, "finetune")
     check_family(fcfg.get("family"), family_of(ctx.processor), ctx.cfg.model.name)
-    data = qa_sequences(ctx.benchmark.train_rows(people), proc, tuple(fcfg.forms),
+    rows = ctx.benchmark.train_rows(people)  # once: selecting people filters every row, portraits decoded
+    data = qa_sequences(rows, proc, tuple(fcfg.forms),
                         fcfg.get("sequences", "template"), fcfg.answer_only, fcfg.get("label_prefix", False),
                         key="finetune.sequences", augment=True, seed=ctx.cfg.teach_seed,
                         answer_ids=fcfg.get("answer_ids", "without_specials"))
-    warn_unknown_words(ctx.processor.tokenizer, ctx.benchmark.train_rows(people), ctx.cfg.model.name,
-                       ctx.cfg.data.get("path"))
+    if getattr(ctx, "is_global_zero", True):  # said once, not by every process
+        warn_unknown_words(proc.tokenizer, rows, ctx.cfg.model.name, ctx.cfg.data.get("path"))
     if fcfg.get("start_precision") is not None:  # a load in that precision, then the upcast (finetune.dtype)
         round_parameters(ctx.model, DTYPES[fcfg.start_precision])
     if fcfg.get("dtype") is not None:
