@@ -408,3 +408,18 @@ def test_an_override_the_method_never_reads_is_said_with_its_rows(tmp_path):
         ["data.forget_modality"]
     assert list(unread_overrides({"method": {"name": "manu"}}, ["data.forget_modality=text"])) == \
         ["data.forget_modality"]
+
+
+def test_a_run_without_a_before_stage_from_another_taught_model_is_named(tmp_path):
+    """A run with no before stage (eval.before=false; a frontier run after its seed's first) sits under the vanilla
+    row, which is seed 0's model: one of seed 1 was read against it without a word (only runs whose own before
+    values differ were named), while one of seed 0 reads it rightly."""
+    after_only = {k: v for k, v in metrics_for(GA_AFTER, 1.0).items() if not k.startswith("before/")}
+    write_run(tmp_path / "0_ga", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga", "seed=0"])
+    write_run(tmp_path / "1_ga", "ga", after_only, ["method=ga", "seed=1", "eval.before=false"])
+    write_run(tmp_path / "2_ga", "ga", after_only, ["method=ga", "seed=0", "eval.before=false", "method.epochs=3"])
+    md = results_table(load_runs([tmp_path]))
+    named = [line for line in md.splitlines() if "without a before stage of their own" in line]
+    assert len(named) == 1, md
+    assert named[0].endswith(": `ga seed=1 eval.before=false`"), named[0]
+    assert "epochs=3" not in named[0]  # seed 0's model: the vanilla row is its own

@@ -581,6 +581,11 @@ def results_table(runs: Sequence[Run]) -> str:
     if differs:
         notes.append("runs whose own before/* values differ from the vanilla row (another source model, split "
                      "or evaluation's numerics, as bf16 under another strategy; their gap uses their own): " + ", ".join(f"`{n}`" for n in differs))
+    if unevaluated := _unevaluated_other_vanilla(runs):
+        notes.append("runs without a before stage of their own that started from another vanilla model than the vanilla "
+                     "row's (another teaching seed, cached model or teaching; e.g. a frontier run after its seed's "
+                     "first): the vanilla row is not theirs, read them against their own vanilla model: "
+                     + ", ".join(f"`{n}`" for n in unevaluated))
     by_row: dict[str, list[str]] = {}
     for name, key in missing_metrics(runs):
         by_row.setdefault(name, []).append(key)
@@ -595,6 +600,23 @@ def vanilla_run(runs: Sequence[Run]) -> Run:
     no before stage, and until the forty-eighth session a sweep that listed one first (`-m method=evaluate,ga`)
     printed the vanilla row as n/a beside runs that carried it, and drew no vanilla line."""
     return next((r for r in runs if _has_before(r.metrics)), runs[0])
+
+
+def _unevaluated_other_vanilla(runs: Sequence[Run]) -> list[str]:
+    """Runs with no before stage whose recorded vanilla model (`_taught`: teaching seed, model, teaching record) is
+    not the vanilla row's. Why: _different_vanilla compares before values, so a run without them (eval.before=false,
+    a frontier run after its seed's first) from another taught model sat under the vanilla row without a word,
+    while a run of the same seed that carried its before stage was named."""
+    first = vanilla_run(runs)
+    if not _has_before(first.metrics) or not _recorded_seed(first):
+        return []
+    return [r.name for r in runs if r is not first and not _has_before(r.metrics) and _recorded_seed(r)
+            and _taught(r) != _taught(first)]
+
+
+def _recorded_seed(r: Run) -> bool:
+    """Whether the run names its taught model (a teaching seed or seed): one that does not names no other model."""
+    return r.teach_seed is not None or r.seed is not None
 
 
 def _different_vanilla(runs: Sequence[Run]) -> list[str]:
