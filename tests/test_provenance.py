@@ -180,7 +180,8 @@ def test_code_version_names_the_commit_and_an_edit(tmp_path):
     (tmp_path / "a.py").write_text("x = 1\n")
     git("add", "a.py")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
-    assert code_version(tmp_path) == {"commit": git("rev-parse", "HEAD"), "dirty": False}
+    clean = code_version(tmp_path)
+    assert clean == {"commit": git("rev-parse", "HEAD"), "dirty": False, "digest": clean["digest"]}
     (tmp_path / "new.py").write_text("")  # untracked: not an edit of the code that ran
     assert code_version(tmp_path)["dirty"] is False
     (tmp_path / "a.py").write_text("x = 2\n")
@@ -195,6 +196,51 @@ def test_code_version_names_the_commit_and_an_edit(tmp_path):
     assert len(labels) == 2 and all(label.startswith(f"{first['commit'][:7]}+edits ") for label in labels)
     assert code_label({"code": {"commit": first["commit"], "dirty": True}}) == f"{first['commit'][:7]}+edits"  # older
 
+
+
+def test_commits_apart_in_docs_or_tests_alone_ran_the_same_code(tmp_path):
+    """A commit that changed the README between seed 1 and seed 2 read as other code on the report's page (a
+    researcher's finding, fifty-first session): the digest hashes the files a run executes as they are on disk
+    (outside docs/, tests/ and Markdown files), committed or not; the commit and "+edits" stay as they were."""
+    import subprocess
+
+    from unlearn.provenance import code_version
+    from unlearn.report import code_key, code_label, mixed_code
+
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True,  # noqa: E731
+                                    text=True).stdout.strip()
+    commit = lambda: git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "c")  # noqa: E731
+    git("init", "-q")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "tests").mkdir()
+    for name, text in (("a.py", "x = 1\n"), ("README.md", "one\n"), ("docs/page.txt", "one\n"),
+                       ("tests/t.py", "one\n"), ("conf.yaml", "lr: 1\n")):
+        (tmp_path / name).write_text(text)
+    git("add", ".")
+    commit()
+    first = code_version(tmp_path)
+    (tmp_path / "README.md").write_text("two\n")
+    (tmp_path / "docs" / "page.txt").write_text("two\n")
+    (tmp_path / "tests" / "t.py").write_text("two\n")
+    edited = code_version(tmp_path)  # docs edited, not committed: dirty, the same code
+    assert edited["dirty"] is True and edited["digest"] == first["digest"]
+    commit()
+    docs_commit = code_version(tmp_path)
+    assert docs_commit["commit"] != first["commit"] and docs_commit["digest"] == first["digest"]
+    (tmp_path / "conf.yaml").write_text("lr: 2\n")  # a config is code: an edit of it is other code
+    config_edit = code_version(tmp_path)
+    assert config_edit["digest"] != first["digest"]
+    commit()
+    config_commit = code_version(tmp_path)
+    assert config_commit["digest"] == config_edit["digest"]  # the edit, committed: the code its run executed
+    summaries = [{"code": c} for c in (first, docs_commit, config_commit)]
+    assert mixed_code([code_label(s) for s in summaries[:2]], [code_key(s) for s in summaries[:2]]) is None
+    said = mixed_code([code_label(s) for s in summaries], [code_key(s) for s in summaries])
+    assert said == (f"runs made by different code: {first['commit'][:7]} / {docs_commit['commit'][:7]} (2 runs), "
+                    f"{config_commit['commit'][:7]} (1 run)")
+    # runs recorded before the digest are told apart by their commits, as before
+    assert mixed_code([code_label(s) for s in summaries[:2]]) is not None
+    assert code_key({"code": {"commit": first["commit"], "dirty": False}}) == first["commit"][:7]
 
 
 def test_code_version_hashes_an_edit_of_a_file_that_is_not_utf8_and_ignores_the_users_diff_tools(tmp_path):

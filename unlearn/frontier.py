@@ -45,7 +45,7 @@ from pathlib import Path
 
 from unlearn.eval.table import MODALITIES
 from unlearn.io import config_hash, write_atomic
-from unlearn.report import MOD_LABEL, _pyplot, _save, code_label, mean_std, metric, mixed_code, vanilla_model
+from unlearn.report import MOD_LABEL, _pyplot, _save, code_key, code_label, mean_std, metric, mixed_code, vanilla_model
 
 log = logging.getLogger(__name__)
 
@@ -582,6 +582,7 @@ class Point:
     teaching: str | None = None  # a hash of that model's teaching record (metrics.json "source_teaching")
     knob: str | None = None  # the strength knob's last key, as its directory names it ("lr" of lr=5e-05)
     code: str | None = None  # the commit that made the run (report.code_label)
+    code_key: str | None = None  # what tells its code from another run's (report.code_key)
 
     def drop(self, split: str, mod: str, name: str = "mc_acc") -> float | None:
         """before - after of metric `name` on one split and modality (None where the run lacks it)."""
@@ -615,7 +616,7 @@ def load_points(out: Path) -> list[Point]:
         teach, record = summary.get("teach_seed"), summary.get("source_teaching")
         points.append(Point(method_dir.name, strength, seed, metrics, seed_dir, summary.get("source_model"),
                             None if teach is None else int(teach), None if record is None else config_hash(record),
-                            strength_dir.name.split("=", 1)[0], code_label(summary)))
+                            strength_dir.name.split("=", 1)[0], code_label(summary), code_key(summary)))
     for method in sorted({p.method for p in points}):  # one curve reads one knob (record_knobs refuses a second)
         named = sorted({p.knob for p in points if p.method == method})
         if len(named) > 1:
@@ -1246,7 +1247,7 @@ def results_markdown(points: Sequence[Point], frontier: str, images: str, comman
 def made_by(points: Sequence[Point]) -> str:
     """A paragraph for a page whose runs were made by different code (a sweep resumed across commits), or whose
     curves pool runs of different settings; "" where neither."""
-    return made_by_notes(mixed_code([p.code for p in points]), mixed_settings(points))
+    return made_by_notes(mixed_code([p.code for p in points], [p.code_key for p in points]), mixed_settings(points))
 
 
 def made_by_notes(mixed: str | None, pooled: str | None) -> str:
@@ -1307,7 +1308,8 @@ def report(out: Path, docs: Path | None, command: str, budget: float = BUDGET, b
                          "(the runs' own is read)")
     base = made if made is not None else list(base)
     keys = checked_knob_keys(out, points, knobs)  # before anything is written
-    mixed, pooled = mixed_code([p.code for p in points]), mixed_settings(points)  # each read once: log and pages
+    # each read once: log and pages
+    mixed, pooled = mixed_code([p.code for p in points], [p.code_key for p in points]), mixed_settings(points)
     if mixed:
         log.warning(mixed)
     if pooled:

@@ -82,14 +82,39 @@ def code_version(root: Path | None = None) -> dict | None:
         return None
     status = git("status", "--porcelain", "--untracked-files=no")
     out = {"commit": commit, "dirty": None if status is None else bool(status)}
+    # bytes, not text: an edited tracked file that is not UTF-8 raised UnicodeDecodeError here, at the run's end,
+    # before metrics.json; and the patch as git writes it by default whatever the user's diff settings (an external
+    # diff tool, textconv, colour would change or replace it)
     if status:  # which edits: two runs of one commit edited differently read as one code otherwise (until 2026-12-06)
-        # bytes, not text: an edited tracked file that is not UTF-8 raised UnicodeDecodeError here, at the run's
-        # end, before metrics.json; and the patch as git writes it by default whatever the user's diff settings
-        # (an external diff tool, textconv, colour would change or replace it)
         diff = git_bytes("diff", "HEAD", "--binary", "--no-ext-diff", "--no-textconv", "--no-color")
         if diff is not None:
             out["edits"] = hashlib.sha256(diff).hexdigest()[:8]
+    tracked = git_bytes("ls-files", "-z")
+    if tracked is not None:
+        out["digest"] = code_digest(root, [p for p in tracked.decode("utf-8", "replace").split("\0") if p])
     return out
+
+
+# what a run does not execute: two commits that differ only here made their runs with the same code
+NOT_RUN = ("docs", "tests", "*.md")
+
+
+def executed(path: str) -> bool:
+    import fnmatch
+
+    return not any(path == p or path.startswith(p + "/") or fnmatch.fnmatch(path, p) for p in NOT_RUN)
+
+
+def code_digest(root: Path, tracked: list[str]) -> str:
+    """A hash of the code a run executes: the tracked files outside NOT_RUN, as they are on disk (committed or
+    not). Why: the report says when its runs were made by different code, and a commit that changed the README
+    alone, between seed 1 and seed 2, read as other code (until the fifty-first session); an edit committed after
+    a run is the same code as that run's. A tracked file deleted from the disk counts as missing."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in tracked if executed(p)):
+        file = root / path
+        h.update(path.encode() + b"\0" + (hashlib.sha256(file.read_bytes()).digest() if file.is_file() else b"-"))
+    return h.hexdigest()[:8]
 
 
 @functools.cache

@@ -100,6 +100,7 @@ class Run:
     setting: dict | None = None  # `setting_of` its recorded config (`recorded_setting`); None: not recorded
     source_teaching: str | None = None  # a hash of its vanilla model's teaching record (metrics.json)
     code: str | None = None  # the framework's commit that made it (metrics.json `code`, "+edits" when dirty)
+    code_key: str | None = None  # what tells its code from another run's (`code_key`: the executed code's digest)
     unread: dict | None = None  # {key: why}: its command-line overrides its method never reads (`unread_overrides`)
 
 
@@ -154,7 +155,7 @@ def load_runs(paths: Sequence[str | Path], scorer: str | None = None) -> list[Ru
                           f"{', '.join(map(str, not_rescored))}; re-score them: for d in {dirs}; do python -m "
                           f"unlearn.rescore $d --scorer {scorer}; done")
     runs = without_teaching(runs)
-    if mixed := mixed_code([r.code for r in runs]):
+    if mixed := mixed_code([r.code for r in runs], [r.code_key for r in runs]):
         warnings.warn(mixed, ReportWarning, stacklevel=2)
     runs = _unique_names(_without_shared_overrides(runs))
     for said in unread_notes(runs):
@@ -262,7 +263,7 @@ def load_run(run_dir: str | Path, scorer: str | None = None) -> Run:
                metrics=summary["metrics"], path=run_dir, source_model=summary.get("source_model"),
                seed=None if seed is None else int(seed), teach_seed=None if teach_seed is None else int(teach_seed),
                setting=setting, source_teaching=None if record is None else config_hash(record),
-               code=code_label(summary), unread=unread)
+               code=code_label(summary), code_key=code_key(summary), unread=unread)
 
 
 def recorded_config(run_dir: Path) -> dict | None:
@@ -282,13 +283,28 @@ def code_label(summary: dict) -> str | None:
     return f"{code['commit'][:7]}{edits}"
 
 
-def mixed_code(codes: Sequence[str | None]) -> str | None:
-    """A sentence naming the commits that made these runs, where there is more than one (a difference between
-    rows may then be the code's); None where one code made them all."""
-    made_by = Counter(c or "unrecorded" for c in codes)
-    if len(made_by) < 2:
+def code_key(summary: dict) -> str | None:
+    """What tells two runs' code apart: the digest of the code they executed (metrics.json `code.digest`, since the
+    fifty-first session: commits that differ in docs or tests alone share it), else their code_label."""
+    code = summary.get("code")
+    if isinstance(code, dict) and code.get("digest"):
+        return f"digest {code['digest']}"
+    return code_label(summary)
+
+
+def mixed_code(codes: Sequence[str | None], keys: Sequence[str | None] | None = None) -> str | None:
+    """A sentence naming the commits that made these runs, where their code differs (a difference between rows may
+    then be the code's); None where one code made them all. `keys` (code_key, one per run): runs of other commits
+    with one key, e.g. a README edit apart, ran the same code and are not told apart."""
+    keys = list(codes) if keys is None else list(keys)
+    by_key: dict[str, Counter] = {}
+    for code, key in zip(codes, keys):
+        by_key.setdefault(key or code or "unrecorded", Counter())[code or "unrecorded"] += 1
+    if len(by_key) < 2:
         return None
-    return "runs made by different code: " + ", ".join(f"{c} ({n} run{'s' * (n > 1)})" for c, n in made_by.items())
+    return "runs made by different code: " + ", ".join(
+        f"{' / '.join(labels)} ({n} run{'s' * (n > 1)})" for labels, n in
+        ((list(made), sum(made.values())) for made in by_key.values()))
 
 
 def _read_metrics_file(mfile: Path) -> dict:
