@@ -228,3 +228,65 @@ def test_a_full_disk_names_the_file_it_stopped(tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing half-written left
     with pytest.raises(ValueError, match="^other$"):  # any other error as it is
         write_atomic(tmp_path / "x", lambda f: (_ for _ in ()).throw(ValueError("other")))
+
+
+def _killed_writer(final, suffix: str):
+    """The scratch (`suffix` ".partial": a directory, ".tmp": a file) that a writer of `final` killed by SIGKILL
+    left, as its name says: a pid on this host that no process has."""
+    import subprocess
+    import sys
+
+    from unlearn.io import _writer
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = _writer().rsplit("-", 1)[0]
+    scratch = final.parent / f".{final.name}.{host}-{int(gone.stdout)}.x1y2z3ab{suffix}"
+    if suffix == ".partial":
+        scratch.mkdir()
+        (scratch / "model.safetensors").write_text("half")
+    else:
+        scratch.write_text("half")
+    return scratch
+
+
+def test_a_killed_writers_scratch_is_removed_by_a_later_reader_once_the_rerun_published(tmp_path):
+    """A `kill -9` and the rerun straight after it: the rerun's writer keeps the scratch (it changed a moment ago)
+    and publishes the directory, after which no writer of it comes again. Until 2026-12-07 the scratch stayed for
+    good (a 7B model's 14 GB); the first reader after the quiet spell removes it now."""
+    from unlearn.io import reuse_cached
+
+    final = tmp_path / "vanilla" / "tiny_llava-abc"
+    final.parent.mkdir()
+    left = _killed_writer(final, ".partial")
+    build_cached_dir(final, lambda tmp: (tmp / "model.safetensors").write_text("whole"))  # the rerun
+    assert left.exists()  # changed a moment ago: perhaps a writer in another pid namespace
+    _age([left])
+    assert build_cached_dir(final, lambda tmp: pytest.fail("built again")) == final
+    assert not left.exists() and (final / "model.safetensors").read_text() == "whole"
+    left = _killed_writer(final, ".partial")
+    _age([left])
+    assert reuse_cached(final) == final and not left.exists()  # a reader that does not build (ensure_vanilla)
+    cached_file = tmp_path / "eval_before" / "x.json"  # a file's temp likewise (the cached before-evaluation)
+    cached_file.parent.mkdir()
+    cached_file.write_text("{}")
+    temp = _killed_writer(cached_file, ".tmp")
+    _age([temp])
+    assert reuse_cached(cached_file, ".tmp") == cached_file and not temp.exists() and cached_file.exists()
+
+
+def test_a_reader_that_cannot_remove_a_dead_writers_temp_goes_on(tmp_path, monkeypatch):
+    """A shared cache this user may read and not write: the reader leaves the temp to one who may."""
+    from pathlib import Path
+
+    from unlearn.io import reuse_cached
+
+    cached_file = tmp_path / "x.json"
+    cached_file.write_text("{}")
+    temp = _killed_writer(cached_file, ".tmp")
+    _age([temp])
+
+    def refused(self, missing_ok=False):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refused)
+    assert reuse_cached(cached_file, ".tmp") == cached_file and temp.exists()

@@ -181,9 +181,22 @@ def remove_dead_writers(final: Path, suffix: str = ".partial") -> list[Path]:
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:
-                path.unlink(missing_ok=True)
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:  # a shared cache this user may read and not write: left to one who may
+                    continue
             removed.append(path)
     return removed
+
+
+def reuse_cached(final: Path, suffix: str = ".partial") -> Path:
+    """`final`, a cached directory (or, with `suffix` ".tmp", file) that exists, once the scratch its killed writers
+    left is removed (remove_dead_writers). Why here: once `final` exists no writer of it comes again, so until
+    2026-12-07 the scratch of a writer killed less than DEAD_WRITER_IDLE_S before the rerun that published `final`
+    (a `kill -9` and the rerun straight after it) stayed for good, a 7B model's 14 GB; the first reader after that
+    time removes it now."""
+    remove_dead_writers(final, suffix)
+    return final
 
 
 @contextmanager
@@ -223,7 +236,7 @@ def build_cached_dir(final: str | Path, build: Callable[[Path], None]) -> Path:
     """Return `final`, building it with `build(tmp_dir)` first if it does not exist yet."""
     final = Path(final)
     if final.exists():
-        return final
+        return reuse_cached(final)
     try:
         with atomic_dir(final) as tmp:
             build(tmp)

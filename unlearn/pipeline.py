@@ -34,7 +34,7 @@ from unlearn.eval.scorers import get_scorer
 from unlearn.eval.table import before_after_table
 from unlearn import later_keys
 from unlearn.agreed import agreed, join_outside_launch
-from unlearn.io import atomic_dir, build_cached_dir, config_hash, json_ready, write_json, write_text
+from unlearn.io import atomic_dir, build_cached_dir, config_hash, json_ready, reuse_cached, write_json, write_text
 from unlearn.models.loading import (CheckpointError, configured_model_types, load_model, recipe_processor,
                                     resolved_path, save_model)
 from unlearn.models.precision import cast_copy, dtype_named
@@ -477,7 +477,7 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark, schedule_checked: bool
     _require_build(cfg)  # before vanilla_path, which reads model.build
     path = vanilla_path(cfg)
     if agreed(f"vanilla model cached {path}", path.exists):  # every rank teaches, or none (unlearn/agreed.py)
-        log.info("vanilla model: reusing %s", path)
+        log.info("vanilla model: reusing %s", reuse_cached(path))
         taught = teaching_record(path).get("environment")
         if taught is None and keyed_threads(cfg) == 1:
             log.warning("vanilla model %s has no %s (cached before teaching was recorded): it may have been "
@@ -943,7 +943,7 @@ def evaluate_before(ctx: RunContext, cache: Path | None, source=None) -> tuple[d
             raise FileNotFoundError(f"rank 0 reads the cached before-evaluation {cache}, which this rank cannot "
                                     "read: is the cache directory shared by every rank?")
     if saved is not None:
-        log.info("before-evaluation: reusing %s", cache)
+        log.info("before-evaluation: reusing %s", reuse_cached(cache, ".tmp"))
         # metrics are re-aggregated from the records, so a change in aggregation never reads stale numbers
         return aggregate(saved["records"], "before", ctx.cfg.eval.get("truth_ratio_perturbed", "item")), \
             saved["records"]

@@ -23,7 +23,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from unlearn.agreed import agreed
-from unlearn.io import atomic_dir, build_cached_dir, config_hash, write_json
+from unlearn.io import atomic_dir, build_cached_dir, config_hash, reuse_cached, write_json
 from unlearn.rng import seeded
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def ensure_base(cfg: DictConfig) -> Path:
                     "(python -m unlearn.models.base --ship %s rebuilds the shipped copy)", shipped, found, key, shipped)
     path = base_path(cfg)
     if agreed(f"base model cached {path}", path.exists):  # every rank pretrains, or none
-        log.info("base model: reusing %s", path)
+        log.info("base model: reusing %s", reuse_cached(path))
         return path
     log.info("base model missing: pretraining on the background world (cached at %s)", path)
     build_cached_dir(path, lambda tmp: _build(cfg, tmp))
