@@ -9,10 +9,11 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def main(cfg: DictConfig) -> None:
     from unlearn.pipeline import run
-    from unlearn.runtime import quiet_libraries
+    from unlearn.runtime import quiet_libraries, sigterm_as_exit
     from unlearn.settings import refused_before_run
 
     quiet_libraries()
+    sigterm_as_exit()
     try:
         run(cfg)
     except Exception as e:

@@ -130,3 +130,57 @@ def test_a_refusal_names_where_it_was_raised(monkeypatch):
     message = str(exit_.value.code)
     assert message.startswith("Error: --out nowhere: no such sweep\n")
     assert f"ValueError at tests/test_runtime.py:{line}" in message and TRACEBACK_ENV in message
+
+
+def test_sigterm_while_a_directory_is_written_removes_its_scratch_and_says_so(tmp_path):
+    """Python's default SIGTERM ends the process at once, running no `except`: until 2026-12-07 a scheduler's SIGTERM
+    while a run wrote its model or the cached vanilla model left the scratch directory, as a `kill -9` does, and
+    no word. train.py now turns it into an exit with status 143 that removes the scratch."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import os, signal, sys, logging\nfrom pathlib import Path\nfrom unlearn.io import atomic_dir\n"
+              "from unlearn.runtime import sigterm_as_exit\nlogging.basicConfig()\nsigterm_as_exit()\n"
+              "with atomic_dir(Path(sys.argv[1])) as tmp:\n    (tmp / 'weights').write_text('half')\n"
+              "    os.kill(os.getpid(), signal.SIGTERM)\n    signal.pause()")
+    ended = subprocess.run([sys.executable, "-c", script, str(tmp_path / "model")], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=120)
+    assert ended.returncode == 143, ended.stderr
+    assert "interrupted (SIGTERM) outside a training loop" in ended.stderr
+    assert list(tmp_path.iterdir()) == []  # neither the model nor its scratch
+
+
+def test_sigterm_in_a_trainer_is_still_lightnings_to_stop(tmp_path, caplog):
+    """Inside a fit Lightning's handler calls ours after its own: ours leaves the stop to Lightning (at the next
+    step, its checkpoint named by InterruptNotice), and is the process's handler again after the fit."""
+    import logging
+    import os
+    import signal
+
+    import lightning as L
+    from lightning.pytorch.demos.boring_classes import BoringModel
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from callbacks.interrupt_notice import InterruptNotice
+    from unlearn.runtime import sigterm_as_exit
+
+    class Terminate(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        sigterm_as_exit()
+        ours = signal.getsignal(signal.SIGTERM)
+        trainer = L.Trainer(max_epochs=2, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                            enable_checkpointing=False, default_root_dir=tmp_path,
+                            callbacks=[Terminate(), InterruptNotice()])
+        with caplog.at_level(logging.WARNING), pytest.raises(SIGTERMException) as raised:
+            trainer.fit(BoringModel())
+        assert raised.value.code == 143 and "interrupted (SIGTERM): BoringModel at epoch 0, step 2" in caplog.text
+        assert "outside a training loop" not in caplog.text
+        assert signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, before)

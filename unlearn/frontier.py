@@ -1437,7 +1437,8 @@ def command_line(args_list: Sequence[str]) -> str:
 
 
 if __name__ == "__main__":
-    from unlearn.runtime import refusals_as_messages
+    from unlearn.runtime import refusals_as_messages, sigterm_as_exit
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    sigterm_as_exit()  # a run in this process stopped by SIGTERM removes what it was writing
     refusals_as_messages(main)

@@ -77,6 +77,31 @@ TRACEBACK_ENV = "UNLEARN_TRACEBACK"
 REFUSALS = (FileNotFoundError, FileExistsError, ValueError)
 
 
+SIGTERM_STATUS = 128 + 15  # 128 + SIGTERM: the status a shell reports for a process SIGTERM ended
+
+
+def sigterm_as_exit() -> None:
+    """SIGTERM (a scheduler's time limit, `timeout`, `kill`) raises Lightning's SIGTERMException, status 143, where no
+    Trainer catches it first. Why: Python's default action ends the process at once, running no `except` or
+    `finally`, so until 2026-12-07 a SIGTERM while a run wrote its model, a cached vanilla model or last.ckpt left
+    their scratch behind (a 7B model's 14 GB), as a `kill -9` does, and said nothing. Inside a Trainer's fit
+    Lightning's handler is the process's, and calls this one after its own: there it returns, and Lightning
+    raises its SIGTERMException at the next step (callbacks/interrupt_notice.py names the checkpoint)."""
+    import signal
+
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    def raise_exit(signum, frame) -> None:
+        if signal.getsignal(signal.SIGTERM) is not raise_exit:  # called by a Trainer's handler: Lightning's stop
+            return
+        logging.getLogger(__name__).warning(
+            "interrupted (SIGTERM) outside a training loop: what the run was writing is removed, not left half "
+            "written; run it again")
+        raise SIGTERMException(SIGTERM_STATUS)
+
+    signal.signal(signal.SIGTERM, raise_exit)
+
+
 def refusals_as_messages(main) -> None:
     """Run a command's `main()`: a refusal of its input (a missing directory, a malformed file, an argument it
     cannot read) ends it with its message and status 1, as train.py's refused settings do, not a traceback
