@@ -454,3 +454,30 @@ def test_a_finished_output_dir_is_a_refusal_train_py_prints_alone(tmp_path):
     with pytest.raises(FinishedRunError) as caught:
         pipeline.run(compose_config(["logger=none", "debug=fast"], done, tmp_path / "cache"))
     assert refused_before_run(caught.value)
+
+
+def test_a_killed_runs_scratch_is_removed_once_its_directory_is_claimed_again(tmp_path):
+    """A `kill -9` while a run wrote last.ckpt or model/ leaves their scratch; a resume or rerun straight after it
+    (the frontier's rerun of its sweep) holds the directory's claim, so no live run of it writes them: removed now.
+    Until 2026-12-07 they waited for 10 quiet minutes and a later write of the same file, and stayed for good (the
+    frontier's finished point kept its killed run's 5 MB .last.ckpt temp; at 7B tens of GB)."""
+    from unlearn.io import _writer
+
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    host = _writer().rsplit("-", 1)[0]
+    d = tmp_path / "run"
+    (d / "checkpoints").mkdir(parents=True)
+    ckpt_temp = d / "checkpoints" / f".last.ckpt.{host}-{gone}.ab_c12de.tmp"
+    model_scratch = d / f".model.{host}-{gone}.xyz98765.partial"
+    elsewhere = d / "checkpoints" / f".last.ckpt.otherhost-{gone}.ab_c12de.tmp"  # another machine's: its own
+    ours = d / f".items.json.{_writer()}.q1w2e3r4.tmp"  # this live process's
+    ckpt_temp.write_bytes(b"half"), elsewhere.write_bytes(b"half"), ours.write_bytes(b"half")
+    model_scratch.mkdir(), (model_scratch / "model.safetensors").write_bytes(b"half")
+    (d / "checkpoints" / "last.ckpt").write_bytes(b"whole")
+    assert claim_run_dir(d, "hydra.run.dir", recheck=lambda *a: None)  # a resume: its checkpoint is read
+    try:
+        assert not ckpt_temp.exists() and not model_scratch.exists()
+        assert elsewhere.exists() and ours.exists() and (d / "checkpoints" / "last.ckpt").read_bytes() == b"whole"
+    finally:
+        release_run_dir(d)

@@ -162,12 +162,13 @@ def _idle_seconds(path: Path) -> float:
     return time.time() - max(times)
 
 
-def remove_dead_writers(final: Path, suffix: str = ".partial") -> list[Path]:
+def remove_dead_writers(final: Path, suffix: str = ".partial", idle_s: float = DEAD_WRITER_IDLE_S) -> list[Path]:
     """Remove the scratch directories (`.partial`) or temp files (`.tmp`) of `final` whose writer on this host is
     gone (a `kill -9`, an out-of-memory kill: no `except` ran), and return them. Until 2026-12-06 they stayed: a 7B
     model's is 14 GB of cache, and a 7B last.ckpt's temp file tens of GB, per kill. A writer on another host, a
     live one (a pid reused by another process included), and one whose files changed in the last
-    DEAD_WRITER_IDLE_S (a writer in another pid namespace under the same host name, a container's) keep their own."""
+    `idle_s` (a writer in another pid namespace under the same host name, a container's) keep their own; a caller
+    that knows no live writer can be there (it holds the run directory's claim) passes 0."""
     host, _ = _writer().rsplit("-", 1)
     pattern = re.compile(rf"\.{re.escape(final.name)}\.{re.escape(host)}-(\d+)\..*{re.escape(suffix)}")
     removed = []
@@ -177,7 +178,7 @@ def remove_dead_writers(final: Path, suffix: str = ".partial") -> list[Path]:
             idle = _idle_seconds(path)
         except OSError:  # removed meanwhile by its writer
             continue
-        if match and not _alive(int(match.group(1))) and idle > DEAD_WRITER_IDLE_S:
+        if match and not _alive(int(match.group(1))) and idle > idle_s:
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:
@@ -197,6 +198,19 @@ def reuse_cached(final: Path, suffix: str = ".partial") -> Path:
     time removes it now."""
     remove_dead_writers(final, suffix)
     return final
+
+
+SCRATCH_NAME = re.compile(r"\.(?P<final>.+)\.[A-Za-z0-9_]+-\d+\.[A-Za-z0-9_]+(?P<suffix>\.partial|\.tmp)")
+
+
+def remove_dead_writers_under(directory: Path, idle_s: float = DEAD_WRITER_IDLE_S) -> list[Path]:
+    """remove_dead_writers for every scratch directory and temp file under `directory` (a run's: its model/, its
+    checkpoints/last.ckpt, its JSON files), each named by the scratch it finds."""
+    removed = []
+    for final, suffix in sorted({(p.parent / m["final"], m["suffix"]) for p in Path(directory).rglob(".*")
+                                 if (m := SCRATCH_NAME.fullmatch(p.name))}):
+        removed += remove_dead_writers(final, suffix, idle_s)
+    return removed
 
 
 @contextmanager

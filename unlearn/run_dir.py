@@ -105,7 +105,22 @@ def claim_run_dir(directory, key: str = "hydra.run.dir", recheck=None) -> bool:
     except BaseException:  # FinishedRunError, or a callback's SystemExit
         release_run_dir(directory)
         raise
+    remove_killed_writes(path)
     return True
+
+
+def remove_killed_writes(directory: Path) -> list[Path]:
+    """The scratch directories and temp files a killed run of `directory` left on this host (its model/'s, a
+    last.ckpt's: a 7B one's tens of GB), removed once this process holds the directory's claim: no live run of it
+    can be writing them then (the claim is the kernel's lock, across pid namespaces). Until 2026-12-07 they waited
+    for 10 quiet minutes and a later write of the same file, so a rerun or resume straight after a `kill -9` left
+    them for good."""
+    from unlearn.io import remove_dead_writers_under
+
+    removed = remove_dead_writers_under(directory, idle_s=0)
+    for path in removed:
+        log.info("%s: removed %s, left by a killed run", directory, path.relative_to(directory))
+    return removed
 
 
 def _holder(fd: int) -> str:
