@@ -481,3 +481,23 @@ def test_a_killed_runs_scratch_is_removed_once_its_directory_is_claimed_again(tm
         assert elsewhere.exists() and ours.exists() and (d / "checkpoints" / "last.ckpt").read_bytes() == b"whole"
     finally:
         release_run_dir(d)
+
+
+def test_a_sweep_run_killed_between_its_model_and_its_metrics_is_run_again(tmp_path):
+    """The frontier under `--base save_model=true`: model/ is written before metrics.json, so a kill between them
+    left a directory every run into it refuses (run_dir: model/ and no metrics.json), and until 2026-12-07 each
+    rerun of the sweep stopped at that point. It is the sweep's own unfinished run: cleared like its checkpoint."""
+    from unlearn.frontier import clear_interrupted
+
+    d = _finished(tmp_path / "killed", "config.json", "items.json", "model")
+    (d / "model" / "model.safetensors").write_bytes(b"x")
+    (d / "checkpoints").mkdir()
+    (d / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    with pytest.raises(FinishedRunError, match=r"holds a run's model/ and no metrics.json"):
+        check_fresh_run_dir(d)
+    clear_interrupted(d)
+    check_fresh_run_dir(d)
+    assert not (d / "model").exists() and (d / "items.json").is_file()
+    done = _finished(tmp_path / "done", "metrics.json", "model")  # a finished point: kept whole
+    clear_interrupted(done)
+    assert (done / "model").is_dir() and (done / "metrics.json").is_file()

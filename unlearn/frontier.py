@@ -36,6 +36,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import sys
 import time
 from collections import Counter
@@ -452,14 +453,19 @@ def check_one_process(base: Sequence[str], cache: Path, out: Path, method: str =
 
 def clear_interrupted(d: Path) -> None:
     """A sweep's run killed before its metrics is run again from the start: its checkpoints and masks (which a run
-    into a directory refuses to write over, unlearn/run_dir.py) are the sweep's own, and are removed."""
-    from unlearn.run_dir import INTERRUPTED, finished_outputs
+    into a directory refuses to write over, unlearn/run_dir.py) are the sweep's own, and are removed; so is a
+    model/ written before the kill (`--base save_model=true`; metrics.json comes after it): until 2026-12-07 the
+    run into that directory was refused, and every rerun of the sweep stopped at that point."""
+    from unlearn.run_dir import INTERRUPTED
 
-    if not d.is_dir() or finished_outputs(d):
+    if not d.is_dir() or (d / "metrics.json").is_file():
         return
     for p in sorted({p for pattern in INTERRUPTED for p in d.glob(pattern) if p.is_file()}):
         log.info("%s: removing the interrupted run's %s (the run starts again)", d, p.relative_to(d))
         p.unlink()
+    if (d / "model").is_dir():
+        log.info("%s: removing the interrupted run's model/ (the run starts again)", d)
+        shutil.rmtree(d / "model")
 
 
 def run_task(task: Task, out: Path, base: Sequence[str], cache: Path) -> float:
