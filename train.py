@@ -9,13 +9,14 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def main(cfg: DictConfig) -> None:
     from unlearn.pipeline import run
-    from unlearn.runtime import quiet_libraries, sigterm_as_exit
+    from unlearn.runtime import ctrl_c_as_exit, quiet_libraries, sigterm_as_exit
     from unlearn.settings import refused_before_run
 
     quiet_libraries()
     sigterm_as_exit()
     try:
-        run(cfg)
+        with ctrl_c_as_exit():
+            run(cfg)
     except Exception as e:
         if refused_before_run(e):  # refused before anything ran: the message, status 1, no traceback
             raise SystemExit(f"Error: {e}") from e

@@ -184,3 +184,20 @@ def test_sigterm_in_a_trainer_is_still_lightnings_to_stop(tmp_path, caplog):
         assert signal.getsignal(signal.SIGTERM) is ours
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_ctrl_c_outside_a_trainer_says_so_and_ends_with_status_130(tmp_path, caplog):
+    """Until 2026-12-07 a Ctrl-C while a run wrote the cached vanilla model printed a traceback of library frames
+    and nothing else; what the block was writing is removed (unlearn/io.py), and the message says so."""
+    import logging
+
+    from unlearn.io import atomic_dir
+    from unlearn.runtime import ctrl_c_as_exit
+
+    with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as raised, ctrl_c_as_exit():
+        with atomic_dir(tmp_path / "model") as scratch:
+            (scratch / "weights").write_text("half")
+            raise KeyboardInterrupt
+    assert raised.value.code == 130 and raised.value.__suppress_context__
+    assert "interrupted (Ctrl-C) outside a training loop" in caplog.text
+    assert list(tmp_path.iterdir()) == []

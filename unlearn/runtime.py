@@ -102,6 +102,24 @@ def sigterm_as_exit() -> None:
     signal.signal(signal.SIGTERM, raise_exit)
 
 
+CTRL_C_STATUS = 128 + 2  # 128 + SIGINT, as a shell reports a process Ctrl-C ended
+
+
+@contextmanager
+def ctrl_c_as_exit():
+    """Ctrl-C outside a Trainer's fit ends the block with a word and status 130, not a traceback of whatever library
+    frame it landed in (until 2026-12-07 a Ctrl-C while a run wrote the cached vanilla model printed 25 lines of
+    transformers' and accelerate's frames and nothing else). Inside a fit Lightning stops the run itself and
+    callbacks/interrupt_notice.py says so."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        logging.getLogger(__name__).warning(
+            "interrupted (Ctrl-C) outside a training loop: what the run was writing is removed, not left half "
+            "written; run it again")
+        raise SystemExit(CTRL_C_STATUS) from None
+
+
 def refusals_as_messages(main) -> None:
     """Run a command's `main()`: a refusal of its input (a missing directory, a malformed file, an argument it
     cannot read) ends it with its message and status 1, as train.py's refused settings do, not a traceback
