@@ -288,6 +288,22 @@ def test_a_sweep_in_process_runs_on_one_thread_as_the_workers_do(tmp_path, monke
         assert seen == [1, 1, 1, 1] and torch.get_num_threads() == 2  # restored after the sweep
 
 
+
+def test_an_interrupted_sweep_says_to_run_it_again_not_to_resume_the_run(tmp_path, monkeypatch, caplog):
+    """The run's own notice says `resume with method.ckpt_path=...`, which the sweep's rerun does not do (it
+    removes that checkpoint and runs the point again): until 2026-12-07 that was the last word of a Ctrl-C'd sweep."""
+    import logging
+
+    from unlearn import frontier
+
+    def interrupted(task, *a):
+        raise SystemExit(1)  # Lightning's exit after a Ctrl-C in a fit
+
+    monkeypatch.setattr(frontier, "run_task", interrupted)
+    with caplog.at_level(logging.WARNING), pytest.raises(SystemExit):
+        frontier.sweep(tmp_path / "sweep", "fast", [0], [], tmp_path / "cache", jobs=1)
+    assert "frontier sweep interrupted at " in caplog.text and "run the same command again" in caplog.text
+
 @pytest.mark.slow
 def test_frontier_end_to_end_at_fast_size(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")

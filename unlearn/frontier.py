@@ -546,6 +546,9 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
                     run_task(task, out, base, cache)
                 except Exception as e:  # a run's failure, not a refusal of the sweep's input: its traceback is
                     raise RuntimeError(f"frontier run {task} failed") from e  # kept (runtime.refusals_as_messages)
+                except BaseException:  # Ctrl-C, SIGTERM: Lightning's exit, or runtime's
+                    log.warning(interrupted_note(out, task))
+                    raise
         return len(tasks)
     from concurrent.futures import FIRST_COMPLETED, wait
 
@@ -566,6 +569,15 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
                         if t.seed == task.seed and t is not task:
                             pending[pool.submit(run_task, t, out, base, cache)] = t
     return len(tasks)
+
+
+def interrupted_note(out: Path, task: Task) -> str:
+    """What to do after a sweep is interrupted. Why: the run's own notice says to resume from its checkpoint with
+    method.ckpt_path, which a sweep does not do (its rerun removes that checkpoint and runs the point again, on the
+    sweep's one thread: a train.py resume of it would be another thread count's model)."""
+    return (f"frontier sweep interrupted at {run_dir(out, task.method, task.knob, task.value, task.seed)}: run the "
+            "same command again; it runs only the points without metrics.json, this one from its start (its "
+            "checkpoint is the sweep's own and is removed)")
 
 
 def _has_before(out: Path, seed: int) -> bool:
