@@ -426,3 +426,18 @@ def test_make_targets_exist():
         named = [t for t in toks[1:] if "=" not in t]
         missing = sorted(set(named) - targets)
         assert named and not missing, f"{page}:{num}: `{cmd}` names {missing}, not in the Makefile"
+
+
+def test_no_tracked_file_holds_a_merge_conflicts_markers():
+    """A conflict resolved by hand in a `git am -3` left `<<<<<<< HEAD` ... `>>>>>>>` around two rows of the README's
+    config table (fifty-first session), and every page test above passed: they read commands, not the page's text."""
+    import subprocess
+
+    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, check=True).stdout
+    marker = re.compile(rb"^(<{7} |={7}$|>{7} )", re.MULTILINE)
+    found = []
+    for name in filter(None, tracked.decode().split("\0")):
+        path = ROOT / name
+        if path.suffix in (".md", ".py", ".yaml", ".yml", ".toml", ".txt", ".sh", ".json") and path.is_file():
+            found += [f"{name}: {m.group().decode().strip()}" for m in marker.finditer(path.read_bytes())]
+    assert not found, found
