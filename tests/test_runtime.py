@@ -201,3 +201,22 @@ def test_ctrl_c_outside_a_trainer_says_so_and_ends_with_status_130(tmp_path, cap
     assert raised.value.code == 130 and raised.value.__suppress_context__
     assert "interrupted (Ctrl-C) outside a training loop" in caplog.text
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_on_one_rank_of_several_ends_it_at_once():
+    """Unwinding one rank while the others wait in a collective hangs every rank (as Lightning's own handler does
+    inside a fit or an evaluation, broadcasting from the signalled rank alone: a helper's finding, 2026-12-07), so
+    outside them one rank of several ends at once, as it did before this handler, and its peers stop on the broken
+    connection."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import os, signal\nimport torch.distributed as dist\nfrom unlearn.runtime import sigterm_as_exit\n"
+              "dist.is_initialized = lambda: True\ndist.get_world_size = lambda group=None: 2\nsigterm_as_exit()\n"
+              "try:\n    os.kill(os.getpid(), signal.SIGTERM)\n    signal.pause()\n"
+              "finally:\n    print('unwound')")
+    ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert ended.returncode == -15, (ended.returncode, ended.stderr)
+    assert "unwound" not in ended.stdout and "outside a training loop" not in ended.stderr

@@ -86,7 +86,8 @@ def sigterm_as_exit() -> None:
     `finally`, so until 2026-12-07 a SIGTERM while a run wrote its model, a cached vanilla model or last.ckpt left
     their scratch behind (a 7B model's 14 GB), as a `kill -9` does, and said nothing. Inside a Trainer's fit
     Lightning's handler is the process's, and calls this one after its own: there it returns, and Lightning
-    raises its SIGTERMException at the next step (callbacks/interrupt_notice.py names the checkpoint)."""
+    raises its SIGTERMException at the next step (callbacks/interrupt_notice.py names the checkpoint). One rank of
+    several ends at once, as without this handler (`several_processes`)."""
     import signal
 
     from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -94,12 +95,27 @@ def sigterm_as_exit() -> None:
     def raise_exit(signum, frame) -> None:
         if signal.getsignal(signal.SIGTERM) is not raise_exit:  # called by a Trainer's handler: Lightning's stop
             return
+        if several_processes():
+            # unwinding one rank while the others wait in a collective hangs them all (Lightning's own handler does,
+            # broadcasting from one rank: a SIGTERM to one rank of a trainer=ddp_sim fit or evaluation, 2026-12-07):
+            # the default action ends this rank at once, as before this handler, and the others stop on the broken
+            # connection; a killed writer's scratch goes at the next run (unlearn/io.py, unlearn/run_dir.py)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         logging.getLogger(__name__).warning(
             "interrupted (SIGTERM) outside a training loop: what the run was writing is removed, not left half "
             "written; run it again")
         raise SIGTERMException(SIGTERM_STATUS)
 
     signal.signal(signal.SIGTERM, raise_exit)
+
+
+def several_processes() -> bool:
+    """Whether this process is one rank of several (an initialized process group of two or more)."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 CTRL_C_STATUS = 128 + 2  # 128 + SIGINT, as a shell reports a process Ctrl-C ended
