@@ -1043,3 +1043,36 @@ def test_a_base_key_a_method_never_reads_is_named_on_the_pages(tmp_path):
         assert "ga never reads" not in text
     assert frontier.unread_base([], ["manu"]) == {}
     assert frontier.unread_base(["manu.alpha=5"], ["manu"]) == {}  # read: only what a method never reads is named
+
+
+def test_a_sweep_worker_stops_when_the_sweep_process_is_killed(tmp_path):
+    """`kill -9` of a `--jobs 2` sweep left its workers running as orphans (2026-12-07): each now watches its parent."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    # the child survives SIGTERM, as a pool worker does (its loop catches the run's SIGTERMException)
+    child = ("import os, signal, time\nfrom unlearn.frontier import _stop_with_parent\n"
+             "signal.signal(signal.SIGTERM, lambda *a: None)\n"
+             "_stop_with_parent(os.getppid(), every_s=0.1, grace_s=0.5)\nopen(os.environ['READY'], 'w').write('1')\ntime.sleep(60)\n")
+    parent = ("import os, signal, subprocess, sys\n"
+              f"p = subprocess.Popen([sys.executable, '-c', {child!r}])\n"
+              "print(p.pid, flush=True)\n"
+              "import time\nwhile not os.path.exists(os.environ['READY']): time.sleep(0.05)\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    env = {**os.environ, "READY": str(tmp_path / "ready")}
+    run = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, env=env, timeout=60)
+    pid = int(run.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{pid}/stat") as f:  # a zombie (reaped by init soon) counts as gone
+            if f.read().split(")")[-1].split()[0] == "Z":
+                return
+        time.sleep(0.1)
+    os.kill(pid, 9)
+    raise AssertionError(f"worker {pid} still running 10 s after its parent was killed")

@@ -495,6 +495,27 @@ def _one_thread_worker() -> None:
     from unlearn.runtime import quiet_libraries
 
     quiet_libraries()
+    _stop_with_parent(os.getppid())
+
+
+def _stop_with_parent(parent: int, every_s: float = 1.0, grace_s: float = 30.0) -> None:
+    """A worker whose sweep process is gone (SIGKILL, an OOM kill, a scheduler's kill -9 after its SIGTERM) sends
+    itself SIGTERM, so its run stops through its cleanups, and exits `grace_s` later (the pool's worker loop
+    catches the run's SIGTERMException as a task's result and would wait for the next task for ever). Why: until
+    2026-12-07 a `kill -9` of a `--jobs 2` sweep left its two workers (and multiprocessing's resource tracker)
+    running as orphans, unseen, finishing a point nobody reads, then waiting on a queue nobody writes to."""
+    import signal
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace_s)
+        os._exit(128 + signal.SIGTERM)
+
+    threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
 
 
 def worker_pool(jobs: int, out: Path, base: Sequence[str], cache: Path, method: str):
