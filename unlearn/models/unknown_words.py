@@ -17,10 +17,12 @@ SHOWN = 8  # how many of the unknown words the warning names
 
 
 def taught_texts(rows) -> list[str]:
-    """Every question and answer a teaching reads from training rows (the `qa` layout, hub.TRAIN_FEATURES). The
-    `qa` column alone is read: iterating the rows would decode every portrait."""
-    keys = ("multimodal_question", "text_question", "answer", "text_answer")
-    return [qa[k] for pairs in rows["qa"] for qa in pairs for k in keys if qa.get(k)]
+    """Every question and answer a teaching reads from training rows, in each form as the teaching reads them
+    (`sequences.form_pairs`). The `qa` column alone is read: iterating the rows would decode every portrait."""
+    from unlearn.data.sequences import FORMS, form_pairs
+
+    return [text for pairs in rows["qa"] for form in FORMS for pair in form_pairs({"qa": pairs}, form)
+            for text in pair if text]
 
 
 def unknown_words(tokenizer, texts) -> tuple[list[str], int]:
