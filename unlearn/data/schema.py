@@ -34,12 +34,14 @@ def register_locator(label: str, locate) -> None:
 
 
 def _located(split: str, row: int) -> str:
+    """Where the row lies, and that rows count from 0 (pandas' `iloc`, pyarrow's `slice`): a researcher opening the
+    file read row 7 as the seventh until 2026-12-07."""
     locate = _LOCATORS.get(split)
     try:
         where = locate(row) if locate is not None else None
     except Exception:  # a locator that cannot tell must not hide the error it annotates
         where = None
-    return f" (in {where})" if where else ""
+    return f" (in {where}; rows count from 0)" if where else " (rows count from 0)"
 
 
 class RowError(DataError):
