@@ -289,7 +289,9 @@ def test_an_interrupted_runs_checkpoint_is_not_written_over(tmp_path):
     (manu / "manu").mkdir()
     (manu / "manu" / "mask.safetensors").write_bytes(b"x")
     with pytest.raises(FinishedRunError, match=r"manu/mask.safetensors, which a run into it would write over; nothing "
-                                               r"was written: move them away$"):
+                                               r"was written: choose another hydra.run.dir \(the run was killed before "
+                                               r"its metrics.json; nothing resumes from these files, and a run makes "
+                                               r"them again\), or move them away$"):
         check_fresh_run_dir(manu)
     with pytest.raises(SystemExit, match=r"interrupted run's checkpoints/last.ckpt"):
         RefuseFinishedRuns().on_run_start(OmegaConf.create({"hydra": {"run": {"dir": str(d)}}}))

@@ -220,6 +220,11 @@ def check_fresh_run_dir(directory, key: str = "hydra.run.dir", reads=()) -> None
             ways.append(f"resume it (method.ckpt_path={directory}/checkpoints/last.ckpt, the run's method)")
         if mask := next((p for p in kept if p.parent.name == "mmunlearner" and p.suffix == ".safetensors"), None):
             ways.append(f"reuse its mask (mmunlearner.mask_path={mask}, into this directory too)")
+        # nothing resumes from the rest (MANU's mask, killed before metrics.json): until 2026-12-07 the refusal said
+        # only "move them away", not that they were an unfinished run's, which a run elsewhere makes again
+        if not ways:
+            ways.append(f"choose another {key} (the run was killed before its metrics.json; nothing resumes from "
+                        "these files, and a run makes them again)")
         raise FinishedRunError(f"{key}={directory} holds an interrupted run's {shown}, which a run into it would write "
                                f"over; nothing was written: {', or '.join(ways + ['move them away'])}")
 
