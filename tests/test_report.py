@@ -19,6 +19,7 @@ from unlearn.report import (
     missing_metrics,
     modality_gap,
     plot_tradeoff,
+    tradeoff_points,
     results_table,
     scored_modalities,
     write_plots,
@@ -151,14 +152,34 @@ def test_the_trade_off_plot_reads_the_modalities_the_runs_scored(tmp_path):
           "before/retain/multimodal/mc_acc": 0.9, "after/retain/multimodal/mc_acc": 0.8}
     text = {"before/forget/text/mc_acc": 1.0, "after/forget/text/mc_acc": 0.8,
             "before/retain/text/mc_acc": 1.0, "after/retain/text/mc_acc": 1.0}
-    clear = Run(name="clear", method="ga", overrides=[], metrics=mm, path=tmp_path)
-    both = Run(name="both", method="ga", overrides=[], metrics={**mm, **text}, path=tmp_path)
+    clear = Run(name="clear", method="ga", overrides=[], metrics=mm, path=tmp_path / "clear")
+    both = Run(name="both", method="ga", overrides=[], metrics={**mm, **text}, path=tmp_path / "both")
     assert scored_modalities([clear]) == ("multimodal",) and scored_modalities([clear, both]) == MODALITIES
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert plot_tradeoff([clear], tmp_path).is_file()
     with pytest.warns(UserWarning, match="no point for clear"):
         plot_tradeoff([clear, both], tmp_path)
+
+
+def test_the_trade_off_plot_draws_each_setting_once_with_its_seeds_spread(tmp_path):
+    """One point per setting, the mean of its seeds with their sample std, named once (until 2026-12-07 every run
+    was a point labelled by its name, and equal points hid each other's labels)."""
+    def run(method, seed, forget_after, retain_after):
+        m = {f"{stage}/{split}/{mod}/mc_acc": v for mod in MODALITIES
+             for stage, split, v in (("before", "forget", 1.0), ("after", "forget", forget_after),
+                                     ("before", "retain", 1.0), ("after", "retain", retain_after))}
+        return Run(name=f"{method} seed={seed}", method=method, overrides=[f"method={method}", f"seed={seed}"],
+                   metrics=m, path=tmp_path / f"{method}{seed}", seed=seed)
+
+    runs = [run("ga", 0, 0.8, 0.9), run("ga", 1, 0.6, 0.95), run("npo", 0, 0.8, 0.9)]
+    points, skipped = tradeoff_points(runs)
+    assert skipped == [] and [p.name for p in points] == ["ga", "npo"]
+    ga, npo = points
+    assert ga.seeds == [pytest.approx((0.2, 0.1)), pytest.approx((0.4, 0.05))]
+    assert ga.mean == pytest.approx((0.3, 0.075)) and ga.std == pytest.approx((0.2 / 2 ** 0.5, 0.05 / 2 ** 0.5))
+    assert npo.mean == pytest.approx((0.2, 0.1)) and npo.std == (0.0, 0.0)  # one seed: no spread drawn
+    assert plot_tradeoff(runs, tmp_path).is_file()
 
 
 def test_missing_metric_is_na_and_named(sweep):

@@ -1176,22 +1176,57 @@ def vanilla_levels(runs: Sequence[Run], modality: str) -> list[float | None]:
             for r in runs]
 
 
+@dataclass
+class TradeoffPoint:
+    """One setting on the trade-off plot: each seed's (forget drop, retain drop) and their mean ± sample std."""
+
+    name: str
+    seeds: list[tuple[float, float]]
+    mean: tuple[float, float]
+    std: tuple[float, float]  # 0 for a single seed (nothing to draw)
+
+
+def tradeoff_points(runs: Sequence[Run], modalities: Sequence[str] = MODALITIES) -> tuple[list[TradeoffPoint],
+                                                                                          list[str]]:
+    """The settings' points (grouped as the tables group them, `group_by_seed`) and the runs without one (a missing
+    before or after MC key). Until 2026-12-07 the plot drew and labelled every run alone: a 3-seed sweep of seven
+    methods was 21 overlapping names, and GA's and NPO's equal points hid each other's label."""
+    points, skipped = [], []
+    for g in group_by_seed(list(runs)):
+        seeds = []
+        for r in g.runs:
+            x, y = mean_drop(r.metrics, "forget", modalities=modalities), mean_drop(r.metrics, "retain",
+                                                                                    modalities=modalities)
+            if x is None or y is None:
+                skipped.append(r.name)
+            else:
+                seeds.append((x, y))
+        if seeds:
+            (mx, sx), (my, sy) = (mean_std([p[i] for p in seeds]) for i in (0, 1))
+            points.append(TradeoffPoint(g.name, seeds, (mx, my), (sx or 0.0, sy or 0.0)))
+    return points, skipped
+
+
+MARKERS = "osD^vP*Xph<>"  # a setting's colour and shape: two settings at one point (GA and NPO) stay told apart
+
+
 def plot_tradeoff(runs: Sequence[Run], out_dir: str | Path) -> Path:
     """x = forget MC drop, y = retain MC drop (both the mean of the modalities the runs scored): lower right is the
-    goal."""
+    goal. One colour and shape per setting: its seeds small, their mean large with ± std in both drops, named in
+    the legend (beside the axes: it hides no point)."""
     plt = _pyplot()
 
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    skipped = []
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
     mods = scored_modalities(runs)
     over = "mean of modalities" if len(mods) > 1 else {"multimodal": "image+text", "text": "text-only"}[mods[0]]
-    for r in runs:
-        x, y = mean_drop(r.metrics, "forget", modalities=mods), mean_drop(r.metrics, "retain", modalities=mods)
-        if x is None or y is None:
-            skipped.append(r.name)
-            continue
-        ax.scatter([x], [y], s=30)
-        ax.annotate(r.name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    points, skipped = tradeoff_points(runs, mods)
+    for i, p in enumerate(points):
+        color, marker = f"C{i % 10}", MARKERS[i % len(MARKERS)]
+        if len(p.seeds) > 1:
+            ax.scatter([x for x, _ in p.seeds], [y for _, y in p.seeds], s=14, color=color, marker=marker,
+                       alpha=0.35, lw=0)
+        ax.errorbar([p.mean[0]], [p.mean[1]], xerr=[p.std[0]], yerr=[p.std[1]], fmt=marker, ms=7, color=color,
+                    capsize=2, lw=0.8, label=f"{p.name} ({len(p.seeds)} seed{'s' * (len(p.seeds) > 1)})")
     if skipped:
         warnings.warn(f"trade-off plot: no point for {', '.join(skipped)} (missing before/after MC keys)",
                       stacklevel=2)
@@ -1200,6 +1235,9 @@ def plot_tradeoff(runs: Sequence[Run], out_dir: str | Path) -> Path:
     ax.set_xlabel(f"forget MC acc drop, before - after ({over})")
     ax.set_ylabel(f"retain MC acc drop ({over})")
     ax.set_title("Forgetting (right) vs. collateral damage (up)")
+    if points:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="mean ± std over seeds",
+                  title_fontsize=7)
     return _save(fig, Path(out_dir) / "tradeoff.png")
 
 
