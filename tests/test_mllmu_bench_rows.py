@@ -118,3 +118,35 @@ def test_intact_snapshot_warns_of_no_unassigned_person(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="unlearn.data.mllmu_bench"):
         _load(root, tmp_path)
     assert not [r for r in caplog.records if _UNASSIGNED in r.getMessage()]
+
+
+_EMPTY = "is not scored, absent from the run's table"
+
+
+@pytest.mark.parametrize("config,keep,split,modality,key", [
+    ("forget_10", "Image_Textual", "forget", "text", "Pure_Text_Questions"),
+    ("retain_90", "Pure_Text", "retain", "multimodal", "Image_Textual_Questions")])
+def test_eval_config_without_a_modality_is_warned(tmp_path, caplog, config, keep, split, modality, key):
+    """A config whose rows hold no question of one modality loses that cell: until the fifty-second session its row
+    vanished from the table and metrics.json without a word. Now the load names the config, the keys and the cell."""
+    root = write_mllmu_bench_fixture(tmp_path / "MLLMU-Bench")
+
+    def edit(rows):
+        for r in rows:
+            r["Classification_Task"] = {k: (v if k == keep + "_Questions" else [])
+                                        for k, v in r["Classification_Task"].items()}
+            for task in ("Generation_Task", "Mask_Task"):
+                r[task] = [q for q in r[task] if q["Type"] == keep]
+    edit_fixture(root, config, edit)
+    with caplog.at_level(logging.WARNING, logger="unlearn.data.empty_modalities"):
+        _load(root, tmp_path)
+    warned = [r.getMessage() for r in caplog.records if _EMPTY in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith(f"{config} (")
+    assert f"Classification_Task.{key} empty" in warned[0] and f"{split}/{modality} is not scored" in warned[0]
+
+
+def test_intact_snapshot_warns_of_no_empty_modality(tmp_path, caplog):
+    root = write_mllmu_bench_fixture(tmp_path / "MLLMU-Bench")
+    with caplog.at_level(logging.WARNING, logger="unlearn.data.empty_modalities"):
+        _load(root, tmp_path)
+    assert not [r for r in caplog.records if _EMPTY in r.getMessage()]

@@ -105,6 +105,7 @@ from pathlib import Path
 
 from datasets import DatasetDict
 
+from unlearn.data.empty_modalities import warn_empty_modalities
 from unlearn.data.hub import (EVAL_FEATURES, LETTERS, TRAIN_FEATURES, eval_features, field, image_value, load_config,
                               raw_rows, missing_config, resolve_source, to_dataset)
 from unlearn.data.schema import BadRows, DataError, RowError, check_eval_row, check_train_row, fail, split_name
@@ -530,6 +531,9 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
             dropped = bad.skipped.get(split_name(label), {})
             raise DataError(f"{label} has no usable rows (data.on_bad_row={bad.mode} dropped: "
                             f"{dropped or 'nothing: it is empty'})")
+    for rows, label, split in ((forget, f_label, "forget"), (retain, r_label, "retain"), (test, t_label, "test"),
+                               (untouched, u_label, "untouched")):
+        warn_empty_modalities(rows, label, split)
 
     def features(rows):  # under score, the split's own MC Options keys (option_keys); else A-D
         return eval_features(option_keys(rows)) if bad.mode == "score" else EVAL_FEATURES

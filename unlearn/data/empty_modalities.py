@@ -1,0 +1,44 @@
+"""An MLLMU-Bench eval config with no question of one modality, said when the data is read.
+
+Why: the evaluation scores the questions a split holds, so a config whose rows carry no text-only question (every
+`Pure_Text_Questions` empty, no `Pure_Text` generation or cloze item), or no image+text one, loses that cell without
+a word: it is absent from the run's table and metrics.json, and `unlearn.report` prints n/a (until the fifty-second
+session nothing said which file or key left it empty). The embedded benchmark and CLEAR leave cells empty by design
+(CLEAR has no text-only MC), so only the MLLMU-Bench loader asks.
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+MODALITIES = {"multimodal": ("Image_Textual_Questions", "Image_Textual"),
+              "text": ("Pure_Text_Questions", "Pure_Text")}
+
+
+def questions_per_modality(rows: list[dict]) -> dict[str, int]:
+    """How many MC, generation and cloze questions of each modality `rows` (internal eval rows) hold. A generation or
+    cloze item whose Type is not Image_Textual is asked as text, as the evaluation asks it."""
+    counts = dict.fromkeys(MODALITIES, 0)
+    for row in rows:
+        for modality, (mc_key, _) in MODALITIES.items():
+            counts[modality] += len(row["Classification_Task"][mc_key])
+        for task in ("Generation_Task", "Mask_Task"):
+            for item in row[task]:
+                counts["multimodal" if item["Type"] == "Image_Textual" else "text"] += 1
+    return counts
+
+
+def warn_empty_modalities(rows: list[dict], label: str, split: str) -> list[str]:
+    """Warn, naming the config (`label`, with its files) and the keys to fill, for each modality with no question
+    in `rows`; `split` is the evaluated split (forget, retain, test, untouched). Returns those modalities."""
+    empty = [m for m, n in questions_per_modality(rows).items() if n == 0]
+    for modality in empty:
+        mc_key, kind = MODALITIES[modality]
+        log.warning(
+            "%s: none of its %d rows holds %s question (Classification_Task.%s empty, no Generation_Task or "
+            "Mask_Task item of Type '%s'): %s/%s is not scored, absent from the run's table and metrics.json and "
+            "n/a in unlearn.report; add such questions to its rows to score it", label, len(rows),
+            "an image+text" if modality == "multimodal" else "a text-only", mc_key, kind, split, modality)
+    return empty
