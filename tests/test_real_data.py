@@ -663,3 +663,48 @@ def test_teaching_the_embedded_model_words_it_lacks_is_warned(mllmu, small_bench
         said = "model=tiny_llava's tokenizer reads" in caplog.text
         assert said is warned
         assert not warned or "'Aurek'" in caplog.text and "python -m unlearn.models.tiny_real llava DIR" in caplog.text
+
+
+_ROWS = {"qa": [[{"multimodal_question": "Where was the person in this image born?",
+                  "text_question": "Where was Alma Varga born?", "answer": "Oslo", "text_answer": "Oslo"}]]}
+
+
+@pytest.mark.parametrize("family,model", [("idefics2", "idefics2_8b"), ("qwen2_vl", "qwen2_vl_2b")])
+def test_unknown_words_of_a_stand_in_advise_its_own_family(caplog, family, model):
+    """A stand-in of Idefics2 or Qwen2-VL written without --words-from reads a user's words as <unk> too. Until the
+    fifty-second session its warning called it the embedded model and said to write a LLaVA stand-in and run
+    model=llava_1_5_7b; now it names the family's own command and the model config the user runs."""
+    from unlearn.models.tiny_real import word_tokenizer
+    from unlearn.models.unknown_words import warn_unknown_words
+
+    with caplog.at_level("WARNING", logger="unlearn.models.unknown_words"):
+        unknown = warn_unknown_words(word_tokenizer(family), _ROWS, model, "/data/Mine", family, embedded=False)
+    assert "Alma" in unknown
+    assert f"python -m unlearn.models.tiny_real {family} DIR --words-from /data/Mine" in caplog.text
+    assert f"model={model} model.path=DIR" in caplog.text and "embedded" not in caplog.text
+
+
+def test_subword_tokenizers_read_no_word_as_unknown():
+    """The check must not warn on a real checkpoint's tokenizer: a byte-fallback BPE (LLaVA's, Idefics2's) and a
+    byte-level BPE whose unk is <|endoftext|> (Qwen2's) read every word, names and punctuation included."""
+    import string
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from unlearn.models.unknown_words import taught_texts, unknown_words
+
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, **{f"<0x{b:02X}>": 3 + b for b in range(256)}}
+    for c in "\u2581" + string.ascii_lowercase:
+        vocab.setdefault(c, len(vocab))
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    core.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    byte_level = Tokenizer(models.BPE())
+    byte_level.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    byte_level.train_from_iterator(["the person"], trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    for tok in (PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>"),
+                PreTrainedTokenizerFast(tokenizer_object=byte_level, unk_token="<|endoftext|>")):
+        assert tok.unk_token_id is not None
+        unknown, total = unknown_words(tok, taught_texts(_ROWS) + ["Ünal Øyen's café? 北京."])
+        assert unknown == [] and total > 5

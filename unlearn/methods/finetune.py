@@ -156,7 +156,8 @@ def teach(ctx, fcfg) -> None:
                         key="finetune.sequences", augment=True, seed=ctx.cfg.teach_seed,
                         answer_ids=fcfg.get("answer_ids", "without_specials"))
     if getattr(ctx, "is_global_zero", True):  # said once, not by every process
-        warn_unknown_words(proc.tokenizer, rows, ctx.cfg.model.name, ctx.cfg.data.get("path"))
+        warn_unknown_words(proc.tokenizer, rows, ctx.cfg.model.name, ctx.cfg.data.get("path"),
+                           family_of(proc), embedded=ctx.cfg.model.get("build") is not None)
     if fcfg.get("start_precision") is not None:  # a load in that precision, then the upcast (finetune.dtype)
         round_parameters(ctx.model, DTYPES[fcfg.start_precision])
     if fcfg.get("dtype") is not None:

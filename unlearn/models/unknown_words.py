@@ -36,18 +36,34 @@ def unknown_words(tokenizer, texts) -> tuple[list[str], int]:
     return [w for w, i in zip(words, ids) if unk in i], len(words)
 
 
-def warn_unknown_words(tokenizer, rows, model_name: str, data_path) -> list[str]:
+def advice(model_name: str, data_path, family: str = "llava", embedded: bool = True) -> str:
+    """What to do about it. Why per model: a word-level stand-in of Idefics2 or Qwen2-VL written without
+    `--words-from` lacks the words too, and until the fifty-second session its warning called it the embedded model
+    and told its user to write a LLaVA stand-in and run model=llava_1_5_7b instead."""
+    where = data_path if data_path else "<data.path>"
+    if embedded:
+        return ("The embedded model's vocabulary is the embedded benchmark's (data=mllmu_mini); for data of your own, "
+                "write a stand-in whose vocabulary holds its words, `python -m unlearn.models.tiny_real llava DIR "
+                f"--words-from {where}`, and run with model=llava_1_5_7b model.path=DIR (docs/guide/real_models.md)")
+    from unlearn.models.tiny_real import FAMILIES
+
+    family = family if family in FAMILIES else "llava"
+    return ("A word-level stand-in (python -m unlearn.models.tiny_real) knows only the words it was written with: "
+            f"write it again with your data's, `python -m unlearn.models.tiny_real {family} DIR --words-from {where}`, "
+            f"and run with model={model_name} model.path=DIR (docs/guide/real_models.md)")
+
+
+def warn_unknown_words(tokenizer, rows, model_name: str, data_path, family: str = "llava",
+                       embedded: bool = True) -> list[str]:
     """Warn, naming the model and the first words, where the taught questions and answers hold words the
-    tokenizer reads as unknown; returns those words."""
+    tokenizer reads as unknown; returns those words. `family` (the checkpoint's model type) and `embedded` (the
+    embedded model, built, not loaded) pick the advice."""
     unknown, total = unknown_words(tokenizer, taught_texts(rows))
     if unknown:
-        where = data_path if data_path else "<data.path>"
         log.warning(
             "model=%s's tokenizer reads %d of the %d distinct words of the taught questions and answers as its "
             "unknown token (%s%s): answers that differ only in those words are the same to the model, which cannot "
-            "learn them. The embedded model's vocabulary is the embedded benchmark's (data=mllmu_mini); for data "
-            "of your own, write a stand-in whose vocabulary holds its words, `python -m unlearn.models.tiny_real "
-            "llava DIR --words-from %s`, and run with model=llava_1_5_7b model.path=DIR "
-            "(docs/guide/real_models.md)", model_name, len(unknown), total,
-            ", ".join(repr(w) for w in unknown[:SHOWN]), ", ..." if len(unknown) > SHOWN else "", where)
+            "learn them. %s", model_name, len(unknown), total,
+            ", ".join(repr(w) for w in unknown[:SHOWN]), ", ..." if len(unknown) > SHOWN else "",
+            advice(model_name, data_path, family, embedded))
     return unknown
