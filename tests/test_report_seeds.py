@@ -678,3 +678,23 @@ def test_equal_drops_from_other_levels_show_no_spread(tmp_path):
                    "before/forget/multimodal/mc_acc": before}
         write_run(root / f"{seed}_ga", "ga", metrics, ["method=ga", f"seed={seed}"])
     assert parse_table(gap_table(group_by_seed(load_runs([root]))))["ga"]["MM forget MC drop"] == "0.040 ± 0.000"
+
+
+def test_seeds_of_one_given_checkpoint_are_one_taught_model(tmp_path):
+    """`model.path=DIR` (data of a user's own, a stand-in taught once) unlearns that checkpoint at every seed;
+    `teach_seed` follows `seed` in the config but teaches nothing. Until the fifty-second session the report read
+    seeds 0 and 1 as two taught models: the vanilla row said 2 and no note said the runs share one model."""
+    root = tmp_path / "sw"
+    for seed in range(2):
+        run = write_run(root / f"{seed}_grad_diff", "grad_diff", metrics_for(GA_AFTER, 1.0),
+                        ["method=grad_diff", "model.path=/mine/runs/vanilla/model", f"seed={seed}"])
+        summary = json.loads((run / "metrics.json").read_text())
+        (run / "metrics.json").write_text(json.dumps({**summary, "seed": seed, "teach_seed": seed,
+                                                      "source_model": "/mine/runs/vanilla/model",
+                                                      "source_teaching": {}}))
+        (run / "config.json").write_text(json.dumps({"method": {"name": "grad_diff"}, "seed": seed,
+                                                     "teach_seed": seed,
+                                                     "model": {"path": "/mine/runs/vanilla/model"}}))
+    text = seed_table(group_by_seed(load_runs([root])))
+    assert parse_table(text)["vanilla"]["seeds"] == "1"
+    assert "grad_diff (2 runs, 1 taught)" in text

@@ -102,6 +102,7 @@ class Run:
     code: str | None = None  # the framework's commit that made it (metrics.json `code`, "+edits" when dirty)
     code_key: str | None = None  # what tells its code from another run's (`code_key`: the executed code's digest)
     unread: dict | None = None  # {key: why}: its command-line overrides its method never reads (`unread_overrides`)
+    given_model: bool = False  # it unlearned a checkpoint given as `model.path`: no seed taught it (`given_checkpoint`)
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -263,7 +264,17 @@ def load_run(run_dir: str | Path, scorer: str | None = None) -> Run:
                metrics=summary["metrics"], path=run_dir, source_model=summary.get("source_model"),
                seed=None if seed is None else int(seed), teach_seed=None if teach_seed is None else int(teach_seed),
                setting=setting, source_teaching=None if record is None else config_hash(record),
-               code=code_label(summary), code_key=code_key(summary), unread=unread)
+               code=code_label(summary), code_key=code_key(summary), unread=unread,
+               given_model=given_checkpoint(config))
+
+
+def given_checkpoint(config: dict | None) -> bool:
+    """Whether the run unlearned a checkpoint given as `model.path`. Why: `teach_seed` follows `seed` in every
+    config, but with a given checkpoint nothing is taught, so every seed starts from that one model; until the
+    fifty-second session such runs at seeds 0 and 1 read as two taught models (a vanilla row of 2, no note that
+    their spread is the method's seed alone)."""
+    model = config.get("model") if isinstance(config, dict) else None
+    return bool(isinstance(model, dict) and model.get("path"))
 
 
 def recorded_config(run_dir: Path) -> dict | None:
@@ -864,6 +875,9 @@ def _taught(r: Run):
     key (its directory's name: a cache copied elsewhere keeps it) and its teaching record. Until 2026-12-05 the
     teaching seed alone: runs from two caches, thread counts or machines at one teaching seed were paired as runs
     of one taught model, and shared one vanilla row."""
+    if r.given_model:  # a checkpoint given as model.path: the same model at every seed, named by its whole path
+        return None, str(r.source_model), r.source_teaching  # (vanilla_model's cache-key reading would take two
+        # users' runs/vanilla/model for one model)
     taught = r.teach_seed if r.teach_seed is not None else r.seed
     if taught is None:
         return id(r)
