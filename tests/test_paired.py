@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -191,3 +192,20 @@ def test_frontier_pairs_count_a_taught_model_once():
     assert "count once" not in paired_table(pts)
     with pytest.raises(ValueError, match="seed 0 started from the model of teach seed 5"):
         taught_models(pts + [replace(pts[0], teach_seed=5)])
+    # one checkpoint given as model.path (teach_seed follows seed there, teaching nothing): one model, as above;
+    # until 2026-12-07 its seeds were read as taught models and the difference starred
+    given = [replace(p, source="/mine/vanilla/model", given_model=True) for p in pts]
+    assert set(taught_models(given).values()) == {"/mine/vanilla/model"} and paired_table(given) is None
+
+
+def test_a_sweep_of_a_given_checkpoint_is_read_as_one_taught_model(tmp_path):
+    """load_points reads each run's recorded config: a run given `model.path` is of that one model."""
+    from unlearn.frontier import load_points
+
+    for seed in (0, 1):
+        d = tmp_path / "ga" / "lr=0.0001" / f"seed{seed}"
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps({"seed": seed, "teach_seed": seed, "source_model": "/m",
+                                                    "metrics": {"before/forget/multimodal/mc_acc": 1.0}}))
+        (d / "config.json").write_text(json.dumps({"seed": seed, "model": {"path": "/m" if seed else None}}))
+    assert [p.given_model for p in sorted(load_points(tmp_path), key=lambda p: p.seed)] == [False, True]

@@ -46,7 +46,8 @@ from pathlib import Path
 
 from unlearn.eval.table import MODALITIES
 from unlearn.io import config_hash, write_atomic
-from unlearn.report import MOD_LABEL, _pyplot, _save, code_key, code_label, mean_std, metric, mixed_code, vanilla_model
+from unlearn.report import (MOD_LABEL, _pyplot, _save, code_key, code_label, given_checkpoint, mean_std, metric, mixed_code,
+                            recorded_config, vanilla_model)
 
 log = logging.getLogger(__name__)
 
@@ -622,6 +623,7 @@ class Point:
     knob: str | None = None  # the strength knob's last key, as its directory names it ("lr" of lr=5e-05)
     code: str | None = None  # the commit that made the run (report.code_label)
     code_key: str | None = None  # what tells its code from another run's (report.code_key)
+    given_model: bool = False  # it unlearned a checkpoint given as model.path: every seed's model (report.given_checkpoint)
 
     def drop(self, split: str, mod: str, name: str = "mc_acc") -> float | None:
         """before - after of metric `name` on one split and modality (None where the run lacks it)."""
@@ -655,7 +657,8 @@ def load_points(out: Path) -> list[Point]:
         teach, record = summary.get("teach_seed"), summary.get("source_teaching")
         points.append(Point(method_dir.name, strength, seed, metrics, seed_dir, summary.get("source_model"),
                             None if teach is None else int(teach), None if record is None else config_hash(record),
-                            strength_dir.name.split("=", 1)[0], code_label(summary), code_key(summary)))
+                            strength_dir.name.split("=", 1)[0], code_label(summary), code_key(summary),
+                            given_checkpoint(recorded_config(seed_dir))))
     for method in sorted({p.method for p in points}):  # one curve reads one knob (record_knobs refuses a second)
         named = sorted({p.knob for p in points if p.method == method})
         if len(named) > 1:
@@ -864,8 +867,9 @@ def paired_table(points: Sequence[Point], budget: float = BUDGET, cost: str = "r
         f"\n\n- row − column: the row method's forget MC drop at {label} drop {budget:g} minus the column's, seed by "
         "seed (each seed's methods start from that seed's taught model, so the part of the spread that the model "
         "gives every method cancels), mean ± sample std over the seeds both ran; (k): only k seeds shared."
-        + (" Seeds that share a taught model (`teach_seed`) count once, their differences averaged: they are not "
-           "independent samples of it." if len(set(taught.values())) < len(taught) else "") + "\n"
+        + (" Seeds that share a taught model (`teach_seed`, or one `model.path`) count once, their differences "
+           "averaged: they are not independent samples of it." if len(set(taught.values())) < len(taught) else "")
+        + "\n"
         f"- *: the paired t interval ({LEVEL:.0%}) excludes 0, |mean| > t(n - 1) std / sqrt(n) ({thresholds}): the "
         "row forgets more (+) or less (-) than the column at that cost on these taught models. With no true "
         f"difference about 1 pair in 20 is starred by chance ({pairs}); a difference equal at every seed has no "
@@ -874,11 +878,13 @@ def paired_table(points: Sequence[Point], budget: float = BUDGET, cost: str = "r
         "difference is a bound, not a reading at equal cost.")
 
 
-def taught_models(points: Sequence[Point]) -> dict[int, int]:
-    """{seed: the teach seed of the model its runs start from}; ValueError where one seed's runs name two."""
-    out: dict[int, int] = {}
+def taught_models(points: Sequence[Point]) -> dict[int, int | str]:
+    """{seed: the teach seed of the model its runs start from, or the path of a checkpoint given as model.path,
+    which every seed starts from (until 2026-12-07 its seeds counted as taught models, as the report's did)};
+    ValueError where one seed's runs name two."""
+    out: dict[int, int | str] = {}
     for p in points:
-        teach = p.seed if p.teach_seed is None else p.teach_seed
+        teach = str(p.source) if p.given_model else p.seed if p.teach_seed is None else p.teach_seed
         if out.setdefault(p.seed, teach) != teach:
             raise ValueError(f"{p.path}: seed {p.seed} started from the model of teach seed {teach}, and other runs "
                              f"of seed {p.seed} from teach seed {out[p.seed]}: a sweep's seed pairs one taught model")
