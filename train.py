@@ -2,6 +2,11 @@
 
 import logging
 
+if __name__ == "__main__":  # before hydra's imports: a Ctrl-C among them ends with a line and status 130
+    from unlearn.runtime import ctrl_c_while_starting
+
+    ctrl_c_while_starting()
+
 import hydra
 from omegaconf import DictConfig
 
@@ -9,11 +14,12 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def main(cfg: DictConfig) -> None:
     from unlearn.pipeline import run
-    from unlearn.runtime import ctrl_c_as_exit, quiet_libraries, sigterm_as_exit
+    from unlearn.runtime import ctrl_c_as_exit, quiet_libraries, sigterm_as_exit, started
     from unlearn.settings import refused_before_run
 
     quiet_libraries()
     sigterm_as_exit()
+    started()  # Ctrl-C raises again: Lightning's graceful stop of a fit, ctrl_c_as_exit's message
     try:
         with ctrl_c_as_exit():
             run(cfg)

@@ -220,3 +220,46 @@ def test_sigterm_on_one_rank_of_several_ends_it_at_once():
                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert ended.returncode == -15, (ended.returncode, ended.stderr)
     assert "unwound" not in ended.stdout and "outside a training loop" not in ended.stderr
+
+
+def test_ctrl_c_inside_a_fit_ends_with_status_130_as_outside_it(tmp_path, caplog):
+    """Lightning stops a Ctrl-C'd fit gracefully and then exits with status 1 (until 2026-12-07 a GA run Ctrl-C'd
+    mid-training ended with 1, one Ctrl-C'd outside the fit with 130): its stop and the checkpoint notice stay
+    Lightning's and InterruptNotice's, the status is 130."""
+    import logging
+    import signal
+
+    import lightning as L
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from callbacks.interrupt_notice import InterruptNotice
+    from unlearn.runtime import ctrl_c_as_exit
+
+    class CtrlC(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 2:
+                raise KeyboardInterrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        trainer = L.Trainer(max_epochs=2, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                            enable_checkpointing=False, default_root_dir=tmp_path, callbacks=[CtrlC(), InterruptNotice()])
+        with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as raised, ctrl_c_as_exit():
+            trainer.fit(BoringModel())
+    finally:
+        signal.signal(signal.SIGINT, before)  # Lightning ignores Ctrl-C after catching one
+    assert raised.value.code == 130 and "interrupted (Ctrl-C): BoringModel at epoch 0, step 2" in caplog.text
+    assert "outside a training loop" not in caplog.text
+    with pytest.raises(SystemExit) as other, ctrl_c_as_exit():
+        raise SystemExit(1)  # another exit with status 1 is left as it is
+    assert other.value.code == 1
+
+
+def test_ctrl_c_while_starting_ends_with_a_line_and_status_130():
+    """A Ctrl-C in a command's first seconds (its imports) printed a traceback of whichever import it landed in."""
+    script = ("import os, signal\nfrom unlearn.runtime import ctrl_c_while_starting\nctrl_c_while_starting()\n"
+              "os.kill(os.getpid(), signal.SIGINT)\nimport time\ntime.sleep(30)\n")
+    ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert ended.returncode == 130, ended.stderr
+    assert ended.stderr == "interrupted (Ctrl-C) while starting: nothing was run\n"

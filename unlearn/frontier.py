@@ -44,6 +44,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+if __name__ == "__main__":  # before the imports below (seconds): a Ctrl-C among them ends with a line, status 130
+    from unlearn.runtime import ctrl_c_while_starting
+
+    ctrl_c_while_starting()
+
 from unlearn.eval.table import MODALITIES
 from unlearn.io import config_hash, write_atomic
 from unlearn.report import (MOD_LABEL, _pyplot, _save, code_key, code_label, given_checkpoint, mean_std, metric, mixed_code,
@@ -1482,8 +1487,10 @@ def command_line(args_list: Sequence[str]) -> str:
 
 
 if __name__ == "__main__":
-    from unlearn.runtime import refusals_as_messages, sigterm_as_exit
+    from unlearn.runtime import ctrl_c_as_exit, refusals_as_messages, sigterm_as_exit, started
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     sigterm_as_exit()  # a run in this process stopped by SIGTERM removes what it was writing
-    refusals_as_messages(main)
+    started()
+    with ctrl_c_as_exit():  # a run in this process: its message and status 130, not a traceback (as train.py)
+        refusals_as_messages(main)

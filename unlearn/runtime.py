@@ -126,7 +126,7 @@ def ctrl_c_as_exit():
     """Ctrl-C outside a Trainer's fit ends the block with a word and status 130, not a traceback of whatever library
     frame it landed in (until 2026-12-07 a Ctrl-C while a run wrote the cached vanilla model printed 25 lines of
     transformers' and accelerate's frames and nothing else). Inside a fit Lightning stops the run itself and
-    callbacks/interrupt_notice.py says so."""
+    callbacks/interrupt_notice.py says so; its exit, status 1, becomes 130 here too (`stopped_fit`)."""
     try:
         yield
     except KeyboardInterrupt:
@@ -134,6 +134,42 @@ def ctrl_c_as_exit():
             "interrupted (Ctrl-C) outside a training loop: what the run was writing is removed, not left half "
             "written; run it again")
         raise SystemExit(CTRL_C_STATUS) from None
+    except SystemExit as e:
+        if not stopped_fit(e):
+            raise
+        # Lightning stopped the fit gracefully (teardown, callbacks/interrupt_notice.py named the checkpoint), then
+        # exited with status 1 (trainer/call.py: `sys.exit(1)` in its `except KeyboardInterrupt`): until 2026-12-07
+        # a Ctrl-C inside a fit ended with 1, one outside it with 130. The same status for the same key.
+        raise SystemExit(CTRL_C_STATUS) from None
+
+
+def stopped_fit(e: SystemExit) -> bool:
+    """Whether `e` is Lightning's exit after a Ctrl-C in a fit: status 1, raised while handling the KeyboardInterrupt
+    (a SystemExit(1) of anything else, or a Lightning that re-raised the KeyboardInterrupt, is left as it is)."""
+    return e.code == 1 and isinstance(e.__context__, KeyboardInterrupt)
+
+
+def ctrl_c_while_starting() -> None:
+    """Until `started()`, Ctrl-C ends the process with a line and status 130, not a traceback of whichever import it
+    landed in (a command's first seconds import torch, transformers and Lightning). A signal handler, not a `try`:
+    the imports are module-level statements of the command's own module. Costs one `signal.signal` call."""
+    import signal
+    import sys
+
+    def stop(signum, frame) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while this one unwinds
+        sys.stderr.write("interrupted (Ctrl-C) while starting: nothing was run\n")
+        raise SystemExit(CTRL_C_STATUS)
+
+    signal.signal(signal.SIGINT, stop)
+
+
+def started() -> None:
+    """Ctrl-C raises KeyboardInterrupt again (Python's own handler), for Lightning's graceful stop of a fit and
+    `ctrl_c_as_exit`: the end of `ctrl_c_while_starting`."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def refusals_as_messages(main) -> None:
