@@ -304,6 +304,43 @@ def test_an_interrupted_sweep_says_to_run_it_again_not_to_resume_the_run(tmp_pat
         frontier.sweep(tmp_path / "sweep", "fast", [0], [], tmp_path / "cache", jobs=1)
     assert "frontier sweep interrupted at " in caplog.text and "run the same command again" in caplog.text
 
+def test_an_interrupted_jobs_sweep_says_which_runs_finished_and_exits_as_one_in_process(tmp_path, monkeypatch, caplog):
+    """Until 2026-12-07 a Ctrl-C of a `--jobs 2` sweep printed a KeyboardInterrupt traceback of the pool's wait, and
+    its SIGTERM the in-process run's "what the run was writing is removed": each now names what its runs did and
+    exits 130 or 143, as the sweep in process does. The pool is a thread pool here: the interrupt is the parent's."""
+    import logging
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from unlearn import frontier
+
+    def one_run(task, out, base, cache):
+        d = frontier.run_dir(out, task.method, task.knob, task.value, task.seed)
+        d.mkdir(parents=True)
+        if task.seed == 0:
+            (d / "metrics.json").write_text("{}")
+        return 1.0
+
+    for stop, status in ((KeyboardInterrupt, 130), (SIGTERMException, 143)):
+        out = tmp_path / str(status)
+
+        def wait(pending, return_when):  # the signal arrives while the sweep waits on its workers
+            list(pending)[0].result()
+            raise stop()
+        monkeypatch.setattr(frontier, "worker_pool", lambda jobs, *a: ThreadPoolExecutor(jobs))
+        monkeypatch.setattr(frontier, "_run_in_worker", one_run)
+        monkeypatch.setattr("concurrent.futures.wait", wait)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as raised:
+            frontier.sweep(out, "fast", [0, 1], [], tmp_path / "cache", jobs=2)
+        assert raised.value.code == status and raised.value.__suppress_context__
+        how = "Ctrl-C" if status == 130 else "SIGTERM"
+        assert (f"frontier sweep interrupted ({how}): 6 of its 8 runs not started; finished and kept: {out}/ga/"
+                f"lr=0.0001/seed0; stopped, to run again from the start") in caplog.text
+        assert "run the same command again" in caplog.text.lower() and "outside a training loop" not in caplog.text
+
+
 @pytest.mark.slow
 def test_frontier_end_to_end_at_fast_size(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")

@@ -41,6 +41,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Collection, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -502,6 +503,9 @@ def _one_thread_worker() -> None:
 
     quiet_libraries()
     _stop_with_parent(os.getppid())
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # until its run (_run_in_worker)
 
 
 def _stop_with_parent(parent: int, every_s: float = 1.0, grace_s: float = 30.0) -> None:
@@ -579,23 +583,107 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
         return len(tasks)
     from concurrent.futures import FIRST_COMPLETED, wait
 
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from unlearn.runtime import CTRL_C_STATUS, SIGTERM_STATUS
+
     firsts: dict[int, Task] = {}
     for t in tasks:
         firsts.setdefault(t.seed, t)
-    with worker_pool(jobs, out, base, cache, tasks[0].method) as pool:
-        pending = {pool.submit(run_task, t, out, base, cache): t for t in firsts.values()}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                task = pending.pop(fut)
-                if fut.exception() is not None:  # stop the sweep; finished runs stay (resumable)
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise RuntimeError(f"frontier run {task} failed") from fut.exception()
-                if firsts.get(task.seed) is task:
-                    for t in tasks:
-                        if t.seed == task.seed and t is not task:
-                            pending[pool.submit(run_task, t, out, base, cache)] = t
+    # at most `jobs` runs handed to the pool at a time: the pool queues one more than its workers, which a worker
+    # would start after a Ctrl-C or SIGTERM stopped the others (the order of the runs is the same)
+    queued = list(firsts.values())
+    started: list[Task] = []
+    with worker_pool(jobs, out, base, cache, tasks[0].method) as pool, _sigterm_raises():
+        pending: dict = {}
+        try:
+            while queued or pending:
+                while queued and len(pending) < jobs:
+                    started.append(queued.pop(0))
+                    pending[pool.submit(_run_in_worker, started[-1], out, base, cache)] = started[-1]
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    task = pending.pop(fut)
+                    if fut.exception() is not None:  # stop the sweep; finished runs stay (resumable)
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        raise RuntimeError(f"frontier run {task} failed") from fut.exception()
+                    if firsts.get(task.seed) is task:
+                        queued += [t for t in tasks if t.seed == task.seed and t is not task]
+        except (KeyboardInterrupt, SIGTERMException) as stop:
+            _stop_workers(pool, out, started, tasks, "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else "SIGTERM")
+            if isinstance(stop, KeyboardInterrupt):
+                raise SystemExit(CTRL_C_STATUS) from None
+            raise SIGTERMException(SIGTERM_STATUS) from None
     return len(tasks)
+
+
+@contextmanager
+def _sigterm_raises():
+    """SIGTERM raises SIGTERMException in the sweep's process of `--jobs` workers, without runtime's line for a run in
+    this process ("what the run was writing is removed": here the workers run, and `_stop_workers` says what they did)."""
+    import signal
+    import threading
+
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from unlearn.runtime import SIGTERM_STATUS
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_exit(signum, frame) -> None:
+        raise SIGTERMException(SIGTERM_STATUS)
+
+    before = signal.signal(signal.SIGTERM, raise_exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _stop_workers(pool, out: Path, started: Sequence[Task], tasks: Sequence[Task], how: str) -> None:
+    """After a Ctrl-C or SIGTERM of a `--jobs` sweep: no new run, wait for the workers' current ones, say which
+    finished, which stopped and what to do. Why: until 2026-12-07 a Ctrl-C waited, then printed a KeyboardInterrupt
+    traceback of the pool's wait; a SIGTERM printed the in-process run's "what the run was writing is removed"."""
+    import signal
+
+    # a Ctrl-C from a terminal (a SIGTERM to the process group: `timeout`, a scheduler) reached the workers too and
+    # stops their runs; one to this process alone lets them finish. A second Ctrl-C would leave them unwaited.
+    before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    log.warning("frontier sweep interrupted (%s): no new run; waiting for the workers' runs to stop or finish", how)
+    try:
+        pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    finished = [t for t in started if (run_dir(out, t.method, t.knob, t.value, t.seed) / "metrics.json").is_file()]
+    stopped = [t for t in started if t not in finished]
+    names = lambda ts: ", ".join(str(run_dir(out, t.method, t.knob, t.value, t.seed)) for t in ts)  # noqa: E731
+    log.warning(
+        "frontier sweep interrupted (%s): %d of its %d runs not started%s%s. Run the same command again: it runs only "
+        "the points without metrics.json%s", how, len(tasks) - len(started), len(tasks),
+        f"; finished and kept: {names(finished)}" if finished else "",
+        f"; stopped, to run again from the start (its checkpoint is the sweep's own and is removed): {names(stopped)}"
+        if stopped else "", "" if finished or stopped else " (none ran)")
+
+
+def _run_in_worker(task: Task, out: Path, base: Sequence[str], cache: Path) -> float:
+    """A worker's run: Ctrl-C and SIGTERM stop it as they stop a run in the sweep's process (Lightning's graceful stop
+    in a fit, runtime's handlers outside one: what it was writing is removed). Between runs a worker ignores Ctrl-C (a
+    terminal sends it to every process of the sweep; an idle worker printed a KeyboardInterrupt traceback of the
+    pool's queue) and SIGTERM ends it at once, as before (the pool's SIGTERM of a broken pool's workers)."""
+    import signal
+
+    from unlearn.runtime import sigterm_as_exit
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    sigterm_as_exit()
+    try:
+        return run_task(task, out, base, cache)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def interrupted_note(out: Path, task: Task) -> str:
