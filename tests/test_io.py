@@ -290,3 +290,22 @@ def test_a_reader_that_cannot_remove_a_dead_writers_temp_goes_on(tmp_path, monke
 
     monkeypatch.setattr(Path, "unlink", refused)
     assert reuse_cached(cached_file, ".tmp") == cached_file and temp.exists()
+
+
+def test_a_ctrl_c_that_a_writers_cleanup_turned_into_its_own_error_is_raised_as_the_ctrl_c(tmp_path):
+    """torch.save's zip writer, interrupted, raises a RuntimeError of its own over the KeyboardInterrupt: until
+    2026-12-07 a run Ctrl-C'd while it saved last.ckpt failed with that error (status 1), not Lightning's stop."""
+    from unlearn.io import write_atomic
+
+    def write(f):
+        try:
+            f.write(b"half")
+            raise KeyboardInterrupt
+        finally:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(tmp_path / "last.ckpt", write)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError):  # an error of its own, raised while handling no Ctrl-C, is left as it is
+        write_atomic(tmp_path / "last.ckpt", lambda f: (_ for _ in ()).throw(RuntimeError("disk")))

@@ -95,7 +95,18 @@ def write_atomic(path: str | Path, write: Callable) -> None:
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        raise _named(e, path)
+        raise _named(_interrupt_under(e), path)
+
+
+def _interrupt_under(error: BaseException) -> BaseException:
+    """The Ctrl-C that `error` was raised while handling, where there is one, else `error`. Why: a Ctrl-C inside
+    torch.save's zip writer makes its cleanup raise "RuntimeError: [enforce fail at inline_container.cc] unexpected
+    pos" over the KeyboardInterrupt: a GA run of debug=fast Ctrl-C'd mid-fit (mostly saving last.ckpt) ended with
+    Hydra's "Error executing job", two tracebacks and status 1 (2026-12-07), not Lightning's graceful stop."""
+    seen = error
+    while isinstance(seen, Exception) and seen.__context__ is not None:
+        seen = seen.__context__
+    return seen if isinstance(seen, KeyboardInterrupt) else error
 
 
 def _named(error: BaseException, path: Path) -> BaseException:
