@@ -325,9 +325,15 @@ def test_an_interrupted_jobs_sweep_says_which_runs_finished_and_exits_as_one_in_
     for stop, status in ((KeyboardInterrupt, 130), (SIGTERMException, 143)):
         out = tmp_path / str(status)
 
-        def wait(pending, return_when):  # the signal arrives while the sweep waits on its workers
-            list(pending)[0].result()
-            raise stop()
+        signalled = []
+
+        def wait(pending, return_when=None):  # the signal arrives while the sweep waits on its workers
+            for fut in pending:
+                fut.result()
+            if not signalled:
+                signalled.append(stop)
+                raise stop()
+            return set(pending), set()
         monkeypatch.setattr(frontier, "worker_pool", lambda jobs, *a: ThreadPoolExecutor(jobs))
         monkeypatch.setattr(frontier, "_run_in_worker", one_run)
         monkeypatch.setattr("concurrent.futures.wait", wait)
@@ -1113,3 +1119,41 @@ def test_a_sweep_worker_stops_when_the_sweep_process_is_killed(tmp_path):
         time.sleep(0.1)
     os.kill(pid, 9)
     raise AssertionError(f"worker {pid} still running 10 s after its parent was killed")
+
+
+@pytest.mark.slow
+def test_a_jobs_sweep_sigtermed_as_a_group_stops_exits_143_and_its_rerun_keeps_the_finished_points(tmp_path):
+    """`kill -TERM -PGID` (as `timeout` or a scheduler sends) of a `--jobs 2` sweep hung it for ever (2026-12-07: a
+    worker that died between runs broke the pool, whose manager then waited on a worker Lightning had stopped)."""
+    import hashlib
+    import signal
+    import time
+
+    out, log = tmp_path / "sweep", tmp_path / "log"
+    cmd = [sys.executable, "-m", "unlearn.frontier", "--out", str(out), "--grid", "fast", "--seeds", "0", "1",
+           "--base", "debug=fast", "--cache", str(tmp_path / "cache"), "--jobs", "2"]
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    with open(log, "w") as f:
+        sweep = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 400
+    while "metrics: " not in log.read_text() and time.monotonic() < deadline and sweep.poll() is None:
+        time.sleep(0.2)
+    os.killpg(sweep.pid, signal.SIGTERM)
+    assert sweep.wait(timeout=120) == 143, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "frontier sweep interrupted (SIGTERM): " in text and "Run the same command again" in text
+    assert "Traceback" not in text
+    deadline = time.monotonic() + 15  # no worker left behind (multiprocessing's resource tracker ends on its own)
+    left = "?"
+    while time.monotonic() < deadline:
+        left = subprocess.run(["ps", "-o", "pid,stat,args", "-g", str(sweep.pid)], capture_output=True, text=True).stdout
+        if len(left.splitlines()) <= 1 or all(" Z" in line for line in left.splitlines()[1:]):
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"left running:\n{left}")
+    digest = lambda f: hashlib.sha256(f.read_bytes()).hexdigest()  # noqa: E731
+    kept = {f: digest(f) for f in out.glob("*/*/seed*/metrics.json")}
+    assert kept
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    assert {f: digest(f) for f in kept} == kept and len(list(out.glob("*/*/seed*/metrics.json"))) == 8

@@ -610,7 +610,8 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
                     if firsts.get(task.seed) is task:
                         queued += [t for t in tasks if t.seed == task.seed and t is not task]
         except (KeyboardInterrupt, SIGTERMException) as stop:
-            _stop_workers(pool, out, started, tasks, "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else "SIGTERM")
+            _stop_workers(pool, pending, out, started, tasks,
+                          "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else "SIGTERM")
             if isinstance(stop, KeyboardInterrupt):
                 raise SystemExit(CTRL_C_STATUS) from None
             raise SIGTERMException(SIGTERM_STATUS) from None
@@ -642,7 +643,7 @@ def _sigterm_raises():
         signal.signal(signal.SIGTERM, before)
 
 
-def _stop_workers(pool, out: Path, started: Sequence[Task], tasks: Sequence[Task], how: str) -> None:
+def _stop_workers(pool, pending, out: Path, started: Sequence[Task], tasks: Sequence[Task], how: str) -> None:
     """After a Ctrl-C or SIGTERM of a `--jobs` sweep: no new run, wait for the workers' current ones, say which
     finished, which stopped and what to do. Why: until 2026-12-07 a Ctrl-C waited, then printed a KeyboardInterrupt
     traceback of the pool's wait; a SIGTERM printed the in-process run's "what the run was writing is removed"."""
@@ -653,6 +654,16 @@ def _stop_workers(pool, out: Path, started: Sequence[Task], tasks: Sequence[Task
     before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     log.warning("frontier sweep interrupted (%s): no new run; waiting for the workers' runs to stop or finish", how)
     try:
+        import multiprocessing
+        from concurrent.futures import wait
+
+        wait(pending)  # each worker's run stopped or finished (or the pool broke: a worker SIGTERM found between runs)
+        # then the workers, idle, end at once (SIGTERM between runs: _run_in_worker). Why: a worker that SIGTERM
+        # ended between its runs breaks the pool, whose manager then SIGTERMs the others and joins them; one whose
+        # fit took that SIGTERM as Lightning's stop lived on idle, and the sweep waited for it for ever (2026-12-07,
+        # `kill -TERM -PGID` of a --jobs 2 sweep)
+        for worker in multiprocessing.active_children():
+            worker.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
     finally:
         for sig, handler in before.items():
