@@ -263,3 +263,17 @@ def test_ctrl_c_while_starting_ends_with_a_line_and_status_130():
                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert ended.returncode == 130, ended.stderr
     assert ended.stderr == "interrupted (Ctrl-C) while starting: nothing was run\n"
+
+
+def test_a_command_started_with_ctrl_c_ignored_keeps_ignoring_it():
+    """A shell starts a script's background job (`python train.py &`) with Ctrl-C ignored, so that the terminal's
+    Ctrl-C to the script's process group leaves it running; Python keeps that, and so do the start-up handler and
+    `started()` (the first version of them made such a job interruptible)."""
+    script = ("import os, signal, time\nfrom unlearn.runtime import ctrl_c_while_starting, started\n"
+              "signal.signal(signal.SIGINT, signal.SIG_IGN)\nctrl_c_while_starting()\n"
+              "os.kill(os.getpid(), signal.SIGINT)\nstarted()\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(0.2)\n"
+              "print(os.environ.get('UNLEARN_CTRL_C_IGNORED'), signal.getsignal(signal.SIGINT) == signal.SIG_IGN)\n")
+    env = {k: v for k, v in os.environ.items() if k != "UNLEARN_CTRL_C_IGNORED"}
+    ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                           env={**env, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert (ended.returncode, ended.stdout) == (0, "1 True\n"), ended.stderr

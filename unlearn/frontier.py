@@ -686,9 +686,9 @@ def _run_in_worker(task: Task, out: Path, base: Sequence[str], cache: Path) -> f
     pool's queue) and SIGTERM ends it at once, as before (the pool's SIGTERM of a broken pool's workers)."""
     import signal
 
-    from unlearn.runtime import sigterm_as_exit
+    from unlearn.runtime import ctrl_c_ignored, sigterm_as_exit
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.SIG_IGN if ctrl_c_ignored() else signal.default_int_handler)
     sigterm_as_exit()
     try:
         return run_task(task, out, base, cache)

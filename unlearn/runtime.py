@@ -149,12 +149,27 @@ def stopped_fit(e: SystemExit) -> bool:
     return e.code == 1 and isinstance(e.__context__, KeyboardInterrupt)
 
 
+# set where the process started with Ctrl-C ignored (a shell's background job, `nohup`): its children inherit it
+CTRL_C_IGNORED = "UNLEARN_CTRL_C_IGNORED"
+
+
+def ctrl_c_ignored() -> bool:
+    """Whether this command was started with Ctrl-C ignored, which it then keeps ignoring, as Python does: a script's
+    `python train.py &` goes on when the script's terminal sends Ctrl-C to its process group."""
+    return os.environ.get(CTRL_C_IGNORED) == "1"
+
+
 def ctrl_c_while_starting() -> None:
     """Until `started()`, Ctrl-C ends the process with a line and status 130, not a traceback of whichever import it
     landed in (a command's first seconds import torch, transformers and Lightning). A signal handler, not a `try`:
-    the imports are module-level statements of the command's own module. Costs one `signal.signal` call."""
+    the imports are module-level statements of the command's own module. Costs one `signal.signal` call. A process
+    started with Ctrl-C ignored keeps it ignored (`ctrl_c_ignored`)."""
     import signal
     import sys
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        os.environ[CTRL_C_IGNORED] = "1"  # read by started() and the frontier's workers, here and in children
+        return
 
     def stop(signum, frame) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while this one unwinds
@@ -166,10 +181,10 @@ def ctrl_c_while_starting() -> None:
 
 def started() -> None:
     """Ctrl-C raises KeyboardInterrupt again (Python's own handler), for Lightning's graceful stop of a fit and
-    `ctrl_c_as_exit`: the end of `ctrl_c_while_starting`."""
+    `ctrl_c_as_exit`: the end of `ctrl_c_while_starting`. Ignored where the command started with it ignored."""
     import signal
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.SIG_IGN if ctrl_c_ignored() else signal.default_int_handler)
 
 
 def refusals_as_messages(main) -> None:
