@@ -33,3 +33,23 @@ def test_both_forms_train_twice_the_batches_of_one(tiny_model, small_benchmark, 
     assert second == {"stage": "GradientUnlearning", "batches": expected["both"],
                       "optimizer_steps": expected["both"], "epochs": 2}
 
+
+
+def test_a_second_fit_counts_its_own_batches_and_a_finetune_stage_is_named_by_its_config_key():
+    """The record's stage: FinetuneModule serves teaching and the relearning attack, told apart by `config_key`
+    (mutation audit: reading the class name alone survived every test); and a second fit of one Trainer counts its
+    own batches, not the first fit's as well (dropping the reset in on_fit_start survived)."""
+    from callbacks.trained_batches import TrainedBatches
+
+    record = []
+    callback = TrainedBatches(record)
+    trainer = SimpleNamespace(global_step=3, current_epoch=1)
+    relearn = SimpleNamespace(config_key="relearn")
+    for batches in (3, 2):
+        callback.on_fit_start(trainer, relearn)
+        for i in range(batches):
+            callback.on_train_batch_end(trainer, relearn, None, None, i)
+        callback.on_fit_end(trainer, relearn)
+    callback.on_fit_start(trainer, object())
+    callback.on_fit_end(trainer, object())
+    assert [(r["stage"], r["batches"]) for r in record] == [("relearn", 3), ("relearn", 2), ("object", 0)]
