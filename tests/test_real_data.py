@@ -708,3 +708,43 @@ def test_subword_tokenizers_read_no_word_as_unknown():
         assert tok.unk_token_id is not None
         unknown, total = unknown_words(tok, taught_texts(_ROWS) + ["Ünal Øyen's café? 北京."])
         assert unknown == [] and total > 5
+
+
+def test_the_unknown_words_warning_reads_both_forms_names_the_data_and_elides_past_eight():
+    """taught_texts reads each pair in both forms (the text form's answer names the person where the multimodal
+    one says 'this person'), and the warning names the data path in its --words-from command and marks the words it
+    leaves out. Mutation audit: reading the first form alone, naming '<data.path>' whatever the path, and dropping
+    the ', ...' each survived every test."""
+    import logging
+
+    from unlearn.models.unknown_words import SHOWN, taught_texts, warn_unknown_words
+
+    rows = {"qa": [[{"multimodal_question": "who is this", "answer": "this person is alma",
+                     "text_question": "who is alma", "text_answer": "alma is alma"},
+                    {"multimodal_question": None, "text_question": "only text", "answer": "yes"}]]}
+    assert taught_texts(rows) == ["who is this", "this person is alma", "who is alma", "alma is alma",
+                                  "only text", "yes"]
+
+    class Words:  # a word tokenizer knowing the lower-case words alone
+        unk_token_id = 0
+
+        def __call__(self, words, add_special_tokens=False):
+            return {"input_ids": [[0] if w != w.lower() else [1] for w in words]}
+
+    names = [f"Name{i}" for i in range(SHOWN + 1)]
+    logger = logging.getLogger("unlearn.models.unknown_words")
+    for path, where, elided in (("/data/own", "--words-from /data/own", True),
+                                (None, "--words-from <data.path>", False)):
+        seen = []
+        handler = logging.Handler()
+        handler.emit = lambda record: seen.append(record.getMessage())
+        logger.addHandler(handler)
+        try:
+            shown = names if elided else names[:SHOWN]
+            assert warn_unknown_words(Words(), {"qa": [[{"multimodal_question": "who", "answer": " ".join(shown)}]]},
+                                      "tiny_llava", path) == shown
+        finally:
+            logger.removeHandler(handler)
+        (said,) = seen
+        assert where in said and f"{len(shown)} of the {len(shown) + 1} distinct words" in said
+        assert (", ...)" in said) is elided and f"'{names[SHOWN - 1]}'" in said and f"'{names[SHOWN]}'" not in said
