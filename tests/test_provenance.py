@@ -271,3 +271,18 @@ def test_code_version_of_a_copy_inside_another_repository_is_none(tmp_path):
     subprocess.run(["git", "-C", str(tmp_path), "init", "-q"], check=True)
     (tmp_path / "venv" / "unlearn").mkdir(parents=True)
     assert code_version(tmp_path / "venv") is None
+
+
+def test_the_code_digest_tells_a_renamed_file_apart_and_reads_only_whole_directory_names_as_not_run(tmp_path):
+    """code_digest hashes each executed file's path with its bytes: a file moved to another name is other code
+    (a config renamed is another config), and `tests`/`docs` are directories, not prefixes (`tests_util.py` is
+    executed). Mutation audit: hashing the bytes alone, and `startswith(p)` for `startswith(p + "/")`, survived."""
+    from unlearn.provenance import code_digest, executed
+
+    assert not executed("tests/t.py") and not executed("docs/a/b.txt") and not executed("README.md")
+    assert executed("tests_util.py") and executed("docsgen/run.py") and executed("configs/a.yaml")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.py").write_text("x = 1\n")
+    assert code_digest(tmp_path, ["a.py"]) != code_digest(tmp_path, ["b.py"])
+    assert code_digest(tmp_path, ["a.py", "tests/x.py"]) == code_digest(tmp_path, ["a.py"])
+    assert code_digest(tmp_path, ["a.py", "gone.py"]) != code_digest(tmp_path, ["a.py"])  # deleted from the disk
