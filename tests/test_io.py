@@ -309,3 +309,24 @@ def test_a_ctrl_c_that_a_writers_cleanup_turned_into_its_own_error_is_raised_as_
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(RuntimeError):  # an error of its own, raised while handling no Ctrl-C, is left as it is
         write_atomic(tmp_path / "last.ckpt", lambda f: (_ for _ in ()).throw(RuntimeError("disk")))
+
+
+def test_a_temp_the_reader_could_not_remove_is_not_reported_removed(tmp_path, monkeypatch):
+    """remove_dead_writers returns what it removed (run_dir logs each as 'removed'): a temp this user may not unlink
+    is not among them. Mutation audit: `pass` for the `continue` after the refused unlink survived."""
+    from pathlib import Path
+
+    from unlearn.io import remove_dead_writers
+
+    cached_file = tmp_path / "x.json"
+    cached_file.write_text("{}")
+    temp = _killed_writer(cached_file, ".tmp")
+    _age([temp])
+
+    def refused(self, missing_ok=False):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refused)
+    assert remove_dead_writers(cached_file, ".tmp") == [] and temp.exists()
+    monkeypatch.undo()
+    assert remove_dead_writers(cached_file, ".tmp") == [temp] and not temp.exists()
