@@ -277,3 +277,17 @@ def test_a_command_started_with_ctrl_c_ignored_keeps_ignoring_it():
     ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT,
                            env={**env, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert (ended.returncode, ended.stdout) == (0, "1 True\n"), ended.stderr
+
+
+def test_one_process_in_a_process_group_of_one_is_not_several(monkeypatch):
+    """several_processes decides whether SIGTERM ends a rank at once, skipping every cleanup: a process group of one
+    (trainer=ddp on one device) unwinds as a single process does. Mutation audit: `>= 1` for `> 1` survived."""
+    import torch.distributed as dist
+
+    from unlearn.runtime import several_processes
+
+    assert several_processes() is False  # no process group
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    for size, several in ((1, False), (2, True)):
+        monkeypatch.setattr(dist, "get_world_size", lambda group=None, size=size: size)
+        assert several_processes() is several
