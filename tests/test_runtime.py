@@ -291,3 +291,26 @@ def test_one_process_in_a_process_group_of_one_is_not_several(monkeypatch):
     for size, several in ((1, False), (2, True)):
         monkeypatch.setattr(dist, "get_world_size", lambda group=None, size=size: size)
         assert several_processes() is several
+
+
+def test_train_py_runs_under_the_sigterm_handler_and_turns_ctrl_c_into_status_130(tmp_path):
+    """train.py's wiring of sigterm_as_exit and ctrl_c_as_exit, whose own tests call them directly. Mutation audit:
+    removing either from train.py survived every test."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = ("import runpy, signal, sys\nimport unlearn.pipeline as pipeline\n"
+              "def run(cfg):\n    print('handler', getattr(signal.getsignal(signal.SIGTERM), '__qualname__', None),"
+              " flush=True)\n    raise KeyboardInterrupt\n"
+              "pipeline.run = run\nsys.argv = ['train.py', *sys.argv[1:]]\n"
+              "runpy.run_path('train.py', run_name='__main__')")
+    ended = subprocess.run([sys.executable, "-c", script, "debug=fast", "logger=none",
+                            f"hydra.run.dir={tmp_path / 'run'}"], cwd=root, capture_output=True, text=True,
+                           timeout=300, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path),
+                                             "WANDB_MODE": "disabled", "UNLEARN_CACHE": str(tmp_path / "cache")})
+    assert "handler sigterm_as_exit.<locals>.raise_exit" in ended.stdout, (ended.stdout, ended.stderr)
+    assert ended.returncode == 130, ended.stderr
+    said = ended.stdout + ended.stderr  # Hydra's logging writes to stdout
+    assert "interrupted (Ctrl-C) outside a training loop" in said and "Traceback" not in said
