@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -1157,3 +1158,51 @@ def test_a_jobs_sweep_sigtermed_as_a_group_stops_exits_143_and_its_rerun_keeps_t
     assert kept
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
     assert {f: digest(f) for f in kept} == kept and len(list(out.glob("*/*/seed*/metrics.json"))) == 8
+
+
+def test_a_sweep_worker_whose_parent_is_gone_is_sent_sigterm_before_it_exits(tmp_path, monkeypatch):
+    """The worker's run stops through its cleanups (SIGTERM, runtime.sigterm_as_exit) before the hard exit, and
+    each pool worker starts the watch. Mutation audit: dropping the os.kill(SIGTERM) (the test above's child
+    ignores it, so the hard exit alone passed) and dropping the call in _one_thread_worker both survived."""
+    import logging
+    import time
+
+    import torch
+
+    from unlearn import frontier
+
+    child = ("import os, signal, time\nfrom unlearn.frontier import _stop_with_parent\n"
+             "signal.signal(signal.SIGTERM, lambda *a: open(os.environ['TERMED'], 'w').write('1'))\n"
+             "_stop_with_parent(os.getppid(), every_s=0.05, grace_s=5)\nopen(os.environ['READY'], 'w').write('1')\n"
+             "time.sleep(60)\n")
+    parent = ("import os, signal, subprocess, sys, time\n"
+              f"p = subprocess.Popen([sys.executable, '-c', {child!r}])\n"
+              "print(p.pid, flush=True)\n"
+              "while not os.path.exists(os.environ['READY']): time.sleep(0.05)\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    termed = tmp_path / "termed"
+    env = {**os.environ, "READY": str(tmp_path / "ready"), "TERMED": str(termed)}
+    run = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, env=env, timeout=60)
+    pid = int(run.stdout.split()[0])
+    try:
+        deadline = time.monotonic() + 4  # well inside the grace: the SIGTERM, not the hard exit
+        while not termed.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert termed.exists(), "the orphaned worker was not sent SIGTERM"
+    finally:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    watched = []
+    monkeypatch.setattr(frontier, "_stop_with_parent", watched.append)
+    monkeypatch.setattr("unlearn.runtime.quiet_libraries", lambda: None)
+    monkeypatch.setattr(logging, "basicConfig", lambda **kw: None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # restored after the test, as are torch's threads
+    threads, ctrl_c = torch.get_num_threads(), signal.getsignal(signal.SIGINT)
+    try:
+        frontier._one_thread_worker()
+    finally:  # the worker ignores Ctrl-C between runs: this process's later children would inherit it
+        torch.set_num_threads(threads)
+        signal.signal(signal.SIGINT, ctrl_c)
+    assert watched == [os.getppid()]
