@@ -444,3 +444,34 @@ def test_a_run_without_a_before_stage_from_another_taught_model_is_named(tmp_pat
     assert len(named) == 1, md
     assert named[0].endswith(": `ga seed=1 eval.before=false`"), named[0]
     assert "epochs=3" not in named[0]  # seed 0's model: the vanilla row is its own
+
+
+def test_runs_that_name_no_taught_model_are_not_read_against_another_vanilla_model(tmp_path):
+    """_unevaluated_other_vanilla names a run without a before stage only where both it and the vanilla row's run
+    recorded a seed: a run that recorded none names no model to differ from. Mutation audit: dropping either
+    `_recorded_seed` condition survived (each such run was named as from another vanilla model)."""
+    after_only = {k: v for k, v in metrics_for(GA_AFTER, 1.0).items() if not k.startswith("before/")}
+    note = "without a before stage of their own"
+    seeded = tmp_path / "seeded"  # the vanilla row's run names seed 0; the other names no seed
+    write_run(seeded / "0_ga", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga", "seed=0"])
+    write_run(seeded / "1_ga", "ga", after_only, ["method=ga", "eval.before=false"])
+    unseeded = tmp_path / "unseeded"  # the vanilla row's run names no seed; the other names seed 1
+    write_run(unseeded / "0_ga", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga"])
+    write_run(unseeded / "1_ga", "ga", after_only, ["method=ga", "seed=1", "eval.before=false"])
+    for root in (seeded, unseeded):
+        runs = load_runs([root])
+        assert [r.seed for r in runs] in ([0, None], [None, 1])
+        assert note not in results_table(runs)
+
+
+def test_a_run_without_a_before_stage_is_drawn_against_the_vanilla_rows_level(tmp_path):
+    """vanilla_levels: a run with no before stage (method=evaluate, eval.before=false) reads the vanilla row's
+    run's level, not none. Mutation audit: reading each run's own before value alone survived."""
+    from unlearn import report
+
+    after_only = {k: v for k, v in metrics_for(GA_AFTER, 1.0).items() if not k.startswith("before/")}
+    write_run(tmp_path / "0_ga", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga", "seed=0"])
+    write_run(tmp_path / "1_ga", "ga", after_only, ["method=ga", "seed=0", "eval.before=false"])
+    runs = load_runs([tmp_path])
+    level = report.metric(runs[0].metrics, "before/forget/multimodal/mc_acc")
+    assert level is not None and report.vanilla_levels(runs, "multimodal") == [level, level]
