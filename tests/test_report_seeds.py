@@ -698,3 +698,22 @@ def test_seeds_of_one_given_checkpoint_are_one_taught_model(tmp_path):
     text = seed_table(group_by_seed(load_runs([root])))
     assert parse_table(text)["vanilla"]["seeds"] == "1"
     assert "grad_diff (2 runs, 1 taught)" in text
+
+
+def test_a_familys_vanilla_row_is_named_by_its_data_not_by_its_method(tmp_path):
+    """Where each family's runs are of one method, `method=` is shared within the family and not across: the
+    vanilla row (the taught model, which no method makes) is still named by the split alone. Mutation audit:
+    family_label keeping `method=` survived every test."""
+    from unlearn.report import family_label, vanilla_families
+
+    root = tmp_path / "sw"
+    for seed in (0, 1):
+        _split_run(root / f"{seed}_a", seed, "forget_10", 1.0, 0.2)
+        run = _split_run(root / f"{seed}_b", seed, "forget_5", 0.8, 0.4)
+        overrides = run / ".hydra" / "overrides.yaml"
+        overrides.write_text(overrides.read_text().replace("method=ga", "method=npo"))
+        summary = json.loads((run / "metrics.json").read_text())
+        (run / "metrics.json").write_text(json.dumps({**summary, "method": "npo"}))
+    groups = group_by_seed(load_runs([root]))
+    assert sorted(family_label(f, groups) for f in vanilla_families(groups)) == [
+        "(data.forget_split=forget_10)", "(data.forget_split=forget_5)"]
