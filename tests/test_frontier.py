@@ -1206,3 +1206,25 @@ def test_a_sweep_worker_whose_parent_is_gone_is_sent_sigterm_before_it_exits(tmp
         torch.set_num_threads(threads)
         signal.signal(signal.SIGINT, ctrl_c)
     assert watched == [os.getppid()]
+
+
+def test_a_page_of_runs_whose_commits_differ_outside_the_executed_code_does_not_say_different_code(tmp_path):
+    """Points keep metrics.json's code digest (report.code_key): two commits apart in docs alone ran the same code,
+    on the frontier's pages as in the report. Mutation audit: Point.code_key read as code_label, and made_by or the
+    report's mixed_code called without the keys, survived every test."""
+    from unlearn.frontier import load_points, made_by
+
+    root = tmp_path / "sweep"
+    _fake_run(root, "ga", "lr", 1e-4, 0, 0.02, 0.1)
+    _fake_run(root, "ga", "lr", 1e-3, 0, 0.08, 0.4)
+    for value, commit in ((1e-4, "abcdef0123"), (1e-3, "1234567890")):
+        f = root / "ga" / f"lr={value}" / "seed0" / "metrics.json"
+        f.write_text(json.dumps({**json.loads(f.read_text()),
+                                 "code": {"commit": commit, "dirty": False, "digest": "d1g3st00"}}))
+    points = load_points(root)
+    assert sorted(p.code for p in points) == ["1234567", "abcdef0"]
+    assert {p.code_key for p in points} == {"digest d1g3st00"} and made_by(points) == ""
+    docs = tmp_path / "docs"
+    main(["--out", str(root), "--report-only", "--docs", str(docs)])
+    for page in ("frontier.md", "results.md"):
+        assert "different code" not in (docs / page).read_text()
