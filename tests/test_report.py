@@ -475,3 +475,23 @@ def test_a_run_without_a_before_stage_is_drawn_against_the_vanilla_rows_level(tm
     runs = load_runs([tmp_path])
     level = report.metric(runs[0].metrics, "before/forget/multimodal/mc_acc")
     assert level is not None and report.vanilla_levels(runs, "multimodal") == [level, level]
+
+
+def test_load_runs_tells_code_apart_by_its_digest_not_its_commit(tmp_path):
+    """load_runs warns of runs made by different code by metrics.json's code digest: two commits apart in the README
+    alone ran the same code (test_provenance builds the digests). Mutation audit: Run.code_key read as code_label,
+    and load_runs calling mixed_code without the keys, survived every test."""
+    import warnings
+
+    for name, seed, commit, digest in (("same", 0, "abcdef0123", "d1"), ("same", 1, "1234567890", "d1"),
+                                       ("other", 0, "abcdef0123", "d1"), ("other", 1, "1234567890", "d2")):
+        run = write_run(tmp_path / name / f"{seed}_ga", "ga", metrics_for(GA_AFTER, 1.0), ["method=ga", f"seed={seed}"])
+        summary = json.loads((run / "metrics.json").read_text())
+        (run / "metrics.json").write_text(json.dumps({**summary, "code": {"commit": commit, "dirty": False,
+                                                                           "digest": digest}}))
+    for name, said in (("same", False), ("other", True)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            runs = load_runs([tmp_path / name])
+        assert [r.code_key for r in runs] == ["digest d1", "digest d1" if name == "same" else "digest d2"]
+        assert any("runs made by different code" in str(w.message) for w in caught) is said
