@@ -32,10 +32,11 @@ def mllmu_bad(mllmu_dir, tmp_path):  # noqa: F811
     return root
 
 
-def test_mllmu_skip_reports_exact_counts_and_loads_the_rest(mllmu_bad, mllmu_dir, tmp_path):  # noqa: F811
+def test_mllmu_skip_reports_exact_counts_and_loads_the_rest(mllmu_bad, mllmu_dir, tmp_path, caplog):  # noqa: F811
     ft = _rows(mllmu_bad, "ft_Data")
     nameless = ft[7]["ID"]
-    b = _benchmark(tmp_path, "mllmu_bench", mllmu_bad, "data.on_bad_row=skip")
+    with caplog.at_level("INFO", logger="unlearn.data.benchmark"):
+        b = _benchmark(tmp_path, "mllmu_bench", mllmu_bad, "data.on_bad_row=skip")
     in_retain = nameless in {r["ID"] for r in _rows(mllmu_dir, "retain_90")}
     assert in_retain  # the fixture's forget_10 people are 112 and 106
     assert b.skipped == {
@@ -55,6 +56,8 @@ def test_mllmu_skip_reports_exact_counts_and_loads_the_rest(mllmu_bad, mllmu_dir
     # the retain person whose row lost its image is still retain_90's (kept, not evaluated); the untaught is not
     unreadable = int(_rows(mllmu_bad, "retain_90")[2]["ID"])
     assert unreadable in b.retain_ids and unreadable not in set(b.eval["retain"]["ID"])
+    # and the log says so of the retain split (mutation audit: naming the forget split here survived)
+    assert f"they are kept, not evaluated in the retain split (IDs [{unreadable}])" in caplog.text
     assert int(nameless) not in b.retain_ids
 
 
