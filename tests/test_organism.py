@@ -225,3 +225,26 @@ def test_ship_builds_the_one_thread_base(tmp_path, monkeypatch):
         assert seen["identity"] == base.base_identity(here)
     with torch_threads(2):
         assert seen["identity"] != base.base_identity(here)
+
+
+def test_the_base_pretraining_probe_names_its_own_section(tmp_path, tiny_model, monkeypatch):
+    """The organism's base stops on its own probe, whose "probe unanswered" warning must name model.base.epochs,
+    not stage 2's finetune.epochs. Mutation audit: dropping `section="model.base"` survived every test."""
+    import callbacks.memorisation as memorisation
+    from unlearn.models.base import pretrain
+
+    class Made(Exception):
+        pass
+
+    seen = {}
+
+    def record(*args, **kwargs):
+        seen.update(kwargs)
+        raise Made  # before any training: only the wiring is under test
+
+    monkeypatch.setattr(memorisation, "MemorisationCheck", record)
+    cfg = _cfg(tmp_path, *(o for o in TINY if not o.startswith("model.base.target_mc_acc")),
+               "model.base.target_mc_acc=0.9")
+    with pytest.raises(Made):
+        pretrain(*tiny_model, cfg)
+    assert seen["section"] == "model.base"
