@@ -52,8 +52,8 @@ if __name__ == "__main__":  # before the imports below (seconds): a Ctrl-C among
 
 from unlearn.eval.table import MODALITIES
 from unlearn.io import config_hash, write_atomic
-from unlearn.report import (MOD_LABEL, _pyplot, _save, code_key, code_label, given_checkpoint, mean_std, metric, mixed_code,
-                            recorded_config, vanilla_model)
+from unlearn.report import (MOD_LABEL, _pyplot, _save, code_key, code_label, given_checkpoint, mean_std, metric,
+                            mixed_code, recorded_config, vanilla_model)
 
 log = logging.getLogger(__name__)
 
@@ -621,7 +621,8 @@ def sweep(out: Path, grid: str, seeds: Sequence[int], base: Sequence[str], cache
 @contextmanager
 def _sigterm_raises():
     """SIGTERM raises SIGTERMException in the sweep's process of `--jobs` workers, without runtime's line for a run in
-    this process ("what the run was writing is removed": here the workers run, and `_stop_workers` says what they did)."""
+    this process ("what the run was writing is removed": here the workers run, and `_stop_workers` says what they
+    did)."""
     import signal
     import threading
 
@@ -727,7 +728,7 @@ class Point:
     knob: str | None = None  # the strength knob's last key, as its directory names it ("lr" of lr=5e-05)
     code: str | None = None  # the commit that made the run (report.code_label)
     code_key: str | None = None  # what tells its code from another run's (report.code_key)
-    given_model: bool = False  # it unlearned a checkpoint given as model.path: every seed's model (report.given_checkpoint)
+    given_model: bool = False  # it unlearned a checkpoint given as model.path, every seed's (report.given_checkpoint)
 
     def drop(self, split: str, mod: str, name: str = "mc_acc") -> float | None:
         """before - after of metric `name` on one split and modality (None where the run lacks it)."""
