@@ -676,7 +676,8 @@ def _stop_workers(pool, pending, out: Path, started: Sequence[Task], tasks: Sequ
         "frontier sweep interrupted (%s): %d of its %d runs not started%s%s. Run the same command again: it runs only "
         "the points without metrics.json%s", how, len(tasks) - len(started), len(tasks),
         f"; finished and kept: {names(finished)}" if finished else "",
-        f"; stopped, to run again from the start (its checkpoint is the sweep's own and is removed): {names(stopped)}"
+        f"; stopped, to run again from the start (what it left, a checkpoint or nothing, is the sweep's own and is "
+        f"removed): {names(stopped)}"
         if stopped else "", "" if finished or stopped else " (none ran)")
 
 
@@ -703,8 +704,8 @@ def interrupted_note(out: Path, task: Task) -> str:
     method.ckpt_path, which a sweep does not do (its rerun removes that checkpoint and runs the point again, on the
     sweep's one thread: a train.py resume of it would be another thread count's model)."""
     return (f"frontier sweep interrupted at {run_dir(out, task.method, task.knob, task.value, task.seed)}: run the "
-            "same command again; it runs only the points without metrics.json, this one from its start (its "
-            "checkpoint is the sweep's own and is removed)")
+            "same command again; it runs only the points without metrics.json, this one from its start (what it "
+            "left, a checkpoint or nothing, is the sweep's own and is removed)")
 
 
 def _has_before(out: Path, seed: int) -> bool:
