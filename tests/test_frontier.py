@@ -289,7 +289,6 @@ def test_a_sweep_in_process_runs_on_one_thread_as_the_workers_do(tmp_path, monke
         assert seen == [1, 1, 1, 1] and torch.get_num_threads() == 2  # restored after the sweep
 
 
-
 def test_an_interrupted_sweep_says_to_run_it_again_not_to_resume_the_run(tmp_path, monkeypatch, caplog):
     """The run's own notice says `resume with method.ckpt_path=...`, which the sweep's rerun does not do (it
     removes that checkpoint and runs the point again): until 2026-12-07 that was the last word of a Ctrl-C'd sweep."""
@@ -304,6 +303,7 @@ def test_an_interrupted_sweep_says_to_run_it_again_not_to_resume_the_run(tmp_pat
     with caplog.at_level(logging.WARNING), pytest.raises(SystemExit):
         frontier.sweep(tmp_path / "sweep", "fast", [0], [], tmp_path / "cache", jobs=1)
     assert "frontier sweep interrupted at " in caplog.text and "run the same command again" in caplog.text
+
 
 def test_an_interrupted_jobs_sweep_says_which_runs_finished_and_exits_as_one_in_process(tmp_path, monkeypatch, caplog):
     """Until 2026-12-07 a Ctrl-C of a `--jobs 2` sweep printed a KeyboardInterrupt traceback of the pool's wait, and
@@ -391,7 +391,6 @@ def test_frontier_end_to_end_at_fast_size(tmp_path, monkeypatch):
     main(argv)  # resumable: finished runs are not run again (in process this time)
     assert os.path.getmtime(out / "ga" / "lr=0.0001" / "seed0" / "metrics.json") == mtime
     assert len(json.loads((out / "sweep_time.json").read_text())) == 1  # a sweep that ran nothing is not logged
-
 
 
 def test_checks_hold_five_seeds_of_a_large_split():
@@ -1127,7 +1126,6 @@ def test_a_jobs_sweep_sigtermed_as_a_group_stops_exits_143_and_its_rerun_keeps_t
     """`kill -TERM -PGID` (as `timeout` or a scheduler sends) of a `--jobs 2` sweep hung it for ever (2026-12-07: a
     worker that died between runs broke the pool, whose manager then waited on a worker Lightning had stopped)."""
     import hashlib
-    import signal
     import time
 
     out, log = tmp_path / "sweep", tmp_path / "log"

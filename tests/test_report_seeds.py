@@ -503,7 +503,6 @@ def test_runs_of_one_config_under_two_score_readings_are_two_settings(tmp_path):
     assert sorted(g.name for g in groups) == ["ga [score_reading=3]", "ga [score_reading=4]", "ga [score_reading=None]"]
 
 
-
 def _split_run(run_dir, seed, split, before_forget, after_forget):
     """A GA run on forget split `split`, from that split's own taught model at `seed` (the forget split is part
     of the taught model's cache key), with its before and after image+text forget MC."""

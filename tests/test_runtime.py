@@ -296,18 +296,13 @@ def test_one_process_in_a_process_group_of_one_is_not_several(monkeypatch):
 def test_train_py_runs_under_the_sigterm_handler_and_turns_ctrl_c_into_status_130(tmp_path):
     """train.py's wiring of sigterm_as_exit and ctrl_c_as_exit, whose own tests call them directly. Mutation audit:
     removing either from train.py survived every test."""
-    import os
-    import subprocess
-    import sys
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     script = ("import runpy, signal, sys\nimport unlearn.pipeline as pipeline\n"
               "def run(cfg):\n    print('handler', getattr(signal.getsignal(signal.SIGTERM), '__qualname__', None),"
               " flush=True)\n    raise KeyboardInterrupt\n"
               "pipeline.run = run\nsys.argv = ['train.py', *sys.argv[1:]]\n"
               "runpy.run_path('train.py', run_name='__main__')")
     ended = subprocess.run([sys.executable, "-c", script, "debug=fast", "logger=none",
-                            f"hydra.run.dir={tmp_path / 'run'}"], cwd=root, capture_output=True, text=True,
+                            f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True,
                            timeout=300, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path),
                                              "WANDB_MODE": "disabled", "UNLEARN_CACHE": str(tmp_path / "cache")})
     assert "handler sigterm_as_exit.<locals>.raise_exit" in ended.stdout, (ended.stdout, ended.stderr)
