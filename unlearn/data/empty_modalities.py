@@ -13,29 +13,30 @@ import logging
 
 log = logging.getLogger(__name__)
 
-MODALITIES = {"multimodal": ("Image_Textual_Questions", "Image_Textual"),
-              "text": ("Pure_Text_Questions", "Pure_Text")}
-
-
 def questions_per_modality(rows: list[dict]) -> dict[str, int]:
-    """How many MC, generation and cloze questions of each modality `rows` (internal eval rows) hold. A generation or
-    cloze item whose Type is not Image_Textual is asked as text, as the evaluation asks it."""
-    counts = dict.fromkeys(MODALITIES, 0)
+    """How many MC, generation and cloze questions of each form `rows` (internal eval rows) hold, each read into its
+    form as the evaluation reads it (unlearn/eval/items.py: MC_KEYS, FORM_OF_TYPE, text where the Type is neither)."""
+    from unlearn.eval.items import FORM_OF_TYPE, MC_KEYS
+
+    counts = dict.fromkeys(MC_KEYS.values(), 0)
     for row in rows:
-        for modality, (mc_key, _) in MODALITIES.items():
-            counts[modality] += len(row["Classification_Task"][mc_key])
+        for key, form in MC_KEYS.items():
+            counts[form] += len(row["Classification_Task"][key])
         for task in ("Generation_Task", "Mask_Task"):
             for item in row[task]:
-                counts["multimodal" if item["Type"] == "Image_Textual" else "text"] += 1
+                counts[FORM_OF_TYPE.get(item["Type"], "text")] += 1
     return counts
 
 
 def warn_empty_modalities(rows: list[dict], label: str, split: str) -> list[str]:
     """Warn, naming the config (`label`, with its files) and the keys to fill, for each modality with no question
     in `rows`; `split` is the evaluated split (forget, retain, test, untouched). Returns those modalities."""
+    from unlearn.eval.items import FORM_OF_TYPE, MC_KEYS
+
     empty = [m for m, n in questions_per_modality(rows).items() if n == 0]
     for modality in empty:
-        mc_key, kind = MODALITIES[modality]
+        mc_key = next(k for k, form in MC_KEYS.items() if form == modality)
+        kind = next(t for t, form in FORM_OF_TYPE.items() if form == modality)
         log.warning(
             "%s: none of its %d rows holds %s question (Classification_Task.%s empty, no Generation_Task or "
             "Mask_Task item of Type '%s'): %s/%s is not scored, absent from the run's table and metrics.json and "
