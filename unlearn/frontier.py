@@ -626,18 +626,13 @@ def _sigterm_raises():
     import signal
     import threading
 
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-    from unlearn.runtime import SIGTERM_STATUS
+    from unlearn.runtime import sigterm_as_exit
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def raise_exit(signum, frame) -> None:
-        raise SIGTERMException(SIGTERM_STATUS)
-
-    before = signal.signal(signal.SIGTERM, raise_exit)
+    before = signal.getsignal(signal.SIGTERM)
+    sigterm_as_exit(said=False)
     try:
         yield
     finally:

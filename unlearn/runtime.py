@@ -80,14 +80,21 @@ REFUSALS = (FileNotFoundError, FileExistsError, ValueError)
 SIGTERM_STATUS = 128 + 15  # 128 + SIGTERM: the status a shell reports for a process SIGTERM ended
 
 
-def sigterm_as_exit() -> None:
+def _interrupted_outside_a_fit(how: str) -> None:
+    logging.getLogger(__name__).warning(
+        "interrupted (%s) outside a training loop: what the run was writing is removed, not left half written; run it "
+        "again", how)
+
+
+def sigterm_as_exit(said: bool = True) -> None:
     """SIGTERM (a scheduler's time limit, `timeout`, `kill`) raises Lightning's SIGTERMException, status 143, where no
     Trainer catches it first. Why: Python's default action ends the process at once, running no `except` or
     `finally`, so until 2026-12-07 a SIGTERM while a run wrote its model, a cached vanilla model or last.ckpt left
     their scratch behind (a 7B model's 14 GB), as a `kill -9` does, and said nothing. Inside a Trainer's fit
     Lightning's handler is the process's, and calls this one after its own: there it returns, and Lightning
     raises its SIGTERMException at the next step (callbacks/interrupt_notice.py names the checkpoint). One rank of
-    several ends at once, as without this handler (`several_processes`)."""
+    several ends at once, as without this handler (`several_processes`). `said`: with the line that a run in this
+    process was stopped (false in a `--jobs` frontier sweep's process, whose workers run: it says what they did)."""
     import signal
 
     from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -103,9 +110,8 @@ def sigterm_as_exit() -> None:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
             return
-        logging.getLogger(__name__).warning(
-            "interrupted (SIGTERM) outside a training loop: what the run was writing is removed, not left half "
-            "written; run it again")
+        if said:
+            _interrupted_outside_a_fit("SIGTERM")
         raise SIGTERMException(SIGTERM_STATUS)
 
     signal.signal(signal.SIGTERM, raise_exit)
@@ -130,9 +136,7 @@ def ctrl_c_as_exit():
     try:
         yield
     except KeyboardInterrupt:
-        logging.getLogger(__name__).warning(
-            "interrupted (Ctrl-C) outside a training loop: what the run was writing is removed, not left half "
-            "written; run it again")
+        _interrupted_outside_a_fit("Ctrl-C")
         raise SystemExit(CTRL_C_STATUS) from None
     except SystemExit as e:
         if not stopped_fit(e):
