@@ -1200,13 +1200,13 @@ class TradeoffPoint:
     std: tuple[float, float]  # 0 for a single seed (nothing to draw)
 
 
-def tradeoff_points(runs: Sequence[Run], modalities: Sequence[str] = MODALITIES) -> tuple[list[TradeoffPoint],
-                                                                                          list[str]]:
-    """The settings' points (grouped as the tables group them, `group_by_seed`) and the runs without one (a missing
-    before or after MC key). Until 2026-12-07 the plot drew and labelled every run alone: a 3-seed sweep of seven
+def tradeoff_points(runs: Sequence[Run], modalities: Sequence[str] = MODALITIES,
+                    groups: Sequence[SeedGroup] | None = None) -> tuple[list[TradeoffPoint], list[str]]:
+    """The settings' points (grouped as the tables group them: `groups`, else `group_by_seed(runs)`) and the runs
+    without one (a missing before or after MC key). Until 2026-12-07 the plot drew and labelled every run alone: a 3-seed sweep of seven
     methods was 21 overlapping names, and GA's and NPO's equal points hid each other's label."""
     points, skipped = [], []
-    for g in group_by_seed(list(runs)):
+    for g in group_by_seed(list(runs)) if groups is None else groups:
         seeds = []
         for r in g.runs:
             x, y = mean_drop(r.metrics, "forget", modalities=modalities), mean_drop(r.metrics, "retain",
@@ -1224,7 +1224,7 @@ def tradeoff_points(runs: Sequence[Run], modalities: Sequence[str] = MODALITIES)
 MARKERS = "osD^vP*Xph<>"  # a setting's colour and shape: two settings at one point (GA and NPO) stay told apart
 
 
-def plot_tradeoff(runs: Sequence[Run], out_dir: str | Path) -> Path:
+def plot_tradeoff(runs: Sequence[Run], out_dir: str | Path, groups: Sequence[SeedGroup] | None = None) -> Path:
     """x = forget MC drop, y = retain MC drop (both the mean of the modalities the runs scored): lower right is the
     goal. One colour and shape per setting: its seeds small, their mean large with ± std in both drops, named in
     the legend (beside the axes: it hides no point)."""
@@ -1233,7 +1233,7 @@ def plot_tradeoff(runs: Sequence[Run], out_dir: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     mods = scored_modalities(runs)
     over = "mean of modalities" if len(mods) > 1 else {"multimodal": "image+text", "text": "text-only"}[mods[0]]
-    points, skipped = tradeoff_points(runs, mods)
+    points, skipped = tradeoff_points(runs, mods, groups)
     for i, p in enumerate(points):
         color, marker = f"C{i % 10}", MARKERS[i % len(MARKERS)]
         if len(p.seeds) > 1:
@@ -1255,9 +1255,10 @@ def plot_tradeoff(runs: Sequence[Run], out_dir: str | Path) -> Path:
     return _save(fig, Path(out_dir) / "tradeoff.png")
 
 
-def write_plots(runs: Sequence[Run], out_dir: str | Path) -> list[Path]:
-    """Both plots as PNG into `out_dir`; returns the written paths."""
-    return [plot_forget_bars(runs, out_dir), plot_tradeoff(runs, out_dir)]
+def write_plots(runs: Sequence[Run], out_dir: str | Path, groups: Sequence[SeedGroup] | None = None) -> list[Path]:
+    """Both plots as PNG into `out_dir` (`groups`: the runs' settings where the caller has them); returns the
+    written paths."""
+    return [plot_forget_bars(runs, out_dir), plot_tradeoff(runs, out_dir, groups)]
 
 
 def _pyplot():
@@ -1350,7 +1351,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     if said:  # a run skipped or left out changes every row it would have joined (until 2026-12-05 said on stderr only)
         table += "\n\n## Left out or read apart\n\n" + "\n".join(f"- {w.message}" for w in said)
     print(table)
-    plots = write_plots(runs, out_dir)
+    plots = write_plots(runs, out_dir, groups)
     command = "python -m unlearn.report " + shlex.join(args_list)
     md = out_dir / "results.md"
     text = render_markdown(table, plots, command, out_dir)
