@@ -706,12 +706,49 @@ def test_the_plot_shows_each_points_spread_where_the_band_has_no_width(tmp_path,
     plot_frontier(pts, tmp_path)
     from matplotlib.container import ErrorbarContainer
 
-    bars = [c for c in figures[0].axes[0].containers if isinstance(c, ErrorbarContainer)]
+    bars = [c for c in figures[0].axes[0].containers  # the points' bars; the table's reading has a marker
+            if isinstance(c, ErrorbarContainer) and c.lines[0] is None]
     assert len(bars) == 1
     segments = bars[0].lines[2][1].get_segments()  # the y error bars, one per swept strength
     # forget drops 0.1, 0.3 (then 0.2, 0.6): sample std 0.1 sqrt 2 (0.2 sqrt 2), each bar 2 std long
     assert [round(float(seg[1][1] - seg[0][1]), 6) for seg in segments] == [round(0.2 * 2 ** 0.5, 6),
                                                                             round(0.4 * 2 ** 0.5, 6)]
+
+
+def test_the_plot_marks_the_tables_reading_at_the_budget(tmp_path, monkeypatch):
+    """The table reads each seed's curve at the budget and averages; the curve of the means meets the budget
+    elsewhere (here 0.271 against the table's 0.300), so a reader could not find the table's value on the plot.
+    A diamond at the budget marks it, ± its std over seeds, hollow where a seed never cost the budget."""
+    import unlearn.frontier as frontier
+    from unlearn.frontier import Point, frontier_table, plot_frontier
+
+    def point(method, strength, seed, retain, forget):
+        m = {}
+        for split, drop in (("forget", forget), ("retain", retain)):
+            for mod in ("multimodal", "text"):
+                m[f"before/{split}/{mod}/mc_acc"], m[f"after/{split}/{mod}/mc_acc"] = 1.0, 1.0 - drop
+        return Point(method, strength, seed, m)
+
+    # seed 0 reads 0.1 at retain drop 0.05, seed 1 reads 0.5: the table's 0.300 ± 0.283; the curve of the
+    # means, (0.03, 0.25) then (0.125, 0.35), meets 0.05 at 0.271
+    pts = [point("ga", 1e-4, 0, 0.01, 0.0), point("ga", 2e-4, 0, 0.05, 0.1),
+           point("ga", 1e-4, 1, 0.05, 0.5), point("ga", 2e-4, 1, 0.2, 0.6),
+           point("npo", 1e-4, 0, 0.01, 0.2), point("npo", 1e-4, 1, 0.02, 0.6)]  # never costs 0.05
+    assert "| ga | 2 | 0.300 ± 0.283 |" in frontier_table(pts, 0.05)
+    figures = []
+    monkeypatch.setattr(frontier, "_save", lambda fig, path: figures.append(fig) or path)
+    plot_frontier(pts, tmp_path)
+    ax = figures[0].axes[0]
+    ga, npo = (line for line in ax.lines if line.get_marker() == "D" and len(line.get_xdata()) == 1)
+    # ga's at its reading; npo's at its strongest setting's mean over seeds, as the table counts it (†)
+    assert [round(float(m.get_ydata()[0]), 6) for m in (ga, npo)] == [0.3, 0.4]
+    assert [float(ga.get_xdata()[0]), float(npo.get_xdata()[0])] == [0.05, 0.05]
+    assert ga.get_markerfacecolor() != "none" and npo.get_markerfacecolor() == "none"
+    from matplotlib.container import ErrorbarContainer
+
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer) and c.lines[0] is ga]
+    (low, high), = [seg[:, 1] for seg in bars[0].lines[2][0].get_segments()]
+    assert round(float(high - low), 6) == round(2 * 0.4 / 2 ** 0.5, 6)  # 2 std, std of (0.1, 0.5) = 0.4 / sqrt 2
 
 
 def test_a_cost_a_rounding_short_of_the_budget_reaches_it():
