@@ -251,6 +251,11 @@ def benchmark_deviations(data: DictConfig) -> dict:
 
 
 def vanilla_key(cfg: DictConfig) -> str:
+    """The cache key of the vanilla model `cfg` teaches: the hash of `vanilla_parts`."""
+    return config_hash(vanilla_parts(cfg))
+
+
+def vanilla_parts(cfg: DictConfig) -> dict:
     """What determines the vanilla weights: architecture, data, teaching recipe and teaching seed (not
     adapters, not the method's seed). Stored as "seed", the name it had when the run's seed taught, so the
     models cached before `teach_seed` existed keep their keys. The forget split, where it decides who is
@@ -259,10 +264,10 @@ def vanilla_key(cfg: DictConfig) -> str:
     settings where they are not trainer=cpu's, and on CPU a torch thread count other than 1: until the
     thirteenth session (also 2026-12-02) they were missing, so a model taught by two DDP processes, or on two
     threads, was reused as one taught by one process on one thread (`teaching_trainer`, `teaches_on_cpu`)."""
-    from unlearn.settings import FINETUNE_GUARDS
+    from unlearn.settings import FINETUNE_GUARDS, FINETUNE_RESUME
 
     finetune = OmegaConf.to_container(cfg.finetune, resolve=True)
-    for guard in FINETUNE_GUARDS:  # they check the run, the weights are the same either way
+    for guard in FINETUNE_GUARDS + FINETUNE_RESUME:  # they check the run or say where it resumes: the same weights
         finetune.pop(guard, None)
     if not finetune.get("image_processor"):  # no training-only image settings: the key models had before it
         finetune.pop("image_processor", None)
@@ -276,7 +281,9 @@ def vanilla_key(cfg: DictConfig) -> str:
             if OmegaConf.is_config(cfg.model.get("lora_target_modules")) else cfg.model.get("lora_target_modules")
         if targets != later_keys.LORA_TARGETS:
             lora["target_modules"] = targets
-    parts = {"model": cfg.model.name, "build": OmegaConf.to_container(cfg.model.build, resolve=True),
+    build = cfg.model.get("build")  # null for a loaded model (method=finetune model.path=..., teaching_resume)
+    parts = {"model": cfg.model.name, "build": OmegaConf.to_container(build, resolve=True)
+             if OmegaConf.is_config(build) else build,
              "finetune": finetune,
              "data": keyed_spec(cfg.data.spec), "seed": cfg.teach_seed}
     if parts["data"].get("on_bad_row") == "score":  # it keeps evaluation questions only, which teaching never
@@ -319,7 +326,7 @@ def vanilla_key(cfg: DictConfig) -> str:
         parts["random_state"] = "kept"
     if keyed_threads(cfg) not in (None, 1):
         parts["threads"] = keyed_threads(cfg)
-    return config_hash(parts)
+    return parts
 
 
 # What of the trainer moves the taught weights: the device, the processes and how their gradients meet, the
