@@ -81,6 +81,21 @@ class MemorisationCheck(Callback):
         self.split_target = None if split_target is None else float(split_target)
         self.history: list[dict] = []
         self._anneal: dict | None = None  # from the stop on: lrs at the stop, first step, length, last epoch
+        self.stopped = False  # teaching stopped here (saved: a resumed teaching stays stopped)
+
+    def state_dict(self) -> dict:
+        """What a resumed teaching needs to go on as an uninterrupted one (unlearn/teaching_resume.py): the checks
+        so far (metrics.json's finetune_probe), the anneal under way, and whether the probe stopped teaching."""
+        return {"history": self.history, "anneal": self._anneal, "stopped": self.stopped}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = list(state_dict["history"])
+        self._anneal = state_dict["anneal"]
+        self.stopped = bool(state_dict["stopped"])
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.stopped:  # resumed from the checkpoint of the epoch it stopped at: no epoch more
+            trainer.should_stop = True
 
     def _accuracy(self, model, items: list[EvalItem], key) -> dict[str, float]:
         was_training = model.training
@@ -137,7 +152,7 @@ class MemorisationCheck(Callback):
                          self.anneal_epochs, epoch)
                 self.history.append({"epoch": epoch, "annealed": True,
                                      **self.on_model(trainer, pl_module, self.accuracy)})
-                trainer.should_stop = True
+                trainer.should_stop = self.stopped = True
             return
         if epoch % self.every and epoch != trainer.max_epochs:
             return
@@ -165,7 +180,7 @@ class MemorisationCheck(Callback):
             return
         if self.anneal_epochs == 0 or epoch >= trainer.max_epochs:
             log.info("probe accuracy reached %s: stopping at epoch %d", self.criterion(), epoch)
-            trainer.should_stop = True
+            trainer.should_stop = self.stopped = True
             return
         log.info("probe accuracy reached %s at epoch %d: annealing for %d epochs", self.criterion(), epoch,
                  self.anneal_epochs)

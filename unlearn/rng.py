@@ -74,3 +74,11 @@ def set_rng_state(state: dict) -> None:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+def portable_rng_state() -> dict:
+    """`rng_state()` in the types `torch.load(weights_only=True)` reads (Lightning loads a checkpoint so): numpy's
+    key array as a list. `set_rng_state` takes it back as it is."""
+    state = rng_state()
+    kind, key, pos, has_gauss, cached = state["numpy"]
+    return {**state, "numpy": (kind, key.tolist(), int(pos), int(has_gauss), float(cached))}
