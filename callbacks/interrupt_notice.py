@@ -40,7 +40,9 @@ class InterruptNotice(L.Callback):
         checkpoint = getattr(trainer.checkpoint_callback, "dirpath", None)
         last = Path(checkpoint) / "last.ckpt" if checkpoint else None
         if last is not None and last.is_file():
+            # the module's own key: a teaching resumes with +finetune.ckpt_path (unlearn/teaching_resume.py)
+            key = getattr(pl_module, "resume_key", "method.ckpt_path")
             log.warning("interrupted (%s): %s. The last finished epoch's checkpoint is %s: resume with "
-                        "method.ckpt_path=%s", how, what, last, last)
+                        "%s=%s (the same command with it added)", how, what, last, key, last)
         else:
             log.warning("interrupted (%s): %s; no checkpoint of this stage was written (run it again)", how, what)

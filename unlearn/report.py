@@ -66,7 +66,7 @@ SWEEP_OVERRIDES_FILE = "overrides.json"  # the frontier's runs: the overrides it
 # it ran and what it wrote (paths, logger, save_model), whether its before stage was read from the cache, and
 # the checkpoint it resumed from
 NOT_A_SETTING = ("seed", "teach_seed", "paths", "logger", "save_model", "eval.before", "eval.cache_before",
-                 "method.ckpt_path")
+                 "method.ckpt_path", "finetune.ckpt_path")
 MOD_LABEL = {"multimodal": "MM", "text": "text"}
 # (split, metric, header, arrow): the column group repeated for each modality; arrow = which way is better.
 GROUP: tuple[tuple[str, str, str, str], ...] = (

@@ -217,7 +217,8 @@ def check_fresh_run_dir(directory, key: str = "hydra.run.dir", reads=()) -> None
         shown = ", ".join(str(p.relative_to(directory)) for p in kept[:3])
         ways = []  # what each kept file is for (until 2026-12-06 a gradient method's advice whatever was there)
         if any(p.suffix == ".ckpt" for p in kept):
-            ways.append(f"resume it (method.ckpt_path={directory}/checkpoints/last.ckpt, the run's method)")
+            ways.append(f"resume it (method.ckpt_path={directory}/checkpoints/last.ckpt, the run's method; a "
+                        f"teaching's, method=finetune: +finetune.ckpt_path=...)")
         if mask := next((p for p in kept if p.parent.name == "mmunlearner" and p.suffix == ".safetensors"), None):
             ways.append(f"reuse its mask (mmunlearner.mask_path={mask}, into this directory too)")
         # nothing resumes from the rest (MANU's mask, killed before metrics.json): until 2026-12-07 the refusal said
@@ -234,7 +235,7 @@ def run_reads(cfg) -> list[str]:
     from omegaconf import OmegaConf
 
     found = []
-    for key in ("method.ckpt_path", "mmunlearner.mask_path"):
+    for key in ("method.ckpt_path", "finetune.ckpt_path", "mmunlearner.mask_path"):
         try:
             value = OmegaConf.select(cfg, key, default=None)
         except Exception:  # noqa: BLE001 - an unresolvable value is refused by name later, by the settings checks

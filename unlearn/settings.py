@@ -19,9 +19,12 @@ LORA_INITS = ("gaussian", "eva", "olora", "pissa", "loftq", "corda", "mica", "or
 # cached vanilla models keep their keys; documented there)
 FINETUNE_OPTIONAL = ("lora", "dtype", "precision", "gradient_clip_val", "label_prefix", "sequences",
                      "anneal_epochs", "accumulate_grad_batches", "answer_ids", "resize_embeddings", "start_precision",
-                     "family", "train_pairs", "image_labels", "token_mean")
+                     "family", "train_pairs", "image_labels", "token_mean", "ckpt_path")
 # optional finetune keys that check a run rather than decide its weights: left out of the vanilla cache key
 FINETUNE_GUARDS = ("family", "train_pairs")
+# where an interrupted teaching resumes from (unlearn/teaching_resume.py): a resumed teaching's weights are the
+# uninterrupted one's, so it is left out of the vanilla cache key too
+FINETUNE_RESUME = ("ckpt_path",)
 
 
 def _is_int(value) -> bool:
@@ -419,6 +422,26 @@ def check_gradient_method(m) -> None:
         raise ValueError("method.lr_decay and method.scheduler both set: choose one (set the other to null)")
 
 
+def check_teaching_resume_path(cfg) -> None:
+    """`+finetune.ckpt_path` (unlearn/teaching_resume.py): read by method=finetune alone, so refused elsewhere (an
+    unlearning run's cached vanilla model is taught, or read, apart from any run directory); under method=finetune
+    the file is read and compared now, before the before-evaluation."""
+    resume = cfg.finetune.get("ckpt_path") if "finetune" in cfg else None
+    if not resume:
+        return
+    if cfg.method.name != "finetune":
+        raise ValueError(f"finetune.ckpt_path={resume}: resumes a teaching run (method=finetune) only; method="
+                         f"{cfg.method.name} resumes with method.ckpt_path where it has checkpoints")
+    path = Path(str(resume)).expanduser()
+    if not path.is_file():
+        found = "a directory, not a checkpoint file" if path.is_dir() else "no such file"
+        raise FileNotFoundError(f"finetune.ckpt_path={resume}: {found} (an interrupted teaching's "
+                                "<run dir>/checkpoints/last.ckpt)")
+    from unlearn.teaching_resume import check_teaching_resume_file
+
+    check_teaching_resume_file(path, cfg)
+
+
 def check_input_paths(cfg) -> None:
     """The files a method reads after the before-evaluation, checked before it (on a user's 7B checkpoint that
     evaluation takes hours, and the first run of a checkpoint or of new evaluation settings has no cached one):
@@ -433,6 +456,7 @@ def check_input_paths(cfg) -> None:
         from unlearn.methods.gradient import check_resume_file
 
         check_resume_file(Path(str(resume)).expanduser(), cfg)
+    check_teaching_resume_path(cfg)
     check_official_layers(cfg)
     if cfg.model.get("path"):  # the starting checkpoint, before the benchmark loads (until 2026-12-06 after it)
         from unlearn.models.loading import check_local_checkpoint

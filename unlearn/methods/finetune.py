@@ -5,6 +5,7 @@ pretraining (unlearn/models/base.py)."""
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 
 import lightning as L
@@ -23,9 +24,16 @@ PRECISIONS = ("32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-t
 
 
 class FinetuneModule(L.LightningModule):
+    # the key that resumes a teaching from its checkpoint (callbacks/interrupt_notice.py names it)
+    resume_key = "+finetune.ckpt_path"
+
     def __init__(self, model: torch.nn.Module, optimizer: Callable, scheduler: Callable | None = None,
-                 config_key: str = "finetune", token_mean: str = "global"):
+                 config_key: str = "finetune", token_mean: str = "global", identity: dict | None = None,
+                 epochs: int | None = None):
+        """`identity`: what a checkpoint of this teaching must match to be resumed (teaching_resume.
+        teaching_identity), saved in every checkpoint; `epochs`: finetune.epochs, for the resume's log line."""
         super().__init__()
+        self.identity, self.epochs = identity, epochs
         from unlearn.methods.gradient import batch_mean_named
 
         # what each process's loss averages over under DDP (losses.TOKEN_MEANS; the official scripts': process)
@@ -34,6 +42,27 @@ class FinetuneModule(L.LightningModule):
         self.model = model
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        from unlearn.teaching_resume import IDENTITY_KEY
+
+        if self.identity is not None:
+            checkpoint[IDENTITY_KEY] = self.identity
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Lightning calls this as `fit(ckpt_path=...)` restores, before the callbacks' state and any step: a
+        checkpoint of another teaching is refused (the run checked the file before its before-evaluation too);
+        a resume says where it starts."""
+        from unlearn.methods.gradient import epochs_run
+        from unlearn.teaching_resume import IDENTITY_KEY, check_teaching_resume, say_where_it_resumes
+
+        if self.identity is None:
+            return
+        completed = epochs_run(checkpoint)
+        check_teaching_resume(checkpoint.get(IDENTITY_KEY), self.identity, completed, self.epochs)
+        probe = next((v for k, v in checkpoint.get("callbacks", {}).items() if k.startswith("MemorisationCheck")), {})
+        if self.global_rank == 0:
+            say_where_it_resumes(completed, self.epochs, bool(probe.get("stopped")))
 
     def apply_to_model(self, fn):
         """`fn(self.model)`: a callback's work on the model, routed through the strategy's wrapper (FSDP gathers the
@@ -134,9 +163,12 @@ def check_family(wanted: str | None, family: str, model_name: str) -> None:
                          f"set finetune.family=null to run this recipe anyway")
 
 
-def teach(ctx, fcfg) -> None:
+def teach(ctx, fcfg, checkpoints=None, resume=None) -> None:
     """Fit `ctx.model` on every person of the benchmark (forget, retain and untouched), both forms; with
-    `finetune.people=without_forget`, on everyone but the forget people (a reference model)."""
+    `finetune.people=without_forget`, on everyone but the forget people (a reference model).
+    `checkpoints`: a directory where each epoch's end writes last.ckpt (atomically), holding all a resume needs;
+    `resume`: such a last.ckpt to go on from (finetune.ckpt_path), giving the weights an uninterrupted teaching
+    gives (unlearn/teaching_resume.py)."""
     from unlearn.data.collate import collate
     from unlearn.data.written import qa_sequences
     from unlearn.eval.protocol import family_of
@@ -174,8 +206,13 @@ def teach(ctx, fcfg) -> None:
         from unlearn.mmunlearner.lora import lora_targets
 
         model, _ = with_lora(ctx.model, lora, lora_targets(lora, ctx.cfg.model, "finetune.lora"), need_reference=False)
+    identity = None
+    if checkpoints is not None:
+        from unlearn.teaching_resume import teaching_identity
+
+        identity = teaching_identity(ctx.cfg)
     module = FinetuneModule(model, instantiate(fcfg.optimizer), instantiate(fcfg.scheduler),
-                            token_mean=fcfg.get("token_mean") or "global")
+                            token_mean=fcfg.get("token_mean") or "global", identity=identity, epochs=fcfg.epochs)
     callbacks = []
     if fcfg.target_mc_acc is not None:
         probe, whole = [], []
@@ -200,16 +237,33 @@ def teach(ctx, fcfg) -> None:
         overrides["gradient_clip_val"] = fcfg.gradient_clip_val
     if fcfg.get("accumulate_grad_batches") is not None:  # CLEAR's finetune.py: 2
         overrides["accumulate_grad_batches"] = fcfg.accumulate_grad_batches
-    trainer = ctx.trainer(max_epochs=fcfg.epochs, enable_checkpointing=False, callbacks=callbacks,
+    if checkpoints is not None:
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        from callbacks.resumable_draws import ResumableDraws
+        from unlearn.checkpoint_io import AtomicCheckpointIO
+
+        # last.ckpt at every epoch's end, the newest replacing the one before, renamed into place (as gradient.run)
+        callbacks += [ResumableDraws(data), ModelCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1,
+                                                            every_n_epochs=1, enable_version_counter=False)]
+        overrides["plugins"] = [AtomicCheckpointIO()]
+    elif resume is not None:
+        raise ValueError("finetune.ckpt_path: this teaching writes no checkpoint to resume into")
+    trainer = ctx.trainer(max_epochs=fcfg.epochs, enable_checkpointing=checkpoints is not None, callbacks=callbacks,
                           use_distributed_sampler=False, **overrides)  # RandomShuffle shards itself
-    trainer.fit(module, loader)
+    with warnings.catch_warnings():
+        if resume:  # resumed into the interrupted run's directory: the checkpoint Lightning warns about is the one
+            # it resumes (and replaces at the next epoch's end)
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        trainer.fit(module, loader, ckpt_path=resume)
     if model is not ctx.model:
         ctx.model = model.merge_and_unload()  # a plain model again, saved and unlearned like any other
     for p in frozen:
         p.requires_grad_(True)
     ctx.model.eval()
-    if callbacks:
-        ctx.artifacts["finetune_probe"] = callbacks[0].history
+    probes = [c for c in callbacks if isinstance(c, MemorisationCheck)]
+    if probes:
+        ctx.artifacts["finetune_probe"] = probes[0].history
 
 
 def shuffled_loader(data, batch_size: int, collate_fn, num_workers: int = 0,
@@ -255,5 +309,6 @@ def check_before_evaluation(ctx, world: int) -> None:
 
 
 def run(ctx) -> None:
-    """`method=finetune`: teach the benchmark; the result is this run's `model/`."""
-    teach(ctx, ctx.cfg.finetune)
+    """`method=finetune`: teach the benchmark; the result is this run's `model/`. Each epoch's end writes
+    <run dir>/checkpoints/last.ckpt, from which `+finetune.ckpt_path=` resumes an interrupted teaching."""
+    teach(ctx, ctx.cfg.finetune, checkpoints=ctx.out_dir / "checkpoints", resume=ctx.cfg.finetune.get("ckpt_path"))

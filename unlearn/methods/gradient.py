@@ -433,6 +433,11 @@ def check_resume_file(path, cfg) -> None:
         raise ValueError(f"method.ckpt_path={path}: not a Lightning training checkpoint (no {', '.join(missing)}):"
                          " resume from an interrupted run's <run dir>/checkpoints/last.ckpt; a model to unlearn "
                          "is model.path")
+    from unlearn.teaching_resume import IDENTITY_KEY
+
+    if IDENTITY_KEY in checkpoint:  # its identity holds no method key, so nothing would have been compared
+        raise ValueError(f"method.ckpt_path={path}: a teaching's checkpoint (method=finetune), which resumes with "
+                         "+finetune.ckpt_path; an unlearning run resumes from its own <run dir>/checkpoints/last.ckpt")
     check_resume(checkpoint.get(RESUME_KEY), resume_identity(cfg), epochs_run(checkpoint), cfg.method.get("epochs"))
 
 
