@@ -138,3 +138,32 @@ def test_the_resume_key_leaves_the_cache_key_alone(tmp_path):
     cfg = _cfg(tmp_path, "method=finetune")
     with_resume = _cfg(tmp_path, "method=finetune", "+finetune.ckpt_path=/somewhere/last.ckpt")
     assert vanilla_key(cfg) == vanilla_key(with_resume)
+
+
+def test_sigterm_in_a_teaching_names_its_resume(tmp_path, small_benchmark, caplog):
+    """SIGTERM (a scheduler's time limit) in the second epoch: the first epoch's last.ckpt is there, and the notice
+    names the key that resumes a teaching (until the fifty-third session a teaching wrote no checkpoint)."""
+    import os
+    import signal
+
+    from callbacks.interrupt_notice import SIGTERM_STATUS
+    from unlearn.methods.gradient import epochs_run
+
+    class Terminate(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.current_epoch == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    start, proc = build_tiny_llava(TinyLlavaSpec())
+    cfg = _cfg(tmp_path, "method=finetune", "finetune.epochs=2", "finetune.batch_size=16")
+    ctx = RunContext(cfg, small_benchmark, start, proc, tmp_path)
+    real_trainer = ctx.trainer
+    ctx.trainer = lambda **kw: real_trainer(**{**kw, "callbacks": [*kw.get("callbacks", []), Terminate()]})
+    from unlearn.methods.finetune import run
+
+    with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as raised:
+        run(ctx)
+    assert raised.value.code == SIGTERM_STATUS
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert f"resume with +finetune.ckpt_path={last} (the same command with it added)" in caplog.text
+    assert epochs_run(torch.load(last, map_location="cpu", weights_only=False)) == 1
