@@ -43,7 +43,7 @@ def test_a_failed_run_keeps_its_before_evaluation(tmp_path, monkeypatch):
     metrics.csv only when a Trainer or the run's end saved it (until the 42nd session it was lost)."""
     from unlearn.methods import finetune
 
-    def fails(ctx, fcfg):
+    def fails(ctx, fcfg, **where):
         raise RuntimeError("diverged")
 
     monkeypatch.setattr(finetune, "teach", fails)

@@ -98,8 +98,8 @@ def test_two_stages_build_once_and_start_vanilla_from_the_base(tmp_path, monkeyp
 
     starts = []
     teach = finetune.teach
-    monkeypatch.setattr(finetune, "teach", lambda ctx, f: (
-        starts.append({k: v.clone() for k, v in ctx.model.state_dict().items()}), teach(ctx, f)))
+    monkeypatch.setattr(finetune, "teach", lambda ctx, f, **where: (
+        starts.append({k: v.clone() for k, v in ctx.model.state_dict().items()}), teach(ctx, f, **where)))
     van = ensure_vanilla(cfg, bench)
     assert (base / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not rebuilt
     from safetensors.torch import load_file

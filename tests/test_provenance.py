@@ -113,8 +113,8 @@ def test_finetune_publishes_under_the_key_it_had_before_teaching(tmp_path, monke
 
     taught = finetune.teach
 
-    def teach_then_change_threads(ctx, fcfg):  # what Lightning's DDP launcher does to the rank's threads
-        taught(ctx, fcfg)
+    def teach_then_change_threads(ctx, fcfg, **where):  # what Lightning's DDP launcher does to the rank's threads
+        taught(ctx, fcfg, **where)
         torch.set_num_threads(1)
 
     monkeypatch.setattr(finetune, "teach", teach_then_change_threads)

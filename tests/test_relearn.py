@@ -108,7 +108,7 @@ def test_a_failed_attack_keeps_the_finished_run(tmp_path, monkeypatch):
         raise RuntimeError("out of memory copying the model")
 
     monkeypatch.setattr(unlearn.relearn, "relearn", out_of_memory)
-    monkeypatch.setattr(finetune, "teach", lambda ctx, fcfg: None)  # the run's own method: not what is tested
+    monkeypatch.setattr(finetune, "teach", lambda ctx, fcfg, **where: None)  # the run's own method: not what is tested
     out = tmp_path / "run"
     cfg = compose_config(["logger=none", "debug=fast", "method=finetune", "eval.before=false",
                           "eval.relearn.enabled=true", "eval.tasks=[mc]", "eval.max_people=2"], out, tmp_path / "cache")

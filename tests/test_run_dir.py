@@ -365,7 +365,7 @@ def test_the_evaluation_is_written_before_the_weights_and_a_methods_tensors_reac
     from unlearn.config import compose_config
     from unlearn.methods import finetune
 
-    def teach(ctx, fcfg):
+    def teach(ctx, fcfg, **where):
         ctx.artifacts["kept"] = torch.tensor(3)  # what a method of one's own might keep: mask.sum()
 
     monkeypatch.setattr(finetune, "teach", teach)

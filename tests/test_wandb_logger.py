@@ -130,7 +130,7 @@ def test_the_dashboard_has_the_setting_and_the_before_numbers_from_the_start(tmp
         cfg.logger = {"_target_": f"{__name__}.Recorder"}
         return pipeline.run(cfg)
 
-    def fails(ctx, fcfg):
+    def fails(ctx, fcfg, **where):
         raise RuntimeError("diverged")
 
     with pytest.raises(RuntimeError, match="diverged"):
@@ -139,7 +139,7 @@ def test_the_dashboard_has_the_setting_and_the_before_numbers_from_the_start(tmp
     assert end == ("end", "failed")  # the logger is told, and saves what it holds (the CSV logger's rows)
     assert kind == "config" and config["method"]["name"] == "finetune" and config["seed"] == 0
     assert then == "metrics" and before and all(k.startswith("before/") for k in before)
-    run("finished", lambda ctx, fcfg: None)
+    run("finished", lambda ctx, fcfg, **where: None)
     early = Recorder.calls[1][1]
     record = next(params["run"] for kind, params in Recorder.calls if kind == "config" and "run" in params)
     assert set(record) == {"source_model", "source_teaching", "environment", "code"}
