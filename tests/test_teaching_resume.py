@@ -167,3 +167,36 @@ def test_sigterm_in_a_teaching_names_its_resume(tmp_path, small_benchmark, caplo
     last = tmp_path / "checkpoints" / "last.ckpt"
     assert f"resume with +finetune.ckpt_path={last} (the same command with it added)" in caplog.text
     assert epochs_run(torch.load(last, map_location="cpu", weights_only=False)) == 1
+
+
+@pytest.mark.slow
+def test_train_py_resumes_a_killed_teaching_to_the_published_model(tmp_path):
+    """The whole run (`python train.py method=finetune ...`, its before-evaluation drawing in between): killed in its
+    second epoch, resumed into its own directory with +finetune.ckpt_path, it publishes the uninterrupted run's
+    model under the same cache key."""
+    from safetensors.torch import load_file
+
+    from unlearn import pipeline
+    from unlearn.config import compose_config
+
+    def run(name, *extra, kill_at=None):
+        cfg = compose_config(["logger=none", "debug=fast", "method=finetune", "finetune.batch_size=16",
+                              "eval.tasks=[mc]", "eval.max_people=2", "eval.cache_before=false", *extra],
+                             tmp_path / name, tmp_path / f"cache_{name}")
+        with pytest.MonkeyPatch.context() as mp:
+            if kill_at is not None:
+                mp.setattr(FinetuneModule, "on_train_epoch_start",
+                           lambda self: (_ for _ in ()).throw(RuntimeError("killed")) if self.current_epoch == kill_at
+                           else None, raising=False)
+            pipeline.run(cfg)
+        return cfg
+
+    straight = run("straight")
+    with pytest.raises(RuntimeError, match="killed"):
+        run("killed", kill_at=1)
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    resumed = run("killed", f"+finetune.ckpt_path={last}")
+    want = load_file(pipeline.vanilla_path(straight) / "model.safetensors")
+    got = load_file(pipeline.vanilla_path(resumed) / "model.safetensors")
+    assert pipeline.vanilla_path(straight).name == pipeline.vanilla_path(resumed).name
+    assert sorted(want) == sorted(got) and [k for k in want if not torch.equal(want[k], got[k])] == []
