@@ -200,3 +200,14 @@ def test_train_py_resumes_a_killed_teaching_to_the_published_model(tmp_path):
     got = load_file(pipeline.vanilla_path(resumed) / "model.safetensors")
     assert pipeline.vanilla_path(straight).name == pipeline.vanilla_path(resumed).name
     assert sorted(want) == sorted(got) and [k for k in want if not torch.equal(want[k], got[k])] == []
+
+
+@pytest.mark.slow
+def test_a_resume_on_two_processes_is_the_uninterrupted_teaching(launches):
+    """trainer=ddp_sim (two CPU processes, gloo): killed after the first of 3 epochs, resumed on two processes."""
+    from pathlib import Path
+
+    got = launches(2, Path(__file__).parent / "scripts" / "teaching_resume.py", "--global-batch", "16")
+    want, resumed, start = got["straight"], got["resumed"], got["start"]
+    assert [n for n in want if not torch.equal(want[n], start[n])], "teaching changed nothing"
+    assert [n for n in want if not torch.equal(want[n], resumed[n])] == []
