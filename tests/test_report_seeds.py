@@ -716,3 +716,53 @@ def test_a_familys_vanilla_row_is_named_by_its_data_not_by_its_method(tmp_path):
     groups = group_by_seed(load_runs([root]))
     assert sorted(family_label(f, groups) for f in vanilla_families(groups)) == [
         "(data.forget_split=forget_10)", "(data.forget_split=forget_5)"]
+
+
+def _own_vanilla_runs(root, method="grad_diff", forgets=(0.2, 0.4, 0.3)):
+    """Runs unlearning a vanilla model of the user's own per seed (model.path differs with the seed), each with
+    its recorded config and a forget MC after unlearning as given."""
+    for seed, forget in enumerate(forgets):
+        path = f"/mine/vanilla_s{seed}/model"
+        run = write_run(root / f"{method}_{seed}", method,
+                        metrics_for({**GA_AFTER, "forget/multimodal/mc_acc": forget}, 1.0),
+                        [f"method={method}", f"model.path={path}", f"seed={seed}"])
+        summary = json.loads((run / "metrics.json").read_text())
+        (run / "metrics.json").write_text(json.dumps({**summary, "seed": seed, "teach_seed": seed,
+                                                      "source_model": path, "source_teaching": {}}))
+        (run / "config.json").write_text(json.dumps({"method": {"name": method}, "seed": seed, "teach_seed": seed,
+                                                     "model": {"path": path}}))
+
+
+def test_pool_over_reads_a_vanilla_model_per_seed_as_one_settings_samples(tmp_path):
+    """A researcher who taught a vanilla model per seed and unlearned each (model.path per seed) got three
+    settings of one run each, no mean ± std; `--pool-over model.path` makes them one setting over three taught
+    models (each its own vanilla model), and a sample is still counted once."""
+    root = tmp_path / "sw"
+    _own_vanilla_runs(root)
+    runs = load_runs([root])
+    assert len(group_by_seed(runs)) == 3  # without it: a setting per checkpoint
+    groups = group_by_seed(runs, ["model.path"])
+    assert [len(g.runs) for g in groups] == [3]
+    text = seed_table(groups, ["model.path"])
+    row = parse_table(text)
+    assert row["grad_diff"]["seeds"] == "3" and row["grad_diff"]["MM forget MC ↓"] == "0.300 ± 0.100"
+    assert row["vanilla"]["seeds"] == "3"  # three taught models, not one shared
+    assert "taught)" not in text and "`model.path`, pooled as seeds by `--pool-over`" in text
+    # the same seed and checkpoint twice is one sample counted twice: refused as without pooling
+    _own_vanilla_runs(tmp_path / "again", forgets=(0.2,))
+    with pytest.raises(ValueError, match="same seed 0"):
+        group_by_seed(load_runs([root, tmp_path / "again"]), ["model.path"])
+
+
+def test_pool_over_refuses_what_is_not_a_sample(tmp_path, capsys):
+    """A misspelt key would pool nothing without a word; the method's keys would pool what the report compares."""
+    root = tmp_path / "sw"
+    _own_vanilla_runs(root)
+    for key, said in (("model.pth", "no run's config or overrides set it"),
+                      ("method.optimizer.lr", "a method's settings are what the report compares"),
+                      ("seed", "already not a setting"), ("model path", "not a config key")):
+        with pytest.raises(SystemExit):
+            main([str(root), "--out", str(tmp_path / "out"), "--pool-over", key])
+        assert said in capsys.readouterr().err
+    out = main([str(root), "--out", str(tmp_path / "out"), "--pool-over", "model.path"])
+    assert "| grad_diff | 3 |" in out.read_text()

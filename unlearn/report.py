@@ -686,8 +686,12 @@ def _is_seed_override(o: str) -> bool:
     return o.split("=", 1)[0].lstrip("+~") in ("seed", "teach_seed")
 
 
-def group_by_seed(runs: Sequence[Run]) -> list[SeedGroup]:
+def group_by_seed(runs: Sequence[Run], pooled: Sequence[str] = ()) -> list[SeedGroup]:
     """Groups in order of first appearance; named by the overrides that differ between groups.
+
+    `pooled` (`--pool-over`): config keys whose values tell a setting's samples apart as `seed` does, e.g.
+    `model.path` where each seed unlearned a vanilla model of its own (a checkpoint given per seed was a
+    setting of its own, one run each, until the fifty-third session); a run's value of them is part of its sample.
 
     A run that recorded its config (.hydra/config.yaml) is grouped by its setting (`setting_of`): runs started
     with the same overrides under different defaults (GA's lr has changed default more than once) are two
@@ -704,16 +708,17 @@ def group_by_seed(runs: Sequence[Run]) -> list[SeedGroup]:
     for r in runs:
         # what a run's command line says beside its setting (logger, paths, eval.before: the frontier evaluates
         # the vanilla model in one run of each seed) names no setting and splits none
-        rest = [o for o in bare[id(r)] if o not in shared and not _not_a_setting(o.split("=", 1)[0].lstrip("+~"))]
+        rest = [o for o in bare[id(r)] if o not in shared and not _not_a_setting(o.split("=", 1)[0].lstrip("+~"))
+                and not _under(o.split("=", 1)[0].lstrip("+~"), pooled)]
         if r.setting is not None:
-            key = (r.method, "config", _comparable(r.setting))
+            key = (r.method, "config", _comparable({k: v for k, v in r.setting.items() if not _under(k, pooled)}))
         elif r.overrides:
             key = (r.method, "overrides", tuple(sorted(rest)))
         else:  # nothing says which setting it is (load_run warned)
             key = (r.method, "unrecorded", str(r.path))
         if key not in keyed:
             keyed[key] = SeedGroup(run_name(r.method, rest), r.method, [])
-        sample = (key, r.teach_seed, r.seed)
+        sample = (key, r.teach_seed, r.seed, _comparable([pooled_value(r, k) for k in pooled]))
         if sample in seen:
             raise ValueError(f"{seen[sample].path} and {r.path}: the same setting ({keyed[key].name}) at the same "
                              f"seed {r.seed} (teach_seed {r.teach_seed}); one sample would count twice in its mean "
@@ -721,6 +726,33 @@ def group_by_seed(runs: Sequence[Run]) -> list[SeedGroup]:
         seen[sample] = r
         keyed[key].runs.append(r)
     return _named_apart(list(keyed.values()))
+
+
+def _under(key: str, keys: Sequence[str]) -> bool:
+    """`key` is one of `keys` or lies under one of them."""
+    return any(key == k or key.startswith(k + ".") for k in keys)
+
+
+def pooled_value(r: Run, key: str):
+    """A run's value of a pooled key: from its setting (every key under it), else from its overrides."""
+    if r.setting is not None:
+        return {k: v for k, v in r.setting.items() if _under(k, [key])} or None
+    return next((o.split("=", 1)[1] for o in r.overrides if o.split("=", 1)[0].lstrip("+~") == key), None)
+
+
+def check_pooled(runs: Sequence[Run], pooled: Sequence[str]) -> None:
+    """`--pool-over` keys refused where they would pool what is not a sample: a key the seeds already are, the
+    method, or one no run sets (a misspelt key pooled nothing, silently)."""
+    for key in pooled:
+        if not re.fullmatch(r"[A-Za-z_][\w-]*(\.[\w-]+)*", key):
+            raise ValueError(f"--pool-over {key!r}: not a config key (dotted, as in model.path)")
+        if _not_a_setting(key):
+            raise ValueError(f"--pool-over {key}: already not a setting (runs that differ in it are one setting)")
+        if key == "method" or key.startswith("method."):
+            raise ValueError(f"--pool-over {key}: a method's settings are what the report compares; pool over what "
+                             "tells samples of one setting apart (model.path: a vanilla model of your own per seed)")
+        if all(pooled_value(r, key) is None for r in runs):
+            raise ValueError(f"--pool-over {key}: no run's config or overrides set it")
 
 
 def _comparable(value) -> str:
@@ -980,9 +1012,13 @@ def other_vanilla(groups: Sequence[SeedGroup], keys: Sequence[str]) -> list[str]
     return out
 
 
-def seed_table(groups: Sequence[SeedGroup]) -> str:
+def seed_table(groups: Sequence[SeedGroup], pooled: Sequence[str] = ()) -> str:
     """Markdown: mean ± std over seeds of the headline MC numbers; the vanilla row pools every group's seeds."""
     notes = ["mean ± sample std over seeds (runs whose settings differ only by `seed` and `teach_seed`)."]
+    if pooled:  # `--pool-over`
+        keys = ", ".join(f"`{k}`" for k in pooled)
+        notes = [f"mean ± sample std over seeds (runs whose settings differ only by `seed`, `teach_seed` and {keys}, "
+                 "pooled as seeds by `--pool-over`)."]
     shared = [f"{g.name} ({len(g.runs)} runs, {k} taught)" for g in groups
               if (k := len({_taught(r) for r in g.runs})) < len(g.runs)]
     if shared:  # until 2026-12-06 the seeds column counted such runs as independent samples, without a word
@@ -1305,6 +1341,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--out", help="output dir (default: the first dir; a single run dir's report/)")
     parser.add_argument("--scorer", help="read each run's generation and cloze as re-scored by this scorer (its "
                                           "metrics_<scorer>.json, written by python -m unlearn.rescore)")
+    parser.add_argument("--pool-over", action="append", default=[], metavar="KEY",
+                        help="a config key whose values tell one setting's samples apart, as seed does (repeatable): "
+                             "model.path where each seed unlearned a vanilla model of your own; runs that differ "
+                             "only in seeds and these keys are one setting, mean ± std over them")
     args = parser.parse_args(args_list)
     if args.scorer:  # imported here: the scorers' metrics import torch (3 s), which the report otherwise never needs
         from unlearn.eval.scorers import SCORERS
@@ -1331,13 +1371,17 @@ def main(argv: Sequence[str] | None = None) -> Path:
                      "table; choose another --out (the default for one run is its report/)")
     if out_dir.exists() and not out_dir.is_dir():
         parser.error(f"--out {out_dir}: a file, not a directory")
+    try:
+        check_pooled(runs, args.pool_over)
+    except ValueError as e:
+        parser.error(str(e))
     table = results_table(runs)
     if args.scorer:
         table = (f"Generation and cloze scored by `{args.scorer}` (each run's metrics_{args.scorer}.json, "
                  "`python -m unlearn.rescore`).\n\n" + table)
-    groups = group_by_seed(runs)
+    groups = group_by_seed(runs, args.pool_over)
     if any(len(g.runs) > 1 for g in groups):
-        table += "\n\n## Over seeds\n\n" + seed_table(groups)
+        table += "\n\n## Over seeds\n\n" + seed_table(groups, args.pool_over)
         paired = paired_seed_table(groups)
         if paired:
             table += "\n\n### Seed by seed\n\n" + paired
