@@ -224,3 +224,43 @@ def test_report_pages_of_other_shared_overrides_are_said_to_be(tmp_path):
            "`data.forget_split=forget_10`" in said
     assert "other overrides" not in main([str(five), str(five)])
     assert "new none" in main([str(five), str(bare)])
+
+
+def test_a_cells_own_count_outranks_its_rows_seeds_and_a_lone_number_is_not_compared():
+    """'(2 of 3)' in a table with a seeds column: the cell's 2, not the row's 3; a cell with no spread is neither
+    compared nor missing (its printed std would be None in the report's rows)."""
+    page = "## s\n\n| setting | seeds | MM |\n|---|---:|---:|\n| ga | 3 | 0.500 ± 0.100 (2 of 3) |\n| kl | 3 | 0.7 |\n"
+    cells = page_cells(page)
+    assert cells[("s", 0, "ga", "MM")] == Cell(0.5, 0.1, 2)
+    assert cells[("s", 0, "kl", "MM")] == Cell(0.7, None, 3)
+    pairs, missing = compare(cells, {("s", 0, "ga", "MM"): Cell(0.6, 0.1)})
+    assert [p.key[2] for p in pairs] == ["ga"] and missing == []
+
+
+def test_the_cells_outside_come_largest_difference_first_and_each_untested_kind_is_counted_once():
+    from unlearn.reproduce import Comparison, report
+
+    def pair(row, printed, new):
+        return Comparison(("s", 0, row, "MM"), printed, new)
+
+    pairs = [pair("small", Cell(0.5, 0.01), Cell(0.6, 0.01)),  # +0.1
+             pair("large", Cell(0.5, 0.01), Cell(0.9, 0.01)),  # +0.4
+             pair("one", Cell(0.5, 0.1, 3), Cell(0.8, 0.0, 1)),  # +0.3, one seed on the new side
+             pair("flat", Cell(0.5, 0.0), Cell(0.7, 0.0))]  # +0.2, no spread on either side
+    text = report(pairs, [], (3, 3))
+    assert [row.split(" | ")[1] for row in text.split("Outside the printed spread:")[1].splitlines()
+            if row.startswith("| s |")] == ["large", "one", "flat", "small"]
+    assert "- 1 cells have no spread on either side and different means: untested" in text
+    assert "- 1 cells rest on one sample on a side: untested" in text
+
+
+def test_a_report_only_line_is_no_run_and_an_unreadable_line_leaves_the_sweep_unknown():
+    from unlearn.reproduce import sweep_configuration
+
+    def page(*commands):
+        return PRINTED.replace("from one sweep.", "from one sweep.\n\n```bash\n" + "\n".join(commands) + "\n```")
+
+    fast = "python -m unlearn.frontier --out /a --base debug=fast"
+    assert sweep_configuration(page(fast, "python -m unlearn.frontier --out /a --report-only --docs /d")) == \
+        {(("debug=fast",), (), 0.05, "retain", "mc_acc")}
+    assert sweep_configuration(page(fast, "python -m unlearn.frontier --out /a --budget many")) is None
