@@ -512,3 +512,40 @@ def test_the_paired_kl_step_reads_its_reduction_and_retain_nll(reduction, retain
     assert not torch.allclose(got, losses.kl_loss(logits["f"], labels["f"], logits["r"], logits["ref"], labels["r"],
                                                   2.0, None, other, 0.5) + (losses.mean_nll(logits["r"], labels["r"])
                                                                              if retain_nll else 0))
+
+
+def test_the_gradient_refusal_names_three_tensors_skips_a_scaler_and_follows_the_other_ranks():
+    """By hand, no Trainer: wrapper prefixes dropped and three names then a count; a loss scaler's steps are its own
+    to skip; under several processes a NaN on another rank alone stops this one too (any rank, not all)."""
+    from unlearn.methods.guards import check_finite, refuse_non_finite_gradients
+
+    params = [torch.nn.Parameter(torch.zeros(2)) for _ in range(5)]
+    for p in params[:4]:
+        p.grad = torch.tensor([0.0, float("nan")])
+    names = ["_fsdp_wrapped_module.a", "_orig_mod.b", "c._checkpoint_wrapped_module.w", "d", "e"]
+    module = SimpleNamespace(_trainer=None, global_step=7, named_parameters=lambda: zip(names, params))
+    with pytest.raises(NonFiniteGradientError, match=r"my step has a non-finite gradient at global step 7 "
+                                                     r"\(in a, b, c\.w and 1 more\)"):
+        refuse_non_finite_gradients(module, "my step")
+    module._trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=object()), world_size=1)
+    refuse_non_finite_gradients(module, "my step")  # the scaler skips the step itself
+
+    class Ranks:  # this rank's decision, and the other rank's
+        def __init__(self, other):
+            self.other, self.asked = other, []
+
+        def reduce_boolean_decision(self, decision, all):
+            self.asked.append(all)
+            return (decision and self.other) if all else (decision or self.other)
+
+    for p in params:
+        p.grad = torch.zeros(2)
+    ranks = Ranks(other=True)
+    module._trainer = SimpleNamespace(precision_plugin=SimpleNamespace(), world_size=2, strategy=ranks)
+    with pytest.raises(NonFiniteGradientError, match=r"\(on another rank\)"):
+        refuse_non_finite_gradients(module, "my step")
+    assert ranks.asked == [False]
+    module._trainer.strategy = Ranks(other=False)
+    refuse_non_finite_gradients(module, "my step")
+    with pytest.raises(NonFiniteLossError, match=r"is \[1.0, nan\] at global step 3"):
+        check_finite(torch.tensor([1.0, float("nan")]), 3)  # one NaN element is enough
