@@ -398,3 +398,20 @@ def test_a_loader_that_shards_itself_sharded_again_by_lightning_is_refused():
     check.on_train_start(SimpleNamespace(world_size=1, train_dataloader=loaders), None)  # one process: as it is
     check.on_train_start(SimpleNamespace(world_size=2, train_dataloader={k: loaders[k] for k in ("retain",
                                                                                                     "lightnings")}), None)
+
+
+def test_a_self_sharding_sampler_wrapped_again_is_found_past_a_lists_first_loader_and_inside_a_batch_sampler():
+    """A loader given `batch_sampler=BatchSampler(wrapped)` holds the wrapped sampler in its batch sampler only (its
+    own `.sampler` is the default SequentialSampler); a list's later loaders are read too."""
+    from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+    from torch.utils.data import BatchSampler, DataLoader, RandomSampler
+
+    from callbacks.self_sharding import sharded_twice
+    from unlearn.data.sampling import EpochShuffle
+
+    data = list(range(8))
+    wrapped = DistributedSamplerWrapper(EpochShuffle(8, 0, rank=0, world_size=2), num_replicas=2, rank=0)
+    in_batches = DataLoader(data, batch_sampler=BatchSampler(wrapped, batch_size=2, drop_last=False))
+    assert sharded_twice(in_batches) == ["EpochShuffle"]
+    plain = DataLoader(data, sampler=RandomSampler(data))
+    assert sharded_twice([plain, DataLoader(data, sampler=wrapped)]) == ["EpochShuffle"]
