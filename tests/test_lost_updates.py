@@ -157,3 +157,30 @@ def test_train_step_memory_bench_at_tiny_shape():
     assert rows["bf16"]["trained"] == rows["fp32"]["trained"] > 5 * rows["lora"]["trained"] > 0
     assert all(rows[s]["trained"] == rows["fp32"]["trained"] and rows[s]["lost_fraction"] == 0
                for s in ("kl_fused", "kl_fused_bf16_ref"))
+
+
+def test_the_check_by_hand_frozen_weights_the_larger_lr_first_another_rank_and_nothing_trained(caplog):
+    """No Trainer: a frozen weight is not trained; a weight two optimizers hold takes the larger lr whichever comes
+    first; the record names the stage by its config key and the peak lrs; a rank other than 0 records but does not
+    warn; optimizers that train nothing record nothing."""
+    from types import SimpleNamespace
+
+    from callbacks.lost_updates import LostUpdateCheck, lost_step_counts
+
+    w = torch.nn.Parameter(torch.ones(3, dtype=torch.bfloat16))
+    frozen = torch.nn.Parameter(torch.ones(5, dtype=torch.bfloat16), requires_grad=False)
+    counts, lrs = lost_step_counts([torch.optim.AdamW([w, frozen], lr=1e-2), torch.optim.AdamW([w], lr=1e-5)])
+    assert counts[1].tolist() == [0, 3] and lrs == [1e-5, 1e-2]  # 1e-2 moves ones in bfloat16; frozen left out
+    opt = torch.optim.AdamW([w], lr=1e-5)
+    opt.param_groups[0]["initial_lr"] = 2e-5  # a decay part way: the peak, 2e-5, is still lost at 1.0
+    record = []
+    trainer = SimpleNamespace(optimizers=[opt], strategy=object(), is_global_zero=False, precision="bf16-true")
+    module = SimpleNamespace(device=torch.device("cpu"), config_key="eval.relearn")
+    with caplog.at_level("WARNING", logger="callbacks.lost_updates"):
+        LostUpdateCheck(record).on_train_start(trainer, module)
+    assert record == [{"stage": "eval.relearn", "fraction": 1.0, "lrs": [2e-5],
+                       "dtypes": {"bfloat16": {"unchanged": 3, "trained": 3}}, "precision": "bf16-true"}]
+    assert "stay where they are" not in caplog.text  # rank 0 alone says it
+    trainer.optimizers = [torch.optim.AdamW([frozen], lr=1e-5)]
+    LostUpdateCheck(record).on_train_start(trainer, module)
+    assert len(record) == 1
