@@ -284,3 +284,15 @@ def test_retain_drawn_with_replacement_meets_every_forget_batch(tiny_model, smal
     assert sorted(default.sampler) == list(range(len(default.dataset)))
     with pytest.raises(ValueError, match="method.retain_draw='sometimes'"):
         paired_loader(ctx, "multimodal", 4, retain_draw="sometimes")
+
+
+def test_hf_adamw_one_step_by_hand_weight_decay_after_the_step_and_without_bias_correction():
+    """w = 1, g = 1, lr 0.1, eps 0: m = 0.1, v = 0.001, the bias-corrected step is lr exactly (w -> 0.9); the decay
+    then takes lr x 0.5 of the updated weight (0.9 x 0.95 = 0.855; before the step it would be 0.85). Without
+    bias correction the step is lr x m / sqrt(v) = 0.1 x 0.1 / sqrt(0.001) = 0.3162."""
+    for correct_bias, decay, want in [(True, 0.5, 0.855), (False, 0.0, 1 - 0.1 * 0.1 / 0.001 ** 0.5)]:
+        w = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+        w.grad = torch.ones(1, dtype=torch.float64)
+        HFAdamW([w], lr=0.1, eps=0.0, weight_decay=decay, correct_bias=correct_bias).step()
+        assert w.item() == pytest.approx(want, rel=1e-12)
+    assert HFAdamW([w]).defaults["eps"] == 1e-6  # transformers' default, not torch's 1e-8
