@@ -94,3 +94,23 @@ def test_whole_modules_gives_each_rank_the_model_it_started_from(tmp_path):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert out.read_text() == "ok"
+
+
+def test_wrapper_names_fsdp_detection_refusals_and_activation_checkpointing_by_hand():
+    from types import SimpleNamespace
+
+    from unlearn.strategies import fsdp_strategy, refuse_fsdp, unwrapped_name, uses_fsdp
+
+    assert unwrapped_name("_orig_mod.model._fsdp_wrapped_module.layers.0._checkpoint_wrapped_module.mlp.weight") == \
+        "model.layers.0.mlp.weight"  # torch.compile's, FSDP's and activation checkpointing's prefixes
+    assert uses_fsdp({"strategy": {"_target_": "lightning.pytorch.strategies.FSDPStrategy"}})  # any case
+    assert uses_fsdp({"strategy": "fsdp"}) and not uses_fsdp({"strategy": "ddp"}) and not uses_fsdp({"strategy": None})
+    cfg = SimpleNamespace(trainer={"strategy": "fsdp", "accelerator": "gpu"})
+    with pytest.raises(ValueError, match=r"method=mine does not run under trainer=fsdp .*; train it whole$"):
+        refuse_fsdp(cfg, "mine", "train it whole")  # a method of one's own, its own advice
+    refuse_fsdp(cfg, "mine")  # not refused without one
+    refuse_fsdp(SimpleNamespace(trainer={"strategy": "ddp"}), "manu")
+    assert fsdp_strategy(["torch.nn.Linear"], activation_checkpointing=False)._activation_checkpointing_kwargs == {}
+    assert fsdp_strategy(["torch.nn.Linear"])._activation_checkpointing_kwargs
+    with pytest.raises(ValueError, match=r"model.fsdp_layers: cannot import 'torch.nn.Linaer'"):
+        fsdp_strategy(["torch.nn.Linaer"])
