@@ -314,3 +314,30 @@ def test_a_ctrl_c_that_a_writers_cleanup_turned_into_its_own_error_is_raised_as_
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(RuntimeError):  # an error of its own, raised while handling no Ctrl-C, is left as it is
         write_atomic(tmp_path / "last.ckpt", lambda f: (_ for _ in ()).throw(RuntimeError("disk")))
+
+
+def test_a_checkpoint_is_written_beside_its_target_even_where_tmpdir_is_gone_and_remote_paths_stay_lightnings(
+        tmp_path, monkeypatch):
+    """Lightning's own save makes its file in TMPDIR (fsspec's transaction) and moves it: with TMPDIR gone it
+    fails; here the file is made beside the target. A remote path (memory://) is left to Lightning's fsspec, and
+    storage options are refused as Lightning refuses them."""
+    import tempfile
+
+    import fsspec
+    import torch
+
+    from unlearn.checkpoint_io import AtomicCheckpointIO
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
+    path = tmp_path / "run" / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"epoch": 3}, path)
+    assert torch.load(path, weights_only=False)["epoch"] == 3
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    AtomicCheckpointIO().save_checkpoint({"epoch": 4}, "memory://s53/last.ckpt")
+    with fsspec.open("memory://s53/last.ckpt", "rb") as f:
+        assert torch.load(f, weights_only=False)["epoch"] == 4
+    assert not (tmp_path / "memory:").exists()  # not a local directory named after the scheme
+    with pytest.raises(TypeError, match="storage_options"):
+        AtomicCheckpointIO().save_checkpoint({"epoch": 5}, path, storage_options={"x": 1})
+    assert torch.load(path, weights_only=False)["epoch"] == 3
