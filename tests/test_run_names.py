@@ -159,3 +159,13 @@ def test_an_interpolation_given_is_named_as_written(tmp_path):
     logger = OmegaConf.to_container(cfg.logger, resolve=True)
     assert logger["name"] == "ga-optimizer.lr=${model.nothing_here}-seed0"
     assert logger["group"] == "mllmu_mini-forget_10-tiny_llava-ga-optimizer.lr=${model.nothing_here}"
+
+
+def test_a_deletion_keeps_its_tilde_a_key_merely_beginning_like_an_unnamed_one_is_named_and_the_cut_is_exact():
+    from unlearn.run_names import _bounded, setting_overrides
+
+    assert setting_overrides("ga", ["~method.lr_decay", "+seed_offset=3", "seed=2", "+logger.project=x"]) == \
+        ["~lr_decay", "seed_offset=3"]  # `seed` and the keys under `logger` move no number; `seed_offset` may
+    assert _bounded("x" * 20, 20) == "x" * 20  # exactly the room: whole
+    cut = _bounded("x" * 21, 20)
+    assert len(cut) == 20 and cut.startswith("x" * 11 + "~")
