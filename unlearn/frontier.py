@@ -1179,7 +1179,7 @@ def plot_frontier(points: Sequence[Point], out_dir: Path, budget: float = BUDGET
     plt = _pyplot()
     paths = []
     for mod in MODALITIES:
-        fig, ax = plt.subplots(figsize=(6.0, 4.5))
+        fig, ax = plt.subplots(figsize=(7.6, 4.5))
         for i, (m, by_seed) in enumerate(sorted(curves(points, mod, cost, cost_metric).items())):
             strengths = sorted({s for c in by_seed.values() for s, _, _ in c})
             xs, ys, sd, sdx = [0.0], [0.0], [0.0], [0.0]
@@ -1211,9 +1211,9 @@ def plot_frontier(points: Sequence[Point], out_dir: Path, budget: float = BUDGET
         ax.set_xlabel(f"{cost} {METRIC_LABEL[cost_metric]} drop (before - after)")
         ax.set_ylabel("forget MC drop (before - after)")
         ax.set_title(f"{'image + text' if mod == 'multimodal' else 'text-only'} questions: forgetting vs. cost")
-        ax.plot([], [], "D", color="grey", mfc="grey", label=f"frontier.md's reading at {budget:g}: mean ± std of "
-                "each seed's crossing (hollow: a seed never reached it)")
-        ax.legend(fontsize=7, loc="lower right")
+        ax.plot([], [], "D", color="grey", mfc="grey", label=f"frontier.md's reading at {budget:g}:\neach seed's "
+                "crossing, mean ± std\n(hollow: a seed never cost it)")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the axes: it hides no curve
         paths.append(_save(fig, out_dir / f"frontier_{mod}.png"))
     return paths
 
