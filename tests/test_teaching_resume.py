@@ -211,3 +211,18 @@ def test_a_resume_on_two_processes_is_the_uninterrupted_teaching(launches):
     want, resumed, start = got["straight"], got["resumed"], got["start"]
     assert [n for n in want if not torch.equal(want[n], start[n])], "teaching changed nothing"
     assert [n for n in want if not torch.equal(want[n], resumed[n])] == []
+
+
+def test_method_ckpt_path_under_a_teaching_is_refused_naming_its_key(tmp_path):
+    """`+method.ckpt_path=` is a defined method key (ga.yaml), so it passed the unknown-key check under method=finetune,
+    which never reads it: the run taught from scratch without a word, the checkpoint it named left unread."""
+    from unlearn.settings import check_input_paths
+
+    cfg = _cfg(tmp_path, "method=finetune", "+method.ckpt_path=/somewhere/last.ckpt")
+    with pytest.raises(ValueError, match=r"method.ckpt_path=/somewhere/last.ckpt: read by the gradient methods .* "
+                                         r"method=finetune would ignore it; a teaching resumes with "
+                                         r"\+finetune.ckpt_path="):
+        check_input_paths(cfg)
+    cfg = _cfg(tmp_path, "method=manu", "+method.ckpt_path=/somewhere/last.ckpt")
+    with pytest.raises(ValueError, match=r"method=manu would ignore it$"):
+        check_input_paths(cfg)

@@ -447,6 +447,14 @@ def check_input_paths(cfg) -> None:
     evaluation takes hours, and the first run of a checkpoint or of new evaluation settings has no cached one):
     the KL / NPO reference, a reused MMUnlearner mask, the checkpoint a gradient method resumes from, and the
     layers MANU's official selection names."""
+    if cfg.method.get("ckpt_path") and "loss" not in cfg.method:
+        # method.ckpt_path is defined (configs/method/ga.yaml), so `+method.ckpt_path=` passes the unknown-key check
+        # under every method, yet only the gradient methods read it: under method=finetune it taught from scratch
+        # without a word (until 2026-12-07), the checkpoint named by a refused rerun's advice left unread
+        other = ("; a teaching resumes with +finetune.ckpt_path=<its run dir>/checkpoints/last.ckpt"
+                 if cfg.method.name == "finetune" else "")
+        raise ValueError(f"method.ckpt_path={cfg.method.ckpt_path}: read by the gradient methods (ga, grad_diff, kl, "
+                         f"npo) only; method={cfg.method.name} would ignore it{other}")
     resume = cfg.method.get("ckpt_path") if "loss" in cfg.method else None
     if resume and not Path(str(resume)).expanduser().is_file():
         found = "a directory, not a checkpoint file" if Path(str(resume)).expanduser().is_dir() else "no such file"
