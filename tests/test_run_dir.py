@@ -295,6 +295,14 @@ def test_an_interrupted_runs_checkpoint_is_not_written_over(tmp_path):
         check_fresh_run_dir(manu)
     with pytest.raises(SystemExit, match=r"interrupted run's checkpoints/last.ckpt"):
         RefuseFinishedRuns().on_run_start(OmegaConf.create({"hydra": {"run": {"dir": str(d)}}}))
+    # the killed run's .hydra/config.yaml names its method, and the advice names that method's key alone: a
+    # teaching's rerun was told method.ckpt_path first, which method=finetune does not read (until 2026-12-07)
+    (d / ".hydra").mkdir()
+    for method, key in (("finetune", r"\+finetune.ckpt_path="), ("npo", "method.ckpt_path=")):
+        (d / ".hydra" / "config.yaml").write_text(f"method:\n  name: {method}\n")
+        with pytest.raises(FinishedRunError, match=rf"resume it \({key}{d}/checkpoints/last.ckpt, the same command with "
+                                                   rf"it added\), or reuse its mask"):
+            check_fresh_run_dir(d)
     RefuseFinishedRuns().on_run_start(OmegaConf.create({
         "hydra": {"run": {"dir": str(d)}}, "method": {"ckpt_path": str(d / "checkpoints" / "last.ckpt")},
         "mmunlearner": {"mask_path": str(d / "mmunlearner" / "mask.safetensors")}}))

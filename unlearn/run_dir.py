@@ -217,8 +217,18 @@ def check_fresh_run_dir(directory, key: str = "hydra.run.dir", reads=()) -> None
         shown = ", ".join(str(p.relative_to(directory)) for p in kept[:3])
         ways = []  # what each kept file is for (until 2026-12-06 a gradient method's advice whatever was there)
         if any(p.suffix == ".ckpt" for p in kept):
-            ways.append(f"resume it (method.ckpt_path={directory}/checkpoints/last.ckpt, the run's method; a "
-                        f"teaching's, method=finetune: +finetune.ckpt_path=...)")
+            # the interrupted run's own .hydra/config.yaml names its method: a teaching's rerun was told
+            # method.ckpt_path first (until 2026-12-07), which method=finetune does not read
+            method = interrupted_method(directory)
+            if method == "finetune":
+                ways.append(f"resume it (+finetune.ckpt_path={directory}/checkpoints/last.ckpt, the same command "
+                            f"with it added)")
+            elif method is not None:
+                ways.append(f"resume it (method.ckpt_path={directory}/checkpoints/last.ckpt, the same command with "
+                            f"it added)")
+            else:
+                ways.append(f"resume it (method.ckpt_path={directory}/checkpoints/last.ckpt, the run's method; a "
+                            f"teaching's, method=finetune: +finetune.ckpt_path=...)")
         if mask := next((p for p in kept if p.parent.name == "mmunlearner" and p.suffix == ".safetensors"), None):
             ways.append(f"reuse its mask (mmunlearner.mask_path={mask}, into this directory too)")
         # nothing resumes from the rest (MANU's mask, killed before metrics.json): until 2026-12-07 the refusal said
@@ -228,6 +238,19 @@ def check_fresh_run_dir(directory, key: str = "hydra.run.dir", reads=()) -> None
                         "these files, and a run makes them again)")
         raise FinishedRunError(f"{key}={directory} holds an interrupted run's {shown}, which a run into it would write "
                                f"over; nothing was written: {', or '.join(ways + ['move them away'])}")
+
+
+def interrupted_method(directory) -> str | None:
+    """The method of the run that left `directory`'s files, from its .hydra/config.yaml (Hydra writes it as the job
+    starts); None where it cannot be read."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((Path(directory) / ".hydra" / "config.yaml").read_text())
+        name = config["method"]["name"]
+    except Exception:  # noqa: BLE001 - absent, unreadable or of another shape: the advice names both keys
+        return None
+    return name if isinstance(name, str) else None
 
 
 def run_reads(cfg) -> list[str]:
