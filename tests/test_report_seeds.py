@@ -766,3 +766,19 @@ def test_pool_over_refuses_what_is_not_a_sample(tmp_path, capsys):
         assert said in capsys.readouterr().err
     out = main([str(root), "--out", str(tmp_path / "out"), "--pool-over", "model.path"])
     assert "| grad_diff | 3 |" in out.read_text()
+
+
+def test_without_pool_over_the_page_names_it_where_it_would_pool(tmp_path):
+    """Runs of a vanilla model per seed read as settings of one run each; nothing on the page named the flag that
+    pools them (until 2026-12-07). Runs of one shared model.path, or of none, get no such line."""
+    root = tmp_path / "sw"
+    _own_vanilla_runs(root)
+    text = main([str(root), "--out", str(tmp_path / "out")]).read_text()
+    assert ("3 settings differ only in `model.path` and the seeds, one setting each here: where each `model.path` "
+            "is a vanilla model of one recipe taught per seed (`method=finetune teach_seed=S`), `--pool-over "
+            "model.path` reads them as 1, mean ± std over those taught models") in text
+    text = main([str(root), "--out", str(tmp_path / "out2"), "--pool-over", "model.path"]).read_text()
+    assert "settings differ only in `model.path`" not in text
+    one = tmp_path / "one"
+    _own_vanilla_runs(one, forgets=(0.2,))
+    assert "--pool-over" not in main([str(one), "--out", str(tmp_path / "out3")]).read_text()

@@ -755,6 +755,23 @@ def check_pooled(runs: Sequence[Run], pooled: Sequence[str]) -> None:
             raise ValueError(f"--pool-over {key}: no run's config or overrides set it")
 
 
+def pool_over_hint(runs: Sequence[Run], groups: Sequence[SeedGroup]) -> str | None:
+    """Without `--pool-over`: where settings differ in `model.path` alone (a vanilla model of the user's own per
+    seed), a line naming the flag that reads them as one setting; None where pooling would merge none. Why: such
+    runs read as settings of one run each, no mean ± std, and nothing on the page named the flag (until
+    2026-12-07)."""
+    try:
+        check_pooled(runs, ["model.path"])
+        pooled = group_by_seed(runs, ["model.path"])
+    except ValueError:
+        return None
+    if len(pooled) >= len(groups):
+        return None
+    return (f"{len(groups)} settings differ only in `model.path` and the seeds, one setting each here: where each "
+            "`model.path` is a vanilla model of one recipe taught per seed (`method=finetune teach_seed=S`), "
+            f"`--pool-over model.path` reads them as {len(pooled)}, mean ± std over those taught models")
+
+
 def _comparable(value) -> str:
     """`value` as a string two equal settings share: numbers by value (`gamma=1` and `gamma=1.0` are one setting;
     until 2026-12-05 two), mappings by sorted key."""
@@ -1380,6 +1397,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         table = (f"Generation and cloze scored by `{args.scorer}` (each run's metrics_{args.scorer}.json, "
                  "`python -m unlearn.rescore`).\n\n" + table)
     groups = group_by_seed(runs, args.pool_over)
+    if not args.pool_over and (hint := pool_over_hint(runs, groups)):
+        table += "\n- " + hint
     if any(len(g.runs) > 1 for g in groups):
         table += "\n\n## Over seeds\n\n" + seed_table(groups, args.pool_over)
         paired = paired_seed_table(groups)
