@@ -36,7 +36,12 @@ class InterruptNotice(L.Callback):
             return
         if not trainer.is_global_zero:
             return
-        what = f"{type(pl_module).__name__} at epoch {trainer.current_epoch}, step {trainer.global_step}"
+        # counted from 1, as the probe's lines ("epoch 9: probe MC accuracy", after the ninth) and the resume's
+        # ("resuming teaching after epoch 9") count: "at epoch 9" named Lightning's 0-based index of the tenth, right
+        # under the ninth's probe line (until 2026-12-07)
+        epochs = getattr(trainer, "max_epochs", None)
+        of = f" of {epochs}" if epochs and epochs > 0 else ""
+        what = f"{type(pl_module).__name__} in epoch {trainer.current_epoch + 1}{of}, step {trainer.global_step}"
         checkpoint = getattr(trainer.checkpoint_callback, "dirpath", None)
         last = Path(checkpoint) / "last.ckpt" if checkpoint else None
         if last is not None and last.is_file():

@@ -96,4 +96,4 @@ def test_sigterm_in_a_trainer_ends_the_process_with_a_failure(tmp_path, caplog):
     with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as raised:
         trainer.fit(BoringModel())
     assert raised.value.code == SIGTERM_STATUS == 143  # the process's exit status, where nothing catches it
-    assert "interrupted (SIGTERM): BoringModel at epoch 0, step 2; no checkpoint" in caplog.text
+    assert "interrupted (SIGTERM): BoringModel in epoch 1 of 2, step 2; no checkpoint" in caplog.text

@@ -179,7 +179,7 @@ def test_sigterm_in_a_trainer_is_still_lightnings_to_stop(tmp_path, caplog):
                             callbacks=[Terminate(), InterruptNotice()])
         with caplog.at_level(logging.WARNING), pytest.raises(SIGTERMException) as raised:
             trainer.fit(BoringModel())
-        assert raised.value.code == 143 and "interrupted (SIGTERM): BoringModel at epoch 0, step 2" in caplog.text
+        assert raised.value.code == 143 and "interrupted (SIGTERM): BoringModel in epoch 1 of 2, step 2" in caplog.text
         assert "outside a training loop" not in caplog.text
         assert signal.getsignal(signal.SIGTERM) is ours
     finally:
@@ -248,7 +248,7 @@ def test_ctrl_c_inside_a_fit_ends_with_status_130_as_outside_it(tmp_path, caplog
             trainer.fit(BoringModel())
     finally:
         signal.signal(signal.SIGINT, before)  # Lightning ignores Ctrl-C after catching one
-    assert raised.value.code == 130 and "interrupted (Ctrl-C): BoringModel at epoch 0, step 2" in caplog.text
+    assert raised.value.code == 130 and "interrupted (Ctrl-C): BoringModel in epoch 1 of 2, step 2" in caplog.text
     assert "outside a training loop" not in caplog.text
     with pytest.raises(SystemExit) as other, ctrl_c_as_exit():
         raise SystemExit(1)  # another exit with status 1 is left as it is
