@@ -511,3 +511,21 @@ def test_a_sweep_run_killed_between_its_model_and_its_metrics_is_run_again(tmp_p
     done = _finished(tmp_path / "done", "metrics.json", "model")  # a finished point: kept whole
     clear_interrupted(done)
     assert (done / "model").is_dir() and (done / "metrics.json").is_file()
+
+
+def test_a_teaching_killed_while_writing_names_its_resume(tmp_path):
+    """A teaching killed after its model/ and before metrics.json: its last.ckpt restores the weights without
+    teaching, but a run into the directory is refused for its model/, and the refusal did not say the checkpoint
+    resumes elsewhere (until 2026-12-07)."""
+    d = _finished(tmp_path / "killed", "model")
+    (d / "checkpoints").mkdir()
+    (d / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    (d / ".hydra").mkdir()
+    (d / ".hydra" / "config.yaml").write_text("method:\n  name: finetune\n")
+    with pytest.raises(FinishedRunError, match=rf"move model/ away; its checkpoint resumes into another hydra.run.dir "
+                                               rf"with \+finetune.ckpt_path={d}/checkpoints/last.ckpt \(the same "
+                                               rf"command with both changed\)$"):
+        check_fresh_run_dir(d, reads=[str(d / "checkpoints" / "last.ckpt")])
+    (d / "checkpoints" / "last.ckpt").unlink()
+    with pytest.raises(FinishedRunError, match=r"move model/ away$"):
+        check_fresh_run_dir(d)

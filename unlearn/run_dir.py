@@ -192,9 +192,18 @@ def check_fresh_run_dir(directory, key: str = "hydra.run.dir", reads=()) -> None
     resuming from a checkpoint in its own directory is a resume, not a loss."""
     done = finished_outputs(Path(directory))
     if done and not (Path(directory) / "metrics.json").is_file():  # its model written, its metrics.json not
+        # a teaching killed there keeps its last.ckpt, which restores its weights without teaching
+        # (docs/guide/teaching_and_cache.md): until 2026-12-07 nothing here said so, and the resume the docs give,
+        # into the same directory, is refused by this very check
+        last = Path(directory) / "checkpoints" / "last.ckpt"
+        resume = ""
+        if last.is_file() and (method := interrupted_method(directory)) is not None:
+            resume_key = "+finetune.ckpt_path" if method == "finetune" else "method.ckpt_path"
+            resume = (f"; its checkpoint resumes into another {key} with {resume_key}={last} (the same command "
+                      "with both changed)")
         raise FinishedRunError(f"{key}={directory} holds a run's model/ and no metrics.json (killed while writing its "
                                "last file, or a disk full: its evaluation is in items.json and results.md, where "
-                               f"written); nothing was written: choose another {key}, or move model/ away")
+                               f"written); nothing was written: choose another {key}, or move model/ away{resume}")
     if done:
         raise FinishedRunError(f"{key}={directory} already holds a finished run ({', '.join(p.name for p in done)}); "
                                f"nothing was written: choose another {key}")
