@@ -782,3 +782,31 @@ def test_without_pool_over_the_page_names_it_where_it_would_pool(tmp_path):
     one = tmp_path / "one"
     _own_vanilla_runs(one, forgets=(0.2,))
     assert "--pool-over" not in main([str(one), "--out", str(tmp_path / "out3")]).read_text()
+
+
+
+def test_one_vanilla_model_named_two_ways_is_one_taught_model(tmp_path):
+    """GA given `model.path=/work/v_s0/model`, NPO `model.path=../work/v_s0/model/` from another directory: one
+    model, yet metrics.json keeps each path as given, and the report read 3 taught models (a vanilla row of 3) and
+    paired no runs of seed 0 (no seed-by-seed table at 2 models) until 2026-12-07."""
+    import yaml
+
+    from unlearn.report import paired_seed_table
+
+    for method, written in (("ga", ("{d}/v_s0/model", "{d}/v_s1/model")),
+                            ("npo", ("../w/v_s0/model/", "{d}/v_s1/model"))):
+        for seed, (path, forget) in enumerate(zip(written, (0.2, 0.6) if method == "ga" else (0.4, 0.6))):
+            path = path.format(d=tmp_path / "w")
+            run = write_run(tmp_path / "sw" / f"{method}_{seed}", method,
+                            metrics_for({**GA_AFTER, "forget/multimodal/mc_acc": forget}, 1.0),
+                            [f"method={method}", f"model.path={path}", f"seed={seed}"])
+            summary = json.loads((run / "metrics.json").read_text())
+            (run / "metrics.json").write_text(json.dumps({**summary, "seed": seed, "teach_seed": seed,
+                                                          "source_model": path, "source_teaching": {}}))
+            (run / "config.json").write_text(json.dumps({"method": {"name": method}, "seed": seed,
+                                                         "teach_seed": seed, "model": {"path": path}}))
+            (run / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {
+                "cwd": str(tmp_path / "elsewhere")}}}))
+    groups = group_by_seed(load_runs([tmp_path / "sw"]), ["model.path"])
+    assert parse_table(seed_table(groups, ["model.path"]))["vanilla"]["seeds"] == "2"
+    assert paired_seed_table(groups) is not None  # GA and NPO paired on both models

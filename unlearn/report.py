@@ -260,12 +260,34 @@ def load_run(run_dir: str | Path, scorer: str | None = None) -> Run:
     seed = summary.get("seed", _override_value(overrides, "seed"))
     teach_seed = summary.get("teach_seed", seed)
     record = summary.get("source_teaching")
+    given = given_checkpoint(config)
+    source = summary.get("source_model")
     return Run(name=run_name(str(method), overrides), method=str(method), overrides=overrides,
-               metrics=summary["metrics"], path=run_dir, source_model=summary.get("source_model"),
+               metrics=summary["metrics"], path=run_dir,
+               source_model=given_source(source, run_dir) if given and isinstance(source, str) else source,
                seed=None if seed is None else int(seed), teach_seed=None if teach_seed is None else int(teach_seed),
                setting=setting, source_teaching=None if record is None else config_hash(record),
                code=code_label(summary), code_key=code_key(summary), unread=unread,
-               given_model=given_checkpoint(config))
+               given_model=given)
+
+
+def given_source(source: str, run_dir: Path) -> str:
+    """A checkpoint given as model.path, as one string however the run wrote it: metrics.json keeps the path as
+    given, so `runs/v0/model` in one run and `/home/me/runs/v0/model/` in another were two taught models (a vanilla
+    row of 3 over 2 models, and no seed-by-seed pairs between the runs) until 2026-12-07. A relative local path is
+    read from the run's working directory (.hydra/hydra.yaml's runtime.cwd); a hub id (`owner/name`) is left."""
+    import posixpath
+
+    text = os.path.expanduser(source)
+    if os.path.isabs(text):
+        return posixpath.normpath(text)
+    try:
+        cwd = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())["hydra"]["runtime"]["cwd"]
+    except Exception:  # noqa: BLE001 - not recorded: the path as given
+        return source
+    joined = posixpath.normpath(posixpath.join(str(cwd), text))
+    local = text.startswith(".") or text.strip("/").count("/") > 1 or os.path.isdir(joined)
+    return joined if local else source
 
 
 def given_checkpoint(config: dict | None) -> bool:
