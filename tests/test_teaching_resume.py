@@ -226,3 +226,14 @@ def test_method_ckpt_path_under_a_teaching_is_refused_naming_its_key(tmp_path):
     cfg = _cfg(tmp_path, "method=manu", "+method.ckpt_path=/somewhere/last.ckpt")
     with pytest.raises(ValueError, match=r"method=manu would ignore it$"):
         check_input_paths(cfg)
+
+
+
+def test_a_thread_count_left_out_of_the_key_is_shown_as_its_count():
+    """The thread count enters the identity only where it is not 1: a 2-thread checkpoint resumed on 1 thread
+    was refused with "threads: saved 2, now 'absent'" (until 2026-12-07)."""
+    from unlearn.teaching_resume import check_teaching_resume
+
+    with pytest.raises(ValueError, match=r"other settings \(torch threads \(OMP_NUM_THREADS\): saved 2, now 1 "
+                                         r"\(or off CPU\)\)"):
+        check_teaching_resume({"threads": 2, "teach_seed": 0}, {"teach_seed": 0}, 3, 30)
