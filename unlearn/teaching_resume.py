@@ -70,24 +70,10 @@ def check_teaching_resume(saved: dict | None, now: dict, completed: int | None, 
 def check_teaching_resume_file(path, cfg) -> None:
     """`finetune.ckpt_path` read and compared before the before-evaluation, as method.ckpt_path is
     (gradient.check_resume_file): a truncated file, a model's weights or a checkpoint of another teaching is
-    refused at once and by name. The tensors are memory-mapped, not read."""
-    import zipfile
+    refused at once and by name."""
+    from unlearn.methods.gradient import epochs_run, read_training_checkpoint
 
-    import torch
-
-    from unlearn.methods.gradient import epochs_run
-
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{KEY}={path}: not a checkpoint torch.save writes (a zip archive); is it truncated, or "
-                         "another format? Resume from the interrupted teaching's <run dir>/checkpoints/last.ckpt")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the key's name
-        raise ValueError(f"{KEY}={path}: unreadable ({type(e).__name__}: {e})") from e
-    missing = [k for k in ("state_dict", "loops") if not isinstance(checkpoint, dict) or k not in checkpoint]
-    if missing:
-        raise ValueError(f"{KEY}={path}: not a Lightning training checkpoint (no {', '.join(missing)}): resume "
-                         "from an interrupted teaching's <run dir>/checkpoints/last.ckpt")
+    checkpoint = read_training_checkpoint(path, KEY, "the interrupted teaching's")
     check_teaching_resume(checkpoint.get(IDENTITY_KEY), teaching_identity(cfg), epochs_run(checkpoint),
                           cfg.finetune.epochs)
 

@@ -412,27 +412,34 @@ def epochs_run(checkpoint: dict) -> int | None:
     return max(progress.get("processed") or 0, progress.get("completed") or 0) if progress else None
 
 
-def check_resume_file(path, cfg) -> None:
-    """`method.ckpt_path` read and compared before the before-evaluation (hours on a 7B model), so that a
-    truncated file, a model's weights file or a checkpoint of other settings is refused at once and by name
-    (until 2026-12-05 the first two failed inside torch or Lightning, the last after the evaluation). The
-    tensors are memory-mapped, not read."""
+def read_training_checkpoint(path, key: str, whose: str, besides: str = "") -> dict:
+    """A Lightning training checkpoint named by `key` (method.ckpt_path, finetune.ckpt_path), its tensors
+    memory-mapped, not read; a truncated file, another format or a model's weights file is refused by the key's
+    name, pointing to `whose` <run dir>/checkpoints/last.ckpt (`besides`: what else the user may have meant)."""
     import zipfile
 
     import torch
 
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"method.ckpt_path={path}: not a checkpoint torch.save writes (a zip archive); is it "
-                         "truncated, or another format? Resume from <run dir>/checkpoints/last.ckpt")
+        raise ValueError(f"{key}={path}: not a checkpoint torch.save writes (a zip archive); is it truncated, or "
+                         f"another format? Resume from {whose} <run dir>/checkpoints/last.ckpt")
     try:
         checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the key's name
-        raise ValueError(f"method.ckpt_path={path}: unreadable ({type(e).__name__}: {e})") from e
+        raise ValueError(f"{key}={path}: unreadable ({type(e).__name__}: {e})") from e
     missing = [k for k in ("state_dict", "loops") if not isinstance(checkpoint, dict) or k not in checkpoint]
     if missing:
-        raise ValueError(f"method.ckpt_path={path}: not a Lightning training checkpoint (no {', '.join(missing)}):"
-                         " resume from an interrupted run's <run dir>/checkpoints/last.ckpt; a model to unlearn "
-                         "is model.path")
+        raise ValueError(f"{key}={path}: not a Lightning training checkpoint (no {', '.join(missing)}): resume "
+                         f"from {whose} <run dir>/checkpoints/last.ckpt{besides}")
+    return checkpoint
+
+
+def check_resume_file(path, cfg) -> None:
+    """`method.ckpt_path` read and compared before the before-evaluation (hours on a 7B model), so that a
+    truncated file, a model's weights file or a checkpoint of other settings is refused at once and by name
+    (until 2026-12-05 the first two failed inside torch or Lightning, the last after the evaluation)."""
+    checkpoint = read_training_checkpoint(path, "method.ckpt_path", "an interrupted run's",
+                                          "; a model to unlearn is model.path")
     from unlearn.teaching_resume import IDENTITY_KEY
 
     if IDENTITY_KEY in checkpoint:  # its identity holds no method key, so nothing would have been compared
