@@ -237,3 +237,286 @@ def test_a_thread_count_left_out_of_the_key_is_shown_as_its_count():
     with pytest.raises(ValueError, match=r"other settings \(torch threads \(OMP_NUM_THREADS\): saved 2, now 1 "
                                          r"\(or off CPU\)\)"):
         check_teaching_resume({"threads": 2, "teach_seed": 0}, {"teach_seed": 0}, 3, 30)
+
+
+# ---------------------------------------------------------------- the resume's parts, by hand (fast)
+
+
+def _probe_check(monkeypatch, **kwargs):
+    """A MemorisationCheck over two probe items whose scoring answers everything, and a trainer and module of
+    SimpleNamespaces (as tests/test_finetune.py drives it)."""
+    from types import SimpleNamespace
+
+    import callbacks.memorisation as memorisation
+    from unlearn.eval.items import EvalItem
+
+    probe = [EvalItem(uid=f"probe/{m}", split="forget", modality=m, task="mc", person=0, attribute="a",
+                      question="q", answer="x") for m in ("multimodal", "text")]
+    monkeypatch.setattr(memorisation, "score_mc", lambda model, proc, items: [
+        {"split": it.split, "modality": it.modality, "score": 1.0} for it in items])
+    check = memorisation.MemorisationCheck(probe, None, 0.5, every=1, **kwargs)
+    group = {"lr": 0.4}
+    trainer = SimpleNamespace(current_epoch=0, max_epochs=6, should_stop=False, global_step=10,
+                              num_training_batches=5, optimizers=[SimpleNamespace(param_groups=[group])],
+                              strategy=SimpleNamespace(reduce_boolean_decision=lambda done, all: done))
+    module = SimpleNamespace(model=torch.nn.Linear(1, 1), log_dict=lambda *a, **k: None)
+    return check, trainer, module, group
+
+
+def test_the_probes_state_carries_its_anneal_history_and_stop_into_a_resume(monkeypatch):
+    """MemorisationCheck.state_dict/load_state_dict by hand: a check restored mid-anneal sets the anneal's learning
+    rates and ends it at the epoch the saved one would; restored from the stop, it stops the resumed fit at its
+    start. Mutation audit: state_dict without the anneal, load_state_dict dropping `stopped` or the history,
+    on_train_start not stopping, and the anneal's end not recording `stopped` all passed every fast test."""
+    import pickle
+
+    check, trainer, module, group = _probe_check(monkeypatch, anneal_epochs=2)
+    check.on_train_epoch_end(trainer, module)  # epoch 1: answered, anneal for 2 epochs (10 steps) from lr 0.4
+    assert not trainer.should_stop and not check.stopped
+    saved = pickle.loads(pickle.dumps(check.state_dict()))
+    assert saved == {"history": [{"epoch": 1, "multimodal": 1.0, "text": 1.0}],
+                     "anneal": {"lrs": [0.4], "start": 10, "steps": 10, "last_epoch": 3}, "stopped": False}
+
+    resumed, trainer2, module2, group2 = _probe_check(monkeypatch, anneal_epochs=2)
+    resumed.load_state_dict(saved)
+    resumed.on_train_start(trainer2, module2)
+    assert not trainer2.should_stop  # mid-anneal: epochs to come
+    trainer2.global_step, trainer2.current_epoch = 14, 1  # 4 of the anneal's 10 steps done
+    resumed.on_train_batch_start(trainer2, module2, None, 0)
+    assert group2["lr"] == pytest.approx(0.4 * 0.6)
+    trainer2.current_epoch = 2  # epoch 3: the anneal's last
+    resumed.on_train_epoch_end(trainer2, module2)
+    assert trainer2.should_stop and resumed.stopped
+    assert [h["epoch"] for h in resumed.history] == [1, 3] and resumed.history[1]["annealed"]
+    assert resumed.state_dict()["stopped"] is True
+
+    # the checkpoint of the stopping epoch: a resume from it stops before any batch
+    again, trainer3, module3, _ = _probe_check(monkeypatch, anneal_epochs=2)
+    again.load_state_dict(pickle.loads(pickle.dumps(resumed.state_dict())))
+    again.on_train_start(trainer3, module3)
+    assert trainer3.should_stop and again.stopped and again.history == resumed.history
+    # a fresh check stops nothing at its start
+    fresh, trainer4, module4, _ = _probe_check(monkeypatch)
+    fresh.on_train_start(trainer4, module4)
+    assert not trainer4.should_stop
+
+
+def test_a_stop_without_anneal_is_saved_as_stopped(monkeypatch):
+    check, trainer, module, _ = _probe_check(monkeypatch)
+    check.on_train_epoch_end(trainer, module)
+    assert trainer.should_stop and check.state_dict()["stopped"] is True and check.state_dict()["anneal"] is None
+
+
+def _draws(data) -> list:
+    import random
+
+    import numpy as np
+
+    return [torch.rand(3).tolist(), random.random(), np.random.rand(2).tolist(), data.rng.random()]
+
+
+def test_resumable_draws_put_back_every_generator_through_a_weights_only_load(tmp_path):
+    """ResumableDraws.state_dict, saved and read back as Lightning reads a checkpoint (weights_only), then
+    load_state_dict: torch, python, numpy and the data's own rng draw again what they drew after the save.
+    Mutation audit: portable_rng_state keeping numpy's key array (refused by the weights_only load), a numpy
+    position of 0, and load_state_dict skipping the global or the data's generators all passed every fast test."""
+    import random
+    from types import SimpleNamespace
+
+    from callbacks.resumable_draws import ResumableDraws
+
+    data = SimpleNamespace(rng=random.Random(7))
+    L.seed_everything(3)
+    for _ in range(5):  # numpy's position away from 624, python's away from its seed
+        _draws(data)
+    draws = ResumableDraws(data)
+    torch.save(draws.state_dict(), tmp_path / "state.pt")
+    after = _draws(data)
+    _draws(data)
+    saved = torch.load(tmp_path / "state.pt", weights_only=True)
+    draws.load_state_dict(saved)
+    assert _draws(data) == after
+    # a data without its own rng: the global generators alone
+    bare = ResumableDraws(SimpleNamespace())
+    state = bare.state_dict()
+    assert state["processes"][0]["data_rng"] is None
+    first = torch.rand(2)
+    bare.load_state_dict(state)
+    assert torch.equal(torch.rand(2), first)
+
+
+def test_resumable_draws_take_lists_for_tuples_and_refuse_another_process_count():
+    import random
+    from types import SimpleNamespace
+
+    from callbacks.resumable_draws import ResumableDraws, _tuples
+
+    assert _tuples([1, [2, [3, 4]], None]) == (1, (2, (3, 4)), None)
+    rng = random.Random(1)
+    listed = [list(x) if isinstance(x, tuple) else x for x in rng.getstate()]
+    want = [rng.random() for _ in range(3)]
+    data = SimpleNamespace(rng=random.Random(99))
+    draws = ResumableDraws(data)
+    state = draws.state_dict()
+    state["processes"][0]["data_rng"] = listed  # as a checkpoint may hand it back: lists
+    draws.load_state_dict(state)
+    assert [data.rng.random() for _ in range(3)] == want
+    with pytest.raises(ValueError, match="saved by 2 processes, this teaching runs on 1"):
+        draws.load_state_dict({"processes": state["processes"] * 2})
+
+
+def test_check_teaching_resume_compares_every_key_and_the_epochs(caplog):
+    """check_teaching_resume by hand: a key one side lacks is a difference (`absent`), five differences are shown
+    and more are cut with ' ...'; a checkpoint that ran finetune.epochs is resumed (nothing left), one that ran
+    more is refused. say_where_it_resumes's three lines. Mutation audit: one-sided keys ignored, `>=` for `>`,
+    the cut at 5 dropped, and `>` for `>=` in the log line all passed every fast test."""
+    from unlearn.teaching_resume import check_teaching_resume, say_where_it_resumes
+
+    now = {"finetune": {"epochs": 3, "lr": 1e-3}, "teach_seed": 0, "processes": 1}
+    check_teaching_resume(now, now, 3, 3)  # all epochs run: restored, nothing taught
+    check_teaching_resume(now, now, None, 3)  # no loop progress recorded
+    with pytest.raises(ValueError, match="has run 4 epochs, more than this run's finetune.epochs=3"):
+        check_teaching_resume(now, now, 4, 3)
+    with pytest.raises(ValueError, match=r"other settings \(source_model: saved '/m', now 'absent'\)"):
+        check_teaching_resume({**now, "source_model": "/m"}, now, 1, 3)
+    with pytest.raises(ValueError, match=r"other settings \(data_path: saved 'absent', now '/d'\)"):
+        check_teaching_resume(now, {**now, "data_path": "/d"}, 1, 3)
+    many = {f"k{i}": i for i in range(6)}
+    with pytest.raises(ValueError, match=r"k4: saved 'absent', now 4 \.\.\.\)") as raised:
+        check_teaching_resume(now, {**now, **many}, 1, 3)
+    assert "k5" not in str(raised.value)
+    with pytest.raises(ValueError, match=r"k4: saved 'absent', now 4\)"):
+        check_teaching_resume(now, {**now, **{k: v for k, v in many.items() if k != "k5"}}, 1, 3)
+    with pytest.raises(ValueError, match="not a teaching's"):
+        check_teaching_resume(None, now, 1, 3)
+    with caplog.at_level(logging.INFO, "unlearn.teaching_resume"):
+        say_where_it_resumes(None, 3, False)
+        assert caplog.text == ""
+        say_where_it_resumes(3, 3, False)
+        assert "has run all 3 epochs" in caplog.text and "resuming" not in caplog.text
+        caplog.clear()
+        say_where_it_resumes(2, 3, False)
+        assert "resuming teaching after epoch 2 of 3" in caplog.text
+        caplog.clear()
+        say_where_it_resumes(2, 3, True)
+        assert "stopped by the probe after epoch 2" in caplog.text and "resuming" not in caplog.text
+
+
+def test_the_modules_hooks_write_the_identity_and_refuse_another_on_load(caplog):
+    """FinetuneModule.on_save_checkpoint/on_load_checkpoint by hand: the identity goes into the checkpoint, a
+    checkpoint of another identity is refused as Lightning restores it, the probe's `stopped` is read from the
+    callbacks' states for the log line; a module without an identity (relearn, the organism's base) reads nothing.
+    Mutation audit: on_load_checkpoint skipping the comparison and reading the probe under another name passed
+    every fast test."""
+    from unlearn.teaching_resume import IDENTITY_KEY
+
+    identity = {"finetune": {"epochs": 4}, "teach_seed": 0, "processes": 1}
+    module = FinetuneModule(torch.nn.Linear(1, 1), None, identity=identity, epochs=4)
+    checkpoint = {"loops": {"fit_loop": {"epoch_progress": {"current": {"processed": 2, "completed": 1}}}}}
+    module.on_save_checkpoint(checkpoint)
+    assert checkpoint[IDENTITY_KEY] == identity
+    with caplog.at_level(logging.INFO, "unlearn.teaching_resume"):
+        module.on_load_checkpoint(checkpoint)
+        assert "resuming teaching after epoch 2 of 4" in caplog.text
+        caplog.clear()
+        stopped = {**checkpoint, "callbacks": {"ResumableDraws": {}, "MemorisationCheck{'every': 2}": {"stopped": True}}}
+        module.on_load_checkpoint(stopped)
+        assert "stopped by the probe after epoch 2" in caplog.text
+    with pytest.raises(ValueError, match=r"other settings \(teach_seed: saved 0, now 1\)"):
+        FinetuneModule(torch.nn.Linear(1, 1), None, identity={**identity, "teach_seed": 1}, epochs=4) \
+            .on_load_checkpoint(checkpoint)
+    plain = FinetuneModule(torch.nn.Linear(1, 1), None)
+    saved = {}
+    plain.on_save_checkpoint(saved)
+    assert saved == {}
+    plain.on_load_checkpoint(checkpoint)  # no identity: nothing compared
+
+
+def test_teach_checkpoints_each_epoch_atomically_and_carries_the_draws(tmp_path, small_benchmark, monkeypatch):
+    """What `teach` hands its Trainer with and without `checkpoints` (the fit itself is stopped at once), and a
+    resume without checkpoints refused. Mutation audit: dropping ResumableDraws or AtomicCheckpointIO, and
+    accepting a resume with no checkpoints, passed every fast test."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from callbacks.resumable_draws import ResumableDraws
+    from unlearn.checkpoint_io import AtomicCheckpointIO
+
+    start, proc = build_tiny_llava(TinyLlavaSpec())
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def trainer(**kwargs):
+        seen.append(kwargs)
+        raise Stop
+
+    cfg = _cfg(tmp_path, "finetune.epochs=2", "finetune.batch_size=16")
+    ctx = RunContext(cfg, small_benchmark, start, proc, tmp_path)
+    monkeypatch.setattr(ctx, "trainer", trainer)
+    with pytest.raises(Stop):
+        teach(ctx, cfg.finetune, checkpoints=tmp_path / "checkpoints")
+    kw = seen.pop()
+    assert kw["enable_checkpointing"] and [type(p) for p in kw["plugins"]] == [AtomicCheckpointIO]
+    draws = [c for c in kw["callbacks"] if isinstance(c, ResumableDraws)]
+    saving, = [c for c in kw["callbacks"] if isinstance(c, ModelCheckpoint)]
+    assert len(draws) == 1 and draws[0].data.rng is not None  # the portraits' own generator travels too
+    assert (saving.dirpath, saving.filename, saving.save_top_k, saving._every_n_epochs) == \
+        (str(tmp_path / "checkpoints"), "last", 1, 1)
+    with pytest.raises(Stop):
+        teach(ctx, cfg.finetune)
+    kw = seen.pop()
+    assert not kw["enable_checkpointing"] and "plugins" not in kw
+    assert not [c for c in kw["callbacks"] if isinstance(c, (ResumableDraws, ModelCheckpoint))]
+    with pytest.raises(ValueError, match="this teaching writes no checkpoint to resume into"):
+        teach(ctx, cfg.finetune, resume=tmp_path / "last.ckpt")
+    assert seen == []
+
+
+def test_a_resume_file_that_is_no_lightning_checkpoint_is_refused_by_name(tmp_path):
+    """check_teaching_resume_path on files no teaching wrote: a directory, a truncated or foreign file, a model's
+    weights (a torch zip without the loops). Mutation audit: the zip check, the Lightning-keys check and the
+    directory's own message all passed every fast test."""
+    from unlearn.settings import check_teaching_resume_path
+
+    cfg = _cfg(tmp_path / "run", "method=finetune")
+
+    def check(path):
+        with open_dict(cfg):
+            cfg.finetune.ckpt_path = str(path)
+        check_teaching_resume_path(cfg)
+
+    with pytest.raises(FileNotFoundError, match="finetune.ckpt_path=.*: a directory, not a checkpoint file"):
+        check(tmp_path)
+    (tmp_path / "cut.ckpt").write_bytes(b"PK\x03\x04 not all of it")
+    with pytest.raises(ValueError, match=r"finetune.ckpt_path=.*cut.ckpt: not a checkpoint torch.save writes"):
+        check(tmp_path / "cut.ckpt")
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "weights.pt")
+    with pytest.raises(ValueError, match=r"weights.pt: not a Lightning training checkpoint \(no state_dict, loops\)"):
+        check(tmp_path / "weights.pt")
+    torch.save({"state_dict": {}}, tmp_path / "no_loops.pt")
+    with pytest.raises(ValueError, match=r"not a Lightning training checkpoint \(no loops\)"):
+        check(tmp_path / "no_loops.pt")
+    torch.save({"state_dict": {}, "loops": {}}, tmp_path / "bare.pt")  # Lightning's, no teaching identity
+    with pytest.raises(ValueError, match="the checkpoint is not a teaching's"):
+        check(tmp_path / "bare.pt")
+
+
+def test_the_identity_names_the_model_and_data_files_a_teaching_reads(tmp_path, monkeypatch):
+    """teaching_identity: the model a teaching starts from (model.path) and the data files it reads (data.path),
+    however they are written (./x and its absolute form are one); the rest is the vanilla key's parts with its
+    seed named teach_seed. Mutation audit: dropping source_model or data_path passed every fast test."""
+    from unlearn.pipeline import vanilla_parts
+    from unlearn.teaching_resume import teaching_identity
+
+    cfg = _cfg(tmp_path, "method=finetune", "teach_seed=3")
+    plain = teaching_identity(cfg)
+    assert plain["source_model"] is None and plain["data_path"] is None and plain["processes"] == 1
+    parts = vanilla_parts(cfg)
+    assert plain["teach_seed"] == parts.pop("seed") == 3
+    assert {k: plain[k] for k in parts} == parts
+    monkeypatch.chdir(tmp_path)
+    with open_dict(cfg):
+        cfg.model.path, cfg.data.path = "./vanilla", str(tmp_path / "files")
+    named = teaching_identity(cfg)
+    assert (named["source_model"], named["data_path"]) == (str(tmp_path / "vanilla"), str(tmp_path / "files"))
