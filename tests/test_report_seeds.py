@@ -810,3 +810,36 @@ def test_one_vanilla_model_named_two_ways_is_one_taught_model(tmp_path):
     groups = group_by_seed(load_runs([tmp_path / "sw"]), ["model.path"])
     assert parse_table(seed_table(groups, ["model.path"]))["vanilla"]["seeds"] == "2"
     assert paired_seed_table(groups) is not None  # GA and NPO paired on both models
+
+
+def test_pool_over_counts_two_vanilla_models_at_one_seed_as_two_samples(tmp_path):
+    """Two vanilla models of the user's own unlearned at the same seed are two samples once pooled (the pooled key's
+    value is part of the sample), not one counted twice; without a recorded config the key is read from the
+    overrides, `+` and all. Mutation audit: the sample without the pooled value, and pooled_value matching
+    `+model.path=` only without its `+`, a pooled section (`model`) reading no key under it, and the note naming the first key only, passed every test."""
+    from unlearn.report import check_pooled, pooled_value
+
+    root = tmp_path / "sw"
+    for name, forget in (("a", 0.2), ("b", 0.4)):
+        _own_vanilla_runs(root / name, forgets=(forget,))  # both seed 0, teach_seed 0, model.path the same...
+        config = root / name / "grad_diff_0" / "config.json"  # ...until each names its own model
+        config.write_text(config.read_text().replace("vanilla_s0", f"vanilla_{name}"))
+    groups = group_by_seed(load_runs([root / "a", root / "b"]), ["model.path"])
+    assert [len(g.runs) for g in groups] == [2]
+    assert parse_table(seed_table(groups, ["model.path"]))["grad_diff"]["MM forget MC ↓"] == "0.300 ± 0.141"
+
+    bare = tmp_path / "bare"  # runs of older code: no config recorded, the overrides alone
+    for seed, forget in enumerate((0.2, 0.4)):
+        write_run(bare / f"ga_{seed}", "ga", metrics_for({**GA_AFTER, "forget/multimodal/mc_acc": forget}, 1.0),
+                  ["method=ga", f"+model.path=/mine/v{seed}", f"seed={seed}"])
+    runs = load_runs([bare])
+    assert [pooled_value(r, "model.path") for r in runs] == ["/mine/v0", "/mine/v1"]
+    check_pooled(runs, ["model.path"])
+    assert [len(g.runs) for g in group_by_seed(runs, ["model.path"])] == [2]
+    # a section pools every key under it
+    mine = load_runs([root / "a", root / "b"])
+    assert pooled_value(mine[0], "model") == {"model.path": "/mine/vanilla_a/model"}
+    assert [len(g.runs) for g in group_by_seed(mine, ["model"])] == [2]
+    # the note names every key pooled
+    assert "`seed`, `teach_seed` and `model.path`, `model.tokenizer`, pooled as seeds" in \
+        seed_table(groups, ["model.path", "model.tokenizer"])
