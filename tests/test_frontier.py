@@ -1263,3 +1263,26 @@ def test_a_page_of_runs_whose_commits_differ_outside_the_executed_code_does_not_
     main(["--out", str(root), "--report-only", "--docs", str(docs)])
     for page in ("frontier.md", "results.md"):
         assert "different code" not in (docs / page).read_text()
+
+
+def test_the_plots_reading_is_at_the_plots_own_budget(tmp_path, monkeypatch):
+    """plot_frontier(budget=0.1) marks the table's reading at 0.1, not at the default 0.05. Mutation audit:
+    seeds_reading called without the budget passed every test (they plot at the default)."""
+    import unlearn.frontier as frontier
+    from unlearn.frontier import Point, plot_frontier
+
+    def point(strength, seed, retain, forget):
+        m = {}
+        for split, drop in (("forget", forget), ("retain", retain)):
+            for mod in ("multimodal", "text"):
+                m[f"before/{split}/{mod}/mc_acc"], m[f"after/{split}/{mod}/mc_acc"] = 1.0, 1.0 - drop
+        return Point("ga", strength, seed, m)
+
+    # each curve from (0, 0): seed 0 crosses 0.1 halfway from (0.05, 0.2) to (0.15, 0.4), 0.3; seed 1 halfway from
+    # (0, 0) to (0.2, 0.6), 0.3: mean 0.3 (at 0.05 they read 0.2 and 0.15, mean 0.175)
+    pts = [point(1e-4, 0, 0.05, 0.2), point(2e-4, 0, 0.15, 0.4), point(1e-4, 1, 0.2, 0.6)]
+    figures = []
+    monkeypatch.setattr(frontier, "_save", lambda fig, path: figures.append(fig) or path)
+    plot_frontier(pts, tmp_path, budget=0.1)
+    diamond, = (line for line in figures[0].axes[0].lines if line.get_marker() == "D" and len(line.get_xdata()) == 1)
+    assert float(diamond.get_xdata()[0]) == 0.1 and round(float(diamond.get_ydata()[0]), 6) == 0.3
