@@ -209,3 +209,11 @@ def test_a_sweep_of_a_given_checkpoint_is_read_as_one_taught_model(tmp_path):
                                                     "metrics": {"before/forget/multimodal/mc_acc": 1.0}}))
         (d / "config.json").write_text(json.dumps({"seed": seed, "model": {"path": "/m" if seed else None}}))
     assert [p.given_model for p in sorted(load_points(tmp_path), key=lambda p: p.seed)] == [False, True]
+
+
+def test_a_difference_that_rounds_to_nothing_shows_no_sign():
+    """A mean difference a rounding under zero shows +0.000, as one over it does (a `-0.000` reads as a loss).
+    Mutation audit: the cell without its `-0.000` replacement passed every test."""
+    table = matrix({"a": {0: 0.5, 1: 0.7}, "b": {0: 0.5001, 1: 0.7}})
+    row_a, row_b = table.splitlines()[2:]
+    assert row_a == "| a |  | +0.000 ± 0.000 |" and row_b == "| b | +0.000 ± 0.000 |  |"
