@@ -124,3 +124,43 @@ def test_a_failed_attack_keeps_the_finished_run(tmp_path, monkeypatch):
     assert "after/forget/text/mc_acc" in summary["metrics"]
     assert not any(k.startswith("relearn/") for k in summary["metrics"])
     assert (out / "model").is_dir() and (out / "items.json").is_file()
+
+
+def test_the_attack_recipe_by_hand(tmp_path, small_benchmark, tiny_model, monkeypatch):
+    """relearn's recipe without a fit: both forms on clean portraits, AdamW at eval.relearn.lr without weight
+    decay, eval.relearn.steps steps, eval.relearn.data's people drawn by the run's seed, eval.relearn.splits evaluated on the
+    attacked copy. Mutation audit: augment=True, the text form alone, AdamW's default weight decay, one step
+    more, the draw at seed 0 and the splits not passed all passed every test."""
+    import unlearn.relearn as relearn_module
+
+    model, proc = tiny_model
+    cfg = _cfg(tmp_path, "eval.relearn.enabled=true", "eval.relearn.steps=3", "eval.relearn.fraction=0.5",
+               "eval.relearn.lr=0.01", "eval.relearn.splits=[forget]", "eval.relearn.data=retain",
+               "seed=4")
+    ctx = RunContext(cfg, small_benchmark, model, proc, tmp_path)
+    seen = {}
+    real = relearn_module.QASequences
+
+    def sequences(rows, processor, forms, augment):
+        seen["data"] = (sorted(set(rows["ID"])), forms, augment)
+        return real(rows, processor, forms, augment=augment)
+
+    def fit(module, loader):
+        seen["optimizer"] = module.optimizer_factory.keywords
+
+    def trainer(**kwargs):
+        seen["trainer"] = kwargs
+        return type("T", (), {"fit": staticmethod(fit)})()
+
+    def evaluate(ctx_, stage, splits):
+        seen["evaluated"] = (ctx_.model is not model, stage, splits)
+        return {}, []
+
+    monkeypatch.setattr(relearn_module, "QASequences", sequences)
+    monkeypatch.setattr(ctx, "trainer", trainer)
+    relearn(ctx, evaluate)
+    # half the retain people, drawn at seed 4 (seed 0 draws [0, 2, 3, 4, 6, 8])
+    assert seen["data"] == ([0, 1, 2, 9, 10, 11], ("multimodal", "text"), False)
+    assert seen["optimizer"] == {"lr": 0.01, "weight_decay": 0.0}
+    assert (seen["trainer"]["max_steps"], seen["trainer"]["max_epochs"]) == (3, -1)
+    assert seen["evaluated"] == (True, "relearn", ["forget"]) and ctx.model is model
