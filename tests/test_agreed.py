@@ -270,3 +270,48 @@ def test_a_one_device_trainer_makes_no_group_under_torchrun(monkeypatch):
         return made[-1]
 
     assert join_outside_launch(trainer) is False and len(made) == 1 and not dist.is_initialized()
+
+
+def _only(monkeypatch, *envs):
+    for v in list(os.environ):
+        if v.startswith(LAUNCHER_PREFIXES) or v in ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE"):
+            monkeypatch.delenv(v)
+    for env in envs:
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+
+
+def test_torchrun_inside_a_slurm_job_is_torchrun(monkeypatch):
+    """torchrun run in a SLURM allocation (one task, torchrun's two processes): Lightning looks for torchelastic
+    first, and so does outside_launcher. Mutation audit: SLURM looked for first passed every test."""
+    from unlearn.agreed import outside_launch, outside_launcher
+
+    _only(monkeypatch, TORCHRUN_RANK_0, {**SLURM_TASK_0, "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1"})
+    assert outside_launcher() == ("torchrun", 2) and outside_launch()
+
+
+def test_a_decision_without_a_group_is_warned_once_by_name(monkeypatch, caplog):
+    """Mutation audit: the warning repeated at every call of one decision passed every test."""
+    import logging
+
+    _only(monkeypatch, TORCHRUN_RANK_0)
+    with caplog.at_level(logging.WARNING):
+        for name in ("warned once a", "warned once a", "warned once b"):
+            agreed(name, lambda: True)
+            os.environ.pop(_env_key(name), None)
+    assert caplog.text.count("decided by this rank alone") == 2
+
+
+def test_a_process_group_made_already_is_joined_as_it_is(monkeypatch, tmp_path):
+    """join_outside_launch under torchrun where the group exists (a second run in one process): no Trainer, no
+    second group. Mutation audit: joining whatever the group's state passed every test."""
+    import torch.distributed as dist
+
+    from unlearn.agreed import join_outside_launch
+
+    _only(monkeypatch, TORCHRUN_RANK_0)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert join_outside_launch(lambda: pytest.fail("a Trainer made")) is False
+    finally:
+        dist.destroy_process_group()
