@@ -291,3 +291,29 @@ def test_a_teaching_away_from_the_default_recipe_names_what_departs(tmp_path):
     assert departures("trainer=ddp_sim")[0] == "trainer.devices=2"
     # a checkpoint's teaching (a real model) has no default recipe to depart from
     assert departures("model=llava_1_5_7b", "trainer=gpu") == departures("experiment=manu_official") == []
+
+
+def test_later_keys_read_by_hand():
+    """later_keys.one_process and shot_order_read on small dicts: a trainer of one device on two nodes is two
+    processes (whose token means differ), and eval.few_shot=false reads no shot order. Mutation audit:
+    one_process ignoring num_nodes, shot_order_read ignoring few_shot, MMUnlearner's one person read as
+    more (`>= 1`) and one family of several drawing one person read as all of them passed every test of this file."""
+    from unlearn.later_keys import DOTTED, one_process, shot_order_read
+
+    # every later data key under both places a saved config holds the data's (data.spec and data.benchmark)
+    assert {k: DOTTED[k] for k in ("data.spec.caption_prompt", "data.benchmark.caption_prompt", "data.eval_rows",
+                                   "data.benchmark.eval_rows")} == {"data.spec.caption_prompt": "cycle",
+                                   "data.benchmark.caption_prompt": "cycle", "data.eval_rows": None,
+                                   "data.benchmark.eval_rows": None}
+
+    assert one_process({}) and one_process({"devices": 1, "num_nodes": None}) and one_process({"devices": "1"})
+    assert not one_process({"devices": 1, "num_nodes": 2}) and not one_process({"devices": "auto"})
+    assert shot_order_read({"protocol": "mllmu_bench"})  # shots on, no model: two people per task assumed
+    assert not shot_order_read({"protocol": "mllmu_bench", "few_shot": False})
+    assert not shot_order_read({"protocol": "embedded"})
+    # MMUnlearner's protocol draws one person per task unless eval.shot_people says more
+    assert not shot_order_read({"protocol": "mmunlearner"})
+    assert shot_order_read({"protocol": "mmunlearner", "shot_people": {"cloze": 2}})
+    # mllmu_bench: Idefics2 draws one person for each task, LLaVA two for cloze; a model that may be either draws two
+    assert not shot_order_read({"protocol": "mllmu_bench"}, {"model_types": ["idefics2"]})
+    assert shot_order_read({"protocol": "mllmu_bench"}, {"model_types": ["idefics2", "llava"]})
