@@ -154,6 +154,13 @@ def test_rescore_refuses_a_generated_item_without_its_reply():
     del rec["reply"]
     with pytest.raises(ValueError, match="forget/1/gen/text/0"):
         rescore_records([rec], SCORERS["mllmu_bench"])
+    # a cloze item too (mutation audit: the refusal of generations alone passed every test); a likelihood MC item
+    # has no reply and keeps its score
+    cloze = {**rec, "uid": "forget/1/cloze/text/0", "task": "cloze"}
+    with pytest.raises(ValueError, match="item 'forget/1/cloze/text/0' has no raw reply"):
+        rescore_records([cloze], SCORERS["mllmu_bench"])
+    mc = {"uid": "forget/1/mc/text/0", "task": "mc", "score": 0.75}
+    assert rescore_records([mc], SCORERS["mllmu_bench"]) == [mc]
 
 
 def test_port_sanity_first_character_rule_is_not_a_regex_search():
@@ -244,7 +251,9 @@ def test_rescore_reads_an_mc_letter_against_the_answers_place_not_its_text():
            "prediction": "Paris", "reply": "B", "options": ["Paris", "Paris", "Rome", "Oslo"], "score": 0.0,
            "answer_index": 0}
     assert rescore_records([rec], SCORERS["embedded"])[0]["score"] == 0.0
-    assert rescore_records([{**rec, "reply": "A"}], SCORERS["embedded"])[0]["score"] == 1.0
+    right = {**rec, "reply": "A"}
+    assert rescore_records([right], SCORERS["embedded"])[0]["score"] == 1.0
+    assert right["score"] == 0.0  # the records read are left as they were (mutation audit: scored in place passed)
     old = {k: v for k, v in rec.items() if k != "answer_index"}  # a run from before: its texts, as until then
     assert rescore_records([old], SCORERS["embedded"])[0]["score"] == 1.0
 
