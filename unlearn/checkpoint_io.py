@@ -9,6 +9,8 @@ checkpoint in memory before writing it; here it streams into the file.
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,3 +28,24 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None or "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
         write_atomic(Path(path), lambda f: torch.save(checkpoint, f))
+
+
+def last_every_epoch(dirpath):
+    """`(callback, plugin)` for a Trainer: last.ckpt in `dirpath` at every epoch's end, the newest replacing the one
+    before, renamed into place (AtomicCheckpointIO). Until 2026-12-05 save_last with save_top_k=0, which Lightning
+    2.6 writes only as fit ends: an interrupted run left nothing to resume from. The gradient methods and a
+    teaching (method=finetune) checkpoint alike."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return (ModelCheckpoint(dirpath=dirpath, filename="last", save_top_k=1, every_n_epochs=1,
+                            enable_version_counter=False), AtomicCheckpointIO())
+
+
+@contextmanager
+def resuming_in_place(ckpt_path):
+    """Around `fit(ckpt_path=...)`: resumed into the interrupted run's directory, as its refusal says, the
+    checkpoint Lightning finds there, and warns about, is the one it resumes (and replaces at the next epoch's end)."""
+    with warnings.catch_warnings():
+        if ckpt_path:
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        yield

@@ -197,8 +197,7 @@ def check_fresh_run_dir(directory, key: str = "hydra.run.dir", reads=()) -> None
         # into the same directory, is refused by this very check
         last = Path(directory) / "checkpoints" / "last.ckpt"
         resume = ""
-        if last.is_file() and (method := interrupted_method(directory)) is not None:
-            resume_key = "+finetune.ckpt_path" if method == "finetune" else "method.ckpt_path"
+        if last.is_file() and (resume_key := resume_key_of(directory)) is not None:
             resume = (f"; its checkpoint resumes into another {key} with {resume_key}={last} (the same command "
                       "with both changed)")
         raise FinishedRunError(f"{key}={directory} holds a run's model/ and no metrics.json (killed while writing its "
@@ -228,13 +227,9 @@ def check_fresh_run_dir(directory, key: str = "hydra.run.dir", reads=()) -> None
         if any(p.suffix == ".ckpt" for p in kept):
             # the interrupted run's own .hydra/config.yaml names its method: a teaching's rerun was told
             # method.ckpt_path first (until 2026-12-07), which method=finetune does not read
-            method = interrupted_method(directory)
-            if method == "finetune":
-                ways.append(f"resume it (+finetune.ckpt_path={directory}/checkpoints/last.ckpt, the same command "
-                            f"with it added)")
-            elif method is not None:
-                ways.append(f"resume it (method.ckpt_path={directory}/checkpoints/last.ckpt, the same command with "
-                            f"it added)")
+            if (resume_key := resume_key_of(directory)) is not None:
+                ways.append(f"resume it ({resume_key}={directory}/checkpoints/last.ckpt, the same command with it "
+                            f"added)")
             else:
                 ways.append(f"resume it (method.ckpt_path={directory}/checkpoints/last.ckpt, the run's method; a "
                             f"teaching's, method=finetune: +finetune.ckpt_path=...)")
@@ -249,17 +244,22 @@ def check_fresh_run_dir(directory, key: str = "hydra.run.dir", reads=()) -> None
                                f"over; nothing was written: {', or '.join(ways + ['move them away'])}")
 
 
-def interrupted_method(directory) -> str | None:
-    """The method of the run that left `directory`'s files, from its .hydra/config.yaml (Hydra writes it as the job
-    starts); None where it cannot be read."""
+def resume_key_of(directory) -> str | None:
+    """The key that resumes the run that left `directory`'s checkpoint: `+finetune.ckpt_path` for a teaching,
+    method.ckpt_path for any other method, by the method its .hydra/config.yaml names (Hydra writes it as the job
+    starts); None where that cannot be read."""
     import yaml
+
+    from unlearn.teaching_resume import GIVEN_AS
 
     try:
         config = yaml.safe_load((Path(directory) / ".hydra" / "config.yaml").read_text())
         name = config["method"]["name"]
     except Exception:  # noqa: BLE001 - absent, unreadable or of another shape: the advice names both keys
         return None
-    return name if isinstance(name, str) else None
+    if not isinstance(name, str):
+        return None
+    return GIVEN_AS if name == "finetune" else "method.ckpt_path"
 
 
 def run_reads(cfg) -> list[str]:

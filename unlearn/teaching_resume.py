@@ -14,7 +14,8 @@ import logging
 
 log = logging.getLogger(__name__)
 
-KEY = "finetune.ckpt_path"  # how the setting is spelt in messages; absent from the recipe, so given with a +
+KEY = "finetune.ckpt_path"  # how the setting is spelt in messages
+GIVEN_AS = "+" + KEY  # how a command gives it: absent from the recipe (configs/finetune/default.yaml)
 IDENTITY_KEY = "unlearn_teaching_identity"  # where a teaching checkpoint records what it taught
 
 

@@ -5,7 +5,6 @@ pretraining (unlearn/models/base.py)."""
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Callable
 
 import lightning as L
@@ -13,11 +12,13 @@ import torch
 
 from hydra.utils import instantiate
 
+from unlearn.checkpoint_io import last_every_epoch, resuming_in_place
 from unlearn.data.collate import IGNORE
 from unlearn.later_keys import split_floor_read
 from unlearn.methods.guards import check_finite, refuse_non_finite_gradients
 from unlearn.models.precision import DTYPES, START_PRECISIONS, cast_parameters, round_parameters
 from unlearn.models.vocab import resize_embeddings
+from unlearn.teaching_resume import GIVEN_AS
 
 # finetune.precision: the Lightning precisions a teaching run may override the trainer's with
 PRECISIONS = ("32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true")
@@ -25,7 +26,7 @@ PRECISIONS = ("32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-t
 
 class FinetuneModule(L.LightningModule):
     # the key that resumes a teaching from its checkpoint (callbacks/interrupt_notice.py names it)
-    resume_key = "+finetune.ckpt_path"
+    resume_key = GIVEN_AS
 
     def __init__(self, model: torch.nn.Module, optimizer: Callable, scheduler: Callable | None = None,
                  config_key: str = "finetune", token_mean: str = "global", identity: dict | None = None,
@@ -238,23 +239,16 @@ def teach(ctx, fcfg, checkpoints=None, resume=None) -> None:
     if fcfg.get("accumulate_grad_batches") is not None:  # CLEAR's finetune.py: 2
         overrides["accumulate_grad_batches"] = fcfg.accumulate_grad_batches
     if checkpoints is not None:
-        from lightning.pytorch.callbacks import ModelCheckpoint
-
         from callbacks.resumable_draws import ResumableDraws
-        from unlearn.checkpoint_io import AtomicCheckpointIO
 
-        # last.ckpt at every epoch's end, the newest replacing the one before, renamed into place (as gradient.run)
-        callbacks += [ResumableDraws(data), ModelCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1,
-                                                            every_n_epochs=1, enable_version_counter=False)]
-        overrides["plugins"] = [AtomicCheckpointIO()]
+        every_epoch, atomic = last_every_epoch(checkpoints)
+        callbacks += [ResumableDraws(data), every_epoch]
+        overrides["plugins"] = [atomic]
     elif resume is not None:
         raise ValueError("finetune.ckpt_path: this teaching writes no checkpoint to resume into")
     trainer = ctx.trainer(max_epochs=fcfg.epochs, enable_checkpointing=checkpoints is not None, callbacks=callbacks,
                           use_distributed_sampler=False, **overrides)  # RandomShuffle shards itself
-    with warnings.catch_warnings():
-        if resume:  # resumed into the interrupted run's directory: the checkpoint Lightning warns about is the one
-            # it resumes (and replaces at the next epoch's end)
-            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    with resuming_in_place(resume):
         trainer.fit(module, loader, ckpt_path=resume)
     if model is not ctx.model:
         ctx.model = model.merge_and_unload()  # a plain model again, saved and unlearned like any other

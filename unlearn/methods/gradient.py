@@ -22,12 +22,11 @@ from contextlib import contextmanager
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from unlearn import losses
-from unlearn.checkpoint_io import AtomicCheckpointIO
+from unlearn.checkpoint_io import last_every_epoch, resuming_in_place
 from unlearn.data.collate import collate
 from unlearn.data.sampling import EpochDraws, EpochShuffle, UnlabelledRepeats, in_batches, shifted
 from unlearn.data.written import check_writing, qa_sequences
@@ -574,17 +573,11 @@ def run(ctx) -> None:
                                    answer_ids=answer_ids)
     else:
         raise ValueError(f"method.schedule={schedule!r}: expected one of {SCHEDULES}")
-    # last.ckpt at every epoch's end, the newest replacing the one before. Until 2026-12-05 save_last with
-    # save_top_k=0, which Lightning 2.6 writes only as fit ends: an interrupted run left nothing to resume from
-    checkpoints = ModelCheckpoint(dirpath=ctx.out_dir / "checkpoints", filename="last", save_top_k=1,
-                                  every_n_epochs=1, enable_version_counter=False)
+    checkpoints, atomic = last_every_epoch(ctx.out_dir / "checkpoints")
     trainer = ctx.trainer(max_epochs=m.epochs, callbacks=[checkpoints], enable_checkpointing=True,
                           use_distributed_sampler=False,  # EpochShuffle shards itself
-                          plugins=[AtomicCheckpointIO()])  # last.ckpt renamed into place, never copied over
-    with frozen_reference_expected(module), warnings.catch_warnings():
-        if m.ckpt_path:  # resumed into the interrupted run's directory, as its refusal says: the checkpoint Lightning
-            # finds there, and warns about, is the one it resumes (and replaces at the next epoch's end)
-            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+                          plugins=[atomic])
+    with frozen_reference_expected(module), resuming_in_place(m.ckpt_path):
         trainer.fit(module, loader, ckpt_path=m.ckpt_path)
     if m.lora.enabled:
         ctx.model = model.merge_and_unload()  # a plain model again: evaluated and saved like any other
