@@ -627,17 +627,23 @@ def test_every_swept_setting_lists_retain_rouge_drops_when_measured():
     assert not any("ROUGE-L" in col for col in parse_table(points_table(mc_only))["manu"])
 
 
+def mc_point(method, strength, seed, forget, retain):
+    """A run whose MC drops by `forget` on the forget split and `retain` on retain, in both modalities."""
+    from unlearn.frontier import Point
+
+    m = {}
+    for split, drop in (("forget", forget), ("retain", retain)):
+        for mod in ("multimodal", "text"):
+            m[f"before/{split}/{mod}/mc_acc"], m[f"after/{split}/{mod}/mc_acc"] = 1.0, 1.0 - drop
+    return Point(method, strength, seed, m)
+
+
 def test_an_incomplete_sweep_is_marked_not_read_silently():
     """A seed without one of a method's strengths (a failed or unfinished run) reads from fewer points; the
     table marks it rather than printing a cell that looks like the full sweep's."""
-    from unlearn.frontier import Point, frontier_table, incomplete_seeds
+    from unlearn.frontier import frontier_table, incomplete_seeds
 
-    def point(method, strength, seed, forget, retain):
-        m = {}
-        for split, drop in (("forget", forget), ("retain", retain)):
-            for mod in ("multimodal", "text"):
-                m[f"before/{split}/{mod}/mc_acc"], m[f"after/{split}/{mod}/mc_acc"] = 1.0, 1.0 - drop
-        return Point(method, strength, seed, m)
+    point = mc_point
 
     grid = ((1e-4, 0.2, 0.02), (2e-4, 0.5, 0.04), (4e-4, 0.8, 0.10))
     full = [point("ga", s, seed, f, r) for seed in (0, 1, 2) for s, f, r in grid]
@@ -720,14 +726,10 @@ def test_the_plot_marks_the_tables_reading_at_the_budget(tmp_path, monkeypatch):
     elsewhere (here 0.271 against the table's 0.300), so a reader could not find the table's value on the plot.
     A diamond at the budget marks it, ± its std over seeds, hollow where a seed never cost the budget."""
     import unlearn.frontier as frontier
-    from unlearn.frontier import Point, frontier_table, plot_frontier
+    from unlearn.frontier import frontier_table, plot_frontier
 
     def point(method, strength, seed, retain, forget):
-        m = {}
-        for split, drop in (("forget", forget), ("retain", retain)):
-            for mod in ("multimodal", "text"):
-                m[f"before/{split}/{mod}/mc_acc"], m[f"after/{split}/{mod}/mc_acc"] = 1.0, 1.0 - drop
-        return Point(method, strength, seed, m)
+        return mc_point(method, strength, seed, forget, retain)
 
     # seed 0 reads 0.1 at retain drop 0.05, seed 1 reads 0.5: the table's 0.300 ± 0.283; the curve of the
     # means, (0.03, 0.25) then (0.125, 0.35), meets 0.05 at 0.271
