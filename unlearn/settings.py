@@ -455,7 +455,7 @@ def check_input_paths(cfg) -> None:
                  if cfg.method.name == "finetune" else "")
         raise ValueError(f"method.ckpt_path={cfg.method.ckpt_path}: read by the gradient methods (ga, grad_diff, kl, "
                          f"npo) only; method={cfg.method.name} would ignore it{other}")
-    resume = cfg.method.get("ckpt_path") if "loss" in cfg.method else None
+    resume = cfg.method.get("ckpt_path")  # a gradient method's, the others refused above
     if resume and not Path(str(resume)).expanduser().is_file():
         found = "a directory, not a checkpoint file" if Path(str(resume)).expanduser().is_dir() else "no such file"
         raise FileNotFoundError(f"method.ckpt_path={resume}: {found} (an interrupted run's "
