@@ -12,7 +12,10 @@ cache, as `make run` does; keep other work off the machine while it measures). W
 `--cache DIR --phases-only --phase-override eval.mc_also=null`, beside the same without the override (`--threads N`:
 the phases on N torch threads). Each fresh-process figure is
 the median of `--repeat` interleaved runs, with its range: this shared machine's speed drifts by a quarter
-within a session.
+within a session. `--against REV` times the same two `python train.py` commands at another commit (a temporary
+git worktree with its own cache, taught first) interleaved with this checkout's, and prints the ratio: whether
+the code got slower or the machine did (from one session to the next the same code's cached run took 9.1 s and
+14.6 s on one kind of processor).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from unlearn.runtime import FULL_EXIT_ENV
@@ -37,6 +40,10 @@ IMPORTS = ("torch", "transformers", "lightning", "wandb", "unlearn.pipeline")
 MODEL_IMPORTS = ("import torch, transformers and the LLaVA classes (fresh process)",
                  "import torch, transformers; from transformers import LlavaForConditionalGeneration, LlavaProcessor")
 WITH_LIGHTNING = ("  the same, then import lightning", MODEL_IMPORTS[1] + "; import lightning")
+# Lightning's logging imports torchmetrics, whose package import loads scipy.signal and matplotlib.pyplot (most of
+# Lightning's share in the fifty-fourth session's `python -X importtime`): its part of that share
+WITH_TORCHMETRICS = ("  the same, then import torchmetrics (Lightning imports it)",
+                     MODEL_IMPORTS[1] + "; import torchmetrics")
 
 
 def fresh_process(code: str, env: dict) -> float:
@@ -47,11 +54,30 @@ def fresh_process(code: str, env: dict) -> float:
     return time.perf_counter() - start
 
 
-def train_py(args: list[str], env: dict, out: Path) -> float:
+def train_py(args: list[str], env: dict, out: Path, root: Path = ROOT) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "train.py", *args, f"hydra.run.dir={out}"], cwd=ROOT, env=env, check=True,
+    subprocess.run([sys.executable, "train.py", *args, f"hydra.run.dir={out}"], cwd=root, env=env, check=True,
                    capture_output=True)
     return time.perf_counter() - start
+
+
+@contextmanager
+def checkout_of(rev: str, where: Path):
+    """A detached git worktree of `rev` (removed after), run with this interpreter: the packages stay the same,
+    so the two checkouts differ in their code alone."""
+    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(where), rev], cwd=ROOT, check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(where)], cwd=ROOT, check=False)
+
+
+def against_rows(rev: str, times: dict[str, list[float]], ours: tuple[str, str],
+                 theirs: tuple[str, str]) -> list[tuple[str, str]]:
+    """This checkout's median over `rev`'s, per command: above 1 where this code is slower."""
+    return [(f"  ratio, this checkout / {rev} ({kind})",
+             f"{statistics.median(times[mine]) / statistics.median(times[other]):6.3f}")
+            for kind, mine, other in (("W&B offline", ours[0], theirs[0]), ("logger=none", ours[1], theirs[1]))]
 
 
 @contextmanager
@@ -119,15 +145,19 @@ def main() -> None:
                         help="Hydra override for the in-process phase timing only (repeatable)")
     parser.add_argument("--phases-only", action="store_true",
                         help="only the in-process phase timing (no fresh-process runs)")
+    parser.add_argument("--against", metavar="REV",
+                        help="also time the cached train.py at this commit, interleaved, and print the ratio")
     parser.add_argument("--threads", type=int, help="torch threads for the in-process phase timing (default: torch's; "
                                                     "an untimed run first teaches and evaluates that count's model)")
     args = parser.parse_args()
+    if args.against and args.phases_only:
+        parser.error("--against times fresh-process runs; --phases-only runs none")
     import torch
 
     warm = bool(args.threads) and args.threads != torch.get_num_threads()  # another count: its own model
     if args.threads:
         torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         tmp = Path(tmp)
         cache = Path(args.cache).resolve() if args.cache else tmp / "cache"
         env = {**os.environ, "UNLEARN_CACHE": str(cache), "WANDB_MODE": "offline"}
@@ -148,7 +178,18 @@ def main() -> None:
              lambda i: fresh_process("; ".join(f"import {m}" for m in IMPORTS), env)),
             (MODEL_IMPORTS[0], lambda i: fresh_process(MODEL_IMPORTS[1], env)),
             (WITH_LIGHTNING[0], lambda i: fresh_process(WITH_LIGHTNING[1], env)),
+            (WITH_TORCHMETRICS[0], lambda i: fresh_process(WITH_TORCHMETRICS[1], env)),
         ]
+        other = stack.enter_context(checkout_of(args.against, tmp / "against")) if args.against else None
+        if other is not None:
+            other_env = {**env, "UNLEARN_CACHE": str(tmp / "against_cache")}
+            rows.append((f"python train.py logger=none at {args.against}, first in its cache",
+                         [train_py(["logger=none"], other_env, tmp / "against_first", other)]))
+            commands[2:2] = [
+                (f"python train.py (W&B offline), cached, at {args.against}",
+                 lambda i: train_py([], other_env, tmp / f"against_wandb{i}", other)),
+                (f"python train.py logger=none, cached, at {args.against}",
+                 lambda i: train_py(["logger=none"], other_env, tmp / f"against_none{i}", other))]
         times: dict[str, list[float]] = defaultdict(list)
         for i in range(args.repeat):  # interleaved, so a slow spell of a shared machine hits every command
             for name, command in commands:
@@ -157,13 +198,18 @@ def main() -> None:
         if times[WITH_LIGHTNING[0]]:  # what Lightning adds to what the model's own imports load anyway
             rows.append(("  Lightning's own share (difference of the two medians)",
                          [statistics.median(times[WITH_LIGHTNING[0]]) - statistics.median(times[MODEL_IMPORTS[0]])]))
+            rows.append(("  torchmetrics' part of it (difference of the two medians)",
+                         [statistics.median(times[WITH_TORCHMETRICS[0]]) - statistics.median(times[MODEL_IMPORTS[0]])]))
+        if other is not None:
+            rows += against_rows(args.against, times, (commands[0][0], commands[1][0]),
+                                 (commands[2][0], commands[3][0]))
         os.environ.update(UNLEARN_CACHE=str(cache))
         label = f" [{' '.join(args.phase_override)}]" if args.phase_override else ""
         rows += [(f"in process{label}: {k}", [v])
                  for k, v in phases(cache, tmp / "phases", args.phase_override, warm=warm).items()]
     width = max(len(n) for n, _ in rows)
-    for name, seconds in rows:
-        print(f"{name:<{width}}  {median_and_range(seconds)}")
+    for name, seconds in rows:  # a ratio comes formatted
+        print(f"{name:<{width}}  {seconds if isinstance(seconds, str) else median_and_range(seconds)}")
 
 
 if __name__ == "__main__":
