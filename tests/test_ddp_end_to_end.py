@@ -5,6 +5,7 @@ holds each piece in its own script; this holds the pipeline that joins them, as 
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -48,7 +49,7 @@ def vanilla(taught_fast):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", list(CASES))
-def test_one_and_two_processes_write_the_same_results(tmp_path, method, vanilla):
+def test_one_and_two_processes_write_the_same_results(tmp_path, method, vanilla, taught_fast):
     common, halved = CASES[method]
     one = train(tmp_path, *common, vanilla, "trainer=cpu", name="one")
     assert one.returncode == 0, one.stderr[-3000:]
@@ -59,6 +60,7 @@ def test_one_and_two_processes_write_the_same_results(tmp_path, method, vanilla)
     numbers = lambda m: {k: v for k, v in m["metrics"].items() if not k.startswith(NOT_NUMBERS)}  # noqa: E731
     _close(numbers(m1), numbers(m2), "metrics")
     assert m2["environment"].get("world_size") == 2
+    assert m1["source_model_resolved"] == m2["source_model_resolved"] == str(Path(taught_fast).resolve())
     _close(m1["artifacts"], m2["artifacts"], "artifacts")
     i1, i2 = (json.loads((tmp_path / n / "items.json").read_text()) for n in ("one", "two"))
     _close(i1, i2, "items")

@@ -812,6 +812,52 @@ def test_one_vanilla_model_named_two_ways_is_one_taught_model(tmp_path):
     assert paired_seed_table(groups) is not None  # GA and NPO paired on both models
 
 
+def test_a_moved_checkpoint_is_read_as_the_run_resolved_it(tmp_path):
+    """`model.path=runs/model` (one slash, as a hub id `owner/name` has) read from a directory that is gone by the
+    time of the report was guessed a hub id, apart from the same model given absolute (until 2026-12-07): a run
+    records how it read the path (source_model_resolved), which the report takes over any guess."""
+    import yaml
+
+    from unlearn.report import given_source
+
+    absolute = str(tmp_path / "gone" / "runs" / "model")
+    hydra = tmp_path / "r" / ".hydra"
+    hydra.mkdir(parents=True)
+    (hydra / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"cwd": str(tmp_path / "gone")}}}))
+    assert given_source("runs/model", tmp_path / "r") == "runs/model"  # the guess: a hub id
+    assert given_source("runs/model", tmp_path / "r", absolute) == absolute
+    assert given_source("owner/name", tmp_path / "r", "owner/name") == "owner/name"  # a hub id stays one
+    for seed, (path, resolved) in enumerate((("runs/model", absolute), (absolute, absolute))):
+        run = write_run(tmp_path / "sw" / f"ga_{seed}", "ga", metrics_for(GA_AFTER, 1.0),
+                        ["method=ga", f"model.path={path}", f"seed={seed}"])
+        summary = json.loads((run / "metrics.json").read_text())
+        (run / "metrics.json").write_text(json.dumps({**summary, "seed": seed, "teach_seed": seed,
+                                                      "source_model": path, "source_model_resolved": resolved,
+                                                      "source_teaching": {}}))
+        (run / "config.json").write_text(json.dumps({"method": {"name": "ga"}, "seed": seed, "teach_seed": seed,
+                                                     "model": {"path": path}}))
+    runs = load_runs([tmp_path / "sw"])
+    assert {r.source_model for r in runs} == {absolute}
+    groups = group_by_seed(runs, ["model.path"])
+    assert parse_table(seed_table(groups, ["model.path"]))["vanilla"]["seeds"] == "1"  # one model, given twice
+
+
+def test_a_run_records_how_it_read_its_model_path(tmp_path, monkeypatch):
+    """pipeline.source_record: the path as given, and as read (absolute for a local directory, however written;
+    a hub id as it is); a run of the cached vanilla model records the path alone."""
+    from unlearn.config import compose_config
+    from unlearn.pipeline import source_record
+
+    (tmp_path / "runs" / "model").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    for given, read in (("runs/model", str(tmp_path / "runs" / "model")), ("./runs/model/", str(tmp_path / "runs" / "model")),
+                        ("owner/name", "owner/name")):
+        cfg = compose_config(["logger=none", f"model.path={given}"], tmp_path / "o", tmp_path / "c")
+        assert source_record(cfg, given) == {"source_model": given, "source_model_resolved": read}
+    cfg = compose_config(["logger=none"], tmp_path / "o", tmp_path / "c")
+    assert source_record(cfg, tmp_path / "c" / "v") == {"source_model": str(tmp_path / "c" / "v")}
+
+
 def test_pool_over_counts_two_vanilla_models_at_one_seed_as_two_samples(tmp_path):
     """Two vanilla models of the user's own unlearned at the same seed are two samples once pooled (the pooled key's
     value is part of the sample), not one counted twice; without a recorded config the key is read from the

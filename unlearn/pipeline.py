@@ -589,6 +589,19 @@ def save_vanilla(ctx: RunContext, path: Path, seconds: float) -> Path:
     return build_cached_dir(path, build)
 
 
+def source_record(cfg: DictConfig, source) -> dict:
+    """metrics.json's `source_model` as the run was given it, and for a given model.path also how this run read it
+    (`source_model_resolved`: absolute, or the hub id): the report tells one checkpoint written two ways by it
+    (until 2026-12-07 it guessed from the slashes and whether the directory still existed, so a moved
+    `runs/model` read as a hub id)."""
+    from unlearn.models.loading import resolved_path
+
+    record = {"source_model": str(source)}
+    if cfg.model.get("path"):
+        record["source_model_resolved"] = resolved_path(source)
+    return record
+
+
 def teaching_record(source) -> dict:
     """A cached vanilla model's `teaching.json`; {} for a model cached before it existed or a user checkpoint."""
     path = Path(str(source)) / TEACHING_FILE
@@ -1214,7 +1227,7 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
 
     if ctx.is_global_zero:
         summary = {"method": cfg.method.name, "seed": cfg.seed, "teach_seed": cfg.teach_seed,
-                   "source_model": str(source), "metrics": metrics,
+                   **source_record(cfg, source), "metrics": metrics,
                    # where the floats were made: this run's, and its source model's teaching (when recorded)
                    "environment": run_environment(cfg), "source_teaching": teaching_record(source),
                    # what of config.json follows the seeds or where the run ran (unlearn/report.py reads the rest)

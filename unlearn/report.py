@@ -264,20 +264,25 @@ def load_run(run_dir: str | Path, scorer: str | None = None) -> Run:
     source = summary.get("source_model")
     return Run(name=run_name(str(method), overrides), method=str(method), overrides=overrides,
                metrics=summary["metrics"], path=run_dir,
-               source_model=given_source(source, run_dir) if given and isinstance(source, str) else source,
+               source_model=given_source(source, run_dir, summary.get("source_model_resolved"))
+               if given and isinstance(source, str) else source,
                seed=None if seed is None else int(seed), teach_seed=None if teach_seed is None else int(teach_seed),
                setting=setting, source_teaching=None if record is None else config_hash(record),
                code=code_label(summary), code_key=code_key(summary), unread=unread,
                given_model=given)
 
 
-def given_source(source: str, run_dir: Path) -> str:
+def given_source(source: str, run_dir: Path, resolved: str | None = None) -> str:
     """A checkpoint given as model.path, as one string however the run wrote it: metrics.json keeps the path as
     given, so `runs/v0/model` in one run and `/home/me/runs/v0/model/` in another were two taught models (a vanilla
-    row of 3 over 2 models, and no seed-by-seed pairs between the runs) until 2026-12-07. A relative local path is
-    read from the run's working directory (.hydra/hydra.yaml's runtime.cwd); a hub id (`owner/name`) is left."""
+    row of 3 over 2 models, and no seed-by-seed pairs between the runs) until 2026-12-07. `resolved`: how the run
+    read it (metrics.json's source_model_resolved, pipeline.source_record), which runs since record; a run made
+    before: a relative local path is read from the run's working directory (.hydra/hydra.yaml's runtime.cwd), and
+    told from a hub id (`owner/name`) by its slashes or by the directory existing now."""
     import posixpath
 
+    if isinstance(resolved, str):
+        return resolved
     text = os.path.expanduser(source)
     if os.path.isabs(text):
         return posixpath.normpath(text)
