@@ -19,6 +19,9 @@ class TrainedBatches(Callback):
     process's at the whole batch (metrics.json's `environment.world_size` says how many there were). `optimizer_steps`:
     Lightning's global step (every optimizer step, those before a resume included; two per batch where a module
     steps two optimizers on one batch). `epochs`: the epochs finished (a probe that stops teaching early stops it).
+    `parts`, where the module's batch holds batches of several kinds (its `trained_parts()`): how many of each it
+    ran, e.g. MMUnlearner's forget batch and the retain steps after it (36 batches and 678 optimizer steps on the
+    embedded default read as 36 batches until 2026-12-07: the 642 retain batches were in no count).
     """
 
     def __init__(self, record: list):
@@ -34,5 +37,9 @@ class TrainedBatches(Callback):
     def on_fit_end(self, trainer, pl_module) -> None:
         # teaching and the relearning attack share FinetuneModule; its config key tells them apart (as lost_steps)
         stage = getattr(pl_module, "config_key", None) or type(pl_module).__name__
-        self.record.append({"stage": stage, "batches": self.batches, "optimizer_steps": int(trainer.global_step),
-                            "epochs": int(trainer.current_epoch)})
+        entry = {"stage": stage, "batches": self.batches, "optimizer_steps": int(trainer.global_step),
+                 "epochs": int(trainer.current_epoch)}
+        parts = getattr(pl_module, "trained_parts", None)
+        if callable(parts):
+            entry["parts"] = parts()
+        self.record.append(entry)

@@ -53,3 +53,32 @@ def test_a_second_fit_counts_its_own_batches_and_a_finetune_stage_is_named_by_it
     callback.on_fit_start(trainer, object())
     callback.on_fit_end(trainer, object())
     assert [(r["stage"], r["batches"]) for r in record] == [("relearn", 3), ("relearn", 2), ("object", 0)]
+
+
+def test_mmunlearners_record_counts_its_retain_batches_beside_its_forget_batches(tiny_model, small_benchmark,
+                                                                                 tmp_path):
+    """A MaskedUnlearning step is one forget batch and the retain batches after it: `batches` counted the forget
+    batches alone (36 against 678 optimizer steps on the embedded default), the retain batches in no count,
+    until 2026-12-07; `parts` counts each, this fit's."""
+    from lightning.pytorch.utilities import CombinedLoader
+    from torch.utils.data import DataLoader
+
+    from unlearn.data.collate import collate
+    from unlearn.data.written import QASequences
+    from unlearn.methods.mmunlearner import MaskedUnlearning
+
+    model, proc = tiny_model
+    pad = proc.tokenizer.pad_token_id
+    ds = QASequences(small_benchmark.train_rows("forget"), proc, "multimodal")
+    loader = CombinedLoader({"forget": DataLoader(ds, batch_size=4, collate_fn=lambda b: collate(b, pad)),
+                             "retain": DataLoader(ds, batch_size=4, collate_fn=lambda b: [collate(b, pad)] * 2)},
+                            mode="min_size")
+    ctx = RunContext(OmegaConf.create({"trainer": TRAINER}), small_benchmark, model, proc, tmp_path)
+    sgd = lambda p: torch.optim.SGD(p, lr=0.0)  # noqa: E731 - nothing needs to move
+    module = MaskedUnlearning(model, None, sgd, sgd)  # masks=None: mmunlearner.apply_mask=false
+    for fit in range(2):  # a second fit counts its own
+        ctx.trainer(max_epochs=1, limit_train_batches=3).fit(module, loader)
+    first, second = ctx.artifacts["trained"]
+    assert first["batches"] == 3 and first["parts"] == {"forget": 3, "retain": 6}
+    assert first["optimizer_steps"] == 9 and second == first  # one forget and two retain steps each
+

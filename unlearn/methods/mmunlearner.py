@@ -189,6 +189,12 @@ class MaskedUnlearning(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self.model.train()  # before Lightning looks for modules left in eval mode (from_pretrained's)
+        self.retain_steps_taken = []  # this fit's, as callbacks/trained_batches.py counts its batches
+
+    def trained_parts(self) -> dict[str, int]:
+        """A training step is one forget batch and the retain batches after it (callbacks/trained_batches.py):
+        each kind's count, this process's, in this fit."""
+        return {"forget": len(self.retain_steps_taken), "retain": sum(self.retain_steps_taken)}
 
     def _trainable(self) -> list:
         return [p for p in self.model.parameters() if p.requires_grad]
