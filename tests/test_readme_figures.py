@@ -91,3 +91,14 @@ def test_the_strengths_named_are_the_embedded_defaults():
                                              ("vanilla (before unlearning)", ("vanilla", ""))])
 def test_readme_labels_read_as_method_and_strength(label, expected):
     assert readme_method(label) == expected
+
+
+def test_every_mean_and_std_the_readme_quotes_is_in_a_docs_table():
+    """The prose's figures too (paired differences, five-seed and organism readings): each `0.402 ± 0.004` the
+    README prints is a cell of some table under docs/ (the generated results and frontier pages, the research
+    pages' tables), so a page made again without it, or a figure mistyped, fails here."""
+    cells = "\n".join(line for page in (ROOT / "docs").rglob("*.md") for line in page.read_text().splitlines()
+                      if line.startswith("|"))
+    quoted = re.findall(r"\d\.\d{3} ± \d\.\d{3}", README)
+    assert len(quoted) > 40  # the headline table's 28 and the prose's
+    assert [f for f in quoted if f not in cells] == []
