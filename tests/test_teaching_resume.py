@@ -520,3 +520,163 @@ def test_the_identity_names_the_model_and_data_files_a_teaching_reads(tmp_path, 
         cfg.model.path, cfg.data.path = "./vanilla", str(tmp_path / "files")
     named = teaching_identity(cfg)
     assert (named["source_model"], named["data_path"]) == (str(tmp_path / "vanilla"), str(tmp_path / "files"))
+
+
+# ---------------------------------------------------------------- the cache's own teaching (an unlearning run's)
+
+
+def _pipeline_run(tmp_path, name, cache, *extra, kill_at=None, caplog=None):
+    """`python train.py debug=fast ...` as pipeline.run runs it, into <tmp_path>/<name> with the cache
+    <tmp_path>/<cache>; `kill_at`: raise as that teaching epoch (0-based) starts, after the previous one's
+    checkpoint."""
+    from unlearn import pipeline
+    from unlearn.config import compose_config
+
+    cfg = compose_config(["logger=none", "debug=fast", "finetune.batch_size=16", "eval.tasks=[mc]",
+                          "eval.max_people=2", "eval.cache_before=false", *extra], tmp_path / name, tmp_path / cache)
+    with pytest.MonkeyPatch.context() as mp:
+        if kill_at is not None:
+            mp.setattr(FinetuneModule, "on_train_epoch_start",
+                       lambda self: (_ for _ in ()).throw(RuntimeError("killed")) if self.current_epoch == kill_at
+                       else None, raising=False)
+        pipeline.run(cfg)
+    return cfg
+
+
+def _published(cfg) -> dict:
+    from safetensors.torch import load_file
+
+    from unlearn.pipeline import vanilla_path
+
+    return load_file(vanilla_path(cfg) / "model.safetensors")
+
+
+def _differing(want: dict, got: dict) -> list:
+    assert sorted(want) == sorted(got)
+    return [k for k in want if not torch.equal(want[k], got[k])]
+
+
+@pytest.mark.slow
+def test_an_unlearning_run_resumes_its_cache_teaching_to_the_uninterrupted_model(tmp_path, caplog):
+    """`python train.py method=ga` with no cached vanilla model, killed in its teaching's second epoch, leaves
+    <run dir>/checkpoints/teaching/last.ckpt; the same command with +finetune.ckpt_path=<it>, into its own directory,
+    publishes the model an uninterrupted teaching (method=finetune, another cache) publishes, goes on with GA, and
+    deletes its teaching checkpoints. That checkpoint resumes a method=finetune run to the same model too (the
+    identities agree: both are the cache key's parts)."""
+    import shutil
+
+    from unlearn.pipeline import vanilla_path
+
+    straight = _pipeline_run(tmp_path, "straight", "cache_straight", "method=finetune")
+    want = _published(straight)
+    with pytest.raises(RuntimeError, match="killed"):
+        _pipeline_run(tmp_path, "killed", "cache", "method=ga", "eval.before=false", kill_at=1)
+    last = tmp_path / "killed" / "checkpoints" / "teaching" / "last.ckpt"
+    assert last.is_file() and not (tmp_path / "killed" / "checkpoints" / "last.ckpt").exists()
+    kept = tmp_path / "kept.ckpt"
+    shutil.copy(last, kept)
+    with caplog.at_level(logging.INFO):
+        resumed = _pipeline_run(tmp_path, "killed", "cache", "method=ga", "eval.before=false",
+                                f"+finetune.ckpt_path={last}")
+    assert "finetune.ckpt_path: resuming teaching after epoch 1 of 2" in caplog.text
+    assert vanilla_path(resumed).name == vanilla_path(straight).name
+    assert _differing(want, _published(resumed)) == []
+    assert not (tmp_path / "killed" / "checkpoints" / "teaching").exists()
+    assert f"this run's teaching checkpoints ({last.parent}) deleted" in caplog.text
+    assert (tmp_path / "killed" / "metrics.json").is_file()  # and the unlearning went on
+    # the cache teaching's checkpoint, in a method=finetune run: the same model
+    again = _pipeline_run(tmp_path, "finetune", "cache_finetune", "method=finetune", "eval.before=false",
+                          f"+finetune.ckpt_path={kept}")
+    assert _differing(want, _published(again)) == []
+    assert kept.is_file()  # a method=finetune run deletes nothing
+
+
+@pytest.mark.slow
+def test_a_finetune_runs_checkpoint_resumes_an_unlearning_runs_cache_teaching(tmp_path, caplog):
+    """The other way round: method=finetune's <run dir>/checkpoints/last.ckpt, killed after its first epoch,
+    resumes the cache's teaching inside method=ga (a new run directory) to the uninterrupted model; the checkpoint,
+    another run's, is left where it is."""
+    straight = _pipeline_run(tmp_path, "straight", "cache_straight", "method=finetune", "eval.before=false")
+    with pytest.raises(RuntimeError, match="killed"):
+        _pipeline_run(tmp_path, "killed", "cache_killed", "method=finetune", "eval.before=false", kill_at=1)
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    with caplog.at_level(logging.INFO):
+        resumed = _pipeline_run(tmp_path, "ga", "cache", "method=ga", "eval.before=false",
+                                f"+finetune.ckpt_path={last}")
+    assert "finetune.ckpt_path: resuming teaching after epoch 1 of 2" in caplog.text
+    assert _differing(_published(straight), _published(resumed)) == []
+    assert last.is_file() and "another run's teaching checkpoint, is left as it is" in caplog.text
+    assert not (tmp_path / "ga" / "checkpoints" / "teaching").exists()
+
+
+def test_sigterm_in_the_cache_teaching_names_its_resume(tmp_path, small_benchmark, caplog):
+    """SIGTERM in the second epoch of the teaching an unlearning run does into the cache (ensure_vanilla with the
+    run's directory): the notice names +finetune.ckpt_path and the teaching folder's last.ckpt, and nothing is
+    published."""
+    import os
+    import signal
+
+    from callbacks.interrupt_notice import SIGTERM_STATUS
+    from unlearn.pipeline import ensure_vanilla, vanilla_path
+
+    def terminate(self, *args):
+        if self.current_epoch == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    cfg = _cfg(tmp_path, "method=manu", "finetune.epochs=2", "finetune.batch_size=16")
+    with pytest.MonkeyPatch.context() as mp, caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as raised:
+        mp.setattr(FinetuneModule, "on_train_batch_end", terminate, raising=False)
+        ensure_vanilla(cfg, small_benchmark, run_dir=tmp_path / "run")
+    assert raised.value.code == SIGTERM_STATUS
+    last = tmp_path / "run" / "checkpoints" / "teaching" / "last.ckpt"
+    assert f"resume with +finetune.ckpt_path={last} (the same command with it added)" in caplog.text
+    assert last.is_file() and not vanilla_path(cfg).exists()
+
+
+def test_the_resume_under_an_unlearning_method_is_read_only_where_it_teaches(tmp_path, small_benchmark, caplog):
+    """check_teaching_resume_path under method=manu: refused by name with model.path (nothing is taught), read and
+    refused where the file is not there, and left unread where the vanilla model is cached already; ensure_vanilla
+    then says so in one line, and makes no checkpoint folder. Mutation audit: see the report."""
+    from unlearn.pipeline import ensure_vanilla, vanilla_path
+    from unlearn.settings import check_teaching_resume_path
+
+    missing = tmp_path / "gone" / "last.ckpt"
+    loaded = _cfg(tmp_path, "method=manu", f"+finetune.ckpt_path={missing}", f"model.path={tmp_path}")
+    with pytest.raises(ValueError, match=r"finetune.ckpt_path=.*last.ckpt: resumes the teaching of the cache's vanilla "
+                                         r"model, and method=manu with model.path=.* starts from that model, teaching "
+                                         r"nothing"):
+        check_teaching_resume_path(loaded)
+    cfg = _cfg(tmp_path, "method=manu", f"+finetune.ckpt_path={missing}")
+    with pytest.raises(FileNotFoundError, match=r"finetune.ckpt_path=.*: no such file \(an interrupted teaching's "
+                                                r".*checkpoints/teaching/last.ckpt"):
+        check_teaching_resume_path(cfg)
+    vanilla_path(cfg).mkdir(parents=True)  # published meanwhile (by another run)
+    check_teaching_resume_path(cfg)  # not read
+    with caplog.at_level(logging.INFO, "unlearn.pipeline"):
+        assert ensure_vanilla(cfg, small_benchmark, run_dir=tmp_path / "run") == vanilla_path(cfg)
+    assert [r.message for r in caplog.records if "not read" in r.message] == [
+        f"finetune.ckpt_path={missing} not read: the vanilla model it would finish teaching is cached already "
+        "(published by another run meanwhile), and this run starts from it"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_cache_teachings_checkpoints_go_once_published(tmp_path, caplog):
+    """remove_cache_teaching by hand: the folder goes, and checkpoints/ with it where nothing else is in it; a
+    checkpoint resumed from another run's directory is left, and said so."""
+    from unlearn.teaching_resume import cache_teaching_dir, remove_cache_teaching
+
+    folder = cache_teaching_dir(tmp_path / "run")
+    assert folder == tmp_path / "run" / "checkpoints" / "teaching"
+    folder.mkdir(parents=True)
+    (folder / "last.ckpt").write_bytes(b"x")
+    with caplog.at_level(logging.INFO, "unlearn.teaching_resume"):
+        remove_cache_teaching(folder, folder / "last.ckpt")
+    assert not (tmp_path / "run" / "checkpoints").exists() and (tmp_path / "run").is_dir()
+    assert "teaching checkpoints" in caplog.text and "left as it is" not in caplog.text
+    folder.mkdir(parents=True)
+    (folder.parent / "last.ckpt").write_bytes(b"x")  # a gradient method's own: kept, and its folder
+    caplog.clear()
+    with caplog.at_level(logging.INFO, "unlearn.teaching_resume"):
+        remove_cache_teaching(folder, tmp_path / "other" / "last.ckpt")
+    assert not folder.exists() and (folder.parent / "last.ckpt").is_file()
+    assert f"finetune.ckpt_path={tmp_path / 'other' / 'last.ckpt'}, another run's teaching checkpoint" in caplog.text

@@ -475,16 +475,24 @@ def vanilla_path(cfg: DictConfig) -> Path:
     return Path(cfg.paths.cache_dir) / "vanilla" / f"{cfg.model.name}-{vanilla_key(cfg)}"
 
 
-def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark, schedule_checked: bool = False) -> Path | str:
+def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark, schedule_checked: bool = False,
+                   run_dir: Path | None = None) -> Path | str:
     """The finetuned model every unlearning run starts from: taught once per cache key (`vanilla_key`: data, model,
     finetune, teach_seed, trainer, threads). `schedule_checked`: the teaching's schedule was checked already
-    (`_run_into`, before the logger), so it is not checked again where the model is taught."""
+    (`_run_into`, before the logger), so it is not checked again where the model is taught. `run_dir`: the run's
+    own directory, where the teaching writes its epoch checkpoints (<run dir>/checkpoints/teaching/last.ckpt: the
+    run is their only writer, where a cache entry may have several) and from which `+finetune.ckpt_path` resumes
+    it; they are deleted once the model is published. None (a script's call): no checkpoint."""
     if cfg.model.path:
         return str(cfg.model.path)  # as written: Path() drops a leading ./, which marks a local directory
     _require_build(cfg)  # before vanilla_path, which reads model.build
     path = vanilla_path(cfg)
+    resume = cfg.finetune.get("ckpt_path")
     if agreed(f"vanilla model cached {path}", path.exists):  # every rank teaches, or none (unlearn/agreed.py)
         log.info("vanilla model: reusing %s", reuse_cached(path))
+        if resume:  # not an error: the work it would resume is done (check_teaching_resume_path left it unread)
+            log.info("finetune.ckpt_path=%s not read: the vanilla model it would finish teaching is cached already "
+                     "(published by another run meanwhile), and this run starts from it", resume)
         taught = teaching_record(path).get("environment")
         if taught is None and keyed_threads(cfg) == 1:
             log.warning("vanilla model %s has no %s (cached before teaching was recorded): it may have been "
@@ -504,15 +512,19 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark, schedule_checked: bool
                     "own, not the one the default run (and docs/results.md) unlearns; give model.path=<a vanilla "
                     "model> to unlearn an existing one", ", ".join(departures))
     from unlearn.methods.finetune import teach
+    from unlearn.teaching_resume import cache_teaching_dir, remove_cache_teaching
 
+    checkpoints = cache_teaching_dir(run_dir) if run_dir is not None else None
     start = time.perf_counter()
     with seeded(cfg.teach_seed):  # the method then draws from the same state as a run that read the cache
         model, processor = initial_model(cfg)
         ctx = RunContext(cfg, benchmark, model, processor, path.parent)
-        teach(ctx, cfg.finetune)
+        teach(ctx, cfg.finetune, checkpoints=checkpoints, resume=resume)
     if ctx.is_global_zero:
         save_vanilla(ctx, path, time.perf_counter() - start)
         log.info("vanilla model built in %.0f s", time.perf_counter() - start)
+        if checkpoints is not None:  # after the publish: the cache now holds what they would resume
+            remove_cache_teaching(checkpoints, resume)
     _barrier()
     return path
 
@@ -1169,7 +1181,7 @@ def _run_into(cfg: DictConfig, out_dir: Path, loggers: list | None = None) -> di
             teaching_state = rng_state()
         source = "fresh init"
     else:
-        source = ensure_vanilla(cfg, benchmark, schedule_checked=teaches)
+        source = ensure_vanilla(cfg, benchmark, schedule_checked=teaches, run_dir=out_dir)
         # a user's checkpoint is named by its key; only the cache's own model may be deleted and taught again
         # a checkpoint that cannot be read or reached (a hub id offline) is refused by its message alone, as the
         # input paths' checks are (until the forty-sixth session under Hydra's traceback)

@@ -423,22 +423,31 @@ def check_gradient_method(m) -> None:
 
 
 def check_teaching_resume_path(cfg) -> None:
-    """`+finetune.ckpt_path` (unlearn/teaching_resume.py): read by method=finetune alone, so refused elsewhere (an
-    unlearning run's cached vanilla model is taught, or read, apart from any run directory); under method=finetune
-    the file is read and compared now, before the before-evaluation."""
+    """`+finetune.ckpt_path` (unlearn/teaching_resume.py): the file is read and compared now, before the
+    before-evaluation, where the run will teach: method=finetune, or another method whose vanilla model is not yet
+    cached (the run teaches it into the cache, checkpointing into <run dir>/checkpoints/teaching). Another method
+    given model.path teaches nothing, so the key is refused; one whose vanilla model is cached already (another run
+    published it meanwhile) starts from it, and the run says the checkpoint was not read (pipeline.ensure_vanilla)."""
     resume = cfg.finetune.get("ckpt_path") if "finetune" in cfg else None
     if not resume:
         return
     if cfg.method.name != "finetune":
-        raise ValueError(f"finetune.ckpt_path={resume}: resumes a teaching run (method=finetune) only; method="
-                         f"{cfg.method.name} resumes with method.ckpt_path where it has checkpoints")
+        if cfg.model.get("path"):
+            raise ValueError(f"finetune.ckpt_path={resume}: resumes the teaching of the cache's vanilla model, and "
+                             f"method={cfg.method.name} with model.path={cfg.model.path} starts from that model, "
+                             "teaching nothing; drop +finetune.ckpt_path, or model.path to teach (and resume) the "
+                             "cache's vanilla model")
+        if cfg.model.get("build"):
+            from unlearn.pipeline import vanilla_path
+
+            if vanilla_path(cfg).exists():  # nothing to resume: the run starts from the cached model, and says so
+                return
     path = Path(str(resume)).expanduser()
+    from unlearn.teaching_resume import WHERE, check_teaching_resume_file
+
     if not path.is_file():
         found = "a directory, not a checkpoint file" if path.is_dir() else "no such file"
-        raise FileNotFoundError(f"finetune.ckpt_path={resume}: {found} (an interrupted teaching's "
-                                "<run dir>/checkpoints/last.ckpt)")
-    from unlearn.teaching_resume import check_teaching_resume_file
-
+        raise FileNotFoundError(f"finetune.ckpt_path={resume}: {found} (an interrupted teaching's {WHERE})")
     check_teaching_resume_file(path, cfg)
 
 

@@ -11,12 +11,23 @@ teaching: so the checkpoint carries every draw's state (callbacks/resumable_draw
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 KEY = "finetune.ckpt_path"  # how the setting is spelt in messages
 GIVEN_AS = "+" + KEY  # how a command gives it: absent from the recipe (configs/finetune/default.yaml)
 IDENTITY_KEY = "unlearn_teaching_identity"  # where a teaching checkpoint records what it taught
+# where an unlearning run that teaches its missing vanilla model into the cache checkpoints that teaching: in its own
+# run directory (its only writer), beside and apart from the method's own <run dir>/checkpoints/last.ckpt
+CACHE_TEACHING = ("checkpoints", "teaching")
+WHERE = ("<run dir>/checkpoints/last.ckpt (method=finetune), or <run dir>/checkpoints/teaching/last.ckpt (an "
+         "unlearning run's teaching of its vanilla model)")
+
+
+def cache_teaching_dir(run_dir) -> Path:
+    """The folder of the cache's teaching's epoch checkpoints inside an unlearning run's directory."""
+    return Path(str(run_dir)).joinpath(*CACHE_TEACHING)
 
 
 def teaching_identity(cfg) -> dict:
@@ -53,7 +64,7 @@ def check_teaching_resume(saved: dict | None, now: dict, completed: int | None, 
 
     if saved is None:
         raise ValueError(f"{KEY}: the checkpoint is not a teaching's (an unlearning run's resumes with "
-                         "method.ckpt_path); resume from the interrupted teaching's <run dir>/checkpoints/last.ckpt")
+                         f"method.ckpt_path); resume from the interrupted teaching's {WHERE}")
     flat_saved, flat_now = _flat(saved), _flat(now)
     keys = sorted(k for k in flat_saved.keys() | flat_now.keys()
                   if k not in flat_saved or k not in flat_now or flat_saved[k] != flat_now[k])
@@ -74,7 +85,7 @@ def check_teaching_resume_file(path, cfg) -> None:
     refused at once and by name."""
     from unlearn.methods.gradient import epochs_run, read_training_checkpoint
 
-    checkpoint = read_training_checkpoint(path, KEY, "the interrupted teaching's")
+    checkpoint = read_training_checkpoint(path, KEY, "the interrupted teaching's", last=WHERE)
     check_teaching_resume(checkpoint.get(IDENTITY_KEY), teaching_identity(cfg), epochs_run(checkpoint),
                           cfg.finetune.epochs)
 
@@ -91,3 +102,21 @@ def say_where_it_resumes(completed: int | None, epochs: int, probe_stopped: bool
                  completed)
     else:
         log.info("%s: resuming teaching after epoch %d of %d", KEY, completed, epochs)
+
+
+def remove_cache_teaching(folder: Path, resumed_from=None) -> None:
+    """Delete an unlearning run's own teaching checkpoints once the model they teach is published (rank 0): at 7B
+    they are several times the model's size, and the cache holds the product. A checkpoint it resumed from outside
+    `folder` (another run directory's) is that run's, and left."""
+    import shutil
+
+    if folder.is_dir():
+        shutil.rmtree(folder)
+        log.info("vanilla model published: this run's teaching checkpoints (%s) deleted", folder)
+        try:  # the checkpoints/ folder it made, where nothing else is in it (a gradient method makes it again)
+            folder.parent.rmdir()
+        except OSError:
+            pass
+    if resumed_from and folder.resolve() not in Path(str(resumed_from)).expanduser().resolve().parents:
+        log.info("%s=%s, another run's teaching checkpoint, is left as it is: delete it if nothing else resumes "
+                 "from it", KEY, resumed_from)

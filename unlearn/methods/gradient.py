@@ -411,17 +411,18 @@ def epochs_run(checkpoint: dict) -> int | None:
     return max(progress.get("processed") or 0, progress.get("completed") or 0) if progress else None
 
 
-def read_training_checkpoint(path, key: str, whose: str, besides: str = "") -> dict:
+def read_training_checkpoint(path, key: str, whose: str, besides: str = "",
+                             last: str = "<run dir>/checkpoints/last.ckpt") -> dict:
     """A Lightning training checkpoint named by `key` (method.ckpt_path, finetune.ckpt_path), its tensors
     memory-mapped, not read; a truncated file, another format or a model's weights file is refused by the key's
-    name, pointing to `whose` <run dir>/checkpoints/last.ckpt (`besides`: what else the user may have meant)."""
+    name, pointing to `whose` `last` (`besides`: what else the user may have meant)."""
     import zipfile
 
     import torch
 
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{key}={path}: not a checkpoint torch.save writes (a zip archive); is it truncated, or "
-                         f"another format? Resume from {whose} <run dir>/checkpoints/last.ckpt")
+                         f"another format? Resume from {whose} {last}")
     try:
         checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the key's name
@@ -429,7 +430,7 @@ def read_training_checkpoint(path, key: str, whose: str, besides: str = "") -> d
     missing = [k for k in ("state_dict", "loops") if not isinstance(checkpoint, dict) or k not in checkpoint]
     if missing:
         raise ValueError(f"{key}={path}: not a Lightning training checkpoint (no {', '.join(missing)}): resume "
-                         f"from {whose} <run dir>/checkpoints/last.ckpt{besides}")
+                         f"from {whose} {last}{besides}")
     return checkpoint
 
 
