@@ -529,3 +529,32 @@ def test_a_teaching_killed_while_writing_names_its_resume(tmp_path):
     (d / "checkpoints" / "last.ckpt").unlink()
     with pytest.raises(FinishedRunError, match=r"move model/ away$"):
         check_fresh_run_dir(d)
+
+
+def test_an_unlearning_run_killed_in_its_cache_teaching_names_the_teaching_resume(tmp_path):
+    """An unlearning run killed while it taught its vanilla model into the cache leaves
+    checkpoints/teaching/last.ckpt, which +finetune.ckpt_path resumes whatever the run's method: the refusal names
+    that key and file (the method's own method.ckpt_path named a checkpoints/last.ckpt that is not there); once the
+    method's own last.ckpt is there too, the method's resume is named."""
+    d = _finished(tmp_path / "killed", "config.json")
+    (d / "checkpoints" / "teaching").mkdir(parents=True)
+    (d / "checkpoints" / "teaching" / "last.ckpt").write_bytes(b"x")
+    (d / ".hydra").mkdir()
+    (d / ".hydra" / "config.yaml").write_text("method:\n  name: manu\n")
+    with pytest.raises(FinishedRunError, match=rf"interrupted run's checkpoints/teaching/last.ckpt, .*: resume it "
+                                               rf"\(\+finetune.ckpt_path={d}/checkpoints/teaching/last.ckpt, the same "
+                                               rf"command with it added\), or move them away$"):
+        check_fresh_run_dir(d)
+    check_fresh_run_dir(d, reads=[str(d / "checkpoints" / "teaching" / "last.ckpt")])  # resumed into it
+    (d / ".hydra" / "config.yaml").unlink()  # unreadable: the teaching folder alone names its key
+    with pytest.raises(FinishedRunError, match=rf"\(\+finetune.ckpt_path={d}/checkpoints/teaching/last.ckpt, "):
+        check_fresh_run_dir(d)
+    (d / ".hydra" / "config.yaml").write_text("method:\n  name: ga\n")
+    (d / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    with pytest.raises(FinishedRunError, match=rf"resume it \(method.ckpt_path={d}/checkpoints/last.ckpt, "):
+        check_fresh_run_dir(d)
+    (d / "checkpoints" / "last.ckpt").unlink()
+    (d / "model").mkdir()  # killed writing its last files: resumed elsewhere
+    with pytest.raises(FinishedRunError, match=rf"move model/ away; its checkpoint resumes into another hydra.run.dir "
+                                               rf"with \+finetune.ckpt_path={d}/checkpoints/teaching/last.ckpt "):
+        check_fresh_run_dir(d)

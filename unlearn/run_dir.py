@@ -195,9 +195,9 @@ def check_fresh_run_dir(directory, key: str = "hydra.run.dir", reads=()) -> None
         # a teaching killed there keeps its last.ckpt, which restores its weights without teaching
         # (docs/guide/teaching_and_cache.md): until 2026-12-07 nothing here said so, and the resume the docs give,
         # into the same directory, is refused by this very check
-        last = Path(directory) / "checkpoints" / "last.ckpt"
         resume = ""
-        if last.is_file() and (resume_key := resume_key_of(directory)) is not None:
+        resume_key, last = interrupted_checkpoint(directory)
+        if last.is_file() and resume_key is not None:
             resume = (f"; its checkpoint resumes into another {key} with {resume_key}={last} (the same command "
                       "with both changed)")
         raise FinishedRunError(f"{key}={directory} holds a run's model/ and no metrics.json (killed while writing its "
@@ -227,9 +227,9 @@ def check_fresh_run_dir(directory, key: str = "hydra.run.dir", reads=()) -> None
         if any(p.suffix == ".ckpt" for p in kept):
             # the interrupted run's own .hydra/config.yaml names its method: a teaching's rerun was told
             # method.ckpt_path first (until 2026-12-07), which method=finetune does not read
-            if (resume_key := resume_key_of(directory)) is not None:
-                ways.append(f"resume it ({resume_key}={directory}/checkpoints/last.ckpt, the same command with it "
-                            f"added)")
+            resume_key, last = interrupted_checkpoint(directory)
+            if resume_key is not None:
+                ways.append(f"resume it ({resume_key}={last}, the same command with it added)")
             else:
                 ways.append(f"resume it (method.ckpt_path={directory}/checkpoints/last.ckpt, the run's method; a "
                             f"teaching's, method=finetune: +finetune.ckpt_path=...)")
@@ -260,6 +260,20 @@ def resume_key_of(directory) -> str | None:
     if not isinstance(name, str):
         return None
     return GIVEN_AS if name == "finetune" else "method.ckpt_path"
+
+
+def interrupted_checkpoint(directory) -> tuple[str | None, Path]:
+    """The checkpoint an interrupted run of `directory` resumes from, and the key that resumes it (None: unknown):
+    the method's own <dir>/checkpoints/last.ckpt (resume_key_of), or, where only the cache's teaching inside an
+    unlearning run wrote one (until the fifty-fourth session it wrote none), its <dir>/checkpoints/teaching/last.ckpt,
+    which +finetune.ckpt_path resumes whatever the run's method."""
+    from unlearn.teaching_resume import GIVEN_AS, cache_teaching_dir
+
+    last = Path(str(directory)) / "checkpoints" / "last.ckpt"
+    teaching = cache_teaching_dir(directory) / "last.ckpt"
+    if not last.is_file() and teaching.is_file():
+        return GIVEN_AS, teaching
+    return resume_key_of(directory), last
 
 
 def run_reads(cfg) -> list[str]:
