@@ -117,11 +117,15 @@ def test_a_checkpoint_of_another_teaching_is_refused_by_its_keys(tmp_path, small
         check("trainer=ddp_sim")
     # the seed of the unlearning that would follow is no teaching setting (teach_seed follows it unless set)
     check("seed=5", "teach_seed=0")
-    # method=finetune only; a teaching's checkpoint is no unlearning run's
-    cfg = _cfg(tmp_path / "check", "method=ga")
+    # an unlearning method teaching its vanilla model into the cache reads it too: one teaching, whatever the method
+    # (until the fifty-fourth session refused under any method but finetune)
+    cfg = _cfg(tmp_path / "check", "method=ga", *one[1:])
     with open_dict(cfg):
         cfg.finetune.ckpt_path = str(last)
-    with pytest.raises(ValueError, match="resumes a teaching run \\(method=finetune\\) only"):
+    check_teaching_resume_path(cfg)
+    with open_dict(cfg):
+        cfg.finetune.epochs = 2
+    with pytest.raises(ValueError, match=r"other settings \(finetune.epochs: saved 1, now 2\)"):
         check_teaching_resume_path(cfg)
     from unlearn.methods.gradient import check_resume_file
 
