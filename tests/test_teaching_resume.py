@@ -129,8 +129,9 @@ def test_a_checkpoint_of_another_teaching_is_refused_by_its_keys(tmp_path, small
         check_teaching_resume_path(cfg)
     from unlearn.methods.gradient import check_resume_file
 
-    with pytest.raises(ValueError, match="a teaching's checkpoint \\(method=finetune\\), which resumes with "
-                                         "\\+finetune.ckpt_path"):
+    with pytest.raises(ValueError, match="a teaching's checkpoint \\(method=finetune's, or an unlearning run's "
+                                         "teaching of its vanilla model: checkpoints/teaching/last.ckpt\\), which "
+                                         "resumes with \\+finetune.ckpt_path"):
         check_resume_file(last, _cfg(tmp_path / "check", "method=ga"))
     with pytest.raises(FileNotFoundError, match="finetune.ckpt_path=.*: no such file"):
         check(path=tmp_path / "none.ckpt")

@@ -443,7 +443,8 @@ def check_resume_file(path, cfg) -> None:
     from unlearn.teaching_resume import IDENTITY_KEY
 
     if IDENTITY_KEY in checkpoint:  # its identity holds no method key, so nothing would have been compared
-        raise ValueError(f"method.ckpt_path={path}: a teaching's checkpoint (method=finetune), which resumes with "
+        raise ValueError(f"method.ckpt_path={path}: a teaching's checkpoint (method=finetune's, or an unlearning "
+                         "run's teaching of its vanilla model: checkpoints/teaching/last.ckpt), which resumes with "
                          "+finetune.ckpt_path; an unlearning run resumes from its own <run dir>/checkpoints/last.ckpt")
     check_resume(checkpoint.get(RESUME_KEY), resume_identity(cfg), epochs_run(checkpoint), cfg.method.get("epochs"))
 
