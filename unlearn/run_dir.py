@@ -265,8 +265,8 @@ def resume_key_of(directory) -> str | None:
 def interrupted_checkpoint(directory) -> tuple[str | None, Path]:
     """The checkpoint an interrupted run of `directory` resumes from, and the key that resumes it (None: unknown):
     the method's own <dir>/checkpoints/last.ckpt (resume_key_of), or, where only the cache's teaching inside an
-    unlearning run wrote one (until the fifty-fourth session it wrote none), its <dir>/checkpoints/teaching/last.ckpt,
-    which +finetune.ckpt_path resumes whatever the run's method."""
+    unlearning run wrote one (until the fifty-fourth session it wrote none), its
+    <dir>/checkpoints/teaching/last.ckpt, which +finetune.ckpt_path resumes whatever the run's method."""
     from unlearn.teaching_resume import GIVEN_AS, cache_teaching_dir
 
     last = Path(str(directory)) / "checkpoints" / "last.ckpt"
