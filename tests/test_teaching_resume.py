@@ -685,3 +685,15 @@ def test_the_cache_teachings_checkpoints_go_once_published(tmp_path, caplog):
         remove_cache_teaching(folder, tmp_path / "other" / "last.ckpt")
     assert not folder.exists() and (folder.parent / "last.ckpt").is_file()
     assert f"finetune.ckpt_path={tmp_path / 'other' / 'last.ckpt'}, another run's teaching checkpoint" in caplog.text
+
+
+@pytest.mark.slow
+def test_the_cache_teaching_resumed_on_two_processes_publishes_the_uninterrupted_model(launches):
+    """trainer=ddp_sim (two CPU processes, gloo): ensure_vanilla with the run's directory, killed after the first of
+    2 epochs and resumed from its checkpoints/teaching/last.ckpt, publishes the uninterrupted teaching's model and
+    deletes its checkpoints (rank 0, the other rank waiting at the barrier)."""
+    from pathlib import Path
+
+    got = launches(2, Path(__file__).parent / "scripts" / "cache_teaching_resume.py", "--global-batch", "16")
+    assert got["resumed_after"] == [1]
+    assert _differing(got["straight"], got["resumed"]) == [] and not got["left"]
