@@ -12,6 +12,7 @@ from tests.test_real_data import _rows, offline  # noqa: F401 (fixture)
 from unlearn.data import mllmu_bench as M
 from unlearn.data.fixtures import edit_fixture, write_mllmu_bench_fixture
 from unlearn.data.schema import BadRows, DataError
+from unlearn.run_dir import RANK_VARIABLES
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +151,33 @@ def test_intact_snapshot_warns_of_no_empty_modality(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="unlearn.data.empty_modalities"):
         _load(root, tmp_path)
     assert not [r for r in caplog.records if _EMPTY in r.getMessage()]
+
+
+@pytest.mark.parametrize("variable", RANK_VARIABLES)
+def test_an_empty_modality_is_warned_by_rank_0_alone(monkeypatch, caplog, variable):
+    """Every DDP process loads the benchmark: under trainer=ddp on 2 processes the warning was printed twice (until
+    2026-12-07). A rank a launcher started (its rank variable set, no process group yet) or a process group's rank 1
+    finds the same empty modality and says nothing; rank 0 says it once."""
+    import torch.distributed as dist
+
+    from unlearn.data.empty_modalities import warn_empty_modalities
+
+    rows = [{"Classification_Task": {"Image_Textual_Questions": [{}], "Pure_Text_Questions": []},
+             "Generation_Task": [{"Type": "Image_Textual"}], "Mask_Task": []}]
+
+    def warned(rank: str) -> int:
+        monkeypatch.setenv(variable, rank)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="unlearn.data.empty_modalities"):
+            assert warn_empty_modalities(rows, "forget_10 (forget.parquet)", "forget") == ["text"]
+        return len([r for r in caplog.records if _EMPTY in r.getMessage()])
+
+    for v in RANK_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    assert warned("1") == 0
+    assert warned("0") == 1
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)  # the group's rank, whatever the variables say
+    monkeypatch.setattr(dist, "get_rank", lambda *a, **k: 1)
+    assert warned("0") == 0
+    monkeypatch.setattr(dist, "get_rank", lambda *a, **k: 0)
+    assert warned("1") == 1

@@ -40,7 +40,7 @@ from unlearn.models.loading import (CheckpointError, configured_model_types, loa
 from unlearn.models.precision import cast_copy, dtype_named
 from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part, running_code
 from unlearn.rng import resumed, rng_state, seeded
-from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, launched_rank, run_reads
+from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, global_zero, run_reads
 from unlearn.run_names import hydra_overrides, name_logger
 from unlearn.settings import (SettingsError, check_accelerator, check_input_paths, check_required_keys,
                               check_run_settings, interpolation_source, refusing_before_run, relearn_splits)
@@ -106,11 +106,8 @@ class RunContext:
 
     @property
     def is_global_zero(self) -> bool:
-        """Rank 0, also before any process group exists: a rank Lightning's launcher or torchrun started is not
-        (until 2026-12-05 every rank was, until its first Trainer, and wrote what rank 0 writes)."""
-        if torch.distributed.is_initialized():
-            return torch.distributed.get_rank() == 0
-        return not launched_rank()
+        """Rank 0, also before any process group exists (run_dir.global_zero)."""
+        return global_zero()
 
 
 # what configs/trainer/cpu.yaml (every trainer preset's base) sets a stage's own value over without a word

@@ -56,6 +56,17 @@ def launched_rank() -> bool:
     return any(os.environ.get(v, "0").strip() not in ("", "0") for v in RANK_VARIABLES)
 
 
+def global_zero() -> bool:
+    """Rank 0, also before any process group exists: a rank Lightning's launcher or torchrun started is not
+    (until 2026-12-05 every rank was, until its first Trainer, and wrote what rank 0 writes). What only one process
+    of a run should do or say (every rank loads the benchmark, before its first Trainer) asks this."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return not launched_rank()
+
+
 def claim_run_dir(directory, key: str = "hydra.run.dir", recheck=None) -> bool:
     """Claim `directory` for this process, or refuse naming `key` when a live run holds it. True when this call took
     the claim (False: this process holds it already, a rank other than 0, or a filesystem without locks, warned).

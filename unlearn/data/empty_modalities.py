@@ -30,11 +30,14 @@ def questions_per_modality(rows: list[dict]) -> dict[str, int]:
 
 def warn_empty_modalities(rows: list[dict], label: str, split: str) -> list[str]:
     """Warn, naming the config (`label`, with its files) and the keys to fill, for each modality with no question
-    in `rows`; `split` is the evaluated split (forget, retain, test, untouched). Returns those modalities."""
+    in `rows`; `split` is the evaluated split (forget, retain, test, untouched). Returns those modalities, on every
+    rank; only rank 0 warns (every DDP process loads the benchmark: under trainer=ddp the warning was printed once
+    per process, until 2026-12-07)."""
     from unlearn.eval.items import FORM_OF_TYPE, MC_KEYS
+    from unlearn.run_dir import global_zero
 
     empty = [m for m, n in questions_per_modality(rows).items() if n == 0]
-    for modality in empty:
+    for modality in empty if global_zero() else ():
         mc_key = next(k for k, form in MC_KEYS.items() if form == modality)
         kind = next(t for t, form in FORM_OF_TYPE.items() if form == modality)
         log.warning(
