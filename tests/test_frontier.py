@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -1148,16 +1149,24 @@ def test_a_sweep_worker_stops_when_the_sweep_process_is_killed(tmp_path):
     pid = int(run.stdout.split()[0])
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if _gone(pid):
             return
-        with open(f"/proc/{pid}/stat") as f:  # a zombie (reaped by init soon) counts as gone
-            if f.read().split(")")[-1].split()[0] == "Z":
-                return
         time.sleep(0.1)
-    os.kill(pid, 9)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, 9)
     raise AssertionError(f"worker {pid} still running 10 s after its parent was killed")
+
+
+def _gone(pid: int) -> bool:
+    """Whether process `pid` has exited: no such process, or a zombie (reaped by init soon). Its /proc entry may go
+    between the two looks (reaped after os.kill found it): until 2026-12-07 that raised FileNotFoundError (or
+    ProcessLookupError from the read), failing the test at the moment the worker did stop."""
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] == "Z"
+    except (ProcessLookupError, FileNotFoundError):
+        return True
 
 
 @pytest.mark.slow
