@@ -114,6 +114,19 @@ def test_taught_person_in_neither_forget_nor_retain_is_warned(tmp_path, caplog):
     assert person in splits["train"]["source_id"] and bad.skipped == {}  # still taught; no row is bad
 
 
+def test_an_unassigned_person_is_warned_by_rank_0_alone(tmp_path, caplog, monkeypatch):
+    """Every DDP process loads the benchmark: a launched rank 1 loads the same people and says nothing (each
+    process said it until 2026-12-07)."""
+    root = write_mllmu_bench_fixture(tmp_path / "MLLMU-Bench")
+    edit_fixture(root, "retain_90", lambda rows: rows[:-1])
+    for v in RANK_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with caplog.at_level(logging.WARNING, logger="unlearn.data.mllmu_bench"):
+        _load(root, tmp_path / "rank1")
+    assert not [r for r in caplog.records if _UNASSIGNED in r.getMessage()]
+
+
 def test_intact_snapshot_warns_of_no_unassigned_person(tmp_path, caplog):
     root = write_mllmu_bench_fixture(tmp_path / "MLLMU-Bench")
     with caplog.at_level(logging.WARNING, logger="unlearn.data.mllmu_bench"):

@@ -109,6 +109,7 @@ from unlearn.data.empty_modalities import warn_empty_modalities
 from unlearn.data.hub import (EVAL_FEATURES, LETTERS, TRAIN_FEATURES, eval_features, field, image_value, load_config,
                               raw_rows, missing_config, resolve_source, to_dataset)
 from unlearn.data.schema import BadRows, DataError, RowError, check_eval_row, check_train_row, fail, split_name
+from unlearn.run_dir import global_zero
 
 log = logging.getLogger(__name__)
 
@@ -500,8 +501,9 @@ def load(path: str = HUB_ID, forget_split: str = "forget_10", cache_dir: str | P
     both = ({r["ID"] for r in forget} | set(f_named.values())) & ({r["ID"] for r in retain} | set(r_named.values()))
     if both:
         raise DataError(f"IDs {sorted(both)[:5]} are in both {f_label} and {r_label}")
-    if unseen := unassigned(train, {r["ID"] for r in forget} | set(f_named.values()),
-                            {r["ID"] for r in retain} | set(r_named.values())):
+    unseen = unassigned(train, {r["ID"] for r in forget} | set(f_named.values()),
+                        {r["ID"] for r in retain} | set(r_named.values()))
+    if unseen and global_zero():  # every DDP process loads the data: said once (twice on 2 until 2026-12-07)
         log.warning("%s: %d taught people are in neither %s nor %s: trained on, never evaluated (IDs %s%s)",
                     label, len(unseen), f_label, r_label, unseen[:5], " ..." if len(unseen) > 5 else "")
     if people is not None:
