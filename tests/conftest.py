@@ -35,6 +35,20 @@ from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava  # noqa: E
 SMALL = MiniSpec(num_people=12, num_untouched=4, seed=0, train_variants=2)
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """Each test leaves the environment as it found it: what a run sets in os.environ (Lightning's seed_everything
+    its PL_GLOBAL_SEED, agreed() its UNLEARN_RANK0_DECIDED_* decisions) reached every later test in the same worker
+    until 2026-12-07 (a helper's flakiness hunt). Session fixtures set theirs before the snapshot, and keep them."""
+    saved = dict(os.environ)
+    yield
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    for key, value in saved.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
