@@ -182,19 +182,9 @@ def test_train_py_resumes_a_killed_teaching_to_the_published_model(tmp_path):
     from safetensors.torch import load_file
 
     from unlearn import pipeline
-    from unlearn.config import compose_config
 
     def run(name, *extra, kill_at=None):
-        cfg = compose_config(["logger=none", "debug=fast", "method=finetune", "finetune.batch_size=16",
-                              "eval.tasks=[mc]", "eval.max_people=2", "eval.cache_before=false", *extra],
-                             tmp_path / name, tmp_path / f"cache_{name}")
-        with pytest.MonkeyPatch.context() as mp:
-            if kill_at is not None:
-                mp.setattr(FinetuneModule, "on_train_epoch_start",
-                           lambda self: (_ for _ in ()).throw(RuntimeError("killed")) if self.current_epoch == kill_at
-                           else None, raising=False)
-            pipeline.run(cfg)
-        return cfg
+        return _pipeline_run(tmp_path, name, f"cache_{name}", "method=finetune", *extra, kill_at=kill_at)
 
     straight = run("straight")
     with pytest.raises(RuntimeError, match="killed"):
@@ -530,7 +520,7 @@ def test_the_identity_names_the_model_and_data_files_a_teaching_reads(tmp_path, 
 # ---------------------------------------------------------------- the cache's own teaching (an unlearning run's)
 
 
-def _pipeline_run(tmp_path, name, cache, *extra, kill_at=None, caplog=None):
+def _pipeline_run(tmp_path, name, cache, *extra, kill_at=None):
     """`python train.py debug=fast ...` as pipeline.run runs it, into <tmp_path>/<name> with the cache
     <tmp_path>/<cache>; `kill_at`: raise as that teaching epoch (0-based) starts, after the previous one's
     checkpoint."""

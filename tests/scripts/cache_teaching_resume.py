@@ -7,6 +7,7 @@ Used by tests/test_teaching_resume.py: the resumed teaching must publish the uni
 from pathlib import Path
 
 from ddp_script import finish, is_rank_zero, setup  # first: puts the repository on sys.path
+from killed_teaching import killed_at_epoch
 
 import torch
 from omegaconf import open_dict
@@ -14,7 +15,6 @@ from safetensors.torch import load_file
 
 from unlearn import teaching_resume
 from unlearn.config import compose_config
-from unlearn.methods import finetune
 from unlearn.pipeline import ensure_vanilla
 
 
@@ -31,19 +31,8 @@ def main():
                              root / name, root / f"cache_{name}")
         with open_dict(cfg):
             cfg.finetune.ckpt_path = str(resume) if resume else None
-        real = finetune.FinetuneModule.on_train_epoch_start
-
-        def interrupt(self):
-            if self.current_epoch == kill_at:
-                raise RuntimeError("killed")
-
-        finetune.FinetuneModule.on_train_epoch_start = interrupt
-        try:
+        with killed_at_epoch(kill_at):  # killed: None
             return load_file(Path(ensure_vanilla(cfg, bench, run_dir=root / name)) / "model.safetensors")
-        except RuntimeError as e:
-            assert str(e) == "killed", e
-        finally:
-            finetune.FinetuneModule.on_train_epoch_start = real
 
     straight = teach("straight")
     teach("killed", kill_at=1)

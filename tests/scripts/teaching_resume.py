@@ -7,6 +7,7 @@ import copy
 from pathlib import Path
 
 from ddp_script import finish, is_rank_zero, setup  # first: puts the repository on sys.path
+from killed_teaching import killed_at_epoch
 
 import lightning as L
 import torch
@@ -29,19 +30,8 @@ def main():
             cfg.finetune.ckpt_path = str(resume) if resume else None
         ctx = RunContext(cfg, bench, copy.deepcopy(model), proc, root / name)
         L.seed_everything(0, verbose=False)
-        real = finetune.FinetuneModule.on_train_epoch_start
-
-        def interrupt(self):
-            if self.current_epoch == kill_at:
-                raise RuntimeError("killed")
-
-        finetune.FinetuneModule.on_train_epoch_start = interrupt
-        try:
+        with killed_at_epoch(kill_at):
             finetune.teach(ctx, cfg.finetune, checkpoints=root / name / "checkpoints", resume=resume)
-        except RuntimeError as e:
-            assert str(e) == "killed", e
-        finally:
-            finetune.FinetuneModule.on_train_epoch_start = real
         return {n: p.detach().clone() for n, p in ctx.model.named_parameters()}
 
     straight = teach("straight")
