@@ -574,6 +574,8 @@ def test_an_unlearning_run_resumes_its_cache_teaching_to_the_uninterrupted_model
         resumed = _pipeline_run(tmp_path, "killed", "cache", "method=ga", "eval.before=false",
                                 f"+finetune.ckpt_path={last}")
     assert "finetune.ckpt_path: resuming teaching after epoch 1 of 2" in caplog.text
+    assert f"vanilla model missing: teaching the benchmark first (cached at {vanilla_path(resumed)}), resuming " \
+           f"from {last}" in caplog.text
     assert vanilla_path(resumed).name == vanilla_path(straight).name
     assert _differing(want, _published(resumed)) == []
     assert not (tmp_path / "killed" / "checkpoints" / "teaching").exists()

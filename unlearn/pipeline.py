@@ -503,7 +503,8 @@ def ensure_vanilla(cfg: DictConfig, benchmark: Benchmark, schedule_checked: bool
     check_cache_writable(path.parent, cfg, "the taught model")  # before the teaching, not after it
     if not schedule_checked:
         check_teaching_schedule_before_model(cfg, benchmark)
-    log.info("vanilla model missing: teaching the benchmark first (cached at %s)", path)
+    log.info("vanilla model missing: teaching the benchmark first (cached at %s)%s", path,
+             f", resuming from {resume}" if resume else "")
     if departures := teaching_departures(cfg):
         log.warning("this teaching runs under %s, not trainer=cpu's float32 on one process: a vanilla model of its "
                     "own, not the one the default run (and docs/results.md) unlearns; give model.path=<a vanilla "
