@@ -39,6 +39,7 @@ IMPORTS = ("torch", "transformers", "lightning", "wandb", "unlearn.pipeline")
 # nothing: Lightning's share is what it adds on top of these
 MODEL_IMPORTS = ("import torch, transformers and the LLaVA classes (fresh process)",
                  "import torch, transformers; from transformers import LlavaForConditionalGeneration, LlavaProcessor")
+CACHED_RUNS = ("python train.py (W&B offline), cached", "python train.py logger=none, cached")
 WITH_LIGHTNING = ("  the same, then import lightning", MODEL_IMPORTS[1] + "; import lightning")
 # Lightning's logging imports torchmetrics, whose package import loads scipy.signal and matplotlib.pyplot (most of
 # Lightning's share in the fifty-fourth session's `python -X importtime`): its part of that share
@@ -167,8 +168,8 @@ def main() -> None:
             rows.append(("python train.py logger=none, first in this cache", [train_py(["logger=none"], env,
                                                                                       tmp / "first")]))
         commands = [] if args.phases_only else [
-            ("python train.py (W&B offline), cached", lambda i: train_py([], env, tmp / f"wandb{i}")),
-            ("python train.py logger=none, cached", lambda i: train_py(["logger=none"], env, tmp / f"none{i}")),
+            (CACHED_RUNS[0], lambda i: train_py([], env, tmp / f"wandb{i}")),
+            (CACHED_RUNS[1], lambda i: train_py(["logger=none"], env, tmp / f"none{i}")),
             (f"  the same with the interpreter's own exit ({FULL_EXIT_ENV}=1)",
              lambda i: train_py(["logger=none"], {**env, FULL_EXIT_ENV: "1"}, tmp / f"full{i}")),
             ("python -c pass (interpreter start)", lambda i: fresh_process("pass", env)),
@@ -185,11 +186,10 @@ def main() -> None:
             other_env = {**env, "UNLEARN_CACHE": str(tmp / "against_cache")}
             rows.append((f"python train.py logger=none at {args.against}, first in its cache",
                          [train_py(["logger=none"], other_env, tmp / "against_first", other)]))
-            commands[2:2] = [
-                (f"python train.py (W&B offline), cached, at {args.against}",
-                 lambda i: train_py([], other_env, tmp / f"against_wandb{i}", other)),
-                (f"python train.py logger=none, cached, at {args.against}",
-                 lambda i: train_py(["logger=none"], other_env, tmp / f"against_none{i}", other))]
+            theirs = tuple(f"{name}, at {args.against}" for name in CACHED_RUNS)
+            commands[2:2] = [  # beside this checkout's, so each round runs the four one after another
+                (theirs[0], lambda i: train_py([], other_env, tmp / f"against_wandb{i}", other)),
+                (theirs[1], lambda i: train_py(["logger=none"], other_env, tmp / f"against_none{i}", other))]
         times: dict[str, list[float]] = defaultdict(list)
         for i in range(args.repeat):  # interleaved, so a slow spell of a shared machine hits every command
             for name, command in commands:
@@ -201,8 +201,7 @@ def main() -> None:
             rows.append(("  torchmetrics' part of it (difference of the two medians)",
                          [statistics.median(times[WITH_TORCHMETRICS[0]]) - statistics.median(times[MODEL_IMPORTS[0]])]))
         if other is not None:
-            rows += against_rows(args.against, times, (commands[0][0], commands[1][0]),
-                                 (commands[2][0], commands[3][0]))
+            rows += against_rows(args.against, times, CACHED_RUNS, theirs)
         os.environ.update(UNLEARN_CACHE=str(cache))
         label = f" [{' '.join(args.phase_override)}]" if args.phase_override else ""
         rows += [(f"in process{label}: {k}", [v])
