@@ -291,8 +291,9 @@ def given_source(source: str, run_dir: Path, resolved: str | None = None) -> str
     except Exception:  # noqa: BLE001 - not recorded: the path as given
         return source
     joined = posixpath.normpath(posixpath.join(str(cwd), text))
-    local = text.startswith(".") or text.strip("/").count("/") > 1 or os.path.isdir(joined)
-    return joined if local else source
+    from unlearn.models.loading import written_local
+
+    return joined if written_local(text) or os.path.isdir(joined) else source
 
 
 def given_checkpoint(config: dict | None) -> bool:

@@ -442,13 +442,19 @@ def check_teaching_resume_path(cfg) -> None:
 
             if vanilla_path(cfg).exists():  # nothing to resume: the run starts from the cached model, and says so
                 return
-    path = Path(str(resume)).expanduser()
     from unlearn.teaching_resume import WHERE, check_teaching_resume_file
 
+    check_teaching_resume_file(checkpoint_file(resume, "finetune.ckpt_path", f"an interrupted teaching's {WHERE}"),
+                               cfg)
+
+
+def checkpoint_file(value, key: str, what: str) -> Path:
+    """`key`'s checkpoint file, refused by name where it is a directory or missing (`what`: where one comes from)."""
+    path = Path(str(value)).expanduser()
     if not path.is_file():
         found = "a directory, not a checkpoint file" if path.is_dir() else "no such file"
-        raise FileNotFoundError(f"finetune.ckpt_path={resume}: {found} (an interrupted teaching's {WHERE})")
-    check_teaching_resume_file(path, cfg)
+        raise FileNotFoundError(f"{key}={value}: {found} ({what})")
+    return path
 
 
 def check_input_paths(cfg) -> None:
@@ -465,14 +471,11 @@ def check_input_paths(cfg) -> None:
         raise ValueError(f"method.ckpt_path={cfg.method.ckpt_path}: read by the gradient methods (ga, grad_diff, kl, "
                          f"npo) only; method={cfg.method.name} would ignore it{other}")
     resume = cfg.method.get("ckpt_path")  # a gradient method's, the others refused above
-    if resume and not Path(str(resume)).expanduser().is_file():
-        found = "a directory, not a checkpoint file" if Path(str(resume)).expanduser().is_dir() else "no such file"
-        raise FileNotFoundError(f"method.ckpt_path={resume}: {found} (an interrupted run's "
-                                "<run dir>/checkpoints/last.ckpt)")
     if resume:
         from unlearn.methods.gradient import check_resume_file
 
-        check_resume_file(Path(str(resume)).expanduser(), cfg)
+        check_resume_file(checkpoint_file(resume, "method.ckpt_path",
+                                          "an interrupted run's <run dir>/checkpoints/last.ckpt"), cfg)
     check_teaching_resume_path(cfg)
     check_official_layers(cfg)
     if cfg.model.get("path"):  # the starting checkpoint, before the benchmark loads (until 2026-12-06 after it)

@@ -31,10 +31,15 @@ class CheckpointError(FileNotFoundError):
     pass
 
 
+def written_local(path) -> bool:
+    """Local by how it is written, whatever exists: absolute, `.`/`~`-led, or more slashes than `owner/name` has."""
+    return (Path(str(path)).expanduser().is_absolute() or str(path).startswith((".", "~"))
+            or str(path).strip("/").count("/") > 1)
+
+
 def looks_local(path) -> bool:
-    """Read as a local directory, not a hub id (`name` or `owner/name`)."""
-    p = Path(str(path)).expanduser()
-    return p.is_absolute() or str(path).startswith((".", "~")) or p.exists() or str(path).strip("/").count("/") > 1
+    """Read as a local directory, not a hub id (`name` or `owner/name`): written so, or there."""
+    return written_local(path) or Path(str(path)).expanduser().exists()
 
 
 def resolved_path(path) -> str:
