@@ -3,9 +3,11 @@ MMUnlearner Fisher, MMUnlearner mask and update, gradient-baseline updates under
 teaching's update (two processes with half the batch each); the teaching probe's stop decisions are the ranks'
 agreed ones.
 
-A launch costs about 5 s of imports before any work, two processes 10-12 s (CI: 2 cores), so tests that compare
-cases of one script read them from one launch per process count (the session's `launches`, tests/conftest.py):
-each case still runs from the fresh model with its own settings, and each test checks its own cases."""
+A launch costs about 5 s of imports per process before any work, two processes 10-12 s (CI: 2 cores), so the
+tests below read their cases from one launch per process count (tests/scripts/in_one_launch.py, which runs the
+four scripts in turn; the session's `launches`, tests/conftest.py): each case still runs from the fresh model with
+its own settings, and each test checks its own cases. (Until the fifty-fifth session one launch per script, and
+test_fsdp.py's and test_manu_official.py's readers, on another pytest-xdist worker, launched their own again.)"""
 
 from pathlib import Path
 
@@ -15,10 +17,8 @@ import torch
 from tests.conftest import run_script
 
 SCRIPTS = Path(__file__).parent / "scripts"
-SCRIPT = SCRIPTS / "manu_pass.py"
 
 
-GRADIENT = SCRIPTS / "gradient_update.py"
 SCHEDULES = ("sequential", "paired", "interleaved")
 # the cases of the gradient tests below, all on one process and on two, one launch each: their own method, schedule,
 # set sizes (odd: 37 forget and 189 retain sequences, not 38 and 190) and NPO settings, each from the fresh model
@@ -31,33 +31,42 @@ AFTER_EVALUATION = ("kl/paired/evaluate_first", "kl/paired/evaluate_first/fsdp")
 ODD, EVEN = {"forget": 37, "retain": 189}, {"forget": 38, "retain": 190}
 
 
+def _runs(devices: int) -> tuple:
+    """The scripts of the launch on `devices` processes, each with its cases:
+    - manu_pass.py: MANU's statistics pass, with (each from the fresh model) its pass with fewer rows than processes
+      (manu_few_rows.py), the official statistics pass (manu_official_pass.py) and the evaluation of odd counts
+      (eval_odd.py);
+    - gradient_update.py: the gradient cases (on two processes also NPO's token_mean ratio and KL after a
+      before-evaluation under DDP, then FSDP);
+    - mmunlearner_update.py: the update under both retain schedules (--odd) and, from a copy of the fresh model,
+      the authors' half-precision Fisher mask;
+    - teaching_update.py: the teaching (on two processes under both token means, then teaching_steps.py's counts)."""
+    two = devices == 2
+    return (("manu_pass", "--also", "few_rows", "official", "eval_odd"),
+            ("gradient_update", "--case", *GRADIENT_CASES, *([TOKEN_MEAN, *AFTER_EVALUATION] if two else [])),
+            ("mmunlearner_update", "--odd", "--retain-steps", "null", "official", "--official-fisher"),
+            ("teaching_update", *(["--token-mean", "global", "process", "--step-counts"] if two else [])))
+
+
+def launched(launches, devices: int) -> dict:
+    """{script: its result} on `devices` processes: one launch for every test below, shared for the session."""
+    return launches(devices, SCRIPTS / "in_one_launch.py", *(t for run in _runs(devices) for t in ("::", *run)))
+
+
 def _gradient(launches, devices):
-    """The gradient cases' results on `devices` processes, by case (one launch shared by the tests below)."""
-    return launches(devices, GRADIENT, "--case", *GRADIENT_CASES,
-                    *([TOKEN_MEAN, *AFTER_EVALUATION] if devices == 2 else []))
-
-
-MMUNLEARNER = SCRIPTS / "mmunlearner_update.py"
+    return launched(launches, devices)["gradient_update"]
 
 
 def _mmunlearner(launches, devices):
-    """The two MMUnlearner tests' results on `devices` processes: the update under both retain schedules (--odd)
-    and, from a copy of the fresh model, the authors' half-precision Fisher mask (one launch shared by both)."""
-    return launches(devices, MMUNLEARNER, "--odd", "--retain-steps", "null", "official", "--official-fisher")
+    return launched(launches, devices)["mmunlearner_update"]
 
 
 def manu(launches, devices):
-    """MANU's statistics pass (manu_pass.py), its pass with fewer rows than processes (manu_few_rows.py), the
-    official statistics pass (manu_official_pass.py, read by tests/test_manu_official.py) and the evaluation of
-    odd counts (eval_odd.py), each from the fresh model, on `devices` processes: one launch for the four, shared
-    for the session."""
-    return launches(devices, SCRIPT, "--also", "few_rows", "official", "eval_odd")
+    return launched(launches, devices)["manu_pass"]
 
 
 def _teaching_on_two(launches):
-    """The teaching on two processes under both token means, then teaching_steps.py's counts: one launch for the
-    teaching test and the step-count test."""
-    return launches(2, SCRIPTS / "teaching_update.py", "--token-mean", "global", "process", "--step-counts")
+    return launched(launches, 2)["teaching_update"]
 
 
 def _same_logged_losses(one, two, keys):
@@ -284,7 +293,7 @@ def test_teaching_is_the_same_on_one_and_two_processes(launches):
     the one process's shuffle and draws. Until the thirtieth session each process averaged its own tokens and
     drew its own order and portraits. `process` (the official presets': each process's own mean, as their
     per-device loss) is the control: it moves the weights by far more than rounding."""
-    one = launches(1, SCRIPTS / "teaching_update.py")["global"]
+    one = launched(launches, 1)["teaching_update"]["global"]
     twos = _teaching_on_two(launches)
     assert one["size"] % 2 == 1 and one["augmented"] and one["variants"] == 2, one["size"]
     # rank 0 draws, for its items and replayed for rank 1's, the one process's portraits in its order
@@ -340,3 +349,35 @@ def test_the_teaching_step_count_is_lightnings_on_two_processes(launches):
     for lightning, ours in counts:
         assert lightning == ours
     assert [lightning for lightning, _ in counts] == [8, 3, 3, 1]  # one process: 14, 6, 3, 1
+
+
+@pytest.mark.slow
+def test_official_statistics_one_and_two_processes_agree(launches):
+    """tests/scripts/manu_official_pass.py (tests/test_manu_official.py's port of the authors' statistics) on one
+    process and on two."""
+    one, two = (manu(launches, n)["official"] for n in (1, 2))
+    assert min(one["chunks"].values()) >= 2  # the chunked mean of means is exercised
+    assert one["stats"].keys() == two["stats"].keys() == {"forget/multimodal", "forget/text", "retain/multimodal",
+                                                          "retain/text"}
+    for key, units in one["stats"].items():
+        for unit, values in units.items():
+            for k, v in values.items():
+                torch.testing.assert_close(two["stats"][key][unit][k], v, rtol=1e-9, atol=1e-12)
+    assert one["masks"].keys() == two["masks"].keys()
+    for name, mask in one["masks"].items():
+        assert torch.equal(mask, two["masks"][name]), name
+    assert sum(int(m.sum()) for m in one["masks"].values()) > 0
+
+
+@pytest.mark.slow
+def test_fsdp_ends_where_ddp_does_after_a_before_evaluation(launches):
+    """KL (a frozen reference copied from the model) at the default clipping, after a before-evaluation on the
+    same model, two processes: FSDP (blocks sharded, activations recomputed) ends at DDP's weights, and the model
+    it leaves is whole again: its own parameter names and shapes, no FSDP unit or checkpoint wrapper inside."""
+    ddp, fsdp = (_gradient(launches, 2)[case] for case in AFTER_EVALUATION)
+    # the Trainers' strategies (the before-evaluation's and the update's): FSDP's is unlearn.strategies'
+    assert set(ddp["strategies"]) == {"DDPStrategy"} and set(fsdp["strategies"]) == {"WholeModelFSDP"}
+    assert fsdp["weights"].keys() == ddp["weights"].keys() == ddp["start"].keys()
+    assert all(fsdp["weights"][n].shape == w.shape for n, w in ddp["start"].items())
+    _same_weights_and_moved(ddp, fsdp)
+    assert fsdp["wrappers"] == [] and ddp["wrappers"] == []

@@ -2,7 +2,8 @@
 Trainers on one model. Found on an H200 (2026-12-04), where no FSDP run had been made before: after the
 before-evaluation the model stayed wrapped in FSDP units, so KL's and NPO's reference could not be copied and the
 next Trainer sharded nothing more; Lightning's FSDP refused `gradient_clip_val` (1.0 in every trainer preset);
-activation checkpointing re-ran each block's forward into the same key/value cache."""
+activation checkpointing re-ran each block's forward into the same key/value cache. FSDP ending at DDP's weights:
+tests/test_ddp.py (it reads that file's two-process launch)."""
 
 import os
 import subprocess
@@ -12,21 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.test_ddp import AFTER_EVALUATION, SCRIPTS, _gradient, _same_weights_and_moved
-
-
-@pytest.mark.slow
-def test_fsdp_ends_where_ddp_does_after_a_before_evaluation(launches):
-    """KL (a frozen reference copied from the model) at the default clipping, after a before-evaluation on the
-    same model, two processes: FSDP (blocks sharded, activations recomputed) ends at DDP's weights, and the model
-    it leaves is whole again: its own parameter names and shapes, no FSDP unit or checkpoint wrapper inside."""
-    ddp, fsdp = (_gradient(launches, 2)[case] for case in AFTER_EVALUATION)  # test_ddp's two-process launch
-    # the Trainers' strategies (the before-evaluation's and the update's): FSDP's is unlearn.strategies'
-    assert set(ddp["strategies"]) == {"DDPStrategy"} and set(fsdp["strategies"]) == {"WholeModelFSDP"}
-    assert fsdp["weights"].keys() == ddp["weights"].keys() == ddp["start"].keys()
-    assert all(fsdp["weights"][n].shape == w.shape for n, w in ddp["start"].items())
-    _same_weights_and_moved(ddp, fsdp)
-    assert fsdp["wrappers"] == [] and ddp["wrappers"] == []
+from tests.test_ddp import SCRIPTS
 
 
 def test_whole_modules_leaves_an_unwrapped_model_as_it_is():

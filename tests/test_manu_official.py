@@ -370,26 +370,6 @@ def test_train_with_official_selection(tmp_path, taught_fast):
     assert summary["artifacts"]["manu"]["pruned"]["total"]["pruned"] > 0
 
 
-@pytest.mark.slow
-def test_official_statistics_one_and_two_processes_agree(launches):
-    """tests/scripts/manu_official_pass.py on one process and on two, run in tests/test_ddp.py's MANU launch (one
-    launch per process count for both files' MANU cases)."""
-    from tests.test_ddp import manu
-
-    one, two = (manu(launches, n)["official"] for n in (1, 2))
-    assert min(one["chunks"].values()) >= 2  # the chunked mean of means is exercised
-    assert one["stats"].keys() == two["stats"].keys() == {"forget/multimodal", "forget/text", "retain/multimodal",
-                                                          "retain/text"}
-    for key, units in one["stats"].items():
-        for unit, values in units.items():
-            for k, v in values.items():
-                torch.testing.assert_close(two["stats"][key][unit][k], v, rtol=1e-9, atol=1e-12)
-    assert one["masks"].keys() == two["masks"].keys()
-    for name, mask in one["masks"].items():
-        assert torch.equal(mask, two["masks"][name]), name
-    assert sum(int(m.sum()) for m in one["masks"].values()) > 0
-
-
 def test_intermediate_unit_hooks_the_inputs(tiny_model):
     """manu.official.unit=intermediate (for measuring): the project's unit under the authors' statistics."""
     model, proc = tiny_model

@@ -32,9 +32,10 @@ def finish() -> None:
     os._exit(0)
 
 
-def setup(add_arguments=None, global_batch: bool = False):
+def setup(add_arguments=None, global_batch: bool = False, argv=None):
     """(args, benchmark, model, processor). `global_batch`: a --global-batch (default 6) split evenly over
-    --devices, so one process and W take the same steps."""
+    --devices, so one process and W take the same steps. `argv`: the arguments, where not sys.argv's (a script run
+    by in_one_launch.py)."""
     import torch
 
     from unlearn.data.benchmark import Benchmark
@@ -49,7 +50,7 @@ def setup(add_arguments=None, global_batch: bool = False):
         ap.add_argument("--global-batch", type=int, default=6)
     if add_arguments is not None:
         add_arguments(ap)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(1)
     if global_batch and args.global_batch % args.devices:
         raise SystemExit(f"--global-batch {args.global_batch} is not a multiple of --devices {args.devices}")

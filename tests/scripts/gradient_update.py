@@ -25,7 +25,7 @@ from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
 from unlearn.pipeline import RunContext
 
 
-def main():
+def main(argv=None):
     def extra(ap):
         ap.add_argument("--case", nargs="+", default=["grad_diff/sequential"],
                         help="method/schedule, then any of: odd (one sequence fewer of each set: shards are "
@@ -33,7 +33,7 @@ def main():
                              "before-evaluation does), fsdp (trainer=fsdp_sim instead of ddp_sim), "
                              "npo_log_ratio=X, npo_empty_rows=Y")
 
-    args, bench, model, proc = setup(extra, global_batch=True)
+    args, bench, model, proc = setup(extra, global_batch=True, argv=argv)
     cases = {case: parse_case(case) for case in args.case}  # a misspelt case stops the launch before any runs
     fresh = copy.deepcopy(model)
     results = {case: one_case(args, bench, copy.deepcopy(fresh), proc, case, c) for case, c in cases.items()}

@@ -24,9 +24,10 @@ from unlearn.eval.items import flatten
 from unlearn.methods.manu import ActivationPass, statistics_datasets
 
 
-def main():
+def main(argv=None):
     args, bench, model, proc = setup(lambda ap: ap.add_argument("--also", nargs="*", default=[],
-                                                                choices=["few_rows", "official", "eval_odd"]))
+                                                                choices=["few_rows", "official", "eval_odd"]),
+                                     argv=argv)
     fresh = copy.deepcopy(model)
     result = manu_pass(args, bench, model, proc)
     if args.also:

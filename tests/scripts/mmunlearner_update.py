@@ -42,7 +42,7 @@ class Record(L.Callback):
         self.tokens.append(pl_module.all_gather(mine).reshape(-1).tolist())
 
 
-def main():
+def main(argv=None):
     def extra(ap):
         ap.add_argument("--steps", type=int, default=2)
         ap.add_argument("--optimizer", default="torch.optim.SGD")
@@ -57,7 +57,7 @@ def main():
                         help="the update's whole epoch (not --steps) on forget and retain sets of odd size: shards "
                              "are padded")
 
-    args, bench, model, proc = setup(extra, global_batch=True)
+    args, bench, model, proc = setup(extra, global_batch=True, argv=argv)
     results = {}
     if args.official_fisher:  # the model as set up, and the configuration of a run without --odd
         fresh = copy.deepcopy(model)
@@ -91,6 +91,14 @@ def update(args, bench, model, proc) -> dict:
             return data
 
         mmunlearner.qa_data = one_fewer
+    try:
+        return _each_retain_steps(args, bench, model, proc, masks, names, sizes, made)
+    finally:  # the next script of an in_one_launch.py launch reads the whole sets
+        if args.odd:
+            mmunlearner.qa_data = whole
+
+
+def _each_retain_steps(args, bench, model, proc, masks, names, sizes, made) -> dict:
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     results = {}
     for value in args.retain_steps:

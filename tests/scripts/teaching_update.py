@@ -22,13 +22,13 @@ from unlearn.methods import finetune
 from unlearn.pipeline import RunContext
 
 
-def main():
+def main(argv=None):
     def extra(ap):
         ap.add_argument("--token-mean", nargs="+", default=["global"],
                         help="several: each taught in turn from the same fresh model, in one launch")
         ap.add_argument("--step-counts", action="store_true", help="then teaching_steps.py's cases")
 
-    args, bench, model, proc = setup(extra, global_batch=True)
+    args, bench, model, proc = setup(extra, global_batch=True, argv=argv)
     fresh = copy.deepcopy(model)
     results = {mean: one_case(args, bench, copy.deepcopy(fresh), proc, mean) for mean in args.token_mean}
     if args.step_counts:
