@@ -3,6 +3,7 @@ checkpoint of another teaching is refused by name (unlearn/teaching_resume.py)."
 
 import copy
 import logging
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -197,12 +198,17 @@ def test_train_py_resumes_a_killed_teaching_to_the_published_model(tmp_path):
     assert sorted(want) == sorted(got) and [k for k in want if not torch.equal(want[k], got[k])] == []
 
 
+def _resumes_on_two(launches) -> dict:
+    """teaching_resume.py's and cache_teaching_resume.py's results on two processes: one launch for both tests
+    (tests/scripts/in_one_launch.py; a two-process launch costs 10-12 s of imports before any work)."""
+    return launches(2, Path(__file__).parent / "scripts" / "in_one_launch.py",
+                    "::", "teaching_resume", "--global-batch", "16", "::", "cache_teaching_resume", "--global-batch", "16")
+
+
 @pytest.mark.slow
 def test_a_resume_on_two_processes_is_the_uninterrupted_teaching(launches):
     """trainer=ddp_sim (two CPU processes, gloo): killed after the first of 3 epochs, resumed on two processes."""
-    from pathlib import Path
-
-    got = launches(2, Path(__file__).parent / "scripts" / "teaching_resume.py", "--global-batch", "16")
+    got = _resumes_on_two(launches)["teaching_resume"]
     want, resumed, start = got["straight"], got["resumed"], got["start"]
     assert [n for n in want if not torch.equal(want[n], start[n])], "teaching changed nothing"
     assert [n for n in want if not torch.equal(want[n], resumed[n])] == []
@@ -684,8 +690,6 @@ def test_the_cache_teaching_resumed_on_two_processes_publishes_the_uninterrupted
     """trainer=ddp_sim (two CPU processes, gloo): ensure_vanilla with the run's directory, killed after the first of
     2 epochs and resumed from its checkpoints/teaching/last.ckpt, publishes the uninterrupted teaching's model and
     deletes its checkpoints (rank 0, the other rank waiting at the barrier)."""
-    from pathlib import Path
-
-    got = launches(2, Path(__file__).parent / "scripts" / "cache_teaching_resume.py", "--global-batch", "16")
+    got = _resumes_on_two(launches)["cache_teaching_resume"]
     assert got["resumed_after"] == [1]
     assert _differing(got["straight"], got["resumed"]) == [] and not got["left"]

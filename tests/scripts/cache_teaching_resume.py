@@ -18,8 +18,8 @@ from unlearn.config import compose_config
 from unlearn.pipeline import ensure_vanilla
 
 
-def main():
-    args, bench, _, _ = setup(global_batch=True)
+def main(argv=None):
+    args, bench, _, _ = setup(global_batch=True, argv=argv)
     resumed_after = []  # the epochs a resume found done (rank 0's log line): a teaching ignoring the resume gives
     said = teaching_resume.say_where_it_resumes  # the same weights, taught from the start
     teaching_resume.say_where_it_resumes = lambda completed, *a: (resumed_after.append(completed), said(completed, *a))
@@ -34,10 +34,13 @@ def main():
         with killed_at_epoch(kill_at):  # killed: None
             return load_file(Path(ensure_vanilla(cfg, bench, run_dir=root / name)) / "model.safetensors")
 
-    straight = teach("straight")
-    teach("killed", kill_at=1)
-    last = root / "killed" / "checkpoints" / "teaching" / "last.ckpt"
-    resumed = teach("killed", resume=last)
+    try:
+        straight = teach("straight")
+        teach("killed", kill_at=1)
+        last = root / "killed" / "checkpoints" / "teaching" / "last.ckpt"
+        resumed = teach("killed", resume=last)
+    finally:  # the next script of an in_one_launch.py launch says its own
+        teaching_resume.say_where_it_resumes = said
     if is_rank_zero():
         torch.save({"straight": straight, "resumed": resumed, "left": last.parent.exists(),
                     "resumed_after": resumed_after}, args.out)

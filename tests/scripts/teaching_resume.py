@@ -18,8 +18,8 @@ from unlearn.methods import finetune
 from unlearn.pipeline import RunContext
 
 
-def main():
-    args, bench, model, proc = setup(global_batch=True)
+def main(argv=None):
+    args, bench, model, proc = setup(global_batch=True, argv=argv)
     root = Path(args.out).parent / f"resume_{args.devices}"
 
     def teach(name, resume=None, kill_at=None):
