@@ -151,6 +151,27 @@ def test_sigterm_while_a_directory_is_written_removes_its_scratch_and_says_so(tm
     assert list(tmp_path.iterdir()) == []  # neither the model nor its scratch
 
 
+def test_the_sigterm_handler_loads_no_lightning_and_raises_lightnings_exit_where_it_is_loaded():
+    """Installing the handler imported Lightning (5-6 s on 2 cores) until the fifty-fifth session, so a command
+    refusing its input before any run (`python -m unlearn.frontier --report-only --out <missing>`) took 8 s to say
+    so. Where Lightning is not loaded no Trainer or sweep runs to tell its SIGTERMException apart: a SystemExit of
+    the same status; where it is, its SIGTERMException, which a Trainer, InterruptNotice and a sweep catch."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from unlearn.runtime import _sigterm_exit
+
+    script = ("import os, signal, sys\nfrom unlearn.runtime import sigterm_as_exit\nsigterm_as_exit()\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'torch')), flush=True)\n"
+              "try:\n    os.kill(os.getpid(), signal.SIGTERM)\n    signal.pause()\n"
+              "except SystemExit as e:\n    print(type(e).__name__, e.code, flush=True)\n    raise\n")
+    ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=60)
+    assert ended.returncode == 143, ended.stderr
+    assert ended.stdout.splitlines() == ["[]", "SystemExit 143"]
+    exit_ = _sigterm_exit()  # Lightning loaded here, as in a run
+    assert type(exit_) is SIGTERMException and exit_.code == 143
+
+
 def test_sigterm_in_a_trainer_is_still_lightnings_to_stop(tmp_path, caplog):
     """Inside a fit Lightning's handler calls ours after its own: ours leaves the stop to Lightning (at the next
     step, its checkpoint named by InterruptNotice), and is the process's handler again after the fit."""

@@ -3,6 +3,7 @@ command's refusals as messages."""
 
 import logging
 import os
+import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -97,8 +98,6 @@ def sigterm_as_exit(said: bool = True) -> None:
     process was stopped (false in a `--jobs` frontier sweep's process, whose workers run: it says what they did)."""
     import signal
 
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
     def raise_exit(signum, frame) -> None:
         if signal.getsignal(signal.SIGTERM) is not raise_exit:  # called by a Trainer's handler: Lightning's stop
             return
@@ -112,9 +111,19 @@ def sigterm_as_exit(said: bool = True) -> None:
             return
         if said:
             _interrupted_outside_a_fit("SIGTERM")
-        raise SIGTERMException(SIGTERM_STATUS)
+        raise _sigterm_exit()
 
     signal.signal(signal.SIGTERM, raise_exit)
+
+
+def _sigterm_exit() -> SystemExit:
+    """Lightning's SIGTERMException (a SystemExit that its Trainer, callbacks/interrupt_notice.py and a frontier sweep
+    tell apart) where Lightning is loaded; before it is, no Trainer or sweep runs to tell it apart, and a SystemExit of
+    the same status ends the process alike. Not imported when the handler is installed: Lightning's import is 5-6 s
+    on 2 cores, which a command refusing its input before any run paid for nothing (until the fifty-fifth session
+    `python -m unlearn.frontier --report-only --out <missing>` took 8 s to say so)."""
+    loaded = sys.modules.get("lightning.pytorch.utilities.exceptions")
+    return getattr(loaded, "SIGTERMException", SystemExit)(SIGTERM_STATUS)
 
 
 def several_processes() -> bool:
