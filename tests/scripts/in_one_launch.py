@@ -13,6 +13,7 @@ Lightning's `ddp` launcher re-runs this command for the other ranks, which run t
 import argparse
 import importlib
 import sys
+import time
 from pathlib import Path
 
 from ddp_script import finish, is_rank_zero  # first: puts the repository on sys.path
@@ -52,8 +53,10 @@ def main():
     for name, *rest in runs:
         written = out.with_name(f"{out.stem}.{name}.pt")
         torch.manual_seed(fresh_seed)
+        start = time.perf_counter()
         importlib.import_module(name).main(["--devices", str(args.devices), "--cache", args.cache,
                                             "--out", str(written), *rest])
+        print(f"{name}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)  # where a launch goes
         if is_rank_zero():
             results[name] = torch.load(written, weights_only=False)
     if is_rank_zero():
