@@ -198,6 +198,32 @@ def test_code_version_names_the_commit_and_an_edit(tmp_path):
 
 
 
+def test_code_version_writes_nothing_into_the_checkout(tmp_path):
+    """`git status` refreshes a stale .git/index and writes it back under .git/index.lock: a run's git killed
+    meanwhile (code_version's timeout, a SIGTERM to the run's process group, as the test suite sends) left the lock,
+    and the user's next git command failed (a stale lock after a test run, 2026-12-07). Made stale here by a touch that leaves
+    the content as it is; a plain `git status` rewrites the index then (the control)."""
+    import os
+    import subprocess
+
+    from unlearn.provenance import code_version
+
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    index = tmp_path / ".git" / "index"
+    written = index.stat().st_mtime_ns
+    os.utime(index, ns=(written - 10**10, written - 10**10))  # the index 10 s older than a.py's new stamp below
+    os.utime(tmp_path / "a.py", ns=(written + 10**9, written + 10**9))
+    stale = index.stat().st_mtime_ns
+    assert code_version(tmp_path)["dirty"] is False
+    assert index.stat().st_mtime_ns == stale and not (tmp_path / ".git" / "index.lock").exists()
+    git("status", "--porcelain")
+    assert index.stat().st_mtime_ns != stale  # what code_version's git would have done without --no-optional-locks
+
+
 def test_commits_apart_in_docs_or_tests_alone_ran_the_same_code(tmp_path):
     """A commit that changed the README between seed 1 and seed 2 read as other code on the report's page (a
     researcher's finding, fifty-first session): the digest hashes the files a run executes as they are on disk

@@ -64,8 +64,12 @@ def code_version(root: Path | None = None) -> dict | None:
     root = root or Path(__file__).resolve().parents[1]
 
     def git_bytes(*args: str) -> bytes | None:
+        # --no-optional-locks: `git status` otherwise refreshes .git/index under .git/index.lock, and a git killed
+        # meanwhile (this timeout's SIGKILL, a SIGTERM to a run's process group) left the lock behind: the user's
+        # next git command failed ("Unable to create '.git/index.lock': File exists", after a test run, 2026-12-07)
         try:
-            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, timeout=10)
+            done = subprocess.run(["git", "--no-optional-locks", "-C", str(root), *args], capture_output=True,
+                                  timeout=10)
         except (OSError, subprocess.SubprocessError):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
