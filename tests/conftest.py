@@ -133,3 +133,11 @@ def launches(tmp_path_factory):
         return result
 
     return launch
+
+
+def in_one_launch(launches, devices: int, *runs) -> dict:
+    """{script: its result} of tests/scripts/in_one_launch.py running `runs` ((script, *its arguments), ...) in turn
+    on `devices` processes: one launch, shared for the session (`launches`), for scripts a launch each would cost
+    5 s of imports per process."""
+    return launches(devices, Path(__file__).parent / "scripts" / "in_one_launch.py",
+                    *(token for run in runs for token in ("::", *run)))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import run_script
+from tests.conftest import in_one_launch, run_script
 
 SCRIPTS = Path(__file__).parent / "scripts"
 
@@ -50,7 +50,7 @@ def _runs(devices: int) -> tuple:
 
 def launched(launches, devices: int) -> dict:
     """{script: its result} on `devices` processes: one launch for every test below, shared for the session."""
-    return launches(devices, SCRIPTS / "in_one_launch.py", *(t for run in _runs(devices) for t in ("::", *run)))
+    return in_one_launch(launches, devices, *_runs(devices))
 
 
 def _gradient(launches, devices):

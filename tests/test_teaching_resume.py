@@ -3,13 +3,13 @@ checkpoint of another teaching is refused by name (unlearn/teaching_resume.py)."
 
 import copy
 import logging
-from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 from omegaconf import open_dict
 
+from tests.conftest import in_one_launch
 from unlearn.methods.finetune import FinetuneModule, teach
 from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
 from unlearn.pipeline import RunContext
@@ -201,8 +201,8 @@ def test_train_py_resumes_a_killed_teaching_to_the_published_model(tmp_path):
 def _resumes_on_two(launches) -> dict:
     """teaching_resume.py's and cache_teaching_resume.py's results on two processes: one launch for both tests
     (tests/scripts/in_one_launch.py; a two-process launch costs 10-12 s of imports before any work)."""
-    return launches(2, Path(__file__).parent / "scripts" / "in_one_launch.py",
-                    "::", "teaching_resume", "--global-batch", "16", "::", "cache_teaching_resume", "--global-batch", "16")
+    return in_one_launch(launches, 2, ("teaching_resume", "--global-batch", "16"),
+                         ("cache_teaching_resume", "--global-batch", "16"))
 
 
 @pytest.mark.slow

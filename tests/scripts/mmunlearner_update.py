@@ -79,9 +79,8 @@ def update(args, bench, model, proc) -> dict:
     groups = group_parameters(model, dict(cfg.model.param_groups))
     masks, names, _ = compute_masks(ctx, groups, GROUPS["both"], cfg.mmunlearner.gamma, FISHER_BATCH)
     sizes, made = {}, []
+    whole = mmunlearner.qa_data
     if args.odd:  # after the Fisher: the update's multimodal forget and retain sets lose one sequence each
-        whole = mmunlearner.qa_data
-
         def one_fewer(rows, proc, form, *a, **k):
             data = whole(rows, proc, form, *a, **k)
             if form == "multimodal":
@@ -91,30 +90,26 @@ def update(args, bench, model, proc) -> dict:
             return data
 
         mmunlearner.qa_data = one_fewer
-    try:
-        return _each_retain_steps(args, bench, model, proc, masks, names, sizes, made)
-    finally:  # the next script of an in_one_launch.py launch reads the whole sets
-        if args.odd:
-            mmunlearner.qa_data = whole
-
-
-def _each_retain_steps(args, bench, model, proc, masks, names, sizes, made) -> dict:
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     results = {}
-    for value in args.retain_steps:
-        with torch.no_grad():  # every case from the same weights (and the masks of the one Fisher pass)
-            for n, p in model.named_parameters():
-                p.copy_(before[n])
-        cfg, ctx = configured(args, bench, model, proc, value)
-        made.clear()
-        record, losses = Record(names), logged_losses()
-        module = masked_update(ctx, masks, cfg.mmunlearner, callbacks=[record, losses])
-        results[value] = {
-            "masks": {names[p]: m for p, m in masks.items()}, "before": before, "after_forget": record.after_forget,
-            "after": {n: p.detach().clone() for n, p in model.named_parameters()},
-            "retain_steps": module.retain_steps_taken,
-            "steps": module.trainer.fit_loop.epoch_loop.batch_progress.current.completed,
-            "forget_tokens": record.tokens, "sizes": dict(sizes), "losses": losses.steps}
+    try:
+        for value in args.retain_steps:
+            with torch.no_grad():  # every case from the same weights (and the masks of the one Fisher pass)
+                for n, p in model.named_parameters():
+                    p.copy_(before[n])
+            cfg, ctx = configured(args, bench, model, proc, value)
+            made.clear()
+            record, losses = Record(names), logged_losses()
+            module = masked_update(ctx, masks, cfg.mmunlearner, callbacks=[record, losses])
+            results[value] = {
+                "masks": {names[p]: m for p, m in masks.items()}, "before": before,
+                "after_forget": record.after_forget,
+                "after": {n: p.detach().clone() for n, p in model.named_parameters()},
+                "retain_steps": module.retain_steps_taken,
+                "steps": module.trainer.fit_loop.epoch_loop.batch_progress.current.completed,
+                "forget_tokens": record.tokens, "sizes": dict(sizes), "losses": losses.steps}
+    finally:  # the next script of an in_one_launch.py launch reads the whole sets
+        mmunlearner.qa_data = whole
     return results
 
 
