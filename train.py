@@ -13,9 +13,16 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def main(cfg: DictConfig) -> None:
+    from unlearn.settings import check_keys_before_imports, refused_before_run
+
+    try:  # a misspelt key refused in a second, before the imports below (unlearn/settings.py)
+        check_keys_before_imports(cfg)
+    except Exception as e:
+        if refused_before_run(e):
+            raise SystemExit(f"Error: {e}") from e
+        raise
     from unlearn.pipeline import run
     from unlearn.runtime import ctrl_c_as_exit, quiet_libraries, sigterm_as_exit, started
-    from unlearn.settings import refused_before_run
 
     quiet_libraries()
     sigterm_as_exit()

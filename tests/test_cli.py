@@ -181,3 +181,16 @@ def test_forget_quality_against_a_reference_taught_without_the_forget_people(tmp
             assert 0.0 <= metrics[f"{stage}/forget/{mod}/truth_ratio"] <= 1.0
             assert 0.0 < metrics[f"{stage}/retain/{mod}/prob"] <= 1.0
     assert "forget_quality" in run.stdout and "truth_ratio" in run.stdout
+
+
+def test_a_misspelt_key_is_refused_before_torch_lightning_and_transformers_are_imported(tmp_path):
+    """train.py checks the keys before it imports the run (unlearn/settings.py check_keys_before_imports): until
+    2026-12-07 `+manu.alpah=5` was refused after 6-9 s of imports. `-X importtime` lists every module imported."""
+    refused = subprocess.run([sys.executable, "-X", "importtime", "train.py", "+manu.alpah=5",
+                              f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True,
+                             env={**os.environ, "UNLEARN_CACHE": str(tmp_path / "cache")}, timeout=120)
+    assert refused.returncode == 1 and "Error: manu has no setting ['alpah']" in refused.stderr
+    imported = {line.rsplit("|", 1)[1].strip() for line in refused.stderr.splitlines() if line.startswith("import time:")}
+    assert "omegaconf" in imported and "unlearn.settings" in imported  # the listing is there
+    assert not imported & {"torch", "lightning", "transformers"}
+    assert "Traceback" not in refused.stderr and not (tmp_path / "run" / "metrics.json").exists()
