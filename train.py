@@ -13,10 +13,13 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from unlearn.settings import check_keys_before_imports, refused_before_run
+    from unlearn.before_run import check_settings_before_run
+    from unlearn.settings import refused_before_run
 
-    try:  # a misspelt key refused in a second, before the imports below (unlearn/settings.py)
-        check_keys_before_imports(cfg)
+    try:
+        # before the imports below (torch's, transformers' and Lightning's: 6-9 s here), so that a refused setting
+        # is refused in about a second (unlearn/before_run.py); the launcher is checked by run(), after them
+        check_settings_before_run(cfg, launcher=False)
     except Exception as e:
         if refused_before_run(e):
             raise SystemExit(f"Error: {e}") from e
@@ -29,7 +32,7 @@ def main(cfg: DictConfig) -> None:
     started()  # Ctrl-C raises again: Lightning's graceful stop of a fit, ctrl_c_as_exit's message
     try:
         with ctrl_c_as_exit():
-            run(cfg)
+            run(cfg, settings_checked=True)
     except Exception as e:
         if refused_before_run(e):  # refused before anything ran: the message, status 1, no traceback
             raise SystemExit(f"Error: {e}") from e

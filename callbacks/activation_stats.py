@@ -24,6 +24,7 @@ from lightning.pytorch.callbacks import Callback
 
 from unlearn.manu.moments import FIELDS, Moments
 from unlearn.rank_sum import sum_over_ranks
+from unlearn.manu.choices import NEURONS  # noqa: F401 (imported from here too)
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,6 @@ def patch_masked_encoders(model: torch.nn.Module, hooked: list[str]) -> list[tor
         if takes:
             found.append((name, module))
     return [m for _, m in found]
-
-
-NEURONS = ("input", "output")  # manu.neuron
 
 
 class ActivationStatistics(Callback):

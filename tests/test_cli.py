@@ -183,14 +183,25 @@ def test_forget_quality_against_a_reference_taught_without_the_forget_people(tmp
     assert "forget_quality" in run.stdout and "truth_ratio" in run.stdout
 
 
-def test_a_misspelt_key_is_refused_before_torch_lightning_and_transformers_are_imported(tmp_path):
-    """train.py checks the keys before it imports the run (unlearn/settings.py check_keys_before_imports): until
-    2026-12-07 `+manu.alpah=5` was refused after 6-9 s of imports. `-X importtime` lists every module imported."""
-    refused = subprocess.run([sys.executable, "-X", "importtime", "train.py", "+manu.alpah=5",
-                              f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True,
-                             env={**os.environ, "UNLEARN_CACHE": str(tmp_path / "cache")}, timeout=120)
-    assert refused.returncode == 1 and "Error: manu has no setting ['alpah']" in refused.stderr
-    imported = {line.rsplit("|", 1)[1].strip() for line in refused.stderr.splitlines() if line.startswith("import time:")}
-    assert "omegaconf" in imported and "unlearn.settings" in imported  # the listing is there
+def test_settings_are_refused_before_lightning_and_transformers_are_imported(tmp_path):
+    """train.py checks the settings before it imports the run (unlearn/before_run.py): until 2026-12-07 a refusal
+    came after 6-9 s of imports. A misspelt key is refused before torch's import too. `-X importtime` lists every
+    module imported."""
+    def refused(*overrides) -> tuple[subprocess.CompletedProcess, set]:
+        done = subprocess.run([sys.executable, "-X", "importtime", "train.py", *overrides,
+                               f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "UNLEARN_CACHE": str(tmp_path / "cache")}, timeout=120)
+        imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert "omegaconf" in imported and "unlearn.settings" in imported  # the listing is there
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        return done, imported
+
+    misspelt, imported = refused("+manu.alpah=5")
+    assert "Error: manu has no setting ['alpah']" in misspelt.stderr
     assert not imported & {"torch", "lightning", "transformers"}
-    assert "Traceback" not in refused.stderr and not (tmp_path / "run" / "metrics.json").exists()
+    out_of_range, imported = refused("model.manu_alpha=150")
+    assert "Error: manu.alpha=150: expected a finite number in [0, 100] (manu.alpha is set by model.manu_alpha)" \
+        in out_of_range.stderr
+    assert not imported & {"lightning", "transformers"}
+    assert not (tmp_path / "run" / "metrics.json").exists()

@@ -1,6 +1,6 @@
 """The commands the pages give still run as far as can be told without running them: each `python train.py ...`
 (and `make run ARGS=...`) composes with Hydra and passes the checks train.py makes before any data or model is read
-(unlearn.pipeline.check_settings_before_run); each `python -m unlearn.X` / `python -m bench.X` is accepted by that
+(unlearn.before_run.check_settings_before_run); each `python -m unlearn.X` / `python -m bench.X` is accepted by that
 module's own argument parser (the frontier's also by the checks it makes before its first run); a method a command
 runs is importable with the command's PYTHONPATH; each `python -c` snippet's imports resolve; each `make X` is a
 Makefile target. Why: a renamed config key, module or flag breaks a documented command silently, and nothing else
@@ -251,7 +251,7 @@ def check_train_command(cmd: str, tmp_path, monkeypatch) -> None:
     from omegaconf import open_dict
 
     from unlearn.config import CONFIG_DIR
-    from unlearn.pipeline import check_settings_before_run
+    from unlearn.before_run import check_settings_before_run
 
     env, overrides, multirun = train_overrides(cmd)
     for entry in filter(None, env.get("PYTHONPATH", "").split(":")):  # a method of one's own (examples/...)

@@ -318,8 +318,9 @@ def test_train_py_runs_under_the_sigterm_handler_and_turns_ctrl_c_into_status_13
     """train.py's wiring of sigterm_as_exit and ctrl_c_as_exit, whose own tests call them directly. Mutation audit:
     removing either from train.py survived every test."""
     script = ("import runpy, signal, sys\nimport unlearn.pipeline as pipeline\n"
-              "def run(cfg):\n    print('handler', getattr(signal.getsignal(signal.SIGTERM), '__qualname__', None),"
-              " flush=True)\n    raise KeyboardInterrupt\n"
+              "def run(cfg, **checked):\n"
+              "    print('handler', getattr(signal.getsignal(signal.SIGTERM), '__qualname__', None), flush=True)\n"
+              "    raise KeyboardInterrupt\n"
               "pipeline.run = run\nsys.argv = ['train.py', *sys.argv[1:]]\n"
               "runpy.run_path('train.py', run_name='__main__')")
     ended = subprocess.run([sys.executable, "-c", script, "debug=fast", "logger=none",

@@ -1,7 +1,6 @@
 """Settings a recipe would silently ignore, misread or turn against itself are refused from the config alone,
 naming their key, before any data is read or model taught, loaded or evaluated."""
 
-import logging
 import tempfile
 from pathlib import Path
 
@@ -941,47 +940,3 @@ def test_several_processes_are_told_their_batch_sizes_are_per_process(tmp_path, 
     assert "the steps of one process at method.batch_size=16, finetune.batch_size=" in said[0]
     assert "eval.relearn" not in said[0]  # no relearning attack in these runs
     assert said[1].startswith("4 processes") and "one process at finetune.batch_size=256" in said[1]  # MANU: none
-
-
-def test_keys_checked_before_the_imports_refuse_as_the_run_does_and_say_their_warnings_once(tmp_path, caplog,
-                                                                                               monkeypatch):
-    """train.py's check before it imports the run: the run's own refusal (its message, a SettingsError); the
-    warnings said with a refusal, held when the keys pass (pipeline.run's checks say them then)."""
-    from unlearn import settings
-    from unlearn.pipeline import check_settings_before_run
-    from unlearn.settings import SettingsError, check_keys_before_imports
-
-    def refusal(check, cfg) -> str:
-        with pytest.raises(SettingsError) as raised:
-            check(cfg)
-        return str(raised.value)
-
-    for refused in (["+manu.alpah=5"], ["method=ga", "+method.lrr=1"], ["~eval.relearn"]):
-        cfg = compose_config(refused, tmp_path / "run", tmp_path / "cache")
-        assert refusal(check_keys_before_imports, cfg) == refusal(lambda c: check_settings_before_run(c, here=False),
-                                                                  cfg)
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="unlearn.settings"):
-        check_keys_before_imports(compose_config(["+foo=1", "+model.bar=2"], tmp_path / "run", tmp_path / "cache"))
-    assert not caplog.records  # held: the run says them
-    with caplog.at_level(logging.WARNING, logger="unlearn.settings"):
-        check_settings_before_run(compose_config(["+foo=1", "+model.bar=2"], tmp_path / "run", tmp_path / "cache"),
-                                  here=False)
-    said = [r.getMessage() for r in caplog.records]
-    assert len(said) == 2 and "['foo']" in said[0] and "['bar']" in said[1]
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="unlearn.settings"):
-        with pytest.raises(SettingsError, match="alpah"):
-            check_keys_before_imports(compose_config(["+foo=1", "+manu.alpah=5"], tmp_path / "run", tmp_path / "c"))
-    assert [r.getMessage()[:30] for r in caplog.records] == [said[0][:30]]  # said with the refusal, once
-    assert not settings.log.filters  # nothing held after it
-    caplog.clear()
-
-    def broken(cfg):  # not a ValueError: left to the run's own check, which raises it in its place
-        settings.log.warning("said before the break")
-        raise KeyError("elsewhere")
-
-    monkeypatch.setattr(settings, "check_known_keys", broken)
-    with caplog.at_level(logging.WARNING, logger="unlearn.settings"):
-        check_keys_before_imports(compose_config([], tmp_path / "run", tmp_path / "cache"))
-    assert not caplog.records and not settings.log.filters

@@ -25,7 +25,6 @@ from omegaconf import DictConfig, OmegaConf
 from unlearn.data.benchmark import EVAL_SPLITS, Benchmark, first_people
 from unlearn.data.hub import local_files_state
 from unlearn.data.mllmu_mini import GENERATOR_VERSION
-from unlearn.data.written import check_sequence_settings
 from unlearn.eval.evaluator import EvaluationModule
 from unlearn.eval.items import flatten
 from unlearn.eval.metrics import aggregate, derived_metrics
@@ -42,9 +41,11 @@ from unlearn.provenance import TEACHING_FILE, differences, float_environment, ma
 from unlearn.rng import resumed, rng_state, seeded
 from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, global_zero, run_reads
 from unlearn.run_names import hydra_overrides, name_logger
-from unlearn.settings import (SettingsError, check_accelerator, check_input_paths, check_required_keys,
-                              check_run_settings, interpolation_source, refusing_before_run, relearn_splits)
-from unlearn.strategies import refuse_fsdp
+from unlearn.settings import check_input_paths, refusing_before_run, relearn_splits
+from unlearn.before_run import (check_launch_before_run, check_launched_as_configured,  # noqa: F401 (imported
+                                check_not_a_multirun_of_processes, check_settings_before_run)  # from here too)
+from unlearn.trainer_keys import (PRECISION_ALIASES, device_count, keyed_trainer,  # noqa: F401 (imported from
+                                  teaching_processes)  # here too)
 
 log = logging.getLogger(__name__)
 
@@ -334,28 +335,6 @@ TEACH_TRAINER_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "precis
 PLAIN_CPU_TRAINER = {"accelerator": "cpu", "devices": 1, "precision": "32-true", "gradient_clip_val": 1.0}
 
 
-def device_count(trainer: dict):
-    """`trainer.devices` as the number of processes Lightning starts here: `auto` and -1 count the visible GPUs
-    (on CPU one process), a list or "0,1" its length, "4" the number; so a teaching with `trainer=ddp` on four
-    GPUs and one on eight (twice the effective batch) are keyed apart, and `devices=4` keys as auto on four.
-    Until the fourteenth session (2026-12-02) `auto` entered the keys as the word."""
-    devices = trainer.get("devices", "auto")
-    if isinstance(devices, str) and devices.strip() != "auto":
-        text = devices.strip()
-        if "," in text:
-            return len([d for d in text.split(",") if d.strip()])
-        if not text.lstrip("-").isdigit():
-            raise ValueError(f"trainer.devices={devices!r}: expected auto, a count, -1 or a list of device ids")
-        devices = int(text)  # Lightning reads "4" as 4 and "-1" as -1
-    if isinstance(devices, (list, tuple)):
-        return len(devices)
-    if devices in ("auto", -1):
-        accelerator = str(trainer.get("accelerator", "auto"))
-        on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-        return torch.cuda.device_count() if on_gpu and torch.cuda.is_available() else 1  # Apple's gpu: one
-    return devices
-
-
 def say_batches_per_process(cfg: DictConfig, here: bool = True) -> int:
     """On several processes, say that every batch size is per process: the same command on W processes takes
     global batches W times one process's, so W times fewer steps, another experiment than the one-process run
@@ -380,27 +359,6 @@ def say_batches_per_process(cfg: DictConfig, here: bool = True) -> int:
 
 
 PER_PROCESS_BATCHES = ("method.batch_size", "finetune.batch_size", "mmunlearner.batch_size", "eval.relearn.batch_size")
-
-
-PRECISION_ALIASES = {"16": "16-mixed", "bf16": "bf16-mixed", "32": "32-true", "64": "64-true"}
-
-
-def keyed_trainer(cfg: DictConfig) -> dict:
-    """The trainer config as the cache keys read it: resolved, its devices as a count (`device_count`), and
-    `accelerator: auto` as the device Lightning picks here (until 2026-12-05 the word: a model taught on the GPU
-    and one taught on one CPU thread under CUDA_VISIBLE_DEVICES= shared a key)."""
-    trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
-    if "devices" in trainer:
-        trainer["devices"] = device_count(trainer)
-    # Lightning's spellings of one precision (its _PRECISION_INPUT_STR_ALIAS_CONVERSION), and one node, as the
-    # shipped presets write them: until 2026-12-05 `trainer.precision=32` or `+trainer.num_nodes=1` taught anew
-    if str(trainer.get("precision")) in PRECISION_ALIASES:
-        trainer["precision"] = PRECISION_ALIASES[str(trainer["precision"])]
-    if str(trainer.get("num_nodes")) == "1":
-        del trainer["num_nodes"]
-    if trainer.get("accelerator") == "auto":
-        trainer["accelerator"] = "gpu" if torch.cuda.is_available() else "cpu"
-    return trainer
 
 
 # what the teaching's and the base pretraining's Trainers set themselves, whatever the config says (warned)
@@ -433,12 +391,6 @@ def teaching_departures(cfg: DictConfig) -> list[str]:
     if cfg.model.get("base") and str(cfg.model.get("dtype") or "float32") != "float32":
         out.append(f"model.dtype={cfg.model.dtype}")
     return out
-
-
-def teaching_processes(cfg: DictConfig) -> int:
-    """How many processes a teaching under `cfg.trainer` runs on (devices x nodes)."""
-    trainer = keyed_trainer(cfg)
-    return int(trainer.get("devices", 1)) * int(trainer.get("num_nodes", 1) or 1)
 
 
 def teaches_on_cpu(cfg: DictConfig) -> bool:
@@ -987,29 +939,13 @@ def evaluate_before(ctx: RunContext, cache: Path | None, source=None) -> tuple[d
     return metrics, records
 
 
-def check_settings_before_run(cfg: DictConfig, here: bool = True) -> None:
-    """The settings a run refuses before any data is read or any model taught, loaded or evaluated (a SettingsError
-    with the check's own message); a `-m` sweep checks every job's before its first job runs (unlearn/run_dir.py),
-    without what depends on where the job runs (`here=False`: a GPU, a launcher; a sweep's launcher may run its jobs
-    on other machines)."""
-    try:
-        check_required_keys(cfg)  # first: the checks below read them
-        check_sequence_settings(cfg)
-        check_run_settings(cfg)
-        if here:
-            check_accelerator(cfg.get("trainer") or {})
-        refuse_fsdp(cfg, cfg.method.name)  # before the before-evaluation (until 2026-12-05 after it)
-        check_not_a_multirun_of_processes(cfg)
-        if here:
-            check_launched_as_configured(cfg)
-    except SettingsError:
-        raise
-    except ValueError as e:  # the message is the check's own; its type says nothing has run yet
-        raise SettingsError(interpolation_source(cfg, str(e))) from e
-
-
-def run(cfg: DictConfig) -> dict:
-    check_settings_before_run(cfg)
+def run(cfg: DictConfig, settings_checked: bool = False) -> dict:
+    """`settings_checked`: check_settings_before_run(cfg, launcher=False) has run (train.py runs it before it
+    imports this module); the launcher is checked here, which reads Lightning's environments."""
+    if settings_checked:
+        check_launch_before_run(cfg)
+    else:
+        check_settings_before_run(cfg)
     with refusing_before_run(ValueError, FileNotFoundError):  # named refusals of their own types
         check_input_paths(cfg)
     join_process_group(cfg)  # before the seed: the strategy's set-up calls Lightning's reset_seed, idle until then
@@ -1059,41 +995,6 @@ def check_method_before_evaluation(ctx: RunContext, method: Callable) -> None:
     if callable(check):
         with refusing_before_run(ValueError):  # its own message, printed alone, as the settings' refusals are
             check(ctx, teaching_processes(ctx.cfg))
-
-
-def check_launched_as_configured(cfg: DictConfig) -> None:
-    """Under torchrun (any number of processes), or srun with a multi-process trainer, the trainer runs on as many
-    processes as the launcher started. Until 2026-12-05 `torchrun --nproc-per-node 2 train.py` with a one-device
-    trainer (trainer=cpu, gpu) ran the whole run in each process, alone, both into one run directory. SLURM's variables are also those of
-    a job's batch script, where one `python train.py` on one device is one process (Lightning checks the task
-    count only for its multi-process strategies): a one-device trainer there is left alone."""
-    from unlearn.agreed import outside_launcher
-
-    launcher = outside_launcher()
-    if launcher is None:
-        return
-    (name, started), configured = launcher, teaching_processes(cfg)
-    if name != "torchrun" and configured == 1:
-        return
-    if configured != started:  # torchrun's one process with a two-device trainer too
-        raise ValueError(f"{name} started {started} processes, and trainer.devices x trainer.num_nodes = "
-                         f"{configured}: give a multi-process trainer (trainer=ddp or fsdp) with as many "
-                         f"devices per node as processes per node, and +trainer.num_nodes=<nodes>")
-
-
-def check_not_a_multirun_of_processes(cfg: DictConfig) -> None:
-    """`python train.py -m ...` with a multi-process trainer is refused before anything runs: Lightning starts the
-    other ranks by running the command again, `-m` and its sweep included, so each rank ran the whole sweep
-    itself (until 2026-12-05: with the jobs' trainers differing the run was killed, with the default sweep
-    directory a rank wrote a second, single-process copy of a job's run)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if teaching_processes(cfg) > 1 and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        raise ValueError(f"trainer.devices x trainer.num_nodes = {teaching_processes(cfg)} processes in a "
-                         "`python train.py -m` sweep: Lightning would start each job's other ranks by running the "
-                         "whole sweep again; run the multi-process jobs one by one (a shell loop over "
-                         "`python train.py ...`)")
 
 
 def finish_wandb_run(exit_code: int) -> None:

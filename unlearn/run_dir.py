@@ -419,7 +419,7 @@ def check_every_job(config) -> None:
     from hydra import compose
     from omegaconf import OmegaConf, open_dict
 
-    from unlearn.pipeline import check_settings_before_run
+    from unlearn.before_run import check_settings_before_run
     from unlearn.settings import SettingsError
 
     if OmegaConf.select(config, "hydra.job.config_name") is None:  # not a Hydra run's config (a test's)

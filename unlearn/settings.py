@@ -126,8 +126,8 @@ def check_template(template) -> None:
 def check_attn_implementation(value) -> None:
     """model.attn_implementation: one transformers knows, or a kernel on the hub (`org/repo`); a misspelt one
     (`flash`) stopped in transformers' loader with its own message, without the key (until 2026-12-06)."""
-    if value is None or "/" in str(value):
-        return
+    if value is None or "/" in str(value) or value in ("eager", "sdpa"):  # every transformers 5 knows these two:
+        return  # the real models' configs set sdpa, and transformers' import takes 2-4 s (unlearn/before_run.py)
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
     known = ["eager", *ALL_ATTENTION_FUNCTIONS.valid_keys()]
@@ -184,7 +184,7 @@ def names(value, choices, key: str) -> None:
 
 def check_eval(e) -> None:
     from unlearn.data.benchmark import EVAL_SPLITS
-    from unlearn.eval.evaluator import TASKS
+    from unlearn.eval.reading import TASKS
     from unlearn.eval.protocol import PROTOCOLS
     from unlearn.eval.scorers import SCORERS
 
@@ -267,7 +267,7 @@ def check_mc_modes(e) -> None:
     """eval.mc_mode and eval.mc_also, as the evaluator reads them: until 2026-12-05 a misspelt mode was refused at
     the first MC batch (unlearn/eval/scoring.py), a bad mc_also when the evaluator was built, both after the
     unlearning ran when eval.before=false."""
-    from unlearn.eval.scoring import MC_MODES, check_mc_reading
+    from unlearn.eval.reading import MC_MODES, check_mc_reading
 
     one_of(e.mc_mode, MC_MODES, "eval.mc_mode")
     check_mc_reading(e.protocol, e.protocol in generated_mc_protocols(), e.mc_mode, e.get("mc_also"))
@@ -292,7 +292,7 @@ def check_finetune(f) -> None:
         number(f.target_mc_acc, "finetune.target_mc_acc", 0)
     if f.get("target_split_mc_acc") is not None:
         number(f.target_split_mc_acc, "finetune.target_split_mc_acc", 0)
-    from unlearn.methods.finetune import check_settings  # its optional keys and LoRA, before anything is read
+    from unlearn.methods.finetune_settings import check_settings  # its optional keys and LoRA, before anything is read
 
     check_settings(f)
     from unlearn.data.written import check_image_labels
@@ -343,7 +343,7 @@ def check_scheduler(node, optimizer, key: str, **kwargs) -> None:
 def check_gradient_method(m) -> None:
     positive_int(m.epochs, "method.epochs")
     positive_int(m.batch_size, "method.batch_size")
-    from unlearn.methods.gradient import LOSSES, RETAIN_DRAWS, SCHEDULES
+    from unlearn.methods.gradient_settings import LOSSES, RETAIN_DRAWS, SCHEDULES
 
     one_of(m.loss, LOSSES, "method.loss")
     number(m.alpha, "method.alpha", 0)  # the retain term's weight: a negative one ascends on retain
@@ -479,25 +479,25 @@ def check_input_paths(cfg) -> None:
     check_teaching_resume_path(cfg)
     check_official_layers(cfg)
     if cfg.model.get("path"):  # the starting checkpoint, before the benchmark loads (until 2026-12-06 after it)
-        from unlearn.models.loading import check_local_checkpoint
+        from unlearn.models.checkpoint_files import check_local_checkpoint
 
         # with model.processor_path the checkpoint's own processor files are not read (the official scripts
         # save the weights alone)
         if check_local_checkpoint(cfg.model.path, "model.path", with_processor=not cfg.model.get("processor_path")):
             check_checkpoint_family(cfg)
     if cfg.model.get("processor_path") is not None:
-        from unlearn.models.loading import PROCESSOR_KEY, check_processor_source
+        from unlearn.models.checkpoint_files import PROCESSOR_KEY, check_processor_source
 
         if cfg.model.get("build"):  # the embedded model and its cached vanilla models keep their own processor
             raise ValueError(f"{PROCESSOR_KEY}={cfg.model.processor_path}: model={cfg.model.name} is the embedded "
                              "model, whose processor is saved with it; leave it null")
         if check_processor_source(cfg.model.processor_path) and cfg.model.get("path"):
-            from unlearn.models.loading import check_processor_files_family, checkpoint_config
+            from unlearn.models.checkpoint_files import check_processor_files_family, checkpoint_config
 
             check_processor_files_family(cfg.model.processor_path,
                                          (checkpoint_config(cfg.model.path) or {}).get("model_type"), PROCESSOR_KEY)
     if "loss" in cfg.method and cfg.method.get("reference_path"):
-        from unlearn.models.loading import check_local_checkpoint
+        from unlearn.models.checkpoint_files import check_local_checkpoint
 
         if check_local_checkpoint(cfg.method.reference_path, "method.reference_path"):
             check_reference_people(cfg)
@@ -574,7 +574,7 @@ def check_mmunlearner_loss_scale(cfg) -> None:
 def check_mmunlearner_choices(m) -> None:
     """The choices MMUnlearner's run refused only at its start (after the before-evaluation), at the Fisher pass or
     at the update (after the Fisher pass), from the constants unlearn/methods/mmunlearner.py reads them by."""
-    from unlearn.methods import mmunlearner as mm
+    from unlearn.mmunlearner import choices as mm
     from unlearn.models.vocab import check_resize
 
     one_of(m.groups, tuple(mm.GROUPS), "mmunlearner.groups")
@@ -659,12 +659,10 @@ def check_manu(m) -> None:
 def check_manu_choices(m) -> None:
     """The choices MANU's run refused only at its start (after the before-evaluation) and manu.weights, refused
     after the statistics pass, from the constants the method and its callbacks read them by."""
-    from callbacks.activation_stats import NEURONS
+    from unlearn.manu.choices import NEURONS, OFFICIAL_UNITS, SELECTIONS
     from unlearn.manu.importance import IMPORTANCE_KEYS, check_weights
     from unlearn.manu.neuron_scores import VARIANTS
     from unlearn.manu.selection import SCOPES
-    from callbacks.official_stats import OFFICIAL_UNITS
-    from unlearn.methods.manu import SELECTIONS
 
     selection = m.get("selection", "project")
     one_of(selection, SELECTIONS, "manu.selection")
@@ -914,9 +912,9 @@ def check_cast_copies(cfg) -> None:
     so 32-true and the *-mixed precisions leave them as they are. Any other precision casts the copy with the
     model; FSDP flattens each unit's parameters into one dtype (torch refuses float32 beside float16) and gathers
     them in its param_dtype: both refused."""
-    from unlearn.methods.gradient import NEEDS_REFERENCE
+    from unlearn.methods.gradient_settings import NEEDS_REFERENCE
     from unlearn.models.precision import dtype_named
-    from unlearn.strategies import uses_fsdp
+    from unlearn.fsdp_refusals import uses_fsdp
 
     precision = str(cfg.trainer.get("precision", "32-true"))
     copies = {"eval.dtype": cfg.eval.get("dtype"), "method.reference_dtype": cfg.method.get("reference_dtype")}
@@ -1101,51 +1099,6 @@ def interpolation_source(cfg, message: str) -> str:
     return f"{message} ({match.group(1)} is set by {source.group(1)})" if source else message
 
 
-def check_keys_before_imports(cfg) -> None:
-    """The required and known keys, checked by train.py before it imports the run: torch, transformers and
-    Lightning take 6-9 s to import here, so until 2026-12-07 `python train.py +manu.alpah=5` took 8 s to refuse
-    a misspelt key, now about one. pipeline.run checks them again with the rest (check_settings_before_run),
-    for every caller: the warnings check_known_keys says are held here and said only with a refusal, so a run
-    says each once. What these checks raise but a ValueError is left to the run's own check to raise."""
-    with held_log_records(log) as held:
-        try:
-            check_required_keys(cfg)
-            check_known_keys(cfg)
-        except ValueError as e:
-            held.say()
-            raise SettingsError(interpolation_source(cfg, str(e))) from e
-        except Exception:  # noqa: BLE001 (raised again, in the same place, by pipeline.run's checks)
-            pass
-
-
-class _HeldRecords(logging.Filter):
-    def __init__(self, logger: logging.Logger):
-        super().__init__()
-        self.logger, self.records = logger, []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        self.records.append(record)
-        return False
-
-    def say(self) -> None:
-        """The held records, logged as they would have been."""
-        self.logger.removeFilter(self)
-        for record in self.records:
-            self.logger.handle(record)
-        self.records.clear()
-
-
-@contextlib.contextmanager
-def held_log_records(logger: logging.Logger):
-    """`logger`'s records inside held back (not logged) until `.say()`; dropped if never said."""
-    held = _HeldRecords(logger)
-    logger.addFilter(held)
-    try:
-        yield held
-    finally:
-        logger.removeFilter(held)
-
-
 @contextlib.contextmanager
 def refusing_before_run(*types: type[BaseException]):
     """An error of `types` raised inside is marked a refusal before the run (refused_before_run): checks that raise
@@ -1218,7 +1171,7 @@ def warn_untaught_checkpoint(cfg) -> bool:
     released base model, which was never taught the fictitious people, so there is nothing to unlearn. Every
     preset's header says model.path=<vanilla>; until 2026-12-05 forgetting it ran on the base without a word.
     A hub id typed on the command line (a published vanilla model) is the user's choice and is not warned."""
-    from unlearn.models.loading import looks_local
+    from unlearn.models.checkpoint_files import looks_local
 
     path, given = cfg.model.get("path"), typed_override_keys()
     if (cfg.method.name == "finetune" or not path or cfg.model.get("build") or given is None or "model.path" in given
@@ -1230,9 +1183,11 @@ def warn_untaught_checkpoint(cfg) -> bool:
     return True
 
 
-def check_run_settings(cfg) -> None:
-    """Every section the run reads, checked before the vanilla model is taught or the before-evaluation runs."""
-    check_known_keys(cfg)
+def check_run_settings(cfg, keys_checked: bool = False) -> None:
+    """Every section the run reads, checked before the vanilla model is taught or the before-evaluation runs
+    (`keys_checked`: check_known_keys has run, and said its warnings)."""
+    if not keys_checked:
+        check_known_keys(cfg)
     warn_unread_overrides(cfg)
     warn_untaught_checkpoint(cfg)
     boolean(cfg.get("save_model", True), "save_model")
@@ -1245,7 +1200,7 @@ def check_run_settings(cfg) -> None:
     if spec is not None and "seed" in spec:
         integer(spec.seed, "data.spec.seed")
     if "loss" in cfg.method:
-        from unlearn.methods.gradient import FORGET_FORMS
+        from unlearn.methods.gradient_settings import FORGET_FORMS
 
         one_of(cfg.data.get("forget_modality", "multimodal"), tuple(FORGET_FORMS), "data.forget_modality")
     check_bad_rows(cfg.data)
@@ -1318,9 +1273,8 @@ def check_checkpoint_family(cfg) -> None:
     Why: both were refused only when the model loaded, after the benchmark, with Hydra's traceback (until the
     forty-sixth session); the first named no config to choose, the second only "its model config needs a
     `template`"."""
-    from unlearn.models.loading import (CheckpointError, check_family, checkpoint_config, configured_model_types,
-                                        family_advice)
-    from unlearn.models.processor import CONFIG_NAME
+    from unlearn.models.checkpoint_files import (CONFIG_NAME, CheckpointError, check_family, checkpoint_config,
+                                                 configured_model_types, family_advice)
 
     where = Path(str(cfg.model.path)).expanduser()
     if (where / CONFIG_NAME).is_file():  # the embedded model: its own processor and config
@@ -1339,8 +1293,8 @@ def check_reference_model(cfg) -> None:
     2026-12-05 the family was refused at the method's start, after the before-evaluation, and another vocabulary
     stopped in an embedding lookup (`IndexError: index out of range in self`) naming no setting. A model whose config.json is not there
     yet (the vanilla model a run is about to teach) is not compared."""
-    from unlearn.methods.gradient import NEEDS_REFERENCE
-    from unlearn.models.loading import check_model_type, checkpoint_config, configured_model_types
+    from unlearn.methods.gradient_settings import NEEDS_REFERENCE
+    from unlearn.models.checkpoint_files import check_model_type, checkpoint_config, configured_model_types
 
     ref = checkpoint_config(cfg.method.reference_path)
     if ref is None or cfg.method.get("loss") not in NEEDS_REFERENCE:
@@ -1377,7 +1331,7 @@ def check_reference_people(cfg) -> None:
     such config.json) is not checked."""
     import json
 
-    from unlearn.models.loading import resolved_path
+    from unlearn.models.checkpoint_files import resolved_path
 
     record = Path(str(cfg.method.reference_path)).expanduser().parent / "config.json"
     try:
@@ -1426,7 +1380,7 @@ def check_official_layers(cfg) -> None:
     """`manu.official.layers` against a local checkpoint's layer counts: the preset's LLaVA-1.5 numbers (language
     29-31) on a model with fewer layers were refused only after the before-evaluation and the statistics pass
     (until 2026-12-05; hours at 7B)."""
-    from unlearn.models.loading import checkpoint_config
+    from unlearn.models.checkpoint_files import checkpoint_config
 
     if cfg.method.name != "manu" or cfg.manu.get("selection", "project") != "official" or not cfg.model.get("path"):
         return

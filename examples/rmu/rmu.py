@@ -281,7 +281,7 @@ class RMU(L.LightningModule):
 
 def check_before_evaluation(ctx, world: int) -> None:
     """The refusals the settings and the model's names alone make, before the before-evaluation."""
-    from unlearn.strategies import refuse_fsdp
+    from unlearn.fsdp_refusals import refuse_fsdp
 
     # unchecked under FSDP's sharded parameters: the forward stops at the hooked layer by raising out of it, and
     # the trained subset is chosen by name (FSDP flattens names and weights); refused rather than run unverified

@@ -8,11 +8,14 @@ which is the order the models fill image placeholders in (real models: `batch_im
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from unlearn.models.chat_processor import ImageInput, batch_images
-from unlearn.models.processor import VLProcessor
+
+if TYPE_CHECKING:  # transformers' import (2-4 s) for an annotation: the checks before a run import this
+    from unlearn.models.processor import VLProcessor
 
 IGNORE = -100
 

@@ -9,11 +9,14 @@ but only 0.4-0.5 multimodal accuracy on single questions.
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 from torch.utils.data import Dataset
 
 from unlearn.data.collate import IGNORE, Example, qa_example
-from unlearn.models.processor import VLProcessor
+
+if TYPE_CHECKING:  # transformers' import (2-4 s) for an annotation: the checks before a run import this
+    from unlearn.models.processor import VLProcessor
 
 FORMS = ("multimodal", "text")
 

@@ -400,8 +400,8 @@ def check_checkpoint_writings(cfg) -> None:
     refused from the config: until 2026-12-05 `experiment=mllmu_baselines model=qwen2_vl_2b` stopped on it only
     after the before-evaluation (hours at 7B, uncached for a checkpoint's first run). The forms each
     recipe trains on in every setting; the others are checked where the data is built."""
-    from unlearn.methods.gradient import FORGET_FORMS
-    from unlearn.models.loading import checkpoint_config
+    from unlearn.methods.gradient_settings import FORGET_FORMS
+    from unlearn.models.checkpoint_files import checkpoint_config
 
     config = checkpoint_config(cfg.model.path) if cfg.model.get("path") else None  # None: a hub id, or no file
     family = None if config is None else config.get("model_type")

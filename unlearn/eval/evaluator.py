@@ -17,14 +17,12 @@ from torch.utils.data import DataLoader
 from unlearn.eval.items import EvalItem
 from unlearn.eval.metrics import aggregate
 from unlearn.eval.protocol import EmbeddedPrompts
+from unlearn.eval.reading import TASKS  # noqa: F401 (imported from here too)
 from unlearn.eval.scorers import get_scorer
 from unlearn.eval.scoring import (NonFiniteScoreError, check_mc_options, check_mc_reading, score_generation, score_mc,
                                   score_probabilities)
 from unlearn.models.precision import own_precision
 from unlearn.models.processor import VLProcessor
-
-TASKS = ("mc", "gen", "cloze", "prob")
-
 
 class EvaluationModule(L.LightningModule):
     def __init__(self, model: torch.nn.Module, processor: VLProcessor, items: list[EvalItem], stage: str,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from torchmetrics.functional.text import rouge_score
-
 from unlearn.eval.truth_ratio import (forget_quality, forget_quality_js, relative_probability, reported_truth_ratio,
                                       truth_ratios)
 
@@ -16,18 +14,26 @@ def normalize(text: str) -> list[str]:
     return text.lower().replace(".", " ").replace(",", " ").split()
 
 
+def torchmetrics_rouge_l(prediction: str, reference: str) -> dict:
+    """torchmetrics' ROUGE-L, imported where it is used: its package import (scipy, matplotlib; seconds) came
+    with the checks before a run, which read the scorers' names (unlearn/eval/scorers.py imports this module)."""
+    from torchmetrics.functional.text import rouge_score
+
+    return rouge_score(prediction, reference, rouge_keys="rougeL")
+
+
 def rouge_l(prediction: str, reference: str) -> float:
     """ROUGE-L F-measure (torchmetrics); 0 when either side is empty."""
     if not normalize(prediction) or not normalize(reference):
         return 0.0
-    return float(rouge_score(prediction, reference, rouge_keys="rougeL")["rougeL_fmeasure"])
+    return float(torchmetrics_rouge_l(prediction, reference)["rougeL_fmeasure"])
 
 
 def rouge_l_recall(prediction: str, reference: str) -> float:
     """ROUGE-L recall (torchmetrics, no stemming): how much of the reference the reply recovers."""
     if not normalize(prediction) or not normalize(reference):
         return 0.0
-    return float(rouge_score(prediction, reference, rouge_keys="rougeL")["rougeL_recall"])
+    return float(torchmetrics_rouge_l(prediction, reference)["rougeL_recall"])
 
 
 def mc_choice(option_scores: list[float]) -> int:

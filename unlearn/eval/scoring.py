@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import torch
 
 from unlearn.data.collate import IGNORE, Example, collate, prompt_example, qa_example
 from unlearn.eval.items import MC_LETTERS, EvalItem, has_empty_option, other_options
 from unlearn.eval.metrics import mc_choice
+from unlearn.eval.reading import MC_MODES, check_mc_reading  # noqa: F401 (imported from here too)
 from unlearn.eval.protocol import EmbeddedPrompts
 from unlearn.eval.scorers import SCORERS, Scorer, named_keys
 from unlearn.eval.shared_prompt import answers_after_prompts, in_step, sharded, shares_prompt
 from unlearn.eval.truth_ratio import answer_probability
-from unlearn.models.processor import VLProcessor
+
+if TYPE_CHECKING:  # transformers' import (2-4 s) for an annotation: the checks before a run import this
+    from unlearn.models.processor import VLProcessor
 
 
 NOT_MODEL_INPUTS = ("labels", "filler")  # filler: the gradient methods' shard padding rows (unlearning_collate)
@@ -138,22 +142,6 @@ def stand_in(item: EvalItem, proc: VLProcessor, with_image: bool) -> EvalItem:
         return dataclasses.replace(item, modality="multimodal",
                                    pixel_values=proc.pixel_values([Image.new("RGB", (56, 56))])[0])
     return dataclasses.replace(item, modality="text", pixel_values=None)
-
-
-MC_MODES = ("likelihood", "letter", "generate")
-
-
-def check_mc_reading(protocol: str, reads_generated_letter: bool, mc_mode: str, mc_also: str | None) -> None:
-    """eval.mc_mode and eval.mc_also as an evaluation can run them: a protocol whose benchmark reads MC from a
-    generated letter takes that reading alone; a second reading is another mode. Checked before the run
-    (unlearn/settings.py) and where the evaluator is built."""
-    if reads_generated_letter and (mc_mode != "generate" or mc_also is not None):
-        raise ValueError(f"eval.protocol={protocol} reads MC from a generated letter, as its benchmark does: set "
-                         f"eval.mc_mode=generate and eval.mc_also=null (got eval.mc_mode={mc_mode!r}, "
-                         f"eval.mc_also={mc_also!r})")
-    if mc_also is not None and (mc_also not in MC_MODES or mc_also == mc_mode):
-        raise ValueError(f"eval.mc_also={mc_also!r}: expected null or an MC mode other than eval.mc_mode="
-                         f"{mc_mode!r} from {MC_MODES}")
 
 
 def check_mc_options(items: list[EvalItem], mc_mode: str, mc_also: str | None, prompts=None) -> None:

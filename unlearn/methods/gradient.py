@@ -34,6 +34,8 @@ from unlearn.models.loading import configured_model_types, recipe_processor
 from unlearn.models.precision import cast_copy, dtype_named, own_precision, round_parameters
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
+from unlearn.methods.gradient_settings import (FORGET_FORMS, LOSSES, LR_DECAYS, NEEDS_REFERENCE,  # noqa: F401
+                                               RETAIN_DRAWS, SCHEDULES)  # (imported from here too)
 from unlearn.methods.guards import check_finite, refuse_non_finite_gradients
 from unlearn.mmunlearner.lora import lora_targets
 from unlearn.mmunlearner.schedule import official_schedule
@@ -41,12 +43,6 @@ from unlearn.optim import linear_schedule, make_optimizer
 from unlearn.strategies import unwrapped_name
 
 log = logging.getLogger(__name__)
-
-LOSSES = ("ga", "grad_diff", "kl", "npo")
-NEEDS_REFERENCE = {"kl", "npo"}
-SCHEDULES = ("paired", "sequential", "interleaved")
-LR_DECAYS = (None, "linear")
-FORGET_FORMS = {"multimodal": ("multimodal",), "text": ("text",), "both": ("multimodal", "text")}
 
 
 class GradientUnlearning(L.LightningModule):
@@ -252,9 +248,6 @@ def _unlearning_data(ctx, forget_modality: str, answer_only: bool, label_prefix:
                               for f in forms])
 
     return data("forget"), data("retain")
-
-
-RETAIN_DRAWS = ("epoch", "with_replacement")
 
 
 def paired_loader(ctx, forget_modality: str, batch_size: int, answer_only: bool = True,

@@ -25,10 +25,8 @@ from unlearn.data.written import WrittenSequences
 from unlearn.eval.scoring import model_inputs
 from unlearn.manu.official import ONE_ROW, official_batches, pooled_modules
 from unlearn.models.loading import recipe_processor
-from unlearn.strategies import refuse_fsdp
-
-
-SELECTIONS = ("project", "official")  # manu.selection
+from unlearn.fsdp_refusals import refuse_fsdp
+from unlearn.manu.choices import SELECTIONS  # noqa: F401 (imported from here too)
 
 
 class ActivationPass(L.LightningModule):

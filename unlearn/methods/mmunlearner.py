@@ -56,14 +56,12 @@ from unlearn.mmunlearner.saliency import (HALF_DTYPES, eligible_parameters, half
                                           saliency_mask, squared_grads)
 from unlearn.mmunlearner.schedule import (ScheduledBatches, Tagged, collate_scheduled, even_retain_steps,
                                           even_schedule, official_schedule)
-from unlearn.strategies import refuse_fsdp
+from unlearn.fsdp_refusals import refuse_fsdp
+from unlearn.mmunlearner.choices import (CLIP_SCOPES, GROUPS, LORA_INITS_WITH_ZERO_FACTOR,  # noqa: F401
+                                         OPTIMIZERS, PRESERVE_BATCHES, PRESERVE_TEXT)  # (imported from here too)
 
 log = logging.getLogger(__name__)
-GROUPS = {"vision": ("vision",), "language": ("language",), "both": ("vision", "language")}
 FISHER_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-PRESERVE_BATCHES = ("separate", "mixed")
-CLIP_SCOPES = ("unlearned", "all")
-OPTIMIZERS = ("one", "two")  # one: shared (built from retain_optimizer); two: a forget and a retain optimiser
 
 
 def choice(value, allowed, key: str):
@@ -289,9 +287,6 @@ def qa_data(rows, proc, form, labels: str = "answer", sequences: str = "template
     the model's template or a codebase's written strings (mmunlearner.sequences, unlearn/data/written.py)."""
     return qa_sequences(rows, proc, form, sequences, *label_flags(labels, labels_key), key="mmunlearner.sequences",
                         labels_key=SEQUENCES_LABELS)
-
-
-PRESERVE_TEXT = ("train_qa", "eval_mc")
 
 
 class TextQuestions(torch.utils.data.Dataset):
@@ -636,9 +631,6 @@ def saliency_stage(ctx, m, out) -> dict:
     ctx.artifacts["mmunlearner"] = {k: report[k] for k in ("parameters", "elements", "selected", "fraction", "gamma")
                                     if k in report}
     return masks
-
-
-LORA_INITS_WITH_ZERO_FACTOR = (True, "gaussian")
 
 
 def with_saliency_lora(model, lora_cfg, target_modules, apply_mask: bool = True):

@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 from transformers import PreTrainedTokenizerFast
 
-CONFIG_NAME = "vl_processor.json"
+from unlearn.models.checkpoint_files import CONFIG_NAME
+
 
 
 class VLProcessor:
