@@ -58,7 +58,6 @@ def check_launched_as_configured(cfg: DictConfig) -> None:
     a job's batch script, where one `python train.py` on one device is one process (Lightning checks the task
     count only for its multi-process strategies): a one-device trainer there is left alone."""
     from unlearn.agreed import outside_launcher
-
     from unlearn.trainer_keys import teaching_processes
 
     launcher = outside_launcher()

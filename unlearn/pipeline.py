@@ -42,10 +42,10 @@ from unlearn.rng import resumed, rng_state, seeded
 from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, global_zero, run_reads
 from unlearn.run_names import hydra_overrides, name_logger
 from unlearn.settings import check_input_paths, refusing_before_run, relearn_splits
-from unlearn.before_run import (check_launch_before_run, check_launched_as_configured,  # noqa: F401 (imported
-                                check_not_a_multirun_of_processes, check_settings_before_run)  # from here too)
-from unlearn.trainer_keys import (PRECISION_ALIASES, device_count, keyed_trainer,  # noqa: F401 (imported from
-                                  teaching_processes)  # here too)
+# some imported from here too: they live where neither Lightning nor transformers is imported (train.py's checks)
+from unlearn.before_run import (check_launch_before_run, check_launched_as_configured,  # noqa: F401
+                                check_not_a_multirun_of_processes, check_settings_before_run)
+from unlearn.trainer_keys import PRECISION_ALIASES, device_count, keyed_trainer, teaching_processes  # noqa: F401
 
 log = logging.getLogger(__name__)
 
