@@ -24,6 +24,7 @@ from unlearn.eval.scoring import (NonFiniteScoreError, check_mc_options, check_m
 from unlearn.models.precision import own_precision
 from unlearn.models.processor import VLProcessor
 
+
 class EvaluationModule(L.LightningModule):
     def __init__(self, model: torch.nn.Module, processor: VLProcessor, items: list[EvalItem], stage: str,
                  batch_size: int = 32, mc_mode: str = "likelihood", max_new_tokens: int = 12,

@@ -34,8 +34,9 @@ from unlearn.models.loading import configured_model_types, recipe_processor
 from unlearn.models.precision import cast_copy, dtype_named, own_precision, round_parameters
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
+# imported from here too; they live apart so that the checks before a run need no Lightning (unlearn/before_run.py)
 from unlearn.methods.gradient_settings import (FORGET_FORMS, LOSSES, LR_DECAYS, NEEDS_REFERENCE,  # noqa: F401
-                                               RETAIN_DRAWS, SCHEDULES)  # (imported from here too)
+                                               RETAIN_DRAWS, SCHEDULES)
 from unlearn.methods.guards import check_finite, refuse_non_finite_gradients
 from unlearn.mmunlearner.lora import lora_targets
 from unlearn.mmunlearner.schedule import official_schedule

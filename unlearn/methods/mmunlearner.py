@@ -57,8 +57,9 @@ from unlearn.mmunlearner.saliency import (HALF_DTYPES, eligible_parameters, half
 from unlearn.mmunlearner.schedule import (ScheduledBatches, Tagged, collate_scheduled, even_retain_steps,
                                           even_schedule, official_schedule)
 from unlearn.fsdp_refusals import refuse_fsdp
+# imported from here too; they live apart so that the checks before a run need no Lightning (unlearn/before_run.py)
 from unlearn.mmunlearner.choices import (CLIP_SCOPES, GROUPS, LORA_INITS_WITH_ZERO_FACTOR,  # noqa: F401
-                                         OPTIMIZERS, PRESERVE_BATCHES, PRESERVE_TEXT)  # (imported from here too)
+                                         OPTIMIZERS, PRESERVE_BATCHES, PRESERVE_TEXT)
 
 log = logging.getLogger(__name__)
 FISHER_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}

@@ -60,8 +60,6 @@ def check_local_checkpoint(path, key: str, with_processor: bool = False) -> bool
 
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")  # a fast tokenizer's, SentencePiece's, BPE's
-
-
 IMAGE_PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 
 
@@ -102,8 +100,6 @@ def check_processor_source(processor_path, key: str = PROCESSOR_KEY) -> bool:
 # listed here is never refused
 IMAGE_PROCESSOR_FAMILIES = {"CLIPImageProcessor": "llava", "Idefics2ImageProcessor": "idefics2",
                             "Qwen2VLImageProcessor": "qwen2_vl"}
-
-
 FAMILY_GROUPS = {"qwen2_5_vl": "qwen2_vl"}  # Qwen2.5-VL reads Qwen2-VL's image processor
 
 
