@@ -20,17 +20,12 @@ def main(cfg: DictConfig) -> None:
         # before the imports below (torch's, transformers' and Lightning's: 6-9 s here), so that a refused setting
         # is refused in about a second (unlearn/before_run.py); the launcher is checked by run(), after them
         check_settings_before_run(cfg, launcher=False)
-    except Exception as e:
-        if refused_before_run(e):
-            raise SystemExit(f"Error: {e}") from e
-        raise
-    from unlearn.pipeline import run
-    from unlearn.runtime import ctrl_c_as_exit, quiet_libraries, sigterm_as_exit, started
+        from unlearn.pipeline import run
+        from unlearn.runtime import ctrl_c_as_exit, quiet_libraries, sigterm_as_exit, started
 
-    quiet_libraries()
-    sigterm_as_exit()
-    started()  # Ctrl-C raises again: Lightning's graceful stop of a fit, ctrl_c_as_exit's message
-    try:
+        quiet_libraries()
+        sigterm_as_exit()
+        started()  # Ctrl-C raises again: Lightning's graceful stop of a fit, ctrl_c_as_exit's message
         with ctrl_c_as_exit():
             run(cfg, settings_checked=True)
     except Exception as e:

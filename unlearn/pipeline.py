@@ -34,18 +34,16 @@ from unlearn.eval.table import before_after_table
 from unlearn import later_keys
 from unlearn.agreed import agreed, join_outside_launch
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, json_ready, reuse_cached, write_json, write_text
-from unlearn.models.loading import (CheckpointError, configured_model_types, load_model, recipe_processor,
-                                    resolved_path, save_model)
+from unlearn.models.checkpoint_files import CheckpointError, configured_model_types, looks_local, resolved_path
+from unlearn.models.loading import load_model, recipe_processor, save_model
 from unlearn.models.precision import cast_copy, dtype_named
 from unlearn.provenance import TEACHING_FILE, differences, float_environment, machine_part, running_code
 from unlearn.rng import resumed, rng_state, seeded
 from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, global_zero, run_reads
 from unlearn.run_names import hydra_overrides, name_logger
 from unlearn.settings import check_input_paths, refusing_before_run, relearn_splits
-# some imported from here too: they live where neither Lightning nor transformers is imported (train.py's checks)
-from unlearn.before_run import (check_launch_before_run, check_launched_as_configured,  # noqa: F401
-                                check_not_a_multirun_of_processes, check_settings_before_run)
-from unlearn.trainer_keys import PRECISION_ALIASES, device_count, keyed_trainer, teaching_processes  # noqa: F401
+from unlearn.before_run import check_launch_before_run, check_settings_before_run
+from unlearn.trainer_keys import device_count, keyed_trainer, teaching_processes  # noqa: F401 (device_count: tests)
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +185,6 @@ def load_configured(cfg: DictConfig, path, key: str = "model.path"):
 def keyed_processor(path) -> dict | str:
     """`model.processor_path` as the keys read it: a local directory by its resolved path and its files (a
     processor edited or copied over in place reads anew), a hub id as it is."""
-    from unlearn.models.loading import looks_local
-
     if not looks_local(path):
         return str(path)
     return {"path": resolved_path(path), "files": local_files_state(Path(str(path)).expanduser())}
@@ -556,8 +552,6 @@ def source_record(cfg: DictConfig, source) -> dict:
     (`source_model_resolved`: absolute, or the hub id): the report tells one checkpoint written two ways by it
     (until 2026-12-07 it guessed from the slashes and whether the directory still existed, so a moved
     `runs/model` read as a hub id)."""
-    from unlearn.models.loading import resolved_path
-
     record = {"source_model": str(source)}
     if cfg.model.get("path"):
         record["source_model_resolved"] = resolved_path(source)

@@ -291,7 +291,7 @@ def given_source(source: str, run_dir: Path, resolved: str | None = None) -> str
     except Exception:  # noqa: BLE001 - not recorded: the path as given
         return source
     joined = posixpath.normpath(posixpath.join(str(cwd), text))
-    from unlearn.models.loading import written_local
+    from unlearn.models.checkpoint_files import written_local
 
     return joined if written_local(text) or os.path.isdir(joined) else source
 

@@ -35,7 +35,7 @@ def teaching_identity(cfg) -> dict:
     recipe, epochs included, as the lr schedule spans them; teach_seed; the data; the model built; the trainer and
     thread count), the model it starts from where it is loaded (model.path), the data files read (data.path) and
     the number of processes."""
-    from unlearn.models.loading import resolved_path
+    from unlearn.models.checkpoint_files import resolved_path
     from unlearn.pipeline import teaching_processes, vanilla_parts
 
     parts = vanilla_parts(cfg)

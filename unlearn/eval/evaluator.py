@@ -17,9 +17,9 @@ from torch.utils.data import DataLoader
 from unlearn.eval.items import EvalItem
 from unlearn.eval.metrics import aggregate
 from unlearn.eval.protocol import EmbeddedPrompts
-from unlearn.eval.reading import TASKS  # noqa: F401 (imported from here too)
+from unlearn.eval.reading import TASKS, check_mc_reading
 from unlearn.eval.scorers import get_scorer
-from unlearn.eval.scoring import (NonFiniteScoreError, check_mc_options, check_mc_reading, score_generation, score_mc,
+from unlearn.eval.scoring import (NonFiniteScoreError, check_mc_options, score_generation, score_mc,
                                   score_probabilities)
 from unlearn.models.precision import own_precision
 from unlearn.models.processor import VLProcessor

@@ -11,7 +11,7 @@ from unlearn.data.collate import IGNORE, Example, collate, prompt_example, qa_ex
 from unlearn.eval.items import MC_LETTERS, EvalItem, has_empty_option, other_options
 from unlearn.eval.metrics import mc_choice
 from unlearn.eval.protocol import EmbeddedPrompts
-from unlearn.eval.reading import MC_MODES, check_mc_reading  # noqa: F401 (imported from here too)
+from unlearn.eval.reading import MC_MODES
 from unlearn.eval.scorers import SCORERS, Scorer, named_keys
 from unlearn.eval.shared_prompt import answers_after_prompts, in_step, sharded, shares_prompt
 from unlearn.eval.truth_ratio import answer_probability

@@ -30,7 +30,8 @@ from unlearn.checkpoint_io import last_every_epoch, resuming_in_place
 from unlearn.data.collate import collate
 from unlearn.data.sampling import EpochDraws, EpochShuffle, UnlabelledRepeats, in_batches, shifted
 from unlearn.data.written import check_writing, qa_sequences
-from unlearn.models.loading import configured_model_types, recipe_processor
+from unlearn.models.checkpoint_files import configured_model_types
+from unlearn.models.loading import recipe_processor
 from unlearn.models.precision import cast_copy, dtype_named, own_precision, round_parameters
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
@@ -385,7 +386,7 @@ def resume_identity(cfg) -> dict:
 
     from unlearn.pipeline import teaching_processes, vanilla_path
 
-    from unlearn.models.loading import resolved_path
+    from unlearn.models.checkpoint_files import resolved_path
 
     method = OmegaConf.to_container(cfg.method, resolve=True)
     source = resolved_path(cfg.model.path) if cfg.model.get("path") else vanilla_path(cfg).name

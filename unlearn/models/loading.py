@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,13 +12,10 @@ from omegaconf import OmegaConf
 from safetensors import SafetensorError
 from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer, PreTrainedModel
 
-from unlearn.models.chat_processor import FAMILIES, ChatProcessor, ChatTemplate
-from unlearn.models.checkpoint_files import (  # noqa: F401 (imported from here too)
-    check_family, check_local_checkpoint, check_model_type, check_processor_family, check_processor_files,
-    check_processor_files_family, check_processor_source, checkpoint_config, CheckpointError,
-    configured_model_types, family_advice, FAMILY_GROUPS, IMAGE_PROCESSOR_FAMILIES, IMAGE_PROCESSOR_FILES,
-    looks_local, model_configs_for, processor_file_class, PROCESSOR_KEY, resolved_path, TOKENIZER_FILES,
-    written_local)
+from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+from unlearn.models.checkpoint_files import (  # noqa: F401 (check_processor_files_family: tests read it here)
+    PROCESSOR_KEY, CheckpointError, check_family, check_local_checkpoint, check_model_type, check_processor_family,
+    check_processor_files, check_processor_files_family, check_processor_source, checkpoint_config)
 from unlearn.models.processor import CONFIG_NAME, VLProcessor
 
 log = logging.getLogger(__name__)
