@@ -203,5 +203,5 @@ def test_settings_are_refused_before_lightning_and_transformers_are_imported(tmp
     out_of_range, imported = refused("model.manu_alpha=150")
     assert "Error: manu.alpha=150: expected a finite number in [0, 100] (manu.alpha is set by model.manu_alpha)" \
         in out_of_range.stderr
-    assert not imported & {"lightning", "transformers"}
+    assert not imported & {"lightning", "transformers", "datasets"}
     assert not (tmp_path / "run" / "metrics.json").exists()

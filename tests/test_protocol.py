@@ -382,12 +382,13 @@ def test_a_person_twice_in_one_split_is_a_bad_row_named_by_its_id(split, untouch
     """A person is one row per split: in ft_Data and the fictitious splits by number ('0112' is person 112, as
     the forget/retain overlap check reads it), among the renumbered celebrities by source ID."""
     from unlearn.data import mllmu_bench as mb
+    from unlearn.data.manu_text_rule import MANU_NAME_QUESTIONS
     from unlearn.data.schema import BadRows, RowError
 
     if untouched is None:
         def rows():
             return [{"ID": s, "image": _bench_row(s, [])["image"], "metadata": [
-                {"Question": mb.MANU_NAME_QUESTIONS[4], "Answer": f"P{s}"}]} for s in ids]
+                {"Question": MANU_NAME_QUESTIONS[4], "Answer": f"P{s}"}]} for s in ids]
 
         def convert(bad=None):
             return mb.convert_train(rows(), split, bad=bad)
@@ -443,7 +444,7 @@ def test_a_protocol_refused_for_a_family_names_only_what_that_family_has():
 
 def test_every_cloze_blank_is_shown_as_blank_as_their_str_replace_does():
     """eval.py 534, 545, 585: `question.replace("__", "[Blank]")` replaces every blank, not the first alone."""
-    from unlearn.data.mllmu_bench import format_cloze_question
+    from unlearn.data.mllmu_prompts import format_cloze_question
 
     question = "Born in __ on __, this person works as a ___."
     assert format_cloze_question(question) == (

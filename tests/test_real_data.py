@@ -15,8 +15,9 @@ from PIL import Image
 
 from unlearn.config import compose_config
 from unlearn.data import clear as C
-from unlearn.data import mllmu_bench as M
 from unlearn.data.fixtures import edit_fixture, write_clear_fixture, write_mllmu_bench_fixture
+from unlearn.data.manu_text_rule import manu_extract_name, manu_find_name, manu_text_form
+from unlearn.data.mllmu_prompts import format_cloze_question, format_mc_prompt
 from unlearn.data.schema import DataError
 from unlearn.eval.items import flatten
 
@@ -172,35 +173,35 @@ def test_mllmu_clean_text_rule_and_test_image_index(mllmu_dir, tmp_path):
 
 
 def test_manu_rule_pieces():
-    assert M.manu_extract_name("This person is named Jane Doe.") == "Jane Doe"
-    assert M.manu_extract_name("The name of this individual is Jane Doe.") == "Jane Doe"
-    assert M.manu_extract_name("Jane Doe") == "Jane Doe"
+    assert manu_extract_name("This person is named Jane Doe.") == "Jane Doe"
+    assert manu_extract_name("The name of this individual is Jane Doe.") == "Jane Doe"
+    assert manu_extract_name("Jane Doe") == "Jane Doe"
     pairs = [("How old is this person?", "40"), ("What is this person's name?", "Jane Doe.")]
-    assert M.manu_find_name(pairs) == "Jane Doe"
-    assert M.manu_find_name([("How old is this person?", "40")]) is None
-    assert M.manu_text_form("What is the job of the person in the image?", "Jane Doe") == \
+    assert manu_find_name(pairs) == "Jane Doe"
+    assert manu_find_name([("How old is this person?", "40")]) is None
+    assert manu_text_form("What is the job of the person in the image?", "Jane Doe") == \
         "What is the job of Jane Doe in the image?"
-    assert M.manu_text_form("What is the job of the person in the image?", "Jane Doe", "clean") == \
+    assert manu_text_form("What is the job of the person in the image?", "Jane Doe", "clean") == \
         "What is the job of Jane Doe?"
-    assert M.manu_text_form("This person's hobby is chess; this individual likes tea.", "Jane Doe") == \
+    assert manu_text_form("This person's hobby is chess; this individual likes tea.", "Jane Doe") == \
         "Jane Doe's hobby is chess; Jane Doe likes tea."
     # MANU's rule replaces substrings, inside words too; the clean rule whole words only (until 2026-12-05 both)
     q = "How would you describe the personality of the person in the image?"
-    assert M.manu_text_form(q, "Jane Doe") == "How would you describe Jane Doeality of Jane Doe in the image?"
-    assert M.manu_text_form(q, "Jane Doe", "clean") == "How would you describe the personality of Jane Doe?"
-    assert M.manu_text_form("This person's hobby is chess; this individual likes tea.", "Jane Doe", "clean") == \
+    assert manu_text_form(q, "Jane Doe") == "How would you describe Jane Doeality of Jane Doe in the image?"
+    assert manu_text_form(q, "Jane Doe", "clean") == "How would you describe the personality of Jane Doe?"
+    assert manu_text_form("This person's hobby is chess; this individual likes tea.", "Jane Doe", "clean") == \
         "Jane Doe's hobby is chess; Jane Doe likes tea."
 
 
 def test_mllmu_mc_prompt_is_the_benchmarks():
     opts = {"A": "pilot", "B": "nurse", "C": "baker", "D": "tailor"}
-    assert M.format_mc_prompt("What is this person's job?", opts, multimodal=True) == (
+    assert format_mc_prompt("What is this person's job?", opts, multimodal=True) == (
         "USER: <image>\nWhat is this person's job?\nA: pilot\nB: nurse\nC: baker\nD: tailor\n"
         "Just give ONE letter representing the answer directly.\nASSISTANT:")
-    assert M.format_mc_prompt("What is Jane's job?", opts, multimodal=False) == (
+    assert format_mc_prompt("What is Jane's job?", opts, multimodal=False) == (
         "USER:\nWhat is Jane's job?\nA: pilot\nB: nurse\nC: baker\nD: tailor\n"
         "Just give ONE letter representing the answer directly.\nASSISTANT:")
-    assert M.format_cloze_question("Jane works as a __.") == (
+    assert format_cloze_question("Jane works as a __.") == (
         "Jane works as a [Blank].\nPlease **ONLY** provide the correct answer that should replace the [Blank].")
 
 

@@ -22,7 +22,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from unlearn.data.benchmark import EVAL_SPLITS, Benchmark, first_people
+from unlearn.data.benchmark import Benchmark, first_people
+from unlearn.data.choices import EVAL_SPLITS
 from unlearn.data.hub import local_files_state
 from unlearn.data.mllmu_mini import GENERATOR_VERSION
 from unlearn.eval.evaluator import EvaluationModule

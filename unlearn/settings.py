@@ -183,7 +183,7 @@ def names(value, choices, key: str) -> None:
 
 
 def check_eval(e) -> None:
-    from unlearn.data.benchmark import EVAL_SPLITS
+    from unlearn.data.choices import EVAL_SPLITS
     from unlearn.eval.reading import TASKS
     from unlearn.eval.protocol import PROTOCOLS
     from unlearn.eval.scorers import SCORERS

@@ -13,7 +13,6 @@ from unlearn.data import clear, mllmu_bench, mllmu_mini
 from unlearn.data.schema import BadRows, DataError, check_eval_rows, check_train_rows
 
 log = logging.getLogger(__name__)
-EVAL_SPLITS = ("forget", "retain", "test", "untouched")
 
 
 class Benchmark:

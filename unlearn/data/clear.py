@@ -120,6 +120,7 @@ from pathlib import Path
 
 from datasets import DatasetDict
 
+from unlearn.data.choices import CAPTION_PROMPTS, TRAIN_PAIRS
 from unlearn.data.hub import (EVAL_FEATURES, TRAIN_FEATURES, field, image_value, lettered, load_config, raw_rows,
                               resolve_source, to_dataset)
 from unlearn.data.mllmu_bench import forget_percent
@@ -372,10 +373,6 @@ def _caption_alternatives(extra: dict, caption: str) -> dict:
     if wrong:
         out["Perturbed_Answers"] = wrong
     return out
-
-
-TRAIN_PAIRS = ("both_forms", "clear", "captions")
-CAPTION_PROMPTS = ("cycle", "random_once")
 
 
 def _caption_prompt(name: str, k: int, how: str, seed: int) -> str:

@@ -46,7 +46,8 @@ visual reference in `MANU_PLACEHOLDERS` ("this person", "the person", "this indi
 by the name, in that order, by plain substring replacement, in the question and in the answer. Their rule
 leaves the rest of a phrase as it is ("What is the job of the person in the image?" becomes "What is the job
 of Jane Doe in the image?"); `text_rule="clean"` first rewrites the whole phrases "the person in the image"
-and the like (`CLEAN_PHRASES`). The rewritten answer is kept as `text_answer`, which the text form trains on.
+and the like (`CLEAN_PHRASES`; the rule's code: unlearn/data/manu_text_rule.py). The rewritten answer is kept as
+`text_answer`, which the text form trains on.
 One difference from their dataset: the name question stays in the training rows in both forms (they drop it
 from the text-only set).
 
@@ -100,7 +101,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 from pathlib import Path
 
 from datasets import DatasetDict
@@ -108,6 +108,7 @@ from datasets import DatasetDict
 from unlearn.data.empty_modalities import warn_empty_modalities
 from unlearn.data.hub import (EVAL_FEATURES, LETTERS, TRAIN_FEATURES, eval_features, field, image_value, load_config,
                               raw_rows, missing_config, resolve_source, to_dataset)
+from unlearn.data.manu_text_rule import MANU_NAME_QUESTIONS, TEXT_RULES, manu_find_name, manu_text_form
 from unlearn.data.schema import BadRows, DataError, RowError, check_eval_row, check_train_row, fail, split_name
 from unlearn.run_dir import global_zero
 
@@ -116,118 +117,6 @@ log = logging.getLogger(__name__)
 HUB_ID = "MLLMMU/MLLMU-Bench"
 FORGET_PERCENTS = (5, 10, 15)
 UNTOUCHED_ID_OFFSET = 1_000_000
-
-# --- Prompts of MLLMU-Bench's own evaluation (rendered at run time by unlearn/eval/protocol.py) --------------
-# Source: `evaluate_classification` / `formulate_prompt_with_options` in the official eval.py
-# (franciscoliu/MLLMU-Bench; read through its copy YokeYao/MLLMU-Bench eval.py; franciscoliu/MANU's eval.py
-# differs in its shots, unlearn/eval/protocol.py). The options are joined as "A: text" lines; the reply is scored
-# by its first character, upper-cased, counted only when it is one of the option letters (unlearn/eval/scorers.py,
-# `mllmu_letter`, the one MC parser, used at run time under eval.scorer=mllmu_bench).
-MC_OPTION_LINE = "{letter}: {option}"
-MC_INSTRUCTION = "Just give ONE letter representing the answer directly."
-MC_PROMPT_MULTIMODAL = "USER: <image>\n{question}\n{options}\n" + MC_INSTRUCTION + "\nASSISTANT:"
-MC_PROMPT_TEXT = "USER:\n{question}\n{options}\n" + MC_INSTRUCTION + "\nASSISTANT:"
-# Their few-shot mode prepends, per shot (unlearn/eval/protocol.py says which shots, and where):
-MC_FEW_SHOT_MULTIMODAL = ("USER: <image>\nQuestion: {question}\nA: {A}\nB: {B}\nC: {C}\nD: {D}\n"
-                          "Correct Answer: {answer}\n")
-MC_FEW_SHOT_TEXT = "USER:\nQuestion: {question}\nA: {A}\nB: {B}\nC: {C}\nD: {D}\nCorrect Answer: {answer}\n"
-# Generation (`evaluate_generation`) and cloze (`evaluate_fill_in_the_blank`) prompts of the same file.
-GEN_INSTRUCTION_MULTIMODAL = "Answer the question based on your trained knowledge in one sentence accurately in ENGLISH."
-GEN_PROMPT_MULTIMODAL = "USER: <image>\n{question}\n" + GEN_INSTRUCTION_MULTIMODAL + "\nASSISTANT: "
-GEN_PROMPT_TEXT = ("USER: {question}\nAnswer the question based on your trained knowledge in one sentence in "
-                   "ENGLISH.\nASSISTANT:")
-CLOZE_BLANK, CLOZE_BLANK_SHOWN = "__", "[Blank]"
-CLOZE_SUFFIX = "\nPlease **ONLY** provide the correct answer that should replace the [Blank]."
-CLOZE_PROMPT_MULTIMODAL = "USER: <image>\n{question}\nASSISTANT:"
-CLOZE_PROMPT_TEXT = "USER:\n{question}\nASSISTANT:"
-# Cloze shots (their question already in the [Blank] form); note "USER:<image>" with no space, unlike the query.
-CLOZE_FEW_SHOT_MULTIMODAL = "USER:<image>\n{question}\nCorrect Answer: {answer}\n"
-CLOZE_FEW_SHOT_TEXT = "USER:\n{question}\nCorrect Answer: {answer}\n"
-
-
-def format_options(options: dict[str, str]) -> str:
-    """Their options block (`formulate_prompt_with_options`): "A: ..", one letter a line."""
-    return "\n".join(MC_OPTION_LINE.format(letter=k, option=v) for k, v in options.items())
-
-
-def format_mc_prompt(question: str, options: dict[str, str], multimodal: bool) -> str:
-    """The zero-shot MLLMU-Bench multiple-choice prompt for one question."""
-    return (MC_PROMPT_MULTIMODAL if multimodal else MC_PROMPT_TEXT).format(question=question,
-                                                                          options=format_options(options))
-
-
-def format_cloze_question(question: str) -> str:
-    """Their cloze question: the `__` blank shown as [Blank], then the answer-only instruction."""
-    return question.replace(CLOZE_BLANK, CLOZE_BLANK_SHOWN) + CLOZE_SUFFIX
-
-
-# --- The MANU authors' text-only rule (franciscoliu/MANU, data_process/data_preprocess.py) -----------------
-MANU_NAME_QUESTIONS = (
-    "What is the name of the person in this profile?",
-    "What is this person's name as stated in the biography?",
-    "What is the person's name?",
-    "What is the name of the person in the image?",
-    "What is this person's name?",
-    "What is the full name of this person?",
-    "What is the full name of the person in the image?",
-    "What is the name of the person in this biography?",
-    "What is the name of the person in the profile?",
-    "What is the name of the person in the biography?",
-    "What is the person's name as stated in the profile?",
-    "What is this person's full name?",
-    "What is the name of this individual?",
-    "What is the name of the individual in the profile?",
-    "What is the name of this person?",
-    "What is the name associated with this profile?",
-    "What is the name of the individual in the image?",
-)
-MANU_PLACEHOLDERS = (
-    ("this person", "{name}"), ("the person", "{name}"), ("The person", "{name}"), ("This person", "{name}"),
-    ("this person's", "{name}'s"), ("This person's", "{name}'s"), ("this individual", "{name}"),
-    ("This individual", "{name}"), ("the individual", "{name}"), ("The individual", "{name}"),
-    ("this profile", "{name}"),
-)
-# text_rule="clean": whole visual phrases first, so no "in the image" is left behind (our addition).
-CLEAN_PHRASES = tuple(
-    f"{who} in {where}" for who in ("the person", "The person", "this person", "This person", "the individual",
-                                   "The individual", "this individual", "This individual")
-    for where in ("the image", "this image", "the picture", "this picture", "the photo", "this photo"))
-TEXT_RULES = ("manu", "clean")
-
-
-def manu_extract_name(text: str) -> str:
-    """MANU's `extract_person_name`: the words after "named", else after the word "is", else the whole text."""
-    text = text.strip().rstrip(".")
-    if "named" in text:
-        return text[text.index("named") + len("named"):].strip()
-    match = re.search(r"\bis\b (.+)", text)
-    if match:
-        return match.group(1).strip()
-    return text
-
-
-def manu_find_name(pairs: list[tuple[str, str]]) -> str | None:
-    """The name from the first (question, answer) pair whose stripped question is one of MANU's name questions."""
-    for question, answer in pairs:
-        if question.strip() in MANU_NAME_QUESTIONS:
-            name = manu_extract_name(answer.strip())
-            if name:
-                return name
-    return None
-
-
-def manu_text_form(text: str, name: str, rule: str = "manu") -> str:
-    """`text` with its visual references replaced by `name` (MANU's `replace_placeholders`)."""
-    if rule not in TEXT_RULES:
-        raise DataError(f"text_rule={rule!r}: expected one of {list(TEXT_RULES)}")
-    if rule == "manu":  # MANU's own: plain substrings ("the personality" reads "{name}ality")
-        for placeholder, replacement in MANU_PLACEHOLDERS:
-            text = text.replace(placeholder, replacement.format(name=name))
-        return text
-    for phrase, replacement in (*((p, "{name}") for p in CLEAN_PHRASES), *MANU_PLACEHOLDERS):  # whole words only
-        text = re.sub(rf"(?<!\w){re.escape(phrase)}(?!\w)", lambda _: replacement.format(name=name), text)
-    return text
-
 
 # --- Conversion ------------------------------------------------------------------------------------------
 def forget_percent(forget_split: str, available=FORGET_PERCENTS, name: str = "mllmu_bench") -> int:

@@ -75,7 +75,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from unlearn.data.collate import IGNORE, Example
-from unlearn.data.mllmu_bench import MANU_NAME_QUESTIONS, manu_extract_name
+from unlearn.data.manu_text_rule import MANU_NAME_QUESTIONS, manu_extract_name
 from unlearn.data.sequences import PrefixLabels, QASequences, form_pairs
 from unlearn.models.prompt_ids import IMAGE_PLACEHOLDER
 

@@ -13,7 +13,7 @@ scored, and replies stop at `eval.max_new_tokens` (default 12) or the template's
 `mllmu_bench` -- MLLMU-Bench's own evaluation, string for string. Source: the official eval.py
 (franciscoliu/MLLMU-Bench, read through its copy YokeYao/MLLMU-Bench eval.py at 5762ad6), functions
 `evaluate_classification`, `evaluate_generation` and `evaluate_fill_in_the_blank`; the strings are the
-constants of unlearn/data/mllmu_bench.py. What it does, and so what this module does:
+constants of unlearn/data/mllmu_prompts.py. What it does, and so what this module does:
   * The model input is the rendered string itself, tokenized whole with a leading bos (their
     `processor(images=..., text=prompt)` / `tokenizer(prompt)`), each `<image>` expanded into that image's
     tokens; no chat template. They use the same raw "USER: ... ASSISTANT:" strings for LLaVA-1.5 and
@@ -148,7 +148,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from unlearn.data import mllmu_bench as official
+from unlearn.data import mllmu_prompts as official
 from unlearn.data.collate import IGNORE, Example, prompt_example
 from unlearn.eval.items import EvalItem
 from unlearn.models.prompt_ids import IMAGE_PLACEHOLDER, encode_prompt  # noqa: F401 (tests import it here)

@@ -43,7 +43,7 @@ def check_settings(fcfg) -> None:
     check_answer_ids(fcfg.get("answer_ids", "without_specials"), sequences, fcfg.answer_only, label_prefix,
                      "finetune.sequences")
     check_resize(fcfg.get("resize_embeddings"), "finetune.resize_embeddings")
-    from unlearn.data.clear import TRAIN_PAIRS
+    from unlearn.data.choices import TRAIN_PAIRS
     from unlearn.models.chat_processor import FAMILIES
 
     optional_one_of(fcfg.get("family"), FAMILIES, "finetune.family")
