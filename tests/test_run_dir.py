@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 
 from tests.conftest import seed_cache
 from tests.test_cli import finish
-from unlearn.run_dir import (CLAIM, RANK_VARIABLES, FinishedRunError, RefuseFinishedRuns, RunDirInUseError,
-                             check_fresh_run_dir, claim_run_dir, claimed_run_dir, release_run_dir)
+from unlearn.run_dir import (CLAIM, CLAIMED_ENV, RANK_VARIABLES, FinishedRunError, RefuseFinishedRuns,
+                             RunDirInUseError, check_fresh_run_dir, claim_run_dir, claimed_run_dir, release_run_dir)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -198,6 +198,38 @@ def test_a_launched_rank_leaves_the_claim_to_rank_0(held, monkeypatch, variable)
     monkeypatch.setenv(variable, "0")
     with pytest.raises(RunDirInUseError):
         claim_run_dir(directory, "hydra.run.dir")
+
+
+def test_a_rank_started_by_rank_0_takes_what_rank_0_wrote_into_their_directory_as_its_own(held, monkeypatch):
+    """Lightning starts the other ranks at rank 0's first Trainer, after rank 0 may have written into the directory
+    it holds: an MMUnlearner run given mmunlearner.mask_path copies the mask in before its first Trainer when the
+    before-evaluation is cached (tests/test_ddp_end_to_end.py's later cases). Until 2026-12-07 rank 1 refused the
+    directory as another live run's, and Lightning stopped the run. Rank 0's claim reaches the ranks it starts
+    through their environment; torchrun's ranks, started beside rank 0, inherit nothing and check as before."""
+    for v in (*RANK_VARIABLES, CLAIMED_ENV):
+        monkeypatch.delenv(v, raising=False)
+    directory, holder = held
+    (directory / "mmunlearner").mkdir()
+    (directory / "mmunlearner" / "mask.safetensors").write_bytes(b"x")
+    bare = OmegaConf.create({"hydra": {"run": {"dir": str(directory)}}})
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(RunDirInUseError, match=rf"in use by another run \(pid {holder.pid}"):  # torchrun's rank 1
+        check_fresh_run_dir(directory, "paths.output_dir")
+    monkeypatch.setenv(CLAIMED_ENV, str(directory.resolve()))  # a rank the holder started
+    check_fresh_run_dir(directory, "paths.output_dir")
+    RefuseFinishedRuns().on_run_start(bare)
+    monkeypatch.setenv("LOCAL_RANK", "0")  # rank 0 is not excused by a claim in its environment
+    with pytest.raises(SystemExit, match="in use by another run"):
+        RefuseFinishedRuns().on_run_start(bare)
+
+
+def test_a_claim_is_named_in_the_environment_until_it_is_released(tmp_path, monkeypatch):
+    for v in (*RANK_VARIABLES, CLAIMED_ENV):
+        monkeypatch.delenv(v, raising=False)
+    assert claim_run_dir(tmp_path / "a", "hydra.run.dir")
+    assert os.environ[CLAIMED_ENV] == str((tmp_path / "a").resolve())
+    release_run_dir(tmp_path / "a")
+    assert CLAIMED_ENV not in os.environ
 
 
 def test_a_second_sweep_into_a_sweep_dir_in_use_exits(held, monkeypatch):

@@ -49,6 +49,9 @@ CLAIM = ".claim"  # holds the claiming run's host, pid and start, for the refusa
 _claims: dict[str, int] = {}  # directory (resolved) -> the open, locked claim file of this process
 # set to the rank of a process a launcher started (Lightning's DDP children, torchrun, srun): rank 0 claims for all
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+# the directory this process claimed last, in its environment: the ranks Lightning's launcher starts from it inherit
+# it, and so know the directory as their own run's (RefuseFinishedRuns)
+CLAIMED_ENV = "UNLEARN_CLAIMED_RUN_DIR"
 
 
 def launched_rank() -> bool:
@@ -111,6 +114,7 @@ def claim_run_dir(directory, key: str = "hydra.run.dir", recheck=None) -> bool:
         os.ftruncate(fd, 0)  # the file stays (unlinking a lock file lets a third run lock a new one beside the held)
         os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
     _claims[str(path)] = fd
+    os.environ[CLAIMED_ENV] = str(path)
     try:
         (recheck or check_fresh_run_dir)(directory, key)
     except BaseException:  # FinishedRunError, or a callback's SystemExit
@@ -143,9 +147,22 @@ def _holder(fd: int) -> str:
 
 
 def release_run_dir(directory) -> None:
-    fd = _claims.pop(str(Path(str(directory)).resolve()), None)
+    path = str(Path(str(directory)).resolve())
+    fd = _claims.pop(path, None)
     if fd is not None:
         os.close(fd)  # closing drops the lock
+    if os.environ.get(CLAIMED_ENV) == path:
+        del os.environ[CLAIMED_ENV]
+
+
+def started_into_rank0s_dir(directory) -> bool:
+    """A rank Lightning's launcher started from rank 0 (launched_rank, and rank 0's claim of `directory` in its
+    environment): rank 0 checked the directory and holds it, and what is in it now is their run's own. Lightning
+    starts them at rank 0's first Trainer, after rank 0 may have written there: until 2026-12-07 an MMUnlearner run
+    given `mmunlearner.mask_path`, whose before-evaluation was cached, had its mask copied in before that Trainer, and
+    rank 1 refused the directory as another live run's, which stopped the run (Lightning kills every rank).
+    torchrun's and srun's ranks start together with rank 0, inherit nothing from it, and check it as rank 0 does."""
+    return launched_rank() and os.environ.get(CLAIMED_ENV) == str(Path(str(directory)).resolve())
 
 
 def live_holder(directory) -> str | None:
@@ -200,7 +217,10 @@ def check_fresh_run_dir(directory, key: str = "hydra.run.dir", reads=()) -> None
     cached vanilla model), whose config.json the run's would replace (until the thirty-first session it did); or
     an interrupted run's checkpoint or mask (until 2026-12-05 a run into it wrote its own last.ckpt over the one
     the error messages say to resume from). `reads`: the files this run reads (method.ckpt_path, a mask path):
-    resuming from a checkpoint in its own directory is a resume, not a loss."""
+    resuming from a checkpoint in its own directory is a resume, not a loss. Not checked by the ranks rank 0 started
+    (started_into_rank0s_dir): what they find there is their run's own."""
+    if started_into_rank0s_dir(directory):
+        return
     done = finished_outputs(Path(directory))
     if done and not (Path(directory) / "metrics.json").is_file():  # its model written, its metrics.json not
         # a teaching killed there keeps its last.ckpt, which restores its weights without teaching
