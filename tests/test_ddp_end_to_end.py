@@ -5,24 +5,28 @@ holds each piece in its own script; this holds the pipeline that joins them, as 
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.test_cli import NOT_WARNED, train
+from tests.test_cli import NOT_WARNED, ROOT, train
 
-# per-process batch sizes: W processes at B / W take the steps of one process at B (docs/guide/gradient_baselines.md)
+# each case a method with its settings (tests/configs/ddp_case/: NPO+RT's alpha 1.0, MMUnlearner's one epoch), and
+# what its two-process run sets besides: per-process batch sizes, where W processes at B / W take the steps of one
+# process at B (docs/guide/gradient_baselines.md)
 CASES = {
-    "grad_diff": (["method=grad_diff"], ["method.batch_size=8"]),
-    # NPO+RT (open-unlearning's NPO.yaml alpha 1.0): the frozen reference model on each process, and a retain term
-    "npo": (["method=npo", "method.alpha=1.0"], ["method.batch_size=8"]),
+    "grad_diff": ["method.batch_size=8"],
+    "npo": ["method.batch_size=8"],
     # the Fisher sums of one and two processes differ by float rounding, so a few of ~170,000 elements may fall
     # on either side of gamma (6 on one machine, none on another): the two-process run reads the one-process
     # run's mask, and tests/test_ddp.py holds the Fisher pass itself to a tolerance
-    "mmunlearner": (["method=mmunlearner", "mmunlearner.epochs=1"],
-                    ["mmunlearner.batch_size=8", "mmunlearner.mask_path={one}/mmunlearner/mask.safetensors"]),
-    "manu": (["method=manu"], []),
+    "mmunlearner": ["mmunlearner.batch_size=8", "mmunlearner.mask_path={one}/mmunlearner/mask.safetensors"],
+    "manu": [],
 }
+CASE_CONFIGS = f"hydra.searchpath=[file://{ROOT / 'tests' / 'configs'}]"
 NOT_NUMBERS = ("time/",)  # wall-clock seconds
 
 
@@ -47,22 +51,38 @@ def vanilla(taught_fast):
     return f"model.path={taught_fast}"
 
 
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory, vanilla):
+    """Every case on one process, as one `-m` sweep (one launch's imports, not one per case), into one cache: its
+    directory, whose `<job>_<method>` runs the two-process runs are compared with. Each two-process run reads the
+    same cache (the benchmark; a before-evaluation is keyed by the trainer's devices and strategy, so the first
+    two-process case evaluates its own, and the later ones read that)."""
+    root = tmp_path_factory.mktemp("one_process")
+    env = {**os.environ, "WANDB_MODE": "disabled", "UNLEARN_CACHE": str(root / "cache")}
+    sweep = subprocess.run([sys.executable, "train.py", "-m", "debug=fast", f"+ddp_case={','.join(CASES)}",
+                            CASE_CONFIGS, vanilla, "trainer=cpu", f"hydra.sweep.dir={root / 'sweep'}"], cwd=ROOT,
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    return root
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", list(CASES))
-def test_one_and_two_processes_write_the_same_results(tmp_path, method, vanilla, taught_fast):
-    common, halved = CASES[method]
-    one = train(tmp_path, *common, vanilla, "trainer=cpu", name="one")
-    assert one.returncode == 0, one.stderr[-3000:]
-    halved = [o.format(one=tmp_path / "one") for o in halved]
-    two = train(tmp_path, *common, *halved, vanilla, "trainer=ddp_sim", name="two")
+def test_one_and_two_processes_write_the_same_results(tmp_path, method, one_process, vanilla, taught_fast):
+    one = one_process / "sweep" / f"{list(CASES).index(method)}_{method}"
+    assert (one / "metrics.json").is_file(), f"the sweep's {one.name} wrote no metrics.json"
+    halved = [o.format(one=one) for o in CASES[method]]
+    two = train(tmp_path, f"+ddp_case={method}", CASE_CONFIGS, *halved, vanilla, "trainer=ddp_sim", name="two",
+                cache=one_process / "cache")
     assert two.returncode == 0, two.stderr[-3000:]
-    m1, m2 = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("one", "two"))
+    m1, m2 = (json.loads((d / "metrics.json").read_text()) for d in (one, tmp_path / "two"))
     numbers = lambda m: {k: v for k, v in m["metrics"].items() if not k.startswith(NOT_NUMBERS)}  # noqa: E731
     _close(numbers(m1), numbers(m2), "metrics")
+    assert m1["method"] == m2["method"] == method
     assert m2["environment"].get("world_size") == 2
     assert m1["source_model_resolved"] == m2["source_model_resolved"] == str(Path(taught_fast).resolve())
     _close(m1["artifacts"], m2["artifacts"], "artifacts")
-    i1, i2 = (json.loads((tmp_path / n / "items.json").read_text()) for n in ("one", "two"))
+    i1, i2 = (json.loads((d / "items.json").read_text()) for d in (one, tmp_path / "two"))
     _close(i1, i2, "items")
     # rank 0 alone writes the run's files: rank 1 leaves only its log
     assert not (tmp_path / "two" / "wandb").exists()
