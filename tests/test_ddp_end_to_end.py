@@ -1,7 +1,10 @@
 """`python train.py` on one process and on two (trainer=ddp_sim, every per-process batch size halved) from one
 vanilla model: the same metrics.json numbers and items.json records, end to end (before-evaluation, the method's
 passes and steps, MANU's and MMUnlearner's masks, the after-evaluation, what rank 0 writes). tests/test_ddp.py
-holds each piece in its own script; this holds the pipeline that joins them, as a user runs it."""
+holds each piece in its own script; this holds the pipeline that joins them, as a user runs it: the one-process
+runs as one `-m` sweep, each two-process run after it. The later two-process cases read the first one's cached
+before-evaluation, so their second rank starts at the method's first Trainer, as on a user's second run (where
+MMUnlearner's reused mask is in the run directory already: tests/test_run_dir.py)."""
 
 import json
 import math
