@@ -114,12 +114,12 @@ def claim_run_dir(directory, key: str = "hydra.run.dir", recheck=None) -> bool:
         os.ftruncate(fd, 0)  # the file stays (unlinking a lock file lets a third run lock a new one beside the held)
         os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
     _claims[str(path)] = fd
-    os.environ[CLAIMED_ENV] = str(path)
     try:
         (recheck or check_fresh_run_dir)(directory, key)
     except BaseException:  # FinishedRunError, or a callback's SystemExit
         release_run_dir(directory)
         raise
+    os.environ[CLAIMED_ENV] = str(path)
     remove_killed_writes(path)
     return True
 

@@ -4,8 +4,9 @@ protocols without it (unlearn/before_run.py)."""
 
 from __future__ import annotations
 
-from unlearn.data.schema import MC_LETTERS as LETTERS  # noqa: F401 - their options' keys, A-D: protocol.py reads
-# them here
+from unlearn.data.schema import MC_LETTERS
+
+LETTERS = MC_LETTERS  # their options' keys, A-D (protocol.py reads them here)
 
 # Source: `evaluate_classification` / `formulate_prompt_with_options` in the official eval.py
 # (franciscoliu/MLLMU-Bench; read through its copy YokeYao/MLLMU-Bench eval.py; franciscoliu/MANU's eval.py
