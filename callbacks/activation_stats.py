@@ -22,9 +22,9 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from unlearn.manu.choices import NEURONS
 from unlearn.manu.moments import FIELDS, Moments
 from unlearn.rank_sum import sum_over_ranks
-from unlearn.manu.choices import NEURONS  # noqa: F401 (imported from here too)
 
 log = logging.getLogger(__name__)
 

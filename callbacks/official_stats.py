@@ -20,8 +20,8 @@ from lightning.pytorch.callbacks import Callback
 
 from callbacks.activation_stats import match_modules
 from unlearn.manu.official import OFFICIAL_CLAMP, OFFICIAL_TAU, BatchPositionSums, ChunkedStatistics
+from unlearn.manu.choices import OFFICIAL_UNITS
 from unlearn.rank_sum import sum_over_ranks
-from unlearn.manu.choices import OFFICIAL_UNITS  # noqa: F401 (imported from here too)
 
 
 def own_tower(key: str) -> str:

@@ -15,7 +15,8 @@ import yaml
 from omegaconf import OmegaConf
 
 from unlearn.config import CONFIG_DIR, compose_config
-from unlearn.methods.finetune import PRECISIONS, check_settings, teach
+from unlearn.methods.finetune import check_settings, teach
+from unlearn.methods.finetune_settings import PRECISIONS
 from unlearn.models.precision import cast_parameters
 from unlearn.optim import HFAdamW, linear_schedule
 from unlearn.pipeline import RunContext, vanilla_key

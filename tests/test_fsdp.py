@@ -86,7 +86,8 @@ def test_whole_modules_gives_each_rank_the_model_it_started_from(tmp_path):
 def test_wrapper_names_fsdp_detection_refusals_and_activation_checkpointing_by_hand():
     from types import SimpleNamespace
 
-    from unlearn.strategies import fsdp_strategy, refuse_fsdp, unwrapped_name, uses_fsdp
+    from unlearn.fsdp_refusals import refuse_fsdp, uses_fsdp
+    from unlearn.strategies import fsdp_strategy, unwrapped_name
 
     assert unwrapped_name("_orig_mod.model._fsdp_wrapped_module.layers.0._checkpoint_wrapped_module.mlp.weight") == \
         "model.layers.0.mlp.weight"  # torch.compile's, FSDP's and activation checkpointing's prefixes

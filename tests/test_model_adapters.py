@@ -181,7 +181,7 @@ def test_fsdp_config_shards_the_family_blocks(tmp_path, checkpoints):
     from hydra.utils import instantiate
     from lightning.pytorch.strategies import FSDPStrategy
 
-    from unlearn.strategies import refuse_fsdp, uses_fsdp
+    from unlearn.fsdp_refusals import refuse_fsdp, uses_fsdp
 
     for family, name in CONFIGS.items():
         cfg = _cfg(tmp_path, family, checkpoints[family], "trainer=fsdp")

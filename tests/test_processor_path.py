@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from unlearn.config import compose_config
+from unlearn.models.checkpoint_files import check_processor_files_family
 from unlearn.models.loading import CheckpointError, load_model
 from unlearn.models.tiny_real import build_tiny_real
 from unlearn.pipeline import before_cache_path, load_configured
@@ -152,7 +153,7 @@ def test_a_processor_path_of_another_family_is_refused_before_the_weights(pair, 
     monkeypatch.undo()
     for family, (own, released) in pair.items():  # each family's own processor passes both checks
         load_model(own, template=_template(family), processor_path=released)
-        loading.check_processor_files_family(released, family, "model.processor_path")
+        check_processor_files_family(released, family, "model.processor_path")
 
 
 def test_the_reference_model_reads_the_runs_processor_path(tmp_path, monkeypatch, tiny_model, small_benchmark):

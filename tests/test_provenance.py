@@ -145,7 +145,8 @@ def test_same_weights_counts_bit_identical_tensors(tmp_path, tiny_model):
 def test_devices_enter_the_keys_as_the_count_this_machine_gives_them(tmp_path, monkeypatch):
     """trainer=ddp and trainer=fsdp say devices=auto: a teaching on four GPUs and one on eight (twice the
     effective batch) must not share a vanilla model, nor their evaluations a cached before-stage."""
-    from unlearn.pipeline import before_cache_path, device_count
+    from unlearn.pipeline import before_cache_path
+    from unlearn.trainer_keys import device_count
 
     assert device_count({"accelerator": "cpu", "devices": "auto"}) == 1
     assert device_count({"devices": [0, 3]}) == 2 == device_count({"devices": "0,3"}) == device_count({"devices": "2"})

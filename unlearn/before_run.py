@@ -82,8 +82,9 @@ def check_not_a_multirun_of_processes(cfg: DictConfig) -> None:
 
     from unlearn.trainer_keys import teaching_processes
 
-    if teaching_processes(cfg) > 1 and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        raise ValueError(f"trainer.devices x trainer.num_nodes = {teaching_processes(cfg)} processes in a "
+    processes = teaching_processes(cfg)
+    if processes > 1 and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ValueError(f"trainer.devices x trainer.num_nodes = {processes} processes in a "
                          "`python train.py -m` sweep: Lightning would start each job's other ranks by running the "
                          "whole sweep again; run the multi-process jobs one by one (a shell loop over "
                          "`python train.py ...`)")

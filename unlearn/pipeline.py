@@ -34,6 +34,7 @@ from unlearn.eval.scorers import get_scorer
 from unlearn.eval.table import before_after_table
 from unlearn import later_keys
 from unlearn.agreed import agreed, join_outside_launch
+from unlearn.before_run import check_launch_before_run, check_settings_before_run
 from unlearn.io import atomic_dir, build_cached_dir, config_hash, json_ready, reuse_cached, write_json, write_text
 from unlearn.models.checkpoint_files import CheckpointError, configured_model_types, looks_local, resolved_path
 from unlearn.models.loading import load_model, recipe_processor, save_model
@@ -43,8 +44,7 @@ from unlearn.rng import resumed, rng_state, seeded
 from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, global_zero, run_reads
 from unlearn.run_names import hydra_overrides, name_logger
 from unlearn.settings import check_input_paths, refusing_before_run, relearn_splits
-from unlearn.before_run import check_launch_before_run, check_settings_before_run
-from unlearn.trainer_keys import device_count, keyed_trainer, teaching_processes  # noqa: F401 (device_count: tests)
+from unlearn.trainer_keys import keyed_trainer, teaching_processes
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,6 @@ from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import Checkpoi
 from torch.distributed.fsdp import (FullOptimStateDictConfig, FullStateDictConfig, FullyShardedDataParallel,
                                     OptimStateKeyType, StateDictType)
 
-from unlearn.fsdp_refusals import refuse_fsdp, uses_fsdp  # noqa: F401 (imported from here too)
-
 
 def import_class(dotted: str) -> type:
     module, _, name = dotted.rpartition(".")

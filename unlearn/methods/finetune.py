@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from unlearn.checkpoint_io import last_every_epoch, resuming_in_place
 from unlearn.data.collate import IGNORE
 from unlearn.later_keys import split_floor_read
-from unlearn.methods.finetune_settings import PRECISIONS, check_settings  # noqa: F401 (imported from here too)
+from unlearn.methods.finetune_settings import check_settings
 from unlearn.methods.guards import check_finite, refuse_non_finite_gradients
 from unlearn.models.precision import DTYPES, cast_parameters, round_parameters
 from unlearn.models.vocab import resize_embeddings

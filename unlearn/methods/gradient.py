@@ -36,7 +36,7 @@ from unlearn.models.precision import cast_copy, dtype_named, own_precision, roun
 from unlearn.models.vocab import resize_embeddings
 from unlearn.eval.scoring import model_inputs
 # imported from here too; they live apart so that the checks before a run need no Lightning (unlearn/before_run.py)
-from unlearn.methods.gradient_settings import (FORGET_FORMS, LOSSES, LR_DECAYS, NEEDS_REFERENCE,  # noqa: F401
+from unlearn.methods.gradient_settings import (FORGET_FORMS, LOSSES, LR_DECAYS, NEEDS_REFERENCE,
                                                RETAIN_DRAWS, SCHEDULES)
 from unlearn.methods.guards import check_finite, refuse_non_finite_gradients
 from unlearn.mmunlearner.lora import lora_targets

@@ -23,10 +23,10 @@ from unlearn.data.sampling import rank_share
 from unlearn.data.sequences import QASequences
 from unlearn.data.written import WrittenSequences
 from unlearn.eval.scoring import model_inputs
+from unlearn.fsdp_refusals import refuse_fsdp
+from unlearn.manu.choices import SELECTIONS
 from unlearn.manu.official import ONE_ROW, official_batches, pooled_modules
 from unlearn.models.loading import recipe_processor
-from unlearn.fsdp_refusals import refuse_fsdp
-from unlearn.manu.choices import SELECTIONS  # noqa: F401 (imported from here too)
 
 
 class ActivationPass(L.LightningModule):

@@ -58,7 +58,7 @@ from unlearn.mmunlearner.schedule import (ScheduledBatches, Tagged, collate_sche
                                           even_schedule, official_schedule)
 from unlearn.fsdp_refusals import refuse_fsdp
 # imported from here too; they live apart so that the checks before a run need no Lightning (unlearn/before_run.py)
-from unlearn.mmunlearner.choices import (CLIP_SCOPES, GROUPS, LORA_INITS_WITH_ZERO_FACTOR,  # noqa: F401
+from unlearn.mmunlearner.choices import (CLIP_SCOPES, GROUPS, LORA_INITS_WITH_ZERO_FACTOR,
                                          OPTIMIZERS, PRESERVE_BATCHES, PRESERVE_TEXT)
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from safetensors import SafetensorError
 from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer, PreTrainedModel
 
 from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
-from unlearn.models.checkpoint_files import (  # noqa: F401 (check_processor_files_family: tests read it here)
-    PROCESSOR_KEY, CheckpointError, check_family, check_local_checkpoint, check_model_type, check_processor_family,
-    check_processor_files, check_processor_files_family, check_processor_source, checkpoint_config)
+from unlearn.models.checkpoint_files import (PROCESSOR_KEY, CheckpointError, check_family, check_local_checkpoint,
+                                             check_model_type, check_processor_family, check_processor_files,
+                                             check_processor_source, checkpoint_config)
 from unlearn.models.processor import CONFIG_NAME, VLProcessor
 
 log = logging.getLogger(__name__)
