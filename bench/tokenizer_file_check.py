@@ -63,7 +63,9 @@ def text_row_matches(checkpoint: str, model, raw) -> bool | None:
     import json
     from types import SimpleNamespace
 
-    from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+    from unlearn.models.chat_processor import ChatProcessor
+
+    from unlearn.models.chat_template import ChatTemplate
     from unlearn.models.loading import load_tokenizer
 
     if not (Path(checkpoint) / "config.json").is_file():

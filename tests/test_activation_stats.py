@@ -233,7 +233,8 @@ def test_idefics2_padding_patches_are_not_tokens():
 
     from unlearn.data.collate import collate, qa_example
     from unlearn.manu.moments import FIELDS
-    from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+    from unlearn.models.chat_processor import ChatProcessor
+    from unlearn.models.chat_template import ChatTemplate
     from unlearn.models.tiny_real import build_tiny_real
 
     model, tok, images = build_tiny_real("idefics2")

@@ -19,7 +19,8 @@ from unlearn.eval.items import EvalItem
 from unlearn.eval.protocol import CLEAR_MAX_NEW_TOKENS, ClearPrompts, make_prompts
 from unlearn.eval.scorers import get_scorer
 from unlearn.eval.scoring import score_probabilities, truth_ratio_answers
-from unlearn.models.chat_processor import MM_TOKEN_TYPES, ChatProcessor, ChatTemplate
+from unlearn.models.chat_processor import MM_TOKEN_TYPES, ChatProcessor
+from unlearn.models.chat_template import ChatTemplate
 from unlearn.models.tiny_real import build_tiny_real
 
 

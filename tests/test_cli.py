@@ -185,8 +185,8 @@ def test_forget_quality_against_a_reference_taught_without_the_forget_people(tmp
 
 def test_settings_are_refused_before_lightning_and_transformers_are_imported(tmp_path):
     """train.py checks the settings before it imports the run (unlearn/before_run.py): until 2026-12-07 a refusal
-    came after 6-9 s of imports. A misspelt key is refused before torch's import too. `-X importtime` lists every
-    module imported."""
+    came after 6-9 s of imports. A misspelt key or a bad value is refused before torch's import too (until 2026-12-07 a
+    value's check imported it: 3-5 s). `-X importtime` lists every module imported."""
     def refused(*overrides) -> tuple[subprocess.CompletedProcess, set]:
         done = subprocess.run([sys.executable, "-X", "importtime", "train.py", *overrides,
                                f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True,
@@ -203,5 +203,8 @@ def test_settings_are_refused_before_lightning_and_transformers_are_imported(tmp
     out_of_range, imported = refused("model.manu_alpha=150")
     assert "Error: manu.alpha=150: expected a finite number in [0, 100] (manu.alpha is set by model.manu_alpha)" \
         in out_of_range.stderr
-    assert not imported & {"lightning", "transformers", "datasets"}
+    assert not imported & {"torch", "lightning", "transformers", "datasets"}
+    bad_lr, imported = refused("method=ga", "method.optimizer.lr=abc")  # checked before the optimiser is built
+    assert "Error: method.optimizer.lr='abc': expected a finite number" in bad_lr.stderr
+    assert not imported & {"torch", "lightning", "transformers", "datasets"}
     assert not (tmp_path / "run" / "metrics.json").exists()

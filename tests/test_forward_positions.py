@@ -19,7 +19,8 @@ def image_batch():
     from PIL import Image
 
     from unlearn.models import tiny_real
-    from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+    from unlearn.models.chat_processor import ChatProcessor
+    from unlearn.models.chat_template import ChatTemplate
     from unlearn.data.collate import collate
     from unlearn.data.written import written_example
 

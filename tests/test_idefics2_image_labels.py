@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from unlearn.data.collate import IGNORE, collate
 from unlearn.data.written import WrittenSequences
-from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+from unlearn.models.chat_processor import ChatProcessor
+from unlearn.models.chat_template import ChatTemplate
 from unlearn.models.loading import with_image_labels
 from unlearn.models.tiny_real import build_tiny_real
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.test_written_sequences import QWEN2_VL_CHAT_TEMPLATE, qwen2_vl_processed
-from unlearn.data.written import IMAGE_MARKUP
+from unlearn.data.writings import IMAGE_MARKUP
 from unlearn.eval.items import EvalItem
 from unlearn.eval.protocol import MmunlearnerClearPrompts, make_prompts
 
@@ -50,7 +50,8 @@ CASES = [_item("mc", "name"), _item("mc", "untouched", split="untouched", questi
 
 @pytest.fixture(scope="module")
 def qwen2_vl():
-    from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+    from unlearn.models.chat_processor import ChatProcessor
+    from unlearn.models.chat_template import ChatTemplate
     from unlearn.models.tiny_real import build_tiny_real
 
     model, tok, images = build_tiny_real("qwen2_vl")

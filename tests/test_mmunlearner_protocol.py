@@ -13,7 +13,7 @@ from PIL import Image
 
 from tests.test_protocol import _split, free, mc
 from tests.test_written_sequences import QWEN2_VL_CHAT_TEMPLATE, qwen2_vl_processed
-from unlearn.data.written import IMAGE_MARKUP
+from unlearn.data.writings import IMAGE_MARKUP
 from unlearn.eval.protocol import MllmuBenchPrompts, MmunlearnerPrompts, few_shot, make_prompts
 
 MC_INSTRUCTION = "Just give ONE letter representing the answer directly."
@@ -70,7 +70,8 @@ def _items():
 
 @pytest.fixture(scope="module")
 def qwen2_vl():
-    from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+    from unlearn.models.chat_processor import ChatProcessor
+    from unlearn.models.chat_template import ChatTemplate
     from unlearn.models.tiny_real import build_tiny_real
 
     model, tok, images = build_tiny_real("qwen2_vl")
@@ -143,7 +144,8 @@ def test_one_person_per_task_and_llava_keeps_mllmu_benchs_strings(tiny_model):
 
 
 def test_families_and_shots_their_code_cannot_run_are_refused(qwen2_vl):
-    from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+    from unlearn.models.chat_processor import ChatProcessor
+    from unlearn.models.chat_template import ChatTemplate
     from unlearn.models.tiny_real import build_tiny_real
 
     *_, proc = qwen2_vl

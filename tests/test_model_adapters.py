@@ -9,7 +9,8 @@ from PIL import Image
 
 from unlearn.config import compose_config
 from unlearn.data.collate import IGNORE, collate, qa_example
-from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+from unlearn.models.chat_processor import ChatProcessor
+from unlearn.models.chat_template import ChatTemplate
 from unlearn.models.loading import CheckpointError, load_model
 from unlearn.models.tiny_real import build_tiny_real, write_tiny_real
 from unlearn.pipeline import load_configured, run
@@ -353,13 +354,15 @@ def test_clear_presets_teach_and_unlearn_a_qwen2_vl_stand_in(tmp_path, checkpoin
     CLEAR's protocol (eval.protocol=clear)."""
     from safetensors.torch import load_file
 
+    import unlearn.data.writings as writings
     import unlearn.data.written as written
     from unlearn.data.fixtures import write_clear_fixture
 
     seen = set()
     original = written.written_text
-    monkeypatch.setattr(written, "written_text", lambda q, a, form, family, w, key="sequences": (
-        seen.add((key, w, form)), original(q, a, form, family, w, key))[1])
+    for module in (written, writings):  # the sequences', and the CLEAR protocol's prompts' (read from writings)
+        monkeypatch.setattr(module, "written_text", lambda q, a, form, family, w, key="sequences": (
+            seen.add((key, w, form)), original(q, a, form, family, w, key))[1])
     root = write_clear_fixture(tmp_path / "clear")
     common = [f"data.path={root}", "model.portrait_size=32", "logger=none", "eval.max_people=2",
               "eval.max_new_tokens=3", "eval.before=false"]

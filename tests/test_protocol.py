@@ -280,7 +280,8 @@ def test_real_families_tokenize_like_their_stock_processor(family, split):
     """A few-shot prompt with two images: the ids equal LlavaProcessor / Idefics2Processor's on the same string
     (split: Idefics2's image splitting on, as its checkpoints' processor evaluates)."""
     from tests.test_model_adapters import stock_processor
-    from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+    from unlearn.models.chat_processor import ChatProcessor
+    from unlearn.models.chat_template import ChatTemplate
     from unlearn.models.tiny_real import build_tiny_real
 
     model, tok, images = build_tiny_real(family)
@@ -300,7 +301,8 @@ def test_real_families_tokenize_like_their_stock_processor(family, split):
 def test_real_families_generate_from_a_two_image_few_shot_prompt(family):
     from unlearn.data.collate import collate
     from unlearn.eval.scoring import greedy_answers
-    from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+    from unlearn.models.chat_processor import ChatProcessor
+    from unlearn.models.chat_template import ChatTemplate
     from unlearn.models.tiny_real import build_tiny_real
 
     model, tok, images = build_tiny_real(family)

@@ -299,7 +299,9 @@ def _stand_in(family):
     shipped config's template; "embedded": the embedded default's tiny LLaVA."""
     import yaml
 
-    from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+    from unlearn.models.chat_processor import ChatProcessor
+
+    from unlearn.models.chat_template import ChatTemplate
     from unlearn.models.tiny_llava import TinyLlavaSpec, build_tiny_llava
     from unlearn.models.tiny_real import build_tiny_real
 

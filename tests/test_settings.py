@@ -821,7 +821,7 @@ def test_a_writing_the_checkpoints_family_lacks_is_refused_from_its_config_json(
     only after the before-evaluation (hours at 7B; a given checkpoint's is not cached), until 2026-12-05."""
     import json
 
-    from unlearn.data.written import check_sequence_settings
+    from unlearn.data.writings import check_sequence_settings
 
     def checkpoint(model_type):
         d = tmp_path / model_type

@@ -112,7 +112,8 @@ def test_template_rows_read_as_the_llava_hf_prompt_does(tmp_path, with_image, ch
     from types import SimpleNamespace
 
     from unlearn.data.collate import IGNORE, qa_example
-    from unlearn.models.chat_processor import ChatProcessor, ChatTemplate, ImageInput
+    from unlearn.models.chat_processor import ChatProcessor, ImageInput
+    from unlearn.models.chat_template import ChatTemplate
 
     raw = _legacy_llama_tokenizer(tmp_path)
     if checkpoint:

@@ -23,7 +23,8 @@ from PIL import Image
 
 from unlearn.data.collate import IGNORE, collate
 from unlearn.data.written import WrittenSequences, qa_sequences, written_text
-from unlearn.models.chat_processor import ChatProcessor, ChatTemplate
+from unlearn.models.chat_processor import ChatProcessor
+from unlearn.models.chat_template import ChatTemplate
 from unlearn.models.tiny_real import build_tiny_real
 
 # idefics2-8b's processor_config.json chat template
@@ -281,7 +282,7 @@ def test_written_text_is_their_collate_string():
 def test_chat_template_writings_are_what_the_templates_render(writing, family, template):
     from transformers.utils.chat_template_utils import render_jinja_template
 
-    from unlearn.data.written import IMAGE_MARKUP
+    from unlearn.data.writings import IMAGE_MARKUP
 
     for form, turn in (("multimodal", [{"type": "image"}]), ("text", [])):
         messages = [{"role": "user", "content": turn + [{"type": "text", "text": "Q?"}]},

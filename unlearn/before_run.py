@@ -8,7 +8,7 @@ import contextlib
 from omegaconf import DictConfig
 
 from unlearn.fsdp_refusals import refuse_fsdp
-from unlearn.settings import (SettingsError, check_accelerator, check_known_keys, check_required_keys,
+from unlearn.settings import (SettingsError, builds_last, check_accelerator, check_known_keys, check_required_keys,
                               check_run_settings, interpolation_source)
 
 
@@ -18,10 +18,10 @@ def check_settings_before_run(cfg: DictConfig, here: bool = True, launcher: bool
     without what depends on where the job runs (`here=False`: a GPU, a launcher; a sweep's launcher may run its jobs
     on other machines). `launcher` (default: `here`): whether the launcher is checked too (check_launch_before_run),
     which reads Lightning's cluster environments: train.py checks the rest before it imports Lightning."""
-    with refused_as_settings(cfg):
+    with refused_as_settings(cfg), builds_last():  # the optimisers and schedulers built last: they import torch
         check_required_keys(cfg)  # first: the checks below read them
         check_known_keys(cfg)  # and a misspelt key refused before torch's import (1-2 s), which the rest needs
-        from unlearn.data.written import check_sequence_settings
+        from unlearn.data.writings import check_sequence_settings
 
         check_sequence_settings(cfg)
         check_run_settings(cfg, keys_checked=True)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from unlearn.data.collate import IGNORE
+from unlearn.loss_settings import KL_REDUCTIONS, NPO_EMPTY_ROWS, NPO_LOG_RATIOS
 
 Mean = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (sum over this batch's items, their count) -> mean
 
@@ -66,12 +67,6 @@ def _average(total: torch.Tensor, items: torch.Tensor, what: str, mean: Mean | N
     if mean is not None:
         return mean(total, items.sum())
     return total / _n_tokens(items, what)
-
-
-# what each process's means average over under DDP (finetune.token_mean, method.token_mean, mmunlearner.token_mean):
-# global, the whole global batch's items (`global_mean`: one process's step); process, its own batch's, as a
-# per-device `outputs.loss` is (the official scripts'), which DDP then averages. One process: the same
-TOKEN_MEANS = ("global", "process")
 
 
 def global_mean(total: torch.Tensor, global_count: torch.Tensor, world_size: int = 1) -> torch.Tensor:
@@ -129,9 +124,6 @@ def grad_diff_loss(forget_logits: torch.Tensor, forget_labels: torch.Tensor, ret
             + alpha * mean_nll(retain_logits, retain_labels, mean))
 
 
-KL_REDUCTIONS = ("answer_mean", "position_mean", "batch_sum")
-
-
 def kl_retain(current_logits: torch.Tensor, reference_logits: torch.Tensor,
               labels: torch.Tensor, mean: Mean | None = None, reduction: str = "answer_mean") -> torch.Tensor:
     """KL(p_ref || p_theta) over the vocabulary, reduced over positions by `reduction`:
@@ -171,13 +163,6 @@ def kl_loss(forget_logits: torch.Tensor, forget_labels: torch.Tensor, retain_log
     retain (open-unlearning's GradDiff with its KL retain loss weighs the two terms gamma and alpha)."""
     return gamma * ga_loss(forget_logits, forget_labels, mean) + alpha * kl_retain(
         retain_logits, retain_ref_logits, retain_labels, mean, reduction)
-
-
-NPO_LOG_RATIOS = ("sequence_sum", "token_mean")
-# NPO's rows with no label token (an answer cut away, an empty answer) under log_ratio=sequence_sum: skip, left out of
-# the mean (this project's default); count, each a row of r = 0, adding (2/beta) ln 2 to the sum and one to the
-# count, as open-unlearning's compute_dpo_loss takes `.mean()` over every row (src/trainer/utils.py:66)
-NPO_EMPTY_ROWS = ("skip", "count")
 
 
 def npo_loss(forget_logits: torch.Tensor, forget_ref_logits: torch.Tensor, forget_labels: torch.Tensor,

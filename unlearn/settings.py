@@ -5,6 +5,7 @@ epochs reports an untouched model as unlearned) is refused, naming its key."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import logging
 import math
@@ -112,7 +113,7 @@ def check_template(template) -> None:
         return
     from dataclasses import fields
 
-    from unlearn.models.chat_processor import ChatTemplate
+    from unlearn.models.chat_template import ChatTemplate
 
     known_keys(template, [f.name for f in fields(ChatTemplate)], "model.template")
     needs = {"question": {"question"}, "answer": {"answer"}, "letter_question": {"question", "A", "B", "C", "D"}}
@@ -295,7 +296,7 @@ def check_finetune(f) -> None:
     from unlearn.methods.finetune_settings import check_settings  # its optional keys and LoRA, before anything is read
 
     check_settings(f)
-    from unlearn.data.written import check_image_labels
+    from unlearn.data.writings import check_image_labels
 
     check_image_labels(f.get("image_labels"), f.get("sequences", "template"), not f.answer_only, "finetune")
     warmup = (f.get("scheduler") or {}).get("warmup_epochs") or 0
@@ -304,12 +305,45 @@ def check_finetune(f) -> None:
         warmup_below_epochs(warmup, f.epochs, "finetune.scheduler.warmup_epochs", "finetune.epochs")
 
 
+_BUILDS_LAST: contextvars.ContextVar[list | None] = contextvars.ContextVar("builds_last", default=None)
+
+
+@contextlib.contextmanager
+def builds_last():
+    """The optimiser and scheduler builds (check_optimizer, check_scheduler) asked for inside run after every other
+    check there, once those passed: a build imports torch and torch._dynamo (3 s here), the other checks nothing
+    as heavy, so a bad value elsewhere is refused in under a second. Nested, the outermost runs them."""
+    if _BUILDS_LAST.get() is not None:
+        yield
+        return
+    builds = []
+    token = _BUILDS_LAST.set(builds)
+    try:
+        yield
+    finally:
+        _BUILDS_LAST.reset(token)
+    for build in builds:
+        build()
+
+
+def _build(build) -> None:
+    """`build` now, or at the end of the builds_last block it is asked for in."""
+    builds = _BUILDS_LAST.get()
+    if builds is None:
+        build()
+    else:
+        builds.append(build)
+
+
 def check_optimizer(node, key: str) -> None:
     """The optimizer built once on a one-element tensor: a bad argument (a negative weight decay, a misspelt
     keyword, an unresolved interpolation) was refused by torch or Hydra, without the key, only when training
-    started after the before-evaluation (until 2026-12-05)."""
-    if node is None:
-        return
+    started after the before-evaluation (until 2026-12-05). Inside builds_last, built at its end."""
+    if node is not None:
+        _build(functools.partial(_build_optimizer, node, key))
+
+
+def _build_optimizer(node, key: str) -> None:
     import torch
     from hydra.utils import instantiate
 
@@ -326,9 +360,13 @@ PROBE_STEPS = 10**6  # the run's steps a scheduler is built with here: more than
 def check_scheduler(node, optimizer, key: str, **kwargs) -> None:
     """A scheduler built once, as check_optimizer builds the optimizer, on the run's optimizer over a one-element
     tensor (with `kwargs`, as the run calls it): a key it does not take (debug=fast's finetune.scheduler.pct_start
-    under finetune=mllmu_bench's linear_schedule) was refused only when teaching started (until 2026-12-05)."""
-    if node is None:
-        return
+    under finetune=mllmu_bench's linear_schedule) was refused only when teaching started (until 2026-12-05). Inside
+    builds_last, built at its end."""
+    if node is not None:
+        _build(functools.partial(_build_scheduler, node, optimizer, key, **kwargs))
+
+
+def _build_scheduler(node, optimizer, key: str, **kwargs) -> None:
     import torch
     from hydra.utils import instantiate
 
@@ -381,7 +419,7 @@ def check_gradient_method(m) -> None:
     if schedule == "interleaved" and (m.loss == "ga" or (m.loss == "npo" and m.alpha == 0)):
         raise ValueError(f"method.schedule=interleaved spreads forget steps through a retain pass, and method="
                          f"{m.name} has no retain term (alpha {m.alpha}): use method.schedule=sequential")
-    from unlearn.models.precision import START_PRECISIONS
+    from unlearn.models.dtype_names import START_PRECISIONS
 
     optional_one_of(m.get("start_precision"), START_PRECISIONS, "method.start_precision")
     draw = m.get("retain_draw", "epoch")
@@ -405,18 +443,18 @@ def check_gradient_method(m) -> None:
     from unlearn.models.vocab import check_resize
 
     check_resize(m.get("resize_embeddings"), "method.resize_embeddings")  # else refused after the before-evaluation
-    from unlearn.data.written import check_image_labels
+    from unlearn.data.writings import check_image_labels
 
     check_image_labels(m.get("image_labels"), m.get("sequences", "template"), not m.get("answer_only", True), "method")
-    from unlearn import losses
+    from unlearn import loss_settings
 
-    one_of(m.get("kl_reduction", "answer_mean"), losses.KL_REDUCTIONS, "method.kl_reduction")
-    one_of(m.get("npo_log_ratio", "sequence_sum"), losses.NPO_LOG_RATIOS, "method.npo_log_ratio")
-    one_of(m.get("npo_empty_rows", "skip"), losses.NPO_EMPTY_ROWS, "method.npo_empty_rows")
+    one_of(m.get("kl_reduction", "answer_mean"), loss_settings.KL_REDUCTIONS, "method.kl_reduction")
+    one_of(m.get("npo_log_ratio", "sequence_sum"), loss_settings.NPO_LOG_RATIOS, "method.npo_log_ratio")
+    one_of(m.get("npo_empty_rows", "skip"), loss_settings.NPO_EMPTY_ROWS, "method.npo_empty_rows")
     if m.get("npo_empty_rows", "skip") != "skip" and m.get("npo_log_ratio", "sequence_sum") != "sequence_sum":
         raise ValueError(f"method.npo_empty_rows={m.npo_empty_rows}: read with method.npo_log_ratio=sequence_sum only "
                          f"(token_mean takes one ratio per batch, not per row); got {m.npo_log_ratio}")
-    one_of(m.get("token_mean", "global"), losses.TOKEN_MEANS, "method.token_mean")
+    one_of(m.get("token_mean", "global"), loss_settings.TOKEN_MEANS, "method.token_mean")
     optional_one_of(m.get("lr_decay"), ("linear",), "method.lr_decay", "a constant lr, or method.scheduler")
     if m.get("lr_decay") is not None and m.get("scheduler") is not None:
         raise ValueError("method.lr_decay and method.scheduler both set: choose one (set the other to null)")
@@ -524,7 +562,7 @@ def warmup_below_epochs(warmup: int, epochs: int, key: str, epochs_key: str) -> 
 
 
 def check_mmunlearner(m) -> None:
-    from unlearn.losses import TOKEN_MEANS
+    from unlearn.loss_settings import TOKEN_MEANS
 
     one_of(m.get("token_mean", "global"), TOKEN_MEANS, "mmunlearner.token_mean")  # before the mask pass
     positive_int(m.epochs, "mmunlearner.epochs")
@@ -536,7 +574,7 @@ def check_mmunlearner(m) -> None:
     check_optimizer(m.forget_optimizer, "mmunlearner.forget_optimizer")
     boolean(m.get("clip_retain", True), "mmunlearner.clip_retain")
     one_of(m.get("fisher_dtype", "float32"), ("float32", "float16", "bfloat16"), "mmunlearner.fisher_dtype")
-    from unlearn.models.precision import START_PRECISIONS
+    from unlearn.models.dtype_names import START_PRECISIONS
 
     optional_one_of(m.get("start_precision"), START_PRECISIONS, "mmunlearner.start_precision")
     check_lora(m.get("lora"), "mmunlearner.lora")
@@ -549,7 +587,7 @@ def check_mmunlearner(m) -> None:
     booleans(m, {"apply_mask": True, "restore_masked": True, "fisher_shuffle": False, "retain_text": True},
              "mmunlearner")
     check_mmunlearner_choices(m)
-    from unlearn.data.written import check_image_labels
+    from unlearn.data.writings import check_image_labels
 
     computes_mask = m.get("apply_mask", True) and not m.get("mask_path")  # else the Fisher pass does not run
     check_image_labels(m.get("image_labels"), m.get("sequences", "template"),
@@ -659,10 +697,8 @@ def check_manu(m) -> None:
 def check_manu_choices(m) -> None:
     """The choices MANU's run refused only at its start (after the before-evaluation) and manu.weights, refused
     after the statistics pass, from the constants the method and its callbacks read them by."""
-    from unlearn.manu.choices import NEURONS, OFFICIAL_UNITS, SELECTIONS
-    from unlearn.manu.importance import IMPORTANCE_KEYS, check_weights
-    from unlearn.manu.neuron_scores import VARIANTS
-    from unlearn.manu.selection import SCOPES
+    from unlearn.manu.choices import (IMPORTANCE_KEYS, NEURONS, OFFICIAL_UNITS, SCOPES, SELECTIONS, VARIANTS,
+                                      check_weights)
 
     selection = m.get("selection", "project")
     one_of(selection, SELECTIONS, "manu.selection")
@@ -913,14 +949,14 @@ def check_cast_copies(cfg) -> None:
     model; FSDP flattens each unit's parameters into one dtype (torch refuses float32 beside float16) and gathers
     them in its param_dtype: both refused."""
     from unlearn.methods.gradient_settings import NEEDS_REFERENCE
-    from unlearn.models.precision import dtype_named
+    from unlearn.models.dtype_names import check_dtype_name
     from unlearn.fsdp_refusals import uses_fsdp
 
     precision = str(cfg.trainer.get("precision", "32-true"))
     copies = {"eval.dtype": cfg.eval.get("dtype"), "method.reference_dtype": cfg.method.get("reference_dtype")}
     for key, value in copies.items():  # a misspelt dtype is refused for any method
         if value is not None:
-            dtype_named(value, key)
+            check_dtype_name(value, key)
     if cfg.method.get("loss") not in NEEDS_REFERENCE:  # GA and GradDiff never make a reference
         copies["method.reference_dtype"] = None
     for key, value in copies.items():
@@ -1183,6 +1219,7 @@ def warn_untaught_checkpoint(cfg) -> bool:
     return True
 
 
+@builds_last()  # the optimisers and schedulers built after every other check
 def check_run_settings(cfg, keys_checked: bool = False) -> None:
     """Every section the run reads, checked before the vanilla model is taught or the before-evaluation runs
     (`keys_checked`: check_known_keys has run, and said its warnings)."""

@@ -1,11 +1,17 @@
 """The trainer config as the cache keys and the process checks read it: how many processes it runs on, its
-precision under one spelling. Imports torch alone, so the checks before a run (unlearn/before_run.py) need
-neither Lightning nor transformers."""
+precision under one spelling. Imports torch only to count the GPUs where the config leaves it to the machine
+(`auto`), so the checks before a run (unlearn/before_run.py) of a trainer that names its devices need neither
+Lightning, transformers nor torch."""
 
 from __future__ import annotations
 
-import torch
 from omegaconf import DictConfig, OmegaConf
+
+
+def visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def device_count(trainer: dict):
@@ -25,8 +31,8 @@ def device_count(trainer: dict):
         return len(devices)
     if devices in ("auto", -1):
         accelerator = str(trainer.get("accelerator", "auto"))
-        on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-        return torch.cuda.device_count() if on_gpu and torch.cuda.is_available() else 1  # Apple's gpu: one
+        on_gpu = accelerator in ("gpu", "cuda", "auto")
+        return (visible_gpus() or 1) if on_gpu else 1  # Apple's gpu: one
     return devices
 
 
@@ -47,7 +53,7 @@ def keyed_trainer(cfg: DictConfig) -> dict:
     if str(trainer.get("num_nodes")) == "1":
         del trainer["num_nodes"]
     if trainer.get("accelerator") == "auto":
-        trainer["accelerator"] = "gpu" if torch.cuda.is_available() else "cpu"
+        trainer["accelerator"] = "gpu" if visible_gpus() else "cpu"
     return trainer
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # the checks before a run import this (unlearn/before_run.py): torch (1-3 s) and transformers
+    # (2-4 s) only where a batch is padded
+    import torch
 
-from unlearn.models.chat_processor import ImageInput, batch_images
-
-if TYPE_CHECKING:  # transformers' import (2-4 s) for an annotation: the checks before a run import this
+    from unlearn.models.chat_processor import ImageInput
     from unlearn.models.processor import VLProcessor
 
 IGNORE = -100
@@ -52,6 +52,10 @@ def prompt_example(proc: VLProcessor, question: str, pixel_values: torch.Tensor 
 
 
 def collate(examples: list[Example], pad_id: int, padding_side: str = "right") -> dict[str, torch.Tensor]:
+    import torch
+
+    from unlearn.models.chat_processor import ImageInput, batch_images
+
     width = max(len(e.input_ids) for e in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)

@@ -11,11 +11,13 @@ after a person's first image get `<ID>.<k>` in their uids so every image's items
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from unlearn.data.people import LETTERS
 from unlearn.data.schema import empty_options
+
+if TYPE_CHECKING:  # an annotation: the checks before a run read the protocols, which import this
+    import torch
 
 FORM_OF_TYPE = {"Image_Textual": "multimodal", "Pure_Text": "text"}
 MC_KEYS = {"Image_Textual_Questions": "multimodal", "Pure_Text_Questions": "text"}

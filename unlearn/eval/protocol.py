@@ -257,7 +257,7 @@ def render(item: EvalItem, shots: list[EvalItem] = ()) -> str:
 def render_mmunlearner_qwen2_vl(item: EvalItem) -> str:
     """MLLMU_eval.py's Qwen2-VL prompt of one item, zero-shot (`<image>`: the item's image, expanded when
     encoded); the text-only MC and generation prompts are MLLMU-Bench's raw strings (see the module docstring)."""
-    from unlearn.data.written import IMAGE_MARKUP, QWEN2_VL_PROMPT
+    from unlearn.data.writings import IMAGE_MARKUP, QWEN2_VL_PROMPT
 
     if item.modality == "text" and item.task != "cloze":
         return render(item)
@@ -279,7 +279,7 @@ def render_mmunlearner_qwen2_vl(item: EvalItem) -> str:
 def render_mmunlearner_clear(item: EvalItem) -> str:
     """CLEAR_eval.py's prompt of one item: the chat template over (image, text) or (text) with
     add_generation_prompt=True; MC text is `formulate_prompt_with_options` (:196-211)."""
-    from unlearn.data.written import QWEN2_VL_PROMPT
+    from unlearn.data.writings import QWEN2_VL_PROMPT
 
     text = item.question
     if item.task == "mc":
@@ -402,7 +402,7 @@ class MmunlearnerPrompts(MllmuBenchPrompts):
 def clear_generation_ids(proc, item: EvalItem, family: str) -> list[int]:
     """The ids CLEAR's eval.py generates after: its collate's string for the item, decoded with special tokens
     skipped, cut before the decoded answer's last occurrence, tokenized alone (no image)."""
-    from unlearn.data.written import IMAGE_MARKUP, written_text
+    from unlearn.data.writings import IMAGE_MARKUP, written_text
 
     tok = proc.tokenizer
     written = written_text(item.question, item.answer, item.modality, family, "clear", "eval.protocol")
@@ -596,7 +596,7 @@ def make_prompts(name: str, proc, items_by_split: dict[str, list[EvalItem]] | No
         return EmbeddedPrompts(max_new_tokens)
     family = family_of(proc)
     if name == "clear":
-        from unlearn.data.written import STRINGS
+        from unlearn.data.writings import STRINGS
 
         if ("clear", family, "multimodal") not in STRINGS:
             raise ValueError(f"eval.protocol=clear writes CLEAR's Qwen2-VL chat template (its default model); model "
@@ -604,7 +604,7 @@ def make_prompts(name: str, proc, items_by_split: dict[str, list[EvalItem]] | No
         return ClearPrompts(family, max_new_tokens)
     if name == "mmunlearner_clear":
         if family != "qwen2_vl":
-            from unlearn.data.written import STRINGS
+            from unlearn.data.writings import STRINGS
 
             # only a protocol this family has (until 2026-12-05 eval.protocol=clear was named for Idefics2 too,
             # which refuses it)

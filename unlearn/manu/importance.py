@@ -90,15 +90,14 @@ below is its step's change:
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 
 import torch
 from torch import Tensor
 
+from unlearn.manu.choices import IMPORTANCE_KEYS, check_weights
 from unlearn.manu.moments import FIELDS, Moments
 
-IMPORTANCE_KEYS = ("abs", "freq", "var", "rms")
 PAPER_WEIGHTS: dict[str, float] = {"abs": 1.0, "freq": 1.0, "var": 1.0, "rms": 1.0}
 REFERENCE_WEIGHTS: dict[str, float] = {"abs": 2.0, "freq": 0.0, "var": 2.0, "rms": 2.0}
 
@@ -141,24 +140,6 @@ def paper_importance(mm: Moments, tx: Moments, eps: float = 1e-8) -> dict[str, T
         "var": (mm.var + tx.var).sqrt(),
         "rms": _normalized_gap(mm.mean_sq, tx.mean_sq, eps).sqrt(),
     }
-
-
-def check_weights(weights: Mapping[str, float], allowed, nonnegative: bool = False) -> dict[str, float]:
-    """`manu.weights` as floats; a key outside `allowed`, a value that is no finite number, or (`nonnegative`: the
-    paper score, which divides by a weighted sum) a negative one is refused by name. Read before the run
-    (unlearn/settings.py) and where the score is computed."""
-    unknown = sorted(set(weights) - set(allowed))
-    if unknown:
-        raise ValueError(f"manu.weights has no setting {unknown}; known: {', '.join(allowed)}")
-    out = {}
-    for key, w in weights.items():
-        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(float(w)):
-            raise ValueError(f"manu.weights.{key}={w!r}: expected a finite number")
-        out[key] = float(w)
-    negative = {k: w for k, w in out.items() if w < 0}
-    if nonnegative and negative:
-        raise ValueError(f"manu.weights: manu.score=paper needs weights >= 0, got {negative}")
-    return out
 
 
 def weighted_sum(parts: Mapping[str, Tensor], weights: Mapping[str, float]) -> Tensor:

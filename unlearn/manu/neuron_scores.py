@@ -6,13 +6,13 @@ from collections.abc import Mapping
 
 import torch
 
+from unlearn.manu.choices import VARIANTS
 from unlearn.manu.importance import PAPER_WEIGHTS, REFERENCE_WEIGHTS, paper_score, reference_score
 from unlearn.manu.moments import Moments
 
 KEYS = ("forget/multimodal", "forget/text", "retain/multimodal", "retain/text")
 
 
-VARIANTS = ("paper", "reference", "random")
 
 
 def neuron_scores(moments: Mapping[str, Mapping[str, Moments]], towers: Mapping[str, str],

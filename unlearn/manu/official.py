@@ -46,7 +46,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from unlearn.manu.importance import check_weights
+from unlearn.manu.choices import check_weights
 
 STATS = ("abs", "freq", "var", "rms")
 OFFICIAL_TAU = 0.1  # `(clamped_activations.abs() > 1e-1)`

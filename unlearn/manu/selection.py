@@ -20,7 +20,7 @@ from fractions import Fraction
 import torch
 from torch import Tensor
 
-SCOPES = ("tower", "layer")
+from unlearn.manu.choices import SCOPES
 
 
 def _check_alpha(alpha: float) -> Fraction:

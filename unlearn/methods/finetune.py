@@ -35,7 +35,7 @@ class FinetuneModule(L.LightningModule):
         self.identity, self.epochs = identity, epochs
         from unlearn.methods.gradient import batch_mean_named
 
-        # what each process's loss averages over under DDP (losses.TOKEN_MEANS; the official scripts': process)
+        # what each process's loss averages over under DDP (loss_settings.TOKEN_MEANS; the official scripts': process)
         self.batch_mean = batch_mean_named(token_mean, f"{config_key}.token_mean")
         self.config_key = config_key  # where the recipe lives, for error messages (model.base: stage 1)
         self.model = model

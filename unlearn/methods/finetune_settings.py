@@ -3,7 +3,7 @@ them without Lightning (unlearn/before_run.py)."""
 
 from __future__ import annotations
 
-from unlearn.models.precision import DTYPES, START_PRECISIONS
+from unlearn.models.dtype_names import DTYPE_NAMES, START_PRECISIONS
 
 # finetune.precision: the Lightning precisions a teaching run may override the trainer's with
 PRECISIONS = ("32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true")
@@ -17,11 +17,11 @@ def check_settings(fcfg) -> None:
         raise ValueError(f"finetune.people={people!r}: expected all or without_forget")
     from unlearn.settings import boolean, check_lora, optional_one_of, optional_positive_int
 
-    from unlearn.losses import TOKEN_MEANS
+    from unlearn.loss_settings import TOKEN_MEANS
 
     optional_one_of(fcfg.get("token_mean"), TOKEN_MEANS, "finetune.token_mean", "global")
 
-    optional_one_of(fcfg.get("dtype"), DTYPES, "finetune.dtype", "the model's own")
+    optional_one_of(fcfg.get("dtype"), DTYPE_NAMES, "finetune.dtype", "the model's own")
     optional_one_of(fcfg.get("start_precision"), START_PRECISIONS, "finetune.start_precision")
     precision = fcfg.get("precision")
     if precision is not None and str(precision) not in PRECISIONS:
@@ -35,7 +35,7 @@ def check_settings(fcfg) -> None:
     if label_prefix and fcfg.answer_only:
         raise ValueError("finetune.label_prefix=true labels the prompt's prefix, which needs finetune.answer_only=false "
                          "(the question labelled too)")
-    from unlearn.data.written import check_answer_ids, check_sequences
+    from unlearn.data.writings import check_answer_ids, check_sequences
     from unlearn.models.vocab import check_resize
 
     sequences = fcfg.get("sequences", "template")
@@ -44,7 +44,7 @@ def check_settings(fcfg) -> None:
                      "finetune.sequences")
     check_resize(fcfg.get("resize_embeddings"), "finetune.resize_embeddings")
     from unlearn.data.choices import TRAIN_PAIRS
-    from unlearn.models.chat_processor import FAMILIES
+    from unlearn.models.chat_template import FAMILIES
 
     optional_one_of(fcfg.get("family"), FAMILIES, "finetune.family")
     optional_one_of(fcfg.get("train_pairs"), TRAIN_PAIRS, "finetune.train_pairs")

@@ -25,7 +25,7 @@ import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
-from unlearn import losses
+from unlearn import loss_settings, losses
 from unlearn.checkpoint_io import last_every_epoch, resuming_in_place
 from unlearn.data.collate import collate
 from unlearn.data.sampling import EpochDraws, EpochShuffle, UnlabelledRepeats, in_batches, shifted
@@ -74,12 +74,12 @@ class GradientUnlearning(L.LightningModule):
                              f"method.lr_decay=linear (got {lr_decay!r})")
         self.kl_retain_nll, self.lr_decay = bool(kl_retain_nll), lr_decay
         self.warmup_epochs, self.epochs = warmup_epochs, epochs
-        if kl_reduction not in losses.KL_REDUCTIONS:
-            raise ValueError(f"method.kl_reduction={kl_reduction!r}: expected one of {losses.KL_REDUCTIONS}")
-        if npo_log_ratio not in losses.NPO_LOG_RATIOS:
-            raise ValueError(f"method.npo_log_ratio={npo_log_ratio!r}: expected one of {losses.NPO_LOG_RATIOS}")
-        if npo_empty_rows not in losses.NPO_EMPTY_ROWS:
-            raise ValueError(f"method.npo_empty_rows={npo_empty_rows!r}: expected one of {losses.NPO_EMPTY_ROWS}")
+        if kl_reduction not in loss_settings.KL_REDUCTIONS:
+            raise ValueError(f"method.kl_reduction={kl_reduction!r}: expected one of {loss_settings.KL_REDUCTIONS}")
+        if npo_log_ratio not in loss_settings.NPO_LOG_RATIOS:
+            raise ValueError(f"method.npo_log_ratio={npo_log_ratio!r}: expected one of {loss_settings.NPO_LOG_RATIOS}")
+        if npo_empty_rows not in loss_settings.NPO_EMPTY_ROWS:
+            raise ValueError(f"method.npo_empty_rows={npo_empty_rows!r}: expected one of {loss_settings.NPO_EMPTY_ROWS}")
         self.kl_reduction, self.npo_log_ratio, self.npo_empty_rows = kl_reduction, npo_log_ratio, npo_empty_rows
         self.batch_mean = batch_mean_named(token_mean, "method.token_mean")
         self.model, self.loss_name, self.optimizer_factory = model, loss, optimizer
@@ -226,9 +226,9 @@ def process_batch_mean(trainer) -> losses.Mean:
 
 
 def batch_mean_named(token_mean: str, key: str) -> Callable:
-    """The factory (trainer -> Mean) a `*.token_mean` setting names (losses.TOKEN_MEANS)."""
-    if token_mean not in losses.TOKEN_MEANS:
-        raise ValueError(f"{key}={token_mean!r}: expected one of {list(losses.TOKEN_MEANS)}")
+    """The factory (trainer -> Mean) a `*.token_mean` setting names (loss_settings.TOKEN_MEANS)."""
+    if token_mean not in loss_settings.TOKEN_MEANS:
+        raise ValueError(f"{key}={token_mean!r}: expected one of {list(loss_settings.TOKEN_MEANS)}")
     return global_batch_mean if token_mean == "global" else process_batch_mean
 
 

@@ -40,7 +40,8 @@ from unlearn import losses
 from unlearn.data.collate import collate, qa_example
 from unlearn.data.sampling import EpochShuffle, UnlabelledRepeats, rank_share
 from unlearn.data.sequences import with_prefix_labels
-from unlearn.data.written import check_sequences, check_writing, label_flags, qa_sequences, written_example
+from unlearn.data.writings import check_sequences, check_writing, label_flags
+from unlearn.data.written import qa_sequences, written_example
 from unlearn.models.loading import recipe_processor
 from unlearn.rank_sum import sum_over_ranks
 from unlearn.models.precision import dtype_named, round_parameters
@@ -284,7 +285,7 @@ SEQUENCES_LABELS = "mmunlearner.fisher_labels=all mmunlearner.update_labels=all"
 
 def qa_data(rows, proc, form, labels: str = "answer", sequences: str = "template",
             labels_key: str = "mmunlearner.update_labels"):
-    """QA sequences in `form` with the label span `labels` (written.LABEL_SPANS; `labels_key` names its setting), from
+    """QA sequences in `form` with the label span `labels` (writings.LABEL_SPANS; `labels_key` names its setting), from
     the model's template or a codebase's written strings (mmunlearner.sequences, unlearn/data/written.py)."""
     return qa_sequences(rows, proc, form, sequences, *label_flags(labels, labels_key), key="mmunlearner.sequences",
                         labels_key=SEQUENCES_LABELS)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the checks before a run read lora_targets and RULES before torch's import (unlearn/before_run.py)
+    from torch import nn
 
 SKIPPED = ("embeddings", "embed_tokens", "patch_embed")
 # target_modules values that name a rule rather than modules; each stands alone
@@ -18,6 +21,8 @@ def all_linear_targets(model: nn.Module, head: bool = False) -> list[str]:
     transformers.AdamW (MLLMU_manifold.py:15, SFRon.py:8), which transformers 4.50 removed: under the 4.45-4.49
     layout LLaVA's head is `language_model.lm_head`, whose last two components survive the removal, so their
     LLaVA runs adapt the head (Qwen2-VL's head was a bare `lm_head` there, and is removed)."""
+    from torch import nn
+
     keys = set()
     for name, module in model.named_modules():
         if any(word in name for word in SKIPPED) or not isinstance(module, nn.Linear):

@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from unlearn.models.chat_processor import FAMILIES
+from unlearn.models.chat_template import FAMILIES
 
 CONFIG_NAME = "vl_processor.json"  # the embedded model's own processor file (unlearn/models/processor.py)
 

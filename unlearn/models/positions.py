@@ -21,7 +21,10 @@ positions (the stored deltas are added only with a cache position): `sequential`
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the settings' check reads FORWARD_POSITIONS before torch's import (unlearn/before_run.py)
+    import torch
 
 FORWARD_POSITIONS = ("mrope", "sequential")
 SEQUENTIAL_MODEL_TYPES = ("qwen2_vl",)  # 4.45.1 has no Qwen2.5-VL; LLaVA and Idefics2 count positions anyway
@@ -36,6 +39,8 @@ def check_forward_positions(setting: str, key: str = "model.forward_positions") 
 def counted_positions(module, args, kwargs):
     """Forward pre-hook of Qwen2VLModel: position ids where none are given, counted after the cached tokens and
     repeated over the three rotary sections, as 4.45.1's language model counts them."""
+    import torch
+
     if kwargs.get("position_ids") is not None:
         return None
     tokens = kwargs.get("inputs_embeds")

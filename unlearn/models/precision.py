@@ -13,14 +13,13 @@ from contextlib import contextmanager
 
 import torch
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-START_PRECISIONS = ("float16", "bfloat16")  # *.start_precision: the half precisions a script may load in
+from unlearn.models.dtype_names import DTYPE_NAMES, check_dtype_name
+
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def dtype_named(name: str, key: str) -> torch.dtype:
-    if name not in DTYPES:
-        raise ValueError(f"{key}={name!r}: expected null (the model's own) or one of {list(DTYPES)}")
-    return DTYPES[name]
+    return DTYPES[check_dtype_name(name, key)]
 
 
 def cast_parameters(model: torch.nn.Module, dtype: torch.dtype) -> None:
