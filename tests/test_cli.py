@@ -207,4 +207,9 @@ def test_settings_are_refused_before_lightning_and_transformers_are_imported(tmp
     bad_lr, imported = refused("method=ga", "method.optimizer.lr=abc")  # checked before the optimiser is built
     assert "Error: method.optimizer.lr='abc': expected a finite number" in bad_lr.stderr
     assert not imported & {"torch", "lightning", "transformers", "datasets"}
+    # a sweep's jobs: every job's optimiser built after every job's other checks (until 2026-12-07 job 0's first)
+    sweep, imported = refused("-m", "debug=fast", "method=ga", "method.optimizer.lr=1e-4,abc",
+                              f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert "Error: job 1 of 2 (" in sweep.stderr and "method.optimizer.lr='abc'" in sweep.stderr
+    assert not imported & {"torch", "lightning", "transformers", "datasets"}
     assert not (tmp_path / "run" / "metrics.json").exists()

@@ -473,6 +473,18 @@ def test_a_sweeps_jobs_are_read_with_glob_and_their_interpolations_left_to_them(
             cfg.hydra.overrides.task = ["debug=fast", "method=glob(g*,exclude=[grad_diff])", "method.optimizer.lr=1e-4,abc"]
         with pytest.raises(SystemExit, match=r"job 1 of 2 .*method.optimizer.lr='abc'"):
             check_every_job(cfg)
+        # the optimisers are built once every job's other checks passed (a build imports torch), and a refused
+        # build still names its job
+        with open_dict(cfg):
+            cfg.hydra.overrides.task = ["debug=fast", "method=ga", "method.optimizer.weight_decay=-1,0",
+                                        "method.epochs=1,0"]
+        with pytest.raises(SystemExit, match=r"job 1 of 4 \(.*method.epochs=0\): method.epochs=0"):
+            check_every_job(cfg)
+        with open_dict(cfg):
+            cfg.hydra.overrides.task = ["debug=fast", "method=ga", "method.optimizer.weight_decay=0,-1"]
+        with pytest.raises(SystemExit, match=r"job 1 of 2 \(.*weight_decay=-1\): method.optimizer: ValueError: "
+                                             r"Invalid weight_decay value: -1.*no job has run"):
+            check_every_job(cfg)
         # two jobs into one hydra.sweep.subdir: refused before the first runs (until 2026-12-06 when the second
         # started, after the first had run)
         with open_dict(cfg):

@@ -435,12 +435,14 @@ def sweep_jobs(config) -> list[list[str]]:
 def check_every_job(config) -> None:
     """Each job's settings, checked before the sweep's first job runs: until 2026-12-05 a bad value in a sweep
     (`method.optimizer.lr=1e-4,abc,2e-4`) stopped the sweep at its job, after the jobs before it, and the jobs
-    after it never ran. Each job's config is composed as Hydra will compose it, its paths set as the run's."""
+    after it never ran. Each job's config is composed as Hydra will compose it, its paths set as the run's. The jobs'
+    optimisers and schedulers are built once every job's other checks passed: a build imports torch (3 s here), so
+    a bad value in any job is refused in about a second."""
     from hydra import compose
     from omegaconf import OmegaConf, open_dict
 
-    from unlearn.before_run import check_settings_before_run
-    from unlearn.settings import SettingsError
+    from unlearn.before_run import check_settings_before_run, refused_as_settings
+    from unlearn.settings import SettingsError, builds_collected
 
     if OmegaConf.select(config, "hydra.job.config_name") is None:  # not a Hydra run's config (a test's)
         return
@@ -451,6 +453,7 @@ def check_every_job(config) -> None:
                   if str(o).split("=", 1)[0].lstrip("+") == "hydra.searchpath"]
     template = str(OmegaConf.to_container(config.hydra, resolve=False)["sweep"]["subdir"])
     subdirs: dict[str, int] = {}  # each job's hydra.sweep.subdir, where it can be read here
+    builds = []  # (job number, its config, its optimiser and scheduler builds)
     for num, overrides in enumerate(jobs):
         # an interpolated override (`seed=${hydra:job.num}`, `${oc.env:X}`; the sweeper writes it escaped, `$\{`)
         # reads the job's own number or environment, not this process's: that job is checked as it starts
@@ -461,15 +464,28 @@ def check_every_job(config) -> None:
             cfg.paths.output_dir = str(Path(config.hydra.sweep.dir) / f"job{num}")
             cfg.paths.cache_dir = str(config.paths.cache_dir)
         try:
-            check_settings_before_run(cfg, here=False)
+            with builds_collected() as job_builds:
+                check_settings_before_run(cfg, here=False)
         except SettingsError as e:
-            raise SystemExit(f"Error: job {num} of {len(jobs)} ({' '.join(overrides)}): {e}; no job has run") from e
+            raise refused_job(num, jobs, e) from e
+        builds.append((num, cfg, job_builds))
         subdir = job_subdir(template, cfg, num, str(config.hydra.job.name))
         if subdir is not None and subdirs.setdefault(subdir, num) != num:
             # until 2026-12-06 found only when the later job started, after the earlier one ran (hours at 7B)
             raise SystemExit(f"Error: jobs {subdirs[subdir]} and {num} of {len(jobs)} would write into "
                              f"{Path(config.hydra.sweep.dir) / subdir}: hydra.sweep.subdir={template} must differ "
                              "between jobs (keep ${hydra.job.num} in it, as configs/config.yaml's does); no job has run")
+    for num, cfg, job_builds in builds:
+        try:
+            with refused_as_settings(cfg):
+                for build in job_builds:
+                    build()
+        except SettingsError as e:
+            raise refused_job(num, jobs, e) from e
+
+
+def refused_job(num: int, jobs: list, error: Exception) -> SystemExit:
+    return SystemExit(f"Error: job {num} of {len(jobs)} ({' '.join(jobs[num])}): {error}; no job has run")
 
 
 def job_subdir(template: str, cfg, num: int, name: str) -> str | None:

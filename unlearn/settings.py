@@ -309,19 +309,28 @@ _BUILDS_LAST: contextvars.ContextVar[list | None] = contextvars.ContextVar("buil
 
 
 @contextlib.contextmanager
-def builds_last():
-    """The optimiser and scheduler builds (check_optimizer, check_scheduler) asked for inside run after every other
-    check there, once those passed: a build imports torch and torch._dynamo (3 s here), the other checks nothing
-    as heavy, so a bad value elsewhere is refused in under a second. Nested, the outermost runs them."""
-    if _BUILDS_LAST.get() is not None:
-        yield
-        return
+def builds_collected():
+    """The optimiser and scheduler builds asked for inside, unrun, in the list this yields: the caller runs them
+    (a sweep's check, each job's after every job's other checks)."""
     builds = []
     token = _BUILDS_LAST.set(builds)
     try:
-        yield
+        yield builds
     finally:
         _BUILDS_LAST.reset(token)
+
+
+@contextlib.contextmanager
+def builds_last():
+    """The optimiser and scheduler builds (check_optimizer, check_scheduler) asked for inside run after every other
+    check there, once those passed: a build imports torch and torch._dynamo (3 s here), the other checks nothing
+    as heavy, so a bad value elsewhere is refused in under a second. Nested, the outermost runs them (or, inside
+    builds_collected, its caller)."""
+    if _BUILDS_LAST.get() is not None:
+        yield
+        return
+    with builds_collected() as builds:
+        yield
     for build in builds:
         build()
 
