@@ -2,7 +2,7 @@
 
 Why: a refusal is the framework's answer to a typo, and a sweep's jobs are all checked before the first runs; it
 should come in about a second, before the run's heavy imports (unlearn/before_run.py). Each case is a fresh
-`python train.py <overrides>` that must exit with status 1 and an `Error:` line; each figure is the median of
+train.py process given its overrides, which must exit with status 1 and an `Error:` line; each figure is the median of
 `--repeat` interleaved runs with its range (this shared machine's speed drifts within a session). `--against REV`
 times the same commands at another commit (a temporary git worktree, this interpreter and packages) interleaved
 with this checkout's, and prints the ratio. Nothing is taught or read from a cache: the refusals come first.

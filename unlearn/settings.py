@@ -957,9 +957,9 @@ def check_cast_copies(cfg) -> None:
     so 32-true and the *-mixed precisions leave them as they are. Any other precision casts the copy with the
     model; FSDP flattens each unit's parameters into one dtype (torch refuses float32 beside float16) and gathers
     them in its param_dtype: both refused."""
+    from unlearn.fsdp_refusals import uses_fsdp
     from unlearn.methods.gradient_settings import NEEDS_REFERENCE
     from unlearn.models.dtype_names import check_dtype_name
-    from unlearn.fsdp_refusals import uses_fsdp
 
     precision = str(cfg.trainer.get("precision", "32-true"))
     copies = {"eval.dtype": cfg.eval.get("dtype"), "method.reference_dtype": cfg.method.get("reference_dtype")}
