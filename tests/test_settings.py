@@ -230,6 +230,10 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["method=manu", "manu.neuron=inner"], r"manu.neuron='inner': expected one of \['input', 'output'\]"),
     (["experiment=manu_official", "manu.official.unit=neuron"], r"manu.official.unit='neuron': expected one of"),
     (["experiment=manu_official", "manu.official.chunk_size=0"], r"manu.official.chunk_size=0: expected an integer"),
+    (["experiment=manu_official", "manu.official.clamp=-1"], r"manu.official.clamp=-1: expected a finite number in "
+                                                              r"\(0, inf\)"),
+    (["experiment=manu_official", "manu.official.clamp=nan"], r"manu.official.clamp=nan: expected a finite number"),
+    (["experiment=manu_official", "manu.official.seed=abc"], r"manu.official.seed='abc': expected an integer"),
     (["experiment=manu_official", "manu.score=paper"],
      r"manu.selection=official uses the authors' score .* manu.score='paper' / manu.scope='tower'"),
     (["method=manu", "manu.weights={abs: 1, frq: 1}"], r"manu.weights has no setting \['frq'\]"),

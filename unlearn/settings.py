@@ -718,6 +718,10 @@ def check_manu_choices(m) -> None:
     if o is not None:
         one_of(o.get("unit", "output"), OFFICIAL_UNITS, "manu.official.unit")
         positive_int(o.get("chunk_size"), "manu.official.chunk_size")
+        # read by the official selection's statistics pass, after the before-evaluation (until 2026-12-07 not
+        # checked: a negative clamp made every activation -clamp, a nan one every statistic nan, without a word)
+        number(o.get("clamp", 1000.0), "manu.official.clamp", 0, low_open=True)
+        integer(o.get("seed", 0), "manu.official.seed")
     if selection == "official" and (m.score != "reference" or m.scope != "tower"):
         raise ValueError(f"manu.selection=official uses the authors' score and one top-alpha per tower; "
                          f"manu.score={m.score!r} / manu.scope={m.scope!r} must be 'reference' / 'tower'")

@@ -8,7 +8,6 @@ written.py says which codebase writes which string and how it labels it.
 
 from __future__ import annotations
 
-
 _LLAVA_MANU = {"multimodal": "USER: <image>\n{question}\nASSISTANT: {answer}",
                "text": "USER:{question}\nASSISTANT: {answer}"}
 # Qwen2-VL-Instruct's chat template over one user turn (an image, or none, then text), add_generation_prompt=True
