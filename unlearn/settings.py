@@ -284,6 +284,9 @@ def check_finetune(f) -> None:
     boolean(f.answer_only, "finetune.answer_only")  # "false", a string, labelled the answers alone
     positive_int(f.epochs, "finetune.epochs")
     positive_int(f.batch_size, "finetune.batch_size")
+    if not _is_int(f.get("num_workers", 0)) or f.get("num_workers", 0) < 0:  # torch's DataLoader refused -1 as
+        # teaching began, with a traceback; "abc" the same (until 2026-12-07)
+        raise ValueError(f"finetune.num_workers={f.num_workers!r}: expected an integer >= 0 (0: the main process)")
     if f.get("optimizer") is not None and f.optimizer.get("lr") is not None:  # 0 cached an untaught "vanilla"
         number(f.optimizer.lr, "finetune.optimizer.lr", 0, low_open=True)  # model under its key (until 2026-12-05)
     check_optimizer(f.get("optimizer"), "finetune.optimizer")
@@ -299,10 +302,24 @@ def check_finetune(f) -> None:
     from unlearn.data.writings import check_image_labels
 
     check_image_labels(f.get("image_labels"), f.get("sequences", "template"), not f.answer_only, "finetune")
+    check_one_cycle(f.get("scheduler"), "finetune.scheduler")
     warmup = (f.get("scheduler") or {}).get("warmup_epochs") or 0
     if warmup != 0:
         warmup_count(warmup, "finetune.scheduler.warmup_epochs")
         warmup_below_epochs(warmup, f.epochs, "finetune.scheduler.warmup_epochs", "finetune.epochs")
+
+
+def check_one_cycle(node, key: str) -> None:
+    """A one-cycle schedule's (OneCycleLR's) rates and share, which torch takes whatever their sign: until 2026-12-07
+    `finetune.scheduler.max_lr=-1` taught 1,500 steps up the loss until a gradient overflowed, and a nan
+    pct_start made every lr nan."""
+    if node is None or not hasattr(node, "get"):
+        return
+    for name in ("max_lr", "div_factor", "final_div_factor"):
+        if node.get(name) is not None:
+            number(node.get(name), f"{key}.{name}", 0, low_open=True)
+    if node.get("pct_start") is not None:
+        number(node.get("pct_start"), f"{key}.pct_start", 0, 1)
 
 
 _BUILDS_LAST: contextvars.ContextVar[list | None] = contextvars.ContextVar("builds_last", default=None)
@@ -422,6 +439,7 @@ def check_gradient_method(m) -> None:
     number(lr, "method.optimizer.lr", 0, low_open=True)  # 0 would report the vanilla model as unlearned
     check_optimizer(m.optimizer, "method.optimizer")
     if m.get("lr_decay") is None:  # GradientUnlearning calls method.scheduler(optimizer)
+        check_one_cycle(m.get("scheduler"), "method.scheduler")
         check_scheduler(m.get("scheduler"), m.optimizer, "method.scheduler")
     schedule = m.get("schedule", "paired")
     one_of(schedule, SCHEDULES, "method.schedule")
@@ -1256,6 +1274,10 @@ def check_run_settings(cfg, keys_checked: bool = False) -> None:
     check_bad_rows(cfg.data)
     check_template(cfg.model.get("template"))
     check_attn_implementation(cfg.model.get("attn_implementation"))
+    boolean(cfg.model.get("gradient_checkpointing", False), "model.gradient_checkpointing")  # "abc" turned it on
+    from unlearn.models.dtype_names import DTYPE_NAMES
+
+    one_of(cfg.model.get("dtype", "float32"), DTYPE_NAMES, "model.dtype")  # read at the load, which let nn through
     from unlearn.models.positions import check_forward_positions
 
     check_forward_positions(cfg.model.get("forward_positions", "mrope"))
