@@ -38,9 +38,9 @@ import sys
 from unlearn.config import compose_config
 from unlearn.before_run import check_settings_before_run
 from unlearn.settings import SettingsError
-for overrides in (["model.manu_alpha=150"], ["method=ga", "method.epochs=0"], ["method=mmunlearner", "mmunlearner.clip=-1"],
-                  ["method=npo", "eval.dtype=float8"], ["trainer.devices=abc"],
-                  ["method=manu", "trainer=fsdp_sim"]):  # the last refused after check_run_settings, by refuse_fsdp
+for overrides in (["model.manu_alpha=150"], ["method=ga", "method.epochs=0"],
+                  ["method=mmunlearner", "mmunlearner.clip=-1"], ["method=npo", "eval.dtype=float8"],
+                  ["trainer.devices=abc"], ["method=manu", "trainer=fsdp_sim"]):  # the last refused after check_run_settings, by refuse_fsdp
     try:
         check_settings_before_run(compose_config(overrides, sys.argv[1], sys.argv[2]), launcher=False)
     except SettingsError as e:
@@ -59,9 +59,9 @@ def test_a_bad_value_is_refused_before_torch_is_imported(tmp_path):
     assert checked.returncode == 0, checked.stderr[-2000:]
     assert checked.stdout.split("\n")[:-1] == ["manu.alpha=150", "method.epochs=0", "mmunlearner.clip=-1",
                                                "eval.dtype='float8'", "trainer.devices='abc'",
-                                               "method=manu does not run under trainer=fsdp (it needs unsharded weights); "
-                                               "its statistics pass is forward-only, so use trainer=ddp (a 7-8B model "
-                                               "fits one GPU) (on CPU processes, as trainer=fsdp_sim", "[]"]
+                                               "method=manu does not run under trainer=fsdp (it needs unsharded "
+                                               "weights); its statistics pass is forward-only, so use trainer=ddp (a "
+                                               "7-8B model fits one GPU) (on CPU processes, as trainer=fsdp_sim", "[]"]
 
 
 def test_the_optimisers_are_built_after_every_other_check(tmp_path, monkeypatch):

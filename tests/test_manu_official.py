@@ -583,7 +583,8 @@ def test_the_pruning_callback_hands_its_settings_to_the_math(monkeypatch):
 
 
 def test_ratio_score_reads_manu_weights_by_the_settings_rule():
-    """One rule for manu.weights (unlearn.manu.choices.check_weights): a nan weight made every score nan until 2026-12-05."""
+    """One rule for manu.weights (unlearn.manu.choices.check_weights): a nan weight made every score nan until
+    2026-12-05."""
     from unlearn.manu.official import ratio_score
 
     forget = {k: torch.tensor([2.0, 1.0]) for k in ("abs", "freq", "var", "rms")}

@@ -13,8 +13,6 @@ from unlearn.manu.moments import Moments
 KEYS = ("forget/multimodal", "forget/text", "retain/multimodal", "retain/text")
 
 
-
-
 def neuron_scores(moments: Mapping[str, Mapping[str, Moments]], towers: Mapping[str, str],
                   variant: str = "paper", weights: Mapping[str, float] | None = None,
                   seed: int = 0) -> dict[str, torch.Tensor]:

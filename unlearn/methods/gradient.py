@@ -79,7 +79,8 @@ class GradientUnlearning(L.LightningModule):
         if npo_log_ratio not in loss_settings.NPO_LOG_RATIOS:
             raise ValueError(f"method.npo_log_ratio={npo_log_ratio!r}: expected one of {loss_settings.NPO_LOG_RATIOS}")
         if npo_empty_rows not in loss_settings.NPO_EMPTY_ROWS:
-            raise ValueError(f"method.npo_empty_rows={npo_empty_rows!r}: expected one of {loss_settings.NPO_EMPTY_ROWS}")
+            raise ValueError(f"method.npo_empty_rows={npo_empty_rows!r}: expected one of "
+                             f"{loss_settings.NPO_EMPTY_ROWS}")
         self.kl_reduction, self.npo_log_ratio, self.npo_empty_rows = kl_reduction, npo_log_ratio, npo_empty_rows
         self.batch_mean = batch_mean_named(token_mean, "method.token_mean")
         self.model, self.loss_name, self.optimizer_factory = model, loss, optimizer

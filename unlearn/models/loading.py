@@ -13,7 +13,6 @@ from safetensors import SafetensorError
 from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer, PreTrainedModel
 
 from unlearn.models.chat_processor import ChatProcessor
-
 from unlearn.models.chat_template import ChatTemplate
 from unlearn.models.checkpoint_files import (PROCESSOR_KEY, CheckpointError, check_family, check_local_checkpoint,
                                              check_model_type, check_processor_family, check_processor_files,
