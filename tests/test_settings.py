@@ -243,6 +243,11 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
      r"method.scheduler.div_factor=0: expected a finite number in \(0, inf\)"),
     (["model.gradient_checkpointing=abc"], r"model.gradient_checkpointing='abc': expected true or false"),
     (["model.dtype=nn"], r"model.dtype='nn': expected one of"),
+    # the organism's stage 1, read only as pretraining began (until 2026-12-07)
+    (["experiment=organism", "model.base.optimizer.lr=-1"], r"model.base.optimizer.lr=-1: expected a finite number"),
+    (["experiment=organism", "model.base.epochs=0"], r"model.base.epochs=0: expected an integer >= 1"),
+    (["experiment=organism", "model.base.scheduler.pct_start=2"], r"model.base.scheduler.pct_start=2: expected"),
+    (["experiment=organism", "+model.base.optimizer.momentum=0.9"], r"model.base.optimizer: TypeError: .*momentum"),
     (["experiment=manu_official", "manu.score=paper"],
      r"manu.selection=official uses the authors' score .* manu.score='paper' / manu.scope='tower'"),
     (["method=manu", "manu.weights={abs: 1, frq: 1}"], r"manu.weights has no setting \['frq'\]"),

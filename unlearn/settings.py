@@ -1002,6 +1002,27 @@ def check_cast_copies(cfg) -> None:
                              f"{precision}, which casts the copy with the model)")
 
 
+def check_base(cfg) -> None:
+    """`model.base` (the organism's stage 1, unlearn/models/base.py), checked as the teaching recipe is where the run
+    builds its vanilla model: until 2026-12-07 read only as pretraining began, so `model.base.optimizer.lr=-1`
+    pretrained up the loss, and `model.base.epochs=0` or a batch size of "abc" stopped in Lightning or torch."""
+    b = cfg.model.get("base")
+    if b is None or not teaches(cfg) or cfg.method.name == "finetune" and cfg.model.get("path"):
+        return
+    integer(b.get("seed", 0), "model.base.seed")
+    for name in ("epochs", "batch_size", "check_every"):
+        if name in b:
+            positive_int(b[name], f"model.base.{name}")
+    if b.get("target_mc_acc") is not None:  # 0: stop at the first check; above 1: every epoch runs
+        number(b.target_mc_acc, "model.base.target_mc_acc", 0)
+    optimizer = b.get("optimizer")
+    if optimizer is not None and optimizer.get("lr") is not None:
+        number(optimizer.lr, "model.base.optimizer.lr", 0, low_open=True)
+    check_optimizer(optimizer, "model.base.optimizer")
+    check_one_cycle(b.get("scheduler"), "model.base.scheduler")
+    check_scheduler(b.get("scheduler"), optimizer, "model.base.scheduler", total_steps=PROBE_STEPS)
+
+
 def teaches(cfg) -> bool:
     """Whether the run teaches a model: method=finetune, or a built model's vanilla teaching (no model.path)."""
     return cfg.method.name == "finetune" or bool(cfg.model.get("build") and not cfg.model.get("path"))
@@ -1285,6 +1306,7 @@ def check_run_settings(cfg, keys_checked: bool = False) -> None:
         check_mmunlearner_clear_eval(cfg)
     check_eval(cfg.eval)
     check_cast_copies(cfg)
+    check_base(cfg)
     if cfg.get("finetune") is not None:
         check_finetune(cfg.finetune)
         if teaches(cfg):  # built only where teaching runs (a run on a given checkpoint never calls it)
