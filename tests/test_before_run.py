@@ -38,9 +38,10 @@ import sys
 from unlearn.config import compose_config
 from unlearn.before_run import check_settings_before_run
 from unlearn.settings import SettingsError
+# the last refused after check_run_settings, by refuse_fsdp
 for overrides in (["model.manu_alpha=150"], ["method=ga", "method.epochs=0"],
                   ["method=mmunlearner", "mmunlearner.clip=-1"], ["method=npo", "eval.dtype=float8"],
-                  ["trainer.devices=abc"], ["method=manu", "trainer=fsdp_sim"]):  # the last refused after check_run_settings, by refuse_fsdp
+                  ["trainer.devices=abc"], ["method=manu", "trainer=fsdp_sim"]):
     try:
         check_settings_before_run(compose_config(overrides, sys.argv[1], sys.argv[2]), launcher=False)
     except SettingsError as e:
@@ -74,8 +75,8 @@ def test_the_optimisers_are_built_after_every_other_check(tmp_path, monkeypatch)
     real = settings._build_optimizer
     monkeypatch.setattr(settings, "_build_optimizer", lambda node, key: (built.append(key), real(node, key)))
     monkeypatch.setattr(settings, "_build_scheduler", lambda node, optimizer, key, **kw: built.append(key))
-    bad_decay = compose_config(["method=ga", "method.optimizer.weight_decay=-1", "method.epochs=0"], tmp_path / "run",
-                            tmp_path / "cache")
+    bad_decay = compose_config(["method=ga", "method.optimizer.weight_decay=-1", "method.epochs=0"],
+                               tmp_path / "run", tmp_path / "cache")
     with pytest.raises(settings.SettingsError, match="method.epochs=0"):  # not the optimiser's weight decay
         check_settings_before_run(bad_decay, launcher=False)
     assert built == []
