@@ -53,6 +53,11 @@ def positive_int(value, key: str) -> None:
         raise ValueError(f"{key}={value!r}: expected an integer >= 1{_text_hint(value)}")
 
 
+def nonnegative_int(value, key: str, zero_means: str | None = None) -> None:
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"{key}={value!r}: expected an integer >= 0{f' (0: {zero_means})' if zero_means else ''}")
+
+
 def warmup_count(value, key: str) -> None:
     """A warm-up in epochs: 0 (none, the default) or more; the message says 0 is one (until the forty-eighth session
     `warmup_epochs=-1` read "expected an integer >= 1", the default itself outside it)."""
@@ -199,8 +204,7 @@ def check_eval(e) -> None:
         if not hasattr(shots, "items") or not shots or set(shots) - {"mc", "cloze"}:
             raise ValueError(f"eval.shot_people={shots!r}: expected null or {{mc: N, cloze: N}} (either or both)")
         for task, n in shots.items():
-            if not _is_int(n) or n < 0:
-                raise ValueError(f"eval.shot_people.{task}={n!r}: expected an integer >= 0 (0: zero-shot)")
+            nonnegative_int(n, f"eval.shot_people.{task}", "zero-shot")
         # elsewhere it would change nothing but the cache key and the seed group
         if e.protocol not in ("mllmu_bench", "mmunlearner"):
             raise ValueError(f"eval.shot_people sets the shots of eval.protocol=mllmu_bench or mmunlearner (got "
@@ -282,18 +286,10 @@ def check_finetune(f) -> None:
     default = OmegaConf.load(CONFIG_DIR / "finetune" / "default.yaml")
     known_keys(f, [*default, *FINETUNE_OPTIONAL], "finetune")
     boolean(f.answer_only, "finetune.answer_only")  # "false", a string, labelled the answers alone
-    positive_int(f.epochs, "finetune.epochs")
-    positive_int(f.batch_size, "finetune.batch_size")
-    if not _is_int(f.get("num_workers", 0)) or f.get("num_workers", 0) < 0:  # torch's DataLoader refused -1 as
-        # teaching began, with a traceback; "abc" the same (until 2026-12-07)
-        raise ValueError(f"finetune.num_workers={f.num_workers!r}: expected an integer >= 0 (0: the main process)")
-    if f.get("optimizer") is not None and f.optimizer.get("lr") is not None:  # 0 cached an untaught "vanilla"
-        number(f.optimizer.lr, "finetune.optimizer.lr", 0, low_open=True)  # model under its key (until 2026-12-05)
-    check_optimizer(f.get("optimizer"), "finetune.optimizer")
-    positive_int(f.check_every, "finetune.check_every")
+    check_teaching_steps(f, "finetune")
+    # torch's DataLoader refused -1 as teaching began, with a traceback; "abc" the same (until 2026-12-07)
+    nonnegative_int(f.get("num_workers", 0), "finetune.num_workers", "the main process")
     positive_int(f.probe_people, "finetune.probe_people")
-    if f.target_mc_acc is not None:  # 0: stop at the first check; above 1: never (every epoch runs)
-        number(f.target_mc_acc, "finetune.target_mc_acc", 0)
     if f.get("target_split_mc_acc") is not None:
         number(f.target_split_mc_acc, "finetune.target_split_mc_acc", 0)
     from unlearn.methods.finetune_settings import check_settings  # its optional keys and LoRA, before anything is read
@@ -302,11 +298,26 @@ def check_finetune(f) -> None:
     from unlearn.data.writings import check_image_labels
 
     check_image_labels(f.get("image_labels"), f.get("sequences", "template"), not f.answer_only, "finetune")
-    check_one_cycle(f.get("scheduler"), "finetune.scheduler")
     warmup = (f.get("scheduler") or {}).get("warmup_epochs") or 0
     if warmup != 0:
         warmup_count(warmup, "finetune.scheduler.warmup_epochs")
         warmup_below_epochs(warmup, f.epochs, "finetune.scheduler.warmup_epochs", "finetune.epochs")
+
+
+def check_teaching_steps(node, section: str) -> None:
+    """What a teaching stage (`finetune`, the organism's stage 1 `model.base`) runs for and steps with: epochs,
+    batch size, the probe's interval and target, the optimiser (its lr > 0: 0 cached an untaught "vanilla" model under
+    its key until 2026-12-05) and a one-cycle schedule's values."""
+    for name in ("epochs", "batch_size", "check_every"):
+        if name in node:
+            positive_int(node[name], f"{section}.{name}")
+    if node.get("target_mc_acc") is not None:  # 0: stop at the first check; above 1: never (every epoch runs)
+        number(node.target_mc_acc, f"{section}.target_mc_acc", 0)
+    optimizer = node.get("optimizer")
+    if optimizer is not None and optimizer.get("lr") is not None:
+        number(optimizer.lr, f"{section}.optimizer.lr", 0, low_open=True)
+    check_optimizer(optimizer, f"{section}.optimizer")
+    check_one_cycle(node.get("scheduler"), f"{section}.scheduler")
 
 
 def check_one_cycle(node, key: str) -> None:
@@ -716,9 +727,7 @@ def check_manu(m) -> None:
         if layers is not None and set(layers) != {"vision", "language"}:
             raise ValueError(f"manu.official.layers={dict(layers)}: give both towers, vision and language "
                              "(null for a tower: its last manu.official.apply_last layers)")
-        apply_last = o.get("apply_last")
-        if not _is_int(apply_last) or apply_last < 0:  # 0 prunes nothing, as manu.alpha=0
-            raise ValueError(f"manu.official.apply_last={apply_last!r}: expected an integer >= 0")
+        nonnegative_int(o.get("apply_last"), "manu.official.apply_last")  # 0 prunes nothing, as manu.alpha=0
 
 
 def check_manu_choices(m) -> None:
@@ -1010,17 +1019,8 @@ def check_base(cfg) -> None:
     if b is None or not teaches(cfg) or cfg.method.name == "finetune" and cfg.model.get("path"):
         return
     integer(b.get("seed", 0), "model.base.seed")
-    for name in ("epochs", "batch_size", "check_every"):
-        if name in b:
-            positive_int(b[name], f"model.base.{name}")
-    if b.get("target_mc_acc") is not None:  # 0: stop at the first check; above 1: every epoch runs
-        number(b.target_mc_acc, "model.base.target_mc_acc", 0)
-    optimizer = b.get("optimizer")
-    if optimizer is not None and optimizer.get("lr") is not None:
-        number(optimizer.lr, "model.base.optimizer.lr", 0, low_open=True)
-    check_optimizer(optimizer, "model.base.optimizer")
-    check_one_cycle(b.get("scheduler"), "model.base.scheduler")
-    check_scheduler(b.get("scheduler"), optimizer, "model.base.scheduler", total_steps=PROBE_STEPS)
+    check_teaching_steps(b, "model.base")
+    check_scheduler(b.get("scheduler"), b.get("optimizer"), "model.base.scheduler", total_steps=PROBE_STEPS)
 
 
 def teaches(cfg) -> bool:
