@@ -98,6 +98,13 @@ def check_lora(lora, key: str) -> None:
     if not _is_number(dropout) or not 0 <= dropout < 1:
         raise ValueError(f"{key}.dropout={dropout!r}: expected a number in [0, 1)")
     targets = lora.get("target_modules")
+    from omegaconf import ListConfig
+
+    if not isinstance(targets, (str, type(None), list, tuple, ListConfig)) or (
+            not isinstance(targets, (str, type(None))) and not all(isinstance(t, str) for t in targets)):
+        # a number stopped the checks themselves with a TypeError (until 2026-12-08)
+        raise ValueError(f"{key}.target_modules={targets!r}: expected null (the model's model.lora_target_modules), "
+                         "a list of module names, or one of peft's rules (all-linear)")
     if not isinstance(targets, (str, type(None))):
         from unlearn.mmunlearner.lora import RULES
 
@@ -121,6 +128,14 @@ def check_template(template) -> None:
     from unlearn.models.chat_template import ChatTemplate
 
     known_keys(template, [f.name for f in fields(ChatTemplate)], "model.template")
+    for f in fields(ChatTemplate):  # a text as a number, or a flag as "false" (true), read as given at the prompts
+        if f.name not in template:
+            continue
+        if isinstance(f.default, bool):
+            boolean(template[f.name], f"model.template.{f.name}")
+        elif not isinstance(template[f.name], str) and not (template[f.name] is None and "None" in str(f.type)):
+            raise ValueError(f"model.template.{f.name}={template[f.name]!r}: expected a string"
+                             f"{' or null' if 'None' in str(f.type) else ''}")
     needs = {"question": {"question"}, "answer": {"answer"}, "letter_question": {"question", "A", "B", "C", "D"}}
     for name, wanted in needs.items():
         if name in template:
@@ -186,6 +201,86 @@ def names(value, choices, key: str) -> None:
         raise ValueError(f"{key} has unknown {unknown}; choose from {list(choices)}")
     if len(set(value)) < len(value):
         raise ValueError(f"{key}={list(value)}: a name given twice would be evaluated twice")
+
+
+def pattern(value, key: str, null_means: str | None = None) -> None:
+    """A regular expression matched against module or parameter names (`null_means`: null allowed, and what it
+    stands for): a number or a list was read as one only where the model loaded, and a pattern that does not compile
+    failed in `re` there, without the key."""
+    if value is None and null_means is not None:
+        return
+    if not isinstance(value, str):
+        null = f"null ({null_means}) or " if null_means is not None else ""
+        raise ValueError(f"{key}={value!r}: expected {null}a regular expression (a string)")
+    import re
+
+    try:
+        re.compile(value)
+    except re.error as e:
+        raise ValueError(f"{key}={value!r}: not a regular expression ({e})") from e
+
+
+def patterns(value, key: str) -> None:
+    """A list of regular expressions: a string was read character by character (finetune.frozen='abc' froze every
+    parameter whose name holds an a, b or c: every one, and teaching stopped in torch's optimiser)."""
+    from omegaconf import ListConfig
+
+    if not isinstance(value, (list, tuple, ListConfig)):
+        raise ValueError(f"{key}={value!r}: expected a list of regular expressions ([] for none)")
+    for i, v in enumerate(value):
+        pattern(v, f"{key}[{i}]")
+
+
+def forms(value, key: str) -> None:
+    """The forms a person's questions are taught in, a form given twice taught twice as often (the default teaches
+    image+text twice per text-only): a string was read character by character, refused in the sequence builder
+    with a traceback naming neither the key nor the forms (until 2026-12-08)."""
+    from omegaconf import ListConfig
+
+    from unlearn.data.choices import FORMS
+
+    if not isinstance(value, (list, tuple, ListConfig)) or not value or any(v not in FORMS for v in value):
+        raise ValueError(f"{key}={value!r}: expected a non-empty list from {list(FORMS)} (a form given twice is "
+                         "taught twice as often)")
+
+
+def check_model(model) -> None:
+    """The model section's settings the run reads as it builds, loads and hooks the model, by key."""
+    check_template(model.get("template"))
+    check_attn_implementation(model.get("attn_implementation"))
+    boolean(model.get("gradient_checkpointing", False), "model.gradient_checkpointing")  # "abc" turned it on
+    from unlearn.models.dtype_names import DTYPE_NAMES
+
+    one_of(model.get("dtype", "float32"), DTYPE_NAMES, "model.dtype")  # read at the load, which let nn through
+    from unlearn.models.positions import check_forward_positions
+
+    check_forward_positions(model.get("forward_positions", "mrope"))
+    from omegaconf import ListConfig
+
+    types = model.get("model_types")  # a number stopped the checks themselves with a TypeError (until 2026-12-08)
+    if types is not None and (not isinstance(types, (list, tuple, ListConfig)) or not types
+                              or not all(isinstance(t, str) for t in types)):
+        raise ValueError(f"model.model_types={types!r}: expected null or a non-empty list of the config.json "
+                         "model_type values this model config is written for")
+    for section in ("mlp_modules", "manu_official_modules", "param_groups"):  # MANU's hooks, MMUnlearner's groups
+        node = model.get(section)
+        if node is None:
+            continue
+        if not hasattr(node, "items"):
+            raise ValueError(f"model.{section}={node!r}: expected {{<tower or group>: <regular expression>}}")
+        for name, value in node.items():
+            pattern(value, f"model.{section}.{name}")
+    if model.get("portrait_size") is not None:
+        positive_int(model.portrait_size, "model.portrait_size")
+    build = model.get("build")
+    if build is not None and not hasattr(build, "get"):  # a string stopped the checks with an AttributeError
+        raise ValueError(f"model.build={build!r}: expected null (a checkpoint at model.path) or the embedded model's "
+                         "builder ({_target_: ..., spec: {...}})")
+    spec = (build or {}).get("spec")
+    if spec is not None and spec.get("_target_") == "unlearn.models.tiny_llava.TinyLlavaSpec":
+        from unlearn.models.tiny_llava_spec import check_spec
+
+        check_spec(spec)
 
 
 def check_eval(e) -> None:
@@ -290,6 +385,8 @@ def check_finetune(f) -> None:
     # torch's DataLoader refused -1 as teaching began, with a traceback; "abc" the same (until 2026-12-07)
     nonnegative_int(f.get("num_workers", 0), "finetune.num_workers", "the main process")
     positive_int(f.probe_people, "finetune.probe_people")
+    forms(f.forms, "finetune.forms")
+    patterns(f.frozen, "finetune.frozen")
     if f.get("target_split_mc_acc") is not None:
         number(f.target_split_mc_acc, "finetune.target_split_mc_acc", 0)
     from unlearn.methods.finetune_settings import check_settings  # its optional keys and LoRA, before anything is read
@@ -654,6 +751,7 @@ def check_mmunlearner_choices(m) -> None:
     from unlearn.models.vocab import check_resize
 
     one_of(m.groups, tuple(mm.GROUPS), "mmunlearner.groups")
+    pattern(m.get("eligible"), "mmunlearner.eligible", "every parameter of the groups")
     check_resize(m.get("resize_embeddings"), "mmunlearner.resize_embeddings")
     one_of(m.get("optimizers", "two"), mm.OPTIMIZERS, "mmunlearner.optimizers")
     one_of(m.get("clip_scope", "unlearned"), mm.CLIP_SCOPES, "mmunlearner.clip_scope")
@@ -724,9 +822,14 @@ def check_manu(m) -> None:
     check_manu_choices(m)
     if m.get("selection") == "official" and o is not None and o.get("pooled_layers"):
         layers = o.get("layers")
-        if layers is not None and set(layers) != {"vision", "language"}:
-            raise ValueError(f"manu.official.layers={dict(layers)}: give both towers, vision and language "
+        if layers is not None and (not hasattr(layers, "items") or set(layers) != {"vision", "language"}):
+            raise ValueError(f"manu.official.layers={layers!r}: give both towers, vision and language "
                              "(null for a tower: its last manu.official.apply_last layers)")
+        for tower, wanted in (layers or {}).items():  # "abc" or -1 stopped in int() or iter() after the statistics
+            if wanted is not None and (isinstance(wanted, str) or not hasattr(wanted, "__iter__") or not wanted
+                                       or not all(_is_int(i) and i >= 0 for i in wanted)):
+                raise ValueError(f"manu.official.layers.{tower}={wanted!r}: expected null (its last "
+                                 "manu.official.apply_last layers) or a non-empty list of layer numbers, from 0")
         nonnegative_int(o.get("apply_last"), "manu.official.apply_last")  # 0 prunes nothing, as manu.alpha=0
 
 
@@ -1091,11 +1194,16 @@ SCORING_LOADERS = ("unlearn.data.benchmark.load_mllmu_bench",)
 
 
 def check_bad_rows(data) -> None:
-    """data.on_bad_row=score where the data's loader cannot honour it (the embedded benchmark, CLEAR: their rows are
-    not MLLMU-Bench's eval.py's to score), refused before anything loads, naming the key."""
+    """data.on_bad_row: one of the loaders' policies, and score only where the data's loader can honour it (the
+    embedded benchmark, CLEAR: their rows are not MLLMU-Bench's eval.py's to score), refused before anything loads,
+    naming the key."""
+    from unlearn.data.schema import ON_BAD_ROW
+
     bench = data.get("benchmark") or {}
     for key, value in (("data.on_bad_row", data.get("on_bad_row")), ("data.benchmark.on_bad_row",
                                                                      bench.get("on_bad_row"))):
+        if value is not None:  # refused as the benchmark loaded, a few seconds in (until 2026-12-08)
+            one_of(value, ON_BAD_ROW, key)
         if value == "score" and bench.get("_target_") not in SCORING_LOADERS:
             raise ValueError(f"{key}=score keeps the rows MLLMU-Bench's eval.py scores and scores them as it does: "
                              f"only data=mllmu_bench can (data={data.get('name')} reads its rows with "
@@ -1144,16 +1252,34 @@ def check_logger(logger) -> None:
                          f"logger=none for no logger")
 
 
+# Lightning's Trainer flags (true or false): a string such as "false" read as true
+TRAINER_FLAGS = ("enable_checkpointing", "enable_progress_bar", "enable_model_summary", "use_distributed_sampler",
+                 "detect_anomaly", "barebones", "sync_batchnorm", "inference_mode")
+
+
 def check_trainer(trainer) -> None:
-    """Lightning skips clipping at a clip value <= 0, so trainer.gradient_clip_val=-1 ran unclipped, silently; 0
-    and null are its own ways of saying no clipping."""
+    """The trainer settings Lightning reads late or misreads. It skips clipping at a clip value <= 0, so
+    trainer.gradient_clip_val=-1 ran unclipped, silently; 0 and null are its own ways of saying no clipping."""
     clip = trainer.get("gradient_clip_val")
     if clip is not None:
         number(clip, "trainer.gradient_clip_val", 0)
     for key in ("log_every_n_steps", "accumulate_grad_batches"):  # read by Lightning inside its training loop, after
         if trainer.get(key) is not None:  # the before-evaluation: `abc` stopped there (until 2026-12-06)
             positive_int(trainer[key], f"trainer.{key}")
-    devices, strategy = trainer.get("devices", 1), str(trainer.get("strategy", "auto"))
+    # read as Lightning's Trainer is built (a wrong one refused there, 7 s in, or later on a 7B model's run; "abc" for a
+    # flag turned it on): until 2026-12-08
+    from unlearn.trainer_keys import ACCELERATORS, PRECISIONS
+
+    if not hasattr(trainer.get("accelerator", "auto"), "items"):  # an Accelerator built from its _target_: its own
+        one_of(trainer.get("accelerator", "auto"), ACCELERATORS, "trainer.accelerator")
+    if "precision" in trainer and (isinstance(trainer.precision, bool) or str(trainer.precision) not in PRECISIONS):
+        raise ValueError(f"trainer.precision={trainer.precision!r}: expected one of {list(PRECISIONS)}")
+    booleans(trainer, {k: True for k in TRAINER_FLAGS if k in trainer}, "trainer")
+    devices = trainer.get("devices", 1)
+    if isinstance(devices, (bool, float)) or (isinstance(devices, int) and devices < 1 and devices != -1):
+        raise ValueError(f"trainer.devices={devices!r}: expected an integer >= 1, -1 or auto (every device), or a "
+                         "list of device indices")
+    strategy = str(trainer.get("strategy", "auto"))
     if isinstance(devices, int) and not isinstance(devices, bool) and devices > 1 and strategy == "auto":
         # Lightning's default DDP stops at the first step that leaves a parameter without a gradient (a frozen
         # tower's, a reference's), after the before-evaluation: until 2026-12-05 `trainer=cpu trainer.devices=2`
@@ -1293,15 +1419,7 @@ def check_run_settings(cfg, keys_checked: bool = False) -> None:
 
         one_of(cfg.data.get("forget_modality", "multimodal"), tuple(FORGET_FORMS), "data.forget_modality")
     check_bad_rows(cfg.data)
-    check_template(cfg.model.get("template"))
-    check_attn_implementation(cfg.model.get("attn_implementation"))
-    boolean(cfg.model.get("gradient_checkpointing", False), "model.gradient_checkpointing")  # "abc" turned it on
-    from unlearn.models.dtype_names import DTYPE_NAMES
-
-    one_of(cfg.model.get("dtype", "float32"), DTYPE_NAMES, "model.dtype")  # read at the load, which let nn through
-    from unlearn.models.positions import check_forward_positions
-
-    check_forward_positions(cfg.model.get("forward_positions", "mrope"))
+    check_model(cfg.model)
     if cfg.eval.protocol == "mmunlearner_clear":
         check_mmunlearner_clear_eval(cfg)
     check_eval(cfg.eval)

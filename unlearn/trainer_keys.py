@@ -37,6 +37,11 @@ def device_count(trainer: dict):
 
 
 PRECISION_ALIASES = {"16": "16-mixed", "bf16": "bf16-mixed", "32": "32-true", "64": "64-true"}
+# Lightning's trainer.precision values (its 64, 32 and 16 written as numbers too) and accelerator names, which
+# the checks before a run read without Lightning's import (tests/test_every_setting_checked.py holds them to it)
+PRECISIONS = ("transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true", "bf16-mixed",
+              "32-true", "64-true", *PRECISION_ALIASES)
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 
 
 def keyed_trainer(cfg: DictConfig) -> dict:

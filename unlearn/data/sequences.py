@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING
 
 from torch.utils.data import Dataset
 
+from unlearn.data.choices import FORMS
 from unlearn.data.collate import IGNORE, Example, qa_example
 
 if TYPE_CHECKING:  # transformers' import (2-4 s) for an annotation: the checks before a run import this
     from unlearn.models.processor import VLProcessor
-
-FORMS = ("multimodal", "text")
 
 
 def form_pairs(row: dict, form: str) -> list[tuple[str, str]]:

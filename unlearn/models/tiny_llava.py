@@ -5,34 +5,13 @@ Built from transformers configs so it saves and loads exactly like a real LLaVA 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
 from unlearn.data.people import vocabulary
 from unlearn.models.processor import VLProcessor
+from unlearn.models.tiny_llava_spec import TinyLlavaSpec  # model.build.spec's _target_ names it here
 from unlearn.models.tokenizer import build_word_tokenizer
-
-
-@dataclass(frozen=True)
-class TinyLlavaSpec:
-    image_size: int = 32
-    patch_size: int = 16
-    vision_hidden: int = 64
-    vision_layers: int = 2
-    vision_heads: int = 4
-    vision_intermediate: int = 128
-    text_hidden: int = 128
-    text_layers: int = 2
-    text_heads: int = 4
-    text_intermediate: int = 256
-    max_positions: int = 512
-    init_seed: int = 0
-
-    @property
-    def num_image_tokens(self) -> int:
-        return (self.image_size // self.patch_size) ** 2
 
 
 def build_tiny_llava(spec: TinyLlavaSpec) -> tuple[LlavaForConditionalGeneration, VLProcessor]:
