@@ -1,0 +1,187 @@
+"""Every setting a run reads, set to a value of the wrong type or sign, is refused before the run (the checks train.py
+makes before it imports torch, then the input paths pipeline.run checks), or is listed in EXEMPT with the reason it
+is not. Why: each such setting found until now ran wrongly or failed late (a negative one-cycle max_lr taught 97 s
+up the loss; finetune.frozen='abc' froze every parameter), so a setting added without a check fails here."""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import math
+import tempfile
+
+import pytest
+from omegaconf import DictConfig, OmegaConf
+
+from unlearn.config import compose_config
+
+# a run's configuration, and the settings it is the one to exercise (key globs): each section under the run that
+# reads it (LoRA, the relearning attack and MANU's scale mode are off by default, so their keys go unread there)
+RUNS = {
+    "default": ([], ["*"]),
+    "ga": (["method=ga"], ["method.*", "model.unlearn_lr.ga"]),
+    "grad_diff": (["method=grad_diff"], ["method.*", "model.unlearn_lr.grad_diff"]),
+    "kl": (["method=kl"], ["method.*", "model.unlearn_lr.kl"]),
+    "npo": (["method=npo"], ["method.*", "model.unlearn_lr.npo"]),
+    "mmunlearner": (["method=mmunlearner"], ["method.*", "mmunlearner.*"]),
+    "lora": (["method=ga", "method.lora.enabled=true"], ["method.lora.*"]),
+    "mmunlearner_lora": (["method=mmunlearner", "mmunlearner.lora.enabled=true"], ["mmunlearner.lora.*"]),
+    "relearn": (["eval.relearn.enabled=true"], ["eval.relearn.*"]),
+    "scale": (["manu.prune.mode=scale", "manu.prune.factor=0.5"], ["manu.prune.*"]),
+    "organism": (["experiment=organism"], ["model.base.*", "finetune.*"]),
+    "manu_official": (["experiment=manu_official"], ["data.*", "model.*", "manu.*", "eval.*"]),
+}
+NOT_AUDITED = ("paths", "hydra", "logger")  # where the run writes (checked as it claims them), Hydra's, a logger's
+
+
+def lora_on(section: str):
+    return lambda cfg: (OmegaConf.select(cfg, f"{section}.lora.enabled") or False) is True
+
+
+def any_lora_on(cfg) -> bool:
+    return any(lora_on(s)(cfg) for s in ("method", "mmunlearner", "finetune"))
+
+
+def unread_by(cfg, method_names: set[str]) -> bool:
+    return cfg.method.name not in method_names and cfg.method.get("loss") not in method_names
+
+
+def always(cfg) -> bool:
+    return True
+
+
+# (key glob, the wrong values it takes (None: every one), where (the changed config), why); each is one the run
+# does not read there, one whose every value of its type is a value, or one refused by name as the data loads
+EXEMPT = [
+    # not read where the condition holds; check_run_settings warns that an override of them is unread
+    ("method.lora.*", None, lambda c: not lora_on("method")(c), "read with method.lora.enabled=true (run lora)"),
+    ("mmunlearner.lora.*", None, lambda c: not lora_on("mmunlearner")(c), "the same (run mmunlearner_lora)"),
+    ("finetune.lora.*", None, lambda c: not lora_on("finetune")(c), "the same"),
+    ("model.lora_target_modules", None, lambda c: not any_lora_on(c), "read where a LoRA section is on"),
+    ("eval.relearn.*", None, lambda c: c.eval.relearn.enabled is False, "read by the attack (run relearn)"),
+    ("manu.prune.factor", None, lambda c: c.manu.prune.mode != "scale", "read by manu.prune.mode=scale"),
+    ("manu.official.*", None, lambda c: c.method.name != "manu" or c.manu.get("selection") != "official",
+     "read by manu.selection=official (run manu_official)"),
+    ("model.manu_alpha", None, lambda c: c.method.name != "manu" or not OmegaConf.is_interpolation(c.manu, "alpha"),
+     "manu.alpha's default, where manu.alpha reads it"),
+    *[(f"model.unlearn_lr.{m}", None, lambda c, m=m: c.method.name != m, "method.optimizer.lr's default under its "
+       f"own method (run {m})") for m in ("ga", "grad_diff", "kl", "npo")],
+    ("data.forget_modality", None, lambda c: "loss" not in c.method, "read by the gradient methods"),
+    ("method.beta", None, lambda c: unread_by(c, {"npo"}), "NPO's"),
+    ("method.reference_path", None, lambda c: unread_by(c, {"kl", "npo"}), "KL's and NPO's reference"),
+    ("model.fsdp_layers", None, lambda c: c.trainer.get("strategy") != "fsdp", "read by trainer=fsdp"),
+    ("finetune.scheduler.*", None, lambda c: c.model.get("path") is not None, "built where the run teaches"),
+    # any value of its type is one: a name, a path or hub id, a callable's path Hydra imports as it builds it
+    ("data.name", None, always, "a data config's name"),
+    ("model.name", None, always, "a model config's name"),
+    ("method.name", None, always, "a method of one's own names itself"),
+    ("*._target_", None, always, "the callable Hydra builds, refused by Hydra by name where it builds it"),
+    ("*._partial_", None, always, "Hydra's"),
+    ("data.path", None, always, "a hub id or a local snapshot, read as the benchmark loads"),
+    ("model.path", None, always, "a hub id, or a local checkpoint (checked where it is one: check_input_paths)"),
+    ("model.processor_path", None, always, "the same"),
+    ("method.reference_path", None, always, "the same"),
+    ("model.base.shipped", None, always, "a directory; the shipped base is rebuilt where it is not one"),
+    ("model.template.prefix", ["zzz_bad"], always, "any text"),
+    ("model.template.after_image", ["zzz_bad"], always, "any text"),
+    ("model.template.stop", ["abc"], always, "a token"),
+    ("model.image_processor.*", None, always, "passed to transformers' image processor as written"),
+    ("model.tokenizer.*", None, always, "passed to transformers' tokenizer as written"),
+    ("model.mlp_modules.*", ["zzz_bad"], always, "a pattern; one that matches no module is refused at the hooks"),
+    ("model.manu_official_modules.*", ["zzz_bad"], always, "the same"),
+    ("model.param_groups.*", ["zzz_bad"], always, "the same, at MMUnlearner's groups"),
+    ("mmunlearner.eligible", ["abc"], always, "the same"),
+    ("*.lora.target_modules", ["abc"], always, "a pattern peft matches; one that matches none is refused there"),
+    ("eval.reference_run", None, always, "a run directory, refused by name as the benchmark loads, before any model"),
+    # a fraction is a value of these
+    ("model.manu_alpha", [1.5], always, "a percentage"),
+    ("manu.alpha", [1.5], always, "a percentage"),
+    ("eval.shared_cache_gb", [1.5], always, "gigabytes"),
+    ("trainer.devices", [-1], always, "Lightning's every device"),
+    ("*.lora.alpha", [1.5], always, "LoRA's scale numerator, a number"),
+    # refused by name where the data loads (the loaders' own checks), before any model is built or taught
+    ("data.forget_split", None, always, "the data's split names"),
+    ("data.eval_protocol", None, always, "the data config's default for eval.protocol, which the preset sets"),
+    ("data.spec.*", None, always, "the data's spec, by its class (MiniSpec) or loader"),
+    ("model.base.world.*", None, always, "the background world's spec (WorldSpec), as the base is built"),
+]
+
+
+def leaves(node: DictConfig, prefix: str = ""):
+    for k in node.keys():
+        key = f"{prefix}{k}"
+        if OmegaConf.is_interpolation(node, k):  # its source is audited where it is set
+            continue
+        value = node[k]
+        if isinstance(value, DictConfig):
+            yield from leaves(value, key + ".")
+        else:
+            yield key, value
+
+
+def wrong_values(value) -> list:
+    if isinstance(value, bool):
+        return ["abc"]
+    if isinstance(value, int):
+        return ["abc", -1, 1.5]
+    if isinstance(value, float):
+        return ["abc", -1.0, math.nan]
+    if isinstance(value, str):
+        return ["zzz_bad", -1]
+    return ["abc", -1]  # null, a list
+
+
+def exempt(cfg, key: str, value) -> bool:
+    """`cfg`: the config with `key` changed to `value`."""
+    return any(fnmatch.fnmatchcase(key, glob) and (values is None or any(repr(value) == repr(v) for v in values))
+               and where(cfg) for glob, values, where, _ in EXEMPT)
+
+
+def refused(cfg) -> bool:
+    from unlearn.before_run import check_settings_before_run
+    from unlearn.settings import check_input_paths
+
+    try:
+        check_settings_before_run(cfg, here=False, launcher=False)
+        check_input_paths(cfg)
+    except (ValueError, FileNotFoundError):
+        return True
+    return False
+
+
+def passed_unchecked(run: str) -> list[str]:
+    overrides, globs = RUNS[run]
+    tmp = tempfile.mkdtemp()
+    base = compose_config([*overrides, "logger=none"], f"{tmp}/run", f"{tmp}/cache")
+    assert not refused(copy.deepcopy(base)), f"{run}: the shipped config itself is refused"
+    out = []
+    for key, value in leaves(base):
+        if key.split(".")[0] in NOT_AUDITED or not any(fnmatch.fnmatchcase(key, g) for g in globs):
+            continue
+        for wrong in wrong_values(value):
+            cfg = copy.deepcopy(base)
+            OmegaConf.update(cfg, key, wrong, merge=False)
+            if not refused(cfg) and not exempt(cfg, key, wrong):
+                out.append(f"{key}={wrong!r} (shipped {value!r})")
+    return out
+
+
+@pytest.mark.parametrize("run", sorted(RUNS))
+def test_a_wrong_value_of_every_setting_is_refused_before_the_run(run):
+    passed = passed_unchecked(run)
+    assert not passed, (f"under {RUNS[run][0]}, these wrong values pass the checks: {passed}; refuse them by key "
+                        "(unlearn/settings.py), or list the key in EXEMPT with the reason")
+
+
+def test_the_trainer_values_are_lightnings():
+    """The precisions and accelerators the checks accept without Lightning's import are Lightning's own."""
+    import typing
+
+    from lightning.fabric.connector import _PRECISION_INPUT
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    from unlearn.trainer_keys import ACCELERATORS, PRECISIONS
+
+    lightnings = {str(v) for group in typing.get_args(_PRECISION_INPUT) for v in typing.get_args(group)}
+    assert set(PRECISIONS) == lightnings
+    assert set(ACCELERATORS) == {"auto", "gpu", *AcceleratorRegistry.available_accelerators()}  # gpu: its alias
