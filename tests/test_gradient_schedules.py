@@ -6,6 +6,7 @@ MLLMU_KL_Min.py): the same batches through their loop and through ours end at th
 from __future__ import annotations
 
 import copy
+import math
 from types import SimpleNamespace
 
 import lightning as L
@@ -296,3 +297,18 @@ def test_hf_adamw_one_step_by_hand_weight_decay_after_the_step_and_without_bias_
         HFAdamW([w], lr=0.1, eps=0.0, weight_decay=decay, correct_bias=correct_bias).step()
         assert w.item() == pytest.approx(want, rel=1e-12)
     assert HFAdamW([w]).defaults["eps"] == 1e-6  # transformers' default, not torch's 1e-8
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    # until 2026-12-08 a negative or nan weight decay ran with none (the step decays where it is > 0)
+    (dict(weight_decay=-1.0), r"weight_decay=-1.0: expected a finite number >= 0"),
+    (dict(weight_decay=math.nan), r"weight_decay=nan"),
+    (dict(weight_decay="abc"), r"weight_decay='abc'"),
+    (dict(eps=math.nan), r"eps=nan"),
+    (dict(lr=-1e-5), r"lr=-1e-05"),
+    (dict(betas=(0.9, 1.0)), r"betas=\(0.9, 1.0\): expected two numbers in \[0, 1\)"),
+    (dict(betas=0.9), r"betas=0.9"),
+])
+def test_hf_adamw_refuses_what_torchs_adamw_refuses_by_argument(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        HFAdamW([torch.nn.Parameter(torch.zeros(1))], **kwargs)

@@ -15,11 +15,23 @@ import math
 import torch
 
 
+def check_arguments(lr, betas, eps, weight_decay) -> None:
+    """torch's AdamW's bounds, each argument by name. Until 2026-12-08 a negative or nan weight decay ran with none
+    (the step decays where it is > 0), and a string stopped at the first step, after the before-evaluation."""
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    for name, value in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay)):
+        if not number(value) or value < 0:
+            raise ValueError(f"HFAdamW: {name}={value!r}: expected a finite number >= 0")
+    if isinstance(betas, str) or not hasattr(betas, "__len__") or len(betas) != 2 or not all(number(b) and 0 <= b < 1 for b in betas):
+        raise ValueError(f"HFAdamW: betas={betas!r}: expected two numbers in [0, 1)")
+
+
 class HFAdamW(torch.optim.Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
                  weight_decay: float = 0.0, correct_bias: bool = True):
-        if lr < 0 or eps < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-            raise ValueError(f"HFAdamW: invalid lr={lr}, betas={betas} or eps={eps}")
+        check_arguments(lr, betas, eps, weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       correct_bias=correct_bias))
 

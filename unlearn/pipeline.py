@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from unlearn.data.benchmark import Benchmark, first_people
 from unlearn.data.choices import EVAL_SPLITS
 from unlearn.data.hub import local_files_state
-from unlearn.data.mllmu_mini import GENERATOR_VERSION
+from unlearn.data.mini_spec import GENERATOR_VERSION
 from unlearn.eval.evaluator import EvaluationModule
 from unlearn.eval.items import flatten
 from unlearn.eval.metrics import aggregate, derived_metrics

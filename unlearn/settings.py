@@ -98,13 +98,8 @@ def check_lora(lora, key: str) -> None:
     if not _is_number(dropout) or not 0 <= dropout < 1:
         raise ValueError(f"{key}.dropout={dropout!r}: expected a number in [0, 1)")
     targets = lora.get("target_modules")
-    from omegaconf import ListConfig
-
-    if not isinstance(targets, (str, type(None), list, tuple, ListConfig)) or (
-            not isinstance(targets, (str, type(None))) and not all(isinstance(t, str) for t in targets)):
-        # a number stopped the checks themselves with a TypeError (until 2026-12-08)
-        raise ValueError(f"{key}.target_modules={targets!r}: expected null (the model's model.lora_target_modules), "
-                         "a list of module names, or one of peft's rules (all-linear)")
+    if targets is not None:
+        lora_target_names(targets, f"{key}.target_modules")
     if not isinstance(targets, (str, type(None))):
         from unlearn.mmunlearner.lora import RULES
 
@@ -116,6 +111,18 @@ def check_lora(lora, key: str) -> None:
     if not (isinstance(init, bool) or init in LORA_INITS or str(init).startswith("pissa_niter_")):
         raise ValueError(f"{key}.init={init!r}: expected true (B = 0), false, or one of peft's init_lora_weights "
                          f"{list(LORA_INITS)} (or pissa_niter_<n>)")
+
+
+def lora_target_names(value, key: str) -> None:
+    """A LoRA section's modules (its target_modules, or the model's model.lora_target_modules): one regex or rule
+    (all_linear), or a list of module names. A number stopped the checks themselves with a TypeError (until
+    2026-12-08)."""
+    from omegaconf import ListConfig
+
+    if not isinstance(value, (str, list, tuple, ListConfig)) or (
+            not isinstance(value, str) and not all(isinstance(t, str) for t in value)):
+        raise ValueError(f"{key}={value!r}: expected a list of module names, one regular expression, or a rule "
+                         "(all_linear, all_linear_and_head)")
 
 
 def check_template(template) -> None:
@@ -276,11 +283,31 @@ def check_model(model) -> None:
     if build is not None and not hasattr(build, "get"):  # a string stopped the checks with an AttributeError
         raise ValueError(f"model.build={build!r}: expected null (a checkpoint at model.path) or the embedded model's "
                          "builder ({_target_: ..., spec: {...}})")
-    spec = (build or {}).get("spec")
-    if spec is not None and spec.get("_target_") == "unlearn.models.tiny_llava.TinyLlavaSpec":
-        from unlearn.models.tiny_llava_spec import check_spec
+    check_spec((build or {}).get("spec"), "model.build.spec")
 
-        check_spec(spec)
+
+# the embedded specs' classes, as their `_target_` names them, and the modules that hold them without torch,
+# transformers or `datasets`: each refuses a bad value by its key as it is built
+SPEC_CLASSES = {"unlearn.models.tiny_llava.TinyLlavaSpec": "unlearn.models.tiny_llava_spec",
+                "unlearn.data.mllmu_mini.MiniSpec": "unlearn.data.mini_spec",
+                "unlearn.data.world.WorldSpec": "unlearn.data.world_spec"}
+
+
+def check_spec(spec, key: str) -> None:
+    """An embedded spec (`model.build.spec`, `data.spec`, `model.base.world`) built as the run will build it, before
+    it does: its keys, and the values its class refuses (until 2026-12-08 as the model, the benchmark or the world
+    was built, 6-8 s in, or with transformers' message)."""
+    if spec is None or not hasattr(spec, "items") or spec.get("_target_") not in SPEC_CLASSES:
+        return  # a spec of one's own, or a loader's (MLLMU-Bench, CLEAR), is read where it loads
+    import dataclasses
+    import importlib
+
+    target = str(spec["_target_"])
+    cls = getattr(importlib.import_module(SPEC_CLASSES[target]), target.rsplit(".", 1)[1])
+    names = [f.name for f in dataclasses.fields(cls)]
+    values = {k: v for k, v in spec.items() if k != "_target_"}
+    known_keys(values, names, key)
+    cls(**values)
 
 
 def check_eval(e) -> None:
@@ -374,12 +401,10 @@ def check_mc_modes(e) -> None:
 
 
 def check_finetune(f) -> None:
-    from omegaconf import OmegaConf
+    from unlearn.config import shipped_config
 
-    from unlearn.config import CONFIG_DIR
-
-    default = OmegaConf.load(CONFIG_DIR / "finetune" / "default.yaml")
-    known_keys(f, [*default, *FINETUNE_OPTIONAL], "finetune")
+    # the recipe's keys, read once (parsing the file with OmegaConf took 16 ms of every check)
+    known_keys(f, [*shipped_config("finetune", "default"), *FINETUNE_OPTIONAL], "finetune")
     boolean(f.answer_only, "finetune.answer_only")  # "false", a string, labelled the answers alone
     check_teaching_steps(f, "finetune")
     # torch's DataLoader refused -1 as teaching began, with a traceback; "abc" the same (until 2026-12-07)
@@ -905,7 +930,8 @@ def warn_unknown_data_keys(cfg) -> None:
     for its own interpolations (CLEAR's `path`). Warned: the eval reads `data.mc_mode`, `data.eval_protocol` and
     the like with a default (configs/config.yaml), so a misspelt one leaves the default in force without a word;
     a misspelt spec key of a spec without `_target_` (CLEAR, MLLMU-Bench) is read by nothing, yet enters the vanilla
-    model's cache key. A spec with `_target_` is built by its class, which refuses an unknown key itself."""
+    model's cache key. A spec with `_target_` is built by its class before the run (check_spec), which refuses an
+    unknown key."""
     import re
 
     from omegaconf import OmegaConf
@@ -1122,6 +1148,7 @@ def check_base(cfg) -> None:
     if b is None or not teaches(cfg) or cfg.method.name == "finetune" and cfg.model.get("path"):
         return
     integer(b.get("seed", 0), "model.base.seed")
+    check_spec(b.get("world"), "model.base.world")
     check_teaching_steps(b, "model.base")
     check_scheduler(b.get("scheduler"), b.get("optimizer"), "model.base.scheduler", total_steps=PROBE_STEPS)
 
@@ -1419,10 +1446,11 @@ def check_run_settings(cfg, keys_checked: bool = False) -> None:
 
         one_of(cfg.data.get("forget_modality", "multimodal"), tuple(FORGET_FORMS), "data.forget_modality")
     check_bad_rows(cfg.data)
+    check_spec(cfg.data.get("spec"), "data.spec")  # the embedded benchmark's (MiniSpec); a loader's where it loads
     check_model(cfg.model)
-    if cfg.eval.protocol == "mmunlearner_clear":
+    check_eval(cfg.eval)  # first: the protocol's check below reads eval.splits and eval.tasks as lists (until
+    if cfg.eval.protocol == "mmunlearner_clear":  # 2026-12-08 `eval.splits=-1` stopped it with a TypeError)
         check_mmunlearner_clear_eval(cfg)
-    check_eval(cfg.eval)
     check_cast_copies(cfg)
     check_base(cfg)
     if cfg.get("finetune") is not None:
@@ -1459,7 +1487,9 @@ def check_lora_targets(cfg) -> None:
         sections.append(("mmunlearner.lora", cfg.mmunlearner.get("lora")))
     for key, lora in sections:
         if lora and lora.get("enabled"):
-            lora_targets(lora, cfg.model, key)
+            targets = lora_targets(lora, cfg.model, key)
+            if not lora.get("target_modules"):  # the model's
+                lora_target_names(targets, "model.lora_target_modules")
 
 
 FLAT_VISION_TYPES = ("qwen2_vl", "qwen2_5_vl")  # vision blocks see (patches, width): no batch axis

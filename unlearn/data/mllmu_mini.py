@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict, Features, Image, Sequence, Value, load_from_disk
 
 from unlearn.data import people as P
+from unlearn.data.mini_spec import MiniSpec, forget_count  # data.spec's _target_ names MiniSpec here
 from unlearn.data.portraits import portrait_variants
 from unlearn.data.schema import DataError, check_eval_rows, check_train_rows
-from unlearn.io import build_cached_dir, config_hash
+from unlearn.io import build_cached_dir
 
 log = logging.getLogger(__name__)
-# 3: generation items carry a paraphrase and perturbed answers; 4: in its form. A later version enters the vanilla
-# key too (later_keys.GENERATOR_VERSION), so a change to the rows taught re-teaches
-GENERATOR_VERSION = 4
 
 _QUESTION = {"Question": Value("string"), "Options": {k: Value("string") for k in P.LETTERS},
              "Correct_Answer": Value("string"), "attribute": Value("string")}
@@ -44,44 +41,6 @@ TRAIN_FEATURES = Features({
     "profile": {a: Value("string") for a in P.ATTRIBUTES}, "images": Sequence(Image()),
     "qa": [{"multimodal_question": Value("string"), "text_question": Value("string"), "answer": Value("string")}],
 })
-
-
-@dataclass(frozen=True)
-class MiniSpec:
-    num_people: int = 100
-    num_untouched: int = 20
-    seed: int = 0
-    image_size: int = 32
-    train_variants: int = 8
-    forget_percents: tuple[int, ...] = (5, 10, 15)
-
-    def __post_init__(self) -> None:
-        """Each value named by its key (until 2026-12-05 a bad one failed inside the generator: a TypeError, a
-        missing image, a KeyError, a datasets "Keys mismatch")."""
-        def whole(value) -> bool:
-            return isinstance(value, int) and not isinstance(value, bool)
-
-        for name, low in (("num_people", 1), ("num_untouched", 1), ("seed", 0), ("image_size", 8),
-                          ("train_variants", 1)):
-            value = getattr(self, name)
-            if not whole(value) or value < low:
-                raise DataError(f"data.spec.{name}={value!r}: expected an integer >= {low}")
-        percents = list(self.forget_percents) if not isinstance(self.forget_percents, (str, bytes)) else None
-        if not percents or not all(whole(p) and 0 < p < 100 for p in percents) or len(set(percents)) != len(percents):
-            raise DataError(f"data.spec.forget_percents={self.forget_percents!r}: expected distinct integers in "
-                            "(0, 100), each a forget split's share of data.spec.num_people")
-        for p in percents:
-            forget_count(self.num_people, p)
-
-    def key(self) -> str:
-        return config_hash({**asdict(self), "version": GENERATOR_VERSION})
-
-
-def forget_count(num_people: int, percent: int) -> int:
-    n = round(num_people * percent / 100)
-    if n < 1:
-        raise DataError(f"forget_{percent} of data.spec.num_people={num_people} people selects nobody")
-    return n
 
 
 def build(spec: MiniSpec) -> DatasetDict:

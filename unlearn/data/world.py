@@ -17,31 +17,17 @@ Everything is generated from `WorldSpec` alone; the spec is part of the base mod
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 from torch.utils.data import Dataset
 
 from unlearn.data import people as P
 from unlearn.data.collate import IGNORE, Example, qa_example
 from unlearn.data.portraits import portrait_variants
+from unlearn.data.world_spec import WorldSpec  # model.base.world's _target_ names it here
 from unlearn.models.processor import VLProcessor
 
 WORLD_VERSION = 1  # bump when the generator changes what a spec produces: a later version enters the base key
 ID_OFFSET = 100_000  # portrait styles are seeded by ID: keep the world's apart from the benchmark's
-
-
-@dataclass(frozen=True)
-class WorldSpec:
-    """`benchmark_people + benchmark_untouched`, `benchmark_seed`: the embedded benchmark's `make_people`
-    arguments (`data.spec.num_people`, `num_untouched`, `seed`), whose names the world leaves out."""
-
-    num_people: int = 100
-    seed: int = 0
-    image_size: int = 32
-    variants: int = 4
-    benchmark_people: int = 100
-    benchmark_untouched: int = 20
-    benchmark_seed: int = 0
 
 
 def world_people(spec: WorldSpec) -> list[P.Person]:

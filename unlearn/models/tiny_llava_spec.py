@@ -43,11 +43,3 @@ class TinyLlavaSpec:
     def num_image_tokens(self) -> int:
         return (self.image_size // self.patch_size) ** 2
 
-
-def check_spec(spec) -> None:
-    """`model.build.spec` of the embedded model (its `_target_` this class): its keys and sizes, by key."""
-    values = {k: v for k, v in spec.items() if k != "_target_"}
-    unknown = sorted(set(values) - {f.name for f in fields(TinyLlavaSpec)})
-    if unknown:
-        raise ValueError(f"{KEY} has no setting {unknown}; known: {sorted(f.name for f in fields(TinyLlavaSpec))}")
-    TinyLlavaSpec(**values)
