@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import functools
 import math
 import tempfile
 
@@ -15,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from unlearn.config import compose_config
 
+CHANGED = ["changed"]  # the settings a configuration sets to another value than the default's, or adds
 # a run's configuration, and the settings it is the one to exercise (key globs): each section under the run that
 # reads it (LoRA, the relearning attack and MANU's scale mode are off by default, so their keys go unread there)
 RUNS = {
@@ -30,6 +32,16 @@ RUNS = {
     "scale": (["manu.prune.mode=scale", "manu.prune.factor=0.5"], ["manu.prune.*"]),
     "organism": (["experiment=organism"], ["model.base.*", "finetune.*"]),
     "manu_official": (["experiment=manu_official"], ["data.*", "model.*", "manu.*", "eval.*"]),
+    # the presets of the official codes, each under a method that reads its own keys: the settings each sets apart
+    # from the default's (CHANGED)
+    "mllmu_baselines": (["experiment=mllmu_baselines", "method=npo", "method.reference_path=someone/oracle"],
+                        CHANGED),
+    "mmunlearner_baselines": (["experiment=mmunlearner_baselines", "method=npo",
+                               "method.reference_path=someone/oracle"], CHANGED),
+    "mmunlearner_official": (["experiment=mmunlearner_official"], CHANGED),
+    "mmunlearner_clear_official": (["experiment=mmunlearner_clear_official"], CHANGED),
+    "clear_baselines": (["experiment=clear_baselines", "method=grad_diff"], CHANGED),
+    "open_unlearning": (["experiment=open_unlearning"], CHANGED),
 }
 NOT_AUDITED = ("paths", "hydra", "logger")  # where the run writes (checked as it claims them), Hydra's, a logger's
 
@@ -38,8 +50,15 @@ def lora_on(section: str):
     return lambda cfg: (OmegaConf.select(cfg, f"{section}.lora.enabled") or False) is True
 
 
-def any_lora_on(cfg) -> bool:
-    return any(lora_on(s)(cfg) for s in ("method", "mmunlearner", "finetune"))
+def model_targets_read(cfg) -> bool:
+    """Whether a LoRA section the run reads is on and takes the model's targets (its own target_modules null)."""
+    return any(lora_on(s)(cfg) and OmegaConf.select(cfg, f"{s}.lora.target_modules") is None
+               for s in ("method", "mmunlearner", "finetune"))
+
+
+def fisher_pass(cfg) -> bool:
+    return cfg.method.name == "mmunlearner" and cfg.mmunlearner.get("apply_mask", True) is not False \
+        and not cfg.mmunlearner.get("mask_path")
 
 
 def unread_by(cfg, method_names: set[str]) -> bool:
@@ -57,15 +76,28 @@ EXEMPT = [
     ("method.lora.*", None, lambda c: not lora_on("method")(c), "read with method.lora.enabled=true (run lora)"),
     ("mmunlearner.lora.*", None, lambda c: not lora_on("mmunlearner")(c), "the same (run mmunlearner_lora)"),
     ("finetune.lora.*", None, lambda c: not lora_on("finetune")(c), "the same"),
-    ("model.lora_target_modules", None, lambda c: not any_lora_on(c), "read where a LoRA section is on"),
+    ("model.lora_target_modules", None, lambda c: not model_targets_read(c), "read by a LoRA section without "
+                                                                            "target_modules of its own"),
+    ("mmunlearner.fisher_labels", None, lambda c: not fisher_pass(c), "read by the Fisher pass, which "
+                                                                      "apply_mask=false or a mask_path skips"),
     ("eval.relearn.*", None, lambda c: c.eval.relearn.enabled is False, "read by the attack (run relearn)"),
     ("manu.prune.factor", None, lambda c: c.manu.prune.mode != "scale", "read by manu.prune.mode=scale"),
     ("manu.official.*", None, lambda c: c.method.name != "manu" or c.manu.get("selection") != "official",
      "read by manu.selection=official (run manu_official)"),
     ("model.manu_alpha", None, lambda c: c.method.name != "manu" or not OmegaConf.is_interpolation(c.manu, "alpha"),
      "manu.alpha's default, where manu.alpha reads it"),
-    *[(f"model.unlearn_lr.{m}", None, lambda c, m=m: c.method.name != m, "method.optimizer.lr's default under its "
-       f"own method (run {m})") for m in ("ga", "grad_diff", "kl", "npo")],
+    *[(f"model.unlearn_lr.{m}", None, lambda c, m=m: c.method.name != m or not OmegaConf.is_interpolation(
+        c.method.optimizer, "lr"), f"method.optimizer.lr's default under its own method (run {m})")
+      for m in ("ga", "grad_diff", "kl", "npo")],
+    # a preset's table of per-method values, read through method.* under its method
+    *[(f"{preset}.*.{m}", None, lambda c, m=m: c.method.name != m, f"read as method.* under method={m}")
+      for preset in ("mllmu_baselines", "mmunlearner_baselines") for m in ("ga", "grad_diff", "kl", "npo")],
+    ("data.eval_protocol", None, lambda c: not OmegaConf.is_interpolation(c.eval, "protocol"),
+     "eval.protocol's default, where eval.protocol reads it"),
+    ("data.mc_mode", None, lambda c: not OmegaConf.is_interpolation(c.eval, "mc_mode"),
+     "eval.mc_mode's default, where eval.mc_mode reads it"),
+    ("data.eval_scorer", None, lambda c: not OmegaConf.is_interpolation(c.eval, "scorer"),
+     "eval.scorer's default, where eval.scorer reads it"),
     ("data.forget_modality", None, lambda c: "loss" not in c.method, "read by the gradient methods"),
     ("method.beta", None, lambda c: unread_by(c, {"npo"}), "NPO's"),
     ("method.reference_path", None, lambda c: unread_by(c, {"kl", "npo"}), "KL's and NPO's reference"),
@@ -84,14 +116,16 @@ EXEMPT = [
     ("model.base.shipped", None, always, "a directory; the shipped base is rebuilt where it is not one"),
     ("model.template.prefix", ["zzz_bad"], always, "any text"),
     ("model.template.after_image", ["zzz_bad"], always, "any text"),
-    ("model.template.stop", ["abc"], always, "a token"),
+    ("model.template.stop", ["abc", "zzz_bad"], always, "a token"),
     ("model.image_processor.*", None, always, "passed to transformers' image processor as written"),
     ("model.tokenizer.*", None, always, "passed to transformers' tokenizer as written"),
     ("model.mlp_modules.*", ["zzz_bad"], always, "a pattern; one that matches no module is refused at the hooks"),
     ("model.manu_official_modules.*", ["zzz_bad"], always, "the same"),
     ("model.param_groups.*", ["zzz_bad"], always, "the same, at MMUnlearner's groups"),
-    ("mmunlearner.eligible", ["abc"], always, "the same"),
-    ("*.lora.target_modules", ["abc"], always, "a pattern peft matches; one that matches none is refused there"),
+    ("mmunlearner.eligible", ["abc", "zzz_bad"], always, "the same"),
+    ("model.lora_target_modules", ["abc"], always, "the same"),
+    ("*.lora.target_modules", ["abc", "zzz_bad"], always, "a pattern peft matches; one that matches none is refused "
+                                                          "there"),
     ("eval.reference_run", None, always, "a run directory, refused by name as the benchmark loads, before any model"),
     # a fraction is a value of these
     ("model.manu_alpha", [1.5], always, "a percentage"),
@@ -101,9 +135,9 @@ EXEMPT = [
     ("*.lora.alpha", [1.5], always, "LoRA's scale numerator, a number"),
     # refused by name where the data loads (the loaders' own checks), before any model is built or taught
     ("data.forget_split", None, always, "the data's split names"),
-    ("data.eval_protocol", None, always, "the data config's default for eval.protocol, which the preset sets"),
-    ("data.spec.*", None, always, "the data's spec, by its class (MiniSpec) or loader"),
-    ("model.base.world.*", None, always, "the background world's spec (WorldSpec), as the base is built"),
+    ("data.retain_images", None, always, "CLEAR's loader's"),
+    ("data.eval_rows", None, always, "CLEAR's loader's"),
+    ("data.spec.*", None, lambda c: c.data.spec.get("_target_") is None, "a loader's spec (MLLMU-Bench, CLEAR)"),
 ]
 
 
@@ -149,14 +183,29 @@ def refused(cfg) -> bool:
     return False
 
 
+def composed(overrides) -> DictConfig:
+    tmp = tempfile.mkdtemp()
+    return compose_config([*overrides, "logger=none"], f"{tmp}/run", f"{tmp}/cache")
+
+
+@functools.lru_cache(maxsize=None)
+def default_leaves() -> dict:
+    return {k: repr(v) for k, v in leaves(composed([]))}
+
+
+def audited(key: str, value, globs) -> bool:
+    if globs is CHANGED:
+        return default_leaves().get(key) != repr(value)
+    return any(fnmatch.fnmatchcase(key, g) for g in globs)
+
+
 def passed_unchecked(run: str) -> list[str]:
     overrides, globs = RUNS[run]
-    tmp = tempfile.mkdtemp()
-    base = compose_config([*overrides, "logger=none"], f"{tmp}/run", f"{tmp}/cache")
+    base = composed(overrides)
     assert not refused(copy.deepcopy(base)), f"{run}: the shipped config itself is refused"
     out = []
     for key, value in leaves(base):
-        if key.split(".")[0] in NOT_AUDITED or not any(fnmatch.fnmatchcase(key, g) for g in globs):
+        if key.split(".")[0] in NOT_AUDITED or not audited(key, value, globs):
             continue
         for wrong in wrong_values(value):
             cfg = copy.deepcopy(base)
