@@ -42,6 +42,14 @@ RUNS = {
     "mmunlearner_clear_official": (["experiment=mmunlearner_clear_official"], CHANGED),
     "clear_baselines": (["experiment=clear_baselines", "method=grad_diff"], CHANGED),
     "open_unlearning": (["experiment=open_unlearning"], CHANGED),
+    # the other shipped groups' values, on what each sets apart from the default's
+    "fast": (["debug=fast"], CHANGED),
+    "ddp_sim": (["trainer=ddp_sim"], CHANGED),
+    "fsdp_sim": (["trainer=fsdp_sim", "method=ga"], CHANGED),
+    "idefics2": (["model=idefics2_8b"], CHANGED),
+    "qwen2_vl": (["model=qwen2_vl_7b"], CHANGED),
+    "finetune_mmunlearner": (["method=finetune", "finetune=mmunlearner", "model=llava_1_5_7b"], CHANGED),
+    "evaluate": (["method=evaluate"], CHANGED),
 }
 NOT_AUDITED = ("paths", "hydra", "logger")  # where the run writes (checked as it claims them), Hydra's, a logger's
 
@@ -116,8 +124,11 @@ EXEMPT = [
     ("model.base.shipped", None, always, "a directory; the shipped base is rebuilt where it is not one"),
     ("model.template.prefix", ["zzz_bad"], always, "any text"),
     ("model.template.after_image", ["zzz_bad"], always, "any text"),
+    ("model.template.text_prefix", ["zzz_bad"], always, "any text"),
     ("model.template.stop", ["abc", "zzz_bad"], always, "a token"),
-    ("model.image_processor.*", None, always, "passed to transformers' image processor as written"),
+    ("model.*image_processor.*", None, always, "passed to transformers' image processor as written"),
+    ("finetune.image_processor.*", None, always, "the same, for the teaching data"),
+    ("trainer.strategy.*", None, always, "a strategy's arguments (FSDP's), passed to its class as written"),
     ("model.tokenizer.*", None, always, "passed to transformers' tokenizer as written"),
     ("model.mlp_modules.*", ["zzz_bad"], always, "a pattern; one that matches no module is refused at the hooks"),
     ("model.manu_official_modules.*", ["zzz_bad"], always, "the same"),
@@ -223,14 +234,17 @@ def test_a_wrong_value_of_every_setting_is_refused_before_the_run(run):
 
 
 def test_the_trainer_values_are_lightnings():
-    """The precisions and accelerators the checks accept without Lightning's import are Lightning's own."""
+    """The precisions, accelerators and strategies the checks accept without Lightning's import are Lightning's own."""
     import typing
 
     from lightning.fabric.connector import _PRECISION_INPUT
     from lightning.pytorch.accelerators import AcceleratorRegistry
 
-    from unlearn.trainer_keys import ACCELERATORS, PRECISIONS
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    from unlearn.trainer_keys import ACCELERATORS, PRECISIONS, STRATEGIES
 
     lightnings = {str(v) for group in typing.get_args(_PRECISION_INPUT) for v in typing.get_args(group)}
     assert set(PRECISIONS) == lightnings
     assert set(ACCELERATORS) == {"auto", "gpu", *AcceleratorRegistry.available_accelerators()}  # gpu: its alias
+    assert set(STRATEGIES) == {"auto", *StrategyRegistry.available_strategies()}

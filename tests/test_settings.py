@@ -319,6 +319,9 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["trainer.accelerator=zzz"], r"trainer.accelerator='zzz': expected one of"),
     (["trainer.enable_checkpointing=abc"], r"trainer.enable_checkpointing='abc': expected true or false"),
     (["trainer.devices=1.5"], r"trainer.devices=1.5: expected an integer >= 1, -1 or auto"),
+    (["trainer=ddp_sim", "trainer.strategy=ddp_unused"], r"trainer.strategy='ddp_unused': expected one of \['auto'"),
+    (["method=evaluate", "method.changes_model=abc"], r"method.changes_model='abc': expected true or false"),
+    (["finetune.image_processor=abc"], r"finetune.image_processor='abc': expected \{\} or the image processor's"),
     # the embedded benchmark's and the organism's world's specs, built by their classes before the run (until
     # 2026-12-08 as the benchmark was generated, 6.4 s in; the world's values were not checked at all)
     (["data.spec.num_people=abc"], r"data.spec.num_people='abc': expected an integer >= 1"),

@@ -410,6 +410,9 @@ def check_finetune(f) -> None:
     # torch's DataLoader refused -1 as teaching began, with a traceback; "abc" the same (until 2026-12-07)
     nonnegative_int(f.get("num_workers", 0), "finetune.num_workers", "the main process")
     positive_int(f.probe_people, "finetune.probe_people")
+    if f.get("image_processor") is not None and not hasattr(f.image_processor, "items"):
+        raise ValueError(f"finetune.image_processor={f.image_processor!r}: expected {{}} or the image processor's "
+                         "settings for the teaching data ({do_image_splitting: false})")
     forms(f.forms, "finetune.forms")
     patterns(f.frozen, "finetune.frozen")
     if f.get("target_split_mc_acc") is not None:
@@ -1295,10 +1298,11 @@ def check_trainer(trainer) -> None:
             positive_int(trainer[key], f"trainer.{key}")
     # read as Lightning's Trainer is built (a wrong one refused there, 7 s in, or later on a 7B model's run; "abc" for a
     # flag turned it on): until 2026-12-08
-    from unlearn.trainer_keys import ACCELERATORS, PRECISIONS
+    from unlearn.trainer_keys import ACCELERATORS, PRECISIONS, STRATEGIES
 
-    if not hasattr(trainer.get("accelerator", "auto"), "items"):  # an Accelerator built from its _target_: its own
-        one_of(trainer.get("accelerator", "auto"), ACCELERATORS, "trainer.accelerator")
+    for key, names in (("accelerator", ACCELERATORS), ("strategy", STRATEGIES)):
+        if not hasattr(trainer.get(key, "auto"), "items"):  # one built from its _target_ (WholeModelFSDP): its own
+            one_of(trainer.get(key, "auto"), names, f"trainer.{key}")
     if "precision" in trainer and (isinstance(trainer.precision, bool) or str(trainer.precision) not in PRECISIONS):
         raise ValueError(f"trainer.precision={trainer.precision!r}: expected one of {list(PRECISIONS)}")
     booleans(trainer, {k: True for k in TRAINER_FLAGS if k in trainer}, "trainer")
@@ -1433,6 +1437,7 @@ def check_run_settings(cfg, keys_checked: bool = False) -> None:
     warn_unread_overrides(cfg)
     warn_untaught_checkpoint(cfg)
     boolean(cfg.get("save_model", True), "save_model")
+    boolean(cfg.method.get("changes_model", True), "method.changes_model")  # "abc" read as true: evaluated twice
     check_trainer(cfg.get("trainer") or {})
     check_logger(cfg.get("logger"))
     integer(cfg.seed, "seed")

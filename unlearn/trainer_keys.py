@@ -37,11 +37,18 @@ def device_count(trainer: dict):
 
 
 PRECISION_ALIASES = {"16": "16-mixed", "bf16": "bf16-mixed", "32": "32-true", "64": "64-true"}
-# Lightning's trainer.precision values (its 64, 32 and 16 written as numbers too) and accelerator names, which
+# Lightning's trainer.precision values (its 64, 32 and 16 written as numbers too), accelerator and strategy names, which
 # the checks before a run read without Lightning's import (tests/test_every_setting_checked.py holds them to it)
 PRECISIONS = ("transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true", "bf16-mixed",
               "32-true", "64-true", *PRECISION_ALIASES)
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_false", "ddp_find_unused_parameters_true", "ddp_fork",
+              "ddp_fork_find_unused_parameters_false", "ddp_fork_find_unused_parameters_true", "ddp_notebook",
+              "ddp_notebook_find_unused_parameters_false", "ddp_notebook_find_unused_parameters_true", "ddp_spawn",
+              "ddp_spawn_find_unused_parameters_false", "ddp_spawn_find_unused_parameters_true", "deepspeed",
+              "deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_2_offload", "deepspeed_stage_3",
+              "deepspeed_stage_3_offload", "deepspeed_stage_3_offload_nvme", "fsdp", "fsdp_cpu_offload",
+              "single_device", "single_tpu", "single_xla", "xla", "xla_debug")
 
 
 def keyed_trainer(cfg: DictConfig) -> dict:
