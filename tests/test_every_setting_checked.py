@@ -137,7 +137,6 @@ EXEMPT = [
     ("model.lora_target_modules", ["abc"], always, "the same"),
     ("*.lora.target_modules", ["abc", "zzz_bad"], always, "a pattern peft matches; one that matches none is refused "
                                                           "there"),
-    ("eval.reference_run", None, always, "a run directory, refused by name as the benchmark loads, before any model"),
     # a fraction is a value of these
     ("model.manu_alpha", [1.5], always, "a percentage"),
     ("manu.alpha", [1.5], always, "a percentage"),

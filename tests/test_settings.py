@@ -363,6 +363,9 @@ def test_missing_input_files_are_refused_before_anything_is_read(tmp_path, monke
             (["method=npo", f"method.reference_path={tmp_path / 'oracle'}"], CheckpointError,
              r"method.reference_path=.*oracle: no checkpoint there"),
             (["method=kl", "method.reference_path=runs/oracle/model"], CheckpointError, "runs/oracle/model"),
+            # before the benchmark loads (until 2026-12-08 after it, 7.4 s in)
+            ([f"eval.reference_run={tmp_path / 'nowhere'}"], FileNotFoundError,
+             r"eval.reference_run='.*nowhere': no .*items.json; give the directory of a finished run"),
             (["method=mmunlearner", f"mmunlearner.mask_path={tmp_path / 'mask.safetensors'}"], FileNotFoundError,
              r"mmunlearner.mask_path=.*mask.safetensors: no such file"),
             (["method=ga", f"method.ckpt_path={tmp_path / 'last.ckpt'}"], FileNotFoundError,

@@ -43,7 +43,7 @@ from unlearn.provenance import TEACHING_FILE, differences, float_environment, ma
 from unlearn.rng import resumed, rng_state, seeded
 from unlearn.run_dir import check_fresh_run_dir, check_writable_dir, claimed_run_dir, global_zero, run_reads
 from unlearn.run_names import hydra_overrides, name_logger
-from unlearn.settings import check_input_paths, refusing_before_run, relearn_splits
+from unlearn.settings import check_input_paths, reference_items, refusing_before_run, relearn_splits
 from unlearn.trainer_keys import keyed_trainer, teaching_processes
 
 log = logging.getLogger(__name__)
@@ -753,10 +753,7 @@ SCORE_READING = 3
 
 def reference_records(run_dir) -> list[dict]:
     """The forget-split prob records of a reference run's `after` stage (eval.reference_run), checked early."""
-    path = Path(str(run_dir)).expanduser() / "items.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"eval.reference_run={run_dir!r}: no {path}; give the directory of a finished "
-                                "run (python train.py method=finetune finetune.people=without_forget)")
+    path = reference_items(run_dir)
     recs = [r for r in json.loads(path.read_text()).get("after", [])
             if r["task"] == "prob" and r["split"] == "forget" and r.get("pert_logp")]
     if not recs:

@@ -658,11 +658,21 @@ def checkpoint_file(value, key: str, what: str) -> Path:
     return path
 
 
+def reference_items(run_dir) -> Path:
+    """eval.reference_run's items.json, refused by name where it is not there (until 2026-12-08 only once the
+    benchmark had loaded, 7.4 s in here)."""
+    path = Path(str(run_dir)).expanduser() / "items.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"eval.reference_run={run_dir!r}: no {path}; give the directory of a finished "
+                                "run (python train.py method=finetune finetune.people=without_forget)")
+    return path
+
+
 def check_input_paths(cfg) -> None:
     """The files a method reads after the before-evaluation, checked before it (on a user's 7B checkpoint that
     evaluation takes hours, and the first run of a checkpoint or of new evaluation settings has no cached one):
-    the KL / NPO reference, a reused MMUnlearner mask, the checkpoint a gradient method resumes from, and the
-    layers MANU's official selection names."""
+    the KL / NPO reference, a reused MMUnlearner mask, the checkpoint a gradient method resumes from, the
+    layers MANU's official selection names, and eval.reference_run's records."""
     if cfg.method.get("ckpt_path") and "loss" not in cfg.method:
         # method.ckpt_path is defined (configs/method/ga.yaml), so `+method.ckpt_path=` passes the unknown-key check
         # under every method, yet only the gradient methods read it: under method=finetune it taught from scratch
@@ -679,6 +689,8 @@ def check_input_paths(cfg) -> None:
                                           "an interrupted run's <run dir>/checkpoints/last.ckpt"), cfg)
     check_teaching_resume_path(cfg)
     check_official_layers(cfg)
+    if cfg.eval.get("reference_run"):
+        reference_items(cfg.eval.reference_run)
     if cfg.model.get("path"):  # the starting checkpoint, before the benchmark loads (until 2026-12-06 after it)
         from unlearn.models.checkpoint_files import check_local_checkpoint
 
