@@ -45,7 +45,7 @@ RUNS = {
     # the other shipped groups' values, on what each sets apart from the default's
     "fast": (["debug=fast"], CHANGED),
     "ddp_sim": (["trainer=ddp_sim"], CHANGED),
-    "fsdp_sim": (["trainer=fsdp_sim", "method=ga"], CHANGED),
+    "fsdp_sim": (["trainer=fsdp_sim", "method=ga"], ["trainer.*", "model.fsdp_layers"]),
     "idefics2": (["model=idefics2_8b"], CHANGED),
     "qwen2_vl": (["model=qwen2_vl_7b"], CHANGED),
     "finetune_mmunlearner": (["method=finetune", "finetune=mmunlearner", "model=llava_1_5_7b"], CHANGED),
@@ -109,7 +109,7 @@ EXEMPT = [
     ("data.forget_modality", None, lambda c: "loss" not in c.method, "read by the gradient methods"),
     ("method.beta", None, lambda c: unread_by(c, {"npo"}), "NPO's"),
     ("method.reference_path", None, lambda c: unread_by(c, {"kl", "npo"}), "KL's and NPO's reference"),
-    ("model.fsdp_layers", None, lambda c: c.trainer.get("strategy") != "fsdp", "read by trainer=fsdp"),
+    ("model.fsdp_layers", None, lambda c: "fsdp" not in str(c.trainer.get("strategy")), "read by trainer=fsdp"),
     ("finetune.scheduler.*", None, lambda c: c.model.get("path") is not None, "built where the run teaches"),
     # any value of its type is one: a name, a path or hub id, a callable's path Hydra imports as it builds it
     ("data.name", None, always, "a data config's name"),
@@ -128,7 +128,6 @@ EXEMPT = [
     ("model.template.stop", ["abc", "zzz_bad"], always, "a token"),
     ("model.*image_processor.*", None, always, "passed to transformers' image processor as written"),
     ("finetune.image_processor.*", None, always, "the same, for the teaching data"),
-    ("trainer.strategy.*", None, always, "a strategy's arguments (FSDP's), passed to its class as written"),
     ("model.tokenizer.*", None, always, "passed to transformers' tokenizer as written"),
     ("model.mlp_modules.*", ["zzz_bad"], always, "a pattern; one that matches no module is refused at the hooks"),
     ("model.manu_official_modules.*", ["zzz_bad"], always, "the same"),
@@ -233,7 +232,8 @@ def test_a_wrong_value_of_every_setting_is_refused_before_the_run(run):
 
 
 def test_the_trainer_values_are_lightnings():
-    """The precisions, accelerators and strategies the checks accept without Lightning's import are Lightning's own."""
+    """The precisions, accelerators and strategies the checks accept without Lightning's import are Lightning's own,
+    and FSDP's sharding strategies torch's."""
     import typing
 
     from lightning.fabric.connector import _PRECISION_INPUT
@@ -247,3 +247,8 @@ def test_the_trainer_values_are_lightnings():
     assert set(PRECISIONS) == lightnings
     assert set(ACCELERATORS) == {"auto", "gpu", *AcceleratorRegistry.available_accelerators()}  # gpu: its alias
     assert set(STRATEGIES) == {"auto", *StrategyRegistry.available_strategies()}
+    from torch.distributed.fsdp import ShardingStrategy
+
+    from unlearn.settings import FSDP_SHARDING
+
+    assert set(FSDP_SHARDING) == {s.name for s in ShardingStrategy}

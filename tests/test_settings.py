@@ -320,6 +320,9 @@ REFUSED = [  # a misspelt key arrives from a preset as it does with `+` on the c
     (["trainer.enable_checkpointing=abc"], r"trainer.enable_checkpointing='abc': expected true or false"),
     (["trainer.devices=1.5"], r"trainer.devices=1.5: expected an integer >= 1, -1 or auto"),
     (["trainer=ddp_sim", "trainer.strategy=ddp_unused"], r"trainer.strategy='ddp_unused': expected one of \['auto'"),
+    (["trainer=fsdp_sim", "method=ga", "model.fsdp_layers=abc"], r"model.fsdp_layers='abc': expected a non-empty list"),
+    (["trainer=fsdp_sim", "method=ga", "trainer.strategy.sharding_strategy=FULL"],
+     r"trainer.strategy.sharding_strategy='FULL': expected one of \['FULL_SHARD'"),
     (["method=evaluate", "method.changes_model=abc"], r"method.changes_model='abc': expected true or false"),
     (["finetune.image_processor=abc"], r"finetune.image_processor='abc': expected \{\} or the image processor's"),
     # the embedded benchmark's and the organism's world's specs, built by their classes before the run (until

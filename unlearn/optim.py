@@ -24,7 +24,8 @@ def check_arguments(lr, betas, eps, weight_decay) -> None:
     for name, value in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay)):
         if not number(value) or value < 0:
             raise ValueError(f"HFAdamW: {name}={value!r}: expected a finite number >= 0")
-    if isinstance(betas, str) or not hasattr(betas, "__len__") or len(betas) != 2 or not all(number(b) and 0 <= b < 1 for b in betas):
+    if isinstance(betas, str) or not hasattr(betas, "__len__") or len(betas) != 2 \
+            or not all(number(b) and 0 <= b < 1 for b in betas):
         raise ValueError(f"HFAdamW: betas={betas!r}: expected two numbers in [0, 1)")
 
 

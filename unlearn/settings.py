@@ -1294,6 +1294,27 @@ def check_logger(logger) -> None:
                          f"logger=none for no logger")
 
 
+FSDP_SHARDING = ("FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD", "_HYBRID_SHARD_ZERO2")  # torch's names
+
+
+def check_fsdp_strategy(strategy) -> None:
+    """trainer=fsdp's strategy (unlearn.strategies.fsdp_strategy), read as the first Trainer is built (on a 7B model
+    after it loaded): `model.fsdp_layers='abc'` was imported letter by letter ("cannot import 'a'"), a misspelt
+    sharding strategy refused by torch, and "abc" for a flag turned it on (until 2026-12-08)."""
+    if not hasattr(strategy, "items") or strategy.get("_target_") != "unlearn.strategies.fsdp_strategy":
+        return
+    from omegaconf import ListConfig
+
+    layers = strategy.get("layers")
+    if not isinstance(layers, (list, tuple, ListConfig)) or not layers or not all(
+            isinstance(c, str) and "." in c for c in layers):
+        raise ValueError(f"model.fsdp_layers={layers!r}: expected a non-empty list of the transformer block classes "
+                         "to shard, by their dotted paths (transformers.models.llama.modeling_llama.LlamaDecoderLayer)")
+    one_of(strategy.get("sharding_strategy", "FULL_SHARD"), FSDP_SHARDING, "trainer.strategy.sharding_strategy")
+    one_of(strategy.get("state_dict_type", "full"), ("full", "sharded"), "trainer.strategy.state_dict_type")
+    booleans(strategy, {"activation_checkpointing": True, "cpu_offload": False}, "trainer.strategy")
+
+
 # Lightning's Trainer flags (true or false): a string such as "false" read as true
 TRAINER_FLAGS = ("enable_checkpointing", "enable_progress_bar", "enable_model_summary", "use_distributed_sampler",
                  "detect_anomaly", "barebones", "sync_batchnorm", "inference_mode")
@@ -1315,6 +1336,7 @@ def check_trainer(trainer) -> None:
     for key, names in (("accelerator", ACCELERATORS), ("strategy", STRATEGIES)):
         if not hasattr(trainer.get(key, "auto"), "items"):  # one built from its _target_ (WholeModelFSDP): its own
             one_of(trainer.get(key, "auto"), names, f"trainer.{key}")
+    check_fsdp_strategy(trainer.get("strategy"))
     if "precision" in trainer and (isinstance(trainer.precision, bool) or str(trainer.precision) not in PRECISIONS):
         raise ValueError(f"trainer.precision={trainer.precision!r}: expected one of {list(PRECISIONS)}")
     booleans(trainer, {k: True for k in TRAINER_FLAGS if k in trainer}, "trainer")
