@@ -78,7 +78,8 @@ def always(cfg) -> bool:
 
 
 # (key glob, the wrong values it takes (None: every one), where (the changed config), why); each is one the run
-# does not read there, one whose every value of its type is a value, or one refused by name as the data loads
+# does not read there, one whose every value of its type is a value (a name, a path, a pattern a loaded model is
+# matched against), or one a data loader refuses by name as the data loads, before any model
 EXEMPT = [
     # not read where the condition holds; check_run_settings warns that an override of them is unread
     ("method.lora.*", None, lambda c: not lora_on("method")(c), "read with method.lora.enabled=true (run lora)"),
@@ -129,9 +130,10 @@ EXEMPT = [
     ("model.*image_processor.*", None, always, "passed to transformers' image processor as written"),
     ("finetune.image_processor.*", None, always, "the same, for the teaching data"),
     ("model.tokenizer.*", None, always, "passed to transformers' tokenizer as written"),
-    ("model.mlp_modules.*", ["zzz_bad"], always, "a pattern; one that matches no module is refused at the hooks"),
+    ("model.mlp_modules.*", ["zzz_bad"], always, "a pattern: one that matches no module is refused once the model "
+                                                 "is loaded, before the before-evaluation (MANU's hooks)"),
     ("model.manu_official_modules.*", ["zzz_bad"], always, "the same"),
-    ("model.param_groups.*", ["zzz_bad"], always, "the same, at MMUnlearner's groups"),
+    ("model.param_groups.*", ["zzz_bad"], always, "the same (MMUnlearner's groups)"),
     ("mmunlearner.eligible", ["abc", "zzz_bad"], always, "the same"),
     ("model.lora_target_modules", ["abc"], always, "the same"),
     ("*.lora.target_modules", ["abc", "zzz_bad"], always, "a pattern peft matches; one that matches none is refused "
