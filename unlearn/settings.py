@@ -310,9 +310,19 @@ def check_spec(spec, key: str) -> None:
     cls(**values)
 
 
-def check_eval(e) -> None:
+def check_eval_lists(e) -> None:
+    """eval.tasks, eval.splits and the attack's splits, read after the before-evaluation started: refused here
+    instead."""
     from unlearn.data.choices import EVAL_SPLITS
     from unlearn.eval.reading import TASKS
+
+    names(e.tasks, TASKS, "eval.tasks")
+    names(e.splits, EVAL_SPLITS, "eval.splits")
+    if (e.get("relearn") or {}).get("enabled") is True:  # else refused after the unlearning and the attack ran
+        names(e.relearn.splits, EVAL_SPLITS, "eval.relearn.splits")
+
+
+def check_eval(e) -> None:
     from unlearn.eval.protocol import PROTOCOLS
     from unlearn.eval.scorers import SCORERS
 
@@ -335,8 +345,7 @@ def check_eval(e) -> None:
     from unlearn.eval.truth_ratio import PERTURBED_MODES  # read in the aggregate, after the evaluation ran
 
     one_of(e.get("truth_ratio_perturbed", "item"), PERTURBED_MODES, "eval.truth_ratio_perturbed")
-    names(e.tasks, TASKS, "eval.tasks")
-    names(e.splits, EVAL_SPLITS, "eval.splits")  # read after the before-evaluation started: refused here instead
+    check_eval_lists(e)
     positive_int(e.batch_size, "eval.batch_size")
     optional_positive_int(e.get("max_people"), "eval.max_people", "every person")
     optional_positive_int(e.get("max_new_tokens"), "eval.max_new_tokens", "the protocol's limits")
@@ -350,7 +359,6 @@ def check_eval(e) -> None:
     if r is not None:  # its data named wrongly is refused whether or not the attack is on
         one_of(r.get("data", "forget"), ("forget", "retain"), "eval.relearn.data")
     if r is not None and r.get("enabled"):
-        names(r.splits, EVAL_SPLITS, "eval.relearn.splits")  # else refused after the unlearning and the attack ran
         positive_int(r.steps, "eval.relearn.steps")
         positive_int(r.batch_size, "eval.relearn.batch_size")
         number(r.fraction, "eval.relearn.fraction", 0, 1, low_open=True)
@@ -1208,6 +1216,7 @@ def check_mmunlearner_clear_eval(cfg) -> None:
     """eval.protocol=mmunlearner_clear scores CLEAR_eval.py's tasks alone (its `scored` drops the rest): a setting
     that asks for another would report nothing for it, so it is refused by name."""
     e = cfg.eval
+    check_eval_lists(e)  # read as lists below (until 2026-12-08 `eval.splits=-1` stopped the check with a TypeError)
     if cfg.data.get("name") != "clear":
         raise ValueError(f"eval.protocol=mmunlearner_clear is MMUnlearner's CLEAR_eval.py, which scores CLEAR's tasks; "
                          f"data={cfg.data.get('name')} has other items: use data=clear, or eval.protocol=mmunlearner "
@@ -1487,9 +1496,9 @@ def check_run_settings(cfg, keys_checked: bool = False) -> None:
     check_bad_rows(cfg.data)
     check_spec(cfg.data.get("spec"), "data.spec")  # the embedded benchmark's (MiniSpec); a loader's where it loads
     check_model(cfg.model)
-    check_eval(cfg.eval)  # first: the protocol's check below reads eval.splits and eval.tasks as lists (until
-    if cfg.eval.protocol == "mmunlearner_clear":  # 2026-12-08 `eval.splits=-1` stopped it with a TypeError)
+    if cfg.eval.protocol == "mmunlearner_clear":
         check_mmunlearner_clear_eval(cfg)
+    check_eval(cfg.eval)
     check_cast_copies(cfg)
     check_base(cfg)
     if cfg.get("finetune") is not None:
