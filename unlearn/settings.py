@@ -304,9 +304,8 @@ def check_spec(spec, key: str) -> None:
 
     target = str(spec["_target_"])
     cls = getattr(importlib.import_module(SPEC_CLASSES[target]), target.rsplit(".", 1)[1])
-    names = [f.name for f in dataclasses.fields(cls)]
     values = {k: v for k, v in spec.items() if k != "_target_"}
-    known_keys(values, names, key)
+    known_keys(values, [f.name for f in dataclasses.fields(cls)], key)
     cls(**values)
 
 
@@ -1342,9 +1341,9 @@ def check_trainer(trainer) -> None:
     # flag turned it on): until 2026-12-08
     from unlearn.trainer_keys import ACCELERATORS, PRECISIONS, STRATEGIES
 
-    for key, names in (("accelerator", ACCELERATORS), ("strategy", STRATEGIES)):
+    for key, choices in (("accelerator", ACCELERATORS), ("strategy", STRATEGIES)):
         if not hasattr(trainer.get(key, "auto"), "items"):  # one built from its _target_ (WholeModelFSDP): its own
-            one_of(trainer.get(key, "auto"), names, f"trainer.{key}")
+            one_of(trainer.get(key, "auto"), choices, f"trainer.{key}")
     check_fsdp_strategy(trainer.get("strategy"))
     if "precision" in trainer and (isinstance(trainer.precision, bool) or str(trainer.precision) not in PRECISIONS):
         raise ValueError(f"trainer.precision={trainer.precision!r}: expected one of {list(PRECISIONS)}")

@@ -42,4 +42,3 @@ class TinyLlavaSpec:
     @property
     def num_image_tokens(self) -> int:
         return (self.image_size // self.patch_size) ** 2
-
