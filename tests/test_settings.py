@@ -1005,3 +1005,25 @@ def test_several_processes_are_told_their_batch_sizes_are_per_process(tmp_path, 
     assert "the steps of one process at method.batch_size=16, finetune.batch_size=" in said[0]
     assert "eval.relearn" not in said[0]  # no relearning attack in these runs
     assert said[1].startswith("4 processes") and "one process at finetune.batch_size=256" in said[1]  # MANU: none
+
+
+def test_a_specs_integer_fields_are_refused_by_key():
+    """unlearn.spec_fields.check_whole_fields, which the embedded specs (model, benchmark, world) refuse by."""
+    from dataclasses import dataclass
+
+    from unlearn.spec_fields import check_whole_fields
+
+    @dataclass
+    class Spec:
+        size: int = 1
+        seed: int = 0
+        name: str = "x"
+
+    check_whole_fields(Spec(), "s", {"seed": 0, "name": None})
+    check_whole_fields(Spec(name=3), "s", {"seed": 0}, default=None)  # only the fields given are read
+    for spec, match in [(Spec(size=0), r"s.size=0: expected an integer >= 1"), (Spec(size=True), r"s.size=True"),
+                        (Spec(size=1.0), r"s.size=1.0"), (Spec(seed=-1), r"s.seed=-1: expected an integer >= 0")]:
+        with pytest.raises(ValueError, match=match):
+            check_whole_fields(spec, "s", {"seed": 0, "name": None})
+    with pytest.raises(KeyError):  # the spec's own error type
+        check_whole_fields(Spec(size=0), "s", {}, default=1, error=KeyError)

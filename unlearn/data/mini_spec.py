@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 
 from unlearn.data.schema import DataError
 from unlearn.io import config_hash
+from unlearn.spec_fields import check_whole_fields
 
 # 3: generation items carry a paraphrase and perturbed answers; 4: in its form. A later version enters the vanilla
 # key too (later_keys.GENERATOR_VERSION), so a change to the rows taught re-teaches
@@ -26,17 +27,12 @@ class MiniSpec:
     def __post_init__(self) -> None:
         """Each value named by its key (until 2026-12-05 a bad one failed inside the generator: a TypeError, a
         missing image, a KeyError, a datasets "Keys mismatch")."""
-        def whole(value) -> bool:
-            return isinstance(value, int) and not isinstance(value, bool)
-
-        for name, low in (("num_people", 1), ("num_untouched", 1), ("seed", 0), ("image_size", 8),
-                          ("train_variants", 1)):
-            value = getattr(self, name)
-            if not whole(value) or value < low:
-                raise DataError(f"data.spec.{name}={value!r}: expected an integer >= {low}")
+        check_whole_fields(self, "data.spec", {"num_people": 1, "num_untouched": 1, "seed": 0, "image_size": 8,
+                                               "train_variants": 1}, default=None, error=DataError)
         percents = self.forget_percents
         percents = list(percents) if hasattr(percents, "__iter__") and not isinstance(percents, (str, bytes)) else None
-        if not percents or not all(whole(p) and 0 < p < 100 for p in percents) or len(set(percents)) != len(percents):
+        if not percents or not all(isinstance(p, int) and not isinstance(p, bool) and 0 < p < 100 for p in percents) \
+                or len(set(percents)) != len(percents):
             raise DataError(f"data.spec.forget_percents={self.forget_percents!r}: expected distinct integers in "
                             "(0, 100), each a forget split's share of data.spec.num_people")
         for p in percents:

@@ -5,7 +5,9 @@ the base model was to be pretrained."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+
+from unlearn.spec_fields import check_whole_fields
 
 KEY = "model.base.world"
 
@@ -24,8 +26,4 @@ class WorldSpec:
     benchmark_seed: int = 0
 
     def __post_init__(self) -> None:
-        lows = {"seed": 0, "benchmark_seed": 0, "image_size": 8}  # the benchmark's own bounds (data.spec)
-        for f in fields(self):
-            value, low = getattr(self, f.name), lows.get(f.name, 1)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{KEY}.{f.name}={value!r}: expected an integer >= {low}")
+        check_whole_fields(self, KEY, {"seed": 0, "benchmark_seed": 0, "image_size": 8})  # data.spec's bounds

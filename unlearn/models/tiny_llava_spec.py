@@ -6,7 +6,9 @@ patch built a model that sees no image token."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+
+from unlearn.spec_fields import check_whole_fields
 
 KEY = "model.build.spec"
 
@@ -27,10 +29,7 @@ class TinyLlavaSpec:
     init_seed: int = 0
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value, low = getattr(self, f.name), 0 if f.name == "init_seed" else 1
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{KEY}.{f.name}={value!r}: expected an integer >= {low}")
+        check_whole_fields(self, KEY, {"init_seed": 0})
         if self.patch_size > self.image_size:
             raise ValueError(f"{KEY}.patch_size={self.patch_size} is larger than {KEY}.image_size={self.image_size}: "
                              "the image would give no image token")
