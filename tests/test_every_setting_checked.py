@@ -54,13 +54,13 @@ RUNS = {
 NOT_AUDITED = ("paths", "hydra", "logger")  # where the run writes (checked as it claims them), Hydra's, a logger's
 
 
-def lora_on(section: str):
-    return lambda cfg: (OmegaConf.select(cfg, f"{section}.lora.enabled") or False) is True
+def lora_on(cfg, section: str) -> bool:
+    return OmegaConf.select(cfg, f"{section}.lora.enabled") is True
 
 
 def model_targets_read(cfg) -> bool:
     """Whether a LoRA section the run reads is on and takes the model's targets (its own target_modules null)."""
-    return any(lora_on(s)(cfg) and OmegaConf.select(cfg, f"{s}.lora.target_modules") is None
+    return any(lora_on(cfg, s) and OmegaConf.select(cfg, f"{s}.lora.target_modules") is None
                for s in ("method", "mmunlearner", "finetune"))
 
 
@@ -82,9 +82,9 @@ def always(cfg) -> bool:
 # matched against), or one a data loader refuses by name as the data loads, before any model
 EXEMPT = [
     # not read where the condition holds; check_run_settings warns that an override of them is unread
-    ("method.lora.*", None, lambda c: not lora_on("method")(c), "read with method.lora.enabled=true (run lora)"),
-    ("mmunlearner.lora.*", None, lambda c: not lora_on("mmunlearner")(c), "the same (run mmunlearner_lora)"),
-    ("finetune.lora.*", None, lambda c: not lora_on("finetune")(c), "the same"),
+    ("method.lora.*", None, lambda c: not lora_on(c, "method"), "read with method.lora.enabled=true (run lora)"),
+    ("mmunlearner.lora.*", None, lambda c: not lora_on(c, "mmunlearner"), "the same (run mmunlearner_lora)"),
+    ("finetune.lora.*", None, lambda c: not lora_on(c, "finetune"), "the same"),
     ("model.lora_target_modules", None, lambda c: not model_targets_read(c), "read by a LoRA section without "
                                                                             "target_modules of its own"),
     ("mmunlearner.fisher_labels", None, lambda c: not fisher_pass(c), "read by the Fisher pass, which "

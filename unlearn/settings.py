@@ -32,6 +32,19 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_list(value) -> bool:
+    """A list as the config gives it (ListConfig) or as Python code does; a string is not one (read character by
+    character where a list was meant)."""
+    from omegaconf import ListConfig
+
+    return isinstance(value, (list, tuple, ListConfig))
+
+
+def _is_strings(value) -> bool:
+    """A non-empty list of strings."""
+    return _is_list(value) and len(value) > 0 and all(isinstance(v, str) for v in value)
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -117,10 +130,7 @@ def lora_target_names(value, key: str) -> None:
     """A LoRA section's modules (its target_modules, or the model's model.lora_target_modules): one regex or rule
     (all_linear), or a list of module names. A number stopped the checks themselves with a TypeError (until
     2026-12-08)."""
-    from omegaconf import ListConfig
-
-    if not isinstance(value, (str, list, tuple, ListConfig)) or (
-            not isinstance(value, str) and not all(isinstance(t, str) for t in value)):
+    if not (isinstance(value, str) or _is_list(value) and all(isinstance(t, str) for t in value)):
         raise ValueError(f"{key}={value!r}: expected a list of module names, one regular expression, or a rule "
                          "(all_linear, all_linear_and_head)")
 
@@ -199,9 +209,7 @@ def boolean(value, key: str) -> None:
 
 def names(value, choices, key: str) -> None:
     """A non-empty list of distinct names from `choices` (an empty one evaluates nothing and reports no metric)."""
-    from omegaconf import ListConfig
-
-    if not isinstance(value, (list, tuple, ListConfig)) or not value:
+    if not _is_list(value) or not value:
         raise ValueError(f"{key}={value!r}: expected a non-empty list from {list(choices)}")
     unknown = [v for v in value if v not in choices]
     if unknown:
@@ -230,9 +238,7 @@ def pattern(value, key: str, null_means: str | None = None) -> None:
 def patterns(value, key: str) -> None:
     """A list of regular expressions: a string was read character by character (finetune.frozen='abc' froze every
     parameter whose name holds an a, b or c: every one, and teaching stopped in torch's optimiser)."""
-    from omegaconf import ListConfig
-
-    if not isinstance(value, (list, tuple, ListConfig)):
+    if not _is_list(value):
         raise ValueError(f"{key}={value!r}: expected a list of regular expressions ([] for none)")
     for i, v in enumerate(value):
         pattern(v, f"{key}[{i}]")
@@ -242,11 +248,9 @@ def forms(value, key: str) -> None:
     """The forms a person's questions are taught in, a form given twice taught twice as often (the default teaches
     image+text twice per text-only): a string was read character by character, refused in the sequence builder
     with a traceback naming neither the key nor the forms (until 2026-12-08)."""
-    from omegaconf import ListConfig
-
     from unlearn.data.choices import FORMS
 
-    if not isinstance(value, (list, tuple, ListConfig)) or not value or any(v not in FORMS for v in value):
+    if not _is_list(value) or not value or any(v not in FORMS for v in value):
         raise ValueError(f"{key}={value!r}: expected a non-empty list from {list(FORMS)} (a form given twice is "
                          "taught twice as often)")
 
@@ -262,11 +266,8 @@ def check_model(model) -> None:
     from unlearn.models.positions import check_forward_positions
 
     check_forward_positions(model.get("forward_positions", "mrope"))
-    from omegaconf import ListConfig
-
     types = model.get("model_types")  # a number stopped the checks themselves with a TypeError (until 2026-12-08)
-    if types is not None and (not isinstance(types, (list, tuple, ListConfig)) or not types
-                              or not all(isinstance(t, str) for t in types)):
+    if types is not None and not _is_strings(types):
         raise ValueError(f"model.model_types={types!r}: expected null or a non-empty list of the config.json "
                          "model_type values this model config is written for")
     for section in ("mlp_modules", "manu_official_modules", "param_groups"):  # MANU's hooks, MMUnlearner's groups
@@ -873,7 +874,7 @@ def check_manu(m) -> None:
             raise ValueError(f"manu.official.layers={layers!r}: give both towers, vision and language "
                              "(null for a tower: its last manu.official.apply_last layers)")
         for tower, wanted in (layers or {}).items():  # "abc" or -1 stopped in int() or iter() after the statistics
-            if wanted is not None and (isinstance(wanted, str) or not hasattr(wanted, "__iter__") or not wanted
+            if wanted is not None and (not _is_list(wanted) or not wanted
                                        or not all(_is_int(i) and i >= 0 for i in wanted)):
                 raise ValueError(f"manu.official.layers.{tower}={wanted!r}: expected null (its last "
                                  "manu.official.apply_last layers) or a non-empty list of layer numbers, from 0")
@@ -1311,11 +1312,8 @@ def check_fsdp_strategy(strategy) -> None:
     sharding strategy refused by torch, and "abc" for a flag turned it on (until 2026-12-08)."""
     if not hasattr(strategy, "items") or strategy.get("_target_") != "unlearn.strategies.fsdp_strategy":
         return
-    from omegaconf import ListConfig
-
     layers = strategy.get("layers")
-    if not isinstance(layers, (list, tuple, ListConfig)) or not layers or not all(
-            isinstance(c, str) and "." in c for c in layers):
+    if not _is_strings(layers) or not all("." in c for c in layers):
         raise ValueError(f"model.fsdp_layers={layers!r}: expected a non-empty list of the transformer block classes "
                          "to shard, by their dotted paths (transformers.models.llama.modeling_llama.LlamaDecoderLayer)")
     one_of(strategy.get("sharding_strategy", "FULL_SHARD"), FSDP_SHARDING, "trainer.strategy.sharding_strategy")
